@@ -1,0 +1,73 @@
+/**
+ * Decompression of uploaded NARs. Nix 2.8 decodes anything but `none`/`br` by sniffing the content
+ * (libarchive), so we sniff magic bytes too and only trust the declared name for brotli (no magic).
+ */
+import { PassThrough, type Transform } from 'node:stream';
+import zlib from 'node:zlib';
+import lzma from 'lzma-native';
+import unbzip2 from 'unbzip2-stream';
+import { CompressStream, DecompressStream } from 'zstd-napi';
+import { InvalidInput } from '../errors.js';
+
+export type Compression = 'none' | 'xz' | 'zstd' | 'bzip2' | 'gzip' | 'br';
+
+/** Maps a narinfo `Compression` value or a file extension to a codec. */
+export function compressionFromName(name: string): Compression | undefined {
+  switch (name) {
+    case 'none':
+    case '':
+    case 'nar':
+      return 'none';
+    case 'xz':
+    case 'lzma':
+      return 'xz';
+    case 'zstd':
+    case 'zst':
+      return 'zstd';
+    case 'bzip2':
+    case 'bz2':
+      return 'bzip2';
+    case 'gzip':
+    case 'gz':
+      return 'gzip';
+    case 'br':
+      return 'br';
+    default:
+      return undefined;
+  }
+}
+
+const NAR_MAGIC_PREFIX = Buffer.from([13, 0, 0, 0, 0, 0, 0, 0, ...Buffer.from('nix-archive-1')]);
+
+/** Decides the codec from the first bytes of the body (at least 21 when the body is that long). */
+export function sniffCompression(head: Buffer, declared: Compression | undefined): Compression {
+  if (head.subarray(0, NAR_MAGIC_PREFIX.length).equals(NAR_MAGIC_PREFIX)) return 'none';
+  if (head.length >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
+  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
+  if (head.length >= 3 && head.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2';
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (declared === 'br') return 'br';
+  throw new InvalidInput('NAR', 'body is neither a NAR nor compressed with xz, zstd, bzip2, gzip or brotli');
+}
+
+export function createDecompressor(kind: Compression): Transform {
+  switch (kind) {
+    case 'none':
+      return new PassThrough();
+    case 'xz':
+      return lzma.createDecompressor({ memlimit: 1 << 30 });
+    case 'zstd':
+      return new DecompressStream();
+    case 'bzip2':
+      return unbzip2();
+    case 'gzip':
+      return zlib.createGunzip();
+    case 'br':
+      return zlib.createBrotliDecompress();
+  }
+}
+
+/** How NARs are stored: zstd level 3 (fast, good ratio, readable by Nix >= 2.4 on every platform we target). */
+export function createStorageCompressor(): Transform {
+  return new CompressStream({ compressionLevel: 3 });
+}

@@ -1,0 +1,150 @@
+/**
+ * Verify-while-streaming NAR ingestion: bytes from the client are counted and hashed, decompressed,
+ * parsed as a NAR (structure check), hashed again (NarHash/NarSize), recompressed with zstd and
+ * written to a hidden temp blob. Only a fully verified NAR is committed, under its NarHash, so
+ * identical content is stored once whoever uploads it.
+ */
+import { createHash, type Hash as Hasher } from 'node:crypto';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { FloeError, InvalidInput, TooLarge } from '../errors.js';
+import type { Hash } from '../nix/hash.js';
+import { encodeNix32 } from '../nix/nix32.js';
+import { NarValidator } from '../nix/nar.js';
+import type { BlobStore, Db } from '../storage/types.js';
+import { type Compression, createDecompressor, createStorageCompressor, sniffCompression } from './compression.js';
+
+export interface IngestLimits {
+  /** Largest request body accepted (compressed bytes on the wire). */
+  maxUploadBytes: number;
+  /** Largest NAR accepted after decompression (also bounds decompression bombs). */
+  maxNarBytes: number;
+}
+
+export interface IngestedNar {
+  narHash: Hash;
+  narSize: number;
+  /** The key of the stored blob (nix32 NarHash). */
+  blobKey: string;
+  receivedBytes: number;
+  compression: Compression;
+}
+
+export function narBlobKey(narHashNix32: string): string {
+  return `${narHashNix32}.nar.zst`;
+}
+
+class NarCheck extends Transform {
+  readonly validator = new NarValidator();
+  readonly sha = createHash('sha256');
+  size = 0;
+  constructor(private readonly maxNarBytes: number) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    try {
+      this.size += chunk.length;
+      if (this.size > this.maxNarBytes) throw new TooLarge(`NAR is larger than the limit of ${this.maxNarBytes} bytes`);
+      this.validator.push(chunk);
+      this.sha.update(chunk);
+      cb(null, chunk);
+    } catch (err) {
+      cb(err as Error);
+    }
+  }
+  override _flush(cb: TransformCallback): void {
+    try {
+      this.validator.end();
+      cb();
+    } catch (err) {
+      cb(err as Error);
+    }
+  }
+}
+
+class Tap extends Transform {
+  readonly sha: Hasher = createHash('sha256');
+  size = 0;
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.size += chunk.length;
+    this.sha.update(chunk);
+    cb(null, chunk);
+  }
+}
+
+/** Reads from `source`, verifies, stores. `declared` is what the client says (file extension). */
+export async function ingestNar(
+  source: AsyncIterable<Buffer>,
+  declared: Compression | undefined,
+  deps: { blobs: BlobStore; db: Db },
+  limits: IngestLimits,
+  signal?: AbortSignal,
+): Promise<IngestedNar> {
+  let received = 0;
+  async function* counted() {
+    for await (const chunk of source) {
+      received += chunk.length;
+      if (received > limits.maxUploadBytes) throw new TooLarge(`upload is larger than the limit of ${limits.maxUploadBytes} bytes`);
+      yield chunk;
+    }
+  }
+  const it = counted()[Symbol.asyncIterator]();
+  const headChunks: Buffer[] = [];
+  let headLength = 0;
+  while (headLength < 32) {
+    const r = await it.next();
+    if (r.done) break;
+    headChunks.push(r.value);
+    headLength += r.value.length;
+  }
+  if (headLength === 0) throw new InvalidInput('NAR', 'empty body');
+  const head = Buffer.concat(headChunks);
+  const compression = sniffCompression(head, declared);
+  async function* body() {
+    yield head;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  }
+
+  const check = new NarCheck(limits.maxNarBytes);
+  const decompressor = createDecompressor(compression);
+  const tap = new Tap();
+  const writer = await deps.blobs.begin();
+  try {
+    try {
+      await pipeline(Readable.from(body()), decompressor, check, createStorageCompressor(), tap, writer.body, signal ? { signal } : {});
+    } catch (err) {
+      if (err instanceof FloeError) throw err;
+      if ((err as Error).name === 'AbortError') throw err;
+      // Decoder errors carry library-specific messages; say what failed in terms the client can act on.
+      throw new InvalidInput('NAR', `could not decompress the body as ${compression}: ${(err as Error).message}`);
+    }
+    const narHash: Hash = { algo: 'sha256', digest: check.sha.digest() };
+    const narHashNix32 = encodeNix32(narHash.digest);
+    const blobKey = narBlobKey(narHashNix32);
+    const existing = await deps.db.selectFrom('nars').select('nar_hash').where('nar_hash', '=', narHashNix32).executeTakeFirst();
+    if (existing && (await deps.blobs.size(blobKey)) !== undefined) {
+      await writer.abort();
+    } else {
+      await writer.commit(blobKey);
+      await deps.db
+        .insertInto('nars')
+        .values({
+          nar_hash: narHashNix32,
+          nar_size: check.size,
+          file_hash: encodeNix32(tap.sha.digest()),
+          file_size: tap.size,
+          created_at: new Date().toISOString(),
+        })
+        .onConflict((oc) => oc.column('nar_hash').doNothing())
+        .execute();
+    }
+    return { narHash, narSize: check.size, blobKey, receivedBytes: received, compression };
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
+}

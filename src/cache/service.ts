@@ -1,0 +1,406 @@
+/**
+ * The identity-aware cache. Reads return `undefined` for both "missing" and "not allowed", so no
+ * caller above this layer can leak the difference. Writes go to exactly one slice, which must be
+ * closure-complete: a path becomes visible only with its NAR stored and all its references present
+ * in that slice (references the writer can already read elsewhere are linked in, never re-uploaded).
+ */
+import { Conflict, Forbidden, InvalidInput, Unauthenticated } from '../errors.js';
+import type { Principal } from '../identity/principal.js';
+import { type Hash, formatNix32Hash, hashesEqual, parseDigest } from '../nix/hash.js';
+import { formatNarInfo, parseNarInfo } from '../nix/narinfo.js';
+import { parseContentAddress } from '../nix/content-address.js';
+import { encodeNix32 } from '../nix/nix32.js';
+import { fingerprintPath, parseSignature, signFingerprint, type SigningKey } from '../nix/signing.js';
+import { type StorePathBase, type StorePathHash, hashPartOf } from '../nix/store-path.js';
+import type { SliceResource } from '../policy/actions.js';
+import type { Authorizer } from '../policy/authorize.js';
+import type { OrgService } from '../org/service.js';
+import { DEFAULT_SLICE } from '../org/service.js';
+import type { BlobRead, Storage } from '../storage/types.js';
+import { type Compression, compressionFromName } from './compression.js';
+import { type IngestLimits, type IngestedNar, ingestNar, narBlobKey } from './ingest.js';
+
+/** Where a request looks: the unified substituter (every slice the caller may read) or one slice. */
+export type CacheView = { kind: 'unified' } | { kind: 'slice'; slice: SliceResource };
+
+export interface PathMetadata {
+  storePath: StorePathBase;
+  narHash: Hash;
+  narSize: number;
+  references: StorePathBase[];
+  deriver?: StorePathBase;
+  ca?: string;
+  sigs: string[];
+}
+
+export type CommitResult = 'created' | 'exists';
+
+const SERVED_NAR = /^([0-9a-df-np-sv-z]{52})\.nar\.zst$/;
+const CLIENT_NAR_FILE = /^[0-9a-zA-Z][0-9a-zA-Z._+-]{0,200}$/;
+const UPLOAD_RECORD_TTL_MS = 24 * 3600 * 1000;
+
+interface Candidate {
+  slice_id: string;
+  slice_name: string;
+  public: number;
+  org_id: string;
+  org_name: string;
+}
+
+function resourceOf(row: Candidate): SliceResource {
+  return {
+    type: 'slice',
+    org: { id: row.org_id, name: row.org_name },
+    slice: { id: row.slice_id, name: row.slice_name, public: row.public === 1 },
+  };
+}
+
+/** The caller's own org first, so its builds win over another org's copy of the same path. */
+function preferOwn<T extends Candidate>(p: Principal, rows: T[]): T[] {
+  if (p.kind !== 'token' || rows.length < 2) return rows;
+  return [...rows].sort((a, b) => Number(b.org_id === p.org.id) - Number(a.org_id === p.org.id));
+}
+
+export class CacheService {
+  constructor(
+    private readonly storage: Storage,
+    private readonly orgs: OrgService,
+    private readonly authorizer: Authorizer,
+    private readonly signingKey: SigningKey,
+    private readonly limits: IngestLimits,
+  ) {}
+
+  // ---- reads ----------------------------------------------------------------------------------
+
+  async findNarInfo(p: Principal, view: CacheView, hashPart: StorePathHash): Promise<string | undefined> {
+    let q = this.storage.db
+      .selectFrom('paths')
+      .innerJoin('slices', 'slices.id', 'paths.slice_id')
+      .innerJoin('orgs', 'orgs.id', 'slices.org_id')
+      .select(['paths.narinfo', 'slices.id as slice_id', 'slices.name as slice_name', 'slices.public', 'orgs.id as org_id', 'orgs.name as org_name'])
+      .where('paths.hash_part', '=', hashPart);
+    if (view.kind === 'slice') q = q.where('paths.slice_id', '=', view.slice.slice.id);
+    const rows = await q.execute();
+    for (const row of preferOwn(p, rows)) {
+      if (this.authorizer.authorize(p, 'cache.read', resourceOf(row)).allowed) return row.narinfo;
+    }
+    return undefined;
+  }
+
+  /** A NAR by its served name, if the caller may read some path that has this content. */
+  async findNar(p: Principal, view: CacheView, fileName: string): Promise<{ size: number; open(range?: { start: number; end: number }): Promise<BlobRead | undefined> } | undefined> {
+    const narHash = await this.readableNarHash(p, view, fileName);
+    if (!narHash) return undefined;
+    const key = narBlobKey(narHash);
+    const size = await this.storage.blobs.size(key);
+    if (size === undefined) return undefined;
+    return { size, open: (range) => this.storage.blobs.get(key, range) };
+  }
+
+  /**
+   * HEAD on a NAR file, answered for the caller: true if it is a NAR the caller may read, or a file
+   * the caller's target slice uploaded (Nix's `nix copy` skips re-uploading those). Knowing a hash
+   * gives nothing: another org's upload of the same file is not reported.
+   */
+  async hasNarFile(p: Principal, view: CacheView, fileName: string): Promise<boolean> {
+    if (await this.readableNarHash(p, view, fileName)) return true;
+    const target = await this.writeTargetOrUndefined(p, view);
+    if (!target) return false;
+    const row = await this.storage.db
+      .selectFrom('nar_uploads')
+      .select('nar_hash')
+      .where('slice_id', '=', target.slice.id)
+      .where('file_name', '=', fileName)
+      .where('expires_at', '>', new Date().toISOString())
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  private async readableNarHash(p: Principal, view: CacheView, fileName: string): Promise<string | undefined> {
+    const m = SERVED_NAR.exec(fileName);
+    if (!m) return undefined;
+    const narHash = m[1]!;
+    let q = this.storage.db
+      .selectFrom('paths')
+      .innerJoin('slices', 'slices.id', 'paths.slice_id')
+      .innerJoin('orgs', 'orgs.id', 'slices.org_id')
+      .select(['slices.id as slice_id', 'slices.name as slice_name', 'slices.public', 'orgs.id as org_id', 'orgs.name as org_name'])
+      .where('paths.nar_hash', '=', narHash);
+    if (view.kind === 'slice') q = q.where('paths.slice_id', '=', view.slice.slice.id);
+    for (const row of await q.execute()) {
+      if (this.authorizer.authorize(p, 'cache.read', resourceOf(row)).allowed) return narHash;
+    }
+    return undefined;
+  }
+
+  /** Store paths (base names) absent from the caller's write target. */
+  async missingPaths(p: Principal, view: CacheView, paths: StorePathBase[]): Promise<StorePathBase[]> {
+    const target = await this.writeTarget(p, view);
+    const present = new Set<string>();
+    const hashes = paths.map((x) => hashPartOf(x));
+    for (let i = 0; i < hashes.length; i += 500) {
+      const rows = await this.storage.db
+        .selectFrom('paths')
+        .select('store_path')
+        .where('slice_id', '=', target.slice.id)
+        .where('hash_part', 'in', hashes.slice(i, i + 500))
+        .execute();
+      for (const r of rows) present.add(r.store_path);
+    }
+    return paths.filter((x) => !present.has(x));
+  }
+
+  // ---- writes ---------------------------------------------------------------------------------
+
+  /**
+   * The slice a write goes to. Slice URLs name it; on the unified URL it is the token's only slice
+   * if it is limited to one, else its org's default slice.
+   */
+  async writeTarget(p: Principal, view: CacheView): Promise<SliceResource> {
+    let target: SliceResource | undefined;
+    if (view.kind === 'slice') {
+      target = view.slice;
+    } else {
+      if (p.kind === 'anonymous') throw new Unauthenticated('uploading needs a token with the write scope (netrc password or Bearer)');
+      if (p.kind === 'server-admin') throw new InvalidInput('cache URL', 'the server admin token has no org: upload to <server>/cache/<org>/<slice>');
+      const sliceName = p.slices?.length === 1 ? p.slices[0]! : DEFAULT_SLICE;
+      target = await this.orgs.findSlice(p.org.name, sliceName);
+      if (!target) throw new InvalidInput('slice', `the token's slice ${JSON.stringify(sliceName)} does not exist in org ${p.org.name}`);
+    }
+    const decision = this.authorizer.authorize(p, 'cache.write', target);
+    if (!decision.allowed) {
+      if (p.kind === 'anonymous') throw new Unauthenticated('uploading needs a token with the write scope (netrc password or Bearer)');
+      throw new Forbidden(`not allowed to write to ${target.org.name}/${target.slice.name}: ${decision.reason}`);
+    }
+    return target;
+  }
+
+  private async writeTargetOrUndefined(p: Principal, view: CacheView): Promise<SliceResource | undefined> {
+    try {
+      return await this.writeTarget(p, view);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** `PUT nar/<file>` from `nix copy`: verify and store, remember that this slice uploaded the file. */
+  async uploadNarFile(p: Principal, view: CacheView, fileName: string, body: AsyncIterable<Buffer>, signal?: AbortSignal): Promise<IngestedNar> {
+    const target = await this.writeTarget(p, view);
+    if (!CLIENT_NAR_FILE.test(fileName)) throw new InvalidInput('NAR file name', `${JSON.stringify(fileName.slice(0, 80))} is not a valid file name`);
+    const ext = fileName.includes('.nar.') ? fileName.slice(fileName.lastIndexOf('.') + 1) : 'none';
+    const nar = await ingestNar(body, compressionFromName(ext), this.storage, this.limits, signal);
+    const now = new Date();
+    const record = {
+      slice_id: target.slice.id,
+      file_name: fileName,
+      nar_hash: encodeNix32(nar.narHash.digest),
+      nar_size: nar.narSize,
+      created_at: now.toISOString(),
+      expires_at: new Date(now.getTime() + UPLOAD_RECORD_TTL_MS).toISOString(),
+    };
+    await this.storage.db
+      .insertInto('nar_uploads')
+      .values(record)
+      .onConflict((oc) =>
+        oc.columns(['slice_id', 'file_name']).doUpdateSet({ nar_hash: record.nar_hash, nar_size: record.nar_size, created_at: record.created_at, expires_at: record.expires_at }),
+      )
+      .execute();
+    return nar;
+  }
+
+  /** `PUT <hash>.narinfo` from `nix copy`: the NAR must be one this slice uploaded, or one the caller can read. */
+  async uploadNarInfo(p: Principal, view: CacheView, hashPart: StorePathHash, text: string): Promise<CommitResult> {
+    const target = await this.writeTarget(p, view);
+    const info = parseNarInfo(text);
+    if (hashPartOf(info.storePath) !== hashPart) {
+      throw new InvalidInput('narinfo', `StorePath ${info.storePath} does not match the file name ${hashPart}.narinfo`);
+    }
+    const url = info.url.split('?')[0]!;
+    if (!url.startsWith('nar/')) throw new InvalidInput('URL', `expected "nar/<file>", got ${JSON.stringify(info.url.slice(0, 80))}`);
+    const fileName = url.slice(4);
+    const claimed = encodeNix32(info.narHash.digest);
+    const upload = await this.storage.db
+      .selectFrom('nar_uploads')
+      .select(['nar_hash', 'nar_size'])
+      .where('slice_id', '=', target.slice.id)
+      .where('file_name', '=', fileName)
+      .where('expires_at', '>', new Date().toISOString())
+      .executeTakeFirst();
+    let have: { narHash: string; narSize: number } | undefined = upload && { narHash: upload.nar_hash, narSize: Number(upload.nar_size) };
+    if (!have) {
+      const served = SERVED_NAR.exec(fileName);
+      if (served && (await this.readableNarHash(p, { kind: 'unified' }, fileName))) {
+        const nar = await this.storage.db.selectFrom('nars').select(['nar_hash', 'nar_size']).where('nar_hash', '=', served[1]!).executeTakeFirst();
+        have = nar && { narHash: nar.nar_hash, narSize: Number(nar.nar_size) };
+      }
+    }
+    if (!have) {
+      throw new InvalidInput('URL', `no NAR was uploaded as ${JSON.stringify(url)} to ${target.org.name}/${target.slice.name}; upload the NAR before its narinfo`);
+    }
+    if (have.narHash !== claimed) {
+      throw new InvalidInput('NarHash', `mismatch: narinfo claims ${formatNix32Hash(info.narHash)}, the uploaded NAR has sha256:${have.narHash}`);
+    }
+    if (have.narSize !== info.narSize) {
+      throw new InvalidInput('NarSize', `mismatch: narinfo claims ${info.narSize}, the uploaded NAR has ${have.narSize} bytes`);
+    }
+    return this.commitPath(p, target, {
+      storePath: info.storePath,
+      narHash: info.narHash,
+      narSize: info.narSize,
+      references: info.references,
+      ...(info.deriver ? { deriver: info.deriver } : {}),
+      ...(info.ca ? { ca: info.ca } : {}),
+      sigs: info.sigs,
+    });
+  }
+
+  /** Floe's batch upload: metadata and NAR in one request, verified against each other. */
+  async uploadPath(p: Principal, view: CacheView, meta: PathMetadata, body: AsyncIterable<Buffer>, declared: Compression | undefined, signal?: AbortSignal) {
+    const target = await this.writeTarget(p, view);
+    const nar = await ingestNar(body, declared, this.storage, this.limits, signal);
+    if (!hashesEqual(nar.narHash, meta.narHash)) {
+      throw new InvalidInput('narHash', `mismatch: claimed ${formatNix32Hash(meta.narHash)}, the uploaded NAR has ${formatNix32Hash(nar.narHash)}`);
+    }
+    if (nar.narSize !== meta.narSize) throw new InvalidInput('narSize', `mismatch: claimed ${meta.narSize}, the uploaded NAR has ${nar.narSize} bytes`);
+    const result = await this.commitPath(p, target, meta);
+    return { result, nar };
+  }
+
+  /**
+   * Makes a verified path visible in `target`, atomically, once all its references are there.
+   * Re-uploading identical content only merges new signatures; different content is a conflict
+   * (paths are immutable, and a write token must never replace what others substitute).
+   */
+  private async commitPath(p: Principal, target: SliceResource, meta: PathMetadata): Promise<CommitResult> {
+    const hashPart = hashPartOf(meta.storePath);
+    const narHashNix32 = encodeNix32(meta.narHash.digest);
+    for (const sig of meta.sigs) parseSignature(sig);
+    if (meta.ca) parseContentAddress(meta.ca);
+    const uploaderSigs = meta.sigs.filter((s) => !s.startsWith(`${this.signingKey.name}:`));
+
+    return this.storage.db.transaction().execute(async (trx) => {
+      const nar = await trx.selectFrom('nars').selectAll().where('nar_hash', '=', narHashNix32).executeTakeFirst();
+      if (!nar) throw new InvalidInput('NAR', 'the NAR for this path is not stored; upload it first');
+
+      const existing = await trx.selectFrom('paths').selectAll().where('slice_id', '=', target.slice.id).where('hash_part', '=', hashPart).executeTakeFirst();
+      if (existing) {
+        if (existing.nar_hash !== narHashNix32 || existing.store_path !== meta.storePath) {
+          throw new Conflict(`${meta.storePath} is already in ${target.org.name}/${target.slice.name} with different content (sha256:${existing.nar_hash}); store paths are immutable`);
+        }
+        const merged = [...new Set([...existing.sigs.split('\n').filter(Boolean), ...uploaderSigs])];
+        if (merged.length !== existing.sigs.split('\n').filter(Boolean).length) {
+          await trx
+            .updateTable('paths')
+            .set({ sigs: merged.join('\n'), narinfo: this.render({ ...meta, sigs: merged }, nar) })
+            .where('slice_id', '=', target.slice.id)
+            .where('hash_part', '=', hashPart)
+            .execute();
+        }
+        return 'exists';
+      }
+
+      // Closure completeness: every reference must be in the target slice, or be linked in from a
+      // slice the caller can read (no upload needed; no new capability either).
+      const missing: string[] = [];
+      for (const ref of meta.references) {
+        if (ref === meta.storePath) continue;
+        const inTarget = await trx.selectFrom('paths').select('store_path').where('slice_id', '=', target.slice.id).where('hash_part', '=', hashPartOf(ref)).executeTakeFirst();
+        if (inTarget) {
+          if (inTarget.store_path !== ref) missing.push(ref);
+          continue;
+        }
+        const linked = await this.linkClosure(trx, p, target, ref);
+        if (!linked) missing.push(ref);
+      }
+      if (missing.length > 0) {
+        const shown = missing.slice(0, 5).join(', ') + (missing.length > 5 ? `, and ${missing.length - 5} more` : '');
+        throw new InvalidInput('References', `not in ${target.org.name}/${target.slice.name}: ${shown}; upload the closure in dependency order (nix copy does)`);
+      }
+
+      await trx
+        .insertInto('paths')
+        .values({
+          slice_id: target.slice.id,
+          hash_part: hashPart,
+          store_path: meta.storePath,
+          nar_hash: narHashNix32,
+          nar_size: meta.narSize,
+          refs: meta.references.join(' '),
+          deriver: meta.deriver ?? null,
+          ca: meta.ca ?? null,
+          sigs: uploaderSigs.join('\n'),
+          narinfo: this.render({ ...meta, sigs: uploaderSigs }, nar),
+          uploaded_by: describeUploader(p),
+          created_at: new Date().toISOString(),
+        })
+        .execute();
+      return 'created';
+    });
+  }
+
+  /** Copies `ref` and its closure from a slice the caller can read into `target`. */
+  private async linkClosure(trx: Storage['db'], p: Principal, target: SliceResource, ref: StorePathBase): Promise<boolean> {
+    const sources = await trx
+      .selectFrom('paths')
+      .innerJoin('slices', 'slices.id', 'paths.slice_id')
+      .innerJoin('orgs', 'orgs.id', 'slices.org_id')
+      .select(['slices.id as slice_id', 'slices.name as slice_name', 'slices.public', 'orgs.id as org_id', 'orgs.name as org_name'])
+      .where('paths.hash_part', '=', hashPartOf(ref))
+      .where('paths.store_path', '=', ref)
+      .execute();
+    const source = preferOwn(p, sources).find((row) => row.slice_id !== target.slice.id && this.authorizer.authorize(p, 'cache.read', resourceOf(row)).allowed);
+    if (!source) return false;
+    // Slices are closure-complete, so the whole closure of `ref` is in the source slice.
+    const queue: string[] = [hashPartOf(ref)];
+    const seen = new Set<string>(queue);
+    while (queue.length > 0) {
+      const hash = queue.shift()!;
+      const already = await trx.selectFrom('paths').select('hash_part').where('slice_id', '=', target.slice.id).where('hash_part', '=', hash).executeTakeFirst();
+      if (already) continue;
+      const row = await trx.selectFrom('paths').selectAll().where('slice_id', '=', source.slice_id).where('hash_part', '=', hash).executeTakeFirst();
+      if (!row) throw new Error(`slice ${source.slice_id} is not closure-complete: ${hash} missing`);
+      await trx
+        .insertInto('paths')
+        .values({ ...row, slice_id: target.slice.id, uploaded_by: `link:${describeUploader(p)}`, created_at: new Date().toISOString() })
+        .execute();
+      for (const r of row.refs.split(' ').filter(Boolean)) {
+        const h = r.slice(0, 32);
+        if (!seen.has(h)) {
+          seen.add(h);
+          queue.push(h);
+        }
+      }
+    }
+    return true;
+  }
+
+  private render(meta: PathMetadata, nar: { nar_hash: string; file_hash: string; file_size: number }): string {
+    const serverSig = signFingerprint(this.signingKey, fingerprintPath(meta));
+    return formatNarInfo({
+      storePath: meta.storePath,
+      url: `nar/${narBlobKey(nar.nar_hash)}`,
+      compression: 'zstd',
+      fileHash: parseDigest('sha256', nar.file_hash),
+      fileSize: Number(nar.file_size),
+      narHash: meta.narHash,
+      narSize: meta.narSize,
+      references: meta.references,
+      ...(meta.deriver ? { deriver: meta.deriver } : {}),
+      sigs: [...meta.sigs, serverSig],
+      ...(meta.ca ? { ca: meta.ca } : {}),
+    });
+  }
+}
+
+function describeUploader(p: Principal): string {
+  switch (p.kind) {
+    case 'anonymous':
+      return 'anonymous';
+    case 'server-admin':
+      return `server-admin:${p.tokenId}`;
+    case 'token':
+      return `${p.subject}:${p.tokenId}`;
+  }
+}
+
+

@@ -1,0 +1,62 @@
+/** Configuration from flags and environment, with zero-configuration defaults (embedded SQLite + files). */
+import path from 'node:path';
+import { InvalidInput } from './errors.js';
+
+export interface Limits {
+  /** Largest NAR upload body (compressed, on the wire). */
+  maxUploadBytes: number;
+  /** Largest NAR after decompression. */
+  maxNarBytes: number;
+  /** Largest narinfo, JSON or other small body. */
+  maxSmallBodyBytes: number;
+  /** Most store paths in one batch query. */
+  maxBatchPaths: number;
+}
+
+export interface Config {
+  dataDir: string;
+  listen: { host: string; port: number };
+  /** The URL clients use; undefined = derived from the listen address once bound. */
+  publicUrl: string | undefined;
+  /** Name of the narinfo signing key; default `<public host>-1`. */
+  cacheKeyName: string | undefined;
+  logLevel: string;
+  priority: number;
+  limits: Limits;
+}
+
+export function parseListen(text: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new InvalidInput('listen', `expected HOST:PORT (e.g. 127.0.0.1:8080), got ${JSON.stringify(text)}`);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+export function parseSize(text: string, field: string): number {
+  const m = /^(\d+)\s*([kmgt]?)(i?b)?$/i.exec(text.trim());
+  if (!m) throw new InvalidInput(field, `expected a size like 512M or 64G, got ${JSON.stringify(text)}`);
+  const mult = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
+  return Number(m[1]) * mult;
+}
+
+export function loadConfig(flags: { dataDir?: string; listen?: string; publicUrl?: string }, env: NodeJS.ProcessEnv = process.env): Config {
+  const publicUrl = flags.publicUrl ?? env.FLOE_PUBLIC_URL;
+  if (publicUrl !== undefined && !/^https?:\/\/[^/\s]+(\/[^\s]*)?$/.test(publicUrl)) {
+    throw new InvalidInput('FLOE_PUBLIC_URL', `expected an http(s) URL, got ${JSON.stringify(publicUrl)}`);
+  }
+  const maxNar = env.FLOE_MAX_NAR_SIZE ? parseSize(env.FLOE_MAX_NAR_SIZE, 'FLOE_MAX_NAR_SIZE') : 64 * 2 ** 30;
+  return {
+    dataDir: path.resolve(flags.dataDir ?? env.FLOE_DATA_DIR ?? './floe-data'),
+    listen: parseListen(flags.listen ?? env.FLOE_LISTEN ?? '127.0.0.1:8080'),
+    publicUrl: publicUrl?.replace(/\/+$/, ''),
+    cacheKeyName: env.FLOE_CACHE_KEY_NAME,
+    logLevel: env.FLOE_LOG_LEVEL ?? 'info',
+    priority: env.FLOE_CACHE_PRIORITY ? Number(env.FLOE_CACHE_PRIORITY) : 30,
+    limits: {
+      maxUploadBytes: env.FLOE_MAX_UPLOAD_SIZE ? parseSize(env.FLOE_MAX_UPLOAD_SIZE, 'FLOE_MAX_UPLOAD_SIZE') : maxNar,
+      maxNarBytes: maxNar,
+      maxSmallBodyBytes: 1 << 20,
+      maxBatchPaths: 10_000,
+    },
+  };
+}

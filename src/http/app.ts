@@ -1,0 +1,74 @@
+/**
+ * Assembles the HTTP application. Every request is authenticated here once (a bad credential is a
+ * 401, never silently anonymous); every route then asks the authorizer through its service.
+ */
+import { randomBytes } from 'node:crypto';
+import { Hono } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { FloeError, NotFound } from '../errors.js';
+import { credentialFromAuthorization } from '../identity/credentials.js';
+import { ANONYMOUS, describePrincipal } from '../identity/principal.js';
+import type { TokenService } from '../identity/tokens.js';
+import type { Logger } from '../log.js';
+import type { AppEnv } from './context.js';
+import { errorBody } from './errors.js';
+import { type ApiDeps, apiRoutes } from './routes/api.js';
+import { type CacheRouteDeps, cacheHandler } from './routes/cache.js';
+
+export interface AppDeps extends ApiDeps, CacheRouteDeps {
+  tokens: TokenService;
+  log: Logger;
+  jwks: () => unknown;
+}
+
+export function createApp(deps: AppDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+
+  app.use('*', async (c, next) => {
+    const started = performance.now();
+    const requestId = randomBytes(6).toString('hex');
+    c.set('requestId', requestId);
+    c.set('principal', ANONYMOUS);
+    await next();
+    const status = c.env?.outgoing?.headersSent ? c.env.outgoing.statusCode : c.res.status;
+    // Never log headers or query strings: only what cannot carry a secret.
+    deps.log.info(
+      { reqId: requestId, method: c.req.method, path: c.req.path, status, ms: Math.round((performance.now() - started) * 100) / 100, principal: describePrincipal(c.get('principal')) },
+      'request',
+    );
+  });
+
+  app.use('*', async (c, next) => {
+    const credential = credentialFromAuthorization(c.req.header('authorization'));
+    if (credential !== undefined) c.set('principal', await deps.tokens.verify(credential));
+    await next();
+  });
+
+  app.onError((err, c) => {
+    const requestId = c.get('requestId') ?? '-';
+    const body = errorBody(err, requestId);
+    if (body.status >= 500) deps.log.error({ reqId: requestId, err }, 'request failed');
+    else deps.log.debug({ reqId: requestId, code: body.code, msg: (err as Error).message }, 'client error');
+    const headers: Record<string, string> = { 'Cache-Control': 'no-store' };
+    if (body.status === 401) headers['WWW-Authenticate'] = 'Basic realm="floe", charset="UTF-8"';
+    if (err instanceof FloeError && err.code === 'not_found') {
+      // One byte-identical answer for "missing" and "denied", wherever it comes from.
+      return c.text('not found\n', 404, headers);
+    }
+    if (c.req.path.startsWith('/api/')) return c.json({ error: body.code, message: body.message }, body.status as ContentfulStatusCode, headers);
+    return c.text(`${body.message}\n`, body.status as ContentfulStatusCode, headers);
+  });
+
+  app.notFound((c) => c.text('not found\n', 404, { 'Cache-Control': 'no-store' }));
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/.well-known/jwks.json', (c) => c.json(deps.jwks() as object, 200, { 'Cache-Control': 'public, max-age=300' }));
+  app.get('/.well-known/nix-cache-key', (c) => c.text(`${deps.nixPublicKey}\n`));
+  app.route('/api/v1', apiRoutes(deps));
+  app.all('/api/*', () => {
+    throw new NotFound();
+  });
+  const cache = cacheHandler(deps);
+  app.on(['GET', 'HEAD', 'PUT'], '/cache/*', cache);
+  return app;
+}

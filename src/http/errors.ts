@@ -1,0 +1,28 @@
+/** The only place an error becomes an HTTP status. */
+import { FloeError, type ErrorCode } from '../errors.js';
+
+export const STATUS = {
+  invalid_input: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  too_large: 413,
+  unavailable: 503,
+  internal: 500,
+} as const satisfies Record<ErrorCode, number>;
+
+export interface ErrorBody {
+  status: number;
+  code: ErrorCode;
+  message: string;
+}
+
+/** Client errors keep their message (it says what to fix); server errors expose only a request id. */
+export function errorBody(err: unknown, requestId: string): ErrorBody {
+  if (err instanceof FloeError) {
+    const status = STATUS[err.code];
+    return { status, code: err.code, message: status >= 500 ? `internal error (request ${requestId})` : err.message };
+  }
+  return { status: 500, code: 'internal', message: `internal error (request ${requestId})` };
+}

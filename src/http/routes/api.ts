@@ -1,0 +1,240 @@
+/** Floe's own JSON API (`/api/v1`): orgs, slices, tokens, and batch cache operations for the CLI. */
+import type { IncomingMessage } from 'node:http';
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { Forbidden, InvalidInput, NotFound, TooLarge } from '../../errors.js';
+import type { Principal, Scope } from '../../identity/principal.js';
+import { type TokenService, parseTtl } from '../../identity/tokens.js';
+import type { Authorizer } from '../../policy/authorize.js';
+import type { Action, OrgResource } from '../../policy/actions.js';
+import { type Org, type OrgService, parseName } from '../../org/service.js';
+import type { CacheService, CacheView } from '../../cache/service.js';
+import { compressionFromName } from '../../cache/compression.js';
+import { parseHash } from '../../nix/hash.js';
+import { formatNix32Hash } from '../../nix/hash.js';
+import { parseStorePath, parseStorePathBase, type StorePathBase } from '../../nix/store-path.js';
+import type { Limits } from '../../config.js';
+import type { AppEnv } from '../context.js';
+import { readJson } from '../body.js';
+
+export interface ApiDeps {
+  orgs: OrgService;
+  tokens: TokenService;
+  authorizer: Authorizer;
+  cache: CacheService;
+  limits: Limits;
+  publicUrl: () => string;
+  nixPublicKey: string;
+}
+
+function parseBody<T>(schema: z.ZodType<T>, value: unknown): T {
+  const r = schema.safeParse(value);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    throw new InvalidInput(issue.path.join('.') || 'body', issue.message);
+  }
+  return r.data;
+}
+
+/** A store path given as `/nix/store/<base>` or `<base>`. */
+function storePathArg(text: string): StorePathBase {
+  return text.startsWith('/') ? parseStorePath(text) : parseStorePathBase(text);
+}
+
+const createOrgBody = z.object({ name: z.string() });
+const createSliceBody = z.object({ name: z.string(), public: z.boolean().optional() });
+const updateSliceBody = z.object({ public: z.boolean() });
+const createTokenBody = z.object({
+  org: z.string(),
+  scopes: z.array(z.enum(['read', 'write', 'admin'])).min(1),
+  slices: z.array(z.string()).min(1).optional(),
+  ttl: z.string().optional(),
+  subject: z.string().min(1).max(200).optional(),
+  description: z.string().max(500).optional(),
+});
+const missingBody = z.object({ paths: z.array(z.string()) });
+const pathInfo = z.object({
+  storePath: z.string(),
+  narHash: z.string(),
+  narSize: z.number().int().positive(),
+  references: z.array(z.string()).max(50_000),
+  deriver: z.string().nullable().optional(),
+  ca: z.string().nullable().optional(),
+  sigs: z.array(z.string()).max(100).optional(),
+});
+
+/** Splits a `<JSON line>\n<NAR bytes>` body without buffering the NAR. */
+async function splitFirstLine(req: IncomingMessage, maxLine: number): Promise<{ line: string; rest: AsyncIterable<Buffer> }> {
+  const it = (req as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  let buf = Buffer.alloc(0);
+  for (;;) {
+    const nl = buf.indexOf(0x0a);
+    if (nl >= 0) {
+      const line = buf.subarray(0, nl).toString('utf8');
+      const tail = buf.subarray(nl + 1);
+      async function* rest() {
+        if (tail.length) yield tail;
+        for (;;) {
+          const r = await it.next();
+          if (r.done) return;
+          yield r.value as Buffer;
+        }
+      }
+      return { line, rest: rest() };
+    }
+    if (buf.length > maxLine) throw new TooLarge(`path info line longer than ${maxLine} bytes`);
+    const r = await it.next();
+    if (r.done) throw new InvalidInput('body', 'expected a JSON line, a newline, then the NAR');
+    buf = Buffer.concat([buf, r.value as Buffer]);
+  }
+}
+
+export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
+  const api = new Hono<AppEnv>();
+
+  const requireOrg = async (p: Principal, orgName: string, action: Action): Promise<Org> => {
+    const org = await deps.orgs.findOrg(orgName);
+    const resource: OrgResource | undefined = org && { type: 'org', org: { id: org.id, name: org.name } };
+    if (!org || !resource) {
+      if (p.kind === 'server-admin') throw new NotFound();
+      throw new Forbidden(`not allowed to manage org ${JSON.stringify(orgName)}`);
+    }
+    const d = deps.authorizer.authorize(p, action, resource);
+    if (!d.allowed) throw new Forbidden(`not allowed to manage org ${orgName}: ${d.reason}`);
+    return org;
+  };
+
+  const sliceView = async (org: string | undefined, slice: string | undefined): Promise<CacheView> => {
+    if (org === undefined || slice === undefined) return { kind: 'unified' };
+    const s = await deps.orgs.findSlice(org, slice);
+    if (!s) throw new NotFound();
+    return { kind: 'slice', slice: s };
+  };
+
+  api.post('/orgs', async (c) => {
+    const d = deps.authorizer.authorize(c.get('principal'), 'server.admin', { type: 'server' });
+    if (!d.allowed) throw new Forbidden(`creating orgs needs the server admin token: ${d.reason}`);
+    const body = parseBody(createOrgBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
+    const org = await deps.orgs.createOrg(body.name);
+    return c.json({ name: org.name, id: org.id, slices: ['default'] }, 201);
+  });
+
+  api.get('/orgs/:org', async (c) => {
+    const org = await requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+    const slices = await deps.orgs.listSlices(org);
+    return c.json({ name: org.name, id: org.id, createdAt: org.createdAt, slices: slices.map((s) => ({ name: s.name, public: s.public })) });
+  });
+
+  api.post('/orgs/:org/slices', async (c) => {
+    const org = await requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+    const body = parseBody(createSliceBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
+    const slice = await deps.orgs.createSlice(org, body.name, body.public ?? false);
+    return c.json({ org: org.name, name: slice.name, public: slice.public, url: `${deps.publicUrl()}/cache/${org.name}/${slice.name}` }, 201);
+  });
+
+  api.patch('/orgs/:org/slices/:slice', async (c) => {
+    const org = await requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+    const body = parseBody(updateSliceBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
+    if (!(await deps.orgs.setSliceVisibility(org, c.req.param('slice'), body.public))) throw new NotFound();
+    return c.json({ org: org.name, name: c.req.param('slice'), public: body.public });
+  });
+
+  api.post('/tokens', async (c) => {
+    const p = c.get('principal');
+    const body = parseBody(createTokenBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
+    const org = await requireOrg(p, body.org, 'org.admin');
+    const slices = body.slices ? body.slices.map((s) => parseName('slice', s)) : null;
+    if (p.kind === 'token' && p.slices !== null && (slices === null || slices.some((s) => !p.slices!.includes(s)))) {
+      throw new Forbidden('a token limited to some slices can only create tokens limited to those slices');
+    }
+    if (slices) {
+      const known = new Set((await deps.orgs.listSlices(org)).map((s) => s.name));
+      const unknown = slices.filter((s) => !known.has(s));
+      if (unknown.length) throw new InvalidInput('slices', `no such slice in ${org.name}: ${unknown.join(', ')}`);
+    }
+    const ttlSeconds = parseTtl(body.ttl ?? '24h');
+    const subject = body.subject ?? (p.kind === 'anonymous' ? 'anonymous' : `created-by:${p.subject}`);
+    const minted = await deps.tokens.mint({
+      subject,
+      ttlSeconds,
+      ...(body.description ? { description: body.description } : {}),
+      grant: { org: { id: org.id, name: org.name }, scopes: [...new Set(body.scopes)] as Scope[], slices },
+    });
+    return c.json({ token: minted.token, id: minted.id, org: org.name, scopes: body.scopes, slices, expiresAt: minted.expiresAt.toISOString() }, 201);
+  });
+
+  api.delete('/tokens/:id', async (c) => {
+    const p = c.get('principal');
+    const id = c.req.param('id');
+    const row = await deps.tokens.describe(id);
+    if (!row) throw new NotFound();
+    if (p.kind !== 'server-admin') {
+      const org = row.org_id && p.kind === 'token' && p.org.id === row.org_id ? p.org : undefined;
+      const d = org ? deps.authorizer.authorize(p, 'org.admin', { type: 'org', org }) : { allowed: false, reason: 'not your org' };
+      if (!d.allowed) throw new Forbidden(`not allowed to revoke this token: ${d.reason}`);
+    }
+    await deps.tokens.revoke(id);
+    return c.json({ id, revoked: true });
+  });
+
+  api.get('/cache/info', (c) => {
+    const url = `${deps.publicUrl()}/cache`;
+    return c.json({
+      substituter: url,
+      publicKey: deps.nixPublicKey,
+      nixConf: `extra-substituters = ${url}\nextra-trusted-public-keys = ${deps.nixPublicKey}\n`,
+    });
+  });
+
+  const missing = async (c: import('hono').Context<AppEnv>, view: CacheView) => {
+    const body = parseBody(missingBody, await readJson(c.env.incoming, 16 * deps.limits.maxSmallBodyBytes));
+    if (body.paths.length > deps.limits.maxBatchPaths) throw new InvalidInput('paths', `at most ${deps.limits.maxBatchPaths} per request`);
+    const paths = body.paths.map(storePathArg);
+    const result = await deps.cache.missingPaths(c.get('principal'), view, paths);
+    return c.json({ missing: result.map((x) => `/nix/store/${x}`) });
+  };
+  api.post('/cache/missing', (c) => missing(c, { kind: 'unified' }));
+  api.post('/cache/:org/:slice/missing', async (c) => missing(c, await sliceView(c.req.param('org'), c.req.param('slice'))));
+
+  const upload = async (c: import('hono').Context<AppEnv>, view: CacheView) => {
+    const p = c.get('principal');
+    await deps.cache.writeTarget(p, view);
+    const req = c.env.incoming;
+    const { line, rest } = await splitFirstLine(req, 4 * deps.limits.maxSmallBodyBytes);
+    let json: unknown;
+    try {
+      json = JSON.parse(line);
+    } catch {
+      throw new InvalidInput('path info', 'first line must be a JSON object');
+    }
+    const info = parseBody(pathInfo, json);
+    const narHash = parseHash(info.narHash, 'narHash');
+    if (narHash.algo !== 'sha256') throw new InvalidInput('narHash', 'must be sha256');
+    const controller = new AbortController();
+    req.once('close', () => {
+      if (!req.complete) controller.abort();
+    });
+    const declared = compressionFromName(String(c.req.header('x-floe-compression') ?? ''));
+    const { result, nar } = await deps.cache.uploadPath(
+      p,
+      view,
+      {
+        storePath: storePathArg(info.storePath),
+        narHash,
+        narSize: info.narSize,
+        references: info.references.map(storePathArg),
+        ...(info.deriver ? { deriver: storePathArg(info.deriver) } : {}),
+        ...(info.ca ? { ca: info.ca } : {}),
+        sigs: info.sigs ?? [],
+      },
+      rest,
+      declared,
+      controller.signal,
+    );
+    return c.json({ storePath: info.storePath, status: result, narHash: formatNix32Hash(nar.narHash), narSize: nar.narSize, receivedBytes: nar.receivedBytes }, result === 'created' ? 201 : 200);
+  };
+  api.put('/cache/paths', (c) => upload(c, { kind: 'unified' }));
+  api.put('/cache/:org/:slice/paths', async (c) => upload(c, await sliceView(c.req.param('org'), c.req.param('slice'))));
+
+  return api;
+}

@@ -1,0 +1,185 @@
+/**
+ * Floe tokens: EdDSA JWTs signed by the server, prefixed `floe_` so secret scanners can spot them.
+ * Claims: iss, sub, jti, iat, exp, and `floe` = { org, org_id, scopes, slices } or { role: 'server-admin' }.
+ * Every token minted is recorded (for revocation and the audit trail); a revoked or unknown jti is
+ * refused even while its signature is valid.
+ */
+import { randomUUID } from 'node:crypto';
+import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
+import { z } from 'zod';
+import { InvalidInput, Unauthenticated } from '../errors.js';
+import type { Db } from '../storage/types.js';
+import type { OrgRef, Principal, Scope } from './principal.js';
+import type { ServerKeys } from './server-keys.js';
+
+export const TOKEN_PREFIX = 'floe_';
+export const MAX_TOKEN_TTL_SECONDS = 366 * 24 * 3600;
+const MAX_TOKEN_LENGTH = 8192;
+
+const floeClaims = z.union([
+  z.object({ role: z.literal('server-admin') }),
+  z.object({
+    org: z.string(),
+    org_id: z.string(),
+    scopes: z.array(z.enum(['read', 'write', 'admin'])).min(1),
+    slices: z.array(z.string()).nullable(),
+  }),
+]);
+
+export interface MintRequest {
+  subject: string;
+  ttlSeconds: number;
+  description?: string;
+  grant: { role: 'server-admin' } | { org: OrgRef; scopes: Scope[]; slices: string[] | null };
+}
+
+export interface MintedToken {
+  token: string;
+  id: string;
+  expiresAt: Date;
+}
+
+/** Parses `30s`, `15m`, `1h`, `7d`, `52w` or plain seconds. */
+export function parseTtl(text: string): number {
+  const m = /^(\d{1,9})([smhdw]?)$/.exec(text.trim());
+  if (!m) throw new InvalidInput('ttl', `expected a duration like 30m, 1h, 7d; got ${JSON.stringify(text)}`);
+  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[m[2] as '' | 's' | 'm' | 'h' | 'd' | 'w'];
+  const seconds = Number(m[1]) * unit;
+  if (seconds < 1 || seconds > MAX_TOKEN_TTL_SECONDS) throw new InvalidInput('ttl', `must be between 1s and ${MAX_TOKEN_TTL_SECONDS / 86400}d`);
+  return seconds;
+}
+
+interface CachedVerification {
+  principal: Principal;
+  expiresAtMs: number;
+  checkedRevocationAtMs: number;
+}
+
+export class TokenService {
+  /** Verified tokens, so a hot narinfo path does not pay an Ed25519 verification per request. */
+  private readonly verified = new Map<string, CachedVerification>();
+  private static readonly CACHE_LIMIT = 10_000;
+  /** How long a "not revoked" answer is trusted; revocations on another replica take effect within this. */
+  private static readonly REVOCATION_RECHECK_MS = 2_000;
+
+  constructor(
+    private readonly db: Db,
+    private readonly keys: ServerKeys,
+    private readonly issuer: string,
+  ) {}
+
+  async mint(req: MintRequest): Promise<MintedToken> {
+    if (!Number.isInteger(req.ttlSeconds) || req.ttlSeconds < 1 || req.ttlSeconds > MAX_TOKEN_TTL_SECONDS) {
+      throw new InvalidInput('ttl', `must be between 1s and ${MAX_TOKEN_TTL_SECONDS / 86400}d`);
+    }
+    const id = randomUUID();
+    const issuedAt = Math.floor(Date.now() / 1000);
+    const expiresAt = new Date((issuedAt + req.ttlSeconds) * 1000);
+    const floe =
+      'role' in req.grant
+        ? { role: req.grant.role }
+        : { org: req.grant.org.name, org_id: req.grant.org.id, scopes: req.grant.scopes, slices: req.grant.slices };
+    const jwt = await new SignJWT({ floe })
+      .setProtectedHeader({ alg: 'EdDSA', kid: this.keys.jwt.kid, typ: 'JWT' })
+      .setIssuer(this.issuer)
+      .setSubject(req.subject)
+      .setJti(id)
+      .setIssuedAt(issuedAt)
+      .setExpirationTime(issuedAt + req.ttlSeconds)
+      .sign(this.keys.jwt.privateKey);
+    await this.db
+      .insertInto('tokens')
+      .values({
+        id,
+        org_id: 'role' in req.grant ? null : req.grant.org.id,
+        subject: req.subject,
+        scopes: 'role' in req.grant ? 'server-admin' : req.grant.scopes.join(' '),
+        slices: 'role' in req.grant || req.grant.slices === null ? null : JSON.stringify(req.grant.slices),
+        description: req.description ?? null,
+        created_at: new Date(issuedAt * 1000).toISOString(),
+        expires_at: expiresAt.toISOString(),
+        revoked_at: null,
+      })
+      .execute();
+    return { token: TOKEN_PREFIX + jwt, id, expiresAt };
+  }
+
+  /** Returns the principal of a valid token; throws Unauthenticated (never "anonymous") otherwise. */
+  async verify(token: string): Promise<Principal> {
+    const nowMs = Date.now();
+    const cached = this.verified.get(token);
+    if (cached && cached.expiresAtMs > nowMs) {
+      if (nowMs - cached.checkedRevocationAtMs > TokenService.REVOCATION_RECHECK_MS) {
+        await this.assertNotRevoked(tokenIdOf(cached.principal));
+        cached.checkedRevocationAtMs = nowMs;
+      }
+      return cached.principal;
+    }
+    if (cached) this.verified.delete(token);
+
+    if (!token.startsWith(TOKEN_PREFIX) || token.length > MAX_TOKEN_LENGTH) {
+      throw new Unauthenticated('the credential is not a Floe token (expected "floe_..."); run `floe login` or ask an admin for a token');
+    }
+    let payload;
+    try {
+      ({ payload } = await jwtVerify(
+        token.slice(TOKEN_PREFIX.length),
+        async (header) => {
+          const key = header.kid ? this.keys.jwtVerificationKeys.get(header.kid) : undefined;
+          if (!key) throw new Unauthenticated('token signed by an unknown key');
+          return key;
+        },
+        { issuer: this.issuer, algorithms: ['EdDSA'] },
+      ));
+    } catch (err) {
+      if (err instanceof joseErrors.JWTExpired) throw new Unauthenticated('token expired; get a new one (`floe login` or `floe token create`)');
+      if (err instanceof Unauthenticated) throw err;
+      throw new Unauthenticated('invalid token');
+    }
+    const parsed = floeClaims.safeParse(payload.floe);
+    if (!parsed.success || !payload.jti || !payload.sub || !payload.exp) throw new Unauthenticated('invalid token claims');
+    await this.assertNotRevoked(payload.jti);
+    const claims = parsed.data;
+    const principal: Principal =
+      'role' in claims
+        ? { kind: 'server-admin', tokenId: payload.jti, subject: payload.sub }
+        : {
+            kind: 'token',
+            tokenId: payload.jti,
+            subject: payload.sub,
+            org: { id: claims.org_id, name: claims.org },
+            scopes: new Set(claims.scopes),
+            slices: claims.slices,
+          };
+    if (this.verified.size >= TokenService.CACHE_LIMIT) this.verified.clear();
+    this.verified.set(token, { principal, expiresAtMs: payload.exp * 1000, checkedRevocationAtMs: nowMs });
+    return principal;
+  }
+
+  /** Revokes by id. Returns false if no such token exists. */
+  async revoke(id: string): Promise<boolean> {
+    const res = await this.db
+      .updateTable('tokens')
+      .set({ revoked_at: new Date().toISOString() })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    for (const [token, entry] of this.verified) if (tokenIdOf(entry.principal) === id) this.verified.delete(token);
+    if (Number(res.numUpdatedRows) > 0) return true;
+    return (await this.db.selectFrom('tokens').select('id').where('id', '=', id).executeTakeFirst()) !== undefined;
+  }
+
+  async describe(id: string) {
+    return this.db.selectFrom('tokens').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  private async assertNotRevoked(id: string): Promise<void> {
+    const row = await this.db.selectFrom('tokens').select('revoked_at').where('id', '=', id).executeTakeFirst();
+    if (!row) throw new Unauthenticated('token is not known to this server');
+    if (row.revoked_at !== null) throw new Unauthenticated('token has been revoked');
+  }
+}
+
+function tokenIdOf(p: Principal): string {
+  return p.kind === 'anonymous' ? '' : p.tokenId;
+}

@@ -1,0 +1,118 @@
+/** Orgs and their cache slices. Every org has a private `default` slice from the moment it exists. */
+import { randomUUID } from 'node:crypto';
+import { Conflict, InvalidInput } from '../errors.js';
+import type { Db } from '../storage/types.js';
+import type { SliceResource } from '../policy/actions.js';
+
+export const DEFAULT_SLICE = 'default';
+const NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+export function parseName(kind: 'org' | 'slice', text: string): string {
+  if (!NAME.test(text)) {
+    throw new InvalidInput(`${kind} name`, `${JSON.stringify(text.slice(0, 80))} must be 1-63 characters of a-z, 0-9, "-" or "_", starting with a letter or digit`);
+  }
+  return text;
+}
+
+export interface Org {
+  id: string;
+  name: string;
+  createdAt: string;
+}
+
+export interface Slice {
+  id: string;
+  orgId: string;
+  name: string;
+  public: boolean;
+}
+
+export class OrgService {
+  /** Slices change rarely and are read on every cache request. */
+  private readonly sliceCache = new Map<string, { at: number; value: SliceResource | undefined }>();
+  private static readonly SLICE_CACHE_MS = 2_000;
+
+  constructor(private readonly db: Db) {}
+
+  async createOrg(name: string): Promise<Org> {
+    parseName('org', name);
+    const org: Org = { id: randomUUID(), name, createdAt: new Date().toISOString() };
+    try {
+      await this.db.transaction().execute(async (trx) => {
+        await trx.insertInto('orgs').values({ id: org.id, name, created_at: org.createdAt }).execute();
+        await trx
+          .insertInto('slices')
+          .values({ id: randomUUID(), org_id: org.id, name: DEFAULT_SLICE, public: 0, created_at: org.createdAt })
+          .execute();
+      });
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new Conflict(`org ${JSON.stringify(name)} already exists`);
+      throw err;
+    }
+    return org;
+  }
+
+  async findOrg(name: string): Promise<Org | undefined> {
+    const row = await this.db.selectFrom('orgs').selectAll().where('name', '=', name).executeTakeFirst();
+    return row && { id: row.id, name: row.name, createdAt: row.created_at };
+  }
+
+  async createSlice(org: Org, name: string, isPublic: boolean): Promise<Slice> {
+    parseName('slice', name);
+    const slice: Slice = { id: randomUUID(), orgId: org.id, name, public: isPublic };
+    try {
+      await this.db
+        .insertInto('slices')
+        .values({ id: slice.id, org_id: org.id, name, public: isPublic ? 1 : 0, created_at: new Date().toISOString() })
+        .execute();
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new Conflict(`slice ${JSON.stringify(name)} already exists in org ${org.name}`);
+      throw err;
+    }
+    this.sliceCache.clear();
+    return slice;
+  }
+
+  async setSliceVisibility(org: Org, name: string, isPublic: boolean): Promise<boolean> {
+    const res = await this.db
+      .updateTable('slices')
+      .set({ public: isPublic ? 1 : 0 })
+      .where('org_id', '=', org.id)
+      .where('name', '=', name)
+      .executeTakeFirst();
+    this.sliceCache.clear();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  async listSlices(org: Org): Promise<Slice[]> {
+    const rows = await this.db.selectFrom('slices').selectAll().where('org_id', '=', org.id).orderBy('name').execute();
+    return rows.map((r) => ({ id: r.id, orgId: r.org_id, name: r.name, public: r.public === 1 }));
+  }
+
+  /** Resolves `<org>/<slice>` to the resource the authorizer sees; undefined when either is missing. */
+  async findSlice(orgName: string, sliceName: string): Promise<SliceResource | undefined> {
+    const key = `${orgName}/${sliceName}`;
+    const hit = this.sliceCache.get(key);
+    if (hit && Date.now() - hit.at < OrgService.SLICE_CACHE_MS) return hit.value;
+    const row = await this.db
+      .selectFrom('slices')
+      .innerJoin('orgs', 'orgs.id', 'slices.org_id')
+      .select(['slices.id as slice_id', 'slices.name as slice_name', 'slices.public', 'orgs.id as org_id', 'orgs.name as org_name'])
+      .where('orgs.name', '=', orgName)
+      .where('slices.name', '=', sliceName)
+      .executeTakeFirst();
+    const value: SliceResource | undefined = row && {
+      type: 'slice',
+      org: { id: row.org_id, name: row.org_name },
+      slice: { id: row.slice_id, name: row.slice_name, public: row.public === 1 },
+    };
+    if (this.sliceCache.size > 10_000) this.sliceCache.clear();
+    this.sliceCache.set(key, { at: Date.now(), value });
+    return value;
+  }
+}
+
+export function isUniqueViolation(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return e?.code === 'SQLITE_CONSTRAINT_UNIQUE' || e?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || e?.code === '23505';
+}

@@ -1,0 +1,113 @@
+/**
+ * Composition root: config -> log -> storage -> keys -> identity/policy -> services -> HTTP.
+ * The only module that wires concrete backends together.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { readFile, writeFile, rename, chmod } from 'node:fs/promises';
+import { getRequestListener } from '@hono/node-server';
+import type { Config } from './config.js';
+import type { Logger } from './log.js';
+import { openStorage } from './storage/open.js';
+import { loadOrCreateServerKeys } from './identity/server-keys.js';
+import { TokenService } from './identity/tokens.js';
+import { Authorizer, type AuditSink } from './policy/authorize.js';
+import { describePrincipal } from './identity/principal.js';
+import { OrgService } from './org/service.js';
+import { CacheService } from './cache/service.js';
+import { createApp } from './http/app.js';
+
+export interface RunningServer {
+  url: string;
+  adminTokenFile: string;
+  nixPublicKey: string;
+  close(): Promise<void>;
+}
+
+const ADMIN_TOKEN_TTL_SECONDS = 365 * 24 * 3600;
+
+function formatHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+async function ensureAdminToken(file: string, tokens: TokenService, log: Logger): Promise<void> {
+  try {
+    const existing = (await readFile(file, 'utf8')).trim();
+    const p = await tokens.verify(existing);
+    if (p.kind === 'server-admin') {
+      await chmod(file, 0o600);
+      return;
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log.warn({ file }, 'admin token no longer valid; writing a new one');
+  }
+  const minted = await tokens.mint({ subject: 'admin', ttlSeconds: ADMIN_TOKEN_TTL_SECONDS, description: 'bootstrap admin token', grant: { role: 'server-admin' } });
+  const tmp = `${file}.tmp-${process.pid}`;
+  await writeFile(tmp, `${minted.token}\n`, { mode: 0o600 });
+  await rename(tmp, file);
+}
+
+export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  const storage = await openStorage({ kind: 'embedded', dataDir: config.dataDir });
+
+  let handler: ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void) | undefined;
+  const server: Server = createServer((req, res) => {
+    if (handler) return handler(req, res);
+    res.writeHead(503, { 'Retry-After': '1', 'Content-Type': 'text/plain' }).end('starting\n');
+  });
+  // Uploads of large NARs can take long; headers must still arrive promptly.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.listen.port, config.listen.host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const publicUrl = config.publicUrl ?? `http://${formatHost(config.listen.host === '0.0.0.0' ? '127.0.0.1' : config.listen.host)}:${address.port}`;
+  const hostName = new URL(publicUrl).hostname.replace(/[[\]:]/g, '-');
+
+  const keys = await loadOrCreateServerKeys(storage.db, { nixKeyName: config.cacheKeyName ?? `${hostName}-1` });
+  const tokens = new TokenService(storage.db, keys, publicUrl);
+  const audit: AuditSink = {
+    record(principal, action, resource, decision) {
+      if (!decision.allowed) {
+        log.debug({ principal: describePrincipal(principal), action, resource: 'slice' in resource ? `${resource.org.name}/${resource.slice.name}` : resource.type, reason: decision.reason }, 'access denied');
+      }
+    },
+  };
+  const authorizer = new Authorizer(audit);
+  const orgs = new OrgService(storage.db);
+  const cache = new CacheService(storage, orgs, authorizer, keys.nix, { maxUploadBytes: config.limits.maxUploadBytes, maxNarBytes: config.limits.maxNarBytes });
+  const app = createApp({
+    orgs,
+    tokens,
+    authorizer,
+    cache,
+    limits: config.limits,
+    priority: config.priority,
+    publicUrl: () => publicUrl,
+    nixPublicKey: keys.nixPublicKey,
+    log,
+    jwks: () => keys.jwks,
+  });
+
+  const adminTokenFile = path.join(config.dataDir, 'admin-token');
+  await ensureAdminToken(adminTokenFile, tokens, log);
+  handler = getRequestListener(app.fetch);
+
+  log.info({ url: publicUrl, dataDir: config.dataDir, adminTokenFile, cacheKey: keys.nixPublicKey }, 'floe is serving');
+  return {
+    url: publicUrl,
+    adminTokenFile,
+    nixPublicKey: keys.nixPublicKey,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await storage.close();
+    },
+  };
+}

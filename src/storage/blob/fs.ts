@@ -1,0 +1,105 @@
+/**
+ * Blobs on the local filesystem: `<root>/blobs/<ab>/<key>` with a two-character fan-out, written
+ * to `<root>/tmp` first, fsynced, then renamed into place, so a crash never exposes half a file.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { finished } from 'node:stream/promises';
+import type { BlobRead, BlobStore, BlobWriter } from '../types.js';
+
+const KEY = /^[0-9a-z][0-9a-z._-]{1,200}$/;
+
+function checkKey(key: string): void {
+  if (!KEY.test(key)) throw new Error(`invalid blob key ${JSON.stringify(key)}`);
+}
+
+export class FsBlobStore implements BlobStore {
+  private constructor(
+    private readonly blobDir: string,
+    private readonly tmpDir: string,
+  ) {}
+
+  static async open(root: string): Promise<FsBlobStore> {
+    const blobDir = path.join(root, 'blobs');
+    const tmpDir = path.join(root, 'tmp');
+    await mkdir(blobDir, { recursive: true });
+    // Anything left in tmp/ is from an upload that never committed (crash, kill): drop it.
+    await rm(tmpDir, { recursive: true, force: true });
+    await mkdir(tmpDir, { recursive: true });
+    return new FsBlobStore(blobDir, tmpDir);
+  }
+
+  private pathFor(key: string): string {
+    checkKey(key);
+    return path.join(this.blobDir, key.slice(0, 2), key);
+  }
+
+  async begin(): Promise<BlobWriter> {
+    const tmp = path.join(this.tmpDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
+    const body = createWriteStream(tmp, { flags: 'wx', mode: 0o644 });
+    let done = false;
+    const abort = async () => {
+      done = true;
+      body.destroy();
+      await rm(tmp, { force: true });
+    };
+    const commit = async (key: string) => {
+      if (done) throw new Error('blob writer already finished');
+      const target = this.pathFor(key);
+      if (!body.writableFinished) {
+        body.end();
+        await finished(body);
+      }
+      done = true;
+      const fh = await open(tmp, 'r');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      const dir = path.dirname(target);
+      await mkdir(dir, { recursive: true });
+      // Same key = same content: keeping the existing file is correct and avoids a rewrite.
+      if ((await this.size(key)) !== undefined) {
+        await rm(tmp, { force: true });
+        return;
+      }
+      await rename(tmp, target);
+      const dh = await open(dir, 'r');
+      try {
+        await dh.sync();
+      } finally {
+        await dh.close();
+      }
+    };
+    return { body, commit, abort };
+  }
+
+  async get(key: string, range?: { start: number; end: number }): Promise<BlobRead | undefined> {
+    const file = this.pathFor(key);
+    const size = await this.size(key);
+    if (size === undefined) return undefined;
+    const body = createReadStream(file, range ? { start: range.start, end: range.end, highWaterMark: 256 * 1024 } : { highWaterMark: 256 * 1024 });
+    return { body, size };
+  }
+
+  async size(key: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.pathFor(key))).size;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.pathFor(key), { force: true });
+  }
+
+  /** For tests and diagnostics: the number of uncommitted temp files. */
+  async pendingTempFiles(): Promise<number> {
+    return (await readdir(this.tmpDir)).length;
+  }
+}

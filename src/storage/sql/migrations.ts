@@ -1,0 +1,102 @@
+/**
+ * Date-stamped migrations, written with Kysely's schema builder so one list serves every dialect.
+ * Never edit a migration after it lands; add a new one.
+ */
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+
+const migrations: Record<string, Migration> = {
+  '2026-11-25-001-foundation': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('orgs')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull().unique())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('slices')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('public', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('slices_org_name', ['org_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('tokens')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('org_id', 'text', (c) => c.references('orgs.id'))
+        .addColumn('subject', 'text', (c) => c.notNull())
+        .addColumn('scopes', 'text', (c) => c.notNull())
+        .addColumn('slices', 'text')
+        .addColumn('description', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('revoked_at', 'text')
+        .execute();
+      await db.schema
+        .createTable('server_keys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('purpose', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('secret', 'text', (c) => c.notNull())
+        .addColumn('public', 'text', (c) => c.notNull())
+        .addColumn('active', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('nars')
+        .addColumn('nar_hash', 'text', (c) => c.primaryKey())
+        .addColumn('nar_size', 'bigint', (c) => c.notNull())
+        .addColumn('file_hash', 'text', (c) => c.notNull())
+        .addColumn('file_size', 'bigint', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('nar_uploads')
+        .addColumn('slice_id', 'text', (c) => c.notNull().references('slices.id'))
+        .addColumn('file_name', 'text', (c) => c.notNull())
+        .addColumn('nar_hash', 'text', (c) => c.notNull().references('nars.nar_hash'))
+        .addColumn('nar_size', 'bigint', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('nar_uploads_pk', ['slice_id', 'file_name'])
+        .execute();
+      await db.schema
+        .createTable('paths')
+        .addColumn('slice_id', 'text', (c) => c.notNull().references('slices.id'))
+        .addColumn('hash_part', 'text', (c) => c.notNull())
+        .addColumn('store_path', 'text', (c) => c.notNull())
+        .addColumn('nar_hash', 'text', (c) => c.notNull().references('nars.nar_hash'))
+        .addColumn('nar_size', 'bigint', (c) => c.notNull())
+        .addColumn('refs', 'text', (c) => c.notNull())
+        .addColumn('deriver', 'text')
+        .addColumn('ca', 'text')
+        .addColumn('sigs', 'text', (c) => c.notNull())
+        .addColumn('narinfo', 'text', (c) => c.notNull())
+        .addColumn('uploaded_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('paths_pk', ['slice_id', 'hash_part'])
+        .execute();
+      await db.schema.createIndex('paths_by_hash').on('paths').column('hash_part').execute();
+      await db.schema.createIndex('paths_by_nar').on('paths').column('nar_hash').execute();
+      await db.schema.createIndex('tokens_by_org').on('tokens').column('org_id').execute();
+      await sql`select 1`.execute(db);
+    },
+  },
+};
+
+class StaticProvider implements MigrationProvider {
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return migrations;
+  }
+}
+
+export async function migrateToLatest(db: Kysely<any>): Promise<void> {
+  const migrator = new Migrator({ db, provider: new StaticProvider() });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error || failed) {
+    throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${(error as Error)?.message ?? 'unknown error'}`, { cause: error });
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * The metadata schema, shared by every SQL dialect (SQLite now, PostgreSQL next). Times are ISO-8601
+ * text and ids are random text so both dialects store them the same way.
+ */
+import type { Generated } from 'kysely';
+
+export interface OrgsTable {
+  id: string;
+  name: string;
+  created_at: string;
+}
+
+export interface SlicesTable {
+  id: string;
+  org_id: string;
+  name: string;
+  /** 1 = anyone may read, 0 = org members only. */
+  public: number;
+  created_at: string;
+}
+
+export interface TokensTable {
+  /** The JWT `jti`. */
+  id: string;
+  org_id: string | null;
+  subject: string;
+  /** Space-separated scopes. */
+  scopes: string;
+  /** JSON array of slice names, or null for every slice of the org. */
+  slices: string | null;
+  description: string | null;
+  created_at: string;
+  expires_at: string;
+  revoked_at: string | null;
+}
+
+export interface ServerKeysTable {
+  id: string;
+  purpose: 'jwt' | 'nix';
+  name: string;
+  /** Nix: `name:base64(seed‖pub)`; JWT: PKCS#8 PEM. */
+  secret: string;
+  /** Nix: `name:base64(pub)`; JWT: SPKI PEM. */
+  public: string;
+  active: number;
+  created_at: string;
+}
+
+/** One row per distinct NAR content, whoever pushed it: blobs are stored once. */
+export interface NarsTable {
+  nar_hash: string;
+  nar_size: number;
+  /** Hash and size of the stored (zstd) file, served as FileHash/FileSize. */
+  file_hash: string;
+  file_size: number;
+  created_at: string;
+}
+
+/** Proof of possession: which slice uploaded which client file, and what NAR it held. */
+export interface NarUploadsTable {
+  slice_id: string;
+  file_name: string;
+  nar_hash: string;
+  nar_size: number;
+  created_at: string;
+  expires_at: string;
+}
+
+export interface PathsTable {
+  slice_id: string;
+  hash_part: string;
+  store_path: string;
+  nar_hash: string;
+  nar_size: number;
+  /** Space-separated base names. */
+  refs: string;
+  deriver: string | null;
+  ca: string | null;
+  /** Newline-separated uploader signatures (kept as sent). */
+  sigs: string;
+  /** The narinfo as served, with the server's signature, rendered once at commit. */
+  narinfo: string;
+  uploaded_by: string;
+  created_at: string;
+}
+
+export interface AuditTable {
+  id: Generated<number>;
+  at: string;
+  subject: string;
+  org: string | null;
+  action: string;
+  resource: string;
+  allowed: number;
+  reason: string;
+}
+
+export interface Schema {
+  orgs: OrgsTable;
+  slices: SlicesTable;
+  tokens: TokensTable;
+  server_keys: ServerKeysTable;
+  nars: NarsTable;
+  nar_uploads: NarUploadsTable;
+  paths: PathsTable;
+}

@@ -1,0 +1,41 @@
+/**
+ * Storage contracts. Domain code (cache, identity, org, policy) depends on these types only;
+ * `storage/open.ts` is the one place that picks a concrete backend.
+ */
+import type { Readable, Writable } from 'node:stream';
+import type { Kysely } from 'kysely';
+import type { Schema } from './sql/schema.js';
+
+export type { Schema } from './sql/schema.js';
+/** Metadata access: one Kysely instance, whatever the dialect. */
+export type Db = Kysely<Schema>;
+
+export interface BlobRead {
+  body: Readable;
+  /** Total size of the blob. */
+  size: number;
+}
+
+export interface BlobWriter {
+  /** Stream the bytes here. Nothing is visible to readers until `commit` resolves. */
+  readonly body: Writable;
+  /** Makes the written bytes readable under `key`; an existing blob of that key is kept (content addressing). */
+  commit(key: string): Promise<void>;
+  /** Discards what was written. Safe to call after a failure or twice. */
+  abort(): Promise<void>;
+}
+
+export interface BlobStore {
+  begin(): Promise<BlobWriter>;
+  get(key: string, range?: { start: number; end: number }): Promise<BlobRead | undefined>;
+  size(key: string): Promise<number | undefined>;
+  delete(key: string): Promise<void>;
+}
+
+export interface Storage {
+  db: Db;
+  blobs: BlobStore;
+  /** Dialect name, for diagnostics and the few queries that differ. */
+  dialect: 'sqlite' | 'postgres';
+  close(): Promise<void>;
+}
