@@ -1,0 +1,114 @@
+/**
+ * Scenarios written once and run against every real Nix version (test/nix/*.test.ts).
+ * Each simulated machine gets its own XDG_CACHE_HOME and a fresh local store.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
+import { type NixRunner, buildClosure, fixtureDir, writeClosureExpr, writeNetrc } from '../helpers/nix.js';
+
+export function nixScenarios(nix: NixRunner): void {
+  let server: TestServer;
+  let dir: string;
+  let expr: string;
+  let netrcAcmeRW: string;
+  let netrcAcmeRead: string;
+  let netrcOtherRW: string;
+  let netrcOtherRead: string;
+  let key: string;
+  let machine = 0;
+  const newMachine = () => path.join(dir, `machine-${machine++}`);
+  const seed = (tag: string) => `${tag}${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+
+  beforeAll(async () => {
+    server = await startFloe();
+    dir = await fixtureDir(nix.name);
+    expr = await writeClosureExpr(dir);
+    await createOrg(server, 'acme');
+    await createOrg(server, 'other');
+    netrcAcmeRW = await writeNetrc(dir, 'acme-rw', (await createToken(server, 'acme', ['read', 'write'])).token);
+    netrcAcmeRead = await writeNetrc(dir, 'acme-r', (await createToken(server, 'acme', ['read'])).token);
+    netrcOtherRW = await writeNetrc(dir, 'other-rw', (await createToken(server, 'other', ['read', 'write'])).token);
+    netrcOtherRead = await writeNetrc(dir, 'other-r', (await createToken(server, 'other', ['read'])).token);
+    key = (await (await fetch(`${server.url}/.well-known/nix-cache-key`)).text()).trim();
+  });
+
+  afterAll(async () => {
+    await server?.cleanup();
+  });
+
+  const push = (storePath: string, netrc: string, url = `${server.url}/cache`) =>
+    nix.run(['nix', 'copy', '--option', 'netrc-file', netrc, '--to', url, storePath], { cacheHome: newMachine() });
+
+  /** Substitutes into a brand-new store, trusting only the server's key, signatures required. */
+  const substitute = async (storePath: string, netrc: string | undefined, url = `${server.url}/cache`) => {
+    const store = path.join(dir, `store-${machine}`);
+    const r = await nix.run(
+      [
+        'nix', 'copy',
+        '--option', 'require-sigs', 'true',
+        '--option', 'trusted-public-keys', key,
+        '--option', 'narinfo-cache-negative-ttl', '0',
+        ...(netrc ? ['--option', 'netrc-file', netrc] : []),
+        '--from', url, '--to', store, storePath,
+      ],
+      { cacheHome: newMachine() },
+    );
+    return { ...r, store };
+  };
+
+  for (const compression of ['xz', 'zstd', 'bzip2', 'none']) {
+    it(`nix copy --to with ${compression}, then substitutes with signatures required`, async () => {
+      const out = await buildClosure(nix, expr, seed(compression), newMachine());
+      const pushed = await push(out, netrcAcmeRW, `${server.url}/cache?compression=${compression}`);
+      expect(pushed.code, pushed.stderr).toBe(0);
+      const got = await substitute(out, netrcAcmeRead);
+      expect(got.code, got.stderr).toBe(0);
+      const data = await readFile(path.join(got.store, out, 'data'), 'utf8');
+      expect(data).toMatch(/^top /);
+      // The dependency came along: the closure is complete in the new store.
+      const ref = (await readFile(path.join(got.store, out, 'ref'), 'utf8')).trim();
+      expect(await readFile(path.join(got.store, ref), 'utf8')).toMatch(/^dependency /);
+    });
+  }
+
+  it('netrc auth: private paths are invisible anonymously and to other orgs, readable with a token', async () => {
+    const out = await buildClosure(nix, expr, seed('private'), newMachine());
+    expect((await push(out, netrcAcmeRW)).code).toBe(0);
+    // A miss, not an error: Nix says nobody can provide the path (no HTTP error, no 401).
+    const anon = await substitute(out, undefined);
+    expect(anon.code).not.toBe(0);
+    expect(anon.stderr).not.toMatch(/HTTP error|401|403/);
+    expect(anon.stderr).toMatch(/no substituter|don't know how to build|does not exist/);
+    const other = await substitute(out, netrcOtherRead);
+    expect(other.code).not.toBe(0);
+    expect(other.stderr).not.toMatch(/HTTP error|401|403/);
+    const ok = await substitute(out, netrcAcmeRead);
+    expect(ok.code, ok.stderr).toBe(0);
+  });
+
+  it("another org's write token cannot overwrite acme's paths", async () => {
+    const out = await buildClosure(nix, expr, seed('overwrite'), newMachine());
+    expect((await push(out, netrcAcmeRW)).code).toBe(0);
+    const before = await (await fetch(`${server.url}/cache/${path.basename(out).slice(0, 32)}.narinfo`, { headers: { Authorization: `Bearer ${(await readFile(netrcAcmeRead, 'utf8')).split(' ').at(-1)!.trim()}` } })).text();
+    const attack = await push(out, netrcOtherRW, `${server.url}/cache/acme/default`);
+    expect(attack.code).not.toBe(0);
+    expect(attack.stderr).toMatch(/403|HTTP error/);
+    const after = await (await fetch(`${server.url}/cache/${path.basename(out).slice(0, 32)}.narinfo`, { headers: { Authorization: `Bearer ${(await readFile(netrcAcmeRead, 'utf8')).split(' ').at(-1)!.trim()}` } })).text();
+    expect(after).toBe(before);
+    // Their own copy goes to their own slice and does not disturb acme's.
+    expect((await push(out, netrcOtherRW)).code).toBe(0);
+    const ok = await substitute(out, netrcAcmeRead);
+    expect(ok.code, ok.stderr).toBe(0);
+  });
+
+  it('re-pushing an existing closure uploads nothing', async () => {
+    const out = await buildClosure(nix, expr, seed('again'), newMachine());
+    expect((await push(out, netrcAcmeRW)).code).toBe(0);
+    const before = server.logs().split('\n').filter((l) => l.includes('"method":"PUT"')).length;
+    expect((await push(out, netrcAcmeRW)).code).toBe(0);
+    const after = server.logs().split('\n').filter((l) => l.includes('"method":"PUT"')).length;
+    expect(after).toBe(before);
+  });
+}
