@@ -17,6 +17,8 @@ import type { Authorizer } from '../policy/authorize.js';
 import type { OrgService } from '../org/service.js';
 import { DEFAULT_SLICE } from '../org/service.js';
 import type { BlobRead, Storage } from '../storage/types.js';
+import { prepareQuery } from '../storage/prepared.js';
+import { ReadCache } from './read-cache.js';
 import { type Compression, compressionFromName } from './compression.js';
 import { type IngestLimits, type IngestedNar, ingestNar, narBlobKey } from './ingest.js';
 
@@ -62,25 +64,39 @@ function preferOwn<T extends Candidate>(p: Principal, rows: T[]): T[] {
 }
 
 export class CacheService {
+  private readonly q;
+  /** narinfo candidates by hash part (and slice), for the hot path. */
+  private readonly narinfoCache = new ReadCache<Array<Candidate & { narinfo: string }>>(2_000, 50_000);
+
   constructor(
     private readonly storage: Storage,
     private readonly orgs: OrgService,
     private readonly authorizer: Authorizer,
     private readonly signingKey: SigningKey,
     private readonly limits: IngestLimits,
-  ) {}
+  ) {
+    const candidates = () =>
+      storage.db
+        .selectFrom('paths')
+        .innerJoin('slices', 'slices.id', 'paths.slice_id')
+        .innerJoin('orgs', 'orgs.id', 'slices.org_id')
+        .select(['slices.id as slice_id', 'slices.name as slice_name', 'slices.public', 'orgs.id as org_id', 'orgs.name as org_name']);
+    // The read path runs on every substitution: these are compiled once.
+    this.q = {
+      narinfoByHash: prepareQuery(storage.db, candidates().select('paths.narinfo').where('paths.hash_part', '=', '?')),
+      narinfoByHashInSlice: prepareQuery(storage.db, candidates().select('paths.narinfo').where('paths.hash_part', '=', '?').where('paths.slice_id', '=', '?')),
+      byNarHash: prepareQuery(storage.db, candidates().where('paths.nar_hash', '=', '?')),
+      byNarHashInSlice: prepareQuery(storage.db, candidates().where('paths.nar_hash', '=', '?').where('paths.slice_id', '=', '?')),
+    };
+  }
 
   // ---- reads ----------------------------------------------------------------------------------
 
   async findNarInfo(p: Principal, view: CacheView, hashPart: StorePathHash): Promise<string | undefined> {
-    let q = this.storage.db
-      .selectFrom('paths')
-      .innerJoin('slices', 'slices.id', 'paths.slice_id')
-      .innerJoin('orgs', 'orgs.id', 'slices.org_id')
-      .select(['paths.narinfo', 'slices.id as slice_id', 'slices.name as slice_name', 'slices.public', 'orgs.id as org_id', 'orgs.name as org_name'])
-      .where('paths.hash_part', '=', hashPart);
-    if (view.kind === 'slice') q = q.where('paths.slice_id', '=', view.slice.slice.id);
-    const rows = await q.execute();
+    const rows =
+      view.kind === 'slice'
+        ? await this.narinfoCache.get(hashPart, view.slice.slice.id, () => this.q.narinfoByHashInSlice(hashPart, view.slice.slice.id))
+        : await this.narinfoCache.get(hashPart, '*', () => this.q.narinfoByHash(hashPart));
     for (const row of preferOwn(p, rows)) {
       if (this.authorizer.authorize(p, 'cache.read', resourceOf(row)).allowed) return row.narinfo;
     }
@@ -120,14 +136,8 @@ export class CacheService {
     const m = SERVED_NAR.exec(fileName);
     if (!m) return undefined;
     const narHash = m[1]!;
-    let q = this.storage.db
-      .selectFrom('paths')
-      .innerJoin('slices', 'slices.id', 'paths.slice_id')
-      .innerJoin('orgs', 'orgs.id', 'slices.org_id')
-      .select(['slices.id as slice_id', 'slices.name as slice_name', 'slices.public', 'orgs.id as org_id', 'orgs.name as org_name'])
-      .where('paths.nar_hash', '=', narHash);
-    if (view.kind === 'slice') q = q.where('paths.slice_id', '=', view.slice.slice.id);
-    for (const row of await q.execute()) {
+    const rows = view.kind === 'slice' ? await this.q.byNarHashInSlice(narHash, view.slice.slice.id) : await this.q.byNarHash(narHash);
+    for (const row of rows) {
       if (this.authorizer.authorize(p, 'cache.read', resourceOf(row)).allowed) return narHash;
     }
     return undefined;
@@ -278,6 +288,28 @@ export class CacheService {
     if (meta.ca) parseContentAddress(meta.ca);
     const uploaderSigs = meta.sigs.filter((s) => !s.startsWith(`${this.signingKey.name}:`));
 
+    // Any commit can change what a hash resolves to (new path, merged signatures, linked closure).
+    const touched = new Set<string>([hashPart]);
+    try {
+      return await this.commitTransaction(p, target, meta, hashPart, narHashNix32, uploaderSigs, touched);
+    } finally {
+      this.invalidate(touched);
+    }
+  }
+
+  private invalidate(hashes: Set<string>): void {
+    for (const h of hashes) this.narinfoCache.invalidate(h);
+  }
+
+  private commitTransaction(
+    p: Principal,
+    target: SliceResource,
+    meta: PathMetadata,
+    hashPart: StorePathHash,
+    narHashNix32: string,
+    uploaderSigs: string[],
+    touched: Set<string>,
+  ): Promise<CommitResult> {
     return this.storage.db.transaction().execute(async (trx) => {
       const nar = await trx.selectFrom('nars').selectAll().where('nar_hash', '=', narHashNix32).executeTakeFirst();
       if (!nar) throw new InvalidInput('NAR', 'the NAR for this path is not stored; upload it first');
@@ -309,7 +341,7 @@ export class CacheService {
           if (inTarget.store_path !== ref) missing.push(ref);
           continue;
         }
-        const linked = await this.linkClosure(trx, p, target, ref);
+        const linked = await this.linkClosure(trx, p, target, ref, touched);
         if (!linked) missing.push(ref);
       }
       if (missing.length > 0) {
@@ -339,7 +371,7 @@ export class CacheService {
   }
 
   /** Copies `ref` and its closure from a slice the caller can read into `target`. */
-  private async linkClosure(trx: Storage['db'], p: Principal, target: SliceResource, ref: StorePathBase): Promise<boolean> {
+  private async linkClosure(trx: Storage['db'], p: Principal, target: SliceResource, ref: StorePathBase, touched: Set<string>): Promise<boolean> {
     const sources = await trx
       .selectFrom('paths')
       .innerJoin('slices', 'slices.id', 'paths.slice_id')
@@ -359,6 +391,7 @@ export class CacheService {
       if (already) continue;
       const row = await trx.selectFrom('paths').selectAll().where('slice_id', '=', source.slice_id).where('hash_part', '=', hash).executeTakeFirst();
       if (!row) throw new Error(`slice ${source.slice_id} is not closure-complete: ${hash} missing`);
+      touched.add(hash);
       await trx
         .insertInto('paths')
         .values({ ...row, slice_id: target.slice.id, uploaded_by: `link:${describeUploader(p)}`, created_at: new Date().toISOString() })

@@ -11,7 +11,7 @@ import { ANONYMOUS, describePrincipal } from '../identity/principal.js';
 import type { TokenService } from '../identity/tokens.js';
 import type { Logger } from '../log.js';
 import type { AppEnv } from './context.js';
-import { errorBody } from './errors.js';
+import { errorBody, missResponse } from './errors.js';
 import { type ApiDeps, apiRoutes } from './routes/api.js';
 import { type CacheRouteDeps, cacheHandler } from './routes/cache.js';
 
@@ -21,12 +21,16 @@ export interface AppDeps extends ApiDeps, CacheRouteDeps {
   jwks: () => unknown;
 }
 
+// Request ids: unique per process start without a random draw per request.
+const REQUEST_ID_PREFIX = randomBytes(4).toString('hex');
+let requestCounter = 0;
+
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
 
   app.use('*', async (c, next) => {
     const started = performance.now();
-    const requestId = randomBytes(6).toString('hex');
+    const requestId = `${REQUEST_ID_PREFIX}-${(requestCounter++).toString(36)}`;
     c.set('requestId', requestId);
     c.set('principal', ANONYMOUS);
     await next();
@@ -52,14 +56,13 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     const headers: Record<string, string> = { 'Cache-Control': 'no-store' };
     if (body.status === 401) headers['WWW-Authenticate'] = 'Basic realm="floe", charset="UTF-8"';
     if (err instanceof FloeError && err.code === 'not_found') {
-      // One byte-identical answer for "missing" and "denied", wherever it comes from.
-      return c.text('not found\n', 404, headers);
+      return missResponse();
     }
     if (c.req.path.startsWith('/api/')) return c.json({ error: body.code, message: body.message }, body.status as ContentfulStatusCode, headers);
     return c.text(`${body.message}\n`, body.status as ContentfulStatusCode, headers);
   });
 
-  app.notFound((c) => c.text('not found\n', 404, { 'Cache-Control': 'no-store' }));
+  app.notFound(() => missResponse());
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/.well-known/jwks.json', (c) => c.json(deps.jwks() as object, 200, { 'Cache-Control': 'public, max-age=300' }));

@@ -26,3 +26,11 @@ export function errorBody(err: unknown, requestId: string): ErrorBody {
   }
   return { status: 500, code: 'internal', message: `internal error (request ${requestId})` };
 }
+
+/**
+ * The one answer for "missing" and for "denied read", byte-identical wherever it comes from.
+ * Returned directly on hot paths (no exception, no stack trace), and by the error handler for NotFound.
+ */
+export function missResponse(): Response {
+  return new Response('not found\n', { status: 404, headers: { 'Content-Type': 'text/plain; charset=UTF-8', 'Cache-Control': 'no-store' } });
+}

@@ -1,12 +1,18 @@
 /** Starts a real `floe serve` process on 127.0.0.1 with a throwaway data dir, and talks to it. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** The checkout root, whether this file runs from test/ (vitest) or dist/test/ (the benchmark). */
+export const REPO_ROOT = (() => {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json')) || path.basename(dir) === 'dist') dir = path.dirname(dir);
+  return dir;
+})();
 export const FLOE_BIN = path.join(REPO_ROOT, 'bin/floe.js');
 
 export async function freePort(): Promise<number> {

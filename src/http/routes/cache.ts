@@ -5,7 +5,8 @@
 import { pipeline } from 'node:stream/promises';
 import type { Context } from 'hono';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
-import { InvalidInput, NotFound } from '../../errors.js';
+import { InvalidInput } from '../../errors.js';
+import { missResponse } from '../errors.js';
 import { formatCacheInfo } from '../../nix/cache-info.js';
 import { parseStorePathHash } from '../../nix/store-path.js';
 import type { CacheService, CacheView } from '../../cache/service.js';
@@ -52,14 +53,14 @@ export function cacheHandler(deps: CacheRouteDeps) {
     const method = c.req.method;
     const rawPath = c.req.path;
     const parts = rawPath.slice('/cache'.length).split('/').slice(1);
-    if (parts.length === 0 || parts.some((x) => x === '' || x === '.' || x === '..')) throw new NotFound();
+    if (parts.length === 0 || parts.some((x) => x === '' || x === '.' || x === '..')) return missResponse();
 
     let view: CacheView = { kind: 'unified' };
     let rest = parts;
     if (!(parts.length === 1 || UNIFIED_TOP.has(parts[0]!))) {
-      if (parts.length < 3) throw new NotFound();
+      if (parts.length < 3) return missResponse();
       const slice = await deps.orgs.findSlice(parts[0]!, parts[1]!);
-      if (!slice) throw new NotFound();
+      if (!slice) return missResponse();
       view = { kind: 'slice', slice };
       rest = parts.slice(2);
     }
@@ -82,7 +83,7 @@ export function cacheHandler(deps: CacheRouteDeps) {
       const hash = parseStorePathHash(rest[0]!.slice(0, -'.narinfo'.length));
       if (method === 'GET' || method === 'HEAD') {
         const text = await deps.cache.findNarInfo(principal, view, hash);
-        if (text === undefined) throw new NotFound();
+        if (text === undefined) return missResponse();
         return textResponse(method, text, { 'Content-Type': 'text/x-nix-narinfo', 'Cache-Control': 'private, no-cache' });
       }
       if (method === 'PUT') {
@@ -106,17 +107,17 @@ export function cacheHandler(deps: CacheRouteDeps) {
         const found = await deps.cache.findNar(principal, view, file);
         if (found) return c.body(null, 200, { 'Content-Length': String(found.size), 'Accept-Ranges': 'bytes', 'Content-Type': 'application/x-nix-nar' });
         if (await deps.cache.hasNarFile(principal, view, file)) return c.body(null, 200);
-        throw new NotFound();
+        return missResponse();
       }
       if (method === 'GET') {
         const found = await deps.cache.findNar(principal, view, file);
-        if (!found) throw new NotFound();
+        if (!found) return missResponse();
         const range = parseRange(c.req.header('range'), found.size);
         if (range === 'invalid') {
           return c.body(null, 416, { 'Content-Range': `bytes */${found.size}` });
         }
         const read = await found.open(range);
-        if (!read) throw new NotFound();
+        if (!read) return missResponse();
         const res = c.env.outgoing;
         res.writeHead(range ? 206 : 200, {
           'Content-Type': 'application/x-nix-nar',
@@ -144,6 +145,6 @@ export function cacheHandler(deps: CacheRouteDeps) {
         return c.body(null, 201);
       }
     }
-    throw new NotFound();
+    return missResponse();
   };
 }

@@ -9,5 +9,22 @@ export function openSqlite(file: string): { db: Kysely<Schema>; raw: Database.Da
   raw.pragma('synchronous = FULL');
   raw.pragma('busy_timeout = 5000');
   raw.pragma('foreign_keys = ON');
-  return { db: new Kysely<Schema>({ dialect: new SqliteDialect({ database: raw }) }), raw };
+  // Kysely prepares every query anew; better-sqlite3 statements are reusable, so keep them.
+  const statements = new Map<string, Database.Statement>();
+  const cached = {
+    prepare(sql: string) {
+      let stmt = statements.get(sql);
+      if (!stmt) {
+        stmt = raw.prepare(sql);
+        if (statements.size > 1000) statements.clear();
+        statements.set(sql, stmt);
+      }
+      return stmt;
+    },
+    close() {
+      statements.clear();
+      raw.close();
+    },
+  };
+  return { db: new Kysely<Schema>({ dialect: new SqliteDialect({ database: cached as unknown as Database.Database }) }), raw };
 }
