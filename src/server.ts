@@ -17,6 +17,7 @@ import { describePrincipal } from './identity/principal.js';
 import { OrgService } from './org/service.js';
 import { CacheService } from './cache/service.js';
 import { createApp } from './http/app.js';
+import { createCacheHandler } from './http/cache-handler.js';
 
 export interface RunningServer {
   url: string;
@@ -86,7 +87,6 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     authorizer,
     cache,
     limits: config.limits,
-    priority: config.priority,
     publicUrl: () => publicUrl,
     nixPublicKey: keys.nixPublicKey,
     log,
@@ -95,7 +95,21 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
 
   const adminTokenFile = path.join(config.dataDir, 'admin-token');
   await ensureAdminToken(adminTokenFile, tokens, log);
-  handler = getRequestListener(app.fetch);
+  const api = getRequestListener(app.fetch);
+  const cacheHandler = createCacheHandler({ cache, orgs, tokens, limits: config.limits, priority: config.priority, log });
+  handler = (req, res) => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const pathname = q < 0 ? url : url.slice(0, q);
+    if (pathname === '/cache' || pathname.startsWith('/cache/')) {
+      cacheHandler(req, res, pathname).catch((err) => {
+        log.error({ err }, 'cache handler crashed');
+        res.destroy();
+      });
+      return;
+    }
+    void api(req, res);
+  };
 
   log.info({ url: publicUrl, dataDir: config.dataDir, adminTokenFile, cacheKey: keys.nixPublicKey }, 'floe is serving');
   return {

@@ -1,8 +1,8 @@
 /**
- * Assembles the HTTP application. Every request is authenticated here once (a bad credential is a
- * 401, never silently anonymous); every route then asks the authorizer through its service.
+ * Assembles the HTTP application for everything but `/cache` (see cache-handler.ts). Every request
+ * is authenticated once (a bad credential is a 401, never silently anonymous); every route then asks
+ * the authorizer, directly or through its service.
  */
-import { randomBytes } from 'node:crypto';
 import { Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { FloeError, NotFound } from '../errors.js';
@@ -13,24 +13,20 @@ import type { Logger } from '../log.js';
 import type { AppEnv } from './context.js';
 import { errorBody, missResponse } from './errors.js';
 import { type ApiDeps, apiRoutes } from './routes/api.js';
-import { type CacheRouteDeps, cacheHandler } from './routes/cache.js';
+import { nextRequestId } from './request-id.js';
 
-export interface AppDeps extends ApiDeps, CacheRouteDeps {
+export interface AppDeps extends ApiDeps {
   tokens: TokenService;
   log: Logger;
   jwks: () => unknown;
 }
-
-// Request ids: unique per process start without a random draw per request.
-const REQUEST_ID_PREFIX = randomBytes(4).toString('hex');
-let requestCounter = 0;
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
 
   app.use('*', async (c, next) => {
     const started = performance.now();
-    const requestId = `${REQUEST_ID_PREFIX}-${(requestCounter++).toString(36)}`;
+    const requestId = nextRequestId();
     c.set('requestId', requestId);
     c.set('principal', ANONYMOUS);
     await next();
@@ -71,7 +67,5 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.all('/api/*', () => {
     throw new NotFound();
   });
-  const cache = cacheHandler(deps);
-  app.on(['GET', 'HEAD', 'PUT'], '/cache/*', cache);
   return app;
 }

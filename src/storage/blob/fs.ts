@@ -81,7 +81,7 @@ export class FsBlobStore implements BlobStore {
     const file = this.pathFor(key);
     const size = await this.size(key);
     if (size === undefined) return undefined;
-    const body = createReadStream(file, range ? { start: range.start, end: range.end, highWaterMark: 256 * 1024 } : { highWaterMark: 256 * 1024 });
+    const body = createReadStream(file, range ? { start: range.start, end: range.end, highWaterMark: 1024 * 1024 } : { highWaterMark: 1024 * 1024 });
     return { body, size };
   }
 

@@ -1,0 +1,194 @@
+/**
+ * The Nix binary cache protocol at `/cache` (unified: every slice the caller may read) and
+ * `/cache/<org>/<slice>` (one slice). Served by a lean node:http handler rather than the Hono app:
+ * it is the hot path (every substitution asks for narinfos) and it streams NARs both ways, so it
+ * works on the raw request/response. It uses the same authentication, services (and through them
+ * the same authorizer), error table and access log as the rest of the HTTP layer.
+ * Reads that are denied answer exactly like misses.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import { FloeError, InvalidInput } from '../errors.js';
+import { credentialFromAuthorization } from '../identity/credentials.js';
+import { ANONYMOUS, describePrincipal, type Principal } from '../identity/principal.js';
+import type { TokenService } from '../identity/tokens.js';
+import { formatCacheInfo } from '../nix/cache-info.js';
+import { parseStorePathHash } from '../nix/store-path.js';
+import type { CacheService, CacheView } from '../cache/service.js';
+import type { OrgService } from '../org/service.js';
+import type { Limits } from '../config.js';
+import type { Logger } from '../log.js';
+import { declaredLength, readSmallBody } from './body.js';
+import { errorBody } from './errors.js';
+import { nextRequestId } from './request-id.js';
+
+export interface CacheHandlerDeps {
+  cache: CacheService;
+  orgs: OrgService;
+  tokens: TokenService;
+  limits: Limits;
+  priority: number;
+  log: Logger;
+}
+
+const UNIFIED_TOP = new Set(['nar', 'log', 'realisations', 'build-trace-v2', 'debuginfo']);
+const MISS_BODY = 'not found\n';
+
+type Headers = Record<string, string>;
+
+function send(req: IncomingMessage, res: ServerResponse, status: number, headers: Headers, body?: string): void {
+  const bytes = body === undefined ? undefined : Buffer.from(body);
+  res.writeHead(status, bytes ? { ...headers, 'Content-Length': String(bytes.length) } : headers);
+  res.end(req.method === 'HEAD' ? undefined : bytes);
+}
+
+/** The one answer for "missing" and "denied read" on the cache. Same bytes as the API's miss. */
+function miss(req: IncomingMessage, res: ServerResponse): void {
+  send(req, res, 404, { 'Content-Type': 'text/plain; charset=UTF-8', 'Cache-Control': 'no-store' }, MISS_BODY);
+}
+
+export function parseRange(header: string | undefined, size: number): { start: number; end: number } | 'invalid' | undefined {
+  if (!header) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return 'invalid';
+  let start: number;
+  let end: number;
+  if (m[1] === '') {
+    start = Math.max(0, size - Number(m[2]));
+    end = size - 1;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  }
+  if (start > end || start >= size) return 'invalid';
+  return { start, end };
+}
+
+export function createCacheHandler(deps: CacheHandlerDeps) {
+  const cacheInfo = formatCacheInfo({ wantMassQuery: true, priority: deps.priority });
+
+  async function route(req: IncomingMessage, res: ServerResponse, principal: Principal, pathname: string): Promise<void> {
+    const method = req.method ?? 'GET';
+    const parts = pathname.slice('/cache'.length).split('/').slice(1);
+    if (parts.length === 0 || parts.some((x) => x === '' || x === '.' || x === '..')) return miss(req, res);
+
+    let view: CacheView = { kind: 'unified' };
+    let rest = parts;
+    if (!(parts.length === 1 || UNIFIED_TOP.has(parts[0]!))) {
+      if (parts.length < 3) return miss(req, res);
+      const slice = await deps.orgs.findSlice(parts[0]!, parts[1]!);
+      if (!slice) return miss(req, res);
+      view = { kind: 'slice', slice };
+      rest = parts.slice(2);
+    }
+    const [first, second] = rest;
+
+    if (rest.length === 1 && first === 'nix-cache-info') {
+      if (method === 'GET' || method === 'HEAD') return send(req, res, 200, { 'Content-Type': 'text/x-nix-cache-info' }, cacheInfo);
+      if (method === 'PUT') {
+        // Nix only PUTs this after a failed GET; ours always exists, so accept and ignore.
+        await deps.cache.writeTarget(principal, view);
+        await readSmallBody(req, deps.limits.maxSmallBodyBytes);
+        return send(req, res, 204, {});
+      }
+    }
+
+    if (rest.length === 1 && first!.endsWith('.narinfo')) {
+      const hash = parseStorePathHash(first!.slice(0, -'.narinfo'.length));
+      if (method === 'GET' || method === 'HEAD') {
+        const text = await deps.cache.findNarInfo(principal, view, hash);
+        if (text === undefined) return miss(req, res);
+        return send(req, res, 200, { 'Content-Type': 'text/x-nix-narinfo', 'Cache-Control': 'private, no-cache' }, text);
+      }
+      if (method === 'PUT') {
+        await deps.cache.writeTarget(principal, view); // refuse before reading the body
+        const body = await readSmallBody(req, deps.limits.maxSmallBodyBytes);
+        const result = await deps.cache.uploadNarInfo(principal, view, hash, body.toString('utf8'));
+        return send(req, res, result === 'created' ? 201 : 200, {});
+      }
+    }
+
+    if (rest.length === 1 && first!.endsWith('.ls') && method === 'PUT') {
+      // NAR listings (write-nar-listing=1) are optional: accepted so such uploads work, not kept yet.
+      await deps.cache.writeTarget(principal, view);
+      await readSmallBody(req, 64 * deps.limits.maxSmallBodyBytes);
+      return send(req, res, 204, {});
+    }
+
+    if (rest.length === 2 && first === 'nar') {
+      const file = second!;
+      if (method === 'HEAD') {
+        const found = await deps.cache.findNar(principal, view, file);
+        if (found) return send(req, res, 200, { 'Content-Length': String(found.size), 'Accept-Ranges': 'bytes', 'Content-Type': 'application/x-nix-nar' });
+        if (await deps.cache.hasNarFile(principal, view, file)) return send(req, res, 200, {});
+        return miss(req, res);
+      }
+      if (method === 'GET') {
+        const found = await deps.cache.findNar(principal, view, file);
+        if (!found) return miss(req, res);
+        const range = parseRange(req.headers.range, found.size);
+        if (range === 'invalid') return send(req, res, 416, { 'Content-Range': `bytes */${found.size}` });
+        const read = await found.open(range);
+        if (!read) return miss(req, res);
+        res.writeHead(range ? 206 : 200, {
+          'Content-Type': 'application/x-nix-nar',
+          'Content-Length': String(range ? range.end - range.start + 1 : found.size),
+          'Accept-Ranges': 'bytes',
+          'Cache-Control': 'private, max-age=31536000, immutable',
+          ...(range ? { 'Content-Range': `bytes ${range.start}-${range.end}/${found.size}` } : {}),
+        });
+        try {
+          await pipeline(read.body, res);
+        } catch {
+          // The client went away mid-download; nothing to clean up here.
+        }
+        return;
+      }
+      if (method === 'PUT') {
+        await deps.cache.writeTarget(principal, view);
+        const len = declaredLength(req);
+        if (len !== undefined && len > deps.limits.maxUploadBytes) throw new InvalidInput('Content-Length', `upload larger than the limit of ${deps.limits.maxUploadBytes} bytes`);
+        const controller = new AbortController();
+        req.once('close', () => {
+          if (!req.complete) controller.abort();
+        });
+        await deps.cache.uploadNarFile(principal, view, file, req, controller.signal);
+        return send(req, res, 201, {});
+      }
+    }
+    return miss(req, res);
+  }
+
+  return async function handleCache(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
+    const started = performance.now();
+    const requestId = nextRequestId();
+    let principal: Principal = ANONYMOUS;
+    try {
+      const credential = credentialFromAuthorization(req.headers.authorization);
+      if (credential !== undefined) principal = await deps.tokens.verify(credential);
+      await route(req, res, principal, pathname);
+    } catch (err) {
+      const body = errorBody(err, requestId);
+      if (body.status >= 500) deps.log.error({ reqId: requestId, err }, 'request failed');
+      else deps.log.debug({ reqId: requestId, code: body.code, msg: (err as Error).message }, 'client error');
+      if (res.headersSent) {
+        res.destroy();
+      } else if (err instanceof FloeError && err.code === 'not_found') {
+        miss(req, res);
+      } else {
+        const headers: Headers = { 'Content-Type': 'text/plain; charset=UTF-8', 'Cache-Control': 'no-store' };
+        if (body.status === 401) headers['WWW-Authenticate'] = 'Basic realm="floe", charset="UTF-8"';
+        // A rejected upload may leave body bytes unread; close rather than parse them as a new request.
+        if (!req.complete) headers.Connection = 'close';
+        send(req, res, body.status, headers, `${body.message}\n`);
+      }
+    }
+    if (deps.log.isLevelEnabled('info')) {
+      // Never log headers or query strings: only what cannot carry a secret.
+      deps.log.info(
+        { reqId: requestId, method: req.method, path: pathname, status: res.statusCode, ms: Math.round((performance.now() - started) * 100) / 100, principal: describePrincipal(principal) },
+        'request',
+      );
+    }
+  };
+}
