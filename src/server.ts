@@ -17,7 +17,7 @@ import { describePrincipal } from './identity/principal.js';
 import { OrgService } from './org/service.js';
 import { CacheService } from './cache/service.js';
 import { createApp } from './http/app.js';
-import { createCacheHandler } from './http/cache-handler.js';
+import { createCacheHandler, markExpectsContinue } from './http/cache-handler.js';
 
 export interface RunningServer {
   url: string;
@@ -61,6 +61,14 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
   server.keepAliveTimeout = 65_000;
+  // With a checkContinue listener Node leaves the 100 to us: /cache sends it only once the upload
+  // is authorized; everything else gets it at once, as Node would.
+  server.on('checkContinue', (req, res) => {
+    if (!handler) return res.writeHead(503, { 'Retry-After': '1', Connection: 'close' }).end('starting\n');
+    if ((req.url ?? '').startsWith('/cache')) markExpectsContinue(req);
+    else res.writeContinue();
+    handler(req, res);
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.listen.port, config.listen.host, () => resolve());

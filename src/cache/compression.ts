@@ -69,5 +69,6 @@ export function createDecompressor(kind: Compression): Transform {
 
 /** How NARs are stored: zstd level 3 (fast, good ratio, readable by Nix >= 2.4 on every platform we target). */
 export function createStorageCompressor(): Transform {
-  return new CompressStream({ compressionLevel: 3 });
+  // nbWorkers moves compression off the event loop, so narinfo requests stay fast while NARs upload.
+  return new CompressStream({ compressionLevel: 3, nbWorkers: 2 });
 }

@@ -19,6 +19,7 @@ import { DEFAULT_SLICE } from '../org/service.js';
 import type { BlobRead, Storage } from '../storage/types.js';
 import { prepareQuery } from '../storage/prepared.js';
 import { ReadCache } from './read-cache.js';
+import { Semaphore } from './semaphore.js';
 import { type Compression, compressionFromName } from './compression.js';
 import { type IngestLimits, type IngestedNar, ingestNar, narBlobKey } from './ingest.js';
 
@@ -66,6 +67,8 @@ function preferOwn<T extends Candidate>(p: Principal, rows: T[]): T[] {
 export class CacheService {
   private readonly q;
   /** narinfo candidates by hash part (and slice), for the hot path. */
+  /** Uploads wait for a slot rather than fail: a 5xx or 429 would make old Nix retry without a body. */
+  private readonly ingestSlots = new Semaphore(16);
   private readonly narinfoCache = new ReadCache<Array<Candidate & { narinfo: string }>>(2_000, 50_000);
 
   constructor(
@@ -198,7 +201,7 @@ export class CacheService {
     const target = await this.writeTarget(p, view);
     if (!CLIENT_NAR_FILE.test(fileName)) throw new InvalidInput('NAR file name', `${JSON.stringify(fileName.slice(0, 80))} is not a valid file name`);
     const ext = fileName.includes('.nar.') ? fileName.slice(fileName.lastIndexOf('.') + 1) : 'none';
-    const nar = await ingestNar(body, compressionFromName(ext), this.storage, this.limits, signal);
+    const nar = await this.ingestSlots.run(() => ingestNar(body, compressionFromName(ext), this.storage, this.limits, signal));
     const now = new Date();
     const record = {
       slice_id: target.slice.id,
@@ -267,7 +270,7 @@ export class CacheService {
   /** Floe's batch upload: metadata and NAR in one request, verified against each other. */
   async uploadPath(p: Principal, view: CacheView, meta: PathMetadata, body: AsyncIterable<Buffer>, declared: Compression | undefined, signal?: AbortSignal) {
     const target = await this.writeTarget(p, view);
-    const nar = await ingestNar(body, declared, this.storage, this.limits, signal);
+    const nar = await this.ingestSlots.run(() => ingestNar(body, declared, this.storage, this.limits, signal));
     if (!hashesEqual(nar.narHash, meta.narHash)) {
       throw new InvalidInput('narHash', `mismatch: claimed ${formatNix32Hash(meta.narHash)}, the uploaded NAR has ${formatNix32Hash(nar.narHash)}`);
     }

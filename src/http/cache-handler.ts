@@ -47,6 +47,22 @@ function miss(req: IncomingMessage, res: ServerResponse): void {
   send(req, res, 404, { 'Content-Type': 'text/plain; charset=UTF-8', 'Cache-Control': 'no-store' }, MISS_BODY);
 }
 
+/**
+ * Nix's libcurl sends `Expect: 100-continue` on uploads. The server defers the 100 until the
+ * request has been authorized, so a refused upload is answered before its body is ever sent.
+ */
+const EXPECTS_CONTINUE = Symbol('floe.expectsContinue');
+export function markExpectsContinue(req: IncomingMessage): void {
+  (req as IncomingMessage & { [EXPECTS_CONTINUE]?: boolean })[EXPECTS_CONTINUE] = true;
+}
+function acceptBody(req: IncomingMessage, res: ServerResponse): void {
+  const r = req as IncomingMessage & { [EXPECTS_CONTINUE]?: boolean };
+  if (r[EXPECTS_CONTINUE]) {
+    r[EXPECTS_CONTINUE] = false;
+    res.writeContinue();
+  }
+}
+
 export function parseRange(header: string | undefined, size: number): { start: number; end: number } | 'invalid' | undefined {
   if (!header) return undefined;
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
@@ -88,6 +104,7 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
       if (method === 'PUT') {
         // Nix only PUTs this after a failed GET; ours always exists, so accept and ignore.
         await deps.cache.writeTarget(principal, view);
+        acceptBody(req, res);
         await readSmallBody(req, deps.limits.maxSmallBodyBytes);
         return send(req, res, 204, {});
       }
@@ -102,6 +119,7 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
       }
       if (method === 'PUT') {
         await deps.cache.writeTarget(principal, view); // refuse before reading the body
+        acceptBody(req, res);
         const body = await readSmallBody(req, deps.limits.maxSmallBodyBytes);
         const result = await deps.cache.uploadNarInfo(principal, view, hash, body.toString('utf8'));
         return send(req, res, result === 'created' ? 201 : 200, {});
@@ -111,6 +129,7 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
     if (rest.length === 1 && first!.endsWith('.ls') && method === 'PUT') {
       // NAR listings (write-nar-listing=1) are optional: accepted so such uploads work, not kept yet.
       await deps.cache.writeTarget(principal, view);
+      acceptBody(req, res);
       await readSmallBody(req, 64 * deps.limits.maxSmallBodyBytes);
       return send(req, res, 204, {});
     }
@@ -152,6 +171,7 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
         req.once('close', () => {
           if (!req.complete) controller.abort();
         });
+        acceptBody(req, res);
         await deps.cache.uploadNarFile(principal, view, file, req, controller.signal);
         return send(req, res, 201, {});
       }

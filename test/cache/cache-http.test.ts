@@ -157,6 +157,31 @@ describe('access control', () => {
     expect((await get(`${cacheUrl}/${p.hashPart}.narinfo`, otherRead)).body.toString()).not.toBe(before);
   });
 
+  it('answers a refused upload before its body is sent (Expect: 100-continue)', async () => {
+    const q = fakePath('expect-continue');
+    const attempt = (token: string) =>
+      new Promise<{ status: number; continued: boolean }>((resolve, reject) => {
+        let continued = false;
+        const req = request(`${cacheUrl}/nar/${q.hashPart}.nar`, {
+          method: 'PUT',
+          headers: { Authorization: basicAuth(token), Expect: '100-continue', 'Content-Length': String(q.nar.length) },
+        });
+        req.on('continue', () => {
+          continued = true;
+          req.end(q.nar);
+        });
+        req.on('response', (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode!, continued }));
+          if (!continued) req.destroy();
+        });
+        req.on('error', (err) => (continued ? reject(err) : undefined));
+        req.flushHeaders();
+      });
+    expect(await attempt(acmeRead)).toEqual({ status: 403, continued: false });
+    expect(await attempt(acmeRW)).toEqual({ status: 201, continued: true });
+  });
+
   it('read tokens cannot write; anonymous writes are 401', async () => {
     const q = fakePath('readonly');
     expect((await nixStyleUpload(cacheUrl, basicAuth(acmeRead), q)).nar).toBe(403);

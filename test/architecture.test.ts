@@ -1,0 +1,66 @@
+/**
+ * The folder layout is the architecture; this test keeps it honest by reading every import under
+ * src/ and failing on a dependency that points the wrong way.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { REPO_ROOT } from './helpers/server.js';
+
+const SRC = path.join(REPO_ROOT, 'src');
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) return sourceFiles(p);
+    return e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') && !e.name.endsWith('.d.ts') ? [p] : [];
+  });
+}
+
+/** [file relative to src, import specifier resolved relative to src (or the bare module)] */
+function imports(): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const file of sourceFiles(SRC)) {
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]/g)) {
+      const spec = m[1]!;
+      const target = spec.startsWith('.') ? path.relative(SRC, path.resolve(path.dirname(file), spec)) : spec;
+      out.push([path.relative(SRC, file), target]);
+    }
+  }
+  return out;
+}
+
+const all = imports();
+const from = (prefix: string) => all.filter(([f]) => f.startsWith(prefix));
+
+describe('architecture', () => {
+  it('finds the sources', () => {
+    expect(all.length).toBeGreaterThan(50);
+  });
+
+  it('src/nix is pure: no I/O modules, nothing from the rest of Floe but errors', () => {
+    const bad = from('nix/').filter(([, t]) => /^(node:)?(fs|fs\/promises|net|http|https|child_process|dgram)$/.test(t) || (!t.startsWith('nix/') && !t.startsWith('node:') && t !== 'errors.js'));
+    expect(bad).toEqual([]);
+  });
+
+  it('policy decisions are pure: no storage, HTTP or I/O', () => {
+    const bad = from('policy/').filter(([, t]) => t.startsWith('storage/') || t.startsWith('http/') || /^(node:)?(fs|net|http)/.test(t));
+    expect(bad).toEqual([]);
+  });
+
+  it('only the composition root and storage itself pick concrete storage backends', () => {
+    const bad = all.filter(([f, t]) => /^storage\/(open|sql\/|blob\/)/.test(t) && f !== 'server.ts' && !f.startsWith('storage/'));
+    expect(bad).toEqual([]);
+  });
+
+  it('domain code never imports the HTTP layer or the CLI', () => {
+    const bad = all.filter(([f, t]) => /^(cache|identity|policy|org|storage|nix)\//.test(f) && /^(http|cli)\//.test(t));
+    expect(bad).toEqual([]);
+  });
+
+  it('the CLI talks to servers over HTTP; only `serve` reaches the server composition root', () => {
+    const bad = from('cli/').filter(([, t]) => /^(cache|identity|policy|org|storage|http)\//.test(t));
+    expect(bad).toEqual([]);
+  });
+});
