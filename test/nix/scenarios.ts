@@ -103,6 +103,26 @@ export function nixScenarios(nix: NixRunner): void {
     expect(ok.code, ok.stderr).toBe(0);
   });
 
+  it("keeps the uploader's own signature next to the server's", async () => {
+    const out = await buildClosure(nix, expr, seed('signed'), newMachine());
+    const keyFile = path.join(dir, 'uploader.sec');
+    const gen = await nix.run(['nix-store', '--generate-binary-cache-key', 'uploader-1', keyFile, `${keyFile}.pub`], { cacheHome: newMachine() });
+    expect(gen.code, gen.stderr).toBe(0);
+    const pushed = await push(out, netrcAcmeRW, `${server.url}/cache?secret-key=${keyFile}`);
+    expect(pushed.code, pushed.stderr).toBe(0);
+    const token = (await readFile(netrcAcmeRead, 'utf8')).split(' ').at(-1)!.trim();
+    const text = await (await fetch(`${server.url}/cache/${path.basename(out).slice(0, 32)}.narinfo`, { headers: { Authorization: `Bearer ${token}` } })).text();
+    expect(text).toMatch(/^Sig: uploader-1:/m);
+    expect(text).toMatch(new RegExp(`^Sig: ${key.split(':')[0]}:`, 'm'));
+    // Trusting only the uploader's key works too.
+    const store = path.join(dir, `store-uploader-${machine}`);
+    const r = await nix.run(
+      ['nix', 'copy', '--option', 'require-sigs', 'true', '--option', 'trusted-public-keys', (await readFile(`${keyFile}.pub`, 'utf8')).trim(), '--option', 'netrc-file', netrcAcmeRead, '--from', `${server.url}/cache`, '--to', store, out],
+      { cacheHome: newMachine() },
+    );
+    expect(r.code, r.stderr).toBe(0);
+  });
+
   it('re-pushing an existing closure uploads nothing', async () => {
     const out = await buildClosure(nix, expr, seed('again'), newMachine());
     expect((await push(out, netrcAcmeRW)).code).toBe(0);

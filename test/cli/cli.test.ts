@@ -1,0 +1,82 @@
+/** The real `floe` binary against a real server: the stable CLI contract scripts rely on. */
+import { execFile } from 'node:child_process';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FLOE_BIN, startFloe, type TestServer } from '../helpers/server.js';
+
+const exec = promisify(execFile);
+let server: TestServer;
+
+async function floe(args: string[], env: Record<string, string | undefined> = {}) {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [FLOE_BIN, ...args], { env: { ...process.env, FLOE_SERVER: server.url, FLOE_TOKEN: server.adminToken, ...env } });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+beforeAll(async () => {
+  server = await startFloe();
+});
+afterAll(async () => {
+  await server?.cleanup();
+});
+
+describe('floe CLI', () => {
+  it('first start writes the admin token with mode 0600 and says where it is', async () => {
+    const s = await stat(path.join(server.dataDir, 'admin-token'));
+    expect(s.mode & 0o777).toBe(0o600);
+    expect(server.logs()).toContain(path.join(server.dataDir, 'admin-token'));
+    expect(server.adminToken).toMatch(/^floe_ey/);
+  });
+
+  it('creates orgs, slices and tokens; the token is alone on stdout', async () => {
+    expect((await floe(['org', 'create', 'acme'])).code).toBe(0);
+    const created = await floe(['slice', 'create', 'acme', 'ci', '--json']);
+    expect(JSON.parse(created.stdout)).toMatchObject({ public: false, url: `${server.url}/cache/acme/ci` });
+    const tok = await floe(['token', 'create', '--org', 'acme', '--scope', 'read,write', '--slice', 'ci', '--ttl', '1h']);
+    expect(tok.code).toBe(0);
+    expect(tok.stdout).toMatch(/^floe_[A-Za-z0-9_.-]+\n$/);
+    const res = await fetch(`${server.url}/cache/acme/ci/nix-cache-info`, { headers: { Authorization: `Bearer ${tok.stdout.trim()}` } });
+    expect(res.status).toBe(200);
+  });
+
+  it('revokes a token by the id from --json', async () => {
+    const json = JSON.parse((await floe(['token', 'create', '--org', 'acme', '--scope', 'read', '--json'])).stdout);
+    expect(json).toMatchObject({ org: 'acme', scopes: ['read'] });
+    expect((await fetch(`${server.url}/cache/nix-cache-info`, { headers: { Authorization: `Bearer ${json.token}` } })).status).toBe(200);
+    expect((await floe(['token', 'revoke', json.id])).code).toBe(0);
+    expect((await fetch(`${server.url}/cache/nix-cache-info`, { headers: { Authorization: `Bearer ${json.token}` } })).status).toBe(401);
+  });
+
+  it('prints the nix.conf lines for the cache', async () => {
+    const info = await floe(['cache', 'info'], { FLOE_TOKEN: undefined });
+    const key = (await (await fetch(`${server.url}/.well-known/nix-cache-key`)).text()).trim();
+    expect(info.stdout).toBe(`extra-substituters = ${server.url}/cache\nextra-trusted-public-keys = ${key}\n`);
+  });
+
+  it('fails with a message naming the problem', async () => {
+    const noServer = await floe(['org', 'create', 'x'], { FLOE_SERVER: '' });
+    expect(noServer.code).not.toBe(0);
+    expect(noServer.stderr).toMatch(/--server URL or set FLOE_SERVER/);
+    const badScope = await floe(['token', 'create', '--org', 'acme', '--scope', 'root']);
+    expect(badScope.code).not.toBe(0);
+    expect(badScope.stderr).toMatch(/unknown scope root/);
+    const noOrg = await floe(['token', 'create', '--org', 'nope']);
+    expect(noOrg.code).not.toBe(0);
+    expect(noOrg.stderr).toMatch(/404|nope/);
+    const notAdmin = await floe(['org', 'create', 'y'], { FLOE_TOKEN: 'floe_nonsense' });
+    expect(notAdmin.code).not.toBe(0);
+    expect(notAdmin.stderr).toMatch(/401/);
+    const dup = await floe(['org', 'create', 'acme']);
+    expect(dup.stderr).toMatch(/already exists/);
+    const badName = await floe(['org', 'create', 'Bad Name']);
+    expect(badName.stderr).toMatch(/org name/);
+    const unreachable = await floe(['cache', 'info'], { FLOE_SERVER: 'http://127.0.0.1:1' });
+    expect(unreachable.stderr).toMatch(/cannot reach/);
+  });
+});
