@@ -13,8 +13,21 @@ export interface Limits {
   maxBatchPaths: number;
 }
 
+export interface S3Config {
+  bucket: string;
+  prefix: string;
+  endpoint?: string;
+  region: string;
+  forcePathStyle: boolean;
+  presignSeconds: number;
+}
+
 export interface Config {
   dataDir: string;
+  /** postgres://… for the scale-out setup; undefined = embedded SQLite. */
+  databaseUrl: string | undefined;
+  /** S3-compatible blob storage; undefined = local files. */
+  s3: S3Config | undefined;
   listen: { host: string; port: number };
   /** The URL clients use; undefined = derived from the listen address once bound. */
   publicUrl: string | undefined;
@@ -45,8 +58,14 @@ export function loadConfig(flags: { dataDir?: string; listen?: string; publicUrl
     throw new InvalidInput('FLOE_PUBLIC_URL', `expected an http(s) URL, got ${JSON.stringify(publicUrl)}`);
   }
   const maxNar = env.FLOE_MAX_NAR_SIZE ? parseSize(env.FLOE_MAX_NAR_SIZE, 'FLOE_MAX_NAR_SIZE') : 64 * 2 ** 30;
+  const databaseUrl = env.FLOE_DATABASE_URL || undefined;
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new InvalidInput('FLOE_DATABASE_URL', 'expected a postgres:// or postgresql:// URL');
+  }
   return {
     dataDir: path.resolve(flags.dataDir ?? env.FLOE_DATA_DIR ?? './floe-data'),
+    databaseUrl,
+    s3: loadS3Config(env),
     listen: parseListen(flags.listen ?? env.FLOE_LISTEN ?? '127.0.0.1:8080'),
     publicUrl: publicUrl?.replace(/\/+$/, ''),
     cacheKeyName: env.FLOE_CACHE_KEY_NAME,
@@ -58,5 +77,28 @@ export function loadConfig(flags: { dataDir?: string; listen?: string; publicUrl
       maxSmallBodyBytes: 1 << 20,
       maxBatchPaths: 10_000,
     },
+  };
+}
+
+function loadS3Config(env: NodeJS.ProcessEnv): S3Config | undefined {
+  const bucket = env.FLOE_S3_BUCKET;
+  if (!bucket) {
+    const stray = Object.keys(env).filter((k) => k.startsWith('FLOE_S3_') && env[k]);
+    if (stray.length) throw new InvalidInput('FLOE_S3_BUCKET', `must be set when ${stray.join(', ')} ${stray.length > 1 ? 'are' : 'is'} set`);
+    return undefined;
+  }
+  const endpoint = env.FLOE_S3_ENDPOINT || undefined;
+  if (endpoint !== undefined && !/^https?:\/\//.test(endpoint)) throw new InvalidInput('FLOE_S3_ENDPOINT', `expected an http(s) URL, got ${JSON.stringify(endpoint)}`);
+  const prefix = env.FLOE_S3_PREFIX ?? '';
+  if (prefix && !/^[A-Za-z0-9._/-]+\/$/.test(prefix)) throw new InvalidInput('FLOE_S3_PREFIX', 'use letters, digits, ".", "_", "-" and "/", ending with "/"');
+  const presign = env.FLOE_S3_PRESIGN_SECONDS ? Number(env.FLOE_S3_PRESIGN_SECONDS) : 0;
+  if (!Number.isInteger(presign) || presign < 0 || presign > 7 * 86400) throw new InvalidInput('FLOE_S3_PRESIGN_SECONDS', 'expected 0 (stream through Floe) up to 604800');
+  return {
+    bucket,
+    prefix,
+    ...(endpoint ? { endpoint } : {}),
+    region: env.FLOE_S3_REGION ?? env.AWS_REGION ?? 'us-east-1',
+    forcePathStyle: /^(1|true|yes)$/i.test(env.FLOE_S3_FORCE_PATH_STYLE ?? (endpoint ? 'true' : 'false')),
+    presignSeconds: presign,
   };
 }

@@ -21,6 +21,7 @@ import { createCacheHandler, markExpectsContinue } from './http/cache-handler.js
 
 export interface RunningServer {
   url: string;
+  storageDescription: string;
   adminTokenFile: string;
   nixPublicKey: string;
   close(): Promise<void>;
@@ -50,7 +51,12 @@ async function ensureAdminToken(file: string, tokens: TokenService, log: Logger)
 }
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
-  const storage = await openStorage({ kind: 'embedded', dataDir: config.dataDir });
+  const storage = await openStorage({
+    dataDir: config.dataDir,
+    ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
+    ...(config.s3 ? { s3: config.s3 } : {}),
+  });
+  log.info({ storage: storage.description }, 'storage ready');
 
   let handler: ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void) | undefined;
   const server: Server = createServer((req, res) => {
@@ -119,9 +125,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     void api(req, res);
   };
 
-  log.info({ url: publicUrl, dataDir: config.dataDir, adminTokenFile, cacheKey: keys.nixPublicKey }, 'floe is serving');
+  log.info({ url: publicUrl, storage: storage.description, adminTokenFile, cacheKey: keys.nixPublicKey }, 'floe is serving');
   return {
     url: publicUrl,
+    storageDescription: storage.description,
     adminTokenFile,
     nixPublicKey: keys.nixPublicKey,
     async close() {

@@ -1,5 +1,6 @@
 /**
  * A short-lived, size-bounded memo of lookups on the substitution hot path (narinfo by hash).
+ * Only non-empty results are kept, so something written on another replica is visible at once.
  * Entries are grouped by store path hash so one write invalidates every view of that hash at once.
  * This replica's own writes invalidate immediately; writes on other replicas become visible within
  * `ttlMs`. Authorization is still decided per request from the cached rows.
@@ -17,6 +18,7 @@ export class ReadCache<V> {
     const hit = this.groups.get(group)?.get(key);
     if (hit && now - hit.at < this.ttlMs) return hit.value;
     const value = await load();
+    if (Array.isArray(value) && value.length === 0) return value;
     let entries = this.groups.get(group);
     if (!entries) {
       if (this.groups.size >= this.maxGroups) this.evictOldest();

@@ -15,7 +15,7 @@ import { type StorePathBase, type StorePathHash, hashPartOf } from '../nix/store
 import type { SliceResource } from '../policy/actions.js';
 import type { Authorizer } from '../policy/authorize.js';
 import type { OrgService } from '../org/service.js';
-import { DEFAULT_SLICE } from '../org/service.js';
+import { DEFAULT_SLICE, isUniqueViolation } from '../org/service.js';
 import type { BlobRead, Storage } from '../storage/types.js';
 import { prepareQuery } from '../storage/prepared.js';
 import { ReadCache } from './read-cache.js';
@@ -37,6 +37,13 @@ export interface PathMetadata {
 }
 
 export type CommitResult = 'created' | 'exists';
+
+export interface FoundNar {
+  size: number;
+  open(range?: { start: number; end: number }): Promise<BlobRead | undefined>;
+  /** A direct download URL, when the blob store offers presigned URLs. */
+  redirectUrl(): Promise<string | undefined>;
+}
 
 const SERVED_NAR = /^([0-9a-df-np-sv-z]{52})\.nar\.zst$/;
 const CLIENT_NAR_FILE = /^[0-9a-zA-Z][0-9a-zA-Z._+-]{0,200}$/;
@@ -100,6 +107,7 @@ export class CacheService {
       view.kind === 'slice'
         ? await this.narinfoCache.get(hashPart, view.slice.slice.id, () => this.q.narinfoByHashInSlice(hashPart, view.slice.slice.id))
         : await this.narinfoCache.get(hashPart, '*', () => this.q.narinfoByHash(hashPart));
+    // (ReadCache keeps only non-empty results: a path pushed through another replica is served at once.)
     for (const row of preferOwn(p, rows)) {
       if (this.authorizer.authorize(p, 'cache.read', resourceOf(row)).allowed) return row.narinfo;
     }
@@ -107,13 +115,18 @@ export class CacheService {
   }
 
   /** A NAR by its served name, if the caller may read some path that has this content. */
-  async findNar(p: Principal, view: CacheView, fileName: string): Promise<{ size: number; open(range?: { start: number; end: number }): Promise<BlobRead | undefined> } | undefined> {
+  async findNar(p: Principal, view: CacheView, fileName: string): Promise<FoundNar | undefined> {
     const narHash = await this.readableNarHash(p, view, fileName);
     if (!narHash) return undefined;
     const key = narBlobKey(narHash);
     const size = await this.storage.blobs.size(key);
     if (size === undefined) return undefined;
-    return { size, open: (range) => this.storage.blobs.get(key, range) };
+    const blobs = this.storage.blobs;
+    return {
+      size,
+      open: (range) => blobs.get(key, range),
+      redirectUrl: async () => (blobs.redirectUrl ? blobs.redirectUrl(key) : undefined),
+    };
   }
 
   /**
@@ -294,7 +307,15 @@ export class CacheService {
     // Any commit can change what a hash resolves to (new path, merged signatures, linked closure).
     const touched = new Set<string>([hashPart]);
     try {
-      return await this.commitTransaction(p, target, meta, hashPart, narHashNix32, uploaderSigs, touched);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.commitTransaction(p, target, meta, hashPart, narHashNix32, uploaderSigs, touched);
+        } catch (err) {
+          // Another replica committed the same path (or linked the same closure) concurrently:
+          // run again, and the transaction sees their row.
+          if (!isUniqueViolation(err) || attempt >= 3) throw err;
+        }
+      }
     } finally {
       this.invalidate(touched);
     }

@@ -20,9 +20,16 @@ program
   .action(async (opts: { dataDir?: string; listen?: string; publicUrl?: string }) => {
     const config = loadConfig(opts);
     const log = createLogger(config.logLevel);
-    const server = await startServer(config, log);
+    let server;
+    try {
+      server = await startServer(config, log);
+    } catch (err) {
+      if (err instanceof FloeError) throw err;
+      throw new CliError(`cannot start: ${(err as Error).message}`);
+    }
     process.stderr.write(
       `floe: serving at ${server.url}\n` +
+        `floe: storage: ${server.storageDescription}\n` +
         `floe: substituter ${server.url}/cache, trusted key ${server.nixPublicKey}\n` +
         `floe: admin token is in ${server.adminTokenFile} (mode 0600): export FLOE_TOKEN=$(cat ${server.adminTokenFile})\n`,
     );

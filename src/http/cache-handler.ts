@@ -147,6 +147,11 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
         if (!found) return miss(req, res);
         const range = parseRange(req.headers.range, found.size);
         if (range === 'invalid') return send(req, res, 416, { 'Content-Range': `bytes */${found.size}` });
+        if (!range) {
+          // The caller is authorized for this NAR; let the object store send the bytes.
+          const direct = await found.redirectUrl();
+          if (direct) return send(req, res, 302, { Location: direct, 'Cache-Control': 'no-store' });
+        }
         const read = await found.open(range);
         if (!read) return miss(req, res);
         res.writeHead(range ? 206 : 200, {

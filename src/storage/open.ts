@@ -1,24 +1,57 @@
 /** The only place that chooses storage backends (the composition root calls it). */
 import path from 'node:path';
 import { mkdir } from 'node:fs/promises';
+import type { Kysely } from 'kysely';
 import { FsBlobStore } from './blob/fs.js';
+import { S3BlobStore, type S3BlobConfig } from './blob/s3.js';
 import { migrateToLatest } from './sql/migrations.js';
+import { openPostgres, redactUrl } from './sql/postgres.js';
+import type { Schema } from './sql/schema.js';
 import { openSqlite } from './sql/sqlite.js';
-import type { Storage } from './types.js';
+import type { BlobStore, Storage } from './types.js';
 
 export interface StorageConfig {
-  kind: 'embedded';
   dataDir: string;
+  /** postgres://… ; undefined = embedded SQLite in dataDir. */
+  databaseUrl?: string;
+  /** S3 settings; undefined = files in dataDir. */
+  s3?: Omit<S3BlobConfig, 'spoolDir'>;
 }
 
 export async function openStorage(config: StorageConfig): Promise<Storage> {
-  switch (config.kind) {
-    case 'embedded': {
-      await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-      const { db } = openSqlite(path.join(config.dataDir, 'floe.sqlite'));
-      await migrateToLatest(db);
-      const blobs = await FsBlobStore.open(config.dataDir);
-      return { db, blobs, dialect: 'sqlite', close: () => db.destroy() };
-    }
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  let db: Kysely<Schema>;
+  let dbDescription: string;
+  if (config.databaseUrl) {
+    db = await openPostgres(config.databaseUrl);
+    dbDescription = `PostgreSQL ${redactUrl(config.databaseUrl)}`;
+  } else {
+    db = openSqlite(path.join(config.dataDir, 'floe.sqlite')).db;
+    dbDescription = `SQLite ${path.join(config.dataDir, 'floe.sqlite')}`;
   }
+  let blobs: BlobStore & { close?: () => void };
+  let blobDescription: string;
+  try {
+    await migrateToLatest(db);
+    if (config.s3) {
+      blobs = await S3BlobStore.open({ ...config.s3, spoolDir: path.join(config.dataDir, 's3-spool') });
+      blobDescription = `S3 bucket ${config.s3.bucket}${config.s3.endpoint ? ` at ${config.s3.endpoint}` : ''}${config.s3.prefix ? ` prefix ${config.s3.prefix}` : ''}`;
+    } else {
+      blobs = await FsBlobStore.open(config.dataDir);
+      blobDescription = `files in ${path.join(config.dataDir, 'blobs')}`;
+    }
+  } catch (err) {
+    await db.destroy().catch(() => undefined);
+    throw err;
+  }
+  return {
+    db,
+    blobs,
+    dialect: config.databaseUrl ? 'postgres' : 'sqlite',
+    description: `${dbDescription}; NARs in ${blobDescription}`,
+    async close() {
+      blobs.close?.();
+      await db.destroy();
+    },
+  };
 }

@@ -30,6 +30,8 @@ export interface BlobStore {
   get(key: string, range?: { start: number; end: number }): Promise<BlobRead | undefined>;
   size(key: string): Promise<number | undefined>;
   delete(key: string): Promise<void>;
+  /** A short-lived URL the client may download from directly, when the backend offers one. */
+  redirectUrl?(key: string): Promise<string | undefined>;
 }
 
 export interface Storage {
@@ -37,5 +39,7 @@ export interface Storage {
   blobs: BlobStore;
   /** Dialect name, for diagnostics and the few queries that differ. */
   dialect: 'sqlite' | 'postgres';
+  /** Human-readable description of the backends, for the start-up log (no secrets). */
+  description: string;
   close(): Promise<void>;
 }

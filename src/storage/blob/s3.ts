@@ -1,0 +1,131 @@
+/**
+ * Blobs in an S3-compatible bucket. Uploads are spooled to a local temp file while they are
+ * verified (the key is the NAR hash, known only at the end) and sent at commit with a multipart
+ * upload; a crash before commit leaves nothing in the bucket. Reads stream from GetObject (with
+ * Range), or, when enabled, redirect the client to a short-lived presigned URL.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import type { BlobRead, BlobStore, BlobWriter } from '../types.js';
+
+export interface S3BlobConfig {
+  bucket: string;
+  prefix: string;
+  endpoint?: string;
+  region: string;
+  forcePathStyle: boolean;
+  /** Where uploads are spooled before commit. */
+  spoolDir: string;
+  /** Seconds a presigned download URL stays valid; 0 = stream through Floe. */
+  presignSeconds: number;
+}
+
+function isNotFound(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e?.name === 'NotFound' || e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404;
+}
+
+export class S3BlobStore implements BlobStore {
+  private constructor(
+    private readonly client: S3Client,
+    private readonly config: S3BlobConfig,
+  ) {}
+
+  static async open(config: S3BlobConfig): Promise<S3BlobStore> {
+    const clientConfig: S3ClientConfig = { region: config.region, forcePathStyle: config.forcePathStyle };
+    if (config.endpoint) clientConfig.endpoint = config.endpoint;
+    const client = new S3Client(clientConfig);
+    try {
+      await client.send(new HeadBucketCommand({ Bucket: config.bucket }));
+    } catch (err) {
+      client.destroy();
+      const why = isNotFound(err) ? 'the bucket does not exist' : (err as Error).message || (err as Error).name;
+      throw new Error(`cannot use S3 bucket ${JSON.stringify(config.bucket)}${config.endpoint ? ` at ${config.endpoint}` : ''}: ${why}. Check FLOE_S3_BUCKET, FLOE_S3_ENDPOINT and the AWS credentials.`, { cause: err });
+    }
+    await rm(config.spoolDir, { recursive: true, force: true });
+    await mkdir(config.spoolDir, { recursive: true });
+    return new S3BlobStore(client, config);
+  }
+
+  private objectKey(key: string): string {
+    return `${this.config.prefix}${key}`;
+  }
+
+  async begin(): Promise<BlobWriter> {
+    const spool = path.join(this.config.spoolDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
+    const body = createWriteStream(spool, { flags: 'wx' });
+    let done = false;
+    return {
+      body,
+      commit: async (key: string) => {
+        if (done) throw new Error('blob writer already finished');
+        done = true;
+        if (!body.writableFinished) {
+          body.end();
+          await finished(body);
+        }
+        try {
+          if ((await this.size(key)) === undefined) {
+            const upload = new Upload({
+              client: this.client,
+              params: { Bucket: this.config.bucket, Key: this.objectKey(key), Body: createReadStream(spool), ContentType: 'application/octet-stream' },
+              partSize: 16 * 1024 * 1024,
+              queueSize: 4,
+            });
+            await upload.done();
+          }
+        } finally {
+          await rm(spool, { force: true });
+        }
+      },
+      abort: async () => {
+        done = true;
+        body.destroy();
+        await rm(spool, { force: true });
+      },
+    };
+  }
+
+  async get(key: string, range?: { start: number; end: number }): Promise<BlobRead | undefined> {
+    try {
+      const res = await this.client.send(
+        new GetObjectCommand({ Bucket: this.config.bucket, Key: this.objectKey(key), ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }),
+      );
+      const total = range ? Number(/\/(\d+)$/.exec(res.ContentRange ?? '')?.[1] ?? NaN) : Number(res.ContentLength);
+      return { body: res.Body as Readable, size: total };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async size(key: string): Promise<number | undefined> {
+    try {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.config.bucket, Key: this.objectKey(key) }));
+      return Number(res.ContentLength);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.config.bucket, Key: this.objectKey(key) }));
+  }
+
+  async redirectUrl(key: string): Promise<string | undefined> {
+    if (this.config.presignSeconds <= 0) return undefined;
+    return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.config.bucket, Key: this.objectKey(key) }), { expiresIn: this.config.presignSeconds });
+  }
+
+  close(): void {
+    this.client.destroy();
+  }
+}
