@@ -47,7 +47,8 @@ export const embedded: Backend = {
   countTemp: (s) => countFiles(path.join(s.dataDir, 'tmp')),
 };
 
-export function postgresS3(): Backend {
+/** `s3Host` lets the bucket live on another host name than Floe (as in production). */
+export function postgresS3(opts: { s3Host?: string } = {}): Backend {
   let pg: TestPostgres | undefined;
   let s3: TestS3 | undefined;
   const prefixes = new Map<TestServer, string>();
@@ -66,6 +67,7 @@ export function postgresS3(): Backend {
     async start(env = {}) {
       const id = `t${randomBytes(6).toString('hex')}`;
       const backendEnv = { FLOE_DATABASE_URL: await pg!.createDatabase(id), ...s3!.env(`${id}/`) };
+      if (opts.s3Host) backendEnv.FLOE_S3_ENDPOINT = backendEnv.FLOE_S3_ENDPOINT!.replace('127.0.0.1', opts.s3Host);
       const server = await startFloe({ env: { ...backendEnv, ...env } });
       prefixes.set(server, `${id}/`);
       return Object.assign(server, { backendEnv });
