@@ -66,7 +66,7 @@ export function postgresS3(opts: { s3Host?: string } = {}): Backend {
     },
     async start(env = {}) {
       const id = `t${randomBytes(6).toString('hex')}`;
-      const backendEnv = { FLOE_DATABASE_URL: await pg!.createDatabase(id), ...s3!.env(`${id}/`) };
+      const backendEnv: Record<string, string> = { FLOE_DATABASE_URL: await pg!.createDatabase(id), ...s3!.env(`${id}/`) };
       if (opts.s3Host) backendEnv.FLOE_S3_ENDPOINT = backendEnv.FLOE_S3_ENDPOINT!.replace('127.0.0.1', opts.s3Host);
       const server = await startFloe({ env: { ...backendEnv, ...env } });
       prefixes.set(server, `${id}/`);
