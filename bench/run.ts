@@ -15,6 +15,8 @@ import { encodeNix32 } from '../src/nix/nix32.js';
 import { serializeNar } from '../src/nix/nar.js';
 import { parseNarInfo } from '../src/nix/narinfo.js';
 import { FLOE_BIN, freePort } from '../test/helpers/server.js';
+import { postgresAvailable, startPostgres } from '../test/helpers/postgres.js';
+import { startS3 } from '../test/helpers/s3.js';
 
 const DURATION = process.env.BENCH_DURATION ?? '8s';
 const PATHS = Number(process.env.BENCH_PATHS ?? 2000);
@@ -80,12 +82,47 @@ function wrk(baseUrl: string, pathsFile: string, auth: string, connections: numb
   return { rps: rps!, p50ms: p50!, p99ms: p99!, bytesPerSec: bps!, non2xx: errs! };
 }
 
+interface FloeInstance {
+  label: string;
+  url: string;
+  auth: string;
+  token: string;
+}
+
+/** Starts `floe serve` with the given storage environment and an org + read/write token. */
+async function startFloeInstance(label: string, dataDir: string, env: Record<string, string>, children: ChildProcess[]): Promise<FloeInstance> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const floe = spawn(process.execPath, [FLOE_BIN, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, FLOE_LOG_LEVEL: 'warn', ...env },
+  });
+  children.push(floe);
+  await waitFor(`${url}/healthz`);
+  const admin = readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
+  const call = async (method: string, p: string, body: unknown) => {
+    const res = await fetch(`${url}${p}`, { method, headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    if (!res.ok) throw new Error(`${method} ${p}: ${res.status} ${await res.text()}`);
+    return res.json() as Promise<Record<string, string>>;
+  };
+  await call('POST', '/api/v1/orgs', { name: 'bench' });
+  const token = (await call('POST', '/api/v1/tokens', { org: 'bench', scopes: ['read', 'write'] })).token!;
+  return { label, url, token, auth: `Basic ${Buffer.from(`:${token}`).toString('base64')}` };
+}
+
+async function uploadPath(floe: FloeInstance, hashPart: string, name: string, nar: Buffer): Promise<void> {
+  const meta = { storePath: `/nix/store/${hashPart}-${name}`, narHash: `sha256:${encodeNix32(createHash('sha256').update(nar).digest())}`, narSize: nar.length, references: [] };
+  const res = await fetch(`${floe.url}/api/v1/cache/paths`, { method: 'PUT', headers: { Authorization: floe.auth }, body: new Uint8Array(Buffer.concat([Buffer.from(JSON.stringify(meta) + '\n'), nar])) });
+  if (res.status !== 201) throw new Error(`upload to ${floe.label} failed: ${res.status} ${await res.text()}`);
+}
+
 async function main(): Promise<void> {
   ensureTools();
   const work = mkdtempSync(path.join(os.tmpdir(), 'floe-bench-'));
   chmodSync(work, 0o755);
   const children: ChildProcess[] = [];
   let nginxProcess: ChildProcess | undefined;
+  const stops: Array<() => Promise<void>> = [];
   const cleanup = () => {
     for (const c of children) c.kill('SIGKILL');
     // SIGTERM lets the nginx master stop its workers; SIGKILL would orphan them.
@@ -93,52 +130,39 @@ async function main(): Promise<void> {
   };
   process.on('exit', cleanup);
   try {
-    // --- Floe, with data uploaded through its own API
-    const floePort = await freePort();
-    const floeUrl = `http://127.0.0.1:${floePort}`;
-    const dataDir = path.join(work, 'floe-data');
-    const floe = spawn(process.execPath, [FLOE_BIN, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${floePort}`], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-      env: { ...process.env, FLOE_LOG_LEVEL: 'warn' },
-    });
-    children.push(floe);
-    await waitFor(`${floeUrl}/healthz`);
-    const admin = readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
-    const call = async (method: string, p: string, body: unknown, token = admin) => {
-      const res = await fetch(`${floeUrl}${p}`, { method, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
-      if (!res.ok) throw new Error(`${method} ${p}: ${res.status} ${await res.text()}`);
-      return res.json() as Promise<Record<string, string>>;
-    };
-    await call('POST', '/api/v1/orgs', { name: 'bench' });
-    const token = (await call('POST', '/api/v1/tokens', { org: 'bench', scopes: ['read', 'write'] })).token!;
-    const auth = `Basic ${Buffer.from(`:${token}`).toString('base64')}`;
-
-    console.log(`uploading ${PATHS} paths and one ${BIG_NAR_MIB} MiB NAR...`);
-    const hashes: string[] = [];
-    const upload = async (name: string, nar: Buffer) => {
-      const hashPart = encodeNix32(randomBytes(20));
-      const meta = { storePath: `/nix/store/${hashPart}-${name}`, narHash: `sha256:${encodeNix32(createHash('sha256').update(nar).digest())}`, narSize: nar.length, references: [] };
-      const res = await fetch(`${floeUrl}/api/v1/cache/paths`, { method: 'PUT', headers: { Authorization: auth }, body: new Uint8Array(Buffer.concat([Buffer.from(JSON.stringify(meta) + '\n'), nar])) });
-      if (res.status !== 201) throw new Error(`upload failed: ${res.status} ${await res.text()}`);
-      return hashPart;
-    };
-    for (let i = 0; i < PATHS; i += 50) {
-      const batch = await Promise.all(
-        Array.from({ length: Math.min(50, PATHS - i) }, (_, j) => upload(`p${i + j}`, serializeNar({ type: 'regular', contents: randomBytes(512) }))),
-      );
-      hashes.push(...batch);
+    // --- Floe on both backends, with the same paths uploaded through its own API
+    const instances: FloeInstance[] = [await startFloeInstance('floe (SQLite+files)', path.join(work, 'floe-embedded'), {}, children)];
+    if (postgresAvailable() && process.env.BENCH_SCALE_OUT !== '0') {
+      const pg = await startPostgres();
+      stops.push(() => pg.stop());
+      const s3 = await startS3();
+      stops.push(() => s3.stop());
+      instances.push(await startFloeInstance('floe (PostgreSQL+S3)', path.join(work, 'floe-scale'), { FLOE_DATABASE_URL: await pg.createDatabase('bench'), ...s3.env('bench/') }, children));
+    } else {
+      console.log('PostgreSQL not installed (or BENCH_SCALE_OUT=0): measuring the embedded backend only');
     }
-    const bigHash = await upload('big', serializeNar({ type: 'regular', contents: randomBytes(BIG_NAR_MIB << 20) }));
+    const floe = instances[0]!;
+
+    console.log(`uploading ${PATHS} paths and one ${BIG_NAR_MIB} MiB NAR to ${instances.length} Floe instance(s)...`);
+    const hashes: string[] = [];
+    for (let i = 0; i < PATHS; i += 50) {
+      const batch = Array.from({ length: Math.min(50, PATHS - i) }, (_, j) => ({ hash: encodeNix32(randomBytes(20)), name: `p${i + j}`, nar: serializeNar({ type: 'regular', contents: randomBytes(512) }) }));
+      await Promise.all(instances.flatMap((inst) => batch.map((b) => uploadPath(inst, b.hash, b.name, b.nar))));
+      hashes.push(...batch.map((b) => b.hash));
+    }
+    const bigHash = encodeNix32(randomBytes(20));
+    const bigNar = serializeNar({ type: 'regular', contents: randomBytes(BIG_NAR_MIB << 20) });
+    for (const inst of instances) await uploadPath(inst, bigHash, 'big', bigNar);
 
     // --- The same files, as a static binary cache for nginx
     const staticRoot = path.join(work, 'static');
     mkdirSync(path.join(staticRoot, 'cache/nar'), { recursive: true });
     for (const h of [...hashes, bigHash]) {
-      const text = await (await fetch(`${floeUrl}/cache/${h}.narinfo`, { headers: { Authorization: auth } })).text();
+      const text = await (await fetch(`${floe.url}/cache/${h}.narinfo`, { headers: { Authorization: floe.auth } })).text();
       writeFileSync(path.join(staticRoot, `cache/${h}.narinfo`), text);
       if (h === bigHash) {
         const url = parseNarInfo(text).url;
-        const nar = Buffer.from(await (await fetch(`${floeUrl}/cache/${url}`, { headers: { Authorization: auth } })).arrayBuffer());
+        const nar = Buffer.from(await (await fetch(`${floe.url}/cache/${url}`, { headers: { Authorization: floe.auth } })).arrayBuffer());
         writeFileSync(path.join(staticRoot, 'cache', url), nar);
         writeFileSync(path.join(work, 'big-nar-path'), `/cache/${url}\n`);
       }
@@ -154,8 +178,7 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
   types { text/x-nix-narinfo narinfo; }
   server { listen 127.0.0.1:${nginxPort}; root ${staticRoot}; } }\n`,
     );
-    const nginx = spawn('nginx', ['-c', nginxConf, '-p', work], { stdio: 'ignore' });
-    nginxProcess = nginx;
+    nginxProcess = spawn('nginx', ['-c', nginxConf, '-p', work], { stdio: 'ignore' });
     const nginxUrl = `http://127.0.0.1:${nginxPort}`;
     await waitFor(`${nginxUrl}/cache/${hashes[0]}.narinfo`);
 
@@ -168,16 +191,23 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
     const rows: string[][] = [];
     const measure = (label: string, file: string, conns: number, kind: 'latency' | 'rps' | 'bytes') => {
       const n = wrk(nginxUrl, file, '', conns, work);
-      const f = wrk(floeUrl, file, auth, conns, work);
-      // wrk counts every status >= 400; misses are 404 by design, hits must have none.
-      if (file !== missFile && (f.non2xx > 0 || n.non2xx > 0)) throw new Error(`${label}: ${f.non2xx} (floe) / ${n.non2xx} (nginx) error statuses`);
+      const fs = instances.map((inst) => {
+        const f = wrk(inst.url, file, inst.auth, conns, work);
+        // wrk counts every status >= 400; misses are 404 by design, hits must have none.
+        if (file !== missFile && f.non2xx > 0) throw new Error(`${label}: ${inst.label} answered ${f.non2xx} error statuses`);
+        return f;
+      });
+      const cells = (pick: (r: WrkResult) => number, digits: number, scale = 1) => {
+        const base = pick(n) / scale;
+        return [base.toFixed(digits), ...fs.flatMap((f) => [(pick(f) / scale).toFixed(digits), (pick(f) / scale / base).toFixed(2) + 'x'])];
+      };
       if (kind === 'latency') {
-        rows.push([`${label} p50 (ms)`, n.p50ms.toFixed(3), f.p50ms.toFixed(3), (f.p50ms / n.p50ms).toFixed(2) + 'x']);
-        rows.push([`${label} p99 (ms)`, n.p99ms.toFixed(3), f.p99ms.toFixed(3), (f.p99ms / n.p99ms).toFixed(2) + 'x']);
+        rows.push([`${label} p50 (ms)`, ...cells((r) => r.p50ms, 3)]);
+        rows.push([`${label} p99 (ms)`, ...cells((r) => r.p99ms, 3)]);
       } else if (kind === 'rps') {
-        rows.push([`${label} (req/s)`, n.rps.toFixed(0), f.rps.toFixed(0), (f.rps / n.rps).toFixed(2) + 'x']);
+        rows.push([`${label} (req/s)`, ...cells((r) => r.rps, 0)]);
       } else {
-        rows.push([`${label} (MiB/s)`, (n.bytesPerSec / 2 ** 20).toFixed(0), (f.bytesPerSec / 2 ** 20).toFixed(0), (f.bytesPerSec / n.bytesPerSec).toFixed(2) + 'x']);
+        rows.push([`${label} (MiB/s)`, ...cells((r) => r.bytesPerSec, 0, 2 ** 20)]);
       }
     };
     console.log(`measuring (wrk, ${DURATION} per run)...`);
@@ -197,40 +227,39 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
         writeFileSync(expr, `derivation { name = "upload-bench-${tag}-${Date.now()}"; builder = "/bin/sh"; args = ["-c" "head -c ${BIG_NAR_MIB * 1048576} /dev/urandom > $out"]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; }`);
         return execFileSync('nix-build', [expr, '--no-out-link'], { env: nixEnv, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n').at(-1)!;
       };
-      const netrc = path.join(work, 'netrc');
-      writeFileSync(netrc, `machine 127.0.0.1 password ${token}\n`, { mode: 0o600 });
       const time = (args: string[]) => {
         const t = process.hrtime.bigint();
         execFileSync('nix', args, { env: nixEnv, stdio: 'ignore' });
         return Number(process.hrtime.bigint() - t) / 1e9;
       };
       for (const compression of ['zstd', 'none']) {
-        const fileCache = path.join(work, `file-cache-${compression}`);
         const out = build(compression);
-        const base = time(['copy', '--to', `file://${fileCache}?compression=${compression}`, out]);
-        const floeSecs = time(['copy', '--option', 'netrc-file', netrc, '--to', `${floeUrl}/cache?compression=${compression}`, out]);
-        rm(path.join(work, 'xdg'));
-        rows.push([
-          `nix copy --to, ${BIG_NAR_MIB} MiB, compression=${compression} (MiB/s)`,
-          `${(BIG_NAR_MIB / base).toFixed(0)} (file://)`,
-          (BIG_NAR_MIB / floeSecs).toFixed(0),
-          (base / floeSecs).toFixed(2) + 'x',
-        ]);
+        const base = time(['copy', '--to', `file://${path.join(work, `file-cache-${compression}`)}?compression=${compression}`, out]);
+        const cells = [`${(BIG_NAR_MIB / base).toFixed(0)} (file://)`];
+        for (const inst of instances) {
+          const netrc = path.join(work, `netrc-${cells.length}`);
+          writeFileSync(netrc, `machine 127.0.0.1 password ${inst.token}\n`, { mode: 0o600 });
+          const secs = time(['copy', '--option', 'netrc-file', netrc, '--to', `${inst.url}/cache?compression=${compression}`, out]);
+          rm(path.join(work, 'xdg'));
+          cells.push((BIG_NAR_MIB / secs).toFixed(0), (base / secs).toFixed(2) + 'x');
+        }
+        rows.push([`nix copy --to, ${BIG_NAR_MIB} MiB, compression=${compression} (MiB/s)`, ...cells]);
       }
     } else {
-      rows.push(['nix copy upload', 'skipped: nix not installed', '', '']);
+      rows.push(['nix copy upload: skipped (nix not installed)', '', ...instances.flatMap(() => ['', ''])]);
     }
 
-    const header = ['measure', 'baseline (nginx)', 'floe', 'floe / baseline'];
-    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-    const fmt = (r: string[]) => '| ' + r.map((c, i) => c.padEnd(widths[i]!)).join(' | ') + ' |';
-    console.log(`\nFloe benchmark, ${new Date().toISOString()}, ${os.cpus().length} CPUs, node ${process.version}`);
+    const header = ['measure', 'baseline (nginx)', ...instances.flatMap((i) => [i.label, 'ratio'])];
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+    const fmt = (r: string[]) => '| ' + header.map((_, i) => (r[i] ?? '').padEnd(widths[i]!)).join(' | ') + ' |';
+    console.log(`\nFloe benchmark, ${new Date().toISOString()}, ${os.cpus().length} CPUs, node ${process.version}, wrk ${DURATION} per run`);
     console.log(fmt(header));
     console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
     for (const r of rows) console.log(fmt(r));
-    console.log('\nLatency: lower is better (ratio < 1.5x is the target). Throughput: higher is better (NAR >= 0.5x is the target).');
+    console.log('\nRatios are floe / baseline. Latency: lower is better (target < 1.5x). Throughput: higher is better (NAR target >= 0.5x).');
   } finally {
     cleanup();
+    for (const stop of stops) await stop().catch(() => undefined);
     rm(work);
   }
 }

@@ -1,11 +1,14 @@
-/** A local S3-compatible server (s3rver) on 127.0.0.1, talked to with the real AWS SDK. */
+/**
+ * A local S3-compatible server (s3rver) on 127.0.0.1, in its own process like a real one (and so
+ * that a caller blocking its event loop, as the benchmark does while wrk runs, cannot stall it),
+ * talked to with the real AWS SDK.
+ */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-// @ts-expect-error s3rver ships no types
-import S3rver from 's3rver';
-import { freePort } from './server.js';
+import { spawn } from 'node:child_process';
+import { REPO_ROOT, freePort } from './server.js';
 
 export interface TestS3 {
   endpoint: string;
@@ -19,10 +22,24 @@ export interface TestS3 {
 export async function startS3(bucket = 'floe-test'): Promise<TestS3> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'floe-s3-'));
   const port = await freePort();
-  const server = new S3rver({ port, address: '127.0.0.1', directory: dir, silent: true, configureBuckets: [{ name: bucket }] });
-  await server.run();
+  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'node_modules/s3rver/bin/s3rver.js'), '-d', dir, '-a', '127.0.0.1', '-p', String(port), '--silent', '--configure-bucket', bucket], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
   const endpoint = `http://127.0.0.1:${port}`;
   const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`s3rver exited with ${child.exitCode}: ${stderr}`);
+    try {
+      await client.send(new ListObjectsV2Command({ Bucket: bucket, MaxKeys: 1 }));
+      break;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`s3rver did not start: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
   return {
     endpoint,
     bucket,
@@ -46,7 +63,9 @@ export async function startS3(bucket = 'floe-test'): Promise<TestS3> {
     },
     async stop() {
       client.destroy();
-      await server.close();
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
       rmSync(dir, { recursive: true, force: true });
     },
   };
