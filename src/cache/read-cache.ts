@@ -1,6 +1,8 @@
 /**
  * A short-lived, size-bounded memo of lookups on the substitution hot path (narinfo by hash).
- * Only non-empty results are kept, so something written on another replica is visible at once.
+ * With `keepEmpty` false (several replicas share the database), empty results are not kept, so
+ * something written on another replica is visible at once; a single embedded process sees every
+ * write itself and may keep them.
  * Entries are grouped by store path hash so one write invalidates every view of that hash at once.
  * This replica's own writes invalidate immediately; writes on other replicas become visible within
  * `ttlMs`. Authorization is still decided per request from the cached rows.
@@ -11,6 +13,7 @@ export class ReadCache<V> {
   constructor(
     private readonly ttlMs: number,
     private readonly maxGroups: number,
+    private readonly keepEmpty: boolean,
   ) {}
 
   async get(group: string, key: string, load: () => Promise<V>): Promise<V> {
@@ -18,7 +21,7 @@ export class ReadCache<V> {
     const hit = this.groups.get(group)?.get(key);
     if (hit && now - hit.at < this.ttlMs) return hit.value;
     const value = await load();
-    if (Array.isArray(value) && value.length === 0) return value;
+    if (!this.keepEmpty && Array.isArray(value) && value.length === 0) return value;
     let entries = this.groups.get(group);
     if (!entries) {
       if (this.groups.size >= this.maxGroups) this.evictOldest();

@@ -76,7 +76,7 @@ export class CacheService {
   /** narinfo candidates by hash part (and slice), for the hot path. */
   /** Uploads wait for a slot rather than fail: a 5xx or 429 would make old Nix retry without a body. */
   private readonly ingestSlots = new Semaphore(16);
-  private readonly narinfoCache = new ReadCache<Array<Candidate & { narinfo: string }>>(2_000, 50_000);
+  private readonly narinfoCache: ReadCache<Array<Candidate & { narinfo: string }>>;
 
   constructor(
     private readonly storage: Storage,
@@ -91,6 +91,8 @@ export class CacheService {
         .innerJoin('slices', 'slices.id', 'paths.slice_id')
         .innerJoin('orgs', 'orgs.id', 'slices.org_id')
         .select(['slices.id as slice_id', 'slices.name as slice_name', 'slices.public', 'orgs.id as org_id', 'orgs.name as org_name']);
+    // Embedded SQLite has exactly one writer process (this one), so misses can be memoized too.
+    this.narinfoCache = new ReadCache(2_000, 50_000, storage.dialect === 'sqlite');
     // The read path runs on every substitution: these are compiled once.
     this.q = {
       narinfoByHash: prepareQuery(storage.db, candidates().select('paths.narinfo').where('paths.hash_part', '=', '?')),
@@ -107,7 +109,6 @@ export class CacheService {
       view.kind === 'slice'
         ? await this.narinfoCache.get(hashPart, view.slice.slice.id, () => this.q.narinfoByHashInSlice(hashPart, view.slice.slice.id))
         : await this.narinfoCache.get(hashPart, '*', () => this.q.narinfoByHash(hashPart));
-    // (ReadCache keeps only non-empty results: a path pushed through another replica is served at once.)
     for (const row of preferOwn(p, rows)) {
       if (this.authorizer.authorize(p, 'cache.read', resourceOf(row)).allowed) return row.narinfo;
     }

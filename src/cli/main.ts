@@ -4,6 +4,8 @@ import { loadConfig } from '../config.js';
 import { FloeError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { startServer } from '../server.js';
+import { migrateInstallation } from '../migrate.js';
+import path from 'node:path';
 import { CliError, apiRequest, clientOptions } from './client.js';
 
 const program = new Command();
@@ -39,6 +41,26 @@ program
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+  });
+
+program
+  .command('migrate')
+  .description('copy an embedded installation (SQLite + files) to the backends configured by FLOE_DATABASE_URL and FLOE_S3_*, then verify it')
+  .requiredOption('--from <data-dir>', 'data directory of the stopped embedded installation')
+  .option('--data-dir <dir>', 'data directory for the new installation (spool, admin token)', './floe-data-scaled')
+  .action(async (opts: { from: string; dataDir: string }) => {
+    const config = loadConfig({ dataDir: opts.dataDir });
+    if (!config.databaseUrl && !config.s3) throw new CliError('nothing to migrate to: set FLOE_DATABASE_URL and/or FLOE_S3_BUCKET (with FLOE_S3_ENDPOINT etc.)');
+    try {
+      await migrateInstallation(
+        { dataDir: path.resolve(opts.from) },
+        { dataDir: config.dataDir, ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}), ...(config.s3 ? { s3: config.s3 } : {}) },
+        (line) => process.stderr.write(`floe migrate: ${line}\n`),
+      );
+    } catch (err) {
+      throw new CliError(`migration failed: ${(err as Error).message}`);
+    }
+    process.stderr.write(`floe migrate: done. Start replicas with the same FLOE_DATABASE_URL, FLOE_S3_* and FLOE_PUBLIC_URL; existing tokens stay valid.\n`);
   });
 
 const org = program.command('org').description('manage orgs');

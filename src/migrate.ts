@@ -1,0 +1,89 @@
+/**
+ * `floe migrate`: moves an embedded installation (SQLite + files) to the scale-out backends
+ * (PostgreSQL + S3, or any other pair `openStorage` accepts), then verifies the copy: row counts
+ * per table, and every NAR blob re-read from the target and checked against its recorded hash.
+ * Run it with the source server stopped. The target must be empty. The source is only read (its
+ * schema is brought up to date first, as `floe serve` would).
+ */
+import { createHash } from 'node:crypto';
+import { finished } from 'node:stream/promises';
+import { encodeNix32 } from './nix/nix32.js';
+import { openStorage, type StorageConfig } from './storage/open.js';
+import type { Schema, Storage } from './storage/types.js';
+
+export interface MigrateReport {
+  rows: Record<string, number>;
+  blobs: number;
+  bytes: number;
+}
+
+/** Tables in foreign-key order. Upload records are transient proofs of possession and not copied. */
+const TABLES = ['orgs', 'slices', 'tokens', 'server_keys', 'nars', 'paths'] as const satisfies ReadonlyArray<keyof Schema>;
+const BATCH = 200;
+
+export async function migrateInstallation(
+  source: StorageConfig,
+  target: StorageConfig,
+  progress: (line: string) => void,
+): Promise<MigrateReport> {
+  const from = await openStorage(source);
+  let to: Storage | undefined;
+  try {
+    to = await openStorage(target);
+    const existing = await to.db.selectFrom('orgs').select('id').limit(1).execute();
+    const keys = await to.db.selectFrom('server_keys').select('id').limit(1).execute();
+    if (existing.length > 0 || keys.length > 0) {
+      throw new Error(`the target (${to.description}) already holds data; migrate into an empty database and bucket`);
+    }
+    const report: MigrateReport = { rows: {}, blobs: 0, bytes: 0 };
+
+    // Blobs first: a path row is only useful once its NAR is there.
+    const nars = await from.db.selectFrom('nars').selectAll().execute();
+    for (const nar of nars) {
+      const key = `${nar.nar_hash}.nar.zst`;
+      const read = await from.blobs.get(key);
+      if (!read) throw new Error(`source blob ${key} is missing: the source installation is damaged (run without it or restore it first)`);
+      const writer = await to.blobs.begin();
+      try {
+        read.body.pipe(writer.body);
+        await finished(writer.body);
+        await writer.commit(key);
+      } catch (err) {
+        await writer.abort();
+        throw err;
+      }
+      report.blobs++;
+      report.bytes += Number(nar.file_size);
+      if (report.blobs % 100 === 0 || report.blobs === nars.length) progress(`blobs: ${report.blobs}/${nars.length} (${(report.bytes / 2 ** 20).toFixed(1)} MiB)`);
+    }
+
+    await to.db.transaction().execute(async (trx) => {
+      for (const table of TABLES) {
+        const rows = await from.db.selectFrom(table).selectAll().execute();
+        for (let i = 0; i < rows.length; i += BATCH) {
+          await trx.insertInto(table).values(rows.slice(i, i + BATCH) as never).execute();
+        }
+        report.rows[table] = rows.length;
+        progress(`${table}: ${rows.length} rows`);
+      }
+    });
+
+    progress('verifying...');
+    for (const table of TABLES) {
+      const { n } = (await to.db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()) as { n: number | string };
+      if (Number(n) !== report.rows[table]) throw new Error(`verification failed: ${table} has ${n} rows in the target, ${report.rows[table]} in the source`);
+    }
+    for (const nar of nars) {
+      const read = await to.blobs.get(`${nar.nar_hash}.nar.zst`);
+      if (!read) throw new Error(`verification failed: blob ${nar.nar_hash} is missing in the target`);
+      const sha = createHash('sha256');
+      for await (const chunk of read.body) sha.update(chunk as Buffer);
+      if (encodeNix32(sha.digest()) !== nar.file_hash) throw new Error(`verification failed: blob ${nar.nar_hash} differs in the target`);
+    }
+    progress(`verified: ${TABLES.map((t) => `${report.rows[t]} ${t}`).join(', ')}; ${report.blobs} blobs re-hashed`);
+    return report;
+  } finally {
+    await to?.close();
+    await from.close();
+  }
+}

@@ -1,0 +1,80 @@
+/** `floe migrate`: an embedded installation moves to PostgreSQL + S3 with nothing lost. */
+import { execFile } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FLOE_BIN, basicAuth, createOrg, createToken, freePort, startFloe, api, type TestServer } from '../helpers/server.js';
+import { postgresAvailable, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { startS3, type TestS3 } from '../helpers/s3.js';
+import { fakePath, nixStyleUpload } from '../helpers/paths.js';
+
+const exec = promisify(execFile);
+
+describe.skipIf(!postgresAvailable() && !process.env.CI)('floe migrate', () => {
+  let pg: TestPostgres;
+  let s3: TestS3;
+  let before: TestServer;
+  let after: TestServer | undefined;
+  let publicUrl: string;
+  let targetEnv: Record<string, string>;
+
+  beforeAll(async () => {
+    pg = await startPostgres();
+    s3 = await startS3();
+    publicUrl = `http://127.0.0.1:${await freePort()}`;
+    targetEnv = { FLOE_DATABASE_URL: await pg.createDatabase('migrated'), ...s3.env('migrated/'), FLOE_PUBLIC_URL: publicUrl };
+    before = await startFloe({ env: { FLOE_PUBLIC_URL: publicUrl } });
+  });
+  afterAll(async () => {
+    await after?.cleanup();
+    await before?.cleanup();
+    await s3?.stop();
+    await pg?.stop();
+  });
+
+  it('copies orgs, slices, tokens, keys, paths and NARs, verifies them, and keeps tokens valid', async () => {
+    await createOrg(before, 'acme');
+    expect((await api(before, before.adminToken, 'POST', '/api/v1/orgs/acme/slices', { name: 'oss', public: true })).status).toBe(201);
+    const rw = (await createToken(before, 'acme', ['read', 'write'])).token;
+    const read = (await createToken(before, 'acme', ['read'])).token;
+    const revoked = await createToken(before, 'acme', ['read']);
+    await api(before, before.adminToken, 'DELETE', `/api/v1/tokens/${revoked.id}`);
+    const dep = fakePath('dep');
+    const top = fakePath('top', { type: 'directory', entries: { bin: { type: 'regular', contents: Buffer.alloc(200_000, 5), executable: true } } }, [dep.base]);
+    const pub = fakePath('public');
+    expect(await nixStyleUpload(`${before.url}/cache`, basicAuth(rw), dep)).toMatchObject({ narinfo: 201 });
+    expect(await nixStyleUpload(`${before.url}/cache`, basicAuth(rw), top)).toMatchObject({ narinfo: 201 });
+    expect(await nixStyleUpload(`${before.url}/cache/acme/oss`, basicAuth(rw), pub)).toMatchObject({ narinfo: 201 });
+    const narinfos = await Promise.all([dep, top].map(async (p) => (await fetch(`${before.url}/cache/${p.hashPart}.narinfo`, { headers: { Authorization: basicAuth(read) } })).text()));
+    const key = await (await fetch(`${before.url}/.well-known/nix-cache-key`)).text();
+    await before.stop();
+
+    const newDir = await mkdtemp(path.join(os.tmpdir(), 'floe-migrated-'));
+    const run = await exec(process.execPath, [FLOE_BIN, 'migrate', '--from', before.dataDir, '--data-dir', newDir], { env: { ...process.env, ...targetEnv } });
+    expect(run.stderr).toMatch(/verified: 1 orgs, 2 slices, 4 tokens, 2 server_keys, 3 nars, 3 paths; 3 blobs re-hashed/);
+    expect(await s3.countObjects('migrated/')).toBe(3);
+
+    after = await startFloe({ dataDir: newDir, env: targetEnv });
+    expect(after.logs()).toMatch(/PostgreSQL .*NARs in S3 bucket/);
+    expect(await (await fetch(`${after.url}/.well-known/nix-cache-key`)).text()).toBe(key);
+    for (const [i, p] of [dep, top].entries()) {
+      const res = await fetch(`${after.url}/cache/${p.hashPart}.narinfo`, { headers: { Authorization: basicAuth(read) } });
+      expect(await res.text()).toBe(narinfos[i]);
+    }
+    const url = /URL: (.*)/.exec(narinfos[1]!)![1]!;
+    expect((await fetch(`${after.url}/cache/${url}`, { headers: { Authorization: basicAuth(read) } })).status).toBe(200);
+    expect((await fetch(`${after.url}/cache/${pub.hashPart}.narinfo`)).status).toBe(200);
+    expect((await fetch(`${after.url}/cache/${top.hashPart}.narinfo`)).status).toBe(404);
+    expect((await fetch(`${after.url}/cache/nix-cache-info`, { headers: { Authorization: basicAuth(revoked.token) } })).status).toBe(401);
+    expect((await api(after, before.adminToken, 'POST', '/api/v1/orgs', { name: 'second' })).status).toBe(201);
+  });
+
+  it('refuses a target that already holds data', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'floe-migrated-again-'));
+    const again = await exec(process.execPath, [FLOE_BIN, 'migrate', '--from', before.dataDir, '--data-dir', dir], { env: { ...process.env, ...targetEnv } }).catch((e) => e as { code: number; stderr: string });
+    expect((again as { code: number }).code).not.toBe(0);
+    expect(again.stderr).toMatch(/already holds data/);
+  });
+});
