@@ -39,6 +39,9 @@ export class FsBlobStore implements BlobStore {
   async begin(): Promise<BlobWriter> {
     const tmp = path.join(this.tmpDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
     const body = createWriteStream(tmp, { flags: 'wx', mode: 0o644 });
+    // Writers report errors through their pipeline or commit(); an abort that destroys the stream
+    // under a pending write must not become an unhandled 'error' event that kills the process.
+    body.on('error', () => undefined);
     let done = false;
     const abort = async () => {
       done = true;

@@ -61,6 +61,8 @@ export class S3BlobStore implements BlobStore {
   async begin(): Promise<BlobWriter> {
     const spool = path.join(this.config.spoolDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
     const body = createWriteStream(spool, { flags: 'wx' });
+    // Errors surface through the writer's pipeline or commit(); never as an unhandled 'error' event.
+    body.on('error', () => undefined);
     let done = false;
     return {
       body,

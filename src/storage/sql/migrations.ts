@@ -84,6 +84,29 @@ const migrations: Record<string, Migration> = {
       await sql`select 1`.execute(db);
     },
   },
+  '2026-11-25-002-federated-identity': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('identity_trusts')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id'))
+        .addColumn('provider', 'text', (c) => c.notNull())
+        .addColumn('issuer', 'text', (c) => c.notNull())
+        .addColumn('audience', 'text')
+        /** JSON: the trust's conditions, scopes, slices and token lifetime (see identity/trust.ts). */
+        .addColumn('spec', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('identity_trusts_by_issuer').on('identity_trusts').column('issuer').execute();
+      await db.schema
+        .createTable('used_token_ids')
+        .addColumn('issuer', 'text', (c) => c.notNull())
+        .addColumn('token_id', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('used_token_ids_pk', ['issuer', 'token_id'])
+        .execute();
+    },
+  },
 };
 
 class StaticProvider implements MigrationProvider {

@@ -95,7 +95,26 @@ export interface AuditTable {
   reason: string;
 }
 
+export interface IdentityTrustsTable {
+  id: string;
+  org_id: string;
+  provider: string;
+  issuer: string;
+  audience: string | null;
+  spec: string;
+  created_at: string;
+}
+
+/** External token ids already exchanged (replay protection), kept until the token expires. */
+export interface UsedTokenIdsTable {
+  issuer: string;
+  token_id: string;
+  expires_at: string;
+}
+
 export interface Schema {
+  identity_trusts: IdentityTrustsTable;
+  used_token_ids: UsedTokenIdsTable;
   orgs: OrgsTable;
   slices: SlicesTable;
   tokens: TokensTable;

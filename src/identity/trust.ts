@@ -1,0 +1,144 @@
+/**
+ * Which external identities belong to an org: "trusts" declared by org admins, and the pure
+ * function that decides whether a verified token's claims satisfy one.
+ *
+ * Trust is bound to immutable numeric ids (GitHub owner/repository ids, GitLab namespace/project
+ * ids, Entra tenant ids), never to names or to a parsed `sub`: names can be renamed and
+ * re-registered. Risky CI contexts are refused unless the trust explicitly allows them:
+ * GitHub `pull_request_target`/`workflow_run`/`issue_comment`/`pull_request` events (they run
+ * with the base repository's identity), GitLab unprotected refs, merge-request pipelines and
+ * fork pipelines running in the parent project.
+ */
+import { z } from 'zod';
+import type { Scope } from './principal.js';
+
+export const GITHUB_ISSUER = 'https://token.actions.githubusercontent.com';
+export const GITLAB_ISSUER = 'https://gitlab.com';
+const RISKY_GITHUB_EVENTS = ['pull_request_target', 'workflow_run', 'issue_comment', 'pull_request'];
+const NUMERIC_ID = z.union([z.string().regex(/^\d{1,20}$/), z.number().int().nonnegative()]).transform(String);
+const SLICE_NAME = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/);
+const MAX_TRUST_TTL_SECONDS = 12 * 3600;
+
+const common = {
+  issuer: z.string().url().optional(),
+  audience: z.string().min(1).max(500).optional(),
+  scopes: z.array(z.enum(['read', 'write', 'admin'])).min(1),
+  slices: z.array(SLICE_NAME).min(1).optional(),
+  /** Lifetime of the Floe tokens this trust mints, in seconds (default 1 h, at most 12 h). */
+  ttlSeconds: z.number().int().min(60).max(MAX_TRUST_TTL_SECONDS).optional(),
+};
+
+export const trustSpecSchema = z.discriminatedUnion('provider', [
+  z.object({
+    provider: z.literal('github'),
+    ...common,
+    ownerId: NUMERIC_ID,
+    repositoryIds: z.array(NUMERIC_ID).min(1).optional(),
+    refs: z.array(z.string().min(1)).min(1).optional(),
+    environments: z.array(z.string().min(1)).min(1).optional(),
+    workflowRefs: z.array(z.string().min(1)).min(1).optional(),
+    allowEvents: z.array(z.string()).optional(),
+    allowSelfHostedRunners: z.boolean().optional(),
+  }),
+  z.object({
+    provider: z.literal('gitlab'),
+    ...common,
+    namespaceId: NUMERIC_ID,
+    projectIds: z.array(NUMERIC_ID).min(1).optional(),
+    refs: z.array(z.string().min(1)).min(1).optional(),
+    allowUnprotectedRefs: z.boolean().optional(),
+    allowMergeRequestPipelines: z.boolean().optional(),
+  }),
+  z.object({
+    provider: z.literal('oidc'),
+    ...common,
+    issuer: z.string().url(),
+    /** Every listed claim must equal one of the values (or, for an array claim, contain one). */
+    claims: z.record(z.string().min(1), z.union([z.string(), z.array(z.string()).min(1)])).refine((c) => Object.keys(c).length > 0, {
+      message: 'at least one claim condition is required (otherwise everyone the issuer knows would be trusted)',
+    }),
+  }),
+]);
+
+export type TrustSpec = z.infer<typeof trustSpecSchema>;
+
+export function defaultIssuer(spec: TrustSpec): string {
+  if (spec.issuer) return spec.issuer.replace(/\/+$/, '');
+  return spec.provider === 'github' ? GITHUB_ISSUER : GITLAB_ISSUER;
+}
+
+export type Claims = Record<string, unknown>;
+export type TrustMatch = { ok: true } | { ok: false; reason: string };
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : undefined);
+const no = (reason: string): TrustMatch => ({ ok: false, reason });
+
+export function matchTrust(spec: TrustSpec, claims: Claims): TrustMatch {
+  switch (spec.provider) {
+    case 'github': {
+      if (str(claims.repository_owner_id) !== spec.ownerId) return no(`repository owner id ${str(claims.repository_owner_id) ?? '(none)'} is not ${spec.ownerId}`);
+      if (spec.repositoryIds && !spec.repositoryIds.includes(str(claims.repository_id) ?? '')) return no(`repository id ${str(claims.repository_id) ?? '(none)'} is not trusted`);
+      const event = str(claims.event_name) ?? '';
+      if (RISKY_GITHUB_EVENTS.includes(event) && !spec.allowEvents?.includes(event)) return no(`tokens from "${event}" workflows are refused (they can run untrusted code with the repository's identity)`);
+      if (spec.refs && !spec.refs.includes(str(claims.ref) ?? '')) return no(`ref ${str(claims.ref) ?? '(none)'} is not trusted`);
+      if (spec.environments && !spec.environments.includes(str(claims.environment) ?? '')) return no(`environment ${str(claims.environment) ?? '(none)'} is not trusted`);
+      if (spec.workflowRefs && !spec.workflowRefs.includes(str(claims.job_workflow_ref) ?? str(claims.workflow_ref) ?? '')) return no('workflow is not trusted');
+      if (str(claims.runner_environment) === 'self-hosted' && !spec.allowSelfHostedRunners) return no('self-hosted runners are not trusted by this org');
+      return { ok: true };
+    }
+    case 'gitlab': {
+      // After GitLab's fork-pipeline fix, job_* claims name the project the pipeline runs in.
+      const projectId = str(claims.job_project_id) ?? str(claims.project_id);
+      const namespaceId = str(claims.job_namespace_id) ?? str(claims.namespace_id);
+      if (claims.job_project_id !== undefined && str(claims.job_project_id) !== str(claims.project_id)) return no('fork pipelines running in the parent project are refused');
+      if (namespaceId !== spec.namespaceId) return no(`namespace id ${namespaceId ?? '(none)'} is not ${spec.namespaceId}`);
+      if (spec.projectIds && !spec.projectIds.includes(projectId ?? '')) return no(`project id ${projectId ?? '(none)'} is not trusted`);
+      if (!spec.allowUnprotectedRefs && str(claims.ref_protected) !== 'true') return no('only protected refs are trusted');
+      if (!spec.allowMergeRequestPipelines && str(claims.pipeline_source) === 'merge_request_event') return no('merge request pipelines are refused');
+      if (spec.refs && !spec.refs.includes(str(claims.ref) ?? '')) return no(`ref ${str(claims.ref) ?? '(none)'} is not trusted`);
+      return { ok: true };
+    }
+    case 'oidc': {
+      for (const [name, wanted] of Object.entries(spec.claims)) {
+        const allowed = Array.isArray(wanted) ? wanted : [wanted];
+        const actual = claims[name];
+        const values = Array.isArray(actual) ? actual.map(str) : [str(actual)];
+        if (!values.some((v) => v !== undefined && allowed.includes(v))) return no(`claim ${name} does not match`);
+      }
+      return { ok: true };
+    }
+  }
+}
+
+/** The Floe token subject for an external identity: stable ids first, names for humans. */
+export function subjectFor(spec: TrustSpec, issuer: string, claims: Claims): string {
+  switch (spec.provider) {
+    case 'github':
+      return `github:${str(claims.repository) ?? '?'}@${str(claims.repository_id) ?? '?'}:${str(claims.ref) ?? ''}`;
+    case 'gitlab':
+      return `gitlab:${str(claims.project_path) ?? '?'}@${str(claims.project_id) ?? '?'}:${str(claims.ref) ?? ''}`;
+    case 'oidc':
+      return `oidc:${issuer}#${str(claims.oid) ?? str(claims.sub) ?? '?'}`;
+  }
+}
+
+const CARRIED_CLAIMS: Record<TrustSpec['provider'], string[]> = {
+  github: ['repository', 'repository_id', 'repository_owner', 'repository_owner_id', 'ref', 'ref_type', 'sha', 'event_name', 'workflow_ref', 'job_workflow_ref', 'environment', 'run_id', 'runner_environment', 'actor', 'actor_id'],
+  gitlab: ['project_path', 'project_id', 'namespace_path', 'namespace_id', 'ref', 'ref_type', 'ref_protected', 'sha', 'pipeline_source', 'pipeline_id', 'job_id', 'environment', 'user_login', 'runner_environment'],
+  oidc: ['sub', 'oid', 'tid', 'groups', 'roles', 'email', 'preferred_username', 'azp', 'idtyp'],
+};
+
+/** The identity claims that travel in the Floe token, for the policy engine and the audit log. */
+export function carriedClaims(spec: TrustSpec, claims: Claims): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const name of CARRIED_CLAIMS[spec.provider]) {
+    const v = claims[name];
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[name] = String(v);
+    else if (Array.isArray(v)) out[name] = v.slice(0, 200).map(String);
+  }
+  return out;
+}
+
+export function grantedScopes(spec: TrustSpec): Scope[] {
+  return [...new Set(spec.scopes)];
+}
