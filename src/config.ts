@@ -35,6 +35,7 @@ export interface Config {
   cacheKeyName: string | undefined;
   logLevel: string;
   priority: number;
+  oidc: { allowHttpIssuers: boolean; jwksCooldownMs: number };
   limits: Limits;
 }
 
@@ -70,6 +71,11 @@ export function loadConfig(flags: { dataDir?: string; listen?: string; publicUrl
     publicUrl: publicUrl?.replace(/\/+$/, ''),
     cacheKeyName: env.FLOE_CACHE_KEY_NAME,
     logLevel: env.FLOE_LOG_LEVEL ?? 'info',
+    oidc: {
+      // Development and tests only: production issuers are https.
+      allowHttpIssuers: /^(1|true|yes)$/i.test(env.FLOE_OIDC_ALLOW_HTTP_ISSUERS ?? ''),
+      jwksCooldownMs: env.FLOE_OIDC_JWKS_COOLDOWN_MS ? Number(env.FLOE_OIDC_JWKS_COOLDOWN_MS) : 30_000,
+    },
     priority: env.FLOE_CACHE_PRIORITY ? Number(env.FLOE_CACHE_PRIORITY) : 30,
     limits: {
       maxUploadBytes: env.FLOE_MAX_UPLOAD_SIZE ? parseSize(env.FLOE_MAX_UPLOAD_SIZE, 'FLOE_MAX_UPLOAD_SIZE') : maxNar,

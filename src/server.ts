@@ -12,6 +12,8 @@ import type { Logger } from './log.js';
 import { openStorage } from './storage/open.js';
 import { loadOrCreateServerKeys } from './identity/server-keys.js';
 import { TokenService } from './identity/tokens.js';
+import { OidcVerifier } from './identity/oidc.js';
+import { ExchangeService } from './identity/exchange.js';
 import { Authorizer, type AuditSink } from './policy/authorize.js';
 import { describePrincipal } from './identity/principal.js';
 import { OrgService } from './org/service.js';
@@ -95,7 +97,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const authorizer = new Authorizer(audit);
   const orgs = new OrgService(storage.db);
   const cache = new CacheService(storage, orgs, authorizer, keys.nix, { maxUploadBytes: config.limits.maxUploadBytes, maxNarBytes: config.limits.maxNarBytes });
+  const verifier = new OidcVerifier(storage.db, config.oidc);
+  const exchange = new ExchangeService(storage.db, orgs, tokens, verifier, publicUrl);
   const app = createApp({
+    exchange,
     orgs,
     tokens,
     authorizer,

@@ -18,6 +18,10 @@ export type Principal =
       scopes: ReadonlySet<Scope>;
       /** Slice names this token is limited to; null = every slice of the org. */
       slices: readonly string[] | null;
+      /** Expiry, seconds since the epoch. */
+      expiresAt?: number;
+      /** The external identity this token was exchanged for (OIDC/CI login), if any. */
+      identity?: { provider: string; issuer: string; claims: Record<string, string | string[]> };
     };
 
 export const ANONYMOUS: Principal = { kind: 'anonymous' };

@@ -23,14 +23,24 @@ const floeClaims = z.union([
     org_id: z.string(),
     scopes: z.array(z.enum(['read', 'write', 'admin'])).min(1),
     slices: z.array(z.string()).nullable(),
+    identity: z
+      .object({ provider: z.string(), issuer: z.string(), claims: z.record(z.string(), z.union([z.string(), z.array(z.string())])) })
+      .optional(),
   }),
 ]);
+
+/** The external identity a token was exchanged for; carried so policies and audits can use it. */
+export interface IdentityClaims {
+  provider: string;
+  issuer: string;
+  claims: Record<string, string | string[]>;
+}
 
 export interface MintRequest {
   subject: string;
   ttlSeconds: number;
   description?: string;
-  grant: { role: 'server-admin' } | { org: OrgRef; scopes: Scope[]; slices: string[] | null };
+  grant: { role: 'server-admin' } | { org: OrgRef; scopes: Scope[]; slices: string[] | null; identity?: IdentityClaims };
 }
 
 export interface MintedToken {
@@ -78,7 +88,13 @@ export class TokenService {
     const floe =
       'role' in req.grant
         ? { role: req.grant.role }
-        : { org: req.grant.org.name, org_id: req.grant.org.id, scopes: req.grant.scopes, slices: req.grant.slices };
+        : {
+            org: req.grant.org.name,
+            org_id: req.grant.org.id,
+            scopes: req.grant.scopes,
+            slices: req.grant.slices,
+            ...(req.grant.identity ? { identity: req.grant.identity } : {}),
+          };
     const jwt = await new SignJWT({ floe })
       .setProtectedHeader({ alg: 'EdDSA', kid: this.keys.jwt.kid, typ: 'JWT' })
       .setIssuer(this.issuer)
@@ -102,6 +118,21 @@ export class TokenService {
       })
       .execute();
     return { token: TOKEN_PREFIX + jwt, id, expiresAt };
+  }
+
+  /** Tokens of an org, newest first (no secrets: tokens themselves are never stored). */
+  async list(orgId: string, opts: { subject?: string; includeInactive?: boolean } = {}) {
+    let q = this.db.selectFrom('tokens').selectAll().where('org_id', '=', orgId).orderBy('created_at', 'desc').limit(1000);
+    if (opts.subject) q = q.where('subject', '=', opts.subject);
+    if (!opts.includeInactive) q = q.where('revoked_at', 'is', null).where('expires_at', '>', new Date().toISOString());
+    return q.execute();
+  }
+
+  /** Revokes every active token of `subject` in the org; returns how many. */
+  async revokeSubject(orgId: string, subject: string): Promise<number> {
+    const rows = await this.list(orgId, { subject });
+    for (const row of rows) await this.revoke(row.id);
+    return rows.length;
   }
 
   /** Returns the principal of a valid token; throws Unauthenticated (never "anonymous") otherwise. */
@@ -150,6 +181,8 @@ export class TokenService {
             org: { id: claims.org_id, name: claims.org },
             scopes: new Set(claims.scopes),
             slices: claims.slices,
+            expiresAt: payload.exp,
+            ...(claims.identity ? { identity: claims.identity } : {}),
           };
     if (this.verified.size >= TokenService.CACHE_LIMIT) this.verified.clear();
     this.verified.set(token, { principal, expiresAtMs: payload.exp * 1000, checkedRevocationAtMs: nowMs });

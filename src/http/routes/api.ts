@@ -16,8 +16,11 @@ import { parseStorePath, parseStorePathBase, type StorePathBase } from '../../ni
 import type { Limits } from '../../config.js';
 import type { AppEnv } from '../context.js';
 import { readJson } from '../body.js';
+import { authRoutes } from './auth.js';
+import type { ExchangeService } from '../../identity/exchange.js';
 
 export interface ApiDeps {
+  exchange: ExchangeService;
   orgs: OrgService;
   tokens: TokenService;
   authorizer: Authorizer;
@@ -110,6 +113,8 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     if (!s) throw new NotFound();
     return { kind: 'slice', slice: s };
   };
+
+  authRoutes(api, { exchange: deps.exchange, tokens: deps.tokens, limits: deps.limits, publicUrl: deps.publicUrl, requireOrg });
 
   api.post('/orgs', async (c) => {
     const d = deps.authorizer.authorize(c.get('principal'), 'server.admin', { type: 'server' });

@@ -1,0 +1,114 @@
+/** Federated login and token management: `/api/v1/auth/*`, org trusts and token listings. */
+import type { Hono } from 'hono';
+import { z } from 'zod';
+import { InvalidInput } from '../../errors.js';
+import type { ExchangeService, StoredTrust } from '../../identity/exchange.js';
+import type { TokenService } from '../../identity/tokens.js';
+import { parseTtl } from '../../identity/tokens.js';
+import type { Principal } from '../../identity/principal.js';
+import type { Action } from '../../policy/actions.js';
+import type { Org } from '../../org/service.js';
+import type { Limits } from '../../config.js';
+import type { AppEnv } from '../context.js';
+import { readJson } from '../body.js';
+
+export interface AuthRouteDeps {
+  exchange: ExchangeService;
+  tokens: TokenService;
+  limits: Limits;
+  publicUrl: () => string;
+  requireOrg: (p: Principal, org: string, action: Action) => Promise<Org>;
+}
+
+const exchangeBody = z.object({ token: z.string().min(1).max(16_384), org: z.string().optional(), ttl: z.string().optional() });
+const revokeBody = z.object({ subject: z.string().min(1) });
+
+function parse<T>(schema: z.ZodType<T>, value: unknown): T {
+  const r = schema.safeParse(value);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    throw new InvalidInput(issue.path.join('.') || 'body', issue.message);
+  }
+  return r.data;
+}
+
+function showTrust(t: StoredTrust) {
+  return { id: t.id, org: t.orgName, issuer: t.issuer, audience: t.audience, createdAt: t.createdAt, ...t.spec };
+}
+
+export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
+  api.get('/auth/info', (c) =>
+    c.json({ issuer: deps.publicUrl(), audience: deps.exchange.defaultAudience, exchange: `${deps.publicUrl()}/api/v1/auth/exchange`, providers: ['github', 'gitlab', 'oidc'] }),
+  );
+
+  api.post('/auth/exchange', async (c) => {
+    const body = parse(exchangeBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
+    const result = await deps.exchange.exchange(body.token, {
+      ...(body.org ? { org: body.org } : {}),
+      ...(body.ttl ? { ttlSeconds: parseTtl(body.ttl) } : {}),
+    });
+    return c.json(
+      { token: result.token, id: result.id, org: result.org, scopes: result.scopes, slices: result.slices, subject: result.subject, expiresAt: result.expiresAt.toISOString() },
+      201,
+    );
+  });
+
+  api.get('/auth/whoami', (c) => {
+    const p = c.get('principal');
+    switch (p.kind) {
+      case 'anonymous':
+        return c.json({ kind: 'anonymous' });
+      case 'server-admin':
+        return c.json({ kind: 'server-admin', subject: p.subject, tokenId: p.tokenId });
+      case 'token':
+        return c.json({
+          kind: 'token',
+          org: p.org.name,
+          subject: p.subject,
+          tokenId: p.tokenId,
+          scopes: [...p.scopes],
+          slices: p.slices,
+          expiresAt: p.expiresAt ? new Date(p.expiresAt * 1000).toISOString() : null,
+          identity: p.identity ?? null,
+        });
+    }
+  });
+
+  api.post('/orgs/:org/trusts', async (c) => {
+    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+    const trust = await deps.exchange.addTrust(org, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
+    return c.json(showTrust(trust), 201);
+  });
+  api.get('/orgs/:org/trusts', async (c) => {
+    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+    return c.json({ trusts: (await deps.exchange.listTrusts(org)).map(showTrust) });
+  });
+  api.delete('/orgs/:org/trusts/:id', async (c) => {
+    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+    await deps.exchange.removeTrust(org, c.req.param('id'));
+    return c.json({ id: c.req.param('id'), removed: true });
+  });
+
+  api.get('/orgs/:org/tokens', async (c) => {
+    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+    const subject = c.req.query('subject');
+    const rows = await deps.tokens.list(org.id, { ...(subject ? { subject } : {}), includeInactive: c.req.query('all') === '1' });
+    return c.json({
+      tokens: rows.map((r) => ({
+        id: r.id,
+        subject: r.subject,
+        scopes: r.scopes.split(' '),
+        slices: r.slices ? (JSON.parse(r.slices) as string[]) : null,
+        description: r.description,
+        createdAt: r.created_at,
+        expiresAt: r.expires_at,
+        revokedAt: r.revoked_at,
+      })),
+    });
+  });
+  api.post('/orgs/:org/tokens/revoke', async (c) => {
+    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+    const body = parse(revokeBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
+    return c.json({ subject: body.subject, revoked: await deps.tokens.revokeSubject(org.id, body.subject) });
+  });
+}
