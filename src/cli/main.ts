@@ -7,9 +7,13 @@ import { startServer } from '../server.js';
 import { migrateInstallation } from '../migrate.js';
 import path from 'node:path';
 import { CliError, apiRequest, clientOptions } from './client.js';
+import { exchangeIdentity, githubActionsIdToken, saveLogin, serverAudience } from './login.js';
+import { readFile } from 'node:fs/promises';
 
 const program = new Command();
 program.name('floe').description('Floe: self-hostable flake registry and identity-aware Nix binary cache').showHelpAfterError();
+// Options belong to the command they follow: `floe login github-action --json` is the subcommand's --json.
+program.enablePositionalOptions();
 
 const serverOption = () => new Option('--server <url>', 'Floe server URL (default: $FLOE_SERVER)');
 
@@ -62,6 +66,62 @@ program
     }
     process.stderr.write(`floe migrate: done. Start replicas with the same FLOE_DATABASE_URL, FLOE_S3_* and FLOE_PUBLIC_URL; existing tokens stay valid.\n`);
   });
+
+const loginOutput = (cmd: Command) =>
+  cmd
+    .addOption(serverOption())
+    .option('--org <org>', 'org to log in to, when the identity is trusted by several')
+    .option('--ttl <duration>', 'shorter token lifetime than the org allows, e.g. 30m')
+    .option('--netrc <file>', 'netrc file to update (default: $XDG_CONFIG_HOME/nix/netrc)')
+    .option('--nix-conf <file>', 'nix.conf to update (default: $XDG_CONFIG_HOME/nix/nix.conf)')
+    .option('--no-nix-conf', 'do not touch nix.conf')
+    .option('--print', 'print the netrc and nix.conf lines instead of writing them')
+    .option('--json', 'print a JSON summary');
+type LoginOpts = { server?: string; org?: string; ttl?: string; netrc?: string; nixConf?: string | false; print?: boolean; json?: boolean };
+const outputOf = (o: LoginOpts) => ({
+  ...(o.netrc ? { netrc: o.netrc } : {}),
+  ...(o.nixConf !== undefined ? { nixConf: o.nixConf } : {}),
+  ...(o.print ? { print: true } : {}),
+  ...(o.json ? { json: true } : {}),
+});
+const exchangeOpts = (o: LoginOpts) => ({ ...(o.org ? { org: o.org } : {}), ...(o.ttl ? { ttl: o.ttl } : {}) });
+
+const login = loginOutput(program.command('login').description('log in: exchange a CI or IdP identity for a Floe token, or save a token (--token)'))
+  .option('--token <token>', 'save this Floe token (or "-" to read it from stdin)')
+  .action(async (opts: LoginOpts & { token?: string }) => {
+    if (!opts.token) throw new CliError('say how to log in: `floe login github-action`, `floe login gitlab-pipeline`, `floe login oidc --id-token-file F` or `floe login --token TOKEN`');
+    const client = clientOptions(opts);
+    const token = opts.token === '-' ? (await readStdin()).trim() : opts.token;
+    const who = await apiRequest<{ kind: string; org?: string; subject?: string; scopes?: string[]; expiresAt?: string | null }>({ ...client, token }, 'GET', '/api/v1/auth/whoami');
+    if (who.kind === 'anonymous') throw new CliError('the server did not accept that token');
+    await saveLogin(client, { token, ...(who.org ? { org: who.org } : {}), ...(who.subject ? { subject: who.subject } : {}), ...(who.scopes ? { scopes: who.scopes } : {}), expiresAt: who.expiresAt ?? null }, outputOf(opts));
+  });
+loginOutput(login.command('github-action').description('in a GitHub Actions job (permissions: id-token: write)')).action(async (opts: LoginOpts) => {
+  const client = clientOptions(opts);
+  const idToken = await githubActionsIdToken(await serverAudience(client));
+  await saveLogin(client, await exchangeIdentity(client, idToken, exchangeOpts(opts)), outputOf(opts));
+});
+loginOutput(login.command('gitlab-pipeline').description('in a GitLab CI job with an id_token whose aud is this server'))
+  .option('--token-var <name>', 'CI/CD variable holding the id_token', 'FLOE_ID_TOKEN')
+  .action(async (opts: LoginOpts & { tokenVar: string }) => {
+    const idToken = process.env[opts.tokenVar];
+    if (!idToken) throw new CliError(`$${opts.tokenVar} is not set: declare it under id_tokens in .gitlab-ci.yml with aud set to this server (see \`floe login --help\`)`);
+    const client = clientOptions(opts);
+    await saveLogin(client, await exchangeIdentity(client, idToken, exchangeOpts(opts)), outputOf(opts));
+  });
+loginOutput(login.command('oidc').description('exchange an ID or access token from any trusted OIDC provider (Entra ID, ...)'))
+  .requiredOption('--id-token-file <file>', 'file holding the token ("-" for stdin)')
+  .action(async (opts: LoginOpts & { idTokenFile: string }) => {
+    const idToken = (opts.idTokenFile === '-' ? await readStdin() : await readFile(opts.idTokenFile, 'utf8')).trim();
+    const client = clientOptions(opts);
+    await saveLogin(client, await exchangeIdentity(client, idToken, exchangeOpts(opts)), outputOf(opts));
+  });
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
 
 const org = program.command('org').description('manage orgs');
 org
@@ -127,12 +187,71 @@ token
     console.log(opts.json ? JSON.stringify(res) : res.token);
   });
 token
-  .command('revoke <id>')
-  .description('revoke a token by id (see `token create --json`)')
+  .command('revoke [id]')
+  .description('revoke a token by id (see `token create --json`), or every token of a subject')
   .addOption(serverOption())
-  .action(async (id: string, opts: { server?: string }) => {
+  .option('--org <org>', 'with --subject: the org')
+  .option('--subject <subject>', 'revoke every active token of this subject (e.g. a CI identity)')
+  .action(async (id: string | undefined, opts: { server?: string; org?: string; subject?: string }) => {
+    if (opts.subject) {
+      if (!opts.org) throw new CliError('--subject needs --org');
+      const res = await apiRequest<{ revoked: number }>(clientOptions(opts), 'POST', `/api/v1/orgs/${encodeURIComponent(opts.org)}/tokens/revoke`, { subject: opts.subject });
+      console.log(`revoked ${res.revoked} token(s) of ${opts.subject}`);
+      return;
+    }
+    if (!id) throw new CliError('give a token id, or --org ORG --subject SUBJECT');
     await apiRequest(clientOptions(opts), 'DELETE', `/api/v1/tokens/${encodeURIComponent(id)}`);
     console.log(`revoked ${id}`);
+  });
+token
+  .command('list')
+  .description("list an org's active tokens (ids, subjects, scopes, expiry; never the tokens)")
+  .addOption(serverOption())
+  .requiredOption('--org <org>', 'org')
+  .option('--subject <subject>', 'only this subject')
+  .option('--all', 'include expired and revoked tokens')
+  .option('--json', 'print JSON')
+  .action(async (opts: { server?: string; org: string; subject?: string; all?: boolean; json?: boolean }) => {
+    const q = new URLSearchParams({ ...(opts.subject ? { subject: opts.subject } : {}), ...(opts.all ? { all: '1' } : {}) });
+    const res = await apiRequest<{ tokens: Array<{ id: string; subject: string; scopes: string[]; expiresAt: string; revokedAt: string | null }> }>(
+      clientOptions(opts),
+      'GET',
+      `/api/v1/orgs/${encodeURIComponent(opts.org)}/tokens?${q}`,
+    );
+    if (opts.json) return console.log(JSON.stringify(res.tokens));
+    for (const t of res.tokens) console.log(`${t.id}  ${t.subject}  ${t.scopes.join(',')}  expires ${t.expiresAt}${t.revokedAt ? `  revoked ${t.revokedAt}` : ''}`);
+  });
+
+const trust = program.command('trust').description('declare which CI and IdP identities belong to an org');
+trust
+  .command('add <org>')
+  .description('add a trust from a JSON spec, e.g. {"provider":"github","ownerId":"123","refs":["refs/heads/main"],"scopes":["read","write"]}')
+  .addOption(serverOption())
+  .requiredOption('--spec <json-or-@file>', 'the trust as JSON, or @path to a JSON file')
+  .action(async (orgName: string, opts: { server?: string; spec: string }) => {
+    const text = opts.spec.startsWith('@') ? await readFile(opts.spec.slice(1), 'utf8') : opts.spec;
+    let spec: unknown;
+    try {
+      spec = JSON.parse(text);
+    } catch {
+      throw new CliError('--spec is not valid JSON');
+    }
+    const res = await apiRequest<{ id: string; issuer: string; audience: string }>(clientOptions(opts), 'POST', `/api/v1/orgs/${encodeURIComponent(orgName)}/trusts`, spec);
+    console.log(`added trust ${res.id}: tokens from ${res.issuer} with audience ${res.audience}`);
+  });
+trust
+  .command('list <org>')
+  .addOption(serverOption())
+  .action(async (orgName: string, opts: { server?: string }) => {
+    const res = await apiRequest<{ trusts: unknown[] }>(clientOptions(opts), 'GET', `/api/v1/orgs/${encodeURIComponent(orgName)}/trusts`);
+    console.log(JSON.stringify(res.trusts, null, 2));
+  });
+trust
+  .command('remove <org> <id>')
+  .addOption(serverOption())
+  .action(async (orgName: string, id: string, opts: { server?: string }) => {
+    await apiRequest(clientOptions(opts), 'DELETE', `/api/v1/orgs/${encodeURIComponent(orgName)}/trusts/${encodeURIComponent(id)}`);
+    console.log(`removed trust ${id}`);
   });
 
 const cache = program.command('cache').description('binary cache');

@@ -1,0 +1,119 @@
+/**
+ * `floe login` end to end: CI identities from local issuers become Floe tokens in a netrc, and the
+ * whole chain works with real Nix: GitHub Actions identity -> Floe token -> netrc -> nix copy,
+ * then a GitLab pipeline identity substitutes what was pushed, with no static secret anywhere.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FLOE_BIN, api, createOrg, startFloe, type TestServer } from '../helpers/server.js';
+import { githubClaims, gitlabClaims, startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
+import { buildClosure, fixtureDir, hostNix, requireNix, writeClosureExpr } from '../helpers/nix.js';
+
+const exec = promisify(execFile);
+const nixVersion = await requireNix(hostNix);
+let server: TestServer;
+let gh: TestIssuer;
+let gl: TestIssuer;
+let home: string;
+
+async function floe(args: string[], env: Record<string, string | undefined> = {}) {
+  try {
+    const r = await exec(process.execPath, [FLOE_BIN, ...args], { env: { ...process.env, FLOE_SERVER: server.url, FLOE_TOKEN: undefined, XDG_CONFIG_HOME: home, ...env } });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+beforeAll(async () => {
+  server = await startFloe({ env: { FLOE_OIDC_ALLOW_HTTP_ISSUERS: '1' } });
+  gh = await startIssuer();
+  gl = await startIssuer({ defaultAudience: server.url });
+  gh.actionsClaims = githubClaims();
+  await createOrg(server, 'acme');
+  expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', { provider: 'github', issuer: gh.issuer, ownerId: '1001', refs: ['refs/heads/main'], scopes: ['read', 'write'] })).status).toBe(201);
+  expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', { provider: 'gitlab', issuer: gl.issuer, namespaceId: '42', scopes: ['read'] })).status).toBe(201);
+  home = await mkdtemp(path.join(os.tmpdir(), 'floe-home-'));
+});
+
+afterAll(async () => {
+  await server?.cleanup();
+  await gh?.stop();
+  await gl?.stop();
+});
+
+describe('floe login', () => {
+  it('github-action: asks the runner for a token with our audience, writes netrc (0600) and nix.conf', async () => {
+    await writeFile(path.join(home, 'keep-netrc'), '');
+    const netrc = path.join(home, 'nix', 'netrc');
+    const r = await floe(['login', 'github-action'], { ACTIONS_ID_TOKEN_REQUEST_URL: gh.actionsRequestUrl, ACTIONS_ID_TOKEN_REQUEST_TOKEN: gh.actionsRequestToken });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/logged in to acme as github:acme-gh\/app@2002:refs\/heads\/main \(read, write\)/);
+    expect((await stat(netrc)).mode & 0o777).toBe(0o600);
+    expect(await readFile(netrc, 'utf8')).toMatch(/^machine 127\.0\.0\.1 login floe password floe_\S+\n$/);
+    const conf = await readFile(path.join(home, 'nix', 'nix.conf'), 'utf8');
+    expect(conf).toContain(`extra-substituters = ${server.url}/cache`);
+    expect(conf).toContain(`netrc-file = ${netrc}`);
+    // The token never reaches stdout or the server log.
+    const token = /password (\S+)/.exec(await readFile(netrc, 'utf8'))![1]!;
+    expect(r.stdout + r.stderr).not.toContain(token);
+    expect(server.logs()).not.toContain(token.slice(5, 60));
+  });
+
+  it('a second login replaces only its own entries', async () => {
+    const netrc = path.join(home, 'nix', 'netrc');
+    await writeFile(netrc, `machine github.com login me password keepme\n${await readFile(netrc, 'utf8')}`);
+    const r = await floe(['login', 'github-action'], { ACTIONS_ID_TOKEN_REQUEST_URL: gh.actionsRequestUrl, ACTIONS_ID_TOKEN_REQUEST_TOKEN: gh.actionsRequestToken });
+    expect(r.code, r.stderr).toBe(0);
+    const text = await readFile(netrc, 'utf8');
+    expect(text).toContain('password keepme');
+    expect(text.match(/machine 127\.0\.0\.1/g)!.length).toBe(1);
+    expect((await readFile(path.join(home, 'nix', 'nix.conf'), 'utf8')).match(/>>> floe/g)!.length).toBe(1);
+  });
+
+  it('explains what is missing outside CI, and refuses bad tokens', async () => {
+    const r = await floe(['login', 'github-action'], { ACTIONS_ID_TOKEN_REQUEST_URL: undefined, ACTIONS_ID_TOKEN_REQUEST_TOKEN: undefined });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/id-token: write/);
+    const g = await floe(['login', 'gitlab-pipeline'], { FLOE_ID_TOKEN: undefined });
+    expect(g.stderr).toMatch(/\$FLOE_ID_TOKEN is not set/);
+    const bad = await floe(['login', '--token', 'floe_bogus', '--print']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/401/);
+    const pr = await floe(['login', 'gitlab-pipeline', '--print'], { FLOE_ID_TOKEN: await gl.mint(gitlabClaims({ ref_protected: 'false' })) });
+    expect(pr.code).not.toBe(0);
+    expect(pr.stderr).toMatch(/403.*protected refs/);
+  });
+
+  it.skipIf(!nixVersion)('the whole chain with real Nix: CI identity -> Floe token -> netrc -> nix copy -> substitution', async () => {
+    const dir = await fixtureDir('login-chain');
+    const out = await buildClosure(hostNix, await writeClosureExpr(dir), `chain${Date.now()}`, path.join(dir, 'm0'));
+    // The pushing CI job (GitHub Actions).
+    const ciHome = path.join(dir, 'ci-home');
+    const push = await floe(['login', 'github-action', '--json'], { XDG_CONFIG_HOME: ciHome, ACTIONS_ID_TOKEN_REQUEST_URL: gh.actionsRequestUrl, ACTIONS_ID_TOKEN_REQUEST_TOKEN: gh.actionsRequestToken });
+    expect(push.code, push.stderr).toBe(0);
+    const pushed = await hostNix.run(['nix', 'copy', '--option', 'netrc-file', JSON.parse(push.stdout).netrc, '--to', `${server.url}/cache`, out], { cacheHome: path.join(dir, 'm1') });
+    expect(pushed.code, pushed.stderr).toBe(0);
+    // A consuming pipeline (GitLab, read-only), using exactly the nix.conf lines login wrote.
+    const consumerHome = path.join(dir, 'consumer-home');
+    const pull = await floe(['login', 'gitlab-pipeline', '--json'], { XDG_CONFIG_HOME: consumerHome, FLOE_ID_TOKEN: await gl.mint(gitlabClaims()) });
+    expect(pull.code, pull.stderr).toBe(0);
+    const conf = await readFile(JSON.parse(pull.stdout).nixConf, 'utf8');
+    const setting = (name: string) => new RegExp(`^${name} = (.*)$`, 'm').exec(conf)![1]!;
+    const got = await hostNix.run(
+      ['nix', 'copy', '--option', 'require-sigs', 'true', '--option', 'trusted-public-keys', setting('extra-trusted-public-keys'), '--option', 'netrc-file', setting('netrc-file'), '--from', setting('extra-substituters'), '--to', path.join(dir, 'store'), out],
+      { cacheHome: path.join(dir, 'm2') },
+    );
+    expect(got.code, got.stderr).toBe(0);
+    // The read-only identity cannot push.
+    const fresh = await buildClosure(hostNix, await writeClosureExpr(dir), `chain-ro${Date.now()}`, path.join(dir, 'm4'));
+    const refused = await hostNix.run(['nix', 'copy', '--option', 'netrc-file', setting('netrc-file'), '--to', `${server.url}/cache`, fresh], { cacheHome: path.join(dir, 'm5') });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/403|HTTP error/);
+  });
+});
