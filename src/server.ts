@@ -14,6 +14,7 @@ import { loadOrCreateServerKeys } from './identity/server-keys.js';
 import { TokenService } from './identity/tokens.js';
 import { OidcVerifier } from './identity/oidc.js';
 import { ExchangeService } from './identity/exchange.js';
+import { StsVerifier } from './identity/aws-sts.js';
 import { Authorizer, type AuditSink } from './policy/authorize.js';
 import { describePrincipal } from './identity/principal.js';
 import { OrgService } from './org/service.js';
@@ -98,7 +99,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const orgs = new OrgService(storage.db);
   const cache = new CacheService(storage, orgs, authorizer, keys.nix, { maxUploadBytes: config.limits.maxUploadBytes, maxNarBytes: config.limits.maxNarBytes });
   const verifier = new OidcVerifier(storage.db, config.oidc);
-  const exchange = new ExchangeService(storage.db, orgs, tokens, verifier, publicUrl);
+  const sts = new StsVerifier(storage.db, { audience: publicUrl, ...(config.testAwsStsEndpoint ? { endpointOverride: config.testAwsStsEndpoint } : {}) });
+  if (config.testAwsStsEndpoint) log.warn({ endpoint: config.testAwsStsEndpoint }, 'FLOE_TEST_AWS_STS_ENDPOINT is set: AWS logins are verified by a stand-in, not by AWS (tests only)');
+  const exchange = new ExchangeService(storage.db, orgs, tokens, verifier, publicUrl, sts);
   const app = createApp({
     exchange,
     orgs,

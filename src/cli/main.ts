@@ -8,6 +8,7 @@ import { migrateInstallation } from '../migrate.js';
 import path from 'node:path';
 import { CliError, apiRequest, clientOptions } from './client.js';
 import { exchangeIdentity, githubActionsIdToken, saveLogin, serverAudience } from './login.js';
+import { signGetCallerIdentity } from './aws.js';
 import { readFile } from 'node:fs/promises';
 
 const program = new Command();
@@ -109,6 +110,18 @@ loginOutput(login.command('gitlab-pipeline').description('in a GitLab CI job wit
     const client = clientOptions(opts);
     await saveLogin(client, await exchangeIdentity(client, idToken, exchangeOpts(opts)), outputOf(opts));
   });
+loginOutput(login.command('aws').description('with the AWS credentials of this machine (role, profile, env): presigned sts:GetCallerIdentity')).action(
+  async (opts: LoginOpts) => {
+    const client = clientOptions(opts);
+    const info = await apiRequest<{ audience: string; awsAudienceHeader: string }>({ ...client, token: undefined }, 'GET', '/api/v1/auth/info');
+    const signed = await signGetCallerIdentity(info.audience, info.awsAudienceHeader);
+    const result = await apiRequest<{ token: string; org: string; scopes: string[]; subject: string; expiresAt: string }>({ ...client, token: undefined }, 'POST', '/api/v1/auth/aws', {
+      ...signed,
+      ...exchangeOpts(opts),
+    });
+    await saveLogin(client, result, outputOf(opts));
+  },
+);
 loginOutput(login.command('oidc').description('exchange an ID or access token from any trusted OIDC provider (Entra ID, ...)'))
   .requiredOption('--id-token-file <file>', 'file holding the token ("-" for stdin)')
   .action(async (opts: LoginOpts & { idTokenFile: string }) => {

@@ -9,7 +9,8 @@ import type { Org, OrgService } from '../org/service.js';
 import type { OidcVerifier } from './oidc.js';
 import { unverifiedIssuer } from './oidc.js';
 import type { MintedToken, TokenService } from './tokens.js';
-import { type TrustSpec, carriedClaims, defaultIssuer, grantedScopes, matchTrust, subjectFor, trustSpecSchema } from './trust.js';
+import { type SignedStsRequest, type StsVerifier } from './aws-sts.js';
+import { AWS_ISSUER, type TrustSpec, carriedClaims, defaultIssuer, grantedScopes, matchTrust, subjectFor, trustSpecSchema } from './trust.js';
 
 const DEFAULT_TTL_SECONDS = 3600;
 const MAX_TRUSTS_PER_ORG = 500;
@@ -40,6 +41,7 @@ export class ExchangeService {
     private readonly verifier: OidcVerifier,
     /** What CI tokens must be minted for when a trust names no audience: the server's public URL. */
     readonly defaultAudience: string,
+    private readonly sts?: StsVerifier,
   ) {}
 
   async addTrust(org: Org, input: unknown): Promise<StoredTrust> {
@@ -82,8 +84,16 @@ export class ExchangeService {
     if (Number(res.numDeletedRows) === 0) throw new NotFound();
   }
 
-  async exchange(externalToken: string, opts: { org?: string; ttlSeconds?: number } = {}): Promise<ExchangeResult> {
-    const issuer = unverifiedIssuer(externalToken).replace(/\/+$/, '');
+  /** AWS IAM: the caller's presigned sts:GetCallerIdentity, sent to STS; its answer is the identity. */
+  async exchangeAws(signed: SignedStsRequest, opts: { org?: string; ttlSeconds?: number } = {}): Promise<ExchangeResult> {
+    if (!this.sts) throw new Unauthenticated('AWS login is not enabled on this server');
+    const trusts = await this.trustsFor(AWS_ISSUER);
+    if (trusts.length === 0) throw new Unauthenticated('AWS login refused: no org on this server trusts AWS identities');
+    const id = await this.sts.verify(signed);
+    return this.mintFor(trusts, AWS_ISSUER, { arn: id.arn, canonical_arn: id.canonicalArn, account: id.account, user_id: id.userId }, opts);
+  }
+
+  private async trustsFor(issuer: string): Promise<StoredTrust[]> {
     const rows = await this.db
       .selectFrom('identity_trusts')
       .innerJoin('orgs', 'orgs.id', 'identity_trusts.org_id')
@@ -92,12 +102,27 @@ export class ExchangeService {
       .where('identity_trusts.issuer', '=', issuer)
       .orderBy('identity_trusts.created_at')
       .execute();
-    if (rows.length === 0) throw new Unauthenticated(`identity token refused: issuer ${issuer} is not trusted by any org on this server`);
-    const trusts = rows.map((r) => this.fromRow(r, r.org_name));
+    return rows.map((r) => this.fromRow(r, r.org_name));
+  }
+
+  async exchange(externalToken: string, opts: { org?: string; ttlSeconds?: number } = {}): Promise<ExchangeResult> {
+    const issuer = unverifiedIssuer(externalToken).replace(/\/+$/, '');
+    const trusts = (await this.trustsFor(issuer)).filter((t) => t.spec.provider !== 'aws');
+    if (trusts.length === 0) throw new Unauthenticated(`identity token refused: issuer ${issuer} is not trusted by any org on this server`);
     const audiences = [...new Set(trusts.map((t) => t.audience))];
     const verified = await this.verifier.verify(externalToken, issuer, audiences);
 
-    const candidates = trusts.filter((t) => (opts.org === undefined || t.orgName === opts.org) && verified.audiences.includes(t.audience));
+    return this.mintFor(
+      trusts.filter((t) => verified.audiences.includes(t.audience)),
+      issuer,
+      verified.claims,
+      opts,
+    );
+  }
+
+  private async mintFor(trusts: StoredTrust[], issuer: string, claims: Record<string, unknown>, opts: { org?: string; ttlSeconds?: number }): Promise<ExchangeResult> {
+    const verified = { claims };
+    const candidates = trusts.filter((t) => opts.org === undefined || t.orgName === opts.org);
     const reasons: string[] = [];
     const matching = candidates.filter((t) => {
       const m = matchTrust(t.spec, verified.claims);

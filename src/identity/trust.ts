@@ -50,6 +50,13 @@ export const trustSpecSchema = z.discriminatedUnion('provider', [
     allowMergeRequestPipelines: z.boolean().optional(),
   }),
   z.object({
+    provider: z.literal('aws'),
+    ...common,
+    accountId: z.string().regex(/^\d{12}$/, 'a 12-digit AWS account id'),
+    /** Canonical ARNs (assumed roles as arn:aws:iam::ACCOUNT:role/NAME); "*" matches within one path segment. */
+    arnPatterns: z.array(z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:(role|user)\/[A-Za-z0-9+=,.@_*/-]+$/, 'an IAM role or user ARN pattern')).min(1),
+  }),
+  z.object({
     provider: z.literal('oidc'),
     ...common,
     issuer: z.string().url(),
@@ -62,9 +69,18 @@ export const trustSpecSchema = z.discriminatedUnion('provider', [
 
 export type TrustSpec = z.infer<typeof trustSpecSchema>;
 
+export const AWS_ISSUER = 'https://sts.amazonaws.com';
+
 export function defaultIssuer(spec: TrustSpec): string {
+  if (spec.provider === 'aws') return AWS_ISSUER;
   if (spec.issuer) return spec.issuer.replace(/\/+$/, '');
   return spec.provider === 'github' ? GITHUB_ISSUER : GITLAB_ISSUER;
+}
+
+/** `*` matches within one ARN path segment, nothing else is special. */
+export function arnPatternMatches(pattern: string, arn: string): boolean {
+  const re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^/:]*')}$`);
+  return re.test(arn);
 }
 
 export type Claims = Record<string, unknown>;
@@ -98,6 +114,12 @@ export function matchTrust(spec: TrustSpec, claims: Claims): TrustMatch {
       if (spec.refs && !spec.refs.includes(str(claims.ref) ?? '')) return no(`ref ${str(claims.ref) ?? '(none)'} is not trusted`);
       return { ok: true };
     }
+    case 'aws': {
+      if (str(claims.account) !== spec.accountId) return no(`AWS account ${str(claims.account) ?? '(none)'} is not ${spec.accountId}`);
+      const arn = str(claims.canonical_arn) ?? '';
+      if (!spec.arnPatterns.some((p) => arnPatternMatches(p, arn))) return no(`${arn} matches no trusted role or user`);
+      return { ok: true };
+    }
     case 'oidc': {
       for (const [name, wanted] of Object.entries(spec.claims)) {
         const allowed = Array.isArray(wanted) ? wanted : [wanted];
@@ -117,6 +139,8 @@ export function subjectFor(spec: TrustSpec, issuer: string, claims: Claims): str
       return `github:${str(claims.repository) ?? '?'}@${str(claims.repository_id) ?? '?'}:${str(claims.ref) ?? ''}`;
     case 'gitlab':
       return `gitlab:${str(claims.project_path) ?? '?'}@${str(claims.project_id) ?? '?'}:${str(claims.ref) ?? ''}`;
+    case 'aws':
+      return `aws:${str(claims.canonical_arn) ?? '?'}`;
     case 'oidc':
       return `oidc:${issuer}#${str(claims.oid) ?? str(claims.sub) ?? '?'}`;
   }
@@ -125,6 +149,7 @@ export function subjectFor(spec: TrustSpec, issuer: string, claims: Claims): str
 const CARRIED_CLAIMS: Record<TrustSpec['provider'], string[]> = {
   github: ['repository', 'repository_id', 'repository_owner', 'repository_owner_id', 'ref', 'ref_type', 'sha', 'event_name', 'workflow_ref', 'job_workflow_ref', 'environment', 'run_id', 'runner_environment', 'actor', 'actor_id'],
   gitlab: ['project_path', 'project_id', 'namespace_path', 'namespace_id', 'ref', 'ref_type', 'ref_protected', 'sha', 'pipeline_source', 'pipeline_id', 'job_id', 'environment', 'user_login', 'runner_environment'],
+  aws: ['arn', 'canonical_arn', 'account', 'user_id'],
   oidc: ['sub', 'oid', 'tid', 'groups', 'roles', 'email', 'preferred_username', 'azp', 'idtyp'],
 };
 

@@ -22,6 +22,14 @@ export interface AuthRouteDeps {
 
 const exchangeBody = z.object({ token: z.string().min(1).max(16_384), org: z.string().optional(), ttl: z.string().optional() });
 const revokeBody = z.object({ subject: z.string().min(1) });
+const awsBody = z.object({
+  url: z.string().max(500),
+  method: z.string().max(10),
+  headers: z.record(z.string(), z.string().max(4096)),
+  body: z.string().max(1000),
+  org: z.string().optional(),
+  ttl: z.string().optional(),
+});
 
 function parse<T>(schema: z.ZodType<T>, value: unknown): T {
   const r = schema.safeParse(value);
@@ -38,7 +46,14 @@ function showTrust(t: StoredTrust) {
 
 export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
   api.get('/auth/info', (c) =>
-    c.json({ issuer: deps.publicUrl(), audience: deps.exchange.defaultAudience, exchange: `${deps.publicUrl()}/api/v1/auth/exchange`, providers: ['github', 'gitlab', 'oidc'] }),
+    c.json({
+      issuer: deps.publicUrl(),
+      audience: deps.exchange.defaultAudience,
+      exchange: `${deps.publicUrl()}/api/v1/auth/exchange`,
+      aws: `${deps.publicUrl()}/api/v1/auth/aws`,
+      awsAudienceHeader: 'x-floe-audience',
+      providers: ['github', 'gitlab', 'oidc', 'aws'],
+    }),
   );
 
   api.post('/auth/exchange', async (c) => {
@@ -47,6 +62,18 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
       ...(body.org ? { org: body.org } : {}),
       ...(body.ttl ? { ttlSeconds: parseTtl(body.ttl) } : {}),
     });
+    return c.json(
+      { token: result.token, id: result.id, org: result.org, scopes: result.scopes, slices: result.slices, subject: result.subject, expiresAt: result.expiresAt.toISOString() },
+      201,
+    );
+  });
+
+  api.post('/auth/aws', async (c) => {
+    const body = parse(awsBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
+    const result = await deps.exchange.exchangeAws(
+      { url: body.url, method: body.method, headers: body.headers, body: body.body },
+      { ...(body.org ? { org: body.org } : {}), ...(body.ttl ? { ttlSeconds: parseTtl(body.ttl) } : {}) },
+    );
     return c.json(
       { token: result.token, id: result.id, org: result.org, scopes: result.scopes, slices: result.slices, subject: result.subject, expiresAt: result.expiresAt.toISOString() },
       201,
