@@ -10,7 +10,7 @@ import { getRequestListener } from '@hono/node-server';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { openStorage } from './storage/open.js';
-import { loadOrCreateServerKeys } from './identity/server-keys.js';
+import { KeyRing, rotateJwtKey } from './identity/server-keys.js';
 import { TokenService } from './identity/tokens.js';
 import { OidcVerifier } from './identity/oidc.js';
 import { ExchangeService } from './identity/exchange.js';
@@ -86,8 +86,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const publicUrl = config.publicUrl ?? `http://${formatHost(config.listen.host === '0.0.0.0' ? '127.0.0.1' : config.listen.host)}:${address.port}`;
   const hostName = new URL(publicUrl).hostname.replace(/[[\]:]/g, '-');
 
-  const keys = await loadOrCreateServerKeys(storage.db, { nixKeyName: config.cacheKeyName ?? `${hostName}-1` });
-  const tokens = new TokenService(storage.db, keys, publicUrl);
+  const keyRing = await KeyRing.open(storage.db, { nixKeyName: config.cacheKeyName ?? `${hostName}-1` });
+  const keys = keyRing.current;
+  // Rotations made through another replica arrive within a minute even without an unknown kid.
+  const keyReload = setInterval(() => void keyRing.reload(0).catch((err) => log.warn({ err }, 'reloading server keys failed')), 60_000);
+  keyReload.unref();
+  const tokens = new TokenService(storage.db, keyRing, publicUrl);
   const audit: AuditSink = {
     record(principal, action, resource, decision) {
       if (!decision.allowed) {
@@ -112,7 +116,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     publicUrl: () => publicUrl,
     nixPublicKey: keys.nixPublicKey,
     log,
-    jwks: () => keys.jwks,
+    jwks: () => keyRing.current.jwks,
+    rotateKeys: async () => {
+      const kid = await rotateJwtKey(storage.db);
+      await keyRing.reload(0);
+      return kid;
+    },
   });
 
   const adminTokenFile = path.join(config.dataDir, 'admin-token');
@@ -140,6 +149,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     adminTokenFile,
     nixPublicKey: keys.nixPublicKey,
     async close() {
+      clearInterval(keyReload);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

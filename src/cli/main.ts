@@ -235,6 +235,17 @@ token
     for (const t of res.tokens) console.log(`${t.id}  ${t.subject}  ${t.scopes.join(',')}  expires ${t.expiresAt}${t.revokedAt ? `  revoked ${t.revokedAt}` : ''}`);
   });
 
+program
+  .command('keys')
+  .description('server keys')
+  .command('rotate')
+  .description('rotate the token signing key (server admin); existing tokens stay valid')
+  .addOption(serverOption())
+  .action(async (opts: { server?: string }) => {
+    const res = await apiRequest<{ kid: string }>(clientOptions(opts), 'POST', '/api/v1/keys/rotate');
+    console.log(`new signing key ${res.kid}; older keys keep verifying the tokens they signed`);
+  });
+
 const trust = program.command('trust').description('declare which CI and IdP identities belong to an org');
 trust
   .command('add <org>')

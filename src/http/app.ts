@@ -5,7 +5,7 @@
  */
 import { Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { FloeError, NotFound } from '../errors.js';
+import { FloeError, Forbidden, NotFound } from '../errors.js';
 import { credentialFromAuthorization } from '../identity/credentials.js';
 import { ANONYMOUS, describePrincipal } from '../identity/principal.js';
 import type { TokenService } from '../identity/tokens.js';
@@ -19,6 +19,7 @@ export interface AppDeps extends ApiDeps {
   tokens: TokenService;
   log: Logger;
   jwks: () => unknown;
+  rotateKeys: () => Promise<string>;
 }
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
@@ -63,6 +64,11 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/.well-known/jwks.json', (c) => c.json(deps.jwks() as object, 200, { 'Cache-Control': 'public, max-age=300' }));
   app.get('/.well-known/nix-cache-key', (c) => c.text(`${deps.nixPublicKey}\n`));
+  app.post('/api/v1/keys/rotate', async (c) => {
+    const d = deps.authorizer.authorize(c.get('principal'), 'server.admin', { type: 'server' });
+    if (!d.allowed) throw new Forbidden(`rotating keys needs the server admin token: ${d.reason}`);
+    return c.json({ kid: await deps.rotateKeys() });
+  });
   app.route('/api/v1', apiRoutes(deps));
   app.all('/api/*', () => {
     throw new NotFound();

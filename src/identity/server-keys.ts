@@ -26,6 +26,59 @@ export interface ServerKeys {
 
 const now = () => new Date().toISOString();
 
+/**
+ * Rotates the token signing key: a new key signs from now on; older keys stay published and keep
+ * verifying the tokens they signed, so nobody is logged out. Other replicas pick the new key up
+ * when they meet its kid, and within a minute in any case (see KeyRing).
+ */
+export async function rotateJwtKey(db: Db): Promise<string> {
+  return db.transaction().execute(async (trx) => {
+    const rows = await trx.selectFrom('server_keys').select('id').where('purpose', '=', 'jwt').execute();
+    const next = Math.max(0, ...rows.map((r) => Number(/^jwt-(\d+)$/.exec(r.id)?.[1] ?? 0))) + 1;
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    await trx.updateTable('server_keys').set({ active: 0 }).where('purpose', '=', 'jwt').execute();
+    await trx
+      .insertInto('server_keys')
+      .values({
+        id: `jwt-${next}`,
+        purpose: 'jwt',
+        name: `jwt-${next}`,
+        secret: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+        public: publicKey.export({ format: 'pem', type: 'spki' }).toString(),
+        active: 1,
+        created_at: now(),
+      })
+      .execute();
+    return `jwt-${next}`;
+  });
+}
+
+/** The current keys, reloadable: rotation on any replica reaches the others. */
+export class KeyRing {
+  private lastReload = 0;
+  private reloading: Promise<void> | undefined;
+
+  constructor(
+    private readonly db: Db,
+    private readonly opts: { nixKeyName: string },
+    public current: ServerKeys,
+  ) {}
+
+  static async open(db: Db, opts: { nixKeyName: string }): Promise<KeyRing> {
+    return new KeyRing(db, opts, await loadOrCreateServerKeys(db, opts));
+  }
+
+  /** Reloads unless done in the last `minIntervalMs` (an unknown kid must not cause a reload storm). */
+  async reload(minIntervalMs = 1_000): Promise<void> {
+    if (Date.now() - this.lastReload < minIntervalMs) return this.reloading;
+    this.lastReload = Date.now();
+    this.reloading = loadOrCreateServerKeys(this.db, this.opts).then((k) => {
+      this.current = k;
+    });
+    return this.reloading;
+  }
+}
+
 export async function loadOrCreateServerKeys(db: Db, opts: { nixKeyName: string }): Promise<ServerKeys> {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   const nixKey = generateSigningKey(opts.nixKeyName);

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { InvalidInput, Unauthenticated } from '../errors.js';
 import type { Db } from '../storage/types.js';
 import type { OrgRef, Principal, Scope } from './principal.js';
-import type { ServerKeys } from './server-keys.js';
+import type { KeyRing } from './server-keys.js';
 
 export const TOKEN_PREFIX = 'floe_';
 export const MAX_TOKEN_TTL_SECONDS = 366 * 24 * 3600;
@@ -74,7 +74,7 @@ export class TokenService {
 
   constructor(
     private readonly db: Db,
-    private readonly keys: ServerKeys,
+    private readonly keys: KeyRing,
     private readonly issuer: string,
   ) {}
 
@@ -96,13 +96,13 @@ export class TokenService {
             ...(req.grant.identity ? { identity: req.grant.identity } : {}),
           };
     const jwt = await new SignJWT({ floe })
-      .setProtectedHeader({ alg: 'EdDSA', kid: this.keys.jwt.kid, typ: 'JWT' })
+      .setProtectedHeader({ alg: 'EdDSA', kid: this.keys.current.jwt.kid, typ: 'JWT' })
       .setIssuer(this.issuer)
       .setSubject(req.subject)
       .setJti(id)
       .setIssuedAt(issuedAt)
       .setExpirationTime(issuedAt + req.ttlSeconds)
-      .sign(this.keys.jwt.privateKey);
+      .sign(this.keys.current.jwt.privateKey);
     await this.db
       .insertInto('tokens')
       .values({
@@ -156,7 +156,12 @@ export class TokenService {
       ({ payload } = await jwtVerify(
         token.slice(TOKEN_PREFIX.length),
         async (header) => {
-          const key = header.kid ? this.keys.jwtVerificationKeys.get(header.kid) : undefined;
+          let key = header.kid ? this.keys.current.jwtVerificationKeys.get(header.kid) : undefined;
+          if (!key && header.kid) {
+            // Perhaps rotated on another replica since we loaded the keys.
+            await this.keys.reload();
+            key = this.keys.current.jwtVerificationKeys.get(header.kid);
+          }
           if (!key) throw new Unauthenticated('token signed by an unknown key');
           return key;
         },

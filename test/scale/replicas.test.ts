@@ -113,6 +113,21 @@ describe.skipIf(!enabled)('three replicas on PostgreSQL + S3', () => {
     for (const r of replicas) expect((await fetch(`${r.url}/cache/nix-cache-info`, { headers: { Authorization: basicAuth(t.token) } })).status).toBe(401);
   });
 
+  it('rotating the signing key on one replica logs nobody out, and the others accept new tokens at once', async () => {
+    const old = await createToken(replicas[0]!, 'acme', ['read']);
+    const rotated = await api<{ kid: string }>(replicas[0]!, replicas[0]!.adminToken, 'POST', '/api/v1/keys/rotate');
+    expect(rotated.status).toBe(200);
+    const fresh = await createToken(replicas[0]!, 'acme', ['read']);
+    const kidOf = (t: string) => JSON.parse(Buffer.from(t.slice(5).split('.')[0]!, 'base64url').toString()).kid as string;
+    expect(kidOf(fresh.token)).toBe(rotated.body.kid);
+    expect(kidOf(old.token)).not.toBe(rotated.body.kid);
+    for (const r of replicas) {
+      for (const t of [old.token, fresh.token]) expect((await fetch(`${r.url}/cache/nix-cache-info`, { headers: { Authorization: basicAuth(t) } })).status).toBe(200);
+      const jwks = (await (await fetch(`${r.url}/.well-known/jwks.json`)).json()) as { keys: Array<{ kid: string }> };
+      expect(jwks.keys.map((k) => k.kid)).toContain(rotated.body.kid);
+    }
+  });
+
   it('a replica killed mid-upload leaves no visible path and no object', async () => {
     const victim = replicas[2]!;
     const before = await s3.countObjects(prefix);
