@@ -9,6 +9,7 @@ import path from 'node:path';
 import { CliError, apiRequest, clientOptions } from './client.js';
 import { exchangeIdentity, githubActionsIdToken, saveLogin, serverAudience } from './login.js';
 import { signGetCallerIdentity } from './aws.js';
+import { browserLogin, deviceLogin } from './oidc-login.js';
 import { readFile } from 'node:fs/promises';
 
 const program = new Command();
@@ -122,11 +123,32 @@ loginOutput(login.command('aws').description('with the AWS credentials of this m
     await saveLogin(client, result, outputOf(opts));
   },
 );
-loginOutput(login.command('oidc').description('exchange an ID or access token from any trusted OIDC provider (Entra ID, ...)'))
-  .requiredOption('--id-token-file <file>', 'file holding the token ("-" for stdin)')
-  .action(async (opts: LoginOpts & { idTokenFile: string }) => {
-    const idToken = (opts.idTokenFile === '-' ? await readStdin() : await readFile(opts.idTokenFile, 'utf8')).trim();
+loginOutput(login.command('oidc').description('a person, through an OIDC provider (Entra ID, ...): browser (PKCE) or --device; or exchange --id-token-file'))
+  .option('--issuer <url>', 'identity provider (default: the one the server offers)')
+  .option('--client-id <id>', "the Floe CLI's client id at the provider (default: from the server)")
+  .option('--device', 'device-code flow, for machines without a browser')
+  .option('--no-browser', 'print the login URL instead of opening a browser')
+  .option('--id-token-file <file>', 'exchange this token instead ("-" for stdin)')
+  .action(async (opts: LoginOpts & { idTokenFile?: string; issuer?: string; clientId?: string; device?: boolean; browser: boolean }) => {
     const client = clientOptions(opts);
+    let idToken: string;
+    if (opts.idTokenFile) {
+      idToken = (opts.idTokenFile === '-' ? await readStdin() : await readFile(opts.idTokenFile, 'utf8')).trim();
+    } else {
+      let issuer = opts.issuer;
+      let clientId = opts.clientId;
+      if (!issuer || !clientId) {
+        const info = await apiRequest<{ logins: Array<{ issuer: string; clientId: string; org: string }> }>({ ...client, token: undefined }, 'GET', '/api/v1/auth/info');
+        const offered = info.logins.filter((l) => (!issuer || l.issuer === issuer) && (!opts.org || l.org === opts.org));
+        if (offered.length === 0) throw new CliError('the server offers no interactive login; pass --issuer and --client-id');
+        if (new Set(offered.map((l) => `${l.issuer} ${l.clientId}`)).size > 1) {
+          throw new CliError(`several identity providers are offered (${offered.map((l) => l.issuer).join(', ')}): pass --issuer or --org`);
+        }
+        issuer ??= offered[0]!.issuer;
+        clientId ??= offered[0]!.clientId;
+      }
+      idToken = opts.device ? await deviceLogin(issuer, clientId) : await browserLogin(issuer, clientId, { openBrowser: opts.browser });
+    }
     await saveLogin(client, await exchangeIdentity(client, idToken, exchangeOpts(opts)), outputOf(opts));
   });
 

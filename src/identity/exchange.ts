@@ -63,7 +63,7 @@ export class ExchangeService {
       orgId: org.id,
       orgName: org.name,
       issuer: defaultIssuer(spec),
-      audience: spec.audience ?? this.defaultAudience,
+      audience: this.audienceOf(spec),
       spec,
       createdAt: new Date().toISOString(),
     };
@@ -154,13 +154,36 @@ export class ExchangeService {
     return { ...minted, org: trust.orgName, scopes, slices, subject, trustId: trust.id };
   }
 
+  /** People's ID tokens are minted for the CLI's client id; CI tokens for the server's URL. */
+  private audienceOf(spec: TrustSpec): string {
+    if (spec.audience) return spec.audience;
+    if (spec.provider === 'oidc' && spec.clientId) return spec.clientId;
+    return this.defaultAudience;
+  }
+
+  /** Providers people can log in with (`floe login oidc`). */
+  async interactiveLogins(): Promise<Array<{ org: string; issuer: string; clientId: string }>> {
+    const rows = await this.db
+      .selectFrom('identity_trusts')
+      .innerJoin('orgs', 'orgs.id', 'identity_trusts.org_id')
+      .select(['identity_trusts.spec', 'identity_trusts.issuer', 'orgs.name'])
+      .where('identity_trusts.provider', '=', 'oidc')
+      .execute();
+    const out: Array<{ org: string; issuer: string; clientId: string }> = [];
+    for (const r of rows) {
+      const spec = trustSpecSchema.parse(JSON.parse(r.spec));
+      if (spec.provider === 'oidc' && spec.clientId) out.push({ org: r.name, issuer: r.issuer, clientId: spec.clientId });
+    }
+    return out;
+  }
+
   private fromRow(r: { id: string; org_id: string; issuer: string; audience: string | null; spec: string; created_at: string }, orgName: string): StoredTrust {
     return {
       id: r.id,
       orgId: r.org_id,
       orgName,
       issuer: r.issuer,
-      audience: r.audience ?? this.defaultAudience,
+      audience: this.audienceOf(trustSpecSchema.parse(JSON.parse(r.spec))),
       spec: trustSpecSchema.parse(JSON.parse(r.spec)),
       createdAt: r.created_at,
     };

@@ -60,6 +60,8 @@ export const trustSpecSchema = z.discriminatedUnion('provider', [
     provider: z.literal('oidc'),
     ...common,
     issuer: z.string().url(),
+    /** The Floe CLI's public client id at this provider: enables `floe login oidc` for people (the ID token's audience). */
+    clientId: z.string().min(1).max(200).optional(),
     /** Every listed claim must equal one of the values (or, for an array claim, contain one). */
     claims: z.record(z.string().min(1), z.union([z.string(), z.array(z.string()).min(1)])).refine((c) => Object.keys(c).length > 0, {
       message: 'at least one claim condition is required (otherwise everyone the issuer knows would be trusted)',
@@ -150,7 +152,7 @@ const CARRIED_CLAIMS: Record<TrustSpec['provider'], string[]> = {
   github: ['repository', 'repository_id', 'repository_owner', 'repository_owner_id', 'ref', 'ref_type', 'sha', 'event_name', 'workflow_ref', 'job_workflow_ref', 'environment', 'run_id', 'runner_environment', 'actor', 'actor_id'],
   gitlab: ['project_path', 'project_id', 'namespace_path', 'namespace_id', 'ref', 'ref_type', 'ref_protected', 'sha', 'pipeline_source', 'pipeline_id', 'job_id', 'environment', 'user_login', 'runner_environment'],
   aws: ['arn', 'canonical_arn', 'account', 'user_id'],
-  oidc: ['sub', 'oid', 'tid', 'groups', 'roles', 'email', 'preferred_username', 'azp', 'idtyp'],
+  oidc: ['sub', 'oid', 'tid', 'groups', 'roles', 'email', 'preferred_username', 'name', 'azp', 'idtyp'],
 };
 
 /** The identity claims that travel in the Floe token, for the policy engine and the audit log. */

@@ -3,8 +3,8 @@
  * GitHub-Actions-style token request endpoint. It mints tokens with GitHub's, GitLab's and Entra's
  * claim sets, and forges the bad ones attackers send (alg none, HS256 with the public key...).
  */
-import { createHmac, randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { SignJWT, exportJWK, exportSPKI, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 
 type KeyLike = CryptoKey;
@@ -31,6 +31,10 @@ export interface MintOptions {
 
 export interface TestIssuer {
   issuer: string;
+  /** Claims of the person who "signs in" in the browser and device flows. */
+  personClaims: Record<string, unknown>;
+  /** Approves a pending device-flow login, as the person would on the verification page. */
+  approveDevice(userCode: string): void;
   /** Where a GitHub Actions runner would ask for a token (ACTIONS_ID_TOKEN_REQUEST_URL). */
   actionsRequestUrl: string;
   actionsRequestToken: string;
@@ -52,12 +56,20 @@ async function newKey(): Promise<IssuerKey> {
   return { kid, privateKey, publicKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' } };
 }
 
+async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return new URLSearchParams(Buffer.concat(chunks).toString());
+}
+
 const b64url = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
 
 export async function startIssuer(opts: { pathPrefix?: string; defaultAudience?: string } = {}): Promise<TestIssuer> {
   const keys: IssuerKey[] = [await newKey()];
   const unpublished = await newKey();
   const actionsRequestToken = `actions-${randomUUID()}`;
+  const codes = new Map<string, { clientId: string; redirectUri: string; challenge: string; nonce?: string }>();
+  const devices = new Map<string, { clientId: string; userCode: string; approved: boolean; polls: number }>();
   let issuer = '';
   let self!: TestIssuer;
   const prefix = opts.pathPrefix ?? '';
@@ -67,7 +79,60 @@ export async function startIssuer(opts: { pathPrefix?: string; defaultAudience?:
       res.writeHead(status, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify(body));
     };
-    if (url.pathname === `${prefix}/.well-known/openid-configuration`) return json(200, { issuer, jwks_uri: `${issuer}/.well-known/jwks`, response_types_supported: ['id_token'], id_token_signing_alg_values_supported: ['RS256'] });
+    if (url.pathname === `${prefix}/.well-known/openid-configuration`) {
+      return json(200, {
+        issuer,
+        jwks_uri: `${issuer}/.well-known/jwks`,
+        authorization_endpoint: `${issuer}/authorize`,
+        token_endpoint: `${issuer}/token`,
+        device_authorization_endpoint: `${issuer}/device_authorization`,
+        response_types_supported: ['code', 'id_token'],
+        code_challenge_methods_supported: ['S256'],
+        id_token_signing_alg_values_supported: ['RS256'],
+      });
+    }
+    if (url.pathname === `${prefix}/authorize`) {
+      // The person is already signed in and consents: straight back to the app with a code.
+      const p = url.searchParams;
+      const redirect = p.get('redirect_uri') ?? '';
+      if (p.get('response_type') !== 'code' || p.get('code_challenge_method') !== 'S256' || !p.get('code_challenge') || !/^http:\/\/127\.0\.0\.1:\d+\//.test(redirect)) {
+        return json(400, { error: 'invalid_request' });
+      }
+      const code = randomUUID();
+      codes.set(code, { clientId: p.get('client_id') ?? '', redirectUri: redirect, challenge: p.get('code_challenge')!, ...(p.get('nonce') ? { nonce: p.get('nonce')! } : {}) });
+      res.writeHead(302, { Location: `${redirect}?code=${code}&state=${encodeURIComponent(p.get('state') ?? '')}` });
+      return res.end();
+    }
+    if (url.pathname === `${prefix}/device_authorization` && req.method === 'POST') {
+      return readForm(req).then((form) => {
+        const deviceCode = randomUUID();
+        const userCode = randomUUID().slice(0, 8).toUpperCase();
+        devices.set(deviceCode, { clientId: form.get('client_id') ?? '', userCode, approved: false, polls: 0 });
+        json(200, { device_code: deviceCode, user_code: userCode, verification_uri: `${issuer}/device`, verification_uri_complete: `${issuer}/device?user_code=${userCode}`, expires_in: 120, interval: 1 });
+      });
+    }
+    if (url.pathname === `${prefix}/token` && req.method === 'POST') {
+      return readForm(req).then(async (form) => {
+        const grant = form.get('grant_type');
+        if (grant === 'authorization_code') {
+          const entry = codes.get(form.get('code') ?? '');
+          codes.delete(form.get('code') ?? '');
+          const verifier = form.get('code_verifier') ?? '';
+          const challenge = createHash('sha256').update(verifier).digest('base64url');
+          if (!entry || entry.redirectUri !== form.get('redirect_uri') || entry.clientId !== form.get('client_id') || entry.challenge !== challenge) return json(400, { error: 'invalid_grant' });
+          return json(200, { token_type: 'Bearer', id_token: await self.mint({ ...self.personClaims, ...(entry.nonce ? { nonce: entry.nonce } : {}) }, { audience: entry.clientId }), access_token: randomUUID() });
+        }
+        if (grant === 'urn:ietf:params:oauth:grant-type:device_code') {
+          const entry = devices.get(form.get('device_code') ?? '');
+          if (!entry) return json(400, { error: 'expired_token' });
+          entry.polls++;
+          if (!entry.approved) return json(400, { error: 'authorization_pending' });
+          devices.delete(form.get('device_code')!);
+          return json(200, { token_type: 'Bearer', id_token: await self.mint({ ...self.personClaims }, { audience: entry.clientId }) });
+        }
+        return json(400, { error: 'unsupported_grant_type' });
+      });
+    }
     if (url.pathname === `${prefix}/.well-known/jwks`) return json(200, { keys: keys.map((k) => k.jwk) });
     if (url.pathname === '/actions/token') {
       if (req.headers.authorization !== `Bearer ${actionsRequestToken}`) return json(401, { message: 'bad runner token' });
@@ -96,6 +161,10 @@ export async function startIssuer(opts: { pathPrefix?: string; defaultAudience?:
 
   self = {
     issuer,
+    personClaims: { sub: 'person-1', email: 'ada@example.com', groups: ['engineers'] },
+    approveDevice(userCode: string) {
+      for (const d of devices.values()) if (d.userCode === userCode) d.approved = true;
+    },
     actionsRequestUrl: `${base}/actions/token?api-version=2.0`,
     actionsRequestToken,
     actionsClaims: {},

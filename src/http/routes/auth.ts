@@ -45,8 +45,9 @@ function showTrust(t: StoredTrust) {
 }
 
 export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
-  api.get('/auth/info', (c) =>
+  api.get('/auth/info', async (c) =>
     c.json({
+      logins: await deps.exchange.interactiveLogins(),
       issuer: deps.publicUrl(),
       audience: deps.exchange.defaultAudience,
       exchange: `${deps.publicUrl()}/api/v1/auth/exchange`,
