@@ -11,6 +11,7 @@ import { exchangeIdentity, githubActionsIdToken, saveLogin, serverAudience } fro
 import { signGetCallerIdentity } from './aws.js';
 import { browserLogin, deviceLogin } from './oidc-login.js';
 import { readFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 
 const program = new Command();
 program.name('floe').description('Floe: self-hostable flake registry and identity-aware Nix binary cache').showHelpAfterError();
@@ -98,11 +99,50 @@ const login = loginOutput(program.command('login').description('log in: exchange
     if (who.kind === 'anonymous') throw new CliError('the server did not accept that token');
     await saveLogin(client, { token, ...(who.org ? { org: who.org } : {}), ...(who.subject ? { subject: who.subject } : {}), ...(who.scopes ? { scopes: who.scopes } : {}), expiresAt: who.expiresAt ?? null }, outputOf(opts));
   });
-loginOutput(login.command('github-action').description('in a GitHub Actions job (permissions: id-token: write)')).action(async (opts: LoginOpts) => {
-  const client = clientOptions(opts);
-  const idToken = await githubActionsIdToken(await serverAudience(client));
-  await saveLogin(client, await exchangeIdentity(client, idToken, exchangeOpts(opts)), outputOf(opts));
-});
+loginOutput(login.command('github-action').description('in a GitHub Actions job (permissions: id-token: write)'))
+  .option('--refresh', 'keep the login fresh for long jobs: a background process logs in again before the token expires')
+  .option('--refresh-before <duration>', 'with --refresh: how long before expiry to log in again', '10m')
+  .addOption(new Option('--refresh-loop <expires-at-ms>').hideHelp())
+  .action(async (opts: LoginOpts & { refresh?: boolean; refreshBefore: string; refreshLoop?: string }) => {
+    const client = clientOptions(opts);
+    const once = async (output: ReturnType<typeof outputOf>) => {
+      const idToken = await githubActionsIdToken(await serverAudience(client));
+      const result = await exchangeIdentity(client, idToken, exchangeOpts(opts));
+      await saveLogin(client, result, output);
+      return result;
+    };
+    if (!opts.refreshLoop) {
+      const first = await once(outputOf(opts));
+      if (opts.refresh) {
+        // The runner ends leftover processes when the job finishes, which ends the refresher too.
+        const args = process.argv.slice(2).filter((a) => a !== '--refresh' && a !== '--json' && a !== '--print');
+        const expires = first.expiresAt ? Date.parse(first.expiresAt) : Date.now() + 3600_000;
+        const child = spawn(process.execPath, [process.argv[1]!, ...args, '--refresh-loop', String(expires)], { detached: true, stdio: 'ignore', env: process.env });
+        child.unref();
+        process.stderr.write(`floe: refreshing the login in the background (pid ${child.pid})\n`);
+      }
+      return;
+    }
+    const before = parseDuration(opts.refreshBefore);
+    const quiet = { ...outputOf(opts), json: false, print: false };
+    let expiresAt = Number(opts.refreshLoop);
+    for (;;) {
+      const wait = Math.max(1_000, expiresAt - before - Date.now());
+      await new Promise((r) => setTimeout(r, wait));
+      try {
+        const result = await once(quiet);
+        expiresAt = result.expiresAt ? Date.parse(result.expiresAt) : Date.now() + 3600_000;
+      } catch {
+        expiresAt = Date.now() + before + 30_000; // retry in 30 s
+      }
+    }
+  });
+
+function parseDuration(text: string): number {
+  const m = /^(\d+)(s|m|h)$/.exec(text);
+  if (!m) throw new CliError(`expected a duration like 90s, 10m or 1h, got ${JSON.stringify(text)}`);
+  return Number(m[1]) * { s: 1000, m: 60_000, h: 3600_000 }[m[2] as 's' | 'm' | 'h'];
+}
 loginOutput(login.command('gitlab-pipeline').description('in a GitLab CI job with an id_token whose aud is this server'))
   .option('--token-var <name>', 'CI/CD variable holding the id_token', 'FLOE_ID_TOKEN')
   .action(async (opts: LoginOpts & { tokenVar: string }) => {

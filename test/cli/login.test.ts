@@ -76,6 +76,32 @@ describe('floe login', () => {
     expect((await readFile(path.join(home, 'nix', 'nix.conf'), 'utf8')).match(/>>> floe/g)!.length).toBe(1);
   });
 
+  it('github-action --refresh keeps the netrc fresh for long jobs', async () => {
+    const refreshHome = await mkdtemp(path.join(os.tmpdir(), 'floe-refresh-'));
+    // A 60 s token refreshed when less than 58 s remain: a new token about every 2 s.
+    expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', { provider: 'github', issuer: gh.issuer, ownerId: '1001', refs: ['refs/heads/long'], scopes: ['read'], ttlSeconds: 60 })).status).toBe(201);
+    const env = { XDG_CONFIG_HOME: refreshHome, ACTIONS_ID_TOKEN_REQUEST_URL: gh.actionsRequestUrl, ACTIONS_ID_TOKEN_REQUEST_TOKEN: gh.actionsRequestToken };
+    gh.actionsClaims = githubClaims({ ref: 'refs/heads/long' });
+    const r = await floe(['login', 'github-action', '--refresh', '--refresh-before', '58s', '--org', 'acme'], env);
+    gh.actionsClaims = githubClaims();
+    expect(r.code, r.stderr).toBe(0);
+    const pid = Number(/pid (\d+)/.exec(r.stderr)![1]);
+    try {
+      const netrc = path.join(refreshHome, 'nix', 'netrc');
+      const first = await readFile(netrc, 'utf8');
+      let current = first;
+      for (let i = 0; i < 50 && current === first; i++) {
+        await new Promise((res) => setTimeout(res, 200));
+        current = await readFile(netrc, 'utf8');
+      }
+      expect(current).not.toBe(first);
+      const token = /password (\S+)/.exec(current)![1]!;
+      expect((await api(server, token, 'GET', '/api/v1/auth/whoami')).status).toBe(200);
+    } finally {
+      process.kill(pid, 'SIGKILL');
+    }
+  });
+
   it('explains what is missing outside CI, and refuses bad tokens', async () => {
     const r = await floe(['login', 'github-action'], { ACTIONS_ID_TOKEN_REQUEST_URL: undefined, ACTIONS_ID_TOKEN_REQUEST_TOKEN: undefined });
     expect(r.code).not.toBe(0);

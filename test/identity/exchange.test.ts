@@ -77,6 +77,26 @@ describe('exchange', () => {
     expect(wrongTenant.status).toBe(403);
   });
 
+  it('GitHub Enterprise Server and self-hosted GitLab: their own issuers', async () => {
+    const ghes = await startIssuer({ pathPrefix: '/_services/token', defaultAudience: audience });
+    const gitlabSelf = await startIssuer({ pathPrefix: '/gitlab', defaultAudience: audience });
+    try {
+      await createOrg(server, 'enterprise');
+      expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs/enterprise/trusts', { provider: 'github', issuer: ghes.issuer, ownerId: '7', scopes: ['read'] })).status).toBe(201);
+      expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs/enterprise/trusts', { provider: 'gitlab', issuer: gitlabSelf.issuer, namespaceId: '8', scopes: ['read'] })).status).toBe(201);
+      const a = await exchange(await ghes.mint(githubClaims({ repository_owner_id: '7' })));
+      expect(a.status, JSON.stringify(a.body)).toBe(201);
+      expect(a.body.org).toBe('enterprise');
+      const b = await exchange(await gitlabSelf.mint(gitlabClaims({ namespace_id: '8' })));
+      expect(b.status, JSON.stringify(b.body)).toBe(201);
+      // The same owner id from github.com's issuer is another identity entirely.
+      expect((await exchange(await gh.mint(githubClaims({ repository_owner_id: '7' })))).status).toBe(403);
+    } finally {
+      await ghes.stop();
+      await gitlabSelf.stop();
+    }
+  });
+
   it('a renamed repository keeps working: ids are what count', async () => {
     const r = await exchange(await gh.mint(githubClaims({ repository: 'acme-renamed/app2', repository_owner: 'acme-renamed' })));
     expect(r.status).toBe(201);
