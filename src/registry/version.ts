@@ -1,0 +1,151 @@
+/**
+ * Release versions and version requirements, as Cargo (and so FlakeHub) read them. Pure.
+ * Versions are semver; rolling releases are `0.<minor>.<commit count>+rev-<sha>` (build metadata
+ * never affects precedence). Requirements: `*`, `1`, `1.2`, `1.2.3` (caret by default), `^1.2`,
+ * `~1.2`, `=1.2.3`, `>=1, <2`, `1.2.*`, `0.1.*`. Prereleases match only when a comparator names a
+ * prerelease of the same major.minor.patch.
+ */
+import semver from 'semver';
+import { InvalidInput } from '../errors.js';
+
+export interface Version {
+  /** As published, without a leading "v" (build metadata kept). */
+  text: string;
+  major: number;
+  minor: number;
+  patch: number;
+  prerelease: readonly (string | number)[];
+  build: readonly string[];
+}
+
+export function parseVersion(text: string): Version {
+  const stripped = text.startsWith('v') ? text.slice(1) : text;
+  if (stripped.length > 200) throw new InvalidInput('version', 'too long');
+  const v = semver.parse(stripped, { loose: false });
+  if (!v) throw new InvalidInput('version', `${JSON.stringify(text.slice(0, 80))} is not a semantic version (X.Y.Z[-pre][+build])`);
+  return { text: stripped, major: v.major, minor: v.minor, patch: v.patch, prerelease: v.prerelease, build: v.build };
+}
+
+export function compareVersions(a: Version, b: Version): number {
+  return semver.compare(a.text, b.text);
+}
+
+type Op = '=' | '>' | '>=' | '<' | '<=';
+interface Comparator {
+  op: Op;
+  version: string;
+}
+interface Partial {
+  major: number;
+  minor?: number;
+  patch?: number;
+  pre: string;
+}
+export interface Requirement {
+  text: string;
+  comparators: Comparator[];
+  /** major.minor.patch of comparators that carry a prerelease (they admit that triple's prereleases). */
+  prereleaseTriples: Set<string>;
+}
+
+const PARTIAL = /^(\d+)(?:\.(\d+|\*|x))?(?:\.(\d+|\*|x))?(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$/;
+
+function parsePartial(text: string): Partial | 'any' {
+  if (text === '*' || text === 'x') return 'any';
+  const m = PARTIAL.exec(text);
+  if (!m) throw new InvalidInput('version requirement', `cannot read ${JSON.stringify(text)}`);
+  const num = (s: string | undefined) => (s === undefined || s === '*' || s === 'x' ? undefined : Number(s));
+  const minor = num(m[2]);
+  const patch = minor === undefined ? undefined : num(m[3]);
+  return { major: Number(m[1]), ...(minor !== undefined ? { minor } : {}), ...(patch !== undefined ? { patch } : {}), pre: m[4] ? `-${m[4]}` : '' };
+}
+
+const v3 = (a: number, b: number, c: number, pre = '') => `${a}.${b}.${c}${pre}`;
+
+/** The comparators of one requirement term (Cargo semantics). */
+function termComparators(op: string, p: Partial | 'any'): Comparator[] {
+  if (p === 'any') return [];
+  const { major, minor, patch, pre } = p;
+  const lower = v3(major, minor ?? 0, patch ?? 0, pre);
+  const next = (): string => (minor === undefined ? v3(major + 1, 0, 0) : patch === undefined ? v3(major, minor + 1, 0) : v3(major, minor, patch + 1));
+  switch (op) {
+    case '':
+    case '^': {
+      let upper: string;
+      if (major > 0 || minor === undefined) upper = v3(major + 1, 0, 0);
+      else if (minor > 0 || patch === undefined) upper = v3(0, minor + 1, 0);
+      else upper = v3(0, 0, patch + 1);
+      return [{ op: '>=', version: lower }, { op: '<', version: `${upper}-0` }];
+    }
+    case '~': {
+      const upper = minor === undefined ? v3(major + 1, 0, 0) : v3(major, minor + 1, 0);
+      return [{ op: '>=', version: lower }, { op: '<', version: `${upper}-0` }];
+    }
+    case '=':
+      return patch !== undefined ? [{ op: '=', version: lower }] : [{ op: '>=', version: lower }, { op: '<', version: `${next()}-0` }];
+    case '>':
+      return patch !== undefined ? [{ op: '>', version: lower }] : [{ op: '>=', version: next() }];
+    case '>=':
+      return [{ op: '>=', version: lower }];
+    case '<':
+      return [{ op: '<', version: patch !== undefined ? lower : `${lower}-0` }];
+    case '<=':
+      return patch !== undefined ? [{ op: '<=', version: lower }] : [{ op: '<', version: `${next()}-0` }];
+    default:
+      throw new InvalidInput('version requirement', `unknown operator ${JSON.stringify(op)}`);
+  }
+}
+
+export function parseRequirement(text: string): Requirement {
+  const trimmed = text.trim();
+  if (trimmed === '' || trimmed.length > 200) throw new InvalidInput('version requirement', 'empty or too long');
+  const comparators: Comparator[] = [];
+  const prereleaseTriples = new Set<string>();
+  for (const raw of trimmed.split(',')) {
+    const term = raw.trim();
+    const m = /^(\^|~|=|>=|<=|>|<)?\s*v?(.+)$/.exec(term);
+    if (!m) throw new InvalidInput('version requirement', `cannot read ${JSON.stringify(term)}`);
+    const op = m[1] ?? '';
+    const partial = parsePartial(m[2]!);
+    // A wildcard in a bare term (`1.2.*`) is the same as ~ on the part before it.
+    const effectiveOp = op === '' && /\.(\*|x)/.test(m[2]!) ? '~' : op;
+    if (partial !== 'any' && partial.pre) prereleaseTriples.add(v3(partial.major, partial.minor ?? 0, partial.patch ?? 0));
+    if (partial === 'any' && op !== '') throw new InvalidInput('version requirement', `${JSON.stringify(term)}: an operator needs a version`);
+    comparators.push(...termComparators(effectiveOp, partial));
+  }
+  return { text: trimmed, comparators, prereleaseTriples };
+}
+
+export function satisfies(version: Version, req: Requirement): boolean {
+  if (version.prerelease.length > 0 && !req.prereleaseTriples.has(v3(version.major, version.minor, version.patch))) return false;
+  return req.comparators.every((c) => {
+    const cmp = semver.compare(version.text, c.version);
+    switch (c.op) {
+      case '=':
+        return cmp === 0;
+      case '>':
+        return cmp > 0;
+      case '>=':
+        return cmp >= 0;
+      case '<':
+        return cmp < 0;
+      case '<=':
+        return cmp <= 0;
+    }
+  });
+}
+
+/** The highest version satisfying the requirement, or undefined. */
+export function resolveRequirement<T extends { version: Version }>(candidates: readonly T[], req: Requirement): T | undefined {
+  let best: T | undefined;
+  for (const c of candidates) {
+    if (satisfies(c.version, req) && (!best || compareVersions(c.version, best.version) > 0)) best = c;
+  }
+  return best;
+}
+
+/** `0.<minor>.<commit count>+rev-<sha>` for rolling releases. */
+export function rollingVersion(minor: number, commitCount: number, rev: string): string {
+  if (!/^[0-9a-f]{40}$/.test(rev)) throw new InvalidInput('revision', 'expected a 40-character git commit hash');
+  return `0.${minor}.${commitCount}+rev-${rev}`;
+}
