@@ -20,6 +20,7 @@ import { describePrincipal } from './identity/principal.js';
 import { OrgService } from './org/service.js';
 import { CacheService } from './cache/service.js';
 import { createApp } from './http/app.js';
+import { RegistryService } from './registry/service.js';
 import { createCacheHandler, markExpectsContinue } from './http/cache-handler.js';
 
 export interface RunningServer {
@@ -106,7 +107,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const sts = new StsVerifier(storage.db, { audience: publicUrl, ...(config.testAwsStsEndpoint ? { endpointOverride: config.testAwsStsEndpoint } : {}) });
   if (config.testAwsStsEndpoint) log.warn({ endpoint: config.testAwsStsEndpoint }, 'FLOE_TEST_AWS_STS_ENDPOINT is set: AWS logins are verified by a stand-in, not by AWS (tests only)');
   const exchange = new ExchangeService(storage.db, orgs, tokens, verifier, publicUrl, sts);
+  const registry = new RegistryService(storage, orgs, authorizer);
   const app = createApp({
+    registry,
     exchange,
     orgs,
     tokens,

@@ -241,7 +241,7 @@ token
   .description('mint a token; prints it alone on stdout')
   .addOption(serverOption())
   .requiredOption('--org <org>', 'org the token belongs to')
-  .option('--scope <scopes>', 'comma-separated: read, write, admin', 'read')
+  .option('--scope <scopes>', 'comma-separated: read, write, publish, admin', 'read')
   .option('--slice <slices>', 'comma-separated slice names to limit the token to')
   .option('--ttl <duration>', 'lifetime, e.g. 30m, 1h, 7d', '24h')
   .option('--subject <name>', 'who or what the token is for (shown in logs)')
@@ -249,8 +249,8 @@ token
   .option('--json', 'print JSON with id and expiry')
   .action(async (opts: { server?: string; org: string; scope: string; slice?: string; ttl: string; subject?: string; description?: string; json?: boolean }) => {
     const scopes = opts.scope.split(',').map((s) => s.trim()).filter(Boolean);
-    const bad = scopes.filter((s) => !['read', 'write', 'admin'].includes(s));
-    if (bad.length) throw new CliError(`unknown scope ${bad.join(', ')}: use read, write or admin`);
+    const bad = scopes.filter((s) => !['read', 'write', 'publish', 'admin'].includes(s));
+    if (bad.length) throw new CliError(`unknown scope ${bad.join(', ')}: use read, write, publish or admin`);
     const res = await apiRequest<{ token: string; id: string; expiresAt: string }>(clientOptions(opts), 'POST', '/api/v1/tokens', {
       org: opts.org,
       scopes,

@@ -14,8 +14,11 @@ import type { AppEnv } from './context.js';
 import { errorBody, missResponse } from './errors.js';
 import { type ApiDeps, apiRoutes } from './routes/api.js';
 import { nextRequestId } from './request-id.js';
+import { registryRoutes } from './routes/registry.js';
+import type { RegistryService } from '../registry/service.js';
 
 export interface AppDeps extends ApiDeps {
+  registry: RegistryService;
   tokens: TokenService;
   log: Logger;
   jwks: () => unknown;
@@ -69,6 +72,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     if (!d.allowed) throw new Forbidden(`rotating keys needs the server admin token: ${d.reason}`);
     return c.json({ kid: await deps.rotateKeys() });
   });
+  registryRoutes(app, { registry: deps.registry, limits: deps.limits, publicUrl: deps.publicUrl });
   app.route('/api/v1', apiRoutes(deps));
   app.all('/api/*', () => {
     throw new NotFound();

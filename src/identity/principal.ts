@@ -1,6 +1,6 @@
 /** Who is asking. Built once per request by the HTTP layer from a verified credential. */
-export type Scope = 'read' | 'write' | 'admin';
-export const SCOPES: readonly Scope[] = ['read', 'write', 'admin'];
+export type Scope = 'read' | 'write' | 'publish' | 'admin';
+export const SCOPES: readonly Scope[] = ['read', 'write', 'publish', 'admin'];
 
 export interface OrgRef {
   id: string;

@@ -21,7 +21,7 @@ const floeClaims = z.union([
   z.object({
     org: z.string(),
     org_id: z.string(),
-    scopes: z.array(z.enum(['read', 'write', 'admin'])).min(1),
+    scopes: z.array(z.enum(['read', 'write', 'publish', 'admin'])).min(1),
     slices: z.array(z.string()).nullable(),
     identity: z
       .object({ provider: z.string(), issuer: z.string(), claims: z.record(z.string(), z.union([z.string(), z.array(z.string())])) })

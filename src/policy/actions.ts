@@ -1,5 +1,5 @@
 /** Every action Floe authorizes. A closed set: adding one forces a decision in `decide`. */
-export type Action = 'cache.read' | 'cache.write' | 'org.admin' | 'server.admin';
+export type Action = 'cache.read' | 'cache.write' | 'flake.read' | 'flake.publish' | 'org.admin' | 'server.admin';
 
 export interface SliceResource {
   type: 'slice';
@@ -13,4 +13,9 @@ export interface OrgResource {
 export interface ServerResource {
   type: 'server';
 }
-export type Resource = SliceResource | OrgResource | ServerResource;
+export interface FlakeResource {
+  type: 'flake';
+  org: { id: string; name: string };
+  flake: { name: string; visibility: 'public' | 'unlisted' | 'private' };
+}
+export type Resource = SliceResource | OrgResource | ServerResource | FlakeResource;

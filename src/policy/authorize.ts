@@ -29,6 +29,20 @@ export function decide(principal: Principal, action: Action, resource: Resource)
       if (principal.kind !== 'token' || principal.org.id !== resource.org.id) return deny('not a member of this org');
       return hasScope(principal, 'admin') ? allow('org admin scope') : deny('token lacks the admin scope');
     }
+    case 'flake.read': {
+      if (resource.type !== 'flake') return deny('not a flake');
+      if (resource.flake.visibility !== 'private') return allow(`${resource.flake.visibility} flake`);
+      if (principal.kind !== 'token') return deny('authentication required');
+      if (principal.org.id !== resource.org.id) return deny('token belongs to another org');
+      if (principal.slices !== null) return deny('slice-limited tokens cannot read private flakes');
+      return hasScope(principal, 'read', 'admin') ? allow('read scope') : deny('token lacks the read scope');
+    }
+    case 'flake.publish': {
+      if (resource.type !== 'flake' && resource.type !== 'org') return deny('not a flake');
+      if (principal.kind !== 'token') return deny('publishing needs a token with the publish scope, from trusted CI');
+      if (principal.org.id !== resource.org.id) return deny('token belongs to another org');
+      return hasScope(principal, 'publish', 'admin') ? allow('publish scope') : deny('token lacks the publish scope');
+    }
     case 'cache.read':
     case 'cache.write': {
       if (resource.type !== 'slice') return deny('not a cache slice');

@@ -49,7 +49,7 @@ const createSliceBody = z.object({ name: z.string(), public: z.boolean().optiona
 const updateSliceBody = z.object({ public: z.boolean() });
 const createTokenBody = z.object({
   org: z.string(),
-  scopes: z.array(z.enum(['read', 'write', 'admin'])).min(1),
+  scopes: z.array(z.enum(['read', 'write', 'publish', 'admin'])).min(1),
   slices: z.array(z.string()).min(1).optional(),
   ttl: z.string().optional(),
   subject: z.string().min(1).max(200).optional(),

@@ -107,6 +107,56 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '2026-11-25-003-registry': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('flakes')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        /** Who may publish: e.g. `github:<repository_id>`, bound at first publish from a CI identity. */
+        .addColumn('source_binding', 'text')
+        .addColumn('visibility', 'text', (c) => c.notNull())
+        .addColumn('description', 'text')
+        .addColumn('labels', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('flakes_org_name', ['org_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('releases')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('flake_id', 'text', (c) => c.notNull().references('flakes.id'))
+        .addColumn('version', 'text', (c) => c.notNull())
+        /** major.minor.patch[-pre]: build metadata does not make a new version. */
+        .addColumn('version_key', 'text', (c) => c.notNull())
+        .addColumn('revision', 'text')
+        .addColumn('commit_count', 'integer')
+        .addColumn('nar_hash', 'text', (c) => c.notNull())
+        .addColumn('last_modified', 'bigint', (c) => c.notNull())
+        .addColumn('tarball_key', 'text', (c) => c.notNull())
+        .addColumn('tarball_size', 'bigint', (c) => c.notNull())
+        .addColumn('metadata', 'text', (c) => c.notNull())
+        .addColumn('published_by', 'text', (c) => c.notNull())
+        .addColumn('yanked_at', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('releases_flake_version', ['flake_id', 'version_key'])
+        .execute();
+      await db.schema
+        .createTable('release_uploads')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id'))
+        .addColumn('flake', 'text', (c) => c.notNull())
+        .addColumn('version', 'text', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('sha256', 'text', (c) => c.notNull())
+        .addColumn('metadata', 'text', (c) => c.notNull())
+        .addColumn('tarball_key', 'text')
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 class StaticProvider implements MigrationProvider {

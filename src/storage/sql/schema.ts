@@ -112,7 +112,55 @@ export interface UsedTokenIdsTable {
   expires_at: string;
 }
 
+export interface FlakesTable {
+  id: string;
+  org_id: string;
+  name: string;
+  source_binding: string | null;
+  visibility: 'public' | 'unlisted' | 'private';
+  description: string | null;
+  /** JSON array. */
+  labels: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ReleasesTable {
+  id: string;
+  flake_id: string;
+  version: string;
+  version_key: string;
+  revision: string | null;
+  commit_count: number | null;
+  nar_hash: string;
+  last_modified: number;
+  tarball_key: string;
+  tarball_size: number;
+  /** JSON: description, readme, spdx, labels, outputs inventory, ... */
+  metadata: string;
+  published_by: string;
+  yanked_at: string | null;
+  created_at: string;
+}
+
+/** flakehub-push's staged uploads: stage, PUT the tarball, publish. */
+export interface ReleaseUploadsTable {
+  id: string;
+  org_id: string;
+  flake: string;
+  version: string;
+  size: number;
+  sha256: string;
+  metadata: string;
+  tarball_key: string | null;
+  created_by: string;
+  expires_at: string;
+}
+
 export interface Schema {
+  flakes: FlakesTable;
+  releases: ReleasesTable;
+  release_uploads: ReleaseUploadsTable;
   identity_trusts: IdentityTrustsTable;
   used_token_ids: UsedTokenIdsTable;
   orgs: OrgsTable;

@@ -1,0 +1,127 @@
+/**
+ * The flake registry over HTTP: Nix's lockable tarball protocol at `/f/...`, the flakehub-push
+ * publishing protocol at its own paths (`/token/status`, `/upload/...`, `/publish/...`), and
+ * Floe's JSON API under `/api/v1/flakes`.
+ */
+import type { Context, Hono } from 'hono';
+import { InvalidInput, NotFound, Unauthenticated } from '../../errors.js';
+import { DEFAULT_TARBALL_LIMITS } from '../../registry/tarball.js';
+import type { Release, RegistryService } from '../../registry/service.js';
+import type { Limits } from '../../config.js';
+import type { AppEnv } from '../context.js';
+import { readJson, readSmallBody } from '../body.js';
+import { missResponse } from '../errors.js';
+
+export interface RegistryRouteDeps {
+  registry: RegistryService;
+  limits: Limits;
+  publicUrl: () => string;
+}
+
+function pinnedUrl(base: string, r: Release): string {
+  return `${base}/f/pinned/${encodeURIComponent(r.org)}/${encodeURIComponent(r.flake)}/${encodeURIComponent(r.version.text)}/${r.id}/source.tar.gz`;
+}
+
+function immutableLink(base: string, r: Release): string {
+  const q = new URLSearchParams();
+  if (r.revision) q.set('rev', r.revision);
+  if (r.commitCount !== null) q.set('revCount', String(r.commitCount));
+  q.set('lastModified', String(r.lastModified));
+  q.set('narHash', r.narHash);
+  return `<${pinnedUrl(base, r)}?${q.toString()}>; rel="immutable"`;
+}
+
+function showRelease(base: string, r: Release) {
+  return {
+    id: r.id,
+    version: r.version.text,
+    revision: r.revision,
+    commitCount: r.commitCount,
+    narHash: r.narHash,
+    lastModified: r.lastModified,
+    yanked: r.yanked,
+    publishedAt: r.createdAt,
+    url: pinnedUrl(base, r),
+  };
+}
+
+export function registryRoutes(app: Hono<AppEnv>, deps: RegistryRouteDeps): void {
+  const base = () => deps.publicUrl();
+
+  // ---- Nix: lockable tarballs ----------------------------------------------------------------
+  app.on(['GET', 'HEAD'], '/f/pinned/:org/:flake/:version/:id/source.tar.gz', async (c) => {
+    const release = await deps.registry.release(c.get('principal'), c.req.param('org'), c.req.param('flake'), c.req.param('id'));
+    if (!release || release.version.text !== c.req.param('version')) return missResponse();
+    const etag = `"${release.tarballKey.replace(/^tarball-|\.tar\.gz$/g, '')}"`;
+    const headers = { ETag: etag, 'Cache-Control': 'private, max-age=31536000, immutable', 'Content-Type': 'application/gzip', Link: immutableLink(base(), release) };
+    if (c.req.header('if-none-match') === etag) return c.body(null, 304, headers);
+    if (c.req.method === 'HEAD') return c.body(null, 200, { ...headers, 'Content-Length': String(release.tarballSize) });
+    const read = await deps.registry.openTarball(release);
+    if (!read) return missResponse();
+    const chunks: Buffer[] = [];
+    for await (const chunk of read.body) chunks.push(chunk as Buffer);
+    return c.body(Buffer.concat(chunks), 200, { ...headers, 'Content-Length': String(release.tarballSize) });
+  });
+
+  const resolveAndRedirect = async (c: Context<AppEnv>) => {
+    const req = c.req.param('req')!.replace(/\.tar\.gz$/, '');
+    let release: Release | undefined;
+    try {
+      release = await deps.registry.resolve(c.get('principal'), c.req.param('org')!, c.req.param('flake')!, req);
+    } catch (err) {
+      if (err instanceof InvalidInput) throw err;
+      throw err;
+    }
+    if (!release) return missResponse();
+    return c.body(null, 302, { Location: pinnedUrl(base(), release), Link: immutableLink(base(), release), 'Cache-Control': 'no-store' });
+  };
+  app.on(['GET', 'HEAD'], '/f/:org/:flake/:req', resolveAndRedirect);
+  app.on(['GET', 'HEAD'], '/f/:org/:flake', async (c) => {
+    const all = await deps.registry.resolve(c.get('principal'), c.req.param('org'), c.req.param('flake'), '*');
+    if (!all) return missResponse();
+    return c.body(null, 302, { Location: pinnedUrl(base(), all), Link: immutableLink(base(), all), 'Cache-Control': 'no-store' });
+  });
+
+  // ---- flakehub-push --------------------------------------------------------------------------
+  app.get('/token/status', (c) => {
+    const p = c.get('principal');
+    if (p.kind === 'anonymous') throw new Unauthenticated('send a Floe token (or a CI identity exchanged for one) as Bearer');
+    return c.json({ token_type: p.kind, org: p.kind === 'token' ? p.org.name : null, subject: p.subject, expires_at: p.kind === 'token' && p.expiresAt ? new Date(p.expiresAt * 1000).toISOString() : null });
+  });
+  app.post('/upload/*', async (c) => {
+    // /upload/{org}/{flake}/{version}/{len}/{sha256 as standard base64, which may contain "/"}
+    const rest = c.req.path.slice('/upload/'.length).split('/');
+    if (rest.length < 5) throw new InvalidInput('upload path', 'expected /upload/{org}/{flake}/{version}/{size}/{sha256-base64}');
+    const [org, flake, version, len] = rest.map((s) => decodeURIComponent(s));
+    const digest = Buffer.from(decodeURIComponent(rest.slice(4).join('/')), 'base64');
+    if (digest.length !== 32) throw new InvalidInput('upload path', 'the last segment must be the base64 SHA-256 of the tarball');
+    const metadata = await readJson(c.env.incoming, 2 * deps.limits.maxSmallBodyBytes);
+    const staged = await deps.registry.stage(c.get('principal'), { org: org!, flake: flake!, version: version!, size: Number(len), sha256: digest.toString('hex'), metadata });
+    return c.json({ s3_upload_url: `${base()}/api/v1/release-uploads/${staged.id}`, uuid: staged.id });
+  });
+  app.put('/api/v1/release-uploads/:id', async (c) => {
+    const bytes = await readSmallBody(c.env.incoming, DEFAULT_TARBALL_LIMITS.maxCompressedBytes);
+    await deps.registry.receiveTarball(c.req.param('id'), bytes);
+    return c.body(null, 200);
+  });
+  app.post('/publish/:id', async (c) => {
+    const release = await deps.registry.publishStaged(c.get('principal'), c.req.param('id'));
+    return c.json(showRelease(base(), release));
+  });
+
+  // ---- Floe API -------------------------------------------------------------------------------
+  app.get('/api/v1/flakes/:org/:flake/releases', async (c) => {
+    const all = await deps.registry.releases(c.get('principal'), c.req.param('org'), c.req.param('flake'));
+    if (!all) throw new NotFound();
+    return c.json({ org: c.req.param('org'), flake: c.req.param('flake'), releases: all.map((r) => showRelease(base(), r)) });
+  });
+  app.get('/api/v1/flakes/:org/:flake/resolve/:req', async (c) => {
+    const r = await deps.registry.resolve(c.get('principal'), c.req.param('org'), c.req.param('flake'), c.req.param('req'));
+    if (!r) throw new NotFound();
+    return c.json(showRelease(base(), r));
+  });
+  app.post('/api/v1/flakes/:org/:flake/releases/:version/yank', async (c) => {
+    await deps.registry.yank(c.get('principal'), c.req.param('org'), c.req.param('flake'), c.req.param('version'));
+    return c.json({ yanked: true });
+  });
+}

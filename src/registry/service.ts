@@ -1,0 +1,300 @@
+/**
+ * The flake registry: releases published from trusted CI, resolved by version requirement, served
+ * as immutable tarballs. Reads return undefined for both "missing" and "not allowed" (a private
+ * flake does not exist for those who may not read it).
+ */
+import { randomUUID } from 'node:crypto';
+import { finished } from 'node:stream/promises';
+import { z } from 'zod';
+import { Conflict, Forbidden, InvalidInput, NotFound, TooLarge } from '../errors.js';
+import type { Principal } from '../identity/principal.js';
+import type { FlakeResource } from '../policy/actions.js';
+import type { Authorizer } from '../policy/authorize.js';
+import type { Org, OrgService } from '../org/service.js';
+import { isUniqueViolation, parseName } from '../org/service.js';
+import type { BlobRead, Storage } from '../storage/types.js';
+import { DEFAULT_TARBALL_LIMITS, type VerifiedTarball, verifyFlakeTarball } from './tarball.js';
+import { type Version, compareVersions, parseRequirement, parseVersion, resolveRequirement } from './version.js';
+
+export type Visibility = 'public' | 'unlisted' | 'private';
+
+/** Release metadata as flakehub-push sends it (unknown fields are kept, not trusted). */
+export const releaseMetadataSchema = z
+  .object({
+    commit_count: z.number().int().nonnegative().nullable().optional(),
+    description: z.string().max(10_000).nullable().optional(),
+    readme: z.string().max(1_000_000).nullable().optional(),
+    repo: z.string().max(200).optional(),
+    revision: z.string().regex(/^[0-9a-f]{40}$/, 'a 40-character git commit hash').nullable().optional(),
+    visibility: z.enum(['public', 'unlisted', 'private', 'hidden']),
+    source_subdirectory: z.string().max(500).optional(),
+    spdx_identifier: z.string().max(200).nullable().optional(),
+    labels: z.array(z.string().regex(/^[a-z0-9-]{1,50}$/, 'labels are lower-case letters, digits and "-", at most 50 characters')).max(25).optional(),
+    outputs: z.unknown().optional(),
+    raw_flake_metadata: z.unknown().optional(),
+    mirrored: z.boolean().optional(),
+  })
+  .passthrough();
+export type ReleaseMetadata = z.infer<typeof releaseMetadataSchema>;
+
+export interface Release {
+  id: string;
+  org: string;
+  flake: string;
+  version: Version;
+  revision: string | null;
+  commitCount: number | null;
+  narHash: string;
+  lastModified: number;
+  tarballKey: string;
+  tarballSize: number;
+  yanked: boolean;
+  createdAt: string;
+}
+
+interface FlakeRow {
+  id: string;
+  org_id: string;
+  name: string;
+  source_binding: string | null;
+  visibility: Visibility;
+  description: string | null;
+  labels: string;
+}
+
+const UPLOAD_TTL_MS = 30 * 60_000;
+
+function versionKey(v: Version): string {
+  return `${v.major}.${v.minor}.${v.patch}${v.prerelease.length ? `-${v.prerelease.join('.')}` : ''}`;
+}
+
+/** The repository a CI identity stands for, by immutable id. */
+function sourceBindingOf(p: Principal): string | undefined {
+  if (p.kind !== 'token' || !p.identity) return undefined;
+  const c = p.identity.claims;
+  if (p.identity.provider === 'github' && typeof c.repository_id === 'string') return `github:${p.identity.issuer}:${c.repository_id}`;
+  if (p.identity.provider === 'gitlab' && typeof c.project_id === 'string') return `gitlab:${p.identity.issuer}:${c.project_id}`;
+  return undefined;
+}
+
+export class RegistryService {
+  constructor(
+    private readonly storage: Storage,
+    private readonly orgs: OrgService,
+    private readonly authorizer: Authorizer,
+  ) {}
+
+  private resource(org: { id: string; name: string }, flake: { name: string; visibility: Visibility }): FlakeResource {
+    return { type: 'flake', org: { id: org.id, name: org.name }, flake: { name: flake.name, visibility: flake.visibility } };
+  }
+
+  private async requirePublisher(p: Principal, orgName: string, flakeName: string): Promise<{ org: Org; flake: FlakeRow | undefined }> {
+    parseName('slice', flakeName.toLowerCase());
+    const org = await this.orgs.findOrg(orgName);
+    if (!org) throw new Forbidden(`not allowed to publish to ${orgName}`);
+    const flake = (await this.storage.db.selectFrom('flakes').selectAll().where('org_id', '=', org.id).where('name', '=', flakeName).executeTakeFirst()) as FlakeRow | undefined;
+    const d = this.authorizer.authorize(p, 'flake.publish', this.resource(org, { name: flakeName, visibility: flake?.visibility ?? 'private' }));
+    if (!d.allowed) throw new Forbidden(`not allowed to publish ${orgName}/${flakeName}: ${d.reason}`);
+    const binding = sourceBindingOf(p);
+    if (flake?.source_binding && binding && flake.source_binding !== binding) {
+      throw new Forbidden(`${orgName}/${flakeName} is published from another repository; this identity cannot publish it`);
+    }
+    return { org, flake };
+  }
+
+  /** flakehub-push step 1: checks the caller may publish and records what will be uploaded. */
+  async stage(p: Principal, req: { org: string; flake: string; version: string; size: number; sha256: string; metadata: unknown }): Promise<{ id: string }> {
+    const { org, flake } = await this.requirePublisher(p, req.org, req.flake);
+    const version = parseVersion(req.version);
+    const meta = this.parseMetadata(req.metadata);
+    if (!Number.isSafeInteger(req.size) || req.size <= 0) throw new InvalidInput('tarball size', 'must be a positive integer');
+    if (req.size > DEFAULT_TARBALL_LIMITS.maxCompressedBytes) throw new TooLarge(`tarball larger than ${DEFAULT_TARBALL_LIMITS.maxCompressedBytes} bytes`);
+    if (!/^[0-9a-f]{64}$/.test(req.sha256)) throw new InvalidInput('tarball sha256', 'expected a SHA-256 digest');
+    if (flake) await this.assertVersionFree(flake.id, version, req.org, req.flake);
+    const id = randomUUID();
+    await this.storage.db
+      .insertInto('release_uploads')
+      .values({
+        id,
+        org_id: org.id,
+        flake: req.flake,
+        version: version.text,
+        size: req.size,
+        sha256: req.sha256,
+        metadata: JSON.stringify(meta),
+        tarball_key: null,
+        created_by: p.kind === 'anonymous' ? 'anonymous' : p.subject,
+        expires_at: new Date(Date.now() + UPLOAD_TTL_MS).toISOString(),
+      })
+      .execute();
+    return { id };
+  }
+
+  /** flakehub-push step 2: the tarball bytes, for a staged upload (the unguessable id is the capability). */
+  async receiveTarball(uploadId: string, bytes: Buffer): Promise<void> {
+    const up = await this.storage.db.selectFrom('release_uploads').selectAll().where('id', '=', uploadId).where('expires_at', '>', new Date().toISOString()).executeTakeFirst();
+    if (!up) throw new NotFound();
+    if (bytes.length !== Number(up.size)) throw new InvalidInput('tarball', `size ${bytes.length} differs from the staged ${up.size}`);
+    const verified = await verifyFlakeTarball(bytes);
+    if (verified.sha256 !== up.sha256) throw new InvalidInput('tarball', 'SHA-256 differs from the staged checksum');
+    const key = await this.storeTarball(bytes, verified);
+    await this.storage.db.updateTable('release_uploads').set({ tarball_key: key }).where('id', '=', uploadId).execute();
+  }
+
+  /** flakehub-push step 3: makes the release exist. */
+  async publishStaged(p: Principal, uploadId: string): Promise<Release> {
+    const up = await this.storage.db.selectFrom('release_uploads').selectAll().where('id', '=', uploadId).executeTakeFirst();
+    if (!up) throw new NotFound();
+    if (!up.tarball_key) throw new InvalidInput('upload', 'the tarball was not uploaded yet');
+    const org = await this.storage.db.selectFrom('orgs').select(['id', 'name']).where('id', '=', up.org_id).executeTakeFirstOrThrow();
+    const read = await this.storage.blobs.get(up.tarball_key);
+    if (!read) throw new NotFound();
+    const bytes = await collect(read);
+    const release = await this.publish(p, { org: org.name, flake: up.flake, version: up.version, tarball: bytes, metadata: JSON.parse(up.metadata) });
+    await this.storage.db.deleteFrom('release_uploads').where('id', '=', uploadId).execute();
+    return release;
+  }
+
+  /** Publishes in one call (Floe's own API and the last step of the flakehub-push protocol). */
+  async publish(p: Principal, req: { org: string; flake: string; version: string; tarball: Buffer; metadata: unknown }): Promise<Release> {
+    const { org } = await this.requirePublisher(p, req.org, req.flake);
+    const version = parseVersion(req.version);
+    const meta = this.parseMetadata(req.metadata);
+    const verified = await verifyFlakeTarball(req.tarball);
+    const key = await this.storeTarball(req.tarball, verified);
+    const visibility: Visibility = meta.visibility === 'hidden' ? 'unlisted' : meta.visibility;
+    const now = new Date().toISOString();
+    const binding = sourceBindingOf(p) ?? null;
+    const id = randomUUID();
+    try {
+      await this.storage.db.transaction().execute(async (trx) => {
+        let flake = await trx.selectFrom('flakes').selectAll().where('org_id', '=', org.id).where('name', '=', req.flake).executeTakeFirst();
+        if (!flake) {
+          await trx
+            .insertInto('flakes')
+            .values({ id: randomUUID(), org_id: org.id, name: req.flake, source_binding: binding, visibility, description: meta.description ?? null, labels: JSON.stringify(meta.labels ?? []), created_at: now, updated_at: now })
+            .execute();
+          flake = await trx.selectFrom('flakes').selectAll().where('org_id', '=', org.id).where('name', '=', req.flake).executeTakeFirstOrThrow();
+        } else {
+          await trx
+            .updateTable('flakes')
+            .set({ visibility, description: meta.description ?? flake.description, labels: JSON.stringify(meta.labels ?? JSON.parse(flake.labels)), updated_at: now, source_binding: flake.source_binding ?? binding })
+            .where('id', '=', flake.id)
+            .execute();
+        }
+        await trx
+          .insertInto('releases')
+          .values({
+            id,
+            flake_id: flake.id,
+            version: version.text,
+            version_key: versionKey(version),
+            revision: meta.revision ?? null,
+            commit_count: meta.commit_count ?? null,
+            nar_hash: verified.narHash,
+            last_modified: verified.lastModified,
+            tarball_key: key,
+            tarball_size: verified.size,
+            metadata: JSON.stringify(meta),
+            published_by: p.kind === 'anonymous' ? 'anonymous' : p.subject,
+            yanked_at: null,
+            created_at: now,
+          })
+          .execute();
+      });
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new Conflict(`${req.org}/${req.flake} ${version.text} (or another build of ${versionKey(version)}) is already published; releases are immutable`);
+      throw err;
+    }
+    return { id, org: org.name, flake: req.flake, version, revision: meta.revision ?? null, commitCount: meta.commit_count ?? null, narHash: verified.narHash, lastModified: verified.lastModified, tarballKey: key, tarballSize: verified.size, yanked: false, createdAt: now };
+  }
+
+  /** Releases of a flake the caller may read, newest first; undefined when missing or denied. */
+  async releases(p: Principal, orgName: string, flakeName: string): Promise<Release[] | undefined> {
+    const row = await this.storage.db
+      .selectFrom('flakes')
+      .innerJoin('orgs', 'orgs.id', 'flakes.org_id')
+      .select(['flakes.id', 'flakes.visibility', 'orgs.id as org_id', 'orgs.name as org_name'])
+      .where('orgs.name', '=', orgName)
+      .where('flakes.name', '=', flakeName)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    if (!this.authorizer.authorize(p, 'flake.read', this.resource({ id: row.org_id, name: row.org_name }, { name: flakeName, visibility: row.visibility })).allowed) return undefined;
+    const rows = await this.storage.db.selectFrom('releases').selectAll().where('flake_id', '=', row.id).execute();
+    return rows
+      .map((r) => ({
+        id: r.id,
+        org: orgName,
+        flake: flakeName,
+        version: parseVersion(r.version),
+        revision: r.revision,
+        commitCount: r.commit_count,
+        narHash: r.nar_hash,
+        lastModified: Number(r.last_modified),
+        tarballKey: r.tarball_key,
+        tarballSize: Number(r.tarball_size),
+        yanked: r.yanked_at !== null,
+        createdAt: r.created_at,
+      }))
+      .sort((a, b) => compareVersions(b.version, a.version));
+  }
+
+  /** The newest non-yanked release matching the requirement. */
+  async resolve(p: Principal, orgName: string, flakeName: string, requirement: string): Promise<Release | undefined> {
+    const req = parseRequirement(requirement);
+    const all = await this.releases(p, orgName, flakeName);
+    return all && resolveRequirement(all.filter((r) => !r.yanked), req);
+  }
+
+  /** One release by id (pinned URLs), yanked or not: existing locks keep working. */
+  async release(p: Principal, orgName: string, flakeName: string, id: string): Promise<Release | undefined> {
+    return (await this.releases(p, orgName, flakeName))?.find((r) => r.id === id);
+  }
+
+  async openTarball(release: Release): Promise<BlobRead | undefined> {
+    return this.storage.blobs.get(release.tarballKey);
+  }
+
+  async yank(p: Principal, orgName: string, flakeName: string, version: string): Promise<void> {
+    const { org } = await this.requirePublisher(p, orgName, flakeName);
+    const flake = await this.storage.db.selectFrom('flakes').select('id').where('org_id', '=', org.id).where('name', '=', flakeName).executeTakeFirst();
+    if (!flake) throw new NotFound();
+    const res = await this.storage.db.updateTable('releases').set({ yanked_at: new Date().toISOString() }).where('flake_id', '=', flake.id).where('version', '=', parseVersion(version).text).executeTakeFirst();
+    if (Number(res.numUpdatedRows) === 0) throw new NotFound();
+  }
+
+  private parseMetadata(input: unknown): ReleaseMetadata {
+    const r = releaseMetadataSchema.safeParse(input);
+    if (!r.success) {
+      const issue = r.error.issues[0]!;
+      throw new InvalidInput(`metadata${issue.path.length ? '.' + issue.path.join('.') : ''}`, issue.message);
+    }
+    return r.data;
+  }
+
+  private async assertVersionFree(flakeId: string, version: Version, org: string, flake: string): Promise<void> {
+    const taken = await this.storage.db.selectFrom('releases').select('version').where('flake_id', '=', flakeId).where('version_key', '=', versionKey(version)).executeTakeFirst();
+    if (taken) throw new Conflict(`${org}/${flake} ${taken.version} is already published; releases are immutable`);
+  }
+
+  private async storeTarball(bytes: Buffer, verified: VerifiedTarball): Promise<string> {
+    const key = `tarball-${verified.sha256}.tar.gz`;
+    if ((await this.storage.blobs.size(key)) !== undefined) return key;
+    const writer = await this.storage.blobs.begin();
+    try {
+      writer.body.end(bytes);
+      await finished(writer.body);
+      await writer.commit(key);
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+    return key;
+  }
+}
+
+async function collect(read: BlobRead): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of read.body) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
