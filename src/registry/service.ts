@@ -52,6 +52,16 @@ export interface Release {
   createdAt: string;
 }
 
+export interface FlakeSummary {
+  org: string;
+  flake: string;
+  visibility: Visibility;
+  description: string | null;
+  labels: string[];
+  updatedAt: string;
+  score: number;
+}
+
 interface FlakeRow {
   id: string;
   org_id: string;
@@ -261,6 +271,44 @@ export class RegistryService {
     if (!flake) throw new NotFound();
     const res = await this.storage.db.updateTable('releases').set({ yanked_at: new Date().toISOString() }).where('flake_id', '=', flake.id).where('version', '=', parseVersion(version).text).executeTakeFirst();
     if (Number(res.numUpdatedRows) === 0) throw new NotFound();
+  }
+
+  /**
+   * Flakes the caller may see in listings and search: public ones, and private/unlisted ones of
+   * the caller's own org when it may read them. Unlisted flakes never show to others.
+   */
+  async listFlakes(p: Principal, opts: { org?: string; query?: string; limit?: number } = {}): Promise<FlakeSummary[]> {
+    let q = this.storage.db
+      .selectFrom('flakes')
+      .innerJoin('orgs', 'orgs.id', 'flakes.org_id')
+      .select(['flakes.id', 'flakes.name', 'flakes.visibility', 'flakes.description', 'flakes.labels', 'flakes.updated_at', 'orgs.id as org_id', 'orgs.name as org_name']);
+    if (opts.org) q = q.where('orgs.name', '=', opts.org);
+    const memberOrg = p.kind === 'token' ? p.org.id : undefined;
+    q = q.where((eb) => (memberOrg ? eb.or([eb('flakes.visibility', '=', 'public'), eb('flakes.org_id', '=', memberOrg)]) : eb('flakes.visibility', '=', 'public')));
+    const terms = (opts.query ?? '').toLowerCase().split(/\s+/).filter(Boolean).slice(0, 8);
+    for (const t of terms) {
+      // LIKE wildcards in a search term would only widen it; drop them rather than escape per dialect.
+      const like = `%${t.replace(/[%_\\]/g, '')}%`;
+      q = q.where((eb) => eb.or([eb(eb.fn('lower', ['flakes.name']), 'like', like), eb(eb.fn('lower', ['orgs.name']), 'like', like), eb(eb.fn('lower', ['flakes.description']), 'like', like), eb('flakes.labels', 'like', like)]));
+    }
+    const rows = await q.limit(5000).execute();
+    const visible = rows.filter((r) => r.visibility === 'public' || this.authorizer.authorize(p, 'flake.read', this.resource({ id: r.org_id, name: r.org_name }, { name: r.name, visibility: r.visibility })).allowed);
+    const score = (r: (typeof rows)[number]) => {
+      let s = 0;
+      for (const t of terms) {
+        const name = r.name.toLowerCase();
+        if (name === t) s += 100;
+        else if (name.startsWith(t)) s += 50;
+        else if (name.includes(t) || r.org_name.toLowerCase().includes(t)) s += 20;
+        if ((JSON.parse(r.labels) as string[]).includes(t)) s += 10;
+        if ((r.description ?? '').toLowerCase().includes(t)) s += 5;
+      }
+      return s;
+    };
+    return visible
+      .map((r) => ({ org: r.org_name, flake: r.name, visibility: r.visibility, description: r.description, labels: JSON.parse(r.labels) as string[], updatedAt: r.updated_at, score: score(r) }))
+      .sort((a, b) => b.score - a.score || (a.org + '/' + a.flake).localeCompare(b.org + '/' + b.flake))
+      .slice(0, Math.min(opts.limit ?? 50, 500));
   }
 
   private parseMetadata(input: unknown): ReleaseMetadata {

@@ -126,6 +126,25 @@ describe('resolving and fetching', () => {
   });
 });
 
+describe('discovery', () => {
+  it('searches public flakes, ranked, and hides private and unlisted ones from outsiders', async () => {
+    expect(await flakehubPush(publisher, 'acme', 'hello-extras', '1.0.0', flakeTarball('hello-extras', 'x'), meta({ description: 'more hello', labels: ['greeting'] }))).toMatchObject({ publish: 200 });
+    expect(await flakehubPush(publisher, 'acme', 'quiet', '1.0.0', flakeTarball('quiet', 'x'), meta({ visibility: 'unlisted', description: 'hello unlisted' }))).toMatchObject({ publish: 200 });
+    const anon = await api<{ results: Array<{ org: string; flake: string }> }>(server, undefined, 'GET', '/api/v1/search?q=hello');
+    expect(anon.body.results.map((r) => r.flake)).toEqual(['hello', 'hello-extras']);
+    const member = await api<{ results: Array<{ flake: string }> }>(server, reader, 'GET', '/api/v1/search?q=hello');
+    expect(member.body.results.map((r) => r.flake)).toContain('quiet');
+    const labels = await api<{ results: Array<{ flake: string }> }>(server, undefined, 'GET', '/api/v1/search?q=greeting');
+    expect(labels.body.results[0]!.flake).toBe('hello-extras'); // label match ranks above a description match
+    const list = await api<{ flakes: Array<{ flake: string }> }>(server, undefined, 'GET', '/api/v1/orgs/acme/flakes');
+    expect(list.body.flakes.map((f) => f.flake).sort()).toEqual(['hello', 'hello-extras']);
+    const secretList = await api<{ flakes: Array<{ flake: string }> }>(server, reader, 'GET', '/api/v1/orgs/acme/flakes');
+    expect(secretList.body.flakes.map((f) => f.flake)).toContain('secret');
+    // Unlisted: absent from listings, fetchable by URL.
+    expect((await fetch(`${server.url}/f/acme/quiet/1`, { redirect: 'manual' })).status).toBe(302);
+  });
+});
+
 async function lockAndBuild(nix: NixRunner, tag: string, input: string, netrc?: string) {
   const dir = mkdtempSync(`/tmp/floe-consumer-${tag}-`);
   writeFileSync(

@@ -110,6 +110,14 @@ export function registryRoutes(app: Hono<AppEnv>, deps: RegistryRouteDeps): void
   });
 
   // ---- Floe API -------------------------------------------------------------------------------
+  app.get('/api/v1/search', async (c) => {
+    const q = c.req.query('q') ?? '';
+    if (q.length > 200) throw new InvalidInput('q', 'at most 200 characters');
+    return c.json({ results: await deps.registry.listFlakes(c.get('principal'), { query: q, limit: Number(c.req.query('limit') ?? 50) || 50 }) });
+  });
+  app.get('/api/v1/orgs/:org/flakes', async (c) => {
+    return c.json({ flakes: await deps.registry.listFlakes(c.get('principal'), { org: c.req.param('org'), limit: 500 }) });
+  });
   app.get('/api/v1/flakes/:org/:flake/releases', async (c) => {
     const all = await deps.registry.releases(c.get('principal'), c.req.param('org'), c.req.param('flake'));
     if (!all) throw new NotFound();
