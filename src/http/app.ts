@@ -15,7 +15,7 @@ import { errorBody, missResponse } from './errors.js';
 import { type ApiDeps, apiRoutes } from './routes/api.js';
 import { nextRequestId } from './request-id.js';
 import { registryRoutes } from './routes/registry.js';
-import type { RegistryService } from '../registry/service.js';
+import { NotFoundWithReason, type RegistryService } from '../registry/service.js';
 
 export interface AppDeps extends ApiDeps {
   registry: RegistryService;
@@ -55,6 +55,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     else deps.log.debug({ reqId: requestId, code: body.code, msg: (err as Error).message }, 'client error');
     const headers: Record<string, string> = { 'Cache-Control': 'no-store' };
     if (body.status === 401) headers['WWW-Authenticate'] = 'Basic realm="floe", charset="UTF-8"';
+    if (err instanceof NotFoundWithReason && c.req.path.startsWith('/api/')) {
+      // Said only after the caller was allowed to see the flake itself.
+      return c.json({ error: 'not_found', message: err.message }, 404, headers);
+    }
     if (err instanceof FloeError && err.code === 'not_found') {
       return missResponse();
     }

@@ -6,7 +6,9 @@
 import { randomUUID } from 'node:crypto';
 import { finished } from 'node:stream/promises';
 import { z } from 'zod';
-import { Conflict, Forbidden, InvalidInput, NotFound, TooLarge } from '../errors.js';
+import { Conflict, FloeError, Forbidden, InvalidInput, NotFound, TooLarge } from '../errors.js';
+import type { CacheService } from '../cache/service.js';
+import { hashPartOf, parseStorePath } from '../nix/store-path.js';
 import type { Principal } from '../identity/principal.js';
 import type { FlakeResource } from '../policy/actions.js';
 import type { Authorizer } from '../policy/authorize.js';
@@ -52,6 +54,18 @@ export interface Release {
   createdAt: string;
 }
 
+interface InventoryNode {
+  children?: Record<string, InventoryNode>;
+  outputs?: Record<string, string> | null;
+}
+
+/** A 404 that explains itself: only used once the caller has been allowed to see the flake. */
+export class NotFoundWithReason extends FloeError {
+  constructor(message: string) {
+    super('not_found', message);
+  }
+}
+
 export interface FlakeSummary {
   org: string;
   flake: string;
@@ -92,7 +106,28 @@ export class RegistryService {
     private readonly storage: Storage,
     private readonly orgs: OrgService,
     private readonly authorizer: Authorizer,
+    private readonly cache: CacheService,
   ) {}
+
+  /**
+   * `<org>/<flake>/<req>#<attr>` to the output's store path, from the outputs inventory published
+   * with the release (no evaluation). Only for callers who may read that path in the cache.
+   */
+  async resolveOutput(p: Principal, orgName: string, flakeName: string, requirement: string, attr: string): Promise<{ release: Release; storePath: string }> {
+    const release = await this.resolve(p, orgName, flakeName, requirement);
+    if (!release) throw new NotFound();
+    const row = await this.storage.db.selectFrom('releases').select('metadata').where('id', '=', release.id).executeTakeFirstOrThrow();
+    const meta = JSON.parse(row.metadata) as { outputs?: { inventory?: Record<string, InventoryNode> } };
+    let node: InventoryNode | undefined = { children: meta.outputs?.inventory ?? {} };
+    for (const part of attr.split('.')) node = node?.children?.[part];
+    const storePath = node?.outputs?.out;
+    if (typeof storePath !== 'string') throw new NotFoundWithReason(`${orgName}/${flakeName} ${release.version.text} has no output ${attr} with a store path (publish with output paths included)`);
+    const base = parseStorePath(storePath);
+    if ((await this.cache.findNarInfo(p, { kind: 'unified' }, hashPartOf(base))) === undefined) {
+      throw new NotFoundWithReason(`${attr} of ${orgName}/${flakeName} ${release.version.text} is ${storePath}, but that closure is not in the cache (or not readable with your token)`);
+    }
+    return { release, storePath };
+  }
 
   private resource(org: { id: string; name: string }, flake: { name: string; visibility: Visibility }): FlakeResource {
     return { type: 'flake', org: { id: org.id, name: org.name }, flake: { name: flake.name, visibility: flake.visibility } };

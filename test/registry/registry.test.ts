@@ -10,6 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, basicAuth, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
 import { type NixRunner, hostNix, modernNix, requireNix, writeNetrc } from '../helpers/nix.js';
+import { fakePath, nixStyleUpload } from '../helpers/paths.js';
 
 let server: TestServer;
 let publisher: string;
@@ -142,6 +143,26 @@ describe('discovery', () => {
     expect(secretList.body.flakes.map((f) => f.flake)).toContain('secret');
     // Unlisted: absent from listings, fetchable by URL.
     expect((await fetch(`${server.url}/f/acme/quiet/1`, { redirect: 'manual' })).status).toBe(302);
+  });
+});
+
+describe('output resolution', () => {
+  it('resolves org/flake/req#attr to its store path, only for those who may read it in the cache', async () => {
+    const p = fakePath('hello-bin');
+    const inventory = { packages: { children: { 'x86_64-linux': { children: { default: { what: 'package', derivation: `/nix/store/${fakePath('drv').base}.drv`, outputs: { out: `/nix/store/${p.base}` } } } } } } };
+    expect(await flakehubPush(publisher, 'acme', 'tool', '2.0.0', flakeTarball('tool', 'x'), meta({ outputs: { version: 1, docs: {}, inventory } }))).toMatchObject({ publish: 200 });
+    const url = '/api/v1/flakes/acme/tool/resolve/2/output/packages.x86_64-linux.default';
+    const before = await api<{ message: string }>(server, reader, 'GET', url);
+    expect(before.status).toBe(404);
+    expect(before.body.message).toMatch(/not in the cache/);
+    const writer = (await createToken(server, 'acme', ['write'])).token;
+    expect(await nixStyleUpload(`${server.url}/cache`, basicAuth(writer), p)).toMatchObject({ narinfo: 201 });
+    const ok = await api<{ storePath: string; version: string }>(server, reader, 'GET', url);
+    expect(ok.body).toMatchObject({ storePath: `/nix/store/${p.base}`, version: '2.0.0' });
+    // The flake is public, the path is private to acme: outsiders learn nothing about it.
+    expect((await api(server, otherReader, 'GET', url)).status).toBe(404);
+    const missing = await api<{ message: string }>(server, reader, 'GET', '/api/v1/flakes/acme/tool/resolve/2/output/packages.x86_64-linux.nope');
+    expect(missing.body.message).toMatch(/has no output/);
   });
 });
 

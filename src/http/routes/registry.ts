@@ -128,6 +128,10 @@ export function registryRoutes(app: Hono<AppEnv>, deps: RegistryRouteDeps): void
     if (!r) throw new NotFound();
     return c.json(showRelease(base(), r));
   });
+  app.get('/api/v1/flakes/:org/:flake/resolve/:req/output/:attr', async (c) => {
+    const r = await deps.registry.resolveOutput(c.get('principal'), c.req.param('org'), c.req.param('flake'), c.req.param('req'), c.req.param('attr'));
+    return c.json({ ...showRelease(base(), r.release), attribute: c.req.param('attr'), storePath: r.storePath });
+  });
   app.post('/api/v1/flakes/:org/:flake/releases/:version/yank', async (c) => {
     await deps.registry.yank(c.get('principal'), c.req.param('org'), c.req.param('flake'), c.req.param('version'));
     return c.json({ yanked: true });
