@@ -25,6 +25,8 @@ export interface AppDeps extends ApiDeps {
   rotateKeys: () => Promise<string>;
 }
 
+const FLAKEHUB_PUSH_PATHS = /^\/(token\/status|upload\/|publish\/)/;
+
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
 
@@ -43,7 +45,11 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   });
 
   app.use('*', async (c, next) => {
-    const credential = credentialFromAuthorization(c.req.header('authorization'));
+    let credential = credentialFromAuthorization(c.req.header('authorization'));
+    // flakehub-push sends its CI identity token itself, on every call of the publishing protocol.
+    if (credential !== undefined && !credential.startsWith('floe_') && FLAKEHUB_PUSH_PATHS.test(c.req.path) && credential.split('.').length === 3) {
+      credential = await deps.exchange.exchangeReusable(credential);
+    }
     if (credential !== undefined) c.set('principal', await deps.tokens.verify(credential));
     await next();
   });

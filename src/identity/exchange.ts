@@ -2,7 +2,7 @@
  * Trades a native identity (a CI or IdP token) for a short-lived Floe token. The org follows from
  * the identity: the trusts org admins declared decide which org, which scopes and slices.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Forbidden, InvalidInput, NotFound, Unauthenticated } from '../errors.js';
 import type { Db } from '../storage/types.js';
 import type { Org, OrgService } from '../org/service.js';
@@ -84,6 +84,24 @@ export class ExchangeService {
     if (Number(res.numDeletedRows) === 0) throw new NotFound();
   }
 
+  /**
+   * For clients that send the raw CI token on every request (flakehub-push): the first use is
+   * exchanged (and its token id recorded, as always); later uses of the same token, until it
+   * expires, get the same Floe token back instead of being refused as replays.
+   */
+  async exchangeReusable(externalToken: string): Promise<string> {
+    const key = createHash('sha256').update(externalToken).digest('hex');
+    const now = Date.now();
+    const hit = this.reusable.get(key);
+    if (hit && hit.expiresAt > now) return hit.token;
+    const result = await this.exchange(externalToken);
+    if (this.reusable.size > 10_000) this.reusable.clear();
+    this.reusable.set(key, { token: result.token, expiresAt: result.expiresAt.getTime() });
+    return result.token;
+  }
+
+  private readonly reusable = new Map<string, { token: string; expiresAt: number }>();
+
   /** AWS IAM: the caller's presigned sts:GetCallerIdentity, sent to STS; its answer is the identity. */
   async exchangeAws(signed: SignedStsRequest, opts: { org?: string; ttlSeconds?: number } = {}): Promise<ExchangeResult> {
     if (!this.sts) throw new Unauthenticated('AWS login is not enabled on this server');
@@ -109,11 +127,13 @@ export class ExchangeService {
     const issuer = unverifiedIssuer(externalToken).replace(/\/+$/, '');
     const trusts = (await this.trustsFor(issuer)).filter((t) => t.spec.provider !== 'aws');
     if (trusts.length === 0) throw new Unauthenticated(`identity token refused: issuer ${issuer} is not trusted by any org on this server`);
-    const audiences = [...new Set(trusts.map((t) => t.audience))];
+    // Tokens for the server's own URL may also name just its host (what flakehub-push requests).
+    const accepted = (t: StoredTrust) => (t.audience === this.defaultAudience ? [t.audience, new URL(this.defaultAudience).host] : [t.audience]);
+    const audiences = [...new Set(trusts.flatMap(accepted))];
     const verified = await this.verifier.verify(externalToken, issuer, audiences);
 
     return this.mintFor(
-      trusts.filter((t) => verified.audiences.includes(t.audience)),
+      trusts.filter((t) => accepted(t).some((a) => verified.audiences.includes(a))),
       issuer,
       verified.claims,
       opts,
