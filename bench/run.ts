@@ -17,6 +17,7 @@ import { parseNarInfo } from '../src/nix/narinfo.js';
 import { FLOE_BIN, freePort } from '../test/helpers/server.js';
 import { postgresAvailable, startPostgres } from '../test/helpers/postgres.js';
 import { startS3 } from '../test/helpers/s3.js';
+import { registryBench } from './registry.js';
 
 const DURATION = process.env.BENCH_DURATION ?? '8s';
 const PATHS = Number(process.env.BENCH_PATHS ?? 2000);
@@ -257,6 +258,15 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
     console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
     for (const r of rows) console.log(fmt(r));
     console.log('\nRatios are floe / baseline. Latency: lower is better (target < 1.5x). Throughput: higher is better (NAR target >= 0.5x).');
+
+    console.log(`\nRegistry at 10,000 flakes (50,000 releases), embedded backend, wrk 8 connections:`);
+    const reg = await registryBench(work, DURATION);
+    const rh = ['measure', 'req/s', 'p50 (ms)', 'p99 (ms)'];
+    const rw = rh.map((h, i) => Math.max(h.length, ...reg.map((r) => r[i]!.length)));
+    const rf = (r: string[]) => '| ' + r.map((c, i) => c.padEnd(rw[i]!)).join(' | ') + ' |';
+    console.log(rf(rh));
+    console.log('|' + rw.map((w) => '-'.repeat(w + 2)).join('|') + '|');
+    for (const r of reg) console.log(rf(r));
   } finally {
     cleanup();
     for (const stop of stops) await stop().catch(() => undefined);

@@ -76,6 +76,22 @@ export interface FlakeSummary {
   score: number;
 }
 
+interface CatalogueEntry {
+  orgId: string;
+  orgName: string;
+  name: string;
+  visibility: Visibility;
+  description: string | null;
+  labels: string[];
+  updatedAt: string;
+  lowerName: string;
+  lowerOrg: string;
+  lowerDescription: string;
+  haystack: string;
+}
+
+const CATALOGUE_TTL_MS = 5_000;
+
 interface FlakeRow {
   id: string;
   org_id: string;
@@ -247,6 +263,7 @@ export class RegistryService {
           })
           .execute();
       });
+      this.catalogueCache = undefined;
     } catch (err) {
       if (isUniqueViolation(err)) throw new Conflict(`${req.org}/${req.flake} ${version.text} (or another build of ${versionKey(version)}) is already published; releases are immutable`);
       throw err;
@@ -313,38 +330,71 @@ export class RegistryService {
    * the caller's own org when it may read them. Unlisted flakes never show to others.
    */
   async listFlakes(p: Principal, opts: { org?: string; query?: string; limit?: number } = {}): Promise<FlakeSummary[]> {
-    let q = this.storage.db
-      .selectFrom('flakes')
-      .innerJoin('orgs', 'orgs.id', 'flakes.org_id')
-      .select(['flakes.id', 'flakes.name', 'flakes.visibility', 'flakes.description', 'flakes.labels', 'flakes.updated_at', 'orgs.id as org_id', 'orgs.name as org_name']);
-    if (opts.org) q = q.where('orgs.name', '=', opts.org);
-    const memberOrg = p.kind === 'token' ? p.org.id : undefined;
-    q = q.where((eb) => (memberOrg ? eb.or([eb('flakes.visibility', '=', 'public'), eb('flakes.org_id', '=', memberOrg)]) : eb('flakes.visibility', '=', 'public')));
     const terms = (opts.query ?? '').toLowerCase().split(/\s+/).filter(Boolean).slice(0, 8);
-    for (const t of terms) {
-      // LIKE wildcards in a search term would only widen it; drop them rather than escape per dialect.
-      const like = `%${t.replace(/[%_\\]/g, '')}%`;
-      q = q.where((eb) => eb.or([eb(eb.fn('lower', ['flakes.name']), 'like', like), eb(eb.fn('lower', ['orgs.name']), 'like', like), eb(eb.fn('lower', ['flakes.description']), 'like', like), eb('flakes.labels', 'like', like)]));
-    }
-    const rows = await q.limit(5000).execute();
-    const visible = rows.filter((r) => r.visibility === 'public' || this.authorizer.authorize(p, 'flake.read', this.resource({ id: r.org_id, name: r.org_name }, { name: r.name, visibility: r.visibility })).allowed);
-    const score = (r: (typeof rows)[number]) => {
-      let s = 0;
+    const memberOrg = p.kind === 'token' ? p.org.id : undefined;
+    const out: FlakeSummary[] = [];
+    for (const e of await this.catalogue()) {
+      if (opts.org !== undefined && e.orgName !== opts.org) continue;
+      if (e.visibility !== 'public' && e.orgId !== memberOrg) continue;
+      if (!terms.every((t) => e.haystack.includes(t))) continue;
+      if (e.visibility !== 'public' && !this.authorizer.authorize(p, 'flake.read', this.resource({ id: e.orgId, name: e.orgName }, { name: e.name, visibility: e.visibility })).allowed) continue;
+      let score = 0;
       for (const t of terms) {
-        const name = r.name.toLowerCase();
-        if (name === t) s += 100;
-        else if (name.startsWith(t)) s += 50;
-        else if (name.includes(t) || r.org_name.toLowerCase().includes(t)) s += 20;
-        if ((JSON.parse(r.labels) as string[]).includes(t)) s += 10;
-        if ((r.description ?? '').toLowerCase().includes(t)) s += 5;
+        if (e.lowerName === t) score += 100;
+        else if (e.lowerName.startsWith(t)) score += 50;
+        else if (e.lowerName.includes(t) || e.lowerOrg.includes(t)) score += 20;
+        if (e.labels.includes(t)) score += 10;
+        if (e.lowerDescription.includes(t)) score += 5;
       }
-      return s;
-    };
-    return visible
-      .map((r) => ({ org: r.org_name, flake: r.name, visibility: r.visibility, description: r.description, labels: JSON.parse(r.labels) as string[], updatedAt: r.updated_at, score: score(r) }))
-      .sort((a, b) => b.score - a.score || (a.org + '/' + a.flake).localeCompare(b.org + '/' + b.flake))
-      .slice(0, Math.min(opts.limit ?? 50, 500));
+      out.push({ org: e.orgName, flake: e.name, visibility: e.visibility, description: e.description, labels: e.labels, updatedAt: e.updatedAt, score });
+    }
+    return out
+      .sort((a, b) => b.score - a.score || (a.org < b.org ? -1 : a.org > b.org ? 1 : a.flake < b.flake ? -1 : a.flake > b.flake ? 1 : 0))
+      .slice(0, Math.min(Math.max(opts.limit ?? 50, 1), 500));
   }
+
+  /**
+   * The flake catalogue in memory for listings and search: small (a 10k-flake catalogue is a few
+   * MB) and read far more often than written. Reloaded after this replica publishes and at most
+   * `CATALOGUE_TTL_MS` after another replica did.
+   */
+  private async catalogue(): Promise<CatalogueEntry[]> {
+    if (this.catalogueCache && Date.now() - this.catalogueCache.at < CATALOGUE_TTL_MS) return this.catalogueCache.entries;
+    this.catalogueLoad ??= (async () => {
+      try {
+        const rows = await this.storage.db
+          .selectFrom('flakes')
+          .innerJoin('orgs', 'orgs.id', 'flakes.org_id')
+          .select(['flakes.name', 'flakes.visibility', 'flakes.description', 'flakes.labels', 'flakes.updated_at', 'orgs.id as org_id', 'orgs.name as org_name'])
+          .execute();
+        const entries = rows.map((r) => {
+          const labels = JSON.parse(r.labels) as string[];
+          const description = r.description ?? '';
+          return {
+            orgId: r.org_id,
+            orgName: r.org_name,
+            name: r.name,
+            visibility: r.visibility,
+            description: r.description,
+            labels,
+            updatedAt: r.updated_at,
+            lowerName: r.name.toLowerCase(),
+            lowerOrg: r.org_name.toLowerCase(),
+            lowerDescription: description.toLowerCase(),
+            haystack: `${r.org_name}/${r.name} ${description} ${labels.join(' ')}`.toLowerCase(),
+          };
+        });
+        this.catalogueCache = { at: Date.now(), entries };
+        return entries;
+      } finally {
+        this.catalogueLoad = undefined;
+      }
+    })();
+    return this.catalogueLoad;
+  }
+
+  private catalogueCache: { at: number; entries: CatalogueEntry[] } | undefined;
+  private catalogueLoad: Promise<CatalogueEntry[]> | undefined;
 
   private parseMetadata(input: unknown): ReleaseMetadata {
     const r = releaseMetadataSchema.safeParse(input);

@@ -1,0 +1,104 @@
+/**
+ * Registry figures at 10k flakes: requirement resolution, the `/f/...` tarball redirect Nix
+ * follows, and search. The catalogue is seeded straight into the database (publishing 10k
+ * tarballs through the API would measure tarball verification, not lookups); requests go over
+ * HTTP to a real `floe serve`, driven by wrk.
+ */
+import { randomUUID } from 'node:crypto';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { openStorage } from '../src/storage/open.js';
+import { FLOE_BIN, freePort } from '../test/helpers/server.js';
+
+const WORDS = ['nix', 'rust', 'python', 'go', 'web', 'cli', 'tools', 'db', 'ml', 'infra', 'deploy', 'home', 'darwin', 'server', 'cache', 'lint'];
+
+export async function registryBench(work: string, duration: string): Promise<string[][]> {
+  const dataDir = path.join(work, 'registry-data');
+  const storage = await openStorage({ dataDir });
+  const now = new Date().toISOString();
+  const orgs = Array.from({ length: 100 }, (_, i) => ({ id: randomUUID(), name: `org${i}`, created_at: now }));
+  await storage.db.insertInto('orgs').values(orgs).execute();
+  for (let i = 0; i < 10_000; i += 500) {
+    const flakes = Array.from({ length: 500 }, (_, j) => {
+      const n = i + j;
+      return {
+        id: randomUUID(),
+        org_id: orgs[n % 100]!.id,
+        name: `flake${n}-${WORDS[n % WORDS.length]}`,
+        source_binding: null,
+        visibility: 'public' as const,
+        description: `A ${WORDS[(n * 7) % WORDS.length]} flake for ${WORDS[(n * 3) % WORDS.length]} number ${n}`,
+        labels: JSON.stringify([WORDS[n % WORDS.length], WORDS[(n + 5) % WORDS.length]]),
+        created_at: now,
+        updated_at: now,
+      };
+    });
+    await storage.db.insertInto('flakes').values(flakes).execute();
+    const releases = flakes.flatMap((f) =>
+      Array.from({ length: 5 }, (_, k) => ({
+        id: randomUUID(),
+        flake_id: f.id,
+        version: `0.1.${k * 10}+rev-${'a'.repeat(40)}`,
+        version_key: `0.1.${k * 10}`,
+        revision: 'a'.repeat(40),
+        commit_count: k * 10,
+        nar_hash: 'sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=',
+        last_modified: 1_700_000_000,
+        tarball_key: 'tarball-none.tar.gz',
+        tarball_size: 1,
+        metadata: '{"visibility":"public"}',
+        published_by: 'bench',
+        yanked_at: null,
+        created_at: now,
+      })),
+    );
+    // SQLite allows 32,766 bound variables per statement.
+    for (let k = 0; k < releases.length; k += 500) await storage.db.insertInto('releases').values(releases.slice(k, k + 500)).execute();
+  }
+  await storage.close();
+
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const child: ChildProcess = spawn(process.execPath, [FLOE_BIN, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], { stdio: 'ignore', env: { ...process.env, FLOE_LOG_LEVEL: 'warn' } });
+  try {
+    for (let i = 0; i < 200; i++) {
+      try {
+        if ((await fetch(`${url}/healthz`)).ok) break;
+      } catch {
+        /* starting */
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const script = path.join(work, 'registry.lua');
+    writeFileSync(
+      script,
+      `local paths = {}
+for line in io.lines(os.getenv("WRK_PATHS")) do paths[#paths + 1] = line end
+local i = 0
+request = function() i = i + 1; return wrk.format("GET", paths[(i % #paths) + 1]) end
+done = function(summary, latency)
+  io.write(string.format("RESULT %f %f %f %d\\n", summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000, latency:percentile(99) / 1000, summary.errors.status))
+end\n`,
+    );
+    const run = (label: string, paths: string[]) => {
+      const file = path.join(work, `registry-${label.replace(/\W+/g, '-')}.txt`);
+      writeFileSync(file, paths.join('\n') + '\n');
+      const out = execFileSync('wrk', ['-t1', '-c8', `-d${duration}`, '--latency', '-s', script, url], { env: { ...process.env, WRK_PATHS: file }, encoding: 'utf8' });
+      const line = out.split('\n').find((l) => l.startsWith('RESULT '))!;
+      const [rps, p50, p99, errors] = line.slice(7).split(' ').map(Number);
+      if (errors! > 0) throw new Error(`${label}: ${errors} error statuses`);
+      return [label, rps!.toFixed(0), p50!.toFixed(3), p99!.toFixed(3)];
+    };
+    const some = (f: (n: number) => string) => Array.from({ length: 1000 }, (_, k) => f((k * 7919) % 10_000));
+    const rows = [
+      run('resolve 0.1 (API)', some((n) => `/api/v1/flakes/org${n % 100}/flake${n}-${WORDS[n % WORDS.length]}/resolve/0.1`)),
+      run('tarball redirect /f/org/flake/0.1.tar.gz', some((n) => `/f/org${n % 100}/flake${n}-${WORDS[n % WORDS.length]}/0.1.tar.gz`)),
+      run('search, one word', WORDS.map((w) => `/api/v1/search?q=${w}`)),
+      run('search, two words', WORDS.map((w, k) => `/api/v1/search?q=${w}+${WORDS[(k + 3) % WORDS.length]}`)),
+    ];
+    return rows;
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
