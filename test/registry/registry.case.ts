@@ -206,6 +206,26 @@ export function registryScenarios(backend: Backend, nixVersions: Array<[NixRunne
         expect(readFileSync(`${storeRoot}${out}`, 'utf8')).toBe('hello three\n');
       });
 
+      it('moves the lock to a newer release with nix flake update', async () => {
+        const flake = `upd-${nix.name.replace(/[^a-z0-9]/g, '')}`;
+        expect(await flakehubPush(publisher, 'acme', flake, '0.1.1', flakeTarball(flake, 'one'), meta({ commit_count: 1, revision: REV(1) }))).toMatchObject({ publish: 200 });
+        const first = await lockAndBuild(nix, `upd1-${nix.name}`, `${server.url}/f/acme/${flake}/0.1.tar.gz`);
+        expect(first.build!.code, first.build!.stderr).toBe(0);
+        expect(await flakehubPush(publisher, 'acme', flake, '0.1.2', flakeTarball(flake, 'two'), meta({ commit_count: 2, revision: REV(2) }))).toMatchObject({ publish: 200 });
+        const cacheHome = path.join(first.dir, '.cache');
+        // Nix >= 2.19 takes the flake with --flake (positional arguments name inputs).
+        const target = nix === hostNix ? [`path:${first.dir}`] : ['--flake', `path:${first.dir}`];
+        const update = await nix.run(['nix', 'flake', 'update', '--option', 'tarball-ttl', '0', ...target], { cacheHome });
+        expect(update.code, update.stderr).toBe(0);
+        const locked = JSON.parse(await readFile(path.join(first.dir, 'flake.lock'), 'utf8')).nodes.dep.locked as Record<string, unknown>;
+        expect(locked.narHash).not.toBe(first.locked!.narHash);
+        if (nix !== hostNix) expect(String(locked.url)).toMatch(/0\.1\.2\//);
+        const build = await nix.run(['nix', 'build', '--no-link', '--json', `path:${first.dir}#packages.x86_64-linux.default`], { cacheHome });
+        expect(build.code, build.stderr).toBe(0);
+        const storeRoot = nix === hostNix ? '' : '/var/lib/nix-modern';
+        expect(readFileSync(`${storeRoot}${JSON.parse(build.stdout)[0].outputs.out}`, 'utf8')).toBe('two\n');
+      });
+
       it('locks a private flake only with netrc credentials', async () => {
         const denied = await lockAndBuild(nix, `priv-anon-${nix.name}`, `${server.url}/f/acme/secret/1.tar.gz`);
         expect(denied.lock.code).not.toBe(0);

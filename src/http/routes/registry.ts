@@ -3,6 +3,7 @@
  * publishing protocol at its own paths (`/token/status`, `/upload/...`, `/publish/...`), and
  * Floe's JSON API under `/api/v1/flakes`.
  */
+import { Readable } from 'node:stream';
 import type { Context, Hono } from 'hono';
 import { InvalidInput, NotFound, Unauthenticated } from '../../errors.js';
 import { DEFAULT_TARBALL_LIMITS } from '../../registry/tarball.js';
@@ -58,9 +59,7 @@ export function registryRoutes(app: Hono<AppEnv>, deps: RegistryRouteDeps): void
     if (c.req.method === 'HEAD') return c.body(null, 200, { ...headers, 'Content-Length': String(release.tarballSize) });
     const read = await deps.registry.openTarball(release);
     if (!read) return missResponse();
-    const chunks: Buffer[] = [];
-    for await (const chunk of read.body) chunks.push(chunk as Buffer);
-    return c.body(Buffer.concat(chunks), 200, { ...headers, 'Content-Length': String(release.tarballSize) });
+    return new Response(Readable.toWeb(read.body) as ReadableStream, { status: 200, headers: { ...headers, 'Content-Length': String(release.tarballSize) } });
   });
 
   const resolveAndRedirect = async (c: Context<AppEnv>) => {
