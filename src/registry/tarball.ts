@@ -62,11 +62,17 @@ export async function verifyFlakeTarball(bytes: Buffer, limits: TarballLimits = 
   };
 
   const extract = tar.extract();
+  // The first problem found. Entries are never failed through next(err): with tar-stream 3 that
+  // can surface as an uncaught exception, and a hostile tarball must never take the server down.
+  let failure: Error | undefined;
   extract.on('entry', (header, stream, next) => {
+    stream.on('error', () => undefined);
     const fail = (err: Error) => {
+      failure ??= err;
+      stream.on('end', () => next());
       stream.resume();
-      next(err);
     };
+    if (failure) return fail(failure);
     entries++;
     if (entries > limits.maxEntries) return fail(new TooLarge(`more than ${limits.maxEntries} entries`));
     const name = header.name.replace(/^\.\//, '').replace(/\/+$/, '');
@@ -95,13 +101,19 @@ export async function verifyFlakeTarball(bytes: Buffer, limits: TarballLimits = 
           stream.on('data', (data: unknown) => {
             const c = data as Buffer;
             unpacked += c.length;
-            if (unpacked > limits.maxUnpackedBytes) stream.destroy(new TooLarge(`unpacked size over ${limits.maxUnpackedBytes} bytes`));
+            if (unpacked > limits.maxUnpackedBytes && !failure) {
+              failure = new TooLarge(`unpacked size over ${limits.maxUnpackedBytes} bytes`);
+              extract.destroy(failure);
+            }
             chunks.push(c);
           });
-          stream.on('error', (err) => next(err));
           stream.on('end', () => {
+            if (failure) return next();
             const dir = dirAt(parts.slice(0, -1), true)!;
-            if (dir.entries[leaf!]) return next(bad(`duplicate entry ${JSON.stringify(name)}`));
+            if (dir.entries[leaf!]) {
+              failure ??= bad(`duplicate entry ${JSON.stringify(name)}`);
+              return next();
+            }
             dir.entries[leaf!] = { type: 'regular', contents: Buffer.concat(chunks), executable: ((header.mode ?? 0) & 0o100) !== 0 };
             files++;
             next();
@@ -130,9 +142,11 @@ export async function verifyFlakeTarball(bytes: Buffer, limits: TarballLimits = 
   try {
     await pipeline(Readable.from([bytes]), zlib.createGunzip(), extract);
   } catch (err) {
+    if (failure) throw failure;
     if (err instanceof InvalidInput || err instanceof TooLarge) throw err;
     throw bad(`cannot unpack: ${(err as Error).message}`);
   }
+  if (failure) throw failure;
   if (topDir === undefined) throw bad('empty archive');
   const top = root.entries[topDir];
   if (!top || top.type !== 'directory') throw bad('the top-level entry must be a directory');
