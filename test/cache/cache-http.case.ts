@@ -9,7 +9,7 @@ import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, basicAuth, createOrg, createToken, type TestServer } from '../helpers/server.js';
 import type { Backend } from '../helpers/backends.js';
-import { fakePath, narInfoFor, nixStyleUpload, type FakePath } from '../helpers/paths.js';
+import { fakePath, killMidUpload, narInfoFor, nixStyleUpload, type FakePath } from '../helpers/paths.js';
 import { encodeNix32 } from '../../src/nix/nix32.js';
 import { parseNarInfo } from '../../src/nix/narinfo.js';
 import { fingerprintPath, verifyFingerprint } from '../../src/nix/signing.js';
@@ -354,19 +354,7 @@ export function cacheHttpScenarios(backend: Backend): void {
       const kept = fakePath('acknowledged');
       expect(await nixStyleUpload(cacheUrl, basicAuth(acmeRW), kept)).toMatchObject({ narinfo: 201 });
       const big = fakePath('killed', { type: 'regular', contents: Buffer.alloc(4 << 20, 1) });
-      const meta = JSON.stringify({ storePath: `/nix/store/${big.base}`, narHash: big.narHash, narSize: big.narSize, references: [] }) + '\n';
-      await new Promise<void>((resolve) => {
-        const req = request(`${server.url}/api/v1/cache/paths`, { method: 'PUT', headers: { Authorization: `Bearer ${acmeRW}` } });
-        req.on('error', () => resolve());
-        req.on('response', () => resolve());
-        req.write(meta);
-        req.write(big.nar.subarray(0, big.nar.length / 2), async () => {
-          await new Promise((r) => setTimeout(r, 200));
-          await server.stop('SIGKILL');
-          req.destroy();
-          resolve();
-        });
-      });
+      await killMidUpload(server, acmeRW, big);
       await server.restart();
       expect((await get(`${cacheUrl}/${big.hashPart}.narinfo`, acmeRead)).status).toBe(404);
       expect(await backend.countTemp(server)).toBe(0);

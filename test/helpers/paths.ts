@@ -50,3 +50,21 @@ export async function nixStyleUpload(cacheUrl: string, auth: string | undefined,
   const infoText = await infoRes.text();
   return { nar: narRes.status, narText, narinfo: infoRes.status, narinfoText: infoText };
 }
+
+/** Starts a batch upload of `p`, sends half of its NAR, then SIGKILLs the server mid-request. */
+export async function killMidUpload(server: { url: string; stop(signal?: NodeJS.Signals): Promise<void> }, token: string, p: FakePath): Promise<void> {
+  const { request } = await import('node:http');
+  const meta = JSON.stringify({ storePath: `/nix/store/${p.base}`, narHash: p.narHash, narSize: p.narSize, references: [] }) + '\n';
+  await new Promise<void>((resolve) => {
+    const req = request(`${server.url}/api/v1/cache/paths`, { method: 'PUT', headers: { Authorization: `Bearer ${token}` } });
+    req.on('error', () => resolve());
+    req.on('response', () => resolve());
+    req.write(meta);
+    req.write(p.nar.subarray(0, p.nar.length / 2), async () => {
+      await new Promise((r) => setTimeout(r, 200));
+      await server.stop('SIGKILL');
+      req.destroy();
+      resolve();
+    });
+  });
+}

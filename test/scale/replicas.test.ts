@@ -4,14 +4,13 @@
  * concurrent pushes of the same path, revocation across replicas, and a replica killed mid-upload.
  */
 import { createHash } from 'node:crypto';
-import { request } from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, basicAuth, createToken, freePort, startFloe, type TestServer } from '../helpers/server.js';
 import { postgresAvailable, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { startS3, type TestS3 } from '../helpers/s3.js';
 import { buildClosure, fixtureDir, hostNix, requireNix, writeClosureExpr, writeNetrc } from '../helpers/nix.js';
-import { fakePath } from '../helpers/paths.js';
+import { fakePath, killMidUpload } from '../helpers/paths.js';
 import { parseNarInfo } from '../../src/nix/narinfo.js';
 
 const nixVersion = await requireNix(hostNix);
@@ -132,19 +131,7 @@ describe.skipIf(!enabled)('three replicas on PostgreSQL + S3', () => {
     const victim = replicas[2]!;
     const before = await s3.countObjects(prefix);
     const big = fakePath('killed', { type: 'regular', contents: Buffer.alloc(8 << 20, 9) });
-    const meta = JSON.stringify({ storePath: `/nix/store/${big.base}`, narHash: big.narHash, narSize: big.narSize, references: [] }) + '\n';
-    await new Promise<void>((resolve) => {
-      const req = request(`${victim.url}/api/v1/cache/paths`, { method: 'PUT', headers: { Authorization: `Bearer ${rw}` } });
-      req.on('error', () => resolve());
-      req.on('response', () => resolve());
-      req.write(meta);
-      req.write(big.nar.subarray(0, big.nar.length / 2), async () => {
-        await new Promise((r) => setTimeout(r, 200));
-        await victim.stop('SIGKILL');
-        req.destroy();
-        resolve();
-      });
-    });
+    await killMidUpload(victim, rw, big);
     for (const r of replicas.slice(0, 2)) expect((await narinfo(r, big.hashPart)).status).toBe(404);
     expect(await s3.countObjects(prefix)).toBe(before);
     await victim.restart();

@@ -16,6 +16,7 @@ import { parseStorePath, parseStorePathBase, type StorePathBase } from '../../ni
 import type { Limits } from '../../config.js';
 import type { AppEnv } from '../context.js';
 import { readJson } from '../body.js';
+import { parseBody } from '../validate.js';
 import { authRoutes } from './auth.js';
 import type { ExchangeService } from '../../identity/exchange.js';
 
@@ -28,15 +29,6 @@ export interface ApiDeps {
   limits: Limits;
   publicUrl: () => string;
   nixPublicKey: string;
-}
-
-function parseBody<T>(schema: z.ZodType<T>, value: unknown): T {
-  const r = schema.safeParse(value);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    throw new InvalidInput(issue.path.join('.') || 'body', issue.message);
-  }
-  return r.data;
 }
 
 /** A store path given as `/nix/store/<base>` or `<base>`. */

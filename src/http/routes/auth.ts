@@ -11,6 +11,7 @@ import type { Org } from '../../org/service.js';
 import type { Limits } from '../../config.js';
 import type { AppEnv } from '../context.js';
 import { readJson } from '../body.js';
+import { parseBody } from '../validate.js';
 
 export interface AuthRouteDeps {
   exchange: ExchangeService;
@@ -31,15 +32,6 @@ const awsBody = z.object({
   ttl: z.string().optional(),
 });
 
-function parse<T>(schema: z.ZodType<T>, value: unknown): T {
-  const r = schema.safeParse(value);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    throw new InvalidInput(issue.path.join('.') || 'body', issue.message);
-  }
-  return r.data;
-}
-
 function showTrust(t: StoredTrust) {
   return { id: t.id, org: t.orgName, issuer: t.issuer, audience: t.audience, createdAt: t.createdAt, ...t.spec };
 }
@@ -58,7 +50,7 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
   );
 
   api.post('/auth/exchange', async (c) => {
-    const body = parse(exchangeBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
+    const body = parseBody(exchangeBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
     const result = await deps.exchange.exchange(body.token, {
       ...(body.org ? { org: body.org } : {}),
       ...(body.ttl ? { ttlSeconds: parseTtl(body.ttl) } : {}),
@@ -70,7 +62,7 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
   });
 
   api.post('/auth/aws', async (c) => {
-    const body = parse(awsBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
+    const body = parseBody(awsBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
     const result = await deps.exchange.exchangeAws(
       { url: body.url, method: body.method, headers: body.headers, body: body.body },
       { ...(body.org ? { org: body.org } : {}), ...(body.ttl ? { ttlSeconds: parseTtl(body.ttl) } : {}) },
@@ -136,7 +128,7 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
   });
   api.post('/orgs/:org/tokens/revoke', async (c) => {
     const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
-    const body = parse(revokeBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
+    const body = parseBody(revokeBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
     return c.json({ subject: body.subject, revoked: await deps.tokens.revokeSubject(org.id, body.subject) });
   });
 }
