@@ -10,6 +10,7 @@ import { CliError, apiRequest, clientOptions } from './client.js';
 import { exchangeIdentity, githubActionsIdToken, saveLogin, serverAudience } from './login.js';
 import { signGetCallerIdentity } from './aws.js';
 import { browserLogin, deviceLogin } from './oidc-login.js';
+import { push } from './push.js';
 import { readFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 
@@ -197,6 +198,35 @@ async function readStdin(): Promise<string> {
   for await (const c of process.stdin) chunks.push(c as Buffer);
   return Buffer.concat(chunks).toString('utf8');
 }
+
+program
+  .command('push <paths...>')
+  .description('upload the closures of store paths (or ./result links) to the cache; only what is missing is sent')
+  .addOption(serverOption())
+  .option('--slice <org/slice>', 'upload to this slice (default: the token\'s)')
+  .option('-j, --jobs <n>', 'parallel uploads', '4')
+  .option('--json', 'print a JSON summary')
+  .action(async (paths: string[], opts: { server?: string; slice?: string; jobs: string; json?: boolean }) => {
+    const jobs = Number(opts.jobs);
+    if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) throw new CliError('--jobs must be between 1 and 64');
+    if (opts.slice && !/^[a-z0-9][a-z0-9_-]*\/[a-z0-9][a-z0-9_-]*$/.test(opts.slice)) throw new CliError('--slice must look like org/slice');
+    const tty = process.stderr.isTTY;
+    const result = await push(clientOptions(opts), paths, {
+      ...(opts.slice ? { slice: opts.slice } : {}),
+      jobs,
+      progress: (line, final) => {
+        if (tty && !final) process.stderr.write(`\r\x1b[K${line.slice(0, (process.stderr.columns ?? 120) - 1)}`);
+        else process.stderr.write(`${tty ? '\r\x1b[K' : ''}floe push: ${line}\n`);
+      },
+    });
+    if (tty) process.stderr.write('\r\x1b[K');
+    if (opts.json) console.log(JSON.stringify(result));
+    else process.stderr.write(`floe push: ${result.uploaded} uploaded, ${result.present} already present, ${result.failed.length} failed of ${result.total} paths\n`);
+    if (result.failed.length > 0) {
+      for (const f of result.failed.slice(0, 10)) process.stderr.write(`floe push: ${f.path}: ${f.error}\n`);
+      process.exit(1);
+    }
+  });
 
 const org = program.command('org').description('manage orgs');
 org

@@ -1,0 +1,94 @@
+/**
+ * `floe push` with real Nix: a wide closure, part of it already in the cache, uploaded in
+ * parallel with dependencies first; a push interrupted half way and resumed; the result
+ * substitutes into a fresh store with signatures required.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FLOE_BIN, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
+import { BASE_NIX_CONFIG, fixtureDir, hostNix, requireNix, writeNetrc } from '../helpers/nix.js';
+
+const exec = promisify(execFile);
+const version = await requireNix(hostNix);
+let server: TestServer;
+let rw: string;
+let dir: string;
+
+async function wideClosure(tag: string, width: number): Promise<{ top: string; leaves: string[] }> {
+  const file = path.join(dir, `${tag}.nix`);
+  await writeFile(
+    file,
+    `let leaf = i: derivation { name = "leaf-${tag}-\${toString i}"; builder = "/bin/sh"; args = [ "-c" "echo ${tag} \${toString i} > $out" ]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; };
+     leaves = builtins.genList leaf ${width};
+in derivation { name = "top-${tag}"; builder = "/bin/sh"; args = [ "-c" "echo \${toString leaves} > $out" ]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; }\n`,
+  );
+  const r = await hostNix.run(['nix-build', file, '--no-out-link'], { cacheHome: path.join(dir, 'build') });
+  if (r.code !== 0) throw new Error(r.stderr);
+  const top = r.stdout.trim().split('\n').at(-1)!;
+  const refs = await hostNix.run(['nix-store', '-q', '--references', top], { cacheHome: path.join(dir, 'build') });
+  return { top, leaves: refs.stdout.trim().split('\n') };
+}
+
+const floeEnv = () => ({ ...process.env, NIX_CONFIG: BASE_NIX_CONFIG, FLOE_SERVER: server.url, FLOE_TOKEN: rw });
+
+beforeAll(async () => {
+  if (!version) return;
+  server = await startFloe();
+  await createOrg(server, 'acme');
+  rw = (await createToken(server, 'acme', ['read', 'write'])).token;
+  dir = await fixtureDir('push');
+});
+
+afterAll(async () => {
+  await server?.cleanup();
+});
+
+describe.skipIf(!version)('floe push', () => {
+  it('uploads only what is missing, dependencies first, and the closure substitutes', async () => {
+    const { top, leaves } = await wideClosure('wide', 60);
+    const netrc = await writeNetrc(dir, 'netrc', rw);
+    const pre = await hostNix.run(['nix', 'copy', '--option', 'netrc-file', netrc, '--to', `${server.url}/cache`, ...leaves.slice(0, 10)], { cacheHome: path.join(dir, 'pre') });
+    expect(pre.code, pre.stderr).toBe(0);
+    const first = await exec(process.execPath, [FLOE_BIN, 'push', top, '--json', '--jobs', '4'], { env: floeEnv() });
+    expect(JSON.parse(first.stdout)).toMatchObject({ total: 61, present: 10, uploaded: 51, failed: [] });
+    expect(first.stderr).toMatch(/61 paths in the closure, 10 already in the cache, 51 to upload/);
+    const again = await exec(process.execPath, [FLOE_BIN, 'push', top, '--json'], { env: floeEnv() });
+    expect(JSON.parse(again.stdout)).toMatchObject({ present: 61, uploaded: 0 });
+    const key = (await (await fetch(`${server.url}/.well-known/nix-cache-key`)).text()).trim();
+    const got = await hostNix.run(
+      ['nix', 'copy', '--option', 'require-sigs', 'true', '--option', 'trusted-public-keys', key, '--option', 'netrc-file', netrc, '--from', `${server.url}/cache`, '--to', path.join(dir, 'store'), top],
+      { cacheHome: path.join(dir, 'sub') },
+    );
+    expect(got.code, got.stderr).toBe(0);
+  });
+
+  it('resumes an interrupted push', async () => {
+    const { top } = await wideClosure('resume', 30);
+    await new Promise<void>((resolve) => {
+      const child = spawn(process.execPath, [FLOE_BIN, 'push', top, '--jobs', '1'], { env: floeEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+      let seen = 0;
+      child.stderr.on('data', (d: Buffer) => {
+        seen += (d.toString().match(/uploaded \/nix\/store/g) ?? []).length;
+        if (seen >= 3) child.kill('SIGKILL');
+      });
+      child.on('close', () => resolve());
+    });
+    const resumed = await exec(process.execPath, [FLOE_BIN, 'push', top, '--json'], { env: floeEnv() });
+    const r = JSON.parse(resumed.stdout) as { total: number; present: number; uploaded: number };
+    expect(r.total).toBe(31);
+    expect(r.present).toBeGreaterThanOrEqual(3);
+    expect(r.present + r.uploaded).toBe(31);
+    expect(r.uploaded).toBeGreaterThan(0);
+  });
+
+  it('explains a missing token and a path that is not in the store', async () => {
+    const noToken = await exec(process.execPath, [FLOE_BIN, 'push', '/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-nope'], { env: { ...floeEnv(), FLOE_TOKEN: '' } }).catch((e) => e as { code: number; stderr: string });
+    expect(noToken.stderr).toMatch(/needs a token with the write scope/);
+    const bogus = await exec(process.execPath, [FLOE_BIN, 'push', '/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-nope'], { env: floeEnv() }).catch((e) => e as { code: number; stderr: string });
+    expect((bogus as { code: number }).code).not.toBe(0);
+    expect(bogus.stderr).toMatch(/nix path-info|not valid/);
+  });
+});
