@@ -18,6 +18,7 @@ import { FLOE_BIN, freePort } from '../test/helpers/server.js';
 import { postgresAvailable, startPostgres } from '../test/helpers/postgres.js';
 import { startS3 } from '../test/helpers/s3.js';
 import { registryBench } from './registry.js';
+import { pushBench } from './push.js';
 
 const DURATION = process.env.BENCH_DURATION ?? '8s';
 const PATHS = Number(process.env.BENCH_PATHS ?? 2000);
@@ -267,6 +268,17 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
     console.log(rf(rh));
     console.log('|' + rw.map((w) => '-'.repeat(w + 2)).join('|') + '|');
     for (const r of reg) console.log(rf(r));
+
+    if (spawnSync('sh', ['-c', 'command -v nix']).status === 0) {
+      console.log('\nfloe push against nix copy (same server, same closure shape):');
+      const rows = await pushBench(work);
+      const ph = ['measure', 'seconds', 'vs nix copy'];
+      const pw = ph.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+      const pf = (r: string[]) => '| ' + r.map((c, i) => c.padEnd(pw[i]!)).join(' | ') + ' |';
+      console.log(pf(ph));
+      console.log('|' + pw.map((w) => '-'.repeat(w + 2)).join('|') + '|');
+      for (const r of rows) console.log(pf(r));
+    }
   } finally {
     cleanup();
     for (const stop of stops) await stop().catch(() => undefined);

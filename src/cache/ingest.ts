@@ -79,6 +79,8 @@ export async function ingestNar(
   deps: { blobs: BlobStore; db: Db },
   limits: IngestLimits,
   signal?: AbortSignal,
+  /** Expected size (NarSize or Content-Length), to pick the compressor. */
+  sizeHint?: number,
 ): Promise<IngestedNar> {
   let received = 0;
   async function* counted() {
@@ -115,7 +117,7 @@ export async function ingestNar(
   const writer = await deps.blobs.begin();
   try {
     try {
-      await pipeline(Readable.from(body()), decompressor, check, createStorageCompressor(), tap, writer.body, signal ? { signal } : {});
+      await pipeline(Readable.from(body()), decompressor, check, createStorageCompressor(sizeHint), tap, writer.body, signal ? { signal } : {});
     } catch (err) {
       if (err instanceof FloeError) throw err;
       if ((err as Error).name === 'AbortError') throw err;

@@ -211,11 +211,11 @@ export class CacheService {
   }
 
   /** `PUT nar/<file>` from `nix copy`: verify and store, remember that this slice uploaded the file. */
-  async uploadNarFile(p: Principal, view: CacheView, fileName: string, body: AsyncIterable<Buffer>, signal?: AbortSignal): Promise<IngestedNar> {
+  async uploadNarFile(p: Principal, view: CacheView, fileName: string, body: AsyncIterable<Buffer>, signal?: AbortSignal, sizeHint?: number): Promise<IngestedNar> {
     const target = await this.writeTarget(p, view);
     if (!CLIENT_NAR_FILE.test(fileName)) throw new InvalidInput('NAR file name', `${JSON.stringify(fileName.slice(0, 80))} is not a valid file name`);
     const ext = fileName.includes('.nar.') ? fileName.slice(fileName.lastIndexOf('.') + 1) : 'none';
-    const nar = await this.ingestSlots.run(() => ingestNar(body, compressionFromName(ext), this.storage, this.limits, signal));
+    const nar = await this.ingestSlots.run(() => ingestNar(body, compressionFromName(ext), this.storage, this.limits, signal, sizeHint));
     const now = new Date();
     const record = {
       slice_id: target.slice.id,
@@ -284,7 +284,7 @@ export class CacheService {
   /** Floe's batch upload: metadata and NAR in one request, verified against each other. */
   async uploadPath(p: Principal, view: CacheView, meta: PathMetadata, body: AsyncIterable<Buffer>, declared: Compression | undefined, signal?: AbortSignal) {
     const target = await this.writeTarget(p, view);
-    const nar = await this.ingestSlots.run(() => ingestNar(body, declared, this.storage, this.limits, signal));
+    const nar = await this.ingestSlots.run(() => ingestNar(body, declared, this.storage, this.limits, signal, meta.narSize));
     if (!hashesEqual(nar.narHash, meta.narHash)) {
       throw new InvalidInput('narHash', `mismatch: claimed ${formatNix32Hash(meta.narHash)}, the uploaded NAR has ${formatNix32Hash(nar.narHash)}`);
     }

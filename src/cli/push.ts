@@ -11,6 +11,7 @@ import { request as httpsRequest } from 'node:https';
 import { pipeline } from 'node:stream/promises';
 import { CompressStream } from 'zstd-napi';
 import { CliError, apiRequest, type ClientOptions } from './client.js';
+import { dumpPath } from './nar-dump.js';
 
 export interface PathInfo {
   path: string;
@@ -69,12 +70,11 @@ function fmtBytes(n: number): string {
 async function uploadOne(client: ClientOptions, endpoint: string, info: PathInfo): Promise<void> {
   const url = new URL(endpoint);
   const meta = { storePath: info.path, narHash: info.narHash, narSize: info.narSize, references: info.references, deriver: info.deriver ?? null, ca: info.ca ?? null, sigs: info.signatures };
-  const dump = spawn('nix-store', ['--dump', info.path], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let dumpErr = '';
-  dump.stderr.on('data', (d) => (dumpErr += d));
+  // Small NARs go as they are (the server compresses for storage anyway); large ones as zstd.
+  const compress = info.narSize >= 1 << 20;
   const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
     method: 'PUT',
-    headers: { Authorization: `Bearer ${client.token ?? ''}`, 'Content-Type': 'application/x-floe-path', 'X-Floe-Compression': 'zstd' },
+    headers: { Authorization: `Bearer ${client.token ?? ''}`, 'Content-Type': 'application/x-floe-path', 'X-Floe-Compression': compress ? 'zstd' : 'none' },
   });
   const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
     req.on('response', (res) => {
@@ -86,11 +86,12 @@ async function uploadOne(client: ClientOptions, endpoint: string, info: PathInfo
   });
   req.write(JSON.stringify(meta) + '\n');
   try {
-    await pipeline(dump.stdout, new CompressStream({ compressionLevel: 3 }), req);
+    if (compress) await pipeline(dumpPath(info.path), new CompressStream({ compressionLevel: 3 }), req);
+    else await pipeline(dumpPath(info.path), req);
   } catch (err) {
     req.destroy();
     const r = await response.catch(() => undefined);
-    throw new CliError(r ? `${r.status}: ${r.body.trim()}` : `upload interrupted: ${(err as Error).message}${dumpErr ? ` (${dumpErr.trim()})` : ''}`);
+    throw new CliError(r ? `${r.status}: ${r.body.trim()}` : `upload interrupted: ${(err as Error).message}`);
   }
   const r = await response;
   if (r.status !== 200 && r.status !== 201) {

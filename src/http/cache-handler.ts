@@ -177,7 +177,7 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
           if (!req.complete) controller.abort();
         });
         acceptBody(req, res);
-        await deps.cache.uploadNarFile(principal, view, file, req, controller.signal);
+        await deps.cache.uploadNarFile(principal, view, file, req, controller.signal, len);
         return send(req, res, 201, {});
       }
     }
