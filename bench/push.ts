@@ -2,10 +2,11 @@
  * `floe push` against `nix copy --to` on the same closure, same server, same run: 200 small paths
  * plus one 32 MiB path. Each tool pushes to its own org, so neither finds the other's uploads.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { FLOE_BIN, freePort } from '../test/helpers/server.js';
+import { FLOE_BIN } from '../test/helpers/server.js';
+import { serveForBench } from './serve.js';
 
 const NIX_CONFIG = 'experimental-features = nix-command flakes\nsandbox = false\nbuild-users-group =\nsubstituters =';
 
@@ -23,19 +24,10 @@ in derivation { name = "pb-${tag}-\${who}-top"; builder = "/bin/sh"; args = [ "-
   const viaNix = build('nix');
   const viaFloe = build('floe');
 
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
   const dataDir = path.join(work, 'push-data');
-  const child: ChildProcess = spawn(process.execPath, [FLOE_BIN, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], { stdio: 'ignore', env: { ...process.env, FLOE_LOG_LEVEL: 'warn' } });
+  const server = await serveForBench(dataDir);
+  const url = server.url;
   try {
-    for (let i = 0; i < 200; i++) {
-      try {
-        if ((await fetch(`${url}/healthz`)).ok) break;
-      } catch {
-        /* starting */
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
     const admin = readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
     const call = async (p: string, body: unknown) => {
       const res = await fetch(`${url}${p}`, { method: 'POST', headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
@@ -61,6 +53,6 @@ in derivation { name = "pb-${tag}-\${who}-top"; builder = "/bin/sh"; args = [ "-
       ['push the same shape, floe push (4 parallel, zstd)', floeSecs.toFixed(2), `${(nixSecs / floeSecs).toFixed(2)}x faster`],
     ];
   } finally {
-    child.kill('SIGKILL');
+    server.stop();
   }
 }

@@ -5,11 +5,11 @@
  * HTTP to a real `floe serve`, driven by wrk.
  */
 import { randomUUID } from 'node:crypto';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { openStorage } from '../src/storage/open.js';
-import { FLOE_BIN, freePort } from '../test/helpers/server.js';
+import { serveForBench } from './serve.js';
 
 const WORDS = ['nix', 'rust', 'python', 'go', 'web', 'cli', 'tools', 'db', 'ml', 'infra', 'deploy', 'home', 'darwin', 'server', 'cache', 'lint'];
 
@@ -58,18 +58,9 @@ export async function registryBench(work: string, duration: string): Promise<str
   }
   await storage.close();
 
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const child: ChildProcess = spawn(process.execPath, [FLOE_BIN, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], { stdio: 'ignore', env: { ...process.env, FLOE_LOG_LEVEL: 'warn' } });
+  const server = await serveForBench(dataDir);
+  const url = server.url;
   try {
-    for (let i = 0; i < 200; i++) {
-      try {
-        if ((await fetch(`${url}/healthz`)).ok) break;
-      } catch {
-        /* starting */
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
     const script = path.join(work, 'registry.lua');
     writeFileSync(
       script,
@@ -99,6 +90,6 @@ end\n`,
     ];
     return rows;
   } finally {
-    child.kill('SIGKILL');
+    server.stop();
   }
 }

@@ -1,7 +1,6 @@
 /** Federated login and token management: `/api/v1/auth/*`, org trusts and token listings. */
 import type { Hono } from 'hono';
 import { z } from 'zod';
-import { InvalidInput } from '../../errors.js';
 import type { ExchangeService, StoredTrust } from '../../identity/exchange.js';
 import type { TokenService } from '../../identity/tokens.js';
 import { parseTtl } from '../../identity/tokens.js';
