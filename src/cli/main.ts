@@ -228,6 +228,53 @@ program
     }
   });
 
+program
+  .command('status')
+  .description('who am I on this server: org, subject, scopes, token expiry, cache URL')
+  .addOption(serverOption())
+  .option('--json', 'print JSON')
+  .action(async (opts: { server?: string; json?: boolean }) => {
+    const client = clientOptions(opts);
+    const who = await apiRequest<Record<string, unknown>>(client, 'GET', '/api/v1/auth/whoami');
+    const cache = await apiRequest<{ substituter: string }>({ ...client, token: undefined }, 'GET', '/api/v1/cache/info');
+    if (opts.json) return console.log(JSON.stringify({ ...who, server: client.server, substituter: cache.substituter }));
+    if (who.kind === 'anonymous') console.log(`not logged in to ${client.server} (set FLOE_TOKEN or run \`floe login\`)`);
+    else if (who.kind === 'server-admin') console.log(`server admin on ${client.server}`);
+    else console.log(`${who.subject} in org ${who.org} on ${client.server}\nscopes: ${(who.scopes as string[]).join(', ')}${who.slices ? ` (slices ${(who.slices as string[]).join(', ')})` : ''}\nexpires: ${who.expiresAt ?? 'never'}`);
+    console.log(`substituter: ${cache.substituter}`);
+  });
+
+program
+  .command('search <query...>')
+  .description('search flakes by name, description and labels')
+  .addOption(serverOption())
+  .option('--json', 'print JSON')
+  .action(async (query: string[], opts: { server?: string; json?: boolean }) => {
+    const res = await apiRequest<{ results: Array<{ org: string; flake: string; description: string | null; labels: string[] }> }>(
+      clientOptions(opts),
+      'GET',
+      `/api/v1/search?q=${encodeURIComponent(query.join(' '))}`,
+    );
+    if (opts.json) return console.log(JSON.stringify(res.results));
+    if (res.results.length === 0) return console.error('no flakes found');
+    for (const r of res.results) console.log(`${r.org}/${r.flake}${r.description ? `  ${r.description}` : ''}`);
+  });
+
+program
+  .command('resolve <ref>')
+  .description('resolve <org>/<flake>/<requirement>[#<output attribute>] to a release, or to the output\'s store path')
+  .addOption(serverOption())
+  .option('--json', 'print JSON')
+  .action(async (ref: string, opts: { server?: string; json?: boolean }) => {
+    const m = /^([^/#]+)\/([^/#]+)(?:\/([^#]+))?(?:#(.+))?$/.exec(ref);
+    if (!m) throw new CliError('expected <org>/<flake>[/<requirement>][#<attribute>], e.g. acme/tools/0.1#packages.x86_64-linux.default');
+    const [, org, flake, req = '*', attr] = m;
+    const base = `/api/v1/flakes/${encodeURIComponent(org!)}/${encodeURIComponent(flake!)}/resolve/${encodeURIComponent(req)}`;
+    const res = await apiRequest<{ version: string; storePath?: string; url: string }>(clientOptions(opts), 'GET', attr ? `${base}/output/${encodeURIComponent(attr)}` : base);
+    if (opts.json) return console.log(JSON.stringify(res));
+    console.log(attr ? res.storePath : `${org}/${flake} ${res.version}  ${res.url}`);
+  });
+
 const org = program.command('org').description('manage orgs');
 org
   .command('create <org>')

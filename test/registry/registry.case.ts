@@ -9,10 +9,14 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, basicAuth, createOrg, createToken, type TestServer } from '../helpers/server.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { FLOE_BIN, api, basicAuth, createOrg, createToken, type TestServer } from '../helpers/server.js';
 import type { Backend } from '../helpers/backends.js';
 import { type NixRunner, hostNix, writeNetrc } from '../helpers/nix.js';
 import { fakePath, nixStyleUpload } from '../helpers/paths.js';
+
+const exec = promisify(execFile);
 
 export function registryScenarios(backend: Backend, nixVersions: Array<[NixRunner, string | undefined]>): void {
   let server: TestServer;
@@ -168,6 +172,14 @@ export function registryScenarios(backend: Backend, nixVersions: Array<[NixRunne
       expect((await api(server, otherReader, 'GET', url)).status).toBe(404);
       const missing = await api<{ message: string }>(server, reader, 'GET', '/api/v1/flakes/acme/tool/resolve/2/output/packages.x86_64-linux.nope');
       expect(missing.body.message).toMatch(/has no output/);
+      // The same through the CLI.
+      const cli = (args: string[]) => exec(process.execPath, [FLOE_BIN, ...args], { env: { ...process.env, FLOE_SERVER: server.url, FLOE_TOKEN: reader } });
+      expect((await cli(['resolve', 'acme/tool/2#packages.x86_64-linux.default'])).stdout.trim()).toBe(`/nix/store/${p.base}`);
+      expect((await cli(['resolve', 'acme/tool/2'])).stdout).toMatch(/^acme\/tool 2\.0\.0 /);
+      expect((await cli(['search', 'tool'])).stdout).toMatch(/^acme\/tool/m);
+      expect((await cli(['status'])).stdout).toMatch(/in org acme[\s\S]*scopes: read/);
+      const bad = await cli(['resolve', 'nonsense']).catch((e) => e as { stderr: string });
+      expect(bad.stderr).toMatch(/expected <org>\/<flake>/);
     });
   });
 
