@@ -11,7 +11,9 @@ import { exchangeIdentity, githubActionsIdToken, saveLogin, serverAudience } fro
 import { signGetCallerIdentity } from './aws.js';
 import { browserLogin, deviceLogin } from './oidc-login.js';
 import { push } from './push.js';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { upsertNixConfBlock } from './netrc.js';
 import { spawn } from 'node:child_process';
 
 const program = new Command();
@@ -426,6 +428,31 @@ cache
   .action(async (opts: { server?: string; json?: boolean }) => {
     const res = await apiRequest<{ substituter: string; publicKey: string; nixConf: string }>(clientOptions(opts), 'GET', '/api/v1/cache/info');
     process.stdout.write(opts.json ? `${JSON.stringify(res)}\n` : res.nixConf);
+  });
+
+cache
+  .command('use')
+  .description('add this cache to nix.conf (substituter + trusted key); `floe login` also adds the netrc')
+  .addOption(serverOption())
+  .option('--nix-conf <file>', 'nix.conf to update (default: $XDG_CONFIG_HOME/nix/nix.conf)')
+  .option('--print', 'print the lines instead')
+  .action(async (opts: { server?: string; nixConf?: string; print?: boolean }) => {
+    const client = clientOptions(opts);
+    const info = await apiRequest<{ substituter: string; publicKey: string }>({ ...client, token: undefined }, 'GET', '/api/v1/cache/info');
+    const lines = [`extra-substituters = ${info.substituter}`, `extra-trusted-public-keys = ${info.publicKey}`];
+    if (opts.print) return console.log(lines.join('\n'));
+    const file = path.resolve(opts.nixConf ?? path.join(process.env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config'), 'nix', 'nix.conf'));
+    let current = '';
+    try {
+      current = await readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    // Keep a netrc-file line a previous `floe login` wrote into the same block.
+    const netrcLine = new RegExp(`# >>> floe ${new URL(client.server).hostname.replace(/[.]/g, '\\.')} [\\s\\S]*?(netrc-file = .*)`).exec(current)?.[1];
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, upsertNixConfBlock(current, new URL(client.server).hostname, netrcLine ? [...lines, netrcLine] : lines));
+    console.error(`floe: ${info.substituter} added to ${file}`);
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -1,6 +1,7 @@
 /** The real `floe` binary against a real server: the stable CLI contract scripts rely on. */
 import { execFile } from 'node:child_process';
-import { stat } from 'node:fs/promises';
+import { mkdtemp, readFile, stat } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -57,6 +58,15 @@ describe('floe CLI', () => {
     const info = await floe(['cache', 'info'], { FLOE_TOKEN: undefined });
     const key = (await (await fetch(`${server.url}/.well-known/nix-cache-key`)).text()).trim();
     expect(info.stdout).toBe(`extra-substituters = ${server.url}/cache\nextra-trusted-public-keys = ${key}\n`);
+  });
+
+  it('cache use writes the substituter and key into nix.conf, once', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'floe-use-'));
+    const conf = path.join(dir, 'nix.conf');
+    for (let i = 0; i < 2; i++) expect((await floe(['cache', 'use', '--nix-conf', conf])).code).toBe(0);
+    const text = await readFile(conf, 'utf8');
+    expect(text.match(/extra-substituters = /g)!.length).toBe(1);
+    expect(text).toContain(`extra-substituters = ${server.url}/cache`);
   });
 
   it('fails with a message naming the problem', async () => {
