@@ -11,6 +11,7 @@ import { exchangeIdentity, githubActionsIdToken, saveLogin, serverAudience } fro
 import { signGetCallerIdentity } from './aws.js';
 import { browserLogin, deviceLogin } from './oidc-login.js';
 import { push } from './push.js';
+import { apply } from './apply.js';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { upsertNixConfBlock } from './netrc.js';
@@ -228,6 +229,27 @@ program
       for (const f of result.failed.slice(0, 10)) process.stderr.write(`floe push: ${f.path}: ${f.error}\n`);
       process.exit(1);
     }
+  });
+
+program
+  .command('apply <target> <ref>')
+  .description('apply a published NixOS, nix-darwin or Home Manager configuration: fetch its closure from the cache, set the profile, activate')
+  .addOption(serverOption())
+  .option('--profile <path>', 'profile to point at the configuration')
+  .addOption(new Option('--verb <verb>', 'NixOS activation').choices(['switch', 'boot', 'test', 'dry-activate']).default('switch'))
+  .option('--netrc <file>', 'netrc for the cache (default: the one `floe login` wrote)')
+  .option('--dry-run', 'show what would be done')
+  .action(async (target: string, ref: string, opts: { server?: string; profile?: string; verb: 'switch' | 'boot' | 'test' | 'dry-activate'; netrc?: string; dryRun?: boolean }) => {
+    if (target !== 'nixos' && target !== 'nix-darwin' && target !== 'home-manager') throw new CliError('target must be nixos, nix-darwin or home-manager');
+    await apply(clientOptions(opts), {
+      target,
+      ref,
+      verb: opts.verb,
+      dryRun: Boolean(opts.dryRun),
+      ...(opts.profile ? { profile: opts.profile } : {}),
+      ...(opts.netrc ? { netrc: opts.netrc } : {}),
+      log: (line) => process.stderr.write(`floe apply: ${line}\n`),
+    });
   });
 
 program
