@@ -1,4 +1,8 @@
 /** A small HTTP client for Floe's API, used by CLI commands. Never prints the token. */
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
 export class CliError extends Error {}
 
 export interface ClientOptions {
@@ -6,12 +10,33 @@ export interface ClientOptions {
   token: string | undefined;
 }
 
+/** The token from FLOE_TOKEN, else the Floe entry that `floe login` wrote to the netrc. */
+function tokenFor(server: string): string | undefined {
+  const fromEnv = process.env.FLOE_TOKEN?.trim();
+  if (fromEnv) return fromEnv;
+  const netrc = path.join(process.env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config'), 'nix', 'netrc');
+  let text: string;
+  try {
+    text = readFileSync(netrc, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const host = new URL(server).hostname;
+  const tokens = text.split(/\s+/).filter(Boolean);
+  for (let i = 0; i < tokens.length; i++) {
+    if (tokens[i] !== 'machine' || tokens[i + 1] !== host) continue;
+    for (let j = i + 2; j < tokens.length && tokens[j] !== 'machine' && tokens[j] !== 'default'; j++) {
+      if (tokens[j] === 'password' && tokens[j + 1]?.startsWith('floe_')) return tokens[j + 1];
+    }
+  }
+  return undefined;
+}
+
 export function clientOptions(opts: { server?: string }): ClientOptions {
   const server = (opts.server ?? process.env.FLOE_SERVER ?? '').replace(/\/+$/, '');
   if (!server) throw new CliError('no server given: pass --server URL or set FLOE_SERVER (e.g. http://127.0.0.1:8080)');
   if (!/^https?:\/\//.test(server)) throw new CliError(`--server must be an http(s) URL, got ${JSON.stringify(server)}`);
-  const token = process.env.FLOE_TOKEN?.trim() || undefined;
-  return { server, token };
+  return { server, token: tokenFor(server) };
 }
 
 export async function apiRequest<T>(opts: ClientOptions, method: string, path: string, body?: unknown): Promise<T> {

@@ -12,6 +12,7 @@ import { signGetCallerIdentity } from './aws.js';
 import { browserLogin, deviceLogin } from './oidc-login.js';
 import { push } from './push.js';
 import { apply } from './apply.js';
+import { publishFlake } from './publish.js';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { upsertNixConfBlock } from './netrc.js';
@@ -250,6 +251,39 @@ program
       ...(opts.netrc ? { netrc: opts.netrc } : {}),
       log: (line) => process.stderr.write(`floe apply: ${line}\n`),
     });
+  });
+
+program
+  .command('publish')
+  .description('publish a release of the flake in this git checkout (from CI), with its outputs pushed to the cache')
+  .addOption(serverOption())
+  .option('--dir <dir>', 'flake directory inside the checkout', '.')
+  .option('--org <org>', 'org (default: owner of $GITHUB_REPOSITORY)')
+  .option('--name <flake>', 'flake name (default: the repository name)')
+  .option('--rolling', 'rolling release 0.<minor>.<commit count>+rev-<sha>')
+  .option('--rolling-minor <n>', 'minor version of rolling releases', '1')
+  .option('--tag <tag>', 'semver tag to publish (default: the CI tag)')
+  .addOption(new Option('--visibility <v>', 'who can see it').choices(['public', 'unlisted', 'private']).default('private'))
+  .option('--include-output <attr...>', 'build these outputs, push their closures and record their store paths')
+  .option('--label <label...>', 'labels for search')
+  .option('--dry-run', 'show what would be published')
+  .option('--json', 'print JSON')
+  .action(async (opts: { server?: string; dir: string; org?: string; name?: string; rolling?: boolean; rollingMinor: string; tag?: string; visibility: 'public' | 'unlisted' | 'private'; includeOutput?: string[]; label?: string[]; dryRun?: boolean; json?: boolean }) => {
+    const result = await publishFlake(clientOptions(opts), {
+      dir: opts.dir,
+      ...(opts.org ? { org: opts.org } : {}),
+      ...(opts.name ? { name: opts.name } : {}),
+      rolling: Boolean(opts.rolling),
+      rollingMinor: Number(opts.rollingMinor),
+      ...(opts.tag ? { tag: opts.tag } : {}),
+      visibility: opts.visibility,
+      includeOutputs: opts.includeOutput ?? [],
+      labels: opts.label ?? [],
+      dryRun: Boolean(opts.dryRun),
+      log: (line) => process.stderr.write(`floe publish: ${line}\n`),
+    });
+    if (opts.json) console.log(JSON.stringify(result));
+    else console.log(result.url);
   });
 
 program
