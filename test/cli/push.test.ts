@@ -48,15 +48,15 @@ afterAll(async () => {
 
 describe.skipIf(!version)('floe push', () => {
   it('uploads only what is missing, dependencies first, and the closure substitutes', async () => {
-    const { top, leaves } = await wideClosure('wide', 60);
+    const { top, leaves } = await wideClosure('wide', 150);
     const netrc = await writeNetrc(dir, 'netrc', rw);
     const pre = await hostNix.run(['nix', 'copy', '--option', 'netrc-file', netrc, '--to', `${server.url}/cache`, ...leaves.slice(0, 10)], { cacheHome: path.join(dir, 'pre') });
     expect(pre.code, pre.stderr).toBe(0);
     const first = await exec(process.execPath, [FLOE_BIN, 'push', top, '--json', '--jobs', '4'], { env: floeEnv() });
-    expect(JSON.parse(first.stdout)).toMatchObject({ total: 61, present: 10, uploaded: 51, failed: [] });
-    expect(first.stderr).toMatch(/61 paths in the closure, 10 already in the cache, 51 to upload/);
+    expect(JSON.parse(first.stdout)).toMatchObject({ total: 151, present: 10, uploaded: 141, failed: [] });
+    expect(first.stderr).toMatch(/151 paths in the closure, 10 already in the cache, 141 to upload/);
     const again = await exec(process.execPath, [FLOE_BIN, 'push', top, '--json'], { env: floeEnv() });
-    expect(JSON.parse(again.stdout)).toMatchObject({ present: 61, uploaded: 0 });
+    expect(JSON.parse(again.stdout)).toMatchObject({ present: 151, uploaded: 0 });
     const key = (await (await fetch(`${server.url}/.well-known/nix-cache-key`)).text()).trim();
     const got = await hostNix.run(
       ['nix', 'copy', '--option', 'require-sigs', 'true', '--option', 'trusted-public-keys', key, '--option', 'netrc-file', netrc, '--from', `${server.url}/cache`, '--to', path.join(dir, 'store'), top],
