@@ -126,9 +126,19 @@ export function nixScenarios(nix: NixRunner): void {
   it('re-pushing an existing closure uploads nothing', async () => {
     const out = await buildClosure(nix, expr, seed('again'), newMachine());
     expect((await push(out, netrcAcmeRW)).code).toBe(0);
-    const before = server.logs().split('\n').filter((l) => l.includes('"method":"PUT"')).length;
+    // Access-log lines arrive asynchronously: count once the log has settled.
+    const puts = async () => {
+      let previous = -1;
+      for (;;) {
+        const n = server.logs().split('\n').filter((l) => l.includes('"method":"PUT"')).length;
+        if (n === previous) return n;
+        previous = n;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+    const before = await puts();
     expect((await push(out, netrcAcmeRW)).code).toBe(0);
-    const after = server.logs().split('\n').filter((l) => l.includes('"method":"PUT"')).length;
+    const after = await puts();
     expect(after).toBe(before);
   });
 }
