@@ -13,6 +13,7 @@ import { browserLogin, deviceLogin } from './oidc-login.js';
 import { push } from './push.js';
 import { apply } from './apply.js';
 import { publishFlake } from './publish.js';
+import { FlakeEditError, addFlakeInput } from './flake-add.js';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { upsertNixConfBlock } from './netrc.js';
@@ -204,13 +205,24 @@ async function readStdin(): Promise<string> {
 }
 
 program
-  .command('push <paths...>')
+  .command('push [paths...]')
   .description('upload the closures of store paths (or ./result links) to the cache; only what is missing is sent')
   .addOption(serverOption())
   .option('--slice <org/slice>', 'upload to this slice (default: the token\'s)')
   .option('-j, --jobs <n>', 'parallel uploads', '4')
+  .option('--build-json <file>', 'also push every output listed in `nix build --json` output ("-" for stdin): the CI mode')
   .option('--json', 'print a JSON summary')
-  .action(async (paths: string[], opts: { server?: string; slice?: string; jobs: string; json?: boolean }) => {
+  .action(async (paths: string[], opts: { server?: string; slice?: string; jobs: string; json?: boolean; buildJson?: string }) => {
+    if (opts.buildJson) {
+      let built: unknown;
+      try {
+        built = JSON.parse(opts.buildJson === '-' ? await readStdin() : await readFile(opts.buildJson, 'utf8'));
+      } catch {
+        throw new CliError(`--build-json: ${opts.buildJson} is not the JSON that \`nix build --json\` prints`);
+      }
+      for (const entry of Array.isArray(built) ? (built as Array<{ outputs?: Record<string, string> }>) : []) paths.push(...Object.values(entry.outputs ?? {}));
+    }
+    if (paths.length === 0) throw new CliError('nothing to push: give store paths, ./result links or --build-json');
     const jobs = Number(opts.jobs);
     if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) throw new CliError('--jobs must be between 1 and 64');
     if (opts.slice && !/^[a-z0-9][a-z0-9_-]*\/[a-z0-9][a-z0-9_-]*$/.test(opts.slice)) throw new CliError('--slice must look like org/slice');
@@ -284,6 +296,65 @@ program
     });
     if (opts.json) console.log(JSON.stringify(result));
     else console.log(result.url);
+  });
+
+program
+  .command('list <what> [scope]')
+  .description('list orgs, the flakes of an org (`list flakes acme`) or the releases of a flake (`list releases acme/tools`)')
+  .addOption(serverOption())
+  .option('--json', 'print JSON')
+  .action(async (what: string, scope: string | undefined, opts: { server?: string; json?: boolean }) => {
+    const client = clientOptions(opts);
+    if (what === 'orgs') {
+      const res = await apiRequest<{ orgs: Array<{ name: string; flakes: number }> }>(client, 'GET', '/api/v1/flake-orgs');
+      if (opts.json) return console.log(JSON.stringify(res.orgs));
+      for (const o of res.orgs) console.log(`${o.name}  ${o.flakes} flake(s)`);
+    } else if (what === 'flakes') {
+      if (!scope) throw new CliError('which org? `floe list flakes <org>`');
+      const res = await apiRequest<{ flakes: Array<{ org: string; flake: string; visibility: string; description: string | null }> }>(client, 'GET', `/api/v1/orgs/${encodeURIComponent(scope)}/flakes`);
+      if (opts.json) return console.log(JSON.stringify(res.flakes));
+      for (const f of res.flakes) console.log(`${f.org}/${f.flake}  ${f.visibility}${f.description ? `  ${f.description}` : ''}`);
+    } else if (what === 'releases') {
+      const m = /^([^/]+)\/([^/]+)$/.exec(scope ?? '');
+      if (!m) throw new CliError('which flake? `floe list releases <org>/<flake>`');
+      const res = await apiRequest<{ releases: Array<{ version: string; yanked: boolean; publishedAt: string }> }>(client, 'GET', `/api/v1/flakes/${encodeURIComponent(m[1]!)}/${encodeURIComponent(m[2]!)}/releases`);
+      if (opts.json) return console.log(JSON.stringify(res.releases));
+      for (const r of res.releases) console.log(`${r.version}  ${r.publishedAt}${r.yanked ? '  (yanked)' : ''}`);
+    } else {
+      throw new CliError('list what? orgs, flakes <org> or releases <org>/<flake>');
+    }
+  });
+
+program
+  .command('add <ref>')
+  .description('add a Floe flake as an input of ./flake.nix: `floe add acme/tools` (newest 0.x/1.x…) or `floe add acme/tools/0.1`')
+  .addOption(serverOption())
+  .option('--dir <dir>', 'directory of the flake.nix to edit', '.')
+  .option('--input-name <name>', 'name of the input (default: the flake name)')
+  .action(async (ref: string, opts: { server?: string; dir: string; inputName?: string }) => {
+    const m = /^([^/]+)\/([^/]+)(?:\/(.+))?$/.exec(ref);
+    if (!m) throw new CliError('expected <org>/<flake>[/<requirement>]');
+    const [, orgName, flake, req] = m;
+    const client = clientOptions(opts);
+    // Without a requirement, pin to the newest release's major line (Cargo's caret), as fh does.
+    const latest = await apiRequest<{ version: string }>(client, 'GET', `/api/v1/flakes/${encodeURIComponent(orgName!)}/${encodeURIComponent(flake!)}/resolve/${encodeURIComponent(req ?? '*')}`);
+    const [major, minor] = latest.version.split('.');
+    const requirement = req ?? (major === '0' ? `0.${minor}` : major!);
+    const url = `${client.server}/f/${orgName}/${flake}/${requirement}.tar.gz`;
+    const file = path.join(path.resolve(opts.dir), 'flake.nix');
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch {
+      throw new CliError(`no flake.nix in ${path.resolve(opts.dir)}`);
+    }
+    try {
+      await writeFile(file, addFlakeInput(text, opts.inputName ?? flake!.replace(/[^A-Za-z0-9_'-]/g, '-'), url));
+    } catch (err) {
+      if (err instanceof FlakeEditError) throw new CliError(`${file}: ${err.message}`);
+      throw err;
+    }
+    console.error(`floe: added ${url} to ${file} (newest match today: ${latest.version}); add it to the outputs arguments and run \`nix flake lock\``);
   });
 
 program

@@ -350,7 +350,7 @@ export class RegistryService {
     }
     return out
       .sort((a, b) => b.score - a.score || (a.org < b.org ? -1 : a.org > b.org ? 1 : a.flake < b.flake ? -1 : a.flake > b.flake ? 1 : 0))
-      .slice(0, Math.min(Math.max(opts.limit ?? 50, 1), 500));
+      .slice(0, Math.min(Math.max(opts.limit ?? 50, 1), 500_000));
   }
 
   /**

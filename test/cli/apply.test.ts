@@ -25,7 +25,11 @@ async function publish(token: string, storePath: string): Promise<void> {
   await exec('tar', ['-czf', path.join(root, 't.tar.gz'), '-C', root, 'source']);
   const bytes = readFileSync(path.join(root, 't.tar.gz'));
   const sha = createHash('sha256').update(bytes).digest('base64');
-  const inventory = { nixosConfigurations: { children: { web: { what: 'NixOS configuration', outputs: { out: storePath } } } } };
+  const inventory = {
+    nixosConfigurations: { children: { web: { what: 'NixOS configuration', outputs: { out: storePath } } } },
+    darwinConfigurations: { children: { mac: { what: 'nix-darwin configuration', outputs: { out: storePath } } } },
+    homeConfigurations: { children: { me: { what: 'Home Manager configuration', outputs: { out: storePath } } } },
+  };
   const headers = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
   const stage = await fetch(`${server.url}/upload/acme/infra/1.0.0/${bytes.length}/${sha}`, { method: 'POST', headers, body: JSON.stringify({ visibility: 'private', outputs: { version: 1, docs: {}, inventory } }) });
   const { s3_upload_url, uuid } = (await stage.json()) as { s3_upload_url: string; uuid: string };
@@ -46,7 +50,7 @@ beforeAll(async () => {
     expr,
     `let etc = derivation { name = "etc-${Date.now()}"; builder = "/bin/sh"; args = [ "-c" "echo motd > $out" ]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; };
 in derivation { name = "nixos-system-web-${Date.now()}"; builder = "/bin/sh"; PATH = "/usr/bin:/bin"; system = builtins.currentSystem;
-  args = [ "-c" "mkdir -p $out/bin; echo \${etc} > $out/etc; printf '#!/bin/sh\\\\necho \\"activated $1\\" > ${dir}/activated\\\\n' > $out/bin/switch-to-configuration; chmod +x $out/bin/switch-to-configuration" ]; }\n`,
+  args = [ "-c" "mkdir -p $out/bin; echo \${etc} > $out/etc; printf '#!/bin/sh\\\\necho \\"activated $1\\" > ${dir}/activated\\\\n' > $out/bin/switch-to-configuration; printf '#!/bin/sh\\\\necho activate >> ${dir}/activate.log\\\\n' > $out/activate; printf '#!/bin/sh\\\\necho activate-user >> ${dir}/activate.log\\\\n' > $out/activate-user; chmod +x $out/bin/switch-to-configuration $out/activate $out/activate-user" ]; }\n`,
   );
   const built = await hostNix.run(['nix-build', expr, '--no-out-link'], { cacheHome: path.join(dir, 'b') });
   if (built.code !== 0) throw new Error(built.stderr);
@@ -80,6 +84,17 @@ describe.skipIf(!version)('floe apply', () => {
     expect(r.stderr).toMatch(/acme\/infra 1\.0\.0 nixosConfigurations\.web is \/nix\/store\//);
     expect(readFileSync(path.join(dir, 'activated'), 'utf8')).toBe('activated switch\n');
     expect(readlinkSync(path.join(dir, 'profiles', readlinkSync(path.join(dir, 'profiles', 'system'))))).toBe(system);
+  });
+
+  it('nix-darwin and Home Manager run their own activation', async () => {
+    const netrc = await writeNetrc(dir, 'netrc2', reader);
+    for (const [target, attr, expected] of [
+      ['home-manager', 'homeConfigurations.me', 'activate\n'],
+      ['nix-darwin', 'darwinConfigurations.mac', 'activate\nactivate-user\nactivate\n'],
+    ] as const) {
+      await exec(process.execPath, [FLOE_BIN, 'apply', target, `acme/infra/1#${attr}`, '--profile', path.join(dir, 'profiles', target), '--netrc', netrc], { env: env() });
+      expect(readFileSync(path.join(dir, 'activate.log'), 'utf8')).toBe(expected);
+    }
   });
 
   it('names what is wrong', async () => {

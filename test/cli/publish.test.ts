@@ -63,4 +63,25 @@ describe.skipIf(!version)('floe publish', () => {
     const again = await exec(process.execPath, [FLOE_BIN, 'publish', '--dir', repo, '--org', 'acme', '--name', 'tool', '--rolling'], { env }).catch((e) => e as { stderr: string });
     expect(again.stderr).toMatch(/409|already published/);
   });
+
+  it('list, add (then nix flake lock), and push --build-json', async () => {
+    const env = { ...process.env, NIX_CONFIG: BASE_NIX_CONFIG, FLOE_SERVER: server.url, FLOE_TOKEN: token, XDG_CACHE_HOME: path.join(repo, '.cache-home') };
+    const cli = (args: string[]) => exec(process.execPath, [FLOE_BIN, ...args], { env });
+    expect((await cli(['list', 'orgs'])).stdout).toMatch(/^acme {2}1 flake\(s\)/m);
+    expect((await cli(['list', 'flakes', 'acme'])).stdout).toMatch(/^acme\/tool {2}public {2}A tool to publish/m);
+    expect((await cli(['list', 'releases', 'acme/tool'])).stdout).toMatch(/^0\.1\.2\+rev-/m);
+    const consumer = mkdtempSync('/tmp/floe-add-');
+    writeFileSync(path.join(consumer, 'flake.nix'), '{\n  outputs = { self, ... }: { };\n}\n');
+    await cli(['add', 'acme/tool', '--dir', consumer]);
+    const { readFileSync } = await import('node:fs');
+    expect(readFileSync(path.join(consumer, 'flake.nix'), 'utf8')).toContain(`inputs.tool.url = "${server.url}/f/acme/tool/0.1.tar.gz";`);
+    const lock = await hostNix.run(['nix', 'flake', 'lock', `path:${consumer}`], { cacheHome: path.join(consumer, '.cache') });
+    expect(lock.code, lock.stderr).toBe(0);
+    const built = path.join(consumer, 'build.json');
+    const out = (await exec(process.execPath, [FLOE_BIN, 'resolve', 'acme/tool/0.1#packages.x86_64-linux.default'], { env })).stdout.trim();
+    writeFileSync(built, JSON.stringify([{ drvPath: '/nix/store/x.drv', outputs: { out } }]));
+    const pushed = JSON.parse((await cli(['push', '--build-json', built, '--json'])).stdout) as { total: number; present: number };
+    expect(pushed.total).toBeGreaterThan(0);
+    expect(pushed.present).toBe(pushed.total);
+  });
 });

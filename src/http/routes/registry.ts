@@ -112,7 +112,14 @@ export function registryRoutes(app: Hono<AppEnv>, deps: RegistryRouteDeps): void
   app.get('/api/v1/search', async (c) => {
     const q = c.req.query('q') ?? '';
     if (q.length > 200) throw new InvalidInput('q', 'at most 200 characters');
-    return c.json({ results: await deps.registry.listFlakes(c.get('principal'), { query: q, limit: Number(c.req.query('limit') ?? 50) || 50 }) });
+    return c.json({ results: await deps.registry.listFlakes(c.get('principal'), { query: q, limit: Math.min(Number(c.req.query('limit') ?? 50) || 50, 500) }) });
+  });
+  app.get('/api/v1/flake-orgs', async (c) => {
+    // Orgs with at least one flake the caller can see in listings.
+    const flakes = await deps.registry.listFlakes(c.get('principal'), { limit: 500_000 });
+    const counts = new Map<string, number>();
+    for (const f of flakes) counts.set(f.org, (counts.get(f.org) ?? 0) + 1);
+    return c.json({ orgs: [...counts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, flakes]) => ({ name, flakes })) });
   });
   app.get('/api/v1/orgs/:org/flakes', async (c) => {
     return c.json({ flakes: await deps.registry.listFlakes(c.get('principal'), { org: c.req.param('org'), limit: 500 }) });
