@@ -79,6 +79,21 @@ async function nixJson(args: string[], cwd: string): Promise<unknown> {
   }
 }
 
+/** `nix flake show --json` (nested attrsets, leaves with a `type`) to flake-schemas-style nodes. */
+export function showToInventory(tree: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(tree)) {
+    if (!value || typeof value !== 'object') continue;
+    const v = value as Record<string, unknown>;
+    if (typeof v.type === 'string') {
+      out[name] = { what: v.type === 'derivation' ? 'package' : v.type, ...(typeof v.description === 'string' ? { shortDescription: v.description } : {}) };
+    } else {
+      out[name] = { children: showToInventory(v) };
+    }
+  }
+  return out;
+}
+
 export async function publishFlake(client: ClientOptions, opts: PublishOptions): Promise<{ org: string; flake: string; version: string; url: string }> {
   const dir = path.resolve(opts.dir);
   const root = (await git(dir, ['rev-parse', '--show-toplevel'])).trim();
@@ -103,8 +118,10 @@ export async function publishFlake(client: ClientOptions, opts: PublishOptions):
   const readme = readmeName ? await readFile(path.join(dir, readmeName), 'utf8') : null;
   const metadata = (await nixJson(['flake', 'metadata', '--json', `path:${dir}`], dir).catch(() => ({}))) as { description?: string };
 
-  // Outputs to resolve and apply later: build them, push their closures, record their paths.
-  const inventory: Record<string, unknown> = {};
+  // The outputs inventory: what `nix flake show` lists (for people and search), then the outputs to
+  // resolve and apply later, built, pushed, and recorded with their store paths.
+  const shown = await nixJson(['flake', 'show', '--json', `path:${dir}`], dir).catch(() => undefined);
+  const inventory: Record<string, unknown> = shown && typeof shown === 'object' ? showToInventory(shown as Record<string, unknown>) : {};
   const outPaths: string[] = [];
   for (const attr of opts.includeOutputs) {
     const built = (await nixJson(['build', '--no-link', '--json', `path:${dir}#${attr}`], dir)) as Array<{ outputs: Record<string, string> }>;
@@ -118,7 +135,7 @@ export async function publishFlake(client: ClientOptions, opts: PublishOptions):
       node[part] = next;
       node = next.children;
     }
-    node[parts.at(-1)!] = { outputs };
+    node[parts.at(-1)!] = { ...((node[parts.at(-1)!] as object | undefined) ?? {}), outputs };
   }
 
   opts.log(`${org}/${flake} ${version}: ${tarball.length} bytes of source, ${outPaths.length} output path(s)`);
