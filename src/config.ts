@@ -36,6 +36,7 @@ export interface Config {
   logLevel: string;
   priority: number;
   oidc: { allowHttpIssuers: boolean; jwksCooldownMs: number };
+  publicMetrics: boolean;
   /** Tests only: an STS stand-in that AWS logins are sent to. */
   testAwsStsEndpoint: string | undefined;
   limits: Limits;
@@ -74,6 +75,7 @@ export function loadConfig(flags: { dataDir?: string; listen?: string; publicUrl
     cacheKeyName: env.FLOE_CACHE_KEY_NAME,
     logLevel: env.FLOE_LOG_LEVEL ?? 'info',
     testAwsStsEndpoint: env.FLOE_TEST_AWS_STS_ENDPOINT || undefined,
+    publicMetrics: /^(1|true|yes)$/i.test(env.FLOE_METRICS_PUBLIC ?? ''),
     oidc: {
       // Development and tests only: production issuers are https.
       allowHttpIssuers: /^(1|true|yes)$/i.test(env.FLOE_OIDC_ALLOW_HTTP_ISSUERS ?? ''),

@@ -20,6 +20,7 @@ import { describePrincipal } from './identity/principal.js';
 import { OrgService } from './org/service.js';
 import { CacheService } from './cache/service.js';
 import { createApp } from './http/app.js';
+import { Metrics } from './http/metrics.js';
 import { RegistryService } from './registry/service.js';
 import { createCacheHandler, markExpectsContinue } from './http/cache-handler.js';
 
@@ -108,6 +109,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   if (config.testAwsStsEndpoint) log.warn({ endpoint: config.testAwsStsEndpoint }, 'FLOE_TEST_AWS_STS_ENDPOINT is set: AWS logins are verified by a stand-in, not by AWS (tests only)');
   const exchange = new ExchangeService(storage.db, orgs, tokens, verifier, publicUrl, sts);
   const registry = new RegistryService(storage, orgs, authorizer, cache);
+  const metrics = new Metrics();
   const app = createApp({
     registry,
     exchange,
@@ -120,6 +122,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     nixPublicKey: keys.nixPublicKey,
     log,
     jwks: () => keyRing.current.jwks,
+    metrics,
+    publicMetrics: config.publicMetrics,
     rotateKeys: async () => {
       const kid = await rotateJwtKey(storage.db);
       await keyRing.reload(0);
@@ -130,7 +134,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const adminTokenFile = path.join(config.dataDir, 'admin-token');
   await ensureAdminToken(adminTokenFile, tokens, log);
   const api = getRequestListener(app.fetch);
-  const cacheHandler = createCacheHandler({ cache, orgs, tokens, limits: config.limits, priority: config.priority, log });
+  const cacheHandler = createCacheHandler({ cache, orgs, tokens, limits: config.limits, priority: config.priority, log, metrics });
   handler = (req, res) => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');

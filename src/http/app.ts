@@ -14,6 +14,7 @@ import type { AppEnv } from './context.js';
 import { errorBody, missResponse } from './errors.js';
 import { type ApiDeps, apiRoutes } from './routes/api.js';
 import { nextRequestId } from './request-id.js';
+import { type Metrics, areaOf } from './metrics.js';
 import { registryRoutes } from './routes/registry.js';
 import { NotFoundWithReason, type RegistryService } from '../registry/service.js';
 
@@ -23,6 +24,9 @@ export interface AppDeps extends ApiDeps {
   log: Logger;
   jwks: () => unknown;
   rotateKeys: () => Promise<string>;
+  metrics: Metrics;
+  /** Serve /metrics without authentication (for a scraper on a private network). */
+  publicMetrics: boolean;
 }
 
 const FLAKEHUB_PUSH_PATHS = /^\/(token\/status|upload\/|publish\/)/;
@@ -37,6 +41,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     c.set('principal', ANONYMOUS);
     await next();
     const status = c.env?.outgoing?.headersSent ? c.env.outgoing.statusCode : c.res.status;
+    deps.metrics.inc('floe_http_requests_total', { area: areaOf(c.req.path), status: `${Math.floor(status / 100)}xx` });
     // Never log headers or query strings: only what cannot carry a secret.
     deps.log.info(
       { reqId: requestId, method: c.req.method, path: c.req.path, status, ms: Math.round((performance.now() - started) * 100) / 100, principal: describePrincipal(c.get('principal')) },
@@ -75,6 +80,13 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.notFound(() => missResponse());
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/metrics', (c) => {
+    if (!deps.publicMetrics) {
+      const d = deps.authorizer.authorize(c.get('principal'), 'server.admin', { type: 'server' });
+      if (!d.allowed) throw new Forbidden('metrics need the server admin token (or FLOE_METRICS_PUBLIC=1)');
+    }
+    return c.text(deps.metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4' });
+  });
   app.get('/.well-known/jwks.json', (c) => c.json(deps.jwks() as object, 200, { 'Cache-Control': 'public, max-age=300' }));
   app.get('/.well-known/nix-cache-key', (c) => c.text(`${deps.nixPublicKey}\n`));
   app.post('/api/v1/keys/rotate', async (c) => {

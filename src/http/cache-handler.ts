@@ -21,6 +21,7 @@ import type { Logger } from '../log.js';
 import { declaredLength, readSmallBody } from './body.js';
 import { errorBody } from './errors.js';
 import { nextRequestId } from './request-id.js';
+import type { Metrics } from './metrics.js';
 
 export interface CacheHandlerDeps {
   cache: CacheService;
@@ -29,6 +30,7 @@ export interface CacheHandlerDeps {
   limits: Limits;
   priority: number;
   log: Logger;
+  metrics: Metrics;
 }
 
 const UNIFIED_TOP = new Set(['nar', 'log', 'realisations', 'build-trace-v2', 'debuginfo']);
@@ -114,6 +116,7 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
       const hash = parseStorePathHash(first!.slice(0, -'.narinfo'.length));
       if (method === 'GET' || method === 'HEAD') {
         const text = await deps.cache.findNarInfo(principal, view, hash);
+        deps.metrics.inc('floe_narinfo_lookups_total', { result: text === undefined ? 'miss_or_denied' : 'hit' });
         if (text === undefined) return miss(req, res);
         return send(req, res, 200, { 'Content-Type': 'text/x-nix-narinfo', 'Cache-Control': 'private, no-cache' }, text);
       }
@@ -163,6 +166,7 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
         });
         try {
           await pipeline(read.body, res);
+          deps.metrics.inc('floe_nar_bytes_served_total', {}, range ? range.end - range.start + 1 : found.size);
         } catch {
           // The client went away mid-download; nothing to clean up here.
         }
@@ -177,7 +181,14 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
           if (!req.complete) controller.abort();
         });
         acceptBody(req, res);
-        await deps.cache.uploadNarFile(principal, view, file, req, controller.signal, len);
+        try {
+          const nar = await deps.cache.uploadNarFile(principal, view, file, req, controller.signal, len);
+          deps.metrics.inc('floe_uploads_total', { result: 'accepted' });
+          deps.metrics.inc('floe_upload_bytes_total', {}, nar.receivedBytes);
+        } catch (err) {
+          deps.metrics.inc('floe_uploads_total', { result: 'rejected' });
+          throw err;
+        }
         return send(req, res, 201, {});
       }
     }
@@ -208,6 +219,7 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
         send(req, res, body.status, headers, `${body.message}\n`);
       }
     }
+    deps.metrics.inc('floe_http_requests_total', { area: 'cache', status: `${Math.floor(res.statusCode / 100)}xx` });
     if (deps.log.isLevelEnabled('info')) {
       // Never log headers or query strings: only what cannot carry a secret.
       deps.log.info(

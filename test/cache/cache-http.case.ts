@@ -93,6 +93,15 @@ export function cacheHttpScenarios(backend: Backend): void {
       // The slice URL answers too.
       expect((await get(`${cacheUrl}/acme/default/${p.hashPart}.narinfo`, acmeRead)).status).toBe(200);
     });
+
+    it('counts what it serves in /metrics, for the admin only', async () => {
+      expect((await get(`${server.url}/metrics`)).status).toBe(403);
+      const text = (await get(`${server.url}/metrics`, server.adminToken)).body.toString();
+      expect(text).toMatch(/^floe_narinfo_lookups_total\{result="hit"\} [1-9]/m);
+      expect(text).toMatch(/^floe_uploads_total\{result="accepted"\} [1-9]/m);
+      expect(text).toMatch(/^floe_nar_bytes_served_total [1-9]/m);
+      expect(text).toMatch(/^floe_http_requests_total\{area="cache",status="2xx"\} [1-9]/m);
+    });
   });
 
   describe('access control', () => {
