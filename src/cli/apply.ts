@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CliError, apiRequest, type ClientOptions } from './client.js';
+import { CliError, apiRequest, nixConfigDir, parseFlakeRef, type ClientOptions } from './client.js';
 
 export type ApplyTarget = 'nixos' | 'nix-darwin' | 'home-manager';
 
@@ -43,17 +43,18 @@ function run(cmd: string, args: string[], log: (l: string) => void): Promise<voi
 }
 
 export async function apply(client: ClientOptions, opts: ApplyOptions): Promise<string> {
-  const m = /^([^/#]+)\/([^/#]+)(?:\/([^#]+))?(?:#(.+))?$/.exec(opts.ref);
-  if (!m) throw new CliError('expected <org>/<flake>[/<requirement>][#<attribute>], e.g. acme/infra/0.1#nixosConfigurations.web');
-  const [, org, flake, req = '*', attr = defaultAttr(opts.target)] = m;
+  const ref = parseFlakeRef(opts.ref);
+  const { org, flake } = ref;
+  const req = ref.requirement ?? '*';
+  const attr = ref.attribute ?? defaultAttr(opts.target);
   const resolved = await apiRequest<{ version: string; storePath: string }>(
     client,
     'GET',
-    `/api/v1/flakes/${encodeURIComponent(org!)}/${encodeURIComponent(flake!)}/resolve/${encodeURIComponent(req)}/output/${encodeURIComponent(attr)}`,
+    `/api/v1/flakes/${encodeURIComponent(org)}/${encodeURIComponent(flake)}/resolve/${encodeURIComponent(req)}/output/${encodeURIComponent(attr)}`,
   );
   opts.log(`${org}/${flake} ${resolved.version} ${attr} is ${resolved.storePath}`);
   const info = await apiRequest<{ substituter: string; publicKey: string }>({ ...client, token: undefined }, 'GET', '/api/v1/cache/info');
-  const netrc = opts.netrc ?? path.join(process.env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config'), 'nix', 'netrc');
+  const netrc = opts.netrc ?? path.join(nixConfigDir(), 'netrc');
   const realise = [
     '--realise',
     resolved.storePath,

@@ -10,11 +10,23 @@ export interface ClientOptions {
   token: string | undefined;
 }
 
+/** Where Nix reads per-user configuration (nix.conf, and where `floe login` keeps the netrc). */
+export function nixConfigDir(): string {
+  return path.join(process.env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config'), 'nix');
+}
+
+/** A Floe flake reference: `<org>/<flake>[/<requirement>][#<attribute>]`. */
+export function parseFlakeRef(ref: string): { org: string; flake: string; requirement?: string; attribute?: string } {
+  const m = /^([^/#]+)\/([^/#]+)(?:\/([^#]+))?(?:#(.+))?$/.exec(ref);
+  if (!m) throw new CliError('expected <org>/<flake>[/<requirement>][#<attribute>], e.g. acme/tools/0.1#packages.x86_64-linux.default');
+  return { org: m[1]!, flake: m[2]!, ...(m[3] ? { requirement: m[3] } : {}), ...(m[4] ? { attribute: m[4] } : {}) };
+}
+
 /** The token from FLOE_TOKEN, else the Floe entry that `floe login` wrote to the netrc. */
 function tokenFor(server: string): string | undefined {
   const fromEnv = process.env.FLOE_TOKEN?.trim();
   if (fromEnv) return fromEnv;
-  const netrc = path.join(process.env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config'), 'nix', 'netrc');
+  const netrc = path.join(nixConfigDir(), 'netrc');
   let text: string;
   try {
     text = readFileSync(netrc, 'utf8');

@@ -3,9 +3,8 @@
  * netrc entry (0600, only Floe's own entry is replaced) and the nix.conf lines that use it.
  */
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { CliError, apiRequest, type ClientOptions } from './client.js';
+import { CliError, apiRequest, nixConfigDir, type ClientOptions } from './client.js';
 import { NetrcError, nixConfLines, upsertNetrcEntry, upsertNixConfBlock } from './netrc.js';
 
 export interface LoginOutputOptions {
@@ -22,10 +21,6 @@ interface Exchanged {
   scopes?: string[];
   subject?: string;
   expiresAt?: string | null;
-}
-
-function configDir(): string {
-  return process.env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config');
 }
 
 async function writePrivate(file: string, text: string): Promise<void> {
@@ -81,7 +76,7 @@ export async function githubActionsIdToken(audience: string): Promise<string> {
 /** Writes (or prints) the netrc entry and nix.conf lines for `token`. */
 export async function saveLogin(client: ClientOptions, result: Exchanged, opts: LoginOutputOptions): Promise<void> {
   const host = new URL(client.server).hostname;
-  const netrcFile = path.resolve(opts.netrc ?? path.join(configDir(), 'nix', 'netrc'));
+  const netrcFile = path.resolve(opts.netrc ?? path.join(nixConfigDir(), 'netrc'));
   const info = await apiRequest<{ substituter: string; publicKey: string }>({ ...client, token: undefined }, 'GET', '/api/v1/cache/info');
   const lines = nixConfLines({ substituter: info.substituter, publicKey: info.publicKey, netrcFile });
   if (opts.print) {
@@ -96,7 +91,7 @@ export async function saveLogin(client: ClientOptions, result: Exchanged, opts: 
   }
   let nixConfFile: string | undefined;
   if (opts.nixConf !== false) {
-    nixConfFile = path.resolve(opts.nixConf ?? path.join(configDir(), 'nix', 'nix.conf'));
+    nixConfFile = path.resolve(opts.nixConf ?? path.join(nixConfigDir(), 'nix.conf'));
     await mkdir(path.dirname(nixConfFile), { recursive: true });
     await writeFile(nixConfFile, upsertNixConfBlock(await readOrEmpty(nixConfFile), host, lines));
   }

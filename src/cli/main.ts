@@ -6,7 +6,7 @@ import { createLogger } from '../log.js';
 import { startServer } from '../server.js';
 import { migrateInstallation } from '../migrate.js';
 import path from 'node:path';
-import { CliError, apiRequest, clientOptions } from './client.js';
+import { CliError, apiRequest, clientOptions, nixConfigDir, parseFlakeRef } from './client.js';
 import { exchangeIdentity, githubActionsIdToken, saveLogin, serverAudience } from './login.js';
 import { signGetCallerIdentity } from './aws.js';
 import { browserLogin, deviceLogin } from './oidc-login.js';
@@ -15,7 +15,6 @@ import { apply } from './apply.js';
 import { publishFlake } from './publish.js';
 import { FlakeEditError, addFlakeInput } from './flake-add.js';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import { upsertNixConfBlock } from './netrc.js';
 import { spawn } from 'node:child_process';
 
@@ -395,10 +394,8 @@ program
   .addOption(serverOption())
   .option('--json', 'print JSON')
   .action(async (ref: string, opts: { server?: string; json?: boolean }) => {
-    const m = /^([^/#]+)\/([^/#]+)(?:\/([^#]+))?(?:#(.+))?$/.exec(ref);
-    if (!m) throw new CliError('expected <org>/<flake>[/<requirement>][#<attribute>], e.g. acme/tools/0.1#packages.x86_64-linux.default');
-    const [, org, flake, req = '*', attr] = m;
-    const base = `/api/v1/flakes/${encodeURIComponent(org!)}/${encodeURIComponent(flake!)}/resolve/${encodeURIComponent(req)}`;
+    const { org, flake, requirement: req = '*', attribute: attr } = parseFlakeRef(ref);
+    const base = `/api/v1/flakes/${encodeURIComponent(org)}/${encodeURIComponent(flake)}/resolve/${encodeURIComponent(req)}`;
     const res = await apiRequest<{ version: string; storePath?: string; url: string }>(clientOptions(opts), 'GET', attr ? `${base}/output/${encodeURIComponent(attr)}` : base);
     if (opts.json) return console.log(JSON.stringify(res));
     console.log(attr ? res.storePath : `${org}/${flake} ${res.version}  ${res.url}`);
@@ -568,7 +565,7 @@ cache
     const info = await apiRequest<{ substituter: string; publicKey: string }>({ ...client, token: undefined }, 'GET', '/api/v1/cache/info');
     const lines = [`extra-substituters = ${info.substituter}`, `extra-trusted-public-keys = ${info.publicKey}`];
     if (opts.print) return console.log(lines.join('\n'));
-    const file = path.resolve(opts.nixConf ?? path.join(process.env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config'), 'nix', 'nix.conf'));
+    const file = path.resolve(opts.nixConf ?? path.join(nixConfigDir(), 'nix.conf'));
     let current = '';
     try {
       current = await readFile(file, 'utf8');

@@ -19,7 +19,7 @@ import type { OrgService } from '../org/service.js';
 import type { Limits } from '../config.js';
 import type { Logger } from '../log.js';
 import { declaredLength, readSmallBody } from './body.js';
-import { errorBody } from './errors.js';
+import { MISS_BODY, MISS_HEADERS, errorBody } from './errors.js';
 import { nextRequestId } from './request-id.js';
 import type { Metrics } from './metrics.js';
 
@@ -34,7 +34,6 @@ export interface CacheHandlerDeps {
 }
 
 const UNIFIED_TOP = new Set(['nar', 'log', 'realisations', 'build-trace-v2', 'debuginfo']);
-const MISS_BODY = 'not found\n';
 
 type Headers = Record<string, string>;
 
@@ -44,9 +43,9 @@ function send(req: IncomingMessage, res: ServerResponse, status: number, headers
   res.end(req.method === 'HEAD' ? undefined : bytes);
 }
 
-/** The one answer for "missing" and "denied read" on the cache. Same bytes as the API's miss. */
+/** The one answer for "missing" and "denied read" (the same bytes as `missResponse`). */
 function miss(req: IncomingMessage, res: ServerResponse): void {
-  send(req, res, 404, { 'Content-Type': 'text/plain; charset=UTF-8', 'Cache-Control': 'no-store' }, MISS_BODY);
+  send(req, res, 404, { ...MISS_HEADERS }, MISS_BODY);
 }
 
 /**

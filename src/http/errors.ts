@@ -31,6 +31,9 @@ export function errorBody(err: unknown, requestId: string): ErrorBody {
  * The one answer for "missing" and for "denied read", byte-identical wherever it comes from.
  * Returned directly on hot paths (no exception, no stack trace), and by the error handler for NotFound.
  */
+export const MISS_BODY = 'not found\n';
+export const MISS_HEADERS = { 'Content-Type': 'text/plain; charset=UTF-8', 'Cache-Control': 'no-store' } as const;
+
 export function missResponse(): Response {
-  return new Response('not found\n', { status: 404, headers: { 'Content-Type': 'text/plain; charset=UTF-8', 'Cache-Control': 'no-store' } });
+  return new Response(MISS_BODY, { status: 404, headers: MISS_HEADERS });
 }

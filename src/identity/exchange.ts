@@ -141,11 +141,10 @@ export class ExchangeService {
   }
 
   private async mintFor(trusts: StoredTrust[], issuer: string, claims: Record<string, unknown>, opts: { org?: string; ttlSeconds?: number }): Promise<ExchangeResult> {
-    const verified = { claims };
     const candidates = trusts.filter((t) => opts.org === undefined || t.orgName === opts.org);
     const reasons: string[] = [];
     const matching = candidates.filter((t) => {
-      const m = matchTrust(t.spec, verified.claims);
+      const m = matchTrust(t.spec, claims);
       if (!m.ok) reasons.push(`${t.orgName}: ${m.reason}`);
       return m.ok;
     });
@@ -157,7 +156,7 @@ export class ExchangeService {
     const trust = matching[0]!;
     const trustTtl = trust.spec.ttlSeconds ?? DEFAULT_TTL_SECONDS;
     const ttlSeconds = Math.min(opts.ttlSeconds ?? trustTtl, trustTtl);
-    const subject = subjectFor(trust.spec, issuer, verified.claims);
+    const subject = subjectFor(trust.spec, issuer, claims);
     const scopes = grantedScopes(trust.spec);
     const slices = trust.spec.slices ?? null;
     const minted = await this.tokens.mint({
@@ -168,7 +167,7 @@ export class ExchangeService {
         org: { id: trust.orgId, name: trust.orgName },
         scopes,
         slices,
-        identity: { provider: trust.spec.provider, issuer, claims: carriedClaims(trust.spec, verified.claims) },
+        identity: { provider: trust.spec.provider, issuer, claims: carriedClaims(trust.spec, claims) },
       },
     });
     return { ...minted, org: trust.orgName, scopes, slices, subject, trustId: trust.id };
@@ -198,14 +197,7 @@ export class ExchangeService {
   }
 
   private fromRow(r: { id: string; org_id: string; issuer: string; audience: string | null; spec: string; created_at: string }, orgName: string): StoredTrust {
-    return {
-      id: r.id,
-      orgId: r.org_id,
-      orgName,
-      issuer: r.issuer,
-      audience: this.audienceOf(trustSpecSchema.parse(JSON.parse(r.spec))),
-      spec: trustSpecSchema.parse(JSON.parse(r.spec)),
-      createdAt: r.created_at,
-    };
+    const spec = trustSpecSchema.parse(JSON.parse(r.spec));
+    return { id: r.id, orgId: r.org_id, orgName, issuer: r.issuer, audience: this.audienceOf(spec), spec, createdAt: r.created_at };
   }
 }

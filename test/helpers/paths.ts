@@ -1,5 +1,6 @@
 /** Synthetic store paths and NARs for HTTP-level tests (no Nix needed). */
 import { createHash, randomBytes } from 'node:crypto';
+import { request } from 'node:http';
 import { encodeNix32 } from '../../src/nix/nix32.js';
 import { type NarTree, serializeNar } from '../../src/nix/nar.js';
 import { formatNarInfo } from '../../src/nix/narinfo.js';
@@ -53,7 +54,6 @@ export async function nixStyleUpload(cacheUrl: string, auth: string | undefined,
 
 /** Starts a batch upload of `p`, sends half of its NAR, then SIGKILLs the server mid-request. */
 export async function killMidUpload(server: { url: string; stop(signal?: NodeJS.Signals): Promise<void> }, token: string, p: FakePath): Promise<void> {
-  const { request } = await import('node:http');
   const meta = JSON.stringify({ storePath: `/nix/store/${p.base}`, narHash: p.narHash, narSize: p.narSize, references: [] }) + '\n';
   await new Promise<void>((resolve) => {
     const req = request(`${server.url}/api/v1/cache/paths`, { method: 'PUT', headers: { Authorization: `Bearer ${token}` } });

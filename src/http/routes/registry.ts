@@ -62,24 +62,15 @@ export function registryRoutes(app: Hono<AppEnv>, deps: RegistryRouteDeps): void
     return new Response(Readable.toWeb(read.body) as ReadableStream, { status: 200, headers: { ...headers, 'Content-Length': String(release.tarballSize) } });
   });
 
+  /** Resolves a requirement and redirects to the immutable release; `*` when none is given. */
   const resolveAndRedirect = async (c: Context<AppEnv>) => {
-    const req = c.req.param('req')!.replace(/\.tar\.gz$/, '');
-    let release: Release | undefined;
-    try {
-      release = await deps.registry.resolve(c.get('principal'), c.req.param('org')!, c.req.param('flake')!, req);
-    } catch (err) {
-      if (err instanceof InvalidInput) throw err;
-      throw err;
-    }
+    const req = (c.req.param('req') ?? '*').replace(/\.tar\.gz$/, '');
+    const release = await deps.registry.resolve(c.get('principal'), c.req.param('org')!, c.req.param('flake')!, req);
     if (!release) return missResponse();
     return c.body(null, 302, { Location: pinnedUrl(base(), release), Link: immutableLink(base(), release), 'Cache-Control': 'no-store' });
   };
   app.on(['GET', 'HEAD'], '/f/:org/:flake/:req', resolveAndRedirect);
-  app.on(['GET', 'HEAD'], '/f/:org/:flake', async (c) => {
-    const all = await deps.registry.resolve(c.get('principal'), c.req.param('org'), c.req.param('flake'), '*');
-    if (!all) return missResponse();
-    return c.body(null, 302, { Location: pinnedUrl(base(), all), Link: immutableLink(base(), all), 'Cache-Control': 'no-store' });
-  });
+  app.on(['GET', 'HEAD'], '/f/:org/:flake', resolveAndRedirect);
 
   // ---- flakehub-push --------------------------------------------------------------------------
   app.get('/token/status', (c) => {
