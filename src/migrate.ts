@@ -18,7 +18,7 @@ export interface MigrateReport {
 }
 
 /** Tables in foreign-key order. Upload records are transient proofs of possession and not copied. */
-const TABLES = ['orgs', 'slices', 'tokens', 'server_keys', 'nars', 'paths', 'identity_trusts'] as const satisfies ReadonlyArray<keyof Schema>;
+const TABLES = ['orgs', 'org_settings', 'pins', 'upstreams', 'slices', 'tokens', 'server_keys', 'nars', 'paths', 'identity_trusts'] as const satisfies ReadonlyArray<keyof Schema>;
 const BATCH = 200;
 
 export async function migrateInstallation(

@@ -12,6 +12,7 @@ import type { Hash } from '../nix/hash.js';
 import { encodeNix32 } from '../nix/nix32.js';
 import { NarValidator } from '../nix/nar.js';
 import type { BlobStore, Db } from '../storage/types.js';
+import { lockSharedAgainstGc } from '../storage/locks.js';
 import { type Compression, createDecompressor, createStorageCompressor, sniffCompression } from './compression.js';
 
 export interface IngestLimits {
@@ -76,7 +77,7 @@ class Tap extends Transform {
 export async function ingestNar(
   source: AsyncIterable<Buffer>,
   declared: Compression | undefined,
-  deps: { blobs: BlobStore; db: Db },
+  deps: { blobs: BlobStore; db: Db; dialect: 'sqlite' | 'postgres' },
   limits: IngestLimits,
   signal?: AbortSignal,
   /** Expected size (NarSize or Content-Length), to pick the compressor. */
@@ -127,23 +128,31 @@ export async function ingestNar(
     const narHash: Hash = { algo: 'sha256', digest: check.sha.digest() };
     const narHashNix32 = encodeNix32(narHash.digest);
     const blobKey = narBlobKey(narHashNix32);
-    const existing = await deps.db.selectFrom('nars').select('nar_hash').where('nar_hash', '=', narHashNix32).executeTakeFirst();
-    if (existing && (await deps.blobs.size(blobKey)) !== undefined) {
-      await writer.abort();
-    } else {
-      await writer.commit(blobKey);
-      await deps.db
-        .insertInto('nars')
-        .values({
-          nar_hash: narHashNix32,
-          nar_size: check.size,
-          file_hash: encodeNix32(tap.sha.digest()),
-          file_size: tap.size,
-          created_at: new Date().toISOString(),
-        })
-        .onConflict((oc) => oc.column('nar_hash').doNothing())
-        .execute();
-    }
+    // The row first, then the blob, under the lock shared with GC: either GC ran before (the row
+    // and blob are gone, so we store ours) or after (it sees touched_at and leaves them alone).
+    const now = new Date().toISOString();
+    const fileHash = encodeNix32(tap.sha.digest());
+    const needBlob = await deps.db.transaction().execute(async (trx) => {
+      await lockSharedAgainstGc(trx, deps.dialect);
+      const existing = await trx.selectFrom('nars').select('nar_hash').where('nar_hash', '=', narHashNix32).executeTakeFirst();
+      const present = (await deps.blobs.size(blobKey)) !== undefined;
+      if (existing) {
+        await trx
+          .updateTable('nars')
+          .set(present ? { touched_at: now } : { touched_at: now, file_hash: fileHash, file_size: tap.size })
+          .where('nar_hash', '=', narHashNix32)
+          .execute();
+      } else {
+        await trx
+          .insertInto('nars')
+          .values({ nar_hash: narHashNix32, nar_size: check.size, file_hash: fileHash, file_size: tap.size, created_at: now, touched_at: now })
+          .onConflict((oc) => oc.column('nar_hash').doUpdateSet({ touched_at: now }))
+          .execute();
+      }
+      return !present;
+    });
+    if (needBlob) await writer.commit(blobKey);
+    else await writer.abort();
     return { narHash, narSize: check.size, blobKey, receivedBytes: received, compression };
   } catch (err) {
     await writer.abort();

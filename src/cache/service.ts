@@ -4,7 +4,7 @@
  * closure-complete: a path becomes visible only with its NAR stored and all its references present
  * in that slice (references the writer can already read elsewhere are linked in, never re-uploaded).
  */
-import { Conflict, Forbidden, InvalidInput, Unauthenticated } from '../errors.js';
+import { Conflict, Forbidden, InvalidInput, TooLarge, Unauthenticated } from '../errors.js';
 import type { Principal } from '../identity/principal.js';
 import { type Hash, formatNix32Hash, hashesEqual, parseDigest } from '../nix/hash.js';
 import { formatNarInfo, parseNarInfo } from '../nix/narinfo.js';
@@ -22,6 +22,11 @@ import { ReadCache } from './read-cache.js';
 import { Semaphore } from './semaphore.js';
 import { type Compression, compressionFromName } from './compression.js';
 import { type IngestLimits, type IngestedNar, ingestNar, narBlobKey } from './ingest.js';
+import { lockSharedAgainstGc } from '../storage/locks.js';
+import { quotaFull, quotaViolation } from './quota.js';
+import type { Upstream, UpstreamService } from './upstream.js';
+import { checkFetchedNar } from './upstream-verify.js';
+import { orgStoredBytes } from './usage.js';
 
 /** Where a request looks: the unified substituter (every slice the caller may read) or one slice. */
 export type CacheView = { kind: 'unified' } | { kind: 'slice'; slice: SliceResource };
@@ -34,6 +39,18 @@ export interface PathMetadata {
   deriver?: StorePathBase;
   ca?: string;
   sigs: string[];
+  /** Where the path came from when the server fetched it itself (e.g. `upstream:cache-nixos-org`). */
+  origin?: string;
+}
+
+/** The answer to "which of these paths must I upload?" */
+export interface PushPlan {
+  /** Absent from the target slice: the client uploads these. */
+  missing: StorePathBase[];
+  /** Were absent, and the server fetched verified copies from a trusted upstream into the slice. */
+  mirrored: StorePathBase[];
+  /** An upstream offered these but its copy failed verification (they stay in `missing`). */
+  refused: Array<{ path: StorePathBase; reason: string }>;
 }
 
 export type CommitResult = 'created' | 'exists';
@@ -84,6 +101,7 @@ export class CacheService {
     private readonly authorizer: Authorizer,
     private readonly signingKey: SigningKey,
     private readonly limits: IngestLimits,
+    private readonly upstreams?: UpstreamService,
   ) {
     const candidates = () =>
       storage.db
@@ -160,9 +178,21 @@ export class CacheService {
     return undefined;
   }
 
-  /** Store paths (base names) absent from the caller's write target. */
-  async missingPaths(p: Principal, view: CacheView, paths: StorePathBase[]): Promise<StorePathBase[]> {
+  /**
+   * Store paths (base names) absent from the caller's write target. Paths a trusted upstream
+   * serves (with a valid signature and the signed NAR) are fetched by the server into the target
+   * first, and reported as `mirrored` instead of `missing`: the client uploads only its own paths.
+   */
+  async missingPaths(p: Principal, view: CacheView, paths: StorePathBase[]): Promise<PushPlan> {
     const target = await this.writeTarget(p, view);
+    const absent = await this.absentFrom(target, paths);
+    if (absent.length === 0 || !this.upstreams || (await this.upstreams.list()).length === 0) return { missing: absent, mirrored: [], refused: [] };
+    const result = await this.mirror(p, target, absent);
+    const mirrored = new Set<string>(result.mirrored);
+    return { missing: absent.filter((x) => !mirrored.has(x)), mirrored: absent.filter((x) => mirrored.has(x)), refused: result.refused.filter((r) => absent.includes(r.path)) };
+  }
+
+  private async absentFrom(target: SliceResource, paths: StorePathBase[]): Promise<StorePathBase[]> {
     const present = new Set<string>();
     const hashes = paths.map((x) => hashPartOf(x));
     for (let i = 0; i < hashes.length; i += 500) {
@@ -175,6 +205,122 @@ export class CacheService {
       for (const r of rows) present.add(r.store_path);
     }
     return paths.filter((x) => !present.has(x));
+  }
+
+  /** In the target slice, or readable elsewhere (and so linkable at commit). */
+  private async presentOrLinkable(p: Principal, target: SliceResource, path: StorePathBase): Promise<boolean> {
+    const rows = await this.storage.db
+      .selectFrom('paths')
+      .innerJoin('slices', 'slices.id', 'paths.slice_id')
+      .innerJoin('orgs', 'orgs.id', 'slices.org_id')
+      .select(['slices.id as slice_id', 'slices.name as slice_name', 'slices.public', 'orgs.id as org_id', 'orgs.name as org_name'])
+      .where('paths.hash_part', '=', hashPartOf(path))
+      .where('paths.store_path', '=', path)
+      .execute();
+    return rows.some((row) => row.slice_id === target.slice.id || this.authorizer.authorize(p, 'cache.read', resourceOf(row)).allowed);
+  }
+
+  /**
+   * Fetches `wanted` (and whatever of their closures is neither in `target` nor readable elsewhere)
+   * from the trusted upstreams, verifies each narinfo signature and NAR hash, and commits them to
+   * `target`, dependencies first. A path is mirrored only if its whole closure can be.
+   */
+  async mirror(p: Principal, target: SliceResource, wanted: StorePathBase[]): Promise<{ mirrored: StorePathBase[]; refused: Array<{ path: StorePathBase; reason: string }> }> {
+    const upstreams = this.upstreams ? await this.upstreams.list() : [];
+    const refused = new Map<StorePathBase, string>();
+    if (upstreams.length === 0) return { mirrored: [], refused: [] };
+    const found = new Map<StorePathBase, { upstream: Upstream; info: import('../nix/narinfo.js').NarInfo }>();
+    const failed = new Set<StorePathBase>();
+    const settled = new Set<StorePathBase>();
+    // Discovery: breadth-first over the closure, 8 lookups at a time.
+    let frontier = [...new Set(wanted)];
+    const isWanted = new Set<StorePathBase>(wanted);
+    while (frontier.length > 0) {
+      const next: StorePathBase[] = [];
+      await mapLimit(frontier, 8, async (path) => {
+        if (settled.has(path)) return;
+        settled.add(path);
+        if (!isWanted.has(path) && (await this.presentOrLinkable(p, target, path))) return;
+        const r = await this.upstreams!.lookup(path, upstreams);
+        if (r.kind === 'found') {
+          found.set(path, r);
+          for (const ref of r.info.references) if (ref !== path && !settled.has(ref)) next.push(ref);
+        } else {
+          failed.add(path);
+          if (r.kind === 'refused') refused.set(path, r.reason);
+        }
+      });
+      frontier = [...new Set(next)];
+    }
+    // A path whose closure has a hole cannot be mirrored; propagate failures to dependents.
+    let changed = true;
+    while (changed) {
+      changed = false;
+      for (const [path, { info }] of found) {
+        if (info.references.some((r) => r !== path && failed.has(r))) {
+          found.delete(path);
+          failed.add(path);
+          changed = true;
+        }
+      }
+    }
+    // Commit in dependency order, several fetches at a time.
+    const done = new Set<StorePathBase>();
+    const mirrored: StorePathBase[] = [];
+    let pending = [...found.keys()];
+    while (pending.length > 0) {
+      const ready = pending.filter((path) => found.get(path)!.info.references.every((r) => r === path || done.has(r) || !found.has(r)));
+      if (ready.length === 0) break; // a reference cycle between distinct paths: Nix never makes one
+      await mapLimit(ready, 4, async (path) => {
+        const { upstream, info } = found.get(path)!;
+        try {
+          const body = await this.upstreams!.openNar(upstream, info);
+          const nar = await this.ingestSlots.run(() => ingestNar(body, compressionFromName(info.compression), this.storage, this.limits, undefined, info.narSize));
+          const bad = checkFetchedNar(info, nar);
+          if (bad) throw new InvalidInput('upstream', bad);
+          await this.commitPath(p, target, {
+            storePath: info.storePath,
+            narHash: info.narHash,
+            narSize: info.narSize,
+            references: info.references,
+            ...(info.deriver ? { deriver: info.deriver } : {}),
+            ...(info.ca ? { ca: info.ca } : {}),
+            sigs: info.sigs,
+            origin: `upstream:${upstream.name}`,
+          });
+          done.add(path);
+          mirrored.push(path);
+        } catch (err) {
+          refused.set(path, `from upstream ${upstream.name}: ${(err as Error).message}`);
+          failed.add(path);
+        }
+      });
+      const readySet = new Set(ready);
+      pending = pending.filter((x) => !readySet.has(x));
+      for (const path of pending) {
+        if (found.get(path)!.info.references.some((r) => r !== path && failed.has(r))) {
+          failed.add(path);
+          readySet.add(path);
+        }
+      }
+      pending = pending.filter((x) => !failed.has(x));
+    }
+    return { mirrored, refused: [...refused].map(([path, reason]) => ({ path, reason })) };
+  }
+
+  /** Before a commit: references neither in the slice nor readable elsewhere are fetched from upstreams. */
+  private async ensureReferences(p: Principal, target: SliceResource, meta: PathMetadata): Promise<void> {
+    if (!this.upstreams || (await this.upstreams.list()).length === 0) return;
+    const lacking: StorePathBase[] = [];
+    for (const ref of meta.references) {
+      if (ref !== meta.storePath && !(await this.presentOrLinkable(p, target, ref))) lacking.push(ref);
+    }
+    if (lacking.length > 0) await this.mirror(p, target, lacking);
+  }
+
+  /** Drops memoized narinfo lookups (after GC deleted these hash parts). */
+  forget(hashParts: Iterable<string>): void {
+    for (const h of hashParts) this.narinfoCache.invalidate(h);
   }
 
   // ---- writes ---------------------------------------------------------------------------------
@@ -270,7 +416,7 @@ export class CacheService {
     if (have.narSize !== info.narSize) {
       throw new InvalidInput('NarSize', `mismatch: narinfo claims ${info.narSize}, the uploaded NAR has ${have.narSize} bytes`);
     }
-    return this.commitPath(p, target, {
+    const meta: PathMetadata = {
       storePath: info.storePath,
       narHash: info.narHash,
       narSize: info.narSize,
@@ -278,17 +424,26 @@ export class CacheService {
       ...(info.deriver ? { deriver: info.deriver } : {}),
       ...(info.ca ? { ca: info.ca } : {}),
       sigs: info.sigs,
-    });
+    };
+    await this.ensureReferences(p, target, meta);
+    return this.commitPath(p, target, meta);
   }
 
   /** Floe's batch upload: metadata and NAR in one request, verified against each other. */
   async uploadPath(p: Principal, view: CacheView, meta: PathMetadata, body: AsyncIterable<Buffer>, declared: Compression | undefined, signal?: AbortSignal) {
     const target = await this.writeTarget(p, view);
+    // Refuse before reading the body when the org is already full and this path is new to the slice.
+    const settings = await this.storage.db.selectFrom('org_settings').select('quota_bytes').where('org_id', '=', target.org.id).executeTakeFirst();
+    if (settings?.quota_bytes != null && (await this.absentFrom(target, [meta.storePath])).length > 0) {
+      const full = quotaFull(target.org.name, Number(settings.quota_bytes), await orgStoredBytes(this.storage.db, target.org.id));
+      if (full) throw new TooLarge(full);
+    }
     const nar = await this.ingestSlots.run(() => ingestNar(body, declared, this.storage, this.limits, signal, meta.narSize));
     if (!hashesEqual(nar.narHash, meta.narHash)) {
       throw new InvalidInput('narHash', `mismatch: claimed ${formatNix32Hash(meta.narHash)}, the uploaded NAR has ${formatNix32Hash(nar.narHash)}`);
     }
     if (nar.narSize !== meta.narSize) throw new InvalidInput('narSize', `mismatch: claimed ${meta.narSize}, the uploaded NAR has ${nar.narSize} bytes`);
+    await this.ensureReferences(p, target, meta);
     const result = await this.commitPath(p, target, meta);
     return { result, nar };
   }
@@ -336,6 +491,7 @@ export class CacheService {
     touched: Set<string>,
   ): Promise<CommitResult> {
     return this.storage.db.transaction().execute(async (trx) => {
+      await lockSharedAgainstGc(trx, this.storage.dialect);
       const nar = await trx.selectFrom('nars').selectAll().where('nar_hash', '=', narHashNix32).executeTakeFirst();
       if (!nar) throw new InvalidInput('NAR', 'the NAR for this path is not stored; upload it first');
 
@@ -370,9 +526,15 @@ export class CacheService {
         if (!linked) missing.push(ref);
       }
       if (missing.length > 0) {
-        const shown = missing.slice(0, 5).join(', ') + (missing.length > 5 ? `, and ${missing.length - 5} more` : '');
-        throw new InvalidInput('References', `not in ${target.org.name}/${target.slice.name}: ${shown}; upload the closure in dependency order (nix copy does)`);
+        const shown = missing.slice(0, 50).join(' ') + (missing.length > 50 ? ` and ${missing.length - 50} more` : '');
+        throw new InvalidInput(
+          'References',
+          `${missing.length} missing from ${target.org.name}/${target.slice.name} (not present, not uploaded, and not available from a trusted upstream): ${shown}; upload the closure in dependency order (nix copy and floe push do)`,
+        );
       }
+      const settings = await trx.selectFrom('org_settings').select('quota_bytes').where('org_id', '=', target.org.id).executeTakeFirst();
+      const quota = settings?.quota_bytes == null ? null : Number(settings.quota_bytes);
+      const before = quota === null ? 0 : await orgStoredBytes(trx, target.org.id);
 
       await trx
         .insertInto('paths')
@@ -387,10 +549,15 @@ export class CacheService {
           ca: meta.ca ?? null,
           sigs: uploaderSigs.join('\n'),
           narinfo: this.render({ ...meta, sigs: uploaderSigs }, nar),
-          uploaded_by: describeUploader(p),
+          uploaded_by: meta.origin ? `${meta.origin} for ${describeUploader(p)}` : describeUploader(p),
           created_at: new Date().toISOString(),
         })
         .execute();
+      if (quota !== null) {
+        // Checked after the inserts (linked closures count too); throwing rolls everything back.
+        const violation = quotaViolation(target.org.name, quota, before, await orgStoredBytes(trx, target.org.id));
+        if (violation) throw new TooLarge(violation);
+      }
       return 'created';
     });
   }
@@ -462,3 +629,12 @@ function describeUploader(p: Principal): string {
 }
 
 
+
+/** Runs `fn` over `items`, at most `limit` at a time. */
+async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let i = 0;
+  const worker = async () => {
+    while (i < items.length) await fn(items[i++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}

@@ -7,7 +7,7 @@ import type { SliceResource } from '../policy/actions.js';
 export const DEFAULT_SLICE = 'default';
 const NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
-export function parseName(kind: 'org' | 'slice', text: string): string {
+export function parseName(kind: 'org' | 'slice' | 'upstream' | 'pin', text: string): string {
   if (!NAME.test(text)) {
     throw new InvalidInput(`${kind} name`, `${JSON.stringify(text.slice(0, 80))} must be 1-63 characters of a-z, 0-9, "-" or "_", starting with a letter or digit`);
   }

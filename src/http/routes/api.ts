@@ -186,8 +186,12 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     const body = parseBody(missingBody, await readJson(c.env.incoming, 16 * deps.limits.maxSmallBodyBytes));
     if (body.paths.length > deps.limits.maxBatchPaths) throw new InvalidInput('paths', `at most ${deps.limits.maxBatchPaths} per request`);
     const paths = body.paths.map(storePathArg);
-    const result = await deps.cache.missingPaths(c.get('principal'), view, paths);
-    return c.json({ missing: result.map((x) => `/nix/store/${x}`) });
+    const plan = await deps.cache.missingPaths(c.get('principal'), view, paths);
+    return c.json({
+      missing: plan.missing.map((x) => `/nix/store/${x}`),
+      mirrored: plan.mirrored.map((x) => `/nix/store/${x}`),
+      refused: plan.refused.map((r) => ({ path: `/nix/store/${r.path}`, reason: r.reason })),
+    });
   };
   api.post('/cache/missing', (c) => missing(c, { kind: 'unified' }));
   api.post('/cache/:org/:slice/missing', async (c) => missing(c, await sliceView(c.req.param('org'), c.req.param('slice'))));

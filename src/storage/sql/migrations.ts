@@ -157,6 +157,46 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '2026-11-29-100-retention': {
+    async up(db: Kysely<any>) {
+      // Server-wide upstream binary caches the server may mirror paths from (issue 7).
+      await db.schema
+        .createTable('upstreams')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull().unique())
+        .addColumn('url', 'text', (c) => c.notNull())
+        /** Space-separated `name:base64` Ed25519 public keys trusted for this upstream. */
+        .addColumn('public_keys', 'text', (c) => c.notNull())
+        .addColumn('pull_through', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('priority', 'integer', (c) => c.notNull().defaultTo(50))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('pins')
+        .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('store_path', 'text', (c) => c.notNull())
+        .addColumn('hash_part', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text')
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('pins_pk', ['org_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('org_settings')
+        .addColumn('org_id', 'text', (c) => c.primaryKey().references('orgs.id'))
+        /** Paths pushed within this many seconds are GC roots; null = keep every push forever. */
+        .addColumn('retention_seconds', 'bigint')
+        /** Most deduplicated stored bytes the org may use; null = unlimited. */
+        .addColumn('quota_bytes', 'bigint')
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      // Last time an upload (re)used this NAR: GC leaves it alone for the grace period after that.
+      await db.schema.alterTable('nars').addColumn('touched_at', 'text').execute();
+      await db.schema.createIndex('paths_by_slice_created').on('paths').columns(['slice_id', 'created_at']).execute();
+      await db.schema.createIndex('nar_uploads_by_nar').on('nar_uploads').column('nar_hash').execute();
+    },
+  },
 };
 
 class StaticProvider implements MigrationProvider {

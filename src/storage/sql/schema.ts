@@ -54,6 +54,8 @@ export interface NarsTable {
   file_hash: string;
   file_size: number;
   created_at: string;
+  /** Last time an upload (re)used this content; GC's grace period counts from here. */
+  touched_at?: string | null;
 }
 
 /** Proof of possession: which slice uploaded which client file, and what NAR it held. */
@@ -157,7 +159,42 @@ export interface ReleaseUploadsTable {
   expires_at: string;
 }
 
+/** An upstream binary cache the server mirrors verified paths from (server-wide, admin-managed). */
+export interface UpstreamsTable {
+  id: string;
+  name: string;
+  url: string;
+  /** Space-separated `name:base64` keys. */
+  public_keys: string;
+  /** 1 = fill the cache from this upstream on a narinfo miss. */
+  pull_through: number;
+  /** Lower is asked first. */
+  priority: number;
+  created_at: string;
+}
+
+/** Named GC roots of an org: a store path kept (with its closure) in every slice of the org holding it. */
+export interface PinsTable {
+  org_id: string;
+  name: string;
+  store_path: string;
+  hash_part: string;
+  expires_at: string | null;
+  created_by: string;
+  created_at: string;
+}
+
+export interface OrgSettingsTable {
+  org_id: string;
+  retention_seconds: number | null;
+  quota_bytes: number | null;
+  updated_at: string;
+}
+
 export interface Schema {
+  upstreams: UpstreamsTable;
+  pins: PinsTable;
+  org_settings: OrgSettingsTable;
   flakes: FlakesTable;
   releases: ReleasesTable;
   release_uploads: ReleaseUploadsTable;
