@@ -40,6 +40,8 @@ export interface Config {
   /** Tests only: an STS stand-in that AWS logins are sent to. */
   testAwsStsEndpoint: string | undefined;
   limits: Limits;
+  /** Garbage collection: how often `floe serve` runs it (0 = only when asked), and the grace period. */
+  gc: { intervalSeconds: number; graceSeconds: number };
 }
 
 export function parseListen(text: string): { host: string; port: number } {
@@ -54,6 +56,13 @@ export function parseSize(text: string, field: string): number {
   if (!m) throw new InvalidInput(field, `expected a size like 512M or 64G, got ${JSON.stringify(text)}`);
   const mult = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
   return Number(m[1]) * mult;
+}
+
+/** `90`, `30s`, `15m`, `6h`, `30d`, `2w` -> seconds (0 allowed). */
+export function parseDuration(text: string, field: string): number {
+  const m = /^(\d{1,10})\s*([smhdw]?)$/.exec(text.trim());
+  if (!m) throw new InvalidInput(field, `expected a duration like 90s, 15m, 6h, 30d; got ${JSON.stringify(text)}`);
+  return Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[m[2] as '' | 's' | 'm' | 'h' | 'd' | 'w'];
 }
 
 export function loadConfig(flags: { dataDir?: string; listen?: string; publicUrl?: string }, env: NodeJS.ProcessEnv = process.env): Config {
@@ -80,6 +89,10 @@ export function loadConfig(flags: { dataDir?: string; listen?: string; publicUrl
       // Development and tests only: production issuers are https.
       allowHttpIssuers: /^(1|true|yes)$/i.test(env.FLOE_OIDC_ALLOW_HTTP_ISSUERS ?? ''),
       jwksCooldownMs: env.FLOE_OIDC_JWKS_COOLDOWN_MS ? Number(env.FLOE_OIDC_JWKS_COOLDOWN_MS) : 30_000,
+    },
+    gc: {
+      intervalSeconds: env.FLOE_GC_INTERVAL ? parseDuration(env.FLOE_GC_INTERVAL, 'FLOE_GC_INTERVAL') : 0,
+      graceSeconds: env.FLOE_GC_GRACE ? parseDuration(env.FLOE_GC_GRACE, 'FLOE_GC_GRACE') : 3600,
     },
     priority: env.FLOE_CACHE_PRIORITY ? Number(env.FLOE_CACHE_PRIORITY) : 30,
     limits: {

@@ -19,6 +19,9 @@ import { Authorizer, type AuditSink } from './policy/authorize.js';
 import { describePrincipal } from './identity/principal.js';
 import { OrgService } from './org/service.js';
 import { CacheService } from './cache/service.js';
+import { UpstreamService } from './cache/upstream.js';
+import { RetentionService } from './cache/retention.js';
+import { GarbageCollector } from './cache/gc.js';
 import { createApp } from './http/app.js';
 import { Metrics } from './http/metrics.js';
 import { RegistryService } from './registry/service.js';
@@ -103,7 +106,16 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   };
   const authorizer = new Authorizer(audit);
   const orgs = new OrgService(storage.db);
-  const cache = new CacheService(storage, orgs, authorizer, keys.nix, { maxUploadBytes: config.limits.maxUploadBytes, maxNarBytes: config.limits.maxNarBytes });
+  const upstreams = new UpstreamService(storage.db);
+  const cache = new CacheService(storage, orgs, authorizer, keys.nix, { maxUploadBytes: config.limits.maxUploadBytes, maxNarBytes: config.limits.maxNarBytes }, upstreams);
+  const retention = new RetentionService(storage.db);
+  const gc = new GarbageCollector(storage, (hashes) => cache.forget(hashes), log);
+  const gcGraceMs = config.gc.graceSeconds * 1000;
+  const gcTimer =
+    config.gc.intervalSeconds > 0
+      ? setInterval(() => void gc.run({ graceMs: gcGraceMs }).catch((err) => log.error({ err }, 'scheduled gc failed')), config.gc.intervalSeconds * 1000)
+      : undefined;
+  gcTimer?.unref();
   const verifier = new OidcVerifier(storage.db, config.oidc);
   const sts = new StsVerifier(storage.db, { audience: publicUrl, ...(config.testAwsStsEndpoint ? { endpointOverride: config.testAwsStsEndpoint } : {}) });
   if (config.testAwsStsEndpoint) log.warn({ endpoint: config.testAwsStsEndpoint }, 'FLOE_TEST_AWS_STS_ENDPOINT is set: AWS logins are verified by a stand-in, not by AWS (tests only)');
@@ -120,6 +132,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     limits: config.limits,
     publicUrl: () => publicUrl,
     nixPublicKey: keys.nixPublicKey,
+    storage: { db: storage.db, upstreams, retention, gc, gcGraceSeconds: config.gc.graceSeconds },
     log,
     jwks: () => keyRing.current.jwks,
     metrics,
@@ -157,6 +170,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     nixPublicKey: keys.nixPublicKey,
     async close() {
       clearInterval(keyReload);
+      if (gcTimer) clearInterval(gcTimer);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

@@ -543,6 +543,134 @@ trust
     console.log(`removed trust ${id}`);
   });
 
+const upstream = program.command('upstream').description('upstream binary caches the server mirrors verified paths from (server admin)');
+upstream
+  .command('add <name> <url>')
+  .description('trust an upstream cache: pushes then skip uploading paths it serves, signed by one of the keys')
+  .addOption(serverOption())
+  .requiredOption('--key <name:base64...>', 'public key(s) trusted for this upstream, as in nix.conf trusted-public-keys')
+  .option('--pull-through', 'also fill the cache from this upstream on a narinfo miss')
+  .option('--priority <n>', 'lower is asked first (default 50)')
+  .option('--json', 'print JSON')
+  .action(async (name: string, url: string, opts: { server?: string; key: string[]; pullThrough?: boolean; priority?: string; json?: boolean }) => {
+    const res = await apiRequest<{ name: string; url: string }>(clientOptions(opts), 'POST', '/api/v1/upstreams', {
+      name,
+      url,
+      publicKeys: opts.key,
+      pullThrough: Boolean(opts.pullThrough),
+      ...(opts.priority ? { priority: Number(opts.priority) } : {}),
+    });
+    console.log(opts.json ? JSON.stringify(res) : `added upstream ${res.name} (${res.url})`);
+  });
+upstream
+  .command('list')
+  .addOption(serverOption())
+  .option('--json', 'print JSON')
+  .action(async (opts: { server?: string; json?: boolean }) => {
+    const res = await apiRequest<{ upstreams: Array<{ name: string; url: string; publicKeys: string[]; pullThrough: boolean; priority: number }> }>(clientOptions(opts), 'GET', '/api/v1/upstreams');
+    if (opts.json) return console.log(JSON.stringify(res));
+    for (const u of res.upstreams) console.log(`${u.name}\t${u.url}\tpriority ${u.priority}${u.pullThrough ? '\tpull-through' : ''}\t${u.publicKeys.join(' ')}`);
+  });
+upstream
+  .command('remove <name>')
+  .addOption(serverOption())
+  .action(async (name: string, opts: { server?: string }) => {
+    await apiRequest(clientOptions(opts), 'DELETE', `/api/v1/upstreams/${encodeURIComponent(name)}`);
+    console.log(`removed upstream ${name} (paths already mirrored stay)`);
+  });
+
+const pin = program.command('pin').description('named GC roots of an org');
+pin
+  .command('add <org> <name> <store-path>')
+  .description('keep a store path and its closure in every slice of the org that holds it')
+  .addOption(serverOption())
+  .option('--ttl <duration>', 'the pin expires after this long (e.g. 90d); default: never')
+  .option('--json', 'print JSON')
+  .action(async (orgName: string, name: string, storePath: string, opts: { server?: string; ttl?: string; json?: boolean }) => {
+    const res = await apiRequest<{ name: string; storePath: string; expiresAt: string | null }>(clientOptions(opts), 'POST', `/api/v1/orgs/${encodeURIComponent(orgName)}/pins`, {
+      name,
+      storePath,
+      ...(opts.ttl ? { ttl: opts.ttl } : {}),
+    });
+    console.log(opts.json ? JSON.stringify(res) : `pinned ${res.storePath} as ${orgName}/${res.name}${res.expiresAt ? ` until ${res.expiresAt}` : ''}`);
+  });
+pin
+  .command('list <org>')
+  .addOption(serverOption())
+  .option('--json', 'print JSON')
+  .action(async (orgName: string, opts: { server?: string; json?: boolean }) => {
+    const res = await apiRequest<{ pins: Array<{ name: string; storePath: string; expiresAt: string | null }> }>(clientOptions(opts), 'GET', `/api/v1/orgs/${encodeURIComponent(orgName)}/pins`);
+    if (opts.json) return console.log(JSON.stringify(res));
+    for (const p of res.pins) console.log(`${p.name}\t${p.storePath}\t${p.expiresAt ?? 'no expiry'}`);
+  });
+pin
+  .command('remove <org> <name>')
+  .addOption(serverOption())
+  .action(async (orgName: string, name: string, opts: { server?: string }) => {
+    await apiRequest(clientOptions(opts), 'DELETE', `/api/v1/orgs/${encodeURIComponent(orgName)}/pins/${encodeURIComponent(name)}`);
+    console.log(`removed pin ${orgName}/${name}`);
+  });
+
+org
+  .command('set <org>')
+  .description('retention (org admin) and quota (server admin) of an org')
+  .addOption(serverOption())
+  .option('--retention <duration>', 'pushes younger than this are GC roots, e.g. 30d; "forever" to keep every push')
+  .option('--quota <size>', 'most deduplicated stored bytes, e.g. 50G; "none" for unlimited')
+  .option('--json', 'print JSON')
+  .action(async (orgName: string, opts: { server?: string; retention?: string; quota?: string; json?: boolean }) => {
+    if (opts.retention === undefined && opts.quota === undefined) throw new CliError('say what to set: --retention and/or --quota');
+    const res = await apiRequest<{ retentionSeconds: number | null; quotaBytes: number | null }>(clientOptions(opts), 'PATCH', `/api/v1/orgs/${encodeURIComponent(orgName)}/settings`, {
+      ...(opts.retention !== undefined ? { retention: opts.retention === 'forever' ? null : opts.retention } : {}),
+      ...(opts.quota !== undefined ? { quota: opts.quota === 'none' ? null : opts.quota } : {}),
+    });
+    console.log(opts.json ? JSON.stringify(res) : `${orgName}: retention ${res.retentionSeconds === null ? 'forever' : `${res.retentionSeconds}s`}, quota ${res.quotaBytes === null ? 'none' : fmtSize(res.quotaBytes)}`);
+  });
+
+function fmtSize(n: number): string {
+  return n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`;
+}
+
+program
+  .command('usage <org>')
+  .description('storage used by an org and each of its slices: logical (sum of NAR sizes) and stored (distinct NARs, compressed)')
+  .addOption(serverOption())
+  .option('--json', 'print JSON')
+  .action(async (orgName: string, opts: { server?: string; json?: boolean }) => {
+    type SliceUse = { name: string; paths: number; logicalBytes: number; storedBytes: number };
+    const res = await apiRequest<SliceUse & { org: string; quotaBytes: number | null; retentionSeconds: number | null; slices: SliceUse[] }>(clientOptions(opts), 'GET', `/api/v1/orgs/${encodeURIComponent(orgName)}/usage`);
+    if (opts.json) return console.log(JSON.stringify(res));
+    console.log(`${res.org}: ${res.paths} paths, ${fmtSize(res.logicalBytes)} logical, ${fmtSize(res.storedBytes)} stored${res.quotaBytes !== null ? ` of ${fmtSize(res.quotaBytes)} quota (${Math.round((100 * res.storedBytes) / Math.max(res.quotaBytes, 1))}%)` : ''}`);
+    for (const sl of res.slices) console.log(`  ${sl.name}\t${sl.paths} paths\t${fmtSize(sl.logicalBytes)} logical\t${fmtSize(sl.storedBytes)} stored`);
+  });
+
+program
+  .command('gc')
+  .description('garbage-collect the server: keep what releases, pins and recent pushes reach; reclaim the rest (server admin)')
+  .addOption(serverOption())
+  .option('--dry-run', 'report what would be removed, remove nothing')
+  .option('--grace <duration>', "nothing younger than this is removed (default: the server's FLOE_GC_GRACE, 1h)")
+  .option('--json', 'print JSON')
+  .action(async (opts: { server?: string; dryRun?: boolean; grace?: string; json?: boolean }) => {
+    type Report = {
+      dryRun: boolean;
+      roots: number;
+      paths: { total: number; kept: number; collected: number; logicalBytes: number };
+      nars: { collected: number; storedBytes: number };
+      orphanBlobs: { collected: number; bytes: number };
+      expired: { narUploads: number; releaseUploads: number; pins: number };
+      sample: string[];
+      durationMs: number;
+    };
+    const r = await apiRequest<Report>(clientOptions(opts), 'POST', '/api/v1/gc', { dryRun: Boolean(opts.dryRun), ...(opts.grace ? { grace: opts.grace } : {}) });
+    if (opts.json) return console.log(JSON.stringify(r));
+    const verb = r.dryRun ? 'would remove' : 'removed';
+    console.log(`${r.roots} roots; ${r.paths.kept} of ${r.paths.total} path rows kept; ${verb} ${r.paths.collected} path rows (${fmtSize(r.paths.logicalBytes)} logical)`);
+    console.log(`${verb} ${r.nars.collected} NARs (${fmtSize(r.nars.storedBytes)} stored) and ${r.orphanBlobs.collected} orphan blobs (${fmtSize(r.orphanBlobs.bytes)})`);
+    if (!r.dryRun) console.log(`expired: ${r.expired.narUploads} upload records, ${r.expired.releaseUploads} staged releases, ${r.expired.pins} pins`);
+    for (const line of r.sample) console.log(`  ${line}`);
+  });
+
 const cache = program.command('cache').description('binary cache');
 cache
   .command('info')

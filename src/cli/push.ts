@@ -26,6 +26,10 @@ export interface PathInfo {
 export interface PushResult {
   total: number;
   present: number;
+  /** Fetched by the server itself from a trusted upstream (not uploaded). */
+  mirrored: number;
+  /** Upstream copies the server refused (failed verification); uploaded from here instead. */
+  refused: Array<{ path: string; reason: string }>;
   uploaded: number;
   failed: Array<{ path: string; error: string }>;
   bytes: number;
@@ -110,14 +114,24 @@ export async function push(client: ClientOptions, targets: string[], opts: { sli
   const closure = await closureOf(targets);
   const prefix = opts.slice ? `/api/v1/cache/${opts.slice}` : '/api/v1/cache';
   const missing = new Set<string>();
+  const mirrored = new Set<string>();
+  const refused: PushResult['refused'] = [];
   for (let i = 0; i < closure.length; i += 1000) {
-    const res = await apiRequest<{ missing: string[] }>(client, 'POST', `${prefix}/missing`, { paths: closure.slice(i, i + 1000).map((p) => p.path) });
+    const res = await apiRequest<{ missing: string[]; mirrored?: string[]; refused?: PushResult['refused'] }>(client, 'POST', `${prefix}/missing`, { paths: closure.slice(i, i + 1000).map((p) => p.path) });
     for (const m of res.missing) missing.add(m);
+    for (const m of res.mirrored ?? []) mirrored.add(m);
+    for (const r of res.refused ?? []) {
+      refused.push(r);
+      opts.progress(`the server refused the upstream copy of ${r.path}: ${r.reason}; uploading it from here`, true);
+    }
   }
   const todo = closure.filter((p) => missing.has(p.path));
-  const result: PushResult = { total: closure.length, present: closure.length - todo.length, uploaded: 0, failed: [], bytes: 0 };
+  const result: PushResult = { total: closure.length, present: closure.length - todo.length - mirrored.size, mirrored: mirrored.size, refused, uploaded: 0, failed: [], bytes: 0 };
   const totalBytes = todo.reduce((n, p) => n + p.narSize, 0);
-  opts.progress(`${closure.length} paths in the closure, ${result.present} already in the cache, ${todo.length} to upload (${fmtBytes(totalBytes)} uncompressed)`, true);
+  opts.progress(
+    `${closure.length} paths in the closure, ${result.present} already in the cache, ${mirrored.size} fetched by the server from upstream, ${todo.length} to upload (${fmtBytes(totalBytes)} uncompressed)`,
+    true,
+  );
   const started = Date.now();
   const done = new Set<string>();
   const failed = new Set<string>();

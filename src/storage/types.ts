@@ -16,6 +16,13 @@ export interface BlobRead {
   size: number;
 }
 
+export interface BlobInfo {
+  key: string;
+  size: number;
+  /** Milliseconds since the epoch. */
+  modifiedAt: number;
+}
+
 export interface BlobWriter {
   /** Stream the bytes here. Nothing is visible to readers until `commit` resolves. */
   readonly body: Writable;
@@ -30,6 +37,8 @@ export interface BlobStore {
   get(key: string, range?: { start: number; end: number }): Promise<BlobRead | undefined>;
   size(key: string): Promise<number | undefined>;
   delete(key: string): Promise<void>;
+  /** Every committed blob (never uncommitted uploads), for GC's orphan scan. Order unspecified. */
+  list(): AsyncIterable<BlobInfo>;
   /** A short-lived URL the client may download from directly, when the backend offers one. */
   redirectUrl?(key: string): Promise<string | undefined>;
 }

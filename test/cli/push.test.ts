@@ -54,7 +54,7 @@ describe.skipIf(!version)('floe push', () => {
     expect(pre.code, pre.stderr).toBe(0);
     const first = await exec(process.execPath, [FLOE_BIN, 'push', top, '--json', '--jobs', '4'], { env: floeEnv() });
     expect(JSON.parse(first.stdout)).toMatchObject({ total: 151, present: 10, uploaded: 141, failed: [] });
-    expect(first.stderr).toMatch(/151 paths in the closure, 10 already in the cache, 141 to upload/);
+    expect(first.stderr).toMatch(/151 paths in the closure, 10 already in the cache, 0 fetched by the server from upstream, 141 to upload/);
     const again = await exec(process.execPath, [FLOE_BIN, 'push', top, '--json'], { env: floeEnv() });
     expect(JSON.parse(again.stdout)).toMatchObject({ present: 151, uploaded: 0 });
     const key = (await (await fetch(`${server.url}/.well-known/nix-cache-key`)).text()).trim();

@@ -80,4 +80,23 @@ export function blobStoreContract(fixture: BlobStoreFixture): void {
     await store.delete(k);
     expect(await store.size(k)).toBeUndefined();
   });
+
+  it('lists committed blobs with size and time, never uncommitted or deleted ones', async () => {
+    const kept = key();
+    const gone = key();
+    const before = Date.now() - 60_000;
+    await put(store, kept, randomBytes(321));
+    await put(store, gone, randomBytes(10));
+    await store.delete(gone);
+    const w = await store.begin();
+    w.body.write(randomBytes(50));
+    const listed = new Map<string, { size: number; modifiedAt: number }>();
+    for await (const b of store.list()) listed.set(b.key, b);
+    await w.abort();
+    expect(listed.get(kept)).toMatchObject({ size: 321 });
+    expect(listed.get(kept)!.modifiedAt).toBeGreaterThan(before);
+    expect(listed.get(kept)!.modifiedAt).toBeLessThan(Date.now() + 60_000);
+    expect(listed.has(gone)).toBe(false);
+    expect([...listed.values()].every((b) => b.size > 0)).toBe(true);
+  });
 }

@@ -18,6 +18,7 @@ import { readJson } from '../body.js';
 import { parseBody } from '../validate.js';
 import { authRoutes } from './auth.js';
 import type { ExchangeService } from '../../identity/exchange.js';
+import { type StorageDeps, storageRoutes } from './storage.js';
 
 export interface ApiDeps {
   exchange: ExchangeService;
@@ -28,6 +29,7 @@ export interface ApiDeps {
   limits: Limits;
   publicUrl: () => string;
   nixPublicKey: string;
+  storage: Omit<StorageDeps, 'requireOrg' | 'authorizer' | 'limits'>;
 }
 
 /** A store path given as `/nix/store/<base>` or `<base>`. */
@@ -105,6 +107,7 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     return { kind: 'slice', slice: s };
   };
 
+  storageRoutes(api, { ...deps.storage, authorizer: deps.authorizer, limits: deps.limits, requireOrg });
   authRoutes(api, { exchange: deps.exchange, tokens: deps.tokens, limits: deps.limits, publicUrl: deps.publicUrl, requireOrg });
 
   api.post('/orgs', async (c) => {

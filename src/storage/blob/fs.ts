@@ -7,7 +7,7 @@ import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { finished } from 'node:stream/promises';
-import type { BlobRead, BlobStore, BlobWriter } from '../types.js';
+import type { BlobInfo, BlobRead, BlobStore, BlobWriter } from '../types.js';
 
 const KEY = /^[0-9a-z][0-9a-z._-]{1,200}$/;
 
@@ -99,6 +99,27 @@ export class FsBlobStore implements BlobStore {
 
   async delete(key: string): Promise<void> {
     await rm(this.pathFor(key), { force: true });
+  }
+
+  async *list(): AsyncIterable<BlobInfo> {
+    for (const dir of await readdir(this.blobDir, { withFileTypes: true })) {
+      if (!dir.isDirectory()) continue;
+      let names: string[];
+      try {
+        names = await readdir(path.join(this.blobDir, dir.name));
+      } catch {
+        continue;
+      }
+      for (const key of names) {
+        if (!KEY.test(key)) continue;
+        try {
+          const st = await stat(path.join(this.blobDir, dir.name, key));
+          if (st.isFile()) yield { key, size: st.size, modifiedAt: st.mtimeMs };
+        } catch {
+          // deleted meanwhile
+        }
+      }
+    }
   }
 
   /** For tests and diagnostics: the number of uncommitted temp files. */

@@ -10,10 +10,10 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import type { BlobRead, BlobStore, BlobWriter } from '../types.js';
+import type { BlobInfo, BlobRead, BlobStore, BlobWriter } from '../types.js';
 
 export interface S3BlobConfig {
   bucket: string;
@@ -120,6 +120,21 @@ export class S3BlobStore implements BlobStore {
 
   async delete(key: string): Promise<void> {
     await this.client.send(new DeleteObjectCommand({ Bucket: this.config.bucket, Key: this.objectKey(key) }));
+  }
+
+  async *list(): AsyncIterable<BlobInfo> {
+    let token: string | undefined;
+    do {
+      const res = await this.client.send(new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: this.config.prefix, ...(token ? { ContinuationToken: token } : {}) }));
+      for (const o of res.Contents ?? []) {
+        if (!o.Key) continue;
+        const key = o.Key.slice(this.config.prefix.length);
+        // Keys of other installations sharing the bucket under a longer prefix are not ours.
+        if (key === '' || key.includes('/')) continue;
+        yield { key, size: Number(o.Size ?? 0), modifiedAt: o.LastModified ? o.LastModified.getTime() : 0 };
+      }
+      token = res.IsTruncated ? res.NextContinuationToken : undefined;
+    } while (token);
   }
 
   async redirectUrl(key: string): Promise<string | undefined> {

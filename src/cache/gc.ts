@@ -1,0 +1,252 @@
+/**
+ * Garbage collection: mark from the roots, sweep the rest, safely while uploads go on.
+ *
+ * Roots: release outputs (store paths in a release's outputs inventory, in every slice of the
+ * flake's org), unexpired pins (same), and every path pushed within its org's retention window
+ * (all of them when the org has no retention set). Everything reachable from a root through
+ * references, within its slice, stays. Nothing younger than the grace period is ever removed.
+ *
+ * Safety: the first mark runs without locks (and is all a dry run does). Deletion happens in a
+ * transaction holding the GC lock exclusively (storage/locks.ts), which every commit and every NAR
+ * ingest holds shared: inside it the mark is computed again over what is committed by then and only
+ * paths that both marks condemn are deleted, so a path that an upload just referenced stays.
+ * NAR rows and blobs go only when no path row and no unexpired upload record needs them and no
+ * upload touched them within the grace period (re-checked under the lock too); blobs no row knows
+ * (crash leftovers, expired tarball uploads) go once older than the grace period.
+ */
+import type { Logger } from '../log.js';
+import type { Db, Storage } from '../storage/types.js';
+import { lockExclusiveForGc } from '../storage/locks.js';
+import { narBlobKey } from './ingest.js';
+import { type GcPath, type GcPolicy, pathKey, planNars, planOrphans, planPaths, storePathsIn } from './reachability.js';
+
+export interface GcOptions {
+  dryRun?: boolean;
+  graceMs: number;
+}
+
+export interface GcReport {
+  dryRun: boolean;
+  graceSeconds: number;
+  durationMs: number;
+  roots: number;
+  paths: { total: number; kept: number; collected: number; logicalBytes: number };
+  nars: { collected: number; storedBytes: number };
+  orphanBlobs: { collected: number; bytes: number };
+  expired: { narUploads: number; releaseUploads: number; pins: number };
+  /** Up to 100 collected paths, as `<org>/<slice> <store path>`. */
+  sample: string[];
+}
+
+interface Graph {
+  paths: Array<GcPath & { storePath: string; narSize: number; sliceName: string; orgName: string }>;
+  roots: Set<string>;
+  policy: GcPolicy;
+}
+
+async function loadGraph(db: Db, now: number, graceMs: number): Promise<Graph> {
+  const nowIso = new Date(now).toISOString();
+  const rows = await db
+    .selectFrom('paths')
+    .innerJoin('slices', 'slices.id', 'paths.slice_id')
+    .innerJoin('orgs', 'orgs.id', 'slices.org_id')
+    .select(['paths.slice_id', 'paths.hash_part', 'paths.store_path', 'paths.refs', 'paths.created_at', 'paths.nar_hash', 'paths.nar_size', 'slices.org_id', 'slices.name as slice_name', 'orgs.name as org_name'])
+    .execute();
+  const paths = rows.map((r) => ({
+    slice: r.slice_id,
+    org: r.org_id,
+    hash: r.hash_part,
+    refs: r.refs.split(' ').filter(Boolean).map((x) => x.slice(0, 32)),
+    createdAt: Date.parse(r.created_at),
+    narHash: r.nar_hash,
+    storePath: r.store_path,
+    narSize: Number(r.nar_size),
+    sliceName: r.slice_name,
+    orgName: r.org_name,
+  }));
+  const slicesByOrg = new Map<string, string[]>();
+  for (const s of await db.selectFrom('slices').select(['id', 'org_id']).execute()) {
+    slicesByOrg.set(s.org_id, [...(slicesByOrg.get(s.org_id) ?? []), s.id]);
+  }
+  const roots = new Set<string>();
+  const rootInOrg = (org: string, hash: string) => {
+    for (const slice of slicesByOrg.get(org) ?? []) roots.add(pathKey(slice, hash));
+  };
+  const pins = await db
+    .selectFrom('pins')
+    .select(['org_id', 'hash_part'])
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', nowIso)]))
+    .execute();
+  for (const pin of pins) rootInOrg(pin.org_id, pin.hash_part);
+  const releases = await db.selectFrom('releases').innerJoin('flakes', 'flakes.id', 'releases.flake_id').select(['flakes.org_id', 'releases.metadata']).execute();
+  for (const r of releases) {
+    let meta: unknown;
+    try {
+      meta = JSON.parse(r.metadata);
+    } catch {
+      continue;
+    }
+    for (const base of storePathsIn(meta)) rootInOrg(r.org_id, base.slice(0, 32));
+  }
+  const retentionMs = new Map<string, number | null>();
+  for (const s of await db.selectFrom('org_settings').select(['org_id', 'retention_seconds']).execute()) {
+    retentionMs.set(s.org_id, s.retention_seconds == null ? null : Number(s.retention_seconds) * 1000);
+  }
+  return { paths, roots, policy: { now, graceMs, retentionMs } };
+}
+
+const chunks = <T>(items: readonly T[], n: number): T[][] => Array.from({ length: Math.ceil(items.length / n) }, (_, i) => items.slice(i * n, (i + 1) * n));
+
+export class GarbageCollector {
+  private running: Promise<GcReport> | undefined;
+
+  constructor(
+    private readonly storage: Storage,
+    /** Told which hash parts were deleted, to drop memoized narinfo lookups. */
+    private readonly onDeleted: (hashParts: string[]) => void,
+    private readonly log?: Logger,
+  ) {}
+
+  /** One run at a time per process; a second caller gets the running one's report. */
+  run(opts: GcOptions): Promise<GcReport> {
+    if (this.running) return this.running;
+    this.running = this.collect(opts).finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async collect(opts: GcOptions): Promise<GcReport> {
+    const started = Date.now();
+    const { db, blobs, dialect } = this.storage;
+    const dryRun = Boolean(opts.dryRun);
+    const graceMs = Math.max(0, opts.graceMs);
+    const report: GcReport = {
+      dryRun,
+      graceSeconds: graceMs / 1000,
+      durationMs: 0,
+      roots: 0,
+      paths: { total: 0, kept: 0, collected: 0, logicalBytes: 0 },
+      nars: { collected: 0, storedBytes: 0 },
+      orphanBlobs: { collected: 0, bytes: 0 },
+      expired: { narUploads: 0, releaseUploads: 0, pins: 0 },
+      sample: [],
+    };
+    const nowIso = () => new Date().toISOString();
+
+    // 0. Expired upload records and pins (their rows protect nothing any more).
+    if (!dryRun) {
+      const iso = nowIso();
+      report.expired.narUploads = Number((await db.deleteFrom('nar_uploads').where('expires_at', '<=', iso).executeTakeFirst()).numDeletedRows);
+      report.expired.releaseUploads = Number((await db.deleteFrom('release_uploads').where('expires_at', '<=', iso).executeTakeFirst()).numDeletedRows);
+      report.expired.pins = Number((await db.deleteFrom('pins').where('expires_at', 'is not', null).where('expires_at', '<=', iso).executeTakeFirst()).numDeletedRows);
+    }
+
+    // 1. Mark (no locks).
+    const graph = await loadGraph(db, Date.now(), graceMs);
+    const plan = planPaths(graph.paths, graph.roots, graph.policy);
+    report.roots = plan.roots.size;
+    report.paths.total = graph.paths.length;
+    let condemned = plan.collect as Graph['paths'];
+
+    // 2. Sweep paths: mark again under the exclusive lock, delete what both marks condemn.
+    if (!dryRun && condemned.length > 0) {
+      const first = new Set(condemned.map((p) => pathKey(p.slice, p.hash)));
+      condemned = await db.transaction().execute(async (trx) => {
+        await lockExclusiveForGc(trx, dialect);
+        const again = await loadGraph(trx, Date.now(), graceMs);
+        const replan = planPaths(again.paths, again.roots, again.policy);
+        const doomed = (replan.collect as Graph['paths']).filter((p) => first.has(pathKey(p.slice, p.hash)));
+        const bySlice = new Map<string, string[]>();
+        for (const p of doomed) bySlice.set(p.slice, [...(bySlice.get(p.slice) ?? []), p.hash]);
+        for (const [slice, hashes] of bySlice) {
+          for (const batch of chunks(hashes, 500)) await trx.deleteFrom('paths').where('slice_id', '=', slice).where('hash_part', 'in', batch).execute();
+        }
+        return doomed;
+      });
+      this.onDeleted([...new Set(condemned.map((p) => p.hash))]);
+    }
+    report.paths.collected = condemned.length;
+    report.paths.kept = report.paths.total - condemned.length;
+    report.paths.logicalBytes = condemned.reduce((n, p) => n + p.narSize, 0);
+    report.sample = condemned.slice(0, 100).map((p) => `${p.orgName}/${p.sliceName} /nix/store/${p.storePath}`);
+
+    // 3. NARs no row needs.
+    const condemnedKeys = new Set(condemned.map((p) => pathKey(p.slice, p.hash)));
+    const needed = new Set<string>();
+    for (const p of graph.paths) if (!condemnedKeys.has(pathKey(p.slice, p.hash))) needed.add(p.narHash);
+    if (!dryRun) {
+      // Paths committed since the first mark count too.
+      for (const r of await db.selectFrom('paths').select('nar_hash').distinct().execute()) needed.add(r.nar_hash);
+    }
+    const iso = nowIso();
+    for (const u of await db.selectFrom('nar_uploads').select('nar_hash').where('expires_at', '>', iso).execute()) needed.add(u.nar_hash);
+    const narRows = await db.selectFrom('nars').select(['nar_hash', 'file_size', 'created_at', 'touched_at']).execute();
+    const lastUsed = (r: { created_at: string; touched_at?: string | null | undefined }) => Math.max(Date.parse(r.created_at), r.touched_at ? Date.parse(r.touched_at) : 0);
+    const sizeOf = new Map(narRows.map((r) => [r.nar_hash, Number(r.file_size)]));
+    let narPlan = planNars(narRows.map((r) => ({ narHash: r.nar_hash, lastUsed: lastUsed(r) })), needed, { now: Date.now(), graceMs });
+    if (!dryRun) {
+      const deleted: string[] = [];
+      for (const batch of chunks(narPlan.map((n) => n.narHash), 100)) {
+        const gone = await db.transaction().execute(async (trx) => {
+          await lockExclusiveForGc(trx, dialect);
+          const now = Date.now();
+          const stillNeeded = new Set<string>();
+          for (const r of await trx.selectFrom('paths').select('nar_hash').where('nar_hash', 'in', batch).execute()) stillNeeded.add(r.nar_hash);
+          for (const r of await trx.selectFrom('nar_uploads').select('nar_hash').where('nar_hash', 'in', batch).where('expires_at', '>', new Date(now).toISOString()).execute()) stillNeeded.add(r.nar_hash);
+          const rows = await trx.selectFrom('nars').select(['nar_hash', 'created_at', 'touched_at']).where('nar_hash', 'in', batch).execute();
+          const doomed = planNars(rows.map((r) => ({ narHash: r.nar_hash, lastUsed: lastUsed(r) })), stillNeeded, { now, graceMs }).map((n) => n.narHash);
+          if (doomed.length === 0) return [];
+          await trx.deleteFrom('nar_uploads').where('nar_hash', 'in', doomed).execute();
+          await trx.deleteFrom('nars').where('nar_hash', 'in', doomed).execute();
+          // Blobs go while the lock is held: an ingest of the same content waits, then finds no row
+          // and no blob, and stores its own copy.
+          for (const h of doomed) await blobs.delete(narBlobKey(h));
+          return doomed;
+        });
+        deleted.push(...gone);
+      }
+      narPlan = deleted.map((narHash) => ({ narHash, lastUsed: 0 }));
+    }
+    report.nars.collected = narPlan.length;
+    report.nars.storedBytes = narPlan.reduce((n, x) => n + (sizeOf.get(x.narHash) ?? 0), 0);
+
+    // 4. Orphan blobs: in the store, unknown to every table.
+    const known = new Set<string>();
+    const goneNars = new Set(narPlan.map((n) => n.narHash));
+    for (const r of narRows) if (!dryRun || !goneNars.has(r.nar_hash)) known.add(narBlobKey(r.nar_hash));
+    if (!dryRun) for (const r of await db.selectFrom('nars').select('nar_hash').execute()) known.add(narBlobKey(r.nar_hash));
+    if (dryRun) for (const h of goneNars) known.add(narBlobKey(h)); // counted above already
+    for (const r of await db.selectFrom('releases').select('tarball_key').execute()) known.add(r.tarball_key);
+    for (const r of await db.selectFrom('release_uploads').select('tarball_key').where('tarball_key', 'is not', null).execute()) known.add(r.tarball_key!);
+    const listed = [];
+    for await (const b of blobs.list()) listed.push(b);
+    const sizes = new Map(listed.map((b) => [b.key, b.size]));
+    let orphans = planOrphans(listed, known, { now: Date.now(), graceMs });
+    if (!dryRun) {
+      const deleted: string[] = [];
+      for (const batch of chunks(orphans.map((o) => o.key), 100)) {
+        const gone = await db.transaction().execute(async (trx) => {
+          await lockExclusiveForGc(trx, dialect);
+          const narKeys = batch.filter((k) => k.endsWith('.nar.zst'));
+          const stillKnown = new Set<string>();
+          if (narKeys.length > 0) {
+            for (const r of await trx.selectFrom('nars').select('nar_hash').where('nar_hash', 'in', narKeys.map((k) => k.slice(0, -'.nar.zst'.length))).execute()) stillKnown.add(narBlobKey(r.nar_hash));
+          }
+          for (const r of await trx.selectFrom('releases').select('tarball_key').where('tarball_key', 'in', batch).execute()) stillKnown.add(r.tarball_key);
+          for (const r of await trx.selectFrom('release_uploads').select('tarball_key').where('tarball_key', 'in', batch).execute()) if (r.tarball_key) stillKnown.add(r.tarball_key);
+          const doomed = batch.filter((k) => !stillKnown.has(k));
+          for (const k of doomed) await blobs.delete(k);
+          return doomed;
+        });
+        deleted.push(...gone);
+      }
+      orphans = deleted.map((key) => ({ key, modifiedAt: 0 }));
+    }
+    report.orphanBlobs.collected = orphans.length;
+    report.orphanBlobs.bytes = orphans.reduce((n, o) => n + (sizes.get(o.key) ?? 0), 0);
+    report.durationMs = Date.now() - started;
+    this.log?.info({ gc: { ...report, sample: undefined } }, dryRun ? 'gc dry run' : 'gc done');
+    return report;
+  }
+}
