@@ -2,7 +2,7 @@
  * Storage backends the behaviour suites run against: the embedded default (SQLite + files) and
  * the scale-out setup (PostgreSQL + S3). Each `start()` gives a fresh server with empty storage.
  */
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { startFloe, type TestServer } from './server.js';
@@ -21,6 +21,8 @@ export interface Backend {
   countBlobs(server: TestServer): Promise<number>;
   /** Uploads spooled or half-written, not committed. */
   countTemp(server: TestServer): Promise<number>;
+  /** Puts a blob into the store behind Floe's back (an orphan no table knows). */
+  putBlob(server: TestServer, key: string, bytes: Buffer): Promise<void>;
 }
 
 export async function countFiles(dir: string): Promise<number> {
@@ -45,6 +47,10 @@ export const embedded: Backend = {
   },
   countBlobs: (s) => countFiles(path.join(s.dataDir, 'blobs')),
   countTemp: (s) => countFiles(path.join(s.dataDir, 'tmp')),
+  async putBlob(s, key, bytes) {
+    await mkdir(path.join(s.dataDir, 'blobs', key.slice(0, 2)), { recursive: true });
+    await writeFile(path.join(s.dataDir, 'blobs', key.slice(0, 2), key), bytes);
+  },
 };
 
 /** `s3Host` lets the bucket live on another host name than Floe (as in production). */
@@ -74,5 +80,6 @@ export function postgresS3(opts: { s3Host?: string } = {}): Backend {
     },
     countBlobs: (s) => s3!.countObjects(prefixes.get(s)!),
     countTemp: (s) => countFiles(path.join(s.dataDir, 's3-spool')),
+    putBlob: (s, key, bytes) => s3!.putObject(`${prefixes.get(s)!}${key}`, bytes),
   };
 }

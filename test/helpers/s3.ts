@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { spawn } from 'node:child_process';
 import { REPO_ROOT, freePort } from './server.js';
 
@@ -16,6 +16,8 @@ export interface TestS3 {
   /** Environment for `floe serve` to use this bucket. */
   env(prefix: string): Record<string, string>;
   countObjects(prefix: string): Promise<number>;
+  /** Writes an object directly, behind Floe's back (orphans for GC tests). */
+  putObject(key: string, body: Buffer): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -60,6 +62,9 @@ export async function startS3(bucket = 'floe-test'): Promise<TestS3> {
         token = res.NextContinuationToken;
       } while (token);
       return count;
+    },
+    async putObject(key: string, body: Buffer) {
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
     },
     async stop() {
       client.destroy();
