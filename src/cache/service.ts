@@ -130,7 +130,37 @@ export class CacheService {
     for (const row of preferOwn(p, rows)) {
       if (this.authorizer.authorize(p, 'cache.read', resourceOf(row)).allowed) return row.narinfo;
     }
-    return undefined;
+    return this.pullThrough(p, view, hashPart);
+  }
+
+  /** Upstream misses, remembered briefly so a substituter's probing does not hammer upstreams. */
+  private readonly upstreamMisses = new Map<string, number>();
+
+  /**
+   * Pull-through: on a miss for an org member, a path a pull-through upstream serves (verified like
+   * any mirrored path) is stored in the member's org (the default slice, the token's only slice, or
+   * the org's own slice in the URL) and served. Anonymous readers never make the server fetch.
+   */
+  private async pullThrough(p: Principal, view: CacheView, hashPart: StorePathHash): Promise<string | undefined> {
+    if (p.kind !== 'token' || !this.upstreams) return undefined;
+    const upstreams = (await this.upstreams.list()).filter((u) => u.pullThrough);
+    if (upstreams.length === 0) return undefined;
+    const missedAt = this.upstreamMisses.get(hashPart);
+    if (missedAt !== undefined && Date.now() - missedAt < 60_000) return undefined;
+    let target: SliceResource | undefined;
+    if (view.kind === 'slice') target = view.slice.org.id === p.org.id ? view.slice : undefined;
+    else target = await this.orgs.findSlice(p.org.name, p.slices?.length === 1 ? p.slices[0]! : DEFAULT_SLICE);
+    if (!target || !this.authorizer.authorize(p, 'cache.read', target).allowed) return undefined;
+    const found = await this.upstreams.lookup(hashPart, upstreams);
+    if (found.kind !== 'found') {
+      if (this.upstreamMisses.size > 100_000) this.upstreamMisses.clear();
+      this.upstreamMisses.set(hashPart, Date.now());
+      return undefined;
+    }
+    const result = await this.mirror(p, target, [found.info.storePath], upstreams);
+    if (!result.mirrored.includes(found.info.storePath)) return undefined;
+    const row = await this.storage.db.selectFrom('paths').select('narinfo').where('slice_id', '=', target.slice.id).where('hash_part', '=', hashPart).executeTakeFirst();
+    return row?.narinfo;
   }
 
   /** A NAR by its served name, if the caller may read some path that has this content. */
@@ -225,8 +255,13 @@ export class CacheService {
    * from the trusted upstreams, verifies each narinfo signature and NAR hash, and commits them to
    * `target`, dependencies first. A path is mirrored only if its whole closure can be.
    */
-  async mirror(p: Principal, target: SliceResource, wanted: StorePathBase[]): Promise<{ mirrored: StorePathBase[]; refused: Array<{ path: StorePathBase; reason: string }> }> {
-    const upstreams = this.upstreams ? await this.upstreams.list() : [];
+  async mirror(
+    p: Principal,
+    target: SliceResource,
+    wanted: StorePathBase[],
+    only?: Upstream[],
+  ): Promise<{ mirrored: StorePathBase[]; refused: Array<{ path: StorePathBase; reason: string }> }> {
+    const upstreams = only ?? (this.upstreams ? await this.upstreams.list() : []);
     const refused = new Map<StorePathBase, string>();
     if (upstreams.length === 0) return { mirrored: [], refused: [] };
     const found = new Map<StorePathBase, { upstream: Upstream; info: import('../nix/narinfo.js').NarInfo }>();

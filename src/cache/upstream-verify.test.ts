@@ -33,6 +33,10 @@ describe('verifyUpstreamNarInfo', () => {
     const text = narinfo().replace('NarSize: 120', 'NarSize: 121');
     expect(verifyUpstreamNarInfo(text, base, trusted).ok).toBe(false);
   });
+  it('accepts a bare hash part (pull-through) only for that hash', () => {
+    expect(verifyUpstreamNarInfo(narinfo(), base.slice(0, 32) as StorePathBase, trusted).ok).toBe(true);
+    expect(verifyUpstreamNarInfo(narinfo(), dep.slice(0, 32) as StorePathBase, trusted).ok).toBe(false);
+  });
   it('refuses a narinfo for another path than asked', () => {
     expect(verifyUpstreamNarInfo(narinfo(), dep, trusted)).toMatchObject({ ok: false, reason: expect.stringMatching(/not/) });
   });

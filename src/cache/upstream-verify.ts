@@ -7,7 +7,7 @@ import { InvalidInput } from '../errors.js';
 import { hashesEqual, formatNix32Hash, type Hash } from '../nix/hash.js';
 import { type NarInfo, parseNarInfo } from '../nix/narinfo.js';
 import { fingerprintPath, verifyFingerprint } from '../nix/signing.js';
-import type { StorePathBase } from '../nix/store-path.js';
+import { type StorePathBase, type StorePathHash, hashPartOf } from '../nix/store-path.js';
 
 export interface TrustedKey {
   name: string;
@@ -26,15 +26,19 @@ export function parseTrustedKey(text: string): TrustedKey {
 
 export type UpstreamVerdict = { ok: true; info: NarInfo; signedBy: string } | { ok: false; reason: string };
 
-/** Accepts an upstream narinfo for `expected` only if it parses, names that path and is signed by a trusted key. */
-export function verifyUpstreamNarInfo(text: string, expected: StorePathBase, trusted: readonly TrustedKey[]): UpstreamVerdict {
+/**
+ * Accepts an upstream narinfo for `expected` (a store path, or just its hash part on a pull-through
+ * miss) only if it parses, names that path and is signed by a trusted key.
+ */
+export function verifyUpstreamNarInfo(text: string, expected: StorePathBase | StorePathHash, trusted: readonly TrustedKey[]): UpstreamVerdict {
   let info: NarInfo;
   try {
     info = parseNarInfo(text);
   } catch (err) {
     return { ok: false, reason: `invalid narinfo: ${(err as Error).message}` };
   }
-  if (info.storePath !== expected) return { ok: false, reason: `narinfo is for ${info.storePath}, not ${expected}` };
+  const matches = expected.length === 32 ? hashPartOf(info.storePath) === expected : info.storePath === expected;
+  if (!matches) return { ok: false, reason: `narinfo is for ${info.storePath}, not ${expected}` };
   let fingerprint: string;
   try {
     fingerprint = fingerprintPath(info);

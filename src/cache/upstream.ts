@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import type { NarInfo } from '../nix/narinfo.js';
-import { type StorePathBase, hashPartOf } from '../nix/store-path.js';
+import { type StorePathBase, type StorePathHash, hashPartOf } from '../nix/store-path.js';
 import { isUniqueViolation, parseName } from '../org/service.js';
 import type { Db } from '../storage/types.js';
 import { type TrustedKey, parseTrustedKey, verifyUpstreamNarInfo } from './upstream-verify.js';
@@ -89,13 +89,13 @@ export class UpstreamService {
     return fetch(url, { redirect: 'follow', signal: AbortSignal.timeout(this.timeoutMs) });
   }
 
-  /** The first upstream (by priority) with a verified narinfo for `storePath`. */
-  async lookup(storePath: StorePathBase, upstreams?: Upstream[]): Promise<Lookup> {
+  /** The first upstream (by priority) with a verified narinfo for `storePath` (or for a bare hash part). */
+  async lookup(storePath: StorePathBase | StorePathHash, upstreams?: Upstream[]): Promise<Lookup> {
     const reasons: string[] = [];
     for (const up of upstreams ?? (await this.list())) {
       let res: Response;
       try {
-        res = await this.get(`${up.url}/${hashPartOf(storePath)}.narinfo`);
+        res = await this.get(`${up.url}/${storePath.slice(0, 32)}.narinfo`);
       } catch (err) {
         reasons.push(`${up.name}: unreachable (${(err as Error).message})`);
         continue;

@@ -109,6 +109,8 @@ export function retentionScenarios(backend: Backend): void {
     let upstream: StaticServer;
     let upstreamKey: SigningKey;
     let rw: string;
+    let baseline = 0;
+    const usageBefore = () => baseline;
 
     /** Publishes `p` in the synthetic upstream, signed; `tamper` serves another (valid) NAR. */
     async function publish(p: FakePath, opts: { gzip?: boolean; tamper?: boolean; key?: SigningKey } = {}) {
@@ -210,6 +212,31 @@ export function retentionScenarios(backend: Backend): void {
       expect(up.body.message).toContain(ghost2.base);
       expect(up.body.message).toMatch(/not available from a trusted upstream/);
       expect(await narinfoStatus(rw, top)).toBe(404);
+    });
+
+    it('pull-through fills the reader\'s org on a narinfo miss; anonymous readers never make it fetch', async () => {
+      const added = await api(server, server.adminToken, 'POST', '/api/v1/upstreams', { name: 'pt', url: upstream.url, publicKeys: [formatPublicKey(upstreamKey)], pullThrough: true });
+      expect(added.status).toBe(201);
+      try {
+        const reader = (await createToken(server, 'mirror', ['read'])).token;
+        const dep = fakePath('pulled-dep');
+        const top = fakePath('pulled', undefined, [dep.base]);
+        await publish(dep, { gzip: true });
+        await publish(top);
+        baseline = (await usage('mirror')).paths;
+        const anon = await fetch(`${cacheUrl}/${top.hashPart}.narinfo`);
+        expect(anon.status).toBe(404);
+        await anon.arrayBuffer();
+        expect((await usage('mirror')).paths).toBe(usageBefore());
+        expect(await closureProblems(reader, top.hashPart)).toEqual([]);
+        expect((await usage('mirror')).paths).toBe(usageBefore() + 2);
+        // A forged one is not pulled through.
+        const forged = fakePath('pulled-forged');
+        await publish(forged, { key: generateSigningKey('upstream.example-1') });
+        expect(await narinfoStatus(reader, forged)).toBe(404);
+      } finally {
+        await api(server, server.adminToken, 'DELETE', '/api/v1/upstreams/pt');
+      }
     });
 
     it("a mirrored path whose upstream closure has a hole is not mirrored", async () => {
