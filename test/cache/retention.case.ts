@@ -5,7 +5,8 @@
  * The same with real Nix on both sides is in test/nix/upstream.test.ts.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -302,6 +303,42 @@ export function retentionScenarios(backend: Backend): void {
       expect(await narinfoStatus(rw, pinned)).toBe(404);
       expect(await narinfoStatus(rw, leaf)).toBe(404);
       expect((await usage('gc1')).paths).toBe(0);
+    });
+
+    it('release outputs (and their source tarballs) are roots', async () => {
+      await createOrg(server, 'rel');
+      const rw = (await createToken(server, 'rel', ['read', 'write'])).token;
+      const publisher = (await createToken(server, 'rel', ['publish'])).token;
+      const dep = fakePath('rel-dep');
+      const out = fakePath('rel-out', undefined, [dep.base]);
+      const unreleased = fakePath('rel-unreleased');
+      for (const p of [dep, out, unreleased]) expect((await batchUpload(rw, p)).status).toBe(201);
+      // A flake source tarball, published with the flakehub-push protocol, naming `out` as an output.
+      const root = await mkdtemp('/tmp/floe-rel-');
+      await mkdir(path.join(root, 'tool-source'));
+      await writeFile(path.join(root, 'tool-source', 'flake.nix'), '{ outputs = { self }: { }; }\n');
+      execFileSync('tar', ['-czf', path.join(root, 'src.tar.gz'), '-C', root, 'tool-source']);
+      const tarball = await readFile(path.join(root, 'src.tar.gz'));
+      const sha = createHash('sha256').update(tarball).digest('base64');
+      const inventory = { packages: { children: { 'x86_64-linux': { children: { default: { what: 'package', outputs: { out: `/nix/store/${out.base}` } } } } } } };
+      const meta = { commit_count: 1, description: 'd', readme: null, repo: 'rel/tool', revision: 'a'.repeat(40), visibility: 'private', source_subdirectory: '', spdx_identifier: null, labels: [], outputs: { version: 1, docs: {}, inventory } };
+      const auth = { Authorization: `Bearer ${publisher}`, 'Content-Type': 'application/json' };
+      const stage = await fetch(`${server.url}/upload/rel/tool/0.1.0/${tarball.length}/${sha}`, { method: 'POST', headers: auth, body: JSON.stringify(meta) });
+      expect(stage.status, await stage.clone().text()).toBe(200);
+      const { s3_upload_url, uuid } = (await stage.json()) as { s3_upload_url: string; uuid: string };
+      expect((await fetch(s3_upload_url, { method: 'PUT', headers: { 'Content-Type': 'application/gzip', 'x-amz-checksum-sha256': sha }, body: new Uint8Array(tarball) })).status).toBe(200);
+      expect((await fetch(`${server.url}/publish/${uuid}`, { method: 'POST', headers: auth })).status).toBe(200);
+      await setRetention('rel', 0);
+      await sleep(1100);
+      const report = await gc({ grace: 1 });
+      expect(report.sample.filter((l) => l.startsWith('rel/'))).toEqual([`rel/default /nix/store/${unreleased.base}`]);
+      expect(await closureProblems(rw, out.hashPart)).toEqual([]);
+      expect(await narinfoStatus(rw, unreleased)).toBe(404);
+      // The tarball blob is known to the releases table: not an orphan, still served.
+      const reader = (await createToken(server, 'rel', ['read'])).token;
+      const tar = await fetch(`${server.url}/f/rel/tool/0.1.0.tar.gz`, { headers: { Authorization: `Bearer ${reader}` } });
+      expect(tar.status).toBe(200);
+      expect(Buffer.from(await tar.arrayBuffer()).equals(tarball)).toBe(true);
     });
 
     it('recent pushes within the retention window are roots', async () => {
