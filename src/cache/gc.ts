@@ -212,11 +212,9 @@ export class GarbageCollector {
     report.nars.storedBytes = narPlan.reduce((n, x) => n + (sizeOf.get(x.narHash) ?? 0), 0);
 
     // 4. Orphan blobs: in the store, unknown to every table.
-    const known = new Set<string>();
-    const goneNars = new Set(narPlan.map((n) => n.narHash));
-    for (const r of narRows) if (!dryRun || !goneNars.has(r.nar_hash)) known.add(narBlobKey(r.nar_hash));
-    if (!dryRun) for (const r of await db.selectFrom('nars').select('nar_hash').execute()) known.add(narBlobKey(r.nar_hash));
-    if (dryRun) for (const h of goneNars) known.add(narBlobKey(h)); // counted above already
+    // Every NAR row's blob is known (in a dry run, those GC would delete are counted above already).
+    const known = new Set<string>(narRows.map((r) => narBlobKey(r.nar_hash)));
+    for (const r of await db.selectFrom('nars').select('nar_hash').execute()) known.add(narBlobKey(r.nar_hash));
     for (const r of await db.selectFrom('releases').select('tarball_key').execute()) known.add(r.tarball_key);
     for (const r of await db.selectFrom('release_uploads').select('tarball_key').where('tarball_key', 'is not', null).execute()) known.add(r.tarball_key!);
     const listed = [];

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import type { NarInfo } from '../nix/narinfo.js';
-import { type StorePathBase, type StorePathHash, hashPartOf } from '../nix/store-path.js';
+import type { StorePathBase, StorePathHash } from '../nix/store-path.js';
 import { isUniqueViolation, parseName } from '../org/service.js';
 import type { Db } from '../storage/types.js';
 import { type TrustedKey, parseTrustedKey, verifyUpstreamNarInfo } from './upstream-verify.js';

@@ -407,6 +407,33 @@ export function retentionScenarios(backend: Backend): void {
     });
   });
 
+  describe('scheduled GC', () => {
+    it('FLOE_GC_INTERVAL runs GC by itself', async () => {
+      const scheduled = await backend.start({ FLOE_GC_INTERVAL: '1s', FLOE_GC_GRACE: '1s' });
+      try {
+        await createOrg(scheduled, 'sched');
+        const rw = (await createToken(scheduled, 'sched', ['read', 'write'])).token;
+        const kept = fakePath('sched-kept');
+        const p = fakePath('sched');
+        for (const x of [p, kept]) {
+          const meta = { storePath: `/nix/store/${x.base}`, narHash: x.narHash, narSize: x.narSize, references: [] };
+          const up = await fetch(`${scheduled.url}/api/v1/cache/paths`, { method: 'PUT', headers: { Authorization: `Bearer ${rw}` }, body: new Uint8Array(Buffer.concat([Buffer.from(JSON.stringify(meta) + '\n'), x.nar])) });
+          expect(up.status).toBe(201);
+        }
+        expect((await api(scheduled, scheduled.adminToken, 'POST', '/api/v1/orgs/sched/pins', { name: 'keep', storePath: kept.base })).status).toBe(201);
+        expect((await api(scheduled, scheduled.adminToken, 'PATCH', '/api/v1/orgs/sched/settings', { retention: 0 })).status).toBe(200);
+        const status = async (x: FakePath) => (await fetch(`${scheduled.url}/cache/${x.hashPart}.narinfo`, { headers: { Authorization: basicAuth(rw) } })).status;
+        const deadline = Date.now() + 15_000;
+        while ((await status(p)) === 200 && Date.now() < deadline) await sleep(250);
+        expect(await status(p)).toBe(404);
+        expect(await status(kept)).toBe(200);
+        expect(scheduled.logs()).toMatch(/"msg":"gc done"/);
+      } finally {
+        await scheduled.cleanup();
+      }
+    });
+  });
+
   describe('quotas and usage', () => {
     it('reports logical and deduplicated usage per org and slice', async () => {
       await createOrg(server, 'use');
