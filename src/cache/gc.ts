@@ -98,7 +98,7 @@ async function loadGraph(db: Db, now: number, graceMs: number): Promise<Graph> {
 const chunks = <T>(items: readonly T[], n: number): T[][] => Array.from({ length: Math.ceil(items.length / n) }, (_, i) => items.slice(i * n, (i + 1) * n));
 
 export class GarbageCollector {
-  private running: Promise<GcReport> | undefined;
+  private running: Promise<unknown> | undefined;
 
   constructor(
     private readonly storage: Storage,
@@ -107,13 +107,14 @@ export class GarbageCollector {
     private readonly log?: Logger,
   ) {}
 
-  /** One run at a time per process; a second caller gets the running one's report. */
+  /** One run at a time per process: a run asked for while another goes waits for it. */
   run(opts: GcOptions): Promise<GcReport> {
-    if (this.running) return this.running;
-    this.running = this.collect(opts).finally(() => {
-      this.running = undefined;
-    });
-    return this.running;
+    const next = (this.running ?? Promise.resolve()).catch(() => undefined).then(() => this.collect(opts));
+    this.running = next;
+    void next.finally(() => {
+      if (this.running === next) this.running = undefined;
+    }).catch(() => undefined);
+    return next;
   }
 
   private async collect(opts: GcOptions): Promise<GcReport> {

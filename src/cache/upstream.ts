@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { Conflict, InvalidInput, NotFound } from '../errors.js';
-import type { NarInfo } from '../nix/narinfo.js';
+import { MAX_NARINFO_BYTES, type NarInfo } from '../nix/narinfo.js';
 import type { StorePathBase, StorePathHash } from '../nix/store-path.js';
 import { isUniqueViolation, parseName } from '../org/service.js';
 import type { Db } from '../storage/types.js';
@@ -28,6 +28,22 @@ export type Lookup =
   | { kind: 'absent' };
 
 const LIST_TTL_MS = 2_000;
+
+/** An upstream is not trusted to be honest: a narinfo body is read up to this size only. */
+async function readBounded(res: Response, limit: number): Promise<string | undefined> {
+  if (!res.body) return '';
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    size += chunk.length;
+    if (size > limit) {
+      await res.body.cancel().catch(() => undefined);
+      return undefined;
+    }
+    chunks.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
 
 export class UpstreamService {
   private cached: { at: number; list: Upstream[] } | undefined;
@@ -109,7 +125,11 @@ export class UpstreamService {
         reasons.push(`${up.name}: HTTP ${res.status}`);
         continue;
       }
-      const text = await res.text();
+      const text = await readBounded(res, MAX_NARINFO_BYTES);
+      if (text === undefined) {
+        reasons.push(`${up.name}: narinfo larger than ${MAX_NARINFO_BYTES} bytes`);
+        continue;
+      }
       const verdict = verifyUpstreamNarInfo(text, storePath, up.keys);
       if (verdict.ok) return { kind: 'found', upstream: up, info: verdict.info };
       reasons.push(`${up.name}: ${verdict.reason}`);

@@ -273,7 +273,8 @@ export function cacheHttpScenarios(backend: Backend): void {
       const top = fakePath('top', undefined, [dep.base]);
       const r = await nixStyleUpload(cacheUrl, basicAuth(acmeRW), top);
       expect(r.narinfo).toBe(400);
-      expect(r.narinfoText).toMatch(/References: not in acme\/default/);
+      expect(r.narinfoText).toMatch(/References: 1 missing from acme\/default/);
+      expect(r.narinfoText).toContain(dep.base);
       expect(await nixStyleUpload(cacheUrl, basicAuth(acmeRW), dep)).toMatchObject({ narinfo: 201 });
       expect(await nixStyleUpload(cacheUrl, basicAuth(acmeRW), top)).toMatchObject({ narinfo: 201 });
     });
