@@ -72,16 +72,38 @@ function prepareSchema(): void {
   schemaPrepared = true;
 }
 
-/** Parses and validates a policy file against the schema. No problems = safe to activate. */
-export function validatePolicyFile(source: string): ParsedPolicies {
+/**
+ * Parses and validates a policy file against the schema. No problems = safe to activate.
+ * With `orgName`, a policy naming another org's entities is refused outright: it could never
+ * take effect (an org's policies only see its own resources), so it is surely a mistake.
+ */
+export function validatePolicyFile(source: string, orgName?: string): ParsedPolicies {
   const parsed = parsePolicyFile(source);
   if (parsed.problems.length > 0 || Object.keys(parsed.policies).length === 0) return parsed;
+  if (orgName !== undefined) {
+    const foreign = foreignReferences(source, parsed.policies, orgName);
+    if (foreign.length > 0) return { ...parsed, problems: foreign };
+  }
   const res = cedar.validate({ schema: CEDAR_SCHEMA, policies: { staticPolicies: parsed.policies }, validationSettings: { mode: 'strict' } });
   const offsets = offsetsOf(source, parsed.policies);
   if (res.type === 'failure') return { ...parsed, problems: res.errors.map((e) => problemFrom(e as CedarDetailedError, source, 0)) };
   // "success" only means the validator ran: the errors are in validationErrors.
   const problems = res.validationErrors.map((v) => problemFrom(v.error as CedarDetailedError, source, offsets[v.policyId] ?? 0, v.policyId));
   return { ...parsed, problems };
+}
+
+function foreignReferences(source: string, policies: Record<string, string>, orgName: string): PolicyProblem[] {
+  const offsets = offsetsOf(source, policies);
+  const problems: PolicyProblem[] = [];
+  for (const [id, text] of Object.entries(policies)) {
+    for (const m of text.matchAll(/Floe::(Org|Slice|Flake)::"((?:[^"\\]|\\.)*)"/g)) {
+      const owner = m[1] === 'Org' ? m[2]! : m[2]!.split('/')[0]!;
+      if (owner !== orgName) {
+        problems.push({ policyId: id, message: `${m[0]} belongs to org ${JSON.stringify(owner)}: ${orgName}'s policies only govern ${orgName}'s resources`, ...position(source, (offsets[id] ?? 0) + m.index!) });
+      }
+    }
+  }
+  return problems;
 }
 
 function offsetsOf(source: string, policies: Record<string, string>): Record<string, number> {
