@@ -89,7 +89,9 @@ export function validatePolicyFile(source: string, orgName?: string): ParsedPoli
   if (res.type === 'failure') return { ...parsed, problems: res.errors.map((e) => problemFrom(e as CedarDetailedError, source, 0)) };
   // "success" only means the validator ran: the errors are in validationErrors.
   const problems = res.validationErrors.map((v) => problemFrom(v.error as CedarDetailedError, source, offsets[v.policyId] ?? 0, v.policyId));
-  return { ...parsed, problems };
+  // The validator reports a problem once per action it applies to: one per place is enough.
+  const seen = new Set<string>();
+  return { ...parsed, problems: problems.filter((p) => { const k = `${p.policyId}:${p.line}:${p.column}`; return !seen.has(k) && !!seen.add(k); }) };
 }
 
 function foreignReferences(source: string, policies: Record<string, string>, orgName: string): PolicyProblem[] {
@@ -166,7 +168,9 @@ type EntityJson = cedar.EntityJson;
 const org = (name: string) => ({ type: 'Floe::Org', id: name });
 
 function principalEntity(p: Principal): EntityJson {
-  if (p.kind !== 'token') return { uid: { type: 'Floe::Anonymous', id: p.kind }, attrs: {}, parents: [] };
+  if (p.kind !== 'token') {
+    return { uid: { type: 'Floe::Caller', id: p.kind }, attrs: { org: '', subject: p.kind, scopes: [], authMethod: p.kind, lifetimeSeconds: 0, deployOnly: false, claims: {} }, parents: [], tags: {} };
+  }
   const claims: Record<string, string> = {};
   const tags: Record<string, string[]> = {};
   for (const [name, value] of Object.entries(p.identity?.claims ?? {})) {
@@ -174,7 +178,7 @@ function principalEntity(p: Principal): EntityJson {
     if (typeof value === 'string' && (WELL_KNOWN_CLAIMS as readonly string[]).includes(name)) claims[name] = value;
   }
   return {
-    uid: { type: 'Floe::Token', id: p.tokenId },
+    uid: { type: 'Floe::Caller', id: p.tokenId },
     attrs: {
       org: p.org.name,
       subject: p.subject,
