@@ -15,8 +15,10 @@ import { TokenService } from './identity/tokens.js';
 import { OidcVerifier } from './identity/oidc.js';
 import { ExchangeService } from './identity/exchange.js';
 import { StsVerifier } from './identity/aws-sts.js';
-import { Authorizer, type AuditSink } from './policy/authorize.js';
-import { describePrincipal } from './identity/principal.js';
+import { Authorizer } from './policy/authorize.js';
+import { AuditLog } from './audit/log.js';
+import { PolicyStore } from './org/policies.js';
+import { clientResolver } from './http/client-address.js';
 import { OrgService } from './org/service.js';
 import { CacheService } from './cache/service.js';
 import { UpstreamService } from './cache/upstream.js';
@@ -25,6 +27,7 @@ import { GarbageCollector } from './cache/gc.js';
 import { createApp } from './http/app.js';
 import { Metrics } from './http/metrics.js';
 import { RegistryService } from './registry/service.js';
+import { DeployScopes } from './registry/deploy.js';
 import { createCacheHandler, markExpectsContinue } from './http/cache-handler.js';
 
 export interface RunningServer {
@@ -97,17 +100,17 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const keyReload = setInterval(() => void keyRing.reload(0).catch((err) => log.warn({ err }, 'reloading server keys failed')), 60_000);
   keyReload.unref();
   const tokens = new TokenService(storage.db, keyRing, publicUrl);
-  const audit: AuditSink = {
-    record(principal, action, resource, decision) {
-      if (!decision.allowed) {
-        log.debug({ principal: describePrincipal(principal), action, resource: 'slice' in resource ? `${resource.org.name}/${resource.slice.name}` : resource.type, reason: decision.reason }, 'access denied');
-      }
-    },
-  };
-  const authorizer = new Authorizer(audit);
+  const metrics = new Metrics();
+  const audit = new AuditLog(storage.db, log);
+  audit.start();
+  const policies = new PolicyStore(storage.db, log);
+  await policies.refresh();
+  // Policy changes made through other replicas take effect within a second.
+  policies.start(1000);
+  const authorizer = new Authorizer(audit, policies, (allowed) => metrics.inc('floe_policy_decisions_total', { outcome: allowed ? 'allow' : 'deny' }));
   const orgs = new OrgService(storage.db);
   const upstreams = new UpstreamService(storage.db);
-  const cache = new CacheService(storage, orgs, authorizer, keys.nix, { maxUploadBytes: config.limits.maxUploadBytes, maxNarBytes: config.limits.maxNarBytes }, upstreams);
+  const cache = new CacheService(storage, orgs, authorizer, keys.nix, { maxUploadBytes: config.limits.maxUploadBytes, maxNarBytes: config.limits.maxNarBytes }, audit, new DeployScopes(storage.db), upstreams);
   const retention = new RetentionService(storage.db);
   const gc = new GarbageCollector(storage, (hashes) => cache.forget(hashes), log);
   const gcGraceMs = config.gc.graceSeconds * 1000;
@@ -116,13 +119,16 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       ? setInterval(() => void gc.run({ graceMs: gcGraceMs }).catch((err) => log.error({ err }, 'scheduled gc failed')), config.gc.intervalSeconds * 1000)
       : undefined;
   gcTimer?.unref();
+  const resolveClient = clientResolver(config.trustedProxies);
   const verifier = new OidcVerifier(storage.db, config.oidc);
   const sts = new StsVerifier(storage.db, { audience: publicUrl, ...(config.testAwsStsEndpoint ? { endpointOverride: config.testAwsStsEndpoint } : {}) });
   if (config.testAwsStsEndpoint) log.warn({ endpoint: config.testAwsStsEndpoint }, 'FLOE_TEST_AWS_STS_ENDPOINT is set: AWS logins are verified by a stand-in, not by AWS (tests only)');
   const exchange = new ExchangeService(storage.db, orgs, tokens, verifier, publicUrl, sts);
-  const registry = new RegistryService(storage, orgs, authorizer, cache);
-  const metrics = new Metrics();
+  const registry = new RegistryService(storage, orgs, authorizer, cache, audit);
   const app = createApp({
+    audit,
+    policies,
+    resolveClient,
     registry,
     exchange,
     orgs,
@@ -147,7 +153,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const adminTokenFile = path.join(config.dataDir, 'admin-token');
   await ensureAdminToken(adminTokenFile, tokens, log);
   const api = getRequestListener(app.fetch);
-  const cacheHandler = createCacheHandler({ cache, orgs, tokens, limits: config.limits, priority: config.priority, log, metrics });
+  const cacheHandler = createCacheHandler({ cache, orgs, tokens, limits: config.limits, priority: config.priority, log, metrics, resolveClient });
   handler = (req, res) => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
@@ -171,10 +177,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     async close() {
       clearInterval(keyReload);
       if (gcTimer) clearInterval(gcTimer);
+      policies.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      await audit.close().catch((err) => log.error({ err }, 'could not write the last audit entries'));
       await storage.close();
     },
   };

@@ -7,7 +7,8 @@ import { Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { FloeError, Forbidden, NotFound } from '../errors.js';
 import { credentialFromAuthorization } from '../identity/credentials.js';
-import { ANONYMOUS, describePrincipal } from '../identity/principal.js';
+import { ANONYMOUS, describePrincipal, withClient } from '../identity/principal.js';
+import type { ClientResolver } from './client-address.js';
 import type { TokenService } from '../identity/tokens.js';
 import type { Logger } from '../log.js';
 import type { AppEnv } from './context.js';
@@ -27,6 +28,7 @@ export interface AppDeps extends ApiDeps {
   metrics: Metrics;
   /** Serve /metrics without authentication (for a scraper on a private network). */
   publicMetrics: boolean;
+  resolveClient: ClientResolver;
 }
 
 const FLAKEHUB_PUSH_PATHS = /^\/(token\/status|upload\/|publish\/)/;
@@ -38,7 +40,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     const started = performance.now();
     const requestId = nextRequestId();
     c.set('requestId', requestId);
-    c.set('principal', ANONYMOUS);
+    c.set('principal', withClient(ANONYMOUS, deps.resolveClient(c.env.incoming, requestId)));
     await next();
     const status = c.env?.outgoing?.headersSent ? c.env.outgoing.statusCode : c.res.status;
     deps.metrics.inc('floe_http_requests_total', { area: areaOf(c.req.path), status: `${Math.floor(status / 100)}xx` });
@@ -55,7 +57,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     if (credential !== undefined && !credential.startsWith('floe_') && FLAKEHUB_PUSH_PATHS.test(c.req.path) && credential.split('.').length === 3) {
       credential = await deps.exchange.exchangeReusable(credential);
     }
-    if (credential !== undefined) c.set('principal', await deps.tokens.verify(credential));
+    if (credential !== undefined) c.set('principal', withClient(await deps.tokens.verify(credential), c.get('principal').client!));
     await next();
   });
 

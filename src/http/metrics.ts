@@ -11,6 +11,7 @@ export class Metrics {
     this.define('floe_nar_bytes_served_total', 'NAR bytes sent to clients');
     this.define('floe_uploads_total', 'NAR uploads by result (accepted, rejected)');
     this.define('floe_upload_bytes_total', 'bytes received in NAR uploads');
+    this.define('floe_policy_decisions_total', 'authorization decisions by outcome (allow, deny)');
   }
 
   private define(name: string, help: string): void {
