@@ -56,13 +56,18 @@ describe('planNars and planOrphans', () => {
     ];
     expect(planNars(nars, new Set(['used']), { now, graceMs: 3_600_000 }).map((n) => n.narHash)).toEqual(['old']);
   });
-  it('collects unknown blobs past the grace period', () => {
+  it('collects unknown blobs of Floe key shapes past the grace period, nothing else', () => {
+    const nar = (c: string) => `${c.repeat(52)}.nar.zst`;
+    const tarball = `tarball-${'a'.repeat(64)}.tar.gz`;
     const blobs = [
-      { key: 'known.nar.zst', modifiedAt: 0 },
-      { key: 'orphan.nar.zst', modifiedAt: 0 },
-      { key: 'young.nar.zst', modifiedAt: now },
+      { key: nar('0'), modifiedAt: 0 },
+      { key: nar('1'), modifiedAt: 0 },
+      { key: nar('2'), modifiedAt: now },
+      { key: tarball, modifiedAt: 0 },
+      { key: 'backup.tar.gz', modifiedAt: 0 },
+      { key: `${'e'.repeat(52)}.nar.zst`, modifiedAt: 0 }, // e is not a nix32 digit
     ];
-    expect(planOrphans(blobs, new Set(['known.nar.zst']), { now, graceMs: 1000 }).map((b) => b.key)).toEqual(['orphan.nar.zst']);
+    expect(planOrphans(blobs, new Set([nar('0')]), { now, graceMs: 1000 }).map((b) => b.key)).toEqual([nar('1'), tarball]);
   });
 });
 

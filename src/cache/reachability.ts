@@ -82,9 +82,17 @@ export interface GcBlob {
   modifiedAt: number;
 }
 
-/** Blobs in the store that no row knows (crash leftovers, expired tarball uploads), past the grace period. */
+/** Keys Floe writes: NARs under their nix32 NarHash, flake source tarballs under their SHA-256. */
+export function isFloeBlobKey(key: string): boolean {
+  return /^[0-9a-df-np-sv-z]{52}\.nar\.zst$/.test(key) || /^tarball-[0-9a-f]{64}\.tar\.gz$/.test(key);
+}
+
+/**
+ * Blobs in the store that no row knows (crash leftovers, expired tarball uploads), past the grace
+ * period. Only keys Floe itself writes: anything else sharing the bucket or directory is not ours.
+ */
 export function planOrphans(blobs: readonly GcBlob[], known: ReadonlySet<string>, policy: Pick<GcPolicy, 'now' | 'graceMs'>): GcBlob[] {
-  return blobs.filter((b) => !known.has(b.key) && b.modifiedAt <= policy.now - policy.graceMs);
+  return blobs.filter((b) => isFloeBlobKey(b.key) && !known.has(b.key) && b.modifiedAt <= policy.now - policy.graceMs);
 }
 
 /** Every `/nix/store/<hash>-<name>` string anywhere in a JSON value (release output inventories). */

@@ -180,7 +180,7 @@ export class CacheService {
       this.upstreamMisses.set(hashPart, Date.now());
       return undefined;
     }
-    const result = await this.mirror(p, target, [found.info.storePath], upstreams);
+    const result = await this.mirror(p, target, [found.info.storePath], upstreams, 'pull-through');
     if (!result.mirrored.includes(found.info.storePath)) return undefined;
     const row = await this.storage.db.selectFrom('paths').select('narinfo').where('slice_id', '=', target.slice.id).where('hash_part', '=', hashPart).executeTakeFirst();
     return row?.narinfo;
@@ -286,6 +286,7 @@ export class CacheService {
     target: SliceResource,
     wanted: StorePathBase[],
     only?: Upstream[],
+    fill?: 'pull-through',
   ): Promise<{ mirrored: StorePathBase[]; refused: Array<{ path: StorePathBase; reason: string }> }> {
     const upstreams = only ?? (this.upstreams ? await this.upstreams.list() : []);
     const refused = new Map<StorePathBase, string>();
@@ -348,7 +349,7 @@ export class CacheService {
             ...(info.ca ? { ca: info.ca } : {}),
             sigs: info.sigs,
             origin: `upstream:${upstream.name}`,
-          });
+          }, fill);
           done.add(path);
           mirrored.push(path);
         } catch (err) {
@@ -514,14 +515,16 @@ export class CacheService {
    * Re-uploading identical content only merges new signatures; different content is a conflict
    * (paths are immutable, and a write token must never replace what others substitute).
    */
-  private async commitPath(p: Principal, target: SliceResource, meta: PathMetadata): Promise<CommitResult> {
+  private async commitPath(p: Principal, target: SliceResource, meta: PathMetadata, fill?: 'pull-through'): Promise<CommitResult> {
     const hashPart = hashPartOf(meta.storePath);
     const narHashNix32 = encodeNix32(meta.narHash.digest);
     for (const sig of meta.sigs) parseSignature(sig);
     if (meta.ca) parseContentAddress(meta.ca);
     const uploaderSigs = meta.sigs.filter((s) => !s.startsWith(`${this.signingKey.name}:`));
     // Now that the narinfo is known, policies may judge it (e.g. "writes require a signed narinfo").
-    const decision = this.authorizer.authorize(p, 'cache.write', target, { narinfoSignatures: uploaderSigs.map((s) => parseSignature(s).keyName) });
+    // A pull-through fill is the server's own write on a reader's miss (verified against the
+    // upstream's trusted keys), not the reader's: it is not judged as theirs.
+    const decision = fill === 'pull-through' ? { allowed: true, reason: 'pull-through' } : this.authorizer.authorize(p, 'cache.write', target, { narinfoSignatures: uploaderSigs.map((s) => parseSignature(s).keyName) });
     if (!decision.allowed) throw new Forbidden(`not allowed to write ${meta.storePath} to ${target.org.name}/${target.slice.name}: ${decision.reason}`);
 
     // Any commit can change what a hash resolves to (new path, merged signatures, linked closure).
@@ -531,7 +534,7 @@ export class CacheService {
         try {
           const result = await this.commitTransaction(p, target, meta, hashPart, narHashNix32, uploaderSigs, touched);
           if (result === 'created') {
-            this.audit.append({ principal: p, action: 'cache.write', target: `${target.org.name}/${target.slice.name}:/nix/store/${meta.storePath}`, orgId: target.org.id, detail: { narHash: `sha256:${narHashNix32}`, narSize: meta.narSize } });
+            this.audit.append({ principal: p, action: 'cache.write', target: `${target.org.name}/${target.slice.name}:/nix/store/${meta.storePath}`, orgId: target.org.id, detail: { narHash: `sha256:${narHashNix32}`, narSize: meta.narSize, ...(meta.origin ? { origin: fill ? `${meta.origin} (${fill})` : meta.origin } : {}) } });
           }
           return result;
         } catch (err) {
