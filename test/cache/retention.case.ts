@@ -355,6 +355,22 @@ export function retentionScenarios(backend: Backend): void {
       expect(await narinfoStatus(rw, p)).toBe(404);
     });
 
+    it("keeps a NAR uploaded nix-copy style until its narinfo comes, however long GC's grace", async () => {
+      await createOrg(server, 'gc3');
+      const rw = (await createToken(server, 'gc3', ['read', 'write'])).token;
+      await setRetention('gc3', 0);
+      const p = fakePath('slow-narinfo');
+      const narFile = `${encodeNix32(createHash('sha256').update(p.nar).digest())}.nar`;
+      expect((await fetch(`${cacheUrl}/nar/${narFile}`, { method: 'PUT', headers: { Authorization: basicAuth(rw) }, body: new Uint8Array(p.nar) })).status).toBe(201);
+      await sleep(1100);
+      await gc({ grace: 1 });
+      // Had GC taken the NAR, its upload record would be gone too and the narinfo refused.
+      const info = formatNarInfo({ storePath: p.base, url: `nar/${narFile}`, compression: 'none', narHash: parseHash(p.narHash), narSize: p.narSize, references: [], sigs: [] });
+      const put = await fetch(`${cacheUrl}/${p.hashPart}.narinfo`, { method: 'PUT', headers: { Authorization: basicAuth(rw) }, body: info });
+      expect(put.status, await put.text()).toBe(201);
+      expect(await closureProblems(rw, p.hashPart)).toEqual([]);
+    });
+
     it('reclaims orphan blobs past the grace period, leaves young ones', async () => {
       const oldKey = `${encodeNix32(randomBytes(32))}.nar.zst`;
       const youngKey = `${encodeNix32(randomBytes(32))}.nar.zst`;
