@@ -20,7 +20,9 @@ import { describePrincipal } from './identity/principal.js';
 import { OrgService } from './org/service.js';
 import { CacheService } from './cache/service.js';
 import { createApp } from './http/app.js';
-import { Metrics } from './http/metrics.js';
+import { Metrics, areaOf } from './http/metrics.js';
+import type { ReadinessCheck } from './http/app.js';
+import { sql } from 'kysely';
 import { RegistryService } from './registry/service.js';
 import { createCacheHandler, markExpectsContinue } from './http/cache-handler.js';
 
@@ -53,6 +55,20 @@ async function ensureAdminToken(file: string, tokens: TokenService, log: Logger)
   const tmp = `${file}.tmp-${process.pid}`;
   await writeFile(tmp, `${minted.token}\n`, { mode: 0o600 });
   await rename(tmp, file);
+}
+
+/** One backend check for /readyz, bounded in time: a hung backend is as unready as a failing one. */
+async function probe(backend: ReadinessCheck['backend'], check: () => Promise<unknown>): Promise<ReadinessCheck> {
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([check(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timed out after 3 s')), 3000)))]);
+    return { backend, ok: true, ms: Math.round(performance.now() - started) };
+  } catch (err) {
+    return { backend, ok: false, ms: Math.round(performance.now() - started), error: (err as Error).message.split('\n')[0]!.slice(0, 200) };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
@@ -94,8 +110,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const keyReload = setInterval(() => void keyRing.reload(0).catch((err) => log.warn({ err }, 'reloading server keys failed')), 60_000);
   keyReload.unref();
   const tokens = new TokenService(storage.db, keyRing, publicUrl);
+  const metrics = new Metrics();
   const audit: AuditSink = {
     record(principal, action, resource, decision) {
+      metrics.policyDecision(decision.allowed ? 'allow' : 'deny', action);
       if (!decision.allowed) {
         log.debug({ principal: describePrincipal(principal), action, resource: 'slice' in resource ? `${resource.org.name}/${resource.slice.name}` : resource.type, reason: decision.reason }, 'access denied');
       }
@@ -109,7 +127,6 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   if (config.testAwsStsEndpoint) log.warn({ endpoint: config.testAwsStsEndpoint }, 'FLOE_TEST_AWS_STS_ENDPOINT is set: AWS logins are verified by a stand-in, not by AWS (tests only)');
   const exchange = new ExchangeService(storage.db, orgs, tokens, verifier, publicUrl, sts);
   const registry = new RegistryService(storage, orgs, authorizer, cache);
-  const metrics = new Metrics();
   const app = createApp({
     registry,
     exchange,
@@ -124,6 +141,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     jwks: () => keyRing.current.jwks,
     metrics,
     publicMetrics: config.publicMetrics,
+    readiness: () => Promise.all([probe('database', () => sql`select 1`.execute(storage.db)), probe('blobs', () => (storage.blobs.check ? storage.blobs.check() : storage.blobs.size('floe-readiness-probe')))]),
     rotateKeys: async () => {
       const kid = await rotateJwtKey(storage.db);
       await keyRing.reload(0);
@@ -139,6 +157,15 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const pathname = q < 0 ? url : url.slice(0, q);
+    // Bytes on the wire for this request (connections are not pipelined: deltas are per request).
+    const socket = req.socket;
+    const readAtStart = socket.bytesRead;
+    const writtenAtStart = socket.bytesWritten;
+    res.once('close', () => {
+      const area = areaOf(pathname);
+      metrics.inc('floe_http_received_bytes_total', { area }, Math.max(0, socket.bytesRead - readAtStart));
+      metrics.inc('floe_http_sent_bytes_total', { area }, Math.max(0, socket.bytesWritten - writtenAtStart));
+    });
     if (pathname === '/cache' || pathname.startsWith('/cache/')) {
       cacheHandler(req, res, pathname).catch((err) => {
         log.error({ err }, 'cache handler crashed');

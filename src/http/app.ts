@@ -3,7 +3,8 @@
  * is authenticated once (a bad credential is a 401, never silently anonymous); every route then asks
  * the authorizer, directly or through its service.
  */
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
+import { routePath } from 'hono/route';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { FloeError, Forbidden, NotFound } from '../errors.js';
 import { credentialFromAuthorization } from '../identity/credentials.js';
@@ -24,9 +25,24 @@ export interface AppDeps extends ApiDeps {
   log: Logger;
   jwks: () => unknown;
   rotateKeys: () => Promise<string>;
-  metrics: Metrics;
+  /** Database and blob store checks for /readyz. */
+  readiness: () => Promise<ReadinessCheck[]>;
   /** Serve /metrics without authentication (for a scraper on a private network). */
   publicMetrics: boolean;
+}
+
+/** What a readiness probe found out about one backend. */
+export interface ReadinessCheck {
+  backend: 'database' | 'blobs';
+  ok: boolean;
+  ms: number;
+  error?: string;
+}
+
+/** The matched route's template (`/api/v1/orgs/:org`), or "unmatched": never the raw path. */
+function routeTemplate(c: Context<AppEnv>): string {
+  const r = routePath(c, -1);
+  return r === '*' || r === '/*' || r === '' ? 'unmatched' : r;
 }
 
 const FLAKEHUB_PUSH_PATHS = /^\/(token\/status|upload\/|publish\/)/;
@@ -41,7 +57,16 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     c.set('principal', ANONYMOUS);
     await next();
     const status = c.env?.outgoing?.headersSent ? c.env.outgoing.statusCode : c.res.status;
-    deps.metrics.inc('floe_http_requests_total', { area: areaOf(c.req.path), status: `${Math.floor(status / 100)}xx` });
+    if (!c.env?.outgoing?.headersSent) {
+      try {
+        c.res.headers.set('X-Request-Id', requestId);
+      } catch {
+        // Immutable headers (a fetched Response): copy it.
+        c.res = new Response(c.res.body, c.res);
+        c.res.headers.set('X-Request-Id', requestId);
+      }
+    }
+    deps.metrics.request(areaOf(c.req.path), c.req.method, routeTemplate(c), status, (performance.now() - started) / 1000);
     // Never log headers or query strings: only what cannot carry a secret.
     deps.log.info(
       { reqId: requestId, method: c.req.method, path: c.req.path, status, ms: Math.round((performance.now() - started) * 100) / 100, principal: describePrincipal(c.get('principal')) },
@@ -80,6 +105,11 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.notFound(() => missResponse());
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', async (c) => {
+    const checks = await deps.readiness();
+    const failed = checks.filter((x) => !x.ok);
+    return c.json({ status: failed.length ? 'unavailable' : 'ready', checks, ...(failed.length ? { failed: failed.map((x) => x.backend) } : {}) }, failed.length ? 503 : 200, { 'Cache-Control': 'no-store' });
+  });
   app.get('/metrics', (c) => {
     if (!deps.publicMetrics) {
       const d = deps.authorizer.authorize(c.get('principal'), 'server.admin', { type: 'server' });

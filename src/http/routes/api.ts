@@ -18,6 +18,8 @@ import { readJson } from '../body.js';
 import { parseBody } from '../validate.js';
 import { authRoutes } from './auth.js';
 import type { ExchangeService } from '../../identity/exchange.js';
+import type { Metrics } from '../metrics.js';
+import { FloeError } from '../../errors.js';
 
 export interface ApiDeps {
   exchange: ExchangeService;
@@ -28,6 +30,7 @@ export interface ApiDeps {
   limits: Limits;
   publicUrl: () => string;
   nixPublicKey: string;
+  metrics: Metrics;
 }
 
 /** A store path given as `/nix/store/<base>` or `<base>`. */
@@ -211,7 +214,8 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
       if (!req.complete) controller.abort();
     });
     const declared = compressionFromName(String(c.req.header('x-floe-compression') ?? ''));
-    const { result, nar } = await deps.cache.uploadPath(
+    const { result, nar } = await deps.cache
+      .uploadPath(
       p,
       view,
       {
@@ -226,7 +230,11 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
       rest,
       declared,
       controller.signal,
-    );
+    )
+      .catch((err: unknown) => {
+        if (err instanceof FloeError && err.code !== 'unauthenticated' && err.code !== 'forbidden') deps.metrics.uploadVerificationFailed(err.code);
+        throw err;
+      });
     return c.json({ storePath: info.storePath, status: result, narHash: formatNix32Hash(nar.narHash), narSize: nar.narSize, receivedBytes: nar.receivedBytes }, result === 'created' ? 201 : 200);
   };
   api.put('/cache/paths', (c) => upload(c, { kind: 'unified' }));
