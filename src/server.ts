@@ -24,6 +24,7 @@ import { Metrics, areaOf } from './http/metrics.js';
 import type { ReadinessCheck } from './http/app.js';
 import { sql } from 'kysely';
 import { RegistryService } from './registry/service.js';
+import { UsageService } from './cache/usage.js';
 import { createCacheHandler, markExpectsContinue } from './http/cache-handler.js';
 
 export interface RunningServer {
@@ -129,6 +130,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const registry = new RegistryService(storage, orgs, authorizer, cache);
   const app = createApp({
     registry,
+    usage: new UsageService(storage.db),
     exchange,
     orgs,
     tokens,

@@ -18,9 +18,12 @@ import { nextRequestId } from './request-id.js';
 import { type Metrics, areaOf } from './metrics.js';
 import { registryRoutes } from './routes/registry.js';
 import { NotFoundWithReason, type RegistryService } from '../registry/service.js';
+import type { UsageService } from '../cache/usage.js';
+import { webRoutes } from '../web/routes.js';
 
 export interface AppDeps extends ApiDeps {
   registry: RegistryService;
+  usage: UsageService;
   tokens: TokenService;
   log: Logger;
   jwks: () => unknown;
@@ -125,6 +128,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     return c.json({ kid: await deps.rotateKeys() });
   });
   registryRoutes(app, { registry: deps.registry, limits: deps.limits, publicUrl: deps.publicUrl });
+  webRoutes(app, { ...deps, usage: deps.usage });
   app.route('/api/v1', apiRoutes(deps));
   app.all('/api/*', () => {
     throw new NotFound();

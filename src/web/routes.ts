@@ -1,0 +1,383 @@
+/**
+ * The web interface, served by `floe serve` on its own paths: `/` (search), `/flakes/...`,
+ * `/docs`, `/login...`, `/logout`, `/manage/<org>/...` and `/static/...`. Server-rendered HTML,
+ * no script (the Content-Security-Policy forbids it), forms with CSRF tokens. Every read goes
+ * through the same services (and so the same authorizer) as the API.
+ */
+import type { Context, Hono, Next } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { html } from 'hono/html';
+import { FloeError, Forbidden } from '../errors.js';
+import type { ExchangeService } from '../identity/exchange.js';
+import type { Principal, Scope } from '../identity/principal.js';
+import { parseTtl, type TokenService } from '../identity/tokens.js';
+import type { Authorizer } from '../policy/authorize.js';
+import { type Org, type OrgService, parseName } from '../org/service.js';
+import type { RegistryService } from '../registry/service.js';
+import type { UsageService } from '../cache/usage.js';
+import type { AppEnv } from '../http/context.js';
+import type { Metrics } from '../http/metrics.js';
+import type { Logger } from '../log.js';
+import { type Html, type PageContext, csrfField, layout, notice } from './layout.js';
+import { CSS, CSS_PATH } from './style.js';
+import { clearSession, csrfFailure, csrfToken, loginCookie, readLoginCookie, safeReturnTo, sessionToken, setSession } from './session.js';
+import { decodePending, encodePending, finishLogin, startLogin } from './oidc-client.js';
+import { docsPage, flakePage, homePage, notFoundPage, orgPage, releasePage } from './pages/discover.js';
+import { type ManageTab, managePage, membersTab, slicesTab, tokensTab, usageTab } from './pages/manage.js';
+
+export interface WebDeps {
+  registry: RegistryService;
+  orgs: OrgService;
+  tokens: TokenService;
+  exchange: ExchangeService;
+  authorizer: Authorizer;
+  usage: UsageService;
+  metrics: Metrics;
+  log: Logger;
+  publicUrl: () => string;
+  nixPublicKey: string;
+  /** Extra admin tabs (policies, audit) registered by other modules. */
+  extraTabs?: ManageTab[];
+}
+
+/** Web sessions last at most this long, whatever the token they came from. */
+const SESSION_TTL_SECONDS = 8 * 3600;
+const WEB_PATHS = ['/', '/docs', '/flakes/*', '/login', '/login/*', '/logout', '/manage/*'];
+
+const SECURITY_HEADERS: Record<string, string> = {
+  'Content-Security-Policy': "default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'X-Frame-Options': 'DENY',
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'same-origin',
+};
+
+type Ctx = Context<AppEnv>;
+
+export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
+  const base = () => deps.publicUrl();
+  const redirectUri = () => `${base()}/login/callback`;
+
+  // Session cookie → principal (web paths only), security headers, CSRF on every POST.
+  const session = async (c: Ctx, next: Next) => {
+    const token = sessionToken(c);
+    if (token !== undefined && c.get('principal').kind === 'anonymous') {
+      try {
+        c.set('principal', await deps.tokens.verify(token));
+      } catch {
+        clearSession(c, base()); // expired or revoked: simply signed out
+      }
+    }
+    if (c.req.method === 'POST') {
+      const form = await c.req.parseBody({ all: true });
+      const failure = csrfFailure(c, base(), form._csrf);
+      if (failure) {
+        deps.log.info({ reqId: c.get('requestId'), reason: failure }, 'web form refused');
+        return c.html(layout(await ctxOf(c), 'Refused', html`<div class="card empty"><h1>This form has expired</h1><p>${failure}. Go back, reload the page and try again.</p></div>`), 403, SECURITY_HEADERS);
+      }
+    }
+    await next();
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) c.res.headers.set(k, v);
+    if (c.get('principal').kind !== 'anonymous' || c.req.method !== 'GET') c.res.headers.set('Cache-Control', 'no-store');
+    else if (!c.res.headers.has('Cache-Control')) c.res.headers.set('Cache-Control', 'private, no-cache');
+  };
+  const limit = bodyLimit({ maxSize: 64 * 1024, onError: (c) => c.text('form too large\n', 413) });
+  for (const p of WEB_PATHS) {
+    app.use(p, limit);
+    app.use(p, session);
+  }
+
+  const ctxOf = async (c: Ctx): Promise<PageContext> => {
+    const principal = c.get('principal');
+    let adminOrg: string | undefined;
+    if (principal.kind === 'token' && deps.authorizer.authorize(principal, 'org.admin', { type: 'org', org: principal.org }).allowed) adminOrg = principal.org.name;
+    return { principal, csrf: csrfToken(c, base()), path: c.req.path, ...(adminOrg ? { adminOrg } : {}) };
+  };
+  const page = async (c: Ctx, body: Html, status = 200) => c.html(await body, status as 200);
+  const notFound = async (c: Ctx) => page(c, notFoundPage(await ctxOf(c)), 404);
+
+  app.get(CSS_PATH, (c) => c.body(CSS, 200, { 'Content-Type': 'text/css; charset=utf-8', 'Cache-Control': 'public, max-age=31536000, immutable' }));
+
+  // ---- Discover --------------------------------------------------------------------------------
+  app.get('/', async (c) => {
+    const p = c.get('principal');
+    const q = (c.req.query('q') ?? '').slice(0, 200);
+    const all = await deps.registry.listFlakes(p, { limit: 500_000 });
+    const counts = new Map<string, number>();
+    for (const f of all) counts.set(f.org, (counts.get(f.org) ?? 0) + 1);
+    const results = q.trim() ? await deps.registry.listFlakes(p, { query: q, limit: 60 }) : [...all].sort((a, b) => (a.updatedAt < b.updatedAt ? 1 : -1)).slice(0, 24);
+    return page(c, homePage(await ctxOf(c), q, results, [...counts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, flakes]) => ({ name, flakes }))));
+  });
+  app.get('/docs', async (c) => page(c, docsPage(await ctxOf(c), base(), deps.nixPublicKey)));
+  app.get('/flakes/:org', async (c) => {
+    const flakes = await deps.registry.listFlakes(c.get('principal'), { org: c.req.param('org'), limit: 500 });
+    const ctx = await ctxOf(c);
+    if (!flakes.length && ctx.adminOrg !== c.req.param('org')) return notFound(c);
+    return page(c, orgPage(ctx, c.req.param('org'), flakes));
+  });
+  app.get('/flakes/:org/:flake', async (c) => {
+    const d = await deps.registry.details(c.get('principal'), c.req.param('org'), c.req.param('flake'));
+    if (!d) return notFound(c);
+    return page(c, flakePage(await ctxOf(c), base(), d));
+  });
+  app.get('/flakes/:org/:flake/releases/:version', async (c) => {
+    const d = await deps.registry.details(c.get('principal'), c.req.param('org'), c.req.param('flake'));
+    const body = d && releasePage(await ctxOf(c), base(), d, c.req.param('version'));
+    if (!body) return notFound(c);
+    return page(c, body);
+  });
+
+  // ---- Sign in / out -----------------------------------------------------------------------------
+  app.get('/login', async (c) => {
+    const ctx = await ctxOf(c);
+    const returnTo = safeReturnTo(c.req.query('return'));
+    const logins = await deps.exchange.interactiveLogins();
+    const error = c.req.query('error');
+    return page(
+      c,
+      layout(
+        ctx,
+        'Sign in',
+        html`<div class="login-box">
+        <h1>Sign in to Floe</h1>
+        <p class="lead">With your organization's identity provider.</p>
+        ${error ? notice('error', error.slice(0, 300)) : ''}
+        <section class="card" aria-labelledby="providers-title">
+          <h2 id="providers-title" class="sr-only">Identity providers</h2>
+          ${
+            logins.length
+              ? logins.map(
+                  (l) => html`<form method="post" action="/login/start" class="provider">
+                ${csrfField(ctx)}<input type="hidden" name="org" value="${l.org}"><input type="hidden" name="issuer" value="${l.issuer}"><input type="hidden" name="return" value="${returnTo}">
+                <div><strong>${l.org}</strong><div class="small muted">${new URL(l.issuer).host}</div></div>
+                <button class="btn" type="submit">Continue with ${l.org}</button>
+              </form>`,
+                )
+              : html`<p class="muted">No org lets people sign in here yet. An org admin adds an OIDC trust with a client id (<code>floe trust add --provider oidc …</code>).</p>`
+          }
+        </section>
+        <details class="card small"><summary>Sign in with a token</summary>
+          <form method="post" action="/login/token">
+            ${csrfField(ctx)}<input type="hidden" name="return" value="${returnTo}">
+            <div class="field"><label for="token">Floe token</label><input id="token" name="token" type="password" autocomplete="off" required></div>
+            <p class="hint">For server admins and automation accounts. The browser gets its own short-lived token; yours is not stored.</p>
+            <button class="btn secondary" type="submit">Sign in with token</button>
+          </form>
+        </details>
+      </div>`,
+      ),
+    );
+  });
+
+  app.post('/login/start', async (c) => {
+    const form = await c.req.parseBody();
+    const returnTo = safeReturnTo(form.return);
+    const login = (await deps.exchange.interactiveLogins()).find((l) => l.org === form.org && l.issuer === form.issuer);
+    if (!login) return c.redirect(`/login?error=${encodeURIComponent('that sign-in option no longer exists')}`, 303);
+    try {
+      const { pending, authorizeUrl } = await startLogin(login, redirectUri(), returnTo);
+      loginCookie(c, base(), encodePending(pending));
+      return c.redirect(authorizeUrl, 303);
+    } catch (err) {
+      return c.redirect(`/login?error=${encodeURIComponent((err as Error).message)}`, 303);
+    }
+  });
+
+  app.get('/login/callback', async (c) => {
+    const pending = decodePending(readLoginCookie(c));
+    loginCookie(c, base(), undefined);
+    const fail = (msg: string) => {
+      deps.metrics.inc('floe_web_logins_total', { method: 'oidc', result: 'failed' });
+      return c.redirect(`/login?error=${encodeURIComponent(msg)}`, 303);
+    };
+    if (!pending || c.req.query('state') !== pending.state) return fail('the sign-in expired or was started elsewhere; try again');
+    if (c.req.query('error')) return fail(`the identity provider refused: ${c.req.query('error')}`);
+    const code = c.req.query('code');
+    if (!code) return fail('the identity provider sent no code');
+    try {
+      const idToken = await finishLogin(pending, code, redirectUri());
+      const result = await deps.exchange.exchange(idToken, { org: pending.org, ttlSeconds: SESSION_TTL_SECONDS });
+      setSession(c, base(), result.token, result.expiresAt);
+      deps.metrics.inc('floe_web_logins_total', { method: 'oidc', result: 'ok' });
+      deps.log.info({ reqId: c.get('requestId'), org: result.org, subject: result.subject }, 'web sign-in');
+      return c.redirect(pending.returnTo, 303);
+    } catch (err) {
+      return fail(err instanceof FloeError ? err.message : 'sign-in failed');
+    }
+  });
+
+  app.post('/login/token', async (c) => {
+    const form = await c.req.parseBody();
+    const returnTo = safeReturnTo(form.return);
+    try {
+      const p = await deps.tokens.verify(String(form.token ?? '').trim());
+      if (p.kind === 'anonymous') throw new Forbidden('not a token');
+      const minted = await deps.tokens.mint({
+        subject: p.subject,
+        ttlSeconds: Math.min(SESSION_TTL_SECONDS, p.kind === 'token' && p.expiresAt ? Math.max(1, p.expiresAt - Math.floor(Date.now() / 1000)) : SESSION_TTL_SECONDS),
+        description: `web session (from token ${p.tokenId})`,
+        grant: p.kind === 'server-admin' ? { role: 'server-admin' } : { org: p.org, scopes: [...p.scopes], slices: p.slices ? [...p.slices] : null, ...(p.identity ? { identity: p.identity } : {}) },
+      });
+      setSession(c, base(), minted.token, minted.expiresAt);
+      deps.metrics.inc('floe_web_logins_total', { method: 'token', result: 'ok' });
+      return c.redirect(returnTo, 303);
+    } catch (err) {
+      deps.metrics.inc('floe_web_logins_total', { method: 'token', result: 'failed' });
+      return c.redirect(`/login?error=${encodeURIComponent(err instanceof FloeError ? err.message : 'invalid token')}`, 303);
+    }
+  });
+
+  app.post('/logout', async (c) => {
+    const p = c.get('principal');
+    // The session's token dies with the session (not a token someone pasted: sessions mint their own).
+    if (p.kind !== 'anonymous') await deps.tokens.revoke(p.tokenId);
+    clearSession(c, base());
+    return c.redirect('/', 303);
+  });
+
+  // ---- Run an org -----------------------------------------------------------------------------------
+  const requireAdmin = async (c: Ctx): Promise<Org | undefined> => {
+    const org = await deps.orgs.findOrg(c.req.param('org') ?? '');
+    if (!org) return undefined;
+    return deps.authorizer.authorize(c.get('principal'), 'org.admin', { type: 'org', org: { id: org.id, name: org.name } }).allowed ? org : undefined;
+  };
+  const tabs = (): ManageTab[] => ['usage', 'members', 'tokens', 'slices', ...(deps.extraTabs ?? [])];
+  /** Signed out: sign in first. Signed in without admin rights: the same 404 as a missing org. */
+  const denied = async (c: Ctx) => (c.get('principal').kind === 'anonymous' && c.req.method === 'GET' ? c.redirect(`/login?return=${encodeURIComponent(c.req.path)}`, 303) : notFound(c));
+
+  app.get('/manage/:org', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const usage = await deps.usage.orgUsage(org);
+    const m = deps.metrics;
+    const served = {
+      hits: m.total('floe_narinfo_lookups_total', { result: 'hit' }),
+      misses: m.total('floe_narinfo_lookups_total', { result: 'miss_or_denied' }),
+      narBytesServed: m.total('floe_nar_bytes_served_total'),
+      uploadsAccepted: m.total('floe_uploads_total', { result: 'accepted' }),
+      uploadsRejected: m.total('floe_uploads_total', { result: 'rejected' }),
+      since: new Date(m.total('floe_process_start_time_seconds') * 1000).toISOString(),
+    };
+    return page(c, managePage(await ctxOf(c), org.name, 'usage', tabs(), usageTab(org.name, usage, served, base())));
+  });
+
+  const membersPage = async (c: Ctx, org: Org, form: Parameters<typeof membersTab>[3] = {}, flash?: Html, status = 200) =>
+    page(c, managePage(await ctxOf(c), org.name, 'members', tabs(), membersTab(await ctxOf(c), org.name, await deps.exchange.listTrusts(org), form), flash), status);
+  app.get('/manage/:org/members', async (c) => {
+    const org = await requireAdmin(c);
+    return org ? membersPage(c, org) : denied(c);
+  });
+  app.post('/manage/:org/members/oidc', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const form = await c.req.parseBody({ all: true });
+    const str = (k: string) => String(form[k] ?? '').trim();
+    const scopes = ([] as unknown[]).concat(form.scopes ?? []).map(String);
+    try {
+      await deps.exchange.addTrust(org, { provider: 'oidc', issuer: str('issuer'), clientId: str('clientId'), claims: { [str('claim')]: str('value') }, scopes });
+    } catch (err) {
+      if (!(err instanceof FloeError) || err.code === 'internal') throw err;
+      return membersPage(c, org, { error: err.message, oidc: { issuer: str('issuer'), clientId: str('clientId'), claim: str('claim'), value: str('value') } }, undefined, 400);
+    }
+    return membersPage(c, org, {}, notice('ok', 'Trust added.'));
+  });
+  app.post('/manage/:org/members/json', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const text = String((await c.req.parseBody()).spec ?? '');
+    try {
+      let spec: unknown;
+      try {
+        spec = JSON.parse(text);
+      } catch (err) {
+        throw new FloeError('invalid_input', `not JSON: ${(err as Error).message}`);
+      }
+      await deps.exchange.addTrust(org, spec);
+    } catch (err) {
+      if (!(err instanceof FloeError) || err.code === 'internal') throw err;
+      return membersPage(c, org, { error: err.message, json: text }, undefined, 400);
+    }
+    return membersPage(c, org, {}, notice('ok', 'Trust added.'));
+  });
+  app.post('/manage/:org/members/:id/remove', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    await deps.exchange.removeTrust(org, c.req.param('id')).catch(() => undefined);
+    return c.redirect(`/manage/${org.name}/members`, 303);
+  });
+
+  const tokensPage = async (c: Ctx, org: Org, opts: Omit<Parameters<typeof tokensTab>[4], 'all'> = {}, status = 200) => {
+    const all = c.req.query('all') === '1';
+    const rows = await deps.tokens.list(org.id, { includeInactive: all });
+    const slices = (await deps.orgs.listSlices(org)).map((s) => s.name);
+    return page(c, managePage(await ctxOf(c), org.name, 'tokens', tabs(), tokensTab(await ctxOf(c), org.name, rows, slices, { all, ...opts })), status);
+  };
+  app.get('/manage/:org/tokens', async (c) => {
+    const org = await requireAdmin(c);
+    return org ? tokensPage(c, org) : denied(c);
+  });
+  app.post('/manage/:org/tokens', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const p = c.get('principal');
+    const form = await c.req.parseBody({ all: true });
+    const list = (k: string) => ([] as unknown[]).concat(form[k] ?? []).map(String);
+    try {
+      const name = String(form.name ?? '').trim();
+      if (!/^[A-Za-z0-9._@:-]{1,100}$/.test(name)) throw new FloeError('invalid_input', 'name: 1-100 letters, digits, ".", "_", "@", ":" or "-"');
+      const device = form.kind !== 'api';
+      const scopes = (device ? ['read'] : list('scopes').filter((s) => ['read', 'write', 'publish', 'admin'].includes(s))) as Scope[];
+      if (!scopes.length) throw new FloeError('invalid_input', 'choose at least one scope');
+      const chosen = list('slices');
+      const slices = chosen.includes('*') || chosen.length === 0 ? null : chosen.map((s) => parseName('slice', s));
+      if (p.kind === 'token' && p.slices !== null && (slices === null || slices.some((s) => !p.slices!.includes(s)))) {
+        throw new Forbidden('you are limited to some slices and can only create tokens limited to those slices');
+      }
+      const ttlSeconds = parseTtl(String(form.ttl ?? '90d'));
+      const subject = `${device ? 'device' : 'token'}:${name}`;
+      const description = String(form.description ?? '').trim().slice(0, 500) || `created in the web interface by ${describeShort(p)}`;
+      const minted = await deps.tokens.mint({ subject, ttlSeconds, description, grant: { org: { id: org.id, name: org.name }, scopes, slices } });
+      return tokensPage(c, org, { created: { token: minted.token, subject, expiresAt: minted.expiresAt.toISOString() } }, 201);
+    } catch (err) {
+      if (!(err instanceof FloeError) || err.code === 'internal') throw err;
+      return tokensPage(c, org, { error: err.message }, 400);
+    }
+  });
+  app.post('/manage/:org/tokens/:id/revoke', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const row = await deps.tokens.describe(c.req.param('id'));
+    if (!row || row.org_id !== org.id) return notFound(c);
+    await deps.tokens.revoke(row.id);
+    return c.redirect(`/manage/${org.name}/tokens`, 303);
+  });
+
+  const slicesPage = async (c: Ctx, org: Org, error?: string, status = 200) =>
+    page(c, managePage(await ctxOf(c), org.name, 'slices', tabs(), slicesTab(await ctxOf(c), org.name, base(), (await deps.orgs.listSlices(org)).map((s) => ({ name: s.name, public: s.public })), error)), status);
+  app.get('/manage/:org/slices', async (c) => {
+    const org = await requireAdmin(c);
+    return org ? slicesPage(c, org) : denied(c);
+  });
+  app.post('/manage/:org/slices', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const form = await c.req.parseBody();
+    try {
+      await deps.orgs.createSlice(org, String(form.name ?? '').trim(), form.public === '1');
+    } catch (err) {
+      if (!(err instanceof FloeError) || err.code === 'internal') throw err;
+      return slicesPage(c, org, err.message, 400);
+    }
+    return c.redirect(`/manage/${org.name}/slices`, 303);
+  });
+  app.post('/manage/:org/slices/:slice/visibility', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const form = await c.req.parseBody();
+    await deps.orgs.setSliceVisibility(org, c.req.param('slice'), form.public === '1');
+    return c.redirect(`/manage/${org.name}/slices`, 303);
+  });
+}
+
+function describeShort(p: Principal): string {
+  return p.kind === 'anonymous' ? 'anonymous' : p.subject;
+}
