@@ -76,7 +76,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       }
     }
     await next();
-    for (const [k, v] of Object.entries(SECURITY_HEADERS)) c.res.headers.set(k, v);
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) if (!c.res.headers.has(k)) c.res.headers.set(k, v);
     if (c.get('principal').kind !== 'anonymous' || c.req.method !== 'GET') c.res.headers.set('Cache-Control', 'no-store');
     else if (!c.res.headers.has('Cache-Control')) c.res.headers.set('Cache-Control', 'private, no-cache');
   };
@@ -132,6 +132,9 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     const returnTo = safeReturnTo(c.req.query('return'));
     const logins = await deps.exchange.interactiveLogins();
     const error = c.req.query('error');
+    // form-action also governs the redirect that follows a submission: allow the providers' origins.
+    const origins = [...new Set(logins.map((l) => new URL(l.issuer).origin))];
+    c.header('Content-Security-Policy', SECURITY_HEADERS['Content-Security-Policy']!.replace("form-action 'self'", `form-action 'self' ${origins.join(' ')}`));
     return page(
       c,
       layout(

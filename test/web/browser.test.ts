@@ -1,0 +1,155 @@
+/**
+ * The web interface in real headless Chromium: search and open a flake, private flakes invisible
+ * when signed out, sign in through the local OIDC issuer, create and revoke a device token.
+ * Screenshots of the main pages go to test-artifacts/screenshots/.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { api, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
+import { startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
+import { type TestBrowser, haveChromium, launchBrowser } from '../helpers/browser.js';
+import { REV, helloMeta, publish } from './fixtures.js';
+
+const inCi = process.env.CI === 'true';
+const run = haveChromium() || inCi ? describe : describe.skip;
+
+run('web interface in Chromium', () => {
+  let server: TestServer;
+  let idp: TestIssuer;
+  let browser: TestBrowser;
+  let page: Page;
+
+  beforeAll(async () => {
+    server = await startFloe({ env: { FLOE_OIDC_ALLOW_HTTP_ISSUERS: '1', FLOE_LOG_LEVEL: 'info' } });
+    idp = await startIssuer();
+    await createOrg(server, 'acme');
+    await createOrg(server, 'globex');
+    const t = await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', { provider: 'oidc', issuer: idp.issuer, clientId: 'floe-web', claims: { groups: 'engineers' }, scopes: ['read', 'admin'] });
+    expect(t.status, JSON.stringify(t.body)).toBe(201);
+    const publisher = (await createToken(server, 'acme', ['publish'])).token;
+    await publish(server, publisher, 'acme', 'hello', `0.1.3+rev-${REV(3)}`, helloMeta());
+    await publish(server, publisher, 'acme', 'hello', `0.1.5+rev-${REV(5)}`, helloMeta({ commit_count: 5, revision: REV(5) }));
+    await publish(server, publisher, 'acme', 'secret-sauce', 'v1.0.0', helloMeta({ visibility: 'private', description: 'The recipe', labels: ['internal'], revision: REV(9) }));
+    await publish(server, publisher, 'acme', 'toolbox', 'v2.1.0', helloMeta({ description: 'Linters, formatters and a pinned Node for every repo', labels: ['devshell', 'ci'], revision: REV(7), readme: '# toolbox\n\nEverything CI needs.' }));
+    const globex = (await createToken(server, 'globex', ['publish'])).token;
+    await publish(server, globex, 'globex', 'infra', 'v0.4.2', helloMeta({ description: 'NixOS hosts and modules of Globex', labels: ['nixos'], revision: REV(4), readme: '# infra' }));
+    browser = await launchBrowser();
+    page = await browser.newPage();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.cleanup();
+    await idp?.stop();
+  });
+
+  it('searches and opens a flake; the README is rendered without its HTML', async () => {
+    await page.goto(server.url);
+    expect(await page.title()).toBe('Flakes · Floe');
+    await browser.screenshot(page, '01-home');
+    await page.getByLabel('Search flakes').fill('hello');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await page.waitForURL(/\?q=hello/);
+    const cards = page.getByTestId('flake-card');
+    expect(await cards.count()).toBe(1);
+    await browser.screenshot(page, '02-search');
+    await cards.first().click();
+    await page.waitForURL(/\/flakes\/acme\/hello$/);
+    await expect.poll(() => page.locator('h1').first().textContent()).toBe('hello');
+    expect(await page.getByTestId('flake-url').inputValue()).toBe(`${server.url}/f/acme/hello/*`);
+    expect(await page.getByText('floe add acme/hello').count()).toBe(1);
+    const readme = page.getByTestId('readme');
+    expect(await readme.locator('script, img[onerror]').count()).toBe(0);
+    expect(await readme.textContent()).toContain('<script>');
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+    expect(await readme.locator('a[href^="javascript:"]').count()).toBe(0);
+    expect(await page.getByText('MIT').count()).toBeGreaterThan(0);
+    await browser.screenshot(page, '03-flake');
+    await page.getByRole('link', { name: `0.1.3+rev-${REV(3)}` }).click();
+    await page.waitForURL(/\/releases\//);
+    expect(await page.getByText(REV(3)).count()).toBeGreaterThan(0);
+    await browser.screenshot(page, '04-release');
+  });
+
+  it('private flakes are invisible when signed out', async () => {
+    await page.goto(`${server.url}/?q=secret`);
+    expect(await page.getByTestId('flake-card').count()).toBe(0);
+    const res = await page.goto(`${server.url}/flakes/acme/secret-sauce`);
+    expect(res?.status()).toBe(404);
+    await browser.screenshot(page, '05-not-found');
+  });
+
+  it('signs in through the org OIDC provider; private flakes appear', async () => {
+    await page.goto(server.url);
+    await page.getByRole('link', { name: 'Sign in' }).click();
+    await page.waitForURL(/\/login/);
+    await browser.screenshot(page, '06-login');
+    await page.getByRole('button', { name: 'Continue with acme' }).click();
+    await page.waitForURL(`${server.url}/`);
+    expect(await page.getByTestId('who').textContent()).toContain('ada@example.com');
+    const cookies = await browser.context.cookies(server.url);
+    const session = cookies.find((c) => c.name === 'floe_session')!;
+    expect(session).toMatchObject({ httpOnly: true, sameSite: 'Lax' });
+    await page.goto(`${server.url}/?q=secret`);
+    expect(await page.getByTestId('flake-card').count()).toBe(1);
+    await page.goto(`${server.url}/flakes/acme/secret-sauce`);
+    expect(await page.getByText('The recipe').count()).toBeGreaterThan(0);
+  });
+
+  it('an admin creates a device token (shown once) and revokes it', async () => {
+    await page.goto(`${server.url}/manage/acme/tokens`);
+    await page.getByLabel('Name').fill('web-01');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    const secret = (await page.getByTestId('secret').textContent())!.trim();
+    expect(secret).toMatch(/^floe_/);
+    await browser.screenshot(page, '07-token-created');
+    const who = await api<{ subject: string; scopes: string[] }>(server, secret, 'GET', '/api/v1/auth/whoami');
+    expect(who.body).toMatchObject({ subject: 'device:web-01', scopes: ['read'] });
+    await page.goto(`${server.url}/manage/acme/tokens`);
+    expect(await page.getByTestId('secret').count()).toBe(0);
+    await page.getByRole('button', { name: 'Revoke device:web-01' }).click();
+    await page.waitForURL(/\/manage\/acme\/tokens$/);
+    expect(await page.locator('tr[data-subject="device:web-01"]').count()).toBe(0);
+    await expect.poll(async () => (await api(server, secret, 'GET', '/api/v1/auth/whoami')).status, { timeout: 5000 }).toBe(401);
+  });
+
+  it('shows the org: usage charts, members, slices', async () => {
+    await page.goto(`${server.url}/manage/acme`);
+    expect(await page.getByTestId('stat-paths').textContent()).toBe('0');
+    await browser.screenshot(page, '08-usage');
+    await page.goto(`${server.url}/manage/acme/members`);
+    expect(await page.getByTestId('trusts').getByText(idp.issuer).count()).toBe(1);
+    await page.getByLabel('Trust rule').fill('{"provider": "github", "scopes": ["publish"]}');
+    await page.getByRole('button', { name: 'Add trust' }).nth(1).click();
+    expect(await page.getByRole('alert').textContent()).toMatch(/ownerId/);
+    await browser.screenshot(page, '09-members');
+    await page.goto(`${server.url}/manage/acme/slices`);
+    await page.getByLabel('Name').fill('releases');
+    await page.getByRole('button', { name: 'Create slice' }).click();
+    await page.waitForURL(/\/slices$/);
+    expect(await page.getByText(`${server.url}/cache/acme/releases`).count()).toBe(1);
+    await browser.screenshot(page, '10-slices');
+  });
+
+  it('looks right in dark mode too', async () => {
+    const dark = await launchBrowser({ colorScheme: 'dark' });
+    try {
+      const p = await dark.newPage();
+      await p.goto(`${server.url}/flakes/acme/hello`);
+      await dark.screenshot(p, '11-flake-dark');
+      await p.goto(server.url);
+      await dark.screenshot(p, '12-home-dark');
+    } finally {
+      await dark.close();
+    }
+  });
+
+  it('signs out: the session token is revoked', async () => {
+    const token = (await browser.context.cookies(server.url)).find((c) => c.name === 'floe_session')!.value;
+    await page.goto(server.url);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(`${server.url}/`);
+    expect(await page.getByRole('link', { name: 'Sign in' }).count()).toBe(1);
+    expect((await api(server, token, 'GET', '/api/v1/auth/whoami')).status).toBe(401);
+  });
+});
