@@ -155,18 +155,20 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   await ensureAdminToken(adminTokenFile, tokens, log);
   const api = getRequestListener(app.fetch);
   const cacheHandler = createCacheHandler({ cache, orgs, tokens, limits: config.limits, priority: config.priority, log, metrics });
+  const wireMarks = new WeakMap<import('node:net').Socket, { read: number; written: number }>();
   handler = (req, res) => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const pathname = q < 0 ? url : url.slice(0, q);
-    // Bytes on the wire for this request (connections are not pipelined: deltas are per request).
+    // Bytes on the wire (heads and bodies): what the connection moved since the previous request
+    // on it ended. Requests on one connection are sequential, so that is this request's share.
     const socket = req.socket;
-    const readAtStart = socket.bytesRead;
-    const writtenAtStart = socket.bytesWritten;
     res.once('close', () => {
+      const seen = wireMarks.get(socket) ?? { read: 0, written: 0 };
       const area = areaOf(pathname);
-      metrics.inc('floe_http_received_bytes_total', { area }, Math.max(0, socket.bytesRead - readAtStart));
-      metrics.inc('floe_http_sent_bytes_total', { area }, Math.max(0, socket.bytesWritten - writtenAtStart));
+      metrics.inc('floe_http_received_bytes_total', { area }, Math.max(0, socket.bytesRead - seen.read));
+      metrics.inc('floe_http_sent_bytes_total', { area }, Math.max(0, socket.bytesWritten - seen.written));
+      wireMarks.set(socket, { read: socket.bytesRead, written: socket.bytesWritten });
     });
     if (pathname === '/cache' || pathname.startsWith('/cache/')) {
       cacheHandler(req, res, pathname).catch((err) => {

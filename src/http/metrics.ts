@@ -39,8 +39,8 @@ export class Metrics {
   constructor() {
     this.define('floe_http_requests_total', 'HTTP requests by area and status class');
     this.histogram('floe_http_request_duration_seconds', 'HTTP request latency by method, route template and status class', LATENCY_BUCKETS);
-    this.define('floe_http_received_bytes_total', 'bytes received on HTTP connections (headers and bodies) by area');
-    this.define('floe_http_sent_bytes_total', 'bytes sent on HTTP connections (headers and bodies) by area');
+    this.define('floe_http_received_bytes_total', 'request bytes (head and body) received on HTTP connections, by area');
+    this.define('floe_http_sent_bytes_total', 'response bytes (head and body) sent on HTTP connections, by area');
     this.define('floe_narinfo_lookups_total', 'narinfo lookups by result (hit, miss_or_denied)');
     this.define('floe_nar_bytes_served_total', 'NAR bytes sent to clients');
     this.define('floe_uploads_total', 'NAR uploads by result (accepted, rejected)');

@@ -279,7 +279,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       await deps.exchange.addTrust(org, { provider: 'oidc', issuer: str('issuer'), clientId: str('clientId'), claims: { [str('claim')]: str('value') }, scopes });
     } catch (err) {
       if (!(err instanceof FloeError) || err.code === 'internal') throw err;
-      return membersPage(c, org, { error: err.message, oidc: { issuer: str('issuer'), clientId: str('clientId'), claim: str('claim'), value: str('value') } }, undefined, 400);
+      return membersPage(c, org, { error: err.message, which: 'oidc', oidc: { issuer: str('issuer'), clientId: str('clientId'), claim: str('claim'), value: str('value') } }, undefined, 400);
     }
     return membersPage(c, org, {}, notice('ok', 'Trust added.'));
   });
@@ -297,7 +297,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       await deps.exchange.addTrust(org, spec);
     } catch (err) {
       if (!(err instanceof FloeError) || err.code === 'internal') throw err;
-      return membersPage(c, org, { error: err.message, json: text }, undefined, 400);
+      return membersPage(c, org, { error: err.message, which: 'json', json: text }, undefined, 400);
     }
     return membersPage(c, org, {}, notice('ok', 'Trust added.'));
   });

@@ -145,6 +145,13 @@ ul.tree li { font-family: var(--mono); font-size: .85rem; }
 .provider:last-child { border-bottom: none; }
 .sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 .inline { display: inline; margin: 0; }
+.card > h2:first-child, .card > h3:first-child { margin-top: 0; }
+.table-card { margin-bottom: 1.5rem; }
+td.num, td time, .nowrap { white-space: nowrap; }
+.side pre { white-space: pre-wrap; word-break: break-all; }
+.side h3 { font-size: .9rem; margin: 1.1rem 0 .4rem; }
+.side .card h2 + .labels, .side dl + h2 { margin-top: 1rem; }
+.version { font-variant-numeric: tabular-nums; }
 .error-text { color: var(--danger); font-size: .875rem; margin-top: .35rem; font-weight: 500; }
 `;
 

@@ -157,6 +157,12 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '2026-11-29-200-web': {
+    async up(db: Kysely<any>) {
+      // When a token was last presented (written at most once a minute per token per replica).
+      await db.schema.alterTable('tokens').addColumn('last_used_at', 'text').execute();
+    },
+  },
 };
 
 class StaticProvider implements MigrationProvider {

@@ -4,6 +4,11 @@ import type { FlakeDetails, FlakeSummary, ReleaseMetadata } from '../../registry
 import { type Html, type PageContext, badge, bytes, labels, layout, when } from '../layout.js';
 import { renderMarkdown } from '../markdown.js';
 
+/** Rolling versions carry a 40-character commit: show 7, like git does (the full one is in title). */
+export function shortVersion(text: string): string {
+  return text.replace(/\+rev-([0-9a-f]{7})[0-9a-f]{33}$/, '+rev-$1');
+}
+
 export function flakeCard(f: FlakeSummary): Html {
   return html`<a class="card" href="/flakes/${f.org}/${f.flake}" data-testid="flake-card">
     <h3><span class="name">${f.org} /</span> ${f.flake} ${f.visibility !== 'public' ? badge(f.visibility) : ''}</h3>
@@ -106,7 +111,7 @@ function releasesTable(d: FlakeDetails): Html {
     <thead><tr><th scope="col">Version</th><th scope="col">Published</th><th scope="col">Revision</th><th scope="col" class="num">Size</th></tr></thead>
     <tbody>${d.releases.map(
       (r) => html`<tr>
-        <td><a href="/flakes/${d.org}/${d.flake}/releases/${encodeURIComponent(r.version.text)}">${r.version.text}</a> ${r.yanked ? html`<span class="badge danger">yanked</span>` : ''}</td>
+        <td class="nowrap"><a href="/flakes/${d.org}/${d.flake}/releases/${encodeURIComponent(r.version.text)}" title="${r.version.text}">${shortVersion(r.version.text)}</a> ${r.yanked ? html`<span class="badge danger">yanked</span>` : ''}</td>
         <td>${when(r.createdAt)}</td>
         <td>${r.revision ? html`<code>${r.revision.slice(0, 12)}</code>` : html`<span class="muted">—</span>`}</td>
         <td class="num">${bytes(r.tarballSize)}</td>
@@ -125,7 +130,7 @@ export function flakePage(ctx: PageContext, publicUrl: string, d: FlakeDetails):
     `${d.org}/${d.flake}`,
     html`
     <nav class="crumbs" aria-label="Breadcrumb"><a href="/">Flakes</a> / <a href="/flakes/${d.org}">${d.org}</a> / ${d.flake}</nav>
-    <div class="title-row"><h1>${d.flake}</h1>${badge(d.visibility)}${latest ? html`<span class="badge">v${latest.version.text}</span>` : ''}</div>
+    <div class="title-row"><h1>${d.flake}</h1>${badge(d.visibility)}${latest ? html`<span class="badge" title="${latest.version.text}">v${shortVersion(latest.version.text)}</span>` : ''}</div>
     <p class="lead">${d.description ?? 'No description.'}</p>
     <div class="layout">
       <div class="stack">
@@ -148,7 +153,7 @@ export function flakePage(ctx: PageContext, publicUrl: string, d: FlakeDetails):
           <h2>About</h2>
           <dl class="facts">
             <dt>License</dt><dd>${meta?.spdx_identifier ?? 'not stated'}</dd>
-            <dt>Latest</dt><dd>${latest ? html`${latest.version.text}` : '—'}</dd>
+            <dt>Latest</dt><dd>${latest ? html`<span title="${latest.version.text}">${shortVersion(latest.version.text)}</span>` : '—'}</dd>
             <dt>Updated</dt><dd>${when(d.updatedAt)}</dd>
             <dt>Releases</dt><dd>${d.releases.length}</dd>
             ${meta?.repo ? html`<dt>Source</dt><dd>${meta.repo}</dd>` : ''}
@@ -169,8 +174,8 @@ export function releasePage(ctx: PageContext, publicUrl: string, d: FlakeDetails
     ctx,
     `${d.org}/${d.flake} ${r.version.text}`,
     html`
-    <nav class="crumbs" aria-label="Breadcrumb"><a href="/">Flakes</a> / <a href="/flakes/${d.org}">${d.org}</a> / <a href="/flakes/${d.org}/${d.flake}">${d.flake}</a> / ${r.version.text}</nav>
-    <div class="title-row"><h1>${d.flake} <span class="muted">${r.version.text}</span></h1>${r.yanked ? html`<span class="badge danger">yanked</span>` : ''}</div>
+    <nav class="crumbs" aria-label="Breadcrumb"><a href="/">Flakes</a> / <a href="/flakes/${d.org}">${d.org}</a> / <a href="/flakes/${d.org}/${d.flake}">${d.flake}</a> / ${shortVersion(r.version.text)}</nav>
+    <div class="title-row"><h1>${d.flake} <span class="muted" title="${r.version.text}">${shortVersion(r.version.text)}</span></h1>${r.yanked ? html`<span class="badge danger">yanked</span>` : ''}</div>
     <p class="lead">${r.metadata.description ?? d.description ?? ''}</p>
     ${r.yanked ? html`<div class="notice info">This release is yanked: requirements no longer resolve to it, but existing locks keep working.</div>` : ''}
     <div class="two">

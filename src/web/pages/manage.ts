@@ -115,7 +115,7 @@ function trustConditions(t: StoredTrust): string {
   return parts.join('; ');
 }
 
-export function membersTab(ctx: PageContext, org: string, trusts: StoredTrust[], form: { error?: string; json?: string; oidc?: Record<string, string> } = {}): Html {
+export function membersTab(ctx: PageContext, org: string, trusts: StoredTrust[], form: { error?: string; which?: 'oidc' | 'json'; json?: string; oidc?: Record<string, string> } = {}): Html {
   const o = form.oidc ?? {};
   return html`
     <p class="lead">Who belongs to ${org}: people and CI jobs are trusted by their identity provider's claims, and get short-lived tokens with the scopes below.</p>
@@ -134,7 +134,6 @@ export function membersTab(ctx: PageContext, org: string, trusts: StoredTrust[],
             )
           : html`<tr><td colspan="5" class="empty">No trusts yet: only tokens an admin creates can reach this org.</td></tr>`
       }</tbody></table></div>
-    ${form.error ? html`<div class="notice error" role="alert" id="trust-error">${form.error}</div>` : ''}
     <div class="two">
       <section class="card" aria-labelledby="add-oidc-title">
         <h2 id="add-oidc-title">Let people sign in (OIDC)</h2>
@@ -147,6 +146,7 @@ export function membersTab(ctx: PageContext, org: string, trusts: StoredTrust[],
           <fieldset><legend>Scopes</legend><div class="checks">
             ${(['read', 'write', 'publish', 'admin'] as const).map((s) => html`<label><input type="checkbox" name="scopes" value="${s}"${s === 'read' ? html` checked` : ''}> ${s}</label>`)}
           </div></fieldset>
+          ${form.error && form.which === 'oidc' ? html`<p class="error-text" role="alert">${form.error}</p>` : ''}
           <button class="btn" type="submit">Add trust</button>
         </form>
       </section>
@@ -155,7 +155,8 @@ export function membersTab(ctx: PageContext, org: string, trusts: StoredTrust[],
         <form method="post" action="/manage/${org}/members/json">
           ${csrfField(ctx)}
           <div class="field"><label for="spec">Trust rule</label>
-            <textarea id="spec" name="spec" spellcheck="false" aria-describedby="spec-hint">${form.json ?? '{\n  "provider": "github",\n  "ownerId": "1001",\n  "repositoryIds": ["2002"],\n  "refs": ["refs/heads/main"],\n  "scopes": ["publish", "write"]\n}'}</textarea>
+            <textarea id="spec" name="spec" spellcheck="false" aria-describedby="${form.error && form.which === 'json' ? 'spec-error spec-hint' : 'spec-hint'}"${form.error && form.which === 'json' ? html` aria-invalid="true"` : ''}>${form.json ?? '{\n  "provider": "github",\n  "ownerId": "1001",\n  "repositoryIds": ["2002"],\n  "refs": ["refs/heads/main"],\n  "scopes": ["publish", "write"]\n}'}</textarea>
+            ${form.error && form.which === 'json' ? html`<p class="error-text" id="spec-error" role="alert">${form.error}</p>` : ''}
             <div class="hint" id="spec-hint">Providers: <code>github</code> (ownerId), <code>gitlab</code> (namespaceId), <code>aws</code> (accountId, arnPatterns), <code>oidc</code> (issuer, claims). Same as <code>floe trust add</code>.</div>
           </div>
           <button class="btn" type="submit">Add trust</button>
