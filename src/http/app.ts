@@ -15,7 +15,7 @@ import type { AppEnv } from './context.js';
 import { errorBody, missResponse } from './errors.js';
 import { type ApiDeps, apiRoutes } from './routes/api.js';
 import { nextRequestId } from './request-id.js';
-import { type Metrics, areaOf } from './metrics.js';
+import { areaOf } from './metrics.js';
 import { registryRoutes } from './routes/registry.js';
 import { NotFoundWithReason, type RegistryService } from '../registry/service.js';
 import type { UsageService } from '../cache/usage.js';

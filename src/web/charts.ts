@@ -14,11 +14,11 @@ export interface Bar {
 
 /** A bar chart with a labelled max line and first/last x labels; `describe` is its accessible name. */
 export function barChart(bars: Bar[], describe: string, format: (n: number) => string): Html {
-  const width = 720;
-  const height = 180;
-  const left = 8;
-  const bottom = 22;
-  const top = 18;
+  const width = 400;
+  const height = 150;
+  const left = 4;
+  const bottom = 18;
+  const top = 16;
   const max = Math.max(1, ...bars.map((b) => b.value));
   const slot = (width - left * 2) / Math.max(1, bars.length);
   const barWidth = Math.max(2, slot * 0.7);
@@ -33,7 +33,7 @@ export function barChart(bars: Bar[], describe: string, format: (n: number) => s
       const x = left + i * slot + (slot - barWidth) / 2;
       return html`<rect class="bar" x="${x.toFixed(1)}" y="${(height - bottom - h).toFixed(1)}" width="${barWidth.toFixed(1)}" height="${h.toFixed(1)}" rx="2"><title>${b.title}</title></rect>`;
     })}
-    ${bars.length ? html`<text x="${left}" y="${height - 6}">${bars[0]!.label}</text><text x="${width - left}" y="${height - 6}" text-anchor="end">${bars.at(-1)!.label}</text>` : ''}
+    ${bars.length ? html`<text x="${left}" y="${height - 4}">${bars[0]!.label}</text><text x="${width - left}" y="${height - 4}" text-anchor="end">${bars.at(-1)!.label}</text>` : ''}
   </svg>`;
 }
 

@@ -126,7 +126,7 @@ table.list td.num, table.list th.num { text-align: right; font-variant-numeric: 
 .chart .bar { fill: var(--accent); }
 .chart .bar2 { fill: var(--ok); }
 .chart .axis { stroke: var(--border); }
-.chart text { fill: var(--muted); font: 11px var(--sans); }
+.chart text { fill: var(--muted); font: 10px var(--sans); }
 .meter { height: 10px; border-radius: 999px; background: var(--surface-2); overflow: hidden; }
 .meter svg { display: block; width: 100%; height: 10px; }
 .meter rect { fill: var(--ok); }
@@ -152,6 +152,7 @@ td.num, td time, .nowrap { white-space: nowrap; }
 .side h3 { font-size: .9rem; margin: 1.1rem 0 .4rem; }
 .side .card h2 + .labels, .side dl + h2 { margin-top: 1rem; }
 .version { font-variant-numeric: tabular-nums; }
+.truncate { max-width: 16rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .error-text { color: var(--danger); font-size: .875rem; margin-top: .35rem; font-weight: 500; }
 `;
 

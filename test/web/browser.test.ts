@@ -5,7 +5,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { api, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { api, basicAuth, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
+import { fakePath, nixStyleUpload } from '../helpers/paths.js';
 import { startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
 import { type TestBrowser, haveChromium, launchBrowser } from '../helpers/browser.js';
 import { REV, helloMeta, publish } from './fixtures.js';
@@ -33,6 +36,19 @@ run('web interface in Chromium', () => {
     await publish(server, publisher, 'acme', 'toolbox', 'v2.1.0', helloMeta({ description: 'Linters, formatters and a pinned Node for every repo', labels: ['devshell', 'ci'], revision: REV(7), readme: '# toolbox\n\nEverything CI needs.' }));
     const globex = (await createToken(server, 'globex', ['publish'])).token;
     await publish(server, globex, 'globex', 'infra', 'v0.4.2', helloMeta({ description: 'NixOS hosts and modules of Globex', labels: ['nixos'], revision: REV(4), readme: '# infra' }));
+    // Some cache activity for the usage page: pushes spread over the last weeks, hits and misses.
+    const writer = basicAuth((await createToken(server, 'acme', ['write', 'read'])).token);
+    const names = ['hello-2.12', 'glibc-2.39', 'bash-5.2', 'coreutils-9.4', 'openssl-3.0.13', 'python3-3.12.3', 'nodejs-20.12', 'zlib-1.3', 'curl-8.7.1', 'git-2.44'];
+    for (const [i, name] of names.entries()) {
+      const p = fakePath(name, { type: 'regular', contents: 'x'.repeat(2000 * (i + 1) ** 2) });
+      expect((await nixStyleUpload(`${server.url}/cache`, writer, p)).narinfo).toBe(201);
+      await fetch(`${server.url}/cache/${p.hashPart}.narinfo`, { headers: { Authorization: writer } });
+    }
+    await fetch(`${server.url}/cache/${'0'.repeat(32)}.narinfo`, { headers: { Authorization: writer } });
+    const db = new Database(path.join(server.dataDir, 'floe.sqlite'));
+    const rows = db.prepare('SELECT slice_id, hash_part FROM paths').all() as Array<{ slice_id: string; hash_part: string }>;
+    rows.forEach((r, i) => db.prepare('UPDATE paths SET created_at = ? WHERE slice_id = ? AND hash_part = ?').run(new Date(Date.now() - ((i * 7) % 24) * 86_400_000).toISOString(), r.slice_id, r.hash_part));
+    db.close();
     browser = await launchBrowser();
     page = await browser.newPage();
   });
@@ -115,7 +131,7 @@ run('web interface in Chromium', () => {
 
   it('shows the org: usage charts, members, slices', async () => {
     await page.goto(`${server.url}/manage/acme`);
-    expect(await page.getByTestId('stat-paths').textContent()).toBe('0');
+    expect(await page.getByTestId('stat-paths').textContent()).toBe('10');
     await browser.screenshot(page, '08-usage');
     await page.goto(`${server.url}/manage/acme/members`);
     expect(await page.getByTestId('trusts').getByText(idp.issuer).count()).toBe(1);

@@ -80,7 +80,7 @@ export function usageTab(org: string, u: OrgUsage, served: ServedStats, publicUr
         <div class="card table-card">${
           u.recent.length
             ? html`<table class="list"><thead><tr><th scope="col">Path</th><th scope="col">By</th><th scope="col" class="num">Size</th></tr></thead><tbody>${u.recent.map(
-                (r) => html`<tr><td><code title="${r.storePath}">${r.storePath.replace(/^\/nix\/store\/[a-z0-9]{32}-/, '')}</code><div class="small muted">${r.slice} · ${ago(r.at)}</div></td><td class="small">${r.uploadedBy}</td><td class="num">${bytes(r.narSize)}</td></tr>`,
+                (r) => html`<tr><td><code title="${r.storePath}">${r.storePath.replace(/^(\/nix\/store\/)?[a-z0-9]{32}-/, '')}</code><div class="small muted">${r.slice} · ${ago(r.at)}</div></td><td class="small"><div class="truncate" title="${r.uploadedBy}">${r.uploadedBy}</div></td><td class="num">${bytes(r.narSize)}</td></tr>`,
               )}</tbody></table>`
             : html`<p class="empty">Nothing pushed yet. <code>floe push ./result</code></p>`
         }</div>
@@ -89,7 +89,7 @@ export function usageTab(org: string, u: OrgUsage, served: ServedStats, publicUr
         <div class="card table-card">${
           u.topUploaders.length
             ? html`<table class="list"><thead><tr><th scope="col">Principal</th><th scope="col" class="num">Paths</th><th scope="col" class="num">Bytes</th></tr></thead><tbody>${u.topUploaders.map(
-                (t) => html`<tr><td class="small">${t.uploadedBy}</td><td class="num">${count(t.paths)}</td><td class="num">${bytes(t.bytes)}</td></tr>`,
+                (t) => html`<tr><td class="small"><div class="truncate" title="${t.uploadedBy}">${t.uploadedBy}</div></td><td class="num">${count(t.paths)}</td><td class="num">${bytes(t.bytes)}</td></tr>`,
               )}</tbody></table>`
             : html`<p class="empty">No uploads yet.</p>`
         }</div>
