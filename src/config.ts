@@ -1,6 +1,7 @@
 /** Configuration from flags and environment, with zero-configuration defaults (embedded SQLite + files). */
 import path from 'node:path';
 import { InvalidInput } from './errors.js';
+import { isValidCidr } from './policy/network.js';
 
 export interface Limits {
   /** Largest NAR upload body (compressed, on the wire). */
@@ -37,6 +38,8 @@ export interface Config {
   priority: number;
   oidc: { allowHttpIssuers: boolean; jwksCooldownMs: number };
   publicMetrics: boolean;
+  /** Proxies whose X-Forwarded-For is believed (addresses, CIDRs, or loopback/linklocal/uniquelocal). */
+  trustedProxies: string[];
   /** Tests only: an STS stand-in that AWS logins are sent to. */
   testAwsStsEndpoint: string | undefined;
   limits: Limits;
@@ -54,6 +57,15 @@ export function parseSize(text: string, field: string): number {
   if (!m) throw new InvalidInput(field, `expected a size like 512M or 64G, got ${JSON.stringify(text)}`);
   const mult = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
   return Number(m[1]) * mult;
+}
+
+export function parseTrustedProxies(text: string): string[] {
+  const items = text.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const item of items) {
+    if (['loopback', 'linklocal', 'uniquelocal'].includes(item)) continue;
+    if (!isValidCidr(item)) throw new InvalidInput('FLOE_TRUSTED_PROXIES', `${JSON.stringify(item)} is not an address, a CIDR, or one of loopback, linklocal, uniquelocal`);
+  }
+  return items;
 }
 
 export function loadConfig(flags: { dataDir?: string; listen?: string; publicUrl?: string }, env: NodeJS.ProcessEnv = process.env): Config {
@@ -76,6 +88,7 @@ export function loadConfig(flags: { dataDir?: string; listen?: string; publicUrl
     logLevel: env.FLOE_LOG_LEVEL ?? 'info',
     testAwsStsEndpoint: env.FLOE_TEST_AWS_STS_ENDPOINT || undefined,
     publicMetrics: /^(1|true|yes)$/i.test(env.FLOE_METRICS_PUBLIC ?? ''),
+    trustedProxies: parseTrustedProxies(env.FLOE_TRUSTED_PROXIES ?? ''),
     oidc: {
       // Development and tests only: production issuers are https.
       allowHttpIssuers: /^(1|true|yes)$/i.test(env.FLOE_OIDC_ALLOW_HTTP_ISSUERS ?? ''),

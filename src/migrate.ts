@@ -18,7 +18,7 @@ export interface MigrateReport {
 }
 
 /** Tables in foreign-key order. Upload records are transient proofs of possession and not copied. */
-const TABLES = ['orgs', 'slices', 'tokens', 'server_keys', 'nars', 'paths', 'identity_trusts'] as const satisfies ReadonlyArray<keyof Schema>;
+const TABLES = ['orgs', 'slices', 'tokens', 'server_keys', 'nars', 'paths', 'identity_trusts', 'flakes', 'releases', 'org_policies', 'audit_log', 'read_summary'] as const satisfies ReadonlyArray<keyof Schema>;
 const BATCH = 200;
 
 export async function migrateInstallation(
@@ -57,6 +57,25 @@ export async function migrateInstallation(
       if (report.blobs % 100 === 0 || report.blobs === nars.length) progress(`blobs: ${report.blobs}/${nars.length} (${(report.bytes / 2 ** 20).toFixed(1)} MiB)`);
     }
 
+    // Release tarballs (content-addressed keys, so the copy is checked against its own name).
+    const tarballs = await from.db.selectFrom('releases').select('tarball_key').distinct().execute();
+    for (const t of tarballs) {
+      const key = t.tarball_key;
+      const read = await from.blobs.get(key);
+      if (!read) throw new Error(`source blob ${key} is missing: the source installation is damaged (run without it or restore it first)`);
+      const writer = await to.blobs.begin();
+      try {
+        read.body.pipe(writer.body);
+        await finished(writer.body);
+        await writer.commit(key);
+      } catch (err) {
+        await writer.abort();
+        throw err;
+      }
+      report.blobs++;
+    }
+    if (tarballs.length) progress(`release tarballs: ${tarballs.length}`);
+
     await to.db.transaction().execute(async (trx) => {
       for (const table of TABLES) {
         const rows = await from.db.selectFrom(table).selectAll().execute();
@@ -79,6 +98,14 @@ export async function migrateInstallation(
       const sha = createHash('sha256');
       for await (const chunk of read.body) sha.update(chunk as Buffer);
       if (encodeNix32(sha.digest()) !== nar.file_hash) throw new Error(`verification failed: blob ${nar.nar_hash} differs in the target`);
+    }
+    for (const t of tarballs) {
+      const read = await to.blobs.get(t.tarball_key);
+      if (!read) throw new Error(`verification failed: release tarball ${t.tarball_key} is missing in the target`);
+      const sha = createHash('sha256');
+      for await (const chunk of read.body) sha.update(chunk as Buffer);
+      // Keys are content-addressed: tarball-<sha256>.tar.gz.
+      if (!t.tarball_key.includes(sha.digest('hex'))) throw new Error(`verification failed: release tarball ${t.tarball_key} differs in the target`);
     }
     progress(`verified: ${TABLES.map((t) => `${report.rows[t]} ${t}`).join(', ')}; ${report.blobs} blobs re-hashed`);
     return report;

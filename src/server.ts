@@ -15,8 +15,10 @@ import { TokenService } from './identity/tokens.js';
 import { OidcVerifier } from './identity/oidc.js';
 import { ExchangeService } from './identity/exchange.js';
 import { StsVerifier } from './identity/aws-sts.js';
-import { Authorizer, type AuditSink } from './policy/authorize.js';
-import { describePrincipal } from './identity/principal.js';
+import { Authorizer } from './policy/authorize.js';
+import { AuditLog } from './audit/log.js';
+import { PolicyStore } from './org/policies.js';
+import { clientResolver } from './http/client-address.js';
 import { OrgService } from './org/service.js';
 import { CacheService } from './cache/service.js';
 import { createApp } from './http/app.js';
@@ -25,6 +27,7 @@ import type { ReadinessCheck } from './http/app.js';
 import { sql } from 'kysely';
 import { RegistryService } from './registry/service.js';
 import { UsageService } from './cache/usage.js';
+import { DeployScopes } from './registry/deploy.js';
 import { createCacheHandler, markExpectsContinue } from './http/cache-handler.js';
 
 export interface RunningServer {
@@ -112,23 +115,25 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   keyReload.unref();
   const tokens = new TokenService(storage.db, keyRing, publicUrl);
   const metrics = new Metrics();
-  const audit: AuditSink = {
-    record(principal, action, resource, decision) {
-      metrics.policyDecision(decision.allowed ? 'allow' : 'deny', action);
-      if (!decision.allowed) {
-        log.debug({ principal: describePrincipal(principal), action, resource: 'slice' in resource ? `${resource.org.name}/${resource.slice.name}` : resource.type, reason: decision.reason }, 'access denied');
-      }
-    },
-  };
-  const authorizer = new Authorizer(audit);
+  const audit = new AuditLog(storage.db, log);
+  audit.start();
+  const policies = new PolicyStore(storage.db, log);
+  await policies.refresh();
+  // Policy changes made through other replicas take effect within a second.
+  policies.start(1000);
+  const authorizer = new Authorizer(audit, policies, (allowed) => metrics.policyDecision(allowed ? 'allow' : 'deny'));
   const orgs = new OrgService(storage.db);
-  const cache = new CacheService(storage, orgs, authorizer, keys.nix, { maxUploadBytes: config.limits.maxUploadBytes, maxNarBytes: config.limits.maxNarBytes });
+  const cache = new CacheService(storage, orgs, authorizer, keys.nix, { maxUploadBytes: config.limits.maxUploadBytes, maxNarBytes: config.limits.maxNarBytes }, audit, new DeployScopes(storage.db));
+  const resolveClient = clientResolver(config.trustedProxies);
   const verifier = new OidcVerifier(storage.db, config.oidc);
   const sts = new StsVerifier(storage.db, { audience: publicUrl, ...(config.testAwsStsEndpoint ? { endpointOverride: config.testAwsStsEndpoint } : {}) });
   if (config.testAwsStsEndpoint) log.warn({ endpoint: config.testAwsStsEndpoint }, 'FLOE_TEST_AWS_STS_ENDPOINT is set: AWS logins are verified by a stand-in, not by AWS (tests only)');
   const exchange = new ExchangeService(storage.db, orgs, tokens, verifier, publicUrl, sts);
-  const registry = new RegistryService(storage, orgs, authorizer, cache);
+  const registry = new RegistryService(storage, orgs, authorizer, cache, audit);
   const app = createApp({
+    audit,
+    policies,
+    resolveClient,
     registry,
     usage: new UsageService(storage.db),
     exchange,
@@ -154,7 +159,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const adminTokenFile = path.join(config.dataDir, 'admin-token');
   await ensureAdminToken(adminTokenFile, tokens, log);
   const api = getRequestListener(app.fetch);
-  const cacheHandler = createCacheHandler({ cache, orgs, tokens, limits: config.limits, priority: config.priority, log, metrics });
+  const cacheHandler = createCacheHandler({ cache, orgs, tokens, limits: config.limits, priority: config.priority, log, metrics, resolveClient });
   const wireMarks = new WeakMap<import('node:net').Socket, { read: number; written: number }>();
   handler = (req, res) => {
     const url = req.url ?? '/';
@@ -188,10 +193,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     nixPublicKey: keys.nixPublicKey,
     async close() {
       clearInterval(keyReload);
+      policies.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      await audit.close().catch((err) => log.error({ err }, 'could not write the last audit entries'));
       await storage.close();
     },
   };

@@ -12,7 +12,8 @@ import { parseContentAddress } from '../nix/content-address.js';
 import { encodeNix32 } from '../nix/nix32.js';
 import { fingerprintPath, parseSignature, signFingerprint, type SigningKey } from '../nix/signing.js';
 import { type StorePathBase, type StorePathHash, hashPartOf } from '../nix/store-path.js';
-import type { SliceResource } from '../policy/actions.js';
+import type { RequestFacts, SliceResource } from '../policy/actions.js';
+import type { AuditEvent } from '../audit/log.js';
 import type { Authorizer } from '../policy/authorize.js';
 import type { OrgService } from '../org/service.js';
 import { DEFAULT_SLICE, isUniqueViolation } from '../org/service.js';
@@ -24,6 +25,19 @@ import { type Compression, compressionFromName } from './compression.js';
 import { type IngestLimits, type IngestedNar, ingestNar, narBlobKey } from './ingest.js';
 
 /** Where a request looks: the unified substituter (every slice the caller may read) or one slice. */
+/** What the cache tells the audit trail: committed writes, and reads for the per-day summary. */
+export interface CacheAudit {
+  append(e: AuditEvent): void;
+  recordRead(p: Principal, orgId: string, storePath: string, kind: 'narinfo' | 'nar', bytes?: number): void;
+}
+const NO_AUDIT: CacheAudit = { append() {}, recordRead() {} };
+const NO_FACTS: RequestFacts = {};
+
+/** Which paths a deploy-only token may read (see registry/deploy.ts). */
+export interface DeployClosures {
+  closureOf(p: Principal): Promise<ReadonlySet<string> | undefined>;
+}
+
 export type CacheView = { kind: 'unified' } | { kind: 'slice'; slice: SliceResource };
 
 export interface PathMetadata {
@@ -76,7 +90,7 @@ export class CacheService {
   /** narinfo candidates by hash part (and slice), for the hot path. */
   /** Uploads wait for a slot rather than fail: a 5xx or 429 would make old Nix retry without a body. */
   private readonly ingestSlots = new Semaphore(16);
-  private readonly narinfoCache: ReadCache<Array<Candidate & { narinfo: string }>>;
+  private readonly narinfoCache: ReadCache<Array<Candidate & { narinfo: string; store_path: string }>>;
 
   constructor(
     private readonly storage: Storage,
@@ -84,6 +98,8 @@ export class CacheService {
     private readonly authorizer: Authorizer,
     private readonly signingKey: SigningKey,
     private readonly limits: IngestLimits,
+    private readonly audit: CacheAudit = NO_AUDIT,
+    private readonly deploy?: DeployClosures,
   ) {
     const candidates = () =>
       storage.db
@@ -95,10 +111,10 @@ export class CacheService {
     this.narinfoCache = new ReadCache(2_000, 50_000, storage.dialect === 'sqlite');
     // The read path runs on every substitution: these are compiled once.
     this.q = {
-      narinfoByHash: prepareQuery(storage.db, candidates().select('paths.narinfo').where('paths.hash_part', '=', '?')),
-      narinfoByHashInSlice: prepareQuery(storage.db, candidates().select('paths.narinfo').where('paths.hash_part', '=', '?').where('paths.slice_id', '=', '?')),
-      byNarHash: prepareQuery(storage.db, candidates().where('paths.nar_hash', '=', '?')),
-      byNarHashInSlice: prepareQuery(storage.db, candidates().where('paths.nar_hash', '=', '?').where('paths.slice_id', '=', '?')),
+      narinfoByHash: prepareQuery(storage.db, candidates().select(['paths.narinfo', 'paths.store_path']).where('paths.hash_part', '=', '?')),
+      narinfoByHashInSlice: prepareQuery(storage.db, candidates().select(['paths.narinfo', 'paths.store_path']).where('paths.hash_part', '=', '?').where('paths.slice_id', '=', '?')),
+      byNarHash: prepareQuery(storage.db, candidates().select(['paths.hash_part', 'paths.store_path']).where('paths.nar_hash', '=', '?')),
+      byNarHashInSlice: prepareQuery(storage.db, candidates().select(['paths.hash_part', 'paths.store_path']).where('paths.nar_hash', '=', '?').where('paths.slice_id', '=', '?')),
     };
   }
 
@@ -109,19 +125,26 @@ export class CacheService {
       view.kind === 'slice'
         ? await this.narinfoCache.get(hashPart, view.slice.slice.id, () => this.q.narinfoByHashInSlice(hashPart, view.slice.slice.id))
         : await this.narinfoCache.get(hashPart, '*', () => this.q.narinfoByHash(hashPart));
+    // Deploy-only tokens read exactly their outputs' closures (computed from stored references).
+    const closure = p.kind === 'token' && p.deploy && this.deploy ? await this.deploy.closureOf(p) : undefined;
+    const facts = closure ? { inDeployClosure: closure.has(hashPart) } : NO_FACTS;
     for (const row of preferOwn(p, rows)) {
-      if (this.authorizer.authorize(p, 'cache.read', resourceOf(row)).allowed) return row.narinfo;
+      if (this.authorizer.authorize(p, 'cache.read', resourceOf(row), facts).allowed) {
+        this.audit.recordRead(p, row.org_id, row.store_path, 'narinfo');
+        return row.narinfo;
+      }
     }
     return undefined;
   }
 
   /** A NAR by its served name, if the caller may read some path that has this content. */
   async findNar(p: Principal, view: CacheView, fileName: string): Promise<FoundNar | undefined> {
-    const narHash = await this.readableNarHash(p, view, fileName);
-    if (!narHash) return undefined;
-    const key = narBlobKey(narHash);
+    const readable = await this.readableNar(p, view, fileName);
+    if (!readable) return undefined;
+    const key = narBlobKey(readable.narHash);
     const size = await this.storage.blobs.size(key);
     if (size === undefined) return undefined;
+    this.audit.recordRead(p, readable.orgId, readable.storePath, 'nar', size);
     const blobs = this.storage.blobs;
     return {
       size,
@@ -136,7 +159,7 @@ export class CacheService {
    * gives nothing: another org's upload of the same file is not reported.
    */
   async hasNarFile(p: Principal, view: CacheView, fileName: string): Promise<boolean> {
-    if (await this.readableNarHash(p, view, fileName)) return true;
+    if (await this.readableNar(p, view, fileName)) return true;
     const target = await this.writeTargetOrUndefined(p, view);
     if (!target) return false;
     const row = await this.storage.db
@@ -149,13 +172,15 @@ export class CacheService {
     return row !== undefined;
   }
 
-  private async readableNarHash(p: Principal, view: CacheView, fileName: string): Promise<string | undefined> {
+  private async readableNar(p: Principal, view: CacheView, fileName: string): Promise<{ narHash: string; orgId: string; storePath: string } | undefined> {
     const m = SERVED_NAR.exec(fileName);
     if (!m) return undefined;
     const narHash = m[1]!;
     const rows = view.kind === 'slice' ? await this.q.byNarHashInSlice(narHash, view.slice.slice.id) : await this.q.byNarHash(narHash);
+    const closure = p.kind === 'token' && p.deploy && this.deploy ? await this.deploy.closureOf(p) : undefined;
     for (const row of rows) {
-      if (this.authorizer.authorize(p, 'cache.read', resourceOf(row)).allowed) return narHash;
+      const facts = closure ? { inDeployClosure: closure.has(row.hash_part) } : NO_FACTS;
+      if (this.authorizer.authorize(p, 'cache.read', resourceOf(row), facts).allowed) return { narHash, orgId: row.org_id, storePath: row.store_path };
     }
     return undefined;
   }
@@ -256,7 +281,7 @@ export class CacheService {
     let have: { narHash: string; narSize: number } | undefined = upload && { narHash: upload.nar_hash, narSize: Number(upload.nar_size) };
     if (!have) {
       const served = SERVED_NAR.exec(fileName);
-      if (served && (await this.readableNarHash(p, { kind: 'unified' }, fileName))) {
+      if (served && (await this.readableNar(p, { kind: 'unified' }, fileName))) {
         const nar = await this.storage.db.selectFrom('nars').select(['nar_hash', 'nar_size']).where('nar_hash', '=', served[1]!).executeTakeFirst();
         have = nar && { narHash: nar.nar_hash, narSize: Number(nar.nar_size) };
       }
@@ -304,13 +329,20 @@ export class CacheService {
     for (const sig of meta.sigs) parseSignature(sig);
     if (meta.ca) parseContentAddress(meta.ca);
     const uploaderSigs = meta.sigs.filter((s) => !s.startsWith(`${this.signingKey.name}:`));
+    // Now that the narinfo is known, policies may judge it (e.g. "writes require a signed narinfo").
+    const decision = this.authorizer.authorize(p, 'cache.write', target, { narinfoSignatures: uploaderSigs.map((s) => parseSignature(s).keyName) });
+    if (!decision.allowed) throw new Forbidden(`not allowed to write ${meta.storePath} to ${target.org.name}/${target.slice.name}: ${decision.reason}`);
 
     // Any commit can change what a hash resolves to (new path, merged signatures, linked closure).
     const touched = new Set<string>([hashPart]);
     try {
       for (let attempt = 1; ; attempt++) {
         try {
-          return await this.commitTransaction(p, target, meta, hashPart, narHashNix32, uploaderSigs, touched);
+          const result = await this.commitTransaction(p, target, meta, hashPart, narHashNix32, uploaderSigs, touched);
+          if (result === 'created') {
+            this.audit.append({ principal: p, action: 'cache.write', target: `${target.org.name}/${target.slice.name}:/nix/store/${meta.storePath}`, orgId: target.org.id, detail: { narHash: `sha256:${narHashNix32}`, narSize: meta.narSize } });
+          }
+          return result;
         } catch (err) {
           // Another replica committed the same path (or linked the same closure) concurrently:
           // run again, and the transaction sees their row.

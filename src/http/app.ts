@@ -8,7 +8,8 @@ import { routePath } from 'hono/route';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { FloeError, Forbidden, NotFound } from '../errors.js';
 import { credentialFromAuthorization } from '../identity/credentials.js';
-import { ANONYMOUS, describePrincipal } from '../identity/principal.js';
+import { ANONYMOUS, describePrincipal, withClient } from '../identity/principal.js';
+import type { ClientResolver } from './client-address.js';
 import type { TokenService } from '../identity/tokens.js';
 import type { Logger } from '../log.js';
 import type { AppEnv } from './context.js';
@@ -32,6 +33,7 @@ export interface AppDeps extends ApiDeps {
   readiness: () => Promise<ReadinessCheck[]>;
   /** Serve /metrics without authentication (for a scraper on a private network). */
   publicMetrics: boolean;
+  resolveClient: ClientResolver;
 }
 
 /** What a readiness probe found out about one backend. */
@@ -57,7 +59,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     const started = performance.now();
     const requestId = nextRequestId();
     c.set('requestId', requestId);
-    c.set('principal', ANONYMOUS);
+    c.set('principal', withClient(ANONYMOUS, deps.resolveClient(c.env.incoming, requestId)));
     await next();
     const status = c.env?.outgoing?.headersSent ? c.env.outgoing.statusCode : c.res.status;
     if (!c.env?.outgoing?.headersSent) {
@@ -83,7 +85,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     if (credential !== undefined && !credential.startsWith('floe_') && FLAKEHUB_PUSH_PATHS.test(c.req.path) && credential.split('.').length === 3) {
       credential = await deps.exchange.exchangeReusable(credential);
     }
-    if (credential !== undefined) c.set('principal', await deps.tokens.verify(credential));
+    if (credential !== undefined) c.set('principal', withClient(await deps.tokens.verify(credential), c.get('principal').client!));
     await next();
   });
 

@@ -10,7 +10,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { FloeError, InvalidInput } from '../errors.js';
 import { credentialFromAuthorization } from '../identity/credentials.js';
-import { ANONYMOUS, describePrincipal, type Principal } from '../identity/principal.js';
+import { ANONYMOUS, describePrincipal, type Principal, withClient } from '../identity/principal.js';
+import type { ClientResolver } from './client-address.js';
 import type { TokenService } from '../identity/tokens.js';
 import { formatCacheInfo } from '../nix/cache-info.js';
 import { parseStorePathHash } from '../nix/store-path.js';
@@ -31,6 +32,7 @@ export interface CacheHandlerDeps {
   priority: number;
   log: Logger;
   metrics: Metrics;
+  resolveClient: ClientResolver;
 }
 
 const UNIFIED_TOP = new Set(['nar', 'log', 'realisations', 'build-trace-v2', 'debuginfo']);
@@ -213,10 +215,11 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
     const started = performance.now();
     const requestId = nextRequestId();
     res.setHeader('X-Request-Id', requestId);
-    let principal: Principal = ANONYMOUS;
+    const client = deps.resolveClient(req, requestId);
+    let principal: Principal = withClient(ANONYMOUS, client);
     try {
       const credential = credentialFromAuthorization(req.headers.authorization);
-      if (credential !== undefined) principal = await deps.tokens.verify(credential);
+      if (credential !== undefined) principal = withClient(await deps.tokens.verify(credential), client);
       await route(req, res, principal, pathname);
     } catch (err) {
       const body = errorBody(err, requestId);

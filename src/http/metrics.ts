@@ -46,7 +46,7 @@ export class Metrics {
     this.define('floe_uploads_total', 'NAR uploads by result (accepted, rejected)');
     this.define('floe_upload_bytes_total', 'bytes received in NAR uploads');
     this.define('floe_upload_verification_failures_total', 'uploads refused while verifying them, by reason (the error code)');
-    this.define('floe_policy_decisions_total', 'authorization decisions by action and outcome (allow, deny, error)');
+    this.define('floe_policy_decisions_total', 'authorization decisions by outcome (allow, deny, error)');
     this.define('floe_gc_runs_total', 'garbage collection runs by result (ok, failed)');
     this.define('floe_gc_deleted_bytes_total', 'bytes deleted by garbage collection');
     this.define('floe_web_logins_total', 'web sign-ins by method and result');
@@ -96,9 +96,9 @@ export class Metrics {
     this.observe('floe_http_request_duration_seconds', { method: normalMethod(method), route, status: statusClass }, seconds);
   }
 
-  /** For the policy engine (through the audit hook the composition root wires). */
-  policyDecision(outcome: PolicyOutcome, action = 'unknown'): void {
-    this.inc('floe_policy_decisions_total', { action, outcome });
+  /** For the policy engine: the Authorizer's decision callback (wired in server.ts) calls this. */
+  policyDecision(outcome: PolicyOutcome): void {
+    this.inc('floe_policy_decisions_total', { outcome });
   }
 
   /** For the garbage collector: call once per run. */

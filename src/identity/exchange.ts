@@ -27,6 +27,7 @@ export interface StoredTrust {
 
 export interface ExchangeResult extends MintedToken {
   org: string;
+  orgId: string;
   scopes: string[];
   slices: string[] | null;
   subject: string;
@@ -170,7 +171,7 @@ export class ExchangeService {
         identity: { provider: trust.spec.provider, issuer, claims: carriedClaims(trust.spec, claims) },
       },
     });
-    return { ...minted, org: trust.orgName, scopes, slices, subject, trustId: trust.id };
+    return { ...minted, org: trust.orgName, orgId: trust.orgId, scopes, slices, subject, trustId: trust.id };
   }
 
   /** People's ID tokens are minted for the CLI's client id; CI tokens for the server's URL. */

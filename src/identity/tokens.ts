@@ -9,7 +9,7 @@ import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 import { z } from 'zod';
 import { InvalidInput, Unauthenticated } from '../errors.js';
 import type { Db } from '../storage/types.js';
-import type { OrgRef, Principal, Scope } from './principal.js';
+import type { AuthMethod, DeployGrant, NetworkLimits, OrgRef, Principal, Scope } from './principal.js';
 import type { KeyRing } from './server-keys.js';
 
 export const TOKEN_PREFIX = 'floe_';
@@ -26,6 +26,9 @@ const floeClaims = z.union([
     identity: z
       .object({ provider: z.string(), issuer: z.string(), claims: z.record(z.string(), z.union([z.string(), z.array(z.string())])) })
       .optional(),
+    auth: z.enum(['token', 'device', 'github', 'gitlab', 'aws', 'oidc']).optional(),
+    deploy: z.array(z.object({ org: z.string(), flake: z.string(), requirement: z.string(), attr: z.string() })).optional(),
+    net: z.object({ cidrs: z.array(z.string()), countries: z.array(z.string()) }).optional(),
   }),
 ]);
 
@@ -40,7 +43,17 @@ export interface MintRequest {
   subject: string;
   ttlSeconds: number;
   description?: string;
-  grant: { role: 'server-admin' } | { org: OrgRef; scopes: Scope[]; slices: string[] | null; identity?: IdentityClaims };
+  grant:
+    | { role: 'server-admin' }
+    | {
+        org: OrgRef;
+        scopes: Scope[];
+        slices: string[] | null;
+        identity?: IdentityClaims;
+        /** Deploy-only device token: read exactly these outputs' closures. */
+        deploy?: DeployGrant[];
+        network?: NetworkLimits;
+      };
 }
 
 export interface MintedToken {
@@ -57,6 +70,12 @@ export function parseTtl(text: string): number {
   const seconds = Number(m[1]) * unit;
   if (seconds < 1 || seconds > MAX_TOKEN_TTL_SECONDS) throw new InvalidInput('ttl', `must be between 1s and ${MAX_TOKEN_TTL_SECONDS / 86400}d`);
   return seconds;
+}
+
+function authMethodOf(grant: { identity?: IdentityClaims; deploy?: DeployGrant[] }): AuthMethod {
+  if (grant.deploy) return 'device';
+  const provider = grant.identity?.provider;
+  return provider === 'github' || provider === 'gitlab' || provider === 'aws' || provider === 'oidc' ? provider : 'token';
 }
 
 interface CachedVerification {
@@ -93,7 +112,10 @@ export class TokenService {
             org_id: req.grant.org.id,
             scopes: req.grant.scopes,
             slices: req.grant.slices,
+            auth: authMethodOf(req.grant),
             ...(req.grant.identity ? { identity: req.grant.identity } : {}),
+            ...(req.grant.deploy ? { deploy: req.grant.deploy } : {}),
+            ...(req.grant.network && (req.grant.network.cidrs.length || req.grant.network.countries.length) ? { net: req.grant.network } : {}),
           };
     const jwt = await new SignJWT({ floe })
       .setProtectedHeader({ alg: 'EdDSA', kid: this.keys.current.jwt.kid, typ: 'JWT' })
@@ -187,8 +209,12 @@ export class TokenService {
             org: { id: claims.org_id, name: claims.org },
             scopes: new Set(claims.scopes),
             slices: claims.slices,
+            issuedAt: payload.iat,
             expiresAt: payload.exp,
+            authMethod: claims.auth ?? 'token',
             ...(claims.identity ? { identity: claims.identity } : {}),
+            ...(claims.deploy ? { deploy: claims.deploy } : {}),
+            ...(claims.net ? { network: claims.net } : {}),
           };
     if (this.verified.size >= TokenService.CACHE_LIMIT) this.verified.clear();
     this.verified.set(token, { principal, expiresAtMs: payload.exp * 1000, checkedRevocationAtMs: nowMs });

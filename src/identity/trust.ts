@@ -149,7 +149,7 @@ export function subjectFor(spec: TrustSpec, issuer: string, claims: Claims): str
 }
 
 const CARRIED_CLAIMS: Record<TrustSpec['provider'], string[]> = {
-  github: ['repository', 'repository_id', 'repository_owner', 'repository_owner_id', 'ref', 'ref_type', 'sha', 'event_name', 'workflow_ref', 'job_workflow_ref', 'environment', 'run_id', 'runner_environment', 'actor', 'actor_id'],
+  github: ['repository', 'repository_id', 'repository_visibility', 'ref_protected', 'repository_owner', 'repository_owner_id', 'ref', 'ref_type', 'sha', 'event_name', 'workflow_ref', 'job_workflow_ref', 'environment', 'run_id', 'runner_environment', 'actor', 'actor_id'],
   gitlab: ['project_path', 'project_id', 'namespace_path', 'namespace_id', 'ref', 'ref_type', 'ref_protected', 'sha', 'pipeline_source', 'pipeline_id', 'job_id', 'environment', 'user_login', 'runner_environment'],
   aws: ['arn', 'canonical_arn', 'account', 'user_id'],
   oidc: ['sub', 'oid', 'tid', 'groups', 'roles', 'email', 'preferred_username', 'name', 'azp', 'idtyp'],

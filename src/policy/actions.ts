@@ -19,3 +19,24 @@ export interface FlakeResource {
   flake: { name: string; visibility: 'public' | 'unlisted' | 'private' };
 }
 export type Resource = SliceResource | OrgResource | ServerResource | FlakeResource;
+
+/** Every action, for schemas, listings and validation of user input. */
+export const ACTIONS: readonly Action[] = ['cache.read', 'cache.write', 'flake.read', 'flake.publish', 'org.admin', 'server.admin'];
+
+/**
+ * Facts about one request that only the calling service can establish from stored data (never
+ * from the client's word). They reach the guardrails and the org's policies as context.
+ */
+export interface RequestFacts {
+  /** cache.read of a path by a deploy-only token: the path is in one of its outputs' closures. */
+  inDeployClosure?: boolean;
+  /** flake.read by a deploy-only token: the flake is one its grants name (to resolve the output). */
+  deployFlake?: boolean;
+  /** cache.write when the narinfo is known: the key names of the uploader's signatures on it. */
+  narinfoSignatures?: readonly string[];
+}
+
+/** The org a resource belongs to, if any: org policies only ever see their own org's resources. */
+export function orgOf(resource: Resource): { id: string; name: string } | undefined {
+  return resource.type === 'server' ? undefined : resource.org;
+}

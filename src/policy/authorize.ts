@@ -1,71 +1,103 @@
 /**
  * THE authorization chokepoint: every access Floe grants is decided here. Deny by default.
- * `decide` is pure (the Cedar policy engine replaces its body later, same signature);
- * `Authorizer.authorize` adds the audit hook.
+ *
+ * A decision runs three layers: Floe's guardrails (denials nothing overrides), Floe's baseline
+ * (what an org without policies gets), and the org's own Cedar policies, evaluated only for that
+ * org's resources, which may permit more or forbid (forbid wins). `decide` is pure;
+ * `Authorizer` adds the current policy sets, a decision memo for the hot path, and the audit hook.
  */
-import type { Principal, Scope } from '../identity/principal.js';
-import type { Action, Resource } from './actions.js';
+import type { Principal } from '../identity/principal.js';
+import type { Action, RequestFacts, Resource } from './actions.js';
+import { orgOf } from './actions.js';
+import { BASELINE_POLICY_ID, type CedarPolicySet } from './cedar.js';
+import { baseline, guardrail } from './guardrails.js';
 
 export interface Decision {
   allowed: boolean;
   reason: string;
+  /** What decided: `floe:guardrail`, `floe:baseline`, or the org policy ids that permitted or forbade. */
+  decidedBy: string[];
+  /** The org policy version consulted, if the resource's org has policies. */
+  policyVersion?: number;
 }
 
-const allow = (reason: string): Decision => ({ allowed: true, reason });
-const deny = (reason: string): Decision => ({ allowed: false, reason });
-
-function hasScope(p: Extract<Principal, { kind: 'token' }>, ...wanted: Scope[]): boolean {
-  return wanted.some((s) => p.scopes.has(s));
+/** An org's active, compiled policies. */
+export interface OrgPolicySet {
+  orgId: string;
+  version: number;
+  set: CedarPolicySet;
 }
 
-export function decide(principal: Principal, action: Action, resource: Resource): Decision {
-  if (principal.kind === 'server-admin') return allow('server admin');
+const GUARDRAIL = 'floe:guardrail';
 
-  switch (action) {
-    case 'server.admin':
-      return deny('requires the server admin token');
-    case 'org.admin': {
-      if (resource.type === 'server') return deny('not an org resource');
-      if (principal.kind !== 'token' || principal.org.id !== resource.org.id) return deny('not a member of this org');
-      return hasScope(principal, 'admin') ? allow('org admin scope') : deny('token lacks the admin scope');
-    }
-    case 'flake.read': {
-      if (resource.type !== 'flake') return deny('not a flake');
-      if (resource.flake.visibility !== 'private') return allow(`${resource.flake.visibility} flake`);
-      if (principal.kind !== 'token') return deny('authentication required');
-      if (principal.org.id !== resource.org.id) return deny('token belongs to another org');
-      if (principal.slices !== null) return deny('slice-limited tokens cannot read private flakes');
-      return hasScope(principal, 'read', 'admin') ? allow('read scope') : deny('token lacks the read scope');
-    }
-    case 'flake.publish': {
-      if (resource.type !== 'flake' && resource.type !== 'org') return deny('not a flake');
-      if (principal.kind !== 'token') return deny('publishing needs a token with the publish scope, from trusted CI');
-      if (principal.org.id !== resource.org.id) return deny('token belongs to another org');
-      return hasScope(principal, 'publish', 'admin') ? allow('publish scope') : deny('token lacks the publish scope');
-    }
-    case 'cache.read':
-    case 'cache.write': {
-      if (resource.type !== 'slice') return deny('not a cache slice');
-      if (action === 'cache.read' && resource.slice.public) return allow('public slice');
-      if (principal.kind !== 'token') return deny('authentication required');
-      if (principal.org.id !== resource.org.id) return deny('token belongs to another org');
-      if (principal.slices !== null && !principal.slices.includes(resource.slice.name)) return deny('token is limited to other slices');
-      const ok = action === 'cache.read' ? hasScope(principal, 'read', 'admin') : hasScope(principal, 'write', 'admin');
-      return ok ? allow(`${action === 'cache.read' ? 'read' : 'write'} scope`) : deny(`token lacks the ${action === 'cache.read' ? 'read' : 'write'} scope`);
-    }
+export function decide(p: Principal, action: Action, resource: Resource, facts: RequestFacts = {}, orgSet?: OrgPolicySet, nowMs = Date.now()): Decision {
+  const g = guardrail(p, action, resource, facts);
+  if (g) return { allowed: false, reason: g.reason, decidedBy: [GUARDRAIL] };
+  const base = baseline(p, action, resource);
+  if (!orgSet || p.kind === 'server-admin') return { allowed: base.allowed, reason: base.reason, decidedBy: [base.allowed ? BASELINE_POLICY_ID : GUARDRAIL] };
+  const r = orgSet.set.evaluate(p, action, resource, facts, base.allowed, nowMs);
+  const version = orgSet.version;
+  if (r.errors.length > 0) {
+    // Fail closed: a policy that could not be evaluated might have been a forbid.
+    return { allowed: false, reason: `org policy evaluation failed (${r.errors.join('; ')})`, decidedBy: [GUARDRAIL], policyVersion: version };
   }
+  if (r.allowed) {
+    const byOrg = r.reasons.filter((id) => id !== BASELINE_POLICY_ID);
+    return { allowed: true, reason: byOrg.length ? `permitted by org policy ${byOrg.join(', ')}` : base.reason, decidedBy: r.reasons, policyVersion: version };
+  }
+  if (r.reasons.length > 0) return { allowed: false, reason: `forbidden by org policy ${r.reasons.join(', ')}`, decidedBy: r.reasons, policyVersion: version };
+  return { allowed: false, reason: `${base.reason}; no org policy permits it`, decidedBy: [GUARDRAIL], policyVersion: version };
 }
 
 export interface AuditSink {
-  record(principal: Principal, action: Action, resource: Resource, decision: Decision): void;
+  record(principal: Principal, action: Action, resource: Resource, decision: Decision, facts: RequestFacts): void;
 }
 
-export class Authorizer {
-  constructor(private readonly audit: AuditSink) {}
+/** Where the current policy set of an org comes from (kept fresh by the org policy store). */
+export interface PolicySets {
+  forOrg(orgId: string): OrgPolicySet | undefined;
+}
 
-  authorize(principal: Principal, action: Action, resource: Resource): Decision {
-    const decision = decide(principal, action, resource);
-    this.audit.record(principal, action, resource, decision);
+export const NO_POLICIES: PolicySets = { forOrg: () => undefined };
+
+export class Authorizer {
+  /** Decisions of orgs with policies, so a hot narinfo path pays Cedar once per caller, slice and minute. */
+  private readonly memo = new Map<string, Decision>();
+  private static readonly MEMO_LIMIT = 50_000;
+
+  constructor(
+    private readonly audit: AuditSink,
+    private readonly policies: PolicySets = NO_POLICIES,
+    private readonly onDecision: (allowed: boolean) => void = () => {},
+  ) {}
+
+  authorize(principal: Principal, action: Action, resource: Resource, facts: RequestFacts = {}): Decision {
+    const org = orgOf(resource);
+    const orgSet = org ? this.policies.forOrg(org.id) : undefined;
+    let decision: Decision;
+    if (orgSet === undefined || principal.kind === 'server-admin') {
+      decision = decide(principal, action, resource, facts);
+    } else {
+      const nowMs = Date.now();
+      const key = memoKey(principal, action, resource, facts, orgSet, nowMs);
+      const hit = this.memo.get(key);
+      if (hit) decision = hit;
+      else {
+        decision = decide(principal, action, resource, facts, orgSet, nowMs);
+        if (this.memo.size >= Authorizer.MEMO_LIMIT) this.memo.clear();
+        this.memo.set(key, decision);
+      }
+    }
+    this.onDecision(decision.allowed);
+    this.audit.record(principal, action, resource, decision, facts);
     return decision;
   }
+}
+
+function memoKey(p: Principal, action: Action, r: Resource, facts: RequestFacts, orgSet: OrgPolicySet, nowMs: number): string {
+  const who = p.kind === 'token' ? p.tokenId : p.kind;
+  const what = r.type === 'slice' ? `s:${r.slice.id}:${r.slice.public ? 1 : 0}` : r.type === 'flake' ? `f:${r.org.id}/${r.flake.name}:${r.flake.visibility}` : r.type === 'org' ? `o:${r.org.id}` : 'server';
+  const f = `${facts.inDeployClosure ? 1 : 0}${facts.deployFlake ? 1 : 0}${facts.narinfoSignatures ? facts.narinfoSignatures.join(',') : '-'}`;
+  // The minute is part of the key because policies may read context.time/hourUtc.
+  return `${orgSet.orgId}@${orgSet.version}|${who}|${action}|${what}|${p.client?.ip ?? ''}|${p.client?.country ?? ''}|${Math.floor(nowMs / 60_000)}|${f}`;
 }

@@ -3,6 +3,10 @@
  * as immutable tarballs. Reads return undefined for both "missing" and "not allowed" (a private
  * flake does not exist for those who may not read it).
  */
+import type { AuditEvent } from '../audit/log.js';
+import type { RequestFacts } from '../policy/actions.js';
+import { DeployScopes } from './deploy.js';
+import { outputStorePath } from './inventory.js';
 import { randomUUID } from 'node:crypto';
 import { finished } from 'node:stream/promises';
 import { z } from 'zod';
@@ -54,10 +58,6 @@ export interface Release {
   createdAt: string;
 }
 
-interface InventoryNode {
-  children?: Record<string, InventoryNode>;
-  outputs?: Record<string, string> | null;
-}
 
 /** A 404 that explains itself: only used once the caller has been allowed to see the flake. */
 export class NotFoundWithReason extends FloeError {
@@ -134,6 +134,7 @@ export class RegistryService {
     private readonly orgs: OrgService,
     private readonly authorizer: Authorizer,
     private readonly cache: CacheService,
+    private readonly audit: { append(e: AuditEvent): void } = { append() {} },
   ) {}
 
   /**
@@ -141,14 +142,12 @@ export class RegistryService {
    * with the release (no evaluation). Only for callers who may read that path in the cache.
    */
   async resolveOutput(p: Principal, orgName: string, flakeName: string, requirement: string, attr: string): Promise<{ release: Release; storePath: string }> {
-    const release = await this.resolve(p, orgName, flakeName, requirement);
+    // A deploy-only token may resolve exactly the outputs it names (to fetch their closures).
+    const release = await this.resolve(p, orgName, flakeName, requirement, DeployScopes.grants(p, orgName, flakeName, attr) ? { deployFlake: true } : {});
     if (!release) throw new NotFound();
     const row = await this.storage.db.selectFrom('releases').select('metadata').where('id', '=', release.id).executeTakeFirstOrThrow();
-    const meta = JSON.parse(row.metadata) as { outputs?: { inventory?: Record<string, InventoryNode> } };
-    let node: InventoryNode | undefined = { children: meta.outputs?.inventory ?? {} };
-    for (const part of attr.split('.')) node = node?.children?.[part];
-    const storePath = node?.outputs?.out;
-    if (typeof storePath !== 'string') throw new NotFoundWithReason(`${orgName}/${flakeName} ${release.version.text} has no output ${attr} with a store path (publish with output paths included)`);
+    const storePath = outputStorePath(row.metadata, attr);
+    if (storePath === undefined) throw new NotFoundWithReason(`${orgName}/${flakeName} ${release.version.text} has no output ${attr} with a store path (publish with output paths included)`);
     const base = parseStorePath(storePath);
     if ((await this.cache.findNarInfo(p, { kind: 'unified' }, hashPartOf(base))) === undefined) {
       throw new NotFoundWithReason(`${attr} of ${orgName}/${flakeName} ${release.version.text} is ${storePath}, but that closure is not in the cache (or not readable with your token)`);
@@ -275,6 +274,7 @@ export class RegistryService {
           .execute();
       });
       this.catalogueCache = undefined;
+      this.audit.append({ principal: p, action: 'flake.publish', target: `${org.name}/${req.flake}@${version.text}`, orgId: org.id, detail: { releaseId: id, revision: meta.revision ?? null, visibility, tarballSha256: verified.sha256 } });
     } catch (err) {
       if (isUniqueViolation(err)) throw new Conflict(`${req.org}/${req.flake} ${version.text} (or another build of ${versionKey(version)}) is already published; releases are immutable`);
       throw err;
@@ -283,7 +283,7 @@ export class RegistryService {
   }
 
   /** Releases of a flake the caller may read, newest first; undefined when missing or denied. */
-  async releases(p: Principal, orgName: string, flakeName: string): Promise<Release[] | undefined> {
+  async releases(p: Principal, orgName: string, flakeName: string, facts: RequestFacts = {}): Promise<Release[] | undefined> {
     const row = await this.storage.db
       .selectFrom('flakes')
       .innerJoin('orgs', 'orgs.id', 'flakes.org_id')
@@ -292,7 +292,7 @@ export class RegistryService {
       .where('flakes.name', '=', flakeName)
       .executeTakeFirst();
     if (!row) return undefined;
-    if (!this.authorizer.authorize(p, 'flake.read', this.resource({ id: row.org_id, name: row.org_name }, { name: flakeName, visibility: row.visibility })).allowed) return undefined;
+    if (!this.authorizer.authorize(p, 'flake.read', this.resource({ id: row.org_id, name: row.org_name }, { name: flakeName, visibility: row.visibility }), facts).allowed) return undefined;
     const rows = await this.storage.db.selectFrom('releases').selectAll().where('flake_id', '=', row.id).execute();
     return rows
       .map((r) => ({
@@ -341,9 +341,9 @@ export class RegistryService {
   }
 
   /** The newest non-yanked release matching the requirement. */
-  async resolve(p: Principal, orgName: string, flakeName: string, requirement: string): Promise<Release | undefined> {
+  async resolve(p: Principal, orgName: string, flakeName: string, requirement: string, facts: RequestFacts = {}): Promise<Release | undefined> {
     const req = parseRequirement(requirement);
-    const all = await this.releases(p, orgName, flakeName);
+    const all = await this.releases(p, orgName, flakeName, facts);
     return all && resolveRequirement(all.filter((r) => !r.yanked), req);
   }
 
@@ -362,6 +362,7 @@ export class RegistryService {
     if (!flake) throw new NotFound();
     const res = await this.storage.db.updateTable('releases').set({ yanked_at: new Date().toISOString() }).where('flake_id', '=', flake.id).where('version', '=', parseVersion(version).text).executeTakeFirst();
     if (Number(res.numUpdatedRows) === 0) throw new NotFound();
+    this.audit.append({ principal: p, action: 'flake.yank', target: `${orgName}/${flakeName}@${version}`, orgId: org.id });
   }
 
   /**

@@ -53,7 +53,7 @@ describe.skipIf(!postgresAvailable() && !process.env.CI)('floe migrate', () => {
 
     const newDir = await mkdtemp(path.join(os.tmpdir(), 'floe-migrated-'));
     const run = await exec(process.execPath, [FLOE_BIN, 'migrate', '--from', before.dataDir, '--data-dir', newDir], { env: { ...process.env, ...targetEnv } });
-    expect(run.stderr).toMatch(/verified: 1 orgs, 2 slices, 4 tokens, 2 server_keys, 3 nars, 3 paths, 0 identity_trusts; 3 blobs re-hashed/);
+    expect(run.stderr).toMatch(/verified: 1 orgs, 2 slices, 4 tokens, 2 server_keys, 3 nars, 3 paths, 0 identity_trusts, 0 flakes, 0 releases, 0 org_policies, \d+ audit_log, \d+ read_summary; 3 blobs re-hashed/);
     expect(await s3.countObjects('migrated/')).toBe(3);
 
     after = await startFloe({ dataDir: newDir, env: targetEnv });

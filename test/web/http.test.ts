@@ -150,7 +150,7 @@ describe('observability', () => {
     expect(text).not.toMatch(/route="\/flakes\/acme/);
     expect(text).toMatch(/^floe_http_sent_bytes_total\{area="web"\} [1-9]/m);
     expect(text).toMatch(/^floe_http_received_bytes_total\{area="cache"\} \d+$/m);
-    expect(text).toMatch(/^floe_policy_decisions_total\{action="flake.read",outcome="allow"\} [1-9]/m);
+    expect(text).toMatch(/^floe_policy_decisions_total\{outcome="allow"\} [1-9]/m);
     expect(text).toMatch(/^# TYPE floe_gc_runs_total counter$/m);
     expect(text).toMatch(/^# TYPE floe_upload_verification_failures_total counter$/m);
   });

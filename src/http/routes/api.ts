@@ -1,4 +1,9 @@
 /** Floe's own JSON API (`/api/v1`): orgs, slices, tokens, and batch cache operations for the CLI. */
+import type { AuditLog } from '../../audit/log.js';
+import type { PolicyStore } from '../../org/policies.js';
+import { isValidCidr } from '../../policy/network.js';
+import { parseDeployGrant } from '../../registry/deploy.js';
+import { policyRoutes } from './policy.js';
 import type { IncomingMessage } from 'node:http';
 import { Hono } from 'hono';
 import { z } from 'zod';
@@ -31,6 +36,8 @@ export interface ApiDeps {
   publicUrl: () => string;
   nixPublicKey: string;
   metrics: Metrics;
+  audit: AuditLog;
+  policies: PolicyStore;
 }
 
 /** A store path given as `/nix/store/<base>` or `<base>`. */
@@ -48,6 +55,11 @@ const createTokenBody = z.object({
   ttl: z.string().optional(),
   subject: z.string().min(1).max(200).optional(),
   description: z.string().max(500).optional(),
+  /** Deploy-only device token: `org/flake/requirement#attr` outputs whose closures it may read. */
+  deploy: z.array(z.string().max(500)).min(1).max(50).optional(),
+  /** Network limits carried by the token itself. */
+  cidrs: z.array(z.string().max(64)).max(100).optional(),
+  countries: z.array(z.string().regex(/^[A-Za-z]{2}$/, 'an ISO 3166 two-letter country code')).max(250).optional(),
 });
 const missingBody = z.object({ paths: z.array(z.string()) });
 const pathInfo = z.object({
@@ -108,13 +120,15 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     return { kind: 'slice', slice: s };
   };
 
-  authRoutes(api, { exchange: deps.exchange, tokens: deps.tokens, limits: deps.limits, publicUrl: deps.publicUrl, requireOrg });
+  authRoutes(api, { exchange: deps.exchange, tokens: deps.tokens, limits: deps.limits, publicUrl: deps.publicUrl, requireOrg, audit: deps.audit });
+  policyRoutes(api, { policies: deps.policies, audit: deps.audit, orgs: deps.orgs, authorizer: deps.authorizer, limits: deps.limits, requireOrg });
 
   api.post('/orgs', async (c) => {
     const d = deps.authorizer.authorize(c.get('principal'), 'server.admin', { type: 'server' });
     if (!d.allowed) throw new Forbidden(`creating orgs needs the server admin token: ${d.reason}`);
     const body = parseBody(createOrgBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
     const org = await deps.orgs.createOrg(body.name);
+    await deps.audit.appendNow({ principal: c.get('principal'), action: 'org.create', target: `org ${org.name}`, orgId: org.id });
     return c.json({ name: org.name, id: org.id, slices: ['default'] }, 201);
   });
 
@@ -128,6 +142,7 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     const org = await requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
     const body = parseBody(createSliceBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
     const slice = await deps.orgs.createSlice(org, body.name, body.public ?? false);
+    await deps.audit.appendNow({ principal: c.get('principal'), action: 'slice.create', target: `slice ${org.name}/${slice.name}`, orgId: org.id, detail: { public: slice.public } });
     return c.json({ org: org.name, name: slice.name, public: slice.public, url: `${deps.publicUrl()}/cache/${org.name}/${slice.name}` }, 201);
   });
 
@@ -135,6 +150,7 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     const org = await requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
     const body = parseBody(updateSliceBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
     if (!(await deps.orgs.setSliceVisibility(org, c.req.param('slice'), body.public))) throw new NotFound();
+    await deps.audit.appendNow({ principal: c.get('principal'), action: 'slice.update', target: `slice ${org.name}/${c.req.param('slice')}`, orgId: org.id, detail: { public: body.public } });
     return c.json({ org: org.name, name: c.req.param('slice'), public: body.public });
   });
 
@@ -153,13 +169,27 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     }
     const ttlSeconds = parseTtl(body.ttl ?? '24h');
     const subject = body.subject ?? (p.kind === 'anonymous' ? 'anonymous' : `created-by:${p.subject}`);
+    const deploy = body.deploy?.map((g) => parseDeployGrant(g, org.name));
+    if (deploy?.some((g) => g.org !== org.name)) throw new InvalidInput('deploy', `a device token of ${org.name} can only name ${org.name}'s flakes`);
+    // Deploy-only tokens read, nothing else, whatever scopes were asked for.
+    const scopes = deploy ? (['read'] as Scope[]) : ([...new Set(body.scopes)] as Scope[]);
+    const bad = (body.cidrs ?? []).filter((cidr) => !isValidCidr(cidr));
+    if (bad.length) throw new InvalidInput('cidrs', `not an address or CIDR: ${bad.join(', ')}`);
+    const network = body.cidrs || body.countries ? { cidrs: body.cidrs ?? [], countries: (body.countries ?? []).map((x) => x.toUpperCase()) } : undefined;
     const minted = await deps.tokens.mint({
       subject,
       ttlSeconds,
-      ...(body.description ? { description: body.description } : {}),
-      grant: { org: { id: org.id, name: org.name }, scopes: [...new Set(body.scopes)] as Scope[], slices },
+      ...(body.description ? { description: body.description } : deploy ? { description: `deploy-only: ${body.deploy!.join(', ')}` } : {}),
+      grant: { org: { id: org.id, name: org.name }, scopes, slices: deploy ? null : slices, ...(deploy ? { deploy } : {}), ...(network ? { network } : {}) },
     });
-    return c.json({ token: minted.token, id: minted.id, org: org.name, scopes: body.scopes, slices, expiresAt: minted.expiresAt.toISOString() }, 201);
+    await deps.audit.appendNow({
+      principal: p,
+      action: 'token.create',
+      target: `token ${minted.id}`,
+      orgId: org.id,
+      detail: { subject, scopes, slices, expiresAt: minted.expiresAt.toISOString(), ...(deploy ? { deploy: body.deploy } : {}), ...(network ? { network } : {}) },
+    });
+    return c.json({ token: minted.token, id: minted.id, org: org.name, scopes, slices: deploy ? null : slices, ...(deploy ? { deploy: body.deploy } : {}), ...(network ? { network } : {}), expiresAt: minted.expiresAt.toISOString() }, 201);
   });
 
   api.delete('/tokens/:id', async (c) => {
@@ -173,6 +203,7 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
       if (!d.allowed) throw new Forbidden(`not allowed to revoke this token: ${d.reason}`);
     }
     await deps.tokens.revoke(id);
+    await deps.audit.appendNow({ principal: p, action: 'token.revoke', target: `token ${id}`, orgId: row.org_id, detail: { subject: row.subject } });
     return c.json({ id, revoked: true });
   });
 

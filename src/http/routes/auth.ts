@@ -1,7 +1,8 @@
 /** Federated login and token management: `/api/v1/auth/*`, org trusts and token listings. */
 import type { Hono } from 'hono';
 import { z } from 'zod';
-import type { ExchangeService, StoredTrust } from '../../identity/exchange.js';
+import type { ExchangeResult, ExchangeService, StoredTrust } from '../../identity/exchange.js';
+import type { AuditLog } from '../../audit/log.js';
 import type { TokenService } from '../../identity/tokens.js';
 import { parseTtl } from '../../identity/tokens.js';
 import type { Principal } from '../../identity/principal.js';
@@ -18,6 +19,19 @@ export interface AuthRouteDeps {
   limits: Limits;
   publicUrl: () => string;
   requireOrg: (p: Principal, org: string, action: Action) => Promise<Org>;
+  audit: AuditLog;
+}
+
+/** Runs a login and records it, refused or not, in the audit trail. */
+async function audited(deps: AuthRouteDeps, p: Principal, method: string, run: () => Promise<ExchangeResult>): Promise<ExchangeResult> {
+  try {
+    const result = await run();
+    deps.audit.append({ principal: p, action: 'auth.login', target: result.subject, orgId: result.orgId, outcome: 'allow', reason: `${method} login`, detail: { tokenId: result.id, trustId: result.trustId, scopes: result.scopes, expiresAt: result.expiresAt.toISOString() } });
+    return result;
+  } catch (err) {
+    deps.audit.append({ principal: p, action: 'auth.login', target: method, orgId: null, outcome: 'deny', reason: err instanceof Error ? err.message : String(err) });
+    throw err;
+  }
 }
 
 const exchangeBody = z.object({ token: z.string().min(1).max(16_384), org: z.string().optional(), ttl: z.string().optional() });
@@ -50,10 +64,12 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
 
   api.post('/auth/exchange', async (c) => {
     const body = parseBody(exchangeBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
-    const result = await deps.exchange.exchange(body.token, {
-      ...(body.org ? { org: body.org } : {}),
-      ...(body.ttl ? { ttlSeconds: parseTtl(body.ttl) } : {}),
-    });
+    const result = await audited(deps, c.get('principal'), 'oidc', () =>
+      deps.exchange.exchange(body.token, {
+        ...(body.org ? { org: body.org } : {}),
+        ...(body.ttl ? { ttlSeconds: parseTtl(body.ttl) } : {}),
+      }),
+    );
     return c.json(
       { token: result.token, id: result.id, org: result.org, scopes: result.scopes, slices: result.slices, subject: result.subject, expiresAt: result.expiresAt.toISOString() },
       201,
@@ -62,9 +78,11 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
 
   api.post('/auth/aws', async (c) => {
     const body = parseBody(awsBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
-    const result = await deps.exchange.exchangeAws(
-      { url: body.url, method: body.method, headers: body.headers, body: body.body },
-      { ...(body.org ? { org: body.org } : {}), ...(body.ttl ? { ttlSeconds: parseTtl(body.ttl) } : {}) },
+    const result = await audited(deps, c.get('principal'), 'aws', () =>
+      deps.exchange.exchangeAws(
+        { url: body.url, method: body.method, headers: body.headers, body: body.body },
+        { ...(body.org ? { org: body.org } : {}), ...(body.ttl ? { ttlSeconds: parseTtl(body.ttl) } : {}) },
+      ),
     );
     return c.json(
       { token: result.token, id: result.id, org: result.org, scopes: result.scopes, slices: result.slices, subject: result.subject, expiresAt: result.expiresAt.toISOString() },
@@ -96,6 +114,7 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
   api.post('/orgs/:org/trusts', async (c) => {
     const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
     const trust = await deps.exchange.addTrust(org, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
+    await deps.audit.appendNow({ principal: c.get('principal'), action: 'trust.add', target: `trust ${trust.id}`, orgId: org.id, detail: { provider: trust.spec.provider, issuer: trust.issuer } });
     return c.json(showTrust(trust), 201);
   });
   api.get('/orgs/:org/trusts', async (c) => {
@@ -105,6 +124,7 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
   api.delete('/orgs/:org/trusts/:id', async (c) => {
     const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
     await deps.exchange.removeTrust(org, c.req.param('id'));
+    await deps.audit.appendNow({ principal: c.get('principal'), action: 'trust.remove', target: `trust ${c.req.param('id')}`, orgId: org.id });
     return c.json({ id: c.req.param('id'), removed: true });
   });
 
@@ -129,6 +149,8 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
   api.post('/orgs/:org/tokens/revoke', async (c) => {
     const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
     const body = parseBody(revokeBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
-    return c.json({ subject: body.subject, revoked: await deps.tokens.revokeSubject(org.id, body.subject) });
+    const revoked = await deps.tokens.revokeSubject(org.id, body.subject);
+    await deps.audit.appendNow({ principal: c.get('principal'), action: 'token.revoke', target: `subject ${body.subject}`, orgId: org.id, detail: { revoked } });
+    return c.json({ subject: body.subject, revoked });
   });
 }

@@ -157,6 +157,50 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '2026-11-29-000-policy-and-audit': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('org_policies')
+        .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id'))
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('source', 'text', (c) => c.notNull())
+        .addColumn('sha256', 'text', (c) => c.notNull())
+        .addColumn('message', 'text')
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('org_policies_pk', ['org_id', 'version'])
+        .execute();
+      // Append-only and hash-chained: hash = sha256(prev_hash + canonical entry); seq is gapless.
+      await db.schema
+        .createTable('audit_log')
+        .addColumn('seq', 'bigint', (c) => c.primaryKey())
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addColumn('org_id', 'text')
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('token_id', 'text')
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('target', 'text', (c) => c.notNull())
+        .addColumn('outcome', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('detail', 'text', (c) => c.notNull())
+        .addColumn('prev_hash', 'text', (c) => c.notNull())
+        .addColumn('hash', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('audit_log_org_seq').on('audit_log').columns(['org_id', 'seq']).execute();
+      // Reads are summarized, not logged one by one: per day, principal and store path.
+      await db.schema
+        .createTable('read_summary')
+        .addColumn('day', 'text', (c) => c.notNull())
+        .addColumn('org_id', 'text', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('store_path', 'text', (c) => c.notNull())
+        .addColumn('narinfo_hits', 'bigint', (c) => c.notNull())
+        .addColumn('nar_downloads', 'bigint', (c) => c.notNull())
+        .addColumn('bytes', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('read_summary_pk', ['day', 'org_id', 'actor', 'store_path'])
+        .execute();
+    },
+  },
   '2026-11-29-200-web': {
     async up(db: Kysely<any>) {
       // When a token was last presented (written at most once a minute per token per replica).

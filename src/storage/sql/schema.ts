@@ -2,7 +2,6 @@
  * The metadata schema, shared by every SQL dialect (SQLite now, PostgreSQL next). Times are ISO-8601
  * text and ids are random text so both dialects store them the same way.
  */
-import type { Generated } from 'kysely';
 
 export interface OrgsTable {
   id: string;
@@ -86,15 +85,41 @@ export interface PathsTable {
   created_at: string;
 }
 
-export interface AuditTable {
-  id: Generated<number>;
+export interface OrgPoliciesTable {
+  org_id: string;
+  version: number;
+  source: string;
+  sha256: string;
+  message: string | null;
+  created_by: string;
+  created_at: string;
+}
+
+export interface AuditLogTable {
+  seq: number;
   at: string;
-  subject: string;
-  org: string | null;
+  org_id: string | null;
+  actor: string;
+  token_id: string | null;
   action: string;
-  resource: string;
-  allowed: number;
+  target: string;
+  /** allow | deny | event */
+  outcome: string;
   reason: string;
+  /** JSON: decided_by, policy_version, ip, country, request id, event details. */
+  detail: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface ReadSummaryTable {
+  day: string;
+  org_id: string;
+  actor: string;
+  store_path: string;
+  narinfo_hits: number;
+  nar_downloads: number;
+  bytes: number;
 }
 
 export interface IdentityTrustsTable {
@@ -172,4 +197,7 @@ export interface Schema {
   nars: NarsTable;
   nar_uploads: NarUploadsTable;
   paths: PathsTable;
+  org_policies: OrgPoliciesTable;
+  audit_log: AuditLogTable;
+  read_summary: ReadSummaryTable;
 }

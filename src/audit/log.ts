@@ -1,0 +1,296 @@
+/**
+ * The audit trail: an append-only, hash-chained log of every write, publish, login, token, trust
+ * and policy change and every denied request, plus a per-day summary of reads (who fetched which
+ * path, how many bytes) so monitoring cache use does not need a row per narinfo hit.
+ *
+ * Appends are buffered and written in batches (a flood of denials costs one transaction per
+ * batch, not one per request); `flush()` forces them out. Replicas append concurrently: the
+ * gapless `seq` primary key makes a racing batch fail and retry on top of the winner.
+ */
+import type { Logger } from '../log.js';
+import { describePrincipal, type Principal } from '../identity/principal.js';
+import type { Action, RequestFacts, Resource } from '../policy/actions.js';
+import type { AuditSink, Decision } from '../policy/authorize.js';
+import type { Db } from '../storage/types.js';
+import { type ChainBreak, entryHash, GENESIS_HASH, verifyChain } from './chain.js';
+
+export interface AuditEvent {
+  principal: Principal;
+  /** e.g. cache.write, flake.publish, auth.login, token.create, token.revoke, policy.apply. */
+  action: string;
+  /** What was acted on, human-readable: `acme/default:/nix/store/...`, `acme/hello@1.2.3`, a token id. */
+  target: string;
+  orgId: string | null;
+  outcome?: 'allow' | 'deny' | 'event';
+  reason?: string;
+  detail?: Record<string, unknown>;
+}
+
+export interface AuditEntry {
+  seq: number;
+  at: string;
+  orgId: string | null;
+  actor: string;
+  tokenId: string | null;
+  action: string;
+  target: string;
+  outcome: string;
+  reason: string;
+  detail: Record<string, unknown>;
+  hash: string;
+}
+
+export interface AuditQuery {
+  orgId?: string;
+  /** Exact action, or a prefix ending in "." (e.g. "cache."). */
+  action?: string;
+  outcome?: 'allow' | 'deny' | 'event';
+  /** Substring of the actor (e.g. a CI subject). */
+  actor?: string;
+  since?: string;
+  until?: string;
+  afterSeq?: number;
+  limit?: number;
+}
+
+interface Pending {
+  at: string;
+  org_id: string | null;
+  actor: string;
+  token_id: string | null;
+  action: string;
+  target: string;
+  outcome: string;
+  reason: string;
+  detail: string;
+}
+
+interface ReadCount {
+  day: string;
+  org_id: string;
+  actor: string;
+  store_path: string;
+  narinfo_hits: number;
+  nar_downloads: number;
+  bytes: number;
+}
+
+const MAX_PENDING = 20_000;
+
+function resourceLabel(r: Resource): string {
+  switch (r.type) {
+    case 'slice':
+      return `slice ${r.org.name}/${r.slice.name}`;
+    case 'flake':
+      return `flake ${r.org.name}/${r.flake.name}`;
+    case 'org':
+      return `org ${r.org.name}`;
+    case 'server':
+      return 'server';
+  }
+}
+
+export class AuditLog implements AuditSink {
+  private pending: Pending[] = [];
+  private dropped = 0;
+  private reads = new Map<string, ReadCount>();
+  private flushing: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly db: Db,
+    private readonly log: Logger,
+  ) {}
+
+  start(intervalMs = 500): void {
+    this.timer = setInterval(() => void this.flush().catch((err) => this.log.error({ err }, 'audit flush failed; will retry')), intervalMs);
+    this.timer.unref();
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.flush();
+  }
+
+  /** Authorizer hook: denials are always recorded; allowed decisions are recorded as the events they lead to. */
+  record(principal: Principal, action: Action, resource: Resource, decision: Decision, facts: RequestFacts): void {
+    if (decision.allowed) return;
+    this.append({
+      principal,
+      action,
+      target: resourceLabel(resource),
+      orgId: resource.type === 'server' ? null : resource.org.id,
+      outcome: 'deny',
+      reason: decision.reason,
+      detail: { decidedBy: decision.decidedBy, ...(decision.policyVersion !== undefined ? { policyVersion: decision.policyVersion } : {}), ...(facts.narinfoSignatures ? { narinfoSignatures: facts.narinfoSignatures } : {}) },
+    });
+  }
+
+  append(e: AuditEvent): void {
+    if (this.pending.length >= MAX_PENDING) {
+      this.dropped++;
+      return;
+    }
+    const client = e.principal.client;
+    this.pending.push({
+      at: new Date().toISOString(),
+      org_id: e.orgId ?? (e.principal.kind === 'token' ? e.principal.org.id : null),
+      actor: describePrincipal(e.principal),
+      token_id: e.principal.kind === 'anonymous' ? null : e.principal.tokenId,
+      action: e.action,
+      target: e.target.slice(0, 1000),
+      outcome: e.outcome ?? 'event',
+      reason: (e.reason ?? '').slice(0, 1000),
+      detail: JSON.stringify({
+        ...(client ? { ip: client.ip, ...(client.country ? { country: client.country } : {}), ...(client.requestId ? { requestId: client.requestId } : {}) } : {}),
+        ...(e.principal.kind === 'token' && e.principal.identity ? { identity: `${e.principal.identity.provider} ${e.principal.identity.issuer}` } : {}),
+        ...e.detail,
+      }),
+    });
+  }
+
+  /** Appends and waits until the entry is stored (for changes an admin expects to see at once). */
+  async appendNow(e: AuditEvent): Promise<void> {
+    this.append(e);
+    await this.flush();
+  }
+
+  /** Counts a read for the summary (one row per day, org, principal and store path). */
+  recordRead(principal: Principal, orgId: string, storePath: string, kind: 'narinfo' | 'nar', bytes = 0): void {
+    const day = new Date().toISOString().slice(0, 10);
+    const actor = describePrincipal(principal);
+    const key = `${day}|${orgId}|${actor}|${storePath}`;
+    let r = this.reads.get(key);
+    if (!r) {
+      if (this.reads.size >= MAX_PENDING) return;
+      r = { day, org_id: orgId, actor, store_path: storePath, narinfo_hits: 0, nar_downloads: 0, bytes: 0 };
+      this.reads.set(key, r);
+    }
+    if (kind === 'narinfo') r.narinfo_hits++;
+    else {
+      r.nar_downloads++;
+      r.bytes += bytes;
+    }
+  }
+
+  async flush(): Promise<void> {
+    // One flush at a time; a caller arriving mid-flush waits for it and then flushes what is left.
+    while (this.flushing) await this.flushing;
+    if (this.pending.length === 0 && this.reads.size === 0 && this.dropped === 0) return;
+    this.flushing = this.flushOnce().finally(() => {
+      this.flushing = undefined;
+    });
+    await this.flushing;
+  }
+
+  private async flushOnce(): Promise<void> {
+    const batch = this.pending;
+    this.pending = [];
+    if (this.dropped > 0) {
+      batch.push({ at: new Date().toISOString(), org_id: null, actor: 'floe', token_id: null, action: 'audit.overflow', target: 'audit log', outcome: 'event', reason: `${this.dropped} entries dropped: the audit queue was full`, detail: '{}' });
+      this.dropped = 0;
+    }
+    const reads = [...this.reads.values()];
+    this.reads = new Map();
+    try {
+      if (batch.length > 0) await this.appendBatch(batch);
+    } catch (err) {
+      this.pending = batch.concat(this.pending);
+      throw err;
+    }
+    if (reads.length > 0) {
+      await this.db.transaction().execute(async (trx) => {
+        for (const r of reads) {
+          await trx
+            .insertInto('read_summary')
+            .values(r)
+            .onConflict((oc) =>
+              oc.columns(['day', 'org_id', 'actor', 'store_path']).doUpdateSet((eb) => ({
+                narinfo_hits: eb('read_summary.narinfo_hits', '+', eb.ref('excluded.narinfo_hits')),
+                nar_downloads: eb('read_summary.nar_downloads', '+', eb.ref('excluded.nar_downloads')),
+                bytes: eb('read_summary.bytes', '+', eb.ref('excluded.bytes')),
+              })),
+            )
+            .execute();
+        }
+      });
+    }
+  }
+
+  private async appendBatch(batch: Pending[]): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.db.transaction().execute(async (trx) => {
+          const last = await trx.selectFrom('audit_log').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+          let seq = last ? Number(last.seq) : 0;
+          let prev = last?.hash ?? GENESIS_HASH;
+          const rows = batch.map((p) => {
+            seq++;
+            const hash = entryHash(prev, { seq, ...p });
+            const row = { seq, ...p, prev_hash: prev, hash };
+            prev = hash;
+            return row;
+          });
+          for (let i = 0; i < rows.length; i += 200) await trx.insertInto('audit_log').values(rows.slice(i, i + 200)).execute();
+        });
+        return;
+      } catch (err) {
+        // Another replica appended the same seq first: chain on top of it.
+        if (attempt < 20 && isConflict(err)) continue;
+        throw err;
+      }
+    }
+  }
+
+  async query(q: AuditQuery): Promise<AuditEntry[]> {
+    let sel = this.db.selectFrom('audit_log').selectAll().orderBy('seq', 'asc').limit(Math.min(Math.max(q.limit ?? 100, 1), 5000));
+    if (q.orgId !== undefined) sel = sel.where('org_id', '=', q.orgId);
+    if (q.action) sel = q.action.endsWith('.') ? sel.where('action', 'like', `${q.action.replace(/[%_]/g, '')}%`) : sel.where('action', '=', q.action);
+    if (q.outcome) sel = sel.where('outcome', '=', q.outcome);
+    if (q.actor) sel = sel.where('actor', 'like', `%${q.actor.replace(/[%_]/g, '')}%`);
+    if (q.since) sel = sel.where('at', '>=', q.since);
+    if (q.until) sel = sel.where('at', '<', q.until);
+    if (q.afterSeq !== undefined) sel = sel.where('seq', '>', q.afterSeq);
+    const rows = await sel.execute();
+    return rows.map((r) => ({
+      seq: Number(r.seq),
+      at: r.at,
+      orgId: r.org_id,
+      actor: r.actor,
+      tokenId: r.token_id,
+      action: r.action,
+      target: r.target,
+      outcome: r.outcome,
+      reason: r.reason,
+      detail: JSON.parse(r.detail) as Record<string, unknown>,
+      hash: r.hash,
+    }));
+  }
+
+  /** Re-walks the whole chain. */
+  async verify(): Promise<{ ok: boolean; entries: number; headHash: string; break?: ChainBreak }> {
+    let prevHash = GENESIS_HASH;
+    let prevSeq = 0;
+    for (;;) {
+      const rows = await this.db.selectFrom('audit_log').selectAll().where('seq', '>', prevSeq).orderBy('seq', 'asc').limit(2000).execute();
+      if (rows.length === 0) return { ok: true, entries: prevSeq, headHash: prevHash };
+      const broken = verifyChain(rows, prevHash, prevSeq);
+      if (broken) return { ok: false, entries: prevSeq, headHash: prevHash, break: broken };
+      prevSeq = Number(rows.at(-1)!.seq);
+      prevHash = rows.at(-1)!.hash;
+    }
+  }
+
+  async readSummary(orgId: string, opts: { since?: string; actor?: string; limit?: number } = {}) {
+    let sel = this.db.selectFrom('read_summary').selectAll().where('org_id', '=', orgId).orderBy('day', 'desc').orderBy('bytes', 'desc').limit(Math.min(opts.limit ?? 500, 5000));
+    if (opts.since) sel = sel.where('day', '>=', opts.since.slice(0, 10));
+    if (opts.actor) sel = sel.where('actor', '=', opts.actor);
+    const rows = await sel.execute();
+    return rows.map((r) => ({ day: r.day, actor: r.actor, storePath: r.store_path, narinfoHits: Number(r.narinfo_hits), narDownloads: Number(r.nar_downloads), bytes: Number(r.bytes) }));
+  }
+}
+
+function isConflict(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return e.code === '23505' || e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || /UNIQUE constraint|duplicate key/i.test(e.message ?? '');
+}

@@ -1,0 +1,33 @@
+/**
+ * Who is on the other end: the socket's address, or the `X-Forwarded-For` chain walked back only
+ * through proxies the operator named (FLOE_TRUSTED_PROXIES; proxy-addr does the walking), and the
+ * country from the offline GeoIP database shipped with geoip-country (no network lookups).
+ */
+import type { IncomingMessage } from 'node:http';
+import proxyaddr from 'proxy-addr';
+import geoip from 'geoip-country';
+import type { ClientInfo } from '../identity/principal.js';
+import { normalizeIp } from '../policy/network.js';
+
+export type ClientResolver = (req: IncomingMessage, requestId: string) => ClientInfo;
+
+/** `trustedProxies`: addresses/CIDRs, or proxy-addr's names (loopback, linklocal, uniquelocal). */
+export function clientResolver(trustedProxies: readonly string[]): ClientResolver {
+  const trust = proxyaddr.compile(trustedProxies.length ? [...trustedProxies] : []);
+  const countries = new Map<string, string | undefined>();
+  return (req, requestId) => {
+    let ip: string;
+    try {
+      ip = normalizeIp(trustedProxies.length ? proxyaddr(req, trust) : (req.socket.remoteAddress ?? '0.0.0.0'));
+    } catch {
+      ip = '0.0.0.0'; // a malformed forwarded address from a trusted proxy: nobody
+    }
+    let country = countries.get(ip);
+    if (country === undefined && !countries.has(ip)) {
+      country = geoip.lookup(ip)?.country || undefined;
+      if (countries.size > 50_000) countries.clear();
+      countries.set(ip, country);
+    }
+    return { ip, ...(country ? { country } : {}), requestId };
+  };
+}

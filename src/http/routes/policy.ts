@@ -1,0 +1,238 @@
+/**
+ * Org policies (validate, apply, history, rollback, test/explain), the published schema, and the
+ * audit trail (query, JSONL export, chain verification, read summaries).
+ */
+import type { Hono } from 'hono';
+import { z } from 'zod';
+import { InvalidInput, Forbidden } from '../../errors.js';
+import type { AuditLog } from '../../audit/log.js';
+import { ACTIONS, type Action, type RequestFacts, type Resource } from '../../policy/actions.js';
+import { decide, type OrgPolicySet } from '../../policy/authorize.js';
+import { CedarPolicySet, validatePolicyFile } from '../../policy/cedar.js';
+import { CEDAR_SCHEMA } from '../../policy/schema.js';
+import type { Principal, Scope } from '../../identity/principal.js';
+import { InvalidPolicy, type PolicyStore } from '../../org/policies.js';
+import type { Org, OrgService } from '../../org/service.js';
+import type { Limits } from '../../config.js';
+import type { Authorizer } from '../../policy/authorize.js';
+import type { AppEnv } from '../context.js';
+import { readJson } from '../body.js';
+import { parseBody } from '../validate.js';
+
+export interface PolicyRouteDeps {
+  policies: PolicyStore;
+  audit: AuditLog;
+  orgs: OrgService;
+  authorizer: Authorizer;
+  limits: Limits;
+  requireOrg: (p: Principal, org: string, action: Action) => Promise<Org>;
+}
+
+const MAX_POLICY_BODY = 512 * 1024;
+const applyBody = z.object({ source: z.string().max(256 * 1024), message: z.string().max(500).optional() });
+const validateBody = z.object({ source: z.string().max(256 * 1024) });
+const rollbackBody = z.object({ version: z.number().int().positive() });
+
+const testPrincipal = z.union([
+  z.object({ anonymous: z.literal(true) }),
+  z.object({
+    org: z.string().optional(),
+    subject: z.string().max(200).optional(),
+    scopes: z.array(z.enum(['read', 'write', 'publish', 'admin'])).min(1).optional(),
+    slices: z.array(z.string()).nullable().optional(),
+    authMethod: z.enum(['token', 'device', 'github', 'gitlab', 'aws', 'oidc']).optional(),
+    lifetimeSeconds: z.number().int().positive().optional(),
+    identity: z.object({ provider: z.string(), issuer: z.string(), claims: z.record(z.string(), z.union([z.string(), z.array(z.string())])) }).optional(),
+    network: z.object({ cidrs: z.array(z.string()), countries: z.array(z.string()) }).optional(),
+    deploy: z.array(z.object({ org: z.string(), flake: z.string(), requirement: z.string(), attr: z.string() })).optional(),
+  }),
+]);
+const testCase = z.object({
+  name: z.string().max(200).optional(),
+  principal: testPrincipal,
+  action: z.enum(ACTIONS as [Action, ...Action[]]),
+  resource: z.union([
+    z.object({ slice: z.string() }),
+    z.object({ flake: z.string(), visibility: z.enum(['public', 'unlisted', 'private']).optional() }),
+    z.object({ org: z.literal(true) }),
+  ]),
+  client: z.object({ ip: z.string().optional(), country: z.string().length(2).optional() }).optional(),
+  facts: z.object({ inDeployClosure: z.boolean().optional(), deployFlake: z.boolean().optional(), narinfoSignatures: z.array(z.string()).optional() }).optional(),
+  expect: z.enum(['allow', 'deny']).optional(),
+});
+const testBody = z.object({ source: z.string().max(256 * 1024).optional(), cases: z.array(testCase).min(1).max(1000) });
+
+export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
+  api.get('/policy/schema', (c) => c.text(CEDAR_SCHEMA, 200, { 'Content-Type': 'text/plain; charset=utf-8' }));
+
+  api.get('/orgs/:org/policies', async (c) => {
+    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+    const current = await deps.policies.current(org);
+    return c.json(current ?? { version: 0, source: '', policyIds: [] });
+  });
+
+  api.post('/orgs/:org/policies/validate', async (c) => {
+    await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+    const body = parseBody(validateBody, await readJson(c.env.incoming, MAX_POLICY_BODY));
+    const result = validatePolicyFile(body.source);
+    return c.json({ valid: result.problems.length === 0, policyIds: Object.keys(result.policies), problems: result.problems });
+  });
+
+  api.put('/orgs/:org/policies', async (c) => {
+    const p = c.get('principal');
+    const org = await deps.requireOrg(p, c.req.param('org'), 'org.admin');
+    const body = parseBody(applyBody, await readJson(c.env.incoming, MAX_POLICY_BODY));
+    try {
+      const v = await deps.policies.apply(org, body.source, actorOf(p), body.message);
+      await deps.audit.appendNow({ principal: p, action: 'policy.apply', target: `${org.name} policies v${v.version}`, orgId: org.id, detail: { version: v.version, sha256: v.sha256, policyIds: v.policyIds, ...(body.message ? { message: body.message } : {}) } });
+      return c.json(v, 201);
+    } catch (err) {
+      if (err instanceof InvalidPolicy) {
+        deps.audit.append({ principal: p, action: 'policy.apply', target: `${org.name} policies`, orgId: org.id, outcome: 'deny', reason: 'policies did not validate', detail: { problems: err.problems.slice(0, 20) } });
+        return c.json({ error: 'invalid_policy', message: err.message, problems: err.problems }, 400);
+      }
+      throw err;
+    }
+  });
+
+  api.get('/orgs/:org/policies/versions', async (c) => {
+    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+    return c.json({ versions: await deps.policies.history(org) });
+  });
+
+  api.get('/orgs/:org/policies/versions/:version', async (c) => {
+    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+    const v = await deps.policies.get(org, Number(c.req.param('version')));
+    if (!v) return c.json({ error: 'not_found', message: `org ${org.name} has no policy version ${c.req.param('version')}` }, 404);
+    return c.json(v);
+  });
+
+  api.post('/orgs/:org/policies/rollback', async (c) => {
+    const p = c.get('principal');
+    const org = await deps.requireOrg(p, c.req.param('org'), 'org.admin');
+    const body = parseBody(rollbackBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
+    const v = await deps.policies.rollback(org, body.version, actorOf(p));
+    await deps.audit.appendNow({ principal: p, action: 'policy.rollback', target: `${org.name} policies v${v.version}`, orgId: org.id, detail: { version: v.version, from: body.version, sha256: v.sha256 } });
+    return c.json(v, 201);
+  });
+
+  // Runs hypothetical requests through guardrails, baseline and the org's policies (active, or a
+  // candidate text), reporting the decision and what decided it. Used by `floe policy test|explain`.
+  api.post('/orgs/:org/policies/test', async (c) => {
+    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+    const body = parseBody(testBody, await readJson(c.env.incoming, MAX_POLICY_BODY));
+    let orgSet: OrgPolicySet | undefined;
+    if (body.source !== undefined) {
+      const parsed = validatePolicyFile(body.source);
+      if (parsed.problems.length > 0) return c.json({ error: 'invalid_policy', message: new InvalidPolicy(parsed.problems).message, problems: parsed.problems }, 400);
+      // One scratch id: evaluation below is synchronous, so no other request sees it half-made.
+      orgSet = Object.keys(parsed.policies).length ? { orgId: org.id, version: 0, set: new CedarPolicySet('candidate', parsed.policies) } : undefined;
+    } else {
+      orgSet = deps.policies.forOrg(org.id);
+    }
+    const slices = new Map((await deps.orgs.listSlices(org)).map((s) => [s.name, s]));
+    const otherOrgs = new Map<string, string>();
+    for (const tc of body.cases) {
+      const name = 'org' in tc.principal ? tc.principal.org : undefined;
+      if (name && name !== org.name && !otherOrgs.has(name)) otherOrgs.set(name, (await deps.orgs.findOrg(name))?.id ?? `unknown:${name}`);
+    }
+    const results = body.cases.map((tc, i) => {
+      const principal = hypotheticalPrincipal(tc.principal, org, otherOrgs, tc.client, i);
+      const resource = hypotheticalResource(tc.resource, org, slices);
+      const d = decide(principal, tc.action, resource, (tc.facts ?? {}) as RequestFacts, orgSet);
+      const decision = d.allowed ? 'allow' : 'deny';
+      return { name: tc.name ?? `case ${i + 1}`, decision, reason: d.reason, decidedBy: d.decidedBy, ...(tc.expect ? { expected: tc.expect, pass: tc.expect === decision } : {}) };
+    });
+    return c.json({ policyVersion: body.source !== undefined ? 'candidate' : (orgSet?.version ?? 0), passed: results.filter((r) => r.pass !== false).length, failed: results.filter((r) => r.pass === false).length, results });
+  });
+
+  // ---- audit ----
+
+  const auditQuery = (c: import('hono').Context<AppEnv>) => {
+    const q = (k: string) => c.req.query(k) || undefined;
+    const outcome = q('outcome');
+    if (outcome !== undefined && !['allow', 'deny', 'event'].includes(outcome)) throw new InvalidInput('outcome', 'one of allow, deny, event');
+    const after = q('after');
+    const limit = q('limit');
+    for (const [k, v] of [['since', q('since')], ['until', q('until')]] as const) if (v !== undefined && Number.isNaN(Date.parse(v))) throw new InvalidInput(k, 'expected an ISO date or time');
+    return {
+      ...(q('action') ? { action: q('action')! } : {}),
+      ...(outcome ? { outcome: outcome as 'allow' | 'deny' | 'event' } : {}),
+      ...(q('actor') ? { actor: q('actor')! } : {}),
+      ...(q('since') ? { since: new Date(q('since')!).toISOString() } : {}),
+      ...(q('until') ? { until: new Date(q('until')!).toISOString() } : {}),
+      ...(after ? { afterSeq: Number(after) } : {}),
+      ...(limit ? { limit: Number(limit) } : {}),
+    };
+  };
+  const sendAudit = async (c: import('hono').Context<AppEnv>, orgId: string | undefined) => {
+    await deps.audit.flush();
+    const entries = await deps.audit.query({ ...auditQuery(c), ...(orgId !== undefined ? { orgId } : {}) });
+    if (c.req.query('format') === 'jsonl') {
+      return c.body(entries.map((e) => JSON.stringify(e)).join('\n') + (entries.length ? '\n' : ''), 200, { 'Content-Type': 'application/x-ndjson' });
+    }
+    return c.json({ entries, next: entries.length ? entries.at(-1)!.seq : null });
+  };
+
+  api.get('/orgs/:org/audit', async (c) => {
+    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+    return sendAudit(c, org.id);
+  });
+  api.get('/audit', async (c) => {
+    requireServerAdmin(deps, c.get('principal'), 'the whole audit log');
+    return sendAudit(c, undefined);
+  });
+  api.get('/audit/verify', async (c) => {
+    requireServerAdmin(deps, c.get('principal'), 'verifying the audit chain');
+    await deps.audit.flush();
+    return c.json(await deps.audit.verify());
+  });
+  api.get('/orgs/:org/reads', async (c) => {
+    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+    await deps.audit.flush();
+    const since = c.req.query('since');
+    const actor = c.req.query('actor');
+    return c.json({ reads: await deps.audit.readSummary(org.id, { ...(since ? { since } : {}), ...(actor ? { actor } : {}) }) });
+  });
+}
+
+function requireServerAdmin(deps: PolicyRouteDeps, p: Principal, what: string): void {
+  const d = deps.authorizer.authorize(p, 'server.admin', { type: 'server' });
+  if (!d.allowed) throw new Forbidden(`${what} needs the server admin token`);
+}
+
+function actorOf(p: Principal): string {
+  return p.kind === 'anonymous' ? 'anonymous' : p.kind === 'server-admin' ? `server-admin:${p.subject}` : `${p.org.name}:${p.subject}`;
+}
+
+function hypotheticalPrincipal(spec: z.infer<typeof testPrincipal>, org: Org, otherOrgs: Map<string, string>, client: { ip?: string; country?: string } | undefined, i: number): Principal {
+  const c = { ip: client?.ip ?? '127.0.0.1', ...(client?.country ? { country: client.country.toUpperCase() } : {}) };
+  if ('anonymous' in spec) return { kind: 'anonymous', client: c };
+  const orgName = spec.org ?? org.name;
+  const now = Math.floor(Date.now() / 1000);
+  return {
+    kind: 'token',
+    tokenId: `test-case-${i}`,
+    subject: spec.subject ?? 'test',
+    org: { id: orgName === org.name ? org.id : otherOrgs.get(orgName)!, name: orgName },
+    scopes: new Set((spec.scopes ?? ['read']) as Scope[]),
+    slices: spec.slices ?? null,
+    issuedAt: now,
+    expiresAt: now + (spec.lifetimeSeconds ?? 3600),
+    authMethod: spec.authMethod ?? (spec.deploy ? 'device' : spec.identity ? (spec.identity.provider as 'oidc') : 'token'),
+    ...(spec.identity ? { identity: spec.identity } : {}),
+    ...(spec.network ? { network: spec.network } : {}),
+    ...(spec.deploy ? { deploy: spec.deploy } : {}),
+    client: c,
+  };
+}
+
+function hypotheticalResource(spec: z.infer<typeof testCase>['resource'], org: Org, slices: Map<string, { id: string; name: string; public: boolean }>): Resource {
+  const o = { id: org.id, name: org.name };
+  if ('slice' in spec) {
+    const s = slices.get(spec.slice);
+    return { type: 'slice', org: o, slice: s ? { id: s.id, name: s.name, public: s.public } : { id: `test:${spec.slice}`, name: spec.slice, public: false } };
+  }
+  if ('flake' in spec) return { type: 'flake', org: o, flake: { name: spec.flake, visibility: spec.visibility ?? 'private' } };
+  return { type: 'org', org: o };
+}
