@@ -16,6 +16,14 @@ import { type Org, type OrgService, parseName } from '../org/service.js';
 import type { RegistryService } from '../registry/service.js';
 import type { UsageService } from '../cache/usage.js';
 import type { AppEnv } from '../http/context.js';
+import type { AuditLog } from '../audit/log.js';
+import { InvalidPolicy, type PolicyStore } from '../org/policies.js';
+import { decide, type OrgPolicySet } from '../policy/authorize.js';
+import { ACTIONS, type Action } from '../policy/actions.js';
+import { validatePolicyFile } from '../policy/cedar.js';
+import { hypotheticalPrincipal, hypotheticalResource } from '../http/routes/policy.js';
+import { withClient } from '../identity/principal.js';
+import { EXAMPLE_POLICY, type PolicyForm, type PolicyTest, auditTab, policiesTab } from './pages/governance.js';
 import type { Metrics } from '../http/metrics.js';
 import type { Logger } from '../log.js';
 import { type Html, type PageContext, csrfField, layout, notice } from './layout.js';
@@ -36,8 +44,8 @@ export interface WebDeps {
   log: Logger;
   publicUrl: () => string;
   nixPublicKey: string;
-  /** Extra admin tabs (policies, audit) registered by other modules. */
-  extraTabs?: ManageTab[];
+  audit: AuditLog;
+  policies: PolicyStore;
 }
 
 /** Web sessions last at most this long, whatever the token they came from. */
@@ -62,7 +70,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     const token = sessionToken(c);
     if (token !== undefined && c.get('principal').kind === 'anonymous') {
       try {
-        c.set('principal', await deps.tokens.verify(token));
+        c.set('principal', withClient(await deps.tokens.verify(token), c.get('principal').client!));
       } catch {
         clearSession(c, base()); // expired or revoked: simply signed out
       }
@@ -199,11 +207,13 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     try {
       const idToken = await finishLogin(pending, code, redirectUri());
       const result = await deps.exchange.exchange(idToken, { org: pending.org, ttlSeconds: SESSION_TTL_SECONDS });
+      deps.audit.append({ principal: c.get('principal'), action: 'auth.login', target: result.subject, orgId: result.orgId, outcome: 'allow', reason: 'web oidc login', detail: { tokenId: result.id, trustId: result.trustId, scopes: result.scopes, expiresAt: result.expiresAt.toISOString() } });
       setSession(c, base(), result.token, result.expiresAt);
       deps.metrics.inc('floe_web_logins_total', { method: 'oidc', result: 'ok' });
       deps.log.info({ reqId: c.get('requestId'), org: result.org, subject: result.subject }, 'web sign-in');
       return c.redirect(pending.returnTo, 303);
     } catch (err) {
+      deps.audit.append({ principal: c.get('principal'), action: 'auth.login', target: 'web oidc', orgId: null, outcome: 'deny', reason: err instanceof Error ? err.message : String(err) });
       return fail(err instanceof FloeError ? err.message : 'sign-in failed');
     }
   });
@@ -243,7 +253,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     if (!org) return undefined;
     return deps.authorizer.authorize(c.get('principal'), 'org.admin', { type: 'org', org: { id: org.id, name: org.name } }).allowed ? org : undefined;
   };
-  const tabs = (): ManageTab[] => ['usage', 'members', 'tokens', 'slices', ...(deps.extraTabs ?? [])];
+  const tabs = (): ManageTab[] => ['usage', 'members', 'tokens', 'slices', 'policies', 'audit'];
   /** Signed out: sign in first. Signed in without admin rights: the same 404 as a missing org. */
   const denied = async (c: Ctx) => (c.get('principal').kind === 'anonymous' && c.req.method === 'GET' ? c.redirect(`/login?return=${encodeURIComponent(c.req.path)}`, 303) : notFound(c));
 
@@ -276,7 +286,8 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     const str = (k: string) => String(form[k] ?? '').trim();
     const scopes = ([] as unknown[]).concat(form.scopes ?? []).map(String);
     try {
-      await deps.exchange.addTrust(org, { provider: 'oidc', issuer: str('issuer'), clientId: str('clientId'), claims: { [str('claim')]: str('value') }, scopes });
+      const trust = await deps.exchange.addTrust(org, { provider: 'oidc', issuer: str('issuer'), clientId: str('clientId'), claims: { [str('claim')]: str('value') }, scopes });
+      await deps.audit.appendNow({ principal: c.get('principal'), action: 'trust.add', target: `trust ${trust.id}`, orgId: org.id, detail: { provider: trust.spec.provider, issuer: trust.issuer } });
     } catch (err) {
       if (!(err instanceof FloeError) || err.code === 'internal') throw err;
       return membersPage(c, org, { error: err.message, which: 'oidc', oidc: { issuer: str('issuer'), clientId: str('clientId'), claim: str('claim'), value: str('value') } }, undefined, 400);
@@ -294,7 +305,8 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       } catch (err) {
         throw new FloeError('invalid_input', `not JSON: ${(err as Error).message}`);
       }
-      await deps.exchange.addTrust(org, spec);
+      const trust = await deps.exchange.addTrust(org, spec);
+      await deps.audit.appendNow({ principal: c.get('principal'), action: 'trust.add', target: `trust ${trust.id}`, orgId: org.id, detail: { provider: trust.spec.provider, issuer: trust.issuer } });
     } catch (err) {
       if (!(err instanceof FloeError) || err.code === 'internal') throw err;
       return membersPage(c, org, { error: err.message, which: 'json', json: text }, undefined, 400);
@@ -304,7 +316,11 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
   app.post('/manage/:org/members/:id/remove', async (c) => {
     const org = await requireAdmin(c);
     if (!org) return denied(c);
-    await deps.exchange.removeTrust(org, c.req.param('id')).catch(() => undefined);
+    const removed = await deps.exchange.removeTrust(org, c.req.param('id')).then(
+      () => true,
+      () => false,
+    );
+    if (removed) await deps.audit.appendNow({ principal: c.get('principal'), action: 'trust.remove', target: `trust ${c.req.param('id')}`, orgId: org.id });
     return c.redirect(`/manage/${org.name}/members`, 303);
   });
 
@@ -339,6 +355,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       const subject = `${device ? 'device' : 'token'}:${name}`;
       const description = String(form.description ?? '').trim().slice(0, 500) || `created in the web interface by ${describeShort(p)}`;
       const minted = await deps.tokens.mint({ subject, ttlSeconds, description, grant: { org: { id: org.id, name: org.name }, scopes, slices } });
+      await deps.audit.appendNow({ principal: p, action: 'token.create', target: `token ${minted.id}`, orgId: org.id, detail: { subject, scopes, slices, expiresAt: minted.expiresAt.toISOString() } });
       return tokensPage(c, org, { created: { token: minted.token, subject, expiresAt: minted.expiresAt.toISOString() } }, 201);
     } catch (err) {
       if (!(err instanceof FloeError) || err.code === 'internal') throw err;
@@ -351,6 +368,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     const row = await deps.tokens.describe(c.req.param('id'));
     if (!row || row.org_id !== org.id) return notFound(c);
     await deps.tokens.revoke(row.id);
+    await deps.audit.appendNow({ principal: c.get('principal'), action: 'token.revoke', target: `token ${row.id}`, orgId: org.id, detail: { subject: row.subject } });
     return c.redirect(`/manage/${org.name}/tokens`, 303);
   });
 
@@ -365,7 +383,8 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     if (!org) return denied(c);
     const form = await c.req.parseBody();
     try {
-      await deps.orgs.createSlice(org, String(form.name ?? '').trim(), form.public === '1');
+      const slice = await deps.orgs.createSlice(org, String(form.name ?? '').trim(), form.public === '1');
+      await deps.audit.appendNow({ principal: c.get('principal'), action: 'slice.create', target: `slice ${org.name}/${slice.name}`, orgId: org.id, detail: { public: slice.public } });
     } catch (err) {
       if (!(err instanceof FloeError) || err.code === 'internal') throw err;
       return slicesPage(c, org, err.message, 400);
@@ -376,9 +395,106 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     const org = await requireAdmin(c);
     if (!org) return denied(c);
     const form = await c.req.parseBody();
-    await deps.orgs.setSliceVisibility(org, c.req.param('slice'), form.public === '1');
+    if (await deps.orgs.setSliceVisibility(org, c.req.param('slice'), form.public === '1')) {
+      await deps.audit.appendNow({ principal: c.get('principal'), action: 'slice.update', target: `slice ${org.name}/${c.req.param('slice')}`, orgId: org.id, detail: { public: form.public === '1' } });
+    }
     return c.redirect(`/manage/${org.name}/slices`, 303);
   });
+
+  // ---- Policies and the audit log ---------------------------------------------------------------
+  const defaultTest = (): PolicyTest => ({ subject: 'ci', scopes: ['write'], authMethod: 'github', action: 'cache.write', resourceKind: 'slice', resourceName: 'default', visibility: 'private' });
+  const policiesPage = async (c: Ctx, org: Org, form?: PolicyForm, test?: PolicyTest, status = 200) => {
+    const current = await deps.policies.current(org);
+    const history = await deps.policies.history(org);
+    const slices = (await deps.orgs.listSlices(org)).map((s) => s.name);
+    const f = form ?? { source: current?.source ?? EXAMPLE_POLICY };
+    return page(c, managePage(await ctxOf(c), org.name, 'policies', tabs(), policiesTab(await ctxOf(c), org.name, current, history, f, test ?? defaultTest(), slices)), status);
+  };
+  app.get('/manage/:org/policies', async (c) => {
+    const org = await requireAdmin(c);
+    return org ? policiesPage(c, org) : denied(c);
+  });
+  app.post('/manage/:org/policies', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const p = c.get('principal');
+    const form = await c.req.parseBody();
+    const source = String(form.source ?? '').replace(/\r\n/g, '\n');
+    const message = String(form.message ?? '').trim() || undefined;
+    if (source.length > 256 * 1024) return policiesPage(c, org, { source: '', problems: [{ message: 'at most 256 KiB of policies' }] }, undefined, 400);
+    if (form.intent === 'validate') {
+      const parsed = validatePolicyFile(source);
+      return policiesPage(c, org, { source, ...(message ? { message } : {}), ...(parsed.problems.length ? { problems: parsed.problems } : { validated: Object.keys(parsed.policies) }) }, undefined, parsed.problems.length ? 400 : 200);
+    }
+    try {
+      const v = await deps.policies.apply(org, source, actorOf(p), message);
+      await deps.audit.appendNow({ principal: p, action: 'policy.apply', target: `${org.name} policies v${v.version}`, orgId: org.id, detail: { version: v.version, sha256: v.sha256, policyIds: v.policyIds, ...(message ? { message } : {}) } });
+      return policiesPage(c, org, { source, applied: v });
+    } catch (err) {
+      if (!(err instanceof InvalidPolicy)) throw err;
+      deps.audit.append({ principal: p, action: 'policy.apply', target: `${org.name} policies`, orgId: org.id, outcome: 'deny', reason: 'policies did not validate', detail: { problems: err.problems.slice(0, 20) } });
+      return policiesPage(c, org, { source, ...(message ? { message } : {}), problems: err.problems }, undefined, 400);
+    }
+  });
+  app.post('/manage/:org/policies/rollback', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const p = c.get('principal');
+    const version = Number((await c.req.parseBody()).version);
+    const v = await deps.policies.rollback(org, version, actorOf(p));
+    await deps.audit.appendNow({ principal: p, action: 'policy.rollback', target: `${org.name} policies v${v.version}`, orgId: org.id, detail: { version: v.version, from: version, sha256: v.sha256 } });
+    return c.redirect(`/manage/${org.name}/policies`, 303);
+  });
+  app.post('/manage/:org/policies/test', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const form = await c.req.parseBody({ all: true });
+    const one = (k: string, fallback: string) => String(([] as unknown[]).concat(form[k] ?? fallback)[0]);
+    const test: PolicyTest = {
+      subject: one('subject', 'test').slice(0, 200),
+      scopes: ([] as unknown[]).concat(form.scopes ?? []).map(String).filter((s) => ['read', 'write', 'publish', 'admin'].includes(s)),
+      authMethod: ['token', 'device', 'github', 'gitlab', 'aws', 'oidc'].includes(one('authMethod', 'token')) ? one('authMethod', 'token') : 'token',
+      action: (ACTIONS as readonly string[]).includes(one('action', 'cache.read')) ? one('action', 'cache.read') : 'cache.read',
+      resourceKind: (['slice', 'flake', 'org'] as const).find((k) => k === one('resourceKind', 'slice')) ?? 'slice',
+      resourceName: one('resourceName', 'default').slice(0, 100),
+      visibility: ['public', 'unlisted', 'private'].includes(one('visibility', 'private')) ? one('visibility', 'private') : 'private',
+    };
+    if (!test.scopes.length) test.error = 'choose at least one scope';
+    else {
+      const orgSet: OrgPolicySet | undefined = deps.policies.forOrg(org.id);
+      const slices = new Map((await deps.orgs.listSlices(org)).map((s) => [s.name, s]));
+      const principal = hypotheticalPrincipal({ subject: test.subject, scopes: test.scopes as Scope[], authMethod: test.authMethod as 'token' }, org, new Map(), undefined, 0);
+      const resource = hypotheticalResource(test.resourceKind === 'slice' ? { slice: test.resourceName } : test.resourceKind === 'flake' ? { flake: test.resourceName, visibility: test.visibility as 'private' } : { org: true }, org, slices);
+      const d = decide(principal, test.action as Action, resource, {}, orgSet);
+      test.result = { decision: d.allowed ? 'allow' : 'deny', reason: d.reason, ...(d.decidedBy ? { decidedBy: d.decidedBy.join(", ") } : {}) };
+    }
+    return policiesPage(c, org, undefined, test);
+  });
+
+  app.get('/manage/:org/audit', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const q = (k: string) => (c.req.query(k) ?? '').trim().slice(0, 200);
+    const filters = { action: q('action'), outcome: ['allow', 'deny', 'event'].includes(q('outcome')) ? q('outcome') : '', actor: q('actor'), since: /^\d{4}-\d{2}-\d{2}$/.test(q('since')) ? q('since') : '' };
+    const before = Number(q('before'));
+    await deps.audit.flush();
+    const PAGE = 50;
+    const entries = await deps.audit.query({
+      orgId: org.id,
+      newestFirst: true,
+      limit: PAGE,
+      ...(filters.action ? { action: filters.action } : {}),
+      ...(filters.outcome ? { outcome: filters.outcome as 'allow' } : {}),
+      ...(filters.actor ? { actor: filters.actor } : {}),
+      ...(filters.since ? { since: new Date(`${filters.since}T00:00:00Z`).toISOString() } : {}),
+      ...(Number.isSafeInteger(before) && before > 0 ? { beforeSeq: before } : {}),
+    });
+    return page(c, managePage(await ctxOf(c), org.name, 'audit', tabs(), auditTab(org.name, entries, filters, entries.length === PAGE ? entries.at(-1)!.seq : undefined)));
+  });
+}
+
+function actorOf(p: Principal): string {
+  return p.kind === 'anonymous' ? 'anonymous' : p.kind === 'server-admin' ? `server-admin:${p.subject}` : `${p.org.name}:${p.subject}`;
 }
 
 function describeShort(p: Principal): string {

@@ -147,6 +147,33 @@ run('web interface in Chromium', () => {
     await browser.screenshot(page, '10-slices');
   });
 
+  it('edits a policy: a validation error inline, then a valid one, a test, and the audit entry', async () => {
+    await page.goto(`${server.url}/manage/acme/policies`);
+    await page.getByLabel('Policies', { exact: true }).fill('@id("broken")\nforbid (principal, action == Floe::Action::"cache.write", resource)\nwhen { principal.nope == 1 };\n');
+    await page.getByRole('button', { name: 'Validate and apply' }).click();
+    const problems = page.getByTestId('policy-problems');
+    expect(await problems.textContent()).toMatch(/Line 3.*attribute `nope`/);
+    expect(await page.getByLabel('Policies', { exact: true }).getAttribute('aria-invalid')).toBe('true');
+    await browser.screenshot(page, '13-policy-invalid');
+    await page.getByLabel('Policies', { exact: true }).fill('@id("devices-only-read")\nforbid (principal is Floe::Token, action == Floe::Action::"cache.write", resource)\nwhen { principal.authMethod == "device" };\n');
+    await page.getByLabel('Change note').fill('devices never write');
+    await page.getByRole('button', { name: 'Validate and apply' }).click();
+    expect(await page.getByRole('status').first().textContent()).toMatch(/Version 1 is active: devices-only-read/);
+    await page.getByLabel('Signed in with').selectOption('device');
+    await page.getByRole('button', { name: 'Run test' }).click();
+    expect(await page.getByTestId('policy-test-result').textContent()).toMatch(/^deny/);
+    await browser.screenshot(page, '14-policy-applied');
+    await page.goto(`${server.url}/manage/acme/audit`);
+    await page.getByLabel('Action').fill('policy.');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    const rows = page.getByTestId('audit').locator('tbody tr');
+    expect(await rows.count()).toBe(2);
+    expect(await rows.nth(0).textContent()).toMatch(/policy\.apply.*acme policies v1.*event/s);
+    expect(await rows.nth(1).textContent()).toMatch(/policy\.apply.*did not validate.*deny/s);
+    await page.goto(`${server.url}/manage/acme/audit`);
+    await browser.screenshot(page, '15-audit');
+  });
+
   it('looks right in dark mode too', async () => {
     const dark = await launchBrowser({ colorScheme: 'dark' });
     try {
