@@ -60,7 +60,7 @@ pre code { background: none; padding: 0; }
 .hero h1 { font-size: 2.6rem; max-width: 40rem; }
 .search { display: flex; gap: .5rem; max-width: 40rem; }
 .search input { flex: 1; }
-input[type=text], input[type=search], input:not([type]), select, textarea {
+input[type=text], input[type=search], input[type=date], input[type=password], input:not([type]), select, textarea {
   font: inherit; color: var(--text); background: var(--surface); border: 1px solid var(--border); border-radius: 8px; padding: .6rem .8rem; width: 100%;
 }
 textarea { font-family: var(--mono); font-size: .875rem; min-height: 10rem; }
@@ -153,6 +153,10 @@ td.num, td time, .nowrap { white-space: nowrap; }
 .side .card h2 + .labels, .side dl + h2 { margin-top: 1rem; }
 .version { font-variant-numeric: tabular-nums; }
 .truncate { max-width: 16rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.wrap-any { overflow-wrap: anywhere; }
+form.filters { margin-bottom: 1.25rem; }
+form.filters .stats { margin-bottom: .5rem; }
+form.filters .row { justify-content: flex-start; }
 .error-text { color: var(--danger); font-size: .875rem; margin-top: .35rem; font-weight: 500; }
 `;
 

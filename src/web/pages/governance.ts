@@ -117,15 +117,15 @@ export interface AuditFilters {
 export function auditTab(org: string, entries: AuditEntry[], filters: AuditFilters, next: number | undefined): Html {
   const q = (extra: Record<string, string>) => new URLSearchParams({ ...Object.fromEntries(Object.entries(filters).filter(([, v]) => v)), ...extra }).toString();
   return html`
-    <form method="get" action="/manage/${org}/audit" class="card" aria-label="Filter the audit log">
+    <form method="get" action="/manage/${org}/audit" class="card filters" aria-label="Filter the audit log">
       <div class="stats">
         <div class="field"><label for="f-action">Action</label><input id="f-action" name="action" value="${filters.action}" placeholder="policy. or token.create"></div>
         <div class="field"><label for="f-outcome">Outcome</label><select id="f-outcome" name="outcome">${['', 'allow', 'deny', 'event'].map((o) => html`<option value="${o}"${o === filters.outcome ? html` selected` : ''}>${o || 'any'}</option>`)}</select></div>
         <div class="field"><label for="f-actor">Actor contains</label><input id="f-actor" name="actor" value="${filters.actor}"></div>
         <div class="field"><label for="f-since">Since</label><input id="f-since" name="since" type="date" value="${filters.since}"></div>
       </div>
-      <button class="btn secondary" type="submit">Filter</button>
-      <a class="small" href="/api/v1/orgs/${org}/audit?${q({ format: 'jsonl' })}">Export as JSON lines</a>
+      <div class="row"><button class="btn secondary" type="submit">Filter</button>
+      <a class="small" href="/manage/${org}/audit/export?${q({})}">Export as JSON lines</a></div>
     </form>
     <div class="card table-card"><table class="list" data-testid="audit">
       <thead><tr><th scope="col">When</th><th scope="col">Actor</th><th scope="col">Action</th><th scope="col">Target</th><th scope="col">Outcome</th></tr></thead>
@@ -136,7 +136,7 @@ export function auditTab(org: string, entries: AuditEntry[], filters: AuditFilte
           <td class="small nowrap"><time datetime="${e.at}" title="${e.at}">${e.at.slice(0, 16).replace('T', ' ')}</time></td>
           <td class="small"><div class="truncate" title="${e.actor}">${e.actor}</div></td>
           <td><code>${e.action}</code></td>
-          <td class="small">${e.target}${e.reason ? html`<div class="muted">${e.reason}</div>` : ''}</td>
+          <td class="small wrap-any">${e.target}${e.reason ? html`<div class="muted">${e.reason}</div>` : ''}</td>
           <td><span class="badge ${e.outcome === 'deny' ? 'danger' : e.outcome === 'allow' ? 'ok' : ''}">${e.outcome}</span></td>
         </tr>`,
             )
