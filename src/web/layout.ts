@@ -64,7 +64,9 @@ export function layout(ctx: PageContext, title: string, body: Html, opts: { stat
               <input type="hidden" name="_csrf" value="${ctx.csrf}">
               <button class="btn secondary small" type="submit">Sign out</button>
             </form>`
-          : html`<a class="btn small" href="/login?return=${encodeURIComponent(ctx.path)}">Sign in</a>`
+          : ctx.path.startsWith('/login')
+            ? ''
+            : html`<a class="btn small" href="/login?return=${encodeURIComponent(ctx.path)}">Sign in</a>`
       }
     </div>
   </div>

@@ -157,6 +157,9 @@ td.num, td time, .nowrap { white-space: nowrap; }
 form.filters { margin-bottom: 1.25rem; }
 form.filters .stats { margin-bottom: .5rem; }
 form.filters .row { justify-content: flex-start; }
+details.card { margin-top: 1rem; }
+details summary { cursor: pointer; font-weight: 600; }
+details[open] summary { margin-bottom: .75rem; }
 .error-text { color: var(--danger); font-size: .875rem; margin-top: .35rem; font-weight: 500; }
 `;
 
