@@ -20,7 +20,7 @@ import { areaOf } from './metrics.js';
 import { registryRoutes } from './routes/registry.js';
 import { NotFoundWithReason, type RegistryService } from '../registry/service.js';
 import type { UsageService } from '../cache/usage.js';
-import { webRoutes } from '../web/routes.js';
+import { isWebPath, webErrorPage, webRoutes } from '../web/routes.js';
 
 export interface AppDeps extends ApiDeps {
   registry: RegistryService;
@@ -104,6 +104,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       return missResponse();
     }
     if (c.req.path.startsWith('/api/')) return c.json({ error: body.code, message: body.message }, body.status as ContentfulStatusCode, headers);
+    if (isWebPath(c.req.path) && (c.req.header('accept') ?? '').includes('text/html')) return webErrorPage(c, deps.publicUrl(), body.status, body.message);
     return c.text(`${body.message}\n`, body.status as ContentfulStatusCode, headers);
   });
 

@@ -14,6 +14,7 @@ import { parseTtl, type TokenService } from '../identity/tokens.js';
 import type { Authorizer } from '../policy/authorize.js';
 import { type Org, type OrgService, parseName } from '../org/service.js';
 import type { RegistryService } from '../registry/service.js';
+import { parseDeployGrant } from '../registry/deploy.js';
 import type { UsageService } from '../cache/usage.js';
 import type { AppEnv } from '../http/context.js';
 import type { AuditLog } from '../audit/log.js';
@@ -60,6 +61,22 @@ const SECURITY_HEADERS: Record<string, string> = {
 };
 
 type Ctx = Context<AppEnv>;
+
+/** Paths the web interface answers (errors there get an HTML page, not text). */
+export function isWebPath(path: string): boolean {
+  return path === '/' || path === '/docs' || path === '/logout' || path === '/login' || /^\/(flakes|login|manage)\//.test(path);
+}
+
+/** An error on a web page, as a page: client errors say what to fix, server errors only the request id. */
+export async function webErrorPage(c: Ctx, publicUrl: string, status: number, message: string): Promise<Response> {
+  const ctx: PageContext = { principal: c.get('principal'), csrf: csrfToken(c, publicUrl), path: c.req.path };
+  const title = status >= 500 ? 'Something went wrong' : status === 403 ? 'Not allowed' : status === 401 ? 'Sign in again' : 'That did not work';
+  const body = await layout(ctx, title, html`<div class="card empty"><h1>${title}</h1><p>${message}</p><p><a class="btn secondary" href="/">Back to flakes</a></p></div>`);
+  const res = await c.html(body, status as 200);
+  for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.headers.set(k, v);
+  res.headers.set('Cache-Control', 'no-store');
+  return res;
+}
 
 export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
   const base = () => deps.publicUrl();
@@ -231,6 +248,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
         grant: p.kind === 'server-admin' ? { role: 'server-admin' } : { org: p.org, scopes: [...p.scopes], slices: p.slices ? [...p.slices] : null, ...(p.identity ? { identity: p.identity } : {}) },
       });
       setSession(c, base(), minted.token, minted.expiresAt);
+      deps.audit.append({ principal: p, action: 'auth.login', target: p.subject, orgId: p.kind === 'token' ? p.org.id : null, outcome: 'allow', reason: 'web token login', detail: { tokenId: minted.id, from: p.tokenId, expiresAt: minted.expiresAt.toISOString() } });
       deps.metrics.inc('floe_web_logins_total', { method: 'token', result: 'ok' });
       return c.redirect(returnTo, 303);
     } catch (err) {
@@ -354,8 +372,17 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       const ttlSeconds = parseTtl(String(form.ttl ?? '90d'));
       const subject = `${device ? 'device' : 'token'}:${name}`;
       const description = String(form.description ?? '').trim().slice(0, 500) || `created in the web interface by ${describeShort(p)}`;
-      const minted = await deps.tokens.mint({ subject, ttlSeconds, description, grant: { org: { id: org.id, name: org.name }, scopes, slices } });
-      await deps.audit.appendNow({ principal: p, action: 'token.create', target: `token ${minted.id}`, orgId: org.id, detail: { subject, scopes, slices, expiresAt: minted.expiresAt.toISOString() } });
+      // A device token may be deploy-only: it then reads exactly the closures of the named outputs.
+      const deployLines = device ? String(form.deploy ?? '').split(/\r?\n/).map((l) => l.trim()).filter(Boolean).slice(0, 50) : [];
+      const deploy = deployLines.length ? deployLines.map((g) => parseDeployGrant(g, org.name)) : undefined;
+      if (deploy?.some((g) => g.org !== org.name)) throw new FloeError('invalid_input', `a device token of ${org.name} can only name ${org.name}'s flakes`);
+      const minted = await deps.tokens.mint({
+        subject,
+        ttlSeconds,
+        description: deploy && !String(form.description ?? '').trim() ? `deploy-only: ${deployLines.join(', ')}` : description,
+        grant: { org: { id: org.id, name: org.name }, scopes, slices: deploy ? null : slices, ...(deploy ? { deploy } : {}) },
+      });
+      await deps.audit.appendNow({ principal: p, action: 'token.create', target: `token ${minted.id}`, orgId: org.id, detail: { subject, scopes, slices: deploy ? null : slices, expiresAt: minted.expiresAt.toISOString(), ...(deploy ? { deploy: deployLines } : {}) } });
       return tokensPage(c, org, { created: { token: minted.token, subject, expiresAt: minted.expiresAt.toISOString() } }, 201);
     } catch (err) {
       if (!(err instanceof FloeError) || err.code === 'internal') throw err;

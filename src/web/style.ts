@@ -64,6 +64,7 @@ input[type=text], input[type=search], input[type=date], input[type=password], in
   font: inherit; color: var(--text); background: var(--surface); border: 1px solid var(--border); border-radius: 8px; padding: .6rem .8rem; width: 100%;
 }
 textarea { font-family: var(--mono); font-size: .875rem; min-height: 10rem; }
+textarea[rows="3"] { min-height: 4.5rem; }
 input:focus, select:focus, textarea:focus { border-color: var(--accent); outline: 3px solid var(--accent-soft); outline-offset: 0; }
 label { display: block; font-weight: 600; font-size: .9rem; margin: 0 0 .35rem; }
 .field { margin-bottom: 1rem; }
@@ -134,7 +135,7 @@ table.list td.num, table.list th.num { text-align: right; font-variant-numeric: 
 .empty h2 { color: var(--text); margin-top: 0; }
 .row { display: flex; gap: 1rem; align-items: center; justify-content: space-between; flex-wrap: wrap; }
 .stack > * + * { margin-top: 1rem; }
-.two { display: grid; grid-template-columns: 1fr 1fr; gap: 1rem; } @media (max-width: 800px) { .two { grid-template-columns: 1fr; } }
+.two { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 1rem; } @media (max-width: 800px) { .two { grid-template-columns: 1fr; } }
 dl.facts { display: grid; grid-template-columns: auto 1fr; gap: .35rem 1rem; margin: 0; font-size: .93rem; }
 dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; word-break: break-word; }
 ul.plain { list-style: none; padding: 0; margin: 0; }
@@ -160,6 +161,10 @@ form.filters .row { justify-content: flex-start; }
 details.card { margin-top: 1rem; }
 details summary { cursor: pointer; font-weight: 600; }
 details[open] summary { margin-bottom: .75rem; }
+.row.start { justify-content: flex-start; align-items: flex-end; }
+.row.start .field { margin-bottom: 0; }
+.check-inline { display: flex; align-items: center; gap: .4rem; font-weight: 500; margin: 0 0 .7rem; }
+dl.facts dd code { overflow-wrap: anywhere; }
 .error-text { color: var(--danger); font-size: .875rem; margin-top: .35rem; font-weight: 500; }
 `;
 

@@ -129,6 +129,35 @@ describe('web security', () => {
   });
 });
 
+describe('web forms', () => {
+  it('errors on web pages are HTML pages that say what to fix', async () => {
+    const jar = await signedIn(server.adminToken);
+    const res = await fetch(`${server.url}/manage/acme/policies/rollback`, {
+      method: 'POST',
+      headers: { Cookie: jar.header(), 'Content-Type': 'application/x-www-form-urlencoded', Origin: server.url, Accept: 'text/html' },
+      body: new URLSearchParams({ _csrf: jar.cookies.get('floe_csrf')!, version: '42' }),
+      redirect: 'manual',
+    });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('content-type')).toMatch(/text\/html/);
+    expect(await res.text()).toMatch(/org acme has no policy version 42/);
+  });
+
+  it('creates a deploy-only device token from the tokens page', async () => {
+    const jar = await signedIn(server.adminToken);
+    const res = await post(jar, '/manage/acme/tokens', { _csrf: jar.cookies.get('floe_csrf')!, kind: 'device', name: 'web-02', deploy: 'acme/hello/*#packages.x86_64-linux.default', ttl: '7d', slices: '*' });
+    expect(res.status).toBe(201);
+    const secret = /data-testid="secret">(floe_[^<]+)</.exec(await res.text())![1]!;
+    const who = await api<{ subject: string; scopes: string[] }>(server, secret, 'GET', '/api/v1/auth/whoami');
+    expect(who.body).toMatchObject({ subject: 'device:web-02', scopes: ['read'] });
+    const list = await api<{ tokens: Array<{ subject: string; description: string }> }>(server, server.adminToken, 'GET', '/api/v1/orgs/acme/tokens');
+    expect(list.body.tokens.find((t) => t.subject === 'device:web-02')?.description).toBe('deploy-only: acme/hello/*#packages.x86_64-linux.default');
+    const bad = await post(jar, '/manage/acme/tokens', { _csrf: jar.cookies.get('floe_csrf')!, kind: 'device', name: 'web-03', deploy: 'not a grant', ttl: '7d' });
+    expect(bad.status).toBe(400);
+    expect(await bad.text()).toMatch(/names no output/);
+  });
+});
+
 describe('observability', () => {
   it('request ids on every response, including /cache and misses, and in the log', async () => {
     for (const p of ['/', '/cache/nix-cache-info', '/cache/00000000000000000000000000000000.narinfo', '/api/v1/search?q=x', '/nope']) {

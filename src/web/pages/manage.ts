@@ -224,6 +224,7 @@ export function tokensTab(ctx: PageContext, org: string, rows: TokenRow[], slice
             </div></fieldset>
             <div class="field"><label for="name">Name</label><input id="name" name="name" required maxlength="100" pattern="[A-Za-z0-9._@:-]+" placeholder="web-01"><div class="hint">Becomes the subject: <code>device:web-01</code> or <code>token:deploy</code>.</div></div>
             <div class="field"><label for="description">Description <span class="muted">(optional)</span></label><input id="description" name="description" maxlength="500"></div>
+            <div class="field"><label for="deploy">Deploy only <span class="muted">(devices, optional)</span></label><textarea id="deploy" name="deploy" rows="3" spellcheck="false" placeholder="${org}/infra/*#nixosConfigurations.web" aria-describedby="deploy-hint"></textarea><div class="hint" id="deploy-hint">One flake output per line: the token then reads exactly those closures (what <code>floe apply</code> needs), nothing else.</div></div>
           </div>
           <div>
             <fieldset><legend>Scopes (API tokens)</legend><div class="checks">
@@ -255,10 +256,10 @@ export function slicesTab(ctx: PageContext, org: string, publicUrl: string, slic
       )}</tbody></table></div>
     <section class="card" aria-labelledby="new-slice-title">
       <h2 id="new-slice-title">New slice</h2>
-      <form method="post" action="/manage/${org}/slices" class="row">
+      <form method="post" action="/manage/${org}/slices" class="row start">
         ${csrfField(ctx)}
         <div class="field"><label for="slice-name">Name</label><input id="slice-name" name="name" required pattern="[a-z0-9][a-z0-9_\\-]{0,62}" placeholder="releases"></div>
-        <label class="checks"><input type="checkbox" name="public" value="1"> readable by anyone</label>
+        <label class="check-inline"><input type="checkbox" name="public" value="1"> readable by anyone</label>
         <button class="btn" type="submit">Create slice</button>
       </form>
     </section>`;
