@@ -149,7 +149,7 @@ ul.tree li { font-family: var(--mono); font-size: .85rem; }
 .card > h2:first-child, .card > h3:first-child { margin-top: 0; }
 .table-card { margin-bottom: 1.5rem; }
 td.num, td time, .nowrap { white-space: nowrap; }
-.side pre { white-space: pre-wrap; word-break: break-all; }
+.side pre, .two pre { white-space: pre-wrap; word-break: break-all; }
 .side h3 { font-size: .9rem; margin: 1.1rem 0 .4rem; }
 .side .card h2 + .labels, .side dl + h2 { margin-top: 1rem; }
 .version { font-variant-numeric: tabular-nums; }
