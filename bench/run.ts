@@ -19,6 +19,7 @@ import { postgresAvailable, startPostgres } from '../test/helpers/postgres.js';
 import { startS3 } from '../test/helpers/s3.js';
 import { registryBench } from './registry.js';
 import { pushBench } from './push.js';
+import { policyBench } from './policy.js';
 
 const DURATION = process.env.BENCH_DURATION ?? '8s';
 const PATHS = Number(process.env.BENCH_PATHS ?? 2000);
@@ -268,6 +269,16 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
     console.log(rf(rh));
     console.log('|' + rw.map((w) => '-'.repeat(w + 2)).join('|') + '|');
     for (const r of reg) console.log(rf(r));
+
+    console.log('\nPolicy engine cost on the narinfo hot path (same server, same paths, same token), embedded backend:');
+    const pol = await policyBench(work, DURATION);
+    const ph2 = ['measure', 'no org policies', '100 org policies', 'ratio'];
+    const cells = pol.map((r) => [r.label, r.without.toFixed(3), r.with.toFixed(3), `${(r.with / r.without).toFixed(2)}x`]);
+    const pw2 = ph2.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]!.length)));
+    const pf2 = (r: string[]) => '| ' + r.map((c, i) => c.padEnd(pw2[i]!)).join(' | ') + ' |';
+    console.log(pf2(ph2));
+    console.log('|' + pw2.map((w) => '-'.repeat(w + 2)).join('|') + '|');
+    for (const r of cells) console.log(pf2(r));
 
     if (spawnSync('sh', ['-c', 'command -v nix']).status === 0) {
       console.log('\nfloe push against nix copy (same server, same closure shape):');

@@ -35,7 +35,7 @@ const NO_FACTS: RequestFacts = {};
 
 /** Which paths a deploy-only token may read (see registry/deploy.ts). */
 export interface DeployClosures {
-  closureOf(p: Principal): Promise<ReadonlySet<string> | undefined>;
+  closureOf(p: Principal, wanted?: string): Promise<ReadonlySet<string> | undefined>;
 }
 
 export type CacheView = { kind: 'unified' } | { kind: 'slice'; slice: SliceResource };
@@ -126,7 +126,7 @@ export class CacheService {
         ? await this.narinfoCache.get(hashPart, view.slice.slice.id, () => this.q.narinfoByHashInSlice(hashPart, view.slice.slice.id))
         : await this.narinfoCache.get(hashPart, '*', () => this.q.narinfoByHash(hashPart));
     // Deploy-only tokens read exactly their outputs' closures (computed from stored references).
-    const closure = p.kind === 'token' && p.deploy && this.deploy ? await this.deploy.closureOf(p) : undefined;
+    const closure = p.kind === 'token' && p.deploy && this.deploy ? await this.deploy.closureOf(p, hashPart) : undefined;
     const facts = closure ? { inDeployClosure: closure.has(hashPart) } : NO_FACTS;
     for (const row of preferOwn(p, rows)) {
       if (this.authorizer.authorize(p, 'cache.read', resourceOf(row), facts).allowed) {

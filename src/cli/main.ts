@@ -11,6 +11,7 @@ import { exchangeIdentity, githubActionsIdToken, saveLogin, serverAudience } fro
 import { signGetCallerIdentity } from './aws.js';
 import { browserLogin, deviceLogin } from './oidc-login.js';
 import { push } from './push.js';
+import { registerPolicyCommands } from './policy.js';
 import { apply } from './apply.js';
 import { publishFlake } from './publish.js';
 import { FlakeEditError, addFlakeInput } from './flake-add.js';
@@ -449,8 +450,11 @@ token
   .option('--ttl <duration>', 'lifetime, e.g. 30m, 1h, 7d', '24h')
   .option('--subject <name>', 'who or what the token is for (shown in logs)')
   .option('--description <text>', 'free-form note')
+  .option('--deploy <outputs...>', 'deploy-only device token: reads exactly the closures of these outputs, e.g. acme/ethercalc/*#nixosConfigurations.web')
+  .option('--cidr <cidrs>', 'comma-separated addresses/CIDRs the token may be used from')
+  .option('--country <codes>', 'comma-separated ISO country codes the token may be used from')
   .option('--json', 'print JSON with id and expiry')
-  .action(async (opts: { server?: string; org: string; scope: string; slice?: string; ttl: string; subject?: string; description?: string; json?: boolean }) => {
+  .action(async (opts: { server?: string; org: string; scope: string; slice?: string; ttl: string; subject?: string; description?: string; deploy?: string[]; cidr?: string; country?: string; json?: boolean }) => {
     const scopes = opts.scope.split(',').map((s) => s.trim()).filter(Boolean);
     const bad = scopes.filter((s) => !['read', 'write', 'publish', 'admin'].includes(s));
     if (bad.length) throw new CliError(`unknown scope ${bad.join(', ')}: use read, write, publish or admin`);
@@ -461,6 +465,9 @@ token
       ttl: opts.ttl,
       ...(opts.subject ? { subject: opts.subject } : {}),
       ...(opts.description ? { description: opts.description } : {}),
+      ...(opts.deploy ? { deploy: opts.deploy } : {}),
+      ...(opts.cidr ? { cidrs: opts.cidr.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
+      ...(opts.country ? { countries: opts.country.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
     });
     console.log(opts.json ? JSON.stringify(res) : res.token);
   });
@@ -578,6 +585,8 @@ cache
     await writeFile(file, upsertNixConfBlock(current, new URL(client.server).hostname, netrcLine ? [...lines, netrcLine] : lines));
     console.error(`floe: ${info.substituter} added to ${file}`);
   });
+
+registerPolicyCommands(program, serverOption);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CliError || err instanceof FloeError) {

@@ -97,7 +97,7 @@ export class PolicyStore implements PolicySets {
 
   /** Validates, then stores as the next version and activates it here at once. Throws InvalidPolicy. */
   async apply(org: Org, source: string, createdBy: string, message?: string): Promise<PolicyVersion> {
-    const parsed = validatePolicyFile(source);
+    const parsed = validatePolicyFile(source, org.name);
     if (parsed.problems.length > 0) throw new InvalidPolicy(parsed.problems);
     if (message !== undefined && message.length > 500) throw new InvalidInput('message', 'at most 500 characters');
     for (let attempt = 0; ; attempt++) {

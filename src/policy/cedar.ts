@@ -72,16 +72,40 @@ function prepareSchema(): void {
   schemaPrepared = true;
 }
 
-/** Parses and validates a policy file against the schema. No problems = safe to activate. */
-export function validatePolicyFile(source: string): ParsedPolicies {
+/**
+ * Parses and validates a policy file against the schema. No problems = safe to activate.
+ * With `orgName`, a policy naming another org's entities is refused outright: it could never
+ * take effect (an org's policies only see its own resources), so it is surely a mistake.
+ */
+export function validatePolicyFile(source: string, orgName?: string): ParsedPolicies {
   const parsed = parsePolicyFile(source);
   if (parsed.problems.length > 0 || Object.keys(parsed.policies).length === 0) return parsed;
+  if (orgName !== undefined) {
+    const foreign = foreignReferences(source, parsed.policies, orgName);
+    if (foreign.length > 0) return { ...parsed, problems: foreign };
+  }
   const res = cedar.validate({ schema: CEDAR_SCHEMA, policies: { staticPolicies: parsed.policies }, validationSettings: { mode: 'strict' } });
   const offsets = offsetsOf(source, parsed.policies);
   if (res.type === 'failure') return { ...parsed, problems: res.errors.map((e) => problemFrom(e as CedarDetailedError, source, 0)) };
   // "success" only means the validator ran: the errors are in validationErrors.
   const problems = res.validationErrors.map((v) => problemFrom(v.error as CedarDetailedError, source, offsets[v.policyId] ?? 0, v.policyId));
-  return { ...parsed, problems };
+  // The validator reports a problem once per action it applies to: one per place is enough.
+  const seen = new Set<string>();
+  return { ...parsed, problems: problems.filter((p) => { const k = `${p.policyId}:${p.line}:${p.column}`; return !seen.has(k) && !!seen.add(k); }) };
+}
+
+function foreignReferences(source: string, policies: Record<string, string>, orgName: string): PolicyProblem[] {
+  const offsets = offsetsOf(source, policies);
+  const problems: PolicyProblem[] = [];
+  for (const [id, text] of Object.entries(policies)) {
+    for (const m of text.matchAll(/Floe::(Org|Slice|Flake)::"((?:[^"\\]|\\.)*)"/g)) {
+      const owner = m[1] === 'Org' ? m[2]! : m[2]!.split('/')[0]!;
+      if (owner !== orgName) {
+        problems.push({ policyId: id, message: `${m[0]} belongs to org ${JSON.stringify(owner)}: ${orgName}'s policies only govern ${orgName}'s resources`, ...position(source, (offsets[id] ?? 0) + m.index!) });
+      }
+    }
+  }
+  return problems;
 }
 
 function offsetsOf(source: string, policies: Record<string, string>): Record<string, number> {
@@ -144,7 +168,9 @@ type EntityJson = cedar.EntityJson;
 const org = (name: string) => ({ type: 'Floe::Org', id: name });
 
 function principalEntity(p: Principal): EntityJson {
-  if (p.kind !== 'token') return { uid: { type: 'Floe::Anonymous', id: p.kind }, attrs: {}, parents: [] };
+  if (p.kind !== 'token') {
+    return { uid: { type: 'Floe::Caller', id: p.kind }, attrs: { org: '', subject: p.kind, scopes: [], authMethod: p.kind, lifetimeSeconds: 0, deployOnly: false, claims: {} }, parents: [], tags: {} };
+  }
   const claims: Record<string, string> = {};
   const tags: Record<string, string[]> = {};
   for (const [name, value] of Object.entries(p.identity?.claims ?? {})) {
@@ -152,7 +178,7 @@ function principalEntity(p: Principal): EntityJson {
     if (typeof value === 'string' && (WELL_KNOWN_CLAIMS as readonly string[]).includes(name)) claims[name] = value;
   }
   return {
-    uid: { type: 'Floe::Token', id: p.tokenId },
+    uid: { type: 'Floe::Caller', id: p.tokenId },
     attrs: {
       org: p.org.name,
       subject: p.subject,

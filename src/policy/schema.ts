@@ -1,7 +1,9 @@
 /**
  * The published Cedar schema org policies are written and validated against. Entity ids use
  * names people read: `Floe::Org::"acme"`, `Floe::Slice::"acme/default"`, `Floe::Flake::"acme/hello"`,
- * `Floe::Role::"write"` (a token is `in` the role of each of its scopes, and in its org).
+ * `Floe::Role::"write"`. Every request has one principal, a `Floe::Caller`: a token's holder (`in` its
+ * org and in the role of each of its scopes) or an anonymous client (`authMethod == "anonymous"`,
+ * id "anonymous", org "", no scopes).
  * Identity claims: well-known ones as optional attributes of `principal.claims`, every carried
  * claim as a tag (`principal.getTag("groups").contains("ops")`).
  */
@@ -15,8 +17,7 @@ export const CEDAR_SCHEMA = `namespace Floe {
   entity Org = { name: String };
   entity Role;
   entity Server;
-  entity Anonymous;
-  entity Token in [Org, Role] = {
+  entity Caller in [Org, Role] = {
     org: String,
     subject: String,
     scopes: Set<String>,
@@ -42,8 +43,8 @@ ${WELL_KNOWN_CLAIMS.map((c) => `      ${c}?: String,`).join('\n')}
     "narinfoSignatures"?: Set<String>,
   };
 
-  action "cache.read", "cache.write" appliesTo { principal: [Token, Anonymous], resource: [Slice], context: Context };
-  action "flake.read", "flake.publish" appliesTo { principal: [Token, Anonymous], resource: [Flake, Org], context: Context };
-  action "org.admin" appliesTo { principal: [Token, Anonymous], resource: [Org], context: Context };
+  action "cache.read", "cache.write" appliesTo { principal: [Caller], resource: [Slice], context: Context };
+  action "flake.read", "flake.publish" appliesTo { principal: [Caller], resource: [Flake, Org], context: Context };
+  action "org.admin" appliesTo { principal: [Caller], resource: [Org], context: Context };
 }
 `;

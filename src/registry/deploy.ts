@@ -18,17 +18,19 @@ interface Memo {
 
 export class DeployScopes {
   private readonly memo = new Map<string, Memo>();
-  /** New releases and pushes show up within this long. */
-  private static readonly TTL_MS = 5_000;
+  /** A path outside the memoized closure triggers a recomputation after this long (new releases). */
+  private static readonly MISS_RECHECK_MS = 1_000;
+  /** Even paths inside it are re-checked this often (a yanked release stops granting its closure). */
+  private static readonly TTL_MS = 30_000;
 
   constructor(private readonly db: Db) {}
 
   /** Hash parts of every path the token may read; undefined for tokens that are not deploy-only. */
-  async closureOf(p: Principal): Promise<ReadonlySet<string> | undefined> {
+  async closureOf(p: Principal, wanted?: string): Promise<ReadonlySet<string> | undefined> {
     if (p.kind !== 'token' || !p.deploy) return undefined;
     const now = Date.now();
     const hit = this.memo.get(p.tokenId);
-    if (hit && now - hit.at < DeployScopes.TTL_MS) return hit.hashes;
+    if (hit && now - hit.at < DeployScopes.TTL_MS && (wanted === undefined || hit.hashes.has(wanted) || now - hit.at < DeployScopes.MISS_RECHECK_MS)) return hit.hashes;
     const hashes = await this.compute(p.org.id, p.deploy);
     if (this.memo.size > 10_000) this.memo.clear();
     this.memo.set(p.tokenId, { hashes, at: now });

@@ -112,6 +112,26 @@ describe.skipIf(!enabled)('three replicas on PostgreSQL + S3', () => {
     for (const r of replicas) expect((await fetch(`${r.url}/cache/nix-cache-info`, { headers: { Authorization: basicAuth(t.token) } })).status).toBe(401);
   });
 
+  it('a policy applied through one replica is enforced by all within a second, and audited once in one chain', async () => {
+    const p = fakePath('policy-replicas');
+    expect(await upload(replicas[0]!, rw, p)).toBe(201);
+    for (const r of replicas) expect((await narinfo(r, p.hashPart)).status).toBe(200);
+    const put = await api(replicas[1]!, replicas[1]!.adminToken, 'PUT', '/api/v1/orgs/acme/policies', { source: '@id("lockdown") forbid (principal, action == Floe::Action::"cache.read", resource);' });
+    expect(put.status, JSON.stringify(put.body)).toBe(201);
+    expect((await narinfo(replicas[1]!, p.hashPart)).status).toBe(404); // the applying replica: at once
+    await new Promise((r) => setTimeout(r, 1_300));
+    for (const r of replicas) expect((await narinfo(r, p.hashPart)).status).toBe(404);
+    const back = await api(replicas[2]!, replicas[2]!.adminToken, 'PUT', '/api/v1/orgs/acme/policies', { source: '' });
+    expect(back.status).toBe(201);
+    await new Promise((r) => setTimeout(r, 1_300));
+    for (const r of replicas) expect((await narinfo(r, p.hashPart)).status).toBe(200);
+    // Denials were logged by every replica into one gapless chain.
+    const verify = await api<{ ok: boolean; entries: number }>(replicas[0]!, replicas[0]!.adminToken, 'GET', '/api/v1/audit/verify');
+    expect(verify.body.ok).toBe(true);
+    const denies = await api<{ entries: Array<{ reason: string }> }>(replicas[0]!, replicas[0]!.adminToken, 'GET', '/api/v1/orgs/acme/audit?outcome=deny&action=cache.read');
+    expect(denies.body.entries.filter((e) => e.reason === 'forbidden by org policy lockdown').length).toBeGreaterThanOrEqual(3);
+  });
+
   it('rotating the signing key on one replica logs nobody out, and the others accept new tokens at once', async () => {
     const old = await createToken(replicas[0]!, 'acme', ['read']);
     const rotated = await api<{ kid: string }>(replicas[0]!, replicas[0]!.adminToken, 'POST', '/api/v1/keys/rotate');

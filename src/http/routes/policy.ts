@@ -72,9 +72,9 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
   });
 
   api.post('/orgs/:org/policies/validate', async (c) => {
-    await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
     const body = parseBody(validateBody, await readJson(c.env.incoming, MAX_POLICY_BODY));
-    const result = validatePolicyFile(body.source);
+    const result = validatePolicyFile(body.source, org.name);
     return c.json({ valid: result.problems.length === 0, policyIds: Object.keys(result.policies), problems: result.problems });
   });
 
@@ -123,7 +123,7 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
     const body = parseBody(testBody, await readJson(c.env.incoming, MAX_POLICY_BODY));
     let orgSet: OrgPolicySet | undefined;
     if (body.source !== undefined) {
-      const parsed = validatePolicyFile(body.source);
+      const parsed = validatePolicyFile(body.source, org.name);
       if (parsed.problems.length > 0) return c.json({ error: 'invalid_policy', message: new InvalidPolicy(parsed.problems).message, problems: parsed.problems }, 400);
       // One scratch id: evaluation below is synchronous, so no other request sees it half-made.
       orgSet = Object.keys(parsed.policies).length ? { orgId: org.id, version: 0, set: new CedarPolicySet('candidate', parsed.policies) } : undefined;

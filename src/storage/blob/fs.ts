@@ -45,7 +45,13 @@ export class FsBlobStore implements BlobStore {
     let done = false;
     const abort = async () => {
       done = true;
-      body.destroy();
+      // The file is opened asynchronously: wait until the stream has closed (and so created the
+      // file, if it was going to) before removing it, or a late open leaves an orphan behind.
+      if (!body.closed) {
+        const closed = new Promise<void>((resolve) => body.once('close', () => resolve()));
+        body.destroy();
+        await closed;
+      }
       await rm(tmp, { force: true });
     };
     const commit = async (key: string) => {
