@@ -180,7 +180,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
                 <button class="btn" type="submit">Continue with ${l.org}</button>
               </form>`,
                 )
-              : html`<p class="muted">No org lets people sign in here yet. An org admin adds an OIDC trust with a client id (<code>floe trust add --provider oidc …</code>).</p>`
+              : html`<p class="muted">No org lets people sign in here yet. An org admin adds an OIDC trust with a client id on the org's Members page (or <code>floe trust add ORG --spec '{"provider":"oidc",…,"clientId":"…"}'</code>).</p>`
           }
         </section>
         <details class="card small"><summary>Sign in with a token</summary>
@@ -450,7 +450,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     const message = String(form.message ?? '').trim() || undefined;
     if (source.length > 256 * 1024) return policiesPage(c, org, { source: '', problems: [{ message: 'at most 256 KiB of policies' }] }, undefined, 400);
     if (form.intent === 'validate') {
-      const parsed = validatePolicyFile(source);
+      const parsed = validatePolicyFile(source, org.name);
       return policiesPage(c, org, { source, ...(message ? { message } : {}), ...(parsed.problems.length ? { problems: parsed.problems } : { validated: Object.keys(parsed.policies) }) }, undefined, parsed.problems.length ? 400 : 200);
     }
     try {

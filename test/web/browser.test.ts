@@ -155,7 +155,7 @@ run('web interface in Chromium', () => {
     expect(await problems.textContent()).toMatch(/Line 3.*attribute `nope`/);
     expect(await page.getByLabel('Policies', { exact: true }).getAttribute('aria-invalid')).toBe('true');
     await browser.screenshot(page, '13-policy-invalid');
-    await page.getByLabel('Policies', { exact: true }).fill('@id("devices-only-read")\nforbid (principal is Floe::Token, action == Floe::Action::"cache.write", resource)\nwhen { principal.authMethod == "device" };\n');
+    await page.getByLabel('Policies', { exact: true }).fill('@id("devices-only-read")\nforbid (principal, action == Floe::Action::"cache.write", resource)\nwhen { principal.authMethod == "device" };\n');
     await page.getByLabel('Change note').fill('devices never write');
     await page.getByRole('button', { name: 'Validate and apply' }).click();
     expect(await page.getByRole('status').first().textContent()).toMatch(/Version 1 is active: devices-only-read/);

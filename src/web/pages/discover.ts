@@ -223,9 +223,9 @@ export function docsPage(ctx: PageContext, publicUrl: string, nixPublicKey: stri
     <p class="lead">Floe is a flake registry and a Nix binary cache in one server. Every read and write is checked against who you are.</p>
     <div class="two">
       <section class="card"><h2>1. Sign in from your machine</h2>
-        <pre><code>npm install -g floe   # or nix run …
-export FLOE_SERVER=${publicUrl}
-floe login oidc</code></pre>
+        <pre><code>export FLOE_SERVER=${publicUrl}
+floe login oidc              # people (browser or --device)
+floe login github-action     # CI jobs: no stored secret</code></pre>
         <p class="small muted">This writes a netrc entry and your Nix configuration; tokens are short-lived.</p>
       </section>
       <section class="card"><h2>2. Substitute from the cache</h2>
