@@ -21,6 +21,20 @@ export interface MigrateReport {
 const TABLES = ['orgs', 'slices', 'tokens', 'server_keys', 'nars', 'paths', 'identity_trusts', 'flakes', 'releases', 'org_policies', 'audit_log', 'read_summary'] as const satisfies ReadonlyArray<keyof Schema>;
 const BATCH = 200;
 
+async function copyBlob(from: Storage, to: Storage, key: string): Promise<void> {
+  const read = await from.blobs.get(key);
+  if (!read) throw new Error(`source blob ${key} is missing: the source installation is damaged (run without it or restore it first)`);
+  const writer = await to.blobs.begin();
+  try {
+    read.body.pipe(writer.body);
+    await finished(writer.body);
+    await writer.commit(key);
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
+}
+
 export async function migrateInstallation(
   source: StorageConfig,
   target: StorageConfig,
@@ -40,18 +54,7 @@ export async function migrateInstallation(
     // Blobs first: a path row is only useful once its NAR is there.
     const nars = await from.db.selectFrom('nars').selectAll().execute();
     for (const nar of nars) {
-      const key = `${nar.nar_hash}.nar.zst`;
-      const read = await from.blobs.get(key);
-      if (!read) throw new Error(`source blob ${key} is missing: the source installation is damaged (run without it or restore it first)`);
-      const writer = await to.blobs.begin();
-      try {
-        read.body.pipe(writer.body);
-        await finished(writer.body);
-        await writer.commit(key);
-      } catch (err) {
-        await writer.abort();
-        throw err;
-      }
+      await copyBlob(from, to, `${nar.nar_hash}.nar.zst`);
       report.blobs++;
       report.bytes += Number(nar.file_size);
       if (report.blobs % 100 === 0 || report.blobs === nars.length) progress(`blobs: ${report.blobs}/${nars.length} (${(report.bytes / 2 ** 20).toFixed(1)} MiB)`);
@@ -60,18 +63,7 @@ export async function migrateInstallation(
     // Release tarballs (content-addressed keys, so the copy is checked against its own name).
     const tarballs = await from.db.selectFrom('releases').select('tarball_key').distinct().execute();
     for (const t of tarballs) {
-      const key = t.tarball_key;
-      const read = await from.blobs.get(key);
-      if (!read) throw new Error(`source blob ${key} is missing: the source installation is damaged (run without it or restore it first)`);
-      const writer = await to.blobs.begin();
-      try {
-        read.body.pipe(writer.body);
-        await finished(writer.body);
-        await writer.commit(key);
-      } catch (err) {
-        await writer.abort();
-        throw err;
-      }
+      await copyBlob(from, to, t.tarball_key);
       report.blobs++;
     }
     if (tarballs.length) progress(`release tarballs: ${tarballs.length}`);

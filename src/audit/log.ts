@@ -12,7 +12,7 @@ import { describePrincipal, type Principal } from '../identity/principal.js';
 import type { Action, RequestFacts, Resource } from '../policy/actions.js';
 import type { AuditSink, Decision } from '../policy/authorize.js';
 import type { Db } from '../storage/types.js';
-import { type ChainBreak, entryHash, GENESIS_HASH, verifyChain } from './chain.js';
+import { type ChainBreak, type ChainedFields, entryHash, GENESIS_HASH, verifyChain } from './chain.js';
 
 export interface AuditEvent {
   principal: Principal;
@@ -57,17 +57,8 @@ export interface AuditQuery {
   limit?: number;
 }
 
-interface Pending {
-  at: string;
-  org_id: string | null;
-  actor: string;
-  token_id: string | null;
-  action: string;
-  target: string;
-  outcome: string;
-  reason: string;
-  detail: string;
-}
+/** An entry waiting for its place in the chain. */
+type Pending = Omit<ChainedFields, 'seq'>;
 
 interface ReadCount {
   day: string;

@@ -7,7 +7,7 @@ import { InvalidInput } from '../errors.js';
 import type { DeployGrant, Principal } from '../identity/principal.js';
 import type { Db } from '../storage/types.js';
 import { outputStorePath } from './inventory.js';
-import { parseRequirement, parseVersion, satisfies } from './version.js';
+import { parseRequirement, parseVersion, satisfies, type Version } from './version.js';
 
 const STORE_PATH_HASH = /^(?:\/nix\/store\/)?([0-9a-df-np-sv-z]{32})-/;
 
@@ -37,9 +37,14 @@ export class DeployScopes {
     return hashes;
   }
 
-  /** The grants naming this flake (and this output, when given). */
+  /** Whether a grant names this flake (and this output, when given). */
   static grants(p: Principal, org: string, flake: string, attr?: string): boolean {
     return p.kind === 'token' && !!p.deploy?.some((g) => g.org === org && g.flake === flake && (attr === undefined || g.attr === attr));
+  }
+
+  /** Whether a grant covers this output of this release (its version matches the requirement). */
+  static grantsRelease(p: Principal, org: string, flake: string, attr: string, version: Version): boolean {
+    return p.kind === 'token' && !!p.deploy?.some((g) => g.org === org && g.flake === flake && g.attr === attr && satisfies(version, parseRequirement(g.requirement)));
   }
 
   async roots(orgId: string, grants: readonly DeployGrant[]): Promise<string[]> {

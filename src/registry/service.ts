@@ -145,6 +145,8 @@ export class RegistryService {
     // A deploy-only token may resolve exactly the outputs it names (to fetch their closures).
     const release = await this.resolve(p, orgName, flakeName, requirement, DeployScopes.grants(p, orgName, flakeName, attr) ? { deployFlake: true } : {});
     if (!release) throw new NotFound();
+    // A deploy-only token learns nothing about releases its requirement does not cover.
+    if (p.kind === 'token' && p.deploy && !DeployScopes.grantsRelease(p, orgName, flakeName, attr, release.version)) throw new NotFound();
     const row = await this.storage.db.selectFrom('releases').select('metadata').where('id', '=', release.id).executeTakeFirstOrThrow();
     const storePath = outputStorePath(row.metadata, attr);
     if (storePath === undefined) throw new NotFoundWithReason(`${orgName}/${flakeName} ${release.version.text} has no output ${attr} with a store path (publish with output paths included)`);

@@ -155,6 +155,11 @@ describe.skipIf(!version)('deploy-only device tokens', () => {
     expect(await narinfoStatus(await depOf(web2), device.token)).toBe(200);
     await new Promise((r) => setTimeout(r, 1100));
     expect(await narinfoStatus(web3, device.token)).toBe(404); // 2.0.0 does not match "1"
+    // Nor can it learn what 2.0.0's output is.
+    const env = { ...process.env, FLOE_SERVER: server.url, FLOE_TOKEN: device.token };
+    const resolved = await exec(process.execPath, [FLOE_BIN, 'resolve', 'acme/infra/2#nixosConfigurations.web'], { env }).catch((e) => e as { code: number; stdout: string });
+    expect((resolved as { code: number }).code).not.toBe(0);
+    expect(resolved.stdout).not.toContain(web3);
   });
 
   it('revoking the device token ends its access', async () => {

@@ -1,6 +1,7 @@
 /** `floe migrate`: an embedded installation moves to PostgreSQL + S3 with nothing lost. */
 import { execFile } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -11,6 +12,23 @@ import { startS3, type TestS3 } from '../helpers/s3.js';
 import { fakePath, nixStyleUpload } from '../helpers/paths.js';
 
 const exec = promisify(execFile);
+
+async function publishTinyFlake(server: TestServer, token: string): Promise<Buffer> {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'floe-migrate-flake-'));
+  await mkdir(path.join(root, 'source'));
+  await writeFile(path.join(root, 'source', 'flake.nix'), '{ outputs = _: { }; }\n');
+  await exec('tar', ['-czf', path.join(root, 't.tar.gz'), '-C', root, 'source']);
+  const bytes = await readFile(path.join(root, 't.tar.gz'));
+  const sha = createHash('sha256').update(bytes).digest('base64');
+  const headers = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
+  const stage = await fetch(`${server.url}/upload/acme/hello/1.0.0/${bytes.length}/${sha}`, { method: 'POST', headers, body: JSON.stringify({ visibility: 'public' }) });
+  const { s3_upload_url, uuid } = (await stage.json()) as { s3_upload_url: string; uuid: string };
+  // The upload URL names FLOE_PUBLIC_URL (the load balancer's); this server listens elsewhere.
+  const upload = new URL(s3_upload_url);
+  expect((await fetch(`${server.url}${upload.pathname}${upload.search}`, { method: 'PUT', body: new Uint8Array(bytes) })).ok).toBe(true);
+  expect((await fetch(`${server.url}/publish/${uuid}`, { method: 'POST', headers })).status).toBe(200);
+  return bytes;
+}
 
 describe.skipIf(!postgresAvailable() && !process.env.CI)('floe migrate', () => {
   let pg: TestPostgres;
@@ -49,12 +67,16 @@ describe.skipIf(!postgresAvailable() && !process.env.CI)('floe migrate', () => {
     expect(await nixStyleUpload(`${before.url}/cache/acme/oss`, basicAuth(rw), pub)).toMatchObject({ narinfo: 201 });
     const narinfos = await Promise.all([dep, top].map(async (p) => (await fetch(`${before.url}/cache/${p.hashPart}.narinfo`, { headers: { Authorization: basicAuth(read) } })).text()));
     const key = await (await fetch(`${before.url}/.well-known/nix-cache-key`)).text();
+    // Registry data, policies and the audit trail move too.
+    const publisher = (await createToken(before, 'acme', ['publish'])).token;
+    const tarball = await publishTinyFlake(before, publisher);
+    expect((await api(before, before.adminToken, 'PUT', '/api/v1/orgs/acme/policies', { source: '@id("keep") forbid (principal, action == Floe::Action::"cache.write", resource == Floe::Slice::"acme/oss");' })).status).toBe(201);
     await before.stop();
 
     const newDir = await mkdtemp(path.join(os.tmpdir(), 'floe-migrated-'));
     const run = await exec(process.execPath, [FLOE_BIN, 'migrate', '--from', before.dataDir, '--data-dir', newDir], { env: { ...process.env, ...targetEnv } });
-    expect(run.stderr).toMatch(/verified: 1 orgs, 2 slices, 4 tokens, 2 server_keys, 3 nars, 3 paths, 0 identity_trusts, 0 flakes, 0 releases, 0 org_policies, \d+ audit_log, \d+ read_summary; 3 blobs re-hashed/);
-    expect(await s3.countObjects('migrated/')).toBe(3);
+    expect(run.stderr).toMatch(/verified: 1 orgs, 2 slices, 5 tokens, 2 server_keys, 3 nars, 3 paths, 0 identity_trusts, 1 flakes, 1 releases, 1 org_policies, \d+ audit_log, \d+ read_summary; 4 blobs re-hashed/);
+    expect(await s3.countObjects('migrated/')).toBe(4);
 
     after = await startFloe({ dataDir: newDir, env: targetEnv });
     expect(after.logs()).toMatch(/PostgreSQL .*NARs in S3 bucket/);
@@ -69,6 +91,17 @@ describe.skipIf(!postgresAvailable() && !process.env.CI)('floe migrate', () => {
     expect((await fetch(`${after.url}/cache/${top.hashPart}.narinfo`)).status).toBe(404);
     expect((await fetch(`${after.url}/cache/nix-cache-info`, { headers: { Authorization: basicAuth(revoked.token) } })).status).toBe(401);
     expect((await api(after, before.adminToken, 'POST', '/api/v1/orgs', { name: 'second' })).status).toBe(201);
+    const redirect = await fetch(`${after.url}/f/acme/hello/*.tar.gz`, { redirect: 'manual' });
+    expect(redirect.status).toBe(302);
+    const pinned = new URL(redirect.headers.get('location')!, after.url);
+    const fetched = await fetch(`${after.url}${pinned.pathname}`);
+    expect(fetched.status).toBe(200);
+    expect(Buffer.from(await fetched.arrayBuffer()).equals(tarball)).toBe(true);
+    expect((await api<{ version: number }>(after, before.adminToken, 'GET', '/api/v1/orgs/acme/policies')).body.version).toBe(1);
+    expect((await nixStyleUpload(`${after.url}/cache/acme/oss`, basicAuth(rw), fakePath('after'))).nar).toBe(403);
+    const chain = await api<{ ok: boolean; entries: number }>(after, before.adminToken, 'GET', '/api/v1/audit/verify');
+    expect(chain.body.ok).toBe(true);
+    expect(chain.body.entries).toBeGreaterThan(5);
   });
 
   it('refuses a target that already holds data', async () => {
