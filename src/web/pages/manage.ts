@@ -95,6 +95,15 @@ export function usageTab(org: string, u: OrgUsage, served: ServedStats, publicUr
         }</div>
       </section>
     </div>
+    <section aria-labelledby="largest-title"><h2 id="largest-title">Largest paths</h2>
+      <div class="card table-card">${
+        u.largest.length
+          ? html`<table class="list"><thead><tr><th scope="col">Path</th><th scope="col">Slice</th><th scope="col" class="num">NAR size</th></tr></thead><tbody>${u.largest.map(
+              (l) => html`<tr><td><code title="${l.storePath}">${l.storePath.replace(/^(\/nix\/store\/)?[a-z0-9]{32}-/, '')}</code></td><td class="small">${l.slice}</td><td class="num">${bytes(l.narSize)}</td></tr>`,
+            )}</tbody></table>`
+          : html`<p class="empty">Nothing stored yet.</p>`
+      }</div>
+    </section>
     <h2>Served by this server</h2>
     <div class="stats">
       <div class="card stat"><div class="value">${count(served.hits)}</div><div class="what">narinfo hits</div></div>
