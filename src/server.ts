@@ -25,8 +25,11 @@ import { UpstreamService } from './cache/upstream.js';
 import { RetentionService } from './cache/retention.js';
 import { GarbageCollector } from './cache/gc.js';
 import { createApp } from './http/app.js';
-import { Metrics } from './http/metrics.js';
+import { Metrics, areaOf } from './http/metrics.js';
+import type { ReadinessCheck } from './http/app.js';
+import { sql } from 'kysely';
 import { RegistryService } from './registry/service.js';
+import { UsageService } from './cache/usage.js';
 import { DeployScopes } from './registry/deploy.js';
 import { createCacheHandler, markExpectsContinue } from './http/cache-handler.js';
 
@@ -59,6 +62,20 @@ async function ensureAdminToken(file: string, tokens: TokenService, log: Logger)
   const tmp = `${file}.tmp-${process.pid}`;
   await writeFile(tmp, `${minted.token}\n`, { mode: 0o600 });
   await rename(tmp, file);
+}
+
+/** One backend check for /readyz, bounded in time: a hung backend is as unready as a failing one. */
+async function probe(backend: ReadinessCheck['backend'], check: () => Promise<unknown>): Promise<ReadinessCheck> {
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([check(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timed out after 3 s')), 3000)))]);
+    return { backend, ok: true, ms: Math.round(performance.now() - started) };
+  } catch (err) {
+    return { backend, ok: false, ms: Math.round(performance.now() - started), error: (err as Error).message.split('\n')[0]!.slice(0, 200) };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
@@ -107,12 +124,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   await policies.refresh();
   // Policy changes made through other replicas take effect within a second.
   policies.start(1000);
-  const authorizer = new Authorizer(audit, policies, (allowed) => metrics.inc('floe_policy_decisions_total', { outcome: allowed ? 'allow' : 'deny' }));
+  const authorizer = new Authorizer(audit, policies, (allowed) => metrics.policyDecision(allowed ? 'allow' : 'deny'));
   const orgs = new OrgService(storage.db);
   const upstreams = new UpstreamService(storage.db);
   const cache = new CacheService(storage, orgs, authorizer, keys.nix, { maxUploadBytes: config.limits.maxUploadBytes, maxNarBytes: config.limits.maxNarBytes }, audit, new DeployScopes(storage.db), upstreams);
   const retention = new RetentionService(storage.db);
-  const gc = new GarbageCollector(storage, (hashes) => cache.forget(hashes), log);
+  const gc = new GarbageCollector(storage, (hashes) => cache.forget(hashes), log, (result, bytes) => metrics.gcRun(result, bytes));
   const gcGraceMs = config.gc.graceSeconds * 1000;
   const gcTimer =
     config.gc.intervalSeconds > 0
@@ -130,6 +147,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     policies,
     resolveClient,
     registry,
+    usage: new UsageService(storage.db),
     exchange,
     orgs,
     tokens,
@@ -143,6 +161,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     jwks: () => keyRing.current.jwks,
     metrics,
     publicMetrics: config.publicMetrics,
+    readiness: () => Promise.all([probe('database', () => sql`select 1`.execute(storage.db)), probe('blobs', () => (storage.blobs.check ? storage.blobs.check() : storage.blobs.size('floe-readiness-probe')))]),
     rotateKeys: async () => {
       const kid = await rotateJwtKey(storage.db);
       await keyRing.reload(0);
@@ -154,10 +173,21 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   await ensureAdminToken(adminTokenFile, tokens, log);
   const api = getRequestListener(app.fetch);
   const cacheHandler = createCacheHandler({ cache, orgs, tokens, limits: config.limits, priority: config.priority, log, metrics, resolveClient });
+  const wireMarks = new WeakMap<import('node:net').Socket, { read: number; written: number }>();
   handler = (req, res) => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const pathname = q < 0 ? url : url.slice(0, q);
+    // Bytes on the wire (heads and bodies): what the connection moved since the previous request
+    // on it ended. Requests on one connection are sequential, so that is this request's share.
+    const socket = req.socket;
+    res.once('close', () => {
+      const seen = wireMarks.get(socket) ?? { read: 0, written: 0 };
+      const area = areaOf(pathname);
+      metrics.inc('floe_http_received_bytes_total', { area }, Math.max(0, socket.bytesRead - seen.read));
+      metrics.inc('floe_http_sent_bytes_total', { area }, Math.max(0, socket.bytesWritten - seen.written));
+      wireMarks.set(socket, { read: socket.bytesRead, written: socket.bytesWritten });
+    });
     if (pathname === '/cache' || pathname.startsWith('/cache/')) {
       cacheHandler(req, res, pathname).catch((err) => {
         log.error({ err }, 'cache handler crashed');

@@ -54,8 +54,13 @@ describe('architecture', () => {
     expect(bad).toEqual([]);
   });
 
-  it('domain code never imports the HTTP layer or the CLI', () => {
-    const bad = all.filter(([f, t]) => /^(cache|identity|policy|org|storage|nix)\//.test(f) && /^(http|cli)\//.test(t));
+  it('domain code never imports the HTTP layer, the web interface or the CLI', () => {
+    const bad = all.filter(([f, t]) => /^(cache|identity|policy|org|storage|nix|registry|audit)\//.test(f) && /^(http|cli|web)\//.test(t));
+    expect(bad).toEqual([]);
+  });
+
+  it('the web interface never reaches storage backends or the CLI', () => {
+    const bad = from('web/').filter(([, t]) => /^(storage|cli)\//.test(t));
     expect(bad).toEqual([]);
   });
 

@@ -50,6 +50,10 @@ export interface AuditQuery {
   since?: string;
   until?: string;
   afterSeq?: number;
+  /** Entries before this seq (with newestFirst: the next page of older entries). */
+  beforeSeq?: number;
+  /** Newest first (the web interface); default oldest first (exports, `floe audit`). */
+  newestFirst?: boolean;
   limit?: number;
 }
 
@@ -234,7 +238,7 @@ export class AuditLog implements AuditSink {
   }
 
   async query(q: AuditQuery): Promise<AuditEntry[]> {
-    let sel = this.db.selectFrom('audit_log').selectAll().orderBy('seq', 'asc').limit(Math.min(Math.max(q.limit ?? 100, 1), 5000));
+    let sel = this.db.selectFrom('audit_log').selectAll().orderBy('seq', q.newestFirst ? 'desc' : 'asc').limit(Math.min(Math.max(q.limit ?? 100, 1), 5000));
     if (q.orgId !== undefined) sel = sel.where('org_id', '=', q.orgId);
     if (q.action) sel = q.action.endsWith('.') ? sel.where('action', 'like', `${q.action.replace(/[%_]/g, '')}%`) : sel.where('action', '=', q.action);
     if (q.outcome) sel = sel.where('outcome', '=', q.outcome);
@@ -242,6 +246,7 @@ export class AuditLog implements AuditSink {
     if (q.since) sel = sel.where('at', '>=', q.since);
     if (q.until) sel = sel.where('at', '<', q.until);
     if (q.afterSeq !== undefined) sel = sel.where('seq', '>', q.afterSeq);
+    if (q.beforeSeq !== undefined) sel = sel.where('seq', '<', q.beforeSeq);
     const rows = await sel.execute();
     return rows.map((r) => ({
       seq: Number(r.seq),

@@ -105,11 +105,25 @@ export class GarbageCollector {
     /** Told which hash parts were deleted, to drop memoized narinfo lookups. */
     private readonly onDeleted: (hashParts: string[]) => void,
     private readonly log?: Logger,
+    /** Told once per run how it went and how many stored bytes it freed (metrics). */
+    private readonly onRun?: (result: 'ok' | 'failed', deletedBytes: number) => void,
   ) {}
 
   /** One run at a time per process: a run asked for while another goes waits for it. */
   run(opts: GcOptions): Promise<GcReport> {
-    const next = (this.running ?? Promise.resolve()).catch(() => undefined).then(() => this.collect(opts));
+    const next = (this.running ?? Promise.resolve())
+      .catch(() => undefined)
+      .then(() => this.collect(opts))
+      .then(
+        (report) => {
+          if (!report.dryRun) this.onRun?.('ok', report.nars.storedBytes + report.orphanBlobs.bytes);
+          return report;
+        },
+        (err: unknown) => {
+          this.onRun?.('failed', 0);
+          throw err;
+        },
+      );
     this.running = next;
     void next.finally(() => {
       if (this.running === next) this.running = undefined;

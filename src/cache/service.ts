@@ -27,7 +27,7 @@ import { lockSharedAgainstGc } from '../storage/locks.js';
 import { quotaFull, quotaViolation } from './quota.js';
 import type { Upstream, UpstreamService } from './upstream.js';
 import { checkFetchedNar } from './upstream-verify.js';
-import { orgStoredBytes } from './usage.js';
+import { orgStoredBytes } from './accounting.js';
 
 /** Where a request looks: the unified substituter (every slice the caller may read) or one slice. */
 /** What the cache tells the audit trail: committed writes, and reads for the per-day summary. */

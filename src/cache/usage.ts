@@ -1,61 +1,84 @@
 /**
- * Storage accounting. Logical bytes = the sum of NarSize over the paths (what clients download);
- * deduplicated bytes = the stored (zstd) file sizes of the distinct NARs those paths use, which is
- * what a slice or org costs in storage and what quotas limit.
+ * What an org's cache holds, from the database: per slice path counts and NAR bytes, pushes per
+ * day, the biggest closures' roots and who pushed most. Callers authorize first (org admins only).
  */
+import type { Org } from '../org/service.js';
 import type { Db } from '../storage/types.js';
 
-/** Deduplicated stored bytes of an org: distinct NARs used by any of its slices. */
-export async function orgStoredBytes(db: Db, orgId: string): Promise<number> {
-  const row = await db
-    .selectFrom('nars')
-    .select((eb) => eb.fn.sum<number | string | null>('nars.file_size').as('bytes'))
-    .where('nars.nar_hash', 'in', (eb) => eb.selectFrom('paths').innerJoin('slices', 'slices.id', 'paths.slice_id').select('paths.nar_hash').where('slices.org_id', '=', orgId))
-    .executeTakeFirst();
-  return Number(row?.bytes ?? 0);
+export interface SliceUsage {
+  slice: string;
+  public: boolean;
+  paths: number;
+  /** Sum of NarSize over the slice's paths (NARs shared between slices count in each). */
+  narBytes: number;
 }
 
-export interface SliceUsage {
-  name: string;
+export interface DayCount {
+  /** YYYY-MM-DD (UTC). */
+  day: string;
   paths: number;
-  logicalBytes: number;
-  storedBytes: number;
+  bytes: number;
 }
 
 export interface OrgUsage {
-  org: string;
-  paths: number;
-  logicalBytes: number;
-  storedBytes: number;
-  quotaBytes: number | null;
-  retentionSeconds: number | null;
   slices: SliceUsage[];
+  totalPaths: number;
+  totalNarBytes: number;
+  /** The last `days` days, oldest first, days without pushes included. */
+  pushesPerDay: DayCount[];
+  recent: Array<{ storePath: string; slice: string; narSize: number; uploadedBy: string; at: string }>;
+  topUploaders: Array<{ uploadedBy: string; paths: number; bytes: number }>;
+  largest: Array<{ storePath: string; slice: string; narSize: number }>;
 }
 
-export async function orgUsage(db: Db, org: { id: string; name: string }): Promise<OrgUsage> {
-  const slices = await db.selectFrom('slices').select(['id', 'name']).where('org_id', '=', org.id).orderBy('name').execute();
-  const out: SliceUsage[] = [];
-  for (const s of slices) {
-    const logical = await db
-      .selectFrom('paths')
-      .select((eb) => [eb.fn.countAll<number | string>().as('n'), eb.fn.sum<number | string | null>('nar_size').as('bytes')])
-      .where('slice_id', '=', s.id)
-      .executeTakeFirst();
-    const stored = await db
-      .selectFrom('nars')
-      .select((eb) => eb.fn.sum<number | string | null>('nars.file_size').as('bytes'))
-      .where('nars.nar_hash', 'in', (eb) => eb.selectFrom('paths').select('paths.nar_hash').where('paths.slice_id', '=', s.id))
-      .executeTakeFirst();
-    out.push({ name: s.name, paths: Number(logical?.n ?? 0), logicalBytes: Number(logical?.bytes ?? 0), storedBytes: Number(stored?.bytes ?? 0) });
+export class UsageService {
+  constructor(private readonly db: Db) {}
+
+  async orgUsage(org: Org, opts: { days?: number } = {}): Promise<OrgUsage> {
+    const days = opts.days ?? 30;
+    const sliceRows = await this.db
+      .selectFrom('slices')
+      .leftJoin('paths', 'paths.slice_id', 'slices.id')
+      .select((eb) => ['slices.name', 'slices.public', eb.fn.count<number>('paths.hash_part').as('paths'), eb.fn.sum<number>('paths.nar_size').as('bytes')])
+      .where('slices.org_id', '=', org.id)
+      .groupBy(['slices.id', 'slices.name', 'slices.public'])
+      .orderBy('slices.name')
+      .execute();
+    const slices = sliceRows.map((r) => ({ slice: r.name, public: Number(r.public) === 1, paths: Number(r.paths ?? 0), narBytes: Number(r.bytes ?? 0) }));
+
+    const since = new Date(Date.now() - (days - 1) * 86_400_000);
+    since.setUTCHours(0, 0, 0, 0);
+    const orgPaths = () => this.db.selectFrom('paths').innerJoin('slices', 'slices.id', 'paths.slice_id').where('slices.org_id', '=', org.id);
+    // Bounded: one row per recent path would not be, so aggregate in SQL by the date prefix.
+    const perDay = await orgPaths()
+      .select((eb) => [eb.fn<string>('substr', ['paths.created_at', eb.val(1), eb.val(10)]).as('day'), eb.fn.countAll<number>().as('paths'), eb.fn.sum<number>('paths.nar_size').as('bytes')])
+      .where('paths.created_at', '>=', since.toISOString())
+      .groupBy('day')
+      .execute();
+    const counts = new Map(perDay.map((r) => [r.day, r]));
+    const pushesPerDay: DayCount[] = [];
+    for (let i = 0; i < days; i++) {
+      const day = new Date(since.getTime() + i * 86_400_000).toISOString().slice(0, 10);
+      const c = counts.get(day);
+      pushesPerDay.push({ day, paths: Number(c?.paths ?? 0), bytes: Number(c?.bytes ?? 0) });
+    }
+
+    const recent = await orgPaths().select(['paths.store_path', 'slices.name', 'paths.nar_size', 'paths.uploaded_by', 'paths.created_at']).orderBy('paths.created_at', 'desc').limit(10).execute();
+    const top = await orgPaths()
+      .select((eb) => ['paths.uploaded_by', eb.fn.countAll<number>().as('paths'), eb.fn.sum<number>('paths.nar_size').as('bytes')])
+      .groupBy('paths.uploaded_by')
+      .orderBy('bytes', 'desc')
+      .limit(5)
+      .execute();
+    const largest = await orgPaths().select(['paths.store_path', 'slices.name', 'paths.nar_size']).orderBy('paths.nar_size', 'desc').limit(5).execute();
+    return {
+      slices,
+      totalPaths: slices.reduce((a, s) => a + s.paths, 0),
+      totalNarBytes: slices.reduce((a, s) => a + s.narBytes, 0),
+      pushesPerDay,
+      recent: recent.map((r) => ({ storePath: r.store_path, slice: r.name, narSize: Number(r.nar_size), uploadedBy: r.uploaded_by, at: r.created_at })),
+      topUploaders: top.map((r) => ({ uploadedBy: r.uploaded_by, paths: Number(r.paths), bytes: Number(r.bytes ?? 0) })),
+      largest: largest.map((r) => ({ storePath: r.store_path, slice: r.name, narSize: Number(r.nar_size) })),
+    };
   }
-  const settings = await db.selectFrom('org_settings').selectAll().where('org_id', '=', org.id).executeTakeFirst();
-  return {
-    org: org.name,
-    paths: out.reduce((n, s) => n + s.paths, 0),
-    logicalBytes: out.reduce((n, s) => n + s.logicalBytes, 0),
-    storedBytes: await orgStoredBytes(db, org.id),
-    quotaBytes: settings?.quota_bytes == null ? null : Number(settings.quota_bytes),
-    retentionSeconds: settings?.retention_seconds == null ? null : Number(settings.retention_seconds),
-    slices: out,
-  };
 }

@@ -3,7 +3,8 @@
  * is authenticated once (a bad credential is a 401, never silently anonymous); every route then asks
  * the authorizer, directly or through its service.
  */
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
+import { routePath } from 'hono/route';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { FloeError, Forbidden, NotFound } from '../errors.js';
 import { credentialFromAuthorization } from '../identity/credentials.js';
@@ -15,20 +16,38 @@ import type { AppEnv } from './context.js';
 import { errorBody, missResponse } from './errors.js';
 import { type ApiDeps, apiRoutes } from './routes/api.js';
 import { nextRequestId } from './request-id.js';
-import { type Metrics, areaOf } from './metrics.js';
+import { areaOf } from './metrics.js';
 import { registryRoutes } from './routes/registry.js';
 import { NotFoundWithReason, type RegistryService } from '../registry/service.js';
+import type { UsageService } from '../cache/usage.js';
+import { isWebPath, webErrorPage, webRoutes } from '../web/routes.js';
 
 export interface AppDeps extends ApiDeps {
   registry: RegistryService;
+  usage: UsageService;
   tokens: TokenService;
   log: Logger;
   jwks: () => unknown;
   rotateKeys: () => Promise<string>;
-  metrics: Metrics;
+  /** Database and blob store checks for /readyz. */
+  readiness: () => Promise<ReadinessCheck[]>;
   /** Serve /metrics without authentication (for a scraper on a private network). */
   publicMetrics: boolean;
   resolveClient: ClientResolver;
+}
+
+/** What a readiness probe found out about one backend. */
+export interface ReadinessCheck {
+  backend: 'database' | 'blobs';
+  ok: boolean;
+  ms: number;
+  error?: string;
+}
+
+/** The matched route's template (`/api/v1/orgs/:org`), or "unmatched": never the raw path. */
+function routeTemplate(c: Context<AppEnv>): string {
+  const r = routePath(c, -1);
+  return r === '*' || r === '/*' || r === '' ? 'unmatched' : r;
 }
 
 const FLAKEHUB_PUSH_PATHS = /^\/(token\/status|upload\/|publish\/)/;
@@ -43,7 +62,16 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     c.set('principal', withClient(ANONYMOUS, deps.resolveClient(c.env.incoming, requestId)));
     await next();
     const status = c.env?.outgoing?.headersSent ? c.env.outgoing.statusCode : c.res.status;
-    deps.metrics.inc('floe_http_requests_total', { area: areaOf(c.req.path), status: `${Math.floor(status / 100)}xx` });
+    if (!c.env?.outgoing?.headersSent) {
+      try {
+        c.res.headers.set('X-Request-Id', requestId);
+      } catch {
+        // Immutable headers (a fetched Response): copy it.
+        c.res = new Response(c.res.body, c.res);
+        c.res.headers.set('X-Request-Id', requestId);
+      }
+    }
+    deps.metrics.request(areaOf(c.req.path), c.req.method, routeTemplate(c), status, (performance.now() - started) / 1000);
     // Never log headers or query strings: only what cannot carry a secret.
     deps.log.info(
       { reqId: requestId, method: c.req.method, path: c.req.path, status, ms: Math.round((performance.now() - started) * 100) / 100, principal: describePrincipal(c.get('principal')) },
@@ -76,12 +104,18 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       return missResponse();
     }
     if (c.req.path.startsWith('/api/')) return c.json({ error: body.code, message: body.message }, body.status as ContentfulStatusCode, headers);
+    if (isWebPath(c.req.path) && (c.req.header('accept') ?? '').includes('text/html')) return webErrorPage(c, deps.publicUrl(), body.status, body.message);
     return c.text(`${body.message}\n`, body.status as ContentfulStatusCode, headers);
   });
 
   app.notFound(() => missResponse());
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', async (c) => {
+    const checks = await deps.readiness();
+    const failed = checks.filter((x) => !x.ok);
+    return c.json({ status: failed.length ? 'unavailable' : 'ready', checks, ...(failed.length ? { failed: failed.map((x) => x.backend) } : {}) }, failed.length ? 503 : 200, { 'Cache-Control': 'no-store' });
+  });
   app.get('/metrics', (c) => {
     if (!deps.publicMetrics) {
       const d = deps.authorizer.authorize(c.get('principal'), 'server.admin', { type: 'server' });
@@ -97,6 +131,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     return c.json({ kid: await deps.rotateKeys() });
   });
   registryRoutes(app, { registry: deps.registry, limits: deps.limits, publicUrl: deps.publicUrl });
+  webRoutes(app, { ...deps, usage: deps.usage });
   app.route('/api/v1', apiRoutes(deps));
   app.all('/api/*', () => {
     throw new NotFound();

@@ -83,6 +83,20 @@ export function parseRange(header: string | undefined, size: number): { start: n
   return { start, end };
 }
 
+/** The route template of a /cache path, for metrics labels (org and slice names are not labels). */
+export function cacheRouteOf(pathname: string): string {
+  const parts = pathname.slice('/cache'.length).split('/').slice(1);
+  const sliced = parts.length >= 3 && !UNIFIED_TOP.has(parts[0]!);
+  const prefix = sliced ? '/cache/:org/:slice' : '/cache';
+  const rest = sliced ? parts.slice(2) : parts;
+  const [first] = rest;
+  if (rest.length === 1 && first === 'nix-cache-info') return `${prefix}/nix-cache-info`;
+  if (rest.length === 1 && first!.endsWith('.narinfo')) return `${prefix}/:hash.narinfo`;
+  if (rest.length === 1 && first!.endsWith('.ls')) return `${prefix}/:hash.ls`;
+  if (rest.length === 2 && first === 'nar') return `${prefix}/nar/:file`;
+  return `${prefix}/*`;
+}
+
 export function createCacheHandler(deps: CacheHandlerDeps) {
   const cacheInfo = formatCacheInfo({ wantMassQuery: true, priority: deps.priority });
 
@@ -188,6 +202,7 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
           deps.metrics.inc('floe_upload_bytes_total', {}, nar.receivedBytes);
         } catch (err) {
           deps.metrics.inc('floe_uploads_total', { result: 'rejected' });
+          if (err instanceof FloeError && err.code !== 'unauthenticated' && err.code !== 'forbidden') deps.metrics.uploadVerificationFailed(err.code);
           throw err;
         }
         return send(req, res, 201, {});
@@ -199,6 +214,7 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
   return async function handleCache(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
     const started = performance.now();
     const requestId = nextRequestId();
+    res.setHeader('X-Request-Id', requestId);
     const client = deps.resolveClient(req, requestId);
     let principal: Principal = withClient(ANONYMOUS, client);
     try {
@@ -221,7 +237,7 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
         send(req, res, body.status, headers, `${body.message}\n`);
       }
     }
-    deps.metrics.inc('floe_http_requests_total', { area: 'cache', status: `${Math.floor(res.statusCode / 100)}xx` });
+    deps.metrics.request('cache', req.method ?? 'GET', cacheRouteOf(pathname), res.statusCode, (performance.now() - started) / 1000);
     if (deps.log.isLevelEnabled('info')) {
       // Never log headers or query strings: only what cannot carry a secret.
       deps.log.info(

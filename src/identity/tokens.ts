@@ -166,6 +166,7 @@ export class TokenService {
         await this.assertNotRevoked(tokenIdOf(cached.principal));
         cached.checkedRevocationAtMs = nowMs;
       }
+      this.noteUse(tokenIdOf(cached.principal), nowMs);
       return cached.principal;
     }
     if (cached) this.verified.delete(token);
@@ -217,7 +218,26 @@ export class TokenService {
           };
     if (this.verified.size >= TokenService.CACHE_LIMIT) this.verified.clear();
     this.verified.set(token, { principal, expiresAtMs: payload.exp * 1000, checkedRevocationAtMs: nowMs });
+    this.noteUse(payload.jti, nowMs);
     return principal;
+  }
+
+  /** Last-use times, written at most once a minute per token, off the request's path. */
+  private readonly lastUseWritten = new Map<string, number>();
+  private static readonly LAST_USE_RESOLUTION_MS = 60_000;
+
+  private noteUse(id: string, nowMs: number): void {
+    if (!id) return;
+    const last = this.lastUseWritten.get(id);
+    if (last !== undefined && nowMs - last < TokenService.LAST_USE_RESOLUTION_MS) return;
+    if (this.lastUseWritten.size >= TokenService.CACHE_LIMIT) this.lastUseWritten.clear();
+    this.lastUseWritten.set(id, nowMs);
+    this.db
+      .updateTable('tokens')
+      .set({ last_used_at: new Date(nowMs).toISOString() })
+      .where('id', '=', id)
+      .execute()
+      .catch(() => this.lastUseWritten.delete(id)); // best effort: a failed write only loses a timestamp
   }
 
   /** Revokes by id. Returns false if no such token exists. */

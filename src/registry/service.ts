@@ -66,6 +66,17 @@ export class NotFoundWithReason extends FloeError {
   }
 }
 
+export interface FlakeDetails {
+  org: string;
+  flake: string;
+  visibility: Visibility;
+  description: string | null;
+  labels: string[];
+  createdAt: string;
+  updatedAt: string;
+  releases: Array<Release & { metadata: ReleaseMetadata; publishedBy: string }>;
+}
+
 export interface FlakeSummary {
   org: string;
   flake: string;
@@ -301,6 +312,34 @@ export class RegistryService {
         createdAt: r.created_at,
       }))
       .sort((a, b) => compareVersions(b.version, a.version));
+  }
+
+  /**
+   * A flake as its page shows it: listing fields, releases (newest first) and the metadata each
+   * release was published with. Undefined when missing or denied, like every read.
+   */
+  async details(p: Principal, orgName: string, flakeName: string): Promise<FlakeDetails | undefined> {
+    const releases = await this.releases(p, orgName, flakeName);
+    if (!releases) return undefined;
+    const row = await this.storage.db
+      .selectFrom('flakes')
+      .innerJoin('orgs', 'orgs.id', 'flakes.org_id')
+      .select(['flakes.id', 'flakes.visibility', 'flakes.description', 'flakes.labels', 'flakes.created_at', 'flakes.updated_at'])
+      .where('orgs.name', '=', orgName)
+      .where('flakes.name', '=', flakeName)
+      .executeTakeFirstOrThrow();
+    const metas = await this.storage.db.selectFrom('releases').select(['id', 'metadata', 'published_by']).where('flake_id', '=', row.id).execute();
+    const byId = new Map(metas.map((m) => [m.id, { metadata: JSON.parse(m.metadata) as ReleaseMetadata, publishedBy: m.published_by }]));
+    return {
+      org: orgName,
+      flake: flakeName,
+      visibility: row.visibility,
+      description: row.description,
+      labels: JSON.parse(row.labels) as string[],
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+      releases: releases.map((r) => ({ ...r, metadata: byId.get(r.id)?.metadata ?? { visibility: row.visibility }, publishedBy: byId.get(r.id)?.publishedBy ?? '' })),
+    };
   }
 
   /** The newest non-yanked release matching the requirement. */

@@ -41,6 +41,8 @@ export interface BlobStore {
   list(): AsyncIterable<BlobInfo>;
   /** A short-lived URL the client may download from directly, when the backend offers one. */
   redirectUrl?(key: string): Promise<string | undefined>;
+  /** Throws when the store cannot be reached (readiness probes); default: a size() of a missing key. */
+  check?(): Promise<void>;
 }
 
 export interface Storage {

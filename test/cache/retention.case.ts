@@ -444,6 +444,9 @@ export function retentionScenarios(backend: Backend): void {
         expect(await status(p)).toBe(404);
         expect(await status(kept)).toBe(200);
         expect(scheduled.logs()).toMatch(/"msg":"gc done"/);
+        const metrics = await (await fetch(`${scheduled.url}/metrics`, { headers: { Authorization: `Bearer ${scheduled.adminToken}` } })).text();
+        expect(metrics).toMatch(/floe_gc_runs_total\{result="ok"\} [1-9]/);
+        expect(metrics).toMatch(/floe_gc_deleted_bytes_total [1-9]/);
       } finally {
         await scheduled.cleanup();
       }

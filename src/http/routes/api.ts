@@ -24,6 +24,8 @@ import { parseBody } from '../validate.js';
 import { authRoutes } from './auth.js';
 import type { ExchangeService } from '../../identity/exchange.js';
 import { type StorageDeps, storageRoutes } from './storage.js';
+import type { Metrics } from '../metrics.js';
+import { FloeError } from '../../errors.js';
 
 export interface ApiDeps {
   exchange: ExchangeService;
@@ -35,6 +37,7 @@ export interface ApiDeps {
   publicUrl: () => string;
   nixPublicKey: string;
   storage: Omit<StorageDeps, 'requireOrg' | 'authorizer' | 'limits'>;
+  metrics: Metrics;
   audit: AuditLog;
   policies: PolicyStore;
 }
@@ -249,7 +252,8 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
       if (!req.complete) controller.abort();
     });
     const declared = compressionFromName(String(c.req.header('x-floe-compression') ?? ''));
-    const { result, nar } = await deps.cache.uploadPath(
+    const { result, nar } = await deps.cache
+      .uploadPath(
       p,
       view,
       {
@@ -264,7 +268,11 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
       rest,
       declared,
       controller.signal,
-    );
+    )
+      .catch((err: unknown) => {
+        if (err instanceof FloeError && err.code !== 'unauthenticated' && err.code !== 'forbidden') deps.metrics.uploadVerificationFailed(err.code);
+        throw err;
+      });
     return c.json({ storePath: info.storePath, status: result, narHash: formatNix32Hash(nar.narHash), narSize: nar.narSize, receivedBytes: nar.receivedBytes }, result === 'created' ? 201 : 200);
   };
   api.put('/cache/paths', (c) => upload(c, { kind: 'unified' }));

@@ -142,6 +142,7 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
         createdAt: r.created_at,
         expiresAt: r.expires_at,
         revokedAt: r.revoked_at,
+        lastUsedAt: r.last_used_at ?? null,
       })),
     });
   });

@@ -205,7 +205,7 @@ function actorOf(p: Principal): string {
   return p.kind === 'anonymous' ? 'anonymous' : p.kind === 'server-admin' ? `server-admin:${p.subject}` : `${p.org.name}:${p.subject}`;
 }
 
-function hypotheticalPrincipal(spec: z.infer<typeof testPrincipal>, org: Org, otherOrgs: Map<string, string>, client: { ip?: string; country?: string } | undefined, i: number): Principal {
+export function hypotheticalPrincipal(spec: z.infer<typeof testPrincipal>, org: Org, otherOrgs: Map<string, string>, client: { ip?: string; country?: string } | undefined, i: number): Principal {
   const c = { ip: client?.ip ?? '127.0.0.1', ...(client?.country ? { country: client.country.toUpperCase() } : {}) };
   if ('anonymous' in spec) return { kind: 'anonymous', client: c };
   const orgName = spec.org ?? org.name;
@@ -227,7 +227,7 @@ function hypotheticalPrincipal(spec: z.infer<typeof testPrincipal>, org: Org, ot
   };
 }
 
-function hypotheticalResource(spec: z.infer<typeof testCase>['resource'], org: Org, slices: Map<string, { id: string; name: string; public: boolean }>): Resource {
+export function hypotheticalResource(spec: z.infer<typeof testCase>['resource'], org: Org, slices: Map<string, { id: string; name: string; public: boolean }>): Resource {
   const o = { id: org.id, name: org.name };
   if ('slice' in spec) {
     const s = slices.get(spec.slice);

@@ -12,7 +12,7 @@ import type { Org } from '../../org/service.js';
 import type { UpstreamService } from '../../cache/upstream.js';
 import type { RetentionService } from '../../cache/retention.js';
 import type { GarbageCollector } from '../../cache/gc.js';
-import { orgUsage } from '../../cache/usage.js';
+import { orgStorage } from '../../cache/accounting.js';
 import type { Db } from '../../storage/types.js';
 import { parseStorePath, parseStorePathBase } from '../../nix/store-path.js';
 import { type Limits, parseDuration, parseSize } from '../../config.js';
@@ -95,7 +95,7 @@ export function storageRoutes(api: Hono<AppEnv>, deps: StorageDeps): void {
   // ---- settings and usage ----
   api.get('/orgs/:org/usage', async (c) => {
     const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
-    return c.json(await orgUsage(deps.db, org));
+    return c.json(await orgStorage(deps.db, org));
   });
   api.patch('/orgs/:org/settings', async (c) => {
     const p = c.get('principal');

@@ -94,6 +94,18 @@ export class FsBlobStore implements BlobStore {
     return { body, size };
   }
 
+  /** Both directories must exist and be directories (a missing mount is not "empty"). */
+  async check(): Promise<void> {
+    for (const [name, dir] of [['blobs', this.blobDir], ['tmp', this.tmpDir]] as const) {
+      const ok = await stat(dir).then(
+        (s) => s.isDirectory(),
+        () => false,
+      );
+      // No absolute path in the message: readiness answers are public.
+      if (!ok) throw new Error(`the ${name} directory of the data dir is missing or unreadable`);
+    }
+  }
+
   async size(key: string): Promise<number | undefined> {
     try {
       return (await stat(this.pathFor(key))).size;

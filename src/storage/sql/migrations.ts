@@ -241,6 +241,12 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('nar_uploads_by_nar').on('nar_uploads').column('nar_hash').execute();
     },
   },
+  '2026-11-29-200-web': {
+    async up(db: Kysely<any>) {
+      // When a token was last presented (written at most once a minute per token per replica).
+      await db.schema.alterTable('tokens').addColumn('last_used_at', 'text').execute();
+    },
+  },
 };
 
 class StaticProvider implements MigrationProvider {
@@ -250,7 +256,9 @@ class StaticProvider implements MigrationProvider {
 }
 
 export async function migrateToLatest(db: Kysely<any>): Promise<void> {
-  const migrator = new Migrator({ db, provider: new StaticProvider() });
+  // Branches land in any order (e.g. 2026-11-29-100-retention after 2026-11-29-200-web ran):
+  // migrations are independent of each other, so a missing earlier one simply runs.
+  const migrator = new Migrator({ db, provider: new StaticProvider(), allowUnorderedMigrations: true });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {

@@ -31,6 +31,8 @@ export interface TokensTable {
   created_at: string;
   expires_at: string;
   revoked_at: string | null;
+  /** Last time the token was presented (minute resolution); absent before it ever was. */
+  last_used_at?: string | null;
 }
 
 export interface ServerKeysTable {

@@ -1,0 +1,61 @@
+/**
+ * Storage accounting (quotas, `floe usage`, `GET /api/v1/orgs/:org/usage`). Logical bytes = the sum of NarSize over the paths (what clients download);
+ * deduplicated bytes = the stored (zstd) file sizes of the distinct NARs those paths use, which is
+ * what a slice or org costs in storage and what quotas limit.
+ */
+import type { Db } from '../storage/types.js';
+
+/** Deduplicated stored bytes of an org: distinct NARs used by any of its slices. */
+export async function orgStoredBytes(db: Db, orgId: string): Promise<number> {
+  const row = await db
+    .selectFrom('nars')
+    .select((eb) => eb.fn.sum<number | string | null>('nars.file_size').as('bytes'))
+    .where('nars.nar_hash', 'in', (eb) => eb.selectFrom('paths').innerJoin('slices', 'slices.id', 'paths.slice_id').select('paths.nar_hash').where('slices.org_id', '=', orgId))
+    .executeTakeFirst();
+  return Number(row?.bytes ?? 0);
+}
+
+export interface SliceStorage {
+  name: string;
+  paths: number;
+  logicalBytes: number;
+  storedBytes: number;
+}
+
+export interface OrgStorage {
+  org: string;
+  paths: number;
+  logicalBytes: number;
+  storedBytes: number;
+  quotaBytes: number | null;
+  retentionSeconds: number | null;
+  slices: SliceStorage[];
+}
+
+export async function orgStorage(db: Db, org: { id: string; name: string }): Promise<OrgStorage> {
+  const slices = await db.selectFrom('slices').select(['id', 'name']).where('org_id', '=', org.id).orderBy('name').execute();
+  const out: SliceStorage[] = [];
+  for (const s of slices) {
+    const logical = await db
+      .selectFrom('paths')
+      .select((eb) => [eb.fn.countAll<number | string>().as('n'), eb.fn.sum<number | string | null>('nar_size').as('bytes')])
+      .where('slice_id', '=', s.id)
+      .executeTakeFirst();
+    const stored = await db
+      .selectFrom('nars')
+      .select((eb) => eb.fn.sum<number | string | null>('nars.file_size').as('bytes'))
+      .where('nars.nar_hash', 'in', (eb) => eb.selectFrom('paths').select('paths.nar_hash').where('paths.slice_id', '=', s.id))
+      .executeTakeFirst();
+    out.push({ name: s.name, paths: Number(logical?.n ?? 0), logicalBytes: Number(logical?.bytes ?? 0), storedBytes: Number(stored?.bytes ?? 0) });
+  }
+  const settings = await db.selectFrom('org_settings').selectAll().where('org_id', '=', org.id).executeTakeFirst();
+  return {
+    org: org.name,
+    paths: out.reduce((n, s) => n + s.paths, 0),
+    logicalBytes: out.reduce((n, s) => n + s.logicalBytes, 0),
+    storedBytes: await orgStoredBytes(db, org.id),
+    quotaBytes: settings?.quota_bytes == null ? null : Number(settings.quota_bytes),
+    retentionSeconds: settings?.retention_seconds == null ? null : Number(settings.retention_seconds),
+    slices: out,
+  };
+}

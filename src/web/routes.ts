@@ -1,0 +1,538 @@
+/**
+ * The web interface, served by `floe serve` on its own paths: `/` (search), `/flakes/...`,
+ * `/docs`, `/login...`, `/logout`, `/manage/<org>/...` and `/static/...`. Server-rendered HTML,
+ * no script (the Content-Security-Policy forbids it), forms with CSRF tokens. Every read goes
+ * through the same services (and so the same authorizer) as the API.
+ */
+import type { Context, Hono, Next } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { html } from 'hono/html';
+import { FloeError, Forbidden } from '../errors.js';
+import type { ExchangeService } from '../identity/exchange.js';
+import type { Principal, Scope } from '../identity/principal.js';
+import { parseTtl, type TokenService } from '../identity/tokens.js';
+import type { Authorizer } from '../policy/authorize.js';
+import { type Org, type OrgService, parseName } from '../org/service.js';
+import type { RegistryService } from '../registry/service.js';
+import { parseDeployGrant } from '../registry/deploy.js';
+import type { UsageService } from '../cache/usage.js';
+import type { AppEnv } from '../http/context.js';
+import type { AuditLog } from '../audit/log.js';
+import { InvalidPolicy, type PolicyStore } from '../org/policies.js';
+import { decide, type OrgPolicySet } from '../policy/authorize.js';
+import { ACTIONS, type Action } from '../policy/actions.js';
+import { validatePolicyFile } from '../policy/cedar.js';
+import { hypotheticalPrincipal, hypotheticalResource } from '../http/routes/policy.js';
+import { withClient } from '../identity/principal.js';
+import { EXAMPLE_POLICY, type PolicyForm, type PolicyTest, auditTab, policiesTab } from './pages/governance.js';
+import type { Metrics } from '../http/metrics.js';
+import type { Logger } from '../log.js';
+import { type Html, type PageContext, csrfField, layout, notice } from './layout.js';
+import { CSS, CSS_PATH } from './style.js';
+import { clearSession, csrfFailure, csrfToken, loginCookie, readLoginCookie, safeReturnTo, sessionToken, setSession } from './session.js';
+import { decodePending, encodePending, finishLogin, startLogin } from './oidc-client.js';
+import { docsPage, flakePage, homePage, notFoundPage, orgPage, releasePage } from './pages/discover.js';
+import { type ManageTab, managePage, membersTab, slicesTab, tokensTab, usageTab } from './pages/manage.js';
+
+export interface WebDeps {
+  registry: RegistryService;
+  orgs: OrgService;
+  tokens: TokenService;
+  exchange: ExchangeService;
+  authorizer: Authorizer;
+  usage: UsageService;
+  metrics: Metrics;
+  log: Logger;
+  publicUrl: () => string;
+  nixPublicKey: string;
+  audit: AuditLog;
+  policies: PolicyStore;
+}
+
+/** Web sessions last at most this long, whatever the token they came from. */
+const SESSION_TTL_SECONDS = 8 * 3600;
+const WEB_PATHS = ['/', '/docs', '/flakes/*', '/login', '/login/*', '/logout', '/manage/*'];
+
+const SECURITY_HEADERS: Record<string, string> = {
+  'Content-Security-Policy': "default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'X-Frame-Options': 'DENY',
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'same-origin',
+};
+
+type Ctx = Context<AppEnv>;
+
+/** Paths the web interface answers (errors there get an HTML page, not text). */
+export function isWebPath(path: string): boolean {
+  return path === '/' || path === '/docs' || path === '/logout' || path === '/login' || /^\/(flakes|login|manage)\//.test(path);
+}
+
+/** An error on a web page, as a page: client errors say what to fix, server errors only the request id. */
+export async function webErrorPage(c: Ctx, publicUrl: string, status: number, message: string): Promise<Response> {
+  const ctx: PageContext = { principal: c.get('principal'), csrf: csrfToken(c, publicUrl), path: c.req.path };
+  const title = status >= 500 ? 'Something went wrong' : status === 403 ? 'Not allowed' : status === 401 ? 'Sign in again' : 'That did not work';
+  const body = await layout(ctx, title, html`<div class="card empty"><h1>${title}</h1><p>${message}</p><p><a class="btn secondary" href="/">Back to flakes</a></p></div>`);
+  const res = await c.html(body, status as 200);
+  for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.headers.set(k, v);
+  res.headers.set('Cache-Control', 'no-store');
+  return res;
+}
+
+export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
+  const base = () => deps.publicUrl();
+  const redirectUri = () => `${base()}/login/callback`;
+
+  // Session cookie → principal (web paths only), security headers, CSRF on every POST.
+  const session = async (c: Ctx, next: Next) => {
+    const token = sessionToken(c);
+    if (token !== undefined && c.get('principal').kind === 'anonymous') {
+      try {
+        c.set('principal', withClient(await deps.tokens.verify(token), c.get('principal').client!));
+      } catch {
+        clearSession(c, base()); // expired or revoked: simply signed out
+      }
+    }
+    if (c.req.method === 'POST') {
+      const form = await c.req.parseBody({ all: true });
+      const failure = csrfFailure(c, base(), form._csrf);
+      if (failure) {
+        deps.log.info({ reqId: c.get('requestId'), reason: failure }, 'web form refused');
+        return c.html(layout(await ctxOf(c), 'Refused', html`<div class="card empty"><h1>This form has expired</h1><p>${failure}. Go back, reload the page and try again.</p></div>`), 403, SECURITY_HEADERS);
+      }
+    }
+    await next();
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) if (!c.res.headers.has(k)) c.res.headers.set(k, v);
+    if (c.get('principal').kind !== 'anonymous' || c.req.method !== 'GET') c.res.headers.set('Cache-Control', 'no-store');
+    else if (!c.res.headers.has('Cache-Control')) c.res.headers.set('Cache-Control', 'private, no-cache');
+  };
+  const limit = bodyLimit({ maxSize: 64 * 1024, onError: (c) => c.text('form too large\n', 413) });
+  for (const p of WEB_PATHS) {
+    app.use(p, limit);
+    app.use(p, session);
+  }
+
+  const ctxOf = async (c: Ctx): Promise<PageContext> => {
+    const principal = c.get('principal');
+    let adminOrg: string | undefined;
+    if (principal.kind === 'token' && deps.authorizer.authorize(principal, 'org.admin', { type: 'org', org: principal.org }).allowed) adminOrg = principal.org.name;
+    return { principal, csrf: csrfToken(c, base()), path: c.req.path, ...(adminOrg ? { adminOrg } : {}) };
+  };
+  const page = async (c: Ctx, body: Html, status = 200) => c.html(await body, status as 200);
+  const notFound = async (c: Ctx) => page(c, notFoundPage(await ctxOf(c)), 404);
+
+  app.get(CSS_PATH, (c) => c.body(CSS, 200, { 'Content-Type': 'text/css; charset=utf-8', 'Cache-Control': 'public, max-age=31536000, immutable' }));
+
+  // ---- Discover --------------------------------------------------------------------------------
+  app.get('/', async (c) => {
+    const p = c.get('principal');
+    const q = (c.req.query('q') ?? '').slice(0, 200);
+    const all = await deps.registry.listFlakes(p, { limit: 500_000 });
+    const counts = new Map<string, number>();
+    for (const f of all) counts.set(f.org, (counts.get(f.org) ?? 0) + 1);
+    const results = q.trim() ? await deps.registry.listFlakes(p, { query: q, limit: 60 }) : [...all].sort((a, b) => (a.updatedAt < b.updatedAt ? 1 : -1)).slice(0, 24);
+    return page(c, homePage(await ctxOf(c), q, results, [...counts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, flakes]) => ({ name, flakes }))));
+  });
+  app.get('/docs', async (c) => page(c, docsPage(await ctxOf(c), base(), deps.nixPublicKey)));
+  app.get('/flakes/:org', async (c) => {
+    const flakes = await deps.registry.listFlakes(c.get('principal'), { org: c.req.param('org'), limit: 500 });
+    const ctx = await ctxOf(c);
+    if (!flakes.length && ctx.adminOrg !== c.req.param('org')) return notFound(c);
+    return page(c, orgPage(ctx, c.req.param('org'), flakes));
+  });
+  app.get('/flakes/:org/:flake', async (c) => {
+    const d = await deps.registry.details(c.get('principal'), c.req.param('org'), c.req.param('flake'));
+    if (!d) return notFound(c);
+    return page(c, flakePage(await ctxOf(c), base(), d));
+  });
+  app.get('/flakes/:org/:flake/releases/:version', async (c) => {
+    const d = await deps.registry.details(c.get('principal'), c.req.param('org'), c.req.param('flake'));
+    const body = d && releasePage(await ctxOf(c), base(), d, c.req.param('version'));
+    if (!body) return notFound(c);
+    return page(c, body);
+  });
+
+  // ---- Sign in / out -----------------------------------------------------------------------------
+  app.get('/login', async (c) => {
+    const ctx = await ctxOf(c);
+    const returnTo = safeReturnTo(c.req.query('return'));
+    const logins = await deps.exchange.interactiveLogins();
+    const error = c.req.query('error');
+    // form-action also governs the redirect that follows a submission: allow the providers' origins.
+    const origins = [...new Set(logins.map((l) => new URL(l.issuer).origin))];
+    c.header('Content-Security-Policy', SECURITY_HEADERS['Content-Security-Policy']!.replace("form-action 'self'", `form-action 'self' ${origins.join(' ')}`));
+    return page(
+      c,
+      layout(
+        ctx,
+        'Sign in',
+        html`<div class="login-box">
+        <h1>Sign in to Floe</h1>
+        <p class="lead">With your organization's identity provider.</p>
+        ${error ? notice('error', error.slice(0, 300)) : ''}
+        <section class="card" aria-labelledby="providers-title">
+          <h2 id="providers-title" class="sr-only">Identity providers</h2>
+          ${
+            logins.length
+              ? logins.map(
+                  (l) => html`<form method="post" action="/login/start" class="provider">
+                ${csrfField(ctx)}<input type="hidden" name="org" value="${l.org}"><input type="hidden" name="issuer" value="${l.issuer}"><input type="hidden" name="return" value="${returnTo}">
+                <div><strong>${l.org}</strong><div class="small muted">${new URL(l.issuer).host}</div></div>
+                <button class="btn" type="submit">Continue with ${l.org}</button>
+              </form>`,
+                )
+              : html`<p class="muted">No org lets people sign in here yet. An org admin adds an OIDC trust with a client id on the org's Members page (or <code>floe trust add ORG --spec '{"provider":"oidc",…,"clientId":"…"}'</code>).</p>`
+          }
+        </section>
+        <details class="card small"><summary>Sign in with a token</summary>
+          <form method="post" action="/login/token">
+            ${csrfField(ctx)}<input type="hidden" name="return" value="${returnTo}">
+            <div class="field"><label for="token">Floe token</label><input id="token" name="token" type="password" autocomplete="off" required></div>
+            <p class="hint">For server admins and automation accounts. The browser gets its own short-lived token; yours is not stored.</p>
+            <button class="btn secondary" type="submit">Sign in with token</button>
+          </form>
+        </details>
+      </div>`,
+      ),
+    );
+  });
+
+  app.post('/login/start', async (c) => {
+    const form = await c.req.parseBody();
+    const returnTo = safeReturnTo(form.return);
+    const login = (await deps.exchange.interactiveLogins()).find((l) => l.org === form.org && l.issuer === form.issuer);
+    if (!login) return c.redirect(`/login?error=${encodeURIComponent('that sign-in option no longer exists')}`, 303);
+    try {
+      const { pending, authorizeUrl } = await startLogin(login, redirectUri(), returnTo);
+      loginCookie(c, base(), encodePending(pending));
+      return c.redirect(authorizeUrl, 303);
+    } catch (err) {
+      return c.redirect(`/login?error=${encodeURIComponent((err as Error).message)}`, 303);
+    }
+  });
+
+  app.get('/login/callback', async (c) => {
+    const pending = decodePending(readLoginCookie(c));
+    loginCookie(c, base(), undefined);
+    const fail = (msg: string) => {
+      deps.metrics.inc('floe_web_logins_total', { method: 'oidc', result: 'failed' });
+      return c.redirect(`/login?error=${encodeURIComponent(msg)}`, 303);
+    };
+    if (!pending || c.req.query('state') !== pending.state) return fail('the sign-in expired or was started elsewhere; try again');
+    if (c.req.query('error')) return fail(`the identity provider refused: ${c.req.query('error')}`);
+    const code = c.req.query('code');
+    if (!code) return fail('the identity provider sent no code');
+    try {
+      const idToken = await finishLogin(pending, code, redirectUri());
+      const result = await deps.exchange.exchange(idToken, { org: pending.org, ttlSeconds: SESSION_TTL_SECONDS });
+      deps.audit.append({ principal: c.get('principal'), action: 'auth.login', target: result.subject, orgId: result.orgId, outcome: 'allow', reason: 'web oidc login', detail: { tokenId: result.id, trustId: result.trustId, scopes: result.scopes, expiresAt: result.expiresAt.toISOString() } });
+      setSession(c, base(), result.token, result.expiresAt);
+      deps.metrics.inc('floe_web_logins_total', { method: 'oidc', result: 'ok' });
+      deps.log.info({ reqId: c.get('requestId'), org: result.org, subject: result.subject }, 'web sign-in');
+      return c.redirect(pending.returnTo, 303);
+    } catch (err) {
+      deps.audit.append({ principal: c.get('principal'), action: 'auth.login', target: 'web oidc', orgId: null, outcome: 'deny', reason: err instanceof Error ? err.message : String(err) });
+      return fail(err instanceof FloeError ? err.message : 'sign-in failed');
+    }
+  });
+
+  app.post('/login/token', async (c) => {
+    const form = await c.req.parseBody();
+    const returnTo = safeReturnTo(form.return);
+    try {
+      const p = await deps.tokens.verify(String(form.token ?? '').trim());
+      if (p.kind === 'anonymous') throw new Forbidden('not a token');
+      const minted = await deps.tokens.mint({
+        subject: p.subject,
+        ttlSeconds: Math.min(SESSION_TTL_SECONDS, p.kind === 'token' && p.expiresAt ? Math.max(1, p.expiresAt - Math.floor(Date.now() / 1000)) : SESSION_TTL_SECONDS),
+        description: `web session (from token ${p.tokenId})`,
+        grant: p.kind === 'server-admin' ? { role: 'server-admin' } : { org: p.org, scopes: [...p.scopes], slices: p.slices ? [...p.slices] : null, ...(p.identity ? { identity: p.identity } : {}) },
+      });
+      setSession(c, base(), minted.token, minted.expiresAt);
+      deps.audit.append({ principal: p, action: 'auth.login', target: p.subject, orgId: p.kind === 'token' ? p.org.id : null, outcome: 'allow', reason: 'web token login', detail: { tokenId: minted.id, from: p.tokenId, expiresAt: minted.expiresAt.toISOString() } });
+      deps.metrics.inc('floe_web_logins_total', { method: 'token', result: 'ok' });
+      return c.redirect(returnTo, 303);
+    } catch (err) {
+      deps.metrics.inc('floe_web_logins_total', { method: 'token', result: 'failed' });
+      return c.redirect(`/login?error=${encodeURIComponent(err instanceof FloeError ? err.message : 'invalid token')}`, 303);
+    }
+  });
+
+  app.post('/logout', async (c) => {
+    const p = c.get('principal');
+    // The session's token dies with the session (not a token someone pasted: sessions mint their own).
+    if (p.kind !== 'anonymous') await deps.tokens.revoke(p.tokenId);
+    clearSession(c, base());
+    return c.redirect('/', 303);
+  });
+
+  // ---- Run an org -----------------------------------------------------------------------------------
+  const requireAdmin = async (c: Ctx): Promise<Org | undefined> => {
+    const org = await deps.orgs.findOrg(c.req.param('org') ?? '');
+    if (!org) return undefined;
+    return deps.authorizer.authorize(c.get('principal'), 'org.admin', { type: 'org', org: { id: org.id, name: org.name } }).allowed ? org : undefined;
+  };
+  const tabs = (): ManageTab[] => ['usage', 'members', 'tokens', 'slices', 'policies', 'audit'];
+  /** Signed out: sign in first. Signed in without admin rights: the same 404 as a missing org. */
+  const denied = async (c: Ctx) => (c.get('principal').kind === 'anonymous' && c.req.method === 'GET' ? c.redirect(`/login?return=${encodeURIComponent(c.req.path)}`, 303) : notFound(c));
+
+  app.get('/manage/:org', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const usage = await deps.usage.orgUsage(org);
+    const m = deps.metrics;
+    const served = {
+      hits: m.total('floe_narinfo_lookups_total', { result: 'hit' }),
+      misses: m.total('floe_narinfo_lookups_total', { result: 'miss_or_denied' }),
+      narBytesServed: m.total('floe_nar_bytes_served_total'),
+      uploadsAccepted: m.total('floe_uploads_total', { result: 'accepted' }),
+      uploadsRejected: m.total('floe_uploads_total', { result: 'rejected' }),
+      since: new Date(m.total('floe_process_start_time_seconds') * 1000).toISOString(),
+    };
+    return page(c, managePage(await ctxOf(c), org.name, 'usage', tabs(), usageTab(org.name, usage, served, base())));
+  });
+
+  const membersPage = async (c: Ctx, org: Org, form: Parameters<typeof membersTab>[3] = {}, flash?: Html, status = 200) =>
+    page(c, managePage(await ctxOf(c), org.name, 'members', tabs(), membersTab(await ctxOf(c), org.name, await deps.exchange.listTrusts(org), form), flash), status);
+  app.get('/manage/:org/members', async (c) => {
+    const org = await requireAdmin(c);
+    return org ? membersPage(c, org) : denied(c);
+  });
+  app.post('/manage/:org/members/oidc', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const form = await c.req.parseBody({ all: true });
+    const str = (k: string) => String(form[k] ?? '').trim();
+    const scopes = ([] as unknown[]).concat(form.scopes ?? []).map(String);
+    try {
+      const trust = await deps.exchange.addTrust(org, { provider: 'oidc', issuer: str('issuer'), clientId: str('clientId'), claims: { [str('claim')]: str('value') }, scopes });
+      await deps.audit.appendNow({ principal: c.get('principal'), action: 'trust.add', target: `trust ${trust.id}`, orgId: org.id, detail: { provider: trust.spec.provider, issuer: trust.issuer } });
+    } catch (err) {
+      if (!(err instanceof FloeError) || err.code === 'internal') throw err;
+      return membersPage(c, org, { error: err.message, which: 'oidc', oidc: { issuer: str('issuer'), clientId: str('clientId'), claim: str('claim'), value: str('value') } }, undefined, 400);
+    }
+    return membersPage(c, org, {}, notice('ok', 'Trust added.'));
+  });
+  app.post('/manage/:org/members/json', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const text = String((await c.req.parseBody()).spec ?? '');
+    try {
+      let spec: unknown;
+      try {
+        spec = JSON.parse(text);
+      } catch (err) {
+        throw new FloeError('invalid_input', `not JSON: ${(err as Error).message}`);
+      }
+      const trust = await deps.exchange.addTrust(org, spec);
+      await deps.audit.appendNow({ principal: c.get('principal'), action: 'trust.add', target: `trust ${trust.id}`, orgId: org.id, detail: { provider: trust.spec.provider, issuer: trust.issuer } });
+    } catch (err) {
+      if (!(err instanceof FloeError) || err.code === 'internal') throw err;
+      return membersPage(c, org, { error: err.message, which: 'json', json: text }, undefined, 400);
+    }
+    return membersPage(c, org, {}, notice('ok', 'Trust added.'));
+  });
+  app.post('/manage/:org/members/:id/remove', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const removed = await deps.exchange.removeTrust(org, c.req.param('id')).then(
+      () => true,
+      () => false,
+    );
+    if (removed) await deps.audit.appendNow({ principal: c.get('principal'), action: 'trust.remove', target: `trust ${c.req.param('id')}`, orgId: org.id });
+    return c.redirect(`/manage/${org.name}/members`, 303);
+  });
+
+  const tokensPage = async (c: Ctx, org: Org, opts: Omit<Parameters<typeof tokensTab>[4], 'all'> = {}, status = 200) => {
+    const all = c.req.query('all') === '1';
+    const rows = await deps.tokens.list(org.id, { includeInactive: all });
+    const slices = (await deps.orgs.listSlices(org)).map((s) => s.name);
+    return page(c, managePage(await ctxOf(c), org.name, 'tokens', tabs(), tokensTab(await ctxOf(c), org.name, rows, slices, { all, ...opts })), status);
+  };
+  app.get('/manage/:org/tokens', async (c) => {
+    const org = await requireAdmin(c);
+    return org ? tokensPage(c, org) : denied(c);
+  });
+  app.post('/manage/:org/tokens', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const p = c.get('principal');
+    const form = await c.req.parseBody({ all: true });
+    const list = (k: string) => ([] as unknown[]).concat(form[k] ?? []).map(String);
+    try {
+      const name = String(form.name ?? '').trim();
+      if (!/^[A-Za-z0-9._@:-]{1,100}$/.test(name)) throw new FloeError('invalid_input', 'name: 1-100 letters, digits, ".", "_", "@", ":" or "-"');
+      const device = form.kind !== 'api';
+      const scopes = (device ? ['read'] : list('scopes').filter((s) => ['read', 'write', 'publish', 'admin'].includes(s))) as Scope[];
+      if (!scopes.length) throw new FloeError('invalid_input', 'choose at least one scope');
+      const chosen = list('slices');
+      const slices = chosen.includes('*') || chosen.length === 0 ? null : chosen.map((s) => parseName('slice', s));
+      if (p.kind === 'token' && p.slices !== null && (slices === null || slices.some((s) => !p.slices!.includes(s)))) {
+        throw new Forbidden('you are limited to some slices and can only create tokens limited to those slices');
+      }
+      const ttlSeconds = parseTtl(String(form.ttl ?? '90d'));
+      const subject = `${device ? 'device' : 'token'}:${name}`;
+      const description = String(form.description ?? '').trim().slice(0, 500) || `created in the web interface by ${describeShort(p)}`;
+      // A device token may be deploy-only: it then reads exactly the closures of the named outputs.
+      const deployLines = device ? String(form.deploy ?? '').split(/\r?\n/).map((l) => l.trim()).filter(Boolean).slice(0, 50) : [];
+      const deploy = deployLines.length ? deployLines.map((g) => parseDeployGrant(g, org.name)) : undefined;
+      if (deploy?.some((g) => g.org !== org.name)) throw new FloeError('invalid_input', `a device token of ${org.name} can only name ${org.name}'s flakes`);
+      const minted = await deps.tokens.mint({
+        subject,
+        ttlSeconds,
+        description: deploy && !String(form.description ?? '').trim() ? `deploy-only: ${deployLines.join(', ')}` : description,
+        grant: { org: { id: org.id, name: org.name }, scopes, slices: deploy ? null : slices, ...(deploy ? { deploy } : {}) },
+      });
+      await deps.audit.appendNow({ principal: p, action: 'token.create', target: `token ${minted.id}`, orgId: org.id, detail: { subject, scopes, slices: deploy ? null : slices, expiresAt: minted.expiresAt.toISOString(), ...(deploy ? { deploy: deployLines } : {}) } });
+      return tokensPage(c, org, { created: { token: minted.token, subject, expiresAt: minted.expiresAt.toISOString() } }, 201);
+    } catch (err) {
+      if (!(err instanceof FloeError) || err.code === 'internal') throw err;
+      return tokensPage(c, org, { error: err.message }, 400);
+    }
+  });
+  app.post('/manage/:org/tokens/:id/revoke', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const row = await deps.tokens.describe(c.req.param('id'));
+    if (!row || row.org_id !== org.id) return notFound(c);
+    await deps.tokens.revoke(row.id);
+    await deps.audit.appendNow({ principal: c.get('principal'), action: 'token.revoke', target: `token ${row.id}`, orgId: org.id, detail: { subject: row.subject } });
+    return c.redirect(`/manage/${org.name}/tokens`, 303);
+  });
+
+  const slicesPage = async (c: Ctx, org: Org, error?: string, status = 200) =>
+    page(c, managePage(await ctxOf(c), org.name, 'slices', tabs(), slicesTab(await ctxOf(c), org.name, base(), (await deps.orgs.listSlices(org)).map((s) => ({ name: s.name, public: s.public })), error)), status);
+  app.get('/manage/:org/slices', async (c) => {
+    const org = await requireAdmin(c);
+    return org ? slicesPage(c, org) : denied(c);
+  });
+  app.post('/manage/:org/slices', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const form = await c.req.parseBody();
+    try {
+      const slice = await deps.orgs.createSlice(org, String(form.name ?? '').trim(), form.public === '1');
+      await deps.audit.appendNow({ principal: c.get('principal'), action: 'slice.create', target: `slice ${org.name}/${slice.name}`, orgId: org.id, detail: { public: slice.public } });
+    } catch (err) {
+      if (!(err instanceof FloeError) || err.code === 'internal') throw err;
+      return slicesPage(c, org, err.message, 400);
+    }
+    return c.redirect(`/manage/${org.name}/slices`, 303);
+  });
+  app.post('/manage/:org/slices/:slice/visibility', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const form = await c.req.parseBody();
+    if (await deps.orgs.setSliceVisibility(org, c.req.param('slice'), form.public === '1')) {
+      await deps.audit.appendNow({ principal: c.get('principal'), action: 'slice.update', target: `slice ${org.name}/${c.req.param('slice')}`, orgId: org.id, detail: { public: form.public === '1' } });
+    }
+    return c.redirect(`/manage/${org.name}/slices`, 303);
+  });
+
+  // ---- Policies and the audit log ---------------------------------------------------------------
+  const defaultTest = (): PolicyTest => ({ subject: 'ci', scopes: ['write'], authMethod: 'github', action: 'cache.write', resourceKind: 'slice', resourceName: 'default', visibility: 'private' });
+  const policiesPage = async (c: Ctx, org: Org, form?: PolicyForm, test?: PolicyTest, status = 200) => {
+    const current = await deps.policies.current(org);
+    const history = await deps.policies.history(org);
+    const slices = (await deps.orgs.listSlices(org)).map((s) => s.name);
+    const f = form ?? { source: current?.source ?? EXAMPLE_POLICY };
+    return page(c, managePage(await ctxOf(c), org.name, 'policies', tabs(), policiesTab(await ctxOf(c), org.name, current, history, f, test ?? defaultTest(), slices)), status);
+  };
+  app.get('/manage/:org/policies', async (c) => {
+    const org = await requireAdmin(c);
+    return org ? policiesPage(c, org) : denied(c);
+  });
+  app.post('/manage/:org/policies', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const p = c.get('principal');
+    const form = await c.req.parseBody();
+    const source = String(form.source ?? '').replace(/\r\n/g, '\n');
+    const message = String(form.message ?? '').trim() || undefined;
+    if (source.length > 256 * 1024) return policiesPage(c, org, { source: '', problems: [{ message: 'at most 256 KiB of policies' }] }, undefined, 400);
+    if (form.intent === 'validate') {
+      const parsed = validatePolicyFile(source, org.name);
+      return policiesPage(c, org, { source, ...(message ? { message } : {}), ...(parsed.problems.length ? { problems: parsed.problems } : { validated: Object.keys(parsed.policies) }) }, undefined, parsed.problems.length ? 400 : 200);
+    }
+    try {
+      const v = await deps.policies.apply(org, source, actorOf(p), message);
+      await deps.audit.appendNow({ principal: p, action: 'policy.apply', target: `${org.name} policies v${v.version}`, orgId: org.id, detail: { version: v.version, sha256: v.sha256, policyIds: v.policyIds, ...(message ? { message } : {}) } });
+      return policiesPage(c, org, { source, applied: v });
+    } catch (err) {
+      if (!(err instanceof InvalidPolicy)) throw err;
+      deps.audit.append({ principal: p, action: 'policy.apply', target: `${org.name} policies`, orgId: org.id, outcome: 'deny', reason: 'policies did not validate', detail: { problems: err.problems.slice(0, 20) } });
+      return policiesPage(c, org, { source, ...(message ? { message } : {}), problems: err.problems }, undefined, 400);
+    }
+  });
+  app.post('/manage/:org/policies/rollback', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const p = c.get('principal');
+    const version = Number((await c.req.parseBody()).version);
+    const v = await deps.policies.rollback(org, version, actorOf(p));
+    await deps.audit.appendNow({ principal: p, action: 'policy.rollback', target: `${org.name} policies v${v.version}`, orgId: org.id, detail: { version: v.version, from: version, sha256: v.sha256 } });
+    return c.redirect(`/manage/${org.name}/policies`, 303);
+  });
+  app.post('/manage/:org/policies/test', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const form = await c.req.parseBody({ all: true });
+    const one = (k: string, fallback: string) => String(([] as unknown[]).concat(form[k] ?? fallback)[0]);
+    const test: PolicyTest = {
+      subject: one('subject', 'test').slice(0, 200),
+      scopes: ([] as unknown[]).concat(form.scopes ?? []).map(String).filter((s) => ['read', 'write', 'publish', 'admin'].includes(s)),
+      authMethod: ['token', 'device', 'github', 'gitlab', 'aws', 'oidc'].includes(one('authMethod', 'token')) ? one('authMethod', 'token') : 'token',
+      action: (ACTIONS as readonly string[]).includes(one('action', 'cache.read')) ? one('action', 'cache.read') : 'cache.read',
+      resourceKind: (['slice', 'flake', 'org'] as const).find((k) => k === one('resourceKind', 'slice')) ?? 'slice',
+      resourceName: one('resourceName', 'default').slice(0, 100),
+      visibility: ['public', 'unlisted', 'private'].includes(one('visibility', 'private')) ? one('visibility', 'private') : 'private',
+    };
+    if (!test.scopes.length) test.error = 'choose at least one scope';
+    else {
+      const orgSet: OrgPolicySet | undefined = deps.policies.forOrg(org.id);
+      const slices = new Map((await deps.orgs.listSlices(org)).map((s) => [s.name, s]));
+      const principal = hypotheticalPrincipal({ subject: test.subject, scopes: test.scopes as Scope[], authMethod: test.authMethod as 'token' }, org, new Map(), undefined, 0);
+      const resource = hypotheticalResource(test.resourceKind === 'slice' ? { slice: test.resourceName } : test.resourceKind === 'flake' ? { flake: test.resourceName, visibility: test.visibility as 'private' } : { org: true }, org, slices);
+      const d = decide(principal, test.action as Action, resource, {}, orgSet);
+      test.result = { decision: d.allowed ? 'allow' : 'deny', reason: d.reason, ...(d.decidedBy ? { decidedBy: d.decidedBy.join(", ") } : {}) };
+    }
+    return policiesPage(c, org, undefined, test);
+  });
+
+  const auditFilters = (c: Ctx) => {
+    const q = (k: string) => (c.req.query(k) ?? '').trim().slice(0, 200);
+    const filters = { action: q('action'), outcome: ['allow', 'deny', 'event'].includes(q('outcome')) ? q('outcome') : '', actor: q('actor'), since: /^\d{4}-\d{2}-\d{2}$/.test(q('since')) ? q('since') : '' };
+    const before = Number(q('before'));
+    const query = {
+      ...(filters.action ? { action: filters.action } : {}),
+      ...(filters.outcome ? { outcome: filters.outcome as 'allow' } : {}),
+      ...(filters.actor ? { actor: filters.actor } : {}),
+      ...(filters.since ? { since: new Date(`${filters.since}T00:00:00Z`).toISOString() } : {}),
+      ...(Number.isSafeInteger(before) && before > 0 ? { beforeSeq: before } : {}),
+    };
+    return { filters, query };
+  };
+  app.get('/manage/:org/audit/export', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    await deps.audit.flush();
+    const entries = await deps.audit.query({ orgId: org.id, limit: 5000, ...auditFilters(c).query });
+    return c.body(entries.map((e) => JSON.stringify(e)).join('\n') + (entries.length ? '\n' : ''), 200, { 'Content-Type': 'application/x-ndjson', 'Content-Disposition': `attachment; filename="${org.name}-audit.jsonl"` });
+  });
+  app.get('/manage/:org/audit', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const { filters, query } = auditFilters(c);
+    await deps.audit.flush();
+    const PAGE = 50;
+    const entries = await deps.audit.query({ orgId: org.id, newestFirst: true, limit: PAGE, ...query });
+    return page(c, managePage(await ctxOf(c), org.name, 'audit', tabs(), auditTab(org.name, entries, filters, entries.length === PAGE ? entries.at(-1)!.seq : undefined)));
+  });
+}
+
+function actorOf(p: Principal): string {
+  return p.kind === 'anonymous' ? 'anonymous' : p.kind === 'server-admin' ? `server-admin:${p.subject}` : `${p.org.name}:${p.subject}`;
+}
+
+function describeShort(p: Principal): string {
+  return p.kind === 'anonymous' ? 'anonymous' : p.subject;
+}
