@@ -133,7 +133,14 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const gcGraceMs = config.gc.graceSeconds * 1000;
   const gcTimer =
     config.gc.intervalSeconds > 0
-      ? setInterval(() => void gc.run({ graceMs: gcGraceMs }).catch((err) => log.error({ err }, 'scheduled gc failed')), config.gc.intervalSeconds * 1000)
+      ? setInterval(
+          () =>
+            void gc
+              .run({ graceMs: gcGraceMs })
+              .then((r) => audit.append({ principal: { kind: 'server-admin', tokenId: 'gc-schedule', subject: 'gc-schedule' }, action: 'gc.run', target: 'scheduled garbage collection', orgId: null, detail: { roots: r.roots, paths: r.paths, nars: r.nars, orphanBlobs: r.orphanBlobs } }))
+              .catch((err) => log.error({ err }, 'scheduled gc failed')),
+          config.gc.intervalSeconds * 1000,
+        )
       : undefined;
   gcTimer?.unref();
   const resolveClient = clientResolver(config.trustedProxies);

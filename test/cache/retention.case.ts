@@ -447,6 +447,13 @@ export function retentionScenarios(backend: Backend): void {
         const metrics = await (await fetch(`${scheduled.url}/metrics`, { headers: { Authorization: `Bearer ${scheduled.adminToken}` } })).text();
         expect(metrics).toMatch(/floe_gc_runs_total\{result="ok"\} [1-9]/);
         expect(metrics).toMatch(/floe_gc_deleted_bytes_total [1-9]/);
+        // The storage administration and the scheduled runs are in the audit trail.
+        await sleep(600);
+        const audit = await api<{ entries: Array<{ action: string; actor: string; target: string }> }>(scheduled, scheduled.adminToken, 'GET', '/api/v1/audit?limit=1000');
+        const actions = audit.body.entries.map((e) => `${e.action} ${e.actor}`);
+        expect(actions).toContain('pin.add server-admin:admin');
+        expect(actions).toContain('org.settings server-admin:admin');
+        expect(actions).toContain('gc.run server-admin:gc-schedule');
       } finally {
         await scheduled.cleanup();
       }

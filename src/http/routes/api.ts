@@ -36,7 +36,7 @@ export interface ApiDeps {
   limits: Limits;
   publicUrl: () => string;
   nixPublicKey: string;
-  storage: Omit<StorageDeps, 'requireOrg' | 'authorizer' | 'limits'>;
+  storage: Omit<StorageDeps, 'requireOrg' | 'authorizer' | 'limits' | 'audit'>;
   metrics: Metrics;
   audit: AuditLog;
   policies: PolicyStore;
@@ -124,7 +124,7 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
 
   authRoutes(api, { exchange: deps.exchange, tokens: deps.tokens, limits: deps.limits, publicUrl: deps.publicUrl, requireOrg, audit: deps.audit });
   policyRoutes(api, { policies: deps.policies, audit: deps.audit, orgs: deps.orgs, authorizer: deps.authorizer, limits: deps.limits, requireOrg });
-  storageRoutes(api, { ...deps.storage, authorizer: deps.authorizer, limits: deps.limits, requireOrg });
+  storageRoutes(api, { ...deps.storage, authorizer: deps.authorizer, limits: deps.limits, requireOrg, audit: deps.audit });
 
   api.post('/orgs', async (c) => {
     const d = deps.authorizer.authorize(c.get('principal'), 'server.admin', { type: 'server' });

@@ -17,6 +17,7 @@ import type { Db } from '../../storage/types.js';
 import { parseStorePath, parseStorePathBase } from '../../nix/store-path.js';
 import { type Limits, parseDuration, parseSize } from '../../config.js';
 import type { AppEnv } from '../context.js';
+import type { AuditLog } from '../../audit/log.js';
 import { readJson } from '../body.js';
 import { parseBody } from '../validate.js';
 
@@ -29,6 +30,7 @@ export interface StorageDeps {
   gcGraceSeconds: number;
   limits: Limits;
   requireOrg: (p: Principal, org: string, action: Action) => Promise<Org>;
+  audit: AuditLog;
 }
 
 const upstreamBody = z.object({
@@ -60,11 +62,13 @@ export function storageRoutes(api: Hono<AppEnv>, deps: StorageDeps): void {
     requireAdmin(c.get('principal'), 'adding upstreams');
     const b = await body(c, upstreamBody);
     const u = await deps.upstreams.add({ name: b.name, url: b.url, publicKeys: b.publicKeys, ...(b.pullThrough !== undefined ? { pullThrough: b.pullThrough } : {}), ...(b.priority !== undefined ? { priority: b.priority } : {}) });
+    await deps.audit.appendNow({ principal: c.get('principal'), action: 'upstream.add', target: `upstream ${u.name}`, orgId: null, detail: { url: u.url, publicKeys: u.publicKeys, pullThrough: u.pullThrough } });
     return c.json({ name: u.name, url: u.url, publicKeys: u.publicKeys, pullThrough: u.pullThrough, priority: u.priority }, 201);
   });
   api.delete('/upstreams/:name', async (c) => {
     requireAdmin(c.get('principal'), 'removing upstreams');
     await deps.upstreams.remove(c.req.param('name'));
+    await deps.audit.appendNow({ principal: c.get('principal'), action: 'upstream.remove', target: `upstream ${c.req.param('name')}`, orgId: null });
     return c.json({ name: c.req.param('name'), removed: true });
   });
 
@@ -84,11 +88,13 @@ export function storageRoutes(api: Hono<AppEnv>, deps: StorageDeps): void {
       ...(b.ttl ? { ttlSeconds: parseDuration(b.ttl, 'ttl') } : {}),
       createdBy: p.kind === 'token' ? p.subject : p.kind,
     });
+    await deps.audit.appendNow({ principal: p, action: 'pin.add', target: `pin ${org.name}/${b.name}`, orgId: org.id, detail: { storePath: `/nix/store/${storePath}`, ...(b.ttl ? { ttl: b.ttl } : {}) } });
     return c.json(pin, 201);
   });
   api.delete('/orgs/:org/pins/:name', async (c) => {
     const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
     await deps.retention.unpin(org, c.req.param('name'));
+    await deps.audit.appendNow({ principal: c.get('principal'), action: 'pin.remove', target: `pin ${org.name}/${c.req.param('name')}`, orgId: org.id });
     return c.json({ name: c.req.param('name'), removed: true });
   });
 
@@ -109,6 +115,7 @@ export function storageRoutes(api: Hono<AppEnv>, deps: StorageDeps): void {
       ...(b.retention !== undefined ? { retentionSeconds: seconds(b.retention) } : {}),
       ...(b.quota !== undefined ? { quotaBytes: bytes(b.quota) } : {}),
     });
+    await deps.audit.appendNow({ principal: p, action: 'org.settings', target: `org ${org.name}`, orgId: org.id, detail: { ...settings } });
     return c.json({ org: org.name, ...settings });
   });
 
@@ -119,6 +126,7 @@ export function storageRoutes(api: Hono<AppEnv>, deps: StorageDeps): void {
     const grace = b.grace === undefined ? deps.gcGraceSeconds : typeof b.grace === 'number' ? b.grace : parseDuration(b.grace, 'grace');
     if (grace > 365 * 86400) throw new InvalidInput('grace', 'at most a year');
     const report = await deps.gc.run({ dryRun: Boolean(b.dryRun), graceMs: grace * 1000 });
+    if (!b.dryRun) await deps.audit.appendNow({ principal: c.get('principal'), action: 'gc.run', target: 'garbage collection', orgId: null, detail: { graceSeconds: grace, roots: report.roots, paths: report.paths, nars: report.nars, orphanBlobs: report.orphanBlobs, expired: report.expired } });
     return c.json(report);
   });
 }
