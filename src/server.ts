@@ -30,6 +30,7 @@ import type { ReadinessCheck } from './http/app.js';
 import { sql } from 'kysely';
 import { RegistryService } from './registry/service.js';
 import { UsageService } from './cache/usage.js';
+import { UsageHistory } from './cache/usage-history.js';
 import { DeployScopes } from './registry/deploy.js';
 import { createCacheHandler, markExpectsContinue } from './http/cache-handler.js';
 
@@ -129,7 +130,17 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const upstreams = new UpstreamService(storage.db);
   const cache = new CacheService(storage, orgs, authorizer, keys.nix, { maxUploadBytes: config.limits.maxUploadBytes, maxNarBytes: config.limits.maxNarBytes }, audit, new DeployScopes(storage.db), upstreams);
   const retention = new RetentionService(storage.db);
-  const gc = new GarbageCollector(storage, (hashes) => cache.forget(hashes), log, (result, bytes) => metrics.gcRun(result, bytes));
+  // Storage over time: today's row per org shortly after start, then daily, and after every GC run.
+  const history = new UsageHistory(storage.db);
+  const snapshot = (why: string) => void history.snapshotAll().then((orgs) => log.debug({ orgs, why }, 'usage snapshot written'), (err) => log.warn({ err, why }, 'usage snapshot failed'));
+  const snapshotFirst = setTimeout(() => snapshot('start'), 1000);
+  snapshotFirst.unref();
+  const snapshotDaily = setInterval(() => snapshot('daily'), 86_400_000);
+  snapshotDaily.unref();
+  const gc = new GarbageCollector(storage, (hashes) => cache.forget(hashes), log, (result, bytes) => {
+    metrics.gcRun(result, bytes);
+    if (result === 'ok') snapshot('gc');
+  });
   const gcGraceMs = config.gc.graceSeconds * 1000;
   const gcTimer =
     config.gc.intervalSeconds > 0
@@ -163,7 +174,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     limits: config.limits,
     publicUrl: () => publicUrl,
     nixPublicKey: keys.nixPublicKey,
-    storage: { db: storage.db, upstreams, retention, gc, gcGraceSeconds: config.gc.graceSeconds },
+    storage: { db: storage.db, upstreams, retention, history, gc, gcGraceSeconds: config.gc.graceSeconds },
     log,
     jwks: () => keyRing.current.jwks,
     metrics,
@@ -214,11 +225,14 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     async close() {
       clearInterval(keyReload);
       if (gcTimer) clearInterval(gcTimer);
+      clearTimeout(snapshotFirst);
+      clearInterval(snapshotDaily);
       policies.stop();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      await history.idle();
       await audit.close().catch((err) => log.error({ err }, 'could not write the last audit entries'));
       await storage.close();
     },

@@ -4,6 +4,7 @@
  */
 import type { Org } from '../org/service.js';
 import type { Db } from '../storage/types.js';
+import { type OrgStorage, orgStorage } from './accounting.js';
 
 export interface SliceUsage {
   slice: string;
@@ -33,6 +34,11 @@ export interface OrgUsage {
 
 export class UsageService {
   constructor(private readonly db: Db) {}
+
+  /** Logical and stored bytes per org and slice, quota and retention: the same figures as `GET /api/v1/orgs/:org/usage`. */
+  storage(org: Org): Promise<OrgStorage> {
+    return orgStorage(this.db, org);
+  }
 
   async orgUsage(org: Org, opts: { days?: number } = {}): Promise<OrgUsage> {
     const days = opts.days ?? 30;

@@ -131,7 +131,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     return c.json({ kid: await deps.rotateKeys() });
   });
   registryRoutes(app, { registry: deps.registry, limits: deps.limits, publicUrl: deps.publicUrl });
-  webRoutes(app, { ...deps, usage: deps.usage });
+  webRoutes(app, { ...deps, usage: deps.usage, retention: deps.storage.retention, history: deps.storage.history });
   app.route('/api/v1', apiRoutes(deps));
   app.all('/api/*', () => {
     throw new NotFound();

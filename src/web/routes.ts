@@ -7,7 +7,7 @@
 import type { Context, Hono, Next } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { html } from 'hono/html';
-import { FloeError, Forbidden } from '../errors.js';
+import { FloeError, Forbidden, NotFound } from '../errors.js';
 import type { ExchangeService } from '../identity/exchange.js';
 import type { Principal, Scope } from '../identity/principal.js';
 import { parseTtl, type TokenService } from '../identity/tokens.js';
@@ -16,6 +16,10 @@ import { type Org, type OrgService, parseName } from '../org/service.js';
 import type { RegistryService } from '../registry/service.js';
 import { parseDeployGrant } from '../registry/deploy.js';
 import type { UsageService } from '../cache/usage.js';
+import type { RetentionService } from '../cache/retention.js';
+import type { UsageHistory } from '../cache/usage-history.js';
+import { parseStorePath, parseStorePathBase } from '../nix/store-path.js';
+import { parseDuration, parseSize } from '../config.js';
 import type { AppEnv } from '../http/context.js';
 import type { AuditLog } from '../audit/log.js';
 import { InvalidPolicy, type PolicyStore } from '../org/policies.js';
@@ -33,6 +37,7 @@ import { clearSession, csrfFailure, csrfToken, loginCookie, readLoginCookie, saf
 import { decodePending, encodePending, finishLogin, startLogin } from './oidc-client.js';
 import { docsPage, flakePage, homePage, notFoundPage, orgPage, releasePage } from './pages/discover.js';
 import { type ManageTab, managePage, membersTab, slicesTab, tokensTab, usageTab } from './pages/manage.js';
+import { type PinForm, type StorageForms, storageTab } from './pages/storage.js';
 
 export interface WebDeps {
   registry: RegistryService;
@@ -41,6 +46,8 @@ export interface WebDeps {
   exchange: ExchangeService;
   authorizer: Authorizer;
   usage: UsageService;
+  retention: RetentionService;
+  history: UsageHistory;
   metrics: Metrics;
   log: Logger;
   publicUrl: () => string;
@@ -271,7 +278,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     if (!org) return undefined;
     return deps.authorizer.authorize(c.get('principal'), 'org.admin', { type: 'org', org: { id: org.id, name: org.name } }).allowed ? org : undefined;
   };
-  const tabs = (): ManageTab[] => ['usage', 'members', 'tokens', 'slices', 'policies', 'audit'];
+  const tabs = (): ManageTab[] => ['usage', 'storage', 'members', 'tokens', 'slices', 'policies', 'audit'];
   /** Signed out: sign in first. Signed in without admin rights: the same 404 as a missing org. */
   const denied = async (c: Ctx) => (c.get('principal').kind === 'anonymous' && c.req.method === 'GET' ? c.redirect(`/login?return=${encodeURIComponent(c.req.path)}`, 303) : notFound(c));
 
@@ -279,6 +286,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     const org = await requireAdmin(c);
     if (!org) return denied(c);
     const usage = await deps.usage.orgUsage(org);
+    const history = await deps.history.history(org, 30);
     const m = deps.metrics;
     const served = {
       hits: m.total('floe_narinfo_lookups_total', { result: 'hit' }),
@@ -288,7 +296,103 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       uploadsRejected: m.total('floe_uploads_total', { result: 'rejected' }),
       since: new Date(m.total('floe_process_start_time_seconds') * 1000).toISOString(),
     };
-    return page(c, managePage(await ctxOf(c), org.name, 'usage', tabs(), usageTab(org.name, usage, served, base())));
+    return page(c, managePage(await ctxOf(c), org.name, 'usage', tabs(), usageTab(org.name, usage, served, base(), history)));
+  });
+
+  // ---- Storage: usage, quota (server admin), retention and pins (org admins) -------------------------
+  // The same service calls, authorization and audit entries as routes/storage.ts.
+  const isServerAdmin = (p: Principal) => deps.authorizer.authorize(p, 'server.admin', { type: 'server' });
+  const storagePage = async (c: Ctx, org: Org, forms: StorageForms = {}, status = 200) => {
+    const ctx = await ctxOf(c);
+    const usage = await deps.usage.storage(org);
+    const pins = await deps.retention.listPins(org);
+    return page(c, managePage(ctx, org.name, 'storage', tabs(), storageTab(ctx, org.name, usage, pins, { canSetQuota: isServerAdmin(c.get('principal')).allowed, forms })), status);
+  };
+  const formError = (err: unknown): string => {
+    if (!(err instanceof FloeError) || err.code === 'internal') throw err;
+    return err.message;
+  };
+  app.get('/manage/:org/storage', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const done = c.req.query('done');
+    return storagePage(c, org, done ? { done } : {});
+  });
+  app.post('/manage/:org/storage/pins', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const p = c.get('principal');
+    const form = await c.req.parseBody();
+    const pin: PinForm = { name: String(form.name ?? '').trim(), storePath: String(form.storePath ?? '').trim(), ttl: String(form.ttl ?? '').trim() };
+    let error: PinForm['error'];
+    const check = <T>(field: NonNullable<PinForm['error']>['field'], f: () => T): T | undefined => {
+      try {
+        return f();
+      } catch (err) {
+        error ??= { field, message: formError(err) };
+        return undefined;
+      }
+    };
+    check('name', () => parseName('pin', pin.name));
+    const storePath = check('storePath', () => (pin.storePath.startsWith('/') ? parseStorePath(pin.storePath) : parseStorePathBase(pin.storePath)));
+    const ttlSeconds = pin.ttl ? check('ttl', () => parseDuration(pin.ttl, 'expires after')) : undefined;
+    if (!error && storePath) {
+      // Refused when no slice of the org holds the path.
+      await deps.retention.pin(org, { name: pin.name, storePath, ...(ttlSeconds ? { ttlSeconds } : {}), createdBy: p.kind === 'token' ? p.subject : p.kind }).catch((err: unknown) => {
+        error = { field: 'storePath', message: formError(err) };
+      });
+    }
+    if (error || !storePath) return storagePage(c, org, { pin: { ...pin, ...(error ? { error } : {}) } }, 400);
+    await deps.audit.appendNow({ principal: p, action: 'pin.add', target: `pin ${org.name}/${pin.name}`, orgId: org.id, detail: { storePath: `/nix/store/${storePath}`, ...(pin.ttl ? { ttl: pin.ttl } : {}) } });
+    return c.redirect(`/manage/${org.name}/storage?done=pin-added`, 303);
+  });
+  app.post('/manage/:org/storage/pins/:name/remove', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const name = c.req.param('name');
+    const removed = await deps.retention.unpin(org, name).then(
+      () => true,
+      (err: unknown) => {
+        if (err instanceof NotFound) return false;
+        throw err;
+      },
+    );
+    if (removed) await deps.audit.appendNow({ principal: c.get('principal'), action: 'pin.remove', target: `pin ${org.name}/${name}`, orgId: org.id });
+    return c.redirect(`/manage/${org.name}/storage${removed ? '?done=pin-removed' : ''}`, 303);
+  });
+  app.post('/manage/:org/storage/retention', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const p = c.get('principal');
+    const form = await c.req.parseBody();
+    const retention = { mode: form.mode === 'forever' ? ('forever' as const) : ('window' as const), value: String(form.retention ?? '').trim() };
+    let retentionSeconds: number | null;
+    try {
+      retentionSeconds = retention.mode === 'forever' ? null : parseDuration(retention.value, 'retention');
+    } catch (err) {
+      return storagePage(c, org, { retention: { ...retention, error: formError(err) } }, 400);
+    }
+    const settings = await deps.retention.updateSettings(org, { retentionSeconds });
+    await deps.audit.appendNow({ principal: p, action: 'org.settings', target: `org ${org.name}`, orgId: org.id, detail: { ...settings } });
+    return c.redirect(`/manage/${org.name}/storage?done=retention`, 303);
+  });
+  app.post('/manage/:org/storage/quota', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const p = c.get('principal');
+    // Org admins choose how long their pushes stay; only the server admin hands out storage.
+    const d = isServerAdmin(p);
+    if (!d.allowed) throw new Forbidden(`setting a quota needs the server admin token: ${d.reason}`);
+    const value = String((await c.req.parseBody()).quota ?? '').trim();
+    let quotaBytes: number | null;
+    try {
+      quotaBytes = value === '' || value.toLowerCase() === 'none' ? null : parseSize(value, 'quota');
+    } catch (err) {
+      return storagePage(c, org, { quota: { value, error: formError(err) } }, 400);
+    }
+    const settings = await deps.retention.updateSettings(org, { quotaBytes });
+    await deps.audit.appendNow({ principal: p, action: 'org.settings', target: `org ${org.name}`, orgId: org.id, detail: { ...settings } });
+    return c.redirect(`/manage/${org.name}/storage?done=quota`, 303);
   });
 
   const membersPage = async (c: Ctx, org: Org, form: Parameters<typeof membersTab>[3] = {}, flash?: Html, status = 200) =>

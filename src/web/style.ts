@@ -127,6 +127,9 @@ table.list td.num, table.list th.num { text-align: right; font-variant-numeric: 
 .chart .bar { fill: var(--accent); }
 .chart .bar2 { fill: var(--ok); }
 .chart .axis { stroke: var(--border); }
+.chart .line { fill: none; stroke: var(--accent); stroke-width: 2; stroke-linejoin: round; stroke-linecap: round; }
+.chart .area { fill: var(--accent); opacity: .12; }
+.chart .dot { fill: var(--surface); stroke: var(--accent); stroke-width: 2; }
 .chart text { fill: var(--muted); font: 10px var(--sans); }
 .meter { height: 10px; border-radius: 999px; background: var(--surface-2); overflow: hidden; }
 .meter svg { display: block; width: 100%; height: 10px; }
@@ -146,7 +149,7 @@ ul.tree li { font-family: var(--mono); font-size: .85rem; }
 .provider:last-child { border-bottom: none; }
 .sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 .inline { display: inline; margin: 0; }
-.card > h2:first-child, .card > h3:first-child { margin-top: 0; }
+.card > h2:first-child, .card > h3:first-child, .card > .row:first-child > h2 { margin-top: 0; }
 .table-card { margin-bottom: 1.5rem; }
 td.num, td time, .nowrap { white-space: nowrap; }
 .side pre, .two pre { white-space: pre-wrap; word-break: break-all; }
@@ -165,6 +168,8 @@ details[open] summary { margin-bottom: .75rem; }
 .row.start .field { margin-bottom: 0; }
 .check-inline { display: flex; align-items: center; gap: .4rem; font-weight: 500; margin: 0 0 .7rem; }
 dl.facts dd code { overflow-wrap: anywhere; }
+.pin-fields { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 2.2fr) minmax(0, 1fr); gap: 1rem; } @media (max-width: 800px) { .pin-fields { grid-template-columns: 1fr; } }
+.pin-fields .field { margin-bottom: .25rem; }
 .error-text { color: var(--danger); font-size: .875rem; margin-top: .35rem; font-weight: 500; }
 `;
 

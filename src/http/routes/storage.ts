@@ -1,6 +1,7 @@
 /**
  * Package independence and storage management (`/api/v1`): upstream caches (server admin), pins,
- * retention and quota settings, usage per org and slice, and garbage collection (server admin).
+ * retention and quota settings, usage per org and slice (and per day: `usage/history`), and garbage
+ * collection (server admin).
  */
 import type { Hono } from 'hono';
 import { z } from 'zod';
@@ -11,6 +12,7 @@ import type { Action } from '../../policy/actions.js';
 import type { Org } from '../../org/service.js';
 import type { UpstreamService } from '../../cache/upstream.js';
 import type { RetentionService } from '../../cache/retention.js';
+import type { UsageHistory } from '../../cache/usage-history.js';
 import type { GarbageCollector } from '../../cache/gc.js';
 import { orgStorage } from '../../cache/accounting.js';
 import type { Db } from '../../storage/types.js';
@@ -26,6 +28,7 @@ export interface StorageDeps {
   authorizer: Authorizer;
   upstreams: UpstreamService;
   retention: RetentionService;
+  history: UsageHistory;
   gc: GarbageCollector;
   gcGraceSeconds: number;
   limits: Limits;
@@ -102,6 +105,12 @@ export function storageRoutes(api: Hono<AppEnv>, deps: StorageDeps): void {
   api.get('/orgs/:org/usage', async (c) => {
     const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
     return c.json(await orgStorage(deps.db, org));
+  });
+  api.get('/orgs/:org/usage/history', async (c) => {
+    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+    const days = Number(c.req.query('days') ?? 30);
+    if (!Number.isInteger(days) || days < 1 || days > 3660) throw new InvalidInput('days', 'a whole number of days from 1 to 3660');
+    return c.json({ org: org.name, days: await deps.history.history(org, days) });
   });
   api.patch('/orgs/:org/settings', async (c) => {
     const p = c.get('principal');

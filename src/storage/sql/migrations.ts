@@ -247,6 +247,21 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('tokens').addColumn('last_used_at', 'text').execute();
     },
   },
+  '2026-11-29-300-usage-history': {
+    async up(db: Kysely<any>) {
+      // One row per org and UTC day: what the org stored that day (for "storage over time").
+      await db.schema
+        .createTable('usage_history')
+        .addColumn('day', 'text', (c) => c.notNull())
+        .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id'))
+        .addColumn('logical_bytes', 'bigint', (c) => c.notNull())
+        .addColumn('stored_bytes', 'bigint', (c) => c.notNull())
+        .addColumn('paths', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('usage_history_pk', ['org_id', 'day'])
+        .execute();
+    },
+  },
 };
 
 class StaticProvider implements MigrationProvider {

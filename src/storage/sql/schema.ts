@@ -218,6 +218,19 @@ export interface OrgSettingsTable {
   updated_at: string;
 }
 
+/** A daily snapshot of an org's storage (upserted by the server once a day and after every GC run). */
+export interface UsageHistoryTable {
+  /** YYYY-MM-DD (UTC). */
+  day: string;
+  org_id: string;
+  /** Sum of NarSize over the org's paths. */
+  logical_bytes: number;
+  /** Deduplicated stored (zstd) bytes of the distinct NARs the org uses. */
+  stored_bytes: number;
+  paths: number;
+  updated_at: string;
+}
+
 export interface Schema {
   upstreams: UpstreamsTable;
   pins: PinsTable;
@@ -237,4 +250,5 @@ export interface Schema {
   org_policies: OrgPoliciesTable;
   audit_log: AuditLogTable;
   read_summary: ReadSummaryTable;
+  usage_history: UsageHistoryTable;
 }

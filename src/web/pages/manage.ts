@@ -2,17 +2,18 @@
 import { html } from 'hono/html';
 import type { StoredTrust } from '../../identity/exchange.js';
 import type { OrgUsage } from '../../cache/usage.js';
+import type { UsageSnapshot } from '../../cache/usage-history.js';
 import { type Html, type PageContext, ago, bytes, count, csrfField, layout, notice, when } from '../layout.js';
-import { barChart, meter } from '../charts.js';
+import { barChart, lineChart, meter } from '../charts.js';
 
-export type ManageTab = 'usage' | 'members' | 'tokens' | 'slices' | 'policies' | 'audit';
+export type ManageTab = 'usage' | 'storage' | 'members' | 'tokens' | 'slices' | 'policies' | 'audit';
 
 export interface ManageExtras {
   /** Tabs that exist on this server (policies and audit need the policy engine). */
   tabs: ManageTab[];
 }
 
-const TAB_LABELS: Record<ManageTab, string> = { usage: 'Cache usage', members: 'Members & access', tokens: 'Tokens', slices: 'Slices', policies: 'Policies', audit: 'Audit log' };
+const TAB_LABELS: Record<ManageTab, string> = { usage: 'Cache usage', storage: 'Storage', members: 'Members & access', tokens: 'Tokens', slices: 'Slices', policies: 'Policies', audit: 'Audit log' };
 
 export function managePage(ctx: PageContext, org: string, tab: ManageTab, tabs: ManageTab[], body: Html, flash?: Html): Html {
   return layout(
@@ -38,11 +39,23 @@ export interface ServedStats {
   since: string;
 }
 
-export function usageTab(org: string, u: OrgUsage, served: ServedStats, publicUrl: string): Html {
+/** The last `days` UTC days, oldest first, with the snapshot of each day or null. */
+function dailySeries(history: UsageSnapshot[], days: number, now = new Date()): Array<{ day: string; snap: UsageSnapshot | null }> {
+  const byDay = new Map(history.map((h) => [h.day, h]));
+  const out: Array<{ day: string; snap: UsageSnapshot | null }> = [];
+  for (let i = days - 1; i >= 0; i--) {
+    const day = new Date(now.getTime() - i * 86_400_000).toISOString().slice(0, 10);
+    out.push({ day, snap: byDay.get(day) ?? null });
+  }
+  return out;
+}
+
+export function usageTab(org: string, u: OrgUsage, served: ServedStats, publicUrl: string, history: UsageSnapshot[] = []): Html {
   const lookups = served.hits + served.misses;
   const hitRate = lookups ? served.hits / lookups : 0;
   const pushed30 = u.pushesPerDay.reduce((a, d) => a + d.paths, 0);
   const shortDay = (d: string) => new Date(`${d}T00:00:00Z`).toLocaleDateString('en-GB', { month: 'short', day: 'numeric', timeZone: 'UTC' });
+  const series = dailySeries(history, 30);
   return html`
     <div class="stats">
       <div class="card stat"><div class="value" data-testid="stat-paths">${count(u.totalPaths)}</div><div class="what">store paths cached</div></div>
@@ -68,6 +81,20 @@ export function usageTab(org: string, u: OrgUsage, served: ServedStats, publicUr
         )}
       </section>
     </div>
+    <section class="card" aria-labelledby="storage-title" data-testid="storage-over-time">
+      <div class="row"><h2 id="storage-title">Storage over time</h2><a class="small" href="/manage/${org}/storage">Quota, retention and pins</a></div>
+      ${
+        history.length
+          ? lineChart(
+              series.map((d) => ({ label: shortDay(d.day), value: d.snap?.storedBytes ?? null, title: d.snap ? `${d.day}: ${bytes(d.snap.storedBytes)} stored (${bytes(d.snap.logicalBytes)} logical, ${count(d.snap.paths)} paths)` : `${d.day}: no snapshot` })),
+              `Deduplicated stored bytes per day over the last ${series.length} days`,
+              bytes,
+              { width: 800, height: 150 },
+            )
+          : html`<p class="empty small">No daily snapshot yet: the server takes one shortly after it starts, every day, and after each garbage collection.</p>`
+      }
+      <p class="small muted">Stored bytes (deduplicated, compressed) at each day's last snapshot; days before the first one and days the server was down are gaps.</p>
+    </section>
     <h2>Slices</h2>
     <div class="card table-card"><table class="list">
       <thead><tr><th scope="col">Slice</th><th scope="col">Readable by</th><th scope="col" class="num">Paths</th><th scope="col" class="num">Stored</th><th scope="col">Share of the org</th></tr></thead>
