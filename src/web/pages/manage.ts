@@ -86,7 +86,7 @@ export function usageTab(org: string, u: OrgUsage, served: ServedStats, publicUr
       ${
         history.length
           ? lineChart(
-              series.map((d) => ({ label: shortDay(d.day), value: d.snap?.storedBytes ?? null, title: d.snap ? `${d.day}: ${bytes(d.snap.storedBytes)} stored (${bytes(d.snap.logicalBytes)} logical, ${count(d.snap.paths)} paths)` : `${d.day}: no snapshot` })),
+              series.map((d) => ({ label: shortDay(d.day), value: d.snap?.storedBytes ?? null, title: d.snap ? `${d.day}: ${bytes(d.snap.storedBytes)} stored (${bytes(d.snap.logicalBytes)} logical, ${count(d.snap.paths)} ${d.snap.paths === 1 ? 'path' : 'paths'})` : `${d.day}: no snapshot` })),
               `Deduplicated stored bytes per day over the last ${series.length} days`,
               bytes,
               { width: 800, height: 150 },
