@@ -81,7 +81,7 @@ export function lineChart(points: Point[], describe: string, format: (n: number)
     <title>${describe}</title>
     <line class="axis" x1="${left}" x2="${width - left}" y1="${base}" y2="${base}"/>
     <line class="axis" x1="${left}" x2="${width - left}" y1="${top}" y2="${top}" stroke-dasharray="3 4"/>
-    <text x="${width - left}" y="${top - 5}" text-anchor="end">${format(max)}</text>
+    <text x="${left}" y="${top - 5}">${format(max)}</text>
     ${runs.map(
       (r) => html`${r.length > 1 ? html`<path class="area" d="${d(r)} L${r.at(-1)![0].toFixed(1)} ${base} L${r[0]![0].toFixed(1)} ${base} Z"/><path class="line" d="${d(r)}"/>` : ''}`,
     )}

@@ -127,6 +127,7 @@ table.list td.num, table.list th.num { text-align: right; font-variant-numeric: 
 .chart .bar { fill: var(--accent); }
 .chart .bar2 { fill: var(--ok); }
 .chart .axis { stroke: var(--border); }
+.chart-card { margin-top: 1rem; }
 .chart .line { fill: none; stroke: var(--accent); stroke-width: 2; stroke-linejoin: round; stroke-linecap: round; }
 .chart .area { fill: var(--accent); opacity: .12; }
 .chart .dot { fill: var(--surface); stroke: var(--accent); stroke-width: 2; }

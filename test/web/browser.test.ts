@@ -1,6 +1,7 @@
 /**
  * The web interface in real headless Chromium: search and open a flake, private flakes invisible
- * when signed out, sign in through the local OIDC issuer, create and revoke a device token.
+ * when signed out, sign in through the local OIDC issuer, create and revoke a device token, run the
+ * org's storage (pins, retention, the read-only quota).
  * Screenshots of the main pages go to test-artifacts/screenshots/.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +22,7 @@ run('web interface in Chromium', () => {
   let idp: TestIssuer;
   let browser: TestBrowser;
   let page: Page;
+  let pinnable: string[];
 
   beforeAll(async () => {
     server = await startFloe({ env: { FLOE_OIDC_ALLOW_HTTP_ISSUERS: '1', FLOE_LOG_LEVEL: 'info' } });
@@ -38,16 +40,27 @@ run('web interface in Chromium', () => {
     await publish(server, globex, 'globex', 'infra', 'v0.4.2', helloMeta({ description: 'NixOS hosts and modules of Globex', labels: ['nixos'], revision: REV(4), readme: '# infra' }));
     // Some cache activity for the usage page: pushes spread over the last weeks, hits and misses.
     const writer = basicAuth((await createToken(server, 'acme', ['write', 'read'])).token);
+    pinnable = [];
     const names = ['hello-2.12', 'glibc-2.39', 'bash-5.2', 'coreutils-9.4', 'openssl-3.0.13', 'python3-3.12.3', 'nodejs-20.12', 'zlib-1.3', 'curl-8.7.1', 'git-2.44'];
     for (const [i, name] of names.entries()) {
       const p = fakePath(name, { type: 'regular', contents: 'x'.repeat(2000 * (i + 1) ** 2) });
       expect((await nixStyleUpload(`${server.url}/cache`, writer, p)).narinfo).toBe(201);
+      pinnable.push(`/nix/store/${p.base}`);
       await fetch(`${server.url}/cache/${p.hashPart}.narinfo`, { headers: { Authorization: writer } });
     }
     await fetch(`${server.url}/cache/${'0'.repeat(32)}.narinfo`, { headers: { Authorization: writer } });
     const db = new Database(path.join(server.dataDir, 'floe.sqlite'));
     const rows = db.prepare('SELECT slice_id, hash_part FROM paths').all() as Array<{ slice_id: string; hash_part: string }>;
     rows.forEach((r, i) => db.prepare('UPDATE paths SET created_at = ? WHERE slice_id = ? AND hash_part = ?').run(new Date(Date.now() - ((i * 7) % 24) * 86_400_000).toISOString(), r.slice_id, r.hash_part));
+    // Storage over time: three weeks of earlier daily snapshots (the server writes today's).
+    const acmeId = (db.prepare("SELECT id FROM orgs WHERE name = 'acme'").get() as { id: string }).id;
+    const insert = db.prepare('INSERT INTO usage_history (day, org_id, logical_bytes, stored_bytes, paths, updated_at) VALUES (?, ?, ?, ?, ?, ?)');
+    for (let d = 21; d >= 1; d--) {
+      if (d === 12 || d === 13) continue; // the server was down
+      const day = new Date(Date.now() - d * 86_400_000).toISOString().slice(0, 10);
+      const grow = (21 - d) / 21;
+      insert.run(day, acmeId, Math.round(120_000 + 560_000 * grow), Math.round(240 + 660 * grow + (d % 4) * 15), 2 + Math.round(7 * grow), new Date().toISOString());
+    }
     db.close();
     browser = await launchBrowser();
     page = await browser.newPage();
@@ -145,6 +158,53 @@ run('web interface in Chromium', () => {
     await page.waitForURL(/\/slices$/);
     expect(await page.getByText(`${server.url}/cache/acme/releases`).count()).toBe(1);
     await browser.screenshot(page, '10-slices');
+  });
+
+  it('storage: an org admin adds a pin, sets retention and sees usage; the quota is read-only', async () => {
+    expect((await api(server, server.adminToken, 'PATCH', '/api/v1/orgs/acme/settings', { quota: '64M' })).status).toBe(200);
+    await page.goto(`${server.url}/manage/acme`);
+    await expect.poll(() => page.getByTestId('storage-over-time').locator('circle').count()).toBeGreaterThan(1);
+    await page.getByRole('link', { name: 'Storage', exact: true }).click();
+    await page.waitForURL(/\/manage\/acme\/storage$/);
+    expect(await page.getByTestId('stat-logical').textContent()).toMatch(/KiB$/);
+    expect(await page.getByTestId('slice-storage').locator('tbody tr').first().textContent()).toMatch(/default\s*10/);
+    // The quota: shown, not editable by an org admin.
+    expect(await page.getByTestId('quota-readonly').textContent()).toMatch(/64\.0 MiB/);
+    expect(await page.getByRole('textbox', { name: 'Quota', exact: true }).count()).toBe(0);
+    expect(await page.locator('input[name=quota]').count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Save quota' }).count()).toBe(0);
+    // A pin: a bad store path first, shown inline.
+    await page.getByLabel('Name', { exact: true }).fill('prod-2026-11');
+    await page.getByLabel('Store path').fill('/tmp/result');
+    await page.getByRole('button', { name: 'Add pin' }).click();
+    expect(await page.getByRole('alert').textContent()).toMatch(/is not in \/nix\/store/);
+    expect(await page.getByLabel('Store path').getAttribute('aria-invalid')).toBe('true');
+    await page.getByLabel('Store path').fill(pinnable[9]!);
+    await page.getByLabel(/Expires after/).fill('180d');
+    await page.getByRole('button', { name: 'Add pin' }).click();
+    await page.waitForURL(/done=pin-added/);
+    expect(await page.locator('tr[data-pin="prod-2026-11"]').textContent()).toContain(pinnable[9]!);
+    // A second one, removed again.
+    await page.getByLabel('Name', { exact: true }).fill('tmp');
+    await page.getByLabel('Store path').fill(pinnable[0]!);
+    await page.getByRole('button', { name: 'Add pin' }).click();
+    await page.waitForURL(/done=pin-added/);
+    await page.getByRole('button', { name: 'Remove pin tmp' }).click();
+    await page.waitForURL(/done=pin-removed/);
+    expect(await page.locator('tr[data-pin]').count()).toBe(1);
+    // Retention: a bad duration, then 30 days.
+    await page.getByLabel('for a window').check();
+    await page.getByLabel('Retention window').fill('a month');
+    await page.getByRole('button', { name: 'Save retention' }).click();
+    expect(await page.getByRole('alert').textContent()).toMatch(/expected a duration/);
+    await page.getByLabel('Retention window').fill('30d');
+    await page.getByRole('button', { name: 'Save retention' }).click();
+    await page.waitForURL(/done=retention/);
+    expect(await page.getByTestId('retention-current').textContent()).toBe('pushes are kept for 30 days');
+    const pins = await api<{ pins: Array<{ name: string; storePath: string }> }>(server, server.adminToken, 'GET', '/api/v1/orgs/acme/pins');
+    expect(pins.body.pins).toMatchObject([{ name: 'prod-2026-11', storePath: pinnable[9] }]);
+    expect((await api<{ retentionSeconds: number }>(server, server.adminToken, 'GET', '/api/v1/orgs/acme/usage')).body.retentionSeconds).toBe(30 * 86400);
+    await browser.screenshot(page, '16-storage');
   });
 
   it('edits a policy: a validation error inline, then a valid one, a test, and the audit entry', async () => {

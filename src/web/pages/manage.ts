@@ -81,7 +81,7 @@ export function usageTab(org: string, u: OrgUsage, served: ServedStats, publicUr
         )}
       </section>
     </div>
-    <section class="card" aria-labelledby="storage-title" data-testid="storage-over-time">
+    <section class="card chart-card" aria-labelledby="storage-title" data-testid="storage-over-time">
       <div class="row"><h2 id="storage-title">Storage over time</h2><a class="small" href="/manage/${org}/storage">Quota, retention and pins</a></div>
       ${
         history.length
