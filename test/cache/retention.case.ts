@@ -454,6 +454,10 @@ export function retentionScenarios(backend: Backend): void {
         expect(actions).toContain('pin.add server-admin:admin');
         expect(actions).toContain('org.settings server-admin:admin');
         expect(actions).toContain('gc.run server-admin:gc-schedule');
+        // Scheduled runs refresh today's usage snapshot too: only the pinned path is left.
+        await expect
+          .poll(async () => (await api<{ days: Array<{ paths: number }> }>(scheduled, scheduled.adminToken, 'GET', '/api/v1/orgs/sched/usage/history')).body.days.at(-1)?.paths, { timeout: 5000 })
+          .toBe(1);
       } finally {
         await scheduled.cleanup();
       }
@@ -479,6 +483,13 @@ export function retentionScenarios(backend: Backend): void {
       expect(u.storedBytes).toBeLessThan(p.narSize);
       const otherOrg = await api(server, admin, 'GET', '/api/v1/orgs/mirror/usage');
       expect(otherOrg.status).toBe(403);
+      // A GC run snapshots every org's figures for the day (one aggregate query per org), the same as /usage.
+      await gc({ grace: '1h' });
+      const today = new Date().toISOString().slice(0, 10);
+      await expect
+        .poll(async () => (await api<{ days: Array<{ day: string; paths: number; logicalBytes: number; storedBytes: number }> }>(server, admin, 'GET', '/api/v1/orgs/use/usage/history')).body.days, { timeout: 5000 })
+        .toEqual([{ day: today, paths: 2, logicalBytes: 2 * p.narSize, storedBytes: u.storedBytes }]);
+      expect((await api(server, admin, 'GET', '/api/v1/orgs/mirror/usage/history')).status).toBe(403);
     });
 
     it('refuses writes past the quota with a clear 413, storing nothing', async () => {
