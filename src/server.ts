@@ -116,11 +116,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   // Rotations made through another replica arrive within a minute even without an unknown kid.
   const keyReload = setInterval(() => void keyRing.reload(0).catch((err) => log.warn({ err }, 'reloading server keys failed')), 60_000);
   keyReload.unref();
-  const tokens = new TokenService(storage.db, keyRing, publicUrl);
+  const tokens = new TokenService(storage.db, keyRing, publicUrl, storage.changes);
+  storage.changes.subscribe('keys', () => void keyRing.reload(0).catch((err) => log.warn({ err }, 'reloading server keys failed')));
   const metrics = new Metrics();
   const audit = new AuditLog(storage.db, log);
   audit.start();
-  const policies = new PolicyStore(storage.db, log);
+  const policies = new PolicyStore(storage.db, log, storage.changes);
   await policies.refresh();
   // Policy changes made through other replicas take effect within a second.
   policies.start(1000);
@@ -172,6 +173,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     rotateKeys: async () => {
       const kid = await rotateJwtKey(storage.db);
       await keyRing.reload(0);
+      await storage.changes.notify('keys', kid).catch(() => undefined); // others also reload on an unknown kid
       return kid;
     },
   });
