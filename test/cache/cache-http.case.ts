@@ -4,7 +4,6 @@
  * test/nix; here requests are crafted by hand to hit the edges Nix would never send.
  * Written once, run on every storage backend (embedded.test.ts, postgres-s3.test.ts).
  */
-import { request as httpRequest } from 'node:http';
 import { createHash } from 'node:crypto';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,7 +20,7 @@ import { fingerprintPath, verifyFingerprint } from '../../src/nix/signing.js';
  */
 function putAnswer(url: string, auth: string, body: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: 'PUT', headers: { Authorization: auth, 'Content-Length': Buffer.byteLength(body) } });
+    const req = request(url, { method: 'PUT', headers: { Authorization: auth, 'Content-Length': Buffer.byteLength(body) } });
     let answered = false;
     req.on('response', (res) => {
       answered = true;
