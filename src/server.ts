@@ -31,6 +31,7 @@ import { sql } from 'kysely';
 import { RegistryService } from './registry/service.js';
 import { UsageService } from './cache/usage.js';
 import { DeployScopes } from './registry/deploy.js';
+import { SignerService } from './cache/signers.js';
 import { createCacheHandler, markExpectsContinue } from './http/cache-handler.js';
 
 export interface RunningServer {
@@ -128,7 +129,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const authorizer = new Authorizer(audit, policies, (allowed) => metrics.policyDecision(allowed ? 'allow' : 'deny'));
   const orgs = new OrgService(storage.db);
   const upstreams = new UpstreamService(storage.db);
-  const cache = new CacheService(storage, orgs, authorizer, keys.nix, { maxUploadBytes: config.limits.maxUploadBytes, maxNarBytes: config.limits.maxNarBytes }, audit, new DeployScopes(storage.db), upstreams);
+  const signers = new SignerService(storage.db);
+  const cache = new CacheService(storage, orgs, authorizer, keys.nix, { maxUploadBytes: config.limits.maxUploadBytes, maxNarBytes: config.limits.maxNarBytes }, audit, new DeployScopes(storage.db), upstreams, signers);
   const retention = new RetentionService(storage.db);
   const gc = new GarbageCollector(storage, (hashes) => cache.forget(hashes), log, (result, bytes) => metrics.gcRun(result, bytes));
   const gcGraceMs = config.gc.graceSeconds * 1000;
@@ -153,6 +155,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const app = createApp({
     audit,
     policies,
+    signers,
     resolveClient,
     registry,
     usage: new UsageService(storage.db),
