@@ -172,6 +172,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     jwks: () => keyRing.current.jwks,
     metrics,
     publicMetrics: config.publicMetrics,
+    authRateLimitPerMinute: config.authRateLimitPerMinute,
     readiness: () => Promise.all([probe('database', () => sql`select 1`.execute(storage.db)), probe('blobs', () => (storage.blobs.check ? storage.blobs.check() : storage.blobs.size('floe-readiness-probe')))]),
     rotateKeys: async () => {
       const kid = await rotateJwtKey(storage.db);
