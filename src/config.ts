@@ -40,6 +40,8 @@ export interface Config {
   publicMetrics: boolean;
   /** Proxies whose X-Forwarded-For is believed (addresses, CIDRs, or loopback/linklocal/uniquelocal). */
   trustedProxies: string[];
+  /** Logins and identity exchanges per client address per minute (0 = unlimited). */
+  authRateLimitPerMinute: number;
   /** Tests only: an STS stand-in that AWS logins are sent to. */
   testAwsStsEndpoint: string | undefined;
   limits: Limits;
@@ -66,6 +68,11 @@ export function parseDuration(text: string, field: string): number {
   const m = /^(\d{1,10})\s*([smhdw]?)$/.exec(text.trim());
   if (!m) throw new InvalidInput(field, `expected a duration like 90s, 15m, 6h, 30d; got ${JSON.stringify(text)}`);
   return Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[m[2] as '' | 's' | 'm' | 'h' | 'd' | 'w'];
+}
+
+function parseCount(text: string, field: string): number {
+  if (!/^\d{1,9}$/.test(text.trim())) throw new InvalidInput(field, `expected a whole number, got ${JSON.stringify(text)}`);
+  return Number(text.trim());
 }
 
 export function parseTrustedProxies(text: string): string[] {
@@ -98,6 +105,7 @@ export function loadConfig(flags: { dataDir?: string; listen?: string; publicUrl
     testAwsStsEndpoint: env.FLOE_TEST_AWS_STS_ENDPOINT || undefined,
     publicMetrics: /^(1|true|yes)$/i.test(env.FLOE_METRICS_PUBLIC ?? ''),
     trustedProxies: parseTrustedProxies(env.FLOE_TRUSTED_PROXIES ?? ''),
+    authRateLimitPerMinute: parseCount(env.FLOE_AUTH_RATE_LIMIT ?? '120', 'FLOE_AUTH_RATE_LIMIT'),
     oidc: {
       // Development and tests only: production issuers are https.
       allowHttpIssuers: /^(1|true|yes)$/i.test(env.FLOE_OIDC_ALLOW_HTTP_ISSUERS ?? ''),

@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'forbidden'
   | 'conflict'
   | 'too_large'
+  | 'rate_limited'
   | 'unavailable'
   | 'internal';
 
@@ -54,6 +55,16 @@ export class Forbidden extends FloeError {
 export class Conflict extends FloeError {
   constructor(message: string) {
     super('conflict', message);
+  }
+}
+
+/** Too many attempts from one client; `retryAfterSeconds` says when to try again. */
+export class TooManyRequests extends FloeError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super('rate_limited', message);
   }
 }
 

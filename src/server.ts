@@ -32,6 +32,7 @@ import { RegistryService } from './registry/service.js';
 import { UsageService } from './cache/usage.js';
 import { UsageHistory } from './cache/usage-history.js';
 import { DeployScopes } from './registry/deploy.js';
+import { SignerService } from './cache/signers.js';
 import { createCacheHandler, markExpectsContinue } from './http/cache-handler.js';
 
 export interface RunningServer {
@@ -117,18 +118,20 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   // Rotations made through another replica arrive within a minute even without an unknown kid.
   const keyReload = setInterval(() => void keyRing.reload(0).catch((err) => log.warn({ err }, 'reloading server keys failed')), 60_000);
   keyReload.unref();
-  const tokens = new TokenService(storage.db, keyRing, publicUrl);
+  const tokens = new TokenService(storage.db, keyRing, publicUrl, storage.changes);
+  storage.changes.subscribe('keys', () => void keyRing.reload(0).catch((err) => log.warn({ err }, 'reloading server keys failed')));
   const metrics = new Metrics();
   const audit = new AuditLog(storage.db, log);
   audit.start();
-  const policies = new PolicyStore(storage.db, log);
+  const policies = new PolicyStore(storage.db, log, storage.changes);
   await policies.refresh();
   // Policy changes made through other replicas take effect within a second.
   policies.start(1000);
   const authorizer = new Authorizer(audit, policies, (allowed) => metrics.policyDecision(allowed ? 'allow' : 'deny'));
   const orgs = new OrgService(storage.db);
   const upstreams = new UpstreamService(storage.db);
-  const cache = new CacheService(storage, orgs, authorizer, keys.nix, { maxUploadBytes: config.limits.maxUploadBytes, maxNarBytes: config.limits.maxNarBytes }, audit, new DeployScopes(storage.db), upstreams);
+  const signers = new SignerService(storage.db);
+  const cache = new CacheService(storage, orgs, authorizer, keys.nix, { maxUploadBytes: config.limits.maxUploadBytes, maxNarBytes: config.limits.maxNarBytes }, audit, new DeployScopes(storage.db), upstreams, signers);
   const retention = new RetentionService(storage.db);
   // Storage over time: today's row per org shortly after start, then daily, and after every GC run.
   const history = new UsageHistory(storage.db);
@@ -163,6 +166,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const app = createApp({
     audit,
     policies,
+    signers,
     resolveClient,
     registry,
     usage: new UsageService(storage.db),
@@ -179,10 +183,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     jwks: () => keyRing.current.jwks,
     metrics,
     publicMetrics: config.publicMetrics,
+    authRateLimitPerMinute: config.authRateLimitPerMinute,
     readiness: () => Promise.all([probe('database', () => sql`select 1`.execute(storage.db)), probe('blobs', () => (storage.blobs.check ? storage.blobs.check() : storage.blobs.size('floe-readiness-probe')))]),
     rotateKeys: async () => {
       const kid = await rotateJwtKey(storage.db);
       await keyRing.reload(0);
+      await storage.changes.notify('keys', kid).catch(() => undefined); // others also reload on an unknown kid
       return kid;
     },
   });

@@ -14,6 +14,7 @@ import { fingerprintPath, parseSignature, signFingerprint, type SigningKey } fro
 import { type StorePathBase, type StorePathHash, hashPartOf } from '../nix/store-path.js';
 import type { RequestFacts, SliceResource } from '../policy/actions.js';
 import type { AuditEvent } from '../audit/log.js';
+import type { SignerService } from './signers.js';
 import type { Authorizer } from '../policy/authorize.js';
 import type { OrgService } from '../org/service.js';
 import { DEFAULT_SLICE, isUniqueViolation } from '../org/service.js';
@@ -118,6 +119,7 @@ export class CacheService {
     private readonly audit: CacheAudit = NO_AUDIT,
     private readonly deploy?: DeployClosures,
     private readonly upstreams?: UpstreamService,
+    private readonly signers?: SignerService,
   ) {
     const candidates = () =>
       storage.db
@@ -524,7 +526,11 @@ export class CacheService {
     // Now that the narinfo is known, policies may judge it (e.g. "writes require a signed narinfo").
     // A pull-through fill is the server's own write on a reader's miss (verified against the
     // upstream's trusted keys), not the reader's: it is not judged as theirs.
-    const decision = fill === 'pull-through' ? { allowed: true, reason: 'pull-through' } : this.authorizer.authorize(p, 'cache.write', target, { narinfoSignatures: uploaderSigs.map((s) => parseSignature(s).keyName) });
+    // Only signatures that verify against a key the org trusts count.
+    const decision =
+      fill === 'pull-through'
+        ? { allowed: true, reason: 'pull-through' }
+        : this.authorizer.authorize(p, 'cache.write', target, { narinfoSignatures: this.signers ? await this.signers.verifiedSigners(target.org.id, meta, uploaderSigs) : [] });
     if (!decision.allowed) throw new Forbidden(`not allowed to write ${meta.storePath} to ${target.org.name}/${target.slice.name}: ${decision.reason}`);
 
     // Any commit can change what a hash resolves to (new path, merged signatures, linked closure).

@@ -195,6 +195,37 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
       console.log(`${r.decision.toUpperCase()}: ${r.reason}\ndecided by: ${r.decidedBy.join(', ')}`);
     });
 
+  const signer = program.command('signer').description("Nix signing keys an org trusts: only signatures verifying against one count in policies (context.narinfoSignatures)");
+  signer
+    .command('add <publicKey>')
+    .description('trust a key, as in nix.conf trusted-public-keys (name:base64)')
+    .addOption(serverOption())
+    .requiredOption('--org <org>', 'org')
+    .action(async (publicKey: string, opts: { server?: string; org: string }) => {
+      const s = await apiRequest<{ name: string }>(clientOptions(opts), 'POST', orgPath(opts.org, '/signers'), { publicKey });
+      console.log(`${opts.org} trusts signatures by ${s.name}`);
+    });
+  signer
+    .command('list')
+    .description("list the org's trusted signing keys")
+    .addOption(serverOption())
+    .requiredOption('--org <org>', 'org')
+    .option('--json', 'print JSON')
+    .action(async (opts: { server?: string; org: string; json?: boolean }) => {
+      const res = await apiRequest<{ signers: Array<{ name: string; publicKey: string; addedBy: string; createdAt: string }> }>(clientOptions(opts), 'GET', orgPath(opts.org, '/signers'));
+      if (opts.json) return console.log(JSON.stringify(res.signers));
+      for (const s of res.signers) console.log(`${s.publicKey}  added ${s.createdAt} by ${s.addedBy}`);
+    });
+  signer
+    .command('remove <name>')
+    .description('stop trusting a key')
+    .addOption(serverOption())
+    .requiredOption('--org <org>', 'org')
+    .action(async (name: string, opts: { server?: string; org: string }) => {
+      await apiRequest(clientOptions(opts), 'DELETE', orgPath(opts.org, `/signers/${encodeURIComponent(name)}`));
+      console.log(`${opts.org} no longer trusts ${name}`);
+    });
+
   const audit = program.command('audit').description('the audit trail: who did what, what was refused, who read what');
   audit
     .command('log', { isDefault: true })

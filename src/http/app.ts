@@ -6,13 +6,14 @@
 import { type Context, Hono } from 'hono';
 import { routePath } from 'hono/route';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { FloeError, Forbidden, NotFound } from '../errors.js';
+import { FloeError, Forbidden, NotFound, TooManyRequests } from '../errors.js';
 import { credentialFromAuthorization } from '../identity/credentials.js';
 import { ANONYMOUS, describePrincipal, withClient } from '../identity/principal.js';
 import type { ClientResolver } from './client-address.js';
 import type { TokenService } from '../identity/tokens.js';
 import type { Logger } from '../log.js';
 import type { AppEnv } from './context.js';
+import { RateLimiter } from './rate-limit.js';
 import { errorBody, missResponse } from './errors.js';
 import { type ApiDeps, apiRoutes } from './routes/api.js';
 import { nextRequestId } from './request-id.js';
@@ -33,6 +34,8 @@ export interface AppDeps extends ApiDeps {
   readiness: () => Promise<ReadinessCheck[]>;
   /** Serve /metrics without authentication (for a scraper on a private network). */
   publicMetrics: boolean;
+  /** Logins and identity exchanges per client address per minute (0 = unlimited). */
+  authRateLimitPerMinute: number;
   resolveClient: ClientResolver;
 }
 
@@ -79,10 +82,19 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     );
   });
 
+  // Logins and exchanges are rate limited per client address (they reach out to IdPs and STS).
+  const loginLimiter = new RateLimiter(deps.authRateLimitPerMinute);
+  const limitLogin = (c: import('hono').Context<AppEnv>) => {
+    const wait = loginLimiter.take(c.get('principal').client?.ip ?? '?');
+    if (wait > 0) throw new TooManyRequests(`too many login attempts from your address; try again in ${wait} s`, wait);
+  };
   app.use('*', async (c, next) => {
+    const path = c.req.path;
+    if ((c.req.method === 'POST' && path.startsWith('/api/v1/auth/')) || path === '/login/start' || path === '/login/callback' || path === '/login/token') limitLogin(c);
     let credential = credentialFromAuthorization(c.req.header('authorization'));
     // flakehub-push sends its CI identity token itself, on every call of the publishing protocol.
-    if (credential !== undefined && !credential.startsWith('floe_') && FLAKEHUB_PUSH_PATHS.test(c.req.path) && credential.split('.').length === 3) {
+    if (credential !== undefined && !credential.startsWith('floe_') && FLAKEHUB_PUSH_PATHS.test(path) && credential.split('.').length === 3) {
+      limitLogin(c);
       credential = await deps.exchange.exchangeReusable(credential);
     }
     if (credential !== undefined) c.set('principal', withClient(await deps.tokens.verify(credential), c.get('principal').client!));
@@ -96,6 +108,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     else deps.log.debug({ reqId: requestId, code: body.code, msg: (err as Error).message }, 'client error');
     const headers: Record<string, string> = { 'Cache-Control': 'no-store' };
     if (body.status === 401) headers['WWW-Authenticate'] = 'Basic realm="floe", charset="UTF-8"';
+    if (err instanceof TooManyRequests) headers['Retry-After'] = String(err.retryAfterSeconds);
     if (err instanceof NotFoundWithReason && c.req.path.startsWith('/api/')) {
       // Said only after the caller was allowed to see the flake itself.
       return c.json({ error: 'not_found', message: err.message }, 404, headers);

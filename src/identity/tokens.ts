@@ -9,6 +9,7 @@ import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 import { z } from 'zod';
 import { InvalidInput, Unauthenticated } from '../errors.js';
 import type { Db } from '../storage/types.js';
+import type { ChangeFeed } from '../storage/changes.js';
 import type { AuthMethod, DeployGrant, NetworkLimits, OrgRef, Principal, Scope } from './principal.js';
 import type { KeyRing } from './server-keys.js';
 
@@ -95,7 +96,16 @@ export class TokenService {
     private readonly db: Db,
     private readonly keys: KeyRing,
     private readonly issuer: string,
-  ) {}
+    private readonly changes?: ChangeFeed,
+  ) {
+    // A revocation on another replica drops our cached verification at once (not only at the recheck).
+    changes?.subscribe('tokens', (id) => this.forget(id));
+  }
+
+  private forget(id: string): void {
+    if (id === '*') this.verified.clear();
+    else for (const [token, entry] of this.verified) if (tokenIdOf(entry.principal) === id) this.verified.delete(token);
+  }
 
   async mint(req: MintRequest): Promise<MintedToken> {
     if (!Number.isInteger(req.ttlSeconds) || req.ttlSeconds < 1 || req.ttlSeconds > MAX_TOKEN_TTL_SECONDS) {
@@ -248,7 +258,8 @@ export class TokenService {
       .where('id', '=', id)
       .where('revoked_at', 'is', null)
       .executeTakeFirst();
-    for (const [token, entry] of this.verified) if (tokenIdOf(entry.principal) === id) this.verified.delete(token);
+    this.forget(id);
+    await this.changes?.notify('tokens', id).catch(() => undefined); // others recheck within 2 s anyway
     if (Number(res.numUpdatedRows) > 0) return true;
     return (await this.db.selectFrom('tokens').select('id').where('id', '=', id).executeTakeFirst()) !== undefined;
   }

@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import { CedarPolicySet, type PolicyProblem, validatePolicyFile } from '../policy/cedar.js';
 import type { OrgPolicySet, PolicySets } from '../policy/authorize.js';
 import type { Db } from '../storage/types.js';
+import type { ChangeFeed } from '../storage/changes.js';
 import { isUniqueViolation, type Org } from './service.js';
 
 /** A policy file that failed validation: nothing was stored. */
@@ -35,6 +36,7 @@ export class PolicyStore implements PolicySets {
   constructor(
     private readonly db: Db,
     private readonly log: Logger,
+    private readonly changes?: ChangeFeed,
   ) {}
 
   forOrg(orgId: string): OrgPolicySet | undefined {
@@ -52,8 +54,11 @@ export class PolicyStore implements PolicySets {
     }
   }
 
-  /** Polls for changes made through other replicas. */
+  /** Follows changes made through other replicas: notices at once, a poll as the guarantee. */
   start(intervalMs = 1000): void {
+    this.changes?.subscribe('policies', () => {
+      this.refresh().catch((err) => this.log.warn({ err }, 'policy refresh failed; keeping the current policies'));
+    });
     this.timer = setInterval(() => {
       this.refresh().catch((err) => this.log.warn({ err }, 'policy refresh failed; keeping the current policies'));
     }, intervalMs);
@@ -117,6 +122,7 @@ export class PolicyStore implements PolicySets {
           return values;
         });
         this.install(org.id, row.version, source);
+        await this.changes?.notify('policies', org.id).catch((err) => this.log.warn({ err }, 'could not notify other replicas; they poll within a second'));
         return toVersion(row);
       } catch (err) {
         // Two admins applying at once: the loser retries on top of the winner's version.

@@ -32,7 +32,7 @@ export interface RequestFacts {
   inDeployClosure?: boolean;
   /** flake.read by a deploy-only token: the flake is one its grants name (to resolve the output). */
   deployFlake?: boolean;
-  /** cache.write when the narinfo is known: the key names of the uploader's signatures on it. */
+  /** cache.write when the narinfo is known: names of the org's trusted signing keys whose signature on it verifies. */
   narinfoSignatures?: readonly string[];
 }
 

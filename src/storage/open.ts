@@ -5,7 +5,8 @@ import type { Kysely } from 'kysely';
 import { FsBlobStore } from './blob/fs.js';
 import { S3BlobStore, type S3BlobConfig } from './blob/s3.js';
 import { migrateToLatest } from './sql/migrations.js';
-import { openPostgres, redactUrl } from './sql/postgres.js';
+import { PgChangeFeed, openPostgres, redactUrl } from './sql/postgres.js';
+import { type ChangeFeed, LocalChangeFeed } from './changes.js';
 import type { Schema } from './sql/schema.js';
 import { openSqlite } from './sql/sqlite.js';
 import type { BlobStore, Storage } from './types.js';
@@ -29,10 +30,12 @@ export async function openStorage(config: StorageConfig): Promise<Storage> {
     db = openSqlite(path.join(config.dataDir, 'floe.sqlite')).db;
     dbDescription = `SQLite ${path.join(config.dataDir, 'floe.sqlite')}`;
   }
+  let changes: ChangeFeed = new LocalChangeFeed();
   let blobs: BlobStore & { close?: () => void };
   let blobDescription: string;
   try {
     await migrateToLatest(db);
+    if (config.databaseUrl) changes = await PgChangeFeed.open(config.databaseUrl, db);
     if (config.s3) {
       blobs = await S3BlobStore.open({ ...config.s3, spoolDir: path.join(config.dataDir, 's3-spool') });
       blobDescription = `S3 bucket ${config.s3.bucket}${config.s3.endpoint ? ` at ${config.s3.endpoint}` : ''}${config.s3.prefix ? ` prefix ${config.s3.prefix}` : ''}`;
@@ -41,16 +44,19 @@ export async function openStorage(config: StorageConfig): Promise<Storage> {
       blobDescription = `files in ${path.join(config.dataDir, 'blobs')}`;
     }
   } catch (err) {
+    await changes.close().catch(() => undefined);
     await db.destroy().catch(() => undefined);
     throw err;
   }
   return {
     db,
     blobs,
+    changes,
     dialect: config.databaseUrl ? 'postgres' : 'sqlite',
     description: `${dbDescription}; NARs in ${blobDescription}`,
     async close() {
       blobs.close?.();
+      await changes.close();
       await db.destroy();
     },
   };

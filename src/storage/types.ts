@@ -5,6 +5,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Kysely } from 'kysely';
 import type { Schema } from './sql/schema.js';
+import type { ChangeFeed } from './changes.js';
 
 export type { Schema } from './sql/schema.js';
 /** Metadata access: one Kysely instance, whatever the dialect. */
@@ -52,5 +53,7 @@ export interface Storage {
   dialect: 'sqlite' | 'postgres';
   /** Human-readable description of the backends, for the start-up log (no secrets). */
   description: string;
+  /** Change notices between replicas (best effort; pollers remain the guarantee). */
+  changes: ChangeFeed;
   close(): Promise<void>;
 }

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FLOE_BIN, api, basicAuth, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
 import { fakePath, narInfoFor, nixStyleUpload, type FakePath } from '../helpers/paths.js';
 import { githubClaims, startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
-import { fingerprintPath, generateSigningKey, signFingerprint } from '../../src/nix/signing.js';
+import { fingerprintPath, formatPublicKey, generateSigningKey, signFingerprint } from '../../src/nix/signing.js';
 import { parseHash } from '../../src/nix/hash.js';
 import type { StorePathBase } from '../../src/nix/store-path.js';
 
@@ -257,11 +257,21 @@ when { context has narinfoSignatures } unless { context.narinfoSignatures.contai
     expect(r1.narinfo).toBe(403);
     expect(r1.narinfoText).toMatch(/signed-uploads/);
     expect(await narinfo(unsigned, writer)).toBe(404); // nothing partially stored
-    const signed = fakePath('signed');
     const key = generateSigningKey('acme-ci-1');
-    const info = { storePath: signed.base, narHash: parseHash(signed.narHash), narSize: signed.narSize, references: [] as StorePathBase[] };
-    const text = narInfoFor(signed, 'nar/x.nar').replace(/^URL: .*$/m, `URL: nar/${signed.narHash.slice(7)}.nar`) + `Sig: ${signFingerprint(key, fingerprintPath(info))}\n`;
-    const r2 = await nixStyleUpload(`${server.url}/cache/acme/proj-c`, basicAuth(writer), signed, { fileName: `${signed.narHash.slice(7)}.nar`, narinfo: text });
+    const signedUpload = async (name: string, sign: (fingerprint: string) => string) => {
+      const p = fakePath(name);
+      const info = { storePath: p.base, narHash: parseHash(p.narHash), narSize: p.narSize, references: [] as StorePathBase[] };
+      const text = narInfoFor(p, 'nar/x.nar').replace(/^URL: .*$/m, `URL: nar/${p.narHash.slice(7)}.nar`) + `Sig: ${sign(fingerprintPath(info))}\n`;
+      return nixStyleUpload(`${server.url}/cache/acme/proj-c`, basicAuth(writer), p, { fileName: `${p.narHash.slice(7)}.nar`, narinfo: text });
+    };
+    // A real signature by a key the org does not trust yet: refused.
+    expect((await signedUpload('signed-untrusted', (f) => signFingerprint(key, f))).narinfo).toBe(403);
+    const trust = await floe(['signer', 'add', formatPublicKey(key), '--org', 'acme']);
+    expect(trust.stdout).toBe('acme trusts signatures by acme-ci-1\n');
+    // The right key name with bytes that do not verify: refused.
+    const forger = generateSigningKey('acme-ci-1');
+    expect((await signedUpload('signed-forged', (f) => signFingerprint(forger, f))).narinfo).toBe(403);
+    const r2 = await signedUpload('signed', (f) => signFingerprint(key, f));
     expect(r2.narinfo, r2.narinfoText).toBe(201);
   });
 
@@ -326,6 +336,7 @@ describe('the audit trail', () => {
     has((x) => x.action === 'policy.apply' && x.outcome === 'deny' && x.reason === 'policies did not validate');
     has((x) => x.action === 'policy.apply' && x.outcome === 'event' && x.detail.version === 2);
     has((x) => x.action === 'policy.rollback' && x.detail.from === 1);
+    has((x) => x.action === 'signer.add' && x.target === 'signer acme/acme-ci-1');
     has((x) => x.action === 'cache.write' && x.outcome === 'event' && x.target.includes('-from-main'));
     has((x) => x.action === 'cache.write' && x.outcome === 'deny' && x.reason === 'forbidden by org policy protected-pushes');
     has((x) => x.action === 'cache.read' && x.outcome === 'deny' && x.reason === 'forbidden by org policy ops-geo' && x.detail.country === 'US' && x.detail.ip === US);

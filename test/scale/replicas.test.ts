@@ -103,27 +103,29 @@ describe.skipIf(!enabled)('three replicas on PostgreSQL + S3', () => {
     expect(createHash('sha256').update(nar).digest()).toEqual(Buffer.from(info.fileHash!.digest));
   });
 
-  it('a token revoked on one replica is refused by all within the bounded delay', async () => {
+  it('a token revoked on one replica is refused by all at once (LISTEN/NOTIFY; 2 s recheck as the bound)', async () => {
     const t = await createToken(replicas[0]!, 'acme', ['read']);
     for (const r of replicas) expect((await fetch(`${r.url}/cache/nix-cache-info`, { headers: { Authorization: basicAuth(t.token) } })).status).toBe(200);
     expect((await api(replicas[0]!, replicas[0]!.adminToken, 'DELETE', `/api/v1/tokens/${t.id}`)).status).toBe(200);
     expect((await fetch(`${replicas[0]!.url}/cache/nix-cache-info`, { headers: { Authorization: basicAuth(t.token) } })).status).toBe(401);
-    await new Promise((r) => setTimeout(r, 2_100));
+    // Well inside the 2 s recheck: only the notice can explain a refusal this early.
+    await new Promise((r) => setTimeout(r, 250));
     for (const r of replicas) expect((await fetch(`${r.url}/cache/nix-cache-info`, { headers: { Authorization: basicAuth(t.token) } })).status).toBe(401);
   });
 
-  it('a policy applied through one replica is enforced by all within a second, and audited once in one chain', async () => {
+  it('a policy applied through one replica is enforced by all at once, and audited in one chain', async () => {
     const p = fakePath('policy-replicas');
     expect(await upload(replicas[0]!, rw, p)).toBe(201);
     for (const r of replicas) expect((await narinfo(r, p.hashPart)).status).toBe(200);
     const put = await api(replicas[1]!, replicas[1]!.adminToken, 'PUT', '/api/v1/orgs/acme/policies', { source: '@id("lockdown") forbid (principal, action == Floe::Action::"cache.read", resource);' });
     expect(put.status, JSON.stringify(put.body)).toBe(201);
     expect((await narinfo(replicas[1]!, p.hashPart)).status).toBe(404); // the applying replica: at once
-    await new Promise((r) => setTimeout(r, 1_300));
+    // The others hear of it by NOTIFY (their 1 s poll is the bound if a notice is lost).
+    await new Promise((r) => setTimeout(r, 250));
     for (const r of replicas) expect((await narinfo(r, p.hashPart)).status).toBe(404);
     const back = await api(replicas[2]!, replicas[2]!.adminToken, 'PUT', '/api/v1/orgs/acme/policies', { source: '' });
     expect(back.status).toBe(201);
-    await new Promise((r) => setTimeout(r, 1_300));
+    await new Promise((r) => setTimeout(r, 250));
     for (const r of replicas) expect((await narinfo(r, p.hashPart)).status).toBe(200);
     // Denials were logged by every replica into one gapless chain.
     const verify = await api<{ ok: boolean; entries: number }>(replicas[0]!, replicas[0]!.adminToken, 'GET', '/api/v1/audit/verify');

@@ -1,6 +1,7 @@
 /** Floe's own JSON API (`/api/v1`): orgs, slices, tokens, and batch cache operations for the CLI. */
 import type { AuditLog } from '../../audit/log.js';
 import type { PolicyStore } from '../../org/policies.js';
+import type { SignerService } from '../../cache/signers.js';
 import { isValidCidr } from '../../policy/network.js';
 import { parseDeployGrant } from '../../registry/deploy.js';
 import { policyRoutes } from './policy.js';
@@ -40,6 +41,7 @@ export interface ApiDeps {
   metrics: Metrics;
   audit: AuditLog;
   policies: PolicyStore;
+  signers: SignerService;
 }
 
 /** A store path given as `/nix/store/<base>` or `<base>`. */
@@ -123,7 +125,7 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
   };
 
   authRoutes(api, { exchange: deps.exchange, tokens: deps.tokens, limits: deps.limits, publicUrl: deps.publicUrl, requireOrg, audit: deps.audit });
-  policyRoutes(api, { policies: deps.policies, audit: deps.audit, orgs: deps.orgs, authorizer: deps.authorizer, limits: deps.limits, requireOrg });
+  policyRoutes(api, { policies: deps.policies, signers: deps.signers, audit: deps.audit, orgs: deps.orgs, authorizer: deps.authorizer, limits: deps.limits, requireOrg });
   storageRoutes(api, { ...deps.storage, authorizer: deps.authorizer, limits: deps.limits, requireOrg, audit: deps.audit });
 
   api.post('/orgs', async (c) => {

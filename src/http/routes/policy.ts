@@ -12,6 +12,7 @@ import { CedarPolicySet, validatePolicyFile } from '../../policy/cedar.js';
 import { CEDAR_SCHEMA } from '../../policy/schema.js';
 import type { Principal, Scope } from '../../identity/principal.js';
 import { InvalidPolicy, type PolicyStore } from '../../org/policies.js';
+import type { SignerService } from '../../cache/signers.js';
 import type { Org, OrgService } from '../../org/service.js';
 import type { Limits } from '../../config.js';
 import type { Authorizer } from '../../policy/authorize.js';
@@ -21,6 +22,7 @@ import { parseBody } from '../validate.js';
 
 export interface PolicyRouteDeps {
   policies: PolicyStore;
+  signers: SignerService;
   audit: AuditLog;
   orgs: OrgService;
   authorizer: Authorizer;
@@ -32,6 +34,7 @@ const MAX_POLICY_BODY = 512 * 1024;
 const applyBody = z.object({ source: z.string().max(256 * 1024), message: z.string().max(500).optional() });
 const validateBody = z.object({ source: z.string().max(256 * 1024) });
 const rollbackBody = z.object({ version: z.number().int().positive() });
+const signerBody = z.object({ publicKey: z.string().max(200) });
 
 const testPrincipal = z.union([
   z.object({ anonymous: z.literal(true) }),
@@ -144,6 +147,28 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
       return { name: tc.name ?? `case ${i + 1}`, decision, reason: d.reason, decidedBy: d.decidedBy, ...(tc.expect ? { expected: tc.expect, pass: tc.expect === decision } : {}) };
     });
     return c.json({ policyVersion: body.source !== undefined ? 'candidate' : (orgSet?.version ?? 0), passed: results.filter((r) => r.pass !== false).length, failed: results.filter((r) => r.pass === false).length, results });
+  });
+
+  // ---- trusted signing keys (what `context.narinfoSignatures` verifies against) ----
+
+  api.get('/orgs/:org/signers', async (c) => {
+    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+    return c.json({ signers: await deps.signers.list(org) });
+  });
+  api.post('/orgs/:org/signers', async (c) => {
+    const p = c.get('principal');
+    const org = await deps.requireOrg(p, c.req.param('org'), 'org.admin');
+    const body = parseBody(signerBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
+    const signer = await deps.signers.add(org, body.publicKey, actorOf(p));
+    await deps.audit.appendNow({ principal: p, action: 'signer.add', target: `signer ${org.name}/${signer.name}`, orgId: org.id, detail: { publicKey: signer.publicKey } });
+    return c.json(signer, 201);
+  });
+  api.delete('/orgs/:org/signers/:name', async (c) => {
+    const p = c.get('principal');
+    const org = await deps.requireOrg(p, c.req.param('org'), 'org.admin');
+    await deps.signers.remove(org, c.req.param('name'));
+    await deps.audit.appendNow({ principal: p, action: 'signer.remove', target: `signer ${org.name}/${c.req.param('name')}`, orgId: org.id });
+    return c.json({ name: c.req.param('name'), removed: true });
   });
 
   // ---- audit ----

@@ -247,6 +247,20 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('tokens').addColumn('last_used_at', 'text').execute();
     },
   },
+  '2026-11-29-400-org-signers': {
+    async up(db: Kysely<any>) {
+      // Nix signing keys an org trusts: only signatures that verify against one count for policies.
+      await db.schema
+        .createTable('org_signers')
+        .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('public_key', 'text', (c) => c.notNull())
+        .addColumn('added_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('org_signers_pk', ['org_id', 'name'])
+        .execute();
+    },
+  },
   '2026-11-29-300-usage-history': {
     async up(db: Kysely<any>) {
       // One row per org and UTC day: what the org stored that day (for "storage over time").

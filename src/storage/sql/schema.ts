@@ -114,6 +114,15 @@ export interface AuditLogTable {
   hash: string;
 }
 
+export interface OrgSignersTable {
+  org_id: string;
+  name: string;
+  /** `name:base64`, as in nix.conf's trusted-public-keys. */
+  public_key: string;
+  added_by: string;
+  created_at: string;
+}
+
 export interface ReadSummaryTable {
   day: string;
   org_id: string;
@@ -250,5 +259,6 @@ export interface Schema {
   org_policies: OrgPoliciesTable;
   audit_log: AuditLogTable;
   read_summary: ReadSummaryTable;
+  org_signers: OrgSignersTable;
   usage_history: UsageHistoryTable;
 }

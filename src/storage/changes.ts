@@ -1,0 +1,47 @@
+/**
+ * Change notices between replicas ("org X's policies changed", "token Y was revoked"), so caches
+ * can be dropped at once instead of at their next poll. Best effort by design: the pollers and
+ * bounded memo lifetimes stay the guarantee, the feed only makes changes arrive sooner.
+ * Embedded (one process): delivered in process. PostgreSQL: LISTEN/NOTIFY (sql/postgres.ts).
+ */
+export type ChangeTopic = 'policies' | 'tokens' | 'keys';
+
+export interface ChangeFeed {
+  /** Tells every replica (this one included). */
+  notify(topic: ChangeTopic, payload: string): Promise<void>;
+  /** `payload` is what was notified, or `*` after a reconnect (something may have been missed). */
+  subscribe(topic: ChangeTopic, onChange: (payload: string) => void): void;
+  close(): Promise<void>;
+}
+
+/** Delivery to this process's subscribers; the PostgreSQL feed reuses it for what it hears. */
+export class LocalChangeFeed implements ChangeFeed {
+  private readonly subscribers = new Map<ChangeTopic, Array<(payload: string) => void>>();
+
+  async notify(topic: ChangeTopic, payload: string): Promise<void> {
+    this.deliver(topic, payload);
+  }
+
+  subscribe(topic: ChangeTopic, onChange: (payload: string) => void): void {
+    this.subscribers.set(topic, [...(this.subscribers.get(topic) ?? []), onChange]);
+  }
+
+  deliver(topic: ChangeTopic, payload: string): void {
+    for (const s of this.subscribers.get(topic) ?? []) {
+      try {
+        s(payload);
+      } catch {
+        // A subscriber's failure must not stop the others; their pollers catch up.
+      }
+    }
+  }
+
+  /** Everything may have changed (after a lost connection). */
+  deliverAll(): void {
+    for (const topic of this.subscribers.keys()) this.deliver(topic, '*');
+  }
+
+  async close(): Promise<void> {
+    this.subscribers.clear();
+  }
+}
