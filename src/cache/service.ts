@@ -97,6 +97,18 @@ function resourceOf(row: Candidate): SliceResource {
   };
 }
 
+/** Every slice holding exactly this store path, as authorization candidates. */
+function slicesHolding(db: Storage['db'], path: StorePathBase): Promise<Candidate[]> {
+  return db
+    .selectFrom('paths')
+    .innerJoin('slices', 'slices.id', 'paths.slice_id')
+    .innerJoin('orgs', 'orgs.id', 'slices.org_id')
+    .select(['slices.id as slice_id', 'slices.name as slice_name', 'slices.public', 'orgs.id as org_id', 'orgs.name as org_name'])
+    .where('paths.hash_part', '=', hashPartOf(path))
+    .where('paths.store_path', '=', path)
+    .execute();
+}
+
 /** The caller's own org first, so its builds win over another org's copy of the same path. */
 function preferOwn<T extends Candidate>(p: Principal, rows: T[]): T[] {
   if (p.kind !== 'token' || rows.length < 2) return rows;
@@ -267,14 +279,7 @@ export class CacheService {
 
   /** In the target slice, or readable elsewhere (and so linkable at commit). */
   private async presentOrLinkable(p: Principal, target: SliceResource, path: StorePathBase): Promise<boolean> {
-    const rows = await this.storage.db
-      .selectFrom('paths')
-      .innerJoin('slices', 'slices.id', 'paths.slice_id')
-      .innerJoin('orgs', 'orgs.id', 'slices.org_id')
-      .select(['slices.id as slice_id', 'slices.name as slice_name', 'slices.public', 'orgs.id as org_id', 'orgs.name as org_name'])
-      .where('paths.hash_part', '=', hashPartOf(path))
-      .where('paths.store_path', '=', path)
-      .execute();
+    const rows = await slicesHolding(this.storage.db, path);
     return rows.some((row) => row.slice_id === target.slice.id || this.authorizer.authorize(p, 'cache.read', resourceOf(row)).allowed);
   }
 
@@ -641,14 +646,7 @@ export class CacheService {
 
   /** Copies `ref` and its closure from a slice the caller can read into `target`. */
   private async linkClosure(trx: Storage['db'], p: Principal, target: SliceResource, ref: StorePathBase, touched: Set<string>): Promise<boolean> {
-    const sources = await trx
-      .selectFrom('paths')
-      .innerJoin('slices', 'slices.id', 'paths.slice_id')
-      .innerJoin('orgs', 'orgs.id', 'slices.org_id')
-      .select(['slices.id as slice_id', 'slices.name as slice_name', 'slices.public', 'orgs.id as org_id', 'orgs.name as org_name'])
-      .where('paths.hash_part', '=', hashPartOf(ref))
-      .where('paths.store_path', '=', ref)
-      .execute();
+    const sources = await slicesHolding(trx, ref);
     const source = preferOwn(p, sources).find((row) => row.slice_id !== target.slice.id && this.authorizer.authorize(p, 'cache.read', resourceOf(row)).allowed);
     if (!source) return false;
     // Slices are closure-complete, so the whole closure of `ref` is in the source slice.

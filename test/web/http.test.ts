@@ -6,55 +6,13 @@ import { rename } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
+import { CookieJar, webClient } from '../helpers/web-client.js';
 import { REV, helloMeta, publish } from './fixtures.js';
 
 let server: TestServer;
 
 /** A tiny cookie jar: enough for one browser-like client. */
-class Jar {
-  readonly cookies = new Map<string, string>();
-  readonly raw: string[] = [];
-  take(res: Response): void {
-    for (const line of res.headers.getSetCookie()) {
-      this.raw.push(line);
-      const [pair] = line.split(';');
-      const eq = pair!.indexOf('=');
-      const name = pair!.slice(0, eq);
-      const value = pair!.slice(eq + 1);
-      if (/max-age=0/i.test(line) || value === '') this.cookies.delete(name);
-      else this.cookies.set(name, value);
-    }
-  }
-  header(): string {
-    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
-  }
-}
-
-async function get(jar: Jar, p: string): Promise<Response> {
-  const res = await fetch(`${server.url}${p}`, { headers: { Cookie: jar.header() }, redirect: 'manual' });
-  jar.take(res);
-  return res;
-}
-
-async function post(jar: Jar, p: string, form: Record<string, string>, headers: Record<string, string> = {}): Promise<Response> {
-  const res = await fetch(`${server.url}${p}`, {
-    method: 'POST',
-    headers: { Cookie: jar.header(), 'Content-Type': 'application/x-www-form-urlencoded', Origin: server.url, ...headers },
-    body: new URLSearchParams(form),
-    redirect: 'manual',
-  });
-  jar.take(res);
-  return res;
-}
-
-async function signedIn(token: string): Promise<Jar> {
-  const jar = new Jar();
-  await get(jar, '/login');
-  const res = await post(jar, '/login/token', { _csrf: jar.cookies.get('floe_csrf')!, token, return: '/' });
-  expect(res.status).toBe(303);
-  expect(jar.cookies.get('floe_session')).toMatch(/^floe_/);
-  return jar;
-}
+const { get, post, signedIn } = webClient(() => server);
 
 beforeAll(async () => {
   server = await startFloe({ env: { FLOE_LOG_LEVEL: 'info' } });
@@ -106,7 +64,7 @@ describe('web security', () => {
   });
 
   it('a README cannot inject HTML or script; pages forbid scripts by CSP', async () => {
-    const res = await get(new Jar(), '/flakes/acme/hello');
+    const res = await get(new CookieJar(), '/flakes/acme/hello');
     expect(res.status).toBe(200);
     const text = await res.text();
     expect(text).toContain('&lt;script&gt;window.__pwned = 1&lt;/script&gt;');
@@ -118,7 +76,7 @@ describe('web security', () => {
   });
 
   it('denied and missing look the same; admin pages need sign-in', async () => {
-    const jar = new Jar();
+    const jar = new CookieJar();
     const missing = await get(jar, '/flakes/acme/nope');
     expect(missing.status).toBe(404);
     const manage = await get(jar, '/manage/acme');

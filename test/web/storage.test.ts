@@ -5,55 +5,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, basicAuth, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
+import { CookieJar, webClient } from '../helpers/web-client.js';
 import { fakePath, nixStyleUpload } from '../helpers/paths.js';
 import { bytes } from '../../src/web/layout.js';
 
 let server: TestServer;
 
-class Jar {
-  readonly cookies = new Map<string, string>();
-  take(res: Response): void {
-    for (const line of res.headers.getSetCookie()) {
-      const [pair] = line.split(';');
-      const eq = pair!.indexOf('=');
-      const name = pair!.slice(0, eq);
-      const value = pair!.slice(eq + 1);
-      if (/max-age=0/i.test(line) || value === '') this.cookies.delete(name);
-      else this.cookies.set(name, value);
-    }
-  }
-  header(): string {
-    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
-  }
-  get csrf(): string {
-    return this.cookies.get('floe_csrf')!;
-  }
-}
-
-async function get(jar: Jar, p: string): Promise<Response> {
-  const res = await fetch(`${server.url}${p}`, { headers: { Cookie: jar.header(), Accept: 'text/html' }, redirect: 'manual' });
-  jar.take(res);
-  return res;
-}
-
-async function post(jar: Jar, p: string, form: Record<string, string>): Promise<Response> {
-  const res = await fetch(`${server.url}${p}`, {
-    method: 'POST',
-    headers: { Cookie: jar.header(), 'Content-Type': 'application/x-www-form-urlencoded', Origin: server.url, Accept: 'text/html' },
-    body: new URLSearchParams(form),
-    redirect: 'manual',
-  });
-  jar.take(res);
-  return res;
-}
-
-async function signedIn(token: string): Promise<Jar> {
-  const jar = new Jar();
-  await get(jar, '/login');
-  const res = await post(jar, '/login/token', { _csrf: jar.csrf, token, return: '/' });
-  expect(res.status).toBe(303);
-  return jar;
-}
+const { get, post, signedIn } = webClient(() => server, { Accept: 'text/html' });
 
 interface Settings {
   retentionSeconds: number | null;
@@ -104,7 +62,7 @@ describe('usage snapshots', () => {
 
 describe('the storage page', () => {
   it('is for org admins: signed out → sign in; members without admin → 404, on GET and POST', async () => {
-    const anon = new Jar();
+    const anon = new CookieJar();
     const res = await get(anon, '/manage/acme/storage');
     expect(res.status).toBe(303);
     expect(res.headers.get('location')).toBe('/login?return=%2Fmanage%2Facme%2Fstorage');
