@@ -7,7 +7,7 @@
 import { Conflict, Forbidden, InvalidInput, TooLarge, Unauthenticated } from '../errors.js';
 import type { Principal } from '../identity/principal.js';
 import { type Hash, formatNix32Hash, hashesEqual, parseDigest } from '../nix/hash.js';
-import { formatNarInfo, parseNarInfo } from '../nix/narinfo.js';
+import { formatNarInfo, type NarInfo, parseNarInfo } from '../nix/narinfo.js';
 import { parseContentAddress } from '../nix/content-address.js';
 import { encodeNix32 } from '../nix/nix32.js';
 import { fingerprintPath, parseSignature, signFingerprint, type SigningKey } from '../nix/signing.js';
@@ -94,6 +94,19 @@ function resourceOf(row: Candidate): SliceResource {
     type: 'slice',
     org: { id: row.org_id, name: row.org_name },
     slice: { id: row.slice_id, name: row.slice_name, public: row.public === 1 },
+  };
+}
+
+/** What a commit needs from a narinfo (uploaded or fetched from an upstream). */
+function metadataOf(info: NarInfo): PathMetadata {
+  return {
+    storePath: info.storePath,
+    narHash: info.narHash,
+    narSize: info.narSize,
+    references: info.references,
+    ...(info.deriver ? { deriver: info.deriver } : {}),
+    ...(info.ca ? { ca: info.ca } : {}),
+    sigs: info.sigs,
   };
 }
 
@@ -347,16 +360,7 @@ export class CacheService {
           const nar = await this.ingestSlots.run(() => ingestNar(body, compressionFromName(info.compression), this.storage, this.limits, undefined, info.narSize));
           const bad = checkFetchedNar(info, nar);
           if (bad) throw new InvalidInput('upstream', bad);
-          await this.commitPath(p, target, {
-            storePath: info.storePath,
-            narHash: info.narHash,
-            narSize: info.narSize,
-            references: info.references,
-            ...(info.deriver ? { deriver: info.deriver } : {}),
-            ...(info.ca ? { ca: info.ca } : {}),
-            sigs: info.sigs,
-            origin: `upstream:${upstream.name}`,
-          }, fill);
+          await this.commitPath(p, target, { ...metadataOf(info), origin: `upstream:${upstream.name}` }, fill);
           done.add(path);
           mirrored.push(path);
         } catch (err) {
@@ -485,15 +489,7 @@ export class CacheService {
     if (have.narSize !== info.narSize) {
       throw new InvalidInput('NarSize', `mismatch: narinfo claims ${info.narSize}, the uploaded NAR has ${have.narSize} bytes`);
     }
-    const meta: PathMetadata = {
-      storePath: info.storePath,
-      narHash: info.narHash,
-      narSize: info.narSize,
-      references: info.references,
-      ...(info.deriver ? { deriver: info.deriver } : {}),
-      ...(info.ca ? { ca: info.ca } : {}),
-      sigs: info.sigs,
-    };
+    const meta = metadataOf(info);
     await this.ensureReferences(p, target, meta);
     return this.commitPath(p, target, meta);
   }
