@@ -97,8 +97,17 @@ export class AuditLog implements AuditSink {
     private readonly log: Logger,
   ) {}
 
-  start(intervalMs = 500): void {
-    this.timer = setInterval(() => void this.flush().catch((err) => this.log.error({ err }, 'audit flush failed; will retry')), intervalMs);
+  /**
+   * Entries are written every `intervalMs`; the read summary every `readsEveryMs` (it is a counter,
+   * and on embedded SQLite a large upsert briefly holds the only writer and the event loop).
+   */
+  start(intervalMs = 500, readsEveryMs = 10_000): void {
+    let last = Date.now();
+    this.timer = setInterval(() => {
+      const withReads = Date.now() - last >= readsEveryMs;
+      if (withReads) last = Date.now();
+      void this.flush(withReads).catch((err) => this.log.error({ err }, 'audit flush failed; will retry'));
+    }, intervalMs);
     this.timer.unref();
   }
 
@@ -168,25 +177,26 @@ export class AuditLog implements AuditSink {
     }
   }
 
-  async flush(): Promise<void> {
+  /** Writes what is queued (the read summary too unless `withReads` is false). */
+  async flush(withReads = true): Promise<void> {
     // One flush at a time; a caller arriving mid-flush waits for it and then flushes what is left.
     while (this.flushing) await this.flushing;
-    if (this.pending.length === 0 && this.reads.size === 0 && this.dropped === 0) return;
-    this.flushing = this.flushOnce().finally(() => {
+    if (this.pending.length === 0 && (!withReads || this.reads.size === 0) && this.dropped === 0) return;
+    this.flushing = this.flushOnce(withReads).finally(() => {
       this.flushing = undefined;
     });
     await this.flushing;
   }
 
-  private async flushOnce(): Promise<void> {
+  private async flushOnce(withReads: boolean): Promise<void> {
     const batch = this.pending;
     this.pending = [];
     if (this.dropped > 0) {
       batch.push({ at: new Date().toISOString(), org_id: null, actor: 'floe', token_id: null, action: 'audit.overflow', target: 'audit log', outcome: 'event', reason: `${this.dropped} entries dropped: the audit queue was full`, detail: '{}' });
       this.dropped = 0;
     }
-    const reads = [...this.reads.values()];
-    this.reads = new Map();
+    const reads = withReads ? [...this.reads.values()] : [];
+    if (withReads) this.reads = new Map();
     try {
       if (batch.length > 0) await this.appendBatch(batch);
     } catch (err) {
@@ -195,10 +205,11 @@ export class AuditLog implements AuditSink {
     }
     if (reads.length > 0) {
       await this.db.transaction().execute(async (trx) => {
-        for (const r of reads) {
+        // Multi-row upserts: a few statements per flush, not one per path.
+        for (let i = 0; i < reads.length; i += 500) {
           await trx
             .insertInto('read_summary')
-            .values(r)
+            .values(reads.slice(i, i + 500))
             .onConflict((oc) =>
               oc.columns(['day', 'org_id', 'actor', 'store_path']).doUpdateSet((eb) => ({
                 narinfo_hits: eb('read_summary.narinfo_hits', '+', eb.ref('excluded.narinfo_hits')),
