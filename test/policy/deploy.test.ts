@@ -11,11 +11,12 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FLOE_BIN, api, basicAuth, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
-import { BASE_NIX_CONFIG, buildClosure, fixtureDir, hostNix, requireNix, writeClosureExpr, writeNetrc } from '../helpers/nix.js';
+import { BASE_NIX_CONFIG, type NixRunner, buildClosure, fixtureDir, hostNix, modernNix, requireNix, writeClosureExpr, writeNetrc } from '../helpers/nix.js';
 import { fakePath, nixStyleUpload } from '../helpers/paths.js';
 
 const exec = promisify(execFile);
 const version = await requireNix(hostNix);
+const modern = version ? await requireNix(modernNix) : undefined;
 let server: TestServer;
 let dir: string;
 let expr: string;
@@ -55,10 +56,10 @@ async function depOf(out: string): Promise<string> {
 }
 
 /** Substitutes into a brand-new store, trusting only the server's key. */
-async function substitute(storePath: string, token: string) {
+async function substitute(storePath: string, token: string, nix: NixRunner = hostNix) {
   const netrc = await writeNetrc(dir, `n-${machine}`, token);
   const store = path.join(dir, `store-${machine}`);
-  const r = await hostNix.run(
+  const r = await nix.run(
     ['nix', 'copy', '--option', 'require-sigs', 'true', '--option', 'trusted-public-keys', key, '--option', 'narinfo-cache-negative-ttl', '0', '--option', 'netrc-file', netrc, '--from', `${server.url}/cache`, '--to', store, storePath],
     { cacheHome: newMachine() },
   );
@@ -100,17 +101,20 @@ afterAll(async () => {
 });
 
 describe.skipIf(!version)('deploy-only device tokens', () => {
-  it("substitutes the named output's whole closure with real Nix", async () => {
-    const got = await substitute(systems.web!, device.token);
-    expect(got.code, got.stderr).toBe(0);
-    expect(readFileSync(path.join(got.store, systems.web!, 'data'), 'utf8')).toMatch(/^top web/);
-    expect(readFileSync(path.join(got.store, await depOf(systems.web!)), 'utf8')).toMatch(/^dependency web/);
-  });
+  for (const nix of [hostNix, ...(modern ? [modernNix] : [])]) {
+    it(`substitutes the named output's whole closure with real Nix (${nix.name}), and not its sibling`, async () => {
+      const got = await substitute(systems.web!, device.token, nix);
+      expect(got.code, got.stderr).toBe(0);
+      expect(readFileSync(path.join(got.store, systems.web!, 'data'), 'utf8')).toMatch(/^top web/);
+      expect(readFileSync(path.join(got.store, await depOf(systems.web!)), 'utf8')).toMatch(/^dependency web/);
+      const sibling = await substitute(systems.db!, device.token, nix);
+      expect(sibling.code).not.toBe(0);
+      // A miss, exactly as for a path that does not exist: no HTTP error, no 401/403.
+      expect(sibling.stderr).not.toMatch(/HTTP error|\b40[13]\b|unauthori[sz]ed|forbidden/i);
+    });
+  }
 
   it('the sibling output, its dependencies and unrelated paths are misses (404, not 403)', async () => {
-    const got = await substitute(systems.db!, device.token);
-    expect(got.code).not.toBe(0);
-    expect(got.stderr).not.toMatch(/HTTP error|\b40[13]\b|unauthori[sz]ed|forbidden/i);
     for (const p of [systems.db!, await depOf(systems.db!), systems.unrelated!]) expect(await narinfoStatus(p, device.token)).toBe(404);
     // Its NAR is not served either, even by its exact name.
     const info = await (await fetch(`${server.url}/cache/${path.basename(systems.db!).slice(0, 32)}.narinfo`, { headers: { Authorization: basicAuth(writer) } })).text();
