@@ -91,6 +91,7 @@ export class AuditLog implements AuditSink {
   private reads = new Map<string, ReadCount>();
   private flushing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private lastCheckpointMs = 0;
 
   constructor(
     private readonly db: Db,
@@ -223,7 +224,20 @@ export class AuditLog implements AuditSink {
     }
   }
 
+  /**
+   * The chain only proves that nothing was changed *after* a hash you already hold: someone who can
+   * write the database can rewrite an entry and recompute every later hash. So the head is written
+   * to the log (shipped elsewhere) at most once a minute; `verify` with such an anchor catches a
+   * rewrite of anything before it.
+   */
+  private checkpoint(head: { seq: number; hash: string } | undefined): void {
+    if (!head || Date.now() - this.lastCheckpointMs < 60_000) return;
+    this.lastCheckpointMs = Date.now();
+    this.log.info({ auditSeq: head.seq, auditHead: head.hash }, 'audit checkpoint');
+  }
+
   private async appendBatch(batch: Pending[]): Promise<void> {
+    let head: { seq: number; hash: string } | undefined;
     for (let attempt = 0; ; attempt++) {
       try {
         await this.db.transaction().execute(async (trx) => {
@@ -238,7 +252,9 @@ export class AuditLog implements AuditSink {
             return row;
           });
           for (let i = 0; i < rows.length; i += 200) await trx.insertInto('audit_log').values(rows.slice(i, i + 200)).execute();
+          head = { seq, hash: prev };
         });
+        this.checkpoint(head);
         return;
       } catch (err) {
         // Another replica appended the same seq first: chain on top of it.
@@ -274,15 +290,29 @@ export class AuditLog implements AuditSink {
     }));
   }
 
-  /** Re-walks the whole chain. */
-  async verify(): Promise<{ ok: boolean; entries: number; headHash: string; break?: ChainBreak }> {
+  /**
+   * Re-walks the whole chain. With `anchor` (a seq and hash recorded earlier, e.g. from an
+   * `audit checkpoint` log line), also checks that the chain still passes through it.
+   */
+  async verify(anchor?: { seq: number; hash: string }): Promise<{ ok: boolean; entries: number; headHash: string; break?: ChainBreak }> {
     let prevHash = GENESIS_HASH;
     let prevSeq = 0;
+    let anchorSeen = false;
     for (;;) {
       const rows = await this.db.selectFrom('audit_log').selectAll().where('seq', '>', prevSeq).orderBy('seq', 'asc').limit(2000).execute();
-      if (rows.length === 0) return { ok: true, entries: prevSeq, headHash: prevHash };
+      if (rows.length === 0) {
+        if (anchor && !anchorSeen) return { ok: false, entries: prevSeq, headHash: prevHash, break: { seq: anchor.seq, problem: 'the anchored entry is gone (the log was truncated)' } };
+        return { ok: true, entries: prevSeq, headHash: prevHash };
+      }
       const broken = verifyChain(rows, prevHash, prevSeq);
       if (broken) return { ok: false, entries: prevSeq, headHash: prevHash, break: broken };
+      if (anchor) {
+        const at = rows.find((r) => Number(r.seq) === anchor.seq);
+        if (at) {
+          anchorSeen = true;
+          if (at.hash !== anchor.hash) return { ok: false, entries: prevSeq, headHash: prevHash, break: { seq: anchor.seq, problem: 'differs from the anchor: the log was rewritten up to here' } };
+        }
+      }
       prevSeq = Number(rows.at(-1)!.seq);
       prevHash = rows.at(-1)!.hash;
     }

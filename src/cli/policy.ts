@@ -266,12 +266,19 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
     });
   audit
     .command('verify')
-    .description('re-check the hash chain of the whole audit log (server admin)')
+    .description('re-check the hash chain of the whole audit log (server admin); --anchor checks it still passes through a head you recorded')
     .addOption(serverOption())
-    .action(async (opts: { server?: string }) => {
-      const res = await apiRequest<{ ok: boolean; entries: number; headHash: string; break?: { seq: number; problem: string } }>(clientOptions(opts), 'GET', '/api/v1/audit/verify');
+    .option('--anchor <seq:hash>', "a head recorded earlier (an 'audit checkpoint' log line, or this command's output)")
+    .action(async (opts: { server?: string; anchor?: string }) => {
+      let q = '';
+      if (opts.anchor) {
+        const m = /^(\d+):([0-9a-f]{64})$/.exec(opts.anchor.trim());
+        if (!m) throw new CliError(`--anchor must be SEQ:HASH (e.g. 1234:${'0'.repeat(8)}…), got ${JSON.stringify(opts.anchor)}`);
+        q = `?seq=${m[1]}&hash=${m[2]}`;
+      }
+      const res = await apiRequest<{ ok: boolean; entries: number; headHash: string; break?: { seq: number; problem: string } }>(clientOptions(opts), 'GET', `/api/v1/audit/verify${q}`);
       if (!res.ok) throw new CliError(`audit log chain broken at entry ${res.break!.seq}: ${res.break!.problem} (${res.entries} entries before it verified)`);
-      console.log(`audit log intact: ${res.entries} entries, head ${res.headHash}`);
+      console.log(`audit log intact: ${res.entries} entries, head ${res.entries}:${res.headHash}`);
     });
   audit
     .command('reads')

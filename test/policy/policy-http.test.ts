@@ -14,6 +14,7 @@ import { fakePath, narInfoFor, nixStyleUpload, type FakePath } from '../helpers/
 import { githubClaims, startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
 import { fingerprintPath, formatPublicKey, generateSigningKey, signFingerprint } from '../../src/nix/signing.js';
 import { parseHash } from '../../src/nix/hash.js';
+import { type ChainedFields, entryHash } from '../../src/audit/chain.js';
 import type { StorePathBase } from '../../src/nix/store-path.js';
 
 const exec = promisify(execFile);
@@ -358,12 +359,31 @@ describe('the audit trail', () => {
     expect(ops.reduce((n, x) => n + x.narinfoHits, 0)).toBeGreaterThanOrEqual(3);
   });
 
-  it('is hash-chained: verify passes, and an edited entry is pinpointed', async () => {
+  it('is hash-chained: verify passes, a rewrite is caught against an anchor, an edited entry is pinpointed', async () => {
     const ok = await floe(['audit', 'verify']);
     expect(ok.code, ok.stderr).toBe(0);
-    expect(ok.stdout).toMatch(/^audit log intact: \d+ entries, head [0-9a-f]{64}$/m);
+    const anchor = /^audit log intact: \d+ entries, head (\d+:[0-9a-f]{64})$/m.exec(ok.stdout)![1]!;
+    // The head also goes to the log (shipped elsewhere), to anchor later checks.
+    expect(server.logs()).toMatch(/"auditSeq":\d+,"auditHead":"[0-9a-f]{64}","msg":"audit checkpoint"/);
     const db = new Database(path.join(server.dataDir, 'floe.sqlite'));
     try {
+      // Someone with database access rewrites an entry and recomputes every later hash: the chain
+      // alone cannot tell, the anchor can.
+      type Row = ChainedFields & { prev_hash: string; hash: string };
+      const rows = db.prepare('select * from audit_log order by seq').all() as Row[];
+      const rewritten = rows.find((r) => r.action === 'policy.apply' && r.outcome === 'event')!;
+      let prev = rewritten.prev_hash;
+      for (const r of rows.filter((x) => x.seq >= rewritten.seq)) {
+        const changed = r.seq === rewritten.seq ? { ...r, reason: 'nothing happened here' } : r;
+        const hash = entryHash(prev, changed);
+        db.prepare('update audit_log set reason = ?, prev_hash = ?, hash = ? where seq = ?').run(changed.reason, prev, hash, r.seq);
+        prev = hash;
+      }
+      expect((await floe(['audit', 'verify'])).code).toBe(0);
+      const anchored = await floe(['audit', 'verify', '--anchor', anchor]);
+      expect(anchored.code).toBe(1);
+      expect(anchored.stderr).toContain(`audit log chain broken at entry ${anchor.split(':')[0]}: differs from the anchor: the log was rewritten up to here`);
+      expect((await floe(['audit', 'verify', '--anchor', 'nonsense'])).stderr).toMatch(/--anchor must be SEQ:HASH/);
       const victim = db.prepare("select seq from audit_log where action = 'policy.rollback'").get() as { seq: number };
       db.prepare("update audit_log set reason = 'nothing to see' where seq = ?").run(victim.seq);
       const bad = await floe(['audit', 'verify']);

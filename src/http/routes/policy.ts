@@ -210,7 +210,11 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
   api.get('/audit/verify', async (c) => {
     requireServerAdmin(deps, c.get('principal'), 'verifying the audit chain');
     await deps.audit.flush();
-    return c.json(await deps.audit.verify());
+    const seq = c.req.query('seq');
+    const hash = c.req.query('hash');
+    if ((seq === undefined) !== (hash === undefined)) throw new InvalidInput('anchor', 'give both seq and hash');
+    if (seq !== undefined && (!/^\d{1,15}$/.test(seq) || !/^[0-9a-f]{64}$/.test(hash!))) throw new InvalidInput('anchor', 'seq is a number, hash 64 hex digits');
+    return c.json(await deps.audit.verify(seq !== undefined ? { seq: Number(seq), hash: hash! } : undefined));
   });
   api.get('/orgs/:org/reads', async (c) => {
     const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
