@@ -38,6 +38,8 @@ export interface CacheAudit {
 }
 const NO_AUDIT: CacheAudit = { append() {}, recordRead() {} };
 const NO_FACTS: RequestFacts = {};
+/** Reference probes at upload are decided like reads but not audited one by one. */
+const QUIET = { quiet: true };
 
 /** Which paths a deploy-only token may read (see registry/deploy.ts). */
 export interface DeployClosures {
@@ -293,7 +295,7 @@ export class CacheService {
   /** In the target slice, or readable elsewhere (and so linkable at commit). */
   private async presentOrLinkable(p: Principal, target: SliceResource, path: StorePathBase): Promise<boolean> {
     const rows = await slicesHolding(this.storage.db, path);
-    return rows.some((row) => row.slice_id === target.slice.id || this.authorizer.authorize(p, 'cache.read', resourceOf(row)).allowed);
+    return rows.some((row) => row.slice_id === target.slice.id || this.authorizer.authorize(p, 'cache.read', resourceOf(row), NO_FACTS, QUIET).allowed);
   }
 
   /**
@@ -385,10 +387,15 @@ export class CacheService {
   private async ensureReferences(p: Principal, target: SliceResource, meta: PathMetadata): Promise<void> {
     if (!this.upstreams || (await this.upstreams.list()).length === 0) return;
     const lacking: StorePathBase[] = [];
-    for (const ref of meta.references) {
+    for (const ref of new Set(meta.references)) {
       if (ref !== meta.storePath && !(await this.presentOrLinkable(p, target, ref))) lacking.push(ref);
     }
     if (lacking.length > 0) await this.mirror(p, target, lacking);
+  }
+
+  /** Whether the caller may read or write this slice (slice URLs of others' slices look missing). */
+  mayUseSlice(p: Principal, slice: SliceResource): boolean {
+    return this.authorizer.authorize(p, 'cache.write', slice, NO_FACTS, QUIET).allowed || this.authorizer.authorize(p, 'cache.read', slice).allowed;
   }
 
   /** Drops memoized narinfo lookups (after GC deleted these hash parts). */
@@ -523,6 +530,8 @@ export class CacheService {
     const narHashNix32 = encodeNix32(meta.narHash.digest);
     for (const sig of meta.sigs) parseSignature(sig);
     if (meta.ca) parseContentAddress(meta.ca);
+    // Nix never lists a reference twice; a list that does is an attempt to multiply work.
+    if (new Set(meta.references).size !== meta.references.length) throw new InvalidInput('References', 'the same store path is listed more than once');
     const uploaderSigs = meta.sigs.filter((s) => !s.startsWith(`${this.signingKey.name}:`));
     // Now that the narinfo is known, policies may judge it (e.g. "writes require a signed narinfo").
     // A pull-through fill is the server's own write on a reader's miss (verified against the
@@ -643,7 +652,7 @@ export class CacheService {
   /** Copies `ref` and its closure from a slice the caller can read into `target`. */
   private async linkClosure(trx: Storage['db'], p: Principal, target: SliceResource, ref: StorePathBase, touched: Set<string>): Promise<boolean> {
     const sources = await slicesHolding(trx, ref);
-    const source = preferOwn(p, sources).find((row) => row.slice_id !== target.slice.id && this.authorizer.authorize(p, 'cache.read', resourceOf(row)).allowed);
+    const source = preferOwn(p, sources).find((row) => row.slice_id !== target.slice.id && this.authorizer.authorize(p, 'cache.read', resourceOf(row), NO_FACTS, QUIET).allowed);
     if (!source) return false;
     // Slices are closure-complete, so the whole closure of `ref` is in the source slice.
     const queue: string[] = [hashPartOf(ref)];

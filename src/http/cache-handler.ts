@@ -117,6 +117,8 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
     const [first, second] = rest;
 
     if (rest.length === 1 && first === 'nix-cache-info') {
+      // A slice URL exists only for those who may use it: anyone else sees what a typo would.
+      if (view.kind === 'slice' && !deps.cache.mayUseSlice(principal, view.slice)) return miss(req, res);
       if (method === 'GET' || method === 'HEAD') return send(req, res, 200, { 'Content-Type': 'text/x-nix-cache-info' }, cacheInfo);
       if (method === 'PUT') {
         // Nix only PUTs this after a failed GET; ours always exists, so accept and ignore.

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 import { z } from 'zod';
-import { InvalidInput, Unauthenticated } from '../errors.js';
+import { Forbidden, InvalidInput, Unauthenticated } from '../errors.js';
 import type { Db } from '../storage/types.js';
 import type { ChangeFeed } from '../storage/changes.js';
 import type { AuthMethod, DeployGrant, NetworkLimits, OrgRef, Principal, Scope } from './principal.js';
@@ -277,4 +277,25 @@ export class TokenService {
 
 function tokenIdOf(p: Principal): string {
   return p.kind === 'anonymous' ? '' : p.tokenId;
+}
+
+/**
+ * The network limits of a token created by `creator`: inherited, or narrowed, never wider (a
+ * stolen network-limited admin token must not mint an unlimited one). Lifetimes are not bounded
+ * here: admins signed in for an hour create machine tokens for months; orgs that want a ceiling
+ * write a policy on `principal.lifetimeSeconds`. Server admins are not bounded. PURE.
+ */
+export function boundByCreator(
+  creator: Principal,
+  requested: { network?: NetworkLimits },
+  within: (cidr: string, outer: readonly string[]) => boolean,
+): NetworkLimits | undefined {
+  if (creator.kind !== 'token') return requested.network;
+  const mine = creator.network;
+  if (!mine) return requested.network;
+  const cidrs = requested.network?.cidrs.length ? requested.network.cidrs : mine.cidrs;
+  const countries = requested.network?.countries.length ? requested.network.countries : mine.countries;
+  if (mine.cidrs.length && cidrs.some((c) => !within(c, mine.cidrs))) throw new Forbidden(`your token is limited to ${mine.cidrs.join(', ')}: a token you create cannot reach further`);
+  if (mine.countries.length && countries.some((c) => !mine.countries.includes(c))) throw new Forbidden(`your token is limited to clients in ${mine.countries.join(', ')}: a token you create cannot reach further`);
+  return { cidrs, countries };
 }

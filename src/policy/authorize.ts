@@ -71,7 +71,12 @@ export class Authorizer {
     private readonly onDecision: (allowed: boolean) => void = () => {},
   ) {}
 
-  authorize(principal: Principal, action: Action, resource: Resource, facts: RequestFacts = {}): Decision {
+  /**
+   * `quiet`: a probe ("could this reference be linked from there?"), not an access the caller
+   * asked for; it is decided the same way but not written to the audit trail one by one (a single
+   * upload can name thousands of references).
+   */
+  authorize(principal: Principal, action: Action, resource: Resource, facts: RequestFacts = {}, opts: { quiet?: boolean } = {}): Decision {
     const org = orgOf(resource);
     const orgSet = org ? this.policies.forOrg(org.id) : undefined;
     let decision: Decision;
@@ -89,7 +94,7 @@ export class Authorizer {
       }
     }
     this.onDecision(decision.allowed);
-    this.audit.record(principal, action, resource, decision, facts);
+    if (!opts.quiet) this.audit.record(principal, action, resource, decision, facts);
     return decision;
   }
 }

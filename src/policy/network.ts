@@ -28,6 +28,20 @@ export function isValidCidr(cidr: string): boolean {
   }
 }
 
+/** Whether every address of `cidr` lies inside one of `outer`. */
+export function cidrWithin(cidr: string, outer: readonly string[]): boolean {
+  let inner: [ipaddr.IPv4 | ipaddr.IPv6, number];
+  try {
+    inner = range(cidr);
+  } catch {
+    return false;
+  }
+  return outer.some((o) => {
+    const [net, bits] = range(o);
+    return net.kind() === inner[0].kind() && inner[1] >= bits && inner[0].match(net, bits);
+  });
+}
+
 export function ipInAnyRange(ip: string, cidrs: readonly string[]): boolean {
   let addr: ipaddr.IPv4 | ipaddr.IPv6;
   try {

@@ -5,12 +5,13 @@
  * through the same services (and so the same authorizer) as the API.
  */
 import type { Context, Hono, Next } from 'hono';
+import { cidrWithin } from '../policy/network.js';
 import { bodyLimit } from 'hono/body-limit';
 import { html } from 'hono/html';
 import { FloeError, Forbidden, NotFound } from '../errors.js';
 import type { ExchangeService } from '../identity/exchange.js';
 import type { Principal, Scope } from '../identity/principal.js';
-import { parseTtl, type TokenService } from '../identity/tokens.js';
+import { boundByCreator, parseTtl, type TokenService } from '../identity/tokens.js';
 import type { Authorizer } from '../policy/authorize.js';
 import { type Org, type OrgService, parseName } from '../org/service.js';
 import type { RegistryService } from '../registry/service.js';
@@ -225,6 +226,11 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       return c.redirect(`/login?error=${encodeURIComponent(msg)}`, 303);
     };
     if (!pending || c.req.query('state') !== pending.state) return fail('the sign-in expired or was started elsewhere; try again');
+    // The cookie is the browser's word: only talk to an identity provider an org configured, and
+    // only send the person back inside this site.
+    const configured = (await deps.exchange.interactiveLogins()).find((l) => l.org === pending.org && l.issuer === pending.issuer && l.clientId === pending.clientId);
+    if (!configured) return fail('that sign-in option no longer exists');
+    pending.returnTo = safeReturnTo(pending.returnTo);
     if (c.req.query('error')) return fail(`the identity provider refused: ${c.req.query('error')}`);
     const code = c.req.query('code');
     if (!code) return fail('the identity provider sent no code');
@@ -248,11 +254,16 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     try {
       const p = await deps.tokens.verify(String(form.token ?? '').trim());
       if (p.kind === 'anonymous') throw new Forbidden('not a token');
+      // A session is a new token: it must not be worth more than the one it comes from.
+      if (p.kind === 'token' && p.deploy) throw new Forbidden('deploy-only device tokens cannot sign in to the web interface');
       const minted = await deps.tokens.mint({
         subject: p.subject,
         ttlSeconds: Math.min(SESSION_TTL_SECONDS, p.kind === 'token' && p.expiresAt ? Math.max(1, p.expiresAt - Math.floor(Date.now() / 1000)) : SESSION_TTL_SECONDS),
         description: `web session (from token ${p.tokenId})`,
-        grant: p.kind === 'server-admin' ? { role: 'server-admin' } : { org: p.org, scopes: [...p.scopes], slices: p.slices ? [...p.slices] : null, ...(p.identity ? { identity: p.identity } : {}) },
+        grant:
+          p.kind === 'server-admin'
+            ? { role: 'server-admin' }
+            : { org: p.org, scopes: [...p.scopes], slices: p.slices ? [...p.slices] : null, ...(p.identity ? { identity: p.identity } : {}), ...(p.network ? { network: p.network } : {}) },
       });
       setSession(c, base(), minted.token, minted.expiresAt);
       deps.audit.append({ principal: p, action: 'auth.login', target: p.subject, orgId: p.kind === 'token' ? p.org.id : null, outcome: 'allow', reason: 'web token login', detail: { tokenId: minted.id, from: p.tokenId, expiresAt: minted.expiresAt.toISOString() } });
@@ -480,11 +491,12 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       const deployLines = device ? String(form.deploy ?? '').split(/\r?\n/).map((l) => l.trim()).filter(Boolean).slice(0, 50) : [];
       const deploy = deployLines.length ? deployLines.map((g) => parseDeployGrant(g, org.name)) : undefined;
       if (deploy?.some((g) => g.org !== org.name)) throw new FloeError('invalid_input', `a device token of ${org.name} can only name ${org.name}'s flakes`);
+      const network = boundByCreator(p, {}, cidrWithin);
       const minted = await deps.tokens.mint({
         subject,
         ttlSeconds,
         description: deploy && !String(form.description ?? '').trim() ? `deploy-only: ${deployLines.join(', ')}` : description,
-        grant: { org: { id: org.id, name: org.name }, scopes, slices: deploy ? null : slices, ...(deploy ? { deploy } : {}) },
+        grant: { org: { id: org.id, name: org.name }, scopes, slices: deploy ? null : slices, ...(deploy ? { deploy } : {}), ...(network ? { network } : {}) },
       });
       await deps.audit.appendNow({ principal: p, action: 'token.create', target: `token ${minted.id}`, orgId: org.id, detail: { subject, scopes, slices: deploy ? null : slices, expiresAt: minted.expiresAt.toISOString(), ...(deploy ? { deploy: deployLines } : {}) } });
       return tokensPage(c, org, { created: { token: minted.token, subject, expiresAt: minted.expiresAt.toISOString() } }, 201);

@@ -77,8 +77,13 @@ function safeOrigin(url: string): string | undefined {
 }
 
 /** A local path to come back to after signing in (never another site). */
+/**
+ * A path on this site to return to, or `/`. Browsers strip tabs and newlines and treat `\` as `/`
+ * when they parse a Location, so `/\t/evil.example` would leave the site: only plain path
+ * characters are accepted, and never two slashes in a row at the start.
+ */
 export function safeReturnTo(value: unknown): string {
-  if (typeof value !== 'string' || !value.startsWith('/') || value.startsWith('//') || value.startsWith('/\\') || value.length > 500) return '/';
+  if (typeof value !== 'string' || value.length > 500 || !/^\/(?![/\\])[\x21-\x7e]*$/.test(value) || value.includes('\\')) return '/';
   return value;
 }
 

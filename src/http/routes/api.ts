@@ -2,7 +2,7 @@
 import type { AuditLog } from '../../audit/log.js';
 import type { PolicyStore } from '../../org/policies.js';
 import type { SignerService } from '../../cache/signers.js';
-import { isValidCidr } from '../../policy/network.js';
+import { cidrWithin, isValidCidr } from '../../policy/network.js';
 import { parseDeployGrant } from '../../registry/deploy.js';
 import { policyRoutes } from './policy.js';
 import type { IncomingMessage } from 'node:http';
@@ -10,7 +10,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import { Forbidden, InvalidInput, NotFound, TooLarge } from '../../errors.js';
 import type { Principal, Scope } from '../../identity/principal.js';
-import { type TokenService, parseTtl } from '../../identity/tokens.js';
+import { boundByCreator, parseTtl, type TokenService } from '../../identity/tokens.js';
 import type { Authorizer } from '../../policy/authorize.js';
 import type { Action, OrgResource } from '../../policy/actions.js';
 import { type Org, type OrgService, parseName } from '../../org/service.js';
@@ -180,7 +180,8 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     const scopes = deploy ? (['read'] as Scope[]) : ([...new Set(body.scopes)] as Scope[]);
     const bad = (body.cidrs ?? []).filter((cidr) => !isValidCidr(cidr));
     if (bad.length) throw new InvalidInput('cidrs', `not an address or CIDR: ${bad.join(', ')}`);
-    const network = body.cidrs || body.countries ? { cidrs: body.cidrs ?? [], countries: (body.countries ?? []).map((x) => x.toUpperCase()) } : undefined;
+    // Never wider or longer-lived than the caller's own token.
+    const network = boundByCreator(p, { ...(body.cidrs || body.countries ? { network: { cidrs: body.cidrs ?? [], countries: (body.countries ?? []).map((x) => x.toUpperCase()) } } : {}) }, cidrWithin);
     const minted = await deps.tokens.mint({
       subject,
       ttlSeconds,
