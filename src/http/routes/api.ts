@@ -37,7 +37,7 @@ export interface ApiDeps {
   limits: Limits;
   publicUrl: () => string;
   nixPublicKey: string;
-  storage: Omit<StorageDeps, 'requireOrg' | 'authorizer' | 'limits' | 'audit'>;
+  storage: Omit<StorageDeps, 'requireOrg' | 'requireServerAdmin' | 'limits' | 'audit'>;
   metrics: Metrics;
   audit: AuditLog;
   policies: PolicyStore;
@@ -117,6 +117,11 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     return org;
   };
 
+  const requireServerAdmin = (p: Principal, what: string): void => {
+    const d = deps.authorizer.authorize(p, 'server.admin', { type: 'server' });
+    if (!d.allowed) throw new Forbidden(`${what} needs the server admin token: ${d.reason}`);
+  };
+
   const sliceView = async (org: string | undefined, slice: string | undefined): Promise<CacheView> => {
     if (org === undefined || slice === undefined) return { kind: 'unified' };
     const s = await deps.orgs.findSlice(org, slice);
@@ -125,12 +130,11 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
   };
 
   authRoutes(api, { exchange: deps.exchange, tokens: deps.tokens, limits: deps.limits, publicUrl: deps.publicUrl, requireOrg, audit: deps.audit });
-  policyRoutes(api, { policies: deps.policies, signers: deps.signers, audit: deps.audit, orgs: deps.orgs, authorizer: deps.authorizer, limits: deps.limits, requireOrg });
-  storageRoutes(api, { ...deps.storage, authorizer: deps.authorizer, limits: deps.limits, requireOrg, audit: deps.audit });
+  policyRoutes(api, { policies: deps.policies, signers: deps.signers, audit: deps.audit, orgs: deps.orgs, limits: deps.limits, requireOrg, requireServerAdmin });
+  storageRoutes(api, { ...deps.storage, limits: deps.limits, requireOrg, requireServerAdmin, audit: deps.audit });
 
   api.post('/orgs', async (c) => {
-    const d = deps.authorizer.authorize(c.get('principal'), 'server.admin', { type: 'server' });
-    if (!d.allowed) throw new Forbidden(`creating orgs needs the server admin token: ${d.reason}`);
+    requireServerAdmin(c.get('principal'), 'creating orgs');
     const body = parseBody(createOrgBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
     const org = await deps.orgs.createOrg(body.name);
     await deps.audit.appendNow({ principal: c.get('principal'), action: 'org.create', target: `org ${org.name}`, orgId: org.id });

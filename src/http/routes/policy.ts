@@ -4,18 +4,17 @@
  */
 import type { Hono } from 'hono';
 import { z } from 'zod';
-import { InvalidInput, Forbidden } from '../../errors.js';
+import { InvalidInput } from '../../errors.js';
 import type { AuditLog } from '../../audit/log.js';
 import { ACTIONS, type Action, type RequestFacts, type Resource } from '../../policy/actions.js';
 import { decide, type OrgPolicySet } from '../../policy/authorize.js';
 import { CedarPolicySet, validatePolicyFile } from '../../policy/cedar.js';
 import { CEDAR_SCHEMA } from '../../policy/schema.js';
-import type { Principal, Scope } from '../../identity/principal.js';
+import { describePrincipal, type Principal, type Scope } from '../../identity/principal.js';
 import { InvalidPolicy, type PolicyStore } from '../../org/policies.js';
 import type { SignerService } from '../../cache/signers.js';
 import type { Org, OrgService } from '../../org/service.js';
 import type { Limits } from '../../config.js';
-import type { Authorizer } from '../../policy/authorize.js';
 import type { AppEnv } from '../context.js';
 import { readJson } from '../body.js';
 import { parseBody } from '../validate.js';
@@ -25,9 +24,9 @@ export interface PolicyRouteDeps {
   signers: SignerService;
   audit: AuditLog;
   orgs: OrgService;
-  authorizer: Authorizer;
   limits: Limits;
   requireOrg: (p: Principal, org: string, action: Action) => Promise<Org>;
+  requireServerAdmin: (p: Principal, what: string) => void;
 }
 
 const MAX_POLICY_BODY = 512 * 1024;
@@ -86,7 +85,7 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
     const org = await deps.requireOrg(p, c.req.param('org'), 'org.admin');
     const body = parseBody(applyBody, await readJson(c.env.incoming, MAX_POLICY_BODY));
     try {
-      const v = await deps.policies.apply(org, body.source, actorOf(p), body.message);
+      const v = await deps.policies.apply(org, body.source, describePrincipal(p), body.message);
       await deps.audit.appendNow({ principal: p, action: 'policy.apply', target: `${org.name} policies v${v.version}`, orgId: org.id, detail: { version: v.version, sha256: v.sha256, policyIds: v.policyIds, ...(body.message ? { message: body.message } : {}) } });
       return c.json(v, 201);
     } catch (err) {
@@ -114,7 +113,7 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
     const p = c.get('principal');
     const org = await deps.requireOrg(p, c.req.param('org'), 'org.admin');
     const body = parseBody(rollbackBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
-    const v = await deps.policies.rollback(org, body.version, actorOf(p));
+    const v = await deps.policies.rollback(org, body.version, describePrincipal(p));
     await deps.audit.appendNow({ principal: p, action: 'policy.rollback', target: `${org.name} policies v${v.version}`, orgId: org.id, detail: { version: v.version, from: body.version, sha256: v.sha256 } });
     return c.json(v, 201);
   });
@@ -159,7 +158,7 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
     const p = c.get('principal');
     const org = await deps.requireOrg(p, c.req.param('org'), 'org.admin');
     const body = parseBody(signerBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
-    const signer = await deps.signers.add(org, body.publicKey, actorOf(p));
+    const signer = await deps.signers.add(org, body.publicKey, describePrincipal(p));
     await deps.audit.appendNow({ principal: p, action: 'signer.add', target: `signer ${org.name}/${signer.name}`, orgId: org.id, detail: { publicKey: signer.publicKey } });
     return c.json(signer, 201);
   });
@@ -204,11 +203,11 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
     return sendAudit(c, org.id);
   });
   api.get('/audit', async (c) => {
-    requireServerAdmin(deps, c.get('principal'), 'the whole audit log');
+    deps.requireServerAdmin(c.get('principal'), 'the whole audit log');
     return sendAudit(c, undefined);
   });
   api.get('/audit/verify', async (c) => {
-    requireServerAdmin(deps, c.get('principal'), 'verifying the audit chain');
+    deps.requireServerAdmin(c.get('principal'), 'verifying the audit chain');
     await deps.audit.flush();
     const seq = c.req.query('seq');
     const hash = c.req.query('hash');
@@ -223,15 +222,6 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
     const actor = c.req.query('actor');
     return c.json({ reads: await deps.audit.readSummary(org.id, { ...(since ? { since } : {}), ...(actor ? { actor } : {}) }) });
   });
-}
-
-function requireServerAdmin(deps: PolicyRouteDeps, p: Principal, what: string): void {
-  const d = deps.authorizer.authorize(p, 'server.admin', { type: 'server' });
-  if (!d.allowed) throw new Forbidden(`${what} needs the server admin token`);
-}
-
-function actorOf(p: Principal): string {
-  return p.kind === 'anonymous' ? 'anonymous' : p.kind === 'server-admin' ? `server-admin:${p.subject}` : `${p.org.name}:${p.subject}`;
 }
 
 export function hypotheticalPrincipal(spec: z.infer<typeof testPrincipal>, org: Org, otherOrgs: Map<string, string>, client: { ip?: string; country?: string } | undefined, i: number): Principal {

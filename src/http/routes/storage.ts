@@ -5,9 +5,8 @@
  */
 import type { Hono } from 'hono';
 import { z } from 'zod';
-import { Forbidden, InvalidInput } from '../../errors.js';
+import { InvalidInput } from '../../errors.js';
 import type { Principal } from '../../identity/principal.js';
-import type { Authorizer } from '../../policy/authorize.js';
 import type { Action } from '../../policy/actions.js';
 import type { Org } from '../../org/service.js';
 import type { UpstreamService } from '../../cache/upstream.js';
@@ -25,7 +24,6 @@ import { parseBody } from '../validate.js';
 
 export interface StorageDeps {
   db: Db;
-  authorizer: Authorizer;
   upstreams: UpstreamService;
   retention: RetentionService;
   history: UsageHistory;
@@ -33,6 +31,7 @@ export interface StorageDeps {
   gcGraceSeconds: number;
   limits: Limits;
   requireOrg: (p: Principal, org: string, action: Action) => Promise<Org>;
+  requireServerAdmin: (p: Principal, what: string) => void;
   audit: AuditLog;
 }
 
@@ -49,10 +48,7 @@ const settingsBody = z.object({ retention: amount.optional(), quota: amount.opti
 const gcBody = z.object({ dryRun: z.boolean().optional(), grace: z.union([z.string(), z.number().int().nonnegative()]).optional() });
 
 export function storageRoutes(api: Hono<AppEnv>, deps: StorageDeps): void {
-  const requireAdmin = (p: Principal, what: string) => {
-    const d = deps.authorizer.authorize(p, 'server.admin', { type: 'server' });
-    if (!d.allowed) throw new Forbidden(`${what} needs the server admin token: ${d.reason}`);
-  };
+  const requireAdmin = deps.requireServerAdmin;
   const body = async <T>(c: import('hono').Context<AppEnv>, schema: z.ZodType<T>): Promise<T> => parseBody(schema, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
 
   // ---- upstreams (server-wide) ----
