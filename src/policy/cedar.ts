@@ -157,7 +157,8 @@ export class CedarPolicySet {
     if (res.type !== 'success') return { allowed: false, reasons: [], errors: res.errors.map((e) => e.message) };
     return {
       allowed: res.response.decision === 'allow',
-      reasons: res.response.diagnostics.reason,
+      // Cedar returns the determining policies as a set, in no stable order.
+      reasons: [...res.response.diagnostics.reason].sort(),
       errors: res.response.diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`),
     };
   }
