@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { FloeError, InvalidInput } from '../errors.js';
 import type { Logger } from '../log.js';
-import { CedarPolicySet, type PolicyProblem, validatePolicyFile } from '../policy/cedar.js';
+import { CedarPolicySet, type ParsedPolicies, type PolicyProblem, parsePolicyFile, validatePolicyFile } from '../policy/cedar.js';
 import type { OrgPolicySet, PolicySets } from '../policy/authorize.js';
 import type { Db } from '../storage/types.js';
 import type { ChangeFeed } from '../storage/changes.js';
@@ -50,7 +50,8 @@ export class PolicyStore implements PolicySets {
       const version = Number(head.version);
       if (this.loadedVersions.get(head.org_id) === version) continue;
       const row = await this.db.selectFrom('org_policies').select('source').where('org_id', '=', head.org_id).where('version', '=', version).executeTakeFirst();
-      if (row) this.install(head.org_id, version, row.source);
+      // Stored versions were valid when applied; a schema change could have broken one since.
+      if (row) this.install(head.org_id, version, validatePolicyFile(row.source));
     }
   }
 
@@ -69,8 +70,7 @@ export class PolicyStore implements PolicySets {
     if (this.timer) clearInterval(this.timer);
   }
 
-  private install(orgId: string, version: number, source: string): void {
-    const parsed = validatePolicyFile(source);
+  private install(orgId: string, version: number, parsed: ParsedPolicies): void {
     const ids = Object.keys(parsed.policies);
     if (parsed.problems.length > 0) {
       // Stored versions were valid when applied; a schema change could break one. Fail closed:
@@ -121,7 +121,7 @@ export class PolicyStore implements PolicySets {
           await trx.insertInto('org_policies').values(values).execute();
           return values;
         });
-        this.install(org.id, row.version, source);
+        this.install(org.id, row.version, parsed);
         await this.changes?.notify('policies', org.id).catch((err) => this.log.warn({ err }, 'could not notify other replicas; they poll within a second'));
         return toVersion(row);
       } catch (err) {
@@ -147,6 +147,7 @@ function toVersion(row: { version: number; sha256: string; message: string | nul
     message: row.message,
     createdBy: row.created_by,
     createdAt: row.created_at,
-    policyIds: Object.keys(validatePolicyFile(row.source).policies),
+    // Ids need only the parse, not a validation (history lists up to 500 versions).
+    policyIds: Object.keys(parsePolicyFile(row.source).policies),
   };
 }
