@@ -11,7 +11,7 @@ import type { Logger } from '../log.js';
 import { describePrincipal, type Principal } from '../identity/principal.js';
 import type { Action, RequestFacts, Resource } from '../policy/actions.js';
 import type { AuditSink, Decision } from '../policy/authorize.js';
-import type { Db } from '../storage/types.js';
+import type { Db, Schema } from '../storage/types.js';
 import { type ChainBreak, type ChainedFields, entryHash, GENESIS_HASH, verifyChain } from './chain.js';
 
 export interface AuditEvent {
@@ -60,15 +60,8 @@ export interface AuditQuery {
 /** An entry waiting for its place in the chain. */
 type Pending = Omit<ChainedFields, 'seq'>;
 
-interface ReadCount {
-  day: string;
-  org_id: string;
-  actor: string;
-  store_path: string;
-  narinfo_hits: number;
-  nar_downloads: number;
-  bytes: number;
-}
+/** A per-day read counter, as the table stores it. */
+type ReadCount = Schema['read_summary'];
 
 const MAX_PENDING = 20_000;
 

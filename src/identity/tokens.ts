@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 import { z } from 'zod';
 import { Forbidden, InvalidInput, Unauthenticated } from '../errors.js';
-import type { Db } from '../storage/types.js';
+import type { Db, Schema } from '../storage/types.js';
 import type { ChangeFeed } from '../storage/changes.js';
 import type { AuthMethod, DeployGrant, NetworkLimits, OrgRef, Principal, Scope } from './principal.js';
 import type { KeyRing } from './server-keys.js';
@@ -78,6 +78,9 @@ function authMethodOf(grant: { identity?: IdentityClaims; deploy?: DeployGrant[]
   const provider = grant.identity?.provider;
   return provider === 'github' || provider === 'gitlab' || provider === 'aws' || provider === 'oidc' ? provider : 'token';
 }
+
+/** A minted token as recorded (never the token itself). */
+export type TokenRecord = Schema['tokens'];
 
 interface CachedVerification {
   principal: Principal;
@@ -153,7 +156,7 @@ export class TokenService {
   }
 
   /** Tokens of an org, newest first (no secrets: tokens themselves are never stored). */
-  async list(orgId: string, opts: { subject?: string; includeInactive?: boolean } = {}) {
+  async list(orgId: string, opts: { subject?: string; includeInactive?: boolean } = {}): Promise<TokenRecord[]> {
     let q = this.db.selectFrom('tokens').selectAll().where('org_id', '=', orgId).orderBy('created_at', 'desc').limit(1000);
     if (opts.subject) q = q.where('subject', '=', opts.subject);
     if (!opts.includeInactive) q = q.where('revoked_at', 'is', null).where('expires_at', '>', new Date().toISOString());

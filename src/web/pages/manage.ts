@@ -1,4 +1,5 @@
 /** Running an org (admins): cache usage, members and identity trusts, tokens, slices. */
+import type { TokenRecord } from '../../identity/tokens.js';
 import { html } from 'hono/html';
 import type { StoredTrust } from '../../identity/exchange.js';
 import type { OrgUsage } from '../../cache/usage.js';
@@ -201,17 +202,7 @@ export function membersTab(ctx: PageContext, org: string, trusts: StoredTrust[],
     </div>`;
 }
 
-export interface TokenRow {
-  id: string;
-  subject: string;
-  scopes: string;
-  slices: string | null;
-  description: string | null;
-  created_at: string;
-  expires_at: string;
-  revoked_at: string | null;
-  last_used_at?: string | null;
-}
+export type TokenRow = TokenRecord;
 
 export function tokensTab(ctx: PageContext, org: string, rows: TokenRow[], slices: string[], opts: { all: boolean; created?: { token: string; subject: string; expiresAt: string }; error?: string }): Html {
   const now = new Date().toISOString();
