@@ -94,7 +94,13 @@ export function parseNarInfo(text: string, storeDir = DEFAULT_STORE_DIR): NarInf
   };
 }
 
+/** A control character in any value would end its line and start another field. */
+const CONTROL = /[\x00-\x1f\x7f]/;
+
 export function formatNarInfo(info: NarInfo, storeDir = DEFAULT_STORE_DIR): string {
+  for (const [field, value] of [['URL', info.url], ['Compression', info.compression], ['CA', info.ca ?? ''], ...info.sigs.map((s) => ['Sig', s] as const)] as const) {
+    if (CONTROL.test(value)) throw new InvalidInput(field, 'must not contain control characters');
+  }
   let out = `StorePath: ${storeDir}/${info.storePath}\n`;
   out += `URL: ${info.url}\n`;
   out += `Compression: ${info.compression}\n`;

@@ -184,3 +184,43 @@ describe('NAR validation', () => {
     expect(() => feed(evil, 9)).toThrow(/not allowed/);
   });
 });
+
+describe('content-addressed store paths (vectors from Nix 2.8: nix-store --add-fixed, nix path-info --json)', () => {
+  it('recursive sha256 (source) paths are recomputed from their CA and verified against NarHash', async () => {
+    const { contentAddressedPath, isVerifiedContentAddressed, parseContentAddress: parse } = await import('./content-address.js');
+    const ca = 'fixed:r:sha256:0addczm9fjxkwraq3rf9z66ndy1w8scg7pi05xdyf4rjpl2h73gj';
+    const storePath = parseStorePathBase('jsfv5k6d8l03jjs4135pibz6vj8lcfq3-d');
+    expect(contentAddressedPath('d', parse(ca), [], false)).toBe(storePath);
+    const narHash = parseHash('sha256-8o0DBb0yE+dbLyDe85hGPPhmjfnJ5YFV5rNLl+pnrSk=');
+    expect(isVerifiedContentAddressed({ storePath, narHash, references: [], ca })).toBe(true);
+    // Another NAR under the same CA claim, another name, or a forged CA: not verified.
+    expect(isVerifiedContentAddressed({ storePath, narHash: parseHash(`sha256:${'0'.repeat(52)}`), references: [], ca })).toBe(false);
+    expect(isVerifiedContentAddressed({ storePath: parseStorePathBase('jsfv5k6d8l03jjs4135pibz6vj8lcfq3-e'), narHash, references: [], ca })).toBe(false);
+    expect(isVerifiedContentAddressed({ storePath, narHash, references: [], ca: undefined })).toBe(false);
+    expect(isVerifiedContentAddressed({ storePath, narHash, references: [parseStorePathBase('14pam5h71pv7v3nzjvbkzcnqz0nyfi3c-t.txt')], ca })).toBe(false);
+  });
+
+  it('flat fixed-output paths are computed (but not verifiable from metadata alone)', async () => {
+    const { contentAddressedPath, isVerifiedContentAddressed, parseContentAddress: parse } = await import('./content-address.js');
+    const ca = 'fixed:sha256:0cz729xf10lrw014jj2hlbxalgdpahxbg61gdg51jnryx8dqxrmr';
+    const storePath = parseStorePathBase('14pam5h71pv7v3nzjvbkzcnqz0nyfi3c-t.txt');
+    expect(contentAddressedPath('t.txt', parse(ca), [], false)).toBe(storePath);
+    expect(isVerifiedContentAddressed({ storePath, narHash: parseHash('sha256-1p1dAqqQ3yUR3UiA23QubW4ePc+6z/oB9/49zBrZy7M='), references: [], ca })).toBe(false);
+  });
+});
+
+describe('narinfo line injection', () => {
+  it('refuses signature key names and fields with control characters', async () => {
+    const { parseSignature } = await import('./signing.js');
+    const sig = Buffer.alloc(64, 1).toString('base64');
+    expect(() => parseSignature(`evil\nURL: nar/x.nar:${sig}`)).toThrow(/printable/);
+    expect(() => parseSignature(`evil key:${sig}`)).toThrow(/printable/);
+    expect(parseSignature(`good-1:${sig}`).keyName).toBe('good-1');
+    const info = parseNarInfo(
+      `StorePath: /nix/store/${'a'.repeat(32)}-x\nURL: nar/x.nar\nCompression: none\nNarHash: sha256:${'0'.repeat(52)}\nNarSize: 1\nReferences: \n`,
+    );
+    expect(() => formatNarInfo({ ...info, sigs: [`a\nURL: nar/evil:${sig}`] })).toThrow(/control characters/);
+    expect(() => formatNarInfo({ ...info, url: 'nar/x\nURL: y' })).toThrow(/control characters/);
+    expect(formatNarInfo(info)).toContain('URL: nar/x.nar\n');
+  });
+});

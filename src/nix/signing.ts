@@ -12,6 +12,8 @@ import { DEFAULT_STORE_DIR, type StorePathBase } from './store-path.js';
 
 const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+/** Key names travel inside narinfo lines: printable ASCII, no space, no ":". */
+const KEY_NAME = /^[\x21-\x39\x3b-\x7e]{1,200}$/;
 
 export interface SigningKey {
   name: string;
@@ -35,7 +37,7 @@ export function fingerprintPath(p: PathForFingerprint, storeDir = DEFAULT_STORE_
 }
 
 function checkKeyName(name: string): void {
-  if (name === '' || name.includes(':') || /\s/.test(name)) {
+  if (!KEY_NAME.test(name)) {
     throw new InvalidInput('key name', `${JSON.stringify(name)} must be non-empty without ":" or spaces`);
   }
 }
@@ -86,6 +88,8 @@ const B64 = /^[A-Za-z0-9+/]+={0,2}$/;
 export function parseSignature(text: string): Signature {
   const colon = text.indexOf(':');
   if (colon <= 0) throw new InvalidInput('Sig', `expected "<key name>:<base64>", got ${JSON.stringify(text.slice(0, 80))}`);
+  // The key name is written into narinfo lines: a newline in it would inject fields (e.g. URL).
+  if (!KEY_NAME.test(text.slice(0, colon))) throw new InvalidInput('Sig', `key name ${JSON.stringify(text.slice(0, Math.min(colon, 80)))} must be printable ASCII without spaces or ":"`);
   const b64 = text.slice(colon + 1);
   const sig = B64.test(b64) ? Buffer.from(b64, 'base64') : Buffer.alloc(0);
   if (sig.length !== 64) throw new InvalidInput('Sig', 'signature must be 64 bytes of base64');

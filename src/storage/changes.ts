@@ -4,7 +4,7 @@
  * bounded memo lifetimes stay the guarantee, the feed only makes changes arrive sooner.
  * Embedded (one process): delivered in process. PostgreSQL: LISTEN/NOTIFY (sql/postgres.ts).
  */
-export type ChangeTopic = 'policies' | 'tokens' | 'keys';
+export type ChangeTopic = 'policies' | 'tokens' | 'keys' | 'views';
 
 export interface ChangeFeed {
   /** Tells every replica (this one included). */

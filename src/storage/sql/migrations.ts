@@ -276,6 +276,47 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '2026-12-01-100-tenant-integrity': {
+    async up(db: Kysely<any>) {
+      // Views: which slices a caller's `/cache` consults, in which order. Existing slices stay in
+      // their org's view (as before the upgrade); new ones are created outside it.
+      await db.schema.alterTable('slices').addColumn('in_view', 'integer', (c) => c.notNull().defaultTo(1)).execute();
+      await db.schema.alterTable('slices').addColumn('priority', 'integer', (c) => c.notNull().defaultTo(100)).execute();
+      await db.schema.alterTable('slices').addColumn('global_priority', 'integer').execute();
+      await db.schema
+        .createTable('org_follows')
+        .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id'))
+        .addColumn('slice_id', 'text', (c) => c.notNull().references('slices.id'))
+        .addColumn('priority', 'integer', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('org_follows_pk', ['org_id', 'slice_id'])
+        .execute();
+      await db.schema
+        .createTable('slice_trusts')
+        .addColumn('slice_id', 'text', (c) => c.notNull().references('slices.id'))
+        .addColumn('trusted_slice_id', 'text', (c) => c.notNull().references('slices.id'))
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('slice_trusts_pk', ['slice_id', 'trusted_slice_id'])
+        .execute();
+      // Per-org Nix signing keys (created by the server at start for orgs that have none).
+      await db.schema
+        .createTable('org_keys')
+        .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('secret', 'text', (c) => c.notNull())
+        .addColumn('public', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('retired_at', 'text')
+        .addPrimaryKeyConstraint('org_keys_pk', ['org_id', 'name'])
+        .execute();
+      // Identity trusts are exclusive: the subject they claim, and whether an overlap awaits approval.
+      await db.schema.alterTable('identity_trusts').addColumn('subject_key', 'text').execute();
+      await db.schema.alterTable('identity_trusts').addColumn('status', 'text', (c) => c.notNull().defaultTo('active')).execute();
+    },
+  },
 };
 
 class StaticProvider implements MigrationProvider {

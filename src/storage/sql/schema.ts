@@ -16,6 +16,43 @@ export interface SlicesTable {
   /** 1 = anyone may read, 0 = org members only. */
   public: number;
   created_at: string;
+  /** 1 = part of the org's unified view (`/cache`), after `default`; 0 = only at its own URL. */
+  in_view?: number;
+  /** Order among the org's slices in its unified view (lower first). */
+  priority?: number;
+  /** Set by the server admin: served to anonymous callers on `/cache`, in this order (lower first). */
+  global_priority?: number | null;
+}
+
+/** Another org's public slice an org chose to include in its members' unified view. */
+export interface OrgFollowsTable {
+  org_id: string;
+  slice_id: string;
+  /** Order among followed sources (lower first); followed sources always come after the org's own slices. */
+  priority: number;
+  created_by: string;
+  created_at: string;
+}
+
+/** A slice whose paths may be linked into `slice_id` as references (besides the org's `default`). */
+export interface SliceTrustsTable {
+  slice_id: string;
+  trusted_slice_id: string;
+  created_by: string;
+  created_at: string;
+}
+
+/** An org's Nix signing keys: `active` signs, `previous` still signs during a transition, `retired` is gone. */
+export interface OrgKeysTable {
+  org_id: string;
+  name: string;
+  /** `name:base64(seed‖pub)`. */
+  secret: string;
+  /** `name:base64(pub)`. */
+  public: string;
+  state: 'active' | 'previous' | 'retired';
+  created_at: string;
+  retired_at: string | null;
 }
 
 export interface TokensTable {
@@ -141,6 +178,13 @@ export interface IdentityTrustsTable {
   audience: string | null;
   spec: string;
   created_at: string;
+  /**
+   * Who the trust claims (issuer plus owner/namespace/account id, or the OIDC claim conditions):
+   * one external identity belongs to one org unless the server admin approved an overlap.
+   */
+  subject_key?: string | null;
+  /** 'active', or 'pending' while an overlap with another org's trust waits for the server admin. */
+  status?: string;
 }
 
 /** External token ids already exchanged (replay protection), kept until the token expires. */
@@ -261,4 +305,7 @@ export interface Schema {
   read_summary: ReadSummaryTable;
   org_signers: OrgSignersTable;
   usage_history: UsageHistoryTable;
+  org_follows: OrgFollowsTable;
+  slice_trusts: SliceTrustsTable;
+  org_keys: OrgKeysTable;
 }
