@@ -33,6 +33,8 @@ import { UsageService } from './cache/usage.js';
 import { UsageHistory } from './cache/usage-history.js';
 import { DeployScopes } from './registry/deploy.js';
 import { SignerService } from './cache/signers.js';
+import { SourceService } from './cache/sources.js';
+import { OrgKeyService } from './org/keys.js';
 import { createCacheHandler, markExpectsContinue } from './http/cache-handler.js';
 
 export interface RunningServer {
@@ -131,7 +133,28 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const orgs = new OrgService(storage.db);
   const upstreams = new UpstreamService(storage.db);
   const signers = new SignerService(storage.db);
-  const cache = new CacheService(storage, orgs, authorizer, keys.nix, { maxUploadBytes: config.limits.maxUploadBytes, maxNarBytes: config.limits.maxNarBytes }, audit, new DeployScopes(storage.db), upstreams, signers);
+  // Each org signs its own narinfos; the server's Nix key is only the legacy key of orgs that
+  // held paths before org keys existed (kept as `previous` until their admins retire it).
+  const orgKeys = new OrgKeyService(storage.db, { keyPrefix: hostName, legacy: keys.nix }, storage.changes);
+  const sources = new SourceService(storage.db, storage.changes);
+  const cache = new CacheService({
+    storage,
+    orgs,
+    authorizer,
+    keys: orgKeys,
+    sources,
+    limits: { maxUploadBytes: config.limits.maxUploadBytes, maxNarBytes: config.limits.maxNarBytes },
+    audit,
+    deploy: new DeployScopes(storage.db),
+    upstreams,
+    signers,
+  });
+  const resignAfterUpgrade = await orgKeys.migrateOrgs();
+  for (const orgId of resignAfterUpgrade) {
+    // Upgraded data: narinfos get the org's own signature next to the shared server key's.
+    const n = await cache.resignOrg(orgId);
+    log.info({ orgId, paths: n }, 'org signing key created; narinfos re-signed (the server key stays as the org\'s previous key until retired)');
+  }
   const retention = new RetentionService(storage.db);
   // Storage over time: today's row per org shortly after start, then daily, and after every GC run.
   const history = new UsageHistory(storage.db);
@@ -177,7 +200,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     cache,
     limits: config.limits,
     publicUrl: () => publicUrl,
-    nixPublicKey: keys.nixPublicKey,
+    sources,
+    orgKeys,
     storage: { db: storage.db, upstreams, retention, history, gc, gcGraceSeconds: config.gc.graceSeconds },
     log,
     jwks: () => keyRing.current.jwks,

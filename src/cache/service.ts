@@ -6,19 +6,24 @@
  */
 import { Conflict, Forbidden, InvalidInput, TooLarge, Unauthenticated } from '../errors.js';
 import type { Principal } from '../identity/principal.js';
-import { type Hash, formatNix32Hash, hashesEqual, parseDigest } from '../nix/hash.js';
-import { formatNarInfo, type NarInfo, parseNarInfo } from '../nix/narinfo.js';
+import { type Hash, formatNix32Hash, hashesEqual } from '../nix/hash.js';
+import { type NarInfo, parseNarInfo } from '../nix/narinfo.js';
 import { parseContentAddress } from '../nix/content-address.js';
 import { encodeNix32 } from '../nix/nix32.js';
-import { fingerprintPath, parseSignature, signFingerprint, type SigningKey } from '../nix/signing.js';
+import { parseSignature, type SigningKey } from '../nix/signing.js';
 import { type StorePathBase, type StorePathHash, hashPartOf } from '../nix/store-path.js';
+import type { OrgKeyService } from '../org/keys.js';
+import type { SourceService } from './sources.js';
+import { inViewOrder } from './view.js';
+import { renderNarInfo, renderableRow } from './render.js';
+import { type LinkContext, linkGround, verifiedSignerNames } from './link-policy.js';
 import type { RequestFacts, SliceResource } from '../policy/actions.js';
 import type { AuditEvent } from '../audit/log.js';
 import type { SignerService } from './signers.js';
 import type { Authorizer } from '../policy/authorize.js';
 import type { OrgService } from '../org/service.js';
 import { DEFAULT_SLICE, isUniqueViolation } from '../org/service.js';
-import type { BlobRead, Storage } from '../storage/types.js';
+import type { BlobRead, Schema, Storage } from '../storage/types.js';
 import { prepareQuery } from '../storage/prepared.js';
 import { ReadCache } from './read-cache.js';
 import { Semaphore } from './semaphore.js';
@@ -27,10 +32,9 @@ import { type IngestLimits, type IngestedNar, ingestNar, narBlobKey } from './in
 import { lockSharedAgainstGc } from '../storage/locks.js';
 import { quotaFull, quotaViolation } from './quota.js';
 import type { Upstream, UpstreamService } from './upstream.js';
-import { checkFetchedNar } from './upstream-verify.js';
+import { checkFetchedNar, type TrustedKey } from './upstream-verify.js';
 import { orgStoredBytes } from './accounting.js';
 
-/** Where a request looks: the unified substituter (every slice the caller may read) or one slice. */
 /** What the cache tells the audit trail: committed writes, and reads for the per-day summary. */
 export interface CacheAudit {
   append(e: AuditEvent): void;
@@ -46,7 +50,23 @@ export interface DeployClosures {
   closureOf(p: Principal, wanted?: string): Promise<ReadonlySet<string> | undefined>;
 }
 
+/** Where a request looks: the caller's unified view (see view.ts) or one slice. */
 export type CacheView = { kind: 'unified' } | { kind: 'slice'; slice: SliceResource };
+
+export interface CacheDeps {
+  storage: Storage;
+  orgs: OrgService;
+  authorizer: Authorizer;
+  /** Per-org Nix signing keys: narinfos of a slice are signed with its org's keys. */
+  keys: OrgKeyService;
+  /** Views (which slices `/cache` consults for whom) and link sources. */
+  sources: SourceService;
+  limits: IngestLimits;
+  audit?: CacheAudit;
+  deploy?: DeployClosures;
+  upstreams?: UpstreamService;
+  signers?: SignerService;
+}
 
 export interface PathMetadata {
   storePath: StorePathBase;
@@ -124,12 +144,6 @@ function slicesHolding(db: Storage['db'], path: StorePathBase): Promise<Candidat
     .execute();
 }
 
-/** The caller's own org first, so its builds win over another org's copy of the same path. */
-function preferOwn<T extends Candidate>(p: Principal, rows: T[]): T[] {
-  if (p.kind !== 'token' || rows.length < 2) return rows;
-  return [...rows].sort((a, b) => Number(b.org_id === p.org.id) - Number(a.org_id === p.org.id));
-}
-
 export class CacheService {
   private readonly q;
   /** narinfo candidates by hash part (and slice), for the hot path. */
@@ -137,17 +151,29 @@ export class CacheService {
   private readonly ingestSlots = new Semaphore(16);
   private readonly narinfoCache: ReadCache<Array<Candidate & { narinfo: string; store_path: string }>>;
 
-  constructor(
-    private readonly storage: Storage,
-    private readonly orgs: OrgService,
-    private readonly authorizer: Authorizer,
-    private readonly signingKey: SigningKey,
-    private readonly limits: IngestLimits,
-    private readonly audit: CacheAudit = NO_AUDIT,
-    private readonly deploy?: DeployClosures,
-    private readonly upstreams?: UpstreamService,
-    private readonly signers?: SignerService,
-  ) {
+  private readonly storage: Storage;
+  private readonly orgs: OrgService;
+  private readonly authorizer: Authorizer;
+  private readonly keys: OrgKeyService;
+  private readonly sources: SourceService;
+  private readonly limits: IngestLimits;
+  private readonly audit: CacheAudit;
+  private readonly deploy: DeployClosures | undefined;
+  private readonly upstreams: UpstreamService | undefined;
+  private readonly signers: SignerService | undefined;
+
+  constructor(deps: CacheDeps) {
+    const storage = deps.storage;
+    this.storage = storage;
+    this.orgs = deps.orgs;
+    this.authorizer = deps.authorizer;
+    this.keys = deps.keys;
+    this.sources = deps.sources;
+    this.limits = deps.limits;
+    this.audit = deps.audit ?? NO_AUDIT;
+    this.deploy = deps.deploy;
+    this.upstreams = deps.upstreams;
+    this.signers = deps.signers;
     const candidates = () =>
       storage.db
         .selectFrom('paths')
@@ -171,11 +197,11 @@ export class CacheService {
     const rows =
       view.kind === 'slice'
         ? await this.narinfoCache.get(hashPart, view.slice.slice.id, () => this.q.narinfoByHashInSlice(hashPart, view.slice.slice.id))
-        : await this.narinfoCache.get(hashPart, '*', () => this.q.narinfoByHash(hashPart));
+        : inViewOrder(await this.narinfoCache.get(hashPart, '*', () => this.q.narinfoByHash(hashPart)), await this.sources.viewOf(p));
     // Deploy-only tokens read exactly their outputs' closures (computed from stored references).
     const closure = p.kind === 'token' && p.deploy && this.deploy ? await this.deploy.closureOf(p, hashPart) : undefined;
     const facts = closure ? { inDeployClosure: closure.has(hashPart) } : NO_FACTS;
-    for (const row of preferOwn(p, rows)) {
+    for (const row of rows) {
       if (this.authorizer.authorize(p, 'cache.read', resourceOf(row), facts).allowed) {
         this.audit.recordRead(p, row.org_id, row.store_path, 'narinfo');
         return row.narinfo;
@@ -254,7 +280,7 @@ export class CacheService {
     const m = SERVED_NAR.exec(fileName);
     if (!m) return undefined;
     const narHash = m[1]!;
-    const rows = view.kind === 'slice' ? await this.q.byNarHashInSlice(narHash, view.slice.slice.id) : await this.q.byNarHash(narHash);
+    const rows = view.kind === 'slice' ? await this.q.byNarHashInSlice(narHash, view.slice.slice.id) : inViewOrder(await this.q.byNarHash(narHash), await this.sources.viewOf(p));
     const closure = p.kind === 'token' && p.deploy && this.deploy ? await this.deploy.closureOf(p) : undefined;
     for (const row of rows) {
       const facts = closure ? { inDeployClosure: closure.has(row.hash_part) } : NO_FACTS;
@@ -292,10 +318,31 @@ export class CacheService {
     return paths.filter((x) => !present.has(x));
   }
 
-  /** In the target slice, or readable elsewhere (and so linkable at commit). */
-  private async presentOrLinkable(p: Principal, target: SliceResource, path: StorePathBase): Promise<boolean> {
-    const rows = await slicesHolding(this.storage.db, path);
-    return rows.some((row) => row.slice_id === target.slice.id || this.authorizer.authorize(p, 'cache.read', resourceOf(row), NO_FACTS, QUIET).allowed);
+  /** In the target slice, or linkable into it at commit (see link-policy.ts). */
+  private async presentOrLinkable(p: Principal, target: SliceResource, path: StorePathBase, ctx?: LinkContext): Promise<boolean> {
+    const rows = await this.storage.db
+      .selectFrom('paths')
+      .innerJoin('slices', 'slices.id', 'paths.slice_id')
+      .innerJoin('orgs', 'orgs.id', 'slices.org_id')
+      .select(['slices.id as slice_id', 'slices.name as slice_name', 'slices.public', 'orgs.id as org_id', 'orgs.name as org_name'])
+      .select(['paths.store_path', 'paths.nar_hash', 'paths.nar_size', 'paths.refs', 'paths.deriver', 'paths.ca', 'paths.sigs'])
+      .where('paths.hash_part', '=', hashPartOf(path))
+      .where('paths.store_path', '=', path)
+      .execute();
+    if (rows.some((row) => row.slice_id === target.slice.id)) return true;
+    if (rows.length === 0) return false;
+    const context = ctx ?? (await this.linkContext(target));
+    return rows.some((row) => linkGround(renderableRow(row), row.slice_id, context) !== undefined && this.authorizer.authorize(p, 'cache.read', resourceOf(row), NO_FACTS, QUIET).allowed);
+  }
+
+  /** What decides links into `target`: its trusted source slices, its org's signers, the upstreams' keys. */
+  private async linkContext(target: SliceResource, db: Storage['db'] = this.storage.db): Promise<LinkContext> {
+    const upstreamKeys: TrustedKey[] = this.upstreams ? (await this.upstreams.list()).flatMap((u) => u.keys) : [];
+    return {
+      trustedSources: await this.sources.trustedLinkSources(db, { orgId: target.org.id, sliceId: target.slice.id }),
+      orgSigners: this.signers ? await this.signers.trustedKeys(target.org.id) : [],
+      upstreamKeys,
+    };
   }
 
   /**
@@ -387,15 +434,35 @@ export class CacheService {
   private async ensureReferences(p: Principal, target: SliceResource, meta: PathMetadata): Promise<void> {
     if (!this.upstreams || (await this.upstreams.list()).length === 0) return;
     const lacking: StorePathBase[] = [];
+    const ctx = await this.linkContext(target);
     for (const ref of new Set(meta.references)) {
-      if (ref !== meta.storePath && !(await this.presentOrLinkable(p, target, ref))) lacking.push(ref);
+      if (ref !== meta.storePath && !(await this.presentOrLinkable(p, target, ref, ctx))) lacking.push(ref);
     }
     if (lacking.length > 0) await this.mirror(p, target, lacking);
   }
 
   /** Whether the caller may read or write this slice (slice URLs of others' slices look missing). */
   mayUseSlice(p: Principal, slice: SliceResource): boolean {
+    // Deploy-only tokens are decided per path (their closures); their own org's slice URLs exist for them.
+    if (p.kind === 'token' && p.deploy && p.org.id === slice.org.id) return true;
     return this.authorizer.authorize(p, 'cache.write', slice, NO_FACTS, QUIET).allowed || this.authorizer.authorize(p, 'cache.read', slice).allowed;
+  }
+
+  /**
+   * The Nix public keys a caller should trust for its unified view: the keys of every org whose
+   * slices are in it, in view order. Exactly these: a client that trusts only them refuses any
+   * other tenant's content, whatever a view says.
+   */
+  async publicKeysFor(p: Principal): Promise<string[]> {
+    const keys: string[] = [];
+    for (const orgId of await this.sources.orgsInView(p)) keys.push(...(await this.keys.published(orgId)));
+    return [...new Set(keys)];
+  }
+
+  /** An org's published keys (public information, like a public key on a key server). */
+  async orgPublicKeys(orgName: string): Promise<string[] | undefined> {
+    const org = await this.orgs.findOrg(orgName);
+    return org ? this.keys.published(org.id) : undefined;
   }
 
   /** Drops memoized narinfo lookups (after GC deleted these hash parts). */
@@ -524,6 +591,8 @@ export class CacheService {
    * Makes a verified path visible in `target`, atomically, once all its references are there.
    * Re-uploading identical content only merges new signatures; different content is a conflict
    * (paths are immutable, and a write token must never replace what others substitute).
+   * Every path that enters the slice, linked references included, is decided by `cache.write`
+   * with its own verified signers; one refusal fails the whole commit.
    */
   private async commitPath(p: Principal, target: SliceResource, meta: PathMetadata, fill?: 'pull-through'): Promise<CommitResult> {
     const hashPart = hashPartOf(meta.storePath);
@@ -532,7 +601,11 @@ export class CacheService {
     if (meta.ca) parseContentAddress(meta.ca);
     // Nix never lists a reference twice; a list that does is an attempt to multiply work.
     if (new Set(meta.references).size !== meta.references.length) throw new InvalidInput('References', 'the same store path is listed more than once');
-    const uploaderSigs = meta.sigs.filter((s) => !s.startsWith(`${this.signingKey.name}:`));
+    // Signatures under the org's own key names are the server's to make, never the uploader's.
+    const ownNames = await this.keys.ownNames(target.org.id);
+    const uploaderSigs = meta.sigs.filter((s) => !ownNames.has(parseSignature(s).keyName));
+    const ctx = await this.linkContext(target);
+    const signingKeys = await this.keys.signing(target.org.id);
     // Now that the narinfo is known, policies may judge it (e.g. "writes require a signed narinfo").
     // A pull-through fill is the server's own write on a reader's miss (verified against the
     // upstream's trusted keys), not the reader's: it is not judged as theirs.
@@ -540,7 +613,7 @@ export class CacheService {
     const decision =
       fill === 'pull-through'
         ? { allowed: true, reason: 'pull-through' }
-        : this.authorizer.authorize(p, 'cache.write', target, { narinfoSignatures: this.signers ? await this.signers.verifiedSigners(target.org.id, meta, uploaderSigs) : [] });
+        : this.authorizer.authorize(p, 'cache.write', target, { narinfoSignatures: verifiedSignerNames({ ...meta, sigs: uploaderSigs }, ctx.orgSigners) });
     if (!decision.allowed) throw new Forbidden(`not allowed to write ${meta.storePath} to ${target.org.name}/${target.slice.name}: ${decision.reason}`);
 
     // Any commit can change what a hash resolves to (new path, merged signatures, linked closure).
@@ -548,7 +621,7 @@ export class CacheService {
     try {
       for (let attempt = 1; ; attempt++) {
         try {
-          const result = await this.commitTransaction(p, target, meta, hashPart, narHashNix32, uploaderSigs, touched);
+          const result = await this.commitTransaction(p, target, { ...meta, sigs: uploaderSigs }, hashPart, narHashNix32, touched, ctx, signingKeys);
           if (result === 'created') {
             this.audit.append({ principal: p, action: 'cache.write', target: `${target.org.name}/${target.slice.name}:/nix/store/${meta.storePath}`, orgId: target.org.id, detail: { narHash: `sha256:${narHashNix32}`, narSize: meta.narSize, ...(meta.origin ? { origin: fill ? `${meta.origin} (${fill})` : meta.origin } : {}) } });
           }
@@ -574,8 +647,9 @@ export class CacheService {
     meta: PathMetadata,
     hashPart: StorePathHash,
     narHashNix32: string,
-    uploaderSigs: string[],
     touched: Set<string>,
+    ctx: LinkContext,
+    signingKeys: SigningKey[],
   ): Promise<CommitResult> {
     return this.storage.db.transaction().execute(async (trx) => {
       await lockSharedAgainstGc(trx, this.storage.dialect);
@@ -587,11 +661,11 @@ export class CacheService {
         if (existing.nar_hash !== narHashNix32 || existing.store_path !== meta.storePath) {
           throw new Conflict(`${meta.storePath} is already in ${target.org.name}/${target.slice.name} with different content (sha256:${existing.nar_hash}); store paths are immutable`);
         }
-        const merged = [...new Set([...existing.sigs.split('\n').filter(Boolean), ...uploaderSigs])];
+        const merged = [...new Set([...existing.sigs.split('\n').filter(Boolean), ...meta.sigs])];
         if (merged.length !== existing.sigs.split('\n').filter(Boolean).length) {
           await trx
             .updateTable('paths')
-            .set({ sigs: merged.join('\n'), narinfo: this.render({ ...meta, sigs: merged }, nar) })
+            .set({ sigs: merged.join('\n'), narinfo: renderNarInfo({ ...meta, sigs: merged }, nar, signingKeys) })
             .where('slice_id', '=', target.slice.id)
             .where('hash_part', '=', hashPart)
             .execute();
@@ -600,23 +674,28 @@ export class CacheService {
       }
 
       // Closure completeness: every reference must be in the target slice, or be linked in from a
-      // slice the caller can read (no upload needed; no new capability either).
+      // source the target may take it from (link-policy.ts); nothing else enters.
+      const refs = meta.references.filter((r) => r !== meta.storePath);
+      const present = new Map<string, string>();
+      for (let i = 0; i < refs.length; i += 500) {
+        const rows = await trx.selectFrom('paths').select(['hash_part', 'store_path']).where('slice_id', '=', target.slice.id).where('hash_part', 'in', refs.slice(i, i + 500).map((r) => hashPartOf(r))).execute();
+        for (const r of rows) present.set(r.hash_part, r.store_path);
+      }
       const missing: string[] = [];
-      for (const ref of meta.references) {
-        if (ref === meta.storePath) continue;
-        const inTarget = await trx.selectFrom('paths').select('store_path').where('slice_id', '=', target.slice.id).where('hash_part', '=', hashPartOf(ref)).executeTakeFirst();
-        if (inTarget) {
-          if (inTarget.store_path !== ref) missing.push(ref);
+      for (const ref of refs) {
+        const inTarget = present.get(hashPartOf(ref));
+        if (inTarget !== undefined) {
+          if (inTarget !== ref) missing.push(ref);
           continue;
         }
-        const linked = await this.linkClosure(trx, p, target, ref, touched);
+        const linked = await this.linkClosure(trx, p, target, ref, touched, ctx, signingKeys);
         if (!linked) missing.push(ref);
       }
       if (missing.length > 0) {
         const shown = missing.slice(0, 50).join(' ') + (missing.length > 50 ? ` and ${missing.length - 50} more` : '');
         throw new InvalidInput(
           'References',
-          `${missing.length} missing from ${target.org.name}/${target.slice.name} (not present, not uploaded, and not available from a trusted upstream): ${shown}; upload the closure in dependency order (nix copy and floe push do)`,
+          `${missing.length} missing from ${target.org.name}/${target.slice.name} (not present, not linkable from a source this slice trusts, and not available from a trusted upstream): ${shown}; upload the closure in dependency order to ${target.org.name}/${target.slice.name}'s own URL (nix copy --to <server>/cache/${target.org.name}/${target.slice.name}, or floe push, upload exactly what is missing)`,
         );
       }
       const settings = await trx.selectFrom('org_settings').select('quota_bytes').where('org_id', '=', target.org.id).executeTakeFirst();
@@ -634,8 +713,8 @@ export class CacheService {
           refs: meta.references.join(' '),
           deriver: meta.deriver ?? null,
           ca: meta.ca ?? null,
-          sigs: uploaderSigs.join('\n'),
-          narinfo: this.render({ ...meta, sigs: uploaderSigs }, nar),
+          sigs: meta.sigs.join('\n'),
+          narinfo: renderNarInfo(meta, nar, signingKeys),
           uploaded_by: meta.origin ? `${meta.origin} for ${describeUploader(p)}` : describeUploader(p),
           created_at: new Date().toISOString(),
         })
@@ -649,12 +728,44 @@ export class CacheService {
     });
   }
 
-  /** Copies `ref` and its closure from a slice the caller can read into `target`. */
-  private async linkClosure(trx: Storage['db'], p: Principal, target: SliceResource, ref: StorePathBase, touched: Set<string>): Promise<boolean> {
-    const sources = await slicesHolding(trx, ref);
-    const source = preferOwn(p, sources).find((row) => row.slice_id !== target.slice.id && this.authorizer.authorize(p, 'cache.read', resourceOf(row), NO_FACTS, QUIET).allowed);
-    if (!source) return false;
+  /**
+   * Links `ref` and the part of its closure the target lacks from the first source (in the
+   * caller's view order, trusted sources first) from which every such path may enter: the
+   * caller can read it and each path has a link ground. Each linked path is then decided by
+   * `cache.write` like an upload; a refusal fails the commit. False when no source qualifies.
+   */
+  private async linkClosure(trx: Storage['db'], p: Principal, target: SliceResource, ref: StorePathBase, touched: Set<string>, ctx: LinkContext, signingKeys: SigningKey[]): Promise<boolean> {
+    const holders = (await slicesHolding(trx, ref)).filter((row) => row.slice_id !== target.slice.id);
+    if (holders.length === 0) return false;
+    const order = await this.sources.viewOf(p);
+    const rank = (row: Candidate) => (ctx.trustedSources.has(row.slice_id) ? -1 : (order.get(row.slice_id) ?? Number.MAX_SAFE_INTEGER));
+    holders.sort((a, b) => rank(a) - rank(b));
+    for (const source of holders) {
+      if (!this.authorizer.authorize(p, 'cache.read', resourceOf(source), NO_FACTS, QUIET).allowed) continue;
+      const plan = await this.planLink(trx, target, source, ref, ctx);
+      if (!plan) continue;
+      for (const { row, ground } of plan) {
+        const entering = renderableRow(row);
+        const decision = this.authorizer.authorize(p, 'cache.write', target, { narinfoSignatures: verifiedSignerNames(entering, ctx.orgSigners) });
+        if (!decision.allowed) throw new Forbidden(`not allowed to write ${row.store_path} (a reference, linked from ${ground === 'trusted-source' ? `${source.org_name}/${source.slice_name}` : 'another slice'}) to ${target.org.name}/${target.slice.name}: ${decision.reason}`);
+      }
+      for (const { row, ground } of plan) {
+        touched.add(row.hash_part);
+        const nar = await trx.selectFrom('nars').select(['nar_hash', 'file_hash', 'file_size']).where('nar_hash', '=', row.nar_hash).executeTakeFirstOrThrow();
+        await trx
+          .insertInto('paths')
+          .values({ ...row, slice_id: target.slice.id, narinfo: renderNarInfo(renderableRow(row), nar, signingKeys), uploaded_by: `link:${ground}:${describeUploader(p)}`, created_at: new Date().toISOString() })
+          .execute();
+      }
+      return true;
+    }
+    return false;
+  }
+
+  /** The rows of `ref`'s closure in `source` that `target` lacks, each with its link ground; undefined if one has none. */
+  private async planLink(trx: Storage['db'], target: SliceResource, source: Candidate, ref: StorePathBase, ctx: LinkContext) {
     // Slices are closure-complete, so the whole closure of `ref` is in the source slice.
+    const plan: Array<{ row: Schema['paths']; ground: NonNullable<ReturnType<typeof linkGround>> }> = [];
     const queue: string[] = [hashPartOf(ref)];
     const seen = new Set<string>(queue);
     while (queue.length > 0) {
@@ -663,11 +774,9 @@ export class CacheService {
       if (already) continue;
       const row = await trx.selectFrom('paths').selectAll().where('slice_id', '=', source.slice_id).where('hash_part', '=', hash).executeTakeFirst();
       if (!row) throw new Error(`slice ${source.slice_id} is not closure-complete: ${hash} missing`);
-      touched.add(hash);
-      await trx
-        .insertInto('paths')
-        .values({ ...row, slice_id: target.slice.id, uploaded_by: `link:${describeUploader(p)}`, created_at: new Date().toISOString() })
-        .execute();
+      const ground = linkGround(renderableRow(row), source.slice_id, ctx);
+      if (!ground) return undefined;
+      plan.push({ row, ground });
       for (const r of row.refs.split(' ').filter(Boolean)) {
         const h = r.slice(0, 32);
         if (!seen.has(h)) {
@@ -676,24 +785,44 @@ export class CacheService {
         }
       }
     }
-    return true;
+    return plan;
   }
 
-  private render(meta: PathMetadata, nar: { nar_hash: string; file_hash: string; file_size: number }): string {
-    const serverSig = signFingerprint(this.signingKey, fingerprintPath(meta));
-    return formatNarInfo({
-      storePath: meta.storePath,
-      url: `nar/${narBlobKey(nar.nar_hash)}`,
-      compression: 'zstd',
-      fileHash: parseDigest('sha256', nar.file_hash),
-      fileSize: Number(nar.file_size),
-      narHash: meta.narHash,
-      narSize: meta.narSize,
-      references: meta.references,
-      ...(meta.deriver ? { deriver: meta.deriver } : {}),
-      sigs: [...meta.sigs, serverSig],
-      ...(meta.ca ? { ca: meta.ca } : {}),
-    });
+  /**
+   * Re-renders every narinfo of an org with its current signing keys (after a rotation, a key
+   * retirement or the upgrade to per-org keys), in batches so reads keep flowing.
+   */
+  async resignOrg(orgId: string, onProgress?: (done: number) => void): Promise<number> {
+    const keys = await this.keys.signing(orgId);
+    const slices = await this.storage.db.selectFrom('slices').select('id').where('org_id', '=', orgId).execute();
+    let done = 0;
+    for (const slice of slices) {
+      let after = '';
+      for (;;) {
+        const rows = await this.storage.db
+          .selectFrom('paths')
+          .innerJoin('nars', 'nars.nar_hash', 'paths.nar_hash')
+          .select(['paths.hash_part', 'paths.store_path', 'paths.nar_hash', 'paths.nar_size', 'paths.refs', 'paths.deriver', 'paths.ca', 'paths.sigs', 'nars.file_hash', 'nars.file_size'])
+          .where('paths.slice_id', '=', slice.id)
+          .where('paths.hash_part', '>', after)
+          .orderBy('paths.hash_part')
+          .limit(500)
+          .execute();
+        if (rows.length === 0) break;
+        await this.storage.db.transaction().execute(async (trx) => {
+          for (const row of rows) {
+            await trx.updateTable('paths').set({ narinfo: renderNarInfo(renderableRow(row), row, keys) }).where('slice_id', '=', slice.id).where('hash_part', '=', row.hash_part).execute();
+          }
+        });
+        for (const row of rows) this.narinfoCache.invalidate(row.hash_part);
+        done += rows.length;
+        onProgress?.(done);
+        after = rows.at(-1)!.hash_part;
+        // Let requests in between batches: signing 500 narinfos takes a few milliseconds.
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    return done;
   }
 }
 

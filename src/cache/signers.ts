@@ -4,12 +4,12 @@
  * one of them; a signature merely naming a trusted key proves nothing.
  */
 import { Conflict, InvalidInput, NotFound } from '../errors.js';
-import { fingerprintPath, parseSignature, verifyFingerprint } from '../nix/signing.js';
 import type { StorePathBase } from '../nix/store-path.js';
 import type { Hash } from '../nix/hash.js';
 import { isUniqueViolation, type Org } from '../org/service.js';
 import type { Db } from '../storage/types.js';
-import { parseTrustedKey } from './upstream-verify.js';
+import { type TrustedKey, parseTrustedKey } from './upstream-verify.js';
+import { verifiedSignerNames } from './link-policy.js';
 
 export interface Signer {
   name: string;
@@ -46,18 +46,15 @@ export class SignerService {
     if (Number(res.numDeletedRows) === 0) throw new NotFound();
   }
 
+  /** The org's trusted keys, parsed. */
+  async trustedKeys(orgId: string): Promise<TrustedKey[]> {
+    const rows = await this.db.selectFrom('org_signers').select('public_key').where('org_id', '=', orgId).execute();
+    return rows.map((r) => parseTrustedKey(r.public_key));
+  }
+
   /** Names of the org's trusted keys whose signature on this path verifies. */
   async verifiedSigners(orgId: string, path: { storePath: StorePathBase; narHash: Hash; narSize: number; references: readonly StorePathBase[] }, sigs: readonly string[]): Promise<string[]> {
     if (sigs.length === 0) return [];
-    const names = [...new Set(sigs.map((s) => parseSignature(s).keyName))];
-    const rows = await this.db.selectFrom('org_signers').select(['name', 'public_key']).where('org_id', '=', orgId).where('name', 'in', names).execute();
-    if (rows.length === 0) return [];
-    const fingerprint = fingerprintPath(path);
-    const verified = new Set<string>();
-    for (const row of rows) {
-      const key = parseTrustedKey(row.public_key);
-      if (sigs.some((s) => parseSignature(s).keyName === key.name && verifyFingerprint(key, fingerprint, s))) verified.add(key.name);
-    }
-    return [...verified].sort();
+    return verifiedSignerNames({ ...path, sigs }, await this.trustedKeys(orgId));
   }
 }

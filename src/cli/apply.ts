@@ -53,7 +53,7 @@ export async function apply(client: ClientOptions, opts: ApplyOptions): Promise<
     `/api/v1/flakes/${encodeURIComponent(org)}/${encodeURIComponent(flake)}/resolve/${encodeURIComponent(req)}/output/${encodeURIComponent(attr)}`,
   );
   opts.log(`${org}/${flake} ${resolved.version} ${attr} is ${resolved.storePath}`);
-  const info = await apiRequest<{ substituter: string; publicKey: string }>({ ...client, token: undefined }, 'GET', '/api/v1/cache/info');
+  const info = await apiRequest<{ substituter: string; publicKey: string }>(client, 'GET', '/api/v1/cache/info');
   const netrc = opts.netrc ?? path.join(nixConfigDir(), 'netrc');
   const realise = [
     '--realise',

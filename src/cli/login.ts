@@ -77,7 +77,8 @@ export async function githubActionsIdToken(audience: string): Promise<string> {
 export async function saveLogin(client: ClientOptions, result: Exchanged, opts: LoginOutputOptions): Promise<void> {
   const host = new URL(client.server).hostname;
   const netrcFile = path.resolve(opts.netrc ?? path.join(nixConfigDir(), 'netrc'));
-  const info = await apiRequest<{ substituter: string; publicKey: string }>({ ...client, token: undefined }, 'GET', '/api/v1/cache/info');
+  // The keys of the view of the token just obtained: exactly the sources it will substitute from.
+  const info = await apiRequest<{ substituter: string; publicKey: string }>({ ...client, token: result.token }, 'GET', '/api/v1/cache/info');
   const lines = nixConfLines({ substituter: info.substituter, publicKey: info.publicKey, netrcFile });
   if (opts.print) {
     process.stdout.write(`# netrc (${netrcFile}, mode 0600):\nmachine ${host} login floe password ${result.token}\n# nix.conf:\n${lines.join('\n')}\n`);

@@ -45,7 +45,7 @@ program
     process.stderr.write(
       `floe: serving at ${server.url}\n` +
         `floe: storage: ${server.storageDescription}\n` +
-        `floe: substituter ${server.url}/cache, trusted key ${server.nixPublicKey}\n` +
+        `floe: substituter ${server.url}/cache (each org signs with its own key: floe cache info)\n` +
         `floe: admin token is in ${server.adminTokenFile} (mode 0600): export FLOE_TOKEN=$(cat ${server.adminTokenFile})\n`,
     );
     const stop = async () => {
@@ -683,9 +683,10 @@ cache
   .command('info')
   .description('print the nix.conf lines that use this cache')
   .addOption(serverOption())
+  .option('--org <org>', "an org's keys instead of those of your token's view")
   .option('--json', 'print JSON')
-  .action(async (opts: { server?: string; json?: boolean }) => {
-    const res = await apiRequest<{ substituter: string; publicKey: string; nixConf: string }>(clientOptions(opts), 'GET', '/api/v1/cache/info');
+  .action(async (opts: { server?: string; json?: boolean; org?: string }) => {
+    const res = await apiRequest<{ substituter: string; publicKey: string; nixConf: string }>(clientOptions(opts), 'GET', `/api/v1/cache/info${opts.org ? `?org=${encodeURIComponent(opts.org)}` : ''}`);
     process.stdout.write(opts.json ? `${JSON.stringify(res)}\n` : res.nixConf);
   });
 
@@ -695,9 +696,11 @@ cache
   .addOption(serverOption())
   .option('--nix-conf <file>', 'nix.conf to update (default: $XDG_CONFIG_HOME/nix/nix.conf)')
   .option('--print', 'print the lines instead')
-  .action(async (opts: { server?: string; nixConf?: string; print?: boolean }) => {
+  .option('--org <org>', "trust an org's keys instead of those of your token's view")
+  .action(async (opts: { server?: string; nixConf?: string; print?: boolean; org?: string }) => {
     const client = clientOptions(opts);
-    const info = await apiRequest<{ substituter: string; publicKey: string }>({ ...client, token: undefined }, 'GET', '/api/v1/cache/info');
+    const info = await apiRequest<{ substituter: string; publicKey: string }>(opts.org ? { ...client, token: undefined } : client, 'GET', `/api/v1/cache/info${opts.org ? `?org=${encodeURIComponent(opts.org)}` : ''}`);
+    if (!info.publicKey) throw new CliError('no keys to trust: your view holds no slice; log in first (floe login), or name an org with --org');
     const lines = [`extra-substituters = ${info.substituter}`, `extra-trusted-public-keys = ${info.publicKey}`];
     if (opts.print) return console.log(lines.join('\n'));
     const file = path.resolve(opts.nixConf ?? path.join(nixConfigDir(), 'nix.conf'));

@@ -137,7 +137,16 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     return c.text(deps.metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4' });
   });
   app.get('/.well-known/jwks.json', (c) => c.json(deps.jwks() as object, 200, { 'Cache-Control': 'public, max-age=300' }));
-  app.get('/.well-known/nix-cache-key', (c) => c.text(`${deps.nixPublicKey}\n`));
+  // The keys to put in trusted-public-keys: an org's (`?org=`), or those of the caller's view.
+  app.get('/.well-known/nix-cache-key', async (c) => {
+    const org = c.req.query('org');
+    const keys = org !== undefined ? await deps.cache.orgPublicKeys(org) : await deps.cache.publicKeysFor(c.get('principal'));
+    if (!keys || keys.length === 0) {
+      const why = org !== undefined ? `no org ${JSON.stringify(org.slice(0, 80))}` : "no keys for this caller: its view holds no slice (authenticate, or ask for an org's keys with ?org=<org>)";
+      return c.text(`${why}\n`, 404, { 'Cache-Control': 'no-store' });
+    }
+    return c.text(`${keys.join(' ')}\n`, 200, { 'Cache-Control': 'no-store' });
+  });
   app.post('/api/v1/keys/rotate', async (c) => {
     const d = deps.authorizer.authorize(c.get('principal'), 'server.admin', { type: 'server' });
     if (!d.allowed) throw new Forbidden(`rotating keys needs the server admin token: ${d.reason}`);

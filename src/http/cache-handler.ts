@@ -110,15 +110,15 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
     if (!(parts.length === 1 || UNIFIED_TOP.has(parts[0]!))) {
       if (parts.length < 3) return miss(req, res);
       const slice = await deps.orgs.findSlice(parts[0]!, parts[1]!);
-      if (!slice) return miss(req, res);
+      // A slice URL exists only for those who may use it: for anyone else every method on it
+      // answers what a typo would (no 401/403 that would confirm the slice exists).
+      if (!slice || !deps.cache.mayUseSlice(principal, slice)) return miss(req, res);
       view = { kind: 'slice', slice };
       rest = parts.slice(2);
     }
     const [first, second] = rest;
 
     if (rest.length === 1 && first === 'nix-cache-info') {
-      // A slice URL exists only for those who may use it: anyone else sees what a typo would.
-      if (view.kind === 'slice' && !deps.cache.mayUseSlice(principal, view.slice)) return miss(req, res);
       if (method === 'GET' || method === 'HEAD') return send(req, res, 200, { 'Content-Type': 'text/x-nix-cache-info' }, cacheInfo);
       if (method === 'PUT') {
         // Nix only PUTs this after a failed GET; ours always exists, so accept and ignore.

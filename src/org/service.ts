@@ -42,7 +42,7 @@ export class OrgService {
         await trx.insertInto('orgs').values({ id: org.id, name, created_at: org.createdAt }).execute();
         await trx
           .insertInto('slices')
-          .values({ id: randomUUID(), org_id: org.id, name: DEFAULT_SLICE, public: 0, created_at: org.createdAt })
+          .values({ id: randomUUID(), org_id: org.id, name: DEFAULT_SLICE, public: 0, created_at: org.createdAt, in_view: 1, priority: 0 })
           .execute();
       });
     } catch (err) {
@@ -57,13 +57,17 @@ export class OrgService {
     return row && { id: row.id, name: row.name, createdAt: row.created_at };
   }
 
-  async createSlice(org: Org, name: string, isPublic: boolean): Promise<Slice> {
+  /**
+   * A new slice answers at its own URL; it joins the org's unified view only when asked to
+   * (`inView`), so a low-trust slice never serves the org's machines by default.
+   */
+  async createSlice(org: Org, name: string, isPublic: boolean, inView = false): Promise<Slice> {
     parseName('slice', name);
     const slice: Slice = { id: randomUUID(), orgId: org.id, name, public: isPublic };
     try {
       await this.db
         .insertInto('slices')
-        .values({ id: slice.id, org_id: org.id, name, public: isPublic ? 1 : 0, created_at: new Date().toISOString() })
+        .values({ id: slice.id, org_id: org.id, name, public: isPublic ? 1 : 0, created_at: new Date().toISOString(), in_view: inView ? 1 : 0, priority: 100 })
         .execute();
     } catch (err) {
       if (isUniqueViolation(err)) throw new Conflict(`slice ${JSON.stringify(name)} already exists in org ${org.name}`);

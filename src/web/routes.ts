@@ -40,6 +40,8 @@ import { docsPage, flakePage, homePage, notFoundPage, orgPage, releasePage } fro
 import { type ManageTab, managePage, membersTab, slicesTab, tokensTab, usageTab } from './pages/manage.js';
 import { type PinForm, type StorageForms, storageTab } from './pages/storage.js';
 
+import type { CacheService } from '../cache/service.js';
+
 export interface WebDeps {
   registry: RegistryService;
   orgs: OrgService;
@@ -52,9 +54,10 @@ export interface WebDeps {
   metrics: Metrics;
   log: Logger;
   publicUrl: () => string;
-  nixPublicKey: string;
   audit: AuditLog;
   policies: PolicyStore;
+  /** For the keys a signed-in viewer should trust (the docs page). */
+  cache: Pick<CacheService, 'publicKeysFor'>;
 }
 
 /** Web sessions last at most this long, whatever the token they came from. */
@@ -140,7 +143,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     const results = q.trim() ? await deps.registry.listFlakes(p, { query: q, limit: 60 }) : [...all].sort((a, b) => (a.updatedAt < b.updatedAt ? 1 : -1)).slice(0, 24);
     return page(c, homePage(await ctxOf(c), q, results, [...counts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, flakes]) => ({ name, flakes }))));
   });
-  app.get('/docs', async (c) => page(c, docsPage(await ctxOf(c), base(), deps.nixPublicKey)));
+  app.get('/docs', async (c) => page(c, docsPage(await ctxOf(c), base(), await deps.cache.publicKeysFor(c.get('principal')))));
   app.get('/flakes/:org', async (c) => {
     const flakes = await deps.registry.listFlakes(c.get('principal'), { org: c.req.param('org'), limit: 500 });
     const ctx = await ctxOf(c);

@@ -69,7 +69,7 @@ export function cacheHttpScenarios(backend: Backend): void {
     acmeRead = (await createToken(server, 'acme', ['read'])).token;
     otherRW = (await createToken(server, 'other', ['read', 'write'])).token;
     otherRead = (await createToken(server, 'other', ['read'])).token;
-    const keyText = (await (await fetch(`${server.url}/.well-known/nix-cache-key`)).text()).trim();
+    const keyText = (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=acme`)).text()).trim();
     nixKey = { name: keyText.split(':')[0]!, publicKey: Buffer.from(keyText.split(':')[1]!, 'base64') };
   });
 
@@ -91,7 +91,7 @@ export function cacheHttpScenarios(backend: Backend): void {
       expect(jwks.keys[0]).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA' });
     });
 
-    it('serves an uploaded path signed with the server key, with HEAD and ranges', async () => {
+    it("serves an uploaded path signed with its org's key, with HEAD and ranges", async () => {
       const p = fakePath('served');
       const up = await nixStyleUpload(cacheUrl, basicAuth(acmeRW), p);
       expect(up).toMatchObject({ nar: 201, narinfo: 201 });
@@ -175,8 +175,9 @@ export function cacheHttpScenarios(backend: Backend): void {
       const evil = { ...fakePath('evil'), hashPart: p.hashPart, base: p.base };
       evil.nar = Buffer.from(evil.nar);
       const direct = await nixStyleUpload(`${cacheUrl}/acme/default`, basicAuth(otherRW), { ...evil, nar: fakePath('x').nar });
-      expect(direct.nar).toBe(403);
-      expect(direct.narinfo).toBe(403);
+      // Another org's slice URL looks like no cache at all, for every method (no existence oracle).
+      expect(direct.nar).toBe(404);
+      expect(direct.narinfo).toBe(404);
       // Through the unified URL the write lands in other/default, never in acme's slice.
       const other = fakePath('evil-content');
       const sameName = { ...other, base: p.base, hashPart: p.hashPart };
@@ -221,8 +222,15 @@ export function cacheHttpScenarios(backend: Backend): void {
       expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/slices', { name: 'oss', public: true })).status).toBe(201);
       const q = fakePath('public-thing');
       expect(await nixStyleUpload(`${cacheUrl}/acme/oss`, basicAuth(acmeRW), q)).toMatchObject({ nar: 201, narinfo: 201 });
-      expect((await get(`${cacheUrl}/${q.hashPart}.narinfo`)).status).toBe(200);
+      // A public slice always answers at its own URL; on /cache anonymous callers get only the
+      // slices the server admin lists as global.
       expect((await get(`${cacheUrl}/acme/oss/${q.hashPart}.narinfo`)).status).toBe(200);
+      expect((await get(`${cacheUrl}/${q.hashPart}.narinfo`)).status).toBe(404);
+      expect((await api(server, server.adminToken, 'PUT', '/api/v1/orgs/acme/slices/oss/global', { priority: 10 })).status).toBe(200);
+      expect((await get(`${cacheUrl}/${q.hashPart}.narinfo`)).status).toBe(200);
+      // Private slices cannot be made global.
+      expect((await api(server, server.adminToken, 'PUT', '/api/v1/orgs/acme/slices/default/global', { priority: 1 })).status).toBe(400);
+      expect((await get(`${cacheUrl}/${p.hashPart}.narinfo`)).status).toBe(404);
       expect((await get(`${cacheUrl}/acme/oss/${p.hashPart}.narinfo`, acmeRead)).status).toBe(404);
     });
 

@@ -25,6 +25,9 @@ import { parseBody } from '../validate.js';
 import { authRoutes } from './auth.js';
 import type { ExchangeService } from '../../identity/exchange.js';
 import { type StorageDeps, storageRoutes } from './storage.js';
+import { sourceRoutes } from './sources.js';
+import type { SourceService } from '../../cache/sources.js';
+import type { OrgKeyService } from '../../org/keys.js';
 import type { Metrics } from '../metrics.js';
 import { FloeError } from '../../errors.js';
 
@@ -36,7 +39,8 @@ export interface ApiDeps {
   cache: CacheService;
   limits: Limits;
   publicUrl: () => string;
-  nixPublicKey: string;
+  sources: SourceService;
+  orgKeys: OrgKeyService;
   storage: Omit<StorageDeps, 'requireOrg' | 'requireServerAdmin' | 'limits' | 'audit'>;
   metrics: Metrics;
   audit: AuditLog;
@@ -50,8 +54,10 @@ function storePathArg(text: string): StorePathBase {
 }
 
 const createOrgBody = z.object({ name: z.string() });
-const createSliceBody = z.object({ name: z.string(), public: z.boolean().optional() });
-const updateSliceBody = z.object({ public: z.boolean() });
+const createSliceBody = z.object({ name: z.string(), public: z.boolean().optional(), inView: z.boolean().optional() });
+const updateSliceBody = z
+  .object({ public: z.boolean().optional(), inView: z.boolean().optional(), priority: z.number().int().min(0).max(1_000_000).optional() })
+  .refine((b) => b.public !== undefined || b.inView !== undefined || b.priority !== undefined, { message: 'give public, inView or priority' });
 const createTokenBody = z.object({
   org: z.string(),
   scopes: z.array(z.enum(['read', 'write', 'publish', 'admin'])).min(1),
@@ -132,6 +138,7 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
   authRoutes(api, { exchange: deps.exchange, tokens: deps.tokens, limits: deps.limits, publicUrl: deps.publicUrl, requireOrg, audit: deps.audit });
   policyRoutes(api, { policies: deps.policies, signers: deps.signers, audit: deps.audit, orgs: deps.orgs, limits: deps.limits, requireOrg, requireServerAdmin });
   storageRoutes(api, { ...deps.storage, limits: deps.limits, requireOrg, requireServerAdmin, audit: deps.audit });
+  sourceRoutes(api, { sources: deps.sources, keys: deps.orgKeys, cache: deps.cache, limits: deps.limits, audit: deps.audit, requireOrg, requireServerAdmin, findOrg: (name) => deps.orgs.findOrg(name) });
 
   api.post('/orgs', async (c) => {
     requireServerAdmin(c.get('principal'), 'creating orgs');
@@ -150,17 +157,23 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
   api.post('/orgs/:org/slices', async (c) => {
     const org = await requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
     const body = parseBody(createSliceBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
-    const slice = await deps.orgs.createSlice(org, body.name, body.public ?? false);
-    await deps.audit.appendNow({ principal: c.get('principal'), action: 'slice.create', target: `slice ${org.name}/${slice.name}`, orgId: org.id, detail: { public: slice.public } });
-    return c.json({ org: org.name, name: slice.name, public: slice.public, url: `${deps.publicUrl()}/cache/${org.name}/${slice.name}` }, 201);
+    const slice = await deps.orgs.createSlice(org, body.name, body.public ?? false, body.inView ?? false);
+    await deps.audit.appendNow({ principal: c.get('principal'), action: 'slice.create', target: `slice ${org.name}/${slice.name}`, orgId: org.id, detail: { public: slice.public, inView: body.inView ?? false } });
+    return c.json({ org: org.name, name: slice.name, public: slice.public, inView: body.inView ?? false, url: `${deps.publicUrl()}/cache/${org.name}/${slice.name}` }, 201);
   });
 
   api.patch('/orgs/:org/slices/:slice', async (c) => {
     const org = await requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
     const body = parseBody(updateSliceBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
-    if (!(await deps.orgs.setSliceVisibility(org, c.req.param('slice'), body.public))) throw new NotFound();
-    await deps.audit.appendNow({ principal: c.get('principal'), action: 'slice.update', target: `slice ${org.name}/${c.req.param('slice')}`, orgId: org.id, detail: { public: body.public } });
-    return c.json({ org: org.name, name: c.req.param('slice'), public: body.public });
+    const name = c.req.param('slice');
+    if (body.public !== undefined && !(await deps.orgs.setSliceVisibility(org, name, body.public))) throw new NotFound();
+    if (body.inView !== undefined || body.priority !== undefined) {
+      await deps.sources.setSliceView(org, name, { ...(body.inView !== undefined ? { inView: body.inView } : {}), ...(body.priority !== undefined ? { priority: body.priority } : {}) });
+    }
+    await deps.audit.appendNow({ principal: c.get('principal'), action: 'slice.update', target: `slice ${org.name}/${name}`, orgId: org.id, detail: body });
+    const settings = (await deps.sources.sliceSettings(org)).find((x) => x.name === name);
+    if (!settings) throw new NotFound();
+    return c.json({ org: org.name, ...settings });
   });
 
   api.post('/tokens', async (c) => {
@@ -217,12 +230,18 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     return c.json({ id, revoked: true });
   });
 
-  api.get('/cache/info', (c) => {
+  // What a client puts in nix.conf: the substituter and exactly the keys of the caller's view
+  // (or of one org, `?org=`, e.g. to follow a public slice from a machine without a token).
+  api.get('/cache/info', async (c) => {
     const url = `${deps.publicUrl()}/cache`;
+    const org = c.req.query('org');
+    const keys = org !== undefined ? await deps.cache.orgPublicKeys(org) : await deps.cache.publicKeysFor(c.get('principal'));
+    if (keys === undefined) throw new NotFound();
     return c.json({
       substituter: url,
-      publicKey: deps.nixPublicKey,
-      nixConf: `extra-substituters = ${url}\nextra-trusted-public-keys = ${deps.nixPublicKey}\n`,
+      publicKey: keys.join(' '),
+      publicKeys: keys,
+      nixConf: `extra-substituters = ${url}\n${keys.length ? `extra-trusted-public-keys = ${keys.join(' ')}\n` : '# no trusted keys: this caller\'s view holds no slice (log in first)\n'}`,
     });
   });
 

@@ -214,7 +214,7 @@ export function notFoundPage(ctx: PageContext): Html {
   );
 }
 
-export function docsPage(ctx: PageContext, publicUrl: string, nixPublicKey: string): Html {
+export function docsPage(ctx: PageContext, publicUrl: string, trustedKeys: readonly string[]): Html {
   return layout(
     ctx,
     'Get started',
@@ -230,7 +230,8 @@ floe login github-action     # CI jobs: no stored secret</code></pre>
       </section>
       <section class="card"><h2>2. Substitute from the cache</h2>
         <pre><code>extra-substituters = ${publicUrl}/cache
-extra-trusted-public-keys = ${nixPublicKey}</code></pre>
+extra-trusted-public-keys = ${trustedKeys.length ? trustedKeys.join(' ') : '<your org\'s key: floe cache info>'}</code></pre>
+        <p class="small muted">Each org signs its narinfos with its own key: trust exactly the keys of the sources you use (<code>floe cache use</code> writes them).</p>
       </section>
       <section class="card"><h2>3. Publish flakes from CI</h2>
         <pre><code>floe publish --rolling --include-output packages.x86_64-linux.default</code></pre>
