@@ -185,6 +185,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const sts = new StsVerifier(storage.db, { audience: publicUrl, ...(config.testAwsStsEndpoint ? { endpointOverride: config.testAwsStsEndpoint } : {}) });
   if (config.testAwsStsEndpoint) log.warn({ endpoint: config.testAwsStsEndpoint }, 'FLOE_TEST_AWS_STS_ENDPOINT is set: AWS logins are verified by a stand-in, not by AWS (tests only)');
   const exchange = new ExchangeService(storage.db, orgs, tokens, verifier, publicUrl, sts);
+  await exchange.backfillSubjectKeys();
   const registry = new RegistryService(storage, orgs, authorizer, cache, audit);
   const app = createApp({
     audit,

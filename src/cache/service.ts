@@ -606,6 +606,8 @@ export class CacheService {
     const uploaderSigs = meta.sigs.filter((s) => !ownNames.has(parseSignature(s).keyName));
     const ctx = await this.linkContext(target);
     const signingKeys = await this.keys.signing(target.org.id);
+    // Read before the transaction: on SQLite a query outside it would wait for it forever.
+    const viewOrder = await this.sources.viewOf(p);
     // Now that the narinfo is known, policies may judge it (e.g. "writes require a signed narinfo").
     // A pull-through fill is the server's own write on a reader's miss (verified against the
     // upstream's trusted keys), not the reader's: it is not judged as theirs.
@@ -621,7 +623,7 @@ export class CacheService {
     try {
       for (let attempt = 1; ; attempt++) {
         try {
-          const result = await this.commitTransaction(p, target, { ...meta, sigs: uploaderSigs }, hashPart, narHashNix32, touched, ctx, signingKeys);
+          const result = await this.commitTransaction(p, target, { ...meta, sigs: uploaderSigs }, hashPart, narHashNix32, touched, { ctx, signingKeys, viewOrder });
           if (result === 'created') {
             this.audit.append({ principal: p, action: 'cache.write', target: `${target.org.name}/${target.slice.name}:/nix/store/${meta.storePath}`, orgId: target.org.id, detail: { narHash: `sha256:${narHashNix32}`, narSize: meta.narSize, ...(meta.origin ? { origin: fill ? `${meta.origin} (${fill})` : meta.origin } : {}) } });
           }
@@ -648,9 +650,9 @@ export class CacheService {
     hashPart: StorePathHash,
     narHashNix32: string,
     touched: Set<string>,
-    ctx: LinkContext,
-    signingKeys: SigningKey[],
+    linking: Linking,
   ): Promise<CommitResult> {
+    const { signingKeys } = linking;
     return this.storage.db.transaction().execute(async (trx) => {
       await lockSharedAgainstGc(trx, this.storage.dialect);
       const nar = await trx.selectFrom('nars').selectAll().where('nar_hash', '=', narHashNix32).executeTakeFirst();
@@ -688,7 +690,7 @@ export class CacheService {
           if (inTarget !== ref) missing.push(ref);
           continue;
         }
-        const linked = await this.linkClosure(trx, p, target, ref, touched, ctx, signingKeys);
+        const linked = await this.linkClosure(trx, p, target, ref, touched, linking);
         if (!linked) missing.push(ref);
       }
       if (missing.length > 0) {
@@ -734,10 +736,10 @@ export class CacheService {
    * caller can read it and each path has a link ground. Each linked path is then decided by
    * `cache.write` like an upload; a refusal fails the commit. False when no source qualifies.
    */
-  private async linkClosure(trx: Storage['db'], p: Principal, target: SliceResource, ref: StorePathBase, touched: Set<string>, ctx: LinkContext, signingKeys: SigningKey[]): Promise<boolean> {
+  private async linkClosure(trx: Storage['db'], p: Principal, target: SliceResource, ref: StorePathBase, touched: Set<string>, linking: Linking): Promise<boolean> {
+    const { ctx, signingKeys, viewOrder: order } = linking;
     const holders = (await slicesHolding(trx, ref)).filter((row) => row.slice_id !== target.slice.id);
     if (holders.length === 0) return false;
-    const order = await this.sources.viewOf(p);
     const rank = (row: Candidate) => (ctx.trustedSources.has(row.slice_id) ? -1 : (order.get(row.slice_id) ?? Number.MAX_SAFE_INTEGER));
     holders.sort((a, b) => rank(a) - rank(b));
     for (const source of holders) {
@@ -824,6 +826,13 @@ export class CacheService {
     }
     return done;
   }
+}
+
+/** What a commit decides links with, read before its transaction. */
+interface Linking {
+  ctx: LinkContext;
+  signingKeys: SigningKey[];
+  viewOrder: ReadonlyMap<string, number>;
 }
 
 function describeUploader(p: Principal): string {

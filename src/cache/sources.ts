@@ -12,6 +12,7 @@ import type { Principal } from '../identity/principal.js';
 import { DEFAULT_SLICE, type Org } from '../org/service.js';
 import type { ChangeFeed } from '../storage/changes.js';
 import type { Db } from '../storage/types.js';
+import type { SliceResource } from '../policy/actions.js';
 import { type ViewSources, viewOrder } from './view.js';
 
 export interface Follow {
@@ -100,17 +101,22 @@ export class SourceService {
 
   // ---- org admins ---------------------------------------------------------------------------
 
-  async follow(org: Org, sourceOrg: string, sourceSlice: string, priority: number, by: string): Promise<Follow> {
+  /**
+   * Adds another org's slice to the org's view. The caller (an admin of `org`) must be able to
+   * read it (a public slice, or one the other org's policy shares); the one answer for missing,
+   * private and unreadable slices never reveals that a private slice exists.
+   */
+  async follow(org: Org, sourceOrg: string, sourceSlice: string, priority: number, by: string, mayRead: (slice: SliceResource) => boolean): Promise<Follow> {
     PRIORITY(priority, 'priority');
     const slice = await this.db
       .selectFrom('slices')
       .innerJoin('orgs', 'orgs.id', 'slices.org_id')
-      .select(['slices.id', 'slices.public', 'orgs.id as org_id'])
+      .select(['slices.id', 'slices.name', 'slices.public', 'orgs.id as org_id', 'orgs.name as org_name'])
       .where('orgs.name', '=', sourceOrg)
       .where('slices.name', '=', sourceSlice)
       .executeTakeFirst();
-    // One answer for "missing" and "private": following never reveals that a private slice exists.
-    if (!slice || Number(slice.public) !== 1) throw new InvalidInput('source', `there is no public slice ${sourceOrg}/${sourceSlice}`);
+    const resource: SliceResource | undefined = slice && { type: 'slice', org: { id: slice.org_id, name: slice.org_name }, slice: { id: slice.id, name: slice.name, public: Number(slice.public) === 1 } };
+    if (!slice || !resource || (slice.org_id !== org.id && !mayRead(resource))) throw new InvalidInput('source', `there is no slice ${sourceOrg}/${sourceSlice} that you may read`);
     if (slice.org_id === org.id) throw new InvalidInput('source', `${sourceOrg}/${sourceSlice} is ${org.name}'s own slice: put it in the view with "floe slice set ${org.name} ${sourceSlice} --in-view"`);
     const count = await this.db.selectFrom('org_follows').select((eb) => eb.fn.countAll<number>().as('n')).where('org_id', '=', org.id).executeTakeFirstOrThrow();
     if (Number(count.n) >= MAX_FOLLOWS) throw new InvalidInput('source', `an org follows at most ${MAX_FOLLOWS} slices`);

@@ -10,7 +10,19 @@ import type { OidcVerifier } from './oidc.js';
 import { unverifiedIssuer } from './oidc.js';
 import type { MintedToken, TokenService } from './tokens.js';
 import { type SignedStsRequest, type StsVerifier } from './aws-sts.js';
-import { AWS_ISSUER, type TrustSpec, carriedClaims, defaultIssuer, grantedScopes, matchTrust, subjectFor, trustSpecSchema } from './trust.js';
+import {
+  AWS_ISSUER,
+  type TrustSpec,
+  carriedClaims,
+  defaultIssuer,
+  grantedScopes,
+  identityIsSubjectOf,
+  matchTrust,
+  subjectFor,
+  trustSpecSchema,
+  trustSubjectKey,
+  trustsOverlap,
+} from './trust.js';
 
 const DEFAULT_TTL_SECONDS = 3600;
 const MAX_TRUSTS_PER_ORG = 500;
@@ -23,6 +35,21 @@ export interface StoredTrust {
   audience: string;
   spec: TrustSpec;
   createdAt: string;
+  /** `pending` while an overlap with another org's trust waits for the server admin's approval. */
+  status: 'active' | 'pending';
+}
+
+/**
+ * A refused login. The message tells the caller nothing about other orgs' trusts; the per-trust
+ * reasons go to the audit log of the org they concern (`orgReasons`).
+ */
+export class LoginRefused extends Forbidden {
+  constructor(
+    message: string,
+    readonly orgReasons: ReadonlyArray<{ orgId: string; reason: string }>,
+  ) {
+    super(message);
+  }
 }
 
 export interface ExchangeResult extends MintedToken {
@@ -45,7 +72,12 @@ export class ExchangeService {
     private readonly sts?: StsVerifier,
   ) {}
 
-  async addTrust(org: Org, input: unknown): Promise<StoredTrust> {
+  /**
+   * Declares a trust. An external identity belongs to one org: a trust whose subject overlaps
+   * another org's trust is stored as `pending` and does nothing until the server admin approves
+   * it (`approved`: the server admin declares it, having decided the overlap is legitimate).
+   */
+  async addTrust(org: Org, input: unknown, opts: { approved?: boolean } = {}): Promise<StoredTrust> {
     const parsed = trustSpecSchema.safeParse(input);
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
@@ -59,6 +91,9 @@ export class ExchangeService {
     }
     const count = await this.db.selectFrom('identity_trusts').select((eb) => eb.fn.countAll<number>().as('n')).where('org_id', '=', org.id).executeTakeFirstOrThrow();
     if (Number(count.n) >= MAX_TRUSTS_PER_ORG) throw new InvalidInput('trust', `an org may declare at most ${MAX_TRUSTS_PER_ORG} trusts`);
+    const subjectKey = trustSubjectKey(spec);
+    const others = await this.db.selectFrom('identity_trusts').select(['org_id', 'spec']).where('subject_key', '=', subjectKey).where('org_id', '!=', org.id).execute();
+    const overlaps = others.some((o) => trustsOverlap(spec, trustSpecSchema.parse(JSON.parse(o.spec))));
     const trust: StoredTrust = {
       id: randomUUID(),
       orgId: org.id,
@@ -67,12 +102,49 @@ export class ExchangeService {
       audience: this.audienceOf(spec),
       spec,
       createdAt: new Date().toISOString(),
+      status: overlaps && !opts.approved ? 'pending' : 'active',
     };
     await this.db
       .insertInto('identity_trusts')
-      .values({ id: trust.id, org_id: org.id, provider: spec.provider, issuer: trust.issuer, audience: spec.audience ?? null, spec: JSON.stringify(spec), created_at: trust.createdAt })
+      .values({ id: trust.id, org_id: org.id, provider: spec.provider, issuer: trust.issuer, audience: spec.audience ?? null, spec: JSON.stringify(spec), created_at: trust.createdAt, subject_key: subjectKey, status: trust.status })
       .execute();
     return trust;
+  }
+
+  /** Server admin: an overlapping trust becomes active (both orgs' CI must then name their org). */
+  async approveTrust(id: string): Promise<StoredTrust> {
+    const res = await this.db.updateTable('identity_trusts').set({ status: 'active' }).where('id', '=', id).executeTakeFirst();
+    if (Number(res.numUpdatedRows) === 0) throw new NotFound();
+    const row = await this.db
+      .selectFrom('identity_trusts')
+      .innerJoin('orgs', 'orgs.id', 'identity_trusts.org_id')
+      .selectAll('identity_trusts')
+      .select('orgs.name as org_name')
+      .where('identity_trusts.id', '=', id)
+      .executeTakeFirstOrThrow();
+    return this.fromRow(row, row.org_name);
+  }
+
+  /** Trusts declared before exclusivity have no subject key yet: computed once at start. */
+  async backfillSubjectKeys(): Promise<number> {
+    const rows = await this.db.selectFrom('identity_trusts').select(['id', 'spec']).where('subject_key', 'is', null).execute();
+    for (const r of rows) {
+      await this.db.updateTable('identity_trusts').set({ subject_key: trustSubjectKey(trustSpecSchema.parse(JSON.parse(r.spec))) }).where('id', '=', r.id).execute();
+    }
+    return rows.length;
+  }
+
+  /** Server admin: trusts waiting for approval, server-wide. */
+  async pendingTrusts(): Promise<StoredTrust[]> {
+    const rows = await this.db
+      .selectFrom('identity_trusts')
+      .innerJoin('orgs', 'orgs.id', 'identity_trusts.org_id')
+      .selectAll('identity_trusts')
+      .select('orgs.name as org_name')
+      .where('identity_trusts.status', '=', 'pending')
+      .orderBy('identity_trusts.created_at')
+      .execute();
+    return rows.map((r) => this.fromRow(r, r.org_name));
   }
 
   async listTrusts(org: Org): Promise<StoredTrust[]> {
@@ -119,6 +191,7 @@ export class ExchangeService {
       .selectAll('identity_trusts')
       .select('orgs.name as org_name')
       .where('identity_trusts.issuer', '=', issuer)
+      .where('identity_trusts.status', '=', 'active')
       .orderBy('identity_trusts.created_at')
       .execute();
     return rows.map((r) => this.fromRow(r, r.org_name));
@@ -127,7 +200,7 @@ export class ExchangeService {
   async exchange(externalToken: string, opts: { org?: string; ttlSeconds?: number } = {}): Promise<ExchangeResult> {
     const issuer = unverifiedIssuer(externalToken).replace(/\/+$/, '');
     const trusts = (await this.trustsFor(issuer)).filter((t) => t.spec.provider !== 'aws');
-    if (trusts.length === 0) throw new Unauthenticated(`identity token refused: issuer ${issuer} is not trusted by any org on this server`);
+    if (trusts.length === 0) throw new Unauthenticated('identity token refused: its issuer is not trusted by any org on this server');
     // Tokens for the server's own URL may also name just its host (what flakehub-push requests).
     const accepted = (t: StoredTrust) => (t.audience === this.defaultAudience ? [t.audience, new URL(this.defaultAudience).host] : [t.audience]);
     const audiences = [...new Set(trusts.flatMap(accepted))];
@@ -142,18 +215,29 @@ export class ExchangeService {
   }
 
   private async mintFor(trusts: StoredTrust[], issuer: string, claims: Record<string, unknown>, opts: { org?: string; ttlSeconds?: number }): Promise<ExchangeResult> {
-    const candidates = trusts.filter((t) => opts.org === undefined || t.orgName === opts.org);
-    const reasons: string[] = [];
+    // The orgs whose trusts claim this identity's subject (its GitHub owner, GitLab namespace, AWS
+    // account...), whether or not this job satisfies their other conditions: the identity belongs
+    // to them. A login never falls back to "the only org whose trust matched": with two owners the
+    // caller must say which org, and an org that does not own the subject learns nothing from it.
+    const owners = [...new Set(trusts.filter((t) => identityIsSubjectOf(t.spec, claims)).map((t) => t.orgId))];
+    let orgId: string | undefined;
+    if (opts.org !== undefined) orgId = trusts.find((t) => t.orgName === opts.org)?.orgId;
+    else if (owners.length > 1) throw new InvalidInput('org', 'more than one org on this server trusts this identity: name the org (floe login --org <org>, or "org" in the request)');
+    else orgId = owners[0];
+    const candidates = orgId === undefined ? [] : trusts.filter((t) => t.orgId === orgId);
+    const orgReasons: Array<{ orgId: string; reason: string }> = [];
     const matching = candidates.filter((t) => {
       const m = matchTrust(t.spec, claims);
-      if (!m.ok) reasons.push(`${t.orgName}: ${m.reason}`);
+      if (!m.ok) orgReasons.push({ orgId: t.orgId, reason: `trust ${t.id}: ${m.reason}` });
       return m.ok;
     });
     if (matching.length === 0) {
-      throw new Forbidden(`no org trusts this identity${opts.org ? ` in ${opts.org}` : ''}${reasons.length ? ` (${reasons.slice(0, 3).join('; ')})` : ''}`);
+      // Reasons reach the caller only when the identity is the subject of that org's trusts (it
+      // is that org's CI, on a branch or event the trust does not cover); else nothing at all.
+      const own = orgId !== undefined && owners.includes(orgId);
+      const shown = own ? ` (${orgReasons.slice(0, 3).map((r) => r.reason).join('; ')})` : '';
+      throw new LoginRefused(`no org on this server trusts this identity${opts.org !== undefined ? ` in ${opts.org}` : ''}${shown}`, orgReasons);
     }
-    const orgNames = [...new Set(matching.map((t) => t.orgName))];
-    if (orgNames.length > 1) throw new InvalidInput('org', `this identity is trusted by several orgs (${orgNames.join(', ')}): say which one`);
     const trust = matching[0]!;
     const trustTtl = trust.spec.ttlSeconds ?? DEFAULT_TTL_SECONDS;
     const ttlSeconds = Math.min(opts.ttlSeconds ?? trustTtl, trustTtl);
@@ -188,6 +272,7 @@ export class ExchangeService {
       .innerJoin('orgs', 'orgs.id', 'identity_trusts.org_id')
       .select(['identity_trusts.spec', 'identity_trusts.issuer', 'orgs.name'])
       .where('identity_trusts.provider', '=', 'oidc')
+      .where('identity_trusts.status', '=', 'active')
       .execute();
     const out: Array<{ org: string; issuer: string; clientId: string }> = [];
     for (const r of rows) {
@@ -197,8 +282,8 @@ export class ExchangeService {
     return out;
   }
 
-  private fromRow(r: { id: string; org_id: string; issuer: string; audience: string | null; spec: string; created_at: string }, orgName: string): StoredTrust {
+  private fromRow(r: { id: string; org_id: string; issuer: string; audience: string | null; spec: string; created_at: string; status?: string }, orgName: string): StoredTrust {
     const spec = trustSpecSchema.parse(JSON.parse(r.spec));
-    return { id: r.id, orgId: r.org_id, orgName, issuer: r.issuer, audience: this.audienceOf(spec), spec, createdAt: r.created_at };
+    return { id: r.id, orgId: r.org_id, orgName, issuer: r.issuer, audience: this.audienceOf(spec), spec, createdAt: r.created_at, status: r.status === 'pending' ? 'pending' : 'active' };
   }
 }

@@ -169,3 +169,57 @@ export function carriedClaims(spec: TrustSpec, claims: Claims): Record<string, s
 export function grantedScopes(spec: TrustSpec): Scope[] {
   return [...new Set(spec.scopes)];
 }
+
+/**
+ * The external subject a trust claims: issuer plus the immutable id that names an owner (GitHub
+ * owner, GitLab namespace, AWS account). One such subject belongs to one org unless the server
+ * admin approved an overlap. Generic OIDC trusts claim their issuer, narrowed by their conditions.
+ */
+export function trustSubjectKey(spec: TrustSpec): string {
+  const issuer = defaultIssuer(spec);
+  switch (spec.provider) {
+    case 'github':
+      return `github:${issuer}#owner=${spec.ownerId}`;
+    case 'gitlab':
+      return `gitlab:${issuer}#namespace=${spec.namespaceId}`;
+    case 'aws':
+      return `aws#account=${spec.accountId}`;
+    case 'oidc':
+      return `oidc:${issuer}`;
+  }
+}
+
+/**
+ * Whether one identity could satisfy both trusts (conservatively: when unsure, they overlap).
+ * OIDC trusts of one issuer overlap unless some claim both constrain has disjoint allowed values.
+ */
+export function trustsOverlap(a: TrustSpec, b: TrustSpec): boolean {
+  if (trustSubjectKey(a) !== trustSubjectKey(b)) return false;
+  if (a.provider !== 'oidc' || b.provider !== 'oidc') return true;
+  for (const [name, wanted] of Object.entries(a.claims)) {
+    const other = b.claims[name];
+    if (other === undefined) continue;
+    const left = new Set(Array.isArray(wanted) ? wanted : [wanted]);
+    const right = Array.isArray(other) ? other : [other];
+    if (!right.some((v) => left.has(v))) return false;
+  }
+  return true;
+}
+
+/**
+ * Whether a verified identity is the subject a trust claims, whatever the trust's other
+ * conditions (refs, environments, ...): the org that owns the subject is the org the identity
+ * belongs to, even when this particular job (a feature branch) is not trusted.
+ */
+export function identityIsSubjectOf(spec: TrustSpec, claims: Claims): boolean {
+  switch (spec.provider) {
+    case 'github':
+      return str(claims.repository_owner_id) === spec.ownerId;
+    case 'gitlab':
+      return (str(claims.job_namespace_id) ?? str(claims.namespace_id)) === spec.namespaceId;
+    case 'aws':
+      return str(claims.account) === spec.accountId;
+    case 'oidc':
+      return matchTrust(spec, claims).ok;
+  }
+}

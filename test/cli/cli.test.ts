@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FLOE_BIN, startFloe, type TestServer } from '../helpers/server.js';
+import { FLOE_BIN, createToken, startFloe, type TestServer } from '../helpers/server.js';
 
 const exec = promisify(execFile);
 let server: TestServer;
@@ -55,15 +55,21 @@ describe('floe CLI', () => {
   });
 
   it('prints the nix.conf lines for the cache', async () => {
-    const info = await floe(['cache', 'info'], { FLOE_TOKEN: undefined });
-    const key = (await (await fetch(`${server.url}/.well-known/nix-cache-key`)).text()).trim();
+    const info = await floe(['cache', 'info', '--org', 'acme'], { FLOE_TOKEN: undefined });
+    const key = (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=acme`)).text()).trim();
+    expect(key).toMatch(/^127\.0\.0\.1-acme-1:/);
     expect(info.stdout).toBe(`extra-substituters = ${server.url}/cache\nextra-trusted-public-keys = ${key}\n`);
+    // A token gets exactly the keys of its view: its org's.
+    const read = (await createToken(server, 'acme', ['read'])).token;
+    expect((await floe(['cache', 'info'], { FLOE_TOKEN: read })).stdout).toBe(info.stdout);
+    // Without a token there is nothing to trust yet, and it says so.
+    expect((await floe(['cache', 'info'], { FLOE_TOKEN: undefined })).stdout).toMatch(/no trusted keys/);
   });
 
   it('cache use writes the substituter and key into nix.conf, once', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'floe-use-'));
     const conf = path.join(dir, 'nix.conf');
-    for (let i = 0; i < 2; i++) expect((await floe(['cache', 'use', '--nix-conf', conf])).code).toBe(0);
+    for (let i = 0; i < 2; i++) expect((await floe(['cache', 'use', '--org', 'acme', '--nix-conf', conf])).code).toBe(0);
     const text = await readFile(conf, 'utf8');
     expect(text.match(/extra-substituters = /g)!.length).toBe(1);
     expect(text).toContain(`extra-substituters = ${server.url}/cache`);

@@ -57,7 +57,7 @@ describe.skipIf(!version)('floe push', () => {
     expect(first.stderr).toMatch(/151 paths in the closure, 10 already in the cache, 0 fetched by the server from upstream, 141 to upload/);
     const again = await exec(process.execPath, [FLOE_BIN, 'push', top, '--json'], { env: floeEnv() });
     expect(JSON.parse(again.stdout)).toMatchObject({ present: 151, uploaded: 0 });
-    const key = (await (await fetch(`${server.url}/.well-known/nix-cache-key`)).text()).trim();
+    const key = (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=acme`)).text()).trim();
     const got = await hostNix.run(
       ['nix', 'copy', '--option', 'require-sigs', 'true', '--option', 'trusted-public-keys', key, '--option', 'netrc-file', netrc, '--from', `${server.url}/cache`, '--to', path.join(dir, 'store'), top],
       { cacheHome: path.join(dir, 'sub') },

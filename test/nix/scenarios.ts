@@ -31,7 +31,7 @@ export function nixScenarios(nix: NixRunner): void {
     netrcAcmeRead = await writeNetrc(dir, 'acme-r', (await createToken(server, 'acme', ['read'])).token);
     netrcOtherRW = await writeNetrc(dir, 'other-rw', (await createToken(server, 'other', ['read', 'write'])).token);
     netrcOtherRead = await writeNetrc(dir, 'other-r', (await createToken(server, 'other', ['read'])).token);
-    key = (await (await fetch(`${server.url}/.well-known/nix-cache-key`)).text()).trim();
+    key = (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=acme`)).text()).trim();
   });
 
   afterAll(async () => {

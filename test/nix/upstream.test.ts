@@ -71,7 +71,7 @@ beforeAll(async () => {
   await createOrg(server, 'acme');
   rw = (await createToken(server, 'acme', ['read', 'write', 'admin'])).token;
   netrc = await writeNetrc(dir, 'netrc', rw);
-  floeKey = (await (await fetch(`${server.url}/.well-known/nix-cache-key`)).text()).trim();
+  floeKey = (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=acme`)).text()).trim();
 }, 120_000);
 
 afterAll(async () => {

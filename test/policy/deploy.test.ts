@@ -77,8 +77,8 @@ beforeAll(async () => {
   server = await startFloe();
   dir = await fixtureDir('deploy');
   expr = await writeClosureExpr(dir);
-  key = (await (await fetch(`${server.url}/.well-known/nix-cache-key`)).text()).trim();
   await createOrg(server, 'acme');
+  key = (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=acme`)).text()).trim();
   writer = (await createToken(server, 'acme', ['read', 'write'])).token;
   publisher = (await createToken(server, 'acme', ['publish'])).token;
   systems.web = await build('web');

@@ -59,7 +59,8 @@ beforeAll(async () => {
   gh = await startIssuer({ defaultAudience: server.url });
   await createOrg(server, 'acme');
   await createOrg(server, 'globex');
-  for (const s of ['proj-a', 'proj-b', 'proj-c', 'ops']) expect((await api(server, admin, 'POST', '/api/v1/orgs/acme/slices', { name: s })).status).toBe(201);
+  // acme's project slices are part of its members' view (new slices are not, unless asked).
+  for (const s of ['proj-a', 'proj-b', 'proj-c', 'ops']) expect((await api(server, admin, 'POST', '/api/v1/orgs/acme/slices', { name: s, inView: true })).status).toBe(201);
   expect((await api(server, admin, 'POST', '/api/v1/orgs/globex/slices', { name: 'shared' })).status).toBe(201);
   const acmeWriter = (await createToken(server, 'acme', ['read', 'write'])).token;
   const globexWriter = (await createToken(server, 'globex', ['read', 'write'])).token;
@@ -159,6 +160,12 @@ unless { context.country == "DE" || context.ip.isInRange(ip("10.0.0.0/8")) };
     const put = await applyPolicy('globex', '@id("partners")\npermit (principal, action == Floe::Action::"cache.read", resource == Floe::Slice::"globex/shared") when { principal.org == "acme" };');
     expect(put.status, JSON.stringify(put.body)).toBe(201);
     const acmeReader = (await createToken(server, 'acme', ['read'])).token;
+    // Shared is not followed yet: acme's view does not consult globex at all.
+    expect(await narinfo(paths.shared!, acmeReader)).toBe(404);
+    expect(await narinfo(paths.shared!, acmeReader, undefined, '/cache/globex/shared')).toBe(200);
+    const acmeAdmin = (await createToken(server, 'acme', ['admin'])).token;
+    expect((await api(server, acmeAdmin, 'POST', '/api/v1/orgs/acme/follows', { org: 'globex', slice: 'default' })).status).toBe(400);
+    expect((await api(server, acmeAdmin, 'POST', '/api/v1/orgs/acme/follows', { org: 'globex', slice: 'shared' })).status).toBe(201);
     expect(await narinfo(paths.shared!, acmeReader)).toBe(200);
     expect(await narinfo(paths.secret!, acmeReader)).toBe(404);
     // Reading is all a policy can grant across orgs: writes stay within the tenant.

@@ -66,7 +66,7 @@ describe.skipIf(!postgresAvailable() && !process.env.CI)('floe migrate', () => {
     expect(await nixStyleUpload(`${before.url}/cache`, basicAuth(rw), top)).toMatchObject({ narinfo: 201 });
     expect(await nixStyleUpload(`${before.url}/cache/acme/oss`, basicAuth(rw), pub)).toMatchObject({ narinfo: 201 });
     const narinfos = await Promise.all([dep, top].map(async (p) => (await fetch(`${before.url}/cache/${p.hashPart}.narinfo`, { headers: { Authorization: basicAuth(read) } })).text()));
-    const key = await (await fetch(`${before.url}/.well-known/nix-cache-key`)).text();
+    const key = await (await fetch(`${before.url}/.well-known/nix-cache-key?org=acme`)).text();
     // Registry data, policies and the audit trail move too.
     const publisher = (await createToken(before, 'acme', ['publish'])).token;
     const tarball = await publishTinyFlake(before, publisher);
@@ -80,7 +80,7 @@ describe.skipIf(!postgresAvailable() && !process.env.CI)('floe migrate', () => {
 
     after = await startFloe({ dataDir: newDir, env: targetEnv });
     expect(after.logs()).toMatch(/PostgreSQL .*NARs in S3 bucket/);
-    expect(await (await fetch(`${after.url}/.well-known/nix-cache-key`)).text()).toBe(key);
+    expect(await (await fetch(`${after.url}/.well-known/nix-cache-key?org=acme`)).text()).toBe(key);
     for (const [i, p] of [dep, top].entries()) {
       const res = await fetch(`${after.url}/cache/${p.hashPart}.narinfo`, { headers: { Authorization: basicAuth(read) } });
       expect(await res.text()).toBe(narinfos[i]);

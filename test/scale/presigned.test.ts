@@ -48,7 +48,7 @@ describe.skipIf(!postgresAvailable() && !process.env.CI)('presigned NAR download
     const out = await buildClosure(hostNix, await writeClosureExpr(dir), `pre${Date.now()}`, path.join(dir, 'm0'));
     const pushed = await hostNix.run(['nix', 'copy', '--option', 'netrc-file', await writeNetrc(dir, 'rw', rw), '--to', `${server.url}/cache`, out], { cacheHome: path.join(dir, 'm1') });
     expect(pushed.code, pushed.stderr).toBe(0);
-    const key = (await (await fetch(`${server.url}/.well-known/nix-cache-key`)).text()).trim();
+    const key = (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=acme`)).text()).trim();
     const got = await hostNix.run(
       ['nix', 'copy', '--option', 'trusted-public-keys', key, '--option', 'netrc-file', await writeNetrc(dir, 'r', read), '--from', `${server.url}/cache`, '--to', path.join(dir, 'store'), out],
       { cacheHome: path.join(dir, 'm2') },

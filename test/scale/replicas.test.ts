@@ -58,7 +58,7 @@ describe.skipIf(!enabled)('three replicas on PostgreSQL + S3', () => {
   });
 
   it('share one signing key and one JWKS, and accept each other’s tokens', async () => {
-    const keys = await Promise.all(replicas.map(async (r) => (await fetch(`${r.url}/.well-known/nix-cache-key`)).text()));
+    const keys = await Promise.all(replicas.map(async (r) => (await fetch(`${r.url}/.well-known/nix-cache-key?org=acme`)).text()));
     expect(new Set(keys).size).toBe(1);
     const jwks = await Promise.all(replicas.map(async (r) => (await fetch(`${r.url}/.well-known/jwks.json`)).text()));
     expect(new Set(jwks).size).toBe(1);
@@ -81,7 +81,7 @@ describe.skipIf(!enabled)('three replicas on PostgreSQL + S3', () => {
     const netrcRead = await writeNetrc(dir, 'r', read);
     const pushed = await hostNix.run(['nix', 'copy', '--option', 'netrc-file', netrcRW, '--to', `${replicas[0]!.url}/cache`, out], { cacheHome: path.join(dir, 'm1') });
     expect(pushed.code, pushed.stderr).toBe(0);
-    const key = (await (await fetch(`${replicas[1]!.url}/.well-known/nix-cache-key`)).text()).trim();
+    const key = (await (await fetch(`${replicas[1]!.url}/.well-known/nix-cache-key?org=acme`)).text()).trim();
     const got = await hostNix.run(
       ['nix', 'copy', '--option', 'require-sigs', 'true', '--option', 'trusted-public-keys', key, '--option', 'netrc-file', netrcRead, '--from', `${replicas[1]!.url}/cache`, '--to', path.join(dir, 'store'), out],
       { cacheHome: path.join(dir, 'm2') },

@@ -128,17 +128,18 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     if (!d.allowed) throw new Forbidden(`${what} needs the server admin token: ${d.reason}`);
   };
 
-  const sliceView = async (org: string | undefined, slice: string | undefined): Promise<CacheView> => {
+  // One answer for "no such slice" and "not yours": a slice the caller may neither read nor write does not exist for it.
+  const sliceView = async (p: Principal, org: string | undefined, slice: string | undefined): Promise<CacheView> => {
     if (org === undefined || slice === undefined) return { kind: 'unified' };
     const s = await deps.orgs.findSlice(org, slice);
-    if (!s) throw new NotFound();
+    if (!s || !deps.cache.mayUseSlice(p, s)) throw new NotFound();
     return { kind: 'slice', slice: s };
   };
 
-  authRoutes(api, { exchange: deps.exchange, tokens: deps.tokens, limits: deps.limits, publicUrl: deps.publicUrl, requireOrg, audit: deps.audit });
+  authRoutes(api, { exchange: deps.exchange, tokens: deps.tokens, limits: deps.limits, publicUrl: deps.publicUrl, requireOrg, requireServerAdmin, audit: deps.audit });
   policyRoutes(api, { policies: deps.policies, signers: deps.signers, audit: deps.audit, orgs: deps.orgs, limits: deps.limits, requireOrg, requireServerAdmin });
   storageRoutes(api, { ...deps.storage, limits: deps.limits, requireOrg, requireServerAdmin, audit: deps.audit });
-  sourceRoutes(api, { sources: deps.sources, keys: deps.orgKeys, cache: deps.cache, limits: deps.limits, audit: deps.audit, requireOrg, requireServerAdmin, findOrg: (name) => deps.orgs.findOrg(name) });
+  sourceRoutes(api, { sources: deps.sources, keys: deps.orgKeys, cache: deps.cache, limits: deps.limits, audit: deps.audit, requireOrg, requireServerAdmin, findOrg: (name) => deps.orgs.findOrg(name), mayRead: (p, slice) => deps.authorizer.authorize(p, 'cache.read', slice, {}, { quiet: true }).allowed });
 
   api.post('/orgs', async (c) => {
     requireServerAdmin(c.get('principal'), 'creating orgs');
@@ -257,7 +258,7 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     });
   };
   api.post('/cache/missing', (c) => missing(c, { kind: 'unified' }));
-  api.post('/cache/:org/:slice/missing', async (c) => missing(c, await sliceView(c.req.param('org'), c.req.param('slice'))));
+  api.post('/cache/:org/:slice/missing', async (c) => missing(c, await sliceView(c.get('principal'), c.req.param('org'), c.req.param('slice'))));
 
   const upload = async (c: import('hono').Context<AppEnv>, view: CacheView) => {
     const p = c.get('principal');
@@ -302,7 +303,7 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     return c.json({ storePath: info.storePath, status: result, narHash: formatNix32Hash(nar.narHash), narSize: nar.narSize, receivedBytes: nar.receivedBytes }, result === 'created' ? 201 : 200);
   };
   api.put('/cache/paths', (c) => upload(c, { kind: 'unified' }));
-  api.put('/cache/:org/:slice/paths', async (c) => upload(c, await sliceView(c.req.param('org'), c.req.param('slice'))));
+  api.put('/cache/:org/:slice/paths', async (c) => upload(c, await sliceView(c.get('principal'), c.req.param('org'), c.req.param('slice'))));
 
   return api;
 }

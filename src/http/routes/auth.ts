@@ -1,7 +1,7 @@
 /** Federated login and token management: `/api/v1/auth/*`, org trusts and token listings. */
 import type { Hono } from 'hono';
 import { z } from 'zod';
-import type { ExchangeResult, ExchangeService, StoredTrust } from '../../identity/exchange.js';
+import { type ExchangeResult, type ExchangeService, LoginRefused, type StoredTrust } from '../../identity/exchange.js';
 import type { AuditLog } from '../../audit/log.js';
 import type { TokenService } from '../../identity/tokens.js';
 import { parseTtl } from '../../identity/tokens.js';
@@ -19,6 +19,7 @@ export interface AuthRouteDeps {
   limits: Limits;
   publicUrl: () => string;
   requireOrg: (p: Principal, org: string, action: Action) => Promise<Org>;
+  requireServerAdmin: (p: Principal, what: string) => void;
   audit: AuditLog;
 }
 
@@ -30,6 +31,12 @@ async function audited(deps: AuthRouteDeps, p: Principal, method: string, run: (
     return result;
   } catch (err) {
     deps.audit.append({ principal: p, action: 'auth.login', target: method, orgId: null, outcome: 'deny', reason: err instanceof Error ? err.message : String(err) });
+    // Why each trust refused it goes to the log of the org that declared the trust, and only there.
+    if (err instanceof LoginRefused) {
+      const byOrg = new Map<string, string[]>();
+      for (const r of err.orgReasons) byOrg.set(r.orgId, [...(byOrg.get(r.orgId) ?? []), r.reason]);
+      for (const [orgId, reasons] of byOrg) deps.audit.append({ principal: p, action: 'auth.login', target: method, orgId, outcome: 'deny', reason: reasons.slice(0, 10).join('; ') });
+    }
     throw err;
   }
 }
@@ -46,7 +53,7 @@ const awsBody = z.object({
 });
 
 function showTrust(t: StoredTrust) {
-  return { id: t.id, org: t.orgName, issuer: t.issuer, audience: t.audience, createdAt: t.createdAt, ...t.spec };
+  return { id: t.id, org: t.orgName, issuer: t.issuer, audience: t.audience, createdAt: t.createdAt, status: t.status, ...t.spec };
 }
 
 export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
@@ -114,8 +121,25 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
   api.post('/orgs/:org/trusts', async (c) => {
     const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
     const trust = await deps.exchange.addTrust(org, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
-    await deps.audit.appendNow({ principal: c.get('principal'), action: 'trust.add', target: `trust ${trust.id}`, orgId: org.id, detail: { provider: trust.spec.provider, issuer: trust.issuer } });
+    await deps.audit.appendNow({ principal: c.get('principal'), action: 'trust.add', target: `trust ${trust.id}`, orgId: org.id, detail: { provider: trust.spec.provider, issuer: trust.issuer, status: trust.status } });
+    if (trust.status === 'pending') {
+      return c.json(
+        { ...showTrust(trust), message: 'this identity is already trusted by another org on this server: the trust does nothing until the server admin approves the overlap (floe trust approve <id>)' },
+        202,
+      );
+    }
     return c.json(showTrust(trust), 201);
+  });
+  // Server admin: overlapping trusts wait here; approving one means both orgs' logins must name their org.
+  api.get('/trusts/pending', async (c) => {
+    deps.requireServerAdmin(c.get('principal'), 'listing pending trusts');
+    return c.json({ trusts: (await deps.exchange.pendingTrusts()).map(showTrust) });
+  });
+  api.post('/trusts/:id/approve', async (c) => {
+    deps.requireServerAdmin(c.get('principal'), 'approving an overlapping trust');
+    const trust = await deps.exchange.approveTrust(c.req.param('id'));
+    await deps.audit.appendNow({ principal: c.get('principal'), action: 'trust.approve', target: `trust ${trust.id}`, orgId: trust.orgId, detail: { provider: trust.spec.provider, issuer: trust.issuer } });
+    return c.json(showTrust(trust));
   });
   api.get('/orgs/:org/trusts', async (c) => {
     const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');

@@ -7,7 +7,7 @@
 import type { Hono } from 'hono';
 import { z } from 'zod';
 import { describePrincipal, type Principal } from '../../identity/principal.js';
-import type { Action } from '../../policy/actions.js';
+import type { Action, SliceResource } from '../../policy/actions.js';
 import type { Org } from '../../org/service.js';
 import type { OrgKeyService } from '../../org/keys.js';
 import type { SourceService } from '../../cache/sources.js';
@@ -28,6 +28,8 @@ export interface SourceRouteDeps {
   requireOrg: (p: Principal, org: string, action: Action) => Promise<Org>;
   requireServerAdmin: (p: Principal, what: string) => void;
   findOrg: (name: string) => Promise<Org | undefined>;
+  /** Whether the caller may read a slice (a quiet probe of the authorizer). */
+  mayRead: (p: Principal, slice: SliceResource) => boolean;
 }
 
 const priority = z.number().int().min(0).max(1_000_000);
@@ -48,7 +50,8 @@ export function sourceRoutes(api: Hono<AppEnv>, deps: SourceRouteDeps): void {
   api.post('/orgs/:org/follows', async (c) => {
     const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
     const b = await body(c, followBody);
-    const follow = await deps.sources.follow(org, b.org, b.slice, b.priority ?? 100, describePrincipal(c.get('principal')));
+    const p = c.get('principal');
+    const follow = await deps.sources.follow(org, b.org, b.slice, b.priority ?? 100, describePrincipal(p), (slice) => deps.mayRead(p, slice));
     await audit(c, org, 'view.follow', `slice ${b.org}/${b.slice}`, { priority: follow.priority });
     return c.json(follow, 201);
   });
