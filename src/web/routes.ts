@@ -616,7 +616,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
 
   const auditFilters = (c: Ctx) => {
     const q = (k: string) => (c.req.query(k) ?? '').trim().slice(0, 200);
-    const filters = { action: q('action'), outcome: ['allow', 'deny', 'event'].includes(q('outcome')) ? q('outcome') : '', actor: q('actor'), since: /^\d{4}-\d{2}-\d{2}$/.test(q('since')) ? q('since') : '' };
+    const filters = { action: q('action'), outcome: ['allow', 'deny', 'event'].includes(q('outcome')) ? q('outcome') : '', actor: q('actor'), since: /^\d{4}-\d{2}-\d{2}$/.test(q('since')) && !Number.isNaN(Date.parse(q('since'))) ? q('since') : '' };
     const before = Number(q('before'));
     const query = {
       ...(filters.action ? { action: filters.action } : {}),
