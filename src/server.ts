@@ -29,6 +29,7 @@ import { Metrics, areaOf } from './http/metrics.js';
 import type { ReadinessCheck } from './http/app.js';
 import { sql } from 'kysely';
 import { RegistryService } from './registry/service.js';
+import { ReadmeRenderer } from './web/readme-renderer.js';
 import { UsageService } from './cache/usage.js';
 import { UsageHistory } from './cache/usage-history.js';
 import { DeployScopes } from './registry/deploy.js';
@@ -162,7 +163,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const sts = new StsVerifier(storage.db, { audience: publicUrl, ...(config.testAwsStsEndpoint ? { endpointOverride: config.testAwsStsEndpoint } : {}) });
   if (config.testAwsStsEndpoint) log.warn({ endpoint: config.testAwsStsEndpoint }, 'FLOE_TEST_AWS_STS_ENDPOINT is set: AWS logins are verified by a stand-in, not by AWS (tests only)');
   const exchange = new ExchangeService(storage.db, orgs, tokens, verifier, publicUrl, sts);
-  const registry = new RegistryService(storage, orgs, authorizer, cache, audit);
+  const readmes = new ReadmeRenderer(log, (result) => metrics.inc('floe_readme_renders_total', { result }));
+  const registry = new RegistryService(storage, orgs, authorizer, cache, audit, (markdown) => readmes.render(markdown));
   const app = createApp({
     audit,
     policies,
@@ -239,6 +241,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         server.closeAllConnections();
       });
       await history.idle();
+      await readmes.close();
       await audit.close().catch((err) => log.error({ err }, 'could not write the last audit entries'));
       await storage.close();
     },

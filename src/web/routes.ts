@@ -36,7 +36,7 @@ import { type Html, type PageContext, csrfField, layout, notice } from './layout
 import { CSS, CSS_PATH } from './style.js';
 import { clearSession, csrfFailure, csrfToken, loginCookie, readLoginCookie, safeReturnTo, sessionToken, setSession } from './session.js';
 import { decodePending, encodePending, finishLogin, startLogin } from './oidc-client.js';
-import { docsPage, flakePage, homePage, notFoundPage, orgPage, releasePage } from './pages/discover.js';
+import { docsPage, flakePage, homePage, latestRelease, notFoundPage, orgPage, releasePage } from './pages/discover.js';
 import { type ManageTab, managePage, membersTab, slicesTab, tokensTab, usageTab } from './pages/manage.js';
 import { type PinForm, type StorageForms, storageTab } from './pages/storage.js';
 
@@ -62,7 +62,7 @@ const SESSION_TTL_SECONDS = 8 * 3600;
 const WEB_PATHS = ['/', '/docs', '/flakes/*', '/login', '/login/*', '/logout', '/manage/*'];
 
 const SECURITY_HEADERS: Record<string, string> = {
-  'Content-Security-Policy': "default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'Content-Security-Policy': "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'X-Frame-Options': 'DENY',
   'X-Content-Type-Options': 'nosniff',
   'Referrer-Policy': 'same-origin',
@@ -150,7 +150,9 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
   app.get('/flakes/:org/:flake', async (c) => {
     const d = await deps.registry.details(c.get('principal'), c.req.param('org'), c.req.param('flake'));
     if (!d) return notFound(c);
-    return page(c, flakePage(await ctxOf(c), base(), d));
+    const latest = latestRelease(d);
+    const readme = latest ? await deps.registry.readmeHtml(latest) : undefined;
+    return page(c, flakePage(await ctxOf(c), base(), d, readme));
   });
   app.get('/flakes/:org/:flake/releases/:version', async (c) => {
     const d = await deps.registry.details(c.get('principal'), c.req.param('org'), c.req.param('flake'));
