@@ -10,6 +10,7 @@ import { getRequestListener } from '@hono/node-server';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { openStorage } from './storage/open.js';
+import { restrictDataDir } from './storage/permissions.js';
 import { KeyRing, rotateJwtKey } from './identity/server-keys.js';
 import { TokenService } from './identity/tokens.js';
 import { OidcVerifier } from './identity/oidc.js';
@@ -82,6 +83,14 @@ async function probe(backend: ReadinessCheck['backend'], check: () => Promise<un
 }
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  for (const f of await restrictDataDir(config.dataDir)) {
+    log.warn(
+      { path: f.path, mode: f.was, fixed: f.fixed },
+      f.fixed
+        ? `${f.path} was ${f.was}, open to other local users (the database holds the server's signing keys); made private`
+        : `${f.path} is ${f.was} and readable by other local users, and this process cannot change it: make it private to the user running floe`,
+    );
+  }
   const storage = await openStorage({
     dataDir: config.dataDir,
     ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
