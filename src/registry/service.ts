@@ -198,7 +198,7 @@ export class RegistryService {
         sha256: req.sha256,
         metadata: JSON.stringify(meta),
         tarball_key: null,
-        created_by: p.kind === 'anonymous' ? 'anonymous' : p.subject,
+        created_by: stagedBy(p),
         expires_at: new Date(Date.now() + UPLOAD_TTL_MS).toISOString(),
       })
       .execute();
@@ -218,8 +218,11 @@ export class RegistryService {
 
   /** flakehub-push step 3: makes the release exist. */
   async publishStaged(p: Principal, uploadId: string): Promise<Release> {
-    const up = await this.storage.db.selectFrom('release_uploads').selectAll().where('id', '=', uploadId).executeTakeFirst();
+    // Expired = gone, as for the tarball PUT (GC may already have taken the tarball).
+    const up = await this.storage.db.selectFrom('release_uploads').selectAll().where('id', '=', uploadId).where('expires_at', '>', new Date().toISOString()).executeTakeFirst();
     if (!up) throw new NotFound();
+    // The id travels through URLs and logs of CI jobs: holding it must not let another identity publish what someone else staged.
+    if (up.created_by !== stagedBy(p)) throw new Forbidden('this upload was staged by another identity; only the one that staged it can publish it');
     if (!up.tarball_key) throw new InvalidInput('upload', 'the tarball was not uploaded yet');
     const org = await this.storage.db.selectFrom('orgs').select(['id', 'name']).where('id', '=', up.org_id).executeTakeFirstOrThrow();
     const read = await this.storage.blobs.get(up.tarball_key);
@@ -502,4 +505,9 @@ async function collect(read: BlobRead): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of read.body) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
+}
+
+/** Who staged an upload: the same identity must publish it (a CI job's tokens share their subject). */
+function stagedBy(p: Principal): string {
+  return p.kind === 'anonymous' ? 'anonymous' : p.kind === 'token' ? `${p.org.id}:${p.subject}` : `server-admin:${p.subject}`;
 }

@@ -280,7 +280,10 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
   app.post('/logout', async (c) => {
     const p = c.get('principal');
     // The session's token dies with the session (not a token someone pasted: sessions mint their own).
-    if (p.kind !== 'anonymous') await deps.tokens.revoke(p.tokenId);
+    if (p.kind !== 'anonymous') {
+      await deps.tokens.revoke(p.tokenId);
+      deps.audit.append({ principal: p, action: 'auth.logout', target: p.subject, orgId: p.kind === 'token' ? p.org.id : null, outcome: 'event', reason: 'web sign-out', detail: { tokenId: p.tokenId } });
+    }
     clearSession(c, base());
     return c.redirect('/', 303);
   });
