@@ -250,6 +250,9 @@ describe('client errors are 4xx', () => {
   });
 
   it('every query parameter answers malformed values with 4xx (or ignores them)', async () => {
+    // The reported case: a 400 that names the parameter.
+    const limit = await api<{ error: string; message: string }>(server, orgAdmin, 'GET', '/api/v1/orgs/acme/audit?limit=abc');
+    expect(limit).toEqual({ status: 400, body: { error: 'invalid_input', message: 'limit: expected a whole number from 1 to 5000' } });
     const requests: Array<{ label: string; run: () => Promise<{ status: number; text: string }> }> = [];
     for (const route of GET_ROUTES) {
       for (const name of route.query) {

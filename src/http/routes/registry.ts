@@ -12,6 +12,7 @@ import type { Limits } from '../../config.js';
 import type { AppEnv } from '../context.js';
 import { readJson, readSmallBody } from '../body.js';
 import { missResponse } from '../errors.js';
+import { queryInt } from '../validate.js';
 
 export interface RegistryRouteDeps {
   registry: RegistryService;
@@ -103,7 +104,8 @@ export function registryRoutes(app: Hono<AppEnv>, deps: RegistryRouteDeps): void
   app.get('/api/v1/search', async (c) => {
     const q = c.req.query('q') ?? '';
     if (q.length > 200) throw new InvalidInput('q', 'at most 200 characters');
-    return c.json({ results: await deps.registry.listFlakes(c.get('principal'), { query: q, limit: Math.min(Number(c.req.query('limit') ?? 50) || 50, 500) }) });
+    const limit = Math.min(queryInt('limit', c.req.query('limit'), { min: 1, max: Number.MAX_SAFE_INTEGER }) ?? 50, 500);
+    return c.json({ results: await deps.registry.listFlakes(c.get('principal'), { query: q, limit }) });
   });
   app.get('/api/v1/flake-orgs', async (c) => {
     // Orgs with at least one flake the caller can see in listings.
