@@ -10,6 +10,7 @@ import { getRequestListener } from '@hono/node-server';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { openStorage } from './storage/open.js';
+import { restrictDataDir } from './storage/permissions.js';
 import { KeyRing, rotateJwtKey } from './identity/server-keys.js';
 import { TokenService } from './identity/tokens.js';
 import { OidcVerifier } from './identity/oidc.js';
@@ -29,6 +30,7 @@ import { Metrics, areaOf } from './http/metrics.js';
 import type { ReadinessCheck } from './http/app.js';
 import { sql } from 'kysely';
 import { RegistryService } from './registry/service.js';
+import { ReadmeRenderer } from './web/readme-renderer.js';
 import { UsageService } from './cache/usage.js';
 import { UsageHistory } from './cache/usage-history.js';
 import { DeployScopes } from './registry/deploy.js';
@@ -83,6 +85,14 @@ async function probe(backend: ReadinessCheck['backend'], check: () => Promise<un
 }
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  for (const f of await restrictDataDir(config.dataDir)) {
+    log.warn(
+      { path: f.path, mode: f.was, fixed: f.fixed },
+      f.fixed
+        ? `${f.path} was ${f.was}, open to other local users (the database holds the server's signing keys); made private`
+        : `${f.path} is ${f.was} and readable by other local users, and this process cannot change it: make it private to the user running floe`,
+    );
+  }
   const storage = await openStorage({
     dataDir: config.dataDir,
     ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
@@ -186,7 +196,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   if (config.testAwsStsEndpoint) log.warn({ endpoint: config.testAwsStsEndpoint }, 'FLOE_TEST_AWS_STS_ENDPOINT is set: AWS logins are verified by a stand-in, not by AWS (tests only)');
   const exchange = new ExchangeService(storage.db, orgs, tokens, verifier, publicUrl, sts);
   await exchange.backfillSubjectKeys();
-  const registry = new RegistryService(storage, orgs, authorizer, cache, audit);
+  const readmes = new ReadmeRenderer(log, (result) => metrics.inc('floe_readme_renders_total', { result }));
+  const registry = new RegistryService(storage, orgs, authorizer, cache, audit, (markdown) => readmes.render(markdown));
   const app = createApp({
     audit,
     policies,
@@ -264,6 +275,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         server.closeAllConnections();
       });
       await history.idle();
+      await readmes.close();
       await audit.close().catch((err) => log.error({ err }, 'could not write the last audit entries'));
       await storage.close();
     },

@@ -7,7 +7,7 @@ import { type Context, Hono } from 'hono';
 import { routePath } from 'hono/route';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { FloeError, Forbidden, NotFound, TooManyRequests } from '../errors.js';
-import { credentialFromAuthorization } from '../identity/credentials.js';
+import { requestCredential } from './credential.js';
 import { ANONYMOUS, describePrincipal, withClient } from '../identity/principal.js';
 import type { ClientResolver } from './client-address.js';
 import type { TokenService } from '../identity/tokens.js';
@@ -91,7 +91,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.use('*', async (c, next) => {
     const path = c.req.path;
     if ((c.req.method === 'POST' && path.startsWith('/api/v1/auth/')) || path === '/login/start' || path === '/login/callback' || path === '/login/token') limitLogin(c);
-    let credential = credentialFromAuthorization(c.req.header('authorization'));
+    let credential = requestCredential(c.req.header('authorization'));
     // flakehub-push sends its CI identity token itself, on every call of the publishing protocol.
     if (credential !== undefined && !credential.startsWith('floe_') && FLAKEHUB_PUSH_PATHS.test(path) && credential.split('.').length === 3) {
       limitLogin(c);

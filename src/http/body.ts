@@ -43,13 +43,38 @@ export async function readSmallBody(req: IncomingMessage, limit: number): Promis
   return Buffer.concat(chunks);
 }
 
+/**
+ * Deep enough for any document Floe reads (release metadata's outputs inventory included), far
+ * below what overflows the stack of the recursive code that later walks a value
+ * (JSON.stringify, structured clones): JSON.parse itself accepts any depth.
+ */
+export const MAX_JSON_DEPTH = 100;
+
 export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   const body = await readSmallBody(req, limit);
+  let value: unknown;
   try {
-    return JSON.parse(body.toString('utf8'));
+    value = JSON.parse(body.toString('utf8'));
   } catch {
     throw new InvalidInput('body', 'expected a JSON document');
   }
+  if (jsonDepth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) throw new InvalidInput('body', `JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
+  return value;
+}
+
+/** Nesting depth of a parsed JSON value (a scalar is 0), counted without recursion; stops once past `stopAbove`. */
+export function jsonDepth(value: unknown, stopAbove = Infinity): number {
+  let deepest = 0;
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    const inner = depth + 1;
+    if (inner > deepest) deepest = inner;
+    if (deepest > stopAbove) return deepest;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) if (child !== null && typeof child === 'object') stack.push([child, inner]);
+  }
+  return deepest;
 }
 
 export function asIterable(req: IncomingMessage): AsyncIterable<Buffer> {

@@ -9,7 +9,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { FloeError, InvalidInput } from '../errors.js';
-import { credentialFromAuthorization } from '../identity/credentials.js';
+import { requestCredential } from './credential.js';
 import { ANONYMOUS, describePrincipal, type Principal, withClient } from '../identity/principal.js';
 import type { ClientResolver } from './client-address.js';
 import type { TokenService } from '../identity/tokens.js';
@@ -220,7 +220,7 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
     const client = deps.resolveClient(req, requestId);
     let principal: Principal = withClient(ANONYMOUS, client);
     try {
-      const credential = credentialFromAuthorization(req.headers.authorization);
+      const credential = requestCredential(req.headers.authorization);
       if (credential !== undefined) principal = withClient(await deps.tokens.verify(credential), client);
       await route(req, res, principal, pathname);
     } catch (err) {

@@ -50,6 +50,7 @@ export class Metrics {
     this.define('floe_gc_runs_total', 'garbage collection runs by result (ok, failed)');
     this.define('floe_gc_deleted_bytes_total', 'bytes deleted by garbage collection');
     this.define('floe_web_logins_total', 'web sign-ins by method and result');
+    this.define('floe_readme_renders_total', 'READMEs rendered (at publish, or once for an older release) by result (html, text: too slow, shown as text)');
     this.define('floe_process_start_time_seconds', 'when this process started, seconds since the epoch', 'gauge');
     this.set('floe_process_start_time_seconds', Math.floor(Date.now() / 1000));
   }

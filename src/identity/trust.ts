@@ -53,8 +53,21 @@ export const trustSpecSchema = z.discriminatedUnion('provider', [
     provider: z.literal('aws'),
     ...common,
     accountId: z.string().regex(/^\d{12}$/, 'a 12-digit AWS account id'),
-    /** Canonical ARNs (assumed roles as arn:aws:iam::ACCOUNT:role/NAME); "*" matches within one path segment. */
-    arnPatterns: z.array(z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:(role|user)\/[A-Za-z0-9+=,.@_*/-]+$/, 'an IAM role or user ARN pattern')).min(1),
+    /**
+     * Canonical ARNs (assumed roles as arn:aws:iam::ACCOUNT:role/NAME); "*" matches within one path
+     * segment. Bounded (an IAM ARN is at most 2048 characters, real patterns far shorter) so that
+     * matching every pattern of a trust stays cheap work per login.
+     */
+    arnPatterns: z
+      .array(
+        z
+          .string()
+          .max(1024, 'at most 1024 characters')
+          .regex(/^arn:aws[a-z-]*:iam::\d{12}:(role|user)\/[A-Za-z0-9+=,.@_*/-]+$/, 'an IAM role or user ARN pattern')
+          .refine((p) => p.split('*').length - 1 <= 16, 'at most 16 "*" per pattern'),
+      )
+      .min(1)
+      .max(100),
   }),
   z.object({
     provider: z.literal('oidc'),
@@ -79,10 +92,48 @@ export function defaultIssuer(spec: TrustSpec): string {
   return spec.provider === 'github' ? GITHUB_ISSUER : GITLAB_ISSUER;
 }
 
-/** `*` matches within one ARN path segment, nothing else is special. */
+/**
+ * `*` matches within one ARN path segment, nothing else is special. No RegExp: a backtracking
+ * engine takes exponential time on patterns like `role/*a*a*a*a*b` (a trust is written by an org
+ * admin, the ARN by whoever asks). Stars never match `/` or `:`, so the separators of pattern and
+ * ARN must pair up one to one; between them, the greedy two-pointer glob match (back up to the
+ * last star only) is exact because an unrestricted star absorbs whatever an earlier one would
+ * have, and it costs at most segment length × segment length.
+ */
 export function arnPatternMatches(pattern: string, arn: string): boolean {
-  const re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^/:]*')}$`);
-  return re.test(arn);
+  const patternParts = pattern.split(ARN_SEPARATORS);
+  const arnParts = arn.split(ARN_SEPARATORS);
+  // split with a capturing group keeps the separators at odd indexes.
+  if (patternParts.length !== arnParts.length) return false;
+  for (let i = 0; i < patternParts.length; i++) {
+    if (i % 2 === 1 ? patternParts[i] !== arnParts[i] : !globMatches(patternParts[i]!, arnParts[i]!)) return false;
+  }
+  return true;
+}
+
+const ARN_SEPARATORS = /([/:])/;
+
+function globMatches(pattern: string, text: string): boolean {
+  let p = 0;
+  let t = 0;
+  let star = -1; // index of the last star seen in the pattern
+  let resume = 0; // where in the text that star's match currently ends
+  while (t < text.length) {
+    if (p < pattern.length && pattern[p] !== '*' && pattern[p] === text[t]) {
+      p++;
+      t++;
+    } else if (p < pattern.length && pattern[p] === '*') {
+      star = p++;
+      resume = t;
+    } else if (star >= 0) {
+      p = star + 1;
+      t = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (pattern[p] === '*') p++;
+  return p === pattern.length;
 }
 
 export type Claims = Record<string, unknown>;

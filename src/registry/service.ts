@@ -20,6 +20,7 @@ import type { Org, OrgService } from '../org/service.js';
 import { isUniqueViolation, parseName } from '../org/service.js';
 import type { BlobRead, Storage } from '../storage/types.js';
 import { DEFAULT_TARBALL_LIMITS, type VerifiedTarball, verifyFlakeTarball } from './tarball.js';
+import { MAX_README_BYTES, type RenderReadme, storedReadmeHtml, withRenderedReadme, withoutRenderedReadme } from './readme.js';
 import { type Version, compareVersions, parseRequirement, parseVersion, resolveRequirement } from './version.js';
 
 export type Visibility = 'public' | 'unlisted' | 'private';
@@ -135,6 +136,7 @@ export class RegistryService {
     private readonly authorizer: Authorizer,
     private readonly cache: CacheService,
     private readonly audit: { append(e: AuditEvent): void } = { append() {} },
+    private readonly renderReadme?: RenderReadme,
   ) {}
 
   /**
@@ -196,7 +198,7 @@ export class RegistryService {
         sha256: req.sha256,
         metadata: JSON.stringify(meta),
         tarball_key: null,
-        created_by: p.kind === 'anonymous' ? 'anonymous' : p.subject,
+        created_by: stagedBy(p),
         expires_at: new Date(Date.now() + UPLOAD_TTL_MS).toISOString(),
       })
       .execute();
@@ -216,8 +218,11 @@ export class RegistryService {
 
   /** flakehub-push step 3: makes the release exist. */
   async publishStaged(p: Principal, uploadId: string): Promise<Release> {
-    const up = await this.storage.db.selectFrom('release_uploads').selectAll().where('id', '=', uploadId).executeTakeFirst();
+    // Expired = gone, as for the tarball PUT (GC may already have taken the tarball).
+    const up = await this.storage.db.selectFrom('release_uploads').selectAll().where('id', '=', uploadId).where('expires_at', '>', new Date().toISOString()).executeTakeFirst();
     if (!up) throw new NotFound();
+    // The id travels through URLs and logs of CI jobs: holding it must not let another identity publish what someone else staged.
+    if (up.created_by !== stagedBy(p)) throw new Forbidden('this upload was staged by another identity; only the one that staged it can publish it');
     if (!up.tarball_key) throw new InvalidInput('upload', 'the tarball was not uploaded yet');
     const org = await this.storage.db.selectFrom('orgs').select(['id', 'name']).where('id', '=', up.org_id).executeTakeFirstOrThrow();
     const read = await this.storage.blobs.get(up.tarball_key);
@@ -239,6 +244,7 @@ export class RegistryService {
     const now = new Date().toISOString();
     const binding = sourceBindingOf(p) ?? null;
     const id = randomUUID();
+    const stored = meta.readme && this.renderReadme ? withRenderedReadme(meta, id, await this.renderReadme(meta.readme)) : meta;
     try {
       await this.storage.db.transaction().execute(async (trx) => {
         let flake = await trx.selectFrom('flakes').selectAll().where('org_id', '=', org.id).where('name', '=', req.flake).executeTakeFirst();
@@ -268,7 +274,7 @@ export class RegistryService {
             last_modified: verified.lastModified,
             tarball_key: key,
             tarball_size: verified.size,
-            metadata: JSON.stringify(meta),
+            metadata: JSON.stringify(stored),
             published_by: p.kind === 'anonymous' ? 'anonymous' : p.subject,
             yanked_at: null,
             created_at: now,
@@ -352,6 +358,31 @@ export class RegistryService {
   /** One release by id (pinned URLs), yanked or not: existing locks keep working. */
   async release(p: Principal, orgName: string, flakeName: string, id: string): Promise<Release | undefined> {
     return (await this.releases(p, orgName, flakeName))?.find((r) => r.id === id);
+  }
+
+  /**
+   * A release's README as HTML: rendered at publish time; releases published before that are
+   * rendered once (concurrent views share the render) and the result stored.
+   */
+  async readmeHtml(release: { id: string; metadata: ReleaseMetadata }): Promise<string | undefined> {
+    if (!release.metadata.readme) return undefined;
+    const stored = storedReadmeHtml(release.metadata, release.id);
+    if (stored !== undefined || !this.renderReadme) return stored;
+    let render = this.readmeRenders.get(release.id);
+    if (!render) {
+      render = this.renderAndStoreReadme(release.id, release.metadata.readme).finally(() => this.readmeRenders.delete(release.id));
+      this.readmeRenders.set(release.id, render);
+    }
+    return render;
+  }
+
+  private readonly readmeRenders = new Map<string, Promise<string>>();
+
+  private async renderAndStoreReadme(releaseId: string, readme: string): Promise<string> {
+    const html = await this.renderReadme!(readme.slice(0, MAX_README_BYTES));
+    const row = await this.storage.db.selectFrom('releases').select('metadata').where('id', '=', releaseId).executeTakeFirst();
+    if (row) await this.storage.db.updateTable('releases').set({ metadata: JSON.stringify(withRenderedReadme(JSON.parse(row.metadata) as ReleaseMetadata, releaseId, html)) }).where('id', '=', releaseId).execute();
+    return html;
   }
 
   async openTarball(release: Release): Promise<BlobRead | undefined> {
@@ -444,7 +475,9 @@ export class RegistryService {
       const issue = r.error.issues[0]!;
       throw new InvalidInput(`metadata${issue.path.length ? '.' + issue.path.join('.') : ''}`, issue.message);
     }
-    return r.data;
+    const readmeBytes = r.data.readme ? Buffer.byteLength(r.data.readme) : 0;
+    if (readmeBytes > MAX_README_BYTES) throw new TooLarge(`metadata.readme: the README is ${readmeBytes} bytes; at most ${MAX_README_BYTES} (256 KiB) are accepted`);
+    return withoutRenderedReadme(r.data);
   }
 
   private async assertVersionFree(flakeId: string, version: Version, org: string, flake: string): Promise<void> {
@@ -472,4 +505,9 @@ async function collect(read: BlobRead): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of read.body) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
+}
+
+/** Who staged an upload: the same identity must publish it (a CI job's tokens share their subject). */
+function stagedBy(p: Principal): string {
+  return p.kind === 'anonymous' ? 'anonymous' : p.kind === 'token' ? `${p.org.id}:${p.subject}` : `server-admin:${p.subject}`;
 }

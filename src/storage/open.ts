@@ -1,6 +1,7 @@
 /** The only place that chooses storage backends (the composition root calls it). */
 import path from 'node:path';
 import { mkdir } from 'node:fs/promises';
+import { PRIVATE_DIR_MODE } from './permissions.js';
 import type { Kysely } from 'kysely';
 import { FsBlobStore } from './blob/fs.js';
 import { S3BlobStore, type S3BlobConfig } from './blob/s3.js';
@@ -20,7 +21,7 @@ export interface StorageConfig {
 }
 
 export async function openStorage(config: StorageConfig): Promise<Storage> {
-  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  await mkdir(config.dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
   let db: Kysely<Schema>;
   let dbDescription: string;
   if (config.databaseUrl) {

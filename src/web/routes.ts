@@ -36,7 +36,7 @@ import { type Html, type PageContext, csrfField, layout, notice } from './layout
 import { CSS, CSS_PATH } from './style.js';
 import { clearSession, csrfFailure, csrfToken, loginCookie, readLoginCookie, safeReturnTo, sessionToken, setSession } from './session.js';
 import { decodePending, encodePending, finishLogin, startLogin } from './oidc-client.js';
-import { docsPage, flakePage, homePage, notFoundPage, orgPage, releasePage } from './pages/discover.js';
+import { docsPage, flakePage, homePage, latestRelease, notFoundPage, orgPage, releasePage } from './pages/discover.js';
 import { type ManageTab, managePage, membersTab, slicesTab, tokensTab, usageTab } from './pages/manage.js';
 import { type PinForm, type StorageForms, storageTab } from './pages/storage.js';
 
@@ -65,7 +65,7 @@ const SESSION_TTL_SECONDS = 8 * 3600;
 const WEB_PATHS = ['/', '/docs', '/flakes/*', '/login', '/login/*', '/logout', '/manage/*'];
 
 const SECURITY_HEADERS: Record<string, string> = {
-  'Content-Security-Policy': "default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'Content-Security-Policy': "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'X-Frame-Options': 'DENY',
   'X-Content-Type-Options': 'nosniff',
   'Referrer-Policy': 'same-origin',
@@ -153,7 +153,9 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
   app.get('/flakes/:org/:flake', async (c) => {
     const d = await deps.registry.details(c.get('principal'), c.req.param('org'), c.req.param('flake'));
     if (!d) return notFound(c);
-    return page(c, flakePage(await ctxOf(c), base(), d));
+    const latest = latestRelease(d);
+    const readme = latest ? await deps.registry.readmeHtml(latest) : undefined;
+    return page(c, flakePage(await ctxOf(c), base(), d, readme));
   });
   app.get('/flakes/:org/:flake/releases/:version', async (c) => {
     const d = await deps.registry.details(c.get('principal'), c.req.param('org'), c.req.param('flake'));
@@ -281,7 +283,10 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
   app.post('/logout', async (c) => {
     const p = c.get('principal');
     // The session's token dies with the session (not a token someone pasted: sessions mint their own).
-    if (p.kind !== 'anonymous') await deps.tokens.revoke(p.tokenId);
+    if (p.kind !== 'anonymous') {
+      await deps.tokens.revoke(p.tokenId);
+      deps.audit.append({ principal: p, action: 'auth.logout', target: p.subject, orgId: p.kind === 'token' ? p.org.id : null, outcome: 'event', reason: 'web sign-out', detail: { tokenId: p.tokenId } });
+    }
     clearSession(c, base());
     return c.redirect('/', 303);
   });
@@ -619,7 +624,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
 
   const auditFilters = (c: Ctx) => {
     const q = (k: string) => (c.req.query(k) ?? '').trim().slice(0, 200);
-    const filters = { action: q('action'), outcome: ['allow', 'deny', 'event'].includes(q('outcome')) ? q('outcome') : '', actor: q('actor'), since: /^\d{4}-\d{2}-\d{2}$/.test(q('since')) ? q('since') : '' };
+    const filters = { action: q('action'), outcome: ['allow', 'deny', 'event'].includes(q('outcome')) ? q('outcome') : '', actor: q('actor'), since: /^\d{4}-\d{2}-\d{2}$/.test(q('since')) && !Number.isNaN(Date.parse(q('since'))) ? q('since') : '' };
     const before = Number(q('before'));
     const query = {
       ...(filters.action ? { action: filters.action } : {}),

@@ -101,7 +101,7 @@ a.card:hover { border-color: var(--accent); text-decoration: none; }
 .title-row { display: flex; align-items: center; gap: .75rem; flex-wrap: wrap; }
 .readme { line-height: 1.7; }
 .readme h1 { font-size: 1.6rem; } .readme h2 { font-size: 1.3rem; border-bottom: 1px solid var(--border); padding-bottom: .3rem; }
-.readme img { max-width: 100%; }
+.readme img { max-width: 100%; } .readme .readme-source { white-space: pre-wrap; }
 .readme table { border-collapse: collapse; } .readme td, .readme th { border: 1px solid var(--border); padding: .3rem .6rem; }
 .readme blockquote { margin: 0; padding: 0 1rem; border-left: 4px solid var(--border); color: var(--muted); }
 table.list { width: 100%; border-collapse: collapse; font-size: .93rem; }

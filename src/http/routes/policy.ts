@@ -10,6 +10,7 @@ import { ACTIONS, type Action, type RequestFacts, type Resource } from '../../po
 import { decide, type OrgPolicySet } from '../../policy/authorize.js';
 import { CedarPolicySet, validatePolicyFile } from '../../policy/cedar.js';
 import { CEDAR_SCHEMA } from '../../policy/schema.js';
+import { isValidCidr } from '../../policy/network.js';
 import { describePrincipal, type Principal, type Scope } from '../../identity/principal.js';
 import { InvalidPolicy, type PolicyStore } from '../../org/policies.js';
 import type { SignerService } from '../../cache/signers.js';
@@ -17,7 +18,7 @@ import type { Org, OrgService } from '../../org/service.js';
 import type { Limits } from '../../config.js';
 import type { AppEnv } from '../context.js';
 import { readJson } from '../body.js';
-import { parseBody } from '../validate.js';
+import { parseBody, queryInt, queryTime } from '../validate.js';
 
 export interface PolicyRouteDeps {
   policies: PolicyStore;
@@ -35,6 +36,11 @@ const validateBody = z.object({ source: z.string().max(256 * 1024) });
 const rollbackBody = z.object({ version: z.number().int().positive() });
 const signerBody = z.object({ publicKey: z.string().max(200) });
 
+// Hypothetical addresses are parsed by the network guardrails: refuse what they cannot parse.
+const CIDR = z.string().max(50).refine(isValidCidr, 'expected an IP address or CIDR range');
+const IP_ADDRESS = z.string().max(50).refine((ip) => !ip.includes('/') && isValidCidr(ip), 'expected an IP address');
+const COUNTRY = z.string().regex(/^[A-Za-z]{2}$/, 'expected a two-letter country code');
+
 const testPrincipal = z.union([
   z.object({ anonymous: z.literal(true) }),
   z.object({
@@ -45,7 +51,7 @@ const testPrincipal = z.union([
     authMethod: z.enum(['token', 'device', 'github', 'gitlab', 'aws', 'oidc']).optional(),
     lifetimeSeconds: z.number().int().positive().optional(),
     identity: z.object({ provider: z.string(), issuer: z.string(), claims: z.record(z.string(), z.union([z.string(), z.array(z.string())])) }).optional(),
-    network: z.object({ cidrs: z.array(z.string()), countries: z.array(z.string()) }).optional(),
+    network: z.object({ cidrs: z.array(CIDR).max(100), countries: z.array(COUNTRY).max(300) }).optional(),
     deploy: z.array(z.object({ org: z.string(), flake: z.string(), requirement: z.string(), attr: z.string() })).optional(),
   }),
 ]);
@@ -58,7 +64,7 @@ const testCase = z.object({
     z.object({ flake: z.string(), visibility: z.enum(['public', 'unlisted', 'private']).optional() }),
     z.object({ org: z.literal(true) }),
   ]),
-  client: z.object({ ip: z.string().optional(), country: z.string().length(2).optional() }).optional(),
+  client: z.object({ ip: IP_ADDRESS.optional(), country: COUNTRY.optional() }).optional(),
   facts: z.object({ inDeployClosure: z.boolean().optional(), deployFlake: z.boolean().optional(), narinfoSignatures: z.array(z.string()).optional() }).optional(),
   expect: z.enum(['allow', 'deny']).optional(),
 });
@@ -176,17 +182,18 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
     const q = (k: string) => c.req.query(k) || undefined;
     const outcome = q('outcome');
     if (outcome !== undefined && !['allow', 'deny', 'event'].includes(outcome)) throw new InvalidInput('outcome', 'one of allow, deny, event');
-    const after = q('after');
-    const limit = q('limit');
-    for (const [k, v] of [['since', q('since')], ['until', q('until')]] as const) if (v !== undefined && Number.isNaN(Date.parse(v))) throw new InvalidInput(k, 'expected an ISO date or time');
+    const after = queryInt('after', q('after'), { min: 0, max: Number.MAX_SAFE_INTEGER });
+    const limit = queryInt('limit', q('limit'), { min: 1, max: 5000 });
+    const since = queryTime('since', q('since'));
+    const until = queryTime('until', q('until'));
     return {
       ...(q('action') ? { action: q('action')! } : {}),
       ...(outcome ? { outcome: outcome as 'allow' | 'deny' | 'event' } : {}),
       ...(q('actor') ? { actor: q('actor')! } : {}),
-      ...(q('since') ? { since: new Date(q('since')!).toISOString() } : {}),
-      ...(q('until') ? { until: new Date(q('until')!).toISOString() } : {}),
-      ...(after ? { afterSeq: Number(after) } : {}),
-      ...(limit ? { limit: Number(limit) } : {}),
+      ...(since ? { since } : {}),
+      ...(until ? { until } : {}),
+      ...(after !== undefined ? { afterSeq: after } : {}),
+      ...(limit !== undefined ? { limit } : {}),
     };
   };
   const sendAudit = async (c: import('hono').Context<AppEnv>, orgId: string | undefined) => {

@@ -12,6 +12,7 @@ import type { Limits } from '../../config.js';
 import type { AppEnv } from '../context.js';
 import { readJson, readSmallBody } from '../body.js';
 import { missResponse } from '../errors.js';
+import { queryInt } from '../validate.js';
 
 export interface RegistryRouteDeps {
   registry: RegistryService;
@@ -82,8 +83,8 @@ export function registryRoutes(app: Hono<AppEnv>, deps: RegistryRouteDeps): void
     // /upload/{org}/{flake}/{version}/{len}/{sha256 as standard base64, which may contain "/"}
     const rest = c.req.path.slice('/upload/'.length).split('/');
     if (rest.length < 5) throw new InvalidInput('upload path', 'expected /upload/{org}/{flake}/{version}/{size}/{sha256-base64}');
-    const [org, flake, version, len] = rest.map((s) => decodeURIComponent(s));
-    const digest = Buffer.from(decodeURIComponent(rest.slice(4).join('/')), 'base64');
+    const [org, flake, version, len] = rest.map((s) => decodeSegment(s));
+    const digest = Buffer.from(decodeSegment(rest.slice(4).join('/')), 'base64');
     if (digest.length !== 32) throw new InvalidInput('upload path', 'the last segment must be the base64 SHA-256 of the tarball');
     const metadata = await readJson(c.env.incoming, 2 * deps.limits.maxSmallBodyBytes);
     const staged = await deps.registry.stage(c.get('principal'), { org: org!, flake: flake!, version: version!, size: Number(len), sha256: digest.toString('hex'), metadata });
@@ -103,7 +104,8 @@ export function registryRoutes(app: Hono<AppEnv>, deps: RegistryRouteDeps): void
   app.get('/api/v1/search', async (c) => {
     const q = c.req.query('q') ?? '';
     if (q.length > 200) throw new InvalidInput('q', 'at most 200 characters');
-    return c.json({ results: await deps.registry.listFlakes(c.get('principal'), { query: q, limit: Math.min(Number(c.req.query('limit') ?? 50) || 50, 500) }) });
+    const limit = Math.min(queryInt('limit', c.req.query('limit'), { min: 1, max: Number.MAX_SAFE_INTEGER }) ?? 50, 500);
+    return c.json({ results: await deps.registry.listFlakes(c.get('principal'), { query: q, limit }) });
   });
   app.get('/api/v1/flake-orgs', async (c) => {
     // Orgs with at least one flake the caller can see in listings.
@@ -133,4 +135,13 @@ export function registryRoutes(app: Hono<AppEnv>, deps: RegistryRouteDeps): void
     await deps.registry.yank(c.get('principal'), c.req.param('org'), c.req.param('flake'), c.req.param('version'));
     return c.json({ yanked: true });
   });
+}
+
+/** decodeURIComponent throws a URIError on a malformed escape such as `%ff`: that is the client's mistake. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new InvalidInput('upload path', `malformed percent-encoding in ${JSON.stringify(segment.slice(0, 100))}`);
+  }
 }

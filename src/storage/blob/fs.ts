@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { BlobInfo, BlobRead, BlobStore, BlobWriter } from '../types.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../permissions.js';
 
 const KEY = /^[0-9a-z][0-9a-z._-]{1,200}$/;
 
@@ -24,10 +25,10 @@ export class FsBlobStore implements BlobStore {
   static async open(root: string): Promise<FsBlobStore> {
     const blobDir = path.join(root, 'blobs');
     const tmpDir = path.join(root, 'tmp');
-    await mkdir(blobDir, { recursive: true });
+    await mkdir(blobDir, { recursive: true, mode: PRIVATE_DIR_MODE });
     // Anything left in tmp/ is from an upload that never committed (crash, kill): drop it.
     await rm(tmpDir, { recursive: true, force: true });
-    await mkdir(tmpDir, { recursive: true });
+    await mkdir(tmpDir, { recursive: true, mode: PRIVATE_DIR_MODE });
     return new FsBlobStore(blobDir, tmpDir);
   }
 
@@ -38,7 +39,7 @@ export class FsBlobStore implements BlobStore {
 
   async begin(): Promise<BlobWriter> {
     const tmp = path.join(this.tmpDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
-    const body = createWriteStream(tmp, { flags: 'wx', mode: 0o644 });
+    const body = createWriteStream(tmp, { flags: 'wx', mode: PRIVATE_FILE_MODE });
     // Writers report errors through their pipeline or commit(); an abort that destroys the stream
     // under a pending write must not become an unhandled 'error' event that kills the process.
     body.on('error', () => undefined);
@@ -69,7 +70,7 @@ export class FsBlobStore implements BlobStore {
         await fh.close();
       }
       const dir = path.dirname(target);
-      await mkdir(dir, { recursive: true });
+      await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
       // Same key = same content: keeping the existing file is correct and avoids a rewrite.
       if ((await this.size(key)) !== undefined) {
         await rm(tmp, { force: true });

@@ -5,6 +5,7 @@
  * Range), or, when enabled, redirect the client to a short-lived presigned URL.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../permissions.js';
 import { mkdir, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -50,7 +51,7 @@ export class S3BlobStore implements BlobStore {
       throw new Error(`cannot use S3 bucket ${JSON.stringify(config.bucket)}${config.endpoint ? ` at ${config.endpoint}` : ''}: ${why}. Check FLOE_S3_BUCKET, FLOE_S3_ENDPOINT and the AWS credentials.`, { cause: err });
     }
     await rm(config.spoolDir, { recursive: true, force: true });
-    await mkdir(config.spoolDir, { recursive: true });
+    await mkdir(config.spoolDir, { recursive: true, mode: PRIVATE_DIR_MODE });
     return new S3BlobStore(client, config);
   }
 
@@ -60,7 +61,7 @@ export class S3BlobStore implements BlobStore {
 
   async begin(): Promise<BlobWriter> {
     const spool = path.join(this.config.spoolDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
-    const body = createWriteStream(spool, { flags: 'wx' });
+    const body = createWriteStream(spool, { flags: 'wx', mode: PRIVATE_FILE_MODE });
     // Errors surface through the writer's pipeline or commit(); never as an unhandled 'error' event.
     body.on('error', () => undefined);
     let done = false;

@@ -1,8 +1,13 @@
 import Database from 'better-sqlite3';
+import { closeSync, openSync } from 'node:fs';
+import { PRIVATE_FILE_MODE } from '../permissions.js';
 import { Kysely, SqliteDialect } from 'kysely';
 import type { Schema } from './schema.js';
 
 export function openSqlite(file: string): { db: Kysely<Schema>; raw: Database.Database } {
+  // The database holds the server's private keys. SQLite creates it (and its -wal and -shm files,
+  // which copy the database file's mode) under the umask, usually 0644: create it 0600 first.
+  closeSync(openSync(file, 'a', PRIVATE_FILE_MODE));
   const raw = new Database(file);
   raw.pragma('journal_mode = WAL');
   // FULL: an acknowledged upload survives a crash or power loss, not just a killed process.

@@ -2,7 +2,6 @@
 import { html, raw } from 'hono/html';
 import type { FlakeDetails, FlakeSummary, ReleaseMetadata } from '../../registry/service.js';
 import { type Html, type PageContext, badge, bytes, labels, layout, when } from '../layout.js';
-import { renderMarkdown } from '../markdown.js';
 
 /** Rolling versions carry a 40-character commit: show 7, like git does (the full one is in title). */
 export function shortVersion(text: string): string {
@@ -119,10 +118,16 @@ function releasesTable(d: FlakeDetails): Html {
     )}</tbody></table></div>`;
 }
 
-export function flakePage(ctx: PageContext, publicUrl: string, d: FlakeDetails): Html {
-  const latest = d.releases.find((r) => !r.yanked) ?? d.releases[0];
+/** The release a flake's page shows: the newest one not yanked. */
+export function latestRelease(d: FlakeDetails): FlakeDetails['releases'][number] | undefined {
+  return d.releases.find((r) => !r.yanked) ?? d.releases[0];
+}
+
+/** `readmeHtml` is the stored rendering of the latest release's README (RegistryService.readmeHtml). */
+export function flakePage(ctx: PageContext, publicUrl: string, d: FlakeDetails, readmeHtml: string | undefined): Html {
+  const latest = latestRelease(d);
   const meta = latest?.metadata;
-  const readme = meta?.readme ? raw(renderMarkdown(meta.readme)) : undefined;
+  const readme = readmeHtml ? raw(readmeHtml) : undefined;
   const inventory = meta ? inventoryOf(meta) : {};
   const requirement = '*';
   return layout(
