@@ -5,7 +5,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { readFile, writeFile, rename, chmod } from 'node:fs/promises';
+import { readFile, writeFile, rename, chmod, statfs } from 'node:fs/promises';
 import { getRequestListener } from '@hono/node-server';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
@@ -78,6 +78,16 @@ async function probe(backend: ReadinessCheck['backend'], check: () => Promise<un
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Free space on the data directory (temp files, the S3 spool, SQLite): an upload needs room first. */
+async function checkFreeSpace(dir: string, minFreeBytes: number): Promise<void> {
+  if (minFreeBytes <= 0) return;
+  const fs = await statfs(dir);
+  const free = fs.bavail * fs.bsize;
+  const mib = (n: number) => Math.floor(n / 2 ** 20);
+  // No path in the message: readiness answers are public.
+  if (free < minFreeBytes) throw new Error(`only ${mib(free)} MiB free on the data directory, less than FLOE_MIN_FREE_BYTES (${mib(minFreeBytes)} MiB)`);
 }
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
@@ -184,7 +194,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     metrics,
     publicMetrics: config.publicMetrics,
     authRateLimitPerMinute: config.authRateLimitPerMinute,
-    readiness: () => Promise.all([probe('database', () => sql`select 1`.execute(storage.db)), probe('blobs', () => (storage.blobs.check ? storage.blobs.check() : storage.blobs.size('floe-readiness-probe')))]),
+    readiness: () =>
+      Promise.all([
+        probe('database', () => sql`select 1`.execute(storage.db)),
+        probe('blobs', () => (storage.blobs.check ? storage.blobs.check() : storage.blobs.size('floe-readiness-probe'))),
+        probe('disk', () => checkFreeSpace(config.dataDir, config.minFreeBytes)),
+      ]),
     rotateKeys: async () => {
       const kid = await rotateJwtKey(storage.db);
       await keyRing.reload(0);
