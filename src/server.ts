@@ -34,6 +34,7 @@ import { UsageHistory } from './cache/usage-history.js';
 import { DeployScopes } from './registry/deploy.js';
 import { SignerService } from './cache/signers.js';
 import { createCacheHandler, markExpectsContinue } from './http/cache-handler.js';
+import { ConnectionDrain } from './http/drain.js';
 
 export interface RunningServer {
   url: string;
@@ -107,6 +108,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
   server.keepAliveTimeout = 65_000;
+  // On shutdown: /readyz fails at once, requests in flight finish, connections close as they go idle.
+  const connections = new ConnectionDrain(server);
   // With a checkContinue listener Node leaves the 100 to us: /cache sends it only once the upload
   // is authorized; everything else gets it at once, as Node would.
   server.on('checkContinue', (req, res) => {
@@ -194,12 +197,14 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     metrics,
     publicMetrics: config.publicMetrics,
     authRateLimitPerMinute: config.authRateLimitPerMinute,
-    readiness: () =>
-      Promise.all([
-        probe('database', () => sql`select 1`.execute(storage.db)),
-        probe('blobs', () => (storage.blobs.check ? storage.blobs.check() : storage.blobs.size('floe-readiness-probe'))),
-        probe('disk', () => checkFreeSpace(config.dataDir, config.minFreeBytes)),
-      ]),
+    readiness: async () =>
+      connections.isDraining
+        ? [{ backend: 'server', ok: false, ms: 0, error: 'shutting down: finishing the requests in flight' }]
+        : Promise.all([
+            probe('database', () => sql`select 1`.execute(storage.db)),
+            probe('blobs', () => (storage.blobs.check ? storage.blobs.check() : storage.blobs.size('floe-readiness-probe'))),
+            probe('disk', () => checkFreeSpace(config.dataDir, config.minFreeBytes)),
+          ]),
     rotateKeys: async () => {
       const kid = await rotateJwtKey(storage.db);
       await keyRing.reload(0);
@@ -214,6 +219,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const cacheHandler = createCacheHandler({ cache, orgs, tokens, limits: config.limits, priority: config.priority, log, metrics, resolveClient });
   const wireMarks = new WeakMap<import('node:net').Socket, { read: number; written: number }>();
   handler = (req, res) => {
+    connections.track(req, res);
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const pathname = q < 0 ? url : url.slice(0, q);
@@ -244,15 +250,13 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     adminTokenFile,
     nixPublicKey: keys.nixPublicKey,
     async close() {
+      log.info({ graceSeconds: config.shutdownGraceSeconds }, 'shutting down: finishing the requests in flight');
       clearInterval(keyReload);
       if (gcTimer) clearInterval(gcTimer);
       clearTimeout(snapshotFirst);
       clearInterval(snapshotDaily);
       policies.stop();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      await connections.drain(config.shutdownGraceSeconds * 1000, log);
       await history.idle();
       await audit.close().catch((err) => log.error({ err }, 'could not write the last audit entries'));
       await storage.close();
