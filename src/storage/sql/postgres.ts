@@ -53,8 +53,9 @@ export async function openPostgres(url: string, opts: { maxConnections?: number 
   } catch (err) {
     await db.destroy().catch(() => undefined);
     const where = redactUrl(url);
-    const cause = (err as Error).cause ?? err;
-    throw new Error(`cannot connect to PostgreSQL at ${where}: ${(cause as Error).message}. Check FLOE_DATABASE_URL and that the server is running.`, { cause: err });
+    // The driver's own error, not the 503 text it was wrapped in (an AggregateError has no message).
+    const cause = ((err as Error).cause ?? err) as NodeJS.ErrnoException;
+    throw new Error(`cannot connect to PostgreSQL at ${where}: ${cause.message || cause.code || String(cause)}. Check FLOE_DATABASE_URL and that the server is running.`, { cause: err });
   }
   return db;
 }
