@@ -16,15 +16,23 @@ import { countFiles } from '../helpers/backends.js';
 import { fakePath, nixStyleUpload, type FakePath } from '../helpers/paths.js';
 import { alive, batchUpload } from '../helpers/faults.js';
 
-const mountPoint = await mkdtemp(path.join(os.tmpdir(), 'floe-full-'));
-let mountError = '';
-try {
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=24m,mode=0700', 'tmpfs', mountPoint], { stdio: 'pipe' });
-} catch (err) {
-  mountError = String((err as { stderr?: Buffer }).stderr ?? err).trim();
+/** Mounts a 24 MiB tmpfs at `dir`; returns why it could not, or '' when it did. */
+function mountSmallDisk(dir: string): string {
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=24m,mode=0700', 'tmpfs', dir], { stdio: 'pipe' });
+    return '';
+  } catch (err) {
+    return String((err as { stderr?: Buffer }).stderr ?? err).trim() || 'mount failed';
+  }
 }
+
+// Probed once while collecting (mounted and unmounted at once), so that nothing stays mounted
+// when the suite is filtered out; the real mount is made by beforeAll and undone by afterAll.
+const probeDir = await mkdtemp(path.join(os.tmpdir(), 'floe-full-probe-'));
+const mountError = mountSmallDisk(probeDir);
+if (!mountError) execFileSync('umount', [probeDir]);
+await rm(probeDir, { recursive: true, force: true });
 if (mountError) {
-  await rm(mountPoint, { recursive: true, force: true });
   // Without privileges there is no small file system to fill; under CI that must not pass silently.
   if (process.env.CI) throw new Error(`the disk-full test needs to mount a tmpfs (run as root): ${mountError}`);
   console.warn(`skipping the disk-full test: cannot mount a tmpfs (${mountError})`);
@@ -56,8 +64,14 @@ describe.skipIf(Boolean(mountError))('disk full', () => {
   let server: TestServer;
   let rw: string;
   let stored: FakePath;
+  let mountPoint = '';
+  let mounted = false;
 
   beforeAll(async () => {
+    mountPoint = await mkdtemp(path.join(os.tmpdir(), 'floe-full-'));
+    const failed = mountSmallDisk(mountPoint);
+    if (failed) throw new Error(`mounting the tmpfs failed: ${failed}`);
+    mounted = true;
     server = await startFloe({ dataDir: mountPoint, env: { FLOE_MIN_FREE_BYTES: '4M' } });
     await createOrg(server, 'acme');
     rw = (await createToken(server, 'acme', ['read', 'write'])).token;
@@ -67,8 +81,8 @@ describe.skipIf(Boolean(mountError))('disk full', () => {
 
   afterAll(async () => {
     await server?.stop('SIGKILL');
-    if (!mountError) {
-      execFileSync('umount', [mountPoint]);
+    if (mounted) execFileSync('umount', [mountPoint], { stdio: 'pipe' });
+    if (mountPoint) {
       await rm(mountPoint, { recursive: true, force: true });
     }
   });
