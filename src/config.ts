@@ -47,6 +47,10 @@ export interface Config {
   limits: Limits;
   /** Garbage collection: how often `floe serve` runs it (0 = only when asked), and the grace period. */
   gc: { intervalSeconds: number; graceSeconds: number };
+  /** On SIGTERM: how long requests in flight may take to finish before their connections are cut. */
+  shutdownGraceSeconds: number;
+  /** /readyz fails when the data directory has less free space than this (0 = no check). */
+  minFreeBytes: number;
 }
 
 export function parseListen(text: string): { host: string; port: number } {
@@ -115,6 +119,8 @@ export function loadConfig(flags: { dataDir?: string; listen?: string; publicUrl
       intervalSeconds: env.FLOE_GC_INTERVAL ? parseDuration(env.FLOE_GC_INTERVAL, 'FLOE_GC_INTERVAL') : 0,
       graceSeconds: env.FLOE_GC_GRACE ? parseDuration(env.FLOE_GC_GRACE, 'FLOE_GC_GRACE') : 3600,
     },
+    shutdownGraceSeconds: env.FLOE_SHUTDOWN_GRACE_SECONDS ? parseDuration(env.FLOE_SHUTDOWN_GRACE_SECONDS, 'FLOE_SHUTDOWN_GRACE_SECONDS') : 25,
+    minFreeBytes: env.FLOE_MIN_FREE_BYTES ? parseSize(env.FLOE_MIN_FREE_BYTES, 'FLOE_MIN_FREE_BYTES') : 256 * 2 ** 20,
     priority: env.FLOE_CACHE_PRIORITY ? Number(env.FLOE_CACHE_PRIORITY) : 30,
     limits: {
       maxUploadBytes: env.FLOE_MAX_UPLOAD_SIZE ? parseSize(env.FLOE_MAX_UPLOAD_SIZE, 'FLOE_MAX_UPLOAD_SIZE') : maxNar,

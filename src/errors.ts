@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'too_large'
   | 'rate_limited'
   | 'unavailable'
+  | 'insufficient_storage'
   | 'internal';
 
 export class FloeError extends Error {
@@ -72,4 +73,33 @@ export class TooLarge extends FloeError {
   constructor(message: string) {
     super('too_large', message);
   }
+}
+
+/** A backend Floe needs for this request cannot be reached right now (an outage, a failover). */
+export type Backend = 'database' | 'blob store';
+
+/**
+ * The request needs a backend that is unavailable; the client may retry after `retryAfterSeconds`.
+ * The message is ours (never the driver's, which can name internal hosts) and says what is missing.
+ */
+export class Unavailable extends FloeError {
+  constructor(
+    readonly backend: Backend,
+    options?: { cause?: unknown },
+    readonly retryAfterSeconds = 5,
+  ) {
+    super('unavailable', `this request needs the ${backend}, which is unavailable right now; try again in a few seconds`, options);
+  }
+}
+
+/** The server's own storage is full: not the client's fault, and nothing was stored. */
+export class InsufficientStorage extends FloeError {
+  constructor(options?: { cause?: unknown }) {
+    super('insufficient_storage', "the server's storage is full (no space left on its data directory); nothing was stored. Try again later; the operator has to free space", options);
+  }
+}
+
+/** An error the user can fix (4xx), as opposed to the server's side of things: bugs, outages, a full disk. */
+export function isClientError(err: unknown): err is FloeError {
+  return err instanceof FloeError && err.code !== 'internal' && err.code !== 'unavailable' && err.code !== 'insufficient_storage';
 }

@@ -5,7 +5,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { readFile, writeFile, rename, chmod } from 'node:fs/promises';
+import { readFile, writeFile, rename, chmod, statfs } from 'node:fs/promises';
 import { getRequestListener } from '@hono/node-server';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
@@ -38,6 +38,7 @@ import { SignerService } from './cache/signers.js';
 import { SourceService } from './cache/sources.js';
 import { OrgKeyService } from './org/keys.js';
 import { createCacheHandler, markExpectsContinue } from './http/cache-handler.js';
+import { ConnectionDrain } from './http/drain.js';
 
 export interface RunningServer {
   url: string;
@@ -84,6 +85,16 @@ async function probe(backend: ReadinessCheck['backend'], check: () => Promise<un
   }
 }
 
+/** Free space on the data directory (temp files, the S3 spool, SQLite): an upload needs room first. */
+async function checkFreeSpace(dir: string, minFreeBytes: number): Promise<void> {
+  if (minFreeBytes <= 0) return;
+  const fs = await statfs(dir);
+  const free = fs.bavail * fs.bsize;
+  const mib = (n: number) => Math.floor(n / 2 ** 20);
+  // No path in the message: readiness answers are public.
+  if (free < minFreeBytes) throw new Error(`only ${mib(free)} MiB free on the data directory, less than FLOE_MIN_FREE_BYTES (${mib(minFreeBytes)} MiB)`);
+}
+
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   for (const f of await restrictDataDir(config.dataDir)) {
     log.warn(
@@ -109,6 +120,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
   server.keepAliveTimeout = 65_000;
+  // On shutdown: /readyz fails at once, requests in flight finish, connections close as they go idle.
+  const connections = new ConnectionDrain(server);
   // With a checkContinue listener Node leaves the 100 to us: /cache sends it only once the upload
   // is authorized; everything else gets it at once, as Node would.
   server.on('checkContinue', (req, res) => {
@@ -220,7 +233,14 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     metrics,
     publicMetrics: config.publicMetrics,
     authRateLimitPerMinute: config.authRateLimitPerMinute,
-    readiness: () => Promise.all([probe('database', () => sql`select 1`.execute(storage.db)), probe('blobs', () => (storage.blobs.check ? storage.blobs.check() : storage.blobs.size('floe-readiness-probe')))]),
+    readiness: async () =>
+      connections.isDraining
+        ? [{ backend: 'server', ok: false, ms: 0, error: 'shutting down: finishing the requests in flight' }]
+        : Promise.all([
+            probe('database', () => sql`select 1`.execute(storage.db)),
+            probe('blobs', () => (storage.blobs.check ? storage.blobs.check() : storage.blobs.size('floe-readiness-probe'))),
+            probe('disk', () => checkFreeSpace(config.dataDir, config.minFreeBytes)),
+          ]),
     rotateKeys: async () => {
       const kid = await rotateJwtKey(storage.db);
       await keyRing.reload(0);
@@ -235,6 +255,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const cacheHandler = createCacheHandler({ cache, orgs, tokens, limits: config.limits, priority: config.priority, log, metrics, resolveClient });
   const wireMarks = new WeakMap<import('node:net').Socket, { read: number; written: number }>();
   handler = (req, res) => {
+    connections.track(req, res);
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const pathname = q < 0 ? url : url.slice(0, q);
@@ -265,15 +286,13 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     adminTokenFile,
     nixPublicKey: keys.nixPublicKey,
     async close() {
+      log.info({ graceSeconds: config.shutdownGraceSeconds }, 'shutting down: finishing the requests in flight');
       clearInterval(keyReload);
       if (gcTimer) clearInterval(gcTimer);
       clearTimeout(snapshotFirst);
       clearInterval(snapshotDaily);
       policies.stop();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      await connections.drain(config.shutdownGraceSeconds * 1000, log);
       await history.idle();
       await readmes.close();
       await audit.close().catch((err) => log.error({ err }, 'could not write the last audit entries'));

@@ -7,7 +7,8 @@
 import { createHash, type Hash as Hasher } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { FloeError, InvalidInput, TooLarge } from '../errors.js';
+import { FloeError, InsufficientStorage, InvalidInput, TooLarge } from '../errors.js';
+import { isStorageFull } from '../storage/failures.js';
 import type { Hash } from '../nix/hash.js';
 import { encodeNix32 } from '../nix/nix32.js';
 import { NarValidator } from '../nix/nar.js';
@@ -122,26 +123,27 @@ export async function ingestNar(
     } catch (err) {
       if (err instanceof FloeError) throw err;
       if ((err as Error).name === 'AbortError') throw err;
+      // Our side of the pipeline failed (the temp file's disk is full, an I/O error): the server's
+      // fault, not "could not decompress". System call errors carry `syscall`; decoders' do not.
+      if (isStorageFull(err)) throw new InsufficientStorage({ cause: err });
+      if (typeof (err as NodeJS.ErrnoException).syscall === 'string') throw err;
       // Decoder errors carry library-specific messages; say what failed in terms the client can act on.
       throw new InvalidInput('NAR', `could not decompress the body as ${compression}: ${(err as Error).message}`);
     }
     const narHash: Hash = { algo: 'sha256', digest: check.sha.digest() };
     const narHashNix32 = encodeNix32(narHash.digest);
     const blobKey = narBlobKey(narHashNix32);
-    // The row first, then the blob, under the lock shared with GC: either GC ran before (the row
-    // and blob are gone, so we store ours) or after (it sees touched_at and leaves them alone).
+    // The row first, under the lock shared with GC: either GC ran before (the row and blob are
+    // gone, so we store ours) or after (it sees touched_at and leaves both alone for the grace
+    // period). The blob store is asked only after that transaction: no S3 round trip (or outage)
+    // holds a database connection and the GC lock.
     const now = new Date().toISOString();
     const fileHash = encodeNix32(tap.sha.digest());
-    const needBlob = await deps.db.transaction().execute(async (trx) => {
+    const existed = await deps.db.transaction().execute(async (trx) => {
       await lockSharedAgainstGc(trx, deps.dialect);
       const existing = await trx.selectFrom('nars').select('nar_hash').where('nar_hash', '=', narHashNix32).executeTakeFirst();
-      const present = (await deps.blobs.size(blobKey)) !== undefined;
       if (existing) {
-        await trx
-          .updateTable('nars')
-          .set(present ? { touched_at: now } : { touched_at: now, file_hash: fileHash, file_size: tap.size })
-          .where('nar_hash', '=', narHashNix32)
-          .execute();
+        await trx.updateTable('nars').set({ touched_at: now }).where('nar_hash', '=', narHashNix32).execute();
       } else {
         await trx
           .insertInto('nars')
@@ -149,13 +151,20 @@ export async function ingestNar(
           .onConflict((oc) => oc.column('nar_hash').doUpdateSet({ touched_at: now }))
           .execute();
       }
-      return !present;
+      return existing !== undefined;
     });
-    if (needBlob) await writer.commit(blobKey);
-    else await writer.abort();
+    const present = (await deps.blobs.size(blobKey)) !== undefined;
+    if (present) {
+      await writer.abort();
+    } else {
+      await writer.commit(blobKey);
+      // A row whose blob was lost describes our file now.
+      if (existed) await deps.db.updateTable('nars').set({ file_hash: fileHash, file_size: tap.size }).where('nar_hash', '=', narHashNix32).execute();
+    }
     return { narHash, narSize: check.size, blobKey, receivedBytes: received, compression };
   } catch (err) {
     await writer.abort();
+    if (isStorageFull(err) && !(err instanceof FloeError)) throw new InsufficientStorage({ cause: err });
     throw err;
   }
 }

@@ -48,12 +48,23 @@ program
         `floe: substituter ${server.url}/cache (each org signs with its own key: floe cache info)\n` +
         `floe: admin token is in ${server.adminTokenFile} (mode 0600): export FLOE_TOKEN=$(cat ${server.adminTokenFile})\n`,
     );
-    const stop = async () => {
-      await server.close();
-      process.exit(0);
+    // The first signal drains (requests in flight finish within FLOE_SHUTDOWN_GRACE_SECONDS);
+    // a second one stops at once.
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) process.exit(1);
+      stopping = true;
+      process.stderr.write(`floe: ${signal}: finishing requests in flight (up to ${config.shutdownGraceSeconds} s; ${signal} again to stop at once)\n`);
+      server.close().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
   });
 
 program

@@ -14,7 +14,7 @@ import type { TokenService } from '../identity/tokens.js';
 import type { Logger } from '../log.js';
 import type { AppEnv } from './context.js';
 import { RateLimiter } from './rate-limit.js';
-import { errorBody, missResponse } from './errors.js';
+import { CLIENT_CLOSED, clientWentAway, errorBody, logFailure, missResponse } from './errors.js';
 import { type ApiDeps, apiRoutes } from './routes/api.js';
 import { nextRequestId } from './request-id.js';
 import { areaOf } from './metrics.js';
@@ -39,9 +39,9 @@ export interface AppDeps extends ApiDeps {
   resolveClient: ClientResolver;
 }
 
-/** What a readiness probe found out about one backend. */
+/** What a readiness probe found out about one backend (`disk`: free space; `server`: shutting down). */
 export interface ReadinessCheck {
-  backend: 'database' | 'blobs';
+  backend: 'database' | 'blobs' | 'disk' | 'server';
   ok: boolean;
   ms: number;
   error?: string;
@@ -51,6 +51,16 @@ export interface ReadinessCheck {
 function routeTemplate(c: Context<AppEnv>): string {
   const r = routePath(c, -1);
   return r === '*' || r === '/*' || r === '' ? 'unmatched' : r;
+}
+
+/** Sets a header on the response, copying it first if its headers are immutable (a fetched Response). */
+function setResponseHeader(c: Context<AppEnv>, name: string, value: string): void {
+  try {
+    c.res.headers.set(name, value);
+  } catch {
+    c.res = new Response(c.res.body, c.res);
+    c.res.headers.set(name, value);
+  }
 }
 
 const FLAKEHUB_PUSH_PATHS = /^\/(token\/status|upload\/|publish\/)/;
@@ -64,15 +74,14 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     c.set('requestId', requestId);
     c.set('principal', withClient(ANONYMOUS, deps.resolveClient(c.env.incoming, requestId)));
     await next();
-    const status = c.env?.outgoing?.headersSent ? c.env.outgoing.statusCode : c.res.status;
-    if (!c.env?.outgoing?.headersSent) {
-      try {
-        c.res.headers.set('X-Request-Id', requestId);
-      } catch {
-        // Immutable headers (a fetched Response): copy it.
-        c.res = new Response(c.res.body, c.res);
-        c.res.headers.set('X-Request-Id', requestId);
-      }
+    const headersSent = Boolean(c.env?.outgoing?.headersSent);
+    const status = headersSent ? c.env.outgoing.statusCode : c.res.status;
+    if (!headersSent) {
+      setResponseHeader(c, 'X-Request-Id', requestId);
+      // Answered before the body was read (a 400/413/401 on a large upload): the unread rest would
+      // be parsed as the next request, or the drain give up and cut the connection under it. Say
+      // so, and close, as /cache does.
+      if (c.env?.incoming && !c.env.incoming.complete) setResponseHeader(c, 'Connection', 'close');
     }
     deps.metrics.request(areaOf(c.req.path), c.req.method, routeTemplate(c), status, (performance.now() - started) / 1000);
     // Never log headers or query strings: only what cannot carry a secret.
@@ -103,12 +112,16 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   app.onError((err, c) => {
     const requestId = c.get('requestId') ?? '-';
+    if (c.env?.incoming && c.env.outgoing && clientWentAway(c.env.incoming, c.env.outgoing)) {
+      // Cancelled upload, closed tab: nothing failed on our side, and nobody is left to answer.
+      deps.log.debug({ reqId: requestId, msg: (err as Error).message }, 'client went away');
+      return new Response(null, { status: CLIENT_CLOSED });
+    }
     const body = errorBody(err, requestId);
-    if (body.status >= 500) deps.log.error({ reqId: requestId, err }, 'request failed');
-    else deps.log.debug({ reqId: requestId, code: body.code, msg: (err as Error).message }, 'client error');
+    logFailure(deps.log, requestId, body, err);
     const headers: Record<string, string> = { 'Cache-Control': 'no-store' };
     if (body.status === 401) headers['WWW-Authenticate'] = 'Basic realm="floe", charset="UTF-8"';
-    if (err instanceof TooManyRequests) headers['Retry-After'] = String(err.retryAfterSeconds);
+    if (body.retryAfterSeconds !== undefined) headers['Retry-After'] = String(body.retryAfterSeconds);
     if (err instanceof NotFoundWithReason && c.req.path.startsWith('/api/')) {
       // Said only after the caller was allowed to see the flake itself.
       return c.json({ error: 'not_found', message: err.message }, 404, headers);

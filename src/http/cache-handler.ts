@@ -20,7 +20,7 @@ import type { OrgService } from '../org/service.js';
 import type { Limits } from '../config.js';
 import type { Logger } from '../log.js';
 import { declaredLength, readSmallBody } from './body.js';
-import { MISS_BODY, MISS_HEADERS, errorBody } from './errors.js';
+import { CLIENT_CLOSED, MISS_BODY, MISS_HEADERS, clientWentAway, errorBody, logFailure } from './errors.js';
 import { nextRequestId } from './request-id.js';
 import type { Metrics } from './metrics.js';
 
@@ -219,31 +219,39 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
     res.setHeader('X-Request-Id', requestId);
     const client = deps.resolveClient(req, requestId);
     let principal: Principal = withClient(ANONYMOUS, client);
+    // Set when the request failed: whether the client had gone away by then.
+    let closedByClient: boolean | undefined;
     try {
       const credential = requestCredential(req.headers.authorization);
       if (credential !== undefined) principal = withClient(await deps.tokens.verify(credential), client);
       await route(req, res, principal, pathname);
     } catch (err) {
       const body = errorBody(err, requestId);
-      if (body.status >= 500) deps.log.error({ reqId: requestId, err }, 'request failed');
-      else deps.log.debug({ reqId: requestId, code: body.code, msg: (err as Error).message }, 'client error');
-      if (res.headersSent) {
+      closedByClient = clientWentAway(req, res);
+      if (closedByClient) deps.log.debug({ reqId: requestId, msg: (err as Error).message }, 'client went away');
+      else logFailure(deps.log, requestId, body, err);
+      if (closedByClient) {
+        // Cancelled upload: nothing failed on our side, and nobody is left to answer.
+      } else if (res.headersSent) {
         res.destroy();
       } else if (err instanceof FloeError && err.code === 'not_found') {
         miss(req, res);
       } else {
         const headers: Headers = { 'Content-Type': 'text/plain; charset=UTF-8', 'Cache-Control': 'no-store' };
         if (body.status === 401) headers['WWW-Authenticate'] = 'Basic realm="floe", charset="UTF-8"';
+        if (body.retryAfterSeconds !== undefined) headers['Retry-After'] = String(body.retryAfterSeconds);
         // A rejected upload may leave body bytes unread; close rather than parse them as a new request.
         if (!req.complete) headers.Connection = 'close';
         send(req, res, body.status, headers, `${body.message}\n`);
       }
     }
-    deps.metrics.request('cache', req.method ?? 'GET', cacheRouteOf(pathname), res.statusCode, (performance.now() - started) / 1000);
+    // A download the client cut short ends here without an error (see the NAR pipeline above).
+    const status = (closedByClient ?? clientWentAway(req, res)) ? CLIENT_CLOSED : res.statusCode;
+    deps.metrics.request('cache', req.method ?? 'GET', cacheRouteOf(pathname), status, (performance.now() - started) / 1000);
     if (deps.log.isLevelEnabled('info')) {
       // Never log headers or query strings: only what cannot carry a secret.
       deps.log.info(
-        { reqId: requestId, method: req.method, path: pathname, status: res.statusCode, ms: Math.round((performance.now() - started) * 100) / 100, principal: describePrincipal(principal) },
+        { reqId: requestId, method: req.method, path: pathname, status, ms: Math.round((performance.now() - started) * 100) / 100, principal: describePrincipal(principal) },
         'request',
       );
     }

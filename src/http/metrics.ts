@@ -7,6 +7,8 @@
  * or names people choose, so the number of series stays bounded.
  */
 
+import { CLIENT_CLOSED } from './errors.js';
+
 /** Request latency buckets, seconds: narinfo hits are sub-millisecond, NAR uploads take minutes. */
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120];
 
@@ -90,9 +92,13 @@ export class Metrics {
     v.count++;
   }
 
-  /** One finished HTTP request: `route` is a template (`/api/v1/orgs/:org`), never the raw path. */
+  /**
+   * One finished HTTP request: `route` is a template (`/api/v1/orgs/:org`), never the raw path.
+   * Status 499 (the client went away first) is its own class, `client_closed`: neither the server's
+   * failure (5xx) nor a refusal (4xx).
+   */
   request(area: string, method: string, route: string, status: number, seconds: number): void {
-    const statusClass = `${Math.floor(status / 100)}xx`;
+    const statusClass = status === CLIENT_CLOSED ? 'client_closed' : `${Math.floor(status / 100)}xx`;
     this.inc('floe_http_requests_total', { area, status: statusClass });
     this.observe('floe_http_request_duration_seconds', { method: normalMethod(method), route, status: statusClass }, seconds);
   }

@@ -8,7 +8,7 @@ import type { Context, Hono, Next } from 'hono';
 import { cidrWithin } from '../policy/network.js';
 import { bodyLimit } from 'hono/body-limit';
 import { html } from 'hono/html';
-import { FloeError, Forbidden, NotFound } from '../errors.js';
+import { FloeError, Forbidden, NotFound, isClientError } from '../errors.js';
 import type { ExchangeService } from '../identity/exchange.js';
 import type { Principal, Scope } from '../identity/principal.js';
 import { boundByCreator, parseTtl, type TokenService } from '../identity/tokens.js';
@@ -328,7 +328,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     return page(c, managePage(ctx, org.name, 'storage', tabs(), storageTab(ctx, org.name, usage, pins, { canSetQuota: isServerAdmin(c.get('principal')).allowed, forms })), status);
   };
   const formError = (err: unknown): string => {
-    if (!(err instanceof FloeError) || err.code === 'internal') throw err;
+    if (!isClientError(err)) throw err;
     return err.message;
   };
   app.get('/manage/:org/storage', async (c) => {
@@ -430,7 +430,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       const trust = await deps.exchange.addTrust(org, { provider: 'oidc', issuer: str('issuer'), clientId: str('clientId'), claims: { [str('claim')]: str('value') }, scopes });
       await deps.audit.appendNow({ principal: c.get('principal'), action: 'trust.add', target: `trust ${trust.id}`, orgId: org.id, detail: { provider: trust.spec.provider, issuer: trust.issuer } });
     } catch (err) {
-      if (!(err instanceof FloeError) || err.code === 'internal') throw err;
+      if (!isClientError(err)) throw err;
       return membersPage(c, org, { error: err.message, which: 'oidc', oidc: { issuer: str('issuer'), clientId: str('clientId'), claim: str('claim'), value: str('value') } }, undefined, 400);
     }
     return membersPage(c, org, {}, notice('ok', 'Trust added.'));
@@ -449,7 +449,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       const trust = await deps.exchange.addTrust(org, spec);
       await deps.audit.appendNow({ principal: c.get('principal'), action: 'trust.add', target: `trust ${trust.id}`, orgId: org.id, detail: { provider: trust.spec.provider, issuer: trust.issuer } });
     } catch (err) {
-      if (!(err instanceof FloeError) || err.code === 'internal') throw err;
+      if (!isClientError(err)) throw err;
       return membersPage(c, org, { error: err.message, which: 'json', json: text }, undefined, 400);
     }
     return membersPage(c, org, {}, notice('ok', 'Trust added.'));
@@ -509,7 +509,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       await deps.audit.appendNow({ principal: p, action: 'token.create', target: `token ${minted.id}`, orgId: org.id, detail: { subject, scopes, slices: deploy ? null : slices, expiresAt: minted.expiresAt.toISOString(), ...(deploy ? { deploy: deployLines } : {}) } });
       return tokensPage(c, org, { created: { token: minted.token, subject, expiresAt: minted.expiresAt.toISOString() } }, 201);
     } catch (err) {
-      if (!(err instanceof FloeError) || err.code === 'internal') throw err;
+      if (!isClientError(err)) throw err;
       return tokensPage(c, org, { error: err.message }, 400);
     }
   });
@@ -537,7 +537,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       const slice = await deps.orgs.createSlice(org, String(form.name ?? '').trim(), form.public === '1');
       await deps.audit.appendNow({ principal: c.get('principal'), action: 'slice.create', target: `slice ${org.name}/${slice.name}`, orgId: org.id, detail: { public: slice.public } });
     } catch (err) {
-      if (!(err instanceof FloeError) || err.code === 'internal') throw err;
+      if (!isClientError(err)) throw err;
       return slicesPage(c, org, err.message, 400);
     }
     return c.redirect(`/manage/${org.name}/slices`, 303);

@@ -25,6 +25,12 @@ export function postgresAvailable(): boolean {
 export interface TestPostgres {
   /** A new, empty database; returns its URL. */
   createDatabase(name: string): Promise<string>;
+  /** Stops the cluster but keeps its data and port, as an outage or a restart does. */
+  pause(): Promise<void>;
+  /** Starts a paused cluster again on the same port. */
+  resume(): Promise<void>;
+  /** Ends every session on `database` from the server side (failover, pgbouncer restart); returns how many. */
+  terminateSessions(database: string): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -47,7 +53,8 @@ export async function startPostgres(): Promise<TestPostgres> {
     }
   };
   run(initdb, ['-D', dataDir, '-A', 'trust', '-U', 'floe', '--no-sync']);
-  run(pgCtl, ['-D', dataDir, '-l', path.join(dir, 'log'), '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`, 'start']);
+  const start = () => run(pgCtl, ['-D', dataDir, '-l', path.join(dir, 'log'), '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`, 'start']);
+  start();
   const base = `postgres://floe@127.0.0.1:${port}`;
   return {
     async createDatabase(name: string) {
@@ -59,6 +66,22 @@ export async function startPostgres(): Promise<TestPostgres> {
         await client.end();
       }
       return `${base}/${name}`;
+    },
+    async pause() {
+      run(pgCtl, ['-D', dataDir, '-m', 'fast', '-w', 'stop']);
+    },
+    async resume() {
+      start();
+    },
+    async terminateSessions(database: string) {
+      const client = new pg.Client({ connectionString: `${base}/postgres` });
+      await client.connect();
+      try {
+        const r = await client.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [database]);
+        return r.rowCount ?? 0;
+      } finally {
+        await client.end();
+      }
     },
     async stop() {
       try {

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { REPO_ROOT, freePort } from './server.js';
 
 export interface TestS3 {
@@ -18,30 +18,44 @@ export interface TestS3 {
   countObjects(prefix: string): Promise<number>;
   /** Writes an object directly, behind Floe's back (orphans for GC tests). */
   putObject(key: string, body: Buffer): Promise<void>;
+  /** Stops the server but keeps its objects and port (an outage). */
+  pause(): Promise<void>;
+  /** Starts a paused server again on the same port and directory. */
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
 export async function startS3(bucket = 'floe-test'): Promise<TestS3> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'floe-s3-'));
   const port = await freePort();
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'node_modules/s3rver/bin/s3rver.js'), '-d', dir, '-a', '127.0.0.1', '-p', String(port), '--silent', '--configure-bucket', bucket], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr += d));
   const endpoint = `http://127.0.0.1:${port}`;
   const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`s3rver exited with ${child.exitCode}: ${stderr}`);
-    try {
-      await client.send(new ListObjectsV2Command({ Bucket: bucket, MaxKeys: 1 }));
-      break;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`s3rver did not start: ${stderr}`);
-      await new Promise((r) => setTimeout(r, 50));
+  let child!: ChildProcess;
+  const launch = async () => {
+    child = spawn(process.execPath, [path.join(REPO_ROOT, 'node_modules/s3rver/bin/s3rver.js'), '-d', dir, '-a', '127.0.0.1', '-p', String(port), '--silent', '--configure-bucket', bucket], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`s3rver exited with ${child.exitCode}: ${stderr}`);
+      try {
+        await client.send(new ListObjectsV2Command({ Bucket: bucket, MaxKeys: 1 }));
+        break;
+      } catch {
+        if (Date.now() > deadline) throw new Error(`s3rver did not start: ${stderr}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
     }
-  }
+  };
+  const kill = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+  };
+  await launch();
   return {
     endpoint,
     bucket,
@@ -66,11 +80,11 @@ export async function startS3(bucket = 'floe-test'): Promise<TestS3> {
     async putObject(key: string, body: Buffer) {
       await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
     },
+    pause: kill,
+    resume: launch,
     async stop() {
       client.destroy();
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGKILL');
-      await exited;
+      await kill();
       rmSync(dir, { recursive: true, force: true });
     },
   };

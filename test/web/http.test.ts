@@ -154,7 +154,7 @@ describe('observability', () => {
   it('/readyz checks the database and the blob store: 503 naming the failed backend', async () => {
     const ok = await fetch(`${server.url}/readyz`);
     expect(ok.status).toBe(200);
-    expect(await ok.json()).toMatchObject({ status: 'ready', checks: [{ backend: 'database', ok: true }, { backend: 'blobs', ok: true }] });
+    expect(await ok.json()).toMatchObject({ status: 'ready', checks: [{ backend: 'database', ok: true }, { backend: 'blobs', ok: true }, { backend: 'disk', ok: true }] });
     const blobs = path.join(server.dataDir, 'blobs');
     await rename(blobs, `${blobs}.away`);
     try {

@@ -15,6 +15,8 @@ import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCom
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { BlobInfo, BlobRead, BlobStore, BlobWriter } from '../types.js';
+import { Unavailable } from '../../errors.js';
+import { isObjectStoreUnavailable } from '../failures.js';
 
 export interface S3BlobConfig {
   bucket: string;
@@ -28,6 +30,14 @@ export interface S3BlobConfig {
   presignSeconds: number;
 }
 
+/** An unreachable, timed-out or failing (5xx) object store is a 503 for the request that needed it. */
+function unavailableOr(err: unknown): unknown {
+  return isObjectStoreUnavailable(err) ? new Unavailable('blob store', { cause: err }) : err;
+}
+
+/** Fail fast when the endpoint does not answer at all (a blackholed address), instead of hanging. */
+const CONNECT_TIMEOUT_MS = 5_000;
+
 function isNotFound(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
   return e?.name === 'NotFound' || e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404;
@@ -40,7 +50,7 @@ export class S3BlobStore implements BlobStore {
   ) {}
 
   static async open(config: S3BlobConfig): Promise<S3BlobStore> {
-    const clientConfig: S3ClientConfig = { region: config.region, forcePathStyle: config.forcePathStyle };
+    const clientConfig: S3ClientConfig = { region: config.region, forcePathStyle: config.forcePathStyle, requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS } };
     if (config.endpoint) clientConfig.endpoint = config.endpoint;
     const client = new S3Client(clientConfig);
     try {
@@ -84,6 +94,8 @@ export class S3BlobStore implements BlobStore {
             });
             await upload.done();
           }
+        } catch (err) {
+          throw unavailableOr(err);
         } finally {
           await rm(spool, { force: true });
         }
@@ -105,7 +117,7 @@ export class S3BlobStore implements BlobStore {
       return { body: res.Body as Readable, size: total };
     } catch (err) {
       if (isNotFound(err)) return undefined;
-      throw err;
+      throw unavailableOr(err);
     }
   }
 
@@ -115,18 +127,22 @@ export class S3BlobStore implements BlobStore {
       return Number(res.ContentLength);
     } catch (err) {
       if (isNotFound(err)) return undefined;
-      throw err;
+      throw unavailableOr(err);
     }
   }
 
   async delete(key: string): Promise<void> {
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.config.bucket, Key: this.objectKey(key) }));
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.config.bucket, Key: this.objectKey(key) })).catch((err: unknown) => {
+      throw unavailableOr(err);
+    });
   }
 
   async *list(): AsyncIterable<BlobInfo> {
     let token: string | undefined;
     do {
-      const res = await this.client.send(new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: this.config.prefix, ...(token ? { ContinuationToken: token } : {}) }));
+      const res = await this.client.send(new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: this.config.prefix, ...(token ? { ContinuationToken: token } : {}) })).catch((err: unknown) => {
+        throw unavailableOr(err);
+      });
       for (const o of res.Contents ?? []) {
         if (!o.Key) continue;
         const key = o.Key.slice(this.config.prefix.length);
