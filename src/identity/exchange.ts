@@ -93,7 +93,10 @@ export class ExchangeService {
     if (Number(count.n) >= MAX_TRUSTS_PER_ORG) throw new InvalidInput('trust', `an org may declare at most ${MAX_TRUSTS_PER_ORG} trusts`);
     const subjectKey = trustSubjectKey(spec);
     const others = await this.db.selectFrom('identity_trusts').select(['org_id', 'spec']).where('subject_key', '=', subjectKey).where('org_id', '!=', org.id).execute();
-    const overlaps = others.some((o) => trustsOverlap(spec, trustSpecSchema.parse(JSON.parse(o.spec))));
+    const overlaps = others.some((o) => {
+      const theirs = trustSpecSchema.safeParse(JSON.parse(o.spec));
+      return theirs.success && trustsOverlap(spec, theirs.data);
+    });
     const trust: StoredTrust = {
       id: randomUUID(),
       orgId: org.id,
@@ -122,14 +125,17 @@ export class ExchangeService {
       .select('orgs.name as org_name')
       .where('identity_trusts.id', '=', id)
       .executeTakeFirstOrThrow();
-    return this.fromRow(row, row.org_name);
+    const trust = this.fromRow(row, row.org_name);
+    if (!trust) throw new InvalidInput('trust', 'this trust no longer validates: remove it and declare it again');
+    return trust;
   }
 
   /** Trusts declared before exclusivity have no subject key yet: computed once at start. */
   async backfillSubjectKeys(): Promise<number> {
     const rows = await this.db.selectFrom('identity_trusts').select(['id', 'spec']).where('subject_key', 'is', null).execute();
     for (const r of rows) {
-      await this.db.updateTable('identity_trusts').set({ subject_key: trustSubjectKey(trustSpecSchema.parse(JSON.parse(r.spec))) }).where('id', '=', r.id).execute();
+      const parsed = trustSpecSchema.safeParse(JSON.parse(r.spec));
+      if (parsed.success) await this.db.updateTable('identity_trusts').set({ subject_key: trustSubjectKey(parsed.data) }).where('id', '=', r.id).execute();
     }
     return rows.length;
   }
@@ -144,12 +150,12 @@ export class ExchangeService {
       .where('identity_trusts.status', '=', 'pending')
       .orderBy('identity_trusts.created_at')
       .execute();
-    return rows.map((r) => this.fromRow(r, r.org_name));
+    return rows.map((r) => this.fromRow(r, r.org_name)).filter((t): t is StoredTrust => t !== undefined);
   }
 
   async listTrusts(org: Org): Promise<StoredTrust[]> {
     const rows = await this.db.selectFrom('identity_trusts').selectAll().where('org_id', '=', org.id).orderBy('created_at').execute();
-    return rows.map((r) => this.fromRow(r, org.name));
+    return rows.map((r) => this.fromRow(r, org.name)).filter((t): t is StoredTrust => t !== undefined);
   }
 
   async removeTrust(org: Org, id: string): Promise<void> {
@@ -194,7 +200,7 @@ export class ExchangeService {
       .where('identity_trusts.status', '=', 'active')
       .orderBy('identity_trusts.created_at')
       .execute();
-    return rows.map((r) => this.fromRow(r, r.org_name));
+    return rows.map((r) => this.fromRow(r, r.org_name)).filter((t): t is StoredTrust => t !== undefined);
   }
 
   async exchange(externalToken: string, opts: { org?: string; ttlSeconds?: number } = {}): Promise<ExchangeResult> {
@@ -276,14 +282,23 @@ export class ExchangeService {
       .execute();
     const out: Array<{ org: string; issuer: string; clientId: string }> = [];
     for (const r of rows) {
-      const spec = trustSpecSchema.parse(JSON.parse(r.spec));
-      if (spec.provider === 'oidc' && spec.clientId) out.push({ org: r.name, issuer: r.issuer, clientId: spec.clientId });
+      const parsed = trustSpecSchema.safeParse(JSON.parse(r.spec));
+      const spec = parsed.success ? parsed.data : undefined;
+      if (spec?.provider === 'oidc' && spec.clientId) out.push({ org: r.name, issuer: r.issuer, clientId: spec.clientId });
     }
     return out;
   }
 
-  private fromRow(r: { id: string; org_id: string; issuer: string; audience: string | null; spec: string; created_at: string; status?: string }, orgName: string): StoredTrust {
-    const spec = trustSpecSchema.parse(JSON.parse(r.spec));
+  /**
+   * Stored rows as trusts. A trust stored before a validation rule tightened (e.g. an ARN pattern
+   * with too many "*") is left out: it matches nothing rather than failing every login, and its
+   * org's admin re-declares it.
+   */
+  private fromRow(r: { id: string; org_id: string; issuer: string; audience: string | null; spec: string; created_at: string; status?: string }, orgName: string): StoredTrust | undefined {
+    const parsed = trustSpecSchema.safeParse(JSON.parse(r.spec));
+    if (!parsed.success) return undefined;
+    const spec = parsed.data;
     return { id: r.id, orgId: r.org_id, orgName, issuer: r.issuer, audience: this.audienceOf(spec), spec, createdAt: r.created_at, status: r.status === 'pending' ? 'pending' : 'active' };
   }
+
 }

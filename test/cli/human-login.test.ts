@@ -88,6 +88,7 @@ describe('floe login oidc (people)', () => {
       if (m) idp.approveDevice(m[1]!);
     });
     expect(result.code).not.toBe(0);
-    expect(result.stderr).toMatch(/403.*claim groups does not match/);
+    // The refusal names no trust (that would describe the org's rules to anyone); the org's audit log has the reason.
+    expect(result.stderr).toMatch(/403.*no org on this server trusts this identity/);
   });
 });
