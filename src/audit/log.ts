@@ -100,7 +100,7 @@ export class AuditLog implements AuditSink {
     this.timer = setInterval(() => {
       const withReads = Date.now() - last >= readsEveryMs;
       if (withReads) last = Date.now();
-      void this.flush(withReads).catch((err) => this.log.error({ err }, 'audit flush failed; will retry'));
+      void this.flush(withReads, false).catch((err) => this.log.error({ err }, 'audit flush failed; will retry'));
     }, intervalMs);
     this.timer.unref();
   }
@@ -110,14 +110,24 @@ export class AuditLog implements AuditSink {
     await this.flush();
   }
 
-  /** Authorizer hook: denials are always recorded; allowed decisions are recorded as the events they lead to. */
+  /**
+   * Authorizer hook: denials are always recorded; allowed decisions are recorded as the events they
+   * lead to. A denial of a caller from outside the resource's org is recorded in the caller's own
+   * org (anonymous callers: server-wide only) and reaches the resource's org only as an anonymous
+   * count per minute: an org's audit log never shows who elsewhere probed it, nor tells another
+   * org what this one holds.
+   */
   record(principal: Principal, action: Action, resource: Resource, decision: Decision, facts: RequestFacts): void {
     if (decision.allowed) return;
+    const resourceOrg = resource.type === 'server' ? null : resource.org.id;
+    const callerOrg = principal.kind === 'token' ? principal.org.id : null;
+    const foreign = resourceOrg !== null && principal.kind !== 'server-admin' && callerOrg !== resourceOrg;
+    if (foreign) this.countForeignDenial(resourceOrg, action, resourceLabel(resource));
     this.append({
       principal,
       action,
       target: resourceLabel(resource),
-      orgId: resource.type === 'server' ? null : resource.org.id,
+      orgId: foreign ? callerOrg : resourceOrg,
       outcome: 'deny',
       reason: decision.reason,
       detail: { decidedBy: decision.decidedBy, ...(decision.policyVersion !== undefined ? { policyVersion: decision.policyVersion } : {}), ...(facts.narinfoSignatures ? { narinfoSignatures: facts.narinfoSignatures } : {}) },
@@ -147,6 +157,35 @@ export class AuditLog implements AuditSink {
     });
   }
 
+  private foreign = new Map<string, { orgId: string; action: string; target: string; count: number; since: string }>();
+
+  private countForeignDenial(orgId: string, action: string, target: string): void {
+    const key = `${orgId}|${action}|${target}`;
+    const hit = this.foreign.get(key);
+    if (hit) hit.count++;
+    else if (this.foreign.size < MAX_PENDING) this.foreign.set(key, { orgId, action, target, count: 1, since: new Date().toISOString() });
+  }
+
+  /** One entry per org, action, resource and minute for what was refused to outsiders (`all`: up to now). */
+  private drainForeignDenials(all: boolean): Pending[] {
+    if (this.foreign.size === 0) return [];
+    const cutoff = new Date(Date.now() - 60_000).toISOString();
+    const due = [...this.foreign.entries()].filter(([, f]) => all || f.since < cutoff);
+    for (const [key] of due) this.foreign.delete(key);
+    const out: Pending[] = due.map(([, f]) => ({
+      at: new Date().toISOString(),
+      org_id: f.orgId,
+      actor: 'outside callers',
+      token_id: null,
+      action: f.action,
+      target: f.target,
+      outcome: 'deny',
+      reason: `${f.count} request${f.count === 1 ? '' : 's'} by callers outside this org (or anonymous) refused since ${f.since}`,
+      detail: JSON.stringify({ count: f.count, since: f.since }),
+    }));
+    return out;
+  }
+
   /** Appends and waits until the entry is stored (for changes an admin expects to see at once). */
   async appendNow(e: AuditEvent): Promise<void> {
     this.append(e);
@@ -171,19 +210,22 @@ export class AuditLog implements AuditSink {
     }
   }
 
-  /** Writes what is queued (the read summary too unless `withReads` is false). */
-  async flush(withReads = true): Promise<void> {
+  /**
+   * Writes what is queued (the read summary too unless `withReads` is false; denial counts of
+   * outside callers up to now unless `allDenialCounts` is false, else those a minute old).
+   */
+  async flush(withReads = true, allDenialCounts = true): Promise<void> {
     // One flush at a time; a caller arriving mid-flush waits for it and then flushes what is left.
     while (this.flushing) await this.flushing;
-    if (this.pending.length === 0 && (!withReads || this.reads.size === 0) && this.dropped === 0) return;
-    this.flushing = this.flushOnce(withReads).finally(() => {
+    if (this.pending.length === 0 && (!withReads || this.reads.size === 0) && this.dropped === 0 && this.foreign.size === 0) return;
+    this.flushing = this.flushOnce(withReads, allDenialCounts).finally(() => {
       this.flushing = undefined;
     });
     await this.flushing;
   }
 
-  private async flushOnce(withReads: boolean): Promise<void> {
-    const batch = this.pending;
+  private async flushOnce(withReads: boolean, allDenialCounts: boolean): Promise<void> {
+    const batch = this.pending.concat(this.drainForeignDenials(allDenialCounts));
     this.pending = [];
     if (this.dropped > 0) {
       batch.push({ at: new Date().toISOString(), org_id: null, actor: 'floe', token_id: null, action: 'audit.overflow', target: 'audit log', outcome: 'event', reason: `${this.dropped} entries dropped: the audit queue was full`, detail: '{}' });

@@ -12,6 +12,7 @@ import { signGetCallerIdentity } from './aws.js';
 import { browserLogin, deviceLogin } from './oidc-login.js';
 import { push } from './push.js';
 import { registerPolicyCommands } from './policy.js';
+import { parsePriority, registerSourceCommands } from './sources.js';
 import { apply } from './apply.js';
 import { publishFlake } from './publish.js';
 import { FlakeEditError, addFlakeInput } from './flake-add.js';
@@ -430,24 +431,33 @@ slice
   .description('create a named cache slice (private unless --public)')
   .addOption(serverOption())
   .option('--public', 'anyone may read this slice')
+  .option('--in-view', "also serve it on the org's unified /cache, after default (otherwise only at its own URL)")
   .option('--json', 'print JSON')
-  .action(async (orgName: string, name: string, opts: { server?: string; public?: boolean; json?: boolean }) => {
+  .action(async (orgName: string, name: string, opts: { server?: string; public?: boolean; inView?: boolean; json?: boolean }) => {
     const res = await apiRequest<{ url: string; public: boolean }>(clientOptions(opts), 'POST', `/api/v1/orgs/${encodeURIComponent(orgName)}/slices`, {
       name,
       public: Boolean(opts.public),
+      inView: Boolean(opts.inView),
     });
     console.log(opts.json ? JSON.stringify(res) : `created ${res.public ? 'public' : 'private'} slice ${orgName}/${name}: ${res.url}`);
   });
 slice
   .command('set <org> <slice>')
-  .description('change the visibility of a slice')
+  .description("change a slice's visibility, or its place in the org's unified view")
   .addOption(serverOption())
-  .addOption(new Option('--visibility <v>', 'public or private').choices(['public', 'private']).makeOptionMandatory())
-  .action(async (orgName: string, name: string, opts: { server?: string; visibility: string }) => {
-    await apiRequest(clientOptions(opts), 'PATCH', `/api/v1/orgs/${encodeURIComponent(orgName)}/slices/${encodeURIComponent(name)}`, {
-      public: opts.visibility === 'public',
-    });
-    console.log(`${orgName}/${name} is now ${opts.visibility}`);
+  .addOption(new Option('--visibility <v>', 'public or private').choices(['public', 'private']))
+  .option('--in-view', "serve it on the org's unified /cache (after default, by priority)")
+  .option('--no-in-view', 'serve it only at its own URL')
+  .option('--priority <n>', 'order among the org\'s slices in the view (lower first; default 100)')
+  .action(async (orgName: string, name: string, opts: { server?: string; visibility?: string; inView?: boolean; priority?: string }) => {
+    const body = {
+      ...(opts.visibility ? { public: opts.visibility === 'public' } : {}),
+      ...(opts.inView !== undefined ? { inView: opts.inView } : {}),
+      ...(opts.priority !== undefined ? { priority: parsePriority(opts.priority) } : {}),
+    };
+    if (Object.keys(body).length === 0) throw new CliError('say what to change: --visibility, --in-view / --no-in-view or --priority');
+    const res = await apiRequest<{ public: boolean; inView: boolean; priority: number }>(clientOptions(opts), 'PATCH', `/api/v1/orgs/${encodeURIComponent(orgName)}/slices/${encodeURIComponent(name)}`, body);
+    console.log(`${orgName}/${name}: ${res.public ? 'public' : 'private'}, ${res.inView ? `in the org's view (priority ${res.priority})` : 'only at its own URL'}`);
   });
 
 const token = program.command('token').description('manage Floe tokens');
@@ -518,13 +528,20 @@ token
     for (const t of res.tokens) console.log(`${t.id}  ${t.subject}  ${t.scopes.join(',')}  expires ${t.expiresAt}${t.revokedAt ? `  revoked ${t.revokedAt}` : ''}`);
   });
 
-program
-  .command('keys')
-  .description('server keys')
+const keysCommand = program.command('keys').description("the server's token keys and each org's Nix signing keys");
+keysCommand
   .command('rotate')
-  .description('rotate the token signing key (server admin); existing tokens stay valid')
+  .description("rotate an org's Nix signing key (--org, org admin: the old key keeps signing until retired), or the server's token key (server admin)")
   .addOption(serverOption())
-  .action(async (opts: { server?: string }) => {
+  .option('--org <org>', "rotate this org's Nix signing key")
+  .action(async (opts: { server?: string; org?: string }) => {
+    if (opts.org) {
+      const res = await apiRequest<{ active: { name: string; publicKey: string }; resigned: number; keys: string[] }>(clientOptions(opts), 'POST', `/api/v1/orgs/${encodeURIComponent(opts.org)}/keys/rotate`);
+      console.log(`new signing key ${res.active.name} for ${opts.org}; ${res.resigned} narinfos re-signed with both keys`);
+      console.log(`trust: ${res.keys.join(' ')}`);
+      console.log(`once every machine trusts ${res.active.name}: floe keys retire --org ${opts.org} <old key name>`);
+      return;
+    }
     const res = await apiRequest<{ kid: string }>(clientOptions(opts), 'POST', '/api/v1/keys/rotate');
     console.log(`new signing key ${res.kid}; older keys keep verifying the tokens they signed`);
   });
@@ -543,8 +560,9 @@ trust
     } catch {
       throw new CliError('--spec is not valid JSON');
     }
-    const res = await apiRequest<{ id: string; issuer: string; audience: string }>(clientOptions(opts), 'POST', `/api/v1/orgs/${encodeURIComponent(orgName)}/trusts`, spec);
-    console.log(`added trust ${res.id}: tokens from ${res.issuer} with audience ${res.audience}`);
+    const res = await apiRequest<{ id: string; issuer: string; audience: string; status: string; message?: string }>(clientOptions(opts), 'POST', `/api/v1/orgs/${encodeURIComponent(orgName)}/trusts`, spec);
+    if (res.status === 'pending') console.log(`trust ${res.id} is pending: ${res.message ?? 'it waits for the server admin'}`);
+    else console.log(`added trust ${res.id}: tokens from ${res.issuer} with audience ${res.audience}`);
   });
 trust
   .command('list <org>')
@@ -729,6 +747,7 @@ cache
   });
 
 registerPolicyCommands(program, serverOption);
+registerSourceCommands(program, { serverOption, keys: keysCommand, trust, slice });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CliError || err instanceof FloeError) {

@@ -277,6 +277,21 @@ when { context has narinfoSignatures } unless { context.narinfoSignatures.contai
     });
   });
 
+  describe('audit entries do not spy across orgs', () => {
+    it("a probe by another org's caller is logged in the caller's org, and only counted in the resource's", async () => {
+      const p = fakePath('audit-probe');
+      for (let i = 0; i < 3; i++) await get(`${cacheUrl}/acme/default/${p.hashPart}.narinfo`, evilRW);
+      type Entries = { entries: Array<{ actor: string; action: string; outcome: string; target: string; reason: string }> };
+      const acme = await api<Entries>(server, server.adminToken, 'GET', '/api/v1/orgs/acme/audit?outcome=deny&limit=1000');
+      expect(acme.body.entries.some((e) => e.actor.startsWith('evil:'))).toBe(false);
+      const counted = acme.body.entries.filter((e) => e.actor === 'outside callers' && e.target === 'slice acme/default');
+      expect(counted.length).toBeGreaterThan(0);
+      expect(counted.map((e) => e.reason).join(' ')).toMatch(/\d+ requests? by callers outside this org/);
+      const evil = await api<Entries>(server, evilRW, 'GET', '/api/v1/orgs/evil/audit?outcome=deny&limit=1000');
+      expect(evil.body.entries.some((e) => e.actor.startsWith('evil:') && e.target === 'slice acme/default')).toBe(true);
+    });
+  });
+
   describe('org keys', () => {
     it("rotate without breaking anyone's substitution, then retire the old key", async () => {
       const p = fakePath('rotated');

@@ -46,6 +46,31 @@ describe('floe CLI', () => {
     expect(res.status).toBe(200);
   });
 
+  it("configures the org's view, link sources, follows and keys", async () => {
+    expect((await floe(['slice', 'set', 'acme', 'ci', '--in-view', '--priority', '7'])).stdout).toMatch(/acme\/ci: private, in the org's view \(priority 7\)/);
+    expect((await floe(['slice', 'trust', 'acme', 'default', '--from', 'ci'])).code).toBe(0);
+    expect((await floe(['org', 'create', 'partner'])).code).toBe(0);
+    expect((await floe(['slice', 'create', 'partner', 'oss', '--public'])).code).toBe(0);
+    expect((await floe(['follow', 'add', 'acme', 'partner/oss'])).stdout).toMatch(/acme follows partner\/oss/);
+    const sources = (await floe(['slice', 'sources', 'acme'])).stdout;
+    expect(sources).toMatch(/acme\/default\n {2}acme\/ci \(priority 7\)\n {2}partner\/oss \(followed, priority 100\)/);
+    expect(sources).toMatch(/acme\/default takes references from: ci/);
+    // An acme admin cannot follow (or learn about) a private slice of another org.
+    const acmeAdmin = (await createToken(server, 'acme', ['admin'])).token;
+    const bad = await floe(['follow', 'add', 'acme', 'partner/default'], { FLOE_TOKEN: acmeAdmin });
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/no slice partner\/default that you may read/);
+    const rotated = await floe(['keys', 'rotate', '--org', 'acme']);
+    expect(rotated.stdout).toMatch(/new signing key 127\.0\.0\.1-acme-2 for acme/);
+    const listed = (await floe(['keys', 'list', '--org', 'acme'])).stdout;
+    expect(listed).toMatch(/^active {3}127\.0\.0\.1-acme-2:/m);
+    expect(listed).toMatch(/^previous 127\.0\.0\.1-acme-1:/m);
+    expect((await floe(['keys', 'retire', '127.0.0.1-acme-1', '--org', 'acme'])).stdout).toMatch(/retired 127\.0\.0\.1-acme-1/);
+    const active = await floe(['keys', 'retire', '127.0.0.1-acme-2', '--org', 'acme']);
+    expect(active.stderr).toMatch(/rotate first/);
+    expect((await floe(['follow', 'remove', 'acme', 'partner/oss'])).code).toBe(0);
+  });
+
   it('revokes a token by the id from --json', async () => {
     const json = JSON.parse((await floe(['token', 'create', '--org', 'acme', '--scope', 'read', '--json'])).stdout);
     expect(json).toMatchObject({ org: 'acme', scopes: ['read'] });
@@ -57,7 +82,7 @@ describe('floe CLI', () => {
   it('prints the nix.conf lines for the cache', async () => {
     const info = await floe(['cache', 'info', '--org', 'acme'], { FLOE_TOKEN: undefined });
     const key = (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=acme`)).text()).trim();
-    expect(key).toMatch(/^127\.0\.0\.1-acme-1:/);
+    expect(key).toMatch(/^127\.0\.0\.1-acme-\d+:/);
     expect(info.stdout).toBe(`extra-substituters = ${server.url}/cache\nextra-trusted-public-keys = ${key}\n`);
     // A token gets exactly the keys of its view: its org's.
     const read = (await createToken(server, 'acme', ['read'])).token;

@@ -61,7 +61,7 @@ describe('keep-alive after an early rejection', () => {
       await conn.write(`GET /healthz HTTP/1.1\r\nHost: floe\r\n\r\n`);
       expect((await conn.response()).status).toBe(200);
       // Pipelined: two requests in one write, two answers.
-      await conn.write(`GET /healthz HTTP/1.1\r\nHost: floe\r\n\r\nGET /.well-known/nix-cache-key HTTP/1.1\r\nHost: floe\r\n\r\n`);
+      await conn.write(`GET /healthz HTTP/1.1\r\nHost: floe\r\n\r\nGET /.well-known/jwks.json HTTP/1.1\r\nHost: floe\r\n\r\n`);
       expect((await conn.response()).status).toBe(200);
       const key = await conn.response();
       expect(key.status).toBe(200);
