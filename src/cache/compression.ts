@@ -2,12 +2,13 @@
  * Decompression of uploaded NARs. Nix 2.8 decodes anything but `none`/`br` by sniffing the content
  * (libarchive), so we sniff magic bytes too and only trust the declared name for brotli (no magic).
  */
-import { PassThrough, type Transform } from 'node:stream';
+import { type Duplex, PassThrough, type Transform } from 'node:stream';
 import zlib from 'node:zlib';
 import lzma from 'lzma-native';
-import unbzip2 from 'unbzip2-stream';
-import { CompressStream, DecompressStream } from 'zstd-napi';
+import { CompressStream } from 'zstd-napi';
 import { InvalidInput } from '../errors.js';
+import { Bzip2Decoder } from './bzip2-decoder.js';
+import { SlicedDecoder, ZstdDecoder } from './decoders.js';
 
 export type Compression = 'none' | 'xz' | 'zstd' | 'bzip2' | 'gzip' | 'br';
 
@@ -50,17 +51,25 @@ export function sniffCompression(head: Buffer, declared: Compression | undefined
   throw new InvalidInput('NAR', 'body is neither a NAR nor compressed with xz, zstd, bzip2, gzip or brotli');
 }
 
-export function createDecompressor(kind: Compression): Transform {
+/**
+ * A decoder whose work follows its consumer: output is produced only as it is read, the event loop
+ * is never held for more than a slice, and destroying it stops the work (see decoders.ts). That is
+ * what lets a consumer refuse a decompression bomb by its output size before it has expanded.
+ */
+export function createDecompressor(kind: Compression): Duplex {
   switch (kind) {
     case 'none':
       return new PassThrough();
     case 'xz':
-      return lzma.createDecompressor({ memlimit: 1 << 30 });
+      // Nix compresses with xz preset 6 (8 MiB dictionary; -9 is 64 MiB): a stream asking for more
+      // decoder memory than this is not one of Nix's.
+      return new SlicedDecoder(lzma.createDecompressor({ memlimit: 128 << 20 }));
     case 'zstd':
-      return new DecompressStream();
+      return new ZstdDecoder();
     case 'bzip2':
-      return unbzip2();
+      return new Bzip2Decoder();
     case 'gzip':
+      // zlib works on the threadpool and honours backpressure (and stops when destroyed).
       return zlib.createGunzip();
     case 'br':
       return zlib.createBrotliDecompress();

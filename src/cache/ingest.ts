@@ -2,7 +2,9 @@
  * Verify-while-streaming NAR ingestion: bytes from the client are counted and hashed, decompressed,
  * parsed as a NAR (structure check), hashed again (NarHash/NarSize), recompressed with zstd and
  * written to a hidden temp blob. Only a fully verified NAR is committed, under its NarHash, so
- * identical content is stored once whoever uploads it.
+ * identical content is stored once whoever uploads it. Decoding follows the consumer (see
+ * compression.ts), and every decoded chunk is checked against the NAR's allowed size before it is
+ * used, so a decompression bomb is refused after at most that size plus a slice, not expanded.
  */
 import { createHash, type Hash as Hasher } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
@@ -36,17 +38,44 @@ export function narBlobKey(narHashNix32: string): string {
   return `${narHashNix32}.nar.zst`;
 }
 
+/**
+ * When nobody declared the NAR's size (Nix's `PUT nar/…`), a NAR over UNDECLARED_NAR_FLOOR_BYTES
+ * that is also more than MAX_EXPANSION_RATIO times the compressed bytes received so far is refused
+ * as a bomb. Real NARs compress 2-20x; xz or zstd at 1000x means a file of zeros.
+ */
+export const UNDECLARED_NAR_FLOOR_BYTES = 64 << 20;
+export const MAX_EXPANSION_RATIO = 1000;
+
+/**
+ * The most NAR bytes an upload may decode to, given what was received so far: the server's limit,
+ * the size the client declared (batch uploads and upstream narinfos declare NarSize; Nix's
+ * `PUT nar/` declares nothing, so there the expansion ratio bounds it). Returns why, if over.
+ */
+export function narSizeProblem(size: number, received: number, maxNarBytes: number, declaredNarSize: number | undefined): FloeError | undefined {
+  if (size > maxNarBytes) return new TooLarge(`NAR is larger than the limit of ${maxNarBytes} bytes`);
+  if (declaredNarSize !== undefined) {
+    return size > declaredNarSize ? new InvalidInput('narSize', `mismatch: the NAR is larger than the declared ${declaredNarSize} bytes`) : undefined;
+  }
+  const allowed = Math.max(UNDECLARED_NAR_FLOOR_BYTES, MAX_EXPANSION_RATIO * received);
+  if (size > allowed) {
+    return new TooLarge(`NAR expands to more than ${MAX_EXPANSION_RATIO} times the ${received} compressed bytes received (and over ${UNDECLARED_NAR_FLOOR_BYTES} bytes): refused as a decompression bomb; upload with \`floe push\`, which declares the size`);
+  }
+  return undefined;
+}
+
 class NarCheck extends Transform {
   readonly validator = new NarValidator();
   readonly sha = createHash('sha256');
   size = 0;
-  constructor(private readonly maxNarBytes: number) {
+  constructor(private readonly problem: (size: number) => FloeError | undefined) {
     super();
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     try {
       this.size += chunk.length;
-      if (this.size > this.maxNarBytes) throw new TooLarge(`NAR is larger than the limit of ${this.maxNarBytes} bytes`);
+      // Checked before the bytes are used: the decoder is destroyed as soon as this fails.
+      const problem = this.problem(this.size);
+      if (problem) throw problem;
       this.validator.push(chunk);
       this.sha.update(chunk);
       cb(null, chunk);
@@ -81,8 +110,10 @@ export async function ingestNar(
   deps: { blobs: BlobStore; db: Db; dialect: 'sqlite' | 'postgres' },
   limits: IngestLimits,
   signal?: AbortSignal,
-  /** Expected size (NarSize or Content-Length), to pick the compressor. */
-  sizeHint?: number,
+  /** The NarSize the client or upstream declared: decoding stops as soon as the NAR passes it. */
+  declaredNarSize?: number,
+  /** The body's Content-Length, when no NarSize was declared (to pick the compressor). */
+  bodyBytes?: number,
 ): Promise<IngestedNar> {
   let received = 0;
   async function* counted() {
@@ -113,13 +144,13 @@ export async function ingestNar(
     }
   }
 
-  const check = new NarCheck(limits.maxNarBytes);
+  const check = new NarCheck((size) => narSizeProblem(size, received, limits.maxNarBytes, declaredNarSize));
   const decompressor = createDecompressor(compression);
   const tap = new Tap();
   const writer = await deps.blobs.begin();
   try {
     try {
-      await pipeline(Readable.from(body()), decompressor, check, createStorageCompressor(sizeHint), tap, writer.body, signal ? { signal } : {});
+      await pipeline(Readable.from(body()), decompressor, check, createStorageCompressor(declaredNarSize ?? bodyBytes), tap, writer.body, signal ? { signal } : {});
     } catch (err) {
       if (err instanceof FloeError) throw err;
       if ((err as Error).name === 'AbortError') throw err;

@@ -508,7 +508,7 @@ export class CacheService {
     const target = await this.writeTarget(p, view);
     if (!CLIENT_NAR_FILE.test(fileName)) throw new InvalidInput('NAR file name', `${JSON.stringify(fileName.slice(0, 80))} is not a valid file name`);
     const ext = fileName.includes('.nar.') ? fileName.slice(fileName.lastIndexOf('.') + 1) : 'none';
-    const nar = await this.ingestSlots.run(() => ingestNar(body, compressionFromName(ext), this.storage, this.limits, signal, sizeHint));
+    const nar = await this.ingestSlots.run(() => ingestNar(body, compressionFromName(ext), this.storage, this.limits, signal, undefined, sizeHint));
     const now = new Date();
     const record = {
       slice_id: target.slice.id,

@@ -4,6 +4,7 @@ import { loadConfig } from '../config.js';
 import { FloeError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { startServer } from '../server.js';
+import { installProcessGuard } from './process-guard.js';
 import { migrateInstallation } from '../migrate.js';
 import path from 'node:path';
 import { CliError, apiRequest, clientOptions, nixConfigDir, parseFlakeRef } from './client.js';
@@ -43,6 +44,7 @@ program
       if (err instanceof FloeError) throw err;
       throw new CliError(`cannot start: ${(err as Error).message}`);
     }
+    installProcessGuard(log);
     process.stderr.write(
       `floe: serving at ${server.url}\n` +
         `floe: storage: ${server.storageDescription}\n` +

@@ -15,6 +15,7 @@ import type { Logger } from '../log.js';
 import type { AppEnv } from './context.js';
 import { RateLimiter } from './rate-limit.js';
 import { CLIENT_CLOSED, clientWentAway, errorBody, logFailure, missResponse } from './errors.js';
+import { contentEncoding, refuseContentEncoding } from './body.js';
 import { type ApiDeps, apiRoutes } from './routes/api.js';
 import { nextRequestId } from './request-id.js';
 import { areaOf } from './metrics.js';
@@ -89,6 +90,13 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       { reqId: requestId, method: c.req.method, path: c.req.path, status, ms: Math.round((performance.now() - started) * 100) / 100, principal: describePrincipal(c.get('principal')) },
       'request',
     );
+  });
+
+  // No route of this app decodes a request body (see body.ts): refuse a compressed one outright
+  // rather than misread it.
+  app.use('*', async (c, next) => {
+    if (c.req.method !== 'GET' && c.req.method !== 'HEAD') refuseContentEncoding(contentEncoding(c.env.incoming.headers));
+    await next();
   });
 
   // Logins and exchanges are rate limited per client address (they reach out to IdPs and STS).

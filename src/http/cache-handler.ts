@@ -19,7 +19,7 @@ import type { CacheService, CacheView } from '../cache/service.js';
 import type { OrgService } from '../org/service.js';
 import type { Limits } from '../config.js';
 import type { Logger } from '../log.js';
-import { declaredLength, readSmallBody } from './body.js';
+import { declaredLength, discardSmallBody, readEncodedSmallBody } from './body.js';
 import { CLIENT_CLOSED, MISS_BODY, MISS_HEADERS, clientWentAway, errorBody, logFailure } from './errors.js';
 import { nextRequestId } from './request-id.js';
 import type { Metrics } from './metrics.js';
@@ -124,7 +124,7 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
         // Nix only PUTs this after a failed GET; ours always exists, so accept and ignore.
         await deps.cache.writeTarget(principal, view);
         acceptBody(req, res);
-        await readSmallBody(req, deps.limits.maxSmallBodyBytes);
+        await discardSmallBody(req, deps.limits.maxSmallBodyBytes);
         return send(req, res, 204, {});
       }
     }
@@ -140,7 +140,7 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
       if (method === 'PUT') {
         await deps.cache.writeTarget(principal, view); // refuse before reading the body
         acceptBody(req, res);
-        const body = await readSmallBody(req, deps.limits.maxSmallBodyBytes);
+        const body = await readEncodedSmallBody(req, deps.limits.maxSmallBodyBytes);
         const result = await deps.cache.uploadNarInfo(principal, view, hash, body.toString('utf8'));
         return send(req, res, result === 'created' ? 201 : 200, {});
       }
@@ -150,7 +150,7 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
       // NAR listings (write-nar-listing=1) are optional: accepted so such uploads work, not kept yet.
       await deps.cache.writeTarget(principal, view);
       acceptBody(req, res);
-      await readSmallBody(req, 64 * deps.limits.maxSmallBodyBytes);
+      await discardSmallBody(req, 64 * deps.limits.maxSmallBodyBytes);
       return send(req, res, 204, {});
     }
 

@@ -178,10 +178,11 @@ export class RegistryService {
   }
 
   /** flakehub-push step 1: checks the caller may publish and records what will be uploaded. */
-  async stage(p: Principal, req: { org: string; flake: string; version: string; size: number; sha256: string; metadata: unknown }): Promise<{ id: string }> {
+  /** `readMetadata` reads the request body: called only once the caller may publish. */
+  async stage(p: Principal, req: { org: string; flake: string; version: string; size: number; sha256: string; readMetadata: () => Promise<unknown> }): Promise<{ id: string }> {
     const { org, flake } = await this.requirePublisher(p, req.org, req.flake);
     const version = parseVersion(req.version);
-    const meta = this.parseMetadata(req.metadata);
+    const meta = this.parseMetadata(await req.readMetadata());
     if (!Number.isSafeInteger(req.size) || req.size <= 0) throw new InvalidInput('tarball size', 'must be a positive integer');
     if (req.size > DEFAULT_TARBALL_LIMITS.maxCompressedBytes) throw new TooLarge(`tarball larger than ${DEFAULT_TARBALL_LIMITS.maxCompressedBytes} bytes`);
     if (!/^[0-9a-f]{64}$/.test(req.sha256)) throw new InvalidInput('tarball sha256', 'expected a SHA-256 digest');
@@ -206,9 +207,15 @@ export class RegistryService {
   }
 
   /** flakehub-push step 2: the tarball bytes, for a staged upload (the unguessable id is the capability). */
-  async receiveTarball(uploadId: string, bytes: Buffer): Promise<void> {
+  /**
+   * flakehub-push step 2. The unguessable upload id is the capability, so it is checked before the
+   * body is read (`readBody(n)` reads at most n bytes): nobody else can make the server take in a
+   * tarball, and the holder no more than the size it staged.
+   */
+  async receiveTarball(uploadId: string, readBody: (maxBytes: number) => Promise<Buffer>): Promise<void> {
     const up = await this.storage.db.selectFrom('release_uploads').selectAll().where('id', '=', uploadId).where('expires_at', '>', new Date().toISOString()).executeTakeFirst();
     if (!up) throw new NotFound();
+    const bytes = await readBody(Number(up.size));
     if (bytes.length !== Number(up.size)) throw new InvalidInput('tarball', `size ${bytes.length} differs from the staged ${up.size}`);
     const verified = await verifyFlakeTarball(bytes);
     if (verified.sha256 !== up.sha256) throw new InvalidInput('tarball', 'SHA-256 differs from the staged checksum');

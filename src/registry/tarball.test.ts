@@ -63,6 +63,12 @@ describe('verifyFlakeTarball', () => {
     ['absolute links', () => crafted([{ name: 'src/flake.nix', content: flake }, { name: 'src/l', type: 'symlink', linkname: '/etc/passwd' }]), /outside the tree/],
     ['device files', () => crafted([{ name: 'src/flake.nix', content: flake }, { name: 'src/dev', type: 'character-device' }]), /only files, directories and symlinks/],
     ['hard links', () => crafted([{ name: 'src/flake.nix', content: flake }, { name: 'src/h', type: 'link', linkname: 'src/flake.nix' }]), /only files, directories and symlinks/],
+    ['a file below a symlink (once an uncaught exception)', () => crafted([{ name: 'src/flake.nix', content: flake }, { name: 'src/l', type: 'symlink', linkname: 'x' }, { name: 'src/l/f', content: '1' }]), /src\/l is both a symlink and a directory/],
+    ['a directory below a symlink', () => crafted([{ name: 'src/flake.nix', content: flake }, { name: 'src/l', type: 'symlink', linkname: 'x' }, { name: 'src/l/d/' }]), /both a symlink and a directory/],
+    ['a symlink replacing a directory', () => crafted([{ name: 'src/flake.nix', content: flake }, { name: 'src/d/f', content: '1' }, { name: 'src/d', type: 'symlink', linkname: '..' }]), /duplicate entry "src\/d"/],
+    ['a symlink replacing a file', () => crafted([{ name: 'src/flake.nix', content: flake }, { name: 'src/flake.nix', type: 'symlink', linkname: 'x' }]), /duplicate entry/],
+    ['symlink chains climbing out through a link', () => crafted([{ name: 'src/flake.nix', content: flake }, { name: 'src/d/up', type: 'symlink', linkname: '..' }, { name: 'src/l', type: 'symlink', linkname: 'd/up/../..' }]), /outside the tree .*"d\/up", which is not a directory/],
+    ['".." out of a link declared later', () => crafted([{ name: 'src/flake.nix', content: flake }, { name: 'src/l', type: 'symlink', linkname: 'm/..' }, { name: 'src/m', type: 'symlink', linkname: '.' }]), /not a directory/],
     ['truncated gzip', async () => (await crafted([{ name: 'src/flake.nix', content: flake }])).subarray(0, 30), /cannot unpack/],
   ];
   for (const [name, make, message] of cases) {
@@ -70,6 +76,24 @@ describe('verifyFlakeTarball', () => {
       await expect(verifyFlakeTarball(await make())).rejects.toThrow(message);
     });
   }
+
+  it('accepts links that stay inside, including ".." out of real directories', async () => {
+    const ok = await crafted([
+      { name: 'src/flake.nix', content: flake },
+      { name: 'src/a/b/' },
+      { name: 'src/a/b/up', type: 'symlink', linkname: '../../flake.nix' },
+      { name: 'src/a/side', type: 'symlink', linkname: 'b/../b/up' },
+      { name: 'src/a/self', type: 'symlink', linkname: './b/up' },
+      { name: 'src/dangling', type: 'symlink', linkname: 'nowhere/yet' },
+    ]);
+    expect((await verifyFlakeTarball(ok)).files).toBe(1);
+  });
+
+  it('a failure in any entry callback rejects, and later entries are not read', async () => {
+    const entries = [{ name: 'src/flake.nix', content: flake }, { name: 'src/l', type: 'symlink' as const, linkname: 'x' }, { name: 'src/l/f', content: '1' }];
+    for (let i = 0; i < 200; i++) entries.push({ name: `src/f${i}`, content: 'x'.repeat(100) });
+    await expect(verifyFlakeTarball(await crafted(entries), { maxCompressedBytes: 1 << 20, maxUnpackedBytes: 1 << 20, maxEntries: 50 })).rejects.toThrow(/both a symlink and a directory/);
+  });
 
   it('enforces size limits', async () => {
     const big = await crafted([{ name: 'src/flake.nix', content: flake }, { name: 'src/blob', content: 'x'.repeat(10_000) }]);

@@ -1,5 +1,7 @@
 /** Synthetic store paths and NARs for HTTP-level tests (no Nix needed). */
 import { createHash, randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { request } from 'node:http';
 import { encodeNix32 } from '../../src/nix/nix32.js';
 import { type NarTree, serializeNar } from '../../src/nix/nar.js';
@@ -67,4 +69,49 @@ export async function killMidUpload(server: { url: string; stop(signal?: NodeJS.
       resolve();
     });
   });
+}
+
+/** The command-line compressors tests use for hostile bodies: what any client could send. */
+const COMPRESSORS = { bzip2: ['bzip2', '-9', '-c'], xz: ['xz', '-6', '-c', '-T1'], zstd: ['zstd', '-19', '-c', '-q'], gzip: ['gzip', '-9', '-c'] } as const;
+export type BombCodec = keyof typeof COMPRESSORS;
+
+/** Compresses the concatenation of `parts`, where a number is that many zero bytes (never held in memory at once). */
+export async function compressParts(codec: BombCodec, parts: Array<Buffer | number>): Promise<Buffer> {
+  const [cmd, ...args] = COMPRESSORS[codec];
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const out: Buffer[] = [];
+  child.stdout.on('data', (d: Buffer) => out.push(d));
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  const zeros = Buffer.alloc(1 << 20);
+  for (const part of parts) {
+    if (typeof part !== 'number') {
+      if (!child.stdin.write(part)) await once(child.stdin, 'drain');
+      continue;
+    }
+    for (let left = part; left > 0; left -= zeros.length) {
+      if (!child.stdin.write(zeros.subarray(0, Math.min(left, zeros.length)))) await once(child.stdin, 'drain');
+    }
+  }
+  child.stdin.end();
+  if ((await exited) !== 0) throw new Error(`${cmd} failed`);
+  return Buffer.concat(out);
+}
+
+/** A valid NAR of one regular file of `size` zero bytes, as parts for compressParts, with its hash. */
+export function zeroNar(size: number): { parts: Array<Buffer | number>; narHash: string; narSize: number } {
+  const str = (s: string) => {
+    const b = Buffer.alloc(8 + Math.ceil(s.length / 8) * 8);
+    b.writeBigUInt64LE(BigInt(s.length));
+    b.write(s, 8, 'latin1');
+    return b;
+  };
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(size));
+  const head = Buffer.concat([str('nix-archive-1'), str('('), str('type'), str('regular'), str('contents'), len]);
+  const tail = Buffer.concat([Buffer.alloc((8 - (size % 8)) % 8), str(')')]);
+  const sha = createHash('sha256').update(head);
+  const zeros = Buffer.alloc(1 << 20);
+  for (let left = size; left > 0; left -= zeros.length) sha.update(zeros.subarray(0, Math.min(left, zeros.length)));
+  sha.update(tail);
+  return { parts: [head, size, tail], narHash: `sha256:${encodeNix32(sha.digest())}`, narSize: head.length + size + tail.length };
 }

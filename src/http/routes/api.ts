@@ -8,7 +8,7 @@ import { policyRoutes } from './policy.js';
 import type { IncomingMessage } from 'node:http';
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { Forbidden, InvalidInput, NotFound, TooLarge } from '../../errors.js';
+import { Forbidden, InvalidInput, NotFound, TooLarge, Unauthenticated } from '../../errors.js';
 import type { Principal, Scope } from '../../identity/principal.js';
 import { boundByCreator, parseTtl, type TokenService } from '../../identity/tokens.js';
 import type { Authorizer } from '../../policy/authorize.js';
@@ -179,6 +179,8 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
 
   api.post('/tokens', async (c) => {
     const p = c.get('principal');
+    // The org is in the body; refuse the anonymous before reading it.
+    if (p.kind === 'anonymous') throw new Unauthenticated('creating tokens needs an org admin token');
     const body = parseBody(createTokenBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
     const org = await requireOrg(p, body.org, 'org.admin');
     const slices = body.slices ? body.slices.map((s) => parseName('slice', s)) : null;
@@ -191,7 +193,7 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
       if (unknown.length) throw new InvalidInput('slices', `no such slice in ${org.name}: ${unknown.join(', ')}`);
     }
     const ttlSeconds = parseTtl(body.ttl ?? '24h');
-    const subject = body.subject ?? (p.kind === 'anonymous' ? 'anonymous' : `created-by:${p.subject}`);
+    const subject = body.subject ?? `created-by:${p.subject}`;
     const deploy = body.deploy?.map((g) => parseDeployGrant(g, org.name));
     if (deploy?.some((g) => g.org !== org.name)) throw new InvalidInput('deploy', `a device token of ${org.name} can only name ${org.name}'s flakes`);
     // Deploy-only tokens read, nothing else, whatever scopes were asked for.
@@ -247,6 +249,7 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
   });
 
   const missing = async (c: import('hono').Context<AppEnv>, view: CacheView) => {
+    await deps.cache.writeTarget(c.get('principal'), view); // refuse before reading the body
     const body = parseBody(missingBody, await readJson(c.env.incoming, 16 * deps.limits.maxSmallBodyBytes));
     if (body.paths.length > deps.limits.maxBatchPaths) throw new InvalidInput('paths', `at most ${deps.limits.maxBatchPaths} per request`);
     const paths = body.paths.map(storePathArg);

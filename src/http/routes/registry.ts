@@ -86,13 +86,12 @@ export function registryRoutes(app: Hono<AppEnv>, deps: RegistryRouteDeps): void
     const [org, flake, version, len] = rest.map((s) => decodeSegment(s));
     const digest = Buffer.from(decodeSegment(rest.slice(4).join('/')), 'base64');
     if (digest.length !== 32) throw new InvalidInput('upload path', 'the last segment must be the base64 SHA-256 of the tarball');
-    const metadata = await readJson(c.env.incoming, 2 * deps.limits.maxSmallBodyBytes);
-    const staged = await deps.registry.stage(c.get('principal'), { org: org!, flake: flake!, version: version!, size: Number(len), sha256: digest.toString('hex'), metadata });
+    const readMetadata = () => readJson(c.env.incoming, 2 * deps.limits.maxSmallBodyBytes);
+    const staged = await deps.registry.stage(c.get('principal'), { org: org!, flake: flake!, version: version!, size: Number(len), sha256: digest.toString('hex'), readMetadata });
     return c.json({ s3_upload_url: `${base()}/api/v1/release-uploads/${staged.id}`, uuid: staged.id });
   });
   app.put('/api/v1/release-uploads/:id', async (c) => {
-    const bytes = await readSmallBody(c.env.incoming, DEFAULT_TARBALL_LIMITS.maxCompressedBytes);
-    await deps.registry.receiveTarball(c.req.param('id'), bytes);
+    await deps.registry.receiveTarball(c.req.param('id'), (staged) => readSmallBody(c.env.incoming, Math.min(staged, DEFAULT_TARBALL_LIMITS.maxCompressedBytes)));
     return c.body(null, 200);
   });
   app.post('/publish/:id', async (c) => {
