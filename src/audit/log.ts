@@ -195,7 +195,9 @@ export class AuditLog implements AuditSink {
   /** Counts a read for the summary (one row per day, org, principal and store path). */
   recordRead(principal: Principal, orgId: string, storePath: string, kind: 'narinfo' | 'nar', bytes = 0): void {
     const day = new Date().toISOString().slice(0, 10);
-    const actor = describePrincipal(principal);
+    // Reads of an org's (public or followed) slices by other orgs' members are counted without
+    // their names: who in acme substitutes from a partner's slice is acme's business.
+    const actor = principal.kind === 'token' && principal.org.id !== orgId ? 'outside callers' : describePrincipal(principal);
     const key = `${day}|${orgId}|${actor}|${storePath}`;
     let r = this.reads.get(key);
     if (!r) {

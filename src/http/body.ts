@@ -6,7 +6,7 @@
  * called only after the upload was authorized.
  */
 import type { IncomingMessage } from 'node:http';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FloeError, InvalidInput, TooLarge } from '../errors.js';
 import { compressionFromName, createDecompressor } from '../cache/compression.js';
@@ -89,11 +89,16 @@ export async function readEncodedSmallBody(req: IncomingMessage, limit: number):
     }
   };
   let body: Buffer | undefined;
+  // The request is piped, not handed to pipeline(): a refusal destroys the decoder chain but must
+  // not destroy the request's socket, or the 413 could never be sent.
+  const wireSide = new PassThrough();
+  req.pipe(wireSide);
   try {
-    await pipeline(req, counted, createDecompressor(kind), async (decoded: AsyncIterable<Buffer>) => {
+    await pipeline(wireSide, counted, createDecompressor(kind), async (decoded: AsyncIterable<Buffer>) => {
       body = await collect(decoded, limit, 'decoded body');
     });
   } catch (err) {
+    req.unpipe(wireSide);
     if (err instanceof FloeError) throw err;
     throw new InvalidInput('body', `could not decode the ${encoding} body: ${(err as Error).message}`);
   }

@@ -274,6 +274,11 @@ when { context has narinfoSignatures } unless { context.narinfoSignatures.contai
       const m2 = await api(server, evilRW, 'POST', '/api/v1/cache/acme/nope/missing', { paths: [`/nix/store/${p.base}`] });
       expect(m1.status).toBe(m2.status);
       expect(m1.body).toEqual(m2.body);
+      // Org routes too: "no such org" and "not yours" read the same.
+      const o1 = await api<{ message: string }>(server, evilRW, 'GET', '/api/v1/orgs/acme/sources');
+      const o2 = await api<{ message: string }>(server, evilRW, 'GET', '/api/v1/orgs/no-such-org/sources');
+      expect(o1.status).toBe(403);
+      expect(o1.body.message.replace('acme', 'X')).toBe(o2.body.message.replace('no-such-org', 'X'));
     });
   });
 

@@ -119,7 +119,11 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
       throw new Forbidden(`not allowed to manage org ${JSON.stringify(orgName)}`);
     }
     const d = deps.authorizer.authorize(p, action, resource);
-    if (!d.allowed) throw new Forbidden(`not allowed to manage org ${orgName}: ${d.reason}`);
+    if (!d.allowed) {
+      // One message for "no such org" and "not yours"; the reason only for the org's own tokens.
+      const own = p.kind === 'token' && p.org.id === org.id;
+      throw new Forbidden(`not allowed to manage org ${JSON.stringify(orgName)}${own ? `: ${d.reason}` : ''}`);
+    }
     return org;
   };
 
