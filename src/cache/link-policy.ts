@@ -36,22 +36,7 @@ export function linkGround(path: RenderablePath, sourceSliceId: string, ctx: Lin
 }
 
 function signedByAny(path: RenderablePath, keys: readonly TrustedKey[]): boolean {
-  if (keys.length === 0 || path.sigs.length === 0) return false;
-  let fingerprint: string | undefined;
-  for (const sig of path.sigs) {
-    let name: string;
-    try {
-      name = parseSignature(sig).keyName;
-    } catch {
-      continue;
-    }
-    for (const key of keys) {
-      if (key.name !== name) continue;
-      fingerprint ??= fingerprintPath(path);
-      if (verifyFingerprint(key, fingerprint, sig)) return true;
-    }
-  }
-  return false;
+  return verifiedSignerNames(path, keys).length > 0;
 }
 
 /** Names of `keys` whose signature on `path` verifies (what `context.narinfoSignatures` holds). */

@@ -106,38 +106,23 @@ export class SourceService {
    * read it (a public slice, or one the other org's policy shares); the one answer for missing,
    * private and unreadable slices never reveals that a private slice exists.
    */
-  async follow(org: Org, sourceOrg: string, sourceSlice: string, priority: number, by: string, mayRead: (slice: SliceResource) => boolean): Promise<Follow> {
+  async follow(org: Org, name: { org: string; slice: string }, slice: SliceResource | undefined, priority: number, by: string, mayRead: (slice: SliceResource) => boolean): Promise<Follow> {
     PRIORITY(priority, 'priority');
-    const slice = await this.db
-      .selectFrom('slices')
-      .innerJoin('orgs', 'orgs.id', 'slices.org_id')
-      .select(['slices.id', 'slices.name', 'slices.public', 'orgs.id as org_id', 'orgs.name as org_name'])
-      .where('orgs.name', '=', sourceOrg)
-      .where('slices.name', '=', sourceSlice)
-      .executeTakeFirst();
-    const resource: SliceResource | undefined = slice && { type: 'slice', org: { id: slice.org_id, name: slice.org_name }, slice: { id: slice.id, name: slice.name, public: Number(slice.public) === 1 } };
-    if (!slice || !resource || (slice.org_id !== org.id && !mayRead(resource))) throw new InvalidInput('source', `there is no slice ${sourceOrg}/${sourceSlice} that you may read`);
-    if (slice.org_id === org.id) throw new InvalidInput('source', `${sourceOrg}/${sourceSlice} is ${org.name}'s own slice: put it in the view with "floe slice set ${org.name} ${sourceSlice} --in-view"`);
+    if (!slice || (slice.org.id !== org.id && !mayRead(slice))) throw new InvalidInput('source', `there is no slice ${name.org}/${name.slice} that you may read`);
+    if (slice.org.id === org.id) throw new InvalidInput('source', `${name.org}/${name.slice} is ${org.name}'s own slice: put it in the view with "floe slice set ${org.name} ${name.slice} --in-view"`);
     const count = await this.db.selectFrom('org_follows').select((eb) => eb.fn.countAll<number>().as('n')).where('org_id', '=', org.id).executeTakeFirstOrThrow();
     if (Number(count.n) >= MAX_FOLLOWS) throw new InvalidInput('source', `an org follows at most ${MAX_FOLLOWS} slices`);
     await this.db
       .insertInto('org_follows')
-      .values({ org_id: org.id, slice_id: slice.id, priority, created_by: by, created_at: new Date().toISOString() })
+      .values({ org_id: org.id, slice_id: slice.slice.id, priority, created_by: by, created_at: new Date().toISOString() })
       .onConflict((oc) => oc.columns(['org_id', 'slice_id']).doUpdateSet({ priority }))
       .execute();
     await this.changed(org.id);
-    return { org: sourceOrg, slice: sourceSlice, priority };
+    return { org: name.org, slice: name.slice, priority };
   }
 
-  async unfollow(org: Org, sourceOrg: string, sourceSlice: string): Promise<void> {
-    const slice = await this.db
-      .selectFrom('slices')
-      .innerJoin('orgs', 'orgs.id', 'slices.org_id')
-      .select('slices.id')
-      .where('orgs.name', '=', sourceOrg)
-      .where('slices.name', '=', sourceSlice)
-      .executeTakeFirst();
-    const res = slice ? await this.db.deleteFrom('org_follows').where('org_id', '=', org.id).where('slice_id', '=', slice.id).executeTakeFirst() : undefined;
+  async unfollow(org: Org, slice: SliceResource | undefined): Promise<void> {
+    const res = slice ? await this.db.deleteFrom('org_follows').where('org_id', '=', org.id).where('slice_id', '=', slice.slice.id).executeTakeFirst() : undefined;
     if (!res || Number(res.numDeletedRows) === 0) throw new NotFound();
     await this.changed(org.id);
   }

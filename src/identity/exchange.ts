@@ -118,11 +118,7 @@ export class ExchangeService {
   async approveTrust(id: string): Promise<StoredTrust> {
     const res = await this.db.updateTable('identity_trusts').set({ status: 'active' }).where('id', '=', id).executeTakeFirst();
     if (Number(res.numUpdatedRows) === 0) throw new NotFound();
-    const row = await this.db
-      .selectFrom('identity_trusts')
-      .innerJoin('orgs', 'orgs.id', 'identity_trusts.org_id')
-      .selectAll('identity_trusts')
-      .select('orgs.name as org_name')
+    const row = await this.withOrgNames()
       .where('identity_trusts.id', '=', id)
       .executeTakeFirstOrThrow();
     const trust = this.fromRow(row, row.org_name);
@@ -142,11 +138,7 @@ export class ExchangeService {
 
   /** Server admin: trusts waiting for approval, server-wide. */
   async pendingTrusts(): Promise<StoredTrust[]> {
-    const rows = await this.db
-      .selectFrom('identity_trusts')
-      .innerJoin('orgs', 'orgs.id', 'identity_trusts.org_id')
-      .selectAll('identity_trusts')
-      .select('orgs.name as org_name')
+    const rows = await this.withOrgNames()
       .where('identity_trusts.status', '=', 'pending')
       .orderBy('identity_trusts.created_at')
       .execute();
@@ -191,11 +183,7 @@ export class ExchangeService {
   }
 
   private async trustsFor(issuer: string): Promise<StoredTrust[]> {
-    const rows = await this.db
-      .selectFrom('identity_trusts')
-      .innerJoin('orgs', 'orgs.id', 'identity_trusts.org_id')
-      .selectAll('identity_trusts')
-      .select('orgs.name as org_name')
+    const rows = await this.withOrgNames()
       .where('identity_trusts.issuer', '=', issuer)
       .where('identity_trusts.status', '=', 'active')
       .orderBy('identity_trusts.created_at')
@@ -287,6 +275,11 @@ export class ExchangeService {
       if (spec?.provider === 'oidc' && spec.clientId) out.push({ org: r.name, issuer: r.issuer, clientId: spec.clientId });
     }
     return out;
+  }
+
+  /** Trust rows with their org's name. */
+  private withOrgNames() {
+    return this.db.selectFrom('identity_trusts').innerJoin('orgs', 'orgs.id', 'identity_trusts.org_id').selectAll('identity_trusts').select('orgs.name as org_name');
   }
 
   /**

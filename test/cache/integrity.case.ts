@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, basicAuth, createOrg, createToken, type TestServer } from '../helpers/server.js';
 import type { Backend } from '../helpers/backends.js';
+import { setupTenants } from '../helpers/tenants.js';
 import { fakePath, nixStyleUpload, type FakePath } from '../helpers/paths.js';
 import { parseNarInfo } from '../../src/nix/narinfo.js';
 import { fingerprintPath, formatPublicKey, generateSigningKey, signFingerprint, verifyFingerprint } from '../../src/nix/signing.js';
@@ -59,14 +60,7 @@ export function integrityScenarios(backend: Backend): void {
     await backend.setup();
     server = await backend.start();
     cacheUrl = `${server.url}/cache`;
-    await createOrg(server, 'acme');
-    await createOrg(server, 'evil');
-    acmeCI = (await createToken(server, 'acme', ['read', 'write'])).token;
-    acmeRead = (await createToken(server, 'acme', ['read'])).token;
-    evilRW = (await createToken(server, 'evil', ['read', 'write', 'admin'])).token;
-    expect((await api(server, evilRW, 'POST', '/api/v1/orgs/evil/slices', { name: 'bait', public: true })).status).toBe(201);
-    expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/slices', { name: 'sandbox' })).status).toBe(201);
-    sandboxRW = (await createToken(server, 'acme', ['read', 'write'], { slices: ['sandbox'] })).token;
+    ({ acmeCI, acmeRead, evilRW, sandboxRW } = await setupTenants(server));
   });
 
   afterAll(async () => {

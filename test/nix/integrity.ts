@@ -11,6 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { api, basicAuth, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
 import { type NixRunner, fixtureDir, writeNetrc } from '../helpers/nix.js';
+import { setupTenants } from '../helpers/tenants.js';
 import { fakePath, nixStyleUpload, type FakePath } from '../helpers/paths.js';
 import type { StorePathBase } from '../../src/nix/store-path.js';
 
@@ -93,14 +94,7 @@ export function integrityScenarios(nix: NixRunner): void {
 }
 `,
     );
-    await createOrg(server, 'acme');
-    await createOrg(server, 'evil');
-    acmeCI = (await createToken(server, 'acme', ['read', 'write'])).token;
-    acmeRead = (await createToken(server, 'acme', ['read'])).token;
-    evilRW = (await createToken(server, 'evil', ['read', 'write', 'admin'])).token;
-    expect((await api(server, evilRW, 'POST', '/api/v1/orgs/evil/slices', { name: 'bait', public: true })).status).toBe(201);
-    expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/slices', { name: 'sandbox' })).status).toBe(201);
-    sandboxRW = (await createToken(server, 'acme', ['read', 'write'], { slices: ['sandbox'] })).token;
+    ({ acmeCI, acmeRead, evilRW, sandboxRW } = await setupTenants(server));
   });
 
   afterAll(async () => {

@@ -143,7 +143,7 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
   authRoutes(api, { exchange: deps.exchange, tokens: deps.tokens, limits: deps.limits, publicUrl: deps.publicUrl, requireOrg, requireServerAdmin, audit: deps.audit });
   policyRoutes(api, { policies: deps.policies, signers: deps.signers, audit: deps.audit, orgs: deps.orgs, limits: deps.limits, requireOrg, requireServerAdmin });
   storageRoutes(api, { ...deps.storage, limits: deps.limits, requireOrg, requireServerAdmin, audit: deps.audit });
-  sourceRoutes(api, { sources: deps.sources, keys: deps.orgKeys, cache: deps.cache, limits: deps.limits, audit: deps.audit, requireOrg, requireServerAdmin, findOrg: (name) => deps.orgs.findOrg(name), mayRead: (p, slice) => deps.authorizer.authorize(p, 'cache.read', slice, {}, { quiet: true }).allowed });
+  sourceRoutes(api, { sources: deps.sources, keys: deps.orgKeys, cache: deps.cache, limits: deps.limits, audit: deps.audit, requireOrg, requireServerAdmin, findOrg: (name) => deps.orgs.findOrg(name), findSlice: (org, slice) => deps.orgs.findSlice(org, slice), mayRead: (p, slice) => deps.authorizer.authorize(p, 'cache.read', slice, {}, { quiet: true }).allowed });
 
   api.post('/orgs', async (c) => {
     requireServerAdmin(c.get('principal'), 'creating orgs');

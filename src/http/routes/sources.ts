@@ -28,6 +28,7 @@ export interface SourceRouteDeps {
   requireOrg: (p: Principal, org: string, action: Action) => Promise<Org>;
   requireServerAdmin: (p: Principal, what: string) => void;
   findOrg: (name: string) => Promise<Org | undefined>;
+  findSlice: (org: string, slice: string) => Promise<SliceResource | undefined>;
   /** Whether the caller may read a slice (a quiet probe of the authorizer). */
   mayRead: (p: Principal, slice: SliceResource) => boolean;
 }
@@ -51,14 +52,14 @@ export function sourceRoutes(api: Hono<AppEnv>, deps: SourceRouteDeps): void {
     const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
     const b = await body(c, followBody);
     const p = c.get('principal');
-    const follow = await deps.sources.follow(org, b.org, b.slice, b.priority ?? 100, describePrincipal(p), (slice) => deps.mayRead(p, slice));
+    const follow = await deps.sources.follow(org, b, await deps.findSlice(b.org, b.slice), b.priority ?? 100, describePrincipal(p), (slice) => deps.mayRead(p, slice));
     await audit(c, org, 'view.follow', `slice ${b.org}/${b.slice}`, { priority: follow.priority });
     return c.json(follow, 201);
   });
 
   api.delete('/orgs/:org/follows/:sourceOrg/:slice', async (c) => {
     const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
-    await deps.sources.unfollow(org, c.req.param('sourceOrg'), c.req.param('slice'));
+    await deps.sources.unfollow(org, await deps.findSlice(c.req.param('sourceOrg'), c.req.param('slice')));
     await audit(c, org, 'view.unfollow', `slice ${c.req.param('sourceOrg')}/${c.req.param('slice')}`);
     return c.json({ removed: true });
   });
