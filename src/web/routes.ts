@@ -41,6 +41,8 @@ import { type ManageTab, managePage, membersTab, slicesTab, tokensTab, usageTab 
 import { type PinForm, type StorageForms, storageTab } from './pages/storage.js';
 
 import type { CacheService } from '../cache/service.js';
+import type { SourceService } from '../cache/sources.js';
+import type { OrgKeyService } from '../org/keys.js';
 
 export interface WebDeps {
   registry: RegistryService;
@@ -58,6 +60,9 @@ export interface WebDeps {
   policies: PolicyStore;
   /** For the keys a signed-in viewer should trust (the docs page). */
   cache: Pick<CacheService, 'publicKeysFor'>;
+  /** The org's view and link sources, and its signing keys (the slices tab). */
+  sources: SourceService;
+  orgKeys: OrgKeyService;
 }
 
 /** Web sessions last at most this long, whatever the token they came from. */
@@ -523,8 +528,10 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     return c.redirect(`/manage/${org.name}/tokens`, 303);
   });
 
-  const slicesPage = async (c: Ctx, org: Org, error?: string, status = 200) =>
-    page(c, managePage(await ctxOf(c), org.name, 'slices', tabs(), slicesTab(await ctxOf(c), org.name, base(), (await deps.orgs.listSlices(org)).map((s) => ({ name: s.name, public: s.public })), error)), status);
+  const slicesPage = async (c: Ctx, org: Org, error?: string, status = 200) => {
+    const view = { slices: await deps.sources.sliceSettings(org), follows: await deps.sources.listFollows(org), keys: (await deps.orgKeys.list(org)).filter((k) => k.state !== 'retired') };
+    return page(c, managePage(await ctxOf(c), org.name, 'slices', tabs(), slicesTab(await ctxOf(c), org.name, base(), view, error)), status);
+  };
   app.get('/manage/:org/slices', async (c) => {
     const org = await requireAdmin(c);
     return org ? slicesPage(c, org) : denied(c);
@@ -534,8 +541,8 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     if (!org) return denied(c);
     const form = await c.req.parseBody();
     try {
-      const slice = await deps.orgs.createSlice(org, String(form.name ?? '').trim(), form.public === '1');
-      await deps.audit.appendNow({ principal: c.get('principal'), action: 'slice.create', target: `slice ${org.name}/${slice.name}`, orgId: org.id, detail: { public: slice.public } });
+      const slice = await deps.orgs.createSlice(org, String(form.name ?? '').trim(), form.public === '1', form.inView === '1');
+      await deps.audit.appendNow({ principal: c.get('principal'), action: 'slice.create', target: `slice ${org.name}/${slice.name}`, orgId: org.id, detail: { public: slice.public, inView: form.inView === '1' } });
     } catch (err) {
       if (!isClientError(err)) throw err;
       return slicesPage(c, org, err.message, 400);
@@ -549,6 +556,19 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     if (await deps.orgs.setSliceVisibility(org, c.req.param('slice'), form.public === '1')) {
       await deps.audit.appendNow({ principal: c.get('principal'), action: 'slice.update', target: `slice ${org.name}/${c.req.param('slice')}`, orgId: org.id, detail: { public: form.public === '1' } });
     }
+    return c.redirect(`/manage/${org.name}/slices`, 303);
+  });
+  app.post('/manage/:org/slices/:slice/view', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const form = await c.req.parseBody();
+    try {
+      await deps.sources.setSliceView(org, c.req.param('slice'), { inView: form.inView === '1' });
+    } catch (err) {
+      if (!isClientError(err)) throw err;
+      return slicesPage(c, org, err.message, 400);
+    }
+    await deps.audit.appendNow({ principal: c.get('principal'), action: 'slice.update', target: `slice ${org.name}/${c.req.param('slice')}`, orgId: org.id, detail: { inView: form.inView === '1' } });
     return c.redirect(`/manage/${org.name}/slices`, 303);
   });
 

@@ -157,6 +157,15 @@ run('web interface in Chromium', () => {
     await page.getByRole('button', { name: 'Create slice' }).click();
     await page.waitForURL(/\/slices$/);
     expect(await page.getByText(`${server.url}/cache/acme/releases`).count()).toBe(1);
+    // A new slice answers at its own URL; an admin puts it in the members' view with one click.
+    const row = page.locator('tr', { hasText: `${server.url}/cache/acme/releases` });
+    expect(await row.getByText('own URL only').count()).toBe(1);
+    await row.getByRole('button', { name: 'Add to view' }).click();
+    await page.waitForURL(/\/slices$/);
+    expect(await page.locator('tr', { hasText: `${server.url}/cache/acme/releases` }).getByText('in view (100)').count()).toBe(1);
+    const settings = await api<{ slices: Array<{ name: string; inView: boolean }> }>(server, server.adminToken, 'GET', '/api/v1/orgs/acme/sources');
+    expect(settings.body.slices.find((x) => x.name === 'releases')?.inView).toBe(true);
+    expect(await page.getByRole('heading', { name: 'Signing keys' }).count()).toBe(1);
     await browser.screenshot(page, '10-slices');
   });
 
