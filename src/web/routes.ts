@@ -12,6 +12,7 @@ import { FloeError, Forbidden, NotFound, isClientError } from '../errors.js';
 import type { ExchangeService } from '../identity/exchange.js';
 import type { Principal, Scope } from '../identity/principal.js';
 import { boundByCreator, parseTtl, type TokenService } from '../identity/tokens.js';
+import { ttlWithinCreator } from '../identity/lifetime.js';
 import type { Authorizer } from '../policy/authorize.js';
 import { type Org, type OrgService, parseName } from '../org/service.js';
 import type { RegistryService } from '../registry/service.js';
@@ -492,7 +493,9 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       if (p.kind === 'token' && p.slices !== null && (slices === null || slices.some((s) => !p.slices!.includes(s)))) {
         throw new Forbidden('you are limited to some slices and can only create tokens limited to those slices');
       }
-      const ttlSeconds = parseTtl(String(form.ttl ?? '90d'));
+      // Never past the session's (or pasted token's) own end, the server admin excepted: the
+      // lifetime chosen is shortened to it, and the page shows the expiry.
+      const ttlSeconds = ttlWithinCreator(p, undefined, parseTtl(String(form.ttl ?? '90d')), Math.floor(Date.now() / 1000));
       const subject = `${device ? 'device' : 'token'}:${name}`;
       const description = String(form.description ?? '').trim().slice(0, 500) || `created in the web interface by ${describeShort(p)}`;
       // A device token may be deploy-only: it then reads exactly the closures of the named outputs.

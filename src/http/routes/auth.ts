@@ -18,7 +18,7 @@ export interface AuthRouteDeps {
   tokens: TokenService;
   limits: Limits;
   publicUrl: () => string;
-  requireOrg: (p: Principal, org: string, action: Action) => Promise<Org>;
+  requireOrg: (p: Principal, org: string, action: Action, slices?: readonly string[]) => Promise<Org>;
   requireServerAdmin: (p: Principal, what: string) => void;
   audit: AuditLog;
 }
