@@ -3,8 +3,9 @@
  * and policy change and every denied request, plus a per-day summary of reads (who fetched which
  * path, how many bytes) so monitoring cache use does not need a row per narinfo hit.
  *
- * Appends are buffered and written in batches (a flood of denials costs one transaction per
- * batch, not one per request); `flush()` forces them out. Replicas append concurrently: the
+ * Appends are buffered and written in batches; `flush()` forces them out. Denials are summarized
+ * (one full entry per caller, action, resource and minute, then a count), so a flood of refused
+ * requests costs a few rows and never crowds out the events. Replicas append concurrently: the
  * gapless `seq` primary key makes a racing batch fail and retry on top of the winner.
  */
 import type { Logger } from '../log.js';
@@ -12,6 +13,7 @@ import { describePrincipal, type Principal } from '../identity/principal.js';
 import type { Action, RequestFacts, Resource } from '../policy/actions.js';
 import type { AuditSink, Decision } from '../policy/authorize.js';
 import type { Db, Schema } from '../storage/types.js';
+import { DenialTally, OUTSIDE_CALLERS } from './denial-tally.js';
 import { type ChainBreak, type ChainedFields, entryHash, GENESIS_HASH, verifyChain } from './chain.js';
 
 export interface AuditEvent {
@@ -63,7 +65,10 @@ type Pending = Omit<ChainedFields, 'seq'>;
 /** A per-day read counter, as the table stores it. */
 type ReadCount = Schema['read_summary'];
 
+/** Past this many queued entries, denials are only counted (events are always queued). */
 const MAX_PENDING = 20_000;
+/** A queue this long is flushed at once instead of at the next tick. */
+const FLUSH_AT = 2_000;
 
 function resourceLabel(r: Resource): string {
   switch (r.type) {
@@ -80,7 +85,6 @@ function resourceLabel(r: Resource): string {
 
 export class AuditLog implements AuditSink {
   private pending: Pending[] = [];
-  private dropped = 0;
   private reads = new Map<string, ReadCount>();
   private flushing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -122,11 +126,12 @@ export class AuditLog implements AuditSink {
     const resourceOrg = resource.type === 'server' ? null : resource.org.id;
     const callerOrg = principal.kind === 'token' ? principal.org.id : null;
     const foreign = resourceOrg !== null && principal.kind !== 'server-admin' && callerOrg !== resourceOrg;
-    if (foreign) this.countForeignDenial(resourceOrg, action, resourceLabel(resource));
+    const target = resourceLabel(resource);
+    if (foreign) this.denials.count({ orgId: resourceOrg, actor: OUTSIDE_CALLERS, tokenId: null, action, target }, decision.reason, new Date().toISOString(), false);
     this.append({
       principal,
       action,
-      target: resourceLabel(resource),
+      target,
       orgId: foreign ? callerOrg : resourceOrg,
       outcome: 'deny',
       reason: decision.reason,
@@ -134,62 +139,76 @@ export class AuditLog implements AuditSink {
     });
   }
 
+  /**
+   * Queues an entry. Events (token.create, policy.apply, …) are never dropped: a long queue is
+   * flushed at once instead of waiting for the timer. Denials are tallied (`denial-tally.ts`): the
+   * first per org, actor, action, target and minute is written in full, the rest as a count, and
+   * while the queue is long even the first is only counted.
+   */
   append(e: AuditEvent): void {
-    if (this.pending.length >= MAX_PENDING) {
-      this.dropped++;
-      return;
-    }
+    const at = new Date().toISOString();
+    const orgId = e.orgId ?? (e.principal.kind === 'token' ? e.principal.org.id : null);
+    const actor = describePrincipal(e.principal);
+    const tokenId = e.principal.kind === 'anonymous' ? null : e.principal.tokenId;
+    const target = e.target.slice(0, 1000);
+    const reason = (e.reason ?? '').slice(0, 1000);
+    const outcome = e.outcome ?? 'event';
+    if (outcome === 'deny' && !this.denials.count({ orgId, actor, tokenId, action: e.action, target }, reason, at, this.pending.length < MAX_PENDING)) return;
     const client = e.principal.client;
     this.pending.push({
-      at: new Date().toISOString(),
-      org_id: e.orgId ?? (e.principal.kind === 'token' ? e.principal.org.id : null),
-      actor: describePrincipal(e.principal),
-      token_id: e.principal.kind === 'anonymous' ? null : e.principal.tokenId,
+      at,
+      org_id: orgId,
+      actor,
+      token_id: tokenId,
       action: e.action,
-      target: e.target.slice(0, 1000),
-      outcome: e.outcome ?? 'event',
-      reason: (e.reason ?? '').slice(0, 1000),
+      target,
+      outcome,
+      reason,
       detail: JSON.stringify({
         ...(client ? { ip: client.ip, ...(client.country ? { country: client.country } : {}), ...(client.requestId ? { requestId: client.requestId } : {}) } : {}),
         ...(e.principal.kind === 'token' && e.principal.identity ? { identity: `${e.principal.identity.provider} ${e.principal.identity.issuer}` } : {}),
         ...e.detail,
       }),
     });
+    if (this.pending.length >= FLUSH_AT) this.flushSoon();
   }
 
-  private foreign = new Map<string, { orgId: string; action: string; target: string; count: number; since: string }>();
-
-  private countForeignDenial(orgId: string, action: string, target: string): void {
-    const key = `${orgId}|${action}|${target}`;
-    const hit = this.foreign.get(key);
-    if (hit) hit.count++;
-    else if (this.foreign.size < MAX_PENDING) this.foreign.set(key, { orgId, action, target, count: 1, since: new Date().toISOString() });
+  /** A long queue is written now rather than at the next tick (one such flush at a time). */
+  private flushSoon(): void {
+    if (this.flushingSoon) return;
+    this.flushingSoon = true;
+    void this.flush(false, false)
+      .catch((err: unknown) => this.log.error({ err }, 'audit flush failed; will retry'))
+      .finally(() => {
+        this.flushingSoon = false;
+      });
   }
 
-  /** One entry per org, action, resource and minute for what was refused to outsiders (`all`: up to now). */
-  private drainForeignDenials(all: boolean): Pending[] {
-    if (this.foreign.size === 0) return [];
-    const cutoff = new Date(Date.now() - 60_000).toISOString();
-    const due = [...this.foreign.entries()].filter(([, f]) => all || f.since < cutoff);
-    for (const [key] of due) this.foreign.delete(key);
-    const out: Pending[] = due.map(([, f]) => ({
-      at: new Date().toISOString(),
-      org_id: f.orgId,
-      actor: 'outside callers',
-      token_id: null,
-      action: f.action,
-      target: f.target,
+  private flushingSoon = false;
+  private readonly denials = new DenialTally(MAX_PENDING);
+
+  /** Summaries of the denial tallies a minute old (`all`: every tally, up to now). */
+  private drainDenials(all: boolean): Pending[] {
+    if (this.denials.size === 0) return [];
+    const at = new Date().toISOString();
+    return this.denials.drain(new Date(Date.now() - 60_000).toISOString(), all).map((d) => ({
+      at,
+      org_id: d.orgId,
+      actor: d.actor,
+      token_id: d.tokenId,
+      action: d.action,
+      target: d.target,
       outcome: 'deny',
-      reason: `${f.count} request${f.count === 1 ? '' : 's'} by callers outside this org (or anonymous) refused since ${f.since}`,
-      detail: JSON.stringify({ count: f.count, since: f.since }),
+      reason: d.reason.slice(0, 1000),
+      detail: JSON.stringify(d.detail),
     }));
-    return out;
   }
 
   /** Appends and waits until the entry is stored (for changes an admin expects to see at once). */
   async appendNow(e: AuditEvent): Promise<void> {
     this.append(e);
-    await this.flush();
+    // Denial counts keep running (an admin change in a flood must not restart every tally).
+    await this.flush(true, false);
   }
 
   /** Counts a read for the summary (one row per day, org, principal and store path). */
@@ -213,13 +232,13 @@ export class AuditLog implements AuditSink {
   }
 
   /**
-   * Writes what is queued (the read summary too unless `withReads` is false; denial counts of
-   * outside callers up to now unless `allDenialCounts` is false, else those a minute old).
+   * Writes what is queued (the read summary too unless `withReads` is false; denial counts up to
+   * now unless `allDenialCounts` is false, else those a minute old).
    */
   async flush(withReads = true, allDenialCounts = true): Promise<void> {
     // One flush at a time; a caller arriving mid-flush waits for it and then flushes what is left.
     while (this.flushing) await this.flushing;
-    if (this.pending.length === 0 && (!withReads || this.reads.size === 0) && this.dropped === 0 && this.foreign.size === 0) return;
+    if (this.pending.length === 0 && (!withReads || this.reads.size === 0) && this.denials.size === 0) return;
     this.flushing = this.flushOnce(withReads, allDenialCounts).finally(() => {
       this.flushing = undefined;
     });
@@ -227,12 +246,8 @@ export class AuditLog implements AuditSink {
   }
 
   private async flushOnce(withReads: boolean, allDenialCounts: boolean): Promise<void> {
-    const batch = this.pending.concat(this.drainForeignDenials(allDenialCounts));
+    const batch = this.pending.concat(this.drainDenials(allDenialCounts));
     this.pending = [];
-    if (this.dropped > 0) {
-      batch.push({ at: new Date().toISOString(), org_id: null, actor: 'floe', token_id: null, action: 'audit.overflow', target: 'audit log', outcome: 'event', reason: `${this.dropped} entries dropped: the audit queue was full`, detail: '{}' });
-      this.dropped = 0;
-    }
     const reads = withReads ? [...this.reads.values()] : [];
     if (withReads) this.reads = new Map();
     try {

@@ -201,12 +201,14 @@ export class CacheService {
     // Deploy-only tokens read exactly their outputs' closures (computed from stored references).
     const closure = p.kind === 'token' && p.deploy && this.deploy ? await this.deploy.closureOf(p, hashPart) : undefined;
     const facts = closure ? { inDeployClosure: closure.has(hashPart) } : NO_FACTS;
+    // Candidates are probed quietly: one request records at most one denial (the first candidate's).
     for (const row of rows) {
-      if (this.authorizer.authorize(p, 'cache.read', resourceOf(row), facts).allowed) {
+      if (this.authorizer.authorize(p, 'cache.read', resourceOf(row), facts, QUIET).allowed) {
         this.audit.recordRead(p, row.org_id, row.store_path, 'narinfo');
         return row.narinfo;
       }
     }
+    if (rows[0]) this.authorizer.authorize(p, 'cache.read', resourceOf(rows[0]), facts);
     return this.pullThrough(p, view, hashPart);
   }
 
@@ -282,10 +284,11 @@ export class CacheService {
     const narHash = m[1]!;
     const rows = view.kind === 'slice' ? await this.q.byNarHashInSlice(narHash, view.slice.slice.id) : inViewOrder(await this.q.byNarHash(narHash), await this.sources.viewOf(p));
     const closure = p.kind === 'token' && p.deploy && this.deploy ? await this.deploy.closureOf(p) : undefined;
+    const factsOf = (row: (typeof rows)[number]) => (closure ? { inDeployClosure: closure.has(row.hash_part) } : NO_FACTS);
     for (const row of rows) {
-      const facts = closure ? { inDeployClosure: closure.has(row.hash_part) } : NO_FACTS;
-      if (this.authorizer.authorize(p, 'cache.read', resourceOf(row), facts).allowed) return { narHash, orgId: row.org_id, storePath: row.store_path };
+      if (this.authorizer.authorize(p, 'cache.read', resourceOf(row), factsOf(row), QUIET).allowed) return { narHash, orgId: row.org_id, storePath: row.store_path };
     }
+    if (rows[0]) this.authorizer.authorize(p, 'cache.read', resourceOf(rows[0]), factsOf(rows[0]));
     return undefined;
   }
 

@@ -66,7 +66,8 @@ export class ExchangeService {
     private readonly db: Db,
     private readonly orgs: OrgService,
     private readonly tokens: TokenService,
-    private readonly verifier: OidcVerifier,
+    /** Also the web sign-in's way to reach identity providers (the same address checks). */
+    readonly verifier: OidcVerifier,
     /** What CI tokens must be minted for when a trust names no audience: the server's public URL. */
     readonly defaultAudience: string,
     private readonly sts?: StsVerifier,

@@ -1,15 +1,18 @@
 /**
  * Verification of external OIDC tokens (GitHub Actions, GitLab CI, Entra ID, any OIDC issuer).
  * Strict by construction: JWKS is only ever fetched for issuers an org trusts (never discovered
- * from an arbitrary `iss`, which would be an SSRF), the discovery document must name the same
- * issuer, redirects are not followed, the algorithm list is pinned (no `none`, no HMAC), the
+ * from an arbitrary `iss`, which would be an SSRF), only from public addresses checked after DNS
+ * and pinned (`pinned-fetch.ts`), the discovery document must name the same issuer, redirects are
+ * not followed, fetch errors are not told to the caller, the algorithm list is pinned (no `none`, no HMAC), the
  * audience must be ours, `iat` may not be in the future, and each token id is accepted once.
  */
 import { createHash } from 'node:crypto';
-import { createRemoteJWKSet, decodeJwt, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import { createRemoteJWKSet, customFetch, decodeJwt, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import { Unauthenticated } from '../errors.js';
 import type { Db } from '../storage/types.js';
 import { isUniqueViolation } from '../org/service.js';
+import { type DestinationRules, urlProblem } from './destination.js';
+import { type PinnedRequest, pinnedFetch } from './pinned-fetch.js';
 
 const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA'];
 const CLOCK_SKEW_SECONDS = 60;
@@ -84,37 +87,46 @@ export class OidcVerifier {
   private async jwksFor(issuer: string): Promise<RemoteJwks> {
     const cached = this.jwks.get(issuer);
     if (cached && Date.now() - cached.at < DISCOVERY_TTL_MS) return cached.set;
-    const discoveryUrl = `${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
-    this.checkUrl(discoveryUrl, 'issuer');
+    // What went wrong (status, connection error, body) stays in the server: the caller learns only
+    // that the provider could not be used, or the server would be an oracle for its own network.
+    const unreachable = (cause: unknown) => Object.assign(new Unauthenticated(`cannot read the OIDC discovery document of ${issuer}`), { cause });
     let doc: { issuer?: unknown; jwks_uri?: unknown };
     try {
-      const res = await fetch(discoveryUrl, { redirect: 'manual', signal: AbortSignal.timeout(5_000), headers: { accept: 'application/json' } });
+      const res = await this.fetchFromIdp(discoveryUrl(issuer), { timeoutMs: 5_000, headers: { accept: 'application/json' }, maxBytes: MAX_DISCOVERY_BYTES });
       if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
-      const text = await res.text();
-      if (text.length > MAX_DISCOVERY_BYTES) throw new Error('discovery document too large');
-      doc = JSON.parse(text) as typeof doc;
+      doc = JSON.parse(await res.text()) as typeof doc;
     } catch (err) {
-      throw new Unauthenticated(`cannot read the OIDC discovery document of ${issuer}: ${(err as Error).message}`);
+      throw unreachable(err);
     }
     if (doc.issuer !== issuer) throw new Unauthenticated(`the discovery document of ${issuer} names another issuer`);
-    if (typeof doc.jwks_uri !== 'string') throw new Unauthenticated(`the discovery document of ${issuer} has no jwks_uri`);
-    this.checkUrl(doc.jwks_uri, 'jwks_uri');
-    const set = createRemoteJWKSet(new URL(doc.jwks_uri), { cooldownDuration: this.options.jwksCooldownMs, cacheMaxAge: 600_000, timeoutDuration: 5_000 });
+    if (typeof doc.jwks_uri !== 'string' || urlProblem(doc.jwks_uri, this.rules)) throw new Unauthenticated(`the discovery document of ${issuer} has no usable jwks_uri`);
+    const set = createRemoteJWKSet(new URL(doc.jwks_uri), {
+      cooldownDuration: this.options.jwksCooldownMs,
+      cacheMaxAge: 600_000,
+      timeoutDuration: 5_000,
+      [customFetch]: (url, init) => this.fetchFromIdp(url, { headers: Object.fromEntries(new Headers(init.headers).entries()), signal: init.signal, maxBytes: MAX_DISCOVERY_BYTES }),
+    });
     this.jwks.set(issuer, { at: Date.now(), set });
     return set;
   }
 
-  private checkUrl(url: string, what: string): void {
-    let u: URL;
-    try {
-      u = new URL(url);
-    } catch {
-      throw new Unauthenticated(`invalid ${what} URL`);
-    }
-    if (u.protocol === 'https:') return;
-    if (u.protocol === 'http:' && this.options.allowHttpIssuers) return;
-    throw new Unauthenticated(`${what} ${url} is not https`);
+  private get rules(): DestinationRules {
+    return { allowHttpAndLoopback: this.options.allowHttpIssuers };
   }
+
+  /**
+   * A request to an identity provider (discovery, JWKS, the web sign-in's token endpoint): https
+   * only (http and loopback under FLOE_OIDC_ALLOW_HTTP_ISSUERS), to public addresses checked after
+   * DNS and pinned for the connection, no redirects, bounded bodies. Throws DestinationRefused.
+   */
+  fetchFromIdp(url: string, req: PinnedRequest = {}): Promise<Response> {
+    return pinnedFetch(url, this.rules, req);
+  }
+}
+
+/** The discovery document's URL; an issuer with a query or fragment is refused when the trust is added. */
+export function discoveryUrl(issuer: string): string {
+  return `${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
 }
 
 function describeJoseError(err: unknown, audiences: string[]): string {
@@ -130,5 +142,7 @@ function describeJoseError(err: unknown, audiences: string[]): string {
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return 'invalid signature';
   if (err instanceof joseErrors.JWKSTimeout) return "the issuer's keys could not be fetched in time";
   if (err instanceof joseErrors.JWSInvalid || err instanceof joseErrors.JWTInvalid) return 'malformed token';
-  return (err as Error).message || 'invalid token';
+  // Anything else is a failed fetch of the issuer's keys: what it met stays in the server.
+  if (!(err instanceof joseErrors.JOSEError)) return "the issuer's keys could not be fetched";
+  return err.message || 'invalid token';
 }

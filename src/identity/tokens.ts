@@ -284,9 +284,8 @@ function tokenIdOf(p: Principal): string {
 
 /**
  * The network limits of a token created by `creator`: inherited, or narrowed, never wider (a
- * stolen network-limited admin token must not mint an unlimited one). Lifetimes are not bounded
- * here: admins signed in for an hour create machine tokens for months; orgs that want a ceiling
- * write a policy on `principal.lifetimeSeconds`. Server admins are not bounded. PURE.
+ * stolen network-limited admin token must not mint an unlimited one). Lifetimes are bounded in
+ * `lifetime.ts` (never past the creator's expiry). Server admins are not bounded. PURE.
  */
 export function boundByCreator(
   creator: Principal,

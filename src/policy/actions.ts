@@ -34,6 +34,11 @@ export interface RequestFacts {
   deployFlake?: boolean;
   /** cache.write when the narinfo is known: names of the org's trusted signing keys whose signature on it verifies. */
   narinfoSignatures?: readonly string[];
+  /**
+   * org.admin confined to some slices of the org (their visibility, view settings, slice trusts,
+   * tokens limited to them); absent = org-wide administration (policies, keys, trusts, members…).
+   */
+  adminSlices?: readonly string[];
 }
 
 /** The org a resource belongs to, if any: org policies only ever see their own org's resources. */

@@ -102,7 +102,7 @@ export class Authorizer {
 function memoKey(p: Principal, action: Action, r: Resource, facts: RequestFacts, orgSet: OrgPolicySet, nowMs: number): string {
   const who = p.kind === 'token' ? p.tokenId : p.kind;
   const what = r.type === 'slice' ? `s:${r.slice.id}:${r.slice.public ? 1 : 0}` : r.type === 'flake' ? `f:${r.org.id}/${r.flake.name}:${r.flake.visibility}` : r.type === 'org' ? `o:${r.org.id}` : 'server';
-  const f = `${facts.inDeployClosure ? 1 : 0}${facts.deployFlake ? 1 : 0}${facts.narinfoSignatures ? facts.narinfoSignatures.join(',') : '-'}`;
+  const f = `${facts.inDeployClosure ? 1 : 0}${facts.deployFlake ? 1 : 0}${facts.narinfoSignatures ? facts.narinfoSignatures.join(',') : '-'}|${facts.adminSlices ? facts.adminSlices.join(',') : '*'}`;
   // The minute is part of the key because policies may read context.time/hourUtc.
   return `${orgSet.orgId}@${orgSet.version}|${who}|${action}|${what}|${p.client?.ip ?? ''}|${p.client?.country ?? ''}|${Math.floor(nowMs / 60_000)}|${f}`;
 }

@@ -1,7 +1,8 @@
 /**
  * Floe's built-in rules, in two layers, both pure:
  * - `guardrail`: denials no org policy can override (tenant isolation for writes, scope ceilings,
- *   slice limits, deploy-only tokens, token network limits, deny-by-default for anonymous).
+ *   slice limits on access and on administration, deploy-only tokens, token network limits,
+ *   deny-by-default for anonymous).
  * - `baseline`: what Floe grants when an org has written no policy (same-org tokens within their
  *   scopes, public slices and public/unlisted flakes). Org policies may add permits and forbids.
  */
@@ -60,6 +61,20 @@ export function guardrail(p: Principal, action: Action, resource: Resource, fact
   const scope = SCOPE_FOR[action];
   if (!hasScope(p, scope, 'admin')) return { allowed: false, reason: `token lacks the ${scope} scope` };
   if (sameOrg && resource.type === 'slice' && p.slices !== null && !p.slices.includes(resource.slice.name)) return { allowed: false, reason: 'token is limited to other slices' };
+  if (action === 'org.admin' && p.slices !== null) return sliceLimitedAdmin(p.slices, facts.adminSlices);
+  return undefined;
+}
+
+/**
+ * Slices are a ceiling on administration too: a token limited to slices S administers those
+ * slices only (and mints tokens limited to subsets of S); anything org-wide would let it escape
+ * them (make a slice public, trust an identity for every slice, mint a deploy token, rotate keys).
+ */
+function sliceLimitedAdmin(mine: readonly string[], wanted: readonly string[] | undefined): Verdict | undefined {
+  const limit = `token is limited to slice${mine.length === 1 ? '' : 's'} ${mine.join(', ')}`;
+  if (wanted === undefined) return { allowed: false, reason: `${limit}: org-wide administration (policies, signers, keys, follows, trusts, members, deploy tokens, unlimited tokens) needs a token not limited to slices` };
+  const outside = wanted.filter((s) => !mine.includes(s));
+  if (outside.length > 0) return { allowed: false, reason: `${limit}: it cannot administer ${outside.join(', ')}` };
   return undefined;
 }
 

@@ -23,18 +23,35 @@ export interface PendingLogin {
   returnTo: string;
 }
 
-async function discover(issuer: string): Promise<Discovery> {
-  const res = await fetch(`${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`, { redirect: 'manual', signal: AbortSignal.timeout(10_000) }).catch((err: Error) => {
-    throw new Unauthenticated(`cannot reach the identity provider: ${err.message}`);
-  });
-  if (!res.ok) throw new Unauthenticated(`the identity provider has no OIDC discovery document (HTTP ${res.status})`);
-  const d = (await res.json()) as Discovery;
-  if (!d.authorization_endpoint || !d.token_endpoint) throw new Unauthenticated('the identity provider does not offer the authorization code flow');
+/** Requests to the identity provider, through the server's address checks (`OidcVerifier.fetchFromIdp`). */
+export type IdpFetch = (url: string, req: { method?: string; headers?: Record<string, string>; body?: string; timeoutMs?: number; maxBytes?: number }) => Promise<Response>;
+
+/** What the person is told when the identity provider cannot be used; the details go to the server's log (`cause`). */
+export const IDP_UNREACHABLE = 'the identity provider could not be reached';
+
+function unreachable(cause: unknown): Unauthenticated {
+  return Object.assign(new Unauthenticated(IDP_UNREACHABLE), { cause });
+}
+
+async function discover(issuer: string, fetchIdp: IdpFetch): Promise<Discovery> {
+  let d: Discovery;
+  try {
+    const res = await fetchIdp(`${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`, { timeoutMs: 10_000, headers: { accept: 'application/json' }, maxBytes: 64 * 1024 });
+    if (res.status !== 200) throw new Error(`discovery answered HTTP ${res.status}`);
+    d = (await res.json()) as Discovery;
+  } catch (err) {
+    throw unreachable(err);
+  }
+  if (d.issuer !== issuer) throw unreachable(new Error(`the discovery document names issuer ${JSON.stringify(d.issuer)}`));
+  // The browser is sent to the authorization endpoint; the token endpoint is fetched (and checked) by fetchIdp.
+  const web = (u: unknown) => typeof u === 'string' && /^https?:\/\//.test(u) && URL.canParse(u);
+  if (!web(d.authorization_endpoint) || !web(d.token_endpoint)) throw unreachable(new Error('the discovery document lacks the authorization code flow endpoints'));
+  if (new URL(d.authorization_endpoint!).protocol !== new URL(issuer).protocol) throw unreachable(new Error('the authorization endpoint is not on the scheme of the issuer'));
   return d;
 }
 
-export async function startLogin(login: { org: string; issuer: string; clientId: string }, redirectUri: string, returnTo: string): Promise<{ pending: PendingLogin; authorizeUrl: string }> {
-  const d = await discover(login.issuer);
+export async function startLogin(login: { org: string; issuer: string; clientId: string }, redirectUri: string, returnTo: string, fetchIdp: IdpFetch): Promise<{ pending: PendingLogin; authorizeUrl: string }> {
+  const d = await discover(login.issuer, fetchIdp);
   const pending: PendingLogin = {
     state: randomBytes(16).toString('base64url'),
     verifier: randomBytes(48).toString('base64url'),
@@ -60,17 +77,23 @@ export async function startLogin(login: { org: string; issuer: string; clientId:
 }
 
 /** Trades the code for the ID token; checks the nonce it carries (its signature is checked by the exchange). */
-export async function finishLogin(pending: PendingLogin, code: string, redirectUri: string): Promise<string> {
-  const d = await discover(pending.issuer);
-  const res = await fetch(d.token_endpoint!, {
-    method: 'POST',
-    redirect: 'manual',
-    headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
-    body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: redirectUri, client_id: pending.clientId, code_verifier: pending.verifier }),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const body = (await res.json().catch(() => ({}))) as { id_token?: string; error?: string };
-  if (res.status !== 200 || typeof body.id_token !== 'string') throw new Unauthenticated(`the identity provider did not issue an ID token (${body.error ?? `HTTP ${res.status}`})`);
+export async function finishLogin(pending: PendingLogin, code: string, redirectUri: string, fetchIdp: IdpFetch): Promise<string> {
+  const d = await discover(pending.issuer, fetchIdp);
+  let body: { id_token?: string; error?: string };
+  try {
+    const res = await fetchIdp(d.token_endpoint!, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
+      body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: redirectUri, client_id: pending.clientId, code_verifier: pending.verifier }).toString(),
+      timeoutMs: 10_000,
+      maxBytes: 64 * 1024,
+    });
+    body = (await res.json().catch(() => ({}))) as typeof body;
+    if (res.status !== 200 || typeof body.id_token !== 'string') throw new Error(`the token endpoint answered HTTP ${res.status}${body.error ? ` (${String(body.error).slice(0, 100)})` : ''}`);
+  } catch (err) {
+    throw unreachable(err);
+  }
+  if (typeof body.id_token !== 'string') throw unreachable(new Error('no ID token'));
   const payload = body.id_token.split('.')[1] ?? '';
   let claims: { nonce?: unknown };
   try {

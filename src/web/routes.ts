@@ -12,6 +12,7 @@ import { FloeError, Forbidden, NotFound, isClientError } from '../errors.js';
 import type { ExchangeService } from '../identity/exchange.js';
 import type { Principal, Scope } from '../identity/principal.js';
 import { boundByCreator, parseTtl, type TokenService } from '../identity/tokens.js';
+import { ttlWithinCreator } from '../identity/lifetime.js';
 import type { Authorizer } from '../policy/authorize.js';
 import { type Org, type OrgService, parseName } from '../org/service.js';
 import type { RegistryService } from '../registry/service.js';
@@ -35,7 +36,7 @@ import type { Logger } from '../log.js';
 import { type Html, type PageContext, csrfField, layout, notice } from './layout.js';
 import { CSS, CSS_PATH } from './style.js';
 import { clearSession, csrfFailure, csrfToken, loginCookie, readLoginCookie, safeReturnTo, sessionToken, setSession } from './session.js';
-import { decodePending, encodePending, finishLogin, startLogin } from './oidc-client.js';
+import { decodePending, encodePending, finishLogin, IDP_UNREACHABLE, type IdpFetch, startLogin } from './oidc-client.js';
 import { docsPage, flakePage, homePage, latestRelease, notFoundPage, orgPage, releasePage } from './pages/discover.js';
 import { type ManageTab, managePage, membersTab, slicesTab, tokensTab, usageTab } from './pages/manage.js';
 import { type PinForm, type StorageForms, storageTab } from './pages/storage.js';
@@ -97,6 +98,7 @@ export async function webErrorPage(c: Ctx, publicUrl: string, status: number, me
 export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
   const base = () => deps.publicUrl();
   const redirectUri = () => `${base()}/login/callback`;
+  const idpFetch: IdpFetch = (url, req) => deps.exchange.verifier.fetchFromIdp(url, req);
 
   // Session cookie → principal (web paths only), security headers, CSRF on every POST.
   const session = async (c: Ctx, next: Next) => {
@@ -220,11 +222,13 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     const login = (await deps.exchange.interactiveLogins()).find((l) => l.org === form.org && l.issuer === form.issuer);
     if (!login) return c.redirect(`/login?error=${encodeURIComponent('that sign-in option no longer exists')}`, 303);
     try {
-      const { pending, authorizeUrl } = await startLogin(login, redirectUri(), returnTo);
+      const { pending, authorizeUrl } = await startLogin(login, redirectUri(), returnTo, idpFetch);
       loginCookie(c, base(), encodePending(pending));
       return c.redirect(authorizeUrl, 303);
     } catch (err) {
-      return c.redirect(`/login?error=${encodeURIComponent((err as Error).message)}`, 303);
+      // Never the fetch error or the provider's answer: the caller is anonymous.
+      deps.log.warn({ reqId: c.get('requestId'), org: login.org, issuer: login.issuer, err: (err as Error).cause ?? err }, 'web sign-in: identity provider unusable');
+      return c.redirect(`/login?error=${encodeURIComponent(IDP_UNREACHABLE)}`, 303);
     }
   });
 
@@ -245,7 +249,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     const code = c.req.query('code');
     if (!code) return fail('the identity provider sent no code');
     try {
-      const idToken = await finishLogin(pending, code, redirectUri());
+      const idToken = await finishLogin(pending, code, redirectUri(), idpFetch);
       const result = await deps.exchange.exchange(idToken, { org: pending.org, ttlSeconds: SESSION_TTL_SECONDS });
       deps.audit.append({ principal: c.get('principal'), action: 'auth.login', target: result.subject, orgId: result.orgId, outcome: 'allow', reason: 'web oidc login', detail: { tokenId: result.id, trustId: result.trustId, scopes: result.scopes, expiresAt: result.expiresAt.toISOString() } });
       setSession(c, base(), result.token, result.expiresAt);
@@ -254,6 +258,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       return c.redirect(pending.returnTo, 303);
     } catch (err) {
       deps.audit.append({ principal: c.get('principal'), action: 'auth.login', target: 'web oidc', orgId: null, outcome: 'deny', reason: err instanceof Error ? err.message : String(err) });
+      if ((err as Error).cause !== undefined) deps.log.warn({ reqId: c.get('requestId'), org: pending.org, issuer: pending.issuer, err: (err as Error).cause }, 'web sign-in: identity provider unusable');
       return fail(err instanceof FloeError ? err.message : 'sign-in failed');
     }
   });
@@ -497,7 +502,9 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       if (p.kind === 'token' && p.slices !== null && (slices === null || slices.some((s) => !p.slices!.includes(s)))) {
         throw new Forbidden('you are limited to some slices and can only create tokens limited to those slices');
       }
-      const ttlSeconds = parseTtl(String(form.ttl ?? '90d'));
+      // Never past the session's (or pasted token's) own end, the server admin excepted: the
+      // lifetime chosen is shortened to it, and the page shows the expiry.
+      const ttlSeconds = ttlWithinCreator(p, undefined, parseTtl(String(form.ttl ?? '90d')), Math.floor(Date.now() / 1000));
       const subject = `${device ? 'device' : 'token'}:${name}`;
       const description = String(form.description ?? '').trim().slice(0, 500) || `created in the web interface by ${describeShort(p)}`;
       // A device token may be deploy-only: it then reads exactly the closures of the named outputs.

@@ -360,7 +360,8 @@ describe('the audit trail', () => {
     expect(denied.body.entries.every((x) => x.outcome === 'deny' && x.action.startsWith('cache.'))).toBe(true);
     const jsonl = await floe(['audit', '--org', 'acme', '--action', 'policy.', '--jsonl']);
     const lines = jsonl.stdout.trim().split('\n').map((l) => JSON.parse(l) as { action: string });
-    expect(lines.map((l) => l.action)).toEqual(['policy.apply', 'policy.apply', 'policy.apply', 'policy.apply', 'policy.rollback']);
+    // A refusal repeated within the minute is a counted summary, written when the log is read.
+    expect(lines.map((l) => l.action).sort()).toEqual(['policy.apply', 'policy.apply', 'policy.apply', 'policy.apply', 'policy.rollback']);
     const reads = await api<{ reads: Array<{ storePath: string; narinfoHits: number; actor: string }> }>(server, admin, 'GET', '/api/v1/orgs/acme/reads');
     const ops = reads.body.reads.filter((x) => x.storePath === paths.ops!.base);
     expect(ops.reduce((n, x) => n + x.narinfoHits, 0)).toBeGreaterThanOrEqual(3);

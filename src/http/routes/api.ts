@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { Forbidden, InvalidInput, NotFound, TooLarge, Unauthenticated } from '../../errors.js';
 import type { Principal, Scope } from '../../identity/principal.js';
 import { boundByCreator, parseTtl, type TokenService } from '../../identity/tokens.js';
+import { ttlWithinCreator } from '../../identity/lifetime.js';
 import type { Authorizer } from '../../policy/authorize.js';
 import type { Action, OrgResource } from '../../policy/actions.js';
 import { type Org, type OrgService, parseName } from '../../org/service.js';
@@ -111,14 +112,19 @@ async function splitFirstLine(req: IncomingMessage, maxLine: number): Promise<{ 
 export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
   const api = new Hono<AppEnv>();
 
-  const requireOrg = async (p: Principal, orgName: string, action: Action): Promise<Org> => {
+  /**
+   * The org, if the caller may `action` it. `slices`: the administration concerns only these slices
+   * of the org (without it, it is org-wide, which a slice-limited admin token may not do: the
+   * guardrails decide).
+   */
+  const requireOrg = async (p: Principal, orgName: string, action: Action, slices?: readonly string[]): Promise<Org> => {
     const org = await deps.orgs.findOrg(orgName);
     const resource: OrgResource | undefined = org && { type: 'org', org: { id: org.id, name: org.name } };
     if (!org || !resource) {
       if (p.kind === 'server-admin') throw new NotFound();
       throw new Forbidden(`not allowed to manage org ${JSON.stringify(orgName)}`);
     }
-    const d = deps.authorizer.authorize(p, action, resource);
+    const d = deps.authorizer.authorize(p, action, resource, slices ? { adminSlices: slices } : {});
     if (!d.allowed) {
       // One message for "no such org" and "not yours"; the reason only for the org's own tokens.
       const own = p.kind === 'token' && p.org.id === org.id;
@@ -168,9 +174,9 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
   });
 
   api.patch('/orgs/:org/slices/:slice', async (c) => {
-    const org = await requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
-    const body = parseBody(updateSliceBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
     const name = c.req.param('slice');
+    const org = await requireOrg(c.get('principal'), c.req.param('org'), 'org.admin', [name]);
+    const body = parseBody(updateSliceBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
     if (body.public !== undefined && !(await deps.orgs.setSliceVisibility(org, name, body.public))) throw new NotFound();
     if (body.inView !== undefined || body.priority !== undefined) {
       await deps.sources.setSliceView(org, name, { ...(body.inView !== undefined ? { inView: body.inView } : {}), ...(body.priority !== undefined ? { priority: body.priority } : {}) });
@@ -186,17 +192,17 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     // The org is in the body; refuse the anonymous before reading it.
     if (p.kind === 'anonymous') throw new Unauthenticated('creating tokens needs an org admin token');
     const body = parseBody(createTokenBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
-    const org = await requireOrg(p, body.org, 'org.admin');
     const slices = body.slices ? body.slices.map((s) => parseName('slice', s)) : null;
-    if (p.kind === 'token' && p.slices !== null && (slices === null || slices.some((s) => !p.slices!.includes(s)))) {
-      throw new Forbidden('a token limited to some slices can only create tokens limited to those slices');
-    }
+    // A token limited to slices administers those slices: it mints tokens limited to them, never
+    // an unlimited or deploy-only one (a deploy token reads closures in every slice).
+    const org = await requireOrg(p, body.org, 'org.admin', slices && !body.deploy ? slices : undefined);
     if (slices) {
       const known = new Set((await deps.orgs.listSlices(org)).map((s) => s.name));
       const unknown = slices.filter((s) => !known.has(s));
       if (unknown.length) throw new InvalidInput('slices', `no such slice in ${org.name}: ${unknown.join(', ')}`);
     }
-    const ttlSeconds = parseTtl(body.ttl ?? '24h');
+    // Never longer-lived than the caller's own token (the server admin excepted).
+    const ttlSeconds = ttlWithinCreator(p, body.ttl !== undefined ? parseTtl(body.ttl) : undefined, parseTtl('24h'), Math.floor(Date.now() / 1000));
     const subject = body.subject ?? `created-by:${p.subject}`;
     const deploy = body.deploy?.map((g) => parseDeployGrant(g, org.name));
     if (deploy?.some((g) => g.org !== org.name)) throw new InvalidInput('deploy', `a device token of ${org.name} can only name ${org.name}'s flakes`);
@@ -204,7 +210,7 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     const scopes = deploy ? (['read'] as Scope[]) : ([...new Set(body.scopes)] as Scope[]);
     const bad = (body.cidrs ?? []).filter((cidr) => !isValidCidr(cidr));
     if (bad.length) throw new InvalidInput('cidrs', `not an address or CIDR: ${bad.join(', ')}`);
-    // Never wider or longer-lived than the caller's own token.
+    // Never wider than the caller's own token.
     const network = boundByCreator(p, { ...(body.cidrs || body.countries ? { network: { cidrs: body.cidrs ?? [], countries: (body.countries ?? []).map((x) => x.toUpperCase()) } } : {}) }, cidrWithin);
     const minted = await deps.tokens.mint({
       subject,
@@ -229,7 +235,9 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     if (!row) throw new NotFound();
     if (p.kind !== 'server-admin') {
       const org = row.org_id && p.kind === 'token' && p.org.id === row.org_id ? p.org : undefined;
-      const d = org ? deps.authorizer.authorize(p, 'org.admin', { type: 'org', org }) : { allowed: false, reason: 'not your org' };
+      // A slice-limited admin revokes only tokens limited to its slices.
+      const slices = row.slices ? (JSON.parse(row.slices) as string[]) : undefined;
+      const d = org ? deps.authorizer.authorize(p, 'org.admin', { type: 'org', org }, slices ? { adminSlices: slices } : {}) : { allowed: false, reason: 'not your org' };
       if (!d.allowed) throw new Forbidden(`not allowed to revoke this token: ${d.reason}`);
     }
     await deps.tokens.revoke(id);

@@ -12,13 +12,15 @@ import type { Limits } from '../../config.js';
 import type { AppEnv } from '../context.js';
 import { readJson } from '../body.js';
 import { parseBody } from '../validate.js';
+import { InvalidInput } from '../../errors.js';
+import { issuerUrlProblem } from '../../identity/destination.js';
 
 export interface AuthRouteDeps {
   exchange: ExchangeService;
   tokens: TokenService;
   limits: Limits;
   publicUrl: () => string;
-  requireOrg: (p: Principal, org: string, action: Action) => Promise<Org>;
+  requireOrg: (p: Principal, org: string, action: Action, slices?: readonly string[]) => Promise<Org>;
   requireServerAdmin: (p: Principal, what: string) => void;
   audit: AuditLog;
 }
@@ -120,7 +122,12 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
 
   api.post('/orgs/:org/trusts', async (c) => {
     const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
-    const trust = await deps.exchange.addTrust(org, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
+    const input = await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes);
+    // The server fetches `<issuer>/.well-known/openid-configuration`: a query or fragment would make that any URL.
+    const issuer = typeof input === 'object' && input !== null ? (input as { issuer?: unknown }).issuer : undefined;
+    const problem = typeof issuer === 'string' ? issuerUrlProblem(issuer) : undefined;
+    if (problem) throw new InvalidInput('trust.issuer', `the issuer URL ${problem}`);
+    const trust = await deps.exchange.addTrust(org, input);
     await deps.audit.appendNow({ principal: c.get('principal'), action: 'trust.add', target: `trust ${trust.id}`, orgId: org.id, detail: { provider: trust.spec.provider, issuer: trust.issuer, status: trust.status } });
     if (trust.status === 'pending') {
       return c.json(

@@ -25,7 +25,7 @@ export interface SourceRouteDeps {
   cache: CacheService;
   limits: Limits;
   audit: AuditLog;
-  requireOrg: (p: Principal, org: string, action: Action) => Promise<Org>;
+  requireOrg: (p: Principal, org: string, action: Action, slices?: readonly string[]) => Promise<Org>;
   requireServerAdmin: (p: Principal, what: string) => void;
   findOrg: (name: string) => Promise<Org | undefined>;
   findSlice: (org: string, slice: string) => Promise<SliceResource | undefined>;
@@ -64,16 +64,18 @@ export function sourceRoutes(api: Hono<AppEnv>, deps: SourceRouteDeps): void {
     return c.json({ removed: true });
   });
 
+  // Slice trusts concern two slices: a slice-limited admin sets them only between its own.
   api.post('/orgs/:org/slices/:slice/trusts', async (c) => {
-    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+    await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin', [c.req.param('slice')]); // before the body
     const b = await body(c, trustBody);
+    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin', [c.req.param('slice'), b.from]);
     await deps.sources.trustSlice(org, c.req.param('slice'), b.from, describePrincipal(c.get('principal')));
     await audit(c, org, 'slice.trust', `slice ${org.name}/${c.req.param('slice')}`, { from: b.from });
     return c.json({ slice: c.req.param('slice'), trusts: b.from }, 201);
   });
 
   api.delete('/orgs/:org/slices/:slice/trusts/:from', async (c) => {
-    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin', [c.req.param('slice'), c.req.param('from')]);
     await deps.sources.untrustSlice(org, c.req.param('slice'), c.req.param('from'));
     await audit(c, org, 'slice.untrust', `slice ${org.name}/${c.req.param('slice')}`, { from: c.req.param('from') });
     return c.json({ removed: true });

@@ -30,7 +30,7 @@ export interface StorageDeps {
   gc: GarbageCollector;
   gcGraceSeconds: number;
   limits: Limits;
-  requireOrg: (p: Principal, org: string, action: Action) => Promise<Org>;
+  requireOrg: (p: Principal, org: string, action: Action, slices?: readonly string[]) => Promise<Org>;
   requireServerAdmin: (p: Principal, what: string) => void;
   audit: AuditLog;
 }
