@@ -56,27 +56,27 @@ const yieldToRequests = () => new Promise<void>((resolve) => setImmediate(resolv
  */
 async function loadPathRows(db: Db) {
   const rows = [];
-  let after: { slice: string; hash: string } | undefined;
-  for (;;) {
-    let q = db
-      .selectFrom('paths')
-      .innerJoin('slices', 'slices.id', 'paths.slice_id')
-      .innerJoin('orgs', 'orgs.id', 'slices.org_id')
-      .select(['paths.slice_id', 'paths.hash_part', 'paths.store_path', 'paths.refs', 'paths.created_at', 'paths.nar_hash', 'paths.nar_size', 'slices.org_id', 'slices.name as slice_name', 'orgs.name as org_name'])
-      .orderBy('paths.slice_id')
-      .orderBy('paths.hash_part')
-      .limit(MARK_BATCH);
-    if (after) {
-      const { slice, hash } = after;
-      q = q.where((eb) => eb.or([eb('paths.slice_id', '>', slice), eb.and([eb('paths.slice_id', '=', slice), eb('paths.hash_part', '>', hash)])]));
+  // Per slice, by the primary key (slice_id, hash_part): each batch is an index range, not a scan.
+  for (const slice of await db.selectFrom('slices').select('id').orderBy('id').execute()) {
+    let after = '';
+    for (;;) {
+      const batch = await db
+        .selectFrom('paths')
+        .innerJoin('slices', 'slices.id', 'paths.slice_id')
+        .innerJoin('orgs', 'orgs.id', 'slices.org_id')
+        .select(['paths.slice_id', 'paths.hash_part', 'paths.store_path', 'paths.refs', 'paths.created_at', 'paths.nar_hash', 'paths.nar_size', 'slices.org_id', 'slices.name as slice_name', 'orgs.name as org_name'])
+        .where('paths.slice_id', '=', slice.id)
+        .where('paths.hash_part', '>', after)
+        .orderBy('paths.hash_part')
+        .limit(MARK_BATCH)
+        .execute();
+      rows.push(...batch);
+      await yieldToRequests();
+      if (batch.length < MARK_BATCH) break;
+      after = batch.at(-1)!.hash_part;
     }
-    const batch = await q.execute();
-    rows.push(...batch);
-    if (batch.length < MARK_BATCH) return rows;
-    const last = batch.at(-1)!;
-    after = { slice: last.slice_id, hash: last.hash_part };
-    await yieldToRequests();
   }
+  return rows;
 }
 
 async function loadGraph(db: Db, now: number, graceMs: number): Promise<Graph> {
