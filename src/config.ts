@@ -51,6 +51,16 @@ export interface Config {
   shutdownGraceSeconds: number;
   /** /readyz fails when the data directory has less free space than this (0 = no check). */
   minFreeBytes: number;
+  /** Concurrent NAR ingestions in all and per org (the rest queue, served to orgs in turn). */
+  ingest: { slots: number; slotsPerOrg: number };
+  /** A request body that sends nothing for this long while the server waits is answered 408 (0 = never). */
+  bodyIdleSeconds: number;
+  /** ...or that arrives slower than this, averaged over twice the idle time (0 = no minimum). */
+  bodyMinBytesPerSecond: number;
+  /** Open connections per client address (peers in trustedProxies are not capped; 0 = no cap). */
+  maxConnectionsPerClient: number;
+  /** How long an uploaded NAR without a narinfo stays (and counts against its org's quota) before it is collected. */
+  uploadExpirySeconds: number;
 }
 
 export function parseListen(text: string): { host: string; port: number } {
@@ -77,6 +87,12 @@ export function parseDuration(text: string, field: string): number {
 function parseCount(text: string, field: string): number {
   if (!/^\d{1,9}$/.test(text.trim())) throw new InvalidInput(field, `expected a whole number, got ${JSON.stringify(text)}`);
   return Number(text.trim());
+}
+
+function positive(text: string, field: string): number {
+  const n = parseCount(text, field);
+  if (n < 1) throw new InvalidInput(field, 'must be at least 1');
+  return n;
 }
 
 export function parseTrustedProxies(text: string): string[] {
@@ -121,6 +137,14 @@ export function loadConfig(flags: { dataDir?: string; listen?: string; publicUrl
     },
     shutdownGraceSeconds: env.FLOE_SHUTDOWN_GRACE_SECONDS ? parseDuration(env.FLOE_SHUTDOWN_GRACE_SECONDS, 'FLOE_SHUTDOWN_GRACE_SECONDS') : 25,
     minFreeBytes: env.FLOE_MIN_FREE_BYTES ? parseSize(env.FLOE_MIN_FREE_BYTES, 'FLOE_MIN_FREE_BYTES') : 256 * 2 ** 20,
+    ingest: {
+      slots: positive(env.FLOE_INGEST_SLOTS ?? '16', 'FLOE_INGEST_SLOTS'),
+      slotsPerOrg: positive(env.FLOE_INGEST_SLOTS_PER_ORG ?? '4', 'FLOE_INGEST_SLOTS_PER_ORG'),
+    },
+    bodyIdleSeconds: parseDuration(env.FLOE_BODY_IDLE_SECONDS ?? '30', 'FLOE_BODY_IDLE_SECONDS'),
+    bodyMinBytesPerSecond: env.FLOE_BODY_MIN_RATE ? parseSize(env.FLOE_BODY_MIN_RATE, 'FLOE_BODY_MIN_RATE') : 512,
+    maxConnectionsPerClient: parseCount(env.FLOE_MAX_CONNECTIONS_PER_CLIENT ?? '64', 'FLOE_MAX_CONNECTIONS_PER_CLIENT'),
+    uploadExpirySeconds: positive(String(env.FLOE_UPLOAD_EXPIRY ? parseDuration(env.FLOE_UPLOAD_EXPIRY, 'FLOE_UPLOAD_EXPIRY') : 86_400), 'FLOE_UPLOAD_EXPIRY'),
     priority: env.FLOE_CACHE_PRIORITY ? Number(env.FLOE_CACHE_PRIORITY) : 30,
     limits: {
       maxUploadBytes: env.FLOE_MAX_UPLOAD_SIZE ? parseSize(env.FLOE_MAX_UPLOAD_SIZE, 'FLOE_MAX_UPLOAD_SIZE') : maxNar,

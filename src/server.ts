@@ -39,6 +39,8 @@ import { SourceService } from './cache/sources.js';
 import { OrgKeyService } from './org/keys.js';
 import { createCacheHandler, markExpectsContinue } from './http/cache-handler.js';
 import { ConnectionDrain } from './http/drain.js';
+import { BodyWatchdog } from './http/body-watchdog.js';
+import { limitConnectionsPerClient } from './http/connection-limit.js';
 
 export interface RunningServer {
   url: string;
@@ -116,19 +118,27 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     if (handler) return handler(req, res);
     res.writeHead(503, { 'Retry-After': '1', 'Content-Type': 'text/plain' }).end('starting\n');
   });
-  // Uploads of large NARs can take long; headers must still arrive promptly.
+  // Uploads of large NARs can take long; headers must still arrive promptly, and bodies keep
+  // arriving while the server waits for them (the body watchdog; 408 otherwise).
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
   server.keepAliveTimeout = 65_000;
+  const idleMs = config.bodyIdleSeconds * 1000;
+  const bodies = new BodyWatchdog(
+    { idleMs, minBytesPerSecond: config.bodyMinBytesPerSecond, windowMs: Math.max(2 * idleMs, 10_000), tickMs: idleMs > 0 ? Math.min(1000, Math.max(100, idleMs / 4)) : 1000 },
+    (req, stall) => log.info({ path: (req.url ?? '').split('?')[0], stall }, 'request body stalled: answered 408'),
+  );
+  limitConnectionsPerClient(server, config.maxConnectionsPerClient, config.trustedProxies, (ip) => log.warn({ ip, max: config.maxConnectionsPerClient }, 'too many connections from one client: closed a new one'));
   // On shutdown: /readyz fails at once, requests in flight finish, connections close as they go idle.
   const connections = new ConnectionDrain(server);
   // With a checkContinue listener Node leaves the 100 to us: /cache sends it only once the upload
   // is authorized; everything else gets it at once, as Node would.
   server.on('checkContinue', (req, res) => {
     if (!handler) return res.writeHead(503, { 'Retry-After': '1', Connection: 'close' }).end('starting\n');
-    if ((req.url ?? '').startsWith('/cache')) markExpectsContinue(req);
-    else res.writeContinue();
-    handler(req, res);
+    const cache = (req.url ?? '').startsWith('/cache');
+    if (cache) markExpectsContinue(req);
+    handler(req, res); // first: the body watchdog starts counting at the 100
+    if (!cache) res.writeContinue();
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -171,6 +181,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     deploy: new DeployScopes(storage.db),
     upstreams,
     signers,
+    ingestSlots: config.ingest,
+    uploads: { expiryMs: config.uploadExpirySeconds * 1000, refusedHoldMs: config.gc.graceSeconds * 1000 },
   });
   const resignAfterUpgrade = await orgKeys.migrateOrgs();
   for (const orgId of resignAfterUpgrade) {
@@ -203,6 +215,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         )
       : undefined;
   gcTimer?.unref();
+  // NARs uploaded without a narinfo (or refused at commit) are collected even with GC off: they
+  // count against quotas only until they expire, and must not pile up on disk after that.
+  const sweepEveryMs = Math.min(15 * 60_000, Math.max(1000, (config.uploadExpirySeconds * 1000) / 2));
+  const uploadSweep = setInterval(() => void gc.sweepUploads({ graceMs: gcGraceMs }).catch((err) => log.warn({ err }, 'sweeping uncommitted uploads failed')), sweepEveryMs);
+  uploadSweep.unref();
   const resolveClient = clientResolver(config.trustedProxies);
   const verifier = new OidcVerifier(storage.db, config.oidc);
   const sts = new StsVerifier(storage.db, { audience: publicUrl, ...(config.testAwsStsEndpoint ? { endpointOverride: config.testAwsStsEndpoint } : {}) });
@@ -256,6 +273,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const wireMarks = new WeakMap<import('node:net').Socket, { read: number; written: number }>();
   handler = (req, res) => {
     connections.track(req, res);
+    bodies.watch(req, res);
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const pathname = q < 0 ? url : url.slice(0, q);
@@ -289,6 +307,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       log.info({ graceSeconds: config.shutdownGraceSeconds }, 'shutting down: finishing the requests in flight');
       clearInterval(keyReload);
       if (gcTimer) clearInterval(gcTimer);
+      clearInterval(uploadSweep);
       clearTimeout(snapshotFirst);
       clearInterval(snapshotDaily);
       policies.stop();

@@ -44,14 +44,44 @@ interface Graph {
   policy: GcPolicy;
 }
 
+/** Rows of the mark read per query: each batch is a short synchronous step on SQLite. */
+const MARK_BATCH = 2000;
+const yieldToRequests = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Every path row, in batches ordered by the primary key with a turn of the event loop between
+ * them: one query over 100k rows would hold embedded SQLite (synchronous) for over a second.
+ * Inside the exclusive transaction other queries wait for it either way, but requests that need no
+ * database (health checks, NAR bytes already streaming) still get their turn.
+ */
+async function loadPathRows(db: Db) {
+  const rows = [];
+  // Per slice, by the primary key (slice_id, hash_part): each batch is an index range, not a scan.
+  for (const slice of await db.selectFrom('slices').select('id').orderBy('id').execute()) {
+    let after = '';
+    for (;;) {
+      const batch = await db
+        .selectFrom('paths')
+        .innerJoin('slices', 'slices.id', 'paths.slice_id')
+        .innerJoin('orgs', 'orgs.id', 'slices.org_id')
+        .select(['paths.slice_id', 'paths.hash_part', 'paths.store_path', 'paths.refs', 'paths.created_at', 'paths.nar_hash', 'paths.nar_size', 'slices.org_id', 'slices.name as slice_name', 'orgs.name as org_name'])
+        .where('paths.slice_id', '=', slice.id)
+        .where('paths.hash_part', '>', after)
+        .orderBy('paths.hash_part')
+        .limit(MARK_BATCH)
+        .execute();
+      rows.push(...batch);
+      await yieldToRequests();
+      if (batch.length < MARK_BATCH) break;
+      after = batch.at(-1)!.hash_part;
+    }
+  }
+  return rows;
+}
+
 async function loadGraph(db: Db, now: number, graceMs: number): Promise<Graph> {
   const nowIso = new Date(now).toISOString();
-  const rows = await db
-    .selectFrom('paths')
-    .innerJoin('slices', 'slices.id', 'paths.slice_id')
-    .innerJoin('orgs', 'orgs.id', 'slices.org_id')
-    .select(['paths.slice_id', 'paths.hash_part', 'paths.store_path', 'paths.refs', 'paths.created_at', 'paths.nar_hash', 'paths.nar_size', 'slices.org_id', 'slices.name as slice_name', 'orgs.name as org_name'])
-    .execute();
+  const rows = await loadPathRows(db);
   const paths = rows.map((r) => ({
     slice: r.slice_id,
     org: r.org_id,
@@ -109,12 +139,101 @@ export class GarbageCollector {
     private readonly onRun?: (result: 'ok' | 'failed', deletedBytes: number) => void,
   ) {}
 
+  /** One run (or upload sweep) at a time per process: one asked for while another goes waits for it. */
+  private serialized<T>(work: () => Promise<T>): Promise<T> {
+    const next = (this.running ?? Promise.resolve()).catch(() => undefined).then(work);
+    this.running = next;
+    void next.finally(() => {
+      if (this.running === next) this.running = undefined;
+    }).catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * The uploads part of a run alone, cheap enough to run often even when scheduled GC is off:
+   * expired upload records go, then NARs that no path and no unexpired upload needs and nothing
+   * touched within the grace period (uploaded without a narinfo, refused at commit) lose their row
+   * and blob, with the same lock and re-checks as a full run. Paths are never touched.
+   */
+  sweepUploads(opts: { graceMs: number }): Promise<{ expired: GcReport['expired']; nars: number; storedBytes: number }> {
+    return this.serialized(async () => {
+      const { db } = this.storage;
+      const graceMs = Math.max(0, opts.graceMs);
+      const expired = await this.expireRecords();
+      const cutoff = new Date(Date.now() - graceMs).toISOString();
+      let nars = 0;
+      let storedBytes = 0;
+      let after = '';
+      for (;;) {
+        const iso = new Date().toISOString();
+        const candidates = await db
+          .selectFrom('nars')
+          .select(['nar_hash', 'file_size'])
+          .where('nar_hash', '>', after)
+          .where('created_at', '<=', cutoff)
+          .where((eb) => eb.or([eb('touched_at', 'is', null), eb('touched_at', '<=', cutoff)]))
+          .where((eb) => eb.not(eb.exists(eb.selectFrom('paths').select('paths.nar_hash').whereRef('paths.nar_hash', '=', 'nars.nar_hash'))))
+          .where((eb) => eb.not(eb.exists(eb.selectFrom('nar_uploads').select('nar_uploads.nar_hash').whereRef('nar_uploads.nar_hash', '=', 'nars.nar_hash').where('nar_uploads.expires_at', '>', iso))))
+          .orderBy('nar_hash')
+          .limit(500)
+          .execute();
+        if (candidates.length === 0) break;
+        const size = new Map(candidates.map((c) => [c.nar_hash, Number(c.file_size)]));
+        const gone = await this.deleteNars(candidates.map((c) => c.nar_hash), graceMs);
+        nars += gone.length;
+        storedBytes += gone.reduce((n, h) => n + (size.get(h) ?? 0), 0);
+        after = candidates.at(-1)!.nar_hash;
+        await yieldToRequests();
+      }
+      if (nars > 0 || expired.narUploads > 0) this.log?.info({ expired, nars, storedBytes }, 'uncommitted uploads swept');
+      return { expired, nars, storedBytes };
+    });
+  }
+
+  /** Expired upload records and pins (their rows protect nothing any more). */
+  private async expireRecords(): Promise<GcReport['expired']> {
+    const { db } = this.storage;
+    const iso = new Date().toISOString();
+    return {
+      narUploads: Number((await db.deleteFrom('nar_uploads').where('expires_at', '<=', iso).executeTakeFirst()).numDeletedRows),
+      releaseUploads: Number((await db.deleteFrom('release_uploads').where('expires_at', '<=', iso).executeTakeFirst()).numDeletedRows),
+      pins: Number((await db.deleteFrom('pins').where('expires_at', 'is not', null).where('expires_at', '<=', iso).executeTakeFirst()).numDeletedRows),
+    };
+  }
+
+  /**
+   * Deletes the rows and blobs of those of `hashes` that, re-checked under the exclusive lock, no
+   * path and no unexpired upload needs and nothing used within the grace period. Returns them.
+   */
+  private async deleteNars(hashes: string[], graceMs: number): Promise<string[]> {
+    const { db, blobs, dialect } = this.storage;
+    const lastUsed = (r: { created_at: string; touched_at?: string | null | undefined }) => Math.max(Date.parse(r.created_at), r.touched_at ? Date.parse(r.touched_at) : 0);
+    const deleted: string[] = [];
+    for (const batch of chunks(hashes, 100)) {
+      const gone = await db.transaction().execute(async (trx) => {
+        await lockExclusiveForGc(trx, dialect);
+        const now = Date.now();
+        const stillNeeded = new Set<string>();
+        for (const r of await trx.selectFrom('paths').select('nar_hash').where('nar_hash', 'in', batch).execute()) stillNeeded.add(r.nar_hash);
+        for (const r of await trx.selectFrom('nar_uploads').select('nar_hash').where('nar_hash', 'in', batch).where('expires_at', '>', new Date(now).toISOString()).execute()) stillNeeded.add(r.nar_hash);
+        const rows = await trx.selectFrom('nars').select(['nar_hash', 'created_at', 'touched_at']).where('nar_hash', 'in', batch).execute();
+        const doomed = planNars(rows.map((r) => ({ narHash: r.nar_hash, lastUsed: lastUsed(r) })), stillNeeded, { now, graceMs }).map((n) => n.narHash);
+        if (doomed.length === 0) return [];
+        await trx.deleteFrom('nar_uploads').where('nar_hash', 'in', doomed).execute();
+        await trx.deleteFrom('nars').where('nar_hash', 'in', doomed).execute();
+        // Blobs go while the lock is held: an ingest of the same content waits, then finds no row
+        // and no blob, and stores its own copy.
+        for (const h of doomed) await blobs.delete(narBlobKey(h));
+        return doomed;
+      });
+      deleted.push(...gone);
+    }
+    return deleted;
+  }
+
   /** One run at a time per process: a run asked for while another goes waits for it. */
   run(opts: GcOptions): Promise<GcReport> {
-    const next = (this.running ?? Promise.resolve())
-      .catch(() => undefined)
-      .then(() => this.collect(opts))
-      .then(
+    return this.serialized(() => this.collect(opts)).then(
         (report) => {
           if (!report.dryRun) this.onRun?.('ok', report.nars.storedBytes + report.orphanBlobs.bytes);
           return report;
@@ -124,11 +243,6 @@ export class GarbageCollector {
           throw err;
         },
       );
-    this.running = next;
-    void next.finally(() => {
-      if (this.running === next) this.running = undefined;
-    }).catch(() => undefined);
-    return next;
   }
 
   private async collect(opts: GcOptions): Promise<GcReport> {
@@ -150,12 +264,7 @@ export class GarbageCollector {
     const nowIso = () => new Date().toISOString();
 
     // 0. Expired upload records and pins (their rows protect nothing any more).
-    if (!dryRun) {
-      const iso = nowIso();
-      report.expired.narUploads = Number((await db.deleteFrom('nar_uploads').where('expires_at', '<=', iso).executeTakeFirst()).numDeletedRows);
-      report.expired.releaseUploads = Number((await db.deleteFrom('release_uploads').where('expires_at', '<=', iso).executeTakeFirst()).numDeletedRows);
-      report.expired.pins = Number((await db.deleteFrom('pins').where('expires_at', 'is not', null).where('expires_at', '<=', iso).executeTakeFirst()).numDeletedRows);
-    }
+    if (!dryRun) report.expired = await this.expireRecords();
 
     // 1. Mark (no locks).
     const graph = await loadGraph(db, Date.now(), graceMs);
@@ -201,26 +310,7 @@ export class GarbageCollector {
     const sizeOf = new Map(narRows.map((r) => [r.nar_hash, Number(r.file_size)]));
     let narPlan = planNars(narRows.map((r) => ({ narHash: r.nar_hash, lastUsed: lastUsed(r) })), needed, { now: Date.now(), graceMs });
     if (!dryRun) {
-      const deleted: string[] = [];
-      for (const batch of chunks(narPlan.map((n) => n.narHash), 100)) {
-        const gone = await db.transaction().execute(async (trx) => {
-          await lockExclusiveForGc(trx, dialect);
-          const now = Date.now();
-          const stillNeeded = new Set<string>();
-          for (const r of await trx.selectFrom('paths').select('nar_hash').where('nar_hash', 'in', batch).execute()) stillNeeded.add(r.nar_hash);
-          for (const r of await trx.selectFrom('nar_uploads').select('nar_hash').where('nar_hash', 'in', batch).where('expires_at', '>', new Date(now).toISOString()).execute()) stillNeeded.add(r.nar_hash);
-          const rows = await trx.selectFrom('nars').select(['nar_hash', 'created_at', 'touched_at']).where('nar_hash', 'in', batch).execute();
-          const doomed = planNars(rows.map((r) => ({ narHash: r.nar_hash, lastUsed: lastUsed(r) })), stillNeeded, { now, graceMs }).map((n) => n.narHash);
-          if (doomed.length === 0) return [];
-          await trx.deleteFrom('nar_uploads').where('nar_hash', 'in', doomed).execute();
-          await trx.deleteFrom('nars').where('nar_hash', 'in', doomed).execute();
-          // Blobs go while the lock is held: an ingest of the same content waits, then finds no row
-          // and no blob, and stores its own copy.
-          for (const h of doomed) await blobs.delete(narBlobKey(h));
-          return doomed;
-        });
-        deleted.push(...gone);
-      }
+      const deleted = await this.deleteNars(narPlan.map((n) => n.narHash), graceMs);
       narPlan = deleted.map((narHash) => ({ narHash, lastUsed: 0 }));
     }
     report.nars.collected = narPlan.length;

@@ -34,6 +34,14 @@ export interface IngestedNar {
   compression: Compression;
 }
 
+/** Which slice uploaded a NAR under which file name, and until when that counts. */
+export interface UploadRecord {
+  sliceId: string;
+  /** The name it was uploaded as, given the NAR hash (known only once the NAR is verified). */
+  fileName: (narHashNix32: string) => string;
+  expiresAt: Date;
+}
+
 export function narBlobKey(narHashNix32: string): string {
   return `${narHashNix32}.nar.zst`;
 }
@@ -114,7 +122,15 @@ export async function ingestNar(
   declaredNarSize?: number,
   /** The body's Content-Length, when no NarSize was declared (to pick the compressor). */
   bodyBytes?: number,
+  /**
+   * The upload record (`nar_uploads`) that keeps this NAR from GC until its narinfo arrives,
+   * written in the same transaction as the `nars` row: from that moment the NAR is needed, so a
+   * GC in between, even with grace 0, cannot collect it (the grace period alone left a window).
+   */
+  record?: UploadRecord,
 ): Promise<IngestedNar> {
+  // An upload whose client went away (or timed out) while it queued for a slot frees it at once.
+  signal?.throwIfAborted();
   let received = 0;
   async function* counted() {
     for await (const chunk of source) {
@@ -180,6 +196,14 @@ export async function ingestNar(
           .insertInto('nars')
           .values({ nar_hash: narHashNix32, nar_size: check.size, file_hash: fileHash, file_size: tap.size, created_at: now, touched_at: now })
           .onConflict((oc) => oc.column('nar_hash').doUpdateSet({ touched_at: now }))
+          .execute();
+      }
+      if (record) {
+        const row = { slice_id: record.sliceId, file_name: record.fileName(narHashNix32), nar_hash: narHashNix32, nar_size: check.size, created_at: now, expires_at: record.expiresAt.toISOString() };
+        await trx
+          .insertInto('nar_uploads')
+          .values(row)
+          .onConflict((oc) => oc.columns(['slice_id', 'file_name']).doUpdateSet({ nar_hash: row.nar_hash, nar_size: row.nar_size, created_at: row.created_at, expires_at: row.expires_at }))
           .execute();
       }
       return existing !== undefined;

@@ -26,9 +26,9 @@ import { DEFAULT_SLICE, isUniqueViolation } from '../org/service.js';
 import type { BlobRead, Schema, Storage } from '../storage/types.js';
 import { prepareQuery } from '../storage/prepared.js';
 import { ReadCache } from './read-cache.js';
-import { Semaphore } from './semaphore.js';
+import { FairSemaphore } from './semaphore.js';
 import { type Compression, compressionFromName } from './compression.js';
-import { type IngestLimits, type IngestedNar, ingestNar, narBlobKey } from './ingest.js';
+import { type IngestLimits, type IngestedNar, type UploadRecord, ingestNar, narBlobKey } from './ingest.js';
 import { lockSharedAgainstGc } from '../storage/locks.js';
 import { quotaFull, quotaViolation } from './quota.js';
 import type { Upstream, UpstreamService } from './upstream.js';
@@ -66,6 +66,13 @@ export interface CacheDeps {
   deploy?: DeployClosures;
   upstreams?: UpstreamService;
   signers?: SignerService;
+  /** Concurrent NAR ingestions in all and per org (default 16 and 4). */
+  ingestSlots?: { slots: number; slotsPerOrg: number };
+  /**
+   * How long an uploaded NAR waits for its narinfo (default 24 h), and how long the NAR of a refused
+   * batch upload still counts against its org's quota before GC may take it (default 1 h, the GC grace).
+   */
+  uploads?: { expiryMs: number; refusedHoldMs: number };
 }
 
 export interface PathMetadata {
@@ -102,6 +109,29 @@ export interface FoundNar {
 const SERVED_NAR = /^([0-9a-df-np-sv-z]{52})\.nar\.zst$/;
 const CLIENT_NAR_FILE = /^[0-9a-zA-Z][0-9a-zA-Z._+-]{0,200}$/;
 const UPLOAD_RECORD_TTL_MS = 24 * 3600 * 1000;
+
+/**
+ * What counts against an org's quota: the stored bytes of the distinct NARs its paths use, and of
+ * those its slices uploaded and may still commit (unexpired `nar_uploads` rows). Without the
+ * second part, NARs uploaded without a narinfo would be stored free of any quota.
+ */
+async function orgBytesWithPending(db: Storage['db'], orgId: string): Promise<number> {
+  const row = await db
+    .selectFrom('nars')
+    .select((eb) => eb.fn.sum<number | string | null>('nars.file_size').as('bytes'))
+    .where((eb) =>
+      eb.or([
+        eb('nars.nar_hash', 'in', eb.selectFrom('paths').innerJoin('slices', 'slices.id', 'paths.slice_id').select('paths.nar_hash').where('slices.org_id', '=', orgId)),
+        eb(
+          'nars.nar_hash',
+          'in',
+          eb.selectFrom('nar_uploads').innerJoin('slices', 'slices.id', 'nar_uploads.slice_id').select('nar_uploads.nar_hash').where('slices.org_id', '=', orgId).where('nar_uploads.expires_at', '>', new Date().toISOString()),
+        ),
+      ]),
+    )
+    .executeTakeFirst();
+  return Number(row?.bytes ?? 0);
+}
 
 interface Candidate {
   slice_id: string;
@@ -147,8 +177,13 @@ function slicesHolding(db: Storage['db'], path: StorePathBase): Promise<Candidat
 export class CacheService {
   private readonly q;
   /** narinfo candidates by hash part (and slice), for the hot path. */
-  /** Uploads wait for a slot rather than fail: a 5xx or 429 would make old Nix retry without a body. */
-  private readonly ingestSlots = new Semaphore(16);
+  /**
+   * Uploads wait for a slot rather than fail: a 5xx or 429 would make old Nix retry without a body.
+   * Slots are shared fairly between orgs, so one org's stalled uploads cannot block another's.
+   */
+  private readonly ingestSlots: FairSemaphore;
+  private readonly uploadExpiryMs: number;
+  private readonly refusedHoldMs: number;
   private readonly narinfoCache: ReadCache<Array<Candidate & { narinfo: string; store_path: string }>>;
 
   private readonly storage: Storage;
@@ -174,6 +209,9 @@ export class CacheService {
     this.deploy = deps.deploy;
     this.upstreams = deps.upstreams;
     this.signers = deps.signers;
+    this.ingestSlots = new FairSemaphore(deps.ingestSlots?.slots ?? 16, deps.ingestSlots?.slotsPerOrg ?? 4);
+    this.uploadExpiryMs = deps.uploads?.expiryMs ?? UPLOAD_RECORD_TTL_MS;
+    this.refusedHoldMs = deps.uploads?.refusedHoldMs ?? 3600_000;
     const candidates = () =>
       storage.db
         .selectFrom('paths')
@@ -409,7 +447,9 @@ export class CacheService {
         const { upstream, info } = found.get(path)!;
         try {
           const body = await this.upstreams!.openNar(upstream, info);
-          const nar = await this.ingestSlots.run(() => ingestNar(body, compressionFromName(info.compression), this.storage, this.limits, undefined, info.narSize));
+          const nar = await this.ingestSlots.run(target.org.id, () =>
+            ingestNar(body, compressionFromName(info.compression), this.storage, this.limits, undefined, info.narSize, undefined, this.uploadRecord(target, (h) => `upstream/${h}`)),
+          );
           const bad = checkFetchedNar(info, nar);
           if (bad) throw new InvalidInput('upstream', bad);
           await this.commitPath(p, target, { ...metadataOf(info), origin: `upstream:${upstream.name}` }, fill);
@@ -506,29 +546,32 @@ export class CacheService {
     }
   }
 
+  /** The record that makes an ingested NAR this slice's pending upload (see ingestNar). */
+  private uploadRecord(target: SliceResource, fileName: (narHashNix32: string) => string): UploadRecord {
+    return { sliceId: target.slice.id, fileName, expiresAt: new Date(Date.now() + this.uploadExpiryMs) };
+  }
+
+  /**
+   * The write target of an upload whose body has not been read yet, refused (413) when its org is
+   * already at its quota, counting the NARs it uploaded that still wait for a narinfo.
+   */
+  async admitUpload(p: Principal, view: CacheView): Promise<SliceResource> {
+    const target = await this.writeTarget(p, view);
+    const settings = await this.storage.db.selectFrom('org_settings').select('quota_bytes').where('org_id', '=', target.org.id).executeTakeFirst();
+    if (settings?.quota_bytes != null) {
+      const full = quotaFull(target.org.name, Number(settings.quota_bytes), await orgBytesWithPending(this.storage.db, target.org.id));
+      if (full) throw new TooLarge(`${full}, NARs uploaded without a narinfo (they count until committed or expired) included`);
+    }
+    return target;
+  }
+
   /** `PUT nar/<file>` from `nix copy`: verify and store, remember that this slice uploaded the file. */
   async uploadNarFile(p: Principal, view: CacheView, fileName: string, body: AsyncIterable<Buffer>, signal?: AbortSignal, sizeHint?: number): Promise<IngestedNar> {
-    const target = await this.writeTarget(p, view);
+    const target = await this.admitUpload(p, view);
     if (!CLIENT_NAR_FILE.test(fileName)) throw new InvalidInput('NAR file name', `${JSON.stringify(fileName.slice(0, 80))} is not a valid file name`);
     const ext = fileName.includes('.nar.') ? fileName.slice(fileName.lastIndexOf('.') + 1) : 'none';
-    const nar = await this.ingestSlots.run(() => ingestNar(body, compressionFromName(ext), this.storage, this.limits, signal, undefined, sizeHint));
-    const now = new Date();
-    const record = {
-      slice_id: target.slice.id,
-      file_name: fileName,
-      nar_hash: encodeNix32(nar.narHash.digest),
-      nar_size: nar.narSize,
-      created_at: now.toISOString(),
-      expires_at: new Date(now.getTime() + UPLOAD_RECORD_TTL_MS).toISOString(),
-    };
-    await this.storage.db
-      .insertInto('nar_uploads')
-      .values(record)
-      .onConflict((oc) =>
-        oc.columns(['slice_id', 'file_name']).doUpdateSet({ nar_hash: record.nar_hash, nar_size: record.nar_size, created_at: record.created_at, expires_at: record.expires_at }),
-      )
-      .execute();
-    return nar;
+    // The upload record is written with the NAR's row, in one transaction: no GC can slip between.
+    return this.ingestSlots.run(target.org.id, () => ingestNar(body, compressionFromName(ext), this.storage, this.limits, signal, undefined, sizeHint, this.uploadRecord(target, () => fileName)));
   }
 
   /** `PUT <hash>.narinfo` from `nix copy`: the NAR must be one this slice uploaded, or one the caller can read. */
@@ -577,17 +620,33 @@ export class CacheService {
     // Refuse before reading the body when the org is already full and this path is new to the slice.
     const settings = await this.storage.db.selectFrom('org_settings').select('quota_bytes').where('org_id', '=', target.org.id).executeTakeFirst();
     if (settings?.quota_bytes != null && (await this.absentFrom(target, [meta.storePath])).length > 0) {
-      const full = quotaFull(target.org.name, Number(settings.quota_bytes), await orgStoredBytes(this.storage.db, target.org.id));
-      if (full) throw new TooLarge(full);
+      const full = quotaFull(target.org.name, Number(settings.quota_bytes), await orgBytesWithPending(this.storage.db, target.org.id));
+      if (full) throw new TooLarge(`${full}, NARs uploaded without a narinfo and recently refused uploads included`);
     }
-    const nar = await this.ingestSlots.run(() => ingestNar(body, declared, this.storage, this.limits, signal, meta.narSize));
-    if (!hashesEqual(nar.narHash, meta.narHash)) {
-      throw new InvalidInput('narHash', `mismatch: claimed ${formatNix32Hash(meta.narHash)}, the uploaded NAR has ${formatNix32Hash(nar.narHash)}`);
+    // Pending from the moment it is stored (so GC leaves it alone until the commit below).
+    const fileName = (h: string) => `batch/${h}`;
+    const nar = await this.ingestSlots.run(target.org.id, () => ingestNar(body, declared, this.storage, this.limits, signal, meta.narSize, undefined, this.uploadRecord(target, fileName)));
+    try {
+      if (!hashesEqual(nar.narHash, meta.narHash)) {
+        throw new InvalidInput('narHash', `mismatch: claimed ${formatNix32Hash(meta.narHash)}, the uploaded NAR has ${formatNix32Hash(nar.narHash)}`);
+      }
+      if (nar.narSize !== meta.narSize) throw new InvalidInput('narSize', `mismatch: claimed ${meta.narSize}, the uploaded NAR has ${nar.narSize} bytes`);
+      await this.ensureReferences(p, target, meta);
+      const result = await this.commitPath(p, target, meta);
+      return { result, nar };
+    } catch (err) {
+      // A refused upload's NAR still counts against the org for a while (else refused uploads
+      // would store bytes free of quota until GC), then GC takes it.
+      const expires = new Date(Date.now() + this.refusedHoldMs).toISOString();
+      await this.storage.db
+        .updateTable('nar_uploads')
+        .set({ expires_at: expires })
+        .where('slice_id', '=', target.slice.id)
+        .where('file_name', '=', fileName(encodeNix32(nar.narHash.digest)))
+        .execute()
+        .catch(() => undefined);
+      throw err;
     }
-    if (nar.narSize !== meta.narSize) throw new InvalidInput('narSize', `mismatch: claimed ${meta.narSize}, the uploaded NAR has ${nar.narSize} bytes`);
-    await this.ensureReferences(p, target, meta);
-    const result = await this.commitPath(p, target, meta);
-    return { result, nar };
   }
 
   /**

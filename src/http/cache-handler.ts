@@ -190,7 +190,7 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
         return;
       }
       if (method === 'PUT') {
-        await deps.cache.writeTarget(principal, view);
+        await deps.cache.admitUpload(principal, view); // a full org is refused before its body is sent
         const len = declaredLength(req);
         if (len !== undefined && len > deps.limits.maxUploadBytes) throw new InvalidInput('Content-Length', `upload larger than the limit of ${deps.limits.maxUploadBytes} bytes`);
         const controller = new AbortController();
@@ -228,10 +228,11 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
     } catch (err) {
       const body = errorBody(err, requestId);
       closedByClient = clientWentAway(req, res);
-      if (closedByClient) deps.log.debug({ reqId: requestId, msg: (err as Error).message }, 'client went away');
+      if (closedByClient || res.writableEnded) deps.log.debug({ reqId: requestId, msg: (err as Error).message }, 'client went away');
       else logFailure(deps.log, requestId, body, err);
-      if (closedByClient) {
-        // Cancelled upload: nothing failed on our side, and nobody is left to answer.
+      if (closedByClient || res.writableEnded) {
+        // Cancelled upload: nothing failed on our side, and nobody is left to answer. Or the body
+        // stalled and the body watchdog answered 408 already.
       } else if (res.headersSent) {
         res.destroy();
       } else if (err instanceof FloeError && err.code === 'not_found') {

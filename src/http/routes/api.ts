@@ -312,6 +312,8 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
       controller.signal,
     )
       .catch((err: unknown) => {
+        // The body watchdog answered 408 and closed the connection: a client matter, logged as one.
+        if (c.env.outgoing.writableEnded && !(err instanceof FloeError)) throw new InvalidInput('body', 'stalled; answered 408 already');
         if (err instanceof FloeError && err.code !== 'unauthenticated' && err.code !== 'forbidden') deps.metrics.uploadVerificationFailed(err.code);
         throw err;
       });
