@@ -19,7 +19,7 @@ import type { CacheService, CacheView } from '../cache/service.js';
 import type { OrgService } from '../org/service.js';
 import type { Limits } from '../config.js';
 import type { Logger } from '../log.js';
-import { declaredLength, discardSmallBody, readEncodedSmallBody } from './body.js';
+import { declaredLength, discardSmallBody, readEncodedSmallBody, readJson } from './body.js';
 import { CLIENT_CLOSED, MISS_BODY, MISS_HEADERS, clientWentAway, errorBody, logFailure } from './errors.js';
 import { nextRequestId } from './request-id.js';
 import type { Metrics } from './metrics.js';
@@ -155,6 +155,24 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
         acceptBody(req, res);
         const body = await readEncodedSmallBody(req, deps.limits.maxSmallBodyBytes);
         const result = await deps.cache.uploadNarInfo(principal, view, hash, body.toString('utf8'));
+        return send(req, res, result === 'created' ? 201 : 200, {});
+      }
+    }
+
+    if (rest.length === 2 && first === 'realisations' && second!.endsWith('.doi')) {
+      const raw = second!.slice(0, -'.doi'.length);
+      // Nix sends `sha256:<hex>!out` unescaped; other clients may percent-encode `:` and `!`.
+      const id = /%(21|3a)/i.test(raw) ? raw.replace(/%21/g, '!').replace(/%3a/gi, ':') : raw;
+      if (method === 'GET' || method === 'HEAD') {
+        const body = await deps.cache.realisations.find(principal, view, id);
+        if (body === undefined) return miss(req, res);
+        return send(req, res, 200, { 'Content-Type': 'application/json', 'Cache-Control': 'private, no-cache' }, body);
+      }
+      if (method === 'PUT') {
+        await deps.cache.writeTarget(principal, view); // refuse before reading the body
+        acceptBody(req, res);
+        const json = await readJson(req, deps.limits.maxSmallBodyBytes);
+        const result = await deps.cache.realisations.put(principal, view, id, json);
         return send(req, res, result === 'created' ? 201 : 200, {});
       }
     }

@@ -3,6 +3,7 @@
  * version (test/nix/protocol-*.test.ts): loud errors for bad tokens, realisations of CA
  * derivations, narinfos with unknown fields. Each simulated machine has its own XDG_CACHE_HOME.
  */
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
@@ -79,5 +80,49 @@ export function protocolScenarios(nix: NixRunner): void {
     const renewed = await writeNetrc(dir, `renewed-${n++}`, (await createToken(server, 'acme', ['read'])).token);
     const again = await substituteOn(machine, second, renewed);
     expect(again.code, again.stderr).toBe(0);
+  });
+
+  const CA = ['--option', 'experimental-features', 'nix-command flakes ca-derivations'];
+  const requests = (method: string, prefix: string) =>
+    server.logs().split('\n').filter((l) => l.includes(`"method":"${method}"`) && l.includes(`"path":"/cache/${prefix}`));
+
+  it('with ca-derivations on, nix copy --to of an ordinary derivation exits 0', async () => {
+    const s = seed('plain');
+    const r = await nix.run(['nix', 'copy', ...CA, '--option', 'netrc-file', netrcRW, '--to', `${server.url}/cache`, '-f', expr, '--argstr', 'seed', s], { cacheHome: fresh('pusher') });
+    expect(r.code, r.stderr).toBe(0);
+    // The output is there for readers.
+    const built = await nix.run(['nix-build', expr, '--argstr', 'seed', s, '--no-out-link'], { cacheHome: fresh('builder') });
+    const hash = path.basename(built.stdout.trim()).slice(0, 32);
+    expect(requests('PUT', `${hash}.narinfo`).length).toBeGreaterThan(0);
+    // Nix uploaded the outputs' realisations too (what used to fail with a 404).
+    expect(requests('PUT', 'realisations/').filter((l) => l.includes('"status":201')).length).toBeGreaterThan(0);
+  });
+
+  it('a CA derivation copied to Floe is substituted on a fresh store (realisation, then the path)', async () => {
+    const caExpr = path.join(dir, 'ca.nix');
+    await writeFile(
+      caExpr,
+      `{ seed }: derivation { name = "ca-\${seed}"; builder = "/bin/sh"; args = ["-c" "echo content-addressed \${seed} > $out"]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; __contentAddressed = true; outputHashMode = "recursive"; outputHashAlgo = "sha256"; }\n`,
+    );
+    const s = seed('ca');
+    const builder = fresh('builder');
+    const built = await nix.run(['nix', 'build', ...CA, '-f', caExpr, '--argstr', 'seed', s, '--no-link', '--json'], { cacheHome: builder });
+    expect(built.code, built.stderr).toBe(0);
+    const out = (JSON.parse(built.stdout) as Array<{ outputs: { out: string } }>)[0]!.outputs.out;
+    const pushed = await nix.run(['nix', 'copy', ...CA, '--option', 'netrc-file', netrcRW, '--to', `${server.url}/cache`, '-f', caExpr, '--argstr', 'seed', s], { cacheHome: builder });
+    expect(pushed.code, pushed.stderr).toBe(0);
+    expect(requests('PUT', 'realisations/').some((l) => l.includes('"status":201'))).toBe(true);
+
+    const reader = await writeNetrc(dir, `ca-reader-${n++}`, (await createToken(server, 'acme', ['read'])).token);
+    const store = fresh('store');
+    const got = await nix.run(
+      ['nix', 'build', ...CA, '-f', caExpr, '--argstr', 'seed', s, '--no-link', '--json', '--store', store,
+        '--option', 'substituters', `${server.url}/cache`, '--option', 'trusted-public-keys', key, '--option', 'netrc-file', reader],
+      { cacheHome: fresh('machine') },
+    );
+    expect(got.code, got.stderr).toBe(0);
+    expect(got.stderr).not.toMatch(/building '/);
+    expect(await readFile(path.join(store, out), 'utf8')).toBe(`content-addressed ${s}\n`);
+    expect(requests('GET', 'realisations/').some((l) => l.includes('"status":200'))).toBe(true);
   });
 }
