@@ -81,6 +81,8 @@ function acceptBody(req: IncomingMessage, res: ServerResponse): void {
 
 export function parseRange(header: string | undefined, size: number): { start: number; end: number } | 'invalid' | undefined {
   if (!header) return undefined;
+  // Several ranges: the whole body with 200 is a valid answer (RFC 9110 §14.2), and simpler than multipart.
+  if (/^\s*bytes=.*,/.test(header)) return undefined;
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
   if (!m || (m[1] === '' && m[2] === '')) return 'invalid';
   let start: number;

@@ -110,6 +110,12 @@ export function cacheHttpScenarios(backend: Backend): void {
       const ranged = await fetch(`${cacheUrl}/${info.url}`, { headers: { Authorization: basicAuth(acmeRead), Range: 'bytes=2-9' } });
       expect(ranged.status).toBe(206);
       expect(Buffer.from(await ranged.arrayBuffer())).toEqual(nar.body.subarray(2, 10));
+      // Several ranges at once: the whole body (200), not a 416.
+      const multi = await fetch(`${cacheUrl}/${info.url}`, { headers: { Authorization: basicAuth(acmeRead), Range: 'bytes=0-1,5-9' }, redirect: 'follow' });
+      expect(multi.status).toBe(200);
+      expect(Buffer.from(await multi.arrayBuffer())).toEqual(nar.body);
+      const beyond = await fetch(`${cacheUrl}/${info.url}`, { headers: { Authorization: basicAuth(acmeRead), Range: `bytes=${nar.body.length + 10}-` } });
+      expect(beyond.status).toBe(416);
       // The slice URL answers too.
       expect((await get(`${cacheUrl}/acme/default/${p.hashPart}.narinfo`, acmeRead)).status).toBe(200);
     });
