@@ -281,10 +281,14 @@ export class GarbageCollector {
         const again = await loadGraph(trx, Date.now(), graceMs);
         const replan = planPaths(again.paths, again.roots, again.policy);
         const doomed = (replan.collect as Graph['paths']).filter((p) => first.has(pathKey(p.slice, p.hash)));
-        const bySlice = new Map<string, string[]>();
-        for (const p of doomed) bySlice.set(p.slice, [...(bySlice.get(p.slice) ?? []), p.hash]);
-        for (const [slice, hashes] of bySlice) {
-          for (const batch of chunks(hashes, 500)) await trx.deleteFrom('paths').where('slice_id', '=', slice).where('hash_part', 'in', batch).execute();
+        const bySlice = new Map<string, typeof doomed>();
+        for (const p of doomed) bySlice.set(p.slice, [...(bySlice.get(p.slice) ?? []), p]);
+        for (const [slice, paths] of bySlice) {
+          for (const batch of chunks(paths, 500)) {
+            await trx.deleteFrom('paths').where('slice_id', '=', slice).where('hash_part', 'in', batch.map((p) => p.hash)).execute();
+            // A realisation lives while its output path does in that slice.
+            await trx.deleteFrom('realisations').where('slice_id', '=', slice).where('out_path', 'in', batch.map((p) => p.storePath)).execute();
+          }
         }
         return doomed;
       });

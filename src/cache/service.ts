@@ -34,6 +34,7 @@ import { quotaFull, quotaViolation } from './quota.js';
 import type { Upstream, UpstreamService } from './upstream.js';
 import { checkFetchedNar, type TrustedKey } from './upstream-verify.js';
 import { orgStoredBytes } from './accounting.js';
+import { RealisationService } from './realisations.js';
 
 /** What the cache tells the audit trail: committed writes, and reads for the per-day summary. */
 export interface CacheAudit {
@@ -248,6 +249,22 @@ export class CacheService {
     }
     if (rows[0]) this.authorizer.authorize(p, 'cache.read', resourceOf(rows[0]), facts);
     return this.pullThrough(p, view, hashPart);
+  }
+
+  /**
+   * The slice whose copy of the path `findNarInfo` would serve this caller (no pull-through), with
+   * its place in the caller's view: what a realisation of that path may be served from.
+   */
+  async servingSlice(p: Principal, view: CacheView, hashPart: StorePathHash): Promise<{ sliceId: string; rank: number } | undefined> {
+    const order = view.kind === 'slice' ? undefined : await this.sources.viewOf(p);
+    const rows =
+      view.kind === 'slice'
+        ? await this.narinfoCache.get(hashPart, view.slice.slice.id, () => this.q.narinfoByHashInSlice(hashPart, view.slice.slice.id))
+        : inViewOrder(await this.narinfoCache.get(hashPart, '*', () => this.q.narinfoByHash(hashPart)), order!);
+    const closure = p.kind === 'token' && p.deploy && this.deploy ? await this.deploy.closureOf(p, hashPart) : undefined;
+    const facts = closure ? { inDeployClosure: closure.has(hashPart) } : NO_FACTS;
+    const row = rows.find((r) => this.authorizer.authorize(p, 'cache.read', resourceOf(r), facts).allowed);
+    return row && { sliceId: row.slice_id, rank: order?.get(row.slice_id) ?? 0 };
   }
 
   /** Upstream misses, remembered briefly so a substituter's probing does not hammer upstreams. */
@@ -506,6 +523,12 @@ export class CacheService {
   async orgPublicKeys(orgName: string): Promise<string[] | undefined> {
     const org = await this.orgs.findOrg(orgName);
     return org ? this.keys.published(org.id) : undefined;
+  }
+
+  private realisationService: RealisationService | undefined;
+  /** Realisations of CA derivation outputs, decided by the access to the paths they name. */
+  get realisations(): RealisationService {
+    return (this.realisationService ??= new RealisationService({ storage: this.storage, cache: this, audit: this.audit }));
   }
 
   /** Drops memoized narinfo lookups (after GC deleted these hash parts). */

@@ -19,7 +19,7 @@ import type { CacheService, CacheView } from '../cache/service.js';
 import type { OrgService } from '../org/service.js';
 import type { Limits } from '../config.js';
 import type { Logger } from '../log.js';
-import { declaredLength, discardSmallBody, readEncodedSmallBody } from './body.js';
+import { declaredLength, discardSmallBody, readEncodedSmallBody, readJson } from './body.js';
 import { CLIENT_CLOSED, MISS_BODY, MISS_HEADERS, clientWentAway, errorBody, logFailure } from './errors.js';
 import { nextRequestId } from './request-id.js';
 import type { Metrics } from './metrics.js';
@@ -39,9 +39,22 @@ const UNIFIED_TOP = new Set(['nar', 'log', 'realisations', 'build-trace-v2', 'de
 
 type Headers = Record<string, string>;
 
-function send(req: IncomingMessage, res: ServerResponse, status: number, headers: Headers, body?: string): void {
+/**
+ * A credential that failed on a read. Its message also goes in the status line's reason phrase:
+ * Nix checks existence with HEAD (no body to carry a message) and prints the reason phrase
+ * ("HTTP error 400 ('<reason>')") on every version.
+ */
+class RefusedReadCredential extends FloeError {
+  constructor(message: string) {
+    super('invalid_input', `Floe cache: ${message}`);
+  }
+}
+
+function send(req: IncomingMessage, res: ServerResponse, status: number, headers: Headers, body?: string, reason?: string): void {
   const bytes = body === undefined ? undefined : Buffer.from(body);
-  res.writeHead(status, bytes ? { ...headers, 'Content-Length': String(bytes.length) } : headers);
+  const all = bytes ? { ...headers, 'Content-Length': String(bytes.length) } : headers;
+  if (reason === undefined) res.writeHead(status, all);
+  else res.writeHead(status, reason, all);
   res.end(req.method === 'HEAD' ? undefined : bytes);
 }
 
@@ -68,6 +81,8 @@ function acceptBody(req: IncomingMessage, res: ServerResponse): void {
 
 export function parseRange(header: string | undefined, size: number): { start: number; end: number } | 'invalid' | undefined {
   if (!header) return undefined;
+  // Several ranges: the whole body with 200 is a valid answer (RFC 9110 §14.2), and simpler than multipart.
+  if (/^\s*bytes=.*,/.test(header)) return undefined;
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
   if (!m || (m[1] === '' && m[2] === '')) return 'invalid';
   let start: number;
@@ -146,6 +161,24 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
       }
     }
 
+    if (rest.length === 2 && first === 'realisations' && second!.endsWith('.doi')) {
+      const raw = second!.slice(0, -'.doi'.length);
+      // Nix sends `sha256:<hex>!out` unescaped; other clients may percent-encode `:` and `!`.
+      const id = /%(21|3a)/i.test(raw) ? raw.replace(/%21/g, '!').replace(/%3a/gi, ':') : raw;
+      if (method === 'GET' || method === 'HEAD') {
+        const body = await deps.cache.realisations.find(principal, view, id);
+        if (body === undefined) return miss(req, res);
+        return send(req, res, 200, { 'Content-Type': 'application/json', 'Cache-Control': 'private, no-cache' }, body);
+      }
+      if (method === 'PUT') {
+        await deps.cache.writeTarget(principal, view); // refuse before reading the body
+        acceptBody(req, res);
+        const json = await readJson(req, deps.limits.maxSmallBodyBytes);
+        const result = await deps.cache.realisations.put(principal, view, id, json);
+        return send(req, res, result === 'created' ? 201 : 200, {});
+      }
+    }
+
     if (rest.length === 1 && first!.endsWith('.ls') && method === 'PUT') {
       // NAR listings (write-nar-listing=1) are optional: accepted so such uploads work, not kept yet.
       await deps.cache.writeTarget(principal, view);
@@ -213,6 +246,23 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
     return miss(req, res);
   }
 
+  /**
+   * No credential = anonymous. A credential that fails (expired, revoked, invalid, misplaced) on a
+   * read is a 400, not a 401: Nix treats 401 on a narinfo as "absent" (silent rebuilds, an hour of
+   * negative cache) while any other 4xx fails loudly with our message on every version, and is
+   * not cached. Uploads keep the 401, which Nix reports as an error there anyway.
+   */
+  async function authenticate(req: IncomingMessage): Promise<Principal> {
+    try {
+      const credential = requestCredential(req.headers.authorization);
+      return credential === undefined ? ANONYMOUS : await deps.tokens.verify(credential);
+    } catch (err) {
+      const read = req.method === 'GET' || req.method === 'HEAD';
+      if (read && err instanceof FloeError && err.code === 'unauthenticated') throw new RefusedReadCredential(err.message);
+      throw err;
+    }
+  }
+
   return async function handleCache(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
     const started = performance.now();
     const requestId = nextRequestId();
@@ -222,8 +272,7 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
     // Set when the request failed: whether the client had gone away by then.
     let closedByClient: boolean | undefined;
     try {
-      const credential = requestCredential(req.headers.authorization);
-      if (credential !== undefined) principal = withClient(await deps.tokens.verify(credential), client);
+      principal = withClient(await authenticate(req), client);
       await route(req, res, principal, pathname);
     } catch (err) {
       const body = errorBody(err, requestId);
@@ -243,7 +292,7 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
         if (body.retryAfterSeconds !== undefined) headers['Retry-After'] = String(body.retryAfterSeconds);
         // A rejected upload may leave body bytes unread; close rather than parse them as a new request.
         if (!req.complete) headers.Connection = 'close';
-        send(req, res, body.status, headers, `${body.message}\n`);
+        send(req, res, body.status, headers, `${body.message}\n`, err instanceof RefusedReadCredential ? body.message : undefined);
       }
     }
     // A download the client cut short ends here without an error (see the NAR pipeline above).

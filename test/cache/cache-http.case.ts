@@ -110,6 +110,12 @@ export function cacheHttpScenarios(backend: Backend): void {
       const ranged = await fetch(`${cacheUrl}/${info.url}`, { headers: { Authorization: basicAuth(acmeRead), Range: 'bytes=2-9' } });
       expect(ranged.status).toBe(206);
       expect(Buffer.from(await ranged.arrayBuffer())).toEqual(nar.body.subarray(2, 10));
+      // Several ranges at once: the whole body (200), not a 416.
+      const multi = await fetch(`${cacheUrl}/${info.url}`, { headers: { Authorization: basicAuth(acmeRead), Range: 'bytes=0-1,5-9' }, redirect: 'follow' });
+      expect(multi.status).toBe(200);
+      expect(Buffer.from(await multi.arrayBuffer())).toEqual(nar.body);
+      const beyond = await fetch(`${cacheUrl}/${info.url}`, { headers: { Authorization: basicAuth(acmeRead), Range: `bytes=${nar.body.length + 10}-` } });
+      expect(beyond.status).toBe(416);
       // The slice URL answers too.
       expect((await get(`${cacheUrl}/acme/default/${p.hashPart}.narinfo`, acmeRead)).status).toBe(200);
     });
@@ -239,22 +245,32 @@ export function cacheHttpScenarios(backend: Backend): void {
       expect((await get(`${cacheUrl}/${p.hashPart}.narinfo`, limited)).status).toBe(404);
     });
 
-    it('bad, expired and revoked tokens are 401, never anonymous', async () => {
-      const t = await createToken(server, 'acme', ['read']);
+    it('bad, expired and revoked tokens are a loud 400 on reads (Nix takes 401 for "absent"), 401 on writes, never anonymous', async () => {
+      const t = await createToken(server, 'acme', ['read', 'write']);
       expect((await get(`${cacheUrl}/${p.hashPart}.narinfo`, t.token)).status).toBe(200);
       expect((await api(server, server.adminToken, 'DELETE', `/api/v1/tokens/${t.id}`)).status).toBe(200);
       const revoked = await get(`${cacheUrl}/${p.hashPart}.narinfo`, t.token);
-      expect(revoked.status).toBe(401);
-      expect(revoked.headers.get('www-authenticate')).toMatch(/Basic/);
-      expect((await get(`${cacheUrl}/nix-cache-info`, 'floe_garbage')).status).toBe(401);
+      expect(revoked.status).toBe(400);
+      expect(revoked.body.toString()).toMatch(/revoked/);
+      expect(revoked.headers.get('www-authenticate')).toBeNull();
+      expect((await get(`${cacheUrl}/${p.hashPart}.narinfo`, t.token, 'HEAD')).status).toBe(400);
+      // Writes keep the 401 (Nix reports a failed upload either way).
+      expect((await nixStyleUpload(cacheUrl, basicAuth(t.token), fakePath('revoked-writer'))).nar).toBe(401);
+      const garbage = await get(`${cacheUrl}/nix-cache-info`, 'floe_garbage');
+      expect(garbage.status).toBe(400);
+      expect(garbage.body.toString()).toMatch(/invalid token/);
+      expect(garbage.body.toString()).not.toContain('floe_garbage');
       const short = await createToken(server, 'acme', ['read'], { ttl: '1s' });
       await new Promise((r) => setTimeout(r, 2100));
       const expired = await get(`${cacheUrl}/${p.hashPart}.narinfo`, short.token);
-      expect(expired.status).toBe(401);
-      expect(expired.body.toString()).toMatch(/expired/);
+      expect(expired.status).toBe(400);
+      expect(expired.body.toString()).toMatch(/token expired; get a new one/);
+      expect(expired.body.toString()).not.toContain(short.token.slice(5, 40));
       // A tampered signature is refused.
       const forged = acmeRead.slice(0, -4) + (acmeRead.endsWith('AAAA') ? 'BBBB' : 'AAAA');
-      expect((await get(`${cacheUrl}/${p.hashPart}.narinfo`, forged)).status).toBe(401);
+      expect((await get(`${cacheUrl}/${p.hashPart}.narinfo`, forged)).status).toBe(400);
+      // No credential at all is still anonymous: a miss is the one 404.
+      expect((await get(`${cacheUrl}/${p.hashPart}.narinfo`)).status).toBe(404);
     });
 
     it('never logs tokens', () => {

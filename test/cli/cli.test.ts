@@ -76,7 +76,8 @@ describe('floe CLI', () => {
     expect(json).toMatchObject({ org: 'acme', scopes: ['read'] });
     expect((await fetch(`${server.url}/cache/nix-cache-info`, { headers: { Authorization: `Bearer ${json.token}` } })).status).toBe(200);
     expect((await floe(['token', 'revoke', json.id])).code).toBe(0);
-    expect((await fetch(`${server.url}/cache/nix-cache-info`, { headers: { Authorization: `Bearer ${json.token}` } })).status).toBe(401);
+    // 400, not 401, on /cache reads: Nix would take a 401 for "absent" and rebuild silently.
+    expect((await fetch(`${server.url}/cache/nix-cache-info`, { headers: { Authorization: `Bearer ${json.token}` } })).status).toBe(400);
   });
 
   it('prints the nix.conf lines for the cache', async () => {

@@ -317,6 +317,22 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('identity_trusts').addColumn('status', 'text', (c) => c.notNull().defaultTo('active')).execute();
     },
   },
+  '2026-12-01-400-realisations': {
+    async up(db) {
+      // Realisations of CA derivation outputs (`realisations/<id>.doi`), per slice like paths.
+      await db.schema
+        .createTable('realisations')
+        .addColumn('slice_id', 'text', (c) => c.notNull().references('slices.id'))
+        .addColumn('id', 'text', (c) => c.notNull())
+        .addColumn('out_path', 'text', (c) => c.notNull())
+        .addColumn('body', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('realisations_pk', ['slice_id', 'id'])
+        .execute();
+      await db.schema.createIndex('realisations_by_id').on('realisations').column('id').execute();
+      await db.schema.createIndex('realisations_by_out_path').on('realisations').columns(['slice_id', 'out_path']).execute();
+    },
+  },
 };
 
 class StaticProvider implements MigrationProvider {

@@ -124,6 +124,18 @@ export interface PathsTable {
   created_at: string;
 }
 
+/** A CA derivation output's realisation in one slice; lives while its output path does there. */
+export interface RealisationsTable {
+  slice_id: string;
+  /** `sha256:<hex>!<output>` (the drv hash modulo and the output name). */
+  id: string;
+  /** Base name of the output path, which the slice holds. */
+  out_path: string;
+  /** The JSON as uploaded (its signatures cover it without the `signatures` key). */
+  body: string;
+  created_at: string;
+}
+
 export interface OrgPoliciesTable {
   org_id: string;
   version: number;
@@ -308,4 +320,5 @@ export interface Schema {
   org_follows: OrgFollowsTable;
   slice_trusts: SliceTrustsTable;
   org_keys: OrgKeysTable;
+  realisations: RealisationsTable;
 }

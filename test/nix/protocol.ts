@@ -1,0 +1,128 @@
+/**
+ * Parts of the binary-cache protocol beyond plain substitution, run against every real Nix
+ * version (test/nix/protocol-*.test.ts): loud errors for bad tokens, realisations of CA
+ * derivations, narinfos with unknown fields. Each simulated machine has its own XDG_CACHE_HOME.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
+import { type NixRunner, buildClosure, fixtureDir, writeClosureExpr, writeNetrc } from '../helpers/nix.js';
+
+export function protocolScenarios(nix: NixRunner): void {
+  let server: TestServer;
+  let dir: string;
+  let expr: string;
+  let netrcRW: string;
+  let key: string;
+  let n = 0;
+  const fresh = (what: string) => path.join(dir, `${what}-${n++}`);
+  const seed = (tag: string) => `${tag}${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+
+  beforeAll(async () => {
+    server = await startFloe();
+    dir = await fixtureDir(`protocol-${nix.name}`);
+    expr = await writeClosureExpr(dir);
+    await createOrg(server, 'acme');
+    netrcRW = await writeNetrc(dir, 'acme-rw', (await createToken(server, 'acme', ['read', 'write'])).token);
+    key = (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=acme`)).text()).trim();
+  });
+
+  afterAll(async () => {
+    await server?.cleanup();
+  });
+
+  const push = async (storePath: string) => {
+    const r = await nix.run(['nix', 'copy', '--option', 'netrc-file', netrcRW, '--to', `${server.url}/cache`, storePath], { cacheHome: fresh('pusher') });
+    expect(r.code, r.stderr).toBe(0);
+  };
+
+  /** Substitutes into a new store on `machine` (its own disk cache); no TTL overrides. */
+  const substituteOn = (machine: string, storePath: string, netrc: string) =>
+    nix.run(
+      ['nix', 'copy', '--option', 'require-sigs', 'true', '--option', 'trusted-public-keys', key, '--option', 'netrc-file', netrc, '--from', `${server.url}/cache`, '--to', fresh('store'), storePath],
+      { cacheHome: machine },
+    );
+
+  it('an expired token on a machine that knows the cache fails loudly with Floe\'s message; a fresh token substitutes at once', async () => {
+    const machine = fresh('machine');
+    const first = await buildClosure(nix, expr, seed('known'), fresh('builder'));
+    const second = await buildClosure(nix, expr, seed('later'), fresh('builder'));
+    await push(first);
+    await push(second);
+    // The machine uses the cache once: its disk cache now remembers nix-cache-info (7 days).
+    const good = await writeNetrc(dir, `good-${n++}`, (await createToken(server, 'acme', ['read'])).token);
+    const warmed = await substituteOn(machine, first, good);
+    expect(warmed.code, warmed.stderr).toBe(0);
+
+    const expiredNetrc = await writeNetrc(dir, `expired-${n++}`, (await createToken(server, 'acme', ['read'], { ttl: '1s' })).token);
+    await new Promise((r) => setTimeout(r, 2100));
+    const copy = await substituteOn(machine, second, expiredNetrc);
+    expect(copy.code).not.toBe(0);
+    // `nix copy --from` asks with HEAD first (no body): Nix 2.8 prints the status line's reason
+    // phrase, which carries the message; Nix 2.26 prints only the status ("HTTP error 400").
+    // Either way it fails instead of reporting the path as absent.
+    expect(copy.stderr).toMatch(nix.name === 'nix-2.8' ? /token expired; get a new one/ : /HTTP error 400/);
+    expect(copy.stderr).not.toMatch(/does not exist|don't know how to build/);
+
+    // A build that could substitute (GET narinfo: the body is printed) fails with the message
+    // instead of quietly building locally.
+    const build = await nix.run(
+      ['nix-build', expr, '--argstr', 'seed', path.basename(second).slice(33 + 'top-'.length), '--no-out-link', '--store', fresh('store'),
+        '--option', 'substituters', `${server.url}/cache`, '--option', 'trusted-public-keys', key, '--option', 'netrc-file', expiredNetrc],
+      { cacheHome: machine },
+    );
+    expect(build.code).not.toBe(0);
+    expect(build.stderr).toMatch(/token expired; get a new one/);
+    expect(build.stderr).not.toMatch(/building '/);
+
+    // The misses were not remembered: with a fresh token the same machine substitutes at once.
+    const renewed = await writeNetrc(dir, `renewed-${n++}`, (await createToken(server, 'acme', ['read'])).token);
+    const again = await substituteOn(machine, second, renewed);
+    expect(again.code, again.stderr).toBe(0);
+  });
+
+  const CA = ['--option', 'experimental-features', 'nix-command flakes ca-derivations'];
+  const requests = (method: string, prefix: string) =>
+    server.logs().split('\n').filter((l) => l.includes(`"method":"${method}"`) && l.includes(`"path":"/cache/${prefix}`));
+
+  it('with ca-derivations on, nix copy --to of an ordinary derivation exits 0', async () => {
+    const s = seed('plain');
+    const r = await nix.run(['nix', 'copy', ...CA, '--option', 'netrc-file', netrcRW, '--to', `${server.url}/cache`, '-f', expr, '--argstr', 'seed', s], { cacheHome: fresh('pusher') });
+    expect(r.code, r.stderr).toBe(0);
+    // The output is there for readers.
+    const built = await nix.run(['nix-build', expr, '--argstr', 'seed', s, '--no-out-link'], { cacheHome: fresh('builder') });
+    const hash = path.basename(built.stdout.trim()).slice(0, 32);
+    expect(requests('PUT', `${hash}.narinfo`).length).toBeGreaterThan(0);
+    // Nix uploaded the outputs' realisations too (what used to fail with a 404).
+    expect(requests('PUT', 'realisations/').filter((l) => l.includes('"status":201')).length).toBeGreaterThan(0);
+  });
+
+  it('a CA derivation copied to Floe is substituted on a fresh store (realisation, then the path)', async () => {
+    const caExpr = path.join(dir, 'ca.nix');
+    await writeFile(
+      caExpr,
+      `{ seed }: derivation { name = "ca-\${seed}"; builder = "/bin/sh"; args = ["-c" "echo content-addressed \${seed} > $out"]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; __contentAddressed = true; outputHashMode = "recursive"; outputHashAlgo = "sha256"; }\n`,
+    );
+    const s = seed('ca');
+    const builder = fresh('builder');
+    const built = await nix.run(['nix', 'build', ...CA, '-f', caExpr, '--argstr', 'seed', s, '--no-link', '--json'], { cacheHome: builder });
+    expect(built.code, built.stderr).toBe(0);
+    const out = (JSON.parse(built.stdout) as Array<{ outputs: { out: string } }>)[0]!.outputs.out;
+    const pushed = await nix.run(['nix', 'copy', ...CA, '--option', 'netrc-file', netrcRW, '--to', `${server.url}/cache`, '-f', caExpr, '--argstr', 'seed', s], { cacheHome: builder });
+    expect(pushed.code, pushed.stderr).toBe(0);
+    expect(requests('PUT', 'realisations/').some((l) => l.includes('"status":201'))).toBe(true);
+
+    const reader = await writeNetrc(dir, `ca-reader-${n++}`, (await createToken(server, 'acme', ['read'])).token);
+    const store = fresh('store');
+    const got = await nix.run(
+      ['nix', 'build', ...CA, '-f', caExpr, '--argstr', 'seed', s, '--no-link', '--json', '--store', store,
+        '--option', 'substituters', `${server.url}/cache`, '--option', 'trusted-public-keys', key, '--option', 'netrc-file', reader],
+      { cacheHome: fresh('machine') },
+    );
+    expect(got.code, got.stderr).toBe(0);
+    expect(got.stderr).not.toMatch(/building '/);
+    expect(await readFile(path.join(store, out), 'utf8')).toBe(`content-addressed ${s}\n`);
+    expect(requests('GET', 'realisations/').some((l) => l.includes('"status":200'))).toBe(true);
+  });
+}
