@@ -140,6 +140,9 @@ export async function verifyFlakeTarball(bytes: Buffer, limits: TarballLimits = 
       if (header.mtime) lastModified = Math.max(lastModified, Math.floor(header.mtime.getTime() / 1000));
       const inTree = parts.slice(1);
       const leaf = inTree.at(-1)!;
+      // GNU tar (and old tar readers) unpack a non-directory whose name ends in "/" as a directory:
+      // the tree we hash would not be the tree Nix unpacks.
+      if (header.type !== 'directory' && header.name.endsWith('/')) throw bad(`${JSON.stringify(name)} is a ${header.type} whose name ends in "/"`);
       if (header.type === 'directory') {
         dirAt(parts, true);
         return skip();
