@@ -101,7 +101,7 @@ describe('compression fuzz (through ingestNar)', () => {
         const nar = serializeNar(tree);
         expect(await upload(compressAs(kind, nar), kind, cuts)).toBe(sha(nar));
       }),
-      fuzzParams(4),
+      fuzzParams(6),
     );
   }, fuzzTimeout(20));
 
@@ -111,7 +111,7 @@ describe('compression fuzz (through ingestNar)', () => {
       fc.asyncProperty(fc.constantFrom(...magics), fc.uint8Array({ maxLength: 2000 }), arbDeclared, arbCuts, async (magic, rest, declared, cuts) => {
         await upload(Buffer.concat([magic, rest]), declared, cuts);
       }),
-      fuzzParams(4),
+      fuzzParams(6),
     );
   }, fuzzTimeout(20));
 
@@ -129,7 +129,7 @@ describe('compression fuzz (through ingestNar)', () => {
           await upload(bytes, declared, cuts, declaredNarSize);
         },
       ),
-      fuzzParams(4),
+      fuzzParams(6),
     );
   }, fuzzTimeout(40));
 });
