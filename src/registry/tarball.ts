@@ -131,7 +131,11 @@ export async function verifyFlakeTarball(bytes: Buffer, limits: TarballLimits = 
       entries++;
       if (entries > limits.maxEntries) throw new TooLarge(`more than ${limits.maxEntries} entries`);
       const name = header.name.replace(/^\.\//, '').replace(/\/+$/, '');
-      if (name === '' || name === '.') return skip();
+      if (name === '' || name === '.') {
+        // GNU tar's "./": nothing to record. Anything else by that name is not a tree Nix unpacks.
+        if (header.type !== 'directory') throw bad(`a ${header.type} named ${JSON.stringify(header.name)}`);
+        return skip();
+      }
       if (name.startsWith('/') || name.includes('\0')) throw bad(`absolute or invalid path ${JSON.stringify(name)}`);
       const parts = name.split('/');
       if (parts.some((p) => p === '..' || p === '.' || p === '')) throw bad(`path ${JSON.stringify(name)} leaves or confuses the tree`);
