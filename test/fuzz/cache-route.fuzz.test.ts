@@ -118,5 +118,5 @@ describe('cache route fuzz (real floe serve)', () => {
     const routes = [...metrics.matchAll(/route="(\/cache[^"]*)"/g)].map((m) => m[1]);
     expect(routes.length).toBeGreaterThan(0);
     for (const r of routes) expect(TEMPLATES).toContain(r);
-  }, fuzzTimeout(100));
+  }, fuzzTimeout(200));
 });

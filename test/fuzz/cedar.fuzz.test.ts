@@ -62,13 +62,13 @@ describe('Cedar policy upload fuzz', () => {
 
   it('arbitrary text: a result, never an exception', () => {
     fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 200 }), fc.option(fc.constantFrom('acme', 'globex')), (t, org) => void checkPolicyText(t, org ?? undefined)), fuzzParams(2));
-  }, fuzzTimeout(10));
+  }, fuzzTimeout(40));
 
   it('token soup from the Cedar grammar and Floe schema: a result, never an exception', () => {
     fc.assert(fc.property(arbTokens, (t) => void checkPolicyText(t, 'acme')), fuzzParams(2));
-  }, fuzzTimeout(10));
+  }, fuzzTimeout(40));
 
   it('mutated valid policy files: a result, and what validates compiles and evaluates', () => {
     fc.assert(fc.property(arbMutatedSeed, (t) => void checkPolicyText(t, 'acme')), fuzzParams(2));
-  }, fuzzTimeout(10));
+  }, fuzzTimeout(40));
 });

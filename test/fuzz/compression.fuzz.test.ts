@@ -103,7 +103,7 @@ describe('compression fuzz (through ingestNar)', () => {
       }),
       fuzzParams(6),
     );
-  }, fuzzTimeout(20));
+  }, fuzzTimeout(200));
 
   it('arbitrary bodies behind each magic end with a client error (or a valid stored NAR), never a crash or a hang', async () => {
     const magics = [Buffer.alloc(0), Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Buffer.from('BZh9'), Buffer.from('BZh1'), Buffer.from([0x1f, 0x8b, 8, 0]), serializeNar({ type: 'regular', contents: '' }).subarray(0, 21)];
@@ -113,7 +113,7 @@ describe('compression fuzz (through ingestNar)', () => {
       }),
       fuzzParams(6),
     );
-  }, fuzzTimeout(20));
+  }, fuzzTimeout(200));
 
   it('mutated compressed NARs of every codec (and bombs): stored only as what they decode to, or refused', async () => {
     const arbCompressed = fc.oneof(
@@ -131,5 +131,5 @@ describe('compression fuzz (through ingestNar)', () => {
       ),
       fuzzParams(6),
     );
-  }, fuzzTimeout(40));
+  }, fuzzTimeout(200));
 });

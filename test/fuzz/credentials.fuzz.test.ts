@@ -104,7 +104,7 @@ describe('Floe token verification fuzz (real SQLite, real keys)', () => {
       }),
       fuzzParams(2),
     );
-  }, fuzzTimeout(10));
+  }, fuzzTimeout(40));
 
   it('a mutated Floe token is refused, or is the same token (non-canonical base64url of the same bytes)', async () => {
     const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=';
@@ -126,5 +126,5 @@ describe('Floe token verification fuzz (real SQLite, real keys)', () => {
       }),
       fuzzParams(2),
     );
-  }, fuzzTimeout(10));
+  }, fuzzTimeout(40));
 });

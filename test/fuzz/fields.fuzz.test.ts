@@ -79,5 +79,5 @@ describe('small fields fuzz', () => {
       }),
       fuzzParams(2),
     );
-  }, fuzzTimeout());
+  }, fuzzTimeout(20));
 });

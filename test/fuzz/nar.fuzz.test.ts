@@ -159,11 +159,11 @@ describe('NAR validator fuzz', () => {
       }),
       fuzzParams(),
     );
-  }, fuzzTimeout());
+  }, fuzzTimeout(40));
 
   it('mutated NARs (bit flips, truncation, splices): the verdict is the reference reader’s, whatever the chunking', () => {
     fc.assert(fc.property(mutated(arbValidNar), arbCuts, (nar, cuts) => void checkBytes(nar, cuts)), fuzzParams());
-  }, fuzzTimeout());
+  }, fuzzTimeout(40));
 
   it('arbitrary bytes, and arbitrary bytes behind a valid magic, are refused with InvalidInput', () => {
     const magic = serializeNar({ type: 'regular', contents: '' }).subarray(0, 24);
@@ -174,7 +174,7 @@ describe('NAR validator fuzz', () => {
       }),
       fuzzParams(),
     );
-  }, fuzzTimeout());
+  }, fuzzTimeout(40));
 
   it('splices of two valid NARs are judged as the reference reader judges them', () => {
     fc.assert(
@@ -183,5 +183,5 @@ describe('NAR validator fuzz', () => {
       }),
       fuzzParams(),
     );
-  }, fuzzTimeout());
+  }, fuzzTimeout(40));
 });

@@ -159,7 +159,7 @@ describe('flake tarball fuzz', () => {
     );
     // The generator must reach acceptance often enough for the escape check to mean something.
     expect(accepted).toBeGreaterThan(0);
-  }, fuzzTimeout(20));
+  }, fuzzTimeout(60));
 
   it('mutated archives of the corpus (gzip bytes, or the tar inside) resolve or reject with a client error', async () => {
     const gz = corpus('tarball').map((e) => new Uint8Array(e.bytes)).filter((b) => b[0] === 0x1f && b[1] === 0x8b);
@@ -176,5 +176,5 @@ describe('flake tarball fuzz', () => {
       }),
       fuzzParams(2),
     );
-  }, fuzzTimeout(20));
+  }, fuzzTimeout(60));
 });
