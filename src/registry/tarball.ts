@@ -38,6 +38,14 @@ const bad = (detail: string) => new InvalidInput('tarball', detail);
 type Dir = NarTree & { type: 'directory' };
 
 /**
+ * Entries are keyed by file name, and names like `constructor` or `__proto__` are a publisher's to
+ * choose: a plain object would answer them from Object.prototype (a false "duplicate entry").
+ */
+const noEntries = (): Dir['entries'] => Object.create(null) as Dir['entries'];
+const childOf = (here: NarTree | undefined, name: string): NarTree | undefined =>
+  here?.type === 'directory' && Object.hasOwn(here.entries, name) ? here.entries[name] : undefined;
+
+/**
  * Why a symlink at `inTree` (its path below the top-level directory) with `target` could resolve
  * outside the unpacked tree, or undefined if it cannot. Nix unpacks the whole tarball before using
  * it, so this runs on the finished tree. Normalizing the target lexically is not enough: in
@@ -50,10 +58,7 @@ type Dir = NarTree & { type: 'directory' };
 export function linkEscape(top: Dir, inTree: string[], target: string): string | undefined {
   // From the top down to where we are; undefined = not known to be a directory of the tree.
   const stack: Array<NarTree | undefined> = [top];
-  for (const part of inTree.slice(0, -1)) {
-    const here = stack.at(-1);
-    stack.push(here?.type === 'directory' ? here.entries[part] : undefined);
-  }
+  for (const part of inTree.slice(0, -1)) stack.push(childOf(stack.at(-1), part));
   const walked: string[] = [];
   for (const part of target.split('/')) {
     if (part === '' || part === '.') continue;
@@ -63,8 +68,7 @@ export function linkEscape(top: Dir, inTree: string[], target: string): string |
       if (here?.type !== 'directory') return `".." after ${JSON.stringify(walked.join('/'))}, which is not a directory of the tarball (a symlink, or reached through one)`;
       stack.pop();
     } else {
-      const here = stack.at(-1);
-      stack.push(here?.type === 'directory' ? here.entries[part] : undefined);
+      stack.push(childOf(stack.at(-1), part));
     }
     walked.push(part);
   }
@@ -74,7 +78,7 @@ export function linkEscape(top: Dir, inTree: string[], target: string): string |
 export async function verifyFlakeTarball(bytes: Buffer, limits: TarballLimits = DEFAULT_TARBALL_LIMITS): Promise<VerifiedTarball> {
   if (bytes.length > limits.maxCompressedBytes) throw new TooLarge(`tarball larger than ${limits.maxCompressedBytes} bytes`);
   if (bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) throw bad('not gzip-compressed (expected a .tar.gz)');
-  const root: Dir = { type: 'directory', entries: {} };
+  const root: Dir = { type: 'directory', entries: noEntries() };
   let topDir: string | undefined;
   let unpacked = 0;
   let entries = 0;
@@ -87,7 +91,7 @@ export async function verifyFlakeTarball(bytes: Buffer, limits: TarballLimits = 
       let next = node.entries[part];
       if (!next) {
         if (!create) return undefined;
-        next = { type: 'directory', entries: {} };
+        next = { type: 'directory', entries: noEntries() };
         node.entries[part] = next;
       }
       if (next.type !== 'directory') throw bad(`${parts.join('/')} is both a ${next.type === 'symlink' ? 'symlink' : 'file'} and a directory`);
@@ -127,7 +131,11 @@ export async function verifyFlakeTarball(bytes: Buffer, limits: TarballLimits = 
       entries++;
       if (entries > limits.maxEntries) throw new TooLarge(`more than ${limits.maxEntries} entries`);
       const name = header.name.replace(/^\.\//, '').replace(/\/+$/, '');
-      if (name === '' || name === '.') return skip();
+      if (name === '' || name === '.') {
+        // GNU tar's "./": nothing to record. Anything else by that name is not a tree Nix unpacks.
+        if (header.type !== 'directory') throw bad(`a ${header.type} named ${JSON.stringify(header.name)}`);
+        return skip();
+      }
       if (name.startsWith('/') || name.includes('\0')) throw bad(`absolute or invalid path ${JSON.stringify(name)}`);
       const parts = name.split('/');
       if (parts.some((p) => p === '..' || p === '.' || p === '')) throw bad(`path ${JSON.stringify(name)} leaves or confuses the tree`);
@@ -136,6 +144,9 @@ export async function verifyFlakeTarball(bytes: Buffer, limits: TarballLimits = 
       if (header.mtime) lastModified = Math.max(lastModified, Math.floor(header.mtime.getTime() / 1000));
       const inTree = parts.slice(1);
       const leaf = inTree.at(-1)!;
+      // GNU tar (and old tar readers) unpack a non-directory whose name ends in "/" as a directory:
+      // the tree we hash would not be the tree Nix unpacks.
+      if (header.type !== 'directory' && header.name.endsWith('/')) throw bad(`${JSON.stringify(name)} is a ${header.type} whose name ends in "/"`);
       if (header.type === 'directory') {
         dirAt(parts, true);
         return skip();

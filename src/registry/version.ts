@@ -111,7 +111,12 @@ export function parseRequirement(text: string): Requirement {
     const effectiveOp = op === '' && /\.(\*|x)/.test(m[2]!) ? '~' : op;
     if (partial !== 'any' && partial.pre) prereleaseTriples.add(v3(partial.major, partial.minor ?? 0, partial.patch ?? 0));
     if (partial === 'any' && op !== '') throw new InvalidInput('version requirement', `${JSON.stringify(term)}: an operator needs a version`);
-    comparators.push(...termComparators(effectiveOp, partial));
+    const terms = termComparators(effectiveOp, partial);
+    // Bounds semver cannot read (numbers past 2^53, a next major that is, "-01") would make every
+    // later match throw: refuse them here, where the requirement is still the client's input.
+    const unreadable = terms.find((c) => semver.valid(c.version) === null);
+    if (unreadable) throw new InvalidInput('version requirement', `${JSON.stringify(term.slice(0, 80))}: ${JSON.stringify(unreadable.version.slice(0, 80))} is not a version semver can compare`);
+    comparators.push(...terms);
   }
   return { text: trimmed, comparators, prereleaseTriples };
 }
