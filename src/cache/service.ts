@@ -15,15 +15,18 @@ import { type StorePathBase, type StorePathHash, hashPartOf } from '../nix/store
 import type { OrgKeyService } from '../org/keys.js';
 import type { SourceService } from './sources.js';
 import { inViewOrder } from './view.js';
-import { renderNarInfo, renderableRow } from './render.js';
-import { type LinkContext, linkGround, verifiedSignerNames } from './link-policy.js';
+import { renderNarInfo } from './render.js';
+import { type LinkContext, verifiedSignerNames } from './link-policy.js';
+import { type Candidate, candidateQuery, resourceOf } from './candidates.js';
+import { type Linking, Linker } from './links.js';
+import { resignOrg } from './resign.js';
 import type { RequestFacts, SliceResource } from '../policy/actions.js';
 import type { AuditEvent } from '../audit/log.js';
 import type { SignerService } from './signers.js';
 import type { Authorizer } from '../policy/authorize.js';
 import type { OrgService } from '../org/service.js';
 import { DEFAULT_SLICE, isUniqueViolation } from '../org/service.js';
-import type { BlobRead, Schema, Storage } from '../storage/types.js';
+import type { BlobRead, Storage } from '../storage/types.js';
 import { prepareQuery } from '../storage/prepared.js';
 import { ReadCache } from './read-cache.js';
 import { FairSemaphore } from './semaphore.js';
@@ -32,7 +35,7 @@ import { type IngestLimits, type IngestedNar, type UploadRecord, ingestNar, narB
 import { lockSharedAgainstGc } from '../storage/locks.js';
 import { quotaFull, quotaViolation } from './quota.js';
 import type { Upstream, UpstreamService } from './upstream.js';
-import { checkFetchedNar, type TrustedKey } from './upstream-verify.js';
+import { checkFetchedNar } from './upstream-verify.js';
 import { orgStoredBytes } from './accounting.js';
 import { RealisationService } from './realisations.js';
 
@@ -134,22 +137,6 @@ async function orgBytesWithPending(db: Storage['db'], orgId: string): Promise<nu
   return Number(row?.bytes ?? 0);
 }
 
-interface Candidate {
-  slice_id: string;
-  slice_name: string;
-  public: number;
-  org_id: string;
-  org_name: string;
-}
-
-function resourceOf(row: Candidate): SliceResource {
-  return {
-    type: 'slice',
-    org: { id: row.org_id, name: row.org_name },
-    slice: { id: row.slice_id, name: row.slice_name, public: row.public === 1 },
-  };
-}
-
 /** What a commit needs from a narinfo (uploaded or fetched from an upstream). */
 function metadataOf(info: NarInfo): PathMetadata {
   return {
@@ -161,18 +148,6 @@ function metadataOf(info: NarInfo): PathMetadata {
     ...(info.ca ? { ca: info.ca } : {}),
     sigs: info.sigs,
   };
-}
-
-/** Every slice holding exactly this store path, as authorization candidates. */
-function slicesHolding(db: Storage['db'], path: StorePathBase): Promise<Candidate[]> {
-  return db
-    .selectFrom('paths')
-    .innerJoin('slices', 'slices.id', 'paths.slice_id')
-    .innerJoin('orgs', 'orgs.id', 'slices.org_id')
-    .select(['slices.id as slice_id', 'slices.name as slice_name', 'slices.public', 'orgs.id as org_id', 'orgs.name as org_name'])
-    .where('paths.hash_part', '=', hashPartOf(path))
-    .where('paths.store_path', '=', path)
-    .execute();
 }
 
 export class CacheService {
@@ -197,6 +172,7 @@ export class CacheService {
   private readonly deploy: DeployClosures | undefined;
   private readonly upstreams: UpstreamService | undefined;
   private readonly signers: SignerService | undefined;
+  private readonly linker: Linker;
 
   constructor(deps: CacheDeps) {
     const storage = deps.storage;
@@ -210,15 +186,11 @@ export class CacheService {
     this.deploy = deps.deploy;
     this.upstreams = deps.upstreams;
     this.signers = deps.signers;
+    this.linker = new Linker(storage.db, deps.authorizer, deps.sources, deps.signers, deps.upstreams);
     this.ingestSlots = new FairSemaphore(deps.ingestSlots?.slots ?? 16, deps.ingestSlots?.slotsPerOrg ?? 4);
     this.uploadExpiryMs = deps.uploads?.expiryMs ?? UPLOAD_RECORD_TTL_MS;
     this.refusedHoldMs = deps.uploads?.refusedHoldMs ?? 3600_000;
-    const candidates = () =>
-      storage.db
-        .selectFrom('paths')
-        .innerJoin('slices', 'slices.id', 'paths.slice_id')
-        .innerJoin('orgs', 'orgs.id', 'slices.org_id')
-        .select(['slices.id as slice_id', 'slices.name as slice_name', 'slices.public', 'orgs.id as org_id', 'orgs.name as org_name']);
+    const candidates = () => candidateQuery(storage.db);
     // Embedded SQLite has exactly one writer process (this one), so misses can be memoized too.
     this.narinfoCache = new ReadCache(2_000, 50_000, storage.dialect === 'sqlite');
     // The read path runs on every substitution: these are compiled once.
@@ -376,31 +348,9 @@ export class CacheService {
     return paths.filter((x) => !present.has(x));
   }
 
-  /** In the target slice, or linkable into it at commit (see link-policy.ts). */
-  private async presentOrLinkable(p: Principal, target: SliceResource, path: StorePathBase, ctx?: LinkContext): Promise<boolean> {
-    const rows = await this.storage.db
-      .selectFrom('paths')
-      .innerJoin('slices', 'slices.id', 'paths.slice_id')
-      .innerJoin('orgs', 'orgs.id', 'slices.org_id')
-      .select(['slices.id as slice_id', 'slices.name as slice_name', 'slices.public', 'orgs.id as org_id', 'orgs.name as org_name'])
-      .select(['paths.store_path', 'paths.nar_hash', 'paths.nar_size', 'paths.refs', 'paths.deriver', 'paths.ca', 'paths.sigs'])
-      .where('paths.hash_part', '=', hashPartOf(path))
-      .where('paths.store_path', '=', path)
-      .execute();
-    if (rows.some((row) => row.slice_id === target.slice.id)) return true;
-    if (rows.length === 0) return false;
-    const context = ctx ?? (await this.linkContext(target));
-    return rows.some((row) => linkGround(renderableRow(row), row.slice_id, context) !== undefined && this.authorizer.authorize(p, 'cache.read', resourceOf(row), NO_FACTS, QUIET).allowed);
-  }
-
-  /** What decides links into `target`: its trusted source slices, its org's signers, the upstreams' keys. */
-  private async linkContext(target: SliceResource, db: Storage['db'] = this.storage.db): Promise<LinkContext> {
-    const upstreamKeys: TrustedKey[] = this.upstreams ? (await this.upstreams.list()).flatMap((u) => u.keys) : [];
-    return {
-      trustedSources: await this.sources.trustedLinkSources(db, { orgId: target.org.id, sliceId: target.slice.id }),
-      orgSigners: this.signers ? await this.signers.trustedKeys(target.org.id) : [],
-      upstreamKeys,
-    };
+  /** In the target slice, or linkable into it at commit (see links.ts). */
+  private presentOrLinkable(p: Principal, target: SliceResource, path: StorePathBase, ctx?: LinkContext): Promise<boolean> {
+    return this.linker.presentOrLinkable(p, target, path, ctx);
   }
 
   /**
@@ -494,7 +444,7 @@ export class CacheService {
   private async ensureReferences(p: Principal, target: SliceResource, meta: PathMetadata): Promise<void> {
     if (!this.upstreams || (await this.upstreams.list()).length === 0) return;
     const lacking: StorePathBase[] = [];
-    const ctx = await this.linkContext(target);
+    const ctx = await this.linker.context(target);
     for (const ref of new Set(meta.references)) {
       if (ref !== meta.storePath && !(await this.presentOrLinkable(p, target, ref, ctx))) lacking.push(ref);
     }
@@ -689,7 +639,7 @@ export class CacheService {
     // Signatures under the org's own key names are the server's to make, never the uploader's.
     const ownNames = await this.keys.ownNames(target.org.id);
     const uploaderSigs = meta.sigs.filter((s) => !ownNames.has(parseSignature(s).keyName));
-    const ctx = await this.linkContext(target);
+    const ctx = await this.linker.context(target);
     const signingKeys = await this.keys.signing(target.org.id);
     // Read before the transaction: on SQLite a query outside it would wait for it forever.
     const viewOrder = await this.sources.viewOf(p);
@@ -757,6 +707,7 @@ export class CacheService {
             .where('hash_part', '=', hashPart)
             .execute();
         }
+        await this.consumeUploadRecords(trx, target, narHashNix32);
         return 'exists';
       }
 
@@ -775,7 +726,7 @@ export class CacheService {
           if (inTarget !== ref) missing.push(ref);
           continue;
         }
-        const linked = await this.linkClosure(trx, p, target, ref, touched, linking);
+        const linked = await this.linker.linkClosure(trx, p, target, ref, touched, linking, describeUploader(p));
         if (!linked) missing.push(ref);
       }
       if (missing.length > 0) {
@@ -811,113 +762,31 @@ export class CacheService {
         const violation = quotaViolation(target.org.name, quota, before, await orgStoredBytes(trx, target.org.id));
         if (violation) throw new TooLarge(violation);
       }
+      await this.consumeUploadRecords(trx, target, narHashNix32);
       return 'created';
     });
   }
 
   /**
-   * Links `ref` and the part of its closure the target lacks from the first source (in the
-   * caller's view order, trusted sources first) from which every such path may enter: the
-   * caller can read it and each path has a link ground. Each linked path is then decided by
-   * `cache.write` like an upload; a refusal fails the commit. False when no source qualifies.
+   * Once a path row holds the NAR, the server's own upload records for it (batch uploads and
+   * mirrored NARs, which only keep it from GC until the commit) have served their purpose: left in
+   * place they would keep a collected path's NAR, and count against the quota, until they expire.
+   * Records of files a client uploaded (`nix copy`'s `PUT nar/<file>`) stay: they are that client's
+   * proof of possession and what `HEAD nar/<file>` answers, for concurrent pushes of the same path.
    */
-  private async linkClosure(trx: Storage['db'], p: Principal, target: SliceResource, ref: StorePathBase, touched: Set<string>, linking: Linking): Promise<boolean> {
-    const { ctx, signingKeys, viewOrder: order } = linking;
-    const holders = (await slicesHolding(trx, ref)).filter((row) => row.slice_id !== target.slice.id);
-    if (holders.length === 0) return false;
-    const rank = (row: Candidate) => (ctx.trustedSources.has(row.slice_id) ? -1 : (order.get(row.slice_id) ?? Number.MAX_SAFE_INTEGER));
-    holders.sort((a, b) => rank(a) - rank(b));
-    for (const source of holders) {
-      if (!this.authorizer.authorize(p, 'cache.read', resourceOf(source), NO_FACTS, QUIET).allowed) continue;
-      const plan = await this.planLink(trx, target, source, ref, ctx);
-      if (!plan) continue;
-      for (const { row, ground } of plan) {
-        const entering = renderableRow(row);
-        const decision = this.authorizer.authorize(p, 'cache.write', target, { narinfoSignatures: verifiedSignerNames(entering, ctx.orgSigners) });
-        if (!decision.allowed) throw new Forbidden(`not allowed to write ${row.store_path} (a reference, linked from ${ground === 'trusted-source' ? `${source.org_name}/${source.slice_name}` : 'another slice'}) to ${target.org.name}/${target.slice.name}: ${decision.reason}`);
-      }
-      for (const { row, ground } of plan) {
-        touched.add(row.hash_part);
-        const nar = await trx.selectFrom('nars').select(['nar_hash', 'file_hash', 'file_size']).where('nar_hash', '=', row.nar_hash).executeTakeFirstOrThrow();
-        await trx
-          .insertInto('paths')
-          .values({ ...row, slice_id: target.slice.id, narinfo: renderNarInfo(renderableRow(row), nar, signingKeys), uploaded_by: `link:${ground}:${describeUploader(p)}`, created_at: new Date().toISOString() })
-          .execute();
-      }
-      return true;
-    }
-    return false;
+  private async consumeUploadRecords(trx: Storage['db'], target: SliceResource, narHashNix32: string): Promise<void> {
+    await trx
+      .deleteFrom('nar_uploads')
+      .where('slice_id', '=', target.slice.id)
+      .where('nar_hash', '=', narHashNix32)
+      .where((eb) => eb.or([eb('file_name', 'like', 'batch/%'), eb('file_name', 'like', 'upstream/%')]))
+      .execute();
   }
 
-  /** The rows of `ref`'s closure in `source` that `target` lacks, each with its link ground; undefined if one has none. */
-  private async planLink(trx: Storage['db'], target: SliceResource, source: Candidate, ref: StorePathBase, ctx: LinkContext) {
-    // Slices are closure-complete, so the whole closure of `ref` is in the source slice.
-    const plan: Array<{ row: Schema['paths']; ground: NonNullable<ReturnType<typeof linkGround>> }> = [];
-    const queue: string[] = [hashPartOf(ref)];
-    const seen = new Set<string>(queue);
-    while (queue.length > 0) {
-      const hash = queue.shift()!;
-      const already = await trx.selectFrom('paths').select('hash_part').where('slice_id', '=', target.slice.id).where('hash_part', '=', hash).executeTakeFirst();
-      if (already) continue;
-      const row = await trx.selectFrom('paths').selectAll().where('slice_id', '=', source.slice_id).where('hash_part', '=', hash).executeTakeFirst();
-      if (!row) throw new Error(`slice ${source.slice_id} is not closure-complete: ${hash} missing`);
-      const ground = linkGround(renderableRow(row), source.slice_id, ctx);
-      if (!ground) return undefined;
-      plan.push({ row, ground });
-      for (const r of row.refs.split(' ').filter(Boolean)) {
-        const h = r.slice(0, 32);
-        if (!seen.has(h)) {
-          seen.add(h);
-          queue.push(h);
-        }
-      }
-    }
-    return plan;
-  }
-
-  /**
-   * Re-renders every narinfo of an org with its current signing keys (after a rotation, a key
-   * retirement or the upgrade to per-org keys), in batches so reads keep flowing.
-   */
+  /** Re-renders every narinfo of an org with its current signing keys (resign.ts). */
   async resignOrg(orgId: string, onProgress?: (done: number) => void): Promise<number> {
-    const keys = await this.keys.signing(orgId);
-    const slices = await this.storage.db.selectFrom('slices').select('id').where('org_id', '=', orgId).execute();
-    let done = 0;
-    for (const slice of slices) {
-      let after = '';
-      for (;;) {
-        const rows = await this.storage.db
-          .selectFrom('paths')
-          .innerJoin('nars', 'nars.nar_hash', 'paths.nar_hash')
-          .select(['paths.hash_part', 'paths.store_path', 'paths.nar_hash', 'paths.nar_size', 'paths.refs', 'paths.deriver', 'paths.ca', 'paths.sigs', 'nars.file_hash', 'nars.file_size'])
-          .where('paths.slice_id', '=', slice.id)
-          .where('paths.hash_part', '>', after)
-          .orderBy('paths.hash_part')
-          .limit(500)
-          .execute();
-        if (rows.length === 0) break;
-        await this.storage.db.transaction().execute(async (trx) => {
-          for (const row of rows) {
-            await trx.updateTable('paths').set({ narinfo: renderNarInfo(renderableRow(row), row, keys) }).where('slice_id', '=', slice.id).where('hash_part', '=', row.hash_part).execute();
-          }
-        });
-        for (const row of rows) this.narinfoCache.invalidate(row.hash_part);
-        done += rows.length;
-        onProgress?.(done);
-        after = rows.at(-1)!.hash_part;
-        // Let requests in between batches: signing 500 narinfos takes a few milliseconds.
-        await new Promise((r) => setImmediate(r));
-      }
-    }
-    return done;
+    return resignOrg(this.storage.db, orgId, await this.keys.signing(orgId), (hashes) => this.forget(hashes), onProgress);
   }
-}
-
-/** What a commit decides links with, read before its transaction. */
-interface Linking {
-  ctx: LinkContext;
-  signingKeys: SigningKey[];
-  viewOrder: ReadonlyMap<string, number>;
 }
 
 function describeUploader(p: Principal): string {
