@@ -13,11 +13,15 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function startWatcher(dir, slice) {
   const queue = path.join(dir, 'push-queue.sqlite');
   const log = path.join(dir, 'watch-store.log');
+  // The post step diffs against the same baseline, so even a watcher that died early loses nothing.
+  const baseline = path.join(dir, 'store-baseline');
   const fd = openSync(log, 'a');
-  const child = spawn(process.execPath, [floeBin, 'watch-store', '--queue', queue, ...(slice ? ['--slice', slice] : [])], { detached: true, stdio: ['ignore', fd, fd], env: process.env });
+  const child = spawn(process.execPath, [floeBin, 'watch-store', '--queue', queue, '--baseline', baseline, ...(slice ? ['--slice', slice] : [])], { detached: true, stdio: ['ignore', fd, fd], env: process.env });
   child.unref();
   saveState('watcher_pid', String(child.pid));
   saveState('queue', queue);
+  saveState('baseline', baseline);
+  saveState('slice', slice);
   saveState('log', log);
   for (let i = 0; i < 600; i++) {
     const text = readFileSync(log, 'utf8');

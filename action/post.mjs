@@ -20,7 +20,8 @@ async function post() {
   } catch {
     /* no log */
   }
-  const r = await floe(['watch-store', '--drain', '--queue', getState('queue'), '--timeout', input('drain-timeout', '10m')]);
+  const slice = getState('slice');
+  const r = await floe(['watch-store', '--drain', '--queue', getState('queue'), '--baseline', getState('baseline'), ...(slice ? ['--slice', slice] : []), '--timeout', input('drain-timeout', '10m')]);
   if (r.code !== 0) {
     process.stdout.write('::error::floe: some store paths were not pushed (see above)\n');
     process.exitCode = 1;

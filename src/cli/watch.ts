@@ -10,7 +10,7 @@
  * whose missing query skips paths the cache has and paths the server mirrors from its upstreams.
  */
 import { spawn } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import path from 'node:path';
 import type { Command, Option } from 'commander';
@@ -74,8 +74,24 @@ export class StoreDiff {
     }
   }
 
-  async baseline(): Promise<number> {
+  /**
+   * Takes the baseline; with a file, reuses the one saved there (so a later `--drain` can still
+   * find what appeared after the watcher died), else saves it there (temp file + rename).
+   */
+  async baseline(file?: string): Promise<number> {
+    if (file) {
+      try {
+        for (const n of (await readFile(file, 'utf8')).split('\n')) if (n) this.known.add(n);
+        return this.known.size;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new CliError(`cannot read the baseline ${file}: ${(err as Error).message}`);
+      }
+    }
     for (const n of await this.names()) this.known.add(n);
+    if (file) {
+      await writeFile(`${file}.tmp`, [...this.known].join('\n') + '\n');
+      await rename(`${file}.tmp`, file);
+    }
     return this.known.size;
   }
 
@@ -165,6 +181,7 @@ interface WatchOpts {
   slice?: string;
   queue?: string;
   interval: string;
+  baseline?: string;
   jobs: string;
   timeout: string;
   json?: boolean;
@@ -200,7 +217,7 @@ async function drainWithin(cmd: string, queue: PushQueue, client: ClientOptions,
  * Records new store paths every `interval` and drains in the background; `stop()` records one last
  * time and resolves once the loop is idle (a drain in flight is left to finish or be abandoned).
  */
-function watchLoop(cmd: string, queue: PushQueue, client: ClientOptions, slice: string, jobs: number, interval: number) {
+function watchLoop(cmd: string, queue: PushQueue, client: ClientOptions, slice: string, jobs: number, interval: number, baselineFile?: string) {
   const diff = new StoreDiff(storeDir());
   let stopping = false;
   let wake: () => void = () => {};
@@ -230,7 +247,7 @@ function watchLoop(cmd: string, queue: PushQueue, client: ClientOptions, slice: 
   return {
     /** Takes the baseline, then polls (the first time after one interval), draining anything already queued. */
     async start(): Promise<number> {
-      const known = await diff.baseline();
+      const known = await diff.baseline(baselineFile);
       maybeDrain(0);
       loop = (async () => {
         while (!stopping) {
@@ -264,6 +281,7 @@ export function registerWatchCommands(program: Command, serverOption: () => Opti
       .option('--slice <org/slice>', "push to this slice (default: the token's)")
       .option('--queue <file>', `the local push queue (default: ${defaultQueueFile().replace(process.env.HOME ?? '\0', '~')})`)
       .option('--interval <duration>', 'how often to look for new store paths', '1s')
+      .option('--baseline <file>', 'keep the store baseline in this file: taken and saved if absent, reused if present (with --drain: first record what is new since it)')
       .option('-j, --jobs <n>', 'parallel uploads', '4')
       .option('--timeout <duration>', 'longest time to drain the queue', '10m')
       .option('--json', 'print a JSON summary when done');
@@ -278,6 +296,13 @@ export function registerWatchCommands(program: Command, serverOption: () => Opti
       const file = opts.queue ?? defaultQueueFile();
       const queue = PushQueue.open(file);
       if (opts.drain) {
+        if (opts.baseline) {
+          // What appeared after a watcher that shared this baseline died (or after its last poll).
+          const diff = new StoreDiff(storeDir());
+          await diff.baseline(opts.baseline);
+          const fresh = await diff.poll();
+          if (fresh.length > 0) log('watch-store')(`recorded ${queue.record(fresh, opts.slice ?? '')} new store path(s) since the baseline`);
+        }
         log('watch-store')(`draining ${queue.size()} queued path(s) from ${file}`);
         const s = await drainWithin('watch-store', queue, client, jobs, timeout);
         if (!s) {
@@ -287,7 +312,7 @@ export function registerWatchCommands(program: Command, serverOption: () => Opti
         report('watch-store', s, opts.json);
         process.exit(s.failed.length > 0 ? 1 : 0);
       }
-      const watcher = watchLoop('watch-store', queue, client, opts.slice ?? '', jobs, interval);
+      const watcher = watchLoop('watch-store', queue, client, opts.slice ?? '', jobs, interval, opts.baseline);
       const known = await watcher.start();
       log('watch-store')(`watching ${storeDir()} (${known} paths there already); queue ${file} (${queue.size()} waiting)`);
       const stop = () => {
@@ -315,7 +340,7 @@ export function registerWatchCommands(program: Command, serverOption: () => Opti
       const client = clientOptions(opts);
       if (!client.token) throw new CliError('pushing needs a token with the write scope: set FLOE_TOKEN or run `floe login`');
       const queue = PushQueue.open(opts.queue ?? defaultQueueFile());
-      const watcher = watchLoop('watch-exec', queue, client, opts.slice ?? '', jobs, interval);
+      const watcher = watchLoop('watch-exec', queue, client, opts.slice ?? '', jobs, interval, opts.baseline);
       await watcher.start();
       const code = await new Promise<number>((resolve, reject) => {
         const child = spawn(command[0]!, command.slice(1), { stdio: 'inherit' });

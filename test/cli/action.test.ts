@@ -166,14 +166,19 @@ describe.skipIf(!version)('GitHub Action', () => {
     expect(await inCache(top)).toBe(false);
   });
 
-  it('a pull request from a branch of the same repository pushes', async () => {
+  it('a pull request from a branch of the same repository pushes, even if the watcher was killed before the build', async () => {
     const payload = { pull_request: { number: 8, head: { ref: 'feature', repo: { full_name: 'acme-gh/app', fork: false } } } };
     const r = await runner('same-repo-pr', { name: 'pull_request', payload }, { server: server.url, push: 'true' });
     const main = await step('main.mjs', r.env);
     expect(main.code, main.stdout + main.stderr).toBe(0);
     expect(await keyValues(r.files.output)).toMatchObject({ pushing: 'true' });
+    process.kill(Number((await keyValues(r.files.state)).watcher_pid), 'SIGKILL');
+    const job = await laterStepEnv(r);
+    const top = await buildClosure({ ...hostNix, run: (args) => spawnCollect(args, job) }, expr, seed(), '');
     const post = await step('post.mjs', await postEnv(r));
     expect(post.code, post.stdout + post.stderr).toBe(0);
+    expect(post.stdout + post.stderr).toMatch(/new store path\(s\) since the baseline/);
+    expect(await inCache(top)).toBe(true);
   });
   it('publish: true publishes the flake of the checkout on a tag, with its output built and pushed', async () => {
     const checkout = await mkdtemp(path.join(dir, 'checkout-'));

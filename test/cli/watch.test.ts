@@ -189,6 +189,24 @@ in derivation { name = "top-${tag}"; builder = "/bin/sh"; args = [ "-c" "echo \$
     expect(stderr).toMatch(/stopped; \d+ path\(s\) left in the queue/);
   });
 
+  it('a watcher killed before it saw a path: --drain with the saved baseline records and pushes it', async () => {
+    const queue = path.join(dir, 'q6.sqlite');
+    const baseline = path.join(dir, 'baseline-6');
+    const child = spawn(process.execPath, [FLOE_BIN, 'watch-store', '--queue', queue, '--baseline', baseline, '--interval', '1h'], { env: floeEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    for (let i = 0; i < 100 && !/watching /.test(stderr); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(stderr).toMatch(/watching /);
+    child.kill('SIGKILL');
+    const top = await buildClosure(hostNix, expr, seed(), path.join(dir, 'build'));
+    expect(await inCache(top)).toBe(false);
+    const drained = await floe(['watch-store', '--drain', '--queue', queue, '--baseline', baseline, '--json'], floeEnv());
+    expect(drained.code, drained.stderr).toBe(0);
+    expect(drained.stderr).toMatch(/recorded \d+ new store path\(s\) since the baseline/);
+    expect(await inCache(top)).toBe(true);
+    for (const p of await references(top)) expect(await inCache(p), p).toBe(true);
+  });
+
   it('refuses to watch without a write token', async () => {
     const r = await floe(['watch-store', '--drain', '--queue', path.join(dir, 'q5.sqlite')], floeEnv({ FLOE_TOKEN: '' }));
     expect(r.code).toBe(1);
