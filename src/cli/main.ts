@@ -14,6 +14,7 @@ import { browserLogin, deviceLogin } from './oidc-login.js';
 import { push } from './push.js';
 import { registerPolicyCommands } from './policy.js';
 import { parsePriority, registerSourceCommands } from './sources.js';
+import { registerWatchCommands } from './watch.js';
 import { apply } from './apply.js';
 import { publishFlake } from './publish.js';
 import { FlakeEditError, addFlakeInput } from './flake-add.js';
@@ -750,6 +751,7 @@ cache
 
 registerPolicyCommands(program, serverOption);
 registerSourceCommands(program, { serverOption, keys: keysCommand, trust, slice });
+registerWatchCommands(program, serverOption);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CliError || err instanceof FloeError) {
