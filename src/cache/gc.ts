@@ -54,8 +54,8 @@ const yieldToRequests = () => new Promise<void>((resolve) => setImmediate(resolv
  * Inside the exclusive transaction other queries wait for it either way, but requests that need no
  * database (health checks, NAR bytes already streaming) still get their turn.
  */
-async function loadPathRows(db: Db) {
-  const rows = [];
+async function loadPathRows(db: Db): Promise<Graph['paths']> {
+  const rows: Graph['paths'] = [];
   // Per slice, by the primary key (slice_id, hash_part): each batch is an index range, not a scan.
   for (const slice of await db.selectFrom('slices').select('id').orderBy('id').execute()) {
     let after = '';
@@ -70,7 +70,21 @@ async function loadPathRows(db: Db) {
         .orderBy('paths.hash_part')
         .limit(MARK_BATCH)
         .execute();
-      rows.push(...batch);
+      // Converted batch by batch, so this work is spread over the turns too.
+      for (const r of batch) {
+        rows.push({
+          slice: r.slice_id,
+          org: r.org_id,
+          hash: r.hash_part,
+          refs: r.refs === '' ? [] : r.refs.split(' ').map((x) => x.slice(0, 32)),
+          createdAt: Date.parse(r.created_at),
+          narHash: r.nar_hash,
+          storePath: r.store_path,
+          narSize: Number(r.nar_size),
+          sliceName: r.slice_name,
+          orgName: r.org_name,
+        });
+      }
       await yieldToRequests();
       if (batch.length < MARK_BATCH) break;
       after = batch.at(-1)!.hash_part;
@@ -81,19 +95,7 @@ async function loadPathRows(db: Db) {
 
 async function loadGraph(db: Db, now: number, graceMs: number): Promise<Graph> {
   const nowIso = new Date(now).toISOString();
-  const rows = await loadPathRows(db);
-  const paths = rows.map((r) => ({
-    slice: r.slice_id,
-    org: r.org_id,
-    hash: r.hash_part,
-    refs: r.refs.split(' ').filter(Boolean).map((x) => x.slice(0, 32)),
-    createdAt: Date.parse(r.created_at),
-    narHash: r.nar_hash,
-    storePath: r.store_path,
-    narSize: Number(r.nar_size),
-    sliceName: r.slice_name,
-    orgName: r.org_name,
-  }));
+  const paths = await loadPathRows(db);
   const slicesByOrg = new Map<string, string[]>();
   for (const s of await db.selectFrom('slices').select(['id', 'org_id']).execute()) {
     slicesByOrg.set(s.org_id, [...(slicesByOrg.get(s.org_id) ?? []), s.id]);
@@ -269,7 +271,7 @@ export class GarbageCollector {
     // 1. Mark (no locks).
     const graph = await loadGraph(db, Date.now(), graceMs);
     const plan = planPaths(graph.paths, graph.roots, graph.policy);
-    report.roots = plan.roots.size;
+    report.roots = plan.roots;
     report.paths.total = graph.paths.length;
     let condemned = plan.collect as Graph['paths'];
 

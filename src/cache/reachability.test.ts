@@ -13,7 +13,7 @@ describe('planPaths', () => {
 
   it('keeps everything reachable from a root through references, collects the rest', () => {
     const plan = planPaths(graph, new Set([pathKey('s1', H('a'))]), policy(7 * day));
-    expect([...plan.keep].sort()).toEqual([pathKey('s1', H('a')), pathKey('s1', H('b')), pathKey('s1', H('c'))].sort());
+    expect([...plan.keep].map((p) => pathKey(p.slice, p.hash)).sort()).toEqual([pathKey('s1', H('a')), pathKey('s1', H('b')), pathKey('s1', H('c'))].sort());
     expect(plan.collect.map((x) => x.hash)).toEqual([H('d')]);
   });
 
@@ -36,7 +36,7 @@ describe('planPaths', () => {
   });
 
   it('roots naming paths that are not there are ignored', () => {
-    expect(planPaths(graph, new Set([pathKey('s9', H('z'))]), policy(0)).roots.size).toBe(0);
+    expect(planPaths(graph, new Set([pathKey('s9', H('z'))]), policy(0)).roots).toBe(0);
   });
 
   it('retention is per org', () => {

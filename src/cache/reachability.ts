@@ -27,10 +27,10 @@ export interface GcPolicy {
 export const pathKey = (slice: string, hash: string): string => `${slice}/${hash}`;
 
 export interface PathPlan {
-  /** Keys of the roots (explicit and recent). */
-  roots: Set<string>;
-  /** Keys of everything reachable from a root. */
-  keep: Set<string>;
+  /** How many roots (explicit and recent) are present. */
+  roots: number;
+  /** Everything reachable from a root. */
+  keep: ReadonlySet<GcPath>;
   collect: GcPath[];
 }
 
@@ -42,27 +42,47 @@ export function isRecentRoot(p: Pick<GcPath, 'org' | 'createdAt'>, policy: GcPol
   return p.createdAt > policy.now - window;
 }
 
-/** Marks from the roots through references; everything unmarked is collectable. */
+/**
+ * Marks from the roots through references; everything unmarked is collectable. Paths are indexed
+ * per slice and marked by identity (no key strings per visit): on embedded SQLite GC runs on the
+ * event loop, and this is its longest synchronous step (100k paths).
+ */
 export function planPaths(paths: readonly GcPath[], explicitRoots: ReadonlySet<string>, policy: GcPolicy): PathPlan {
-  const byKey = new Map<string, GcPath>();
-  for (const p of paths) byKey.set(pathKey(p.slice, p.hash), p);
-  const roots = new Set<string>();
-  for (const key of explicitRoots) if (byKey.has(key)) roots.add(key);
-  for (const p of paths) if (isRecentRoot(p, policy)) roots.add(pathKey(p.slice, p.hash));
-  const keep = new Set<string>(roots);
-  const stack = [...roots];
-  while (stack.length > 0) {
-    const p = byKey.get(stack.pop()!)!;
-    for (const ref of p.refs) {
-      const key = pathKey(p.slice, ref);
-      if (!keep.has(key) && byKey.has(key)) {
-        keep.add(key);
-        stack.push(key);
-      }
+  const bySlice = new Map<string, Map<string, GcPath>>();
+  for (const p of paths) {
+    let slice = bySlice.get(p.slice);
+    if (!slice) bySlice.set(p.slice, (slice = new Map()));
+    slice.set(p.hash, p);
+  }
+  const keep = new Set<GcPath>();
+  const stack: GcPath[] = [];
+  const mark = (p: GcPath | undefined) => {
+    if (p && !keep.has(p)) {
+      keep.add(p);
+      stack.push(p);
+    }
+  };
+  const roots = new Set<GcPath>();
+  for (const key of explicitRoots) {
+    const slash = key.indexOf('/');
+    const p = bySlice.get(key.slice(0, slash))?.get(key.slice(slash + 1));
+    if (p) {
+      roots.add(p);
+      mark(p);
     }
   }
-  const collect = paths.filter((p) => !keep.has(pathKey(p.slice, p.hash)));
-  return { roots, keep, collect };
+  for (const p of paths) {
+    if (isRecentRoot(p, policy)) {
+      roots.add(p);
+      mark(p);
+    }
+  }
+  while (stack.length > 0) {
+    const p = stack.pop()!;
+    const slice = bySlice.get(p.slice)!;
+    for (const ref of p.refs) mark(slice.get(ref));
+  }
+  return { roots: roots.size, keep, collect: paths.filter((p) => !keep.has(p)) };
 }
 
 export interface GcNar {
