@@ -35,7 +35,8 @@ export interface PushResult {
   bytes: number;
 }
 
-function run(cmd: string, args: string[]): Promise<string> {
+/** Runs a Nix command and returns its stdout; a failure names the command and its last error line. */
+export function runNixCommand(cmd: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -49,7 +50,7 @@ function run(cmd: string, args: string[]): Promise<string> {
 
 /** The closure of `targets` with path info, from `nix path-info --recursive --json` (2.8 array or 2.19+ object form). */
 export async function closureOf(targets: string[]): Promise<PathInfo[]> {
-  const json = JSON.parse(await run('nix', ['--extra-experimental-features', 'nix-command', 'path-info', '--recursive', '--json', ...targets])) as unknown;
+  const json = JSON.parse(await runNixCommand('nix', ['--extra-experimental-features', 'nix-command', 'path-info', '--recursive', '--json', ...targets])) as unknown;
   const entries: Array<[string, Record<string, unknown>]> = Array.isArray(json)
     ? (json as Array<Record<string, unknown>>).map((e) => [String(e.path), e])
     : Object.entries(json as Record<string, Record<string, unknown>>);

@@ -15,7 +15,7 @@ import { constants } from 'node:os';
 import path from 'node:path';
 import type { Command, Option } from 'commander';
 import { CliError, clientOptions, type ClientOptions } from './client.js';
-import { push } from './push.js';
+import { push, runNixCommand } from './push.js';
 import { PushQueue, defaultQueueFile, keyOf, type QueuedPath } from './queue.js';
 
 const NIX32 = '0123456789abcdfghijklmnpqrsvwxyz';
@@ -39,23 +39,12 @@ export function parseWatchDuration(text: string, what: string): number {
 
 export const storeDir = () => process.env.NIX_STORE_DIR || '/nix/store';
 
-function runNix(cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('error', (e) => reject(new CliError(`cannot run ${cmd}: ${e.message} (is Nix installed?)`)));
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new CliError(`${cmd} failed: ${err.trim().split('\n').at(-1) ?? code}`))));
-  });
-}
 
 /** Those of `paths` that Nix does not (or no longer) consider valid. */
 async function invalidPaths(paths: string[]): Promise<Set<string>> {
   const invalid = new Set<string>();
   for (let i = 0; i < paths.length; i += 500) {
-    const out = await runNix('nix-store', ['--check-validity', '--print-invalid', ...paths.slice(i, i + 500)]);
+    const out = await runNixCommand('nix-store', ['--check-validity', '--print-invalid', ...paths.slice(i, i + 500)]);
     for (const line of out.split('\n')) if (line) invalid.add(line);
   }
   return invalid;

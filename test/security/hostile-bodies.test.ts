@@ -6,10 +6,10 @@
  * authorization and within a cap; routes that can authenticate do so before reading a byte.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rssBytesOf, slowestHealthzDuring as watchHealthz } from '../helpers/responsiveness.js';
 import { basicAuth, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
 import { compressParts, fakePath, narInfoFor } from '../helpers/paths.js';
 
@@ -31,34 +31,10 @@ afterAll(async () => {
   await server?.cleanup();
 });
 
-const rssBytes = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${server.process.pid}/status`, 'utf8'))![1]) * 1024;
+const rssBytes = () => rssBytesOf(server.process.pid!);
 
-/** How long /healthz takes right now. */
-async function healthzMs(): Promise<number> {
-  const started = performance.now();
-  const res = await fetch(`${server.url}/healthz`, { signal: AbortSignal.timeout(10_000) });
-  expect(res.status).toBe(200);
-  return performance.now() - started;
-}
 
-/** Runs `attack` while polling /healthz; returns the slowest answer. */
-async function slowestHealthzDuring(attack: () => Promise<unknown>): Promise<number> {
-  let done = false;
-  let slowest = 0;
-  const poll = (async () => {
-    while (!done) {
-      slowest = Math.max(slowest, await healthzMs());
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  })();
-  try {
-    await attack();
-  } finally {
-    done = true;
-    await poll;
-  }
-  return slowest;
-}
+const slowestHealthzDuring = (attack: () => Promise<unknown>) => watchHealthz(server.url, attack, 10_000);
 
 /**
  * Sends a request and reads the answer, even when the server answers early and closes before the

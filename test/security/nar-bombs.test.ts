@@ -7,7 +7,7 @@
  * (batch), the expansion cap (`PUT nar/`, which declares none) or the server's limit.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { rssBytesOf, slowestHealthzDuring as watchHealthz } from '../helpers/responsiveness.js';
 import { basicAuth, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
 import { type BombCodec, compressParts, fakePath, zeroNar } from '../helpers/paths.js';
 
@@ -23,29 +23,9 @@ afterAll(async () => {
   await server?.cleanup();
 });
 
-const rssBytes = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${server.process.pid}/status`, 'utf8'))![1]) * 1024;
+const rssBytes = () => rssBytesOf(server.process.pid!);
 
-/** Polls /healthz while `attack` runs; returns the slowest answer in ms. */
-async function slowestHealthzDuring(attack: () => Promise<unknown>): Promise<number> {
-  let done = false;
-  let slowest = 0;
-  const poll = (async () => {
-    while (!done) {
-      const started = performance.now();
-      const res = await fetch(`${server.url}/healthz`, { signal: AbortSignal.timeout(30_000) });
-      expect(res.status).toBe(200);
-      slowest = Math.max(slowest, performance.now() - started);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  })();
-  try {
-    await attack();
-  } finally {
-    done = true;
-    await poll;
-  }
-  return slowest;
-}
+const slowestHealthzDuring = (attack: () => Promise<unknown>) => watchHealthz(server.url, attack, 30_000);
 
 /** Runs an upload while watching /healthz and the server's memory. */
 async function underWatch(upload: () => Promise<Response>) {
