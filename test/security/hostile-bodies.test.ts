@@ -9,6 +9,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { request } from 'node:http';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sendTolerant } from '../helpers/early-answer.js';
 import { rssBytesOf, slowestHealthzDuring as watchHealthz } from '../helpers/responsiveness.js';
 import { basicAuth, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
 import { compressParts, fakePath, narInfoFor } from '../helpers/paths.js';
@@ -36,29 +37,7 @@ const rssBytes = () => rssBytesOf(server.process.pid!);
 
 const slowestHealthzDuring = (attack: () => Promise<unknown>) => watchHealthz(server.url, attack, 10_000);
 
-/**
- * Sends a request and reads the answer, even when the server answers early and closes before the
- * whole body was sent (fetch would report the client's EPIPE instead of the status it got).
- */
-function send(method: string, path: string, body: Buffer | string, headers: Record<string, string>): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const bytes = typeof body === 'string' ? Buffer.from(body) : body;
-    const req = request(`${server.url}${path}`, { method, headers: { ...headers, 'Content-Length': String(bytes.length) }, timeout: 30_000 });
-    let answered = false;
-    req.on('response', (res) => {
-      answered = true;
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
-      res.on('error', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer within 30 s`)));
-    req.on('error', (err) => {
-      if (!answered) setTimeout(() => (answered ? undefined : reject(err)), 200);
-    });
-    req.end(bytes);
-  });
-}
+const send = (method: string, path: string, body: Buffer | string, headers: Record<string, string>) => sendTolerant(`${server.url}${path}`, { method, headers, body });
 
 /**
  * Declares a body of `declared` bytes but sends only a few: an answer can only come from a server
