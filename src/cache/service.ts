@@ -205,21 +205,11 @@ export class CacheService {
   // ---- reads ----------------------------------------------------------------------------------
 
   async findNarInfo(p: Principal, view: CacheView, hashPart: StorePathHash): Promise<string | undefined> {
-    const rows =
-      view.kind === 'slice'
-        ? await this.narinfoCache.get(hashPart, view.slice.slice.id, () => this.q.narinfoByHashInSlice(hashPart, view.slice.slice.id))
-        : inViewOrder(await this.narinfoCache.get(hashPart, '*', () => this.q.narinfoByHash(hashPart)), await this.sources.viewOf(p));
-    // Deploy-only tokens read exactly their outputs' closures (computed from stored references).
-    const closure = p.kind === 'token' && p.deploy && this.deploy ? await this.deploy.closureOf(p, hashPart) : undefined;
-    const facts = closure ? { inDeployClosure: closure.has(hashPart) } : NO_FACTS;
-    // Candidates are probed quietly: one request records at most one denial (the first candidate's).
-    for (const row of rows) {
-      if (this.authorizer.authorize(p, 'cache.read', resourceOf(row), facts, QUIET).allowed) {
-        this.audit.recordRead(p, row.org_id, row.store_path, 'narinfo');
-        return row.narinfo;
-      }
+    const found = await this.servedRow(p, view, hashPart);
+    if (found) {
+      this.audit.recordRead(p, found.row.org_id, found.row.store_path, 'narinfo');
+      return found.row.narinfo;
     }
-    if (rows[0]) this.authorizer.authorize(p, 'cache.read', resourceOf(rows[0]), facts);
     return this.pullThrough(p, view, hashPart);
   }
 
@@ -228,15 +218,27 @@ export class CacheService {
    * its place in the caller's view: what a realisation of that path may be served from.
    */
   async servingSlice(p: Principal, view: CacheView, hashPart: StorePathHash): Promise<{ sliceId: string; rank: number } | undefined> {
+    const found = await this.servedRow(p, view, hashPart);
+    return found && { sliceId: found.row.slice_id, rank: found.rank };
+  }
+
+  /**
+   * The first row holding `hashPart`, in the view's order, that the caller may read, and its rank.
+   * Candidates are probed quietly: one request records at most one denial (the first candidate's).
+   */
+  private async servedRow(p: Principal, view: CacheView, hashPart: StorePathHash) {
     const order = view.kind === 'slice' ? undefined : await this.sources.viewOf(p);
     const rows =
       view.kind === 'slice'
         ? await this.narinfoCache.get(hashPart, view.slice.slice.id, () => this.q.narinfoByHashInSlice(hashPart, view.slice.slice.id))
         : inViewOrder(await this.narinfoCache.get(hashPart, '*', () => this.q.narinfoByHash(hashPart)), order!);
+    // Deploy-only tokens read exactly their outputs' closures (computed from stored references).
     const closure = p.kind === 'token' && p.deploy && this.deploy ? await this.deploy.closureOf(p, hashPart) : undefined;
     const facts = closure ? { inDeployClosure: closure.has(hashPart) } : NO_FACTS;
-    const row = rows.find((r) => this.authorizer.authorize(p, 'cache.read', resourceOf(r), facts).allowed);
-    return row && { sliceId: row.slice_id, rank: order?.get(row.slice_id) ?? 0 };
+    const row = rows.find((r) => this.authorizer.authorize(p, 'cache.read', resourceOf(r), facts, QUIET).allowed);
+    if (row) return { row, rank: order?.get(row.slice_id) ?? 0 };
+    if (rows[0]) this.authorizer.authorize(p, 'cache.read', resourceOf(rows[0]), facts);
+    return undefined;
   }
 
   /** Upstream misses, remembered briefly so a substituter's probing does not hammer upstreams. */
@@ -348,10 +350,6 @@ export class CacheService {
     return paths.filter((x) => !present.has(x));
   }
 
-  /** In the target slice, or linkable into it at commit (see links.ts). */
-  private presentOrLinkable(p: Principal, target: SliceResource, path: StorePathBase, ctx?: LinkContext): Promise<boolean> {
-    return this.linker.presentOrLinkable(p, target, path, ctx);
-  }
 
   /**
    * Fetches `wanted` (and whatever of their closures is neither in `target` nor readable elsewhere)
@@ -371,6 +369,8 @@ export class CacheService {
     const found = new Map<StorePathBase, { upstream: Upstream; info: import('../nix/narinfo.js').NarInfo }>();
     const failed = new Set<StorePathBase>();
     const settled = new Set<StorePathBase>();
+    // What may be linked into the target is decided once for the whole walk.
+    const linkCtx = await this.linker.context(target);
     // Discovery: breadth-first over the closure, 8 lookups at a time.
     let frontier = [...new Set(wanted)];
     const isWanted = new Set<StorePathBase>(wanted);
@@ -379,7 +379,7 @@ export class CacheService {
       await mapLimit(frontier, 8, async (path) => {
         if (settled.has(path)) return;
         settled.add(path);
-        if (!isWanted.has(path) && (await this.presentOrLinkable(p, target, path))) return;
+        if (!isWanted.has(path) && (await this.linker.presentOrLinkable(p, target, path, linkCtx))) return;
         const r = await this.upstreams!.lookup(path, upstreams);
         if (r.kind === 'found') {
           found.set(path, r);
@@ -446,7 +446,7 @@ export class CacheService {
     const lacking: StorePathBase[] = [];
     const ctx = await this.linker.context(target);
     for (const ref of new Set(meta.references)) {
-      if (ref !== meta.storePath && !(await this.presentOrLinkable(p, target, ref, ctx))) lacking.push(ref);
+      if (ref !== meta.storePath && !(await this.linker.presentOrLinkable(p, target, ref, ctx))) lacking.push(ref);
     }
     if (lacking.length > 0) await this.mirror(p, target, lacking);
   }
@@ -525,16 +525,23 @@ export class CacheService {
   }
 
   /**
+   * 413 when the org has a quota and is at it, pending uploads counted (`what` says which, for the
+   * message); `adds` is asked only when there is a quota: whether this upload would add anything.
+   */
+  private async refuseIfFull(target: SliceResource, what: string, adds: () => Promise<boolean> = async () => true): Promise<void> {
+    const settings = await this.storage.db.selectFrom('org_settings').select('quota_bytes').where('org_id', '=', target.org.id).executeTakeFirst();
+    if (settings?.quota_bytes == null || !(await adds())) return;
+    const full = quotaFull(target.org.name, Number(settings.quota_bytes), await orgBytesWithPending(this.storage.db, target.org.id));
+    if (full) throw new TooLarge(`${full}, ${what}`);
+  }
+
+  /**
    * The write target of an upload whose body has not been read yet, refused (413) when its org is
    * already at its quota, counting the NARs it uploaded that still wait for a narinfo.
    */
   async admitUpload(p: Principal, view: CacheView): Promise<SliceResource> {
     const target = await this.writeTarget(p, view);
-    const settings = await this.storage.db.selectFrom('org_settings').select('quota_bytes').where('org_id', '=', target.org.id).executeTakeFirst();
-    if (settings?.quota_bytes != null) {
-      const full = quotaFull(target.org.name, Number(settings.quota_bytes), await orgBytesWithPending(this.storage.db, target.org.id));
-      if (full) throw new TooLarge(`${full}, NARs uploaded without a narinfo (they count until committed or expired) included`);
-    }
+    await this.refuseIfFull(target, 'NARs uploaded without a narinfo (they count until committed or expired) included');
     return target;
   }
 
@@ -591,11 +598,8 @@ export class CacheService {
   async uploadPath(p: Principal, view: CacheView, meta: PathMetadata, body: AsyncIterable<Buffer>, declared: Compression | undefined, signal?: AbortSignal) {
     const target = await this.writeTarget(p, view);
     // Refuse before reading the body when the org is already full and this path is new to the slice.
-    const settings = await this.storage.db.selectFrom('org_settings').select('quota_bytes').where('org_id', '=', target.org.id).executeTakeFirst();
-    if (settings?.quota_bytes != null && (await this.absentFrom(target, [meta.storePath])).length > 0) {
-      const full = quotaFull(target.org.name, Number(settings.quota_bytes), await orgBytesWithPending(this.storage.db, target.org.id));
-      if (full) throw new TooLarge(`${full}, NARs uploaded without a narinfo and recently refused uploads included`);
-    }
+    // (Re-pushing a path the slice holds adds nothing: it passes even over quota.)
+    await this.refuseIfFull(target, 'NARs uploaded without a narinfo and recently refused uploads included', async () => (await this.absentFrom(target, [meta.storePath])).length > 0);
     // Pending from the moment it is stored (so GC leaves it alone until the commit below).
     const fileName = (h: string) => `batch/${h}`;
     const nar = await this.ingestSlots.run(target.org.id, () => ingestNar(body, declared, this.storage, this.limits, signal, meta.narSize, undefined, this.uploadRecord(target, fileName)));

@@ -26,6 +26,8 @@ interface Loaded {
   at: number;
   signing: SigningKey[];
   published: string[];
+  /** Every key name the org ever had (retired ones too), and the legacy server key's. */
+  names: Set<string>;
 }
 
 const MEMO_MS = 60_000;
@@ -55,11 +57,8 @@ export class OrgKeyService {
   }
 
   /** Every key name this server ever signed an org's narinfos with: uploaders cannot bring signatures under them. */
-  async ownNames(orgId: string): Promise<Set<string>> {
-    const rows = await this.db.selectFrom('org_keys').select('name').where('org_id', '=', orgId).execute();
-    const names = new Set(rows.map((r) => r.name));
-    if (this.opts.legacy) names.add(this.opts.legacy.name);
-    return names;
+  async ownNames(orgId: string): Promise<ReadonlySet<string>> {
+    return (await this.load(orgId)).names;
   }
 
   private async load(orgId: string): Promise<Loaded> {
@@ -71,7 +70,9 @@ export class OrgKeyService {
       rows = await this.rows(orgId);
     }
     const live = rows.filter((r) => r.state !== 'retired').sort((a, b) => Number(b.state === 'active') - Number(a.state === 'active') || (a.created_at < b.created_at ? 1 : -1));
-    const value: Loaded = { at: Date.now(), signing: live.map((r) => parseSecretKey(r.secret)), published: live.map((r) => r.public) };
+    const names = new Set(rows.map((r) => r.name));
+    if (this.opts.legacy) names.add(this.opts.legacy.name);
+    const value: Loaded = { at: Date.now(), signing: live.map((r) => parseSecretKey(r.secret)), published: live.map((r) => r.public), names };
     this.loaded.set(orgId, value);
     return value;
   }
