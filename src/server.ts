@@ -46,7 +46,6 @@ export interface RunningServer {
   url: string;
   storageDescription: string;
   adminTokenFile: string;
-  nixPublicKey: string;
   close(): Promise<void>;
 }
 
@@ -297,12 +296,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     void api(req, res);
   };
 
-  log.info({ url: publicUrl, storage: storage.description, adminTokenFile, cacheKey: keys.nixPublicKey }, 'floe is serving');
+  log.info({ url: publicUrl, storage: storage.description, adminTokenFile }, 'floe is serving');
   return {
     url: publicUrl,
     storageDescription: storage.description,
     adminTokenFile,
-    nixPublicKey: keys.nixPublicKey,
     async close() {
       log.info({ graceSeconds: config.shutdownGraceSeconds }, 'shutting down: finishing the requests in flight');
       clearInterval(keyReload);

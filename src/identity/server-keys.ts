@@ -20,8 +20,8 @@ export interface ServerKeys {
   /** Every JWT verification key, active or retired, by kid. */
   jwtVerificationKeys: Map<string, KeyObject>;
   jwks: { keys: JWK[] };
+  /** The server's own Nix key: it signs nothing new, and survives as the previous key of orgs upgraded from before org keys. */
   nix: SigningKey;
-  nixPublicKey: string;
 }
 
 const now = () => new Date().toISOString();
@@ -118,6 +118,5 @@ export async function loadOrCreateServerKeys(db: Db, opts: { nixKeyName: string 
     jwtVerificationKeys,
     jwks: { keys: jwks },
     nix,
-    nixPublicKey: formatPublicKey(nix),
   };
 }
