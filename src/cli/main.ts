@@ -15,6 +15,7 @@ import { push } from './push.js';
 import { registerPolicyCommands } from './policy.js';
 import { parsePriority, registerSourceCommands } from './sources.js';
 import { registerWatchCommands } from './watch.js';
+import { registerBackupCommands } from './backup.js';
 import { apply } from './apply.js';
 import { publishFlake } from './publish.js';
 import { FlakeEditError, addFlakeInput } from './flake-add.js';
@@ -752,6 +753,7 @@ cache
 registerPolicyCommands(program, serverOption);
 registerSourceCommands(program, { serverOption, keys: keysCommand, trust, slice });
 registerWatchCommands(program, serverOption);
+registerBackupCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CliError || err instanceof FloeError) {

@@ -16,6 +16,12 @@ function checkKey(key: string): void {
   if (!KEY.test(key)) throw new Error(`invalid blob key ${JSON.stringify(key)}`);
 }
 
+/** Where the blob `key` lives under a data directory (also read by `floe backup` beside a running server). */
+export function blobFile(root: string, key: string): string {
+  checkKey(key);
+  return path.join(root, 'blobs', key.slice(0, 2), key);
+}
+
 export class FsBlobStore implements BlobStore {
   private constructor(
     private readonly blobDir: string,
@@ -33,8 +39,7 @@ export class FsBlobStore implements BlobStore {
   }
 
   private pathFor(key: string): string {
-    checkKey(key);
-    return path.join(this.blobDir, key.slice(0, 2), key);
+    return blobFile(path.dirname(this.blobDir), key);
   }
 
   async begin(): Promise<BlobWriter> {
