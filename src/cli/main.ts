@@ -16,6 +16,7 @@ import { registerPolicyCommands } from './policy.js';
 import { parsePriority, registerSourceCommands } from './sources.js';
 import { registerWatchCommands } from './watch.js';
 import { registerBackupCommands } from './backup.js';
+import { printMigrationStatus } from './migrate-status.js';
 import { apply } from './apply.js';
 import { publishFlake } from './publish.js';
 import { FlakeEditError, addFlakeInput } from './flake-add.js';
@@ -75,9 +76,12 @@ program
 program
   .command('migrate')
   .description('copy an embedded installation (SQLite + files) to the backends configured by FLOE_DATABASE_URL and FLOE_S3_*, then verify it')
-  .requiredOption('--from <data-dir>', 'data directory of the stopped embedded installation')
+  .option('--from <data-dir>', 'data directory of the stopped embedded installation')
   .option('--data-dir <dir>', 'data directory for the new installation (spool, admin token)', './floe-data-scaled')
-  .action(async (opts: { from: string; dataDir: string }) => {
+  .option('--status', 'only list the schema migrations floe serve would run on FLOE_DATABASE_URL or --data-dir')
+  .action(async (opts: { from?: string; dataDir: string; status?: boolean }, cmd: Command) => {
+    if (opts.status) return printMigrationStatus(cmd.getOptionValueSource('dataDir') === 'default' ? {} : { dataDir: opts.dataDir });
+    if (!opts.from) throw new CliError('say which installation to copy: floe migrate --from <data-dir> (or --status)');
     const config = loadConfig({ dataDir: opts.dataDir });
     if (!config.databaseUrl && !config.s3) throw new CliError('nothing to migrate to: set FLOE_DATABASE_URL and/or FLOE_S3_BUCKET (with FLOE_S3_ENDPOINT etc.)');
     try {

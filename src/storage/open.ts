@@ -5,7 +5,8 @@ import { PRIVATE_DIR_MODE } from './permissions.js';
 import type { Kysely } from 'kysely';
 import { FsBlobStore } from './blob/fs.js';
 import { S3BlobStore, type S3BlobConfig } from './blob/s3.js';
-import { migrateToLatest } from './sql/migrations.js';
+import { type MigrationStatus, knownMigrations, migrateToLatest, migrationStatus } from './sql/migrations.js';
+import { existsSync } from 'node:fs';
 import { PgChangeFeed, openPostgres, redactUrl } from './sql/postgres.js';
 import { type ChangeFeed, LocalChangeFeed } from './changes.js';
 import type { Schema } from './sql/schema.js';
@@ -61,4 +62,24 @@ export async function openStorage(config: StorageConfig): Promise<Storage> {
       await db.destroy();
     },
   };
+}
+
+/** The schema's migration status, without migrating (`floe migrate --status`); a missing SQLite database is not created. */
+export async function inspectSchema(config: Pick<StorageConfig, 'dataDir' | 'databaseUrl'>): Promise<MigrationStatus & { description: string }> {
+  if (!config.databaseUrl) {
+    const file = path.join(config.dataDir, 'floe.sqlite');
+    if (!existsSync(file)) return { applied: [], pending: knownMigrations(), unknown: [], description: `SQLite ${file} (not created yet)` };
+    const db = openSqlite(file).db;
+    try {
+      return { ...(await migrationStatus(db)), description: `SQLite ${file}` };
+    } finally {
+      await db.destroy();
+    }
+  }
+  const db = await openPostgres(config.databaseUrl);
+  try {
+    return { ...(await migrationStatus(db)), description: `PostgreSQL ${redactUrl(config.databaseUrl)}` };
+  } finally {
+    await db.destroy();
+  }
 }

@@ -123,7 +123,7 @@ describe('floe backup and restore of the embedded backend', () => {
     const fan = (await readdir(blobs))[0]!;
     const blob = path.join(blobs, fan, (await readdir(path.join(blobs, fan)))[0]!);
     const bytes = await readFile(blob);
-    bytes[bytes.length - 1] ^= 1;
+    bytes[bytes.length - 1]! ^= 1;
     await writeFile(blob, bytes);
     const damaged = await floe(['restore', '--from', path.join(scratch, 'backup'), '--data-dir', occupied]).catch((e: { stderr: string; code: number }) => e);
     expect(damaged).toMatchObject({ code: 1, stderr: expect.stringMatching(/blobs\/.* differs from its manifest entry/) });

@@ -341,7 +341,47 @@ class StaticProvider implements MigrationProvider {
   }
 }
 
+export interface MigrationStatus {
+  /** Known to this version and already run. */
+  applied: string[];
+  /** Known to this version, not run yet: `floe serve` runs them at start. */
+  pending: string[];
+  /** Run by another (newer) Floe, unknown to this version. */
+  unknown: string[];
+}
+
+export function knownMigrations(): string[] {
+  return Object.keys(migrations).sort();
+}
+
+/** Which migrations would run, without running any (the database is only read). */
+export async function migrationStatus(db: Kysely<any>): Promise<MigrationStatus> {
+  const tables = await db.introspection.getTables({ withInternalKyselyTables: true });
+  const executed = tables.some((t) => t.name === 'kysely_migration')
+    ? new Set((await db.selectFrom('kysely_migration').select('name').execute()).map((r: { name: string }) => r.name))
+    : new Set<string>();
+  const known = knownMigrations();
+  return {
+    applied: known.filter((n) => executed.has(n)),
+    pending: known.filter((n) => !executed.has(n)),
+    unknown: [...executed].filter((n) => !(n in migrations)).sort(),
+  };
+}
+
+/** Refuses a database a newer Floe has upgraded: this code cannot know what its migrations changed. */
+export class SchemaTooNew extends Error {
+  constructor(readonly unknown: string[]) {
+    super(
+      `the database was upgraded by a newer Floe: it ran migration${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}, ` +
+        'which this version does not know. Run the newer version (replicas that are still running keep serving; ' +
+        'a restarted one must be the new version), or restore a backup taken before the upgrade.',
+    );
+  }
+}
+
 export async function migrateToLatest(db: Kysely<any>): Promise<void> {
+  const { unknown } = await migrationStatus(db);
+  if (unknown.length) throw new SchemaTooNew(unknown);
   // Branches land in any order (e.g. 2026-11-29-100-retention after 2026-11-29-200-web ran):
   // migrations are independent of each other, so a missing earlier one simply runs.
   const migrator = new Migrator({ db, provider: new StaticProvider(), allowUnorderedMigrations: true });
