@@ -17,6 +17,7 @@ import { parsePriority, registerSourceCommands } from './sources.js';
 import { registerWatchCommands } from './watch.js';
 import { registerBackupCommands } from './backup.js';
 import { printMigrationStatus } from './migrate-status.js';
+import { type ServeFlags, printableConfig, serveConfig } from './serve-config.js';
 import { apply } from './apply.js';
 import { publishFlake } from './publish.js';
 import { FlakeEditError, addFlakeInput } from './flake-add.js';
@@ -37,8 +38,12 @@ program
   .option('--data-dir <dir>', 'where Floe keeps its data (default: $FLOE_DATA_DIR or ./floe-data)')
   .option('--listen <host:port>', 'address to listen on (default: $FLOE_LISTEN or 127.0.0.1:8080)')
   .option('--public-url <url>', 'URL clients use to reach this server (default: $FLOE_PUBLIC_URL or from --listen)')
-  .action(async (opts: { dataDir?: string; listen?: string; publicUrl?: string }) => {
-    const config = loadConfig(opts);
+  .option('--config <file>', 'JSON file of settings (keys: the FLOE_* names without FLOE_, lower case); variables win (default: $FLOE_CONFIG)')
+  .option('--print-config', 'print the effective settings (secrets redacted) and exit')
+  .action(async (opts: ServeFlags & { printConfig?: boolean }) => {
+    const { printConfig, ...flags } = opts;
+    const config = await serveConfig(flags);
+    if (printConfig) return void process.stdout.write(printableConfig(config));
     const log = createLogger(config.logLevel);
     let server;
     try {
