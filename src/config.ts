@@ -38,6 +38,8 @@ export interface Config {
   priority: number;
   oidc: { allowHttpIssuers: boolean; jwksCooldownMs: number };
   publicMetrics: boolean;
+  /** A secret that opens /metrics and nothing else (for scrapers: not the admin token). */
+  metricsToken: string | undefined;
   /** Proxies whose X-Forwarded-For is believed (addresses, CIDRs, or loopback/linklocal/uniquelocal). */
   trustedProxies: string[];
   /** Logins and identity exchanges per client address per minute (0 = unlimited). */
@@ -124,6 +126,7 @@ export function loadConfig(flags: { dataDir?: string; listen?: string; publicUrl
     logLevel: env.FLOE_LOG_LEVEL ?? 'info',
     testAwsStsEndpoint: env.FLOE_TEST_AWS_STS_ENDPOINT || undefined,
     publicMetrics: /^(1|true|yes)$/i.test(env.FLOE_METRICS_PUBLIC ?? ''),
+    metricsToken: metricsToken(env.FLOE_METRICS_TOKEN),
     trustedProxies: parseTrustedProxies(env.FLOE_TRUSTED_PROXIES ?? ''),
     authRateLimitPerMinute: parseCount(env.FLOE_AUTH_RATE_LIMIT ?? '120', 'FLOE_AUTH_RATE_LIMIT'),
     oidc: {
@@ -153,6 +156,13 @@ export function loadConfig(flags: { dataDir?: string; listen?: string; publicUrl
       maxBatchPaths: 10_000,
     },
   };
+}
+
+function metricsToken(text: string | undefined): string | undefined {
+  if (!text) return undefined;
+  // A guessable secret would open the metrics to anyone who tries a few.
+  if (text.length < 24 || /\s/.test(text)) throw new InvalidInput('FLOE_METRICS_TOKEN', 'use at least 24 characters without spaces (e.g. openssl rand -hex 32)');
+  return text;
 }
 
 function loadS3Config(env: NodeJS.ProcessEnv): S3Config | undefined {

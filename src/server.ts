@@ -27,6 +27,7 @@ import { RetentionService } from './cache/retention.js';
 import { GarbageCollector } from './cache/gc.js';
 import { createApp } from './http/app.js';
 import { Metrics, areaOf } from './http/metrics.js';
+import { ProcessMetrics } from './http/process-metrics.js';
 import type { ReadinessCheck } from './http/app.js';
 import { sql } from 'kysely';
 import { RegistryService } from './registry/service.js';
@@ -155,6 +156,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const tokens = new TokenService(storage.db, keyRing, publicUrl, storage.changes);
   storage.changes.subscribe('keys', () => void keyRing.reload(0).catch((err) => log.warn({ err }, 'reloading server keys failed')));
   const metrics = new Metrics();
+  const processMetrics = new ProcessMetrics(server);
   const audit = new AuditLog(storage.db, log);
   audit.start();
   const policies = new PolicyStore(storage.db, log, storage.changes);
@@ -248,6 +250,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     jwks: () => keyRing.current.jwks,
     metrics,
     publicMetrics: config.publicMetrics,
+    metricsToken: config.metricsToken,
+    processMetrics,
     authRateLimitPerMinute: config.authRateLimitPerMinute,
     readiness: async () =>
       connections.isDraining
@@ -309,6 +313,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       clearTimeout(snapshotFirst);
       clearInterval(snapshotDaily);
       policies.stop();
+      processMetrics.stop();
       await connections.drain(config.shutdownGraceSeconds * 1000, log);
       await history.idle();
       await readmes.close();

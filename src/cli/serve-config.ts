@@ -33,9 +33,10 @@ export async function serveConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = pr
   }
 }
 
-/** The effective settings as JSON, secrets redacted (the database password; S3 credentials never reach Config). */
+/** The effective settings as JSON, secrets redacted (the database password, the metrics token; S3 credentials never reach Config). */
 export function printableConfig(config: Config): string {
   const databaseUrl = config.databaseUrl ? redactUrl(config.databaseUrl).replace(/([?&]password=)[^&]*/gi, '$1***') : undefined;
   // Unset settings show as null rather than disappearing.
-  return `${JSON.stringify({ ...config, databaseUrl }, (_k, v: unknown) => (v === undefined ? null : v), 2)}\n`;
+  const metricsToken = config.metricsToken ? '***' : undefined;
+  return `${JSON.stringify({ ...config, databaseUrl, metricsToken }, (_k, v: unknown) => (v === undefined ? null : v), 2)}\n`;
 }

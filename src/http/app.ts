@@ -3,6 +3,7 @@
  * is authenticated once (a bad credential is a 401, never silently anonymous); every route then asks
  * the authorizer, directly or through its service.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { type Context, Hono } from 'hono';
 import { routePath } from 'hono/route';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
@@ -35,6 +36,10 @@ export interface AppDeps extends ApiDeps {
   readiness: () => Promise<ReadinessCheck[]>;
   /** Serve /metrics without authentication (for a scraper on a private network). */
   publicMetrics: boolean;
+  /** FLOE_METRICS_TOKEN: a secret that opens /metrics and nothing else (least privilege for scrapers). */
+  metricsToken?: string | undefined;
+  /** Process metrics appended to /metrics (memory, event loop, GC, handles). */
+  processMetrics?: { render(): Promise<string> };
   /** Logins and identity exchanges per client address per minute (0 = unlimited). */
   authRateLimitPerMinute: number;
   resolveClient: ClientResolver;
@@ -64,6 +69,13 @@ function setResponseHeader(c: Context<AppEnv>, name: string, value: string): voi
   }
 }
 
+/** Constant-time comparison of the presented credential with FLOE_METRICS_TOKEN (digests: equal lengths). */
+function isMetricsToken(expected: string | undefined, presented: string): boolean {
+  if (!expected) return false;
+  const digest = (s: string) => createHash('sha256').update(s).digest();
+  return timingSafeEqual(digest(expected), digest(presented));
+}
+
 const FLAKEHUB_PUSH_PATHS = /^\/(token\/status|upload\/|publish\/)/;
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
@@ -87,7 +99,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     deps.metrics.request(areaOf(c.req.path), c.req.method, routeTemplate(c), status, (performance.now() - started) / 1000);
     // Never log headers or query strings: only what cannot carry a secret.
     deps.log.info(
-      { reqId: requestId, method: c.req.method, path: c.req.path, status, ms: Math.round((performance.now() - started) * 100) / 100, principal: describePrincipal(c.get('principal')) },
+      { reqId: requestId, method: c.req.method, path: c.req.path, status, ms: Math.round((performance.now() - started) * 100) / 100, principal: describePrincipal(c.get('principal')), client: c.get('principal').client?.ip },
       'request',
     );
   });
@@ -109,6 +121,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     const path = c.req.path;
     if ((c.req.method === 'POST' && path.startsWith('/api/v1/auth/')) || path === '/login/start' || path === '/login/callback' || path === '/login/token') limitLogin(c);
     let credential = requestCredential(c.req.header('authorization'));
+    // The metrics token is no Floe token: it is checked by /metrics alone, never verified as one.
+    if (path === '/metrics' && credential !== undefined && isMetricsToken(deps.metricsToken, credential)) return next();
     // flakehub-push sends its CI identity token itself, on every call of the publishing protocol.
     if (credential !== undefined && !credential.startsWith('floe_') && FLAKEHUB_PUSH_PATHS.test(path) && credential.split('.').length === 3) {
       limitLogin(c);
@@ -150,12 +164,14 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     const failed = checks.filter((x) => !x.ok);
     return c.json({ status: failed.length ? 'unavailable' : 'ready', checks, ...(failed.length ? { failed: failed.map((x) => x.backend) } : {}) }, failed.length ? 503 : 200, { 'Cache-Control': 'no-store' });
   });
-  app.get('/metrics', (c) => {
-    if (!deps.publicMetrics) {
+  app.get('/metrics', async (c) => {
+    const credential = requestCredential(c.req.header('authorization'));
+    if (!deps.publicMetrics && !(credential !== undefined && isMetricsToken(deps.metricsToken, credential))) {
       const d = deps.authorizer.authorize(c.get('principal'), 'server.admin', { type: 'server' });
-      if (!d.allowed) throw new Forbidden('metrics need the server admin token (or FLOE_METRICS_PUBLIC=1)');
+      if (!d.allowed) throw new Forbidden('metrics need FLOE_METRICS_TOKEN or the server admin token (or FLOE_METRICS_PUBLIC=1)');
     }
-    return c.text(deps.metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4' });
+    const processText = deps.processMetrics ? await deps.processMetrics.render() : '';
+    return c.text(deps.metrics.render() + processText, 200, { 'Content-Type': 'text/plain; version=0.0.4' });
   });
   app.get('/.well-known/jwks.json', (c) => c.json(deps.jwks() as object, 200, { 'Cache-Control': 'public, max-age=300' }));
   // The keys to put in trusted-public-keys: an org's (`?org=`), or those of the caller's view.

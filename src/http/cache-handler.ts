@@ -301,7 +301,7 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
     if (deps.log.isLevelEnabled('info')) {
       // Never log headers or query strings: only what cannot carry a secret.
       deps.log.info(
-        { reqId: requestId, method: req.method, path: pathname, status, ms: Math.round((performance.now() - started) * 100) / 100, principal: describePrincipal(principal) },
+        { reqId: requestId, method: req.method, path: pathname, status, ms: Math.round((performance.now() - started) * 100) / 100, principal: describePrincipal(principal), client: client.ip },
         'request',
       );
     }

@@ -314,9 +314,13 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
       .catch((err: unknown) => {
         // The body watchdog answered 408 and closed the connection: a client matter, logged as one.
         if (c.env.outgoing.writableEnded && !(err instanceof FloeError)) throw new InvalidInput('body', 'stalled; answered 408 already');
+        // Counted like `PUT nar/` uploads: `floe push` sends everything this way.
+        deps.metrics.inc('floe_uploads_total', { result: 'rejected' });
         if (err instanceof FloeError && err.code !== 'unauthenticated' && err.code !== 'forbidden') deps.metrics.uploadVerificationFailed(err.code);
         throw err;
       });
+    deps.metrics.inc('floe_uploads_total', { result: 'accepted' });
+    deps.metrics.inc('floe_upload_bytes_total', {}, nar.receivedBytes);
     return c.json({ storePath: info.storePath, status: result, narHash: formatNix32Hash(nar.narHash), narSize: nar.narSize, receivedBytes: nar.receivedBytes }, result === 'created' ? 201 : 200);
   };
   api.put('/cache/paths', (c) => upload(c, { kind: 'unified' }));
