@@ -40,10 +40,12 @@ program
   .option('--public-url <url>', 'URL clients use to reach this server (default: $FLOE_PUBLIC_URL or from --listen)')
   .option('--config <file>', 'JSON file of settings (keys: the FLOE_* names without FLOE_, lower case); variables win (default: $FLOE_CONFIG)')
   .option('--print-config', 'print the effective settings (secrets redacted) and exit')
-  .action(async (opts: ServeFlags & { printConfig?: boolean }) => {
-    const { printConfig, ...flags } = opts;
+  .option('--check', 'check the settings and list the schema migrations a start would run, then exit')
+  .action(async (opts: ServeFlags & { printConfig?: boolean; check?: boolean }) => {
+    const { printConfig, check, ...flags } = opts;
     const config = await serveConfig(flags);
     if (printConfig) return void process.stdout.write(printableConfig(config));
+    if (check) return printMigrationStatus(config);
     const log = createLogger(config.logLevel);
     let server;
     try {
@@ -85,7 +87,7 @@ program
   .option('--data-dir <dir>', 'data directory for the new installation (spool, admin token)', './floe-data-scaled')
   .option('--status', 'only list the schema migrations floe serve would run on FLOE_DATABASE_URL or --data-dir')
   .action(async (opts: { from?: string; dataDir: string; status?: boolean }, cmd: Command) => {
-    if (opts.status) return printMigrationStatus(cmd.getOptionValueSource('dataDir') === 'default' ? {} : { dataDir: opts.dataDir });
+    if (opts.status) return printMigrationStatus(loadConfig(cmd.getOptionValueSource('dataDir') === 'default' ? {} : { dataDir: opts.dataDir }));
     if (!opts.from) throw new CliError('say which installation to copy: floe migrate --from <data-dir> (or --status)');
     const config = loadConfig({ dataDir: opts.dataDir });
     if (!config.databaseUrl && !config.s3) throw new CliError('nothing to migrate to: set FLOE_DATABASE_URL and/or FLOE_S3_BUCKET (with FLOE_S3_ENDPOINT etc.)');

@@ -1,10 +1,10 @@
 /** `floe migrate --status`: which schema migrations `floe serve` would run, without running them. */
-import { loadConfig } from '../config.js';
+import type { Config } from '../config.js';
 import { inspectSchema } from '../storage/open.js';
 import { CliError } from './client.js';
 
-export async function printMigrationStatus(opts: { dataDir?: string }): Promise<void> {
-  const config = loadConfig(opts.dataDir ? { dataDir: opts.dataDir } : {});
+/** Also `floe serve --check`: the settings were valid (config was loaded); would the schema serve? */
+export async function printMigrationStatus(config: Pick<Config, 'dataDir' | 'databaseUrl'>): Promise<void> {
   let status;
   try {
     status = await inspectSchema({ dataDir: config.dataDir, ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}) });

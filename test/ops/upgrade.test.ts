@@ -1,5 +1,5 @@
 /**
- * Upgrades: `floe migrate --status` lists what `floe serve` would run without running it (on the
+ * Upgrades: `floe migrate --status` (and `floe serve --check`) lists what `floe serve` would run without running it (on the
  * data directory made by the previous release, test/fixtures/data-dir-2026-12-01), and a server
  * refuses, with a message saying what to do, a database a newer Floe has migrated.
  */
@@ -50,6 +50,10 @@ describe('floe migrate --status', () => {
     expect(pending.length).toBeGreaterThan(0);
     expect(before).not.toEqual(expect.arrayContaining(pending));
     expect(executed(dataDir)).toEqual(before);
+    // floe serve --check says the same, and does not start either.
+    const check = await floe(['serve', '--check', '--data-dir', dataDir]);
+    expect(check.stdout).toBe(status.stdout);
+    expect(executed(dataDir)).toEqual(before);
 
     const server = await startFloe({ dataDir });
     await server.cleanup();
@@ -91,6 +95,7 @@ describe('a schema newer than the code', () => {
     expect(status).toMatchObject({ code: 1 });
     expect(status.stdout).toMatch(/^unknown {2}2099-01-01-999-from-the-future {2}\(run by a newer Floe\)$/m);
     expect(status.stderr).toMatch(/this version cannot serve this database/);
+    expect(await floe(['serve', '--check', '--data-dir', server.dataDir])).toMatchObject({ code: 1 });
     await server.cleanup();
   });
 });
