@@ -174,6 +174,8 @@ export async function backupDataDir(dataDir: string, toDir: string, progress: (l
   if (path.resolve(toDir).startsWith(path.resolve(dataDir) + path.sep)) throw new Error('the backup directory must be outside the data directory');
   await emptyOrMissing(toDir, 'backup directory');
   await mkdir(toDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  // An existing empty directory keeps its mode otherwise: the backup holds the private keys.
+  await chmod(toDir, PRIVATE_DIR_MODE);
   for (let attempt = 1; ; attempt++) {
     try {
       return await backupOnce(dataDir, toDir, progress);
@@ -207,6 +209,7 @@ export async function restoreDataDir(fromDir: string, dataDir: string, progress:
   await emptyOrMissing(dataDir, 'data directory');
   // Built beside the target and renamed into place: a failed restore leaves no half data dir.
   const staging = `${path.resolve(dataDir)}.restoring-${randomBytes(4).toString('hex')}`;
+  await mkdir(path.dirname(staging), { recursive: true });
   await mkdir(staging, { mode: PRIVATE_DIR_MODE });
   try {
     for (const [i, f] of manifest.files.entries()) {

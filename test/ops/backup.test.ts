@@ -6,7 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -69,6 +69,9 @@ describe('floe backup and restore of the embedded backend', () => {
     expect(during.length).toBeGreaterThan(0);
 
     const manifest = JSON.parse(await readFile(path.join(backupDir, 'floe-backup.json'), 'utf8'));
+    // It holds the server's private keys: private like the data directory.
+    expect((await stat(backupDir)).mode & 0o777).toBe(0o700);
+    expect((await stat(path.join(backupDir, 'floe.sqlite'))).mode & 0o777).toBe(0o600);
     expect(manifest.counts.paths).toBeGreaterThanOrEqual(before.length);
     expect(manifest.files.filter((f: { path: string }) => f.path.startsWith('blobs/'))).toHaveLength(manifest.counts.nars);
 
