@@ -4,6 +4,8 @@ import { loadConfig } from '../config.js';
 import { FloeError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { startServer } from '../server.js';
+import cluster from 'node:cluster';
+import { superviseWorkers, workerCount, workerRole, type WorkerReady } from '../supervisor.js';
 import { installProcessGuard } from './process-guard.js';
 import { migrateInstallation } from '../migrate.js';
 import path from 'node:path';
@@ -29,36 +31,56 @@ program.enablePositionalOptions();
 
 const serverOption = () => new Option('--server <url>', 'Floe server URL (default: $FLOE_SERVER)');
 
+function printServing(ready: WorkerReady, processes: string): void {
+  process.stderr.write(
+    `floe: serving at ${ready.url} (${processes})\n` +
+      `floe: storage: ${ready.storageDescription}\n` +
+      `floe: substituter ${ready.url}/cache (each org signs with its own key: floe cache info)\n` +
+      `floe: admin token is in ${ready.adminTokenFile} (mode 0600): export FLOE_TOKEN=$(cat ${ready.adminTokenFile})\n`,
+  );
+}
+
 program
   .command('serve')
   .description('run the Floe server (embedded SQLite + local files by default)')
   .option('--data-dir <dir>', 'where Floe keeps its data (default: $FLOE_DATA_DIR or ./floe-data)')
   .option('--listen <host:port>', 'address to listen on (default: $FLOE_LISTEN or 127.0.0.1:8080)')
   .option('--public-url <url>', 'URL clients use to reach this server (default: $FLOE_PUBLIC_URL or from --listen)')
-  .action(async (opts: { dataDir?: string; listen?: string; publicUrl?: string }) => {
+  .option('--workers <n>', 'processes sharing the port (default: $FLOE_WORKERS or one per core; 1 = a single process)')
+  .action(async (opts: { dataDir?: string; listen?: string; publicUrl?: string; workers?: string }) => {
     const config = loadConfig(opts);
     const log = createLogger(config.logLevel);
+    const workers = cluster.isWorker ? 1 : workerCount(opts.workers);
+    const cannotStart = (err: unknown) => {
+      if (err instanceof FloeError) return err;
+      return new CliError(`cannot start: ${(err as Error).message}`);
+    };
+    if (workers > 1) {
+      // The primary: it forks the workers, relays between them and handles the signals.
+      const ready = await superviseWorkers(config, workers, log, (code) => process.exit(code)).catch((err: unknown) => {
+        throw cannotStart(err);
+      });
+      installProcessGuard(log);
+      printServing(ready, `${workers} worker processes`);
+      return;
+    }
     let server;
     try {
-      server = await startServer(config, log);
+      server = await startServer(config, log, cluster.isWorker ? workerRole() : {});
     } catch (err) {
-      if (err instanceof FloeError) throw err;
-      throw new CliError(`cannot start: ${(err as Error).message}`);
+      throw cannotStart(err);
     }
     installProcessGuard(log);
-    process.stderr.write(
-      `floe: serving at ${server.url}\n` +
-        `floe: storage: ${server.storageDescription}\n` +
-        `floe: substituter ${server.url}/cache (each org signs with its own key: floe cache info)\n` +
-        `floe: admin token is in ${server.adminTokenFile} (mode 0600): export FLOE_TOKEN=$(cat ${server.adminTokenFile})\n`,
-    );
+    const ready: WorkerReady = { floeWorker: 'ready', url: server.url, storageDescription: server.storageDescription, adminTokenFile: server.adminTokenFile };
+    if (cluster.isWorker) process.send?.(ready);
+    else printServing(ready, 'one process');
     // The first signal drains (requests in flight finish within FLOE_SHUTDOWN_GRACE_SECONDS);
     // a second one stops at once.
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
       if (stopping) process.exit(1);
       stopping = true;
-      process.stderr.write(`floe: ${signal}: finishing requests in flight (up to ${config.shutdownGraceSeconds} s; ${signal} again to stop at once)\n`);
+      if (!cluster.isWorker) process.stderr.write(`floe: ${signal}: finishing requests in flight (up to ${config.shutdownGraceSeconds} s; ${signal} again to stop at once)\n`);
       server.close().then(
         () => process.exit(0),
         (err: unknown) => {

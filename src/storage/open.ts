@@ -7,7 +7,9 @@ import { FsBlobStore } from './blob/fs.js';
 import { S3BlobStore, type S3BlobConfig } from './blob/s3.js';
 import { migrateToLatest } from './sql/migrations.js';
 import { PgChangeFeed, openPostgres, redactUrl } from './sql/postgres.js';
+import cluster from 'node:cluster';
 import { type ChangeFeed, LocalChangeFeed } from './changes.js';
+import { ClusterChangeFeed } from './cluster-changes.js';
 import type { Schema } from './sql/schema.js';
 import { openSqlite } from './sql/sqlite.js';
 import type { BlobStore, Storage } from './types.js';
@@ -31,7 +33,8 @@ export async function openStorage(config: StorageConfig): Promise<Storage> {
     db = openSqlite(path.join(config.dataDir, 'floe.sqlite')).db;
     dbDescription = `SQLite ${path.join(config.dataDir, 'floe.sqlite')}`;
   }
-  let changes: ChangeFeed = new LocalChangeFeed();
+  // Workers of one `floe serve --workers N` on SQLite hear each other through the primary.
+  let changes: ChangeFeed = cluster.isWorker && !config.databaseUrl ? new ClusterChangeFeed() : new LocalChangeFeed();
   let blobs: BlobStore & { close?: () => void };
   let blobDescription: string;
   try {
