@@ -9,7 +9,7 @@ import type { Worker } from 'node:cluster';
 import { type ChangeFeed, type ChangeTopic, LocalChangeFeed } from './changes.js';
 
 /** A worker that does not answer within this long is dead or stuck: the notice goes on without it. */
-const ACK_TIMEOUT_MS = 2000;
+const ACK_TIMEOUT_MS = 500;
 
 type Message =
   | { floeChange: 'notify'; id: number; topic: ChangeTopic; payload: string }
@@ -106,4 +106,28 @@ export function relayChangeNotices(workers: () => Worker[]): { onMessage(from: W
     if (others.length === 0) answer();
   };
   return { onMessage, onExit };
+}
+
+/**
+ * Workers of one server on PostgreSQL: notices go to other replicas by `replicas` (LISTEN/NOTIFY)
+ * and to this server's other workers through the primary too, so those have them before the
+ * change is answered. Subscribers may hear a notice twice; dropping a memo twice is harmless.
+ */
+export class WorkersAndReplicasFeed implements ChangeFeed {
+  private readonly workers = new ClusterChangeFeed();
+
+  constructor(private readonly replicas: ChangeFeed) {}
+
+  async notify(topic: ChangeTopic, payload: string): Promise<void> {
+    await Promise.all([this.replicas.notify(topic, payload), this.workers.notify(topic, payload)]);
+  }
+
+  subscribe(topic: ChangeTopic, onChange: (payload: string) => void): void {
+    this.replicas.subscribe(topic, onChange);
+    this.workers.subscribe(topic, onChange);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.replicas.close(), this.workers.close()]);
+  }
 }

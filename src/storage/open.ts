@@ -9,7 +9,7 @@ import { migrateToLatest } from './sql/migrations.js';
 import { PgChangeFeed, openPostgres, redactUrl } from './sql/postgres.js';
 import cluster from 'node:cluster';
 import { type ChangeFeed, LocalChangeFeed } from './changes.js';
-import { ClusterChangeFeed } from './cluster-changes.js';
+import { ClusterChangeFeed, WorkersAndReplicasFeed } from './cluster-changes.js';
 import type { Schema } from './sql/schema.js';
 import { openSqlite } from './sql/sqlite.js';
 import type { BlobStore, Storage } from './types.js';
@@ -39,7 +39,10 @@ export async function openStorage(config: StorageConfig): Promise<Storage> {
   let blobDescription: string;
   try {
     await migrateToLatest(db);
-    if (config.databaseUrl) changes = await PgChangeFeed.open(config.databaseUrl, db);
+    if (config.databaseUrl) {
+      const replicas = await PgChangeFeed.open(config.databaseUrl, db);
+      changes = cluster.isWorker ? new WorkersAndReplicasFeed(replicas) : replicas;
+    }
     if (config.s3) {
       blobs = await S3BlobStore.open({ ...config.s3, spoolDir: path.join(config.dataDir, 's3-spool') });
       blobDescription = `S3 bucket ${config.s3.bucket}${config.s3.endpoint ? ` at ${config.s3.endpoint}` : ''}${config.s3.prefix ? ` prefix ${config.s3.prefix}` : ''}`;
