@@ -27,7 +27,7 @@ const BIG_NAR_MIB = Number(process.env.BENCH_NAR_MIB ?? 64);
 /** One process, then one per core (both Floe and nginx). */
 const PROCESSES = [...new Set([1, os.availableParallelism()])];
 /** The machine-readable result, written beside the printed table. */
-const JSON_OUT = process.env.BENCH_JSON ?? path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'docs', 'benchmarks-latest.json');
+const JSON_OUT = process.env.BENCH_JSON ?? path.join(path.dirname(FLOE_BIN), '..', 'docs', 'benchmarks-latest.json');
 
 function ensureTools(): void {
   const missing = ['nginx', 'wrk'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);

@@ -91,6 +91,12 @@ program
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
+    // A worker whose primary is gone gets no new connections: it finishes what it has and exits.
+    if (cluster.isWorker) {
+      // (Also heard while draining, once the worker's own channel closes: nothing more to do then.)
+      if (process.connected) process.once('disconnect', () => stopping || stop('SIGTERM'));
+      else stop('SIGTERM');
+    }
   });
 
 program

@@ -54,6 +54,7 @@ export function describeWorkers(name: string, backend: () => Promise<{ env: Reco
   describe(`floe serve --workers ${WORKERS} (${name})`, () => {
     let server: TestServer;
     let stopBackend: (() => Promise<void>) | undefined;
+    let backendEnv: Record<string, string> = {};
     let rw: string;
     let read: string;
 
@@ -65,6 +66,7 @@ export function describeWorkers(name: string, backend: () => Promise<{ env: Reco
     beforeAll(async () => {
       const b = await backend();
       stopBackend = () => b.stop();
+      backendEnv = b.env;
       server = await startFloe({ env: { ...b.env, FLOE_WORKERS: String(WORKERS), FLOE_TEST_WORKER_HEADER: '1' } });
       expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs', { name: 'acme' })).status).toBe(201);
       rw = (await createToken(server, 'acme', ['read', 'write'])).token;
@@ -203,6 +205,26 @@ export function describeWorkers(name: string, backend: () => Promise<{ env: Reco
       for (const a of agents) a.destroy();
       expect(await exited).toBe(0);
       for (const u of uploads) expect(() => process.kill(Number(u.worker), 0)).toThrow();
+    });
+
+    it('workers whose primary was killed (SIGKILL) stop instead of lingering', async () => {
+      const other = await startFloe({ env: { ...backendEnv, FLOE_WORKERS: String(WORKERS), FLOE_TEST_WORKER_HEADER: '1' } });
+      try {
+        const pids = [...(await fromEveryWorker(() => send(other, 'GET', '/healthz'))).keys()].map(Number);
+        await other.stop('SIGKILL');
+        const alive = () => pids.filter((pid) => {
+          try {
+            process.kill(pid, 0);
+            return true;
+          } catch {
+            return false;
+          }
+        });
+        for (let i = 0; i < 100 && alive().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+        expect(alive()).toEqual([]);
+      } finally {
+        await other.cleanup();
+      }
     });
   });
 }
