@@ -24,6 +24,10 @@ import { policyBench } from './policy.js';
 const DURATION = process.env.BENCH_DURATION ?? '8s';
 const PATHS = Number(process.env.BENCH_PATHS ?? 2000);
 const BIG_NAR_MIB = Number(process.env.BENCH_NAR_MIB ?? 64);
+/** One process, then one per core (both Floe and nginx). */
+const PROCESSES = [...new Set([1, os.availableParallelism()])];
+/** The machine-readable result, written beside the printed table. */
+const JSON_OUT = process.env.BENCH_JSON ?? path.join(path.dirname(FLOE_BIN), '..', 'docs', 'benchmarks-latest.json');
 
 function ensureTools(): void {
   const missing = ['nginx', 'wrk'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
@@ -85,8 +89,22 @@ function wrk(baseUrl: string, pathsFile: string, auth: string, connections: numb
   return { rps: rps!, p50ms: p50!, p99ms: p99!, bytesPerSec: bps!, non2xx: errs! };
 }
 
+/** One line of the JSON result: a Floe measurement and, where there is one, its baseline. */
+interface BenchResult {
+  measure: string;
+  unit: string;
+  processes: number;
+  floe: string;
+  baseline?: number;
+  value?: number;
+  ratio?: number;
+  [more: string]: unknown;
+}
+
 interface FloeInstance {
   label: string;
+  /** Worker processes; compared with nginx running as many. */
+  procs?: number;
   url: string;
   auth: string;
   token: string;
@@ -97,10 +115,21 @@ async function startFloeInstance(label: string, dataDir: string, env: Record<str
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const floe = spawn(process.execPath, [FLOE_BIN, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, FLOE_LOG_LEVEL: 'warn', ...env },
   });
   children.push(floe);
+  // Every worker serves once the banner is out (the first one answers /healthz before the rest).
+  let banner = '';
+  const serving = new Promise<void>((resolve, reject) => {
+    floe.stderr!.on('data', (d: Buffer) => {
+      process.stderr.write(d);
+      banner += d.toString();
+      if (banner.includes('floe: serving at')) resolve();
+    });
+    floe.once('exit', (code) => reject(new Error(`${label} exited with ${code}`)));
+  });
+  await serving;
   await waitFor(`${url}/healthz`);
   const admin = readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
   const call = async (method: string, p: string, body: unknown) => {
@@ -124,25 +153,30 @@ async function main(): Promise<void> {
   const work = mkdtempSync(path.join(os.tmpdir(), 'floe-bench-'));
   chmodSync(work, 0o755);
   const children: ChildProcess[] = [];
-  let nginxProcess: ChildProcess | undefined;
+  const nginxProcesses: ChildProcess[] = [];
   const stops: Array<() => Promise<void>> = [];
   const cleanup = () => {
     for (const c of children) c.kill('SIGKILL');
     // SIGTERM lets the nginx master stop its workers; SIGKILL would orphan them.
-    nginxProcess?.kill('SIGTERM');
+    for (const n of nginxProcesses) n.kill('SIGTERM');
   };
   process.on('exit', cleanup);
   try {
-    // --- Floe on both backends, with the same paths uploaded through its own API
-    const instances: FloeInstance[] = [await startFloeInstance('floe (SQLite+files)', path.join(work, 'floe-embedded'), {}, children)];
-    if (postgresAvailable() && process.env.BENCH_SCALE_OUT !== '0') {
+    // --- Floe with one process and with one per core, each beside nginx with as many workers
+    const instances: FloeInstance[] = [];
+    for (const procs of PROCESSES) {
+      instances.push({ ...(await startFloeInstance(`floe ${procs}p (SQLite+files)`, path.join(work, `floe-embedded-${procs}`), { FLOE_WORKERS: String(procs) }, children)), procs });
+    }
+    if (postgresAvailable() && process.env.BENCH_SCALE_OUT === '1') {
       const pg = await startPostgres();
       stops.push(() => pg.stop());
       const s3 = await startS3();
       stops.push(() => s3.stop());
-      instances.push(await startFloeInstance('floe (PostgreSQL+S3)', path.join(work, 'floe-scale'), { FLOE_DATABASE_URL: await pg.createDatabase('bench'), ...s3.env('bench/') }, children));
+      const procs = PROCESSES.at(-1)!;
+      const env = { FLOE_WORKERS: String(procs), FLOE_DATABASE_URL: await pg.createDatabase('bench'), ...s3.env('bench/') };
+      instances.push({ ...(await startFloeInstance(`floe ${procs}p (PostgreSQL+S3)`, path.join(work, 'floe-scale'), env, children)), procs });
     } else {
-      console.log('PostgreSQL not installed (or BENCH_SCALE_OUT=0): measuring the embedded backend only');
+      console.log('embedded backend only (BENCH_SCALE_OUT=1 adds PostgreSQL+S3 when installed)');
     }
     const floe = instances[0]!;
 
@@ -171,19 +205,25 @@ async function main(): Promise<void> {
       }
     }
     execFileSync('chmod', ['-R', 'a+rX', work]);
-    const nginxPort = await freePort();
-    const nginxConf = path.join(work, 'nginx.conf');
-    writeFileSync(
-      nginxConf,
-      `daemon off; worker_processes 1; pid ${work}/nginx.pid; error_log ${work}/nginx-error.log;
+    const nginxUrls = new Map<number, string>();
+    for (const procs of PROCESSES) {
+      const nginxPort = await freePort();
+      const dir = path.join(work, `nginx-${procs}`);
+      mkdirSync(dir);
+      const nginxConf = path.join(dir, 'nginx.conf');
+      writeFileSync(
+        nginxConf,
+        `daemon off; worker_processes ${procs}; pid ${dir}/nginx.pid; error_log ${dir}/nginx-error.log;
 events { worker_connections 1024; }
 http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
   types { text/x-nix-narinfo narinfo; }
   server { listen 127.0.0.1:${nginxPort}; root ${staticRoot}; } }\n`,
-    );
-    nginxProcess = spawn('nginx', ['-c', nginxConf, '-p', work], { stdio: 'ignore' });
-    const nginxUrl = `http://127.0.0.1:${nginxPort}`;
-    await waitFor(`${nginxUrl}/cache/${hashes[0]}.narinfo`);
+      );
+      nginxProcesses.push(spawn('nginx', ['-c', nginxConf, '-p', dir], { stdio: 'ignore' }));
+      const nginxUrl = `http://127.0.0.1:${nginxPort}`;
+      await waitFor(`${nginxUrl}/cache/${hashes[0]}.narinfo`);
+      nginxUrls.set(procs, nginxUrl);
+    }
 
     const hitFile = path.join(work, 'hits.txt');
     writeFileSync(hitFile, hashes.map((h) => `/cache/${h}.narinfo`).join('\n') + '\n');
@@ -192,25 +232,28 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
     const narFile = path.join(work, 'big-nar-path');
 
     const rows: string[][] = [];
+    const results: BenchResult[] = [];
     const measure = (label: string, file: string, conns: number, kind: 'latency' | 'rps' | 'bytes') => {
-      const n = wrk(nginxUrl, file, '', conns, work);
-      const fs = instances.map((inst) => {
+      // Each Floe instance against nginx with as many worker processes, measured back to back.
+      const pairs = instances.map((inst) => {
+        const procs = inst.procs ?? 1;
+        const n = wrk(nginxUrls.get(procs)!, file, '', conns, work);
         const f = wrk(inst.url, file, inst.auth, conns, work);
         // wrk counts every status >= 400; misses are 404 by design, hits must have none.
         if (file !== missFile && f.non2xx > 0) throw new Error(`${label}: ${inst.label} answered ${f.non2xx} error statuses`);
-        return f;
+        return { inst, n, f };
       });
-      const cells = (pick: (r: WrkResult) => number, digits: number, scale = 1) => {
-        const base = pick(n) / scale;
-        return [base.toFixed(digits), ...fs.flatMap((f) => [(pick(f) / scale).toFixed(digits), (pick(f) / scale / base).toFixed(2) + 'x'])];
+      const row = (measureName: string, unit: string, pick: (r: WrkResult) => number, digits: number, scale = 1) => {
+        rows.push([measureName, ...pairs.flatMap(({ n, f }) => [(pick(n) / scale).toFixed(digits), (pick(f) / scale).toFixed(digits), (pick(f) / pick(n)).toFixed(2) + 'x'])]);
+        for (const { inst, n, f } of pairs) results.push({ measure: measureName, unit, processes: inst.procs ?? 1, floe: inst.label, baseline: pick(n) / scale, value: pick(f) / scale, ratio: pick(f) / pick(n) });
       };
       if (kind === 'latency') {
-        rows.push([`${label} p50 (ms)`, ...cells((r) => r.p50ms, 3)]);
-        rows.push([`${label} p99 (ms)`, ...cells((r) => r.p99ms, 3)]);
+        row(`${label} p50 (ms)`, 'ms', (r) => r.p50ms, 3);
+        row(`${label} p99 (ms)`, 'ms', (r) => r.p99ms, 3);
       } else if (kind === 'rps') {
-        rows.push([`${label} (req/s)`, ...cells((r) => r.rps, 0)]);
+        row(`${label} (req/s)`, 'req/s', (r) => r.rps, 0);
       } else {
-        rows.push([`${label} (MiB/s)`, ...cells((r) => r.bytesPerSec, 0, 2 ** 20)]);
+        row(`${label} (MiB/s)`, 'MiB/s', (r) => r.bytesPerSec, 0, 2 ** 20);
       }
     };
     console.log(`measuring (wrk, ${DURATION} per run)...`);
@@ -238,21 +281,24 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
       for (const compression of ['zstd', 'none']) {
         const out = build(compression);
         const base = time(['copy', '--to', `file://${path.join(work, `file-cache-${compression}`)}?compression=${compression}`, out]);
-        const cells = [`${(BIG_NAR_MIB / base).toFixed(0)} (file://)`];
+        const cells: string[] = [];
+        const measureName = `nix copy --to, ${BIG_NAR_MIB} MiB, compression=${compression} (MiB/s)`;
         for (const inst of instances) {
           const netrc = path.join(work, `netrc-${cells.length}`);
           writeFileSync(netrc, `machine 127.0.0.1 password ${inst.token}\n`, { mode: 0o600 });
+          // Nix skips a path the destination holds: each instance gets the same path once.
           const secs = time(['copy', '--option', 'netrc-file', netrc, '--to', `${inst.url}/cache?compression=${compression}`, out]);
           rm(path.join(work, 'xdg'));
-          cells.push((BIG_NAR_MIB / secs).toFixed(0), (base / secs).toFixed(2) + 'x');
+          cells.push(`${(BIG_NAR_MIB / base).toFixed(0)} (file://)`, (BIG_NAR_MIB / secs).toFixed(0), (base / secs).toFixed(2) + 'x');
+          results.push({ measure: measureName, unit: 'MiB/s', processes: inst.procs ?? 1, floe: inst.label, baseline: BIG_NAR_MIB / base, value: BIG_NAR_MIB / secs, ratio: base / secs });
         }
-        rows.push([`nix copy --to, ${BIG_NAR_MIB} MiB, compression=${compression} (MiB/s)`, ...cells]);
+        rows.push([measureName, ...cells]);
       }
     } else {
-      rows.push(['nix copy upload: skipped (nix not installed)', '', ...instances.flatMap(() => ['', ''])]);
+      rows.push(['nix copy upload: skipped (nix not installed)', ...instances.flatMap(() => ['', '', ''])]);
     }
 
-    const header = ['measure', 'baseline (nginx)', ...instances.flatMap((i) => [i.label, 'ratio'])];
+    const header = ['measure', ...instances.flatMap((i) => [`nginx ${i.procs ?? 1}p`, i.label, 'ratio'])];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
     const fmt = (r: string[]) => '| ' + header.map((_, i) => (r[i] ?? '').padEnd(widths[i]!)).join(' | ') + ' |';
     console.log(`\nFloe benchmark, ${new Date().toISOString()}, ${os.cpus().length} CPUs, node ${process.version}, wrk ${DURATION} per run`);
@@ -269,6 +315,7 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
     console.log(rf(rh));
     console.log('|' + rw.map((w) => '-'.repeat(w + 2)).join('|') + '|');
     for (const r of reg) console.log(rf(r));
+    for (const r of reg) results.push({ measure: `registry, 10k flakes: ${r[0]}`, unit: 'ms', processes: 1, floe: 'floe 1p (SQLite+files)', p50ms: Number(r[2]), p99ms: Number(r[3]), rps: Number(r[1]) });
 
     console.log('\nPolicy engine cost on the narinfo hot path (same server, same paths, same token), embedded backend:');
     const pol = await policyBench(work, DURATION);
@@ -279,6 +326,7 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
     console.log(pf2(ph2));
     console.log('|' + pw2.map((w) => '-'.repeat(w + 2)).join('|') + '|');
     for (const r of cells) console.log(pf2(r));
+    for (const r of pol) results.push({ measure: `policies: ${r.label}`, unit: '', processes: 1, floe: 'floe 1p (SQLite+files)', baseline: r.without, value: r.with, ratio: r.with / r.without });
 
     if (spawnSync('sh', ['-c', 'command -v nix']).status === 0) {
       console.log('\nfloe push against nix copy (same server, same closure shape):');
@@ -289,7 +337,11 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
       console.log(pf(ph));
       console.log('|' + pw.map((w) => '-'.repeat(w + 2)).join('|') + '|');
       for (const r of rows) console.log(pf(r));
+      for (const r of rows) results.push({ measure: `push: ${r[0]}`, unit: 's', processes: 1, floe: 'floe 1p (SQLite+files)', value: Number(r[1]), detail: r[2] });
     }
+    const meta = { at: new Date().toISOString(), cpus: os.availableParallelism(), node: process.version, duration: DURATION, processes: PROCESSES };
+    writeFileSync(JSON_OUT, JSON.stringify({ ...meta, results }, null, 2) + '\n');
+    console.log(`\nmachine-readable result: ${JSON_OUT}`);
   } finally {
     cleanup();
     for (const stop of stops) await stop().catch(() => undefined);

@@ -5,7 +5,7 @@ import { FLOE_BIN, freePort } from '../test/helpers/server.js';
 export async function serveForBench(dataDir: string, env: Record<string, string> = {}): Promise<{ url: string; stop(): void }> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [FLOE_BIN, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], { stdio: 'ignore', env: { ...process.env, FLOE_LOG_LEVEL: 'warn', ...env } });
+  const child = spawn(process.execPath, [FLOE_BIN, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], { stdio: 'ignore', env: { ...process.env, FLOE_LOG_LEVEL: 'warn', FLOE_WORKERS: '1', ...env } });
   for (let i = 0; i < 400; i++) {
     try {
       if ((await fetch(`${url}/healthz`)).ok) return { url, stop: () => child.kill('SIGKILL') };

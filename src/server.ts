@@ -97,7 +97,16 @@ async function checkFreeSpace(dir: string, minFreeBytes: number): Promise<void> 
   if (free < minFreeBytes) throw new Error(`only ${mib(free)} MiB free on the data directory, less than FLOE_MIN_FREE_BYTES (${mib(minFreeBytes)} MiB)`);
 }
 
-export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+/** How this process takes part in a `floe serve --workers N` (supervisor.ts); defaults = alone. */
+export interface ProcessRole {
+  /** Runs what must run once per server: scheduled GC, the upload sweep, usage snapshots. */
+  singletons?: boolean;
+  /** Names the worker in an `X-Floe-Worker` response header (tests tell workers apart by it). */
+  workerHeader?: boolean;
+}
+
+export async function startServer(config: Config, log: Logger, role: ProcessRole = {}): Promise<RunningServer> {
+  const singletons = role.singletons ?? true;
   for (const f of await restrictDataDir(config.dataDir)) {
     log.warn(
       { path: f.path, mode: f.was, fixed: f.fixed },
@@ -195,17 +204,17 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   // Storage over time: today's row per org shortly after start, then daily, and after every GC run.
   const history = new UsageHistory(storage.db);
   const snapshot = (why: string) => void history.snapshotAll().then((orgs) => log.debug({ orgs, why }, 'usage snapshot written'), (err) => log.warn({ err, why }, 'usage snapshot failed'));
-  const snapshotFirst = setTimeout(() => snapshot('start'), 1000);
-  snapshotFirst.unref();
-  const snapshotDaily = setInterval(() => snapshot('daily'), 86_400_000);
-  snapshotDaily.unref();
+  const snapshotFirst = singletons ? setTimeout(() => snapshot('start'), 1000) : undefined;
+  snapshotFirst?.unref();
+  const snapshotDaily = singletons ? setInterval(() => snapshot('daily'), 86_400_000) : undefined;
+  snapshotDaily?.unref();
   const gc = new GarbageCollector(storage, (hashes) => cache.forget(hashes), log, (result, bytes) => {
     metrics.gcRun(result, bytes);
     if (result === 'ok') snapshot('gc');
   });
   const gcGraceMs = config.gc.graceSeconds * 1000;
   const gcTimer =
-    config.gc.intervalSeconds > 0
+    config.gc.intervalSeconds > 0 && singletons
       ? setInterval(
           () =>
             void gc
@@ -219,8 +228,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   // NARs uploaded without a narinfo (or refused at commit) are collected even with GC off: they
   // count against quotas only until they expire, and must not pile up on disk after that.
   const sweepEveryMs = Math.min(15 * 60_000, Math.max(1000, (config.uploadExpirySeconds * 1000) / 2));
-  const uploadSweep = setInterval(() => void gc.sweepUploads({ graceMs: gcGraceMs }).catch((err) => log.warn({ err }, 'sweeping uncommitted uploads failed')), sweepEveryMs);
-  uploadSweep.unref();
+  const uploadSweep = singletons ? setInterval(() => void gc.sweepUploads({ graceMs: gcGraceMs }).catch((err) => log.warn({ err }, 'sweeping uncommitted uploads failed')), sweepEveryMs) : undefined;
+  uploadSweep?.unref();
   const resolveClient = clientResolver(config.trustedProxies);
   const verifier = new OidcVerifier(storage.db, config.oidc);
   const sts = new StsVerifier(storage.db, { audience: publicUrl, ...(config.testAwsStsEndpoint ? { endpointOverride: config.testAwsStsEndpoint } : {}) });
@@ -274,8 +283,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const api = getRequestListener(app.fetch);
   const cacheHandler = createCacheHandler({ cache, orgs, tokens, limits: config.limits, priority: config.priority, log, metrics, resolveClient });
   const wireMarks = new WeakMap<import('node:net').Socket, { read: number; written: number }>();
+  const workerName = String(process.pid);
   handler = (req, res) => {
     connections.track(req, res);
+    if (role.workerHeader) res.setHeader('X-Floe-Worker', workerName);
     bodies.watch(req, res);
     const url = req.url ?? '/';
     const q = url.indexOf('?');
@@ -321,4 +332,18 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       await storage.close();
     },
   };
+}
+
+/**
+ * Brings the database to the latest schema and closes it: the supervisor of several workers runs
+ * the migrations once, before forking, so the workers never race to apply them.
+ */
+export async function migrateStorage(config: Config): Promise<void> {
+  await restrictDataDir(config.dataDir);
+  const storage = await openStorage({
+    dataDir: config.dataDir,
+    ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
+    ...(config.s3 ? { s3: config.s3 } : {}),
+  });
+  await storage.close();
 }

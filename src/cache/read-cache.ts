@@ -9,6 +9,8 @@
  */
 export class ReadCache<V> {
   private readonly groups = new Map<string, Map<string, { at: number; value: V }>>();
+  /** Bumped by every invalidation: a load that was in flight across one may be stale, so it is not kept. */
+  private epoch = 0;
 
   constructor(
     private readonly ttlMs: number,
@@ -20,7 +22,9 @@ export class ReadCache<V> {
     const now = Date.now();
     const hit = this.groups.get(group)?.get(key);
     if (hit && now - hit.at < this.ttlMs) return hit.value;
+    const epoch = this.epoch;
     const value = await load();
+    if (epoch !== this.epoch) return value;
     if (!this.keepEmpty && Array.isArray(value) && value.length === 0) return value;
     let entries = this.groups.get(group);
     if (!entries) {
@@ -33,10 +37,12 @@ export class ReadCache<V> {
   }
 
   invalidate(group: string): void {
+    this.epoch++;
     this.groups.delete(group);
   }
 
   clear(): void {
+    this.epoch++;
     this.groups.clear();
   }
 

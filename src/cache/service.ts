@@ -150,6 +150,9 @@ function metadataOf(info: NarInfo): PathMetadata {
   };
 }
 
+/** Hash parts per `paths` notice (32 characters + comma each, under PostgreSQL's 8000 bytes). */
+const MAX_HASHES_PER_NOTICE = 200;
+
 export class CacheService {
   private readonly q;
   /** narinfo candidates by hash part (and slice), for the hot path. */
@@ -193,6 +196,11 @@ export class CacheService {
     const candidates = () => candidateQuery(storage.db);
     // Embedded SQLite has exactly one writer process (this one), so misses can be memoized too.
     this.narinfoCache = new ReadCache(2_000, 50_000, storage.dialect === 'sqlite');
+    // Writes through other workers (and replicas) drop the memo here at once.
+    storage.changes.subscribe('paths', (payload) => {
+      if (payload === '*') this.narinfoCache.clear();
+      else for (const h of payload.split(',')) this.narinfoCache.invalidate(h);
+    });
     // The read path runs on every substitution: these are compiled once.
     this.q = {
       narinfoByHash: prepareQuery(storage.db, candidates().select(['paths.narinfo', 'paths.store_path']).where('paths.hash_part', '=', '?')),
@@ -481,9 +489,17 @@ export class CacheService {
     return (this.realisationService ??= new RealisationService({ storage: this.storage, cache: this, audit: this.audit }));
   }
 
-  /** Drops memoized narinfo lookups (after GC deleted these hash parts). */
-  forget(hashParts: Iterable<string>): void {
-    for (const h of hashParts) this.narinfoCache.invalidate(h);
+  /**
+   * Drops memoized narinfo lookups of these hash parts here and in every other worker or replica
+   * (after a commit, GC or re-signing); resolves once the other workers have dropped theirs.
+   */
+  forget(hashParts: Iterable<string>): Promise<void> {
+    const hashes = [...hashParts];
+    for (const h of hashes) this.narinfoCache.invalidate(h);
+    if (hashes.length === 0) return Promise.resolve();
+    // PostgreSQL notices carry at most 8000 bytes: a large set drops every memo instead.
+    const payload = hashes.length > MAX_HASHES_PER_NOTICE ? '*' : hashes.join(',');
+    return this.storage.changes.notify('paths', payload).catch(() => undefined);
   }
 
   // ---- writes ---------------------------------------------------------------------------------
@@ -674,12 +690,8 @@ export class CacheService {
         }
       }
     } finally {
-      this.invalidate(touched);
+      await this.forget(touched);
     }
-  }
-
-  private invalidate(hashes: Set<string>): void {
-    for (const h of hashes) this.narinfoCache.invalidate(h);
   }
 
   private commitTransaction(

@@ -4,6 +4,8 @@ import { loadConfig } from '../config.js';
 import { FloeError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { startServer } from '../server.js';
+import cluster from 'node:cluster';
+import { superviseWorkers, workerCount, workerRole, type WorkerReady } from '../supervisor.js';
 import { installProcessGuard } from './process-guard.js';
 import { migrateInstallation } from '../migrate.js';
 import path from 'node:path';
@@ -32,6 +34,15 @@ program.enablePositionalOptions();
 
 const serverOption = () => new Option('--server <url>', 'Floe server URL (default: $FLOE_SERVER)');
 
+function printServing(ready: WorkerReady, processes: string): void {
+  process.stderr.write(
+    `floe: serving at ${ready.url} (${processes})\n` +
+      `floe: storage: ${ready.storageDescription}\n` +
+      `floe: substituter ${ready.url}/cache (each org signs with its own key: floe cache info)\n` +
+      `floe: admin token is in ${ready.adminTokenFile} (mode 0600): export FLOE_TOKEN=$(cat ${ready.adminTokenFile})\n`,
+  );
+}
+
 program
   .command('serve')
   .description('run the Floe server (embedded SQLite + local files by default)')
@@ -41,33 +52,44 @@ program
   .option('--config <file>', 'JSON file of settings (keys: the FLOE_* names without FLOE_, lower case); variables win (default: $FLOE_CONFIG)')
   .option('--print-config', 'print the effective settings (secrets redacted) and exit')
   .option('--check', 'check the settings and list the schema migrations a start would run, then exit')
-  .action(async (opts: ServeFlags & { printConfig?: boolean; check?: boolean }) => {
-    const { printConfig, check, ...flags } = opts;
+  .option('--workers <n>', 'processes sharing the port (default: $FLOE_WORKERS or one per core; 1 = a single process)')
+  .action(async (opts: ServeFlags & { printConfig?: boolean; check?: boolean; workers?: string }) => {
+    const { printConfig, check, workers: workersFlag, ...flags } = opts;
     const config = await serveConfig(flags);
     if (printConfig) return void process.stdout.write(printableConfig(config));
     if (check) return printMigrationStatus(config);
     const log = createLogger(config.logLevel);
+    const workers = cluster.isWorker ? 1 : workerCount(workersFlag);
+    const cannotStart = (err: unknown) => {
+      if (err instanceof FloeError) return err;
+      return new CliError(`cannot start: ${(err as Error).message}`);
+    };
+    if (workers > 1) {
+      // The primary: it forks the workers, relays between them and handles the signals.
+      const ready = await superviseWorkers(config, workers, log, (code) => process.exit(code)).catch((err: unknown) => {
+        throw cannotStart(err);
+      });
+      installProcessGuard(log);
+      printServing(ready, `${workers} worker processes`);
+      return;
+    }
     let server;
     try {
-      server = await startServer(config, log);
+      server = await startServer(config, log, cluster.isWorker ? workerRole() : {});
     } catch (err) {
-      if (err instanceof FloeError) throw err;
-      throw new CliError(`cannot start: ${(err as Error).message}`);
+      throw cannotStart(err);
     }
     installProcessGuard(log);
-    process.stderr.write(
-      `floe: serving at ${server.url}\n` +
-        `floe: storage: ${server.storageDescription}\n` +
-        `floe: substituter ${server.url}/cache (each org signs with its own key: floe cache info)\n` +
-        `floe: admin token is in ${server.adminTokenFile} (mode 0600): export FLOE_TOKEN=$(cat ${server.adminTokenFile})\n`,
-    );
+    const ready: WorkerReady = { floeWorker: 'ready', url: server.url, storageDescription: server.storageDescription, adminTokenFile: server.adminTokenFile };
+    if (cluster.isWorker) process.send?.(ready);
+    else printServing(ready, 'one process');
     // The first signal drains (requests in flight finish within FLOE_SHUTDOWN_GRACE_SECONDS);
     // a second one stops at once.
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
       if (stopping) process.exit(1);
       stopping = true;
-      process.stderr.write(`floe: ${signal}: finishing requests in flight (up to ${config.shutdownGraceSeconds} s; ${signal} again to stop at once)\n`);
+      if (!cluster.isWorker) process.stderr.write(`floe: ${signal}: finishing requests in flight (up to ${config.shutdownGraceSeconds} s; ${signal} again to stop at once)\n`);
       server.close().then(
         () => process.exit(0),
         (err: unknown) => {
@@ -78,6 +100,12 @@ program
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
+    // A worker whose primary is gone gets no new connections: it finishes what it has and exits.
+    if (cluster.isWorker) {
+      // (Also heard while draining, once the worker's own channel closes: nothing more to do then.)
+      if (process.connected) process.once('disconnect', () => stopping || stop('SIGTERM'));
+      else stop('SIGTERM');
+    }
   });
 
 program

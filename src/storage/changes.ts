@@ -1,10 +1,13 @@
 /**
- * Change notices between replicas ("org X's policies changed", "token Y was revoked"), so caches
+ * Change notices between replicas and worker processes ("org X's policies changed", "token Y was
+ * revoked", "these store path hashes were written"), so caches
  * can be dropped at once instead of at their next poll. Best effort by design: the pollers and
  * bounded memo lifetimes stay the guarantee, the feed only makes changes arrive sooner.
- * Embedded (one process): delivered in process. PostgreSQL: LISTEN/NOTIFY (sql/postgres.ts).
+ * Embedded, one process: delivered in process; several workers: relayed by the primary
+ * (cluster-changes.ts). PostgreSQL: LISTEN/NOTIFY (sql/postgres.ts).
+ * `paths` carries comma-separated store path hash parts, or `*` for "any".
  */
-export type ChangeTopic = 'policies' | 'tokens' | 'keys' | 'views';
+export type ChangeTopic = 'policies' | 'tokens' | 'keys' | 'views' | 'paths';
 
 export interface ChangeFeed {
   /** Tells every replica (this one included). */

@@ -2,7 +2,8 @@
  * The one lock between commits and garbage collection. Commits (and NAR ingests) hold it shared
  * inside their transaction; the GC's delete transaction holds it exclusively, so it sees every
  * committed row and no commit can reference a path the GC is deleting.
- * SQLite: one process, one connection, transactions already run one at a time; nothing to do.
+ * SQLite: every transaction is `begin immediate` (sql/sqlite.ts), so transactions run one at a
+ * time across all worker processes and each sees every committed row; nothing more to do.
  * PostgreSQL: a transaction-scoped advisory lock, released at commit or rollback.
  */
 import { sql } from 'kysely';

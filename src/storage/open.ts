@@ -8,7 +8,9 @@ import { S3BlobStore, type S3BlobConfig } from './blob/s3.js';
 import { type MigrationStatus, knownMigrations, migrateToLatest, migrationStatus } from './sql/migrations.js';
 import { existsSync } from 'node:fs';
 import { PgChangeFeed, openPostgres, redactUrl } from './sql/postgres.js';
+import cluster from 'node:cluster';
 import { type ChangeFeed, LocalChangeFeed } from './changes.js';
+import { ClusterChangeFeed, WorkersAndReplicasFeed } from './cluster-changes.js';
 import type { Schema } from './sql/schema.js';
 import { openSqlite } from './sql/sqlite.js';
 import type { BlobStore, Storage } from './types.js';
@@ -32,12 +34,16 @@ export async function openStorage(config: StorageConfig): Promise<Storage> {
     db = openSqlite(path.join(config.dataDir, 'floe.sqlite')).db;
     dbDescription = `SQLite ${path.join(config.dataDir, 'floe.sqlite')}`;
   }
-  let changes: ChangeFeed = new LocalChangeFeed();
+  // Workers of one `floe serve --workers N` on SQLite hear each other through the primary.
+  let changes: ChangeFeed = cluster.isWorker && !config.databaseUrl ? new ClusterChangeFeed() : new LocalChangeFeed();
   let blobs: BlobStore & { close?: () => void };
   let blobDescription: string;
   try {
     await migrateToLatest(db);
-    if (config.databaseUrl) changes = await PgChangeFeed.open(config.databaseUrl, db);
+    if (config.databaseUrl) {
+      const replicas = await PgChangeFeed.open(config.databaseUrl, db);
+      changes = cluster.isWorker ? new WorkersAndReplicasFeed(replicas) : replicas;
+    }
     if (config.s3) {
       blobs = await S3BlobStore.open({ ...config.s3, spoolDir: path.join(config.dataDir, 's3-spool') });
       blobDescription = `S3 bucket ${config.s3.bucket}${config.s3.endpoint ? ` at ${config.s3.endpoint}` : ''}${config.s3.prefix ? ` prefix ${config.s3.prefix}` : ''}`;

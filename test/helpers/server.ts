@@ -48,17 +48,20 @@ export async function startFloe(opts: { dataDir?: string; env?: Record<string, s
 
   const launch = async () => {
     child = spawn(process.execPath, [FLOE_BIN, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
-      env: { ...process.env, FLOE_LOG_LEVEL: 'debug', ...opts.env },
+      // One process unless a test asks for workers (the default is one per core).
+      env: { ...process.env, FLOE_LOG_LEVEL: 'debug', FLOE_WORKERS: '1', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    const started = output.length;
     child.stdout!.on('data', (d) => (output += d));
     child.stderr!.on('data', (d) => (output += d));
     const deadline = Date.now() + 20_000;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`floe serve exited with ${child.exitCode}:\n${output}`);
       try {
+        // The first worker answers before the others serve: the banner comes once all of them do.
         const res = await fetch(`${url}/healthz`);
-        if (res.ok) break;
+        if (res.ok && output.indexOf('floe: serving at', started) >= 0) break;
       } catch {
         // not listening yet
       }

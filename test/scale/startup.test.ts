@@ -15,7 +15,7 @@ async function serve(env: Record<string, string>): Promise<{ code: number; stder
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'floe-startup-'));
   try {
     await exec(process.execPath, [FLOE_BIN, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${await freePort()}`], {
-      env: { ...process.env, FLOE_LOG_LEVEL: 'error', ...env },
+      env: { ...process.env, FLOE_LOG_LEVEL: 'error', FLOE_WORKERS: '1', ...env },
       timeout: 30_000,
     });
     return { code: 0, stderr: '' };

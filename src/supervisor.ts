@@ -1,0 +1,125 @@
+/**
+ * Composition root of `floe serve --workers N`: the primary process migrates the database once,
+ * then forks N workers (node:cluster) that share the listening socket, the database and the blob
+ * store. Each worker is a whole `startServer`; the first one ("leader") also runs what must run
+ * once per server (scheduled GC, the upload sweep, usage snapshots) and starts before the others,
+ * so one-time set-up (keys, the admin token, upgrades) is done by the time they start. The primary
+ * relays change notices between workers on the embedded backend (storage/cluster-changes.ts),
+ * replaces a worker that dies (with backoff; a replaced leader's successor leads), and on SIGTERM
+ * drains every worker (http/drain.ts in each) before it exits.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import type { Config } from './config.js';
+import { InvalidInput } from './errors.js';
+import type { Logger } from './log.js';
+import { migrateStorage } from './server.js';
+import { relayChangeNotices } from './storage/cluster-changes.js';
+
+/** What a worker tells the primary once it serves. */
+export interface WorkerReady {
+  floeWorker: 'ready';
+  url: string;
+  storageDescription: string;
+  adminTokenFile: string;
+}
+
+const MAX_WORKERS = 256;
+/** A worker that ran this long before dying was healthy: its replacement starts without delay. */
+const HEALTHY_AFTER_MS = 30_000;
+const MAX_BACKOFF_MS = 30_000;
+
+/** `--workers`, else FLOE_WORKERS, else one per core. */
+export function workerCount(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): number {
+  const text = flag ?? env.FLOE_WORKERS;
+  if (text === undefined || text === '') return availableParallelism();
+  const n = /^\d+$/.test(text.trim()) ? Number(text.trim()) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS) throw new InvalidInput('workers', `expected a number of processes from 1 to ${MAX_WORKERS}, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+export function isReady(m: unknown): m is WorkerReady {
+  return typeof m === 'object' && m !== null && (m as { floeWorker?: unknown }).floeWorker === 'ready';
+}
+
+/** The role a worker was forked with (read inside the worker). */
+export function workerRole(env: NodeJS.ProcessEnv = process.env): { singletons: boolean; workerHeader: boolean } {
+  return { singletons: env.FLOE_WORKER_ROLE !== 'follower', workerHeader: env.FLOE_TEST_WORKER_HEADER === '1' };
+}
+
+/** Runs the primary; resolves with the first worker's ready message once all N serve. */
+export async function superviseWorkers(config: Config, n: number, log: Logger, onStopped: (code: number) => void): Promise<WorkerReady> {
+  await migrateStorage(config);
+  const live = new Set<Worker>();
+  const relay = relayChangeNotices(() => [...live]);
+  let leader: Worker | undefined;
+  let stopping = false;
+  let crashes = 0;
+  let serving = false;
+
+  const fork = (lead: boolean): Promise<WorkerReady> => {
+    const w = cluster.fork({ FLOE_WORKER_ROLE: lead ? 'leader' : 'follower' });
+    const started = Date.now();
+    live.add(w);
+    if (lead) leader = w;
+    w.on('message', (m: unknown) => relay.onMessage(w, m));
+    return new Promise((resolve, reject) => {
+      let ready = false;
+      w.on('message', (m: unknown) => {
+        if (!isReady(m)) return;
+        ready = true;
+        resolve(m);
+      });
+      w.on('exit', (code, signal) => {
+        live.delete(w);
+        relay.onExit(w);
+        const wasLeader = leader === w;
+        if (wasLeader) leader = undefined;
+        if (!ready) reject(new Error(`worker ${w.process.pid} stopped while starting (${signal ?? `exit code ${code}`})`));
+        if (stopping) {
+          if (live.size === 0) onStopped(0);
+          return;
+        }
+        // A worker that cannot start at all would only fail again: the start-up fails instead.
+        if (!ready && !serving) return;
+        crashes = Date.now() - started > HEALTHY_AFTER_MS ? 0 : crashes + 1;
+        const delay = crashes === 0 ? 0 : Math.min(MAX_BACKOFF_MS, 250 * 2 ** (crashes - 1));
+        log.error({ pid: w.process.pid, code, signal, restartInMs: delay }, 'worker stopped: starting a replacement');
+        setTimeout(() => {
+          if (stopping) return;
+          fork(wasLeader).then(
+            (r) => log.info({ url: r.url }, 'replacement worker serving'),
+            (err: Error) => log.error({ err }, 'replacement worker failed to start'),
+          );
+        }, delay);
+      });
+    });
+  };
+
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      // A second signal: stop at once.
+      for (const w of live) w.process.kill('SIGKILL');
+      onStopped(1);
+      return;
+    }
+    stopping = true;
+    process.stderr.write(`floe: ${signal}: draining ${live.size} workers (up to ${config.shutdownGraceSeconds} s; ${signal} again to stop at once)\n`);
+    // A terminal's Ctrl-C reaches every worker itself; a SIGTERM is for the primary alone.
+    if (signal === 'SIGTERM') for (const w of live) w.process.kill('SIGTERM');
+    if (live.size === 0) onStopped(0);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+
+  try {
+    const first = await fork(true);
+    await Promise.all(Array.from({ length: n - 1 }, () => fork(false)));
+    serving = true;
+    return first;
+  } catch (err) {
+    stopping = true;
+    for (const w of live) w.process.kill('SIGTERM');
+    throw err;
+  }
+}
