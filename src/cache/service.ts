@@ -36,8 +36,9 @@ import { lockSharedAgainstGc } from '../storage/locks.js';
 import { quotaFull, quotaViolation } from './quota.js';
 import type { Upstream, UpstreamService } from './upstream.js';
 import { checkFetchedNar } from './upstream-verify.js';
-import { orgStoredBytes } from './accounting.js';
+import { orgLogBytes, orgStoredBytes } from './accounting.js';
 import { RealisationService } from './realisations.js';
+import { BuildLogService } from './logs.js';
 
 /** What the cache tells the audit trail: committed writes, and reads for the per-day summary. */
 export interface CacheAudit {
@@ -134,7 +135,7 @@ async function orgBytesWithPending(db: Storage['db'], orgId: string): Promise<nu
       ]),
     )
     .executeTakeFirst();
-  return Number(row?.bytes ?? 0);
+  return Number(row?.bytes ?? 0) + (await orgLogBytes(db, orgId));
 }
 
 /** What a commit needs from a narinfo (uploaded or fetched from an upstream). */
@@ -479,6 +480,12 @@ export class CacheService {
   /** Realisations of CA derivation outputs, decided by the access to the paths they name. */
   get realisations(): RealisationService {
     return (this.realisationService ??= new RealisationService({ storage: this.storage, cache: this, audit: this.audit }));
+  }
+
+  private buildLogService: BuildLogService | undefined;
+  /** Build logs, decided by the access to the outputs of their derivation. */
+  get logs(): BuildLogService {
+    return (this.buildLogService ??= new BuildLogService({ storage: this.storage, cache: this, audit: this.audit }));
   }
 
   /** Drops memoized narinfo lookups (after GC deleted these hash parts). */
