@@ -97,6 +97,8 @@ export class BuildLogService {
         if (!read) return undefined;
         const text = createDecompressor('zstd');
         read.body.on('error', (err) => text.destroy(err));
+        // A reader that stops early (or goes away) must not leave the blob's file or socket open.
+        text.once('close', () => read.body.destroy());
         return read.body.pipe(text);
       },
     };

@@ -125,4 +125,44 @@ export function protocolScenarios(nix: NixRunner): void {
     expect(await readFile(path.join(store, out), 'utf8')).toBe(`content-addressed ${s}\n`);
     expect(requests('GET', 'realisations/').some((l) => l.includes('"status":200'))).toBe(true);
   });
+
+  it('nix store copy-log uploads a build log; nix log reads it from another machine; another org sees nothing', async () => {
+    const s = seed('logged');
+    const logExpr = path.join(dir, 'logged.nix');
+    await writeFile(logExpr, `{ seed }: derivation { name = "logged-\${seed}"; builder = "/bin/sh"; args = ["-c" "echo build-log-line-\${seed}; echo done > $out"]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; }\n`);
+    const builder = fresh('builder');
+    const built = await nix.run(['nix-build', logExpr, '--argstr', 'seed', s, '--no-out-link'], { cacheHome: builder });
+    expect(built.code, built.stderr).toBe(0);
+    const out = built.stdout.trim().split('\n').at(-1)!;
+    const drv = (await nix.run(['nix-store', '--query', '--deriver', out], { cacheHome: builder })).stdout.trim();
+    expect(drv).toMatch(/\.drv$/);
+    await push(out);
+    const copied = await nix.run(['nix', 'store', 'copy-log', '--option', 'netrc-file', netrcRW, '--to', `${server.url}/cache`, drv], { cacheHome: builder });
+    expect(copied.code, copied.stderr).toBe(0);
+    expect(requests('PUT', `log/${path.basename(drv)}`).some((l) => l.includes('"status":201'))).toBe(true);
+
+    const reader = await writeNetrc(dir, `log-reader-${n++}`, (await createToken(server, 'acme', ['read'])).token);
+    // `nix log --store <cache> <output>`: Nix reads the output's narinfo Deriver, then log/<drv>.
+    const read = await nix.run(['nix', 'log', '--option', 'netrc-file', reader, '--store', `${server.url}/cache`, out], { cacheHome: fresh('machine') });
+    expect(read.code, read.stderr).toBe(0);
+    expect(read.stdout).toContain(`build-log-line-${s}`);
+    // The access log line is written just after the answer: poll for it.
+    await expect.poll(() => requests('GET', `log/${path.basename(drv)}`).some((l) => l.includes('"status":200'))).toBe(true);
+
+    const outsiders = `outsiders-${n++}`;
+    await createOrg(server, outsiders);
+    const outsider = await writeNetrc(dir, outsiders, (await createToken(server, outsiders, ['read'])).token);
+    for (const netrc of [outsider, undefined]) {
+      const denied = await nix.run(['nix', 'log', ...(netrc ? ['--option', 'netrc-file', netrc] : []), '--store', `${server.url}/cache`, out], { cacheHome: fresh('machine') });
+      expect(denied.code).not.toBe(0);
+      expect(denied.stdout).not.toContain(`build-log-line-${s}`);
+    }
+    // Over HTTP the log itself is the one miss for them, the same bytes as a log never uploaded.
+    const token = (await createToken(server, outsiders, ['read'])).token;
+    const headers = { Authorization: `Basic ${Buffer.from(`x:${token}`).toString('base64')}` };
+    const hidden = await fetch(`${server.url}/cache/log/${path.basename(drv)}`, { headers });
+    const never = await fetch(`${server.url}/cache/log/${path.basename(drv).replace(/^./, (c) => (c === '0' ? '1' : '0'))}`, { headers });
+    expect(hidden.status).toBe(404);
+    expect(await hidden.text()).toBe(await never.text());
+  });
 }

@@ -41,17 +41,17 @@ export async function handleBuildLog(r: CacheRequest, io: CacheRouteIo, rest: re
       if (err instanceof InvalidInput) return (io.miss(), true);
       throw err;
     }
-    const text = found && (await found.open());
-    if (!found || !text) return (io.miss(), true);
+    if (!found) return (io.miss(), true);
     const headers = { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(found.size), 'Cache-Control': 'private, no-cache' };
     if (method === 'HEAD') {
-      text.destroy();
       r.res.writeHead(200, headers).end();
       return true;
     }
+    const text = await found.open();
+    if (!text) return (io.miss(), true);
     r.res.writeHead(200, headers);
     try {
-      await pipeline(text, r.res);
+      await pipeline(text, upTo(found.size), r.res);
     } catch {
       // The client went away mid-download.
     }
@@ -68,6 +68,23 @@ export async function handleBuildLog(r: CacheRequest, io: CacheRouteIo, rest: re
     return true;
   }
   return false;
+}
+
+/**
+ * Ends the answer with its last byte: a client that has its Content-Length closes at once, before
+ * the decoder would report the end of its frame (which then looked like a client gone away).
+ */
+function upTo(size: number) {
+  return async function* (source: AsyncIterable<Buffer>) {
+    let sent = 0;
+    if (size === 0) return;
+    for await (const chunk of source) {
+      const part = sent + chunk.length > size ? chunk.subarray(0, size - sent) : chunk;
+      sent += part.length;
+      yield part;
+      if (sent >= size) return;
+    }
+  };
 }
 
 /**
