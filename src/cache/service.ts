@@ -39,6 +39,7 @@ import { checkFetchedNar } from './upstream-verify.js';
 import { orgLogBytes, orgStoredBytes } from './accounting.js';
 import { RealisationService } from './realisations.js';
 import { BuildLogService } from './logs.js';
+import { ListingService } from './listings.js';
 
 /** What the cache tells the audit trail: committed writes, and reads for the per-day summary. */
 export interface CacheAudit {
@@ -486,6 +487,12 @@ export class CacheService {
   /** Build logs, decided by the access to the outputs of their derivation. */
   get logs(): BuildLogService {
     return (this.buildLogService ??= new BuildLogService({ storage: this.storage, cache: this, audit: this.audit }));
+  }
+
+  private listingService: ListingService | undefined;
+  /** NAR listings (`.ls`), generated from the stored NAR where its narinfo is served. */
+  get listings(): ListingService {
+    return (this.listingService ??= new ListingService({ storage: this.storage, cache: this }));
   }
 
   /** Drops memoized narinfo lookups (after GC deleted these hash parts). */

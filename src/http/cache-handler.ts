@@ -24,6 +24,7 @@ import { CLIENT_CLOSED, MISS_BODY, MISS_HEADERS, clientWentAway, errorBody, logF
 import { nextRequestId } from './request-id.js';
 import type { Metrics } from './metrics.js';
 import { handleBuildLog } from './cache-routes/logs.js';
+import { handleListing } from './cache-routes/listings.js';
 
 export interface CacheHandlerDeps {
   cache: CacheService;
@@ -184,13 +185,7 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
     const io = { send: (status: number, headers: Headers, body?: string) => send(req, res, status, headers, body), miss: () => miss(req, res), acceptBody: () => acceptBody(req, res) };
     if (await handleBuildLog({ req, res, principal, view, cache: deps.cache }, io, rest)) return;
 
-    if (rest.length === 1 && first!.endsWith('.ls') && method === 'PUT') {
-      // NAR listings (write-nar-listing=1) are optional: accepted so such uploads work, not kept yet.
-      await deps.cache.writeTarget(principal, view);
-      acceptBody(req, res);
-      await discardSmallBody(req, 64 * deps.limits.maxSmallBodyBytes);
-      return send(req, res, 204, {});
-    }
+    if (await handleListing({ req, res, principal, view, cache: deps.cache }, io, rest)) return;
 
     if (rest.length === 2 && first === 'nar') {
       const file = second!;
