@@ -25,6 +25,7 @@ import { nextRequestId } from './request-id.js';
 import type { Metrics } from './metrics.js';
 import { handleBuildLog } from './cache-routes/logs.js';
 import { handleListing } from './cache-routes/listings.js';
+import { handleDebugInfo } from './cache-routes/debuginfo.js';
 
 export interface CacheHandlerDeps {
   cache: CacheService;
@@ -186,6 +187,7 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
     if (await handleBuildLog({ req, res, principal, view, cache: deps.cache }, io, rest)) return;
 
     if (await handleListing({ req, res, principal, view, cache: deps.cache }, io, rest)) return;
+    if (await handleDebugInfo({ req, res, principal, view, cache: deps.cache }, io, rest)) return;
 
     if (rest.length === 2 && first === 'nar') {
       const file = second!;

@@ -59,4 +59,26 @@ describe('NAR listings', () => {
     // Uploading a listing needs the right to write, like any upload.
     expect((await fetch(`${cache}/${p.hashPart}.ls`, { method: 'PUT', headers: { Authorization: basicAuth(read) }, body: '{}' })).status).toBe(403);
   });
+
+  it('debuginfo uploads (index-debug-info=true) are checked and accepted; reading them is the one miss for now', async () => {
+    const id = '02623eda209c26a59b1a8638ff7752f6b945c26b';
+    const doc = (over: Record<string, unknown> = {}) => JSON.stringify({ archive: '../nar/100vxs724qr46phz8m24iswmg9p3785hsyagz0kchf6q6gf06sw6.nar', member: `lib/debug/.build-id/02/${id.slice(2)}.debug`, ...over });
+    const put = (name: string, body: string, token = rw) => fetch(`${cache}/debuginfo/${name}`, { method: 'PUT', headers: { Authorization: basicAuth(token), 'Content-Type': 'application/json' }, body });
+    for (const name of [id, `${id}.debug`]) expect((await put(name, doc())).status).toBe(204);
+    const bad: Array<[string, string, string]> = [
+      ['a short id', id.slice(1), doc()],
+      ['not JSON', id, '{'],
+      ['an absolute archive', id, doc({ archive: 'http://elsewhere/x.nar' })],
+      ['an archive outside nar/', id, doc({ archive: '../../etc/passwd' })],
+      ['a member of another build id', id, doc({ member: `lib/debug/.build-id/03/${id.slice(2)}.debug` })],
+      ['a member outside .build-id', id, doc({ member: '../../x' })],
+    ];
+    for (const [what, name, body] of bad) {
+      const r = await put(name, body);
+      expect(r.status, what).toBe(400);
+      expect((await r.text()).length, what).toBeGreaterThan(5);
+    }
+    expect((await put(id, doc(), read)).status).toBe(403);
+    expect((await get(`${cache}/debuginfo/${id}`, read)).status).toBe(404);
+  });
 });

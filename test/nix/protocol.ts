@@ -165,4 +165,35 @@ export function protocolScenarios(nix: NixRunner): void {
     expect(hidden.status).toBe(404);
     expect(await hidden.text()).toBe(await never.text());
   });
+
+  it('nix copy with write-nar-listing and index-debug-info succeeds; the listing is served from the NAR; nix store ls reads the cache', async () => {
+    const s = seed('debug');
+    const buildId = `02${Buffer.from(s).toString('hex').padEnd(38, '0').slice(0, 38)}`;
+    const debugExpr = path.join(dir, 'debug.nix');
+    await writeFile(
+      debugExpr,
+      `{ seed }: derivation { name = "debug-\${seed}"; builder = "/bin/sh"; args = ["-c" "mkdir -p $out/lib/debug/.build-id/${buildId.slice(0, 2)}; echo \${seed} > $out/lib/debug/.build-id/${buildId.slice(0, 2)}/${buildId.slice(2)}.debug"]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; }\n`,
+    );
+    const builder = fresh('builder');
+    const built = await nix.run(['nix-build', debugExpr, '--argstr', 'seed', s, '--no-out-link'], { cacheHome: builder });
+    expect(built.code, built.stderr).toBe(0);
+    const out = built.stdout.trim().split('\n').at(-1)!;
+    const copied = await nix.run(['nix', 'copy', '--option', 'netrc-file', netrcRW, '--to', `${server.url}/cache?write-nar-listing=true&index-debug-info=true`, out], { cacheHome: builder });
+    expect(copied.code, copied.stderr).toBe(0);
+    const hash = path.basename(out).slice(0, 32);
+    await expect.poll(() => requests('PUT', `debuginfo/${buildId}`).some((l) => l.includes('"status":204'))).toBe(true);
+    expect(requests('PUT', `${hash}.ls`).some((l) => l.includes('"status":204'))).toBe(true);
+
+    const token = (await createToken(server, 'acme', ['read'])).token;
+    const res = await fetch(`${server.url}/cache/${hash}.ls`, { headers: { Authorization: `Basic ${Buffer.from(`x:${token}`).toString('base64')}` } });
+    expect(res.status).toBe(200);
+    const listing = (await res.json()) as { version: number; root: { entries: { lib: { entries: { debug: { entries: Record<string, { entries: Record<string, { entries: Record<string, { type: string; size: number }> }> }> } } } } } };
+    expect(listing.version).toBe(1);
+    expect(listing.root.entries.lib.entries.debug.entries['.build-id']!.entries[buildId.slice(0, 2)]!.entries[`${buildId.slice(2)}.debug`]).toMatchObject({ type: 'regular', size: s.length + 1 });
+
+    const reader = await writeNetrc(dir, `ls-reader-${n++}`, token);
+    const ls = await nix.run(['nix', 'store', 'ls', '--option', 'netrc-file', reader, '--store', `${server.url}/cache`, '-R', `${out}/lib`], { cacheHome: fresh('machine') });
+    expect(ls.code, ls.stderr).toBe(0);
+    expect(ls.stdout).toContain(`${buildId.slice(2)}.debug`);
+  });
 }
