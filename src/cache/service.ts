@@ -10,7 +10,7 @@ import { type Hash, formatNix32Hash, hashesEqual } from '../nix/hash.js';
 import { type NarInfo, parseNarInfo } from '../nix/narinfo.js';
 import { parseContentAddress } from '../nix/content-address.js';
 import { encodeNix32 } from '../nix/nix32.js';
-import { parseSignature, type SigningKey } from '../nix/signing.js';
+import { parseSignatureLine, type SigningKey } from '../nix/signing.js';
 import { type StorePathBase, type StorePathHash, hashPartOf } from '../nix/store-path.js';
 import type { OrgKeyService } from '../org/keys.js';
 import type { SourceService } from './sources.js';
@@ -650,13 +650,13 @@ export class CacheService {
   private async commitPath(p: Principal, target: SliceResource, meta: PathMetadata, fill?: 'pull-through'): Promise<CommitResult> {
     const hashPart = hashPartOf(meta.storePath);
     const narHashNix32 = encodeNix32(meta.narHash.digest);
-    for (const sig of meta.sigs) parseSignature(sig);
+    for (const sig of meta.sigs) parseSignatureLine(sig);
     if (meta.ca) parseContentAddress(meta.ca);
     // Nix never lists a reference twice; a list that does is an attempt to multiply work.
     if (new Set(meta.references).size !== meta.references.length) throw new InvalidInput('References', 'the same store path is listed more than once');
     // Signatures under the org's own key names are the server's to make, never the uploader's.
     const ownNames = await this.keys.ownNames(target.org.id);
-    const uploaderSigs = meta.sigs.filter((s) => !ownNames.has(parseSignature(s).keyName));
+    const uploaderSigs = meta.sigs.filter((s) => !ownNames.has(parseSignatureLine(s).keyName));
     const ctx = await this.linker.context(target);
     const signingKeys = await this.keys.signing(target.org.id);
     // Read before the transaction: on SQLite a query outside it would wait for it forever.

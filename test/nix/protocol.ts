@@ -3,11 +3,13 @@
  * version (test/nix/protocol-*.test.ts): loud errors for bad tokens, realisations of CA
  * derivations, narinfos with unknown fields. Each simulated machine has its own XDG_CACHE_HOME.
  */
+import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
 import { type NixRunner, buildClosure, fixtureDir, writeClosureExpr, writeNetrc } from '../helpers/nix.js';
+import { fakePath, narInfoFor, nixStyleUpload } from '../helpers/paths.js';
 
 export function protocolScenarios(nix: NixRunner): void {
   let server: TestServer;
@@ -195,5 +197,20 @@ export function protocolScenarios(nix: NixRunner): void {
     const ls = await nix.run(['nix', 'store', 'ls', '--option', 'netrc-file', reader, '--store', `${server.url}/cache`, '-R', `${out}/lib`], { cacheHome: fresh('machine') });
     expect(ls.code, ls.stderr).toBe(0);
     expect(ls.stdout).toContain(`${buildId.slice(2)}.debug`);
+  });
+
+  it('a narinfo carrying a several-KB signature is kept, served and substituted', async () => {
+    const p = fakePath('big-sig');
+    const fileName = `${p.hashPart}.nar`;
+    const big = `pq-signer-1:${randomBytes(3309).toString('base64')}`;
+    const narinfo = narInfoFor(p, `nar/${fileName}`).replace('References: \n', `References: \nSig: ${big}\n`);
+    const rw = (await createToken(server, 'acme', ['read', 'write'])).token;
+    const basic = `Basic ${Buffer.from(`x:${rw}`).toString('base64')}`;
+    expect(await nixStyleUpload(`${server.url}/cache`, basic, p, { fileName, narinfo })).toMatchObject({ nar: 201, narinfo: 201 });
+    const served = await (await fetch(`${server.url}/cache/${p.hashPart}.narinfo`, { headers: { Authorization: basic } })).text();
+    expect(served).toContain(`Sig: ${big}\n`);
+    const reader = await writeNetrc(dir, `big-sig-${n++}`, (await createToken(server, 'acme', ['read'])).token);
+    const got = await substituteOn(fresh('machine'), `/nix/store/${p.base}`, reader);
+    expect(got.code, got.stderr).toBe(0);
   });
 }
