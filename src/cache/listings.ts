@@ -25,7 +25,12 @@ export class ListingService {
   async find(p: Principal, view: CacheView, hash: StorePathHash): Promise<string | undefined> {
     const serving = await this.deps.cache.servingSlice(p, view, hash);
     if (!serving) return undefined;
-    const row = await this.deps.storage.db.selectFrom('paths').select('nar_hash').where('slice_id', '=', serving.sliceId).where('hash_part', '=', hash).executeTakeFirst();
+    const row = await this.deps.storage.db
+      .selectFrom('paths')
+      .select('nar_hash')
+      .where('slice_id', '=', serving.sliceId)
+      .where('hash_part', '=', hash)
+      .executeTakeFirst();
     if (!row) return undefined;
     const blob = await this.deps.storage.blobs.get(narBlobKey(row.nar_hash));
     if (!blob) return undefined;

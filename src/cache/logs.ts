@@ -50,7 +50,9 @@ export function parseLogName(raw: string): StorePathBase {
     }
   }
   const base = parseStorePathBase(name, 'log name');
-  if (!base.endsWith('.drv')) throw new InvalidInput('log name', `expected log/<hash>-<name>.drv, got ${JSON.stringify(name.slice(0, 80))}`);
+  if (!base.endsWith('.drv')) {
+    throw new InvalidInput('log name', `expected log/<hash>-<name>.drv, got ${JSON.stringify(name.slice(0, 80))}`);
+  }
   return base;
 }
 
@@ -78,7 +80,13 @@ export class BuildLogService {
     const rows = await query.limit(64).execute();
     let best: { row: (typeof rows)[number]; rank: number } | undefined;
     for (const row of rows) {
-      const outputs = await db.selectFrom('paths').select('hash_part').where('slice_id', '=', row.slice_id).where('deriver', '=', drv).limit(MAX_OUTPUTS_PROBED).execute();
+      const outputs = await db
+        .selectFrom('paths')
+        .select('hash_part')
+        .where('slice_id', '=', row.slice_id)
+        .where('deriver', '=', drv)
+        .limit(MAX_OUTPUTS_PROBED)
+        .execute();
       for (const o of outputs) {
         // Visible only where the caller would be served this very copy of an output.
         const serving = await this.deps.cache.servingSlice(p, view, o.hash_part as StorePathHash);
@@ -110,9 +118,15 @@ export class BuildLogService {
    */
   async admit(p: Principal, view: CacheView, drv: StorePathBase) {
     const target = await this.deps.cache.admitUpload(p, view);
-    const output = await this.deps.storage.db.selectFrom('paths').select('store_path').where('slice_id', '=', target.slice.id).where('deriver', '=', drv).executeTakeFirst();
+    const output = await this.deps.storage.db
+      .selectFrom('paths')
+      .select('store_path')
+      .where('slice_id', '=', target.slice.id)
+      .where('deriver', '=', drv)
+      .executeTakeFirst();
     if (!output) {
-      throw new InvalidInput('log', `no output of /nix/store/${drv} is in ${target.org.name}/${target.slice.name}: upload the outputs (nix copy) before their build log`);
+      const where = `${target.org.name}/${target.slice.name}`;
+      throw new InvalidInput('log', `no output of /nix/store/${drv} is in ${where}: upload the outputs (nix copy) before their build log`);
     }
     return target;
   }
@@ -155,9 +169,10 @@ export class BuildLogService {
     // before (the blob is ours to write) or sees the row and keeps the blob (as ingest.ts does).
     const replaced = await storage.db.transaction().execute(async (trx) => {
       await lockSharedAgainstGc(trx, storage.dialect);
-      const existing = await trx.selectFrom('build_logs').select('drv').where('slice_id', '=', target.slice.id).where('drv', '=', drv).executeTakeFirst();
+      const slice = target.slice.id;
+      const existing = await trx.selectFrom('build_logs').select('drv').where('slice_id', '=', slice).where('drv', '=', drv).executeTakeFirst();
       const row = { blob_key: key, size, stored_size: stored, uploaded_by: describePrincipal(p), created_at: now };
-      if (existing) await trx.updateTable('build_logs').set(row).where('slice_id', '=', target.slice.id).where('drv', '=', drv).execute();
+      if (existing) await trx.updateTable('build_logs').set(row).where('slice_id', '=', slice).where('drv', '=', drv).execute();
       else await trx.insertInto('build_logs').values({ slice_id: target.slice.id, drv, ...row }).execute();
       return existing !== undefined;
     });

@@ -41,8 +41,13 @@ function readLocalLog(drv: string): Promise<Buffer | undefined> {
 }
 
 /** Uploads the logs of the derivations behind `closure` to `/cache` or `/cache/<org>/<slice>`. */
-export async function pushLogs(client: ClientOptions, closure: readonly PathInfo[], opts: { slice?: string; progress: (line: string) => void }): Promise<LogPushResult> {
-  const derivers = [...new Set(closure.map((p) => p.deriver).filter((d): d is string => typeof d === 'string' && d.endsWith('.drv')))];
+export async function pushLogs(
+  client: ClientOptions,
+  closure: readonly PathInfo[],
+  opts: { slice?: string; progress: (line: string) => void },
+): Promise<LogPushResult> {
+  const isDrv = (d: string | undefined): d is string => typeof d === 'string' && d.endsWith('.drv');
+  const derivers = [...new Set(closure.map((p) => p.deriver).filter(isDrv))];
   const result: LogPushResult = { uploaded: 0, absent: 0, failed: [] };
   const base = `${client.server}/cache${opts.slice ? `/${opts.slice}` : ''}/log/`;
   for (const drv of derivers) {
@@ -65,6 +70,7 @@ export async function pushLogs(client: ClientOptions, closure: readonly PathInfo
       opts.progress(`build log of ${drv} not uploaded: ${(err as Error).message}`);
     }
   }
-  opts.progress(`build logs: ${result.uploaded} uploaded, ${result.absent} not kept locally, ${result.failed.length} failed`);
+  const { uploaded, absent, failed } = result;
+  opts.progress(`build logs: ${uploaded} uploaded, ${absent} not kept locally, ${failed.length} failed`);
   return result;
 }

@@ -42,7 +42,11 @@ export async function handleBuildLog(r: CacheRequest, io: CacheRouteIo, rest: re
       throw err;
     }
     if (!found) return (io.miss(), true);
-    const headers = { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(found.size), 'Cache-Control': 'private, no-cache' };
+    const headers = {
+      'Content-Type': 'text/plain; charset=utf-8',
+      'Content-Length': String(found.size),
+      'Cache-Control': 'private, no-cache',
+    };
     if (method === 'HEAD') {
       r.res.writeHead(200, headers).end();
       return true;
