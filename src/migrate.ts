@@ -18,7 +18,7 @@ export interface MigrateReport {
 }
 
 /** Tables in foreign-key order. Upload records are transient proofs of possession and not copied. */
-const TABLES = ['orgs', 'org_settings', 'pins', 'upstreams', 'slices', 'tokens', 'server_keys', 'nars', 'paths', 'identity_trusts', 'flakes', 'releases', 'org_policies', 'audit_log', 'read_summary', 'org_signers', 'usage_history', 'org_keys', 'org_follows', 'slice_trusts', 'realisations'] as const satisfies ReadonlyArray<keyof Schema>;
+const TABLES = ['orgs', 'org_settings', 'pins', 'upstreams', 'slices', 'tokens', 'server_keys', 'nars', 'paths', 'identity_trusts', 'flakes', 'releases', 'org_policies', 'audit_log', 'read_summary', 'org_signers', 'usage_history', 'org_keys', 'org_follows', 'slice_trusts', 'realisations', 'build_logs'] as const satisfies ReadonlyArray<keyof Schema>;
 const BATCH = 200;
 
 async function copyBlob(from: Storage, to: Storage, key: string): Promise<void> {
@@ -68,6 +68,14 @@ export async function migrateInstallation(
     }
     if (tarballs.length) progress(`release tarballs: ${tarballs.length}`);
 
+    // Build logs (keys carry the SHA-256 of the stored bytes, checked like tarballs).
+    const logs = await from.db.selectFrom('build_logs').select('blob_key').distinct().execute();
+    for (const l of logs) {
+      await copyBlob(from, to, l.blob_key);
+      report.blobs++;
+    }
+    if (logs.length) progress(`build logs: ${logs.length}`);
+
     await to.db.transaction().execute(async (trx) => {
       for (const table of TABLES) {
         const rows = await from.db.selectFrom(table).selectAll().execute();
@@ -98,6 +106,13 @@ export async function migrateInstallation(
       for await (const chunk of read.body) sha.update(chunk as Buffer);
       // Keys are content-addressed: tarball-<sha256>.tar.gz.
       if (!t.tarball_key.includes(sha.digest('hex'))) throw new Error(`verification failed: release tarball ${t.tarball_key} differs in the target`);
+    }
+    for (const l of logs) {
+      const read = await to.blobs.get(l.blob_key);
+      if (!read) throw new Error(`verification failed: build log ${l.blob_key} is missing in the target`);
+      const sha = createHash('sha256');
+      for await (const chunk of read.body) sha.update(chunk as Buffer);
+      if (!l.blob_key.includes(sha.digest('hex'))) throw new Error(`verification failed: build log ${l.blob_key} differs in the target`);
     }
     progress(`verified: ${TABLES.map((t) => `${report.rows[t]} ${t}`).join(', ')}; ${report.blobs} blobs re-hashed`);
     return report;

@@ -1,6 +1,7 @@
 /**
  * Storage accounting (quotas, `floe usage`, `GET /api/v1/orgs/:org/usage`). Logical bytes = the sum of NarSize over the paths (what clients download);
- * deduplicated bytes = the stored (zstd) file sizes of the distinct NARs those paths use, which is
+ * deduplicated bytes = the stored (zstd) file sizes of the distinct NARs those paths use (plus the
+ * slices' stored build logs), which is
  * what a slice or org costs in storage and what quotas limit.
  */
 import type { Db } from '../storage/types.js';
@@ -11,6 +12,17 @@ export async function orgStoredBytes(db: Db, orgId: string): Promise<number> {
     .selectFrom('nars')
     .select((eb) => eb.fn.sum<number | string | null>('nars.file_size').as('bytes'))
     .where('nars.nar_hash', 'in', (eb) => eb.selectFrom('paths').innerJoin('slices', 'slices.id', 'paths.slice_id').select('paths.nar_hash').where('slices.org_id', '=', orgId))
+    .executeTakeFirst();
+  return Number(row?.bytes ?? 0) + (await orgLogBytes(db, orgId));
+}
+
+/** Stored bytes of an org's build logs (each slice's copy counts: logs are small next to NARs). */
+export async function orgLogBytes(db: Db, orgId: string): Promise<number> {
+  const row = await db
+    .selectFrom('build_logs')
+    .innerJoin('slices', 'slices.id', 'build_logs.slice_id')
+    .select((eb) => eb.fn.sum<number | string | null>('build_logs.stored_size').as('bytes'))
+    .where('slices.org_id', '=', orgId)
     .executeTakeFirst();
   return Number(row?.bytes ?? 0);
 }
@@ -46,7 +58,9 @@ export async function orgStorage(db: Db, org: { id: string; name: string }): Pro
       .select((eb) => eb.fn.sum<number | string | null>('nars.file_size').as('bytes'))
       .where('nars.nar_hash', 'in', (eb) => eb.selectFrom('paths').select('paths.nar_hash').where('paths.slice_id', '=', s.id))
       .executeTakeFirst();
-    out.push({ name: s.name, paths: Number(logical?.n ?? 0), logicalBytes: Number(logical?.bytes ?? 0), storedBytes: Number(stored?.bytes ?? 0) });
+    const logs = await db.selectFrom('build_logs').select((eb) => eb.fn.sum<number | string | null>('stored_size').as('bytes')).where('slice_id', '=', s.id).executeTakeFirst();
+    const storedBytes = Number(stored?.bytes ?? 0) + Number(logs?.bytes ?? 0);
+    out.push({ name: s.name, paths: Number(logical?.n ?? 0), logicalBytes: Number(logical?.bytes ?? 0), storedBytes });
   }
   const settings = await db.selectFrom('org_settings').selectAll().where('org_id', '=', org.id).executeTakeFirst();
   return {

@@ -291,6 +291,12 @@ export class GarbageCollector {
             // A realisation lives while its output path does in that slice.
             await trx.deleteFrom('realisations').where('slice_id', '=', slice).where('out_path', 'in', batch.map((p) => p.storePath)).execute();
           }
+          // A build log lives while an output of its derivation does in that slice.
+          await trx
+            .deleteFrom('build_logs')
+            .where('slice_id', '=', slice)
+            .where('drv', 'not in', (eb) => eb.selectFrom('paths').select('paths.deriver').where('paths.slice_id', '=', slice).where('paths.deriver', 'is not', null).$narrowType<{ deriver: string }>())
+            .execute();
         }
         return doomed;
       });
@@ -327,6 +333,7 @@ export class GarbageCollector {
     const known = new Set<string>(narRows.map((r) => narBlobKey(r.nar_hash)));
     for (const r of await db.selectFrom('nars').select('nar_hash').execute()) known.add(narBlobKey(r.nar_hash));
     for (const r of await db.selectFrom('releases').select('tarball_key').execute()) known.add(r.tarball_key);
+    for (const r of await db.selectFrom('build_logs').select('blob_key').distinct().execute()) known.add(r.blob_key);
     for (const r of await db.selectFrom('release_uploads').select('tarball_key').where('tarball_key', 'is not', null).execute()) known.add(r.tarball_key!);
     const listed = [];
     for await (const b of blobs.list()) listed.push(b);
@@ -343,6 +350,7 @@ export class GarbageCollector {
             for (const r of await trx.selectFrom('nars').select('nar_hash').where('nar_hash', 'in', narKeys.map((k) => k.slice(0, -'.nar.zst'.length))).execute()) stillKnown.add(narBlobKey(r.nar_hash));
           }
           for (const r of await trx.selectFrom('releases').select('tarball_key').where('tarball_key', 'in', batch).execute()) stillKnown.add(r.tarball_key);
+          for (const r of await trx.selectFrom('build_logs').select('blob_key').where('blob_key', 'in', batch).execute()) stillKnown.add(r.blob_key);
           for (const r of await trx.selectFrom('release_uploads').select('tarball_key').where('tarball_key', 'in', batch).execute()) if (r.tarball_key) stillKnown.add(r.tarball_key);
           const doomed = batch.filter((k) => !stillKnown.has(k));
           for (const k of doomed) await blobs.delete(k);

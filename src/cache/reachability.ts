@@ -102,9 +102,9 @@ export interface GcBlob {
   modifiedAt: number;
 }
 
-/** Keys Floe writes: NARs under their nix32 NarHash, flake source tarballs under their SHA-256. */
+/** Keys Floe writes: NARs under their nix32 NarHash, flake source tarballs and build logs under their SHA-256. */
 export function isFloeBlobKey(key: string): boolean {
-  return /^[0-9a-df-np-sv-z]{52}\.nar\.zst$/.test(key) || /^tarball-[0-9a-f]{64}\.tar\.gz$/.test(key);
+  return /^[0-9a-df-np-sv-z]{52}\.nar\.zst$/.test(key) || /^tarball-[0-9a-f]{64}\.tar\.gz$/.test(key) || /^log-[0-9a-f]{64}\.log\.zst$/.test(key);
 }
 
 /**

@@ -10,7 +10,7 @@ import { type Hash, formatNix32Hash, hashesEqual } from '../nix/hash.js';
 import { type NarInfo, parseNarInfo } from '../nix/narinfo.js';
 import { parseContentAddress } from '../nix/content-address.js';
 import { encodeNix32 } from '../nix/nix32.js';
-import { parseSignature, type SigningKey } from '../nix/signing.js';
+import { parseSignatureLine, type SigningKey } from '../nix/signing.js';
 import { type StorePathBase, type StorePathHash, hashPartOf } from '../nix/store-path.js';
 import type { OrgKeyService } from '../org/keys.js';
 import type { SourceService } from './sources.js';
@@ -36,8 +36,10 @@ import { lockSharedAgainstGc } from '../storage/locks.js';
 import { quotaFull, quotaViolation } from './quota.js';
 import type { Upstream, UpstreamService } from './upstream.js';
 import { checkFetchedNar } from './upstream-verify.js';
-import { orgStoredBytes } from './accounting.js';
+import { orgLogBytes, orgStoredBytes } from './accounting.js';
 import { RealisationService } from './realisations.js';
+import { BuildLogService } from './logs.js';
+import { ListingService } from './listings.js';
 
 /** What the cache tells the audit trail: committed writes, and reads for the per-day summary. */
 export interface CacheAudit {
@@ -134,7 +136,7 @@ async function orgBytesWithPending(db: Storage['db'], orgId: string): Promise<nu
       ]),
     )
     .executeTakeFirst();
-  return Number(row?.bytes ?? 0);
+  return Number(row?.bytes ?? 0) + (await orgLogBytes(db, orgId));
 }
 
 /** What a commit needs from a narinfo (uploaded or fetched from an upstream). */
@@ -489,6 +491,18 @@ export class CacheService {
     return (this.realisationService ??= new RealisationService({ storage: this.storage, cache: this, audit: this.audit }));
   }
 
+  private buildLogService: BuildLogService | undefined;
+  /** Build logs, decided by the access to the outputs of their derivation. */
+  get logs(): BuildLogService {
+    return (this.buildLogService ??= new BuildLogService({ storage: this.storage, cache: this, audit: this.audit }));
+  }
+
+  private listingService: ListingService | undefined;
+  /** NAR listings (`.ls`), generated from the stored NAR where its narinfo is served. */
+  get listings(): ListingService {
+    return (this.listingService ??= new ListingService({ storage: this.storage, cache: this }));
+  }
+
   /**
    * Drops memoized narinfo lookups of these hash parts here and in every other worker or replica
    * (after a commit, GC or re-signing); resolves once the other workers have dropped theirs.
@@ -652,13 +666,13 @@ export class CacheService {
   private async commitPath(p: Principal, target: SliceResource, meta: PathMetadata, fill?: 'pull-through'): Promise<CommitResult> {
     const hashPart = hashPartOf(meta.storePath);
     const narHashNix32 = encodeNix32(meta.narHash.digest);
-    for (const sig of meta.sigs) parseSignature(sig);
+    for (const sig of meta.sigs) parseSignatureLine(sig);
     if (meta.ca) parseContentAddress(meta.ca);
     // Nix never lists a reference twice; a list that does is an attempt to multiply work.
     if (new Set(meta.references).size !== meta.references.length) throw new InvalidInput('References', 'the same store path is listed more than once');
     // Signatures under the org's own key names are the server's to make, never the uploader's.
     const ownNames = await this.keys.ownNames(target.org.id);
-    const uploaderSigs = meta.sigs.filter((s) => !ownNames.has(parseSignature(s).keyName));
+    const uploaderSigs = meta.sigs.filter((s) => !ownNames.has(parseSignatureLine(s).keyName));
     const ctx = await this.linker.context(target);
     const signingKeys = await this.keys.signing(target.org.id);
     // Read before the transaction: on SQLite a query outside it would wait for it forever.

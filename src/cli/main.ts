@@ -13,7 +13,8 @@ import { CliError, apiRequest, clientOptions, nixConfigDir, parseFlakeRef } from
 import { exchangeIdentity, githubActionsIdToken, saveLogin, serverAudience } from './login.js';
 import { signGetCallerIdentity } from './aws.js';
 import { browserLogin, deviceLogin } from './oidc-login.js';
-import { push } from './push.js';
+import { closureOf, push } from './push.js';
+import { pushLogs } from './push-logs.js';
 import { registerPolicyCommands } from './policy.js';
 import { parsePriority, registerSourceCommands } from './sources.js';
 import { registerWatchCommands } from './watch.js';
@@ -267,7 +268,8 @@ program
   .option('-j, --jobs <n>', 'parallel uploads', '4')
   .option('--build-json <file>', 'also push every output listed in `nix build --json` output ("-" for stdin): the CI mode')
   .option('--json', 'print a JSON summary')
-  .action(async (paths: string[], opts: { server?: string; slice?: string; jobs: string; json?: boolean; buildJson?: string }) => {
+  .option('--logs', 'also upload the local build logs of the derivations behind the closure (read by `nix log`)')
+  .action(async (paths: string[], opts: { server?: string; slice?: string; jobs: string; json?: boolean; buildJson?: string; logs?: boolean }) => {
     if (opts.buildJson) {
       let built: unknown;
       try {
@@ -291,7 +293,8 @@ program
       },
     });
     if (tty) process.stderr.write('\r\x1b[K');
-    if (opts.json) console.log(JSON.stringify(result));
+    const logs = opts.logs ? await pushLogs(clientOptions(opts), await closureOf(paths), { ...(opts.slice ? { slice: opts.slice } : {}), progress: (l) => process.stderr.write(`floe push: ${l}\n`) }) : undefined;
+    if (opts.json) console.log(JSON.stringify(logs ? { ...result, logs } : result));
     else process.stderr.write(`floe push: ${result.uploaded} uploaded, ${result.present} already present, ${result.failed.length} failed of ${result.total} paths\n`);
     if (result.failed.length > 0) {
       for (const f of result.failed.slice(0, 10)) process.stderr.write(`floe push: ${f.path}: ${f.error}\n`);

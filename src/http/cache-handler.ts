@@ -23,6 +23,9 @@ import { declaredLength, discardSmallBody, readEncodedSmallBody, readJson } from
 import { CLIENT_CLOSED, MISS_BODY, MISS_HEADERS, clientWentAway, errorBody, logFailure } from './errors.js';
 import { nextRequestId } from './request-id.js';
 import type { Metrics } from './metrics.js';
+import { handleBuildLog } from './cache-routes/logs.js';
+import { handleListing } from './cache-routes/listings.js';
+import { handleDebugInfo } from './cache-routes/debuginfo.js';
 
 export interface CacheHandlerDeps {
   cache: CacheService;
@@ -109,6 +112,7 @@ export function cacheRouteOf(pathname: string): string {
   if (rest.length === 1 && first!.endsWith('.narinfo')) return `${prefix}/:hash.narinfo`;
   if (rest.length === 1 && first!.endsWith('.ls')) return `${prefix}/:hash.ls`;
   if (rest.length === 2 && first === 'nar') return `${prefix}/nar/:file`;
+  if (rest.length === 2 && first === 'log') return `${prefix}/log/:drv`;
   return `${prefix}/*`;
 }
 
@@ -179,13 +183,11 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
       }
     }
 
-    if (rest.length === 1 && first!.endsWith('.ls') && method === 'PUT') {
-      // NAR listings (write-nar-listing=1) are optional: accepted so such uploads work, not kept yet.
-      await deps.cache.writeTarget(principal, view);
-      acceptBody(req, res);
-      await discardSmallBody(req, 64 * deps.limits.maxSmallBodyBytes);
-      return send(req, res, 204, {});
-    }
+    const io = { send: (status: number, headers: Headers, body?: string) => send(req, res, status, headers, body), miss: () => miss(req, res), acceptBody: () => acceptBody(req, res) };
+    if (await handleBuildLog({ req, res, principal, view, cache: deps.cache }, io, rest)) return;
+
+    if (await handleListing({ req, res, principal, view, cache: deps.cache }, io, rest)) return;
+    if (await handleDebugInfo({ req, res, principal, view, cache: deps.cache }, io, rest)) return;
 
     if (rest.length === 2 && first === 'nar') {
       const file = second!;

@@ -58,20 +58,38 @@ function* expect(token: string): Generator<Request, void, Buffer> {
   if (got !== token) throw new NarSyntaxError(`expected "${token}", got ${JSON.stringify(got)}`);
 }
 
-function* node(depth: number, stats: NarStats): Grammar {
+/** A NAR listing node, as in Nix's `.ls` files (`{"version":1,"root":<node>}`). */
+export type NarListingNode =
+  | { type: 'regular'; size: number; executable?: true; narOffset: number }
+  | { type: 'directory'; entries: Record<string, NarListingNode> }
+  | { type: 'symlink'; target: string };
+
+/** Collects the listing while the grammar runs; `offset()` = bytes consumed so far. */
+interface ListingSink {
+  offset(): number;
+  entries: number;
+  maxEntries: number;
+}
+
+function* node(depth: number, stats: NarStats, sink?: ListingSink): Generator<Request, NarListingNode | undefined, Buffer> {
+  if (sink && ++sink.entries > sink.maxEntries) throw new NarSyntaxError(`more than ${sink.maxEntries} entries to list`);
   if (depth > MAX_DEPTH) throw new NarSyntaxError(`nesting deeper than ${MAX_DEPTH}`);
   yield* expect('(');
+  let listed: NarListingNode | undefined;
   yield* expect('type');
   const type = yield* readToken();
   if (type === 'regular') {
     stats.files++;
     let tag = yield* readToken();
-    if (tag === 'executable') {
+    const executable = tag === 'executable';
+    if (executable) {
       yield* expect('');
       tag = yield* readToken();
     }
     if (tag !== 'contents') throw new NarSyntaxError(`expected "contents", got ${JSON.stringify(tag)}`);
     const size = yield* readInt();
+    // narOffset: where the file's bytes start, just after their length.
+    if (sink) listed = { type: 'regular', size, ...(executable ? { executable: true as const } : {}), narOffset: sink.offset() };
     if (size > 0) yield { kind: 'skip', n: size };
     yield* readPadding(size);
     yield* expect(')');
@@ -81,10 +99,13 @@ function* node(depth: number, stats: NarStats): Grammar {
     const target = yield* readBytes(MAX_TARGET, 'symlink target');
     if (target.length === 0) throw new NarSyntaxError('empty symlink target');
     if (target.includes(0)) throw new NarSyntaxError('symlink target contains NUL');
+    if (sink) listed = { type: 'symlink', target: target.toString('utf8') };
     yield* expect(')');
   } else if (type === 'directory') {
     stats.directories++;
     let previous: Buffer | undefined;
+    // No prototype: an entry named "__proto__" is an ordinary key.
+    const entries: Record<string, NarListingNode> | undefined = sink ? Object.create(null) : undefined;
     for (;;) {
       const tag = yield* readToken();
       if (tag === ')') break;
@@ -99,18 +120,27 @@ function* node(depth: number, stats: NarStats): Grammar {
       if (previous && Buffer.compare(previous, name) >= 0) throw new NarSyntaxError(`directory entries not sorted or duplicated at ${shown}`);
       previous = name;
       yield* expect('node');
-      yield* node(depth + 1, stats);
+      const child = yield* node(depth + 1, stats, sink);
+      if (entries && child) entries[name.toString('utf8')] = child;
       yield* expect(')');
     }
+    if (entries) listed = { type: 'directory', entries };
   } else {
     throw new NarSyntaxError(`unknown node type ${JSON.stringify(type)}`);
   }
+  return listed;
 }
 
-function* nar(stats: NarStats): Grammar {
+function* nar(stats: NarStats, sink?: ListingSink, done?: (root: NarListingNode | undefined) => void): Grammar {
   const magic = yield* readBytes(MAX_TOKEN, 'magic');
   if (magic.toString('latin1') !== NAR_MAGIC) throw new NarSyntaxError('not a NAR (bad magic)');
-  yield* node(0, stats);
+  const root = yield* node(0, stats, sink);
+  done?.(root);
+}
+
+/** The `.ls` document of a listing, with Nix 2.8's key order (and its omission of executable: false). */
+export function formatNarListing(root: NarListingNode): string {
+  return JSON.stringify({ version: 1, root });
 }
 
 export class NarValidator {
@@ -122,9 +152,18 @@ export class NarValidator {
   private offset = 0;
   private finished = false;
 
-  constructor() {
-    this.grammar = nar(this.stats);
+  private root: NarListingNode | undefined;
+
+  /** `listing`: also build the archive's listing (`.ls`), refusing archives of more entries than `maxEntries`. */
+  constructor(opts: { listing?: { maxEntries: number } } = {}) {
+    const sink = opts.listing && { offset: () => this.offset, entries: 0, maxEntries: opts.listing.maxEntries };
+    this.grammar = nar(this.stats, sink, (root) => (this.root = root));
     this.advance(undefined);
+  }
+
+  /** The listing, once the archive ended (only when asked for in the constructor). */
+  get listing(): NarListingNode | undefined {
+    return this.root;
   }
 
   /** Bytes consumed so far. */

@@ -8,7 +8,7 @@ import { InvalidInput } from '../errors.js';
 import { type Hash, formatNix32Hash, parseHash } from './hash.js';
 import { DEFAULT_STORE_DIR, type StorePathBase, parseStorePath, parseStorePathBase } from './store-path.js';
 import { parseContentAddress } from './content-address.js';
-import { parseSignature } from './signing.js';
+import { parseSignatureLine } from './signing.js';
 
 export interface NarInfo {
   storePath: StorePathBase;
@@ -26,6 +26,7 @@ export interface NarInfo {
 
 export const MAX_NARINFO_BYTES = 1 << 20;
 const MAX_REFERENCES = 50_000;
+const MAX_SIGNATURES = 64;
 
 function parseUnsigned(text: string, field: string): number {
   if (!/^[0-9]{1,16}$/.test(text)) throw new InvalidInput(field, `expected an unsigned integer, got ${JSON.stringify(text.slice(0, 40))}`);
@@ -78,7 +79,8 @@ export function parseNarInfo(text: string, storeDir = DEFAULT_STORE_DIR): NarInf
   const fileSizeText = fields.get('FileSize');
   const ca = fields.get('CA');
   if (ca !== undefined && ca !== '') parseContentAddress(ca);
-  for (const sig of sigs) parseSignature(sig);
+  if (sigs.length > MAX_SIGNATURES) throw new InvalidInput('Sig', `more than ${MAX_SIGNATURES} signatures`);
+  for (const sig of sigs) parseSignatureLine(sig);
   return {
     storePath,
     url,

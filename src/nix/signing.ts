@@ -96,6 +96,24 @@ export function parseSignature(text: string): Signature {
   return { keyName: text.slice(0, colon), sig };
 }
 
+/**
+ * Signatures a narinfo may carry: a key name and base64 of any length up to MAX_SIGNATURE_BASE64
+ * (post-quantum and ECDSA signatures of newer signers are several KB). Nix ignores signatures by
+ * keys it does not trust, so such lines are kept and served; only Ed25519 ones (parseSignature)
+ * are ever verified here.
+ */
+export const MAX_SIGNATURE_BASE64 = 64 * 1024;
+export function parseSignatureLine(text: string): { keyName: string } {
+  const colon = text.indexOf(':');
+  if (colon <= 0) throw new InvalidInput('Sig', `expected "<key name>:<base64>", got ${JSON.stringify(text.slice(0, 80))}`);
+  if (!KEY_NAME.test(text.slice(0, colon))) throw new InvalidInput('Sig', `key name ${JSON.stringify(text.slice(0, Math.min(colon, 80)))} must be printable ASCII without spaces or ":"`);
+  const b64 = text.slice(colon + 1);
+  if (b64.length > MAX_SIGNATURE_BASE64) throw new InvalidInput('Sig', `signature longer than ${MAX_SIGNATURE_BASE64} base64 characters`);
+  // Nix >= 2.34 refuses the whole narinfo over a Sig with empty or invalid base64.
+  if (b64.length % 4 !== 0 || !B64.test(b64)) throw new InvalidInput('Sig', 'signature must be base64');
+  return { keyName: text.slice(0, colon) };
+}
+
 export function signFingerprint(key: SigningKey, fingerprint: string): string {
   const sig = sign(null, Buffer.from(fingerprint, 'utf8'), key.privateKey);
   return `${key.name}:${sig.toString('base64')}`;

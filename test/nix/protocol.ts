@@ -3,11 +3,13 @@
  * version (test/nix/protocol-*.test.ts): loud errors for bad tokens, realisations of CA
  * derivations, narinfos with unknown fields. Each simulated machine has its own XDG_CACHE_HOME.
  */
+import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
 import { type NixRunner, buildClosure, fixtureDir, writeClosureExpr, writeNetrc } from '../helpers/nix.js';
+import { fakePath, narInfoFor, nixStyleUpload } from '../helpers/paths.js';
 
 export function protocolScenarios(nix: NixRunner): void {
   let server: TestServer;
@@ -124,5 +126,91 @@ export function protocolScenarios(nix: NixRunner): void {
     expect(got.stderr).not.toMatch(/building '/);
     expect(await readFile(path.join(store, out), 'utf8')).toBe(`content-addressed ${s}\n`);
     expect(requests('GET', 'realisations/').some((l) => l.includes('"status":200'))).toBe(true);
+  });
+
+  it('nix store copy-log uploads a build log; nix log reads it from another machine; another org sees nothing', async () => {
+    const s = seed('logged');
+    const logExpr = path.join(dir, 'logged.nix');
+    await writeFile(logExpr, `{ seed }: derivation { name = "logged-\${seed}"; builder = "/bin/sh"; args = ["-c" "echo build-log-line-\${seed}; echo done > $out"]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; }\n`);
+    const builder = fresh('builder');
+    const built = await nix.run(['nix-build', logExpr, '--argstr', 'seed', s, '--no-out-link'], { cacheHome: builder });
+    expect(built.code, built.stderr).toBe(0);
+    const out = built.stdout.trim().split('\n').at(-1)!;
+    const drv = (await nix.run(['nix-store', '--query', '--deriver', out], { cacheHome: builder })).stdout.trim();
+    expect(drv).toMatch(/\.drv$/);
+    await push(out);
+    const copied = await nix.run(['nix', 'store', 'copy-log', '--option', 'netrc-file', netrcRW, '--to', `${server.url}/cache`, drv], { cacheHome: builder });
+    expect(copied.code, copied.stderr).toBe(0);
+    expect(requests('PUT', `log/${path.basename(drv)}`).some((l) => l.includes('"status":201'))).toBe(true);
+
+    const reader = await writeNetrc(dir, `log-reader-${n++}`, (await createToken(server, 'acme', ['read'])).token);
+    // `nix log --store <cache> <output>`: Nix reads the output's narinfo Deriver, then log/<drv>.
+    const read = await nix.run(['nix', 'log', '--option', 'netrc-file', reader, '--store', `${server.url}/cache`, out], { cacheHome: fresh('machine') });
+    expect(read.code, read.stderr).toBe(0);
+    expect(read.stdout).toContain(`build-log-line-${s}`);
+    // The access log line is written just after the answer: poll for it.
+    await expect.poll(() => requests('GET', `log/${path.basename(drv)}`).some((l) => l.includes('"status":200'))).toBe(true);
+
+    const outsiders = `outsiders-${n++}`;
+    await createOrg(server, outsiders);
+    const outsider = await writeNetrc(dir, outsiders, (await createToken(server, outsiders, ['read'])).token);
+    for (const netrc of [outsider, undefined]) {
+      const denied = await nix.run(['nix', 'log', ...(netrc ? ['--option', 'netrc-file', netrc] : []), '--store', `${server.url}/cache`, out], { cacheHome: fresh('machine') });
+      expect(denied.code).not.toBe(0);
+      expect(denied.stdout).not.toContain(`build-log-line-${s}`);
+    }
+    // Over HTTP the log itself is the one miss for them, the same bytes as a log never uploaded.
+    const token = (await createToken(server, outsiders, ['read'])).token;
+    const headers = { Authorization: `Basic ${Buffer.from(`x:${token}`).toString('base64')}` };
+    const hidden = await fetch(`${server.url}/cache/log/${path.basename(drv)}`, { headers });
+    const never = await fetch(`${server.url}/cache/log/${path.basename(drv).replace(/^./, (c) => (c === '0' ? '1' : '0'))}`, { headers });
+    expect(hidden.status).toBe(404);
+    expect(await hidden.text()).toBe(await never.text());
+  });
+
+  it('nix copy with write-nar-listing and index-debug-info succeeds; the listing is served from the NAR; nix store ls reads the cache', async () => {
+    const s = seed('debug');
+    const buildId = `02${Buffer.from(s).toString('hex').padEnd(38, '0').slice(0, 38)}`;
+    const debugExpr = path.join(dir, 'debug.nix');
+    await writeFile(
+      debugExpr,
+      `{ seed }: derivation { name = "debug-\${seed}"; builder = "/bin/sh"; args = ["-c" "mkdir -p $out/lib/debug/.build-id/${buildId.slice(0, 2)}; echo \${seed} > $out/lib/debug/.build-id/${buildId.slice(0, 2)}/${buildId.slice(2)}.debug"]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; }\n`,
+    );
+    const builder = fresh('builder');
+    const built = await nix.run(['nix-build', debugExpr, '--argstr', 'seed', s, '--no-out-link'], { cacheHome: builder });
+    expect(built.code, built.stderr).toBe(0);
+    const out = built.stdout.trim().split('\n').at(-1)!;
+    const copied = await nix.run(['nix', 'copy', '--option', 'netrc-file', netrcRW, '--to', `${server.url}/cache?write-nar-listing=true&index-debug-info=true`, out], { cacheHome: builder });
+    expect(copied.code, copied.stderr).toBe(0);
+    const hash = path.basename(out).slice(0, 32);
+    await expect.poll(() => requests('PUT', `debuginfo/${buildId}`).some((l) => l.includes('"status":204'))).toBe(true);
+    expect(requests('PUT', `${hash}.ls`).some((l) => l.includes('"status":204'))).toBe(true);
+
+    const token = (await createToken(server, 'acme', ['read'])).token;
+    const res = await fetch(`${server.url}/cache/${hash}.ls`, { headers: { Authorization: `Basic ${Buffer.from(`x:${token}`).toString('base64')}` } });
+    expect(res.status).toBe(200);
+    const listing = (await res.json()) as { version: number; root: { entries: { lib: { entries: { debug: { entries: Record<string, { entries: Record<string, { entries: Record<string, { type: string; size: number }> }> }> } } } } } };
+    expect(listing.version).toBe(1);
+    expect(listing.root.entries.lib.entries.debug.entries['.build-id']!.entries[buildId.slice(0, 2)]!.entries[`${buildId.slice(2)}.debug`]).toMatchObject({ type: 'regular', size: s.length + 1 });
+
+    const reader = await writeNetrc(dir, `ls-reader-${n++}`, token);
+    const ls = await nix.run(['nix', 'store', 'ls', '--option', 'netrc-file', reader, '--store', `${server.url}/cache`, '-R', `${out}/lib`], { cacheHome: fresh('machine') });
+    expect(ls.code, ls.stderr).toBe(0);
+    expect(ls.stdout).toContain(`${buildId.slice(2)}.debug`);
+  });
+
+  it('a narinfo carrying a several-KB signature is kept, served and substituted', async () => {
+    const p = fakePath('big-sig');
+    const fileName = `${p.hashPart}.nar`;
+    const big = `pq-signer-1:${randomBytes(3309).toString('base64')}`;
+    const narinfo = narInfoFor(p, `nar/${fileName}`).replace('References: \n', `References: \nSig: ${big}\n`);
+    const rw = (await createToken(server, 'acme', ['read', 'write'])).token;
+    const basic = `Basic ${Buffer.from(`x:${rw}`).toString('base64')}`;
+    expect(await nixStyleUpload(`${server.url}/cache`, basic, p, { fileName, narinfo })).toMatchObject({ nar: 201, narinfo: 201 });
+    const served = await (await fetch(`${server.url}/cache/${p.hashPart}.narinfo`, { headers: { Authorization: basic } })).text();
+    expect(served).toContain(`Sig: ${big}\n`);
+    const reader = await writeNetrc(dir, `big-sig-${n++}`, (await createToken(server, 'acme', ['read'])).token);
+    const got = await substituteOn(fresh('machine'), `/nix/store/${p.base}`, reader);
+    expect(got.code, got.stderr).toBe(0);
   });
 }

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FLOE_BIN, basicAuth, createOrg, createToken, freePort, startFloe, api, type TestServer } from '../helpers/server.js';
 import { postgresAvailable, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { startS3, type TestS3 } from '../helpers/s3.js';
-import { fakePath, nixStyleUpload } from '../helpers/paths.js';
+import { fakePath, narInfoFor, nixStyleUpload } from '../helpers/paths.js';
 
 const exec = promisify(execFile);
 
@@ -65,6 +65,13 @@ describe.skipIf(!postgresAvailable() && !process.env.CI)('floe migrate', () => {
     expect(await nixStyleUpload(`${before.url}/cache`, basicAuth(rw), dep)).toMatchObject({ narinfo: 201 });
     expect(await nixStyleUpload(`${before.url}/cache`, basicAuth(rw), top)).toMatchObject({ narinfo: 201 });
     expect(await nixStyleUpload(`${before.url}/cache/acme/oss`, basicAuth(rw), pub)).toMatchObject({ narinfo: 201 });
+    // A path built from a derivation, with its build log.
+    const built = fakePath('built');
+    const drv = `${built.hashPart.replace(/^./, (c) => (c === '0' ? '1' : '0'))}-built.drv`;
+    const builtFile = `${built.hashPart}.nar`;
+    expect(await nixStyleUpload(`${before.url}/cache`, basicAuth(rw), built, { fileName: builtFile, narinfo: `${narInfoFor(built, `nar/${builtFile}`)}Deriver: ${drv}\n` })).toMatchObject({ narinfo: 201 });
+    const logText = 'the build said this\n'.repeat(50);
+    expect((await fetch(`${before.url}/cache/log/${drv}`, { method: 'PUT', headers: { Authorization: basicAuth(rw) }, body: logText })).status).toBe(201);
     const narinfos = await Promise.all([dep, top].map(async (p) => (await fetch(`${before.url}/cache/${p.hashPart}.narinfo`, { headers: { Authorization: basicAuth(read) } })).text()));
     const key = await (await fetch(`${before.url}/.well-known/nix-cache-key?org=acme`)).text();
     // Registry data, policies and the audit trail move too.
@@ -75,8 +82,8 @@ describe.skipIf(!postgresAvailable() && !process.env.CI)('floe migrate', () => {
 
     const newDir = await mkdtemp(path.join(os.tmpdir(), 'floe-migrated-'));
     const run = await exec(process.execPath, [FLOE_BIN, 'migrate', '--from', before.dataDir, '--data-dir', newDir], { env: { ...process.env, ...targetEnv } });
-    expect(run.stderr).toMatch(/verified: 1 orgs, 0 org_settings, 0 pins, 0 upstreams, 2 slices, 5 tokens, 2 server_keys, 3 nars, 3 paths, 0 identity_trusts, 1 flakes, 1 releases, 1 org_policies, \d+ audit_log, \d+ read_summary, 0 org_signers, \d+ usage_history, 1 org_keys, 0 org_follows, 0 slice_trusts, 0 realisations; 4 blobs re-hashed/);
-    expect(await s3.countObjects('migrated/')).toBe(4);
+    expect(run.stderr).toMatch(/verified: 1 orgs, 0 org_settings, 0 pins, 0 upstreams, 2 slices, 5 tokens, 2 server_keys, 4 nars, 4 paths, 0 identity_trusts, 1 flakes, 1 releases, 1 org_policies, \d+ audit_log, \d+ read_summary, 0 org_signers, \d+ usage_history, 1 org_keys, 0 org_follows, 0 slice_trusts, 0 realisations, 1 build_logs; 6 blobs re-hashed/);
+    expect(await s3.countObjects('migrated/')).toBe(6);
 
     after = await startFloe({ dataDir: newDir, env: targetEnv });
     expect(after.logs()).toMatch(/PostgreSQL .*NARs in S3 bucket/);
@@ -85,6 +92,8 @@ describe.skipIf(!postgresAvailable() && !process.env.CI)('floe migrate', () => {
       const res = await fetch(`${after.url}/cache/${p.hashPart}.narinfo`, { headers: { Authorization: basicAuth(read) } });
       expect(await res.text()).toBe(narinfos[i]);
     }
+    const log = await fetch(`${after.url}/cache/log/${drv}`, { headers: { Authorization: basicAuth(read) } });
+    expect(await log.text()).toBe(logText);
     const url = /URL: (.*)/.exec(narinfos[1]!)![1]!;
     expect((await fetch(`${after.url}/cache/${url}`, { headers: { Authorization: basicAuth(read) } })).status).toBe(200);
     expect((await fetch(`${after.url}/cache/acme/oss/${pub.hashPart}.narinfo`)).status).toBe(200);

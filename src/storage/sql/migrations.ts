@@ -333,6 +333,26 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('realisations_by_out_path').on('realisations').columns(['slice_id', 'out_path']).execute();
     },
   },
+  '2026-12-02-560-build-logs': {
+    async up(db) {
+      // Build logs (`log/<drv>`), per slice next to the outputs whose Deriver is that drv; the
+      // text is a zstd blob (`log-<sha256 of the blob>.log.zst`), shared by identical logs.
+      await db.schema
+        .createTable('build_logs')
+        .addColumn('slice_id', 'text', (c) => c.notNull().references('slices.id'))
+        .addColumn('drv', 'text', (c) => c.notNull())
+        .addColumn('blob_key', 'text', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('stored_size', 'bigint', (c) => c.notNull())
+        .addColumn('uploaded_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('build_logs_pk', ['slice_id', 'drv'])
+        .execute();
+      await db.schema.createIndex('build_logs_by_drv').on('build_logs').column('drv').execute();
+      // A log is visible and kept through the outputs naming its drv as Deriver.
+      await db.schema.createIndex('paths_by_deriver').on('paths').columns(['slice_id', 'deriver']).execute();
+    },
+  },
 };
 
 class StaticProvider implements MigrationProvider {

@@ -136,6 +136,21 @@ export interface RealisationsTable {
   created_at: string;
 }
 
+/** A build log in one slice; lives while an output of its derivation does there. */
+export interface BuildLogsTable {
+  slice_id: string;
+  /** Base name of the derivation (`<hash>-<name>.drv`). */
+  drv: string;
+  /** `log-<sha256 hex of the stored bytes>.log.zst`. */
+  blob_key: string;
+  /** Bytes of the log text. */
+  size: number;
+  /** Bytes of the zstd blob (what the log costs). */
+  stored_size: number;
+  uploaded_by: string;
+  created_at: string;
+}
+
 export interface OrgPoliciesTable {
   org_id: string;
   version: number;
@@ -321,4 +336,5 @@ export interface Schema {
   slice_trusts: SliceTrustsTable;
   org_keys: OrgKeysTable;
   realisations: RealisationsTable;
+  build_logs: BuildLogsTable;
 }
