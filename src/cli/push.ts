@@ -12,6 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { CompressStream } from 'zstd-napi';
 import { CliError, apiRequest, type ClientOptions } from './client.js';
 import { dumpPath } from './nar-dump.js';
+import { inClosureOrder } from '../nix/closure-order.js';
 
 export interface PathInfo {
   path: string;
@@ -134,57 +135,27 @@ export async function push(client: ClientOptions, targets: string[], opts: { sli
     true,
   );
   const started = Date.now();
-  const done = new Set<string>();
-  const failed = new Set<string>();
-  const pending = new Set(todo.map((p) => p.path));
   const byPath = new Map(todo.map((p) => [p.path, p]));
-  const inFlight = new Set<string>();
-
-  await new Promise<void>((resolve) => {
-    const pump = () => {
-      if (pending.size === 0 && inFlight.size === 0) return resolve();
-      for (const path of [...pending]) {
-        if (inFlight.size >= opts.jobs) break;
-        const info = byPath.get(path)!;
-        const deps = info.references.filter((r) => r !== path && (pending.has(r) || inFlight.has(r)));
-        const blocked = info.references.some((r) => r !== path && failed.has(r));
-        if (blocked) {
-          pending.delete(path);
-          failed.add(path);
-          result.failed.push({ path, error: 'a dependency failed to upload' });
-          continue;
-        }
-        if (deps.length > 0) continue;
-        pending.delete(path);
-        inFlight.add(path);
-        uploadOne(client, `${client.server}${prefix}/paths`, info)
-          .then(() => {
-            done.add(path);
-            result.uploaded++;
-            result.bytes += info.narSize;
-            const secs = (Date.now() - started) / 1000;
-            const rate = result.bytes / Math.max(secs, 0.001);
-            const eta = rate > 0 ? Math.round((totalBytes - result.bytes) / rate) : 0;
-            opts.progress(`[${result.uploaded}/${todo.length}] ${fmtBytes(result.bytes)} of ${fmtBytes(totalBytes)}, ${fmtBytes(rate)}/s, ETA ${eta}s: uploaded ${path}`);
-          })
-          .catch((err: Error) => {
-            failed.add(path);
-            result.failed.push({ path, error: err.message });
-            opts.progress(`failed ${path}: ${err.message}`, true);
-          })
-          .finally(() => {
-            inFlight.delete(path);
-            pump();
-          });
-      }
-      if (inFlight.size === 0 && pending.size > 0) {
-        // Only blocked paths left (their dependencies failed): give up on them.
-        for (const path of pending) result.failed.push({ path, error: 'a dependency failed to upload' });
-        pending.clear();
-        resolve();
-      }
-    };
-    pump();
-  });
+  const upload = async (path: string): Promise<boolean> => {
+    const info = byPath.get(path)!;
+    try {
+      await uploadOne(client, `${client.server}${prefix}/paths`, info);
+    } catch (err) {
+      result.failed.push({ path, error: (err as Error).message });
+      opts.progress(`failed ${path}: ${(err as Error).message}`, true);
+      return false;
+    }
+    result.uploaded++;
+    result.bytes += info.narSize;
+    const secs = (Date.now() - started) / 1000;
+    const rate = result.bytes / Math.max(secs, 0.001);
+    const eta = rate > 0 ? Math.round((totalBytes - result.bytes) / rate) : 0;
+    opts.progress(`[${result.uploaded}/${todo.length}] ${fmtBytes(result.bytes)} of ${fmtBytes(totalBytes)}, ${fmtBytes(rate)}/s, ETA ${eta}s: uploaded ${path}`);
+    return true;
+  };
+  const dependencyFailed = (path: string) => result.failed.push({ path, error: 'a dependency failed to upload' });
+  // Dependencies first: the server makes a path visible only once its references are there.
+  const stuck = await inClosureOrder(todo.map((p) => [p.path, p.references] as const), opts.jobs, upload, dependencyFailed);
+  for (const path of stuck) dependencyFailed(path);
   return result;
 }

@@ -261,11 +261,11 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
   });
 
   const missing = async (c: import('hono').Context<AppEnv>, view: CacheView) => {
-    await deps.cache.writeTarget(c.get('principal'), view); // refuse before reading the body
+    const target = await deps.cache.uploads.writeTarget(c.get('principal'), view); // refuse before reading the body
     const body = parseBody(missingBody, await readJson(c.env.incoming, 16 * deps.limits.maxSmallBodyBytes));
     if (body.paths.length > deps.limits.maxBatchPaths) throw new InvalidInput('paths', `at most ${deps.limits.maxBatchPaths} per request`);
     const paths = body.paths.map(storePathArg);
-    const plan = await deps.cache.missingPaths(c.get('principal'), view, paths);
+    const plan = await deps.cache.uploads.missingPaths(c.get('principal'), target, paths);
     return c.json({
       missing: plan.missing.map((x) => `/nix/store/${x}`),
       mirrored: plan.mirrored.map((x) => `/nix/store/${x}`),
@@ -277,7 +277,8 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
 
   const upload = async (c: import('hono').Context<AppEnv>, view: CacheView) => {
     const p = c.get('principal');
-    await deps.cache.writeTarget(p, view);
+    // The slice-level write is decided here, once, before the body; the path itself at its commit.
+    const target = await deps.cache.uploads.writeTarget(p, view);
     const req = c.env.incoming;
     const { line, rest } = await splitFirstLine(req, 4 * deps.limits.maxSmallBodyBytes);
     let json: unknown;
@@ -294,10 +295,10 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
       if (!req.complete) controller.abort();
     });
     const declared = compressionFromName(String(c.req.header('x-floe-compression') ?? ''));
-    const { result, nar } = await deps.cache
+    const { result, nar } = await deps.cache.uploads
       .uploadPath(
       p,
-      view,
+      target,
       {
         storePath: storePathArg(info.storePath),
         narHash,
