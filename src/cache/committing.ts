@@ -102,7 +102,9 @@ export class Committer {
     for (const sig of meta.sigs) parseSignature(sig);
     if (meta.ca) parseContentAddress(meta.ca);
     // Nix never lists a reference twice; a list that does is an attempt to multiply work.
-    if (new Set(meta.references).size !== meta.references.length) throw new InvalidInput('References', 'the same store path is listed more than once');
+    if (new Set(meta.references).size !== meta.references.length) {
+      throw new InvalidInput('References', 'the same store path is listed more than once');
+    }
     // Signatures under the org's own key names are the server's to make, never the uploader's.
     const ownNames = await this.deps.keys.ownNames(target.org.id);
     const uploaderSigs = meta.sigs.filter((s) => !ownNames.has(parseSignature(s).keyName));
@@ -114,7 +116,10 @@ export class Committer {
       // Only signatures that verify against a key the org trusts count.
       const signers = verifiedSignerNames({ ...meta, sigs: uploaderSigs }, ctx.orgSigners);
       const decision = this.deps.authorizer.authorize(p, 'cache.write', target, { narinfoSignatures: signers });
-      if (!decision.allowed) throw new Forbidden(`not allowed to write ${meta.storePath} to ${target.org.name}/${target.slice.name}: ${decision.reason}`);
+      if (!decision.allowed) {
+        const where = `${target.org.name}/${target.slice.name}`;
+        throw new Forbidden(`not allowed to write ${meta.storePath} to ${where}: ${decision.reason}`);
+      }
     }
 
     // Any commit can change what a hash resolves to (new path, merged signatures, linked closure).
@@ -123,7 +128,8 @@ export class Committer {
     try {
       for (let attempt = 1; ; attempt++) {
         try {
-          const result = await this.transaction(p, target, stored, hashPart, narHashNix32, touched, { ctx, signingKeys, viewOrder });
+          const linking = { ctx, signingKeys, viewOrder };
+          const result = await this.transaction(p, target, stored, hashPart, narHashNix32, touched, linking);
           if (result === 'created') this.audit(p, target, meta, narHashNix32, author);
           return result;
         } catch (err) {
@@ -165,10 +171,18 @@ export class Committer {
       const nar = await trx.selectFrom('nars').selectAll().where('nar_hash', '=', narHashNix32).executeTakeFirst();
       if (!nar) throw new InvalidInput('NAR', 'the NAR for this path is not stored; upload it first');
 
-      const existing = await trx.selectFrom('paths').selectAll().where('slice_id', '=', target.slice.id).where('hash_part', '=', hashPart).executeTakeFirst();
+      const existing = await trx
+        .selectFrom('paths')
+        .selectAll()
+        .where('slice_id', '=', target.slice.id)
+        .where('hash_part', '=', hashPart)
+        .executeTakeFirst();
       if (existing) {
         if (existing.nar_hash !== narHashNix32 || existing.store_path !== meta.storePath) {
-          throw new Conflict(`${meta.storePath} is already in ${where} with different content (sha256:${existing.nar_hash}); store paths are immutable`);
+          const has = `sha256:${existing.nar_hash}`;
+          throw new Conflict(
+            `${meta.storePath} is already in ${where} with different content (${has}); store paths are immutable`,
+          );
         }
         const had = existing.sigs.split('\n').filter(Boolean);
         const merged = [...new Set([...had, ...meta.sigs])];
@@ -190,7 +204,12 @@ export class Committer {
       const present = new Map<string, string>();
       for (let i = 0; i < refs.length; i += 500) {
         const hashes = refs.slice(i, i + 500).map((r) => hashPartOf(r));
-        const rows = await trx.selectFrom('paths').select(['hash_part', 'store_path']).where('slice_id', '=', target.slice.id).where('hash_part', 'in', hashes).execute();
+        const rows = await trx
+          .selectFrom('paths')
+          .select(['hash_part', 'store_path'])
+          .where('slice_id', '=', target.slice.id)
+          .where('hash_part', 'in', hashes)
+          .execute();
         for (const r of rows) present.set(r.hash_part, r.store_path);
       }
       const missing: string[] = [];
@@ -208,10 +227,16 @@ export class Committer {
         const shown = missing.slice(0, 50).join(' ') + (missing.length > 50 ? ` and ${missing.length - 50} more` : '');
         throw new InvalidInput(
           'References',
-          `${missing.length} missing from ${where} (not present, not linkable from a source this slice trusts, and not available from a trusted upstream): ${shown}; upload the closure in dependency order to ${where}'s own URL (nix copy --to <server>/cache/${where}, or floe push, upload exactly what is missing)`,
+          `${missing.length} missing from ${where} (not present, not linkable from a source this slice trusts, ` +
+            `and not available from a trusted upstream): ${shown}; upload the closure in dependency order to ` +
+            `${where}'s own URL (nix copy --to <server>/cache/${where}, or floe push, upload exactly what is missing)`,
         );
       }
-      const settings = await trx.selectFrom('org_settings').select('quota_bytes').where('org_id', '=', target.org.id).executeTakeFirst();
+      const settings = await trx
+        .selectFrom('org_settings')
+        .select('quota_bytes')
+        .where('org_id', '=', target.org.id)
+        .executeTakeFirst();
       const quota = settings?.quota_bytes == null ? null : Number(settings.quota_bytes);
       const before = quota === null ? 0 : await orgStoredBytes(trx, target.org.id);
 

@@ -43,6 +43,9 @@ export interface MirroringDeps {
   upstreams?: UpstreamService | undefined;
 }
 
+/** How a fetched path enters the target: as the writer's write, or as the server's own fill. */
+type Commit = (meta: PathMetadata) => Promise<CommitResult>;
+
 /** How long a pull-through miss is remembered, so a substituter's probing does not hammer upstreams. */
 const MISS_MEMO_MS = 60_000;
 
@@ -94,9 +97,15 @@ export class Mirroring {
       return undefined;
     }
     const into = target;
-    const result = await this.fetchInto(p, into, [found.info.storePath], upstreams, (meta) => this.deps.committer.fillOnMiss(p, into, meta));
+    const fill = (meta: PathMetadata) => this.deps.committer.fillOnMiss(p, into, meta);
+    const result = await this.fetchInto(p, into, [found.info.storePath], upstreams, fill);
     if (!result.mirrored.includes(found.info.storePath)) return undefined;
-    const row = await storage.db.selectFrom('paths').select('narinfo').where('slice_id', '=', into.slice.id).where('hash_part', '=', hashPart).executeTakeFirst();
+    const row = await storage.db
+      .selectFrom('paths')
+      .select('narinfo')
+      .where('slice_id', '=', into.slice.id)
+      .where('hash_part', '=', hashPart)
+      .executeTakeFirst();
     return row?.narinfo;
   }
 
@@ -110,7 +119,7 @@ export class Mirroring {
     target: SliceResource,
     wanted: StorePathBase[],
     upstreams: Upstream[],
-    commit: (meta: PathMetadata) => Promise<CommitResult>,
+    commit: Commit,
   ): Promise<MirrorResult> {
     const service = this.deps.upstreams;
     if (upstreams.length === 0 || !service) return { mirrored: [], refused: [] };
@@ -125,7 +134,8 @@ export class Mirroring {
     let frontier = [...new Set(wanted)];
     while (frontier.length > 0) {
       for (const path of frontier) settled.add(path);
-      const there = await this.deps.linker.presentOrLinkable(p, target, frontier.filter((x) => !isWanted.has(x)), linkCtx);
+      const probe = frontier.filter((x) => !isWanted.has(x));
+      const there = await this.deps.linker.presentOrLinkable(p, target, probe, linkCtx);
       const next: StorePathBase[] = [];
       await mapLimit(frontier.filter((x) => !there.has(x)), 8, async (path) => {
         const r = await service.lookup(path, upstreams);
@@ -162,11 +172,14 @@ export class Mirroring {
     return { mirrored, refused: [...refused].map(([path, reason]) => ({ path, reason })) };
   }
 
-  private async fetchOne(target: SliceResource, upstream: Upstream, info: NarInfo, commit: (meta: PathMetadata) => Promise<CommitResult>): Promise<void> {
+  private async fetchOne(target: SliceResource, upstream: Upstream, info: NarInfo, commit: Commit): Promise<void> {
     const { storage, limits, ingestSlots, uploadRecord } = this.deps;
     const body = await this.deps.upstreams!.openNar(upstream, info);
     const record = uploadRecord(target, (h) => `upstream/${h}`);
-    const nar = await ingestSlots.run(target.org.id, () => ingestNar(body, compressionFromName(info.compression), storage, limits, undefined, info.narSize, undefined, record));
+    const compression = compressionFromName(info.compression);
+    const nar = await ingestSlots.run(target.org.id, () =>
+      ingestNar(body, compression, storage, limits, undefined, info.narSize, undefined, record),
+    );
     const bad = checkFetchedNar(info, nar);
     if (bad) throw new InvalidInput('upstream', bad);
     await commit({ ...metadataOf(info), origin: `upstream:${upstream.name}` });

@@ -27,6 +27,18 @@ export interface ReadAudit {
   recordRead(p: Principal, orgId: string, storePath: string, kind: 'narinfo' | 'nar', bytes?: number): void;
 }
 
+export interface ServingSlice {
+  sliceId: string;
+  /** Its place in the caller's view (0 first). */
+  rank: number;
+}
+
+export interface ReadableNar {
+  narHash: string;
+  orgId: string;
+  storePath: string;
+}
+
 export interface FoundNar {
   size: number;
   open(range?: { start: number; end: number }): Promise<BlobRead | undefined>;
@@ -58,7 +70,8 @@ export class Reading {
     this.narinfoCache = new ReadCache(2_000, 50_000, storage.dialect === 'sqlite');
     // The read path runs on every substitution: these are compiled once.
     const narinfo = () => candidates().select(['paths.narinfo', 'paths.store_path']).where('paths.hash_part', '=', '?');
-    const byNarHash = () => candidates().select(['paths.hash_part', 'paths.store_path']).where('paths.nar_hash', '=', '?');
+    const byNarHash = () =>
+      candidates().select(['paths.hash_part', 'paths.store_path']).where('paths.nar_hash', '=', '?');
     this.q = {
       narinfoByHash: prepareQuery(storage.db, narinfo()),
       narinfoByHashInSlice: prepareQuery(storage.db, narinfo().where('paths.slice_id', '=', '?')),
@@ -79,7 +92,7 @@ export class Reading {
    * The slice whose copy of the path `findNarInfo` would serve this caller, with its place in the
    * caller's view: what a realisation of that path may be served from.
    */
-  async servingSlice(p: Principal, view: CacheView, hashPart: StorePathHash): Promise<{ sliceId: string; rank: number } | undefined> {
+  async servingSlice(p: Principal, view: CacheView, hashPart: StorePathHash): Promise<ServingSlice | undefined> {
     const found = await this.servedRow(p, view, hashPart);
     return found && { sliceId: found.row.slice_id, rank: found.rank };
   }
@@ -90,7 +103,9 @@ export class Reading {
     const order = view.kind === 'slice' ? undefined : await sources.viewOf(p);
     const rows =
       view.kind === 'slice'
-        ? await this.narinfoCache.get(hashPart, view.slice.slice.id, () => this.q.narinfoByHashInSlice(hashPart, view.slice.slice.id))
+        ? await this.narinfoCache.get(hashPart, view.slice.slice.id, () =>
+            this.q.narinfoByHashInSlice(hashPart, view.slice.slice.id),
+          )
         : inViewOrder(await this.narinfoCache.get(hashPart, '*', () => this.q.narinfoByHash(hashPart)), order!);
     // Deploy-only tokens read exactly their outputs' closures (computed from stored references).
     const closure = p.kind === 'token' && p.deploy && deploy ? await deploy.closureOf(p, hashPart) : undefined;
@@ -118,16 +133,22 @@ export class Reading {
   }
 
   /** The NAR hash of a served NAR file name the caller may read (NAR reads and narinfo uploads). */
-  async readableNar(p: Principal, view: CacheView, fileName: string): Promise<{ narHash: string; orgId: string; storePath: string } | undefined> {
+  async readableNar(p: Principal, view: CacheView, fileName: string): Promise<ReadableNar | undefined> {
     const { authorizer, sources, deploy } = this.deps;
     const m = SERVED_NAR.exec(fileName);
     if (!m) return undefined;
     const narHash = m[1]!;
-    const rows = view.kind === 'slice' ? await this.q.byNarHashInSlice(narHash, view.slice.slice.id) : inViewOrder(await this.q.byNarHash(narHash), await sources.viewOf(p));
+    const rows =
+      view.kind === 'slice'
+        ? await this.q.byNarHashInSlice(narHash, view.slice.slice.id)
+        : inViewOrder(await this.q.byNarHash(narHash), await sources.viewOf(p));
     const closure = p.kind === 'token' && p.deploy && deploy ? await deploy.closureOf(p) : undefined;
-    const factsOf = (row: (typeof rows)[number]) => (closure ? { inDeployClosure: closure.has(row.hash_part) } : NO_FACTS);
+    const factsOf = (row: (typeof rows)[number]) =>
+      closure ? { inDeployClosure: closure.has(row.hash_part) } : NO_FACTS;
     for (const row of rows) {
-      if (authorizer.authorize(p, 'cache.read', resourceOf(row), factsOf(row), QUIET).allowed) return { narHash, orgId: row.org_id, storePath: row.store_path };
+      if (authorizer.authorize(p, 'cache.read', resourceOf(row), factsOf(row), QUIET).allowed) {
+        return { narHash, orgId: row.org_id, storePath: row.store_path };
+      }
     }
     if (rows[0]) authorizer.authorize(p, 'cache.read', resourceOf(rows[0]), factsOf(rows[0]));
     return undefined;
@@ -138,7 +159,8 @@ export class Reading {
     // Deploy-only tokens are decided per path (their closures); their own org's slice URLs exist for them.
     if (p.kind === 'token' && p.deploy && p.org.id === slice.org.id) return true;
     const { authorizer } = this.deps;
-    return authorizer.authorize(p, 'cache.write', slice, NO_FACTS, QUIET).allowed || authorizer.authorize(p, 'cache.read', slice).allowed;
+    if (authorizer.authorize(p, 'cache.write', slice, NO_FACTS, QUIET).allowed) return true;
+    return authorizer.authorize(p, 'cache.read', slice).allowed;
   }
 
   /** Drops memoized narinfo lookups (after a commit or GC changed these hash parts). */

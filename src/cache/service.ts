@@ -88,8 +88,20 @@ export class CacheService {
     const ingestSlots = new FairSemaphore(deps.ingestSlots?.slots ?? 16, deps.ingestSlots?.slotsPerOrg ?? 4);
     const linker = new Linker(storage.db, authorizer, sources, deps.signers, deps.upstreams);
     this.reading = new Reading({ storage, authorizer, sources, audit, deploy: deps.deploy });
-    const committer = new Committer({ storage, authorizer, keys, sources, linker, audit, changed: (h) => this.reading.forget(h) });
-    this.mirroring = new Mirroring({ storage, orgs, authorizer, limits, linker, committer, ingestSlots, uploadRecord, upstreams: deps.upstreams });
+    const changed = (hashParts: Iterable<string>) => this.reading.forget(hashParts);
+    const committer = new Committer({ storage, authorizer, keys, sources, linker, audit, changed });
+    const upstreams = deps.upstreams;
+    this.mirroring = new Mirroring({
+      storage,
+      orgs,
+      authorizer,
+      limits,
+      linker,
+      committer,
+      ingestSlots,
+      uploadRecord,
+      upstreams,
+    });
     this.uploads = new Uploads({
       storage,
       orgs,
@@ -139,6 +151,7 @@ export class CacheService {
 
   /** Re-renders every narinfo of an org with its current signing keys (resign.ts). */
   async resignOrg(orgId: string, onProgress?: (done: number) => void): Promise<number> {
-    return resignOrg(this.storage.db, orgId, await this.keys.signing(orgId), (hashes) => this.forget(hashes), onProgress);
+    const keys = await this.keys.signing(orgId);
+    return resignOrg(this.storage.db, orgId, keys, (hashes) => this.forget(hashes), onProgress);
   }
 }

@@ -58,6 +58,12 @@ export interface UploadsDeps {
   refusedHoldMs: number;
 }
 
+/** A NAR this slice uploaded and may still commit. */
+interface PendingUpload {
+  narHash: string;
+  narSize: number;
+}
+
 const CLIENT_NAR_FILE = /^[0-9a-zA-Z][0-9a-zA-Z._+-]{0,200}$/;
 const NEEDS_WRITE_TOKEN = 'uploading needs a token with the write scope (netrc password or Bearer)';
 
@@ -74,10 +80,16 @@ export class Uploads {
       target = view.slice;
     } else {
       if (p.kind === 'anonymous') throw new Unauthenticated(NEEDS_WRITE_TOKEN);
-      if (p.kind === 'server-admin') throw new InvalidInput('cache URL', 'the server admin token has no org: upload to <server>/cache/<org>/<slice>');
+      if (p.kind === 'server-admin') {
+        const why = 'the server admin token has no org: upload to <server>/cache/<org>/<slice>';
+        throw new InvalidInput('cache URL', why);
+      }
       const sliceName = p.slices?.length === 1 ? p.slices[0]! : DEFAULT_SLICE;
       target = await this.deps.orgs.findSlice(p.org.name, sliceName);
-      if (!target) throw new InvalidInput('slice', `the token's slice ${JSON.stringify(sliceName)} does not exist in org ${p.org.name}`);
+      if (!target) {
+        const why = `the token's slice ${JSON.stringify(sliceName)} does not exist in org ${p.org.name}`;
+        throw new InvalidInput('slice', why);
+      }
     }
     const decision = this.deps.authorizer.authorize(p, 'cache.write', target);
     if (!decision.allowed) {
@@ -110,13 +122,24 @@ export class Uploads {
   }
 
   /** `PUT nar/<file>` from `nix copy`: verify and store, remember that this slice uploaded the file. */
-  async uploadNarFile(target: WriteTarget, fileName: string, body: AsyncIterable<Buffer>, signal?: AbortSignal, sizeHint?: number): Promise<IngestedNar> {
-    if (!CLIENT_NAR_FILE.test(fileName)) throw new InvalidInput('NAR file name', `${JSON.stringify(fileName.slice(0, 80))} is not a valid file name`);
+  async uploadNarFile(
+    target: WriteTarget,
+    fileName: string,
+    body: AsyncIterable<Buffer>,
+    signal?: AbortSignal,
+    sizeHint?: number,
+  ): Promise<IngestedNar> {
+    if (!CLIENT_NAR_FILE.test(fileName)) {
+      throw new InvalidInput('NAR file name', `${JSON.stringify(fileName.slice(0, 80))} is not a valid file name`);
+    }
     const ext = fileName.includes('.nar.') ? fileName.slice(fileName.lastIndexOf('.') + 1) : 'none';
     const { storage, limits, ingestSlots, uploadRecord } = this.deps;
     // The upload record is written with the NAR's row, in one transaction: no GC can slip between.
     const record = uploadRecord(target, () => fileName);
-    return ingestSlots.run(target.org.id, () => ingestNar(body, compressionFromName(ext), storage, limits, signal, undefined, sizeHint, record));
+    const compression = compressionFromName(ext);
+    return ingestSlots.run(target.org.id, () =>
+      ingestNar(body, compression, storage, limits, signal, undefined, sizeHint, record),
+    );
   }
 
   /** `PUT <hash>.narinfo` from `nix copy`: the NAR must be one this slice uploaded, or one the caller can read. */
@@ -126,24 +149,34 @@ export class Uploads {
       throw new InvalidInput('narinfo', `StorePath ${info.storePath} does not match the file name ${hashPart}.narinfo`);
     }
     const url = info.url.split('?')[0]!;
-    if (!url.startsWith('nar/')) throw new InvalidInput('URL', `expected "nar/<file>", got ${JSON.stringify(info.url.slice(0, 80))}`);
+    if (!url.startsWith('nar/')) {
+      throw new InvalidInput('URL', `expected "nar/<file>", got ${JSON.stringify(info.url.slice(0, 80))}`);
+    }
     const fileName = url.slice(4);
     const claimed = encodeNix32(info.narHash.digest);
     let have = await this.pendingUpload(target, fileName);
     const readable = have ? undefined : await this.deps.reading.readableNar(p, { kind: 'unified' }, fileName);
     if (readable) {
-      const nar = await this.deps.storage.db.selectFrom('nars').select(['nar_hash', 'nar_size']).where('nar_hash', '=', readable.narHash).executeTakeFirst();
+      const nar = await this.deps.storage.db
+        .selectFrom('nars')
+        .select(['nar_hash', 'nar_size'])
+        .where('nar_hash', '=', readable.narHash)
+        .executeTakeFirst();
       have = nar && { narHash: nar.nar_hash, narSize: Number(nar.nar_size) };
     }
     if (!have) {
       const where = `${target.org.name}/${target.slice.name}`;
-      throw new InvalidInput('URL', `no NAR was uploaded as ${JSON.stringify(url)} to ${where}; upload the NAR before its narinfo`);
+      const why = `no NAR was uploaded as ${JSON.stringify(url)} to ${where}; upload the NAR before its narinfo`;
+      throw new InvalidInput('URL', why);
     }
     if (have.narHash !== claimed) {
-      throw new InvalidInput('NarHash', `mismatch: narinfo claims ${formatNix32Hash(info.narHash)}, the uploaded NAR has sha256:${have.narHash}`);
+      const claims = formatNix32Hash(info.narHash);
+      const has = `sha256:${have.narHash}`;
+      throw new InvalidInput('NarHash', `mismatch: narinfo claims ${claims}, the uploaded NAR has ${has}`);
     }
     if (have.narSize !== info.narSize) {
-      throw new InvalidInput('NarSize', `mismatch: narinfo claims ${info.narSize}, the uploaded NAR has ${have.narSize} bytes`);
+      const why = `mismatch: narinfo claims ${info.narSize}, the uploaded NAR has ${have.narSize} bytes`;
+      throw new InvalidInput('NarSize', why);
     }
     const meta = metadataOf(info);
     await this.deps.mirroring.ensureReferences(p, target, meta);
@@ -151,7 +184,14 @@ export class Uploads {
   }
 
   /** Floe's batch upload: metadata and NAR in one request, verified against each other. */
-  async uploadPath(p: Principal, target: WriteTarget, meta: PathMetadata, body: AsyncIterable<Buffer>, declared: Compression | undefined, signal?: AbortSignal) {
+  async uploadPath(
+    p: Principal,
+    target: WriteTarget,
+    meta: PathMetadata,
+    body: AsyncIterable<Buffer>,
+    declared: Compression | undefined,
+    signal?: AbortSignal,
+  ) {
     const { storage, limits, ingestSlots, uploadRecord } = this.deps;
     // Refuse before reading the body when the org is already full and this path is new to the slice.
     // (Re-pushing a path the slice holds adds nothing: it passes even over quota.)
@@ -160,12 +200,19 @@ export class Uploads {
     // Pending from the moment it is stored (so GC leaves it alone until the commit below).
     const fileName = (h: string) => `batch/${h}`;
     const record = uploadRecord(target, fileName);
-    const nar = await ingestSlots.run(target.org.id, () => ingestNar(body, declared, storage, limits, signal, meta.narSize, undefined, record));
+    const nar = await ingestSlots.run(target.org.id, () =>
+      ingestNar(body, declared, storage, limits, signal, meta.narSize, undefined, record),
+    );
     try {
       if (!hashesEqual(nar.narHash, meta.narHash)) {
-        throw new InvalidInput('narHash', `mismatch: claimed ${formatNix32Hash(meta.narHash)}, the uploaded NAR has ${formatNix32Hash(nar.narHash)}`);
+        const [claimed, has] = [formatNix32Hash(meta.narHash), formatNix32Hash(nar.narHash)];
+        const why = `mismatch: claimed ${claimed}, the uploaded NAR has ${has}`;
+        throw new InvalidInput('narHash', why);
       }
-      if (nar.narSize !== meta.narSize) throw new InvalidInput('narSize', `mismatch: claimed ${meta.narSize}, the uploaded NAR has ${nar.narSize} bytes`);
+      if (nar.narSize !== meta.narSize) {
+        const why = `mismatch: claimed ${meta.narSize}, the uploaded NAR has ${nar.narSize} bytes`;
+        throw new InvalidInput('narSize', why);
+      }
       await this.deps.mirroring.ensureReferences(p, target, meta);
       const result = await this.deps.committer.commit(p, target, meta);
       return { result, nar };
@@ -191,7 +238,9 @@ export class Uploads {
    */
   async missingPaths(p: Principal, target: WriteTarget, paths: StorePathBase[]): Promise<PushPlan> {
     const absent = await this.absentFrom(target, paths);
-    if (absent.length === 0 || !(await this.deps.mirroring.available())) return { missing: absent, mirrored: [], refused: [] };
+    if (absent.length === 0 || !(await this.deps.mirroring.available())) {
+      return { missing: absent, mirrored: [], refused: [] };
+    }
     const result = await this.deps.mirroring.forWriter(p, target, absent);
     const mirrored = new Set<string>(result.mirrored);
     return {
@@ -217,7 +266,7 @@ export class Uploads {
   }
 
   /** What `target` uploaded as `fileName` and may still commit. */
-  private async pendingUpload(target: SliceResource, fileName: string): Promise<{ narHash: string; narSize: number } | undefined> {
+  private async pendingUpload(target: SliceResource, fileName: string): Promise<PendingUpload | undefined> {
     const row = await this.deps.storage.db
       .selectFrom('nar_uploads')
       .select(['nar_hash', 'nar_size'])
@@ -232,9 +281,13 @@ export class Uploads {
    * 413 when the org has a quota and is at it, pending uploads counted (`what` says which, for the
    * message); `adds` is asked only when there is a quota: whether this upload would add anything.
    */
-  private async refuseIfFull(target: SliceResource, what: string, adds: () => Promise<boolean> = async () => true): Promise<void> {
+  private async refuseIfFull(target: SliceResource, what: string, adds = async () => true): Promise<void> {
     const db = this.deps.storage.db;
-    const settings = await db.selectFrom('org_settings').select('quota_bytes').where('org_id', '=', target.org.id).executeTakeFirst();
+    const settings = await db
+      .selectFrom('org_settings')
+      .select('quota_bytes')
+      .where('org_id', '=', target.org.id)
+      .executeTakeFirst();
     if (settings?.quota_bytes == null || !(await adds())) return;
     const full = quotaFull(target.org.name, Number(settings.quota_bytes), await orgBytesWithPending(db, target.org.id));
     if (full) throw new TooLarge(`${full}, ${what}`);

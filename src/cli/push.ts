@@ -13,6 +13,7 @@ import { CompressStream } from 'zstd-napi';
 import { CliError, apiRequest, type ClientOptions } from './client.js';
 import { dumpPath } from './nar-dump.js';
 import { inClosureOrder } from '../nix/closure-order.js';
+import type { MissingRequest, MissingResponse, PushedPath } from '../wire/push.js';
 
 export interface PathInfo {
   path: string;
@@ -75,7 +76,15 @@ function fmtBytes(n: number): string {
 
 async function uploadOne(client: ClientOptions, endpoint: string, info: PathInfo): Promise<void> {
   const url = new URL(endpoint);
-  const meta = { storePath: info.path, narHash: info.narHash, narSize: info.narSize, references: info.references, deriver: info.deriver ?? null, ca: info.ca ?? null, sigs: info.signatures };
+  const meta: PushedPath = {
+    storePath: info.path,
+    narHash: info.narHash,
+    narSize: info.narSize,
+    references: info.references,
+    deriver: info.deriver ?? null,
+    ca: info.ca ?? null,
+    sigs: info.signatures,
+  };
   // Small NARs go as they are (the server compresses for storage anyway); large ones as zstd.
   const compress = info.narSize >= 1 << 20;
   const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
@@ -119,7 +128,8 @@ export async function push(client: ClientOptions, targets: string[], opts: { sli
   const mirrored = new Set<string>();
   const refused: PushResult['refused'] = [];
   for (let i = 0; i < closure.length; i += 1000) {
-    const res = await apiRequest<{ missing: string[]; mirrored?: string[]; refused?: PushResult['refused'] }>(client, 'POST', `${prefix}/missing`, { paths: closure.slice(i, i + 1000).map((p) => p.path) });
+    const ask: MissingRequest = { paths: closure.slice(i, i + 1000).map((p) => p.path) };
+    const res = await apiRequest<MissingResponse>(client, 'POST', `${prefix}/missing`, ask);
     for (const m of res.missing) missing.add(m);
     for (const m of res.mirrored ?? []) mirrored.add(m);
     for (const r of res.refused ?? []) {

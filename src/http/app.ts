@@ -84,7 +84,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       // so, and close, as /cache does.
       if (c.env?.incoming && !c.env.incoming.complete) setResponseHeader(c, 'Connection', 'close');
     }
-    deps.edge.finish(start, { area: areaOf(c.req.path), method: c.req.method, route: routeTemplate(c), path: c.req.path, status, principal: c.get('principal') });
+    const { path, method } = c.req;
+    deps.edge.finish(start, { area: areaOf(path), method, route: routeTemplate(c), path, status, principal: c.get('principal') });
   });
 
   // No route of this app decodes a request body (see body.ts): refuse a compressed one outright
@@ -105,7 +106,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     if ((c.req.method === 'POST' && path.startsWith('/api/v1/auth/')) || path === '/login/start' || path === '/login/callback' || path === '/login/token') limitLogin(c);
     // flakehub-push sends its CI identity token itself, on every call of the publishing protocol.
     const exchangeCiToken = async (credential: string) => {
-      if (credential.startsWith('floe_') || !FLAKEHUB_PUSH_PATHS.test(path) || credential.split('.').length !== 3) return credential;
+      const ciToken = !credential.startsWith('floe_') && FLAKEHUB_PUSH_PATHS.test(path) && credential.split('.').length === 3;
+      if (!ciToken) return credential;
       limitLogin(c);
       return deps.exchange.exchangeReusable(credential);
     };
@@ -124,7 +126,9 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     const { body, headers } = failure;
     const status = body.status as ContentfulStatusCode;
     if (c.req.path.startsWith('/api/')) return c.json({ error: body.code, message: body.message }, status, headers);
-    if (isWebPath(c.req.path) && (c.req.header('accept') ?? '').includes('text/html')) return webErrorPage(c, deps.publicUrl(), body.status, body.message);
+    if (isWebPath(c.req.path) && (c.req.header('accept') ?? '').includes('text/html')) {
+      return webErrorPage(c, deps.publicUrl(), body.status, body.message);
+    }
     return c.text(`${body.message}\n`, status, headers);
   });
 

@@ -46,7 +46,7 @@ type Method = 'GET' | 'HEAD' | 'PUT';
 // prettier-ignore
 /** Every /cache route. Patterns are matched after the optional `<org>/<slice>` prefix. */
 const ROUTES: Array<[methods: Method[], pattern: string, handler: Handler]> = [
-  [['GET', 'HEAD'], 'nix-cache-info',       (r, _, info) => send(r.req, r.res, 200, { 'Content-Type': 'text/x-nix-cache-info' }, info)],
+  [['GET', 'HEAD'], 'nix-cache-info',       getCacheInfo],
   [['PUT'],         'nix-cache-info',       putCacheInfo],
   [['GET', 'HEAD'], ':hash.narinfo',        getNarInfo],
   [['PUT'],         ':hash.narinfo',        putNarInfo],
@@ -75,6 +75,8 @@ function resolve(pathname: string) {
   return { path, entry: undefined, params: {}, label: `${path.prefix}/*` };
 }
 
+type Resolved = ReturnType<typeof resolve>;
+
 /** The route template of a /cache path, for metrics labels (org and slice names are not labels). */
 export function cacheRouteOf(pathname: string): string {
   return resolve(pathname).label;
@@ -91,7 +93,14 @@ class RefusedReadCredential extends FloeError {
   }
 }
 
-function send(req: IncomingMessage, res: ServerResponse, status: number, headers: Headers, body?: string, reason?: string): void {
+function send(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  headers: Headers,
+  body?: string,
+  reason?: string,
+): void {
   const bytes = body === undefined ? undefined : Buffer.from(body);
   const all = bytes ? { ...headers, 'Content-Length': String(bytes.length) } : headers;
   if (reason === undefined) res.writeHead(status, all);
@@ -139,6 +148,10 @@ export function parseRange(header: string | undefined, size: number): { start: n
   return { start, end };
 }
 
+function getCacheInfo({ req, res }: CacheRequest, _deps: CacheHandlerDeps, cacheInfo: string): void {
+  send(req, res, 200, { 'Content-Type': 'text/x-nix-cache-info' }, cacheInfo);
+}
+
 async function putCacheInfo({ req, res, principal, view }: CacheRequest, deps: CacheHandlerDeps): Promise<void> {
   // Nix only PUTs this after a failed GET; ours always exists, so accept and ignore.
   await deps.cache.uploads.writeTarget(principal, view);
@@ -176,13 +189,15 @@ function realisationId(raw: string): string {
   return /%(21|3a)/i.test(raw) ? raw.replace(/%21/g, '!').replace(/%3a/gi, ':') : raw;
 }
 
-async function getRealisation({ req, res, principal, view, params }: CacheRequest, deps: CacheHandlerDeps): Promise<void> {
+async function getRealisation(r: CacheRequest, deps: CacheHandlerDeps): Promise<void> {
+  const { req, res, principal, view, params } = r;
   const body = await deps.cache.realisations.find(principal, view, realisationId(params.id!));
   if (body === undefined) return miss(req, res);
   send(req, res, 200, { 'Content-Type': 'application/json', 'Cache-Control': 'private, no-cache' }, body);
 }
 
-async function putRealisation({ req, res, principal, view, params }: CacheRequest, deps: CacheHandlerDeps): Promise<void> {
+async function putRealisation(r: CacheRequest, deps: CacheHandlerDeps): Promise<void> {
+  const { req, res, principal, view, params } = r;
   const target = await deps.cache.uploads.writeTarget(principal, view); // refuse before reading the body
   acceptBody(req, res);
   const json = await readJson(req, deps.limits.maxSmallBodyBytes);
@@ -192,7 +207,10 @@ async function putRealisation({ req, res, principal, view, params }: CacheReques
 
 async function headNar({ req, res, principal, view, params }: CacheRequest, deps: CacheHandlerDeps): Promise<void> {
   const found = await deps.cache.reading.findNar(principal, view, params.file!);
-  if (found) return send(req, res, 200, { 'Content-Length': String(found.size), 'Accept-Ranges': 'bytes', 'Content-Type': 'application/x-nix-nar' });
+  if (found) {
+    const headers = { 'Content-Length': String(found.size), 'Accept-Ranges': 'bytes' };
+    return send(req, res, 200, { ...headers, 'Content-Type': 'application/x-nix-nar' });
+  }
   if (await deps.cache.uploads.hasNarFile(principal, view, params.file!)) return send(req, res, 200, {});
   miss(req, res);
 }
@@ -226,9 +244,12 @@ async function getNar({ req, res, principal, view, params }: CacheRequest, deps:
 }
 
 async function putNar({ req, res, principal, view, params }: CacheRequest, deps: CacheHandlerDeps): Promise<void> {
-  const target = await deps.cache.uploads.admitNarUpload(principal, view); // a full org is refused before its body is sent
+  // A full org is refused before its body is sent.
+  const target = await deps.cache.uploads.admitNarUpload(principal, view);
   const len = declaredLength(req);
-  if (len !== undefined && len > deps.limits.maxUploadBytes) throw new InvalidInput('Content-Length', `upload larger than the limit of ${deps.limits.maxUploadBytes} bytes`);
+  if (len !== undefined && len > deps.limits.maxUploadBytes) {
+    throw new InvalidInput('Content-Length', `upload larger than the limit of ${deps.limits.maxUploadBytes} bytes`);
+  }
   const controller = new AbortController();
   req.once('close', () => {
     if (!req.complete) controller.abort();
@@ -240,7 +261,8 @@ async function putNar({ req, res, principal, view, params }: CacheRequest, deps:
     deps.metrics.inc('floe_upload_bytes_total', {}, nar.receivedBytes);
   } catch (err) {
     deps.metrics.inc('floe_uploads_total', { result: 'rejected' });
-    if (err instanceof FloeError && err.code !== 'unauthenticated' && err.code !== 'forbidden') deps.metrics.uploadVerificationFailed(err.code);
+    const refusedNar = err instanceof FloeError && err.code !== 'unauthenticated' && err.code !== 'forbidden';
+    if (refusedNar) deps.metrics.uploadVerificationFailed(err.code);
     throw err;
   }
   send(req, res, 201, {});
@@ -250,7 +272,7 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
   const cacheInfo = formatCacheInfo({ wantMassQuery: true, priority: deps.priority });
   const { edge } = deps;
 
-  async function route(req: IncomingMessage, res: ServerResponse, principal: Principal, found: ReturnType<typeof resolve>): Promise<void> {
+  async function route(req: IncomingMessage, res: ServerResponse, principal: Principal, found: Resolved): Promise<void> {
     const { path, entry, params } = found;
     if (path.invalid) return miss(req, res);
     let view: CacheView = { kind: 'unified' };
@@ -277,7 +299,9 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
       return await edge.authenticate(start, req.headers.authorization);
     } catch (err) {
       const read = req.method === 'GET' || req.method === 'HEAD';
-      if (read && err instanceof FloeError && err.code === 'unauthenticated') throw new RefusedReadCredential(err.message);
+      if (read && err instanceof FloeError && err.code === 'unauthenticated') {
+        throw new RefusedReadCredential(err.message);
+      }
       throw err;
     }
   }
@@ -304,11 +328,13 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
       } else {
         const { body, headers } = failure;
         const reason = err instanceof RefusedReadCredential ? body.message : undefined;
-        send(req, res, body.status, { 'Content-Type': 'text/plain; charset=UTF-8', ...headers }, `${body.message}\n`, reason);
+        const all = { 'Content-Type': 'text/plain; charset=UTF-8', ...headers };
+        send(req, res, body.status, all, `${body.message}\n`, reason);
       }
     }
     // A download the client cut short ends here without an error (see the NAR pipeline above).
     const status = (closedByClient ?? clientWentAway(req, res)) ? CLIENT_CLOSED : res.statusCode;
-    edge.finish(start, { area: 'cache', method: req.method ?? 'GET', route: found.label, path: pathname, status, principal });
+    const method = req.method ?? 'GET';
+    edge.finish(start, { area: 'cache', method, route: found.label, path: pathname, status, principal });
   };
 }

@@ -31,16 +31,33 @@ export interface RequestStart {
 }
 
 /** How a failed request is answered: not at all (the client left), the one miss, or an error. */
-export type Failure = { kind: 'client-gone' } | { kind: 'miss' } | { kind: 'error'; body: ErrorBody; headers: Record<string, string> };
+export type Failure =
+  | { kind: 'client-gone' }
+  | { kind: 'miss' }
+  | { kind: 'error'; body: ErrorBody; headers: Record<string, string> };
+
+/** What the access log and the request metrics record of a finished request. */
+export interface Finished {
+  area: string;
+  method: string;
+  route: string;
+  path: string;
+  status: number;
+  principal: Principal;
+}
 
 export interface Edge {
   begin(req: IncomingMessage): RequestStart;
   /** The caller named by the Authorization header (anonymous without one); a bad credential throws. */
-  authenticate(start: RequestStart, authorization: string | undefined, credential?: (c: string) => Promise<string>): Promise<Principal>;
+  authenticate(
+    start: RequestStart,
+    authorization: string | undefined,
+    exchange?: (credential: string) => Promise<string>,
+  ): Promise<Principal>;
   /** Logs the failure once and says how to answer it (each stack renders the body). */
   fail(start: RequestStart, err: unknown, req: IncomingMessage, res: ServerResponse | undefined): Failure;
   /** The access log line and the request metrics. `status` is what the client got (499: it left). */
-  finish(start: RequestStart, r: { area: string; method: string; route: string; path: string; status: number; principal: Principal }): void;
+  finish(start: RequestStart, r: Finished): void;
 }
 
 export function createEdge(deps: EdgeDeps): Edge {
@@ -48,7 +65,8 @@ export function createEdge(deps: EdgeDeps): Edge {
   return {
     begin(req) {
       const requestId = nextRequestId();
-      return { requestId, started: performance.now(), principal: withClient(ANONYMOUS, deps.resolveClient(req, requestId)) };
+      const client = deps.resolveClient(req, requestId);
+      return { requestId, started: performance.now(), principal: withClient(ANONYMOUS, client) };
     },
 
     async authenticate(start, authorization, exchange) {
@@ -83,7 +101,9 @@ export function createEdge(deps: EdgeDeps): Edge {
       // Never log headers or query strings: only what cannot carry a secret.
       if (log.isLevelEnabled('info')) {
         const ms = Math.round(seconds * 100_000) / 100;
-        log.info({ reqId: start.requestId, method: r.method, path: r.path, status: r.status, ms, principal: describePrincipal(r.principal) }, 'request');
+        const principal = describePrincipal(r.principal);
+        const { method, path, status } = r;
+        log.info({ reqId: start.requestId, method, path, status, ms, principal }, 'request');
       }
     },
   };

@@ -63,5 +63,6 @@ export function splitCachePath(pathname: string): CachePath {
   const bad = parts.length === 0 || parts.some((x) => x === '' || x === '.' || x === '..');
   if (parts.length === 1 || UNIFIED_TOP.has(parts[0]!)) return { rest: parts, invalid: bad, prefix: '/cache' };
   if (parts.length < 3) return { rest: parts, invalid: true, prefix: '/cache' };
-  return { slice: { org: parts[0]!, slice: parts[1]! }, rest: parts.slice(2), invalid: bad, prefix: '/cache/:org/:slice' };
+  const slice = { org: parts[0]!, slice: parts[1]! };
+  return { slice, rest: parts.slice(2), invalid: bad, prefix: '/cache/:org/:slice' };
 }

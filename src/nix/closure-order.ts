@@ -28,7 +28,8 @@ export class ClosureOrder {
     const out: string[] = [];
     for (const path of this.pending) {
       if (out.length >= max) break;
-      if (this.refs.get(path)!.every((r) => r === path || !this.refs.has(r) || this.succeededPaths.has(r))) out.push(path);
+      const ready = this.refs.get(path)!.every((r) => r === path || !this.refs.has(r) || this.succeededPaths.has(r));
+      if (ready) out.push(path);
     }
     for (const path of out) {
       this.pending.delete(path);

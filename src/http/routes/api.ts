@@ -31,6 +31,7 @@ import type { SourceService } from '../../cache/sources.js';
 import type { OrgKeyService } from '../../org/keys.js';
 import type { Metrics } from '../metrics.js';
 import { FloeError } from '../../errors.js';
+import { type PushedPathResult, missingRequest, pushedPath } from '../../wire/push.js';
 
 export interface ApiDeps {
   exchange: ExchangeService;
@@ -72,17 +73,6 @@ const createTokenBody = z.object({
   cidrs: z.array(z.string().max(64)).max(100).optional(),
   countries: z.array(z.string().regex(/^[A-Za-z]{2}$/, 'an ISO 3166 two-letter country code')).max(250).optional(),
 });
-const missingBody = z.object({ paths: z.array(z.string()) });
-const pathInfo = z.object({
-  storePath: z.string(),
-  narHash: z.string(),
-  narSize: z.number().int().positive(),
-  references: z.array(z.string()).max(50_000),
-  deriver: z.string().nullable().optional(),
-  ca: z.string().nullable().optional(),
-  sigs: z.array(z.string()).max(100).optional(),
-});
-
 /** Splits a `<JSON line>\n<NAR bytes>` body without buffering the NAR. */
 async function splitFirstLine(req: IncomingMessage, maxLine: number): Promise<{ line: string; rest: AsyncIterable<Buffer> }> {
   const it = (req as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
@@ -262,7 +252,7 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
 
   const missing = async (c: import('hono').Context<AppEnv>, view: CacheView) => {
     const target = await deps.cache.uploads.writeTarget(c.get('principal'), view); // refuse before reading the body
-    const body = parseBody(missingBody, await readJson(c.env.incoming, 16 * deps.limits.maxSmallBodyBytes));
+    const body = parseBody(missingRequest, await readJson(c.env.incoming, 16 * deps.limits.maxSmallBodyBytes));
     if (body.paths.length > deps.limits.maxBatchPaths) throw new InvalidInput('paths', `at most ${deps.limits.maxBatchPaths} per request`);
     const paths = body.paths.map(storePathArg);
     const plan = await deps.cache.uploads.missingPaths(c.get('principal'), target, paths);
@@ -287,7 +277,7 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     } catch {
       throw new InvalidInput('path info', 'first line must be a JSON object');
     }
-    const info = parseBody(pathInfo, json);
+    const info = parseBody(pushedPath, json);
     const narHash = parseHash(info.narHash, 'narHash');
     if (narHash.algo !== 'sha256') throw new InvalidInput('narHash', 'must be sha256');
     const controller = new AbortController();
@@ -318,7 +308,14 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
         if (err instanceof FloeError && err.code !== 'unauthenticated' && err.code !== 'forbidden') deps.metrics.uploadVerificationFailed(err.code);
         throw err;
       });
-    return c.json({ storePath: info.storePath, status: result, narHash: formatNix32Hash(nar.narHash), narSize: nar.narSize, receivedBytes: nar.receivedBytes }, result === 'created' ? 201 : 200);
+    const answer: PushedPathResult = {
+      storePath: info.storePath,
+      status: result,
+      narHash: formatNix32Hash(nar.narHash),
+      narSize: nar.narSize,
+      receivedBytes: nar.receivedBytes,
+    };
+    return c.json(answer, result === 'created' ? 201 : 200);
   };
   api.put('/cache/paths', (c) => upload(c, { kind: 'unified' }));
   api.put('/cache/:org/:slice/paths', async (c) => upload(c, await sliceView(c.get('principal'), c.req.param('org'), c.req.param('slice'))));
