@@ -39,6 +39,7 @@ import { SignerService } from './cache/signers.js';
 import { SourceService } from './cache/sources.js';
 import { OrgKeyService } from './org/keys.js';
 import { createCacheHandler, markExpectsContinue } from './http/cache-handler.js';
+import { createEdge } from './http/edge.js';
 import { ConnectionDrain } from './http/drain.js';
 import { BodyWatchdog } from './http/body-watchdog.js';
 import { limitConnectionsPerClient } from './http/connection-limit.js';
@@ -238,7 +239,10 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
   await exchange.backfillSubjectKeys();
   const readmes = new ReadmeRenderer(log, (result) => metrics.inc('floe_readme_renders_total', { result }));
   const registry = new RegistryService(storage, orgs, authorizer, cache, audit, (markdown) => readmes.render(markdown));
+  // One edge for both HTTP stacks: authentication, the error table, access log and metrics.
+  const edge = createEdge({ tokens, log, metrics, resolveClient });
   const app = createApp({
+    edge,
     audit,
     policies,
     signers,
@@ -281,7 +285,7 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
   const adminTokenFile = path.join(config.dataDir, 'admin-token');
   await ensureAdminToken(adminTokenFile, tokens, log);
   const api = getRequestListener(app.fetch);
-  const cacheHandler = createCacheHandler({ cache, orgs, tokens, limits: config.limits, priority: config.priority, log, metrics, resolveClient });
+  const cacheHandler = createCacheHandler({ cache, orgs, edge, limits: config.limits, priority: config.priority, metrics });
   const wireMarks = new WeakMap<import('node:net').Socket, { read: number; written: number }>();
   const workerName = String(process.pid);
   handler = (req, res) => {

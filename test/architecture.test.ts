@@ -64,6 +64,13 @@ describe('architecture', () => {
     expect(bad).toEqual([]);
   });
 
+  it('src/wire is pure: the JSON contracts of CLI and server import nothing but zod', () => {
+    const bad = from('wire/').filter(([, t]) => t !== 'zod' && !t.startsWith('wire/'));
+    expect(bad).toEqual([]);
+    expect(from('cli/').some(([, t]) => t.startsWith('wire/'))).toBe(true);
+    expect(from('http/').some(([, t]) => t.startsWith('wire/'))).toBe(true);
+  });
+
   it('the CLI talks to servers over HTTP; only `serve` reaches the server composition root', () => {
     const bad = from('cli/').filter(([, t]) => /^(cache|identity|policy|org|storage|http)\//.test(t));
     expect(bad).toEqual([]);

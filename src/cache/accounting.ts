@@ -27,6 +27,35 @@ export async function orgLogBytes(db: Db, orgId: string): Promise<number> {
   return Number(row?.bytes ?? 0);
 }
 
+/**
+ * What counts against an org's quota before an upload: the stored bytes of the distinct NARs its
+ * paths use, and of those its slices uploaded and may still commit (unexpired `nar_uploads` rows).
+ * Without the second part, NARs uploaded without a narinfo would be stored free of any quota.
+ */
+export async function orgBytesWithPending(db: Db, orgId: string): Promise<number> {
+  const now = new Date().toISOString();
+  const row = await db
+    .selectFrom('nars')
+    .select((eb) => eb.fn.sum<number | string | null>('nars.file_size').as('bytes'))
+    .where((eb) =>
+      eb.or([
+        eb('nars.nar_hash', 'in', eb.selectFrom('paths').innerJoin('slices', 'slices.id', 'paths.slice_id').select('paths.nar_hash').where('slices.org_id', '=', orgId)),
+        eb(
+          'nars.nar_hash',
+          'in',
+          eb
+            .selectFrom('nar_uploads')
+            .innerJoin('slices', 'slices.id', 'nar_uploads.slice_id')
+            .select('nar_uploads.nar_hash')
+            .where('slices.org_id', '=', orgId)
+            .where('nar_uploads.expires_at', '>', now),
+        ),
+      ]),
+    )
+    .executeTakeFirst();
+  return Number(row?.bytes ?? 0) + (await orgLogBytes(db, orgId));
+}
+
 export interface SliceStorage {
   name: string;
   paths: number;

@@ -28,6 +28,9 @@ export interface Linking {
 /** Reference probes are decided like reads but not audited one by one. */
 const QUIET = { quiet: true };
 
+/** A stored path row's columns, as `renderableRow` reads them. */
+type Renderable = Parameters<typeof renderableRow>[0];
+
 export class Linker {
   constructor(
     private readonly db: Storage['db'],
@@ -46,17 +49,31 @@ export class Linker {
     };
   }
 
-  /** In the target slice, or linkable into it at commit. */
-  async presentOrLinkable(p: Principal, target: SliceResource, path: StorePathBase, ctx?: LinkContext): Promise<boolean> {
-    const rows = await candidateQuery(this.db)
-      .select(['paths.store_path', 'paths.nar_hash', 'paths.nar_size', 'paths.refs', 'paths.deriver', 'paths.ca', 'paths.sigs'])
-      .where('paths.hash_part', '=', hashPartOf(path))
-      .where('paths.store_path', '=', path)
-      .execute();
-    if (rows.some((row) => row.slice_id === target.slice.id)) return true;
-    if (rows.length === 0) return false;
-    const context = ctx ?? (await this.context(target));
-    return rows.some((row) => linkGround(renderableRow(row), row.slice_id, context) !== undefined && this.authorizer.authorize(p, 'cache.read', resourceOf(row), {}, QUIET).allowed);
+  /**
+   * Which of `paths` are in the target slice or linkable into it at commit: one query for all of
+   * them (in chunks of 500, the bound on query parameters), then decided row by row.
+   */
+  async presentOrLinkable(p: Principal, target: SliceResource, paths: readonly StorePathBase[], ctx: LinkContext): Promise<Set<StorePathBase>> {
+    const wanted = new Set(paths);
+    const rowsOf = new Map<StorePathBase, Array<Candidate & Renderable>>();
+    const hashes = [...new Set(paths.map((x) => hashPartOf(x)))];
+    for (let i = 0; i < hashes.length; i += 500) {
+      const rows = await candidateQuery(this.db)
+        .select(['paths.store_path', 'paths.nar_hash', 'paths.nar_size', 'paths.refs', 'paths.deriver', 'paths.ca', 'paths.sigs'])
+        .where('paths.hash_part', 'in', hashes.slice(i, i + 500))
+        .execute();
+      for (const row of rows) {
+        const path = row.store_path as StorePathBase;
+        if (wanted.has(path)) rowsOf.set(path, [...(rowsOf.get(path) ?? []), row]);
+      }
+    }
+    const found = new Set<StorePathBase>();
+    for (const [path, rows] of rowsOf) {
+      const linkable = (row: Candidate & Renderable) =>
+        linkGround(renderableRow(row), row.slice_id, ctx) !== undefined && this.authorizer.authorize(p, 'cache.read', resourceOf(row), {}, QUIET).allowed;
+      if (rows.some((row) => row.slice_id === target.slice.id) || rows.some(linkable)) found.add(path);
+    }
+    return found;
   }
 
   /**

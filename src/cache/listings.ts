@@ -13,17 +13,18 @@ import type { StorePathHash } from '../nix/store-path.js';
 import type { Storage } from '../storage/types.js';
 import { createDecompressor } from './compression.js';
 import { narBlobKey } from './ingest.js';
-import type { CacheService, CacheView } from './service.js';
+import type { Reading } from './reading.js';
+import type { CacheView } from './view.js';
 
 /** Past this many files, directories and links a listing is not offered (it would be megabytes of JSON). */
 export const MAX_LISTED_ENTRIES = 200_000;
 
 export class ListingService {
-  constructor(private readonly deps: { storage: Storage; cache: CacheService }) {}
+  constructor(private readonly deps: { storage: Storage; reading: Reading }) {}
 
   /** The listing of the path the caller would be served under `hash`, or undefined. */
   async find(p: Principal, view: CacheView, hash: StorePathHash): Promise<string | undefined> {
-    const serving = await this.deps.cache.servingSlice(p, view, hash);
+    const serving = await this.deps.reading.servingSlice(p, view, hash);
     if (!serving) return undefined;
     const row = await this.deps.storage.db
       .selectFrom('paths')

@@ -24,7 +24,9 @@ import { lockSharedAgainstGc } from '../storage/locks.js';
 import type { Storage } from '../storage/types.js';
 import type { AuditEvent } from '../audit/log.js';
 import { createDecompressor, createStorageCompressor } from './compression.js';
-import type { CacheService, CacheView } from './service.js';
+import type { Reading } from './reading.js';
+import type { Uploads } from './uploading.js';
+import type { CacheView } from './view.js';
 
 /** Nix keeps whole build logs; 64 MiB of text is far past any log worth reading back. */
 export const MAX_LOG_BYTES = 64 << 20;
@@ -65,7 +67,8 @@ export interface StoredLog {
 
 export interface BuildLogDeps {
   storage: Storage;
-  cache: CacheService;
+  reading: Reading;
+  uploads: Uploads;
   audit?: { append(e: AuditEvent): void };
 }
 
@@ -89,7 +92,7 @@ export class BuildLogService {
         .execute();
       for (const o of outputs) {
         // Visible only where the caller would be served this very copy of an output.
-        const serving = await this.deps.cache.servingSlice(p, view, o.hash_part as StorePathHash);
+        const serving = await this.deps.reading.servingSlice(p, view, o.hash_part as StorePathHash);
         if (serving?.sliceId === row.slice_id) {
           if (!best || serving.rank < best.rank) best = { row, rank: serving.rank };
           break;
@@ -117,7 +120,7 @@ export class BuildLogService {
    * slice (and its org is not over quota), and the slice holds an output of `drv`.
    */
   async admit(p: Principal, view: CacheView, drv: StorePathBase) {
-    const target = await this.deps.cache.admitUpload(p, view);
+    const target = await this.deps.uploads.admitNarUpload(p, view);
     const output = await this.deps.storage.db
       .selectFrom('paths')
       .select('store_path')

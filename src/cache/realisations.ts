@@ -10,7 +10,9 @@ import type { Principal } from '../identity/principal.js';
 import { type StorePathBase, hashPartOf, parseStorePathBase } from '../nix/store-path.js';
 import type { Storage } from '../storage/types.js';
 import type { AuditEvent } from '../audit/log.js';
-import type { CacheService, CacheView } from './service.js';
+import type { Reading } from './reading.js';
+import type { WriteTarget } from './uploading.js';
+import type { CacheView } from './view.js';
 
 export interface Realisation {
   id: string;
@@ -59,7 +61,7 @@ export function parseRealisation(value: unknown, expectedId: string): Realisatio
 
 export interface RealisationDeps {
   storage: Storage;
-  cache: CacheService;
+  reading: Pick<Reading, 'servingSlice'>;
   audit?: { append(e: AuditEvent): void };
 }
 
@@ -75,7 +77,7 @@ export class RealisationService {
     let best: { body: string; rank: number } | undefined;
     for (const row of rows) {
       // Visible only where the caller would be served this very copy of the output path.
-      const serving = await this.deps.cache.servingSlice(p, view, hashPartOf(row.out_path as StorePathBase));
+      const serving = await this.deps.reading.servingSlice(p, view, hashPartOf(row.out_path as StorePathBase));
       if (serving?.sliceId === row.slice_id && (!best || serving.rank < best.rank)) best = { body: row.body, rank: serving.rank };
     }
     return best?.body;
@@ -86,8 +88,7 @@ export class RealisationService {
    * path already (Nix uploads the paths first). The same output again is accepted (signatures
    * merged); another output for the same id is a conflict, never a silent overwrite.
    */
-  async put(p: Principal, view: CacheView, id: string, json: unknown): Promise<'created' | 'exists'> {
-    const target = await this.deps.cache.writeTarget(p, view);
+  async put(p: Principal, target: WriteTarget, id: string, json: unknown): Promise<'created' | 'exists'> {
     if (!isRealisationId(id)) throw new InvalidInput('realisation id', 'expected realisations/sha256:<64 hex>!<output name>.doi');
     const r = parseRealisation(json, id);
     const db = this.deps.storage.db;

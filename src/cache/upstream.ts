@@ -1,7 +1,7 @@
 /**
  * Upstream binary caches (server-wide, managed by the server admin): their narinfos are fetched
  * and verified against the keys trusted for them (upstream-verify.ts), their NARs streamed into
- * ingestion. Mirroring into a slice is CacheService's job; this module only talks to upstreams.
+ * ingestion. Mirroring into a slice is mirroring.ts's job; this module only talks to upstreams.
  */
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';

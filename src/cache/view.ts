@@ -12,6 +12,10 @@
  */
 import type { Principal } from '../identity/principal.js';
 import { DEFAULT_SLICE } from '../org/service.js';
+import type { SliceResource } from '../policy/actions.js';
+
+/** Where a /cache request looks: the caller's unified view, or one slice (its URL names it). */
+export type CacheView = { kind: 'unified' } | { kind: 'slice'; slice: SliceResource };
 
 export interface ViewSlice {
   id: string;

@@ -12,6 +12,8 @@ import { pipeline } from 'node:stream/promises';
 import { CompressStream } from 'zstd-napi';
 import { CliError, apiRequest, type ClientOptions } from './client.js';
 import { dumpPath } from './nar-dump.js';
+import { inClosureOrder } from '../nix/closure-order.js';
+import type { MissingRequest, MissingResponse, PushedPath } from '../wire/push.js';
 
 export interface PathInfo {
   path: string;
@@ -74,7 +76,15 @@ function fmtBytes(n: number): string {
 
 async function uploadOne(client: ClientOptions, endpoint: string, info: PathInfo): Promise<void> {
   const url = new URL(endpoint);
-  const meta = { storePath: info.path, narHash: info.narHash, narSize: info.narSize, references: info.references, deriver: info.deriver ?? null, ca: info.ca ?? null, sigs: info.signatures };
+  const meta: PushedPath = {
+    storePath: info.path,
+    narHash: info.narHash,
+    narSize: info.narSize,
+    references: info.references,
+    deriver: info.deriver ?? null,
+    ca: info.ca ?? null,
+    sigs: info.signatures,
+  };
   // Small NARs go as they are (the server compresses for storage anyway); large ones as zstd.
   const compress = info.narSize >= 1 << 20;
   const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
@@ -118,7 +128,8 @@ export async function push(client: ClientOptions, targets: string[], opts: { sli
   const mirrored = new Set<string>();
   const refused: PushResult['refused'] = [];
   for (let i = 0; i < closure.length; i += 1000) {
-    const res = await apiRequest<{ missing: string[]; mirrored?: string[]; refused?: PushResult['refused'] }>(client, 'POST', `${prefix}/missing`, { paths: closure.slice(i, i + 1000).map((p) => p.path) });
+    const ask: MissingRequest = { paths: closure.slice(i, i + 1000).map((p) => p.path) };
+    const res = await apiRequest<MissingResponse>(client, 'POST', `${prefix}/missing`, ask);
     for (const m of res.missing) missing.add(m);
     for (const m of res.mirrored ?? []) mirrored.add(m);
     for (const r of res.refused ?? []) {
@@ -134,57 +145,27 @@ export async function push(client: ClientOptions, targets: string[], opts: { sli
     true,
   );
   const started = Date.now();
-  const done = new Set<string>();
-  const failed = new Set<string>();
-  const pending = new Set(todo.map((p) => p.path));
   const byPath = new Map(todo.map((p) => [p.path, p]));
-  const inFlight = new Set<string>();
-
-  await new Promise<void>((resolve) => {
-    const pump = () => {
-      if (pending.size === 0 && inFlight.size === 0) return resolve();
-      for (const path of [...pending]) {
-        if (inFlight.size >= opts.jobs) break;
-        const info = byPath.get(path)!;
-        const deps = info.references.filter((r) => r !== path && (pending.has(r) || inFlight.has(r)));
-        const blocked = info.references.some((r) => r !== path && failed.has(r));
-        if (blocked) {
-          pending.delete(path);
-          failed.add(path);
-          result.failed.push({ path, error: 'a dependency failed to upload' });
-          continue;
-        }
-        if (deps.length > 0) continue;
-        pending.delete(path);
-        inFlight.add(path);
-        uploadOne(client, `${client.server}${prefix}/paths`, info)
-          .then(() => {
-            done.add(path);
-            result.uploaded++;
-            result.bytes += info.narSize;
-            const secs = (Date.now() - started) / 1000;
-            const rate = result.bytes / Math.max(secs, 0.001);
-            const eta = rate > 0 ? Math.round((totalBytes - result.bytes) / rate) : 0;
-            opts.progress(`[${result.uploaded}/${todo.length}] ${fmtBytes(result.bytes)} of ${fmtBytes(totalBytes)}, ${fmtBytes(rate)}/s, ETA ${eta}s: uploaded ${path}`);
-          })
-          .catch((err: Error) => {
-            failed.add(path);
-            result.failed.push({ path, error: err.message });
-            opts.progress(`failed ${path}: ${err.message}`, true);
-          })
-          .finally(() => {
-            inFlight.delete(path);
-            pump();
-          });
-      }
-      if (inFlight.size === 0 && pending.size > 0) {
-        // Only blocked paths left (their dependencies failed): give up on them.
-        for (const path of pending) result.failed.push({ path, error: 'a dependency failed to upload' });
-        pending.clear();
-        resolve();
-      }
-    };
-    pump();
-  });
+  const upload = async (path: string): Promise<boolean> => {
+    const info = byPath.get(path)!;
+    try {
+      await uploadOne(client, `${client.server}${prefix}/paths`, info);
+    } catch (err) {
+      result.failed.push({ path, error: (err as Error).message });
+      opts.progress(`failed ${path}: ${(err as Error).message}`, true);
+      return false;
+    }
+    result.uploaded++;
+    result.bytes += info.narSize;
+    const secs = (Date.now() - started) / 1000;
+    const rate = result.bytes / Math.max(secs, 0.001);
+    const eta = rate > 0 ? Math.round((totalBytes - result.bytes) / rate) : 0;
+    opts.progress(`[${result.uploaded}/${todo.length}] ${fmtBytes(result.bytes)} of ${fmtBytes(totalBytes)}, ${fmtBytes(rate)}/s, ETA ${eta}s: uploaded ${path}`);
+    return true;
+  };
+  const dependencyFailed = (path: string) => result.failed.push({ path, error: 'a dependency failed to upload' });
+  // Dependencies first: the server makes a path visible only once its references are there.
+  const stuck = await inClosureOrder(todo.map((p) => [p.path, p.references] as const), opts.jobs, upload, dependencyFailed);
+  for (const path of stuck) dependencyFailed(path);
   return result;
 }

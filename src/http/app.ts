@@ -7,18 +7,17 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { type Context, Hono } from 'hono';
 import { routePath } from 'hono/route';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { FloeError, Forbidden, NotFound, TooManyRequests } from '../errors.js';
+import { Forbidden, NotFound, TooManyRequests } from '../errors.js';
 import { requestCredential } from './credential.js';
-import { ANONYMOUS, describePrincipal, withClient } from '../identity/principal.js';
 import type { ClientResolver } from './client-address.js';
 import type { TokenService } from '../identity/tokens.js';
 import type { Logger } from '../log.js';
 import type { AppEnv } from './context.js';
 import { RateLimiter } from './rate-limit.js';
-import { CLIENT_CLOSED, clientWentAway, errorBody, logFailure, missResponse } from './errors.js';
+import { CLIENT_CLOSED, missResponse } from './errors.js';
+import type { Edge } from './edge.js';
 import { contentEncoding, refuseContentEncoding } from './body.js';
 import { type ApiDeps, apiRoutes } from './routes/api.js';
-import { nextRequestId } from './request-id.js';
 import { areaOf } from './metrics.js';
 import { registryRoutes } from './routes/registry.js';
 import { NotFoundWithReason, type RegistryService } from '../registry/service.js';
@@ -26,6 +25,8 @@ import type { UsageService } from '../cache/usage.js';
 import { isWebPath, webErrorPage, webRoutes } from '../web/routes.js';
 
 export interface AppDeps extends ApiDeps {
+  /** Authentication, error table, access log and metrics, shared with the /cache handler. */
+  edge: Edge;
   registry: RegistryService;
   usage: UsageService;
   tokens: TokenService;
@@ -70,8 +71,8 @@ function setResponseHeader(c: Context<AppEnv>, name: string, value: string): voi
 }
 
 /** Constant-time comparison of the presented credential with FLOE_METRICS_TOKEN (digests: equal lengths). */
-function isMetricsToken(expected: string | undefined, presented: string): boolean {
-  if (!expected) return false;
+function isMetricsToken(expected: string | undefined, presented: string | undefined): boolean {
+  if (!expected || presented === undefined) return false;
   const digest = (s: string) => createHash('sha256').update(s).digest();
   return timingSafeEqual(digest(expected), digest(presented));
 }
@@ -82,26 +83,22 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
 
   app.use('*', async (c, next) => {
-    const started = performance.now();
-    const requestId = nextRequestId();
-    c.set('requestId', requestId);
-    c.set('principal', withClient(ANONYMOUS, deps.resolveClient(c.env.incoming, requestId)));
+    const start = deps.edge.begin(c.env.incoming);
+    c.set('requestId', start.requestId);
+    c.set('principal', start.principal);
+    c.set('edge', start);
     await next();
     const headersSent = Boolean(c.env?.outgoing?.headersSent);
     const status = headersSent ? c.env.outgoing.statusCode : c.res.status;
     if (!headersSent) {
-      setResponseHeader(c, 'X-Request-Id', requestId);
+      setResponseHeader(c, 'X-Request-Id', start.requestId);
       // Answered before the body was read (a 400/413/401 on a large upload): the unread rest would
       // be parsed as the next request, or the drain give up and cut the connection under it. Say
       // so, and close, as /cache does.
       if (c.env?.incoming && !c.env.incoming.complete) setResponseHeader(c, 'Connection', 'close');
     }
-    deps.metrics.request(areaOf(c.req.path), c.req.method, routeTemplate(c), status, (performance.now() - started) / 1000);
-    // Never log headers or query strings: only what cannot carry a secret.
-    deps.log.info(
-      { reqId: requestId, method: c.req.method, path: c.req.path, status, ms: Math.round((performance.now() - started) * 100) / 100, principal: describePrincipal(c.get('principal')), client: c.get('principal').client?.ip },
-      'request',
-    );
+    const { path, method } = c.req;
+    deps.edge.finish(start, { area: areaOf(path), method, route: routeTemplate(c), path, status, principal: c.get('principal') });
   });
 
   // No route of this app decodes a request body (see body.ts): refuse a compressed one outright
@@ -120,40 +117,34 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.use('*', async (c, next) => {
     const path = c.req.path;
     if ((c.req.method === 'POST' && path.startsWith('/api/v1/auth/')) || path === '/login/start' || path === '/login/callback' || path === '/login/token') limitLogin(c);
-    let credential = requestCredential(c.req.header('authorization'));
     // The metrics token is no Floe token: it is checked by /metrics alone, never verified as one.
-    if (path === '/metrics' && credential !== undefined && isMetricsToken(deps.metricsToken, credential)) return next();
+    if (path === '/metrics' && isMetricsToken(deps.metricsToken, requestCredential(c.req.header('authorization')))) return next();
     // flakehub-push sends its CI identity token itself, on every call of the publishing protocol.
-    if (credential !== undefined && !credential.startsWith('floe_') && FLAKEHUB_PUSH_PATHS.test(path) && credential.split('.').length === 3) {
+    const exchangeCiToken = async (credential: string) => {
+      const ciToken = !credential.startsWith('floe_') && FLAKEHUB_PUSH_PATHS.test(path) && credential.split('.').length === 3;
+      if (!ciToken) return credential;
       limitLogin(c);
-      credential = await deps.exchange.exchangeReusable(credential);
-    }
-    if (credential !== undefined) c.set('principal', withClient(await deps.tokens.verify(credential), c.get('principal').client!));
+      return deps.exchange.exchangeReusable(credential);
+    };
+    c.set('principal', await deps.edge.authenticate(c.get('edge'), c.req.header('authorization'), exchangeCiToken));
     await next();
   });
 
   app.onError((err, c) => {
-    const requestId = c.get('requestId') ?? '-';
-    if (c.env?.incoming && c.env.outgoing && clientWentAway(c.env.incoming, c.env.outgoing)) {
-      // Cancelled upload, closed tab: nothing failed on our side, and nobody is left to answer.
-      deps.log.debug({ reqId: requestId, msg: (err as Error).message }, 'client went away');
-      return new Response(null, { status: CLIENT_CLOSED });
-    }
-    const body = errorBody(err, requestId);
-    logFailure(deps.log, requestId, body, err);
-    const headers: Record<string, string> = { 'Cache-Control': 'no-store' };
-    if (body.status === 401) headers['WWW-Authenticate'] = 'Basic realm="floe", charset="UTF-8"';
-    if (body.retryAfterSeconds !== undefined) headers['Retry-After'] = String(body.retryAfterSeconds);
+    const failure = deps.edge.fail(c.get('edge'), err, c.env.incoming, c.env.outgoing);
+    if (failure.kind === 'client-gone') return new Response(null, { status: CLIENT_CLOSED });
     if (err instanceof NotFoundWithReason && c.req.path.startsWith('/api/')) {
       // Said only after the caller was allowed to see the flake itself.
-      return c.json({ error: 'not_found', message: err.message }, 404, headers);
+      return c.json({ error: 'not_found', message: err.message }, 404, { 'Cache-Control': 'no-store' });
     }
-    if (err instanceof FloeError && err.code === 'not_found') {
-      return missResponse();
+    if (failure.kind === 'miss') return missResponse();
+    const { body, headers } = failure;
+    const status = body.status as ContentfulStatusCode;
+    if (c.req.path.startsWith('/api/')) return c.json({ error: body.code, message: body.message }, status, headers);
+    if (isWebPath(c.req.path) && (c.req.header('accept') ?? '').includes('text/html')) {
+      return webErrorPage(c, deps.publicUrl(), body.status, body.message);
     }
-    if (c.req.path.startsWith('/api/')) return c.json({ error: body.code, message: body.message }, body.status as ContentfulStatusCode, headers);
-    if (isWebPath(c.req.path) && (c.req.header('accept') ?? '').includes('text/html')) return webErrorPage(c, deps.publicUrl(), body.status, body.message);
-    return c.text(`${body.message}\n`, body.status as ContentfulStatusCode, headers);
+    return c.text(`${body.message}\n`, status, headers);
   });
 
   app.notFound(() => missResponse());
@@ -165,8 +156,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     return c.json({ status: failed.length ? 'unavailable' : 'ready', checks, ...(failed.length ? { failed: failed.map((x) => x.backend) } : {}) }, failed.length ? 503 : 200, { 'Cache-Control': 'no-store' });
   });
   app.get('/metrics', async (c) => {
-    const credential = requestCredential(c.req.header('authorization'));
-    if (!deps.publicMetrics && !(credential !== undefined && isMetricsToken(deps.metricsToken, credential))) {
+    if (!deps.publicMetrics && !isMetricsToken(deps.metricsToken, requestCredential(c.req.header('authorization')))) {
       const d = deps.authorizer.authorize(c.get('principal'), 'server.admin', { type: 'server' });
       if (!d.allowed) throw new Forbidden('metrics need FLOE_METRICS_TOKEN or the server admin token (or FLOE_METRICS_PUBLIC=1)');
     }

@@ -2,27 +2,24 @@
  * The Nix binary cache protocol at `/cache` (unified: every slice the caller may read) and
  * `/cache/<org>/<slice>` (one slice). Served by a lean node:http handler rather than the Hono app:
  * it is the hot path (every substitution asks for narinfos) and it streams NARs both ways, so it
- * works on the raw request/response. It uses the same authentication, services (and through them
- * the same authorizer), error table and access log as the rest of the HTTP layer.
- * Reads that are denied answer exactly like misses.
+ * works on the raw request/response. Authentication, the error table, the access log and metrics
+ * come from the same edge as the Hono app's (edge.ts). Reads that are denied answer exactly like
+ * misses. Every route is one line of ROUTES below; its pattern is also its metrics label.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { FloeError, InvalidInput } from '../errors.js';
-import { requestCredential } from './credential.js';
-import { ANONYMOUS, describePrincipal, type Principal, withClient } from '../identity/principal.js';
-import type { ClientResolver } from './client-address.js';
-import type { TokenService } from '../identity/tokens.js';
+import type { Principal } from '../identity/principal.js';
 import { formatCacheInfo } from '../nix/cache-info.js';
 import { parseStorePathHash } from '../nix/store-path.js';
 import type { CacheService, CacheView } from '../cache/service.js';
 import type { OrgService } from '../org/service.js';
 import type { Limits } from '../config.js';
-import type { Logger } from '../log.js';
 import { declaredLength, discardSmallBody, readEncodedSmallBody, readJson } from './body.js';
-import { CLIENT_CLOSED, MISS_BODY, MISS_HEADERS, clientWentAway, errorBody, logFailure } from './errors.js';
-import { nextRequestId } from './request-id.js';
+import { CLIENT_CLOSED, MISS_BODY, MISS_HEADERS, clientWentAway } from './errors.js';
+import type { Edge } from './edge.js';
 import type { Metrics } from './metrics.js';
+import { type Pattern, compilePattern, matchPattern, splitCachePath } from './route-table.js';
 import { handleBuildLog } from './cache-routes/logs.js';
 import { handleListing } from './cache-routes/listings.js';
 import { handleDebugInfo } from './cache-routes/debuginfo.js';
@@ -30,17 +27,78 @@ import { handleDebugInfo } from './cache-routes/debuginfo.js';
 export interface CacheHandlerDeps {
   cache: CacheService;
   orgs: OrgService;
-  tokens: TokenService;
+  edge: Edge;
   limits: Limits;
   priority: number;
-  log: Logger;
   metrics: Metrics;
-  resolveClient: ClientResolver;
 }
 
-const UNIFIED_TOP = new Set(['nar', 'log', 'realisations', 'build-trace-v2', 'debuginfo']);
-
 type Headers = Record<string, string>;
+
+/** One request on its way through a route: the caller, the view its URL names, the pattern's parameters. */
+interface CacheRequest {
+  req: IncomingMessage;
+  res: ServerResponse;
+  principal: Principal;
+  view: CacheView;
+  params: Record<string, string>;
+}
+type Handler = (r: CacheRequest, deps: CacheHandlerDeps, cacheInfo: string) => Promise<void> | void;
+type Method = 'GET' | 'HEAD' | 'PUT';
+type SegmentHandler = typeof handleBuildLog;
+
+/** The routes in cache-routes/ take the path's segments and answer through an io object. */
+function viaSegments(handle: SegmentHandler, segments: (params: Record<string, string>) => string[]): Handler {
+  return async ({ req, res, principal, view, params }, deps) => {
+    const io = {
+      send: (status: number, headers: Headers, body?: string) => send(req, res, status, headers, body),
+      miss: () => miss(req, res),
+      acceptBody: () => acceptBody(req, res),
+    };
+    if (!(await handle({ req, res, principal, view, cache: deps.cache }, io, segments(params)))) miss(req, res);
+  };
+}
+
+// prettier-ignore
+/** Every /cache route. Patterns are matched after the optional `<org>/<slice>` prefix. */
+const ROUTES: Array<[methods: Method[], pattern: string, handler: Handler]> = [
+  [['GET', 'HEAD'], 'nix-cache-info',       getCacheInfo],
+  [['PUT'],         'nix-cache-info',       putCacheInfo],
+  [['GET', 'HEAD'], ':hash.narinfo',        getNarInfo],
+  [['PUT'],         ':hash.narinfo',        putNarInfo],
+  [['GET', 'HEAD', 'PUT'], ':hash.ls',      viaSegments(handleListing, (p) => [`${p.hash}.ls`])],
+  [['GET', 'HEAD', 'PUT'], 'log/:drv',      viaSegments(handleBuildLog, (p) => ['log', p.drv!])],
+  [['PUT'],         'debuginfo/:id',        viaSegments(handleDebugInfo, (p) => ['debuginfo', p.id!])],
+  [['GET', 'HEAD'], 'realisations/:id.doi', getRealisation],
+  [['PUT'],         'realisations/:id.doi', putRealisation],
+  [['HEAD'],        'nar/:file',            headNar],
+  [['GET'],         'nar/:file',            getNar],
+  [['PUT'],         'nar/:file',            putNar],
+];
+
+const TABLE: Array<{ pattern: Pattern; handlers: Map<string, Handler> }> = [];
+for (const [methods, text, handler] of ROUTES) {
+  let entry = TABLE.find((e) => e.pattern.text === text);
+  if (!entry) TABLE.push((entry = { pattern: compilePattern(text), handlers: new Map() }));
+  for (const m of methods) entry.handlers.set(m, handler);
+}
+
+/** A /cache path parsed once: the slice it names, the matched route, and the metrics label. */
+function resolve(pathname: string) {
+  const path = splitCachePath(pathname);
+  for (const entry of TABLE) {
+    const params = matchPattern(entry.pattern, path.rest);
+    if (params) return { path, entry, params, label: `${path.prefix}/${entry.pattern.text}` };
+  }
+  return { path, entry: undefined, params: {}, label: `${path.prefix}/*` };
+}
+
+type Resolved = ReturnType<typeof resolve>;
+
+/** The route template of a /cache path, for metrics labels (org and slice names are not labels). */
+export function cacheRouteOf(pathname: string): string {
+  return resolve(pathname).label;
+}
 
 /**
  * A credential that failed on a read. Its message also goes in the status line's reason phrase:
@@ -53,7 +111,14 @@ class RefusedReadCredential extends FloeError {
   }
 }
 
-function send(req: IncomingMessage, res: ServerResponse, status: number, headers: Headers, body?: string, reason?: string): void {
+function send(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  headers: Headers,
+  body?: string,
+  reason?: string,
+): void {
   const bytes = body === undefined ? undefined : Buffer.from(body);
   const all = bytes ? { ...headers, 'Content-Length': String(bytes.length) } : headers;
   if (reason === undefined) res.writeHead(status, all);
@@ -101,151 +166,136 @@ export function parseRange(header: string | undefined, size: number): { start: n
   return { start, end };
 }
 
-/** The route template of a /cache path, for metrics labels (org and slice names are not labels). */
-export function cacheRouteOf(pathname: string): string {
-  const parts = pathname.slice('/cache'.length).split('/').slice(1);
-  const sliced = parts.length >= 3 && !UNIFIED_TOP.has(parts[0]!);
-  const prefix = sliced ? '/cache/:org/:slice' : '/cache';
-  const rest = sliced ? parts.slice(2) : parts;
-  const [first] = rest;
-  if (rest.length === 1 && first === 'nix-cache-info') return `${prefix}/nix-cache-info`;
-  if (rest.length === 1 && first!.endsWith('.narinfo')) return `${prefix}/:hash.narinfo`;
-  if (rest.length === 1 && first!.endsWith('.ls')) return `${prefix}/:hash.ls`;
-  if (rest.length === 2 && first === 'nar') return `${prefix}/nar/:file`;
-  if (rest.length === 2 && first === 'log') return `${prefix}/log/:drv`;
-  return `${prefix}/*`;
+function getCacheInfo({ req, res }: CacheRequest, _deps: CacheHandlerDeps, cacheInfo: string): void {
+  send(req, res, 200, { 'Content-Type': 'text/x-nix-cache-info' }, cacheInfo);
+}
+
+async function putCacheInfo({ req, res, principal, view }: CacheRequest, deps: CacheHandlerDeps): Promise<void> {
+  // Nix only PUTs this after a failed GET; ours always exists, so accept and ignore.
+  await deps.cache.uploads.writeTarget(principal, view);
+  acceptBody(req, res);
+  await discardSmallBody(req, deps.limits.maxSmallBodyBytes);
+  send(req, res, 204, {});
+}
+
+async function getNarInfo({ req, res, principal, view, params }: CacheRequest, deps: CacheHandlerDeps): Promise<void> {
+  const text = await deps.cache.findNarInfo(principal, view, parseStorePathHash(params.hash!));
+  deps.metrics.inc('floe_narinfo_lookups_total', { result: text === undefined ? 'miss_or_denied' : 'hit' });
+  if (text === undefined) return miss(req, res);
+  send(req, res, 200, { 'Content-Type': 'text/x-nix-narinfo', 'Cache-Control': 'private, no-cache' }, text);
+}
+
+async function putNarInfo({ req, res, principal, view, params }: CacheRequest, deps: CacheHandlerDeps): Promise<void> {
+  const hash = parseStorePathHash(params.hash!);
+  const target = await deps.cache.uploads.writeTarget(principal, view); // refuse before reading the body
+  acceptBody(req, res);
+  const body = await readEncodedSmallBody(req, deps.limits.maxSmallBodyBytes);
+  const result = await deps.cache.uploads.uploadNarInfo(principal, target, hash, body.toString('utf8'));
+  send(req, res, result === 'created' ? 201 : 200, {});
+}
+
+/** Nix sends `sha256:<hex>!out` unescaped; other clients may percent-encode `:` and `!`. */
+function realisationId(raw: string): string {
+  return /%(21|3a)/i.test(raw) ? raw.replace(/%21/g, '!').replace(/%3a/gi, ':') : raw;
+}
+
+async function getRealisation(r: CacheRequest, deps: CacheHandlerDeps): Promise<void> {
+  const { req, res, principal, view, params } = r;
+  const body = await deps.cache.realisations.find(principal, view, realisationId(params.id!));
+  if (body === undefined) return miss(req, res);
+  send(req, res, 200, { 'Content-Type': 'application/json', 'Cache-Control': 'private, no-cache' }, body);
+}
+
+async function putRealisation(r: CacheRequest, deps: CacheHandlerDeps): Promise<void> {
+  const { req, res, principal, view, params } = r;
+  const target = await deps.cache.uploads.writeTarget(principal, view); // refuse before reading the body
+  acceptBody(req, res);
+  const json = await readJson(req, deps.limits.maxSmallBodyBytes);
+  const result = await deps.cache.realisations.put(principal, target, realisationId(params.id!), json);
+  send(req, res, result === 'created' ? 201 : 200, {});
+}
+
+async function headNar({ req, res, principal, view, params }: CacheRequest, deps: CacheHandlerDeps): Promise<void> {
+  const found = await deps.cache.reading.findNar(principal, view, params.file!);
+  if (found) {
+    const headers = { 'Content-Length': String(found.size), 'Accept-Ranges': 'bytes' };
+    return send(req, res, 200, { ...headers, 'Content-Type': 'application/x-nix-nar' });
+  }
+  if (await deps.cache.uploads.hasNarFile(principal, view, params.file!)) return send(req, res, 200, {});
+  miss(req, res);
+}
+
+async function getNar({ req, res, principal, view, params }: CacheRequest, deps: CacheHandlerDeps): Promise<void> {
+  const found = await deps.cache.reading.findNar(principal, view, params.file!);
+  if (!found) return miss(req, res);
+  const range = parseRange(req.headers.range, found.size);
+  if (range === 'invalid') return send(req, res, 416, { 'Content-Range': `bytes */${found.size}` });
+  if (!range) {
+    // The caller is authorized for this NAR; let the object store send the bytes.
+    const direct = await found.redirectUrl();
+    if (direct) return send(req, res, 302, { Location: direct, 'Cache-Control': 'no-store' });
+  }
+  const read = await found.open(range);
+  if (!read) return miss(req, res);
+  const length = range ? range.end - range.start + 1 : found.size;
+  res.writeHead(range ? 206 : 200, {
+    'Content-Type': 'application/x-nix-nar',
+    'Content-Length': String(length),
+    'Accept-Ranges': 'bytes',
+    'Cache-Control': 'private, max-age=31536000, immutable',
+    ...(range ? { 'Content-Range': `bytes ${range.start}-${range.end}/${found.size}` } : {}),
+  });
+  try {
+    await pipeline(read.body, res);
+    deps.metrics.inc('floe_nar_bytes_served_total', {}, length);
+  } catch {
+    // The client went away mid-download; nothing to clean up here.
+  }
+}
+
+async function putNar({ req, res, principal, view, params }: CacheRequest, deps: CacheHandlerDeps): Promise<void> {
+  // A full org is refused before its body is sent.
+  const target = await deps.cache.uploads.admitNarUpload(principal, view);
+  const len = declaredLength(req);
+  if (len !== undefined && len > deps.limits.maxUploadBytes) {
+    throw new InvalidInput('Content-Length', `upload larger than the limit of ${deps.limits.maxUploadBytes} bytes`);
+  }
+  const controller = new AbortController();
+  req.once('close', () => {
+    if (!req.complete) controller.abort();
+  });
+  acceptBody(req, res);
+  try {
+    const nar = await deps.cache.uploads.uploadNarFile(target, params.file!, req, controller.signal, len);
+    deps.metrics.inc('floe_uploads_total', { result: 'accepted' });
+    deps.metrics.inc('floe_upload_bytes_total', {}, nar.receivedBytes);
+  } catch (err) {
+    deps.metrics.inc('floe_uploads_total', { result: 'rejected' });
+    const refusedNar = err instanceof FloeError && err.code !== 'unauthenticated' && err.code !== 'forbidden';
+    if (refusedNar) deps.metrics.uploadVerificationFailed(err.code);
+    throw err;
+  }
+  send(req, res, 201, {});
 }
 
 export function createCacheHandler(deps: CacheHandlerDeps) {
   const cacheInfo = formatCacheInfo({ wantMassQuery: true, priority: deps.priority });
+  const { edge } = deps;
 
-  async function route(req: IncomingMessage, res: ServerResponse, principal: Principal, pathname: string): Promise<void> {
-    const method = req.method ?? 'GET';
-    const parts = pathname.slice('/cache'.length).split('/').slice(1);
-    if (parts.length === 0 || parts.some((x) => x === '' || x === '.' || x === '..')) return miss(req, res);
-
+  async function route(req: IncomingMessage, res: ServerResponse, principal: Principal, found: Resolved): Promise<void> {
+    const { path, entry, params } = found;
+    if (path.invalid) return miss(req, res);
     let view: CacheView = { kind: 'unified' };
-    let rest = parts;
-    if (!(parts.length === 1 || UNIFIED_TOP.has(parts[0]!))) {
-      if (parts.length < 3) return miss(req, res);
-      const slice = await deps.orgs.findSlice(parts[0]!, parts[1]!);
+    if (path.slice) {
+      const slice = await deps.orgs.findSlice(path.slice.org, path.slice.slice);
       // A slice URL exists only for those who may use it: for anyone else every method on it
       // answers what a typo would (no 401/403 that would confirm the slice exists).
       if (!slice || !deps.cache.mayUseSlice(principal, slice)) return miss(req, res);
       view = { kind: 'slice', slice };
-      rest = parts.slice(2);
     }
-    const [first, second] = rest;
-
-    if (rest.length === 1 && first === 'nix-cache-info') {
-      if (method === 'GET' || method === 'HEAD') return send(req, res, 200, { 'Content-Type': 'text/x-nix-cache-info' }, cacheInfo);
-      if (method === 'PUT') {
-        // Nix only PUTs this after a failed GET; ours always exists, so accept and ignore.
-        await deps.cache.writeTarget(principal, view);
-        acceptBody(req, res);
-        await discardSmallBody(req, deps.limits.maxSmallBodyBytes);
-        return send(req, res, 204, {});
-      }
-    }
-
-    if (rest.length === 1 && first!.endsWith('.narinfo')) {
-      const hash = parseStorePathHash(first!.slice(0, -'.narinfo'.length));
-      if (method === 'GET' || method === 'HEAD') {
-        const text = await deps.cache.findNarInfo(principal, view, hash);
-        deps.metrics.inc('floe_narinfo_lookups_total', { result: text === undefined ? 'miss_or_denied' : 'hit' });
-        if (text === undefined) return miss(req, res);
-        return send(req, res, 200, { 'Content-Type': 'text/x-nix-narinfo', 'Cache-Control': 'private, no-cache' }, text);
-      }
-      if (method === 'PUT') {
-        await deps.cache.writeTarget(principal, view); // refuse before reading the body
-        acceptBody(req, res);
-        const body = await readEncodedSmallBody(req, deps.limits.maxSmallBodyBytes);
-        const result = await deps.cache.uploadNarInfo(principal, view, hash, body.toString('utf8'));
-        return send(req, res, result === 'created' ? 201 : 200, {});
-      }
-    }
-
-    if (rest.length === 2 && first === 'realisations' && second!.endsWith('.doi')) {
-      const raw = second!.slice(0, -'.doi'.length);
-      // Nix sends `sha256:<hex>!out` unescaped; other clients may percent-encode `:` and `!`.
-      const id = /%(21|3a)/i.test(raw) ? raw.replace(/%21/g, '!').replace(/%3a/gi, ':') : raw;
-      if (method === 'GET' || method === 'HEAD') {
-        const body = await deps.cache.realisations.find(principal, view, id);
-        if (body === undefined) return miss(req, res);
-        return send(req, res, 200, { 'Content-Type': 'application/json', 'Cache-Control': 'private, no-cache' }, body);
-      }
-      if (method === 'PUT') {
-        await deps.cache.writeTarget(principal, view); // refuse before reading the body
-        acceptBody(req, res);
-        const json = await readJson(req, deps.limits.maxSmallBodyBytes);
-        const result = await deps.cache.realisations.put(principal, view, id, json);
-        return send(req, res, result === 'created' ? 201 : 200, {});
-      }
-    }
-
-    const io = { send: (status: number, headers: Headers, body?: string) => send(req, res, status, headers, body), miss: () => miss(req, res), acceptBody: () => acceptBody(req, res) };
-    if (await handleBuildLog({ req, res, principal, view, cache: deps.cache }, io, rest)) return;
-
-    if (await handleListing({ req, res, principal, view, cache: deps.cache }, io, rest)) return;
-    if (await handleDebugInfo({ req, res, principal, view, cache: deps.cache }, io, rest)) return;
-
-    if (rest.length === 2 && first === 'nar') {
-      const file = second!;
-      if (method === 'HEAD') {
-        const found = await deps.cache.findNar(principal, view, file);
-        if (found) return send(req, res, 200, { 'Content-Length': String(found.size), 'Accept-Ranges': 'bytes', 'Content-Type': 'application/x-nix-nar' });
-        if (await deps.cache.hasNarFile(principal, view, file)) return send(req, res, 200, {});
-        return miss(req, res);
-      }
-      if (method === 'GET') {
-        const found = await deps.cache.findNar(principal, view, file);
-        if (!found) return miss(req, res);
-        const range = parseRange(req.headers.range, found.size);
-        if (range === 'invalid') return send(req, res, 416, { 'Content-Range': `bytes */${found.size}` });
-        if (!range) {
-          // The caller is authorized for this NAR; let the object store send the bytes.
-          const direct = await found.redirectUrl();
-          if (direct) return send(req, res, 302, { Location: direct, 'Cache-Control': 'no-store' });
-        }
-        const read = await found.open(range);
-        if (!read) return miss(req, res);
-        res.writeHead(range ? 206 : 200, {
-          'Content-Type': 'application/x-nix-nar',
-          'Content-Length': String(range ? range.end - range.start + 1 : found.size),
-          'Accept-Ranges': 'bytes',
-          'Cache-Control': 'private, max-age=31536000, immutable',
-          ...(range ? { 'Content-Range': `bytes ${range.start}-${range.end}/${found.size}` } : {}),
-        });
-        try {
-          await pipeline(read.body, res);
-          deps.metrics.inc('floe_nar_bytes_served_total', {}, range ? range.end - range.start + 1 : found.size);
-        } catch {
-          // The client went away mid-download; nothing to clean up here.
-        }
-        return;
-      }
-      if (method === 'PUT') {
-        await deps.cache.admitUpload(principal, view); // a full org is refused before its body is sent
-        const len = declaredLength(req);
-        if (len !== undefined && len > deps.limits.maxUploadBytes) throw new InvalidInput('Content-Length', `upload larger than the limit of ${deps.limits.maxUploadBytes} bytes`);
-        const controller = new AbortController();
-        req.once('close', () => {
-          if (!req.complete) controller.abort();
-        });
-        acceptBody(req, res);
-        try {
-          const nar = await deps.cache.uploadNarFile(principal, view, file, req, controller.signal, len);
-          deps.metrics.inc('floe_uploads_total', { result: 'accepted' });
-          deps.metrics.inc('floe_upload_bytes_total', {}, nar.receivedBytes);
-        } catch (err) {
-          deps.metrics.inc('floe_uploads_total', { result: 'rejected' });
-          if (err instanceof FloeError && err.code !== 'unauthenticated' && err.code !== 'forbidden') deps.metrics.uploadVerificationFailed(err.code);
-          throw err;
-        }
-        return send(req, res, 201, {});
-      }
-    }
-    return miss(req, res);
+    const handler = entry?.handlers.get(req.method ?? 'GET');
+    if (!handler) return miss(req, res);
+    await handler({ req, res, principal, view, params }, deps, cacheInfo);
   }
 
   /**
@@ -254,58 +304,47 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
    * negative cache) while any other 4xx fails loudly with our message on every version, and is
    * not cached. Uploads keep the 401, which Nix reports as an error there anyway.
    */
-  async function authenticate(req: IncomingMessage): Promise<Principal> {
+  async function authenticate(req: IncomingMessage, start: ReturnType<Edge['begin']>): Promise<Principal> {
     try {
-      const credential = requestCredential(req.headers.authorization);
-      return credential === undefined ? ANONYMOUS : await deps.tokens.verify(credential);
+      return await edge.authenticate(start, req.headers.authorization);
     } catch (err) {
       const read = req.method === 'GET' || req.method === 'HEAD';
-      if (read && err instanceof FloeError && err.code === 'unauthenticated') throw new RefusedReadCredential(err.message);
+      if (read && err instanceof FloeError && err.code === 'unauthenticated') {
+        throw new RefusedReadCredential(err.message);
+      }
       throw err;
     }
   }
 
   return async function handleCache(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
-    const started = performance.now();
-    const requestId = nextRequestId();
-    res.setHeader('X-Request-Id', requestId);
-    const client = deps.resolveClient(req, requestId);
-    let principal: Principal = withClient(ANONYMOUS, client);
+    const start = edge.begin(req);
+    res.setHeader('X-Request-Id', start.requestId);
+    const found = resolve(pathname);
+    let principal = start.principal;
     // Set when the request failed: whether the client had gone away by then.
     let closedByClient: boolean | undefined;
     try {
-      principal = withClient(await authenticate(req), client);
-      await route(req, res, principal, pathname);
+      principal = await authenticate(req, start);
+      await route(req, res, principal, found);
     } catch (err) {
-      const body = errorBody(err, requestId);
       closedByClient = clientWentAway(req, res);
-      if (closedByClient || res.writableEnded) deps.log.debug({ reqId: requestId, msg: (err as Error).message }, 'client went away');
-      else logFailure(deps.log, requestId, body, err);
-      if (closedByClient || res.writableEnded) {
-        // Cancelled upload: nothing failed on our side, and nobody is left to answer. Or the body
-        // stalled and the body watchdog answered 408 already.
+      const failure = edge.fail(start, err, req, res);
+      if (failure.kind === 'client-gone') {
+        // Nobody is left to answer.
       } else if (res.headersSent) {
         res.destroy();
-      } else if (err instanceof FloeError && err.code === 'not_found') {
+      } else if (failure.kind === 'miss') {
         miss(req, res);
       } else {
-        const headers: Headers = { 'Content-Type': 'text/plain; charset=UTF-8', 'Cache-Control': 'no-store' };
-        if (body.status === 401) headers['WWW-Authenticate'] = 'Basic realm="floe", charset="UTF-8"';
-        if (body.retryAfterSeconds !== undefined) headers['Retry-After'] = String(body.retryAfterSeconds);
-        // A rejected upload may leave body bytes unread; close rather than parse them as a new request.
-        if (!req.complete) headers.Connection = 'close';
-        send(req, res, body.status, headers, `${body.message}\n`, err instanceof RefusedReadCredential ? body.message : undefined);
+        const { body, headers } = failure;
+        const reason = err instanceof RefusedReadCredential ? body.message : undefined;
+        const all = { 'Content-Type': 'text/plain; charset=UTF-8', ...headers };
+        send(req, res, body.status, all, `${body.message}\n`, reason);
       }
     }
     // A download the client cut short ends here without an error (see the NAR pipeline above).
     const status = (closedByClient ?? clientWentAway(req, res)) ? CLIENT_CLOSED : res.statusCode;
-    deps.metrics.request('cache', req.method ?? 'GET', cacheRouteOf(pathname), status, (performance.now() - started) / 1000);
-    if (deps.log.isLevelEnabled('info')) {
-      // Never log headers or query strings: only what cannot carry a secret.
-      deps.log.info(
-        { reqId: requestId, method: req.method, path: pathname, status, ms: Math.round((performance.now() - started) * 100) / 100, principal: describePrincipal(principal), client: client.ip },
-        'request',
-      );
-    }
+    const method = req.method ?? 'GET';
+    edge.finish(start, { area: 'cache', method, route: found.label, path: pathname, status, principal });
   };
 }

@@ -14,7 +14,7 @@ import { serializeNar } from '../../src/nix/nar.js';
 import { corpus, fc, fuzzParams, fuzzTimeout, mutated } from './fuzz.js';
 
 const TEMPLATES = new Set(
-  ['/cache', '/cache/:org/:slice'].flatMap((p) => [`${p}/nix-cache-info`, `${p}/:hash.narinfo`, `${p}/:hash.ls`, `${p}/nar/:file`, `${p}/log/:drv`, `${p}/*`]),
+  ['/cache', '/cache/:org/:slice'].flatMap((p) => [`${p}/nix-cache-info`, `${p}/:hash.narinfo`, `${p}/:hash.ls`, `${p}/nar/:file`, `${p}/realisations/:id.doi`, `${p}/log/:drv`, `${p}/debuginfo/:id`, `${p}/*`]),
 );
 
 /** Path segments that reach each branch of the router, and ones that confuse it. */

@@ -32,7 +32,7 @@ export function checkDebugInfo(buildId: string, value: unknown): { archive: stri
 export async function handleDebugInfo(r: CacheRequest, io: CacheRouteIo, rest: readonly string[]): Promise<boolean> {
   if (rest.length !== 2 || rest[0] !== 'debuginfo') return false;
   if (r.req.method !== 'PUT') return false;
-  await r.cache.writeTarget(r.principal, r.view); // refuse before reading the body
+  await r.cache.uploads.writeTarget(r.principal, r.view); // refuse before reading the body
   if (!BUILD_ID.test(rest[1]!)) throw new InvalidInput('debuginfo', 'expected debuginfo/<40 hex digits of a build id>');
   io.acceptBody();
   checkDebugInfo(rest[1]!, await readJson(r.req, MAX_DEBUGINFO_BYTES));

@@ -28,7 +28,7 @@ export async function handleListing(r: CacheRequest, io: CacheRouteIo, rest: rea
     return true;
   }
   if (method === 'PUT') {
-    await r.cache.writeTarget(r.principal, r.view); // refuse before reading the body
+    await r.cache.uploads.writeTarget(r.principal, r.view); // refuse before reading the body
     io.acceptBody();
     await discardSmallBody(r.req, MAX_UPLOADED_LISTING_BYTES);
     io.send(204, {});

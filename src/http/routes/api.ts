@@ -31,6 +31,7 @@ import type { SourceService } from '../../cache/sources.js';
 import type { OrgKeyService } from '../../org/keys.js';
 import type { Metrics } from '../metrics.js';
 import { FloeError } from '../../errors.js';
+import { type PushedPathResult, missingRequest, pushedPath } from '../../wire/push.js';
 
 export interface ApiDeps {
   exchange: ExchangeService;
@@ -72,17 +73,6 @@ const createTokenBody = z.object({
   cidrs: z.array(z.string().max(64)).max(100).optional(),
   countries: z.array(z.string().regex(/^[A-Za-z]{2}$/, 'an ISO 3166 two-letter country code')).max(250).optional(),
 });
-const missingBody = z.object({ paths: z.array(z.string()) });
-const pathInfo = z.object({
-  storePath: z.string(),
-  narHash: z.string(),
-  narSize: z.number().int().positive(),
-  references: z.array(z.string()).max(50_000),
-  deriver: z.string().nullable().optional(),
-  ca: z.string().nullable().optional(),
-  sigs: z.array(z.string()).max(100).optional(),
-});
-
 /** Splits a `<JSON line>\n<NAR bytes>` body without buffering the NAR. */
 async function splitFirstLine(req: IncomingMessage, maxLine: number): Promise<{ line: string; rest: AsyncIterable<Buffer> }> {
   const it = (req as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
@@ -261,11 +251,11 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
   });
 
   const missing = async (c: import('hono').Context<AppEnv>, view: CacheView) => {
-    await deps.cache.writeTarget(c.get('principal'), view); // refuse before reading the body
-    const body = parseBody(missingBody, await readJson(c.env.incoming, 16 * deps.limits.maxSmallBodyBytes));
+    const target = await deps.cache.uploads.writeTarget(c.get('principal'), view); // refuse before reading the body
+    const body = parseBody(missingRequest, await readJson(c.env.incoming, 16 * deps.limits.maxSmallBodyBytes));
     if (body.paths.length > deps.limits.maxBatchPaths) throw new InvalidInput('paths', `at most ${deps.limits.maxBatchPaths} per request`);
     const paths = body.paths.map(storePathArg);
-    const plan = await deps.cache.missingPaths(c.get('principal'), view, paths);
+    const plan = await deps.cache.uploads.missingPaths(c.get('principal'), target, paths);
     return c.json({
       missing: plan.missing.map((x) => `/nix/store/${x}`),
       mirrored: plan.mirrored.map((x) => `/nix/store/${x}`),
@@ -277,7 +267,8 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
 
   const upload = async (c: import('hono').Context<AppEnv>, view: CacheView) => {
     const p = c.get('principal');
-    await deps.cache.writeTarget(p, view);
+    // The slice-level write is decided here, once, before the body; the path itself at its commit.
+    const target = await deps.cache.uploads.writeTarget(p, view);
     const req = c.env.incoming;
     const { line, rest } = await splitFirstLine(req, 4 * deps.limits.maxSmallBodyBytes);
     let json: unknown;
@@ -286,7 +277,7 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     } catch {
       throw new InvalidInput('path info', 'first line must be a JSON object');
     }
-    const info = parseBody(pathInfo, json);
+    const info = parseBody(pushedPath, json);
     const narHash = parseHash(info.narHash, 'narHash');
     if (narHash.algo !== 'sha256') throw new InvalidInput('narHash', 'must be sha256');
     const controller = new AbortController();
@@ -294,10 +285,10 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
       if (!req.complete) controller.abort();
     });
     const declared = compressionFromName(String(c.req.header('x-floe-compression') ?? ''));
-    const { result, nar } = await deps.cache
+    const { result, nar } = await deps.cache.uploads
       .uploadPath(
       p,
-      view,
+      target,
       {
         storePath: storePathArg(info.storePath),
         narHash,
@@ -321,7 +312,14 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
       });
     deps.metrics.inc('floe_uploads_total', { result: 'accepted' });
     deps.metrics.inc('floe_upload_bytes_total', {}, nar.receivedBytes);
-    return c.json({ storePath: info.storePath, status: result, narHash: formatNix32Hash(nar.narHash), narSize: nar.narSize, receivedBytes: nar.receivedBytes }, result === 'created' ? 201 : 200);
+    const answer: PushedPathResult = {
+      storePath: info.storePath,
+      status: result,
+      narHash: formatNix32Hash(nar.narHash),
+      narSize: nar.narSize,
+      receivedBytes: nar.receivedBytes,
+    };
+    return c.json(answer, result === 'created' ? 201 : 200);
   };
   api.put('/cache/paths', (c) => upload(c, { kind: 'unified' }));
   api.put('/cache/:org/:slice/paths', async (c) => upload(c, await sliceView(c.get('principal'), c.req.param('org'), c.req.param('slice'))));

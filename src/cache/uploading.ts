@@ -1,0 +1,295 @@
+/**
+ * Uploading: the entry points of writes (`nix copy`'s `PUT nar/…` and `PUT <hash>.narinfo`,
+ * Floe's batch upload, the push plan) and their admission. A write is decided in two steps, each
+ * once: `writeTarget` decides whether the caller may write to the slice at all (before any body is
+ * read, so a refused upload is answered before it is sent) and hands out a `WriteTarget`, which the
+ * entry points take instead of deciding again; the commit then decides the one path, now that its
+ * narinfo (and so its verified signers) is known (committing.ts).
+ */
+import { Forbidden, InvalidInput, TooLarge, Unauthenticated } from '../errors.js';
+import type { Principal } from '../identity/principal.js';
+import { formatNix32Hash, hashesEqual } from '../nix/hash.js';
+import { parseNarInfo } from '../nix/narinfo.js';
+import { encodeNix32 } from '../nix/nix32.js';
+import { type StorePathBase, type StorePathHash, hashPartOf } from '../nix/store-path.js';
+import { DEFAULT_SLICE, type OrgService } from '../org/service.js';
+import type { SliceResource } from '../policy/actions.js';
+import type { Authorizer } from '../policy/authorize.js';
+import type { Storage } from '../storage/types.js';
+import { orgBytesWithPending } from './accounting.js';
+import { type CommitResult, type Committer, type PathMetadata, metadataOf } from './committing.js';
+import { type Compression, compressionFromName } from './compression.js';
+import { type IngestLimits, type IngestedNar, type UploadRecord, ingestNar } from './ingest.js';
+import type { Mirroring } from './mirroring.js';
+import { quotaFull } from './quota.js';
+import type { Reading } from './reading.js';
+import type { FairSemaphore } from './semaphore.js';
+import type { CacheView } from './view.js';
+
+declare const ADMITTED: unique symbol;
+/** A slice the caller may write to, as `Uploads.writeTarget` decided; nothing else makes one. */
+export type WriteTarget = SliceResource & { readonly [ADMITTED]: true };
+
+/** The answer to "which of these paths must I upload?" */
+export interface PushPlan {
+  /** Absent from the target slice: the client uploads these. */
+  missing: StorePathBase[];
+  /** Were absent, and the server fetched verified copies from a trusted upstream into the slice. */
+  mirrored: StorePathBase[];
+  /** An upstream offered these but its copy failed verification (they stay in `missing`). */
+  refused: Array<{ path: StorePathBase; reason: string }>;
+}
+
+export interface UploadsDeps {
+  storage: Storage;
+  orgs: OrgService;
+  authorizer: Authorizer;
+  limits: IngestLimits;
+  reading: Reading;
+  committer: Committer;
+  mirroring: Mirroring;
+  /**
+   * Uploads wait for a slot rather than fail: a 5xx or 429 would make old Nix retry without a body.
+   * Slots are shared fairly between orgs, so one org's stalled uploads cannot block another's.
+   */
+  ingestSlots: FairSemaphore;
+  uploadRecord: (target: SliceResource, fileName: (narHashNix32: string) => string) => UploadRecord;
+  /** How long the NAR of a refused batch upload still counts against its org's quota before GC may take it. */
+  refusedHoldMs: number;
+}
+
+/** A NAR this slice uploaded and may still commit. */
+interface PendingUpload {
+  narHash: string;
+  narSize: number;
+}
+
+const CLIENT_NAR_FILE = /^[0-9a-zA-Z][0-9a-zA-Z._+-]{0,200}$/;
+const NEEDS_WRITE_TOKEN = 'uploading needs a token with the write scope (netrc password or Bearer)';
+
+export class Uploads {
+  constructor(private readonly deps: UploadsDeps) {}
+
+  /**
+   * The slice a write goes to, decided once per request. Slice URLs name it; on the unified URL it
+   * is the token's only slice if it is limited to one, else its org's default slice.
+   */
+  async writeTarget(p: Principal, view: CacheView): Promise<WriteTarget> {
+    let target: SliceResource | undefined;
+    if (view.kind === 'slice') {
+      target = view.slice;
+    } else {
+      if (p.kind === 'anonymous') throw new Unauthenticated(NEEDS_WRITE_TOKEN);
+      if (p.kind === 'server-admin') {
+        const why = 'the server admin token has no org: upload to <server>/cache/<org>/<slice>';
+        throw new InvalidInput('cache URL', why);
+      }
+      const sliceName = p.slices?.length === 1 ? p.slices[0]! : DEFAULT_SLICE;
+      target = await this.deps.orgs.findSlice(p.org.name, sliceName);
+      if (!target) {
+        const why = `the token's slice ${JSON.stringify(sliceName)} does not exist in org ${p.org.name}`;
+        throw new InvalidInput('slice', why);
+      }
+    }
+    const decision = this.deps.authorizer.authorize(p, 'cache.write', target);
+    if (!decision.allowed) {
+      if (p.kind === 'anonymous') throw new Unauthenticated(NEEDS_WRITE_TOKEN);
+      throw new Forbidden(`not allowed to write to ${target.org.name}/${target.slice.name}: ${decision.reason}`);
+    }
+    return target as WriteTarget;
+  }
+
+  /**
+   * The write target of a NAR upload whose body has not been read yet, refused (413) when its org
+   * is already at its quota, counting the NARs it uploaded that still wait for a narinfo.
+   */
+  async admitNarUpload(p: Principal, view: CacheView): Promise<WriteTarget> {
+    const target = await this.writeTarget(p, view);
+    await this.refuseIfFull(target, 'NARs uploaded without a narinfo (they count until committed or expired) included');
+    return target;
+  }
+
+  /**
+   * HEAD on a NAR file, answered for the caller: true if it is a NAR the caller may read, or a file
+   * the caller's target slice uploaded (Nix's `nix copy` skips re-uploading those). Knowing a hash
+   * gives nothing: another org's upload of the same file is not reported.
+   */
+  async hasNarFile(p: Principal, view: CacheView, fileName: string): Promise<boolean> {
+    if (await this.deps.reading.readableNar(p, view, fileName)) return true;
+    const target = await this.writeTarget(p, view).catch(() => undefined);
+    if (!target) return false;
+    return (await this.pendingUpload(target, fileName)) !== undefined;
+  }
+
+  /** `PUT nar/<file>` from `nix copy`: verify and store, remember that this slice uploaded the file. */
+  async uploadNarFile(
+    target: WriteTarget,
+    fileName: string,
+    body: AsyncIterable<Buffer>,
+    signal?: AbortSignal,
+    sizeHint?: number,
+  ): Promise<IngestedNar> {
+    if (!CLIENT_NAR_FILE.test(fileName)) {
+      throw new InvalidInput('NAR file name', `${JSON.stringify(fileName.slice(0, 80))} is not a valid file name`);
+    }
+    const ext = fileName.includes('.nar.') ? fileName.slice(fileName.lastIndexOf('.') + 1) : 'none';
+    const { storage, limits, ingestSlots, uploadRecord } = this.deps;
+    // The upload record is written with the NAR's row, in one transaction: no GC can slip between.
+    const record = uploadRecord(target, () => fileName);
+    const compression = compressionFromName(ext);
+    return ingestSlots.run(target.org.id, () =>
+      ingestNar(body, compression, storage, limits, signal, undefined, sizeHint, record),
+    );
+  }
+
+  /** `PUT <hash>.narinfo` from `nix copy`: the NAR must be one this slice uploaded, or one the caller can read. */
+  async uploadNarInfo(p: Principal, target: WriteTarget, hashPart: StorePathHash, text: string): Promise<CommitResult> {
+    const info = parseNarInfo(text);
+    if (hashPartOf(info.storePath) !== hashPart) {
+      throw new InvalidInput('narinfo', `StorePath ${info.storePath} does not match the file name ${hashPart}.narinfo`);
+    }
+    const url = info.url.split('?')[0]!;
+    if (!url.startsWith('nar/')) {
+      throw new InvalidInput('URL', `expected "nar/<file>", got ${JSON.stringify(info.url.slice(0, 80))}`);
+    }
+    const fileName = url.slice(4);
+    const claimed = encodeNix32(info.narHash.digest);
+    let have = await this.pendingUpload(target, fileName);
+    const readable = have ? undefined : await this.deps.reading.readableNar(p, { kind: 'unified' }, fileName);
+    if (readable) {
+      const nar = await this.deps.storage.db
+        .selectFrom('nars')
+        .select(['nar_hash', 'nar_size'])
+        .where('nar_hash', '=', readable.narHash)
+        .executeTakeFirst();
+      have = nar && { narHash: nar.nar_hash, narSize: Number(nar.nar_size) };
+    }
+    if (!have) {
+      const where = `${target.org.name}/${target.slice.name}`;
+      const why = `no NAR was uploaded as ${JSON.stringify(url)} to ${where}; upload the NAR before its narinfo`;
+      throw new InvalidInput('URL', why);
+    }
+    if (have.narHash !== claimed) {
+      const claims = formatNix32Hash(info.narHash);
+      const has = `sha256:${have.narHash}`;
+      throw new InvalidInput('NarHash', `mismatch: narinfo claims ${claims}, the uploaded NAR has ${has}`);
+    }
+    if (have.narSize !== info.narSize) {
+      const why = `mismatch: narinfo claims ${info.narSize}, the uploaded NAR has ${have.narSize} bytes`;
+      throw new InvalidInput('NarSize', why);
+    }
+    const meta = metadataOf(info);
+    await this.deps.mirroring.ensureReferences(p, target, meta);
+    return this.deps.committer.commit(p, target, meta);
+  }
+
+  /** Floe's batch upload: metadata and NAR in one request, verified against each other. */
+  async uploadPath(
+    p: Principal,
+    target: WriteTarget,
+    meta: PathMetadata,
+    body: AsyncIterable<Buffer>,
+    declared: Compression | undefined,
+    signal?: AbortSignal,
+  ) {
+    const { storage, limits, ingestSlots, uploadRecord } = this.deps;
+    // Refuse before reading the body when the org is already full and this path is new to the slice.
+    // (Re-pushing a path the slice holds adds nothing: it passes even over quota.)
+    const adds = async () => (await this.absentFrom(target, [meta.storePath])).length > 0;
+    await this.refuseIfFull(target, 'NARs uploaded without a narinfo and recently refused uploads included', adds);
+    // Pending from the moment it is stored (so GC leaves it alone until the commit below).
+    const fileName = (h: string) => `batch/${h}`;
+    const record = uploadRecord(target, fileName);
+    const nar = await ingestSlots.run(target.org.id, () =>
+      ingestNar(body, declared, storage, limits, signal, meta.narSize, undefined, record),
+    );
+    try {
+      if (!hashesEqual(nar.narHash, meta.narHash)) {
+        const [claimed, has] = [formatNix32Hash(meta.narHash), formatNix32Hash(nar.narHash)];
+        const why = `mismatch: claimed ${claimed}, the uploaded NAR has ${has}`;
+        throw new InvalidInput('narHash', why);
+      }
+      if (nar.narSize !== meta.narSize) {
+        const why = `mismatch: claimed ${meta.narSize}, the uploaded NAR has ${nar.narSize} bytes`;
+        throw new InvalidInput('narSize', why);
+      }
+      await this.deps.mirroring.ensureReferences(p, target, meta);
+      const result = await this.deps.committer.commit(p, target, meta);
+      return { result, nar };
+    } catch (err) {
+      // A refused upload's NAR still counts against the org for a while (else refused uploads
+      // would store bytes free of quota until GC), then GC takes it.
+      const expires = new Date(Date.now() + this.deps.refusedHoldMs).toISOString();
+      await storage.db
+        .updateTable('nar_uploads')
+        .set({ expires_at: expires })
+        .where('slice_id', '=', target.slice.id)
+        .where('file_name', '=', fileName(encodeNix32(nar.narHash.digest)))
+        .execute()
+        .catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Store paths (base names) absent from the target. Paths a trusted upstream serves (with a valid
+   * signature and the signed NAR) are fetched by the server into the target first, and reported as
+   * `mirrored` instead of `missing`: the client uploads only its own paths.
+   */
+  async missingPaths(p: Principal, target: WriteTarget, paths: StorePathBase[]): Promise<PushPlan> {
+    const absent = await this.absentFrom(target, paths);
+    if (absent.length === 0 || !(await this.deps.mirroring.available())) {
+      return { missing: absent, mirrored: [], refused: [] };
+    }
+    const result = await this.deps.mirroring.forWriter(p, target, absent);
+    const mirrored = new Set<string>(result.mirrored);
+    return {
+      missing: absent.filter((x) => !mirrored.has(x)),
+      mirrored: absent.filter((x) => mirrored.has(x)),
+      refused: result.refused.filter((r) => absent.includes(r.path)),
+    };
+  }
+
+  private async absentFrom(target: SliceResource, paths: StorePathBase[]): Promise<StorePathBase[]> {
+    const present = new Set<string>();
+    const hashes = paths.map((x) => hashPartOf(x));
+    for (let i = 0; i < hashes.length; i += 500) {
+      const rows = await this.deps.storage.db
+        .selectFrom('paths')
+        .select('store_path')
+        .where('slice_id', '=', target.slice.id)
+        .where('hash_part', 'in', hashes.slice(i, i + 500))
+        .execute();
+      for (const r of rows) present.add(r.store_path);
+    }
+    return paths.filter((x) => !present.has(x));
+  }
+
+  /** What `target` uploaded as `fileName` and may still commit. */
+  private async pendingUpload(target: SliceResource, fileName: string): Promise<PendingUpload | undefined> {
+    const row = await this.deps.storage.db
+      .selectFrom('nar_uploads')
+      .select(['nar_hash', 'nar_size'])
+      .where('slice_id', '=', target.slice.id)
+      .where('file_name', '=', fileName)
+      .where('expires_at', '>', new Date().toISOString())
+      .executeTakeFirst();
+    return row && { narHash: row.nar_hash, narSize: Number(row.nar_size) };
+  }
+
+  /**
+   * 413 when the org has a quota and is at it, pending uploads counted (`what` says which, for the
+   * message); `adds` is asked only when there is a quota: whether this upload would add anything.
+   */
+  private async refuseIfFull(target: SliceResource, what: string, adds = async () => true): Promise<void> {
+    const db = this.deps.storage.db;
+    const settings = await db
+      .selectFrom('org_settings')
+      .select('quota_bytes')
+      .where('org_id', '=', target.org.id)
+      .executeTakeFirst();
+    if (settings?.quota_bytes == null || !(await adds())) return;
+    const full = quotaFull(target.org.name, Number(settings.quota_bytes), await orgBytesWithPending(db, target.org.id));
+    if (full) throw new TooLarge(`${full}, ${what}`);
+  }
+}
