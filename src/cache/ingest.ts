@@ -12,6 +12,7 @@ import { FloeError, InsufficientStorage, InvalidInput, TooLarge } from '../error
 import { isStorageFull } from '../storage/failures.js';
 import type { Hash } from '../nix/hash.js';
 import { encodeNix32 } from '../nix/nix32.js';
+import type { Principal } from '../identity/principal.js';
 import type { BlobStore, Db } from '../storage/types.js';
 import { lockSharedAgainstGc } from '../storage/locks.js';
 import { type Compression, sniffCompression } from './compression.js';
@@ -158,4 +159,12 @@ export async function ingestNar(
     if (isStorageFull(err) && !(err instanceof FloeError)) throw new InsufficientStorage({ cause: err });
     throw err;
   }
+}
+
+/**
+ * Whose turn an ingestion slot is within its org (FairSemaphore's member): the token, so one
+ * token's stalled uploads cannot take every slot of the org; other callers share one turn.
+ */
+export function ingestMember(p: Principal): string {
+  return p.kind === 'anonymous' ? 'anonymous' : `token:${p.tokenId}`;
 }

@@ -31,7 +31,7 @@ import { prepareQuery } from '../storage/prepared.js';
 import { ReadCache } from './read-cache.js';
 import { FairSemaphore } from './semaphore.js';
 import { type Compression, compressionFromName } from './compression.js';
-import { type IngestLimits, type IngestedNar, type UploadRecord, ingestNar, narBlobKey } from './ingest.js';
+import { type IngestLimits, type IngestedNar, type UploadRecord, ingestMember, ingestNar, narBlobKey } from './ingest.js';
 import { lockSharedAgainstGc } from '../storage/locks.js';
 import { quotaFull, quotaViolation } from './quota.js';
 import type { Upstream, UpstreamService } from './upstream.js';
@@ -71,7 +71,7 @@ export interface CacheDeps {
   upstreams?: UpstreamService;
   signers?: SignerService;
   /** Concurrent NAR ingestions in all and per org (default 16 and 4). */
-  ingestSlots?: { slots: number; slotsPerOrg: number };
+  ingestSlots?: { slots: number; slotsPerOrg: number; slotsPerToken?: number };
   /**
    * How long an uploaded NAR waits for its narinfo (default 24 h), and how long the NAR of a refused
    * batch upload still counts against its org's quota before GC may take it (default 1 h, the GC grace).
@@ -187,7 +187,9 @@ export class CacheService {
     this.upstreams = deps.upstreams;
     this.signers = deps.signers;
     this.linker = new Linker(storage.db, deps.authorizer, deps.sources, deps.signers, deps.upstreams);
-    this.ingestSlots = new FairSemaphore(deps.ingestSlots?.slots ?? 16, deps.ingestSlots?.slotsPerOrg ?? 4);
+    const perOrg = deps.ingestSlots?.slotsPerOrg ?? 4;
+    // One less per token than per org: a token's stalled uploads always leave its org a slot.
+    this.ingestSlots = new FairSemaphore(deps.ingestSlots?.slots ?? 16, perOrg, deps.ingestSlots?.slotsPerToken ?? Math.max(1, perOrg - 1));
     this.uploadExpiryMs = deps.uploads?.expiryMs ?? UPLOAD_RECORD_TTL_MS;
     this.refusedHoldMs = deps.uploads?.refusedHoldMs ?? 3600_000;
     const candidates = () => candidateQuery(storage.db);
@@ -414,8 +416,10 @@ export class CacheService {
         const { upstream, info } = found.get(path)!;
         try {
           const body = await this.upstreams!.openNar(upstream, info);
-          const nar = await this.ingestSlots.run(target.org.id, () =>
-            ingestNar(body, compressionFromName(info.compression), this.storage, this.limits, undefined, info.narSize, undefined, this.uploadRecord(target, (h) => `upstream/${h}`)),
+          const nar = await this.ingestSlots.run(
+            target.org.id,
+            () => ingestNar(body, compressionFromName(info.compression), this.storage, this.limits, undefined, info.narSize, undefined, this.uploadRecord(target, (h) => `upstream/${h}`)),
+            ingestMember(p),
           );
           const bad = checkFetchedNar(info, nar);
           if (bad) throw new InvalidInput('upstream', bad);
@@ -551,7 +555,7 @@ export class CacheService {
     if (!CLIENT_NAR_FILE.test(fileName)) throw new InvalidInput('NAR file name', `${JSON.stringify(fileName.slice(0, 80))} is not a valid file name`);
     const ext = fileName.includes('.nar.') ? fileName.slice(fileName.lastIndexOf('.') + 1) : 'none';
     // The upload record is written with the NAR's row, in one transaction: no GC can slip between.
-    return this.ingestSlots.run(target.org.id, () => ingestNar(body, compressionFromName(ext), this.storage, this.limits, signal, undefined, sizeHint, this.uploadRecord(target, () => fileName)));
+    return this.ingestSlots.run(target.org.id, () => ingestNar(body, compressionFromName(ext), this.storage, this.limits, signal, undefined, sizeHint, this.uploadRecord(target, () => fileName)), ingestMember(p));
   }
 
   /** `PUT <hash>.narinfo` from `nix copy`: the NAR must be one this slice uploaded, or one the caller can read. */
@@ -602,7 +606,7 @@ export class CacheService {
     await this.refuseIfFull(target, 'NARs uploaded without a narinfo and recently refused uploads included', async () => (await this.absentFrom(target, [meta.storePath])).length > 0);
     // Pending from the moment it is stored (so GC leaves it alone until the commit below).
     const fileName = (h: string) => `batch/${h}`;
-    const nar = await this.ingestSlots.run(target.org.id, () => ingestNar(body, declared, this.storage, this.limits, signal, meta.narSize, undefined, this.uploadRecord(target, fileName)));
+    const nar = await this.ingestSlots.run(target.org.id, () => ingestNar(body, declared, this.storage, this.limits, signal, meta.narSize, undefined, this.uploadRecord(target, fileName)), ingestMember(p));
     try {
       if (!hashesEqual(nar.narHash, meta.narHash)) {
         throw new InvalidInput('narHash', `mismatch: claimed ${formatNix32Hash(meta.narHash)}, the uploaded NAR has ${formatNix32Hash(nar.narHash)}`);
