@@ -20,6 +20,7 @@ import { startS3 } from '../test/helpers/s3.js';
 import { registryBench } from './registry.js';
 import { pushBench } from './push.js';
 import { policyBench } from './policy.js';
+import { uploadsBench } from './uploads.js';
 
 const DURATION = process.env.BENCH_DURATION ?? '8s';
 const PATHS = Number(process.env.BENCH_PATHS ?? 2000);
@@ -290,6 +291,15 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
       console.log('|' + pw.map((w) => '-'.repeat(w + 2)).join('|') + '|');
       for (const r of rows) console.log(pf(r));
     }
+
+    console.log(`\nUploads and reads together (embedded backend; uploads by curl, reads by wrk, 4 connections):`);
+    const up = await uploadsBench(work, DURATION);
+    const uh = ['measure', 'verifier threads', 'ratio', 'FLOE_VERIFY_THREADS=0', 'ratio'];
+    const uw = uh.map((h, i) => Math.max(h.length, ...up.map((r) => r[i]!.length)));
+    const uf = (r: string[]) => '| ' + r.map((c, i) => c.padEnd(uw[i]!)).join(' | ') + ' |';
+    console.log(uf(uh));
+    console.log('|' + uw.map((w) => '-'.repeat(w + 2)).join('|') + '|');
+    for (const r of up) console.log(uf(r));
   } finally {
     cleanup();
     for (const stop of stops) await stop().catch(() => undefined);

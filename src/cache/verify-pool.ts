@@ -31,13 +31,6 @@ function abortError(signal: AbortSignal): Error {
   return Object.assign(new Error('The operation was aborted', { cause: signal.reason }), { name: 'AbortError' });
 }
 
-/** Writes to the sink; resolves once it took the chunk (its buffer is below the high-water mark). */
-function writeTo(sink: Writable, chunk: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    sink.write(chunk, (err) => (err ? reject(err) : resolve()));
-  });
-}
-
 /**
  * One job's state on the calling side. Settles once: with the thread's result, or with the first
  * failure from the thread, the source, the sink or the signal.
@@ -49,8 +42,9 @@ class Job {
   settled = false;
   inFlight = 0;
   private resumeInput: (() => void) | undefined;
-  /** Sink writes are chained so output keeps its order and its backpressure. */
-  private writes: Promise<void> = Promise.resolve();
+  /** Output chunks handed to the sink and not yet written. */
+  private writing = 0;
+  private allWritten: (() => void) | undefined;
 
   constructor(
     readonly id: number,
@@ -88,27 +82,30 @@ class Job {
         if (this.inFlight <= IN_FLIGHT_BYTES) this.wake();
         return;
       case 'out': {
+        // Written at once (the sink batches and orders them); the thread is told as each one is
+        // written, so what it may produce ahead stays bounded by IN_FLIGHT_BYTES.
         const chunk = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
-        this.writes = this.writes.then(async () => {
+        this.writing++;
+        this.sink.write(chunk, (err) => {
+          this.writing--;
+          if (err) return this.fail(err);
           if (this.settled) return;
-          try {
-            await writeTo(this.sink, chunk);
-            this.send({ kind: 'taken', job: this.id, bytes: chunk.length });
-          } catch (err) {
-            this.fail(err);
-          }
+          this.send({ kind: 'taken', job: this.id, bytes: chunk.length });
+          if (this.writing === 0) this.allWritten?.();
         });
         return;
       }
       case 'done': {
         const result = m.result;
-        // Done once every output chunk is with the sink.
-        void this.writes.then(() => {
+        // Done once every output chunk is written.
+        const finish = () => {
           if (this.settled) return;
           this.settled = true;
           this.wake();
           this.settle.resolve(result);
-        });
+        };
+        if (this.writing === 0) finish();
+        else this.allWritten = finish;
         return;
       }
       case 'failed':

@@ -4,10 +4,14 @@
  * others running; the thread itself ends only if it is terminated or crashes (the pool then fails
  * the uploads it held and starts another).
  */
+import os from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { FloeError } from '../errors.js';
 import { IN_FLIGHT_BYTES, type FromVerifier, type ToVerifier } from './verify-protocol.js';
 import { NarVerification } from './verify-stream.js';
+
+/** How much lower than the event loop's the verifier threads' scheduling priority is. */
+const VERIFIER_NICE = 10;
 
 interface Job {
   verification: NarVerification;
@@ -17,6 +21,18 @@ interface Job {
 }
 
 const port = parentPort!;
+
+// Verification is background work next to the main thread's requests: on a saturated machine the
+// scheduler must run the event loop first. On Linux the nice value is per thread (this call sets
+// this thread's, and the zstd threads it starts inherit it); elsewhere it may set the process's,
+// so it is applied only here.
+if (process.platform === 'linux') {
+  try {
+    os.setPriority(VERIFIER_NICE);
+  } catch {
+    // not permitted (a container without CAP_SYS_NICE may refuse even lowering): run as is
+  }
+}
 const jobs = new Map<number, Job>();
 const post = (m: FromVerifier, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
 
