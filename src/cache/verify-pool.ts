@@ -13,7 +13,7 @@ import os from 'node:os';
 import type { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { FloeError } from '../errors.js';
+import { FloeError, InvalidInput } from '../errors.js';
 import { IN_FLIGHT_BYTES, type FromVerifier, type ToVerifier } from './verify-protocol.js';
 import { NarVerification, type VerifyParams, type VerifyResult } from './verify-stream.js';
 
@@ -245,18 +245,25 @@ export function verifyThreadsFromEnv(env: NodeJS.ProcessEnv = process.env): numb
   const raw = env.FLOE_VERIFY_THREADS;
   if (raw === undefined || raw === '') return os.availableParallelism();
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0 || n > 256) throw new Error(`FLOE_VERIFY_THREADS must be an integer from 0 to 256, got ${JSON.stringify(raw)}`);
+  if (!/^\d{1,3}$/.test(raw.trim()) || n > 256) throw new InvalidInput('FLOE_VERIFY_THREADS', `expected a whole number from 0 to 256, got ${JSON.stringify(raw)}`);
   return n;
 }
 
 let shared: Verifier | undefined;
 
-/** The process's verifier, made on first use. */
-export function sharedVerifier(): Verifier {
-  if (shared) return shared;
-  const threads = verifyThreadsFromEnv();
+function verifierWith(threads: number): Verifier {
   // Run from TypeScript sources (unit tests), there is no compiled worker next to this module.
   const compiled = existsSync(fileURLToPath(WORKER_URL));
-  shared = threads > 0 && compiled ? new ThreadVerifier(threads) : new InThreadVerifier();
-  return shared;
+  return threads > 0 && compiled ? new ThreadVerifier(threads) : new InThreadVerifier();
+}
+
+/** Sets the process's verifier (`floe serve`, from its config) before the first upload. */
+export function configureSharedVerifier(threads: number): void {
+  void shared?.close();
+  shared = verifierWith(threads);
+}
+
+/** The process's verifier, made on first use (from FLOE_VERIFY_THREADS unless configured). */
+export function sharedVerifier(): Verifier {
+  return (shared ??= verifierWith(verifyThreadsFromEnv()));
 }

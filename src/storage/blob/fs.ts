@@ -90,7 +90,8 @@ export class FsBlobStore implements BlobStore {
         await step('mkdir', () => mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE }));
         await step('link scratch', () => link(tmp, scratch));
         await step('link', () =>
-          link(scratch, target).catch((err: NodeJS.ErrnoException) => {
+          // From the temp file, which GC never lists (a scratch name left by a crash is an orphan it collects).
+          link(tmp, target).catch((err: NodeJS.ErrnoException) => {
             // Same key = same content: the existing file is kept.
             if (err.code !== 'EEXIST') throw err;
           }),
