@@ -78,6 +78,16 @@ function start(job: number, m: Extract<ToVerifier, { kind: 'start' }>): void {
 }
 
 port.on('message', (m: ToVerifier) => {
+  // A throw here would end the thread and every upload on it: it fails this upload only.
+  try {
+    handle(m);
+  } catch (err) {
+    jobs.get(m.job)?.verification.abort(err as Error);
+    fail(m.job, err);
+  }
+});
+
+function handle(m: ToVerifier): void {
   if (m.kind === 'start') return start(m.job, m);
   const job = jobs.get(m.job);
   if (!job) return; // finished or failed already
@@ -107,4 +117,4 @@ port.on('message', (m: ToVerifier) => {
       job.verification.abort(new Error(m.message));
       return;
   }
-});
+}
