@@ -17,13 +17,16 @@ import { FloeError, InvalidInput } from '../errors.js';
 import { IN_FLIGHT_BYTES, type FromVerifier, type ToVerifier } from './verify-protocol.js';
 import { NarVerification, type VerifyParams, type VerifyResult } from './verify-stream.js';
 
+type Source = AsyncIterable<Buffer>;
+type Send = (m: ToVerifier, transfer?: ArrayBuffer[]) => void;
+
 export interface Verifier {
   /**
    * Verifies `source` (the body after its first bytes were sniffed) and writes the zstd output to
    * `sink` (not ended: the caller commits it). Rejects with the upload's error; the source is not
    * read further after a failure.
    */
-  verify(params: VerifyParams, source: AsyncIterable<Buffer>, sink: Writable, signal?: AbortSignal): Promise<VerifyResult>;
+  verify(params: VerifyParams, source: Source, sink: Writable, signal?: AbortSignal): Promise<VerifyResult>;
   close(): Promise<void>;
 }
 
@@ -49,7 +52,7 @@ class Job {
   constructor(
     readonly id: number,
     private readonly sink: Writable,
-    private readonly send: (m: ToVerifier, transfer?: ArrayBuffer[]) => void,
+    private readonly send: Send,
   ) {
     this.result.catch(() => undefined);
   }
@@ -116,7 +119,7 @@ class Job {
 }
 
 /** Feeds the source to a job until it ends, the job settles, or the signal fires. */
-async function feed(job: Job, source: AsyncIterable<Buffer>, send: (m: ToVerifier, transfer?: ArrayBuffer[]) => void, signal?: AbortSignal): Promise<void> {
+async function feed(job: Job, source: Source, send: Send, signal?: AbortSignal): Promise<void> {
   const onAbort = () => job.fail(abortError(signal!));
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
@@ -170,7 +173,11 @@ export class ThreadVerifier implements Verifier {
       const i = this.threads.indexOf(thread);
       if (i >= 0) this.threads.splice(i, 1);
       if (this.closed) return;
-      const err = new FloeError('unavailable', `the NAR verifier thread stopped (exit code ${code}${why}) while verifying this upload; nothing was stored, try again`);
+      const err = new FloeError(
+        'unavailable',
+        `the NAR verifier thread stopped (exit code ${code}${why}) while verifying this upload; ` +
+          'nothing was stored, try again',
+      );
       for (const job of thread.jobs.values()) job.fail(err, false);
       thread.jobs.clear();
     });
@@ -186,10 +193,10 @@ export class ThreadVerifier implements Verifier {
     return this.spawn();
   }
 
-  async verify(params: VerifyParams, source: AsyncIterable<Buffer>, sink: Writable, signal?: AbortSignal): Promise<VerifyResult> {
+  async verify(params: VerifyParams, source: Source, sink: Writable, signal?: AbortSignal): Promise<VerifyResult> {
     if (this.closed) throw new Error('the verifier pool is closed');
     const thread = this.pick();
-    const send = (m: ToVerifier, transfer?: ArrayBuffer[]) => thread.worker.postMessage(m, transfer);
+    const send: Send = (m, transfer) => thread.worker.postMessage(m, transfer);
     const job = new Job(this.nextJob++, sink, send);
     thread.jobs.set(job.id, job);
     try {
@@ -215,8 +222,10 @@ export class ThreadVerifier implements Verifier {
 
 /** Verification in the calling thread: FLOE_VERIFY_THREADS=0, or code run from its TypeScript source. */
 export class InThreadVerifier implements Verifier {
-  async verify(params: VerifyParams, source: AsyncIterable<Buffer>, sink: Writable, signal?: AbortSignal): Promise<VerifyResult> {
-    const verification = new NarVerification(params, (chunk, taken) => sink.write(chunk, (err) => (err ? verification.abort(err) : taken())));
+  async verify(params: VerifyParams, source: Source, sink: Writable, signal?: AbortSignal): Promise<VerifyResult> {
+    const verification = new NarVerification(params, (chunk, taken) =>
+      sink.write(chunk, (err) => (err ? verification.abort(err) : taken())),
+    );
     let failed = false;
     verification.result.catch(() => (failed = true));
     const onAbort = () => verification.abort(abortError(signal!));
@@ -245,7 +254,9 @@ export function verifyThreadsFromEnv(env: NodeJS.ProcessEnv = process.env): numb
   const raw = env.FLOE_VERIFY_THREADS;
   if (raw === undefined || raw === '') return os.availableParallelism();
   const n = Number(raw);
-  if (!/^\d{1,3}$/.test(raw.trim()) || n > 256) throw new InvalidInput('FLOE_VERIFY_THREADS', `expected a whole number from 0 to 256, got ${JSON.stringify(raw)}`);
+  if (!/^\d{1,3}$/.test(raw.trim()) || n > 256) {
+    throw new InvalidInput('FLOE_VERIFY_THREADS', `expected a whole number from 0 to 256, got ${JSON.stringify(raw)}`);
+  }
   return n;
 }
 

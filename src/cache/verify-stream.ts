@@ -25,14 +25,24 @@ export const MAX_EXPANSION_RATIO = 1000;
  * the size the client declared (batch uploads and upstream narinfos declare NarSize; Nix's
  * `PUT nar/` declares nothing, so there the expansion ratio bounds it). Returns why, if over.
  */
-export function narSizeProblem(size: number, received: number, maxNarBytes: number, declaredNarSize: number | undefined): FloeError | undefined {
+export function narSizeProblem(
+  size: number,
+  received: number,
+  maxNarBytes: number,
+  declaredNarSize: number | undefined,
+): FloeError | undefined {
   if (size > maxNarBytes) return new TooLarge(`NAR is larger than the limit of ${maxNarBytes} bytes`);
   if (declaredNarSize !== undefined) {
-    return size > declaredNarSize ? new InvalidInput('narSize', `mismatch: the NAR is larger than the declared ${declaredNarSize} bytes`) : undefined;
+    if (size <= declaredNarSize) return undefined;
+    return new InvalidInput('narSize', `mismatch: the NAR is larger than the declared ${declaredNarSize} bytes`);
   }
   const allowed = Math.max(UNDECLARED_NAR_FLOOR_BYTES, MAX_EXPANSION_RATIO * received);
   if (size > allowed) {
-    return new TooLarge(`NAR expands to more than ${MAX_EXPANSION_RATIO} times the ${received} compressed bytes received (and over ${UNDECLARED_NAR_FLOOR_BYTES} bytes): refused as a decompression bomb; upload with \`floe push\`, which declares the size`);
+    return new TooLarge(
+      `NAR expands to more than ${MAX_EXPANSION_RATIO} times the ${received} compressed bytes received ` +
+        `(and over ${UNDECLARED_NAR_FLOOR_BYTES} bytes): refused as a decompression bomb; ` +
+        'upload with `floe push`, which declares the size',
+    );
   }
   return undefined;
 }
@@ -114,17 +124,29 @@ export class NarVerification {
   private received = 0;
   readonly result: Promise<VerifyResult>;
 
-  constructor(params: VerifyParams, take: (chunk: Buffer, taken: () => void) => void, inspect?: (chunk: Buffer) => void) {
-    const check = new NarCheck((size) => narSizeProblem(size, this.received, params.maxNarBytes, params.declaredNarSize), inspect);
+  constructor(
+    params: VerifyParams,
+    take: (chunk: Buffer, taken: () => void) => void,
+    inspect?: (chunk: Buffer) => void,
+  ) {
+    const allowed = (size: number) => narSizeProblem(size, this.received, params.maxNarBytes, params.declaredNarSize);
+    const check = new NarCheck(allowed, inspect);
     const out = new Output(take);
-    const done = pipeline(this.input, createDecompressor(params.compression), check, createStorageCompressor(params.declaredNarSize ?? params.bodyBytes), out);
+    const compressor = createStorageCompressor(params.declaredNarSize ?? params.bodyBytes);
+    const done = pipeline(this.input, createDecompressor(params.compression), check, compressor, out);
     this.result = done.then(
-      () => ({ narHash: new Uint8Array(check.sha.digest()), narSize: check.size, fileHash: new Uint8Array(out.sha.digest()), fileSize: out.size }),
+      () => ({
+        narHash: new Uint8Array(check.sha.digest()),
+        narSize: check.size,
+        fileHash: new Uint8Array(out.sha.digest()),
+        fileSize: out.size,
+      }),
       (err: unknown) => {
         if (err instanceof FloeError) throw err;
         if (this.aborted) throw this.aborted;
         // Decoder errors carry library-specific messages; say what failed in terms the client can act on.
-        throw new InvalidInput('NAR', `could not decompress the body as ${params.compression}: ${(err as Error).message}`);
+        const why = (err as Error).message;
+        throw new InvalidInput('NAR', `could not decompress the body as ${params.compression}: ${why}`);
       },
     );
     // Failures are reported through `result` (and `write`), never as an unhandled rejection.

@@ -40,7 +40,8 @@ const post = (m: FromVerifier, transfer?: ArrayBuffer[]) => port.postMessage(m, 
  * Tests only: a thread that decodes a NAR containing these bytes exits at once, as a crashing
  * native decoder would. Read once from the environment the test gave `floe serve`.
  */
-const crashMarker = process.env.FLOE_TEST_VERIFIER_CRASH_MARKER ? Buffer.from(process.env.FLOE_TEST_VERIFIER_CRASH_MARKER) : undefined;
+const crashMarkerText = process.env.FLOE_TEST_VERIFIER_CRASH_MARKER;
+const crashMarker = crashMarkerText ? Buffer.from(crashMarkerText) : undefined;
 const inspect = crashMarker
   ? (chunk: Buffer) => {
       if (chunk.includes(crashMarker)) process.exit(70);
@@ -49,7 +50,10 @@ const inspect = crashMarker
 
 function fail(job: number, err: unknown): void {
   jobs.delete(job);
-  const error = err instanceof FloeError ? { code: err.code, message: err.message } : { code: 'internal' as const, message: String((err as Error)?.message ?? err) };
+  const error =
+    err instanceof FloeError
+      ? { code: err.code, message: err.message }
+      : { code: 'internal' as const, message: String((err as Error)?.message ?? err) };
   post({ kind: 'failed', job, error });
 }
 
@@ -71,7 +75,8 @@ function start(job: number, m: Extract<ToVerifier, { kind: 'start' }>): void {
   state.verification.result.then(
     (result) => {
       jobs.delete(job);
-      post({ kind: 'done', job, result }, [result.narHash.buffer as ArrayBuffer, result.fileHash.buffer as ArrayBuffer]);
+      const transfer = [result.narHash.buffer as ArrayBuffer, result.fileHash.buffer as ArrayBuffer];
+      post({ kind: 'done', job, result }, transfer);
     },
     (err: unknown) => fail(job, err),
   );
