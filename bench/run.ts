@@ -20,6 +20,7 @@ import { startS3 } from '../test/helpers/s3.js';
 import { registryBench } from './registry.js';
 import { pushBench } from './push.js';
 import { policyBench } from './policy.js';
+import { uploadsBench } from './uploads.js';
 
 const DURATION = process.env.BENCH_DURATION ?? '8s';
 const PATHS = Number(process.env.BENCH_PATHS ?? 2000);
@@ -339,6 +340,16 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
       for (const r of rows) console.log(pf(r));
       for (const r of rows) results.push({ measure: `push: ${r[0]}`, unit: 's', processes: 1, floe: 'floe 1p (SQLite+files)', value: Number(r[1]), detail: r[2] });
     }
+
+    console.log(`\nUploads and reads together (embedded backend; uploads by curl, reads by wrk, 4 connections):`);
+    const up = await uploadsBench(work, DURATION);
+    const uh = ['measure', 'verifier threads', 'ratio', 'FLOE_VERIFY_THREADS=0', 'ratio'];
+    const uw = uh.map((h, i) => Math.max(h.length, ...up.map((r) => r[i]!.length)));
+    const uf = (r: string[]) => '| ' + r.map((c, i) => c.padEnd(uw[i]!)).join(' | ') + ' |';
+    console.log(uf(uh));
+    console.log('|' + uw.map((w) => '-'.repeat(w + 2)).join('|') + '|');
+    for (const r of up) console.log(uf(r));
+    for (const r of up) results.push({ measure: `uploads: ${r[0]}`, unit: '', processes: 1, floe: 'floe 1p (SQLite+files)', value: Number.parseFloat(r[1]!), detail: r.slice(2).join(' ') });
     const meta = { at: new Date().toISOString(), cpus: os.availableParallelism(), node: process.version, duration: DURATION, processes: PROCESSES };
     writeFileSync(JSON_OUT, JSON.stringify({ ...meta, results }, null, 2) + '\n');
     console.log(`\nmachine-readable result: ${JSON_OUT}`);

@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { InvalidInput } from './errors.js';
 import { isValidCidr } from './policy/network.js';
+import { verifyThreadsFromEnv } from './cache/verify-pool.js';
 
 export interface Limits {
   /** Largest NAR upload body (compressed, on the wire). */
@@ -53,8 +54,13 @@ export interface Config {
   shutdownGraceSeconds: number;
   /** /readyz fails when the data directory has less free space than this (0 = no check). */
   minFreeBytes: number;
-  /** Concurrent NAR ingestions in all and per org (the rest queue, served to orgs in turn). */
-  ingest: { slots: number; slotsPerOrg: number };
+  /**
+   * Concurrent NAR ingestions in all, per org and per token (the rest queue, served to orgs and,
+   * within an org, to tokens in turn); per token defaults to one less than per org.
+   */
+  ingest: { slots: number; slotsPerOrg: number; slotsPerToken?: number };
+  /** Threads that verify uploaded NARs (FLOE_VERIFY_THREADS; 0 = on the event loop). */
+  verifyThreads: number;
   /** A request body that sends nothing for this long while the server waits is answered 408 (0 = never). */
   bodyIdleSeconds: number;
   /** ...or that arrives slower than this, averaged over twice the idle time (0 = no minimum). */
@@ -143,7 +149,9 @@ export function loadConfig(flags: { dataDir?: string; listen?: string; publicUrl
     ingest: {
       slots: positive(env.FLOE_INGEST_SLOTS ?? '16', 'FLOE_INGEST_SLOTS'),
       slotsPerOrg: positive(env.FLOE_INGEST_SLOTS_PER_ORG ?? '4', 'FLOE_INGEST_SLOTS_PER_ORG'),
+      ...(env.FLOE_INGEST_SLOTS_PER_TOKEN ? { slotsPerToken: positive(env.FLOE_INGEST_SLOTS_PER_TOKEN, 'FLOE_INGEST_SLOTS_PER_TOKEN') } : {}),
     },
+    verifyThreads: verifyThreadsFromEnv(env),
     bodyIdleSeconds: parseDuration(env.FLOE_BODY_IDLE_SECONDS ?? '30', 'FLOE_BODY_IDLE_SECONDS'),
     bodyMinBytesPerSecond: env.FLOE_BODY_MIN_RATE ? parseSize(env.FLOE_BODY_MIN_RATE, 'FLOE_BODY_MIN_RATE') : 512,
     maxConnectionsPerClient: parseCount(env.FLOE_MAX_CONNECTIONS_PER_CLIENT ?? '64', 'FLOE_MAX_CONNECTIONS_PER_CLIENT'),

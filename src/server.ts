@@ -22,6 +22,7 @@ import { PolicyStore } from './org/policies.js';
 import { clientResolver } from './http/client-address.js';
 import { OrgService } from './org/service.js';
 import { CacheService } from './cache/service.js';
+import { configureSharedVerifier } from './cache/verify-pool.js';
 import { UpstreamService } from './cache/upstream.js';
 import { RetentionService } from './cache/retention.js';
 import { GarbageCollector } from './cache/gc.js';
@@ -181,6 +182,7 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
   // held paths before org keys existed (kept as `previous` until their admins retire it).
   const orgKeys = new OrgKeyService(storage.db, { keyPrefix: hostName, legacy: keys.nix }, storage.changes);
   const sources = new SourceService(storage.db, storage.changes);
+  configureSharedVerifier(config.verifyThreads);
   const cache = new CacheService({
     storage,
     orgs,

@@ -1,22 +1,22 @@
 /**
- * Verify-while-streaming NAR ingestion: bytes from the client are counted and hashed, decompressed,
- * parsed as a NAR (structure check), hashed again (NarHash/NarSize), recompressed with zstd and
- * written to a hidden temp blob. Only a fully verified NAR is committed, under its NarHash, so
- * identical content is stored once whoever uploads it. Decoding follows the consumer (see
- * compression.ts), and every decoded chunk is checked against the NAR's allowed size before it is
- * used, so a decompression bomb is refused after at most that size plus a slice, not expanded.
+ * Verify-while-streaming NAR ingestion: bytes from the client are counted, sniffed, and handed to
+ * a verifier thread (verify-pool.ts) that decompresses them, parses the NAR (structure check),
+ * hashes it (NarHash/NarSize) and recompresses it with zstd; its output is written here to a
+ * hidden temp blob. Only a fully verified NAR is committed, under its NarHash, so identical
+ * content is stored once whoever uploads it. Decoding follows the consumer (see compression.ts),
+ * and every decoded chunk is checked against the NAR's allowed size before it is used, so a
+ * decompression bomb is refused after at most that size plus a slice, not expanded.
  */
-import { createHash, type Hash as Hasher } from 'node:crypto';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished } from 'node:stream/promises';
 import { FloeError, InsufficientStorage, InvalidInput, TooLarge } from '../errors.js';
 import { isStorageFull } from '../storage/failures.js';
 import type { Hash } from '../nix/hash.js';
 import { encodeNix32 } from '../nix/nix32.js';
-import { NarValidator } from '../nix/nar.js';
+import type { Principal } from '../identity/principal.js';
 import type { BlobStore, Db } from '../storage/types.js';
 import { lockSharedAgainstGc } from '../storage/locks.js';
-import { type Compression, createDecompressor, createStorageCompressor, sniffCompression } from './compression.js';
+import { type Compression, sniffCompression } from './compression.js';
+import { type Verifier, sharedVerifier } from './verify-pool.js';
 
 export interface IngestLimits {
   /** Largest request body accepted (compressed bytes on the wire). */
@@ -46,70 +46,7 @@ export function narBlobKey(narHashNix32: string): string {
   return `${narHashNix32}.nar.zst`;
 }
 
-/**
- * When nobody declared the NAR's size (Nix's `PUT nar/…`), a NAR over UNDECLARED_NAR_FLOOR_BYTES
- * that is also more than MAX_EXPANSION_RATIO times the compressed bytes received so far is refused
- * as a bomb. Real NARs compress 2-20x; xz or zstd at 1000x means a file of zeros.
- */
-export const UNDECLARED_NAR_FLOOR_BYTES = 64 << 20;
-export const MAX_EXPANSION_RATIO = 1000;
-
-/**
- * The most NAR bytes an upload may decode to, given what was received so far: the server's limit,
- * the size the client declared (batch uploads and upstream narinfos declare NarSize; Nix's
- * `PUT nar/` declares nothing, so there the expansion ratio bounds it). Returns why, if over.
- */
-export function narSizeProblem(size: number, received: number, maxNarBytes: number, declaredNarSize: number | undefined): FloeError | undefined {
-  if (size > maxNarBytes) return new TooLarge(`NAR is larger than the limit of ${maxNarBytes} bytes`);
-  if (declaredNarSize !== undefined) {
-    return size > declaredNarSize ? new InvalidInput('narSize', `mismatch: the NAR is larger than the declared ${declaredNarSize} bytes`) : undefined;
-  }
-  const allowed = Math.max(UNDECLARED_NAR_FLOOR_BYTES, MAX_EXPANSION_RATIO * received);
-  if (size > allowed) {
-    return new TooLarge(`NAR expands to more than ${MAX_EXPANSION_RATIO} times the ${received} compressed bytes received (and over ${UNDECLARED_NAR_FLOOR_BYTES} bytes): refused as a decompression bomb; upload with \`floe push\`, which declares the size`);
-  }
-  return undefined;
-}
-
-class NarCheck extends Transform {
-  readonly validator = new NarValidator();
-  readonly sha = createHash('sha256');
-  size = 0;
-  constructor(private readonly problem: (size: number) => FloeError | undefined) {
-    super();
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    try {
-      this.size += chunk.length;
-      // Checked before the bytes are used: the decoder is destroyed as soon as this fails.
-      const problem = this.problem(this.size);
-      if (problem) throw problem;
-      this.validator.push(chunk);
-      this.sha.update(chunk);
-      cb(null, chunk);
-    } catch (err) {
-      cb(err as Error);
-    }
-  }
-  override _flush(cb: TransformCallback): void {
-    try {
-      this.validator.end();
-      cb();
-    } catch (err) {
-      cb(err as Error);
-    }
-  }
-}
-
-class Tap extends Transform {
-  readonly sha: Hasher = createHash('sha256');
-  size = 0;
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.size += chunk.length;
-    this.sha.update(chunk);
-    cb(null, chunk);
-  }
-}
+export { MAX_EXPANSION_RATIO, UNDECLARED_NAR_FLOOR_BYTES, narSizeProblem } from './verify-stream.js';
 
 /** Reads from `source`, verifies, stores. `declared` is what the client says (file extension). */
 export async function ingestNar(
@@ -128,6 +65,7 @@ export async function ingestNar(
    * GC in between, even with grace 0, cannot collect it (the grace period alone left a window).
    */
   record?: UploadRecord,
+  verifier: Verifier = sharedVerifier(),
 ): Promise<IngestedNar> {
   // An upload whose client went away (or timed out) while it queued for a slot frees it at once.
   signal?.throwIfAborted();
@@ -160,24 +98,24 @@ export async function ingestNar(
     }
   }
 
-  const check = new NarCheck((size) => narSizeProblem(size, received, limits.maxNarBytes, declaredNarSize));
-  const decompressor = createDecompressor(compression);
-  const tap = new Tap();
   const writer = await deps.blobs.begin();
   try {
+    let verified;
     try {
-      await pipeline(Readable.from(body()), decompressor, check, createStorageCompressor(declaredNarSize ?? bodyBytes), tap, writer.body, signal ? { signal } : {});
+      const params = { compression, maxNarBytes: limits.maxNarBytes, ...(declaredNarSize !== undefined ? { declaredNarSize } : {}), ...(bodyBytes !== undefined ? { bodyBytes } : {}) };
+      verified = await verifier.verify(params, body(), writer.body, signal);
+      writer.body.end();
+      await finished(writer.body);
     } catch (err) {
       if (err instanceof FloeError) throw err;
       if ((err as Error).name === 'AbortError') throw err;
-      // Our side of the pipeline failed (the temp file's disk is full, an I/O error): the server's
-      // fault, not "could not decompress". System call errors carry `syscall`; decoders' do not.
+      // Our side failed (the temp file's disk is full, an I/O error): the server's fault, not
+      // "could not decompress". System call errors carry `syscall`; decoders' do not.
       if (isStorageFull(err)) throw new InsufficientStorage({ cause: err });
       if (typeof (err as NodeJS.ErrnoException).syscall === 'string') throw err;
-      // Decoder errors carry library-specific messages; say what failed in terms the client can act on.
       throw new InvalidInput('NAR', `could not decompress the body as ${compression}: ${(err as Error).message}`);
     }
-    const narHash: Hash = { algo: 'sha256', digest: check.sha.digest() };
+    const narHash: Hash = { algo: 'sha256', digest: Buffer.from(verified.narHash) };
     const narHashNix32 = encodeNix32(narHash.digest);
     const blobKey = narBlobKey(narHashNix32);
     // The row first, under the lock shared with GC: either GC ran before (the row and blob are
@@ -185,7 +123,7 @@ export async function ingestNar(
     // period). The blob store is asked only after that transaction: no S3 round trip (or outage)
     // holds a database connection and the GC lock.
     const now = new Date().toISOString();
-    const fileHash = encodeNix32(tap.sha.digest());
+    const fileHash = encodeNix32(Buffer.from(verified.fileHash));
     const existed = await deps.db.transaction().execute(async (trx) => {
       await lockSharedAgainstGc(trx, deps.dialect);
       const existing = await trx.selectFrom('nars').select('nar_hash').where('nar_hash', '=', narHashNix32).executeTakeFirst();
@@ -194,12 +132,12 @@ export async function ingestNar(
       } else {
         await trx
           .insertInto('nars')
-          .values({ nar_hash: narHashNix32, nar_size: check.size, file_hash: fileHash, file_size: tap.size, created_at: now, touched_at: now })
+          .values({ nar_hash: narHashNix32, nar_size: verified.narSize, file_hash: fileHash, file_size: verified.fileSize, created_at: now, touched_at: now })
           .onConflict((oc) => oc.column('nar_hash').doUpdateSet({ touched_at: now }))
           .execute();
       }
       if (record) {
-        const row = { slice_id: record.sliceId, file_name: record.fileName(narHashNix32), nar_hash: narHashNix32, nar_size: check.size, created_at: now, expires_at: record.expiresAt.toISOString() };
+        const row = { slice_id: record.sliceId, file_name: record.fileName(narHashNix32), nar_hash: narHashNix32, nar_size: verified.narSize, created_at: now, expires_at: record.expiresAt.toISOString() };
         await trx
           .insertInto('nar_uploads')
           .values(row)
@@ -214,11 +152,19 @@ export async function ingestNar(
     // fsynced like a new one; the store keeps the existing blob and drops the copy.
     await writer.commit(blobKey);
     // A row whose blob was lost describes our file now.
-    if (!present && existed) await deps.db.updateTable('nars').set({ file_hash: fileHash, file_size: tap.size }).where('nar_hash', '=', narHashNix32).execute();
-    return { narHash, narSize: check.size, blobKey, receivedBytes: received, compression };
+    if (!present && existed) await deps.db.updateTable('nars').set({ file_hash: fileHash, file_size: verified.fileSize }).where('nar_hash', '=', narHashNix32).execute();
+    return { narHash, narSize: verified.narSize, blobKey, receivedBytes: received, compression };
   } catch (err) {
     await writer.abort();
     if (isStorageFull(err) && !(err instanceof FloeError)) throw new InsufficientStorage({ cause: err });
     throw err;
   }
+}
+
+/**
+ * Whose turn an ingestion slot is within its org (FairSemaphore's member): the token, so one
+ * token's stalled uploads cannot take every slot of the org; other callers share one turn.
+ */
+export function ingestMember(p: Principal): string {
+  return p.kind === 'anonymous' ? 'anonymous' : `token:${p.tokenId}`;
 }

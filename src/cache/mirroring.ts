@@ -18,7 +18,7 @@ import type { Authorizer } from '../policy/authorize.js';
 import type { Storage } from '../storage/types.js';
 import { type CommitResult, type Committer, type PathMetadata, metadataOf } from './committing.js';
 import { compressionFromName } from './compression.js';
-import { type IngestLimits, type UploadRecord, ingestNar } from './ingest.js';
+import { type IngestLimits, type UploadRecord, ingestNar, ingestMember } from './ingest.js';
 import type { Linker } from './links.js';
 import type { FairSemaphore } from './semaphore.js';
 import type { Upstream, UpstreamService } from './upstream.js';
@@ -158,7 +158,7 @@ export class Mirroring {
       async (path) => {
         const { upstream, info } = found.get(path as StorePathBase)!;
         try {
-          await this.fetchOne(target, upstream, info, commit);
+          await this.fetchOne(p, target, upstream, info, commit);
           mirrored.push(path as StorePathBase);
           return true;
         } catch (err) {
@@ -172,13 +172,15 @@ export class Mirroring {
     return { mirrored, refused: [...refused].map(([path, reason]) => ({ path, reason })) };
   }
 
-  private async fetchOne(target: SliceResource, upstream: Upstream, info: NarInfo, commit: Commit): Promise<void> {
+  private async fetchOne(p: Principal, target: SliceResource, upstream: Upstream, info: NarInfo, commit: Commit): Promise<void> {
     const { storage, limits, ingestSlots, uploadRecord } = this.deps;
     const body = await this.deps.upstreams!.openNar(upstream, info);
     const record = uploadRecord(target, (h) => `upstream/${h}`);
     const compression = compressionFromName(info.compression);
-    const nar = await ingestSlots.run(target.org.id, () =>
-      ingestNar(body, compression, storage, limits, undefined, info.narSize, undefined, record),
+    const nar = await ingestSlots.run(
+      target.org.id,
+      () => ingestNar(body, compression, storage, limits, undefined, info.narSize, undefined, record),
+      ingestMember(p),
     );
     const bad = checkFetchedNar(info, nar);
     if (bad) throw new InvalidInput('upstream', bad);

@@ -53,8 +53,8 @@ export interface CacheDeps {
   deploy?: DeployClosures;
   upstreams?: UpstreamService;
   signers?: SignerService;
-  /** Concurrent NAR ingestions in all and per org (default 16 and 4). */
-  ingestSlots?: { slots: number; slotsPerOrg: number };
+  /** Concurrent NAR ingestions in all, per org and per token (default 16, 4 and 3). */
+  ingestSlots?: { slots: number; slotsPerOrg: number; slotsPerToken?: number };
   /**
    * How long an uploaded NAR waits for its narinfo (default 24 h), and how long the NAR of a refused
    * batch upload still counts against its org's quota before GC may take it (default 1 h, the GC grace).
@@ -93,7 +93,10 @@ export class CacheService {
       fileName,
       expiresAt: new Date(Date.now() + expiryMs),
     });
-    const ingestSlots = new FairSemaphore(deps.ingestSlots?.slots ?? 16, deps.ingestSlots?.slotsPerOrg ?? 4);
+    const perOrg = deps.ingestSlots?.slotsPerOrg ?? 4;
+    // One less per token than per org: a token's stalled uploads always leave its org a slot.
+    const perToken = deps.ingestSlots?.slotsPerToken ?? Math.max(1, perOrg - 1);
+    const ingestSlots = new FairSemaphore(deps.ingestSlots?.slots ?? 16, perOrg, perToken);
     const linker = new Linker(storage.db, authorizer, sources, deps.signers, deps.upstreams);
     this.reading = new Reading({ storage, authorizer, sources, audit, deploy: deps.deploy });
     // Writes through other workers (and replicas) drop the memo here at once.

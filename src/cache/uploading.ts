@@ -19,7 +19,7 @@ import type { Storage } from '../storage/types.js';
 import { orgBytesWithPending } from './accounting.js';
 import { type CommitResult, type Committer, type PathMetadata, metadataOf } from './committing.js';
 import { type Compression, compressionFromName } from './compression.js';
-import { type IngestLimits, type IngestedNar, type UploadRecord, ingestNar } from './ingest.js';
+import { type IngestLimits, type IngestedNar, type UploadRecord, ingestNar, ingestMember } from './ingest.js';
 import type { Mirroring } from './mirroring.js';
 import { quotaFull } from './quota.js';
 import type { Reading } from './reading.js';
@@ -123,6 +123,7 @@ export class Uploads {
 
   /** `PUT nar/<file>` from `nix copy`: verify and store, remember that this slice uploaded the file. */
   async uploadNarFile(
+    p: Principal,
     target: WriteTarget,
     fileName: string,
     body: AsyncIterable<Buffer>,
@@ -137,8 +138,10 @@ export class Uploads {
     // The upload record is written with the NAR's row, in one transaction: no GC can slip between.
     const record = uploadRecord(target, () => fileName);
     const compression = compressionFromName(ext);
-    return ingestSlots.run(target.org.id, () =>
-      ingestNar(body, compression, storage, limits, signal, undefined, sizeHint, record),
+    return ingestSlots.run(
+      target.org.id,
+      () => ingestNar(body, compression, storage, limits, signal, undefined, sizeHint, record),
+      ingestMember(p),
     );
   }
 
@@ -200,8 +203,10 @@ export class Uploads {
     // Pending from the moment it is stored (so GC leaves it alone until the commit below).
     const fileName = (h: string) => `batch/${h}`;
     const record = uploadRecord(target, fileName);
-    const nar = await ingestSlots.run(target.org.id, () =>
-      ingestNar(body, declared, storage, limits, signal, meta.narSize, undefined, record),
+    const nar = await ingestSlots.run(
+      target.org.id,
+      () => ingestNar(body, declared, storage, limits, signal, meta.narSize, undefined, record),
+      ingestMember(p),
     );
     try {
       if (!hashesEqual(nar.narHash, meta.narHash)) {

@@ -266,7 +266,7 @@ async function putNar({ req, res, principal, view, params }: CacheRequest, deps:
   });
   acceptBody(req, res);
   try {
-    const nar = await deps.cache.uploads.uploadNarFile(target, params.file!, req, controller.signal, len);
+    const nar = await deps.cache.uploads.uploadNarFile(principal, target, params.file!, req, controller.signal, len);
     deps.metrics.inc('floe_uploads_total', { result: 'accepted' });
     deps.metrics.inc('floe_upload_bytes_total', {}, nar.receivedBytes);
   } catch (err) {

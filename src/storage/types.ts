@@ -44,6 +44,11 @@ export interface BlobStore {
   redirectUrl?(key: string): Promise<string | undefined>;
   /** Throws when the store cannot be reached (readiness probes); default: a size() of a missing key. */
   check?(): Promise<void>;
+  /**
+   * Tests: `observe` is told the name of every operation a commit performs (never its outcome),
+   * so a test can check that committing known content costs the same operations as new content.
+   */
+  traceCommits?(observe: ((operation: string) => void) | undefined): void;
 }
 
 export interface Storage {

@@ -17,26 +17,31 @@ describe('stalled uploads', () => {
   let server: TestServer;
   let hog: string;
   let victim: string;
+  let crowdA: string;
+  let crowdB: string;
   beforeAll(async () => {
     server = await startFloe({ env: { FLOE_BODY_IDLE_SECONDS: String(IDLE_SECONDS), FLOE_MAX_CONNECTIONS_PER_CLIENT: '40' } });
     await createOrg(server, 'hog');
     await createOrg(server, 'victim');
     hog = (await createToken(server, 'hog', ['read', 'write'])).token;
     victim = (await createToken(server, 'victim', ['read', 'write'])).token;
+    await createOrg(server, 'crowd');
+    crowdA = (await createToken(server, 'crowd', ['read', 'write'])).token;
+    crowdB = (await createToken(server, 'crowd', ['read', 'write'])).token;
   });
   afterAll(async () => {
     await server?.cleanup();
   });
 
   /** An upload that sends its head and the first bytes of a large NAR, then nothing. */
-  const stall = async (i: number) => {
+  const stall = async (i: number, token = hog) => {
     const p = fakePath(`stalled-${i}`, { type: 'regular', contents: randomBytes(4 << 20) });
     const conn = new RawConnection(server.port);
     if (i % 2 === 0) {
-      await conn.write(`PUT /cache/nar/${'1'.repeat(51)}${i % 10}.nar HTTP/1.1\r\nHost: floe\r\nAuthorization: ${basicAuth(hog)}\r\nContent-Length: ${p.nar.length}\r\n\r\n`);
+      await conn.write(`PUT /cache/nar/${'1'.repeat(51)}${i % 10}.nar HTTP/1.1\r\nHost: floe\r\nAuthorization: ${basicAuth(token)}\r\nContent-Length: ${p.nar.length}\r\n\r\n`);
     } else {
       const meta = JSON.stringify({ storePath: `/nix/store/${p.base}`, narHash: p.narHash, narSize: p.narSize, references: [] }) + '\n';
-      await conn.write(`PUT /api/v1/cache/paths HTTP/1.1\r\nHost: floe\r\nAuthorization: Bearer ${hog}\r\nContent-Length: ${meta.length + p.nar.length}\r\n\r\n${meta}`);
+      await conn.write(`PUT /api/v1/cache/paths HTTP/1.1\r\nHost: floe\r\nAuthorization: Bearer ${token}\r\nContent-Length: ${meta.length + p.nar.length}\r\n\r\n${meta}`);
     }
     await conn.write(p.nar.subarray(0, 200));
     return conn;
@@ -76,6 +81,17 @@ describe('stalled uploads', () => {
     }
     const res = await conn.response(IDLE_SECONDS * 1000 * 4 + 10_000);
     expect(res.status).toBe(201);
+    for (const c of stalled) c.close();
+  }, 60_000);
+
+  it("another token of the same org uploads promptly while one token holds 10 stalled uploads (it gets 3 of the org's 4 slots)", async () => {
+    const stalled = await Promise.all(Array.from({ length: 10 }, (_, i) => stall(200 + i, crowdA)));
+    await new Promise((r) => setTimeout(r, 500)); // every stalled upload is in, slots taken or queued
+    const started = Date.now();
+    const batch = await batchUpload(server, crowdB, fakePath('crowd-b', { type: 'regular', contents: randomBytes(256 << 10) }));
+    expect(batch.status).toBe(201);
+    // Well before the stalled ones time out: the second token never waited for the first's.
+    expect(Date.now() - started).toBeLessThan((IDLE_SECONDS * 1000) / 2);
     for (const c of stalled) c.close();
   }, 60_000);
 

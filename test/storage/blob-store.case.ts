@@ -74,6 +74,27 @@ export function blobStoreContract(fixture: BlobStoreFixture): void {
     expect(await fixture.pending()).toBe(0);
   });
 
+  it('committing known content performs the same store operations as new content (no timing oracle), and keeps what is stored', async () => {
+    const k = key();
+    const first = randomBytes(64 << 10);
+    const traces: string[][] = [];
+    for (const data of [first, randomBytes(64 << 10)]) {
+      const ops: string[] = [];
+      store.traceCommits?.((op) => ops.push(op));
+      await put(store, k, data);
+      store.traceCommits?.(undefined);
+      traces.push(ops);
+    }
+    expect(traces[0]!.length).toBeGreaterThan(1);
+    expect(traces[1]).toEqual(traces[0]);
+    expect((await readAll(store, k))!.equals(first)).toBe(true);
+    expect(await fixture.pending()).toBe(0);
+    // No scratch copy is left behind: the store lists the one blob under that hash.
+    const listed: string[] = [];
+    for await (const b of store.list()) if (b.key.startsWith(k.slice(0, 32))) listed.push(b.key);
+    expect(listed).toEqual([k]);
+  });
+
   it('deletes', async () => {
     const k = key();
     await put(store, k, randomBytes(100));

@@ -44,6 +44,8 @@ function isNotFound(err: unknown): boolean {
 }
 
 export class S3BlobStore implements BlobStore {
+  private observe: ((operation: string) => void) | undefined;
+
   private constructor(
     private readonly client: S3Client,
     private readonly config: S3BlobConfig,
@@ -84,17 +86,28 @@ export class S3BlobStore implements BlobStore {
           body.end();
           await finished(body);
         }
+        // Whether some org already stores this content must not show in how long this takes, and
+        // the stored object must never be replaced (its hash and size are in the nars row and in
+        // served narinfos). So both cases make the same requests: a HEAD, a multipart upload of
+        // the same bytes (to the key when it is absent, else to a scratch key) and a DELETE of the
+        // scratch key (absent when the upload went to the key). Duplicates cost their bandwidth.
+        const scratch = `${key}.${randomBytes(8).toString('hex')}.dup`;
+        const step = async <T>(operation: string, work: () => Promise<T>): Promise<T> => {
+          this.observe?.(operation);
+          return work();
+        };
         try {
-          if ((await this.size(key)) === undefined) {
-            const upload = new Upload({
-              client: this.client,
-              params: { Bucket: this.config.bucket, Key: this.objectKey(key), Body: createReadStream(spool), ContentType: 'application/octet-stream' },
-              partSize: 16 * 1024 * 1024,
-              queueSize: 4,
-            });
-            await upload.done();
-          }
+          const exists = (await step('head', () => this.size(key))) !== undefined;
+          const upload = new Upload({
+            client: this.client,
+            params: { Bucket: this.config.bucket, Key: this.objectKey(exists ? scratch : key), Body: createReadStream(spool), ContentType: 'application/octet-stream' },
+            partSize: 16 * 1024 * 1024,
+            queueSize: 4,
+          });
+          await step('upload', () => upload.done());
+          await step('delete scratch', () => this.delete(scratch));
         } catch (err) {
+          await this.delete(scratch).catch(() => undefined);
           throw unavailableOr(err);
         } finally {
           await rm(spool, { force: true });
@@ -157,6 +170,10 @@ export class S3BlobStore implements BlobStore {
   async redirectUrl(key: string): Promise<string | undefined> {
     if (this.config.presignSeconds <= 0) return undefined;
     return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.config.bucket, Key: this.objectKey(key) }), { expiresIn: this.config.presignSeconds });
+  }
+
+  traceCommits(observe: ((operation: string) => void) | undefined): void {
+    this.observe = observe;
   }
 
   close(): void {

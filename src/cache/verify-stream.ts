@@ -1,0 +1,176 @@
+/**
+ * The CPU work of a NAR upload, as one stream with no I/O of its own: decompress (compression.ts),
+ * check the NAR's structure (nix/nar.ts) and size, SHA-256 it (NarHash/NarSize), recompress it
+ * with zstd for storage and hash that (FileHash/FileSize). It runs on a verifier thread
+ * (verify-worker.ts) or, where no thread can be started, in the calling thread (verify-pool.ts);
+ * either way the bytes it is given and the bytes it produces flow with backpressure.
+ */
+import { createHash } from 'node:crypto';
+import { PassThrough, Transform, type TransformCallback, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { FloeError, InvalidInput, TooLarge } from '../errors.js';
+import { NarValidator } from '../nix/nar.js';
+import { type Compression, createDecompressor, createStorageCompressor } from './compression.js';
+
+/**
+ * When nobody declared the NAR's size (Nix's `PUT nar/…`), a NAR over UNDECLARED_NAR_FLOOR_BYTES
+ * that is also more than MAX_EXPANSION_RATIO times the compressed bytes received so far is refused
+ * as a bomb. Real NARs compress 2-20x; xz or zstd at 1000x means a file of zeros.
+ */
+export const UNDECLARED_NAR_FLOOR_BYTES = 64 << 20;
+export const MAX_EXPANSION_RATIO = 1000;
+
+/**
+ * The most NAR bytes an upload may decode to, given what was received so far: the server's limit,
+ * the size the client declared (batch uploads and upstream narinfos declare NarSize; Nix's
+ * `PUT nar/` declares nothing, so there the expansion ratio bounds it). Returns why, if over.
+ */
+export function narSizeProblem(
+  size: number,
+  received: number,
+  maxNarBytes: number,
+  declaredNarSize: number | undefined,
+): FloeError | undefined {
+  if (size > maxNarBytes) return new TooLarge(`NAR is larger than the limit of ${maxNarBytes} bytes`);
+  if (declaredNarSize !== undefined) {
+    if (size <= declaredNarSize) return undefined;
+    return new InvalidInput('narSize', `mismatch: the NAR is larger than the declared ${declaredNarSize} bytes`);
+  }
+  const allowed = Math.max(UNDECLARED_NAR_FLOOR_BYTES, MAX_EXPANSION_RATIO * received);
+  if (size > allowed) {
+    return new TooLarge(
+      `NAR expands to more than ${MAX_EXPANSION_RATIO} times the ${received} compressed bytes received ` +
+        `(and over ${UNDECLARED_NAR_FLOOR_BYTES} bytes): refused as a decompression bomb; ` +
+        'upload with `floe push`, which declares the size',
+    );
+  }
+  return undefined;
+}
+
+/** What a verification is told: all of it is known before the first byte is decoded. */
+export interface VerifyParams {
+  /** Sniffed from the body's first bytes by the caller. */
+  compression: Compression;
+  maxNarBytes: number;
+  /** The NarSize the client or upstream declared: decoding stops as soon as the NAR passes it. */
+  declaredNarSize?: number;
+  /** The body's Content-Length, when no NarSize was declared (to pick the compressor). */
+  bodyBytes?: number;
+}
+
+export interface VerifyResult {
+  narHash: Uint8Array;
+  narSize: number;
+  /** SHA-256 and size of the zstd bytes produced (what is stored and served). */
+  fileHash: Uint8Array;
+  fileSize: number;
+}
+
+class NarCheck extends Transform {
+  readonly validator = new NarValidator();
+  readonly sha = createHash('sha256');
+  size = 0;
+  constructor(
+    private readonly problem: (size: number) => FloeError | undefined,
+    private readonly inspect?: (chunk: Buffer) => void,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    try {
+      this.size += chunk.length;
+      // Checked before the bytes are used: the decoder is destroyed as soon as this fails.
+      const problem = this.problem(this.size);
+      if (problem) throw problem;
+      this.inspect?.(chunk);
+      this.validator.push(chunk);
+      this.sha.update(chunk);
+      cb(null, chunk);
+    } catch (err) {
+      cb(err as Error);
+    }
+  }
+  override _flush(cb: TransformCallback): void {
+    try {
+      this.validator.end();
+      cb();
+    } catch (err) {
+      cb(err as Error);
+    }
+  }
+}
+
+/** Hands each output chunk on and waits until the taker says it was taken (backpressure). */
+class Output extends Writable {
+  readonly sha = createHash('sha256');
+  size = 0;
+  constructor(private readonly take: (chunk: Buffer, taken: () => void) => void) {
+    super();
+  }
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.size += chunk.length;
+    this.sha.update(chunk);
+    this.take(chunk, () => cb());
+  }
+}
+
+/**
+ * One upload's verification. `write` resolves once the chunk has been taken in (so callers feed
+ * no faster than decoding goes); `result` settles when the stream ends or fails. Errors are
+ * FloeErrors with the message the client sees (decoder errors say what could not be decoded).
+ */
+export class NarVerification {
+  private readonly input = new PassThrough({ highWaterMark: 256 << 10 });
+  private received = 0;
+  readonly result: Promise<VerifyResult>;
+
+  constructor(
+    params: VerifyParams,
+    take: (chunk: Buffer, taken: () => void) => void,
+    inspect?: (chunk: Buffer) => void,
+  ) {
+    const allowed = (size: number) => narSizeProblem(size, this.received, params.maxNarBytes, params.declaredNarSize);
+    const check = new NarCheck(allowed, inspect);
+    const out = new Output(take);
+    const compressor = createStorageCompressor(params.declaredNarSize ?? params.bodyBytes);
+    const done = pipeline(this.input, createDecompressor(params.compression), check, compressor, out);
+    this.result = done.then(
+      () => ({
+        narHash: new Uint8Array(check.sha.digest()),
+        narSize: check.size,
+        fileHash: new Uint8Array(out.sha.digest()),
+        fileSize: out.size,
+      }),
+      (err: unknown) => {
+        if (err instanceof FloeError) throw err;
+        if (this.aborted) throw this.aborted;
+        // Decoder errors carry library-specific messages; say what failed in terms the client can act on.
+        const why = (err as Error).message;
+        throw new InvalidInput('NAR', `could not decompress the body as ${params.compression}: ${why}`);
+      },
+    );
+    // Failures are reported through `result` (and `write`), never as an unhandled rejection.
+    this.result.catch(() => undefined);
+  }
+
+  private aborted: Error | undefined;
+
+  /** Resolves when the chunk was taken in; rejects once the verification has failed. */
+  write(chunk: Buffer): Promise<void> {
+    this.received += chunk.length;
+    return new Promise<void>((resolve, reject) => {
+      this.input.write(chunk, (err) => (err ? this.result.then(() => reject(err), reject) : resolve()));
+    });
+  }
+
+  end(): Promise<VerifyResult> {
+    this.input.end();
+    return this.result;
+  }
+
+  /** Stops the work (the upload failed elsewhere, or its client went away). */
+  abort(reason: Error): void {
+    this.aborted ??= reason;
+    this.input.destroy(reason);
+  }
+}
