@@ -2,6 +2,7 @@
  * Composition root: config -> log -> storage -> keys -> identity/policy -> services -> HTTP.
  * The only module that wires concrete backends together.
  */
+import { atticSubstituterPath } from './http/routes/compat/attic-mapping.js';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -228,6 +229,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const readmes = new ReadmeRenderer(log, (result) => metrics.inc('floe_readme_renders_total', { result }));
   const registry = new RegistryService(storage, orgs, authorizer, cache, audit, (markdown) => readmes.render(markdown));
   const app = createApp({
+    cachePriority: config.priority,
     audit,
     policies,
     signers,
@@ -286,8 +288,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       metrics.inc('floe_http_sent_bytes_total', { area }, Math.max(0, socket.bytesWritten - seen.written));
       wireMarks.set(socket, { read: socket.bytesRead, written: socket.bytesWritten });
     });
-    if (pathname === '/cache' || pathname.startsWith('/cache/')) {
-      cacheHandler(req, res, pathname).catch((err) => {
+    // Attic's substituter layout (`/<org>+<slice>/...`) is the slice URL under another name.
+    const atticPath = atticSubstituterPath(pathname);
+    if (pathname === '/cache' || pathname.startsWith('/cache/') || atticPath) {
+      cacheHandler(req, res, atticPath ?? pathname).catch((err) => {
         log.error({ err }, 'cache handler crashed');
         res.destroy();
       });

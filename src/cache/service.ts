@@ -335,6 +335,17 @@ export class CacheService {
     return { missing: absent.filter((x) => !mirrored.has(x)), mirrored: absent.filter((x) => mirrored.has(x)), refused: result.refused.filter((r) => absent.includes(r.path)) };
   }
 
+  /** Hash parts absent from the caller's write target (Attic's get-missing-paths sends no names). */
+  async missingHashes(p: Principal, view: CacheView, hashes: StorePathHash[]): Promise<StorePathHash[]> {
+    const target = await this.writeTarget(p, view);
+    const present = new Set<string>();
+    for (let i = 0; i < hashes.length; i += 500) {
+      const rows = await this.storage.db.selectFrom('paths').select('hash_part').where('slice_id', '=', target.slice.id).where('hash_part', 'in', hashes.slice(i, i + 500)).execute();
+      for (const r of rows) present.add(r.hash_part);
+    }
+    return hashes.filter((h) => !present.has(h));
+  }
+
   private async absentFrom(target: SliceResource, paths: StorePathBase[]): Promise<StorePathBase[]> {
     const present = new Set<string>();
     const hashes = paths.map((x) => hashPartOf(x));

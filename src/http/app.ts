@@ -20,6 +20,8 @@ import { type ApiDeps, apiRoutes } from './routes/api.js';
 import { nextRequestId } from './request-id.js';
 import { areaOf } from './metrics.js';
 import { registryRoutes } from './routes/registry.js';
+import { compatRoutes, RAW_CI_TOKEN_PATHS } from './routes/compat/index.js';
+import { PeerIds } from '../org/uuid-v7.js';
 import { NotFoundWithReason, type RegistryService } from '../registry/service.js';
 import type { UsageService } from '../cache/usage.js';
 import { isWebPath, webErrorPage, webRoutes } from '../web/routes.js';
@@ -38,6 +40,8 @@ export interface AppDeps extends ApiDeps {
   /** Logins and identity exchanges per client address per minute (0 = unlimited). */
   authRateLimitPerMinute: number;
   resolveClient: ClientResolver;
+  /** nix-cache-info's Priority (Attic's cache priority too). */
+  cachePriority?: number;
 }
 
 /** What a readiness probe found out about one backend (`disk`: free space; `server`: shutting down). */
@@ -63,8 +67,6 @@ function setResponseHeader(c: Context<AppEnv>, name: string, value: string): voi
     c.res.headers.set(name, value);
   }
 }
-
-const FLAKEHUB_PUSH_PATHS = /^\/(token\/status|upload\/|publish\/)/;
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -109,8 +111,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     const path = c.req.path;
     if ((c.req.method === 'POST' && path.startsWith('/api/v1/auth/')) || path === '/login/start' || path === '/login/callback' || path === '/login/token') limitLogin(c);
     let credential = requestCredential(c.req.header('authorization'));
-    // flakehub-push sends its CI identity token itself, on every call of the publishing protocol.
-    if (credential !== undefined && !credential.startsWith('floe_') && FLAKEHUB_PUSH_PATHS.test(path) && credential.split('.').length === 3) {
+    // flakehub-push and magic-nix-cache send the CI identity token itself, on every call.
+    if (credential !== undefined && !credential.startsWith('floe_') && RAW_CI_TOKEN_PATHS.test(path) && credential.split('.').length === 3) {
       limitLogin(c);
       credential = await deps.exchange.exchangeReusable(credential);
     }
@@ -174,6 +176,18 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     return c.json({ kid: await deps.rotateKeys() });
   });
   registryRoutes(app, { registry: deps.registry, limits: deps.limits, publicUrl: deps.publicUrl });
+  compatRoutes(app, {
+    cache: deps.cache,
+    orgs: deps.orgs,
+    registry: deps.registry,
+    peerIds: new PeerIds(deps.storage.db),
+    limits: deps.limits,
+    publicUrl: deps.publicUrl,
+    priority: deps.cachePriority ?? 40,
+    upstreamKeyNames: async () => [...new Set((await deps.storage.upstreams.list()).flatMap((u) => u.publicKeys.map((k) => k.slice(0, k.indexOf(':')))))],
+    log: deps.log,
+    oidcAudience: () => deps.exchange.defaultAudience,
+  });
   webRoutes(app, { ...deps, usage: deps.usage, retention: deps.storage.retention, history: deps.storage.history });
   app.route('/api/v1', apiRoutes(deps));
   app.all('/api/*', () => {

@@ -333,6 +333,18 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('realisations_by_out_path').on('realisations').columns(['slice_id', 'out_path']).execute();
     },
   },
+  '2026-12-02-540-peer-ids': {
+    async up(db) {
+      // Stable UUIDv7 names for FlakeHub's clients (magic-nix-cache's cache name), derived per row.
+      await db.schema
+        .createTable('peer_ids')
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('local_id', 'text', (c) => c.notNull())
+        .addColumn('uuid', 'text', (c) => c.notNull().unique())
+        .addPrimaryKeyConstraint('peer_ids_pk', ['kind', 'local_id'])
+        .execute();
+    },
+  },
 };
 
 class StaticProvider implements MigrationProvider {

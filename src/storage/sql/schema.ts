@@ -206,6 +206,13 @@ export interface UsedTokenIdsTable {
   expires_at: string;
 }
 
+/** UUIDv7 names handed to FlakeHub's clients (org/uuid-v7.ts), for the reverse lookup. */
+export interface PeerIdsTable {
+  kind: 'org';
+  local_id: string;
+  uuid: string;
+}
+
 export interface FlakesTable {
   id: string;
   org_id: string;
@@ -321,4 +328,5 @@ export interface Schema {
   slice_trusts: SliceTrustsTable;
   org_keys: OrgKeysTable;
   realisations: RealisationsTable;
+  peer_ids: PeerIdsTable;
 }
