@@ -270,7 +270,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const adminTokenFile = path.join(config.dataDir, 'admin-token');
   await ensureAdminToken(adminTokenFile, tokens, log);
   const api = getRequestListener(app.fetch);
-  const cacheHandler = createCacheHandler({ cache, orgs, tokens, limits: config.limits, priority: config.priority, log, metrics, resolveClient });
+  const cacheHandler = createCacheHandler({ cache, orgs, tokens, limits: config.limits, priority: config.priority, log, metrics, resolveClient, exchangeRawCiToken: (jwt) => exchange.exchangeReusable(jwt) });
   const wireMarks = new WeakMap<import('node:net').Socket, { read: number; written: number }>();
   handler = (req, res) => {
     connections.track(req, res);

@@ -33,6 +33,11 @@ export interface CacheHandlerDeps {
   log: Logger;
   metrics: Metrics;
   resolveClient: ClientResolver;
+  /**
+   * A raw CI identity token (a JWT, not a floe_ token) as the credential, exchanged and memoized
+   * per token: magic-nix-cache puts the job's token in the netrc Nix reads for this cache.
+   */
+  exchangeRawCiToken?: (jwt: string) => Promise<string>;
 }
 
 const UNIFIED_TOP = new Set(['nar', 'log', 'realisations', 'build-trace-v2', 'debuginfo']);
@@ -254,7 +259,10 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
    */
   async function authenticate(req: IncomingMessage): Promise<Principal> {
     try {
-      const credential = requestCredential(req.headers.authorization);
+      let credential = requestCredential(req.headers.authorization);
+      if (credential !== undefined && deps.exchangeRawCiToken && !credential.startsWith('floe_') && credential.split('.').length === 3) {
+        credential = await deps.exchangeRawCiToken(credential);
+      }
       return credential === undefined ? ANONYMOUS : await deps.tokens.verify(credential);
     } catch (err) {
       const read = req.method === 'GET' || req.method === 'HEAD';

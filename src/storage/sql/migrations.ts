@@ -333,7 +333,7 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('realisations_by_out_path').on('realisations').columns(['slice_id', 'out_path']).execute();
     },
   },
-  '2026-12-02-540-peer-ids': {
+  '2026-12-02-540-peers': {
     async up(db) {
       // Stable UUIDv7 names for FlakeHub's clients (magic-nix-cache's cache name), derived per row.
       await db.schema
@@ -343,6 +343,8 @@ const migrations: Record<string, Migration> = {
         .addColumn('uuid', 'text', (c) => c.notNull().unique())
         .addPrimaryKeyConstraint('peer_ids_pk', ['kind', 'local_id'])
         .execute();
+      // Raw CI tokens presented again (to any replica) on the paths that take them on every call.
+      await db.schema.alterTable('used_token_ids').addColumn('reusable_sha256', 'text').execute();
     },
   },
 };

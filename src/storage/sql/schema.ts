@@ -204,6 +204,12 @@ export interface UsedTokenIdsTable {
   issuer: string;
   token_id: string;
   expires_at: string;
+  /**
+   * SHA-256 of the whole token when it was exchanged on a path that accepts the same raw CI token
+   * again (flakehub-push, magic-nix-cache); null for one-time logins. Only that exact token may
+   * be presented again, and only on such paths.
+   */
+  reusable_sha256?: string | null;
 }
 
 /** UUIDv7 names handed to FlakeHub's clients (org/uuid-v7.ts), for the reverse lookup. */
