@@ -175,7 +175,6 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     if (!d.allowed) throw new Forbidden(`rotating keys needs the server admin token: ${d.reason}`);
     return c.json({ kid: await deps.rotateKeys() });
   });
-  registryRoutes(app, { registry: deps.registry, limits: deps.limits, publicUrl: deps.publicUrl });
   compatRoutes(app, {
     cache: deps.cache,
     orgs: deps.orgs,
@@ -187,7 +186,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     upstreamKeyNames: async () => [...new Set((await deps.storage.upstreams.list()).flatMap((u) => u.publicKeys.map((k) => k.slice(0, k.indexOf(':')))))],
     log: deps.log,
     oidcAudience: () => deps.exchange.defaultAudience,
+    tokens: deps.tokens,
+    audit: deps.audit,
   });
+  registryRoutes(app, { registry: deps.registry, limits: deps.limits, publicUrl: deps.publicUrl });
   webRoutes(app, { ...deps, usage: deps.usage, retention: deps.storage.retention, history: deps.storage.history });
   app.route('/api/v1', apiRoutes(deps));
   app.all('/api/*', () => {

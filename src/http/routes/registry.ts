@@ -20,7 +20,7 @@ export interface RegistryRouteDeps {
   publicUrl: () => string;
 }
 
-function pinnedUrl(base: string, r: Release): string {
+export function pinnedUrl(base: string, r: Release): string {
   return `${base}/f/pinned/${encodeURIComponent(r.org)}/${encodeURIComponent(r.flake)}/${encodeURIComponent(r.version.text)}/${r.id}/source.tar.gz`;
 }
 

@@ -7,8 +7,9 @@ import type { AppEnv } from '../../context.js';
 import { atticRoutes, type AtticDeps } from './attic.js';
 import { magicNixCacheRoutes, type MagicNixCacheDeps } from './magic-nix-cache.js';
 import { niks3Routes, type Niks3Deps } from './niks3.js';
+import { fhRoutes, type FhDeps } from './fh.js';
 
-export type CompatDeps = AtticDeps & MagicNixCacheDeps & Niks3Deps;
+export type CompatDeps = AtticDeps & MagicNixCacheDeps & Niks3Deps & FhDeps;
 
 /**
  * Paths on which a raw CI identity token (a JWT) is exchanged on the fly, as flakehub-push and
@@ -17,6 +18,7 @@ export type CompatDeps = AtticDeps & MagicNixCacheDeps & Niks3Deps;
 export const RAW_CI_TOKEN_PATHS = /^\/(token\/status|upload\/|publish\/|_api\/v1\/|project(\/|$))/;
 
 export function compatRoutes(app: Hono<AppEnv>, deps: CompatDeps): void {
+  fhRoutes(app, deps);
   atticRoutes(app, deps);
   magicNixCacheRoutes(app, deps);
   niks3Routes(app, deps);
