@@ -4,7 +4,7 @@
  * `floe serve`: cache names, cache-config, get-missing-paths, upload-path in both forms, and the
  * rules Floe's own uploads follow (verification, closure completeness, quotas, authorization,
  * audit). End to end: a closure built by real Nix 2.8, pushed the way `attic push` does, is
- * substituted by Nix 2.8 from the substituter endpoint cache-config names.
+ * substituted by Nix 2.8 and the current Nix from the substituter endpoint cache-config names.
  */
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
 import { fakePath, type FakePath } from '../helpers/paths.js';
 import { parseHash } from '../../src/nix/hash.js';
-import { buildClosure, fixtureDir, hostNix, requireNix, writeClosureExpr, writeNetrc } from '../helpers/nix.js';
+import { buildClosure, fixtureDir, hostNix, modernNix, requireNix, writeClosureExpr, writeNetrc } from '../helpers/nix.js';
 import { AtticApiClient, type UploadPathNarInfo } from './attic-client.js';
 
 const execFileAsync = promisify(execFile);
@@ -188,7 +188,7 @@ describe('attic API', () => {
     expect(over.json.code).toBe(413);
   });
 
-  it('a closure built by Nix 2.8 and pushed as `attic push` does is substituted by Nix 2.8', async () => {
+  it('a closure built by Nix 2.8 and pushed as `attic push` does is substituted by Nix 2.8 and the current Nix', async () => {
     if (!(await requireNix(hostNix))) return;
     const dir = await fixtureDir('attic');
     const home = (n: string) => path.join(dir, `home-${n}`);
@@ -210,12 +210,15 @@ describe('attic API', () => {
     }
     // `attic use`: substituter + trusted key + the token in netrc for the substituter's host.
     const netrc = await writeNetrc(dir, 'netrc', (await createToken(server, 'acme', ['read'])).token);
-    const store = path.join(dir, 'store');
-    const r = await hostNix.run(
-      ['nix', 'copy', '--option', 'require-sigs', 'true', '--option', 'trusted-public-keys', config.public_key, '--option', 'netrc-file', netrc, '--from', config.substituter_endpoint, '--to', store, out],
-      { cacheHome: home('sub') },
-    );
-    expect(r.code, r.stderr).toBe(0);
-    expect(await readFile(path.join(store, out, 'data'), 'utf8')).toMatch(/^top attic-/);
-  }, 180_000);
+    const runners = [hostNix, ...((await modernNix.version()) ? [modernNix] : [])];
+    for (const nix of runners) {
+      const store = path.join(dir, `store-${nix.name}`);
+      const r = await nix.run(
+        ['nix', 'copy', '--option', 'require-sigs', 'true', '--option', 'trusted-public-keys', config.public_key, '--option', 'netrc-file', netrc, '--from', config.substituter_endpoint, '--to', store, out],
+        { cacheHome: home(`sub-${nix.name}`) },
+      );
+      expect(r.code, `${nix.name}: ${r.stderr}`).toBe(0);
+      expect(await readFile(path.join(store, out, 'data'), 'utf8')).toMatch(/^top attic-/);
+    }
+  }, 400_000);
 });
