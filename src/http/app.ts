@@ -113,7 +113,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     let credential = requestCredential(c.req.header('authorization'));
     // flakehub-push and magic-nix-cache send the CI identity token itself, on every call.
     if (credential !== undefined && !credential.startsWith('floe_') && RAW_CI_TOKEN_PATHS.test(path) && credential.split('.').length === 3) {
-      limitLogin(c);
+      // Only real exchanges count against the login limit: a push sends the same token thousands of times.
+      if (!deps.exchange.isReusableCached(credential)) limitLogin(c);
       credential = await deps.exchange.exchangeReusable(credential);
     }
     if (credential !== undefined) c.set('principal', withClient(await deps.tokens.verify(credential), c.get('principal').client!));

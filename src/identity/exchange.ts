@@ -182,6 +182,12 @@ export class ExchangeService {
     }
   }
 
+  /** Whether `exchangeReusable` would answer this token from memory (no IdP, no database). */
+  isReusableCached(externalToken: string): boolean {
+    const hit = this.reusable.get(createHash('sha256').update(externalToken).digest('hex'));
+    return hit !== undefined && hit.expiresAt > Date.now();
+  }
+
   private readonly reusable = new Map<string, { token: string; expiresAt: number }>();
   private readonly reusableInFlight = new Map<string, Promise<string>>();
 
