@@ -5,7 +5,14 @@
 import { z } from 'zod';
 import { InvalidInput } from '../../../errors.js';
 import { parseHash } from '../../../nix/hash.js';
-import { parseStorePath, parseStorePathBase, parseStorePathHash, hashPartOf, type StorePathBase, type StorePathHash } from '../../../nix/store-path.js';
+import {
+  hashPartOf,
+  parseStorePath,
+  parseStorePathBase,
+  parseStorePathHash,
+  type StorePathBase,
+  type StorePathHash,
+} from '../../../nix/store-path.js';
 import type { PathMetadata } from '../../../cache/service.js';
 
 /** What an Attic cache name designates in Floe. */
@@ -40,12 +47,15 @@ export function atticCacheName(org: string, slice: string): string {
   return slice === DEFAULT_SLICE_NAME ? org : `${org}+${slice}`;
 }
 
+const NAME = '[a-z0-9][a-z0-9_-]{0,62}';
+const ATTIC_SUBSTITUTER_PATH = new RegExp(`^/(${NAME})\\+(${NAME})/(nix-cache-info|[0-9a-z]{32}\\.narinfo|nar/[^/]+)$`);
+
 /**
  * `/<cache>/<file>` (Attic's substituter layout, for clients that build the URL themselves) as the
  * Floe slice URL serving it. Only `org+slice` names: a bare first segment could be a web page.
  */
 export function atticSubstituterPath(pathname: string): string | undefined {
-  const m = /^\/([a-z0-9][a-z0-9_-]{0,62})\+([a-z0-9][a-z0-9_-]{0,62})\/(nix-cache-info|[0-9a-z]{32}\.narinfo|nar\/[^/]+)$/.exec(pathname);
+  const m = ATTIC_SUBSTITUTER_PATH.exec(pathname);
   return m ? `/cache/${m[1]}/${m[2]}/${m[3]}` : undefined;
 }
 
@@ -130,7 +140,15 @@ export function uploadResultOf(result: 'created' | 'exists', narSize: number) {
 
 /** Attic's error body (`StructuredApiError` in client/src/api/mod.rs): `{code, error, message}`. */
 export function atticErrorBody(status: number, code: string, message: string) {
-  const names: Record<number, string> = { 400: 'BadRequest', 401: 'Unauthorized', 403: 'Forbidden', 404: 'NoSuchCache', 409: 'Conflict', 413: 'PayloadTooLarge', 429: 'TooManyRequests' };
+  const names: Record<number, string> = {
+    400: 'BadRequest',
+    401: 'Unauthorized',
+    403: 'Forbidden',
+    404: 'NoSuchCache',
+    409: 'Conflict',
+    413: 'PayloadTooLarge',
+    429: 'TooManyRequests',
+  };
   return { code: status, error: names[status] ?? (status >= 500 ? 'InternalServerError' : code), message };
 }
 

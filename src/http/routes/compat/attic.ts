@@ -120,7 +120,9 @@ export function atticRoutes(app: Hono<AppEnv>, deps: AtticDeps): void {
     const raw = await readJson(c.env.incoming, 16 * deps.limits.maxSmallBodyBytes);
     const parsed = getMissingPathsBody.safeParse(raw);
     if (!parsed.success) throw new InvalidInput('body', 'expected {"cache": string, "store_path_hashes": [string]}');
-    if (parsed.data.store_path_hashes.length > deps.limits.maxBatchPaths) throw new InvalidInput('store_path_hashes', `at most ${deps.limits.maxBatchPaths} per request`);
+    if (parsed.data.store_path_hashes.length > deps.limits.maxBatchPaths) {
+      throw new InvalidInput('store_path_hashes', `at most ${deps.limits.maxBatchPaths} per request`);
+    }
     const slice = await sliceOf(p, parsed.data.cache);
     const missing = await deps.cache.missingHashes(p, { kind: 'slice', slice }, parseStorePathHashes(parsed.data.store_path_hashes));
     return c.json({ missing_paths: missing });
@@ -137,7 +139,9 @@ export function atticRoutes(app: Hono<AppEnv>, deps: AtticDeps): void {
       ({ head: infoText, rest: body } = await splitPreamble(req, preamble));
     } else {
       const header = c.req.header('x-attic-nar-info');
-      if (header === undefined) throw new InvalidInput('X-Attic-Nar-Info', 'send the path info in this header, or as a preamble sized by X-Attic-Nar-Info-Preamble-Size');
+      if (header === undefined) {
+        throw new InvalidInput('X-Attic-Nar-Info', 'send the path info in this header, or as a preamble sized by X-Attic-Nar-Info-Preamble-Size');
+      }
       if (header.length > maxInfo) throw new TooLarge(`X-Attic-Nar-Info longer than ${maxInfo} bytes`);
       infoText = header;
       body = req;

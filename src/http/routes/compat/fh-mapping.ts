@@ -52,7 +52,16 @@ export function ownerRepoPair(repo: string | undefined, fallback: string): strin
  * The release object of `GET /version/{org}/{flake}/{req}` (fh's `ProjectMetadata` and
  * `ProjectCanonicalNames`; Renovate's FlakeHub datasource reads the same fields).
  */
-export function releaseObjectOf(o: { release: Release; metadata: ReleaseMetadata; visibility: string; updatedAt: string; downloadUrl: string; prettyDownloadUrl: string }) {
+export interface ReleaseObjectInput {
+  release: Release;
+  metadata: ReleaseMetadata;
+  visibility: string;
+  updatedAt: string;
+  downloadUrl: string;
+  prettyDownloadUrl: string;
+}
+
+export function releaseObjectOf(o: ReleaseObjectInput) {
   const { release: r, metadata: m } = o;
   return {
     project: `${r.org}/${r.flake}`,

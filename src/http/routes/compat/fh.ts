@@ -14,7 +14,18 @@ import { ttlWithinCreator } from '../../../identity/lifetime.js';
 import { parseRequirement, satisfies } from '../../../registry/version.js';
 import type { AppEnv } from '../../context.js';
 import { pinnedUrl } from '../registry.js';
-import { cliStatusOf, decodeOnceMore, flakeOf, projectOf, releaseObjectOf, releaseRowOf, searchResultOf, simplifiedVersion, versionOf, wantsJson } from './fh-mapping.js';
+import {
+  cliStatusOf,
+  decodeOnceMore,
+  flakeOf,
+  projectOf,
+  releaseObjectOf,
+  releaseRowOf,
+  searchResultOf,
+  simplifiedVersion,
+  versionOf,
+  wantsJson,
+} from './fh-mapping.js';
 
 export interface FhDeps {
   registry: RegistryService;
@@ -69,8 +80,18 @@ export function fhRoutes(app: Hono<AppEnv>, deps: FhDeps): void {
     const details = release && (await deps.registry.details(p, org, flake));
     const full = details?.releases.find((r) => r.id === release!.id);
     if (!release || !details || !full) throw new NotFound();
-    const pretty = `${base()}/f/${encodeURIComponent(org)}/${encodeURIComponent(flake)}/${encodeURIComponent(`=${simplifiedVersion(release.version.text)}`)}.tar.gz`;
-    return c.json(releaseObjectOf({ release, metadata: full.metadata, visibility: details.visibility, updatedAt: details.updatedAt, downloadUrl: pinnedUrl(base(), release), prettyDownloadUrl: pretty }));
+    const exact = encodeURIComponent(`=${simplifiedVersion(release.version.text)}`);
+    const pretty = `${base()}/f/${encodeURIComponent(org)}/${encodeURIComponent(flake)}/${exact}.tar.gz`;
+    return c.json(
+      releaseObjectOf({
+        release,
+        metadata: full.metadata,
+        visibility: details.visibility,
+        updatedAt: details.updatedAt,
+        downloadUrl: pinnedUrl(base(), release),
+        prettyDownloadUrl: pretty,
+      }),
+    );
   });
 
   // `/f/{org}/{flake}` is Nix's tarball URL; fh asks the same URL for JSON.
@@ -78,7 +99,8 @@ export function fhRoutes(app: Hono<AppEnv>, deps: FhDeps): void {
     if (!wantsJson(c.req.header('accept'))) return next();
     const [org, flake] = [c.req.param('org')!, c.req.param('flake')!];
     if (!(await deps.registry.resolve(c.get('principal'), org, flake, '*'))) throw new NotFound();
-    return c.json({ project: `${org}/${flake}`, pretty_download_url: `${base()}/f/${encodeURIComponent(org)}/${encodeURIComponent(flake)}/*.tar.gz` });
+    const pretty = `${base()}/f/${encodeURIComponent(org)}/${encodeURIComponent(flake)}/*.tar.gz`;
+    return c.json({ project: `${org}/${flake}`, pretty_download_url: pretty });
   });
 
   app.get('/f/:org/:flake/:req/output/:attr', async (c) => {
@@ -108,7 +130,13 @@ export function fhRoutes(app: Hono<AppEnv>, deps: FhDeps): void {
       description: `deploy-only (fh): ${org}/${flake}/=${version}#${attr}`,
       grant: { org: p.org, scopes: ['read'], slices: null, deploy: [grant], ...(p.network ? { network: p.network } : {}) },
     });
-    await deps.audit.appendNow({ principal: p, action: 'token.create', target: `token ${minted.id}`, orgId: p.org.id, detail: { subject: `fh-apply:${p.subject}`, scopes: ['read'], deploy: [`${org}/${flake}/=${version}#${attr}`], expiresAt: minted.expiresAt.toISOString() } });
+    await deps.audit.appendNow({
+      principal: p,
+      action: 'token.create',
+      target: `token ${minted.id}`,
+      orgId: p.org.id,
+      detail: { subject: `fh-apply:${p.subject}`, scopes: ['read'], deploy: [`${org}/${flake}/=${version}#${attr}`], expiresAt: minted.expiresAt.toISOString() },
+    });
     return minted.token;
   };
 

@@ -26,6 +26,7 @@ export function niks3Routes(app: Hono<AppEnv>, deps: Niks3Deps): void {
     if (issuer !== undefined && issuer.length > 2048) throw new InvalidInput('issuer', 'at most 2048 characters');
     // The keys of the caller's view: anonymous callers get the public (global) slices' keys.
     const keys = await deps.cache.publicKeysFor(c.get('principal'));
-    return c.json(niks3CacheConfig(`${deps.publicUrl()}/cache`, keys, issuer ? deps.oidcAudience() : undefined), 200, { 'Cache-Control': 'no-store' });
+    const config = niks3CacheConfig(`${deps.publicUrl()}/cache`, keys, issuer ? deps.oidcAudience() : undefined);
+    return c.json(config, 200, { 'Cache-Control': 'no-store' });
   });
 }
