@@ -2,6 +2,7 @@
  * Composition root: config -> log -> storage -> keys -> identity/policy -> services -> HTTP.
  * The only module that wires concrete backends together.
  */
+import { atticSubstituterPath } from './http/routes/compat/attic-mapping.js';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -245,6 +246,7 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
   const edge = createEdge({ tokens, log, metrics, resolveClient });
   const app = createApp({
     edge,
+    cachePriority: config.priority,
     audit,
     policies,
     signers,
@@ -287,7 +289,15 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
   const adminTokenFile = path.join(config.dataDir, 'admin-token');
   await ensureAdminToken(adminTokenFile, tokens, log);
   const api = getRequestListener(app.fetch);
-  const cacheHandler = createCacheHandler({ cache, orgs, edge, limits: config.limits, priority: config.priority, metrics });
+  const cacheHandler = createCacheHandler({
+    cache,
+    orgs,
+    edge,
+    limits: config.limits,
+    priority: config.priority,
+    metrics,
+    exchangeRawCiToken: (jwt) => exchange.exchangeReusable(jwt),
+  });
   const wireMarks = new WeakMap<import('node:net').Socket, { read: number; written: number }>();
   const workerName = String(process.pid);
   handler = (req, res) => {
@@ -307,8 +317,10 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
       metrics.inc('floe_http_sent_bytes_total', { area }, Math.max(0, socket.bytesWritten - seen.written));
       wireMarks.set(socket, { read: socket.bytesRead, written: socket.bytesWritten });
     });
-    if (pathname === '/cache' || pathname.startsWith('/cache/')) {
-      cacheHandler(req, res, pathname).catch((err) => {
+    // Attic's substituter layout (`/<org>+<slice>/...`) is the slice URL under another name.
+    const atticPath = atticSubstituterPath(pathname);
+    if (pathname === '/cache' || pathname.startsWith('/cache/') || atticPath) {
+      cacheHandler(req, res, atticPath ?? pathname).catch((err) => {
         log.error({ err }, 'cache handler crashed');
         res.destroy();
       });

@@ -255,6 +255,21 @@ export class Uploads {
     };
   }
 
+  /** Hash parts absent from the target (Attic's get-missing-paths sends no names). */
+  async missingHashes(target: WriteTarget, hashes: StorePathHash[]): Promise<StorePathHash[]> {
+    const present = new Set<string>();
+    for (let i = 0; i < hashes.length; i += 500) {
+      const rows = await this.deps.storage.db
+        .selectFrom('paths')
+        .select('hash_part')
+        .where('slice_id', '=', target.slice.id)
+        .where('hash_part', 'in', hashes.slice(i, i + 500))
+        .execute();
+      for (const r of rows) present.add(r.hash_part);
+    }
+    return hashes.filter((h) => !present.has(h));
+  }
+
   private async absentFrom(target: SliceResource, paths: StorePathBase[]): Promise<StorePathBase[]> {
     const present = new Set<string>();
     const hashes = paths.map((x) => hashPartOf(x));

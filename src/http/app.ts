@@ -20,6 +20,8 @@ import { contentEncoding, refuseContentEncoding } from './body.js';
 import { type ApiDeps, apiRoutes } from './routes/api.js';
 import { areaOf } from './metrics.js';
 import { registryRoutes } from './routes/registry.js';
+import { compatRoutes, RAW_CI_TOKEN_PATHS } from './routes/compat/index.js';
+import { PeerIds } from '../org/uuid-v7.js';
 import { NotFoundWithReason, type RegistryService } from '../registry/service.js';
 import type { UsageService } from '../cache/usage.js';
 import { isWebPath, webErrorPage, webRoutes } from '../web/routes.js';
@@ -44,6 +46,8 @@ export interface AppDeps extends ApiDeps {
   /** Logins and identity exchanges per client address per minute (0 = unlimited). */
   authRateLimitPerMinute: number;
   resolveClient: ClientResolver;
+  /** nix-cache-info's Priority (Attic's cache priority too). */
+  cachePriority?: number;
 }
 
 /** What a readiness probe found out about one backend (`disk`: free space; `server`: shutting down). */
@@ -76,8 +80,6 @@ function isMetricsToken(expected: string | undefined, presented: string | undefi
   const digest = (s: string) => createHash('sha256').update(s).digest();
   return timingSafeEqual(digest(expected), digest(presented));
 }
-
-const FLAKEHUB_PUSH_PATHS = /^\/(token\/status|upload\/|publish\/)/;
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -119,11 +121,12 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     if ((c.req.method === 'POST' && path.startsWith('/api/v1/auth/')) || path === '/login/start' || path === '/login/callback' || path === '/login/token') limitLogin(c);
     // The metrics token is no Floe token: it is checked by /metrics alone, never verified as one.
     if (path === '/metrics' && isMetricsToken(deps.metricsToken, requestCredential(c.req.header('authorization')))) return next();
-    // flakehub-push sends its CI identity token itself, on every call of the publishing protocol.
+    // flakehub-push and magic-nix-cache send the CI identity token itself, on every call.
     const exchangeCiToken = async (credential: string) => {
-      const ciToken = !credential.startsWith('floe_') && FLAKEHUB_PUSH_PATHS.test(path) && credential.split('.').length === 3;
+      const ciToken = !credential.startsWith('floe_') && RAW_CI_TOKEN_PATHS.test(path) && credential.split('.').length === 3;
       if (!ciToken) return credential;
-      limitLogin(c);
+      // Only real exchanges count against the login limit: a push sends the same token thousands of times.
+      if (!deps.exchange.isReusableCached(credential)) limitLogin(c);
       return deps.exchange.exchangeReusable(credential);
     };
     c.set('principal', await deps.edge.authenticate(c.get('edge'), c.req.header('authorization'), exchangeCiToken));
@@ -178,6 +181,20 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     const d = deps.authorizer.authorize(c.get('principal'), 'server.admin', { type: 'server' });
     if (!d.allowed) throw new Forbidden(`rotating keys needs the server admin token: ${d.reason}`);
     return c.json({ kid: await deps.rotateKeys() });
+  });
+  compatRoutes(app, {
+    cache: deps.cache,
+    orgs: deps.orgs,
+    registry: deps.registry,
+    peerIds: new PeerIds(deps.storage.db),
+    limits: deps.limits,
+    publicUrl: deps.publicUrl,
+    priority: deps.cachePriority ?? 40,
+    upstreamKeyNames: async () => [...new Set((await deps.storage.upstreams.list()).flatMap((u) => u.publicKeys.map((k) => k.slice(0, k.indexOf(':')))))],
+    log: deps.log,
+    oidcAudience: () => deps.exchange.defaultAudience,
+    tokens: deps.tokens,
+    audit: deps.audit,
   });
   registryRoutes(app, { registry: deps.registry, limits: deps.limits, publicUrl: deps.publicUrl });
   webRoutes(app, { ...deps, usage: deps.usage, retention: deps.storage.retention, history: deps.storage.history });

@@ -31,6 +31,11 @@ export interface CacheHandlerDeps {
   limits: Limits;
   priority: number;
   metrics: Metrics;
+  /**
+   * A raw CI identity token (a JWT, not a floe_ token) as the credential, exchanged and memoized
+   * per token: magic-nix-cache puts the job's token in the netrc Nix reads for this cache.
+   */
+  exchangeRawCiToken?: (jwt: string) => Promise<string>;
 }
 
 type Headers = Record<string, string>;
@@ -306,7 +311,12 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
    */
   async function authenticate(req: IncomingMessage, start: ReturnType<Edge['begin']>): Promise<Principal> {
     try {
-      return await edge.authenticate(start, req.headers.authorization);
+      const raw = deps.exchangeRawCiToken;
+      const exchange = raw && (async (credential: string) => {
+        const ciToken = !credential.startsWith('floe_') && credential.split('.').length === 3;
+        return ciToken ? raw(credential) : credential;
+      });
+      return await edge.authenticate(start, req.headers.authorization, exchange);
     } catch (err) {
       const read = req.method === 'GET' || req.method === 'HEAD';
       if (read && err instanceof FloeError && err.code === 'unauthenticated') {

@@ -157,22 +157,39 @@ export class ExchangeService {
   }
 
   /**
-   * For clients that send the raw CI token on every request (flakehub-push): the first use is
-   * exchanged (and its token id recorded, as always); later uses of the same token, until it
-   * expires, get the same Floe token back instead of being refused as replays.
+   * For clients that send the raw CI token on every request (flakehub-push, magic-nix-cache): the
+   * first use is exchanged (its token id recorded as reusable). Later uses of the same token until
+   * it expires get the same Floe token back on this replica (memo; concurrent first uses share one
+   * exchange) and an equivalent one (same trust, org, scopes, identity) on another replica, where
+   * the database says this exact token was first exchanged this way.
    */
   async exchangeReusable(externalToken: string): Promise<string> {
     const key = createHash('sha256').update(externalToken).digest('hex');
-    const now = Date.now();
     const hit = this.reusable.get(key);
-    if (hit && hit.expiresAt > now) return hit.token;
-    const result = await this.exchange(externalToken);
-    if (this.reusable.size > 10_000) this.reusable.clear();
-    this.reusable.set(key, { token: result.token, expiresAt: result.expiresAt.getTime() });
-    return result.token;
+    if (hit && hit.expiresAt > Date.now()) return hit.token;
+    const pending = this.reusableInFlight.get(key);
+    if (pending) return pending;
+    const run = this.exchange(externalToken, { reusable: true }).then((result) => {
+      if (this.reusable.size > 10_000) this.reusable.clear();
+      this.reusable.set(key, { token: result.token, expiresAt: result.expiresAt.getTime() });
+      return result.token;
+    });
+    this.reusableInFlight.set(key, run);
+    try {
+      return await run;
+    } finally {
+      this.reusableInFlight.delete(key);
+    }
+  }
+
+  /** Whether `exchangeReusable` would answer this token from memory (no IdP, no database). */
+  isReusableCached(externalToken: string): boolean {
+    const hit = this.reusable.get(createHash('sha256').update(externalToken).digest('hex'));
+    return hit !== undefined && hit.expiresAt > Date.now();
   }
 
   private readonly reusable = new Map<string, { token: string; expiresAt: number }>();
+  private readonly reusableInFlight = new Map<string, Promise<string>>();
 
   /** AWS IAM: the caller's presigned sts:GetCallerIdentity, sent to STS; its answer is the identity. */
   async exchangeAws(signed: SignedStsRequest, opts: { org?: string; ttlSeconds?: number } = {}): Promise<ExchangeResult> {
@@ -192,14 +209,14 @@ export class ExchangeService {
     return rows.map((r) => this.fromRow(r, r.org_name)).filter((t): t is StoredTrust => t !== undefined);
   }
 
-  async exchange(externalToken: string, opts: { org?: string; ttlSeconds?: number } = {}): Promise<ExchangeResult> {
+  async exchange(externalToken: string, opts: { org?: string; ttlSeconds?: number; reusable?: boolean } = {}): Promise<ExchangeResult> {
     const issuer = unverifiedIssuer(externalToken).replace(/\/+$/, '');
     const trusts = (await this.trustsFor(issuer)).filter((t) => t.spec.provider !== 'aws');
     if (trusts.length === 0) throw new Unauthenticated('identity token refused: its issuer is not trusted by any org on this server');
     // Tokens for the server's own URL may also name just its host (what flakehub-push requests).
     const accepted = (t: StoredTrust) => (t.audience === this.defaultAudience ? [t.audience, new URL(this.defaultAudience).host] : [t.audience]);
     const audiences = [...new Set(trusts.flatMap(accepted))];
-    const verified = await this.verifier.verify(externalToken, issuer, audiences);
+    const verified = await this.verifier.verify(externalToken, issuer, audiences, { reusable: opts.reusable === true });
 
     return this.mintFor(
       trusts.filter((t) => accepted(t).some((a) => verified.audiences.includes(a))),

@@ -56,8 +56,13 @@ export class OidcVerifier {
     private readonly options: OidcOptions,
   ) {}
 
-  /** Verifies signature and standard claims against a trusted issuer; records the token id. */
-  async verify(token: string, issuer: string, audiences: string[]): Promise<VerifiedExternalToken> {
+  /**
+   * Verifies signature and standard claims against a trusted issuer; records the token id.
+   * `reusable`: the caller sends this raw token on every request (flakehub-push, magic-nix-cache),
+   * so the exact same token, first used that way, is accepted again until it expires, on any
+   * replica; a token first used for a one-time login stays refused, and vice versa.
+   */
+  async verify(token: string, issuer: string, audiences: string[], opts: { reusable?: boolean } = {}): Promise<VerifiedExternalToken> {
     const jwks = await this.jwksFor(issuer);
     let payload: JWTPayload;
     try {
@@ -67,17 +72,21 @@ export class OidcVerifier {
     }
     const now = Math.floor(Date.now() / 1000);
     if (payload.iat! > now + CLOCK_SKEW_SECONDS) throw new Unauthenticated('identity token refused: issued in the future');
-    await this.recordUse(issuer, typeof payload.jti === 'string' && payload.jti ? payload.jti : createHash('sha256').update(token).digest('hex'), payload.exp!);
+    const sha = createHash('sha256').update(token).digest('hex');
+    await this.recordUse(issuer, typeof payload.jti === 'string' && payload.jti ? payload.jti : sha, payload.exp!, opts.reusable ? sha : null);
     const aud = payload.aud === undefined ? [] : Array.isArray(payload.aud) ? payload.aud : [payload.aud];
     return { issuer, claims: payload as JWTPayload & Record<string, unknown>, audiences: aud };
   }
 
-  private async recordUse(issuer: string, tokenId: string, exp: number): Promise<void> {
+  private async recordUse(issuer: string, tokenId: string, exp: number, reusableSha256: string | null): Promise<void> {
     try {
-      await this.db.insertInto('used_token_ids').values({ issuer, token_id: tokenId, expires_at: new Date(exp * 1000).toISOString() }).execute();
+      await this.db.insertInto('used_token_ids').values({ issuer, token_id: tokenId, expires_at: new Date(exp * 1000).toISOString(), reusable_sha256: reusableSha256 }).execute();
     } catch (err) {
-      if (isUniqueViolation(err)) throw new Unauthenticated('identity token refused: it was already exchanged (replay); request a fresh one');
-      throw err;
+      if (!isUniqueViolation(err)) throw err;
+      // The same bytes again, both times where the raw token is the client's credential: what a
+      // replay check guards against (a captured token turned into a fresh login) is not this.
+      const first = reusableSha256 && (await this.db.selectFrom('used_token_ids').select('reusable_sha256').where('issuer', '=', issuer).where('token_id', '=', tokenId).executeTakeFirst());
+      if (!first || first.reusable_sha256 !== reusableSha256) throw new Unauthenticated('identity token refused: it was already exchanged (replay); request a fresh one');
     }
     if (Math.random() < 0.01) {
       await this.db.deleteFrom('used_token_ids').where('expires_at', '<', new Date(Date.now() - CLOCK_SKEW_SECONDS * 1000).toISOString()).execute();

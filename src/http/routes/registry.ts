@@ -3,6 +3,7 @@
  * publishing protocol at its own paths (`/token/status`, `/upload/...`, `/publish/...`), and
  * Floe's JSON API under `/api/v1/flakes`.
  */
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Context, Hono } from 'hono';
 import { InvalidInput, NotFound, Unauthenticated } from '../../errors.js';
@@ -20,7 +21,7 @@ export interface RegistryRouteDeps {
   publicUrl: () => string;
 }
 
-function pinnedUrl(base: string, r: Release): string {
+export function pinnedUrl(base: string, r: Release): string {
   return `${base}/f/pinned/${encodeURIComponent(r.org)}/${encodeURIComponent(r.flake)}/${encodeURIComponent(r.version.text)}/${r.id}/source.tar.gz`;
 }
 
@@ -91,7 +92,15 @@ export function registryRoutes(app: Hono<AppEnv>, deps: RegistryRouteDeps): void
     return c.json({ s3_upload_url: `${base()}/api/v1/release-uploads/${staged.id}`, uuid: staged.id });
   });
   app.put('/api/v1/release-uploads/:id', async (c) => {
-    await deps.registry.receiveTarball(c.req.param('id'), (staged) => readSmallBody(c.env.incoming, Math.min(staged, DEFAULT_TARBALL_LIMITS.maxCompressedBytes)));
+    // flakehub-push sends S3's checksum header (base64 SHA-256): a body that does not match it is refused as S3 would.
+    const checksum = c.req.header('x-amz-checksum-sha256');
+    await deps.registry.receiveTarball(c.req.param('id'), async (staged) => {
+      const body = await readSmallBody(c.env.incoming, Math.min(staged, DEFAULT_TARBALL_LIMITS.maxCompressedBytes));
+      if (checksum !== undefined && createHash('sha256').update(body).digest('base64') !== checksum.trim()) {
+        throw new InvalidInput('x-amz-checksum-sha256', 'does not match the SHA-256 of the body');
+      }
+      return body;
+    });
     return c.body(null, 200);
   });
   app.post('/publish/:id', async (c) => {

@@ -333,6 +333,20 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('realisations_by_out_path').on('realisations').columns(['slice_id', 'out_path']).execute();
     },
   },
+  '2026-12-02-540-peers': {
+    async up(db) {
+      // Stable UUIDv7 names for FlakeHub's clients (magic-nix-cache's cache name), derived per row.
+      await db.schema
+        .createTable('peer_ids')
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('local_id', 'text', (c) => c.notNull())
+        .addColumn('uuid', 'text', (c) => c.notNull().unique())
+        .addPrimaryKeyConstraint('peer_ids_pk', ['kind', 'local_id'])
+        .execute();
+      // Raw CI tokens presented again (to any replica) on the paths that take them on every call.
+      await db.schema.alterTable('used_token_ids').addColumn('reusable_sha256', 'text').execute();
+    },
+  },
   '2026-12-02-560-build-logs': {
     async up(db) {
       // Build logs (`log/<drv>`), per slice next to the outputs whose Deriver is that drv; the

@@ -219,6 +219,19 @@ export interface UsedTokenIdsTable {
   issuer: string;
   token_id: string;
   expires_at: string;
+  /**
+   * SHA-256 of the whole token when it was exchanged on a path that accepts the same raw CI token
+   * again (flakehub-push, magic-nix-cache); null for one-time logins. Only that exact token may
+   * be presented again, and only on such paths.
+   */
+  reusable_sha256?: string | null;
+}
+
+/** UUIDv7 names handed to FlakeHub's clients (org/uuid-v7.ts), for the reverse lookup. */
+export interface PeerIdsTable {
+  kind: 'org';
+  local_id: string;
+  uuid: string;
 }
 
 export interface FlakesTable {
@@ -337,4 +350,5 @@ export interface Schema {
   org_keys: OrgKeysTable;
   realisations: RealisationsTable;
   build_logs: BuildLogsTable;
+  peer_ids: PeerIdsTable;
 }
