@@ -1,24 +1,15 @@
 /** The real `floe` binary against a real server: the stable CLI contract scripts rely on. */
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FLOE_BIN, createToken, startFloe, type TestServer } from '../helpers/server.js';
+import { runFloe } from '../helpers/floe-cli.js';
+import { createToken, startFloe, type TestServer } from '../helpers/server.js';
 
-const exec = promisify(execFile);
 let server: TestServer;
 
-async function floe(args: string[], env: Record<string, string | undefined> = {}) {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [FLOE_BIN, ...args], { env: { ...process.env, FLOE_SERVER: server.url, FLOE_TOKEN: server.adminToken, ...env } });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const floe = (args: string[], env: Record<string, string | undefined> = {}) =>
+  runFloe(args, { env: { FLOE_SERVER: server.url, FLOE_TOKEN: server.adminToken, ...env } });
 
 beforeAll(async () => {
   server = await startFloe();

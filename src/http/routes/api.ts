@@ -203,8 +203,10 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     }
     // Never longer-lived than the caller's own token (the server admin excepted).
     const ttlSeconds = ttlWithinCreator(p, body.ttl !== undefined ? parseTtl(body.ttl) : undefined, parseTtl('24h'), Math.floor(Date.now() / 1000));
-    const subject = body.subject ?? `created-by:${p.subject}`;
     const deploy = body.deploy?.map((g) => parseDeployGrant(g, org.name));
+    // A default subject that says who minted the token and what for, so logs and lists tell tokens apart.
+    const purpose = deploy ? 'deploy' : [...new Set(body.scopes)].join('+') + (slices ? ` on ${slices.join(',')}` : '');
+    const subject = body.subject ?? `created-by:${p.subject} for ${purpose}`;
     if (deploy?.some((g) => g.org !== org.name)) throw new InvalidInput('deploy', `a device token of ${org.name} can only name ${org.name}'s flakes`);
     // Deploy-only tokens read, nothing else, whatever scopes were asked for.
     const scopes = deploy ? (['read'] as Scope[]) : ([...new Set(body.scopes)] as Scope[]);
