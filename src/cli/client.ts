@@ -65,7 +65,9 @@ function tokenFor(server: string): string | undefined {
   const fromEnv = process.env.FLOE_TOKEN?.trim();
   if (fromEnv) return fromEnv;
   const remembered = readCliConfig();
-  const netrc = remembered.server === server && remembered.netrc ? remembered.netrc : path.join(nixConfigDir(), 'netrc');
+  const mine = remembered.server === server ? remembered : {};
+  // The netrc the last login wrote (maybe the file an existing netrc-file setting names), else the default.
+  const netrc = mine.netrc ?? mine.system?.netrc ?? path.join(nixConfigDir(), 'netrc');
   let text: string;
   try {
     text = readFileSync(netrc, 'utf8');
