@@ -170,7 +170,9 @@ export async function saveLogin(ctx: CommandContext, client: ClientOptions, resu
     ctx.err(`floe: the nix-daemon reads nix.conf when it starts: restart it for the cache to apply (systemctl restart nix-daemon; macOS: launchctl kickstart -k system/org.nixos.nix-daemon). Nothing was restarted.`);
   } else if (nix.multiUser && !isRoot()) {
     const systemConf = await readOrEmpty(path.join(confDir, 'nix.conf'));
-    const loginCommand = ['floe', ...process.argv.slice(2).filter((a) => !['--json', '--print'].includes(a) && !a.startsWith('floe_'))].join(' ');
+    // The same login for the admin to repeat, never with a token in it (`--token floe_…` becomes `--token -`).
+    const args = process.argv.slice(2).filter((a) => !['--json', '--print'].includes(a));
+    const loginCommand = ['floe', ...args.map((a, i) => (args[i - 1] === '--token' && a !== '-' ? '-' : a.startsWith('--token=') ? '--token=-' : a))].join(' ');
     ctx.err(
       `floe: ${adminInstructions({ c: info, host, confDir, netrcFile: existingNetrcFile(systemConf, host), user: os.userInfo().username, loginCommand })}`.replace(/\n/g, '\nfloe: '),
     );
