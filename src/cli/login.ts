@@ -26,7 +26,7 @@ type Exchanged = import('./client.js').Exchanged;
  * Temp file + rename in the same directory: readers (Nix, magic-nix-cache, inotify watchers) see the
  * old or the new file, never half of one. netrc files are 0600 whatever they were.
  */
-async function writeAtomic(file: string, text: string, mode: number): Promise<void> {
+export async function writeAtomic(file: string, text: string, mode: number): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.floe-${process.pid}-${Date.now()}`;
   await writeFile(tmp, text, { mode });

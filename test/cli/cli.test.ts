@@ -1,5 +1,5 @@
 /** The real `floe` binary against a real server: the stable CLI contract scripts rely on. */
-import { mkdtemp, readFile, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -151,5 +151,21 @@ describe('floe CLI', () => {
     expect((await floe(['__complete', 'slice', ''])).stdout.split('\n')).toEqual(expect.arrayContaining(['create', 'list', 'set', 'sources']));
     expect((await floe(['__complete', 'token', 'create', '--sc'])).stdout).toBe('--scope\n');
     expect((await floe(['completion', 'tcsh'])).code).not.toBe(0);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('cache use --system writes a managed include for the nix-daemon and keeps the login netrc-file line', async () => {
+    const etc = await mkdtemp(path.join(os.tmpdir(), 'floe-etc-'));
+    await writeFile(path.join(etc, 'nix.conf'), 'trusted-users = root\n');
+    const include = path.join(etc, 'floe-127.0.0.1.conf');
+    await writeFile(include, `old\nnetrc-file = ${etc}/netrc\n`);
+    const r = await floe(['cache', 'use', '--system', '--org', 'acme'], { NIX_CONF_DIR: etc });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/restart the nix-daemon/);
+    const text = await readFile(include, 'utf8');
+    expect(text).toContain(`extra-substituters = ${server.url}/cache`);
+    expect(text).toMatch(/^extra-trusted-public-keys = 127\.0\.0\.1-acme-\d+:/m);
+    expect(text).toContain(`netrc-file = ${etc}/netrc`);
+    expect(text).not.toContain('old');
+    expect(await readFile(path.join(etc, 'nix.conf'), 'utf8')).toMatch(/^trusted-users = root\n# >>> floe 127\.0\.0\.1 .*\n!include floe-127\.0\.0\.1\.conf\n/);
   });
 });

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { CliError, FloeApi, clientOptions, nixConfigDir } from '../client.js';
-import { systemConfDir } from '../login.js';
+import { systemConfDir, writeAtomic } from '../login.js';
 import { upsertNixConfBlock } from '../netrc.js';
 import { DAEMON_SOCKET, adminInstructions, cacheConfLines, existingNetrcFile, nixMode } from '../nix-setup.js';
 import type { CommandContext } from './context.js';
@@ -53,9 +53,9 @@ export function registerCacheCommands(program: Command, ctx: CommandContext): vo
         const include = path.join(systemConfDir(), `floe-${host}.conf`);
         // Keep the netrc-file line a `floe login --system` wrote into the same include.
         const netrcLine = /^netrc-file = .*$/m.exec(await readOrEmpty(include))?.[0];
-        await writeFile(include, `# managed by floe login --system; floe logout --system removes it\n${[...lines, ...(netrcLine ? [netrcLine] : [])].join('\n')}\n`);
+        await writeAtomic(include, `# managed by floe login --system; floe logout --system removes it\n${[...lines, ...(netrcLine ? [netrcLine] : [])].join('\n')}\n`, 0o644);
         const conf = path.join(systemConfDir(), 'nix.conf');
-        await writeFile(conf, upsertNixConfBlock(await readOrEmpty(conf), host, [`!include ${path.basename(include)}`]));
+        await writeAtomic(conf, upsertNixConfBlock(await readOrEmpty(conf), host, [`!include ${path.basename(include)}`]), 0o644);
         ctx.err(`floe: ${info.substituter} added to ${include}; restart the nix-daemon for it to apply (nothing was restarted)`);
         return;
       }
