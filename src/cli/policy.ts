@@ -1,7 +1,7 @@
 /** `floe policy …` and `floe audit …`: org policies as code, and the audit trail. */
 import { readFile } from 'node:fs/promises';
 import type { Command, Option } from 'commander';
-import { CliError, apiRequest, clientOptions } from './client.js';
+import { CliError, CliExit, apiRequest, clientOptions } from './client.js';
 
 interface Problem {
   policyId?: string;
@@ -152,7 +152,7 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
         for (const r of res.results) console.log(`${r.pass === false ? 'FAIL' : r.pass ? 'ok  ' : '    '}  ${r.name}: ${r.decision}${r.expected && r.pass === false ? ` (expected ${r.expected})` : ''} by ${r.decidedBy.join(', ')}: ${r.reason}`);
         console.log(`${res.passed} passed, ${res.failed} failed`);
       }
-      if (res.failed > 0) process.exitCode = 1;
+      if (res.failed > 0) throw new CliExit(1);
     });
 
   policy

@@ -6,8 +6,9 @@
  */
 import type { Command, Option } from 'commander';
 import { CliError, apiRequest, clientOptions } from './client.js';
+import { orgAndArgs, orgOption } from './commands/context.js';
 
-type ServerOpts = { server?: string };
+type ServerOpts = { server?: string; org?: string };
 
 export function parsePriority(text: string): number {
   const n = Number(text);
@@ -28,11 +29,13 @@ export function registerSourceCommands(program: Command, parts: { serverOption: 
 
   const follow = program.command('follow').description("other orgs' slices an org's members substitute from, after the org's own");
   follow
-    .command('add <org> <source>')
+    .command('add [org] [source]')
+    .addOption(orgOption())
     .description('add another org\'s slice (<org>/<slice>, public or shared with you) to the org\'s view; its paths are signed with that org\'s key')
     .addOption(serverOption())
     .option('--priority <n>', 'order among followed slices (lower first; default 100)')
-    .action(async (orgName: string, source: string, opts: ServerOpts & { priority?: string }) => {
+    .action(async (a: string | undefined, b: string | undefined, opts: ServerOpts & { priority?: string }) => {
+      const [orgName, source] = orgAndArgs(opts.org, [a, b], ['source']) as [string, string];
       const res = await apiRequest<{ priority: number }>(clientOptions(opts), 'POST', `/api/v1/orgs/${enc(orgName)}/follows`, {
         ...sourceArg(source),
         ...(opts.priority !== undefined ? { priority: parsePriority(opts.priority) } : {}),
@@ -40,20 +43,24 @@ export function registerSourceCommands(program: Command, parts: { serverOption: 
       console.log(`${orgName} follows ${source} (priority ${res.priority}); run "floe cache use" again on machines to trust its key`);
     });
   follow
-    .command('remove <org> <source>')
+    .command('remove [org] [source]')
+    .addOption(orgOption())
     .addOption(serverOption())
-    .action(async (orgName: string, source: string, opts: ServerOpts) => {
+    .action(async (a: string | undefined, b: string | undefined, opts: ServerOpts) => {
+      const [orgName, source] = orgAndArgs(opts.org, [a, b], ['source']) as [string, string];
       const { org, slice } = sourceArg(source);
       await apiRequest(clientOptions(opts), 'DELETE', `/api/v1/orgs/${enc(orgName)}/follows/${enc(org)}/${enc(slice)}`);
       console.log(`${orgName} no longer follows ${source}`);
     });
 
   parts.slice
-    .command('sources <org>')
+    .command('sources [org]')
+    .addOption(orgOption())
     .description("what the org's unified view consults, in order, and which slices each slice takes references from")
     .addOption(serverOption())
     .option('--json', 'print JSON')
-    .action(async (orgName: string, opts: ServerOpts & { json?: boolean }) => {
+    .action(async (a: string | undefined, opts: ServerOpts & { json?: boolean }) => {
+      const [orgName] = orgAndArgs(opts.org, [a], []);
       const res = await apiRequest<{
         slices: Array<{ name: string; public: boolean; inView: boolean; priority: number; globalPriority: number | null; trusts: string[] }>;
         follows: Array<{ org: string; slice: string; priority: number }>;
@@ -71,29 +78,35 @@ export function registerSourceCommands(program: Command, parts: { serverOption: 
       }
     });
   parts.slice
-    .command('trust <org> <slice>')
+    .command('trust [org] [slice]')
+    .addOption(orgOption())
     .description("let <slice> take references from another slice of the org without an upload (every slice takes them from default)")
     .addOption(serverOption())
     .requiredOption('--from <slice>', 'the slice whose paths may be linked in')
-    .action(async (orgName: string, name: string, opts: ServerOpts & { from: string }) => {
+    .action(async (a: string | undefined, b: string | undefined, opts: ServerOpts & { from: string }) => {
+      const [orgName, name] = orgAndArgs(opts.org, [a, b], ['slice']) as [string, string];
       await apiRequest(clientOptions(opts), 'POST', `/api/v1/orgs/${enc(orgName)}/slices/${enc(name)}/trusts`, { from: opts.from });
       console.log(`${orgName}/${name} now takes references from ${orgName}/${opts.from}`);
     });
   parts.slice
-    .command('untrust <org> <slice>')
+    .command('untrust [org] [slice]')
+    .addOption(orgOption())
     .addOption(serverOption())
     .requiredOption('--from <slice>', 'the slice to stop taking references from')
-    .action(async (orgName: string, name: string, opts: ServerOpts & { from: string }) => {
+    .action(async (a: string | undefined, b: string | undefined, opts: ServerOpts & { from: string }) => {
+      const [orgName, name] = orgAndArgs(opts.org, [a, b], ['slice']) as [string, string];
       await apiRequest(clientOptions(opts), 'DELETE', `/api/v1/orgs/${enc(orgName)}/slices/${enc(name)}/trusts/${enc(opts.from)}`);
       console.log(`${orgName}/${name} no longer takes references from ${orgName}/${opts.from}`);
     });
   parts.slice
-    .command('global <org> <slice>')
+    .command('global [org] [slice]')
+    .addOption(orgOption())
     .description('serve a public slice to anonymous callers on /cache (server admin); nothing is, by default')
     .addOption(serverOption())
     .option('--priority <n>', 'order among global slices (lower first)')
     .option('--off', 'stop serving it on /cache (it still answers at its own URL)')
-    .action(async (orgName: string, name: string, opts: ServerOpts & { priority?: string; off?: boolean }) => {
+    .action(async (a: string | undefined, b: string | undefined, opts: ServerOpts & { priority?: string; off?: boolean }) => {
+      const [orgName, name] = orgAndArgs(opts.org, [a, b], ['slice']) as [string, string];
       if (!opts.off && opts.priority === undefined) throw new CliError('give --priority <n>, or --off');
       await apiRequest(clientOptions(opts), 'PUT', `/api/v1/orgs/${enc(orgName)}/slices/${enc(name)}/global`, { priority: opts.off ? null : parsePriority(opts.priority!) });
       console.log(opts.off ? `${orgName}/${name} is no longer served on /cache to everyone` : `${orgName}/${name} is served on /cache to everyone`);

@@ -14,7 +14,7 @@ import { readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import path from 'node:path';
 import type { Command, Option } from 'commander';
-import { CliError, clientOptions, type ClientOptions } from './client.js';
+import { CliError, CliExit, clientOptions, type ClientOptions } from './client.js';
 import { push, runNixCommand } from './push.js';
 import { PushQueue, defaultQueueFile, keyOf, type QueuedPath } from './queue.js';
 
@@ -296,10 +296,11 @@ export function registerWatchCommands(program: Command, serverOption: () => Opti
         const s = await drainWithin('watch-store', queue, client, jobs, timeout);
         if (!s) {
           log('watch-store')(`timed out after ${opts.timeout} with ${queue.size()} path(s) left in the queue: run \`floe watch-store --drain\` again`);
-          process.exit(1);
+          throw new CliExit(1);
         }
         report('watch-store', s, opts.json);
-        process.exit(s.failed.length > 0 ? 1 : 0);
+        if (s.failed.length > 0) throw new CliExit(1);
+        return;
       }
       const watcher = watchLoop('watch-store', queue, client, opts.slice ?? '', jobs, interval, opts.baseline);
       const known = await watcher.start();
@@ -351,9 +352,10 @@ export function registerWatchCommands(program: Command, serverOption: () => Opti
       const s = await drainWithin('watch-exec', queue, client, jobs, timeout);
       if (!s) {
         log('watch-exec')(`timed out after ${opts.timeout} with ${queue.size()} path(s) left in the queue: run \`floe watch-store --drain\``);
-        process.exit(code !== 0 ? code : 1);
+        throw new CliExit(code !== 0 ? code : 1);
       }
       report('watch-exec', s, opts.json);
-      process.exit(code !== 0 ? code : s.failed.length > 0 ? 1 : 0);
+      const status = code !== 0 ? code : s.failed.length > 0 ? 1 : 0;
+      if (status !== 0) throw new CliExit(status);
     });
 }

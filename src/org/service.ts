@@ -52,6 +52,11 @@ export class OrgService {
     return org;
   }
 
+  /** Every org's name: for the server admin's "did you mean" (it may see them all anyway). */
+  async orgNames(): Promise<string[]> {
+    return (await this.db.selectFrom('orgs').select('name').execute()).map((r) => r.name);
+  }
+
   async findOrg(name: string): Promise<Org | undefined> {
     const row = await this.db.selectFrom('orgs').selectAll().where('name', '=', name).executeTakeFirst();
     return row && { id: row.id, name: row.name, createdAt: row.created_at };

@@ -1,24 +1,15 @@
 /** The real `floe` binary against a real server: the stable CLI contract scripts rely on. */
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FLOE_BIN, createToken, startFloe, type TestServer } from '../helpers/server.js';
+import { runFloe } from '../helpers/floe-cli.js';
+import { createToken, startFloe, type TestServer } from '../helpers/server.js';
 
-const exec = promisify(execFile);
 let server: TestServer;
 
-async function floe(args: string[], env: Record<string, string | undefined> = {}) {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [FLOE_BIN, ...args], { env: { ...process.env, FLOE_SERVER: server.url, FLOE_TOKEN: server.adminToken, ...env } });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const floe = (args: string[], env: Record<string, string | undefined> = {}) =>
+  runFloe(args, { env: { FLOE_SERVER: server.url, FLOE_TOKEN: server.adminToken, ...env } });
 
 beforeAll(async () => {
   server = await startFloe();
@@ -120,5 +111,61 @@ describe('floe CLI', () => {
     expect(badName.stderr).toMatch(/org name/);
     const unreachable = await floe(['cache', 'info'], { FLOE_SERVER: 'http://127.0.0.1:1' });
     expect(unreachable.stderr).toMatch(/cannot reach/);
+  });
+
+  it('--org everywhere (the positional org still works), slice list, trust add from flags, did-you-mean, default subjects', async () => {
+    expect((await floe(['slice', 'create', 'web', '--org', 'acme', '--in-view'])).code).toBe(0);
+    const listed = await floe(['slice', 'list', '--org', 'acme', '--json']);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(JSON.parse(listed.stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'web', inView: true, url: `${server.url}/cache/acme/web` })]));
+    expect((await floe(['slice', 'list', 'acme'])).stdout).toMatch(/^web\tprivate\tin view \(priority 100\)/m);
+    const conflict = await floe(['slice', 'set', 'partner', 'web', '--org', 'acme', '--priority', '3']);
+    expect(conflict.code).not.toBe(0);
+    expect(conflict.stderr).toMatch(/expected --org <org> <slice>/);
+    const trust = await floe(['trust', 'add', '--org', 'acme', '--provider', 'gitlab', '--namespace-id', '77', '--ref', 'refs/heads/main', '--scope', 'read']);
+    expect(trust.code, trust.stderr).toBe(0);
+    expect(trust.stdout).toMatch(/added trust \S+: tokens from https:\/\/gitlab\.com/);
+    expect(JSON.parse((await floe(['trust', 'list', '--org', 'acme'])).stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ provider: 'gitlab', namespaceId: '77', refs: ['refs/heads/main'] })]));
+    const missingFlag = await floe(['trust', 'add', '--org', 'acme', '--provider', 'github']);
+    expect(missingFlag.stderr).toMatch(/--owner-id/);
+    // The server admin may know every org; an org's token only its own.
+    const typo = await floe(['usage', '--org', 'acmee']);
+    expect(typo.stderr).toMatch(/no org named "acmee" \(did you mean "acme"\?\)/);
+    const acmeAdmin = (await createToken(server, 'acme', ['admin'])).token;
+    const ownTypo = await floe(['usage', 'acm'], { FLOE_TOKEN: acmeAdmin });
+    expect(ownTypo.stderr).toMatch(/did you mean "acme", your token's org\?/);
+    const foreign = await floe(['usage', 'partnr'], { FLOE_TOKEN: acmeAdmin });
+    expect(foreign.stderr).not.toMatch(/did you mean/);
+    const minted = JSON.parse((await floe(['token', 'create', '--org', 'acme', '--scope', 'read,write', '--slice', 'ci', '--json'])).stdout) as { id: string };
+    const rows = JSON.parse((await floe(['token', 'list', '--org', 'acme', '--json'])).stdout) as Array<{ id: string; subject: string }>;
+    expect(rows.find((r) => r.id === minted.id)!.subject).toBe('created-by:admin for read+write on ci');
+  });
+
+  it('prints shell completions that ask the binary itself', async () => {
+    for (const shell of ['bash', 'zsh', 'fish']) {
+      const r = await floe(['completion', shell]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('floe __complete');
+    }
+    expect((await floe(['__complete', 'sl'])).stdout).toBe('slice\n');
+    expect((await floe(['__complete', 'slice', ''])).stdout.split('\n')).toEqual(expect.arrayContaining(['create', 'list', 'set', 'sources']));
+    expect((await floe(['__complete', 'token', 'create', '--sc'])).stdout).toBe('--scope\n');
+    expect((await floe(['completion', 'tcsh'])).code).not.toBe(0);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('cache use --system writes a managed include for the nix-daemon and keeps the login netrc-file line', async () => {
+    const etc = await mkdtemp(path.join(os.tmpdir(), 'floe-etc-'));
+    await writeFile(path.join(etc, 'nix.conf'), 'trusted-users = root\n');
+    const include = path.join(etc, 'floe-127.0.0.1.conf');
+    await writeFile(include, `old\nnetrc-file = ${etc}/netrc\n`);
+    const r = await floe(['cache', 'use', '--system', '--org', 'acme'], { NIX_CONF_DIR: etc });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/restart the nix-daemon/);
+    const text = await readFile(include, 'utf8');
+    expect(text).toContain(`extra-substituters = ${server.url}/cache`);
+    expect(text).toMatch(/^extra-trusted-public-keys = 127\.0\.0\.1-acme-\d+:/m);
+    expect(text).toContain(`netrc-file = ${etc}/netrc`);
+    expect(text).not.toContain('old');
+    expect(await readFile(path.join(etc, 'nix.conf'), 'utf8')).toMatch(/^trusted-users = root\n# >>> floe 127\.0\.0\.1 .*\n!include floe-127\.0\.0\.1\.conf\n/);
   });
 });

@@ -3,32 +3,24 @@
  * whole chain works with real Nix: GitHub Actions identity -> Floe token -> netrc -> nix copy,
  * then a GitLab pipeline identity substitutes what was pushed, with no static secret anywhere.
  */
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FLOE_BIN, api, createOrg, startFloe, type TestServer } from '../helpers/server.js';
+import { runFloe } from '../helpers/floe-cli.js';
+import { api, createOrg, startFloe, type TestServer } from '../helpers/server.js';
 import { githubClaims, gitlabClaims, startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
 import { buildClosure, fixtureDir, hostNix, requireNix, writeClosureExpr } from '../helpers/nix.js';
 
-const exec = promisify(execFile);
 const nixVersion = await requireNix(hostNix);
 let server: TestServer;
 let gh: TestIssuer;
 let gl: TestIssuer;
 let home: string;
 
-async function floe(args: string[], env: Record<string, string | undefined> = {}) {
-  try {
-    const r = await exec(process.execPath, [FLOE_BIN, ...args], { env: { ...process.env, FLOE_SERVER: server.url, FLOE_TOKEN: undefined, XDG_CONFIG_HOME: home, ...env } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const floe = (args: string[], env: Record<string, string | undefined> = {}) =>
+  runFloe(args, { env: { FLOE_SERVER: server.url, FLOE_TOKEN: undefined, XDG_CONFIG_HOME: home, ...env } });
 
 beforeAll(async () => {
   server = await startFloe({ env: { FLOE_OIDC_ALLOW_HTTP_ISSUERS: '1' } });
@@ -141,5 +133,69 @@ describe('floe login', () => {
     const refused = await hostNix.run(['nix', 'copy', '--option', 'netrc-file', setting('netrc-file'), '--to', `${server.url}/cache`, fresh], { cacheHome: path.join(dir, 'm5') });
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/HTTP error|\b403\b/);
+  });
+});
+
+describe('floe login remembers, joins and undoes', () => {
+  it('with no way to log in shows the choices and fails', async () => {
+    const r = await floe(['login']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/floe login github-action/);
+    expect(r.stderr).toMatch(/--token -/);
+  });
+
+  it('--token - and --token-file save a token; later commands need no FLOE_SERVER', async () => {
+    const cfgHome = await mkdtemp(path.join(os.tmpdir(), 'floe-remember-'));
+    const { token } = (await api<{ token: string }>(server, server.adminToken, 'POST', '/api/v1/tokens', { org: 'acme', scopes: ['read'], ttl: '1h' })).body;
+    const r = await runFloe(['login', '--server', server.url, '--token', '-', '--no-nix-conf'], { input: `${token}\n`, env: { XDG_CONFIG_HOME: cfgHome, FLOE_SERVER: undefined, FLOE_TOKEN: undefined } });
+    expect(r.code, r.stderr).toBe(0);
+    const config = path.join(cfgHome, 'floe', 'config.json');
+    expect((await stat(config)).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(await readFile(config, 'utf8'))).toMatchObject({ server: server.url, org: 'acme' });
+    expect(await readFile(config, 'utf8')).not.toContain(token);
+    const status = await runFloe(['status'], { env: { XDG_CONFIG_HOME: cfgHome, FLOE_SERVER: undefined, FLOE_TOKEN: undefined } });
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/in org acme on http:\/\/127\.0\.0\.1/);
+    // The remembered org stands in for --org.
+    const pins = await runFloe(['pin', 'list', '--json'], { env: { XDG_CONFIG_HOME: cfgHome, FLOE_SERVER: undefined, FLOE_TOKEN: server.adminToken } });
+    expect(pins.code, pins.stderr).toBe(0);
+    const file = path.join(cfgHome, 'tok');
+    await writeFile(file, token);
+    const again = await runFloe(['login', '--token-file', file, '--no-nix-conf'], { env: { XDG_CONFIG_HOME: cfgHome, FLOE_SERVER: undefined, FLOE_TOKEN: undefined } });
+    expect(again.code, again.stderr).toBe(0);
+  });
+
+  it('joins an existing netrc-file setting, and logout removes exactly what login added and revokes the token', async () => {
+    const h = await mkdtemp(path.join(os.tmpdir(), 'floe-join-'));
+    const company = path.join(h, 'company-netrc');
+    const companyText = 'machine git.example.com login me password company-secret\n';
+    await writeFile(company, companyText, { mode: 0o644 });
+    const confFile = path.join(h, 'nix', 'nix.conf');
+    await mkdir(path.dirname(confFile), { recursive: true });
+    const userConf = `substituters = https://cache.example.com\nnetrc-file = ${company}\n`;
+    await writeFile(confFile, userConf);
+    const env = { XDG_CONFIG_HOME: h, ACTIONS_ID_TOKEN_REQUEST_URL: gh.actionsRequestUrl, ACTIONS_ID_TOKEN_REQUEST_TOKEN: gh.actionsRequestToken };
+    const inode = (await stat(company)).ino;
+    const r = await floe(['login', 'github-action', '--json'], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).netrc).toBe(company);
+    const netrc = await readFile(company, 'utf8');
+    expect(netrc).toContain('password company-secret');
+    const token = /machine 127\.0\.0\.1 login floe password (\S+)/.exec(netrc)![1]!;
+    // Written atomically (a new inode, not rewritten in place), private.
+    expect((await stat(company)).ino).not.toBe(inode);
+    expect((await stat(company)).mode & 0o777).toBe(0o600);
+    const conf = await readFile(confFile, 'utf8');
+    expect(conf.match(/netrc-file/g)!.length).toBe(1); // the setting stays the company's
+    expect(conf).toContain(`extra-substituters = ${server.url}/cache`);
+    expect(existsSync(path.join(h, 'nix', 'netrc'))).toBe(false);
+    expect((await api(server, token, 'GET', '/api/v1/auth/whoami')).status).toBe(200);
+
+    const out = await floe(['logout'], env);
+    expect(out.code, out.stderr).toBe(0);
+    expect(await readFile(company, 'utf8')).toBe(companyText);
+    expect(await readFile(confFile, 'utf8')).toBe(userConf);
+    expect(existsSync(path.join(h, 'floe', 'config.json'))).toBe(false);
+    expect((await api(server, token, 'GET', '/api/v1/auth/whoami')).status).toBe(401);
   });
 });

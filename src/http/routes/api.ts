@@ -29,6 +29,8 @@ import { type StorageDeps, storageRoutes } from './storage.js';
 import { sourceRoutes } from './sources.js';
 import type { SourceService } from '../../cache/sources.js';
 import type { OrgKeyService } from '../../org/keys.js';
+import { closestName } from '../../org/names.js';
+import { NotFoundWithReason } from '../../registry/service.js';
 import type { Metrics } from '../metrics.js';
 import { FloeError } from '../../errors.js';
 import { type PushedPathResult, missingRequest, pushedPath } from '../../wire/push.js';
@@ -110,15 +112,23 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
   const requireOrg = async (p: Principal, orgName: string, action: Action, slices?: readonly string[]): Promise<Org> => {
     const org = await deps.orgs.findOrg(orgName);
     const resource: OrgResource | undefined = org && { type: 'org', org: { id: org.id, name: org.name } };
+    // A hint names only what the caller knows exists: its own token's org (anyone), or any org (the server admin).
+    const ownOrgHint = () => {
+      const mine = p.kind === 'token' ? closestName(orgName, [p.org.name]) : undefined;
+      return mine ? ` (did you mean ${JSON.stringify(mine)}, your token's org?)` : '';
+    };
     if (!org || !resource) {
-      if (p.kind === 'server-admin') throw new NotFound();
-      throw new Forbidden(`not allowed to manage org ${JSON.stringify(orgName)}`);
+      if (p.kind === 'server-admin') {
+        const near = closestName(orgName, await deps.orgs.orgNames());
+        throw new NotFoundWithReason(`no org named ${JSON.stringify(orgName)}${near ? ` (did you mean ${JSON.stringify(near)}?)` : ''}`);
+      }
+      throw new Forbidden(`not allowed to manage org ${JSON.stringify(orgName)}${ownOrgHint()}`);
     }
     const d = deps.authorizer.authorize(p, action, resource, slices ? { adminSlices: slices } : {});
     if (!d.allowed) {
       // One message for "no such org" and "not yours"; the reason only for the org's own tokens.
       const own = p.kind === 'token' && p.org.id === org.id;
-      throw new Forbidden(`not allowed to manage org ${JSON.stringify(orgName)}${own ? `: ${d.reason}` : ''}`);
+      throw new Forbidden(`not allowed to manage org ${JSON.stringify(orgName)}${own ? `: ${d.reason}` : ownOrgHint()}`);
     }
     return org;
   };
@@ -193,8 +203,10 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     }
     // Never longer-lived than the caller's own token (the server admin excepted).
     const ttlSeconds = ttlWithinCreator(p, body.ttl !== undefined ? parseTtl(body.ttl) : undefined, parseTtl('24h'), Math.floor(Date.now() / 1000));
-    const subject = body.subject ?? `created-by:${p.subject}`;
     const deploy = body.deploy?.map((g) => parseDeployGrant(g, org.name));
+    // A default subject that says who minted the token and what for, so logs and lists tell tokens apart.
+    const purpose = deploy ? 'deploy' : [...new Set(body.scopes)].join('+') + (slices ? ` on ${slices.join(',')}` : '');
+    const subject = body.subject ?? `created-by:${p.subject} for ${purpose}`;
     if (deploy?.some((g) => g.org !== org.name)) throw new InvalidInput('deploy', `a device token of ${org.name} can only name ${org.name}'s flakes`);
     // Deploy-only tokens read, nothing else, whatever scopes were asked for.
     const scopes = deploy ? (['read'] as Scope[]) : ([...new Set(body.scopes)] as Scope[]);

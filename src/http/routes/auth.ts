@@ -99,6 +99,16 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
     );
   });
 
+  // `floe logout`: a token ends itself (an org admin's revoke route would refuse a member's own token).
+  api.post('/auth/logout', async (c) => {
+    const p = c.get('principal');
+    // The server admin token lives in the data dir and is not a login: it stays.
+    if (p.kind !== 'token') return c.json({ revoked: false });
+    await deps.tokens.revoke(p.tokenId);
+    deps.audit.append({ principal: p, action: 'auth.logout', target: p.subject, orgId: p.org.id, outcome: 'event', reason: 'floe logout', detail: { tokenId: p.tokenId } });
+    return c.json({ revoked: true, id: p.tokenId });
+  });
+
   api.get('/auth/whoami', (c) => {
     const p = c.get('principal');
     switch (p.kind) {

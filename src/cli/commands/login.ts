@@ -1,0 +1,195 @@
+/** `floe login [github-action|gitlab-pipeline|aws|oidc]`, `floe logout` and `floe status`. */
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { Option, type Command } from 'commander';
+import { signGetCallerIdentity } from '../aws.js';
+import { CliError, FloeApi, clientOptions, readCliConfig } from '../client.js';
+import { exchangeIdentity, githubActionsIdToken, logout, saveLogin, serverAudience, type LoginOutputOptions } from '../login.js';
+import { browserLogin, deviceLogin } from '../oidc-login.js';
+import { parseDuration, type CommandContext } from './context.js';
+
+type LoginOpts = {
+  server?: string;
+  org?: string;
+  ttl?: string;
+  netrc?: string;
+  nixConf?: string | false;
+  system?: boolean;
+  print?: boolean;
+  json?: boolean;
+};
+
+const LOGIN_CHOICES = [
+  'floe login github-action          in a GitHub Actions job (permissions: id-token: write)',
+  'floe login gitlab-pipeline        in a GitLab CI job (id_tokens with aud = the server)',
+  'floe login aws                    with the AWS credentials of this machine',
+  'floe login oidc                   a person, through the identity provider the server offers',
+  'floe login --token -              a Floe token from stdin (or --token-file F, or $FLOE_TOKEN)',
+];
+
+const outputOf = (o: LoginOpts): LoginOutputOptions => ({
+  ...(o.netrc ? { netrc: o.netrc } : {}),
+  ...(o.nixConf !== undefined ? { nixConf: o.nixConf } : {}),
+  ...(o.system ? { system: true } : {}),
+  ...(o.print ? { print: true } : {}),
+  ...(o.json ? { json: true } : {}),
+});
+const exchangeOpts = (o: LoginOpts) => ({ ...(o.org ? { org: o.org } : {}), ...(o.ttl ? { ttl: o.ttl } : {}) });
+
+export function registerLoginCommands(program: Command, ctx: CommandContext): void {
+  const loginOutput = (cmd: Command) =>
+    cmd
+      .addOption(ctx.serverOption())
+      .option('--org <org>', 'org to log in to, when the identity is trusted by several')
+      .option('--ttl <duration>', 'shorter token lifetime than the org allows, e.g. 30m')
+      .option('--netrc <file>', 'netrc file to update (default: the nix.conf netrc-file, else $XDG_CONFIG_HOME/nix/netrc)')
+      .option('--nix-conf <file>', 'nix.conf to update (default: $XDG_CONFIG_HOME/nix/nix.conf)')
+      .option('--no-nix-conf', 'do not touch nix.conf')
+      .option('--system', 'multi-user Nix (as root): write the netrc and nix.conf include the nix-daemon reads')
+      .option('--print', 'print the netrc and nix.conf lines instead of writing them')
+      .option('--json', 'print a JSON summary');
+
+  const login = loginOutput(program.command('login').description('log in: exchange a CI or IdP identity for a Floe token, or save a token (--token - / --token-file / $FLOE_TOKEN)'))
+    .option('--token <token>', 'save this Floe token: "-" reads it from stdin (a token on the command line shows in `ps`)')
+    .option('--token-file <file>', 'save the Floe token in this file')
+    .action(async (opts: LoginOpts & { token?: string; tokenFile?: string }) => {
+      let token: string | undefined;
+      if (opts.token === '-') token = (await ctx.readStdin()).trim();
+      else if (opts.token) token = opts.token;
+      else if (opts.tokenFile) token = (await readFile(opts.tokenFile, 'utf8')).trim();
+      else if (process.env.FLOE_TOKEN?.trim()) token = process.env.FLOE_TOKEN.trim();
+      if (!token) {
+        ctx.err(`floe: say how to log in:\n${LOGIN_CHOICES.map((c) => `  ${c}`).join('\n')}`);
+        throw new CliError('no login method given');
+      }
+      const client = clientOptions(opts);
+      const who = await new FloeApi({ ...client, token }).whoami();
+      if (who.kind === 'anonymous') throw new CliError('the server did not accept that token');
+      const result = { token, ...(who.org ? { org: who.org } : {}), ...(who.subject ? { subject: who.subject } : {}), ...(who.scopes ? { scopes: who.scopes } : {}), expiresAt: who.expiresAt ?? null };
+      await saveLogin(ctx, client, result, outputOf(opts));
+    });
+
+  loginOutput(login.command('github-action').description('in a GitHub Actions job (permissions: id-token: write)'))
+    .option('--refresh', 'keep the login fresh for long jobs: a background process logs in again before the token expires')
+    .option('--refresh-before <duration>', 'with --refresh: how long before expiry to log in again', '10m')
+    .addOption(new Option('--refresh-loop <expires-at-ms>').hideHelp())
+    .action(async (opts: LoginOpts & { refresh?: boolean; refreshBefore: string; refreshLoop?: string }) => {
+      const client = clientOptions(opts);
+      const once = async (output: LoginOutputOptions) => {
+        const idToken = await githubActionsIdToken(await serverAudience(client));
+        const result = await exchangeIdentity(client, idToken, exchangeOpts(opts));
+        await saveLogin(ctx, client, result, output);
+        return result;
+      };
+      if (!opts.refreshLoop) {
+        const first = await once(outputOf(opts));
+        if (opts.refresh) {
+          // The runner ends leftover processes when the job finishes, which ends the refresher too.
+          const args = process.argv.slice(2).filter((a) => a !== '--refresh' && a !== '--json' && a !== '--print');
+          const expires = first.expiresAt ? Date.parse(first.expiresAt) : Date.now() + 3600_000;
+          const child = spawn(process.execPath, [process.argv[1]!, ...args, '--refresh-loop', String(expires)], { detached: true, stdio: 'ignore', env: process.env });
+          child.unref();
+          ctx.err(`floe: refreshing the login in the background (pid ${child.pid})`);
+        }
+        return;
+      }
+      const before = parseDuration(opts.refreshBefore);
+      const quiet = { ...outputOf(opts), json: false, print: false };
+      let expiresAt = Number(opts.refreshLoop);
+      for (;;) {
+        const wait = Math.max(1_000, expiresAt - before - Date.now());
+        await new Promise((r) => setTimeout(r, wait));
+        try {
+          const result = await once(quiet);
+          expiresAt = result.expiresAt ? Date.parse(result.expiresAt) : Date.now() + 3600_000;
+        } catch {
+          expiresAt = Date.now() + before + 30_000; // retry in 30 s
+        }
+      }
+    });
+
+  loginOutput(login.command('gitlab-pipeline').description('in a GitLab CI job with an id_token whose aud is this server'))
+    .option('--token-var <name>', 'CI/CD variable holding the id_token', 'FLOE_ID_TOKEN')
+    .action(async (opts: LoginOpts & { tokenVar: string }) => {
+      const idToken = process.env[opts.tokenVar];
+      if (!idToken) throw new CliError(`$${opts.tokenVar} is not set: declare it under id_tokens in .gitlab-ci.yml with aud set to this server (see \`floe login --help\`)`);
+      const client = clientOptions(opts);
+      await saveLogin(ctx, client, await exchangeIdentity(client, idToken, exchangeOpts(opts)), outputOf(opts));
+    });
+
+  loginOutput(login.command('aws').description('with the AWS credentials of this machine (role, profile, env): presigned sts:GetCallerIdentity')).action(
+    async (opts: LoginOpts) => {
+      const client = clientOptions(opts);
+      const api = new FloeApi(client);
+      const info = await api.authInfo();
+      const signed = await signGetCallerIdentity(info.audience, info.awsAudienceHeader);
+      await saveLogin(ctx, client, await api.awsLogin({ ...signed, ...exchangeOpts(opts) }), outputOf(opts));
+    },
+  );
+
+  loginOutput(login.command('oidc').description('a person, through an OIDC provider (Entra ID, ...): browser (PKCE) or --device; or exchange --id-token-file'))
+    .option('--issuer <url>', 'identity provider (default: the one the server offers)')
+    .option('--client-id <id>', "the Floe CLI's client id at the provider (default: from the server)")
+    .option('--device', 'device-code flow, for machines without a browser')
+    .option('--no-browser', 'print the login URL instead of opening a browser')
+    .option('--id-token-file <file>', 'exchange this token instead ("-" for stdin)')
+    .action(async (opts: LoginOpts & { idTokenFile?: string; issuer?: string; clientId?: string; device?: boolean; browser: boolean }) => {
+      const client = clientOptions(opts);
+      let idToken: string;
+      if (opts.idTokenFile) {
+        idToken = (opts.idTokenFile === '-' ? await ctx.readStdin() : await readFile(opts.idTokenFile, 'utf8')).trim();
+      } else {
+        let issuer = opts.issuer;
+        let clientId = opts.clientId;
+        if (!issuer || !clientId) {
+          const info = await new FloeApi(client).authInfo();
+          const offered = info.logins.filter((l) => (!issuer || l.issuer === issuer) && (!opts.org || l.org === opts.org));
+          if (offered.length === 0) throw new CliError('the server offers no interactive login; pass --issuer and --client-id');
+          if (new Set(offered.map((l) => `${l.issuer} ${l.clientId}`)).size > 1) {
+            throw new CliError(`several identity providers are offered (${offered.map((l) => l.issuer).join(', ')}): pass --issuer or --org`);
+          }
+          issuer ??= offered[0]!.issuer;
+          clientId ??= offered[0]!.clientId;
+        }
+        idToken = opts.device ? await deviceLogin(issuer, clientId) : await browserLogin(issuer, clientId, { openBrowser: opts.browser });
+      }
+      await saveLogin(ctx, client, await exchangeIdentity(client, idToken, exchangeOpts(opts)), outputOf(opts));
+    });
+
+  program
+    .command('logout')
+    .description('undo `floe login`: remove its netrc entry and nix.conf lines, forget the server, revoke the token where allowed')
+    .addOption(ctx.serverOption())
+    .option('--netrc <file>', 'netrc file login wrote')
+    .option('--nix-conf <file>', 'nix.conf login wrote')
+    .option('--system', 'undo a `floe login --system` (as root)')
+    .action(async (opts: { server?: string; netrc?: string; nixConf?: string; system?: boolean }) => {
+      await logout(ctx, clientOptions(opts), {
+        ...(opts.netrc ? { netrc: opts.netrc } : {}),
+        ...(opts.nixConf ? { nixConf: opts.nixConf } : {}),
+        ...(opts.system ? { system: true } : {}),
+      });
+    });
+
+  program
+    .command('status')
+    .description('who am I on this server: org, subject, scopes, token expiry, cache URL')
+    .addOption(ctx.serverOption())
+    .option('--json', 'print JSON')
+    .action(async (opts: { server?: string; json?: boolean }) => {
+      const client = clientOptions(opts);
+      const api = new FloeApi(client);
+      const who = await api.whoami();
+      const cache = await api.cacheInfo(undefined, true);
+      if (opts.json) return ctx.out(JSON.stringify({ ...who, server: client.server, substituter: cache.substituter }));
+      if (who.kind === 'anonymous') ctx.out(`not logged in to ${client.server} (set FLOE_TOKEN or run \`floe login\`)`);
+      else if (who.kind === 'server-admin') ctx.out(`server admin on ${client.server}`);
+      else {
+        const slices = who.slices ? ` (slices ${who.slices.join(', ')})` : '';
+        ctx.out(`${who.subject} in org ${who.org} on ${client.server}\nscopes: ${(who.scopes ?? []).join(', ')}${slices}\nexpires: ${who.expiresAt ?? 'never'}`);
+      }
+      const remembered = readCliConfig();
+      if (remembered.org && who.kind !== 'token') ctx.out(`remembered org: ${remembered.org}`);
+      ctx.out(`substituter: ${cache.substituter}`);
+    });
+}

@@ -1,0 +1,26 @@
+/** PURE: "did you mean" for mistyped org names. */
+
+/** Levenshtein distance, stopping early past `limit` (names are short; this stays cheap). */
+export function editDistance(a: string, b: string, limit = 3): number {
+  if (Math.abs(a.length - b.length) > limit) return limit + 1;
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    if (Math.min(...cur) > limit) return limit + 1;
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+/** The candidate closest to `wanted` within two edits (ties: the first), if any. */
+export function closestName(wanted: string, candidates: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const c of candidates) {
+    if (c === wanted) continue;
+    const d = editDistance(wanted.toLowerCase(), c.toLowerCase(), 2);
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return best;
+}
