@@ -21,11 +21,13 @@ import { FlakeEditError, addFlakeInput } from './flake-add.js';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { upsertNixConfBlock } from './netrc.js';
 import { spawn } from 'node:child_process';
+import { registerVersionOption } from './version.js';
 
 const program = new Command();
 program.name('floe').description('Floe: self-hostable flake registry and identity-aware Nix binary cache').showHelpAfterError();
 // Options belong to the command they follow: `floe login github-action --json` is the subcommand's --json.
 program.enablePositionalOptions();
+registerVersionOption(program);
 
 const serverOption = () => new Option('--server <url>', 'Floe server URL (default: $FLOE_SERVER)');
 
