@@ -5,6 +5,7 @@ flake:
 let
   cfg = config.services.floe;
   inherit (lib) mkEnableOption mkIf mkOption types optionalAttrs;
+  nullOrStr = types.nullOr types.str;
 in
 {
   options.services.floe = {
@@ -34,17 +35,17 @@ in
       type = types.nullOr types.str;
       default = null;
       example = "postgres:///floe?host=/run/postgresql";
-      description = "PostgreSQL instead of the embedded SQLite (FLOE_DATABASE_URL); put passwords in environmentFile.";
+      description = "PostgreSQL instead of the embedded SQLite (FLOE_DATABASE_URL); passwords go in environmentFile.";
     };
     s3 = {
-      bucket = mkOption { type = types.nullOr types.str; default = null; description = "S3 bucket for NARs (FLOE_S3_BUCKET)."; };
-      region = mkOption { type = types.nullOr types.str; default = null; description = "FLOE_S3_REGION."; };
-      endpoint = mkOption { type = types.nullOr types.str; default = null; description = "FLOE_S3_ENDPOINT (S3-compatible stores)."; };
+      bucket = mkOption { type = nullOrStr; default = null; description = "S3 bucket for NARs (FLOE_S3_BUCKET)."; };
+      region = mkOption { type = nullOrStr; default = null; description = "FLOE_S3_REGION."; };
+      endpoint = mkOption { type = nullOrStr; default = null; description = "FLOE_S3_ENDPOINT (S3-compatibles)."; };
     };
     environmentFile = mkOption {
       type = types.nullOr types.path;
       default = null;
-      description = "File with secrets as FLOE_* variables (database password, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY).";
+      description = "Secrets as FLOE_* variables (database password, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).";
     };
     shutdownGraceSeconds = mkOption {
       type = types.ints.positive;
@@ -53,7 +54,7 @@ in
     };
     nginx = {
       enable = mkEnableOption "an nginx virtual host in front of Floe (settings of deploy/nginx/floe.conf)";
-      virtualHost = mkOption { type = types.str; default = "localhost"; description = "Server name of the virtual host."; };
+      virtualHost = mkOption { type = types.str; default = "localhost"; description = "Its server name."; };
     };
   };
 

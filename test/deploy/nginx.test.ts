@@ -11,12 +11,16 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FLOE_BIN, REPO_ROOT, createOrg, createToken, freePort, startFloe, type TestServer } from '../helpers/server.js';
-import { BASE_NIX_CONFIG, fixtureDir, hostNix, modernNix, requireNix, writeNetrc, type NixRunner } from '../helpers/nix.js';
+import { FLOE_BIN, REPO_ROOT, createOrg, createToken, freePort, startFloe } from '../helpers/server.js';
+import type { TestServer } from '../helpers/server.js';
+import { BASE_NIX_CONFIG, fixtureDir, hostNix, modernNix, requireNix, writeNetrc } from '../helpers/nix.js';
+import type { NixRunner } from '../helpers/nix.js';
 
 const exec = promisify(execFile);
 const hasNginx = spawnSync('sh', ['-c', 'command -v nginx || test -x /usr/sbin/nginx']).status === 0;
-if (!hasNginx && process.env.CI) throw new Error('nginx is missing and CI=true forbids skipping (.ci/run installs nginx-light)');
+if (!hasNginx && process.env.CI) {
+  throw new Error('nginx is missing and CI=true forbids skipping (.ci/run installs nginx-light)');
+}
 const versions = { [hostNix.name]: await requireNix(hostNix), [modernNix.name]: await requireNix(modernNix) };
 
 let dir: string;
@@ -68,7 +72,9 @@ async function waitForProxy(url: string): Promise<void> {
   for (let i = 0; i < 200; i++) {
     const r = spawnSync('curl', ['-sf', '--cacert', path.join(dir, 'ca.crt'), `${url}/healthz`]);
     if (r.status === 0) return;
-    if (nginx?.exitCode !== null) throw new Error(`nginx exited: ${await readFile(path.join(dir, 'nginx-error.log'), 'utf8')}`);
+    if (nginx?.exitCode !== null) {
+      throw new Error(`nginx exited: ${await readFile(path.join(dir, 'nginx-error.log'), 'utf8')}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error('nginx did not come up');
@@ -96,7 +102,8 @@ beforeAll(async () => {
   key = (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=acme`)).text()).trim();
   await writeFile(path.join(dir, 'nginx.conf'), await nginxConfig(tlsPort, await freePort()));
   const nginxBin = existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx';
-  nginx = spawn(nginxBin, ['-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'nginx-error.log')], { stdio: 'ignore' });
+  const args = ['-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'nginx-error.log')];
+  nginx = spawn(nginxBin, args, { stdio: 'ignore' });
   await waitForProxy(proxyUrl);
 }, 120_000);
 
@@ -114,7 +121,8 @@ afterAll(async () => {
 async function buildBigClosure(nix: NixRunner, seed: string): Promise<string> {
   const file = path.join(dir, `big-${seed}.nix`);
   await writeFile(file, `let big = derivation { name = "big-${seed}"; builder = "/bin/sh"; PATH = "/usr/bin:/bin";
-      args = [ "-c" "mkdir $out; echo ${seed} > $out/seed; head -c 3145728 /dev/urandom > $out/blob" ]; system = builtins.currentSystem; };
+      system = builtins.currentSystem;
+      args = [ "-c" "mkdir $out; echo ${seed} > $out/seed; head -c 3145728 /dev/urandom > $out/blob" ]; };
   in derivation { name = "top-${seed}"; builder = "/bin/sh"; PATH = "/usr/bin:/bin"; system = builtins.currentSystem;
       args = [ "-c" "echo \${big} > $out" ]; }\n`);
   const r = await nix.run(['nix-build', file, '--no-out-link'], { cacheHome: path.join(dir, `build-${seed}`) });
@@ -140,7 +148,9 @@ describe.skipIf(!hasNginx)('Floe behind nginx with TLS', () => {
         '--option', 'trusted-public-keys', key, '--from', `${proxyUrl}/cache`, '--to', store, top]),
         { cacheHome: path.join(dir, `down-${nix.name}`) });
       expect(down.code, down.stderr).toBe(0);
-      const closure = await nix.run(['nix-store', '--store', store, '-qR', top], { cacheHome: path.join(dir, `q-${nix.name}`) });
+      const closure = await nix.run(['nix-store', '--store', store, '-qR', top], {
+        cacheHome: path.join(dir, `q-${nix.name}`),
+      });
       expect(closure.stdout.trim().split('\n')).toHaveLength(2);
     }, 600_000);
   }
@@ -155,7 +165,8 @@ describe.skipIf(!hasNginx)('Floe behind nginx with TLS', () => {
     };
     const netrc = path.join(dir, 'login-netrc');
     const nixConf = path.join(dir, 'login-nix.conf');
-    const login = await exec(process.execPath, [FLOE_BIN, 'login', '--server', proxyUrl, '--token', rw, '--netrc', netrc,
+    const login = await exec(process.execPath, [FLOE_BIN, 'login', '--server', proxyUrl, '--token', rw,
+      '--netrc', netrc,
       '--nix-conf', nixConf, '--json'], { env });
     // The substituter Floe hands out is the public https URL, not its own listen address.
     expect(JSON.parse(login.stdout)).toMatchObject({ org: 'acme', substituter: `${proxyUrl}/cache` });
@@ -163,12 +174,14 @@ describe.skipIf(!hasNginx)('Floe behind nginx with TLS', () => {
     expect(await readFile(nixConf, 'utf8')).toContain(key);
 
     const top = await buildBigClosure(hostNix, 'cli');
-    const pushed = await exec(process.execPath, [FLOE_BIN, 'push', top, '--json'], { env: { ...env, FLOE_SERVER: proxyUrl, FLOE_TOKEN: rw } });
+    const pushEnv = { ...env, FLOE_SERVER: proxyUrl, FLOE_TOKEN: rw };
+    const pushed = await exec(process.execPath, [FLOE_BIN, 'push', top, '--json'], { env: pushEnv });
     expect(JSON.parse(pushed.stdout)).toMatchObject({ total: 2, uploaded: 2, failed: [] });
     // Substitute with exactly what `floe login` wrote.
     const store = path.join(dir, 'store-cli');
     const conf = (await readFile(nixConf, 'utf8')).replace(/^substituters\s*=.*$/m, '');
-    const got = await hostNix.run(['env', `NIX_CONFIG=${BASE_NIX_CONFIG}\n${conf}\nrequire-sigs = true`, `NIX_SSL_CERT_FILE=${path.join(dir, 'ca.crt')}`,
+    const got = await hostNix.run(['env', `NIX_CONFIG=${BASE_NIX_CONFIG}\n${conf}\nrequire-sigs = true`,
+      `NIX_SSL_CERT_FILE=${path.join(dir, 'ca.crt')}`,
       'nix', 'copy', '--from', `${proxyUrl}/cache`, '--to', store, top], { cacheHome: path.join(dir, 'cli-sub') });
     expect(got.code, got.stderr).toBe(0);
   }, 300_000);

@@ -60,15 +60,17 @@ describe('systemd unit', () => {
   it.skipIf(!hasAnalyze && !process.env.CI)('passes systemd-analyze verify without a warning', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'floe-unit-'));
     try {
-      // /usr/local/bin/floe exists only once the package is installed: verify the unit with this checkout's launcher.
+      // /usr/local/bin/floe exists once the package is installed: verify the unit with this checkout's launcher.
       const unit = path.join(dir, 'floe.service');
       writeFileSync(unit, UNIT.replace('ExecStart=/usr/local/bin/floe serve', `ExecStart=${FLOE_BIN} serve`));
       const r = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(0);
       expect(r.stderr.trim()).toBe('');
       // The check is real: a misspelt key is reported.
-      writeFileSync(unit, UNIT.replace('NoNewPrivileges=yes', 'NoNewPrivilege=yes').replace('/usr/local/bin/floe', FLOE_BIN));
-      expect(spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8' }).stderr).toMatch(/Unknown key 'NoNewPrivilege'/);
+      const misspeltUnit = UNIT.replace('NoNewPrivileges=yes', 'NoNewPrivilege=yes');
+      writeFileSync(unit, misspeltUnit.replace('/usr/local/bin/floe', FLOE_BIN));
+      const misspelt = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8' });
+      expect(misspelt.stderr).toMatch(/Unknown key 'NoNewPrivilege'/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -94,7 +96,8 @@ describe('systemd unit', () => {
   });
 
   it('sets only FLOE_* variables that Floe reads', () => {
-    const read = new Set(execFileSync('grep', ['-rhoE', 'FLOE_[A-Z0-9_]+', path.join(REPO_ROOT, 'src')], { encoding: 'utf8' }).split('\n'));
+    const grep = execFileSync('grep', ['-rhoE', 'FLOE_[A-Z0-9_]+', path.join(REPO_ROOT, 'src')], { encoding: 'utf8' });
+    const read = new Set(grep.split('\n'));
     const set = [...`${UNIT}\n${MODULE}`.matchAll(/\b(FLOE_[A-Z0-9_]+)/g)].map((m) => m[1]!);
     expect(set.length).toBeGreaterThan(5);
     expect(set.filter((name) => !read.has(name))).toEqual([]);
