@@ -65,6 +65,9 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
+  // SIGTERM first: on an old system Node the installed launcher runs the server as its child and passes
+  // SIGTERM on, while cleanup's SIGKILL would only reach the launcher.
+  await server?.stop('SIGTERM');
   await server?.cleanup();
   if (work) await rm(work, { recursive: true, force: true });
 });
