@@ -23,6 +23,7 @@ import { registerPolicyCommands } from './policy.js';
 import { registerSourceCommands } from './sources.js';
 import { registerWatchCommands } from './watch.js';
 import { registerBackupCommands } from './backup.js';
+import { registerVersionOption } from './version.js';
 
 export function buildProgram(io: CliIo): Command {
   const ctx = commandContext(io);
@@ -30,6 +31,7 @@ export function buildProgram(io: CliIo): Command {
   program.name('floe').description('Floe: self-hostable flake registry and identity-aware Nix binary cache').showHelpAfterError();
   // Options belong to the command they follow: `floe login github-action --json` is the subcommand's --json.
   program.enablePositionalOptions();
+  registerVersionOption(program, (text) => void io.stdout.write(text));
   // Set before any command is added: subcommands inherit both.
   program.exitOverride();
   program.configureOutput({ writeOut: (s) => void io.stdout.write(s), writeErr: (s) => void io.stderr.write(s) });

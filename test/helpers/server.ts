@@ -39,7 +39,8 @@ export interface TestServer {
   cleanup(): Promise<void>;
 }
 
-export async function startFloe(opts: { dataDir?: string; env?: Record<string, string> } = {}): Promise<TestServer> {
+/** `command`: what runs `floe` (default: this checkout's bin/floe.js on this Node), e.g. an installed `floe`. */
+export async function startFloe(opts: { dataDir?: string; env?: Record<string, string>; command?: string[] } = {}): Promise<TestServer> {
   const dataDir = opts.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'floe-test-')));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -47,7 +48,8 @@ export async function startFloe(opts: { dataDir?: string; env?: Record<string, s
   let child!: ChildProcess;
 
   const launch = async () => {
-    child = spawn(process.execPath, [FLOE_BIN, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
+    const [cmd, ...args] = opts.command ?? [process.execPath, FLOE_BIN];
+    child = spawn(cmd!, [...args, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
       // One process unless a test asks for workers (the default is one per core).
       env: { ...process.env, FLOE_LOG_LEVEL: 'debug', FLOE_WORKERS: '1', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
