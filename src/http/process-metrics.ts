@@ -3,10 +3,10 @@
  * Read when scraped (gauges) or accumulated by observers (GC), so they cost nothing between scrapes.
  */
 import type { Server } from 'node:http';
-import { type IntervalHistogram, type PerformanceEntry, PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks';
+import { type PerformanceEntry, PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks';
 
 export class ProcessMetrics {
-  private readonly loop: IntervalHistogram = monitorEventLoopDelay({ resolution: 20 });
+  private readonly loop: ReturnType<typeof monitorEventLoopDelay> = monitorEventLoopDelay({ resolution: 20 });
   private readonly gc = new Map<string, { seconds: number; count: number }>();
   private readonly observer = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
