@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { type Config, loadConfig } from '../config.js';
 import { fileKey, layerEnvironment, parseConfigFile } from '../config-file.js';
 import { InvalidInput } from '../errors.js';
-import { redactUrl } from '../storage/sql/postgres.js';
+import { redactUrl } from '../redact.js';
 
 export interface ServeFlags {
   dataDir?: string;

@@ -13,9 +13,12 @@ import {
 } from 'kysely';
 import pg from 'pg';
 import type { Schema } from './schema.js';
+import { redactUrl } from '../../redact.js';
 import { type ChangeFeed, type ChangeTopic, LocalChangeFeed } from '../changes.js';
 import { Unavailable } from '../../errors.js';
 import { isDatabaseUnavailable } from '../failures.js';
+
+export { redactUrl };
 
 // int8 (bigint) columns hold sizes; they fit a JS number (< 2^53), so parse them as numbers.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -135,15 +138,6 @@ class UnavailableAwareDriver implements Driver {
 }
 
 /** The URL without its password, for messages and logs. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparseable URL)';
-  }
-}
 
 const CHANNEL = 'floe_changes';
 const RETRY_FIRST_MS = 500;
