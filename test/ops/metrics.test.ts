@@ -90,9 +90,12 @@ describe('metrics for operators', () => {
   it('access logs name the client address, and never the token', async () => {
     await fetch(`${server.url}/cache/nix-cache-info`);
     await api(server, rw, 'GET', '/api/v1/auth/whoami');
-    const lines = server.logs().split('\n').filter((l) => l.includes('"msg":"request"'));
-    const cacheLine = lines.find((l) => l.includes('"path":"/cache/nix-cache-info"'));
-    const apiLine = lines.find((l) => l.includes('"path":"/api/v1/auth/whoami"'));
+    // The access log line is written just after the answer: wait for both lines.
+    const requestLines = () => server.logs().split('\n').filter((l) => l.includes('"msg":"request"'));
+    const find = (p: string) => requestLines().find((l) => l.includes(`"path":"${p}"`));
+    await expect.poll(() => Boolean(find('/cache/nix-cache-info') && find('/api/v1/auth/whoami'))).toBe(true);
+    const cacheLine = find('/cache/nix-cache-info');
+    const apiLine = find('/api/v1/auth/whoami');
     expect(JSON.parse(cacheLine!).client).toBe('127.0.0.1');
     expect(JSON.parse(apiLine!).client).toBe('127.0.0.1');
     expect(server.logs()).not.toContain(rw);
