@@ -21,7 +21,7 @@ import { isUniqueViolation, parseName } from '../org/service.js';
 import type { BlobRead, Storage } from '../storage/types.js';
 import { DEFAULT_TARBALL_LIMITS, type VerifiedTarball, verifyFlakeTarball } from './tarball.js';
 import { MAX_README_BYTES, type RenderReadme, storedReadmeHtml, withRenderedReadme, withoutRenderedReadme } from './readme.js';
-import { type Version, compareVersions, parseRequirement, parseVersion, requirementBounds, resolveRequirement, versionSortKey } from './version.js';
+import { type Version, admittedKeyPatterns, compareVersions, parseRequirement, parseVersion, requirementBounds, resolveRequirement, versionSortKey } from './version.js';
 import type { Selectable } from 'kysely';
 import type { Schema } from '../storage/types.js';
 
@@ -372,8 +372,8 @@ export class RegistryService {
 
   /**
    * The newest non-yanked release matching the requirement, by index: the highest sort key in the
-   * requirement's range, read a page at a time (the first row matches unless the prerelease rule
-   * excludes it), so a flake with many releases costs one short indexed query. Rows without a key
+   * requirement's range that the prerelease rule admits, read a page at a time (the first row
+   * matches; paging is the safety net), so a flake with many releases costs one short indexed query. Rows without a key
    * (published by an older replica mid-upgrade) are few and matched in memory.
    */
   async resolve(p: Principal, orgName: string, flakeName: string, requirement: string, facts: RequestFacts = {}): Promise<Release | undefined> {
@@ -381,6 +381,7 @@ export class RegistryService {
     const flake = await this.readableFlake(p, orgName, flakeName, facts);
     if (!flake) return undefined;
     const { lower, upper } = requirementBounds(req);
+    const patterns = admittedKeyPatterns(req);
     const unkeyed = await this.storage.db.selectFrom('releases').selectAll().where('flake_id', '=', flake.id).where('version_sort', 'is', null).where('yanked_at', 'is', null).execute();
     const fromUnkeyed = resolveRequirement(unkeyed.map((r) => releaseOf(r, orgName, flakeName)), req);
     let below: string | undefined;
@@ -389,6 +390,7 @@ export class RegistryService {
       if (lower) q = q.where('version_sort', lower.inclusive ? '>=' : '>', lower.key);
       if (upper) q = q.where('version_sort', upper.inclusive ? '<=' : '<', upper.key);
       if (below !== undefined) q = q.where('version_sort', '<', below);
+      q = q.where((eb) => eb.or(patterns.map((pattern) => eb('version_sort', 'like', pattern))));
       const page = await q.orderBy('version_sort', 'desc').limit(RESOLVE_PAGE).execute();
       const best = resolveRequirement(page.map((r) => releaseOf(r, orgName, flakeName)), req);
       if (best || page.length < RESOLVE_PAGE) return resolveRequirement([best, fromUnkeyed].filter((r) => r !== undefined), req);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import semver from 'semver';
-import { type Version, parseRequirement, parseVersion, requirementBounds, resolveRequirement, rollingVersion, satisfies, versionSortKey } from './version.js';
+import { type Version, parseRequirement, parseVersion, admittedKeyPatterns, requirementBounds, resolveRequirement, rollingVersion, satisfies, versionSortKey } from './version.js';
 
 const sat = (v: string, r: string) => satisfies(parseVersion(v), parseRequirement(r));
 
@@ -86,7 +86,9 @@ describe('sort keys (resolution by index)', () => {
         const k = versionSortKey(v);
         const inRange = (!lower || (lower.inclusive ? k >= lower.key : k > lower.key)) && (!upper || (upper.inclusive ? k <= upper.key : k < upper.key));
         const prereleaseAllowed = v.prerelease.length === 0 || req.prereleaseTriples.has(`${v.major}.${v.minor}.${v.patch}`);
-        return satisfies(v, req) === (inRange && prereleaseAllowed);
+        // The same rule as the SQL LIKE patterns state it ('%' any run, no '_' in hex).
+        const like = (pattern: string) => new RegExp(`^${pattern.replace(/%/g, '.*')}$`).test(k);
+        return satisfies(v, req) === (inRange && prereleaseAllowed) && prereleaseAllowed === admittedKeyPatterns(req).some(like);
       }),
       { numRuns: 5000 },
     );

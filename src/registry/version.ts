@@ -205,3 +205,17 @@ export function requirementBounds(req: Requirement): { lower?: SortKeyBound; upp
   }
   return { ...(lower ? { lower } : {}), ...(upper ? { upper } : {}) };
 }
+
+/**
+ * SQL LIKE patterns over sort keys for the prerelease rule: releases (keys end in `~`, hex 7e) and
+ * prereleases of the triples the requirement names (key prefix: the triple, then `-`, hex 2d).
+ * Hex holds no LIKE wildcard, and the last two hex digits are exactly the last byte.
+ */
+export function admittedKeyPatterns(req: Requirement): string[] {
+  const hex = (s: string) => Buffer.from(s, 'latin1').toString('hex');
+  const triples = [...req.prereleaseTriples].map((t) => {
+    const [major, minor, patch] = t.split('.').map(Number) as [number, number, number];
+    return `${versionSortKey({ major, minor, patch, prerelease: [] }).slice(0, -2)}${hex('-')}%`;
+  });
+  return [`%${hex('~')}`, ...triples];
+}
