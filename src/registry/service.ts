@@ -21,7 +21,16 @@ import { isUniqueViolation, parseName } from '../org/service.js';
 import type { BlobRead, Storage } from '../storage/types.js';
 import { DEFAULT_TARBALL_LIMITS, type VerifiedTarball, verifyFlakeTarball } from './tarball.js';
 import { MAX_README_BYTES, type RenderReadme, storedReadmeHtml, withRenderedReadme, withoutRenderedReadme } from './readme.js';
-import { type Version, admittedKeyPatterns, compareVersions, parseRequirement, parseVersion, requirementBounds, resolveRequirement, versionSortKey } from './version.js';
+import {
+  type Version,
+  admittedKeyPatterns,
+  compareVersions,
+  parseRequirement,
+  parseVersion,
+  requirementBounds,
+  resolveRequirement,
+  versionSortKey,
+} from './version.js';
 import type { Selectable } from 'kysely';
 import type { Schema } from '../storage/types.js';
 
@@ -329,7 +338,12 @@ export class RegistryService {
   }
 
   /** The flake's id when it exists and the caller may read it. */
-  private async readableFlake(p: Principal, orgName: string, flakeName: string, facts: RequestFacts): Promise<{ id: string } | undefined> {
+  private async readableFlake(
+    p: Principal,
+    orgName: string,
+    flakeName: string,
+    facts: RequestFacts,
+  ): Promise<{ id: string } | undefined> {
     const row = await this.storage.db
       .selectFrom('flakes')
       .innerJoin('orgs', 'orgs.id', 'flakes.org_id')
@@ -382,18 +396,31 @@ export class RegistryService {
     if (!flake) return undefined;
     const { lower, upper } = requirementBounds(req);
     const patterns = admittedKeyPatterns(req);
-    const unkeyed = await this.storage.db.selectFrom('releases').selectAll().where('flake_id', '=', flake.id).where('version_sort', 'is', null).where('yanked_at', 'is', null).execute();
+    const unkeyed = await this.storage.db
+      .selectFrom('releases')
+      .selectAll()
+      .where('flake_id', '=', flake.id)
+      .where('version_sort', 'is', null)
+      .where('yanked_at', 'is', null)
+      .execute();
     const fromUnkeyed = resolveRequirement(unkeyed.map((r) => releaseOf(r, orgName, flakeName)), req);
     let below: string | undefined;
     for (;;) {
-      let q = this.storage.db.selectFrom('releases').selectAll().where('flake_id', '=', flake.id).where('yanked_at', 'is', null).where('version_sort', 'is not', null);
+      let q = this.storage.db
+        .selectFrom('releases')
+        .selectAll()
+        .where('flake_id', '=', flake.id)
+        .where('yanked_at', 'is', null)
+        .where('version_sort', 'is not', null);
       if (lower) q = q.where('version_sort', lower.inclusive ? '>=' : '>', lower.key);
       if (upper) q = q.where('version_sort', upper.inclusive ? '<=' : '<', upper.key);
       if (below !== undefined) q = q.where('version_sort', '<', below);
       q = q.where((eb) => eb.or(patterns.map((pattern) => eb('version_sort', 'like', pattern))));
       const page = await q.orderBy('version_sort', 'desc').limit(RESOLVE_PAGE).execute();
       const best = resolveRequirement(page.map((r) => releaseOf(r, orgName, flakeName)), req);
-      if (best || page.length < RESOLVE_PAGE) return resolveRequirement([best, fromUnkeyed].filter((r) => r !== undefined), req);
+      if (best || page.length < RESOLVE_PAGE) {
+        return resolveRequirement([best, fromUnkeyed].filter((r) => r !== undefined), req);
+      }
       below = page[page.length - 1]!.version_sort!;
     }
   }
@@ -402,21 +429,30 @@ export class RegistryService {
    * What a flake page says about one release (its metadata, the flake's visibility and update
    * time) without reading the flake's other releases. `release` comes from an authorized read.
    */
-  async releaseDetails(release: Release): Promise<{ metadata: ReleaseMetadata; publishedBy: string; visibility: Visibility; updatedAt: string } | undefined> {
+  async releaseDetails(
+    release: Release,
+  ): Promise<{ metadata: ReleaseMetadata; publishedBy: string; visibility: Visibility; updatedAt: string } | undefined> {
     const row = await this.storage.db
       .selectFrom('releases')
       .innerJoin('flakes', 'flakes.id', 'releases.flake_id')
       .select(['releases.metadata', 'releases.published_by', 'flakes.visibility', 'flakes.updated_at'])
       .where('releases.id', '=', release.id)
       .executeTakeFirst();
-    return row && { metadata: JSON.parse(row.metadata) as ReleaseMetadata, publishedBy: row.published_by, visibility: row.visibility, updatedAt: row.updated_at };
+    if (!row) return undefined;
+    const metadata = JSON.parse(row.metadata) as ReleaseMetadata;
+    return { metadata, publishedBy: row.published_by, visibility: row.visibility, updatedAt: row.updated_at };
   }
 
   /** One release by id (pinned URLs), yanked or not: existing locks keep working. */
   async release(p: Principal, orgName: string, flakeName: string, id: string): Promise<Release | undefined> {
     const flake = await this.readableFlake(p, orgName, flakeName, {});
     if (!flake) return undefined;
-    const row = await this.storage.db.selectFrom('releases').selectAll().where('flake_id', '=', flake.id).where('id', '=', id).executeTakeFirst();
+    const row = await this.storage.db
+      .selectFrom('releases')
+      .selectAll()
+      .where('flake_id', '=', flake.id)
+      .where('id', '=', id)
+      .executeTakeFirst();
     return row && releaseOf(row, orgName, flakeName);
   }
 

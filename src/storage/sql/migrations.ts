@@ -375,9 +375,13 @@ const migrations: Record<string, Migration> = {
       // has none, and resolution reads such rows too (see RegistryService.resolve).
       await db.schema.alterTable('releases').addColumn('version_sort', 'text').execute();
       await db.schema.createIndex('releases_by_sort_key').on('releases').columns(['flake_id', 'version_sort']).execute();
-      const rows: Array<{ id: string; version: string }> = await db.selectFrom('releases').select(['id', 'version']).execute();
+      const rows: Array<{ id: string; version: string }> = await db
+        .selectFrom('releases')
+        .select(['id', 'version'])
+        .execute();
       for (const r of rows) {
-        await db.updateTable('releases').set({ version_sort: versionSortKey(parseVersion(r.version)) }).where('id', '=', r.id).execute();
+        const key = versionSortKey(parseVersion(r.version));
+        await db.updateTable('releases').set({ version_sort: key }).where('id', '=', r.id).execute();
       }
     },
   },
