@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { openStorage } from '../src/storage/open.js';
+import { parseVersion, versionSortKey } from '../src/registry/version.js';
 import { serveForBench } from './serve.js';
 
 const WORDS = ['nix', 'rust', 'python', 'go', 'web', 'cli', 'tools', 'db', 'ml', 'infra', 'deploy', 'home', 'darwin', 'server', 'cache', 'lint'];
@@ -41,6 +42,7 @@ export async function registryBench(work: string, duration: string): Promise<str
         flake_id: f.id,
         version: `0.1.${k * 10}+rev-${'a'.repeat(40)}`,
         version_key: `0.1.${k * 10}`,
+        version_sort: versionSortKey(parseVersion(`0.1.${k * 10}`)),
         revision: 'a'.repeat(40),
         commit_count: k * 10,
         nar_hash: 'sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=',
@@ -56,6 +58,20 @@ export async function registryBench(work: string, duration: string): Promise<str
     // SQLite allows 32,766 bound variables per statement.
     for (let k = 0; k < releases.length; k += 500) await storage.db.insertInto('releases').values(releases.slice(k, k + 500)).execute();
   }
+  // One flake with 5,000 releases (rolling 0.1.<n>, every 10th yanked, prereleases of 1.0.0 above
+  // them): resolution must not grow with the number of releases.
+  const big = { id: randomUUID(), org_id: orgs[0]!.id, name: 'busy', source_binding: null, visibility: 'public' as const, description: 'many releases', labels: '[]', created_at: now, updated_at: now };
+  await storage.db.insertInto('flakes').values(big).execute();
+  const bigReleases = Array.from({ length: 5000 }, (_, n) => {
+    const version = n < 4900 ? `0.1.${n}+rev-${'b'.repeat(40)}` : `1.0.0-rc.${n - 4900}`;
+    const parsed = parseVersion(version);
+    return {
+      id: randomUUID(), flake_id: big.id, version, version_key: version.split('+')[0]!, version_sort: versionSortKey(parsed),
+      revision: 'b'.repeat(40), commit_count: n, nar_hash: 'sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=', last_modified: 1_700_000_000,
+      tarball_key: 'tarball-none.tar.gz', tarball_size: 1, metadata: '{"visibility":"public"}', published_by: 'bench', yanked_at: n % 10 === 9 ? now : null, created_at: now,
+    };
+  });
+  for (let k = 0; k < bigReleases.length; k += 500) await storage.db.insertInto('releases').values(bigReleases.slice(k, k + 500)).execute();
   await storage.close();
 
   const server = await serveForBench(dataDir);
@@ -85,6 +101,8 @@ end\n`,
     const rows = [
       run('resolve 0.1 (API)', some((n) => `/api/v1/flakes/org${n % 100}/flake${n}-${WORDS[n % WORDS.length]}/resolve/0.1`)),
       run('tarball redirect /f/org/flake/0.1.tar.gz', some((n) => `/f/org${n % 100}/flake${n}-${WORDS[n % WORDS.length]}/0.1.tar.gz`)),
+      run('resolve 0.1 (API), one flake with 5,000 releases', ['/api/v1/flakes/org0/busy/resolve/0.1']),
+      run('resolve * (API), one flake with 5,000 releases', ['/api/v1/flakes/org0/busy/resolve/*']),
       run('search, one word', WORDS.map((w) => `/api/v1/search?q=${w}`)),
       run('search, two words', WORDS.map((w, k) => `/api/v1/search?q=${w}+${WORDS[(k + 3) % WORDS.length]}`)),
     ];

@@ -149,8 +149,25 @@ async function uploadPath(floe: FloeInstance, hashPart: string, name: string, na
   if (res.status !== 201) throw new Error(`upload to ${floe.label} failed: ${res.status} ${await res.text()}`);
 }
 
+/** `BENCH_ONLY=registry`: only the registry figures (no nginx, uploads or Nix), for quick reruns. */
+async function registryOnly(): Promise<void> {
+  const work = mkdtempSync(path.join(os.tmpdir(), 'floe-bench-'));
+  try {
+    const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
+    console.log(`Registry at 10,000 flakes (50,000 releases) + one with 5,000, embedded backend, wrk 8 connections, ${DURATION} per run`);
+    console.log(`${new Date().toISOString()}, ${os.cpus().length} CPUs, node ${process.version}, load average before: ${load}`);
+    const reg = await registryBench(work, DURATION);
+    console.log('| measure | req/s | p50 (ms) | p99 (ms) |\n|---|---|---|---|');
+    for (const r of reg) console.log(`| ${r.join(' | ')} |`);
+    console.log(`load average after: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   ensureTools();
+  if (process.env.BENCH_ONLY === 'registry') return registryOnly();
   const work = mkdtempSync(path.join(os.tmpdir(), 'floe-bench-'));
   chmodSync(work, 0o755);
   const children: ChildProcess[] = [];

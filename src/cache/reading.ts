@@ -66,7 +66,8 @@ export class Reading {
   constructor(private readonly deps: ReadingDeps) {
     const { storage } = deps;
     const candidates = () => candidateQuery(storage.db);
-    // Embedded SQLite has exactly one writer process (this one), so misses can be memoized too.
+    // Misses are memoized only on embedded SQLite, whose writers are this server's workers, all
+    // reached by acknowledged notices; why not on PostgreSQL: docs/ARCHITECTURE.md, "Replicas".
     this.narinfoCache = new ReadCache(2_000, 50_000, storage.dialect === 'sqlite');
     // The read path runs on every substitution: these are compiled once.
     const narinfo = () => candidates().select(['paths.narinfo', 'paths.store_path']).where('paths.hash_part', '=', '?');

@@ -21,7 +21,18 @@ import { isUniqueViolation, parseName } from '../org/service.js';
 import type { BlobRead, Storage } from '../storage/types.js';
 import { DEFAULT_TARBALL_LIMITS, type VerifiedTarball, verifyFlakeTarball } from './tarball.js';
 import { MAX_README_BYTES, type RenderReadme, storedReadmeHtml, withRenderedReadme, withoutRenderedReadme } from './readme.js';
-import { type Version, compareVersions, parseRequirement, parseVersion, resolveRequirement } from './version.js';
+import {
+  type Version,
+  admittedKeyPatterns,
+  compareVersions,
+  parseRequirement,
+  parseVersion,
+  requirementBounds,
+  resolveRequirement,
+  versionSortKey,
+} from './version.js';
+import type { Selectable } from 'kysely';
+import type { Schema } from '../storage/types.js';
 
 export type Visibility = 'public' | 'unlisted' | 'private';
 
@@ -115,6 +126,26 @@ interface FlakeRow {
 }
 
 const UPLOAD_TTL_MS = 30 * 60_000;
+
+/** Rows per resolution query; more are read only when the prerelease rule skips a whole page. */
+const RESOLVE_PAGE = 16;
+
+function releaseOf(r: Selectable<Schema['releases']>, org: string, flake: string): Release {
+  return {
+    id: r.id,
+    org,
+    flake,
+    version: parseVersion(r.version),
+    revision: r.revision,
+    commitCount: r.commit_count,
+    narHash: r.nar_hash,
+    lastModified: Number(r.last_modified),
+    tarballKey: r.tarball_key,
+    tarballSize: Number(r.tarball_size),
+    yanked: r.yanked_at !== null,
+    createdAt: r.created_at,
+  };
+}
 
 function versionKey(v: Version): string {
   return `${v.major}.${v.minor}.${v.patch}${v.prerelease.length ? `-${v.prerelease.join('.')}` : ''}`;
@@ -275,6 +306,7 @@ export class RegistryService {
             flake_id: flake.id,
             version: version.text,
             version_key: versionKey(version),
+            version_sort: versionSortKey(version),
             revision: meta.revision ?? null,
             commit_count: meta.commit_count ?? null,
             nar_hash: verified.narHash,
@@ -299,6 +331,19 @@ export class RegistryService {
 
   /** Releases of a flake the caller may read, newest first; undefined when missing or denied. */
   async releases(p: Principal, orgName: string, flakeName: string, facts: RequestFacts = {}): Promise<Release[] | undefined> {
+    const flake = await this.readableFlake(p, orgName, flakeName, facts);
+    if (!flake) return undefined;
+    const rows = await this.storage.db.selectFrom('releases').selectAll().where('flake_id', '=', flake.id).execute();
+    return rows.map((r) => releaseOf(r, orgName, flakeName)).sort((a, b) => compareVersions(b.version, a.version));
+  }
+
+  /** The flake's id when it exists and the caller may read it. */
+  private async readableFlake(
+    p: Principal,
+    orgName: string,
+    flakeName: string,
+    facts: RequestFacts,
+  ): Promise<{ id: string } | undefined> {
     const row = await this.storage.db
       .selectFrom('flakes')
       .innerJoin('orgs', 'orgs.id', 'flakes.org_id')
@@ -308,23 +353,7 @@ export class RegistryService {
       .executeTakeFirst();
     if (!row) return undefined;
     if (!this.authorizer.authorize(p, 'flake.read', this.resource({ id: row.org_id, name: row.org_name }, { name: flakeName, visibility: row.visibility }), facts).allowed) return undefined;
-    const rows = await this.storage.db.selectFrom('releases').selectAll().where('flake_id', '=', row.id).execute();
-    return rows
-      .map((r) => ({
-        id: r.id,
-        org: orgName,
-        flake: flakeName,
-        version: parseVersion(r.version),
-        revision: r.revision,
-        commitCount: r.commit_count,
-        narHash: r.nar_hash,
-        lastModified: Number(r.last_modified),
-        tarballKey: r.tarball_key,
-        tarballSize: Number(r.tarball_size),
-        yanked: r.yanked_at !== null,
-        createdAt: r.created_at,
-      }))
-      .sort((a, b) => compareVersions(b.version, a.version));
+    return { id: row.id };
   }
 
   /**
@@ -355,16 +384,76 @@ export class RegistryService {
     };
   }
 
-  /** The newest non-yanked release matching the requirement. */
+  /**
+   * The newest non-yanked release matching the requirement, by index: the highest sort key in the
+   * requirement's range that the prerelease rule admits, read a page at a time (the first row
+   * matches; paging is the safety net), so a flake with many releases costs one short indexed query. Rows without a key
+   * (published by an older replica mid-upgrade) are few and matched in memory.
+   */
   async resolve(p: Principal, orgName: string, flakeName: string, requirement: string, facts: RequestFacts = {}): Promise<Release | undefined> {
     const req = parseRequirement(requirement);
-    const all = await this.releases(p, orgName, flakeName, facts);
-    return all && resolveRequirement(all.filter((r) => !r.yanked), req);
+    const flake = await this.readableFlake(p, orgName, flakeName, facts);
+    if (!flake) return undefined;
+    const { lower, upper } = requirementBounds(req);
+    const patterns = admittedKeyPatterns(req);
+    const unkeyed = await this.storage.db
+      .selectFrom('releases')
+      .selectAll()
+      .where('flake_id', '=', flake.id)
+      .where('version_sort', 'is', null)
+      .where('yanked_at', 'is', null)
+      .execute();
+    const fromUnkeyed = resolveRequirement(unkeyed.map((r) => releaseOf(r, orgName, flakeName)), req);
+    let below: string | undefined;
+    for (;;) {
+      let q = this.storage.db
+        .selectFrom('releases')
+        .selectAll()
+        .where('flake_id', '=', flake.id)
+        .where('yanked_at', 'is', null)
+        .where('version_sort', 'is not', null);
+      if (lower) q = q.where('version_sort', lower.inclusive ? '>=' : '>', lower.key);
+      if (upper) q = q.where('version_sort', upper.inclusive ? '<=' : '<', upper.key);
+      if (below !== undefined) q = q.where('version_sort', '<', below);
+      q = q.where((eb) => eb.or(patterns.map((pattern) => eb('version_sort', 'like', pattern))));
+      const page = await q.orderBy('version_sort', 'desc').limit(RESOLVE_PAGE).execute();
+      const best = resolveRequirement(page.map((r) => releaseOf(r, orgName, flakeName)), req);
+      if (best || page.length < RESOLVE_PAGE) {
+        return resolveRequirement([best, fromUnkeyed].filter((r) => r !== undefined), req);
+      }
+      below = page[page.length - 1]!.version_sort!;
+    }
+  }
+
+  /**
+   * What a flake page says about one release (its metadata, the flake's visibility and update
+   * time) without reading the flake's other releases. `release` comes from an authorized read.
+   */
+  async releaseDetails(
+    release: Release,
+  ): Promise<{ metadata: ReleaseMetadata; publishedBy: string; visibility: Visibility; updatedAt: string } | undefined> {
+    const row = await this.storage.db
+      .selectFrom('releases')
+      .innerJoin('flakes', 'flakes.id', 'releases.flake_id')
+      .select(['releases.metadata', 'releases.published_by', 'flakes.visibility', 'flakes.updated_at'])
+      .where('releases.id', '=', release.id)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const metadata = JSON.parse(row.metadata) as ReleaseMetadata;
+    return { metadata, publishedBy: row.published_by, visibility: row.visibility, updatedAt: row.updated_at };
   }
 
   /** One release by id (pinned URLs), yanked or not: existing locks keep working. */
   async release(p: Principal, orgName: string, flakeName: string, id: string): Promise<Release | undefined> {
-    return (await this.releases(p, orgName, flakeName))?.find((r) => r.id === id);
+    const flake = await this.readableFlake(p, orgName, flakeName, {});
+    if (!flake) return undefined;
+    const row = await this.storage.db
+      .selectFrom('releases')
+      .selectAll()
+      .where('flake_id', '=', flake.id)
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row && releaseOf(row, orgName, flakeName);
   }
 
   /**

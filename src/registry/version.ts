@@ -154,3 +154,68 @@ export function rollingVersion(minor: number, commitCount: number, rev: string):
   if (!/^[0-9a-f]{40}$/.test(rev)) throw new InvalidInput('revision', 'expected a 40-character git commit hash');
   return `0.${minor}.${commitCount}+rev-${rev}`;
 }
+
+/**
+ * A key whose plain string order is semver precedence (build metadata ignored), so the database
+ * can find the best match by index. Stored in `releases.version_sort`: never change the encoding
+ * without a migration that recomputes it. Hex of a byte string, because PostgreSQL compares text
+ * by the database's collation, which orders punctuation and case its own way but [0-9a-f] as bytes.
+ * Bytes: major, minor, patch as 16 digits (semver caps them at 2^53), then `~` for a release or
+ * `-` and each prerelease identifier: numeric ones `1` + 3-digit length + digits (so length, then
+ * digits, decide), others `2` + text + `!` (below every identifier character, so a prefix sorts
+ * first). A key that ends sorts below every continuation: fewer identifiers rank lower, as semver says.
+ */
+export function versionSortKey(v: Pick<Version, 'major' | 'minor' | 'patch' | 'prerelease'>): string {
+  const n16 = (x: number) => String(x).padStart(16, '0');
+  let key = `${n16(v.major)}${n16(v.minor)}${n16(v.patch)}`;
+  if (v.prerelease.length === 0) key += '~';
+  else {
+    key += '-';
+    for (const id of v.prerelease) {
+      const s = String(id);
+      key += /^[0-9]+$/.test(s) ? `1${String(s.length).padStart(3, '0')}${s}` : `2${s}!`;
+    }
+  }
+  return Buffer.from(key, 'latin1').toString('hex');
+}
+
+export interface SortKeyBound {
+  key: string;
+  inclusive: boolean;
+}
+
+/**
+ * The range of sort keys a requirement can match: the tightest lower and upper comparator. Every
+ * comparator is a bound and a match must pass all of them, so the range is exact but for the
+ * prerelease rule (see `prereleaseTriples`), which callers apply on top.
+ */
+export function requirementBounds(req: Requirement): { lower?: SortKeyBound; upper?: SortKeyBound } {
+  let lower: SortKeyBound | undefined;
+  let upper: SortKeyBound | undefined;
+  for (const c of req.comparators) {
+    const key = versionSortKey(parseVersion(c.version));
+    if (c.op === '>' || c.op === '>=' || c.op === '=') {
+      const inclusive = c.op !== '>';
+      if (!lower || key > lower.key || (key === lower.key && !inclusive)) lower = { key, inclusive };
+    }
+    if (c.op === '<' || c.op === '<=' || c.op === '=') {
+      const inclusive = c.op !== '<';
+      if (!upper || key < upper.key || (key === upper.key && !inclusive)) upper = { key, inclusive };
+    }
+  }
+  return { ...(lower ? { lower } : {}), ...(upper ? { upper } : {}) };
+}
+
+/**
+ * SQL LIKE patterns over sort keys for the prerelease rule: releases (keys end in `~`, hex 7e) and
+ * prereleases of the triples the requirement names (key prefix: the triple, then `-`, hex 2d).
+ * Hex holds no LIKE wildcard, and the last two hex digits are exactly the last byte.
+ */
+export function admittedKeyPatterns(req: Requirement): string[] {
+  const hex = (s: string) => Buffer.from(s, 'latin1').toString('hex');
+  const triples = [...req.prereleaseTriples].map((t) => {
+    const [major, minor, patch] = t.split('.').map(Number) as [number, number, number];
+    return `${versionSortKey({ major, minor, patch, prerelease: [] }).slice(0, -2)}${hex('-')}%`;
+  });
+  return [`%${hex('~')}`, ...triples];
+}

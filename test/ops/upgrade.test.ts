@@ -99,3 +99,41 @@ describe('a schema newer than the code', () => {
     await server.cleanup();
   });
 });
+
+describe('upgrading releases', () => {
+  it('releases published before resolution by index get their sort key and resolve as before', async () => {
+    const dataDir = path.join(scratch, 'releases');
+    execFileSync('mkdir', ['-p', dataDir]);
+    execFileSync('tar', ['-xzf', path.join(REPO_ROOT, 'test/fixtures/data-dir-2026-12-01.tar.gz'), '-C', dataDir]);
+    const db = new Database(path.join(dataDir, 'floe.sqlite'));
+    try {
+      const org = db.prepare("select id from orgs where name = 'acme'").get() as { id: string };
+      const now = new Date().toISOString();
+      db.prepare("insert into flakes values ('f-old', ?, 'old', null, 'public', null, '[]', ?, ?)").run(org.id, now, now);
+      const release = db.prepare("insert into releases values (?, 'f-old', ?, ?, null, null, 'sha256-x', 0, 'tarball-x.tar.gz', 1, '{}', 'ci', ?, ?)");
+      for (const [v, yanked] of [['1.0.0', null], ['1.2.0', null], ['1.3.0', now], ['2.0.0-rc.1', null], ['1.10.0-beta', null]] as const) {
+        release.run(`r-${v}`, v, v, yanked, now);
+      }
+    } finally {
+      db.close();
+    }
+    const server = await startFloe({ dataDir });
+    try {
+      const location = async (req: string) => (await fetch(`${server.url}/f/acme/old/${encodeURIComponent(req)}`, { redirect: 'manual' })).headers.get('location');
+      expect(await location('1')).toMatch(/\/old\/1\.2\.0\/r-1\.2\.0\//);
+      expect(await location('=1.3.0')).toBeNull();
+      expect(await location('>=2.0.0-rc.0')).toMatch(/\/old\/2\.0\.0-rc\.1\//);
+      expect(await location('~1.10.0-alpha')).toMatch(/\/old\/1\.10\.0-beta\//);
+    } finally {
+      await server.cleanup();
+    }
+    const after = new Database(path.join(dataDir, 'floe.sqlite'), { readonly: true });
+    try {
+      const keys = after.prepare("select version, version_sort from releases where flake_id = 'f-old' order by version_sort").all() as Array<{ version: string; version_sort: string | null }>;
+      expect(keys.every((k) => k.version_sort !== null)).toBe(true);
+      expect(keys.map((k) => k.version)).toEqual(['1.0.0', '1.2.0', '1.3.0', '1.10.0-beta', '2.0.0-rc.1']);
+    } finally {
+      after.close();
+    }
+  });
+});

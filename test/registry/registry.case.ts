@@ -15,11 +15,13 @@ import { FLOE_BIN, api, basicAuth, createOrg, createToken, type TestServer } fro
 import type { Backend } from '../helpers/backends.js';
 import { type NixRunner, hostNix, writeNetrc } from '../helpers/nix.js';
 import { fakePath, nixStyleUpload } from '../helpers/paths.js';
+import { openStorage } from '../../src/storage/open.js';
+import { parseRequirement, parseVersion, resolveRequirement, versionSortKey } from '../../src/registry/version.js';
 
 const exec = promisify(execFile);
 
 export function registryScenarios(backend: Backend, nixVersions: Array<[NixRunner, string | undefined]>): void {
-  let server: TestServer;
+  let server: TestServer & { backendEnv: Record<string, string> };
   let publisher: string;
   let reader: string;
   let otherReader: string;
@@ -117,6 +119,60 @@ export function registryScenarios(backend: Backend, nixVersions: Array<[NixRunne
       expect((await api(server, publisher, 'POST', `/api/v1/flakes/acme/hello/releases/${encodeURIComponent(`0.1.5+rev-${REV(5)}`)}/yank`)).status).toBe(200);
       expect((await fetch(`${server.url}/f/acme/hello/0.1.tar.gz`, { redirect: 'manual' })).headers.get('location')).toMatch(/0\.1\.3%2B/);
       expect((await fetch(pinned)).status).toBe(200);
+    });
+
+    it('resolves among thousands of releases exactly as matching every release would', async () => {
+      // One real release, then thousands of rows beside it (the same tarball), written straight
+      // into the database: rolling 0.<minor>.<n>, semver lines, prereleases, yanked ones, and a
+      // few without a sort key (as an older replica writes them during an upgrade).
+      const otherPublisher = (await createToken(server, 'other', ['publish'])).token;
+      expect(await flakehubPush(otherPublisher, 'other', 'many', '0.1.0', flakeTarball('many', 'many'), meta({ revision: REV(1), commit_count: 1 }))).toMatchObject({ publish: 200 });
+      const storage = await openStorage({ dataDir: server.dataDir, databaseUrl: server.backendEnv.FLOE_DATABASE_URL });
+      const rows: Array<{ version: string; yanked: boolean }> = [{ version: '0.1.0', yanked: false }];
+      try {
+        const seed = await storage.db.selectFrom('releases').innerJoin('flakes', 'flakes.id', 'releases.flake_id').selectAll('releases').where('flakes.name', '=', 'many').executeTakeFirstOrThrow();
+        const versions: Array<{ text: string; yanked: boolean; unkeyed?: boolean }> = [];
+        for (let n = 1; n <= 2500; n++) versions.push({ text: `0.1.${n}+rev-${REV(n)}`, yanked: n % 7 === 0 || n === 2500 });
+        for (let n = 1; n <= 300; n++) versions.push({ text: `0.2.${n}+rev-${REV(n)}`, yanked: n > 290, unkeyed: n === 150 });
+        for (let a = 1; a <= 3; a++) for (let b = 0; b < 60; b++) versions.push({ text: `${a}.${b}.${b % 3}`, yanked: a === 3 && b === 59 });
+        // Prereleases above every release of their line: they must not win without being asked for.
+        for (let n = 0; n < 40; n++) versions.push({ text: `4.0.0-rc.${n}`, yanked: n === 39 }, { text: `3.59.${n + 3}-beta.${n}`, yanked: false });
+        versions.push({ text: '3.60.0', yanked: false, unkeyed: true }, { text: '2.0.0-alpha', yanked: false });
+        const values = versions.map((v, i) => {
+          const parsed = parseVersion(v.text);
+          const key = `${parsed.major}.${parsed.minor}.${parsed.patch}${parsed.prerelease.length ? `-${parsed.prerelease.join('.')}` : ''}`;
+          return { ...seed, id: `bulk-${i}`, version: v.text, version_key: key, version_sort: v.unkeyed ? null : versionSortKey(parsed), yanked_at: v.yanked ? seed.created_at : null };
+        });
+        for (let i = 0; i < values.length; i += 200) await storage.db.insertInto('releases').values(values.slice(i, i + 200)).execute();
+        rows.push(...versions.map((v) => ({ version: v.text, yanked: v.yanked })));
+      } finally {
+        await storage.close();
+      }
+      expect(rows.length).toBeGreaterThan(3000);
+      const candidates = rows.filter((r) => !r.yanked).map((r) => ({ version: parseVersion(r.version) }));
+      const requirements = ['*', '0.1', '0.1.*', '=0.1.2499', '=0.1.2500', '0.2', '~0.2.150', '=0.2.150', '1', '^1.30', '~2.59', '=2.59', '>=1, <2', '>2.10.1, <=2.20.0',
+        '3', '3.59', '>=3.59.0-beta.0', '=3.59.5-beta.2', '4', '>=4.0.0-rc.0', '=4.0.0-rc.39', '^4.0.0-rc.5', '2.0.0-alpha', '5', '<0.1.3', '0.0'];
+      for (const r of requirements) {
+        const expected = resolveRequirement(candidates, parseRequirement(r))?.version.text;
+        const res = await fetch(`${server.url}/f/other/many/${encodeURIComponent(r)}.tar.gz`, { redirect: 'manual' });
+        const location = res.headers.get('location');
+        const got = location ? decodeURIComponent(/\/f\/pinned\/other\/many\/([^/]+)\//.exec(location)![1]!) : undefined;
+        expect({ r, got }).toEqual({ r, got: expected });
+        expect(res.status).toBe(expected ? 302 : 404);
+      }
+      // Spot checks that the reference itself says what the edge cases mean.
+      const at = async (r: string) => decodeURIComponent(/\/many\/([^/]+)\//.exec((await fetch(`${server.url}/f/other/many/${encodeURIComponent(r)}`, { redirect: 'manual' })).headers.get('location') ?? '//many/none/')![1]!);
+      expect(await at('0.1')).toBe(`0.1.2498+rev-${REV(2498)}`); // 2499 and 2500 are yanked
+      expect(await at('0.2')).toBe(`0.2.290+rev-${REV(290)}`);
+      expect(await at('=0.2.150')).toBe(`0.2.150+rev-${REV(150)}`);
+      expect(await at('*')).toBe('3.60.0');
+      expect(await at('>=4.0.0-rc.0')).toBe('4.0.0-rc.38');
+      expect(await at('=3.59.5-beta.2')).toBe('3.59.5-beta.2');
+      expect(await at('=0.1.2499')).toBe('none');
+      // The fh-compatible route answers from the same resolution.
+      const fh = await fetch(`${server.url}/version/other/many/${encodeURIComponent('~2.59')}`);
+      expect(fh.status).toBe(200);
+      expect(((await fh.json()) as { version: string }).version).toMatch(/^2\.59\.2/);
     });
 
     it('private flakes do not exist for outsiders', async () => {

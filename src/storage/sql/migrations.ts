@@ -3,6 +3,7 @@
  * Never edit a migration after it lands; add a new one.
  */
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+import { parseVersion, versionSortKey } from '../../registry/version.js';
 
 const migrations: Record<string, Migration> = {
   '2026-11-25-001-foundation': {
@@ -365,6 +366,23 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('build_logs_by_drv').on('build_logs').column('drv').execute();
       // A log is visible and kept through the outputs naming its drv as Deriver.
       await db.schema.createIndex('paths_by_deriver').on('paths').columns(['slice_id', 'deriver']).execute();
+    },
+  },
+  '2026-12-02-600-release-sort-key': {
+    async up(db) {
+      // Resolution by index: the best match of a requirement is the highest key in its range. The
+      // column stays nullable: a release published by an older replica during a rolling upgrade
+      // has none, and resolution reads such rows too (see RegistryService.resolve).
+      await db.schema.alterTable('releases').addColumn('version_sort', 'text').execute();
+      await db.schema.createIndex('releases_by_sort_key').on('releases').columns(['flake_id', 'version_sort']).execute();
+      const rows: Array<{ id: string; version: string }> = await db
+        .selectFrom('releases')
+        .select(['id', 'version'])
+        .execute();
+      for (const r of rows) {
+        const key = versionSortKey(parseVersion(r.version));
+        await db.updateTable('releases').set({ version_sort: key }).where('id', '=', r.id).execute();
+      }
     },
   },
 };

@@ -252,6 +252,8 @@ export interface ReleasesTable {
   flake_id: string;
   version: string;
   version_key: string;
+  /** versionSortKey(version); null only for rows an older replica wrote during an upgrade. */
+  version_sort: string | null;
   revision: string | null;
   commit_count: number | null;
   nar_hash: string;

@@ -77,15 +77,14 @@ export function fhRoutes(app: Hono<AppEnv>, deps: FhDeps): void {
     const p = c.get('principal');
     const [org, flake] = [c.req.param('org'), c.req.param('flake')];
     const release = await deps.registry.resolve(p, org, flake, c.req.param('req'));
-    const details = release && (await deps.registry.details(p, org, flake));
-    const full = details?.releases.find((r) => r.id === release!.id);
-    if (!release || !details || !full) throw new NotFound();
+    const details = release && (await deps.registry.releaseDetails(release));
+    if (!release || !details) throw new NotFound();
     const exact = encodeURIComponent(`=${simplifiedVersion(release.version.text)}`);
     const pretty = `${base()}/f/${encodeURIComponent(org)}/${encodeURIComponent(flake)}/${exact}.tar.gz`;
     return c.json(
       releaseObjectOf({
         release,
-        metadata: full.metadata,
+        metadata: details.metadata,
         visibility: details.visibility,
         updatedAt: details.updatedAt,
         downloadUrl: pinnedUrl(base(), release),
