@@ -367,6 +367,13 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('paths_by_deriver').on('paths').columns(['slice_id', 'deriver']).execute();
     },
   },
+  '2026-12-02-610-narinfo-fields': {
+    async up(db) {
+      // Narinfo fields Floe does not interpret (Determinate Nix's `Provenance:`), kept as uploaded
+      // and rendered after the fields Nix writes; no signature covers them.
+      await db.schema.alterTable('paths').addColumn('extra_fields', 'text').execute();
+    },
+  },
 };
 
 class StaticProvider implements MigrationProvider {

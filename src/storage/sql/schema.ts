@@ -120,6 +120,8 @@ export interface PathsTable {
   sigs: string;
   /** The narinfo as served, with the server's signature, rendered once at commit. */
   narinfo: string;
+  /** Narinfo lines Floe does not interpret (e.g. `Provenance: …`), newline-separated, as uploaded; unsigned. */
+  extra_fields?: string | null;
   uploaded_by: string;
   created_at: string;
 }
