@@ -213,4 +213,44 @@ export function protocolScenarios(nix: NixRunner): void {
     const got = await substituteOn(fresh('machine'), `/nix/store/${p.base}`, reader);
     expect(got.code, got.stderr).toBe(0);
   });
+
+  it('a narinfo with Provenance and other unknown fields is served back with them byte-for-byte and still verifies', async () => {
+    const p = fakePath('provenance');
+    const fileName = `${p.hashPart}.nar`;
+    const provenance = `{"drv":"${p.hashPart}-provenance.drv","next":{"type":"flake","flakeOutput":"packages.x86_64-linux.default"},"output":"out","type":"build"}`;
+    const extra = `Provenance: ${provenance}\nSystem: x86_64-linux\nX-Floe-Test:  spaced value \n`;
+    const narinfo = narInfoFor(p, `nar/${fileName}`).replace('References: \n', `References: \n${extra}`);
+    const rw = (await createToken(server, 'acme', ['read', 'write'])).token;
+    const basic = `Basic ${Buffer.from(`x:${rw}`).toString('base64')}`;
+    expect(await nixStyleUpload(`${server.url}/cache`, basic, p, { fileName, narinfo })).toMatchObject({ nar: 201, narinfo: 201 });
+    const served = await (await fetch(`${server.url}/cache/${p.hashPart}.narinfo`, { headers: { Authorization: basic } })).text();
+    // After every field Nix writes, the org's signature last among those, in the order sent.
+    expect(served).toMatch(/\nSig: [^\n]+\n/);
+    expect(served.endsWith(`\n${extra}`)).toBe(true);
+    const reader = await writeNetrc(dir, `provenance-${n++}`, (await createToken(server, 'acme', ['read'])).token);
+    const got = await substituteOn(fresh('machine'), `/nix/store/${p.base}`, reader);
+    expect(got.code, got.stderr).toBe(0);
+
+    // The batch API (`floe push`) carries them too.
+    const q = fakePath('provenance-batch');
+    const meta = { storePath: `/nix/store/${q.base}`, narHash: q.narHash, narSize: q.narSize, references: [], fields: [{ name: 'Provenance', value: provenance }] };
+    const put = await fetch(`${server.url}/api/v1/cache/paths`, {
+      method: 'PUT',
+      headers: { Authorization: `Bearer ${rw}`, 'X-Floe-Compression': 'none' },
+      body: Buffer.concat([Buffer.from(JSON.stringify(meta) + '\n'), q.nar]),
+    });
+    expect(put.status, await put.text()).toBe(201);
+    const batch = await (await fetch(`${server.url}/cache/${q.hashPart}.narinfo`, { headers: { Authorization: basic } })).text();
+    expect(batch.endsWith(`\nProvenance: ${provenance}\n`)).toBe(true);
+    const fetched = await substituteOn(fresh('machine'), `/nix/store/${q.base}`, reader);
+    expect(fetched.code, fetched.stderr).toBe(0);
+
+    // Bad input is a clear 400 and stores nothing.
+    const r = fakePath('provenance-bad');
+    const badInfo = narInfoFor(r, `nar/${r.hashPart}.nar`).replace('References: \n', 'References: \nProvenance: not json\n');
+    const bad = await nixStyleUpload(`${server.url}/cache`, basic, r, { fileName: `${r.hashPart}.nar`, narinfo: badInfo });
+    expect(bad.narinfo).toBe(400);
+    expect(bad.narinfoText).toMatch(/Provenance/);
+    expect((await fetch(`${server.url}/cache/${r.hashPart}.narinfo`, { headers: { Authorization: basic } })).status).toBe(404);
+  });
 }
