@@ -20,6 +20,7 @@ import type { Authorizer } from '../policy/authorize.js';
 import { lockSharedAgainstGc } from '../storage/locks.js';
 import type { Storage } from '../storage/types.js';
 import { orgStoredBytes } from './accounting.js';
+import { resolveDebugInfo } from './debuginfo.js';
 import { verifiedSignerNames } from './link-policy.js';
 import type { Linker, Linking } from './links.js';
 import { quotaViolation } from './quota.js';
@@ -207,6 +208,7 @@ export class Committer {
             .where('hash_part', '=', hashPart)
             .execute();
         }
+        await resolveDebugInfo(trx, target.slice.id, narHashNix32);
         await consumeUploadRecords(trx, target, narHashNix32);
         return 'exists';
       }
@@ -276,6 +278,7 @@ export class Committer {
         const violation = quotaViolation(target.org.name, quota, before, await orgStoredBytes(trx, target.org.id));
         if (violation) throw new TooLarge(violation);
       }
+      await resolveDebugInfo(trx, target.slice.id, narHashNix32);
       await consumeUploadRecords(trx, target, narHashNix32);
       return 'created';
     });

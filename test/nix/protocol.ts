@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
+import { zstdDecompressSync } from 'node:zlib';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
@@ -197,6 +198,35 @@ export function protocolScenarios(nix: NixRunner): void {
     const ls = await nix.run(['nix', 'store', 'ls', '--option', 'netrc-file', reader, '--store', `${server.url}/cache`, '-R', `${out}/lib`], { cacheHome: fresh('machine') });
     expect(ls.code, ls.stderr).toBe(0);
     expect(ls.stdout).toContain(`${buildId.slice(2)}.debug`);
+ 
+    // The debug info index points at the NAR Floe serves (not the client's .nar.xz), for readers.
+    const auth = { Authorization: `Basic ${Buffer.from(`x:${token}`).toString('base64')}` };
+    const member = `lib/debug/.build-id/${buildId.slice(0, 2)}/${buildId.slice(2)}.debug`;
+    const index = await fetch(`${server.url}/cache/debuginfo/${buildId}`, { headers: auth });
+    expect(index.status).toBe(200);
+    const doc = (await index.json()) as { archive: string; member: string };
+    expect(doc.member).toBe(member);
+    const narinfo = await (await fetch(`${server.url}/cache/${hash}.narinfo`, { headers: auth })).text();
+    expect(`../${/^URL: (.*)$/m.exec(narinfo)![1]}`).toBe(doc.archive);
+    const nar = await fetch(new URL(doc.archive, `${server.url}/cache/debuginfo/`), { headers: auth });
+    expect(nar.status).toBe(200);
+    const narBytes = zstdDecompressSync(Buffer.from(await nar.arrayBuffer()));
+    expect(narBytes.includes(Buffer.from(`${s}\n`))).toBe(true);
+    // Nix 2.8's own name for it (`<build id>.debug`) answers the same.
+    expect(await (await fetch(`${server.url}/cache/debuginfo/${buildId}.debug`, { headers: auth })).text()).toBe(JSON.stringify(doc));
+
+    // Another org and anonymous callers get the one miss, byte-identical to an unknown build id.
+    const others = `debug-others-${n++}`;
+    await createOrg(server, others);
+    const other = { Authorization: `Basic ${Buffer.from(`x:${(await createToken(server, others, ['read'])).token}`).toString('base64')}` };
+    const unknown = await fetch(`${server.url}/cache/debuginfo/${'f'.repeat(40)}`, { headers: auth });
+    expect(unknown.status).toBe(404);
+    const missBody = await unknown.text();
+    for (const headers of [other, undefined]) {
+      const denied = await fetch(`${server.url}/cache/debuginfo/${buildId}`, { headers });
+      expect(denied.status).toBe(404);
+      expect(await denied.text()).toBe(missBody);
+    }
   });
 
   it('a narinfo carrying a several-KB signature is kept, served and substituted', async () => {

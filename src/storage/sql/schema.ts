@@ -153,6 +153,22 @@ export interface BuildLogsTable {
   created_at: string;
 }
 
+/** A debug info index entry in one slice (`debuginfo/<build id>`); served once its NAR is committed there. */
+export interface DebugInfoTable {
+  slice_id: string;
+  /** 40 hex digits. */
+  build_id: string;
+  /** The uploader's NAR file name (`../nar/<file>` in the document it sent). */
+  archive_file: string;
+  /** `lib/debug/.build-id/<2 hex>/<38 hex>.debug`. */
+  member: string;
+  /** The NAR it resolved to when a narinfo of the slice committed that file; null until then. */
+  nar_hash: string | null;
+  /** When an unresolved entry is dropped. */
+  expires_at: string;
+  created_at: string;
+}
+
 export interface OrgPoliciesTable {
   org_id: string;
   version: number;
@@ -352,5 +368,6 @@ export interface Schema {
   org_keys: OrgKeysTable;
   realisations: RealisationsTable;
   build_logs: BuildLogsTable;
+  debuginfo: DebugInfoTable;
   peer_ids: PeerIdsTable;
 }
