@@ -133,7 +133,7 @@ export class CacheService {
       uploadRecord,
       refusedHoldMs: deps.uploads?.refusedHoldMs ?? 3600_000,
     });
-    this.realisations = new RealisationService({ storage, reading: this.reading, audit });
+    this.realisations = new RealisationService({ storage, reading: this.reading, keys, signers: deps.signers, audit });
     this.logs = new BuildLogService({ storage, reading: this.reading, uploads: this.uploads, audit });
     this.debugInfo = new DebugInfoService({ storage, reading: this.reading, expiryMs, audit });
     this.listings = new ListingService({ storage, reading: this.reading });

@@ -3,7 +3,7 @@
  * version (test/nix/protocol-*.test.ts): loud errors for bad tokens, realisations of CA
  * derivations, narinfos with unknown fields. Each simulated machine has its own XDG_CACHE_HOME.
  */
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes, verify } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { zstdDecompressSync } from 'node:zlib';
 import path from 'node:path';
@@ -127,6 +127,62 @@ export function protocolScenarios(nix: NixRunner): void {
     expect(got.stderr).not.toMatch(/building '/);
     expect(await readFile(path.join(store, out), 'utf8')).toBe(`content-addressed ${s}\n`);
     expect(requests('GET', 'realisations/').some((l) => l.includes('"status":200'))).toBe(true);
+ 
+    // Served signed by the org's key over Nix's realisation fingerprint (the JSON without
+    // `signatures`, keys sorted, compact), which Nix checks when it copies a realisation into a
+    // store requiring signatures; the builder uploaded it unsigned.
+    const id = /"path":"\/cache\/realisations\/([^"]+)\.doi"/.exec(requests('GET', 'realisations/').at(-1)!)![1]!;
+    const readAuth = `Basic ${Buffer.from(`x:${(await createToken(server, 'acme', ['read'])).token}`).toString('base64')}`;
+    const served = (await (await fetch(`${server.url}/cache/realisations/${id}.doi`, { headers: { Authorization: readAuth } })).json()) as { id: string; outPath: string; signatures: string[]; dependentRealisations: Record<string, string> };
+    expect(served.outPath).toBe(path.basename(out));
+    expect(served.signatures).toHaveLength(1);
+    const [name, sig] = served.signatures[0]!.split(':');
+    expect(name).toBe(key.split(':')[0]);
+    const fingerprint = JSON.stringify({ dependentRealisations: served.dependentRealisations, id: served.id, outPath: served.outPath });
+    const publicKey = createPublicKey({ key: Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), Buffer.from(key.split(':')[1]!, 'base64')]), format: 'der', type: 'spki' });
+    expect(verify(null, Buffer.from(fingerprint), publicKey, Buffer.from(sig!, 'base64'))).toBe(true);
+  });
+
+  it('a realisation Nix signed verifies against the org\'s trusted signer; a forged one and one under the org\'s key name are refused', async () => {
+    const caExpr = path.join(dir, 'ca-signed.nix');
+    await writeFile(
+      caExpr,
+      `{ seed }: derivation { name = "ca-signed-\${seed}"; builder = "/bin/sh"; args = ["-c" "echo signed \${seed} > $out"]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; __contentAddressed = true; outputHashMode = "recursive"; outputHashAlgo = "sha256"; }\n`,
+    );
+    const builder = fresh('builder');
+    const keyFile = path.join(dir, `ci-signer-${n++}.sec`);
+    const gen = await nix.run(['nix-store', '--generate-binary-cache-key', `ci-signer-${n}`, keyFile, `${keyFile}.pub`], { cacheHome: builder });
+    expect(gen.code, gen.stderr).toBe(0);
+    const publicKey = (await readFile(`${keyFile}.pub`, 'utf8')).trim();
+    const added = await fetch(`${server.url}/api/v1/orgs/acme/signers`, { method: 'POST', headers: { Authorization: `Bearer ${server.adminToken}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ publicKey }) });
+    expect(added.status, await added.text()).toBeLessThan(300);
+    const s = seed('casigned');
+    // The local store signs the realisation it registers with secret-key-files (Nix's own fingerprint).
+    const built = await nix.run(['nix', 'build', ...CA, '--option', 'secret-key-files', keyFile, '-f', caExpr, '--argstr', 'seed', s, '--no-link', '--json'], { cacheHome: builder });
+    expect(built.code, built.stderr).toBe(0);
+    const pushed = await nix.run(['nix', 'copy', ...CA, '--option', 'netrc-file', netrcRW, '--to', `${server.url}/cache`, '-f', caExpr, '--argstr', 'seed', s], { cacheHome: builder });
+    expect(pushed.code, pushed.stderr).toBe(0);
+    const put = requests('PUT', 'realisations/').at(-1)!;
+    expect(put).toContain('"status":201');
+    const id = /"path":"\/cache\/realisations\/([^"]+)\.doi"/.exec(put)![1]!;
+    const rwAuth = `Basic ${Buffer.from(`x:${(await createToken(server, 'acme', ['read', 'write'])).token}`).toString('base64')}`;
+    const served = (await (await fetch(`${server.url}/cache/realisations/${id}.doi`, { headers: { Authorization: rwAuth } })).json()) as { signatures: string[] };
+    const nixSig = served.signatures.find((x) => x.startsWith(`ci-signer-${n}:`));
+    expect(nixSig).toBeDefined();
+    expect(served.signatures.some((x) => x.startsWith(`${key.split(':')[0]}:`))).toBe(true);
+
+    // The same document with the trusted signer's signature over other content, or claiming the
+    // org's own key name, is a 400 and changes nothing.
+    const { signatures: _all, ...doc } = served as unknown as Record<string, unknown>;
+    const forged = { ...doc, signatures: [`ci-signer-${n}:${Buffer.alloc(64, 1).toString('base64')}`] };
+    const own = { ...doc, signatures: [`${key.split(':')[0]}:${Buffer.alloc(64, 2).toString('base64')}`] };
+    for (const [body, message] of [[forged, /does not verify/], [own, /key of this org/]] as const) {
+      const r = await fetch(`${server.url}/cache/realisations/${id}.doi`, { method: 'PUT', headers: { Authorization: rwAuth, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+      expect(r.status).toBe(400);
+      expect(await r.text()).toMatch(message);
+    }
+    const again = (await (await fetch(`${server.url}/cache/realisations/${id}.doi`, { headers: { Authorization: rwAuth } })).json()) as { signatures: string[] };
+    expect(again.signatures).toEqual(served.signatures);
   });
 
   it('nix store copy-log uploads a build log; nix log reads it from another machine; another org sees nothing', async () => {
