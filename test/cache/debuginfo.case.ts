@@ -2,14 +2,16 @@
  * Debug info (`debuginfo/<build id>`) over real HTTP against a real server: an entry uploaded
  * before its NAR (Nix's order) is served once the narinfo commits the NAR file it names, pointing
  * at the NAR Floe serves; only to readers of that NAR (the one miss for everyone else); an entry
- * naming a file that never got a narinfo stays a miss; GC takes it with the path.
+ * naming a file that never got a narinfo stays a miss; GC takes it with the path. Run once per
+ * backend (debuginfo-*.test.ts).
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, basicAuth, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { Backend } from '../helpers/backends.js';
+import { api, basicAuth, createOrg, createToken, type TestServer } from '../helpers/server.js';
 import { fakePath, narInfoFor, nixStyleUpload } from '../helpers/paths.js';
 
-describe('debuginfo', () => {
+export function debugInfoScenarios(backend: Backend): void {
   let server: TestServer;
   let cache: string;
   let rw: string;
@@ -26,7 +28,8 @@ describe('debuginfo', () => {
   };
 
   beforeAll(async () => {
-    server = await startFloe();
+    await backend.setup();
+    server = await backend.start();
     cache = `${server.url}/cache`;
     await createOrg(server, 'acme');
     await createOrg(server, 'other');
@@ -37,6 +40,7 @@ describe('debuginfo', () => {
 
   afterAll(async () => {
     await server?.cleanup();
+    await backend.teardown();
   });
 
   it('is served after its NAR is committed, pointing at the served NAR, to readers only', async () => {
@@ -98,4 +102,4 @@ describe('debuginfo', () => {
     expect(await nixStyleUpload(cache, basicAuth(gcRW), p, { fileName })).toMatchObject({ narinfo: 201 });
     expect((await get(id, gcRW)).status).toBe(404);
   });
-});
+}
