@@ -40,7 +40,9 @@ export class DebugInfoService {
     const now = new Date();
     const committed = await db
       .selectFrom('nar_uploads')
-      .innerJoin('paths', (j) => j.onRef('paths.nar_hash', '=', 'nar_uploads.nar_hash').onRef('paths.slice_id', '=', 'nar_uploads.slice_id'))
+      .innerJoin('paths', (j) =>
+        j.onRef('paths.nar_hash', '=', 'nar_uploads.nar_hash').onRef('paths.slice_id', '=', 'nar_uploads.slice_id'),
+      )
       .select('nar_uploads.nar_hash')
       .where('nar_uploads.slice_id', '=', target.slice.id)
       .where('nar_uploads.file_name', '=', entry.archiveFile)
@@ -58,7 +60,13 @@ export class DebugInfoService {
       .values({ slice_id: target.slice.id, build_id: entry.buildId, ...row })
       .onConflict((oc) => oc.columns(['slice_id', 'build_id']).doUpdateSet(row))
       .execute();
-    this.deps.audit?.append({ principal: p, action: 'cache.write', target: `${target.org.name}/${target.slice.name}:debuginfo/${entry.buildId}`, orgId: target.org.id, detail: { member: entry.member } });
+    this.deps.audit?.append({
+      principal: p,
+      action: 'cache.write',
+      target: `${target.org.name}/${target.slice.name}:debuginfo/${entry.buildId}`,
+      orgId: target.org.id,
+      detail: { member: entry.member },
+    });
   }
 
   /** The index document for the caller, pointing at the NAR Floe serves, or undefined (missing and denied alike). */
@@ -88,6 +96,12 @@ export async function resolveDebugInfo(trx: Storage['db'], sliceId: string, narH
     .updateTable('debuginfo')
     .set({ nar_hash: narHashNix32 })
     .where('slice_id', '=', sliceId)
-    .where('archive_file', 'in', (eb) => eb.selectFrom('nar_uploads').select('nar_uploads.file_name').where('nar_uploads.slice_id', '=', sliceId).where('nar_uploads.nar_hash', '=', narHashNix32))
+    .where('archive_file', 'in', (eb) =>
+      eb
+        .selectFrom('nar_uploads')
+        .select('nar_uploads.file_name')
+        .where('nar_uploads.slice_id', '=', sliceId)
+        .where('nar_uploads.nar_hash', '=', narHashNix32),
+    )
     .execute();
 }

@@ -304,7 +304,9 @@ export class GarbageCollector {
             .deleteFrom('debuginfo')
             .where('slice_id', '=', slice)
             .where('nar_hash', 'is not', null)
-            .where('nar_hash', 'not in', (eb) => eb.selectFrom('paths').select('paths.nar_hash').where('paths.slice_id', '=', slice))
+            .where('nar_hash', 'not in', (eb) =>
+              eb.selectFrom('paths').select('paths.nar_hash').where('paths.slice_id', '=', slice),
+            )
             .execute();
         }
         return doomed;

@@ -109,7 +109,14 @@ export class Linker {
         const narinfo = renderNarInfo(extra_fields ? renderableRow(row) : renderable, nar, signingKeys);
         await trx
           .insertInto('paths')
-          .values({ ...row, extra_fields, slice_id: target.slice.id, narinfo, uploaded_by: `link:${ground}:${uploader}`, created_at: new Date().toISOString() })
+          .values({
+            ...row,
+            extra_fields,
+            slice_id: target.slice.id,
+            narinfo,
+            uploaded_by: `link:${ground}:${uploader}`,
+            created_at: new Date().toISOString(),
+          })
           .execute();
       }
       return true;

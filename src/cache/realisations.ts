@@ -69,7 +69,8 @@ export function parseRealisation(value: unknown, expectedId: string): Realisatio
  * `dependentRealisations`.
  */
 export function realisationFingerprint(r: Pick<Realisation, 'id' | 'outPath' | 'dependentRealisations'>): string {
-  const deps = Object.fromEntries(Object.entries(r.dependentRealisations).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const byId = ([a]: [string, unknown], [b]: [string, unknown]) => (a < b ? -1 : a > b ? 1 : 0);
+  const deps = Object.fromEntries(Object.entries(r.dependentRealisations).sort(byId));
   return JSON.stringify({ dependentRealisations: deps, id: r.id, outPath: r.outPath });
 }
 
@@ -78,12 +79,18 @@ export function realisationFingerprint(r: Pick<Realisation, 'id' | 'outPath' | '
  * (Floe signs with those itself, when serving); one under the name of a key the org trusts
  * (`floe signer add`) must verify. Others (keys nobody here knows) are kept as sent.
  */
-export function checkRealisationSignatures(r: Realisation, ownNames: ReadonlySet<string>, trusted: readonly TrustedKey[]): void {
+export function checkRealisationSignatures(
+  r: Realisation,
+  ownNames: ReadonlySet<string>,
+  trusted: readonly TrustedKey[],
+): void {
   const fingerprint = realisationFingerprint(r);
   for (const sig of r.signatures) {
     const name = sig.slice(0, sig.indexOf(':'));
     if (ownNames.has(name)) {
-      throw new InvalidInput('realisation signatures', `${JSON.stringify(name)} is a key of this org: Floe signs realisations with it when serving them; upload without that signature`);
+      const why = `${JSON.stringify(name)} is a key of this org: Floe signs realisations with it when serving them; ` +
+        'upload without that signature';
+      throw new InvalidInput('realisation signatures', why);
     }
     const key = trusted.find((k) => k.name === name);
     let verified = false;
@@ -92,7 +99,10 @@ export function checkRealisationSignatures(r: Realisation, ownNames: ReadonlySet
     } catch {
       // Not 64 bytes of base64: not an Ed25519 signature, so it cannot be this key's.
     }
-    if (key && !verified) throw new InvalidInput('realisation signatures', `the signature by ${JSON.stringify(name)} does not verify for ${r.id}`);
+    if (key && !verified) {
+      const why = `the signature by ${JSON.stringify(name)} does not verify for ${r.id}`;
+      throw new InvalidInput('realisation signatures', why);
+    }
   }
 }
 
@@ -129,7 +139,9 @@ export class RealisationService {
     for (const row of rows) {
       // Visible only where the caller would be served this very copy of the output path.
       const serving = await this.deps.reading.servingSlice(p, view, hashPartOf(row.out_path as StorePathBase));
-      if (serving?.sliceId === row.slice_id && (!best || serving.rank < best.rank)) best = { body: row.body, orgId: row.org_id, rank: serving.rank };
+      if (serving?.sliceId === row.slice_id && (!best || serving.rank < best.rank)) {
+        best = { body: row.body, orgId: row.org_id, rank: serving.rank };
+      }
     }
     if (!best) return undefined;
     // Signed when served, like the narinfo of its output: with the current keys of the slice's org

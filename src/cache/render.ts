@@ -60,7 +60,16 @@ export function loadExtraFields(column: string | null | undefined): NarInfoField
 }
 
 /** A stored path row, as `renderNarInfo` needs it. */
-export function renderableRow(row: { store_path: string; nar_hash: string; nar_size: number; refs: string; deriver: string | null; ca: string | null; sigs: string; extra_fields?: string | null }): RenderablePath {
+export function renderableRow(row: {
+  store_path: string;
+  nar_hash: string;
+  nar_size: number;
+  refs: string;
+  deriver: string | null;
+  ca: string | null;
+  sigs: string;
+  extra_fields?: string | null;
+}): RenderablePath {
   const extraFields = loadExtraFields(row.extra_fields);
   return {
     storePath: row.store_path as StorePathBase,

@@ -42,7 +42,9 @@ const MAX_SIGNATURES = 64;
 export const MAX_EXTRA_FIELDS = 32;
 export const MAX_EXTRA_FIELD_BYTES = 64 * 1024;
 /** The fields this parser reads; every other `Key: value` line is an extra field. */
-const KNOWN_FIELDS = new Set(['StorePath', 'URL', 'Compression', 'FileHash', 'FileSize', 'NarHash', 'NarSize', 'References', 'Deriver', 'Sig', 'CA']);
+const KNOWN_FIELDS = new Set([
+  'StorePath', 'URL', 'Compression', 'FileHash', 'FileSize', 'NarHash', 'NarSize', 'References', 'Deriver', 'Sig', 'CA',
+]);
 /** Field names Nix reads up to the first ':'; ours are plain tokens, so no line can be mistaken for another. */
 const FIELD_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 /** A control character in any value would end its line and start another field. */
@@ -55,16 +57,24 @@ const CONTROL = /[\x00-\x1f\x7f]/;
  * else makes it call the whole narinfo corrupt.
  */
 export function checkExtraFields(fields: readonly NarInfoField[]): void {
-  if (fields.length > MAX_EXTRA_FIELDS) throw new InvalidInput('narinfo', `more than ${MAX_EXTRA_FIELDS} unknown fields`);
+  if (fields.length > MAX_EXTRA_FIELDS) {
+    throw new InvalidInput('narinfo', `more than ${MAX_EXTRA_FIELDS} unknown fields`);
+  }
   let bytes = 0;
   for (const { name, value } of fields) {
-    if (!FIELD_NAME.test(name)) throw new InvalidInput('narinfo', `field name ${JSON.stringify(name.slice(0, 80))} must be a letter then letters, digits, "_", "." or "-" (at most 64)`);
+    if (!FIELD_NAME.test(name)) {
+      const shown = JSON.stringify(name.slice(0, 80));
+      const rule = 'a letter then letters, digits, "_", "." or "-" (at most 64)';
+      throw new InvalidInput('narinfo', `field name ${shown} must be ${rule}`);
+    }
     if (KNOWN_FIELDS.has(name)) throw new InvalidInput('narinfo', `${name} is not an extra field`);
     if (CONTROL.test(value)) throw new InvalidInput(name, 'must not contain control characters');
     bytes += Buffer.byteLength(name) + Buffer.byteLength(value) + 3;
     if (name === 'Provenance') checkProvenance(value);
   }
-  if (bytes > MAX_EXTRA_FIELD_BYTES) throw new InvalidInput('narinfo', `unknown fields take more than ${MAX_EXTRA_FIELD_BYTES} bytes`);
+  if (bytes > MAX_EXTRA_FIELD_BYTES) {
+    throw new InvalidInput('narinfo', `unknown fields take more than ${MAX_EXTRA_FIELD_BYTES} bytes`);
+  }
 }
 
 function checkProvenance(value: string): void {
@@ -74,7 +84,8 @@ function checkProvenance(value: string): void {
   } catch {
     throw new InvalidInput('Provenance', 'must be JSON (Determinate Nix parses it)');
   }
-  const ok = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) && typeof (parsed as { type?: unknown }).type === 'string';
+  const isObject = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed);
+  const ok = isObject && typeof (parsed as { type?: unknown }).type === 'string';
   if (!ok) throw new InvalidInput('Provenance', 'must be a JSON object with a string "type"');
 }
 

@@ -45,7 +45,8 @@ export async function handleDebugInfo(r: CacheRequest, io: CacheRouteIo, rest: r
   if (!BUILD_ID.test(rest[1]!)) throw new InvalidInput('debuginfo', 'expected debuginfo/<40 hex digits of a build id>');
   io.acceptBody();
   const { archive, member } = checkDebugInfo(rest[1]!, await readJson(r.req, MAX_DEBUGINFO_BYTES));
-  await r.cache.debugInfo.put(r.principal, target, { buildId: rest[1]!.slice(0, 40), archiveFile: archive.slice('../nar/'.length), member });
+  const entry = { buildId: rest[1]!.slice(0, 40), archiveFile: archive.slice('../nar/'.length), member };
+  await r.cache.debugInfo.put(r.principal, target, entry);
   io.send(204, {});
   return true;
 }

@@ -390,7 +390,8 @@ const migrations: Record<string, Migration> = {
         .addPrimaryKeyConstraint('debuginfo_pk', ['slice_id', 'build_id'])
         .execute();
       await db.schema.createIndex('debuginfo_by_build_id').on('debuginfo').column('build_id').execute();
-      await db.schema.createIndex('debuginfo_by_archive').on('debuginfo').columns(['slice_id', 'archive_file']).execute();
+      const byArchive = db.schema.createIndex('debuginfo_by_archive').on('debuginfo');
+      await byArchive.columns(['slice_id', 'archive_file']).execute();
     },
   },
 };
