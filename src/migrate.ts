@@ -18,7 +18,7 @@ export interface MigrateReport {
 }
 
 /** Tables in foreign-key order. Upload records are transient proofs of possession and not copied. */
-const TABLES = ['orgs', 'org_settings', 'pins', 'upstreams', 'slices', 'tokens', 'server_keys', 'nars', 'paths', 'identity_trusts', 'flakes', 'releases', 'org_policies', 'audit_log', 'read_summary', 'org_signers', 'usage_history', 'org_keys', 'org_follows', 'slice_trusts', 'realisations', 'build_logs', 'peer_ids'] as const satisfies ReadonlyArray<keyof Schema>;
+const TABLES = ['orgs', 'org_settings', 'pins', 'upstreams', 'slices', 'tokens', 'server_keys', 'nars', 'paths', 'identity_trusts', 'flakes', 'releases', 'org_policies', 'audit_log', 'read_summary', 'org_signers', 'usage_history', 'org_keys', 'org_follows', 'slice_trusts', 'realisations', 'build_logs', 'peer_ids', 'debuginfo'] as const satisfies ReadonlyArray<keyof Schema>;
 const BATCH = 200;
 
 async function copyBlob(from: Storage, to: Storage, key: string): Promise<void> {

@@ -9,7 +9,7 @@ import { Conflict, Forbidden, InvalidInput, TooLarge } from '../errors.js';
 import type { Principal } from '../identity/principal.js';
 import { parseContentAddress } from '../nix/content-address.js';
 import type { Hash } from '../nix/hash.js';
-import type { NarInfo } from '../nix/narinfo.js';
+import { type NarInfo, type NarInfoField, checkExtraFields } from '../nix/narinfo.js';
 import { encodeNix32 } from '../nix/nix32.js';
 import { parseSignatureLine } from '../nix/signing.js';
 import { type StorePathBase, type StorePathHash, hashPartOf } from '../nix/store-path.js';
@@ -20,10 +20,11 @@ import type { Authorizer } from '../policy/authorize.js';
 import { lockSharedAgainstGc } from '../storage/locks.js';
 import type { Storage } from '../storage/types.js';
 import { orgStoredBytes } from './accounting.js';
+import { resolveDebugInfo } from './debuginfo.js';
 import { verifiedSignerNames } from './link-policy.js';
 import type { Linker, Linking } from './links.js';
 import { quotaViolation } from './quota.js';
-import { renderNarInfo } from './render.js';
+import { loadExtraFields, renderNarInfo, storeExtraFields } from './render.js';
 import type { SourceService } from './sources.js';
 
 export interface PathMetadata {
@@ -34,6 +35,8 @@ export interface PathMetadata {
   deriver?: StorePathBase;
   ca?: string;
   sigs: string[];
+  /** Narinfo fields Floe does not interpret (`Provenance:` …), kept as sent and never signed. */
+  extraFields?: NarInfoField[];
   /** Where the path came from when the server fetched it itself (e.g. `upstream:cache-nixos-org`). */
   origin?: string;
 }
@@ -50,6 +53,7 @@ export function metadataOf(info: NarInfo): PathMetadata {
     ...(info.deriver ? { deriver: info.deriver } : {}),
     ...(info.ca ? { ca: info.ca } : {}),
     sigs: info.sigs,
+    ...(info.extraFields?.length ? { extraFields: info.extraFields } : {}),
   };
 }
 
@@ -101,6 +105,7 @@ export class Committer {
     const narHashNix32 = encodeNix32(meta.narHash.digest);
     for (const sig of meta.sigs) parseSignatureLine(sig);
     if (meta.ca) parseContentAddress(meta.ca);
+    if (meta.extraFields) checkExtraFields(meta.extraFields);
     // Nix never lists a reference twice; a list that does is an attempt to multiply work.
     if (new Set(meta.references).size !== meta.references.length) {
       throw new InvalidInput('References', 'the same store path is listed more than once');
@@ -187,14 +192,23 @@ export class Committer {
         }
         const had = existing.sigs.split('\n').filter(Boolean);
         const merged = [...new Set([...had, ...meta.sigs])];
-        if (merged.length !== had.length) {
+        // Unknown fields are the first writer's, like the path (a path linked in without any takes
+        // the next upload's).
+        const extras = existing.extra_fields ? loadExtraFields(existing.extra_fields) : (meta.extraFields ?? []);
+        const addsExtras = !existing.extra_fields && extras.length > 0;
+        if (merged.length !== had.length || addsExtras) {
           await trx
             .updateTable('paths')
-            .set({ sigs: merged.join('\n'), narinfo: renderNarInfo({ ...meta, sigs: merged }, nar, signingKeys) })
+            .set({
+              sigs: merged.join('\n'),
+              extra_fields: storeExtraFields(extras),
+              narinfo: renderNarInfo({ ...meta, sigs: merged, extraFields: extras }, nar, signingKeys),
+            })
             .where('slice_id', '=', target.slice.id)
             .where('hash_part', '=', hashPart)
             .execute();
         }
+        await resolveDebugInfo(trx, target.slice.id, narHashNix32);
         await consumeUploadRecords(trx, target, narHashNix32);
         return 'exists';
       }
@@ -254,6 +268,7 @@ export class Committer {
           ca: meta.ca ?? null,
           sigs: meta.sigs.join('\n'),
           narinfo: renderNarInfo(meta, nar, signingKeys),
+          extra_fields: storeExtraFields(meta.extraFields),
           uploaded_by: meta.origin ? `${meta.origin} for ${describeUploader(p)}` : describeUploader(p),
           created_at: new Date().toISOString(),
         })
@@ -263,6 +278,7 @@ export class Committer {
         const violation = quotaViolation(target.org.name, quota, before, await orgStoredBytes(trx, target.org.id));
         if (violation) throw new TooLarge(violation);
       }
+      await resolveDebugInfo(trx, target.slice.id, narHashNix32);
       await consumeUploadRecords(trx, target, narHashNix32);
       return 'created';
     });

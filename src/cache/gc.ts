@@ -196,6 +196,8 @@ export class GarbageCollector {
   private async expireRecords(): Promise<GcReport['expired']> {
     const { db } = this.storage;
     const iso = new Date().toISOString();
+    // Debug info entries whose NAR never got a narinfo in their slice.
+    await db.deleteFrom('debuginfo').where('nar_hash', 'is', null).where('expires_at', '<=', iso).execute();
     return {
       narUploads: Number((await db.deleteFrom('nar_uploads').where('expires_at', '<=', iso).executeTakeFirst()).numDeletedRows),
       releaseUploads: Number((await db.deleteFrom('release_uploads').where('expires_at', '<=', iso).executeTakeFirst()).numDeletedRows),
@@ -296,6 +298,15 @@ export class GarbageCollector {
             .deleteFrom('build_logs')
             .where('slice_id', '=', slice)
             .where('drv', 'not in', (eb) => eb.selectFrom('paths').select('paths.deriver').where('paths.slice_id', '=', slice).where('paths.deriver', 'is not', null).$narrowType<{ deriver: string }>())
+            .execute();
+          // A debug info entry lives while a path of its NAR does in that slice.
+          await trx
+            .deleteFrom('debuginfo')
+            .where('slice_id', '=', slice)
+            .where('nar_hash', 'is not', null)
+            .where('nar_hash', 'not in', (eb) =>
+              eb.selectFrom('paths').select('paths.nar_hash').where('paths.slice_id', '=', slice),
+            )
             .execute();
         }
         return doomed;

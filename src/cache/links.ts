@@ -101,9 +101,22 @@ export class Linker {
       for (const { row, ground } of plan) {
         touched.add(row.hash_part);
         const nar = await trx.selectFrom('nars').select(['nar_hash', 'file_hash', 'file_size']).where('nar_hash', '=', row.nar_hash).executeTakeFirstOrThrow();
+        // Unsigned fields (`Provenance:` …) are the uploader's word: a copy from a source the target
+        // trusts keeps them; a path that is safe whatever its source enters without them, since
+        // its content address or signature vouches for the content, not for what its uploader added.
+        const extra_fields = ground === 'trusted-source' ? (row.extra_fields ?? null) : null;
+        const renderable = { ...renderableRow(row), extraFields: undefined };
+        const narinfo = renderNarInfo(extra_fields ? renderableRow(row) : renderable, nar, signingKeys);
         await trx
           .insertInto('paths')
-          .values({ ...row, slice_id: target.slice.id, narinfo: renderNarInfo(renderableRow(row), nar, signingKeys), uploaded_by: `link:${ground}:${uploader}`, created_at: new Date().toISOString() })
+          .values({
+            ...row,
+            extra_fields,
+            slice_id: target.slice.id,
+            narinfo,
+            uploaded_by: `link:${ground}:${uploader}`,
+            created_at: new Date().toISOString(),
+          })
           .execute();
       }
       return true;

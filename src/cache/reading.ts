@@ -155,6 +155,21 @@ export class Reading {
     return undefined;
   }
 
+  /**
+   * Whether the caller may read this NAR through a path of one given slice, that slice being in
+   * the view (what a debug info entry of that slice may be served on).
+   */
+  async readableNarInSlice(p: Principal, view: CacheView, sliceId: string, narHash: string): Promise<boolean> {
+    const { authorizer, sources, deploy } = this.deps;
+    if (view.kind === 'slice' ? view.slice.slice.id !== sliceId : !(await sources.viewOf(p)).has(sliceId)) return false;
+    const rows = await this.q.byNarHashInSlice(narHash, sliceId);
+    const closure = p.kind === 'token' && p.deploy && deploy ? await deploy.closureOf(p) : undefined;
+    return rows.some((row) => {
+      const facts = closure ? { inDeployClosure: closure.has(row.hash_part) } : NO_FACTS;
+      return authorizer.authorize(p, 'cache.read', resourceOf(row), facts, QUIET).allowed;
+    });
+  }
+
   /** Whether the caller may read or write this slice (slice URLs of others' slices look missing). */
   mayUseSlice(p: Principal, slice: SliceResource): boolean {
     // Deploy-only tokens are decided per path (their closures); their own org's slice URLs exist for them.

@@ -7,10 +7,14 @@
  */
 import { Conflict, InvalidInput } from '../errors.js';
 import type { Principal } from '../identity/principal.js';
+import { type SigningKey, signFingerprint, verifyFingerprint } from '../nix/signing.js';
 import { type StorePathBase, hashPartOf, parseStorePathBase } from '../nix/store-path.js';
+import type { OrgKeyService } from '../org/keys.js';
 import type { Storage } from '../storage/types.js';
 import type { AuditEvent } from '../audit/log.js';
 import type { Reading } from './reading.js';
+import type { SignerService } from './signers.js';
+import type { TrustedKey } from './upstream-verify.js';
 import type { WriteTarget } from './uploading.js';
 import type { CacheView } from './view.js';
 
@@ -59,9 +63,62 @@ export function parseRealisation(value: unknown, expectedId: string): Realisatio
   return { id: v.id, outPath, signatures: sigs as string[], dependentRealisations };
 }
 
+/**
+ * PURE: what a realisation signature covers (Nix 2.8 `Realisation::fingerprint`): the JSON
+ * without `signatures`, as nlohmann dumps it: compact, keys sorted (std::map), also inside
+ * `dependentRealisations`.
+ */
+export function realisationFingerprint(r: Pick<Realisation, 'id' | 'outPath' | 'dependentRealisations'>): string {
+  const byId = ([a]: [string, unknown], [b]: [string, unknown]) => (a < b ? -1 : a > b ? 1 : 0);
+  const deps = Object.fromEntries(Object.entries(r.dependentRealisations).sort(byId));
+  return JSON.stringify({ dependentRealisations: deps, id: r.id, outPath: r.outPath });
+}
+
+/**
+ * PURE: the uploader's signatures checked. One under a name of the org's own keys is refused
+ * (Floe signs with those itself, when serving); one under the name of a key the org trusts
+ * (`floe signer add`) must verify. Others (keys nobody here knows) are kept as sent.
+ */
+export function checkRealisationSignatures(
+  r: Realisation,
+  ownNames: ReadonlySet<string>,
+  trusted: readonly TrustedKey[],
+): void {
+  const fingerprint = realisationFingerprint(r);
+  for (const sig of r.signatures) {
+    const name = sig.slice(0, sig.indexOf(':'));
+    if (ownNames.has(name)) {
+      const why = `${JSON.stringify(name)} is a key of this org: Floe signs realisations with it when serving them; ` +
+        'upload without that signature';
+      throw new InvalidInput('realisation signatures', why);
+    }
+    const key = trusted.find((k) => k.name === name);
+    let verified = false;
+    try {
+      verified = key !== undefined && verifyFingerprint(key, fingerprint, sig);
+    } catch {
+      // Not 64 bytes of base64: not an Ed25519 signature, so it cannot be this key's.
+    }
+    if (key && !verified) {
+      const why = `the signature by ${JSON.stringify(name)} does not verify for ${r.id}`;
+      throw new InvalidInput('realisation signatures', why);
+    }
+  }
+}
+
+/** PURE: the served document: the uploader's signatures, then one per signing key of the slice's org. */
+export function signedRealisation(r: Realisation, keys: readonly SigningKey[]): string {
+  const fingerprint = realisationFingerprint(r);
+  const own = new Set(keys.map((k) => k.name));
+  const kept = r.signatures.filter((s) => !own.has(s.slice(0, s.indexOf(':'))));
+  return serialize({ ...r, signatures: [...kept, ...keys.map((k) => signFingerprint(k, fingerprint))] });
+}
+
 export interface RealisationDeps {
   storage: Storage;
   reading: Pick<Reading, 'servingSlice'>;
+  keys: Pick<OrgKeyService, 'signing' | 'ownNames'>;
+  signers?: Pick<SignerService, 'trustedKeys'> | undefined;
   audit?: { append(e: AuditEvent): void };
 }
 
@@ -71,16 +128,25 @@ export class RealisationService {
   /** The realisation the caller may see, or undefined (missing and denied alike). */
   async find(p: Principal, view: CacheView, id: string): Promise<string | undefined> {
     if (!isRealisationId(id)) return undefined;
-    let query = this.deps.storage.db.selectFrom('realisations').select(['slice_id', 'out_path', 'body']).where('id', '=', id);
-    if (view.kind === 'slice') query = query.where('slice_id', '=', view.slice.slice.id);
+    let query = this.deps.storage.db
+      .selectFrom('realisations')
+      .innerJoin('slices', 'slices.id', 'realisations.slice_id')
+      .select(['realisations.slice_id', 'realisations.out_path', 'realisations.body', 'slices.org_id'])
+      .where('realisations.id', '=', id);
+    if (view.kind === 'slice') query = query.where('realisations.slice_id', '=', view.slice.slice.id);
     const rows = await query.limit(64).execute();
-    let best: { body: string; rank: number } | undefined;
+    let best: { body: string; orgId: string; rank: number } | undefined;
     for (const row of rows) {
       // Visible only where the caller would be served this very copy of the output path.
       const serving = await this.deps.reading.servingSlice(p, view, hashPartOf(row.out_path as StorePathBase));
-      if (serving?.sliceId === row.slice_id && (!best || serving.rank < best.rank)) best = { body: row.body, rank: serving.rank };
+      if (serving?.sliceId === row.slice_id && (!best || serving.rank < best.rank)) {
+        best = { body: row.body, orgId: row.org_id, rank: serving.rank };
+      }
     }
-    return best?.body;
+    if (!best) return undefined;
+    // Signed when served, like the narinfo of its output: with the current keys of the slice's org
+    // (Nix checks realisation signatures when it copies them into a store requiring signatures).
+    return signedRealisation(parseRealisation(JSON.parse(best.body), id), await this.deps.keys.signing(best.orgId));
   }
 
   /**
@@ -91,6 +157,8 @@ export class RealisationService {
   async put(p: Principal, target: WriteTarget, id: string, json: unknown): Promise<'created' | 'exists'> {
     if (!isRealisationId(id)) throw new InvalidInput('realisation id', 'expected realisations/sha256:<64 hex>!<output name>.doi');
     const r = parseRealisation(json, id);
+    const trusted = this.deps.signers ? await this.deps.signers.trustedKeys(target.org.id) : [];
+    checkRealisationSignatures(r, await this.deps.keys.ownNames(target.org.id), trusted);
     const db = this.deps.storage.db;
     const where = `${target.org.name}/${target.slice.name}`;
     const held = await db.selectFrom('paths').select('store_path').where('slice_id', '=', target.slice.id).where('hash_part', '=', hashPartOf(r.outPath)).where('store_path', '=', r.outPath).executeTakeFirst();

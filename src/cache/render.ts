@@ -4,7 +4,7 @@
  * and one signature per signing key of the slice's org.
  */
 import { parseDigest, type Hash } from '../nix/hash.js';
-import { formatNarInfo } from '../nix/narinfo.js';
+import { type NarInfoField, formatNarInfo } from '../nix/narinfo.js';
 import { fingerprintPath, signFingerprint, type SigningKey } from '../nix/signing.js';
 import type { StorePathBase } from '../nix/store-path.js';
 import { narBlobKey } from './ingest.js';
@@ -18,6 +18,8 @@ export interface RenderablePath {
   ca?: string | undefined;
   /** Signatures the uploader (or upstream) brought; never ones under the org's own key names. */
   sigs: readonly string[];
+  /** Fields Floe does not interpret, served as uploaded after the others (no signature covers them). */
+  extraFields?: readonly NarInfoField[] | undefined;
 }
 
 export interface StoredNar {
@@ -40,11 +42,35 @@ export function renderNarInfo(path: RenderablePath, nar: StoredNar, keys: readon
     ...(path.deriver ? { deriver: path.deriver } : {}),
     sigs: [...path.sigs, ...keys.map((k) => signFingerprint(k, fingerprint))],
     ...(path.ca ? { ca: path.ca } : {}),
+    ...(path.extraFields?.length ? { extraFields: [...path.extraFields] } : {}),
+  });
+}
+
+/** The `paths.extra_fields` column: one `Name: value` line per field (values hold no newline). */
+export function storeExtraFields(fields: readonly NarInfoField[] | undefined): string | null {
+  return fields?.length ? fields.map((f) => `${f.name}: ${f.value}`).join('\n') : null;
+}
+
+export function loadExtraFields(column: string | null | undefined): NarInfoField[] {
+  if (!column) return [];
+  return column.split('\n').map((line) => {
+    const at = line.indexOf(': ');
+    return { name: line.slice(0, at), value: line.slice(at + 2) };
   });
 }
 
 /** A stored path row, as `renderNarInfo` needs it. */
-export function renderableRow(row: { store_path: string; nar_hash: string; nar_size: number; refs: string; deriver: string | null; ca: string | null; sigs: string }): RenderablePath {
+export function renderableRow(row: {
+  store_path: string;
+  nar_hash: string;
+  nar_size: number;
+  refs: string;
+  deriver: string | null;
+  ca: string | null;
+  sigs: string;
+  extra_fields?: string | null;
+}): RenderablePath {
+  const extraFields = loadExtraFields(row.extra_fields);
   return {
     storePath: row.store_path as StorePathBase,
     narHash: parseDigest('sha256', row.nar_hash),
@@ -53,5 +79,6 @@ export function renderableRow(row: { store_path: string; nar_hash: string; nar_s
     ...(row.deriver ? { deriver: row.deriver as StorePathBase } : {}),
     ...(row.ca ? { ca: row.ca } : {}),
     sigs: row.sigs.split('\n').filter(Boolean),
+    ...(extraFields.length ? { extraFields } : {}),
   };
 }

@@ -16,7 +16,7 @@ export async function resignOrg(db: Storage['db'], orgId: string, keys: SigningK
       const rows = await db
         .selectFrom('paths')
         .innerJoin('nars', 'nars.nar_hash', 'paths.nar_hash')
-        .select(['paths.hash_part', 'paths.store_path', 'paths.nar_hash', 'paths.nar_size', 'paths.refs', 'paths.deriver', 'paths.ca', 'paths.sigs', 'nars.file_hash', 'nars.file_size'])
+        .select(['paths.hash_part', 'paths.store_path', 'paths.nar_hash', 'paths.nar_size', 'paths.refs', 'paths.deriver', 'paths.ca', 'paths.sigs', 'paths.extra_fields', 'nars.file_hash', 'nars.file_size'])
         .where('paths.slice_id', '=', slice.id)
         .where('paths.hash_part', '>', after)
         .orderBy('paths.hash_part')

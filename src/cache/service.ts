@@ -19,6 +19,7 @@ import { Mirroring } from './mirroring.js';
 import { type DeployClosures, Reading } from './reading.js';
 import { RealisationService } from './realisations.js';
 import { BuildLogService } from './logs.js';
+import { DebugInfoService } from './debuginfo.js';
 import { ListingService } from './listings.js';
 import { resignOrg } from './resign.js';
 import { FairSemaphore } from './semaphore.js';
@@ -72,6 +73,8 @@ export class CacheService {
   readonly realisations: RealisationService;
   /** Build logs, decided by the access to the outputs of their derivation. */
   readonly logs: BuildLogService;
+  /** Debug info index entries, served once their NAR is committed, to readers of that NAR. */
+  readonly debugInfo: DebugInfoService;
   /** NAR listings (`.ls`), generated from the stored NAR where its narinfo is served. */
   readonly listings: ListingService;
   private readonly mirroring: Mirroring;
@@ -130,8 +133,9 @@ export class CacheService {
       uploadRecord,
       refusedHoldMs: deps.uploads?.refusedHoldMs ?? 3600_000,
     });
-    this.realisations = new RealisationService({ storage, reading: this.reading, audit });
+    this.realisations = new RealisationService({ storage, reading: this.reading, keys, signers: deps.signers, audit });
     this.logs = new BuildLogService({ storage, reading: this.reading, uploads: this.uploads, audit });
+    this.debugInfo = new DebugInfoService({ storage, reading: this.reading, expiryMs, audit });
     this.listings = new ListingService({ storage, reading: this.reading });
   }
 

@@ -73,7 +73,7 @@ const ROUTES: Array<[methods: Method[], pattern: string, handler: Handler]> = [
   [['PUT'],         ':hash.narinfo',        putNarInfo],
   [['GET', 'HEAD', 'PUT'], ':hash.ls',      viaSegments(handleListing, (p) => [`${p.hash}.ls`])],
   [['GET', 'HEAD', 'PUT'], 'log/:drv',      viaSegments(handleBuildLog, (p) => ['log', p.drv!])],
-  [['PUT'],         'debuginfo/:id',        viaSegments(handleDebugInfo, (p) => ['debuginfo', p.id!])],
+  [['GET', 'HEAD', 'PUT'], 'debuginfo/:id', viaSegments(handleDebugInfo, (p) => ['debuginfo', p.id!])],
   [['GET', 'HEAD'], 'realisations/:id.doi', getRealisation],
   [['PUT'],         'realisations/:id.doi', putRealisation],
   [['HEAD'],        'nar/:file',            headNar],

@@ -60,7 +60,7 @@ describe('NAR listings', () => {
     expect((await fetch(`${cache}/${p.hashPart}.ls`, { method: 'PUT', headers: { Authorization: basicAuth(read) }, body: '{}' })).status).toBe(403);
   });
 
-  it('debuginfo uploads (index-debug-info=true) are checked and accepted; reading them is the one miss for now', async () => {
+  it('debuginfo uploads (index-debug-info=true) are checked and accepted; one whose NAR never got a narinfo reads as the one miss', async () => {
     const id = '02623eda209c26a59b1a8638ff7752f6b945c26b';
     const doc = (over: Record<string, unknown> = {}) => JSON.stringify({ archive: '../nar/100vxs724qr46phz8m24iswmg9p3785hsyagz0kchf6q6gf06sw6.nar', member: `lib/debug/.build-id/02/${id.slice(2)}.debug`, ...over });
     const put = (name: string, body: string, token = rw) => fetch(`${cache}/debuginfo/${name}`, { method: 'PUT', headers: { Authorization: basicAuth(token), 'Content-Type': 'application/json' }, body });

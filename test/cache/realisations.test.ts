@@ -53,7 +53,9 @@ describe('realisations', () => {
     expect((await put(cache, acmeRW, id, doc(id, p, { signatures: [sig] }))).status).toBe(201);
     const got = await get(cache, acmeRead, id);
     expect(got.status).toBe(200);
-    expect(JSON.parse(got.text)).toEqual({ dependentRealisations: {}, id, outPath: p.base, signatures: [sig] });
+    // The uploader's signatures as sent (unknown keys are not interpreted), then the org's own, made when served.
+    const served = JSON.parse(got.text) as { signatures: string[] };
+    expect(served).toEqual({ dependentRealisations: {}, id, outPath: p.base, signatures: [sig, expect.stringMatching(/^127\.0\.0\.1-acme-1:/)] });
     expect((await get(cache, acmeRead, id, 'HEAD')).status).toBe(200);
     expect((await get(`${cache}/acme/default`, acmeRead, id)).status).toBe(200);
     // Another org and anonymous callers get the one miss, byte for byte the same as a typo.
@@ -65,7 +67,7 @@ describe('realisations', () => {
     // The same realisation again is fine (signatures merged), another output for it is a conflict.
     const sig2 = `uploader-2:${randomBytes(64).toString('base64')}`;
     expect((await put(cache, acmeRW, id, doc(id, p, { signatures: [sig2] }))).status).toBe(200);
-    expect(JSON.parse((await get(cache, acmeRead, id)).text).signatures).toEqual([sig, sig2]);
+    expect(JSON.parse((await get(cache, acmeRead, id)).text).signatures).toEqual([sig, sig2, served.signatures[1]]);
     const q = await upload(cache, acmeRW, 'ca-other');
     const clash = await put(cache, acmeRW, id, doc(id, q));
     expect(clash.status).toBe(409);

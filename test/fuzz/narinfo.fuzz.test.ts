@@ -9,8 +9,8 @@ import { arbCa, arbNarInfo, arbSha256, arbSig, arbStorePathBase } from './arbitr
 import { corpus, fc, fuzzParams, fuzzTimeout, outcome } from './fuzz.js';
 
 const KEYS = ['StorePath', 'URL', 'Compression', 'FileHash', 'FileSize', 'NarHash', 'NarSize', 'References', 'Deriver', 'Sig', 'CA'];
-/** What a served line may look like: a known key and a value without control characters. */
-const FORMATTED_LINE = new RegExp(`^(${KEYS.join('|')}): [^\\x00-\\x1f\\x7f]*$`);
+/** What a served line may look like: a known key or a plain extra field name, and a value without control characters. */
+const FORMATTED_LINE = new RegExp(`^(${KEYS.join('|')}|[A-Za-z][A-Za-z0-9_.-]{0,63}): [^\\x00-\\x1f\\x7f]*$`);
 
 /** The whole contract on one input: refuse with InvalidInput, or parse into something we can serve safely. */
 function checkText(text: string): void {
@@ -34,7 +34,10 @@ function checkFormatted(out: string, info: NarInfo): void {
   // Every value lands on the line of its own key: nothing injected another field.
   const keys = lines.map((l) => l.slice(0, l.indexOf(':')));
   expect(keys.filter((k) => k === 'Sig').length).toBe(info.sigs.length);
-  expect(new Set(keys.filter((k) => k !== 'Sig')).size).toBe(keys.filter((k) => k !== 'Sig').length);
+  const known = keys.filter((k) => KEYS.includes(k) && k !== 'Sig');
+  expect(new Set(known).size).toBe(known.length);
+  // Unknown fields are kept as lines of their own, in order, after every known one.
+  expect(keys.slice(keys.length - (info.extraFields?.length ?? 0))).toEqual((info.extraFields ?? []).map((f) => f.name));
   expect(comparable(parseNarInfo(out))).toEqual(comparable(info));
   expect(formatNarInfo(parseNarInfo(out))).toBe(out);
 }

@@ -3,8 +3,9 @@
  * version (test/nix/protocol-*.test.ts): loud errors for bad tokens, realisations of CA
  * derivations, narinfos with unknown fields. Each simulated machine has its own XDG_CACHE_HOME.
  */
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes, verify } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
+import { zstdDecompressSync } from 'node:zlib';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
@@ -126,6 +127,62 @@ export function protocolScenarios(nix: NixRunner): void {
     expect(got.stderr).not.toMatch(/building '/);
     expect(await readFile(path.join(store, out), 'utf8')).toBe(`content-addressed ${s}\n`);
     expect(requests('GET', 'realisations/').some((l) => l.includes('"status":200'))).toBe(true);
+ 
+    // Served signed by the org's key over Nix's realisation fingerprint (the JSON without
+    // `signatures`, keys sorted, compact), which Nix checks when it copies a realisation into a
+    // store requiring signatures; the builder uploaded it unsigned.
+    const id = /"path":"\/cache\/realisations\/([^"]+)\.doi"/.exec(requests('GET', 'realisations/').at(-1)!)![1]!;
+    const readAuth = `Basic ${Buffer.from(`x:${(await createToken(server, 'acme', ['read'])).token}`).toString('base64')}`;
+    const served = (await (await fetch(`${server.url}/cache/realisations/${id}.doi`, { headers: { Authorization: readAuth } })).json()) as { id: string; outPath: string; signatures: string[]; dependentRealisations: Record<string, string> };
+    expect(served.outPath).toBe(path.basename(out));
+    expect(served.signatures).toHaveLength(1);
+    const [name, sig] = served.signatures[0]!.split(':');
+    expect(name).toBe(key.split(':')[0]);
+    const fingerprint = JSON.stringify({ dependentRealisations: served.dependentRealisations, id: served.id, outPath: served.outPath });
+    const publicKey = createPublicKey({ key: Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), Buffer.from(key.split(':')[1]!, 'base64')]), format: 'der', type: 'spki' });
+    expect(verify(null, Buffer.from(fingerprint), publicKey, Buffer.from(sig!, 'base64'))).toBe(true);
+  });
+
+  it('a realisation Nix signed verifies against the org\'s trusted signer; a forged one and one under the org\'s key name are refused', async () => {
+    const caExpr = path.join(dir, 'ca-signed.nix');
+    await writeFile(
+      caExpr,
+      `{ seed }: derivation { name = "ca-signed-\${seed}"; builder = "/bin/sh"; args = ["-c" "echo signed \${seed} > $out"]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; __contentAddressed = true; outputHashMode = "recursive"; outputHashAlgo = "sha256"; }\n`,
+    );
+    const builder = fresh('builder');
+    const keyFile = path.join(dir, `ci-signer-${n++}.sec`);
+    const gen = await nix.run(['nix-store', '--generate-binary-cache-key', `ci-signer-${n}`, keyFile, `${keyFile}.pub`], { cacheHome: builder });
+    expect(gen.code, gen.stderr).toBe(0);
+    const publicKey = (await readFile(`${keyFile}.pub`, 'utf8')).trim();
+    const added = await fetch(`${server.url}/api/v1/orgs/acme/signers`, { method: 'POST', headers: { Authorization: `Bearer ${server.adminToken}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ publicKey }) });
+    expect(added.status, await added.text()).toBeLessThan(300);
+    const s = seed('casigned');
+    // The local store signs the realisation it registers with secret-key-files (Nix's own fingerprint).
+    const built = await nix.run(['nix', 'build', ...CA, '--option', 'secret-key-files', keyFile, '-f', caExpr, '--argstr', 'seed', s, '--no-link', '--json'], { cacheHome: builder });
+    expect(built.code, built.stderr).toBe(0);
+    const pushed = await nix.run(['nix', 'copy', ...CA, '--option', 'netrc-file', netrcRW, '--to', `${server.url}/cache`, '-f', caExpr, '--argstr', 'seed', s], { cacheHome: builder });
+    expect(pushed.code, pushed.stderr).toBe(0);
+    const put = requests('PUT', 'realisations/').at(-1)!;
+    expect(put).toContain('"status":201');
+    const id = /"path":"\/cache\/realisations\/([^"]+)\.doi"/.exec(put)![1]!;
+    const rwAuth = `Basic ${Buffer.from(`x:${(await createToken(server, 'acme', ['read', 'write'])).token}`).toString('base64')}`;
+    const served = (await (await fetch(`${server.url}/cache/realisations/${id}.doi`, { headers: { Authorization: rwAuth } })).json()) as { signatures: string[] };
+    const nixSig = served.signatures.find((x) => x.startsWith(`ci-signer-${n}:`));
+    expect(nixSig).toBeDefined();
+    expect(served.signatures.some((x) => x.startsWith(`${key.split(':')[0]}:`))).toBe(true);
+
+    // The same document with the trusted signer's signature over other content, or claiming the
+    // org's own key name, is a 400 and changes nothing.
+    const { signatures: _all, ...doc } = served as unknown as Record<string, unknown>;
+    const forged = { ...doc, signatures: [`ci-signer-${n}:${Buffer.alloc(64, 1).toString('base64')}`] };
+    const own = { ...doc, signatures: [`${key.split(':')[0]}:${Buffer.alloc(64, 2).toString('base64')}`] };
+    for (const [body, message] of [[forged, /does not verify/], [own, /key of this org/]] as const) {
+      const r = await fetch(`${server.url}/cache/realisations/${id}.doi`, { method: 'PUT', headers: { Authorization: rwAuth, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+      expect(r.status).toBe(400);
+      expect(await r.text()).toMatch(message);
+    }
+    const again = (await (await fetch(`${server.url}/cache/realisations/${id}.doi`, { headers: { Authorization: rwAuth } })).json()) as { signatures: string[] };
+    expect(again.signatures).toEqual(served.signatures);
   });
 
   it('nix store copy-log uploads a build log; nix log reads it from another machine; another org sees nothing', async () => {
@@ -197,6 +254,35 @@ export function protocolScenarios(nix: NixRunner): void {
     const ls = await nix.run(['nix', 'store', 'ls', '--option', 'netrc-file', reader, '--store', `${server.url}/cache`, '-R', `${out}/lib`], { cacheHome: fresh('machine') });
     expect(ls.code, ls.stderr).toBe(0);
     expect(ls.stdout).toContain(`${buildId.slice(2)}.debug`);
+ 
+    // The debug info index points at the NAR Floe serves (not the client's .nar.xz), for readers.
+    const auth = { Authorization: `Basic ${Buffer.from(`x:${token}`).toString('base64')}` };
+    const member = `lib/debug/.build-id/${buildId.slice(0, 2)}/${buildId.slice(2)}.debug`;
+    const index = await fetch(`${server.url}/cache/debuginfo/${buildId}`, { headers: auth });
+    expect(index.status).toBe(200);
+    const doc = (await index.json()) as { archive: string; member: string };
+    expect(doc.member).toBe(member);
+    const narinfo = await (await fetch(`${server.url}/cache/${hash}.narinfo`, { headers: auth })).text();
+    expect(`../${/^URL: (.*)$/m.exec(narinfo)![1]}`).toBe(doc.archive);
+    const nar = await fetch(new URL(doc.archive, `${server.url}/cache/debuginfo/`), { headers: auth });
+    expect(nar.status).toBe(200);
+    const narBytes = zstdDecompressSync(Buffer.from(await nar.arrayBuffer()));
+    expect(narBytes.includes(Buffer.from(`${s}\n`))).toBe(true);
+    // Nix 2.8's own name for it (`<build id>.debug`) answers the same.
+    expect(await (await fetch(`${server.url}/cache/debuginfo/${buildId}.debug`, { headers: auth })).text()).toBe(JSON.stringify(doc));
+
+    // Another org and anonymous callers get the one miss, byte-identical to an unknown build id.
+    const others = `debug-others-${n++}`;
+    await createOrg(server, others);
+    const other = { Authorization: `Basic ${Buffer.from(`x:${(await createToken(server, others, ['read'])).token}`).toString('base64')}` };
+    const unknown = await fetch(`${server.url}/cache/debuginfo/${'f'.repeat(40)}`, { headers: auth });
+    expect(unknown.status).toBe(404);
+    const missBody = await unknown.text();
+    for (const headers of [other, undefined]) {
+      const denied = await fetch(`${server.url}/cache/debuginfo/${buildId}`, { headers });
+      expect(denied.status).toBe(404);
+      expect(await denied.text()).toBe(missBody);
+    }
   });
 
   it('a narinfo carrying a several-KB signature is kept, served and substituted', async () => {
@@ -212,5 +298,45 @@ export function protocolScenarios(nix: NixRunner): void {
     const reader = await writeNetrc(dir, `big-sig-${n++}`, (await createToken(server, 'acme', ['read'])).token);
     const got = await substituteOn(fresh('machine'), `/nix/store/${p.base}`, reader);
     expect(got.code, got.stderr).toBe(0);
+  });
+
+  it('a narinfo with Provenance and other unknown fields is served back with them byte-for-byte and still verifies', async () => {
+    const p = fakePath('provenance');
+    const fileName = `${p.hashPart}.nar`;
+    const provenance = `{"drv":"${p.hashPart}-provenance.drv","next":{"type":"flake","flakeOutput":"packages.x86_64-linux.default"},"output":"out","type":"build"}`;
+    const extra = `Provenance: ${provenance}\nSystem: x86_64-linux\nX-Floe-Test:  spaced value \n`;
+    const narinfo = narInfoFor(p, `nar/${fileName}`).replace('References: \n', `References: \n${extra}`);
+    const rw = (await createToken(server, 'acme', ['read', 'write'])).token;
+    const basic = `Basic ${Buffer.from(`x:${rw}`).toString('base64')}`;
+    expect(await nixStyleUpload(`${server.url}/cache`, basic, p, { fileName, narinfo })).toMatchObject({ nar: 201, narinfo: 201 });
+    const served = await (await fetch(`${server.url}/cache/${p.hashPart}.narinfo`, { headers: { Authorization: basic } })).text();
+    // After every field Nix writes, the org's signature last among those, in the order sent.
+    expect(served).toMatch(/\nSig: [^\n]+\n/);
+    expect(served.endsWith(`\n${extra}`)).toBe(true);
+    const reader = await writeNetrc(dir, `provenance-${n++}`, (await createToken(server, 'acme', ['read'])).token);
+    const got = await substituteOn(fresh('machine'), `/nix/store/${p.base}`, reader);
+    expect(got.code, got.stderr).toBe(0);
+
+    // The batch API (`floe push`) carries them too.
+    const q = fakePath('provenance-batch');
+    const meta = { storePath: `/nix/store/${q.base}`, narHash: q.narHash, narSize: q.narSize, references: [], fields: [{ name: 'Provenance', value: provenance }] };
+    const put = await fetch(`${server.url}/api/v1/cache/paths`, {
+      method: 'PUT',
+      headers: { Authorization: `Bearer ${rw}`, 'X-Floe-Compression': 'none' },
+      body: Buffer.concat([Buffer.from(JSON.stringify(meta) + '\n'), q.nar]),
+    });
+    expect(put.status, await put.text()).toBe(201);
+    const batch = await (await fetch(`${server.url}/cache/${q.hashPart}.narinfo`, { headers: { Authorization: basic } })).text();
+    expect(batch.endsWith(`\nProvenance: ${provenance}\n`)).toBe(true);
+    const fetched = await substituteOn(fresh('machine'), `/nix/store/${q.base}`, reader);
+    expect(fetched.code, fetched.stderr).toBe(0);
+
+    // Bad input is a clear 400 and stores nothing.
+    const r = fakePath('provenance-bad');
+    const badInfo = narInfoFor(r, `nar/${r.hashPart}.nar`).replace('References: \n', 'References: \nProvenance: not json\n');
+    const bad = await nixStyleUpload(`${server.url}/cache`, basic, r, { fileName: `${r.hashPart}.nar`, narinfo: badInfo });
+    expect(bad.narinfo).toBe(400);
+    expect(bad.narinfoText).toMatch(/Provenance/);
+    expect((await fetch(`${server.url}/cache/${r.hashPart}.narinfo`, { headers: { Authorization: basic } })).status).toBe(404);
   });
 }

@@ -82,7 +82,7 @@ describe.skipIf(!postgresAvailable() && !process.env.CI)('floe migrate', () => {
 
     const newDir = await mkdtemp(path.join(os.tmpdir(), 'floe-migrated-'));
     const run = await exec(process.execPath, [FLOE_BIN, 'migrate', '--from', before.dataDir, '--data-dir', newDir], { env: { ...process.env, ...targetEnv } });
-    expect(run.stderr).toMatch(/verified: 1 orgs, 0 org_settings, 0 pins, 0 upstreams, 2 slices, 5 tokens, 2 server_keys, 4 nars, 4 paths, 0 identity_trusts, 1 flakes, 1 releases, 1 org_policies, \d+ audit_log, \d+ read_summary, 0 org_signers, \d+ usage_history, 1 org_keys, 0 org_follows, 0 slice_trusts, 0 realisations, 1 build_logs, \d+ peer_ids; 6 blobs re-hashed/);
+    expect(run.stderr).toMatch(/verified: 1 orgs, 0 org_settings, 0 pins, 0 upstreams, 2 slices, 5 tokens, 2 server_keys, 4 nars, 4 paths, 0 identity_trusts, 1 flakes, 1 releases, 1 org_policies, \d+ audit_log, \d+ read_summary, 0 org_signers, \d+ usage_history, 1 org_keys, 0 org_follows, 0 slice_trusts, 0 realisations, 1 build_logs, \d+ peer_ids, 0 debuginfo; 6 blobs re-hashed/);
     expect(await s3.countObjects('migrated/')).toBe(6);
 
     after = await startFloe({ dataDir: newDir, env: targetEnv });

@@ -1,9 +1,9 @@
 /**
- * `PUT /cache[/<org>/<slice>]/debuginfo/<build id>[.debug]` (Nix's `index-debug-info=true`, sent before
- * the NAR it points into): checked and accepted so such uploads succeed, not kept yet. Serving
- * them needs the `archive` (the client's NAR file name) resolved to the NAR Floe serves once the
- * narinfo is committed; until then GET answers the one miss, which dwarffs and
- * nixseparatedebuginfod take for "no debug info here".
+ * `GET|HEAD|PUT /cache[/<org>/<slice>]/debuginfo/<build id>[.debug]` (Nix's `index-debug-info=true`,
+ * sent before the NAR it points into): checked and kept by cache/debuginfo.ts, which resolves the
+ * client's archive name to the NAR Floe serves when the narinfo commits; until then, and for
+ * callers who may not read that NAR, GET answers the one miss (dwarffs and nixseparatedebuginfod
+ * take it for "no debug info here").
  */
 import { InvalidInput } from '../../errors.js';
 import { readJson } from '../body.js';
@@ -31,11 +31,22 @@ export function checkDebugInfo(buildId: string, value: unknown): { archive: stri
 
 export async function handleDebugInfo(r: CacheRequest, io: CacheRouteIo, rest: readonly string[]): Promise<boolean> {
   if (rest.length !== 2 || rest[0] !== 'debuginfo') return false;
-  if (r.req.method !== 'PUT') return false;
-  await r.cache.uploads.writeTarget(r.principal, r.view); // refuse before reading the body
+  const method = r.req.method ?? 'GET';
+  if (method === 'GET' || method === 'HEAD') {
+    // Served as `<build id>` and, as Nix 2.8 names the upload, `<build id>.debug`.
+    if (!BUILD_ID.test(rest[1]!)) return (io.miss(), true);
+    const doc = await r.cache.debugInfo.find(r.principal, r.view, rest[1]!.slice(0, 40));
+    if (doc === undefined) return (io.miss(), true);
+    io.send(200, { 'Content-Type': 'application/json', 'Cache-Control': 'private, no-cache' }, doc);
+    return true;
+  }
+  if (method !== 'PUT') return false;
+  const target = await r.cache.uploads.writeTarget(r.principal, r.view); // refuse before reading the body
   if (!BUILD_ID.test(rest[1]!)) throw new InvalidInput('debuginfo', 'expected debuginfo/<40 hex digits of a build id>');
   io.acceptBody();
-  checkDebugInfo(rest[1]!, await readJson(r.req, MAX_DEBUGINFO_BYTES));
+  const { archive, member } = checkDebugInfo(rest[1]!, await readJson(r.req, MAX_DEBUGINFO_BYTES));
+  const entry = { buildId: rest[1]!.slice(0, 40), archiveFile: archive.slice('../nar/'.length), member };
+  await r.cache.debugInfo.put(r.principal, target, entry);
   io.send(204, {});
   return true;
 }

@@ -309,6 +309,7 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
         ...(info.deriver ? { deriver: storePathArg(info.deriver) } : {}),
         ...(info.ca ? { ca: info.ca } : {}),
         sigs: info.sigs ?? [],
+        ...(info.fields?.length ? { extraFields: info.fields } : {}),
       },
       rest,
       declared,

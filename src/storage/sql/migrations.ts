@@ -385,6 +385,33 @@ const migrations: Record<string, Migration> = {
       }
     },
   },
+  '2026-12-02-610-narinfo-fields': {
+    async up(db) {
+      // Narinfo fields Floe does not interpret (Determinate Nix's `Provenance:`), kept as uploaded
+      // and rendered after the fields Nix writes; no signature covers them.
+      await db.schema.alterTable('paths').addColumn('extra_fields', 'text').execute();
+    },
+  },
+  '2026-12-02-611-debuginfo': {
+    async up(db) {
+      // Debug info index entries per slice: the client's NAR file name, resolved to the served NAR
+      // when a narinfo commits it.
+      await db.schema
+        .createTable('debuginfo')
+        .addColumn('slice_id', 'text', (c) => c.notNull().references('slices.id'))
+        .addColumn('build_id', 'text', (c) => c.notNull())
+        .addColumn('archive_file', 'text', (c) => c.notNull())
+        .addColumn('member', 'text', (c) => c.notNull())
+        .addColumn('nar_hash', 'text')
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('debuginfo_pk', ['slice_id', 'build_id'])
+        .execute();
+      await db.schema.createIndex('debuginfo_by_build_id').on('debuginfo').column('build_id').execute();
+      const byArchive = db.schema.createIndex('debuginfo_by_archive').on('debuginfo');
+      await byArchive.columns(['slice_id', 'archive_file']).execute();
+    },
+  },
 };
 
 class StaticProvider implements MigrationProvider {

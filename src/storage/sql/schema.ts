@@ -120,6 +120,8 @@ export interface PathsTable {
   sigs: string;
   /** The narinfo as served, with the server's signature, rendered once at commit. */
   narinfo: string;
+  /** Narinfo lines Floe does not interpret (e.g. `Provenance: …`), newline-separated, as uploaded; unsigned. */
+  extra_fields?: string | null;
   uploaded_by: string;
   created_at: string;
 }
@@ -148,6 +150,22 @@ export interface BuildLogsTable {
   /** Bytes of the zstd blob (what the log costs). */
   stored_size: number;
   uploaded_by: string;
+  created_at: string;
+}
+
+/** A debug info index entry in one slice (`debuginfo/<build id>`); served once its NAR is committed there. */
+export interface DebugInfoTable {
+  slice_id: string;
+  /** 40 hex digits. */
+  build_id: string;
+  /** The uploader's NAR file name (`../nar/<file>` in the document it sent). */
+  archive_file: string;
+  /** `lib/debug/.build-id/<2 hex>/<38 hex>.debug`. */
+  member: string;
+  /** The NAR it resolved to when a narinfo of the slice committed that file; null until then. */
+  nar_hash: string | null;
+  /** When an unresolved entry is dropped. */
+  expires_at: string;
   created_at: string;
 }
 
@@ -352,5 +370,6 @@ export interface Schema {
   org_keys: OrgKeysTable;
   realisations: RealisationsTable;
   build_logs: BuildLogsTable;
+  debuginfo: DebugInfoTable;
   peer_ids: PeerIdsTable;
 }
