@@ -185,7 +185,11 @@ export function describeWorkers(name: string, backend: () => Promise<{ env: Reco
         agents.push(agent);
         const p = fakePath(`drain-${i}`, { type: 'regular', contents: Buffer.alloc(1 << 20, i) });
         const body = batchBody(p);
-        const req = request(`${server.url}/api/v1/cache/paths`, { method: 'PUT', agent, headers: { Authorization: `Bearer ${rw}`, 'Content-Length': String(body.length) } });
+        // Expect: 100-continue: the 100 proves the worker has parsed the request before SIGTERM
+        // (a connection whose request was not read yet is closed by a drain, as in any server).
+        const headers = { Authorization: `Bearer ${rw}`, 'Content-Length': String(body.length), Expect: '100-continue' };
+        const req = request(`${server.url}/api/v1/cache/paths`, { method: 'PUT', agent, headers });
+        const continued = new Promise<void>((resolve) => req.once('continue', () => resolve()));
         const done = new Promise<number>((resolve, reject) => {
           req.on('response', (res) => {
             res.resume();
@@ -193,6 +197,10 @@ export function describeWorkers(name: string, backend: () => Promise<{ env: Reco
           });
           req.on('error', reject);
         });
+        // Observed even if another upload's assertion fails first (no unhandled rejection).
+        done.catch(() => undefined);
+        req.flushHeaders();
+        await continued;
         req.write(body.subarray(0, body.length / 2));
         uploads.push({ worker, done, rest: () => req.end(body.subarray(body.length / 2)) });
       }
