@@ -43,9 +43,8 @@ export class FsBlobStore implements BlobStore {
     const blobDir = path.join(root, 'blobs');
     const tmpDir = path.join(root, 'tmp');
     await mkdir(blobDir, { recursive: true, mode: PRIVATE_DIR_MODE });
-    // Anything left in tmp/ is from an upload that never committed (crash, kill): drop it.
-    await rm(tmpDir, { recursive: true, force: true });
     await mkdir(tmpDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+    await dropStaleTmp(tmpDir);
     return new FsBlobStore(blobDir, tmpDir);
   }
 
@@ -176,5 +175,22 @@ export class FsBlobStore implements BlobStore {
   /** For tests and diagnostics: the number of uncommitted temp files. */
   async pendingTempFiles(): Promise<number> {
     return (await readdir(this.tmpDir)).length;
+  }
+}
+
+/** A spool file untouched for this long is from an upload that never committed (crash, kill). */
+const STALE_TMP_MS = 3600_000;
+
+/**
+ * Drops what uncommitted uploads left in tmp/. Only old files: with `floe serve --workers N` another
+ * process sharing the data directory may be writing an upload there right now (a worker starting after
+ * the first one, or restarted, used to delete its spool file mid-upload: a 500).
+ */
+async function dropStaleTmp(tmpDir: string): Promise<void> {
+  const cutoff = Date.now() - STALE_TMP_MS;
+  for (const name of await readdir(tmpDir)) {
+    const file = path.join(tmpDir, name);
+    const info = await stat(file).catch(() => undefined);
+    if (info && info.mtimeMs < cutoff) await rm(file, { recursive: true, force: true });
   }
 }
