@@ -9,6 +9,7 @@ import path from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { BlobInfo, BlobRead, BlobStore, BlobWriter } from '../types.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../permissions.js';
+import { dropStaleSpool } from './spool.js';
 
 const KEY = /^[0-9a-z][0-9a-z._-]{1,200}$/;
 
@@ -44,7 +45,7 @@ export class FsBlobStore implements BlobStore {
     const tmpDir = path.join(root, 'tmp');
     await mkdir(blobDir, { recursive: true, mode: PRIVATE_DIR_MODE });
     await mkdir(tmpDir, { recursive: true, mode: PRIVATE_DIR_MODE });
-    await dropStaleTmp(tmpDir);
+    await dropStaleSpool(tmpDir);
     return new FsBlobStore(blobDir, tmpDir);
   }
 
@@ -175,22 +176,5 @@ export class FsBlobStore implements BlobStore {
   /** For tests and diagnostics: the number of uncommitted temp files. */
   async pendingTempFiles(): Promise<number> {
     return (await readdir(this.tmpDir)).length;
-  }
-}
-
-/** A spool file untouched for this long is from an upload that never committed (crash, kill). */
-const STALE_TMP_MS = 3600_000;
-
-/**
- * Drops what uncommitted uploads left in tmp/. Only old files: with `floe serve --workers N` another
- * process sharing the data directory may be writing an upload there right now (a worker starting after
- * the first one, or restarted, used to delete its spool file mid-upload: a 500).
- */
-async function dropStaleTmp(tmpDir: string): Promise<void> {
-  const cutoff = Date.now() - STALE_TMP_MS;
-  for (const name of await readdir(tmpDir)) {
-    const file = path.join(tmpDir, name);
-    const info = await stat(file).catch(() => undefined);
-    if (info && info.mtimeMs < cutoff) await rm(file, { recursive: true, force: true });
   }
 }
