@@ -9,6 +9,7 @@ import path from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { BlobInfo, BlobRead, BlobStore, BlobWriter } from '../types.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../permissions.js';
+import { dropStaleSpool } from './spool.js';
 
 const KEY = /^[0-9a-z][0-9a-z._-]{1,200}$/;
 
@@ -43,9 +44,8 @@ export class FsBlobStore implements BlobStore {
     const blobDir = path.join(root, 'blobs');
     const tmpDir = path.join(root, 'tmp');
     await mkdir(blobDir, { recursive: true, mode: PRIVATE_DIR_MODE });
-    // Anything left in tmp/ is from an upload that never committed (crash, kill): drop it.
-    await rm(tmpDir, { recursive: true, force: true });
     await mkdir(tmpDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+    await dropStaleSpool(tmpDir);
     return new FsBlobStore(blobDir, tmpDir);
   }
 

@@ -15,6 +15,7 @@ import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCom
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { BlobInfo, BlobRead, BlobStore, BlobWriter } from '../types.js';
+import { dropStaleSpool } from './spool.js';
 import { Unavailable } from '../../errors.js';
 import { isObjectStoreUnavailable } from '../failures.js';
 
@@ -62,8 +63,8 @@ export class S3BlobStore implements BlobStore {
       const why = isNotFound(err) ? 'the bucket does not exist' : (err as Error).message || (err as Error).name;
       throw new Error(`cannot use S3 bucket ${JSON.stringify(config.bucket)}${config.endpoint ? ` at ${config.endpoint}` : ''}: ${why}. Check FLOE_S3_BUCKET, FLOE_S3_ENDPOINT and the AWS credentials.`, { cause: err });
     }
-    await rm(config.spoolDir, { recursive: true, force: true });
     await mkdir(config.spoolDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+    await dropStaleSpool(config.spoolDir);
     return new S3BlobStore(client, config);
   }
 

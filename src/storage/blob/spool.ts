@@ -1,0 +1,20 @@
+/** Spool directories of uploads in progress, shared by the processes of one data directory. */
+import { readdir, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+
+/** A spool file untouched for this long is from an upload that never committed (crash, kill). */
+const STALE_SPOOL_MS = 3600_000;
+
+/**
+ * Drops what uncommitted uploads left in a spool directory (tmp/, s3-spool/). Only old files: with
+ * `floe serve --workers N` another process sharing the data directory may be writing an upload there
+ * right now (a worker starting after the first one, or restarted, used to delete its file mid-upload).
+ */
+export async function dropStaleSpool(dir: string): Promise<void> {
+  const cutoff = Date.now() - STALE_SPOOL_MS;
+  for (const name of await readdir(dir)) {
+    const file = path.join(dir, name);
+    const info = await stat(file).catch(() => undefined);
+    if (info && info.mtimeMs < cutoff) await rm(file, { recursive: true, force: true });
+  }
+}
