@@ -18,8 +18,5 @@ describe.skipIf(!enabled)('PostgreSQL + S3', () => {
         await pg.stop();
       },
     };
-    // Skipped here: while the workers drain, the test process gets an unhandled EPIPE rejection
-    // from outside the test's own requests (most likely the in-process S3 stand-in answering a
-    // worker that is closing its connections); the drain itself is the same code as embedded.
-  }, { sigterm: false });
+  });
 });
