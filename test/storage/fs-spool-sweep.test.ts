@@ -16,7 +16,7 @@ afterEach(async () => {
 
 it('keeps a spool file being written by another process and drops one left hours ago', async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'floe-spool-sweep-'));
-  await FsBlobStore.open(dir);
+  await FsBlobStore.open(dir, { sharedSpool: true });
   const live = path.join(dir, 'tmp', 'live-upload');
   const stale = path.join(dir, 'tmp', 'crashed-upload');
   await writeFile(live, 'in flight');
@@ -24,10 +24,18 @@ it('keeps a spool file being written by another process and drops one left hours
   const hoursAgo = new Date(Date.now() - 3 * 3600_000);
   await utimes(stale, hoursAgo, hoursAgo);
 
-  const second = await FsBlobStore.open(dir); // a second worker starting on the same data directory
+  const second = await FsBlobStore.open(dir, { sharedSpool: true }); // a second worker on the same data directory
   expect(await readdir(path.join(dir, 'tmp'))).toEqual(['live-upload']);
   const w = await second.begin(); // and spools new uploads beside it
   w.body.end('x');
   await w.commit('some-key');
   expect(await readdir(path.join(dir, 'tmp'))).toEqual(['live-upload']);
+});
+
+it('a single process owns its spool: at start everything there is a dead upload and goes', async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'floe-spool-sweep-'));
+  await FsBlobStore.open(dir, { sharedSpool: false });
+  await writeFile(path.join(dir, 'tmp', 'killed-just-now'), 'partial');
+  await FsBlobStore.open(dir, { sharedSpool: false });
+  expect(await readdir(path.join(dir, 'tmp'))).toEqual([]);
 });

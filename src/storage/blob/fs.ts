@@ -40,12 +40,13 @@ export class FsBlobStore implements BlobStore {
     private readonly tmpDir: string,
   ) {}
 
-  static async open(root: string): Promise<FsBlobStore> {
+  /** `sharedSpool`: other processes (workers) use this data directory too (see dropStaleSpool). */
+  static async open(root: string, opts: { sharedSpool?: boolean } = {}): Promise<FsBlobStore> {
     const blobDir = path.join(root, 'blobs');
     const tmpDir = path.join(root, 'tmp');
     await mkdir(blobDir, { recursive: true, mode: PRIVATE_DIR_MODE });
     await mkdir(tmpDir, { recursive: true, mode: PRIVATE_DIR_MODE });
-    await dropStaleSpool(tmpDir);
+    await dropStaleSpool(tmpDir, opts.sharedSpool);
     return new FsBlobStore(blobDir, tmpDir);
   }
 

@@ -20,6 +20,8 @@ import { Unavailable } from '../../errors.js';
 import { isObjectStoreUnavailable } from '../failures.js';
 
 export interface S3BlobConfig {
+  /** Other processes (workers) spool into the same directory (see dropStaleSpool). */
+  sharedSpool?: boolean;
   bucket: string;
   prefix: string;
   endpoint?: string;
@@ -64,7 +66,7 @@ export class S3BlobStore implements BlobStore {
       throw new Error(`cannot use S3 bucket ${JSON.stringify(config.bucket)}${config.endpoint ? ` at ${config.endpoint}` : ''}: ${why}. Check FLOE_S3_BUCKET, FLOE_S3_ENDPOINT and the AWS credentials.`, { cause: err });
     }
     await mkdir(config.spoolDir, { recursive: true, mode: PRIVATE_DIR_MODE });
-    await dropStaleSpool(config.spoolDir);
+    await dropStaleSpool(config.spoolDir, config.sharedSpool);
     return new S3BlobStore(client, config);
   }
 

@@ -1,4 +1,5 @@
 /** Spool directories of uploads in progress, shared by the processes of one data directory. */
+import cluster from 'node:cluster';
 import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -6,12 +7,13 @@ import path from 'node:path';
 const STALE_SPOOL_MS = 3600_000;
 
 /**
- * Drops what uncommitted uploads left in a spool directory (tmp/, s3-spool/). Only old files: with
- * `floe serve --workers N` another process sharing the data directory may be writing an upload there
+ * Drops what uncommitted uploads left in a spool directory (tmp/, s3-spool/) at start. A single
+ * process owns its spool: everything there is a dead upload's. A worker of `floe serve --workers N`
+ * drops only old files: another worker sharing the data directory may be writing an upload there
  * right now (a worker starting after the first one, or restarted, used to delete its file mid-upload).
  */
-export async function dropStaleSpool(dir: string): Promise<void> {
-  const cutoff = Date.now() - STALE_SPOOL_MS;
+export async function dropStaleSpool(dir: string, shared: boolean = cluster.isWorker): Promise<void> {
+  const cutoff = shared ? Date.now() - STALE_SPOOL_MS : Number.POSITIVE_INFINITY;
   for (const name of await readdir(dir)) {
     const file = path.join(dir, name);
     const info = await stat(file).catch(() => undefined);
