@@ -39,6 +39,15 @@ export interface CliConfig {
   createdNetrc?: boolean;
   /** What `floe login --system` wrote for the nix-daemon. */
   system?: { netrc: string; nixConf: string; include: string; createdNetrc: boolean };
+  /** A login that can be repeated without a person (cli/refresh.ts), with the output options it was given. */
+  login?: RenewableLogin;
+}
+
+export interface RenewableLogin {
+  method: 'github-action' | 'aws';
+  org?: string;
+  ttl?: string;
+  output: { netrc?: string; nixConf?: string | false; system?: boolean };
 }
 
 export function cliConfigFile(): string {

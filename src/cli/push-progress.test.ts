@@ -9,9 +9,11 @@ describe('push progress', () => {
     p.read(10 * 2 ** 20, 3000);
     // 20 MiB in the 2 s since the first byte: 10 MiB/s, 80 MiB left = 8 s.
     expect(p.line(3000)).toBe('20.0 MiB of 100.0 MiB (20%), 10.0 MiB/s, ETA 8s, 0/2 paths');
-    expect(p.due(3000)).toBe(true);
-    expect(p.due(7999)).toBe(false);
-    expect(p.due(8000)).toBe(true);
+    // The first line an interval after the first byte, then one per interval.
+    expect(p.due(3000)).toBe(false);
+    expect(p.due(6000)).toBe(true);
+    expect(p.due(10_999)).toBe(false);
+    expect(p.due(11_000)).toBe(true);
   });
 
   it('formats durations', () => {

@@ -33,7 +33,11 @@ export class PushProgress {
 
   /** NAR bytes read; starts the clock at the first byte, so the server's "missing" answer does not lower the rate. */
   read(bytes: number, now: number): void {
-    this.startedAt ??= now;
+    if (this.startedAt === undefined) {
+      // The first line comes an interval after the first byte: a quick push needs none.
+      this.startedAt = now;
+      this.lastLineAt = now;
+    }
     this.narBytes += bytes;
   }
 
