@@ -187,6 +187,16 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     return c.json({ org: org.name, ...settings });
   });
 
+  api.delete('/orgs/:org/slices/:slice', async (c) => {
+    const name = c.req.param('slice');
+    // Administration of this one slice: a token limited to other slices is refused by the guardrails.
+    const org = await requireOrg(c.get('principal'), c.req.param('org'), 'org.admin', [name]);
+    const removed = await deps.orgs.deleteSlice(org, name);
+    await deps.sources.sliceDeleted(org.id);
+    await deps.audit.appendNow({ principal: c.get('principal'), action: 'slice.delete', target: `slice ${org.name}/${name}`, orgId: org.id, detail: removed });
+    return c.json({ org: org.name, name, deleted: true, ...removed });
+  });
+
   api.post('/tokens', async (c) => {
     const p = c.get('principal');
     // The org is in the body; refuse the anonymous before reading it.
