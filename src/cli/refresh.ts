@@ -16,17 +16,24 @@ export type { RenewableLogin };
 export type RenewableMethod = RenewableLogin['method'];
 
 /** A fresh token by `method`, without writing anything. */
-export async function obtainLogin(client: ClientOptions, method: RenewableMethod, opts: { org?: string; ttl?: string }): Promise<Exchanged> {
+export async function obtainLogin(
+  client: ClientOptions,
+  method: RenewableMethod,
+  opts: { org?: string; ttl?: string },
+): Promise<Exchanged> {
   const exchangeOpts = { ...(opts.org ? { org: opts.org } : {}), ...(opts.ttl ? { ttl: opts.ttl } : {}) };
-  if (method === 'github-action') return exchangeIdentity(client, await githubActionsIdToken(await serverAudience(client)), exchangeOpts);
+  if (method === 'github-action') {
+    return exchangeIdentity(client, await githubActionsIdToken(await serverAudience(client)), exchangeOpts);
+  }
   const api = new FloeApi({ ...client, token: undefined });
   const info = await api.authInfo();
   return api.awsLogin({ ...(await signGetCallerIdentity(info.audience, info.awsAudienceHeader)), ...exchangeOpts });
 }
 
-const silent = () => commandContext({ stdout: { write: () => true }, stderr: { write: () => true }, stdin: (async function* () {})() });
+const silent = () =>
+  commandContext({ stdout: { write: () => true }, stderr: { write: () => true }, stdin: (async function* () {})() });
 
-/** Logs in again as remembered and rewrites the netrc (and the remembered expiry); quiet, the caller says what happened. */
+/** Logs in again as remembered and rewrites the netrc; quiet, the caller says what happened. */
 export async function renewLogin(client: ClientOptions, login: RenewableLogin): Promise<Exchanged> {
   const result = await obtainLogin(client, login.method, login);
   await saveLogin(silent(), client, result, { ...login.output }, login);
@@ -39,10 +46,11 @@ export function rememberedRenewable(server: string): RenewableLogin | undefined 
   return config.server === server ? config.login : undefined;
 }
 
-/** PURE: when a Floe token (a `floe_`-prefixed JWT) was issued and expires, read without verifying (only to schedule). */
+/** PURE: when a Floe token (a `floe_` JWT) was issued and expires, read unverified: only to schedule. */
 export function tokenTimes(token: string): { issuedAt: number; expiresAt: number } | undefined {
   try {
-    const payload = JSON.parse(Buffer.from(token.replace(/^floe_/, '').split('.')[1] ?? '', 'base64url').toString('utf8')) as { iat?: unknown; exp?: unknown };
+    const part = token.replace(/^floe_/, '').split('.')[1] ?? '';
+    const payload = JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as { iat?: unknown; exp?: unknown };
     if (typeof payload.exp !== 'number') return undefined;
     const exp = payload.exp * 1000;
     return { issuedAt: typeof payload.iat === 'number' ? payload.iat * 1000 : exp, expiresAt: exp };
@@ -111,17 +119,23 @@ export function keepLoginFresh(
 }
 
 /** The `floe login --refresh` loop (a detached process): renews until the job's end kills it. */
-export async function refreshForever(client: ClientOptions, login: RenewableLogin, first: Exchanged, before: number): Promise<never> {
+export async function refreshForever(
+  client: ClientOptions,
+  login: RenewableLogin,
+  first: Exchanged,
+  before: number,
+): Promise<never> {
+  const say = (line: string) => void process.stderr.write(`floe login: ${line}\n`);
   let times = timesOf(first, Date.now());
   for (;;) {
     await new Promise((r) => setTimeout(r, renewalDelay(times, Date.now(), before)));
     for (;;) {
       try {
         times = timesOf(await renewLogin(client, login), Date.now());
-        process.stderr.write(`floe login: renewed the ${login.method} login, valid until ${new Date(times.expiresAt).toISOString()}\n`);
+        say(`renewed the ${login.method} login, valid until ${new Date(times.expiresAt).toISOString()}`);
         break;
       } catch (err) {
-        process.stderr.write(`floe login: could not renew the ${login.method} login (${(err as Error).message}); trying again\n`);
+        say(`could not renew the ${login.method} login (${(err as Error).message}); trying again`);
         await new Promise((r) => setTimeout(r, retryDelay(times.expiresAt, Date.now())));
       }
     }

@@ -103,25 +103,55 @@ export class OrgService {
   async deleteSlice(org: Org, name: string): Promise<{ uploads: number; trusts: number; follows: number }> {
     if (name === DEFAULT_SLICE) throw new InvalidInput('slice', 'the default slice cannot be deleted: every org has one');
     const result = await this.db.transaction().execute(async (trx) => {
-      const slice = await trx.selectFrom('slices').select('id').where('org_id', '=', org.id).where('name', '=', name).executeTakeFirst();
+      const slice = await trx
+        .selectFrom('slices')
+        .select('id')
+        .where('org_id', '=', org.id)
+        .where('name', '=', name)
+        .executeTakeFirst();
       if (!slice) throw new NotFound();
-      const count = async (table: 'paths' | 'build_logs' | 'realisations') =>
-        Number((await trx.selectFrom(table).select((eb) => eb.fn.countAll().as('n')).where('slice_id', '=', slice.id).executeTakeFirstOrThrow()).n);
+      const count = async (table: 'paths' | 'build_logs' | 'realisations') => {
+        const row = await trx
+          .selectFrom(table)
+          .select((eb) => eb.fn.countAll().as('n'))
+          .where('slice_id', '=', slice.id)
+          .executeTakeFirstOrThrow();
+        return Number(row.n);
+      };
       const held = { paths: await count('paths'), logs: await count('build_logs'), realisations: await count('realisations') };
       if (held.paths + held.logs + held.realisations > 0) {
-        throw new Conflict(`slice ${org.name}/${name} holds ${held.paths} path(s), ${held.logs} log(s) and ${held.realisations} realisation(s): only an empty slice can be deleted`);
+        throw new Conflict(
+          `slice ${org.name}/${name} holds ${held.paths} path(s), ${held.logs} log(s) and ${held.realisations} ` +
+            'realisation(s): only an empty slice can be deleted',
+        );
       }
       const now = new Date().toISOString();
-      const tokens = (await trx.selectFrom('tokens').select('slices').where('org_id', '=', org.id).where('revoked_at', 'is', null).where('expires_at', '>', now).where('slices', 'is not', null).execute())
-        .filter((t) => (JSON.parse(t.slices!) as string[]).includes(name)).length;
-      const trusts = (await trx.selectFrom('identity_trusts').select('spec').where('org_id', '=', org.id).execute())
-        .filter((t) => ((JSON.parse(t.spec) as { slices?: string[] }).slices ?? []).includes(name)).length;
+      const liveTokens = await trx
+        .selectFrom('tokens')
+        .select('slices')
+        .where('org_id', '=', org.id)
+        .where('revoked_at', 'is', null)
+        .where('expires_at', '>', now)
+        .where('slices', 'is not', null)
+        .execute();
+      const tokens = liveTokens.filter((t) => (JSON.parse(t.slices!) as string[]).includes(name)).length;
+      const specs = await trx.selectFrom('identity_trusts').select('spec').where('org_id', '=', org.id).execute();
+      const trusts = specs.filter((t) => ((JSON.parse(t.spec) as { slices?: string[] }).slices ?? []).includes(name)).length;
       if (tokens + trusts > 0) {
-        throw new Conflict(`${tokens} live token(s) and ${trusts} identity trust(s) are limited to slice ${org.name}/${name}: revoke or change them first (a slice created later under this name would open to them)`);
+        throw new Conflict(
+          `${tokens} live token(s) and ${trusts} identity trust(s) are limited to slice ${org.name}/${name}: revoke or ` +
+            'change them first (a slice created later under this name would open to them)',
+        );
       }
-      const uploads = Number((await trx.deleteFrom('nar_uploads').where('slice_id', '=', slice.id).executeTakeFirst()).numDeletedRows);
-      const linkTrusts = Number((await trx.deleteFrom('slice_trusts').where((eb) => eb.or([eb('slice_id', '=', slice.id), eb('trusted_slice_id', '=', slice.id)])).executeTakeFirst()).numDeletedRows);
-      const follows = Number((await trx.deleteFrom('org_follows').where('slice_id', '=', slice.id).executeTakeFirst()).numDeletedRows);
+      const deleted = (r: { numDeletedRows: bigint }) => Number(r.numDeletedRows);
+      const uploads = deleted(await trx.deleteFrom('nar_uploads').where('slice_id', '=', slice.id).executeTakeFirst());
+      const linkTrusts = deleted(
+        await trx
+          .deleteFrom('slice_trusts')
+          .where((eb) => eb.or([eb('slice_id', '=', slice.id), eb('trusted_slice_id', '=', slice.id)]))
+          .executeTakeFirst(),
+      );
+      const follows = deleted(await trx.deleteFrom('org_follows').where('slice_id', '=', slice.id).executeTakeFirst());
       await trx.deleteFrom('slices').where('id', '=', slice.id).execute();
       return { uploads, trusts: linkTrusts, follows };
     });
