@@ -27,6 +27,10 @@ export interface Slice {
   public: boolean;
 }
 
+function refuseDefault(name: string): void {
+  if (name === DEFAULT_SLICE) throw new InvalidInput('slice', 'the default slice cannot be deleted: every org has one');
+}
+
 export class OrgService {
   /** Slices change rarely and are read on every cache request. */
   private readonly sliceCache = new Map<string, { at: number; value: SliceResource | undefined }>();
@@ -101,7 +105,7 @@ export class OrgService {
    * under the same name would open to them (409 until they are revoked or changed).
    */
   async deleteSlice(org: Org, name: string): Promise<{ uploads: number; trusts: number; follows: number }> {
-    if (name === DEFAULT_SLICE) throw new InvalidInput('slice', 'the default slice cannot be deleted: every org has one');
+    refuseDefault(name);
     const result = await this.db.transaction().execute(async (trx) => {
       const slice = await trx
         .selectFrom('slices')
@@ -125,24 +129,7 @@ export class OrgService {
             'realisation(s): only an empty slice can be deleted',
         );
       }
-      const now = new Date().toISOString();
-      const liveTokens = await trx
-        .selectFrom('tokens')
-        .select('slices')
-        .where('org_id', '=', org.id)
-        .where('revoked_at', 'is', null)
-        .where('expires_at', '>', now)
-        .where('slices', 'is not', null)
-        .execute();
-      const tokens = liveTokens.filter((t) => (JSON.parse(t.slices!) as string[]).includes(name)).length;
-      const specs = await trx.selectFrom('identity_trusts').select('spec').where('org_id', '=', org.id).execute();
-      const trusts = specs.filter((t) => ((JSON.parse(t.spec) as { slices?: string[] }).slices ?? []).includes(name)).length;
-      if (tokens + trusts > 0) {
-        throw new Conflict(
-          `${tokens} live token(s) and ${trusts} identity trust(s) are limited to slice ${org.name}/${name}: revoke or ` +
-            'change them first (a slice created later under this name would open to them)',
-        );
-      }
+      await this.refuseLimitedTo(org, name, trx);
       const deleted = (r: { numDeletedRows: bigint }) => Number(r.numDeletedRows);
       const uploads = deleted(await trx.deleteFrom('nar_uploads').where('slice_id', '=', slice.id).executeTakeFirst());
       const linkTrusts = deleted(
@@ -157,6 +144,38 @@ export class OrgService {
     });
     this.sliceCache.clear();
     return result;
+  }
+
+  /** What `floe slice delete --force` checks before it removes any path; deleteSlice checks again. */
+  async checkDeletable(org: Org, name: string): Promise<void> {
+    refuseDefault(name);
+    await this.refuseLimitedTo(org, name);
+  }
+
+  /**
+   * Refuses (409) deleting a slice that live tokens or identity trusts are limited to: a slice
+   * created later under the same name would open to them. `floe slice delete --force` asks first,
+   * before it removes any path.
+   */
+  async refuseLimitedTo(org: Org, name: string, db: Db = this.db): Promise<void> {
+    const now = new Date().toISOString();
+    const liveTokens = await db
+      .selectFrom('tokens')
+      .select('slices')
+      .where('org_id', '=', org.id)
+      .where('revoked_at', 'is', null)
+      .where('expires_at', '>', now)
+      .where('slices', 'is not', null)
+      .execute();
+    const tokens = liveTokens.filter((t) => (JSON.parse(t.slices!) as string[]).includes(name)).length;
+    const specs = await db.selectFrom('identity_trusts').select('spec').where('org_id', '=', org.id).execute();
+    const trusts = specs.filter((t) => ((JSON.parse(t.spec) as { slices?: string[] }).slices ?? []).includes(name)).length;
+    if (tokens + trusts > 0) {
+      throw new Conflict(
+        `${tokens} live token(s) and ${trusts} identity trust(s) are limited to slice ${org.name}/${name}: revoke or ` +
+          'change them first (a slice created later under this name would open to them)',
+      );
+    }
   }
 
   async listSlices(org: Org): Promise<Slice[]> {

@@ -3,7 +3,8 @@
  * server: the default slice and slices holding paths are refused; a token limited to another
  * slice may not delete it; live tokens limited to it block the delete until revoked (a slice
  * created later under the same name would open to them); a delete removes the slice's link
- * trusts and other orgs' follows of it, is audited, and the name can be used again.
+ * trusts and other orgs' follows of it, is audited, and the name can be used again. `--force`
+ * removes the slice's paths first, but only once nothing else refuses the delete.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFloe } from '../helpers/floe-cli.js';
@@ -12,6 +13,7 @@ import { api, basicAuth, createOrg, createToken, startFloe, type TestServer } fr
 
 let server: TestServer;
 let admin: string;
+let held: ReturnType<typeof fakePath>;
 const floe = (args: string[], token = admin) => runFloe(args, { env: { FLOE_SERVER: server.url, FLOE_TOKEN: token } });
 const slicesOf = async (org: string) => (await api<{ slices: Array<{ name: string }> }>(server, server.adminToken, 'GET', `/api/v1/orgs/${org}/sources`)).body.slices.map((s) => s.name);
 
@@ -33,7 +35,8 @@ describe('floe slice delete', () => {
     expect(d.stderr).toMatch(/400.*the default slice cannot be deleted/);
     expect((await floe(['slice', 'create', 'acme', 'full'])).code).toBe(0);
     const writer = (await createToken(server, 'acme', ['read', 'write'])).token;
-    const up = await nixStyleUpload(`${server.url}/cache/acme/full`, basicAuth(writer), fakePath('held'));
+    held = fakePath('held');
+    const up = await nixStyleUpload(`${server.url}/cache/acme/full`, basicAuth(writer), held);
     expect(up.narinfo, up.narinfoText).toBe(201);
     const full = await floe(['slice', 'delete', 'acme/full']);
     expect(full.code).not.toBe(0);
@@ -76,5 +79,30 @@ describe('floe slice delete', () => {
     expect((await floe(['slice', 'create', 'acme', 'staging'])).code).toBe(0);
     const missing = await floe(['slice', 'delete', 'acme/nope']);
     expect(missing.code).not.toBe(0);
+  });
+
+  it('--force removes the paths first, and removes nothing when the delete would be refused', async () => {
+    const writer = (await createToken(server, 'acme', ['read', 'write'])).token;
+    const narinfo = (slice: string, hash: string) =>
+      fetch(`${server.url}/cache/acme/${slice}/${hash}.narinfo`, { headers: { Authorization: `Bearer ${admin}` } }).then(async (r) => (await r.text(), r.status));
+    expect((await floe(['slice', 'create', 'acme', 'kept'])).code).toBe(0);
+    const kept = fakePath('kept-path');
+    expect((await nixStyleUpload(`${server.url}/cache/acme/kept`, basicAuth(writer), kept)).narinfo).toBe(201);
+    const limited = await createToken(server, 'acme', ['read'], { slices: ['kept'] });
+    const refused = await floe(['slice', 'delete', 'acme/kept', '--force']);
+    expect(refused.stderr).toMatch(/409.*live token/);
+    expect(await narinfo('kept', kept.hashPart)).toBe(200);
+    expect((await api(server, server.adminToken, 'DELETE', `/api/v1/tokens/${limited.id}`)).status).toBeLessThan(300);
+
+    expect(await narinfo('full', held.hashPart)).toBe(200);
+    const r = await floe(['slice', 'delete', 'acme/full', '--force']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/deleted slice acme\/full \(1 path\(s\), /);
+    expect(await slicesOf('acme')).not.toContain('full');
+    expect(await narinfo('full', held.hashPart)).toBe(404);
+    const audit = await api<{ entries: Array<{ target: string; detail: { force?: boolean; paths?: number } }> }>(server, server.adminToken, 'GET', '/api/v1/orgs/acme/audit?action=slice.delete');
+    expect(audit.body.entries.find((e) => e.target === 'slice acme/full')?.detail).toMatchObject({ force: true, paths: 1 });
+    // The slice that was not deleted still serves its path.
+    expect(await narinfo('kept', kept.hashPart)).toBe(200);
   });
 });
