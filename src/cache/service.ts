@@ -27,6 +27,7 @@ import type { SignerService } from './signers.js';
 import type { SourceService } from './sources.js';
 import type { UpstreamService } from './upstream.js';
 import { Uploads } from './uploading.js';
+import { lockExclusiveForGc } from '../storage/locks.js';
 import type { CacheView } from './view.js';
 
 export type { CommitResult, PathMetadata } from './committing.js';
@@ -177,6 +178,25 @@ export class CacheService {
     // PostgreSQL notices carry at most 8000 bytes: a large set drops every memo instead.
     const payload = hashes.length > MAX_HASHES_PER_NOTICE ? '*' : hashes.join(',');
     return this.storage.changes.notify('paths', payload).catch(() => undefined);
+  }
+
+  /**
+   * Removes every path of one slice (with its realisations and build logs), under the GC lock as
+   * GC's sweep does, for `floe slice delete --force`; the NARs and blobs left without a path are
+   * GC's to collect after the grace period. Returns how many paths went.
+   */
+  async emptySlice(sliceId: string): Promise<number> {
+    const { db, dialect } = this.storage;
+    const hashes = await db.transaction().execute(async (trx) => {
+      await lockExclusiveForGc(trx, dialect);
+      const rows = await trx.selectFrom('paths').select('hash_part').where('slice_id', '=', sliceId).execute();
+      await trx.deleteFrom('realisations').where('slice_id', '=', sliceId).execute();
+      await trx.deleteFrom('build_logs').where('slice_id', '=', sliceId).execute();
+      await trx.deleteFrom('paths').where('slice_id', '=', sliceId).execute();
+      return rows.map((r) => r.hash_part);
+    });
+    await this.forget(hashes);
+    return hashes.length;
   }
 
   /** Re-renders every narinfo of an org with its current signing keys (resign.ts). */

@@ -54,6 +54,11 @@ export class SourceService {
     this.globals = undefined;
   }
 
+  /** A slice of the org is gone (OrgService.deleteSlice): views and follows naming it are stale. */
+  async sliceDeleted(orgId: string): Promise<void> {
+    await this.changed(orgId);
+  }
+
   private async changed(orgId: string): Promise<void> {
     this.dropMemos();
     await this.changes?.notify('views', orgId).catch(() => undefined);

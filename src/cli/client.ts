@@ -39,6 +39,15 @@ export interface CliConfig {
   createdNetrc?: boolean;
   /** What `floe login --system` wrote for the nix-daemon. */
   system?: { netrc: string; nixConf: string; include: string; createdNetrc: boolean };
+  /** A login that can be repeated without a person (cli/refresh.ts), with the output options it was given. */
+  login?: RenewableLogin;
+}
+
+export interface RenewableLogin {
+  method: 'github-action' | 'aws';
+  org?: string;
+  ttl?: string;
+  output: { netrc?: string; nixConf?: string | false; system?: boolean };
 }
 
 export function cliConfigFile(): string {
@@ -238,7 +247,8 @@ export class FloeApi {
     this.call<{ url: string; public: boolean }>('POST', `/api/v1/orgs/${enc(org)}/slices`, body);
   setSlice = (org: string, slice: string, body: { public?: boolean; inView?: boolean; priority?: number }) =>
     this.call<{ public: boolean; inView: boolean; priority: number }>('PATCH', `/api/v1/orgs/${enc(org)}/slices/${enc(slice)}`, body);
-  deleteSlice = (org: string, slice: string) => this.call<unknown>('DELETE', `/api/v1/orgs/${enc(org)}/slices/${enc(slice)}`);
+  deleteSlice = (org: string, slice: string, force = false) =>
+    this.call<unknown>('DELETE', `/api/v1/orgs/${enc(org)}/slices/${enc(slice)}${force ? '?force=1' : ''}`);
   sources = (org: string) =>
     this.call<{ slices: SliceRow[]; follows: Array<{ org: string; slice: string; priority: number }> }>('GET', `/api/v1/orgs/${enc(org)}/sources`);
 

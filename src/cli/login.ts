@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CliError, FloeApi, apiRequest, cliConfigFile, nixConfigDir, readCliConfig, type CliConfig, type ClientOptions } from './client.js';
+import { CliError, FloeApi, apiRequest, cliConfigFile, nixConfigDir, readCliConfig, type CliConfig, type ClientOptions, type RenewableLogin } from './client.js';
 import type { CommandContext } from './commands/context.js';
 import { NetrcError, removeNetrcEntry, upsertNetrcEntry, upsertNixConfBlock } from './netrc.js';
 import { DAEMON_SOCKET, adminInstructions, cacheConfLines, existingNetrcFile, nixMode, removeNixConfBlock } from './nix-setup.js';
@@ -101,8 +101,17 @@ async function writeCliConfig(config: CliConfig): Promise<void> {
   await writeAtomic(cliConfigFile(), `${JSON.stringify(config, null, 2)}\n`, 0o600);
 }
 
-/** Writes (or prints) the netrc entry and nix.conf lines for `token`, and remembers the server. */
-export async function saveLogin(ctx: CommandContext, client: ClientOptions, result: Exchanged, opts: LoginOutputOptions): Promise<void> {
+/**
+ * Writes (or prints) the netrc entry and nix.conf lines for `token`, and remembers the server (and,
+ * for a login that can be repeated, how: `renewable`, which the watchers and `--refresh` use).
+ */
+export async function saveLogin(
+  ctx: CommandContext,
+  client: ClientOptions,
+  result: Exchanged,
+  opts: LoginOutputOptions,
+  renewable?: Omit<RenewableLogin, 'output'>,
+): Promise<void> {
   const host = new URL(client.server).hostname;
   // The keys of the view of the token just obtained: exactly the sources it will substitute from.
   const info = await new FloeApi({ ...client, token: result.token }).cacheInfo();
@@ -137,6 +146,15 @@ export async function saveLogin(ctx: CommandContext, client: ClientOptions, resu
   }
   const previous = readCliConfig();
   const config: CliConfig = { ...(previous.server === client.server ? previous : {}), server: client.server, ...(result.org ? { org: result.org } : {}) };
+  delete config.login;
+  if (renewable) {
+    const output: RenewableLogin['output'] = {
+      ...(opts.netrc ? { netrc: path.resolve(opts.netrc) } : {}),
+      ...(opts.nixConf !== undefined ? { nixConf: opts.nixConf === false ? (false as const) : path.resolve(opts.nixConf) } : {}),
+      ...(opts.system ? { system: true } : {}),
+    };
+    config.login = { method: renewable.method, ...(renewable.org ? { org: renewable.org } : {}), ...(renewable.ttl ? { ttl: renewable.ttl } : {}), output };
+  }
   if (opts.system) {
     const again = config.system?.netrc === netrcFile && config.system.createdNetrc;
     config.system = { netrc: netrcFile, nixConf: nixConfFile!, include: include!, createdNetrc: !netrcExisted || again === true };

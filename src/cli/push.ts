@@ -8,10 +8,12 @@
 import { spawn } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CompressStream } from 'zstd-napi';
 import { CliError, apiRequest, type ClientOptions } from './client.js';
 import { dumpPath } from './nar-dump.js';
+import { PushProgress, fmtBytes, fmtDuration } from './push-progress.js';
 import { inClosureOrder } from '../nix/closure-order.js';
 import type { MissingRequest, MissingResponse, PushedPath } from '../wire/push.js';
 
@@ -34,7 +36,21 @@ export interface PushResult {
   refused: Array<{ path: string; reason: string }>;
   uploaded: number;
   failed: Array<{ path: string; error: string }>;
+  /** NAR bytes of the uploaded paths (uncompressed). */
   bytes: number;
+  /** NAR body bytes sent on the wire (zstd for large paths), the server's `floe_upload_bytes_total`. */
+  sentBytes: number;
+  /** From the first question to the server to the last answer. */
+  durationMs: number;
+}
+
+export interface PushOptions {
+  slice?: string;
+  jobs: number;
+  /** A line for the log; `final` lines stay, others may be redrawn over (a TTY's status line). */
+  progress: (line: string, final?: boolean) => void;
+  /** At most one byte-progress line this often (default 5 s, for logs). */
+  progressIntervalMs?: number;
 }
 
 /** Runs a Nix command and returns its stdout; a failure names the command and its last error line. */
@@ -70,11 +86,22 @@ export async function closureOf(targets: string[]): Promise<PathInfo[]> {
   });
 }
 
-function fmtBytes(n: number): string {
-  return n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : `${(n / 1024).toFixed(0)} KiB`;
+/** Counts the bytes passing through, for progress as a NAR streams. */
+function counter(onBytes: (n: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      onBytes(chunk.length);
+      done(null, chunk);
+    },
+  });
 }
 
-async function uploadOne(client: ClientOptions, endpoint: string, info: PathInfo): Promise<void> {
+async function uploadOne(
+  client: ClientOptions,
+  endpoint: string,
+  info: PathInfo,
+  counts: { read: (n: number) => void; sent: (n: number) => void },
+): Promise<void> {
   const url = new URL(endpoint);
   const meta: PushedPath = {
     storePath: info.path,
@@ -101,8 +128,8 @@ async function uploadOne(client: ClientOptions, endpoint: string, info: PathInfo
   });
   req.write(JSON.stringify(meta) + '\n');
   try {
-    if (compress) await pipeline(dumpPath(info.path), new CompressStream({ compressionLevel: 3 }), req);
-    else await pipeline(dumpPath(info.path), req);
+    if (compress) await pipeline(dumpPath(info.path), counter(counts.read), new CompressStream({ compressionLevel: 3 }), counter(counts.sent), req);
+    else await pipeline(dumpPath(info.path), counter((n) => (counts.read(n), counts.sent(n))), req);
   } catch (err) {
     req.destroy();
     const r = await response.catch(() => undefined);
@@ -120,8 +147,9 @@ async function uploadOne(client: ClientOptions, endpoint: string, info: PathInfo
   }
 }
 
-export async function push(client: ClientOptions, targets: string[], opts: { slice?: string; jobs: number; progress: (line: string, final?: boolean) => void }): Promise<PushResult> {
+export async function push(client: ClientOptions, targets: string[], opts: PushOptions): Promise<PushResult> {
   if (!client.token) throw new CliError('pushing needs a token with the write scope: set FLOE_TOKEN or run `floe login`');
+  const began = Date.now();
   const closure = await closureOf(targets);
   const prefix = opts.slice ? `/api/v1/cache/${opts.slice}` : '/api/v1/cache';
   const missing = new Set<string>();
@@ -138,18 +166,35 @@ export async function push(client: ClientOptions, targets: string[], opts: { sli
     }
   }
   const todo = closure.filter((p) => missing.has(p.path));
-  const result: PushResult = { total: closure.length, present: closure.length - todo.length - mirrored.size, mirrored: mirrored.size, refused, uploaded: 0, failed: [], bytes: 0 };
+  const result: PushResult = {
+    total: closure.length,
+    present: closure.length - todo.length - mirrored.size,
+    mirrored: mirrored.size,
+    refused,
+    uploaded: 0,
+    failed: [],
+    bytes: 0,
+    sentBytes: 0,
+    durationMs: 0,
+  };
   const totalBytes = todo.reduce((n, p) => n + p.narSize, 0);
   opts.progress(
     `${closure.length} paths in the closure, ${result.present} already in the cache, ${mirrored.size} fetched by the server from upstream, ${todo.length} to upload (${fmtBytes(totalBytes)} uncompressed)`,
     true,
   );
-  const started = Date.now();
+  const progress = new PushProgress(totalBytes, todo.length, opts.progressIntervalMs ?? 5000);
+  const onRead = (n: number) => {
+    const now = Date.now();
+    progress.read(n, now);
+    if (progress.due(now)) opts.progress(progress.line(now));
+  };
   const byPath = new Map(todo.map((p) => [p.path, p]));
   const upload = async (path: string): Promise<boolean> => {
     const info = byPath.get(path)!;
+    let sent = 0;
+    const counts = { read: onRead, sent: (n: number) => void (sent += n) };
     try {
-      await uploadOne(client, `${client.server}${prefix}/paths`, info);
+      await uploadOne(client, `${client.server}${prefix}/paths`, info, counts);
     } catch (err) {
       result.failed.push({ path, error: (err as Error).message });
       opts.progress(`failed ${path}: ${(err as Error).message}`, true);
@@ -157,15 +202,23 @@ export async function push(client: ClientOptions, targets: string[], opts: { sli
     }
     result.uploaded++;
     result.bytes += info.narSize;
-    const secs = (Date.now() - started) / 1000;
-    const rate = result.bytes / Math.max(secs, 0.001);
-    const eta = rate > 0 ? Math.round((totalBytes - result.bytes) / rate) : 0;
-    opts.progress(`[${result.uploaded}/${todo.length}] ${fmtBytes(result.bytes)} of ${fmtBytes(totalBytes)}, ${fmtBytes(rate)}/s, ETA ${eta}s: uploaded ${path}`);
+    // Only what the server kept: the bytes of a refused upload are not in its upload counter either.
+    result.sentBytes += sent;
+    progress.pathsDone++;
+    opts.progress(`[${result.uploaded}/${todo.length}] uploaded ${path} (${fmtBytes(info.narSize)}); ${progress.line(Date.now())}`);
     return true;
   };
   const dependencyFailed = (path: string) => result.failed.push({ path, error: 'a dependency failed to upload' });
   // Dependencies first: the server makes a path visible only once its references are there.
   const stuck = await inClosureOrder(todo.map((p) => [p.path, p.references] as const), opts.jobs, upload, dependencyFailed);
   for (const path of stuck) dependencyFailed(path);
+  result.durationMs = Date.now() - began;
   return result;
+}
+
+/** The closing line: counts, bytes and how long it took. */
+export function pushSummary(r: PushResult): string {
+  const secs = r.durationMs / 1000;
+  const rate = secs > 0 ? `, ${fmtBytes(r.bytes / secs)}/s` : '';
+  return `${r.uploaded} uploaded, ${r.present} already present, ${r.failed.length} failed of ${r.total} paths; ${fmtBytes(r.bytes)} (${fmtBytes(r.sentBytes)} sent) in ${fmtDuration(secs)}${rate}`;
 }

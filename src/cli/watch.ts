@@ -16,6 +16,7 @@ import path from 'node:path';
 import type { Command, Option } from 'commander';
 import { CliError, CliExit, clientOptions, type ClientOptions } from './client.js';
 import { push, runNixCommand } from './push.js';
+import { keepLoginFresh, rememberedRenewable, tokenTimes } from './refresh.js';
 import { PushQueue, defaultQueueFile, keyOf, type QueuedPath } from './queue.js';
 
 const NIX32 = '0123456789abcdfghijklmnpqrsvwxyz';
@@ -191,6 +192,21 @@ function report(cmd: string, s: DrainSummary, json: boolean | undefined): void {
   for (const f of s.failed.slice(0, 10)) log(cmd)(`${f.path}: ${f.error}`);
 }
 
+/**
+ * A watcher outlives its token (a long CI job, a build machine): when the token came from a
+ * remembered login that can be repeated (`floe login github-action` / `aws`), it logs in again
+ * before expiry, pushes with the new token and rewrites the netrc for Nix. A FLOE_TOKEN from the
+ * environment is the caller's to manage.
+ */
+async function keepFresh(cmd: string, client: ClientOptions): Promise<{ stop(): void } | undefined> {
+  if (process.env.FLOE_TOKEN?.trim() || !client.token) return undefined;
+  const login = rememberedRenewable(client.server);
+  const times = tokenTimes(client.token);
+  if (!login || !times) return undefined;
+  log(cmd)(`the ${login.method} login is renewed before it expires (${new Date(times.expiresAt).toISOString()})`);
+  return keepLoginFresh(client, login, { times, before: 10 * 60_000, log: log(cmd) });
+}
+
 /** Drains with a deadline; on timeout the queue keeps what is left (uploads in flight are cut). */
 async function drainWithin(cmd: string, queue: PushQueue, client: ClientOptions, jobs: number, timeout: number): Promise<DrainSummary | undefined> {
   let timer: NodeJS.Timeout | undefined;
@@ -284,6 +300,7 @@ export function registerWatchCommands(program: Command, serverOption: () => Opti
       if (!client.token) throw new CliError('pushing needs a token with the write scope: set FLOE_TOKEN or run `floe login`');
       const file = opts.queue ?? defaultQueueFile();
       const queue = PushQueue.open(file);
+      const fresh = await keepFresh('watch-store', client);
       if (opts.drain) {
         if (opts.baseline) {
           // What appeared after a watcher that shared this baseline died (or after its last poll).
@@ -298,6 +315,7 @@ export function registerWatchCommands(program: Command, serverOption: () => Opti
           log('watch-store')(`timed out after ${opts.timeout} with ${queue.size()} path(s) left in the queue: run \`floe watch-store --drain\` again`);
           throw new CliExit(1);
         }
+        fresh?.stop();
         report('watch-store', s, opts.json);
         if (s.failed.length > 0) throw new CliExit(1);
         return;
@@ -330,6 +348,7 @@ export function registerWatchCommands(program: Command, serverOption: () => Opti
       const client = clientOptions(opts);
       if (!client.token) throw new CliError('pushing needs a token with the write scope: set FLOE_TOKEN or run `floe login`');
       const queue = PushQueue.open(opts.queue ?? defaultQueueFile());
+      const fresh = await keepFresh('watch-exec', client);
       const watcher = watchLoop('watch-exec', queue, client, opts.slice ?? '', jobs, interval, opts.baseline);
       await watcher.start();
       const code = await new Promise<number>((resolve, reject) => {
@@ -350,6 +369,7 @@ export function registerWatchCommands(program: Command, serverOption: () => Opti
       // What the command left (even if it failed: partial builds are worth keeping) is recorded, then drained.
       await watcher.stop(true);
       const s = await drainWithin('watch-exec', queue, client, jobs, timeout);
+      fresh?.stop();
       if (!s) {
         log('watch-exec')(`timed out after ${opts.timeout} with ${queue.size()} path(s) left in the queue: run \`floe watch-store --drain\``);
         throw new CliExit(code !== 0 ? code : 1);

@@ -1,6 +1,6 @@
 /** Orgs and their cache slices. Every org has a private `default` slice from the moment it exists. */
 import { randomUUID } from 'node:crypto';
-import { Conflict, InvalidInput } from '../errors.js';
+import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import type { Db } from '../storage/types.js';
 import type { SliceResource } from '../policy/actions.js';
 
@@ -25,6 +25,10 @@ export interface Slice {
   orgId: string;
   name: string;
   public: boolean;
+}
+
+function refuseDefault(name: string): void {
+  if (name === DEFAULT_SLICE) throw new InvalidInput('slice', 'the default slice cannot be deleted: every org has one');
 }
 
 export class OrgService {
@@ -91,6 +95,87 @@ export class OrgService {
       .executeTakeFirst();
     this.sliceCache.clear();
     return Number(res.numUpdatedRows) > 0;
+  }
+
+  /**
+   * Deletes an empty slice: its upload records (proofs of possession; GC collects their blobs), the
+   * link trusts naming it either way and other orgs' follows of it go with it. Refused: the
+   * `default` slice (every org has one), a slice still holding paths, logs or realisations (409),
+   * and a slice that live tokens or identity trusts are limited to, since a slice created later
+   * under the same name would open to them (409 until they are revoked or changed).
+   */
+  async deleteSlice(org: Org, name: string): Promise<{ uploads: number; trusts: number; follows: number }> {
+    refuseDefault(name);
+    const result = await this.db.transaction().execute(async (trx) => {
+      const slice = await trx
+        .selectFrom('slices')
+        .select('id')
+        .where('org_id', '=', org.id)
+        .where('name', '=', name)
+        .executeTakeFirst();
+      if (!slice) throw new NotFound();
+      const count = async (table: 'paths' | 'build_logs' | 'realisations') => {
+        const row = await trx
+          .selectFrom(table)
+          .select((eb) => eb.fn.countAll().as('n'))
+          .where('slice_id', '=', slice.id)
+          .executeTakeFirstOrThrow();
+        return Number(row.n);
+      };
+      const held = { paths: await count('paths'), logs: await count('build_logs'), realisations: await count('realisations') };
+      if (held.paths + held.logs + held.realisations > 0) {
+        throw new Conflict(
+          `slice ${org.name}/${name} holds ${held.paths} path(s), ${held.logs} log(s) and ${held.realisations} ` +
+            'realisation(s): only an empty slice can be deleted',
+        );
+      }
+      await this.refuseLimitedTo(org, name, trx);
+      const deleted = (r: { numDeletedRows: bigint }) => Number(r.numDeletedRows);
+      const uploads = deleted(await trx.deleteFrom('nar_uploads').where('slice_id', '=', slice.id).executeTakeFirst());
+      const linkTrusts = deleted(
+        await trx
+          .deleteFrom('slice_trusts')
+          .where((eb) => eb.or([eb('slice_id', '=', slice.id), eb('trusted_slice_id', '=', slice.id)]))
+          .executeTakeFirst(),
+      );
+      const follows = deleted(await trx.deleteFrom('org_follows').where('slice_id', '=', slice.id).executeTakeFirst());
+      await trx.deleteFrom('slices').where('id', '=', slice.id).execute();
+      return { uploads, trusts: linkTrusts, follows };
+    });
+    this.sliceCache.clear();
+    return result;
+  }
+
+  /** What `floe slice delete --force` checks before it removes any path; deleteSlice checks again. */
+  async checkDeletable(org: Org, name: string): Promise<void> {
+    refuseDefault(name);
+    await this.refuseLimitedTo(org, name);
+  }
+
+  /**
+   * Refuses (409) deleting a slice that live tokens or identity trusts are limited to: a slice
+   * created later under the same name would open to them. `floe slice delete --force` asks first,
+   * before it removes any path.
+   */
+  async refuseLimitedTo(org: Org, name: string, db: Db = this.db): Promise<void> {
+    const now = new Date().toISOString();
+    const liveTokens = await db
+      .selectFrom('tokens')
+      .select('slices')
+      .where('org_id', '=', org.id)
+      .where('revoked_at', 'is', null)
+      .where('expires_at', '>', now)
+      .where('slices', 'is not', null)
+      .execute();
+    const tokens = liveTokens.filter((t) => (JSON.parse(t.slices!) as string[]).includes(name)).length;
+    const specs = await db.selectFrom('identity_trusts').select('spec').where('org_id', '=', org.id).execute();
+    const trusts = specs.filter((t) => ((JSON.parse(t.spec) as { slices?: string[] }).slices ?? []).includes(name)).length;
+    if (tokens + trusts > 0) {
+      throw new Conflict(
+        `${tokens} live token(s) and ${trusts} identity trust(s) are limited to slice ${org.name}/${name}: revoke or ` +
+          'change them first (a slice created later under this name would open to them)',
+      );
+    }
   }
 
   async listSlices(org: Org): Promise<Slice[]> {

@@ -1,7 +1,8 @@
 /**
  * `floe push` with real Nix: a wide closure, part of it already in the cache, uploaded in
  * parallel with dependencies first; a push interrupted half way and resumed; the result
- * substitutes into a fresh store with signatures required.
+ * substitutes into a fresh store with signatures required; byte progress within one large path
+ * and a summary whose byte totals are what the server counted.
  */
 import { execFile, spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
@@ -82,6 +83,43 @@ describe.skipIf(!version)('floe push', () => {
     expect(r.present).toBeGreaterThanOrEqual(3);
     expect(r.present + r.uploaded).toBe(31);
     expect(r.uploaded).toBeGreaterThan(0);
+  });
+
+  it('shows bytes moving within a large path, and sums up the bytes the server received', async () => {
+    // Random bytes: zstd cannot shrink them, so the NAR streams at its full size.
+    const file = path.join(dir, 'big.nix');
+    await writeFile(
+      file,
+      `derivation { name = "big-blob"; builder = "/bin/sh"; args = [ "-c" "head -c 12582912 /dev/urandom > $out" ]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; }\n`,
+    );
+    const built = await hostNix.run(['nix-build', file, '--no-out-link'], { cacheHome: path.join(dir, 'build') });
+    expect(built.code, built.stderr).toBe(0);
+    const big = built.stdout.trim().split('\n').at(-1)!;
+    const scrape = async () => {
+      const text = await (await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${server.adminToken}` } })).text();
+      return Number(text.split('\n').find((l) => l.startsWith('floe_upload_bytes_total '))?.split(' ')[1] ?? 0);
+    };
+    const before = await scrape();
+    // stderr is a pipe here, as in CI: plain lines, throttled to FLOE_PROGRESS_INTERVAL (tiny, so a fast push still shows several).
+    const r = await exec(process.execPath, [FLOE_BIN, 'push', big, '--json'], { env: { ...floeEnv(), FLOE_PROGRESS_INTERVAL: '0.001' } });
+    const summary = JSON.parse(r.stdout) as { uploaded: number; bytes: number; sentBytes: number; durationMs: number };
+    expect(summary.uploaded).toBe(1);
+    expect(r.stderr).not.toMatch(/\r|\x1b\[/);
+    const shown = [...r.stderr.matchAll(/^floe push: ([\d.]+) (KiB|MiB) of 12\.0 MiB \((\d+)%\)/gm)].map((m) => Number(m[1]) * (m[2] === 'MiB' ? 1024 : 1));
+    expect(shown.length, r.stderr).toBeGreaterThanOrEqual(3);
+    expect(shown.some((kib) => kib > 0 && kib < 12 * 1024), 'a line while the one path was half sent').toBe(true);
+    for (let i = 1; i < shown.length; i++) expect(shown[i]!).toBeGreaterThanOrEqual(shown[i - 1]!);
+    expect(shown.at(-1)!).toBeGreaterThan(shown[0]!);
+    expect(r.stderr).toMatch(/uploaded .*big-blob \(12\.0 MiB\); 12\.0 MiB of 12\.0 MiB \(100%\)/);
+    const info = JSON.parse((await hostNix.run(['nix', 'path-info', '--json', big], { cacheHome: path.join(dir, 'build') })).stdout) as Array<{ narSize: number }> | Record<string, { narSize: number }>;
+    const narSize = (Array.isArray(info) ? info[0]! : Object.values(info)[0]!).narSize;
+    expect(summary.bytes).toBe(narSize);
+    // What the server counted as received NAR bytes is exactly what the client says it sent.
+    expect(summary.sentBytes).toBe((await scrape()) - before);
+    expect(summary.sentBytes).toBeGreaterThan(12 * 2 ** 20);
+    expect(summary.durationMs).toBeGreaterThan(0);
+    const plain = await exec(process.execPath, [FLOE_BIN, 'push', big], { env: floeEnv() });
+    expect(plain.stderr).toMatch(/0 uploaded, 1 already present, 0 failed of 1 paths; 0 KiB \(0 KiB sent\) in \d+s/);
   });
 
   it('explains a missing token and a path that is not in the store', async () => {

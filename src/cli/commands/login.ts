@@ -2,9 +2,9 @@
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
-import { signGetCallerIdentity } from '../aws.js';
 import { CliError, FloeApi, clientOptions, readCliConfig } from '../client.js';
-import { exchangeIdentity, githubActionsIdToken, logout, saveLogin, serverAudience, type LoginOutputOptions } from '../login.js';
+import { exchangeIdentity, logout, saveLogin, type LoginOutputOptions } from '../login.js';
+import { obtainLogin, refreshForever, type RenewableMethod } from '../refresh.js';
 import { browserLogin, deviceLogin } from '../oidc-login.js';
 import { parseDuration, type CommandContext } from './context.js';
 
@@ -69,44 +69,34 @@ export function registerLoginCommands(program: Command, ctx: CommandContext): vo
       await saveLogin(ctx, client, result, outputOf(opts));
     });
 
-  loginOutput(login.command('github-action').description('in a GitHub Actions job (permissions: id-token: write)'))
-    .option('--refresh', 'keep the login fresh for long jobs: a background process logs in again before the token expires')
-    .option('--refresh-before <duration>', 'with --refresh: how long before expiry to log in again', '10m')
-    .addOption(new Option('--refresh-loop <expires-at-ms>').hideHelp())
-    .action(async (opts: LoginOpts & { refresh?: boolean; refreshBefore: string; refreshLoop?: string }) => {
-      const client = clientOptions(opts);
-      const once = async (output: LoginOutputOptions) => {
-        const idToken = await githubActionsIdToken(await serverAudience(client));
-        const result = await exchangeIdentity(client, idToken, exchangeOpts(opts));
-        await saveLogin(ctx, client, result, output);
-        return result;
-      };
-      if (!opts.refreshLoop) {
-        const first = await once(outputOf(opts));
-        if (opts.refresh) {
-          // The runner ends leftover processes when the job finishes, which ends the refresher too.
-          const args = process.argv.slice(2).filter((a) => a !== '--refresh' && a !== '--json' && a !== '--print');
-          const expires = first.expiresAt ? Date.parse(first.expiresAt) : Date.now() + 3600_000;
-          const child = spawn(process.execPath, [process.argv[1]!, ...args, '--refresh-loop', String(expires)], { detached: true, stdio: 'ignore', env: process.env });
-          child.unref();
-          ctx.err(`floe: refreshing the login in the background (pid ${child.pid})`);
+  /**
+   * A login this machine can repeat on its own: remembered for the watchers, and with `--refresh`
+   * a detached process logs in again before each token expires (the CI runner ends it with the job).
+   */
+  const renewable = (cmd: Command, method: RenewableMethod) =>
+    loginOutput(cmd)
+      .option('--refresh', 'keep the login fresh for long jobs: a background process logs in again before the token expires')
+      .option('--refresh-before <duration>', 'with --refresh: how long before expiry to log in again', '10m')
+      .addOption(new Option('--refresh-loop').hideHelp())
+      .action(async (opts: LoginOpts & { refresh?: boolean; refreshBefore: string; refreshLoop?: boolean }) => {
+        const client = clientOptions(opts);
+        const how = { method, ...exchangeOpts(opts) };
+        const before = parseDuration(opts.refreshBefore);
+        if (opts.refreshLoop) {
+          // The login just saved is in the netrc: its token says when to renew.
+          const output = { ...outputOf(opts), json: false, print: false };
+          return refreshForever(client, { ...how, output }, { token: client.token ?? '' }, before);
         }
-        return;
-      }
-      const before = parseDuration(opts.refreshBefore);
-      const quiet = { ...outputOf(opts), json: false, print: false };
-      let expiresAt = Number(opts.refreshLoop);
-      for (;;) {
-        const wait = Math.max(1_000, expiresAt - before - Date.now());
-        await new Promise((r) => setTimeout(r, wait));
-        try {
-          const result = await once(quiet);
-          expiresAt = result.expiresAt ? Date.parse(result.expiresAt) : Date.now() + 3600_000;
-        } catch {
-          expiresAt = Date.now() + before + 30_000; // retry in 30 s
-        }
-      }
-    });
+        const first = await obtainLogin(client, method, exchangeOpts(opts));
+        await saveLogin(ctx, client, first, outputOf(opts), opts.print ? undefined : how);
+        if (!opts.refresh) return;
+        const args = process.argv.slice(2).filter((a) => a !== '--refresh' && a !== '--json' && a !== '--print');
+        const child = spawn(process.execPath, [process.argv[1]!, ...args, '--refresh-loop'], { detached: true, stdio: 'ignore', env: process.env });
+        child.unref();
+        ctx.err(`floe: refreshing the login in the background (pid ${child.pid})`);
+      });
+
+  renewable(login.command('github-action').description('in a GitHub Actions job (permissions: id-token: write)'), 'github-action');
 
   loginOutput(login.command('gitlab-pipeline').description('in a GitLab CI job with an id_token whose aud is this server'))
     .option('--token-var <name>', 'CI/CD variable holding the id_token', 'FLOE_ID_TOKEN')
@@ -117,15 +107,7 @@ export function registerLoginCommands(program: Command, ctx: CommandContext): vo
       await saveLogin(ctx, client, await exchangeIdentity(client, idToken, exchangeOpts(opts)), outputOf(opts));
     });
 
-  loginOutput(login.command('aws').description('with the AWS credentials of this machine (role, profile, env): presigned sts:GetCallerIdentity')).action(
-    async (opts: LoginOpts) => {
-      const client = clientOptions(opts);
-      const api = new FloeApi(client);
-      const info = await api.authInfo();
-      const signed = await signGetCallerIdentity(info.audience, info.awsAudienceHeader);
-      await saveLogin(ctx, client, await api.awsLogin({ ...signed, ...exchangeOpts(opts) }), outputOf(opts));
-    },
-  );
+  renewable(login.command('aws').description('with the AWS credentials of this machine (role, profile, env): presigned sts:GetCallerIdentity'), 'aws');
 
   loginOutput(login.command('oidc').description('a person, through an OIDC provider (Entra ID, ...): browser (PKCE) or --device; or exchange --id-token-file'))
     .option('--issuer <url>', 'identity provider (default: the one the server offers)')

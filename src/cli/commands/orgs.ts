@@ -106,5 +106,23 @@ export function registerOrgCommands(program: Command, ctx: CommandContext): { or
       }
     });
 
+  slice
+    .command('delete [org] [slice]')
+    .description('delete an empty slice (`floe slice delete acme/staging`); its link trusts and follows go with it')
+    .addOption(ctx.serverOption())
+    .addOption(orgOption())
+    .option('--force', "also remove the slice's paths, logs and realisations (GC then collects the blobs)")
+    .option('--json', 'print JSON')
+    .action(async (a: string | undefined, b: string | undefined, opts: ServerOpts & { force?: boolean }) => {
+      // `<org>/<slice>` as one argument, like --slice elsewhere, or the org and the slice apart.
+      const joined = !opts.org && a?.includes('/') && b === undefined ? a.split('/') : undefined;
+      if (joined && joined.length !== 2) throw new CliError('expected <org>/<slice>');
+      const [orgName, name] = joined ? [joined[0]!, joined[1]!] : orgAndArgs(opts.org, [a, b], ['slice']);
+      const res = (await api(opts).deleteSlice(orgName, name!, Boolean(opts.force))) as { paths: number; uploads: number; trusts: number; follows: number };
+      if (opts.json) return out(JSON.stringify(res));
+      const paths = opts.force ? `${res.paths} path(s), ` : '';
+      out(`deleted slice ${orgName}/${name} (${paths}${res.trusts} link trust(s), ${res.follows} follow(s), ${res.uploads} upload record(s) removed)`);
+    });
+
   return { org, slice };
 }

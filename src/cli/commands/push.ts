@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { CliError, CliExit, clientOptions } from '../client.js';
-import { closureOf, push } from '../push.js';
+import { closureOf, push, pushSummary } from '../push.js';
 import { pushLogs } from '../push-logs.js';
 import type { CommandContext } from './context.js';
 
@@ -36,6 +36,7 @@ export function registerPushCommand(program: Command, ctx: CommandContext): void
       const result = await push(clientOptions(opts), paths, {
         ...(opts.slice ? { slice: opts.slice } : {}),
         jobs,
+        progressIntervalMs: progressInterval(tty, process.env),
         progress: (line, final) => {
           if (tty && !final) stderr.write(`\r\x1b[K${line.slice(0, (stderr.columns ?? 120) - 1)}`);
           else stderr.write(`${tty ? '\r\x1b[K' : ''}floe push: ${line}\n`);
@@ -49,10 +50,20 @@ export function registerPushCommand(program: Command, ctx: CommandContext): void
           })
         : undefined;
       if (opts.json) ctx.out(JSON.stringify(logs ? { ...result, logs } : result));
-      else ctx.err(`floe push: ${result.uploaded} uploaded, ${result.present} already present, ${result.failed.length} failed of ${result.total} paths`);
+      else ctx.err(`floe push: ${pushSummary(result)}`);
       if (result.failed.length > 0) {
         for (const f of result.failed.slice(0, 10)) ctx.err(`floe push: ${f.path}: ${f.error}`);
         throw new CliExit(1);
       }
     });
+}
+
+/**
+ * How often the byte-progress line comes: a TTY redraws its one line five times a second; a log
+ * gets a line every 5 s (FLOE_PROGRESS_INTERVAL seconds), enough to see a large path move.
+ */
+function progressInterval(tty: boolean, env: NodeJS.ProcessEnv): number {
+  const configured = Number(env.FLOE_PROGRESS_INTERVAL);
+  if (env.FLOE_PROGRESS_INTERVAL && Number.isFinite(configured) && configured >= 0) return configured * 1000;
+  return tty ? 200 : 5000;
 }

@@ -187,6 +187,22 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     return c.json({ org: org.name, ...settings });
   });
 
+  api.delete('/orgs/:org/slices/:slice', async (c) => {
+    const name = c.req.param('slice');
+    // Administration of this one slice: a token limited to other slices is refused by the guardrails.
+    const org = await requireOrg(c.get('principal'), c.req.param('org'), 'org.admin', [name]);
+    const force = c.req.query('force') === '1';
+    // --force: the slice's paths go first (GC collects their blobs); a path landing meanwhile makes the delete a 409.
+    if (force) await deps.orgs.checkDeletable(org, name);
+    const slice = force ? await deps.orgs.findSlice(org.name, name) : undefined;
+    const paths = slice ? await deps.cache.emptySlice(slice.slice.id) : 0;
+    const removed = await deps.orgs.deleteSlice(org, name);
+    await deps.sources.sliceDeleted(org.id);
+    const detail = { ...removed, ...(force ? { force: true, paths } : {}) };
+    await deps.audit.appendNow({ principal: c.get('principal'), action: 'slice.delete', target: `slice ${org.name}/${name}`, orgId: org.id, detail });
+    return c.json({ org: org.name, name, deleted: true, paths, ...removed });
+  });
+
   api.post('/tokens', async (c) => {
     const p = c.get('principal');
     // The org is in the body; refuse the anonymous before reading it.

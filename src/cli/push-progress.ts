@@ -1,0 +1,68 @@
+/**
+ * PURE: `floe push` progress as bytes stream: NAR bytes read so far against the total to upload,
+ * the rate since the first byte and an ETA from it, as one line. The caller feeds byte counts and
+ * the clock; `due` throttles the lines (a TTY redraws often, a CI log gets one every few seconds),
+ * so a 4 GiB path moves on screen without printing a line per chunk.
+ */
+
+export function fmtBytes(n: number): string {
+  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
+  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  return `${(n / 1024).toFixed(0)} KiB`;
+}
+
+export function fmtDuration(secs: number): string {
+  const s = Math.max(0, Math.round(secs));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+export class PushProgress {
+  /** NAR bytes read from the store and sent (before compression). */
+  narBytes = 0;
+  pathsDone = 0;
+  private startedAt: number | undefined;
+  private lastLineAt = -Infinity;
+
+  constructor(
+    readonly totalBytes: number,
+    readonly totalPaths: number,
+    private readonly intervalMs: number,
+  ) {}
+
+  /** NAR bytes read; starts the clock at the first byte, so the server's "missing" answer does not lower the rate. */
+  read(bytes: number, now: number): void {
+    if (this.startedAt === undefined) {
+      // The first line comes an interval after the first byte: a quick push needs none.
+      this.startedAt = now;
+      this.lastLineAt = now;
+    }
+    this.narBytes += bytes;
+  }
+
+  /** Whether a periodic line is due now; marks it as printed. */
+  due(now: number): boolean {
+    if (now - this.lastLineAt < this.intervalMs) return false;
+    this.lastLineAt = now;
+    return true;
+  }
+
+  elapsedSecs(now: number): number {
+    return this.startedAt === undefined ? 0 : (now - this.startedAt) / 1000;
+  }
+
+  /** Bytes per second since the first byte. */
+  rate(now: number): number {
+    const secs = this.elapsedSecs(now);
+    return secs > 0 ? this.narBytes / secs : 0;
+  }
+
+  line(now: number): string {
+    const pct = this.totalBytes > 0 ? Math.min(100, Math.floor((this.narBytes / this.totalBytes) * 100)) : 100;
+    const rate = this.rate(now);
+    const left = Math.max(0, this.totalBytes - this.narBytes);
+    const eta = rate > 0 ? `ETA ${fmtDuration(left / rate)}` : 'ETA unknown';
+    return `${fmtBytes(this.narBytes)} of ${fmtBytes(this.totalBytes)} (${pct}%), ${fmtBytes(rate)}/s, ${eta}, ${this.pathsDone}/${this.totalPaths} paths`;
+  }
+}
