@@ -192,6 +192,7 @@ export class CacheService {
       const rows = await trx.selectFrom('paths').select('hash_part').where('slice_id', '=', sliceId).execute();
       await trx.deleteFrom('realisations').where('slice_id', '=', sliceId).execute();
       await trx.deleteFrom('build_logs').where('slice_id', '=', sliceId).execute();
+      await trx.deleteFrom('debuginfo').where('slice_id', '=', sliceId).execute();
       await trx.deleteFrom('paths').where('slice_id', '=', sliceId).execute();
       return rows.map((r) => r.hash_part);
     });

@@ -139,6 +139,8 @@ export class OrgService {
           .executeTakeFirst(),
       );
       const follows = deleted(await trx.deleteFrom('org_follows').where('slice_id', '=', slice.id).executeTakeFirst());
+      // Debug info entries only point at this slice's NARs: they go with it.
+      await trx.deleteFrom('debuginfo').where('slice_id', '=', slice.id).execute();
       await trx.deleteFrom('slices').where('id', '=', slice.id).execute();
       return { uploads, trusts: linkTrusts, follows };
     });
