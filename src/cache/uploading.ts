@@ -257,32 +257,29 @@ export class Uploads {
 
   /** Hash parts absent from the target (Attic's get-missing-paths sends no names). */
   async missingHashes(target: WriteTarget, hashes: StorePathHash[]): Promise<StorePathHash[]> {
-    const present = new Set<string>();
-    for (let i = 0; i < hashes.length; i += 500) {
-      const rows = await this.deps.storage.db
-        .selectFrom('paths')
-        .select('hash_part')
-        .where('slice_id', '=', target.slice.id)
-        .where('hash_part', 'in', hashes.slice(i, i + 500))
-        .execute();
-      for (const r of rows) present.add(r.hash_part);
-    }
+    const present = new Set((await this.storedIn(target, hashes)).map((r) => r.hash_part));
     return hashes.filter((h) => !present.has(h));
   }
 
   private async absentFrom(target: SliceResource, paths: StorePathBase[]): Promise<StorePathBase[]> {
-    const present = new Set<string>();
-    const hashes = paths.map((x) => hashPartOf(x));
+    const stored = await this.storedIn(target, paths.map((x) => hashPartOf(x)));
+    const present = new Set(stored.map((r) => r.store_path));
+    return paths.filter((x) => !present.has(x));
+  }
+
+  /** The target's paths among these hash parts (in chunks: the limit on query parameters). */
+  private async storedIn(target: SliceResource, hashes: string[]): Promise<Array<{ hash_part: string; store_path: string }>> {
+    const rows: Array<{ hash_part: string; store_path: string }> = [];
     for (let i = 0; i < hashes.length; i += 500) {
-      const rows = await this.deps.storage.db
+      const chunk = await this.deps.storage.db
         .selectFrom('paths')
-        .select('store_path')
+        .select(['hash_part', 'store_path'])
         .where('slice_id', '=', target.slice.id)
         .where('hash_part', 'in', hashes.slice(i, i + 500))
         .execute();
-      for (const r of rows) present.add(r.store_path);
+      rows.push(...chunk);
     }
-    return paths.filter((x) => !present.has(x));
+    return rows;
   }
 
   /** What `target` uploaded as `fileName` and may still commit. */
