@@ -96,9 +96,9 @@ export function protocolScenarios(nix: NixRunner): void {
     // The output is there for readers.
     const built = await nix.run(['nix-build', expr, '--argstr', 'seed', s, '--no-out-link'], { cacheHome: fresh('builder') });
     const hash = path.basename(built.stdout.trim()).slice(0, 32);
-    expect(requests('PUT', `${hash}.narinfo`).length).toBeGreaterThan(0);
+    await expect.poll(() => requests('PUT', `${hash}.narinfo`).length).toBeGreaterThan(0);
     // Nix uploaded the outputs' realisations too (what used to fail with a 404).
-    expect(requests('PUT', 'realisations/').filter((l) => l.includes('"status":201')).length).toBeGreaterThan(0);
+    await expect.poll(() => requests('PUT', 'realisations/').filter((l) => l.includes('"status":201')).length).toBeGreaterThan(0);
   });
 
   it('a CA derivation copied to Floe is substituted on a fresh store (realisation, then the path)', async () => {
@@ -114,7 +114,8 @@ export function protocolScenarios(nix: NixRunner): void {
     const out = (JSON.parse(built.stdout) as Array<{ outputs: { out: string } }>)[0]!.outputs.out;
     const pushed = await nix.run(['nix', 'copy', ...CA, '--option', 'netrc-file', netrcRW, '--to', `${server.url}/cache`, '-f', caExpr, '--argstr', 'seed', s], { cacheHome: builder });
     expect(pushed.code, pushed.stderr).toBe(0);
-    expect(requests('PUT', 'realisations/').some((l) => l.includes('"status":201'))).toBe(true);
+    // Access-log lines are written just after the answer: poll.
+    await expect.poll(() => requests('PUT', 'realisations/').some((l) => l.includes('"status":201'))).toBe(true);
 
     const reader = await writeNetrc(dir, `ca-reader-${n++}`, (await createToken(server, 'acme', ['read'])).token);
     const store = fresh('store');
@@ -126,7 +127,7 @@ export function protocolScenarios(nix: NixRunner): void {
     expect(got.code, got.stderr).toBe(0);
     expect(got.stderr).not.toMatch(/building '/);
     expect(await readFile(path.join(store, out), 'utf8')).toBe(`content-addressed ${s}\n`);
-    expect(requests('GET', 'realisations/').some((l) => l.includes('"status":200'))).toBe(true);
+    await expect.poll(() => requests('GET', 'realisations/').some((l) => l.includes('"status":200'))).toBe(true);
  
     // Served signed by the org's key over Nix's realisation fingerprint (the JSON without
     // `signatures`, keys sorted, compact), which Nix checks when it copies a realisation into a
@@ -198,7 +199,7 @@ export function protocolScenarios(nix: NixRunner): void {
     await push(out);
     const copied = await nix.run(['nix', 'store', 'copy-log', '--option', 'netrc-file', netrcRW, '--to', `${server.url}/cache`, drv], { cacheHome: builder });
     expect(copied.code, copied.stderr).toBe(0);
-    expect(requests('PUT', `log/${path.basename(drv)}`).some((l) => l.includes('"status":201'))).toBe(true);
+    await expect.poll(() => requests('PUT', `log/${path.basename(drv)}`).some((l) => l.includes('"status":201'))).toBe(true);
 
     const reader = await writeNetrc(dir, `log-reader-${n++}`, (await createToken(server, 'acme', ['read'])).token);
     // `nix log --store <cache> <output>`: Nix reads the output's narinfo Deriver, then log/<drv>.
@@ -241,7 +242,7 @@ export function protocolScenarios(nix: NixRunner): void {
     expect(copied.code, copied.stderr).toBe(0);
     const hash = path.basename(out).slice(0, 32);
     await expect.poll(() => requests('PUT', `debuginfo/${buildId}`).some((l) => l.includes('"status":204'))).toBe(true);
-    expect(requests('PUT', `${hash}.ls`).some((l) => l.includes('"status":204'))).toBe(true);
+    await expect.poll(() => requests('PUT', `${hash}.ls`).some((l) => l.includes('"status":204'))).toBe(true);
 
     const token = (await createToken(server, 'acme', ['read'])).token;
     const res = await fetch(`${server.url}/cache/${hash}.ls`, { headers: { Authorization: `Basic ${Buffer.from(`x:${token}`).toString('base64')}` } });
