@@ -14,6 +14,7 @@
  * upload touched them within the grace period (re-checked under the lock too); blobs no row knows
  * (crash leftovers, expired tarball uploads) go once older than the grace period.
  */
+import type { GcReport } from '../wire/gc.js';
 import type { Logger } from '../log.js';
 import type { Db, Storage } from '../storage/types.js';
 import { lockExclusiveForGc } from '../storage/locks.js';
@@ -25,18 +26,6 @@ export interface GcOptions {
   graceMs: number;
 }
 
-export interface GcReport {
-  dryRun: boolean;
-  graceSeconds: number;
-  durationMs: number;
-  roots: number;
-  paths: { total: number; kept: number; collected: number; logicalBytes: number };
-  nars: { collected: number; storedBytes: number };
-  orphanBlobs: { collected: number; bytes: number };
-  expired: { narUploads: number; releaseUploads: number; pins: number };
-  /** Up to 100 collected paths, as `<org>/<slice> <store path>`. */
-  sample: string[];
-}
 
 interface Graph {
   paths: Array<GcPath & { storePath: string; narSize: number; sliceName: string; orgName: string }>;

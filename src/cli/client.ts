@@ -1,4 +1,5 @@
 /** A small HTTP client for Floe's API, used by CLI commands. Never prints the token. */
+import type { GcReport } from '../wire/gc.js';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -190,16 +191,6 @@ export interface OrgUsage extends SliceUse {
   quotaBytes: number | null;
   retentionSeconds: number | null;
   slices: SliceUse[];
-}
-export interface GcReport {
-  dryRun: boolean;
-  roots: number;
-  paths: { total: number; kept: number; collected: number; logicalBytes: number };
-  nars: { collected: number; storedBytes: number };
-  orphanBlobs: { collected: number; bytes: number };
-  expired: { narUploads: number; releaseUploads: number; pins: number };
-  sample: string[];
-  durationMs: number;
 }
 export interface Upstream {
   name: string;
