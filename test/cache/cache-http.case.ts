@@ -4,6 +4,7 @@
  * test/nix; here requests are crafted by hand to hit the edges Nix would never send.
  * Written once, run on every storage backend (embedded.test.ts, postgres-s3.test.ts).
  */
+import { setupTwoOrgs } from '../helpers/tenants.js';
 import { createHash } from 'node:crypto';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -63,12 +64,7 @@ export function cacheHttpScenarios(backend: Backend): void {
     await backend.setup();
     server = await backend.start();
     cacheUrl = `${server.url}/cache`;
-    await createOrg(server, 'acme');
-    await createOrg(server, 'other');
-    acmeRW = (await createToken(server, 'acme', ['read', 'write'])).token;
-    acmeRead = (await createToken(server, 'acme', ['read'])).token;
-    otherRW = (await createToken(server, 'other', ['read', 'write'])).token;
-    otherRead = (await createToken(server, 'other', ['read'])).token;
+    ({ acmeRW, acmeRead, otherRW, otherRead } = await setupTwoOrgs(server));
     const keyText = (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=acme`)).text()).trim();
     nixKey = { name: keyText.split(':')[0]!, publicKey: Buffer.from(keyText.split(':')[1]!, 'base64') };
   });

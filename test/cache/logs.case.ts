@@ -5,6 +5,7 @@
  * Content-Encoding, bounded, counted in usage, audited, and collected with their outputs in GC.
  * test/nix/protocol.ts does the same with `nix store copy-log` and `nix log`.
  */
+import { setupTwoOrgs } from '../helpers/tenants.js';
 import { randomBytes } from 'node:crypto';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -43,12 +44,7 @@ export function logScenarios(backend: Backend): void {
     await backend.setup();
     server = await backend.start();
     cache = `${server.url}/cache`;
-    await createOrg(server, 'acme');
-    await createOrg(server, 'other');
-    acmeRW = (await createToken(server, 'acme', ['read', 'write'])).token;
-    acmeRead = (await createToken(server, 'acme', ['read'])).token;
-    otherRW = (await createToken(server, 'other', ['read', 'write'])).token;
-    otherRead = (await createToken(server, 'other', ['read'])).token;
+    ({ acmeRW, acmeRead, otherRW, otherRead } = await setupTwoOrgs(server));
   });
   afterAll(async () => {
     await server?.cleanup();

@@ -3,6 +3,7 @@
  * access to the output path they name (view, authorization, the one miss), are written only into
  * a slice that holds that path, refuse malformed bodies with a 4xx, and go with the path in GC.
  */
+import { setupTwoOrgs } from '../helpers/tenants.js';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendTolerant } from '../helpers/early-answer.js';
@@ -35,12 +36,7 @@ describe('realisations', () => {
   beforeAll(async () => {
     server = await startFloe();
     cache = `${server.url}/cache`;
-    await createOrg(server, 'acme');
-    await createOrg(server, 'other');
-    acmeRW = (await createToken(server, 'acme', ['read', 'write'])).token;
-    acmeRead = (await createToken(server, 'acme', ['read'])).token;
-    otherRW = (await createToken(server, 'other', ['read', 'write'])).token;
-    otherRead = (await createToken(server, 'other', ['read'])).token;
+    ({ acmeRW, acmeRead, otherRW, otherRead } = await setupTwoOrgs(server));
   });
   afterAll(async () => {
     await server?.cleanup();

@@ -24,3 +24,14 @@ export async function setupTenants(server: TestServer): Promise<Tenants> {
   const sandboxRW = (await createToken(server, 'acme', ['read', 'write'], { slices: ['sandbox'] })).token;
   return { acmeCI, acmeRead, evilRW, sandboxRW };
 }
+
+/** Orgs acme and other, each with a read-write and a read-only token (the cache suites' setup). */
+export async function setupTwoOrgs(server: TestServer): Promise<{ acmeRW: string; acmeRead: string; otherRW: string; otherRead: string }> {
+  await createOrg(server, 'acme');
+  await createOrg(server, 'other');
+  const acmeRW = (await createToken(server, 'acme', ['read', 'write'])).token;
+  const acmeRead = (await createToken(server, 'acme', ['read'])).token;
+  const otherRW = (await createToken(server, 'other', ['read', 'write'])).token;
+  const otherRead = (await createToken(server, 'other', ['read'])).token;
+  return { acmeRW, acmeRead, otherRW, otherRead };
+}
