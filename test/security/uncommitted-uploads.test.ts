@@ -65,9 +65,11 @@ describe('uncommitted uploads and quotas', () => {
 
     // After the expiry (3 s) and the grace (1 s) the sweep deletes them, though GC is off.
     expect(await until(async () => (await blobCount(server.dataDir)) === 0, 20_000, 250)).toBe(true);
-    expect(server.logs()).toMatch(/uncommitted uploads swept/);
-    const usage = await api<{ storedBytes: number }>(server, server.adminToken, 'GET', '/api/v1/orgs/q/usage');
-    expect(usage.body.storedBytes).toBe(0);
+    // The files go before the sweep finishes its pass (and logs it): poll for the line and the usage.
+    await expect.poll(() => server.logs(), { timeout: 10_000 }).toMatch(/uncommitted uploads swept/);
+    await expect
+      .poll(async () => (await api<{ storedBytes: number }>(server, server.adminToken, 'GET', '/api/v1/orgs/q/usage')).body.storedBytes, { timeout: 10_000 })
+      .toBe(0);
     // And the org has its quota back.
     expect((await batchUpload(server, rw, fakePath('after-expiry'))).status).toBe(201);
   }, 60_000);
