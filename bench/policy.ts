@@ -19,10 +19,16 @@ const PATHS = Number(process.env.BENCH_POLICY_PATHS ?? 100_000);
 export function benchPolicies(org: string, n: number): string {
   const out: string[] = [];
   for (let i = 0; i < n - 2; i++) {
-    out.push(`@id("slice-${i}-geo")\nforbid (principal, action == Floe::Action::"cache.read", resource == Floe::Slice::"${org}/s${i}") unless { context.country == "DE" || context.ip.isInRange(ip("10.${i % 250}.0.0/16")) };`);
+    out.push(
+      `@id("slice-${i}-geo")\nforbid (principal, action == Floe::Action::"cache.read", resource == Floe::Slice::"${org}/s${i}") unless { context.country == "DE" || context.ip.isInRange(ip("10.${i % 250}.0.0/16")) };`,
+    );
   }
-  out.push(`@id("short-tokens")\nforbid (principal, action, resource) when { principal.lifetimeSeconds > 30 * 24 * 3600 };`);
-  out.push(`@id("protected-pushes")\nforbid (principal, action == Floe::Action::"cache.write", resource) when { principal.authMethod == "github" } unless { principal.claims has ref_protected && principal.claims.ref_protected == "true" };`);
+  out.push(
+    `@id("short-tokens")\nforbid (principal, action, resource) when { principal.lifetimeSeconds > 30 * 24 * 3600 };`,
+  );
+  out.push(
+    `@id("protected-pushes")\nforbid (principal, action == Floe::Action::"cache.write", resource) when { principal.authMethod == "github" } unless { principal.claims has ref_protected && principal.claims.ref_protected == "true" };`,
+  );
   return out.join('\n\n');
 }
 
@@ -39,7 +45,11 @@ export async function policyBench(work: string, duration: string): Promise<Row[]
   let server = await serveForBench(dataDir, env);
   const admin = readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
   const call = async (method: string, p: string, body: unknown) => {
-    const res = await fetch(`${server.url}${p}`, { method, headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    const res = await fetch(`${server.url}${p}`, {
+      method,
+      headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     if (!res.ok) throw new Error(`${method} ${p}: ${res.status} ${await res.text()}`);
     return res.json() as Promise<Record<string, unknown>>;
   };
@@ -49,7 +59,12 @@ export async function policyBench(work: string, duration: string): Promise<Row[]
 
   // Seed the paths straight into the database: uploading 100k NARs would measure ingestion.
   const storage = await openStorage({ dataDir });
-  const slice = await storage.db.selectFrom('slices').innerJoin('orgs', 'orgs.id', 'slices.org_id').select('slices.id').where('orgs.name', '=', 'pol').executeTakeFirstOrThrow();
+  const slice = await storage.db
+    .selectFrom('slices')
+    .innerJoin('orgs', 'orgs.id', 'slices.org_id')
+    .select('slices.id')
+    .where('orgs.name', '=', 'pol')
+    .executeTakeFirstOrThrow();
   const now = new Date().toISOString();
   const hashes: string[] = [];
   for (let i = 0; i < PATHS; i += 1000) {
@@ -61,9 +76,18 @@ export async function policyBench(work: string, duration: string): Promise<Row[]
       hashes.push(hash);
       nars.push({ nar_hash: narHash, nar_size: 512, file_hash: narHash, file_size: 300, created_at: now });
       rows.push({
-        slice_id: slice.id, hash_part: hash, store_path: `${hash}-p${j}`, nar_hash: narHash, nar_size: 512, refs: '', deriver: null, ca: null, sigs: '',
+        slice_id: slice.id,
+        hash_part: hash,
+        store_path: `${hash}-p${j}`,
+        nar_hash: narHash,
+        nar_size: 512,
+        refs: '',
+        deriver: null,
+        ca: null,
+        sigs: '',
         narinfo: `StorePath: /nix/store/${hash}-p${j}\nURL: nar/${narHash}.nar.zst\nCompression: zstd\nNarHash: sha256:${narHash}\nNarSize: 512\nReferences: \n`,
-        uploaded_by: 'bench', created_at: now,
+        uploaded_by: 'bench',
+        created_at: now,
       });
     }
     await storage.db.insertInto('nars').values(nars).execute();
@@ -86,18 +110,37 @@ done = function(summary, latency)
 end\n`,
     );
     const file = path.join(work, 'policy-paths.txt');
-    writeFileSync(file, hashes.filter((_, k) => k % 50 === 0).map((h) => `/cache/${h}.narinfo`).join('\n') + '\n');
+    writeFileSync(
+      file,
+      hashes
+        .filter((_, k) => k % 50 === 0)
+        .map((h) => `/cache/${h}.narinfo`)
+        .join('\n') + '\n',
+    );
     const auth = `Basic ${Buffer.from(`:${token}`).toString('base64')}`;
     const run = (connections: number) => {
-      const out = execFileSync('wrk', ['-t1', `-c${connections}`, `-d${duration}`, '--latency', '-s', script, server.url], { env: { ...process.env, WRK_PATHS: file, WRK_AUTH: auth }, encoding: 'utf8' });
-      const [rps, p50, p99, errors] = out.split('\n').find((l) => l.startsWith('RESULT '))!.slice(7).split(' ').map(Number);
+      const out = execFileSync(
+        'wrk',
+        ['-t1', `-c${connections}`, `-d${duration}`, '--latency', '-s', script, server.url],
+        { env: { ...process.env, WRK_PATHS: file, WRK_AUTH: auth }, encoding: 'utf8' },
+      );
+      const [rps, p50, p99, errors] = out
+        .split('\n')
+        .find((l) => l.startsWith('RESULT '))!
+        .slice(7)
+        .split(' ')
+        .map(Number);
       if (errors! > 0) throw new Error(`${errors} error statuses in the policy benchmark`);
       return { rps: rps!, p50: p50!, p99: p99! };
     };
     run(8); // warm-up: page cache, JIT, memos (discarded)
     const before1 = run(1);
     const before32 = run(32);
-    const applied = await fetch(`${server.url}/api/v1/orgs/pol/policies`, { method: 'PUT', headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ source: benchPolicies('pol', 100) }) });
+    const applied = await fetch(`${server.url}/api/v1/orgs/pol/policies`, {
+      method: 'PUT',
+      headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ source: benchPolicies('pol', 100) }),
+    });
     if (applied.status !== 201) throw new Error(`applying 100 policies: ${applied.status} ${await applied.text()}`);
     const after1 = run(1);
     const after32 = run(32);
@@ -105,8 +148,22 @@ end\n`,
     // Uncached: one Cedar evaluation per call (what the first request of a caller pays).
     const parsed = validatePolicyFile(benchPolicies('pol', 100), 'pol');
     const set = { orgId: 'o', version: 1, set: new CedarPolicySet('bench', parsed.policies) };
-    const p = { kind: 'token' as const, tokenId: 't', subject: 's', org: { id: 'o', name: 'pol' }, scopes: new Set(['read' as const]), slices: null, issuedAt: 0, expiresAt: 3600, client: { ip: '10.1.2.3', country: 'DE' } };
-    const r = { type: 'slice' as const, org: { id: 'o', name: 'pol' }, slice: { id: 's', name: 'default', public: false } };
+    const p = {
+      kind: 'token' as const,
+      tokenId: 't',
+      subject: 's',
+      org: { id: 'o', name: 'pol' },
+      scopes: new Set(['read' as const]),
+      slices: null,
+      issuedAt: 0,
+      expiresAt: 3600,
+      client: { ip: '10.1.2.3', country: 'DE' },
+    };
+    const r = {
+      type: 'slice' as const,
+      org: { id: 'o', name: 'pol' },
+      slice: { id: 's', name: 'default', public: false },
+    };
     for (let k = 0; k < 200; k++) decide(p, 'cache.read', r, {}, set);
     const t0 = performance.now();
     const N = 2000;

@@ -20,7 +20,15 @@ export async function pushBench(work: string): Promise<string[][]> {
   big = derivation { name = "pb-${tag}-\${who}-big"; builder = "/bin/sh"; args = [ "-c" "head -c 33554432 /dev/urandom > $out" ]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; };
 in derivation { name = "pb-${tag}-\${who}-top"; builder = "/bin/sh"; args = [ "-c" "echo \${big} \${toString (builtins.genList leaf 200)} > $out" ]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; }\n`,
   );
-  const build = (who: string) => execFileSync('nix-build', [expr, '--argstr', 'who', who, '--no-out-link'], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n').at(-1)!;
+  const build = (who: string) =>
+    execFileSync('nix-build', [expr, '--argstr', 'who', who, '--no-out-link'], {
+      env,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .trim()
+      .split('\n')
+      .at(-1)!;
   const viaNix = build('nix');
   const viaFloe = build('floe');
 
@@ -30,7 +38,11 @@ in derivation { name = "pb-${tag}-\${who}-top"; builder = "/bin/sh"; args = [ "-
   try {
     const admin = readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
     const call = async (p: string, body: unknown) => {
-      const res = await fetch(`${url}${p}`, { method: 'POST', headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+      const res = await fetch(`${url}${p}`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+      });
       return (await res.json()) as Record<string, string>;
     };
     const tokenFor = async (org: string) => {
@@ -46,11 +58,25 @@ in derivation { name = "pb-${tag}-\${who}-top"; builder = "/bin/sh"; args = [ "-
       f();
       return Number(process.hrtime.bigint() - t) / 1e9;
     };
-    const nixSecs = time(() => execFileSync('nix', ['copy', '--option', 'netrc-file', netrc, '--to', `${url}/cache?compression=zstd`, viaNix], { env, stdio: 'ignore' }));
-    const floeSecs = time(() => execFileSync(process.execPath, [FLOE_BIN, 'push', viaFloe], { env: { ...env, FLOE_SERVER: url, FLOE_TOKEN: floeToken }, stdio: 'ignore' }));
+    const nixSecs = time(() =>
+      execFileSync('nix', ['copy', '--option', 'netrc-file', netrc, '--to', `${url}/cache?compression=zstd`, viaNix], {
+        env,
+        stdio: 'ignore',
+      }),
+    );
+    const floeSecs = time(() =>
+      execFileSync(process.execPath, [FLOE_BIN, 'push', viaFloe], {
+        env: { ...env, FLOE_SERVER: url, FLOE_TOKEN: floeToken },
+        stdio: 'ignore',
+      }),
+    );
     return [
       ['push 202 paths (200 small + 32 MiB), nix copy --to (zstd)', nixSecs.toFixed(2), ''],
-      ['push the same shape, floe push (4 parallel, zstd)', floeSecs.toFixed(2), `${(nixSecs / floeSecs).toFixed(2)}x faster`],
+      [
+        'push the same shape, floe push (4 parallel, zstd)',
+        floeSecs.toFixed(2),
+        `${(nixSecs / floeSecs).toFixed(2)}x faster`,
+      ],
     ];
   } finally {
     server.stop();

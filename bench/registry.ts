@@ -12,7 +12,24 @@ import { openStorage } from '../src/storage/open.js';
 import { parseVersion, versionSortKey } from '../src/registry/version.js';
 import { serveForBench } from './serve.js';
 
-const WORDS = ['nix', 'rust', 'python', 'go', 'web', 'cli', 'tools', 'db', 'ml', 'infra', 'deploy', 'home', 'darwin', 'server', 'cache', 'lint'];
+const WORDS = [
+  'nix',
+  'rust',
+  'python',
+  'go',
+  'web',
+  'cli',
+  'tools',
+  'db',
+  'ml',
+  'infra',
+  'deploy',
+  'home',
+  'darwin',
+  'server',
+  'cache',
+  'lint',
+];
 
 export async function registryBench(work: string, duration: string): Promise<string[][]> {
   const dataDir = path.join(work, 'registry-data');
@@ -56,22 +73,52 @@ export async function registryBench(work: string, duration: string): Promise<str
       })),
     );
     // SQLite allows 32,766 bound variables per statement.
-    for (let k = 0; k < releases.length; k += 500) await storage.db.insertInto('releases').values(releases.slice(k, k + 500)).execute();
+    for (let k = 0; k < releases.length; k += 500)
+      await storage.db
+        .insertInto('releases')
+        .values(releases.slice(k, k + 500))
+        .execute();
   }
   // One flake with 5,000 releases (rolling 0.1.<n>, every 10th yanked, prereleases of 1.0.0 above
   // them): resolution must not grow with the number of releases.
-  const big = { id: randomUUID(), org_id: orgs[0]!.id, name: 'busy', source_binding: null, visibility: 'public' as const, description: 'many releases', labels: '[]', created_at: now, updated_at: now };
+  const big = {
+    id: randomUUID(),
+    org_id: orgs[0]!.id,
+    name: 'busy',
+    source_binding: null,
+    visibility: 'public' as const,
+    description: 'many releases',
+    labels: '[]',
+    created_at: now,
+    updated_at: now,
+  };
   await storage.db.insertInto('flakes').values(big).execute();
   const bigReleases = Array.from({ length: 5000 }, (_, n) => {
     const version = n < 4900 ? `0.1.${n}+rev-${'b'.repeat(40)}` : `1.0.0-rc.${n - 4900}`;
     const parsed = parseVersion(version);
     return {
-      id: randomUUID(), flake_id: big.id, version, version_key: version.split('+')[0]!, version_sort: versionSortKey(parsed),
-      revision: 'b'.repeat(40), commit_count: n, nar_hash: 'sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=', last_modified: 1_700_000_000,
-      tarball_key: 'tarball-none.tar.gz', tarball_size: 1, metadata: '{"visibility":"public"}', published_by: 'bench', yanked_at: n % 10 === 9 ? now : null, created_at: now,
+      id: randomUUID(),
+      flake_id: big.id,
+      version,
+      version_key: version.split('+')[0]!,
+      version_sort: versionSortKey(parsed),
+      revision: 'b'.repeat(40),
+      commit_count: n,
+      nar_hash: 'sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=',
+      last_modified: 1_700_000_000,
+      tarball_key: 'tarball-none.tar.gz',
+      tarball_size: 1,
+      metadata: '{"visibility":"public"}',
+      published_by: 'bench',
+      yanked_at: n % 10 === 9 ? now : null,
+      created_at: now,
     };
   });
-  for (let k = 0; k < bigReleases.length; k += 500) await storage.db.insertInto('releases').values(bigReleases.slice(k, k + 500)).execute();
+  for (let k = 0; k < bigReleases.length; k += 500)
+    await storage.db
+      .insertInto('releases')
+      .values(bigReleases.slice(k, k + 500))
+      .execute();
   await storage.close();
 
   const server = await serveForBench(dataDir);
@@ -91,7 +138,10 @@ end\n`,
     const run = (label: string, paths: string[]) => {
       const file = path.join(work, `registry-${label.replace(/\W+/g, '-')}.txt`);
       writeFileSync(file, paths.join('\n') + '\n');
-      const out = execFileSync('wrk', ['-t1', '-c8', `-d${duration}`, '--latency', '-s', script, url], { env: { ...process.env, WRK_PATHS: file }, encoding: 'utf8' });
+      const out = execFileSync('wrk', ['-t1', '-c8', `-d${duration}`, '--latency', '-s', script, url], {
+        env: { ...process.env, WRK_PATHS: file },
+        encoding: 'utf8',
+      });
       const line = out.split('\n').find((l) => l.startsWith('RESULT '))!;
       const [rps, p50, p99, errors] = line.slice(7).split(' ').map(Number);
       if (errors! > 0) throw new Error(`${label}: ${errors} error statuses`);
@@ -99,12 +149,24 @@ end\n`,
     };
     const some = (f: (n: number) => string) => Array.from({ length: 1000 }, (_, k) => f((k * 7919) % 10_000));
     const rows = [
-      run('resolve 0.1 (API)', some((n) => `/api/v1/flakes/org${n % 100}/flake${n}-${WORDS[n % WORDS.length]}/resolve/0.1`)),
-      run('tarball redirect /f/org/flake/0.1.tar.gz', some((n) => `/f/org${n % 100}/flake${n}-${WORDS[n % WORDS.length]}/0.1.tar.gz`)),
+      run(
+        'resolve 0.1 (API)',
+        some((n) => `/api/v1/flakes/org${n % 100}/flake${n}-${WORDS[n % WORDS.length]}/resolve/0.1`),
+      ),
+      run(
+        'tarball redirect /f/org/flake/0.1.tar.gz',
+        some((n) => `/f/org${n % 100}/flake${n}-${WORDS[n % WORDS.length]}/0.1.tar.gz`),
+      ),
       run('resolve 0.1 (API), one flake with 5,000 releases', ['/api/v1/flakes/org0/busy/resolve/0.1']),
       run('resolve * (API), one flake with 5,000 releases', ['/api/v1/flakes/org0/busy/resolve/*']),
-      run('search, one word', WORDS.map((w) => `/api/v1/search?q=${w}`)),
-      run('search, two words', WORDS.map((w, k) => `/api/v1/search?q=${w}+${WORDS[(k + 3) % WORDS.length]}`)),
+      run(
+        'search, one word',
+        WORDS.map((w) => `/api/v1/search?q=${w}`),
+      ),
+      run(
+        'search, two words',
+        WORDS.map((w, k) => `/api/v1/search?q=${w}+${WORDS[(k + 3) % WORDS.length]}`),
+      ),
     ];
     return rows;
   } finally {

@@ -33,9 +33,14 @@ const JSON_OUT = process.env.BENCH_JSON ?? path.join(path.dirname(FLOE_BIN), '..
 function ensureTools(): void {
   const missing = ['nginx', 'wrk'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
   if (missing.length === 0) return;
-  if (process.getuid?.() !== 0) throw new Error(`benchmark needs ${missing.join(' and ')}: apt-get install nginx-light wrk`);
+  if (process.getuid?.() !== 0)
+    throw new Error(`benchmark needs ${missing.join(' and ')}: apt-get install nginx-light wrk`);
   console.log(`installing ${missing.join(', ')} from Debian...`);
-  execFileSync('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk >/dev/null'], { stdio: 'inherit' });
+  execFileSync(
+    'sh',
+    ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk >/dev/null'],
+    { stdio: 'inherit' },
+  );
 }
 
 async function waitFor(url: string): Promise<void> {
@@ -112,7 +117,12 @@ interface FloeInstance {
 }
 
 /** Starts `floe serve` with the given storage environment and an org + read/write token. */
-async function startFloeInstance(label: string, dataDir: string, env: Record<string, string>, children: ChildProcess[]): Promise<FloeInstance> {
+async function startFloeInstance(
+  label: string,
+  dataDir: string,
+  env: Record<string, string>,
+  children: ChildProcess[],
+): Promise<FloeInstance> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const floe = spawn(process.execPath, [FLOE_BIN, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
@@ -134,7 +144,11 @@ async function startFloeInstance(label: string, dataDir: string, env: Record<str
   await waitFor(`${url}/healthz`);
   const admin = readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
   const call = async (method: string, p: string, body: unknown) => {
-    const res = await fetch(`${url}${p}`, { method, headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    const res = await fetch(`${url}${p}`, {
+      method,
+      headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     if (!res.ok) throw new Error(`${method} ${p}: ${res.status} ${await res.text()}`);
     return res.json() as Promise<Record<string, string>>;
   };
@@ -144,8 +158,17 @@ async function startFloeInstance(label: string, dataDir: string, env: Record<str
 }
 
 async function uploadPath(floe: FloeInstance, hashPart: string, name: string, nar: Buffer): Promise<void> {
-  const meta = { storePath: `/nix/store/${hashPart}-${name}`, narHash: `sha256:${encodeNix32(createHash('sha256').update(nar).digest())}`, narSize: nar.length, references: [] };
-  const res = await fetch(`${floe.url}/api/v1/cache/paths`, { method: 'PUT', headers: { Authorization: floe.auth }, body: new Uint8Array(Buffer.concat([Buffer.from(JSON.stringify(meta) + '\n'), nar])) });
+  const meta = {
+    storePath: `/nix/store/${hashPart}-${name}`,
+    narHash: `sha256:${encodeNix32(createHash('sha256').update(nar).digest())}`,
+    narSize: nar.length,
+    references: [],
+  };
+  const res = await fetch(`${floe.url}/api/v1/cache/paths`, {
+    method: 'PUT',
+    headers: { Authorization: floe.auth },
+    body: new Uint8Array(Buffer.concat([Buffer.from(JSON.stringify(meta) + '\n'), nar])),
+  });
   if (res.status !== 201) throw new Error(`upload to ${floe.label} failed: ${res.status} ${await res.text()}`);
 }
 
@@ -153,13 +176,25 @@ async function uploadPath(floe: FloeInstance, hashPart: string, name: string, na
 async function registryOnly(): Promise<void> {
   const work = mkdtempSync(path.join(os.tmpdir(), 'floe-bench-'));
   try {
-    const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
-    console.log(`Registry at 10,000 flakes (50,000 releases) + one with 5,000, embedded backend, wrk 8 connections, ${DURATION} per run`);
-    console.log(`${new Date().toISOString()}, ${os.cpus().length} CPUs, node ${process.version}, load average before: ${load}`);
+    const load = os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ');
+    console.log(
+      `Registry at 10,000 flakes (50,000 releases) + one with 5,000, embedded backend, wrk 8 connections, ${DURATION} per run`,
+    );
+    console.log(
+      `${new Date().toISOString()}, ${os.cpus().length} CPUs, node ${process.version}, load average before: ${load}`,
+    );
     const reg = await registryBench(work, DURATION);
     console.log('| measure | req/s | p50 (ms) | p99 (ms) |\n|---|---|---|---|');
     for (const r of reg) console.log(`| ${r.join(' | ')} |`);
-    console.log(`load average after: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    console.log(
+      `load average after: ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    );
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -183,7 +218,15 @@ async function main(): Promise<void> {
     // --- Floe with one process and with one per core, each beside nginx with as many workers
     const instances: FloeInstance[] = [];
     for (const procs of PROCESSES) {
-      instances.push({ ...(await startFloeInstance(`floe ${procs}p (SQLite+files)`, path.join(work, `floe-embedded-${procs}`), { FLOE_WORKERS: String(procs) }, children)), procs });
+      instances.push({
+        ...(await startFloeInstance(
+          `floe ${procs}p (SQLite+files)`,
+          path.join(work, `floe-embedded-${procs}`),
+          { FLOE_WORKERS: String(procs) },
+          children,
+        )),
+        procs,
+      });
     }
     if (postgresAvailable() && process.env.BENCH_SCALE_OUT === '1') {
       const pg = await startPostgres();
@@ -191,8 +234,15 @@ async function main(): Promise<void> {
       const s3 = await startS3();
       stops.push(() => s3.stop());
       const procs = PROCESSES.at(-1)!;
-      const env = { FLOE_WORKERS: String(procs), FLOE_DATABASE_URL: await pg.createDatabase('bench'), ...s3.env('bench/') };
-      instances.push({ ...(await startFloeInstance(`floe ${procs}p (PostgreSQL+S3)`, path.join(work, 'floe-scale'), env, children)), procs });
+      const env = {
+        FLOE_WORKERS: String(procs),
+        FLOE_DATABASE_URL: await pg.createDatabase('bench'),
+        ...s3.env('bench/'),
+      };
+      instances.push({
+        ...(await startFloeInstance(`floe ${procs}p (PostgreSQL+S3)`, path.join(work, 'floe-scale'), env, children)),
+        procs,
+      });
     } else {
       console.log('embedded backend only (BENCH_SCALE_OUT=1 adds PostgreSQL+S3 when installed)');
     }
@@ -201,7 +251,11 @@ async function main(): Promise<void> {
     console.log(`uploading ${PATHS} paths and one ${BIG_NAR_MIB} MiB NAR to ${instances.length} Floe instance(s)...`);
     const hashes: string[] = [];
     for (let i = 0; i < PATHS; i += 50) {
-      const batch = Array.from({ length: Math.min(50, PATHS - i) }, (_, j) => ({ hash: encodeNix32(randomBytes(20)), name: `p${i + j}`, nar: serializeNar({ type: 'regular', contents: randomBytes(512) }) }));
+      const batch = Array.from({ length: Math.min(50, PATHS - i) }, (_, j) => ({
+        hash: encodeNix32(randomBytes(20)),
+        name: `p${i + j}`,
+        nar: serializeNar({ type: 'regular', contents: randomBytes(512) }),
+      }));
       await Promise.all(instances.flatMap((inst) => batch.map((b) => uploadPath(inst, b.hash, b.name, b.nar))));
       hashes.push(...batch.map((b) => b.hash));
     }
@@ -213,11 +267,15 @@ async function main(): Promise<void> {
     const staticRoot = path.join(work, 'static');
     mkdirSync(path.join(staticRoot, 'cache/nar'), { recursive: true });
     for (const h of [...hashes, bigHash]) {
-      const text = await (await fetch(`${floe.url}/cache/${h}.narinfo`, { headers: { Authorization: floe.auth } })).text();
+      const text = await (
+        await fetch(`${floe.url}/cache/${h}.narinfo`, { headers: { Authorization: floe.auth } })
+      ).text();
       writeFileSync(path.join(staticRoot, `cache/${h}.narinfo`), text);
       if (h === bigHash) {
         const url = parseNarInfo(text).url;
-        const nar = Buffer.from(await (await fetch(`${floe.url}/cache/${url}`, { headers: { Authorization: floe.auth } })).arrayBuffer());
+        const nar = Buffer.from(
+          await (await fetch(`${floe.url}/cache/${url}`, { headers: { Authorization: floe.auth } })).arrayBuffer(),
+        );
         writeFileSync(path.join(staticRoot, 'cache', url), nar);
         writeFileSync(path.join(work, 'big-nar-path'), `/cache/${url}\n`);
       }
@@ -246,7 +304,10 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
     const hitFile = path.join(work, 'hits.txt');
     writeFileSync(hitFile, hashes.map((h) => `/cache/${h}.narinfo`).join('\n') + '\n');
     const missFile = path.join(work, 'misses.txt');
-    writeFileSync(missFile, Array.from({ length: 2000 }, () => `/cache/${encodeNix32(randomBytes(20))}.narinfo`).join('\n') + '\n');
+    writeFileSync(
+      missFile,
+      Array.from({ length: 2000 }, () => `/cache/${encodeNix32(randomBytes(20))}.narinfo`).join('\n') + '\n',
+    );
     const narFile = path.join(work, 'big-nar-path');
 
     const rows: string[][] = [];
@@ -258,12 +319,29 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
         const n = wrk(nginxUrls.get(procs)!, file, '', conns, work);
         const f = wrk(inst.url, file, inst.auth, conns, work);
         // wrk counts every status >= 400; misses are 404 by design, hits must have none.
-        if (file !== missFile && f.non2xx > 0) throw new Error(`${label}: ${inst.label} answered ${f.non2xx} error statuses`);
+        if (file !== missFile && f.non2xx > 0)
+          throw new Error(`${label}: ${inst.label} answered ${f.non2xx} error statuses`);
         return { inst, n, f };
       });
       const row = (measureName: string, unit: string, pick: (r: WrkResult) => number, digits: number, scale = 1) => {
-        rows.push([measureName, ...pairs.flatMap(({ n, f }) => [(pick(n) / scale).toFixed(digits), (pick(f) / scale).toFixed(digits), (pick(f) / pick(n)).toFixed(2) + 'x'])]);
-        for (const { inst, n, f } of pairs) results.push({ measure: measureName, unit, processes: inst.procs ?? 1, floe: inst.label, baseline: pick(n) / scale, value: pick(f) / scale, ratio: pick(f) / pick(n) });
+        rows.push([
+          measureName,
+          ...pairs.flatMap(({ n, f }) => [
+            (pick(n) / scale).toFixed(digits),
+            (pick(f) / scale).toFixed(digits),
+            (pick(f) / pick(n)).toFixed(2) + 'x',
+          ]),
+        ]);
+        for (const { inst, n, f } of pairs)
+          results.push({
+            measure: measureName,
+            unit,
+            processes: inst.procs ?? 1,
+            floe: inst.label,
+            baseline: pick(n) / scale,
+            value: pick(f) / scale,
+            ratio: pick(f) / pick(n),
+          });
       };
       if (kind === 'latency') {
         row(`${label} p50 (ms)`, 'ms', (r) => r.p50ms, 3);
@@ -284,12 +362,26 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
 
     // --- nix copy upload throughput, against Nix's own file:// cache as the baseline
     if (spawnSync('sh', ['-c', 'command -v nix']).status === 0) {
-      const nixEnv = { ...process.env, NIX_CONFIG: 'experimental-features = nix-command flakes\nsandbox = false\nbuild-users-group =\nsubstituters =', XDG_CACHE_HOME: path.join(work, 'xdg') };
+      const nixEnv = {
+        ...process.env,
+        NIX_CONFIG: 'experimental-features = nix-command flakes\nsandbox = false\nbuild-users-group =\nsubstituters =',
+        XDG_CACHE_HOME: path.join(work, 'xdg'),
+      };
       // One fresh path per measurement: nix copy skips paths the destination already has.
       const build = (tag: string) => {
         const expr = path.join(work, `upload-${tag}.nix`);
-        writeFileSync(expr, `derivation { name = "upload-bench-${tag}-${Date.now()}"; builder = "/bin/sh"; args = ["-c" "head -c ${BIG_NAR_MIB * 1048576} /dev/urandom > $out"]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; }`);
-        return execFileSync('nix-build', [expr, '--no-out-link'], { env: nixEnv, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n').at(-1)!;
+        writeFileSync(
+          expr,
+          `derivation { name = "upload-bench-${tag}-${Date.now()}"; builder = "/bin/sh"; args = ["-c" "head -c ${BIG_NAR_MIB * 1048576} /dev/urandom > $out"]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; }`,
+        );
+        return execFileSync('nix-build', [expr, '--no-out-link'], {
+          env: nixEnv,
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'ignore'],
+        })
+          .trim()
+          .split('\n')
+          .at(-1)!;
       };
       const time = (args: string[]) => {
         const t = process.hrtime.bigint();
@@ -298,17 +390,42 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
       };
       for (const compression of ['zstd', 'none']) {
         const out = build(compression);
-        const base = time(['copy', '--to', `file://${path.join(work, `file-cache-${compression}`)}?compression=${compression}`, out]);
+        const base = time([
+          'copy',
+          '--to',
+          `file://${path.join(work, `file-cache-${compression}`)}?compression=${compression}`,
+          out,
+        ]);
         const cells: string[] = [];
         const measureName = `nix copy --to, ${BIG_NAR_MIB} MiB, compression=${compression} (MiB/s)`;
         for (const inst of instances) {
           const netrc = path.join(work, `netrc-${cells.length}`);
           writeFileSync(netrc, `machine 127.0.0.1 password ${inst.token}\n`, { mode: 0o600 });
           // Nix skips a path the destination holds: each instance gets the same path once.
-          const secs = time(['copy', '--option', 'netrc-file', netrc, '--to', `${inst.url}/cache?compression=${compression}`, out]);
+          const secs = time([
+            'copy',
+            '--option',
+            'netrc-file',
+            netrc,
+            '--to',
+            `${inst.url}/cache?compression=${compression}`,
+            out,
+          ]);
           rm(path.join(work, 'xdg'));
-          cells.push(`${(BIG_NAR_MIB / base).toFixed(0)} (file://)`, (BIG_NAR_MIB / secs).toFixed(0), (base / secs).toFixed(2) + 'x');
-          results.push({ measure: measureName, unit: 'MiB/s', processes: inst.procs ?? 1, floe: inst.label, baseline: BIG_NAR_MIB / base, value: BIG_NAR_MIB / secs, ratio: base / secs });
+          cells.push(
+            `${(BIG_NAR_MIB / base).toFixed(0)} (file://)`,
+            (BIG_NAR_MIB / secs).toFixed(0),
+            (base / secs).toFixed(2) + 'x',
+          );
+          results.push({
+            measure: measureName,
+            unit: 'MiB/s',
+            processes: inst.procs ?? 1,
+            floe: inst.label,
+            baseline: BIG_NAR_MIB / base,
+            value: BIG_NAR_MIB / secs,
+            ratio: base / secs,
+          });
         }
         rows.push([measureName, ...cells]);
       }
@@ -319,11 +436,15 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
     const header = ['measure', ...instances.flatMap((i) => [`nginx ${i.procs ?? 1}p`, i.label, 'ratio'])];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
     const fmt = (r: string[]) => '| ' + header.map((_, i) => (r[i] ?? '').padEnd(widths[i]!)).join(' | ') + ' |';
-    console.log(`\nFloe benchmark, ${new Date().toISOString()}, ${os.cpus().length} CPUs, node ${process.version}, wrk ${DURATION} per run`);
+    console.log(
+      `\nFloe benchmark, ${new Date().toISOString()}, ${os.cpus().length} CPUs, node ${process.version}, wrk ${DURATION} per run`,
+    );
     console.log(fmt(header));
     console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
     for (const r of rows) console.log(fmt(r));
-    console.log('\nRatios are floe / baseline. Latency: lower is better (target < 1.5x). Throughput: higher is better (NAR target >= 0.5x).');
+    console.log(
+      '\nRatios are floe / baseline. Latency: lower is better (target < 1.5x). Throughput: higher is better (NAR target >= 0.5x).',
+    );
 
     console.log(`\nRegistry at 10,000 flakes (50,000 releases), embedded backend, wrk 8 connections:`);
     const reg = await registryBench(work, DURATION);
@@ -333,18 +454,43 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
     console.log(rf(rh));
     console.log('|' + rw.map((w) => '-'.repeat(w + 2)).join('|') + '|');
     for (const r of reg) console.log(rf(r));
-    for (const r of reg) results.push({ measure: `registry, 10k flakes: ${r[0]}`, unit: 'ms', processes: 1, floe: 'floe 1p (SQLite+files)', p50ms: Number(r[2]), p99ms: Number(r[3]), rps: Number(r[1]) });
+    for (const r of reg)
+      results.push({
+        measure: `registry, 10k flakes: ${r[0]}`,
+        unit: 'ms',
+        processes: 1,
+        floe: 'floe 1p (SQLite+files)',
+        p50ms: Number(r[2]),
+        p99ms: Number(r[3]),
+        rps: Number(r[1]),
+      });
 
-    console.log('\nPolicy engine cost on the narinfo hot path (same server, same paths, same token), embedded backend:');
+    console.log(
+      '\nPolicy engine cost on the narinfo hot path (same server, same paths, same token), embedded backend:',
+    );
     const pol = await policyBench(work, DURATION);
     const ph2 = ['measure', 'no org policies', '100 org policies', 'ratio'];
-    const cells = pol.map((r) => [r.label, r.without.toFixed(3), r.with.toFixed(3), `${(r.with / r.without).toFixed(2)}x`]);
+    const cells = pol.map((r) => [
+      r.label,
+      r.without.toFixed(3),
+      r.with.toFixed(3),
+      `${(r.with / r.without).toFixed(2)}x`,
+    ]);
     const pw2 = ph2.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]!.length)));
     const pf2 = (r: string[]) => '| ' + r.map((c, i) => c.padEnd(pw2[i]!)).join(' | ') + ' |';
     console.log(pf2(ph2));
     console.log('|' + pw2.map((w) => '-'.repeat(w + 2)).join('|') + '|');
     for (const r of cells) console.log(pf2(r));
-    for (const r of pol) results.push({ measure: `policies: ${r.label}`, unit: '', processes: 1, floe: 'floe 1p (SQLite+files)', baseline: r.without, value: r.with, ratio: r.with / r.without });
+    for (const r of pol)
+      results.push({
+        measure: `policies: ${r.label}`,
+        unit: '',
+        processes: 1,
+        floe: 'floe 1p (SQLite+files)',
+        baseline: r.without,
+        value: r.with,
+        ratio: r.with / r.without,
+      });
 
     if (spawnSync('sh', ['-c', 'command -v nix']).status === 0) {
       console.log('\nfloe push against nix copy (same server, same closure shape):');
@@ -355,7 +501,15 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
       console.log(pf(ph));
       console.log('|' + pw.map((w) => '-'.repeat(w + 2)).join('|') + '|');
       for (const r of rows) console.log(pf(r));
-      for (const r of rows) results.push({ measure: `push: ${r[0]}`, unit: 's', processes: 1, floe: 'floe 1p (SQLite+files)', value: Number(r[1]), detail: r[2] });
+      for (const r of rows)
+        results.push({
+          measure: `push: ${r[0]}`,
+          unit: 's',
+          processes: 1,
+          floe: 'floe 1p (SQLite+files)',
+          value: Number(r[1]),
+          detail: r[2],
+        });
     }
 
     console.log(`\nUploads and reads together (embedded backend; uploads by curl, reads by wrk, 4 connections):`);
@@ -366,8 +520,22 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
     console.log(uf(uh));
     console.log('|' + uw.map((w) => '-'.repeat(w + 2)).join('|') + '|');
     for (const r of up) console.log(uf(r));
-    for (const r of up) results.push({ measure: `uploads: ${r[0]}`, unit: '', processes: 1, floe: 'floe 1p (SQLite+files)', value: Number.parseFloat(r[1]!), detail: r.slice(2).join(' ') });
-    const meta = { at: new Date().toISOString(), cpus: os.availableParallelism(), node: process.version, duration: DURATION, processes: PROCESSES };
+    for (const r of up)
+      results.push({
+        measure: `uploads: ${r[0]}`,
+        unit: '',
+        processes: 1,
+        floe: 'floe 1p (SQLite+files)',
+        value: Number.parseFloat(r[1]!),
+        detail: r.slice(2).join(' '),
+      });
+    const meta = {
+      at: new Date().toISOString(),
+      cpus: os.availableParallelism(),
+      node: process.version,
+      duration: DURATION,
+      processes: PROCESSES,
+    };
     writeFileSync(JSON_OUT, JSON.stringify({ ...meta, results }, null, 2) + '\n');
     console.log(`\nmachine-readable result: ${JSON_OUT}`);
   } finally {

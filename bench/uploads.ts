@@ -32,19 +32,28 @@ end
 `;
 
 /** wrk, without blocking this process (its curl uploads keep running). Returns p50/p99 in ms. */
-function wrkLatency(url: string, pathsFile: string, auth: string, duration: string, work: string): Promise<{ p50: number; p99: number }> {
+function wrkLatency(
+  url: string,
+  pathsFile: string,
+  auth: string,
+  duration: string,
+  work: string,
+): Promise<{ p50: number; p99: number }> {
   const script = path.join(work, 'uploads-bench.lua');
   writeFileSync(script, LATENCY_SCRIPT);
   return new Promise((resolve, reject) => {
     let out = '';
-    const c = spawn('wrk', ['-t1', '-c4', `-d${duration}`, '--latency', '-s', script, url], { env: { ...process.env, WRK_PATHS: pathsFile, WRK_AUTH: auth } });
+    const c = spawn('wrk', ['-t1', '-c4', `-d${duration}`, '--latency', '-s', script, url], {
+      env: { ...process.env, WRK_PATHS: pathsFile, WRK_AUTH: auth },
+    });
     c.stdout.on('data', (d) => (out += d));
     c.on('error', reject);
     c.on('exit', () => {
       const line = out.split('\n').find((l) => l.startsWith('RESULT '));
       if (!line) return reject(new Error(`unexpected wrk output:\n${out}`));
       const [p50, p99, errors] = line.slice(7).split(' ').map(Number);
-      if (errors! > 0) return reject(new Error(`narinfo reads answered ${errors} error statuses during the upload benchmark`));
+      if (errors! > 0)
+        return reject(new Error(`narinfo reads answered ${errors} error statuses during the upload benchmark`));
       resolve({ p50: p50!, p99: p99! });
     });
   });
@@ -53,7 +62,12 @@ function wrkLatency(url: string, pathsFile: string, auth: string, duration: stri
 /** A batch-upload body (path info line + uncompressed NAR of random bytes) written to a file. */
 function uploadFile(work: string, name: string, mib: number): string {
   const nar = serializeNar({ type: 'regular', contents: randomBytes(mib << 20) });
-  const meta = { storePath: `/nix/store/${encodeNix32(randomBytes(20))}-${name}`, narHash: `sha256:${encodeNix32(createHash('sha256').update(nar).digest())}`, narSize: nar.length, references: [] };
+  const meta = {
+    storePath: `/nix/store/${encodeNix32(randomBytes(20))}-${name}`,
+    narHash: `sha256:${encodeNix32(createHash('sha256').update(nar).digest())}`,
+    narSize: nar.length,
+    references: [],
+  };
   const file = path.join(work, `upload-${name}`);
   writeFileSync(file, Buffer.concat([Buffer.from(JSON.stringify(meta) + '\n'), nar]));
   return file;
@@ -63,10 +77,27 @@ function uploadFile(work: string, name: string, mib: number): string {
 function curlUpload(url: string, token: string, file: string): Promise<void> {
   return new Promise((resolve, reject) => {
     let status = '';
-    const c = spawn('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'PUT', '-H', `Authorization: Bearer ${token}`, '-H', 'Expect:', '--data-binary', `@${file}`, `${url}/api/v1/cache/paths`]);
+    const c = spawn('curl', [
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '-X',
+      'PUT',
+      '-H',
+      `Authorization: Bearer ${token}`,
+      '-H',
+      'Expect:',
+      '--data-binary',
+      `@${file}`,
+      `${url}/api/v1/cache/paths`,
+    ]);
     c.stdout.on('data', (d) => (status += d));
     c.on('error', reject);
-    c.on('exit', () => (status === '201' || status === '200' ? resolve() : reject(new Error(`upload answered ${status || 'nothing'}`))));
+    c.on('exit', () =>
+      status === '201' || status === '200' ? resolve() : reject(new Error(`upload answered ${status || 'nothing'}`)),
+    );
   });
 }
 
@@ -84,12 +115,23 @@ export async function uploadsBench(work: string, duration: string): Promise<stri
   for (const threads of [undefined, '0']) {
     const dataDir = path.join(work, `uploads-data-${threads ?? 'default'}`);
     // The uploads come from one token: give it every slot, so all of them verify at once.
-    const slots = { FLOE_INGEST_SLOTS: String(CONCURRENT), FLOE_INGEST_SLOTS_PER_ORG: String(CONCURRENT), FLOE_INGEST_SLOTS_PER_TOKEN: String(CONCURRENT) };
-    const server = await serveForBench(dataDir, threads === undefined ? slots : { ...slots, FLOE_VERIFY_THREADS: threads });
+    const slots = {
+      FLOE_INGEST_SLOTS: String(CONCURRENT),
+      FLOE_INGEST_SLOTS_PER_ORG: String(CONCURRENT),
+      FLOE_INGEST_SLOTS_PER_TOKEN: String(CONCURRENT),
+    };
+    const server = await serveForBench(
+      dataDir,
+      threads === undefined ? slots : { ...slots, FLOE_VERIFY_THREADS: threads },
+    );
     try {
       const admin = readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
       const call = async (p: string, body: unknown) => {
-        const res = await fetch(`${server.url}${p}`, { method: 'POST', headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+        const res = await fetch(`${server.url}${p}`, {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' },
+          body: JSON.stringify(body),
+        });
         return (await res.json()) as Record<string, string>;
       };
       await call('/api/v1/orgs', { name: 'uploads' });
@@ -118,7 +160,14 @@ export async function uploadsBench(work: string, duration: string): Promise<stri
       const busy = await wrkLatency(server.url, hitsFile, auth, duration, work);
       running = false;
       await loops;
-      columns.push({ idleP50: idle.p50, idleP99: idle.p99, busyP50: busy.p50, busyP99: busy.p99, single: SINGLE_MIB / singleSecs, many: (CONCURRENT * EACH_MIB) / manySecs });
+      columns.push({
+        idleP50: idle.p50,
+        idleP99: idle.p99,
+        busyP50: busy.p50,
+        busyP99: busy.p99,
+        single: SINGLE_MIB / singleSecs,
+        many: (CONCURRENT * EACH_MIB) / manySecs,
+      });
     } finally {
       server.stop();
     }
@@ -127,10 +176,28 @@ export async function uploadsBench(work: string, duration: string): Promise<stri
   const ms = (v: number) => v.toFixed(3);
   return [
     ['narinfo hit p50 (ms), idle', ms(t.idleP50!), '', ms(loop.idleP50!), ''],
-    [`narinfo hit p50 (ms), ${CONCURRENT} uploads running`, ms(t.busyP50!), `${(t.busyP50! / t.idleP50!).toFixed(2)}x idle`, ms(loop.busyP50!), `${(loop.busyP50! / loop.idleP50!).toFixed(2)}x idle`],
+    [
+      `narinfo hit p50 (ms), ${CONCURRENT} uploads running`,
+      ms(t.busyP50!),
+      `${(t.busyP50! / t.idleP50!).toFixed(2)}x idle`,
+      ms(loop.busyP50!),
+      `${(loop.busyP50! / loop.idleP50!).toFixed(2)}x idle`,
+    ],
     ['narinfo hit p99 (ms), idle', ms(t.idleP99!), '', ms(loop.idleP99!), ''],
-    [`narinfo hit p99 (ms), ${CONCURRENT} uploads running`, ms(t.busyP99!), `${(t.busyP99! / t.idleP99!).toFixed(2)}x idle`, ms(loop.busyP99!), `${(loop.busyP99! / loop.idleP99!).toFixed(2)}x idle`],
+    [
+      `narinfo hit p99 (ms), ${CONCURRENT} uploads running`,
+      ms(t.busyP99!),
+      `${(t.busyP99! / t.idleP99!).toFixed(2)}x idle`,
+      ms(loop.busyP99!),
+      `${(loop.busyP99! / loop.idleP99!).toFixed(2)}x idle`,
+    ],
     [`single upload, ${SINGLE_MIB} MiB (MiB/s)`, t.single!.toFixed(0), '', loop.single!.toFixed(0), ''],
-    [`${CONCURRENT} concurrent uploads, ${EACH_MIB} MiB each (MiB/s in all)`, t.many!.toFixed(0), `${(t.many! / t.single!).toFixed(2)}x single`, loop.many!.toFixed(0), `${(loop.many! / loop.single!).toFixed(2)}x single`],
+    [
+      `${CONCURRENT} concurrent uploads, ${EACH_MIB} MiB each (MiB/s in all)`,
+      t.many!.toFixed(0),
+      `${(t.many! / t.single!).toFixed(2)}x single`,
+      loop.many!.toFixed(0),
+      `${(loop.many! / loop.single!).toFixed(2)}x single`,
+    ],
   ];
 }

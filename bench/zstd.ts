@@ -70,8 +70,12 @@ async function main(): Promise<void> {
   console.log(`zstd level 3, ${MIB} MiB NAR-like input, best of ${ROUNDS}, Node ${process.version}`);
   console.log('| measure | zstd-napi | node:zlib | ratio |');
   console.log('|---|---|---|---|');
-  console.log(`| compress (MiB/s) | ${rate(best.napiC)} | ${rate(best.builtInC)} | ${(best.napiC / best.builtInC).toFixed(2)}x |`);
-  console.log(`| decompress (MiB/s) | ${rate(best.napiD)} | ${rate(best.builtInD)} | ${(best.napiD / best.builtInD).toFixed(2)}x |`);
+  console.log(
+    `| compress (MiB/s) | ${rate(best.napiC)} | ${rate(best.builtInC)} | ${(best.napiC / best.builtInC).toFixed(2)}x |`,
+  );
+  console.log(
+    `| decompress (MiB/s) | ${rate(best.napiD)} | ${rate(best.builtInD)} | ${(best.napiD / best.builtInD).toFixed(2)}x |`,
+  );
   console.log(`| output (bytes) | ${sizes.napi} | ${sizes.builtIn} | ${(sizes.builtIn / sizes.napi).toFixed(3)}x |`);
 }
 

@@ -13,8 +13,10 @@ if (major < MIN_MAJOR) {
   try {
     bundled = createRequire(import.meta.url).resolve('node/bin/node');
   } catch {
-    console.error(`floe: needs Node >= ${MIN_MAJOR} (this is ${process.version}); install Node 24, or reinstall Floe ` +
-      'with optional dependencies so the `node` package brings it');
+    console.error(
+      `floe: needs Node >= ${MIN_MAJOR} (this is ${process.version}); install Node 24, or reinstall Floe ` +
+        'with optional dependencies so the `node` package brings it',
+    );
     process.exit(1);
   }
   // Node 20 cannot exec(): run the child and pass signals on, so systemd's SIGTERM still drains the server.
@@ -24,8 +26,7 @@ if (major < MIN_MAJOR) {
     if (signal) {
       process.removeAllListeners(signal);
       process.kill(process.pid, signal);
-    }
-    else process.exit(code ?? 1);
+    } else process.exit(code ?? 1);
   });
 } else {
   import('../dist/src/cli/main.js').then(

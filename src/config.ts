@@ -74,14 +74,17 @@ export interface Config {
 export function parseListen(text: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text.trim());
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new InvalidInput('listen', `expected HOST:PORT (e.g. 127.0.0.1:8080), got ${JSON.stringify(text)}`);
+  if (!m || port > 65535)
+    throw new InvalidInput('listen', `expected HOST:PORT (e.g. 127.0.0.1:8080), got ${JSON.stringify(text)}`);
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
 }
 
 export function parseSize(text: string, field: string): number {
   const m = /^(\d+)\s*([kmgt]?)(i?b)?$/i.exec(text.trim());
   if (!m) throw new InvalidInput(field, `expected a size like 512M or 64G, got ${JSON.stringify(text)}`);
-  const mult = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
+  const mult = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[
+    m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g' | 't'
+  ];
   return Number(m[1]) * mult;
 }
 
@@ -93,7 +96,8 @@ export function parseDuration(text: string, field: string): number {
 }
 
 function parseCount(text: string, field: string): number {
-  if (!/^\d{1,9}$/.test(text.trim())) throw new InvalidInput(field, `expected a whole number, got ${JSON.stringify(text)}`);
+  if (!/^\d{1,9}$/.test(text.trim()))
+    throw new InvalidInput(field, `expected a whole number, got ${JSON.stringify(text)}`);
   return Number(text.trim());
 }
 
@@ -104,15 +108,25 @@ function positive(text: string, field: string): number {
 }
 
 export function parseTrustedProxies(text: string): string[] {
-  const items = text.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const item of items) {
     if (['loopback', 'linklocal', 'uniquelocal'].includes(item)) continue;
-    if (!isValidCidr(item)) throw new InvalidInput('FLOE_TRUSTED_PROXIES', `${JSON.stringify(item)} is not an address, a CIDR, or one of loopback, linklocal, uniquelocal`);
+    if (!isValidCidr(item))
+      throw new InvalidInput(
+        'FLOE_TRUSTED_PROXIES',
+        `${JSON.stringify(item)} is not an address, a CIDR, or one of loopback, linklocal, uniquelocal`,
+      );
   }
   return items;
 }
 
-export function loadConfig(flags: { dataDir?: string; listen?: string; publicUrl?: string }, env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(
+  flags: { dataDir?: string; listen?: string; publicUrl?: string },
+  env: NodeJS.ProcessEnv = process.env,
+): Config {
   const publicUrl = flags.publicUrl ?? env.FLOE_PUBLIC_URL;
   if (publicUrl !== undefined && !/^https?:\/\/[^/\s]+(\/[^\s]*)?$/.test(publicUrl)) {
     throw new InvalidInput('FLOE_PUBLIC_URL', `expected an http(s) URL, got ${JSON.stringify(publicUrl)}`);
@@ -144,18 +158,25 @@ export function loadConfig(flags: { dataDir?: string; listen?: string; publicUrl
       intervalSeconds: env.FLOE_GC_INTERVAL ? parseDuration(env.FLOE_GC_INTERVAL, 'FLOE_GC_INTERVAL') : 0,
       graceSeconds: env.FLOE_GC_GRACE ? parseDuration(env.FLOE_GC_GRACE, 'FLOE_GC_GRACE') : 3600,
     },
-    shutdownGraceSeconds: env.FLOE_SHUTDOWN_GRACE_SECONDS ? parseDuration(env.FLOE_SHUTDOWN_GRACE_SECONDS, 'FLOE_SHUTDOWN_GRACE_SECONDS') : 25,
+    shutdownGraceSeconds: env.FLOE_SHUTDOWN_GRACE_SECONDS
+      ? parseDuration(env.FLOE_SHUTDOWN_GRACE_SECONDS, 'FLOE_SHUTDOWN_GRACE_SECONDS')
+      : 25,
     minFreeBytes: env.FLOE_MIN_FREE_BYTES ? parseSize(env.FLOE_MIN_FREE_BYTES, 'FLOE_MIN_FREE_BYTES') : 256 * 2 ** 20,
     ingest: {
       slots: positive(env.FLOE_INGEST_SLOTS ?? '16', 'FLOE_INGEST_SLOTS'),
       slotsPerOrg: positive(env.FLOE_INGEST_SLOTS_PER_ORG ?? '4', 'FLOE_INGEST_SLOTS_PER_ORG'),
-      ...(env.FLOE_INGEST_SLOTS_PER_TOKEN ? { slotsPerToken: positive(env.FLOE_INGEST_SLOTS_PER_TOKEN, 'FLOE_INGEST_SLOTS_PER_TOKEN') } : {}),
+      ...(env.FLOE_INGEST_SLOTS_PER_TOKEN
+        ? { slotsPerToken: positive(env.FLOE_INGEST_SLOTS_PER_TOKEN, 'FLOE_INGEST_SLOTS_PER_TOKEN') }
+        : {}),
     },
     verifyThreads: verifyThreadsFromEnv(env),
     bodyIdleSeconds: parseDuration(env.FLOE_BODY_IDLE_SECONDS ?? '30', 'FLOE_BODY_IDLE_SECONDS'),
     bodyMinBytesPerSecond: env.FLOE_BODY_MIN_RATE ? parseSize(env.FLOE_BODY_MIN_RATE, 'FLOE_BODY_MIN_RATE') : 512,
     maxConnectionsPerClient: parseCount(env.FLOE_MAX_CONNECTIONS_PER_CLIENT ?? '64', 'FLOE_MAX_CONNECTIONS_PER_CLIENT'),
-    uploadExpirySeconds: positive(String(env.FLOE_UPLOAD_EXPIRY ? parseDuration(env.FLOE_UPLOAD_EXPIRY, 'FLOE_UPLOAD_EXPIRY') : 86_400), 'FLOE_UPLOAD_EXPIRY'),
+    uploadExpirySeconds: positive(
+      String(env.FLOE_UPLOAD_EXPIRY ? parseDuration(env.FLOE_UPLOAD_EXPIRY, 'FLOE_UPLOAD_EXPIRY') : 86_400),
+      'FLOE_UPLOAD_EXPIRY',
+    ),
     priority: env.FLOE_CACHE_PRIORITY ? Number(env.FLOE_CACHE_PRIORITY) : 30,
     limits: {
       maxUploadBytes: env.FLOE_MAX_UPLOAD_SIZE ? parseSize(env.FLOE_MAX_UPLOAD_SIZE, 'FLOE_MAX_UPLOAD_SIZE') : maxNar,
@@ -169,7 +190,11 @@ export function loadConfig(flags: { dataDir?: string; listen?: string; publicUrl
 function metricsToken(text: string | undefined): string | undefined {
   if (!text) return undefined;
   // A guessable secret would open the metrics to anyone who tries a few.
-  if (text.length < 24 || /\s/.test(text)) throw new InvalidInput('FLOE_METRICS_TOKEN', 'use at least 24 characters without spaces (e.g. openssl rand -hex 32)');
+  if (text.length < 24 || /\s/.test(text))
+    throw new InvalidInput(
+      'FLOE_METRICS_TOKEN',
+      'use at least 24 characters without spaces (e.g. openssl rand -hex 32)',
+    );
   return text;
 }
 
@@ -177,15 +202,22 @@ function loadS3Config(env: NodeJS.ProcessEnv): S3Config | undefined {
   const bucket = env.FLOE_S3_BUCKET;
   if (!bucket) {
     const stray = Object.keys(env).filter((k) => k.startsWith('FLOE_S3_') && env[k]);
-    if (stray.length) throw new InvalidInput('FLOE_S3_BUCKET', `must be set when ${stray.join(', ')} ${stray.length > 1 ? 'are' : 'is'} set`);
+    if (stray.length)
+      throw new InvalidInput(
+        'FLOE_S3_BUCKET',
+        `must be set when ${stray.join(', ')} ${stray.length > 1 ? 'are' : 'is'} set`,
+      );
     return undefined;
   }
   const endpoint = env.FLOE_S3_ENDPOINT || undefined;
-  if (endpoint !== undefined && !/^https?:\/\//.test(endpoint)) throw new InvalidInput('FLOE_S3_ENDPOINT', `expected an http(s) URL, got ${JSON.stringify(endpoint)}`);
+  if (endpoint !== undefined && !/^https?:\/\//.test(endpoint))
+    throw new InvalidInput('FLOE_S3_ENDPOINT', `expected an http(s) URL, got ${JSON.stringify(endpoint)}`);
   const prefix = env.FLOE_S3_PREFIX ?? '';
-  if (prefix && !/^[A-Za-z0-9._/-]+\/$/.test(prefix)) throw new InvalidInput('FLOE_S3_PREFIX', 'use letters, digits, ".", "_", "-" and "/", ending with "/"');
+  if (prefix && !/^[A-Za-z0-9._/-]+\/$/.test(prefix))
+    throw new InvalidInput('FLOE_S3_PREFIX', 'use letters, digits, ".", "_", "-" and "/", ending with "/"');
   const presign = env.FLOE_S3_PRESIGN_SECONDS ? Number(env.FLOE_S3_PRESIGN_SECONDS) : 0;
-  if (!Number.isInteger(presign) || presign < 0 || presign > 7 * 86400) throw new InvalidInput('FLOE_S3_PRESIGN_SECONDS', 'expected 0 (stream through Floe) up to 604800');
+  if (!Number.isInteger(presign) || presign < 0 || presign > 7 * 86400)
+    throw new InvalidInput('FLOE_S3_PRESIGN_SECONDS', 'expected 0 (stream through Floe) up to 604800');
   return {
     bucket,
     prefix,

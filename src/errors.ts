@@ -88,18 +88,31 @@ export class Unavailable extends FloeError {
     options?: { cause?: unknown },
     readonly retryAfterSeconds = 5,
   ) {
-    super('unavailable', `this request needs the ${backend}, which is unavailable right now; try again in a few seconds`, options);
+    super(
+      'unavailable',
+      `this request needs the ${backend}, which is unavailable right now; try again in a few seconds`,
+      options,
+    );
   }
 }
 
 /** The server's own storage is full: not the client's fault, and nothing was stored. */
 export class InsufficientStorage extends FloeError {
   constructor(options?: { cause?: unknown }) {
-    super('insufficient_storage', "the server's storage is full (no space left on its data directory); nothing was stored. Try again later; the operator has to free space", options);
+    super(
+      'insufficient_storage',
+      "the server's storage is full (no space left on its data directory); nothing was stored. Try again later; the operator has to free space",
+      options,
+    );
   }
 }
 
 /** An error the user can fix (4xx), as opposed to the server's side of things: bugs, outages, a full disk. */
 export function isClientError(err: unknown): err is FloeError {
-  return err instanceof FloeError && err.code !== 'internal' && err.code !== 'unavailable' && err.code !== 'insufficient_storage';
+  return (
+    err instanceof FloeError &&
+    err.code !== 'internal' &&
+    err.code !== 'unavailable' &&
+    err.code !== 'insufficient_storage'
+  );
 }

@@ -10,6 +10,9 @@ export function createLogger(level: string): Logger {
   return pino({
     level,
     base: { service: 'floe' },
-    redact: { paths: ['token', '*.token', 'authorization', '*.authorization', 'headers.authorization', 'password'], censor: '[redacted]' },
+    redact: {
+      paths: ['token', '*.token', 'authorization', '*.authorization', 'headers.authorization', 'password'],
+      censor: '[redacted]',
+    },
   });
 }

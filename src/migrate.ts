@@ -18,12 +18,40 @@ export interface MigrateReport {
 }
 
 /** Tables in foreign-key order. Upload records are transient proofs of possession and not copied. */
-const TABLES = ['orgs', 'org_settings', 'pins', 'upstreams', 'slices', 'tokens', 'server_keys', 'nars', 'paths', 'identity_trusts', 'flakes', 'releases', 'org_policies', 'audit_log', 'read_summary', 'org_signers', 'usage_history', 'org_keys', 'org_follows', 'slice_trusts', 'realisations', 'build_logs', 'peer_ids', 'debuginfo'] as const satisfies ReadonlyArray<keyof Schema>;
+const TABLES = [
+  'orgs',
+  'org_settings',
+  'pins',
+  'upstreams',
+  'slices',
+  'tokens',
+  'server_keys',
+  'nars',
+  'paths',
+  'identity_trusts',
+  'flakes',
+  'releases',
+  'org_policies',
+  'audit_log',
+  'read_summary',
+  'org_signers',
+  'usage_history',
+  'org_keys',
+  'org_follows',
+  'slice_trusts',
+  'realisations',
+  'build_logs',
+  'peer_ids',
+  'debuginfo',
+] as const satisfies ReadonlyArray<keyof Schema>;
 const BATCH = 200;
 
 async function copyBlob(from: Storage, to: Storage, key: string): Promise<void> {
   const read = await from.blobs.get(key);
-  if (!read) throw new Error(`source blob ${key} is missing: the source installation is damaged (run without it or restore it first)`);
+  if (!read)
+    throw new Error(
+      `source blob ${key} is missing: the source installation is damaged (run without it or restore it first)`,
+    );
   const writer = await to.blobs.begin();
   try {
     read.body.pipe(writer.body);
@@ -57,7 +85,8 @@ export async function migrateInstallation(
       await copyBlob(from, to, `${nar.nar_hash}.nar.zst`);
       report.blobs++;
       report.bytes += Number(nar.file_size);
-      if (report.blobs % 100 === 0 || report.blobs === nars.length) progress(`blobs: ${report.blobs}/${nars.length} (${(report.bytes / 2 ** 20).toFixed(1)} MiB)`);
+      if (report.blobs % 100 === 0 || report.blobs === nars.length)
+        progress(`blobs: ${report.blobs}/${nars.length} (${(report.bytes / 2 ** 20).toFixed(1)} MiB)`);
     }
 
     // Release tarballs (content-addressed keys, so the copy is checked against its own name).
@@ -80,7 +109,10 @@ export async function migrateInstallation(
       for (const table of TABLES) {
         const rows = await from.db.selectFrom(table).selectAll().execute();
         for (let i = 0; i < rows.length; i += BATCH) {
-          await trx.insertInto(table).values(rows.slice(i, i + BATCH) as never).execute();
+          await trx
+            .insertInto(table)
+            .values(rows.slice(i, i + BATCH) as never)
+            .execute();
         }
         report.rows[table] = rows.length;
         progress(`${table}: ${rows.length} rows`);
@@ -89,15 +121,22 @@ export async function migrateInstallation(
 
     progress('verifying...');
     for (const table of TABLES) {
-      const { n } = (await to.db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()) as { n: number | string };
-      if (Number(n) !== report.rows[table]) throw new Error(`verification failed: ${table} has ${n} rows in the target, ${report.rows[table]} in the source`);
+      const { n } = (await to.db
+        .selectFrom(table)
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirstOrThrow()) as { n: number | string };
+      if (Number(n) !== report.rows[table])
+        throw new Error(
+          `verification failed: ${table} has ${n} rows in the target, ${report.rows[table]} in the source`,
+        );
     }
     for (const nar of nars) {
       const read = await to.blobs.get(`${nar.nar_hash}.nar.zst`);
       if (!read) throw new Error(`verification failed: blob ${nar.nar_hash} is missing in the target`);
       const sha = createHash('sha256');
       for await (const chunk of read.body) sha.update(chunk as Buffer);
-      if (encodeNix32(sha.digest()) !== nar.file_hash) throw new Error(`verification failed: blob ${nar.nar_hash} differs in the target`);
+      if (encodeNix32(sha.digest()) !== nar.file_hash)
+        throw new Error(`verification failed: blob ${nar.nar_hash} differs in the target`);
     }
     for (const t of tarballs) {
       const read = await to.blobs.get(t.tarball_key);
@@ -105,14 +144,16 @@ export async function migrateInstallation(
       const sha = createHash('sha256');
       for await (const chunk of read.body) sha.update(chunk as Buffer);
       // Keys are content-addressed: tarball-<sha256>.tar.gz.
-      if (!t.tarball_key.includes(sha.digest('hex'))) throw new Error(`verification failed: release tarball ${t.tarball_key} differs in the target`);
+      if (!t.tarball_key.includes(sha.digest('hex')))
+        throw new Error(`verification failed: release tarball ${t.tarball_key} differs in the target`);
     }
     for (const l of logs) {
       const read = await to.blobs.get(l.blob_key);
       if (!read) throw new Error(`verification failed: build log ${l.blob_key} is missing in the target`);
       const sha = createHash('sha256');
       for await (const chunk of read.body) sha.update(chunk as Buffer);
-      if (!l.blob_key.includes(sha.digest('hex'))) throw new Error(`verification failed: build log ${l.blob_key} differs in the target`);
+      if (!l.blob_key.includes(sha.digest('hex')))
+        throw new Error(`verification failed: build log ${l.blob_key} differs in the target`);
     }
     progress(`verified: ${TABLES.map((t) => `${report.rows[t]} ${t}`).join(', ')}; ${report.blobs} blobs re-hashed`);
     return report;

@@ -68,9 +68,15 @@ async function ensureAdminToken(file: string, tokens: TokenService, log: Logger)
       return;
     }
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log.warn({ file }, 'admin token no longer valid; writing a new one');
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+      log.warn({ file }, 'admin token no longer valid; writing a new one');
   }
-  const minted = await tokens.mint({ subject: 'admin', ttlSeconds: ADMIN_TOKEN_TTL_SECONDS, description: 'bootstrap admin token', grant: { role: 'server-admin' } });
+  const minted = await tokens.mint({
+    subject: 'admin',
+    ttlSeconds: ADMIN_TOKEN_TTL_SECONDS,
+    description: 'bootstrap admin token',
+    grant: { role: 'server-admin' },
+  });
   const tmp = `${file}.tmp-${process.pid}`;
   await writeFile(tmp, `${minted.token}\n`, { mode: 0o600 });
   await rename(tmp, file);
@@ -81,10 +87,18 @@ async function probe(backend: ReadinessCheck['backend'], check: () => Promise<un
   const started = performance.now();
   let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([check(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timed out after 3 s')), 3000)))]);
+    await Promise.race([
+      check(),
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timed out after 3 s')), 3000))),
+    ]);
     return { backend, ok: true, ms: Math.round(performance.now() - started) };
   } catch (err) {
-    return { backend, ok: false, ms: Math.round(performance.now() - started), error: (err as Error).message.split('\n')[0]!.slice(0, 200) };
+    return {
+      backend,
+      ok: false,
+      ms: Math.round(performance.now() - started),
+      error: (err as Error).message.split('\n')[0]!.slice(0, 200),
+    };
   } finally {
     clearTimeout(timer);
   }
@@ -97,7 +111,10 @@ async function checkFreeSpace(dir: string, minFreeBytes: number): Promise<void> 
   const free = fs.bavail * fs.bsize;
   const mib = (n: number) => Math.floor(n / 2 ** 20);
   // No path in the message: readiness answers are public.
-  if (free < minFreeBytes) throw new Error(`only ${mib(free)} MiB free on the data directory, less than FLOE_MIN_FREE_BYTES (${mib(minFreeBytes)} MiB)`);
+  if (free < minFreeBytes)
+    throw new Error(
+      `only ${mib(free)} MiB free on the data directory, less than FLOE_MIN_FREE_BYTES (${mib(minFreeBytes)} MiB)`,
+    );
 }
 
 /** How this process takes part in a `floe serve --workers N` (supervisor.ts); defaults = alone. */
@@ -125,7 +142,9 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
   });
   log.info({ storage: storage.description }, 'storage ready');
 
-  let handler: ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void) | undefined;
+  let handler:
+    | ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void)
+    | undefined;
   const server: Server = createServer((req, res) => {
     if (handler) return handler(req, res);
     res.writeHead(503, { 'Retry-After': '1', 'Content-Type': 'text/plain' }).end('starting\n');
@@ -137,10 +156,17 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
   server.keepAliveTimeout = 65_000;
   const idleMs = config.bodyIdleSeconds * 1000;
   const bodies = new BodyWatchdog(
-    { idleMs, minBytesPerSecond: config.bodyMinBytesPerSecond, windowMs: Math.max(2 * idleMs, 10_000), tickMs: idleMs > 0 ? Math.min(1000, Math.max(100, idleMs / 4)) : 1000 },
+    {
+      idleMs,
+      minBytesPerSecond: config.bodyMinBytesPerSecond,
+      windowMs: Math.max(2 * idleMs, 10_000),
+      tickMs: idleMs > 0 ? Math.min(1000, Math.max(100, idleMs / 4)) : 1000,
+    },
     (req, stall) => log.info({ path: (req.url ?? '').split('?')[0], stall }, 'request body stalled: answered 408'),
   );
-  limitConnectionsPerClient(server, config.maxConnectionsPerClient, config.trustedProxies, (ip) => log.warn({ ip, max: config.maxConnectionsPerClient }, 'too many connections from one client: closed a new one'));
+  limitConnectionsPerClient(server, config.maxConnectionsPerClient, config.trustedProxies, (ip) =>
+    log.warn({ ip, max: config.maxConnectionsPerClient }, 'too many connections from one client: closed a new one'),
+  );
   // On shutdown: /readyz fails at once, requests in flight finish, connections close as they go idle.
   const connections = new ConnectionDrain(server);
   // With a checkContinue listener Node leaves the 100 to us: /cache sends it only once the upload
@@ -157,16 +183,24 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
     server.listen(config.listen.port, config.listen.host, () => resolve());
   });
   const address = server.address() as AddressInfo;
-  const publicUrl = config.publicUrl ?? `http://${formatHost(config.listen.host === '0.0.0.0' ? '127.0.0.1' : config.listen.host)}:${address.port}`;
+  const publicUrl =
+    config.publicUrl ??
+    `http://${formatHost(config.listen.host === '0.0.0.0' ? '127.0.0.1' : config.listen.host)}:${address.port}`;
   const hostName = new URL(publicUrl).hostname.replace(/[[\]:]/g, '-');
 
   const keyRing = await KeyRing.open(storage.db, { nixKeyName: config.cacheKeyName ?? `${hostName}-1` });
   const keys = keyRing.current;
   // Rotations made through another replica arrive within a minute even without an unknown kid.
-  const keyReload = setInterval(() => void keyRing.reload(0).catch((err) => log.warn({ err }, 'reloading server keys failed')), 60_000);
+  const keyReload = setInterval(
+    () => void keyRing.reload(0).catch((err) => log.warn({ err }, 'reloading server keys failed')),
+    60_000,
+  );
   keyReload.unref();
   const tokens = new TokenService(storage.db, keyRing, publicUrl, storage.changes);
-  storage.changes.subscribe('keys', () => void keyRing.reload(0).catch((err) => log.warn({ err }, 'reloading server keys failed')));
+  storage.changes.subscribe(
+    'keys',
+    () => void keyRing.reload(0).catch((err) => log.warn({ err }, 'reloading server keys failed')),
+  );
   const metrics = new Metrics();
   const processMetrics = new ProcessMetrics(server);
   const audit = new AuditLog(storage.db, log);
@@ -202,20 +236,32 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
   for (const orgId of resignAfterUpgrade) {
     // Upgraded data: narinfos get the org's own signature next to the shared server key's.
     const n = await cache.resignOrg(orgId);
-    log.info({ orgId, paths: n }, 'org signing key created; narinfos re-signed (the server key stays as the org\'s previous key until retired)');
+    log.info(
+      { orgId, paths: n },
+      "org signing key created; narinfos re-signed (the server key stays as the org's previous key until retired)",
+    );
   }
   const retention = new RetentionService(storage.db);
   // Storage over time: today's row per org shortly after start, then daily, and after every GC run.
   const history = new UsageHistory(storage.db);
-  const snapshot = (why: string) => void history.snapshotAll().then((orgs) => log.debug({ orgs, why }, 'usage snapshot written'), (err) => log.warn({ err, why }, 'usage snapshot failed'));
+  const snapshot = (why: string) =>
+    void history.snapshotAll().then(
+      (orgs) => log.debug({ orgs, why }, 'usage snapshot written'),
+      (err) => log.warn({ err, why }, 'usage snapshot failed'),
+    );
   const snapshotFirst = singletons ? setTimeout(() => snapshot('start'), 1000) : undefined;
   snapshotFirst?.unref();
   const snapshotDaily = singletons ? setInterval(() => snapshot('daily'), 86_400_000) : undefined;
   snapshotDaily?.unref();
-  const gc = new GarbageCollector(storage, (hashes) => cache.forget(hashes), log, (result, bytes) => {
-    metrics.gcRun(result, bytes);
-    if (result === 'ok') snapshot('gc');
-  });
+  const gc = new GarbageCollector(
+    storage,
+    (hashes) => cache.forget(hashes),
+    log,
+    (result, bytes) => {
+      metrics.gcRun(result, bytes);
+      if (result === 'ok') snapshot('gc');
+    },
+  );
   const gcGraceMs = config.gc.graceSeconds * 1000;
   const gcTimer =
     config.gc.intervalSeconds > 0 && singletons
@@ -223,7 +269,15 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
           () =>
             void gc
               .run({ graceMs: gcGraceMs })
-              .then((r) => audit.append({ principal: { kind: 'server-admin', tokenId: 'gc-schedule', subject: 'gc-schedule' }, action: 'gc.run', target: 'scheduled garbage collection', orgId: null, detail: { roots: r.roots, paths: r.paths, nars: r.nars, orphanBlobs: r.orphanBlobs } }))
+              .then((r) =>
+                audit.append({
+                  principal: { kind: 'server-admin', tokenId: 'gc-schedule', subject: 'gc-schedule' },
+                  action: 'gc.run',
+                  target: 'scheduled garbage collection',
+                  orgId: null,
+                  detail: { roots: r.roots, paths: r.paths, nars: r.nars, orphanBlobs: r.orphanBlobs },
+                }),
+              )
               .catch((err) => log.error({ err }, 'scheduled gc failed')),
           config.gc.intervalSeconds * 1000,
         )
@@ -232,12 +286,27 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
   // NARs uploaded without a narinfo (or refused at commit) are collected even with GC off: they
   // count against quotas only until they expire, and must not pile up on disk after that.
   const sweepEveryMs = Math.min(15 * 60_000, Math.max(1000, (config.uploadExpirySeconds * 1000) / 2));
-  const uploadSweep = singletons ? setInterval(() => void gc.sweepUploads({ graceMs: gcGraceMs }).catch((err) => log.warn({ err }, 'sweeping uncommitted uploads failed')), sweepEveryMs) : undefined;
+  const uploadSweep = singletons
+    ? setInterval(
+        () =>
+          void gc
+            .sweepUploads({ graceMs: gcGraceMs })
+            .catch((err) => log.warn({ err }, 'sweeping uncommitted uploads failed')),
+        sweepEveryMs,
+      )
+    : undefined;
   uploadSweep?.unref();
   const resolveClient = clientResolver(config.trustedProxies);
   const verifier = new OidcVerifier(storage.db, config.oidc);
-  const sts = new StsVerifier(storage.db, { audience: publicUrl, ...(config.testAwsStsEndpoint ? { endpointOverride: config.testAwsStsEndpoint } : {}) });
-  if (config.testAwsStsEndpoint) log.warn({ endpoint: config.testAwsStsEndpoint }, 'FLOE_TEST_AWS_STS_ENDPOINT is set: AWS logins are verified by a stand-in, not by AWS (tests only)');
+  const sts = new StsVerifier(storage.db, {
+    audience: publicUrl,
+    ...(config.testAwsStsEndpoint ? { endpointOverride: config.testAwsStsEndpoint } : {}),
+  });
+  if (config.testAwsStsEndpoint)
+    log.warn(
+      { endpoint: config.testAwsStsEndpoint },
+      'FLOE_TEST_AWS_STS_ENDPOINT is set: AWS logins are verified by a stand-in, not by AWS (tests only)',
+    );
   const exchange = new ExchangeService(storage.db, orgs, tokens, verifier, publicUrl, sts);
   await exchange.backfillSubjectKeys();
   const readmes = new ReadmeRenderer(log, (result) => metrics.inc('floe_readme_renders_total', { result }));
@@ -275,7 +344,9 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
         ? [{ backend: 'server', ok: false, ms: 0, error: 'shutting down: finishing the requests in flight' }]
         : Promise.all([
             probe('database', () => sql`select 1`.execute(storage.db)),
-            probe('blobs', () => (storage.blobs.check ? storage.blobs.check() : storage.blobs.size('floe-readiness-probe'))),
+            probe('blobs', () =>
+              storage.blobs.check ? storage.blobs.check() : storage.blobs.size('floe-readiness-probe'),
+            ),
             probe('disk', () => checkFreeSpace(config.dataDir, config.minFreeBytes)),
           ]),
     rotateKeys: async () => {

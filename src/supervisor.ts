@@ -34,7 +34,11 @@ export function workerCount(flag: string | undefined, env: NodeJS.ProcessEnv = p
   const text = flag ?? env.FLOE_WORKERS;
   if (text === undefined || text === '') return availableParallelism();
   const n = /^\d+$/.test(text.trim()) ? Number(text.trim()) : NaN;
-  if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS) throw new InvalidInput('workers', `expected a number of processes from 1 to ${MAX_WORKERS}, got ${JSON.stringify(text)}`);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS)
+    throw new InvalidInput(
+      'workers',
+      `expected a number of processes from 1 to ${MAX_WORKERS}, got ${JSON.stringify(text)}`,
+    );
   return n;
 }
 
@@ -48,7 +52,12 @@ export function workerRole(env: NodeJS.ProcessEnv = process.env): { singletons: 
 }
 
 /** Runs the primary; resolves with the first worker's ready message once all N serve. */
-export async function superviseWorkers(config: Config, n: number, log: Logger, onStopped: (code: number) => void): Promise<WorkerReady> {
+export async function superviseWorkers(
+  config: Config,
+  n: number,
+  log: Logger,
+  onStopped: (code: number) => void,
+): Promise<WorkerReady> {
   await migrateStorage(config);
   const live = new Set<Worker>();
   const relay = relayChangeNotices(() => [...live]);
@@ -75,7 +84,8 @@ export async function superviseWorkers(config: Config, n: number, log: Logger, o
         relay.onExit(w);
         const wasLeader = leader === w;
         if (wasLeader) leader = undefined;
-        if (!ready) reject(new Error(`worker ${w.process.pid} stopped while starting (${signal ?? `exit code ${code}`})`));
+        if (!ready)
+          reject(new Error(`worker ${w.process.pid} stopped while starting (${signal ?? `exit code ${code}`})`));
         if (stopping) {
           if (live.size === 0) onStopped(0);
           return;
@@ -104,7 +114,9 @@ export async function superviseWorkers(config: Config, n: number, log: Logger, o
       return;
     }
     stopping = true;
-    process.stderr.write(`floe: ${signal}: draining ${live.size} workers (up to ${config.shutdownGraceSeconds} s; ${signal} again to stop at once)\n`);
+    process.stderr.write(
+      `floe: ${signal}: draining ${live.size} workers (up to ${config.shutdownGraceSeconds} s; ${signal} again to stop at once)\n`,
+    );
     // A terminal's Ctrl-C reaches every worker itself; a SIGTERM is for the primary alone.
     if (signal === 'SIGTERM') for (const w of live) w.process.kill('SIGTERM');
     if (live.size === 0) onStopped(0);

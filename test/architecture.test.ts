@@ -40,12 +40,18 @@ describe('architecture', () => {
   });
 
   it('src/nix is pure: no I/O modules, nothing from the rest of Floe but errors', () => {
-    const bad = from('nix/').filter(([, t]) => /^(node:)?(fs|fs\/promises|net|http|https|child_process|dgram)$/.test(t) || (!t.startsWith('nix/') && !t.startsWith('node:') && t !== 'errors.js'));
+    const bad = from('nix/').filter(
+      ([, t]) =>
+        /^(node:)?(fs|fs\/promises|net|http|https|child_process|dgram)$/.test(t) ||
+        (!t.startsWith('nix/') && !t.startsWith('node:') && t !== 'errors.js'),
+    );
     expect(bad).toEqual([]);
   });
 
   it('policy decisions are pure: no storage, HTTP or I/O', () => {
-    const bad = from('policy/').filter(([, t]) => t.startsWith('storage/') || t.startsWith('http/') || /^(node:)?(fs|net|http)/.test(t));
+    const bad = from('policy/').filter(
+      ([, t]) => t.startsWith('storage/') || t.startsWith('http/') || /^(node:)?(fs|net|http)/.test(t),
+    );
     expect(bad).toEqual([]);
   });
 
@@ -55,12 +61,16 @@ describe('architecture', () => {
   const ROOTS = new Set(['server.ts', 'migrate.ts', 'supervisor.ts', ...LOCAL_ADMIN]);
 
   it('only the composition roots (server.ts, migrate.ts, supervisor.ts, local admin commands) and storage itself pick concrete storage backends', () => {
-    const bad = all.filter(([f, t]) => /^storage\/(open|sql\/|blob\/)/.test(t) && !ROOTS.has(f) && !f.startsWith('storage/'));
+    const bad = all.filter(
+      ([f, t]) => /^storage\/(open|sql\/|blob\/)/.test(t) && !ROOTS.has(f) && !f.startsWith('storage/'),
+    );
     expect(bad).toEqual([]);
   });
 
   it('domain code never imports the HTTP layer, the web interface or the CLI', () => {
-    const bad = all.filter(([f, t]) => /^(cache|identity|policy|org|storage|nix|registry|audit)\//.test(f) && /^(http|cli|web)\//.test(t));
+    const bad = all.filter(
+      ([f, t]) => /^(cache|identity|policy|org|storage|nix|registry|audit)\//.test(f) && /^(http|cli|web)\//.test(t),
+    );
     expect(bad).toEqual([]);
   });
 
@@ -77,7 +87,9 @@ describe('architecture', () => {
   });
 
   it('the CLI talks to servers over HTTP; only `serve` reaches the server composition root', () => {
-    const bad = from('cli/').filter(([f, t]) => /^(cache|identity|policy|org|storage|http)\//.test(t) && !LOCAL_ADMIN.has(f));
+    const bad = from('cli/').filter(
+      ([f, t]) => /^(cache|identity|policy|org|storage|http)\//.test(t) && !LOCAL_ADMIN.has(f),
+    );
     expect(bad).toEqual([]);
   });
 });

@@ -54,7 +54,11 @@ export interface ChainBreak {
 }
 
 /** Checks a run of consecutive entries; `prevHash` is the hash of the entry before the first. */
-export function verifyChain(entries: Array<ChainedFields & { prev_hash: string; hash: string }>, prevHash: string, prevSeq: number): ChainBreak | undefined {
+export function verifyChain(
+  entries: Array<ChainedFields & { prev_hash: string; hash: string }>,
+  prevHash: string,
+  prevSeq: number,
+): ChainBreak | undefined {
   for (const e of entries) {
     const seq = Number(e.seq);
     if (seq !== prevSeq + 1) return { seq, problem: `entry ${prevSeq + 1} is missing (next is ${seq})` };

@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { DenialTally, OUTSIDE_CALLERS } from './denial-tally.js';
 
-const key = (target: string, actor = 'anonymous') => ({ orgId: 'o1', actor, tokenId: null, action: 'cache.read', target });
+const key = (target: string, actor = 'anonymous') => ({
+  orgId: 'o1',
+  actor,
+  tokenId: null,
+  action: 'cache.read',
+  target,
+});
 const T0 = '2026-01-01T00:00:00.000Z';
 const T1 = '2026-01-01T00:00:30.000Z';
 const LATER = '2026-01-01T00:01:10.000Z';
@@ -14,7 +20,12 @@ describe('denial tally', () => {
     for (let i = 0; i < 999; i++) expect(t.count(key('slice a/x'), 'no', T1, true)).toBe(false);
     const [s, ...rest] = t.drain(END);
     expect(rest).toEqual([]);
-    expect(s).toMatchObject({ actor: 'anonymous', target: 'slice a/x', outcome: 'deny', detail: { count: 999, since: T0, summary: true } });
+    expect(s).toMatchObject({
+      actor: 'anonymous',
+      target: 'slice a/x',
+      outcome: 'deny',
+      detail: { count: 999, since: T0, summary: true },
+    });
     expect(s!.reason).toMatch(/^999 more requests refused since/);
     expect(t.size).toBe(0);
   });

@@ -57,12 +57,25 @@ export class DenialTally {
       return false;
     }
     if (this.tallies.size >= this.maxTallies) {
-      const folded: DenialKey = { orgId: key.orgId, actor: VARIOUS, tokenId: null, action: 'various', target: 'various' };
+      const folded: DenialKey = {
+        orgId: key.orgId,
+        actor: VARIOUS,
+        tokenId: null,
+        action: 'various',
+        target: 'various',
+      };
       const fk = keyOf(folded, '');
       const f = this.tallies.get(fk);
       if (f) f.count++;
       // The fold keys (one per org) may exceed the limit: they are bounded by the orgs that exist.
-      else this.tallies.set(fk, { ...folded, count: 1, firstWritten: false, reason: 'denials of many callers and resources', since: nowIso });
+      else
+        this.tallies.set(fk, {
+          ...folded,
+          count: 1,
+          firstWritten: false,
+          reason: 'denials of many callers and resources',
+          since: nowIso,
+        });
       return false;
     }
     this.tallies.set(k, { ...key, count: mayWriteFirst ? 0 : 1, firstWritten: mayWriteFirst, reason, since: nowIso });
@@ -108,6 +121,7 @@ function keyOf(k: DenialKey, reason: string): string {
 function summaryReason(t: Tally): string {
   const n = `${t.count} request${t.count === 1 ? '' : 's'}`;
   if (t.actor === OUTSIDE_CALLERS) return `${n} by callers outside this org (or anonymous) refused since ${t.since}`;
-  if (t.firstWritten) return `${t.count} more request${t.count === 1 ? '' : 's'} refused since ${t.since} (as the first: ${t.reason.slice(0, 300)})`;
+  if (t.firstWritten)
+    return `${t.count} more request${t.count === 1 ? '' : 's'} refused since ${t.since} (as the first: ${t.reason.slice(0, 300)})`;
   return `${n} refused since ${t.since}: ${t.reason.slice(0, 300)}`;
 }

@@ -127,7 +127,13 @@ export class AuditLog implements AuditSink {
     const callerOrg = principal.kind === 'token' ? principal.org.id : null;
     const foreign = resourceOrg !== null && principal.kind !== 'server-admin' && callerOrg !== resourceOrg;
     const target = resourceLabel(resource);
-    if (foreign) this.denials.count({ orgId: resourceOrg, actor: OUTSIDE_CALLERS, tokenId: null, action, target }, decision.reason, new Date().toISOString(), false);
+    if (foreign)
+      this.denials.count(
+        { orgId: resourceOrg, actor: OUTSIDE_CALLERS, tokenId: null, action, target },
+        decision.reason,
+        new Date().toISOString(),
+        false,
+      );
     this.append({
       principal,
       action,
@@ -135,7 +141,11 @@ export class AuditLog implements AuditSink {
       orgId: foreign ? callerOrg : resourceOrg,
       outcome: 'deny',
       reason: decision.reason,
-      detail: { decidedBy: decision.decidedBy, ...(decision.policyVersion !== undefined ? { policyVersion: decision.policyVersion } : {}), ...(facts.narinfoSignatures ? { narinfoSignatures: facts.narinfoSignatures } : {}) },
+      detail: {
+        decidedBy: decision.decidedBy,
+        ...(decision.policyVersion !== undefined ? { policyVersion: decision.policyVersion } : {}),
+        ...(facts.narinfoSignatures ? { narinfoSignatures: facts.narinfoSignatures } : {}),
+      },
     });
   }
 
@@ -153,7 +163,16 @@ export class AuditLog implements AuditSink {
     const target = e.target.slice(0, 1000);
     const reason = (e.reason ?? '').slice(0, 1000);
     const outcome = e.outcome ?? 'event';
-    if (outcome === 'deny' && !this.denials.count({ orgId, actor, tokenId, action: e.action, target }, reason, at, this.pending.length < MAX_PENDING)) return;
+    if (
+      outcome === 'deny' &&
+      !this.denials.count(
+        { orgId, actor, tokenId, action: e.action, target },
+        reason,
+        at,
+        this.pending.length < MAX_PENDING,
+      )
+    )
+      return;
     const client = e.principal.client;
     this.pending.push({
       at,
@@ -165,8 +184,16 @@ export class AuditLog implements AuditSink {
       outcome,
       reason,
       detail: JSON.stringify({
-        ...(client ? { ip: client.ip, ...(client.country ? { country: client.country } : {}), ...(client.requestId ? { requestId: client.requestId } : {}) } : {}),
-        ...(e.principal.kind === 'token' && e.principal.identity ? { identity: `${e.principal.identity.provider} ${e.principal.identity.issuer}` } : {}),
+        ...(client
+          ? {
+              ip: client.ip,
+              ...(client.country ? { country: client.country } : {}),
+              ...(client.requestId ? { requestId: client.requestId } : {}),
+            }
+          : {}),
+        ...(e.principal.kind === 'token' && e.principal.identity
+          ? { identity: `${e.principal.identity.provider} ${e.principal.identity.issuer}` }
+          : {}),
         ...e.detail,
       }),
     });
@@ -216,7 +243,8 @@ export class AuditLog implements AuditSink {
     const day = new Date().toISOString().slice(0, 10);
     // Reads of an org's (public or followed) slices by other orgs' members are counted without
     // their names: who in acme substitutes from a partner's slice is acme's business.
-    const actor = principal.kind === 'token' && principal.org.id !== orgId ? 'outside callers' : describePrincipal(principal);
+    const actor =
+      principal.kind === 'token' && principal.org.id !== orgId ? 'outside callers' : describePrincipal(principal);
     const key = `${day}|${orgId}|${actor}|${storePath}`;
     let r = this.reads.get(key);
     if (!r) {
@@ -293,7 +321,12 @@ export class AuditLog implements AuditSink {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.db.transaction().execute(async (trx) => {
-          const last = await trx.selectFrom('audit_log').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+          const last = await trx
+            .selectFrom('audit_log')
+            .select(['seq', 'hash'])
+            .orderBy('seq', 'desc')
+            .limit(1)
+            .executeTakeFirst();
           let seq = last ? Number(last.seq) : 0;
           let prev = last?.hash ?? GENESIS_HASH;
           const rows = batch.map((p) => {
@@ -303,7 +336,11 @@ export class AuditLog implements AuditSink {
             prev = hash;
             return row;
           });
-          for (let i = 0; i < rows.length; i += 200) await trx.insertInto('audit_log').values(rows.slice(i, i + 200)).execute();
+          for (let i = 0; i < rows.length; i += 200)
+            await trx
+              .insertInto('audit_log')
+              .values(rows.slice(i, i + 200))
+              .execute();
           head = { seq, hash: prev };
         });
         this.checkpoint(head);
@@ -317,9 +354,16 @@ export class AuditLog implements AuditSink {
   }
 
   async query(q: AuditQuery): Promise<AuditEntry[]> {
-    let sel = this.db.selectFrom('audit_log').selectAll().orderBy('seq', q.newestFirst ? 'desc' : 'asc').limit(Math.min(Math.max(q.limit ?? 100, 1), 5000));
+    let sel = this.db
+      .selectFrom('audit_log')
+      .selectAll()
+      .orderBy('seq', q.newestFirst ? 'desc' : 'asc')
+      .limit(Math.min(Math.max(q.limit ?? 100, 1), 5000));
     if (q.orgId !== undefined) sel = sel.where('org_id', '=', q.orgId);
-    if (q.action) sel = q.action.endsWith('.') ? sel.where('action', 'like', `${q.action.replace(/[%_]/g, '')}%`) : sel.where('action', '=', q.action);
+    if (q.action)
+      sel = q.action.endsWith('.')
+        ? sel.where('action', 'like', `${q.action.replace(/[%_]/g, '')}%`)
+        : sel.where('action', '=', q.action);
     if (q.outcome) sel = sel.where('outcome', '=', q.outcome);
     if (q.actor) sel = sel.where('actor', 'like', `%${q.actor.replace(/[%_]/g, '')}%`);
     if (q.since) sel = sel.where('at', '>=', q.since);
@@ -346,14 +390,29 @@ export class AuditLog implements AuditSink {
    * Re-walks the whole chain. With `anchor` (a seq and hash recorded earlier, e.g. from an
    * `audit checkpoint` log line), also checks that the chain still passes through it.
    */
-  async verify(anchor?: { seq: number; hash: string }): Promise<{ ok: boolean; entries: number; headHash: string; break?: ChainBreak }> {
+  async verify(anchor?: {
+    seq: number;
+    hash: string;
+  }): Promise<{ ok: boolean; entries: number; headHash: string; break?: ChainBreak }> {
     let prevHash = GENESIS_HASH;
     let prevSeq = 0;
     let anchorSeen = false;
     for (;;) {
-      const rows = await this.db.selectFrom('audit_log').selectAll().where('seq', '>', prevSeq).orderBy('seq', 'asc').limit(2000).execute();
+      const rows = await this.db
+        .selectFrom('audit_log')
+        .selectAll()
+        .where('seq', '>', prevSeq)
+        .orderBy('seq', 'asc')
+        .limit(2000)
+        .execute();
       if (rows.length === 0) {
-        if (anchor && !anchorSeen) return { ok: false, entries: prevSeq, headHash: prevHash, break: { seq: anchor.seq, problem: 'the anchored entry is gone (the log was truncated)' } };
+        if (anchor && !anchorSeen)
+          return {
+            ok: false,
+            entries: prevSeq,
+            headHash: prevHash,
+            break: { seq: anchor.seq, problem: 'the anchored entry is gone (the log was truncated)' },
+          };
         return { ok: true, entries: prevSeq, headHash: prevHash };
       }
       const broken = verifyChain(rows, prevHash, prevSeq);
@@ -362,7 +421,13 @@ export class AuditLog implements AuditSink {
         const at = rows.find((r) => Number(r.seq) === anchor.seq);
         if (at) {
           anchorSeen = true;
-          if (at.hash !== anchor.hash) return { ok: false, entries: prevSeq, headHash: prevHash, break: { seq: anchor.seq, problem: 'differs from the anchor: the log was rewritten up to here' } };
+          if (at.hash !== anchor.hash)
+            return {
+              ok: false,
+              entries: prevSeq,
+              headHash: prevHash,
+              break: { seq: anchor.seq, problem: 'differs from the anchor: the log was rewritten up to here' },
+            };
         }
       }
       prevSeq = Number(rows.at(-1)!.seq);
@@ -371,15 +436,32 @@ export class AuditLog implements AuditSink {
   }
 
   async readSummary(orgId: string, opts: { since?: string; actor?: string; limit?: number } = {}) {
-    let sel = this.db.selectFrom('read_summary').selectAll().where('org_id', '=', orgId).orderBy('day', 'desc').orderBy('bytes', 'desc').limit(Math.min(opts.limit ?? 500, 5000));
+    let sel = this.db
+      .selectFrom('read_summary')
+      .selectAll()
+      .where('org_id', '=', orgId)
+      .orderBy('day', 'desc')
+      .orderBy('bytes', 'desc')
+      .limit(Math.min(opts.limit ?? 500, 5000));
     if (opts.since) sel = sel.where('day', '>=', opts.since.slice(0, 10));
     if (opts.actor) sel = sel.where('actor', '=', opts.actor);
     const rows = await sel.execute();
-    return rows.map((r) => ({ day: r.day, actor: r.actor, storePath: r.store_path, narinfoHits: Number(r.narinfo_hits), narDownloads: Number(r.nar_downloads), bytes: Number(r.bytes) }));
+    return rows.map((r) => ({
+      day: r.day,
+      actor: r.actor,
+      storePath: r.store_path,
+      narinfoHits: Number(r.narinfo_hits),
+      narDownloads: Number(r.nar_downloads),
+      bytes: Number(r.bytes),
+    }));
   }
 }
 
 function isConflict(err: unknown): boolean {
   const e = err as { code?: string; message?: string };
-  return e.code === '23505' || e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || /UNIQUE constraint|duplicate key/i.test(e.message ?? '');
+  return (
+    e.code === '23505' ||
+    e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' ||
+    /UNIQUE constraint|duplicate key/i.test(e.message ?? '')
+  );
 }

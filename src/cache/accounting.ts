@@ -11,7 +11,13 @@ export async function orgStoredBytes(db: Db, orgId: string): Promise<number> {
   const row = await db
     .selectFrom('nars')
     .select((eb) => eb.fn.sum<number | string | null>('nars.file_size').as('bytes'))
-    .where('nars.nar_hash', 'in', (eb) => eb.selectFrom('paths').innerJoin('slices', 'slices.id', 'paths.slice_id').select('paths.nar_hash').where('slices.org_id', '=', orgId))
+    .where('nars.nar_hash', 'in', (eb) =>
+      eb
+        .selectFrom('paths')
+        .innerJoin('slices', 'slices.id', 'paths.slice_id')
+        .select('paths.nar_hash')
+        .where('slices.org_id', '=', orgId),
+    )
     .executeTakeFirst();
   return Number(row?.bytes ?? 0) + (await orgLogBytes(db, orgId));
 }
@@ -39,7 +45,15 @@ export async function orgBytesWithPending(db: Db, orgId: string): Promise<number
     .select((eb) => eb.fn.sum<number | string | null>('nars.file_size').as('bytes'))
     .where((eb) =>
       eb.or([
-        eb('nars.nar_hash', 'in', eb.selectFrom('paths').innerJoin('slices', 'slices.id', 'paths.slice_id').select('paths.nar_hash').where('slices.org_id', '=', orgId)),
+        eb(
+          'nars.nar_hash',
+          'in',
+          eb
+            .selectFrom('paths')
+            .innerJoin('slices', 'slices.id', 'paths.slice_id')
+            .select('paths.nar_hash')
+            .where('slices.org_id', '=', orgId),
+        ),
         eb(
           'nars.nar_hash',
           'in',
@@ -74,20 +88,34 @@ export interface OrgStorage {
 }
 
 export async function orgStorage(db: Db, org: { id: string; name: string }): Promise<OrgStorage> {
-  const slices = await db.selectFrom('slices').select(['id', 'name']).where('org_id', '=', org.id).orderBy('name').execute();
+  const slices = await db
+    .selectFrom('slices')
+    .select(['id', 'name'])
+    .where('org_id', '=', org.id)
+    .orderBy('name')
+    .execute();
   const out: SliceStorage[] = [];
   for (const s of slices) {
     const logical = await db
       .selectFrom('paths')
-      .select((eb) => [eb.fn.countAll<number | string>().as('n'), eb.fn.sum<number | string | null>('nar_size').as('bytes')])
+      .select((eb) => [
+        eb.fn.countAll<number | string>().as('n'),
+        eb.fn.sum<number | string | null>('nar_size').as('bytes'),
+      ])
       .where('slice_id', '=', s.id)
       .executeTakeFirst();
     const stored = await db
       .selectFrom('nars')
       .select((eb) => eb.fn.sum<number | string | null>('nars.file_size').as('bytes'))
-      .where('nars.nar_hash', 'in', (eb) => eb.selectFrom('paths').select('paths.nar_hash').where('paths.slice_id', '=', s.id))
+      .where('nars.nar_hash', 'in', (eb) =>
+        eb.selectFrom('paths').select('paths.nar_hash').where('paths.slice_id', '=', s.id),
+      )
       .executeTakeFirst();
-    const logs = await db.selectFrom('build_logs').select((eb) => eb.fn.sum<number | string | null>('stored_size').as('bytes')).where('slice_id', '=', s.id).executeTakeFirst();
+    const logs = await db
+      .selectFrom('build_logs')
+      .select((eb) => eb.fn.sum<number | string | null>('stored_size').as('bytes'))
+      .where('slice_id', '=', s.id)
+      .executeTakeFirst();
     const storedBytes = Number(stored?.bytes ?? 0) + Number(logs?.bytes ?? 0);
     out.push({ name: s.name, paths: Number(logical?.n ?? 0), logicalBytes: Number(logical?.bytes ?? 0), storedBytes });
   }

@@ -15,7 +15,10 @@ const OUTSTANDING_BYTES = 4 << 20;
 const INPUT_AHEAD_BYTES = 4 << 20;
 
 const resolve = createRequire(import.meta.url).resolve;
-const LIBS = { bzip2: resolve('unbzip2-stream/lib/bzip2.js'), bitIterator: resolve('unbzip2-stream/lib/bit_iterator.js') };
+const LIBS = {
+  bzip2: resolve('unbzip2-stream/lib/bzip2.js'),
+  bitIterator: resolve('unbzip2-stream/lib/bit_iterator.js'),
+};
 
 type FromWorker = { out: Uint8Array } | { consumed: number } | { done: true } | { error: string };
 type ToWorker = { data: Uint8Array } | { end: true };
@@ -26,9 +29,24 @@ type ToWorker = { data: Uint8Array } | { end: true };
  */
 function bzip2Worker(req: NodeJS.Require): void {
   const { parentPort, workerData } = req('node:worker_threads') as typeof import('node:worker_threads');
-  const { libs, control, outstandingBytes } = workerData as { libs: { bzip2: string; bitIterator: string }; control: SharedArrayBuffer; outstandingBytes: number };
-  const bz2 = req(libs.bzip2) as { header(bits: unknown): number; decompress(bits: unknown, out: (b: number) => void, buf: Int32Array, size: number, crc: number | null): number | null };
-  const bitIterator = req(libs.bitIterator) as (next: () => Buffer | undefined) => ((n: number | null) => number) & { bytesRead: number };
+  const { libs, control, outstandingBytes } = workerData as {
+    libs: { bzip2: string; bitIterator: string };
+    control: SharedArrayBuffer;
+    outstandingBytes: number;
+  };
+  const bz2 = req(libs.bzip2) as {
+    header(bits: unknown): number;
+    decompress(
+      bits: unknown,
+      out: (b: number) => void,
+      buf: Int32Array,
+      size: number,
+      crc: number | null,
+    ): number | null;
+  };
+  const bitIterator = req(libs.bitIterator) as (
+    next: () => Buffer | undefined,
+  ) => ((n: number | null) => number) & { bytesRead: number };
   const counters = new Int32Array(control); // [0] = output not yet consumed, [1] = stop
   const port = parentPort!;
   const queue: Buffer[] = [];
@@ -112,7 +130,8 @@ export class Bzip2Decoder extends Duplex {
     this.worker.on('message', (m: FromWorker) => this.onMessage(m));
     this.worker.on('error', (err) => this.destroy(err));
     this.worker.on('exit', (code) => {
-      if (!this.destroyed && this.finalWaiting) this.destroy(new Error(`the bzip2 decoder stopped (exit code ${code})`));
+      if (!this.destroyed && this.finalWaiting)
+        this.destroy(new Error(`the bzip2 decoder stopped (exit code ${code})`));
     });
   }
 

@@ -27,10 +27,19 @@ export function candidateQuery(db: Storage['db']) {
     .selectFrom('paths')
     .innerJoin('slices', 'slices.id', 'paths.slice_id')
     .innerJoin('orgs', 'orgs.id', 'slices.org_id')
-    .select(['slices.id as slice_id', 'slices.name as slice_name', 'slices.public', 'orgs.id as org_id', 'orgs.name as org_name']);
+    .select([
+      'slices.id as slice_id',
+      'slices.name as slice_name',
+      'slices.public',
+      'orgs.id as org_id',
+      'orgs.name as org_name',
+    ]);
 }
 
 /** Every slice holding exactly this store path, as authorization candidates. */
 export function slicesHolding(db: Storage['db'], path: StorePathBase): Promise<Candidate[]> {
-  return candidateQuery(db).where('paths.hash_part', '=', hashPartOf(path)).where('paths.store_path', '=', path).execute();
+  return candidateQuery(db)
+    .where('paths.hash_part', '=', hashPartOf(path))
+    .where('paths.store_path', '=', path)
+    .execute();
 }

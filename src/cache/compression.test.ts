@@ -24,9 +24,11 @@ function compress(kind: Exclude<Compression, 'none'>, data: Buffer): Buffer {
 
 /** Feeds `input` in chunks of `chunkSize`, like a network body. */
 function chunked(input: Buffer, chunkSize = 16 << 10): Readable {
-  return Readable.from((function* () {
-    for (let i = 0; i < input.length; i += chunkSize) yield input.subarray(i, i + chunkSize);
-  })());
+  return Readable.from(
+    (function* () {
+      for (let i = 0; i < input.length; i += chunkSize) yield input.subarray(i, i + chunkSize);
+    })(),
+  );
 }
 
 /** The longest time the event loop went without running a timer while `work` ran. */
@@ -53,7 +55,7 @@ describe('createDecompressor', () => {
       const packed = compress(kind, data);
       for (const size of [1000, 64 << 10]) {
         const out: Buffer[] = [];
-        await pipeline(chunked(packed, size), createDecompressor(kind), async function (source: AsyncIterable<Buffer>) {
+        await pipeline(chunked(packed, size), createDecompressor(kind), async (source: AsyncIterable<Buffer>) => {
           for await (const c of source) out.push(c);
         });
         expect(Buffer.concat(out).equals(data)).toBe(true);
@@ -62,7 +64,13 @@ describe('createDecompressor', () => {
 
     it(`refuses truncated ${kind}`, async () => {
       const packed = compress(kind, data);
-      await expect(pipeline(chunked(packed.subarray(0, Math.floor(packed.length / 2))), createDecompressor(kind), new Writable({ write: (_c, _e, cb) => cb() }))).rejects.toThrow();
+      await expect(
+        pipeline(
+          chunked(packed.subarray(0, Math.floor(packed.length / 2))),
+          createDecompressor(kind),
+          new Writable({ write: (_c, _e, cb) => cb() }),
+        ),
+      ).rejects.toThrow();
     });
   }
 
@@ -71,7 +79,8 @@ describe('createDecompressor', () => {
     const BOMB = 256 << 20;
     beforeAll(() => {
       const zeros = Buffer.alloc(BOMB);
-      for (const kind of KINDS) bombs.set(kind, compress(kind, kind === 'xz' || kind === 'bzip2' ? zeros.subarray(0, 64 << 20) : zeros));
+      for (const kind of KINDS)
+        bombs.set(kind, compress(kind, kind === 'xz' || kind === 'bzip2' ? zeros.subarray(0, 64 << 20) : zeros));
     }, 120_000);
 
     for (const kind of KINDS) {

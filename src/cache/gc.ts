@@ -26,7 +26,6 @@ export interface GcOptions {
   graceMs: number;
 }
 
-
 interface Graph {
   paths: Array<GcPath & { storePath: string; narSize: number; sliceName: string; orgName: string }>;
   roots: Set<string>;
@@ -53,7 +52,18 @@ async function loadPathRows(db: Db): Promise<Graph['paths']> {
         .selectFrom('paths')
         .innerJoin('slices', 'slices.id', 'paths.slice_id')
         .innerJoin('orgs', 'orgs.id', 'slices.org_id')
-        .select(['paths.slice_id', 'paths.hash_part', 'paths.store_path', 'paths.refs', 'paths.created_at', 'paths.nar_hash', 'paths.nar_size', 'slices.org_id', 'slices.name as slice_name', 'orgs.name as org_name'])
+        .select([
+          'paths.slice_id',
+          'paths.hash_part',
+          'paths.store_path',
+          'paths.refs',
+          'paths.created_at',
+          'paths.nar_hash',
+          'paths.nar_size',
+          'slices.org_id',
+          'slices.name as slice_name',
+          'orgs.name as org_name',
+        ])
         .where('paths.slice_id', '=', slice.id)
         .where('paths.hash_part', '>', after)
         .orderBy('paths.hash_part')
@@ -99,7 +109,11 @@ async function loadGraph(db: Db, now: number, graceMs: number): Promise<Graph> {
     .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', nowIso)]))
     .execute();
   for (const pin of pins) rootInOrg(pin.org_id, pin.hash_part);
-  const releases = await db.selectFrom('releases').innerJoin('flakes', 'flakes.id', 'releases.flake_id').select(['flakes.org_id', 'releases.metadata']).execute();
+  const releases = await db
+    .selectFrom('releases')
+    .innerJoin('flakes', 'flakes.id', 'releases.flake_id')
+    .select(['flakes.org_id', 'releases.metadata'])
+    .execute();
   for (const r of releases) {
     let meta: unknown;
     try {
@@ -116,7 +130,8 @@ async function loadGraph(db: Db, now: number, graceMs: number): Promise<Graph> {
   return { paths, roots, policy: { now, graceMs, retentionMs } };
 }
 
-const chunks = <T>(items: readonly T[], n: number): T[][] => Array.from({ length: Math.ceil(items.length / n) }, (_, i) => items.slice(i * n, (i + 1) * n));
+const chunks = <T>(items: readonly T[], n: number): T[][] =>
+  Array.from({ length: Math.ceil(items.length / n) }, (_, i) => items.slice(i * n, (i + 1) * n));
 
 export class GarbageCollector {
   private running: Promise<unknown> | undefined;
@@ -134,9 +149,11 @@ export class GarbageCollector {
   private serialized<T>(work: () => Promise<T>): Promise<T> {
     const next = (this.running ?? Promise.resolve()).catch(() => undefined).then(work);
     this.running = next;
-    void next.finally(() => {
-      if (this.running === next) this.running = undefined;
-    }).catch(() => undefined);
+    void next
+      .finally(() => {
+        if (this.running === next) this.running = undefined;
+      })
+      .catch(() => undefined);
     return next;
   }
 
@@ -146,7 +163,9 @@ export class GarbageCollector {
    * touched within the grace period (uploaded without a narinfo, refused at commit) lose their row
    * and blob, with the same lock and re-checks as a full run. Paths are never touched.
    */
-  sweepUploads(opts: { graceMs: number }): Promise<{ expired: GcReport['expired']; nars: number; storedBytes: number }> {
+  sweepUploads(opts: {
+    graceMs: number;
+  }): Promise<{ expired: GcReport['expired']; nars: number; storedBytes: number }> {
     return this.serialized(async () => {
       const { db } = this.storage;
       const graceMs = Math.max(0, opts.graceMs);
@@ -163,20 +182,40 @@ export class GarbageCollector {
           .where('nar_hash', '>', after)
           .where('created_at', '<=', cutoff)
           .where((eb) => eb.or([eb('touched_at', 'is', null), eb('touched_at', '<=', cutoff)]))
-          .where((eb) => eb.not(eb.exists(eb.selectFrom('paths').select('paths.nar_hash').whereRef('paths.nar_hash', '=', 'nars.nar_hash'))))
-          .where((eb) => eb.not(eb.exists(eb.selectFrom('nar_uploads').select('nar_uploads.nar_hash').whereRef('nar_uploads.nar_hash', '=', 'nars.nar_hash').where('nar_uploads.expires_at', '>', iso))))
+          .where((eb) =>
+            eb.not(
+              eb.exists(
+                eb.selectFrom('paths').select('paths.nar_hash').whereRef('paths.nar_hash', '=', 'nars.nar_hash'),
+              ),
+            ),
+          )
+          .where((eb) =>
+            eb.not(
+              eb.exists(
+                eb
+                  .selectFrom('nar_uploads')
+                  .select('nar_uploads.nar_hash')
+                  .whereRef('nar_uploads.nar_hash', '=', 'nars.nar_hash')
+                  .where('nar_uploads.expires_at', '>', iso),
+              ),
+            ),
+          )
           .orderBy('nar_hash')
           .limit(500)
           .execute();
         if (candidates.length === 0) break;
         const size = new Map(candidates.map((c) => [c.nar_hash, Number(c.file_size)]));
-        const gone = await this.deleteNars(candidates.map((c) => c.nar_hash), graceMs);
+        const gone = await this.deleteNars(
+          candidates.map((c) => c.nar_hash),
+          graceMs,
+        );
         nars += gone.length;
         storedBytes += gone.reduce((n, h) => n + (size.get(h) ?? 0), 0);
         after = candidates.at(-1)!.nar_hash;
         await yieldToRequests();
       }
-      if (nars > 0 || expired.narUploads > 0) this.log?.info({ expired, nars, storedBytes }, 'uncommitted uploads swept');
+      if (nars > 0 || expired.narUploads > 0)
+        this.log?.info({ expired, nars, storedBytes }, 'uncommitted uploads swept');
       return { expired, nars, storedBytes };
     });
   }
@@ -188,9 +227,21 @@ export class GarbageCollector {
     // Debug info entries whose NAR never got a narinfo in their slice.
     await db.deleteFrom('debuginfo').where('nar_hash', 'is', null).where('expires_at', '<=', iso).execute();
     return {
-      narUploads: Number((await db.deleteFrom('nar_uploads').where('expires_at', '<=', iso).executeTakeFirst()).numDeletedRows),
-      releaseUploads: Number((await db.deleteFrom('release_uploads').where('expires_at', '<=', iso).executeTakeFirst()).numDeletedRows),
-      pins: Number((await db.deleteFrom('pins').where('expires_at', 'is not', null).where('expires_at', '<=', iso).executeTakeFirst()).numDeletedRows),
+      narUploads: Number(
+        (await db.deleteFrom('nar_uploads').where('expires_at', '<=', iso).executeTakeFirst()).numDeletedRows,
+      ),
+      releaseUploads: Number(
+        (await db.deleteFrom('release_uploads').where('expires_at', '<=', iso).executeTakeFirst()).numDeletedRows,
+      ),
+      pins: Number(
+        (
+          await db
+            .deleteFrom('pins')
+            .where('expires_at', 'is not', null)
+            .where('expires_at', '<=', iso)
+            .executeTakeFirst()
+        ).numDeletedRows,
+      ),
     };
   }
 
@@ -200,17 +251,33 @@ export class GarbageCollector {
    */
   private async deleteNars(hashes: string[], graceMs: number): Promise<string[]> {
     const { db, blobs, dialect } = this.storage;
-    const lastUsed = (r: { created_at: string; touched_at?: string | null | undefined }) => Math.max(Date.parse(r.created_at), r.touched_at ? Date.parse(r.touched_at) : 0);
+    const lastUsed = (r: { created_at: string; touched_at?: string | null | undefined }) =>
+      Math.max(Date.parse(r.created_at), r.touched_at ? Date.parse(r.touched_at) : 0);
     const deleted: string[] = [];
     for (const batch of chunks(hashes, 100)) {
       const gone = await db.transaction().execute(async (trx) => {
         await lockExclusiveForGc(trx, dialect);
         const now = Date.now();
         const stillNeeded = new Set<string>();
-        for (const r of await trx.selectFrom('paths').select('nar_hash').where('nar_hash', 'in', batch).execute()) stillNeeded.add(r.nar_hash);
-        for (const r of await trx.selectFrom('nar_uploads').select('nar_hash').where('nar_hash', 'in', batch).where('expires_at', '>', new Date(now).toISOString()).execute()) stillNeeded.add(r.nar_hash);
-        const rows = await trx.selectFrom('nars').select(['nar_hash', 'created_at', 'touched_at']).where('nar_hash', 'in', batch).execute();
-        const doomed = planNars(rows.map((r) => ({ narHash: r.nar_hash, lastUsed: lastUsed(r) })), stillNeeded, { now, graceMs }).map((n) => n.narHash);
+        for (const r of await trx.selectFrom('paths').select('nar_hash').where('nar_hash', 'in', batch).execute())
+          stillNeeded.add(r.nar_hash);
+        for (const r of await trx
+          .selectFrom('nar_uploads')
+          .select('nar_hash')
+          .where('nar_hash', 'in', batch)
+          .where('expires_at', '>', new Date(now).toISOString())
+          .execute())
+          stillNeeded.add(r.nar_hash);
+        const rows = await trx
+          .selectFrom('nars')
+          .select(['nar_hash', 'created_at', 'touched_at'])
+          .where('nar_hash', 'in', batch)
+          .execute();
+        const doomed = planNars(
+          rows.map((r) => ({ narHash: r.nar_hash, lastUsed: lastUsed(r) })),
+          stillNeeded,
+          { now, graceMs },
+        ).map((n) => n.narHash);
         if (doomed.length === 0) return [];
         await trx.deleteFrom('nar_uploads').where('nar_hash', 'in', doomed).execute();
         await trx.deleteFrom('nars').where('nar_hash', 'in', doomed).execute();
@@ -227,15 +294,15 @@ export class GarbageCollector {
   /** One run at a time per process: a run asked for while another goes waits for it. */
   run(opts: GcOptions): Promise<GcReport> {
     return this.serialized(() => this.collect(opts)).then(
-        (report) => {
-          if (!report.dryRun) this.onRun?.('ok', report.nars.storedBytes + report.orphanBlobs.bytes);
-          return report;
-        },
-        (err: unknown) => {
-          this.onRun?.('failed', 0);
-          throw err;
-        },
-      );
+      (report) => {
+        if (!report.dryRun) this.onRun?.('ok', report.nars.storedBytes + report.orphanBlobs.bytes);
+        return report;
+      },
+      (err: unknown) => {
+        this.onRun?.('failed', 0);
+        throw err;
+      },
+    );
   }
 
   private async collect(opts: GcOptions): Promise<GcReport> {
@@ -278,15 +345,38 @@ export class GarbageCollector {
         for (const p of doomed) bySlice.set(p.slice, [...(bySlice.get(p.slice) ?? []), p]);
         for (const [slice, paths] of bySlice) {
           for (const batch of chunks(paths, 500)) {
-            await trx.deleteFrom('paths').where('slice_id', '=', slice).where('hash_part', 'in', batch.map((p) => p.hash)).execute();
+            await trx
+              .deleteFrom('paths')
+              .where('slice_id', '=', slice)
+              .where(
+                'hash_part',
+                'in',
+                batch.map((p) => p.hash),
+              )
+              .execute();
             // A realisation lives while its output path does in that slice.
-            await trx.deleteFrom('realisations').where('slice_id', '=', slice).where('out_path', 'in', batch.map((p) => p.storePath)).execute();
+            await trx
+              .deleteFrom('realisations')
+              .where('slice_id', '=', slice)
+              .where(
+                'out_path',
+                'in',
+                batch.map((p) => p.storePath),
+              )
+              .execute();
           }
           // A build log lives while an output of its derivation does in that slice.
           await trx
             .deleteFrom('build_logs')
             .where('slice_id', '=', slice)
-            .where('drv', 'not in', (eb) => eb.selectFrom('paths').select('paths.deriver').where('paths.slice_id', '=', slice).where('paths.deriver', 'is not', null).$narrowType<{ deriver: string }>())
+            .where('drv', 'not in', (eb) =>
+              eb
+                .selectFrom('paths')
+                .select('paths.deriver')
+                .where('paths.slice_id', '=', slice)
+                .where('paths.deriver', 'is not', null)
+                .$narrowType<{ deriver: string }>(),
+            )
             .execute();
           // A debug info entry lives while a path of its NAR does in that slice.
           await trx
@@ -316,13 +406,22 @@ export class GarbageCollector {
       for (const r of await db.selectFrom('paths').select('nar_hash').distinct().execute()) needed.add(r.nar_hash);
     }
     const iso = nowIso();
-    for (const u of await db.selectFrom('nar_uploads').select('nar_hash').where('expires_at', '>', iso).execute()) needed.add(u.nar_hash);
+    for (const u of await db.selectFrom('nar_uploads').select('nar_hash').where('expires_at', '>', iso).execute())
+      needed.add(u.nar_hash);
     const narRows = await db.selectFrom('nars').select(['nar_hash', 'file_size', 'created_at', 'touched_at']).execute();
-    const lastUsed = (r: { created_at: string; touched_at?: string | null | undefined }) => Math.max(Date.parse(r.created_at), r.touched_at ? Date.parse(r.touched_at) : 0);
+    const lastUsed = (r: { created_at: string; touched_at?: string | null | undefined }) =>
+      Math.max(Date.parse(r.created_at), r.touched_at ? Date.parse(r.touched_at) : 0);
     const sizeOf = new Map(narRows.map((r) => [r.nar_hash, Number(r.file_size)]));
-    let narPlan = planNars(narRows.map((r) => ({ narHash: r.nar_hash, lastUsed: lastUsed(r) })), needed, { now: Date.now(), graceMs });
+    let narPlan = planNars(
+      narRows.map((r) => ({ narHash: r.nar_hash, lastUsed: lastUsed(r) })),
+      needed,
+      { now: Date.now(), graceMs },
+    );
     if (!dryRun) {
-      const deleted = await this.deleteNars(narPlan.map((n) => n.narHash), graceMs);
+      const deleted = await this.deleteNars(
+        narPlan.map((n) => n.narHash),
+        graceMs,
+      );
       narPlan = deleted.map((narHash) => ({ narHash, lastUsed: 0 }));
     }
     report.nars.collected = narPlan.length;
@@ -334,24 +433,56 @@ export class GarbageCollector {
     for (const r of await db.selectFrom('nars').select('nar_hash').execute()) known.add(narBlobKey(r.nar_hash));
     for (const r of await db.selectFrom('releases').select('tarball_key').execute()) known.add(r.tarball_key);
     for (const r of await db.selectFrom('build_logs').select('blob_key').distinct().execute()) known.add(r.blob_key);
-    for (const r of await db.selectFrom('release_uploads').select('tarball_key').where('tarball_key', 'is not', null).execute()) known.add(r.tarball_key!);
+    for (const r of await db
+      .selectFrom('release_uploads')
+      .select('tarball_key')
+      .where('tarball_key', 'is not', null)
+      .execute())
+      known.add(r.tarball_key!);
     const listed = [];
     for await (const b of blobs.list()) listed.push(b);
     const sizes = new Map(listed.map((b) => [b.key, b.size]));
     let orphans = planOrphans(listed, known, { now: Date.now(), graceMs });
     if (!dryRun) {
       const deleted: string[] = [];
-      for (const batch of chunks(orphans.map((o) => o.key), 100)) {
+      for (const batch of chunks(
+        orphans.map((o) => o.key),
+        100,
+      )) {
         const gone = await db.transaction().execute(async (trx) => {
           await lockExclusiveForGc(trx, dialect);
           const narKeys = batch.filter((k) => k.endsWith('.nar.zst'));
           const stillKnown = new Set<string>();
           if (narKeys.length > 0) {
-            for (const r of await trx.selectFrom('nars').select('nar_hash').where('nar_hash', 'in', narKeys.map((k) => k.slice(0, -'.nar.zst'.length))).execute()) stillKnown.add(narBlobKey(r.nar_hash));
+            for (const r of await trx
+              .selectFrom('nars')
+              .select('nar_hash')
+              .where(
+                'nar_hash',
+                'in',
+                narKeys.map((k) => k.slice(0, -'.nar.zst'.length)),
+              )
+              .execute())
+              stillKnown.add(narBlobKey(r.nar_hash));
           }
-          for (const r of await trx.selectFrom('releases').select('tarball_key').where('tarball_key', 'in', batch).execute()) stillKnown.add(r.tarball_key);
-          for (const r of await trx.selectFrom('build_logs').select('blob_key').where('blob_key', 'in', batch).execute()) stillKnown.add(r.blob_key);
-          for (const r of await trx.selectFrom('release_uploads').select('tarball_key').where('tarball_key', 'in', batch).execute()) if (r.tarball_key) stillKnown.add(r.tarball_key);
+          for (const r of await trx
+            .selectFrom('releases')
+            .select('tarball_key')
+            .where('tarball_key', 'in', batch)
+            .execute())
+            stillKnown.add(r.tarball_key);
+          for (const r of await trx
+            .selectFrom('build_logs')
+            .select('blob_key')
+            .where('blob_key', 'in', batch)
+            .execute())
+            stillKnown.add(r.blob_key);
+          for (const r of await trx
+            .selectFrom('release_uploads')
+            .select('tarball_key')
+            .where('tarball_key', 'in', batch)
+            .execute())
+            if (r.tarball_key) stillKnown.add(r.tarball_key);
           const doomed = batch.filter((k) => !stillKnown.has(k));
           for (const k of doomed) await blobs.delete(k);
           return doomed;

@@ -73,7 +73,8 @@ export async function ingestNar(
   async function* counted() {
     for await (const chunk of source) {
       received += chunk.length;
-      if (received > limits.maxUploadBytes) throw new TooLarge(`upload is larger than the limit of ${limits.maxUploadBytes} bytes`);
+      if (received > limits.maxUploadBytes)
+        throw new TooLarge(`upload is larger than the limit of ${limits.maxUploadBytes} bytes`);
       yield chunk;
     }
   }
@@ -102,7 +103,12 @@ export async function ingestNar(
   try {
     let verified;
     try {
-      const params = { compression, maxNarBytes: limits.maxNarBytes, ...(declaredNarSize !== undefined ? { declaredNarSize } : {}), ...(bodyBytes !== undefined ? { bodyBytes } : {}) };
+      const params = {
+        compression,
+        maxNarBytes: limits.maxNarBytes,
+        ...(declaredNarSize !== undefined ? { declaredNarSize } : {}),
+        ...(bodyBytes !== undefined ? { bodyBytes } : {}),
+      };
       verified = await verifier.verify(params, body(), writer.body, signal);
       writer.body.end();
       await finished(writer.body);
@@ -126,22 +132,49 @@ export async function ingestNar(
     const fileHash = encodeNix32(Buffer.from(verified.fileHash));
     const existed = await deps.db.transaction().execute(async (trx) => {
       await lockSharedAgainstGc(trx, deps.dialect);
-      const existing = await trx.selectFrom('nars').select('nar_hash').where('nar_hash', '=', narHashNix32).executeTakeFirst();
+      const existing = await trx
+        .selectFrom('nars')
+        .select('nar_hash')
+        .where('nar_hash', '=', narHashNix32)
+        .executeTakeFirst();
       if (existing) {
         await trx.updateTable('nars').set({ touched_at: now }).where('nar_hash', '=', narHashNix32).execute();
       } else {
         await trx
           .insertInto('nars')
-          .values({ nar_hash: narHashNix32, nar_size: verified.narSize, file_hash: fileHash, file_size: verified.fileSize, created_at: now, touched_at: now })
+          .values({
+            nar_hash: narHashNix32,
+            nar_size: verified.narSize,
+            file_hash: fileHash,
+            file_size: verified.fileSize,
+            created_at: now,
+            touched_at: now,
+          })
           .onConflict((oc) => oc.column('nar_hash').doUpdateSet({ touched_at: now }))
           .execute();
       }
       if (record) {
-        const row = { slice_id: record.sliceId, file_name: record.fileName(narHashNix32), nar_hash: narHashNix32, nar_size: verified.narSize, created_at: now, expires_at: record.expiresAt.toISOString() };
+        const row = {
+          slice_id: record.sliceId,
+          file_name: record.fileName(narHashNix32),
+          nar_hash: narHashNix32,
+          nar_size: verified.narSize,
+          created_at: now,
+          expires_at: record.expiresAt.toISOString(),
+        };
         await trx
           .insertInto('nar_uploads')
           .values(row)
-          .onConflict((oc) => oc.columns(['slice_id', 'file_name']).doUpdateSet({ nar_hash: row.nar_hash, nar_size: row.nar_size, created_at: row.created_at, expires_at: row.expires_at }))
+          .onConflict((oc) =>
+            oc
+              .columns(['slice_id', 'file_name'])
+              .doUpdateSet({
+                nar_hash: row.nar_hash,
+                nar_size: row.nar_size,
+                created_at: row.created_at,
+                expires_at: row.expires_at,
+              }),
+          )
           .execute();
       }
       return existing !== undefined;
@@ -152,7 +185,12 @@ export async function ingestNar(
     // fsynced like a new one; the store keeps the existing blob and drops the copy.
     await writer.commit(blobKey);
     // A row whose blob was lost describes our file now.
-    if (!present && existed) await deps.db.updateTable('nars').set({ file_hash: fileHash, file_size: verified.fileSize }).where('nar_hash', '=', narHashNix32).execute();
+    if (!present && existed)
+      await deps.db
+        .updateTable('nars')
+        .set({ file_hash: fileHash, file_size: verified.fileSize })
+        .where('nar_hash', '=', narHashNix32)
+        .execute();
     return { narHash, narSize: verified.narSize, blobKey, receivedBytes: received, compression };
   } catch (err) {
     await writer.abort();

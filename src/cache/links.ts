@@ -43,7 +43,10 @@ export class Linker {
   /** What decides links into `target`: its trusted source slices, its org's signers, the upstreams' keys. */
   async context(target: SliceResource): Promise<LinkContext> {
     return {
-      trustedSources: await this.sources.trustedLinkSources(this.db, { orgId: target.org.id, sliceId: target.slice.id }),
+      trustedSources: await this.sources.trustedLinkSources(this.db, {
+        orgId: target.org.id,
+        sliceId: target.slice.id,
+      }),
       orgSigners: this.signers ? await this.signers.trustedKeys(target.org.id) : [],
       upstreamKeys: this.upstreams ? (await this.upstreams.list()).flatMap((u) => u.keys) : [],
     };
@@ -53,13 +56,26 @@ export class Linker {
    * Which of `paths` are in the target slice or linkable into it at commit: one query for all of
    * them (in chunks of 500, the bound on query parameters), then decided row by row.
    */
-  async presentOrLinkable(p: Principal, target: SliceResource, paths: readonly StorePathBase[], ctx: LinkContext): Promise<Set<StorePathBase>> {
+  async presentOrLinkable(
+    p: Principal,
+    target: SliceResource,
+    paths: readonly StorePathBase[],
+    ctx: LinkContext,
+  ): Promise<Set<StorePathBase>> {
     const wanted = new Set(paths);
     const rowsOf = new Map<StorePathBase, Array<Candidate & Renderable>>();
     const hashes = [...new Set(paths.map((x) => hashPartOf(x)))];
     for (let i = 0; i < hashes.length; i += 500) {
       const rows = await candidateQuery(this.db)
-        .select(['paths.store_path', 'paths.nar_hash', 'paths.nar_size', 'paths.refs', 'paths.deriver', 'paths.ca', 'paths.sigs'])
+        .select([
+          'paths.store_path',
+          'paths.nar_hash',
+          'paths.nar_size',
+          'paths.refs',
+          'paths.deriver',
+          'paths.ca',
+          'paths.sigs',
+        ])
         .where('paths.hash_part', 'in', hashes.slice(i, i + 500))
         .execute();
       for (const row of rows) {
@@ -70,7 +86,8 @@ export class Linker {
     const found = new Set<StorePathBase>();
     for (const [path, rows] of rowsOf) {
       const linkable = (row: Candidate & Renderable) =>
-        linkGround(renderableRow(row), row.slice_id, ctx) !== undefined && this.authorizer.authorize(p, 'cache.read', resourceOf(row), {}, QUIET).allowed;
+        linkGround(renderableRow(row), row.slice_id, ctx) !== undefined &&
+        this.authorizer.authorize(p, 'cache.read', resourceOf(row), {}, QUIET).allowed;
       if (rows.some((row) => row.slice_id === target.slice.id) || rows.some(linkable)) found.add(path);
     }
     return found;
@@ -81,26 +98,43 @@ export class Linker {
    * sources first, then the caller's view order) from which every such path may enter. False
    * when no source qualifies: the reference is missing.
    */
-  async linkClosure(trx: Storage['db'], p: Principal, target: SliceResource, ref: StorePathBase, touched: Set<string>, linking: Linking, uploader: string): Promise<boolean> {
+  async linkClosure(
+    trx: Storage['db'],
+    p: Principal,
+    target: SliceResource,
+    ref: StorePathBase,
+    touched: Set<string>,
+    linking: Linking,
+    uploader: string,
+  ): Promise<boolean> {
     const { ctx, signingKeys, viewOrder } = linking;
     const holders = (await slicesHolding(trx, ref)).filter((row) => row.slice_id !== target.slice.id);
     if (holders.length === 0) return false;
-    const rank = (row: Candidate) => (ctx.trustedSources.has(row.slice_id) ? -1 : (viewOrder.get(row.slice_id) ?? Number.MAX_SAFE_INTEGER));
+    const rank = (row: Candidate) =>
+      ctx.trustedSources.has(row.slice_id) ? -1 : (viewOrder.get(row.slice_id) ?? Number.MAX_SAFE_INTEGER);
     holders.sort((a, b) => rank(a) - rank(b));
     for (const source of holders) {
       if (!this.authorizer.authorize(p, 'cache.read', resourceOf(source), {}, QUIET).allowed) continue;
       const plan = await this.planLink(trx, target, source, ref, ctx);
       if (!plan) continue;
       for (const { row, ground } of plan) {
-        const decision = this.authorizer.authorize(p, 'cache.write', target, { narinfoSignatures: verifiedSignerNames(renderableRow(row), ctx.orgSigners) });
+        const decision = this.authorizer.authorize(p, 'cache.write', target, {
+          narinfoSignatures: verifiedSignerNames(renderableRow(row), ctx.orgSigners),
+        });
         if (!decision.allowed) {
           const from = ground === 'trusted-source' ? `${source.org_name}/${source.slice_name}` : 'another slice';
-          throw new Forbidden(`not allowed to write ${row.store_path} (a reference, linked from ${from}) to ${target.org.name}/${target.slice.name}: ${decision.reason}`);
+          throw new Forbidden(
+            `not allowed to write ${row.store_path} (a reference, linked from ${from}) to ${target.org.name}/${target.slice.name}: ${decision.reason}`,
+          );
         }
       }
       for (const { row, ground } of plan) {
         touched.add(row.hash_part);
-        const nar = await trx.selectFrom('nars').select(['nar_hash', 'file_hash', 'file_size']).where('nar_hash', '=', row.nar_hash).executeTakeFirstOrThrow();
+        const nar = await trx
+          .selectFrom('nars')
+          .select(['nar_hash', 'file_hash', 'file_size'])
+          .where('nar_hash', '=', row.nar_hash)
+          .executeTakeFirstOrThrow();
         // Unsigned fields (`Provenance:` …) are the uploader's word: a copy from a source the target
         // trusts keeps them; a path that is safe whatever its source enters without them, since
         // its content address or signature vouches for the content, not for what its uploader added.
@@ -125,16 +159,32 @@ export class Linker {
   }
 
   /** The rows of `ref`'s closure in `source` that `target` lacks, each with its link ground; undefined if one has none. */
-  private async planLink(trx: Storage['db'], target: SliceResource, source: Candidate, ref: StorePathBase, ctx: LinkContext) {
+  private async planLink(
+    trx: Storage['db'],
+    target: SliceResource,
+    source: Candidate,
+    ref: StorePathBase,
+    ctx: LinkContext,
+  ) {
     // Slices are closure-complete, so the whole closure of `ref` is in the source slice.
     const plan: Array<{ row: Schema['paths']; ground: LinkGround }> = [];
     const queue: string[] = [hashPartOf(ref)];
     const seen = new Set<string>(queue);
     while (queue.length > 0) {
       const hash = queue.shift()!;
-      const already = await trx.selectFrom('paths').select('hash_part').where('slice_id', '=', target.slice.id).where('hash_part', '=', hash).executeTakeFirst();
+      const already = await trx
+        .selectFrom('paths')
+        .select('hash_part')
+        .where('slice_id', '=', target.slice.id)
+        .where('hash_part', '=', hash)
+        .executeTakeFirst();
       if (already) continue;
-      const row = await trx.selectFrom('paths').selectAll().where('slice_id', '=', source.slice_id).where('hash_part', '=', hash).executeTakeFirst();
+      const row = await trx
+        .selectFrom('paths')
+        .selectAll()
+        .where('slice_id', '=', source.slice_id)
+        .where('hash_part', '=', hash)
+        .executeTakeFirst();
       if (!row) throw new Error(`slice ${source.slice_id} is not closure-complete: ${hash} missing`);
       const ground = linkGround(renderableRow(row), source.slice_id, ctx);
       if (!ground) return undefined;

@@ -129,13 +129,21 @@ export class BuildLogService {
       .executeTakeFirst();
     if (!output) {
       const where = `${target.org.name}/${target.slice.name}`;
-      throw new InvalidInput('log', `no output of /nix/store/${drv} is in ${where}: upload the outputs (nix copy) before their build log`);
+      throw new InvalidInput(
+        'log',
+        `no output of /nix/store/${drv} is in ${where}: upload the outputs (nix copy) before their build log`,
+      );
     }
     return target;
   }
 
   /** `PUT log/<drv>`: the log text (already decoded from any Content-Encoding), stored in the write target. */
-  async put(p: Principal, view: CacheView, drv: StorePathBase, text: AsyncIterable<Buffer>): Promise<'created' | 'replaced'> {
+  async put(
+    p: Principal,
+    view: CacheView,
+    drv: StorePathBase,
+    text: AsyncIterable<Buffer>,
+  ): Promise<'created' | 'replaced'> {
     const target = await this.admit(p, view, drv);
     const { storage } = this.deps;
     const writer = await storage.blobs.begin();
@@ -173,10 +181,20 @@ export class BuildLogService {
     const replaced = await storage.db.transaction().execute(async (trx) => {
       await lockSharedAgainstGc(trx, storage.dialect);
       const slice = target.slice.id;
-      const existing = await trx.selectFrom('build_logs').select('drv').where('slice_id', '=', slice).where('drv', '=', drv).executeTakeFirst();
+      const existing = await trx
+        .selectFrom('build_logs')
+        .select('drv')
+        .where('slice_id', '=', slice)
+        .where('drv', '=', drv)
+        .executeTakeFirst();
       const row = { blob_key: key, size, stored_size: stored, uploaded_by: describePrincipal(p), created_at: now };
-      if (existing) await trx.updateTable('build_logs').set(row).where('slice_id', '=', slice).where('drv', '=', drv).execute();
-      else await trx.insertInto('build_logs').values({ slice_id: target.slice.id, drv, ...row }).execute();
+      if (existing)
+        await trx.updateTable('build_logs').set(row).where('slice_id', '=', slice).where('drv', '=', drv).execute();
+      else
+        await trx
+          .insertInto('build_logs')
+          .values({ slice_id: target.slice.id, drv, ...row })
+          .execute();
       return existing !== undefined;
     });
     try {

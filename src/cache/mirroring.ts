@@ -137,16 +137,20 @@ export class Mirroring {
       const probe = frontier.filter((x) => !isWanted.has(x));
       const there = await this.deps.linker.presentOrLinkable(p, target, probe, linkCtx);
       const next: StorePathBase[] = [];
-      await mapLimit(frontier.filter((x) => !there.has(x)), 8, async (path) => {
-        const r = await service.lookup(path, upstreams);
-        if (r.kind === 'found') {
-          found.set(path, r);
-          for (const ref of r.info.references) if (ref !== path && !settled.has(ref)) next.push(ref);
-        } else {
-          failed.add(path);
-          if (r.kind === 'refused') refused.set(path, r.reason);
-        }
-      });
+      await mapLimit(
+        frontier.filter((x) => !there.has(x)),
+        8,
+        async (path) => {
+          const r = await service.lookup(path, upstreams);
+          if (r.kind === 'found') {
+            found.set(path, r);
+            for (const ref of r.info.references) if (ref !== path && !settled.has(ref)) next.push(ref);
+          } else {
+            failed.add(path);
+            if (r.kind === 'refused') refused.set(path, r.reason);
+          }
+        },
+      );
       frontier = [...new Set(next)].filter((x) => !settled.has(x));
     }
     // A path whose closure has a hole cannot be mirrored: failed lookups give up their dependents.
@@ -172,7 +176,13 @@ export class Mirroring {
     return { mirrored, refused: [...refused].map(([path, reason]) => ({ path, reason })) };
   }
 
-  private async fetchOne(p: Principal, target: SliceResource, upstream: Upstream, info: NarInfo, commit: Commit): Promise<void> {
+  private async fetchOne(
+    p: Principal,
+    target: SliceResource,
+    upstream: Upstream,
+    info: NarInfo,
+    commit: Commit,
+  ): Promise<void> {
     const { storage, limits, ingestSlots, uploadRecord } = this.deps;
     const body = await this.deps.upstreams!.openNar(upstream, info);
     const record = uploadRecord(target, (h) => `upstream/${h}`);

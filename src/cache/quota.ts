@@ -12,7 +12,12 @@ export function formatBytes(n: number): string {
  * Writes that add nothing (already stored, signatures merged) always pass, even over quota, so an
  * org over its limit (e.g. after the limit was lowered) can still re-push what it has.
  */
-export function quotaViolation(org: string, quota: number | null | undefined, before: number, after: number): string | undefined {
+export function quotaViolation(
+  org: string,
+  quota: number | null | undefined,
+  before: number,
+  after: number,
+): string | undefined {
   if (quota === null || quota === undefined) return undefined;
   if (after <= before || after <= quota) return undefined;
   return `quota exceeded: org ${org} would store ${formatBytes(after)} (${after} bytes), over its quota of ${formatBytes(quota)} (${quota} bytes); it uses ${formatBytes(before)} now. Ask the server admin for more, or pin less and run GC`;

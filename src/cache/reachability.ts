@@ -92,7 +92,11 @@ export interface GcNar {
 }
 
 /** NAR contents that no path row and no pending upload needs, and that are older than the grace period. */
-export function planNars(nars: readonly GcNar[], needed: ReadonlySet<string>, policy: Pick<GcPolicy, 'now' | 'graceMs'>): GcNar[] {
+export function planNars(
+  nars: readonly GcNar[],
+  needed: ReadonlySet<string>,
+  policy: Pick<GcPolicy, 'now' | 'graceMs'>,
+): GcNar[] {
   return nars.filter((n) => !needed.has(n.narHash) && n.lastUsed <= policy.now - policy.graceMs);
 }
 
@@ -104,14 +108,22 @@ export interface GcBlob {
 
 /** Keys Floe writes: NARs under their nix32 NarHash, flake source tarballs and build logs under their SHA-256. */
 export function isFloeBlobKey(key: string): boolean {
-  return /^[0-9a-df-np-sv-z]{52}\.nar\.zst$/.test(key) || /^tarball-[0-9a-f]{64}\.tar\.gz$/.test(key) || /^log-[0-9a-f]{64}\.log\.zst$/.test(key);
+  return (
+    /^[0-9a-df-np-sv-z]{52}\.nar\.zst$/.test(key) ||
+    /^tarball-[0-9a-f]{64}\.tar\.gz$/.test(key) ||
+    /^log-[0-9a-f]{64}\.log\.zst$/.test(key)
+  );
 }
 
 /**
  * Blobs in the store that no row knows (crash leftovers, expired tarball uploads), past the grace
  * period. Only keys Floe itself writes: anything else sharing the bucket or directory is not ours.
  */
-export function planOrphans(blobs: readonly GcBlob[], known: ReadonlySet<string>, policy: Pick<GcPolicy, 'now' | 'graceMs'>): GcBlob[] {
+export function planOrphans(
+  blobs: readonly GcBlob[],
+  known: ReadonlySet<string>,
+  policy: Pick<GcPolicy, 'now' | 'graceMs'>,
+): GcBlob[] {
   return blobs.filter((b) => isFloeBlobKey(b.key) && !known.has(b.key) && b.modifiedAt <= policy.now - policy.graceMs);
 }
 

@@ -40,24 +40,38 @@ export function isRealisationId(text: string): boolean {
 
 /** PURE: a realisation JSON document as Nix writes it, checked field by field. */
 export function parseRealisation(value: unknown, expectedId: string): Realisation {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new InvalidInput('realisation', 'expected a JSON object');
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new InvalidInput('realisation', 'expected a JSON object');
   const v = value as Record<string, unknown>;
-  if (typeof v.id !== 'string' || !isRealisationId(v.id)) throw new InvalidInput('realisation id', 'expected "sha256:<64 hex>!<output name>"');
-  if (v.id !== expectedId) throw new InvalidInput('realisation id', `${JSON.stringify(v.id)} does not match the file name ${JSON.stringify(expectedId)}.doi`);
+  if (typeof v.id !== 'string' || !isRealisationId(v.id))
+    throw new InvalidInput('realisation id', 'expected "sha256:<64 hex>!<output name>"');
+  if (v.id !== expectedId)
+    throw new InvalidInput(
+      'realisation id',
+      `${JSON.stringify(v.id)} does not match the file name ${JSON.stringify(expectedId)}.doi`,
+    );
   if (typeof v.outPath !== 'string') throw new InvalidInput('realisation outPath', 'expected a store path base name');
   const outPath = parseStorePathBase(v.outPath, 'realisation outPath');
   const sigs = v.signatures ?? [];
-  if (!Array.isArray(sigs) || sigs.length > MAX_SIGNATURES) throw new InvalidInput('realisation signatures', `expected a list of at most ${MAX_SIGNATURES} signatures`);
+  if (!Array.isArray(sigs) || sigs.length > MAX_SIGNATURES)
+    throw new InvalidInput('realisation signatures', `expected a list of at most ${MAX_SIGNATURES} signatures`);
   for (const s of sigs) {
-    if (typeof s !== 'string' || s.length > MAX_SIGNATURE_LENGTH || !SIGNATURE.test(s)) throw new InvalidInput('realisation signatures', 'each signature must be "<key name>:<base64>"');
+    if (typeof s !== 'string' || s.length > MAX_SIGNATURE_LENGTH || !SIGNATURE.test(s))
+      throw new InvalidInput('realisation signatures', 'each signature must be "<key name>:<base64>"');
   }
   const deps = v.dependentRealisations ?? {};
-  if (deps === null || typeof deps !== 'object' || Array.isArray(deps)) throw new InvalidInput('realisation dependentRealisations', 'expected an object');
+  if (deps === null || typeof deps !== 'object' || Array.isArray(deps))
+    throw new InvalidInput('realisation dependentRealisations', 'expected an object');
   const entries = Object.entries(deps as Record<string, unknown>);
-  if (entries.length > MAX_DEPENDENCIES) throw new InvalidInput('realisation dependentRealisations', `more than ${MAX_DEPENDENCIES} entries`);
+  if (entries.length > MAX_DEPENDENCIES)
+    throw new InvalidInput('realisation dependentRealisations', `more than ${MAX_DEPENDENCIES} entries`);
   const dependentRealisations: Record<string, StorePathBase> = {};
   for (const [id, out] of entries) {
-    if (!isRealisationId(id) || typeof out !== 'string') throw new InvalidInput('realisation dependentRealisations', 'expected "<realisation id>": "<store path base name>" entries');
+    if (!isRealisationId(id) || typeof out !== 'string')
+      throw new InvalidInput(
+        'realisation dependentRealisations',
+        'expected "<realisation id>": "<store path base name>" entries',
+      );
     dependentRealisations[id] = parseStorePathBase(out, 'realisation dependentRealisations');
   }
   return { id: v.id, outPath, signatures: sigs as string[], dependentRealisations };
@@ -88,7 +102,8 @@ export function checkRealisationSignatures(
   for (const sig of r.signatures) {
     const name = sig.slice(0, sig.indexOf(':'));
     if (ownNames.has(name)) {
-      const why = `${JSON.stringify(name)} is a key of this org: Floe signs realisations with it when serving them; ` +
+      const why =
+        `${JSON.stringify(name)} is a key of this org: Floe signs realisations with it when serving them; ` +
         'upload without that signature';
       throw new InvalidInput('realisation signatures', why);
     }
@@ -155,35 +170,76 @@ export class RealisationService {
    * merged); another output for the same id is a conflict, never a silent overwrite.
    */
   async put(p: Principal, target: WriteTarget, id: string, json: unknown): Promise<'created' | 'exists'> {
-    if (!isRealisationId(id)) throw new InvalidInput('realisation id', 'expected realisations/sha256:<64 hex>!<output name>.doi');
+    if (!isRealisationId(id))
+      throw new InvalidInput('realisation id', 'expected realisations/sha256:<64 hex>!<output name>.doi');
     const r = parseRealisation(json, id);
     const trusted = this.deps.signers ? await this.deps.signers.trustedKeys(target.org.id) : [];
     checkRealisationSignatures(r, await this.deps.keys.ownNames(target.org.id), trusted);
     const db = this.deps.storage.db;
     const where = `${target.org.name}/${target.slice.name}`;
-    const held = await db.selectFrom('paths').select('store_path').where('slice_id', '=', target.slice.id).where('hash_part', '=', hashPartOf(r.outPath)).where('store_path', '=', r.outPath).executeTakeFirst();
-    if (!held) throw new InvalidInput('realisation outPath', `/nix/store/${r.outPath} is not in ${where}: upload the output path before its realisation`);
-    const existing = await db.selectFrom('realisations').select(['out_path', 'body']).where('slice_id', '=', target.slice.id).where('id', '=', id).executeTakeFirst();
+    const held = await db
+      .selectFrom('paths')
+      .select('store_path')
+      .where('slice_id', '=', target.slice.id)
+      .where('hash_part', '=', hashPartOf(r.outPath))
+      .where('store_path', '=', r.outPath)
+      .executeTakeFirst();
+    if (!held)
+      throw new InvalidInput(
+        'realisation outPath',
+        `/nix/store/${r.outPath} is not in ${where}: upload the output path before its realisation`,
+      );
+    const existing = await db
+      .selectFrom('realisations')
+      .select(['out_path', 'body'])
+      .where('slice_id', '=', target.slice.id)
+      .where('id', '=', id)
+      .executeTakeFirst();
     if (existing) {
-      if (existing.out_path !== r.outPath) throw new Conflict(`${id} is already realised as /nix/store/${existing.out_path} in ${where}, not /nix/store/${r.outPath}`);
+      if (existing.out_path !== r.outPath)
+        throw new Conflict(
+          `${id} is already realised as /nix/store/${existing.out_path} in ${where}, not /nix/store/${r.outPath}`,
+        );
       const before = parseRealisation(JSON.parse(existing.body), id);
       const merged = [...new Set([...before.signatures, ...r.signatures])].slice(0, MAX_SIGNATURES);
       if (merged.length > before.signatures.length) {
-        await db.updateTable('realisations').set({ body: serialize({ ...before, signatures: merged }) }).where('slice_id', '=', target.slice.id).where('id', '=', id).execute();
+        await db
+          .updateTable('realisations')
+          .set({ body: serialize({ ...before, signatures: merged }) })
+          .where('slice_id', '=', target.slice.id)
+          .where('id', '=', id)
+          .execute();
       }
       return 'exists';
     }
     await db
       .insertInto('realisations')
-      .values({ slice_id: target.slice.id, id, out_path: r.outPath, body: serialize(r), created_at: new Date().toISOString() })
+      .values({
+        slice_id: target.slice.id,
+        id,
+        out_path: r.outPath,
+        body: serialize(r),
+        created_at: new Date().toISOString(),
+      })
       .onConflict((oc) => oc.columns(['slice_id', 'id']).doNothing())
       .execute();
-    this.deps.audit?.append({ principal: p, action: 'cache.write', target: `${where}:realisations/${id}`, orgId: target.org.id, detail: { outPath: `/nix/store/${r.outPath}` } });
+    this.deps.audit?.append({
+      principal: p,
+      action: 'cache.write',
+      target: `${where}:realisations/${id}`,
+      orgId: target.org.id,
+      detail: { outPath: `/nix/store/${r.outPath}` },
+    });
     return 'created';
   }
 }
 
 /** The JSON Nix writes (and signs without `signatures`): only the known fields, in Nix's shape. */
 function serialize(r: Realisation): string {
-  return JSON.stringify({ dependentRealisations: r.dependentRealisations, id: r.id, outPath: r.outPath, signatures: r.signatures });
+  return JSON.stringify({
+    dependentRealisations: r.dependentRealisations,
+    id: r.id,
+    outPath: r.outPath,
+    signatures: r.signatures,
+  });
 }

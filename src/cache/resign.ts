@@ -7,7 +7,13 @@ import type { SigningKey } from '../nix/signing.js';
 import type { Storage } from '../storage/types.js';
 import { renderNarInfo, renderableRow } from './render.js';
 
-export async function resignOrg(db: Storage['db'], orgId: string, keys: SigningKey[], changed: (hashParts: string[]) => void, onProgress?: (done: number) => void): Promise<number> {
+export async function resignOrg(
+  db: Storage['db'],
+  orgId: string,
+  keys: SigningKey[],
+  changed: (hashParts: string[]) => void,
+  onProgress?: (done: number) => void,
+): Promise<number> {
   const slices = await db.selectFrom('slices').select('id').where('org_id', '=', orgId).execute();
   let done = 0;
   for (const slice of slices) {
@@ -16,7 +22,19 @@ export async function resignOrg(db: Storage['db'], orgId: string, keys: SigningK
       const rows = await db
         .selectFrom('paths')
         .innerJoin('nars', 'nars.nar_hash', 'paths.nar_hash')
-        .select(['paths.hash_part', 'paths.store_path', 'paths.nar_hash', 'paths.nar_size', 'paths.refs', 'paths.deriver', 'paths.ca', 'paths.sigs', 'paths.extra_fields', 'nars.file_hash', 'nars.file_size'])
+        .select([
+          'paths.hash_part',
+          'paths.store_path',
+          'paths.nar_hash',
+          'paths.nar_size',
+          'paths.refs',
+          'paths.deriver',
+          'paths.ca',
+          'paths.sigs',
+          'paths.extra_fields',
+          'nars.file_hash',
+          'nars.file_size',
+        ])
         .where('paths.slice_id', '=', slice.id)
         .where('paths.hash_part', '>', after)
         .orderBy('paths.hash_part')
@@ -25,7 +43,12 @@ export async function resignOrg(db: Storage['db'], orgId: string, keys: SigningK
       if (rows.length === 0) break;
       await db.transaction().execute(async (trx) => {
         for (const row of rows) {
-          await trx.updateTable('paths').set({ narinfo: renderNarInfo(renderableRow(row), row, keys) }).where('slice_id', '=', slice.id).where('hash_part', '=', row.hash_part).execute();
+          await trx
+            .updateTable('paths')
+            .set({ narinfo: renderNarInfo(renderableRow(row), row, keys) })
+            .where('slice_id', '=', slice.id)
+            .where('hash_part', '=', row.hash_part)
+            .execute();
         }
       });
       changed(rows.map((r) => r.hash_part));

@@ -24,25 +24,44 @@ export class SignerService {
   constructor(private readonly db: Db) {}
 
   async list(org: Org): Promise<Signer[]> {
-    const rows = await this.db.selectFrom('org_signers').selectAll().where('org_id', '=', org.id).orderBy('name').execute();
+    const rows = await this.db
+      .selectFrom('org_signers')
+      .selectAll()
+      .where('org_id', '=', org.id)
+      .orderBy('name')
+      .execute();
     return rows.map((r) => ({ name: r.name, publicKey: r.public_key, addedBy: r.added_by, createdAt: r.created_at }));
   }
 
   async add(org: Org, publicKey: string, addedBy: string): Promise<Signer> {
     const key = parseTrustedKey(publicKey);
-    if ((await this.list(org)).length >= MAX_SIGNERS) throw new InvalidInput('public key', `an org trusts at most ${MAX_SIGNERS} signing keys`);
-    const row = { org_id: org.id, name: key.name, public_key: publicKey.trim(), added_by: addedBy, created_at: new Date().toISOString() };
+    if ((await this.list(org)).length >= MAX_SIGNERS)
+      throw new InvalidInput('public key', `an org trusts at most ${MAX_SIGNERS} signing keys`);
+    const row = {
+      org_id: org.id,
+      name: key.name,
+      public_key: publicKey.trim(),
+      added_by: addedBy,
+      created_at: new Date().toISOString(),
+    };
     try {
       await this.db.insertInto('org_signers').values(row).execute();
     } catch (err) {
-      if (isUniqueViolation(err)) throw new Conflict(`${org.name} already trusts a key named ${JSON.stringify(key.name)}; remove it first to replace it`);
+      if (isUniqueViolation(err))
+        throw new Conflict(
+          `${org.name} already trusts a key named ${JSON.stringify(key.name)}; remove it first to replace it`,
+        );
       throw err;
     }
     return { name: row.name, publicKey: row.public_key, addedBy, createdAt: row.created_at };
   }
 
   async remove(org: Org, name: string): Promise<void> {
-    const res = await this.db.deleteFrom('org_signers').where('org_id', '=', org.id).where('name', '=', name).executeTakeFirst();
+    const res = await this.db
+      .deleteFrom('org_signers')
+      .where('org_id', '=', org.id)
+      .where('name', '=', name)
+      .executeTakeFirst();
     if (Number(res.numDeletedRows) === 0) throw new NotFound();
   }
 
@@ -53,7 +72,11 @@ export class SignerService {
   }
 
   /** Names of the org's trusted keys whose signature on this path verifies. */
-  async verifiedSigners(orgId: string, path: { storePath: StorePathBase; narHash: Hash; narSize: number; references: readonly StorePathBase[] }, sigs: readonly string[]): Promise<string[]> {
+  async verifiedSigners(
+    orgId: string,
+    path: { storePath: StorePathBase; narHash: Hash; narSize: number; references: readonly StorePathBase[] },
+    sigs: readonly string[],
+  ): Promise<string[]> {
     if (sigs.length === 0) return [];
     return verifiedSignerNames({ ...path, sigs }, await this.trustedKeys(orgId));
   }

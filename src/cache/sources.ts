@@ -34,7 +34,8 @@ export interface SliceViewSettings {
 const MAX_FOLLOWS = 50;
 const MEMO_MS = 2_000;
 const PRIORITY = (n: number, what: string) => {
-  if (!Number.isSafeInteger(n) || n < 0 || n > 1_000_000) throw new InvalidInput(what, 'must be an integer from 0 to 1000000');
+  if (!Number.isSafeInteger(n) || n < 0 || n > 1_000_000)
+    throw new InvalidInput(what, 'must be an integer from 0 to 1000000');
   return n;
 };
 
@@ -78,10 +79,24 @@ export class SourceService {
   private async sourcesFor(p: Principal): Promise<ViewSources> {
     const globals = await this.globalSources();
     if (p.kind !== 'token') return { own: [], follows: [], globals };
-    const own = await this.db.selectFrom('slices').select(['id', 'org_id', 'name', 'in_view', 'priority']).where('org_id', '=', p.org.id).execute();
-    const follows = await this.db.selectFrom('org_follows').select(['slice_id', 'priority']).where('org_id', '=', p.org.id).execute();
+    const own = await this.db
+      .selectFrom('slices')
+      .select(['id', 'org_id', 'name', 'in_view', 'priority'])
+      .where('org_id', '=', p.org.id)
+      .execute();
+    const follows = await this.db
+      .selectFrom('org_follows')
+      .select(['slice_id', 'priority'])
+      .where('org_id', '=', p.org.id)
+      .execute();
     return {
-      own: own.map((s) => ({ id: s.id, orgId: s.org_id, name: s.name, inView: Number(s.in_view) === 1, priority: Number(s.priority ?? 100) })),
+      own: own.map((s) => ({
+        id: s.id,
+        orgId: s.org_id,
+        name: s.name,
+        inView: Number(s.in_view) === 1,
+        priority: Number(s.priority ?? 100),
+      })),
       follows: follows.map((f) => ({ sliceId: f.slice_id, priority: Number(f.priority) })),
       globals,
     };
@@ -89,7 +104,11 @@ export class SourceService {
 
   private async globalSources(): Promise<ViewSources['globals']> {
     if (this.globals && Date.now() - this.globals.at < MEMO_MS) return this.globals.value;
-    const rows = await this.db.selectFrom('slices').select(['id', 'global_priority']).where('global_priority', 'is not', null).execute();
+    const rows = await this.db
+      .selectFrom('slices')
+      .select(['id', 'global_priority'])
+      .where('global_priority', 'is not', null)
+      .execute();
     const value = rows.map((r) => ({ sliceId: r.id, priority: Number(r.global_priority) }));
     this.globals = { at: Date.now(), value };
     return value;
@@ -99,7 +118,11 @@ export class SourceService {
   async orgsInView(p: Principal): Promise<string[]> {
     const order = await this.viewOf(p);
     if (order.size === 0) return [];
-    const rows = await this.db.selectFrom('slices').select(['id', 'org_id']).where('id', 'in', [...order.keys()]).execute();
+    const rows = await this.db
+      .selectFrom('slices')
+      .select(['id', 'org_id'])
+      .where('id', 'in', [...order.keys()])
+      .execute();
     const orgOf = new Map(rows.map((r) => [r.id, r.org_id]));
     return [...new Set([...order.keys()].map((id) => orgOf.get(id)).filter((x): x is string => x !== undefined))];
   }
@@ -111,15 +134,38 @@ export class SourceService {
    * read it (a public slice, or one the other org's policy shares); the one answer for missing,
    * private and unreadable slices never reveals that a private slice exists.
    */
-  async follow(org: Org, name: { org: string; slice: string }, slice: SliceResource | undefined, priority: number, by: string, mayRead: (slice: SliceResource) => boolean): Promise<Follow> {
+  async follow(
+    org: Org,
+    name: { org: string; slice: string },
+    slice: SliceResource | undefined,
+    priority: number,
+    by: string,
+    mayRead: (slice: SliceResource) => boolean,
+  ): Promise<Follow> {
     PRIORITY(priority, 'priority');
-    if (!slice || (slice.org.id !== org.id && !mayRead(slice))) throw new InvalidInput('source', `there is no slice ${name.org}/${name.slice} that you may read`);
-    if (slice.org.id === org.id) throw new InvalidInput('source', `${name.org}/${name.slice} is ${org.name}'s own slice: put it in the view with "floe slice set ${org.name} ${name.slice} --in-view"`);
-    const count = await this.db.selectFrom('org_follows').select((eb) => eb.fn.countAll<number>().as('n')).where('org_id', '=', org.id).executeTakeFirstOrThrow();
-    if (Number(count.n) >= MAX_FOLLOWS) throw new InvalidInput('source', `an org follows at most ${MAX_FOLLOWS} slices`);
+    if (!slice || (slice.org.id !== org.id && !mayRead(slice)))
+      throw new InvalidInput('source', `there is no slice ${name.org}/${name.slice} that you may read`);
+    if (slice.org.id === org.id)
+      throw new InvalidInput(
+        'source',
+        `${name.org}/${name.slice} is ${org.name}'s own slice: put it in the view with "floe slice set ${org.name} ${name.slice} --in-view"`,
+      );
+    const count = await this.db
+      .selectFrom('org_follows')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('org_id', '=', org.id)
+      .executeTakeFirstOrThrow();
+    if (Number(count.n) >= MAX_FOLLOWS)
+      throw new InvalidInput('source', `an org follows at most ${MAX_FOLLOWS} slices`);
     await this.db
       .insertInto('org_follows')
-      .values({ org_id: org.id, slice_id: slice.slice.id, priority, created_by: by, created_at: new Date().toISOString() })
+      .values({
+        org_id: org.id,
+        slice_id: slice.slice.id,
+        priority,
+        created_by: by,
+        created_at: new Date().toISOString(),
+      })
       .onConflict((oc) => oc.columns(['org_id', 'slice_id']).doUpdateSet({ priority }))
       .execute();
     await this.changed(org.id);
@@ -127,7 +173,13 @@ export class SourceService {
   }
 
   async unfollow(org: Org, slice: SliceResource | undefined): Promise<void> {
-    const res = slice ? await this.db.deleteFrom('org_follows').where('org_id', '=', org.id).where('slice_id', '=', slice.slice.id).executeTakeFirst() : undefined;
+    const res = slice
+      ? await this.db
+          .deleteFrom('org_follows')
+          .where('org_id', '=', org.id)
+          .where('slice_id', '=', slice.slice.id)
+          .executeTakeFirst()
+      : undefined;
     if (!res || Number(res.numDeletedRows) === 0) throw new NotFound();
     await this.changed(org.id);
   }
@@ -145,14 +197,20 @@ export class SourceService {
   }
 
   private async sliceOf(org: Org, name: string): Promise<{ id: string; public: number }> {
-    const row = await this.db.selectFrom('slices').select(['id', 'public']).where('org_id', '=', org.id).where('name', '=', name).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('slices')
+      .select(['id', 'public'])
+      .where('org_id', '=', org.id)
+      .where('name', '=', name)
+      .executeTakeFirst();
     if (!row) throw new NotFound();
     return { id: row.id, public: Number(row.public) };
   }
 
   async setSliceView(org: Org, sliceName: string, settings: { inView?: boolean; priority?: number }): Promise<void> {
     const slice = await this.sliceOf(org, sliceName);
-    if (sliceName === DEFAULT_SLICE && settings.inView === false) throw new InvalidInput('in-view', 'the default slice is always in its org\'s view');
+    if (sliceName === DEFAULT_SLICE && settings.inView === false)
+      throw new InvalidInput('in-view', "the default slice is always in its org's view");
     const set: { in_view?: number; priority?: number } = {};
     if (settings.inView !== undefined) set.in_view = settings.inView ? 1 : 0;
     if (settings.priority !== undefined) set.priority = PRIORITY(settings.priority, 'priority');
@@ -163,8 +221,16 @@ export class SourceService {
   /** Server admin: serve this public slice to anonymous callers on `/cache` (null: stop). */
   async setGlobal(org: Org, sliceName: string, priority: number | null): Promise<void> {
     const slice = await this.sliceOf(org, sliceName);
-    if (priority !== null && slice.public !== 1) throw new InvalidInput('slice', `${org.name}/${sliceName} is private: only public slices can be served to everyone`);
-    await this.db.updateTable('slices').set({ global_priority: priority === null ? null : PRIORITY(priority, 'priority') }).where('id', '=', slice.id).execute();
+    if (priority !== null && slice.public !== 1)
+      throw new InvalidInput(
+        'slice',
+        `${org.name}/${sliceName} is private: only public slices can be served to everyone`,
+      );
+    await this.db
+      .updateTable('slices')
+      .set({ global_priority: priority === null ? null : PRIORITY(priority, 'priority') })
+      .where('id', '=', slice.id)
+      .execute();
     await this.changed(org.id);
   }
 
@@ -183,22 +249,40 @@ export class SourceService {
   async untrustSlice(org: Org, sliceName: string, sourceName: string): Promise<void> {
     const slice = await this.sliceOf(org, sliceName);
     const source = await this.sliceOf(org, sourceName);
-    const res = await this.db.deleteFrom('slice_trusts').where('slice_id', '=', slice.id).where('trusted_slice_id', '=', source.id).executeTakeFirst();
+    const res = await this.db
+      .deleteFrom('slice_trusts')
+      .where('slice_id', '=', slice.id)
+      .where('trusted_slice_id', '=', source.id)
+      .executeTakeFirst();
     if (Number(res.numDeletedRows) === 0) throw new NotFound();
     await this.changed(org.id);
   }
 
   /** The slices of `target`'s org whose paths may be linked into it: its org's default and what it trusts. */
   async trustedLinkSources(db: Db, target: { orgId: string; sliceId: string }): Promise<Set<string>> {
-    const rows = await db.selectFrom('slice_trusts').select('trusted_slice_id').where('slice_id', '=', target.sliceId).execute();
-    const def = await db.selectFrom('slices').select('id').where('org_id', '=', target.orgId).where('name', '=', DEFAULT_SLICE).executeTakeFirst();
+    const rows = await db
+      .selectFrom('slice_trusts')
+      .select('trusted_slice_id')
+      .where('slice_id', '=', target.sliceId)
+      .execute();
+    const def = await db
+      .selectFrom('slices')
+      .select('id')
+      .where('org_id', '=', target.orgId)
+      .where('name', '=', DEFAULT_SLICE)
+      .executeTakeFirst();
     const out = new Set(rows.map((r) => r.trusted_slice_id));
     if (def && def.id !== target.sliceId) out.add(def.id);
     return out;
   }
 
   async sliceSettings(org: Org): Promise<SliceViewSettings[]> {
-    const slices = await this.db.selectFrom('slices').selectAll().where('org_id', '=', org.id).orderBy('name').execute();
+    const slices = await this.db
+      .selectFrom('slices')
+      .selectAll()
+      .where('org_id', '=', org.id)
+      .orderBy('name')
+      .execute();
     const trusts = await this.db
       .selectFrom('slice_trusts')
       .innerJoin('slices', 'slices.id', 'slice_trusts.trusted_slice_id')
@@ -211,7 +295,10 @@ export class SourceService {
       inView: s.name === DEFAULT_SLICE || Number(s.in_view) === 1,
       priority: s.name === DEFAULT_SLICE ? 0 : Number(s.priority ?? 100),
       globalPriority: s.global_priority == null ? null : Number(s.global_priority),
-      trusts: trusts.filter((t) => t.slice_id === s.id).map((t) => t.name).sort(),
+      trusts: trusts
+        .filter((t) => t.slice_id === s.id)
+        .map((t) => t.name)
+        .sort(),
     }));
   }
 }

@@ -262,13 +262,19 @@ export class Uploads {
   }
 
   private async absentFrom(target: SliceResource, paths: StorePathBase[]): Promise<StorePathBase[]> {
-    const stored = await this.storedIn(target, paths.map((x) => hashPartOf(x)));
+    const stored = await this.storedIn(
+      target,
+      paths.map((x) => hashPartOf(x)),
+    );
     const present = new Set(stored.map((r) => r.store_path));
     return paths.filter((x) => !present.has(x));
   }
 
   /** The target's paths among these hash parts (in chunks: the limit on query parameters). */
-  private async storedIn(target: SliceResource, hashes: string[]): Promise<Array<{ hash_part: string; store_path: string }>> {
+  private async storedIn(
+    target: SliceResource,
+    hashes: string[],
+  ): Promise<Array<{ hash_part: string; store_path: string }>> {
     const rows: Array<{ hash_part: string; store_path: string }> = [];
     for (let i = 0; i < hashes.length; i += 500) {
       const chunk = await this.deps.storage.db

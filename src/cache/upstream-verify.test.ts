@@ -27,7 +27,10 @@ describe('verifyUpstreamNarInfo', () => {
     if (v.ok) expect(v.info.references).toEqual([dep]);
   });
   it('refuses a signature by an untrusted key of the same name', () => {
-    expect(verifyUpstreamNarInfo(narinfo(otherKey), base, trusted)).toMatchObject({ ok: false, reason: expect.stringMatching(/no valid signature/) });
+    expect(verifyUpstreamNarInfo(narinfo(otherKey), base, trusted)).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/no valid signature/),
+    });
   });
   it('refuses a narinfo whose signed fields were changed (NarSize)', () => {
     const text = narinfo().replace('NarSize: 120', 'NarSize: 121');
@@ -38,12 +41,21 @@ describe('verifyUpstreamNarInfo', () => {
     expect(verifyUpstreamNarInfo(narinfo(), dep.slice(0, 32) as StorePathBase, trusted).ok).toBe(false);
   });
   it('refuses a narinfo for another path than asked', () => {
-    expect(verifyUpstreamNarInfo(narinfo(), dep, trusted)).toMatchObject({ ok: false, reason: expect.stringMatching(/not/) });
+    expect(verifyUpstreamNarInfo(narinfo(), dep, trusted)).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/not/),
+    });
   });
   it('refuses garbage and unsigned narinfos', () => {
     expect(verifyUpstreamNarInfo('<html>', base, trusted).ok).toBe(false);
-    const unsigned = narinfo().split('\n').filter((l) => !l.startsWith('Sig:')).join('\n');
-    expect(verifyUpstreamNarInfo(unsigned, base, trusted)).toMatchObject({ ok: false, reason: expect.stringMatching(/signatures: none/) });
+    const unsigned = narinfo()
+      .split('\n')
+      .filter((l) => !l.startsWith('Sig:'))
+      .join('\n');
+    expect(verifyUpstreamNarInfo(unsigned, base, trusted)).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/signatures: none/),
+    });
   });
   it('checks the fetched NAR against the signed hash and size', () => {
     expect(checkFetchedNar({ narHash, narSize: 120 }, { narHash, narSize: 120 })).toBeUndefined();

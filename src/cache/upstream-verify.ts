@@ -18,9 +18,11 @@ export interface TrustedKey {
 export function parseTrustedKey(text: string): TrustedKey {
   const t = text.trim();
   const colon = t.indexOf(':');
-  if (colon <= 0) throw new InvalidInput('public key', `expected "<name>:<base64>", got ${JSON.stringify(t.slice(0, 80))}`);
+  if (colon <= 0)
+    throw new InvalidInput('public key', `expected "<name>:<base64>", got ${JSON.stringify(t.slice(0, 80))}`);
   const raw = Buffer.from(t.slice(colon + 1), 'base64');
-  if (raw.length !== 32 || !/^[A-Za-z0-9+/]+={0,2}$/.test(t.slice(colon + 1))) throw new InvalidInput('public key', `${JSON.stringify(t.slice(0, colon))}: expected 32 bytes of base64`);
+  if (raw.length !== 32 || !/^[A-Za-z0-9+/]+={0,2}$/.test(t.slice(colon + 1)))
+    throw new InvalidInput('public key', `${JSON.stringify(t.slice(0, colon))}: expected 32 bytes of base64`);
   return { name: t.slice(0, colon), publicKey: raw };
 }
 
@@ -30,7 +32,11 @@ export type UpstreamVerdict = { ok: true; info: NarInfo; signedBy: string } | { 
  * Accepts an upstream narinfo for `expected` (a store path, or just its hash part on a pull-through
  * miss) only if it parses, names that path and is signed by a trusted key.
  */
-export function verifyUpstreamNarInfo(text: string, expected: StorePathBase | StorePathHash, trusted: readonly TrustedKey[]): UpstreamVerdict {
+export function verifyUpstreamNarInfo(
+  text: string,
+  expected: StorePathBase | StorePathHash,
+  trusted: readonly TrustedKey[],
+): UpstreamVerdict {
   let info: NarInfo;
   try {
     info = parseNarInfo(text);
@@ -57,12 +63,20 @@ export function verifyUpstreamNarInfo(text: string, expected: StorePathBase | St
     }
   }
   const names = info.sigs.map((s) => s.slice(0, s.indexOf(':'))).join(', ') || 'none';
-  return { ok: false, reason: `no valid signature by a trusted key (signatures: ${names}; trusted: ${trusted.map((k) => k.name).join(', ') || 'none'})` };
+  return {
+    ok: false,
+    reason: `no valid signature by a trusted key (signatures: ${names}; trusted: ${trusted.map((k) => k.name).join(', ') || 'none'})`,
+  };
 }
 
 /** The NAR that arrived must be the one the (signed) narinfo describes. */
-export function checkFetchedNar(info: Pick<NarInfo, 'narHash' | 'narSize'>, got: { narHash: Hash; narSize: number }): string | undefined {
-  if (!hashesEqual(info.narHash, got.narHash)) return `NAR hash mismatch: signed narinfo says ${formatNix32Hash(info.narHash)}, the upstream NAR has ${formatNix32Hash(got.narHash)}`;
-  if (info.narSize !== got.narSize) return `NAR size mismatch: signed narinfo says ${info.narSize}, the upstream NAR has ${got.narSize} bytes`;
+export function checkFetchedNar(
+  info: Pick<NarInfo, 'narHash' | 'narSize'>,
+  got: { narHash: Hash; narSize: number },
+): string | undefined {
+  if (!hashesEqual(info.narHash, got.narHash))
+    return `NAR hash mismatch: signed narinfo says ${formatNix32Hash(info.narHash)}, the upstream NAR has ${formatNix32Hash(got.narHash)}`;
+  if (info.narSize !== got.narSize)
+    return `NAR size mismatch: signed narinfo says ${info.narSize}, the upstream NAR has ${got.narSize} bytes`;
   return undefined;
 }

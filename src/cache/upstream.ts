@@ -58,13 +58,27 @@ export class UpstreamService {
     const rows = await this.db.selectFrom('upstreams').selectAll().orderBy('priority').orderBy('name').execute();
     const list = rows.map((r) => {
       const publicKeys = r.public_keys.split(' ').filter(Boolean);
-      return { id: r.id, name: r.name, url: r.url, publicKeys, keys: publicKeys.map(parseTrustedKey), pullThrough: r.pull_through === 1, priority: Number(r.priority) };
+      return {
+        id: r.id,
+        name: r.name,
+        url: r.url,
+        publicKeys,
+        keys: publicKeys.map(parseTrustedKey),
+        pullThrough: r.pull_through === 1,
+        priority: Number(r.priority),
+      };
     });
     this.cached = { at: Date.now(), list };
     return list;
   }
 
-  async add(input: { name: string; url: string; publicKeys: string[]; pullThrough?: boolean; priority?: number }): Promise<Upstream> {
+  async add(input: {
+    name: string;
+    url: string;
+    publicKeys: string[];
+    pullThrough?: boolean;
+    priority?: number;
+  }): Promise<Upstream> {
     const name = parseName('upstream', input.name);
     let url: URL;
     try {
@@ -73,8 +87,13 @@ export class UpstreamService {
       throw new InvalidInput('url', `not a URL: ${JSON.stringify(input.url.slice(0, 200))}`);
     }
     if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new InvalidInput('url', 'must be http(s)');
-    if (url.username || url.password || url.search || url.hash) throw new InvalidInput('url', 'no credentials, query or fragment');
-    if (input.publicKeys.length === 0) throw new InvalidInput('publicKeys', 'at least one trusted key is needed: paths from an upstream are only accepted signed');
+    if (url.username || url.password || url.search || url.hash)
+      throw new InvalidInput('url', 'no credentials, query or fragment');
+    if (input.publicKeys.length === 0)
+      throw new InvalidInput(
+        'publicKeys',
+        'at least one trusted key is needed: paths from an upstream are only accepted signed',
+      );
     const keys = input.publicKeys.map((k) => parseTrustedKey(k));
     const row = {
       id: randomUUID(),
@@ -141,7 +160,8 @@ export class UpstreamService {
   async openNar(up: Upstream, info: NarInfo): Promise<AsyncIterable<Buffer>> {
     const url = new URL(info.url, `${up.url}/`);
     const base = new URL(`${up.url}/`);
-    if (url.origin !== base.origin) throw new InvalidInput('URL', `upstream ${up.name} points outside itself: ${info.url.slice(0, 100)}`);
+    if (url.origin !== base.origin)
+      throw new InvalidInput('URL', `upstream ${up.name} points outside itself: ${info.url.slice(0, 100)}`);
     const res = await this.get(url.toString());
     if (!res.ok || !res.body) {
       await res.body?.cancel();

@@ -31,11 +31,21 @@ export class UsageHistory {
         eb
           .selectFrom('nars')
           .select((n) => n.fn.sum<number | string | null>('nars.file_size').as('stored'))
-          .where('nars.nar_hash', 'in', (sub) => sub.selectFrom('paths as p2').innerJoin('slices as s2', 's2.id', 'p2.slice_id').select('p2.nar_hash').where('s2.org_id', '=', orgId))
+          .where('nars.nar_hash', 'in', (sub) =>
+            sub
+              .selectFrom('paths as p2')
+              .innerJoin('slices as s2', 's2.id', 'p2.slice_id')
+              .select('p2.nar_hash')
+              .where('s2.org_id', '=', orgId),
+          )
           .as('stored'),
       ])
       .executeTakeFirst();
-    return { paths: Number(row?.paths ?? 0), logicalBytes: Number(row?.logical ?? 0), storedBytes: Number(row?.stored ?? 0) };
+    return {
+      paths: Number(row?.paths ?? 0),
+      logicalBytes: Number(row?.logical ?? 0),
+      storedBytes: Number(row?.stored ?? 0),
+    };
   }
 
   /** Upserts today's row for every org; returns how many orgs were written. One run at a time. */
@@ -57,7 +67,12 @@ export class UsageHistory {
     const orgs = await this.db.selectFrom('orgs').select('id').execute();
     for (const org of orgs) {
       const m = await this.measure(org.id);
-      const values = { logical_bytes: m.logicalBytes, stored_bytes: m.storedBytes, paths: m.paths, updated_at: now.toISOString() };
+      const values = {
+        logical_bytes: m.logicalBytes,
+        stored_bytes: m.storedBytes,
+        paths: m.paths,
+        updated_at: now.toISOString(),
+      };
       await this.db
         .insertInto('usage_history')
         .values({ day, org_id: org.id, ...values })
@@ -70,7 +85,18 @@ export class UsageHistory {
   /** The org's snapshots of the last `days` days (UTC, today included), oldest first; days without one are absent. */
   async history(org: { id: string }, days = 30, now = new Date()): Promise<UsageSnapshot[]> {
     const since = new Date(now.getTime() - (days - 1) * 86_400_000).toISOString().slice(0, 10);
-    const rows = await this.db.selectFrom('usage_history').select(['day', 'logical_bytes', 'stored_bytes', 'paths']).where('org_id', '=', org.id).where('day', '>=', since).orderBy('day').execute();
-    return rows.map((r) => ({ day: r.day, logicalBytes: Number(r.logical_bytes), storedBytes: Number(r.stored_bytes), paths: Number(r.paths) }));
+    const rows = await this.db
+      .selectFrom('usage_history')
+      .select(['day', 'logical_bytes', 'stored_bytes', 'paths'])
+      .where('org_id', '=', org.id)
+      .where('day', '>=', since)
+      .orderBy('day')
+      .execute();
+    return rows.map((r) => ({
+      day: r.day,
+      logicalBytes: Number(r.logical_bytes),
+      storedBytes: Number(r.stored_bytes),
+      paths: Number(r.paths),
+    }));
   }
 }

@@ -45,19 +45,37 @@ export class UsageService {
     const sliceRows = await this.db
       .selectFrom('slices')
       .leftJoin('paths', 'paths.slice_id', 'slices.id')
-      .select((eb) => ['slices.name', 'slices.public', eb.fn.count<number>('paths.hash_part').as('paths'), eb.fn.sum<number>('paths.nar_size').as('bytes')])
+      .select((eb) => [
+        'slices.name',
+        'slices.public',
+        eb.fn.count<number>('paths.hash_part').as('paths'),
+        eb.fn.sum<number>('paths.nar_size').as('bytes'),
+      ])
       .where('slices.org_id', '=', org.id)
       .groupBy(['slices.id', 'slices.name', 'slices.public'])
       .orderBy('slices.name')
       .execute();
-    const slices = sliceRows.map((r) => ({ slice: r.name, public: Number(r.public) === 1, paths: Number(r.paths ?? 0), narBytes: Number(r.bytes ?? 0) }));
+    const slices = sliceRows.map((r) => ({
+      slice: r.name,
+      public: Number(r.public) === 1,
+      paths: Number(r.paths ?? 0),
+      narBytes: Number(r.bytes ?? 0),
+    }));
 
     const since = new Date(Date.now() - (days - 1) * 86_400_000);
     since.setUTCHours(0, 0, 0, 0);
-    const orgPaths = () => this.db.selectFrom('paths').innerJoin('slices', 'slices.id', 'paths.slice_id').where('slices.org_id', '=', org.id);
+    const orgPaths = () =>
+      this.db
+        .selectFrom('paths')
+        .innerJoin('slices', 'slices.id', 'paths.slice_id')
+        .where('slices.org_id', '=', org.id);
     // Bounded: one row per recent path would not be, so aggregate in SQL by the date prefix.
     const perDay = await orgPaths()
-      .select((eb) => [eb.fn<string>('substr', ['paths.created_at', eb.val(1), eb.val(10)]).as('day'), eb.fn.countAll<number>().as('paths'), eb.fn.sum<number>('paths.nar_size').as('bytes')])
+      .select((eb) => [
+        eb.fn<string>('substr', ['paths.created_at', eb.val(1), eb.val(10)]).as('day'),
+        eb.fn.countAll<number>().as('paths'),
+        eb.fn.sum<number>('paths.nar_size').as('bytes'),
+      ])
       .where('paths.created_at', '>=', since.toISOString())
       .groupBy('day')
       .execute();
@@ -69,21 +87,43 @@ export class UsageService {
       pushesPerDay.push({ day, paths: Number(c?.paths ?? 0), bytes: Number(c?.bytes ?? 0) });
     }
 
-    const recent = await orgPaths().select(['paths.store_path', 'slices.name', 'paths.nar_size', 'paths.uploaded_by', 'paths.created_at']).orderBy('paths.created_at', 'desc').limit(10).execute();
+    const recent = await orgPaths()
+      .select(['paths.store_path', 'slices.name', 'paths.nar_size', 'paths.uploaded_by', 'paths.created_at'])
+      .orderBy('paths.created_at', 'desc')
+      .limit(10)
+      .execute();
     const top = await orgPaths()
-      .select((eb) => ['paths.uploaded_by', eb.fn.countAll<number>().as('paths'), eb.fn.sum<number>('paths.nar_size').as('bytes')])
+      .select((eb) => [
+        'paths.uploaded_by',
+        eb.fn.countAll<number>().as('paths'),
+        eb.fn.sum<number>('paths.nar_size').as('bytes'),
+      ])
       .groupBy('paths.uploaded_by')
       .orderBy('bytes', 'desc')
       .limit(5)
       .execute();
-    const largest = await orgPaths().select(['paths.store_path', 'slices.name', 'paths.nar_size']).orderBy('paths.nar_size', 'desc').limit(5).execute();
+    const largest = await orgPaths()
+      .select(['paths.store_path', 'slices.name', 'paths.nar_size'])
+      .orderBy('paths.nar_size', 'desc')
+      .limit(5)
+      .execute();
     return {
       slices,
       totalPaths: slices.reduce((a, s) => a + s.paths, 0),
       totalNarBytes: slices.reduce((a, s) => a + s.narBytes, 0),
       pushesPerDay,
-      recent: recent.map((r) => ({ storePath: r.store_path, slice: r.name, narSize: Number(r.nar_size), uploadedBy: r.uploaded_by, at: r.created_at })),
-      topUploaders: top.map((r) => ({ uploadedBy: r.uploaded_by, paths: Number(r.paths), bytes: Number(r.bytes ?? 0) })),
+      recent: recent.map((r) => ({
+        storePath: r.store_path,
+        slice: r.name,
+        narSize: Number(r.nar_size),
+        uploadedBy: r.uploaded_by,
+        at: r.created_at,
+      })),
+      topUploaders: top.map((r) => ({
+        uploadedBy: r.uploaded_by,
+        paths: Number(r.paths),
+        bytes: Number(r.bytes ?? 0),
+      })),
       largest: largest.map((r) => ({ storePath: r.store_path, slice: r.name, narSize: Number(r.nar_size) })),
     };
   }

@@ -49,7 +49,10 @@ export function viewOrder(p: Principal, sources: ViewSources): string[] {
   } else {
     add(byName.get(DEFAULT_SLICE)?.id);
     const rest = own.filter((s) => s.name !== DEFAULT_SLICE && (s.inView || p.deploy !== undefined));
-    for (const s of [...rest].sort((a, b) => a.priority - b.priority || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) add(s.id);
+    for (const s of [...rest].sort(
+      (a, b) => a.priority - b.priority || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+    ))
+      add(s.id);
   }
   for (const f of [...sources.follows].sort(byPriority)) add(f.sliceId);
   return ordered;
@@ -60,7 +63,10 @@ function byPriority(a: { sliceId: string; priority: number }, b: { sliceId: stri
 }
 
 /** Keeps the rows whose slice is in the view, in view order. */
-export function inViewOrder<T extends { slice_id: string }>(rows: readonly T[], order: ReadonlyMap<string, number>): T[] {
+export function inViewOrder<T extends { slice_id: string }>(
+  rows: readonly T[],
+  order: ReadonlyMap<string, number>,
+): T[] {
   const kept = rows.filter((r) => order.has(r.slice_id));
   return kept.length < 2 ? kept : kept.sort((a, b) => order.get(a.slice_id)! - order.get(b.slice_id)!);
 }

@@ -29,7 +29,13 @@ function defaultAttr(target: ApplyTarget): string {
 }
 
 function defaultProfile(target: ApplyTarget): string {
-  if (target === 'home-manager') return path.join(process.env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state'), 'nix', 'profiles', 'home-manager');
+  if (target === 'home-manager')
+    return path.join(
+      process.env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state'),
+      'nix',
+      'profiles',
+      'home-manager',
+    );
   return '/nix/var/nix/profiles/system';
 }
 
@@ -38,7 +44,9 @@ function run(cmd: string, args: string[], log: (l: string) => void): Promise<voi
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'] });
     child.on('error', (e) => reject(new CliError(`cannot run ${cmd}: ${e.message}`)));
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new CliError(`${cmd} failed with exit code ${code}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve() : reject(new CliError(`${cmd} failed with exit code ${code}`)),
+    );
   });
 }
 
@@ -58,8 +66,12 @@ export async function apply(client: ClientOptions, opts: ApplyOptions): Promise<
   const realise = [
     '--realise',
     resolved.storePath,
-    '--option', 'extra-substituters', info.substituter,
-    '--option', 'extra-trusted-public-keys', info.publicKey,
+    '--option',
+    'extra-substituters',
+    info.substituter,
+    '--option',
+    'extra-trusted-public-keys',
+    info.publicKey,
     ...(existsSync(netrc) ? ['--option', 'netrc-file', netrc] : []),
   ];
   const profile = opts.profile ?? defaultProfile(opts.target);
@@ -76,7 +88,8 @@ export async function apply(client: ClientOptions, opts: ApplyOptions): Promise<
     return resolved.storePath;
   }
   await run('nix-store', realise, opts.log);
-  if (opts.verb !== 'test' && opts.verb !== 'dry-activate') await run('nix-env', ['--profile', profile, '--set', resolved.storePath], opts.log);
+  if (opts.verb !== 'test' && opts.verb !== 'dry-activate')
+    await run('nix-env', ['--profile', profile, '--set', resolved.storePath], opts.log);
   for (const [cmd, ...args] of activation) {
     if (!existsSync(cmd!)) throw new CliError(`${cmd} does not exist: is ${attr} a ${opts.target} configuration?`);
     await run(cmd!, args, opts.log);

@@ -10,17 +10,23 @@ const say = (command: string) => (line: string) => process.stderr.write(`floe ${
 export function registerBackupCommands(program: Command): void {
   program
     .command('backup')
-    .description('copy the embedded installation (SQLite + NAR files) consistently into a new directory, while it serves')
+    .description(
+      'copy the embedded installation (SQLite + NAR files) consistently into a new directory, while it serves',
+    )
     .requiredOption('--to <dir>', 'new or empty directory for the backup')
     .option('--data-dir <dir>', 'data directory to back up (default: $FLOE_DATA_DIR or ./floe-data)')
     .action(async (opts: { to: string; dataDir?: string }) => {
       const config = loadConfig(opts.dataDir ? { dataDir: opts.dataDir } : {});
       if (config.databaseUrl || config.s3) {
-        throw new CliError('floe backup copies the embedded backend only; for PostgreSQL and S3 see docs/OPERATIONS.md (pg_dump + bucket versioning)');
+        throw new CliError(
+          'floe backup copies the embedded backend only; for PostgreSQL and S3 see docs/OPERATIONS.md (pg_dump + bucket versioning)',
+        );
       }
       try {
         const m = await backupDataDir(config.dataDir, path.resolve(opts.to), say('backup'));
-        say('backup')(`done: ${m.files.length} files in ${path.resolve(opts.to)} (restore with floe restore --from ${path.resolve(opts.to)} --data-dir NEW)`);
+        say('backup')(
+          `done: ${m.files.length} files in ${path.resolve(opts.to)} (restore with floe restore --from ${path.resolve(opts.to)} --data-dir NEW)`,
+        );
       } catch (err) {
         throw new CliError(`backup failed: ${(err as Error).message}`);
       }
@@ -37,6 +43,8 @@ export function registerBackupCommands(program: Command): void {
       } catch (err) {
         throw new CliError(`restore failed: ${(err as Error).message}`);
       }
-      say('restore')(`done: start it with floe serve --data-dir ${path.resolve(opts.dataDir)} (pending migrations run at start)`);
+      say('restore')(
+        `done: start it with floe serve --data-dir ${path.resolve(opts.dataDir)} (pending migrations run at start)`,
+      );
     });
 }

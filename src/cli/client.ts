@@ -26,7 +26,10 @@ export function nixConfigDir(): string {
 /** A Floe flake reference: `<org>/<flake>[/<requirement>][#<attribute>]`. */
 export function parseFlakeRef(ref: string): { org: string; flake: string; requirement?: string; attribute?: string } {
   const m = /^([^/#]+)\/([^/#]+)(?:\/([^#]+))?(?:#(.+))?$/.exec(ref);
-  if (!m) throw new CliError('expected <org>/<flake>[/<requirement>][#<attribute>], e.g. acme/tools/0.1#packages.x86_64-linux.default');
+  if (!m)
+    throw new CliError(
+      'expected <org>/<flake>[/<requirement>][#<attribute>], e.g. acme/tools/0.1#packages.x86_64-linux.default',
+    );
   return { org: m[1]!, flake: m[2]!, ...(m[3] ? { requirement: m[3] } : {}), ...(m[4] ? { attribute: m[4] } : {}) };
 }
 
@@ -97,8 +100,12 @@ function tokenFor(server: string): string | undefined {
 
 export function clientOptions(opts: { server?: string }): ClientOptions {
   const server = (opts.server ?? process.env.FLOE_SERVER ?? readCliConfig().server ?? '').replace(/\/+$/, '');
-  if (!server) throw new CliError('no server given: pass --server URL or set FLOE_SERVER (a `floe login --server URL ...` remembers it)');
-  if (!/^https?:\/\//.test(server)) throw new CliError(`--server must be an http(s) URL, got ${JSON.stringify(server)}`);
+  if (!server)
+    throw new CliError(
+      'no server given: pass --server URL or set FLOE_SERVER (a `floe login --server URL ...` remembers it)',
+    );
+  if (!/^https?:\/\//.test(server))
+    throw new CliError(`--server must be an http(s) URL, got ${JSON.stringify(server)}`);
   return { server, token: tokenFor(server) };
 }
 
@@ -114,7 +121,9 @@ export async function apiRequest<T>(opts: ClientOptions, method: string, path: s
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
   } catch (err) {
-    throw new CliError(`cannot reach ${opts.server}: ${(err as Error).cause ? String((err as { cause: Error }).cause.message) : (err as Error).message}. Is \`floe serve\` running there?`);
+    throw new CliError(
+      `cannot reach ${opts.server}: ${(err as Error).cause ? String((err as { cause: Error }).cause.message) : (err as Error).message}. Is \`floe serve\` running there?`,
+    );
   }
   const text = await res.text();
   let json: unknown;
@@ -125,7 +134,8 @@ export async function apiRequest<T>(opts: ClientOptions, method: string, path: s
   }
   if (!res.ok) {
     const message = (json as { message?: string } | undefined)?.message ?? text.trim() ?? res.statusText;
-    const hint = res.status === 401 ? ' (set FLOE_TOKEN to a valid token, e.g. the admin token from <data-dir>/admin-token)' : '';
+    const hint =
+      res.status === 401 ? ' (set FLOE_TOKEN to a valid token, e.g. the admin token from <data-dir>/admin-token)' : '';
     throw new CliError(`${method} ${path} failed with ${res.status}: ${message}${hint}`);
   }
   return json as T;
@@ -223,33 +233,57 @@ export class FloeApi {
   whoami = () => this.call<WhoAmI>('GET', '/api/v1/auth/whoami');
   authInfo = () => this.call<AuthInfo>('GET', '/api/v1/auth/info', undefined, true);
   logout = () => this.call<unknown>('POST', '/api/v1/auth/logout');
-  exchange = (body: { token: string; org?: string; ttl?: string }) => this.call<Exchanged>('POST', '/api/v1/auth/exchange', body, true);
-  awsLogin = (body: Record<string, unknown>) => this.call<Required<Pick<Exchanged, 'token' | 'org' | 'scopes' | 'subject'>> & { expiresAt: string }>('POST', '/api/v1/auth/aws', body, true);
+  exchange = (body: { token: string; org?: string; ttl?: string }) =>
+    this.call<Exchanged>('POST', '/api/v1/auth/exchange', body, true);
+  awsLogin = (body: Record<string, unknown>) =>
+    this.call<Required<Pick<Exchanged, 'token' | 'org' | 'scopes' | 'subject'>> & { expiresAt: string }>(
+      'POST',
+      '/api/v1/auth/aws',
+      body,
+      true,
+    );
   /** The caller's view keys, or an org's (anonymously: public keys are public). */
-  cacheInfo = (org?: string, anonymous = false) => this.call<CacheInfo>('GET', `/api/v1/cache/info${org ? `?org=${enc(org)}` : ''}`, undefined, anonymous);
+  cacheInfo = (org?: string, anonymous = false) =>
+    this.call<CacheInfo>('GET', `/api/v1/cache/info${org ? `?org=${enc(org)}` : ''}`, undefined, anonymous);
 
   orgs = () => this.call<{ orgs: Array<{ name: string; flakes: number }> }>('GET', '/api/v1/flake-orgs');
   createOrg = (name: string) => this.call<{ name: string; slices: string[] }>('POST', '/api/v1/orgs', { name });
   orgSettings = (org: string, body: { retention?: string | null; quota?: string | null }) =>
-    this.call<{ retentionSeconds: number | null; quotaBytes: number | null }>('PATCH', `/api/v1/orgs/${enc(org)}/settings`, body);
+    this.call<{ retentionSeconds: number | null; quotaBytes: number | null }>(
+      'PATCH',
+      `/api/v1/orgs/${enc(org)}/settings`,
+      body,
+    );
   usage = (org: string) => this.call<OrgUsage>('GET', `/api/v1/orgs/${enc(org)}/usage`);
 
   createSlice = (org: string, body: { name: string; public: boolean; inView: boolean }) =>
     this.call<{ url: string; public: boolean }>('POST', `/api/v1/orgs/${enc(org)}/slices`, body);
   setSlice = (org: string, slice: string, body: { public?: boolean; inView?: boolean; priority?: number }) =>
-    this.call<{ public: boolean; inView: boolean; priority: number }>('PATCH', `/api/v1/orgs/${enc(org)}/slices/${enc(slice)}`, body);
+    this.call<{ public: boolean; inView: boolean; priority: number }>(
+      'PATCH',
+      `/api/v1/orgs/${enc(org)}/slices/${enc(slice)}`,
+      body,
+    );
   deleteSlice = (org: string, slice: string, force = false) =>
     this.call<unknown>('DELETE', `/api/v1/orgs/${enc(org)}/slices/${enc(slice)}${force ? '?force=1' : ''}`);
   sources = (org: string) =>
-    this.call<{ slices: SliceRow[]; follows: Array<{ org: string; slice: string; priority: number }> }>('GET', `/api/v1/orgs/${enc(org)}/sources`);
+    this.call<{ slices: SliceRow[]; follows: Array<{ org: string; slice: string; priority: number }> }>(
+      'GET',
+      `/api/v1/orgs/${enc(org)}/sources`,
+    );
 
   createToken = (body: Record<string, unknown>) => this.call<MintedToken>('POST', '/api/v1/tokens', body);
   revokeToken = (id: string) => this.call<unknown>('DELETE', `/api/v1/tokens/${enc(id)}`);
-  revokeSubject = (org: string, subject: string) => this.call<{ revoked: number }>('POST', `/api/v1/orgs/${enc(org)}/tokens/revoke`, { subject });
-  tokens = (org: string, q: URLSearchParams) => this.call<{ tokens: TokenRow[] }>('GET', `/api/v1/orgs/${enc(org)}/tokens?${q}`);
+  revokeSubject = (org: string, subject: string) =>
+    this.call<{ revoked: number }>('POST', `/api/v1/orgs/${enc(org)}/tokens/revoke`, { subject });
+  tokens = (org: string, q: URLSearchParams) =>
+    this.call<{ tokens: TokenRow[] }>('GET', `/api/v1/orgs/${enc(org)}/tokens?${q}`);
 
   rotateOrgKey = (org: string) =>
-    this.call<{ active: { name: string; publicKey: string }; resigned: number; keys: string[] }>('POST', `/api/v1/orgs/${enc(org)}/keys/rotate`);
+    this.call<{ active: { name: string; publicKey: string }; resigned: number; keys: string[] }>(
+      'POST',
+      `/api/v1/orgs/${enc(org)}/keys/rotate`,
+    );
   rotateServerKey = () => this.call<{ kid: string }>('POST', '/api/v1/keys/rotate');
 
   addTrust = (org: string, spec: unknown) => this.call<AddedTrust>('POST', `/api/v1/orgs/${enc(org)}/trusts`, spec);
@@ -261,21 +295,31 @@ export class FloeApi {
   upstreams = () => this.call<{ upstreams: Upstream[] }>('GET', '/api/v1/upstreams');
   removeUpstream = (name: string) => this.call<unknown>('DELETE', `/api/v1/upstreams/${enc(name)}`);
 
-  addPin = (org: string, body: { name: string; storePath: string; ttl?: string }) => this.call<Pin>('POST', `/api/v1/orgs/${enc(org)}/pins`, body);
+  addPin = (org: string, body: { name: string; storePath: string; ttl?: string }) =>
+    this.call<Pin>('POST', `/api/v1/orgs/${enc(org)}/pins`, body);
   pins = (org: string) => this.call<{ pins: Pin[] }>('GET', `/api/v1/orgs/${enc(org)}/pins`);
   removePin = (org: string, name: string) => this.call<unknown>('DELETE', `/api/v1/orgs/${enc(org)}/pins/${enc(name)}`);
 
   gc = (body: { dryRun: boolean; grace?: string }) => this.call<GcReport>('POST', '/api/v1/gc', body);
 
   flakes = (org: string) =>
-    this.call<{ flakes: Array<{ org: string; flake: string; visibility: string; description: string | null }> }>('GET', `/api/v1/orgs/${enc(org)}/flakes`);
+    this.call<{ flakes: Array<{ org: string; flake: string; visibility: string; description: string | null }> }>(
+      'GET',
+      `/api/v1/orgs/${enc(org)}/flakes`,
+    );
   releases = (org: string, flake: string) =>
-    this.call<{ releases: Array<{ version: string; yanked: boolean; publishedAt: string }> }>('GET', `/api/v1/flakes/${enc(org)}/${enc(flake)}/releases`);
+    this.call<{ releases: Array<{ version: string; yanked: boolean; publishedAt: string }> }>(
+      'GET',
+      `/api/v1/flakes/${enc(org)}/${enc(flake)}/releases`,
+    );
   resolve = (org: string, flake: string, requirement: string, attribute?: string) =>
     this.call<{ version: string; storePath?: string; url: string }>(
       'GET',
       `/api/v1/flakes/${enc(org)}/${enc(flake)}/resolve/${enc(requirement)}${attribute ? `/output/${enc(attribute)}` : ''}`,
     );
   search = (query: string) =>
-    this.call<{ results: Array<{ org: string; flake: string; description: string | null; labels: string[] }> }>('GET', `/api/v1/search?q=${enc(query)}`);
+    this.call<{ results: Array<{ org: string; flake: string; description: string | null; labels: string[] }> }>(
+      'GET',
+      `/api/v1/search?q=${enc(query)}`,
+    );
 }

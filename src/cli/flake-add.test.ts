@@ -3,8 +3,14 @@ import { addFlakeInput } from './flake-add.js';
 
 describe('addFlakeInput', () => {
   it('adds to an inputs block', () => {
-    const out = addFlakeInput('{\n  inputs = {\n    nixpkgs.url = "x";\n  };\n  outputs = _: {};\n}\n', 'tools', 'https://f/acme/tools/0.1');
-    expect(out).toBe('{\n  inputs = {\n    tools.url = "https://f/acme/tools/0.1";\n    nixpkgs.url = "x";\n  };\n  outputs = _: {};\n}\n');
+    const out = addFlakeInput(
+      '{\n  inputs = {\n    nixpkgs.url = "x";\n  };\n  outputs = _: {};\n}\n',
+      'tools',
+      'https://f/acme/tools/0.1',
+    );
+    expect(out).toBe(
+      '{\n  inputs = {\n    tools.url = "https://f/acme/tools/0.1";\n    nixpkgs.url = "x";\n  };\n  outputs = _: {};\n}\n',
+    );
   });
   it('adds an inputs.<name>.url line when there is no block', () => {
     expect(addFlakeInput('{ outputs = _: {}; }', 'tools', 'u')).toBe('{\n  inputs.tools.url = "u"; outputs = _: {}; }');

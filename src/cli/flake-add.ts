@@ -6,8 +6,12 @@
 export class FlakeEditError extends Error {}
 
 export function addFlakeInput(flakeNix: string, name: string, url: string): string {
-  if (!/^[A-Za-z_][A-Za-z0-9_'-]*$/.test(name)) throw new FlakeEditError(`${JSON.stringify(name)} is not a valid input name`);
-  if (new RegExp(`(^|[\\s{;.])${name}\\s*(\\.url)?\\s*=`, 'm').test(flakeNix) || new RegExp(`inputs\\.${name}\\b`).test(flakeNix)) {
+  if (!/^[A-Za-z_][A-Za-z0-9_'-]*$/.test(name))
+    throw new FlakeEditError(`${JSON.stringify(name)} is not a valid input name`);
+  if (
+    new RegExp(`(^|[\\s{;.])${name}\\s*(\\.url)?\\s*=`, 'm').test(flakeNix) ||
+    new RegExp(`inputs\\.${name}\\b`).test(flakeNix)
+  ) {
     throw new FlakeEditError(`flake.nix already has an input named ${name}`);
   }
   const block = /(\binputs\s*=\s*\{)([ \t]*\n?)/.exec(flakeNix);

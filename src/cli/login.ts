@@ -6,10 +6,27 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CliError, FloeApi, apiRequest, cliConfigFile, nixConfigDir, readCliConfig, type CliConfig, type ClientOptions, type RenewableLogin } from './client.js';
+import {
+  CliError,
+  FloeApi,
+  apiRequest,
+  cliConfigFile,
+  nixConfigDir,
+  readCliConfig,
+  type CliConfig,
+  type ClientOptions,
+  type RenewableLogin,
+} from './client.js';
 import type { CommandContext } from './commands/context.js';
 import { NetrcError, removeNetrcEntry, upsertNetrcEntry, upsertNixConfBlock } from './netrc.js';
-import { DAEMON_SOCKET, adminInstructions, cacheConfLines, existingNetrcFile, nixMode, removeNixConfBlock } from './nix-setup.js';
+import {
+  DAEMON_SOCKET,
+  adminInstructions,
+  cacheConfLines,
+  existingNetrcFile,
+  nixMode,
+  removeNixConfBlock,
+} from './nix-setup.js';
 
 export interface LoginOutputOptions {
   netrc?: string;
@@ -52,7 +69,11 @@ async function readOrEmpty(file: string): Promise<string> {
   }
 }
 
-export async function exchangeIdentity(client: ClientOptions, idToken: string, opts: { org?: string; ttl?: string }): Promise<Exchanged> {
+export async function exchangeIdentity(
+  client: ClientOptions,
+  idToken: string,
+  opts: { org?: string; ttl?: string },
+): Promise<Exchanged> {
   return apiRequest<Exchanged>({ ...client, token: undefined }, 'POST', '/api/v1/auth/exchange', {
     token: idToken,
     ...(opts.org ? { org: opts.org } : {}),
@@ -71,15 +92,20 @@ export async function githubActionsIdToken(audience: string): Promise<string> {
   const url = process.env.ACTIONS_ID_TOKEN_REQUEST_URL;
   const bearer = process.env.ACTIONS_ID_TOKEN_REQUEST_TOKEN;
   if (!url || !bearer) {
-    throw new CliError('not in a GitHub Actions job that may request OIDC tokens: add `permissions: id-token: write` to the workflow or job');
+    throw new CliError(
+      'not in a GitHub Actions job that may request OIDC tokens: add `permissions: id-token: write` to the workflow or job',
+    );
   }
   let res: Response;
   try {
-    res = await fetch(`${url}${url.includes('?') ? '&' : '?'}audience=${encodeURIComponent(audience)}`, { headers: { Authorization: `Bearer ${bearer}`, Accept: 'application/json' } });
+    res = await fetch(`${url}${url.includes('?') ? '&' : '?'}audience=${encodeURIComponent(audience)}`, {
+      headers: { Authorization: `Bearer ${bearer}`, Accept: 'application/json' },
+    });
   } catch (err) {
     throw new CliError(`cannot reach the GitHub Actions token service: ${(err as Error).message}`);
   }
-  if (!res.ok) throw new CliError(`the GitHub Actions token service answered ${res.status}; check the job's id-token permission`);
+  if (!res.ok)
+    throw new CliError(`the GitHub Actions token service answered ${res.status}; check the job's id-token permission`);
   const body = (await res.json()) as { value?: string };
   if (!body.value) throw new CliError('the GitHub Actions token service returned no token');
   return body.value;
@@ -116,16 +142,25 @@ export async function saveLogin(
   // The keys of the view of the token just obtained: exactly the sources it will substitute from.
   const info = await new FloeApi({ ...client, token: result.token }).cacheInfo();
   const nix = detectNix();
-  if (opts.system && !isRoot()) throw new CliError(`--system writes ${systemConfDir()} for the nix-daemon: run it as root (sudo)`);
+  if (opts.system && !isRoot())
+    throw new CliError(`--system writes ${systemConfDir()} for the nix-daemon: run it as root (sudo)`);
   const confDir = systemConfDir();
-  const nixConfFile = opts.system ? path.join(confDir, 'nix.conf') : opts.nixConf !== false ? path.resolve(opts.nixConf ?? path.join(nixConfigDir(), 'nix.conf')) : undefined;
+  const nixConfFile = opts.system
+    ? path.join(confDir, 'nix.conf')
+    : opts.nixConf !== false
+      ? path.resolve(opts.nixConf ?? path.join(nixConfigDir(), 'nix.conf'))
+      : undefined;
   const currentConf = nixConfFile ? await readOrEmpty(nixConfFile) : '';
   // Join an existing netrc-file setting instead of replacing it (Nix keeps only one).
   const joined = opts.netrc ? undefined : existingNetrcFile(currentConf, host);
-  const netrcFile = path.resolve(opts.netrc ?? joined ?? (opts.system ? path.join(confDir, 'netrc') : path.join(nixConfigDir(), 'netrc')));
+  const netrcFile = path.resolve(
+    opts.netrc ?? joined ?? (opts.system ? path.join(confDir, 'netrc') : path.join(nixConfigDir(), 'netrc')),
+  );
   const lines = cacheConfLines(info, joined ? undefined : netrcFile);
   if (opts.print) {
-    ctx.io.stdout.write(`# netrc (${netrcFile}, mode 0600):\nmachine ${host} login floe password ${result.token}\n# nix.conf:\n${lines.join('\n')}\n`);
+    ctx.io.stdout.write(
+      `# netrc (${netrcFile}, mode 0600):\nmachine ${host} login floe password ${result.token}\n# nix.conf:\n${lines.join('\n')}\n`,
+    );
     return;
   }
   const netrcExisted = existsSync(netrcFile);
@@ -139,25 +174,49 @@ export async function saveLogin(
   if (opts.system) {
     // A managed include the daemon reads; nix.conf itself gets only the one line that includes it.
     include = path.join(confDir, `floe-${host}.conf`);
-    await writeAtomic(include, `# managed by floe login --system; floe logout --system removes it\n${lines.join('\n')}\n`, 0o644);
-    await writeAtomic(nixConfFile!, upsertNixConfBlock(currentConf, host, [`!include ${path.basename(include)}`]), await keepMode(nixConfFile!, 0o644));
+    await writeAtomic(
+      include,
+      `# managed by floe login --system; floe logout --system removes it\n${lines.join('\n')}\n`,
+      0o644,
+    );
+    await writeAtomic(
+      nixConfFile!,
+      upsertNixConfBlock(currentConf, host, [`!include ${path.basename(include)}`]),
+      await keepMode(nixConfFile!, 0o644),
+    );
   } else if (nixConfFile) {
     await writeAtomic(nixConfFile, upsertNixConfBlock(currentConf, host, lines), await keepMode(nixConfFile, 0o644));
   }
   const previous = readCliConfig();
-  const config: CliConfig = { ...(previous.server === client.server ? previous : {}), server: client.server, ...(result.org ? { org: result.org } : {}) };
+  const config: CliConfig = {
+    ...(previous.server === client.server ? previous : {}),
+    server: client.server,
+    ...(result.org ? { org: result.org } : {}),
+  };
   delete config.login;
   if (renewable) {
     const output: RenewableLogin['output'] = {
       ...(opts.netrc ? { netrc: path.resolve(opts.netrc) } : {}),
-      ...(opts.nixConf !== undefined ? { nixConf: opts.nixConf === false ? (false as const) : path.resolve(opts.nixConf) } : {}),
+      ...(opts.nixConf !== undefined
+        ? { nixConf: opts.nixConf === false ? (false as const) : path.resolve(opts.nixConf) }
+        : {}),
       ...(opts.system ? { system: true } : {}),
     };
-    config.login = { method: renewable.method, ...(renewable.org ? { org: renewable.org } : {}), ...(renewable.ttl ? { ttl: renewable.ttl } : {}), output };
+    config.login = {
+      method: renewable.method,
+      ...(renewable.org ? { org: renewable.org } : {}),
+      ...(renewable.ttl ? { ttl: renewable.ttl } : {}),
+      output,
+    };
   }
   if (opts.system) {
     const again = config.system?.netrc === netrcFile && config.system.createdNetrc;
-    config.system = { netrc: netrcFile, nixConf: nixConfFile!, include: include!, createdNetrc: !netrcExisted || again === true };
+    config.system = {
+      netrc: netrcFile,
+      nixConf: nixConfFile!,
+      include: include!,
+      createdNetrc: !netrcExisted || again === true,
+    };
   } else {
     const again = config.netrc === netrcFile && config.createdNetrc === true;
     Object.assign(config, { netrc: netrcFile, createdNetrc: !netrcExisted || again });
@@ -185,14 +244,24 @@ export async function saveLogin(
     );
   }
   if (opts.system) {
-    ctx.err(`floe: the nix-daemon reads nix.conf when it starts: restart it for the cache to apply (systemctl restart nix-daemon; macOS: launchctl kickstart -k system/org.nixos.nix-daemon). Nothing was restarted.`);
+    ctx.err(
+      `floe: the nix-daemon reads nix.conf when it starts: restart it for the cache to apply (systemctl restart nix-daemon; macOS: launchctl kickstart -k system/org.nixos.nix-daemon). Nothing was restarted.`,
+    );
   } else if (nix.multiUser && !isRoot()) {
     const systemConf = await readOrEmpty(path.join(confDir, 'nix.conf'));
     // The same login for the admin to repeat, never with a token in it (`--token floe_…` becomes `--token -`).
     const args = process.argv.slice(2).filter((a) => !['--json', '--print'].includes(a));
-    const loginCommand = ['floe', ...args.map((a, i) => (args[i - 1] === '--token' && a !== '-' ? '-' : a.startsWith('--token=') ? '--token=-' : a))].join(' ');
+    const loginCommand = [
+      'floe',
+      ...args.map((a, i) =>
+        args[i - 1] === '--token' && a !== '-' ? '-' : a.startsWith('--token=') ? '--token=-' : a,
+      ),
+    ].join(' ');
     ctx.err(
-      `floe: ${adminInstructions({ c: info, host, confDir, netrcFile: existingNetrcFile(systemConf, host), user: os.userInfo().username, loginCommand })}`.replace(/\n/g, '\nfloe: '),
+      `floe: ${adminInstructions({ c: info, host, confDir, netrcFile: existingNetrcFile(systemConf, host), user: os.userInfo().username, loginCommand })}`.replace(
+        /\n/g,
+        '\nfloe: ',
+      ),
     );
   }
 }
@@ -254,11 +323,20 @@ export async function logout(ctx: CommandContext, client: ClientOptions, opts: L
   }
   if (config.server === client.server) {
     const { system, ...user } = config;
-    const keep = opts.system ? user : system ? { server: config.server, ...(config.org ? { org: config.org } : {}), system } : undefined;
+    const keep = opts.system
+      ? user
+      : system
+        ? { server: config.server, ...(config.org ? { org: config.org } : {}), system }
+        : undefined;
     if (keep) await writeCliConfig(keep);
     else await unlink(cliConfigFile()).catch(() => undefined);
     removed.push(keep ? 'updated the remembered login' : `forgot ${client.server}`);
   }
-  ctx.err(removed.length ? `floe: logged out of ${client.server}: ${removed.join('; ')}` : `floe: nothing of a login to ${client.server} found here`);
-  if (opts.system && removed.length) ctx.err('floe: restart the nix-daemon for it to stop using the cache (nothing was restarted)');
+  ctx.err(
+    removed.length
+      ? `floe: logged out of ${client.server}: ${removed.join('; ')}`
+      : `floe: nothing of a login to ${client.server} found here`,
+  );
+  if (opts.system && removed.length)
+    ctx.err('floe: restart the nix-daemon for it to stop using the cache (nothing was restarted)');
 }

@@ -28,7 +28,10 @@ import { registerVersionOption } from './version.js';
 export function buildProgram(io: CliIo): Command {
   const ctx = commandContext(io);
   const program = new Command();
-  program.name('floe').description('Floe: self-hostable flake registry and identity-aware Nix binary cache').showHelpAfterError();
+  program
+    .name('floe')
+    .description('Floe: self-hostable flake registry and identity-aware Nix binary cache')
+    .showHelpAfterError();
   // Options belong to the command they follow: `floe login github-action --json` is the subcommand's --json.
   program.enablePositionalOptions();
   registerVersionOption(program, (text) => void io.stdout.write(text));

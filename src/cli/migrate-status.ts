@@ -7,7 +7,10 @@ import { CliError } from './client.js';
 export async function printMigrationStatus(config: Pick<Config, 'dataDir' | 'databaseUrl'>): Promise<void> {
   let status;
   try {
-    status = await inspectSchema({ dataDir: config.dataDir, ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}) });
+    status = await inspectSchema({
+      dataDir: config.dataDir,
+      ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
+    });
   } catch (err) {
     throw new CliError(`cannot read the schema: ${(err as Error).message}`);
   }
@@ -19,7 +22,9 @@ export async function printMigrationStatus(config: Pick<Config, 'dataDir' | 'dat
   process.stdout.write(lines.map((l) => `${l}\n`).join(''));
   process.stderr.write(`floe migrate: ${status.description}\n`);
   if (status.unknown.length) {
-    throw new CliError(`this version cannot serve this database: ${status.unknown.length} migration(s) come from a newer Floe`);
+    throw new CliError(
+      `this version cannot serve this database: ${status.unknown.length} migration(s) come from a newer Floe`,
+    );
   }
   process.stderr.write(
     status.pending.length

@@ -7,7 +7,8 @@ export class NetrcError extends Error {}
 /** Returns `text` with the entry for `host` replaced by (or extended with) one carrying `password`. */
 export function upsertNetrcEntry(text: string, host: string, password: string): string {
   if (/\s/.test(password) || /\s/.test(host)) throw new NetrcError('host and token must not contain white space');
-  if (/(^|\s)macdef(\s|$)/.test(text)) throw new NetrcError('the netrc file uses macdef, which floe does not edit; add the entry by hand or use --print');
+  if (/(^|\s)macdef(\s|$)/.test(text))
+    throw new NetrcError('the netrc file uses macdef, which floe does not edit; add the entry by hand or use --print');
   const tokens = text.split(/\s+/).filter(Boolean);
   const entries: string[][] = [];
   for (const t of tokens) {
@@ -47,5 +48,9 @@ export function upsertNixConfBlock(text: string, host: string, lines: string[]):
 }
 
 export function nixConfLines(opts: { substituter: string; publicKey: string; netrcFile: string }): string[] {
-  return [`extra-substituters = ${opts.substituter}`, `extra-trusted-public-keys = ${opts.publicKey}`, `netrc-file = ${opts.netrcFile}`];
+  return [
+    `extra-substituters = ${opts.substituter}`,
+    `extra-trusted-public-keys = ${opts.publicKey}`,
+    `netrc-file = ${opts.netrcFile}`,
+  ];
 }

@@ -17,8 +17,18 @@ describe('nix setup', () => {
     expect(removeNixConfBlock(withBlock, 'h')).toBe(base);
   });
   it('leaves netrc-file out when one is set already, and says what the admin adds', () => {
-    expect(cacheConfLines({ substituter: 'u', publicKey: 'k' }, undefined)).toEqual(['extra-substituters = u', 'extra-trusted-public-keys = k']);
-    const text = adminInstructions({ c: { substituter: 'http://f/cache', publicKey: 'k:1' }, host: 'f', confDir: '/etc/nix', netrcFile: undefined, user: 'bob', loginCommand: 'floe login oidc' });
+    expect(cacheConfLines({ substituter: 'u', publicKey: 'k' }, undefined)).toEqual([
+      'extra-substituters = u',
+      'extra-trusted-public-keys = k',
+    ]);
+    const text = adminInstructions({
+      c: { substituter: 'http://f/cache', publicKey: 'k:1' },
+      host: 'f',
+      confDir: '/etc/nix',
+      netrcFile: undefined,
+      user: 'bob',
+      loginCommand: 'floe login oidc',
+    });
     expect(text).toContain('sudo floe login oidc --system');
     expect(text).toContain('netrc-file = /etc/nix/netrc');
     expect(text).toContain('trusted-substituters = http://f/cache');

@@ -17,7 +17,8 @@ export interface NixMode {
 export function nixMode(env: { NIX_REMOTE?: string | undefined }, socketPath: string, socketExists: boolean): NixMode {
   const remote = env.NIX_REMOTE?.trim();
   if (remote === 'daemon' || remote?.startsWith('unix://')) return { multiUser: true, reason: `NIX_REMOTE=${remote}` };
-  if (remote === 'local' || (remote && remote.startsWith('/'))) return { multiUser: false, reason: `NIX_REMOTE=${remote}` };
+  if (remote === 'local' || (remote && remote.startsWith('/')))
+    return { multiUser: false, reason: `NIX_REMOTE=${remote}` };
   if (socketExists) return { multiUser: true, reason: `the nix-daemon socket ${socketPath} exists` };
   return { multiUser: false, reason: `no nix-daemon socket at ${socketPath}` };
 }
@@ -52,14 +53,25 @@ export interface CacheLines {
 
 /** nix.conf lines for the cache; `netrcFile` is left out when an existing setting already names the file. */
 export function cacheConfLines(c: CacheLines, netrcFile: string | undefined): string[] {
-  return [`extra-substituters = ${c.substituter}`, `extra-trusted-public-keys = ${c.publicKey}`, ...(netrcFile ? [`netrc-file = ${netrcFile}`] : [])];
+  return [
+    `extra-substituters = ${c.substituter}`,
+    `extra-trusted-public-keys = ${c.publicKey}`,
+    ...(netrcFile ? [`netrc-file = ${netrcFile}`] : []),
+  ];
 }
 
 /**
  * What the admin of a multi-user machine must add so the daemon substitutes from Floe, printed by
  * a login without root. `netrcFile` is the file the system's netrc-file setting names, if any.
  */
-export function adminInstructions(o: { c: CacheLines; host: string; confDir: string; netrcFile: string | undefined; user: string; loginCommand: string }): string {
+export function adminInstructions(o: {
+  c: CacheLines;
+  host: string;
+  confDir: string;
+  netrcFile: string | undefined;
+  user: string;
+  loginCommand: string;
+}): string {
   const netrc = o.netrcFile ?? `${o.confDir}/netrc`;
   return [
     'this machine runs the nix-daemon (multi-user Nix): it ignores the substituters, keys and netrc of users it does not trust,',

@@ -17,16 +17,27 @@ interface Discovery {
 async function discover(issuer: string): Promise<Discovery> {
   let res: Response;
   try {
-    res = await fetch(`${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`, { redirect: 'manual', signal: AbortSignal.timeout(10_000) });
+    res = await fetch(`${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`, {
+      redirect: 'manual',
+      signal: AbortSignal.timeout(10_000),
+    });
   } catch (err) {
     throw new CliError(`cannot reach the identity provider ${issuer}: ${(err as Error).message}`);
   }
-  if (!res.ok) throw new CliError(`the identity provider ${issuer} has no OIDC discovery document (HTTP ${res.status})`);
+  if (!res.ok)
+    throw new CliError(`the identity provider ${issuer} has no OIDC discovery document (HTTP ${res.status})`);
   return (await res.json()) as Discovery;
 }
 
-async function tokenRequest(endpoint: string, form: Record<string, string>): Promise<{ status: number; body: Record<string, string> }> {
-  const res = await fetch(endpoint, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' }, body: new URLSearchParams(form) });
+async function tokenRequest(
+  endpoint: string,
+  form: Record<string, string>,
+): Promise<{ status: number; body: Record<string, string> }> {
+  const res = await fetch(endpoint, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
+    body: new URLSearchParams(form),
+  });
   return { status: res.status, body: (await res.json().catch(() => ({}))) as Record<string, string> };
 }
 
@@ -42,9 +53,14 @@ function openBrowser(url: string): void {
 }
 
 /** Authorization code + PKCE on a loopback redirect; returns the ID token. */
-export async function browserLogin(issuer: string, clientId: string, opts: { openBrowser: boolean; scope?: string; timeoutMs?: number }): Promise<string> {
+export async function browserLogin(
+  issuer: string,
+  clientId: string,
+  opts: { openBrowser: boolean; scope?: string; timeoutMs?: number },
+): Promise<string> {
   const d = await discover(issuer);
-  if (!d.authorization_endpoint || !d.token_endpoint) throw new CliError(`${issuer} does not offer the authorization code flow; try --device`);
+  if (!d.authorization_endpoint || !d.token_endpoint)
+    throw new CliError(`${issuer} does not offer the authorization code flow; try --device`);
   const verifier = randomBytes(48).toString('base64url');
   const challenge = createHash('sha256').update(verifier).digest('base64url');
   const state = randomBytes(16).toString('base64url');
@@ -67,11 +83,16 @@ export async function browserLogin(issuer: string, clientId: string, opts: { ope
       res.end(text);
     };
     // Check state before saying anything reassuring: a forged redirect must not complete a login.
-    if (url.searchParams.get('state') !== state) return page(400, 'Login failed: unexpected state. Start `floe login` again.');
+    if (url.searchParams.get('state') !== state)
+      return page(400, 'Login failed: unexpected state. Start `floe login` again.');
     const error = url.searchParams.get('error');
     if (error) {
       page(400, `Login failed: ${error}.`);
-      return fail(new CliError(`the identity provider refused the login: ${error} ${url.searchParams.get('error_description') ?? ''}`.trim()));
+      return fail(
+        new CliError(
+          `the identity provider refused the login: ${error} ${url.searchParams.get('error_description') ?? ''}`.trim(),
+        ),
+      );
     }
     const code = url.searchParams.get('code');
     if (!code) return page(400, 'Login failed: no code.');
@@ -95,11 +116,21 @@ export async function browserLogin(issuer: string, clientId: string, opts: { ope
   }
   process.stderr.write(`floe: to log in, open this URL in a browser:\n${authorize.toString()}\n`);
   if (opts.openBrowser) openBrowser(authorize.toString());
-  const timer = setTimeout(() => fail(new CliError('timed out waiting for the browser login')), opts.timeoutMs ?? 300_000);
+  const timer = setTimeout(
+    () => fail(new CliError('timed out waiting for the browser login')),
+    opts.timeoutMs ?? 300_000,
+  );
   try {
     const code = await gotCode;
-    const tok = await tokenRequest(d.token_endpoint, { grant_type: 'authorization_code', code, redirect_uri: redirectUri, client_id: clientId, code_verifier: verifier });
-    if (tok.status !== 200 || !tok.body.id_token) throw new CliError(`the identity provider did not issue an ID token (${tok.body.error ?? `HTTP ${tok.status}`})`);
+    const tok = await tokenRequest(d.token_endpoint, {
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: redirectUri,
+      client_id: clientId,
+      code_verifier: verifier,
+    });
+    if (tok.status !== 200 || !tok.body.id_token)
+      throw new CliError(`the identity provider did not issue an ID token (${tok.body.error ?? `HTTP ${tok.status}`})`);
     return tok.body.id_token;
   } finally {
     clearTimeout(timer);
@@ -110,10 +141,15 @@ export async function browserLogin(issuer: string, clientId: string, opts: { ope
 /** Device authorization grant; returns the ID token. */
 export async function deviceLogin(issuer: string, clientId: string, opts: { scope?: string } = {}): Promise<string> {
   const d = await discover(issuer);
-  if (!d.device_authorization_endpoint || !d.token_endpoint) throw new CliError(`${issuer} does not offer the device flow; use the browser login`);
-  const start = await tokenRequest(d.device_authorization_endpoint, { client_id: clientId, scope: opts.scope ?? 'openid profile email' });
+  if (!d.device_authorization_endpoint || !d.token_endpoint)
+    throw new CliError(`${issuer} does not offer the device flow; use the browser login`);
+  const start = await tokenRequest(d.device_authorization_endpoint, {
+    client_id: clientId,
+    scope: opts.scope ?? 'openid profile email',
+  });
   const b = start.body as Record<string, string | number>;
-  if (start.status !== 200 || !b.device_code) throw new CliError(`the identity provider refused the device login (${b.error ?? `HTTP ${start.status}`})`);
+  if (start.status !== 200 || !b.device_code)
+    throw new CliError(`the identity provider refused the device login (${b.error ?? `HTTP ${start.status}`})`);
   process.stderr.write(`floe: on any device, open ${b.verification_uri} and enter the code ${b.user_code}\n`);
   if (b.verification_uri_complete) process.stderr.write(`floe: (or open ${b.verification_uri_complete})\n`);
   process.stderr.write('floe: only enter this code if you started this login yourself.\n');
@@ -121,7 +157,11 @@ export async function deviceLogin(issuer: string, clientId: string, opts: { scop
   const deadline = Date.now() + Number(b.expires_in ?? 600) * 1000;
   while (Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, interval));
-    const poll = await tokenRequest(d.token_endpoint, { grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: String(b.device_code), client_id: clientId });
+    const poll = await tokenRequest(d.token_endpoint, {
+      grant_type: 'urn:ietf:params:oauth:grant-type:device_code',
+      device_code: String(b.device_code),
+      client_id: clientId,
+    });
     if (poll.status === 200 && poll.body.id_token) return poll.body.id_token;
     const error = poll.body.error;
     if (error === 'authorization_pending') continue;

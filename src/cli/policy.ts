@@ -27,12 +27,25 @@ async function readStdin(): Promise<string> {
 }
 
 function formatProblems(file: string, problems: Problem[]): string {
-  return problems.map((p) => `${file}${p.line ? `:${p.line}:${p.column ?? 1}` : ''}: ${p.policyId ? `[${p.policyId}] ` : ''}${p.message}`).join('\n');
+  return problems
+    .map(
+      (p) =>
+        `${file}${p.line ? `:${p.line}:${p.column ?? 1}` : ''}: ${p.policyId ? `[${p.policyId}] ` : ''}${p.message}`,
+    )
+    .join('\n');
 }
 
 async function validate(opts: { server?: string }, org: string, file: string, source: string): Promise<string[]> {
-  const res = await apiRequest<{ valid: boolean; policyIds: string[]; problems: Problem[] }>(clientOptions(opts), 'POST', orgPath(org, '/policies/validate'), { source });
-  if (!res.valid) throw new CliError(`${file} does not validate against Floe's policy schema (\`floe policy schema\` prints it):\n${formatProblems(file, res.problems)}`);
+  const res = await apiRequest<{ valid: boolean; policyIds: string[]; problems: Problem[] }>(
+    clientOptions(opts),
+    'POST',
+    orgPath(org, '/policies/validate'),
+    { source },
+  );
+  if (!res.valid)
+    throw new CliError(
+      `${file} does not validate against Floe's policy schema (\`floe policy schema\` prints it):\n${formatProblems(file, res.problems)}`,
+    );
   return res.policyIds;
 }
 
@@ -42,7 +55,9 @@ function parseResource(text: string): Record<string, unknown> {
   const [kind, name, visibility] = text.split(':');
   if (kind === 'slice' && name) return { slice: name };
   if (kind === 'flake' && name) return { flake: name, ...(visibility ? { visibility } : {}) };
-  throw new CliError(`--resource must be slice:NAME, flake:NAME[:public|unlisted|private] or org; got ${JSON.stringify(text)}`);
+  throw new CliError(
+    `--resource must be slice:NAME, flake:NAME[:public|unlisted|private] or org; got ${JSON.stringify(text)}`,
+  );
 }
 
 interface TestResult {
@@ -55,7 +70,9 @@ interface TestResult {
 }
 
 export function registerPolicyCommands(program: Command, serverOption: () => Option): void {
-  const policy = program.command('policy').description("an org's access policies (Cedar): validate, test, apply, explain, roll back");
+  const policy = program
+    .command('policy')
+    .description("an org's access policies (Cedar): validate, test, apply, explain, roll back");
 
   policy
     .command('schema')
@@ -76,12 +93,14 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
     .requiredOption('--org <org>', 'org')
     .action(async (file: string, opts: { server?: string; org: string }) => {
       const ids = await validate(opts, opts.org, file, await readSource(file));
-      console.log(`${file}: valid (${ids.length} ${ids.length === 1 ? 'policy' : 'policies'}: ${ids.join(', ') || 'none'})`);
+      console.log(
+        `${file}: valid (${ids.length} ${ids.length === 1 ? 'policy' : 'policies'}: ${ids.join(', ') || 'none'})`,
+      );
     });
 
   policy
     .command('apply <file>')
-    .description('validate, then make the file the org\'s active policies (a new version)')
+    .description("validate, then make the file the org's active policies (a new version)")
     .addOption(serverOption())
     .requiredOption('--org <org>', 'org')
     .option('-m, --message <text>', 'why (kept in the history and the audit log)')
@@ -89,8 +108,17 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
     .action(async (file: string, opts: { server?: string; org: string; message?: string; json?: boolean }) => {
       const source = await readSource(file);
       await validate(opts, opts.org, file, source);
-      const v = await apiRequest<{ version: number; sha256: string; policyIds: string[] }>(clientOptions(opts), 'PUT', orgPath(opts.org, '/policies'), { source, ...(opts.message ? { message: opts.message } : {}) });
-      console.log(opts.json ? JSON.stringify(v) : `${opts.org}: policies version ${v.version} active (${v.policyIds.length} policies); every replica applies it within a second`);
+      const v = await apiRequest<{ version: number; sha256: string; policyIds: string[] }>(
+        clientOptions(opts),
+        'PUT',
+        orgPath(opts.org, '/policies'),
+        { source, ...(opts.message ? { message: opts.message } : {}) },
+      );
+      console.log(
+        opts.json
+          ? JSON.stringify(v)
+          : `${opts.org}: policies version ${v.version} active (${v.policyIds.length} policies); every replica applies it within a second`,
+      );
     });
 
   policy
@@ -100,9 +128,14 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
     .requiredOption('--org <org>', 'org')
     .option('--version <n>', 'an older version')
     .action(async (opts: { server?: string; org: string; version?: string }) => {
-      const res = await apiRequest<{ version: number; source: string }>(clientOptions(opts), 'GET', orgPath(opts.org, opts.version ? `/policies/versions/${Number(opts.version)}` : '/policies'));
+      const res = await apiRequest<{ version: number; source: string }>(
+        clientOptions(opts),
+        'GET',
+        orgPath(opts.org, opts.version ? `/policies/versions/${Number(opts.version)}` : '/policies'),
+      );
       process.stdout.write(res.source.endsWith('\n') || res.source === '' ? res.source : `${res.source}\n`);
-      if (res.version === 0) console.error(`floe: ${opts.org} has no policies: Floe's defaults apply (same-org tokens within their scopes)`);
+      if (res.version === 0)
+        console.error(`floe: ${opts.org} has no policies: Floe's defaults apply (same-org tokens within their scopes)`);
     });
 
   policy
@@ -112,9 +145,20 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
     .requiredOption('--org <org>', 'org')
     .option('--json', 'print JSON')
     .action(async (opts: { server?: string; org: string; json?: boolean }) => {
-      const res = await apiRequest<{ versions: Array<{ version: number; createdAt: string; createdBy: string; message: string | null; policyIds: string[] }> }>(clientOptions(opts), 'GET', orgPath(opts.org, '/policies/versions'));
+      const res = await apiRequest<{
+        versions: Array<{
+          version: number;
+          createdAt: string;
+          createdBy: string;
+          message: string | null;
+          policyIds: string[];
+        }>;
+      }>(clientOptions(opts), 'GET', orgPath(opts.org, '/policies/versions'));
       if (opts.json) return console.log(JSON.stringify(res.versions));
-      for (const v of res.versions) console.log(`v${v.version}  ${v.createdAt}  ${v.createdBy}  ${v.policyIds.length} policies${v.message ? `  ${v.message}` : ''}`);
+      for (const v of res.versions)
+        console.log(
+          `v${v.version}  ${v.createdAt}  ${v.createdBy}  ${v.policyIds.length} policies${v.message ? `  ${v.message}` : ''}`,
+        );
     });
 
   policy
@@ -123,14 +167,22 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
     .addOption(serverOption())
     .requiredOption('--org <org>', 'org')
     .action(async (version: string, opts: { server?: string; org: string }) => {
-      if (!/^\d+$/.test(version)) throw new CliError(`version must be a number (see \`floe policy history\`), got ${JSON.stringify(version)}`);
-      const v = await apiRequest<{ version: number }>(clientOptions(opts), 'POST', orgPath(opts.org, '/policies/rollback'), { version: Number(version) });
+      if (!/^\d+$/.test(version))
+        throw new CliError(`version must be a number (see \`floe policy history\`), got ${JSON.stringify(version)}`);
+      const v = await apiRequest<{ version: number }>(
+        clientOptions(opts),
+        'POST',
+        orgPath(opts.org, '/policies/rollback'),
+        { version: Number(version) },
+      );
       console.log(`${opts.org}: version ${version} is active again as version ${v.version}`);
     });
 
   policy
     .command('test <cases>')
-    .description('run a JSON file of requests with expected decisions ({"cases": [...]}) against the active policies or --policies FILE; exits 1 on a mismatch')
+    .description(
+      'run a JSON file of requests with expected decisions ({"cases": [...]}) against the active policies or --policies FILE; exits 1 on a mismatch',
+    )
     .addOption(serverOption())
     .requiredOption('--org <org>', 'org')
     .option('--policies <file>', 'test this policy file instead of the active one (nothing is applied)')
@@ -146,10 +198,18 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
       if (!Array.isArray(cases)) throw new CliError(`${casesFile}: expected {"cases": [...]} or an array of cases`);
       const source = opts.policies ? await readSource(opts.policies) : undefined;
       if (source !== undefined) await validate(opts, opts.org, opts.policies!, source);
-      const res = await apiRequest<{ passed: number; failed: number; results: TestResult[] }>(clientOptions(opts), 'POST', orgPath(opts.org, '/policies/test'), { cases, ...(source !== undefined ? { source } : {}) });
+      const res = await apiRequest<{ passed: number; failed: number; results: TestResult[] }>(
+        clientOptions(opts),
+        'POST',
+        orgPath(opts.org, '/policies/test'),
+        { cases, ...(source !== undefined ? { source } : {}) },
+      );
       if (opts.json) console.log(JSON.stringify(res));
       else {
-        for (const r of res.results) console.log(`${r.pass === false ? 'FAIL' : r.pass ? 'ok  ' : '    '}  ${r.name}: ${r.decision}${r.expected && r.pass === false ? ` (expected ${r.expected})` : ''} by ${r.decidedBy.join(', ')}: ${r.reason}`);
+        for (const r of res.results)
+          console.log(
+            `${r.pass === false ? 'FAIL' : r.pass ? 'ok  ' : '    '}  ${r.name}: ${r.decision}${r.expected && r.pass === false ? ` (expected ${r.expected})` : ''} by ${r.decidedBy.join(', ')}: ${r.reason}`,
+          );
         console.log(`${res.passed} passed, ${res.failed} failed`);
       }
       if (res.failed > 0) throw new CliExit(1);
@@ -171,38 +231,74 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
     .option('--country <code>', 'client country (ISO 3166 two letters)')
     .option('--policies <file>', 'explain with this policy file instead of the active one')
     .option('--json', 'print JSON')
-    .action(async (opts: { server?: string; org: string; action: string; resource: string; anonymous?: boolean; principalOrg?: string; scopes: string; claim?: string[]; provider: string; ip?: string; country?: string; policies?: string; json?: boolean }) => {
-      const claims: Record<string, string> = {};
-      for (const c of opts.claim ?? []) {
-        const eq = c.indexOf('=');
-        if (eq <= 0) throw new CliError(`--claim must be name=value, got ${JSON.stringify(c)}`);
-        claims[c.slice(0, eq)] = c.slice(eq + 1);
-      }
-      const principal = opts.anonymous
-        ? { anonymous: true }
-        : {
-            ...(opts.principalOrg ? { org: opts.principalOrg } : {}),
-            scopes: opts.scopes.split(',').map((s) => s.trim()),
-            ...(Object.keys(claims).length ? { identity: { provider: opts.provider, issuer: 'explain', claims }, authMethod: opts.provider } : {}),
-          };
-      const source = opts.policies ? await readSource(opts.policies) : undefined;
-      const res = await apiRequest<{ results: TestResult[] }>(clientOptions(opts), 'POST', orgPath(opts.org, '/policies/test'), {
-        cases: [{ principal, action: opts.action, resource: parseResource(opts.resource), client: { ...(opts.ip ? { ip: opts.ip } : {}), ...(opts.country ? { country: opts.country } : {}) } }],
-        ...(source !== undefined ? { source } : {}),
-      });
-      const r = res.results[0]!;
-      if (opts.json) return console.log(JSON.stringify(r));
-      console.log(`${r.decision.toUpperCase()}: ${r.reason}\ndecided by: ${r.decidedBy.join(', ')}`);
-    });
+    .action(
+      async (opts: {
+        server?: string;
+        org: string;
+        action: string;
+        resource: string;
+        anonymous?: boolean;
+        principalOrg?: string;
+        scopes: string;
+        claim?: string[];
+        provider: string;
+        ip?: string;
+        country?: string;
+        policies?: string;
+        json?: boolean;
+      }) => {
+        const claims: Record<string, string> = {};
+        for (const c of opts.claim ?? []) {
+          const eq = c.indexOf('=');
+          if (eq <= 0) throw new CliError(`--claim must be name=value, got ${JSON.stringify(c)}`);
+          claims[c.slice(0, eq)] = c.slice(eq + 1);
+        }
+        const principal = opts.anonymous
+          ? { anonymous: true }
+          : {
+              ...(opts.principalOrg ? { org: opts.principalOrg } : {}),
+              scopes: opts.scopes.split(',').map((s) => s.trim()),
+              ...(Object.keys(claims).length
+                ? { identity: { provider: opts.provider, issuer: 'explain', claims }, authMethod: opts.provider }
+                : {}),
+            };
+        const source = opts.policies ? await readSource(opts.policies) : undefined;
+        const res = await apiRequest<{ results: TestResult[] }>(
+          clientOptions(opts),
+          'POST',
+          orgPath(opts.org, '/policies/test'),
+          {
+            cases: [
+              {
+                principal,
+                action: opts.action,
+                resource: parseResource(opts.resource),
+                client: { ...(opts.ip ? { ip: opts.ip } : {}), ...(opts.country ? { country: opts.country } : {}) },
+              },
+            ],
+            ...(source !== undefined ? { source } : {}),
+          },
+        );
+        const r = res.results[0]!;
+        if (opts.json) return console.log(JSON.stringify(r));
+        console.log(`${r.decision.toUpperCase()}: ${r.reason}\ndecided by: ${r.decidedBy.join(', ')}`);
+      },
+    );
 
-  const signer = program.command('signer').description("Nix signing keys an org trusts: only signatures verifying against one count in policies (context.narinfoSignatures)");
+  const signer = program
+    .command('signer')
+    .description(
+      'Nix signing keys an org trusts: only signatures verifying against one count in policies (context.narinfoSignatures)',
+    );
   signer
     .command('add <publicKey>')
     .description('trust a key, as in nix.conf trusted-public-keys (name:base64)')
     .addOption(serverOption())
     .requiredOption('--org <org>', 'org')
     .action(async (publicKey: string, opts: { server?: string; org: string }) => {
-      const s = await apiRequest<{ name: string }>(clientOptions(opts), 'POST', orgPath(opts.org, '/signers'), { publicKey });
+      const s = await apiRequest<{ name: string }>(clientOptions(opts), 'POST', orgPath(opts.org, '/signers'), {
+        publicKey,
+      });
       console.log(`${opts.org} trusts signatures by ${s.name}`);
     });
   signer
@@ -212,7 +308,9 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
     .requiredOption('--org <org>', 'org')
     .option('--json', 'print JSON')
     .action(async (opts: { server?: string; org: string; json?: boolean }) => {
-      const res = await apiRequest<{ signers: Array<{ name: string; publicKey: string; addedBy: string; createdAt: string }> }>(clientOptions(opts), 'GET', orgPath(opts.org, '/signers'));
+      const res = await apiRequest<{
+        signers: Array<{ name: string; publicKey: string; addedBy: string; createdAt: string }>;
+      }>(clientOptions(opts), 'GET', orgPath(opts.org, '/signers'));
       if (opts.json) return console.log(JSON.stringify(res.signers));
       for (const s of res.signers) console.log(`${s.publicKey}  added ${s.createdAt} by ${s.addedBy}`);
     });
@@ -239,45 +337,86 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
     .option('--until <time>', 'ISO date or time')
     .option('--limit <n>', 'at most this many entries', '100')
     .option('--jsonl', 'one JSON object per line (for export; pages through everything matching)')
-    .action(async (opts: { server?: string; org?: string; action?: string; outcome?: string; actor?: string; since?: string; until?: string; limit: string; jsonl?: boolean }) => {
-      const client = clientOptions(opts);
-      const base = opts.org ? orgPath(opts.org, '/audit') : '/api/v1/audit';
-      const want = opts.jsonl ? Infinity : Number(opts.limit);
-      let after: number | undefined;
-      let printed = 0;
-      while (printed < want) {
-        const q = new URLSearchParams({
-          ...(opts.action ? { action: opts.action } : {}),
-          ...(opts.outcome ? { outcome: opts.outcome } : {}),
-          ...(opts.actor ? { actor: opts.actor } : {}),
-          ...(opts.since ? { since: opts.since } : {}),
-          ...(opts.until ? { until: opts.until } : {}),
-          ...(after !== undefined ? { after: String(after) } : {}),
-          limit: String(Math.min(1000, want - printed)),
-        });
-        const res = await apiRequest<{ entries: Array<{ seq: number; at: string; actor: string; action: string; target: string; outcome: string; reason: string; detail: Record<string, unknown> }>; next: number | null }>(client, 'GET', `${base}?${q}`);
-        for (const e of res.entries) {
-          console.log(opts.jsonl ? JSON.stringify(e) : `#${e.seq}  ${e.at}  ${e.outcome.padEnd(5)}  ${e.action}  ${e.actor}  ${e.target}${e.reason ? `  (${e.reason})` : ''}${e.detail.ip ? `  from ${String(e.detail.ip)}${e.detail.country ? ` ${String(e.detail.country)}` : ''}` : ''}`);
+    .action(
+      async (opts: {
+        server?: string;
+        org?: string;
+        action?: string;
+        outcome?: string;
+        actor?: string;
+        since?: string;
+        until?: string;
+        limit: string;
+        jsonl?: boolean;
+      }) => {
+        const client = clientOptions(opts);
+        const base = opts.org ? orgPath(opts.org, '/audit') : '/api/v1/audit';
+        const want = opts.jsonl ? Infinity : Number(opts.limit);
+        let after: number | undefined;
+        let printed = 0;
+        while (printed < want) {
+          const q = new URLSearchParams({
+            ...(opts.action ? { action: opts.action } : {}),
+            ...(opts.outcome ? { outcome: opts.outcome } : {}),
+            ...(opts.actor ? { actor: opts.actor } : {}),
+            ...(opts.since ? { since: opts.since } : {}),
+            ...(opts.until ? { until: opts.until } : {}),
+            ...(after !== undefined ? { after: String(after) } : {}),
+            limit: String(Math.min(1000, want - printed)),
+          });
+          const res = await apiRequest<{
+            entries: Array<{
+              seq: number;
+              at: string;
+              actor: string;
+              action: string;
+              target: string;
+              outcome: string;
+              reason: string;
+              detail: Record<string, unknown>;
+            }>;
+            next: number | null;
+          }>(client, 'GET', `${base}?${q}`);
+          for (const e of res.entries) {
+            console.log(
+              opts.jsonl
+                ? JSON.stringify(e)
+                : `#${e.seq}  ${e.at}  ${e.outcome.padEnd(5)}  ${e.action}  ${e.actor}  ${e.target}${e.reason ? `  (${e.reason})` : ''}${e.detail.ip ? `  from ${String(e.detail.ip)}${e.detail.country ? ` ${String(e.detail.country)}` : ''}` : ''}`,
+            );
+          }
+          printed += res.entries.length;
+          if (res.next === null || res.entries.length === 0) break;
+          after = res.next;
         }
-        printed += res.entries.length;
-        if (res.next === null || res.entries.length === 0) break;
-        after = res.next;
-      }
-    });
+      },
+    );
   audit
     .command('verify')
-    .description('re-check the hash chain of the whole audit log (server admin); --anchor checks it still passes through a head you recorded')
+    .description(
+      're-check the hash chain of the whole audit log (server admin); --anchor checks it still passes through a head you recorded',
+    )
     .addOption(serverOption())
     .option('--anchor <seq:hash>', "a head recorded earlier (an 'audit checkpoint' log line, or this command's output)")
     .action(async (opts: { server?: string; anchor?: string }) => {
       let q = '';
       if (opts.anchor) {
         const m = /^(\d+):([0-9a-f]{64})$/.exec(opts.anchor.trim());
-        if (!m) throw new CliError(`--anchor must be SEQ:HASH (e.g. 1234:${'0'.repeat(8)}…), got ${JSON.stringify(opts.anchor)}`);
+        if (!m)
+          throw new CliError(
+            `--anchor must be SEQ:HASH (e.g. 1234:${'0'.repeat(8)}…), got ${JSON.stringify(opts.anchor)}`,
+          );
         q = `?seq=${m[1]}&hash=${m[2]}`;
       }
-      const res = await apiRequest<{ ok: boolean; entries: number; headHash: string; break?: { seq: number; problem: string } }>(clientOptions(opts), 'GET', `/api/v1/audit/verify${q}`);
-      if (!res.ok) throw new CliError(`audit log chain broken at entry ${res.break!.seq}: ${res.break!.problem} (${res.entries} entries before it verified)`);
+      const res = await apiRequest<{
+        ok: boolean;
+        entries: number;
+        headHash: string;
+        break?: { seq: number; problem: string };
+      }>(clientOptions(opts), 'GET', `/api/v1/audit/verify${q}`);
+      if (!res.ok)
+        throw new CliError(
+          `audit log chain broken at entry ${res.break!.seq}: ${res.break!.problem} (${res.entries} entries before it verified)`,
+        );
       console.log(`audit log intact: ${res.entries} entries, head ${res.entries}:${res.headHash}`);
     });
   audit
@@ -289,9 +428,24 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
     .option('--actor <actor>', 'only this principal (as shown in the log, e.g. acme:ci)')
     .option('--json', 'print JSON')
     .action(async (opts: { server?: string; org: string; since?: string; actor?: string; json?: boolean }) => {
-      const q = new URLSearchParams({ ...(opts.since ? { since: opts.since } : {}), ...(opts.actor ? { actor: opts.actor } : {}) });
-      const res = await apiRequest<{ reads: Array<{ day: string; actor: string; storePath: string; narinfoHits: number; narDownloads: number; bytes: number }> }>(clientOptions(opts), 'GET', orgPath(opts.org, `/reads?${q}`));
+      const q = new URLSearchParams({
+        ...(opts.since ? { since: opts.since } : {}),
+        ...(opts.actor ? { actor: opts.actor } : {}),
+      });
+      const res = await apiRequest<{
+        reads: Array<{
+          day: string;
+          actor: string;
+          storePath: string;
+          narinfoHits: number;
+          narDownloads: number;
+          bytes: number;
+        }>;
+      }>(clientOptions(opts), 'GET', orgPath(opts.org, `/reads?${q}`));
       if (opts.json) return console.log(JSON.stringify(res.reads));
-      for (const r of res.reads) console.log(`${r.day}  ${r.actor}  ${r.storePath}  ${r.narinfoHits} narinfo, ${r.narDownloads} NAR, ${r.bytes} bytes`);
+      for (const r of res.reads)
+        console.log(
+          `${r.day}  ${r.actor}  ${r.storePath}  ${r.narinfoHits} narinfo, ${r.narDownloads} NAR, ${r.bytes} bytes`,
+        );
     });
 }

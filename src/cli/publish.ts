@@ -33,7 +33,9 @@ async function git(cwd: string, args: string[]): Promise<string> {
   try {
     return (await exec('git', args, { cwd, maxBuffer: 64 << 20 })).stdout;
   } catch (err) {
-    throw new CliError(`git ${args[0]} failed in ${cwd}: ${((err as { stderr?: string }).stderr ?? (err as Error).message).trim()} (publish from a git checkout)`);
+    throw new CliError(
+      `git ${args[0]} failed in ${cwd}: ${((err as { stderr?: string }).stderr ?? (err as Error).message).trim()} (publish from a git checkout)`,
+    );
   }
 }
 
@@ -41,7 +43,8 @@ async function git(cwd: string, args: string[]): Promise<string> {
 async function sourceTarball(root: string, dir: string, mtime: number): Promise<Buffer> {
   const rel = path.relative(root, dir);
   const files = (await git(root, ['ls-files', '-z', '--', rel || '.'])).split('\0').filter(Boolean).sort();
-  if (!files.some((f) => f === path.join(rel, 'flake.nix') || (rel === '' && f === 'flake.nix'))) throw new CliError(`no tracked flake.nix in ${dir}`);
+  if (!files.some((f) => f === path.join(rel, 'flake.nix') || (rel === '' && f === 'flake.nix')))
+    throw new CliError(`no tracked flake.nix in ${dir}`);
   const pack = tar.pack();
   const chunks: Buffer[] = [];
   const done = (async () => {
@@ -63,7 +66,8 @@ async function sourceTarball(root: string, dir: string, mtime: number): Promise<
     if (!st) continue; // tracked but deleted in the working tree
     const header = { name: `source/${inside}`, mtime: new Date(mtime * 1000), uid: 0, gid: 0 };
     if (st.isSymbolicLink()) pack.entry({ ...header, type: 'symlink', linkname: await readlink(full) });
-    else if (st.isFile()) pack.entry({ ...header, type: 'file', mode: st.mode & 0o100 ? 0o755 : 0o644 }, await readFile(full));
+    else if (st.isFile())
+      pack.entry({ ...header, type: 'file', mode: st.mode & 0o100 ? 0o755 : 0o644 }, await readFile(full));
   }
   pack.finalize();
   await done;
@@ -72,10 +76,15 @@ async function sourceTarball(root: string, dir: string, mtime: number): Promise<
 
 async function nixJson(args: string[], cwd: string): Promise<unknown> {
   try {
-    const { stdout } = await exec('nix', ['--extra-experimental-features', 'nix-command flakes', ...args], { cwd, maxBuffer: 256 << 20 });
+    const { stdout } = await exec('nix', ['--extra-experimental-features', 'nix-command flakes', ...args], {
+      cwd,
+      maxBuffer: 256 << 20,
+    });
     return JSON.parse(stdout);
   } catch (err) {
-    throw new CliError(`nix ${args.slice(0, 2).join(' ')} failed: ${((err as { stderr?: string }).stderr ?? '').trim().split('\n').at(-1)}`);
+    throw new CliError(
+      `nix ${args.slice(0, 2).join(' ')} failed: ${((err as { stderr?: string }).stderr ?? '').trim().split('\n').at(-1)}`,
+    );
   }
 }
 
@@ -86,7 +95,10 @@ export function showToInventory(tree: Record<string, unknown>): Record<string, u
     if (!value || typeof value !== 'object') continue;
     const v = value as Record<string, unknown>;
     if (typeof v.type === 'string') {
-      out[name] = { what: v.type === 'derivation' ? 'package' : v.type, ...(typeof v.description === 'string' ? { shortDescription: v.description } : {}) };
+      out[name] = {
+        what: v.type === 'derivation' ? 'package' : v.type,
+        ...(typeof v.description === 'string' ? { shortDescription: v.description } : {}),
+      };
     } else {
       out[name] = { children: showToInventory(v) };
     }
@@ -94,7 +106,10 @@ export function showToInventory(tree: Record<string, unknown>): Record<string, u
   return out;
 }
 
-export async function publishFlake(client: ClientOptions, opts: PublishOptions): Promise<{ org: string; flake: string; version: string; url: string }> {
+export async function publishFlake(
+  client: ClientOptions,
+  opts: PublishOptions,
+): Promise<{ org: string; flake: string; version: string; url: string }> {
   const dir = path.resolve(opts.dir);
   const root = (await git(dir, ['rev-parse', '--show-toplevel'])).trim();
   const rev = (await git(root, ['rev-parse', 'HEAD'])).trim();
@@ -104,7 +119,8 @@ export async function publishFlake(client: ClientOptions, opts: PublishOptions):
   let version: string;
   if (opts.rolling) version = `0.${opts.rollingMinor}.${commitCount}+rev-${rev}`;
   else {
-    const tag = opts.tag ?? (process.env.GITHUB_REF_TYPE === 'tag' ? process.env.GITHUB_REF_NAME : process.env.CI_COMMIT_TAG);
+    const tag =
+      opts.tag ?? (process.env.GITHUB_REF_TYPE === 'tag' ? process.env.GITHUB_REF_NAME : process.env.CI_COMMIT_TAG);
     if (!tag) throw new CliError('no version: pass --tag vX.Y.Z, run on a tag, or use --rolling');
     version = tag.replace(/^v/, '');
   }
@@ -116,22 +132,29 @@ export async function publishFlake(client: ClientOptions, opts: PublishOptions):
   const tarball = await sourceTarball(root, dir, commitTime);
   const readmeName = (await readdir(dir)).find((f) => f.toLowerCase() === 'readme.md');
   const readme = readmeName ? await readFile(path.join(dir, readmeName), 'utf8') : null;
-  const metadata = (await nixJson(['flake', 'metadata', '--json', `path:${dir}`], dir).catch(() => ({}))) as { description?: string };
+  const metadata = (await nixJson(['flake', 'metadata', '--json', `path:${dir}`], dir).catch(() => ({}))) as {
+    description?: string;
+  };
 
   // The outputs inventory: what `nix flake show` lists (for people and search), then the outputs to
   // resolve and apply later, built, pushed, and recorded with their store paths.
   const shown = await nixJson(['flake', 'show', '--json', `path:${dir}`], dir).catch(() => undefined);
-  const inventory: Record<string, unknown> = shown && typeof shown === 'object' ? showToInventory(shown as Record<string, unknown>) : {};
+  const inventory: Record<string, unknown> =
+    shown && typeof shown === 'object' ? showToInventory(shown as Record<string, unknown>) : {};
   const outPaths: string[] = [];
   for (const attr of opts.includeOutputs) {
-    const built = (await nixJson(['build', '--no-link', '--json', `path:${dir}#${attr}`], dir)) as Array<{ outputs: Record<string, string> }>;
+    const built = (await nixJson(['build', '--no-link', '--json', `path:${dir}#${attr}`], dir)) as Array<{
+      outputs: Record<string, string>;
+    }>;
     const outputs = built[0]?.outputs;
     if (!outputs?.out) throw new CliError(`${attr} did not build to an "out" output`);
     outPaths.push(...Object.values(outputs));
     let node = inventory;
     const parts = attr.split('.');
     for (const part of parts.slice(0, -1)) {
-      const next = ((node[part] as { children?: Record<string, unknown> } | undefined) ?? { children: {} }) as { children: Record<string, unknown> };
+      const next = ((node[part] as { children?: Record<string, unknown> } | undefined) ?? { children: {} }) as {
+        children: Record<string, unknown>;
+      };
       node[part] = next;
       node = next.children;
     }
@@ -146,18 +169,27 @@ export async function publishFlake(client: ClientOptions, opts: PublishOptions):
     if (pushed.failed.length > 0) throw new CliError(`could not push the outputs: ${pushed.failed[0]!.error}`);
   }
   const sha = createHash('sha256').update(tarball).digest('base64');
-  const staged = await apiRequest<{ s3_upload_url: string; uuid: string }>(client, 'POST', `/upload/${encodeURIComponent(org)}/${encodeURIComponent(flake)}/${encodeURIComponent(version)}/${tarball.length}/${sha}`, {
-    commit_count: commitCount,
-    description: metadata.description ?? null,
-    readme,
-    repo: `${org}/${flake}`,
-    revision: rev,
-    visibility: opts.visibility,
-    source_subdirectory: path.relative(root, dir),
-    labels: opts.labels,
-    outputs: { version: 1, docs: {}, inventory },
+  const staged = await apiRequest<{ s3_upload_url: string; uuid: string }>(
+    client,
+    'POST',
+    `/upload/${encodeURIComponent(org)}/${encodeURIComponent(flake)}/${encodeURIComponent(version)}/${tarball.length}/${sha}`,
+    {
+      commit_count: commitCount,
+      description: metadata.description ?? null,
+      readme,
+      repo: `${org}/${flake}`,
+      revision: rev,
+      visibility: opts.visibility,
+      source_subdirectory: path.relative(root, dir),
+      labels: opts.labels,
+      outputs: { version: 1, docs: {}, inventory },
+    },
+  );
+  const put = await fetch(staged.s3_upload_url, {
+    method: 'PUT',
+    headers: { 'Content-Type': 'application/gzip' },
+    body: new Uint8Array(tarball),
   });
-  const put = await fetch(staged.s3_upload_url, { method: 'PUT', headers: { 'Content-Type': 'application/gzip' }, body: new Uint8Array(tarball) });
   if (!put.ok) throw new CliError(`uploading the tarball failed: ${put.status} ${(await put.text()).trim()}`);
   await apiRequest(client, 'POST', `/publish/${staged.uuid}`);
   return { org, flake, version, url: `${client.server}/f/${org}/${flake}/=${version}` };

@@ -62,18 +62,32 @@ export function runNixCommand(cmd: string, args: string[]): Promise<string> {
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
     child.on('error', (e) => reject(new CliError(`cannot run ${cmd}: ${e.message} (is Nix installed?)`)));
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new CliError(`${cmd} ${args.slice(0, 3).join(' ')} failed: ${err.trim().split('\n').at(-1) ?? code}`))));
+    child.on('close', (code) =>
+      code === 0
+        ? resolve(out)
+        : reject(new CliError(`${cmd} ${args.slice(0, 3).join(' ')} failed: ${err.trim().split('\n').at(-1) ?? code}`)),
+    );
   });
 }
 
 /** The closure of `targets` with path info, from `nix path-info --recursive --json` (2.8 array or 2.19+ object form). */
 export async function closureOf(targets: string[]): Promise<PathInfo[]> {
-  const json = JSON.parse(await runNixCommand('nix', ['--extra-experimental-features', 'nix-command', 'path-info', '--recursive', '--json', ...targets])) as unknown;
+  const json = JSON.parse(
+    await runNixCommand('nix', [
+      '--extra-experimental-features',
+      'nix-command',
+      'path-info',
+      '--recursive',
+      '--json',
+      ...targets,
+    ]),
+  ) as unknown;
   const entries: Array<[string, Record<string, unknown>]> = Array.isArray(json)
     ? (json as Array<Record<string, unknown>>).map((e) => [String(e.path), e])
     : Object.entries(json as Record<string, Record<string, unknown>>);
   return entries.map(([path, e]) => {
-    if (e.valid === false || e.narHash === undefined) throw new CliError(`${path} is not valid in the local store: build or fetch it first`);
+    if (e.valid === false || e.narHash === undefined)
+      throw new CliError(`${path} is not valid in the local store: build or fetch it first`);
     return {
       path,
       narHash: String(e.narHash),
@@ -116,7 +130,11 @@ async function uploadOne(
   const compress = info.narSize >= 1 << 20;
   const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
     method: 'PUT',
-    headers: { Authorization: `Bearer ${client.token ?? ''}`, 'Content-Type': 'application/x-floe-path', 'X-Floe-Compression': compress ? 'zstd' : 'none' },
+    headers: {
+      Authorization: `Bearer ${client.token ?? ''}`,
+      'Content-Type': 'application/x-floe-path',
+      'X-Floe-Compression': compress ? 'zstd' : 'none',
+    },
   });
   const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
     req.on('response', (res) => {
@@ -128,8 +146,20 @@ async function uploadOne(
   });
   req.write(JSON.stringify(meta) + '\n');
   try {
-    if (compress) await pipeline(dumpPath(info.path), counter(counts.read), new CompressStream({ compressionLevel: 3 }), counter(counts.sent), req);
-    else await pipeline(dumpPath(info.path), counter((n) => (counts.read(n), counts.sent(n))), req);
+    if (compress)
+      await pipeline(
+        dumpPath(info.path),
+        counter(counts.read),
+        new CompressStream({ compressionLevel: 3 }),
+        counter(counts.sent),
+        req,
+      );
+    else
+      await pipeline(
+        dumpPath(info.path),
+        counter((n) => (counts.read(n), counts.sent(n))),
+        req,
+      );
   } catch (err) {
     req.destroy();
     const r = await response.catch(() => undefined);
@@ -148,7 +178,8 @@ async function uploadOne(
 }
 
 export async function push(client: ClientOptions, targets: string[], opts: PushOptions): Promise<PushResult> {
-  if (!client.token) throw new CliError('pushing needs a token with the write scope: set FLOE_TOKEN or run `floe login`');
+  if (!client.token)
+    throw new CliError('pushing needs a token with the write scope: set FLOE_TOKEN or run `floe login`');
   const began = Date.now();
   const closure = await closureOf(targets);
   const prefix = opts.slice ? `/api/v1/cache/${opts.slice}` : '/api/v1/cache';
@@ -205,12 +236,19 @@ export async function push(client: ClientOptions, targets: string[], opts: PushO
     // Only what the server kept: the bytes of a refused upload are not in its upload counter either.
     result.sentBytes += sent;
     progress.pathsDone++;
-    opts.progress(`[${result.uploaded}/${todo.length}] uploaded ${path} (${fmtBytes(info.narSize)}); ${progress.line(Date.now())}`);
+    opts.progress(
+      `[${result.uploaded}/${todo.length}] uploaded ${path} (${fmtBytes(info.narSize)}); ${progress.line(Date.now())}`,
+    );
     return true;
   };
   const dependencyFailed = (path: string) => result.failed.push({ path, error: 'a dependency failed to upload' });
   // Dependencies first: the server makes a path visible only once its references are there.
-  const stuck = await inClosureOrder(todo.map((p) => [p.path, p.references] as const), opts.jobs, upload, dependencyFailed);
+  const stuck = await inClosureOrder(
+    todo.map((p) => [p.path, p.references] as const),
+    opts.jobs,
+    upload,
+    dependencyFailed,
+  );
   for (const path of stuck) dependencyFailed(path);
   result.durationMs = Date.now() - began;
   return result;

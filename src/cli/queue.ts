@@ -20,7 +20,11 @@ export interface QueuedPath {
 
 /** $XDG_STATE_HOME/floe/push-queue.sqlite (~/.local/state/floe/… by default). */
 export function defaultQueueFile(): string {
-  return path.join(process.env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state'), 'floe', 'push-queue.sqlite');
+  return path.join(
+    process.env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state'),
+    'floe',
+    'push-queue.sqlite',
+  );
 }
 
 export class PushQueue {
@@ -52,7 +56,9 @@ export class PushQueue {
 
   /** Oldest first, so dependencies recorded earlier tend to go first (push orders closures anyway). */
   pending(limit: number, exclude: ReadonlySet<string> = new Set()): QueuedPath[] {
-    const rows = this.db.prepare('SELECT path, slice, attempts FROM queue ORDER BY recorded_at, rowid').all() as QueuedPath[];
+    const rows = this.db
+      .prepare('SELECT path, slice, attempts FROM queue ORDER BY recorded_at, rowid')
+      .all() as QueuedPath[];
     return rows.filter((r) => !exclude.has(keyOf(r))).slice(0, limit);
   }
 
@@ -62,7 +68,9 @@ export class PushQueue {
   }
 
   failed(rows: Array<QueuedPath & { error: string }>): void {
-    const upd = this.db.prepare('UPDATE queue SET attempts = attempts + 1, last_error = ? WHERE path = ? AND slice = ?');
+    const upd = this.db.prepare(
+      'UPDATE queue SET attempts = attempts + 1, last_error = ? WHERE path = ? AND slice = ?',
+    );
     this.db.transaction(() => rows.forEach((r) => upd.run(r.error.slice(0, 500), r.path, r.slice)))();
   }
 

@@ -23,7 +23,10 @@ describe('login renewal timing', () => {
 
   it("reads a Floe token's issue and expiry times, and nothing from what is not one", () => {
     const payload = Buffer.from(JSON.stringify({ iat: 1000, exp: 1060, sub: 'x' })).toString('base64url');
-    expect(tokenTimes(`floe_eyJhbGciOiJFZERTQSJ9.${payload}.sig`)).toEqual({ issuedAt: 1_000_000, expiresAt: 1_060_000 });
+    expect(tokenTimes(`floe_eyJhbGciOiJFZERTQSJ9.${payload}.sig`)).toEqual({
+      issuedAt: 1_000_000,
+      expiresAt: 1_060_000,
+    });
     expect(tokenTimes('floe_bogus')).toBeUndefined();
     expect(tokenTimes(`floe_a.${Buffer.from('{"iat":1}').toString('base64url')}.b`)).toBeUndefined();
   });

@@ -19,7 +19,10 @@ export async function serveConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = pr
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new InvalidInput('--config', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new InvalidInput(
+      '--config',
+      `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
   const fromFile = parseConfigFile(text, file);
   try {
@@ -35,7 +38,9 @@ export async function serveConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = pr
 
 /** The effective settings as JSON, secrets redacted (the database password, the metrics token; S3 credentials never reach Config). */
 export function printableConfig(config: Config): string {
-  const databaseUrl = config.databaseUrl ? redactUrl(config.databaseUrl).replace(/([?&]password=)[^&]*/gi, '$1***') : undefined;
+  const databaseUrl = config.databaseUrl
+    ? redactUrl(config.databaseUrl).replace(/([?&]password=)[^&]*/gi, '$1***')
+    : undefined;
   // Unset settings show as null rather than disappearing.
   const metricsToken = config.metricsToken ? '***' : undefined;
   return `${JSON.stringify({ ...config, databaseUrl, metricsToken }, (_k, v: unknown) => (v === undefined ? null : v), 2)}\n`;

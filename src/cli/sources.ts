@@ -12,7 +12,8 @@ type ServerOpts = { server?: string; org?: string };
 
 export function parsePriority(text: string): number {
   const n = Number(text);
-  if (!/^\d{1,7}$/.test(text) || n > 1_000_000) throw new CliError(`--priority ${JSON.stringify(text)}: expected an integer from 0 to 1000000`);
+  if (!/^\d{1,7}$/.test(text) || n > 1_000_000)
+    throw new CliError(`--priority ${JSON.stringify(text)}: expected an integer from 0 to 1000000`);
   return n;
 }
 
@@ -24,23 +25,37 @@ function sourceArg(text: string): { org: string; slice: string } {
 
 const enc = encodeURIComponent;
 
-export function registerSourceCommands(program: Command, parts: { serverOption: () => Option; keys: Command; trust: Command; slice: Command }): void {
+export function registerSourceCommands(
+  program: Command,
+  parts: { serverOption: () => Option; keys: Command; trust: Command; slice: Command },
+): void {
   const { serverOption } = parts;
 
-  const follow = program.command('follow').description("other orgs' slices an org's members substitute from, after the org's own");
+  const follow = program
+    .command('follow')
+    .description("other orgs' slices an org's members substitute from, after the org's own");
   follow
     .command('add [org] [source]')
     .addOption(orgOption())
-    .description('add another org\'s slice (<org>/<slice>, public or shared with you) to the org\'s view; its paths are signed with that org\'s key')
+    .description(
+      "add another org's slice (<org>/<slice>, public or shared with you) to the org's view; its paths are signed with that org's key",
+    )
     .addOption(serverOption())
     .option('--priority <n>', 'order among followed slices (lower first; default 100)')
     .action(async (a: string | undefined, b: string | undefined, opts: ServerOpts & { priority?: string }) => {
       const [orgName, source] = orgAndArgs(opts.org, [a, b], ['source']) as [string, string];
-      const res = await apiRequest<{ priority: number }>(clientOptions(opts), 'POST', `/api/v1/orgs/${enc(orgName)}/follows`, {
-        ...sourceArg(source),
-        ...(opts.priority !== undefined ? { priority: parsePriority(opts.priority) } : {}),
-      });
-      console.log(`${orgName} follows ${source} (priority ${res.priority}); run "floe cache use" again on machines to trust its key`);
+      const res = await apiRequest<{ priority: number }>(
+        clientOptions(opts),
+        'POST',
+        `/api/v1/orgs/${enc(orgName)}/follows`,
+        {
+          ...sourceArg(source),
+          ...(opts.priority !== undefined ? { priority: parsePriority(opts.priority) } : {}),
+        },
+      );
+      console.log(
+        `${orgName} follows ${source} (priority ${res.priority}); run "floe cache use" again on machines to trust its key`,
+      );
     });
   follow
     .command('remove [org] [source]')
@@ -62,30 +77,46 @@ export function registerSourceCommands(program: Command, parts: { serverOption: 
     .action(async (a: string | undefined, opts: ServerOpts & { json?: boolean }) => {
       const [orgName] = orgAndArgs(opts.org, [a], []);
       const res = await apiRequest<{
-        slices: Array<{ name: string; public: boolean; inView: boolean; priority: number; globalPriority: number | null; trusts: string[] }>;
+        slices: Array<{
+          name: string;
+          public: boolean;
+          inView: boolean;
+          priority: number;
+          globalPriority: number | null;
+          trusts: string[];
+        }>;
         follows: Array<{ org: string; slice: string; priority: number }>;
       }>(clientOptions(opts), 'GET', `/api/v1/orgs/${enc(orgName)}/sources`);
       if (opts.json) return console.log(JSON.stringify(res));
-      const inView = res.slices.filter((s) => s.inView).sort((a, b) => a.priority - b.priority || a.name.localeCompare(b.name));
+      const inView = res.slices
+        .filter((s) => s.inView)
+        .sort((a, b) => a.priority - b.priority || a.name.localeCompare(b.name));
       console.log(`view of ${orgName} on /cache (a slice-limited token sees its slices first):`);
-      for (const s of inView) console.log(`  ${orgName}/${s.name}${s.name === 'default' ? '' : ` (priority ${s.priority})`}`);
+      for (const s of inView)
+        console.log(`  ${orgName}/${s.name}${s.name === 'default' ? '' : ` (priority ${s.priority})`}`);
       for (const f of res.follows) console.log(`  ${f.org}/${f.slice} (followed, priority ${f.priority})`);
       const outside = res.slices.filter((s) => !s.inView);
       if (outside.length) console.log(`only at their own URL: ${outside.map((s) => s.name).join(', ')}`);
       for (const s of res.slices) {
         const from = s.name === 'default' ? s.trusts : ['default', ...s.trusts];
-        console.log(`${orgName}/${s.name} takes references from: ${from.length ? from.join(', ') : 'nothing but uploads'}${s.globalPriority !== null ? `; served to everyone (global priority ${s.globalPriority})` : ''}`);
+        console.log(
+          `${orgName}/${s.name} takes references from: ${from.length ? from.join(', ') : 'nothing but uploads'}${s.globalPriority !== null ? `; served to everyone (global priority ${s.globalPriority})` : ''}`,
+        );
       }
     });
   parts.slice
     .command('trust [org] [slice]')
     .addOption(orgOption())
-    .description("let <slice> take references from another slice of the org without an upload (every slice takes them from default)")
+    .description(
+      'let <slice> take references from another slice of the org without an upload (every slice takes them from default)',
+    )
     .addOption(serverOption())
     .requiredOption('--from <slice>', 'the slice whose paths may be linked in')
     .action(async (a: string | undefined, b: string | undefined, opts: ServerOpts & { from: string }) => {
       const [orgName, name] = orgAndArgs(opts.org, [a, b], ['slice']) as [string, string];
-      await apiRequest(clientOptions(opts), 'POST', `/api/v1/orgs/${enc(orgName)}/slices/${enc(name)}/trusts`, { from: opts.from });
+      await apiRequest(clientOptions(opts), 'POST', `/api/v1/orgs/${enc(orgName)}/slices/${enc(name)}/trusts`, {
+        from: opts.from,
+      });
       console.log(`${orgName}/${name} now takes references from ${orgName}/${opts.from}`);
     });
   parts.slice
@@ -95,7 +126,11 @@ export function registerSourceCommands(program: Command, parts: { serverOption: 
     .requiredOption('--from <slice>', 'the slice to stop taking references from')
     .action(async (a: string | undefined, b: string | undefined, opts: ServerOpts & { from: string }) => {
       const [orgName, name] = orgAndArgs(opts.org, [a, b], ['slice']) as [string, string];
-      await apiRequest(clientOptions(opts), 'DELETE', `/api/v1/orgs/${enc(orgName)}/slices/${enc(name)}/trusts/${enc(opts.from)}`);
+      await apiRequest(
+        clientOptions(opts),
+        'DELETE',
+        `/api/v1/orgs/${enc(orgName)}/slices/${enc(name)}/trusts/${enc(opts.from)}`,
+      );
       console.log(`${orgName}/${name} no longer takes references from ${orgName}/${opts.from}`);
     });
   parts.slice
@@ -105,12 +140,20 @@ export function registerSourceCommands(program: Command, parts: { serverOption: 
     .addOption(serverOption())
     .option('--priority <n>', 'order among global slices (lower first)')
     .option('--off', 'stop serving it on /cache (it still answers at its own URL)')
-    .action(async (a: string | undefined, b: string | undefined, opts: ServerOpts & { priority?: string; off?: boolean }) => {
-      const [orgName, name] = orgAndArgs(opts.org, [a, b], ['slice']) as [string, string];
-      if (!opts.off && opts.priority === undefined) throw new CliError('give --priority <n>, or --off');
-      await apiRequest(clientOptions(opts), 'PUT', `/api/v1/orgs/${enc(orgName)}/slices/${enc(name)}/global`, { priority: opts.off ? null : parsePriority(opts.priority!) });
-      console.log(opts.off ? `${orgName}/${name} is no longer served on /cache to everyone` : `${orgName}/${name} is served on /cache to everyone`);
-    });
+    .action(
+      async (a: string | undefined, b: string | undefined, opts: ServerOpts & { priority?: string; off?: boolean }) => {
+        const [orgName, name] = orgAndArgs(opts.org, [a, b], ['slice']) as [string, string];
+        if (!opts.off && opts.priority === undefined) throw new CliError('give --priority <n>, or --off');
+        await apiRequest(clientOptions(opts), 'PUT', `/api/v1/orgs/${enc(orgName)}/slices/${enc(name)}/global`, {
+          priority: opts.off ? null : parsePriority(opts.priority!),
+        });
+        console.log(
+          opts.off
+            ? `${orgName}/${name} is no longer served on /cache to everyone`
+            : `${orgName}/${name} is served on /cache to everyone`,
+        );
+      },
+    );
 
   parts.keys
     .command('list')
@@ -119,23 +162,33 @@ export function registerSourceCommands(program: Command, parts: { serverOption: 
     .requiredOption('--org <org>', 'the org')
     .option('--json', 'print JSON')
     .action(async (opts: ServerOpts & { org: string; json?: boolean }) => {
-      const res = await apiRequest<{ keys: Array<{ name: string; publicKey: string; state: string; createdAt: string }> }>(clientOptions(opts), 'GET', `/api/v1/orgs/${enc(opts.org)}/keys`);
+      const res = await apiRequest<{
+        keys: Array<{ name: string; publicKey: string; state: string; createdAt: string }>;
+      }>(clientOptions(opts), 'GET', `/api/v1/orgs/${enc(opts.org)}/keys`);
       if (opts.json) return console.log(JSON.stringify(res.keys));
       for (const k of res.keys) console.log(`${k.state.padEnd(8)} ${k.publicKey}  (since ${k.createdAt})`);
     });
   parts.keys
     .command('retire <name>')
-    .description("stop signing with a previous key of an org (after a rotation, or the server key of an upgraded installation)")
+    .description(
+      'stop signing with a previous key of an org (after a rotation, or the server key of an upgraded installation)',
+    )
     .addOption(serverOption())
     .requiredOption('--org <org>', 'the org')
     .action(async (name: string, opts: ServerOpts & { org: string }) => {
-      const res = await apiRequest<{ resigned: number; keys: string[] }>(clientOptions(opts), 'POST', `/api/v1/orgs/${enc(opts.org)}/keys/${enc(name)}/retire`);
-      console.log(`retired ${name}; ${res.resigned} narinfos re-signed; ${opts.org} is now signed by: ${res.keys.join(' ')}`);
+      const res = await apiRequest<{ resigned: number; keys: string[] }>(
+        clientOptions(opts),
+        'POST',
+        `/api/v1/orgs/${enc(opts.org)}/keys/${enc(name)}/retire`,
+      );
+      console.log(
+        `retired ${name}; ${res.resigned} narinfos re-signed; ${opts.org} is now signed by: ${res.keys.join(' ')}`,
+      );
     });
 
   parts.trust
     .command('pending')
-    .description('trusts that overlap another org\'s and wait for approval (server admin)')
+    .description("trusts that overlap another org's and wait for approval (server admin)")
     .addOption(serverOption())
     .action(async (opts: ServerOpts) => {
       const res = await apiRequest<{ trusts: unknown[] }>(clientOptions(opts), 'GET', '/api/v1/trusts/pending');
@@ -143,7 +196,9 @@ export function registerSourceCommands(program: Command, parts: { serverOption: 
     });
   parts.trust
     .command('approve <id>')
-    .description("approve a trust that overlaps another org's (server admin): logins of that identity must then name their org")
+    .description(
+      "approve a trust that overlaps another org's (server admin): logins of that identity must then name their org",
+    )
     .addOption(serverOption())
     .action(async (id: string, opts: ServerOpts) => {
       const res = await apiRequest<{ org: string }>(clientOptions(opts), 'POST', `/api/v1/trusts/${enc(id)}/approve`);

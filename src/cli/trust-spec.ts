@@ -22,7 +22,11 @@ export interface TrustFlags {
   ttl?: string;
 }
 
-const list = (text: string) => text.split(',').map((s) => s.trim()).filter(Boolean);
+const list = (text: string) =>
+  text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 function ttlSeconds(text: string): number {
   const m = /^(\d+)(s|m|h)$/.exec(text);
@@ -60,7 +64,8 @@ export function trustSpecFromFlags(f: TrustFlags): Record<string, unknown> {
         ...(f.ref ? { refs: f.ref } : {}),
       };
     case 'aws':
-      if (!f.arn?.length) throw new CliError('--provider aws needs --arn <pattern...>, e.g. arn:aws:iam::123456789012:role/ci-*');
+      if (!f.arn?.length)
+        throw new CliError('--provider aws needs --arn <pattern...>, e.g. arn:aws:iam::123456789012:role/ci-*');
       return { provider: 'aws', ...common, accountId: need(f.accountId, '--account-id'), arnPatterns: f.arn };
     case 'oidc': {
       if (!f.claim?.length) throw new CliError('--provider oidc needs --claim name=value (at least one)');
@@ -70,9 +75,17 @@ export function trustSpecFromFlags(f: TrustFlags): Record<string, unknown> {
         if (eq <= 0) throw new CliError(`--claim ${JSON.stringify(c)}: expected name=value`);
         (claims[c.slice(0, eq)] ??= []).push(c.slice(eq + 1));
       }
-      return { provider: 'oidc', ...common, issuer: need(f.issuer, '--issuer'), ...(f.clientId ? { clientId: f.clientId } : {}), claims };
+      return {
+        provider: 'oidc',
+        ...common,
+        issuer: need(f.issuer, '--issuer'),
+        ...(f.clientId ? { clientId: f.clientId } : {}),
+        claims,
+      };
     }
     default:
-      throw new CliError('give --spec JSON, or --provider github|gitlab|aws|oidc with its flags (see `floe trust add --help`)');
+      throw new CliError(
+        'give --spec JSON, or --provider github|gitlab|aws|oidc with its flags (see `floe trust add --help`)',
+      );
   }
 }

@@ -34,12 +34,12 @@ export function isPushableName(name: string): boolean {
 /** PURE: `250ms`, `1s`, `10m`, `1h`. */
 export function parseWatchDuration(text: string, what: string): number {
   const m = /^(\d+)(ms|s|m|h)$/.exec(text);
-  if (!m || Number(m[1]) === 0) throw new CliError(`${what}: expected a duration like 500ms, 90s, 10m or 1h, got ${JSON.stringify(text)}`);
+  if (!m || Number(m[1]) === 0)
+    throw new CliError(`${what}: expected a duration like 500ms, 90s, 10m or 1h, got ${JSON.stringify(text)}`);
   return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
 }
 
 export const storeDir = () => process.env.NIX_STORE_DIR || '/nix/store';
-
 
 /** Those of `paths` that Nix does not (or no longer) consider valid. */
 async function invalidPaths(paths: string[]): Promise<Set<string>> {
@@ -74,7 +74,8 @@ export class StoreDiff {
         for (const n of (await readFile(file, 'utf8')).split('\n')) if (n) this.known.add(n);
         return this.known.size;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new CliError(`cannot read the baseline ${file}: ${(err as Error).message}`);
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+          throw new CliError(`cannot read the baseline ${file}: ${(err as Error).message}`);
       }
     }
     for (const n of await this.names()) this.known.add(n);
@@ -132,7 +133,11 @@ export async function drainQueue(
       if (live.length === 0) continue;
       let errors: Map<string, string>;
       try {
-        const result = await push(client, live.map((r) => r.path), { ...(slice ? { slice } : {}), jobs: opts.jobs, progress: (line) => opts.log(line) });
+        const result = await push(
+          client,
+          live.map((r) => r.path),
+          { ...(slice ? { slice } : {}), jobs: opts.jobs, progress: (line) => opts.log(line) },
+        );
         summary.pushed += result.uploaded;
         summary.skipped += result.present + result.mirrored;
         errors = new Map(result.failed.map((f) => [f.path, f.error]));
@@ -152,7 +157,9 @@ export async function drainQueue(
         givenUp.add(keyOf(r));
         summary.failed.push({ path: r.path, error: r.error });
       }
-      opts.log(`${bad.length} path(s) failed (${bad[0]!.error})${bad.some((r) => !givenUp.has(keyOf(r))) ? '; retrying' : ''}`);
+      opts.log(
+        `${bad.length} path(s) failed (${bad[0]!.error})${bad.some((r) => !givenUp.has(keyOf(r))) ? '; retrying' : ''}`,
+      );
     }
     if (anyFailed) await sleep(Math.min(1000 * 2 ** round, 10_000));
   }
@@ -177,18 +184,28 @@ interface WatchOpts {
   json?: boolean;
 }
 
-const log = (cmd: string) => (line: string): void => void process.stderr.write(`floe ${cmd}: ${line}\n`);
+const log =
+  (cmd: string) =>
+  (line: string): void =>
+    void process.stderr.write(`floe ${cmd}: ${line}\n`);
 
 function checkOpts(opts: WatchOpts): { jobs: number; interval: number; timeout: number } {
   const jobs = Number(opts.jobs);
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) throw new CliError('--jobs must be between 1 and 64');
-  if (opts.slice && !/^[a-z0-9][a-z0-9_-]*\/[a-z0-9][a-z0-9_-]*$/.test(opts.slice)) throw new CliError('--slice must look like org/slice');
-  return { jobs, interval: parseWatchDuration(opts.interval, '--interval'), timeout: parseWatchDuration(opts.timeout, '--timeout') };
+  if (opts.slice && !/^[a-z0-9][a-z0-9_-]*\/[a-z0-9][a-z0-9_-]*$/.test(opts.slice))
+    throw new CliError('--slice must look like org/slice');
+  return {
+    jobs,
+    interval: parseWatchDuration(opts.interval, '--interval'),
+    timeout: parseWatchDuration(opts.timeout, '--timeout'),
+  };
 }
 
 function report(cmd: string, s: DrainSummary, json: boolean | undefined): void {
   if (json) process.stdout.write(`${JSON.stringify(s)}\n`);
-  log(cmd)(`${s.pushed} pushed, ${s.skipped} skipped (already in the cache, mirrored from an upstream or gone from the store), ${s.failed.length} failed; ${s.left} left in the queue`);
+  log(cmd)(
+    `${s.pushed} pushed, ${s.skipped} skipped (already in the cache, mirrored from an upstream or gone from the store), ${s.failed.length} failed; ${s.left} left in the queue`,
+  );
   for (const f of s.failed.slice(0, 10)) log(cmd)(`${f.path}: ${f.error}`);
 }
 
@@ -208,7 +225,13 @@ async function keepFresh(cmd: string, client: ClientOptions): Promise<{ stop(): 
 }
 
 /** Drains with a deadline; on timeout the queue keeps what is left (uploads in flight are cut). */
-async function drainWithin(cmd: string, queue: PushQueue, client: ClientOptions, jobs: number, timeout: number): Promise<DrainSummary | undefined> {
+async function drainWithin(
+  cmd: string,
+  queue: PushQueue,
+  client: ClientOptions,
+  jobs: number,
+  timeout: number,
+): Promise<DrainSummary | undefined> {
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), timeout)));
   try {
@@ -222,7 +245,15 @@ async function drainWithin(cmd: string, queue: PushQueue, client: ClientOptions,
  * Records new store paths every `interval` and drains in the background; `stop()` records one last
  * time and resolves once the loop is idle (a drain in flight is left to finish or be abandoned).
  */
-function watchLoop(cmd: string, queue: PushQueue, client: ClientOptions, slice: string, jobs: number, interval: number, baselineFile?: string) {
+function watchLoop(
+  cmd: string,
+  queue: PushQueue,
+  client: ClientOptions,
+  slice: string,
+  jobs: number,
+  interval: number,
+  baselineFile?: string,
+) {
   const diff = new StoreDiff(storeDir());
   let stopping = false;
   let wake: () => void = () => {};
@@ -243,7 +274,8 @@ function watchLoop(cmd: string, queue: PushQueue, client: ClientOptions, slice: 
     lastDrain = Date.now();
     draining = drainQueue(queue, client, { jobs, log: log(cmd) })
       .then((s) => {
-        if (s.pushed + s.failed.length > 0) log(cmd)(`${s.pushed} pushed, ${s.skipped} skipped, ${s.failed.length} failed; ${s.left} left in the queue`);
+        if (s.pushed + s.failed.length > 0)
+          log(cmd)(`${s.pushed} pushed, ${s.skipped} skipped, ${s.failed.length} failed; ${s.left} left in the queue`);
       })
       .catch((err: Error) => log(cmd)(`push failed: ${err.message}`))
       .finally(() => (draining = undefined));
@@ -284,20 +316,29 @@ export function registerWatchCommands(program: Command, serverOption: () => Opti
     c
       .addOption(serverOption())
       .option('--slice <org/slice>', "push to this slice (default: the token's)")
-      .option('--queue <file>', `the local push queue (default: ${defaultQueueFile().replace(process.env.HOME ?? '\0', '~')})`)
+      .option(
+        '--queue <file>',
+        `the local push queue (default: ${defaultQueueFile().replace(process.env.HOME ?? '\0', '~')})`,
+      )
       .option('--interval <duration>', 'how often to look for new store paths', '1s')
-      .option('--baseline <file>', 'keep the store baseline in this file: taken and saved if absent, reused if present (with --drain: first record what is new since it)')
+      .option(
+        '--baseline <file>',
+        'keep the store baseline in this file: taken and saved if absent, reused if present (with --drain: first record what is new since it)',
+      )
       .option('-j, --jobs <n>', 'parallel uploads', '4')
       .option('--timeout <duration>', 'longest time to drain the queue', '10m')
       .option('--json', 'print a JSON summary when done');
 
   common(program.command('watch-store'))
-    .description('push every new valid store path (built or fetched) as it appears, until stopped; --drain pushes what is queued and exits')
+    .description(
+      'push every new valid store path (built or fetched) as it appears, until stopped; --drain pushes what is queued and exits',
+    )
     .option('--drain', 'do not watch: push what the queue holds (e.g. left by a killed watcher) and exit')
     .action(async (opts: WatchOpts & { drain?: boolean }) => {
       const { jobs, interval, timeout } = checkOpts(opts);
       const client = clientOptions(opts);
-      if (!client.token) throw new CliError('pushing needs a token with the write scope: set FLOE_TOKEN or run `floe login`');
+      if (!client.token)
+        throw new CliError('pushing needs a token with the write scope: set FLOE_TOKEN or run `floe login`');
       const file = opts.queue ?? defaultQueueFile();
       const queue = PushQueue.open(file);
       const fresh = await keepFresh('watch-store', client);
@@ -307,12 +348,17 @@ export function registerWatchCommands(program: Command, serverOption: () => Opti
           const diff = new StoreDiff(storeDir());
           await diff.baseline(opts.baseline);
           const fresh = await diff.poll();
-          if (fresh.length > 0) log('watch-store')(`recorded ${queue.record(fresh, opts.slice ?? '')} new store path(s) since the baseline`);
+          if (fresh.length > 0)
+            log('watch-store')(
+              `recorded ${queue.record(fresh, opts.slice ?? '')} new store path(s) since the baseline`,
+            );
         }
         log('watch-store')(`draining ${queue.size()} queued path(s) from ${file}`);
         const s = await drainWithin('watch-store', queue, client, jobs, timeout);
         if (!s) {
-          log('watch-store')(`timed out after ${opts.timeout} with ${queue.size()} path(s) left in the queue: run \`floe watch-store --drain\` again`);
+          log('watch-store')(
+            `timed out after ${opts.timeout} with ${queue.size()} path(s) left in the queue: run \`floe watch-store --drain\` again`,
+          );
           throw new CliExit(1);
         }
         fresh?.stop();
@@ -322,11 +368,15 @@ export function registerWatchCommands(program: Command, serverOption: () => Opti
       }
       const watcher = watchLoop('watch-store', queue, client, opts.slice ?? '', jobs, interval, opts.baseline);
       const known = await watcher.start();
-      log('watch-store')(`watching ${storeDir()} (${known} paths there already); queue ${file} (${queue.size()} waiting)`);
+      log('watch-store')(
+        `watching ${storeDir()} (${known} paths there already); queue ${file} (${queue.size()} waiting)`,
+      );
       const stop = () => {
         watcher.stop(false).then(
           () => {
-            log('watch-store')(`stopped; ${queue.size()} path(s) left in the queue (\`floe watch-store --drain\` pushes them)`);
+            log('watch-store')(
+              `stopped; ${queue.size()} path(s) left in the queue (\`floe watch-store --drain\` pushes them)`,
+            );
             process.exit(0);
           },
           (err: Error) => {
@@ -346,7 +396,8 @@ export function registerWatchCommands(program: Command, serverOption: () => Opti
     .action(async (command: string[], opts: WatchOpts) => {
       const { jobs, interval, timeout } = checkOpts(opts);
       const client = clientOptions(opts);
-      if (!client.token) throw new CliError('pushing needs a token with the write scope: set FLOE_TOKEN or run `floe login`');
+      if (!client.token)
+        throw new CliError('pushing needs a token with the write scope: set FLOE_TOKEN or run `floe login`');
       const queue = PushQueue.open(opts.queue ?? defaultQueueFile());
       const fresh = await keepFresh('watch-exec', client);
       const watcher = watchLoop('watch-exec', queue, client, opts.slice ?? '', jobs, interval, opts.baseline);
@@ -371,7 +422,9 @@ export function registerWatchCommands(program: Command, serverOption: () => Opti
       const s = await drainWithin('watch-exec', queue, client, jobs, timeout);
       fresh?.stop();
       if (!s) {
-        log('watch-exec')(`timed out after ${opts.timeout} with ${queue.size()} path(s) left in the queue: run \`floe watch-store --drain\``);
+        log('watch-exec')(
+          `timed out after ${opts.timeout} with ${queue.size()} path(s) left in the queue: run \`floe watch-store --drain\``,
+        );
         throw new CliExit(code !== 0 ? code : 1);
       }
       report('watch-exec', s, opts.json);

@@ -100,13 +100,21 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       if (c.env?.incoming && !c.env.incoming.complete) setResponseHeader(c, 'Connection', 'close');
     }
     const { path, method } = c.req;
-    deps.edge.finish(start, { area: areaOf(path), method, route: routeTemplate(c), path, status, principal: c.get('principal') });
+    deps.edge.finish(start, {
+      area: areaOf(path),
+      method,
+      route: routeTemplate(c),
+      path,
+      status,
+      principal: c.get('principal'),
+    });
   });
 
   // No route of this app decodes a request body (see body.ts): refuse a compressed one outright
   // rather than misread it.
   app.use('*', async (c, next) => {
-    if (c.req.method !== 'GET' && c.req.method !== 'HEAD') refuseContentEncoding(contentEncoding(c.env.incoming.headers));
+    if (c.req.method !== 'GET' && c.req.method !== 'HEAD')
+      refuseContentEncoding(contentEncoding(c.env.incoming.headers));
     await next();
   });
 
@@ -118,12 +126,20 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   };
   app.use('*', async (c, next) => {
     const path = c.req.path;
-    if ((c.req.method === 'POST' && path.startsWith('/api/v1/auth/')) || path === '/login/start' || path === '/login/callback' || path === '/login/token') limitLogin(c);
+    if (
+      (c.req.method === 'POST' && path.startsWith('/api/v1/auth/')) ||
+      path === '/login/start' ||
+      path === '/login/callback' ||
+      path === '/login/token'
+    )
+      limitLogin(c);
     // The metrics token is no Floe token: it is checked by /metrics alone, never verified as one.
-    if (path === '/metrics' && isMetricsToken(deps.metricsToken, requestCredential(c.req.header('authorization')))) return next();
+    if (path === '/metrics' && isMetricsToken(deps.metricsToken, requestCredential(c.req.header('authorization'))))
+      return next();
     // flakehub-push and magic-nix-cache send the CI identity token itself, on every call.
     const exchangeCiToken = async (credential: string) => {
-      const ciToken = !credential.startsWith('floe_') && RAW_CI_TOKEN_PATHS.test(path) && credential.split('.').length === 3;
+      const ciToken =
+        !credential.startsWith('floe_') && RAW_CI_TOKEN_PATHS.test(path) && credential.split('.').length === 3;
       if (!ciToken) return credential;
       // Only real exchanges count against the login limit: a push sends the same token thousands of times.
       if (!deps.exchange.isReusableCached(credential)) limitLogin(c);
@@ -156,23 +172,38 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.get('/readyz', async (c) => {
     const checks = await deps.readiness();
     const failed = checks.filter((x) => !x.ok);
-    return c.json({ status: failed.length ? 'unavailable' : 'ready', checks, ...(failed.length ? { failed: failed.map((x) => x.backend) } : {}) }, failed.length ? 503 : 200, { 'Cache-Control': 'no-store' });
+    return c.json(
+      {
+        status: failed.length ? 'unavailable' : 'ready',
+        checks,
+        ...(failed.length ? { failed: failed.map((x) => x.backend) } : {}),
+      },
+      failed.length ? 503 : 200,
+      { 'Cache-Control': 'no-store' },
+    );
   });
   app.get('/metrics', async (c) => {
     if (!deps.publicMetrics && !isMetricsToken(deps.metricsToken, requestCredential(c.req.header('authorization')))) {
       const d = deps.authorizer.authorize(c.get('principal'), 'server.admin', { type: 'server' });
-      if (!d.allowed) throw new Forbidden('metrics need FLOE_METRICS_TOKEN or the server admin token (or FLOE_METRICS_PUBLIC=1)');
+      if (!d.allowed)
+        throw new Forbidden('metrics need FLOE_METRICS_TOKEN or the server admin token (or FLOE_METRICS_PUBLIC=1)');
     }
     const processText = deps.processMetrics ? await deps.processMetrics.render() : '';
     return c.text(deps.metrics.render() + processText, 200, { 'Content-Type': 'text/plain; version=0.0.4' });
   });
-  app.get('/.well-known/jwks.json', (c) => c.json(deps.jwks() as object, 200, { 'Cache-Control': 'public, max-age=300' }));
+  app.get('/.well-known/jwks.json', (c) =>
+    c.json(deps.jwks() as object, 200, { 'Cache-Control': 'public, max-age=300' }),
+  );
   // The keys to put in trusted-public-keys: an org's (`?org=`), or those of the caller's view.
   app.get('/.well-known/nix-cache-key', async (c) => {
     const org = c.req.query('org');
-    const keys = org !== undefined ? await deps.cache.orgPublicKeys(org) : await deps.cache.publicKeysFor(c.get('principal'));
+    const keys =
+      org !== undefined ? await deps.cache.orgPublicKeys(org) : await deps.cache.publicKeysFor(c.get('principal'));
     if (!keys || keys.length === 0) {
-      const why = org !== undefined ? `no org ${JSON.stringify(org.slice(0, 80))}` : "no keys for this caller: its view holds no slice (authenticate, or ask for an org's keys with ?org=<org>)";
+      const why =
+        org !== undefined
+          ? `no org ${JSON.stringify(org.slice(0, 80))}`
+          : "no keys for this caller: its view holds no slice (authenticate, or ask for an org's keys with ?org=<org>)";
       return c.text(`${why}\n`, 404, { 'Cache-Control': 'no-store' });
     }
     return c.text(`${keys.join(' ')}\n`, 200, { 'Cache-Control': 'no-store' });
@@ -190,7 +221,11 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     limits: deps.limits,
     publicUrl: deps.publicUrl,
     priority: deps.cachePriority ?? 40,
-    upstreamKeyNames: async () => [...new Set((await deps.storage.upstreams.list()).flatMap((u) => u.publicKeys.map((k) => k.slice(0, k.indexOf(':')))))],
+    upstreamKeyNames: async () => [
+      ...new Set(
+        (await deps.storage.upstreams.list()).flatMap((u) => u.publicKeys.map((k) => k.slice(0, k.indexOf(':')))),
+      ),
+    ],
     log: deps.log,
     oidcAudience: () => deps.exchange.defaultAudience,
     tokens: deps.tokens,

@@ -141,7 +141,12 @@ export class BodyWatchdog {
     };
     if (res.headersSent) return close();
     const body = `${describeStall(stall, this.opts)}\n`;
-    res.writeHead(408, { 'Content-Type': 'text/plain; charset=UTF-8', 'Content-Length': String(Buffer.byteLength(body)), 'Cache-Control': 'no-store', Connection: 'close' });
+    res.writeHead(408, {
+      'Content-Type': 'text/plain; charset=UTF-8',
+      'Content-Length': String(Buffer.byteLength(body)),
+      'Cache-Control': 'no-store',
+      Connection: 'close',
+    });
     res.end(body, close);
     setTimeout(close, 5000).unref(); // a client that does not read its answer either
   }

@@ -6,7 +6,7 @@
  * called only after the upload was authorized.
  */
 import type { IncomingMessage } from 'node:http';
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FloeError, InvalidInput, TooLarge } from '../errors.js';
 import { compressionFromName, createDecompressor } from '../cache/compression.js';
@@ -20,12 +20,18 @@ export function declaredLength(req: IncomingMessage): number | undefined {
 
 /** The request's Content-Encoding, lower case; '' when there is none (or it says identity). */
 export function contentEncoding(headers: IncomingMessage['headers']): string {
-  const encoding = String(headers['content-encoding'] ?? '').trim().toLowerCase();
+  const encoding = String(headers['content-encoding'] ?? '')
+    .trim()
+    .toLowerCase();
   return encoding === 'identity' ? '' : encoding;
 }
 
 export function refuseContentEncoding(encoding: string): void {
-  if (encoding !== '') throw new InvalidInput('Content-Encoding', `${JSON.stringify(encoding.slice(0, 40))} is not accepted here: send the body uncompressed`);
+  if (encoding !== '')
+    throw new InvalidInput(
+      'Content-Encoding',
+      `${JSON.stringify(encoding.slice(0, 40))} is not accepted here: send the body uncompressed`,
+    );
 }
 
 /** Collects at most `limit` bytes of `source`, refusing (and so destroying the source) past it. */
@@ -78,7 +84,8 @@ export async function readEncodedSmallBody(req: IncomingMessage, limit: number):
   const encoding = contentEncoding(req.headers);
   if (encoding === '') return readSmallBody(req, limit);
   const kind = compressionFromName(encoding === 'x-gzip' ? 'gzip' : encoding);
-  if (!kind || kind === 'none') throw new InvalidInput('Content-Encoding', `unsupported encoding ${JSON.stringify(encoding.slice(0, 40))}`);
+  if (!kind || kind === 'none')
+    throw new InvalidInput('Content-Encoding', `unsupported encoding ${JSON.stringify(encoding.slice(0, 40))}`);
   checkDeclaredLength(req, limit);
   let wire = 0;
   const counted = async function* (source: AsyncIterable<Buffer>) {
@@ -113,7 +120,8 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<unk
   } catch {
     throw new InvalidInput('body', 'expected a JSON document');
   }
-  if (jsonDepth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) throw new InvalidInput('body', `JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
+  if (jsonDepth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH)
+    throw new InvalidInput('body', `JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
   return value;
 }
 
@@ -127,7 +135,8 @@ export function jsonDepth(value: unknown, stopAbove = Infinity): number {
     const inner = depth + 1;
     if (inner > deepest) deepest = inner;
     if (deepest > stopAbove) return deepest;
-    for (const child of Array.isArray(v) ? v : Object.values(v)) if (child !== null && typeof child === 'object') stack.push([child, inner]);
+    for (const child of Array.isArray(v) ? v : Object.values(v))
+      if (child !== null && typeof child === 'object') stack.push([child, inner]);
   }
   return deepest;
 }

@@ -67,18 +67,18 @@ function viaSegments(handle: SegmentHandler, segments: (params: Record<string, s
 // prettier-ignore
 /** Every /cache route. Patterns are matched after the optional `<org>/<slice>` prefix. */
 const ROUTES: Array<[methods: Method[], pattern: string, handler: Handler]> = [
-  [['GET', 'HEAD'], 'nix-cache-info',       getCacheInfo],
-  [['PUT'],         'nix-cache-info',       putCacheInfo],
-  [['GET', 'HEAD'], ':hash.narinfo',        getNarInfo],
-  [['PUT'],         ':hash.narinfo',        putNarInfo],
-  [['GET', 'HEAD', 'PUT'], ':hash.ls',      viaSegments(handleListing, (p) => [`${p.hash}.ls`])],
-  [['GET', 'HEAD', 'PUT'], 'log/:drv',      viaSegments(handleBuildLog, (p) => ['log', p.drv!])],
+  [['GET', 'HEAD'], 'nix-cache-info', getCacheInfo],
+  [['PUT'], 'nix-cache-info', putCacheInfo],
+  [['GET', 'HEAD'], ':hash.narinfo', getNarInfo],
+  [['PUT'], ':hash.narinfo', putNarInfo],
+  [['GET', 'HEAD', 'PUT'], ':hash.ls', viaSegments(handleListing, (p) => [`${p.hash}.ls`])],
+  [['GET', 'HEAD', 'PUT'], 'log/:drv', viaSegments(handleBuildLog, (p) => ['log', p.drv!])],
   [['GET', 'HEAD', 'PUT'], 'debuginfo/:id', viaSegments(handleDebugInfo, (p) => ['debuginfo', p.id!])],
   [['GET', 'HEAD'], 'realisations/:id.doi', getRealisation],
-  [['PUT'],         'realisations/:id.doi', putRealisation],
-  [['HEAD'],        'nar/:file',            headNar],
-  [['GET'],         'nar/:file',            getNar],
-  [['PUT'],         'nar/:file',            putNar],
+  [['PUT'], 'realisations/:id.doi', putRealisation],
+  [['HEAD'], 'nar/:file', headNar],
+  [['GET'], 'nar/:file', getNar],
+  [['PUT'], 'nar/:file', putNar],
 ];
 
 const TABLE: Array<{ pattern: Pattern; handlers: Map<string, Handler> }> = [];
@@ -152,7 +152,10 @@ function acceptBody(req: IncomingMessage, res: ServerResponse): void {
   }
 }
 
-export function parseRange(header: string | undefined, size: number): { start: number; end: number } | 'invalid' | undefined {
+export function parseRange(
+  header: string | undefined,
+  size: number,
+): { start: number; end: number } | 'invalid' | undefined {
   if (!header) return undefined;
   // Several ranges: the whole body with 200 is a valid answer (RFC 9110 §14.2), and simpler than multipart.
   if (/^\s*bytes=.*,/.test(header)) return undefined;
@@ -287,7 +290,12 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
   const cacheInfo = formatCacheInfo({ wantMassQuery: true, priority: deps.priority });
   const { edge } = deps;
 
-  async function route(req: IncomingMessage, res: ServerResponse, principal: Principal, found: Resolved): Promise<void> {
+  async function route(
+    req: IncomingMessage,
+    res: ServerResponse,
+    principal: Principal,
+    found: Resolved,
+  ): Promise<void> {
     const { path, entry, params } = found;
     if (path.invalid) return miss(req, res);
     let view: CacheView = { kind: 'unified' };
@@ -312,10 +320,12 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
   async function authenticate(req: IncomingMessage, start: ReturnType<Edge['begin']>): Promise<Principal> {
     try {
       const raw = deps.exchangeRawCiToken;
-      const exchange = raw && (async (credential: string) => {
-        const ciToken = !credential.startsWith('floe_') && credential.split('.').length === 3;
-        return ciToken ? raw(credential) : credential;
-      });
+      const exchange =
+        raw &&
+        (async (credential: string) => {
+          const ciToken = !credential.startsWith('floe_') && credential.split('.').length === 3;
+          return ciToken ? raw(credential) : credential;
+        });
       return await edge.authenticate(start, req.headers.authorization, exchange);
     } catch (err) {
       const read = req.method === 'GET' || req.method === 'HEAD';

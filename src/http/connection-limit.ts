@@ -36,7 +36,12 @@ export class ConnectionCounter {
 }
 
 /** Caps connections per untrusted peer on `server` (max 0 = no cap). Returns how many were refused so far. */
-export function limitConnectionsPerClient(server: Server, max: number, trustedProxies: readonly string[], onRefused?: (ip: string) => void): void {
+export function limitConnectionsPerClient(
+  server: Server,
+  max: number,
+  trustedProxies: readonly string[],
+  onRefused?: (ip: string) => void,
+): void {
   if (max <= 0) return;
   const trusted = proxyaddr.compile(trustedProxies.length ? [...trustedProxies] : []);
   const counter = new ConnectionCounter(max);

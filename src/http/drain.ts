@@ -47,7 +47,10 @@ export class ConnectionDrain {
     this.draining = true;
     return new Promise((resolve) => {
       const deadline = setTimeout(() => {
-        log.warn({ graceSeconds: graceMs / 1000, connections: this.inFlight.size }, 'shutdown grace period over: closing the connections still open');
+        log.warn(
+          { graceSeconds: graceMs / 1000, connections: this.inFlight.size },
+          'shutdown grace period over: closing the connections still open',
+        );
         for (const socket of this.inFlight.keys()) socket.destroy();
       }, graceMs);
       // Stops listening; the callback runs when the last connection has closed.
@@ -56,7 +59,11 @@ export class ConnectionDrain {
         resolve();
       });
       for (const [socket, n] of this.inFlight) if (n === 0) socket.destroySoon();
-      if (this.inFlight.size > 0) log.info({ connections: this.inFlight.size, busy: [...this.inFlight.values()].filter((n) => n > 0).length }, 'draining connections');
+      if (this.inFlight.size > 0)
+        log.info(
+          { connections: this.inFlight.size, busy: [...this.inFlight.values()].filter((n) => n > 0).length },
+          'draining connections',
+        );
     });
   }
 }

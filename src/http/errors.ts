@@ -34,7 +34,12 @@ const RETRY_AFTER_UNAVAILABLE = 5;
  */
 function fromSystemError(err: unknown): FloeError | undefined {
   if (isStorageFull(err)) return new InsufficientStorage({ cause: err });
-  if (isNetworkFailure(err)) return new FloeError('unavailable', 'a service this request needs is unavailable right now; try again in a few seconds', { cause: err });
+  if (isNetworkFailure(err))
+    return new FloeError(
+      'unavailable',
+      'a service this request needs is unavailable right now; try again in a few seconds',
+      { cause: err },
+    );
   return undefined;
 }
 
@@ -48,8 +53,13 @@ export function errorBody(err: unknown, requestId: string): ErrorBody {
   if (!known) return { status: 500, code: 'internal', message: `internal error (request ${requestId})` };
   const status = STATUS[known.code];
   const explained = status < 500 || known.code === 'unavailable' || known.code === 'insufficient_storage';
-  const body: ErrorBody = { status, code: known.code, message: explained ? known.message : `internal error (request ${requestId})` };
-  if (known instanceof TooManyRequests || known instanceof Unavailable) body.retryAfterSeconds = known.retryAfterSeconds;
+  const body: ErrorBody = {
+    status,
+    code: known.code,
+    message: explained ? known.message : `internal error (request ${requestId})`,
+  };
+  if (known instanceof TooManyRequests || known instanceof Unavailable)
+    body.retryAfterSeconds = known.retryAfterSeconds;
   else if (known.code === 'unavailable') body.retryAfterSeconds = RETRY_AFTER_UNAVAILABLE;
   return body;
 }
@@ -62,7 +72,10 @@ export function errorBody(err: unknown, requestId: string): ErrorBody {
 export function logFailure(log: Logger, requestId: string, body: ErrorBody, err: unknown): void {
   if (body.code === 'unavailable' || body.code === 'insufficient_storage') {
     const cause = (err as Error).cause ?? err;
-    log.warn({ reqId: requestId, code: body.code, cause: String((cause as Error)?.message ?? cause).slice(0, 300) }, 'request failed');
+    log.warn(
+      { reqId: requestId, code: body.code, cause: String((cause as Error)?.message ?? cause).slice(0, 300) },
+      'request failed',
+    );
   } else if (body.status >= 500) log.error({ reqId: requestId, err }, 'request failed');
   else log.debug({ reqId: requestId, code: body.code, msg: (err as Error).message }, 'client error');
 }

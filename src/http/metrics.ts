@@ -40,19 +40,32 @@ export class Metrics {
 
   constructor() {
     this.define('floe_http_requests_total', 'HTTP requests by area and status class');
-    this.histogram('floe_http_request_duration_seconds', 'HTTP request latency by method, route template and status class', LATENCY_BUCKETS);
-    this.define('floe_http_received_bytes_total', 'request bytes (head and body) received on HTTP connections, by area');
+    this.histogram(
+      'floe_http_request_duration_seconds',
+      'HTTP request latency by method, route template and status class',
+      LATENCY_BUCKETS,
+    );
+    this.define(
+      'floe_http_received_bytes_total',
+      'request bytes (head and body) received on HTTP connections, by area',
+    );
     this.define('floe_http_sent_bytes_total', 'response bytes (head and body) sent on HTTP connections, by area');
     this.define('floe_narinfo_lookups_total', 'narinfo lookups by result (hit, miss_or_denied)');
     this.define('floe_nar_bytes_served_total', 'NAR bytes sent to clients');
     this.define('floe_uploads_total', 'NAR uploads by result (accepted, rejected)');
     this.define('floe_upload_bytes_total', 'bytes received in NAR uploads');
-    this.define('floe_upload_verification_failures_total', 'uploads refused while verifying them, by reason (the error code)');
+    this.define(
+      'floe_upload_verification_failures_total',
+      'uploads refused while verifying them, by reason (the error code)',
+    );
     this.define('floe_policy_decisions_total', 'authorization decisions by outcome (allow, deny, error)');
     this.define('floe_gc_runs_total', 'garbage collection runs by result (ok, failed)');
     this.define('floe_gc_deleted_bytes_total', 'bytes deleted by garbage collection');
     this.define('floe_web_logins_total', 'web sign-ins by method and result');
-    this.define('floe_readme_renders_total', 'READMEs rendered (at publish, or once for an older release) by result (html, text: too slow, shown as text)');
+    this.define(
+      'floe_readme_renders_total',
+      'READMEs rendered (at publish, or once for an older release) by result (html, text: too slow, shown as text)',
+    );
     this.define('floe_process_start_time_seconds', 'when this process started, seconds since the epoch', 'gauge');
     this.set('floe_process_start_time_seconds', Math.floor(Date.now() / 1000));
   }
@@ -100,7 +113,11 @@ export class Metrics {
   request(area: string, method: string, route: string, status: number, seconds: number): void {
     const statusClass = status === CLIENT_CLOSED ? 'client_closed' : `${Math.floor(status / 100)}xx`;
     this.inc('floe_http_requests_total', { area, status: statusClass });
-    this.observe('floe_http_request_duration_seconds', { method: normalMethod(method), route, status: statusClass }, seconds);
+    this.observe(
+      'floe_http_request_duration_seconds',
+      { method: normalMethod(method), route, status: statusClass },
+      seconds,
+    );
   }
 
   /** For the policy engine: the Authorizer's decision callback (wired in server.ts) calls this. */
@@ -135,7 +152,8 @@ export class Metrics {
       if (m.type === 'histogram') {
         for (const [labels, v] of m.values) {
           const sep = labels ? ',' : '';
-          for (let i = 0; i < m.buckets.length; i++) out += `${name}_bucket{${labels}${sep}le="${m.buckets[i]}"} ${v.counts[i]}\n`;
+          for (let i = 0; i < m.buckets.length; i++)
+            out += `${name}_bucket{${labels}${sep}le="${m.buckets[i]}"} ${v.counts[i]}\n`;
           out += `${name}_bucket{${labels}${sep}le="+Inf"} ${v.count}\n`;
           out += `${name}_sum${labels ? `{${labels}}` : ''} ${v.sum}\n`;
           out += `${name}_count${labels ? `{${labels}}` : ''} ${v.count}\n`;

@@ -10,7 +10,7 @@ export class ProcessMetrics {
   private readonly gc = new Map<string, { seconds: number; count: number }>();
   private readonly observer = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
-      const kind = gcKind(((e as PerformanceEntry & { detail?: { kind?: number } }).detail)?.kind);
+      const kind = gcKind((e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind);
       const g = this.gc.get(kind) ?? { seconds: 0, count: 0 };
       g.seconds += e.duration / 1000;
       g.count++;
@@ -42,7 +42,10 @@ export class ProcessMetrics {
       else for (const [labels, v] of value) lines.push(`${name}{${labels}} ${v}`);
     };
     gauge('floe_process_resident_memory_bytes', 'resident set size', mem.rss);
-    gauge('floe_process_heap_bytes', 'V8 heap, used and total', [['state="used"', mem.heapUsed], ['state="total"', mem.heapTotal]]);
+    gauge('floe_process_heap_bytes', 'V8 heap, used and total', [
+      ['state="used"', mem.heapUsed],
+      ['state="total"', mem.heapTotal],
+    ]);
     gauge('floe_process_external_memory_bytes', 'memory outside the V8 heap (Buffers included)', mem.external);
     gauge('floe_event_loop_delay_seconds', 'event-loop delay since the previous scrape (20 ms resolution)', [
       ['quantile="0.5"', ns(this.loop.percentile(50))],
@@ -51,10 +54,17 @@ export class ProcessMetrics {
     ]);
     // Delay is a window: each scrape sees what happened since the last one.
     this.loop.reset();
-    lines.push('# HELP floe_gc_pause_seconds_total time spent in garbage collection pauses, by kind', '# TYPE floe_gc_pause_seconds_total counter');
+    lines.push(
+      '# HELP floe_gc_pause_seconds_total time spent in garbage collection pauses, by kind',
+      '# TYPE floe_gc_pause_seconds_total counter',
+    );
     if (this.gc.size === 0) lines.push('floe_gc_pause_seconds_total 0');
     for (const [kind, g] of this.gc) lines.push(`floe_gc_pause_seconds_total{kind="${kind}"} ${g.seconds}`);
-    gauge('floe_process_active_handles', 'active libuv handles and requests (sockets, timers, files)', process.getActiveResourcesInfo().length);
+    gauge(
+      'floe_process_active_handles',
+      'active libuv handles and requests (sockets, timers, files)',
+      process.getActiveResourcesInfo().length,
+    );
     gauge('floe_http_open_connections', 'open HTTP connections', await this.connections());
     return `${lines.join('\n')}\n`;
   }

@@ -5,7 +5,10 @@ describe('/cache path grammar', () => {
   it('splits the unified view from a slice prefix, and marks what can hold nothing', () => {
     expect(splitCachePath('/cache/abc.narinfo')).toEqual({ rest: ['abc.narinfo'], invalid: false, prefix: '/cache' });
     expect(splitCachePath('/cache/nar/x.nar.zst')).toMatchObject({ rest: ['nar', 'x.nar.zst'], prefix: '/cache' });
-    expect(splitCachePath('/cache/acme/dev/nar/x')).toMatchObject({ slice: { org: 'acme', slice: 'dev' }, rest: ['nar', 'x'] });
+    expect(splitCachePath('/cache/acme/dev/nar/x')).toMatchObject({
+      slice: { org: 'acme', slice: 'dev' },
+      rest: ['nar', 'x'],
+    });
     expect(splitCachePath('/cache/acme/x.narinfo').invalid).toBe(true);
     expect(splitCachePath('/cache').invalid).toBe(true);
     expect(splitCachePath('/cache/nar/..').invalid).toBe(true);

@@ -11,7 +11,9 @@ describe('queryInt', () => {
   });
   it('refuses everything else as invalid input naming the parameter', () => {
     for (const bad of ['abc', '1.5', '1e3', 'NaN', 'Infinity', ' 1', '0x10', '-1', '11', '99999999999999999999']) {
-      expect(() => queryInt('limit', bad, { min: 0, max: 10 }), bad).toThrow(/limit: expected a whole number from 0 to 10/);
+      expect(() => queryInt('limit', bad, { min: 0, max: 10 }), bad).toThrow(
+        /limit: expected a whole number from 0 to 10/,
+      );
     }
   });
 });
@@ -20,7 +22,8 @@ describe('queryTime', () => {
   it('normalizes dates and times to ISO-8601 and refuses what Date cannot represent', () => {
     expect(queryTime('since', '2026-01-02')).toBe('2026-01-02T00:00:00.000Z');
     expect(queryTime('since', undefined)).toBeUndefined();
-    for (const bad of ['2026-13-45', 'yesterday', '+275760-09-14']) expect(() => queryTime('since', bad), bad).toThrow(/since: expected an ISO date or time/);
+    for (const bad of ['2026-13-45', 'yesterday', '+275760-09-14'])
+      expect(() => queryTime('since', bad), bad).toThrow(/since: expected an ISO date or time/);
   });
 });
 

@@ -15,10 +15,15 @@ export function parseBody<T>(schema: z.ZodType<T>, value: unknown): T {
  * An optional whole-number query parameter: absent or empty is undefined, anything else must be
  * digits within [min, max] (so `?limit=abc` is a 400, never a NaN that reaches SQL).
  */
-export function queryInt(name: string, value: string | undefined, range: { min: number; max: number }): number | undefined {
+export function queryInt(
+  name: string,
+  value: string | undefined,
+  range: { min: number; max: number },
+): number | undefined {
   if (value === undefined || value === '') return undefined;
   const n = /^-?\d{1,16}$/.test(value) ? Number(value) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < range.min || n > range.max) throw new InvalidInput(name, `expected a whole number from ${range.min} to ${range.max}`);
+  if (!Number.isSafeInteger(n) || n < range.min || n > range.max)
+    throw new InvalidInput(name, `expected a whole number from ${range.min} to ${range.max}`);
   return n;
 }
 

@@ -13,7 +13,16 @@ import { isUniqueViolation } from '../org/service.js';
 export const AWS_STS_ISSUER = 'https://sts.amazonaws.com';
 export const AUDIENCE_HEADER = 'x-floe-audience';
 const BODY = 'Action=GetCallerIdentity&Version=2011-06-15';
-const ALLOWED_HEADERS = new Set(['host', 'content-type', 'content-length', 'x-amz-date', 'x-amz-security-token', 'x-amz-content-sha256', 'authorization', AUDIENCE_HEADER]);
+const ALLOWED_HEADERS = new Set([
+  'host',
+  'content-type',
+  'content-length',
+  'x-amz-date',
+  'x-amz-security-token',
+  'x-amz-content-sha256',
+  'authorization',
+  AUDIENCE_HEADER,
+]);
 const REQUIRED_SIGNED = ['host', 'x-amz-date', AUDIENCE_HEADER];
 const MAX_SKEW_MS = 5 * 60_000;
 const STS_HOST = /^sts(\.[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d)?\.amazonaws\.com(\.cn)?$/;
@@ -60,8 +69,10 @@ export class StsVerifier {
     }
     const override = this.opts.endpointOverride ? new URL(this.opts.endpointOverride) : undefined;
     const isOverride = override !== undefined && url.origin === override.origin;
-    if (!isOverride && !(url.protocol === 'https:' && url.port === '' && STS_HOST.test(url.hostname))) throw refuse(`${url.host} is not an AWS STS endpoint`);
-    if (url.pathname !== '/' || url.search !== '' || url.username || url.password || url.hash) throw refuse('the STS URL must be the bare endpoint');
+    if (!isOverride && !(url.protocol === 'https:' && url.port === '' && STS_HOST.test(url.hostname)))
+      throw refuse(`${url.host} is not an AWS STS endpoint`);
+    if (url.pathname !== '/' || url.search !== '' || url.username || url.password || url.hash)
+      throw refuse('the STS URL must be the bare endpoint');
     if (req.body !== BODY) throw refuse('only sts:GetCallerIdentity may be signed');
 
     const headers: Record<string, string> = {};
@@ -72,20 +83,29 @@ export class StsVerifier {
       headers[lower] = value;
     }
     if (headers.host !== url.host) throw refuse('the Host header does not match the URL');
-    if (headers[AUDIENCE_HEADER] !== this.opts.audience) throw refuse(`the ${AUDIENCE_HEADER} header must be ${JSON.stringify(this.opts.audience)}`);
-    const auth = /^AWS4-HMAC-SHA256 Credential=([^/,\s]+)\/(\d{8})\/([a-z0-9-]+)\/sts\/aws4_request, ?SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})$/.exec(headers.authorization ?? '');
+    if (headers[AUDIENCE_HEADER] !== this.opts.audience)
+      throw refuse(`the ${AUDIENCE_HEADER} header must be ${JSON.stringify(this.opts.audience)}`);
+    const auth =
+      /^AWS4-HMAC-SHA256 Credential=([^/,\s]+)\/(\d{8})\/([a-z0-9-]+)\/sts\/aws4_request, ?SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})$/.exec(
+        headers.authorization ?? '',
+      );
     if (!auth) throw refuse('the Authorization header is not an AWS SigV4 signature for STS');
     const signed = auth[4]!.split(';');
     for (const h of REQUIRED_SIGNED) if (!signed.includes(h)) throw refuse(`the ${h} header must be signed`);
     const date = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(headers['x-amz-date'] ?? '');
     if (!date) throw refuse('missing or malformed X-Amz-Date');
     const signedAt = Date.UTC(+date[1]!, +date[2]! - 1, +date[3]!, +date[4]!, +date[5]!, +date[6]!);
-    if (Math.abs(Date.now() - signedAt) > MAX_SKEW_MS) throw refuse('the signature date is more than 5 minutes away from now (sign a fresh request)');
+    if (Math.abs(Date.now() - signedAt) > MAX_SKEW_MS)
+      throw refuse('the signature date is more than 5 minutes away from now (sign a fresh request)');
 
     try {
       await this.db
         .insertInto('used_token_ids')
-        .values({ issuer: 'aws-sts', token_id: createHash('sha256').update(auth[5]!).digest('hex'), expires_at: new Date(signedAt + 2 * MAX_SKEW_MS).toISOString() })
+        .values({
+          issuer: 'aws-sts',
+          token_id: createHash('sha256').update(auth[5]!).digest('hex'),
+          expires_at: new Date(signedAt + 2 * MAX_SKEW_MS).toISOString(),
+        })
         .execute();
     } catch (err) {
       if (isUniqueViolation(err)) throw refuse('this signed request was already used (replay); sign a fresh one');
@@ -94,12 +114,19 @@ export class StsVerifier {
 
     let res: Response;
     try {
-      res = await fetch(url, { method: 'POST', headers, body: BODY, redirect: 'manual', signal: AbortSignal.timeout(5_000) });
+      res = await fetch(url, {
+        method: 'POST',
+        headers,
+        body: BODY,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(5_000),
+      });
     } catch (err) {
       throw new Unauthenticated(`AWS login failed: STS could not be reached (${(err as Error).message})`);
     }
     const text = (await res.text()).slice(0, 64 * 1024);
-    if (res.status !== 200) throw refuse(`STS rejected the signed request (HTTP ${res.status}); check the credentials and the clock`);
+    if (res.status !== 200)
+      throw refuse(`STS rejected the signed request (HTTP ${res.status}); check the credentials and the clock`);
     const one = (tag: string) => {
       const all = [...text.matchAll(new RegExp(`<${tag}>([^<]*)</${tag}>`, 'g'))];
       if (all.length !== 1) throw refuse(`unexpected STS answer (${tag})`);
@@ -108,7 +135,8 @@ export class StsVerifier {
     const arn = one('Arn');
     const account = one('Account');
     const userId = one('UserId');
-    if (!/^\d{12}$/.test(account) || !arn.startsWith('arn:aws') || !arn.includes(`::${account}:`)) throw refuse('unexpected STS answer');
+    if (!/^\d{12}$/.test(account) || !arn.startsWith('arn:aws') || !arn.includes(`::${account}:`))
+      throw refuse('unexpected STS answer');
     return { arn, canonicalArn: canonicalArn(arn), account, userId };
   }
 }

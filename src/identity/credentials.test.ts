@@ -26,7 +26,18 @@ describe('parseAuthorization', () => {
     }
   });
   it('is none for absent or unusable headers, and for user names that are not tokens', () => {
-    for (const h of [undefined, '', 'Bearer', 'Digest abc', basic('nopassword'), basic('user:'), basic(':'), basic('a.b.c:'), basic('floe_:'), 'Basic !!!']) {
+    for (const h of [
+      undefined,
+      '',
+      'Bearer',
+      'Digest abc',
+      basic('nopassword'),
+      basic('user:'),
+      basic(':'),
+      basic('a.b.c:'),
+      basic('floe_:'),
+      'Basic !!!',
+    ]) {
       expect(parseAuthorization(h), String(h)).toEqual({ kind: 'none' });
     }
   });

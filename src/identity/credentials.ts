@@ -7,7 +7,10 @@
  * is its own result, so callers answer 401 saying where the token goes instead of treating the
  * request as anonymous (which looks like "the token has no access").
  */
-export type AuthorizationCredential = { kind: 'none' } | { kind: 'credential'; credential: string } | { kind: 'token-in-user-name' };
+export type AuthorizationCredential =
+  | { kind: 'none' }
+  | { kind: 'credential'; credential: string }
+  | { kind: 'token-in-user-name' };
 
 /** Floe tokens, and JWTs (CI identity tokens, exchanged on the fly on the publishing paths). */
 const TOKEN_LIKE = /^(floe_\S+|[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})$/;

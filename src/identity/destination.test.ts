@@ -6,8 +6,29 @@ const dev = { allowHttpAndLoopback: true };
 
 describe('identity provider destinations', () => {
   it('allows public unicast addresses only', () => {
-    for (const ok of ['140.82.112.3', '2606:4700::6810:84e5', '::ffff:8.8.8.8']) expect(addressAllowed(ok, strict)).toBe(true);
-    const refused = ['127.0.0.1', '127.9.9.9', '::1', '10.0.0.5', '172.16.3.4', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '::', 'fe80::1', 'fd00::1', '224.0.0.1', '255.255.255.255', '::ffff:127.0.0.1', '::ffff:169.254.169.254', '64:ff9b::a9fe:a9fe', '2002:a9fe:a9fe::1', 'not-an-ip'];
+    for (const ok of ['140.82.112.3', '2606:4700::6810:84e5', '::ffff:8.8.8.8'])
+      expect(addressAllowed(ok, strict)).toBe(true);
+    const refused = [
+      '127.0.0.1',
+      '127.9.9.9',
+      '::1',
+      '10.0.0.5',
+      '172.16.3.4',
+      '192.168.1.1',
+      '169.254.169.254',
+      '100.64.0.1',
+      '0.0.0.0',
+      '::',
+      'fe80::1',
+      'fd00::1',
+      '224.0.0.1',
+      '255.255.255.255',
+      '::ffff:127.0.0.1',
+      '::ffff:169.254.169.254',
+      '64:ff9b::a9fe:a9fe',
+      '2002:a9fe:a9fe::1',
+      'not-an-ip',
+    ];
     for (const bad of refused) expect(addressAllowed(bad, strict), bad).toBe(false);
   });
 

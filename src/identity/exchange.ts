@@ -9,7 +9,7 @@ import type { Org, OrgService } from '../org/service.js';
 import type { OidcVerifier } from './oidc.js';
 import { unverifiedIssuer } from './oidc.js';
 import type { MintedToken, TokenService } from './tokens.js';
-import { type SignedStsRequest, type StsVerifier } from './aws-sts.js';
+import type { SignedStsRequest, StsVerifier } from './aws-sts.js';
 import {
   AWS_ISSUER,
   type TrustSpec,
@@ -90,10 +90,20 @@ export class ExchangeService {
       const unknown = spec.slices.filter((s) => !known.has(s));
       if (unknown.length) throw new InvalidInput('trust.slices', `no such slice in ${org.name}: ${unknown.join(', ')}`);
     }
-    const count = await this.db.selectFrom('identity_trusts').select((eb) => eb.fn.countAll<number>().as('n')).where('org_id', '=', org.id).executeTakeFirstOrThrow();
-    if (Number(count.n) >= MAX_TRUSTS_PER_ORG) throw new InvalidInput('trust', `an org may declare at most ${MAX_TRUSTS_PER_ORG} trusts`);
+    const count = await this.db
+      .selectFrom('identity_trusts')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('org_id', '=', org.id)
+      .executeTakeFirstOrThrow();
+    if (Number(count.n) >= MAX_TRUSTS_PER_ORG)
+      throw new InvalidInput('trust', `an org may declare at most ${MAX_TRUSTS_PER_ORG} trusts`);
     const subjectKey = trustSubjectKey(spec);
-    const others = await this.db.selectFrom('identity_trusts').select(['org_id', 'spec']).where('subject_key', '=', subjectKey).where('org_id', '!=', org.id).execute();
+    const others = await this.db
+      .selectFrom('identity_trusts')
+      .select(['org_id', 'spec'])
+      .where('subject_key', '=', subjectKey)
+      .where('org_id', '!=', org.id)
+      .execute();
     const overlaps = others.some((o) => {
       const theirs = trustSpecSchema.safeParse(JSON.parse(o.spec));
       return theirs.success && trustsOverlap(spec, theirs.data);
@@ -110,18 +120,30 @@ export class ExchangeService {
     };
     await this.db
       .insertInto('identity_trusts')
-      .values({ id: trust.id, org_id: org.id, provider: spec.provider, issuer: trust.issuer, audience: spec.audience ?? null, spec: JSON.stringify(spec), created_at: trust.createdAt, subject_key: subjectKey, status: trust.status })
+      .values({
+        id: trust.id,
+        org_id: org.id,
+        provider: spec.provider,
+        issuer: trust.issuer,
+        audience: spec.audience ?? null,
+        spec: JSON.stringify(spec),
+        created_at: trust.createdAt,
+        subject_key: subjectKey,
+        status: trust.status,
+      })
       .execute();
     return trust;
   }
 
   /** Server admin: an overlapping trust becomes active (both orgs' CI must then name their org). */
   async approveTrust(id: string): Promise<StoredTrust> {
-    const res = await this.db.updateTable('identity_trusts').set({ status: 'active' }).where('id', '=', id).executeTakeFirst();
+    const res = await this.db
+      .updateTable('identity_trusts')
+      .set({ status: 'active' })
+      .where('id', '=', id)
+      .executeTakeFirst();
     if (Number(res.numUpdatedRows) === 0) throw new NotFound();
-    const row = await this.withOrgNames()
-      .where('identity_trusts.id', '=', id)
-      .executeTakeFirstOrThrow();
+    const row = await this.withOrgNames().where('identity_trusts.id', '=', id).executeTakeFirstOrThrow();
     const trust = this.fromRow(row, row.org_name);
     if (!trust) throw new InvalidInput('trust', 'this trust no longer validates: remove it and declare it again');
     return trust;
@@ -129,10 +151,19 @@ export class ExchangeService {
 
   /** Trusts declared before exclusivity have no subject key yet: computed once at start. */
   async backfillSubjectKeys(): Promise<number> {
-    const rows = await this.db.selectFrom('identity_trusts').select(['id', 'spec']).where('subject_key', 'is', null).execute();
+    const rows = await this.db
+      .selectFrom('identity_trusts')
+      .select(['id', 'spec'])
+      .where('subject_key', 'is', null)
+      .execute();
     for (const r of rows) {
       const parsed = trustSpecSchema.safeParse(JSON.parse(r.spec));
-      if (parsed.success) await this.db.updateTable('identity_trusts').set({ subject_key: trustSubjectKey(parsed.data) }).where('id', '=', r.id).execute();
+      if (parsed.success)
+        await this.db
+          .updateTable('identity_trusts')
+          .set({ subject_key: trustSubjectKey(parsed.data) })
+          .where('id', '=', r.id)
+          .execute();
     }
     return rows.length;
   }
@@ -147,12 +178,21 @@ export class ExchangeService {
   }
 
   async listTrusts(org: Org): Promise<StoredTrust[]> {
-    const rows = await this.db.selectFrom('identity_trusts').selectAll().where('org_id', '=', org.id).orderBy('created_at').execute();
+    const rows = await this.db
+      .selectFrom('identity_trusts')
+      .selectAll()
+      .where('org_id', '=', org.id)
+      .orderBy('created_at')
+      .execute();
     return rows.map((r) => this.fromRow(r, org.name)).filter((t): t is StoredTrust => t !== undefined);
   }
 
   async removeTrust(org: Org, id: string): Promise<void> {
-    const res = await this.db.deleteFrom('identity_trusts').where('org_id', '=', org.id).where('id', '=', id).executeTakeFirst();
+    const res = await this.db
+      .deleteFrom('identity_trusts')
+      .where('org_id', '=', org.id)
+      .where('id', '=', id)
+      .executeTakeFirst();
     if (Number(res.numDeletedRows) === 0) throw new NotFound();
   }
 
@@ -192,12 +232,21 @@ export class ExchangeService {
   private readonly reusableInFlight = new Map<string, Promise<string>>();
 
   /** AWS IAM: the caller's presigned sts:GetCallerIdentity, sent to STS; its answer is the identity. */
-  async exchangeAws(signed: SignedStsRequest, opts: { org?: string; ttlSeconds?: number } = {}): Promise<ExchangeResult> {
+  async exchangeAws(
+    signed: SignedStsRequest,
+    opts: { org?: string; ttlSeconds?: number } = {},
+  ): Promise<ExchangeResult> {
     if (!this.sts) throw new Unauthenticated('AWS login is not enabled on this server');
     const trusts = await this.trustsFor(AWS_ISSUER);
-    if (trusts.length === 0) throw new Unauthenticated('AWS login refused: no org on this server trusts AWS identities');
+    if (trusts.length === 0)
+      throw new Unauthenticated('AWS login refused: no org on this server trusts AWS identities');
     const id = await this.sts.verify(signed);
-    return this.mintFor(trusts, AWS_ISSUER, { arn: id.arn, canonical_arn: id.canonicalArn, account: id.account, user_id: id.userId }, opts);
+    return this.mintFor(
+      trusts,
+      AWS_ISSUER,
+      { arn: id.arn, canonical_arn: id.canonicalArn, account: id.account, user_id: id.userId },
+      opts,
+    );
   }
 
   private async trustsFor(issuer: string): Promise<StoredTrust[]> {
@@ -209,12 +258,17 @@ export class ExchangeService {
     return rows.map((r) => this.fromRow(r, r.org_name)).filter((t): t is StoredTrust => t !== undefined);
   }
 
-  async exchange(externalToken: string, opts: { org?: string; ttlSeconds?: number; reusable?: boolean } = {}): Promise<ExchangeResult> {
+  async exchange(
+    externalToken: string,
+    opts: { org?: string; ttlSeconds?: number; reusable?: boolean } = {},
+  ): Promise<ExchangeResult> {
     const issuer = unverifiedIssuer(externalToken).replace(/\/+$/, '');
     const trusts = (await this.trustsFor(issuer)).filter((t) => t.spec.provider !== 'aws');
-    if (trusts.length === 0) throw new Unauthenticated('identity token refused: its issuer is not trusted by any org on this server');
+    if (trusts.length === 0)
+      throw new Unauthenticated('identity token refused: its issuer is not trusted by any org on this server');
     // Tokens for the server's own URL may also name just its host (what flakehub-push requests).
-    const accepted = (t: StoredTrust) => (t.audience === this.defaultAudience ? [t.audience, new URL(this.defaultAudience).host] : [t.audience]);
+    const accepted = (t: StoredTrust) =>
+      t.audience === this.defaultAudience ? [t.audience, new URL(this.defaultAudience).host] : [t.audience];
     const audiences = [...new Set(trusts.flatMap(accepted))];
     const verified = await this.verifier.verify(externalToken, issuer, audiences, { reusable: opts.reusable === true });
 
@@ -226,7 +280,12 @@ export class ExchangeService {
     );
   }
 
-  private async mintFor(trusts: StoredTrust[], issuer: string, claims: Record<string, unknown>, opts: { org?: string; ttlSeconds?: number }): Promise<ExchangeResult> {
+  private async mintFor(
+    trusts: StoredTrust[],
+    issuer: string,
+    claims: Record<string, unknown>,
+    opts: { org?: string; ttlSeconds?: number },
+  ): Promise<ExchangeResult> {
     // The orgs whose trusts claim this identity's subject (its GitHub owner, GitLab namespace, AWS
     // account...), whether or not this job satisfies their other conditions: the identity belongs
     // to them. A login never falls back to "the only org whose trust matched": with two owners the
@@ -234,7 +293,11 @@ export class ExchangeService {
     const owners = [...new Set(trusts.filter((t) => identityIsSubjectOf(t.spec, claims)).map((t) => t.orgId))];
     let orgId: string | undefined;
     if (opts.org !== undefined) orgId = trusts.find((t) => t.orgName === opts.org)?.orgId;
-    else if (owners.length > 1) throw new InvalidInput('org', 'more than one org on this server trusts this identity: name the org (floe login --org <org>, or "org" in the request)');
+    else if (owners.length > 1)
+      throw new InvalidInput(
+        'org',
+        'more than one org on this server trusts this identity: name the org (floe login --org <org>, or "org" in the request)',
+      );
     else orgId = owners[0];
     const candidates = orgId === undefined ? [] : trusts.filter((t) => t.orgId === orgId);
     const orgReasons: Array<{ orgId: string; reason: string }> = [];
@@ -247,8 +310,16 @@ export class ExchangeService {
       // Reasons reach the caller only when the identity is the subject of that org's trusts (it
       // is that org's CI, on a branch or event the trust does not cover); else nothing at all.
       const own = orgId !== undefined && owners.includes(orgId);
-      const shown = own ? ` (${orgReasons.slice(0, 3).map((r) => r.reason).join('; ')})` : '';
-      throw new LoginRefused(`no org on this server trusts this identity${opts.org !== undefined ? ` in ${opts.org}` : ''}${shown}`, orgReasons);
+      const shown = own
+        ? ` (${orgReasons
+            .slice(0, 3)
+            .map((r) => r.reason)
+            .join('; ')})`
+        : '';
+      throw new LoginRefused(
+        `no org on this server trusts this identity${opts.org !== undefined ? ` in ${opts.org}` : ''}${shown}`,
+        orgReasons,
+      );
     }
     const trust = matching[0]!;
     const trustTtl = trust.spec.ttlSeconds ?? DEFAULT_TTL_SECONDS;
@@ -290,14 +361,19 @@ export class ExchangeService {
     for (const r of rows) {
       const parsed = trustSpecSchema.safeParse(JSON.parse(r.spec));
       const spec = parsed.success ? parsed.data : undefined;
-      if (spec?.provider === 'oidc' && spec.clientId) out.push({ org: r.name, issuer: r.issuer, clientId: spec.clientId });
+      if (spec?.provider === 'oidc' && spec.clientId)
+        out.push({ org: r.name, issuer: r.issuer, clientId: spec.clientId });
     }
     return out;
   }
 
   /** Trust rows with their org's name. */
   private withOrgNames() {
-    return this.db.selectFrom('identity_trusts').innerJoin('orgs', 'orgs.id', 'identity_trusts.org_id').selectAll('identity_trusts').select('orgs.name as org_name');
+    return this.db
+      .selectFrom('identity_trusts')
+      .innerJoin('orgs', 'orgs.id', 'identity_trusts.org_id')
+      .selectAll('identity_trusts')
+      .select('orgs.name as org_name');
   }
 
   /**
@@ -305,11 +381,30 @@ export class ExchangeService {
    * with too many "*") is left out: it matches nothing rather than failing every login, and its
    * org's admin re-declares it.
    */
-  private fromRow(r: { id: string; org_id: string; issuer: string; audience: string | null; spec: string; created_at: string; status?: string }, orgName: string): StoredTrust | undefined {
+  private fromRow(
+    r: {
+      id: string;
+      org_id: string;
+      issuer: string;
+      audience: string | null;
+      spec: string;
+      created_at: string;
+      status?: string;
+    },
+    orgName: string,
+  ): StoredTrust | undefined {
     const parsed = trustSpecSchema.safeParse(JSON.parse(r.spec));
     if (!parsed.success) return undefined;
     const spec = parsed.data;
-    return { id: r.id, orgId: r.org_id, orgName, issuer: r.issuer, audience: this.audienceOf(spec), spec, createdAt: r.created_at, status: r.status === 'pending' ? 'pending' : 'active' };
+    return {
+      id: r.id,
+      orgId: r.org_id,
+      orgName,
+      issuer: r.issuer,
+      audience: this.audienceOf(spec),
+      spec,
+      createdAt: r.created_at,
+      status: r.status === 'pending' ? 'pending' : 'active',
+    };
   }
-
 }

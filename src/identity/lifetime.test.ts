@@ -3,12 +3,23 @@ import type { Principal } from './principal.js';
 import { remainingLifetime, ttlWithinCreator } from './lifetime.js';
 
 const NOW = 1_000_000;
-const token = (expiresAt?: number): Principal => ({ kind: 'token', tokenId: 't', subject: 'ci', org: { id: 'o', name: 'acme' }, scopes: new Set(['admin']), slices: null, issuedAt: NOW - 60, ...(expiresAt !== undefined ? { expiresAt } : {}) });
+const token = (expiresAt?: number): Principal => ({
+  kind: 'token',
+  tokenId: 't',
+  subject: 'ci',
+  org: { id: 'o', name: 'acme' },
+  scopes: new Set(['admin']),
+  slices: null,
+  issuedAt: NOW - 60,
+  ...(expiresAt !== undefined ? { expiresAt } : {}),
+});
 const admin: Principal = { kind: 'server-admin', tokenId: 'a', subject: 'admin' };
 
 describe('a token never outlives its creator', () => {
   it('refuses a requested lifetime past the creator, with its expiry', () => {
-    expect(() => ttlWithinCreator(token(NOW + 3600), 366 * 86400, 86400, NOW)).toThrow(/expires at .*: a token you create cannot outlive it \(ask for a ttl of at most 3600s/);
+    expect(() => ttlWithinCreator(token(NOW + 3600), 366 * 86400, 86400, NOW)).toThrow(
+      /expires at .*: a token you create cannot outlive it \(ask for a ttl of at most 3600s/,
+    );
     expect(ttlWithinCreator(token(NOW + 3600), 3600, 86400, NOW)).toBe(3600);
     expect(ttlWithinCreator(token(NOW + 3600), 60, 86400, NOW)).toBe(60);
   });

@@ -18,13 +18,20 @@ export function remainingLifetime(creator: Principal, nowSeconds: number): numbe
  * 403 saying when the creator expires); without a request, `fallback` shortened to the creator's
  * remaining life.
  */
-export function ttlWithinCreator(creator: Principal, requested: number | undefined, fallback: number, nowSeconds: number): number {
+export function ttlWithinCreator(
+  creator: Principal,
+  requested: number | undefined,
+  fallback: number,
+  nowSeconds: number,
+): number {
   const left = remainingLifetime(creator, nowSeconds);
   if (left === undefined) return requested ?? fallback;
   if (left < 1) throw new Forbidden('your token has expired');
   if (requested === undefined) return Math.min(fallback, left);
   if (requested > left) {
-    throw new Forbidden(`your token expires at ${new Date((nowSeconds + left) * 1000).toISOString()}: a token you create cannot outlive it (ask for a ttl of at most ${left}s, or ask the server admin)`);
+    throw new Forbidden(
+      `your token expires at ${new Date((nowSeconds + left) * 1000).toISOString()}: a token you create cannot outlive it (ask for a ttl of at most ${left}s, or ask the server admin)`,
+    );
   }
   return requested;
 }

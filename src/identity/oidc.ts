@@ -44,7 +44,8 @@ export function unverifiedIssuer(token: string): string {
   } catch {
     throw new Unauthenticated('the identity token is not a JWT');
   }
-  if (typeof payload.iss !== 'string' || payload.iss === '') throw new Unauthenticated('the identity token has no issuer');
+  if (typeof payload.iss !== 'string' || payload.iss === '')
+    throw new Unauthenticated('the identity token has no issuer');
   return payload.iss;
 }
 
@@ -62,34 +63,70 @@ export class OidcVerifier {
    * so the exact same token, first used that way, is accepted again until it expires, on any
    * replica; a token first used for a one-time login stays refused, and vice versa.
    */
-  async verify(token: string, issuer: string, audiences: string[], opts: { reusable?: boolean } = {}): Promise<VerifiedExternalToken> {
+  async verify(
+    token: string,
+    issuer: string,
+    audiences: string[],
+    opts: { reusable?: boolean } = {},
+  ): Promise<VerifiedExternalToken> {
     const jwks = await this.jwksFor(issuer);
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, jwks, { issuer, audience: audiences, algorithms: ALGORITHMS, clockTolerance: CLOCK_SKEW_SECONDS, requiredClaims: ['exp', 'iat'] }));
+      ({ payload } = await jwtVerify(token, jwks, {
+        issuer,
+        audience: audiences,
+        algorithms: ALGORITHMS,
+        clockTolerance: CLOCK_SKEW_SECONDS,
+        requiredClaims: ['exp', 'iat'],
+      }));
     } catch (err) {
       throw new Unauthenticated(`identity token refused: ${describeJoseError(err, audiences)}`);
     }
     const now = Math.floor(Date.now() / 1000);
-    if (payload.iat! > now + CLOCK_SKEW_SECONDS) throw new Unauthenticated('identity token refused: issued in the future');
+    if (payload.iat! > now + CLOCK_SKEW_SECONDS)
+      throw new Unauthenticated('identity token refused: issued in the future');
     const sha = createHash('sha256').update(token).digest('hex');
-    await this.recordUse(issuer, typeof payload.jti === 'string' && payload.jti ? payload.jti : sha, payload.exp!, opts.reusable ? sha : null);
+    await this.recordUse(
+      issuer,
+      typeof payload.jti === 'string' && payload.jti ? payload.jti : sha,
+      payload.exp!,
+      opts.reusable ? sha : null,
+    );
     const aud = payload.aud === undefined ? [] : Array.isArray(payload.aud) ? payload.aud : [payload.aud];
     return { issuer, claims: payload as JWTPayload & Record<string, unknown>, audiences: aud };
   }
 
   private async recordUse(issuer: string, tokenId: string, exp: number, reusableSha256: string | null): Promise<void> {
     try {
-      await this.db.insertInto('used_token_ids').values({ issuer, token_id: tokenId, expires_at: new Date(exp * 1000).toISOString(), reusable_sha256: reusableSha256 }).execute();
+      await this.db
+        .insertInto('used_token_ids')
+        .values({
+          issuer,
+          token_id: tokenId,
+          expires_at: new Date(exp * 1000).toISOString(),
+          reusable_sha256: reusableSha256,
+        })
+        .execute();
     } catch (err) {
       if (!isUniqueViolation(err)) throw err;
       // The same bytes again, both times where the raw token is the client's credential: what a
       // replay check guards against (a captured token turned into a fresh login) is not this.
-      const first = reusableSha256 && (await this.db.selectFrom('used_token_ids').select('reusable_sha256').where('issuer', '=', issuer).where('token_id', '=', tokenId).executeTakeFirst());
-      if (!first || first.reusable_sha256 !== reusableSha256) throw new Unauthenticated('identity token refused: it was already exchanged (replay); request a fresh one');
+      const first =
+        reusableSha256 &&
+        (await this.db
+          .selectFrom('used_token_ids')
+          .select('reusable_sha256')
+          .where('issuer', '=', issuer)
+          .where('token_id', '=', tokenId)
+          .executeTakeFirst());
+      if (!first || first.reusable_sha256 !== reusableSha256)
+        throw new Unauthenticated('identity token refused: it was already exchanged (replay); request a fresh one');
     }
     if (Math.random() < 0.01) {
-      await this.db.deleteFrom('used_token_ids').where('expires_at', '<', new Date(Date.now() - CLOCK_SKEW_SECONDS * 1000).toISOString()).execute();
+      await this.db
+        .deleteFrom('used_token_ids')
+        .where('expires_at', '<', new Date(Date.now() - CLOCK_SKEW_SECONDS * 1000).toISOString())
+        .execute();
     }
   }
 
@@ -98,22 +135,33 @@ export class OidcVerifier {
     if (cached && Date.now() - cached.at < DISCOVERY_TTL_MS) return cached.set;
     // What went wrong (status, connection error, body) stays in the server: the caller learns only
     // that the provider could not be used, or the server would be an oracle for its own network.
-    const unreachable = (cause: unknown) => Object.assign(new Unauthenticated(`cannot read the OIDC discovery document of ${issuer}`), { cause });
+    const unreachable = (cause: unknown) =>
+      Object.assign(new Unauthenticated(`cannot read the OIDC discovery document of ${issuer}`), { cause });
     let doc: { issuer?: unknown; jwks_uri?: unknown };
     try {
-      const res = await this.fetchFromIdp(discoveryUrl(issuer), { timeoutMs: 5_000, headers: { accept: 'application/json' }, maxBytes: MAX_DISCOVERY_BYTES });
+      const res = await this.fetchFromIdp(discoveryUrl(issuer), {
+        timeoutMs: 5_000,
+        headers: { accept: 'application/json' },
+        maxBytes: MAX_DISCOVERY_BYTES,
+      });
       if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
       doc = JSON.parse(await res.text()) as typeof doc;
     } catch (err) {
       throw unreachable(err);
     }
     if (doc.issuer !== issuer) throw new Unauthenticated(`the discovery document of ${issuer} names another issuer`);
-    if (typeof doc.jwks_uri !== 'string' || urlProblem(doc.jwks_uri, this.rules)) throw new Unauthenticated(`the discovery document of ${issuer} has no usable jwks_uri`);
+    if (typeof doc.jwks_uri !== 'string' || urlProblem(doc.jwks_uri, this.rules))
+      throw new Unauthenticated(`the discovery document of ${issuer} has no usable jwks_uri`);
     const set = createRemoteJWKSet(new URL(doc.jwks_uri), {
       cooldownDuration: this.options.jwksCooldownMs,
       cacheMaxAge: 600_000,
       timeoutDuration: 5_000,
-      [customFetch]: (url, init) => this.fetchFromIdp(url, { headers: Object.fromEntries(new Headers(init.headers).entries()), signal: init.signal, maxBytes: MAX_DISCOVERY_BYTES }),
+      [customFetch]: (url, init) =>
+        this.fetchFromIdp(url, {
+          headers: Object.fromEntries(new Headers(init.headers).entries()),
+          signal: init.signal,
+          maxBytes: MAX_DISCOVERY_BYTES,
+        }),
     });
     this.jwks.set(issuer, { at: Date.now(), set });
     return set;
@@ -146,7 +194,8 @@ function describeJoseError(err: unknown, audiences: string[]): string {
     if (err.claim === 'iss') return 'wrong issuer';
     return `claim ${err.claim} is invalid or missing`;
   }
-  if (err instanceof joseErrors.JOSEAlgNotAllowed || err instanceof joseErrors.JOSENotSupported) return 'signature algorithm not allowed';
+  if (err instanceof joseErrors.JOSEAlgNotAllowed || err instanceof joseErrors.JOSENotSupported)
+    return 'signature algorithm not allowed';
   if (err instanceof joseErrors.JWKSNoMatchingKey) return 'signed by a key the issuer does not publish';
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return 'invalid signature';
   if (err instanceof joseErrors.JWKSTimeout) return "the issuer's keys could not be fetched in time";

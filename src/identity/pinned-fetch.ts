@@ -29,13 +29,18 @@ export async function pinnedFetch(url: string, rules: DestinationRules, req: Pin
   if (problem) throw new DestinationRefused(`${url}: ${problem}`);
   const u = new URL(url);
   const host = u.hostname.replace(/^\[|\]$/g, '');
-  const addresses = isIP(host) ? [{ address: host, family: isIP(host) }] : await lookup(host, { all: true, verbatim: true });
+  const addresses = isIP(host)
+    ? [{ address: host, family: isIP(host) }]
+    : await lookup(host, { all: true, verbatim: true });
   if (addresses.length === 0) throw new DestinationRefused(`${url}: ${host} does not resolve`);
   const bad = addresses.find((a) => !addressAllowed(a.address, rules));
   if (bad) throw new DestinationRefused(`${url}: ${host} resolves to ${bad.address}, which is not a public address`);
   const pinned = addresses[0]!;
   const pinnedLookup: LookupFunction = (_hostname, options, callback) => {
-    if (options.all) (callback as unknown as (err: null, list: Array<{ address: string; family: number }>) => void)(null, [{ address: pinned.address, family: pinned.family }]);
+    if (options.all)
+      (callback as unknown as (err: null, list: Array<{ address: string; family: number }>) => void)(null, [
+        { address: pinned.address, family: pinned.family },
+      ]);
     else callback(null, pinned.address, pinned.family);
   };
   const maxBytes = req.maxBytes ?? 1024 * 1024;
@@ -44,7 +49,16 @@ export async function pinnedFetch(url: string, rules: DestinationRules, req: Pin
     const mod = u.protocol === 'https:' ? https : http;
     const r = mod.request(
       u,
-      { method: req.method ?? 'GET', headers: { ...(req.headers ?? {}), ...(req.body !== undefined ? { 'content-length': String(Buffer.byteLength(req.body)) } : {}) }, lookup: pinnedLookup, signal, agent: false },
+      {
+        method: req.method ?? 'GET',
+        headers: {
+          ...(req.headers ?? {}),
+          ...(req.body !== undefined ? { 'content-length': String(Buffer.byteLength(req.body)) } : {}),
+        },
+        lookup: pinnedLookup,
+        signal,
+        agent: false,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
@@ -60,10 +74,16 @@ export async function pinnedFetch(url: string, rules: DestinationRules, req: Pin
         res.on('end', () => {
           const status = res.statusCode ?? 502;
           const headers = new Headers();
-          for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+          for (const [k, v] of Object.entries(res.headers))
+            if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
           const noBody = status === 204 || status === 304 || (status >= 100 && status < 200);
           try {
-            resolve(new Response(noBody ? null : Buffer.concat(chunks), { status: status < 200 || status > 599 ? 502 : status, headers }));
+            resolve(
+              new Response(noBody ? null : Buffer.concat(chunks), {
+                status: status < 200 || status > 599 ? 502 : status,
+                headers,
+              }),
+            );
           } catch (err) {
             reject(err as Error);
           }

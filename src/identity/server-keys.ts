@@ -7,7 +7,13 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { exportJWK, type JWK } from 'jose';
 import type { Db } from '../storage/types.js';
-import { formatPublicKey, formatSecretKey, generateSigningKey, parseSecretKey, type SigningKey } from '../nix/signing.js';
+import {
+  formatPublicKey,
+  formatSecretKey,
+  generateSigningKey,
+  parseSecretKey,
+  type SigningKey,
+} from '../nix/signing.js';
 
 export interface JwtKey {
   kid: string;
@@ -94,7 +100,15 @@ export async function loadOrCreateServerKeys(db: Db, opts: { nixKeyName: string 
         active: 1,
         created_at: now(),
       },
-      { id: 'nix-1', purpose: 'nix', name: nixKey.name, secret: formatSecretKey(nixKey), public: formatPublicKey(nixKey), active: 1, created_at: now() },
+      {
+        id: 'nix-1',
+        purpose: 'nix',
+        name: nixKey.name,
+        secret: formatSecretKey(nixKey),
+        public: formatPublicKey(nixKey),
+        active: 1,
+        created_at: now(),
+      },
     ])
     .onConflict((oc) => oc.column('id').doNothing())
     .execute();
@@ -114,7 +128,11 @@ export async function loadOrCreateServerKeys(db: Db, opts: { nixKeyName: string 
   }
   const nix = parseSecretKey(activeNix.secret);
   return {
-    jwt: { kid: activeJwt.id, privateKey: createPrivateKey(activeJwt.secret), publicKey: createPublicKey(activeJwt.public) },
+    jwt: {
+      kid: activeJwt.id,
+      privateKey: createPrivateKey(activeJwt.secret),
+      publicKey: createPublicKey(activeJwt.public),
+    },
     jwtVerificationKeys,
     jwks: { keys: jwks },
     nix,

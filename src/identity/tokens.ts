@@ -25,10 +25,16 @@ const floeClaims = z.union([
     scopes: z.array(z.enum(['read', 'write', 'publish', 'admin'])).min(1),
     slices: z.array(z.string()).nullable(),
     identity: z
-      .object({ provider: z.string(), issuer: z.string(), claims: z.record(z.string(), z.union([z.string(), z.array(z.string())])) })
+      .object({
+        provider: z.string(),
+        issuer: z.string(),
+        claims: z.record(z.string(), z.union([z.string(), z.array(z.string())])),
+      })
       .optional(),
     auth: z.enum(['token', 'device', 'github', 'gitlab', 'aws', 'oidc']).optional(),
-    deploy: z.array(z.object({ org: z.string(), flake: z.string(), requirement: z.string(), attr: z.string() })).optional(),
+    deploy: z
+      .array(z.object({ org: z.string(), flake: z.string(), requirement: z.string(), attr: z.string() }))
+      .optional(),
     net: z.object({ cidrs: z.array(z.string()), countries: z.array(z.string()) }).optional(),
   }),
 ]);
@@ -69,14 +75,17 @@ export function parseTtl(text: string): number {
   if (!m) throw new InvalidInput('ttl', `expected a duration like 30m, 1h, 7d; got ${JSON.stringify(text)}`);
   const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[m[2] as '' | 's' | 'm' | 'h' | 'd' | 'w'];
   const seconds = Number(m[1]) * unit;
-  if (seconds < 1 || seconds > MAX_TOKEN_TTL_SECONDS) throw new InvalidInput('ttl', `must be between 1s and ${MAX_TOKEN_TTL_SECONDS / 86400}d`);
+  if (seconds < 1 || seconds > MAX_TOKEN_TTL_SECONDS)
+    throw new InvalidInput('ttl', `must be between 1s and ${MAX_TOKEN_TTL_SECONDS / 86400}d`);
   return seconds;
 }
 
 function authMethodOf(grant: { identity?: IdentityClaims; deploy?: DeployGrant[] }): AuthMethod {
   if (grant.deploy) return 'device';
   const provider = grant.identity?.provider;
-  return provider === 'github' || provider === 'gitlab' || provider === 'aws' || provider === 'oidc' ? provider : 'token';
+  return provider === 'github' || provider === 'gitlab' || provider === 'aws' || provider === 'oidc'
+    ? provider
+    : 'token';
 }
 
 /** A minted token as recorded (never the token itself). */
@@ -128,7 +137,9 @@ export class TokenService {
             auth: authMethodOf(req.grant),
             ...(req.grant.identity ? { identity: req.grant.identity } : {}),
             ...(req.grant.deploy ? { deploy: req.grant.deploy } : {}),
-            ...(req.grant.network && (req.grant.network.cidrs.length || req.grant.network.countries.length) ? { net: req.grant.network } : {}),
+            ...(req.grant.network && (req.grant.network.cidrs.length || req.grant.network.countries.length)
+              ? { net: req.grant.network }
+              : {}),
           };
     const jwt = await new SignJWT({ floe })
       .setProtectedHeader({ alg: 'EdDSA', kid: this.keys.current.jwt.kid, typ: 'JWT' })
@@ -157,7 +168,12 @@ export class TokenService {
 
   /** Tokens of an org, newest first (no secrets: tokens themselves are never stored). */
   async list(orgId: string, opts: { subject?: string; includeInactive?: boolean } = {}): Promise<TokenRecord[]> {
-    let q = this.db.selectFrom('tokens').selectAll().where('org_id', '=', orgId).orderBy('created_at', 'desc').limit(1000);
+    let q = this.db
+      .selectFrom('tokens')
+      .selectAll()
+      .where('org_id', '=', orgId)
+      .orderBy('created_at', 'desc')
+      .limit(1000);
     if (opts.subject) q = q.where('subject', '=', opts.subject);
     if (!opts.includeInactive) q = q.where('revoked_at', 'is', null).where('expires_at', '>', new Date().toISOString());
     return q.execute();
@@ -185,7 +201,9 @@ export class TokenService {
     if (cached) this.verified.delete(token);
 
     if (!token.startsWith(TOKEN_PREFIX) || token.length > MAX_TOKEN_LENGTH) {
-      throw new Unauthenticated('the credential is not a Floe token (expected "floe_..."); run `floe login` or ask an admin for a token');
+      throw new Unauthenticated(
+        'the credential is not a Floe token (expected "floe_..."); run `floe login` or ask an admin for a token',
+      );
     }
     let payload;
     try {
@@ -204,12 +222,14 @@ export class TokenService {
         { issuer: this.issuer, algorithms: ['EdDSA'] },
       ));
     } catch (err) {
-      if (err instanceof joseErrors.JWTExpired) throw new Unauthenticated('token expired; get a new one (`floe login` or `floe token create`)');
+      if (err instanceof joseErrors.JWTExpired)
+        throw new Unauthenticated('token expired; get a new one (`floe login` or `floe token create`)');
       if (err instanceof Unauthenticated) throw err;
       throw new Unauthenticated('invalid token');
     }
     const parsed = floeClaims.safeParse(payload.floe);
-    if (!parsed.success || !payload.jti || !payload.sub || !payload.exp) throw new Unauthenticated('invalid token claims');
+    if (!parsed.success || !payload.jti || !payload.sub || !payload.exp)
+      throw new Unauthenticated('invalid token claims');
     await this.assertNotRevoked(payload.jti);
     const claims = parsed.data;
     const principal: Principal =
@@ -297,7 +317,11 @@ export function boundByCreator(
   if (!mine) return requested.network;
   const cidrs = requested.network?.cidrs.length ? requested.network.cidrs : mine.cidrs;
   const countries = requested.network?.countries.length ? requested.network.countries : mine.countries;
-  if (mine.cidrs.length && cidrs.some((c) => !within(c, mine.cidrs))) throw new Forbidden(`your token is limited to ${mine.cidrs.join(', ')}: a token you create cannot reach further`);
-  if (mine.countries.length && countries.some((c) => !mine.countries.includes(c))) throw new Forbidden(`your token is limited to clients in ${mine.countries.join(', ')}: a token you create cannot reach further`);
+  if (mine.cidrs.length && cidrs.some((c) => !within(c, mine.cidrs)))
+    throw new Forbidden(`your token is limited to ${mine.cidrs.join(', ')}: a token you create cannot reach further`);
+  if (mine.countries.length && countries.some((c) => !mine.countries.includes(c)))
+    throw new Forbidden(
+      `your token is limited to clients in ${mine.countries.join(', ')}: a token you create cannot reach further`,
+    );
   return { cidrs, countries };
 }

@@ -3,7 +3,12 @@ import { arnPatternMatches, trustSpecSchema } from './trust.js';
 
 /** The matcher Floe used before: each `*` became `[^/:]*` in a backtracking RegExp. Exponential on some inputs, so only fed small ones here. */
 function regexArnPatternMatches(pattern: string, arn: string): boolean {
-  const re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^/:]*')}$`);
+  const re = new RegExp(
+    `^${pattern
+      .split('*')
+      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('[^/:]*')}$`,
+  );
   return re.test(arn);
 }
 
@@ -26,7 +31,12 @@ function randomString(rand: () => number, alphabet: string, maxLength: number): 
   return s;
 }
 
-const awsTrust = (arnPatterns: unknown) => ({ provider: 'aws', scopes: ['read'], accountId: '123456789012', arnPatterns });
+const awsTrust = (arnPatterns: unknown) => ({
+  provider: 'aws',
+  scopes: ['read'],
+  accountId: '123456789012',
+  arnPatterns,
+});
 
 describe('arnPatternMatches', () => {
   it('has the old RegExp semantics on random small patterns and ARNs', () => {
@@ -36,7 +46,8 @@ describe('arnPatternMatches', () => {
       // A tiny alphabet with both separators and regex metacharacters makes matches and near misses common.
       const pattern = randomString(rand, 'ab*/:.', 8);
       // Half the ARNs are derived from the pattern (stars replaced), so positive cases are frequent.
-      const arn = rand() < 0.5 ? pattern.replace(/\*/g, () => randomString(rand, 'ab/:.', 3)) : randomString(rand, 'ab/:.', 9);
+      const arn =
+        rand() < 0.5 ? pattern.replace(/\*/g, () => randomString(rand, 'ab/:.', 3)) : randomString(rand, 'ab/:.', 9);
       const expected = regexArnPatternMatches(pattern, arn);
       if (expected) matches++;
       expect(arnPatternMatches(pattern, arn), JSON.stringify({ pattern, arn })).toBe(expected);
@@ -57,7 +68,12 @@ describe('arnPatternMatches', () => {
   it('answers the pathological patterns that froze the RegExp at once', () => {
     const nearMiss = 'a'.repeat(40);
     const started = performance.now();
-    expect(arnPatternMatches('arn:aws:iam::123456789012:role/*a*a*a*a*a*a*a*a*a*b', `arn:aws:iam::123456789012:role/${nearMiss}`)).toBe(false);
+    expect(
+      arnPatternMatches(
+        'arn:aws:iam::123456789012:role/*a*a*a*a*a*a*a*a*a*b',
+        `arn:aws:iam::123456789012:role/${nearMiss}`,
+      ),
+    ).toBe(false);
     // The largest pattern a trust accepts (16 stars) against a 2048-character ARN.
     const worst = `arn:aws:iam::123456789012:role/${'*a'.repeat(15)}*b`;
     expect(worst.length).toBeLessThanOrEqual(1024);
@@ -70,7 +86,11 @@ describe('arnPatternMatches', () => {
 
 describe('aws trust validation', () => {
   it('accepts ordinary patterns', () => {
-    expect(trustSpecSchema.safeParse(awsTrust(['arn:aws:iam::123456789012:role/ci-*', 'arn:aws:iam::123456789012:role/*/deploy-*'])).success).toBe(true);
+    expect(
+      trustSpecSchema.safeParse(
+        awsTrust(['arn:aws:iam::123456789012:role/ci-*', 'arn:aws:iam::123456789012:role/*/deploy-*']),
+      ).success,
+    ).toBe(true);
   });
 
   it('refuses patterns that are too long, have too many stars, or come in too large a list', () => {

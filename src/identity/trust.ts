@@ -76,9 +76,11 @@ export const trustSpecSchema = z.discriminatedUnion('provider', [
     /** The Floe CLI's public client id at this provider: enables `floe login oidc` for people (the ID token's audience). */
     clientId: z.string().min(1).max(200).optional(),
     /** Every listed claim must equal one of the values (or, for an array claim, contain one). */
-    claims: z.record(z.string().min(1), z.union([z.string(), z.array(z.string()).min(1)])).refine((c) => Object.keys(c).length > 0, {
-      message: 'at least one claim condition is required (otherwise everyone the issuer knows would be trusted)',
-    }),
+    claims: z
+      .record(z.string().min(1), z.union([z.string(), z.array(z.string()).min(1)]))
+      .refine((c) => Object.keys(c).length > 0, {
+        message: 'at least one claim condition is required (otherwise everyone the issuer knows would be trusted)',
+      }),
   }),
 ]);
 
@@ -139,36 +141,56 @@ function globMatches(pattern: string, text: string): boolean {
 export type Claims = Record<string, unknown>;
 export type TrustMatch = { ok: true } | { ok: false; reason: string };
 
-const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : undefined);
+const str = (v: unknown): string | undefined =>
+  typeof v === 'string' ? v : typeof v === 'number' ? String(v) : undefined;
 const no = (reason: string): TrustMatch => ({ ok: false, reason });
 
 export function matchTrust(spec: TrustSpec, claims: Claims): TrustMatch {
   switch (spec.provider) {
     case 'github': {
-      if (str(claims.repository_owner_id) !== spec.ownerId) return no(`repository owner id ${str(claims.repository_owner_id) ?? '(none)'} is not ${spec.ownerId}`);
-      if (spec.repositoryIds && !spec.repositoryIds.includes(str(claims.repository_id) ?? '')) return no(`repository id ${str(claims.repository_id) ?? '(none)'} is not trusted`);
+      if (str(claims.repository_owner_id) !== spec.ownerId)
+        return no(`repository owner id ${str(claims.repository_owner_id) ?? '(none)'} is not ${spec.ownerId}`);
+      if (spec.repositoryIds && !spec.repositoryIds.includes(str(claims.repository_id) ?? ''))
+        return no(`repository id ${str(claims.repository_id) ?? '(none)'} is not trusted`);
       const event = str(claims.event_name) ?? '';
-      if (RISKY_GITHUB_EVENTS.includes(event) && !spec.allowEvents?.includes(event)) return no(`tokens from "${event}" workflows are refused (they can run untrusted code with the repository's identity)`);
-      if (spec.refs && !spec.refs.includes(str(claims.ref) ?? '')) return no(`ref ${str(claims.ref) ?? '(none)'} is not trusted`);
-      if (spec.environments && !spec.environments.includes(str(claims.environment) ?? '')) return no(`environment ${str(claims.environment) ?? '(none)'} is not trusted`);
-      if (spec.workflowRefs && !spec.workflowRefs.includes(str(claims.job_workflow_ref) ?? str(claims.workflow_ref) ?? '')) return no('workflow is not trusted');
-      if (str(claims.runner_environment) === 'self-hosted' && !spec.allowSelfHostedRunners) return no('self-hosted runners are not trusted by this org');
+      if (RISKY_GITHUB_EVENTS.includes(event) && !spec.allowEvents?.includes(event))
+        return no(
+          `tokens from "${event}" workflows are refused (they can run untrusted code with the repository's identity)`,
+        );
+      if (spec.refs && !spec.refs.includes(str(claims.ref) ?? ''))
+        return no(`ref ${str(claims.ref) ?? '(none)'} is not trusted`);
+      if (spec.environments && !spec.environments.includes(str(claims.environment) ?? ''))
+        return no(`environment ${str(claims.environment) ?? '(none)'} is not trusted`);
+      if (
+        spec.workflowRefs &&
+        !spec.workflowRefs.includes(str(claims.job_workflow_ref) ?? str(claims.workflow_ref) ?? '')
+      )
+        return no('workflow is not trusted');
+      if (str(claims.runner_environment) === 'self-hosted' && !spec.allowSelfHostedRunners)
+        return no('self-hosted runners are not trusted by this org');
       return { ok: true };
     }
     case 'gitlab': {
       // After GitLab's fork-pipeline fix, job_* claims name the project the pipeline runs in.
       const projectId = str(claims.job_project_id) ?? str(claims.project_id);
       const namespaceId = str(claims.job_namespace_id) ?? str(claims.namespace_id);
-      if (claims.job_project_id !== undefined && str(claims.job_project_id) !== str(claims.project_id)) return no('fork pipelines running in the parent project are refused');
-      if (namespaceId !== spec.namespaceId) return no(`namespace id ${namespaceId ?? '(none)'} is not ${spec.namespaceId}`);
-      if (spec.projectIds && !spec.projectIds.includes(projectId ?? '')) return no(`project id ${projectId ?? '(none)'} is not trusted`);
-      if (!spec.allowUnprotectedRefs && str(claims.ref_protected) !== 'true') return no('only protected refs are trusted');
-      if (!spec.allowMergeRequestPipelines && str(claims.pipeline_source) === 'merge_request_event') return no('merge request pipelines are refused');
-      if (spec.refs && !spec.refs.includes(str(claims.ref) ?? '')) return no(`ref ${str(claims.ref) ?? '(none)'} is not trusted`);
+      if (claims.job_project_id !== undefined && str(claims.job_project_id) !== str(claims.project_id))
+        return no('fork pipelines running in the parent project are refused');
+      if (namespaceId !== spec.namespaceId)
+        return no(`namespace id ${namespaceId ?? '(none)'} is not ${spec.namespaceId}`);
+      if (spec.projectIds && !spec.projectIds.includes(projectId ?? ''))
+        return no(`project id ${projectId ?? '(none)'} is not trusted`);
+      if (!spec.allowUnprotectedRefs && str(claims.ref_protected) !== 'true')
+        return no('only protected refs are trusted');
+      if (!spec.allowMergeRequestPipelines && str(claims.pipeline_source) === 'merge_request_event')
+        return no('merge request pipelines are refused');
+      if (spec.refs && !spec.refs.includes(str(claims.ref) ?? ''))
+        return no(`ref ${str(claims.ref) ?? '(none)'} is not trusted`);
       return { ok: true };
     }
     case 'aws': {
-      if (str(claims.account) !== spec.accountId) return no(`AWS account ${str(claims.account) ?? '(none)'} is not ${spec.accountId}`);
+      if (str(claims.account) !== spec.accountId)
+        return no(`AWS account ${str(claims.account) ?? '(none)'} is not ${spec.accountId}`);
       const arn = str(claims.canonical_arn) ?? '';
       if (!spec.arnPatterns.some((p) => arnPatternMatches(p, arn))) return no(`${arn} matches no trusted role or user`);
       return { ok: true };
@@ -200,8 +222,41 @@ export function subjectFor(spec: TrustSpec, issuer: string, claims: Claims): str
 }
 
 const CARRIED_CLAIMS: Record<TrustSpec['provider'], string[]> = {
-  github: ['repository', 'repository_id', 'repository_visibility', 'ref_protected', 'repository_owner', 'repository_owner_id', 'ref', 'ref_type', 'sha', 'event_name', 'workflow_ref', 'job_workflow_ref', 'environment', 'run_id', 'runner_environment', 'actor', 'actor_id'],
-  gitlab: ['project_path', 'project_id', 'namespace_path', 'namespace_id', 'ref', 'ref_type', 'ref_protected', 'sha', 'pipeline_source', 'pipeline_id', 'job_id', 'environment', 'user_login', 'runner_environment'],
+  github: [
+    'repository',
+    'repository_id',
+    'repository_visibility',
+    'ref_protected',
+    'repository_owner',
+    'repository_owner_id',
+    'ref',
+    'ref_type',
+    'sha',
+    'event_name',
+    'workflow_ref',
+    'job_workflow_ref',
+    'environment',
+    'run_id',
+    'runner_environment',
+    'actor',
+    'actor_id',
+  ],
+  gitlab: [
+    'project_path',
+    'project_id',
+    'namespace_path',
+    'namespace_id',
+    'ref',
+    'ref_type',
+    'ref_protected',
+    'sha',
+    'pipeline_source',
+    'pipeline_id',
+    'job_id',
+    'environment',
+    'user_login',
+    'runner_environment',
+  ],
   aws: ['arn', 'canonical_arn', 'account', 'user_id'],
   oidc: ['sub', 'oid', 'tid', 'groups', 'roles', 'email', 'preferred_username', 'name', 'azp', 'idtyp'],
 };

@@ -65,7 +65,16 @@ describe('closure order', () => {
   it('paths known to have failed before the run give up their dependents', async () => {
     const givenUp: string[] = [];
     const ran: string[] = [];
-    await inClosureOrder([['a', ['gone']], ['b', []]], 4, async (p) => (ran.push(p), true), (p) => givenUp.push(p), ['gone']);
+    await inClosureOrder(
+      [
+        ['a', ['gone']],
+        ['b', []],
+      ],
+      4,
+      async (p) => (ran.push(p), true),
+      (p) => givenUp.push(p),
+      ['gone'],
+    );
     expect(givenUp).toEqual(['a']);
     expect(ran).toEqual(['b']);
   });

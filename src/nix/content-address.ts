@@ -27,8 +27,10 @@ export function parseContentAddress(text: string): ContentAddress {
   }
   if (parts[0] === 'fixed') {
     if (parts.length === 3) return { method: 'flat', hash: parseDigest(algoOf(parts[1]), parts[2]!, 'CA') };
-    if (parts.length === 4 && parts[1] === 'r') return { method: 'nar', hash: parseDigest(algoOf(parts[2]), parts[3]!, 'CA') };
-    if (parts.length === 4 && parts[1] === 'git') return { method: 'git', hash: parseDigest(algoOf(parts[2]), parts[3]!, 'CA') };
+    if (parts.length === 4 && parts[1] === 'r')
+      return { method: 'nar', hash: parseDigest(algoOf(parts[2]), parts[3]!, 'CA') };
+    if (parts.length === 4 && parts[1] === 'git')
+      return { method: 'git', hash: parseDigest(algoOf(parts[2]), parts[3]!, 'CA') };
   }
   throw new InvalidInput('CA', `unrecognised content address ${JSON.stringify(text.slice(0, 80))}`);
 }
@@ -38,20 +40,32 @@ export function parseContentAddress(text: string): ContentAddress {
  * src/libstore/store-api.cc): the path is a function of the name, the content hash and the
  * references, so a copy whose metadata matches it is the same content whoever uploaded it.
  */
-export function contentAddressedPath(name: string, ca: ContentAddress, references: readonly StorePathBase[], selfReference: boolean, storeDir = DEFAULT_STORE_DIR): StorePathBase {
+export function contentAddressedPath(
+  name: string,
+  ca: ContentAddress,
+  references: readonly StorePathBase[],
+  selfReference: boolean,
+  storeDir = DEFAULT_STORE_DIR,
+): StorePathBase {
   const refs = references.map((r) => `:${storeDir}/${r}`).join('');
   if (ca.method === 'text') return makeStorePath(`text${refs}`, ca.hash.digest, name, storeDir);
-  if (ca.method === 'nar' && ca.hash.algo === 'sha256') return makeStorePath(`source${refs}${selfReference ? ':self' : ''}`, ca.hash.digest, name, storeDir);
-  if (references.length > 0 || selfReference) throw new InvalidInput('CA', 'fixed-output paths other than recursive sha256 cannot have references');
+  if (ca.method === 'nar' && ca.hash.algo === 'sha256')
+    return makeStorePath(`source${refs}${selfReference ? ':self' : ''}`, ca.hash.digest, name, storeDir);
+  if (references.length > 0 || selfReference)
+    throw new InvalidInput('CA', 'fixed-output paths other than recursive sha256 cannot have references');
   if (ca.method === 'git') throw new InvalidInput('CA', 'git content addresses are not supported');
   const inner = createHash('sha256')
-    .update(`fixed:out:${ca.method === 'nar' ? 'r:' : ''}${ca.hash.algo}:${Buffer.from(ca.hash.digest).toString('hex')}:`)
+    .update(
+      `fixed:out:${ca.method === 'nar' ? 'r:' : ''}${ca.hash.algo}:${Buffer.from(ca.hash.digest).toString('hex')}:`,
+    )
     .digest();
   return makeStorePath('output:out', inner, name, storeDir);
 }
 
 function makeStorePath(type: string, digest: Uint8Array, name: string, storeDir: string): StorePathBase {
-  const full = createHash('sha256').update(`${type}:sha256:${Buffer.from(digest).toString('hex')}:${storeDir}:${name}`).digest();
+  const full = createHash('sha256')
+    .update(`${type}:sha256:${Buffer.from(digest).toString('hex')}:${storeDir}:${name}`)
+    .digest();
   const compressed = new Uint8Array(20);
   for (let i = 0; i < full.length; i++) compressed[i % 20]! ^= full[i]!;
   return `${encodeNix32(compressed)}-${name}` as StorePathBase;
@@ -62,7 +76,10 @@ function makeStorePath(type: string, digest: Uint8Array, name: string, storeDir:
  * hash must be the content hash (recursive sha256; flat and text hashes cover the file's bytes,
  * which the metadata alone cannot check). Such a path can be shared between tenants safely.
  */
-export function isVerifiedContentAddressed(meta: { storePath: StorePathBase; narHash: Hash; references: readonly StorePathBase[]; ca?: string | null }, storeDir = DEFAULT_STORE_DIR): boolean {
+export function isVerifiedContentAddressed(
+  meta: { storePath: StorePathBase; narHash: Hash; references: readonly StorePathBase[]; ca?: string | null },
+  storeDir = DEFAULT_STORE_DIR,
+): boolean {
   if (!meta.ca) return false;
   let ca: ContentAddress;
   try {

@@ -71,8 +71,13 @@ interface ListingSink {
   maxEntries: number;
 }
 
-function* node(depth: number, stats: NarStats, sink?: ListingSink): Generator<Request, NarListingNode | undefined, Buffer> {
-  if (sink && ++sink.entries > sink.maxEntries) throw new NarSyntaxError(`more than ${sink.maxEntries} entries to list`);
+function* node(
+  depth: number,
+  stats: NarStats,
+  sink?: ListingSink,
+): Generator<Request, NarListingNode | undefined, Buffer> {
+  if (sink && ++sink.entries > sink.maxEntries)
+    throw new NarSyntaxError(`more than ${sink.maxEntries} entries to list`);
   if (depth > MAX_DEPTH) throw new NarSyntaxError(`nesting deeper than ${MAX_DEPTH}`);
   yield* expect('(');
   let listed: NarListingNode | undefined;
@@ -89,7 +94,13 @@ function* node(depth: number, stats: NarStats, sink?: ListingSink): Generator<Re
     if (tag !== 'contents') throw new NarSyntaxError(`expected "contents", got ${JSON.stringify(tag)}`);
     const size = yield* readInt();
     // narOffset: where the file's bytes start, just after their length.
-    if (sink) listed = { type: 'regular', size, ...(executable ? { executable: true as const } : {}), narOffset: sink.offset() };
+    if (sink)
+      listed = {
+        type: 'regular',
+        size,
+        ...(executable ? { executable: true as const } : {}),
+        narOffset: sink.offset(),
+      };
     if (size > 0) yield { kind: 'skip', n: size };
     yield* readPadding(size);
     yield* expect(')');
@@ -116,8 +127,10 @@ function* node(depth: number, stats: NarStats, sink?: ListingSink): Generator<Re
       const shown = JSON.stringify(name.toString('utf8'));
       if (name.length === 0) throw new NarSyntaxError('empty entry name');
       if (name.includes(0x2f) || name.includes(0)) throw new NarSyntaxError(`entry name ${shown} contains "/" or NUL`);
-      if (name.equals(Buffer.from('.')) || name.equals(Buffer.from('..'))) throw new NarSyntaxError(`entry name ${shown} is not allowed`);
-      if (previous && Buffer.compare(previous, name) >= 0) throw new NarSyntaxError(`directory entries not sorted or duplicated at ${shown}`);
+      if (name.equals(Buffer.from('.')) || name.equals(Buffer.from('..')))
+        throw new NarSyntaxError(`entry name ${shown} is not allowed`);
+      if (previous && Buffer.compare(previous, name) >= 0)
+        throw new NarSyntaxError(`directory entries not sorted or duplicated at ${shown}`);
       previous = name;
       yield* expect('node');
       const child = yield* node(depth + 1, stats, sink);

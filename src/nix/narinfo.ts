@@ -43,7 +43,17 @@ export const MAX_EXTRA_FIELDS = 32;
 export const MAX_EXTRA_FIELD_BYTES = 64 * 1024;
 /** The fields this parser reads; every other `Key: value` line is an extra field. */
 const KNOWN_FIELDS = new Set([
-  'StorePath', 'URL', 'Compression', 'FileHash', 'FileSize', 'NarHash', 'NarSize', 'References', 'Deriver', 'Sig', 'CA',
+  'StorePath',
+  'URL',
+  'Compression',
+  'FileHash',
+  'FileSize',
+  'NarHash',
+  'NarSize',
+  'References',
+  'Deriver',
+  'Sig',
+  'CA',
 ]);
 /** Field names Nix reads up to the first ':'; ours are plain tokens, so no line can be mistaken for another. */
 const FIELD_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
@@ -90,7 +100,8 @@ function checkProvenance(value: string): void {
 }
 
 function parseUnsigned(text: string, field: string): number {
-  if (!/^[0-9]{1,16}$/.test(text)) throw new InvalidInput(field, `expected an unsigned integer, got ${JSON.stringify(text.slice(0, 40))}`);
+  if (!/^[0-9]{1,16}$/.test(text))
+    throw new InvalidInput(field, `expected an unsigned integer, got ${JSON.stringify(text.slice(0, 40))}`);
   const n = Number(text);
   if (!Number.isSafeInteger(n)) throw new InvalidInput(field, 'number too large');
   return n;
@@ -106,7 +117,8 @@ export function parseNarInfo(text: string, storeDir = DEFAULT_STORE_DIR): NarInf
   for (const line of text.split('\n')) {
     if (line === '') continue;
     const colon = line.indexOf(': ');
-    if (colon <= 0) throw new InvalidInput('narinfo', `malformed line ${JSON.stringify(line.slice(0, 80))} (expected "Key: value")`);
+    if (colon <= 0)
+      throw new InvalidInput('narinfo', `malformed line ${JSON.stringify(line.slice(0, 80))} (expected "Key: value")`);
     const key = line.slice(0, colon);
     const value = line.slice(colon + 2);
     if (key === 'Sig') {
@@ -166,7 +178,12 @@ export function parseNarInfo(text: string, storeDir = DEFAULT_STORE_DIR): NarInf
 }
 
 export function formatNarInfo(info: NarInfo, storeDir = DEFAULT_STORE_DIR): string {
-  for (const [field, value] of [['URL', info.url], ['Compression', info.compression], ['CA', info.ca ?? ''], ...info.sigs.map((s) => ['Sig', s] as const)] as const) {
+  for (const [field, value] of [
+    ['URL', info.url],
+    ['Compression', info.compression],
+    ['CA', info.ca ?? ''],
+    ...info.sigs.map((s) => ['Sig', s] as const),
+  ] as const) {
     if (CONTROL.test(value)) throw new InvalidInput(field, 'must not contain control characters');
   }
   let out = `StorePath: ${storeDir}/${info.storePath}\n`;

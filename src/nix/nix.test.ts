@@ -45,7 +45,9 @@ describe('hashes', () => {
     expect(formatSriHash(nix32)).toBe('sha256-FePFYIlMuycIXPZbWi7LGEiMmZSX9FMbaQenWBzm1Sc=');
     const hex = Buffer.from(nix32.digest).toString('hex');
     expect(formatNix32Hash(parseHash(`sha256:${hex.toUpperCase()}`))).toBe(formatNix32Hash(nix32));
-    expect(formatNix32Hash(parseHash(`sha256:${Buffer.from(nix32.digest).toString('base64')}`))).toBe(formatNix32Hash(nix32));
+    expect(formatNix32Hash(parseHash(`sha256:${Buffer.from(nix32.digest).toString('base64')}`))).toBe(
+      formatNix32Hash(nix32),
+    );
   });
   it('rejects unprefixed and malformed hashes', () => {
     expect(() => parseHash('09ymwqf5i9q7d4dm7x4pjjcqqj0qrcp5lnznbh42gfsci5hcbqqm')).toThrow(/expected/);
@@ -56,7 +58,9 @@ describe('hashes', () => {
 
 describe('store paths', () => {
   it('accepts valid paths and names', () => {
-    expect(parseStorePath('/nix/store/w9yy7v61ipb5rx6i35zq1mvc2iqfmps1-hello-2.10')).toBe('w9yy7v61ipb5rx6i35zq1mvc2iqfmps1-hello-2.10');
+    expect(parseStorePath('/nix/store/w9yy7v61ipb5rx6i35zq1mvc2iqfmps1-hello-2.10')).toBe(
+      'w9yy7v61ipb5rx6i35zq1mvc2iqfmps1-hello-2.10',
+    );
     expect(parseStorePathBase('w9yy7v61ipb5rx6i35zq1mvc2iqfmps1-a+b=c?d_e.f')).toBeTruthy();
   });
   it('rejects bad hashes, names, store dirs and traversal', () => {
@@ -79,7 +83,10 @@ NarSize: 205968
 References: 9df65igwjmf2wbw0gbrrgair6piqjgmi-glibc-2.31 w9yy7v61ipb5rx6i35zq1mvc2iqfmps1-hello-2.10
 Sig: cache.nixos.org-1:uP5KU8MCmyRnKGlN5oEv6xWJBI5EO/Pf5aFztZuLSz8BpCcZ1fdBnJkVXhBAlxkdm/CemsgQskhwvyd2yghTAg==
 `;
-const NIXOS_KEY = { name: 'cache.nixos.org-1', publicKey: Buffer.from('6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=', 'base64') };
+const NIXOS_KEY = {
+  name: 'cache.nixos.org-1',
+  publicKey: Buffer.from('6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=', 'base64'),
+};
 
 describe('narinfo', () => {
   it('round-trips a real cache.nixos.org narinfo byte for byte', () => {
@@ -96,15 +103,25 @@ describe('narinfo', () => {
       storePath: parseStorePathBase('gdh8165b7rg4y53v64chjys7mbbw89f9-hello-2.10'),
       narHash: parseHash('sha256:1ddv0iqq47j0awyw7a8dmm8bz71c6ifrliq53kmmsfzjxf3rwvb8'),
       narSize: 197528,
-      references: ['gdh8165b7rg4y53v64chjys7mbbw89f9-hello-2.10', '7gx4kiv5m0i7d7qkixq2cwzbr10lvxwc-glibc-2.27'].map((r) => parseStorePathBase(r)),
+      references: ['gdh8165b7rg4y53v64chjys7mbbw89f9-hello-2.10', '7gx4kiv5m0i7d7qkixq2cwzbr10lvxwc-glibc-2.27'].map(
+        (r) => parseStorePathBase(r),
+      ),
     });
     expect(fp).toBe(
       '1;/nix/store/gdh8165b7rg4y53v64chjys7mbbw89f9-hello-2.10;sha256:1ddv0iqq47j0awyw7a8dmm8bz71c6ifrliq53kmmsfzjxf3rwvb8;197528;/nix/store/7gx4kiv5m0i7d7qkixq2cwzbr10lvxwc-glibc-2.27,/nix/store/gdh8165b7rg4y53v64chjys7mbbw89f9-hello-2.10',
     );
-    expect(verifyFingerprint(NIXOS_KEY, fp, 'cache.nixos.org-1:K0thQEG60rzAK8ZS9f1whb7eRlIshlMDJAm7xvX1oF284H+PTqlicv/wGW6BIj+wWWONHvUZ2MYc+KDArekjDA==')).toBe(true);
+    expect(
+      verifyFingerprint(
+        NIXOS_KEY,
+        fp,
+        'cache.nixos.org-1:K0thQEG60rzAK8ZS9f1whb7eRlIshlMDJAm7xvX1oF284H+PTqlicv/wGW6BIj+wWWONHvUZ2MYc+KDArekjDA==',
+      ),
+    ).toBe(true);
   });
   it('defaults Compression to bzip2 and keeps empty References', () => {
-    const info = parseNarInfo(HELLO_NARINFO.replace('Compression: xz\n', '').replace(/References: .*\n/, 'References: \n'));
+    const info = parseNarInfo(
+      HELLO_NARINFO.replace('Compression: xz\n', '').replace(/References: .*\n/, 'References: \n'),
+    );
     expect(info.compression).toBe('bzip2');
     expect(info.references).toEqual([]);
     expect(formatNarInfo(info)).toContain('References: \n');
@@ -114,8 +131,12 @@ describe('narinfo', () => {
     expect(() => parseNarInfo(HELLO_NARINFO.trimEnd())).toThrow(/newline/);
     expect(() => parseNarInfo(HELLO_NARINFO.replace('NarSize: 205968', 'NarSize: 0'))).toThrow(/zero/);
     expect(() => parseNarInfo(HELLO_NARINFO.replace(/NarHash: .*\n/, ''))).toThrow(/missing NarHash/);
-    expect(() => parseNarInfo(HELLO_NARINFO.replace('Sig: cache.nixos.org-1:uP5', 'Sig: cache.nixos.org-1:'))).toThrow(/Sig/);
-    expect(() => parseNarInfo(HELLO_NARINFO.replace('9df65igwjmf2wbw0gbrrgair6piqjgmi-glibc', 'bad-glibc'))).toThrow(/References/);
+    expect(() => parseNarInfo(HELLO_NARINFO.replace('Sig: cache.nixos.org-1:uP5', 'Sig: cache.nixos.org-1:'))).toThrow(
+      /Sig/,
+    );
+    expect(() => parseNarInfo(HELLO_NARINFO.replace('9df65igwjmf2wbw0gbrrgair6piqjgmi-glibc', 'bad-glibc'))).toThrow(
+      /References/,
+    );
     expect(() => parseNarInfo(HELLO_NARINFO + 'CA: bogus:thing\n')).toThrow(/CA/);
     expect(() => parseNarInfo(HELLO_NARINFO + 'NarSize: 1\n')).toThrow(/duplicate/);
   });
@@ -140,7 +161,9 @@ describe('signing keys', () => {
 
 describe('content addresses', () => {
   it('accepts the forms Nix writes and rejects others', () => {
-    expect(parseContentAddress('fixed:r:sha256:1lr187v6dck1rjh2j6svpikcfz53wyl3qrlcbb405zlh13x0khhh').method).toBe('nar');
+    expect(parseContentAddress('fixed:r:sha256:1lr187v6dck1rjh2j6svpikcfz53wyl3qrlcbb405zlh13x0khhh').method).toBe(
+      'nar',
+    );
     expect(parseContentAddress('text:sha256:1lr187v6dck1rjh2j6svpikcfz53wyl3qrlcbb405zlh13x0khhh').method).toBe('text');
     expect(() => parseContentAddress('fixed:r:sha257:abc')).toThrow();
   });
@@ -150,7 +173,11 @@ describe('NAR validation', () => {
   const hello = serializeNar({ type: 'regular', contents: 'hello\n' });
   const tree = serializeNar({
     type: 'directory',
-    entries: { bar: { type: 'regular', contents: 'foo\n' }, link: { type: 'symlink', target: 'bar' }, sub: { type: 'directory', entries: { x: { type: 'regular', contents: '#!/bin/sh\n', executable: true } } } },
+    entries: {
+      bar: { type: 'regular', contents: 'foo\n' },
+      link: { type: 'symlink', target: 'bar' },
+      sub: { type: 'directory', entries: { x: { type: 'regular', contents: '#!/bin/sh\n', executable: true } } },
+    },
   });
   const feed = (nar: Buffer, chunk: number) => {
     const v = new NarValidator();
@@ -177,35 +204,72 @@ describe('NAR validation', () => {
     badPad[8 + 13] = 1; // first padding byte after "nix-archive-1"
     expect(() => feed(badPad, 5)).toThrow(/padding/);
     expect(() => feed(Buffer.from('x'.repeat(64)), 5)).toThrow();
-    const unsorted = Buffer.from(tree.toString('latin1').replace('\x03\0\0\0\0\0\0\0bar', '\x03\0\0\0\0\0\0\0zar'), 'latin1');
+    const unsorted = Buffer.from(
+      tree.toString('latin1').replace('\x03\0\0\0\0\0\0\0bar', '\x03\0\0\0\0\0\0\0zar'),
+      'latin1',
+    );
     expect(() => feed(unsorted, 9)).toThrow(/not sorted/);
     const dotdot = serializeNar({ type: 'directory', entries: { ab: { type: 'regular', contents: '' } } });
-    const evil = Buffer.from(dotdot.toString('latin1').replace('\x02\0\0\0\0\0\0\0ab', '\x02\0\0\0\0\0\0\0..'), 'latin1');
+    const evil = Buffer.from(
+      dotdot.toString('latin1').replace('\x02\0\0\0\0\0\0\0ab', '\x02\0\0\0\0\0\0\0..'),
+      'latin1',
+    );
     expect(() => feed(evil, 9)).toThrow(/not allowed/);
   });
 });
 
 describe('content-addressed store paths (vectors from Nix 2.8: nix-store --add-fixed, nix path-info --json)', () => {
   it('recursive sha256 (source) paths are recomputed from their CA and verified against NarHash', async () => {
-    const { contentAddressedPath, isVerifiedContentAddressed, parseContentAddress: parse } = await import('./content-address.js');
+    const {
+      contentAddressedPath,
+      isVerifiedContentAddressed,
+      parseContentAddress: parse,
+    } = await import('./content-address.js');
     const ca = 'fixed:r:sha256:0addczm9fjxkwraq3rf9z66ndy1w8scg7pi05xdyf4rjpl2h73gj';
     const storePath = parseStorePathBase('jsfv5k6d8l03jjs4135pibz6vj8lcfq3-d');
     expect(contentAddressedPath('d', parse(ca), [], false)).toBe(storePath);
     const narHash = parseHash('sha256-8o0DBb0yE+dbLyDe85hGPPhmjfnJ5YFV5rNLl+pnrSk=');
     expect(isVerifiedContentAddressed({ storePath, narHash, references: [], ca })).toBe(true);
     // Another NAR under the same CA claim, another name, or a forged CA: not verified.
-    expect(isVerifiedContentAddressed({ storePath, narHash: parseHash(`sha256:${'0'.repeat(52)}`), references: [], ca })).toBe(false);
-    expect(isVerifiedContentAddressed({ storePath: parseStorePathBase('jsfv5k6d8l03jjs4135pibz6vj8lcfq3-e'), narHash, references: [], ca })).toBe(false);
+    expect(
+      isVerifiedContentAddressed({ storePath, narHash: parseHash(`sha256:${'0'.repeat(52)}`), references: [], ca }),
+    ).toBe(false);
+    expect(
+      isVerifiedContentAddressed({
+        storePath: parseStorePathBase('jsfv5k6d8l03jjs4135pibz6vj8lcfq3-e'),
+        narHash,
+        references: [],
+        ca,
+      }),
+    ).toBe(false);
     expect(isVerifiedContentAddressed({ storePath, narHash, references: [], ca: undefined })).toBe(false);
-    expect(isVerifiedContentAddressed({ storePath, narHash, references: [parseStorePathBase('14pam5h71pv7v3nzjvbkzcnqz0nyfi3c-t.txt')], ca })).toBe(false);
+    expect(
+      isVerifiedContentAddressed({
+        storePath,
+        narHash,
+        references: [parseStorePathBase('14pam5h71pv7v3nzjvbkzcnqz0nyfi3c-t.txt')],
+        ca,
+      }),
+    ).toBe(false);
   });
 
   it('flat fixed-output paths are computed (but not verifiable from metadata alone)', async () => {
-    const { contentAddressedPath, isVerifiedContentAddressed, parseContentAddress: parse } = await import('./content-address.js');
+    const {
+      contentAddressedPath,
+      isVerifiedContentAddressed,
+      parseContentAddress: parse,
+    } = await import('./content-address.js');
     const ca = 'fixed:sha256:0cz729xf10lrw014jj2hlbxalgdpahxbg61gdg51jnryx8dqxrmr';
     const storePath = parseStorePathBase('14pam5h71pv7v3nzjvbkzcnqz0nyfi3c-t.txt');
     expect(contentAddressedPath('t.txt', parse(ca), [], false)).toBe(storePath);
-    expect(isVerifiedContentAddressed({ storePath, narHash: parseHash('sha256-1p1dAqqQ3yUR3UiA23QubW4ePc+6z/oB9/49zBrZy7M='), references: [], ca })).toBe(false);
+    expect(
+      isVerifiedContentAddressed({
+        storePath,
+        narHash: parseHash('sha256-1p1dAqqQ3yUR3UiA23QubW4ePc+6z/oB9/49zBrZy7M='),
+        references: [],
+        ca,
+      }),
+    ).toBe(false);
   });
 });
 

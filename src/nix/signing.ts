@@ -45,7 +45,11 @@ function checkKeyName(name: string): void {
 export function signingKeyFromSeed(name: string, seed: Uint8Array): SigningKey {
   checkKeyName(name);
   if (seed.length !== 32) throw new InvalidInput('signing key', 'seed must be 32 bytes');
-  const privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+  const privateKey = createPrivateKey({
+    key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]),
+    format: 'der',
+    type: 'pkcs8',
+  });
   const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
   return { name, privateKey, publicKey: Buffer.from(spki.subarray(SPKI_ED25519_PREFIX.length)) };
 }
@@ -69,7 +73,8 @@ export function parseSecretKey(text: string): SigningKey {
   const raw = Buffer.from(text.slice(colon + 1).trim(), 'base64');
   if (raw.length !== 64) throw new InvalidInput('secret key', 'expected 64 bytes of key material');
   const key = signingKeyFromSeed(text.slice(0, colon), raw.subarray(0, 32));
-  if (!key.publicKey.equals(raw.subarray(32))) throw new InvalidInput('secret key', 'public half does not match the seed');
+  if (!key.publicKey.equals(raw.subarray(32)))
+    throw new InvalidInput('secret key', 'public half does not match the seed');
   return key;
 }
 
@@ -87,9 +92,14 @@ const B64 = /^[A-Za-z0-9+/]+={0,2}$/;
 /** Parses `name:base64` and insists on 64 bytes: Nix throws (not "untrusted") on other lengths. */
 export function parseSignature(text: string): Signature {
   const colon = text.indexOf(':');
-  if (colon <= 0) throw new InvalidInput('Sig', `expected "<key name>:<base64>", got ${JSON.stringify(text.slice(0, 80))}`);
+  if (colon <= 0)
+    throw new InvalidInput('Sig', `expected "<key name>:<base64>", got ${JSON.stringify(text.slice(0, 80))}`);
   // The key name is written into narinfo lines: a newline in it would inject fields (e.g. URL).
-  if (!KEY_NAME.test(text.slice(0, colon))) throw new InvalidInput('Sig', `key name ${JSON.stringify(text.slice(0, Math.min(colon, 80)))} must be printable ASCII without spaces or ":"`);
+  if (!KEY_NAME.test(text.slice(0, colon)))
+    throw new InvalidInput(
+      'Sig',
+      `key name ${JSON.stringify(text.slice(0, Math.min(colon, 80)))} must be printable ASCII without spaces or ":"`,
+    );
   const b64 = text.slice(colon + 1);
   const sig = B64.test(b64) ? Buffer.from(b64, 'base64') : Buffer.alloc(0);
   if (sig.length !== 64) throw new InvalidInput('Sig', 'signature must be 64 bytes of base64');
@@ -105,10 +115,16 @@ export function parseSignature(text: string): Signature {
 export const MAX_SIGNATURE_BASE64 = 64 * 1024;
 export function parseSignatureLine(text: string): { keyName: string } {
   const colon = text.indexOf(':');
-  if (colon <= 0) throw new InvalidInput('Sig', `expected "<key name>:<base64>", got ${JSON.stringify(text.slice(0, 80))}`);
-  if (!KEY_NAME.test(text.slice(0, colon))) throw new InvalidInput('Sig', `key name ${JSON.stringify(text.slice(0, Math.min(colon, 80)))} must be printable ASCII without spaces or ":"`);
+  if (colon <= 0)
+    throw new InvalidInput('Sig', `expected "<key name>:<base64>", got ${JSON.stringify(text.slice(0, 80))}`);
+  if (!KEY_NAME.test(text.slice(0, colon)))
+    throw new InvalidInput(
+      'Sig',
+      `key name ${JSON.stringify(text.slice(0, Math.min(colon, 80)))} must be printable ASCII without spaces or ":"`,
+    );
   const b64 = text.slice(colon + 1);
-  if (b64.length > MAX_SIGNATURE_BASE64) throw new InvalidInput('Sig', `signature longer than ${MAX_SIGNATURE_BASE64} base64 characters`);
+  if (b64.length > MAX_SIGNATURE_BASE64)
+    throw new InvalidInput('Sig', `signature longer than ${MAX_SIGNATURE_BASE64} base64 characters`);
   // Nix >= 2.34 refuses the whole narinfo over a Sig with empty or invalid base64.
   if (b64.length % 4 !== 0 || !B64.test(b64)) throw new InvalidInput('Sig', 'signature must be base64');
   return { keyName: text.slice(0, colon) };
@@ -119,7 +135,11 @@ export function signFingerprint(key: SigningKey, fingerprint: string): string {
   return `${key.name}:${sig.toString('base64')}`;
 }
 
-export function verifyFingerprint(publicKey: { name: string; publicKey: Uint8Array }, fingerprint: string, signature: string): boolean {
+export function verifyFingerprint(
+  publicKey: { name: string; publicKey: Uint8Array },
+  fingerprint: string,
+  signature: string,
+): boolean {
   const parsed = parseSignature(signature);
   if (parsed.keyName !== publicKey.name) return false;
   const keyObject = createPublicKey({

@@ -36,7 +36,8 @@ export function parseStorePathBase(text: string, field = 'store path'): StorePat
 /** Parses a full store path directly inside `storeDir`; returns its base name. */
 export function parseStorePath(text: string, storeDir = DEFAULT_STORE_DIR, field = 'store path'): StorePathBase {
   const prefix = storeDir + '/';
-  if (!text.startsWith(prefix)) throw new InvalidInput(field, `${JSON.stringify(text.slice(0, 80))} is not in ${storeDir}`);
+  if (!text.startsWith(prefix))
+    throw new InvalidInput(field, `${JSON.stringify(text.slice(0, 80))} is not in ${storeDir}`);
   return parseStorePathBase(text.slice(prefix.length), field);
 }
 

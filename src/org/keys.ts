@@ -9,7 +9,13 @@
  * so rotating never breaks a client that still trusts only the old key.
  */
 import { Conflict, InvalidInput, NotFound } from '../errors.js';
-import { formatPublicKey, formatSecretKey, generateSigningKey, parseSecretKey, type SigningKey } from '../nix/signing.js';
+import {
+  formatPublicKey,
+  formatSecretKey,
+  generateSigningKey,
+  parseSecretKey,
+  type SigningKey,
+} from '../nix/signing.js';
 import type { ChangeFeed } from '../storage/changes.js';
 import type { Db } from '../storage/types.js';
 import type { Org } from './service.js';
@@ -69,10 +75,19 @@ export class OrgKeyService {
       await this.createFirst(orgId);
       rows = await this.rows(orgId);
     }
-    const live = rows.filter((r) => r.state !== 'retired').sort((a, b) => Number(b.state === 'active') - Number(a.state === 'active') || (a.created_at < b.created_at ? 1 : -1));
+    const live = rows
+      .filter((r) => r.state !== 'retired')
+      .sort(
+        (a, b) => Number(b.state === 'active') - Number(a.state === 'active') || (a.created_at < b.created_at ? 1 : -1),
+      );
     const names = new Set(rows.map((r) => r.name));
     if (this.opts.legacy) names.add(this.opts.legacy.name);
-    const value: Loaded = { at: Date.now(), signing: live.map((r) => parseSecretKey(r.secret)), published: live.map((r) => r.public), names };
+    const value: Loaded = {
+      at: Date.now(),
+      signing: live.map((r) => parseSecretKey(r.secret)),
+      published: live.map((r) => r.public),
+      names,
+    };
     this.loaded.set(orgId, value);
     return value;
   }
@@ -88,7 +103,15 @@ export class OrgKeyService {
     // Two replicas creating the first key at once insert the same name: the loser's row is ignored.
     await this.db
       .insertInto('org_keys')
-      .values({ org_id: org.id, name: key.name, secret: formatSecretKey(key), public: formatPublicKey(key), state: 'active', created_at: new Date().toISOString(), retired_at: null })
+      .values({
+        org_id: org.id,
+        name: key.name,
+        secret: formatSecretKey(key),
+        public: formatPublicKey(key),
+        state: 'active',
+        created_at: new Date().toISOString(),
+        retired_at: null,
+      })
       .onConflict((oc) => oc.columns(['org_id', 'name']).doNothing())
       .execute();
   }
@@ -101,7 +124,9 @@ export class OrgKeyService {
    */
   async migrateOrgs(): Promise<string[]> {
     const orgs = await this.db.selectFrom('orgs').select('id').execute();
-    const keyed = new Set((await this.db.selectFrom('org_keys').select('org_id').distinct().execute()).map((r) => r.org_id));
+    const keyed = new Set(
+      (await this.db.selectFrom('org_keys').select('org_id').distinct().execute()).map((r) => r.org_id),
+    );
     const resign: string[] = [];
     for (const org of orgs) {
       if (keyed.has(org.id)) continue;
@@ -117,7 +142,15 @@ export class OrgKeyService {
         const legacy = this.opts.legacy;
         await this.db
           .insertInto('org_keys')
-          .values({ org_id: org.id, name: legacy.name, secret: formatSecretKey(legacy), public: formatPublicKey(legacy), state: 'previous', created_at: '1970-01-01T00:00:00.000Z', retired_at: null })
+          .values({
+            org_id: org.id,
+            name: legacy.name,
+            secret: formatSecretKey(legacy),
+            public: formatPublicKey(legacy),
+            state: 'previous',
+            created_at: '1970-01-01T00:00:00.000Z',
+            retired_at: null,
+          })
           .onConflict((oc) => oc.columns(['org_id', 'name']).doNothing())
           .execute();
         resign.push(org.id);
@@ -133,7 +166,13 @@ export class OrgKeyService {
     const order = { active: 0, previous: 1, retired: 2 } as const;
     return rows
       .sort((a, b) => order[a.state] - order[b.state] || (a.created_at < b.created_at ? 1 : -1))
-      .map((r) => ({ name: r.name, publicKey: r.public, state: r.state, createdAt: r.created_at, retiredAt: r.retired_at }));
+      .map((r) => ({
+        name: r.name,
+        publicKey: r.public,
+        state: r.state,
+        createdAt: r.created_at,
+        retiredAt: r.retired_at,
+      }));
   }
 
   /** A new key signs from now on; the old one keeps signing (as `previous`) until it is retired. */
@@ -142,24 +181,58 @@ export class OrgKeyService {
     const created = await this.db.transaction().execute(async (trx) => {
       const rows = await trx.selectFrom('org_keys').select(['name']).where('org_id', '=', org.id).execute();
       const prefix = `${this.opts.keyPrefix}-${org.name}-`;
-      const next = Math.max(0, ...rows.map((r) => (r.name.startsWith(prefix) ? Number(r.name.slice(prefix.length)) || 0 : 0))) + 1;
+      const next =
+        Math.max(0, ...rows.map((r) => (r.name.startsWith(prefix) ? Number(r.name.slice(prefix.length)) || 0 : 0))) + 1;
       const key = generateSigningKey(`${prefix}${next}`);
-      await trx.updateTable('org_keys').set({ state: 'previous' }).where('org_id', '=', org.id).where('state', '=', 'active').execute();
-      const row = { org_id: org.id, name: key.name, secret: formatSecretKey(key), public: formatPublicKey(key), state: 'active' as const, created_at: new Date().toISOString(), retired_at: null };
+      await trx
+        .updateTable('org_keys')
+        .set({ state: 'previous' })
+        .where('org_id', '=', org.id)
+        .where('state', '=', 'active')
+        .execute();
+      const row = {
+        org_id: org.id,
+        name: key.name,
+        secret: formatSecretKey(key),
+        public: formatPublicKey(key),
+        state: 'active' as const,
+        created_at: new Date().toISOString(),
+        retired_at: null,
+      };
       await trx.insertInto('org_keys').values(row).execute();
       return row;
     });
     await this.changed(org.id);
-    return { name: created.name, publicKey: created.public, state: 'active', createdAt: created.created_at, retiredAt: null };
+    return {
+      name: created.name,
+      publicKey: created.public,
+      state: 'active',
+      createdAt: created.created_at,
+      retiredAt: null,
+    };
   }
 
   /** Stops signing with (and publishing) a previous key. The active key cannot be retired: rotate first. */
   async retire(org: Org, name: string): Promise<void> {
-    const row = await this.db.selectFrom('org_keys').select(['state']).where('org_id', '=', org.id).where('name', '=', name).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('org_keys')
+      .select(['state'])
+      .where('org_id', '=', org.id)
+      .where('name', '=', name)
+      .executeTakeFirst();
     if (!row) throw new NotFound();
-    if (row.state === 'active') throw new InvalidInput('key', `${name} is ${org.name}'s active key: rotate first ("floe keys rotate --org ${org.name}"), then retire it`);
+    if (row.state === 'active')
+      throw new InvalidInput(
+        'key',
+        `${name} is ${org.name}'s active key: rotate first ("floe keys rotate --org ${org.name}"), then retire it`,
+      );
     if (row.state === 'retired') throw new Conflict(`${name} is already retired`);
-    await this.db.updateTable('org_keys').set({ state: 'retired', retired_at: new Date().toISOString() }).where('org_id', '=', org.id).where('name', '=', name).execute();
+    await this.db
+      .updateTable('org_keys')
+      .set({ state: 'retired', retired_at: new Date().toISOString() })
+      .where('org_id', '=', org.id)
+      .where('name', '=', name)
+      .execute();
     await this.changed(org.id);
   }
 

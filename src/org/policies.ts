@@ -6,7 +6,13 @@
 import { createHash } from 'node:crypto';
 import { FloeError, InvalidInput } from '../errors.js';
 import type { Logger } from '../log.js';
-import { CedarPolicySet, type ParsedPolicies, type PolicyProblem, parsePolicyFile, validatePolicyFile } from '../policy/cedar.js';
+import {
+  CedarPolicySet,
+  type ParsedPolicies,
+  type PolicyProblem,
+  parsePolicyFile,
+  validatePolicyFile,
+} from '../policy/cedar.js';
 import type { OrgPolicySet, PolicySets } from '../policy/authorize.js';
 import type { Db } from '../storage/types.js';
 import type { ChangeFeed } from '../storage/changes.js';
@@ -15,7 +21,10 @@ import { isUniqueViolation, type Org } from './service.js';
 /** A policy file that failed validation: nothing was stored. */
 export class InvalidPolicy extends FloeError {
   constructor(readonly problems: PolicyProblem[]) {
-    super('invalid_input', `the policies do not validate against Floe's schema: ${problems.map((p) => `${p.line ? `line ${p.line}: ` : ''}${p.message}`).join('; ')}`);
+    super(
+      'invalid_input',
+      `the policies do not validate against Floe's schema: ${problems.map((p) => `${p.line ? `line ${p.line}: ` : ''}${p.message}`).join('; ')}`,
+    );
   }
 }
 
@@ -45,11 +54,20 @@ export class PolicyStore implements PolicySets {
 
   /** Loads the latest version of every org whose version changed. Safe to call often. */
   async refresh(): Promise<void> {
-    const heads = await this.db.selectFrom('org_policies').select(['org_id', (eb) => eb.fn.max('version').as('version')]).groupBy('org_id').execute();
+    const heads = await this.db
+      .selectFrom('org_policies')
+      .select(['org_id', (eb) => eb.fn.max('version').as('version')])
+      .groupBy('org_id')
+      .execute();
     for (const head of heads) {
       const version = Number(head.version);
       if (this.loadedVersions.get(head.org_id) === version) continue;
-      const row = await this.db.selectFrom('org_policies').select('source').where('org_id', '=', head.org_id).where('version', '=', version).executeTakeFirst();
+      const row = await this.db
+        .selectFrom('org_policies')
+        .select('source')
+        .where('org_id', '=', head.org_id)
+        .where('version', '=', version)
+        .executeTakeFirst();
       // Stored versions were valid when applied; a schema change could have broken one since.
       if (row) this.install(head.org_id, version, validatePolicyFile(row.source));
     }
@@ -75,8 +93,15 @@ export class PolicyStore implements PolicySets {
     if (parsed.problems.length > 0) {
       // Stored versions were valid when applied; a schema change could break one. Fail closed:
       // an org whose policies no longer validate gets a set that forbids everything it governs.
-      this.log.error({ orgId, version, problems: parsed.problems }, 'active org policies no longer validate; denying access to the org until fixed');
-      this.active.set(orgId, { orgId, version, set: new CedarPolicySet(`org:${orgId}`, { 'floe:invalid-policies': 'forbid(principal, action, resource);' }) });
+      this.log.error(
+        { orgId, version, problems: parsed.problems },
+        'active org policies no longer validate; denying access to the org until fixed',
+      );
+      this.active.set(orgId, {
+        orgId,
+        version,
+        set: new CedarPolicySet(`org:${orgId}`, { 'floe:invalid-policies': 'forbid(principal, action, resource);' }),
+      });
     } else if (ids.length === 0) {
       this.active.delete(orgId);
     } else {
@@ -86,17 +111,34 @@ export class PolicyStore implements PolicySets {
   }
 
   async current(org: Org): Promise<(PolicyVersion & { source: string }) | undefined> {
-    const row = await this.db.selectFrom('org_policies').selectAll().where('org_id', '=', org.id).orderBy('version', 'desc').limit(1).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('org_policies')
+      .selectAll()
+      .where('org_id', '=', org.id)
+      .orderBy('version', 'desc')
+      .limit(1)
+      .executeTakeFirst();
     return row ? { ...toVersion(row), source: row.source } : undefined;
   }
 
   async get(org: Org, version: number): Promise<(PolicyVersion & { source: string }) | undefined> {
-    const row = await this.db.selectFrom('org_policies').selectAll().where('org_id', '=', org.id).where('version', '=', version).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('org_policies')
+      .selectAll()
+      .where('org_id', '=', org.id)
+      .where('version', '=', version)
+      .executeTakeFirst();
     return row ? { ...toVersion(row), source: row.source } : undefined;
   }
 
   async history(org: Org): Promise<PolicyVersion[]> {
-    const rows = await this.db.selectFrom('org_policies').selectAll().where('org_id', '=', org.id).orderBy('version', 'desc').limit(500).execute();
+    const rows = await this.db
+      .selectFrom('org_policies')
+      .selectAll()
+      .where('org_id', '=', org.id)
+      .orderBy('version', 'desc')
+      .limit(500)
+      .execute();
     return rows.map(toVersion);
   }
 
@@ -108,7 +150,11 @@ export class PolicyStore implements PolicySets {
     for (let attempt = 0; ; attempt++) {
       try {
         const row = await this.db.transaction().execute(async (trx) => {
-          const head = await trx.selectFrom('org_policies').select((eb) => eb.fn.max('version').as('v')).where('org_id', '=', org.id).executeTakeFirst();
+          const head = await trx
+            .selectFrom('org_policies')
+            .select((eb) => eb.fn.max('version').as('v'))
+            .where('org_id', '=', org.id)
+            .executeTakeFirst();
           const values = {
             org_id: org.id,
             version: Number(head?.v ?? 0) + 1,
@@ -122,7 +168,9 @@ export class PolicyStore implements PolicySets {
           return values;
         });
         this.install(org.id, row.version, parsed);
-        await this.changes?.notify('policies', org.id).catch((err) => this.log.warn({ err }, 'could not notify other replicas; they poll within a second'));
+        await this.changes
+          ?.notify('policies', org.id)
+          .catch((err) => this.log.warn({ err }, 'could not notify other replicas; they poll within a second'));
         return toVersion(row);
       } catch (err) {
         // Two admins applying at once: the loser retries on top of the winner's version.
@@ -140,7 +188,14 @@ export class PolicyStore implements PolicySets {
   }
 }
 
-function toVersion(row: { version: number; sha256: string; message: string | null; created_by: string; created_at: string; source: string }): PolicyVersion {
+function toVersion(row: {
+  version: number;
+  sha256: string;
+  message: string | null;
+  created_by: string;
+  created_at: string;
+  source: string;
+}): PolicyVersion {
   return {
     version: Number(row.version),
     sha256: row.sha256,

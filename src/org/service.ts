@@ -9,7 +9,10 @@ const NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 export function parseName(kind: 'org' | 'slice' | 'upstream' | 'pin', text: string): string {
   if (!NAME.test(text)) {
-    throw new InvalidInput(`${kind} name`, `${JSON.stringify(text.slice(0, 80))} must be 1-63 characters of a-z, 0-9, "-" or "_", starting with a letter or digit`);
+    throw new InvalidInput(
+      `${kind} name`,
+      `${JSON.stringify(text.slice(0, 80))} must be 1-63 characters of a-z, 0-9, "-" or "_", starting with a letter or digit`,
+    );
   }
   return text;
 }
@@ -46,7 +49,15 @@ export class OrgService {
         await trx.insertInto('orgs').values({ id: org.id, name, created_at: org.createdAt }).execute();
         await trx
           .insertInto('slices')
-          .values({ id: randomUUID(), org_id: org.id, name: DEFAULT_SLICE, public: 0, created_at: org.createdAt, in_view: 1, priority: 0 })
+          .values({
+            id: randomUUID(),
+            org_id: org.id,
+            name: DEFAULT_SLICE,
+            public: 0,
+            created_at: org.createdAt,
+            in_view: 1,
+            priority: 0,
+          })
           .execute();
       });
     } catch (err) {
@@ -76,7 +87,15 @@ export class OrgService {
     try {
       await this.db
         .insertInto('slices')
-        .values({ id: slice.id, org_id: org.id, name, public: isPublic ? 1 : 0, created_at: new Date().toISOString(), in_view: inView ? 1 : 0, priority: 100 })
+        .values({
+          id: slice.id,
+          org_id: org.id,
+          name,
+          public: isPublic ? 1 : 0,
+          created_at: new Date().toISOString(),
+          in_view: inView ? 1 : 0,
+          priority: 100,
+        })
         .execute();
     } catch (err) {
       if (isUniqueViolation(err)) throw new Conflict(`slice ${JSON.stringify(name)} already exists in org ${org.name}`);
@@ -122,7 +141,11 @@ export class OrgService {
           .executeTakeFirstOrThrow();
         return Number(row.n);
       };
-      const held = { paths: await count('paths'), logs: await count('build_logs'), realisations: await count('realisations') };
+      const held = {
+        paths: await count('paths'),
+        logs: await count('build_logs'),
+        realisations: await count('realisations'),
+      };
       if (held.paths + held.logs + held.realisations > 0) {
         throw new Conflict(
           `slice ${org.name}/${name} holds ${held.paths} path(s), ${held.logs} log(s) and ${held.realisations} ` +
@@ -171,7 +194,9 @@ export class OrgService {
       .execute();
     const tokens = liveTokens.filter((t) => (JSON.parse(t.slices!) as string[]).includes(name)).length;
     const specs = await db.selectFrom('identity_trusts').select('spec').where('org_id', '=', org.id).execute();
-    const trusts = specs.filter((t) => ((JSON.parse(t.spec) as { slices?: string[] }).slices ?? []).includes(name)).length;
+    const trusts = specs.filter((t) =>
+      ((JSON.parse(t.spec) as { slices?: string[] }).slices ?? []).includes(name),
+    ).length;
     if (tokens + trusts > 0) {
       throw new Conflict(
         `${tokens} live token(s) and ${trusts} identity trust(s) are limited to slice ${org.name}/${name}: revoke or ` +
@@ -193,7 +218,13 @@ export class OrgService {
     const row = await this.db
       .selectFrom('slices')
       .innerJoin('orgs', 'orgs.id', 'slices.org_id')
-      .select(['slices.id as slice_id', 'slices.name as slice_name', 'slices.public', 'orgs.id as org_id', 'orgs.name as org_name'])
+      .select([
+        'slices.id as slice_id',
+        'slices.name as slice_name',
+        'slices.public',
+        'orgs.id as org_id',
+        'orgs.name as org_name',
+      ])
       .where('orgs.name', '=', orgName)
       .where('slices.name', '=', sliceName)
       .executeTakeFirst();

@@ -24,9 +24,18 @@ export class PeerIds {
   /** The org's UUIDv7, recorded for `orgByUuid` (the same on every replica, so a race inserts once). */
   async orgUuid(org: { id: string; createdAt: string }): Promise<string> {
     const uuid = derivedUuidV7(Date.parse(org.createdAt), `org:${org.id}`);
-    const row = await this.db.selectFrom('peer_ids').select('uuid').where('kind', '=', 'org').where('local_id', '=', org.id).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('peer_ids')
+      .select('uuid')
+      .where('kind', '=', 'org')
+      .where('local_id', '=', org.id)
+      .executeTakeFirst();
     if (!row) {
-      await this.db.insertInto('peer_ids').values({ kind: 'org', local_id: org.id, uuid }).onConflict((oc) => oc.doNothing()).execute();
+      await this.db
+        .insertInto('peer_ids')
+        .values({ kind: 'org', local_id: org.id, uuid })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
     }
     return uuid;
   }

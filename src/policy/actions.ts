@@ -21,7 +21,14 @@ export interface FlakeResource {
 export type Resource = SliceResource | OrgResource | ServerResource | FlakeResource;
 
 /** Every action, for schemas, listings and validation of user input. */
-export const ACTIONS: readonly Action[] = ['cache.read', 'cache.write', 'flake.read', 'flake.publish', 'org.admin', 'server.admin'];
+export const ACTIONS: readonly Action[] = [
+  'cache.read',
+  'cache.write',
+  'flake.read',
+  'flake.publish',
+  'org.admin',
+  'server.admin',
+];
 
 /**
  * Facts about one request that only the calling service can establish from stored data (never

@@ -30,23 +30,52 @@ export interface OrgPolicySet {
 
 const GUARDRAIL = 'floe:guardrail';
 
-export function decide(p: Principal, action: Action, resource: Resource, facts: RequestFacts = {}, orgSet?: OrgPolicySet, nowMs = Date.now()): Decision {
+export function decide(
+  p: Principal,
+  action: Action,
+  resource: Resource,
+  facts: RequestFacts = {},
+  orgSet?: OrgPolicySet,
+  nowMs = Date.now(),
+): Decision {
   const g = guardrail(p, action, resource, facts);
   if (g) return { allowed: false, reason: g.reason, decidedBy: [GUARDRAIL] };
   const base = baseline(p, action, resource);
-  if (!orgSet || p.kind === 'server-admin') return { allowed: base.allowed, reason: base.reason, decidedBy: [base.allowed ? BASELINE_POLICY_ID : GUARDRAIL] };
+  if (!orgSet || p.kind === 'server-admin')
+    return { allowed: base.allowed, reason: base.reason, decidedBy: [base.allowed ? BASELINE_POLICY_ID : GUARDRAIL] };
   const r = orgSet.set.evaluate(p, action, resource, facts, base.allowed, nowMs);
   const version = orgSet.version;
   if (r.errors.length > 0) {
     // Fail closed: a policy that could not be evaluated might have been a forbid.
-    return { allowed: false, reason: `org policy evaluation failed (${r.errors.join('; ')})`, decidedBy: [GUARDRAIL], policyVersion: version };
+    return {
+      allowed: false,
+      reason: `org policy evaluation failed (${r.errors.join('; ')})`,
+      decidedBy: [GUARDRAIL],
+      policyVersion: version,
+    };
   }
   if (r.allowed) {
     const byOrg = r.reasons.filter((id) => id !== BASELINE_POLICY_ID);
-    return { allowed: true, reason: byOrg.length ? `permitted by org policy ${byOrg.join(', ')}` : base.reason, decidedBy: r.reasons, policyVersion: version };
+    return {
+      allowed: true,
+      reason: byOrg.length ? `permitted by org policy ${byOrg.join(', ')}` : base.reason,
+      decidedBy: r.reasons,
+      policyVersion: version,
+    };
   }
-  if (r.reasons.length > 0) return { allowed: false, reason: `forbidden by org policy ${r.reasons.join(', ')}`, decidedBy: r.reasons, policyVersion: version };
-  return { allowed: false, reason: `${base.reason}; no org policy permits it`, decidedBy: [GUARDRAIL], policyVersion: version };
+  if (r.reasons.length > 0)
+    return {
+      allowed: false,
+      reason: `forbidden by org policy ${r.reasons.join(', ')}`,
+      decidedBy: r.reasons,
+      policyVersion: version,
+    };
+  return {
+    allowed: false,
+    reason: `${base.reason}; no org policy permits it`,
+    decidedBy: [GUARDRAIL],
+    policyVersion: version,
+  };
 }
 
 export interface AuditSink {
@@ -76,7 +105,13 @@ export class Authorizer {
    * asked for; it is decided the same way but not written to the audit trail one by one (a single
    * upload can name thousands of references).
    */
-  authorize(principal: Principal, action: Action, resource: Resource, facts: RequestFacts = {}, opts: { quiet?: boolean } = {}): Decision {
+  authorize(
+    principal: Principal,
+    action: Action,
+    resource: Resource,
+    facts: RequestFacts = {},
+    opts: { quiet?: boolean } = {},
+  ): Decision {
     const org = orgOf(resource);
     const orgSet = org ? this.policies.forOrg(org.id) : undefined;
     let decision: Decision;
@@ -99,9 +134,23 @@ export class Authorizer {
   }
 }
 
-function memoKey(p: Principal, action: Action, r: Resource, facts: RequestFacts, orgSet: OrgPolicySet, nowMs: number): string {
+function memoKey(
+  p: Principal,
+  action: Action,
+  r: Resource,
+  facts: RequestFacts,
+  orgSet: OrgPolicySet,
+  nowMs: number,
+): string {
   const who = p.kind === 'token' ? p.tokenId : p.kind;
-  const what = r.type === 'slice' ? `s:${r.slice.id}:${r.slice.public ? 1 : 0}` : r.type === 'flake' ? `f:${r.org.id}/${r.flake.name}:${r.flake.visibility}` : r.type === 'org' ? `o:${r.org.id}` : 'server';
+  const what =
+    r.type === 'slice'
+      ? `s:${r.slice.id}:${r.slice.public ? 1 : 0}`
+      : r.type === 'flake'
+        ? `f:${r.org.id}/${r.flake.name}:${r.flake.visibility}`
+        : r.type === 'org'
+          ? `o:${r.org.id}`
+          : 'server';
   const f = `${facts.inDeployClosure ? 1 : 0}${facts.deployFlake ? 1 : 0}${facts.narinfoSignatures ? facts.narinfoSignatures.join(',') : '-'}|${facts.adminSlices ? facts.adminSlices.join(',') : '*'}`;
   // The minute is part of the key because policies may read context.time/hourUtc.
   return `${orgSet.orgId}@${orgSet.version}|${who}|${action}|${what}|${p.client?.ip ?? ''}|${p.client?.country ?? ''}|${Math.floor(nowMs / 60_000)}|${f}`;

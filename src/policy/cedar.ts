@@ -47,18 +47,30 @@ function problemFrom(err: CedarDetailedError, source: string, base: number, poli
 
 /** Splits a policy file into policies with stable ids: `@id("name")` when given, else `policyN`. */
 export function parsePolicyFile(source: string): ParsedPolicies {
-  if (Buffer.byteLength(source) > MAX_POLICY_FILE_BYTES) return { policies: {}, problems: [{ message: `the policy file is larger than ${MAX_POLICY_FILE_BYTES / 1024} KiB` }] };
+  if (Buffer.byteLength(source) > MAX_POLICY_FILE_BYTES)
+    return {
+      policies: {},
+      problems: [{ message: `the policy file is larger than ${MAX_POLICY_FILE_BYTES / 1024} KiB` }],
+    };
   const parts = cedar.policySetTextToParts(source);
-  if (parts.type === 'failure') return { policies: {}, problems: parts.errors.map((e) => problemFrom(e as CedarDetailedError, source, 0)) };
-  if (parts.policy_templates.length > 0) return { policies: {}, problems: [{ message: 'templates are not supported in org policies; write static policies' }] };
-  if (parts.policies.length > MAX_POLICIES) return { policies: {}, problems: [{ message: `at most ${MAX_POLICIES} policies per org` }] };
+  if (parts.type === 'failure')
+    return { policies: {}, problems: parts.errors.map((e) => problemFrom(e as CedarDetailedError, source, 0)) };
+  if (parts.policy_templates.length > 0)
+    return {
+      policies: {},
+      problems: [{ message: 'templates are not supported in org policies; write static policies' }],
+    };
+  if (parts.policies.length > MAX_POLICIES)
+    return { policies: {}, problems: [{ message: `at most ${MAX_POLICIES} policies per org` }] };
   const policies: Record<string, string> = {};
   const problems: PolicyProblem[] = [];
   parts.policies.forEach((text, i) => {
     const annotated = /@id\(\s*"((?:[^"\\]|\\.)*)"\s*\)/.exec(text.slice(0, text.search(/\b(permit|forbid)\s*\(/)));
     const id = annotated ? annotated[1]! : `policy${i}`;
-    if (id.startsWith('floe:')) problems.push({ policyId: id, message: 'ids starting with "floe:" are reserved for built-in policies' });
-    else if (policies[id] !== undefined) problems.push({ policyId: id, message: `duplicate policy id ${JSON.stringify(id)}` });
+    if (id.startsWith('floe:'))
+      problems.push({ policyId: id, message: 'ids starting with "floe:" are reserved for built-in policies' });
+    else if (policies[id] !== undefined)
+      problems.push({ policyId: id, message: `duplicate policy id ${JSON.stringify(id)}` });
     else policies[id] = text;
   });
   return { policies, problems };
@@ -84,14 +96,27 @@ export function validatePolicyFile(source: string, orgName?: string): ParsedPoli
     const foreign = foreignReferences(source, parsed.policies, orgName);
     if (foreign.length > 0) return { ...parsed, problems: foreign };
   }
-  const res = cedar.validate({ schema: CEDAR_SCHEMA, policies: { staticPolicies: parsed.policies }, validationSettings: { mode: 'strict' } });
+  const res = cedar.validate({
+    schema: CEDAR_SCHEMA,
+    policies: { staticPolicies: parsed.policies },
+    validationSettings: { mode: 'strict' },
+  });
   const offsets = offsetsOf(source, parsed.policies);
-  if (res.type === 'failure') return { ...parsed, problems: res.errors.map((e) => problemFrom(e as CedarDetailedError, source, 0)) };
+  if (res.type === 'failure')
+    return { ...parsed, problems: res.errors.map((e) => problemFrom(e as CedarDetailedError, source, 0)) };
   // "success" only means the validator ran: the errors are in validationErrors.
-  const problems = res.validationErrors.map((v) => problemFrom(v.error as CedarDetailedError, source, offsets[v.policyId] ?? 0, v.policyId));
+  const problems = res.validationErrors.map((v) =>
+    problemFrom(v.error as CedarDetailedError, source, offsets[v.policyId] ?? 0, v.policyId),
+  );
   // The validator reports a problem once per action it applies to: one per place is enough.
   const seen = new Set<string>();
-  return { ...parsed, problems: problems.filter((p) => { const k = `${p.policyId}:${p.line}:${p.column}`; return !seen.has(k) && !!seen.add(k); }) };
+  return {
+    ...parsed,
+    problems: problems.filter((p) => {
+      const k = `${p.policyId}:${p.line}:${p.column}`;
+      return !seen.has(k) && !!seen.add(k);
+    }),
+  };
 }
 
 function foreignReferences(source: string, policies: Record<string, string>, orgName: string): PolicyProblem[] {
@@ -101,7 +126,11 @@ function foreignReferences(source: string, policies: Record<string, string>, org
     for (const m of text.matchAll(/Floe::(Org|Slice|Flake)::"((?:[^"\\]|\\.)*)"/g)) {
       const owner = m[1] === 'Org' ? m[2]! : m[2]!.split('/')[0]!;
       if (owner !== orgName) {
-        problems.push({ policyId: id, message: `${m[0]} belongs to org ${JSON.stringify(owner)}: ${orgName}'s policies only govern ${orgName}'s resources`, ...position(source, (offsets[id] ?? 0) + m.index!) });
+        problems.push({
+          policyId: id,
+          message: `${m[0]} belongs to org ${JSON.stringify(owner)}: ${orgName}'s policies only govern ${orgName}'s resources`,
+          ...position(source, (offsets[id] ?? 0) + m.index!),
+        });
       }
     }
   }
@@ -137,11 +166,20 @@ export class CedarPolicySet {
   ) {
     prepareSchema();
     this.policyIds = Object.keys(policies);
-    const res = cedar.preparsePolicySet(this.id, { staticPolicies: { ...policies, [BASELINE_POLICY_ID]: BASELINE_POLICY } });
+    const res = cedar.preparsePolicySet(this.id, {
+      staticPolicies: { ...policies, [BASELINE_POLICY_ID]: BASELINE_POLICY },
+    });
     if (res.type !== 'success') throw new Error(`policy set does not parse: ${JSON.stringify(res.errors)}`);
   }
 
-  evaluate(p: Principal, action: Action, resource: Resource, facts: RequestFacts, baselineAllows: boolean, nowMs: number): { allowed: boolean; reasons: string[]; errors: string[] } {
+  evaluate(
+    p: Principal,
+    action: Action,
+    resource: Resource,
+    facts: RequestFacts,
+    baselineAllows: boolean,
+    nowMs: number,
+  ): { allowed: boolean; reasons: string[]; errors: string[] } {
     const principal = principalEntity(p);
     const resourceEntities = resourceEntitiesOf(resource);
     const res = cedar.statefulIsAuthorized({
@@ -170,7 +208,20 @@ const org = (name: string) => ({ type: 'Floe::Org', id: name });
 
 function principalEntity(p: Principal): EntityJson {
   if (p.kind !== 'token') {
-    return { uid: { type: 'Floe::Caller', id: p.kind }, attrs: { org: '', subject: p.kind, scopes: [], authMethod: p.kind, lifetimeSeconds: 0, deployOnly: false, claims: {} }, parents: [], tags: {} };
+    return {
+      uid: { type: 'Floe::Caller', id: p.kind },
+      attrs: {
+        org: '',
+        subject: p.kind,
+        scopes: [],
+        authMethod: p.kind,
+        lifetimeSeconds: 0,
+        deployOnly: false,
+        claims: {},
+      },
+      parents: [],
+      tags: {},
+    };
   }
   const claims: Record<string, string> = {};
   const tags: Record<string, string[]> = {};
@@ -199,12 +250,20 @@ function resourceEntitiesOf(r: Resource): EntityJson[] {
   switch (r.type) {
     case 'slice':
       return [
-        { uid: { type: 'Floe::Slice', id: `${r.org.name}/${r.slice.name}` }, attrs: { org: r.org.name, name: r.slice.name, public: r.slice.public }, parents: [org(r.org.name)] },
+        {
+          uid: { type: 'Floe::Slice', id: `${r.org.name}/${r.slice.name}` },
+          attrs: { org: r.org.name, name: r.slice.name, public: r.slice.public },
+          parents: [org(r.org.name)],
+        },
         { uid: org(r.org.name), attrs: { name: r.org.name }, parents: [] },
       ];
     case 'flake':
       return [
-        { uid: { type: 'Floe::Flake', id: `${r.org.name}/${r.flake.name}` }, attrs: { org: r.org.name, name: r.flake.name, visibility: r.flake.visibility }, parents: [org(r.org.name)] },
+        {
+          uid: { type: 'Floe::Flake', id: `${r.org.name}/${r.flake.name}` },
+          attrs: { org: r.org.name, name: r.flake.name, visibility: r.flake.visibility },
+          parents: [org(r.org.name)],
+        },
         { uid: org(r.org.name), attrs: { name: r.org.name }, parents: [] },
       ];
     case 'org':

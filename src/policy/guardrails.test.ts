@@ -7,7 +7,17 @@ const acme = { id: 'o-acme', name: 'acme' };
 const org = { type: 'org' as const, org: acme };
 
 function admin(slices: string[] | null, scopes: Scope[] = ['admin']): Principal {
-  return { kind: 'token', tokenId: `t-${slices?.join(',') ?? '*'}`, subject: 'ops', org: acme, scopes: new Set(scopes), slices, issuedAt: 1000, expiresAt: 4600, authMethod: 'token' };
+  return {
+    kind: 'token',
+    tokenId: `t-${slices?.join(',') ?? '*'}`,
+    subject: 'ops',
+    org: acme,
+    scopes: new Set(scopes),
+    slices,
+    issuedAt: 1000,
+    expiresAt: 4600,
+    authMethod: 'token',
+  };
 }
 
 describe('slices are a ceiling on administration', () => {
@@ -25,21 +35,31 @@ describe('slices are a ceiling on administration', () => {
     expect(other.reason).toBe('token is limited to slices a, b: it cannot administer c');
     const wide = decide(limited, 'org.admin', org);
     expect(wide.allowed).toBe(false);
-    expect(wide.reason).toMatch(/^token is limited to slices a, b: org-wide administration .* needs a token not limited to slices$/);
+    expect(wide.reason).toMatch(
+      /^token is limited to slices a, b: org-wide administration .* needs a token not limited to slices$/,
+    );
     expect(decide(limited, 'org.admin', org, { adminSlices: [] }).allowed).toBe(true);
   });
 
   it('no org policy lifts the ceiling', () => {
     const v = validatePolicyFile('@id("all-admin")\npermit (principal, action, resource);', 'acme');
     expect(v.problems).toEqual([]);
-    const set: OrgPolicySet = { orgId: acme.id, version: 1, set: new CedarPolicySet(`test:guard:${Math.random()}`, v.policies) };
+    const set: OrgPolicySet = {
+      orgId: acme.id,
+      version: 1,
+      set: new CedarPolicySet(`test:guard:${Math.random()}`, v.policies),
+    };
     expect(decide(admin(['a']), 'org.admin', org, {}, set).allowed).toBe(false);
     expect(decide(admin(['a']), 'org.admin', org, { adminSlices: ['a'] }, set).allowed).toBe(true);
   });
 
   it('the decision memo tells confined and org-wide administration apart', () => {
     const v = validatePolicyFile('@id("all-admin")\npermit (principal, action, resource);', 'acme');
-    const set: OrgPolicySet = { orgId: acme.id, version: 1, set: new CedarPolicySet(`test:memo:${Math.random()}`, v.policies) };
+    const set: OrgPolicySet = {
+      orgId: acme.id,
+      version: 1,
+      set: new CedarPolicySet(`test:memo:${Math.random()}`, v.policies),
+    };
     const authz = new Authorizer({ record: () => {} }, { forOrg: () => set });
     const p = admin(['a']);
     expect(authz.authorize(p, 'org.admin', org, { adminSlices: ['a'] }).allowed).toBe(true);

@@ -6,7 +6,12 @@ const parsedRanges = new Map<string, [ipaddr.IPv4 | ipaddr.IPv6, number]>();
 function range(cidr: string): [ipaddr.IPv4 | ipaddr.IPv6, number] {
   let r = parsedRanges.get(cidr);
   if (!r) {
-    r = cidr.includes('/') ? ipaddr.parseCIDR(cidr) : (() => { const a = ipaddr.parse(cidr); return [a, a.kind() === 'ipv4' ? 32 : 128] as [ipaddr.IPv4 | ipaddr.IPv6, number]; })();
+    r = cidr.includes('/')
+      ? ipaddr.parseCIDR(cidr)
+      : (() => {
+          const a = ipaddr.parse(cidr);
+          return [a, a.kind() === 'ipv4' ? 32 : 128] as [ipaddr.IPv4 | ipaddr.IPv6, number];
+        })();
     if (parsedRanges.size > 10_000) parsedRanges.clear();
     parsedRanges.set(cidr, r);
   }
@@ -16,7 +21,9 @@ function range(cidr: string): [ipaddr.IPv4 | ipaddr.IPv6, number] {
 /** Normalizes an address: IPv4-mapped IPv6 (::ffff:1.2.3.4) becomes plain IPv4. */
 export function normalizeIp(ip: string): string {
   const a = ipaddr.parse(ip);
-  return a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress() ? (a as ipaddr.IPv6).toIPv4Address().toString() : a.toString();
+  return a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress()
+    ? (a as ipaddr.IPv6).toIPv4Address().toString()
+    : a.toString();
 }
 
 export function isValidCidr(cidr: string): boolean {

@@ -8,9 +8,34 @@
  * claim as a tag (`principal.getTag("groups").contains("ops")`).
  */
 export const WELL_KNOWN_CLAIMS = [
-  'sub', 'repository', 'repository_id', 'repository_owner', 'repository_owner_id', 'repository_visibility', 'ref', 'ref_type', 'ref_protected', 'sha',
-  'event_name', 'workflow_ref', 'job_workflow_ref', 'environment', 'runner_environment', 'actor', 'project_path', 'project_id', 'namespace_path',
-  'namespace_id', 'pipeline_source', 'user_login', 'canonical_arn', 'account', 'tid', 'oid', 'email', 'preferred_username',
+  'sub',
+  'repository',
+  'repository_id',
+  'repository_owner',
+  'repository_owner_id',
+  'repository_visibility',
+  'ref',
+  'ref_type',
+  'ref_protected',
+  'sha',
+  'event_name',
+  'workflow_ref',
+  'job_workflow_ref',
+  'environment',
+  'runner_environment',
+  'actor',
+  'project_path',
+  'project_id',
+  'namespace_path',
+  'namespace_id',
+  'pipeline_source',
+  'user_login',
+  'canonical_arn',
+  'account',
+  'tid',
+  'oid',
+  'email',
+  'preferred_username',
 ] as const;
 
 export const CEDAR_SCHEMA = `namespace Floe {

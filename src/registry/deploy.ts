@@ -30,7 +30,12 @@ export class DeployScopes {
     if (p.kind !== 'token' || !p.deploy) return undefined;
     const now = Date.now();
     const hit = this.memo.get(p.tokenId);
-    if (hit && now - hit.at < DeployScopes.TTL_MS && (wanted === undefined || hit.hashes.has(wanted) || now - hit.at < DeployScopes.MISS_RECHECK_MS)) return hit.hashes;
+    if (
+      hit &&
+      now - hit.at < DeployScopes.TTL_MS &&
+      (wanted === undefined || hit.hashes.has(wanted) || now - hit.at < DeployScopes.MISS_RECHECK_MS)
+    )
+      return hit.hashes;
     const hashes = await this.compute(p.org.id, p.deploy);
     if (this.memo.size > 10_000) this.memo.clear();
     this.memo.set(p.tokenId, { hashes, at: now });
@@ -39,21 +44,40 @@ export class DeployScopes {
 
   /** Whether a grant names this flake (and this output, when given). */
   static grants(p: Principal, org: string, flake: string, attr?: string): boolean {
-    return p.kind === 'token' && !!p.deploy?.some((g) => g.org === org && g.flake === flake && (attr === undefined || g.attr === attr));
+    return (
+      p.kind === 'token' &&
+      !!p.deploy?.some((g) => g.org === org && g.flake === flake && (attr === undefined || g.attr === attr))
+    );
   }
 
   /** Whether a grant covers this output of this release (its version matches the requirement). */
   static grantsRelease(p: Principal, org: string, flake: string, attr: string, version: Version): boolean {
-    return p.kind === 'token' && !!p.deploy?.some((g) => g.org === org && g.flake === flake && g.attr === attr && satisfies(version, parseRequirement(g.requirement)));
+    return (
+      p.kind === 'token' &&
+      !!p.deploy?.some(
+        (g) =>
+          g.org === org && g.flake === flake && g.attr === attr && satisfies(version, parseRequirement(g.requirement)),
+      )
+    );
   }
 
   async roots(orgId: string, grants: readonly DeployGrant[]): Promise<string[]> {
     const roots: string[] = [];
     for (const g of grants) {
-      const flake = await this.db.selectFrom('flakes').select('id').where('org_id', '=', orgId).where('name', '=', g.flake).executeTakeFirst();
+      const flake = await this.db
+        .selectFrom('flakes')
+        .select('id')
+        .where('org_id', '=', orgId)
+        .where('name', '=', g.flake)
+        .executeTakeFirst();
       if (!flake) continue;
       const req = parseRequirement(g.requirement);
-      const releases = await this.db.selectFrom('releases').select(['version', 'metadata']).where('flake_id', '=', flake.id).where('yanked_at', 'is', null).execute();
+      const releases = await this.db
+        .selectFrom('releases')
+        .select(['version', 'metadata'])
+        .where('flake_id', '=', flake.id)
+        .where('yanked_at', 'is', null)
+        .execute();
       for (const r of releases) {
         if (!satisfies(parseVersion(r.version), req)) continue;
         const out = outputStorePath(r.metadata, g.attr);
@@ -65,7 +89,9 @@ export class DeployScopes {
 
   private async compute(orgId: string, grants: readonly DeployGrant[]): Promise<ReadonlySet<string>> {
     const seen = new Set<string>();
-    let frontier = (await this.roots(orgId, grants)).map((r) => STORE_PATH_HASH.exec(r)?.[1]).filter((h): h is string => !!h);
+    let frontier = (await this.roots(orgId, grants))
+      .map((r) => STORE_PATH_HASH.exec(r)?.[1])
+      .filter((h): h is string => !!h);
     // Breadth-first over the references stored with the org's paths (any of its slices).
     while (frontier.length > 0) {
       const next: string[] = [];
@@ -98,12 +124,25 @@ export class DeployScopes {
  */
 export function parseDeployGrant(text: string, defaultOrg: string): DeployGrant {
   const hash = text.indexOf('#');
-  if (hash < 0) throw new InvalidInput('deploy', `${JSON.stringify(text)} names no output: expected org/flake/requirement#attr, e.g. acme/ethercalc/*#nixosConfigurations.web`);
+  if (hash < 0)
+    throw new InvalidInput(
+      'deploy',
+      `${JSON.stringify(text)} names no output: expected org/flake/requirement#attr, e.g. acme/ethercalc/*#nixosConfigurations.web`,
+    );
   const attr = text.slice(hash + 1);
   const parts = text.slice(0, hash).split('/');
-  if (!/^[A-Za-z_][\w'-]*(\.[A-Za-z_][\w'-]*)*$/.test(attr)) throw new InvalidInput('deploy', `${JSON.stringify(attr)} is not an attribute path`);
-  const [org, flake, requirement] = parts.length === 3 ? parts : parts.length === 2 ? [defaultOrg, parts[0], parts[1]] : parts.length === 1 ? [defaultOrg, parts[0], '*'] : [];
-  if (!org || !flake || !requirement) throw new InvalidInput('deploy', `expected org/flake/requirement#attr, got ${JSON.stringify(text)}`);
+  if (!/^[A-Za-z_][\w'-]*(\.[A-Za-z_][\w'-]*)*$/.test(attr))
+    throw new InvalidInput('deploy', `${JSON.stringify(attr)} is not an attribute path`);
+  const [org, flake, requirement] =
+    parts.length === 3
+      ? parts
+      : parts.length === 2
+        ? [defaultOrg, parts[0], parts[1]]
+        : parts.length === 1
+          ? [defaultOrg, parts[0], '*']
+          : [];
+  if (!org || !flake || !requirement)
+    throw new InvalidInput('deploy', `expected org/flake/requirement#attr, got ${JSON.stringify(text)}`);
   parseRequirement(requirement); // throws with a message naming the problem
   return { org, flake, requirement, attr };
 }

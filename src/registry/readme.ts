@@ -24,10 +24,16 @@ export interface RenderedReadme {
 /** The stored HTML of this release's README, if it was rendered by the server for this release. */
 export function storedReadmeHtml(metadata: Record<string, unknown>, releaseId: string): string | undefined {
   const v = metadata[RENDERED_README_KEY] as Partial<RenderedReadme> | undefined;
-  return v !== null && typeof v === 'object' && v.release === releaseId && typeof v.html === 'string' ? v.html : undefined;
+  return v !== null && typeof v === 'object' && v.release === releaseId && typeof v.html === 'string'
+    ? v.html
+    : undefined;
 }
 
-export function withRenderedReadme<T extends Record<string, unknown>>(metadata: T, releaseId: string, html: string): T & { [RENDERED_README_KEY]: RenderedReadme } {
+export function withRenderedReadme<T extends Record<string, unknown>>(
+  metadata: T,
+  releaseId: string,
+  html: string,
+): T & { [RENDERED_README_KEY]: RenderedReadme } {
   return { ...metadata, [RENDERED_README_KEY]: { release: releaseId, html } };
 }
 

@@ -20,7 +20,13 @@ import type { Org, OrgService } from '../org/service.js';
 import { isUniqueViolation, parseName } from '../org/service.js';
 import type { BlobRead, Storage } from '../storage/types.js';
 import { DEFAULT_TARBALL_LIMITS, type VerifiedTarball, verifyFlakeTarball } from './tarball.js';
-import { MAX_README_BYTES, type RenderReadme, storedReadmeHtml, withRenderedReadme, withoutRenderedReadme } from './readme.js';
+import {
+  MAX_README_BYTES,
+  type RenderReadme,
+  storedReadmeHtml,
+  withRenderedReadme,
+  withoutRenderedReadme,
+} from './readme.js';
 import {
   type Version,
   admittedKeyPatterns,
@@ -43,11 +49,20 @@ export const releaseMetadataSchema = z
     description: z.string().max(10_000).nullable().optional(),
     readme: z.string().max(1_000_000).nullable().optional(),
     repo: z.string().max(200).optional(),
-    revision: z.string().regex(/^[0-9a-f]{40}$/, 'a 40-character git commit hash').nullable().optional(),
+    revision: z
+      .string()
+      .regex(/^[0-9a-f]{40}$/, 'a 40-character git commit hash')
+      .nullable()
+      .optional(),
     visibility: z.enum(['public', 'unlisted', 'private', 'hidden']),
     source_subdirectory: z.string().max(500).optional(),
     spdx_identifier: z.string().max(200).nullable().optional(),
-    labels: z.array(z.string().regex(/^[a-z0-9-]{1,50}$/, 'labels are lower-case letters, digits and "-", at most 50 characters')).max(25).optional(),
+    labels: z
+      .array(
+        z.string().regex(/^[a-z0-9-]{1,50}$/, 'labels are lower-case letters, digits and "-", at most 50 characters'),
+      )
+      .max(25)
+      .optional(),
     outputs: z.unknown().optional(),
     raw_flake_metadata: z.unknown().optional(),
     mirrored: z.boolean().optional(),
@@ -69,7 +84,6 @@ export interface Release {
   yanked: boolean;
   createdAt: string;
 }
-
 
 /** A 404 that explains itself: only used once the caller has been allowed to see the flake. */
 export class NotFoundWithReason extends FloeError {
@@ -155,8 +169,10 @@ function versionKey(v: Version): string {
 function sourceBindingOf(p: Principal): string | undefined {
   if (p.kind !== 'token' || !p.identity) return undefined;
   const c = p.identity.claims;
-  if (p.identity.provider === 'github' && typeof c.repository_id === 'string') return `github:${p.identity.issuer}:${c.repository_id}`;
-  if (p.identity.provider === 'gitlab' && typeof c.project_id === 'string') return `gitlab:${p.identity.issuer}:${c.project_id}`;
+  if (p.identity.provider === 'github' && typeof c.repository_id === 'string')
+    return `github:${p.identity.issuer}:${c.repository_id}`;
+  if (p.identity.provider === 'gitlab' && typeof c.project_id === 'string')
+    return `gitlab:${p.identity.issuer}:${c.project_id}`;
   return undefined;
 }
 
@@ -174,48 +190,101 @@ export class RegistryService {
    * `<org>/<flake>/<req>#<attr>` to the output's store path, from the outputs inventory published
    * with the release (no evaluation). Only for callers who may read that path in the cache.
    */
-  async resolveOutput(p: Principal, orgName: string, flakeName: string, requirement: string, attr: string): Promise<{ release: Release; storePath: string }> {
+  async resolveOutput(
+    p: Principal,
+    orgName: string,
+    flakeName: string,
+    requirement: string,
+    attr: string,
+  ): Promise<{ release: Release; storePath: string }> {
     // A deploy-only token may resolve exactly the outputs it names (to fetch their closures).
-    const release = await this.resolve(p, orgName, flakeName, requirement, DeployScopes.grants(p, orgName, flakeName, attr) ? { deployFlake: true } : {});
+    const release = await this.resolve(
+      p,
+      orgName,
+      flakeName,
+      requirement,
+      DeployScopes.grants(p, orgName, flakeName, attr) ? { deployFlake: true } : {},
+    );
     if (!release) throw new NotFound();
     // A deploy-only token learns nothing about releases its requirement does not cover.
-    if (p.kind === 'token' && p.deploy && !DeployScopes.grantsRelease(p, orgName, flakeName, attr, release.version)) throw new NotFound();
-    const row = await this.storage.db.selectFrom('releases').select('metadata').where('id', '=', release.id).executeTakeFirstOrThrow();
+    if (p.kind === 'token' && p.deploy && !DeployScopes.grantsRelease(p, orgName, flakeName, attr, release.version))
+      throw new NotFound();
+    const row = await this.storage.db
+      .selectFrom('releases')
+      .select('metadata')
+      .where('id', '=', release.id)
+      .executeTakeFirstOrThrow();
     const storePath = outputStorePath(row.metadata, attr);
-    if (storePath === undefined) throw new NotFoundWithReason(`${orgName}/${flakeName} ${release.version.text} has no output ${attr} with a store path (publish with output paths included)`);
+    if (storePath === undefined)
+      throw new NotFoundWithReason(
+        `${orgName}/${flakeName} ${release.version.text} has no output ${attr} with a store path (publish with output paths included)`,
+      );
     const base = parseStorePath(storePath);
     if ((await this.cache.findNarInfo(p, { kind: 'unified' }, hashPartOf(base))) === undefined) {
-      throw new NotFoundWithReason(`${attr} of ${orgName}/${flakeName} ${release.version.text} is ${storePath}, but that closure is not in the cache (or not readable with your token)`);
+      throw new NotFoundWithReason(
+        `${attr} of ${orgName}/${flakeName} ${release.version.text} is ${storePath}, but that closure is not in the cache (or not readable with your token)`,
+      );
     }
     return { release, storePath };
   }
 
   private resource(org: { id: string; name: string }, flake: { name: string; visibility: Visibility }): FlakeResource {
-    return { type: 'flake', org: { id: org.id, name: org.name }, flake: { name: flake.name, visibility: flake.visibility } };
+    return {
+      type: 'flake',
+      org: { id: org.id, name: org.name },
+      flake: { name: flake.name, visibility: flake.visibility },
+    };
   }
 
-  private async requirePublisher(p: Principal, orgName: string, flakeName: string): Promise<{ org: Org; flake: FlakeRow | undefined }> {
+  private async requirePublisher(
+    p: Principal,
+    orgName: string,
+    flakeName: string,
+  ): Promise<{ org: Org; flake: FlakeRow | undefined }> {
     parseName('slice', flakeName.toLowerCase());
     const org = await this.orgs.findOrg(orgName);
     if (!org) throw new Forbidden(`not allowed to publish to ${orgName}`);
-    const flake = (await this.storage.db.selectFrom('flakes').selectAll().where('org_id', '=', org.id).where('name', '=', flakeName).executeTakeFirst()) as FlakeRow | undefined;
-    const d = this.authorizer.authorize(p, 'flake.publish', this.resource(org, { name: flakeName, visibility: flake?.visibility ?? 'private' }));
+    const flake = (await this.storage.db
+      .selectFrom('flakes')
+      .selectAll()
+      .where('org_id', '=', org.id)
+      .where('name', '=', flakeName)
+      .executeTakeFirst()) as FlakeRow | undefined;
+    const d = this.authorizer.authorize(
+      p,
+      'flake.publish',
+      this.resource(org, { name: flakeName, visibility: flake?.visibility ?? 'private' }),
+    );
     if (!d.allowed) throw new Forbidden(`not allowed to publish ${orgName}/${flakeName}: ${d.reason}`);
     const binding = sourceBindingOf(p);
     if (flake?.source_binding && binding && flake.source_binding !== binding) {
-      throw new Forbidden(`${orgName}/${flakeName} is published from another repository; this identity cannot publish it`);
+      throw new Forbidden(
+        `${orgName}/${flakeName} is published from another repository; this identity cannot publish it`,
+      );
     }
     return { org, flake };
   }
 
   /** flakehub-push step 1: checks the caller may publish and records what will be uploaded. */
   /** `readMetadata` reads the request body: called only once the caller may publish. */
-  async stage(p: Principal, req: { org: string; flake: string; version: string; size: number; sha256: string; readMetadata: () => Promise<unknown> }): Promise<{ id: string }> {
+  async stage(
+    p: Principal,
+    req: {
+      org: string;
+      flake: string;
+      version: string;
+      size: number;
+      sha256: string;
+      readMetadata: () => Promise<unknown>;
+    },
+  ): Promise<{ id: string }> {
     const { org, flake } = await this.requirePublisher(p, req.org, req.flake);
     const version = parseVersion(req.version);
     const meta = this.parseMetadata(await req.readMetadata());
-    if (!Number.isSafeInteger(req.size) || req.size <= 0) throw new InvalidInput('tarball size', 'must be a positive integer');
-    if (req.size > DEFAULT_TARBALL_LIMITS.maxCompressedBytes) throw new TooLarge(`tarball larger than ${DEFAULT_TARBALL_LIMITS.maxCompressedBytes} bytes`);
+    if (!Number.isSafeInteger(req.size) || req.size <= 0)
+      throw new InvalidInput('tarball size', 'must be a positive integer');
+    if (req.size > DEFAULT_TARBALL_LIMITS.maxCompressedBytes)
+      throw new TooLarge(`tarball larger than ${DEFAULT_TARBALL_LIMITS.maxCompressedBytes} bytes`);
     if (!/^[0-9a-f]{64}$/.test(req.sha256)) throw new InvalidInput('tarball sha256', 'expected a SHA-256 digest');
     if (flake) await this.assertVersionFree(flake.id, version, req.org, req.flake);
     const id = randomUUID();
@@ -244,10 +313,16 @@ export class RegistryService {
    * tarball, and the holder no more than the size it staged.
    */
   async receiveTarball(uploadId: string, readBody: (maxBytes: number) => Promise<Buffer>): Promise<void> {
-    const up = await this.storage.db.selectFrom('release_uploads').selectAll().where('id', '=', uploadId).where('expires_at', '>', new Date().toISOString()).executeTakeFirst();
+    const up = await this.storage.db
+      .selectFrom('release_uploads')
+      .selectAll()
+      .where('id', '=', uploadId)
+      .where('expires_at', '>', new Date().toISOString())
+      .executeTakeFirst();
     if (!up) throw new NotFound();
     const bytes = await readBody(Number(up.size));
-    if (bytes.length !== Number(up.size)) throw new InvalidInput('tarball', `size ${bytes.length} differs from the staged ${up.size}`);
+    if (bytes.length !== Number(up.size))
+      throw new InvalidInput('tarball', `size ${bytes.length} differs from the staged ${up.size}`);
     const verified = await verifyFlakeTarball(bytes);
     if (verified.sha256 !== up.sha256) throw new InvalidInput('tarball', 'SHA-256 differs from the staged checksum');
     const key = await this.storeTarball(bytes, verified);
@@ -257,22 +332,41 @@ export class RegistryService {
   /** flakehub-push step 3: makes the release exist. */
   async publishStaged(p: Principal, uploadId: string): Promise<Release> {
     // Expired = gone, as for the tarball PUT (GC may already have taken the tarball).
-    const up = await this.storage.db.selectFrom('release_uploads').selectAll().where('id', '=', uploadId).where('expires_at', '>', new Date().toISOString()).executeTakeFirst();
+    const up = await this.storage.db
+      .selectFrom('release_uploads')
+      .selectAll()
+      .where('id', '=', uploadId)
+      .where('expires_at', '>', new Date().toISOString())
+      .executeTakeFirst();
     if (!up) throw new NotFound();
     // The id travels through URLs and logs of CI jobs: holding it must not let another identity publish what someone else staged.
-    if (up.created_by !== stagedBy(p)) throw new Forbidden('this upload was staged by another identity; only the one that staged it can publish it');
+    if (up.created_by !== stagedBy(p))
+      throw new Forbidden('this upload was staged by another identity; only the one that staged it can publish it');
     if (!up.tarball_key) throw new InvalidInput('upload', 'the tarball was not uploaded yet');
-    const org = await this.storage.db.selectFrom('orgs').select(['id', 'name']).where('id', '=', up.org_id).executeTakeFirstOrThrow();
+    const org = await this.storage.db
+      .selectFrom('orgs')
+      .select(['id', 'name'])
+      .where('id', '=', up.org_id)
+      .executeTakeFirstOrThrow();
     const read = await this.storage.blobs.get(up.tarball_key);
     if (!read) throw new NotFound();
     const bytes = await collect(read);
-    const release = await this.publish(p, { org: org.name, flake: up.flake, version: up.version, tarball: bytes, metadata: JSON.parse(up.metadata) });
+    const release = await this.publish(p, {
+      org: org.name,
+      flake: up.flake,
+      version: up.version,
+      tarball: bytes,
+      metadata: JSON.parse(up.metadata),
+    });
     await this.storage.db.deleteFrom('release_uploads').where('id', '=', uploadId).execute();
     return release;
   }
 
   /** Publishes in one call (Floe's own API and the last step of the flakehub-push protocol). */
-  async publish(p: Principal, req: { org: string; flake: string; version: string; tarball: Buffer; metadata: unknown }): Promise<Release> {
+  async publish(
+    p: Principal,
+    req: { org: string; flake: string; version: string; tarball: Buffer; metadata: unknown },
+  ): Promise<Release> {
     const { org } = await this.requirePublisher(p, req.org, req.flake);
     const version = parseVersion(req.version);
     const meta = this.parseMetadata(req.metadata);
@@ -282,20 +376,47 @@ export class RegistryService {
     const now = new Date().toISOString();
     const binding = sourceBindingOf(p) ?? null;
     const id = randomUUID();
-    const stored = meta.readme && this.renderReadme ? withRenderedReadme(meta, id, await this.renderReadme(meta.readme)) : meta;
+    const stored =
+      meta.readme && this.renderReadme ? withRenderedReadme(meta, id, await this.renderReadme(meta.readme)) : meta;
     try {
       await this.storage.db.transaction().execute(async (trx) => {
-        let flake = await trx.selectFrom('flakes').selectAll().where('org_id', '=', org.id).where('name', '=', req.flake).executeTakeFirst();
+        let flake = await trx
+          .selectFrom('flakes')
+          .selectAll()
+          .where('org_id', '=', org.id)
+          .where('name', '=', req.flake)
+          .executeTakeFirst();
         if (!flake) {
           await trx
             .insertInto('flakes')
-            .values({ id: randomUUID(), org_id: org.id, name: req.flake, source_binding: binding, visibility, description: meta.description ?? null, labels: JSON.stringify(meta.labels ?? []), created_at: now, updated_at: now })
+            .values({
+              id: randomUUID(),
+              org_id: org.id,
+              name: req.flake,
+              source_binding: binding,
+              visibility,
+              description: meta.description ?? null,
+              labels: JSON.stringify(meta.labels ?? []),
+              created_at: now,
+              updated_at: now,
+            })
             .execute();
-          flake = await trx.selectFrom('flakes').selectAll().where('org_id', '=', org.id).where('name', '=', req.flake).executeTakeFirstOrThrow();
+          flake = await trx
+            .selectFrom('flakes')
+            .selectAll()
+            .where('org_id', '=', org.id)
+            .where('name', '=', req.flake)
+            .executeTakeFirstOrThrow();
         } else {
           await trx
             .updateTable('flakes')
-            .set({ visibility, description: meta.description ?? flake.description, labels: JSON.stringify(meta.labels ?? JSON.parse(flake.labels)), updated_at: now, source_binding: flake.source_binding ?? binding })
+            .set({
+              visibility,
+              description: meta.description ?? flake.description,
+              labels: JSON.stringify(meta.labels ?? JSON.parse(flake.labels)),
+              updated_at: now,
+              source_binding: flake.source_binding ?? binding,
+            })
             .where('id', '=', flake.id)
             .execute();
         }
@@ -321,16 +442,43 @@ export class RegistryService {
           .execute();
       });
       this.catalogueCache = undefined;
-      this.audit.append({ principal: p, action: 'flake.publish', target: `${org.name}/${req.flake}@${version.text}`, orgId: org.id, detail: { releaseId: id, revision: meta.revision ?? null, visibility, tarballSha256: verified.sha256 } });
+      this.audit.append({
+        principal: p,
+        action: 'flake.publish',
+        target: `${org.name}/${req.flake}@${version.text}`,
+        orgId: org.id,
+        detail: { releaseId: id, revision: meta.revision ?? null, visibility, tarballSha256: verified.sha256 },
+      });
     } catch (err) {
-      if (isUniqueViolation(err)) throw new Conflict(`${req.org}/${req.flake} ${version.text} (or another build of ${versionKey(version)}) is already published; releases are immutable`);
+      if (isUniqueViolation(err))
+        throw new Conflict(
+          `${req.org}/${req.flake} ${version.text} (or another build of ${versionKey(version)}) is already published; releases are immutable`,
+        );
       throw err;
     }
-    return { id, org: org.name, flake: req.flake, version, revision: meta.revision ?? null, commitCount: meta.commit_count ?? null, narHash: verified.narHash, lastModified: verified.lastModified, tarballKey: key, tarballSize: verified.size, yanked: false, createdAt: now };
+    return {
+      id,
+      org: org.name,
+      flake: req.flake,
+      version,
+      revision: meta.revision ?? null,
+      commitCount: meta.commit_count ?? null,
+      narHash: verified.narHash,
+      lastModified: verified.lastModified,
+      tarballKey: key,
+      tarballSize: verified.size,
+      yanked: false,
+      createdAt: now,
+    };
   }
 
   /** Releases of a flake the caller may read, newest first; undefined when missing or denied. */
-  async releases(p: Principal, orgName: string, flakeName: string, facts: RequestFacts = {}): Promise<Release[] | undefined> {
+  async releases(
+    p: Principal,
+    orgName: string,
+    flakeName: string,
+    facts: RequestFacts = {},
+  ): Promise<Release[] | undefined> {
     const flake = await this.readableFlake(p, orgName, flakeName, facts);
     if (!flake) return undefined;
     const rows = await this.storage.db.selectFrom('releases').selectAll().where('flake_id', '=', flake.id).execute();
@@ -352,7 +500,15 @@ export class RegistryService {
       .where('flakes.name', '=', flakeName)
       .executeTakeFirst();
     if (!row) return undefined;
-    if (!this.authorizer.authorize(p, 'flake.read', this.resource({ id: row.org_id, name: row.org_name }, { name: flakeName, visibility: row.visibility }), facts).allowed) return undefined;
+    if (
+      !this.authorizer.authorize(
+        p,
+        'flake.read',
+        this.resource({ id: row.org_id, name: row.org_name }, { name: flakeName, visibility: row.visibility }),
+        facts,
+      ).allowed
+    )
+      return undefined;
     return { id: row.id };
   }
 
@@ -366,12 +522,25 @@ export class RegistryService {
     const row = await this.storage.db
       .selectFrom('flakes')
       .innerJoin('orgs', 'orgs.id', 'flakes.org_id')
-      .select(['flakes.id', 'flakes.visibility', 'flakes.description', 'flakes.labels', 'flakes.created_at', 'flakes.updated_at'])
+      .select([
+        'flakes.id',
+        'flakes.visibility',
+        'flakes.description',
+        'flakes.labels',
+        'flakes.created_at',
+        'flakes.updated_at',
+      ])
       .where('orgs.name', '=', orgName)
       .where('flakes.name', '=', flakeName)
       .executeTakeFirstOrThrow();
-    const metas = await this.storage.db.selectFrom('releases').select(['id', 'metadata', 'published_by']).where('flake_id', '=', row.id).execute();
-    const byId = new Map(metas.map((m) => [m.id, { metadata: JSON.parse(m.metadata) as ReleaseMetadata, publishedBy: m.published_by }]));
+    const metas = await this.storage.db
+      .selectFrom('releases')
+      .select(['id', 'metadata', 'published_by'])
+      .where('flake_id', '=', row.id)
+      .execute();
+    const byId = new Map(
+      metas.map((m) => [m.id, { metadata: JSON.parse(m.metadata) as ReleaseMetadata, publishedBy: m.published_by }]),
+    );
     return {
       org: orgName,
       flake: flakeName,
@@ -380,7 +549,11 @@ export class RegistryService {
       labels: JSON.parse(row.labels) as string[],
       createdAt: row.created_at,
       updatedAt: row.updated_at,
-      releases: releases.map((r) => ({ ...r, metadata: byId.get(r.id)?.metadata ?? { visibility: row.visibility }, publishedBy: byId.get(r.id)?.publishedBy ?? '' })),
+      releases: releases.map((r) => ({
+        ...r,
+        metadata: byId.get(r.id)?.metadata ?? { visibility: row.visibility },
+        publishedBy: byId.get(r.id)?.publishedBy ?? '',
+      })),
     };
   }
 
@@ -390,7 +563,13 @@ export class RegistryService {
    * matches; paging is the safety net), so a flake with many releases costs one short indexed query. Rows without a key
    * (published by an older replica mid-upgrade) are few and matched in memory.
    */
-  async resolve(p: Principal, orgName: string, flakeName: string, requirement: string, facts: RequestFacts = {}): Promise<Release | undefined> {
+  async resolve(
+    p: Principal,
+    orgName: string,
+    flakeName: string,
+    requirement: string,
+    facts: RequestFacts = {},
+  ): Promise<Release | undefined> {
     const req = parseRequirement(requirement);
     const flake = await this.readableFlake(p, orgName, flakeName, facts);
     if (!flake) return undefined;
@@ -403,7 +582,10 @@ export class RegistryService {
       .where('version_sort', 'is', null)
       .where('yanked_at', 'is', null)
       .execute();
-    const fromUnkeyed = resolveRequirement(unkeyed.map((r) => releaseOf(r, orgName, flakeName)), req);
+    const fromUnkeyed = resolveRequirement(
+      unkeyed.map((r) => releaseOf(r, orgName, flakeName)),
+      req,
+    );
     let below: string | undefined;
     for (;;) {
       let q = this.storage.db
@@ -417,9 +599,15 @@ export class RegistryService {
       if (below !== undefined) q = q.where('version_sort', '<', below);
       q = q.where((eb) => eb.or(patterns.map((pattern) => eb('version_sort', 'like', pattern))));
       const page = await q.orderBy('version_sort', 'desc').limit(RESOLVE_PAGE).execute();
-      const best = resolveRequirement(page.map((r) => releaseOf(r, orgName, flakeName)), req);
+      const best = resolveRequirement(
+        page.map((r) => releaseOf(r, orgName, flakeName)),
+        req,
+      );
       if (best || page.length < RESOLVE_PAGE) {
-        return resolveRequirement([best, fromUnkeyed].filter((r) => r !== undefined), req);
+        return resolveRequirement(
+          [best, fromUnkeyed].filter((r) => r !== undefined),
+          req,
+        );
       }
       below = page[page.length - 1]!.version_sort!;
     }
@@ -431,7 +619,9 @@ export class RegistryService {
    */
   async releaseDetails(
     release: Release,
-  ): Promise<{ metadata: ReleaseMetadata; publishedBy: string; visibility: Visibility; updatedAt: string } | undefined> {
+  ): Promise<
+    { metadata: ReleaseMetadata; publishedBy: string; visibility: Visibility; updatedAt: string } | undefined
+  > {
     const row = await this.storage.db
       .selectFrom('releases')
       .innerJoin('flakes', 'flakes.id', 'releases.flake_id')
@@ -466,7 +656,9 @@ export class RegistryService {
     if (stored !== undefined || !this.renderReadme) return stored;
     let render = this.readmeRenders.get(release.id);
     if (!render) {
-      render = this.renderAndStoreReadme(release.id, release.metadata.readme).finally(() => this.readmeRenders.delete(release.id));
+      render = this.renderAndStoreReadme(release.id, release.metadata.readme).finally(() =>
+        this.readmeRenders.delete(release.id),
+      );
       this.readmeRenders.set(release.id, render);
     }
     return render;
@@ -476,8 +668,19 @@ export class RegistryService {
 
   private async renderAndStoreReadme(releaseId: string, readme: string): Promise<string> {
     const html = await this.renderReadme!(readme.slice(0, MAX_README_BYTES));
-    const row = await this.storage.db.selectFrom('releases').select('metadata').where('id', '=', releaseId).executeTakeFirst();
-    if (row) await this.storage.db.updateTable('releases').set({ metadata: JSON.stringify(withRenderedReadme(JSON.parse(row.metadata) as ReleaseMetadata, releaseId, html)) }).where('id', '=', releaseId).execute();
+    const row = await this.storage.db
+      .selectFrom('releases')
+      .select('metadata')
+      .where('id', '=', releaseId)
+      .executeTakeFirst();
+    if (row)
+      await this.storage.db
+        .updateTable('releases')
+        .set({
+          metadata: JSON.stringify(withRenderedReadme(JSON.parse(row.metadata) as ReleaseMetadata, releaseId, html)),
+        })
+        .where('id', '=', releaseId)
+        .execute();
     return html;
   }
 
@@ -487,11 +690,26 @@ export class RegistryService {
 
   async yank(p: Principal, orgName: string, flakeName: string, version: string): Promise<void> {
     const { org } = await this.requirePublisher(p, orgName, flakeName);
-    const flake = await this.storage.db.selectFrom('flakes').select('id').where('org_id', '=', org.id).where('name', '=', flakeName).executeTakeFirst();
+    const flake = await this.storage.db
+      .selectFrom('flakes')
+      .select('id')
+      .where('org_id', '=', org.id)
+      .where('name', '=', flakeName)
+      .executeTakeFirst();
     if (!flake) throw new NotFound();
-    const res = await this.storage.db.updateTable('releases').set({ yanked_at: new Date().toISOString() }).where('flake_id', '=', flake.id).where('version', '=', parseVersion(version).text).executeTakeFirst();
+    const res = await this.storage.db
+      .updateTable('releases')
+      .set({ yanked_at: new Date().toISOString() })
+      .where('flake_id', '=', flake.id)
+      .where('version', '=', parseVersion(version).text)
+      .executeTakeFirst();
     if (Number(res.numUpdatedRows) === 0) throw new NotFound();
-    this.audit.append({ principal: p, action: 'flake.yank', target: `${orgName}/${flakeName}@${version}`, orgId: org.id });
+    this.audit.append({
+      principal: p,
+      action: 'flake.yank',
+      target: `${orgName}/${flakeName}@${version}`,
+      orgId: org.id,
+    });
   }
 
   /**
@@ -506,7 +724,15 @@ export class RegistryService {
       if (opts.org !== undefined && e.orgName !== opts.org) continue;
       if (e.visibility !== 'public' && e.orgId !== memberOrg) continue;
       if (!terms.every((t) => e.haystack.includes(t))) continue;
-      if (e.visibility !== 'public' && !this.authorizer.authorize(p, 'flake.read', this.resource({ id: e.orgId, name: e.orgName }, { name: e.name, visibility: e.visibility })).allowed) continue;
+      if (
+        e.visibility !== 'public' &&
+        !this.authorizer.authorize(
+          p,
+          'flake.read',
+          this.resource({ id: e.orgId, name: e.orgName }, { name: e.name, visibility: e.visibility }),
+        ).allowed
+      )
+        continue;
       let score = 0;
       for (const t of terms) {
         if (e.lowerName === t) score += 100;
@@ -515,10 +741,22 @@ export class RegistryService {
         if (e.labels.includes(t)) score += 10;
         if (e.lowerDescription.includes(t)) score += 5;
       }
-      out.push({ org: e.orgName, flake: e.name, visibility: e.visibility, description: e.description, labels: e.labels, updatedAt: e.updatedAt, score });
+      out.push({
+        org: e.orgName,
+        flake: e.name,
+        visibility: e.visibility,
+        description: e.description,
+        labels: e.labels,
+        updatedAt: e.updatedAt,
+        score,
+      });
     }
     return out
-      .sort((a, b) => b.score - a.score || (a.org < b.org ? -1 : a.org > b.org ? 1 : a.flake < b.flake ? -1 : a.flake > b.flake ? 1 : 0))
+      .sort(
+        (a, b) =>
+          b.score - a.score ||
+          (a.org < b.org ? -1 : a.org > b.org ? 1 : a.flake < b.flake ? -1 : a.flake > b.flake ? 1 : 0),
+      )
       .slice(0, Math.min(Math.max(opts.limit ?? 50, 1), 500_000));
   }
 
@@ -528,13 +766,22 @@ export class RegistryService {
    * `CATALOGUE_TTL_MS` after another replica did.
    */
   private async catalogue(): Promise<CatalogueEntry[]> {
-    if (this.catalogueCache && Date.now() - this.catalogueCache.at < CATALOGUE_TTL_MS) return this.catalogueCache.entries;
+    if (this.catalogueCache && Date.now() - this.catalogueCache.at < CATALOGUE_TTL_MS)
+      return this.catalogueCache.entries;
     this.catalogueLoad ??= (async () => {
       try {
         const rows = await this.storage.db
           .selectFrom('flakes')
           .innerJoin('orgs', 'orgs.id', 'flakes.org_id')
-          .select(['flakes.name', 'flakes.visibility', 'flakes.description', 'flakes.labels', 'flakes.updated_at', 'orgs.id as org_id', 'orgs.name as org_name'])
+          .select([
+            'flakes.name',
+            'flakes.visibility',
+            'flakes.description',
+            'flakes.labels',
+            'flakes.updated_at',
+            'orgs.id as org_id',
+            'orgs.name as org_name',
+          ])
           .execute();
         const entries = rows.map((r) => {
           const labels = JSON.parse(r.labels) as string[];
@@ -572,12 +819,20 @@ export class RegistryService {
       throw new InvalidInput(`metadata${issue.path.length ? '.' + issue.path.join('.') : ''}`, issue.message);
     }
     const readmeBytes = r.data.readme ? Buffer.byteLength(r.data.readme) : 0;
-    if (readmeBytes > MAX_README_BYTES) throw new TooLarge(`metadata.readme: the README is ${readmeBytes} bytes; at most ${MAX_README_BYTES} (256 KiB) are accepted`);
+    if (readmeBytes > MAX_README_BYTES)
+      throw new TooLarge(
+        `metadata.readme: the README is ${readmeBytes} bytes; at most ${MAX_README_BYTES} (256 KiB) are accepted`,
+      );
     return withoutRenderedReadme(r.data);
   }
 
   private async assertVersionFree(flakeId: string, version: Version, org: string, flake: string): Promise<void> {
-    const taken = await this.storage.db.selectFrom('releases').select('version').where('flake_id', '=', flakeId).where('version_key', '=', versionKey(version)).executeTakeFirst();
+    const taken = await this.storage.db
+      .selectFrom('releases')
+      .select('version')
+      .where('flake_id', '=', flakeId)
+      .where('version_key', '=', versionKey(version))
+      .executeTakeFirst();
     if (taken) throw new Conflict(`${org}/${flake} ${taken.version} is already published; releases are immutable`);
   }
 
@@ -605,5 +860,9 @@ async function collect(read: BlobRead): Promise<Buffer> {
 
 /** Who staged an upload: the same identity must publish it (a CI job's tokens share their subject). */
 function stagedBy(p: Principal): string {
-  return p.kind === 'anonymous' ? 'anonymous' : p.kind === 'token' ? `${p.org.id}:${p.subject}` : `server-admin:${p.subject}`;
+  return p.kind === 'anonymous'
+    ? 'anonymous'
+    : p.kind === 'token'
+      ? `${p.org.id}:${p.subject}`
+      : `server-admin:${p.subject}`;
 }

@@ -18,7 +18,9 @@ function gnuTarball(build: (dir: string) => void): { bytes: Buffer; dir: string 
 }
 
 /** A hand-made tarball, for what no honest tool produces. */
-async function crafted(entries: Array<{ name: string; type?: tar.Header['type']; content?: string; linkname?: string }>): Promise<Buffer> {
+async function crafted(
+  entries: Array<{ name: string; type?: tar.Header['type']; content?: string; linkname?: string }>,
+): Promise<Buffer> {
   const pack = tar.pack();
   for (const e of entries) {
     if (e.content !== undefined) pack.entry({ name: e.name, type: e.type ?? 'file' }, e.content);
@@ -47,7 +49,10 @@ describe('verifyFlakeTarball', () => {
     expect(v.narHash).toMatch(/^sha256-[A-Za-z0-9+/]{43}=$/);
     expect(v.lastModified).toBeGreaterThan(1_700_000_000);
     if (spawnSync('sh', ['-c', 'command -v nix']).status === 0) {
-      const nix = execFileSync('nix', ['hash', 'path', dir], { env: { ...process.env, NIX_CONFIG: 'experimental-features = nix-command flakes' }, encoding: 'utf8' }).trim();
+      const nix = execFileSync('nix', ['hash', 'path', dir], {
+        env: { ...process.env, NIX_CONFIG: 'experimental-features = nix-command flakes' },
+        encoding: 'utf8',
+      }).trim();
       expect(v.narHash).toBe(nix);
     }
   });
@@ -55,21 +60,126 @@ describe('verifyFlakeTarball', () => {
   const cases: Array<[string, () => Promise<Buffer>, RegExp]> = [
     ['not gzip', async () => Buffer.from('plain text'), /gzip/],
     ['no flake.nix', () => crafted([{ name: 'src/' }, { name: 'src/default.nix', content: '1' }]), /no flake.nix/],
-    ['two top-level entries', () => crafted([{ name: 'a/flake.nix', content: flake }, { name: 'b/x', content: '1' }]), /more than one top-level/],
+    [
+      'two top-level entries',
+      () =>
+        crafted([
+          { name: 'a/flake.nix', content: flake },
+          { name: 'b/x', content: '1' },
+        ]),
+      /more than one top-level/,
+    ],
     ['a top-level file', () => crafted([{ name: 'flake.nix', content: flake }]), /top-level entry must be a directory/],
     ['absolute paths', () => crafted([{ name: '/etc/passwd', content: 'x' }]), /absolute/],
-    ['dot-dot paths', () => crafted([{ name: 'src/flake.nix', content: flake }, { name: 'src/../../evil', content: 'x' }]), /leaves or confuses/],
-    ['links leaving the tree', () => crafted([{ name: 'src/flake.nix', content: flake }, { name: 'src/l', type: 'symlink', linkname: '../../etc/passwd' }]), /outside the tree/],
-    ['absolute links', () => crafted([{ name: 'src/flake.nix', content: flake }, { name: 'src/l', type: 'symlink', linkname: '/etc/passwd' }]), /outside the tree/],
-    ['device files', () => crafted([{ name: 'src/flake.nix', content: flake }, { name: 'src/dev', type: 'character-device' }]), /only files, directories and symlinks/],
-    ['hard links', () => crafted([{ name: 'src/flake.nix', content: flake }, { name: 'src/h', type: 'link', linkname: 'src/flake.nix' }]), /only files, directories and symlinks/],
-    ['a file below a symlink (once an uncaught exception)', () => crafted([{ name: 'src/flake.nix', content: flake }, { name: 'src/l', type: 'symlink', linkname: 'x' }, { name: 'src/l/f', content: '1' }]), /src\/l is both a symlink and a directory/],
-    ['a directory below a symlink', () => crafted([{ name: 'src/flake.nix', content: flake }, { name: 'src/l', type: 'symlink', linkname: 'x' }, { name: 'src/l/d/' }]), /both a symlink and a directory/],
-    ['a symlink replacing a directory', () => crafted([{ name: 'src/flake.nix', content: flake }, { name: 'src/d/f', content: '1' }, { name: 'src/d', type: 'symlink', linkname: '..' }]), /duplicate entry "src\/d"/],
-    ['a symlink replacing a file', () => crafted([{ name: 'src/flake.nix', content: flake }, { name: 'src/flake.nix', type: 'symlink', linkname: 'x' }]), /duplicate entry/],
-    ['symlink chains climbing out through a link', () => crafted([{ name: 'src/flake.nix', content: flake }, { name: 'src/d/up', type: 'symlink', linkname: '..' }, { name: 'src/l', type: 'symlink', linkname: 'd/up/../..' }]), /outside the tree .*"d\/up", which is not a directory/],
-    ['".." out of a link declared later', () => crafted([{ name: 'src/flake.nix', content: flake }, { name: 'src/l', type: 'symlink', linkname: 'm/..' }, { name: 'src/m', type: 'symlink', linkname: '.' }]), /not a directory/],
-    ['truncated gzip', async () => (await crafted([{ name: 'src/flake.nix', content: flake }])).subarray(0, 30), /cannot unpack/],
+    [
+      'dot-dot paths',
+      () =>
+        crafted([
+          { name: 'src/flake.nix', content: flake },
+          { name: 'src/../../evil', content: 'x' },
+        ]),
+      /leaves or confuses/,
+    ],
+    [
+      'links leaving the tree',
+      () =>
+        crafted([
+          { name: 'src/flake.nix', content: flake },
+          { name: 'src/l', type: 'symlink', linkname: '../../etc/passwd' },
+        ]),
+      /outside the tree/,
+    ],
+    [
+      'absolute links',
+      () =>
+        crafted([
+          { name: 'src/flake.nix', content: flake },
+          { name: 'src/l', type: 'symlink', linkname: '/etc/passwd' },
+        ]),
+      /outside the tree/,
+    ],
+    [
+      'device files',
+      () =>
+        crafted([
+          { name: 'src/flake.nix', content: flake },
+          { name: 'src/dev', type: 'character-device' },
+        ]),
+      /only files, directories and symlinks/,
+    ],
+    [
+      'hard links',
+      () =>
+        crafted([
+          { name: 'src/flake.nix', content: flake },
+          { name: 'src/h', type: 'link', linkname: 'src/flake.nix' },
+        ]),
+      /only files, directories and symlinks/,
+    ],
+    [
+      'a file below a symlink (once an uncaught exception)',
+      () =>
+        crafted([
+          { name: 'src/flake.nix', content: flake },
+          { name: 'src/l', type: 'symlink', linkname: 'x' },
+          { name: 'src/l/f', content: '1' },
+        ]),
+      /src\/l is both a symlink and a directory/,
+    ],
+    [
+      'a directory below a symlink',
+      () =>
+        crafted([
+          { name: 'src/flake.nix', content: flake },
+          { name: 'src/l', type: 'symlink', linkname: 'x' },
+          { name: 'src/l/d/' },
+        ]),
+      /both a symlink and a directory/,
+    ],
+    [
+      'a symlink replacing a directory',
+      () =>
+        crafted([
+          { name: 'src/flake.nix', content: flake },
+          { name: 'src/d/f', content: '1' },
+          { name: 'src/d', type: 'symlink', linkname: '..' },
+        ]),
+      /duplicate entry "src\/d"/,
+    ],
+    [
+      'a symlink replacing a file',
+      () =>
+        crafted([
+          { name: 'src/flake.nix', content: flake },
+          { name: 'src/flake.nix', type: 'symlink', linkname: 'x' },
+        ]),
+      /duplicate entry/,
+    ],
+    [
+      'symlink chains climbing out through a link',
+      () =>
+        crafted([
+          { name: 'src/flake.nix', content: flake },
+          { name: 'src/d/up', type: 'symlink', linkname: '..' },
+          { name: 'src/l', type: 'symlink', linkname: 'd/up/../..' },
+        ]),
+      /outside the tree .*"d\/up", which is not a directory/,
+    ],
+    [
+      '".." out of a link declared later',
+      () =>
+        crafted([
+          { name: 'src/flake.nix', content: flake },
+          { name: 'src/l', type: 'symlink', linkname: 'm/..' },
+          { name: 'src/m', type: 'symlink', linkname: '.' },
+        ]),
+      /not a directory/,
+    ],
+    [
+      'truncated gzip',
+      async () => (await crafted([{ name: 'src/flake.nix', content: flake }])).subarray(0, 30),
+      /cannot unpack/,
+    ],
   ];
   for (const [name, make, message] of cases) {
     it(`rejects ${name}`, async () => {
@@ -90,14 +200,31 @@ describe('verifyFlakeTarball', () => {
   });
 
   it('a failure in any entry callback rejects, and later entries are not read', async () => {
-    const entries = [{ name: 'src/flake.nix', content: flake }, { name: 'src/l', type: 'symlink' as const, linkname: 'x' }, { name: 'src/l/f', content: '1' }];
+    const entries = [
+      { name: 'src/flake.nix', content: flake },
+      { name: 'src/l', type: 'symlink' as const, linkname: 'x' },
+      { name: 'src/l/f', content: '1' },
+    ];
     for (let i = 0; i < 200; i++) entries.push({ name: `src/f${i}`, content: 'x'.repeat(100) });
-    await expect(verifyFlakeTarball(await crafted(entries), { maxCompressedBytes: 1 << 20, maxUnpackedBytes: 1 << 20, maxEntries: 50 })).rejects.toThrow(/both a symlink and a directory/);
+    await expect(
+      verifyFlakeTarball(await crafted(entries), {
+        maxCompressedBytes: 1 << 20,
+        maxUnpackedBytes: 1 << 20,
+        maxEntries: 50,
+      }),
+    ).rejects.toThrow(/both a symlink and a directory/);
   });
 
   it('enforces size limits', async () => {
-    const big = await crafted([{ name: 'src/flake.nix', content: flake }, { name: 'src/blob', content: 'x'.repeat(10_000) }]);
-    await expect(verifyFlakeTarball(big, { maxCompressedBytes: 1 << 20, maxUnpackedBytes: 5_000, maxEntries: 100 })).rejects.toThrow(/unpacked size/);
-    await expect(verifyFlakeTarball(big, { maxCompressedBytes: 10, maxUnpackedBytes: 1 << 20, maxEntries: 100 })).rejects.toThrow(/larger than/);
+    const big = await crafted([
+      { name: 'src/flake.nix', content: flake },
+      { name: 'src/blob', content: 'x'.repeat(10_000) },
+    ]);
+    await expect(
+      verifyFlakeTarball(big, { maxCompressedBytes: 1 << 20, maxUnpackedBytes: 5_000, maxEntries: 100 }),
+    ).rejects.toThrow(/unpacked size/);
+    await expect(
+      verifyFlakeTarball(big, { maxCompressedBytes: 10, maxUnpackedBytes: 1 << 20, maxEntries: 100 }),
+    ).rejects.toThrow(/larger than/);
   });
 });

@@ -19,7 +19,11 @@ export interface TarballLimits {
   maxEntries: number;
 }
 
-export const DEFAULT_TARBALL_LIMITS: TarballLimits = { maxCompressedBytes: 256 << 20, maxUnpackedBytes: 512 << 20, maxEntries: 100_000 };
+export const DEFAULT_TARBALL_LIMITS: TarballLimits = {
+  maxCompressedBytes: 256 << 20,
+  maxUnpackedBytes: 512 << 20,
+  maxEntries: 100_000,
+};
 
 export interface VerifiedTarball {
   topDir: string;
@@ -65,7 +69,8 @@ export function linkEscape(top: Dir, inTree: string[], target: string): string |
     if (part === '..') {
       const here = stack.at(-1);
       if (stack.length === 1) return 'it climbs above the top-level directory';
-      if (here?.type !== 'directory') return `".." after ${JSON.stringify(walked.join('/'))}, which is not a directory of the tarball (a symlink, or reached through one)`;
+      if (here?.type !== 'directory')
+        return `".." after ${JSON.stringify(walked.join('/'))}, which is not a directory of the tarball (a symlink, or reached through one)`;
       stack.pop();
     } else {
       stack.push(childOf(stack.at(-1), part));
@@ -75,8 +80,12 @@ export function linkEscape(top: Dir, inTree: string[], target: string): string |
   return undefined;
 }
 
-export async function verifyFlakeTarball(bytes: Buffer, limits: TarballLimits = DEFAULT_TARBALL_LIMITS): Promise<VerifiedTarball> {
-  if (bytes.length > limits.maxCompressedBytes) throw new TooLarge(`tarball larger than ${limits.maxCompressedBytes} bytes`);
+export async function verifyFlakeTarball(
+  bytes: Buffer,
+  limits: TarballLimits = DEFAULT_TARBALL_LIMITS,
+): Promise<VerifiedTarball> {
+  if (bytes.length > limits.maxCompressedBytes)
+    throw new TooLarge(`tarball larger than ${limits.maxCompressedBytes} bytes`);
   if (bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) throw bad('not gzip-compressed (expected a .tar.gz)');
   const root: Dir = { type: 'directory', entries: noEntries() };
   let topDir: string | undefined;
@@ -94,7 +103,8 @@ export async function verifyFlakeTarball(bytes: Buffer, limits: TarballLimits = 
         next = { type: 'directory', entries: noEntries() };
         node.entries[part] = next;
       }
-      if (next.type !== 'directory') throw bad(`${parts.join('/')} is both a ${next.type === 'symlink' ? 'symlink' : 'file'} and a directory`);
+      if (next.type !== 'directory')
+        throw bad(`${parts.join('/')} is both a ${next.type === 'symlink' ? 'symlink' : 'file'} and a directory`);
       node = next;
     }
     return node;
@@ -125,7 +135,10 @@ export async function verifyFlakeTarball(bytes: Buffer, limits: TarballLimits = 
     guarded((header, stream, next) => {
       stream.on('error', () => undefined);
       const skip = () => {
-        stream.on('end', guarded(() => next()));
+        stream.on(
+          'end',
+          guarded(() => next()),
+        );
         stream.resume();
       };
       entries++;
@@ -138,15 +151,20 @@ export async function verifyFlakeTarball(bytes: Buffer, limits: TarballLimits = 
       }
       if (name.startsWith('/') || name.includes('\0')) throw bad(`absolute or invalid path ${JSON.stringify(name)}`);
       const parts = name.split('/');
-      if (parts.some((p) => p === '..' || p === '.' || p === '')) throw bad(`path ${JSON.stringify(name)} leaves or confuses the tree`);
+      if (parts.some((p) => p === '..' || p === '.' || p === ''))
+        throw bad(`path ${JSON.stringify(name)} leaves or confuses the tree`);
       if (topDir === undefined) topDir = parts[0];
-      if (parts[0] !== topDir) throw bad(`more than one top-level entry (${JSON.stringify(topDir)} and ${JSON.stringify(parts[0])}); Nix expects exactly one directory`);
+      if (parts[0] !== topDir)
+        throw bad(
+          `more than one top-level entry (${JSON.stringify(topDir)} and ${JSON.stringify(parts[0])}); Nix expects exactly one directory`,
+        );
       if (header.mtime) lastModified = Math.max(lastModified, Math.floor(header.mtime.getTime() / 1000));
       const inTree = parts.slice(1);
       const leaf = inTree.at(-1)!;
       // GNU tar (and old tar readers) unpack a non-directory whose name ends in "/" as a directory:
       // the tree we hash would not be the tree Nix unpacks.
-      if (header.type !== 'directory' && header.name.endsWith('/')) throw bad(`${JSON.stringify(name)} is a ${header.type} whose name ends in "/"`);
+      if (header.type !== 'directory' && header.name.endsWith('/'))
+        throw bad(`${JSON.stringify(name)} is a ${header.type} whose name ends in "/"`);
       if (header.type === 'directory') {
         dirAt(parts, true);
         return skip();
@@ -161,7 +179,8 @@ export async function verifyFlakeTarball(bytes: Buffer, limits: TarballLimits = 
       if (dir.entries[leaf]) throw bad(`duplicate entry ${JSON.stringify(name)}`);
       if (header.type === 'symlink') {
         const target = header.linkname ?? '';
-        if (target === '' || target.startsWith('/')) throw bad(`symlink ${JSON.stringify(name)} points outside the tree (${JSON.stringify(target)})`);
+        if (target === '' || target.startsWith('/'))
+          throw bad(`symlink ${JSON.stringify(name)} points outside the tree (${JSON.stringify(target)})`);
         dir.entries[leaf] = { type: 'symlink', target };
         links.push({ name, inTree, target });
         return skip();
@@ -172,14 +191,19 @@ export async function verifyFlakeTarball(bytes: Buffer, limits: TarballLimits = 
         guarded((data: unknown) => {
           const chunk = data as Buffer;
           unpacked += chunk.length;
-          if (unpacked > limits.maxUnpackedBytes) throw new TooLarge(`unpacked size over ${limits.maxUnpackedBytes} bytes`);
+          if (unpacked > limits.maxUnpackedBytes)
+            throw new TooLarge(`unpacked size over ${limits.maxUnpackedBytes} bytes`);
           chunks.push(chunk);
         }),
       );
       stream.on(
         'end',
         guarded(() => {
-          dir.entries[leaf] = { type: 'regular', contents: Buffer.concat(chunks), executable: ((header.mode ?? 0) & 0o100) !== 0 };
+          dir.entries[leaf] = {
+            type: 'regular',
+            contents: Buffer.concat(chunks),
+            executable: ((header.mode ?? 0) & 0o100) !== 0,
+          };
           files++;
           next();
         }),
@@ -200,7 +224,10 @@ export async function verifyFlakeTarball(bytes: Buffer, limits: TarballLimits = 
   if (!top || top.type !== 'directory') throw bad('the top-level entry must be a directory');
   for (const link of links) {
     const escape = linkEscape(top, link.inTree, link.target);
-    if (escape) throw bad(`symlink ${JSON.stringify(link.name)} points outside the tree (${JSON.stringify(link.target)}): ${escape}`);
+    if (escape)
+      throw bad(
+        `symlink ${JSON.stringify(link.name)} points outside the tree (${JSON.stringify(link.target)}): ${escape}`,
+      );
   }
   const flake = top.entries['flake.nix'];
   if (!flake || flake.type !== 'regular') throw bad(`no flake.nix in ${topDir}/`);

@@ -22,7 +22,11 @@ export function parseVersion(text: string): Version {
   const stripped = text.startsWith('v') ? text.slice(1) : text;
   if (stripped.length > 200) throw new InvalidInput('version', 'too long');
   const v = semver.parse(stripped, { loose: false });
-  if (!v) throw new InvalidInput('version', `${JSON.stringify(text.slice(0, 80))} is not a semantic version (X.Y.Z[-pre][+build])`);
+  if (!v)
+    throw new InvalidInput(
+      'version',
+      `${JSON.stringify(text.slice(0, 80))} is not a semantic version (X.Y.Z[-pre][+build])`,
+    );
   return { text: stripped, major: v.major, minor: v.minor, patch: v.patch, prerelease: v.prerelease, build: v.build };
 }
 
@@ -57,7 +61,12 @@ function parsePartial(text: string): Partial | 'any' {
   const num = (s: string | undefined) => (s === undefined || s === '*' || s === 'x' ? undefined : Number(s));
   const minor = num(m[2]);
   const patch = minor === undefined ? undefined : num(m[3]);
-  return { major: Number(m[1]), ...(minor !== undefined ? { minor } : {}), ...(patch !== undefined ? { patch } : {}), pre: m[4] ? `-${m[4]}` : '' };
+  return {
+    major: Number(m[1]),
+    ...(minor !== undefined ? { minor } : {}),
+    ...(patch !== undefined ? { patch } : {}),
+    pre: m[4] ? `-${m[4]}` : '',
+  };
 }
 
 const v3 = (a: number, b: number, c: number, pre = '') => `${a}.${b}.${c}${pre}`;
@@ -67,7 +76,12 @@ function termComparators(op: string, p: Partial | 'any'): Comparator[] {
   if (p === 'any') return [];
   const { major, minor, patch, pre } = p;
   const lower = v3(major, minor ?? 0, patch ?? 0, pre);
-  const next = (): string => (minor === undefined ? v3(major + 1, 0, 0) : patch === undefined ? v3(major, minor + 1, 0) : v3(major, minor, patch + 1));
+  const next = (): string =>
+    minor === undefined
+      ? v3(major + 1, 0, 0)
+      : patch === undefined
+        ? v3(major, minor + 1, 0)
+        : v3(major, minor, patch + 1);
   switch (op) {
     case '':
     case '^': {
@@ -75,14 +89,25 @@ function termComparators(op: string, p: Partial | 'any'): Comparator[] {
       if (major > 0 || minor === undefined) upper = v3(major + 1, 0, 0);
       else if (minor > 0 || patch === undefined) upper = v3(0, minor + 1, 0);
       else upper = v3(0, 0, patch + 1);
-      return [{ op: '>=', version: lower }, { op: '<', version: `${upper}-0` }];
+      return [
+        { op: '>=', version: lower },
+        { op: '<', version: `${upper}-0` },
+      ];
     }
     case '~': {
       const upper = minor === undefined ? v3(major + 1, 0, 0) : v3(major, minor + 1, 0);
-      return [{ op: '>=', version: lower }, { op: '<', version: `${upper}-0` }];
+      return [
+        { op: '>=', version: lower },
+        { op: '<', version: `${upper}-0` },
+      ];
     }
     case '=':
-      return patch !== undefined ? [{ op: '=', version: lower }] : [{ op: '>=', version: lower }, { op: '<', version: `${next()}-0` }];
+      return patch !== undefined
+        ? [{ op: '=', version: lower }]
+        : [
+            { op: '>=', version: lower },
+            { op: '<', version: `${next()}-0` },
+          ];
     case '>':
       return patch !== undefined ? [{ op: '>', version: lower }] : [{ op: '>=', version: next() }];
     case '>=':
@@ -109,20 +134,27 @@ export function parseRequirement(text: string): Requirement {
     const partial = parsePartial(m[2]!);
     // A wildcard in a bare term (`1.2.*`) is the same as ~ on the part before it.
     const effectiveOp = op === '' && /\.(\*|x)/.test(m[2]!) ? '~' : op;
-    if (partial !== 'any' && partial.pre) prereleaseTriples.add(v3(partial.major, partial.minor ?? 0, partial.patch ?? 0));
-    if (partial === 'any' && op !== '') throw new InvalidInput('version requirement', `${JSON.stringify(term)}: an operator needs a version`);
+    if (partial !== 'any' && partial.pre)
+      prereleaseTriples.add(v3(partial.major, partial.minor ?? 0, partial.patch ?? 0));
+    if (partial === 'any' && op !== '')
+      throw new InvalidInput('version requirement', `${JSON.stringify(term)}: an operator needs a version`);
     const terms = termComparators(effectiveOp, partial);
     // Bounds semver cannot read (numbers past 2^53, a next major that is, "-01") would make every
     // later match throw: refuse them here, where the requirement is still the client's input.
     const unreadable = terms.find((c) => semver.valid(c.version) === null);
-    if (unreadable) throw new InvalidInput('version requirement', `${JSON.stringify(term.slice(0, 80))}: ${JSON.stringify(unreadable.version.slice(0, 80))} is not a version semver can compare`);
+    if (unreadable)
+      throw new InvalidInput(
+        'version requirement',
+        `${JSON.stringify(term.slice(0, 80))}: ${JSON.stringify(unreadable.version.slice(0, 80))} is not a version semver can compare`,
+      );
     comparators.push(...terms);
   }
   return { text: trimmed, comparators, prereleaseTriples };
 }
 
 export function satisfies(version: Version, req: Requirement): boolean {
-  if (version.prerelease.length > 0 && !req.prereleaseTriples.has(v3(version.major, version.minor, version.patch))) return false;
+  if (version.prerelease.length > 0 && !req.prereleaseTriples.has(v3(version.major, version.minor, version.patch)))
+    return false;
   return req.comparators.every((c) => {
     const cmp = semver.compare(version.text, c.version);
     switch (c.op) {
@@ -141,7 +173,10 @@ export function satisfies(version: Version, req: Requirement): boolean {
 }
 
 /** The highest version satisfying the requirement, or undefined. */
-export function resolveRequirement<T extends { version: Version }>(candidates: readonly T[], req: Requirement): T | undefined {
+export function resolveRequirement<T extends { version: Version }>(
+  candidates: readonly T[],
+  req: Requirement,
+): T | undefined {
   let best: T | undefined;
   for (const c of candidates) {
     if (satisfies(c.version, req) && (!best || compareVersions(c.version, best.version) > 0)) best = c;

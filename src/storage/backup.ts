@@ -28,7 +28,11 @@ const DATABASE = 'floe.sqlite';
 /** Plain files of a data directory worth keeping besides the database and blobs. */
 const EXTRA_FILES = ['admin-token'];
 
-const fileEntry = z.object({ path: z.string().min(1), size: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
+const fileEntry = z.object({
+  path: z.string().min(1),
+  size: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
 const manifestSchema = z.object({
   format: z.literal('floe-backup-1'),
   createdAt: z.string(),
@@ -52,11 +56,16 @@ async function emptyOrMissing(dir: string, what: string): Promise<void> {
     if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') throw new Error(`${what} ${dir} is a file, not a directory`);
     throw err;
   }
-  if (names.length > 0) throw new Error(`${what} ${dir} is not empty (${names.length} entries): choose a new or empty directory`);
+  if (names.length > 0)
+    throw new Error(`${what} ${dir} is not empty (${names.length} entries): choose a new or empty directory`);
 }
 
 /** Copies `from` to `to` (0600, fsynced), returning its size and SHA-256; `expect` checks it against a known hash. */
-async function copyFile(from: string, to: string, expect?: (digest: Buffer) => boolean): Promise<{ size: number; sha256: string }> {
+async function copyFile(
+  from: string,
+  to: string,
+  expect?: (digest: Buffer) => boolean,
+): Promise<{ size: number; sha256: string }> {
   await mkdir(path.dirname(to), { recursive: true, mode: PRIVATE_DIR_MODE });
   const sha = createHash('sha256');
   let size = 0;
@@ -67,7 +76,11 @@ async function copyFile(from: string, to: string, expect?: (digest: Buffer) => b
       done(null, chunk);
     },
   });
-  await pipeline(createReadStream(from, { highWaterMark: 1 << 20 }), tap, createWriteStream(to, { flags: 'wx', mode: PRIVATE_FILE_MODE }));
+  await pipeline(
+    createReadStream(from, { highWaterMark: 1 << 20 }),
+    tap,
+    createWriteStream(to, { flags: 'wx', mode: PRIVATE_FILE_MODE }),
+  );
   const fh = await open(to, 'r');
   try {
     await fh.sync();
@@ -97,15 +110,27 @@ function snapshotContents(file: string) {
   try {
     // The copy is one self-contained file (no -wal/-shm beside it).
     db.pragma('journal_mode = DELETE');
-    const nars = db.prepare('select nar_hash, file_hash from nars').all() as Array<{ nar_hash: string; file_hash: string }>;
-    const tarballs = db.prepare('select distinct tarball_key from releases where tarball_key is not null').all() as Array<{ tarball_key: string }>;
+    const nars = db.prepare('select nar_hash, file_hash from nars').all() as Array<{
+      nar_hash: string;
+      file_hash: string;
+    }>;
+    const tarballs = db
+      .prepare('select distinct tarball_key from releases where tarball_key is not null')
+      .all() as Array<{ tarball_key: string }>;
     const count = (table: string) => (db.prepare(`select count(*) as n from ${table}`).get() as { n: number }).n;
-    const migrations = (db.prepare('select name from kysely_migration order by name').all() as Array<{ name: string }>).map((r) => r.name);
+    const migrations = (
+      db.prepare('select name from kysely_migration order by name').all() as Array<{ name: string }>
+    ).map((r) => r.name);
     return {
       nars,
       tarballs: tarballs.map((t) => t.tarball_key),
       migrations,
-      counts: { paths: count('paths'), nars: nars.length, releases: count('releases'), auditEntries: count('audit_log') },
+      counts: {
+        paths: count('paths'),
+        nars: nars.length,
+        releases: count('releases'),
+        auditEntries: count('audit_log'),
+      },
     };
   } finally {
     db.close();
@@ -142,7 +167,8 @@ async function backupOnce(dataDir: string, toDir: string, progress: (line: strin
   for (const [i, nar] of snap.nars.entries()) {
     await copyBlob(`${nar.nar_hash}.nar.zst`, (digest) => encodeNix32(digest) === nar.file_hash);
     bytes += files.at(-1)!.size;
-    if ((i + 1) % 200 === 0 || i + 1 === snap.nars.length) progress(`blobs: ${i + 1}/${snap.nars.length} (${(bytes / 2 ** 20).toFixed(1)} MiB)`);
+    if ((i + 1) % 200 === 0 || i + 1 === snap.nars.length)
+      progress(`blobs: ${i + 1}/${snap.nars.length} (${(bytes / 2 ** 20).toFixed(1)} MiB)`);
   }
   // Release tarballs are named by their SHA-256 (tarball-<hex>.tar.gz).
   for (const key of snap.tarballs) await copyBlob(key, (digest) => key.includes(digest.toString('hex')));
@@ -150,9 +176,21 @@ async function backupOnce(dataDir: string, toDir: string, progress: (line: strin
 
   for (const name of EXTRA_FILES) {
     const from = path.join(dataDir, name);
-    if (await stat(from).then(() => true, () => false)) files.push({ path: name, ...(await copyFile(from, path.join(toDir, name))) });
+    if (
+      await stat(from).then(
+        () => true,
+        () => false,
+      )
+    )
+      files.push({ path: name, ...(await copyFile(from, path.join(toDir, name))) });
   }
-  const manifest: BackupManifest = { format: 'floe-backup-1', createdAt: new Date().toISOString(), migrations: snap.migrations, counts: snap.counts, files };
+  const manifest: BackupManifest = {
+    format: 'floe-backup-1',
+    createdAt: new Date().toISOString(),
+    migrations: snap.migrations,
+    counts: snap.counts,
+    files,
+  };
   await writeFileAtomically(path.join(toDir, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
   return manifest;
 }
@@ -168,10 +206,21 @@ async function hashFile(file: string): Promise<{ size: number; sha256: string }>
 }
 
 /** `floe backup`: a consistent copy of the embedded data directory `dataDir` (served or not) into the new or empty `toDir`. */
-export async function backupDataDir(dataDir: string, toDir: string, progress: (line: string) => void): Promise<BackupManifest> {
+export async function backupDataDir(
+  dataDir: string,
+  toDir: string,
+  progress: (line: string) => void,
+): Promise<BackupManifest> {
   const source = path.join(dataDir, DATABASE);
-  if (!(await stat(source).then((s) => s.isFile(), () => false))) throw new Error(`no embedded database at ${source}`);
-  if (path.resolve(toDir).startsWith(path.resolve(dataDir) + path.sep)) throw new Error('the backup directory must be outside the data directory');
+  if (
+    !(await stat(source).then(
+      (s) => s.isFile(),
+      () => false,
+    ))
+  )
+    throw new Error(`no embedded database at ${source}`);
+  if (path.resolve(toDir).startsWith(path.resolve(dataDir) + path.sep))
+    throw new Error('the backup directory must be outside the data directory');
   await emptyOrMissing(toDir, 'backup directory');
   await mkdir(toDir, { recursive: true, mode: PRIVATE_DIR_MODE });
   // An existing empty directory keeps its mode otherwise: the backup holds the private keys.
@@ -195,16 +244,24 @@ export async function readManifest(fromDir: string): Promise<BackupManifest> {
     throw new Error(`${fromDir} holds no ${MANIFEST}: not a finished Floe backup`);
   }
   const parsed = manifestSchema.safeParse(JSON.parse(text));
-  if (!parsed.success) throw new Error(`${path.join(fromDir, MANIFEST)} is not a Floe backup manifest: ${parsed.error.issues[0]?.message}`);
+  if (!parsed.success)
+    throw new Error(
+      `${path.join(fromDir, MANIFEST)} is not a Floe backup manifest: ${parsed.error.issues[0]?.message}`,
+    );
   for (const f of parsed.data.files) {
     // A manifest names files inside its own directory only.
-    if (path.isAbsolute(f.path) || path.normalize(f.path).split(path.sep).includes('..')) throw new Error(`the manifest names a path outside the backup: ${f.path}`);
+    if (path.isAbsolute(f.path) || path.normalize(f.path).split(path.sep).includes('..'))
+      throw new Error(`the manifest names a path outside the backup: ${f.path}`);
   }
   return parsed.data;
 }
 
 /** `floe restore`: checks every file of the backup against the manifest and makes `dataDir` (new or empty) from it. */
-export async function restoreDataDir(fromDir: string, dataDir: string, progress: (line: string) => void): Promise<BackupManifest> {
+export async function restoreDataDir(
+  fromDir: string,
+  dataDir: string,
+  progress: (line: string) => void,
+): Promise<BackupManifest> {
   const manifest = await readManifest(fromDir);
   await emptyOrMissing(dataDir, 'data directory');
   // Built beside the target and renamed into place: a failed restore leaves no half data dir.
@@ -214,8 +271,10 @@ export async function restoreDataDir(fromDir: string, dataDir: string, progress:
   try {
     for (const [i, f] of manifest.files.entries()) {
       const copied = await copyFile(path.join(fromDir, f.path), path.join(staging, f.path));
-      if (copied.size !== f.size || copied.sha256 !== f.sha256) throw new Error(`${f.path} in the backup differs from its manifest entry (damaged or changed)`);
-      if ((i + 1) % 200 === 0 || i + 1 === manifest.files.length) progress(`files: ${i + 1}/${manifest.files.length} checked and copied`);
+      if (copied.size !== f.size || copied.sha256 !== f.sha256)
+        throw new Error(`${f.path} in the backup differs from its manifest entry (damaged or changed)`);
+      if ((i + 1) % 200 === 0 || i + 1 === manifest.files.length)
+        progress(`files: ${i + 1}/${manifest.files.length} checked and copied`);
     }
     const db = new Database(path.join(staging, DATABASE), { readonly: true, fileMustExist: true });
     try {
@@ -232,6 +291,8 @@ export async function restoreDataDir(fromDir: string, dataDir: string, progress:
     await rm(staging, { recursive: true, force: true });
     throw err;
   }
-  progress(`restored ${manifest.counts.paths} paths, ${manifest.counts.nars} NARs, ${manifest.counts.auditEntries} audit entries (backup of ${manifest.createdAt})`);
+  progress(
+    `restored ${manifest.counts.paths} paths, ${manifest.counts.nars} NARs, ${manifest.counts.auditEntries} audit entries (backup of ${manifest.createdAt})`,
+  );
   return manifest;
 }

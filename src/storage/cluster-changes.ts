@@ -72,7 +72,10 @@ export class ClusterChangeFeed implements ChangeFeed {
  * The primary's side: hands each worker's notice to every other live worker and tells the sender
  * once they have all delivered it (or died, or timed out). `workers()` lists the live workers.
  */
-export function relayChangeNotices(workers: () => Worker[]): { onMessage(from: Worker, m: unknown): void; onExit(w: Worker): void } {
+export function relayChangeNotices(workers: () => Worker[]): {
+  onMessage(from: Worker, m: unknown): void;
+  onExit(w: Worker): void;
+} {
   let nextId = 1;
   const pending = new Map<number, { left: Set<Worker>; done: () => void }>();
   const onExit = (w: Worker): void => {

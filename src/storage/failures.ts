@@ -5,7 +5,19 @@
  */
 
 /** Socket-level failures: the peer refused, reset, or never answered. */
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'EHOSTDOWN', 'ENETUNREACH', 'ENETDOWN', 'ENOTFOUND', 'EAI_AGAIN']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
 
 /**
  * PostgreSQL SQLSTATEs of a server that went away or will not take us now: class 08 (connection
@@ -15,7 +27,8 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ET
 const PG_UNAVAILABLE = /^(08...|57P0[123]|53300)$/;
 
 /** node-postgres reports a lost or never-made connection with plain messages, not codes. */
-const PG_CONNECTION_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|connection error and is not queryable|Client was closed and is not queryable|Query read timeout/i;
+const PG_CONNECTION_MESSAGES =
+  /Connection terminated|timeout exceeded when trying to connect|connection error and is not queryable|Client was closed and is not queryable|Query read timeout/i;
 
 interface ErrorLike {
   code?: unknown;
@@ -45,14 +58,26 @@ export function isNetworkFailure(err: unknown): boolean {
 
 /** The database connection failed, was cut, or timed out (not: the query was wrong). */
 export function isDatabaseUnavailable(err: unknown): boolean {
-  return some(err, (e) => NETWORK_CODES.has(codeOf(e)) || PG_UNAVAILABLE.test(codeOf(e)) || (typeof e.message === 'string' && PG_CONNECTION_MESSAGES.test(e.message)));
+  return some(
+    err,
+    (e) =>
+      NETWORK_CODES.has(codeOf(e)) ||
+      PG_UNAVAILABLE.test(codeOf(e)) ||
+      (typeof e.message === 'string' && PG_CONNECTION_MESSAGES.test(e.message)),
+  );
 }
 
 /** S3 (AWS SDK v3) could not be reached, timed out, or answered with a server-side 5xx. */
 export function isObjectStoreUnavailable(err: unknown): boolean {
   return some(err, (e) => {
     if (NETWORK_CODES.has(codeOf(e))) return true;
-    if (e.name === 'TimeoutError' || e.name === 'RequestTimeout' || e.name === 'ServiceUnavailable' || e.name === 'SlowDown') return true;
+    if (
+      e.name === 'TimeoutError' ||
+      e.name === 'RequestTimeout' ||
+      e.name === 'ServiceUnavailable' ||
+      e.name === 'SlowDown'
+    )
+      return true;
     const status = e.$metadata?.httpStatusCode;
     return typeof status === 'number' && status >= 500;
   });

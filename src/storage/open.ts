@@ -71,10 +71,13 @@ export async function openStorage(config: StorageConfig): Promise<Storage> {
 }
 
 /** The schema's migration status, without migrating (`floe migrate --status`); a missing SQLite database is not created. */
-export async function inspectSchema(config: Pick<StorageConfig, 'dataDir' | 'databaseUrl'>): Promise<MigrationStatus & { description: string }> {
+export async function inspectSchema(
+  config: Pick<StorageConfig, 'dataDir' | 'databaseUrl'>,
+): Promise<MigrationStatus & { description: string }> {
   if (!config.databaseUrl) {
     const file = path.join(config.dataDir, 'floe.sqlite');
-    if (!existsSync(file)) return { applied: [], pending: knownMigrations(), unknown: [], description: `SQLite ${file} (not created yet)` };
+    if (!existsSync(file))
+      return { applied: [], pending: knownMigrations(), unknown: [], description: `SQLite ${file} (not created yet)` };
     const db = openSqlite(file).db;
     try {
       return { ...(await migrationStatus(db)), description: `SQLite ${file}` };

@@ -47,7 +47,8 @@ export async function restrictDataDir(dataDir: string): Promise<PermissionFindin
   const findings: PermissionFinding[] = [];
   const candidates = knownPaths(dataDir);
   const fanOut = await readdir(path.join(dataDir, 'blobs'), { withFileTypes: true }).catch(() => []);
-  for (const d of fanOut) if (d.isDirectory()) candidates.push({ path: path.join(dataDir, 'blobs', d.name), dir: true });
+  for (const d of fanOut)
+    if (d.isDirectory()) candidates.push({ path: path.join(dataDir, 'blobs', d.name), dir: true });
   for (const c of candidates) {
     const found = await restrict(c.path, c.dir ? PRIVATE_DIR_MODE : PRIVATE_FILE_MODE);
     if (found) findings.push(found);

@@ -55,7 +55,12 @@ export interface Point {
  * A line with a soft area under it, for levels over time (e.g. stored bytes per day): labelled max
  * line, first/last x labels, a dot per known value (with its tooltip); unknown values leave gaps.
  */
-export function lineChart(points: Point[], describe: string, format: (n: number) => string, opts: { width?: number; height?: number } = {}): Html {
+export function lineChart(
+  points: Point[],
+  describe: string,
+  format: (n: number) => string,
+  opts: { width?: number; height?: number } = {},
+): Html {
   const width = opts.width ?? 400;
   const height = opts.height ?? 150;
   const left = 4;
@@ -76,14 +81,16 @@ export function lineChart(points: Point[], describe: string, format: (n: number)
     } else run.push([x(i), y(p.value)]);
   });
   if (run.length) runs.push(run);
-  const d = (r: Array<[number, number]>) => r.map(([px, py], i) => `${i ? 'L' : 'M'}${px.toFixed(1)} ${py.toFixed(1)}`).join(' ');
+  const d = (r: Array<[number, number]>) =>
+    r.map(([px, py], i) => `${i ? 'L' : 'M'}${px.toFixed(1)} ${py.toFixed(1)}`).join(' ');
   return html`<svg class="chart" viewBox="0 0 ${width} ${height}" role="img" aria-label="${describe}">
     <title>${describe}</title>
     <line class="axis" x1="${left}" x2="${width - left}" y1="${base}" y2="${base}"/>
     <line class="axis" x1="${left}" x2="${width - left}" y1="${top}" y2="${top}" stroke-dasharray="3 4"/>
     <text x="${left}" y="${top - 5}">${format(max)}</text>
     ${runs.map(
-      (r) => html`${r.length > 1 ? html`<path class="area" d="${d(r)} L${r.at(-1)![0].toFixed(1)} ${base} L${r[0]![0].toFixed(1)} ${base} Z"/><path class="line" d="${d(r)}"/>` : ''}`,
+      (r) =>
+        html`${r.length > 1 ? html`<path class="area" d="${d(r)} L${r.at(-1)![0].toFixed(1)} ${base} L${r[0]![0].toFixed(1)} ${base} Z"/><path class="line" d="${d(r)}"/>` : ''}`,
     )}
     ${points.map((p, i) => (p.value === null ? '' : html`<circle class="dot" cx="${x(i).toFixed(1)}" cy="${y(p.value).toFixed(1)}" r="${points.length > 60 ? 1.5 : 3}"><title>${p.title}</title></circle>`))}
     ${points.length ? html`<text x="${left}" y="${height - 4}">${points[0]!.label}</text><text x="${width - left}" y="${height - 4}" text-anchor="end">${points.at(-1)!.label}</text>` : ''}

@@ -27,7 +27,13 @@ export function whoLabel(p: Principal): string {
       return 'server admin';
     case 'token': {
       const c = p.identity?.claims;
-      const name = c && (typeof c.email === 'string' ? c.email : typeof c.preferred_username === 'string' ? c.preferred_username : undefined);
+      const name =
+        c &&
+        (typeof c.email === 'string'
+          ? c.email
+          : typeof c.preferred_username === 'string'
+            ? c.preferred_username
+            : undefined);
       return `${name ?? p.subject} · ${p.org.name}`;
     }
   }
@@ -36,7 +42,8 @@ export function whoLabel(p: Principal): string {
 export function layout(ctx: PageContext, title: string, body: Html, opts: { status?: number } = {}): Html {
   void opts;
   const signedIn = ctx.principal.kind !== 'anonymous';
-  const cur = (prefix: string) => (ctx.path === prefix || (prefix !== '/' && ctx.path.startsWith(prefix)) ? raw(' aria-current="page"') : '');
+  const cur = (prefix: string) =>
+    ctx.path === prefix || (prefix !== '/' && ctx.path.startsWith(prefix)) ? raw(' aria-current="page"') : '';
   return html`<!doctype html>
 <html lang="en">
 <head>

@@ -40,7 +40,10 @@ export class ReadmeRenderer {
     return new Promise<string>((resolve) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        this.log?.warn({ bytes: Buffer.byteLength(source), timeoutMs: this.timeoutMs }, 'README rendering took too long; showing it as text');
+        this.log?.warn(
+          { bytes: Buffer.byteLength(source), timeoutMs: this.timeoutMs },
+          'README rendering took too long; showing it as text',
+        );
         void this.replaceWorker(worker);
         this.onRender('text');
         resolve(readmeAsText(source));

@@ -35,8 +35,24 @@ import type { Metrics } from '../http/metrics.js';
 import type { Logger } from '../log.js';
 import { type Html, type PageContext, csrfField, layout, notice } from './layout.js';
 import { CSS, CSS_PATH } from './style.js';
-import { clearSession, csrfFailure, csrfToken, loginCookie, readLoginCookie, safeReturnTo, sessionToken, setSession } from './session.js';
-import { decodePending, encodePending, finishLogin, IDP_UNREACHABLE, type IdpFetch, startLogin } from './oidc-client.js';
+import {
+  clearSession,
+  csrfFailure,
+  csrfToken,
+  loginCookie,
+  readLoginCookie,
+  safeReturnTo,
+  sessionToken,
+  setSession,
+} from './session.js';
+import {
+  decodePending,
+  encodePending,
+  finishLogin,
+  IDP_UNREACHABLE,
+  type IdpFetch,
+  startLogin,
+} from './oidc-client.js';
 import { docsPage, flakePage, homePage, latestRelease, notFoundPage, orgPage, releasePage } from './pages/discover.js';
 import { type ManageTab, managePage, membersTab, slicesTab, tokensTab, usageTab } from './pages/manage.js';
 import { type PinForm, type StorageForms, storageTab } from './pages/storage.js';
@@ -71,7 +87,8 @@ const SESSION_TTL_SECONDS = 8 * 3600;
 const WEB_PATHS = ['/', '/docs', '/flakes/*', '/login', '/login/*', '/logout', '/manage/*'];
 
 const SECURITY_HEADERS: Record<string, string> = {
-  'Content-Security-Policy': "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'Content-Security-Policy':
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'X-Frame-Options': 'DENY',
   'X-Content-Type-Options': 'nosniff',
   'Referrer-Policy': 'same-origin',
@@ -81,14 +98,31 @@ type Ctx = Context<AppEnv>;
 
 /** Paths the web interface answers (errors there get an HTML page, not text). */
 export function isWebPath(path: string): boolean {
-  return path === '/' || path === '/docs' || path === '/logout' || path === '/login' || /^\/(flakes|login|manage)\//.test(path);
+  return (
+    path === '/' ||
+    path === '/docs' ||
+    path === '/logout' ||
+    path === '/login' ||
+    /^\/(flakes|login|manage)\//.test(path)
+  );
 }
 
 /** An error on a web page, as a page: client errors say what to fix, server errors only the request id. */
 export async function webErrorPage(c: Ctx, publicUrl: string, status: number, message: string): Promise<Response> {
   const ctx: PageContext = { principal: c.get('principal'), csrf: csrfToken(c, publicUrl), path: c.req.path };
-  const title = status >= 500 ? 'Something went wrong' : status === 403 ? 'Not allowed' : status === 401 ? 'Sign in again' : 'That did not work';
-  const body = await layout(ctx, title, html`<div class="card empty"><h1>${title}</h1><p>${message}</p><p><a class="btn secondary" href="/">Back to flakes</a></p></div>`);
+  const title =
+    status >= 500
+      ? 'Something went wrong'
+      : status === 403
+        ? 'Not allowed'
+        : status === 401
+          ? 'Sign in again'
+          : 'That did not work';
+  const body = await layout(
+    ctx,
+    title,
+    html`<div class="card empty"><h1>${title}</h1><p>${message}</p><p><a class="btn secondary" href="/">Back to flakes</a></p></div>`,
+  );
   const res = await c.html(body, status as 200);
   for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.headers.set(k, v);
   res.headers.set('Cache-Control', 'no-store');
@@ -115,12 +149,21 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       const failure = csrfFailure(c, base(), form._csrf);
       if (failure) {
         deps.log.info({ reqId: c.get('requestId'), reason: failure }, 'web form refused');
-        return c.html(layout(await ctxOf(c), 'Refused', html`<div class="card empty"><h1>This form has expired</h1><p>${failure}. Go back, reload the page and try again.</p></div>`), 403, SECURITY_HEADERS);
+        return c.html(
+          layout(
+            await ctxOf(c),
+            'Refused',
+            html`<div class="card empty"><h1>This form has expired</h1><p>${failure}. Go back, reload the page and try again.</p></div>`,
+          ),
+          403,
+          SECURITY_HEADERS,
+        );
       }
     }
     await next();
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) if (!c.res.headers.has(k)) c.res.headers.set(k, v);
-    if (c.get('principal').kind !== 'anonymous' || c.req.method !== 'GET') c.res.headers.set('Cache-Control', 'no-store');
+    if (c.get('principal').kind !== 'anonymous' || c.req.method !== 'GET')
+      c.res.headers.set('Cache-Control', 'no-store');
     else if (!c.res.headers.has('Cache-Control')) c.res.headers.set('Cache-Control', 'private, no-cache');
   };
   const limit = bodyLimit({ maxSize: 64 * 1024, onError: (c) => c.text('form too large\n', 413) });
@@ -132,13 +175,22 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
   const ctxOf = async (c: Ctx): Promise<PageContext> => {
     const principal = c.get('principal');
     let adminOrg: string | undefined;
-    if (principal.kind === 'token' && deps.authorizer.authorize(principal, 'org.admin', { type: 'org', org: principal.org }).allowed) adminOrg = principal.org.name;
+    if (
+      principal.kind === 'token' &&
+      deps.authorizer.authorize(principal, 'org.admin', { type: 'org', org: principal.org }).allowed
+    )
+      adminOrg = principal.org.name;
     return { principal, csrf: csrfToken(c, base()), path: c.req.path, ...(adminOrg ? { adminOrg } : {}) };
   };
   const page = async (c: Ctx, body: Html, status = 200) => c.html(await body, status as 200);
   const notFound = async (c: Ctx) => page(c, notFoundPage(await ctxOf(c)), 404);
 
-  app.get(CSS_PATH, (c) => c.body(CSS, 200, { 'Content-Type': 'text/css; charset=utf-8', 'Cache-Control': 'public, max-age=31536000, immutable' }));
+  app.get(CSS_PATH, (c) =>
+    c.body(CSS, 200, {
+      'Content-Type': 'text/css; charset=utf-8',
+      'Cache-Control': 'public, max-age=31536000, immutable',
+    }),
+  );
 
   // ---- Discover --------------------------------------------------------------------------------
   app.get('/', async (c) => {
@@ -147,10 +199,22 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     const all = await deps.registry.listFlakes(p, { limit: 500_000 });
     const counts = new Map<string, number>();
     for (const f of all) counts.set(f.org, (counts.get(f.org) ?? 0) + 1);
-    const results = q.trim() ? await deps.registry.listFlakes(p, { query: q, limit: 60 }) : [...all].sort((a, b) => (a.updatedAt < b.updatedAt ? 1 : -1)).slice(0, 24);
-    return page(c, homePage(await ctxOf(c), q, results, [...counts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, flakes]) => ({ name, flakes }))));
+    const results = q.trim()
+      ? await deps.registry.listFlakes(p, { query: q, limit: 60 })
+      : [...all].sort((a, b) => (a.updatedAt < b.updatedAt ? 1 : -1)).slice(0, 24);
+    return page(
+      c,
+      homePage(
+        await ctxOf(c),
+        q,
+        results,
+        [...counts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, flakes]) => ({ name, flakes })),
+      ),
+    );
   });
-  app.get('/docs', async (c) => page(c, docsPage(await ctxOf(c), base(), await deps.cache.publicKeysFor(c.get('principal')))));
+  app.get('/docs', async (c) =>
+    page(c, docsPage(await ctxOf(c), base(), await deps.cache.publicKeysFor(c.get('principal')))),
+  );
   app.get('/flakes/:org', async (c) => {
     const flakes = await deps.registry.listFlakes(c.get('principal'), { org: c.req.param('org'), limit: 500 });
     const ctx = await ctxOf(c);
@@ -179,7 +243,13 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     const error = c.req.query('error');
     // form-action also governs the redirect that follows a submission: allow the providers' origins.
     const origins = [...new Set(logins.map((l) => new URL(l.issuer).origin))];
-    c.header('Content-Security-Policy', SECURITY_HEADERS['Content-Security-Policy']!.replace("form-action 'self'", `form-action 'self' ${origins.join(' ')}`));
+    c.header(
+      'Content-Security-Policy',
+      SECURITY_HEADERS['Content-Security-Policy']!.replace(
+        "form-action 'self'",
+        `form-action 'self' ${origins.join(' ')}`,
+      ),
+    );
     return page(
       c,
       layout(
@@ -227,7 +297,10 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       return c.redirect(authorizeUrl, 303);
     } catch (err) {
       // Never the fetch error or the provider's answer: the caller is anonymous.
-      deps.log.warn({ reqId: c.get('requestId'), org: login.org, issuer: login.issuer, err: (err as Error).cause ?? err }, 'web sign-in: identity provider unusable');
+      deps.log.warn(
+        { reqId: c.get('requestId'), org: login.org, issuer: login.issuer, err: (err as Error).cause ?? err },
+        'web sign-in: identity provider unusable',
+      );
       return c.redirect(`/login?error=${encodeURIComponent(IDP_UNREACHABLE)}`, 303);
     }
   });
@@ -239,10 +312,13 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       deps.metrics.inc('floe_web_logins_total', { method: 'oidc', result: 'failed' });
       return c.redirect(`/login?error=${encodeURIComponent(msg)}`, 303);
     };
-    if (!pending || c.req.query('state') !== pending.state) return fail('the sign-in expired or was started elsewhere; try again');
+    if (!pending || c.req.query('state') !== pending.state)
+      return fail('the sign-in expired or was started elsewhere; try again');
     // The cookie is the browser's word: only talk to an identity provider an org configured, and
     // only send the person back inside this site.
-    const configured = (await deps.exchange.interactiveLogins()).find((l) => l.org === pending.org && l.issuer === pending.issuer && l.clientId === pending.clientId);
+    const configured = (await deps.exchange.interactiveLogins()).find(
+      (l) => l.org === pending.org && l.issuer === pending.issuer && l.clientId === pending.clientId,
+    );
     if (!configured) return fail('that sign-in option no longer exists');
     pending.returnTo = safeReturnTo(pending.returnTo);
     if (c.req.query('error')) return fail(`the identity provider refused: ${c.req.query('error')}`);
@@ -251,14 +327,38 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     try {
       const idToken = await finishLogin(pending, code, redirectUri(), idpFetch);
       const result = await deps.exchange.exchange(idToken, { org: pending.org, ttlSeconds: SESSION_TTL_SECONDS });
-      deps.audit.append({ principal: c.get('principal'), action: 'auth.login', target: result.subject, orgId: result.orgId, outcome: 'allow', reason: 'web oidc login', detail: { tokenId: result.id, trustId: result.trustId, scopes: result.scopes, expiresAt: result.expiresAt.toISOString() } });
+      deps.audit.append({
+        principal: c.get('principal'),
+        action: 'auth.login',
+        target: result.subject,
+        orgId: result.orgId,
+        outcome: 'allow',
+        reason: 'web oidc login',
+        detail: {
+          tokenId: result.id,
+          trustId: result.trustId,
+          scopes: result.scopes,
+          expiresAt: result.expiresAt.toISOString(),
+        },
+      });
       setSession(c, base(), result.token, result.expiresAt);
       deps.metrics.inc('floe_web_logins_total', { method: 'oidc', result: 'ok' });
       deps.log.info({ reqId: c.get('requestId'), org: result.org, subject: result.subject }, 'web sign-in');
       return c.redirect(pending.returnTo, 303);
     } catch (err) {
-      deps.audit.append({ principal: c.get('principal'), action: 'auth.login', target: 'web oidc', orgId: null, outcome: 'deny', reason: err instanceof Error ? err.message : String(err) });
-      if ((err as Error).cause !== undefined) deps.log.warn({ reqId: c.get('requestId'), org: pending.org, issuer: pending.issuer, err: (err as Error).cause }, 'web sign-in: identity provider unusable');
+      deps.audit.append({
+        principal: c.get('principal'),
+        action: 'auth.login',
+        target: 'web oidc',
+        orgId: null,
+        outcome: 'deny',
+        reason: err instanceof Error ? err.message : String(err),
+      });
+      if ((err as Error).cause !== undefined)
+        deps.log.warn(
+          { reqId: c.get('requestId'), org: pending.org, issuer: pending.issuer, err: (err as Error).cause },
+          'web sign-in: identity provider unusable',
+        );
       return fail(err instanceof FloeError ? err.message : 'sign-in failed');
     }
   });
@@ -270,23 +370,46 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       const p = await deps.tokens.verify(String(form.token ?? '').trim());
       if (p.kind === 'anonymous') throw new Forbidden('not a token');
       // A session is a new token: it must not be worth more than the one it comes from.
-      if (p.kind === 'token' && p.deploy) throw new Forbidden('deploy-only device tokens cannot sign in to the web interface');
+      if (p.kind === 'token' && p.deploy)
+        throw new Forbidden('deploy-only device tokens cannot sign in to the web interface');
       const minted = await deps.tokens.mint({
         subject: p.subject,
-        ttlSeconds: Math.min(SESSION_TTL_SECONDS, p.kind === 'token' && p.expiresAt ? Math.max(1, p.expiresAt - Math.floor(Date.now() / 1000)) : SESSION_TTL_SECONDS),
+        ttlSeconds: Math.min(
+          SESSION_TTL_SECONDS,
+          p.kind === 'token' && p.expiresAt
+            ? Math.max(1, p.expiresAt - Math.floor(Date.now() / 1000))
+            : SESSION_TTL_SECONDS,
+        ),
         description: `web session (from token ${p.tokenId})`,
         grant:
           p.kind === 'server-admin'
             ? { role: 'server-admin' }
-            : { org: p.org, scopes: [...p.scopes], slices: p.slices ? [...p.slices] : null, ...(p.identity ? { identity: p.identity } : {}), ...(p.network ? { network: p.network } : {}) },
+            : {
+                org: p.org,
+                scopes: [...p.scopes],
+                slices: p.slices ? [...p.slices] : null,
+                ...(p.identity ? { identity: p.identity } : {}),
+                ...(p.network ? { network: p.network } : {}),
+              },
       });
       setSession(c, base(), minted.token, minted.expiresAt);
-      deps.audit.append({ principal: p, action: 'auth.login', target: p.subject, orgId: p.kind === 'token' ? p.org.id : null, outcome: 'allow', reason: 'web token login', detail: { tokenId: minted.id, from: p.tokenId, expiresAt: minted.expiresAt.toISOString() } });
+      deps.audit.append({
+        principal: p,
+        action: 'auth.login',
+        target: p.subject,
+        orgId: p.kind === 'token' ? p.org.id : null,
+        outcome: 'allow',
+        reason: 'web token login',
+        detail: { tokenId: minted.id, from: p.tokenId, expiresAt: minted.expiresAt.toISOString() },
+      });
       deps.metrics.inc('floe_web_logins_total', { method: 'token', result: 'ok' });
       return c.redirect(returnTo, 303);
     } catch (err) {
       deps.metrics.inc('floe_web_logins_total', { method: 'token', result: 'failed' });
-      return c.redirect(`/login?error=${encodeURIComponent(err instanceof FloeError ? err.message : 'invalid token')}`, 303);
+      return c.redirect(
+        `/login?error=${encodeURIComponent(err instanceof FloeError ? err.message : 'invalid token')}`,
+        303,
+      );
     }
   });
 
@@ -295,7 +418,15 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     // The session's token dies with the session (not a token someone pasted: sessions mint their own).
     if (p.kind !== 'anonymous') {
       await deps.tokens.revoke(p.tokenId);
-      deps.audit.append({ principal: p, action: 'auth.logout', target: p.subject, orgId: p.kind === 'token' ? p.org.id : null, outcome: 'event', reason: 'web sign-out', detail: { tokenId: p.tokenId } });
+      deps.audit.append({
+        principal: p,
+        action: 'auth.logout',
+        target: p.subject,
+        orgId: p.kind === 'token' ? p.org.id : null,
+        outcome: 'event',
+        reason: 'web sign-out',
+        detail: { tokenId: p.tokenId },
+      });
     }
     clearSession(c, base());
     return c.redirect('/', 303);
@@ -305,11 +436,19 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
   const requireAdmin = async (c: Ctx): Promise<Org | undefined> => {
     const org = await deps.orgs.findOrg(c.req.param('org') ?? '');
     if (!org) return undefined;
-    return deps.authorizer.authorize(c.get('principal'), 'org.admin', { type: 'org', org: { id: org.id, name: org.name } }).allowed ? org : undefined;
+    return deps.authorizer.authorize(c.get('principal'), 'org.admin', {
+      type: 'org',
+      org: { id: org.id, name: org.name },
+    }).allowed
+      ? org
+      : undefined;
   };
   const tabs = (): ManageTab[] => ['usage', 'storage', 'members', 'tokens', 'slices', 'policies', 'audit'];
   /** Signed out: sign in first. Signed in without admin rights: the same 404 as a missing org. */
-  const denied = async (c: Ctx) => (c.get('principal').kind === 'anonymous' && c.req.method === 'GET' ? c.redirect(`/login?return=${encodeURIComponent(c.req.path)}`, 303) : notFound(c));
+  const denied = async (c: Ctx) =>
+    c.get('principal').kind === 'anonymous' && c.req.method === 'GET'
+      ? c.redirect(`/login?return=${encodeURIComponent(c.req.path)}`, 303)
+      : notFound(c);
 
   app.get('/manage/:org', async (c) => {
     const org = await requireAdmin(c);
@@ -325,7 +464,10 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       uploadsRejected: m.total('floe_uploads_total', { result: 'rejected' }),
       since: new Date(m.total('floe_process_start_time_seconds') * 1000).toISOString(),
     };
-    return page(c, managePage(await ctxOf(c), org.name, 'usage', tabs(), usageTab(org.name, usage, served, base(), history)));
+    return page(
+      c,
+      managePage(await ctxOf(c), org.name, 'usage', tabs(), usageTab(org.name, usage, served, base(), history)),
+    );
   });
 
   // ---- Storage: usage, quota (server admin), retention and pins (org admins) -------------------------
@@ -335,7 +477,17 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     const ctx = await ctxOf(c);
     const usage = await deps.usage.storage(org);
     const pins = await deps.retention.listPins(org);
-    return page(c, managePage(ctx, org.name, 'storage', tabs(), storageTab(ctx, org.name, usage, pins, { canSetQuota: isServerAdmin(c.get('principal')).allowed, forms })), status);
+    return page(
+      c,
+      managePage(
+        ctx,
+        org.name,
+        'storage',
+        tabs(),
+        storageTab(ctx, org.name, usage, pins, { canSetQuota: isServerAdmin(c.get('principal')).allowed, forms }),
+      ),
+      status,
+    );
   };
   const formError = (err: unknown): string => {
     if (!isClientError(err)) throw err;
@@ -352,7 +504,11 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     if (!org) return denied(c);
     const p = c.get('principal');
     const form = await c.req.parseBody();
-    const pin: PinForm = { name: String(form.name ?? '').trim(), storePath: String(form.storePath ?? '').trim(), ttl: String(form.ttl ?? '').trim() };
+    const pin: PinForm = {
+      name: String(form.name ?? '').trim(),
+      storePath: String(form.storePath ?? '').trim(),
+      ttl: String(form.ttl ?? '').trim(),
+    };
     let error: PinForm['error'];
     const check = <T>(field: NonNullable<PinForm['error']>['field'], f: () => T): T | undefined => {
       try {
@@ -363,16 +519,31 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       }
     };
     check('name', () => parseName('pin', pin.name));
-    const storePath = check('storePath', () => (pin.storePath.startsWith('/') ? parseStorePath(pin.storePath) : parseStorePathBase(pin.storePath)));
+    const storePath = check('storePath', () =>
+      pin.storePath.startsWith('/') ? parseStorePath(pin.storePath) : parseStorePathBase(pin.storePath),
+    );
     const ttlSeconds = pin.ttl ? check('ttl', () => parseDuration(pin.ttl, 'expires after')) : undefined;
     if (!error && storePath) {
       // Refused when no slice of the org holds the path.
-      await deps.retention.pin(org, { name: pin.name, storePath, ...(ttlSeconds ? { ttlSeconds } : {}), createdBy: p.kind === 'token' ? p.subject : p.kind }).catch((err: unknown) => {
-        error = { field: 'storePath', message: formError(err) };
-      });
+      await deps.retention
+        .pin(org, {
+          name: pin.name,
+          storePath,
+          ...(ttlSeconds ? { ttlSeconds } : {}),
+          createdBy: p.kind === 'token' ? p.subject : p.kind,
+        })
+        .catch((err: unknown) => {
+          error = { field: 'storePath', message: formError(err) };
+        });
     }
     if (error || !storePath) return storagePage(c, org, { pin: { ...pin, ...(error ? { error } : {}) } }, 400);
-    await deps.audit.appendNow({ principal: p, action: 'pin.add', target: `pin ${org.name}/${pin.name}`, orgId: org.id, detail: { storePath: `/nix/store/${storePath}`, ...(pin.ttl ? { ttl: pin.ttl } : {}) } });
+    await deps.audit.appendNow({
+      principal: p,
+      action: 'pin.add',
+      target: `pin ${org.name}/${pin.name}`,
+      orgId: org.id,
+      detail: { storePath: `/nix/store/${storePath}`, ...(pin.ttl ? { ttl: pin.ttl } : {}) },
+    });
     return c.redirect(`/manage/${org.name}/storage?done=pin-added`, 303);
   });
   app.post('/manage/:org/storage/pins/:name/remove', async (c) => {
@@ -386,7 +557,13 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
         throw err;
       },
     );
-    if (removed) await deps.audit.appendNow({ principal: c.get('principal'), action: 'pin.remove', target: `pin ${org.name}/${name}`, orgId: org.id });
+    if (removed)
+      await deps.audit.appendNow({
+        principal: c.get('principal'),
+        action: 'pin.remove',
+        target: `pin ${org.name}/${name}`,
+        orgId: org.id,
+      });
     return c.redirect(`/manage/${org.name}/storage${removed ? '?done=pin-removed' : ''}`, 303);
   });
   app.post('/manage/:org/storage/retention', async (c) => {
@@ -394,7 +571,10 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     if (!org) return denied(c);
     const p = c.get('principal');
     const form = await c.req.parseBody();
-    const retention = { mode: form.mode === 'forever' ? ('forever' as const) : ('window' as const), value: String(form.retention ?? '').trim() };
+    const retention = {
+      mode: form.mode === 'forever' ? ('forever' as const) : ('window' as const),
+      value: String(form.retention ?? '').trim(),
+    };
     let retentionSeconds: number | null;
     try {
       retentionSeconds = retention.mode === 'forever' ? null : parseDuration(retention.value, 'retention');
@@ -402,7 +582,13 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       return storagePage(c, org, { retention: { ...retention, error: formError(err) } }, 400);
     }
     const settings = await deps.retention.updateSettings(org, { retentionSeconds });
-    await deps.audit.appendNow({ principal: p, action: 'org.settings', target: `org ${org.name}`, orgId: org.id, detail: { ...settings } });
+    await deps.audit.appendNow({
+      principal: p,
+      action: 'org.settings',
+      target: `org ${org.name}`,
+      orgId: org.id,
+      detail: { ...settings },
+    });
     return c.redirect(`/manage/${org.name}/storage?done=retention`, 303);
   });
   app.post('/manage/:org/storage/quota', async (c) => {
@@ -420,12 +606,35 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       return storagePage(c, org, { quota: { value, error: formError(err) } }, 400);
     }
     const settings = await deps.retention.updateSettings(org, { quotaBytes });
-    await deps.audit.appendNow({ principal: p, action: 'org.settings', target: `org ${org.name}`, orgId: org.id, detail: { ...settings } });
+    await deps.audit.appendNow({
+      principal: p,
+      action: 'org.settings',
+      target: `org ${org.name}`,
+      orgId: org.id,
+      detail: { ...settings },
+    });
     return c.redirect(`/manage/${org.name}/storage?done=quota`, 303);
   });
 
-  const membersPage = async (c: Ctx, org: Org, form: Parameters<typeof membersTab>[3] = {}, flash?: Html, status = 200) =>
-    page(c, managePage(await ctxOf(c), org.name, 'members', tabs(), membersTab(await ctxOf(c), org.name, await deps.exchange.listTrusts(org), form), flash), status);
+  const membersPage = async (
+    c: Ctx,
+    org: Org,
+    form: Parameters<typeof membersTab>[3] = {},
+    flash?: Html,
+    status = 200,
+  ) =>
+    page(
+      c,
+      managePage(
+        await ctxOf(c),
+        org.name,
+        'members',
+        tabs(),
+        membersTab(await ctxOf(c), org.name, await deps.exchange.listTrusts(org), form),
+        flash,
+      ),
+      status,
+    );
   app.get('/manage/:org/members', async (c) => {
     const org = await requireAdmin(c);
     return org ? membersPage(c, org) : denied(c);
@@ -437,11 +646,33 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     const str = (k: string) => String(form[k] ?? '').trim();
     const scopes = ([] as unknown[]).concat(form.scopes ?? []).map(String);
     try {
-      const trust = await deps.exchange.addTrust(org, { provider: 'oidc', issuer: str('issuer'), clientId: str('clientId'), claims: { [str('claim')]: str('value') }, scopes });
-      await deps.audit.appendNow({ principal: c.get('principal'), action: 'trust.add', target: `trust ${trust.id}`, orgId: org.id, detail: { provider: trust.spec.provider, issuer: trust.issuer } });
+      const trust = await deps.exchange.addTrust(org, {
+        provider: 'oidc',
+        issuer: str('issuer'),
+        clientId: str('clientId'),
+        claims: { [str('claim')]: str('value') },
+        scopes,
+      });
+      await deps.audit.appendNow({
+        principal: c.get('principal'),
+        action: 'trust.add',
+        target: `trust ${trust.id}`,
+        orgId: org.id,
+        detail: { provider: trust.spec.provider, issuer: trust.issuer },
+      });
     } catch (err) {
       if (!isClientError(err)) throw err;
-      return membersPage(c, org, { error: err.message, which: 'oidc', oidc: { issuer: str('issuer'), clientId: str('clientId'), claim: str('claim'), value: str('value') } }, undefined, 400);
+      return membersPage(
+        c,
+        org,
+        {
+          error: err.message,
+          which: 'oidc',
+          oidc: { issuer: str('issuer'), clientId: str('clientId'), claim: str('claim'), value: str('value') },
+        },
+        undefined,
+        400,
+      );
     }
     return membersPage(c, org, {}, notice('ok', 'Trust added.'));
   });
@@ -457,7 +688,13 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
         throw new FloeError('invalid_input', `not JSON: ${(err as Error).message}`);
       }
       const trust = await deps.exchange.addTrust(org, spec);
-      await deps.audit.appendNow({ principal: c.get('principal'), action: 'trust.add', target: `trust ${trust.id}`, orgId: org.id, detail: { provider: trust.spec.provider, issuer: trust.issuer } });
+      await deps.audit.appendNow({
+        principal: c.get('principal'),
+        action: 'trust.add',
+        target: `trust ${trust.id}`,
+        orgId: org.id,
+        detail: { provider: trust.spec.provider, issuer: trust.issuer },
+      });
     } catch (err) {
       if (!isClientError(err)) throw err;
       return membersPage(c, org, { error: err.message, which: 'json', json: text }, undefined, 400);
@@ -471,15 +708,36 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       () => true,
       () => false,
     );
-    if (removed) await deps.audit.appendNow({ principal: c.get('principal'), action: 'trust.remove', target: `trust ${c.req.param('id')}`, orgId: org.id });
+    if (removed)
+      await deps.audit.appendNow({
+        principal: c.get('principal'),
+        action: 'trust.remove',
+        target: `trust ${c.req.param('id')}`,
+        orgId: org.id,
+      });
     return c.redirect(`/manage/${org.name}/members`, 303);
   });
 
-  const tokensPage = async (c: Ctx, org: Org, opts: Omit<Parameters<typeof tokensTab>[4], 'all'> = {}, status = 200) => {
+  const tokensPage = async (
+    c: Ctx,
+    org: Org,
+    opts: Omit<Parameters<typeof tokensTab>[4], 'all'> = {},
+    status = 200,
+  ) => {
     const all = c.req.query('all') === '1';
     const rows = await deps.tokens.list(org.id, { includeInactive: all });
     const slices = (await deps.orgs.listSlices(org)).map((s) => s.name);
-    return page(c, managePage(await ctxOf(c), org.name, 'tokens', tabs(), tokensTab(await ctxOf(c), org.name, rows, slices, { all, ...opts })), status);
+    return page(
+      c,
+      managePage(
+        await ctxOf(c),
+        org.name,
+        'tokens',
+        tabs(),
+        tokensTab(await ctxOf(c), org.name, rows, slices, { all, ...opts }),
+      ),
+      status,
+    );
   };
   app.get('/manage/:org/tokens', async (c) => {
     const org = await requireAdmin(c);
@@ -493,9 +751,12 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     const list = (k: string) => ([] as unknown[]).concat(form[k] ?? []).map(String);
     try {
       const name = String(form.name ?? '').trim();
-      if (!/^[A-Za-z0-9._@:-]{1,100}$/.test(name)) throw new FloeError('invalid_input', 'name: 1-100 letters, digits, ".", "_", "@", ":" or "-"');
+      if (!/^[A-Za-z0-9._@:-]{1,100}$/.test(name))
+        throw new FloeError('invalid_input', 'name: 1-100 letters, digits, ".", "_", "@", ":" or "-"');
       const device = form.kind !== 'api';
-      const scopes = (device ? ['read'] : list('scopes').filter((s) => ['read', 'write', 'publish', 'admin'].includes(s))) as Scope[];
+      const scopes = (
+        device ? ['read'] : list('scopes').filter((s) => ['read', 'write', 'publish', 'admin'].includes(s))
+      ) as Scope[];
       if (!scopes.length) throw new FloeError('invalid_input', 'choose at least one scope');
       const chosen = list('slices');
       const slices = chosen.includes('*') || chosen.length === 0 ? null : chosen.map((s) => parseName('slice', s));
@@ -504,22 +765,61 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       }
       // Never past the session's (or pasted token's) own end, the server admin excepted: the
       // lifetime chosen is shortened to it, and the page shows the expiry.
-      const ttlSeconds = ttlWithinCreator(p, undefined, parseTtl(String(form.ttl ?? '90d')), Math.floor(Date.now() / 1000));
+      const ttlSeconds = ttlWithinCreator(
+        p,
+        undefined,
+        parseTtl(String(form.ttl ?? '90d')),
+        Math.floor(Date.now() / 1000),
+      );
       const subject = `${device ? 'device' : 'token'}:${name}`;
-      const description = String(form.description ?? '').trim().slice(0, 500) || `created in the web interface by ${describeShort(p)}`;
+      const description =
+        String(form.description ?? '')
+          .trim()
+          .slice(0, 500) || `created in the web interface by ${describeShort(p)}`;
       // A device token may be deploy-only: it then reads exactly the closures of the named outputs.
-      const deployLines = device ? String(form.deploy ?? '').split(/\r?\n/).map((l) => l.trim()).filter(Boolean).slice(0, 50) : [];
+      const deployLines = device
+        ? String(form.deploy ?? '')
+            .split(/\r?\n/)
+            .map((l) => l.trim())
+            .filter(Boolean)
+            .slice(0, 50)
+        : [];
       const deploy = deployLines.length ? deployLines.map((g) => parseDeployGrant(g, org.name)) : undefined;
-      if (deploy?.some((g) => g.org !== org.name)) throw new FloeError('invalid_input', `a device token of ${org.name} can only name ${org.name}'s flakes`);
+      if (deploy?.some((g) => g.org !== org.name))
+        throw new FloeError('invalid_input', `a device token of ${org.name} can only name ${org.name}'s flakes`);
       const network = boundByCreator(p, {}, cidrWithin);
       const minted = await deps.tokens.mint({
         subject,
         ttlSeconds,
-        description: deploy && !String(form.description ?? '').trim() ? `deploy-only: ${deployLines.join(', ')}` : description,
-        grant: { org: { id: org.id, name: org.name }, scopes, slices: deploy ? null : slices, ...(deploy ? { deploy } : {}), ...(network ? { network } : {}) },
+        description:
+          deploy && !String(form.description ?? '').trim() ? `deploy-only: ${deployLines.join(', ')}` : description,
+        grant: {
+          org: { id: org.id, name: org.name },
+          scopes,
+          slices: deploy ? null : slices,
+          ...(deploy ? { deploy } : {}),
+          ...(network ? { network } : {}),
+        },
       });
-      await deps.audit.appendNow({ principal: p, action: 'token.create', target: `token ${minted.id}`, orgId: org.id, detail: { subject, scopes, slices: deploy ? null : slices, expiresAt: minted.expiresAt.toISOString(), ...(deploy ? { deploy: deployLines } : {}) } });
-      return tokensPage(c, org, { created: { token: minted.token, subject, expiresAt: minted.expiresAt.toISOString() } }, 201);
+      await deps.audit.appendNow({
+        principal: p,
+        action: 'token.create',
+        target: `token ${minted.id}`,
+        orgId: org.id,
+        detail: {
+          subject,
+          scopes,
+          slices: deploy ? null : slices,
+          expiresAt: minted.expiresAt.toISOString(),
+          ...(deploy ? { deploy: deployLines } : {}),
+        },
+      });
+      return tokensPage(
+        c,
+        org,
+        { created: { token: minted.token, subject, expiresAt: minted.expiresAt.toISOString() } },
+        201,
+      );
     } catch (err) {
       if (!isClientError(err)) throw err;
       return tokensPage(c, org, { error: err.message }, 400);
@@ -531,13 +831,27 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     const row = await deps.tokens.describe(c.req.param('id'));
     if (!row || row.org_id !== org.id) return notFound(c);
     await deps.tokens.revoke(row.id);
-    await deps.audit.appendNow({ principal: c.get('principal'), action: 'token.revoke', target: `token ${row.id}`, orgId: org.id, detail: { subject: row.subject } });
+    await deps.audit.appendNow({
+      principal: c.get('principal'),
+      action: 'token.revoke',
+      target: `token ${row.id}`,
+      orgId: org.id,
+      detail: { subject: row.subject },
+    });
     return c.redirect(`/manage/${org.name}/tokens`, 303);
   });
 
   const slicesPage = async (c: Ctx, org: Org, error?: string, status = 200) => {
-    const view = { slices: await deps.sources.sliceSettings(org), follows: await deps.sources.listFollows(org), keys: (await deps.orgKeys.list(org)).filter((k) => k.state !== 'retired') };
-    return page(c, managePage(await ctxOf(c), org.name, 'slices', tabs(), slicesTab(await ctxOf(c), org.name, base(), view, error)), status);
+    const view = {
+      slices: await deps.sources.sliceSettings(org),
+      follows: await deps.sources.listFollows(org),
+      keys: (await deps.orgKeys.list(org)).filter((k) => k.state !== 'retired'),
+    };
+    return page(
+      c,
+      managePage(await ctxOf(c), org.name, 'slices', tabs(), slicesTab(await ctxOf(c), org.name, base(), view, error)),
+      status,
+    );
   };
   app.get('/manage/:org/slices', async (c) => {
     const org = await requireAdmin(c);
@@ -548,8 +862,19 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     if (!org) return denied(c);
     const form = await c.req.parseBody();
     try {
-      const slice = await deps.orgs.createSlice(org, String(form.name ?? '').trim(), form.public === '1', form.inView === '1');
-      await deps.audit.appendNow({ principal: c.get('principal'), action: 'slice.create', target: `slice ${org.name}/${slice.name}`, orgId: org.id, detail: { public: slice.public, inView: form.inView === '1' } });
+      const slice = await deps.orgs.createSlice(
+        org,
+        String(form.name ?? '').trim(),
+        form.public === '1',
+        form.inView === '1',
+      );
+      await deps.audit.appendNow({
+        principal: c.get('principal'),
+        action: 'slice.create',
+        target: `slice ${org.name}/${slice.name}`,
+        orgId: org.id,
+        detail: { public: slice.public, inView: form.inView === '1' },
+      });
     } catch (err) {
       if (!isClientError(err)) throw err;
       return slicesPage(c, org, err.message, 400);
@@ -561,7 +886,13 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     if (!org) return denied(c);
     const form = await c.req.parseBody();
     if (await deps.orgs.setSliceVisibility(org, c.req.param('slice'), form.public === '1')) {
-      await deps.audit.appendNow({ principal: c.get('principal'), action: 'slice.update', target: `slice ${org.name}/${c.req.param('slice')}`, orgId: org.id, detail: { public: form.public === '1' } });
+      await deps.audit.appendNow({
+        principal: c.get('principal'),
+        action: 'slice.update',
+        target: `slice ${org.name}/${c.req.param('slice')}`,
+        orgId: org.id,
+        detail: { public: form.public === '1' },
+      });
     }
     return c.redirect(`/manage/${org.name}/slices`, 303);
   });
@@ -575,18 +906,42 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       if (!isClientError(err)) throw err;
       return slicesPage(c, org, err.message, 400);
     }
-    await deps.audit.appendNow({ principal: c.get('principal'), action: 'slice.update', target: `slice ${org.name}/${c.req.param('slice')}`, orgId: org.id, detail: { inView: form.inView === '1' } });
+    await deps.audit.appendNow({
+      principal: c.get('principal'),
+      action: 'slice.update',
+      target: `slice ${org.name}/${c.req.param('slice')}`,
+      orgId: org.id,
+      detail: { inView: form.inView === '1' },
+    });
     return c.redirect(`/manage/${org.name}/slices`, 303);
   });
 
   // ---- Policies and the audit log ---------------------------------------------------------------
-  const defaultTest = (): PolicyTest => ({ subject: 'ci', scopes: ['write'], authMethod: 'github', action: 'cache.write', resourceKind: 'slice', resourceName: 'default', visibility: 'private' });
+  const defaultTest = (): PolicyTest => ({
+    subject: 'ci',
+    scopes: ['write'],
+    authMethod: 'github',
+    action: 'cache.write',
+    resourceKind: 'slice',
+    resourceName: 'default',
+    visibility: 'private',
+  });
   const policiesPage = async (c: Ctx, org: Org, form?: PolicyForm, test?: PolicyTest, status = 200) => {
     const current = await deps.policies.current(org);
     const history = await deps.policies.history(org);
     const slices = (await deps.orgs.listSlices(org)).map((s) => s.name);
     const f = form ?? { source: current?.source ?? EXAMPLE_POLICY };
-    return page(c, managePage(await ctxOf(c), org.name, 'policies', tabs(), policiesTab(await ctxOf(c), org.name, current, history, f, test ?? defaultTest(), slices)), status);
+    return page(
+      c,
+      managePage(
+        await ctxOf(c),
+        org.name,
+        'policies',
+        tabs(),
+        policiesTab(await ctxOf(c), org.name, current, history, f, test ?? defaultTest(), slices),
+      ),
+      status,
+    );
   };
   app.get('/manage/:org/policies', async (c) => {
     const org = await requireAdmin(c);
@@ -599,18 +954,49 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     const form = await c.req.parseBody();
     const source = String(form.source ?? '').replace(/\r\n/g, '\n');
     const message = String(form.message ?? '').trim() || undefined;
-    if (source.length > 256 * 1024) return policiesPage(c, org, { source: '', problems: [{ message: 'at most 256 KiB of policies' }] }, undefined, 400);
+    if (source.length > 256 * 1024)
+      return policiesPage(
+        c,
+        org,
+        { source: '', problems: [{ message: 'at most 256 KiB of policies' }] },
+        undefined,
+        400,
+      );
     if (form.intent === 'validate') {
       const parsed = validatePolicyFile(source, org.name);
-      return policiesPage(c, org, { source, ...(message ? { message } : {}), ...(parsed.problems.length ? { problems: parsed.problems } : { validated: Object.keys(parsed.policies) }) }, undefined, parsed.problems.length ? 400 : 200);
+      return policiesPage(
+        c,
+        org,
+        {
+          source,
+          ...(message ? { message } : {}),
+          ...(parsed.problems.length ? { problems: parsed.problems } : { validated: Object.keys(parsed.policies) }),
+        },
+        undefined,
+        parsed.problems.length ? 400 : 200,
+      );
     }
     try {
       const v = await deps.policies.apply(org, source, actorOf(p), message);
-      await deps.audit.appendNow({ principal: p, action: 'policy.apply', target: `${org.name} policies v${v.version}`, orgId: org.id, detail: { version: v.version, sha256: v.sha256, policyIds: v.policyIds, ...(message ? { message } : {}) } });
+      await deps.audit.appendNow({
+        principal: p,
+        action: 'policy.apply',
+        target: `${org.name} policies v${v.version}`,
+        orgId: org.id,
+        detail: { version: v.version, sha256: v.sha256, policyIds: v.policyIds, ...(message ? { message } : {}) },
+      });
       return policiesPage(c, org, { source, applied: v });
     } catch (err) {
       if (!(err instanceof InvalidPolicy)) throw err;
-      deps.audit.append({ principal: p, action: 'policy.apply', target: `${org.name} policies`, orgId: org.id, outcome: 'deny', reason: 'policies did not validate', detail: { problems: err.problems.slice(0, 20) } });
+      deps.audit.append({
+        principal: p,
+        action: 'policy.apply',
+        target: `${org.name} policies`,
+        orgId: org.id,
+        outcome: 'deny',
+        reason: 'policies did not validate',
+        detail: { problems: err.problems.slice(0, 20) },
+      });
       return policiesPage(c, org, { source, ...(message ? { message } : {}), problems: err.problems }, undefined, 400);
     }
   });
@@ -620,7 +1006,13 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     const p = c.get('principal');
     const version = Number((await c.req.parseBody()).version);
     const v = await deps.policies.rollback(org, version, actorOf(p));
-    await deps.audit.appendNow({ principal: p, action: 'policy.rollback', target: `${org.name} policies v${v.version}`, orgId: org.id, detail: { version: v.version, from: version, sha256: v.sha256 } });
+    await deps.audit.appendNow({
+      principal: p,
+      action: 'policy.rollback',
+      target: `${org.name} policies v${v.version}`,
+      orgId: org.id,
+      detail: { version: v.version, from: version, sha256: v.sha256 },
+    });
     return c.redirect(`/manage/${org.name}/policies`, 303);
   });
   app.post('/manage/:org/policies/test', async (c) => {
@@ -630,28 +1022,60 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     const one = (k: string, fallback: string) => String(([] as unknown[]).concat(form[k] ?? fallback)[0]);
     const test: PolicyTest = {
       subject: one('subject', 'test').slice(0, 200),
-      scopes: ([] as unknown[]).concat(form.scopes ?? []).map(String).filter((s) => ['read', 'write', 'publish', 'admin'].includes(s)),
-      authMethod: ['token', 'device', 'github', 'gitlab', 'aws', 'oidc'].includes(one('authMethod', 'token')) ? one('authMethod', 'token') : 'token',
-      action: (ACTIONS as readonly string[]).includes(one('action', 'cache.read')) ? one('action', 'cache.read') : 'cache.read',
+      scopes: ([] as unknown[])
+        .concat(form.scopes ?? [])
+        .map(String)
+        .filter((s) => ['read', 'write', 'publish', 'admin'].includes(s)),
+      authMethod: ['token', 'device', 'github', 'gitlab', 'aws', 'oidc'].includes(one('authMethod', 'token'))
+        ? one('authMethod', 'token')
+        : 'token',
+      action: (ACTIONS as readonly string[]).includes(one('action', 'cache.read'))
+        ? one('action', 'cache.read')
+        : 'cache.read',
       resourceKind: (['slice', 'flake', 'org'] as const).find((k) => k === one('resourceKind', 'slice')) ?? 'slice',
       resourceName: one('resourceName', 'default').slice(0, 100),
-      visibility: ['public', 'unlisted', 'private'].includes(one('visibility', 'private')) ? one('visibility', 'private') : 'private',
+      visibility: ['public', 'unlisted', 'private'].includes(one('visibility', 'private'))
+        ? one('visibility', 'private')
+        : 'private',
     };
     if (!test.scopes.length) test.error = 'choose at least one scope';
     else {
       const orgSet: OrgPolicySet | undefined = deps.policies.forOrg(org.id);
       const slices = new Map((await deps.orgs.listSlices(org)).map((s) => [s.name, s]));
-      const principal = hypotheticalPrincipal({ subject: test.subject, scopes: test.scopes as Scope[], authMethod: test.authMethod as 'token' }, org, new Map(), undefined, 0);
-      const resource = hypotheticalResource(test.resourceKind === 'slice' ? { slice: test.resourceName } : test.resourceKind === 'flake' ? { flake: test.resourceName, visibility: test.visibility as 'private' } : { org: true }, org, slices);
+      const principal = hypotheticalPrincipal(
+        { subject: test.subject, scopes: test.scopes as Scope[], authMethod: test.authMethod as 'token' },
+        org,
+        new Map(),
+        undefined,
+        0,
+      );
+      const resource = hypotheticalResource(
+        test.resourceKind === 'slice'
+          ? { slice: test.resourceName }
+          : test.resourceKind === 'flake'
+            ? { flake: test.resourceName, visibility: test.visibility as 'private' }
+            : { org: true },
+        org,
+        slices,
+      );
       const d = decide(principal, test.action as Action, resource, {}, orgSet);
-      test.result = { decision: d.allowed ? 'allow' : 'deny', reason: d.reason, ...(d.decidedBy ? { decidedBy: d.decidedBy.join(", ") } : {}) };
+      test.result = {
+        decision: d.allowed ? 'allow' : 'deny',
+        reason: d.reason,
+        ...(d.decidedBy ? { decidedBy: d.decidedBy.join(', ') } : {}),
+      };
     }
     return policiesPage(c, org, undefined, test);
   });
 
   const auditFilters = (c: Ctx) => {
     const q = (k: string) => (c.req.query(k) ?? '').trim().slice(0, 200);
-    const filters = { action: q('action'), outcome: ['allow', 'deny', 'event'].includes(q('outcome')) ? q('outcome') : '', actor: q('actor'), since: /^\d{4}-\d{2}-\d{2}$/.test(q('since')) && !Number.isNaN(Date.parse(q('since'))) ? q('since') : '' };
+    const filters = {
+      action: q('action'),
+      outcome: ['allow', 'deny', 'event'].includes(q('outcome')) ? q('outcome') : '',
+      actor: q('actor'),
+      since: /^\d{4}-\d{2}-\d{2}$/.test(q('since')) && !Number.isNaN(Date.parse(q('since'))) ? q('since') : '',
+    };
     const before = Number(q('before'));
     const query = {
       ...(filters.action ? { action: filters.action } : {}),
@@ -667,7 +1091,10 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     if (!org) return denied(c);
     await deps.audit.flush();
     const entries = await deps.audit.query({ orgId: org.id, limit: 5000, ...auditFilters(c).query });
-    return c.body(entries.map((e) => JSON.stringify(e)).join('\n') + (entries.length ? '\n' : ''), 200, { 'Content-Type': 'application/x-ndjson', 'Content-Disposition': `attachment; filename="${org.name}-audit.jsonl"` });
+    return c.body(entries.map((e) => JSON.stringify(e)).join('\n') + (entries.length ? '\n' : ''), 200, {
+      'Content-Type': 'application/x-ndjson',
+      'Content-Disposition': `attachment; filename="${org.name}-audit.jsonl"`,
+    });
   });
   app.get('/manage/:org/audit', async (c) => {
     const org = await requireAdmin(c);
@@ -676,12 +1103,25 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     await deps.audit.flush();
     const PAGE = 50;
     const entries = await deps.audit.query({ orgId: org.id, newestFirst: true, limit: PAGE, ...query });
-    return page(c, managePage(await ctxOf(c), org.name, 'audit', tabs(), auditTab(org.name, entries, filters, entries.length === PAGE ? entries.at(-1)!.seq : undefined)));
+    return page(
+      c,
+      managePage(
+        await ctxOf(c),
+        org.name,
+        'audit',
+        tabs(),
+        auditTab(org.name, entries, filters, entries.length === PAGE ? entries.at(-1)!.seq : undefined),
+      ),
+    );
   });
 }
 
 function actorOf(p: Principal): string {
-  return p.kind === 'anonymous' ? 'anonymous' : p.kind === 'server-admin' ? `server-admin:${p.subject}` : `${p.org.name}:${p.subject}`;
+  return p.kind === 'anonymous'
+    ? 'anonymous'
+    : p.kind === 'server-admin'
+      ? `server-admin:${p.subject}`
+      : `${p.org.name}:${p.subject}`;
 }
 
 function describeShort(p: Principal): string {

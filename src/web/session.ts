@@ -25,7 +25,13 @@ export function secureCookies(publicUrl: string): boolean {
 }
 
 function cookieOptions(publicUrl: string, maxAgeSeconds?: number) {
-  return { path: '/', httpOnly: true, sameSite: 'Lax' as const, secure: secureCookies(publicUrl), ...(maxAgeSeconds !== undefined ? { maxAge: maxAgeSeconds } : {}) };
+  return {
+    path: '/',
+    httpOnly: true,
+    sameSite: 'Lax' as const,
+    secure: secureCookies(publicUrl),
+    ...(maxAgeSeconds !== undefined ? { maxAge: maxAgeSeconds } : {}),
+  };
 }
 
 export function setSession(c: Context<AppEnv>, publicUrl: string, token: string, expiresAt: Date): void {
@@ -83,7 +89,13 @@ function safeOrigin(url: string): string | undefined {
  * characters are accepted, and never two slashes in a row at the start.
  */
 export function safeReturnTo(value: unknown): string {
-  if (typeof value !== 'string' || value.length > 500 || !/^\/(?![/\\])[\x21-\x7e]*$/.test(value) || value.includes('\\')) return '/';
+  if (
+    typeof value !== 'string' ||
+    value.length > 500 ||
+    !/^\/(?![/\\])[\x21-\x7e]*$/.test(value) ||
+    value.includes('\\')
+  )
+    return '/';
   return value;
 }
 

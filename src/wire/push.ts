@@ -27,7 +27,10 @@ export const pushedPath = z.object({
   ca: z.string().nullable().optional(),
   sigs: z.array(z.string()).max(100).optional(),
   /** Narinfo fields the server keeps without interpreting them (e.g. `Provenance`), in order; unsigned. */
-  fields: z.array(z.object({ name: z.string().max(64), value: z.string().max(64 * 1024) })).max(32).optional(),
+  fields: z
+    .array(z.object({ name: z.string().max(64), value: z.string().max(64 * 1024) }))
+    .max(32)
+    .optional(),
 });
 export type PushedPath = z.infer<typeof pushedPath>;
 

@@ -21,7 +21,10 @@ import { fingerprintPath, verifyFingerprint } from '../../src/nix/signing.js';
  */
 function putAnswer(url: string, auth: string, body: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'PUT', headers: { Authorization: auth, 'Content-Length': Buffer.byteLength(body) } });
+    const req = request(url, {
+      method: 'PUT',
+      headers: { Authorization: auth, 'Content-Length': Buffer.byteLength(body) },
+    });
     let answered = false;
     req.on('response', (res) => {
       answered = true;
@@ -50,8 +53,18 @@ export function cacheHttpScenarios(backend: Backend): void {
     return { status: res.status, body, headers: res.headers };
   }
 
-  async function batchUpload(url: string, token: string, p: FakePath, opts: { narHash?: string; narSize?: number; body?: Buffer } = {}) {
-    const meta = { storePath: `/nix/store/${p.base}`, narHash: opts.narHash ?? p.narHash, narSize: opts.narSize ?? p.narSize, references: p.references.map((r) => `/nix/store/${r}`) };
+  async function batchUpload(
+    url: string,
+    token: string,
+    p: FakePath,
+    opts: { narHash?: string; narSize?: number; body?: Buffer } = {},
+  ) {
+    const meta = {
+      storePath: `/nix/store/${p.base}`,
+      narHash: opts.narHash ?? p.narHash,
+      narSize: opts.narSize ?? p.narSize,
+      references: p.references.map((r) => `/nix/store/${r}`),
+    };
     const res = await fetch(`${url}/api/v1/cache/paths`, {
       method: 'PUT',
       headers: { Authorization: `Bearer ${token}` },
@@ -102,15 +115,24 @@ export function cacheHttpScenarios(backend: Backend): void {
       expect(Number(head.headers.get('content-length'))).toBe(res.body.length);
       const nar = await get(`${cacheUrl}/${info.url}`, acmeRead);
       expect(nar.status).toBe(200);
-      expect(createHash('sha256').update(nar.body).digest('hex')).toBe(Buffer.from(info.fileHash!.digest).toString('hex'));
-      const ranged = await fetch(`${cacheUrl}/${info.url}`, { headers: { Authorization: basicAuth(acmeRead), Range: 'bytes=2-9' } });
+      expect(createHash('sha256').update(nar.body).digest('hex')).toBe(
+        Buffer.from(info.fileHash!.digest).toString('hex'),
+      );
+      const ranged = await fetch(`${cacheUrl}/${info.url}`, {
+        headers: { Authorization: basicAuth(acmeRead), Range: 'bytes=2-9' },
+      });
       expect(ranged.status).toBe(206);
       expect(Buffer.from(await ranged.arrayBuffer())).toEqual(nar.body.subarray(2, 10));
       // Several ranges at once: the whole body (200), not a 416.
-      const multi = await fetch(`${cacheUrl}/${info.url}`, { headers: { Authorization: basicAuth(acmeRead), Range: 'bytes=0-1,5-9' }, redirect: 'follow' });
+      const multi = await fetch(`${cacheUrl}/${info.url}`, {
+        headers: { Authorization: basicAuth(acmeRead), Range: 'bytes=0-1,5-9' },
+        redirect: 'follow',
+      });
       expect(multi.status).toBe(200);
       expect(Buffer.from(await multi.arrayBuffer())).toEqual(nar.body);
-      const beyond = await fetch(`${cacheUrl}/${info.url}`, { headers: { Authorization: basicAuth(acmeRead), Range: `bytes=${nar.body.length + 10}-` } });
+      const beyond = await fetch(`${cacheUrl}/${info.url}`, {
+        headers: { Authorization: basicAuth(acmeRead), Range: `bytes=${nar.body.length + 10}-` },
+      });
       expect(beyond.status).toBe(416);
       // The slice URL answers too.
       expect((await get(`${cacheUrl}/acme/default/${p.hashPart}.narinfo`, acmeRead)).status).toBe(200);
@@ -145,7 +167,9 @@ export function cacheHttpScenarios(backend: Backend): void {
       for (const a of answers) {
         expect(a.status).toBe(404);
         expect(a.body).toEqual(answers[0]!.body);
-        expect([...a.headers.keys()].filter((k) => k !== 'date').sort()).toEqual([...answers[0]!.headers.keys()].filter((k) => k !== 'date').sort());
+        expect([...a.headers.keys()].filter((k) => k !== 'date').sort()).toEqual(
+          [...answers[0]!.headers.keys()].filter((k) => k !== 'date').sort(),
+        );
       }
       expect((await get(`${cacheUrl}/${p.hashPart}.narinfo`, acmeRead)).status).toBe(200);
     });
@@ -164,7 +188,11 @@ export function cacheHttpScenarios(backend: Backend): void {
       const info = parseNarInfo((await get(`${cacheUrl}/${p.hashPart}.narinfo`, acmeRead)).body.toString());
       const clientFile = `${encodeNix32(createHash('sha256').update(p.nar).digest())}.nar`;
       for (const url of [info.url, `nar/${clientFile}`]) {
-        const res = await fetch(`${cacheUrl}/${p.hashPart}.narinfo`, { method: 'PUT', headers: { Authorization: basicAuth(otherRW) }, body: narInfoFor(p, url) });
+        const res = await fetch(`${cacheUrl}/${p.hashPart}.narinfo`, {
+          method: 'PUT',
+          headers: { Authorization: basicAuth(otherRW) },
+          body: narInfoFor(p, url),
+        });
         expect(res.status).toBe(400);
         expect(await res.text()).toMatch(/upload the NAR/);
       }
@@ -176,7 +204,10 @@ export function cacheHttpScenarios(backend: Backend): void {
       const before = (await get(`${cacheUrl}/${p.hashPart}.narinfo`, acmeRead)).body.toString();
       const evil = { ...fakePath('evil'), hashPart: p.hashPart, base: p.base };
       evil.nar = Buffer.from(evil.nar);
-      const direct = await nixStyleUpload(`${cacheUrl}/acme/default`, basicAuth(otherRW), { ...evil, nar: fakePath('x').nar });
+      const direct = await nixStyleUpload(`${cacheUrl}/acme/default`, basicAuth(otherRW), {
+        ...evil,
+        nar: fakePath('x').nar,
+      });
       // Another org's slice URL looks like no cache at all, for every method (no existence oracle).
       expect(direct.nar).toBe(404);
       expect(direct.narinfo).toBe(404);
@@ -195,7 +226,11 @@ export function cacheHttpScenarios(backend: Backend): void {
           let continued = false;
           const req = request(`${cacheUrl}/nar/${q.hashPart}.nar`, {
             method: 'PUT',
-            headers: { Authorization: basicAuth(token), Expect: '100-continue', 'Content-Length': String(q.nar.length) },
+            headers: {
+              Authorization: basicAuth(token),
+              Expect: '100-continue',
+              'Content-Length': String(q.nar.length),
+            },
           });
           req.on('continue', () => {
             continued = true;
@@ -221,17 +256,28 @@ export function cacheHttpScenarios(backend: Backend): void {
     });
 
     it('public slices are readable anonymously, and only their paths', async () => {
-      expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/slices', { name: 'oss', public: true })).status).toBe(201);
+      expect(
+        (await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/slices', { name: 'oss', public: true }))
+          .status,
+      ).toBe(201);
       const q = fakePath('public-thing');
-      expect(await nixStyleUpload(`${cacheUrl}/acme/oss`, basicAuth(acmeRW), q)).toMatchObject({ nar: 201, narinfo: 201 });
+      expect(await nixStyleUpload(`${cacheUrl}/acme/oss`, basicAuth(acmeRW), q)).toMatchObject({
+        nar: 201,
+        narinfo: 201,
+      });
       // A public slice always answers at its own URL; on /cache anonymous callers get only the
       // slices the server admin lists as global.
       expect((await get(`${cacheUrl}/acme/oss/${q.hashPart}.narinfo`)).status).toBe(200);
       expect((await get(`${cacheUrl}/${q.hashPart}.narinfo`)).status).toBe(404);
-      expect((await api(server, server.adminToken, 'PUT', '/api/v1/orgs/acme/slices/oss/global', { priority: 10 })).status).toBe(200);
+      expect(
+        (await api(server, server.adminToken, 'PUT', '/api/v1/orgs/acme/slices/oss/global', { priority: 10 })).status,
+      ).toBe(200);
       expect((await get(`${cacheUrl}/${q.hashPart}.narinfo`)).status).toBe(200);
       // Private slices cannot be made global.
-      expect((await api(server, server.adminToken, 'PUT', '/api/v1/orgs/acme/slices/default/global', { priority: 1 })).status).toBe(400);
+      expect(
+        (await api(server, server.adminToken, 'PUT', '/api/v1/orgs/acme/slices/default/global', { priority: 1 }))
+          .status,
+      ).toBe(400);
       expect((await get(`${cacheUrl}/${p.hashPart}.narinfo`)).status).toBe(404);
       expect((await get(`${cacheUrl}/acme/oss/${p.hashPart}.narinfo`, acmeRead)).status).toBe(404);
     });
@@ -283,10 +329,18 @@ export function cacheHttpScenarios(backend: Backend): void {
     it('rejects a narinfo whose NarHash or NarSize does not match the NAR, leaving nothing', async () => {
       const p = fakePath('tampered');
       const other = fakePath('other');
-      const wrongHash = await nixStyleUpload(cacheUrl, basicAuth(acmeRW), p, { narinfo: narInfoFor(p, `nar/${encodeNix32(createHash('sha256').update(p.nar).digest())}.nar`, { narHash: other.narHash }) });
+      const wrongHash = await nixStyleUpload(cacheUrl, basicAuth(acmeRW), p, {
+        narinfo: narInfoFor(p, `nar/${encodeNix32(createHash('sha256').update(p.nar).digest())}.nar`, {
+          narHash: other.narHash,
+        }),
+      });
       expect(wrongHash.narinfo).toBe(400);
       expect(wrongHash.narinfoText).toMatch(/NarHash: mismatch/);
-      const wrongSize = await nixStyleUpload(cacheUrl, basicAuth(acmeRW), p, { narinfo: narInfoFor(p, `nar/${encodeNix32(createHash('sha256').update(p.nar).digest())}.nar`, { narSize: p.narSize + 8 }) });
+      const wrongSize = await nixStyleUpload(cacheUrl, basicAuth(acmeRW), p, {
+        narinfo: narInfoFor(p, `nar/${encodeNix32(createHash('sha256').update(p.nar).digest())}.nar`, {
+          narSize: p.narSize + 8,
+        }),
+      });
       expect(wrongSize.narinfo).toBe(400);
       expect(wrongSize.narinfoText).toMatch(/NarSize: mismatch/);
       expect((await get(`${cacheUrl}/${p.hashPart}.narinfo`, acmeRead)).status).toBe(404);
@@ -295,7 +349,11 @@ export function cacheHttpScenarios(backend: Backend): void {
     it('rejects truncated, padded and garbage bodies while streaming, leaving nothing', async () => {
       const before = await blobs();
       const p = fakePath('truncated', { type: 'regular', contents: 'x'.repeat(100_000) });
-      for (const body of [p.nar.subarray(0, p.nar.length - 50), Buffer.concat([p.nar, Buffer.alloc(8)]), Buffer.from('definitely not a nar, not compressed either')]) {
+      for (const body of [
+        p.nar.subarray(0, p.nar.length - 50),
+        Buffer.concat([p.nar, Buffer.alloc(8)]),
+        Buffer.from('definitely not a nar, not compressed either'),
+      ]) {
         const r = await nixStyleUpload(cacheUrl, basicAuth(acmeRW), p, { body });
         expect(r.nar).toBe(400);
         expect(r.narinfo).toBe(400);
@@ -320,7 +378,9 @@ export function cacheHttpScenarios(backend: Backend): void {
     });
 
     it('links references the writer can read from another slice, keeping slices closure-complete', async () => {
-      expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/slices', { name: 'deploy' })).status).toBe(201);
+      expect(
+        (await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/slices', { name: 'deploy' })).status,
+      ).toBe(201);
       const dep = fakePath('linked-dep');
       const top = fakePath('linked-top', undefined, [dep.base]);
       expect(await nixStyleUpload(cacheUrl, basicAuth(acmeRW), dep)).toMatchObject({ narinfo: 201 });
@@ -340,12 +400,16 @@ export function cacheHttpScenarios(backend: Backend): void {
     it('batch API: reports missing paths and uploads metadata + NAR in one request', async () => {
       const a = fakePath('batch-a');
       const b = fakePath('batch-b', undefined, [a.base]);
-      const m1 = await api<{ missing: string[] }>(server, acmeRW, 'POST', '/api/v1/cache/missing', { paths: [`/nix/store/${a.base}`, `/nix/store/${b.base}`] });
+      const m1 = await api<{ missing: string[] }>(server, acmeRW, 'POST', '/api/v1/cache/missing', {
+        paths: [`/nix/store/${a.base}`, `/nix/store/${b.base}`],
+      });
       expect(m1.body.missing).toEqual([`/nix/store/${a.base}`, `/nix/store/${b.base}`]);
       expect((await batchUpload(server.url, acmeRW, a)).status).toBe(201);
       expect((await batchUpload(server.url, acmeRW, b)).status).toBe(201);
       expect((await batchUpload(server.url, acmeRW, b)).body.status).toBe('exists');
-      const m2 = await api<{ missing: string[] }>(server, acmeRW, 'POST', '/api/v1/cache/missing', { paths: [`/nix/store/${a.base}`, b.base] });
+      const m2 = await api<{ missing: string[] }>(server, acmeRW, 'POST', '/api/v1/cache/missing', {
+        paths: [`/nix/store/${a.base}`, b.base],
+      });
       expect(m2.body.missing).toEqual([]);
       const bad = await batchUpload(server.url, acmeRW, fakePath('batch-c'), { narHash: a.narHash });
       expect(bad.status).toBe(400);
@@ -386,15 +450,28 @@ export function cacheHttpScenarios(backend: Backend): void {
         expect(r.status, u).toBeLessThan(500);
       }
       const p = fakePath('malformed');
-      const bodies = ['', 'garbage', narInfoFor(p, 'nar/x.nar').replace(/\n/g, '\r\n'), 'StorePath: /etc/passwd\n', 'x'.repeat(2 << 20)];
+      const bodies = [
+        '',
+        'garbage',
+        narInfoFor(p, 'nar/x.nar').replace(/\n/g, '\r\n'),
+        'StorePath: /etc/passwd\n',
+        'x'.repeat(2 << 20),
+      ];
       for (const body of bodies) {
         const status = await putAnswer(`${cacheUrl}/${p.hashPart}.narinfo`, basicAuth(acmeRW), body);
         expect(status, body.slice(0, 30)).toBeGreaterThanOrEqual(400);
         expect(status).toBeLessThan(500);
       }
-      const badJson = await fetch(`${server.url}/api/v1/tokens`, { method: 'POST', headers: { Authorization: `Bearer ${server.adminToken}` }, body: '{"org":' });
+      const badJson = await fetch(`${server.url}/api/v1/tokens`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${server.adminToken}` },
+        body: '{"org":',
+      });
       expect(badJson.status).toBe(400);
-      const badScope = await api(server, server.adminToken, 'POST', '/api/v1/tokens', { org: 'acme', scopes: ['root'] });
+      const badScope = await api(server, server.adminToken, 'POST', '/api/v1/tokens', {
+        org: 'acme',
+        scopes: ['root'],
+      });
       expect(badScope.status).toBe(400);
     });
   });

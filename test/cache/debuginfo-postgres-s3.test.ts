@@ -4,4 +4,6 @@ import { postgresAvailable } from '../helpers/postgres.js';
 import { debugInfoScenarios } from './debuginfo.case.js';
 
 const backend = postgresS3();
-describe.skipIf(!postgresAvailable() && !process.env.CI)(`debuginfo: ${backend.name}`, () => debugInfoScenarios(backend));
+describe.skipIf(!postgresAvailable() && !process.env.CI)(`debuginfo: ${backend.name}`, () =>
+  debugInfoScenarios(backend),
+);

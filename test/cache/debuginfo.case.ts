@@ -21,7 +21,11 @@ export function debugInfoScenarios(backend: Backend): void {
   const newBuildId = () => randomBytes(20).toString('hex');
   const memberOf = (id: string) => `lib/debug/.build-id/${id.slice(0, 2)}/${id.slice(2)}.debug`;
   const put = (id: string, token: string, archive: string) =>
-    fetch(`${cache}/debuginfo/${id}`, { method: 'PUT', headers: { Authorization: basicAuth(token), 'Content-Type': 'application/json' }, body: JSON.stringify({ archive, member: memberOf(id) }) });
+    fetch(`${cache}/debuginfo/${id}`, {
+      method: 'PUT',
+      headers: { Authorization: basicAuth(token), 'Content-Type': 'application/json' },
+      body: JSON.stringify({ archive, member: memberOf(id) }),
+    });
   const get = async (id: string, token?: string, base = cache) => {
     const res = await fetch(`${base}/debuginfo/${id}`, { headers: token ? { Authorization: basicAuth(token) } : {} });
     return { status: res.status, text: await res.text() };
@@ -54,14 +58,20 @@ export function debugInfoScenarios(backend: Backend): void {
     expect(await get(id, read)).toEqual(miss);
     const fileName = `${p.hashPart}.nar`;
     expect((await put(id, rw, `../nar/${fileName}`)).status).toBe(204); // the latest entry wins
-    expect(await nixStyleUpload(cache, basicAuth(rw), p, { fileName, narinfo: narInfoFor(p, `nar/${fileName}`) })).toMatchObject({ nar: 201, narinfo: 201 });
+    expect(
+      await nixStyleUpload(cache, basicAuth(rw), p, { fileName, narinfo: narInfoFor(p, `nar/${fileName}`) }),
+    ).toMatchObject({ nar: 201, narinfo: 201 });
     const served = await get(id, read);
     expect(served.status).toBe(200);
     const doc = JSON.parse(served.text) as { archive: string; member: string };
-    const narinfo = await (await fetch(`${cache}/${p.hashPart}.narinfo`, { headers: { Authorization: basicAuth(read) } })).text();
+    const narinfo = await (
+      await fetch(`${cache}/${p.hashPart}.narinfo`, { headers: { Authorization: basicAuth(read) } })
+    ).text();
     expect(doc).toEqual({ archive: `../${/^URL: (.*)$/m.exec(narinfo)![1]}`, member: memberOf(id) });
     expect((await get(id, read, `${cache}/acme/default`)).status).toBe(200);
-    expect((await fetch(`${cache}/debuginfo/${id}`, { method: 'HEAD', headers: { Authorization: basicAuth(read) } })).status).toBe(200);
+    expect(
+      (await fetch(`${cache}/debuginfo/${id}`, { method: 'HEAD', headers: { Authorization: basicAuth(read) } })).status,
+    ).toBe(200);
     // Another org and anonymous callers: the one miss, byte for byte.
     expect(await get(id, outsider)).toEqual(miss);
     expect(await get(id)).toEqual(miss);
@@ -75,10 +85,18 @@ export function debugInfoScenarios(backend: Backend): void {
     const id = newBuildId();
     expect((await put(id, rw, '../nar/never-uploaded.nar.xz')).status).toBe(204);
     expect((await get(id, read)).status).toBe(404);
-    const bad = await fetch(`${cache}/debuginfo/${id}`, { method: 'PUT', headers: { Authorization: basicAuth(rw) }, body: JSON.stringify({ archive: '/etc/passwd', member: memberOf(id) }) });
+    const bad = await fetch(`${cache}/debuginfo/${id}`, {
+      method: 'PUT',
+      headers: { Authorization: basicAuth(rw) },
+      body: JSON.stringify({ archive: '/etc/passwd', member: memberOf(id) }),
+    });
     expect(bad.status).toBe(400);
     expect(await bad.text()).toMatch(/archive/);
-    const wrongMember = await fetch(`${cache}/debuginfo/${id}`, { method: 'PUT', headers: { Authorization: basicAuth(rw) }, body: JSON.stringify({ archive: '../nar/x.nar', member: memberOf(newBuildId()) }) });
+    const wrongMember = await fetch(`${cache}/debuginfo/${id}`, {
+      method: 'PUT',
+      headers: { Authorization: basicAuth(rw) },
+      body: JSON.stringify({ archive: '../nar/x.nar', member: memberOf(newBuildId()) }),
+    });
     expect(wrongMember.status).toBe(400);
     expect((await put(id, read, '../nar/x.nar')).status).toBe(403);
   });
@@ -92,7 +110,9 @@ export function debugInfoScenarios(backend: Backend): void {
     expect((await put(id, gcRW, `../nar/${fileName}`)).status).toBe(204);
     expect(await nixStyleUpload(cache, basicAuth(gcRW), p, { fileName })).toMatchObject({ narinfo: 201 });
     expect((await get(id, gcRW)).status).toBe(200);
-    expect((await api(server, server.adminToken, 'PATCH', '/api/v1/orgs/gcorg/settings', { retention: 0 })).status).toBe(200);
+    expect(
+      (await api(server, server.adminToken, 'PATCH', '/api/v1/orgs/gcorg/settings', { retention: 0 })).status,
+    ).toBe(200);
     await new Promise((r) => setTimeout(r, 1100));
     const report = await api<{ sample: string[] }>(server, server.adminToken, 'POST', '/api/v1/gc', { grace: 1 });
     expect(report.status).toBe(200);

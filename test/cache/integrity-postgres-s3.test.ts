@@ -4,4 +4,6 @@ import { postgresAvailable } from '../helpers/postgres.js';
 import { integrityScenarios } from './integrity.case.js';
 
 const backend = postgresS3();
-describe.skipIf(!postgresAvailable() && !process.env.CI)(`tenant integrity: ${backend.name}`, () => integrityScenarios(backend));
+describe.skipIf(!postgresAvailable() && !process.env.CI)(`tenant integrity: ${backend.name}`, () =>
+  integrityScenarios(backend),
+);

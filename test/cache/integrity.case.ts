@@ -10,12 +10,21 @@ import type { Backend } from '../helpers/backends.js';
 import { setupTenants } from '../helpers/tenants.js';
 import { fakePath, nixStyleUpload, type FakePath } from '../helpers/paths.js';
 import { parseNarInfo } from '../../src/nix/narinfo.js';
-import { fingerprintPath, formatPublicKey, generateSigningKey, signFingerprint, verifyFingerprint } from '../../src/nix/signing.js';
+import {
+  fingerprintPath,
+  formatPublicKey,
+  generateSigningKey,
+  signFingerprint,
+  verifyFingerprint,
+} from '../../src/nix/signing.js';
 import { parseHash } from '../../src/nix/hash.js';
 import type { StorePathBase } from '../../src/nix/store-path.js';
 
 type Key = { name: string; publicKey: Buffer };
-const parseKey = (text: string): Key => ({ name: text.split(':')[0]!, publicKey: Buffer.from(text.split(':')[1]!, 'base64') });
+const parseKey = (text: string): Key => ({
+  name: text.split(':')[0]!,
+  publicKey: Buffer.from(text.split(':')[1]!, 'base64'),
+});
 
 /** The same store path (name and hash part) with other content: what a squatter uploads. */
 function squat(p: FakePath, tag: string): FakePath {
@@ -36,7 +45,13 @@ export function integrityScenarios(backend: Backend): void {
     return { status: res.status, text: await res.text() };
   }
   async function batch(token: string, p: FakePath, opts: { sigs?: string[]; slice?: string } = {}) {
-    const meta = { storePath: `/nix/store/${p.base}`, narHash: p.narHash, narSize: p.narSize, references: p.references.map((r) => `/nix/store/${r}`), ...(opts.sigs ? { sigs: opts.sigs } : {}) };
+    const meta = {
+      storePath: `/nix/store/${p.base}`,
+      narHash: p.narHash,
+      narSize: p.narSize,
+      references: p.references.map((r) => `/nix/store/${r}`),
+      ...(opts.sigs ? { sigs: opts.sigs } : {}),
+    };
     const res = await fetch(`${server.url}/api/v1/cache${opts.slice ? `/${opts.slice}` : ''}/paths`, {
       method: 'PUT',
       headers: { Authorization: `Bearer ${token}` },
@@ -45,7 +60,13 @@ export function integrityScenarios(backend: Backend): void {
     return { status: res.status, body: (await res.json().catch(() => ({}))) as { message?: string; status?: string } };
   }
   async function missing(token: string, paths: FakePath[], slice?: string): Promise<string[]> {
-    const r = await api<{ missing: string[] }>(server, token, 'POST', `/api/v1/cache${slice ? `/${slice}` : ''}/missing`, { paths: paths.map((p) => `/nix/store/${p.base}`) });
+    const r = await api<{ missing: string[] }>(
+      server,
+      token,
+      'POST',
+      `/api/v1/cache${slice ? `/${slice}` : ''}/missing`,
+      { paths: paths.map((p) => `/nix/store/${p.base}`) },
+    );
     expect(r.status).toBe(200);
     return r.body.missing.map((x) => x.slice('/nix/store/'.length)).sort();
   }
@@ -53,8 +74,10 @@ export function integrityScenarios(backend: Backend): void {
     const r = await get(`${url}/${p.hashPart}.narinfo`, token);
     return r.status === 200 ? parseNarInfo(r.text) : undefined;
   };
-  const keysOf = async (org: string) => (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=${org}`)).text()).trim().split(' ').map(parseKey);
-  const signedBy = (info: ReturnType<typeof parseNarInfo>, keys: Key[]) => info.sigs.some((s) => keys.some((k) => verifyFingerprint(k, fingerprintPath(info), s)));
+  const keysOf = async (org: string) =>
+    (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=${org}`)).text()).trim().split(' ').map(parseKey);
+  const signedBy = (info: ReturnType<typeof parseNarInfo>, keys: Key[]) =>
+    info.sigs.some((s) => keys.some((k) => verifyFingerprint(k, fingerprintPath(info), s)));
 
   beforeAll(async () => {
     await backend.setup();
@@ -77,7 +100,10 @@ export function integrityScenarios(backend: Backend): void {
       top = fakePath('top', undefined, [dep.base]);
       trojan = squat(dep, 'trojan');
       // evil uploads first, into a public slice: upload order must decide nothing.
-      expect(await nixStyleUpload(`${cacheUrl}/evil/bait`, basicAuth(evilRW), trojan)).toMatchObject({ nar: 201, narinfo: 201 });
+      expect(await nixStyleUpload(`${cacheUrl}/evil/bait`, basicAuth(evilRW), trojan)).toMatchObject({
+        nar: 201,
+        narinfo: 201,
+      });
     });
 
     it('is never served to acme or to anonymous callers on /cache', async () => {
@@ -117,17 +143,28 @@ export function integrityScenarios(backend: Backend): void {
       expect(info.body.publicKeys.map((k) => parseKey(k).name)).toEqual(acmeKeys.map((k) => k.name));
     });
 
-    it('a deliberate follow serves evil\'s paths after acme\'s own, with evil\'s key', async () => {
+    it("a deliberate follow serves evil's paths after acme's own, with evil's key", async () => {
       const only = fakePath('only-at-evil');
-      expect(await nixStyleUpload(`${cacheUrl}/evil/bait`, basicAuth(evilRW), only)).toMatchObject({ nar: 201, narinfo: 201 });
+      expect(await nixStyleUpload(`${cacheUrl}/evil/bait`, basicAuth(evilRW), only)).toMatchObject({
+        nar: 201,
+        narinfo: 201,
+      });
       expect(await served(only, acmeRead)).toBeUndefined();
       // Following a private or missing slice says the same thing (asked by acme's own admin).
       const acmeAdmin = (await createToken(server, 'acme', ['admin'])).token;
-      const bad = await api<{ message: string }>(server, acmeAdmin, 'POST', '/api/v1/orgs/acme/follows', { org: 'evil', slice: 'default' });
-      const none = await api<{ message: string }>(server, acmeAdmin, 'POST', '/api/v1/orgs/acme/follows', { org: 'evil', slice: 'nope' });
+      const bad = await api<{ message: string }>(server, acmeAdmin, 'POST', '/api/v1/orgs/acme/follows', {
+        org: 'evil',
+        slice: 'default',
+      });
+      const none = await api<{ message: string }>(server, acmeAdmin, 'POST', '/api/v1/orgs/acme/follows', {
+        org: 'evil',
+        slice: 'nope',
+      });
       expect(bad.status).toBe(400);
       expect(bad.body.message.replace('default', 'X')).toBe(none.body.message.replace('nope', 'X'));
-      expect((await api(server, acmeAdmin, 'POST', '/api/v1/orgs/acme/follows', { org: 'evil', slice: 'bait' })).status).toBe(201);
+      expect(
+        (await api(server, acmeAdmin, 'POST', '/api/v1/orgs/acme/follows', { org: 'evil', slice: 'bait' })).status,
+      ).toBe(201);
       try {
         const got = await served(only, acmeRead);
         expect(got?.narHash).toEqual(parseHash(only.narHash));
@@ -135,13 +172,17 @@ export function integrityScenarios(backend: Backend): void {
         // acme's own copy still wins over the followed source's.
         expect((await served(dep, acmeRead))?.narHash).toEqual(parseHash(dep.narHash));
         const info = await api<{ publicKeys: string[] }>(server, acmeRead, 'GET', '/api/v1/cache/info');
-        expect(info.body.publicKeys.map((k) => parseKey(k).name).sort()).toEqual([...(await keysOf('acme')), ...(await keysOf('evil'))].map((k) => k.name).sort());
+        expect(info.body.publicKeys.map((k) => parseKey(k).name).sort()).toEqual(
+          [...(await keysOf('acme')), ...(await keysOf('evil'))].map((k) => k.name).sort(),
+        );
         // Following is reading, never linking: an input-addressed path of another org is uploaded, not linked.
         const user = fakePath('uses-evil', undefined, [only.base]);
         expect(await missing(acmeCI, [user, only])).toEqual([only.base, user.base].sort());
         expect((await batch(acmeCI, user)).status).toBe(400);
       } finally {
-        expect((await api(server, server.adminToken, 'DELETE', '/api/v1/orgs/acme/follows/evil/bait')).status).toBe(200);
+        expect((await api(server, server.adminToken, 'DELETE', '/api/v1/orgs/acme/follows/evil/bait')).status).toBe(
+          200,
+        );
       }
       expect(await served(only, acmeRead)).toBeUndefined();
     });
@@ -153,8 +194,18 @@ export function integrityScenarios(backend: Backend): void {
       const ca = `fixed:r:sha256:${base.narHash.slice('sha256:'.length)}`;
       const storePath = contentAddressedPath('ca-src', { method: 'nar', hash: parseHash(base.narHash) }, [], false);
       const caPath: FakePath = { ...base, base: storePath, hashPart: storePath.slice(0, 32) };
-      const meta = { storePath: `/nix/store/${caPath.base}`, narHash: caPath.narHash, narSize: caPath.narSize, references: [], ca };
-      const up = await fetch(`${server.url}/api/v1/cache/evil/bait/paths`, { method: 'PUT', headers: { Authorization: `Bearer ${evilRW}` }, body: new Uint8Array(Buffer.concat([Buffer.from(JSON.stringify(meta) + '\n'), caPath.nar])) });
+      const meta = {
+        storePath: `/nix/store/${caPath.base}`,
+        narHash: caPath.narHash,
+        narSize: caPath.narSize,
+        references: [],
+        ca,
+      };
+      const up = await fetch(`${server.url}/api/v1/cache/evil/bait/paths`, {
+        method: 'PUT',
+        headers: { Authorization: `Bearer ${evilRW}` },
+        body: new Uint8Array(Buffer.concat([Buffer.from(JSON.stringify(meta) + '\n'), caPath.nar])),
+      });
       expect(up.status).toBe(201);
       const user = fakePath('uses-ca', undefined, [caPath.base]);
       // Linkable, so only the user is missing; the commit links the CA path in with acme's signature.
@@ -193,7 +244,14 @@ export function integrityScenarios(backend: Backend): void {
     });
 
     it('even in view, default comes first; links from it need an explicit trust', async () => {
-      expect((await api(server, server.adminToken, 'PATCH', '/api/v1/orgs/acme/slices/sandbox', { inView: true, priority: 5 })).status).toBe(200);
+      expect(
+        (
+          await api(server, server.adminToken, 'PATCH', '/api/v1/orgs/acme/slices/sandbox', {
+            inView: true,
+            priority: 5,
+          })
+        ).status,
+      ).toBe(200);
       try {
         // default's copy wins over the sandbox's, whichever came first.
         expect((await served(dep, acmeRead))?.narHash).toEqual(parseHash(dep.narHash));
@@ -202,25 +260,46 @@ export function integrityScenarios(backend: Backend): void {
         expect((await served(only, acmeRead))?.narHash).toEqual(parseHash(only.narHash));
         const user = fakePath('sandbox-user', undefined, [only.base]);
         expect((await batch(acmeCI, user)).status).toBe(400);
-        expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/slices/default/trusts', { from: 'sandbox' })).status).toBe(201);
+        expect(
+          (await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/slices/default/trusts', { from: 'sandbox' }))
+            .status,
+        ).toBe(201);
         // The missing answer lists what the target lacks (uploading a linkable path is harmless);
         // the commit links it from the trusted slice.
         expect(await missing(acmeCI, [user])).toEqual([user.base]);
         expect((await batch(acmeCI, user)).status).toBe(201);
         expect((await served(only, acmeRead, `${cacheUrl}/acme/default`))?.narHash).toEqual(parseHash(only.narHash));
-        expect((await api(server, server.adminToken, 'DELETE', '/api/v1/orgs/acme/slices/default/trusts/sandbox')).status).toBe(200);
+        expect(
+          (await api(server, server.adminToken, 'DELETE', '/api/v1/orgs/acme/slices/default/trusts/sandbox')).status,
+        ).toBe(200);
       } finally {
-        expect((await api(server, server.adminToken, 'PATCH', '/api/v1/orgs/acme/slices/sandbox', { inView: false })).status).toBe(200);
+        expect(
+          (await api(server, server.adminToken, 'PATCH', '/api/v1/orgs/acme/slices/sandbox', { inView: false })).status,
+        ).toBe(200);
       }
     });
   });
 
   describe('a signed-writes policy', () => {
     const ci = generateSigningKey('acme-ci-1');
-    const sign = (p: FakePath) => signFingerprint(ci, fingerprintPath({ storePath: p.base, narHash: parseHash(p.narHash), narSize: p.narSize, references: p.references as StorePathBase[] }));
+    const sign = (p: FakePath) =>
+      signFingerprint(
+        ci,
+        fingerprintPath({
+          storePath: p.base,
+          narHash: parseHash(p.narHash),
+          narSize: p.narSize,
+          references: p.references as StorePathBase[],
+        }),
+      );
     beforeAll(async () => {
-      expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/slices', { name: 'release' })).status).toBe(201);
-      expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/signers', { publicKey: formatPublicKey(ci) })).status).toBe(201);
+      expect(
+        (await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/slices', { name: 'release' })).status,
+      ).toBe(201);
+      expect(
+        (await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/signers', { publicKey: formatPublicKey(ci) }))
+          .status,
+      ).toBe(201);
       // release trusts default as every slice does; default's content is unsigned.
       const policy = `@id("signed-releases")
 forbid (principal, action == Floe::Action::"cache.write", resource == Floe::Slice::"acme/release")
@@ -264,8 +343,12 @@ when { context has narinfoSignatures } unless { context.narinfoSignatures.contai
       const x = await batch(evilRW, p, { slice: 'acme/default' });
       const y = await batch(evilRW, p, { slice: 'acme/nope' });
       expect(x).toEqual(y);
-      const m1 = await api(server, evilRW, 'POST', '/api/v1/cache/acme/default/missing', { paths: [`/nix/store/${p.base}`] });
-      const m2 = await api(server, evilRW, 'POST', '/api/v1/cache/acme/nope/missing', { paths: [`/nix/store/${p.base}`] });
+      const m1 = await api(server, evilRW, 'POST', '/api/v1/cache/acme/default/missing', {
+        paths: [`/nix/store/${p.base}`],
+      });
+      const m2 = await api(server, evilRW, 'POST', '/api/v1/cache/acme/nope/missing', {
+        paths: [`/nix/store/${p.base}`],
+      });
       expect(m1.status).toBe(m2.status);
       expect(m1.body).toEqual(m2.body);
       // Org routes too: "no such org" and "not yours" read the same.
@@ -280,14 +363,25 @@ when { context has narinfoSignatures } unless { context.narinfoSignatures.contai
     it("a probe by another org's caller is logged in the caller's org, and only counted in the resource's", async () => {
       const p = fakePath('audit-probe');
       for (let i = 0; i < 3; i++) await get(`${cacheUrl}/acme/default/${p.hashPart}.narinfo`, evilRW);
-      type Entries = { entries: Array<{ actor: string; action: string; outcome: string; target: string; reason: string }> };
-      const acme = await api<Entries>(server, server.adminToken, 'GET', '/api/v1/orgs/acme/audit?outcome=deny&limit=1000');
+      type Entries = {
+        entries: Array<{ actor: string; action: string; outcome: string; target: string; reason: string }>;
+      };
+      const acme = await api<Entries>(
+        server,
+        server.adminToken,
+        'GET',
+        '/api/v1/orgs/acme/audit?outcome=deny&limit=1000',
+      );
       expect(acme.body.entries.some((e) => e.actor.startsWith('evil:'))).toBe(false);
-      const counted = acme.body.entries.filter((e) => e.actor === 'outside callers' && e.target === 'slice acme/default');
+      const counted = acme.body.entries.filter(
+        (e) => e.actor === 'outside callers' && e.target === 'slice acme/default',
+      );
       expect(counted.length).toBeGreaterThan(0);
       expect(counted.map((e) => e.reason).join(' ')).toMatch(/\d+ requests? by callers outside this org/);
       const evil = await api<Entries>(server, evilRW, 'GET', '/api/v1/orgs/evil/audit?outcome=deny&limit=1000');
-      expect(evil.body.entries.some((e) => e.actor.startsWith('evil:') && e.target === 'slice acme/default')).toBe(true);
+      expect(evil.body.entries.some((e) => e.actor.startsWith('evil:') && e.target === 'slice acme/default')).toBe(
+        true,
+      );
     });
   });
 
@@ -297,10 +391,15 @@ when { context has narinfoSignatures } unless { context.narinfoSignatures.contai
       expect((await batch(acmeCI, p)).status).toBe(201);
       const [old] = await keysOf('acme');
       const evilBefore = await keysOf('evil');
-      const rotated = await api<{ keys: string[]; resigned: number }>(server, server.adminToken, 'POST', '/api/v1/orgs/acme/keys/rotate');
+      const rotated = await api<{ keys: string[]; resigned: number }>(
+        server,
+        server.adminToken,
+        'POST',
+        '/api/v1/orgs/acme/keys/rotate',
+      );
       expect(rotated.status).toBe(200);
       expect(rotated.body.resigned).toBeGreaterThan(0);
-      const both = (await keysOf('acme'));
+      const both = await keysOf('acme');
       expect(both).toHaveLength(2);
       const fresh = both.find((k) => k.name !== old!.name)!;
       // During the transition every narinfo verifies with either key.
@@ -312,8 +411,12 @@ when { context has narinfoSignatures } unless { context.narinfoSignatures.contai
       expect((await batch(acmeCI, q)).status).toBe(201);
       expect(signedBy((await served(q, acmeRead))!, [old!])).toBe(true);
       // The active key cannot be retired; the old one can, and then stops signing.
-      expect((await api(server, server.adminToken, 'POST', `/api/v1/orgs/acme/keys/${fresh.name}/retire`)).status).toBe(400);
-      expect((await api(server, server.adminToken, 'POST', `/api/v1/orgs/acme/keys/${old!.name}/retire`)).status).toBe(200);
+      expect((await api(server, server.adminToken, 'POST', `/api/v1/orgs/acme/keys/${fresh.name}/retire`)).status).toBe(
+        400,
+      );
+      expect((await api(server, server.adminToken, 'POST', `/api/v1/orgs/acme/keys/${old!.name}/retire`)).status).toBe(
+        200,
+      );
       const after = (await served(p, acmeRead))!;
       expect(signedBy(after, [old!])).toBe(false);
       expect(signedBy(after, [fresh])).toBe(true);

@@ -34,10 +34,21 @@ describe('NAR listings', () => {
   it('is generated from the stored NAR and served where the narinfo is, whatever the uploader sent', async () => {
     const p = fakePath('listed', {
       type: 'directory',
-      entries: { README: { type: 'regular', contents: 'readme\n' }, bin: { type: 'directory', entries: { hi: { type: 'regular', contents: '#!/bin/sh\necho hi\n', executable: true } } }, link: { type: 'symlink', target: 'README' } },
+      entries: {
+        README: { type: 'regular', contents: 'readme\n' },
+        bin: {
+          type: 'directory',
+          entries: { hi: { type: 'regular', contents: '#!/bin/sh\necho hi\n', executable: true } },
+        },
+        link: { type: 'symlink', target: 'README' },
+      },
     });
     // A lying listing uploaded first, as write-nar-listing=true does: accepted and dropped.
-    const lie = await fetch(`${cache}/${p.hashPart}.ls`, { method: 'PUT', headers: { Authorization: basicAuth(rw), 'Content-Type': 'application/json' }, body: '{"version":1,"root":{"type":"symlink","target":"/etc/passwd"}}' });
+    const lie = await fetch(`${cache}/${p.hashPart}.ls`, {
+      method: 'PUT',
+      headers: { Authorization: basicAuth(rw), 'Content-Type': 'application/json' },
+      body: '{"version":1,"root":{"type":"symlink","target":"/etc/passwd"}}',
+    });
     expect(lie.status).toBe(204);
     expect(await nixStyleUpload(cache, basicAuth(rw), p)).toMatchObject({ nar: 201, narinfo: 201 });
     const got = await get(`${cache}/${p.hashPart}.ls`, read);
@@ -57,13 +68,31 @@ describe('NAR listings', () => {
     }
     expect((await get(`${cache}/not-a-hash.ls`, read)).status).toBe(404);
     // Uploading a listing needs the right to write, like any upload.
-    expect((await fetch(`${cache}/${p.hashPart}.ls`, { method: 'PUT', headers: { Authorization: basicAuth(read) }, body: '{}' })).status).toBe(403);
+    expect(
+      (
+        await fetch(`${cache}/${p.hashPart}.ls`, {
+          method: 'PUT',
+          headers: { Authorization: basicAuth(read) },
+          body: '{}',
+        })
+      ).status,
+    ).toBe(403);
   });
 
   it('debuginfo uploads (index-debug-info=true) are checked and accepted; one whose NAR never got a narinfo reads as the one miss', async () => {
     const id = '02623eda209c26a59b1a8638ff7752f6b945c26b';
-    const doc = (over: Record<string, unknown> = {}) => JSON.stringify({ archive: '../nar/100vxs724qr46phz8m24iswmg9p3785hsyagz0kchf6q6gf06sw6.nar', member: `lib/debug/.build-id/02/${id.slice(2)}.debug`, ...over });
-    const put = (name: string, body: string, token = rw) => fetch(`${cache}/debuginfo/${name}`, { method: 'PUT', headers: { Authorization: basicAuth(token), 'Content-Type': 'application/json' }, body });
+    const doc = (over: Record<string, unknown> = {}) =>
+      JSON.stringify({
+        archive: '../nar/100vxs724qr46phz8m24iswmg9p3785hsyagz0kchf6q6gf06sw6.nar',
+        member: `lib/debug/.build-id/02/${id.slice(2)}.debug`,
+        ...over,
+      });
+    const put = (name: string, body: string, token = rw) =>
+      fetch(`${cache}/debuginfo/${name}`, {
+        method: 'PUT',
+        headers: { Authorization: basicAuth(token), 'Content-Type': 'application/json' },
+        body,
+      });
     for (const name of [id, `${id}.debug`]) expect((await put(name, doc())).status).toBe(204);
     const bad: Array<[string, string, string]> = [
       ['a short id', id.slice(1), doc()],

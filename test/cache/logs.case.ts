@@ -25,18 +25,38 @@ export function logScenarios(backend: Backend): void {
 
   const newDrv = (name = 'hello') => `${encodeNix32(randomBytes(20))}-${name}.drv`;
   const auth = (token?: string): Record<string, string> => (token ? { Authorization: basicAuth(token) } : {});
-  const put = (url: string, token: string | undefined, drv: string, body: string | Buffer, headers: Record<string, string> = {}) =>
-    sendTolerant(`${url}/log/${drv}`, { method: 'PUT', headers: { 'Content-Type': 'text/plain; charset=utf-8', ...auth(token), ...headers }, body });
+  const put = (
+    url: string,
+    token: string | undefined,
+    drv: string,
+    body: string | Buffer,
+    headers: Record<string, string> = {},
+  ) =>
+    sendTolerant(`${url}/log/${drv}`, {
+      method: 'PUT',
+      headers: { 'Content-Type': 'text/plain; charset=utf-8', ...auth(token), ...headers },
+      body,
+    });
   const get = async (url: string, token: string | undefined, drv: string, method = 'GET') => {
     const res = await fetch(`${url}/log/${drv}`, { method, headers: auth(token) });
-    return { status: res.status, text: await res.text(), type: res.headers.get('content-type'), length: res.headers.get('content-length') };
+    return {
+      status: res.status,
+      text: await res.text(),
+      type: res.headers.get('content-type'),
+      length: res.headers.get('content-length'),
+    };
   };
   /** An output of `drv` uploaded as `nix copy` does (narinfo with Deriver). */
   const uploadOutput = async (url: string, token: string, drv: string, name = 'hello') => {
     const p: FakePath = fakePath(name);
     const narinfo = `${narInfoFor(p, 'nar/x.nar')}Deriver: ${drv}\n`;
     const fileName = `${encodeNix32(randomBytes(32))}.nar`;
-    expect(await nixStyleUpload(url, basicAuth(token), p, { fileName, narinfo: narinfo.replace('nar/x.nar', `nar/${fileName}`) })).toMatchObject({ nar: 201, narinfo: 201 });
+    expect(
+      await nixStyleUpload(url, basicAuth(token), p, {
+        fileName,
+        narinfo: narinfo.replace('nar/x.nar', `nar/${fileName}`),
+      }),
+    ).toMatchObject({ nar: 201, narinfo: 201 });
     return p;
   };
 
@@ -57,15 +77,28 @@ export function logScenarios(backend: Backend): void {
     const text = `building '/nix/store/${drv}'...\n${'compiling things\n'.repeat(2000)}`;
     expect((await put(cache, acmeRW, drv, text)).status).toBe(201);
     const got = await get(cache, acmeRead, drv);
-    expect(got).toMatchObject({ status: 200, text, type: 'text/plain; charset=utf-8', length: String(Buffer.byteLength(text)) });
-    expect(await get(cache, acmeRead, drv, 'HEAD')).toMatchObject({ status: 200, text: '', length: String(Buffer.byteLength(text)) });
+    expect(got).toMatchObject({
+      status: 200,
+      text,
+      type: 'text/plain; charset=utf-8',
+      length: String(Buffer.byteLength(text)),
+    });
+    expect(await get(cache, acmeRead, drv, 'HEAD')).toMatchObject({
+      status: 200,
+      text: '',
+      length: String(Buffer.byteLength(text)),
+    });
     expect((await get(`${cache}/acme/default`, acmeRead, drv)).status).toBe(200);
     // Another org and anonymous callers get the one miss, byte for byte what a never-uploaded log gets.
     const typo = await get(cache, otherRead, newDrv());
     expect(typo.status).toBe(404);
     for (const token of [otherRead, otherRW, undefined]) {
       const r = await get(cache, token, drv);
-      expect({ status: r.status, text: r.text, type: r.type }).toEqual({ status: typo.status, text: typo.text, type: typo.type });
+      expect({ status: r.status, text: r.text, type: r.type }).toEqual({
+        status: typo.status,
+        text: typo.text,
+        type: typo.type,
+      });
       expect((await get(cache, token, drv, 'HEAD')).status).toBe(404);
     }
     expect((await get(`${cache}/acme/default`, otherRead, drv)).status).toBe(404);
@@ -92,11 +125,16 @@ export function logScenarios(backend: Backend): void {
   });
 
   it('decodes a Content-Encoding (Nix ≥ 2.32 log-compression) and serves plain text', async () => {
-    for (const [encoding, encode] of [['br', brotliCompressSync], ['gzip', gzipSync]] as const) {
+    for (const [encoding, encode] of [
+      ['br', brotliCompressSync],
+      ['gzip', gzipSync],
+    ] as const) {
       const drv = newDrv(`enc-${encoding}`);
       await uploadOutput(cache, acmeRW, drv, `enc-${encoding}`);
       const text = `log compressed with ${encoding}\n`.repeat(100);
-      expect((await put(cache, acmeRW, drv, encode(Buffer.from(text)), { 'Content-Encoding': encoding })).status).toBe(201);
+      expect((await put(cache, acmeRW, drv, encode(Buffer.from(text)), { 'Content-Encoding': encoding })).status).toBe(
+        201,
+      );
       const got = await get(cache, acmeRead, drv);
       expect(got.text).toBe(text);
     }
@@ -119,7 +157,12 @@ export function logScenarios(backend: Backend): void {
     }
     expect((await get(cache, acmeRead, drv)).status).toBe(404);
     // Declared too large: answered before the body is sent.
-    const huge = await sendTolerant(`${cache}/log/${drv}`, { method: 'PUT', headers: { Authorization: basicAuth(acmeRW), 'Content-Length': String(65 << 20) }, body: '', declaredOnly: true });
+    const huge = await sendTolerant(`${cache}/log/${drv}`, {
+      method: 'PUT',
+      headers: { Authorization: basicAuth(acmeRW), 'Content-Length': String(65 << 20) },
+      body: '',
+      declaredOnly: true,
+    });
     expect(huge.status).toBe(413);
     // A gzip bomb that expands past the limit is stopped by its decoded size.
     const bomb = gzipSync(Buffer.alloc(65 << 20, 0x61));
@@ -153,13 +196,20 @@ export function logScenarios(backend: Backend): void {
     const after = await api<{ storedBytes: number }>(server, server.adminToken, 'GET', '/api/v1/orgs/gclogs/usage');
     expect(after.body.storedBytes - before.body.storedBytes).toBeGreaterThan(20000);
 
-    const audit = await api<{ entries: Array<{ action: string; target: string }> }>(server, server.adminToken, 'GET', '/api/v1/orgs/gclogs/audit?limit=50');
+    const audit = await api<{ entries: Array<{ action: string; target: string }> }>(
+      server,
+      server.adminToken,
+      'GET',
+      '/api/v1/orgs/gclogs/audit?limit=50',
+    );
     expect(audit.status).toBe(200);
     expect(audit.body.entries.some((e) => e.action === 'cache.write' && e.target.endsWith(`:log/${drv}`))).toBe(true);
 
     // One zstd blob more for the log.
     expect(await backend.countBlobs(server)).toBe(blobsWithOutput + 1);
-    expect((await api(server, server.adminToken, 'PATCH', '/api/v1/orgs/gclogs/settings', { retention: 0 })).status).toBe(200);
+    expect(
+      (await api(server, server.adminToken, 'PATCH', '/api/v1/orgs/gclogs/settings', { retention: 0 })).status,
+    ).toBe(200);
     await new Promise((r) => setTimeout(r, 1100));
     const first = await api<{ sample: string[] }>(server, server.adminToken, 'POST', '/api/v1/gc', { grace: 1 });
     expect(first.status).toBe(200);
@@ -167,7 +217,9 @@ export function logScenarios(backend: Backend): void {
     expect((await get(cache, rw, drv)).status).toBe(404);
     // The log's blob is now unknown to every table: the next run past the grace period deletes it.
     await new Promise((r) => setTimeout(r, 1100));
-    const second = await api<{ orphanBlobs: { collected: number } }>(server, server.adminToken, 'POST', '/api/v1/gc', { grace: 1 });
+    const second = await api<{ orphanBlobs: { collected: number } }>(server, server.adminToken, 'POST', '/api/v1/gc', {
+      grace: 1,
+    });
     expect(second.status).toBe(200);
     // The log's blob is gone (the NAR stays while its upload record, 24 h, does).
     expect(await backend.countBlobs(server)).toBe(blobsWithOutput);

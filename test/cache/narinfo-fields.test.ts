@@ -19,24 +19,35 @@ describe('narinfo fields kept per path', () => {
   let acmeRW: string;
 
   const withFields = (p: FakePath, sigs: string[] = []) =>
-    narInfoFor(p, `nar/${p.hashPart}.nar`).replace('References: \n', `References: ${p.references.join(' ')}\n${sigs.map((s) => `Sig: ${s}\n`).join('')}${PROVENANCE}`).replace(/References: ([^\n]*) \n/, 'References: $1\n');
+    narInfoFor(p, `nar/${p.hashPart}.nar`)
+      .replace(
+        'References: \n',
+        `References: ${p.references.join(' ')}\n${sigs.map((s) => `Sig: ${s}\n`).join('')}${PROVENANCE}`,
+      )
+      .replace(/References: ([^\n]*) \n/, 'References: $1\n');
   const upload = async (url: string, token: string, p: FakePath, narinfo: string) =>
-    expect(await nixStyleUpload(url, basicAuth(token), p, { fileName: `${p.hashPart}.nar`, narinfo })).toMatchObject({ nar: 201, narinfo: 201 });
-  const narinfo = async (url: string, token: string, p: FakePath) => (await fetch(`${url}/${p.hashPart}.narinfo`, { headers: { Authorization: basicAuth(token) } })).text();
+    expect(await nixStyleUpload(url, basicAuth(token), p, { fileName: `${p.hashPart}.nar`, narinfo })).toMatchObject({
+      nar: 201,
+      narinfo: 201,
+    });
+  const narinfo = async (url: string, token: string, p: FakePath) =>
+    (await fetch(`${url}/${p.hashPart}.narinfo`, { headers: { Authorization: basicAuth(token) } })).text();
 
   beforeAll(async () => {
     server = await startFloe();
     cache = `${server.url}/cache`;
     await createOrg(server, 'acme');
     acmeRW = (await createToken(server, 'acme', ['read', 'write'])).token;
-    expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/slices', { name: 'team' })).status).toBe(201);
+    expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/slices', { name: 'team' })).status).toBe(
+      201,
+    );
   });
 
   afterAll(async () => {
     await server?.cleanup();
   });
 
-  it('survive re-signing after a key rotation and a link from the org\'s default slice', async () => {
+  it("survive re-signing after a key rotation and a link from the org's default slice", async () => {
     const dep = fakePath('fields-dep');
     await upload(cache, acmeRW, dep, withFields(dep));
     expect(await narinfo(cache, acmeRW, dep)).toMatch(new RegExp(`\\n${PROVENANCE.replace(/[{}.()]/g, '\\$&')}$`));
@@ -57,11 +68,27 @@ describe('narinfo fields kept per path', () => {
   it('a path linked because a trusted signer signed it, from another org, enters without them', async () => {
     await createOrg(server, 'other');
     const otherRW = (await createToken(server, 'other', ['read', 'write'])).token;
-    expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs/other/slices', { name: 'pub', public: true })).status).toBe(201);
+    expect(
+      (await api(server, server.adminToken, 'POST', '/api/v1/orgs/other/slices', { name: 'pub', public: true })).status,
+    ).toBe(201);
     const signer = generateSigningKey('ci-signer-1');
-    expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/signers', { publicKey: formatPublicKey(signer) })).status).toBeLessThan(300);
+    expect(
+      (
+        await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/signers', {
+          publicKey: formatPublicKey(signer),
+        })
+      ).status,
+    ).toBeLessThan(300);
     const dep = fakePath('signed-dep');
-    const sig = signFingerprint(signer, fingerprintPath({ storePath: dep.base, narHash: parseHash(dep.narHash), narSize: dep.narSize, references: [] as StorePathBase[] }));
+    const sig = signFingerprint(
+      signer,
+      fingerprintPath({
+        storePath: dep.base,
+        narHash: parseHash(dep.narHash),
+        narSize: dep.narSize,
+        references: [] as StorePathBase[],
+      }),
+    );
     await upload(`${cache}/other/pub`, otherRW, dep, withFields(dep, [sig]));
     expect((await narinfo(`${cache}/other/pub`, otherRW, dep)).endsWith(PROVENANCE)).toBe(true);
 

@@ -4,4 +4,6 @@ import { postgresAvailable } from '../helpers/postgres.js';
 import { cacheHttpScenarios } from './cache-http.case.js';
 
 const backend = postgresS3();
-describe.skipIf(!postgresAvailable() && !process.env.CI)(`cache over HTTP: ${backend.name}`, () => cacheHttpScenarios(backend));
+describe.skipIf(!postgresAvailable() && !process.env.CI)(`cache over HTTP: ${backend.name}`, () =>
+  cacheHttpScenarios(backend),
+);

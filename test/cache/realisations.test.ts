@@ -19,12 +19,20 @@ describe('realisations', () => {
   let otherRead: string;
 
   const newId = (output = 'out') => `sha256:${randomBytes(32).toString('hex')}!${output}`;
-  const doc = (id: string, p: FakePath, extra: Record<string, unknown> = {}) => JSON.stringify({ dependentRealisations: {}, id, outPath: p.base, signatures: [], ...extra });
+  const doc = (id: string, p: FakePath, extra: Record<string, unknown> = {}) =>
+    JSON.stringify({ dependentRealisations: {}, id, outPath: p.base, signatures: [], ...extra });
   // Tolerates an early answer (a 413 before the whole body is sent) instead of failing with EPIPE.
   const put = (url: string, token: string | undefined, id: string, body: string) =>
-    sendTolerant(`${url}/realisations/${id}.doi`, { method: 'PUT', headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: basicAuth(token) } : {}) }, body });
+    sendTolerant(`${url}/realisations/${id}.doi`, {
+      method: 'PUT',
+      headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: basicAuth(token) } : {}) },
+      body,
+    });
   const get = async (url: string, token: string | undefined, id: string, method = 'GET') => {
-    const res = await fetch(`${url}/realisations/${id}.doi`, { method, headers: token ? { Authorization: basicAuth(token) } : {} });
+    const res = await fetch(`${url}/realisations/${id}.doi`, {
+      method,
+      headers: token ? { Authorization: basicAuth(token) } : {},
+    });
     return { status: res.status, text: await res.text() };
   };
   const upload = async (url: string, token: string, name: string) => {
@@ -51,7 +59,12 @@ describe('realisations', () => {
     expect(got.status).toBe(200);
     // The uploader's signatures as sent (unknown keys are not interpreted), then the org's own, made when served.
     const served = JSON.parse(got.text) as { signatures: string[] };
-    expect(served).toEqual({ dependentRealisations: {}, id, outPath: p.base, signatures: [sig, expect.stringMatching(/^127\.0\.0\.1-acme-1:/)] });
+    expect(served).toEqual({
+      dependentRealisations: {},
+      id,
+      outPath: p.base,
+      signatures: [sig, expect.stringMatching(/^127\.0\.0\.1-acme-1:/)],
+    });
     expect((await get(cache, acmeRead, id, 'HEAD')).status).toBe(200);
     expect((await get(`${cache}/acme/default`, acmeRead, id)).status).toBe(200);
     // Another org and anonymous callers get the one miss, byte for byte the same as a typo.
@@ -101,7 +114,11 @@ describe('realisations', () => {
       ['no outPath', id, JSON.stringify({ id, signatures: [] })],
       ['an absolute outPath', id, doc(id, p, { outPath: `/nix/store/${p.base}` })],
       ['signatures not a list', id, doc(id, p, { signatures: 'x' })],
-      ['a signature with a control character in its name', id, doc(id, p, { signatures: [`a\u0007b:${randomBytes(64).toString('base64')}`] })],
+      [
+        'a signature with a control character in its name',
+        id,
+        doc(id, p, { signatures: [`a\u0007b:${randomBytes(64).toString('base64')}`] }),
+      ],
       ['a bad dependency', id, doc(id, p, { dependentRealisations: { x: p.base } })],
       ['a deeply nested body', id, `{"id":${'['.repeat(5000)}${']'.repeat(5000)}}`],
       ['a file name that is no id', 'sha256:abc!out', doc('sha256:abc!out', p)],
@@ -114,7 +131,12 @@ describe('realisations', () => {
     }
     // Declared too large: answered before the body is sent (sending 4 MiB to a server that has
     // already answered and closed would lose the answer to a reset).
-    const huge = await sendTolerant(`${cache}/realisations/${id}.doi`, { method: 'PUT', headers: { Authorization: basicAuth(acmeRW), 'Content-Length': String(4 << 20) }, body: '' , declaredOnly: true });
+    const huge = await sendTolerant(`${cache}/realisations/${id}.doi`, {
+      method: 'PUT',
+      headers: { Authorization: basicAuth(acmeRW), 'Content-Length': String(4 << 20) },
+      body: '',
+      declaredOnly: true,
+    });
     expect(huge.status).toBe(413);
     expect((await get(cache, acmeRead, id)).status).toBe(404);
   });
@@ -125,7 +147,9 @@ describe('realisations', () => {
     const p = await upload(cache, rw, 'ca-collected');
     const id = newId();
     expect((await put(cache, rw, id, doc(id, p))).status).toBe(201);
-    expect((await api(server, server.adminToken, 'PATCH', '/api/v1/orgs/gcorg/settings', { retention: 0 })).status).toBe(200);
+    expect(
+      (await api(server, server.adminToken, 'PATCH', '/api/v1/orgs/gcorg/settings', { retention: 0 })).status,
+    ).toBe(200);
     await new Promise((r) => setTimeout(r, 1100));
     const report = await api<{ sample: string[] }>(server, server.adminToken, 'POST', '/api/v1/gc', { grace: 1 });
     expect(report.status).toBe(200);

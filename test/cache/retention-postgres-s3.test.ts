@@ -4,4 +4,6 @@ import { postgresAvailable } from '../helpers/postgres.js';
 import { retentionScenarios } from './retention.case.js';
 
 const backend = postgresS3();
-describe.skipIf(!postgresAvailable() && !process.env.CI)(`independence, GC and quotas: ${backend.name}`, () => retentionScenarios(backend));
+describe.skipIf(!postgresAvailable() && !process.env.CI)(`independence, GC and quotas: ${backend.name}`, () =>
+  retentionScenarios(backend),
+);

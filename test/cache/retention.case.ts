@@ -19,7 +19,13 @@ import { parseHash } from '../../src/nix/hash.js';
 import { formatNarInfo, parseNarInfo } from '../../src/nix/narinfo.js';
 import { encodeNix32 } from '../../src/nix/nix32.js';
 import { serializeNar } from '../../src/nix/nar.js';
-import { fingerprintPath, formatPublicKey, generateSigningKey, signFingerprint, type SigningKey } from '../../src/nix/signing.js';
+import {
+  fingerprintPath,
+  formatPublicKey,
+  generateSigningKey,
+  signFingerprint,
+  type SigningKey,
+} from '../../src/nix/signing.js';
 import type { StorePathBase } from '../../src/nix/store-path.js';
 
 type Report = {
@@ -30,7 +36,13 @@ type Report = {
   orphanBlobs: { collected: number; bytes: number };
   sample: string[];
 };
-type Usage = { storedBytes: number; logicalBytes: number; paths: number; quotaBytes: number | null; slices: Array<{ name: string; paths: number; logicalBytes: number; storedBytes: number }> };
+type Usage = {
+  storedBytes: number;
+  logicalBytes: number;
+  paths: number;
+  quotaBytes: number | null;
+  slices: Array<{ name: string; paths: number; logicalBytes: number; storedBytes: number }>;
+};
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -39,7 +51,12 @@ export function retentionScenarios(backend: Backend): void {
   let cacheUrl: string;
 
   async function batchUpload(token: string, p: FakePath, slice?: string) {
-    const meta = { storePath: `/nix/store/${p.base}`, narHash: p.narHash, narSize: p.narSize, references: p.references.map((r) => `/nix/store/${r}`) };
+    const meta = {
+      storePath: `/nix/store/${p.base}`,
+      narHash: p.narHash,
+      narSize: p.narSize,
+      references: p.references.map((r) => `/nix/store/${r}`),
+    };
     const res = await fetch(`${server.url}/api/v1/cache${slice ? `/${slice}` : ''}/paths`, {
       method: 'PUT',
       headers: { Authorization: `Bearer ${token}` },
@@ -71,7 +88,8 @@ export function retentionScenarios(backend: Backend): void {
       const info = parseNarInfo(await res.text());
       const nar = await fetch(`${cacheUrl}/${info.url}`, { headers: { Authorization: basicAuth(token) } });
       const bytes = Buffer.from(await nar.arrayBuffer());
-      if (nar.status !== 200 || bytes.length !== info.fileSize) problems.push(`${info.url}: ${nar.status}, ${bytes.length} bytes`);
+      if (nar.status !== 200 || bytes.length !== info.fileSize)
+        problems.push(`${info.url}: ${nar.status}, ${bytes.length} bytes`);
       for (const r of info.references) {
         const rh = r.slice(0, 32);
         if (!seen.has(rh)) {
@@ -88,7 +106,8 @@ export function retentionScenarios(backend: Backend): void {
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     return r.body;
   };
-  const usage = async (org: string) => (await api<Usage>(server, server.adminToken, 'GET', `/api/v1/orgs/${org}/usage`)).body;
+  const usage = async (org: string) =>
+    (await api<Usage>(server, server.adminToken, 'GET', `/api/v1/orgs/${org}/usage`)).body;
   const setRetention = async (org: string, retention: number | string | null) => {
     const r = await api(server, server.adminToken, 'PATCH', `/api/v1/orgs/${org}/settings`, { retention });
     expect(r.status).toBe(200);
@@ -115,13 +134,23 @@ export function retentionScenarios(backend: Backend): void {
 
     /** Publishes `p` in the synthetic upstream, signed; `tamper` serves another (valid) NAR. */
     async function publish(p: FakePath, opts: { gzip?: boolean; tamper?: boolean; key?: SigningKey } = {}) {
-      const narBody = opts.tamper ? serializeNar({ type: 'regular', contents: `evil ${randomBytes(8).toString('hex')}\n` }) : p.nar;
+      const narBody = opts.tamper
+        ? serializeNar({ type: 'regular', contents: `evil ${randomBytes(8).toString('hex')}\n` })
+        : p.nar;
       const file = `nar/${encodeNix32(createHash('sha256').update(p.nar).digest())}.nar${opts.gzip ? '.gz' : ''}`;
       await mkdir(path.join(upstreamDir, 'nar'), { recursive: true });
       await writeFile(path.join(upstreamDir, file), opts.gzip ? gzipSync(narBody) : narBody);
-      const meta = { storePath: p.base, narHash: parseHash(p.narHash), narSize: p.narSize, references: p.references as StorePathBase[] };
+      const meta = {
+        storePath: p.base,
+        narHash: parseHash(p.narHash),
+        narSize: p.narSize,
+        references: p.references as StorePathBase[],
+      };
       const sig = signFingerprint(opts.key ?? upstreamKey, fingerprintPath(meta));
-      await writeFile(path.join(upstreamDir, `${p.hashPart}.narinfo`), formatNarInfo({ ...meta, url: file, compression: opts.gzip ? 'gzip' : 'none', sigs: [sig] }));
+      await writeFile(
+        path.join(upstreamDir, `${p.hashPart}.narinfo`),
+        formatNarInfo({ ...meta, url: file, compression: opts.gzip ? 'gzip' : 'none', sigs: [sig] }),
+      );
     }
 
     beforeAll(async () => {
@@ -130,13 +159,30 @@ export function retentionScenarios(backend: Backend): void {
       upstreamKey = generateSigningKey('upstream.example-1');
       await createOrg(server, 'mirror');
       rw = (await createToken(server, 'mirror', ['read', 'write', 'admin'])).token;
-      const denied = await api(server, rw, 'POST', '/api/v1/upstreams', { name: 'up', url: upstream.url, publicKeys: [formatPublicKey(upstreamKey)] });
+      const denied = await api(server, rw, 'POST', '/api/v1/upstreams', {
+        name: 'up',
+        url: upstream.url,
+        publicKeys: [formatPublicKey(upstreamKey)],
+      });
       expect(denied.status).toBe(403);
-      const noKey = await api(server, server.adminToken, 'POST', '/api/v1/upstreams', { name: 'up', url: upstream.url, publicKeys: [] });
+      const noKey = await api(server, server.adminToken, 'POST', '/api/v1/upstreams', {
+        name: 'up',
+        url: upstream.url,
+        publicKeys: [],
+      });
       expect(noKey.status).toBe(400);
-      const added = await api(server, server.adminToken, 'POST', '/api/v1/upstreams', { name: 'up', url: upstream.url, publicKeys: [formatPublicKey(upstreamKey)] });
+      const added = await api(server, server.adminToken, 'POST', '/api/v1/upstreams', {
+        name: 'up',
+        url: upstream.url,
+        publicKeys: [formatPublicKey(upstreamKey)],
+      });
       expect(added.status, JSON.stringify(added.body)).toBe(201);
-      const listed = await api<{ upstreams: Array<{ name: string }> }>(server, server.adminToken, 'GET', '/api/v1/upstreams');
+      const listed = await api<{ upstreams: Array<{ name: string }> }>(
+        server,
+        server.adminToken,
+        'GET',
+        '/api/v1/upstreams',
+      );
       expect(listed.body.upstreams.map((u) => u.name)).toEqual(['up']);
     });
 
@@ -150,14 +196,22 @@ export function retentionScenarios(backend: Backend): void {
       const own = fakePath('own', undefined, [app.base]);
       await publish(lib, { gzip: true });
       await publish(app);
-      const r = await api<{ missing: string[]; mirrored: string[]; refused: unknown[] }>(server, rw, 'POST', '/api/v1/cache/missing', { paths: [own, app, lib].map((p) => `/nix/store/${p.base}`) });
+      const r = await api<{ missing: string[]; mirrored: string[]; refused: unknown[] }>(
+        server,
+        rw,
+        'POST',
+        '/api/v1/cache/missing',
+        { paths: [own, app, lib].map((p) => `/nix/store/${p.base}`) },
+      );
       expect(r.status).toBe(200);
       expect(r.body.missing).toEqual([`/nix/store/${own.base}`]);
       expect(r.body.mirrored.sort()).toEqual([`/nix/store/${app.base}`, `/nix/store/${lib.base}`].sort());
       expect(r.body.refused).toEqual([]);
       expect((await batchUpload(rw, own)).status).toBe(201);
       // The upstream's signature is kept next to the server's, and the copy is readable like any path.
-      const text = await (await fetch(`${cacheUrl}/${app.hashPart}.narinfo`, { headers: { Authorization: basicAuth(rw) } })).text();
+      const text = await (
+        await fetch(`${cacheUrl}/${app.hashPart}.narinfo`, { headers: { Authorization: basicAuth(rw) } })
+      ).text();
       expect(text).toMatch(/^Sig: upstream\.example-1:/m);
       expect(await closureProblems(rw, own.hashPart)).toEqual([]);
       const usageNow = await usage('mirror');
@@ -167,7 +221,11 @@ export function retentionScenarios(backend: Backend): void {
       expect(await closureProblems(rw, own.hashPart)).toEqual([]);
       upstream = await serveDirectory(upstreamDir);
       await api(server, server.adminToken, 'DELETE', '/api/v1/upstreams/up');
-      const re = await api(server, server.adminToken, 'POST', '/api/v1/upstreams', { name: 'up', url: upstream.url, publicKeys: [formatPublicKey(upstreamKey)] });
+      const re = await api(server, server.adminToken, 'POST', '/api/v1/upstreams', {
+        name: 'up',
+        url: upstream.url,
+        publicKeys: [formatPublicKey(upstreamKey)],
+      });
       expect(re.status).toBe(201);
     });
 
@@ -175,7 +233,13 @@ export function retentionScenarios(backend: Backend): void {
       await sleep(2100); // the server's upstream list is memoized for 2 s
       const bad = fakePath('tampered');
       await publish(bad, { tamper: true });
-      const r = await api<{ missing: string[]; mirrored: string[]; refused: Array<{ path: string; reason: string }> }>(server, rw, 'POST', '/api/v1/cache/missing', { paths: [`/nix/store/${bad.base}`] });
+      const r = await api<{ missing: string[]; mirrored: string[]; refused: Array<{ path: string; reason: string }> }>(
+        server,
+        rw,
+        'POST',
+        '/api/v1/cache/missing',
+        { paths: [`/nix/store/${bad.base}`] },
+      );
       expect(r.body.mirrored).toEqual([]);
       expect(r.body.missing).toEqual([`/nix/store/${bad.base}`]);
       expect(r.body.refused).toHaveLength(1);
@@ -188,7 +252,13 @@ export function retentionScenarios(backend: Backend): void {
     it('refuses an upstream narinfo signed by an untrusted key', async () => {
       const forged = fakePath('forged');
       await publish(forged, { key: generateSigningKey('upstream.example-1') });
-      const r = await api<{ mirrored: string[]; refused: Array<{ path: string; reason: string }> }>(server, rw, 'POST', '/api/v1/cache/missing', { paths: [`/nix/store/${forged.base}`] });
+      const r = await api<{ mirrored: string[]; refused: Array<{ path: string; reason: string }> }>(
+        server,
+        rw,
+        'POST',
+        '/api/v1/cache/missing',
+        { paths: [`/nix/store/${forged.base}`] },
+      );
       expect(r.body.mirrored).toEqual([]);
       expect(r.body.refused[0]!.reason).toMatch(/no valid signature by a trusted key/);
       expect(await narinfoStatus(rw, forged)).toBe(404);
@@ -215,8 +285,13 @@ export function retentionScenarios(backend: Backend): void {
       expect(await narinfoStatus(rw, top)).toBe(404);
     });
 
-    it('pull-through fills the reader\'s org on a narinfo miss; anonymous readers never make it fetch', async () => {
-      const added = await api(server, server.adminToken, 'POST', '/api/v1/upstreams', { name: 'pt', url: upstream.url, publicKeys: [formatPublicKey(upstreamKey)], pullThrough: true });
+    it("pull-through fills the reader's org on a narinfo miss; anonymous readers never make it fetch", async () => {
+      const added = await api(server, server.adminToken, 'POST', '/api/v1/upstreams', {
+        name: 'pt',
+        url: upstream.url,
+        publicKeys: [formatPublicKey(upstreamKey)],
+        pullThrough: true,
+      });
       expect(added.status).toBe(201);
       try {
         const reader = (await createToken(server, 'mirror', ['read'])).token;
@@ -240,11 +315,13 @@ export function retentionScenarios(backend: Backend): void {
       }
     });
 
-    it("a mirrored path whose upstream closure has a hole is not mirrored", async () => {
+    it('a mirrored path whose upstream closure has a hole is not mirrored', async () => {
       const hole = fakePath('hole');
       const above = fakePath('above-hole', undefined, [hole.base]);
       await publish(above); // `hole` is not published
-      const r = await api<{ missing: string[]; mirrored: string[] }>(server, rw, 'POST', '/api/v1/cache/missing', { paths: [`/nix/store/${above.base}`] });
+      const r = await api<{ missing: string[]; mirrored: string[] }>(server, rw, 'POST', '/api/v1/cache/missing', {
+        paths: [`/nix/store/${above.base}`],
+      });
       expect(r.body.mirrored).toEqual([]);
       expect(r.body.missing).toEqual([`/nix/store/${above.base}`]);
       expect(await narinfoStatus(rw, above)).toBe(404);
@@ -265,13 +342,25 @@ export function retentionScenarios(backend: Backend): void {
       const stray2 = fakePath('stray-two');
       for (const p of [leaf, pinned, stray, stray2]) expect((await batchUpload(rw, p)).status).toBe(201);
       // Another org (no retention set: keeps every push) holds the same content as `stray`.
-      const sharedCopy = { ...fakePath('x'), base: `${encodeNix32(randomBytes(20))}-shared` as StorePathBase, nar: stray.nar, narHash: stray.narHash, narSize: stray.narSize };
+      const sharedCopy = {
+        ...fakePath('x'),
+        base: `${encodeNix32(randomBytes(20))}-shared` as StorePathBase,
+        nar: stray.nar,
+        narHash: stray.narHash,
+        narSize: stray.narSize,
+      };
       sharedCopy.hashPart = sharedCopy.base.slice(0, 32);
       expect((await batchUpload(keepRW, sharedCopy)).status).toBe(201);
 
-      const pin = await api(server, rw, 'POST', '/api/v1/orgs/gc1/pins', { name: 'release', storePath: `/nix/store/${pinned.base}` });
+      const pin = await api(server, rw, 'POST', '/api/v1/orgs/gc1/pins', {
+        name: 'release',
+        storePath: `/nix/store/${pinned.base}`,
+      });
       expect(pin.status, JSON.stringify(pin.body)).toBe(201);
-      const badPin = await api(server, rw, 'POST', '/api/v1/orgs/gc1/pins', { name: 'nothing', storePath: `/nix/store/${fakePath('absent').base}` });
+      const badPin = await api(server, rw, 'POST', '/api/v1/orgs/gc1/pins', {
+        name: 'nothing',
+        storePath: `/nix/store/${fakePath('absent').base}`,
+      });
       expect(badPin.status).toBe(400);
       const pins = await api<{ pins: Array<{ name: string }> }>(server, rw, 'GET', '/api/v1/orgs/gc1/pins');
       expect(pins.body.pins.map((p) => p.name)).toEqual(['release']);
@@ -290,7 +379,9 @@ export function retentionScenarios(backend: Backend): void {
 
       const real = await gc({ grace: 1 });
       expect(real.dryRun).toBe(false);
-      expect(real.sample.filter((l) => l.startsWith('gc1/')).sort()).toEqual(dry.sample.filter((l) => l.startsWith('gc1/')).sort());
+      expect(real.sample.filter((l) => l.startsWith('gc1/')).sort()).toEqual(
+        dry.sample.filter((l) => l.startsWith('gc1/')).sort(),
+      );
       expect(await narinfoStatus(rw, stray)).toBe(404);
       expect(await narinfoStatus(rw, stray2)).toBe(404);
       expect(await closureProblems(rw, pinned.hashPart)).toEqual([]);
@@ -320,13 +411,42 @@ export function retentionScenarios(backend: Backend): void {
       execFileSync('tar', ['-czf', path.join(root, 'src.tar.gz'), '-C', root, 'tool-source']);
       const tarball = await readFile(path.join(root, 'src.tar.gz'));
       const sha = createHash('sha256').update(tarball).digest('base64');
-      const inventory = { packages: { children: { 'x86_64-linux': { children: { default: { what: 'package', outputs: { out: `/nix/store/${out.base}` } } } } } } };
-      const meta = { commit_count: 1, description: 'd', readme: null, repo: 'rel/tool', revision: 'a'.repeat(40), visibility: 'private', source_subdirectory: '', spdx_identifier: null, labels: [], outputs: { version: 1, docs: {}, inventory } };
+      const inventory = {
+        packages: {
+          children: {
+            'x86_64-linux': { children: { default: { what: 'package', outputs: { out: `/nix/store/${out.base}` } } } },
+          },
+        },
+      };
+      const meta = {
+        commit_count: 1,
+        description: 'd',
+        readme: null,
+        repo: 'rel/tool',
+        revision: 'a'.repeat(40),
+        visibility: 'private',
+        source_subdirectory: '',
+        spdx_identifier: null,
+        labels: [],
+        outputs: { version: 1, docs: {}, inventory },
+      };
       const auth = { Authorization: `Bearer ${publisher}`, 'Content-Type': 'application/json' };
-      const stage = await fetch(`${server.url}/upload/rel/tool/0.1.0/${tarball.length}/${sha}`, { method: 'POST', headers: auth, body: JSON.stringify(meta) });
+      const stage = await fetch(`${server.url}/upload/rel/tool/0.1.0/${tarball.length}/${sha}`, {
+        method: 'POST',
+        headers: auth,
+        body: JSON.stringify(meta),
+      });
       expect(stage.status, await stage.clone().text()).toBe(200);
       const { s3_upload_url, uuid } = (await stage.json()) as { s3_upload_url: string; uuid: string };
-      expect((await fetch(s3_upload_url, { method: 'PUT', headers: { 'Content-Type': 'application/gzip', 'x-amz-checksum-sha256': sha }, body: new Uint8Array(tarball) })).status).toBe(200);
+      expect(
+        (
+          await fetch(s3_upload_url, {
+            method: 'PUT',
+            headers: { 'Content-Type': 'application/gzip', 'x-amz-checksum-sha256': sha },
+            body: new Uint8Array(tarball),
+          })
+        ).status,
+      ).toBe(200);
       expect((await fetch(`${server.url}/publish/${uuid}`, { method: 'POST', headers: auth })).status).toBe(200);
       await setRetention('rel', 0);
       await sleep(1100);
@@ -336,7 +456,9 @@ export function retentionScenarios(backend: Backend): void {
       expect(await narinfoStatus(rw, unreleased)).toBe(404);
       // The tarball blob is known to the releases table: not an orphan, still served.
       const reader = (await createToken(server, 'rel', ['read'])).token;
-      const tar = await fetch(`${server.url}/f/rel/tool/0.1.0.tar.gz`, { headers: { Authorization: `Bearer ${reader}` } });
+      const tar = await fetch(`${server.url}/f/rel/tool/0.1.0.tar.gz`, {
+        headers: { Authorization: `Bearer ${reader}` },
+      });
       expect(tar.status).toBe(200);
       expect(Buffer.from(await tar.arrayBuffer()).equals(tarball)).toBe(true);
     });
@@ -361,12 +483,32 @@ export function retentionScenarios(backend: Backend): void {
       await setRetention('gc3', 0);
       const p = fakePath('slow-narinfo');
       const narFile = `${encodeNix32(createHash('sha256').update(p.nar).digest())}.nar`;
-      expect((await fetch(`${cacheUrl}/nar/${narFile}`, { method: 'PUT', headers: { Authorization: basicAuth(rw) }, body: new Uint8Array(p.nar) })).status).toBe(201);
+      expect(
+        (
+          await fetch(`${cacheUrl}/nar/${narFile}`, {
+            method: 'PUT',
+            headers: { Authorization: basicAuth(rw) },
+            body: new Uint8Array(p.nar),
+          })
+        ).status,
+      ).toBe(201);
       await sleep(1100);
       await gc({ grace: 1 });
       // Had GC taken the NAR, its upload record would be gone too and the narinfo refused.
-      const info = formatNarInfo({ storePath: p.base, url: `nar/${narFile}`, compression: 'none', narHash: parseHash(p.narHash), narSize: p.narSize, references: [], sigs: [] });
-      const put = await fetch(`${cacheUrl}/${p.hashPart}.narinfo`, { method: 'PUT', headers: { Authorization: basicAuth(rw) }, body: info });
+      const info = formatNarInfo({
+        storePath: p.base,
+        url: `nar/${narFile}`,
+        compression: 'none',
+        narHash: parseHash(p.narHash),
+        narSize: p.narSize,
+        references: [],
+        sigs: [],
+      });
+      const put = await fetch(`${cacheUrl}/${p.hashPart}.narinfo`, {
+        method: 'PUT',
+        headers: { Authorization: basicAuth(rw) },
+        body: info,
+      });
       expect(put.status, await put.text()).toBe(201);
       expect(await closureProblems(rw, p.hashPart)).toEqual([]);
     });
@@ -395,7 +537,10 @@ export function retentionScenarios(backend: Backend): void {
         const bases = Array.from({ length: 8 }, (_, i) => fakePath(`base-${round}-${i}`));
         for (const b of bases) expect((await batchUpload(rw, b)).status).toBe(201);
         await sleep(1100); // older than the grace period: all collectable unless referenced
-        const pushes = bases.flatMap((b, i) => [fakePath(`top-${round}-${i}`, undefined, [b.base]), fakePath(`top2-${round}-${i}`, undefined, [b.base])]);
+        const pushes = bases.flatMap((b, i) => [
+          fakePath(`top-${round}-${i}`, undefined, [b.base]),
+          fakePath(`top2-${round}-${i}`, undefined, [b.base]),
+        ]);
         // The first push lands before GC starts (its base becomes reachable from a recent root);
         // the rest race with it.
         const first = pushes.shift()!;
@@ -411,7 +556,11 @@ export function retentionScenarios(backend: Backend): void {
         for (const x of results.slice(1) as Array<{ p: FakePath; r: { status: number; body: { message?: string } } }>) {
           // Either the push won (its reference stays) or GC did (and the push was refused as incomplete).
           if (x.r.status === 201) committed.push(x.p);
-          else expect(x.r, JSON.stringify(x.r.body)).toMatchObject({ status: 400, body: { message: expect.stringMatching(/missing from race\/default/) } });
+          else
+            expect(x.r, JSON.stringify(x.r.body)).toMatchObject({
+              status: 400,
+              body: { message: expect.stringMatching(/missing from race\/default/) },
+            });
         }
         // One more run right after; tops pushed just now are recent roots.
         await gc({ grace: 1 });
@@ -433,33 +582,72 @@ export function retentionScenarios(backend: Backend): void {
         const p = fakePath('sched');
         for (const x of [p, kept]) {
           const meta = { storePath: `/nix/store/${x.base}`, narHash: x.narHash, narSize: x.narSize, references: [] };
-          const up = await fetch(`${scheduled.url}/api/v1/cache/paths`, { method: 'PUT', headers: { Authorization: `Bearer ${rw}` }, body: new Uint8Array(Buffer.concat([Buffer.from(JSON.stringify(meta) + '\n'), x.nar])) });
+          const up = await fetch(`${scheduled.url}/api/v1/cache/paths`, {
+            method: 'PUT',
+            headers: { Authorization: `Bearer ${rw}` },
+            body: new Uint8Array(Buffer.concat([Buffer.from(JSON.stringify(meta) + '\n'), x.nar])),
+          });
           expect(up.status).toBe(201);
         }
-        expect((await api(scheduled, scheduled.adminToken, 'POST', '/api/v1/orgs/sched/pins', { name: 'keep', storePath: kept.base })).status).toBe(201);
-        expect((await api(scheduled, scheduled.adminToken, 'PATCH', '/api/v1/orgs/sched/settings', { retention: 0 })).status).toBe(200);
-        const status = async (x: FakePath) => (await fetch(`${scheduled.url}/cache/${x.hashPart}.narinfo`, { headers: { Authorization: basicAuth(rw) } })).status;
+        expect(
+          (
+            await api(scheduled, scheduled.adminToken, 'POST', '/api/v1/orgs/sched/pins', {
+              name: 'keep',
+              storePath: kept.base,
+            })
+          ).status,
+        ).toBe(201);
+        expect(
+          (await api(scheduled, scheduled.adminToken, 'PATCH', '/api/v1/orgs/sched/settings', { retention: 0 })).status,
+        ).toBe(200);
+        const status = async (x: FakePath) =>
+          (await fetch(`${scheduled.url}/cache/${x.hashPart}.narinfo`, { headers: { Authorization: basicAuth(rw) } }))
+            .status;
         const deadline = Date.now() + 15_000;
         while ((await status(p)) === 200 && Date.now() < deadline) await sleep(250);
         expect(await status(p)).toBe(404);
         expect(await status(kept)).toBe(200);
         expect(scheduled.logs()).toMatch(/"msg":"gc done"/);
         // The path row may go one run before its NAR (still within the grace period then).
-        const metricsText = () => fetch(`${scheduled.url}/metrics`, { headers: { Authorization: `Bearer ${scheduled.adminToken}` } }).then((r) => r.text());
+        const metricsText = () =>
+          fetch(`${scheduled.url}/metrics`, { headers: { Authorization: `Bearer ${scheduled.adminToken}` } }).then(
+            (r) => r.text(),
+          );
         let metrics = await metricsText();
-        for (const until = Date.now() + 10_000; !/floe_gc_deleted_bytes_total [1-9]/.test(metrics) && Date.now() < until; metrics = await metricsText()) await sleep(250);
+        for (
+          const until = Date.now() + 10_000;
+          !/floe_gc_deleted_bytes_total [1-9]/.test(metrics) && Date.now() < until;
+          metrics = await metricsText()
+        )
+          await sleep(250);
         expect(metrics).toMatch(/floe_gc_runs_total\{result="ok"\} [1-9]/);
         expect(metrics).toMatch(/floe_gc_deleted_bytes_total [1-9]/);
         // The storage administration and the scheduled runs are in the audit trail.
         await sleep(600);
-        const audit = await api<{ entries: Array<{ action: string; actor: string; target: string }> }>(scheduled, scheduled.adminToken, 'GET', '/api/v1/audit?limit=1000');
+        const audit = await api<{ entries: Array<{ action: string; actor: string; target: string }> }>(
+          scheduled,
+          scheduled.adminToken,
+          'GET',
+          '/api/v1/audit?limit=1000',
+        );
         const actions = audit.body.entries.map((e) => `${e.action} ${e.actor}`);
         expect(actions).toContain('pin.add server-admin:admin');
         expect(actions).toContain('org.settings server-admin:admin');
         expect(actions).toContain('gc.run server-admin:gc-schedule');
         // Scheduled runs refresh today's usage snapshot too: only the pinned path is left.
         await expect
-          .poll(async () => (await api<{ days: Array<{ paths: number }> }>(scheduled, scheduled.adminToken, 'GET', '/api/v1/orgs/sched/usage/history')).body.days.at(-1)?.paths, { timeout: 5000 })
+          .poll(
+            async () =>
+              (
+                await api<{ days: Array<{ paths: number }> }>(
+                  scheduled,
+                  scheduled.adminToken,
+                  'GET',
+                  '/api/v1/orgs/sched/usage/history',
+                )
+              ).body.days.at(-1)?.paths,
+            { timeout: 5000 },
+          )
           .toBe(1);
       } finally {
         await scheduled.cleanup();
@@ -478,7 +666,10 @@ export function retentionScenarios(backend: Backend): void {
       const u = (await api<Usage>(server, admin, 'GET', '/api/v1/orgs/use/usage')).body;
       expect(u.paths).toBe(2);
       expect(u.logicalBytes).toBe(2 * p.narSize);
-      expect(u.slices.map((s) => [s.name, s.paths, s.logicalBytes])).toEqual([['default', 1, p.narSize], ['second', 1, p.narSize]]);
+      expect(u.slices.map((s) => [s.name, s.paths, s.logicalBytes])).toEqual([
+        ['default', 1, p.narSize],
+        ['second', 1, p.narSize],
+      ]);
       // One NAR, stored once (zstd, so smaller than the NAR).
       expect(u.storedBytes).toBe(u.slices[0]!.storedBytes);
       expect(u.slices[1]!.storedBytes).toBe(u.slices[0]!.storedBytes);
@@ -490,7 +681,18 @@ export function retentionScenarios(backend: Backend): void {
       await gc({ grace: '1h' });
       const today = new Date().toISOString().slice(0, 10);
       await expect
-        .poll(async () => (await api<{ days: Array<{ day: string; paths: number; logicalBytes: number; storedBytes: number }> }>(server, admin, 'GET', '/api/v1/orgs/use/usage/history')).body.days, { timeout: 5000 })
+        .poll(
+          async () =>
+            (
+              await api<{ days: Array<{ day: string; paths: number; logicalBytes: number; storedBytes: number }> }>(
+                server,
+                admin,
+                'GET',
+                '/api/v1/orgs/use/usage/history',
+              )
+            ).body.days,
+          { timeout: 5000 },
+        )
         .toEqual([{ day: today, paths: 2, logicalBytes: 2 * p.narSize, storedBytes: u.storedBytes }]);
       expect((await api(server, admin, 'GET', '/api/v1/orgs/mirror/usage/history')).status).toBe(403);
     });
@@ -514,11 +716,27 @@ export function retentionScenarios(backend: Backend): void {
       // The refused upload's NAR is on disk until collected and counts against the org meanwhile:
       // nix copy's way (NAR, then narinfo) is refused at the NAR, before its body is read.
       const narFile = `${encodeNix32(createHash('sha256').update(big.nar).digest())}.nar`;
-      const narRes = await fetch(`${cacheUrl}/nar/${narFile}`, { method: 'PUT', headers: { Authorization: basicAuth(admin) }, body: new Uint8Array(big.nar) });
+      const narRes = await fetch(`${cacheUrl}/nar/${narFile}`, {
+        method: 'PUT',
+        headers: { Authorization: basicAuth(admin) },
+        body: new Uint8Array(big.nar),
+      });
       expect(narRes.status).toBe(413);
       expect(await narRes.text()).toMatch(/quota exceeded/);
-      const info = formatNarInfo({ storePath: big.base, url: `nar/${narFile}`, compression: 'none', narHash: parseHash(big.narHash), narSize: big.narSize, references: [], sigs: [] });
-      const infoRes = await fetch(`${cacheUrl}/${big.hashPart}.narinfo`, { method: 'PUT', headers: { Authorization: basicAuth(admin) }, body: info });
+      const info = formatNarInfo({
+        storePath: big.base,
+        url: `nar/${narFile}`,
+        compression: 'none',
+        narHash: parseHash(big.narHash),
+        narSize: big.narSize,
+        references: [],
+        sigs: [],
+      });
+      const infoRes = await fetch(`${cacheUrl}/${big.hashPart}.narinfo`, {
+        method: 'PUT',
+        headers: { Authorization: basicAuth(admin) },
+        body: info,
+      });
       expect(infoRes.status).toBe(400); // no NAR was accepted under that name
       expect((await usage('small')).paths).toBe(1);
       // Re-pushing what is stored adds nothing and passes; new paths wait for room.

@@ -18,7 +18,10 @@ import { parseHash } from '../../src/nix/hash.js';
 
 const FIXTURE = path.join(REPO_ROOT, 'test/fixtures/data-dir-2026-12-01');
 type Key = { name: string; publicKey: Buffer };
-const parseKey = (text: string): Key => ({ name: text.split(':')[0]!, publicKey: Buffer.from(text.split(':')[1]!, 'base64') });
+const parseKey = (text: string): Key => ({
+  name: text.split(':')[0]!,
+  publicKey: Buffer.from(text.split(':')[1]!, 'base64'),
+});
 
 let server: TestServer;
 let dataDir: string;
@@ -37,15 +40,21 @@ afterAll(async () => {
 });
 
 async function narinfo(hashPart: string, token: string, prefix = '/cache') {
-  const res = await fetch(`${server.url}${prefix}/${hashPart}.narinfo`, { headers: { Authorization: basicAuth(token) } });
+  const res = await fetch(`${server.url}${prefix}/${hashPart}.narinfo`, {
+    headers: { Authorization: basicAuth(token) },
+  });
   return res.status === 200 ? parseNarInfo(await res.text()) : undefined;
 }
-const verifies = (info: ReturnType<typeof parseNarInfo>, key: Key) => info.sigs.some((s) => verifyFingerprint(key, fingerprintPath(info), s));
+const verifies = (info: ReturnType<typeof parseNarInfo>, key: Key) =>
+  info.sigs.some((s) => verifyFingerprint(key, fingerprintPath(info), s));
 
 describe('upgrading a data directory from before org keys', () => {
   it('keeps every path readable, signed by the old server key and by its org key', async () => {
     const legacy = parseKey(manifest.serverKey);
-    const acmeKeys = (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=acme`)).text()).trim().split(' ').map(parseKey);
+    const acmeKeys = (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=acme`)).text())
+      .trim()
+      .split(' ')
+      .map(parseKey);
     // The org's own key first, the old server key as its previous key.
     expect(acmeKeys.map((k) => k.name)).toEqual([expect.stringMatching(/-acme-1$/), legacy.name]);
     const read = (await createToken(server, 'acme', ['read'])).token;
@@ -68,7 +77,12 @@ describe('upgrading a data directory from before org keys', () => {
 
   it('the org admin retires the old server key once machines trust the org key', async () => {
     const legacy = parseKey(manifest.serverKey);
-    const r = await api<{ keys: string[]; resigned: number }>(server, server.adminToken, 'POST', `/api/v1/orgs/acme/keys/${legacy.name}/retire`);
+    const r = await api<{ keys: string[]; resigned: number }>(
+      server,
+      server.adminToken,
+      'POST',
+      `/api/v1/orgs/acme/keys/${legacy.name}/retire`,
+    );
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     expect(r.body.resigned).toBe(3);
     const read = (await createToken(server, 'acme', ['read'])).token;
@@ -81,9 +95,18 @@ describe('upgrading a data directory from before org keys', () => {
   });
 
   it('trusts declared before exclusivity keep working and now claim their subject', async () => {
-    const trusts = await api<{ trusts: Array<{ status: string; ownerId: string }> }>(server, server.adminToken, 'GET', '/api/v1/orgs/acme/trusts');
+    const trusts = await api<{ trusts: Array<{ status: string; ownerId: string }> }>(
+      server,
+      server.adminToken,
+      'GET',
+      '/api/v1/orgs/acme/trusts',
+    );
     expect(trusts.body.trusts).toMatchObject([{ status: 'active', ownerId: '1001' }]);
-    const evil = await api<{ status: string }>(server, server.adminToken, 'POST', '/api/v1/orgs/globex/trusts', { provider: 'github', ownerId: '1001', scopes: ['read'] });
+    const evil = await api<{ status: string }>(server, server.adminToken, 'POST', '/api/v1/orgs/globex/trusts', {
+      provider: 'github',
+      ownerId: '1001',
+      scopes: ['read'],
+    });
     expect(evil.body.status).toBe('pending');
   });
 
@@ -91,7 +114,11 @@ describe('upgrading a data directory from before org keys', () => {
     const rw = (await createToken(server, 'acme', ['read', 'write'])).token;
     const p = fakePath('after-upgrade');
     const meta = { storePath: `/nix/store/${p.base}`, narHash: p.narHash, narSize: p.narSize, references: [] };
-    const res = await fetch(`${server.url}/api/v1/cache/paths`, { method: 'PUT', headers: { Authorization: `Bearer ${rw}` }, body: new Uint8Array(Buffer.concat([Buffer.from(JSON.stringify(meta) + '\n'), p.nar])) });
+    const res = await fetch(`${server.url}/api/v1/cache/paths`, {
+      method: 'PUT',
+      headers: { Authorization: `Bearer ${rw}` },
+      body: new Uint8Array(Buffer.concat([Buffer.from(JSON.stringify(meta) + '\n'), p.nar])),
+    });
     expect(res.status).toBe(201);
   });
 });

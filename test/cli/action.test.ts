@@ -29,12 +29,21 @@ interface Runner {
 }
 
 /** A fresh runner for one job: its own home, temp dir and command files. */
-async function runner(tag: string, event: { name: string; payload: unknown }, inputs: Record<string, string>): Promise<Runner> {
+async function runner(
+  tag: string,
+  event: { name: string; payload: unknown },
+  inputs: Record<string, string>,
+): Promise<Runner> {
   const root = await mkdtemp(path.join(dir, `${tag}-`));
   const home = path.join(root, 'home');
   await mkdir(path.join(root, 'temp'), { recursive: true });
   await mkdir(home, { recursive: true });
-  const files = { env: path.join(root, 'env'), path: path.join(root, 'path'), output: path.join(root, 'output'), state: path.join(root, 'state') };
+  const files = {
+    env: path.join(root, 'env'),
+    path: path.join(root, 'path'),
+    output: path.join(root, 'output'),
+    state: path.join(root, 'state'),
+  };
   for (const f of Object.values(files)) await writeFile(f, '');
   await writeFile(path.join(root, 'event.json'), JSON.stringify(event.payload));
   const env: NodeJS.ProcessEnv = {
@@ -67,9 +76,17 @@ async function keyValues(file: string): Promise<Record<string, string>> {
   return out;
 }
 
-function step(script: string, env: NodeJS.ProcessEnv, cwd?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function step(
+  script: string,
+  env: NodeJS.ProcessEnv,
+  cwd?: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'action', script)], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'action', script)], {
+      env,
+      cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -91,7 +108,9 @@ async function postEnv(r: Runner): Promise<NodeJS.ProcessEnv> {
 }
 
 async function inCache(storePath: string): Promise<boolean> {
-  const res = await fetch(`${server.url}/cache/${path.basename(storePath).slice(0, 32)}.narinfo`, { headers: { Authorization: `Bearer ${reader}` } });
+  const res = await fetch(`${server.url}/cache/${path.basename(storePath).slice(0, 32)}.narinfo`, {
+    headers: { Authorization: `Bearer ${reader}` },
+  });
   await res.text();
   return res.status === 200;
 }
@@ -102,7 +121,17 @@ beforeAll(async () => {
   gh = await startIssuer();
   gh.actionsClaims = githubClaims();
   await createOrg(server, 'acme');
-  expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', { provider: 'github', issuer: gh.issuer, ownerId: '1001', refs: ['refs/heads/main'], scopes: ['read', 'write', 'publish'] })).status).toBe(201);
+  expect(
+    (
+      await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', {
+        provider: 'github',
+        issuer: gh.issuer,
+        ownerId: '1001',
+        refs: ['refs/heads/main'],
+        scopes: ['read', 'write', 'publish'],
+      })
+    ).status,
+  ).toBe(201);
   reader = (await createToken(server, 'acme', ['read'])).token;
   dir = await fixtureDir('action');
   expr = await writeClosureExpr(dir);
@@ -115,7 +144,11 @@ afterAll(async () => {
 
 describe.skipIf(!version)('GitHub Action', () => {
   it('logs in with the job token, pushes what the job builds from the background, drains in the post step; another machine substitutes it', async () => {
-    const r = await runner('push', { name: 'push', payload: { ref: 'refs/heads/main', repository: { full_name: 'acme-gh/app' } } }, { server: server.url, org: 'acme' });
+    const r = await runner(
+      'push',
+      { name: 'push', payload: { ref: 'refs/heads/main', repository: { full_name: 'acme-gh/app' } } },
+      { server: server.url, org: 'acme' },
+    );
     const main = await step('main.mjs', r.env);
     expect(main.code, main.stdout + main.stderr).toBe(0);
     expect(main.stdout).toMatch(/floe: logged in to acme \(read, write, publish\)/);
@@ -145,12 +178,32 @@ describe.skipIf(!version)('GitHub Action', () => {
 
     // Another machine with the configuration the action writes (substituter, key, netrc) and signatures required.
     const other = { ...r.env, XDG_CACHE_HOME: path.join(dir, 'other-machine') };
-    const got = await spawnCollect(['nix', 'copy', '--option', 'require-sigs', 'true', '--from', `${server.url}/cache`, '--to', path.join(dir, 'other-store'), top], other);
+    const got = await spawnCollect(
+      [
+        'nix',
+        'copy',
+        '--option',
+        'require-sigs',
+        'true',
+        '--from',
+        `${server.url}/cache`,
+        '--to',
+        path.join(dir, 'other-store'),
+        top,
+      ],
+      other,
+    );
     expect(got.code, got.stderr).toBe(0);
   });
 
   it('a pull request from a fork neither logs in nor pushes', async () => {
-    const payload = { pull_request: { number: 7, head: { ref: 'evil', repo: { full_name: 'mallory/app', fork: true } }, base: { repo: { full_name: 'acme-gh/app' } } } };
+    const payload = {
+      pull_request: {
+        number: 7,
+        head: { ref: 'evil', repo: { full_name: 'mallory/app', fork: true } },
+        base: { repo: { full_name: 'acme-gh/app' } },
+      },
+    };
     const r = await runner('fork', { name: 'pull_request', payload }, { server: server.url });
     const main = await step('main.mjs', r.env);
     expect(main.code, main.stdout + main.stderr).toBe(0);
@@ -167,7 +220,9 @@ describe.skipIf(!version)('GitHub Action', () => {
   });
 
   it('a pull request from a branch of the same repository pushes, even if the watcher was killed before the build', async () => {
-    const payload = { pull_request: { number: 8, head: { ref: 'feature', repo: { full_name: 'acme-gh/app', fork: false } } } };
+    const payload = {
+      pull_request: { number: 8, head: { ref: 'feature', repo: { full_name: 'acme-gh/app', fork: false } } },
+    };
     const r = await runner('same-repo-pr', { name: 'pull_request', payload }, { server: server.url, push: 'true' });
     const main = await step('main.mjs', r.env);
     expect(main.code, main.stdout + main.stderr).toBe(0);
@@ -189,14 +244,41 @@ describe.skipIf(!version)('GitHub Action', () => {
   outputs = { self }: { packages.x86_64-linux.default = derivation { name = "action-tool-${tag}"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "echo ${tag} > $out" ]; PATH = "/usr/bin:/bin"; }; };
 }\n`,
     );
-    for (const args of [['init', '-q'], ['add', 'flake.nix'], ['commit', '-q', '-m', 'one']]) expect((await git(args, checkout)).code).toBe(0);
-    const r = await runner('publish', { name: 'push', payload: { ref: 'refs/tags/v0.3.0' } }, { server: server.url, org: 'acme', push: 'false', publish: 'true', 'include-output': 'packages.x86_64-linux.default' });
-    const main = await step('main.mjs', { ...r.env, GITHUB_REF: 'refs/tags/v0.3.0', GITHUB_REF_TYPE: 'tag', GITHUB_REF_NAME: 'v0.3.0' }, checkout);
+    for (const args of [
+      ['init', '-q'],
+      ['add', 'flake.nix'],
+      ['commit', '-q', '-m', 'one'],
+    ])
+      expect((await git(args, checkout)).code).toBe(0);
+    const r = await runner(
+      'publish',
+      { name: 'push', payload: { ref: 'refs/tags/v0.3.0' } },
+      {
+        server: server.url,
+        org: 'acme',
+        push: 'false',
+        publish: 'true',
+        'include-output': 'packages.x86_64-linux.default',
+      },
+    );
+    const main = await step(
+      'main.mjs',
+      { ...r.env, GITHUB_REF: 'refs/tags/v0.3.0', GITHUB_REF_TYPE: 'tag', GITHUB_REF_NAME: 'v0.3.0' },
+      checkout,
+    );
     expect(main.code, main.stdout + main.stderr).toBe(0);
     expect(await keyValues(r.files.output)).toMatchObject({ pushing: 'false' });
-    const releases = await api<{ releases: Array<{ version: string }> }>(server, reader, 'GET', '/api/v1/flakes/acme/app/releases');
+    const releases = await api<{ releases: Array<{ version: string }> }>(
+      server,
+      reader,
+      'GET',
+      '/api/v1/flakes/acme/app/releases',
+    );
     expect(releases.body.releases.map((x) => x.version)).toContain('0.3.0');
-    const resolved = await spawnCollect(['floe', 'resolve', 'acme/app/0.3#packages.x86_64-linux.default'], await laterStepEnv(r));
+    const resolved = await spawnCollect(
+      ['floe', 'resolve', 'acme/app/0.3#packages.x86_64-linux.default'],
+      await laterStepEnv(r),
+    );
     expect(resolved.stdout.trim(), resolved.stderr).toMatch(/-action-tool-/);
     expect(await inCache(resolved.stdout.trim())).toBe(true);
     const post = await step('post.mjs', await postEnv(r));
@@ -205,10 +287,24 @@ describe.skipIf(!version)('GitHub Action', () => {
 });
 
 function git(args: string[], cwd: string) {
-  return spawnCollect(['git', ...args], { ...process.env, GIT_AUTHOR_NAME: 'ci', GIT_AUTHOR_EMAIL: 'ci@example.com', GIT_COMMITTER_NAME: 'ci', GIT_COMMITTER_EMAIL: 'ci@example.com' }, cwd);
+  return spawnCollect(
+    ['git', ...args],
+    {
+      ...process.env,
+      GIT_AUTHOR_NAME: 'ci',
+      GIT_AUTHOR_EMAIL: 'ci@example.com',
+      GIT_COMMITTER_NAME: 'ci',
+      GIT_COMMITTER_EMAIL: 'ci@example.com',
+    },
+    cwd,
+  );
 }
 
-function spawnCollect(args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+function spawnCollect(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  cwd?: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(args[0]!, args.slice(1), { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -219,4 +315,3 @@ function spawnCollect(args: string[], env: NodeJS.ProcessEnv, cwd?: string): Pro
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
 }
-

@@ -31,7 +31,11 @@ async function publish(token: string, storePath: string): Promise<void> {
     homeConfigurations: { children: { me: { what: 'Home Manager configuration', outputs: { out: storePath } } } },
   };
   const headers = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
-  const stage = await fetch(`${server.url}/upload/acme/infra/1.0.0/${bytes.length}/${sha}`, { method: 'POST', headers, body: JSON.stringify({ visibility: 'private', outputs: { version: 1, docs: {}, inventory } }) });
+  const stage = await fetch(`${server.url}/upload/acme/infra/1.0.0/${bytes.length}/${sha}`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ visibility: 'private', outputs: { version: 1, docs: {}, inventory } }),
+  });
   const { s3_upload_url, uuid } = (await stage.json()) as { s3_upload_url: string; uuid: string };
   await fetch(s3_upload_url, { method: 'PUT', body: new Uint8Array(bytes) });
   expect((await fetch(`${server.url}/publish/${uuid}`, { method: 'POST', headers })).status).toBe(200);
@@ -59,7 +63,9 @@ in derivation { name = "nixos-system-web-${Date.now()}"; builder = "/bin/sh"; PA
   await exec(process.execPath, [FLOE_BIN, 'push', system], { env });
   await publish(publisher, system);
   // The target machine has none of it: only the cache does.
-  const closure = (await hostNix.run(['nix-store', '-qR', system], { cacheHome: path.join(dir, 'b') })).stdout.trim().split('\n');
+  const closure = (await hostNix.run(['nix-store', '-qR', system], { cacheHome: path.join(dir, 'b') })).stdout
+    .trim()
+    .split('\n');
   const del = await hostNix.run(['nix-store', '--delete', ...closure], { cacheHome: path.join(dir, 'b') });
   if (del.code !== 0) throw new Error(del.stderr);
 });
@@ -69,10 +75,28 @@ afterAll(async () => {
 });
 
 describe.skipIf(!version)('floe apply', () => {
-  const env = () => ({ ...process.env, NIX_CONFIG: BASE_NIX_CONFIG, FLOE_SERVER: server.url, FLOE_TOKEN: reader, XDG_CACHE_HOME: path.join(dir, 'target-cache') });
+  const env = () => ({
+    ...process.env,
+    NIX_CONFIG: BASE_NIX_CONFIG,
+    FLOE_SERVER: server.url,
+    FLOE_TOKEN: reader,
+    XDG_CACHE_HOME: path.join(dir, 'target-cache'),
+  });
 
   it('--dry-run shows the plan and changes nothing', async () => {
-    const r = await exec(process.execPath, [FLOE_BIN, 'apply', 'nixos', 'acme/infra/1#nixosConfigurations.web', '--profile', path.join(dir, 'profiles', 'system'), '--dry-run'], { env: env() });
+    const r = await exec(
+      process.execPath,
+      [
+        FLOE_BIN,
+        'apply',
+        'nixos',
+        'acme/infra/1#nixosConfigurations.web',
+        '--profile',
+        path.join(dir, 'profiles', 'system'),
+        '--dry-run',
+      ],
+      { env: env() },
+    );
     expect(r.stderr).toContain(`would run: nix-env --profile ${path.join(dir, 'profiles', 'system')} --set ${system}`);
     expect(r.stderr).toContain(`would run: ${system}/bin/switch-to-configuration switch`);
   });
@@ -80,7 +104,20 @@ describe.skipIf(!version)('floe apply', () => {
   it('fetches the closure from the cache, sets the profile and activates', async () => {
     const netrc = await writeNetrc(dir, 'netrc', reader);
     mkdirSync(path.join(dir, 'profiles'), { recursive: true });
-    const r = await exec(process.execPath, [FLOE_BIN, 'apply', 'nixos', 'acme/infra/1#nixosConfigurations.web', '--profile', path.join(dir, 'profiles', 'system'), '--netrc', netrc], { env: env() });
+    const r = await exec(
+      process.execPath,
+      [
+        FLOE_BIN,
+        'apply',
+        'nixos',
+        'acme/infra/1#nixosConfigurations.web',
+        '--profile',
+        path.join(dir, 'profiles', 'system'),
+        '--netrc',
+        netrc,
+      ],
+      { env: env() },
+    );
     expect(r.stderr).toMatch(/acme\/infra 1\.0\.0 nixosConfigurations\.web is \/nix\/store\//);
     expect(readFileSync(path.join(dir, 'activated'), 'utf8')).toBe('activated switch\n');
     expect(readlinkSync(path.join(dir, 'profiles', readlinkSync(path.join(dir, 'profiles', 'system'))))).toBe(system);
@@ -92,15 +129,34 @@ describe.skipIf(!version)('floe apply', () => {
       ['home-manager', 'homeConfigurations.me', 'activate\n'],
       ['nix-darwin', 'darwinConfigurations.mac', 'activate\nactivate-user\nactivate\n'],
     ] as const) {
-      await exec(process.execPath, [FLOE_BIN, 'apply', target, `acme/infra/1#${attr}`, '--profile', path.join(dir, 'profiles', target), '--netrc', netrc], { env: env() });
+      await exec(
+        process.execPath,
+        [
+          FLOE_BIN,
+          'apply',
+          target,
+          `acme/infra/1#${attr}`,
+          '--profile',
+          path.join(dir, 'profiles', target),
+          '--netrc',
+          netrc,
+        ],
+        { env: env() },
+      );
       expect(readFileSync(path.join(dir, 'activate.log'), 'utf8')).toBe(expected);
     }
   });
 
   it('names what is wrong', async () => {
-    const bad = await exec(process.execPath, [FLOE_BIN, 'apply', 'nixos', 'acme/infra/1#nixosConfigurations.db', '--dry-run'], { env: env() }).catch((e) => e as { stderr: string });
+    const bad = await exec(
+      process.execPath,
+      [FLOE_BIN, 'apply', 'nixos', 'acme/infra/1#nixosConfigurations.db', '--dry-run'],
+      { env: env() },
+    ).catch((e) => e as { stderr: string });
     expect(bad.stderr).toMatch(/has no output nixosConfigurations\.db/);
-    const target = await exec(process.execPath, [FLOE_BIN, 'apply', 'windows', 'acme/infra/1'], { env: env() }).catch((e) => e as { stderr: string });
+    const target = await exec(process.execPath, [FLOE_BIN, 'apply', 'windows', 'acme/infra/1'], { env: env() }).catch(
+      (e) => e as { stderr: string },
+    );
     expect(target.stderr).toMatch(/target must be nixos, nix-darwin or home-manager/);
   });
 });

@@ -30,15 +30,30 @@ describe('floe CLI', () => {
     expect((await floe(['org', 'create', 'acme'])).code).toBe(0);
     const created = await floe(['slice', 'create', 'acme', 'ci', '--json']);
     expect(JSON.parse(created.stdout)).toMatchObject({ public: false, url: `${server.url}/cache/acme/ci` });
-    const tok = await floe(['token', 'create', '--org', 'acme', '--scope', 'read,write', '--slice', 'ci', '--ttl', '1h']);
+    const tok = await floe([
+      'token',
+      'create',
+      '--org',
+      'acme',
+      '--scope',
+      'read,write',
+      '--slice',
+      'ci',
+      '--ttl',
+      '1h',
+    ]);
     expect(tok.code).toBe(0);
     expect(tok.stdout).toMatch(/^floe_[A-Za-z0-9_.-]+\n$/);
-    const res = await fetch(`${server.url}/cache/acme/ci/nix-cache-info`, { headers: { Authorization: `Bearer ${tok.stdout.trim()}` } });
+    const res = await fetch(`${server.url}/cache/acme/ci/nix-cache-info`, {
+      headers: { Authorization: `Bearer ${tok.stdout.trim()}` },
+    });
     expect(res.status).toBe(200);
   });
 
   it("configures the org's view, link sources, follows and keys", async () => {
-    expect((await floe(['slice', 'set', 'acme', 'ci', '--in-view', '--priority', '7'])).stdout).toMatch(/acme\/ci: private, in the org's view \(priority 7\)/);
+    expect((await floe(['slice', 'set', 'acme', 'ci', '--in-view', '--priority', '7'])).stdout).toMatch(
+      /acme\/ci: private, in the org's view \(priority 7\)/,
+    );
     expect((await floe(['slice', 'trust', 'acme', 'default', '--from', 'ci'])).code).toBe(0);
     expect((await floe(['org', 'create', 'partner'])).code).toBe(0);
     expect((await floe(['slice', 'create', 'partner', 'oss', '--public'])).code).toBe(0);
@@ -56,7 +71,9 @@ describe('floe CLI', () => {
     const listed = (await floe(['keys', 'list', '--org', 'acme'])).stdout;
     expect(listed).toMatch(/^active {3}127\.0\.0\.1-acme-2:/m);
     expect(listed).toMatch(/^previous 127\.0\.0\.1-acme-1:/m);
-    expect((await floe(['keys', 'retire', '127.0.0.1-acme-1', '--org', 'acme'])).stdout).toMatch(/retired 127\.0\.0\.1-acme-1/);
+    expect((await floe(['keys', 'retire', '127.0.0.1-acme-1', '--org', 'acme'])).stdout).toMatch(
+      /retired 127\.0\.0\.1-acme-1/,
+    );
     const active = await floe(['keys', 'retire', '127.0.0.1-acme-2', '--org', 'acme']);
     expect(active.stderr).toMatch(/rotate first/);
     expect((await floe(['follow', 'remove', 'acme', 'partner/oss'])).code).toBe(0);
@@ -65,10 +82,16 @@ describe('floe CLI', () => {
   it('revokes a token by the id from --json', async () => {
     const json = JSON.parse((await floe(['token', 'create', '--org', 'acme', '--scope', 'read', '--json'])).stdout);
     expect(json).toMatchObject({ org: 'acme', scopes: ['read'] });
-    expect((await fetch(`${server.url}/cache/nix-cache-info`, { headers: { Authorization: `Bearer ${json.token}` } })).status).toBe(200);
+    expect(
+      (await fetch(`${server.url}/cache/nix-cache-info`, { headers: { Authorization: `Bearer ${json.token}` } }))
+        .status,
+    ).toBe(200);
     expect((await floe(['token', 'revoke', json.id])).code).toBe(0);
     // 400, not 401, on /cache reads: Nix would take a 401 for "absent" and rebuild silently.
-    expect((await fetch(`${server.url}/cache/nix-cache-info`, { headers: { Authorization: `Bearer ${json.token}` } })).status).toBe(400);
+    expect(
+      (await fetch(`${server.url}/cache/nix-cache-info`, { headers: { Authorization: `Bearer ${json.token}` } }))
+        .status,
+    ).toBe(400);
   });
 
   it('prints the nix.conf lines for the cache', async () => {
@@ -86,7 +109,8 @@ describe('floe CLI', () => {
   it('cache use writes the substituter and key into nix.conf, once', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'floe-use-'));
     const conf = path.join(dir, 'nix.conf');
-    for (let i = 0; i < 2; i++) expect((await floe(['cache', 'use', '--org', 'acme', '--nix-conf', conf])).code).toBe(0);
+    for (let i = 0; i < 2; i++)
+      expect((await floe(['cache', 'use', '--org', 'acme', '--nix-conf', conf])).code).toBe(0);
     const text = await readFile(conf, 'utf8');
     expect(text.match(/extra-substituters = /g)!.length).toBe(1);
     expect(text).toContain(`extra-substituters = ${server.url}/cache`);
@@ -117,15 +141,36 @@ describe('floe CLI', () => {
     expect((await floe(['slice', 'create', 'web', '--org', 'acme', '--in-view'])).code).toBe(0);
     const listed = await floe(['slice', 'list', '--org', 'acme', '--json']);
     expect(listed.code, listed.stderr).toBe(0);
-    expect(JSON.parse(listed.stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'web', inView: true, url: `${server.url}/cache/acme/web` })]));
+    expect(JSON.parse(listed.stdout)).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ name: 'web', inView: true, url: `${server.url}/cache/acme/web` }),
+      ]),
+    );
     expect((await floe(['slice', 'list', 'acme'])).stdout).toMatch(/^web\tprivate\tin view \(priority 100\)/m);
     const conflict = await floe(['slice', 'set', 'partner', 'web', '--org', 'acme', '--priority', '3']);
     expect(conflict.code).not.toBe(0);
     expect(conflict.stderr).toMatch(/expected --org <org> <slice>/);
-    const trust = await floe(['trust', 'add', '--org', 'acme', '--provider', 'gitlab', '--namespace-id', '77', '--ref', 'refs/heads/main', '--scope', 'read']);
+    const trust = await floe([
+      'trust',
+      'add',
+      '--org',
+      'acme',
+      '--provider',
+      'gitlab',
+      '--namespace-id',
+      '77',
+      '--ref',
+      'refs/heads/main',
+      '--scope',
+      'read',
+    ]);
     expect(trust.code, trust.stderr).toBe(0);
     expect(trust.stdout).toMatch(/added trust \S+: tokens from https:\/\/gitlab\.com/);
-    expect(JSON.parse((await floe(['trust', 'list', '--org', 'acme'])).stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ provider: 'gitlab', namespaceId: '77', refs: ['refs/heads/main'] })]));
+    expect(JSON.parse((await floe(['trust', 'list', '--org', 'acme'])).stdout)).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ provider: 'gitlab', namespaceId: '77', refs: ['refs/heads/main'] }),
+      ]),
+    );
     const missingFlag = await floe(['trust', 'add', '--org', 'acme', '--provider', 'github']);
     expect(missingFlag.stderr).toMatch(/--owner-id/);
     // The server admin may know every org; an org's token only its own.
@@ -136,8 +181,13 @@ describe('floe CLI', () => {
     expect(ownTypo.stderr).toMatch(/did you mean "acme", your token's org\?/);
     const foreign = await floe(['usage', 'partnr'], { FLOE_TOKEN: acmeAdmin });
     expect(foreign.stderr).not.toMatch(/did you mean/);
-    const minted = JSON.parse((await floe(['token', 'create', '--org', 'acme', '--scope', 'read,write', '--slice', 'ci', '--json'])).stdout) as { id: string };
-    const rows = JSON.parse((await floe(['token', 'list', '--org', 'acme', '--json'])).stdout) as Array<{ id: string; subject: string }>;
+    const minted = JSON.parse(
+      (await floe(['token', 'create', '--org', 'acme', '--scope', 'read,write', '--slice', 'ci', '--json'])).stdout,
+    ) as { id: string };
+    const rows = JSON.parse((await floe(['token', 'list', '--org', 'acme', '--json'])).stdout) as Array<{
+      id: string;
+      subject: string;
+    }>;
     expect(rows.find((r) => r.id === minted.id)!.subject).toBe('created-by:admin for read+write on ci');
   });
 
@@ -148,24 +198,31 @@ describe('floe CLI', () => {
       expect(r.stdout).toContain('floe __complete');
     }
     expect((await floe(['__complete', 'sl'])).stdout).toBe('slice\n');
-    expect((await floe(['__complete', 'slice', ''])).stdout.split('\n')).toEqual(expect.arrayContaining(['create', 'list', 'set', 'sources']));
+    expect((await floe(['__complete', 'slice', ''])).stdout.split('\n')).toEqual(
+      expect.arrayContaining(['create', 'list', 'set', 'sources']),
+    );
     expect((await floe(['__complete', 'token', 'create', '--sc'])).stdout).toBe('--scope\n');
     expect((await floe(['completion', 'tcsh'])).code).not.toBe(0);
   });
 
-  it.skipIf(process.getuid?.() !== 0)('cache use --system writes a managed include for the nix-daemon and keeps the login netrc-file line', async () => {
-    const etc = await mkdtemp(path.join(os.tmpdir(), 'floe-etc-'));
-    await writeFile(path.join(etc, 'nix.conf'), 'trusted-users = root\n');
-    const include = path.join(etc, 'floe-127.0.0.1.conf');
-    await writeFile(include, `old\nnetrc-file = ${etc}/netrc\n`);
-    const r = await floe(['cache', 'use', '--system', '--org', 'acme'], { NIX_CONF_DIR: etc });
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/restart the nix-daemon/);
-    const text = await readFile(include, 'utf8');
-    expect(text).toContain(`extra-substituters = ${server.url}/cache`);
-    expect(text).toMatch(/^extra-trusted-public-keys = 127\.0\.0\.1-acme-\d+:/m);
-    expect(text).toContain(`netrc-file = ${etc}/netrc`);
-    expect(text).not.toContain('old');
-    expect(await readFile(path.join(etc, 'nix.conf'), 'utf8')).toMatch(/^trusted-users = root\n# >>> floe 127\.0\.0\.1 .*\n!include floe-127\.0\.0\.1\.conf\n/);
-  });
+  it.skipIf(process.getuid?.() !== 0)(
+    'cache use --system writes a managed include for the nix-daemon and keeps the login netrc-file line',
+    async () => {
+      const etc = await mkdtemp(path.join(os.tmpdir(), 'floe-etc-'));
+      await writeFile(path.join(etc, 'nix.conf'), 'trusted-users = root\n');
+      const include = path.join(etc, 'floe-127.0.0.1.conf');
+      await writeFile(include, `old\nnetrc-file = ${etc}/netrc\n`);
+      const r = await floe(['cache', 'use', '--system', '--org', 'acme'], { NIX_CONF_DIR: etc });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/restart the nix-daemon/);
+      const text = await readFile(include, 'utf8');
+      expect(text).toContain(`extra-substituters = ${server.url}/cache`);
+      expect(text).toMatch(/^extra-trusted-public-keys = 127\.0\.0\.1-acme-\d+:/m);
+      expect(text).toContain(`netrc-file = ${etc}/netrc`);
+      expect(text).not.toContain('old');
+      expect(await readFile(path.join(etc, 'nix.conf'), 'utf8')).toMatch(
+        /^trusted-users = root\n# >>> floe 127\.0\.0\.1 .*\n!include floe-127\.0\.0\.1\.conf\n/,
+      );
+    },
+  );
 });

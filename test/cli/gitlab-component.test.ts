@@ -53,7 +53,8 @@ function inputs(text: string): Map<string, string | undefined> {
   return found;
 }
 
-const interpolate = (text: string, values: Record<string, string>) => text.replace(/\$\[\[ inputs\.([\w-]+) \]\]/g, (_, k: string) => values[k] ?? `<missing ${k}>`);
+const interpolate = (text: string, values: Record<string, string>) =>
+  text.replace(/\$\[\[ inputs\.([\w-]+) \]\]/g, (_, k: string) => values[k] ?? `<missing ${k}>`);
 
 describe('GitLab CI/CD component', () => {
   const [, jobs] = component.split('\n---\n');

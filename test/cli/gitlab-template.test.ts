@@ -84,7 +84,9 @@ async function job(tag: string, extra: Record<string, string> = {}): Promise<{ e
 }
 
 async function inCache(storePath: string): Promise<boolean> {
-  const res = await fetch(`${server.url}/cache/${path.basename(storePath).slice(0, 32)}.narinfo`, { headers: { Authorization: `Bearer ${reader}` } });
+  const res = await fetch(`${server.url}/cache/${path.basename(storePath).slice(0, 32)}.narinfo`, {
+    headers: { Authorization: `Bearer ${reader}` },
+  });
   await res.text();
   return res.status === 200;
 }
@@ -108,7 +110,16 @@ beforeAll(async () => {
   server = await startFloe({ env: { FLOE_OIDC_ALLOW_HTTP_ISSUERS: '1' } });
   gl = await startIssuer({ defaultAudience: server.url });
   await createOrg(server, 'acme');
-  expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', { provider: 'gitlab', issuer: gl.issuer, namespaceId: '42', scopes: ['read', 'write'] })).status).toBe(201);
+  expect(
+    (
+      await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', {
+        provider: 'gitlab',
+        issuer: gl.issuer,
+        namespaceId: '42',
+        scopes: ['read', 'write'],
+      })
+    ).status,
+  ).toBe(201);
   reader = (await createToken(server, 'acme', ['read'])).token;
   dir = await fixtureDir('gitlab');
   expr = await writeClosureExpr(dir);
@@ -122,7 +133,7 @@ afterAll(async () => {
 describe('GitLab template', () => {
   it('declares an id_token for the server and defaults that push', async () => {
     const text = await readFile(path.join(REPO_ROOT, 'ci/gitlab/floe.gitlab-ci.yml'), 'utf8');
-    expect(text).toMatch(/\n  id_tokens:\n {4}FLOE_ID_TOKEN:\n {6}aud: \$FLOE_SERVER\n/);
+    expect(text).toMatch(/\n {2}id_tokens:\n {4}FLOE_ID_TOKEN:\n {6}aud: \$FLOE_SERVER\n/);
     expect(template.variables).toMatchObject({ FLOE_PUSH: 'true', FLOE_DRAIN_TIMEOUT: '10m' });
   });
 });
@@ -141,7 +152,18 @@ describe.skipIf(!version)('GitLab template with real Nix', () => {
     expect(await inCache(top)).toBe(true);
     const token = /password (floe_\S+)/.exec(await readFile(path.join(home, '.config', 'nix', 'netrc'), 'utf8'))![1]!;
     expect(before.out + after.out).not.toContain(token);
-    const got = await nixIn({ ...env, XDG_CACHE_HOME: path.join(dir, 'other-machine') }).run(['nix', 'copy', '--option', 'require-sigs', 'true', '--from', `${server.url}/cache`, '--to', path.join(dir, 'other-store'), top]);
+    const got = await nixIn({ ...env, XDG_CACHE_HOME: path.join(dir, 'other-machine') }).run([
+      'nix',
+      'copy',
+      '--option',
+      'require-sigs',
+      'true',
+      '--from',
+      `${server.url}/cache`,
+      '--to',
+      path.join(dir, 'other-store'),
+      top,
+    ]);
     expect(got.code, got.stderr).toBe(0);
   });
 
@@ -158,7 +180,11 @@ describe.skipIf(!version)('GitLab template with real Nix', () => {
   });
 
   it('a job whose id_token the server refuses fails in before_script', async () => {
-    const { env } = await job('refused', { FLOE_ID_TOKEN: await gl.mint(gitlabClaims({ namespace_id: '999', namespace_path: 'other' }), { audience: server.url }) });
+    const { env } = await job('refused', {
+      FLOE_ID_TOKEN: await gl.mint(gitlabClaims({ namespace_id: '999', namespace_path: 'other' }), {
+        audience: server.url,
+      }),
+    });
     const before = await sh(template.beforeScript, env);
     expect(before.code).not.toBe(0);
     expect(before.out).toMatch(/login failed/);

@@ -14,11 +14,17 @@ let server: TestServer;
 let idp: TestIssuer;
 
 /** Runs the CLI, calling `onLine` for every stderr line while it runs. */
-function run(args: string[], onLine: (line: string) => void): Promise<{ code: number; stdout: string; stderr: string }> {
+function run(
+  args: string[],
+  onLine: (line: string) => void,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     void (async () => {
       const home = await mkdtemp(path.join(os.tmpdir(), 'floe-person-'));
-      const child = spawn(process.execPath, [FLOE_BIN, ...args], { env: { ...process.env, FLOE_SERVER: server.url, XDG_CONFIG_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [FLOE_BIN, ...args], {
+        env: { ...process.env, FLOE_SERVER: server.url, XDG_CONFIG_HOME: home },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stdout = '';
       let stderr = '';
       let partial = '';
@@ -39,7 +45,13 @@ beforeAll(async () => {
   server = await startFloe({ env: { FLOE_OIDC_ALLOW_HTTP_ISSUERS: '1' } });
   idp = await startIssuer({ pathPrefix: '/contoso/v2.0' });
   await createOrg(server, 'acme');
-  const t = await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', { provider: 'oidc', issuer: idp.issuer, clientId: 'floe-cli', claims: { groups: 'engineers' }, scopes: ['read'] });
+  const t = await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', {
+    provider: 'oidc',
+    issuer: idp.issuer,
+    clientId: 'floe-cli',
+    claims: { groups: 'engineers' },
+    scopes: ['read'],
+  });
   expect(t.status, JSON.stringify(t.body)).toBe(201);
 });
 
@@ -68,7 +80,11 @@ describe('floe login oidc (people)', () => {
     });
     await browsed;
     expect(result.code, result.stderr).toBe(0);
-    expect(JSON.parse(result.stdout)).toMatchObject({ org: 'acme', subject: `oidc:${idp.issuer}#person-1`, scopes: ['read'] });
+    expect(JSON.parse(result.stdout)).toMatchObject({
+      org: 'acme',
+      subject: `oidc:${idp.issuer}#person-1`,
+      scopes: ['read'],
+    });
   });
 
   it('device flow: the person approves the shown code elsewhere', async () => {

@@ -28,8 +28,27 @@ beforeAll(async () => {
   gl = await startIssuer({ defaultAudience: server.url });
   gh.actionsClaims = githubClaims();
   await createOrg(server, 'acme');
-  expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', { provider: 'github', issuer: gh.issuer, ownerId: '1001', refs: ['refs/heads/main'], scopes: ['read', 'write'] })).status).toBe(201);
-  expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', { provider: 'gitlab', issuer: gl.issuer, namespaceId: '42', scopes: ['read'] })).status).toBe(201);
+  expect(
+    (
+      await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', {
+        provider: 'github',
+        issuer: gh.issuer,
+        ownerId: '1001',
+        refs: ['refs/heads/main'],
+        scopes: ['read', 'write'],
+      })
+    ).status,
+  ).toBe(201);
+  expect(
+    (
+      await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', {
+        provider: 'gitlab',
+        issuer: gl.issuer,
+        namespaceId: '42',
+        scopes: ['read'],
+      })
+    ).status,
+  ).toBe(201);
   home = await mkdtemp(path.join(os.tmpdir(), 'floe-home-'));
 });
 
@@ -43,7 +62,10 @@ describe('floe login', () => {
   it('github-action: asks the runner for a token with our audience, writes netrc (0600) and nix.conf', async () => {
     await writeFile(path.join(home, 'keep-netrc'), '');
     const netrc = path.join(home, 'nix', 'netrc');
-    const r = await floe(['login', 'github-action'], { ACTIONS_ID_TOKEN_REQUEST_URL: gh.actionsRequestUrl, ACTIONS_ID_TOKEN_REQUEST_TOKEN: gh.actionsRequestToken });
+    const r = await floe(['login', 'github-action'], {
+      ACTIONS_ID_TOKEN_REQUEST_URL: gh.actionsRequestUrl,
+      ACTIONS_ID_TOKEN_REQUEST_TOKEN: gh.actionsRequestToken,
+    });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/logged in to acme as github:acme-gh\/app@2002:refs\/heads\/main \(read, write\)/);
     expect((await stat(netrc)).mode & 0o777).toBe(0o600);
@@ -60,7 +82,10 @@ describe('floe login', () => {
   it('a second login replaces only its own entries', async () => {
     const netrc = path.join(home, 'nix', 'netrc');
     await writeFile(netrc, `machine github.com login me password keepme\n${await readFile(netrc, 'utf8')}`);
-    const r = await floe(['login', 'github-action'], { ACTIONS_ID_TOKEN_REQUEST_URL: gh.actionsRequestUrl, ACTIONS_ID_TOKEN_REQUEST_TOKEN: gh.actionsRequestToken });
+    const r = await floe(['login', 'github-action'], {
+      ACTIONS_ID_TOKEN_REQUEST_URL: gh.actionsRequestUrl,
+      ACTIONS_ID_TOKEN_REQUEST_TOKEN: gh.actionsRequestToken,
+    });
     expect(r.code, r.stderr).toBe(0);
     const text = await readFile(netrc, 'utf8');
     expect(text).toContain('password keepme');
@@ -71,8 +96,23 @@ describe('floe login', () => {
   it('github-action --refresh keeps the netrc fresh for long jobs', async () => {
     const refreshHome = await mkdtemp(path.join(os.tmpdir(), 'floe-refresh-'));
     // A 60 s token refreshed when less than 58 s remain: a new token about every 2 s.
-    expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', { provider: 'github', issuer: gh.issuer, ownerId: '1001', refs: ['refs/heads/long'], scopes: ['read'], ttlSeconds: 60 })).status).toBe(201);
-    const env = { XDG_CONFIG_HOME: refreshHome, ACTIONS_ID_TOKEN_REQUEST_URL: gh.actionsRequestUrl, ACTIONS_ID_TOKEN_REQUEST_TOKEN: gh.actionsRequestToken };
+    expect(
+      (
+        await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', {
+          provider: 'github',
+          issuer: gh.issuer,
+          ownerId: '1001',
+          refs: ['refs/heads/long'],
+          scopes: ['read'],
+          ttlSeconds: 60,
+        })
+      ).status,
+    ).toBe(201);
+    const env = {
+      XDG_CONFIG_HOME: refreshHome,
+      ACTIONS_ID_TOKEN_REQUEST_URL: gh.actionsRequestUrl,
+      ACTIONS_ID_TOKEN_REQUEST_TOKEN: gh.actionsRequestToken,
+    };
     gh.actionsClaims = githubClaims({ ref: 'refs/heads/long' });
     const r = await floe(['login', 'github-action', '--refresh', '--refresh-before', '58s', '--org', 'acme'], env);
     gh.actionsClaims = githubClaims();
@@ -95,7 +135,10 @@ describe('floe login', () => {
   });
 
   it('explains what is missing outside CI, and refuses bad tokens', async () => {
-    const r = await floe(['login', 'github-action'], { ACTIONS_ID_TOKEN_REQUEST_URL: undefined, ACTIONS_ID_TOKEN_REQUEST_TOKEN: undefined });
+    const r = await floe(['login', 'github-action'], {
+      ACTIONS_ID_TOKEN_REQUEST_URL: undefined,
+      ACTIONS_ID_TOKEN_REQUEST_TOKEN: undefined,
+    });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/id-token: write/);
     const g = await floe(['login', 'gitlab-pipeline'], { FLOE_ID_TOKEN: undefined });
@@ -103,37 +146,77 @@ describe('floe login', () => {
     const bad = await floe(['login', '--token', 'floe_bogus', '--print']);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/401/);
-    const pr = await floe(['login', 'gitlab-pipeline', '--print'], { FLOE_ID_TOKEN: await gl.mint(gitlabClaims({ ref_protected: 'false' })) });
+    const pr = await floe(['login', 'gitlab-pipeline', '--print'], {
+      FLOE_ID_TOKEN: await gl.mint(gitlabClaims({ ref_protected: 'false' })),
+    });
     expect(pr.code).not.toBe(0);
     expect(pr.stderr).toMatch(/403.*protected refs/);
   });
 
-  it.skipIf(!nixVersion)('the whole chain with real Nix: CI identity -> Floe token -> netrc -> nix copy -> substitution', async () => {
-    const dir = await fixtureDir('login-chain');
-    const out = await buildClosure(hostNix, await writeClosureExpr(dir), `chain${Date.now()}`, path.join(dir, 'm0'));
-    // The pushing CI job (GitHub Actions).
-    const ciHome = path.join(dir, 'ci-home');
-    const push = await floe(['login', 'github-action', '--json'], { XDG_CONFIG_HOME: ciHome, ACTIONS_ID_TOKEN_REQUEST_URL: gh.actionsRequestUrl, ACTIONS_ID_TOKEN_REQUEST_TOKEN: gh.actionsRequestToken });
-    expect(push.code, push.stderr).toBe(0);
-    const pushed = await hostNix.run(['nix', 'copy', '--option', 'netrc-file', JSON.parse(push.stdout).netrc, '--to', `${server.url}/cache`, out], { cacheHome: path.join(dir, 'm1') });
-    expect(pushed.code, pushed.stderr).toBe(0);
-    // A consuming pipeline (GitLab, read-only), using exactly the nix.conf lines login wrote.
-    const consumerHome = path.join(dir, 'consumer-home');
-    const pull = await floe(['login', 'gitlab-pipeline', '--json'], { XDG_CONFIG_HOME: consumerHome, FLOE_ID_TOKEN: await gl.mint(gitlabClaims()) });
-    expect(pull.code, pull.stderr).toBe(0);
-    const conf = await readFile(JSON.parse(pull.stdout).nixConf, 'utf8');
-    const setting = (name: string) => new RegExp(`^${name} = (.*)$`, 'm').exec(conf)![1]!;
-    const got = await hostNix.run(
-      ['nix', 'copy', '--option', 'require-sigs', 'true', '--option', 'trusted-public-keys', setting('extra-trusted-public-keys'), '--option', 'netrc-file', setting('netrc-file'), '--from', setting('extra-substituters'), '--to', path.join(dir, 'store'), out],
-      { cacheHome: path.join(dir, 'm2') },
-    );
-    expect(got.code, got.stderr).toBe(0);
-    // The read-only identity cannot push.
-    const fresh = await buildClosure(hostNix, await writeClosureExpr(dir), `chain-ro${Date.now()}`, path.join(dir, 'm4'));
-    const refused = await hostNix.run(['nix', 'copy', '--option', 'netrc-file', setting('netrc-file'), '--to', `${server.url}/cache`, fresh], { cacheHome: path.join(dir, 'm5') });
-    expect(refused.code).not.toBe(0);
-    expect(refused.stderr).toMatch(/HTTP error|\b403\b/);
-  });
+  it.skipIf(!nixVersion)(
+    'the whole chain with real Nix: CI identity -> Floe token -> netrc -> nix copy -> substitution',
+    async () => {
+      const dir = await fixtureDir('login-chain');
+      const out = await buildClosure(hostNix, await writeClosureExpr(dir), `chain${Date.now()}`, path.join(dir, 'm0'));
+      // The pushing CI job (GitHub Actions).
+      const ciHome = path.join(dir, 'ci-home');
+      const push = await floe(['login', 'github-action', '--json'], {
+        XDG_CONFIG_HOME: ciHome,
+        ACTIONS_ID_TOKEN_REQUEST_URL: gh.actionsRequestUrl,
+        ACTIONS_ID_TOKEN_REQUEST_TOKEN: gh.actionsRequestToken,
+      });
+      expect(push.code, push.stderr).toBe(0);
+      const pushed = await hostNix.run(
+        ['nix', 'copy', '--option', 'netrc-file', JSON.parse(push.stdout).netrc, '--to', `${server.url}/cache`, out],
+        { cacheHome: path.join(dir, 'm1') },
+      );
+      expect(pushed.code, pushed.stderr).toBe(0);
+      // A consuming pipeline (GitLab, read-only), using exactly the nix.conf lines login wrote.
+      const consumerHome = path.join(dir, 'consumer-home');
+      const pull = await floe(['login', 'gitlab-pipeline', '--json'], {
+        XDG_CONFIG_HOME: consumerHome,
+        FLOE_ID_TOKEN: await gl.mint(gitlabClaims()),
+      });
+      expect(pull.code, pull.stderr).toBe(0);
+      const conf = await readFile(JSON.parse(pull.stdout).nixConf, 'utf8');
+      const setting = (name: string) => new RegExp(`^${name} = (.*)$`, 'm').exec(conf)![1]!;
+      const got = await hostNix.run(
+        [
+          'nix',
+          'copy',
+          '--option',
+          'require-sigs',
+          'true',
+          '--option',
+          'trusted-public-keys',
+          setting('extra-trusted-public-keys'),
+          '--option',
+          'netrc-file',
+          setting('netrc-file'),
+          '--from',
+          setting('extra-substituters'),
+          '--to',
+          path.join(dir, 'store'),
+          out,
+        ],
+        { cacheHome: path.join(dir, 'm2') },
+      );
+      expect(got.code, got.stderr).toBe(0);
+      // The read-only identity cannot push.
+      const fresh = await buildClosure(
+        hostNix,
+        await writeClosureExpr(dir),
+        `chain-ro${Date.now()}`,
+        path.join(dir, 'm4'),
+      );
+      const refused = await hostNix.run(
+        ['nix', 'copy', '--option', 'netrc-file', setting('netrc-file'), '--to', `${server.url}/cache`, fresh],
+        { cacheHome: path.join(dir, 'm5') },
+      );
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/HTTP error|\b403\b/);
+    },
+  );
 });
 
 describe('floe login remembers, joins and undoes', () => {
@@ -146,22 +229,37 @@ describe('floe login remembers, joins and undoes', () => {
 
   it('--token - and --token-file save a token; later commands need no FLOE_SERVER', async () => {
     const cfgHome = await mkdtemp(path.join(os.tmpdir(), 'floe-remember-'));
-    const { token } = (await api<{ token: string }>(server, server.adminToken, 'POST', '/api/v1/tokens', { org: 'acme', scopes: ['read'], ttl: '1h' })).body;
-    const r = await runFloe(['login', '--server', server.url, '--token', '-', '--no-nix-conf'], { input: `${token}\n`, env: { XDG_CONFIG_HOME: cfgHome, FLOE_SERVER: undefined, FLOE_TOKEN: undefined } });
+    const { token } = (
+      await api<{ token: string }>(server, server.adminToken, 'POST', '/api/v1/tokens', {
+        org: 'acme',
+        scopes: ['read'],
+        ttl: '1h',
+      })
+    ).body;
+    const r = await runFloe(['login', '--server', server.url, '--token', '-', '--no-nix-conf'], {
+      input: `${token}\n`,
+      env: { XDG_CONFIG_HOME: cfgHome, FLOE_SERVER: undefined, FLOE_TOKEN: undefined },
+    });
     expect(r.code, r.stderr).toBe(0);
     const config = path.join(cfgHome, 'floe', 'config.json');
     expect((await stat(config)).mode & 0o777).toBe(0o600);
     expect(JSON.parse(await readFile(config, 'utf8'))).toMatchObject({ server: server.url, org: 'acme' });
     expect(await readFile(config, 'utf8')).not.toContain(token);
-    const status = await runFloe(['status'], { env: { XDG_CONFIG_HOME: cfgHome, FLOE_SERVER: undefined, FLOE_TOKEN: undefined } });
+    const status = await runFloe(['status'], {
+      env: { XDG_CONFIG_HOME: cfgHome, FLOE_SERVER: undefined, FLOE_TOKEN: undefined },
+    });
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toMatch(/in org acme on http:\/\/127\.0\.0\.1/);
     // The remembered org stands in for --org.
-    const pins = await runFloe(['pin', 'list', '--json'], { env: { XDG_CONFIG_HOME: cfgHome, FLOE_SERVER: undefined, FLOE_TOKEN: server.adminToken } });
+    const pins = await runFloe(['pin', 'list', '--json'], {
+      env: { XDG_CONFIG_HOME: cfgHome, FLOE_SERVER: undefined, FLOE_TOKEN: server.adminToken },
+    });
     expect(pins.code, pins.stderr).toBe(0);
     const file = path.join(cfgHome, 'tok');
     await writeFile(file, token);
-    const again = await runFloe(['login', '--token-file', file, '--no-nix-conf'], { env: { XDG_CONFIG_HOME: cfgHome, FLOE_SERVER: undefined, FLOE_TOKEN: undefined } });
+    const again = await runFloe(['login', '--token-file', file, '--no-nix-conf'], {
+      env: { XDG_CONFIG_HOME: cfgHome, FLOE_SERVER: undefined, FLOE_TOKEN: undefined },
+    });
     expect(again.code, again.stderr).toBe(0);
   });
 
@@ -174,7 +272,11 @@ describe('floe login remembers, joins and undoes', () => {
     await mkdir(path.dirname(confFile), { recursive: true });
     const userConf = `substituters = https://cache.example.com\nnetrc-file = ${company}\n`;
     await writeFile(confFile, userConf);
-    const env = { XDG_CONFIG_HOME: h, ACTIONS_ID_TOKEN_REQUEST_URL: gh.actionsRequestUrl, ACTIONS_ID_TOKEN_REQUEST_TOKEN: gh.actionsRequestToken };
+    const env = {
+      XDG_CONFIG_HOME: h,
+      ACTIONS_ID_TOKEN_REQUEST_URL: gh.actionsRequestUrl,
+      ACTIONS_ID_TOKEN_REQUEST_TOKEN: gh.actionsRequestToken,
+    };
     const inode = (await stat(company)).ino;
     const r = await floe(['login', 'github-action', '--json'], env);
     expect(r.code, r.stderr).toBe(0);

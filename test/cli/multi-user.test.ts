@@ -17,7 +17,11 @@ import { api, createOrg, createToken, startFloe, type TestServer } from '../help
 
 const exec = promisify(execFile);
 const nixVersion = await requireNix(hostNix);
-const canRun = Boolean(nixVersion) && process.getuid?.() === 0 && existsSync('/usr/sbin/useradd') && existsSync('/usr/bin/nix-daemon');
+const canRun =
+  Boolean(nixVersion) &&
+  process.getuid?.() === 0 &&
+  existsSync('/usr/sbin/useradd') &&
+  existsSync('/usr/bin/nix-daemon');
 const USER = `floe-mu-${process.pid}`;
 
 let server: TestServer;
@@ -29,7 +33,13 @@ const etc = () => path.join(dir, 'etc');
 const socket = () => path.join(dir, 'socket');
 
 async function startDaemon(): Promise<void> {
-  const env = { ...process.env, NIX_CONF_DIR: etc(), NIX_DAEMON_SOCKET_PATH: socket(), XDG_CACHE_HOME: path.join(dir, 'daemon-cache'), NIX_CONFIG: undefined };
+  const env = {
+    ...process.env,
+    NIX_CONF_DIR: etc(),
+    NIX_DAEMON_SOCKET_PATH: socket(),
+    XDG_CACHE_HOME: path.join(dir, 'daemon-cache'),
+    NIX_CONFIG: undefined,
+  };
   daemon = spawn('nix-daemon', [], { env, stdio: 'ignore' });
   for (let i = 0; i < 100 && !existsSync(socket()); i++) await new Promise((r) => setTimeout(r, 100));
   expect(existsSync(socket())).toBe(true);
@@ -53,7 +63,13 @@ function realiseAsUser(storePath: string) {
       uid,
       gid,
       cwd: home,
-      env: { PATH: process.env.PATH!, HOME: home, XDG_CACHE_HOME: path.join(home, '.cache'), NIX_CONF_DIR: path.join(home, 'etc'), NIX_REMOTE: `unix://${socket()}` },
+      env: {
+        PATH: process.env.PATH!,
+        HOME: home,
+        XDG_CACHE_HOME: path.join(home, '.cache'),
+        NIX_CONF_DIR: path.join(home, 'etc'),
+        NIX_REMOTE: `unix://${socket()}`,
+      },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
@@ -88,13 +104,19 @@ describe.skipIf(!canRun)('floe login on multi-user Nix (nix-daemon)', () => {
     const expr = await writeClosureExpr(dir);
     const acmePath = await buildClosure(hostNix, expr, `mu-acme-${Date.now()}`, path.join(dir, 'c1'));
     const otherPath = await buildClosure(hostNix, expr, `mu-other-${Date.now()}`, path.join(dir, 'c2'));
-    for (const [org, p] of [['acme', acmePath], ['other', otherPath]] as const) {
-      const pushed = await runFloe(['push', p], { env: { FLOE_SERVER: server.url, FLOE_TOKEN: (await createToken(server, org, ['read', 'write'])).token } });
+    for (const [org, p] of [
+      ['acme', acmePath],
+      ['other', otherPath],
+    ] as const) {
+      const pushed = await runFloe(['push', p], {
+        env: { FLOE_SERVER: server.url, FLOE_TOKEN: (await createToken(server, org, ['read', 'write'])).token },
+      });
       expect(pushed.code, pushed.stderr).toBe(0);
     }
     // The company's setup: another cache (here: Floe's org "other", reached as localhost) through its own netrc.
     const port = new URL(server.url).port;
-    const otherKey = (await api<{ publicKey: string }>(server, undefined, 'GET', '/api/v1/cache/info?org=other')).body.publicKey;
+    const otherKey = (await api<{ publicKey: string }>(server, undefined, 'GET', '/api/v1/cache/info?org=other')).body
+      .publicKey;
     const companyNetrc = path.join(etc(), 'company-netrc');
     const companyEntry = `machine localhost login ci password ${(await createToken(server, 'other', ['read'])).token}\n`;
     await writeFile(companyNetrc, companyEntry, { mode: 0o600 });
@@ -107,10 +129,21 @@ describe.skipIf(!canRun)('floe login on multi-user Nix (nix-daemon)', () => {
     expect((await realiseAsUser(acmePath)).code).not.toBe(0); // not configured for Floe's acme yet
 
     const readToken = (await createToken(server, 'acme', ['read'])).token;
-    const nixEnv = { NIX_CONF_DIR: etc(), NIX_DAEMON_SOCKET_PATH: socket(), FLOE_SERVER: server.url, FLOE_TOKEN: undefined };
+    const nixEnv = {
+      NIX_CONF_DIR: etc(),
+      NIX_DAEMON_SOCKET_PATH: socket(),
+      FLOE_SERVER: server.url,
+      FLOE_TOKEN: undefined,
+    };
     // The user, without root: its own files, and the admin's part spelled out.
     const home = path.join(dir, 'home');
-    const asUser = await runFloe(['login', '--token', '-'], { input: readToken, uid, gid, cwd: home, env: { ...nixEnv, HOME: home, XDG_CONFIG_HOME: path.join(home, '.config') } });
+    const asUser = await runFloe(['login', '--token', '-'], {
+      input: readToken,
+      uid,
+      gid,
+      cwd: home,
+      env: { ...nixEnv, HOME: home, XDG_CONFIG_HOME: path.join(home, '.config') },
+    });
     expect(asUser.code, asUser.stderr).toBe(0);
     expect(asUser.stderr).toMatch(/runs the nix-daemon \(multi-user Nix\)/);
     expect(asUser.stderr).toContain('sudo floe login --token - --system');
@@ -124,7 +157,10 @@ describe.skipIf(!canRun)('floe login on multi-user Nix (nix-daemon)', () => {
     expect(await readFile(companyNetrc, 'utf8')).toBe(companyEntry);
 
     // The admin, as root.
-    const asRoot = await runFloe(['login', '--token', '-', '--system'], { input: readToken, env: { ...nixEnv, XDG_CONFIG_HOME: path.join(dir, 'root-config') } });
+    const asRoot = await runFloe(['login', '--token', '-', '--system'], {
+      input: readToken,
+      env: { ...nixEnv, XDG_CONFIG_HOME: path.join(dir, 'root-config') },
+    });
     expect(asRoot.code, asRoot.stderr).toBe(0);
     expect(asRoot.stderr).toMatch(/restart it .*Nothing was restarted/);
     const include = path.join(etc(), 'floe-127.0.0.1.conf');
@@ -145,7 +181,9 @@ describe.skipIf(!canRun)('floe login on multi-user Nix (nix-daemon)', () => {
     expect(otherStill.code, otherStill.stderr).toBe(0);
 
     // Logout undoes exactly what login --system added.
-    const out = await runFloe(['logout', '--system'], { env: { ...nixEnv, XDG_CONFIG_HOME: path.join(dir, 'root-config'), FLOE_TOKEN: undefined } });
+    const out = await runFloe(['logout', '--system'], {
+      env: { ...nixEnv, XDG_CONFIG_HOME: path.join(dir, 'root-config'), FLOE_TOKEN: undefined },
+    });
     expect(out.code, out.stderr).toBe(0);
     expect(await readFile(path.join(etc(), 'nix.conf'), 'utf8')).toBe(systemConf);
     expect(await readFile(companyNetrc, 'utf8')).toBe(companyEntry);

@@ -31,7 +31,17 @@ beforeAll(async () => {
   );
   writeFileSync(path.join(repo, 'README.md'), '# Tool\n');
   writeFileSync(path.join(repo, 'untracked.txt'), 'not published\n');
-  const git = (args: string[]) => exec('git', args, { cwd: repo, env: { ...process.env, GIT_AUTHOR_NAME: 'ci', GIT_AUTHOR_EMAIL: 'ci@example.com', GIT_COMMITTER_NAME: 'ci', GIT_COMMITTER_EMAIL: 'ci@example.com' } });
+  const git = (args: string[]) =>
+    exec('git', args, {
+      cwd: repo,
+      env: {
+        ...process.env,
+        GIT_AUTHOR_NAME: 'ci',
+        GIT_AUTHOR_EMAIL: 'ci@example.com',
+        GIT_COMMITTER_NAME: 'ci',
+        GIT_COMMITTER_EMAIL: 'ci@example.com',
+      },
+    });
   await git(['init', '-q']);
   await git(['add', 'flake.nix', 'README.md']);
   await git(['commit', '-q', '-m', 'one']);
@@ -44,28 +54,77 @@ afterAll(async () => {
 
 describe.skipIf(!version)('floe publish', () => {
   it('publishes a rolling release of the tracked files with its output pushed and resolvable', async () => {
-    const env = { ...process.env, NIX_CONFIG: BASE_NIX_CONFIG, FLOE_SERVER: server.url, FLOE_TOKEN: token, XDG_CACHE_HOME: path.join(repo, '.cache-home') };
-    const r = await exec(process.execPath, [FLOE_BIN, 'publish', '--dir', repo, '--org', 'acme', '--name', 'tool', '--rolling', '--visibility', 'public', '--include-output', 'packages.x86_64-linux.default', '--json'], { env });
+    const env = {
+      ...process.env,
+      NIX_CONFIG: BASE_NIX_CONFIG,
+      FLOE_SERVER: server.url,
+      FLOE_TOKEN: token,
+      XDG_CACHE_HOME: path.join(repo, '.cache-home'),
+    };
+    const r = await exec(
+      process.execPath,
+      [
+        FLOE_BIN,
+        'publish',
+        '--dir',
+        repo,
+        '--org',
+        'acme',
+        '--name',
+        'tool',
+        '--rolling',
+        '--visibility',
+        'public',
+        '--include-output',
+        'packages.x86_64-linux.default',
+        '--json',
+      ],
+      { env },
+    );
     const out = JSON.parse(r.stdout) as { version: string; url: string };
     const rev = (await exec('git', ['rev-parse', 'HEAD'], { cwd: repo })).stdout.trim();
     expect(out.version).toBe(`0.1.2+rev-${rev}`);
-    const releases = await api<{ releases: Array<{ revision: string; commitCount: number }> }>(server, undefined, 'GET', '/api/v1/flakes/acme/tool/releases');
+    const releases = await api<{ releases: Array<{ revision: string; commitCount: number }> }>(
+      server,
+      undefined,
+      'GET',
+      '/api/v1/flakes/acme/tool/releases',
+    );
     expect(releases.body.releases[0]).toMatchObject({ revision: rev, commitCount: 2 });
-    const resolved = await exec(process.execPath, [FLOE_BIN, 'resolve', 'acme/tool/0.1#packages.x86_64-linux.default'], { env });
+    const resolved = await exec(
+      process.execPath,
+      [FLOE_BIN, 'resolve', 'acme/tool/0.1#packages.x86_64-linux.default'],
+      { env },
+    );
     expect(resolved.stdout.trim()).toMatch(/^\/nix\/store\/[a-z0-9]{32}-published-tool-/);
     // Only tracked files are in the tarball.
-    const pinned = (await fetch(`${server.url}/f/acme/tool/0.1.tar.gz`, { redirect: 'manual' })).headers.get('location')!;
+    const pinned = (await fetch(`${server.url}/f/acme/tool/0.1.tar.gz`, { redirect: 'manual' })).headers.get(
+      'location',
+    )!;
     const listing = await exec('sh', ['-c', `curl -s '${pinned}' | tar -tzf -`]);
-    const files = listing.stdout.split('\n').filter((f) => f && !f.endsWith('/')).sort();
+    const files = listing.stdout
+      .split('\n')
+      .filter((f) => f && !f.endsWith('/'))
+      .sort();
     expect(files).toEqual(['source/README.md', 'source/flake.nix']);
     expect(listing.stdout).not.toContain('untracked');
     // Publishing the same commit again is a conflict, not a second release.
-    const again = await exec(process.execPath, [FLOE_BIN, 'publish', '--dir', repo, '--org', 'acme', '--name', 'tool', '--rolling'], { env }).catch((e) => e as { stderr: string });
+    const again = await exec(
+      process.execPath,
+      [FLOE_BIN, 'publish', '--dir', repo, '--org', 'acme', '--name', 'tool', '--rolling'],
+      { env },
+    ).catch((e) => e as { stderr: string });
     expect(again.stderr).toMatch(/409|already published/);
   });
 
   it('list, add (then nix flake lock), and push --build-json', async () => {
-    const env = { ...process.env, NIX_CONFIG: BASE_NIX_CONFIG, FLOE_SERVER: server.url, FLOE_TOKEN: token, XDG_CACHE_HOME: path.join(repo, '.cache-home') };
+    const env = {
+      ...process.env,
+      NIX_CONFIG: BASE_NIX_CONFIG,
+      FLOE_SERVER: server.url,
+      FLOE_TOKEN: token,
+      XDG_CACHE_HOME: path.join(repo, '.cache-home'),
+    };
     const cli = (args: string[]) => exec(process.execPath, [FLOE_BIN, ...args], { env });
     expect((await cli(['list', 'orgs'])).stdout).toMatch(/^acme {2}1 flake\(s\)/m);
     expect((await cli(['list', 'flakes', 'acme'])).stdout).toMatch(/^acme\/tool {2}public {2}A tool to publish/m);
@@ -74,13 +133,22 @@ describe.skipIf(!version)('floe publish', () => {
     writeFileSync(path.join(consumer, 'flake.nix'), '{\n  outputs = { self, ... }: { };\n}\n');
     await cli(['add', 'acme/tool', '--dir', consumer]);
     const { readFileSync } = await import('node:fs');
-    expect(readFileSync(path.join(consumer, 'flake.nix'), 'utf8')).toContain(`inputs.tool.url = "${server.url}/f/acme/tool/0.1.tar.gz";`);
-    const lock = await hostNix.run(['nix', 'flake', 'lock', `path:${consumer}`], { cacheHome: path.join(consumer, '.cache') });
+    expect(readFileSync(path.join(consumer, 'flake.nix'), 'utf8')).toContain(
+      `inputs.tool.url = "${server.url}/f/acme/tool/0.1.tar.gz";`,
+    );
+    const lock = await hostNix.run(['nix', 'flake', 'lock', `path:${consumer}`], {
+      cacheHome: path.join(consumer, '.cache'),
+    });
     expect(lock.code, lock.stderr).toBe(0);
     const built = path.join(consumer, 'build.json');
-    const out = (await exec(process.execPath, [FLOE_BIN, 'resolve', 'acme/tool/0.1#packages.x86_64-linux.default'], { env })).stdout.trim();
+    const out = (
+      await exec(process.execPath, [FLOE_BIN, 'resolve', 'acme/tool/0.1#packages.x86_64-linux.default'], { env })
+    ).stdout.trim();
     writeFileSync(built, JSON.stringify([{ drvPath: '/nix/store/x.drv', outputs: { out } }]));
-    const pushed = JSON.parse((await cli(['push', '--build-json', built, '--json'])).stdout) as { total: number; present: number };
+    const pushed = JSON.parse((await cli(['push', '--build-json', built, '--json'])).stdout) as {
+      total: number;
+      present: number;
+    };
     expect(pushed.total).toBeGreaterThan(0);
     expect(pushed.present).toBe(pushed.total);
   });

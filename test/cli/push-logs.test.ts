@@ -41,7 +41,13 @@ in derivation { name = "top-\${seed}"; builder = "/bin/sh"; args = ["-c" "echo t
     expect(built.code, built.stderr).toBe(0);
     const out = built.stdout.trim().split('\n').at(-1)!;
     const token = (await createToken(server, 'acme', ['read', 'write'])).token;
-    const env = { ...process.env, NIX_CONFIG: BASE_NIX_CONFIG, FLOE_SERVER: server.url, FLOE_TOKEN: token, XDG_CACHE_HOME: cacheHome };
+    const env = {
+      ...process.env,
+      NIX_CONFIG: BASE_NIX_CONFIG,
+      FLOE_SERVER: server.url,
+      FLOE_TOKEN: token,
+      XDG_CACHE_HOME: cacheHome,
+    };
     const pushed = await exec(process.execPath, [FLOE_BIN, 'push', '--logs', '--json', out], { env });
     const summary = JSON.parse(pushed.stdout) as { uploaded: number; logs: { uploaded: number; failed: unknown[] } };
     expect(summary.uploaded).toBe(2);
@@ -49,14 +55,21 @@ in derivation { name = "top-\${seed}"; builder = "/bin/sh"; args = ["-c" "echo t
 
     const reader = (await createToken(server, 'acme', ['read'])).token;
     const dep = (await readFile(out, 'utf8')).trim();
-    for (const [p, line] of [[out, `top-log-${seed}`], [dep, `dep-log-${seed}`]] as const) {
+    for (const [p, line] of [
+      [out, `top-log-${seed}`],
+      [dep, `dep-log-${seed}`],
+    ] as const) {
       const drv = (await hostNix.run(['nix-store', '--query', '--deriver', p], { cacheHome })).stdout.trim();
-      const res = await fetch(`${server.url}/cache/log/${path.basename(drv)}`, { headers: { Authorization: basicAuth(reader) } });
+      const res = await fetch(`${server.url}/cache/log/${path.basename(drv)}`, {
+        headers: { Authorization: basicAuth(reader) },
+      });
       expect(res.status).toBe(200);
       expect(await res.text()).toContain(line);
     }
     // Pushing again sends no path and replaces the logs with the same text (idempotent).
-    const again = JSON.parse((await exec(process.execPath, [FLOE_BIN, 'push', '--logs', '--json', out], { env })).stdout) as { uploaded: number; logs: { uploaded: number } };
+    const again = JSON.parse(
+      (await exec(process.execPath, [FLOE_BIN, 'push', '--logs', '--json', out], { env })).stdout,
+    ) as { uploaded: number; logs: { uploaded: number } };
     expect(again).toMatchObject({ uploaded: 0, logs: { uploaded: 2 } });
   });
 });

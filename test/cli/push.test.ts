@@ -51,16 +51,38 @@ describe.skipIf(!version)('floe push', () => {
   it('uploads only what is missing, dependencies first, and the closure substitutes', async () => {
     const { top, leaves } = await wideClosure('wide', 150);
     const netrc = await writeNetrc(dir, 'netrc', rw);
-    const pre = await hostNix.run(['nix', 'copy', '--option', 'netrc-file', netrc, '--to', `${server.url}/cache`, ...leaves.slice(0, 10)], { cacheHome: path.join(dir, 'pre') });
+    const pre = await hostNix.run(
+      ['nix', 'copy', '--option', 'netrc-file', netrc, '--to', `${server.url}/cache`, ...leaves.slice(0, 10)],
+      { cacheHome: path.join(dir, 'pre') },
+    );
     expect(pre.code, pre.stderr).toBe(0);
     const first = await exec(process.execPath, [FLOE_BIN, 'push', top, '--json', '--jobs', '4'], { env: floeEnv() });
     expect(JSON.parse(first.stdout)).toMatchObject({ total: 151, present: 10, uploaded: 141, failed: [] });
-    expect(first.stderr).toMatch(/151 paths in the closure, 10 already in the cache, 0 fetched by the server from upstream, 141 to upload/);
+    expect(first.stderr).toMatch(
+      /151 paths in the closure, 10 already in the cache, 0 fetched by the server from upstream, 141 to upload/,
+    );
     const again = await exec(process.execPath, [FLOE_BIN, 'push', top, '--json'], { env: floeEnv() });
     expect(JSON.parse(again.stdout)).toMatchObject({ present: 151, uploaded: 0 });
     const key = (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=acme`)).text()).trim();
     const got = await hostNix.run(
-      ['nix', 'copy', '--option', 'require-sigs', 'true', '--option', 'trusted-public-keys', key, '--option', 'netrc-file', netrc, '--from', `${server.url}/cache`, '--to', path.join(dir, 'store'), top],
+      [
+        'nix',
+        'copy',
+        '--option',
+        'require-sigs',
+        'true',
+        '--option',
+        'trusted-public-keys',
+        key,
+        '--option',
+        'netrc-file',
+        netrc,
+        '--from',
+        `${server.url}/cache`,
+        '--to',
+        path.join(dir, 'store'),
+        top,
+      ],
       { cacheHome: path.join(dir, 'sub') },
     );
     expect(got.code, got.stderr).toBe(0);
@@ -69,7 +91,10 @@ describe.skipIf(!version)('floe push', () => {
   it('resumes an interrupted push', async () => {
     const { top } = await wideClosure('resume', 30);
     await new Promise<void>((resolve) => {
-      const child = spawn(process.execPath, [FLOE_BIN, 'push', top, '--jobs', '1'], { env: floeEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(process.execPath, [FLOE_BIN, 'push', top, '--jobs', '1'], {
+        env: floeEnv(),
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       let seen = 0;
       child.stderr.on('data', (d: Buffer) => {
         seen += (d.toString().match(/uploaded \/nix\/store/g) ?? []).length;
@@ -96,22 +121,38 @@ describe.skipIf(!version)('floe push', () => {
     expect(built.code, built.stderr).toBe(0);
     const big = built.stdout.trim().split('\n').at(-1)!;
     const scrape = async () => {
-      const text = await (await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${server.adminToken}` } })).text();
-      return Number(text.split('\n').find((l) => l.startsWith('floe_upload_bytes_total '))?.split(' ')[1] ?? 0);
+      const text = await (
+        await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${server.adminToken}` } })
+      ).text();
+      return Number(
+        text
+          .split('\n')
+          .find((l) => l.startsWith('floe_upload_bytes_total '))
+          ?.split(' ')[1] ?? 0,
+      );
     };
     const before = await scrape();
     // stderr is a pipe here, as in CI: plain lines, throttled to FLOE_PROGRESS_INTERVAL (tiny, so a fast push still shows several).
-    const r = await exec(process.execPath, [FLOE_BIN, 'push', big, '--json'], { env: { ...floeEnv(), FLOE_PROGRESS_INTERVAL: '0.001' } });
+    const r = await exec(process.execPath, [FLOE_BIN, 'push', big, '--json'], {
+      env: { ...floeEnv(), FLOE_PROGRESS_INTERVAL: '0.001' },
+    });
     const summary = JSON.parse(r.stdout) as { uploaded: number; bytes: number; sentBytes: number; durationMs: number };
     expect(summary.uploaded).toBe(1);
     expect(r.stderr).not.toMatch(/\r|\x1b\[/);
-    const shown = [...r.stderr.matchAll(/^floe push: ([\d.]+) (KiB|MiB) of 12\.0 MiB \((\d+)%\)/gm)].map((m) => Number(m[1]) * (m[2] === 'MiB' ? 1024 : 1));
+    const shown = [...r.stderr.matchAll(/^floe push: ([\d.]+) (KiB|MiB) of 12\.0 MiB \((\d+)%\)/gm)].map(
+      (m) => Number(m[1]) * (m[2] === 'MiB' ? 1024 : 1),
+    );
     expect(shown.length, r.stderr).toBeGreaterThanOrEqual(3);
-    expect(shown.some((kib) => kib > 0 && kib < 12 * 1024), 'a line while the one path was half sent').toBe(true);
+    expect(
+      shown.some((kib) => kib > 0 && kib < 12 * 1024),
+      'a line while the one path was half sent',
+    ).toBe(true);
     for (let i = 1; i < shown.length; i++) expect(shown[i]!).toBeGreaterThanOrEqual(shown[i - 1]!);
     expect(shown.at(-1)!).toBeGreaterThan(shown[0]!);
     expect(r.stderr).toMatch(/uploaded .*big-blob \(12\.0 MiB\); 12\.0 MiB of 12\.0 MiB \(100%\)/);
-    const info = JSON.parse((await hostNix.run(['nix', 'path-info', '--json', big], { cacheHome: path.join(dir, 'build') })).stdout) as Array<{ narSize: number }> | Record<string, { narSize: number }>;
+    const info = JSON.parse(
+      (await hostNix.run(['nix', 'path-info', '--json', big], { cacheHome: path.join(dir, 'build') })).stdout,
+    ) as Array<{ narSize: number }> | Record<string, { narSize: number }>;
     const narSize = (Array.isArray(info) ? info[0]! : Object.values(info)[0]!).narSize;
     expect(summary.bytes).toBe(narSize);
     // What the server counted as received NAR bytes is exactly what the client says it sent.
@@ -123,9 +164,15 @@ describe.skipIf(!version)('floe push', () => {
   });
 
   it('explains a missing token and a path that is not in the store', async () => {
-    const noToken = await exec(process.execPath, [FLOE_BIN, 'push', '/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-nope'], { env: { ...floeEnv(), FLOE_TOKEN: '' } }).catch((e) => e as { code: number; stderr: string });
+    const noToken = await exec(
+      process.execPath,
+      [FLOE_BIN, 'push', '/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-nope'],
+      { env: { ...floeEnv(), FLOE_TOKEN: '' } },
+    ).catch((e) => e as { code: number; stderr: string });
     expect(noToken.stderr).toMatch(/needs a token with the write scope/);
-    const bogus = await exec(process.execPath, [FLOE_BIN, 'push', '/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-nope'], { env: floeEnv() }).catch((e) => e as { code: number; stderr: string });
+    const bogus = await exec(process.execPath, [FLOE_BIN, 'push', '/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-nope'], {
+      env: floeEnv(),
+    }).catch((e) => e as { code: number; stderr: string });
     expect((bogus as { code: number }).code).not.toBe(0);
     expect(bogus.stderr).toMatch(/nix path-info|not valid/);
   });

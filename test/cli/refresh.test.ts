@@ -16,7 +16,13 @@ import { startFakeSts, type FakeSts } from '../helpers/fake-sts.js';
 import { BASE_NIX_CONFIG, buildClosure, fixtureDir, hostNix, requireNix, writeClosureExpr } from '../helpers/nix.js';
 
 const version = await requireNix(hostNix);
-const CI = { accessKeyId: 'AKIAEXAMPLECI', secretAccessKey: 'ci-secret', arn: 'arn:aws:sts::111122223333:assumed-role/ci-deploy/m-1', account: '111122223333', userId: 'AROAEXAMPLE:m-1' };
+const CI = {
+  accessKeyId: 'AKIAEXAMPLECI',
+  secretAccessKey: 'ci-secret',
+  arn: 'arn:aws:sts::111122223333:assumed-role/ci-deploy/m-1',
+  account: '111122223333',
+  userId: 'AROAEXAMPLE:m-1',
+};
 let server: TestServer;
 let gh: TestIssuer;
 let sts: FakeSts;
@@ -30,7 +36,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function machine(tag: string, extra: Record<string, string>): Promise<NodeJS.ProcessEnv> {
   const home = await mkdtemp(path.join(dir, `${tag}-`));
   const { FLOE_TOKEN: _dropped, ...env } = process.env;
-  return { ...env, NIX_CONFIG: BASE_NIX_CONFIG, XDG_CONFIG_HOME: path.join(home, 'config'), XDG_CACHE_HOME: path.join(dir, 'build'), FLOE_SERVER: server.url, ...extra };
+  return {
+    ...env,
+    NIX_CONFIG: BASE_NIX_CONFIG,
+    XDG_CONFIG_HOME: path.join(home, 'config'),
+    XDG_CACHE_HOME: path.join(dir, 'build'),
+    FLOE_SERVER: server.url,
+    ...extra,
+  };
 }
 
 function run(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -53,12 +66,15 @@ async function until(what: string, check: () => Promise<boolean> | boolean, ms =
 }
 
 async function inCache(storePath: string): Promise<boolean> {
-  const res = await fetch(`${server.url}/cache/${path.basename(storePath).slice(0, 32)}.narinfo`, { headers: { Authorization: `Bearer ${reader}` } });
+  const res = await fetch(`${server.url}/cache/${path.basename(storePath).slice(0, 32)}.narinfo`, {
+    headers: { Authorization: `Bearer ${reader}` },
+  });
   await res.text();
   return res.status === 200;
 }
 
-const netrcToken = async (file: string) => /machine 127\.0\.0\.1 login floe password (\S+)/.exec(await readFile(file, 'utf8'))?.[1];
+const netrcToken = async (file: string) =>
+  /machine 127\.0\.0\.1 login floe password (\S+)/.exec(await readFile(file, 'utf8'))?.[1];
 const accepted = async (token: string) => {
   const r = await api<{ kind: string }>(server, token, 'GET', '/api/v1/auth/whoami');
   return r.status === 200 && r.body.kind === 'token';
@@ -71,9 +87,20 @@ beforeAll(async () => {
   gh = await startIssuer();
   gh.actionsClaims = githubClaims();
   await createOrg(server, 'acme');
-  const trust = await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', { provider: 'github', issuer: gh.issuer, ownerId: '1001', refs: ['refs/heads/main'], scopes: ['read', 'write'] });
+  const trust = await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', {
+    provider: 'github',
+    issuer: gh.issuer,
+    ownerId: '1001',
+    refs: ['refs/heads/main'],
+    scopes: ['read', 'write'],
+  });
   expect(trust.status).toBe(201);
-  const aws = await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', { provider: 'aws', accountId: '111122223333', arnPatterns: ['arn:aws:iam::111122223333:role/ci-*'], scopes: ['read', 'write'] });
+  const aws = await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', {
+    provider: 'aws',
+    accountId: '111122223333',
+    arnPatterns: ['arn:aws:iam::111122223333:role/ci-*'],
+    scopes: ['read', 'write'],
+  });
   expect(aws.status).toBe(201);
   reader = (await createToken(server, 'acme', ['read'])).token;
   dir = await fixtureDir('refresh');
@@ -88,13 +115,20 @@ afterAll(async () => {
 
 describe.skipIf(!version)('logins that renew themselves', () => {
   it('watch-store renews a github-action login before it expires and keeps pushing with the new token', async () => {
-    const env = await machine('gh', { ACTIONS_ID_TOKEN_REQUEST_URL: gh.actionsRequestUrl, ACTIONS_ID_TOKEN_REQUEST_TOKEN: gh.actionsRequestToken });
+    const env = await machine('gh', {
+      ACTIONS_ID_TOKEN_REQUEST_URL: gh.actionsRequestUrl,
+      ACTIONS_ID_TOKEN_REQUEST_TOKEN: gh.actionsRequestToken,
+    });
     const login = await run(['login', 'github-action', '--org', 'acme', '--ttl', '5s', '--json'], env);
     expect(login.code, login.stderr).toBe(0);
     const summary = JSON.parse(login.stdout) as { netrc: string; expiresAt: string };
     const first = (await netrcToken(summary.netrc))!;
     expect(await accepted(first)).toBe(true);
-    const watcher: ChildProcess = spawn(process.execPath, [FLOE_BIN, 'watch-store', '--queue', path.join(dir, 'gh-queue.sqlite'), '--interval', '200ms'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const watcher: ChildProcess = spawn(
+      process.execPath,
+      [FLOE_BIN, 'watch-store', '--queue', path.join(dir, 'gh-queue.sqlite'), '--interval', '200ms'],
+      { env, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let log = '';
     watcher.stderr!.on('data', (d) => (log += d));
     try {
@@ -120,7 +154,12 @@ describe.skipIf(!version)('logins that renew themselves', () => {
   });
 
   it('login aws --refresh rewrites the netrc with fresh tokens from new signed STS requests', async () => {
-    const env = await machine('aws', { AWS_ACCESS_KEY_ID: CI.accessKeyId, AWS_SECRET_ACCESS_KEY: CI.secretAccessKey, AWS_ENDPOINT_URL_STS: sts.endpoint, AWS_REGION: 'us-east-1' });
+    const env = await machine('aws', {
+      AWS_ACCESS_KEY_ID: CI.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: CI.secretAccessKey,
+      AWS_ENDPOINT_URL_STS: sts.endpoint,
+      AWS_REGION: 'us-east-1',
+    });
     const stsBefore = sts.requests;
     const login = await run(['login', 'aws', '--ttl', '4s', '--refresh', '--json'], env);
     expect(login.code, login.stderr).toBe(0);
@@ -130,11 +169,17 @@ describe.skipIf(!version)('logins that renew themselves', () => {
       const first = (await netrcToken(netrc))!;
       const seen = new Set([first]);
       // Two renewals: the loop goes on after the first.
-      await until('two renewed tokens', async () => (seen.add((await netrcToken(netrc)) ?? first), seen.size >= 3), 30_000);
+      await until(
+        'two renewed tokens',
+        async () => (seen.add((await netrcToken(netrc)) ?? first), seen.size >= 3),
+        30_000,
+      );
       const latest = (await netrcToken(netrc))!;
       expect(await accepted(latest)).toBe(true);
       expect(sts.requests - stsBefore).toBeGreaterThanOrEqual(3);
-      const config = JSON.parse(await readFile(path.join(env.XDG_CONFIG_HOME!, 'floe', 'config.json'), 'utf8')) as { login?: { method: string; ttl?: string } };
+      const config = JSON.parse(await readFile(path.join(env.XDG_CONFIG_HOME!, 'floe', 'config.json'), 'utf8')) as {
+        login?: { method: string; ttl?: string };
+      };
       expect(config.login).toMatchObject({ method: 'aws', ttl: '4s' });
     } finally {
       process.kill(pid, 'SIGKILL');

@@ -15,7 +15,10 @@ let server: TestServer;
 let admin: string;
 let held: ReturnType<typeof fakePath>;
 const floe = (args: string[], token = admin) => runFloe(args, { env: { FLOE_SERVER: server.url, FLOE_TOKEN: token } });
-const slicesOf = async (org: string) => (await api<{ slices: Array<{ name: string }> }>(server, server.adminToken, 'GET', `/api/v1/orgs/${org}/sources`)).body.slices.map((s) => s.name);
+const slicesOf = async (org: string) =>
+  (
+    await api<{ slices: Array<{ name: string }> }>(server, server.adminToken, 'GET', `/api/v1/orgs/${org}/sources`)
+  ).body.slices.map((s) => s.name);
 
 beforeAll(async () => {
   server = await startFloe();
@@ -52,7 +55,9 @@ describe('floe slice delete', () => {
     const limited = await createToken(server, 'acme', ['read'], { slices: ['staging'] });
     const blocked = await floe(['slice', 'delete', '--org', 'acme', 'staging']);
     expect(blocked.code).not.toBe(0);
-    expect(blocked.stderr).toMatch(/409.*1 live token\(s\) and 0 identity trust\(s\) are limited to slice acme\/staging/);
+    expect(blocked.stderr).toMatch(
+      /409.*1 live token\(s\) and 0 identity trust\(s\) are limited to slice acme\/staging/,
+    );
     expect((await api(server, server.adminToken, 'DELETE', `/api/v1/tokens/${limited.id}`)).status).toBeLessThan(300);
     expect(await slicesOf('acme')).toContain('staging');
   });
@@ -62,7 +67,9 @@ describe('floe slice delete', () => {
     expect((await floe(['slice', 'trust', 'acme', 'default', '--from', 'staging'])).code).toBe(0);
     expect((await floe(['slice', 'trust', 'acme', 'staging', '--from', 'pub'])).code).toBe(0);
     const partnerAdmin = (await createToken(server, 'partner', ['admin'])).token;
-    expect((await api(server, partnerAdmin, 'POST', '/api/v1/orgs/partner/follows', { org: 'acme', slice: 'pub' })).status).toBe(201);
+    expect(
+      (await api(server, partnerAdmin, 'POST', '/api/v1/orgs/partner/follows', { org: 'acme', slice: 'pub' })).status,
+    ).toBe(201);
     const r = await floe(['slice', 'delete', 'acme/staging', '--json']);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ org: 'acme', name: 'staging', deleted: true, trusts: 2, follows: 0 });
@@ -72,9 +79,16 @@ describe('floe slice delete', () => {
     expect(pub.stdout).toMatch(/deleted slice acme\/pub \(0 link trust\(s\), 1 follow\(s\)/);
     const follows = await api<{ follows: unknown[] }>(server, partnerAdmin, 'GET', '/api/v1/orgs/partner/sources');
     expect(follows.body.follows).toEqual([]);
-    const gone = await fetch(`${server.url}/cache/acme/staging/nix-cache-info`, { headers: { Authorization: `Bearer ${admin}` } });
+    const gone = await fetch(`${server.url}/cache/acme/staging/nix-cache-info`, {
+      headers: { Authorization: `Bearer ${admin}` },
+    });
     expect(gone.status).toBe(404);
-    const audit = await api<{ entries: Array<{ action: string; target: string }> }>(server, server.adminToken, 'GET', '/api/v1/orgs/acme/audit?action=slice.delete');
+    const audit = await api<{ entries: Array<{ action: string; target: string }> }>(
+      server,
+      server.adminToken,
+      'GET',
+      '/api/v1/orgs/acme/audit?action=slice.delete',
+    );
     expect(audit.body.entries.map((e) => e.target).sort()).toEqual(['slice acme/pub', 'slice acme/staging']);
     expect((await floe(['slice', 'create', 'acme', 'staging'])).code).toBe(0);
     const missing = await floe(['slice', 'delete', 'acme/nope']);
@@ -84,7 +98,9 @@ describe('floe slice delete', () => {
   it('--force removes the paths first, and removes nothing when the delete would be refused', async () => {
     const writer = (await createToken(server, 'acme', ['read', 'write'])).token;
     const narinfo = (slice: string, hash: string) =>
-      fetch(`${server.url}/cache/acme/${slice}/${hash}.narinfo`, { headers: { Authorization: `Bearer ${admin}` } }).then(async (r) => (await r.text(), r.status));
+      fetch(`${server.url}/cache/acme/${slice}/${hash}.narinfo`, {
+        headers: { Authorization: `Bearer ${admin}` },
+      }).then(async (r) => (await r.text(), r.status));
     expect((await floe(['slice', 'create', 'acme', 'kept'])).code).toBe(0);
     const kept = fakePath('kept-path');
     expect((await nixStyleUpload(`${server.url}/cache/acme/kept`, basicAuth(writer), kept)).narinfo).toBe(201);
@@ -100,8 +116,16 @@ describe('floe slice delete', () => {
     expect(r.stdout).toMatch(/deleted slice acme\/full \(1 path\(s\), /);
     expect(await slicesOf('acme')).not.toContain('full');
     expect(await narinfo('full', held.hashPart)).toBe(404);
-    const audit = await api<{ entries: Array<{ target: string; detail: { force?: boolean; paths?: number } }> }>(server, server.adminToken, 'GET', '/api/v1/orgs/acme/audit?action=slice.delete');
-    expect(audit.body.entries.find((e) => e.target === 'slice acme/full')?.detail).toMatchObject({ force: true, paths: 1 });
+    const audit = await api<{ entries: Array<{ target: string; detail: { force?: boolean; paths?: number } }> }>(
+      server,
+      server.adminToken,
+      'GET',
+      '/api/v1/orgs/acme/audit?action=slice.delete',
+    );
+    expect(audit.body.entries.find((e) => e.target === 'slice acme/full')?.detail).toMatchObject({
+      force: true,
+      paths: 1,
+    });
     // The slice that was not deleted still serves its path.
     expect(await narinfo('kept', kept.hashPart)).toBe(200);
   });

@@ -39,7 +39,14 @@ describe('README login examples', () => {
       await writeFile(path.join(home, 'floe-token'), `${token}\n`, { mode: 0o600 });
       const command = example.replace('https://floe.example.com', server.url);
       expect(command).not.toContain(token); // nothing for shell history to keep
-      const env = { ...process.env, HOME: home, XDG_CONFIG_HOME: path.join(home, '.config'), npm_config_cache: path.join(home, '.npm'), FLOE_TOKEN: '', FLOE_SERVER: '' };
+      const env = {
+        ...process.env,
+        HOME: home,
+        XDG_CONFIG_HOME: path.join(home, '.config'),
+        npm_config_cache: path.join(home, '.npm'),
+        FLOE_TOKEN: '',
+        FLOE_SERVER: '',
+      };
       const child = spawn('sh', ['-c', command], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -11,7 +11,15 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FLOE_BIN, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
-import { BASE_NIX_CONFIG, buildClosure, fixtureDir, hostNix, requireNix, writeClosureExpr, writeNetrc } from '../helpers/nix.js';
+import {
+  BASE_NIX_CONFIG,
+  buildClosure,
+  fixtureDir,
+  hostNix,
+  requireNix,
+  writeClosureExpr,
+  writeNetrc,
+} from '../helpers/nix.js';
 import { isPushableName, parseWatchDuration } from '../../src/cli/watch.js';
 
 const exec = promisify(execFile);
@@ -22,7 +30,14 @@ let dir: string;
 let expr: string;
 const seed = () => `w${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
 
-const floeEnv = (extra: Record<string, string> = {}) => ({ ...process.env, NIX_CONFIG: BASE_NIX_CONFIG, XDG_CACHE_HOME: path.join(dir, 'build'), FLOE_SERVER: server.url, FLOE_TOKEN: rw, ...extra });
+const floeEnv = (extra: Record<string, string> = {}) => ({
+  ...process.env,
+  NIX_CONFIG: BASE_NIX_CONFIG,
+  XDG_CACHE_HOME: path.join(dir, 'build'),
+  FLOE_SERVER: server.url,
+  FLOE_TOKEN: rw,
+  ...extra,
+});
 
 interface Run {
   code: number | null;
@@ -31,7 +46,11 @@ interface Run {
   stderr: string;
 }
 
-function floe(args: string[], env: NodeJS.ProcessEnv, onStderr?: (text: string, kill: () => void) => void): Promise<Run> {
+function floe(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  onStderr?: (text: string, kill: () => void) => void,
+): Promise<Run> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [FLOE_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -57,13 +76,31 @@ async function substitutes(tag: string, paths: string[]): Promise<void> {
   const key = (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=acme`)).text()).trim();
   const netrc = await writeNetrc(dir, `netrc-${tag}`, rw);
   const got = await hostNix.run(
-    ['nix', 'copy', '--option', 'require-sigs', 'true', '--option', 'trusted-public-keys', key, '--option', 'netrc-file', netrc, '--from', `${server.url}/cache`, '--to', path.join(dir, `store-${tag}`), ...paths],
+    [
+      'nix',
+      'copy',
+      '--option',
+      'require-sigs',
+      'true',
+      '--option',
+      'trusted-public-keys',
+      key,
+      '--option',
+      'netrc-file',
+      netrc,
+      '--from',
+      `${server.url}/cache`,
+      '--to',
+      path.join(dir, `store-${tag}`),
+      ...paths,
+    ],
     { cacheHome: path.join(dir, `machine-${tag}`) },
   );
   expect(got.code, got.stderr).toBe(0);
 }
 
-const references = async (p: string) => (await exec('nix-store', ['-q', '--references', p], { env: floeEnv() })).stdout.trim().split('\n').filter(Boolean);
+const references = async (p: string) =>
+  (await exec('nix-store', ['-q', '--references', p], { env: floeEnv() })).stdout.trim().split('\n').filter(Boolean);
 
 beforeAll(async () => {
   if (!version) return;
@@ -99,17 +136,26 @@ describe.skipIf(!version)('floe watch-exec / watch-store', () => {
     const other = `file://${path.join(dir, 'other-cache')}`;
     const copied = await hostNix.run(['nix', 'copy', '--to', other, fetched], { cacheHome: path.join(dir, 'build') });
     expect(copied.code, copied.stderr).toBe(0);
-    const deleted = await hostNix.run(['nix-store', '--delete', fetched, fetchedDep], { cacheHome: path.join(dir, 'build') });
+    const deleted = await hostNix.run(['nix-store', '--delete', fetched, fetchedDep], {
+      cacheHome: path.join(dir, 'build'),
+    });
     expect(deleted.code, deleted.stderr).toBe(0);
     expect(await inCache(fetched)).toBe(false);
 
     const s = seed();
     const script = `nix-build ${expr} --argstr seed ${s} --no-out-link && nix-store -r ${fetched} --option substituters ${other} --option require-sigs false`;
-    const r = await floe(['watch-exec', '--queue', path.join(dir, 'q1.sqlite'), '--json', '--', 'sh', '-c', script], floeEnv());
+    const r = await floe(
+      ['watch-exec', '--queue', path.join(dir, 'q1.sqlite'), '--json', '--', 'sh', '-c', script],
+      floeEnv(),
+    );
     expect(r.code, r.stderr).toBe(0);
     const built = r.stdout.split('\n').find((l) => l.startsWith('/nix/store/'))!;
     const builtDep = (await references(built)).find((p) => p !== built)!;
-    const summary = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { pushed: number; failed: unknown[]; left: number };
+    const summary = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as {
+      pushed: number;
+      failed: unknown[];
+      left: number;
+    };
     expect(summary.pushed).toBeGreaterThanOrEqual(4);
     expect(summary.failed).toEqual([]);
     expect(summary.left).toBe(0);
@@ -122,7 +168,23 @@ describe.skipIf(!version)('floe watch-exec / watch-store', () => {
     const queue = path.join(dir, 'q2.sqlite');
     const s = seed();
     // No poll before the command ends (1h), so the final store diff is the one recording: then the hook kills it.
-    const killed = await floe(['watch-exec', '--queue', queue, '--interval', '1h', '--', 'nix-build', expr, '--argstr', 'seed', s, '--no-out-link'], floeEnv({ FLOE_WATCH_TEST_CRASH_AFTER_RECORD: '1' }));
+    const killed = await floe(
+      [
+        'watch-exec',
+        '--queue',
+        queue,
+        '--interval',
+        '1h',
+        '--',
+        'nix-build',
+        expr,
+        '--argstr',
+        'seed',
+        s,
+        '--no-out-link',
+      ],
+      floeEnv({ FLOE_WATCH_TEST_CRASH_AFTER_RECORD: '1' }),
+    );
     expect(killed.signal).toBe('SIGKILL');
     expect(killed.stderr).toMatch(/recorded \d+ new store path/);
     const top = killed.stdout.trim().split('\n').at(-1)!;
@@ -153,10 +215,14 @@ describe.skipIf(!version)('floe watch-exec / watch-store', () => {
 in derivation { name = "top-${tag}"; builder = "/bin/sh"; args = [ "-c" "echo \${toString (builtins.genList leaf 25)} > $out" ]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; }\n`,
     );
     let uploads = 0;
-    const killed = await floe(['watch-exec', '--queue', queue, '--interval', '1h', '--jobs', '1', '--', 'nix-build', file, '--no-out-link'], floeEnv(), (text, kill) => {
-      uploads = (text.match(/uploaded \/nix\/store/g) ?? []).length;
-      if (uploads >= 3) kill();
-    });
+    const killed = await floe(
+      ['watch-exec', '--queue', queue, '--interval', '1h', '--jobs', '1', '--', 'nix-build', file, '--no-out-link'],
+      floeEnv(),
+      (text, kill) => {
+        uploads = (text.match(/uploaded \/nix\/store/g) ?? []).length;
+        if (uploads >= 3) kill();
+      },
+    );
     expect(killed.signal).toBe('SIGKILL');
     const top = killed.stdout.trim().split('\n').at(-1)!;
     expect(await inCache(top)).toBe(false);
@@ -171,7 +237,10 @@ in derivation { name = "top-${tag}"; builder = "/bin/sh"; args = [ "-c" "echo \$
 
   it('watch-store pushes paths as they appear and stops cleanly on SIGTERM', async () => {
     const queue = path.join(dir, 'q4.sqlite');
-    const child = spawn(process.execPath, [FLOE_BIN, 'watch-store', '--queue', queue, '--interval', '200ms'], { env: floeEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [FLOE_BIN, 'watch-store', '--queue', queue, '--interval', '200ms'], {
+      env: floeEnv(),
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
@@ -192,7 +261,11 @@ in derivation { name = "top-${tag}"; builder = "/bin/sh"; args = [ "-c" "echo \$
   it('a watcher killed before it saw a path: --drain with the saved baseline records and pushes it', async () => {
     const queue = path.join(dir, 'q6.sqlite');
     const baseline = path.join(dir, 'baseline-6');
-    const child = spawn(process.execPath, [FLOE_BIN, 'watch-store', '--queue', queue, '--baseline', baseline, '--interval', '1h'], { env: floeEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [FLOE_BIN, 'watch-store', '--queue', queue, '--baseline', baseline, '--interval', '1h'],
+      { env: floeEnv(), stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     for (let i = 0; i < 100 && !/watching /.test(stderr); i++) await new Promise((r) => setTimeout(r, 100));
@@ -200,7 +273,10 @@ in derivation { name = "top-${tag}"; builder = "/bin/sh"; args = [ "-c" "echo \$
     child.kill('SIGKILL');
     const top = await buildClosure(hostNix, expr, seed(), path.join(dir, 'build'));
     expect(await inCache(top)).toBe(false);
-    const drained = await floe(['watch-store', '--drain', '--queue', queue, '--baseline', baseline, '--json'], floeEnv());
+    const drained = await floe(
+      ['watch-store', '--drain', '--queue', queue, '--baseline', baseline, '--json'],
+      floeEnv(),
+    );
     expect(drained.code, drained.stderr).toBe(0);
     expect(drained.stderr).toMatch(/recorded \d+ new store path\(s\) since the baseline/);
     expect(await inCache(top)).toBe(true);
@@ -208,7 +284,10 @@ in derivation { name = "top-${tag}"; builder = "/bin/sh"; args = [ "-c" "echo \$
   });
 
   it('refuses to watch without a write token', async () => {
-    const r = await floe(['watch-store', '--drain', '--queue', path.join(dir, 'q5.sqlite')], floeEnv({ FLOE_TOKEN: '' }));
+    const r = await floe(
+      ['watch-store', '--drain', '--queue', path.join(dir, 'q5.sqlite')],
+      floeEnv({ FLOE_TOKEN: '' }),
+    );
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/needs a token with the write scope/);
   });

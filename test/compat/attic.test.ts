@@ -14,7 +14,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
 import { fakePath, type FakePath } from '../helpers/paths.js';
 import { parseHash } from '../../src/nix/hash.js';
-import { buildClosure, fixtureDir, hostNix, modernNix, requireNix, writeClosureExpr, writeNetrc } from '../helpers/nix.js';
+import {
+  buildClosure,
+  fixtureDir,
+  hostNix,
+  modernNix,
+  requireNix,
+  writeClosureExpr,
+  writeNetrc,
+} from '../helpers/nix.js';
 import { AtticApiClient, type UploadPathNarInfo } from './attic-client.js';
 
 const execFileAsync = promisify(execFile);
@@ -64,17 +72,34 @@ describe('attic API', () => {
   it('cache-config names the slice URL and the org key (what `attic use` writes to nix.conf)', async () => {
     expect(writer.cacheConfigUrl('acme+ci')).toBe(`${server.url}/_api/v1/cache-config/acme+ci`);
     const key = (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=acme`)).text()).trim().split(' ')[0];
-    for (const [name, slice] of [['acme', 'default'], ['acme+ci', 'ci']] as const) {
+    for (const [name, slice] of [
+      ['acme', 'default'],
+      ['acme+ci', 'ci'],
+    ] as const) {
       const r = await writer.getCacheConfig(name);
       expect(r.status, r.text).toBe(200);
-      expect(r.json).toMatchObject({ substituter_endpoint: `${server.url}/cache/acme/${slice}`, public_key: key, is_public: false, store_dir: '/nix/store', priority: 30, upstream_cache_key_names: [] });
-      const info = await fetch(`${r.json.substituter_endpoint}/nix-cache-info`, { headers: { Authorization: `Bearer ${rw}` } });
+      expect(r.json).toMatchObject({
+        substituter_endpoint: `${server.url}/cache/acme/${slice}`,
+        public_key: key,
+        is_public: false,
+        store_dir: '/nix/store',
+        priority: 30,
+        upstream_cache_key_names: [],
+      });
+      const info = await fetch(`${r.json.substituter_endpoint}/nix-cache-info`, {
+        headers: { Authorization: `Bearer ${rw}` },
+      });
       expect(await info.text()).toContain('StoreDir: /nix/store');
     }
   });
 
   it('answers an unknown, foreign or unnamable cache as Attic does for a missing one, in its error shape', async () => {
-    for (const [client, name] of [[writer, 'nope'], [outsider, 'acme'], [writer, 'Bad Name'], [new AtticApiClient(server.url, undefined), 'acme']] as const) {
+    for (const [client, name] of [
+      [writer, 'nope'],
+      [outsider, 'acme'],
+      [writer, 'Bad Name'],
+      [new AtticApiClient(server.url, undefined), 'acme'],
+    ] as const) {
       const r = await client.getCacheConfig(name);
       expect(r.status).toBe(404);
       expect(r.json).toEqual({ code: 404, error: 'NoSuchCache', message: 'The requested cache does not exist.' });
@@ -102,14 +127,18 @@ describe('attic API', () => {
     expect(again.json.kind).toBe('Deduplicated');
 
     expect((await writer.getMissingPaths('acme', [dep.hashPart, top.hashPart])).json.missing_paths).toEqual([]);
-    const narinfo = await fetch(`${server.url}/cache/acme/default/${top.hashPart}.narinfo`, { headers: { Authorization: `Bearer ${rw}` } });
+    const narinfo = await fetch(`${server.url}/cache/acme/default/${top.hashPart}.narinfo`, {
+      headers: { Authorization: `Bearer ${rw}` },
+    });
     const text = await narinfo.text();
     expect(text).toContain(`StorePath: /nix/store/${top.base}`);
     expect(text).toContain(`NarHash: ${top.narHash}`);
     expect(text).toContain(`References: ${dep.base}`);
     expect(text).toMatch(/^Sig: [^\s:]*acme-1:/m);
     // Attic's substituter layout serves the same narinfo.
-    const viaAttic = await fetch(`${server.url}/acme+default/${top.hashPart}.narinfo`, { headers: { Authorization: `Bearer ${rw}` } });
+    const viaAttic = await fetch(`${server.url}/acme+default/${top.hashPart}.narinfo`, {
+      headers: { Authorization: `Bearer ${rw}` },
+    });
     expect(await viaAttic.text()).toBe(text);
   });
 
@@ -122,12 +151,18 @@ describe('attic API', () => {
     // Thirty references with long names push the JSON past the threshold: the client switches by itself.
     const deps = Array.from({ length: 30 }, (_, i) => fakePath(`attic-ref-${i}-${'x'.repeat(120)}`));
     for (const d of deps) expect((await writer.uploadPath(infoOf('acme+ci', d), d.nar)).status).toBe(200);
-    const big = fakePath('attic-big', undefined, deps.map((d) => d.base));
+    const big = fakePath(
+      'attic-big',
+      undefined,
+      deps.map((d) => d.base),
+    );
     const info = infoOf('acme+ci', big);
     expect(JSON.stringify(info).length).toBeGreaterThanOrEqual(4096);
     const up = await writer.uploadPath(info, big.nar);
     expect(up.status, up.text).toBe(200);
-    const narinfo = await (await fetch(`${server.url}/cache/acme/ci/${big.hashPart}.narinfo`, { headers: { Authorization: `Bearer ${rw}` } })).text();
+    const narinfo = await (
+      await fetch(`${server.url}/cache/acme/ci/${big.hashPart}.narinfo`, { headers: { Authorization: `Bearer ${rw}` } })
+    ).text();
     expect(narinfo).toContain(deps[29]!.base);
   });
 
@@ -147,14 +182,30 @@ describe('attic API', () => {
   });
 
   it('refuses bad path info with a 400 that says what is wrong', async () => {
-    const res = await fetch(`${server.url}/_api/v1/upload-path`, { method: 'PUT', headers: { Authorization: `bearer ${rw}`, 'X-Attic-Nar-Info': '{"cache":"acme"}' }, body: 'x' });
+    const res = await fetch(`${server.url}/_api/v1/upload-path`, {
+      method: 'PUT',
+      headers: { Authorization: `bearer ${rw}`, 'X-Attic-Nar-Info': '{"cache":"acme"}' },
+      body: 'x',
+    });
     expect(res.status).toBe(400);
     expect((await res.json()).message).toContain('X-Attic-Nar-Info.');
-    const noInfo = await fetch(`${server.url}/_api/v1/upload-path`, { method: 'PUT', headers: { Authorization: `bearer ${rw}` }, body: 'x' });
+    const noInfo = await fetch(`${server.url}/_api/v1/upload-path`, {
+      method: 'PUT',
+      headers: { Authorization: `bearer ${rw}` },
+      body: 'x',
+    });
     expect(noInfo.status).toBe(400);
-    const badSize = await fetch(`${server.url}/_api/v1/upload-path`, { method: 'PUT', headers: { Authorization: `bearer ${rw}`, 'X-Attic-Nar-Info-Preamble-Size': '999999999' }, body: 'x' });
+    const badSize = await fetch(`${server.url}/_api/v1/upload-path`, {
+      method: 'PUT',
+      headers: { Authorization: `bearer ${rw}`, 'X-Attic-Nar-Info-Preamble-Size': '999999999' },
+      body: 'x',
+    });
     expect(badSize.status).toBe(400);
-    const shortBody = await fetch(`${server.url}/_api/v1/upload-path`, { method: 'PUT', headers: { Authorization: `bearer ${rw}`, 'X-Attic-Nar-Info-Preamble-Size': '100' }, body: '{}' });
+    const shortBody = await fetch(`${server.url}/_api/v1/upload-path`, {
+      method: 'PUT',
+      headers: { Authorization: `bearer ${rw}`, 'X-Attic-Nar-Info-Preamble-Size': '100' },
+      body: '{}',
+    });
     expect(shortBody.status).toBe(400);
     const badMissing = await writer.getMissingPaths('acme', ['not-a-hash']);
     expect(badMissing.status).toBe(400);
@@ -169,16 +220,26 @@ describe('attic API', () => {
     expect((await outsider.uploadPath(infoOf('acme', p), p.nar)).status).toBe(404);
     expect((await new AtticApiClient(server.url, undefined).uploadPath(infoOf('acme', p), p.nar)).status).toBe(404);
     // A slice-limited token writes its slice only.
-    const ciOnly = new AtticApiClient(server.url, (await createToken(server, 'acme', ['read', 'write'], { slices: ['ci'] })).token);
+    const ciOnly = new AtticApiClient(
+      server.url,
+      (await createToken(server, 'acme', ['read', 'write'], { slices: ['ci'] })).token,
+    );
     expect((await ciOnly.uploadPath(infoOf('acme', p), p.nar)).status).toBe(404);
     expect((await ciOnly.uploadPath(infoOf('acme+ci', p), p.nar)).status).toBe(200);
   });
 
   it('applies the org quota (413) and writes the commit to the audit log', async () => {
-    const audit = await api<{ entries: Array<{ action: string; target: string }> }>(server, server.adminToken, 'GET', '/api/v1/orgs/acme/audit?limit=500');
+    const audit = await api<{ entries: Array<{ action: string; target: string }> }>(
+      server,
+      server.adminToken,
+      'GET',
+      '/api/v1/orgs/acme/audit?limit=500',
+    );
     expect(audit.status).toBe(200);
     expect(JSON.stringify(audit.body)).toContain('attic-dep');
-    expect((await api(server, server.adminToken, 'PATCH', '/api/v1/orgs/other/settings', { quota: 200 })).status).toBe(200);
+    expect((await api(server, server.adminToken, 'PATCH', '/api/v1/orgs/other/settings', { quota: 200 })).status).toBe(
+      200,
+    );
     const ow = new AtticApiClient(server.url, (await createToken(server, 'other', ['read', 'write'])).token);
     const first = fakePath('attic-quota-1');
     expect((await ow.uploadPath(infoOf('other', first), first.nar)).status).toBe(200); // reaches the quota
@@ -193,18 +254,44 @@ describe('attic API', () => {
     const dir = await fixtureDir('attic');
     const home = (n: string) => path.join(dir, `home-${n}`);
     const out = await buildClosure(hostNix, await writeClosureExpr(dir), `attic-${Date.now()}`, home('build'));
-    const { stdout } = await execFileAsync('nix', ['path-info', '--json', '--recursive', out], { env: { ...process.env, NIX_CONFIG: 'experimental-features = nix-command' } });
-    const infos = JSON.parse(stdout) as Array<{ path: string; narHash: string; narSize: number; references: string[]; signatures?: string[]; ca?: string }>;
+    const { stdout } = await execFileAsync('nix', ['path-info', '--json', '--recursive', out], {
+      env: { ...process.env, NIX_CONFIG: 'experimental-features = nix-command' },
+    });
+    const infos = JSON.parse(stdout) as Array<{
+      path: string;
+      narHash: string;
+      narSize: number;
+      references: string[];
+      signatures?: string[];
+      ca?: string;
+    }>;
     expect(infos.length).toBe(2);
     const cache = 'acme+ci';
     const config = (await writer.getCacheConfig(cache)).json;
     const hashOf = (p: string) => path.basename(p).slice(0, 32);
-    const missing = (await writer.getMissingPaths(cache, infos.map((i) => hashOf(i.path)))).json.missing_paths as string[];
+    const missing = (
+      await writer.getMissingPaths(
+        cache,
+        infos.map((i) => hashOf(i.path)),
+      )
+    ).json.missing_paths as string[];
     expect(missing.length).toBe(2);
     // Dependencies first (the push plan's order).
     for (const i of [...infos].sort((a) => (a.path === out ? 1 : -1))) {
-      const nar = (await execFileAsync('nix-store', ['--dump', i.path], { encoding: 'buffer', maxBuffer: 64 << 20 })).stdout as Buffer;
-      const info: UploadPathNarInfo = { cache, store_path_hash: hashOf(i.path), store_path: i.path, references: i.references, system: null, deriver: null, sigs: i.signatures ?? [], ca: i.ca ?? null, nar_hash: hex(i.narHash), nar_size: i.narSize };
+      const nar = (await execFileAsync('nix-store', ['--dump', i.path], { encoding: 'buffer', maxBuffer: 64 << 20 }))
+        .stdout as Buffer;
+      const info: UploadPathNarInfo = {
+        cache,
+        store_path_hash: hashOf(i.path),
+        store_path: i.path,
+        references: i.references,
+        system: null,
+        deriver: null,
+        sigs: i.signatures ?? [],
+        ca: i.ca ?? null,
+        nar_hash: hex(i.narHash),
+        nar_size: i.narSize,
+      };
       const r = await writer.uploadPath(info, nar);
       expect(r.status, r.text).toBe(200);
     }
@@ -214,7 +301,24 @@ describe('attic API', () => {
     for (const nix of runners) {
       const store = path.join(dir, `store-${nix.name}`);
       const r = await nix.run(
-        ['nix', 'copy', '--option', 'require-sigs', 'true', '--option', 'trusted-public-keys', config.public_key, '--option', 'netrc-file', netrc, '--from', config.substituter_endpoint, '--to', store, out],
+        [
+          'nix',
+          'copy',
+          '--option',
+          'require-sigs',
+          'true',
+          '--option',
+          'trusted-public-keys',
+          config.public_key,
+          '--option',
+          'netrc-file',
+          netrc,
+          '--from',
+          config.substituter_endpoint,
+          '--to',
+          store,
+          out,
+        ],
         { cacheHome: home(`sub-${nix.name}`) },
       );
       expect(r.code, `${nix.name}: ${r.stderr}`).toBe(0);

@@ -30,7 +30,11 @@ function tarball(seed: string): { bytes: Buffer; sha: string } {
   }
 }
 
-const headers = (jwt: string) => ({ 'User-Agent': 'flakehub-push', 'Content-Type': 'application/json', Authorization: `Bearer ${jwt}` });
+const headers = (jwt: string) => ({
+  'User-Agent': 'flakehub-push',
+  'Content-Type': 'application/json',
+  Authorization: `Bearer ${jwt}`,
+});
 
 /** One flakehub-push run; each step may go to another replica (`hosts[i % n]`). */
 async function push(hosts: string[], jwt: string, flake: string, version: string, opts: { checksum?: string } = {}) {
@@ -38,12 +42,31 @@ async function push(hosts: string[], jwt: string, flake: string, version: string
   const { bytes, sha } = tarball(`${flake}-${version}`);
   const status = await fetch(`${host(0)}/token/status`, { headers: headers(jwt) });
   if (status.status !== 200) return { step: 'status', status: status.status, body: await status.text() };
-  const meta = { description: 'x', visibility: 'public', revision: 'c'.repeat(40), commit_count: 3, repo: 'acme-gh/app', labels: [] };
-  const stage = await fetch(`${host(1)}/upload/acme/${flake}/${version}/${bytes.length}/${sha}`, { method: 'POST', headers: headers(jwt), body: JSON.stringify(meta) });
+  const meta = {
+    description: 'x',
+    visibility: 'public',
+    revision: 'c'.repeat(40),
+    commit_count: 3,
+    repo: 'acme-gh/app',
+    labels: [],
+  };
+  const stage = await fetch(`${host(1)}/upload/acme/${flake}/${version}/${bytes.length}/${sha}`, {
+    method: 'POST',
+    headers: headers(jwt),
+    body: JSON.stringify(meta),
+  });
   if (stage.status !== 200) return { step: 'stage', status: stage.status, body: await stage.text() };
   const staged = (await stage.json()) as { s3_upload_url: string; uuid: string };
   // Behind the load balancer the public URL reaches some replica: here, the next one.
-  const put = await fetch(staged.s3_upload_url.replace(/^https?:\/\/[^/]+/, host(3)), { method: 'PUT', headers: { 'Content-Length': String(bytes.length), 'x-amz-checksum-sha256': opts.checksum ?? sha, 'Content-Type': 'application/gzip' }, body: new Uint8Array(bytes) });
+  const put = await fetch(staged.s3_upload_url.replace(/^https?:\/\/[^/]+/, host(3)), {
+    method: 'PUT',
+    headers: {
+      'Content-Length': String(bytes.length),
+      'x-amz-checksum-sha256': opts.checksum ?? sha,
+      'Content-Type': 'application/gzip',
+    },
+    body: new Uint8Array(bytes),
+  });
   if (put.status !== 200) return { step: 'put', status: put.status, body: await put.text() };
   const publish = await fetch(`${host(2)}/publish/${staged.uuid}`, { method: 'POST', headers: headers(jwt) });
   return { step: 'publish', status: publish.status, body: await publish.text(), uuid: staged.uuid };
@@ -51,7 +74,13 @@ async function push(hosts: string[], jwt: string, flake: string, version: string
 
 async function trustGithub(server: TestServer, issuer: string) {
   await createOrg(server, 'acme');
-  const t = await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', { provider: 'github', issuer, ownerId: '1001', refs: ['refs/heads/main'], scopes: ['publish'] });
+  const t = await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', {
+    provider: 'github',
+    issuer,
+    ownerId: '1001',
+    refs: ['refs/heads/main'],
+    scopes: ['publish'],
+  });
   expect(t.status).toBe(201);
 }
 
@@ -84,7 +113,9 @@ describe('flakehub-push on one server', () => {
 
   it('refuses a PUT whose x-amz-checksum-sha256 does not match the body', async () => {
     const jwt = await gh.mint(githubClaims(), { audience: aud() });
-    const r = await push([server.url], jwt, 'app', '1.1.0', { checksum: createHash('sha256').update('other').digest('base64') });
+    const r = await push([server.url], jwt, 'app', '1.1.0', {
+      checksum: createHash('sha256').update('other').digest('base64'),
+    });
     expect(r).toMatchObject({ step: 'put', status: 400 });
     expect(r.body).toContain('x-amz-checksum-sha256');
   });
@@ -102,7 +133,12 @@ describe.skipIf(!postgresAvailable() && !process.env.CI)('flakehub-push across t
     s3 = await startS3();
     gh = await startIssuer();
     publicUrl = `http://127.0.0.1:${await freePort()}`;
-    const env = { FLOE_DATABASE_URL: await pg.createDatabase('fhpush'), FLOE_PUBLIC_URL: publicUrl, FLOE_OIDC_ALLOW_HTTP_ISSUERS: '1', ...s3.env('fhpush/') };
+    const env = {
+      FLOE_DATABASE_URL: await pg.createDatabase('fhpush'),
+      FLOE_PUBLIC_URL: publicUrl,
+      FLOE_OIDC_ALLOW_HTTP_ISSUERS: '1',
+      ...s3.env('fhpush/'),
+    };
     replicas = await Promise.all([1, 2].map(() => startFloe({ env })));
     await trustGithub(replicas[0]!, gh.issuer);
   }, 120_000);
@@ -128,6 +164,7 @@ describe.skipIf(!postgresAvailable() && !process.env.CI)('flakehub-push across t
     // And a JWT first used for a login is refused on the publishing paths of either replica.
     const once = await gh.mint(githubClaims(), { audience: new URL(publicUrl).host });
     expect((await api(replicas[1]!, undefined, 'POST', '/api/v1/auth/exchange', { token: once })).status).toBe(201);
-    for (const r of replicas) expect((await fetch(`${r.url}/token/status`, { headers: headers(once) })).status).toBe(401);
+    for (const r of replicas)
+      expect((await fetch(`${r.url}/token/status`, { headers: headers(once) })).status).toBe(401);
   }, 120_000);
 });

@@ -37,14 +37,22 @@ describe('magic-nix-cache (FlakeHub Cache push path)', () => {
   let gh: TestIssuer;
   const host = () => new URL(server.url).host;
   const project = (jwt: string, suffix = '') =>
-    fetch(`${server.url}/project${suffix}`, { headers: { 'User-Agent': 'magic-nix-cache', Authorization: basic('flakehub', jwt) } });
+    fetch(`${server.url}/project${suffix}`, {
+      headers: { 'User-Agent': 'magic-nix-cache', Authorization: basic('flakehub', jwt) },
+    });
 
   beforeAll(async () => {
     server = await startFloe({ env: { FLOE_OIDC_ALLOW_HTTP_ISSUERS: '1' } });
     gh = await startIssuer();
     await createOrg(server, 'acme');
     await createOrg(server, 'other');
-    const t = await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', { provider: 'github', issuer: gh.issuer, ownerId: '1001', refs: ['refs/heads/main'], scopes: ['read', 'write'] });
+    const t = await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', {
+      provider: 'github',
+      issuer: gh.issuer,
+      ownerId: '1001',
+      refs: ['refs/heads/main'],
+      scopes: ['read', 'write'],
+    });
     expect(t.status).toBe(201);
   }, 60_000);
 
@@ -74,7 +82,9 @@ describe('magic-nix-cache (FlakeHub Cache push path)', () => {
   it('other orgs, untrusted identities and anonymous callers get no project', async () => {
     const jwt = await gh.mint(githubClaims(), { audience: host() });
     expect((await project(jwt, '/other/app')).status).toBe(404);
-    const stranger = await gh.mint(githubClaims({ repository_owner_id: '666', repository_owner: 'evil' }), { audience: host() });
+    const stranger = await gh.mint(githubClaims({ repository_owner_id: '666', repository_owner: 'evil' }), {
+      audience: host(),
+    });
     expect((await project(stranger, '/acme/app')).status).toBeGreaterThanOrEqual(401);
     expect((await fetch(`${server.url}/project`)).status).toBe(401);
   });
@@ -91,18 +101,30 @@ describe('magic-nix-cache (FlakeHub Cache push path)', () => {
     expect(config.json.substituter_endpoint).toBe(`${server.url}/cache/acme/default`);
 
     const paths = Array.from({ length: 10 }, (_, i) => fakePath(`mnc-${i}`));
-    const missing = await client.getMissingPaths(cache, paths.map((p) => p.hashPart));
+    const missing = await client.getMissingPaths(
+      cache,
+      paths.map((p) => p.hashPart),
+    );
     expect(missing.json.missing_paths.length).toBe(10);
     // num_workers = 5: the same JWT on concurrent first requests must not be taken for a replay.
     const results = await Promise.all(paths.map((p) => client.uploadPath(infoOf(cache, p), p.nar)));
     for (const r of results) expect(r.status, r.text).toBe(200);
-    expect((await client.getMissingPaths(cache, paths.map((p) => p.hashPart))).json.missing_paths).toEqual([]);
+    expect(
+      (
+        await client.getMissingPaths(
+          cache,
+          paths.map((p) => p.hashPart),
+        )
+      ).json.missing_paths,
+    ).toEqual([]);
     // A long push repeats the same token far past the login rate limit (120 a minute): only
     // exchanges count, not the memoized presentations.
     for (let i = 0; i < 150; i++) expect((await client.getMissingPaths(cache, [paths[0]!.hashPart])).status).toBe(200);
 
     // nix.conf gets `extra-substituters = <cache server>?trusted=1` and the netrc holding the JWT.
-    const narinfo = await fetch(`${server.url}/cache/${paths[0]!.hashPart}.narinfo`, { headers: { Authorization: basic('flakehub', jwt) } });
+    const narinfo = await fetch(`${server.url}/cache/${paths[0]!.hashPart}.narinfo`, {
+      headers: { Authorization: basic('flakehub', jwt) },
+    });
     expect(narinfo.status).toBe(200);
     expect(await narinfo.text()).toContain(`StorePath: /nix/store/${paths[0]!.base}`);
   });
@@ -114,7 +136,9 @@ describe('magic-nix-cache (FlakeHub Cache push path)', () => {
     const jwt = await gh.mint(githubClaims(), { audience: host() });
     const ids = await (await project(jwt, '/acme/app')).json();
     const p = fakePath('mnc-ro');
-    expect((await client.uploadPath(infoOf(`${ids.organization_uuid_v7}:${ids.project_uuid_v7}`, p), p.nar)).status).toBe(403);
+    expect(
+      (await client.uploadPath(infoOf(`${ids.organization_uuid_v7}:${ids.project_uuid_v7}`, p), p.nar)).status,
+    ).toBe(403);
   });
 
   it('a JWT used for a one-time login stays refused here, and one used here cannot log in again', async () => {

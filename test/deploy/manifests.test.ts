@@ -37,10 +37,15 @@ function containerfile(): Promise<string> {
 describe('deploy/compose.yaml', () => {
   it('sets only settings Floe reads, and they load as replicas on PostgreSQL + S3', async () => {
     const floe = composeService(await read('compose.yaml'), 'floe');
-    const envBlock = /^    environment:\n((?:      .*\n)*)/m.exec(floe)![1]!;
-    const env = Object.fromEntries([...envBlock.matchAll(/^      ([A-Z][A-Z0-9_]*): (.*)$/gm)]
-      // ${VAR:?message} is filled in from .env at `compose up`: stand in a plausible value.
-      .map(([, k, v]) => [k!, unquote(v!).replace(/\$\{[A-Z_]+(:\?[^}]*)?\}/g, k === 'FLOE_PUBLIC_URL' ? 'https://cache.example.org' : 'x')]));
+    const envBlock = /^ {4}environment:\n((?: {6}.*\n)*)/m.exec(floe)![1]!;
+    const env = Object.fromEntries(
+      [...envBlock.matchAll(/^ {6}([A-Z][A-Z0-9_]*): (.*)$/gm)]
+        // ${VAR:?message} is filled in from .env at `compose up`: stand in a plausible value.
+        .map(([, k, v]) => [
+          k!,
+          unquote(v!).replace(/\$\{[A-Z_]+(:\?[^}]*)?\}/g, k === 'FLOE_PUBLIC_URL' ? 'https://cache.example.org' : 'x'),
+        ]),
+    );
     expectKnown(Object.keys(env));
     const config = loadConfig({}, env);
     expect(config.databaseUrl).toMatch(/^postgres:\/\/floe:x@postgres:5432\/floe$/);
@@ -49,12 +54,12 @@ describe('deploy/compose.yaml', () => {
     expect(config.publicUrl).toBe('https://cache.example.org');
     expect(env.AWS_ACCESS_KEY_ID).toBeDefined();
 
-    expect(Number(/^      replicas: (\d+)$/m.exec(floe)![1])).toBeGreaterThan(1);
-    const stop = Number(/^    stop_grace_period: (\d+)s$/m.exec(floe)![1]);
+    expect(Number(/^ {6}replicas: (\d+)$/m.exec(floe)![1])).toBeGreaterThan(1);
+    const stop = Number(/^ {4}stop_grace_period: (\d+)s$/m.exec(floe)![1]);
     expect(stop).toBeGreaterThan(config.shutdownGraceSeconds);
     // Each replica keeps its own spool: no named volume on the data directory.
-    expect(floe).not.toMatch(/^      - [\w-]+:\/var\/lib\/floe/m);
-    expect(floe).toMatch(/^      dockerfile: \.\.\/Containerfile$/m);
+    expect(floe).not.toMatch(/^ {6}- [\w-]+:\/var\/lib\/floe/m);
+    expect(floe).toMatch(/^ {6}dockerfile: \.\.\/Containerfile$/m);
   });
 });
 
@@ -62,12 +67,18 @@ describe('deploy/k8s', () => {
   it('reads PostgreSQL and S3 settings from the Secret, all of them settings Floe reads', async () => {
     const deployment = await read('k8s/deployment.yaml');
     const secret = await read('k8s/secret.example.yaml');
-    const secretName = /^metadata:\n  name: (\S+)$/m.exec(secret)![1];
-    const stringData = Object.fromEntries([...secret.matchAll(/^  ([A-Z][A-Z0-9_]*): (.*)$/gm)].map(([, k, v]) => [k!, unquote(v!)]));
-    const values = Object.fromEntries([...deployment.matchAll(/^ +- name: ([A-Z][A-Z0-9_]*)\n +value: (.*)$/gm)]
-      .map(([, k, v]) => [k!, unquote(v!)]));
-    const refs = [...deployment.matchAll(/^ +- name: ([A-Z][A-Z0-9_]*)\n +valueFrom:\n +secretKeyRef: \{ name: (\S+), key: ([A-Z0-9_]+)(, optional: true)? \}$/gm)]
-      .map(([, env, name, key, optional]) => ({ env: env!, name: name!, key: key!, optional: !!optional }));
+    const secretName = /^metadata:\n {2}name: (\S+)$/m.exec(secret)![1];
+    const stringData = Object.fromEntries(
+      [...secret.matchAll(/^ {2}([A-Z][A-Z0-9_]*): (.*)$/gm)].map(([, k, v]) => [k!, unquote(v!)]),
+    );
+    const values = Object.fromEntries(
+      [...deployment.matchAll(/^ +- name: ([A-Z][A-Z0-9_]*)\n +value: (.*)$/gm)].map(([, k, v]) => [k!, unquote(v!)]),
+    );
+    const refs = [
+      ...deployment.matchAll(
+        /^ +- name: ([A-Z][A-Z0-9_]*)\n +valueFrom:\n +secretKeyRef: \{ name: (\S+), key: ([A-Z0-9_]+)(, optional: true)? \}$/gm,
+      ),
+    ].map(([, env, name, key, optional]) => ({ env: env!, name: name!, key: key!, optional: !!optional }));
     const allNames = [...deployment.matchAll(/^ +- name: ([A-Z][A-Z0-9_]*)$/gm)].map((m) => m[1]!);
     expect(allNames.sort()).toEqual([...Object.keys(values), ...refs.map((r) => r.env)].sort()); // every variable was read above
     expectKnown(allNames);
@@ -92,7 +103,7 @@ describe('deploy/k8s', () => {
   it('probes /readyz and /healthz, outlasts the drain, and runs as the image user behind a Service', async () => {
     const deployment = await read('k8s/deployment.yaml');
     const service = await read('k8s/service.yaml');
-    expect(Number(/^  replicas: (\d+)$/m.exec(deployment)![1])).toBeGreaterThan(1);
+    expect(Number(/^ {2}replicas: (\d+)$/m.exec(deployment)![1])).toBeGreaterThan(1);
     expect(deployment).toMatch(/^ +readinessProbe:\n +httpGet: \{ path: \/readyz, port: http \}$/m);
     expect(deployment).toMatch(/^ +livenessProbe:\n +httpGet: \{ path: \/healthz, port: http \}$/m);
 
@@ -104,8 +115,8 @@ describe('deploy/k8s', () => {
     // The container port is the one FLOE_LISTEN binds, and the Service reaches it by name.
     expect(deployment).toMatch(/^ +- name: http\n +containerPort: 8080$/m);
     expect(service).toMatch(/^ +targetPort: http$/m);
-    const label = /^  selector:\n    matchLabels:\n      (\S+: \S+)$/m.exec(deployment)![1]!;
-    expect(/^  selector:\n    (\S+: \S+)$/m.exec(service)![1]).toBe(label);
+    const label = /^ {2}selector:\n {4}matchLabels:\n {6}(\S+: \S+)$/m.exec(deployment)![1]!;
+    expect(/^ {2}selector:\n {4}(\S+: \S+)$/m.exec(service)![1]).toBe(label);
     expect(deployment).toMatch(new RegExp(`^  template:\\n    metadata:\\n      labels:\\n        ${label}$`, 'm'));
 
     const uid = /useradd --system --uid (\d+)/.exec(await containerfile())![1];
@@ -117,7 +128,7 @@ describe('deploy/k8s', () => {
 describe('deploy/container/Containerfile', () => {
   it('defaults match the settings Floe reads and the probes the manifests use', async () => {
     const text = await containerfile();
-    const envs = [...text.matchAll(/^(?:ENV|   ) +(FLOE_[A-Z0-9_]+)=(\S+)/gm)].map(([, k, v]) => [k!, v!] as const);
+    const envs = [...text.matchAll(/^(?:ENV| {3}) +(FLOE_[A-Z0-9_]+)=(\S+)/gm)].map(([, k, v]) => [k!, v!] as const);
     expectKnown(envs.map(([k]) => k));
     const config = loadConfig({}, Object.fromEntries(envs));
     expect(config.listen).toEqual({ host: '0.0.0.0', port: 8080 });

@@ -36,15 +36,62 @@ async function openssl(...args: string[]): Promise<void> {
 
 /** A CA, and a certificate it signs for 127.0.0.1 and localhost. */
 async function makeCertificates(): Promise<void> {
-  await openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key',
-    '-out', 'ca.crt', '-days', '2', '-subj', '/CN=Floe test CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
-  await openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'server.key',
-    '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
-  await writeFile(path.join(dir, 'server.ext'),
-    'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
-  await openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
-    '-out', 'server.crt', '-days', '2', '-extfile', 'server.ext');
+  await openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.crt',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=Floe test CA',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  );
+  await openssl(
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    'server.key',
+    '-out',
+    'server.csr',
+    '-subj',
+    '/CN=127.0.0.1',
+  );
+  await writeFile(
+    path.join(dir, 'server.ext'),
+    'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n',
+  );
+  await openssl(
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'server.crt',
+    '-days',
+    '2',
+    '-extfile',
+    'server.ext',
+  );
 }
 
 /** The repository's server blocks, pointed at this test's ports and files; everything else as shipped. */
@@ -120,11 +167,14 @@ afterAll(async () => {
 /** A path with a 3 MiB random file (three times nginx's default body limit) and a small one referring to it. */
 async function buildBigClosure(nix: NixRunner, seed: string): Promise<string> {
   const file = path.join(dir, `big-${seed}.nix`);
-  await writeFile(file, `let big = derivation { name = "big-${seed}"; builder = "/bin/sh"; PATH = "/usr/bin:/bin";
+  await writeFile(
+    file,
+    `let big = derivation { name = "big-${seed}"; builder = "/bin/sh"; PATH = "/usr/bin:/bin";
       system = builtins.currentSystem;
       args = [ "-c" "mkdir $out; echo ${seed} > $out/seed; head -c 3145728 /dev/urandom > $out/blob" ]; };
   in derivation { name = "top-${seed}"; builder = "/bin/sh"; PATH = "/usr/bin:/bin"; system = builtins.currentSystem;
-      args = [ "-c" "echo \${big} > $out" ]; }\n`);
+      args = [ "-c" "echo \${big} > $out" ]; }\n`,
+  );
   const r = await nix.run(['nix-build', file, '--no-out-link'], { cacheHome: path.join(dir, `build-${seed}`) });
   if (r.code !== 0) throw new Error(`nix-build (${nix.name}): ${r.stderr}`);
   return r.stdout.trim().split('\n').at(-1)!;
@@ -132,57 +182,96 @@ async function buildBigClosure(nix: NixRunner, seed: string): Promise<string> {
 
 describe.skipIf(!hasNginx)('Floe behind nginx with TLS', () => {
   for (const nix of [hostNix, modernNix]) {
-    it.skipIf(!versions[nix.name])(`${nix.name}: nix copy --to https and substitution through the proxy`, async () => {
-      const top = await buildBigClosure(nix, nix.name);
-      const netrc = await writeNetrc(dir, `netrc-${nix.name}`, rw);
-      const up = await nix.run(viaProxy(nix, netrc, ['nix', 'copy', '--to', `${proxyUrl}/cache?compression=none`, top]),
-        { cacheHome: path.join(dir, `up-${nix.name}`) });
-      expect(up.code, up.stderr).toBe(0);
-      // Both paths arrived through nginx; the big NAR was not cut at nginx's default 1 MB.
-      const log = await readFile(path.join(dir, 'nginx-access.log'), 'utf8');
-      expect(log).toMatch(/"PUT \/cache\/nar\/[^"]+" 2\d\d/);
-      expect(log).not.toMatch(/" 413 /);
+    it.skipIf(!versions[nix.name])(
+      `${nix.name}: nix copy --to https and substitution through the proxy`,
+      async () => {
+        const top = await buildBigClosure(nix, nix.name);
+        const netrc = await writeNetrc(dir, `netrc-${nix.name}`, rw);
+        const up = await nix.run(
+          viaProxy(nix, netrc, ['nix', 'copy', '--to', `${proxyUrl}/cache?compression=none`, top]),
+          { cacheHome: path.join(dir, `up-${nix.name}`) },
+        );
+        expect(up.code, up.stderr).toBe(0);
+        // Both paths arrived through nginx; the big NAR was not cut at nginx's default 1 MB.
+        const log = await readFile(path.join(dir, 'nginx-access.log'), 'utf8');
+        expect(log).toMatch(/"PUT \/cache\/nar\/[^"]+" 2\d\d/);
+        expect(log).not.toMatch(/" 413 /);
 
-      const store = path.join(dir, `store-${nix.name}`);
-      const down = await nix.run(viaProxy(nix, netrc, ['nix', 'copy', '--option', 'require-sigs', 'true',
-        '--option', 'trusted-public-keys', key, '--from', `${proxyUrl}/cache`, '--to', store, top]),
-        { cacheHome: path.join(dir, `down-${nix.name}`) });
-      expect(down.code, down.stderr).toBe(0);
-      const closure = await nix.run(['nix-store', '--store', store, '-qR', top], {
-        cacheHome: path.join(dir, `q-${nix.name}`),
-      });
-      expect(closure.stdout.trim().split('\n')).toHaveLength(2);
-    }, 600_000);
+        const store = path.join(dir, `store-${nix.name}`);
+        const down = await nix.run(
+          viaProxy(nix, netrc, [
+            'nix',
+            'copy',
+            '--option',
+            'require-sigs',
+            'true',
+            '--option',
+            'trusted-public-keys',
+            key,
+            '--from',
+            `${proxyUrl}/cache`,
+            '--to',
+            store,
+            top,
+          ]),
+          { cacheHome: path.join(dir, `down-${nix.name}`) },
+        );
+        expect(down.code, down.stderr).toBe(0);
+        const closure = await nix.run(['nix-store', '--store', store, '-qR', top], {
+          cacheHome: path.join(dir, `q-${nix.name}`),
+        });
+        expect(closure.stdout.trim().split('\n')).toHaveLength(2);
+      },
+      600_000,
+    );
   }
 
-  it.skipIf(!versions[hostNix.name])('floe login and floe push work through the proxy', async () => {
-    const env = {
-      ...process.env,
-      NODE_EXTRA_CA_CERTS: path.join(dir, 'ca.crt'),
-      NIX_CONFIG: BASE_NIX_CONFIG,
-      NIX_SSL_CERT_FILE: path.join(dir, 'ca.crt'),
-      XDG_CACHE_HOME: path.join(dir, 'cli-cache'),
-    };
-    const netrc = path.join(dir, 'login-netrc');
-    const nixConf = path.join(dir, 'login-nix.conf');
-    const login = await exec(process.execPath, [FLOE_BIN, 'login', '--server', proxyUrl, '--token', rw,
-      '--netrc', netrc,
-      '--nix-conf', nixConf, '--json'], { env });
-    // The substituter Floe hands out is the public https URL, not its own listen address.
-    expect(JSON.parse(login.stdout)).toMatchObject({ org: 'acme', substituter: `${proxyUrl}/cache` });
-    expect(await readFile(netrc, 'utf8')).toContain(`machine 127.0.0.1`);
-    expect(await readFile(nixConf, 'utf8')).toContain(key);
+  it.skipIf(!versions[hostNix.name])(
+    'floe login and floe push work through the proxy',
+    async () => {
+      const env = {
+        ...process.env,
+        NODE_EXTRA_CA_CERTS: path.join(dir, 'ca.crt'),
+        NIX_CONFIG: BASE_NIX_CONFIG,
+        NIX_SSL_CERT_FILE: path.join(dir, 'ca.crt'),
+        XDG_CACHE_HOME: path.join(dir, 'cli-cache'),
+      };
+      const netrc = path.join(dir, 'login-netrc');
+      const nixConf = path.join(dir, 'login-nix.conf');
+      const login = await exec(
+        process.execPath,
+        [FLOE_BIN, 'login', '--server', proxyUrl, '--token', rw, '--netrc', netrc, '--nix-conf', nixConf, '--json'],
+        { env },
+      );
+      // The substituter Floe hands out is the public https URL, not its own listen address.
+      expect(JSON.parse(login.stdout)).toMatchObject({ org: 'acme', substituter: `${proxyUrl}/cache` });
+      expect(await readFile(netrc, 'utf8')).toContain(`machine 127.0.0.1`);
+      expect(await readFile(nixConf, 'utf8')).toContain(key);
 
-    const top = await buildBigClosure(hostNix, 'cli');
-    const pushEnv = { ...env, FLOE_SERVER: proxyUrl, FLOE_TOKEN: rw };
-    const pushed = await exec(process.execPath, [FLOE_BIN, 'push', top, '--json'], { env: pushEnv });
-    expect(JSON.parse(pushed.stdout)).toMatchObject({ total: 2, uploaded: 2, failed: [] });
-    // Substitute with exactly what `floe login` wrote.
-    const store = path.join(dir, 'store-cli');
-    const conf = (await readFile(nixConf, 'utf8')).replace(/^substituters\s*=.*$/m, '');
-    const got = await hostNix.run(['env', `NIX_CONFIG=${BASE_NIX_CONFIG}\n${conf}\nrequire-sigs = true`,
-      `NIX_SSL_CERT_FILE=${path.join(dir, 'ca.crt')}`,
-      'nix', 'copy', '--from', `${proxyUrl}/cache`, '--to', store, top], { cacheHome: path.join(dir, 'cli-sub') });
-    expect(got.code, got.stderr).toBe(0);
-  }, 300_000);
+      const top = await buildBigClosure(hostNix, 'cli');
+      const pushEnv = { ...env, FLOE_SERVER: proxyUrl, FLOE_TOKEN: rw };
+      const pushed = await exec(process.execPath, [FLOE_BIN, 'push', top, '--json'], { env: pushEnv });
+      expect(JSON.parse(pushed.stdout)).toMatchObject({ total: 2, uploaded: 2, failed: [] });
+      // Substitute with exactly what `floe login` wrote.
+      const store = path.join(dir, 'store-cli');
+      const conf = (await readFile(nixConf, 'utf8')).replace(/^substituters\s*=.*$/m, '');
+      const got = await hostNix.run(
+        [
+          'env',
+          `NIX_CONFIG=${BASE_NIX_CONFIG}\n${conf}\nrequire-sigs = true`,
+          `NIX_SSL_CERT_FILE=${path.join(dir, 'ca.crt')}`,
+          'nix',
+          'copy',
+          '--from',
+          `${proxyUrl}/cache`,
+          '--to',
+          store,
+          top,
+        ],
+        { cacheHome: path.join(dir, 'cli-sub') },
+      );
+      expect(got.code, got.stderr).toBe(0);
+    },
+    300_000,
+  );
 });

@@ -96,35 +96,58 @@ describe('the packed package', () => {
     expect(out.stdout).toMatch(new RegExp(expected));
   });
 
-  it.skipIf(!nixVersion)('serves, and a real Nix 2.8 path pushed with the installed `floe` substitutes', async () => {
-    server = await startFloe({ command: [floe], env: outsideEnv() });
-    await createOrg(server, 'acme');
-    const rw = (await createToken(server, 'acme', ['read', 'write'])).token;
-    const expr = path.join(work, 'hello.nix');
-    await writeFile(expr, `derivation { name = "packaged-floe"; builder = "/bin/sh";
+  it.skipIf(!nixVersion)(
+    'serves, and a real Nix 2.8 path pushed with the installed `floe` substitutes',
+    async () => {
+      server = await startFloe({ command: [floe], env: outsideEnv() });
+      await createOrg(server, 'acme');
+      const rw = (await createToken(server, 'acme', ['read', 'write'])).token;
+      const expr = path.join(work, 'hello.nix');
+      await writeFile(
+        expr,
+        `derivation { name = "packaged-floe"; builder = "/bin/sh";
       args = [ "-c" "echo ${work} > $out" ];
-      PATH = "/usr/bin:/bin"; system = builtins.currentSystem; }\n`);
-    const built = await hostNix.run(['nix-build', expr, '--no-out-link'], { cacheHome: path.join(work, 'build') });
-    expect(built.code, built.stderr).toBe(0);
-    const storePath = built.stdout.trim();
+      PATH = "/usr/bin:/bin"; system = builtins.currentSystem; }\n`,
+      );
+      const built = await hostNix.run(['nix-build', expr, '--no-out-link'], { cacheHome: path.join(work, 'build') });
+      expect(built.code, built.stderr).toBe(0);
+      const storePath = built.stdout.trim();
 
-    const env = outsideEnv({
-      NIX_CONFIG: BASE_NIX_CONFIG,
-      XDG_CACHE_HOME: path.join(work, 'push'),
-      FLOE_SERVER: server.url,
-      FLOE_TOKEN: rw,
-    });
-    const pushed = await exec(floe, ['push', storePath, '--json'], { cwd: work, env });
-    expect(JSON.parse(pushed.stdout)).toMatchObject({ total: 1, uploaded: 1, failed: [] });
+      const env = outsideEnv({
+        NIX_CONFIG: BASE_NIX_CONFIG,
+        XDG_CACHE_HOME: path.join(work, 'push'),
+        FLOE_SERVER: server.url,
+        FLOE_TOKEN: rw,
+      });
+      const pushed = await exec(floe, ['push', storePath, '--json'], { cwd: work, env });
+      expect(JSON.parse(pushed.stdout)).toMatchObject({ total: 1, uploaded: 1, failed: [] });
 
-    const key = (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=acme`)).text()).trim();
-    const netrc = await writeNetrc(work, 'netrc', rw);
-    const got = await hostNix.run(
-      ['nix', 'copy', '--option', 'require-sigs', 'true', '--option', 'trusted-public-keys', key,
-        '--option', 'netrc-file', netrc, '--from', `${server.url}/cache`, '--to', path.join(work, 'store'), storePath],
-      { cacheHome: path.join(work, 'substitute') },
-    );
-    expect(got.code, got.stderr).toBe(0);
-    expect(existsSync(path.join(work, 'store', storePath))).toBe(true);
-  }, 120_000);
+      const key = (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=acme`)).text()).trim();
+      const netrc = await writeNetrc(work, 'netrc', rw);
+      const got = await hostNix.run(
+        [
+          'nix',
+          'copy',
+          '--option',
+          'require-sigs',
+          'true',
+          '--option',
+          'trusted-public-keys',
+          key,
+          '--option',
+          'netrc-file',
+          netrc,
+          '--from',
+          `${server.url}/cache`,
+          '--to',
+          path.join(work, 'store'),
+          storePath,
+        ],
+        { cacheHome: path.join(work, 'substitute') },
+      );
+      expect(got.code, got.stderr).toBe(0);
+      expect(existsSync(path.join(work, 'store', storePath))).toBe(true);
+    },
+    120_000,
+  );
 });

@@ -22,7 +22,9 @@ describe('client disconnects', () => {
   });
 
   const metric = async (labels: string) => {
-    const text = await (await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${server.adminToken}` } })).text();
+    const text = await (
+      await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${server.adminToken}` } })
+    ).text();
     const line = text.split('\n').find((l) => l.startsWith(`floe_http_requests_total{${labels}}`));
     return { value: line ? Number(line.split(' ').pop()) : 0, text };
   };
@@ -39,16 +41,30 @@ describe('client disconnects', () => {
   it('cancelled uploads and a download cut short are counted as client_closed, not as 5xx, and not logged as errors', async () => {
     const big = fakePath('big', { type: 'regular', contents: randomBytes(8 * 2 ** 20) });
     expect((await batchUpload(server, rw, big)).status).toBe(201);
-    const info = await (await fetch(`${server.url}/cache/${big.hashPart}.narinfo`, { headers: { Authorization: basicAuth(rw) } })).text();
+    const info = await (
+      await fetch(`${server.url}/cache/${big.hashPart}.narinfo`, { headers: { Authorization: basicAuth(rw) } })
+    ).text();
     const narUrl = /^URL: (.*)$/m.exec(info)![1]!;
 
     // nix copy's NAR PUT, cancelled after a quarter of a valid NAR.
     const cancelled = fakePath('cancelled', { type: 'regular', contents: randomBytes(2 ** 20) });
     const quarter = cancelled.nar.subarray(0, cancelled.nar.length / 4);
-    await abandon(`PUT /cache/nar/${'1'.repeat(52)}.nar HTTP/1.1\r\nHost: floe\r\nAuthorization: ${basicAuth(rw)}\r\nContent-Length: ${cancelled.nar.length}\r\n\r\n`, quarter);
+    await abandon(
+      `PUT /cache/nar/${'1'.repeat(52)}.nar HTTP/1.1\r\nHost: floe\r\nAuthorization: ${basicAuth(rw)}\r\nContent-Length: ${cancelled.nar.length}\r\n\r\n`,
+      quarter,
+    );
     // floe push's batch upload, cancelled the same way.
-    const meta = JSON.stringify({ storePath: `/nix/store/${cancelled.base}`, narHash: cancelled.narHash, narSize: cancelled.narSize, references: [] }) + '\n';
-    await abandon(`PUT /api/v1/cache/paths HTTP/1.1\r\nHost: floe\r\nAuthorization: Bearer ${rw}\r\nContent-Length: ${meta.length + cancelled.nar.length}\r\n\r\n${meta}`, quarter);
+    const meta =
+      JSON.stringify({
+        storePath: `/nix/store/${cancelled.base}`,
+        narHash: cancelled.narHash,
+        narSize: cancelled.narSize,
+        references: [],
+      }) + '\n';
+    await abandon(
+      `PUT /api/v1/cache/paths HTTP/1.1\r\nHost: floe\r\nAuthorization: Bearer ${rw}\r\nContent-Length: ${meta.length + cancelled.nar.length}\r\n\r\n${meta}`,
+      quarter,
+    );
     // A download closed after its first bytes.
     const download = new RawConnection(server.port, { throttleMs: 50 });
     await download.write(`GET /cache/${narUrl} HTTP/1.1\r\nHost: floe\r\nAuthorization: ${basicAuth(rw)}\r\n\r\n`);

@@ -24,7 +24,9 @@ describe('keep-alive after an early rejection', () => {
     const conn = new RawConnection(server.port);
     try {
       // Declares 2 MiB to an endpoint that takes at most 1 MiB, sends only the start of it.
-      await conn.write(`POST /api/v1/orgs HTTP/1.1\r\nHost: floe\r\nAuthorization: Bearer ${server.adminToken}\r\nContent-Type: application/json\r\nContent-Length: ${2 * 2 ** 20}\r\n\r\n{"name":"`);
+      await conn.write(
+        `POST /api/v1/orgs HTTP/1.1\r\nHost: floe\r\nAuthorization: Bearer ${server.adminToken}\r\nContent-Type: application/json\r\nContent-Length: ${2 * 2 ** 20}\r\n\r\n{"name":"`,
+      );
       const res = await conn.response();
       expect(res.status).toBe(413);
       expect(res.headers.connection).toBe('close');
@@ -39,7 +41,9 @@ describe('keep-alive after an early rejection', () => {
   it('401 for an upload without a token, before its body: Connection: close', async () => {
     const conn = new RawConnection(server.port);
     try {
-      await conn.write(`PUT /api/v1/cache/paths HTTP/1.1\r\nHost: floe\r\nContent-Length: ${8 * 2 ** 20}\r\n\r\n${'x'.repeat(1000)}`);
+      await conn.write(
+        `PUT /api/v1/cache/paths HTTP/1.1\r\nHost: floe\r\nContent-Length: ${8 * 2 ** 20}\r\n\r\n${'x'.repeat(1000)}`,
+      );
       const res = await conn.response();
       expect(res.status).toBe(401);
       expect(res.headers.connection).toBe('close');
@@ -53,7 +57,9 @@ describe('keep-alive after an early rejection', () => {
     const conn = new RawConnection(server.port);
     try {
       const bad = '{"name": 42}';
-      await conn.write(`POST /api/v1/orgs HTTP/1.1\r\nHost: floe\r\nAuthorization: Bearer ${admin}\r\nContent-Type: application/json\r\nContent-Length: ${bad.length}\r\n\r\n${bad}`);
+      await conn.write(
+        `POST /api/v1/orgs HTTP/1.1\r\nHost: floe\r\nAuthorization: Bearer ${admin}\r\nContent-Type: application/json\r\nContent-Length: ${bad.length}\r\n\r\n${bad}`,
+      );
       const first = await conn.response();
       expect(first.status).toBeGreaterThanOrEqual(400);
       expect(first.status).toBeLessThan(500);
@@ -61,7 +67,9 @@ describe('keep-alive after an early rejection', () => {
       await conn.write(`GET /healthz HTTP/1.1\r\nHost: floe\r\n\r\n`);
       expect((await conn.response()).status).toBe(200);
       // Pipelined: two requests in one write, two answers.
-      await conn.write(`GET /healthz HTTP/1.1\r\nHost: floe\r\n\r\nGET /.well-known/jwks.json HTTP/1.1\r\nHost: floe\r\n\r\n`);
+      await conn.write(
+        `GET /healthz HTTP/1.1\r\nHost: floe\r\n\r\nGET /.well-known/jwks.json HTTP/1.1\r\nHost: floe\r\n\r\n`,
+      );
       expect((await conn.response()).status).toBe(200);
       const key = await conn.response();
       expect(key.status).toBe(200);

@@ -29,7 +29,11 @@ describe.skipIf(!enabled)('PostgreSQL connection loss', () => {
   beforeAll(async () => {
     pgServer = await startPostgres();
     s3 = await startS3();
-    const env = { FLOE_DATABASE_URL: await pgServer.createDatabase(database), ...s3.env('faults/'), FLOE_PUBLIC_URL: `http://127.0.0.1:${await freePort()}` };
+    const env = {
+      FLOE_DATABASE_URL: await pgServer.createDatabase(database),
+      ...s3.env('faults/'),
+      FLOE_PUBLIC_URL: `http://127.0.0.1:${await freePort()}`,
+    };
     replicas = await Promise.all([1, 2].map(() => startFloe({ env })));
     const a = replicas[0]!;
     expect((await api(a, a.adminToken, 'POST', '/api/v1/orgs', { name: 'acme' })).status).toBe(201);
@@ -45,7 +49,8 @@ describe.skipIf(!enabled)('PostgreSQL connection loss', () => {
     await pgServer?.stop();
   });
 
-  const narinfo = (server: TestServer) => fetch(`${server.url}/cache/${stored.hashPart}.narinfo`, { headers: { Authorization: basicAuth(read) } });
+  const narinfo = (server: TestServer) =>
+    fetch(`${server.url}/cache/${stored.hashPart}.narinfo`, { headers: { Authorization: basicAuth(read) } });
 
   it("terminating Floe's database sessions under load never ends the process", async () => {
     const load = new LoadLoop(replicas, rw, read, stored);
@@ -61,7 +66,10 @@ describe.skipIf(!enabled)('PostgreSQL connection loss', () => {
     }
     for (const r of replicas) expect(alive(r), r.logs()).toBe(true);
     // Queries cut off by the termination fail as 503 (retry), never as a 500 or a reset connection.
-    expect(load.statuses.filter((s) => s === 0 || (s >= 500 && s !== 503)), JSON.stringify(counts(load.statuses))).toEqual([]);
+    expect(
+      load.statuses.filter((s) => s === 0 || (s >= 500 && s !== 503)),
+      JSON.stringify(counts(load.statuses)),
+    ).toEqual([]);
     expect(load.statuses.filter((s) => s === 200 || s === 201).length).toBeGreaterThan(0);
     // And the next requests find fresh connections.
     for (const r of replicas) {
@@ -113,7 +121,10 @@ describe.skipIf(!enabled)('PostgreSQL connection loss', () => {
       if (paused) await pgServer.resume();
       await load.stop();
     }
-    expect(load.statuses.filter((s) => s === 0 || (s >= 500 && s !== 503)), JSON.stringify(counts(load.statuses))).toEqual([]);
+    expect(
+      load.statuses.filter((s) => s === 0 || (s >= 500 && s !== 503)),
+      JSON.stringify(counts(load.statuses)),
+    ).toEqual([]);
     expect(load.statuses).toContain(503);
 
     for (const r of replicas) {

@@ -25,12 +25,16 @@ describe.skipIf(!enabled)('S3 outage', () => {
   beforeAll(async () => {
     pgServer = await startPostgres();
     s3 = await startS3();
-    server = await startFloe({ env: { FLOE_DATABASE_URL: await pgServer.createDatabase('s3faults'), ...s3.env('s3faults/') } });
+    server = await startFloe({
+      env: { FLOE_DATABASE_URL: await pgServer.createDatabase('s3faults'), ...s3.env('s3faults/') },
+    });
     expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs', { name: 'acme' })).status).toBe(201);
     rw = (await createToken(server, 'acme', ['read', 'write'])).token;
     stored = fakePath('stored');
     expect((await batchUpload(server, rw, stored)).status).toBe(201);
-    const info = await (await fetch(`${server.url}/cache/${stored.hashPart}.narinfo`, { headers: { Authorization: basicAuth(rw) } })).text();
+    const info = await (
+      await fetch(`${server.url}/cache/${stored.hashPart}.narinfo`, { headers: { Authorization: basicAuth(rw) } })
+    ).text();
     narUrl = /^URL: (.*)$/m.exec(info)![1]!;
   }, 60_000);
 

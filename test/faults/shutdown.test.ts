@@ -19,9 +19,15 @@ afterEach(async () => {
 
 /** A batch upload whose body is sent in pieces: `send(fraction)` sends up to that share of it. */
 function slowUpload(server: TestServer, token: string, p: FakePath) {
-  const meta = Buffer.from(JSON.stringify({ storePath: `/nix/store/${p.base}`, narHash: p.narHash, narSize: p.narSize, references: [] }) + '\n');
+  const meta = Buffer.from(
+    JSON.stringify({ storePath: `/nix/store/${p.base}`, narHash: p.narHash, narSize: p.narSize, references: [] }) +
+      '\n',
+  );
   const body = Buffer.concat([meta, p.nar]);
-  const req = request(`${server.url}/api/v1/cache/paths`, { method: 'PUT', headers: { Authorization: `Bearer ${token}`, 'Content-Length': String(body.length) } });
+  const req = request(`${server.url}/api/v1/cache/paths`, {
+    method: 'PUT',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Length': String(body.length) },
+  });
   const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
     req.on('error', reject);
     req.on('response', (res) => {
@@ -49,7 +55,12 @@ function slowUpload(server: TestServer, token: string, p: FakePath) {
   };
 }
 
-const exited = (server: TestServer) => new Promise<number | null>((resolve) => (server.process.exitCode !== null ? resolve(server.process.exitCode) : server.process.once('exit', (code) => resolve(code))));
+const exited = (server: TestServer) =>
+  new Promise<number | null>((resolve) =>
+    server.process.exitCode !== null
+      ? resolve(server.process.exitCode)
+      : server.process.once('exit', (code) => resolve(code)),
+  );
 
 describe('SIGTERM', () => {
   it('lets a slow upload and a slow download finish, fails /readyz at once, closes idle connections, then exits', async () => {
@@ -60,7 +71,9 @@ describe('SIGTERM', () => {
     // Random bytes: zstd cannot shrink them, so the download is as large as the NAR.
     const big = fakePath('big', { type: 'regular', contents: randomBytes(16 * 2 ** 20) });
     expect((await batchUpload(server, rw, big)).status).toBe(201);
-    const info = await (await fetch(`${server.url}/cache/${big.hashPart}.narinfo`, { headers: { Authorization: basicAuth(rw) } })).text();
+    const info = await (
+      await fetch(`${server.url}/cache/${big.hashPart}.narinfo`, { headers: { Authorization: basicAuth(rw) } })
+    ).text();
     const narUrl = /^URL: (.*)$/m.exec(info)![1]!;
     const fileHash = /^FileHash: sha256:(.*)$/m.exec(info)![1]!;
 
@@ -80,7 +93,16 @@ describe('SIGTERM', () => {
     const exit = exited(server);
     server.process.kill('SIGTERM');
     // New connections are refused once the listener is closed.
-    expect(await until(async () => !(await fetch(`${server.url}/healthz`).then(() => true, () => false)), 5000)).toBe(true);
+    expect(
+      await until(
+        async () =>
+          !(await fetch(`${server.url}/healthz`).then(
+            () => true,
+            () => false,
+          )),
+        5000,
+      ),
+    ).toBe(true);
     expect(await idle.closedWithin(2000)).toBe(true);
     // A request pipelined on a busy connection is still answered, with "not ready" and a close.
     await download.write(`GET /readyz HTTP/1.1\r\nHost: floe\r\n\r\n`);
@@ -104,7 +126,10 @@ describe('SIGTERM', () => {
 
     // The upload that finished during the drain was committed.
     await server.restart();
-    expect((await fetch(`${server.url}/cache/${small.hashPart}.narinfo`, { headers: { Authorization: basicAuth(rw) } })).status).toBe(200);
+    expect(
+      (await fetch(`${server.url}/cache/${small.hashPart}.narinfo`, { headers: { Authorization: basicAuth(rw) } }))
+        .status,
+    ).toBe(200);
   }, 90_000);
 
   it('does not wait beyond the grace period for a client that never finishes', async () => {
@@ -112,7 +137,11 @@ describe('SIGTERM', () => {
     servers.push(server);
     await createOrg(server, 'acme');
     const rw = (await createToken(server, 'acme', ['read', 'write'])).token;
-    const stuck = slowUpload(server, rw, fakePath('never-finished', { type: 'regular', contents: randomBytes(256 * 1024) }));
+    const stuck = slowUpload(
+      server,
+      rw,
+      fakePath('never-finished', { type: 'regular', contents: randomBytes(256 * 1024) }),
+    );
     stuck.answer.catch(() => undefined);
     await stuck.send(0.5);
     const exit = exited(server);

@@ -46,8 +46,20 @@ async function* body(chunks: Buffer[]): AsyncIterable<Buffer> {
  * One upload. Returns the stored NAR's hash when accepted (after checking the stored blob), or
  * undefined when refused with a client error.
  */
-async function upload(bytes: Buffer, declared: Compression | undefined, cuts: number[] = [], declaredNarSize?: number): Promise<string | undefined> {
-  const r = await withinMs(CASE_MS, 'ingestNar', outcomeAsync(() => ingestNar(body(chunksOf(bytes, cuts)), declared, storage, LIMITS, undefined, declaredNarSize), ['invalid_input', 'too_large']));
+async function upload(
+  bytes: Buffer,
+  declared: Compression | undefined,
+  cuts: number[] = [],
+  declaredNarSize?: number,
+): Promise<string | undefined> {
+  const r = await withinMs(
+    CASE_MS,
+    'ingestNar',
+    outcomeAsync(
+      () => ingestNar(body(chunksOf(bytes, cuts)), declared, storage, LIMITS, undefined, declaredNarSize),
+      ['invalid_input', 'too_large'],
+    ),
+  );
   if (!r.ok) return undefined;
   const stored = await storage.blobs.get(r.value.blobKey);
   expect(stored).toBeDefined();
@@ -86,50 +98,90 @@ describe('compression fuzz (through ingestNar)', () => {
     else expect(stored).toBeUndefined();
   });
 
-  it('sniffing arbitrary heads: a codec or InvalidInput, nothing else', () => {
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 40 }), arbDeclared, (head, declared) => {
-        outcome(() => sniffCompression(Buffer.from(head), declared), 'invalid_input');
-      }),
-      fuzzParams(),
-    );
-  }, fuzzTimeout());
+  it(
+    'sniffing arbitrary heads: a codec or InvalidInput, nothing else',
+    () => {
+      fc.assert(
+        fc.property(fc.uint8Array({ maxLength: 40 }), arbDeclared, (head, declared) => {
+          outcome(() => sniffCompression(Buffer.from(head), declared), 'invalid_input');
+        }),
+        fuzzParams(),
+      );
+    },
+    fuzzTimeout(),
+  );
 
-  it('generated NARs in gzip, brotli, zstd or none are stored under their own hash, however the body is chunked', async () => {
-    await fc.assert(
-      fc.asyncProperty(arbNarTree, fc.constantFrom('none' as const, 'gzip' as const, 'br' as const, 'zstd' as const), arbCuts, async (tree, kind, cuts) => {
-        const nar = serializeNar(tree);
-        expect(await upload(compressAs(kind, nar), kind, cuts)).toBe(sha(nar));
-      }),
-      fuzzParams(6),
-    );
-  }, fuzzTimeout(200));
+  it(
+    'generated NARs in gzip, brotli, zstd or none are stored under their own hash, however the body is chunked',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          arbNarTree,
+          fc.constantFrom('none' as const, 'gzip' as const, 'br' as const, 'zstd' as const),
+          arbCuts,
+          async (tree, kind, cuts) => {
+            const nar = serializeNar(tree);
+            expect(await upload(compressAs(kind, nar), kind, cuts)).toBe(sha(nar));
+          },
+        ),
+        fuzzParams(6),
+      );
+    },
+    fuzzTimeout(200),
+  );
 
-  it('arbitrary bodies behind each magic end with a client error (or a valid stored NAR), never a crash or a hang', async () => {
-    const magics = [Buffer.alloc(0), Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Buffer.from('BZh9'), Buffer.from('BZh1'), Buffer.from([0x1f, 0x8b, 8, 0]), serializeNar({ type: 'regular', contents: '' }).subarray(0, 21)];
-    await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...magics), fc.uint8Array({ maxLength: 2000 }), arbDeclared, arbCuts, async (magic, rest, declared, cuts) => {
-        await upload(Buffer.concat([magic, rest]), declared, cuts);
-      }),
-      fuzzParams(6),
-    );
-  }, fuzzTimeout(200));
+  it(
+    'arbitrary bodies behind each magic end with a client error (or a valid stored NAR), never a crash or a hang',
+    async () => {
+      const magics = [
+        Buffer.alloc(0),
+        Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]),
+        Buffer.from([0x28, 0xb5, 0x2f, 0xfd]),
+        Buffer.from('BZh9'),
+        Buffer.from('BZh1'),
+        Buffer.from([0x1f, 0x8b, 8, 0]),
+        serializeNar({ type: 'regular', contents: '' }).subarray(0, 21),
+      ];
+      await fc.assert(
+        fc.asyncProperty(
+          fc.constantFrom(...magics),
+          fc.uint8Array({ maxLength: 2000 }),
+          arbDeclared,
+          arbCuts,
+          async (magic, rest, declared, cuts) => {
+            await upload(Buffer.concat([magic, rest]), declared, cuts);
+          },
+        ),
+        fuzzParams(6),
+      );
+    },
+    fuzzTimeout(200),
+  );
 
-  it('mutated compressed NARs of every codec (and bombs): stored only as what they decode to, or refused', async () => {
-    const arbCompressed = fc.oneof(
-      arbCorpusEntry.map((e) => ({ bytes: new Uint8Array(e.bytes), declared: declaredOf(e.name) })),
-      fc.tuple(arbNarTree, fc.constantFrom('gzip' as const, 'br' as const, 'zstd' as const)).map(([t, k]) => ({ bytes: new Uint8Array(compressAs(k, serializeNar(t))), declared: k as Compression | undefined })),
-    );
-    await fc.assert(
-      fc.asyncProperty(
-        arbCompressed.chain((c) => mutated(fc.constant(c.bytes)).map((bytes) => ({ bytes, declared: c.declared }))),
-        arbCuts,
-        fc.option(fc.integer({ min: 1, max: 1 << 21 }), { nil: undefined }),
-        async ({ bytes, declared }, cuts, declaredNarSize) => {
-          await upload(bytes, declared, cuts, declaredNarSize);
-        },
-      ),
-      fuzzParams(6),
-    );
-  }, fuzzTimeout(200));
+  it(
+    'mutated compressed NARs of every codec (and bombs): stored only as what they decode to, or refused',
+    async () => {
+      const arbCompressed = fc.oneof(
+        arbCorpusEntry.map((e) => ({ bytes: new Uint8Array(e.bytes), declared: declaredOf(e.name) })),
+        fc
+          .tuple(arbNarTree, fc.constantFrom('gzip' as const, 'br' as const, 'zstd' as const))
+          .map(([t, k]) => ({
+            bytes: new Uint8Array(compressAs(k, serializeNar(t))),
+            declared: k as Compression | undefined,
+          })),
+      );
+      await fc.assert(
+        fc.asyncProperty(
+          arbCompressed.chain((c) => mutated(fc.constant(c.bytes)).map((bytes) => ({ bytes, declared: c.declared }))),
+          arbCuts,
+          fc.option(fc.integer({ min: 1, max: 1 << 21 }), { nil: undefined }),
+          async ({ bytes, declared }, cuts, declaredNarSize) => {
+            await upload(bytes, declared, cuts, declaredNarSize);
+          },
+        ),
+        fuzzParams(6),
+      );
+    },
+    fuzzTimeout(200),
+  );
 });

@@ -22,7 +22,10 @@ export const FUZZ_RUNS = (() => {
   return Number.isSafeInteger(n) && n > 0 ? n : DEFAULT_RUNS;
 })();
 
-const SEED = process.env.FLOE_FUZZ_SEED === undefined || process.env.FLOE_FUZZ_SEED === '' ? undefined : Number(process.env.FLOE_FUZZ_SEED);
+const SEED =
+  process.env.FLOE_FUZZ_SEED === undefined || process.env.FLOE_FUZZ_SEED === ''
+    ? undefined
+    : Number(process.env.FLOE_FUZZ_SEED);
 
 /**
  * fast-check parameters for one property. `cost` divides the runs for properties whose single case
@@ -30,7 +33,11 @@ const SEED = process.env.FLOE_FUZZ_SEED === undefined || process.env.FLOE_FUZZ_S
  * within a few seconds per file on two cores.
  */
 export function fuzzParams<T>(cost = 1, extra: fc.Parameters<T> = {}): fc.Parameters<T> {
-  return { numRuns: Math.max(10, Math.floor(FUZZ_RUNS / cost)), ...(SEED !== undefined && Number.isFinite(SEED) ? { seed: SEED } : {}), ...extra };
+  return {
+    numRuns: Math.max(10, Math.floor(FUZZ_RUNS / cost)),
+    ...(SEED !== undefined && Number.isFinite(SEED) ? { seed: SEED } : {}),
+    ...extra,
+  };
 }
 
 /** Vitest timeout for a property: generous, and growing with the number of runs. */
@@ -56,7 +63,10 @@ export function corpus(parser: string): CorpusEntry[] {
 
 /** Asserts that `err` is a FloeError (optionally of one code): a client error, not a crash. */
 export function expectFloeError(err: unknown, code?: string): void {
-  if (!(err instanceof FloeError)) throw new Error(`expected a FloeError, got ${err instanceof Error ? `${err.name}: ${err.message}\n${err.stack}` : String(err)}`);
+  if (!(err instanceof FloeError))
+    throw new Error(
+      `expected a FloeError, got ${err instanceof Error ? `${err.name}: ${err.message}\n${err.stack}` : String(err)}`,
+    );
   if (code !== undefined) expect(err.code, err.message).toBe(code);
 }
 
@@ -70,12 +80,16 @@ export function outcome<T>(fn: () => T, code?: string): { ok: true; value: T } |
   }
 }
 
-export async function outcomeAsync<T>(fn: () => Promise<T>, code?: string | string[]): Promise<{ ok: true; value: T } | { ok: false; error: FloeError }> {
+export async function outcomeAsync<T>(
+  fn: () => Promise<T>,
+  code?: string | string[],
+): Promise<{ ok: true; value: T } | { ok: false; error: FloeError }> {
   try {
     return { ok: true, value: await fn() };
   } catch (err) {
     expectFloeError(err);
-    if (code !== undefined) expect(Array.isArray(code) ? code : [code], (err as Error).message).toContain((err as FloeError).code);
+    if (code !== undefined)
+      expect(Array.isArray(code) ? code : [code], (err as Error).message).toContain((err as FloeError).code);
     return { ok: false, error: err as FloeError };
   }
 }
@@ -100,7 +114,11 @@ export function mutated(base: fc.Arbitrary<Uint8Array>): fc.Arbitrary<Buffer> {
     fc.record({ kind: fc.constant('set' as const), at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) }),
     fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
     fc.record({ kind: fc.constant('delete' as const), at: fc.nat(), n: fc.integer({ min: 1, max: 16 }) }),
-    fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), data: fc.uint8Array({ minLength: 1, maxLength: 16 }) }),
+    fc.record({
+      kind: fc.constant('insert' as const),
+      at: fc.nat(),
+      data: fc.uint8Array({ minLength: 1, maxLength: 16 }),
+    }),
     fc.record({ kind: fc.constant('duplicate' as const), at: fc.nat(), n: fc.integer({ min: 1, max: 64 }) }),
   );
   return fc.tuple(base, fc.array(edit, { minLength: 1, maxLength: 4 })).map(([input, edits]) => {

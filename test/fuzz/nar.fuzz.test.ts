@@ -94,7 +94,14 @@ function referenceParse(b: Buffer): NarTree | undefined {
       want('(');
       want('name');
       const name = bytes(255);
-      if (name.length === 0 || name.includes(0x2f) || name.includes(0) || name.toString('latin1') === '.' || name.toString('latin1') === '..') fail();
+      if (
+        name.length === 0 ||
+        name.includes(0x2f) ||
+        name.includes(0) ||
+        name.toString('latin1') === '.' ||
+        name.toString('latin1') === '..'
+      )
+        fail();
       if (previous && Buffer.compare(previous, name) >= 0) fail();
       previous = Buffer.from(name);
       want('node');
@@ -132,7 +139,10 @@ function checkBytes(input: Buffer, cuts: number[]): Verdict {
   expect(validate(chunksOf(input, cuts))).toEqual(whole);
   if (input.length <= 512) expect(validate([...input].map((x) => Buffer.from([x])))).toEqual(whole);
   const ref = referenceParse(input);
-  expect(whole.ok, `validator ${whole.ok ? 'accepted' : 'refused'} what the reference reader ${ref ? 'accepts' : 'refuses'}`).toBe(ref !== undefined);
+  expect(
+    whole.ok,
+    `validator ${whole.ok ? 'accepted' : 'refused'} what the reference reader ${ref ? 'accepts' : 'refuses'}`,
+  ).toBe(ref !== undefined);
   if (whole.ok) {
     expect(whole.size).toBe(input.length);
     expect({ files: whole.files, directories: whole.directories, symlinks: whole.symlinks }).toEqual(counts(ref!));
@@ -150,38 +160,57 @@ describe('NAR validator fuzz', () => {
     if (name.startsWith('refused-')) expect(verdict.ok).toBe(false);
   });
 
-  it('serializeNar of any generated tree is accepted, however it is chunked, with its size and counts', () => {
-    fc.assert(
-      fc.property(arbNarTree, arbCuts, (tree, cuts) => {
-        const nar = serializeNar(tree);
-        const v = checkBytes(nar, cuts);
-        expect(v).toEqual({ ok: true, size: nar.length, ...counts(tree) });
-      }),
-      fuzzParams(),
-    );
-  }, fuzzTimeout(40));
+  it(
+    'serializeNar of any generated tree is accepted, however it is chunked, with its size and counts',
+    () => {
+      fc.assert(
+        fc.property(arbNarTree, arbCuts, (tree, cuts) => {
+          const nar = serializeNar(tree);
+          const v = checkBytes(nar, cuts);
+          expect(v).toEqual({ ok: true, size: nar.length, ...counts(tree) });
+        }),
+        fuzzParams(),
+      );
+    },
+    fuzzTimeout(40),
+  );
 
-  it('mutated NARs (bit flips, truncation, splices): the verdict is the reference reader’s, whatever the chunking', () => {
-    fc.assert(fc.property(mutated(arbValidNar), arbCuts, (nar, cuts) => void checkBytes(nar, cuts)), fuzzParams());
-  }, fuzzTimeout(40));
+  it(
+    'mutated NARs (bit flips, truncation, splices): the verdict is the reference reader’s, whatever the chunking',
+    () => {
+      fc.assert(
+        fc.property(mutated(arbValidNar), arbCuts, (nar, cuts) => void checkBytes(nar, cuts)),
+        fuzzParams(),
+      );
+    },
+    fuzzTimeout(40),
+  );
 
-  it('arbitrary bytes, and arbitrary bytes behind a valid magic, are refused with InvalidInput', () => {
-    const magic = serializeNar({ type: 'regular', contents: '' }).subarray(0, 24);
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 600 }), fc.boolean(), arbCuts, (bytes, withMagic, cuts) => {
-        const input = withMagic ? Buffer.concat([magic, bytes]) : Buffer.from(bytes);
-        void checkBytes(input, cuts);
-      }),
-      fuzzParams(),
-    );
-  }, fuzzTimeout(40));
+  it(
+    'arbitrary bytes, and arbitrary bytes behind a valid magic, are refused with InvalidInput',
+    () => {
+      const magic = serializeNar({ type: 'regular', contents: '' }).subarray(0, 24);
+      fc.assert(
+        fc.property(fc.uint8Array({ maxLength: 600 }), fc.boolean(), arbCuts, (bytes, withMagic, cuts) => {
+          const input = withMagic ? Buffer.concat([magic, bytes]) : Buffer.from(bytes);
+          void checkBytes(input, cuts);
+        }),
+        fuzzParams(),
+      );
+    },
+    fuzzTimeout(40),
+  );
 
-  it('splices of two valid NARs are judged as the reference reader judges them', () => {
-    fc.assert(
-      fc.property(arbValidNar, arbValidNar, fc.nat(), fc.nat(), arbCuts, (a, b, i, j, cuts) => {
-        void checkBytes(Buffer.concat([a.subarray(0, i % (a.length + 1)), b.subarray(j % (b.length + 1))]), cuts);
-      }),
-      fuzzParams(),
-    );
-  }, fuzzTimeout(40));
+  it(
+    'splices of two valid NARs are judged as the reference reader judges them',
+    () => {
+      fc.assert(
+        fc.property(arbValidNar, arbValidNar, fc.nat(), fc.nat(), arbCuts, (a, b, i, j, cuts) => {
+          void checkBytes(Buffer.concat([a.subarray(0, i % (a.length + 1)), b.subarray(j % (b.length + 1))]), cuts);
+        }),
+        fuzzParams(),
+      );
+    },
+    fuzzTimeout(40),
+  );
 });

@@ -29,7 +29,13 @@ interface Entry {
 async function pack(entries: Entry[]): Promise<Buffer> {
   const p = tar.pack();
   for (const e of entries) {
-    const header = { name: e.name, type: e.type, mtime: new Date(1_700_000_000_000), ...(e.mode !== undefined ? { mode: e.mode } : {}), ...(e.linkname !== undefined ? { linkname: e.linkname } : {}) };
+    const header = {
+      name: e.name,
+      type: e.type,
+      mtime: new Date(1_700_000_000_000),
+      ...(e.mode !== undefined ? { mode: e.mode } : {}),
+      ...(e.linkname !== undefined ? { linkname: e.linkname } : {}),
+    };
     if (e.type === 'file' || e.type === 'contiguous-file') p.entry(header, e.content ?? '');
     else p.entry(header);
   }
@@ -39,27 +45,81 @@ async function pack(entries: Entry[]): Promise<Buffer> {
   return zlib.gzipSync(Buffer.concat(chunks));
 }
 
-const PARTS = ['src', 'a', 'b', 'd', 'flake.nix', '..', '.', '', 'constructor', '__proto__', 'toString', 'hasOwnProperty', 'x'.repeat(120), 'é', 'a b'];
-const arbPart = fc.oneof({ weight: 5, arbitrary: fc.constantFrom(...PARTS) }, { weight: 1, arbitrary: fc.string({ minLength: 1, maxLength: 8 }) });
+const PARTS = [
+  'src',
+  'a',
+  'b',
+  'd',
+  'flake.nix',
+  '..',
+  '.',
+  '',
+  'constructor',
+  '__proto__',
+  'toString',
+  'hasOwnProperty',
+  'x'.repeat(120),
+  'é',
+  'a b',
+];
+const arbPart = fc.oneof(
+  { weight: 5, arbitrary: fc.constantFrom(...PARTS) },
+  { weight: 1, arbitrary: fc.string({ minLength: 1, maxLength: 8 }) },
+);
 const arbRelative = fc.array(arbPart, { minLength: 1, maxLength: 4 }).map((p) => p.join('/'));
 const arbName = fc
-  .tuple(fc.constantFrom('', '', '', './', '/', '././'), fc.constantFrom('src/', 'src/', 'src/', 'other/', ''), arbRelative, fc.constantFrom('', '', '/', '//'))
+  .tuple(
+    fc.constantFrom('', '', '', './', '/', '././'),
+    fc.constantFrom('src/', 'src/', 'src/', 'other/', ''),
+    arbRelative,
+    fc.constantFrom('', '', '/', '//'),
+  )
   .map(([prefix, top, rel, suffix]) => `${prefix}${top}${rel}${suffix}`);
 const arbTarget = fc.oneof(
-  fc.tuple(fc.constantFrom('', '', '/', './'), fc.array(fc.constantFrom('..', '.', 'a', 'b', 'd', 'flake.nix', 'l', 'm', '', 'src', 'constructor'), { minLength: 1, maxLength: 5 })).map(([p, parts]) => p + parts.join('/')),
+  fc
+    .tuple(
+      fc.constantFrom('', '', '/', './'),
+      fc.array(fc.constantFrom('..', '.', 'a', 'b', 'd', 'flake.nix', 'l', 'm', '', 'src', 'constructor'), {
+        minLength: 1,
+        maxLength: 5,
+      }),
+    )
+    .map(([p, parts]) => p + parts.join('/')),
   fc.string({ maxLength: 12 }),
 );
 const arbEntry: fc.Arbitrary<Entry> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ name: arbName, type: fc.constant('file' as const), content: fc.string({ maxLength: 20 }), mode: fc.constantFrom(0o644, 0o755) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      name: arbName,
+      type: fc.constant('file' as const),
+      content: fc.string({ maxLength: 20 }),
+      mode: fc.constantFrom(0o644, 0o755),
+    }),
+  },
   { weight: 3, arbitrary: fc.record({ name: arbName, type: fc.constant('directory' as const) }) },
   { weight: 4, arbitrary: fc.record({ name: arbName, type: fc.constant('symlink' as const), linkname: arbTarget }) },
   {
     weight: 1,
-    arbitrary: fc.record({ name: arbName, type: fc.constantFrom('link' as const, 'character-device' as const, 'block-device' as const, 'fifo' as const, 'contiguous-file' as const), linkname: arbTarget }),
+    arbitrary: fc.record({
+      name: arbName,
+      type: fc.constantFrom(
+        'link' as const,
+        'character-device' as const,
+        'block-device' as const,
+        'fifo' as const,
+        'contiguous-file' as const,
+      ),
+      linkname: arbTarget,
+    }),
   },
 );
 /** Mostly archives that start like a flake, so that acceptance is reached and tested. */
-const arbEntries = fc.tuple(fc.boolean(), fc.array(arbEntry, { maxLength: 10 })).map(([withFlake, rest]) => (withFlake ? [{ name: 'src/flake.nix', type: 'file' as const, content: FLAKE }, ...rest] : rest));
+const arbEntries = fc
+  .tuple(fc.boolean(), fc.array(arbEntry, { maxLength: 10 }))
+  .map(([withFlake, rest]) =>
+    withFlake ? [{ name: 'src/flake.nix', type: 'file' as const, content: FLAKE }, ...rest] : rest,
+  );
 
 /**
  * Resolves `target` from `dir` as the kernel would, on the unpacked tree, noting whether any step
@@ -128,8 +188,14 @@ function checkUnpacked(bytes: Buffer, topDir: string, files: number): void {
     for (const link of symlinksIn(top)) {
       const target = readlinkSync(link);
       const lexical = path.posix.normalize(path.posix.join(path.relative(top, path.dirname(link)), target));
-      expect(lexical === '..' || lexical.startsWith('../') || lexical.startsWith('/'), `${link} -> ${target} leaves the tree lexically`).toBe(false);
-      expect(escapesByResolution(top, path.dirname(link), target), `${link} -> ${target} resolves outside the tree`).toBe(false);
+      expect(
+        lexical === '..' || lexical.startsWith('../') || lexical.startsWith('/'),
+        `${link} -> ${target} leaves the tree lexically`,
+      ).toBe(false);
+      expect(
+        escapesByResolution(top, path.dirname(link), target),
+        `${link} -> ${target} resolves outside the tree`,
+      ).toBe(false);
     }
   } finally {
     rmSync(root, { recursive: true, force: true });
@@ -137,7 +203,11 @@ function checkUnpacked(bytes: Buffer, topDir: string, files: number): void {
 }
 
 async function check(bytes: Buffer): Promise<boolean> {
-  const r = await withinMs(15_000, 'verifyFlakeTarball', outcomeAsync(() => verifyFlakeTarball(bytes, LIMITS), ['invalid_input', 'too_large']));
+  const r = await withinMs(
+    15_000,
+    'verifyFlakeTarball',
+    outcomeAsync(() => verifyFlakeTarball(bytes, LIMITS), ['invalid_input', 'too_large']),
+  );
   if (r.ok) checkUnpacked(bytes, r.value.topDir, r.value.files);
   return r.ok;
 }
@@ -149,32 +219,48 @@ describe('flake tarball fuzz', () => {
     if (name.startsWith('refused-')) expect(ok).toBe(false);
   });
 
-  it('generated archives resolve or reject with a client error, and nothing accepted escapes', async () => {
-    let accepted = 0;
-    await fc.assert(
-      fc.asyncProperty(arbEntries, async (entries) => {
-        if (await check(await pack(entries))) accepted++;
-      }),
-      fuzzParams(2),
-    );
-    // The generator must reach acceptance often enough for the escape check to mean something.
-    expect(accepted).toBeGreaterThan(0);
-  }, fuzzTimeout(60));
+  it(
+    'generated archives resolve or reject with a client error, and nothing accepted escapes',
+    async () => {
+      let accepted = 0;
+      await fc.assert(
+        fc.asyncProperty(arbEntries, async (entries) => {
+          if (await check(await pack(entries))) accepted++;
+        }),
+        fuzzParams(2),
+      );
+      // The generator must reach acceptance often enough for the escape check to mean something.
+      expect(accepted).toBeGreaterThan(0);
+    },
+    fuzzTimeout(60),
+  );
 
-  it('mutated archives of the corpus (gzip bytes, or the tar inside) resolve or reject with a client error', async () => {
-    const gz = corpus('tarball').map((e) => new Uint8Array(e.bytes)).filter((b) => b[0] === 0x1f && b[1] === 0x8b);
-    const raw = gz.flatMap((b) => {
-      try {
-        return [new Uint8Array(zlib.gunzipSync(b))];
-      } catch {
-        return []; // the truncated entry
-      }
-    });
-    await fc.assert(
-      fc.asyncProperty(fc.oneof(mutated(fc.constantFrom(...gz)), mutated(fc.constantFrom(...raw)).map((t) => zlib.gzipSync(t))), async (bytes) => {
-        await check(bytes);
-      }),
-      fuzzParams(2),
-    );
-  }, fuzzTimeout(60));
+  it(
+    'mutated archives of the corpus (gzip bytes, or the tar inside) resolve or reject with a client error',
+    async () => {
+      const gz = corpus('tarball')
+        .map((e) => new Uint8Array(e.bytes))
+        .filter((b) => b[0] === 0x1f && b[1] === 0x8b);
+      const raw = gz.flatMap((b) => {
+        try {
+          return [new Uint8Array(zlib.gunzipSync(b))];
+        } catch {
+          return []; // the truncated entry
+        }
+      });
+      await fc.assert(
+        fc.asyncProperty(
+          fc.oneof(
+            mutated(fc.constantFrom(...gz)),
+            mutated(fc.constantFrom(...raw)).map((t) => zlib.gzipSync(t)),
+          ),
+          async (bytes) => {
+            await check(bytes);
+          },
+        ),
+        fuzzParams(2),
+      );
+    },
+    fuzzTimeout(60),
+  );
 });

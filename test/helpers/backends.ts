@@ -62,7 +62,8 @@ export function postgresS3(opts: { s3Host?: string } = {}): Backend {
     name: 'scale-out (PostgreSQL + S3)',
     storagePattern: /PostgreSQL postgres:\/\/.*NARs in S3 bucket/,
     async setup() {
-      if (!postgresAvailable() && process.env.CI) throw new Error('PostgreSQL is required under CI=true (.ci/run installs it)');
+      if (!postgresAvailable() && process.env.CI)
+        throw new Error('PostgreSQL is required under CI=true (.ci/run installs it)');
       pg = await startPostgres();
       s3 = await startS3();
     },
@@ -72,7 +73,10 @@ export function postgresS3(opts: { s3Host?: string } = {}): Backend {
     },
     async start(env = {}) {
       const id = `t${randomBytes(6).toString('hex')}`;
-      const backendEnv: Record<string, string> = { FLOE_DATABASE_URL: await pg!.createDatabase(id), ...s3!.env(`${id}/`) };
+      const backendEnv: Record<string, string> = {
+        FLOE_DATABASE_URL: await pg!.createDatabase(id),
+        ...s3!.env(`${id}/`),
+      };
       if (opts.s3Host) backendEnv.FLOE_S3_ENDPOINT = backendEnv.FLOE_S3_ENDPOINT!.replace('127.0.0.1', opts.s3Host);
       const server = await startFloe({ env: { ...backendEnv, ...env } });
       prefixes.set(server, `${id}/`);

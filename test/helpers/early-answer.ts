@@ -5,10 +5,23 @@
 import { request } from 'node:http';
 
 /** `declaredOnly`: send the headers (with the caller's Content-Length) and no body, and wait for the answer. */
-export function sendTolerant(url: string, opts: { method: string; headers?: Record<string, string>; body: Buffer | string; timeoutMs?: number; declaredOnly?: boolean }): Promise<{ status: number; text: string }> {
+export function sendTolerant(
+  url: string,
+  opts: {
+    method: string;
+    headers?: Record<string, string>;
+    body: Buffer | string;
+    timeoutMs?: number;
+    declaredOnly?: boolean;
+  },
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const bytes = typeof opts.body === 'string' ? Buffer.from(opts.body) : opts.body;
-    const req = request(url, { method: opts.method, headers: { 'Content-Length': String(bytes.length), ...opts.headers }, timeout: opts.timeoutMs ?? 30_000 });
+    const req = request(url, {
+      method: opts.method,
+      headers: { 'Content-Length': String(bytes.length), ...opts.headers },
+      timeout: opts.timeoutMs ?? 30_000,
+    });
     let answered = false;
     req.on('response', (res) => {
       answered = true;

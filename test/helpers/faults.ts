@@ -23,7 +23,11 @@ export async function until(cond: () => Promise<boolean> | boolean, ms: number, 
 }
 
 /** `PUT /api/v1/cache/paths`: one path info line and the NAR. */
-export async function batchUpload(server: { url: string }, token: string, p: FakePath): Promise<{ status: number; text: string }> {
+export async function batchUpload(
+  server: { url: string },
+  token: string,
+  p: FakePath,
+): Promise<{ status: number; text: string }> {
   const meta = { storePath: `/nix/store/${p.base}`, narHash: p.narHash, narSize: p.narSize, references: [] };
   const res = await fetch(`${server.url}/api/v1/cache/paths`, {
     method: 'PUT',
@@ -59,7 +63,10 @@ export class LoadLoop {
           if (n % 3 === 0) {
             this.statuses.push((await batchUpload(server, this.writeToken, fakePath(`load-${i}-${n}`))).status);
           } else {
-            const res = await fetch(`${server.url}/cache/${this.stored.hashPart}.narinfo`, { headers: { Authorization: basicAuth(this.readToken) }, signal: AbortSignal.timeout(15_000) });
+            const res = await fetch(`${server.url}/cache/${this.stored.hashPart}.narinfo`, {
+              headers: { Authorization: basicAuth(this.readToken) },
+              signal: AbortSignal.timeout(15_000),
+            });
             await res.arrayBuffer();
             this.statuses.push(res.status);
           }

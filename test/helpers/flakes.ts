@@ -14,8 +14,15 @@ export interface TarEntry {
 export async function craftedTarball(entries: TarEntry[]): Promise<Buffer> {
   const pack = tar.pack();
   for (const e of entries) {
-    if (e.content !== undefined) pack.entry({ name: e.name, type: e.type ?? 'file', mtime: new Date(1_700_000_000_000) }, e.content);
-    else pack.entry({ name: e.name, type: e.type ?? 'directory', mtime: new Date(1_700_000_000_000), ...(e.linkname ? { linkname: e.linkname } : {}) });
+    if (e.content !== undefined)
+      pack.entry({ name: e.name, type: e.type ?? 'file', mtime: new Date(1_700_000_000_000) }, e.content);
+    else
+      pack.entry({
+        name: e.name,
+        type: e.type ?? 'directory',
+        mtime: new Date(1_700_000_000_000),
+        ...(e.linkname ? { linkname: e.linkname } : {}),
+      });
   }
   pack.finalize();
   const chunks: Buffer[] = [];
@@ -41,13 +48,29 @@ async function messageOf(res: Response): Promise<string> {
 }
 
 /** The three calls flakehub-push makes (stage, PUT to the returned URL, publish); stops at the first failure. */
-export async function flakehubPush(server: { url: string }, token: string, org: string, flake: string, version: string, tarball: Buffer, meta: Record<string, unknown> = { visibility: 'public' }): Promise<PushResult> {
+export async function flakehubPush(
+  server: { url: string },
+  token: string,
+  org: string,
+  flake: string,
+  version: string,
+  tarball: Buffer,
+  meta: Record<string, unknown> = { visibility: 'public' },
+): Promise<PushResult> {
   const sha = createHash('sha256').update(tarball).digest('base64');
   const auth = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', 'User-Agent': 'flakehub-push' };
-  const stage = await fetch(`${server.url}/upload/${org}/${flake}/${version}/${tarball.length}/${sha}`, { method: 'POST', headers: auth, body: JSON.stringify(meta) });
+  const stage = await fetch(`${server.url}/upload/${org}/${flake}/${version}/${tarball.length}/${sha}`, {
+    method: 'POST',
+    headers: auth,
+    body: JSON.stringify(meta),
+  });
   if (stage.status !== 200) return { stage: stage.status, message: await messageOf(stage) };
   const { s3_upload_url, uuid } = (await stage.json()) as { s3_upload_url: string; uuid: string };
-  const put = await fetch(s3_upload_url, { method: 'PUT', headers: { 'Content-Type': 'application/gzip', 'x-amz-checksum-sha256': sha }, body: new Uint8Array(tarball) });
+  const put = await fetch(s3_upload_url, {
+    method: 'PUT',
+    headers: { 'Content-Type': 'application/gzip', 'x-amz-checksum-sha256': sha },
+    body: new Uint8Array(tarball),
+  });
   if (put.status !== 200) return { stage: 200, put: put.status, message: await messageOf(put) };
   const publish = await fetch(`${server.url}/publish/${uuid}`, { method: 'POST', headers: auth });
   return { stage: 200, put: 200, publish: publish.status, message: await messageOf(publish) };

@@ -23,7 +23,12 @@ export function runFloe(args: string[], opts: FloeRunOptions = {}): Promise<Floe
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...process.env, ...opts.env })) if (v !== undefined) env[k] = v;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [FLOE_BIN, ...args], { env, ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid ?? opts.uid } : {}), stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [FLOE_BIN, ...args], {
+      env,
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
+      ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid ?? opts.uid } : {}),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -12,7 +12,8 @@ import { REPO_ROOT } from './server.js';
 
 const execFileAsync = promisify(execFile);
 
-export const BASE_NIX_CONFIG = 'experimental-features = nix-command flakes\nsandbox = false\nbuild-users-group =\nsubstituters =';
+export const BASE_NIX_CONFIG =
+  'experimental-features = nix-command flakes\nsandbox = false\nbuild-users-group =\nsubstituters =';
 
 export interface NixResult {
   code: number;
@@ -50,7 +51,11 @@ export const hostNix: NixRunner = {
     }
   },
   run(args, opts) {
-    return spawnCollect(args[0]!, args.slice(1), { ...process.env, NIX_CONFIG: BASE_NIX_CONFIG, XDG_CACHE_HOME: opts.cacheHome });
+    return spawnCollect(args[0]!, args.slice(1), {
+      ...process.env,
+      NIX_CONFIG: BASE_NIX_CONFIG,
+      XDG_CACHE_HOME: opts.cacheHome,
+    });
   },
 };
 
@@ -69,14 +74,21 @@ export const modernNix: NixRunner = {
   },
   run(args, opts) {
     // nix-modern appends NIX_CONFIG to its own base config and passes XDG_CACHE_HOME through.
-    return spawnCollect(NIX_MODERN, args, { ...process.env, NIX_CONFIG: 'substituters =', XDG_CACHE_HOME: opts.cacheHome });
+    return spawnCollect(NIX_MODERN, args, {
+      ...process.env,
+      NIX_CONFIG: 'substituters =',
+      XDG_CACHE_HOME: opts.cacheHome,
+    });
   },
 };
 
 /** Resolves to the runner's version, or undefined (skip); throws under CI when Nix is missing. */
 export async function requireNix(runner: NixRunner): Promise<string | undefined> {
   const v = await runner.version();
-  if (!v && process.env.CI) throw new Error(`${runner.name} is not available, and CI=true forbids skipping the real-Nix tests (.ci/run installs it)`);
+  if (!v && process.env.CI)
+    throw new Error(
+      `${runner.name} is not available, and CI=true forbids skipping the real-Nix tests (.ci/run installs it)`,
+    );
   return v;
 }
 

@@ -95,11 +95,21 @@ export async function startIssuer(opts: { pathPrefix?: string; defaultAudience?:
       // The person is already signed in and consents: straight back to the app with a code.
       const p = url.searchParams;
       const redirect = p.get('redirect_uri') ?? '';
-      if (p.get('response_type') !== 'code' || p.get('code_challenge_method') !== 'S256' || !p.get('code_challenge') || !/^http:\/\/127\.0\.0\.1:\d+\//.test(redirect)) {
+      if (
+        p.get('response_type') !== 'code' ||
+        p.get('code_challenge_method') !== 'S256' ||
+        !p.get('code_challenge') ||
+        !/^http:\/\/127\.0\.0\.1:\d+\//.test(redirect)
+      ) {
         return json(400, { error: 'invalid_request' });
       }
       const code = randomUUID();
-      codes.set(code, { clientId: p.get('client_id') ?? '', redirectUri: redirect, challenge: p.get('code_challenge')!, ...(p.get('nonce') ? { nonce: p.get('nonce')! } : {}) });
+      codes.set(code, {
+        clientId: p.get('client_id') ?? '',
+        redirectUri: redirect,
+        challenge: p.get('code_challenge')!,
+        ...(p.get('nonce') ? { nonce: p.get('nonce')! } : {}),
+      });
       res.writeHead(302, { Location: `${redirect}?code=${code}&state=${encodeURIComponent(p.get('state') ?? '')}` });
       return res.end();
     }
@@ -108,7 +118,14 @@ export async function startIssuer(opts: { pathPrefix?: string; defaultAudience?:
         const deviceCode = randomUUID();
         const userCode = randomUUID().slice(0, 8).toUpperCase();
         devices.set(deviceCode, { clientId: form.get('client_id') ?? '', userCode, approved: false, polls: 0 });
-        json(200, { device_code: deviceCode, user_code: userCode, verification_uri: `${issuer}/device`, verification_uri_complete: `${issuer}/device?user_code=${userCode}`, expires_in: 120, interval: 1 });
+        json(200, {
+          device_code: deviceCode,
+          user_code: userCode,
+          verification_uri: `${issuer}/device`,
+          verification_uri_complete: `${issuer}/device?user_code=${userCode}`,
+          expires_in: 120,
+          interval: 1,
+        });
       });
     }
     if (url.pathname === `${prefix}/token` && req.method === 'POST') {
@@ -119,8 +136,21 @@ export async function startIssuer(opts: { pathPrefix?: string; defaultAudience?:
           codes.delete(form.get('code') ?? '');
           const verifier = form.get('code_verifier') ?? '';
           const challenge = createHash('sha256').update(verifier).digest('base64url');
-          if (!entry || entry.redirectUri !== form.get('redirect_uri') || entry.clientId !== form.get('client_id') || entry.challenge !== challenge) return json(400, { error: 'invalid_grant' });
-          return json(200, { token_type: 'Bearer', id_token: await self.mint({ ...self.personClaims, ...(entry.nonce ? { nonce: entry.nonce } : {}) }, { audience: entry.clientId }), access_token: randomUUID() });
+          if (
+            !entry ||
+            entry.redirectUri !== form.get('redirect_uri') ||
+            entry.clientId !== form.get('client_id') ||
+            entry.challenge !== challenge
+          )
+            return json(400, { error: 'invalid_grant' });
+          return json(200, {
+            token_type: 'Bearer',
+            id_token: await self.mint(
+              { ...self.personClaims, ...(entry.nonce ? { nonce: entry.nonce } : {}) },
+              { audience: entry.clientId },
+            ),
+            access_token: randomUUID(),
+          });
         }
         if (grant === 'urn:ietf:params:oauth:grant-type:device_code') {
           const entry = devices.get(form.get('device_code') ?? '');
@@ -128,16 +158,23 @@ export async function startIssuer(opts: { pathPrefix?: string; defaultAudience?:
           entry.polls++;
           if (!entry.approved) return json(400, { error: 'authorization_pending' });
           devices.delete(form.get('device_code')!);
-          return json(200, { token_type: 'Bearer', id_token: await self.mint({ ...self.personClaims }, { audience: entry.clientId }) });
+          return json(200, {
+            token_type: 'Bearer',
+            id_token: await self.mint({ ...self.personClaims }, { audience: entry.clientId }),
+          });
         }
         return json(400, { error: 'unsupported_grant_type' });
       });
     }
     if (url.pathname === `${prefix}/.well-known/jwks`) return json(200, { keys: keys.map((k) => k.jwk) });
     if (url.pathname === '/actions/token') {
-      if (req.headers.authorization !== `Bearer ${actionsRequestToken}`) return json(401, { message: 'bad runner token' });
+      if (req.headers.authorization !== `Bearer ${actionsRequestToken}`)
+        return json(401, { message: 'bad runner token' });
       const audience = url.searchParams.get('audience') ?? opts.defaultAudience ?? 'https://github.com/acme';
-      self.mint({ ...self.actionsClaims }, { audience }).then((value) => json(200, { count: 1, value }), () => json(500, {}));
+      self.mint({ ...self.actionsClaims }, { audience }).then(
+        (value) => json(200, { count: 1, value }),
+        () => json(500, {}),
+      );
       return;
     }
     json(404, { message: 'not found' });
@@ -170,7 +207,9 @@ export async function startIssuer(opts: { pathPrefix?: string; defaultAudience?:
     actionsClaims: {},
     async mint(claims, o = {}) {
       const key = o.unpublishedKey ? unpublished : (keys.find((k) => k.kid === o.kid) ?? keys.at(-1)!);
-      return new SignJWT(claimsFor(claims, o)).setProtectedHeader({ alg: 'RS256', kid: key.kid, typ: 'JWT' }).sign(key.privateKey);
+      return new SignJWT(claimsFor(claims, o))
+        .setProtectedHeader({ alg: 'RS256', kid: key.kid, typ: 'JWT' })
+        .sign(key.privateKey);
     },
     forgeNone(claims, o = {}) {
       return `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url(claimsFor(claims, o))}.`;

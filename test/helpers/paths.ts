@@ -31,7 +31,11 @@ export function fakePath(name: string, tree?: NarTree, references: string[] = []
   };
 }
 
-export function narInfoFor(p: FakePath, url: string, overrides: Partial<{ narHash: string; narSize: number; references: string[] }> = {}): string {
+export function narInfoFor(
+  p: FakePath,
+  url: string,
+  overrides: Partial<{ narHash: string; narSize: number; references: string[] }> = {},
+): string {
   return formatNarInfo({
     storePath: p.base,
     url,
@@ -44,21 +48,43 @@ export function narInfoFor(p: FakePath, url: string, overrides: Partial<{ narHas
 }
 
 /** Uploads like `nix copy` does: PUT the NAR file, then the narinfo. Returns both statuses. */
-export async function nixStyleUpload(cacheUrl: string, auth: string | undefined, p: FakePath, opts: { fileName?: string; body?: Buffer; narinfo?: string } = {}) {
+export async function nixStyleUpload(
+  cacheUrl: string,
+  auth: string | undefined,
+  p: FakePath,
+  opts: { fileName?: string; body?: Buffer; narinfo?: string } = {},
+) {
   const fileName = opts.fileName ?? `${encodeNix32(createHash('sha256').update(p.nar).digest())}.nar`;
   const headers = auth ? { Authorization: auth } : undefined;
-  const narRes = await fetch(`${cacheUrl}/nar/${fileName}`, { method: 'PUT', headers, body: new Uint8Array(opts.body ?? p.nar) });
+  const narRes = await fetch(`${cacheUrl}/nar/${fileName}`, {
+    method: 'PUT',
+    headers,
+    body: new Uint8Array(opts.body ?? p.nar),
+  });
   const narText = await narRes.text();
-  const infoRes = await fetch(`${cacheUrl}/${p.hashPart}.narinfo`, { method: 'PUT', headers, body: opts.narinfo ?? narInfoFor(p, `nar/${fileName}`) });
+  const infoRes = await fetch(`${cacheUrl}/${p.hashPart}.narinfo`, {
+    method: 'PUT',
+    headers,
+    body: opts.narinfo ?? narInfoFor(p, `nar/${fileName}`),
+  });
   const infoText = await infoRes.text();
   return { nar: narRes.status, narText, narinfo: infoRes.status, narinfoText: infoText };
 }
 
 /** Starts a batch upload of `p`, sends half of its NAR, then SIGKILLs the server mid-request. */
-export async function killMidUpload(server: { url: string; stop(signal?: NodeJS.Signals): Promise<void> }, token: string, p: FakePath): Promise<void> {
-  const meta = JSON.stringify({ storePath: `/nix/store/${p.base}`, narHash: p.narHash, narSize: p.narSize, references: [] }) + '\n';
+export async function killMidUpload(
+  server: { url: string; stop(signal?: NodeJS.Signals): Promise<void> },
+  token: string,
+  p: FakePath,
+): Promise<void> {
+  const meta =
+    JSON.stringify({ storePath: `/nix/store/${p.base}`, narHash: p.narHash, narSize: p.narSize, references: [] }) +
+    '\n';
   await new Promise<void>((resolve) => {
-    const req = request(`${server.url}/api/v1/cache/paths`, { method: 'PUT', headers: { Authorization: `Bearer ${token}` } });
+    const req = request(`${server.url}/api/v1/cache/paths`, {
+      method: 'PUT',
+      headers: { Authorization: `Bearer ${token}` },
+    });
     req.on('error', () => resolve());
     req.on('response', () => resolve());
     req.write(meta);
@@ -72,7 +98,12 @@ export async function killMidUpload(server: { url: string; stop(signal?: NodeJS.
 }
 
 /** The command-line compressors tests use for hostile bodies: what any client could send. */
-const COMPRESSORS = { bzip2: ['bzip2', '-9', '-c'], xz: ['xz', '-6', '-c', '-T1'], zstd: ['zstd', '-19', '-c', '-q'], gzip: ['gzip', '-9', '-c'] } as const;
+const COMPRESSORS = {
+  bzip2: ['bzip2', '-9', '-c'],
+  xz: ['xz', '-6', '-c', '-T1'],
+  zstd: ['zstd', '-19', '-c', '-q'],
+  gzip: ['gzip', '-9', '-c'],
+} as const;
 export type BombCodec = keyof typeof COMPRESSORS;
 
 /** Compresses the concatenation of `parts`, where a number is that many zero bytes (never held in memory at once). */
@@ -113,5 +144,9 @@ export function zeroNar(size: number): { parts: Array<Buffer | number>; narHash:
   const zeros = Buffer.alloc(1 << 20);
   for (let left = size; left > 0; left -= zeros.length) sha.update(zeros.subarray(0, Math.min(left, zeros.length)));
   sha.update(tail);
-  return { parts: [head, size, tail], narHash: `sha256:${encodeNix32(sha.digest())}`, narSize: head.length + size + tail.length };
+  return {
+    parts: [head, size, tail],
+    narHash: `sha256:${encodeNix32(sha.digest())}`,
+    narSize: head.length + size + tail.length,
+  };
 }

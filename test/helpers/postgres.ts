@@ -37,7 +37,8 @@ export interface TestPostgres {
 export async function startPostgres(): Promise<TestPostgres> {
   const initdb = findBin('initdb');
   const pgCtl = findBin('pg_ctl');
-  if (!initdb || !pgCtl) throw new Error('PostgreSQL is not installed (initdb/pg_ctl not found); apt-get install postgresql');
+  if (!initdb || !pgCtl)
+    throw new Error('PostgreSQL is not installed (initdb/pg_ctl not found); apt-get install postgresql');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'floe-pg-'));
   chmodSync(dir, 0o777);
   const dataDir = path.join(dir, 'data');
@@ -53,7 +54,17 @@ export async function startPostgres(): Promise<TestPostgres> {
     }
   };
   run(initdb, ['-D', dataDir, '-A', 'trust', '-U', 'floe', '--no-sync']);
-  const start = () => run(pgCtl, ['-D', dataDir, '-l', path.join(dir, 'log'), '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`, 'start']);
+  const start = () =>
+    run(pgCtl, [
+      '-D',
+      dataDir,
+      '-l',
+      path.join(dir, 'log'),
+      '-w',
+      '-o',
+      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`,
+      'start',
+    ]);
   start();
   const base = `postgres://floe@127.0.0.1:${port}`;
   return {
@@ -77,7 +88,10 @@ export async function startPostgres(): Promise<TestPostgres> {
       const client = new pg.Client({ connectionString: `${base}/postgres` });
       await client.connect();
       try {
-        const r = await client.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [database]);
+        const r = await client.query(
+          'select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()',
+          [database],
+        );
         return r.rowCount ?? 0;
       } finally {
         await client.end();

@@ -3,7 +3,11 @@ import { readFileSync } from 'node:fs';
 import { expect } from 'vitest';
 
 /** Polls `<url>/healthz` while `attack` runs; returns the slowest answer in ms. */
-export async function slowestHealthzDuring(url: string, attack: () => Promise<unknown>, timeoutMs = 30_000): Promise<number> {
+export async function slowestHealthzDuring(
+  url: string,
+  attack: () => Promise<unknown>,
+  timeoutMs = 30_000,
+): Promise<number> {
   let done = false;
   let slowest = 0;
   const poll = (async () => {

@@ -29,12 +29,32 @@ export async function startS3(bucket = 'floe-test'): Promise<TestS3> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'floe-s3-'));
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
-  const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+  const client = new S3Client({
+    endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+  });
   let child!: ChildProcess;
   const launch = async () => {
-    child = spawn(process.execPath, [path.join(REPO_ROOT, 'node_modules/s3rver/bin/s3rver.js'), '-d', dir, '-a', '127.0.0.1', '-p', String(port), '--silent', '--configure-bucket', bucket], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    child = spawn(
+      process.execPath,
+      [
+        path.join(REPO_ROOT, 'node_modules/s3rver/bin/s3rver.js'),
+        '-d',
+        dir,
+        '-a',
+        '127.0.0.1',
+        '-p',
+        String(port),
+        '--silent',
+        '--configure-bucket',
+        bucket,
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
     const deadline = Date.now() + 15_000;
@@ -71,7 +91,9 @@ export async function startS3(bucket = 'floe-test'): Promise<TestS3> {
       let count = 0;
       let token: string | undefined;
       do {
-        const res = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+        const res = await client.send(
+          new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+        );
         count += res.KeyCount ?? 0;
         token = res.NextContinuationToken;
       } while (token);

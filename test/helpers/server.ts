@@ -40,7 +40,9 @@ export interface TestServer {
 }
 
 /** `command`: what runs `floe` (default: this checkout's bin/floe.js on this Node), e.g. an installed `floe`. */
-export async function startFloe(opts: { dataDir?: string; env?: Record<string, string>; command?: string[] } = {}): Promise<TestServer> {
+export async function startFloe(
+  opts: { dataDir?: string; env?: Record<string, string>; command?: string[] } = {},
+): Promise<TestServer> {
   const dataDir = opts.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'floe-test-')));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -100,10 +102,19 @@ export async function startFloe(opts: { dataDir?: string; env?: Record<string, s
   return server;
 }
 
-export async function api<T = unknown>(server: { url: string }, token: string | undefined, method: string, p: string, body?: unknown): Promise<{ status: number; body: T }> {
+export async function api<T = unknown>(
+  server: { url: string },
+  token: string | undefined,
+  method: string,
+  p: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
   const res = await fetch(`${server.url}${p}`, {
     method,
-    headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
+    headers: {
+      ...(token ? { Authorization: `Bearer ${token}` } : {}),
+      ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}),
+    },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const text = await res.text();
@@ -121,8 +132,17 @@ export async function createOrg(server: TestServer, name: string): Promise<void>
   if (r.status !== 201) throw new Error(`create org ${name}: ${r.status} ${JSON.stringify(r.body)}`);
 }
 
-export async function createToken(server: TestServer, org: string, scopes: string[], extra: { slices?: string[]; ttl?: string } = {}): Promise<{ token: string; id: string }> {
-  const r = await api<{ token: string; id: string }>(server, server.adminToken, 'POST', '/api/v1/tokens', { org, scopes, ...extra });
+export async function createToken(
+  server: TestServer,
+  org: string,
+  scopes: string[],
+  extra: { slices?: string[]; ttl?: string } = {},
+): Promise<{ token: string; id: string }> {
+  const r = await api<{ token: string; id: string }>(server, server.adminToken, 'POST', '/api/v1/tokens', {
+    org,
+    scopes,
+    ...extra,
+  });
   if (r.status !== 201) throw new Error(`create token: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body;
 }

@@ -25,7 +25,10 @@ export async function serveDirectory(dir: string): Promise<StaticServer> {
     try {
       const st = await stat(file);
       if (!st.isFile()) throw new Error('not a file');
-      res.writeHead(200, { 'Content-Length': st.size, 'Content-Type': file.endsWith('.narinfo') ? 'text/x-nix-narinfo' : 'application/octet-stream' });
+      res.writeHead(200, {
+        'Content-Length': st.size,
+        'Content-Type': file.endsWith('.narinfo') ? 'text/x-nix-narinfo' : 'application/octet-stream',
+      });
       if (req.method === 'HEAD') return res.end();
       createReadStream(file).pipe(res);
     } catch {

@@ -30,14 +30,28 @@ export class CookieJar {
 /** GET/POST as a browser would (same Origin, form bodies, no redirects followed), keeping cookies. */
 export function webClient(server: () => { url: string }, defaults: Record<string, string> = {}) {
   const get = async (jar: CookieJar, p: string): Promise<Response> => {
-    const res = await fetch(`${server().url}${p}`, { headers: { Cookie: jar.header(), ...defaults }, redirect: 'manual' });
+    const res = await fetch(`${server().url}${p}`, {
+      headers: { Cookie: jar.header(), ...defaults },
+      redirect: 'manual',
+    });
     jar.take(res);
     return res;
   };
-  const post = async (jar: CookieJar, p: string, form: Record<string, string>, headers: Record<string, string> = {}): Promise<Response> => {
+  const post = async (
+    jar: CookieJar,
+    p: string,
+    form: Record<string, string>,
+    headers: Record<string, string> = {},
+  ): Promise<Response> => {
     const res = await fetch(`${server().url}${p}`, {
       method: 'POST',
-      headers: { Cookie: jar.header(), 'Content-Type': 'application/x-www-form-urlencoded', Origin: server().url, ...defaults, ...headers },
+      headers: {
+        Cookie: jar.header(),
+        'Content-Type': 'application/x-www-form-urlencoded',
+        Origin: server().url,
+        ...defaults,
+        ...headers,
+      },
       body: new URLSearchParams(form),
       redirect: 'manual',
     });

@@ -13,8 +13,20 @@ import { startFakeSts, type FakeSts } from '../helpers/fake-sts.js';
 import { signGetCallerIdentity, type SignedStsRequest } from '../../src/cli/aws.js';
 
 const exec = promisify(execFile);
-const CI = { accessKeyId: 'AKIAEXAMPLECI', secretAccessKey: 'ci-secret', arn: 'arn:aws:sts::111122223333:assumed-role/ci-deploy/gha-1234', account: '111122223333', userId: 'AROAEXAMPLE:gha-1234' };
-const OTHER = { accessKeyId: 'AKIAEXAMPLEOTHER', secretAccessKey: 'other-secret', arn: 'arn:aws:sts::111122223333:assumed-role/admin/laptop', account: '111122223333', userId: 'AROAOTHER:laptop' };
+const CI = {
+  accessKeyId: 'AKIAEXAMPLECI',
+  secretAccessKey: 'ci-secret',
+  arn: 'arn:aws:sts::111122223333:assumed-role/ci-deploy/gha-1234',
+  account: '111122223333',
+  userId: 'AROAEXAMPLE:gha-1234',
+};
+const OTHER = {
+  accessKeyId: 'AKIAEXAMPLEOTHER',
+  secretAccessKey: 'other-secret',
+  arn: 'arn:aws:sts::111122223333:assumed-role/admin/laptop',
+  account: '111122223333',
+  userId: 'AROAOTHER:laptop',
+};
 let server: TestServer;
 let sts: FakeSts;
 let audience: string;
@@ -35,7 +47,12 @@ beforeAll(async () => {
   server = await startFloe({ env: { FLOE_TEST_AWS_STS_ENDPOINT: sts.endpoint } });
   audience = server.url;
   await createOrg(server, 'acme');
-  const t = await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', { provider: 'aws', accountId: '111122223333', arnPatterns: ['arn:aws:iam::111122223333:role/ci-*'], scopes: ['read', 'write'] });
+  const t = await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', {
+    provider: 'aws',
+    accountId: '111122223333',
+    arnPatterns: ['arn:aws:iam::111122223333:role/ci-*'],
+    scopes: ['read', 'write'],
+  });
   expect(t.status, JSON.stringify(t.body)).toBe(201);
 });
 
@@ -48,10 +65,22 @@ describe('AWS login', () => {
   it('floe login aws: the role is the identity, the session name is ignored', async () => {
     const home = await mkdtemp(path.join(os.tmpdir(), 'floe-aws-home-'));
     const r = await exec(process.execPath, [FLOE_BIN, 'login', 'aws', '--json'], {
-      env: { ...process.env, FLOE_SERVER: server.url, XDG_CONFIG_HOME: home, AWS_ACCESS_KEY_ID: CI.accessKeyId, AWS_SECRET_ACCESS_KEY: CI.secretAccessKey, AWS_ENDPOINT_URL_STS: sts.endpoint, AWS_REGION: 'us-east-1' },
+      env: {
+        ...process.env,
+        FLOE_SERVER: server.url,
+        XDG_CONFIG_HOME: home,
+        AWS_ACCESS_KEY_ID: CI.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: CI.secretAccessKey,
+        AWS_ENDPOINT_URL_STS: sts.endpoint,
+        AWS_REGION: 'us-east-1',
+      },
     });
     const out = JSON.parse(r.stdout);
-    expect(out).toMatchObject({ org: 'acme', subject: 'aws:arn:aws:iam::111122223333:role/ci-deploy', scopes: ['read', 'write'] });
+    expect(out).toMatchObject({
+      org: 'acme',
+      subject: 'aws:arn:aws:iam::111122223333:role/ci-deploy',
+      scopes: ['read', 'write'],
+    });
   });
 
   it('a role the org does not trust is refused', async () => {
@@ -96,11 +125,17 @@ describe('AWS login', () => {
       const headers: Record<string, string> = { ...unsigned.headers, 'x-floe-audience': audience };
       delete headers['x-something-else'];
       await refused({ ...unsigned, headers }, /x-floe-audience header must be signed/);
-      await refused(await signGetCallerIdentity('https://other-service.example', 'x-floe-audience'), /x-floe-audience header must be/);
+      await refused(
+        await signGetCallerIdentity('https://other-service.example', 'x-floe-audience'),
+        /x-floe-audience header must be/,
+      );
     });
     it('a stale signature date', async () => {
       useCredentials(CI);
-      await refused(await signGetCallerIdentity(audience, 'x-floe-audience', { signingDate: new Date(Date.now() - 20 * 60_000) }), /5 minutes/);
+      await refused(
+        await signGetCallerIdentity(audience, 'x-floe-audience', { signingDate: new Date(Date.now() - 20 * 60_000) }),
+        /5 minutes/,
+      );
     });
   });
 
@@ -120,14 +155,24 @@ describe('AWS login', () => {
   it('a forged signature is refused by STS', async () => {
     useCredentials(CI);
     const req = await signGetCallerIdentity(audience, 'x-floe-audience');
-    const forged = { ...req, headers: { ...req.headers, authorization: req.headers.authorization!.replace(/Signature=[0-9a-f]{4}/, 'Signature=0000') } };
+    const forged = {
+      ...req,
+      headers: {
+        ...req.headers,
+        authorization: req.headers.authorization!.replace(/Signature=[0-9a-f]{4}/, 'Signature=0000'),
+      },
+    };
     const r = await send(forged);
     expect(r.status).toBe(401);
     expect(r.body.message).toMatch(/STS rejected/);
   });
 
   it('refuses AWS trusts without role patterns', async () => {
-    const r = await api<{ message: string }>(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', { provider: 'aws', accountId: '111122223333', scopes: ['read'] });
+    const r = await api<{ message: string }>(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', {
+      provider: 'aws',
+      accountId: '111122223333',
+      scopes: ['read'],
+    });
     expect(r.status).toBe(400);
     expect(r.body.message).toMatch(/arnPatterns/);
   });

@@ -16,7 +16,13 @@ let stranger: TestIssuer;
 let audience: string;
 
 async function exchange(token: string, extra: Record<string, unknown> = {}) {
-  return api<{ token: string; org: string; scopes: string[]; subject: string; message: string; expiresAt: string }>(server, undefined, 'POST', '/api/v1/auth/exchange', { token, ...extra });
+  return api<{ token: string; org: string; scopes: string[]; subject: string; message: string; expiresAt: string }>(
+    server,
+    undefined,
+    'POST',
+    '/api/v1/auth/exchange',
+    { token, ...extra },
+  );
 }
 
 beforeAll(async () => {
@@ -30,9 +36,22 @@ beforeAll(async () => {
   await createOrg(server, 'other');
   const admin = server.adminToken;
   const trusts = [
-    { provider: 'github', issuer: gh.issuer, ownerId: '1001', refs: ['refs/heads/main'], scopes: ['read', 'write'], ttlSeconds: 1800 },
+    {
+      provider: 'github',
+      issuer: gh.issuer,
+      ownerId: '1001',
+      refs: ['refs/heads/main'],
+      scopes: ['read', 'write'],
+      ttlSeconds: 1800,
+    },
     { provider: 'gitlab', issuer: gl.issuer, namespaceId: 42, scopes: ['read', 'write'] },
-    { provider: 'oidc', issuer: entra.issuer, audience: 'api://floe', claims: { tid: TENANT, groups: 'aaaaaaaa-0000-0000-0000-000000000002' }, scopes: ['read'] },
+    {
+      provider: 'oidc',
+      issuer: entra.issuer,
+      audience: 'api://floe',
+      claims: { tid: TENANT, groups: 'aaaaaaaa-0000-0000-0000-000000000002' },
+      scopes: ['read'],
+    },
   ];
   for (const t of trusts) {
     const r = await api(server, admin, 'POST', '/api/v1/orgs/acme/trusts', t);
@@ -49,15 +68,32 @@ describe('exchange', () => {
   it('GitHub Actions: a push to main gets a short-lived write token with its claims', async () => {
     const r = await exchange(await gh.mint(githubClaims()));
     expect(r.status, JSON.stringify(r.body)).toBe(201);
-    expect(r.body).toMatchObject({ org: 'acme', scopes: ['read', 'write'], subject: 'github:acme-gh/app@2002:refs/heads/main' });
+    expect(r.body).toMatchObject({
+      org: 'acme',
+      scopes: ['read', 'write'],
+      subject: 'github:acme-gh/app@2002:refs/heads/main',
+    });
     const ttl = (Date.parse(r.body.expiresAt) - Date.now()) / 1000;
     expect(ttl).toBeGreaterThan(1700);
     expect(ttl).toBeLessThanOrEqual(1800);
-    const who = await api<{ org: string; identity: { provider: string; claims: Record<string, string> } }>(server, r.body.token, 'GET', '/api/v1/auth/whoami');
+    const who = await api<{ org: string; identity: { provider: string; claims: Record<string, string> } }>(
+      server,
+      r.body.token,
+      'GET',
+      '/api/v1/auth/whoami',
+    );
     expect(who.body.org).toBe('acme');
     expect(who.body.identity.provider).toBe('github');
-    expect(who.body.identity.claims).toMatchObject({ repository_id: '2002', repository_owner_id: '1001', event_name: 'push' });
-    const res = await fetch(`${server.url}/cache/nix-cache-info`, { method: 'PUT', headers: { Authorization: basicAuth(r.body.token) }, body: 'StoreDir: /nix/store\n' });
+    expect(who.body.identity.claims).toMatchObject({
+      repository_id: '2002',
+      repository_owner_id: '1001',
+      event_name: 'push',
+    });
+    const res = await fetch(`${server.url}/cache/nix-cache-info`, {
+      method: 'PUT',
+      headers: { Authorization: basicAuth(r.body.token) },
+      body: 'StoreDir: /nix/store\n',
+    });
     expect(res.status).toBe(204);
   });
 
@@ -71,7 +107,9 @@ describe('exchange', () => {
     const r = await exchange(await entra.mint(entraClaims(TENANT)));
     expect(r.status, JSON.stringify(r.body)).toBe(201);
     expect(r.body.scopes).toEqual(['read']);
-    const wrongGroup = await exchange(await entra.mint(entraClaims(TENANT, { groups: ['aaaaaaaa-0000-0000-0000-000000000009'] })));
+    const wrongGroup = await exchange(
+      await entra.mint(entraClaims(TENANT, { groups: ['aaaaaaaa-0000-0000-0000-000000000009'] })),
+    );
     expect(wrongGroup.status).toBe(403);
     const wrongTenant = await exchange(await entra.mint(entraClaims('00000000-0000-0000-0000-000000000000')));
     expect(wrongTenant.status).toBe(403);
@@ -82,8 +120,26 @@ describe('exchange', () => {
     const gitlabSelf = await startIssuer({ pathPrefix: '/gitlab', defaultAudience: audience });
     try {
       await createOrg(server, 'enterprise');
-      expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs/enterprise/trusts', { provider: 'github', issuer: ghes.issuer, ownerId: '7', scopes: ['read'] })).status).toBe(201);
-      expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs/enterprise/trusts', { provider: 'gitlab', issuer: gitlabSelf.issuer, namespaceId: '8', scopes: ['read'] })).status).toBe(201);
+      expect(
+        (
+          await api(server, server.adminToken, 'POST', '/api/v1/orgs/enterprise/trusts', {
+            provider: 'github',
+            issuer: ghes.issuer,
+            ownerId: '7',
+            scopes: ['read'],
+          })
+        ).status,
+      ).toBe(201);
+      expect(
+        (
+          await api(server, server.adminToken, 'POST', '/api/v1/orgs/enterprise/trusts', {
+            provider: 'gitlab',
+            issuer: gitlabSelf.issuer,
+            namespaceId: '8',
+            scopes: ['read'],
+          })
+        ).status,
+      ).toBe(201);
       const a = await exchange(await ghes.mint(githubClaims({ repository_owner_id: '7' })));
       expect(a.status, JSON.stringify(a.body)).toBe(201);
       expect(a.body.org).toBe('enterprise');
@@ -98,7 +154,9 @@ describe('exchange', () => {
   });
 
   it('a renamed repository keeps working: ids are what count', async () => {
-    const r = await exchange(await gh.mint(githubClaims({ repository: 'acme-renamed/app2', repository_owner: 'acme-renamed' })));
+    const r = await exchange(
+      await gh.mint(githubClaims({ repository: 'acme-renamed/app2', repository_owner: 'acme-renamed' })),
+    );
     expect(r.status).toBe(201);
   });
 
@@ -110,7 +168,12 @@ describe('exchange', () => {
 });
 
 describe('refused, each with a clear error', () => {
-  const refused = async (token: string | Promise<string>, status: number, message: RegExp, extra: Record<string, unknown> = {}) => {
+  const refused = async (
+    token: string | Promise<string>,
+    status: number,
+    message: RegExp,
+    extra: Record<string, unknown> = {},
+  ) => {
     const r = await exchange(await token, extra);
     expect(r.status, JSON.stringify(r.body)).toBe(status);
     expect(r.body.message).toMatch(message);
@@ -122,7 +185,11 @@ describe('refused, each with a clear error', () => {
   });
   it('untrusted issuer, and a lookalike of a trusted one', async () => {
     await refused(stranger.mint(githubClaims()), 401, /not trusted by any org/);
-    await refused(stranger.mint(githubClaims(), { issuer: `${gh.issuer}.evil.example` }), 401, /not trusted by any org/);
+    await refused(
+      stranger.mint(githubClaims(), { issuer: `${gh.issuer}.evil.example` }),
+      401,
+      /not trusted by any org/,
+    );
   });
   it('expired, not yet valid, issued in the future', async () => {
     await refused(gh.mint(githubClaims(), { iat: -900, nbf: -900, exp: -600 }), 401, /expired/);
@@ -148,7 +215,11 @@ describe('refused, each with a clear error', () => {
   });
   it('a renamed-and-re-registered owner: same names, new ids', async () => {
     // No org claims owner 666: the refusal says nothing about any org's trusts.
-    await refused(gh.mint(githubClaims({ repository_owner_id: '666', repository_id: '667' })), 403, /^no org on this server trusts this identity$/);
+    await refused(
+      gh.mint(githubClaims({ repository_owner_id: '666', repository_id: '667' })),
+      403,
+      /^no org on this server trusts this identity$/,
+    );
   });
   it('other branches, self-hosted runners', async () => {
     await refused(gh.mint(githubClaims({ ref: 'refs/heads/feature' })), 403, /ref refs\/heads\/feature/);
@@ -161,7 +232,9 @@ describe('refused, each with a clear error', () => {
     await refused(gl.mint(gitlabClaims({ namespace_id: '43' })), 403, /^no org on this server trusts this identity$/);
   });
   it('an org filter that does not trust the identity', async () => {
-    await refused(gh.mint(githubClaims()), 403, /^no org on this server trusts this identity in other$/, { org: 'other' });
+    await refused(gh.mint(githubClaims()), 403, /^no org on this server trusts this identity in other$/, {
+      org: 'other',
+    });
   });
   it('garbage', async () => {
     await refused('not-a-jwt', 401, /not a JWT/);
@@ -170,23 +243,46 @@ describe('refused, each with a clear error', () => {
 
 describe('trusts and tokens management', () => {
   it('refuses trusts that would trust too much', async () => {
-    const noOwner = await api<{ message: string }>(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', { provider: 'github', scopes: ['write'] });
+    const noOwner = await api<{ message: string }>(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', {
+      provider: 'github',
+      scopes: ['write'],
+    });
     expect(noOwner.status).toBe(400);
     expect(noOwner.body.message).toMatch(/ownerId/);
-    const noClaims = await api<{ message: string }>(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', { provider: 'oidc', issuer: 'https://idp.example.com', claims: {}, scopes: ['read'] });
+    const noClaims = await api<{ message: string }>(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', {
+      provider: 'oidc',
+      issuer: 'https://idp.example.com',
+      claims: {},
+      scopes: ['read'],
+    });
     expect(noClaims.status).toBe(400);
     expect(noClaims.body.message).toMatch(/at least one claim/);
-    const outsider = await api(server, undefined, 'POST', '/api/v1/orgs/acme/trusts', { provider: 'github', ownerId: '1', scopes: ['admin'] });
+    const outsider = await api(server, undefined, 'POST', '/api/v1/orgs/acme/trusts', {
+      provider: 'github',
+      ownerId: '1',
+      scopes: ['admin'],
+    });
     expect(outsider.status).toBe(403);
   });
 
   it('lists tokens and revokes all of a subject at once', async () => {
     const a = await exchange(await gh.mint(githubClaims({ ref: 'refs/heads/main' })));
     const subject = a.body.subject;
-    const list = await api<{ tokens: Array<{ subject: string }> }>(server, server.adminToken, 'GET', `/api/v1/orgs/acme/tokens?subject=${encodeURIComponent(subject)}`);
+    const list = await api<{ tokens: Array<{ subject: string }> }>(
+      server,
+      server.adminToken,
+      'GET',
+      `/api/v1/orgs/acme/tokens?subject=${encodeURIComponent(subject)}`,
+    );
     expect(list.body.tokens.length).toBeGreaterThan(0);
     expect(list.body.tokens.every((t) => t.subject === subject)).toBe(true);
-    const revoked = await api<{ revoked: number }>(server, server.adminToken, 'POST', '/api/v1/orgs/acme/tokens/revoke', { subject });
+    const revoked = await api<{ revoked: number }>(
+      server,
+      server.adminToken,
+      'POST',
+      '/api/v1/orgs/acme/tokens/revoke',
+      { subject },
+    );
     expect(revoked.body.revoked).toBe(list.body.tokens.length);
     expect((await api(server, a.body.token, 'GET', '/api/v1/auth/whoami')).status).toBe(401);
   });

@@ -12,7 +12,11 @@ afterAll(async () => {
 });
 
 const exchange = (from: string) =>
-  fetch(`${server.url}/api/v1/auth/exchange`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Forwarded-For': from }, body: JSON.stringify({ token: 'a.b.c' }) });
+  fetch(`${server.url}/api/v1/auth/exchange`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'X-Forwarded-For': from },
+    body: JSON.stringify({ token: 'a.b.c' }),
+  });
 
 describe('login rate limit', () => {
   it('refuses the attempt past the limit with 429 and Retry-After, per client address', async () => {
@@ -20,10 +24,16 @@ describe('login rate limit', () => {
     const limited = await exchange('203.0.113.7');
     expect(limited.status).toBe(429);
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-    expect(((await limited.json()) as { message: string }).message).toMatch(/too many login attempts from your address; try again in \d+ s/);
+    expect(((await limited.json()) as { message: string }).message).toMatch(
+      /too many login attempts from your address; try again in \d+ s/,
+    );
     // Another client is not affected, nor is anything but logins.
     expect((await exchange('203.0.113.8')).status).not.toBe(429);
-    expect((await fetch(`${server.url}/cache/nix-cache-info`, { headers: { 'X-Forwarded-For': '203.0.113.7' } })).status).toBe(200);
-    expect((await fetch(`${server.url}/api/v1/auth/info`, { headers: { 'X-Forwarded-For': '203.0.113.7' } })).status).toBe(200);
+    expect(
+      (await fetch(`${server.url}/cache/nix-cache-info`, { headers: { 'X-Forwarded-For': '203.0.113.7' } })).status,
+    ).toBe(200);
+    expect(
+      (await fetch(`${server.url}/api/v1/auth/info`, { headers: { 'X-Forwarded-For': '203.0.113.7' } })).status,
+    ).toBe(200);
   });
 });

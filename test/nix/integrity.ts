@@ -28,13 +28,18 @@ export function integrityScenarios(nix: NixRunner): void {
   const seed = (tag: string) => `${tag}${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
 
   /** The keys a token's `floe cache info` gives (space-separated, for trusted-public-keys). */
-  const keysFor = async (token: string) => (await api<{ publicKey: string }>(server, token, 'GET', '/api/v1/cache/info')).body.publicKey;
-  const orgKeys = async (org: string) => (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=${org}`)).text()).trim();
+  const keysFor = async (token: string) =>
+    (await api<{ publicKey: string }>(server, token, 'GET', '/api/v1/cache/info')).body.publicKey;
+  const orgKeys = async (org: string) =>
+    (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=${org}`)).text()).trim();
 
   /** Store paths of the closure for `s`, evaluated only (nothing built). */
   async function outPaths(s: string): Promise<{ dep: string; top: string }> {
     const get = async (attr: string) => {
-      const r = await nix.run(['nix-instantiate', '--eval', '--json', expr, '--argstr', 'seed', s, '-A', `${attr}.outPath`], { cacheHome: newMachine() });
+      const r = await nix.run(
+        ['nix-instantiate', '--eval', '--json', expr, '--argstr', 'seed', s, '-A', `${attr}.outPath`],
+        { cacheHome: newMachine() },
+      );
       if (r.code !== 0) throw new Error(r.stderr);
       return JSON.parse(r.stdout) as string;
     };
@@ -52,12 +57,29 @@ export function integrityScenarios(nix: NixRunner): void {
   async function buildUsingCache(s: string, attr: 'top' | 'dep', netrc: string, keys: string) {
     return nix.run(
       [
-        'nix-build', expr, '--argstr', 'seed', s, '-A', attr, '--no-out-link',
-        '--option', 'substituters', `${server.url}/cache`,
-        '--option', 'trusted-public-keys', keys,
-        '--option', 'require-sigs', 'true',
-        '--option', 'narinfo-cache-negative-ttl', '0',
-        '--option', 'netrc-file', netrc,
+        'nix-build',
+        expr,
+        '--argstr',
+        'seed',
+        s,
+        '-A',
+        attr,
+        '--no-out-link',
+        '--option',
+        'substituters',
+        `${server.url}/cache`,
+        '--option',
+        'trusted-public-keys',
+        keys,
+        '--option',
+        'require-sigs',
+        'true',
+        '--option',
+        'narinfo-cache-negative-ttl',
+        '0',
+        '--option',
+        'netrc-file',
+        netrc,
       ],
       { cacheHome: newMachine() },
     );
@@ -67,13 +89,34 @@ export function integrityScenarios(nix: NixRunner): void {
   async function substitute(storePath: string, netrc: string, keys: string) {
     const store = path.join(dir, `store-${machine}`);
     const r = await nix.run(
-      ['nix', 'copy', '--option', 'require-sigs', 'true', '--option', 'trusted-public-keys', keys, '--option', 'narinfo-cache-negative-ttl', '0', '--option', 'netrc-file', netrc, '--from', `${server.url}/cache`, '--to', store, storePath],
+      [
+        'nix',
+        'copy',
+        '--option',
+        'require-sigs',
+        'true',
+        '--option',
+        'trusted-public-keys',
+        keys,
+        '--option',
+        'narinfo-cache-negative-ttl',
+        '0',
+        '--option',
+        'netrc-file',
+        netrc,
+        '--from',
+        `${server.url}/cache`,
+        '--to',
+        store,
+        storePath,
+      ],
       { cacheHome: newMachine() },
     );
     return { ...r, store };
   }
 
-  const push = (storePath: string, netrc: string, url = `${server.url}/cache`) => nix.run(['nix', 'copy', '--option', 'netrc-file', netrc, '--to', url, storePath], { cacheHome: newMachine() });
+  const push = (storePath: string, netrc: string, url = `${server.url}/cache`) =>
+    nix.run(['nix', 'copy', '--option', 'netrc-file', netrc, '--to', url, storePath], { cacheHome: newMachine() });
   /** A file of a store (the Nix's own store when none is given; the current Nix keeps its store in a chroot). */
   const storeText = async (store: string | undefined, storePath: string) => {
     if (store) return readFile(path.join(store, storePath), 'utf8');
@@ -104,7 +147,9 @@ export function integrityScenarios(nix: NixRunner): void {
   it("another org's trojan for acme's dependency is never substituted, served anonymously, or linked by acme's push", async () => {
     const s = seed('squat');
     const paths = await outPaths(s);
-    expect(await nixStyleUpload(`${server.url}/cache/evil/bait`, basicAuth(evilRW), trojan(paths.dep, 'org evil'))).toMatchObject({ nar: 201, narinfo: 201 });
+    expect(
+      await nixStyleUpload(`${server.url}/cache/evil/bait`, basicAuth(evilRW), trojan(paths.dep, 'org evil')),
+    ).toMatchObject({ nar: 201, narinfo: 201 });
     const netrcRead = await writeNetrc(dir, `r-${s}`, acmeRead);
     // Even trusting both orgs' keys, acme's view does not include evil: Nix builds the dependency itself.
     const built = await buildUsingCache(s, 'top', netrcRead, `${await orgKeys('acme')} ${await orgKeys('evil')}`);
@@ -124,7 +169,9 @@ export function integrityScenarios(nix: NixRunner): void {
   it('a slice-limited sandbox token cannot feed the org: CI pushes its own copy and machines get it', async () => {
     const s = seed('sandbox');
     const paths = await outPaths(s);
-    expect(await nixStyleUpload(`${server.url}/cache`, basicAuth(sandboxRW), trojan(paths.dep, 'the sandbox'))).toMatchObject({ nar: 201, narinfo: 201 });
+    expect(
+      await nixStyleUpload(`${server.url}/cache`, basicAuth(sandboxRW), trojan(paths.dep, 'the sandbox')),
+    ).toMatchObject({ nar: 201, narinfo: 201 });
     const netrcRead = await writeNetrc(dir, `r-${s}`, acmeRead);
     const keys = await keysFor(acmeRead);
     const built = await buildUsingCache(s, 'top', netrcRead, keys);
@@ -138,12 +185,18 @@ export function integrityScenarios(nix: NixRunner): void {
   });
 
   it('with the sandbox in view, nix copy to the slice URL uploads exactly what default lacks', async () => {
-    expect((await api(server, server.adminToken, 'PATCH', '/api/v1/orgs/acme/slices/sandbox', { inView: true })).status).toBe(200);
+    expect(
+      (await api(server, server.adminToken, 'PATCH', '/api/v1/orgs/acme/slices/sandbox', { inView: true })).status,
+    ).toBe(200);
     try {
       const s = seed('inview');
       const paths = await outPaths(s);
-      expect(await nixStyleUpload(`${server.url}/cache`, basicAuth(sandboxRW), trojan(paths.dep, 'the sandbox'))).toMatchObject({ narinfo: 201 });
-      const built = await nix.run(['nix-build', expr, '--argstr', 'seed', s, '-A', 'top', '--no-out-link'], { cacheHome: newMachine() });
+      expect(
+        await nixStyleUpload(`${server.url}/cache`, basicAuth(sandboxRW), trojan(paths.dep, 'the sandbox')),
+      ).toMatchObject({ narinfo: 201 });
+      const built = await nix.run(['nix-build', expr, '--argstr', 'seed', s, '-A', 'top', '--no-out-link'], {
+        cacheHome: newMachine(),
+      });
       const top = built.stdout.trim().split('\n').at(-1)!;
       const netrcCI = await writeNetrc(dir, `rw-${s}`, acmeCI);
       // Through /cache Nix sees the sandbox's copy and skips it; the commit refuses the link, loudly.
@@ -157,15 +210,22 @@ export function integrityScenarios(nix: NixRunner): void {
       // default comes first in acme's view: the genuine dependency, not the sandbox's.
       expect(await storeText(got.store, paths.dep)).toBe(`dependency ${s}\n`);
     } finally {
-      expect((await api(server, server.adminToken, 'PATCH', '/api/v1/orgs/acme/slices/sandbox', { inView: false })).status).toBe(200);
+      expect(
+        (await api(server, server.adminToken, 'PATCH', '/api/v1/orgs/acme/slices/sandbox', { inView: false })).status,
+      ).toBe(200);
     }
   });
 
   it("following evil's slice: a client trusting only acme's key refuses it; one trusting the view's keys gets it", async () => {
     const s = seed('follow');
     const paths = await outPaths(s);
-    expect(await nixStyleUpload(`${server.url}/cache/evil/bait`, basicAuth(evilRW), trojan(paths.dep, 'org evil'))).toMatchObject({ narinfo: 201 });
-    expect((await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/follows', { org: 'evil', slice: 'bait' })).status).toBe(201);
+    expect(
+      await nixStyleUpload(`${server.url}/cache/evil/bait`, basicAuth(evilRW), trojan(paths.dep, 'org evil')),
+    ).toMatchObject({ narinfo: 201 });
+    expect(
+      (await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/follows', { org: 'evil', slice: 'bait' }))
+        .status,
+    ).toBe(201);
     try {
       const netrcRead = await writeNetrc(dir, `r-${s}`, acmeRead);
       const onlyAcme = await substitute(paths.dep, netrcRead, await orgKeys('acme'));
@@ -182,7 +242,9 @@ export function integrityScenarios(nix: NixRunner): void {
 
   it("rotating acme's key breaks nobody's substitution", async () => {
     const s = seed('rotate');
-    const built = await nix.run(['nix-build', expr, '--argstr', 'seed', s, '-A', 'top', '--no-out-link'], { cacheHome: newMachine() });
+    const built = await nix.run(['nix-build', expr, '--argstr', 'seed', s, '-A', 'top', '--no-out-link'], {
+      cacheHome: newMachine(),
+    });
     const top = built.stdout.trim().split('\n').at(-1)!;
     expect((await push(top, await writeNetrc(dir, `rw-${s}`, acmeCI))).code).toBe(0);
     const oldKey = await orgKeys('acme');

@@ -46,12 +46,23 @@ export function nixScenarios(nix: NixRunner): void {
     const store = path.join(dir, `store-${machine}`);
     const r = await nix.run(
       [
-        'nix', 'copy',
-        '--option', 'require-sigs', 'true',
-        '--option', 'trusted-public-keys', key,
-        '--option', 'narinfo-cache-negative-ttl', '0',
+        'nix',
+        'copy',
+        '--option',
+        'require-sigs',
+        'true',
+        '--option',
+        'trusted-public-keys',
+        key,
+        '--option',
+        'narinfo-cache-negative-ttl',
+        '0',
         ...(netrc ? ['--option', 'netrc-file', netrc] : []),
-        '--from', url, '--to', store, storePath,
+        '--from',
+        url,
+        '--to',
+        store,
+        storePath,
       ],
       { cacheHome: newMachine() },
     );
@@ -91,12 +102,20 @@ export function nixScenarios(nix: NixRunner): void {
   it("another org's write token cannot overwrite acme's paths", async () => {
     const out = await buildClosure(nix, expr, seed('overwrite'), newMachine());
     expect((await push(out, netrcAcmeRW)).code).toBe(0);
-    const before = await (await fetch(`${server.url}/cache/${path.basename(out).slice(0, 32)}.narinfo`, { headers: { Authorization: `Bearer ${(await readFile(netrcAcmeRead, 'utf8')).split(' ').at(-1)!.trim()}` } })).text();
+    const before = await (
+      await fetch(`${server.url}/cache/${path.basename(out).slice(0, 32)}.narinfo`, {
+        headers: { Authorization: `Bearer ${(await readFile(netrcAcmeRead, 'utf8')).split(' ').at(-1)!.trim()}` },
+      })
+    ).text();
     const attack = await push(out, netrcOtherRW, `${server.url}/cache/acme/default`);
     expect(attack.code).not.toBe(0);
     // Another org's slice URL looks like no cache at all (or the write is refused outright).
     expect(attack.stderr).toMatch(/HTTP error|\b403\b|does not appear to be a binary cache/);
-    const after = await (await fetch(`${server.url}/cache/${path.basename(out).slice(0, 32)}.narinfo`, { headers: { Authorization: `Bearer ${(await readFile(netrcAcmeRead, 'utf8')).split(' ').at(-1)!.trim()}` } })).text();
+    const after = await (
+      await fetch(`${server.url}/cache/${path.basename(out).slice(0, 32)}.narinfo`, {
+        headers: { Authorization: `Bearer ${(await readFile(netrcAcmeRead, 'utf8')).split(' ').at(-1)!.trim()}` },
+      })
+    ).text();
     expect(after).toBe(before);
     // Their own copy goes to their own slice and does not disturb acme's.
     expect((await push(out, netrcOtherRW)).code).toBe(0);
@@ -107,18 +126,41 @@ export function nixScenarios(nix: NixRunner): void {
   it("keeps the uploader's own signature next to the server's", async () => {
     const out = await buildClosure(nix, expr, seed('signed'), newMachine());
     const keyFile = path.join(dir, 'uploader.sec');
-    const gen = await nix.run(['nix-store', '--generate-binary-cache-key', 'uploader-1', keyFile, `${keyFile}.pub`], { cacheHome: newMachine() });
+    const gen = await nix.run(['nix-store', '--generate-binary-cache-key', 'uploader-1', keyFile, `${keyFile}.pub`], {
+      cacheHome: newMachine(),
+    });
     expect(gen.code, gen.stderr).toBe(0);
     const pushed = await push(out, netrcAcmeRW, `${server.url}/cache?secret-key=${keyFile}`);
     expect(pushed.code, pushed.stderr).toBe(0);
     const token = (await readFile(netrcAcmeRead, 'utf8')).split(' ').at(-1)!.trim();
-    const text = await (await fetch(`${server.url}/cache/${path.basename(out).slice(0, 32)}.narinfo`, { headers: { Authorization: `Bearer ${token}` } })).text();
+    const text = await (
+      await fetch(`${server.url}/cache/${path.basename(out).slice(0, 32)}.narinfo`, {
+        headers: { Authorization: `Bearer ${token}` },
+      })
+    ).text();
     expect(text).toMatch(/^Sig: uploader-1:/m);
     expect(text).toMatch(new RegExp(`^Sig: ${key.split(':')[0]}:`, 'm'));
     // Trusting only the uploader's key works too.
     const store = path.join(dir, `store-uploader-${machine}`);
     const r = await nix.run(
-      ['nix', 'copy', '--option', 'require-sigs', 'true', '--option', 'trusted-public-keys', (await readFile(`${keyFile}.pub`, 'utf8')).trim(), '--option', 'netrc-file', netrcAcmeRead, '--from', `${server.url}/cache`, '--to', store, out],
+      [
+        'nix',
+        'copy',
+        '--option',
+        'require-sigs',
+        'true',
+        '--option',
+        'trusted-public-keys',
+        (await readFile(`${keyFile}.pub`, 'utf8')).trim(),
+        '--option',
+        'netrc-file',
+        netrcAcmeRead,
+        '--from',
+        `${server.url}/cache`,
+        '--to',
+        store,
+        out,
+      ],
       { cacheHome: newMachine() },
     );
     expect(r.code, r.stderr).toBe(0);
@@ -131,7 +173,10 @@ export function nixScenarios(nix: NixRunner): void {
     const puts = async () => {
       let previous = -1;
       for (;;) {
-        const n = server.logs().split('\n').filter((l) => l.includes('"method":"PUT"')).length;
+        const n = server
+          .logs()
+          .split('\n')
+          .filter((l) => l.includes('"method":"PUT"')).length;
         if (n === previous) return n;
         previous = n;
         await new Promise((r) => setTimeout(r, 200));

@@ -11,7 +11,15 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FLOE_BIN, api, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
-import { BASE_NIX_CONFIG, type NixRunner, fixtureDir, hostNix, modernNix, requireNix, writeNetrc } from '../helpers/nix.js';
+import {
+  BASE_NIX_CONFIG,
+  type NixRunner,
+  fixtureDir,
+  hostNix,
+  modernNix,
+  requireNix,
+  writeNetrc,
+} from '../helpers/nix.js';
 import { serveDirectory, type StaticServer } from '../helpers/static-server.js';
 
 const exec = promisify(execFile);
@@ -28,7 +36,10 @@ let netrc: string;
 let floeKey: string;
 let n = 0;
 const home = () => path.join(dir, `home-${n++}`);
-const floe = (args: string[], token = rw) => exec(process.execPath, [FLOE_BIN, ...args], { env: { ...process.env, NIX_CONFIG: BASE_NIX_CONFIG, FLOE_SERVER: server.url, FLOE_TOKEN: token } });
+const floe = (args: string[], token = rw) =>
+  exec(process.execPath, [FLOE_BIN, ...args], {
+    env: { ...process.env, NIX_CONFIG: BASE_NIX_CONFIG, FLOE_SERVER: server.url, FLOE_TOKEN: token },
+  });
 
 /** upstream-dep <- upstream-lib <- own (only `lib` and its dependency go to the upstream cache). */
 async function buildMixed(tag: string): Promise<{ own: string; lib: string; dep: string }> {
@@ -46,7 +57,10 @@ in { own = mk "own-${tag}" "mkdir $out; echo \${lib} > $out/lib; echo own ${tag}
     if (r.code !== 0) throw new Error(r.stderr);
     out[attr] = r.stdout.trim().split('\n').at(-1)!;
   }
-  const copied = await hostNix.run(['nix', 'copy', '--to', `file://${upstreamDir}?secret-key=${path.join(dir, 'upstream.sec')}`, out.lib!], { cacheHome: home() });
+  const copied = await hostNix.run(
+    ['nix', 'copy', '--to', `file://${upstreamDir}?secret-key=${path.join(dir, 'upstream.sec')}`, out.lib!],
+    { cacheHome: home() },
+  );
   if (copied.code !== 0) throw new Error(copied.stderr);
   return out as { own: string; lib: string; dep: string };
 }
@@ -54,7 +68,27 @@ in { own = mk "own-${tag}" "mkdir $out; echo \${lib} > $out/lib; echo own ${tag}
 async function substitute(nix: NixRunner, storePath: string): Promise<{ code: number; stderr: string; store: string }> {
   const store = path.join(dir, `store-${n++}`);
   const r = await nix.run(
-    ['nix', 'copy', '--option', 'require-sigs', 'true', '--option', 'trusted-public-keys', floeKey, '--option', 'narinfo-cache-negative-ttl', '0', '--option', 'netrc-file', netrc, '--from', `${server.url}/cache`, '--to', store, storePath],
+    [
+      'nix',
+      'copy',
+      '--option',
+      'require-sigs',
+      'true',
+      '--option',
+      'trusted-public-keys',
+      floeKey,
+      '--option',
+      'narinfo-cache-negative-ttl',
+      '0',
+      '--option',
+      'netrc-file',
+      netrc,
+      '--from',
+      `${server.url}/cache`,
+      '--to',
+      store,
+      storePath,
+    ],
     { cacheHome: home() },
   );
   return { ...r, store };
@@ -64,7 +98,16 @@ beforeAll(async () => {
   if (!version) return;
   dir = await fixtureDir('upstream');
   upstreamDir = path.join(dir, 'upstream-cache');
-  const gen = await hostNix.run(['nix-store', '--generate-binary-cache-key', 'upstream.test-1', path.join(dir, 'upstream.sec'), path.join(dir, 'upstream.pub')], { cacheHome: home() });
+  const gen = await hostNix.run(
+    [
+      'nix-store',
+      '--generate-binary-cache-key',
+      'upstream.test-1',
+      path.join(dir, 'upstream.sec'),
+      path.join(dir, 'upstream.pub'),
+    ],
+    { cacheHome: home() },
+  );
   if (gen.code !== 0) throw new Error(gen.stderr);
   upstreamPub = (await readFile(path.join(dir, 'upstream.pub'), 'utf8')).trim();
   server = await startFloe();
@@ -84,15 +127,26 @@ describe.skipIf(!version)('upstream mirroring with real Nix', () => {
     const mixed = await buildMixed('mixed');
     upstream = await serveDirectory(upstreamDir);
     // Only the server admin adds upstreams.
-    const denied = await floe(['upstream', 'add', 'nixos', upstream.url, '--key', upstreamPub]).catch((e) => e as { code: number; stderr: string });
+    const denied = await floe(['upstream', 'add', 'nixos', upstream.url, '--key', upstreamPub]).catch(
+      (e) => e as { code: number; stderr: string },
+    );
     expect((denied as { code: number }).code).not.toBe(0);
     expect(denied.stderr).toMatch(/server admin/);
     await floe(['upstream', 'add', 'nixos', upstream.url, '--key', upstreamPub], server.adminToken);
     expect((await floe(['upstream', 'list'], server.adminToken)).stdout).toContain(upstream.url);
 
     const pushed = await floe(['push', mixed.own, '--json']);
-    expect(JSON.parse(pushed.stdout)).toMatchObject({ total: 3, present: 0, mirrored: 2, uploaded: 1, failed: [], refused: [] });
-    expect(pushed.stderr).toMatch(/3 paths in the closure, 0 already in the cache, 2 fetched by the server from upstream, 1 to upload/);
+    expect(JSON.parse(pushed.stdout)).toMatchObject({
+      total: 3,
+      present: 0,
+      mirrored: 2,
+      uploaded: 1,
+      failed: [],
+      refused: [],
+    });
+    expect(pushed.stderr).toMatch(
+      /3 paths in the closure, 0 already in the cache, 2 fetched by the server from upstream, 1 to upload/,
+    );
     // The server fetched both NARs (xz, as nix copy wrote them) from the upstream.
     expect(upstream.requests.filter((r) => r.startsWith('/nar/')).length).toBe(2);
 
@@ -114,7 +168,10 @@ describe.skipIf(!version)('upstream mirroring with real Nix', () => {
     expect((await floe(['pin', 'list', 'acme'])).stdout).toContain(mixed.own);
     await floe(['org', 'set', 'acme', '--retention', '0s']);
     await new Promise((r) => setTimeout(r, 1100));
-    const dry = JSON.parse((await floe(['gc', '--dry-run', '--grace', '1s', '--json'], server.adminToken)).stdout) as { paths: { collected: number }; sample: string[] };
+    const dry = JSON.parse((await floe(['gc', '--dry-run', '--grace', '1s', '--json'], server.adminToken)).stdout) as {
+      paths: { collected: number };
+      sample: string[];
+    };
     expect(dry.paths.collected).toBe(2);
     expect(dry.sample.join('\n')).toContain(stray.lib);
     const text = (await floe(['gc', '--grace', '1s'], server.adminToken)).stdout;
@@ -123,7 +180,10 @@ describe.skipIf(!version)('upstream mirroring with real Nix', () => {
     expect(after.code, after.stderr).toBe(0);
     const gone = await substitute(hostNix, stray.lib);
     expect(gone.code).not.toBe(0);
-    const usage = JSON.parse((await floe(['usage', 'acme', '--json'])).stdout) as { paths: number; storedBytes: number };
+    const usage = JSON.parse((await floe(['usage', 'acme', '--json'])).stdout) as {
+      paths: number;
+      storedBytes: number;
+    };
     expect(usage.paths).toBe(3);
     expect(usage.storedBytes).toBeGreaterThan(0);
   });
@@ -133,7 +193,10 @@ describe.skipIf(!version)('upstream mirroring with real Nix', () => {
     const victim = await buildMixed('victim');
     // Replace the victim lib's NAR file with the honest lib's (a valid NAR, but not the signed one).
     const info = await readFile(path.join(upstreamDir, `${path.basename(victim.lib).slice(0, 32)}.narinfo`), 'utf8');
-    const honestInfo = await readFile(path.join(upstreamDir, `${path.basename(honest.lib).slice(0, 32)}.narinfo`), 'utf8');
+    const honestInfo = await readFile(
+      path.join(upstreamDir, `${path.basename(honest.lib).slice(0, 32)}.narinfo`),
+      'utf8',
+    );
     const url = /^URL: (.*)$/m.exec(info)![1]!;
     await copyFile(path.join(upstreamDir, /^URL: (.*)$/m.exec(honestInfo)![1]!), path.join(upstreamDir, url));
     expect((await readdir(path.join(upstreamDir, 'nar'))).length).toBeGreaterThan(2);
@@ -141,12 +204,22 @@ describe.skipIf(!version)('upstream mirroring with real Nix', () => {
     await floe(['upstream', 'remove', 'nixos'], server.adminToken);
     await floe(['upstream', 'add', 'nixos2', upstream.url, '--key', upstreamPub], server.adminToken);
     await new Promise((r) => setTimeout(r, 2100)); // upstream lists are memoized for 2 s
-    const r = await api<{ missing: string[]; mirrored: string[]; refused: Array<{ path: string; reason: string }> }>(server, rw, 'POST', '/api/v1/cache/missing', { paths: [victim.lib, victim.dep] });
+    const r = await api<{ missing: string[]; mirrored: string[]; refused: Array<{ path: string; reason: string }> }>(
+      server,
+      rw,
+      'POST',
+      '/api/v1/cache/missing',
+      { paths: [victim.lib, victim.dep] },
+    );
     expect(r.body.refused.map((x) => x.path)).toEqual([victim.lib]);
     expect(r.body.refused[0]!.reason).toMatch(/NAR hash mismatch/);
     expect(r.body.mirrored).toEqual([victim.dep]);
     const pushed = await floe(['push', victim.own, '--json']);
-    const result = JSON.parse(pushed.stdout) as { uploaded: number; refused: Array<{ path: string }>; failed: unknown[] };
+    const result = JSON.parse(pushed.stdout) as {
+      uploaded: number;
+      refused: Array<{ path: string }>;
+      failed: unknown[];
+    };
     expect(result.refused.map((x) => x.path)).toEqual([victim.lib]);
     expect(result.uploaded).toBe(2); // own + the lib whose upstream copy was refused
     expect(result.failed).toEqual([]);

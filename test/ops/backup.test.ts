@@ -19,7 +19,9 @@ import { encodeNix32 } from '../../src/nix/nix32.js';
 
 const exec = promisify(execFile);
 const floe = (args: string[], env: Record<string, string> = {}) =>
-  exec(process.execPath, [FLOE_BIN, ...args], { env: { ...process.env, FLOE_DATABASE_URL: '', FLOE_S3_BUCKET: '', ...env } });
+  exec(process.execPath, [FLOE_BIN, ...args], {
+    env: { ...process.env, FLOE_DATABASE_URL: '', FLOE_S3_BUCKET: '', ...env },
+  });
 
 let scratch: string;
 let server: TestServer;
@@ -63,7 +65,9 @@ describe('floe backup and restore of the embedded backend', () => {
     };
     const uploaders = [uploader(), uploader()];
     const backupDir = path.join(scratch, 'backup');
-    const backup = await floe(['backup', '--data-dir', server.dataDir, '--to', backupDir]).finally(() => (backupDone = true));
+    const backup = await floe(['backup', '--data-dir', server.dataDir, '--to', backupDir]).finally(
+      () => (backupDone = true),
+    );
     await Promise.all(uploaders);
     expect(backup.stderr).toMatch(/floe backup: done/);
     expect(during.length).toBeGreaterThan(0);
@@ -73,7 +77,9 @@ describe('floe backup and restore of the embedded backend', () => {
     expect((await stat(backupDir)).mode & 0o777).toBe(0o700);
     expect((await stat(path.join(backupDir, 'floe.sqlite'))).mode & 0o777).toBe(0o600);
     expect(manifest.counts.paths).toBeGreaterThanOrEqual(before.length);
-    expect(manifest.files.filter((f: { path: string }) => f.path.startsWith('blobs/'))).toHaveLength(manifest.counts.nars);
+    expect(manifest.files.filter((f: { path: string }) => f.path.startsWith('blobs/'))).toHaveLength(
+      manifest.counts.nars,
+    );
 
     const dataDir = path.join(scratch, 'restored');
     const restore = await floe(['restore', '--from', backupDir, '--data-dir', dataDir]);
@@ -84,7 +90,9 @@ describe('floe backup and restore of the embedded backend', () => {
     const read = rw;
     let found = 0;
     for (const p of [...before, ...during]) {
-      const res = await fetch(`${restored.url}/cache/${p.hashPart}.narinfo`, { headers: { Authorization: basicAuth(read) } });
+      const res = await fetch(`${restored.url}/cache/${p.hashPart}.narinfo`, {
+        headers: { Authorization: basicAuth(read) },
+      });
       if (before.includes(p)) expect(res.status, `${p.base} was pushed before the backup`).toBe(200);
       if (res.status !== 200) {
         await res.arrayBuffer();
@@ -102,13 +110,23 @@ describe('floe backup and restore of the embedded backend', () => {
     // The restore holds exactly the snapshot's paths (the org's pushes are all it has).
     expect(found).toBe(manifest.counts.paths);
 
-    const audit = await api<{ ok: boolean; entries: number }>(restored, restored.adminToken, 'GET', '/api/v1/audit/verify');
+    const audit = await api<{ ok: boolean; entries: number }>(
+      restored,
+      restored.adminToken,
+      'GET',
+      '/api/v1/audit/verify',
+    );
     expect(audit.status).toBe(200);
     expect(audit.body.ok).toBe(true);
     expect(audit.body.entries).toBe(manifest.counts.auditEntries);
     // The chain goes on from the restored one.
     await createToken(restored, 'acme', ['read']);
-    const after = await api<{ ok: boolean; entries: number }>(restored, restored.adminToken, 'GET', '/api/v1/audit/verify');
+    const after = await api<{ ok: boolean; entries: number }>(
+      restored,
+      restored.adminToken,
+      'GET',
+      '/api/v1/audit/verify',
+    );
     expect(after.body).toMatchObject({ ok: true, entries: manifest.counts.auditEntries + 1 });
     expect(restored.adminToken).toBe(server.adminToken);
   });
@@ -116,9 +134,17 @@ describe('floe backup and restore of the embedded backend', () => {
   it('refuses a non-empty target, and a backup whose files were changed', async () => {
     const occupied = path.join(scratch, 'occupied');
     await floe(['restore', '--from', path.join(scratch, 'backup'), '--data-dir', path.join(scratch, 'copy')]);
-    const toFull = await floe(['backup', '--data-dir', server.dataDir, '--to', path.join(scratch, 'copy')]).catch((e: { stderr: string; code: number }) => e);
+    const toFull = await floe(['backup', '--data-dir', server.dataDir, '--to', path.join(scratch, 'copy')]).catch(
+      (e: { stderr: string; code: number }) => e,
+    );
     expect(toFull).toMatchObject({ code: 1, stderr: expect.stringMatching(/is not empty/) });
-    const intoFull = await floe(['restore', '--from', path.join(scratch, 'backup'), '--data-dir', path.join(scratch, 'copy')]).catch((e: { stderr: string; code: number }) => e);
+    const intoFull = await floe([
+      'restore',
+      '--from',
+      path.join(scratch, 'backup'),
+      '--data-dir',
+      path.join(scratch, 'copy'),
+    ]).catch((e: { stderr: string; code: number }) => e);
     expect(intoFull).toMatchObject({ code: 1, stderr: expect.stringMatching(/data directory .* is not empty/) });
 
     // One flipped byte in one blob: restore names the file and creates nothing.
@@ -128,12 +154,19 @@ describe('floe backup and restore of the embedded backend', () => {
     const bytes = await readFile(blob);
     bytes[bytes.length - 1]! ^= 1;
     await writeFile(blob, bytes);
-    const damaged = await floe(['restore', '--from', path.join(scratch, 'backup'), '--data-dir', occupied]).catch((e: { stderr: string; code: number }) => e);
-    expect(damaged).toMatchObject({ code: 1, stderr: expect.stringMatching(/blobs\/.* differs from its manifest entry/) });
+    const damaged = await floe(['restore', '--from', path.join(scratch, 'backup'), '--data-dir', occupied]).catch(
+      (e: { stderr: string; code: number }) => e,
+    );
+    expect(damaged).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/blobs\/.* differs from its manifest entry/),
+    });
     expect(await readdir(scratch)).not.toContain('occupied');
     expect((await readdir(scratch)).filter((n) => n.includes('.restoring-'))).toEqual([]);
 
-    const notBackup = await floe(['restore', '--from', scratch, '--data-dir', occupied]).catch((e: { stderr: string; code: number }) => e);
+    const notBackup = await floe(['restore', '--from', scratch, '--data-dir', occupied]).catch(
+      (e: { stderr: string; code: number }) => e,
+    );
     expect(notBackup).toMatchObject({ code: 1, stderr: expect.stringMatching(/not a finished Floe backup/) });
   });
 });

@@ -16,7 +16,9 @@ const exec = promisify(execFile);
 type Run = { code?: number; stdout: string; stderr: string };
 /** Runs floe with only the variables given (no FLOE_* from the test's own environment). */
 const floe = (args: string[], env: Record<string, string> = {}): Promise<Run> =>
-  exec(process.execPath, [FLOE_BIN, ...args], { env: { PATH: process.env.PATH!, HOME: os.tmpdir(), ...env } }).catch((e: Run) => e);
+  exec(process.execPath, [FLOE_BIN, ...args], { env: { PATH: process.env.PATH!, HOME: os.tmpdir(), ...env } }).catch(
+    (e: Run) => e,
+  );
 
 let dir: string;
 const write = async (name: string, value: unknown) => {
@@ -49,7 +51,10 @@ describe('floe serve --config', () => {
       metrics_public: true,
       data_dir: path.join(dir, 'data'),
     });
-    const r = await floe(['serve', '--config', file, '--print-config'], { FLOE_GC_INTERVAL: '1h', FLOE_LOG_LEVEL: 'warn' });
+    const r = await floe(['serve', '--config', file, '--print-config'], {
+      FLOE_GC_INTERVAL: '1h',
+      FLOE_LOG_LEVEL: 'warn',
+    });
     expect(r.code, r.stderr).toBeUndefined();
     const shown = JSON.parse(r.stdout);
     expect(shown).toMatchObject({
@@ -74,29 +79,62 @@ describe('floe serve --config', () => {
   });
 
   it('refuses bad files with errors naming the file and the key', async () => {
-    const unknown = await floe(['serve', '--config', await write('typo.json', { lisen: '0.0.0.0:1' }), '--print-config']);
+    const unknown = await floe([
+      'serve',
+      '--config',
+      await write('typo.json', { lisen: '0.0.0.0:1' }),
+      '--print-config',
+    ]);
     expect(unknown).toMatchObject({ code: 1, stderr: expect.stringMatching(/typo\.json: unknown setting "lisen"/) });
-    const badValue = await floe(['serve', '--config', await write('size.json', { max_nar_size: 'lots' }), '--print-config']);
-    expect(badValue).toMatchObject({ code: 1, stderr: expect.stringMatching(/size\.json: max_nar_size: expected a size like 512M/) });
-    const badType = await floe(['serve', '--config', await write('type.json', { ingest_slots: { n: 1 } }), '--print-config']);
-    expect(badType).toMatchObject({ code: 1, stderr: expect.stringMatching(/type\.json: ingest_slots: expected a string, a number/) });
+    const badValue = await floe([
+      'serve',
+      '--config',
+      await write('size.json', { max_nar_size: 'lots' }),
+      '--print-config',
+    ]);
+    expect(badValue).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/size\.json: max_nar_size: expected a size like 512M/),
+    });
+    const badType = await floe([
+      'serve',
+      '--config',
+      await write('type.json', { ingest_slots: { n: 1 } }),
+      '--print-config',
+    ]);
+    expect(badType).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/type\.json: ingest_slots: expected a string, a number/),
+    });
     const notJson = await floe(['serve', '--config', await write('broken.json', 'listen = "x"'), '--print-config']);
     expect(notJson).toMatchObject({ code: 1, stderr: expect.stringMatching(/broken\.json: not valid JSON/) });
     const missing = await floe(['serve', '--config', path.join(dir, 'nope.json'), '--print-config']);
     expect(missing).toMatchObject({ code: 1, stderr: expect.stringMatching(/cannot read .*nope\.json: ENOENT/) });
     // A bad variable over a good file is the variable's fault.
-    const env = await floe(['serve', '--config', await write('ok.json', { max_nar_size: '1G' }), '--print-config'], { FLOE_MAX_NAR_SIZE: 'x' });
+    const env = await floe(['serve', '--config', await write('ok.json', { max_nar_size: '1G' }), '--print-config'], {
+      FLOE_MAX_NAR_SIZE: 'x',
+    });
     expect(env).toMatchObject({ code: 1, stderr: expect.stringMatching(/FLOE_MAX_NAR_SIZE: expected a size/) });
   });
 
   it('serves from a file alone', async () => {
     const port = await freePort();
-    const file = await write('serve.json', { listen: `127.0.0.1:${port}`, data_dir: path.join(dir, 'served'), log_level: 'warn' });
-    const child = spawn(process.execPath, [FLOE_BIN, 'serve', '--config', file], { env: { PATH: process.env.PATH!, HOME: os.tmpdir() }, stdio: 'ignore' });
+    const file = await write('serve.json', {
+      listen: `127.0.0.1:${port}`,
+      data_dir: path.join(dir, 'served'),
+      log_level: 'warn',
+    });
+    const child = spawn(process.execPath, [FLOE_BIN, 'serve', '--config', file], {
+      env: { PATH: process.env.PATH!, HOME: os.tmpdir() },
+      stdio: 'ignore',
+    });
     try {
       let ok = false;
       for (let i = 0; i < 200 && !ok && child.exitCode === null; i++) {
-        ok = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false);
+        ok = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+          (r) => r.ok,
+          () => false,
+        );
         if (!ok) await new Promise((r) => setTimeout(r, 100));
       }
       expect(ok).toBe(true);

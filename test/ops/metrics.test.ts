@@ -33,12 +33,23 @@ const value = (text: string, series: string) => {
 /** What `floe push` sends: one JSON line of path info, then the NAR, to the batch API. */
 function batchUpload(p: FakePath, token: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request(`${server.url}/api/v1/cache/paths`, { method: 'PUT', headers: { Authorization: `Bearer ${token}` } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode!));
-    });
+    const req = request(
+      `${server.url}/api/v1/cache/paths`,
+      { method: 'PUT', headers: { Authorization: `Bearer ${token}` } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode!));
+      },
+    );
     req.on('error', reject);
-    req.end(Buffer.concat([Buffer.from(`${JSON.stringify({ storePath: `/nix/store/${p.base}`, narHash: p.narHash, narSize: p.narSize, references: [] })}\n`), p.nar]));
+    req.end(
+      Buffer.concat([
+        Buffer.from(
+          `${JSON.stringify({ storePath: `/nix/store/${p.base}`, narHash: p.narHash, narSize: p.narSize, references: [] })}\n`,
+        ),
+        p.nar,
+      ]),
+    );
   });
 }
 
@@ -58,7 +69,9 @@ describe('metrics for operators', () => {
     expect((await scrape(server.adminToken)).status).toBe(200);
     expect((await scrape('metrics-scraper-0123456789abcdeX')).status).toBe(401);
     expect((await api(server, METRICS_TOKEN, 'GET', '/api/v1/orgs')).status).toBe(401);
-    const cache = await fetch(`${server.url}/cache/nix-cache-info`, { headers: { Authorization: basicAuth(METRICS_TOKEN) } });
+    const cache = await fetch(`${server.url}/cache/nix-cache-info`, {
+      headers: { Authorization: basicAuth(METRICS_TOKEN) },
+    });
     expect([400, 401]).toContain(cache.status);
   });
 
@@ -77,21 +90,32 @@ describe('metrics for operators', () => {
     expect(await batchUpload({ ...bad, narHash: fakePath('other').narHash }, rw)).toBeGreaterThanOrEqual(400);
     expect(value((await scrape(METRICS_TOKEN)).text, 'floe_uploads_total{result="rejected"}')).toBe(rejected + 1);
     // And the PUT nar/ route counts the same way.
-    expect(await nixStyleUpload(`${server.url}/cache`, basicAuth(rw), fakePath('nixstyle'))).toMatchObject({ nar: 201, narinfo: 201 });
+    expect(await nixStyleUpload(`${server.url}/cache`, basicAuth(rw), fakePath('nixstyle'))).toMatchObject({
+      nar: 201,
+      narinfo: 201,
+    });
     const last = (await scrape(METRICS_TOKEN)).text;
     expect(value(last, 'floe_uploads_total{result="accepted"}')).toBe(accepted + 2);
 
-    const page = await fetch(`${server.url}/manage/acme`, { headers: { Authorization: `Bearer ${server.adminToken}`, Accept: 'text/html' } });
+    const page = await fetch(`${server.url}/manage/acme`, {
+      headers: { Authorization: `Bearer ${server.adminToken}`, Accept: 'text/html' },
+    });
     expect(page.status).toBe(200);
     const html = await page.text();
-    expect(html).toMatch(new RegExp(`>${accepted + 2} / ${rejected + 1}</div><div class="what">uploads accepted / rejected`));
+    expect(html).toMatch(
+      new RegExp(`>${accepted + 2} / ${rejected + 1}</div><div class="what">uploads accepted / rejected`),
+    );
   });
 
   it('access logs name the client address, and never the token', async () => {
     await fetch(`${server.url}/cache/nix-cache-info`);
     await api(server, rw, 'GET', '/api/v1/auth/whoami');
     // The access log line is written just after the answer: wait for both lines.
-    const requestLines = () => server.logs().split('\n').filter((l) => l.includes('"msg":"request"'));
+    const requestLines = () =>
+      server
+        .logs()
+        .split('\n')
+        .filter((l) => l.includes('"msg":"request"'));
     const find = (p: string) => requestLines().find((l) => l.includes(`"path":"${p}"`));
     await expect.poll(() => Boolean(find('/cache/nix-cache-info') && find('/api/v1/auth/whoami'))).toBe(true);
     const cacheLine = find('/cache/nix-cache-info');

@@ -14,13 +14,15 @@ import { FLOE_BIN, REPO_ROOT, startFloe } from '../helpers/server.js';
 
 const exec = promisify(execFile);
 const floe = (args: string[]) =>
-  exec(process.execPath, [FLOE_BIN, ...args], { env: { ...process.env, FLOE_DATABASE_URL: '', FLOE_S3_BUCKET: '' } }).catch(
-    (e: { code: number; stdout: string; stderr: string }) => e,
-  );
+  exec(process.execPath, [FLOE_BIN, ...args], {
+    env: { ...process.env, FLOE_DATABASE_URL: '', FLOE_S3_BUCKET: '' },
+  }).catch((e: { code: number; stdout: string; stderr: string }) => e);
 const executed = (dataDir: string) => {
   const db = new Database(path.join(dataDir, 'floe.sqlite'), { readonly: true });
   try {
-    return (db.prepare('select name from kysely_migration order by name').all() as Array<{ name: string }>).map((r) => r.name);
+    return (db.prepare('select name from kysely_migration order by name').all() as Array<{ name: string }>).map(
+      (r) => r.name,
+    );
   } finally {
     db.close();
   }
@@ -43,7 +45,10 @@ describe('floe migrate --status', () => {
 
     const status = await floe(['migrate', '--status', '--data-dir', dataDir]);
     expect(status.stderr).toMatch(/migration\(s\) would run at the next floe serve start/);
-    const pending = status.stdout.split('\n').filter((l) => l.startsWith('pending')).map((l) => l.split(/\s+/)[1]);
+    const pending = status.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('pending'))
+      .map((l) => l.split(/\s+/)[1]);
     // Realisations came after that release; the foundation did not.
     expect(pending).toContain('2026-12-01-400-realisations');
     expect(status.stdout).toMatch(/^applied {2}2026-11-25-001-foundation$/m);
@@ -78,7 +83,10 @@ describe('a schema newer than the code', () => {
     const server = await startFloe({ dataDir: path.join(scratch, 'newer') });
     await server.stop();
     const db = new Database(path.join(server.dataDir, 'floe.sqlite'));
-    db.prepare('insert into kysely_migration (name, timestamp) values (?, ?)').run('2099-01-01-999-from-the-future', new Date().toISOString());
+    db.prepare('insert into kysely_migration (name, timestamp) values (?, ?)').run(
+      '2099-01-01-999-from-the-future',
+      new Date().toISOString(),
+    );
     db.close();
 
     const start = await server.restart().then(
@@ -86,7 +94,9 @@ describe('a schema newer than the code', () => {
       (e: Error) => e.message,
     );
     expect(start).toMatch(/exited with 1/);
-    expect(start).toMatch(/cannot start: the database was upgraded by a newer Floe: it ran migration 2099-01-01-999-from-the-future/);
+    expect(start).toMatch(
+      /cannot start: the database was upgraded by a newer Floe: it ran migration 2099-01-01-999-from-the-future/,
+    );
     expect(start).toMatch(/Run the newer version/);
     // Nothing was migrated or changed on the way out.
     expect(executed(server.dataDir)).toContain('2099-01-01-999-from-the-future');
@@ -109,9 +119,21 @@ describe('upgrading releases', () => {
     try {
       const org = db.prepare("select id from orgs where name = 'acme'").get() as { id: string };
       const now = new Date().toISOString();
-      db.prepare("insert into flakes values ('f-old', ?, 'old', null, 'public', null, '[]', ?, ?)").run(org.id, now, now);
-      const release = db.prepare("insert into releases values (?, 'f-old', ?, ?, null, null, 'sha256-x', 0, 'tarball-x.tar.gz', 1, '{}', 'ci', ?, ?)");
-      for (const [v, yanked] of [['1.0.0', null], ['1.2.0', null], ['1.3.0', now], ['2.0.0-rc.1', null], ['1.10.0-beta', null]] as const) {
+      db.prepare("insert into flakes values ('f-old', ?, 'old', null, 'public', null, '[]', ?, ?)").run(
+        org.id,
+        now,
+        now,
+      );
+      const release = db.prepare(
+        "insert into releases values (?, 'f-old', ?, ?, null, null, 'sha256-x', 0, 'tarball-x.tar.gz', 1, '{}', 'ci', ?, ?)",
+      );
+      for (const [v, yanked] of [
+        ['1.0.0', null],
+        ['1.2.0', null],
+        ['1.3.0', now],
+        ['2.0.0-rc.1', null],
+        ['1.10.0-beta', null],
+      ] as const) {
         release.run(`r-${v}`, v, v, yanked, now);
       }
     } finally {
@@ -119,7 +141,10 @@ describe('upgrading releases', () => {
     }
     const server = await startFloe({ dataDir });
     try {
-      const location = async (req: string) => (await fetch(`${server.url}/f/acme/old/${encodeURIComponent(req)}`, { redirect: 'manual' })).headers.get('location');
+      const location = async (req: string) =>
+        (await fetch(`${server.url}/f/acme/old/${encodeURIComponent(req)}`, { redirect: 'manual' })).headers.get(
+          'location',
+        );
       expect(await location('1')).toMatch(/\/old\/1\.2\.0\/r-1\.2\.0\//);
       expect(await location('=1.3.0')).toBeNull();
       expect(await location('>=2.0.0-rc.0')).toMatch(/\/old\/2\.0\.0-rc\.1\//);
@@ -129,7 +154,9 @@ describe('upgrading releases', () => {
     }
     const after = new Database(path.join(dataDir, 'floe.sqlite'), { readonly: true });
     try {
-      const keys = after.prepare("select version, version_sort from releases where flake_id = 'f-old' order by version_sort").all() as Array<{ version: string; version_sort: string | null }>;
+      const keys = after
+        .prepare("select version, version_sort from releases where flake_id = 'f-old' order by version_sort")
+        .all() as Array<{ version: string; version_sort: string | null }>;
       expect(keys.every((k) => k.version_sort !== null)).toBe(true);
       expect(keys.map((k) => k.version)).toEqual(['1.0.0', '1.2.0', '1.3.0', '1.10.0-beta', '2.0.0-rc.1']);
     } finally {

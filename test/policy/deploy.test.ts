@@ -11,7 +11,17 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FLOE_BIN, api, basicAuth, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
-import { BASE_NIX_CONFIG, type NixRunner, buildClosure, fixtureDir, hostNix, modernNix, requireNix, writeClosureExpr, writeNetrc } from '../helpers/nix.js';
+import {
+  BASE_NIX_CONFIG,
+  type NixRunner,
+  buildClosure,
+  fixtureDir,
+  hostNix,
+  modernNix,
+  requireNix,
+  writeClosureExpr,
+  writeNetrc,
+} from '../helpers/nix.js';
 import { fakePath, nixStyleUpload } from '../helpers/paths.js';
 
 const exec = promisify(execFile);
@@ -35,9 +45,18 @@ async function publish(release: string, outputs: Record<string, string>): Promis
   await exec('tar', ['-czf', path.join(root, 't.tar.gz'), '-C', root, 'source']);
   const bytes = readFileSync(path.join(root, 't.tar.gz'));
   const sha = createHash('sha256').update(bytes).digest('base64');
-  const children = Object.fromEntries(Object.entries(outputs).map(([name, out]) => [name, { what: 'NixOS configuration', outputs: { out } }]));
+  const children = Object.fromEntries(
+    Object.entries(outputs).map(([name, out]) => [name, { what: 'NixOS configuration', outputs: { out } }]),
+  );
   const headers = { Authorization: `Bearer ${publisher}`, 'Content-Type': 'application/json' };
-  const stage = await fetch(`${server.url}/upload/acme/infra/${release}/${bytes.length}/${sha}`, { method: 'POST', headers, body: JSON.stringify({ visibility: 'private', outputs: { version: 1, docs: {}, inventory: { nixosConfigurations: { children } } } }) });
+  const stage = await fetch(`${server.url}/upload/acme/infra/${release}/${bytes.length}/${sha}`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({
+      visibility: 'private',
+      outputs: { version: 1, docs: {}, inventory: { nixosConfigurations: { children } } },
+    }),
+  });
   const { s3_upload_url, uuid } = (await stage.json()) as { s3_upload_url: string; uuid: string };
   await fetch(s3_upload_url, { method: 'PUT', body: new Uint8Array(bytes) });
   expect((await fetch(`${server.url}/publish/${uuid}`, { method: 'POST', headers })).status).toBe(200);
@@ -46,7 +65,10 @@ async function publish(release: string, outputs: Record<string, string>): Promis
 async function build(name: string): Promise<string> {
   const out = await buildClosure(hostNix, expr, `${name}${Date.now().toString(36)}`, newMachine());
   const netrc = await writeNetrc(dir, `rw-${name}`, writer);
-  const pushed = await hostNix.run(['nix', 'copy', '--option', 'netrc-file', netrc, '--to', `${server.url}/cache`, out], { cacheHome: newMachine() });
+  const pushed = await hostNix.run(
+    ['nix', 'copy', '--option', 'netrc-file', netrc, '--to', `${server.url}/cache`, out],
+    { cacheHome: newMachine() },
+  );
   if (pushed.code !== 0) throw new Error(pushed.stderr);
   return out;
 }
@@ -60,14 +82,36 @@ async function substitute(storePath: string, token: string, nix: NixRunner = hos
   const netrc = await writeNetrc(dir, `n-${machine}`, token);
   const store = path.join(dir, `store-${machine}`);
   const r = await nix.run(
-    ['nix', 'copy', '--option', 'require-sigs', 'true', '--option', 'trusted-public-keys', key, '--option', 'narinfo-cache-negative-ttl', '0', '--option', 'netrc-file', netrc, '--from', `${server.url}/cache`, '--to', store, storePath],
+    [
+      'nix',
+      'copy',
+      '--option',
+      'require-sigs',
+      'true',
+      '--option',
+      'trusted-public-keys',
+      key,
+      '--option',
+      'narinfo-cache-negative-ttl',
+      '0',
+      '--option',
+      'netrc-file',
+      netrc,
+      '--from',
+      `${server.url}/cache`,
+      '--to',
+      store,
+      storePath,
+    ],
     { cacheHome: newMachine() },
   );
   return { ...r, store };
 }
 
 async function narinfoStatus(storePath: string, token: string): Promise<number> {
-  const res = await fetch(`${server.url}/cache/${path.basename(storePath).slice(0, 32)}.narinfo`, { headers: { Authorization: basicAuth(token) } });
+  const res = await fetch(`${server.url}/cache/${path.basename(storePath).slice(0, 32)}.narinfo`, {
+    headers: { Authorization: basicAuth(token) },
+  });
   await res.arrayBuffer();
   return res.status;
 }
@@ -85,12 +129,18 @@ beforeAll(async () => {
   systems.db = await build('db');
   systems.unrelated = await build('unrelated');
   await publish('1.0.0', { web: systems.web, db: systems.db });
-  const r = await api<{ token: string; id: string; scopes: string[]; deploy: string[] }>(server, server.adminToken, 'POST', '/api/v1/tokens', {
-    org: 'acme',
-    scopes: ['read', 'write', 'admin'],
-    deploy: ['acme/infra/1#nixosConfigurations.web'],
-    subject: 'machine:web-01',
-  });
+  const r = await api<{ token: string; id: string; scopes: string[]; deploy: string[] }>(
+    server,
+    server.adminToken,
+    'POST',
+    '/api/v1/tokens',
+    {
+      org: 'acme',
+      scopes: ['read', 'write', 'admin'],
+      deploy: ['acme/infra/1#nixosConfigurations.web'],
+      subject: 'machine:web-01',
+    },
+  );
   expect(r.status, JSON.stringify(r.body)).toBe(201);
   expect(r.body.scopes).toEqual(['read']); // deploy-only, whatever was asked for
   device = r.body;
@@ -115,11 +165,18 @@ describe.skipIf(!version)('deploy-only device tokens', () => {
   }
 
   it('the sibling output, its dependencies and unrelated paths are misses (404, not 403)', async () => {
-    for (const p of [systems.db!, await depOf(systems.db!), systems.unrelated!]) expect(await narinfoStatus(p, device.token)).toBe(404);
+    for (const p of [systems.db!, await depOf(systems.db!), systems.unrelated!])
+      expect(await narinfoStatus(p, device.token)).toBe(404);
     // Its NAR is not served either, even by its exact name.
-    const info = await (await fetch(`${server.url}/cache/${path.basename(systems.db!).slice(0, 32)}.narinfo`, { headers: { Authorization: basicAuth(writer) } })).text();
+    const info = await (
+      await fetch(`${server.url}/cache/${path.basename(systems.db!).slice(0, 32)}.narinfo`, {
+        headers: { Authorization: basicAuth(writer) },
+      })
+    ).text();
     const url = /^URL: (.*)$/m.exec(info)![1]!;
-    expect((await fetch(`${server.url}/cache/${url}`, { headers: { Authorization: basicAuth(device.token) } })).status).toBe(404);
+    expect(
+      (await fetch(`${server.url}/cache/${url}`, { headers: { Authorization: basicAuth(device.token) } })).status,
+    ).toBe(404);
   });
 
   it('cannot write, list, search, download sources or administer', async () => {
@@ -128,18 +185,47 @@ describe.skipIf(!version)('deploy-only device tokens', () => {
     expect(up.narText).toMatch(/deploy-only token/);
     const flakes = await api<{ flakes: unknown[] }>(server, device.token, 'GET', '/api/v1/flakes');
     expect(flakes.body.flakes ?? []).toEqual([]);
-    expect((await fetch(`${server.url}/f/acme/infra/1.tar.gz`, { headers: { Authorization: `Bearer ${device.token}` }, redirect: 'manual' })).status).toBe(404);
+    expect(
+      (
+        await fetch(`${server.url}/f/acme/infra/1.tar.gz`, {
+          headers: { Authorization: `Bearer ${device.token}` },
+          redirect: 'manual',
+        })
+      ).status,
+    ).toBe(404);
     expect((await api(server, device.token, 'GET', '/api/v1/orgs/acme/tokens')).status).toBe(403);
-    expect((await api(server, device.token, 'POST', '/api/v1/tokens', { org: 'acme', scopes: ['read'] })).status).toBe(403);
+    expect((await api(server, device.token, 'POST', '/api/v1/tokens', { org: 'acme', scopes: ['read'] })).status).toBe(
+      403,
+    );
   });
 
   it('floe apply works with it, for its output only', async () => {
-    const env = { ...process.env, NIX_CONFIG: BASE_NIX_CONFIG, FLOE_SERVER: server.url, FLOE_TOKEN: device.token, XDG_CACHE_HOME: newMachine() };
+    const env = {
+      ...process.env,
+      NIX_CONFIG: BASE_NIX_CONFIG,
+      FLOE_SERVER: server.url,
+      FLOE_TOKEN: device.token,
+      XDG_CACHE_HOME: newMachine(),
+    };
     const ok = await exec(process.execPath, [FLOE_BIN, 'resolve', 'acme/infra/1#nixosConfigurations.web'], { env });
     expect(ok.stdout.trim()).toBe(systems.web);
-    const sibling = await exec(process.execPath, [FLOE_BIN, 'resolve', 'acme/infra/1#nixosConfigurations.db'], { env }).catch((e) => e as { code: number; stderr: string });
+    const sibling = await exec(process.execPath, [FLOE_BIN, 'resolve', 'acme/infra/1#nixosConfigurations.db'], {
+      env,
+    }).catch((e) => e as { code: number; stderr: string });
     expect((sibling as { code: number }).code).not.toBe(0);
-    const dry = await exec(process.execPath, [FLOE_BIN, 'apply', 'nixos', 'acme/infra/1#nixosConfigurations.web', '--profile', path.join(dir, 'profile'), '--dry-run'], { env });
+    const dry = await exec(
+      process.execPath,
+      [
+        FLOE_BIN,
+        'apply',
+        'nixos',
+        'acme/infra/1#nixosConfigurations.web',
+        '--profile',
+        path.join(dir, 'profile'),
+        '--dry-run',
+      ],
+      { env },
+    );
     expect(dry.stderr).toContain(`--set ${systems.web}`);
   });
 
@@ -161,7 +247,9 @@ describe.skipIf(!version)('deploy-only device tokens', () => {
     expect(await narinfoStatus(web3, device.token)).toBe(404); // 2.0.0 does not match "1"
     // Nor can it learn what 2.0.0's output is.
     const env = { ...process.env, FLOE_SERVER: server.url, FLOE_TOKEN: device.token };
-    const resolved = await exec(process.execPath, [FLOE_BIN, 'resolve', 'acme/infra/2#nixosConfigurations.web'], { env }).catch((e) => e as { code: number; stdout: string });
+    const resolved = await exec(process.execPath, [FLOE_BIN, 'resolve', 'acme/infra/2#nixosConfigurations.web'], {
+      env,
+    }).catch((e) => e as { code: number; stdout: string });
     expect((resolved as { code: number }).code).not.toBe(0);
     expect(resolved.stdout).not.toContain(web3);
   });
@@ -169,7 +257,9 @@ describe.skipIf(!version)('deploy-only device tokens', () => {
   it('revoking the device token ends its access', async () => {
     expect((await api(server, server.adminToken, 'DELETE', `/api/v1/tokens/${device.id}`)).status).toBe(200);
     await new Promise((r) => setTimeout(r, 2100)); // revocations are re-checked every 2 s
-    const res = await fetch(`${server.url}/cache/${path.basename(systems.web!).slice(0, 32)}.narinfo`, { headers: { Authorization: basicAuth(device.token) } });
+    const res = await fetch(`${server.url}/cache/${path.basename(systems.web!).slice(0, 32)}.narinfo`, {
+      headers: { Authorization: basicAuth(device.token) },
+    });
     // A presented but revoked token on a cache read is a loud 400 (Nix would take a 401 for "absent").
     expect(res.status).toBe(400);
     expect(await res.text()).toMatch(/revoked/);

@@ -28,7 +28,11 @@ async function push(jwt: string, flake: string, version: string) {
   const headers = { Authorization: `Bearer ${jwt}`, 'Content-Type': 'application/json' };
   const status = await fetch(`${server.url}/token/status`, { headers });
   if (status.status !== 200) return { step: 'status', status: status.status, body: await status.text() };
-  const stage = await fetch(`${server.url}/upload/acme/${flake}/${version}/${bytes.length}/${sha}`, { method: 'POST', headers, body: JSON.stringify({ visibility: 'public', revision: 'c'.repeat(40), commit_count: 1 }) });
+  const stage = await fetch(`${server.url}/upload/acme/${flake}/${version}/${bytes.length}/${sha}`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ visibility: 'public', revision: 'c'.repeat(40), commit_count: 1 }),
+  });
   if (stage.status !== 200) return { step: 'stage', status: stage.status, body: await stage.text() };
   const { s3_upload_url, uuid } = (await stage.json()) as { s3_upload_url: string; uuid: string };
   await fetch(s3_upload_url, { method: 'PUT', body: new Uint8Array(bytes) });
@@ -40,7 +44,13 @@ beforeAll(async () => {
   server = await startFloe({ env: { FLOE_OIDC_ALLOW_HTTP_ISSUERS: '1' } });
   gh = await startIssuer();
   await createOrg(server, 'acme');
-  const t = await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', { provider: 'github', issuer: gh.issuer, ownerId: '1001', refs: ['refs/heads/main'], scopes: ['publish'] });
+  const t = await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', {
+    provider: 'github',
+    issuer: gh.issuer,
+    ownerId: '1001',
+    refs: ['refs/heads/main'],
+    scopes: ['publish'],
+  });
   expect(t.status).toBe(201);
 });
 
@@ -58,7 +68,9 @@ describe('publishing from CI (flakehub-push protocol)', () => {
   });
 
   it('another repository of the same owner cannot publish the bound flake', async () => {
-    const jwt = await gh.mint(githubClaims({ repository: 'acme-gh/fork', repository_id: '3003' }), { audience: host() });
+    const jwt = await gh.mint(githubClaims({ repository: 'acme-gh/fork', repository_id: '3003' }), {
+      audience: host(),
+    });
     const r = await push(jwt, 'app', '1.1.0');
     expect(r).toMatchObject({ step: 'stage', status: 403 });
     expect(r.body).toMatch(/published from another repository/);

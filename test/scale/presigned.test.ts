@@ -33,8 +33,15 @@ describe.skipIf(!postgresAvailable() && !process.env.CI)('presigned NAR download
   it('redirects authorized readers only, to a URL that serves the exact NAR file', async () => {
     const p = fakePath('presigned');
     expect(await nixStyleUpload(`${server.url}/cache`, basicAuth(rw), p)).toMatchObject({ narinfo: 201 });
-    const info = parseNarInfo(await (await fetch(`${server.url}/cache/${p.hashPart}.narinfo`, { headers: { Authorization: basicAuth(read) } })).text());
-    const res = await fetch(`${server.url}/cache/${info.url}`, { headers: { Authorization: basicAuth(read) }, redirect: 'manual' });
+    const info = parseNarInfo(
+      await (
+        await fetch(`${server.url}/cache/${p.hashPart}.narinfo`, { headers: { Authorization: basicAuth(read) } })
+      ).text(),
+    );
+    const res = await fetch(`${server.url}/cache/${info.url}`, {
+      headers: { Authorization: basicAuth(read) },
+      redirect: 'manual',
+    });
     expect(res.status).toBe(302);
     const location = res.headers.get('location')!;
     expect(location).toMatch(/X-Amz-Signature=/);
@@ -46,11 +53,28 @@ describe.skipIf(!postgresAvailable() && !process.env.CI)('presigned NAR download
   it.skipIf(!nixVersion)('Nix follows the redirect when substituting', async () => {
     const dir = await fixtureDir('presigned');
     const out = await buildClosure(hostNix, await writeClosureExpr(dir), `pre${Date.now()}`, path.join(dir, 'm0'));
-    const pushed = await hostNix.run(['nix', 'copy', '--option', 'netrc-file', await writeNetrc(dir, 'rw', rw), '--to', `${server.url}/cache`, out], { cacheHome: path.join(dir, 'm1') });
+    const pushed = await hostNix.run(
+      ['nix', 'copy', '--option', 'netrc-file', await writeNetrc(dir, 'rw', rw), '--to', `${server.url}/cache`, out],
+      { cacheHome: path.join(dir, 'm1') },
+    );
     expect(pushed.code, pushed.stderr).toBe(0);
     const key = (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=acme`)).text()).trim();
     const got = await hostNix.run(
-      ['nix', 'copy', '--option', 'trusted-public-keys', key, '--option', 'netrc-file', await writeNetrc(dir, 'r', read), '--from', `${server.url}/cache`, '--to', path.join(dir, 'store'), out],
+      [
+        'nix',
+        'copy',
+        '--option',
+        'trusted-public-keys',
+        key,
+        '--option',
+        'netrc-file',
+        await writeNetrc(dir, 'r', read),
+        '--from',
+        `${server.url}/cache`,
+        '--to',
+        path.join(dir, 'store'),
+        out,
+      ],
       { cacheHome: path.join(dir, 'm2') },
     );
     expect(got.code, got.stderr).toBe(0);

@@ -58,11 +58,16 @@ describe.skipIf(!enabled)('three replicas on PostgreSQL + S3', () => {
   });
 
   it('share one signing key and one JWKS, and accept each other’s tokens', async () => {
-    const keys = await Promise.all(replicas.map(async (r) => (await fetch(`${r.url}/.well-known/nix-cache-key?org=acme`)).text()));
+    const keys = await Promise.all(
+      replicas.map(async (r) => (await fetch(`${r.url}/.well-known/nix-cache-key?org=acme`)).text()),
+    );
     expect(new Set(keys).size).toBe(1);
     const jwks = await Promise.all(replicas.map(async (r) => (await fetch(`${r.url}/.well-known/jwks.json`)).text()));
     expect(new Set(jwks).size).toBe(1);
-    for (const r of replicas) expect((await fetch(`${r.url}/cache/nix-cache-info`, { headers: { Authorization: basicAuth(read) } })).status).toBe(200);
+    for (const r of replicas)
+      expect(
+        (await fetch(`${r.url}/cache/nix-cache-info`, { headers: { Authorization: basicAuth(read) } })).status,
+      ).toBe(200);
   });
 
   it('a path pushed through one replica is served by the others at once', async () => {
@@ -79,11 +84,31 @@ describe.skipIf(!enabled)('three replicas on PostgreSQL + S3', () => {
     const out = await buildClosure(hostNix, expr, `rep${Date.now()}`, path.join(dir, 'm0'));
     const netrcRW = await writeNetrc(dir, 'rw', rw);
     const netrcRead = await writeNetrc(dir, 'r', read);
-    const pushed = await hostNix.run(['nix', 'copy', '--option', 'netrc-file', netrcRW, '--to', `${replicas[0]!.url}/cache`, out], { cacheHome: path.join(dir, 'm1') });
+    const pushed = await hostNix.run(
+      ['nix', 'copy', '--option', 'netrc-file', netrcRW, '--to', `${replicas[0]!.url}/cache`, out],
+      { cacheHome: path.join(dir, 'm1') },
+    );
     expect(pushed.code, pushed.stderr).toBe(0);
     const key = (await (await fetch(`${replicas[1]!.url}/.well-known/nix-cache-key?org=acme`)).text()).trim();
     const got = await hostNix.run(
-      ['nix', 'copy', '--option', 'require-sigs', 'true', '--option', 'trusted-public-keys', key, '--option', 'netrc-file', netrcRead, '--from', `${replicas[1]!.url}/cache`, '--to', path.join(dir, 'store'), out],
+      [
+        'nix',
+        'copy',
+        '--option',
+        'require-sigs',
+        'true',
+        '--option',
+        'trusted-public-keys',
+        key,
+        '--option',
+        'netrc-file',
+        netrcRead,
+        '--from',
+        `${replicas[1]!.url}/cache`,
+        '--to',
+        path.join(dir, 'store'),
+        out,
+      ],
       { cacheHome: path.join(dir, 'm2') },
     );
     expect(got.code, got.stderr).toBe(0);
@@ -99,25 +124,40 @@ describe.skipIf(!enabled)('three replicas on PostgreSQL + S3', () => {
     const texts = await Promise.all(replicas.map(async (r) => (await narinfo(r, p.hashPart)).text()));
     expect(new Set(texts).size).toBe(1);
     const info = parseNarInfo(texts[0]!);
-    const nar = Buffer.from(await (await fetch(`${replicas[2]!.url}/cache/${info.url}`, { headers: { Authorization: basicAuth(read) } })).arrayBuffer());
+    const nar = Buffer.from(
+      await (
+        await fetch(`${replicas[2]!.url}/cache/${info.url}`, { headers: { Authorization: basicAuth(read) } })
+      ).arrayBuffer(),
+    );
     expect(createHash('sha256').update(nar).digest()).toEqual(Buffer.from(info.fileHash!.digest));
   });
 
   it('a token revoked on one replica is refused by all at once (LISTEN/NOTIFY; 2 s recheck as the bound)', async () => {
     const t = await createToken(replicas[0]!, 'acme', ['read']);
-    for (const r of replicas) expect((await fetch(`${r.url}/cache/nix-cache-info`, { headers: { Authorization: basicAuth(t.token) } })).status).toBe(200);
+    for (const r of replicas)
+      expect(
+        (await fetch(`${r.url}/cache/nix-cache-info`, { headers: { Authorization: basicAuth(t.token) } })).status,
+      ).toBe(200);
     expect((await api(replicas[0]!, replicas[0]!.adminToken, 'DELETE', `/api/v1/tokens/${t.id}`)).status).toBe(200);
-    expect((await fetch(`${replicas[0]!.url}/cache/nix-cache-info`, { headers: { Authorization: basicAuth(t.token) } })).status).toBe(400);
+    expect(
+      (await fetch(`${replicas[0]!.url}/cache/nix-cache-info`, { headers: { Authorization: basicAuth(t.token) } }))
+        .status,
+    ).toBe(400);
     // Well inside the 2 s recheck: only the notice can explain a refusal this early.
     await new Promise((r) => setTimeout(r, 250));
-    for (const r of replicas) expect((await fetch(`${r.url}/cache/nix-cache-info`, { headers: { Authorization: basicAuth(t.token) } })).status).toBe(400);
+    for (const r of replicas)
+      expect(
+        (await fetch(`${r.url}/cache/nix-cache-info`, { headers: { Authorization: basicAuth(t.token) } })).status,
+      ).toBe(400);
   });
 
   it('a policy applied through one replica is enforced by all at once, and audited in one chain', async () => {
     const p = fakePath('policy-replicas');
     expect(await upload(replicas[0]!, rw, p)).toBe(201);
     for (const r of replicas) expect((await narinfo(r, p.hashPart)).status).toBe(200);
-    const put = await api(replicas[1]!, replicas[1]!.adminToken, 'PUT', '/api/v1/orgs/acme/policies', { source: '@id("lockdown") forbid (principal, action == Floe::Action::"cache.read", resource);' });
+    const put = await api(replicas[1]!, replicas[1]!.adminToken, 'PUT', '/api/v1/orgs/acme/policies', {
+      source: '@id("lockdown") forbid (principal, action == Floe::Action::"cache.read", resource);',
+    });
     expect(put.status, JSON.stringify(put.body)).toBe(201);
     expect((await narinfo(replicas[1]!, p.hashPart)).status).toBe(404); // the applying replica: at once
     // The others hear of it by NOTIFY (their 1 s poll is the bound if a notice is lost).
@@ -128,10 +168,22 @@ describe.skipIf(!enabled)('three replicas on PostgreSQL + S3', () => {
     await new Promise((r) => setTimeout(r, 250));
     for (const r of replicas) expect((await narinfo(r, p.hashPart)).status).toBe(200);
     // Denials were logged by every replica into one gapless chain.
-    const verify = await api<{ ok: boolean; entries: number }>(replicas[0]!, replicas[0]!.adminToken, 'GET', '/api/v1/audit/verify');
+    const verify = await api<{ ok: boolean; entries: number }>(
+      replicas[0]!,
+      replicas[0]!.adminToken,
+      'GET',
+      '/api/v1/audit/verify',
+    );
     expect(verify.body.ok).toBe(true);
-    const denies = await api<{ entries: Array<{ reason: string }> }>(replicas[0]!, replicas[0]!.adminToken, 'GET', '/api/v1/orgs/acme/audit?outcome=deny&action=cache.read');
-    expect(denies.body.entries.filter((e) => e.reason === 'forbidden by org policy lockdown').length).toBeGreaterThanOrEqual(3);
+    const denies = await api<{ entries: Array<{ reason: string }> }>(
+      replicas[0]!,
+      replicas[0]!.adminToken,
+      'GET',
+      '/api/v1/orgs/acme/audit?outcome=deny&action=cache.read',
+    );
+    expect(
+      denies.body.entries.filter((e) => e.reason === 'forbidden by org policy lockdown').length,
+    ).toBeGreaterThanOrEqual(3);
   });
 
   it('rotating the signing key on one replica logs nobody out, and the others accept new tokens at once', async () => {
@@ -139,11 +191,15 @@ describe.skipIf(!enabled)('three replicas on PostgreSQL + S3', () => {
     const rotated = await api<{ kid: string }>(replicas[0]!, replicas[0]!.adminToken, 'POST', '/api/v1/keys/rotate');
     expect(rotated.status).toBe(200);
     const fresh = await createToken(replicas[0]!, 'acme', ['read']);
-    const kidOf = (t: string) => JSON.parse(Buffer.from(t.slice(5).split('.')[0]!, 'base64url').toString()).kid as string;
+    const kidOf = (t: string) =>
+      JSON.parse(Buffer.from(t.slice(5).split('.')[0]!, 'base64url').toString()).kid as string;
     expect(kidOf(fresh.token)).toBe(rotated.body.kid);
     expect(kidOf(old.token)).not.toBe(rotated.body.kid);
     for (const r of replicas) {
-      for (const t of [old.token, fresh.token]) expect((await fetch(`${r.url}/cache/nix-cache-info`, { headers: { Authorization: basicAuth(t) } })).status).toBe(200);
+      for (const t of [old.token, fresh.token])
+        expect(
+          (await fetch(`${r.url}/cache/nix-cache-info`, { headers: { Authorization: basicAuth(t) } })).status,
+        ).toBe(200);
       const jwks = (await (await fetch(`${r.url}/.well-known/jwks.json`)).json()) as { keys: Array<{ kid: string }> };
       expect(jwks.keys.map((k) => k.kid)).toContain(rotated.body.kid);
     }

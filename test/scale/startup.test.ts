@@ -14,10 +14,14 @@ const exec = promisify(execFile);
 async function serve(env: Record<string, string>): Promise<{ code: number; stderr: string }> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'floe-startup-'));
   try {
-    await exec(process.execPath, [FLOE_BIN, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${await freePort()}`], {
-      env: { ...process.env, FLOE_LOG_LEVEL: 'error', FLOE_WORKERS: '1', ...env },
-      timeout: 30_000,
-    });
+    await exec(
+      process.execPath,
+      [FLOE_BIN, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${await freePort()}`],
+      {
+        env: { ...process.env, FLOE_LOG_LEVEL: 'error', FLOE_WORKERS: '1', ...env },
+        timeout: 30_000,
+      },
+    );
     return { code: 0, stderr: '' };
   } catch (err) {
     const e = err as { code: number; stderr: string };
@@ -45,7 +49,11 @@ describe.skipIf(!postgresAvailable() && !process.env.CI)('start-up checks', () =
   });
 
   it('refuses a missing bucket', async () => {
-    const r = await serve({ FLOE_DATABASE_URL: await pg.createDatabase('startup_bucket'), ...s3.env(''), FLOE_S3_BUCKET: 'no-such-bucket' });
+    const r = await serve({
+      FLOE_DATABASE_URL: await pg.createDatabase('startup_bucket'),
+      ...s3.env(''),
+      FLOE_S3_BUCKET: 'no-such-bucket',
+    });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/cannot use S3 bucket "no-such-bucket"/);
   });

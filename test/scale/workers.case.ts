@@ -20,14 +20,31 @@ interface Answer {
 }
 
 /** One request; `agent` false = a connection of its own, closed after the answer. */
-function send(server: TestServer, method: string, path: string, headers: Record<string, string> = {}, body?: Buffer, agent: Agent | false = false): Promise<Answer> {
+function send(
+  server: TestServer,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: Buffer,
+  agent: Agent | false = false,
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request(`${server.url}${path}`, { method, headers: agent ? headers : { ...headers, Connection: 'close' }, agent }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (d: Buffer) => parts.push(d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, worker: String(res.headers['x-floe-worker'] ?? ''), body: Buffer.concat(parts) }));
-      res.on('error', reject);
-    });
+    const req = request(
+      `${server.url}${path}`,
+      { method, headers: agent ? headers : { ...headers, Connection: 'close' }, agent },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (d: Buffer) => parts.push(d));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            worker: String(res.headers['x-floe-worker'] ?? ''),
+            body: Buffer.concat(parts),
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -50,7 +67,11 @@ function batchBody(p: FakePath, references: string[] = []): Buffer {
   return Buffer.concat([Buffer.from(JSON.stringify(meta) + '\n'), p.nar]);
 }
 
-export function describeWorkers(name: string, backend: () => Promise<{ env: Record<string, string>; stop(): Promise<void> }>, opts: { sigterm?: boolean } = {}): void {
+export function describeWorkers(
+  name: string,
+  backend: () => Promise<{ env: Record<string, string>; stop(): Promise<void> }>,
+  opts: { sigterm?: boolean } = {},
+): void {
   describe(`floe serve --workers ${WORKERS} (${name})`, () => {
     let server: TestServer;
     let stopBackend: (() => Promise<void>) | undefined;
@@ -60,7 +81,8 @@ export function describeWorkers(name: string, backend: () => Promise<{ env: Reco
 
     const push = (p: FakePath, references: string[] = [], token = rw) =>
       send(server, 'PUT', '/api/v1/cache/paths', { Authorization: `Bearer ${token}` }, batchBody(p, references));
-    const narinfo = (hash: string, token = read) => send(server, 'GET', `/cache/${hash}.narinfo`, { Authorization: basicAuth(token) });
+    const narinfo = (hash: string, token = read) =>
+      send(server, 'GET', `/cache/${hash}.narinfo`, { Authorization: basicAuth(token) });
     const statuses = (answers: Map<string, Answer>) => [...answers.values()].map((a) => a.status);
 
     beforeAll(async () => {
@@ -106,13 +128,21 @@ export function describeWorkers(name: string, backend: () => Promise<{ env: Reco
       const collections = (async () => {
         let runs = 0;
         while (pushing || runs < 2) {
-          const r = await send(server, 'POST', '/api/v1/gc', { Authorization: `Bearer ${server.adminToken}`, 'Content-Type': 'application/json' }, Buffer.from(JSON.stringify({ grace: 0 })));
+          const r = await send(
+            server,
+            'POST',
+            '/api/v1/gc',
+            { Authorization: `Bearer ${server.adminToken}`, 'Content-Type': 'application/json' },
+            Buffer.from(JSON.stringify({ grace: 0 })),
+          );
           expect(r.status, r.body.toString()).toBe(200);
           runs++;
         }
         return runs;
       })();
-      const paths = Array.from({ length: 24 }, (_, i) => fakePath(`gc-race-${i}`, { type: 'regular', contents: Buffer.alloc(64 * 1024 + i, i) }));
+      const paths = Array.from({ length: 24 }, (_, i) =>
+        fakePath(`gc-race-${i}`, { type: 'regular', contents: Buffer.alloc(64 * 1024 + i, i) }),
+      );
       try {
         const answers = await Promise.all(paths.map((p) => push(p, [`/nix/store/${base.base}`])));
         for (const a of answers) expect(a.status, a.body.toString()).toBe(201);
@@ -129,7 +159,12 @@ export function describeWorkers(name: string, backend: () => Promise<{ env: Reco
           expect(createHash('sha256').update(nar.body).digest()).toEqual(Buffer.from(info.fileHash!.digest));
         }
       }
-      const verify = await api<{ ok: boolean; entries: number }>(server, server.adminToken, 'GET', '/api/v1/audit/verify');
+      const verify = await api<{ ok: boolean; entries: number }>(
+        server,
+        server.adminToken,
+        'GET',
+        '/api/v1/audit/verify',
+      );
       expect(verify.body.ok).toBe(true);
       expect(verify.body.entries).toBeGreaterThan(paths.length);
     });
@@ -143,7 +178,11 @@ export function describeWorkers(name: string, backend: () => Promise<{ env: Reco
       const big = fakePath('killed', { type: 'regular', contents: Buffer.alloc(8 << 20, 9) });
       const body = batchBody(big);
       const cut = await new Promise<string>((resolve) => {
-        const req = request(`${server.url}/api/v1/cache/paths`, { method: 'PUT', agent, headers: { Authorization: `Bearer ${rw}`, 'Content-Length': String(body.length) } });
+        const req = request(`${server.url}/api/v1/cache/paths`, {
+          method: 'PUT',
+          agent,
+          headers: { Authorization: `Bearer ${rw}`, 'Content-Length': String(body.length) },
+        });
         req.on('response', (res) => resolve(`answered ${res.statusCode}`));
         req.on('error', () => resolve('cut'));
         req.write(body.subarray(0, body.length / 2), () => {
@@ -171,63 +210,73 @@ export function describeWorkers(name: string, backend: () => Promise<{ env: Reco
       expect(server.logs()).toContain('worker stopped: starting a replacement');
     });
 
-    it.skipIf(opts.sigterm === false)('SIGTERM drains every worker: uploads in flight on each finish, then all of them exit', async () => {
-      // One slow upload per worker, each on its own connection.
-      const uploads: Array<{ worker: string; done: Promise<number>; rest: () => void }> = [];
-      const agents: Agent[] = [];
-      for (let i = 0; i < 50 && new Set(uploads.map((u) => u.worker)).size < WORKERS; i++) {
-        const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-        const worker = (await send(server, 'GET', '/healthz', {}, undefined, agent)).worker;
-        if (uploads.some((u) => u.worker === worker)) {
-          agent.destroy();
-          continue;
-        }
-        agents.push(agent);
-        const p = fakePath(`drain-${i}`, { type: 'regular', contents: Buffer.alloc(1 << 20, i) });
-        const body = batchBody(p);
-        // Expect: 100-continue: the 100 proves the worker has parsed the request before SIGTERM
-        // (a connection whose request was not read yet is closed by a drain, as in any server).
-        const headers = { Authorization: `Bearer ${rw}`, 'Content-Length': String(body.length), Expect: '100-continue' };
-        const req = request(`${server.url}/api/v1/cache/paths`, { method: 'PUT', agent, headers });
-        const continued = new Promise<void>((resolve) => req.once('continue', () => resolve()));
-        const done = new Promise<number>((resolve, reject) => {
-          req.on('response', (res) => {
-            res.resume();
-            resolve(res.statusCode ?? 0);
+    it.skipIf(opts.sigterm === false)(
+      'SIGTERM drains every worker: uploads in flight on each finish, then all of them exit',
+      async () => {
+        // One slow upload per worker, each on its own connection.
+        const uploads: Array<{ worker: string; done: Promise<number>; rest: () => void }> = [];
+        const agents: Agent[] = [];
+        for (let i = 0; i < 50 && new Set(uploads.map((u) => u.worker)).size < WORKERS; i++) {
+          const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+          const worker = (await send(server, 'GET', '/healthz', {}, undefined, agent)).worker;
+          if (uploads.some((u) => u.worker === worker)) {
+            agent.destroy();
+            continue;
+          }
+          agents.push(agent);
+          const p = fakePath(`drain-${i}`, { type: 'regular', contents: Buffer.alloc(1 << 20, i) });
+          const body = batchBody(p);
+          // Expect: 100-continue: the 100 proves the worker has parsed the request before SIGTERM
+          // (a connection whose request was not read yet is closed by a drain, as in any server).
+          const headers = {
+            Authorization: `Bearer ${rw}`,
+            'Content-Length': String(body.length),
+            Expect: '100-continue',
+          };
+          const req = request(`${server.url}/api/v1/cache/paths`, { method: 'PUT', agent, headers });
+          const continued = new Promise<void>((resolve) => req.once('continue', () => resolve()));
+          const done = new Promise<number>((resolve, reject) => {
+            req.on('response', (res) => {
+              res.resume();
+              resolve(res.statusCode ?? 0);
+            });
+            req.on('error', reject);
           });
-          req.on('error', reject);
-        });
-        // Observed even if another upload's assertion fails first (no unhandled rejection).
-        done.catch(() => undefined);
-        req.flushHeaders();
-        await continued;
-        req.write(body.subarray(0, body.length / 2));
-        uploads.push({ worker, done, rest: () => req.end(body.subarray(body.length / 2)) });
-      }
-      expect(uploads.length).toBe(WORKERS);
-      const exited = new Promise<number | null>((r) => server.process.once('exit', (code) => r(code)));
-      server.process.kill('SIGTERM');
-      await new Promise((r) => setTimeout(r, 300));
-      for (const u of uploads) u.rest();
-      for (const u of uploads) expect(await u.done).toBe(201);
-      for (const a of agents) a.destroy();
-      expect(await exited).toBe(0);
-      for (const u of uploads) expect(() => process.kill(Number(u.worker), 0)).toThrow();
-    });
+          // Observed even if another upload's assertion fails first (no unhandled rejection).
+          done.catch(() => undefined);
+          req.flushHeaders();
+          await continued;
+          req.write(body.subarray(0, body.length / 2));
+          uploads.push({ worker, done, rest: () => req.end(body.subarray(body.length / 2)) });
+        }
+        expect(uploads.length).toBe(WORKERS);
+        const exited = new Promise<number | null>((r) => server.process.once('exit', (code) => r(code)));
+        server.process.kill('SIGTERM');
+        await new Promise((r) => setTimeout(r, 300));
+        for (const u of uploads) u.rest();
+        for (const u of uploads) expect(await u.done).toBe(201);
+        for (const a of agents) a.destroy();
+        expect(await exited).toBe(0);
+        for (const u of uploads) expect(() => process.kill(Number(u.worker), 0)).toThrow();
+      },
+    );
 
     it('workers whose primary was killed (SIGKILL) stop instead of lingering', async () => {
-      const other = await startFloe({ env: { ...backendEnv, FLOE_WORKERS: String(WORKERS), FLOE_TEST_WORKER_HEADER: '1' } });
+      const other = await startFloe({
+        env: { ...backendEnv, FLOE_WORKERS: String(WORKERS), FLOE_TEST_WORKER_HEADER: '1' },
+      });
       try {
         const pids = [...(await fromEveryWorker(() => send(other, 'GET', '/healthz'))).keys()].map(Number);
         await other.stop('SIGKILL');
-        const alive = () => pids.filter((pid) => {
-          try {
-            process.kill(pid, 0);
-            return true;
-          } catch {
-            return false;
-          }
-        });
+        const alive = () =>
+          pids.filter((pid) => {
+            try {
+              process.kill(pid, 0);
+              return true;
+            } catch {
+              return false;
+            }
+          });
         for (let i = 0; i < 100 && alive().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
         expect(alive()).toEqual([]);
       } finally {

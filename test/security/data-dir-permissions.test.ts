@@ -51,10 +51,13 @@ describe('data directory permissions', () => {
     server = await startFloe({ dataDir });
     await createOrg(server, 'acme');
     const writer = (await createToken(server, 'acme', ['read', 'write'])).token;
-    expect((await nixStyleUpload(`${server.url}/cache`, basicAuth(writer), fakePath('private-thing'))).narinfo).toBe(201);
+    expect((await nixStyleUpload(`${server.url}/cache`, basicAuth(writer), fakePath('private-thing'))).narinfo).toBe(
+      201,
+    );
 
     expect(await modeOf(dataDir)).toBe(0o700);
-    for (const f of ['floe.sqlite', 'floe.sqlite-wal', 'floe.sqlite-shm', 'admin-token']) expect(await modeOf(path.join(dataDir, f)), f).toBe(0o600);
+    for (const f of ['floe.sqlite', 'floe.sqlite-wal', 'floe.sqlite-shm', 'admin-token'])
+      expect(await modeOf(path.join(dataDir, f)), f).toBe(0o600);
     for (const d of ['blobs', 'tmp']) expect(await modeOf(path.join(dataDir, d)), d).toBe(0o700);
     const blobs = await readdir(path.join(dataDir, 'blobs'));
     expect(blobs.length).toBeGreaterThan(0); // the NAR was stored, in a fan-out directory
@@ -68,15 +71,21 @@ describe('data directory permissions', () => {
     const loosened = ['floe.sqlite', 'admin-token'];
     for (const f of loosened) await chmod(path.join(dataDir, f), 0o644);
     const blobDirs = await readdir(path.join(dataDir, 'blobs'));
-    for (const d of ['', 'blobs', ...blobDirs.map((b) => path.join('blobs', b))]) await chmod(path.join(dataDir, d), 0o755);
+    for (const d of ['', 'blobs', ...blobDirs.map((b) => path.join('blobs', b))])
+      await chmod(path.join(dataDir, d), 0o755);
     expect((await openToOthers(dataDir)).length).toBeGreaterThanOrEqual(4);
 
     await server!.restart();
     expect(await openToOthers(dataDir)).toEqual([]);
-    for (const f of loosened) expect(server!.logs()).toMatch(new RegExp(`"path":"${path.join(dataDir, f)}","mode":"0644","fixed":true`));
-    expect(server!.logs()).toMatch(new RegExp(`"path":"${path.join(dataDir, 'blobs', blobDirs[0]!)}","mode":"0755","fixed":true`));
+    for (const f of loosened)
+      expect(server!.logs()).toMatch(new RegExp(`"path":"${path.join(dataDir, f)}","mode":"0644","fixed":true`));
+    expect(server!.logs()).toMatch(
+      new RegExp(`"path":"${path.join(dataDir, 'blobs', blobDirs[0]!)}","mode":"0755","fixed":true`),
+    );
     // Still the same server: its keys and data survived the tightening.
-    const res = await fetch(`${server!.url}/api/v1/orgs/acme`, { headers: { Authorization: `Bearer ${server!.adminToken}` } });
+    const res = await fetch(`${server!.url}/api/v1/orgs/acme`, {
+      headers: { Authorization: `Bearer ${server!.adminToken}` },
+    });
     expect(res.status).toBe(200);
   });
 

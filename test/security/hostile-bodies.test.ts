@@ -34,18 +34,26 @@ afterAll(async () => {
 
 const rssBytes = () => rssBytesOf(server.process.pid!);
 
-
 const slowestHealthzDuring = (attack: () => Promise<unknown>) => watchHealthz(server.url, attack, 10_000);
 
-const send = (method: string, path: string, body: Buffer | string, headers: Record<string, string>) => sendTolerant(`${server.url}${path}`, { method, headers, body });
+const send = (method: string, path: string, body: Buffer | string, headers: Record<string, string>) =>
+  sendTolerant(`${server.url}${path}`, { method, headers, body });
 
 /**
  * Declares a body of `declared` bytes but sends only a few: an answer can only come from a server
  * that decided before reading the body.
  */
-function answerBeforeBody(method: string, path: string, declared: number, headers: Record<string, string> = {}): Promise<{ status: number; text: string }> {
+function answerBeforeBody(
+  method: string,
+  path: string,
+  declared: number,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(`${server.url}${path}`, { method, headers: { 'Content-Type': 'application/json', ...headers, 'Content-Length': String(declared) } });
+    const req = request(`${server.url}${path}`, {
+      method,
+      headers: { 'Content-Type': 'application/json', ...headers, 'Content-Length': String(declared) },
+    });
     const timer = setTimeout(() => {
       req.destroy();
       reject(new Error(`${method} ${path}: no answer while the body was still missing (the server waited to read it)`));
@@ -66,7 +74,11 @@ function answerBeforeBody(method: string, path: string, declared: number, header
 
 async function stage(flake: string): Promise<string> {
   const sha = createHash('sha256').update('x').digest('base64');
-  const res = await fetch(`${server.url}/upload/acme/${flake}/1.0.0/100/${sha}`, { method: 'POST', headers: { Authorization: `Bearer ${publisher}`, 'Content-Type': 'application/json' }, body: '{"visibility":"public"}' });
+  const res = await fetch(`${server.url}/upload/acme/${flake}/1.0.0/100/${sha}`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${publisher}`, 'Content-Type': 'application/json' },
+    body: '{"visibility":"public"}',
+  });
   expect(res.status).toBe(200);
   return ((await res.json()) as { uuid: string }).uuid;
 }
@@ -94,7 +106,10 @@ describe('no route decodes a body before it knows who sent it', () => {
       Promise.all(
         routes.flatMap(([method, path]) =>
           [1, 2, 3, 4].map(async () => {
-            const r = await send(method, path, bzip2Bomb, { 'Content-Encoding': 'bzip2', 'Content-Type': path === '/login/start' ? 'application/x-www-form-urlencoded' : 'application/json' });
+            const r = await send(method, path, bzip2Bomb, {
+              'Content-Encoding': 'bzip2',
+              'Content-Type': path === '/login/start' ? 'application/x-www-form-urlencoded' : 'application/json',
+            });
             results.push({ route: `${method} ${path}`, ...r });
           }),
         ),
@@ -105,13 +120,19 @@ describe('no route decodes a body before it knows who sent it', () => {
       expect(r.status, `${r.route}: ${r.text}`).toBeLessThan(500);
     }
     // The JSON routes say what was wrong.
-    expect(results.find((r) => r.route === 'POST /api/v1/auth/exchange')!.text).toMatch(/Content-Encoding: .*bzip2.* is not accepted here: send the body uncompressed/);
+    expect(results.find((r) => r.route === 'POST /api/v1/auth/exchange')!.text).toMatch(
+      /Content-Encoding: .*bzip2.* is not accepted here: send the body uncompressed/,
+    );
     expect(slowest).toBeLessThan(1000);
     expect(rssBytes() - rssBefore).toBeLessThan(200 << 20);
   });
 
   it('an authorized JSON route refuses a compressed body with a 400 naming Content-Encoding', async () => {
-    const r = await send('POST', '/api/v1/orgs', gzipSync('{"name":"zipped"}'), { Authorization: `Bearer ${server.adminToken}`, 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' });
+    const r = await send('POST', '/api/v1/orgs', gzipSync('{"name":"zipped"}'), {
+      Authorization: `Bearer ${server.adminToken}`,
+      'Content-Type': 'application/json',
+      'Content-Encoding': 'gzip',
+    });
     expect(r.status).toBe(400);
     expect(r.text).toMatch(/Content-Encoding/);
   });
@@ -123,9 +144,30 @@ describe('routes that can authenticate first do so before reading the body', () 
     ['anonymous push planning', 'POST', '/api/v1/cache/missing', 8 << 20, {}, [401]],
     // A slice the caller may neither read nor write does not exist for it: the one miss, at once.
     ['push planning into a slice one may not write', 'POST', '/api/v1/cache/acme/default/missing', 8 << 20, {}, [404]],
-    ['anonymous staging of a release', 'POST', `/upload/acme/x/1.0.0/100/${createHash('sha256').update('x').digest('base64')}`, 1 << 20, {}, [401, 403]],
-    ['a tarball for an upload id nobody staged', 'PUT', `/api/v1/release-uploads/${randomUUID()}`, 100 << 20, {}, [404]],
-    ['anonymous narinfo upload', 'PUT', `/cache/${'a'.repeat(32)}.narinfo`, 512 << 10, { 'Content-Encoding': 'gzip' }, [401]],
+    [
+      'anonymous staging of a release',
+      'POST',
+      `/upload/acme/x/1.0.0/100/${createHash('sha256').update('x').digest('base64')}`,
+      1 << 20,
+      {},
+      [401, 403],
+    ],
+    [
+      'a tarball for an upload id nobody staged',
+      'PUT',
+      `/api/v1/release-uploads/${randomUUID()}`,
+      100 << 20,
+      {},
+      [404],
+    ],
+    [
+      'anonymous narinfo upload',
+      'PUT',
+      `/cache/${'a'.repeat(32)}.narinfo`,
+      512 << 10,
+      { 'Content-Encoding': 'gzip' },
+      [401],
+    ],
   ];
   for (const [name, method, path, declared, headers, statuses] of cases) {
     it(`${name}: answered without waiting for the body`, async () => {
@@ -146,16 +188,25 @@ describe('narinfo uploads on /cache', () => {
   const narinfoPath = async () => {
     const p = fakePath('encoded');
     const fileName = `${p.hashPart}.nar`;
-    const nar = await fetch(`${server.url}/cache/acme/default/nar/${fileName}`, { method: 'PUT', headers: { Authorization: basicAuth(writer) }, body: new Uint8Array(p.nar) });
+    const nar = await fetch(`${server.url}/cache/acme/default/nar/${fileName}`, {
+      method: 'PUT',
+      headers: { Authorization: basicAuth(writer) },
+      body: new Uint8Array(p.nar),
+    });
     expect(nar.status).toBe(201);
     return { p, narinfo: narInfoFor(p, `nar/${fileName}`) };
   };
 
   it('still accept a compressed narinfo (Nix >= 2.32 narinfo-compression) once authorized', async () => {
     const { p, narinfo } = await narinfoPath();
-    const r = await send('PUT', `/cache/acme/default/${p.hashPart}.narinfo`, gzipSync(narinfo), { Authorization: basicAuth(writer), 'Content-Encoding': 'gzip' });
+    const r = await send('PUT', `/cache/acme/default/${p.hashPart}.narinfo`, gzipSync(narinfo), {
+      Authorization: basicAuth(writer),
+      'Content-Encoding': 'gzip',
+    });
     expect(r.status).toBe(201);
-    const got = await fetch(`${server.url}/cache/acme/default/${p.hashPart}.narinfo`, { headers: { Authorization: basicAuth(writer) } });
+    const got = await fetch(`${server.url}/cache/acme/default/${p.hashPart}.narinfo`, {
+      headers: { Authorization: basicAuth(writer) },
+    });
     expect(got.status).toBe(200);
     expect(await got.text()).toContain(`StorePath: /nix/store/${p.base}`);
   });
@@ -168,7 +219,10 @@ describe('narinfo uploads on /cache', () => {
       let r!: { status: number; text: string };
       const slowest = await slowestHealthzDuring(async () => {
         const started = performance.now();
-        r = await send('PUT', `/cache/acme/default/${p.hashPart}.narinfo`, bomb, { Authorization: basicAuth(writer), 'Content-Encoding': codec });
+        r = await send('PUT', `/cache/acme/default/${p.hashPart}.narinfo`, bomb, {
+          Authorization: basicAuth(writer),
+          'Content-Encoding': codec,
+        });
         expect(performance.now() - started).toBeLessThan(5000);
       });
       expect(r.status).toBe(413);
@@ -179,7 +233,10 @@ describe('narinfo uploads on /cache', () => {
   }
 
   it('NAR listings are accepted and dropped, never decoded', async () => {
-    const r = await send('PUT', `/cache/acme/default/${'b'.repeat(32)}.ls`, zstdBomb, { Authorization: basicAuth(writer), 'Content-Encoding': 'zstd' });
+    const r = await send('PUT', `/cache/acme/default/${'b'.repeat(32)}.ls`, zstdBomb, {
+      Authorization: basicAuth(writer),
+      'Content-Encoding': 'zstd',
+    });
     expect(r.status).toBe(204);
   });
 });

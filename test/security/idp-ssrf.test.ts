@@ -43,7 +43,13 @@ afterAll(async () => {
 });
 
 async function addTrust(server: TestServer, issuer: string) {
-  return api<{ message: string }>(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', { provider: 'oidc', issuer, clientId: 'floe-web', claims: { sub: 'someone' }, scopes: ['read'] });
+  return api<{ message: string }>(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', {
+    provider: 'oidc',
+    issuer,
+    clientId: 'floe-web',
+    claims: { sub: 'someone' },
+    scopes: ['read'],
+  });
 }
 
 /** Starts a web sign-in as an anonymous visitor; returns where the server sent the browser. */
@@ -62,11 +68,16 @@ async function logged(server: TestServer, re: RegExp): Promise<void> {
   expect(server.logs()).toMatch(re);
 }
 
-const unsignedJwt = (iss: string) => `${Buffer.from('{"alg":"RS256"}').toString('base64url')}.${Buffer.from(JSON.stringify({ iss, sub: 'someone', aud: 'x', exp: 9999999999, iat: 1 })).toString('base64url')}.c2ln`;
+const unsignedJwt = (iss: string) =>
+  `${Buffer.from('{"alg":"RS256"}').toString('base64url')}.${Buffer.from(JSON.stringify({ iss, sub: 'someone', aud: 'x', exp: 9999999999, iat: 1 })).toString('base64url')}.c2ln`;
 
 describe('OIDC issuers and SSRF', () => {
   it('refuses issuer URLs with a query or fragment when the trust is added', async () => {
-    for (const issuer of [`https://169.254.169.254/latest/meta-data/iam?`, 'https://idp.example.com/x?a=b', 'https://idp.example.com/x#frag']) {
+    for (const issuer of [
+      `https://169.254.169.254/latest/meta-data/iam?`,
+      'https://idp.example.com/x?a=b',
+      'https://idp.example.com/x#frag',
+    ]) {
       const r = await addTrust(strict, issuer);
       expect(r.status).toBe(400);
       expect(r.body.message).toMatch(/issuer URL may not have a (query|fragment)/);
@@ -74,13 +85,19 @@ describe('OIDC issuers and SSRF', () => {
   });
 
   it('without the test flag: no http, no loopback (by address or by name), nothing fetched, nothing reflected', async () => {
-    for (const issuer of [`http://127.0.0.1:${probePort}/realm`, `https://127.0.0.1:${probePort}/realm`, `https://localhost:${probePort}/realm`]) {
+    for (const issuer of [
+      `http://127.0.0.1:${probePort}/realm`,
+      `https://127.0.0.1:${probePort}/realm`,
+      `https://localhost:${probePort}/realm`,
+    ]) {
       expect((await addTrust(strict, issuer)).status).toBe(201);
       const before = hits.length;
       const { location } = await startSignIn(strict, issuer);
       expect(location).toBe('/login?error=the identity provider could not be reached');
       // The CI exchange path refuses alike, and says no more.
-      const ex = await api<{ message: string }>(strict, undefined, 'POST', '/api/v1/auth/exchange', { token: unsignedJwt(issuer) });
+      const ex = await api<{ message: string }>(strict, undefined, 'POST', '/api/v1/auth/exchange', {
+        token: unsignedJwt(issuer),
+      });
       expect(ex.status).toBe(401);
       expect(ex.body.message).not.toMatch(/HTTP|ECONN|not https|public address|500/);
       expect(hits.length).toBe(before); // not even a connection attempt reached the probe
@@ -100,7 +117,9 @@ describe('OIDC issuers and SSRF', () => {
     const page = await (await fetch(`${dev.url}${location}`)).text();
     expect(page).not.toContain(SECRET);
     expect(page).not.toMatch(/HTTP 500/);
-    const ex = await api<{ message: string }>(dev, undefined, 'POST', '/api/v1/auth/exchange', { token: unsignedJwt(issuer) });
+    const ex = await api<{ message: string }>(dev, undefined, 'POST', '/api/v1/auth/exchange', {
+      token: unsignedJwt(issuer),
+    });
     expect(ex.status).toBe(401);
     expect(ex.body.message).not.toContain(SECRET);
     expect(ex.body.message).not.toMatch(/HTTP 500/);
@@ -108,7 +127,12 @@ describe('OIDC issuers and SSRF', () => {
 
   it("with the flag: a discovery document's token endpoint on an internal address is not fetched", async () => {
     const issuer = `http://127.0.0.1:${probePort}/evil-idp`;
-    discovery = { issuer, authorization_endpoint: `http://127.0.0.1:${probePort}/authorize`, token_endpoint: 'http://169.254.169.254/latest/meta-data/', jwks_uri: 'http://10.0.0.1/keys' };
+    discovery = {
+      issuer,
+      authorization_endpoint: `http://127.0.0.1:${probePort}/authorize`,
+      token_endpoint: 'http://169.254.169.254/latest/meta-data/',
+      jwks_uri: 'http://10.0.0.1/keys',
+    };
     try {
       expect((await addTrust(dev, issuer)).status).toBe(201);
       const { location, jar } = await startSignIn(dev, issuer);
@@ -118,12 +142,16 @@ describe('OIDC issuers and SSRF', () => {
       const started = Date.now();
       const cb = await get(jar, `/login/callback?state=${encodeURIComponent(state)}&code=abc`);
       expect(cb.status).toBe(303);
-      expect(decodeURIComponent(cb.headers.get('location') ?? '')).toBe('/login?error=the identity provider could not be reached');
+      expect(decodeURIComponent(cb.headers.get('location') ?? '')).toBe(
+        '/login?error=the identity provider could not be reached',
+      );
       // Refused before connecting (a connection to the metadata address would hang until the timeout).
       expect(Date.now() - started).toBeLessThan(5_000);
       await logged(dev, /169\.254\.169\.254 .*not a public address/);
       // And the JWKS of that issuer is never fetched from 10.0.0.1 either.
-      const ex = await api<{ message: string }>(dev, undefined, 'POST', '/api/v1/auth/exchange', { token: unsignedJwt(issuer) });
+      const ex = await api<{ message: string }>(dev, undefined, 'POST', '/api/v1/auth/exchange', {
+        token: unsignedJwt(issuer),
+      });
       expect(ex.status).toBe(401);
       expect(ex.body.message).not.toMatch(/10\.0\.0\.1|ETIMEDOUT|ECONN/);
     } finally {

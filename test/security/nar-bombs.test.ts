@@ -40,16 +40,31 @@ async function underWatch(upload: () => Promise<Response>) {
     text = await res.text();
   });
   clearInterval(sampler);
-  if (process.env.FLOE_TEST_VERBOSE) console.log({ status: res.status, slowestHealthz, ms: performance.now() - started, peakGrowth });
+  if (process.env.FLOE_TEST_VERBOSE)
+    console.log({ status: res.status, slowestHealthz, ms: performance.now() - started, peakGrowth });
   return { status: res.status, text, slowestHealthz, ms: performance.now() - started, peakGrowth };
 }
 
 const putNar = (body: Buffer, ext: string) => () =>
-  fetch(`${server.url}/cache/acme/default/nar/${fakePath('bomb').hashPart}.nar.${ext}`, { method: 'PUT', headers: { Authorization: basicAuth(writer) }, body: new Uint8Array(body) });
+  fetch(`${server.url}/cache/acme/default/nar/${fakePath('bomb').hashPart}.nar.${ext}`, {
+    method: 'PUT',
+    headers: { Authorization: basicAuth(writer) },
+    body: new Uint8Array(body),
+  });
 
 const batch = (body: Buffer, meta: { narHash: string; narSize: number }) => () => {
-  const line = JSON.stringify({ storePath: `/nix/store/${fakePath('bomb').base}`, narHash: meta.narHash, narSize: meta.narSize, references: [] }) + '\n';
-  return fetch(`${server.url}/api/v1/cache/acme/default/paths`, { method: 'PUT', headers: { Authorization: `Bearer ${writer}` }, body: new Uint8Array(Buffer.concat([Buffer.from(line), body])) });
+  const line =
+    JSON.stringify({
+      storePath: `/nix/store/${fakePath('bomb').base}`,
+      narHash: meta.narHash,
+      narSize: meta.narSize,
+      references: [],
+    }) + '\n';
+  return fetch(`${server.url}/api/v1/cache/acme/default/paths`, {
+    method: 'PUT',
+    headers: { Authorization: `Bearer ${writer}` },
+    body: new Uint8Array(Buffer.concat([Buffer.from(line), body])),
+  });
 };
 
 describe('NAR decompression bombs', () => {
@@ -61,7 +76,9 @@ describe('NAR decompression bombs', () => {
       expect(body.length).toBeLessThan(64 << 10);
       const r = await underWatch(putNar(body, EXT[codec]));
       expect(r.status, r.text).toBe(413);
-      expect(r.text).toMatch(/NAR expands to more than 1000 times the \d+ compressed bytes received .*decompression bomb/);
+      expect(r.text).toMatch(
+        /NAR expands to more than 1000 times the \d+ compressed bytes received .*decompression bomb/,
+      );
       expect(r.slowestHealthz).toBeLessThan(1000);
       expect(r.peakGrowth).toBeLessThan(300 << 20);
     });

@@ -28,7 +28,10 @@ describe('process guard', () => {
     const r = run(true);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/still alive/);
-    const lines = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; err?: { message: string } });
+    const lines = r.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { msg: string; err?: { message: string } });
     expect(lines.find((l) => l.msg.startsWith('uncaught exception'))?.err?.message).toBe('thrown in a timer');
     expect(lines.find((l) => l.msg.startsWith('unhandled promise rejection'))?.err?.message).toBe('nobody awaits this');
   });

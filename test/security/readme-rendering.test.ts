@@ -29,8 +29,11 @@ afterAll(async () => {
 });
 
 async function renders(): Promise<{ html: number; text: number }> {
-  const text = await (await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${server.adminToken}` } })).text();
-  const count = (result: string) => Number(new RegExp(`^floe_readme_renders_total\\{result="${result}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+  const text = await (
+    await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${server.adminToken}` } })
+  ).text();
+  const count = (result: string) =>
+    Number(new RegExp(`^floe_readme_renders_total\\{result="${result}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
   return { html: count('html'), text: count('text') };
 }
 
@@ -47,7 +50,14 @@ function withDb<T>(fn: (db: Database.Database) => T): T {
   }
 }
 const storedMetadata = (flake: string) =>
-  withDb((db) => db.prepare('SELECT releases.id, releases.metadata FROM releases JOIN flakes ON flakes.id = releases.flake_id WHERE flakes.name = ?').get(flake) as { id: string; metadata: string });
+  withDb(
+    (db) =>
+      db
+        .prepare(
+          'SELECT releases.id, releases.metadata FROM releases JOIN flakes ON flakes.id = releases.flake_id WHERE flakes.name = ?',
+        )
+        .get(flake) as { id: string; metadata: string },
+  );
 
 describe('README rendering', () => {
   it('renders once at publish; views serve the stored HTML, however many and however slow the README', async () => {
@@ -65,10 +75,21 @@ describe('README rendering', () => {
   });
 
   it('a release published before READMEs were stored is rendered once, on first view, and the result kept', async () => {
-    await publish(server, publisher, 'acme', 'old', '1.0.0', helloMeta({ readme: '# from before\n\nsome *text*', revision: REV(2) }));
+    await publish(
+      server,
+      publisher,
+      'acme',
+      'old',
+      '1.0.0',
+      helloMeta({ readme: '# from before\n\nsome *text*', revision: REV(2) }),
+    );
     // As a release stored by an older Floe: no rendered README.
     withDb((db) => {
-      const row = db.prepare("SELECT releases.id, releases.metadata FROM releases JOIN flakes ON flakes.id = releases.flake_id WHERE flakes.name = 'old'").get() as { id: string; metadata: string };
+      const row = db
+        .prepare(
+          "SELECT releases.id, releases.metadata FROM releases JOIN flakes ON flakes.id = releases.flake_id WHERE flakes.name = 'old'",
+        )
+        .get() as { id: string; metadata: string };
       const { floe_readme: _, ...meta } = JSON.parse(row.metadata) as Record<string, unknown>;
       db.prepare('UPDATE releases SET metadata = ? WHERE id = ?').run(JSON.stringify(meta), row.id);
     });
@@ -84,13 +105,30 @@ describe('README rendering', () => {
   });
 
   it('HTML a client (or an old release) put in the metadata is never served', async () => {
-    const forged = { release: 'whatever', html: '<form action="https://evil.example/"><button>log in again</button></form>' };
-    await publish(server, publisher, 'acme', 'forged', '1.0.0', helloMeta({ readme: '# honest', revision: REV(3), floe_readme: forged }));
+    const forged = {
+      release: 'whatever',
+      html: '<form action="https://evil.example/"><button>log in again</button></form>',
+    };
+    await publish(
+      server,
+      publisher,
+      'acme',
+      'forged',
+      '1.0.0',
+      helloMeta({ readme: '# honest', revision: REV(3), floe_readme: forged }),
+    );
     expect(await flakePage('forged')).not.toContain('evil.example');
     const row = storedMetadata('forged');
-    expect(JSON.parse(row.metadata).floe_readme).toEqual({ release: row.id, html: expect.stringContaining('<h1>honest</h1>') });
+    expect(JSON.parse(row.metadata).floe_readme).toEqual({
+      release: row.id,
+      html: expect.stringContaining('<h1>honest</h1>'),
+    });
     // A release stored before this change with a forged field: it names no release id the server minted.
-    withDb((db) => db.prepare('UPDATE releases SET metadata = ? WHERE id = ?').run(JSON.stringify({ ...JSON.parse(row.metadata), floe_readme: forged }), row.id));
+    withDb((db) =>
+      db
+        .prepare('UPDATE releases SET metadata = ? WHERE id = ?')
+        .run(JSON.stringify({ ...JSON.parse(row.metadata), floe_readme: forged }), row.id),
+    );
     const page = await flakePage('forged');
     expect(page).not.toContain('evil.example');
     expect(page).toContain('<h1>honest</h1>');
@@ -108,9 +146,18 @@ describe('README rendering', () => {
       expect(res.status).toBe(413);
       expect(await res.text()).toMatch(/README is \d+ bytes; at most 262144 \(256 KiB\)/);
     }
-    expect(withDb((db) => db.prepare("SELECT count(*) AS n FROM release_uploads WHERE flake = 'big'").get())).toEqual({ n: 0 });
+    expect(withDb((db) => db.prepare("SELECT count(*) AS n FROM release_uploads WHERE flake = 'big'").get())).toEqual({
+      n: 0,
+    });
     // Exactly the limit is fine.
-    await publish(server, publisher, 'acme', 'big', '1.0.0', helloMeta({ readme: 'x'.repeat(256 * 1024), revision: REV(4) }));
+    await publish(
+      server,
+      publisher,
+      'acme',
+      'big',
+      '1.0.0',
+      helloMeta({ readme: 'x'.repeat(256 * 1024), revision: REV(4) }),
+    );
   });
 
   it('images from other origins become links; only relative and inline images load, and the CSP agrees', async () => {
@@ -131,9 +178,20 @@ describe('README rendering', () => {
     const page = await res.text();
     const imgs = [...page.matchAll(/<img [^>]*src="([^"]*)"/g)].map((m) => m[1]);
     // Every image that loads is on this server or inline (markdown-it escapes `/\\host` into a local path).
-    for (const src of imgs) expect(src!.startsWith('data:image/') || new URL(src!, `${server.url}/flakes/acme/pictures`).origin === new URL(server.url).origin, src).toBe(true);
-    expect(imgs).toEqual(['/%5Cevil.example/backslash.png', 'docs/screenshot.png', 'data:image/png;base64,iVBORw0KGgo=']);
-    expect(page).toContain('<a href="https://evil.example/pixel.png?who=reader" rel="nofollow noopener noreferrer" class="external-image">beacon</a>');
+    for (const src of imgs)
+      expect(
+        src!.startsWith('data:image/') ||
+          new URL(src!, `${server.url}/flakes/acme/pictures`).origin === new URL(server.url).origin,
+        src,
+      ).toBe(true);
+    expect(imgs).toEqual([
+      '/%5Cevil.example/backslash.png',
+      'docs/screenshot.png',
+      'data:image/png;base64,iVBORw0KGgo=',
+    ]);
+    expect(page).toContain(
+      '<a href="https://evil.example/pixel.png?who=reader" rel="nofollow noopener noreferrer" class="external-image">beacon</a>',
+    );
     expect(page).toContain('class="external-image">schemeless</a>');
     expect(page).toContain('class="external-image">ref</a>');
     const csp = res.headers.get('content-security-policy')!;

@@ -18,7 +18,9 @@ import { batchUpload, RawConnection, counts, until } from '../helpers/faults.js'
 async function blobCount(dataDir: string): Promise<number> {
   let n = 0;
   for (const dir of await readdir(path.join(dataDir, 'blobs')).catch(() => [] as string[])) {
-    n += (await readdir(path.join(dataDir, 'blobs', dir)).catch(() => [] as string[])).filter((f) => f.endsWith('.nar.zst')).length;
+    n += (await readdir(path.join(dataDir, 'blobs', dir)).catch(() => [] as string[])).filter((f) =>
+      f.endsWith('.nar.zst'),
+    ).length;
   }
   return n;
 }
@@ -30,7 +32,9 @@ describe('uncommitted uploads and quotas', () => {
     server = await startFloe({ env: { FLOE_UPLOAD_EXPIRY: '3s', FLOE_GC_GRACE: '1s' } });
     await createOrg(server, 'q');
     rw = (await createToken(server, 'q', ['read', 'write'])).token;
-    expect((await api(server, server.adminToken, 'PATCH', '/api/v1/orgs/q/settings', { quota: '1M' })).status).toBe(200);
+    expect((await api(server, server.adminToken, 'PATCH', '/api/v1/orgs/q/settings', { quota: '1M' })).status).toBe(
+      200,
+    );
   });
   afterAll(async () => {
     await server?.cleanup();
@@ -41,7 +45,11 @@ describe('uncommitted uploads and quotas', () => {
     let refusal = '';
     for (let i = 0; i < 12; i++) {
       const p = fakePath(`pending-${i}`, { type: 'regular', contents: randomBytes(256 << 10) }); // incompressible
-      const res = await fetch(`${server.url}/cache/nar/${'2'.repeat(50)}${String(i).padStart(2, '0')}.nar`, { method: 'PUT', headers: { Authorization: basicAuth(rw) }, body: new Uint8Array(p.nar) });
+      const res = await fetch(`${server.url}/cache/nar/${'2'.repeat(50)}${String(i).padStart(2, '0')}.nar`, {
+        method: 'PUT',
+        headers: { Authorization: basicAuth(rw) },
+        body: new Uint8Array(p.nar),
+      });
       statuses.push(res.status);
       if (res.status === 413) refusal = await res.text();
       else await res.arrayBuffer();
@@ -57,7 +65,9 @@ describe('uncommitted uploads and quotas', () => {
 
     // Refused before the body: no 100 Continue, the 413 is the first answer.
     const conn = new RawConnection(server.port);
-    await conn.write(`PUT /cache/nar/${'3'.repeat(52)}.nar HTTP/1.1\r\nHost: floe\r\nAuthorization: ${basicAuth(rw)}\r\nExpect: 100-continue\r\nContent-Length: ${64 << 20}\r\n\r\n`);
+    await conn.write(
+      `PUT /cache/nar/${'3'.repeat(52)}.nar HTTP/1.1\r\nHost: floe\r\nAuthorization: ${basicAuth(rw)}\r\nExpect: 100-continue\r\nContent-Length: ${64 << 20}\r\n\r\n`,
+    );
     expect((await conn.response()).status).toBe(413);
     conn.close();
     // The batch upload counts them too.
@@ -68,7 +78,12 @@ describe('uncommitted uploads and quotas', () => {
     // The files go before the sweep finishes its pass (and logs it): poll for the line and the usage.
     await expect.poll(() => server.logs(), { timeout: 10_000 }).toMatch(/uncommitted uploads swept/);
     await expect
-      .poll(async () => (await api<{ storedBytes: number }>(server, server.adminToken, 'GET', '/api/v1/orgs/q/usage')).body.storedBytes, { timeout: 10_000 })
+      .poll(
+        async () =>
+          (await api<{ storedBytes: number }>(server, server.adminToken, 'GET', '/api/v1/orgs/q/usage')).body
+            .storedBytes,
+        { timeout: 10_000 },
+      )
       .toBe(0);
     // And the org has its quota back.
     expect((await batchUpload(server, rw, fakePath('after-expiry'))).status).toBe(201);
@@ -120,9 +135,15 @@ describe('GC racing pushes', () => {
     expect((await batchUpload(server, rw, fakePath('bulk-nar'))).status).toBe(201);
     const db = new Database(path.join(server.dataDir, 'floe.sqlite'));
     db.pragma('busy_timeout = 10000');
-    const slice = db.prepare("select slices.id from slices join orgs on orgs.id = slices.org_id where orgs.name = 'racer' and slices.name = 'default'").get() as { id: string };
+    const slice = db
+      .prepare(
+        "select slices.id from slices join orgs on orgs.id = slices.org_id where orgs.name = 'racer' and slices.name = 'default'",
+      )
+      .get() as { id: string };
     const nar = db.prepare('select nar_hash from nars limit 1').get() as { nar_hash: string };
-    const insert = db.prepare("insert into paths (slice_id, hash_part, store_path, nar_hash, nar_size, refs, deriver, ca, sigs, narinfo, uploaded_by, created_at) values (?, ?, ?, ?, 100, '', null, null, '', 'StorePath: x', 'test', ?)");
+    const insert = db.prepare(
+      "insert into paths (slice_id, hash_part, store_path, nar_hash, nar_size, refs, deriver, ca, sigs, narinfo, uploaded_by, created_at) values (?, ?, ?, ?, 100, '', null, null, '', 'StorePath: x', 'test', ?)",
+    );
     const now = new Date().toISOString();
     db.transaction(() => {
       for (let i = 0; i < 100_000; i++) {
@@ -142,7 +163,9 @@ describe('GC racing pushes', () => {
         await new Promise((r) => setTimeout(r, 10));
       }
     })();
-    const dry = await api<{ paths: { total: number } }>(server, server.adminToken, 'POST', '/api/v1/gc', { dryRun: true });
+    const dry = await api<{ paths: { total: number } }>(server, server.adminToken, 'POST', '/api/v1/gc', {
+      dryRun: true,
+    });
     polling = false;
     await poller;
     expect(dry.body.paths.total).toBeGreaterThanOrEqual(100_000);

@@ -20,7 +20,9 @@ describe('stalled uploads', () => {
   let crowdA: string;
   let crowdB: string;
   beforeAll(async () => {
-    server = await startFloe({ env: { FLOE_BODY_IDLE_SECONDS: String(IDLE_SECONDS), FLOE_MAX_CONNECTIONS_PER_CLIENT: '40' } });
+    server = await startFloe({
+      env: { FLOE_BODY_IDLE_SECONDS: String(IDLE_SECONDS), FLOE_MAX_CONNECTIONS_PER_CLIENT: '40' },
+    });
     await createOrg(server, 'hog');
     await createOrg(server, 'victim');
     hog = (await createToken(server, 'hog', ['read', 'write'])).token;
@@ -38,10 +40,16 @@ describe('stalled uploads', () => {
     const p = fakePath(`stalled-${i}`, { type: 'regular', contents: randomBytes(4 << 20) });
     const conn = new RawConnection(server.port);
     if (i % 2 === 0) {
-      await conn.write(`PUT /cache/nar/${'1'.repeat(51)}${i % 10}.nar HTTP/1.1\r\nHost: floe\r\nAuthorization: ${basicAuth(token)}\r\nContent-Length: ${p.nar.length}\r\n\r\n`);
+      await conn.write(
+        `PUT /cache/nar/${'1'.repeat(51)}${i % 10}.nar HTTP/1.1\r\nHost: floe\r\nAuthorization: ${basicAuth(token)}\r\nContent-Length: ${p.nar.length}\r\n\r\n`,
+      );
     } else {
-      const meta = JSON.stringify({ storePath: `/nix/store/${p.base}`, narHash: p.narHash, narSize: p.narSize, references: [] }) + '\n';
-      await conn.write(`PUT /api/v1/cache/paths HTTP/1.1\r\nHost: floe\r\nAuthorization: Bearer ${token}\r\nContent-Length: ${meta.length + p.nar.length}\r\n\r\n${meta}`);
+      const meta =
+        JSON.stringify({ storePath: `/nix/store/${p.base}`, narHash: p.narHash, narSize: p.narSize, references: [] }) +
+        '\n';
+      await conn.write(
+        `PUT /api/v1/cache/paths HTTP/1.1\r\nHost: floe\r\nAuthorization: Bearer ${token}\r\nContent-Length: ${meta.length + p.nar.length}\r\n\r\n${meta}`,
+      );
     }
     await conn.write(p.nar.subarray(0, 200));
     return conn;
@@ -51,14 +59,29 @@ describe('stalled uploads', () => {
     const stalled = await Promise.all(Array.from({ length: 20 }, (_, i) => stall(i)));
     await new Promise((r) => setTimeout(r, 500)); // every stalled upload is in, slots taken or queued
     const started = Date.now();
-    const nix = await nixStyleUpload(`${server.url}/cache`, basicAuth(victim), fakePath('victim-nix', { type: 'regular', contents: randomBytes(256 << 10) }));
-    const batch = await batchUpload(server, victim, fakePath('victim-batch', { type: 'regular', contents: randomBytes(256 << 10) }));
+    const nix = await nixStyleUpload(
+      `${server.url}/cache`,
+      basicAuth(victim),
+      fakePath('victim-nix', { type: 'regular', contents: randomBytes(256 << 10) }),
+    );
+    const batch = await batchUpload(
+      server,
+      victim,
+      fakePath('victim-batch', { type: 'regular', contents: randomBytes(256 << 10) }),
+    );
     const took = Date.now() - started;
     expect([nix.nar, nix.narinfo, batch.status]).toEqual([201, 201, 201]);
     // Well before the stalled ones time out: the victim never waited for them.
     expect(took).toBeLessThan((IDLE_SECONDS * 1000) / 2);
 
-    const answers = await Promise.all(stalled.map((c) => c.response(IDLE_SECONDS * 1000 + 10_000).then((r) => r, () => undefined)));
+    const answers = await Promise.all(
+      stalled.map((c) =>
+        c.response(IDLE_SECONDS * 1000 + 10_000).then(
+          (r) => r,
+          () => undefined,
+        ),
+      ),
+    );
     expect(answers.map((a) => a?.status)).toEqual(Array.from({ length: 20 }, () => 408));
     expect(answers[0]!.body.toString()).toMatch(/no byte received for \d+ s/);
     expect(await until(() => stalled.every((c) => c.isClosed), 5000)).toBe(true);
@@ -70,10 +93,14 @@ describe('stalled uploads', () => {
   it('a slow upload that keeps sending is not cut, and an upload queued behind stalled ones of its own org still completes', async () => {
     // Sends a 300 KiB body in 30 steps over about 3 s (under the idle time per gap, over the minimum rate).
     const p = fakePath('steady', { type: 'regular', contents: randomBytes(300 << 10) });
-    const meta = JSON.stringify({ storePath: `/nix/store/${p.base}`, narHash: p.narHash, narSize: p.narSize, references: [] }) + '\n';
+    const meta =
+      JSON.stringify({ storePath: `/nix/store/${p.base}`, narHash: p.narHash, narSize: p.narSize, references: [] }) +
+      '\n';
     const stalled = await Promise.all(Array.from({ length: 6 }, (_, i) => stall(100 + i))); // more than the org's 4 slots
     const conn = new RawConnection(server.port);
-    await conn.write(`PUT /api/v1/cache/paths HTTP/1.1\r\nHost: floe\r\nAuthorization: Bearer ${hog}\r\nContent-Length: ${meta.length + p.nar.length}\r\n\r\n${meta}`);
+    await conn.write(
+      `PUT /api/v1/cache/paths HTTP/1.1\r\nHost: floe\r\nAuthorization: Bearer ${hog}\r\nContent-Length: ${meta.length + p.nar.length}\r\n\r\n${meta}`,
+    );
     const step = Math.ceil(p.nar.length / 30);
     for (let off = 0; off < p.nar.length; off += step) {
       await conn.write(p.nar.subarray(off, off + step));
@@ -88,7 +115,11 @@ describe('stalled uploads', () => {
     const stalled = await Promise.all(Array.from({ length: 10 }, (_, i) => stall(200 + i, crowdA)));
     await new Promise((r) => setTimeout(r, 500)); // every stalled upload is in, slots taken or queued
     const started = Date.now();
-    const batch = await batchUpload(server, crowdB, fakePath('crowd-b', { type: 'regular', contents: randomBytes(256 << 10) }));
+    const batch = await batchUpload(
+      server,
+      crowdB,
+      fakePath('crowd-b', { type: 'regular', contents: randomBytes(256 << 10) }),
+    );
     expect(batch.status).toBe(201);
     // Well before the stalled ones time out: the second token never waited for the first's.
     expect(Date.now() - started).toBeLessThan((IDLE_SECONDS * 1000) / 2);

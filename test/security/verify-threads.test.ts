@@ -24,7 +24,9 @@ let writer: string;
 let tmp: string;
 
 beforeAll(async () => {
-  server = await startFloe({ env: { FLOE_VERIFY_THREADS: '2', FLOE_MAX_NAR_SIZE: '512MiB', FLOE_TEST_VERIFIER_CRASH_MARKER: CRASH_MARKER } });
+  server = await startFloe({
+    env: { FLOE_VERIFY_THREADS: '2', FLOE_MAX_NAR_SIZE: '512MiB', FLOE_TEST_VERIFIER_CRASH_MARKER: CRASH_MARKER },
+  });
   await createOrg(server, 'acme');
   writer = (await createToken(server, 'acme', ['read', 'write'])).token;
   tmp = await mkdtemp(path.join(os.tmpdir(), 'floe-verify-'));
@@ -43,7 +45,20 @@ async function curlPut(url: string, auth: string, body: Buffer): Promise<{ statu
   await writeFile(file, body);
   return new Promise((resolve, reject) => {
     const out: Buffer[] = [];
-    const c = spawn('curl', ['-sS', '-X', 'PUT', '-H', `Authorization: ${auth}`, '-H', 'Expect:', '--data-binary', `@${file}`, '-w', '\n%{http_code}', url]);
+    const c = spawn('curl', [
+      '-sS',
+      '-X',
+      'PUT',
+      '-H',
+      `Authorization: ${auth}`,
+      '-H',
+      'Expect:',
+      '--data-binary',
+      `@${file}`,
+      '-w',
+      '\n%{http_code}',
+      url,
+    ]);
     c.stdout.on('data', (d: Buffer) => out.push(d));
     c.on('error', reject);
     c.on('exit', () => {
@@ -74,7 +89,8 @@ async function cpuTicks(pid: number): Promise<{ main: number; others: number; ma
   return { main, others, maxNice };
 }
 
-const narinfo = (hashPart: string) => fetch(`${server.url}/cache/${hashPart}.narinfo`, { headers: { Authorization: basicAuth(writer) } });
+const narinfo = (hashPart: string) =>
+  fetch(`${server.url}/cache/${hashPart}.narinfo`, { headers: { Authorization: basicAuth(writer) } });
 
 describe('verification off the event loop', () => {
   it('narinfo requests are answered within 2 s while large uploads and zstd bombs stream in, and the uploads are stored correctly', async () => {
@@ -82,7 +98,9 @@ describe('verification off the event loop', () => {
     expect((await batchUpload(server, writer, known)).status).toBe(201);
 
     // Random contents: nothing to gain from compression, all the work of hashing and zstd.
-    const large = Array.from({ length: 6 }, (_, i) => fakePath(`large-${i}`, { type: 'regular', contents: randomBytes(24 << 20) }));
+    const large = Array.from({ length: 6 }, (_, i) =>
+      fakePath(`large-${i}`, { type: 'regular', contents: randomBytes(24 << 20) }),
+    );
     const bomb = await compressParts('zstd' satisfies BombCodec, zeroNar(256 << 20).parts);
 
     let done = false;
@@ -100,9 +118,12 @@ describe('verification off the event loop', () => {
         await new Promise((r) => setTimeout(r, 10));
       }
     })();
-    const putBomb = () => curlPut(`${server.url}/cache/acme/default/nar/${fakePath('bomb').hashPart}.nar.zst`, basicAuth(writer), bomb);
+    const putBomb = () =>
+      curlPut(`${server.url}/cache/acme/default/nar/${fakePath('bomb').hashPart}.nar.zst`, basicAuth(writer), bomb);
     const putLarge = (p: (typeof large)[number]) => {
-      const meta = JSON.stringify({ storePath: `/nix/store/${p.base}`, narHash: p.narHash, narSize: p.narSize, references: [] }) + '\n';
+      const meta =
+        JSON.stringify({ storePath: `/nix/store/${p.base}`, narHash: p.narHash, narSize: p.narSize, references: [] }) +
+        '\n';
       return curlPut(`${server.url}/api/v1/cache/paths`, `Bearer ${writer}`, Buffer.concat([Buffer.from(meta), p.nar]));
     };
     const cpuBefore = await cpuTicks(server.process.pid!);
@@ -158,7 +179,9 @@ describe('verification off the event loop', () => {
     expect(await (await narinfo(next.hashPart)).text()).toContain(`NarHash: ${next.narHash}`);
     // Several in a row and at once: replaced threads keep serving.
     const more = Array.from({ length: 4 }, (_, i) => fakePath(`more-${i}`));
-    expect((await Promise.all(more.map((p) => batchUpload(server, writer, p)))).map((r) => r.status)).toEqual([201, 201, 201, 201]);
+    expect((await Promise.all(more.map((p) => batchUpload(server, writer, p)))).map((r) => r.status)).toEqual([
+      201, 201, 201, 201,
+    ]);
     expect(server.process.exitCode).toBeNull();
     expect(server.logs()).not.toMatch(/"level":(50|60)/);
   }, 60_000);

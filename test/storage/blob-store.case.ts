@@ -11,7 +11,11 @@ export interface BlobStoreFixture {
   close(): Promise<void>;
 }
 
-async function readAll(store: BlobStore, key: string, range?: { start: number; end: number }): Promise<Buffer | undefined> {
+async function readAll(
+  store: BlobStore,
+  key: string,
+  range?: { start: number; end: number },
+): Promise<Buffer | undefined> {
   const r = await store.get(key, range);
   if (!r) return undefined;
   const chunks: Buffer[] = [];

@@ -31,7 +31,15 @@ describe('S3BlobStore (s3rver)', () => {
       const env = s3.env('contract/');
       process.env.AWS_ACCESS_KEY_ID = env.AWS_ACCESS_KEY_ID;
       process.env.AWS_SECRET_ACCESS_KEY = env.AWS_SECRET_ACCESS_KEY;
-      store = await S3BlobStore.open({ bucket: s3.bucket, prefix: 'contract/', endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, spoolDir: dir, presignSeconds: 0 });
+      store = await S3BlobStore.open({
+        bucket: s3.bucket,
+        prefix: 'contract/',
+        endpoint: s3.endpoint,
+        region: 'us-east-1',
+        forcePathStyle: true,
+        spoolDir: dir,
+        presignSeconds: 0,
+      });
       return store;
     },
     pending: () => countFiles(dir),

@@ -42,7 +42,9 @@ describe.skipIf(!postgresAvailable() && !process.env.CI)('PgChangeFeed', () => {
     expect(heard).toEqual(['tokens tok-1', 'policies org-1']);
 
     // The listening connection dies (failover, idle timeout): b reconnects and assumes the worst.
-    await sql`select pg_terminate_backend(pid) from pg_stat_activity where query = 'LISTEN floe_changes' and pid <> pg_backend_pid()`.execute(db);
+    await sql`select pg_terminate_backend(pid) from pg_stat_activity where query = 'LISTEN floe_changes' and pid <> pg_backend_pid()`.execute(
+      db,
+    );
     expect(await until(() => heard.includes('policies *') && heard.includes('tokens *'))).toBe(true);
     heard.length = 0;
     await a.notify('policies', 'org-2');

@@ -29,19 +29,74 @@ run('web interface in Chromium', () => {
     idp = await startIssuer();
     await createOrg(server, 'acme');
     await createOrg(server, 'globex');
-    const t = await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', { provider: 'oidc', issuer: idp.issuer, clientId: 'floe-web', claims: { groups: 'engineers' }, scopes: ['read', 'admin'] });
+    const t = await api(server, server.adminToken, 'POST', '/api/v1/orgs/acme/trusts', {
+      provider: 'oidc',
+      issuer: idp.issuer,
+      clientId: 'floe-web',
+      claims: { groups: 'engineers' },
+      scopes: ['read', 'admin'],
+    });
     expect(t.status, JSON.stringify(t.body)).toBe(201);
     const publisher = (await createToken(server, 'acme', ['publish'])).token;
     await publish(server, publisher, 'acme', 'hello', `0.1.3+rev-${REV(3)}`, helloMeta());
-    await publish(server, publisher, 'acme', 'hello', `0.1.5+rev-${REV(5)}`, helloMeta({ commit_count: 5, revision: REV(5) }));
-    await publish(server, publisher, 'acme', 'secret-sauce', 'v1.0.0', helloMeta({ visibility: 'private', description: 'The recipe', labels: ['internal'], revision: REV(9) }));
-    await publish(server, publisher, 'acme', 'toolbox', 'v2.1.0', helloMeta({ description: 'Linters, formatters and a pinned Node for every repo', labels: ['devshell', 'ci'], revision: REV(7), readme: '# toolbox\n\nEverything CI needs.' }));
+    await publish(
+      server,
+      publisher,
+      'acme',
+      'hello',
+      `0.1.5+rev-${REV(5)}`,
+      helloMeta({ commit_count: 5, revision: REV(5) }),
+    );
+    await publish(
+      server,
+      publisher,
+      'acme',
+      'secret-sauce',
+      'v1.0.0',
+      helloMeta({ visibility: 'private', description: 'The recipe', labels: ['internal'], revision: REV(9) }),
+    );
+    await publish(
+      server,
+      publisher,
+      'acme',
+      'toolbox',
+      'v2.1.0',
+      helloMeta({
+        description: 'Linters, formatters and a pinned Node for every repo',
+        labels: ['devshell', 'ci'],
+        revision: REV(7),
+        readme: '# toolbox\n\nEverything CI needs.',
+      }),
+    );
     const globex = (await createToken(server, 'globex', ['publish'])).token;
-    await publish(server, globex, 'globex', 'infra', 'v0.4.2', helloMeta({ description: 'NixOS hosts and modules of Globex', labels: ['nixos'], revision: REV(4), readme: '# infra' }));
+    await publish(
+      server,
+      globex,
+      'globex',
+      'infra',
+      'v0.4.2',
+      helloMeta({
+        description: 'NixOS hosts and modules of Globex',
+        labels: ['nixos'],
+        revision: REV(4),
+        readme: '# infra',
+      }),
+    );
     // Some cache activity for the usage page: pushes spread over the last weeks, hits and misses.
     const writer = basicAuth((await createToken(server, 'acme', ['write', 'read'])).token);
     pinnable = [];
-    const names = ['hello-2.12', 'glibc-2.39', 'bash-5.2', 'coreutils-9.4', 'openssl-3.0.13', 'python3-3.12.3', 'nodejs-20.12', 'zlib-1.3', 'curl-8.7.1', 'git-2.44'];
+    const names = [
+      'hello-2.12',
+      'glibc-2.39',
+      'bash-5.2',
+      'coreutils-9.4',
+      'openssl-3.0.13',
+      'python3-3.12.3',
+      'nodejs-20.12',
+      'zlib-1.3',
+      'curl-8.7.1',
+      'git-2.44',
+    ];
     for (const [i, name] of names.entries()) {
       const p = fakePath(name, { type: 'regular', contents: 'x'.repeat(2000 * (i + 1) ** 2) });
       expect((await nixStyleUpload(`${server.url}/cache`, writer, p)).narinfo).toBe(201);
@@ -50,16 +105,32 @@ run('web interface in Chromium', () => {
     }
     await fetch(`${server.url}/cache/${'0'.repeat(32)}.narinfo`, { headers: { Authorization: writer } });
     const db = new Database(path.join(server.dataDir, 'floe.sqlite'));
-    const rows = db.prepare('SELECT slice_id, hash_part FROM paths').all() as Array<{ slice_id: string; hash_part: string }>;
-    rows.forEach((r, i) => db.prepare('UPDATE paths SET created_at = ? WHERE slice_id = ? AND hash_part = ?').run(new Date(Date.now() - ((i * 7) % 24) * 86_400_000).toISOString(), r.slice_id, r.hash_part));
+    const rows = db.prepare('SELECT slice_id, hash_part FROM paths').all() as Array<{
+      slice_id: string;
+      hash_part: string;
+    }>;
+    rows.forEach((r, i) =>
+      db
+        .prepare('UPDATE paths SET created_at = ? WHERE slice_id = ? AND hash_part = ?')
+        .run(new Date(Date.now() - ((i * 7) % 24) * 86_400_000).toISOString(), r.slice_id, r.hash_part),
+    );
     // Storage over time: three weeks of earlier daily snapshots (the server writes today's).
     const acmeId = (db.prepare("SELECT id FROM orgs WHERE name = 'acme'").get() as { id: string }).id;
-    const insert = db.prepare('INSERT INTO usage_history (day, org_id, logical_bytes, stored_bytes, paths, updated_at) VALUES (?, ?, ?, ?, ?, ?)');
+    const insert = db.prepare(
+      'INSERT INTO usage_history (day, org_id, logical_bytes, stored_bytes, paths, updated_at) VALUES (?, ?, ?, ?, ?, ?)',
+    );
     for (let d = 21; d >= 1; d--) {
       if (d === 12 || d === 13) continue; // the server was down
       const day = new Date(Date.now() - d * 86_400_000).toISOString().slice(0, 10);
       const grow = (21 - d) / 21;
-      insert.run(day, acmeId, Math.round(120_000 + 560_000 * grow), Math.round(240 + 660 * grow + (d % 4) * 15), 2 + Math.round(7 * grow), new Date().toISOString());
+      insert.run(
+        day,
+        acmeId,
+        Math.round(120_000 + 560_000 * grow),
+        Math.round(240 + 660 * grow + (d % 4) * 15),
+        2 + Math.round(7 * grow),
+        new Date().toISOString(),
+      );
     }
     db.close();
     browser = await launchBrowser();
@@ -139,7 +210,9 @@ run('web interface in Chromium', () => {
     await page.getByRole('button', { name: 'Revoke device:web-01' }).click();
     await page.waitForURL(/\/manage\/acme\/tokens$/);
     expect(await page.locator('tr[data-subject="device:web-01"]').count()).toBe(0);
-    await expect.poll(async () => (await api(server, secret, 'GET', '/api/v1/auth/whoami')).status, { timeout: 5000 }).toBe(401);
+    await expect
+      .poll(async () => (await api(server, secret, 'GET', '/api/v1/auth/whoami')).status, { timeout: 5000 })
+      .toBe(401);
   });
 
   it('shows the org: usage charts, members, slices', async () => {
@@ -162,15 +235,27 @@ run('web interface in Chromium', () => {
     expect(await row.getByText('own URL only').count()).toBe(1);
     await row.getByRole('button', { name: 'Add to view' }).click();
     await page.waitForURL(/\/slices$/);
-    expect(await page.locator('tr', { hasText: `${server.url}/cache/acme/releases` }).getByText('in view (100)').count()).toBe(1);
-    const settings = await api<{ slices: Array<{ name: string; inView: boolean }> }>(server, server.adminToken, 'GET', '/api/v1/orgs/acme/sources');
+    expect(
+      await page
+        .locator('tr', { hasText: `${server.url}/cache/acme/releases` })
+        .getByText('in view (100)')
+        .count(),
+    ).toBe(1);
+    const settings = await api<{ slices: Array<{ name: string; inView: boolean }> }>(
+      server,
+      server.adminToken,
+      'GET',
+      '/api/v1/orgs/acme/sources',
+    );
     expect(settings.body.slices.find((x) => x.name === 'releases')?.inView).toBe(true);
     expect(await page.getByRole('heading', { name: 'Signing keys' }).count()).toBe(1);
     await browser.screenshot(page, '10-slices');
   });
 
   it('storage: an org admin adds a pin, sets retention and sees usage; the quota is read-only', async () => {
-    expect((await api(server, server.adminToken, 'PATCH', '/api/v1/orgs/acme/settings', { quota: '64M' })).status).toBe(200);
+    expect((await api(server, server.adminToken, 'PATCH', '/api/v1/orgs/acme/settings', { quota: '64M' })).status).toBe(
+      200,
+    );
     await page.goto(`${server.url}/manage/acme`);
     await expect.poll(() => page.getByTestId('storage-over-time').locator('circle').count()).toBeGreaterThan(1);
     await page.getByRole('link', { name: 'Storage', exact: true }).click();
@@ -210,21 +295,37 @@ run('web interface in Chromium', () => {
     await page.getByRole('button', { name: 'Save retention' }).click();
     await page.waitForURL(/done=retention/);
     expect(await page.getByTestId('retention-current').textContent()).toBe('pushes are kept for 30 days');
-    const pins = await api<{ pins: Array<{ name: string; storePath: string }> }>(server, server.adminToken, 'GET', '/api/v1/orgs/acme/pins');
+    const pins = await api<{ pins: Array<{ name: string; storePath: string }> }>(
+      server,
+      server.adminToken,
+      'GET',
+      '/api/v1/orgs/acme/pins',
+    );
     expect(pins.body.pins).toMatchObject([{ name: 'prod-2026-11', storePath: pinnable[9] }]);
-    expect((await api<{ retentionSeconds: number }>(server, server.adminToken, 'GET', '/api/v1/orgs/acme/usage')).body.retentionSeconds).toBe(30 * 86400);
+    expect(
+      (await api<{ retentionSeconds: number }>(server, server.adminToken, 'GET', '/api/v1/orgs/acme/usage')).body
+        .retentionSeconds,
+    ).toBe(30 * 86400);
     await browser.screenshot(page, '16-storage');
   });
 
   it('edits a policy: a validation error inline, then a valid one, a test, and the audit entry', async () => {
     await page.goto(`${server.url}/manage/acme/policies`);
-    await page.getByLabel('Policies', { exact: true }).fill('@id("broken")\nforbid (principal, action == Floe::Action::"cache.write", resource)\nwhen { principal.nope == 1 };\n');
+    await page
+      .getByLabel('Policies', { exact: true })
+      .fill(
+        '@id("broken")\nforbid (principal, action == Floe::Action::"cache.write", resource)\nwhen { principal.nope == 1 };\n',
+      );
     await page.getByRole('button', { name: 'Validate and apply' }).click();
     const problems = page.getByTestId('policy-problems');
     expect(await problems.textContent()).toMatch(/Line 3.*attribute `nope`/);
     expect(await page.getByLabel('Policies', { exact: true }).getAttribute('aria-invalid')).toBe('true');
     await browser.screenshot(page, '13-policy-invalid');
-    await page.getByLabel('Policies', { exact: true }).fill('@id("devices-only-read")\nforbid (principal, action == Floe::Action::"cache.write", resource)\nwhen { principal.authMethod == "device" };\n');
+    await page
+      .getByLabel('Policies', { exact: true })
+      .fill(
+        '@id("devices-only-read")\nforbid (principal, action == Floe::Action::"cache.write", resource)\nwhen { principal.authMethod == "device" };\n',
+      );
     await page.getByLabel('Change note').fill('devices never write');
     await page.getByRole('button', { name: 'Validate and apply' }).click();
     expect(await page.getByRole('status').first().textContent()).toMatch(/Version 1 is active: devices-only-read/);

@@ -9,16 +9,30 @@ export function flakeTarball(name: string, data: string): Buffer {
   const root = mkdtempSync('/tmp/floe-web-flake-');
   const dir = path.join(root, `${name}-source`);
   mkdirSync(dir);
-  writeFileSync(path.join(dir, 'flake.nix'), `{ description = "${name}"; outputs = { self }: { greeting = "${data}"; }; }\n`);
+  writeFileSync(
+    path.join(dir, 'flake.nix'),
+    `{ description = "${name}"; outputs = { self }: { greeting = "${data}"; }; }\n`,
+  );
   execFileSync('tar', ['-czf', path.join(root, 'src.tar.gz'), '-C', root, `${name}-source`]);
   return readFileSync(path.join(root, 'src.tar.gz'));
 }
 
-export async function publish(server: TestServer, token: string, org: string, flake: string, version: string, meta: Record<string, unknown>): Promise<void> {
+export async function publish(
+  server: TestServer,
+  token: string,
+  org: string,
+  flake: string,
+  version: string,
+  meta: Record<string, unknown>,
+): Promise<void> {
   const tarball = flakeTarball(flake, `${flake} ${version}`);
   const sha = createHash('sha256').update(tarball).digest('base64');
   const auth = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
-  const stage = await fetch(`${server.url}/upload/${org}/${flake}/${version}/${tarball.length}/${sha}`, { method: 'POST', headers: auth, body: JSON.stringify(meta) });
+  const stage = await fetch(`${server.url}/upload/${org}/${flake}/${version}/${tarball.length}/${sha}`, {
+    method: 'POST',
+    headers: auth,
+    body: JSON.stringify(meta),
+  });
   if (stage.status !== 200) throw new Error(`stage ${stage.status}: ${await stage.text()}`);
   const { s3_upload_url, uuid } = (await stage.json()) as { s3_upload_url: string; uuid: string };
   const put = await fetch(s3_upload_url, { method: 'PUT', body: new Uint8Array(tarball) });
@@ -61,7 +75,11 @@ export function helloMeta(over: Record<string, unknown> = {}): Record<string, un
       version: 1,
       docs: {},
       inventory: {
-        packages: { children: { 'x86_64-linux': { children: { default: { what: 'package', shortDescription: 'hello, world' } } } } },
+        packages: {
+          children: {
+            'x86_64-linux': { children: { default: { what: 'package', shortDescription: 'hello, world' } } },
+          },
+        },
         nixosModules: { children: { default: { what: 'NixOS module' } } },
       },
     },

@@ -34,9 +34,21 @@ describe('web security', () => {
     expect(await noToken.text()).toMatch(/missing CSRF token/);
     expect((await post(jar, '/logout', { _csrf: 'x'.repeat(csrf.length) })).status).toBe(403);
     expect((await post(jar, '/logout', { _csrf: csrf }, { Origin: 'https://evil.example' })).status).toBe(403);
-    const noCookie = await fetch(`${server.url}/manage/acme/slices`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded', Cookie: `floe_session=${jar.cookies.get('floe_session')}` }, body: `_csrf=${csrf}&name=evil`, redirect: 'manual' });
+    const noCookie = await fetch(`${server.url}/manage/acme/slices`, {
+      method: 'POST',
+      headers: {
+        'Content-Type': 'application/x-www-form-urlencoded',
+        Cookie: `floe_session=${jar.cookies.get('floe_session')}`,
+      },
+      body: `_csrf=${csrf}&name=evil`,
+      redirect: 'manual',
+    });
     expect(noCookie.status).toBe(403);
-    expect((await api<{ slices: Array<{ name: string }> }>(server, server.adminToken, 'GET', '/api/v1/orgs/acme')).body.slices.map((s) => s.name)).toEqual(['default']);
+    expect(
+      (
+        await api<{ slices: Array<{ name: string }> }>(server, server.adminToken, 'GET', '/api/v1/orgs/acme')
+      ).body.slices.map((s) => s.name),
+    ).toEqual(['default']);
     // Still signed in; the real form works.
     expect((await get(jar, '/manage/acme')).status).toBe(200);
     expect((await post(jar, '/logout', { _csrf: csrf })).status).toBe(303);
@@ -92,7 +104,12 @@ describe('web forms', () => {
     const jar = await signedIn(server.adminToken);
     const res = await fetch(`${server.url}/manage/acme/policies/rollback`, {
       method: 'POST',
-      headers: { Cookie: jar.header(), 'Content-Type': 'application/x-www-form-urlencoded', Origin: server.url, Accept: 'text/html' },
+      headers: {
+        Cookie: jar.header(),
+        'Content-Type': 'application/x-www-form-urlencoded',
+        Origin: server.url,
+        Accept: 'text/html',
+      },
       body: new URLSearchParams({ _csrf: jar.cookies.get('floe_csrf')!, version: '42' }),
       redirect: 'manual',
     });
@@ -103,14 +120,34 @@ describe('web forms', () => {
 
   it('creates a deploy-only device token from the tokens page', async () => {
     const jar = await signedIn(server.adminToken);
-    const res = await post(jar, '/manage/acme/tokens', { _csrf: jar.cookies.get('floe_csrf')!, kind: 'device', name: 'web-02', deploy: 'acme/hello/*#packages.x86_64-linux.default', ttl: '7d', slices: '*' });
+    const res = await post(jar, '/manage/acme/tokens', {
+      _csrf: jar.cookies.get('floe_csrf')!,
+      kind: 'device',
+      name: 'web-02',
+      deploy: 'acme/hello/*#packages.x86_64-linux.default',
+      ttl: '7d',
+      slices: '*',
+    });
     expect(res.status).toBe(201);
     const secret = /data-testid="secret">(floe_[^<]+)</.exec(await res.text())![1]!;
     const who = await api<{ subject: string; scopes: string[] }>(server, secret, 'GET', '/api/v1/auth/whoami');
     expect(who.body).toMatchObject({ subject: 'device:web-02', scopes: ['read'] });
-    const list = await api<{ tokens: Array<{ subject: string; description: string }> }>(server, server.adminToken, 'GET', '/api/v1/orgs/acme/tokens');
-    expect(list.body.tokens.find((t) => t.subject === 'device:web-02')?.description).toBe('deploy-only: acme/hello/*#packages.x86_64-linux.default');
-    const bad = await post(jar, '/manage/acme/tokens', { _csrf: jar.cookies.get('floe_csrf')!, kind: 'device', name: 'web-03', deploy: 'not a grant', ttl: '7d' });
+    const list = await api<{ tokens: Array<{ subject: string; description: string }> }>(
+      server,
+      server.adminToken,
+      'GET',
+      '/api/v1/orgs/acme/tokens',
+    );
+    expect(list.body.tokens.find((t) => t.subject === 'device:web-02')?.description).toBe(
+      'deploy-only: acme/hello/*#packages.x86_64-linux.default',
+    );
+    const bad = await post(jar, '/manage/acme/tokens', {
+      _csrf: jar.cookies.get('floe_csrf')!,
+      kind: 'device',
+      name: 'web-03',
+      deploy: 'not a grant',
+      ttl: '7d',
+    });
     expect(bad.status).toBe(400);
     expect(await bad.text()).toMatch(/names no output/);
   });
@@ -118,7 +155,13 @@ describe('web forms', () => {
 
 describe('observability', () => {
   it('request ids on every response, including /cache and misses, and in the log', async () => {
-    for (const p of ['/', '/cache/nix-cache-info', '/cache/00000000000000000000000000000000.narinfo', '/api/v1/search?q=x', '/nope']) {
+    for (const p of [
+      '/',
+      '/cache/nix-cache-info',
+      '/cache/00000000000000000000000000000000.narinfo',
+      '/api/v1/search?q=x',
+      '/nope',
+    ]) {
       const res = await fetch(`${server.url}${p}`);
       const id = res.headers.get('x-request-id');
       expect(id, p).toMatch(/^[0-9a-f]{8}-[0-9a-z]+$/);
@@ -129,11 +172,19 @@ describe('observability', () => {
   it('/metrics has latency histograms by route template, bytes, policy decisions', async () => {
     await fetch(`${server.url}/flakes/acme/hello`);
     await fetch(`${server.url}/cache/nix-cache-info`);
-    const text = await (await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${server.adminToken}` } })).text();
+    const text = await (
+      await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${server.adminToken}` } })
+    ).text();
     expect(text).toMatch(/^# TYPE floe_http_request_duration_seconds histogram$/m);
-    expect(text).toMatch(/^floe_http_request_duration_seconds_bucket\{method="GET",route="\/flakes\/:org\/:flake",status="2xx",le="0\.1"\} [1-9]/m);
-    expect(text).toMatch(/^floe_http_request_duration_seconds_bucket\{method="GET",route="\/cache\/nix-cache-info",status="2xx",le="\+Inf"\} [1-9]/m);
-    expect(text).toMatch(/^floe_http_request_duration_seconds_count\{method="GET",route="\/flakes\/:org\/:flake",status="2xx"\} [1-9]/m);
+    expect(text).toMatch(
+      /^floe_http_request_duration_seconds_bucket\{method="GET",route="\/flakes\/:org\/:flake",status="2xx",le="0\.1"\} [1-9]/m,
+    );
+    expect(text).toMatch(
+      /^floe_http_request_duration_seconds_bucket\{method="GET",route="\/cache\/nix-cache-info",status="2xx",le="\+Inf"\} [1-9]/m,
+    );
+    expect(text).toMatch(
+      /^floe_http_request_duration_seconds_count\{method="GET",route="\/flakes\/:org\/:flake",status="2xx"\} [1-9]/m,
+    );
     expect(text).not.toMatch(/route="\/flakes\/acme/);
     expect(text).toMatch(/^floe_http_sent_bytes_total\{area="web"\} [1-9]/m);
     expect(text).toMatch(/^floe_http_received_bytes_total\{area="cache"\} \d+$/m);
@@ -144,9 +195,15 @@ describe('observability', () => {
 
   it('counts upload verification failures by reason', async () => {
     const writer = (await createToken(server, 'acme', ['write'])).token;
-    const res = await fetch(`${server.url}/cache/nar/bogus.nar`, { method: 'PUT', headers: { Authorization: `Bearer ${writer}` }, body: 'definitely not a NAR' });
+    const res = await fetch(`${server.url}/cache/nar/bogus.nar`, {
+      method: 'PUT',
+      headers: { Authorization: `Bearer ${writer}` },
+      body: 'definitely not a NAR',
+    });
     expect(res.status).toBe(400);
-    const text = await (await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${server.adminToken}` } })).text();
+    const text = await (
+      await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${server.adminToken}` } })
+    ).text();
     expect(text).toMatch(/^floe_upload_verification_failures_total\{reason="invalid_input"\} [1-9]/m);
     expect(text).toMatch(/^floe_http_received_bytes_total\{area="cache"\} [1-9]/m);
   });
@@ -154,7 +211,14 @@ describe('observability', () => {
   it('/readyz checks the database and the blob store: 503 naming the failed backend', async () => {
     const ok = await fetch(`${server.url}/readyz`);
     expect(ok.status).toBe(200);
-    expect(await ok.json()).toMatchObject({ status: 'ready', checks: [{ backend: 'database', ok: true }, { backend: 'blobs', ok: true }, { backend: 'disk', ok: true }] });
+    expect(await ok.json()).toMatchObject({
+      status: 'ready',
+      checks: [
+        { backend: 'database', ok: true },
+        { backend: 'blobs', ok: true },
+        { backend: 'disk', ok: true },
+      ],
+    });
     const blobs = path.join(server.dataDir, 'blobs');
     await rename(blobs, `${blobs}.away`);
     try {
@@ -174,7 +238,18 @@ describe('observability', () => {
     const t = await createToken(server, 'acme', ['read']);
     expect((await api(server, t.token, 'GET', '/api/v1/auth/whoami')).status).toBe(200);
     await expect
-      .poll(async () => (await api<{ tokens: Array<{ id: string; lastUsedAt: string | null }> }>(server, server.adminToken, 'GET', '/api/v1/orgs/acme/tokens')).body.tokens.find((x) => x.id === t.id)?.lastUsedAt, { timeout: 3000 })
+      .poll(
+        async () =>
+          (
+            await api<{ tokens: Array<{ id: string; lastUsedAt: string | null }> }>(
+              server,
+              server.adminToken,
+              'GET',
+              '/api/v1/orgs/acme/tokens',
+            )
+          ).body.tokens.find((x) => x.id === t.id)?.lastUsedAt,
+        { timeout: 3000 },
+      )
       .toMatch(/^\d{4}-/);
   });
 });

@@ -18,9 +18,33 @@ interface Settings {
   quotaBytes: number | null;
 }
 const settings = async () => (await api<Settings>(server, server.adminToken, 'GET', '/api/v1/orgs/acme/usage')).body;
-const pins = async () => (await api<{ pins: Array<{ name: string; storePath: string; expiresAt: string | null; createdBy: string }> }>(server, server.adminToken, 'GET', '/api/v1/orgs/acme/pins')).body.pins;
-const auditOf = async (action: string) => (await api<{ entries: Array<{ action: string; target: string; actor: string; detail: Record<string, unknown> }> }>(server, server.adminToken, 'GET', `/api/v1/orgs/acme/audit?action=${action}`)).body.entries;
-const history = async () => (await api<{ days: Array<{ day: string; paths: number; logicalBytes: number; storedBytes: number }> }>(server, server.adminToken, 'GET', '/api/v1/orgs/acme/usage/history')).body.days;
+const pins = async () =>
+  (
+    await api<{ pins: Array<{ name: string; storePath: string; expiresAt: string | null; createdBy: string }> }>(
+      server,
+      server.adminToken,
+      'GET',
+      '/api/v1/orgs/acme/pins',
+    )
+  ).body.pins;
+const auditOf = async (action: string) =>
+  (
+    await api<{ entries: Array<{ action: string; target: string; actor: string; detail: Record<string, unknown> }> }>(
+      server,
+      server.adminToken,
+      'GET',
+      `/api/v1/orgs/acme/audit?action=${action}`,
+    )
+  ).body.entries;
+const history = async () =>
+  (
+    await api<{ days: Array<{ day: string; paths: number; logicalBytes: number; storedBytes: number }> }>(
+      server,
+      server.adminToken,
+      'GET',
+      '/api/v1/orgs/acme/usage/history',
+    )
+  ).body.days;
 const today = () => new Date().toISOString().slice(0, 10);
 
 let orgAdmin: string;
@@ -56,7 +80,10 @@ describe('usage snapshots', () => {
     expect(page).toMatch(/Storage over time/);
     expect(page).toMatch(new RegExp(`${today()}: [\\d.]+ (B|KiB) stored \\([\\d.]+ KiB logical, 1 path\\)`));
     // Org admins only.
-    expect((await api(server, (await createToken(server, 'acme', ['read'])).token, 'GET', '/api/v1/orgs/acme/usage/history')).status).toBe(403);
+    expect(
+      (await api(server, (await createToken(server, 'acme', ['read'])).token, 'GET', '/api/v1/orgs/acme/usage/history'))
+        .status,
+    ).toBe(403);
   });
 });
 
@@ -68,8 +95,19 @@ describe('the storage page', () => {
     expect(res.headers.get('location')).toBe('/login?return=%2Fmanage%2Facme%2Fstorage');
     const reader = await signedIn((await createToken(server, 'acme', ['read', 'write'])).token);
     expect((await get(reader, '/manage/acme/storage')).status).toBe(404);
-    expect((await post(reader, '/manage/acme/storage/retention', { _csrf: reader.csrf, mode: 'window', retention: '1d' })).status).toBe(404);
-    expect((await post(reader, '/manage/acme/storage/pins', { _csrf: reader.csrf, name: 'x', storePath: `/nix/store/${pushed.base}` })).status).toBe(404);
+    expect(
+      (await post(reader, '/manage/acme/storage/retention', { _csrf: reader.csrf, mode: 'window', retention: '1d' }))
+        .status,
+    ).toBe(404);
+    expect(
+      (
+        await post(reader, '/manage/acme/storage/pins', {
+          _csrf: reader.csrf,
+          name: 'x',
+          storePath: `/nix/store/${pushed.base}`,
+        })
+      ).status,
+    ).toBe(404);
     expect((await post(reader, '/manage/acme/storage/quota', { _csrf: reader.csrf, quota: '1T' })).status).toBe(404);
     // Another org's admin neither.
     await createOrg(server, 'globex');
@@ -97,7 +135,9 @@ describe('the storage page', () => {
   });
 
   it('an org admin sees the quota read-only and cannot set it; the server admin can', async () => {
-    expect((await api(server, server.adminToken, 'PATCH', '/api/v1/orgs/acme/settings', { quota: '5G' })).status).toBe(200);
+    expect((await api(server, server.adminToken, 'PATCH', '/api/v1/orgs/acme/settings', { quota: '5G' })).status).toBe(
+      200,
+    );
     const jar = await signedIn(orgAdmin);
     const page = await (await get(jar, '/manage/acme/storage')).text();
     expect(page).toMatch(/data-testid="quota-readonly"/);
@@ -127,7 +167,11 @@ describe('the storage page', () => {
 
   it('an org admin sets the retention window (bad durations shown inline) and keeps forever again', async () => {
     const jar = await signedIn(orgAdmin);
-    const bad = await post(jar, '/manage/acme/storage/retention', { _csrf: jar.csrf, mode: 'window', retention: 'a month' });
+    const bad = await post(jar, '/manage/acme/storage/retention', {
+      _csrf: jar.csrf,
+      mode: 'window',
+      retention: 'a month',
+    });
     expect(bad.status).toBe(400);
     const text = await bad.text();
     expect(text).toMatch(/id="retention-error" role="alert">retention: expected a duration like 90s/);
@@ -139,42 +183,78 @@ describe('the storage page', () => {
     expect(await (await get(jar, '/manage/acme/storage?done=retention')).text()).toMatch(/pushes are kept for 30 days/);
     const entry = (await auditOf('org.settings')).at(-1)!;
     expect(entry).toMatchObject({ target: 'org acme', detail: { retentionSeconds: 30 * 86400, quotaBytes: null } });
-    expect((await post(jar, '/manage/acme/storage/retention', { _csrf: jar.csrf, mode: 'forever', retention: '30d' })).status).toBe(303);
+    expect(
+      (await post(jar, '/manage/acme/storage/retention', { _csrf: jar.csrf, mode: 'forever', retention: '30d' }))
+        .status,
+    ).toBe(303);
     expect((await settings()).retentionSeconds).toBeNull();
   });
 
   it('an org admin adds and removes pins; bad store paths and TTLs are shown inline', async () => {
     const jar = await signedIn(orgAdmin);
-    const notAPath = await post(jar, '/manage/acme/storage/pins', { _csrf: jar.csrf, name: 'prod', storePath: '/tmp/result', ttl: '' });
+    const notAPath = await post(jar, '/manage/acme/storage/pins', {
+      _csrf: jar.csrf,
+      name: 'prod',
+      storePath: '/tmp/result',
+      ttl: '',
+    });
     expect(notAPath.status).toBe(400);
-    expect(await notAPath.text()).toMatch(/id="pin-error" role="alert">store path: &quot;\/tmp\/result&quot; is not in \/nix\/store/);
+    expect(await notAPath.text()).toMatch(
+      /id="pin-error" role="alert">store path: &quot;\/tmp\/result&quot; is not in \/nix\/store/,
+    );
     const absent = fakePath('not-pushed');
-    const notHeld = await post(jar, '/manage/acme/storage/pins', { _csrf: jar.csrf, name: 'prod', storePath: `/nix/store/${absent.base}`, ttl: '' });
+    const notHeld = await post(jar, '/manage/acme/storage/pins', {
+      _csrf: jar.csrf,
+      name: 'prod',
+      storePath: `/nix/store/${absent.base}`,
+      ttl: '',
+    });
     expect(notHeld.status).toBe(400);
     const notHeldText = await notHeld.text();
     expect(notHeldText).toMatch(/is in no slice of acme; push it first/);
-    expect(notHeldText).toMatch(/<input id="pin-path" name="storePath"[^>]*value="\/nix\/store\/[a-z0-9]{32}-not-pushed"[^>]*aria-invalid="true"/);
-    const badTtl = await post(jar, '/manage/acme/storage/pins', { _csrf: jar.csrf, name: 'prod', storePath: `/nix/store/${pushed.base}`, ttl: 'forever' });
+    expect(notHeldText).toMatch(
+      /<input id="pin-path" name="storePath"[^>]*value="\/nix\/store\/[a-z0-9]{32}-not-pushed"[^>]*aria-invalid="true"/,
+    );
+    const badTtl = await post(jar, '/manage/acme/storage/pins', {
+      _csrf: jar.csrf,
+      name: 'prod',
+      storePath: `/nix/store/${pushed.base}`,
+      ttl: 'forever',
+    });
     expect(badTtl.status).toBe(400);
     expect(await badTtl.text()).toMatch(/expires after: expected a duration/);
-    const badName = await post(jar, '/manage/acme/storage/pins', { _csrf: jar.csrf, name: 'Prod Release', storePath: `/nix/store/${pushed.base}` });
+    const badName = await post(jar, '/manage/acme/storage/pins', {
+      _csrf: jar.csrf,
+      name: 'Prod Release',
+      storePath: `/nix/store/${pushed.base}`,
+    });
     expect(badName.status).toBe(400);
     expect(await badName.text()).toMatch(/pin name: /);
     expect(await pins()).toEqual([]);
 
-    const ok = await post(jar, '/manage/acme/storage/pins', { _csrf: jar.csrf, name: 'prod', storePath: `/nix/store/${pushed.base}`, ttl: '180d' });
+    const ok = await post(jar, '/manage/acme/storage/pins', {
+      _csrf: jar.csrf,
+      name: 'prod',
+      storePath: `/nix/store/${pushed.base}`,
+      ttl: '180d',
+    });
     expect(ok.status).toBe(303);
     expect(ok.headers.get('location')).toBe('/manage/acme/storage?done=pin-added');
     const [pin] = await pins();
     expect(pin).toMatchObject({ name: 'prod', storePath: `/nix/store/${pushed.base}` });
     expect(Date.parse(pin!.expiresAt!) - Date.now()).toBeGreaterThan(179 * 86400_000);
-    expect((await auditOf('pin.add')).at(-1)).toMatchObject({ target: 'pin acme/prod', detail: { storePath: `/nix/store/${pushed.base}`, ttl: '180d' } });
+    expect((await auditOf('pin.add')).at(-1)).toMatchObject({
+      target: 'pin acme/prod',
+      detail: { storePath: `/nix/store/${pushed.base}`, ttl: '180d' },
+    });
     const listed = await (await get(jar, '/manage/acme/storage?done=pin-added')).text();
     expect(listed).toContain(`<tr data-pin="prod">`);
     expect(listed).toContain(`/nix/store/${pushed.base}`);
     expect(listed).toMatch(/Pin added/);
 
-    expect((await post(jar, '/manage/acme/storage/pins/prod/remove', { _csrf: jar.csrf })).headers.get('location')).toBe('/manage/acme/storage?done=pin-removed');
+    expect(
+      (await post(jar, '/manage/acme/storage/pins/prod/remove', { _csrf: jar.csrf })).headers.get('location'),
+    ).toBe('/manage/acme/storage?done=pin-removed');
     expect(await pins()).toEqual([]);
     expect((await auditOf('pin.remove')).at(-1)).toMatchObject({ target: 'pin acme/prod' });
     // Removing again: nothing to remove, nothing audited.
@@ -183,7 +263,13 @@ describe('the storage page', () => {
   });
 
   it('shows logical and stored bytes per org and slice, as the usage API computes them', async () => {
-    const usage = (await api<{ logicalBytes: number; storedBytes: number; slices: Array<{ name: string; logicalBytes: number; storedBytes: number }> }>(server, server.adminToken, 'GET', '/api/v1/orgs/acme/usage')).body;
+    const usage = (
+      await api<{
+        logicalBytes: number;
+        storedBytes: number;
+        slices: Array<{ name: string; logicalBytes: number; storedBytes: number }>;
+      }>(server, server.adminToken, 'GET', '/api/v1/orgs/acme/usage')
+    ).body;
     expect(usage.logicalBytes).toBe(pushed.narSize);
     const page = await (await get(await signedIn(orgAdmin), '/manage/acme/storage')).text();
     expect(page).toContain(`data-testid="stat-logical">${bytes(usage.logicalBytes)}<`);

@@ -43,7 +43,10 @@ export function registerCacheCommands(program: Command, ctx: CommandContext): vo
     .action(async (opts: { server?: string; nixConf?: string; system?: boolean; print?: boolean; org?: string }) => {
       const client = clientOptions(opts);
       const info = await new FloeApi(client).cacheInfo(opts.org, Boolean(opts.org));
-      if (!info.publicKey) throw new CliError('no keys to trust: your view holds no slice; log in first (floe login), or name an org with --org');
+      if (!info.publicKey)
+        throw new CliError(
+          'no keys to trust: your view holds no slice; log in first (floe login), or name an org with --org',
+        );
       const lines = cacheConfLines(info, undefined);
       if (opts.print) return ctx.out(lines.join('\n'));
       const host = new URL(client.server).hostname;
@@ -53,16 +56,28 @@ export function registerCacheCommands(program: Command, ctx: CommandContext): vo
         const include = path.join(systemConfDir(), `floe-${host}.conf`);
         // Keep the netrc-file line a `floe login --system` wrote into the same include.
         const netrcLine = /^netrc-file = .*$/m.exec(await readOrEmpty(include))?.[0];
-        await writeAtomic(include, `# managed by floe login --system; floe logout --system removes it\n${[...lines, ...(netrcLine ? [netrcLine] : [])].join('\n')}\n`, 0o644);
+        await writeAtomic(
+          include,
+          `# managed by floe login --system; floe logout --system removes it\n${[...lines, ...(netrcLine ? [netrcLine] : [])].join('\n')}\n`,
+          0o644,
+        );
         const conf = path.join(systemConfDir(), 'nix.conf');
-        await writeAtomic(conf, upsertNixConfBlock(await readOrEmpty(conf), host, [`!include ${path.basename(include)}`]), 0o644);
-        ctx.err(`floe: ${info.substituter} added to ${include}; restart the nix-daemon for it to apply (nothing was restarted)`);
+        await writeAtomic(
+          conf,
+          upsertNixConfBlock(await readOrEmpty(conf), host, [`!include ${path.basename(include)}`]),
+          0o644,
+        );
+        ctx.err(
+          `floe: ${info.substituter} added to ${include}; restart the nix-daemon for it to apply (nothing was restarted)`,
+        );
         return;
       }
       const file = path.resolve(opts.nixConf ?? path.join(nixConfigDir(), 'nix.conf'));
       const current = await readOrEmpty(file);
       // Keep a netrc-file line a previous `floe login` wrote into the same block.
-      const netrcLine = new RegExp(`# >>> floe ${host.replace(/[.]/g, '\\.')} [\\s\\S]*?(netrc-file = .*)`).exec(current)?.[1];
+      const netrcLine = new RegExp(`# >>> floe ${host.replace(/[.]/g, '\\.')} [\\s\\S]*?(netrc-file = .*)`).exec(
+        current,
+      )?.[1];
       await mkdir(path.dirname(file), { recursive: true });
       await writeFile(file, upsertNixConfBlock(current, host, netrcLine ? [...lines, netrcLine] : lines));
       ctx.err(`floe: ${info.substituter} added to ${file}`);

@@ -38,7 +38,8 @@ export function commandContext(io: CliIo): CommandContext {
     io,
     out: (line) => void io.stdout.write(`${line}\n`),
     err: (line) => void io.stderr.write(`${line}\n`),
-    serverOption: () => new Option('--server <url>', 'Floe server URL (default: $FLOE_SERVER, else the one `floe login` saved)'),
+    serverOption: () =>
+      new Option('--server <url>', 'Floe server URL (default: $FLOE_SERVER, else the one `floe login` saved)'),
     readStdin: async () => {
       const chunks: Buffer[] = [];
       for await (const c of io.stdin) chunks.push(typeof c === 'string' ? Buffer.from(c) : c);
@@ -48,14 +49,19 @@ export function commandContext(io: CliIo): CommandContext {
 }
 
 /** The `--org` option of commands that also accept the org as their first argument. */
-export const orgOption = () => new Option('--org <org>', 'the org (the older spelling, the org as first argument, works too)');
+export const orgOption = () =>
+  new Option('--org <org>', 'the org (the older spelling, the org as first argument, works too)');
 
 /**
  * Resolves the org and the remaining arguments of a command declared as `[org] [a] [b]...`:
  * with `--org` the arguments are the rest (or, in the older spelling, still start with the org);
  * without it the first argument is the org. `names` are the rest's names, for the error message.
  */
-export function orgAndArgs(flag: string | undefined, given: Array<string | undefined>, names: string[]): [string, ...string[]] {
+export function orgAndArgs(
+  flag: string | undefined,
+  given: Array<string | undefined>,
+  names: string[],
+): [string, ...string[]] {
   const args = given.filter((a): a is string => a !== undefined);
   const usage = `expected ${['--org <org>', ...names.map((n) => `<${n}>`)].join(' ')} (or <org> first)`;
   if (flag !== undefined) {

@@ -15,24 +15,37 @@ export function registerFlakeCommands(program: Command, ctx: CommandContext): vo
   const { out, err } = ctx;
   program
     .command('apply <target> <ref>')
-    .description('apply a published NixOS, nix-darwin or Home Manager configuration: fetch its closure from the cache, set the profile, activate')
+    .description(
+      'apply a published NixOS, nix-darwin or Home Manager configuration: fetch its closure from the cache, set the profile, activate',
+    )
     .addOption(ctx.serverOption())
     .option('--profile <path>', 'profile to point at the configuration')
-    .addOption(new Option('--verb <verb>', 'NixOS activation').choices(['switch', 'boot', 'test', 'dry-activate']).default('switch'))
+    .addOption(
+      new Option('--verb <verb>', 'NixOS activation')
+        .choices(['switch', 'boot', 'test', 'dry-activate'])
+        .default('switch'),
+    )
     .option('--netrc <file>', 'netrc for the cache (default: the one `floe login` wrote)')
     .option('--dry-run', 'show what would be done')
-    .action(async (target: string, ref: string, opts: { server?: string; profile?: string; verb: Verb; netrc?: string; dryRun?: boolean }) => {
-      if (target !== 'nixos' && target !== 'nix-darwin' && target !== 'home-manager') throw new CliError('target must be nixos, nix-darwin or home-manager');
-      await apply(clientOptions(opts), {
-        target,
-        ref,
-        verb: opts.verb,
-        dryRun: Boolean(opts.dryRun),
-        ...(opts.profile ? { profile: opts.profile } : {}),
-        ...(opts.netrc ? { netrc: opts.netrc } : {}),
-        log: (line) => err(`floe apply: ${line}`),
-      });
-    });
+    .action(
+      async (
+        target: string,
+        ref: string,
+        opts: { server?: string; profile?: string; verb: Verb; netrc?: string; dryRun?: boolean },
+      ) => {
+        if (target !== 'nixos' && target !== 'nix-darwin' && target !== 'home-manager')
+          throw new CliError('target must be nixos, nix-darwin or home-manager');
+        await apply(clientOptions(opts), {
+          target,
+          ref,
+          verb: opts.verb,
+          dryRun: Boolean(opts.dryRun),
+          ...(opts.profile ? { profile: opts.profile } : {}),
+          ...(opts.netrc ? { netrc: opts.netrc } : {}),
+          log: (line) => err(`floe apply: ${line}`),
+        });
+      },
+    );
 
   program
     .command('publish')
@@ -44,7 +57,9 @@ export function registerFlakeCommands(program: Command, ctx: CommandContext): vo
     .option('--rolling', 'rolling release 0.<minor>.<commit count>+rev-<sha>')
     .option('--rolling-minor <n>', 'minor version of rolling releases', '1')
     .option('--tag <tag>', 'semver tag to publish (default: the CI tag)')
-    .addOption(new Option('--visibility <v>', 'who can see it').choices(['public', 'unlisted', 'private']).default('private'))
+    .addOption(
+      new Option('--visibility <v>', 'who can see it').choices(['public', 'unlisted', 'private']).default('private'),
+    )
     .option('--include-output <attr...>', 'build these outputs, push their closures and record their store paths')
     .option('--label <label...>', 'labels for search')
     .option('--dry-run', 'show what would be published')
@@ -83,36 +98,43 @@ export function registerFlakeCommands(program: Command, ctx: CommandContext): vo
 
   program
     .command('list <what> [scope]')
-    .description('list orgs, the flakes of an org (`list flakes acme` or `list flakes --org acme`) or the releases of a flake (`list releases acme/tools`)')
+    .description(
+      'list orgs, the flakes of an org (`list flakes acme` or `list flakes --org acme`) or the releases of a flake (`list releases acme/tools`)',
+    )
     .addOption(ctx.serverOption())
     .option('--org <org>', 'with `flakes`: the org')
     .option('--json', 'print JSON')
-    .action(async (what: string, scope: string | undefined, opts: { server?: string; org?: string; json?: boolean }) => {
-      const api = new FloeApi(clientOptions(opts));
-      if (what === 'orgs') {
-        const res = await api.orgs();
-        if (opts.json) return out(JSON.stringify(res.orgs));
-        for (const o of res.orgs) out(`${o.name}  ${o.flakes} flake(s)`);
-      } else if (what === 'flakes') {
-        const org = scope ?? opts.org ?? readCliConfig().org;
-        if (!org) throw new CliError('which org? `floe list flakes --org <org>`');
-        const res = await api.flakes(org);
-        if (opts.json) return out(JSON.stringify(res.flakes));
-        for (const f of res.flakes) out(`${f.org}/${f.flake}  ${f.visibility}${f.description ? `  ${f.description}` : ''}`);
-      } else if (what === 'releases') {
-        const m = /^([^/]+)\/([^/]+)$/.exec(scope ?? '');
-        if (!m) throw new CliError('which flake? `floe list releases <org>/<flake>`');
-        const res = await api.releases(m[1]!, m[2]!);
-        if (opts.json) return out(JSON.stringify(res.releases));
-        for (const r of res.releases) out(`${r.version}  ${r.publishedAt}${r.yanked ? '  (yanked)' : ''}`);
-      } else {
-        throw new CliError('list what? orgs, flakes <org> or releases <org>/<flake>');
-      }
-    });
+    .action(
+      async (what: string, scope: string | undefined, opts: { server?: string; org?: string; json?: boolean }) => {
+        const api = new FloeApi(clientOptions(opts));
+        if (what === 'orgs') {
+          const res = await api.orgs();
+          if (opts.json) return out(JSON.stringify(res.orgs));
+          for (const o of res.orgs) out(`${o.name}  ${o.flakes} flake(s)`);
+        } else if (what === 'flakes') {
+          const org = scope ?? opts.org ?? readCliConfig().org;
+          if (!org) throw new CliError('which org? `floe list flakes --org <org>`');
+          const res = await api.flakes(org);
+          if (opts.json) return out(JSON.stringify(res.flakes));
+          for (const f of res.flakes)
+            out(`${f.org}/${f.flake}  ${f.visibility}${f.description ? `  ${f.description}` : ''}`);
+        } else if (what === 'releases') {
+          const m = /^([^/]+)\/([^/]+)$/.exec(scope ?? '');
+          if (!m) throw new CliError('which flake? `floe list releases <org>/<flake>`');
+          const res = await api.releases(m[1]!, m[2]!);
+          if (opts.json) return out(JSON.stringify(res.releases));
+          for (const r of res.releases) out(`${r.version}  ${r.publishedAt}${r.yanked ? '  (yanked)' : ''}`);
+        } else {
+          throw new CliError('list what? orgs, flakes <org> or releases <org>/<flake>');
+        }
+      },
+    );
 
   program
     .command('add <ref>')
-    .description('add a Floe flake as an input of ./flake.nix: `floe add acme/tools` (newest 0.x/1.x…) or `floe add acme/tools/0.1`')
+    .description(
+      'add a Floe flake as an input of ./flake.nix: `floe add acme/tools` (newest 0.x/1.x…) or `floe add acme/tools/0.1`',
+    )
     .addOption(ctx.serverOption())
     .option('--dir <dir>', 'directory of the flake.nix to edit', '.')
     .option('--input-name <name>', 'name of the input (default: the flake name)')
@@ -139,7 +161,9 @@ export function registerFlakeCommands(program: Command, ctx: CommandContext): vo
         if (e instanceof FlakeEditError) throw new CliError(`${file}: ${e.message}`);
         throw e;
       }
-      err(`floe: added ${url} to ${file} (newest match today: ${latest.version}); add it to the outputs arguments and run \`nix flake lock\``);
+      err(
+        `floe: added ${url} to ${file} (newest match today: ${latest.version}); add it to the outputs arguments and run \`nix flake lock\``,
+      );
     });
 
   program

@@ -42,15 +42,27 @@ export function registerLoginCommands(program: Command, ctx: CommandContext): vo
       .addOption(ctx.serverOption())
       .option('--org <org>', 'org to log in to, when the identity is trusted by several')
       .option('--ttl <duration>', 'shorter token lifetime than the org allows, e.g. 30m')
-      .option('--netrc <file>', 'netrc file to update (default: the nix.conf netrc-file, else $XDG_CONFIG_HOME/nix/netrc)')
+      .option(
+        '--netrc <file>',
+        'netrc file to update (default: the nix.conf netrc-file, else $XDG_CONFIG_HOME/nix/netrc)',
+      )
       .option('--nix-conf <file>', 'nix.conf to update (default: $XDG_CONFIG_HOME/nix/nix.conf)')
       .option('--no-nix-conf', 'do not touch nix.conf')
       .option('--system', 'multi-user Nix (as root): write the netrc and nix.conf include the nix-daemon reads')
       .option('--print', 'print the netrc and nix.conf lines instead of writing them')
       .option('--json', 'print a JSON summary');
 
-  const login = loginOutput(program.command('login').description('log in: exchange a CI or IdP identity for a Floe token, or save a token (--token - / --token-file / $FLOE_TOKEN)'))
-    .option('--token <token>', 'save this Floe token: "-" reads it from stdin (a token on the command line shows in `ps`)')
+  const login = loginOutput(
+    program
+      .command('login')
+      .description(
+        'log in: exchange a CI or IdP identity for a Floe token, or save a token (--token - / --token-file / $FLOE_TOKEN)',
+      ),
+  )
+    .option(
+      '--token <token>',
+      'save this Floe token: "-" reads it from stdin (a token on the command line shows in `ps`)',
+    )
     .option('--token-file <file>', 'save the Floe token in this file')
     .action(async (opts: LoginOpts & { token?: string; tokenFile?: string }) => {
       let token: string | undefined;
@@ -65,7 +77,13 @@ export function registerLoginCommands(program: Command, ctx: CommandContext): vo
       const client = clientOptions(opts);
       const who = await new FloeApi({ ...client, token }).whoami();
       if (who.kind === 'anonymous') throw new CliError('the server did not accept that token');
-      const result = { token, ...(who.org ? { org: who.org } : {}), ...(who.subject ? { subject: who.subject } : {}), ...(who.scopes ? { scopes: who.scopes } : {}), expiresAt: who.expiresAt ?? null };
+      const result = {
+        token,
+        ...(who.org ? { org: who.org } : {}),
+        ...(who.subject ? { subject: who.subject } : {}),
+        ...(who.scopes ? { scopes: who.scopes } : {}),
+        expiresAt: who.expiresAt ?? null,
+      };
       await saveLogin(ctx, client, result, outputOf(opts));
     });
 
@@ -75,7 +93,10 @@ export function registerLoginCommands(program: Command, ctx: CommandContext): vo
    */
   const renewable = (cmd: Command, method: RenewableMethod) =>
     loginOutput(cmd)
-      .option('--refresh', 'keep the login fresh for long jobs: a background process logs in again before the token expires')
+      .option(
+        '--refresh',
+        'keep the login fresh for long jobs: a background process logs in again before the token expires',
+      )
       .option('--refresh-before <duration>', 'with --refresh: how long before expiry to log in again', '10m')
       .addOption(new Option('--refresh-loop').hideHelp())
       .action(async (opts: LoginOpts & { refresh?: boolean; refreshBefore: string; refreshLoop?: boolean }) => {
@@ -91,56 +112,100 @@ export function registerLoginCommands(program: Command, ctx: CommandContext): vo
         await saveLogin(ctx, client, first, outputOf(opts), opts.print ? undefined : how);
         if (!opts.refresh) return;
         const args = process.argv.slice(2).filter((a) => a !== '--refresh' && a !== '--json' && a !== '--print');
-        const child = spawn(process.execPath, [process.argv[1]!, ...args, '--refresh-loop'], { detached: true, stdio: 'ignore', env: process.env });
+        const child = spawn(process.execPath, [process.argv[1]!, ...args, '--refresh-loop'], {
+          detached: true,
+          stdio: 'ignore',
+          env: process.env,
+        });
         child.unref();
         ctx.err(`floe: refreshing the login in the background (pid ${child.pid})`);
       });
 
-  renewable(login.command('github-action').description('in a GitHub Actions job (permissions: id-token: write)'), 'github-action');
+  renewable(
+    login.command('github-action').description('in a GitHub Actions job (permissions: id-token: write)'),
+    'github-action',
+  );
 
-  loginOutput(login.command('gitlab-pipeline').description('in a GitLab CI job with an id_token whose aud is this server'))
+  loginOutput(
+    login.command('gitlab-pipeline').description('in a GitLab CI job with an id_token whose aud is this server'),
+  )
     .option('--token-var <name>', 'CI/CD variable holding the id_token', 'FLOE_ID_TOKEN')
     .action(async (opts: LoginOpts & { tokenVar: string }) => {
       const idToken = process.env[opts.tokenVar];
-      if (!idToken) throw new CliError(`$${opts.tokenVar} is not set: declare it under id_tokens in .gitlab-ci.yml with aud set to this server (see \`floe login --help\`)`);
+      if (!idToken)
+        throw new CliError(
+          `$${opts.tokenVar} is not set: declare it under id_tokens in .gitlab-ci.yml with aud set to this server (see \`floe login --help\`)`,
+        );
       const client = clientOptions(opts);
       await saveLogin(ctx, client, await exchangeIdentity(client, idToken, exchangeOpts(opts)), outputOf(opts));
     });
 
-  renewable(login.command('aws').description('with the AWS credentials of this machine (role, profile, env): presigned sts:GetCallerIdentity'), 'aws');
+  renewable(
+    login
+      .command('aws')
+      .description('with the AWS credentials of this machine (role, profile, env): presigned sts:GetCallerIdentity'),
+    'aws',
+  );
 
-  loginOutput(login.command('oidc').description('a person, through an OIDC provider (Entra ID, ...): browser (PKCE) or --device; or exchange --id-token-file'))
+  loginOutput(
+    login
+      .command('oidc')
+      .description(
+        'a person, through an OIDC provider (Entra ID, ...): browser (PKCE) or --device; or exchange --id-token-file',
+      ),
+  )
     .option('--issuer <url>', 'identity provider (default: the one the server offers)')
     .option('--client-id <id>', "the Floe CLI's client id at the provider (default: from the server)")
     .option('--device', 'device-code flow, for machines without a browser')
     .option('--no-browser', 'print the login URL instead of opening a browser')
     .option('--id-token-file <file>', 'exchange this token instead ("-" for stdin)')
-    .action(async (opts: LoginOpts & { idTokenFile?: string; issuer?: string; clientId?: string; device?: boolean; browser: boolean }) => {
-      const client = clientOptions(opts);
-      let idToken: string;
-      if (opts.idTokenFile) {
-        idToken = (opts.idTokenFile === '-' ? await ctx.readStdin() : await readFile(opts.idTokenFile, 'utf8')).trim();
-      } else {
-        let issuer = opts.issuer;
-        let clientId = opts.clientId;
-        if (!issuer || !clientId) {
-          const info = await new FloeApi(client).authInfo();
-          const offered = info.logins.filter((l) => (!issuer || l.issuer === issuer) && (!opts.org || l.org === opts.org));
-          if (offered.length === 0) throw new CliError('the server offers no interactive login; pass --issuer and --client-id');
-          if (new Set(offered.map((l) => `${l.issuer} ${l.clientId}`)).size > 1) {
-            throw new CliError(`several identity providers are offered (${offered.map((l) => l.issuer).join(', ')}): pass --issuer or --org`);
+    .action(
+      async (
+        opts: LoginOpts & {
+          idTokenFile?: string;
+          issuer?: string;
+          clientId?: string;
+          device?: boolean;
+          browser: boolean;
+        },
+      ) => {
+        const client = clientOptions(opts);
+        let idToken: string;
+        if (opts.idTokenFile) {
+          idToken = (
+            opts.idTokenFile === '-' ? await ctx.readStdin() : await readFile(opts.idTokenFile, 'utf8')
+          ).trim();
+        } else {
+          let issuer = opts.issuer;
+          let clientId = opts.clientId;
+          if (!issuer || !clientId) {
+            const info = await new FloeApi(client).authInfo();
+            const offered = info.logins.filter(
+              (l) => (!issuer || l.issuer === issuer) && (!opts.org || l.org === opts.org),
+            );
+            if (offered.length === 0)
+              throw new CliError('the server offers no interactive login; pass --issuer and --client-id');
+            if (new Set(offered.map((l) => `${l.issuer} ${l.clientId}`)).size > 1) {
+              throw new CliError(
+                `several identity providers are offered (${offered.map((l) => l.issuer).join(', ')}): pass --issuer or --org`,
+              );
+            }
+            issuer ??= offered[0]!.issuer;
+            clientId ??= offered[0]!.clientId;
           }
-          issuer ??= offered[0]!.issuer;
-          clientId ??= offered[0]!.clientId;
+          idToken = opts.device
+            ? await deviceLogin(issuer, clientId)
+            : await browserLogin(issuer, clientId, { openBrowser: opts.browser });
         }
-        idToken = opts.device ? await deviceLogin(issuer, clientId) : await browserLogin(issuer, clientId, { openBrowser: opts.browser });
-      }
-      await saveLogin(ctx, client, await exchangeIdentity(client, idToken, exchangeOpts(opts)), outputOf(opts));
-    });
+        await saveLogin(ctx, client, await exchangeIdentity(client, idToken, exchangeOpts(opts)), outputOf(opts));
+      },
+    );
 
   program
     .command('logout')
-    .description('undo `floe login`: remove its netrc entry and nix.conf lines, forget the server, revoke the token where allowed')
+    .description(
+      'undo `floe login`: remove its netrc entry and nix.conf lines, forget the server, revoke the token where allowed',
+    )
     .addOption(ctx.serverOption())
     .option('--netrc <file>', 'netrc file login wrote')
     .option('--nix-conf <file>', 'nix.conf login wrote')
@@ -168,7 +233,9 @@ export function registerLoginCommands(program: Command, ctx: CommandContext): vo
       else if (who.kind === 'server-admin') ctx.out(`server admin on ${client.server}`);
       else {
         const slices = who.slices ? ` (slices ${who.slices.join(', ')})` : '';
-        ctx.out(`${who.subject} in org ${who.org} on ${client.server}\nscopes: ${(who.scopes ?? []).join(', ')}${slices}\nexpires: ${who.expiresAt ?? 'never'}`);
+        ctx.out(
+          `${who.subject} in org ${who.org} on ${client.server}\nscopes: ${(who.scopes ?? []).join(', ')}${slices}\nexpires: ${who.expiresAt ?? 'never'}`,
+        );
       }
       const remembered = readCliConfig();
       if (remembered.org && who.kind !== 'token') ctx.out(`remembered org: ${remembered.org}`);

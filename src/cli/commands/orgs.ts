@@ -30,18 +30,25 @@ export function registerOrgCommands(program: Command, ctx: CommandContext): { or
     .option('--json', 'print JSON')
     .action(async (arg: string | undefined, opts: ServerOpts & { retention?: string; quota?: string }) => {
       const [orgName] = orgAndArgs(opts.org, [arg], []);
-      if (opts.retention === undefined && opts.quota === undefined) throw new CliError('say what to set: --retention and/or --quota');
+      if (opts.retention === undefined && opts.quota === undefined)
+        throw new CliError('say what to set: --retention and/or --quota');
       const res = await api(opts).orgSettings(orgName, {
         ...(opts.retention !== undefined ? { retention: opts.retention === 'forever' ? null : opts.retention } : {}),
         ...(opts.quota !== undefined ? { quota: opts.quota === 'none' ? null : opts.quota } : {}),
       });
       const retention = res.retentionSeconds === null ? 'forever' : `${res.retentionSeconds}s`;
-      out(opts.json ? JSON.stringify(res) : `${orgName}: retention ${retention}, quota ${res.quotaBytes === null ? 'none' : fmtSize(res.quotaBytes)}`);
+      out(
+        opts.json
+          ? JSON.stringify(res)
+          : `${orgName}: retention ${retention}, quota ${res.quotaBytes === null ? 'none' : fmtSize(res.quotaBytes)}`,
+      );
     });
 
   program
     .command('usage [org]')
-    .description('storage used by an org and each of its slices: logical (sum of NAR sizes) and stored (distinct NARs, compressed)')
+    .description(
+      'storage used by an org and each of its slices: logical (sum of NAR sizes) and stored (distinct NARs, compressed)',
+    )
     .addOption(ctx.serverOption())
     .addOption(orgOption())
     .option('--json', 'print JSON')
@@ -49,9 +56,15 @@ export function registerOrgCommands(program: Command, ctx: CommandContext): { or
       const [orgName] = orgAndArgs(opts.org, [arg], []);
       const res = await api(opts).usage(orgName);
       if (opts.json) return out(JSON.stringify(res));
-      const quota = res.quotaBytes !== null ? ` of ${fmtSize(res.quotaBytes)} quota (${Math.round((100 * res.storedBytes) / Math.max(res.quotaBytes, 1))}%)` : '';
-      out(`${res.org}: ${res.paths} paths, ${fmtSize(res.logicalBytes)} logical, ${fmtSize(res.storedBytes)} stored${quota}`);
-      for (const sl of res.slices) out(`  ${sl.name}\t${sl.paths} paths\t${fmtSize(sl.logicalBytes)} logical\t${fmtSize(sl.storedBytes)} stored`);
+      const quota =
+        res.quotaBytes !== null
+          ? ` of ${fmtSize(res.quotaBytes)} quota (${Math.round((100 * res.storedBytes) / Math.max(res.quotaBytes, 1))}%)`
+          : '';
+      out(
+        `${res.org}: ${res.paths} paths, ${fmtSize(res.logicalBytes)} logical, ${fmtSize(res.storedBytes)} stored${quota}`,
+      );
+      for (const sl of res.slices)
+        out(`  ${sl.name}\t${sl.paths} paths\t${fmtSize(sl.logicalBytes)} logical\t${fmtSize(sl.storedBytes)} stored`);
     });
 
   const slice = program.command('slice').description('manage cache slices of an org');
@@ -63,11 +76,25 @@ export function registerOrgCommands(program: Command, ctx: CommandContext): { or
     .option('--public', 'anyone may read this slice')
     .option('--in-view', "also serve it on the org's unified /cache, after default (otherwise only at its own URL)")
     .option('--json', 'print JSON')
-    .action(async (a: string | undefined, b: string | undefined, opts: ServerOpts & { public?: boolean; inView?: boolean }) => {
-      const [orgName, name] = orgAndArgs(opts.org, [a, b], ['slice']);
-      const res = await api(opts).createSlice(orgName, { name: name!, public: Boolean(opts.public), inView: Boolean(opts.inView) });
-      out(opts.json ? JSON.stringify(res) : `created ${res.public ? 'public' : 'private'} slice ${orgName}/${name}: ${res.url}`);
-    });
+    .action(
+      async (
+        a: string | undefined,
+        b: string | undefined,
+        opts: ServerOpts & { public?: boolean; inView?: boolean },
+      ) => {
+        const [orgName, name] = orgAndArgs(opts.org, [a, b], ['slice']);
+        const res = await api(opts).createSlice(orgName, {
+          name: name!,
+          public: Boolean(opts.public),
+          inView: Boolean(opts.inView),
+        });
+        out(
+          opts.json
+            ? JSON.stringify(res)
+            : `created ${res.public ? 'public' : 'private'} slice ${orgName}/${name}: ${res.url}`,
+        );
+      },
+    );
   slice
     .command('set [org] [slice]')
     .description("change a slice's visibility, or its place in the org's unified view")
@@ -77,17 +104,26 @@ export function registerOrgCommands(program: Command, ctx: CommandContext): { or
     .option('--in-view', "serve it on the org's unified /cache (after default, by priority)")
     .option('--no-in-view', 'serve it only at its own URL')
     .option('--priority <n>', "order among the org's slices in the view (lower first; default 100)")
-    .action(async (a: string | undefined, b: string | undefined, opts: ServerOpts & { visibility?: string; inView?: boolean; priority?: string }) => {
-      const [orgName, name] = orgAndArgs(opts.org, [a, b], ['slice']);
-      const body = {
-        ...(opts.visibility ? { public: opts.visibility === 'public' } : {}),
-        ...(opts.inView !== undefined ? { inView: opts.inView } : {}),
-        ...(opts.priority !== undefined ? { priority: parsePriority(opts.priority) } : {}),
-      };
-      if (Object.keys(body).length === 0) throw new CliError('say what to change: --visibility, --in-view / --no-in-view or --priority');
-      const res = await api(opts).setSlice(orgName, name!, body);
-      out(`${orgName}/${name}: ${res.public ? 'public' : 'private'}, ${res.inView ? `in the org's view (priority ${res.priority})` : 'only at its own URL'}`);
-    });
+    .action(
+      async (
+        a: string | undefined,
+        b: string | undefined,
+        opts: ServerOpts & { visibility?: string; inView?: boolean; priority?: string },
+      ) => {
+        const [orgName, name] = orgAndArgs(opts.org, [a, b], ['slice']);
+        const body = {
+          ...(opts.visibility ? { public: opts.visibility === 'public' } : {}),
+          ...(opts.inView !== undefined ? { inView: opts.inView } : {}),
+          ...(opts.priority !== undefined ? { priority: parsePriority(opts.priority) } : {}),
+        };
+        if (Object.keys(body).length === 0)
+          throw new CliError('say what to change: --visibility, --in-view / --no-in-view or --priority');
+        const res = await api(opts).setSlice(orgName, name!, body);
+        out(
+          `${orgName}/${name}: ${res.public ? 'public' : 'private'}, ${res.inView ? `in the org's view (priority ${res.priority})` : 'only at its own URL'}`,
+        );
+      },
+    );
   slice
     .command('list [org]')
     .description("an org's slices: visibility, place in the view, URL")
@@ -118,10 +154,17 @@ export function registerOrgCommands(program: Command, ctx: CommandContext): { or
       const joined = !opts.org && a?.includes('/') && b === undefined ? a.split('/') : undefined;
       if (joined && joined.length !== 2) throw new CliError('expected <org>/<slice>');
       const [orgName, name] = joined ? [joined[0]!, joined[1]!] : orgAndArgs(opts.org, [a, b], ['slice']);
-      const res = (await api(opts).deleteSlice(orgName, name!, Boolean(opts.force))) as { paths: number; uploads: number; trusts: number; follows: number };
+      const res = (await api(opts).deleteSlice(orgName, name!, Boolean(opts.force))) as {
+        paths: number;
+        uploads: number;
+        trusts: number;
+        follows: number;
+      };
       if (opts.json) return out(JSON.stringify(res));
       const paths = opts.force ? `${res.paths} path(s), ` : '';
-      out(`deleted slice ${orgName}/${name} (${paths}${res.trusts} link trust(s), ${res.follows} follow(s), ${res.uploads} upload record(s) removed)`);
+      out(
+        `deleted slice ${orgName}/${name} (${paths}${res.trusts} link trust(s), ${res.follows} follow(s), ${res.uploads} upload record(s) removed)`,
+      );
     });
 
   return { org, slice };

@@ -15,11 +15,21 @@ export function registerPinCommands(program: Command, ctx: CommandContext): void
     .addOption(orgOption())
     .option('--ttl <duration>', 'the pin expires after this long (e.g. 90d); default: never')
     .option('--json', 'print JSON')
-    .action(async (a: string | undefined, b: string | undefined, c: string | undefined, opts: Opts & { ttl?: string }) => {
-      const [orgName, name, storePath] = orgAndArgs(opts.org, [a, b, c], ['name', 'store-path']);
-      const res = await new FloeApi(clientOptions(opts)).addPin(orgName, { name: name!, storePath: storePath!, ...(opts.ttl ? { ttl: opts.ttl } : {}) });
-      out(opts.json ? JSON.stringify(res) : `pinned ${res.storePath} as ${orgName}/${res.name}${res.expiresAt ? ` until ${res.expiresAt}` : ''}`);
-    });
+    .action(
+      async (a: string | undefined, b: string | undefined, c: string | undefined, opts: Opts & { ttl?: string }) => {
+        const [orgName, name, storePath] = orgAndArgs(opts.org, [a, b, c], ['name', 'store-path']);
+        const res = await new FloeApi(clientOptions(opts)).addPin(orgName, {
+          name: name!,
+          storePath: storePath!,
+          ...(opts.ttl ? { ttl: opts.ttl } : {}),
+        });
+        out(
+          opts.json
+            ? JSON.stringify(res)
+            : `pinned ${res.storePath} as ${orgName}/${res.name}${res.expiresAt ? ` until ${res.expiresAt}` : ''}`,
+        );
+      },
+    );
   pin
     .command('list [org]')
     .addOption(ctx.serverOption())

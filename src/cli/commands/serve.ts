@@ -21,10 +21,16 @@ export function registerServeCommands(program: Command, ctx: CommandContext): vo
     .option('--data-dir <dir>', 'where Floe keeps its data (default: $FLOE_DATA_DIR or ./floe-data)')
     .option('--listen <host:port>', 'address to listen on (default: $FLOE_LISTEN or 127.0.0.1:8080)')
     .option('--public-url <url>', 'URL clients use to reach this server (default: $FLOE_PUBLIC_URL or from --listen)')
-    .option('--config <file>', 'JSON file of settings (keys: the FLOE_* names without FLOE_, lower case); variables win (default: $FLOE_CONFIG)')
+    .option(
+      '--config <file>',
+      'JSON file of settings (keys: the FLOE_* names without FLOE_, lower case); variables win (default: $FLOE_CONFIG)',
+    )
     .option('--print-config', 'print the effective settings (secrets redacted) and exit')
     .option('--check', 'check the settings and list the schema migrations a start would run, then exit')
-    .option('--workers <n>', 'processes sharing the port (default: $FLOE_WORKERS or one per core; 1 = a single process)')
+    .option(
+      '--workers <n>',
+      'processes sharing the port (default: $FLOE_WORKERS or one per core; 1 = a single process)',
+    )
     .action(async (opts: ServeFlags & { printConfig?: boolean; check?: boolean; workers?: string }) => {
       const { printConfig, check, workers: workersFlag, ...flags } = opts;
       const config = await serveConfig(flags);
@@ -45,9 +51,11 @@ export function registerServeCommands(program: Command, ctx: CommandContext): vo
         );
       if (workers > 1) {
         // The primary: it forks the workers, relays between them and handles the signals.
-        const ready = await superviseWorkers(config, workers, log, (code) => process.exit(code)).catch((err: unknown) => {
-          throw cannotStart(err);
-        });
+        const ready = await superviseWorkers(config, workers, log, (code) => process.exit(code)).catch(
+          (err: unknown) => {
+            throw cannotStart(err);
+          },
+        );
         installProcessGuard(log);
         printServing(ready, `${workers} worker processes`);
         return;
@@ -59,7 +67,12 @@ export function registerServeCommands(program: Command, ctx: CommandContext): vo
         throw cannotStart(err);
       }
       installProcessGuard(log);
-      const ready: WorkerReady = { floeWorker: 'ready', url: server.url, storageDescription: server.storageDescription, adminTokenFile: server.adminTokenFile };
+      const ready: WorkerReady = {
+        floeWorker: 'ready',
+        url: server.url,
+        storageDescription: server.storageDescription,
+        adminTokenFile: server.adminTokenFile,
+      };
       if (cluster.isWorker) process.send?.(ready);
       else printServing(ready, 'one process');
       // The first signal drains (requests in flight finish within FLOE_SHUTDOWN_GRACE_SECONDS);
@@ -68,7 +81,10 @@ export function registerServeCommands(program: Command, ctx: CommandContext): vo
       const stop = (signal: NodeJS.Signals) => {
         if (stopping) process.exit(1);
         stopping = true;
-        if (!cluster.isWorker) ctx.err(`floe: ${signal}: finishing requests in flight (up to ${config.shutdownGraceSeconds} s; ${signal} again to stop at once)`);
+        if (!cluster.isWorker)
+          ctx.err(
+            `floe: ${signal}: finishing requests in flight (up to ${config.shutdownGraceSeconds} s; ${signal} again to stop at once)`,
+          );
         server.close().then(
           () => process.exit(0),
           (err: unknown) => {
@@ -89,24 +105,39 @@ export function registerServeCommands(program: Command, ctx: CommandContext): vo
 
   program
     .command('migrate')
-    .description('copy an embedded installation (SQLite + files) to the backends configured by FLOE_DATABASE_URL and FLOE_S3_*, then verify it')
+    .description(
+      'copy an embedded installation (SQLite + files) to the backends configured by FLOE_DATABASE_URL and FLOE_S3_*, then verify it',
+    )
     .option('--from <data-dir>', 'data directory of the stopped embedded installation')
     .option('--data-dir <dir>', 'data directory for the new installation (spool, admin token)', './floe-data-scaled')
     .option('--status', 'only list the schema migrations floe serve would run on FLOE_DATABASE_URL or --data-dir')
     .action(async (opts: { from?: string; dataDir: string; status?: boolean }, cmd: Command) => {
-      if (opts.status) return printMigrationStatus(loadConfig(cmd.getOptionValueSource('dataDir') === 'default' ? {} : { dataDir: opts.dataDir }));
-      if (!opts.from) throw new CliError('say which installation to copy: floe migrate --from <data-dir> (or --status)');
+      if (opts.status)
+        return printMigrationStatus(
+          loadConfig(cmd.getOptionValueSource('dataDir') === 'default' ? {} : { dataDir: opts.dataDir }),
+        );
+      if (!opts.from)
+        throw new CliError('say which installation to copy: floe migrate --from <data-dir> (or --status)');
       const config = loadConfig({ dataDir: opts.dataDir });
-      if (!config.databaseUrl && !config.s3) throw new CliError('nothing to migrate to: set FLOE_DATABASE_URL and/or FLOE_S3_BUCKET (with FLOE_S3_ENDPOINT etc.)');
+      if (!config.databaseUrl && !config.s3)
+        throw new CliError(
+          'nothing to migrate to: set FLOE_DATABASE_URL and/or FLOE_S3_BUCKET (with FLOE_S3_ENDPOINT etc.)',
+        );
       try {
         await migrateInstallation(
           { dataDir: path.resolve(opts.from) },
-          { dataDir: config.dataDir, ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}), ...(config.s3 ? { s3: config.s3 } : {}) },
+          {
+            dataDir: config.dataDir,
+            ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
+            ...(config.s3 ? { s3: config.s3 } : {}),
+          },
           (line) => ctx.err(`floe migrate: ${line}`),
         );
       } catch (err) {
         throw new CliError(`migration failed: ${(err as Error).message}`);
       }
-      ctx.err('floe migrate: done. Start replicas with the same FLOE_DATABASE_URL, FLOE_S3_* and FLOE_PUBLIC_URL; existing tokens stay valid.');
+      ctx.err(
+        'floe migrate: done. Start replicas with the same FLOE_DATABASE_URL, FLOE_S3_* and FLOE_PUBLIC_URL; existing tokens stay valid.',
+      );
     });
 }

@@ -3,7 +3,11 @@ import type { Command } from 'commander';
 import { CliError, FloeApi, clientOptions, readCliConfig } from '../client.js';
 import type { CommandContext } from './context.js';
 
-const list = (text: string) => text.split(',').map((s) => s.trim()).filter(Boolean);
+const list = (text: string) =>
+  text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 const SCOPES = ['read', 'write', 'publish', 'admin'];
 
 interface CreateOpts {
@@ -38,7 +42,10 @@ export function registerTokenCommands(program: Command, ctx: CommandContext): { 
     .option('--ttl <duration>', 'lifetime, e.g. 30m, 1h, 7d', '24h')
     .option('--subject <name>', 'who or what the token is for (shown in logs; default: its creator and purpose)')
     .option('--description <text>', 'free-form note')
-    .option('--deploy <outputs...>', 'deploy-only device token: reads exactly the closures of these outputs, e.g. acme/ethercalc/*#nixosConfigurations.web')
+    .option(
+      '--deploy <outputs...>',
+      'deploy-only device token: reads exactly the closures of these outputs, e.g. acme/ethercalc/*#nixosConfigurations.web',
+    )
     .option('--cidr <cidrs>', 'comma-separated addresses/CIDRs the token may be used from')
     .option('--country <codes>', 'comma-separated ISO country codes the token may be used from')
     .option('--json', 'print JSON with id and expiry')
@@ -85,16 +92,24 @@ export function registerTokenCommands(program: Command, ctx: CommandContext): { 
     .option('--all', 'include expired and revoked tokens')
     .option('--json', 'print JSON')
     .action(async (opts: { server?: string; org?: string; subject?: string; all?: boolean; json?: boolean }) => {
-      const q = new URLSearchParams({ ...(opts.subject ? { subject: opts.subject } : {}), ...(opts.all ? { all: '1' } : {}) });
+      const q = new URLSearchParams({
+        ...(opts.subject ? { subject: opts.subject } : {}),
+        ...(opts.all ? { all: '1' } : {}),
+      });
       const res = await new FloeApi(clientOptions(opts)).tokens(orgOf(opts.org), q);
       if (opts.json) return out(JSON.stringify(res.tokens));
-      for (const t of res.tokens) out(`${t.id}  ${t.subject}  ${t.scopes.join(',')}  expires ${t.expiresAt}${t.revokedAt ? `  revoked ${t.revokedAt}` : ''}`);
+      for (const t of res.tokens)
+        out(
+          `${t.id}  ${t.subject}  ${t.scopes.join(',')}  expires ${t.expiresAt}${t.revokedAt ? `  revoked ${t.revokedAt}` : ''}`,
+        );
     });
 
   const keys = program.command('keys').description("the server's token keys and each org's Nix signing keys");
   keys
     .command('rotate')
-    .description("rotate an org's Nix signing key (--org, org admin: the old key keeps signing until retired), or the server's token key (server admin)")
+    .description(
+      "rotate an org's Nix signing key (--org, org admin: the old key keeps signing until retired), or the server's token key (server admin)",
+    )
     .addOption(ctx.serverOption())
     .option('--org <org>', "rotate this org's Nix signing key")
     .action(async (opts: { server?: string; org?: string }) => {

@@ -12,7 +12,9 @@ export function registerTrustCommands(program: Command, ctx: CommandContext): { 
   const trust = program.command('trust').description('declare which CI and IdP identities belong to an org');
   trust
     .command('add [org]')
-    .description('add a trust from flags (--provider github --owner-id 123 --ref refs/heads/main --scope read,write) or a JSON --spec')
+    .description(
+      'add a trust from flags (--provider github --owner-id 123 --ref refs/heads/main --scope read,write) or a JSON --spec',
+    )
     .addOption(ctx.serverOption())
     .addOption(orgOption())
     .option('--spec <json-or-@file>', 'the trust as JSON, or @path to a JSON file')
@@ -45,7 +47,8 @@ export function registerTrustCommands(program: Command, ctx: CommandContext): { 
         spec = trustSpecFromFlags(opts);
       }
       const res = await new FloeApi(clientOptions(opts)).addTrust(orgName, spec);
-      if (res.status === 'pending') out(`trust ${res.id} is pending: ${res.message ?? 'it waits for the server admin'}`);
+      if (res.status === 'pending')
+        out(`trust ${res.id} is pending: ${res.message ?? 'it waits for the server admin'}`);
       else out(`added trust ${res.id}: tokens from ${res.issuer} with audience ${res.audience}`);
     });
   trust

@@ -19,11 +19,19 @@ const MAX_DEBUGINFO_BYTES = 4096;
 /** PURE: the document Nix writes, field by field. */
 export function checkDebugInfo(buildId: string, value: unknown): { archive: string; member: string } {
   if (!BUILD_ID.test(buildId)) throw new InvalidInput('debuginfo', 'expected debuginfo/<40 hex digits of a build id>');
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new InvalidInput('debuginfo', 'expected a JSON object');
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new InvalidInput('debuginfo', 'expected a JSON object');
   const { archive, member } = value as Record<string, unknown>;
-  if (typeof archive !== 'string' || !ARCHIVE.test(archive)) throw new InvalidInput('debuginfo archive', 'expected "../nar/<file name>"');
-  if (typeof member !== 'string' || !MEMBER.test(member)) throw new InvalidInput('debuginfo member', 'expected "lib/debug/.build-id/<2 hex>/<38 hex>.debug"');
-  if (member.slice('lib/debug/.build-id/'.length).replace('/', '').replace(/\.debug$/, '') !== buildId.slice(0, 40)) {
+  if (typeof archive !== 'string' || !ARCHIVE.test(archive))
+    throw new InvalidInput('debuginfo archive', 'expected "../nar/<file name>"');
+  if (typeof member !== 'string' || !MEMBER.test(member))
+    throw new InvalidInput('debuginfo member', 'expected "lib/debug/.build-id/<2 hex>/<38 hex>.debug"');
+  if (
+    member
+      .slice('lib/debug/.build-id/'.length)
+      .replace('/', '')
+      .replace(/\.debug$/, '') !== buildId.slice(0, 40)
+  ) {
     throw new InvalidInput('debuginfo member', `${JSON.stringify(member)} is not the file of build id ${buildId}`);
   }
   return { archive, member };

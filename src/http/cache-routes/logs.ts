@@ -99,7 +99,8 @@ function upTo(size: number) {
 function decodedBody(req: IncomingMessage): AsyncIterable<Buffer> {
   const encoding = contentEncoding(req.headers);
   const kind = encoding === '' ? 'none' : compressionFromName(encoding === 'x-gzip' ? 'gzip' : encoding);
-  if (!kind) throw new InvalidInput('Content-Encoding', `unsupported encoding ${JSON.stringify(encoding.slice(0, 40))}`);
+  if (!kind)
+    throw new InvalidInput('Content-Encoding', `unsupported encoding ${JSON.stringify(encoding.slice(0, 40))}`);
   const wire = new PassThrough();
   let received = 0;
   req.on('data', (chunk: Buffer) => {

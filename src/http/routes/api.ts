@@ -60,8 +60,14 @@ function storePathArg(text: string): StorePathBase {
 const createOrgBody = z.object({ name: z.string() });
 const createSliceBody = z.object({ name: z.string(), public: z.boolean().optional(), inView: z.boolean().optional() });
 const updateSliceBody = z
-  .object({ public: z.boolean().optional(), inView: z.boolean().optional(), priority: z.number().int().min(0).max(1_000_000).optional() })
-  .refine((b) => b.public !== undefined || b.inView !== undefined || b.priority !== undefined, { message: 'give public, inView or priority' });
+  .object({
+    public: z.boolean().optional(),
+    inView: z.boolean().optional(),
+    priority: z.number().int().min(0).max(1_000_000).optional(),
+  })
+  .refine((b) => b.public !== undefined || b.inView !== undefined || b.priority !== undefined, {
+    message: 'give public, inView or priority',
+  });
 const createTokenBody = z.object({
   org: z.string(),
   scopes: z.array(z.enum(['read', 'write', 'publish', 'admin'])).min(1),
@@ -73,10 +79,16 @@ const createTokenBody = z.object({
   deploy: z.array(z.string().max(500)).min(1).max(50).optional(),
   /** Network limits carried by the token itself. */
   cidrs: z.array(z.string().max(64)).max(100).optional(),
-  countries: z.array(z.string().regex(/^[A-Za-z]{2}$/, 'an ISO 3166 two-letter country code')).max(250).optional(),
+  countries: z
+    .array(z.string().regex(/^[A-Za-z]{2}$/, 'an ISO 3166 two-letter country code'))
+    .max(250)
+    .optional(),
 });
 /** Splits a `<JSON line>\n<NAR bytes>` body without buffering the NAR. */
-async function splitFirstLine(req: IncomingMessage, maxLine: number): Promise<{ line: string; rest: AsyncIterable<Buffer> }> {
+async function splitFirstLine(
+  req: IncomingMessage,
+  maxLine: number,
+): Promise<{ line: string; rest: AsyncIterable<Buffer> }> {
   const it = (req as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   let buf = Buffer.alloc(0);
   for (;;) {
@@ -109,7 +121,12 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
    * of the org (without it, it is org-wide, which a slice-limited admin token may not do: the
    * guardrails decide).
    */
-  const requireOrg = async (p: Principal, orgName: string, action: Action, slices?: readonly string[]): Promise<Org> => {
+  const requireOrg = async (
+    p: Principal,
+    orgName: string,
+    action: Action,
+    slices?: readonly string[],
+  ): Promise<Org> => {
     const org = await deps.orgs.findOrg(orgName);
     const resource: OrgResource | undefined = org && { type: 'org', org: { id: org.id, name: org.name } };
     // A hint names only what the caller knows exists: its own token's org (anyone), or any org (the server admin).
@@ -120,7 +137,9 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     if (!org || !resource) {
       if (p.kind === 'server-admin') {
         const near = closestName(orgName, await deps.orgs.orgNames());
-        throw new NotFoundWithReason(`no org named ${JSON.stringify(orgName)}${near ? ` (did you mean ${JSON.stringify(near)}?)` : ''}`);
+        throw new NotFoundWithReason(
+          `no org named ${JSON.stringify(orgName)}${near ? ` (did you mean ${JSON.stringify(near)}?)` : ''}`,
+        );
       }
       throw new Forbidden(`not allowed to manage org ${JSON.stringify(orgName)}${ownOrgHint()}`);
     }
@@ -128,7 +147,9 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     if (!d.allowed) {
       // One message for "no such org" and "not yours"; the reason only for the org's own tokens.
       const own = p.kind === 'token' && p.org.id === org.id;
-      throw new Forbidden(`not allowed to manage org ${JSON.stringify(orgName)}${own ? `: ${d.reason}` : ownOrgHint()}`);
+      throw new Forbidden(
+        `not allowed to manage org ${JSON.stringify(orgName)}${own ? `: ${d.reason}` : ownOrgHint()}`,
+      );
     }
     return org;
   };
@@ -146,42 +167,104 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     return { kind: 'slice', slice: s };
   };
 
-  authRoutes(api, { exchange: deps.exchange, tokens: deps.tokens, limits: deps.limits, publicUrl: deps.publicUrl, requireOrg, requireServerAdmin, audit: deps.audit });
-  policyRoutes(api, { policies: deps.policies, signers: deps.signers, audit: deps.audit, orgs: deps.orgs, limits: deps.limits, requireOrg, requireServerAdmin });
+  authRoutes(api, {
+    exchange: deps.exchange,
+    tokens: deps.tokens,
+    limits: deps.limits,
+    publicUrl: deps.publicUrl,
+    requireOrg,
+    requireServerAdmin,
+    audit: deps.audit,
+  });
+  policyRoutes(api, {
+    policies: deps.policies,
+    signers: deps.signers,
+    audit: deps.audit,
+    orgs: deps.orgs,
+    limits: deps.limits,
+    requireOrg,
+    requireServerAdmin,
+  });
   storageRoutes(api, { ...deps.storage, limits: deps.limits, requireOrg, requireServerAdmin, audit: deps.audit });
-  sourceRoutes(api, { sources: deps.sources, keys: deps.orgKeys, cache: deps.cache, limits: deps.limits, audit: deps.audit, requireOrg, requireServerAdmin, findOrg: (name) => deps.orgs.findOrg(name), findSlice: (org, slice) => deps.orgs.findSlice(org, slice), mayRead: (p, slice) => deps.authorizer.authorize(p, 'cache.read', slice, {}, { quiet: true }).allowed });
+  sourceRoutes(api, {
+    sources: deps.sources,
+    keys: deps.orgKeys,
+    cache: deps.cache,
+    limits: deps.limits,
+    audit: deps.audit,
+    requireOrg,
+    requireServerAdmin,
+    findOrg: (name) => deps.orgs.findOrg(name),
+    findSlice: (org, slice) => deps.orgs.findSlice(org, slice),
+    mayRead: (p, slice) => deps.authorizer.authorize(p, 'cache.read', slice, {}, { quiet: true }).allowed,
+  });
 
   api.post('/orgs', async (c) => {
     requireServerAdmin(c.get('principal'), 'creating orgs');
     const body = parseBody(createOrgBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
     const org = await deps.orgs.createOrg(body.name);
-    await deps.audit.appendNow({ principal: c.get('principal'), action: 'org.create', target: `org ${org.name}`, orgId: org.id });
+    await deps.audit.appendNow({
+      principal: c.get('principal'),
+      action: 'org.create',
+      target: `org ${org.name}`,
+      orgId: org.id,
+    });
     return c.json({ name: org.name, id: org.id, slices: ['default'] }, 201);
   });
 
   api.get('/orgs/:org', async (c) => {
     const org = await requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
     const slices = await deps.orgs.listSlices(org);
-    return c.json({ name: org.name, id: org.id, createdAt: org.createdAt, slices: slices.map((s) => ({ name: s.name, public: s.public })) });
+    return c.json({
+      name: org.name,
+      id: org.id,
+      createdAt: org.createdAt,
+      slices: slices.map((s) => ({ name: s.name, public: s.public })),
+    });
   });
 
   api.post('/orgs/:org/slices', async (c) => {
     const org = await requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
     const body = parseBody(createSliceBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
     const slice = await deps.orgs.createSlice(org, body.name, body.public ?? false, body.inView ?? false);
-    await deps.audit.appendNow({ principal: c.get('principal'), action: 'slice.create', target: `slice ${org.name}/${slice.name}`, orgId: org.id, detail: { public: slice.public, inView: body.inView ?? false } });
-    return c.json({ org: org.name, name: slice.name, public: slice.public, inView: body.inView ?? false, url: `${deps.publicUrl()}/cache/${org.name}/${slice.name}` }, 201);
+    await deps.audit.appendNow({
+      principal: c.get('principal'),
+      action: 'slice.create',
+      target: `slice ${org.name}/${slice.name}`,
+      orgId: org.id,
+      detail: { public: slice.public, inView: body.inView ?? false },
+    });
+    return c.json(
+      {
+        org: org.name,
+        name: slice.name,
+        public: slice.public,
+        inView: body.inView ?? false,
+        url: `${deps.publicUrl()}/cache/${org.name}/${slice.name}`,
+      },
+      201,
+    );
   });
 
   api.patch('/orgs/:org/slices/:slice', async (c) => {
     const name = c.req.param('slice');
     const org = await requireOrg(c.get('principal'), c.req.param('org'), 'org.admin', [name]);
     const body = parseBody(updateSliceBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
-    if (body.public !== undefined && !(await deps.orgs.setSliceVisibility(org, name, body.public))) throw new NotFound();
+    if (body.public !== undefined && !(await deps.orgs.setSliceVisibility(org, name, body.public)))
+      throw new NotFound();
     if (body.inView !== undefined || body.priority !== undefined) {
-      await deps.sources.setSliceView(org, name, { ...(body.inView !== undefined ? { inView: body.inView } : {}), ...(body.priority !== undefined ? { priority: body.priority } : {}) });
+      await deps.sources.setSliceView(org, name, {
+        ...(body.inView !== undefined ? { inView: body.inView } : {}),
+        ...(body.priority !== undefined ? { priority: body.priority } : {}),
+      });
     }
-    await deps.audit.appendNow({ principal: c.get('principal'), action: 'slice.update', target: `slice ${org.name}/${name}`, orgId: org.id, detail: body });
+    await deps.audit.appendNow({
+      principal: c.get('principal'),
+      action: 'slice.update',
+      target: `slice ${org.name}/${name}`,
+      orgId: org.id,
+      detail: body,
+    });
     const settings = (await deps.sources.sliceSettings(org)).find((x) => x.name === name);
     if (!settings) throw new NotFound();
     return c.json({ org: org.name, ...settings });
@@ -199,7 +282,13 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     const removed = await deps.orgs.deleteSlice(org, name);
     await deps.sources.sliceDeleted(org.id);
     const detail = { ...removed, ...(force ? { force: true, paths } : {}) };
-    await deps.audit.appendNow({ principal: c.get('principal'), action: 'slice.delete', target: `slice ${org.name}/${name}`, orgId: org.id, detail });
+    await deps.audit.appendNow({
+      principal: c.get('principal'),
+      action: 'slice.delete',
+      target: `slice ${org.name}/${name}`,
+      orgId: org.id,
+      detail,
+    });
     return c.json({ org: org.name, name, deleted: true, paths, ...removed });
   });
 
@@ -218,32 +307,75 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
       if (unknown.length) throw new InvalidInput('slices', `no such slice in ${org.name}: ${unknown.join(', ')}`);
     }
     // Never longer-lived than the caller's own token (the server admin excepted).
-    const ttlSeconds = ttlWithinCreator(p, body.ttl !== undefined ? parseTtl(body.ttl) : undefined, parseTtl('24h'), Math.floor(Date.now() / 1000));
+    const ttlSeconds = ttlWithinCreator(
+      p,
+      body.ttl !== undefined ? parseTtl(body.ttl) : undefined,
+      parseTtl('24h'),
+      Math.floor(Date.now() / 1000),
+    );
     const deploy = body.deploy?.map((g) => parseDeployGrant(g, org.name));
     // A default subject that says who minted the token and what for, so logs and lists tell tokens apart.
     const purpose = deploy ? 'deploy' : [...new Set(body.scopes)].join('+') + (slices ? ` on ${slices.join(',')}` : '');
     const subject = body.subject ?? `created-by:${p.subject} for ${purpose}`;
-    if (deploy?.some((g) => g.org !== org.name)) throw new InvalidInput('deploy', `a device token of ${org.name} can only name ${org.name}'s flakes`);
+    if (deploy?.some((g) => g.org !== org.name))
+      throw new InvalidInput('deploy', `a device token of ${org.name} can only name ${org.name}'s flakes`);
     // Deploy-only tokens read, nothing else, whatever scopes were asked for.
     const scopes = deploy ? (['read'] as Scope[]) : ([...new Set(body.scopes)] as Scope[]);
     const bad = (body.cidrs ?? []).filter((cidr) => !isValidCidr(cidr));
     if (bad.length) throw new InvalidInput('cidrs', `not an address or CIDR: ${bad.join(', ')}`);
     // Never wider than the caller's own token.
-    const network = boundByCreator(p, { ...(body.cidrs || body.countries ? { network: { cidrs: body.cidrs ?? [], countries: (body.countries ?? []).map((x) => x.toUpperCase()) } } : {}) }, cidrWithin);
+    const network = boundByCreator(
+      p,
+      {
+        ...(body.cidrs || body.countries
+          ? { network: { cidrs: body.cidrs ?? [], countries: (body.countries ?? []).map((x) => x.toUpperCase()) } }
+          : {}),
+      },
+      cidrWithin,
+    );
     const minted = await deps.tokens.mint({
       subject,
       ttlSeconds,
-      ...(body.description ? { description: body.description } : deploy ? { description: `deploy-only: ${body.deploy!.join(', ')}` } : {}),
-      grant: { org: { id: org.id, name: org.name }, scopes, slices: deploy ? null : slices, ...(deploy ? { deploy } : {}), ...(network ? { network } : {}) },
+      ...(body.description
+        ? { description: body.description }
+        : deploy
+          ? { description: `deploy-only: ${body.deploy!.join(', ')}` }
+          : {}),
+      grant: {
+        org: { id: org.id, name: org.name },
+        scopes,
+        slices: deploy ? null : slices,
+        ...(deploy ? { deploy } : {}),
+        ...(network ? { network } : {}),
+      },
     });
     await deps.audit.appendNow({
       principal: p,
       action: 'token.create',
       target: `token ${minted.id}`,
       orgId: org.id,
-      detail: { subject, scopes, slices, expiresAt: minted.expiresAt.toISOString(), ...(deploy ? { deploy: body.deploy } : {}), ...(network ? { network } : {}) },
+      detail: {
+        subject,
+        scopes,
+        slices,
+        expiresAt: minted.expiresAt.toISOString(),
+        ...(deploy ? { deploy: body.deploy } : {}),
+        ...(network ? { network } : {}),
+      },
     });
-    return c.json({ token: minted.token, id: minted.id, org: org.name, scopes, slices: deploy ? null : slices, ...(deploy ? { deploy: body.deploy } : {}), ...(network ? { network } : {}), expiresAt: minted.expiresAt.toISOString() }, 201);
+    return c.json(
+      {
+        token: minted.token,
+        id: minted.id,
+        org: org.name,
+        scopes,
+        slices: deploy ? null : slices,
+        ...(deploy ? { deploy: body.deploy } : {}),
+        ...(network ? { network } : {}),
+        expiresAt: minted.expiresAt.toISOString(),
+      },
+      201,
+    );
   });
 
   api.delete('/tokens/:id', async (c) => {
@@ -255,11 +387,19 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
       const org = row.org_id && p.kind === 'token' && p.org.id === row.org_id ? p.org : undefined;
       // A slice-limited admin revokes only tokens limited to its slices.
       const slices = row.slices ? (JSON.parse(row.slices) as string[]) : undefined;
-      const d = org ? deps.authorizer.authorize(p, 'org.admin', { type: 'org', org }, slices ? { adminSlices: slices } : {}) : { allowed: false, reason: 'not your org' };
+      const d = org
+        ? deps.authorizer.authorize(p, 'org.admin', { type: 'org', org }, slices ? { adminSlices: slices } : {})
+        : { allowed: false, reason: 'not your org' };
       if (!d.allowed) throw new Forbidden(`not allowed to revoke this token: ${d.reason}`);
     }
     await deps.tokens.revoke(id);
-    await deps.audit.appendNow({ principal: p, action: 'token.revoke', target: `token ${id}`, orgId: row.org_id, detail: { subject: row.subject } });
+    await deps.audit.appendNow({
+      principal: p,
+      action: 'token.revoke',
+      target: `token ${id}`,
+      orgId: row.org_id,
+      detail: { subject: row.subject },
+    });
     return c.json({ id, revoked: true });
   });
 
@@ -268,20 +408,22 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
   api.get('/cache/info', async (c) => {
     const url = `${deps.publicUrl()}/cache`;
     const org = c.req.query('org');
-    const keys = org !== undefined ? await deps.cache.orgPublicKeys(org) : await deps.cache.publicKeysFor(c.get('principal'));
+    const keys =
+      org !== undefined ? await deps.cache.orgPublicKeys(org) : await deps.cache.publicKeysFor(c.get('principal'));
     if (keys === undefined) throw new NotFound();
     return c.json({
       substituter: url,
       publicKey: keys.join(' '),
       publicKeys: keys,
-      nixConf: `extra-substituters = ${url}\n${keys.length ? `extra-trusted-public-keys = ${keys.join(' ')}\n` : '# no trusted keys: this caller\'s view holds no slice (log in first)\n'}`,
+      nixConf: `extra-substituters = ${url}\n${keys.length ? `extra-trusted-public-keys = ${keys.join(' ')}\n` : "# no trusted keys: this caller's view holds no slice (log in first)\n"}`,
     });
   });
 
   const missing = async (c: import('hono').Context<AppEnv>, view: CacheView) => {
     const target = await deps.cache.uploads.writeTarget(c.get('principal'), view); // refuse before reading the body
     const body = parseBody(missingRequest, await readJson(c.env.incoming, 16 * deps.limits.maxSmallBodyBytes));
-    if (body.paths.length > deps.limits.maxBatchPaths) throw new InvalidInput('paths', `at most ${deps.limits.maxBatchPaths} per request`);
+    if (body.paths.length > deps.limits.maxBatchPaths)
+      throw new InvalidInput('paths', `at most ${deps.limits.maxBatchPaths} per request`);
     const paths = body.paths.map(storePathArg);
     const plan = await deps.cache.uploads.missingPaths(c.get('principal'), target, paths);
     return c.json({
@@ -291,7 +433,9 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     });
   };
   api.post('/cache/missing', (c) => missing(c, { kind: 'unified' }));
-  api.post('/cache/:org/:slice/missing', async (c) => missing(c, await sliceView(c.get('principal'), c.req.param('org'), c.req.param('slice'))));
+  api.post('/cache/:org/:slice/missing', async (c) =>
+    missing(c, await sliceView(c.get('principal'), c.req.param('org'), c.req.param('slice'))),
+  );
 
   const upload = async (c: import('hono').Context<AppEnv>, view: CacheView) => {
     const p = c.get('principal');
@@ -315,28 +459,30 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     const declared = compressionFromName(String(c.req.header('x-floe-compression') ?? ''));
     const { result, nar } = await deps.cache.uploads
       .uploadPath(
-      p,
-      target,
-      {
-        storePath: storePathArg(info.storePath),
-        narHash,
-        narSize: info.narSize,
-        references: info.references.map(storePathArg),
-        ...(info.deriver ? { deriver: storePathArg(info.deriver) } : {}),
-        ...(info.ca ? { ca: info.ca } : {}),
-        sigs: info.sigs ?? [],
-        ...(info.fields?.length ? { extraFields: info.fields } : {}),
-      },
-      rest,
-      declared,
-      controller.signal,
-    )
+        p,
+        target,
+        {
+          storePath: storePathArg(info.storePath),
+          narHash,
+          narSize: info.narSize,
+          references: info.references.map(storePathArg),
+          ...(info.deriver ? { deriver: storePathArg(info.deriver) } : {}),
+          ...(info.ca ? { ca: info.ca } : {}),
+          sigs: info.sigs ?? [],
+          ...(info.fields?.length ? { extraFields: info.fields } : {}),
+        },
+        rest,
+        declared,
+        controller.signal,
+      )
       .catch((err: unknown) => {
         // The body watchdog answered 408 and closed the connection: a client matter, logged as one.
-        if (c.env.outgoing.writableEnded && !(err instanceof FloeError)) throw new InvalidInput('body', 'stalled; answered 408 already');
+        if (c.env.outgoing.writableEnded && !(err instanceof FloeError))
+          throw new InvalidInput('body', 'stalled; answered 408 already');
         // Counted like `PUT nar/` uploads: `floe push` sends everything this way.
         deps.metrics.inc('floe_uploads_total', { result: 'rejected' });
-        if (err instanceof FloeError && err.code !== 'unauthenticated' && err.code !== 'forbidden') deps.metrics.uploadVerificationFailed(err.code);
+        if (err instanceof FloeError && err.code !== 'unauthenticated' && err.code !== 'forbidden')
+          deps.metrics.uploadVerificationFailed(err.code);
         throw err;
       });
     deps.metrics.inc('floe_uploads_total', { result: 'accepted' });
@@ -351,7 +497,9 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     return c.json(answer, result === 'created' ? 201 : 200);
   };
   api.put('/cache/paths', (c) => upload(c, { kind: 'unified' }));
-  api.put('/cache/:org/:slice/paths', async (c) => upload(c, await sliceView(c.get('principal'), c.req.param('org'), c.req.param('slice'))));
+  api.put('/cache/:org/:slice/paths', async (c) =>
+    upload(c, await sliceView(c.get('principal'), c.req.param('org'), c.req.param('slice'))),
+  );
 
   return api;
 }

@@ -26,24 +26,61 @@ export interface AuthRouteDeps {
 }
 
 /** Runs a login and records it, refused or not, in the audit trail. */
-async function audited(deps: AuthRouteDeps, p: Principal, method: string, run: () => Promise<ExchangeResult>): Promise<ExchangeResult> {
+async function audited(
+  deps: AuthRouteDeps,
+  p: Principal,
+  method: string,
+  run: () => Promise<ExchangeResult>,
+): Promise<ExchangeResult> {
   try {
     const result = await run();
-    deps.audit.append({ principal: p, action: 'auth.login', target: result.subject, orgId: result.orgId, outcome: 'allow', reason: `${method} login`, detail: { tokenId: result.id, trustId: result.trustId, scopes: result.scopes, expiresAt: result.expiresAt.toISOString() } });
+    deps.audit.append({
+      principal: p,
+      action: 'auth.login',
+      target: result.subject,
+      orgId: result.orgId,
+      outcome: 'allow',
+      reason: `${method} login`,
+      detail: {
+        tokenId: result.id,
+        trustId: result.trustId,
+        scopes: result.scopes,
+        expiresAt: result.expiresAt.toISOString(),
+      },
+    });
     return result;
   } catch (err) {
-    deps.audit.append({ principal: p, action: 'auth.login', target: method, orgId: null, outcome: 'deny', reason: err instanceof Error ? err.message : String(err) });
+    deps.audit.append({
+      principal: p,
+      action: 'auth.login',
+      target: method,
+      orgId: null,
+      outcome: 'deny',
+      reason: err instanceof Error ? err.message : String(err),
+    });
     // Why each trust refused it goes to the log of the org that declared the trust, and only there.
     if (err instanceof LoginRefused) {
       const byOrg = new Map<string, string[]>();
       for (const r of err.orgReasons) byOrg.set(r.orgId, [...(byOrg.get(r.orgId) ?? []), r.reason]);
-      for (const [orgId, reasons] of byOrg) deps.audit.append({ principal: p, action: 'auth.login', target: method, orgId, outcome: 'deny', reason: reasons.slice(0, 10).join('; ') });
+      for (const [orgId, reasons] of byOrg)
+        deps.audit.append({
+          principal: p,
+          action: 'auth.login',
+          target: method,
+          orgId,
+          outcome: 'deny',
+          reason: reasons.slice(0, 10).join('; '),
+        });
     }
     throw err;
   }
 }
 
-const exchangeBody = z.object({ token: z.string().min(1).max(16_384), org: z.string().optional(), ttl: z.string().optional() });
+const exchangeBody = z.object({
+  token: z.string().min(1).max(16_384),
+  org: z.string().optional(),
+  ttl: z.string().optional(),
+});
 const revokeBody = z.object({ subject: z.string().min(1) });
 const awsBody = z.object({
   url: z.string().max(500),
@@ -55,7 +92,15 @@ const awsBody = z.object({
 });
 
 function showTrust(t: StoredTrust) {
-  return { id: t.id, org: t.orgName, issuer: t.issuer, audience: t.audience, createdAt: t.createdAt, status: t.status, ...t.spec };
+  return {
+    id: t.id,
+    org: t.orgName,
+    issuer: t.issuer,
+    audience: t.audience,
+    createdAt: t.createdAt,
+    status: t.status,
+    ...t.spec,
+  };
 }
 
 export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
@@ -80,7 +125,15 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
       }),
     );
     return c.json(
-      { token: result.token, id: result.id, org: result.org, scopes: result.scopes, slices: result.slices, subject: result.subject, expiresAt: result.expiresAt.toISOString() },
+      {
+        token: result.token,
+        id: result.id,
+        org: result.org,
+        scopes: result.scopes,
+        slices: result.slices,
+        subject: result.subject,
+        expiresAt: result.expiresAt.toISOString(),
+      },
       201,
     );
   });
@@ -94,7 +147,15 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
       ),
     );
     return c.json(
-      { token: result.token, id: result.id, org: result.org, scopes: result.scopes, slices: result.slices, subject: result.subject, expiresAt: result.expiresAt.toISOString() },
+      {
+        token: result.token,
+        id: result.id,
+        org: result.org,
+        scopes: result.scopes,
+        slices: result.slices,
+        subject: result.subject,
+        expiresAt: result.expiresAt.toISOString(),
+      },
       201,
     );
   });
@@ -105,7 +166,15 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
     // The server admin token lives in the data dir and is not a login: it stays.
     if (p.kind !== 'token') return c.json({ revoked: false });
     await deps.tokens.revoke(p.tokenId);
-    deps.audit.append({ principal: p, action: 'auth.logout', target: p.subject, orgId: p.org.id, outcome: 'event', reason: 'floe logout', detail: { tokenId: p.tokenId } });
+    deps.audit.append({
+      principal: p,
+      action: 'auth.logout',
+      target: p.subject,
+      orgId: p.org.id,
+      outcome: 'event',
+      reason: 'floe logout',
+      detail: { tokenId: p.tokenId },
+    });
     return c.json({ revoked: true, id: p.tokenId });
   });
 
@@ -138,10 +207,20 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
     const problem = typeof issuer === 'string' ? issuerUrlProblem(issuer) : undefined;
     if (problem) throw new InvalidInput('trust.issuer', `the issuer URL ${problem}`);
     const trust = await deps.exchange.addTrust(org, input);
-    await deps.audit.appendNow({ principal: c.get('principal'), action: 'trust.add', target: `trust ${trust.id}`, orgId: org.id, detail: { provider: trust.spec.provider, issuer: trust.issuer, status: trust.status } });
+    await deps.audit.appendNow({
+      principal: c.get('principal'),
+      action: 'trust.add',
+      target: `trust ${trust.id}`,
+      orgId: org.id,
+      detail: { provider: trust.spec.provider, issuer: trust.issuer, status: trust.status },
+    });
     if (trust.status === 'pending') {
       return c.json(
-        { ...showTrust(trust), message: 'this identity is already trusted by another org on this server: the trust does nothing until the server admin approves the overlap (floe trust approve <id>)' },
+        {
+          ...showTrust(trust),
+          message:
+            'this identity is already trusted by another org on this server: the trust does nothing until the server admin approves the overlap (floe trust approve <id>)',
+        },
         202,
       );
     }
@@ -155,7 +234,13 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
   api.post('/trusts/:id/approve', async (c) => {
     deps.requireServerAdmin(c.get('principal'), 'approving an overlapping trust');
     const trust = await deps.exchange.approveTrust(c.req.param('id'));
-    await deps.audit.appendNow({ principal: c.get('principal'), action: 'trust.approve', target: `trust ${trust.id}`, orgId: trust.orgId, detail: { provider: trust.spec.provider, issuer: trust.issuer } });
+    await deps.audit.appendNow({
+      principal: c.get('principal'),
+      action: 'trust.approve',
+      target: `trust ${trust.id}`,
+      orgId: trust.orgId,
+      detail: { provider: trust.spec.provider, issuer: trust.issuer },
+    });
     return c.json(showTrust(trust));
   });
   api.get('/orgs/:org/trusts', async (c) => {
@@ -165,14 +250,22 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
   api.delete('/orgs/:org/trusts/:id', async (c) => {
     const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
     await deps.exchange.removeTrust(org, c.req.param('id'));
-    await deps.audit.appendNow({ principal: c.get('principal'), action: 'trust.remove', target: `trust ${c.req.param('id')}`, orgId: org.id });
+    await deps.audit.appendNow({
+      principal: c.get('principal'),
+      action: 'trust.remove',
+      target: `trust ${c.req.param('id')}`,
+      orgId: org.id,
+    });
     return c.json({ id: c.req.param('id'), removed: true });
   });
 
   api.get('/orgs/:org/tokens', async (c) => {
     const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
     const subject = c.req.query('subject');
-    const rows = await deps.tokens.list(org.id, { ...(subject ? { subject } : {}), includeInactive: c.req.query('all') === '1' });
+    const rows = await deps.tokens.list(org.id, {
+      ...(subject ? { subject } : {}),
+      includeInactive: c.req.query('all') === '1',
+    });
     return c.json({
       tokens: rows.map((r) => ({
         id: r.id,
@@ -191,7 +284,13 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
     const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
     const body = parseBody(revokeBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
     const revoked = await deps.tokens.revokeSubject(org.id, body.subject);
-    await deps.audit.appendNow({ principal: c.get('principal'), action: 'token.revoke', target: `subject ${body.subject}`, orgId: org.id, detail: { revoked } });
+    await deps.audit.appendNow({
+      principal: c.get('principal'),
+      action: 'token.revoke',
+      target: `subject ${body.subject}`,
+      orgId: org.id,
+      detail: { revoked },
+    });
     return c.json({ subject: body.subject, revoked });
   });
 }

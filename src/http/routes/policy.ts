@@ -38,7 +38,10 @@ const signerBody = z.object({ publicKey: z.string().max(200) });
 
 // Hypothetical addresses are parsed by the network guardrails: refuse what they cannot parse.
 const CIDR = z.string().max(50).refine(isValidCidr, 'expected an IP address or CIDR range');
-const IP_ADDRESS = z.string().max(50).refine((ip) => !ip.includes('/') && isValidCidr(ip), 'expected an IP address');
+const IP_ADDRESS = z
+  .string()
+  .max(50)
+  .refine((ip) => !ip.includes('/') && isValidCidr(ip), 'expected an IP address');
 const COUNTRY = z.string().regex(/^[A-Za-z]{2}$/, 'expected a two-letter country code');
 
 const testPrincipal = z.union([
@@ -46,13 +49,24 @@ const testPrincipal = z.union([
   z.object({
     org: z.string().optional(),
     subject: z.string().max(200).optional(),
-    scopes: z.array(z.enum(['read', 'write', 'publish', 'admin'])).min(1).optional(),
+    scopes: z
+      .array(z.enum(['read', 'write', 'publish', 'admin']))
+      .min(1)
+      .optional(),
     slices: z.array(z.string()).nullable().optional(),
     authMethod: z.enum(['token', 'device', 'github', 'gitlab', 'aws', 'oidc']).optional(),
     lifetimeSeconds: z.number().int().positive().optional(),
-    identity: z.object({ provider: z.string(), issuer: z.string(), claims: z.record(z.string(), z.union([z.string(), z.array(z.string())])) }).optional(),
+    identity: z
+      .object({
+        provider: z.string(),
+        issuer: z.string(),
+        claims: z.record(z.string(), z.union([z.string(), z.array(z.string())])),
+      })
+      .optional(),
     network: z.object({ cidrs: z.array(CIDR).max(100), countries: z.array(COUNTRY).max(300) }).optional(),
-    deploy: z.array(z.object({ org: z.string(), flake: z.string(), requirement: z.string(), attr: z.string() })).optional(),
+    deploy: z
+      .array(z.object({ org: z.string(), flake: z.string(), requirement: z.string(), attr: z.string() }))
+      .optional(),
   }),
 ]);
 const testCase = z.object({
@@ -65,10 +79,22 @@ const testCase = z.object({
     z.object({ org: z.literal(true) }),
   ]),
   client: z.object({ ip: IP_ADDRESS.optional(), country: COUNTRY.optional() }).optional(),
-  facts: z.object({ inDeployClosure: z.boolean().optional(), deployFlake: z.boolean().optional(), narinfoSignatures: z.array(z.string()).optional() }).optional(),
+  facts: z
+    .object({
+      inDeployClosure: z.boolean().optional(),
+      deployFlake: z.boolean().optional(),
+      narinfoSignatures: z.array(z.string()).optional(),
+    })
+    .optional(),
   expect: z.enum(['allow', 'deny']).optional(),
 });
-const testBody = z.object({ source: z.string().max(256 * 1024).optional(), cases: z.array(testCase).min(1).max(1000) });
+const testBody = z.object({
+  source: z
+    .string()
+    .max(256 * 1024)
+    .optional(),
+  cases: z.array(testCase).min(1).max(1000),
+});
 
 export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
   api.get('/policy/schema', (c) => c.text(CEDAR_SCHEMA, 200, { 'Content-Type': 'text/plain; charset=utf-8' }));
@@ -83,7 +109,11 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
     const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
     const body = parseBody(validateBody, await readJson(c.env.incoming, MAX_POLICY_BODY));
     const result = validatePolicyFile(body.source, org.name);
-    return c.json({ valid: result.problems.length === 0, policyIds: Object.keys(result.policies), problems: result.problems });
+    return c.json({
+      valid: result.problems.length === 0,
+      policyIds: Object.keys(result.policies),
+      problems: result.problems,
+    });
   });
 
   api.put('/orgs/:org/policies', async (c) => {
@@ -92,11 +122,30 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
     const body = parseBody(applyBody, await readJson(c.env.incoming, MAX_POLICY_BODY));
     try {
       const v = await deps.policies.apply(org, body.source, describePrincipal(p), body.message);
-      await deps.audit.appendNow({ principal: p, action: 'policy.apply', target: `${org.name} policies v${v.version}`, orgId: org.id, detail: { version: v.version, sha256: v.sha256, policyIds: v.policyIds, ...(body.message ? { message: body.message } : {}) } });
+      await deps.audit.appendNow({
+        principal: p,
+        action: 'policy.apply',
+        target: `${org.name} policies v${v.version}`,
+        orgId: org.id,
+        detail: {
+          version: v.version,
+          sha256: v.sha256,
+          policyIds: v.policyIds,
+          ...(body.message ? { message: body.message } : {}),
+        },
+      });
       return c.json(v, 201);
     } catch (err) {
       if (err instanceof InvalidPolicy) {
-        deps.audit.append({ principal: p, action: 'policy.apply', target: `${org.name} policies`, orgId: org.id, outcome: 'deny', reason: 'policies did not validate', detail: { problems: err.problems.slice(0, 20) } });
+        deps.audit.append({
+          principal: p,
+          action: 'policy.apply',
+          target: `${org.name} policies`,
+          orgId: org.id,
+          outcome: 'deny',
+          reason: 'policies did not validate',
+          detail: { problems: err.problems.slice(0, 20) },
+        });
         return c.json({ error: 'invalid_policy', message: err.message, problems: err.problems }, 400);
       }
       throw err;
@@ -111,7 +160,11 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
   api.get('/orgs/:org/policies/versions/:version', async (c) => {
     const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
     const v = await deps.policies.get(org, Number(c.req.param('version')));
-    if (!v) return c.json({ error: 'not_found', message: `org ${org.name} has no policy version ${c.req.param('version')}` }, 404);
+    if (!v)
+      return c.json(
+        { error: 'not_found', message: `org ${org.name} has no policy version ${c.req.param('version')}` },
+        404,
+      );
     return c.json(v);
   });
 
@@ -120,7 +173,13 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
     const org = await deps.requireOrg(p, c.req.param('org'), 'org.admin');
     const body = parseBody(rollbackBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
     const v = await deps.policies.rollback(org, body.version, describePrincipal(p));
-    await deps.audit.appendNow({ principal: p, action: 'policy.rollback', target: `${org.name} policies v${v.version}`, orgId: org.id, detail: { version: v.version, from: body.version, sha256: v.sha256 } });
+    await deps.audit.appendNow({
+      principal: p,
+      action: 'policy.rollback',
+      target: `${org.name} policies v${v.version}`,
+      orgId: org.id,
+      detail: { version: v.version, from: body.version, sha256: v.sha256 },
+    });
     return c.json(v, 201);
   });
 
@@ -132,9 +191,15 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
     let orgSet: OrgPolicySet | undefined;
     if (body.source !== undefined) {
       const parsed = validatePolicyFile(body.source, org.name);
-      if (parsed.problems.length > 0) return c.json({ error: 'invalid_policy', message: new InvalidPolicy(parsed.problems).message, problems: parsed.problems }, 400);
+      if (parsed.problems.length > 0)
+        return c.json(
+          { error: 'invalid_policy', message: new InvalidPolicy(parsed.problems).message, problems: parsed.problems },
+          400,
+        );
       // One scratch id: evaluation below is synchronous, so no other request sees it half-made.
-      orgSet = Object.keys(parsed.policies).length ? { orgId: org.id, version: 0, set: new CedarPolicySet('candidate', parsed.policies) } : undefined;
+      orgSet = Object.keys(parsed.policies).length
+        ? { orgId: org.id, version: 0, set: new CedarPolicySet('candidate', parsed.policies) }
+        : undefined;
     } else {
       orgSet = deps.policies.forOrg(org.id);
     }
@@ -142,16 +207,28 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
     const otherOrgs = new Map<string, string>();
     for (const tc of body.cases) {
       const name = 'org' in tc.principal ? tc.principal.org : undefined;
-      if (name && name !== org.name && !otherOrgs.has(name)) otherOrgs.set(name, (await deps.orgs.findOrg(name))?.id ?? `unknown:${name}`);
+      if (name && name !== org.name && !otherOrgs.has(name))
+        otherOrgs.set(name, (await deps.orgs.findOrg(name))?.id ?? `unknown:${name}`);
     }
     const results = body.cases.map((tc, i) => {
       const principal = hypotheticalPrincipal(tc.principal, org, otherOrgs, tc.client, i);
       const resource = hypotheticalResource(tc.resource, org, slices);
       const d = decide(principal, tc.action, resource, (tc.facts ?? {}) as RequestFacts, orgSet);
       const decision = d.allowed ? 'allow' : 'deny';
-      return { name: tc.name ?? `case ${i + 1}`, decision, reason: d.reason, decidedBy: d.decidedBy, ...(tc.expect ? { expected: tc.expect, pass: tc.expect === decision } : {}) };
+      return {
+        name: tc.name ?? `case ${i + 1}`,
+        decision,
+        reason: d.reason,
+        decidedBy: d.decidedBy,
+        ...(tc.expect ? { expected: tc.expect, pass: tc.expect === decision } : {}),
+      };
     });
-    return c.json({ policyVersion: body.source !== undefined ? 'candidate' : (orgSet?.version ?? 0), passed: results.filter((r) => r.pass !== false).length, failed: results.filter((r) => r.pass === false).length, results });
+    return c.json({
+      policyVersion: body.source !== undefined ? 'candidate' : (orgSet?.version ?? 0),
+      passed: results.filter((r) => r.pass !== false).length,
+      failed: results.filter((r) => r.pass === false).length,
+      results,
+    });
   });
 
   // ---- trusted signing keys (what `context.narinfoSignatures` verifies against) ----
@@ -165,14 +242,25 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
     const org = await deps.requireOrg(p, c.req.param('org'), 'org.admin');
     const body = parseBody(signerBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
     const signer = await deps.signers.add(org, body.publicKey, describePrincipal(p));
-    await deps.audit.appendNow({ principal: p, action: 'signer.add', target: `signer ${org.name}/${signer.name}`, orgId: org.id, detail: { publicKey: signer.publicKey } });
+    await deps.audit.appendNow({
+      principal: p,
+      action: 'signer.add',
+      target: `signer ${org.name}/${signer.name}`,
+      orgId: org.id,
+      detail: { publicKey: signer.publicKey },
+    });
     return c.json(signer, 201);
   });
   api.delete('/orgs/:org/signers/:name', async (c) => {
     const p = c.get('principal');
     const org = await deps.requireOrg(p, c.req.param('org'), 'org.admin');
     await deps.signers.remove(org, c.req.param('name'));
-    await deps.audit.appendNow({ principal: p, action: 'signer.remove', target: `signer ${org.name}/${c.req.param('name')}`, orgId: org.id });
+    await deps.audit.appendNow({
+      principal: p,
+      action: 'signer.remove',
+      target: `signer ${org.name}/${c.req.param('name')}`,
+      orgId: org.id,
+    });
     return c.json({ name: c.req.param('name'), removed: true });
   });
 
@@ -181,7 +269,8 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
   const auditQuery = (c: import('hono').Context<AppEnv>) => {
     const q = (k: string) => c.req.query(k) || undefined;
     const outcome = q('outcome');
-    if (outcome !== undefined && !['allow', 'deny', 'event'].includes(outcome)) throw new InvalidInput('outcome', 'one of allow, deny, event');
+    if (outcome !== undefined && !['allow', 'deny', 'event'].includes(outcome))
+      throw new InvalidInput('outcome', 'one of allow, deny, event');
     const after = queryInt('after', q('after'), { min: 0, max: Number.MAX_SAFE_INTEGER });
     const limit = queryInt('limit', q('limit'), { min: 1, max: 5000 });
     const since = queryTime('since', q('since'));
@@ -200,7 +289,9 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
     await deps.audit.flush();
     const entries = await deps.audit.query({ ...auditQuery(c), ...(orgId !== undefined ? { orgId } : {}) });
     if (c.req.query('format') === 'jsonl') {
-      return c.body(entries.map((e) => JSON.stringify(e)).join('\n') + (entries.length ? '\n' : ''), 200, { 'Content-Type': 'application/x-ndjson' });
+      return c.body(entries.map((e) => JSON.stringify(e)).join('\n') + (entries.length ? '\n' : ''), 200, {
+        'Content-Type': 'application/x-ndjson',
+      });
     }
     return c.json({ entries, next: entries.length ? entries.at(-1)!.seq : null });
   };
@@ -219,7 +310,8 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
     const seq = c.req.query('seq');
     const hash = c.req.query('hash');
     if ((seq === undefined) !== (hash === undefined)) throw new InvalidInput('anchor', 'give both seq and hash');
-    if (seq !== undefined && (!/^\d{1,15}$/.test(seq) || !/^[0-9a-f]{64}$/.test(hash!))) throw new InvalidInput('anchor', 'seq is a number, hash 64 hex digits');
+    if (seq !== undefined && (!/^\d{1,15}$/.test(seq) || !/^[0-9a-f]{64}$/.test(hash!)))
+      throw new InvalidInput('anchor', 'seq is a number, hash 64 hex digits');
     return c.json(await deps.audit.verify(seq !== undefined ? { seq: Number(seq), hash: hash! } : undefined));
   });
   api.get('/orgs/:org/reads', async (c) => {
@@ -227,11 +319,19 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
     await deps.audit.flush();
     const since = c.req.query('since');
     const actor = c.req.query('actor');
-    return c.json({ reads: await deps.audit.readSummary(org.id, { ...(since ? { since } : {}), ...(actor ? { actor } : {}) }) });
+    return c.json({
+      reads: await deps.audit.readSummary(org.id, { ...(since ? { since } : {}), ...(actor ? { actor } : {}) }),
+    });
   });
 }
 
-export function hypotheticalPrincipal(spec: z.infer<typeof testPrincipal>, org: Org, otherOrgs: Map<string, string>, client: { ip?: string; country?: string } | undefined, i: number): Principal {
+export function hypotheticalPrincipal(
+  spec: z.infer<typeof testPrincipal>,
+  org: Org,
+  otherOrgs: Map<string, string>,
+  client: { ip?: string; country?: string } | undefined,
+  i: number,
+): Principal {
   const c = { ip: client?.ip ?? '127.0.0.1', ...(client?.country ? { country: client.country.toUpperCase() } : {}) };
   if ('anonymous' in spec) return { kind: 'anonymous', client: c };
   const orgName = spec.org ?? org.name;
@@ -245,7 +345,8 @@ export function hypotheticalPrincipal(spec: z.infer<typeof testPrincipal>, org: 
     slices: spec.slices ?? null,
     issuedAt: now,
     expiresAt: now + (spec.lifetimeSeconds ?? 3600),
-    authMethod: spec.authMethod ?? (spec.deploy ? 'device' : spec.identity ? (spec.identity.provider as 'oidc') : 'token'),
+    authMethod:
+      spec.authMethod ?? (spec.deploy ? 'device' : spec.identity ? (spec.identity.provider as 'oidc') : 'token'),
     ...(spec.identity ? { identity: spec.identity } : {}),
     ...(spec.network ? { network: spec.network } : {}),
     ...(spec.deploy ? { deploy: spec.deploy } : {}),
@@ -253,12 +354,23 @@ export function hypotheticalPrincipal(spec: z.infer<typeof testPrincipal>, org: 
   };
 }
 
-export function hypotheticalResource(spec: z.infer<typeof testCase>['resource'], org: Org, slices: Map<string, { id: string; name: string; public: boolean }>): Resource {
+export function hypotheticalResource(
+  spec: z.infer<typeof testCase>['resource'],
+  org: Org,
+  slices: Map<string, { id: string; name: string; public: boolean }>,
+): Resource {
   const o = { id: org.id, name: org.name };
   if ('slice' in spec) {
     const s = slices.get(spec.slice);
-    return { type: 'slice', org: o, slice: s ? { id: s.id, name: s.name, public: s.public } : { id: `test:${spec.slice}`, name: spec.slice, public: false } };
+    return {
+      type: 'slice',
+      org: o,
+      slice: s
+        ? { id: s.id, name: s.name, public: s.public }
+        : { id: `test:${spec.slice}`, name: spec.slice, public: false },
+    };
   }
-  if ('flake' in spec) return { type: 'flake', org: o, flake: { name: spec.flake, visibility: spec.visibility ?? 'private' } };
+  if ('flake' in spec)
+    return { type: 'flake', org: o, flake: { name: spec.flake, visibility: spec.visibility ?? 'private' } };
   return { type: 'org', org: o };
 }

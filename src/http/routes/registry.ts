@@ -53,15 +53,29 @@ export function registryRoutes(app: Hono<AppEnv>, deps: RegistryRouteDeps): void
 
   // ---- Nix: lockable tarballs ----------------------------------------------------------------
   app.on(['GET', 'HEAD'], '/f/pinned/:org/:flake/:version/:id/source.tar.gz', async (c) => {
-    const release = await deps.registry.release(c.get('principal'), c.req.param('org'), c.req.param('flake'), c.req.param('id'));
+    const release = await deps.registry.release(
+      c.get('principal'),
+      c.req.param('org'),
+      c.req.param('flake'),
+      c.req.param('id'),
+    );
     if (!release || release.version.text !== c.req.param('version')) return missResponse();
     const etag = `"${release.tarballKey.replace(/^tarball-|\.tar\.gz$/g, '')}"`;
-    const headers = { ETag: etag, 'Cache-Control': 'private, max-age=31536000, immutable', 'Content-Type': 'application/gzip', Link: immutableLink(base(), release) };
+    const headers = {
+      ETag: etag,
+      'Cache-Control': 'private, max-age=31536000, immutable',
+      'Content-Type': 'application/gzip',
+      Link: immutableLink(base(), release),
+    };
     if (c.req.header('if-none-match') === etag) return c.body(null, 304, headers);
-    if (c.req.method === 'HEAD') return c.body(null, 200, { ...headers, 'Content-Length': String(release.tarballSize) });
+    if (c.req.method === 'HEAD')
+      return c.body(null, 200, { ...headers, 'Content-Length': String(release.tarballSize) });
     const read = await deps.registry.openTarball(release);
     if (!read) return missResponse();
-    return new Response(Readable.toWeb(read.body) as ReadableStream, { status: 200, headers: { ...headers, 'Content-Length': String(release.tarballSize) } });
+    return new Response(Readable.toWeb(read.body) as ReadableStream, {
+      status: 200,
+      headers: { ...headers, 'Content-Length': String(release.tarballSize) },
+    });
   });
 
   /** Resolves a requirement and redirects to the immutable release; `*` when none is given. */
@@ -69,7 +83,11 @@ export function registryRoutes(app: Hono<AppEnv>, deps: RegistryRouteDeps): void
     const req = (c.req.param('req') ?? '*').replace(/\.tar\.gz$/, '');
     const release = await deps.registry.resolve(c.get('principal'), c.req.param('org')!, c.req.param('flake')!, req);
     if (!release) return missResponse();
-    return c.body(null, 302, { Location: pinnedUrl(base(), release), Link: immutableLink(base(), release), 'Cache-Control': 'no-store' });
+    return c.body(null, 302, {
+      Location: pinnedUrl(base(), release),
+      Link: immutableLink(base(), release),
+      'Cache-Control': 'no-store',
+    });
   };
   app.on(['GET', 'HEAD'], '/f/:org/:flake/:req', resolveAndRedirect);
   app.on(['GET', 'HEAD'], '/f/:org/:flake', resolveAndRedirect);
@@ -77,18 +95,33 @@ export function registryRoutes(app: Hono<AppEnv>, deps: RegistryRouteDeps): void
   // ---- flakehub-push --------------------------------------------------------------------------
   app.get('/token/status', (c) => {
     const p = c.get('principal');
-    if (p.kind === 'anonymous') throw new Unauthenticated('send a Floe token (or a CI identity exchanged for one) as Bearer');
-    return c.json({ token_type: p.kind, org: p.kind === 'token' ? p.org.name : null, subject: p.subject, expires_at: p.kind === 'token' && p.expiresAt ? new Date(p.expiresAt * 1000).toISOString() : null });
+    if (p.kind === 'anonymous')
+      throw new Unauthenticated('send a Floe token (or a CI identity exchanged for one) as Bearer');
+    return c.json({
+      token_type: p.kind,
+      org: p.kind === 'token' ? p.org.name : null,
+      subject: p.subject,
+      expires_at: p.kind === 'token' && p.expiresAt ? new Date(p.expiresAt * 1000).toISOString() : null,
+    });
   });
   app.post('/upload/*', async (c) => {
     // /upload/{org}/{flake}/{version}/{len}/{sha256 as standard base64, which may contain "/"}
     const rest = c.req.path.slice('/upload/'.length).split('/');
-    if (rest.length < 5) throw new InvalidInput('upload path', 'expected /upload/{org}/{flake}/{version}/{size}/{sha256-base64}');
+    if (rest.length < 5)
+      throw new InvalidInput('upload path', 'expected /upload/{org}/{flake}/{version}/{size}/{sha256-base64}');
     const [org, flake, version, len] = rest.map((s) => decodeSegment(s));
     const digest = Buffer.from(decodeSegment(rest.slice(4).join('/')), 'base64');
-    if (digest.length !== 32) throw new InvalidInput('upload path', 'the last segment must be the base64 SHA-256 of the tarball');
+    if (digest.length !== 32)
+      throw new InvalidInput('upload path', 'the last segment must be the base64 SHA-256 of the tarball');
     const readMetadata = () => readJson(c.env.incoming, 2 * deps.limits.maxSmallBodyBytes);
-    const staged = await deps.registry.stage(c.get('principal'), { org: org!, flake: flake!, version: version!, size: Number(len), sha256: digest.toString('hex'), readMetadata });
+    const staged = await deps.registry.stage(c.get('principal'), {
+      org: org!,
+      flake: flake!,
+      version: version!,
+      size: Number(len),
+      sha256: digest.toString('hex'),
+      readMetadata,
+    });
     return c.json({ s3_upload_url: `${base()}/api/v1/release-uploads/${staged.id}`, uuid: staged.id });
   });
   app.put('/api/v1/release-uploads/:id', async (c) => {
@@ -112,7 +145,10 @@ export function registryRoutes(app: Hono<AppEnv>, deps: RegistryRouteDeps): void
   app.get('/api/v1/search', async (c) => {
     const q = c.req.query('q') ?? '';
     if (q.length > 200) throw new InvalidInput('q', 'at most 200 characters');
-    const limit = Math.min(queryInt('limit', c.req.query('limit'), { min: 1, max: Number.MAX_SAFE_INTEGER }) ?? 50, 500);
+    const limit = Math.min(
+      queryInt('limit', c.req.query('limit'), { min: 1, max: Number.MAX_SAFE_INTEGER }) ?? 50,
+      500,
+    );
     return c.json({ results: await deps.registry.listFlakes(c.get('principal'), { query: q, limit }) });
   });
   app.get('/api/v1/flake-orgs', async (c) => {
@@ -120,23 +156,42 @@ export function registryRoutes(app: Hono<AppEnv>, deps: RegistryRouteDeps): void
     const flakes = await deps.registry.listFlakes(c.get('principal'), { limit: 500_000 });
     const counts = new Map<string, number>();
     for (const f of flakes) counts.set(f.org, (counts.get(f.org) ?? 0) + 1);
-    return c.json({ orgs: [...counts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, flakes]) => ({ name, flakes })) });
+    return c.json({
+      orgs: [...counts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, flakes]) => ({ name, flakes })),
+    });
   });
   app.get('/api/v1/orgs/:org/flakes', async (c) => {
-    return c.json({ flakes: await deps.registry.listFlakes(c.get('principal'), { org: c.req.param('org'), limit: 500 }) });
+    return c.json({
+      flakes: await deps.registry.listFlakes(c.get('principal'), { org: c.req.param('org'), limit: 500 }),
+    });
   });
   app.get('/api/v1/flakes/:org/:flake/releases', async (c) => {
     const all = await deps.registry.releases(c.get('principal'), c.req.param('org'), c.req.param('flake'));
     if (!all) throw new NotFound();
-    return c.json({ org: c.req.param('org'), flake: c.req.param('flake'), releases: all.map((r) => showRelease(base(), r)) });
+    return c.json({
+      org: c.req.param('org'),
+      flake: c.req.param('flake'),
+      releases: all.map((r) => showRelease(base(), r)),
+    });
   });
   app.get('/api/v1/flakes/:org/:flake/resolve/:req', async (c) => {
-    const r = await deps.registry.resolve(c.get('principal'), c.req.param('org'), c.req.param('flake'), c.req.param('req'));
+    const r = await deps.registry.resolve(
+      c.get('principal'),
+      c.req.param('org'),
+      c.req.param('flake'),
+      c.req.param('req'),
+    );
     if (!r) throw new NotFound();
     return c.json(showRelease(base(), r));
   });
   app.get('/api/v1/flakes/:org/:flake/resolve/:req/output/:attr', async (c) => {
-    const r = await deps.registry.resolveOutput(c.get('principal'), c.req.param('org'), c.req.param('flake'), c.req.param('req'), c.req.param('attr'));
+    const r = await deps.registry.resolveOutput(
+      c.get('principal'),
+      c.req.param('org'),
+      c.req.param('flake'),
+      c.req.param('req'),
+      c.req.param('attr'),
+    );
     return c.json({ ...showRelease(base(), r.release), attribute: c.req.param('attr'), storePath: r.storePath });
   });
   app.post('/api/v1/flakes/:org/:flake/releases/:version/yank', async (c) => {

@@ -39,9 +39,22 @@ const trustBody = z.object({ from: z.string().max(100) });
 const globalBody = z.object({ priority: priority.nullable() });
 
 export function sourceRoutes(api: Hono<AppEnv>, deps: SourceRouteDeps): void {
-  const body = async <T>(c: import('hono').Context<AppEnv>, schema: z.ZodType<T>): Promise<T> => parseBody(schema, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
-  const audit = (c: import('hono').Context<AppEnv>, org: Org, action: string, target: string, detail?: Record<string, unknown>) =>
-    deps.audit.appendNow({ principal: c.get('principal'), action, target, orgId: org.id, ...(detail ? { detail } : {}) });
+  const body = async <T>(c: import('hono').Context<AppEnv>, schema: z.ZodType<T>): Promise<T> =>
+    parseBody(schema, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
+  const audit = (
+    c: import('hono').Context<AppEnv>,
+    org: Org,
+    action: string,
+    target: string,
+    detail?: Record<string, unknown>,
+  ) =>
+    deps.audit.appendNow({
+      principal: c.get('principal'),
+      action,
+      target,
+      orgId: org.id,
+      ...(detail ? { detail } : {}),
+    });
 
   api.get('/orgs/:org/sources', async (c) => {
     const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
@@ -52,7 +65,14 @@ export function sourceRoutes(api: Hono<AppEnv>, deps: SourceRouteDeps): void {
     const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
     const b = await body(c, followBody);
     const p = c.get('principal');
-    const follow = await deps.sources.follow(org, b, await deps.findSlice(b.org, b.slice), b.priority ?? 100, describePrincipal(p), (slice) => deps.mayRead(p, slice));
+    const follow = await deps.sources.follow(
+      org,
+      b,
+      await deps.findSlice(b.org, b.slice),
+      b.priority ?? 100,
+      describePrincipal(p),
+      (slice) => deps.mayRead(p, slice),
+    );
     await audit(c, org, 'view.follow', `slice ${b.org}/${b.slice}`, { priority: follow.priority });
     return c.json(follow, 201);
   });
@@ -68,14 +88,20 @@ export function sourceRoutes(api: Hono<AppEnv>, deps: SourceRouteDeps): void {
   api.post('/orgs/:org/slices/:slice/trusts', async (c) => {
     await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin', [c.req.param('slice')]); // before the body
     const b = await body(c, trustBody);
-    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin', [c.req.param('slice'), b.from]);
+    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin', [
+      c.req.param('slice'),
+      b.from,
+    ]);
     await deps.sources.trustSlice(org, c.req.param('slice'), b.from, describePrincipal(c.get('principal')));
     await audit(c, org, 'slice.trust', `slice ${org.name}/${c.req.param('slice')}`, { from: b.from });
     return c.json({ slice: c.req.param('slice'), trusts: b.from }, 201);
   });
 
   api.delete('/orgs/:org/slices/:slice/trusts/:from', async (c) => {
-    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin', [c.req.param('slice'), c.req.param('from')]);
+    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin', [
+      c.req.param('slice'),
+      c.req.param('from'),
+    ]);
     await deps.sources.untrustSlice(org, c.req.param('slice'), c.req.param('from'));
     await audit(c, org, 'slice.untrust', `slice ${org.name}/${c.req.param('slice')}`, { from: c.req.param('from') });
     return c.json({ removed: true });
@@ -98,7 +124,16 @@ export function sourceRoutes(api: Hono<AppEnv>, deps: SourceRouteDeps): void {
     const org = await deps.findOrg(c.req.param('org'));
     if (!org) throw new NotFound();
     const keys = await deps.keys.list(org);
-    return c.json({ org: org.name, keys: keys.map((k) => ({ name: k.name, publicKey: k.publicKey, state: k.state, createdAt: k.createdAt, retiredAt: k.retiredAt })) });
+    return c.json({
+      org: org.name,
+      keys: keys.map((k) => ({
+        name: k.name,
+        publicKey: k.publicKey,
+        state: k.state,
+        createdAt: k.createdAt,
+        retiredAt: k.retiredAt,
+      })),
+    });
   });
 
   api.post('/orgs/:org/keys/rotate', async (c) => {
@@ -106,7 +141,12 @@ export function sourceRoutes(api: Hono<AppEnv>, deps: SourceRouteDeps): void {
     const key = await deps.keys.rotate(org);
     const resigned = await deps.cache.resignOrg(org.id);
     await audit(c, org, 'key.rotate', `org ${org.name}`, { key: key.name, resigned });
-    return c.json({ org: org.name, active: key, resigned, keys: (await deps.keys.list(org)).filter((k) => k.state !== 'retired').map((k) => k.publicKey) });
+    return c.json({
+      org: org.name,
+      active: key,
+      resigned,
+      keys: (await deps.keys.list(org)).filter((k) => k.state !== 'retired').map((k) => k.publicKey),
+    });
   });
 
   api.post('/orgs/:org/keys/:name/retire', async (c) => {
@@ -114,7 +154,11 @@ export function sourceRoutes(api: Hono<AppEnv>, deps: SourceRouteDeps): void {
     await deps.keys.retire(org, c.req.param('name'));
     const resigned = await deps.cache.resignOrg(org.id);
     await audit(c, org, 'key.retire', `org ${org.name}`, { key: c.req.param('name'), resigned });
-    return c.json({ org: org.name, retired: c.req.param('name'), resigned, keys: (await deps.keys.list(org)).filter((k) => k.state !== 'retired').map((k) => k.publicKey) });
+    return c.json({
+      org: org.name,
+      retired: c.req.param('name'),
+      resigned,
+      keys: (await deps.keys.list(org)).filter((k) => k.state !== 'retired').map((k) => k.publicKey),
+    });
   });
 }
-

@@ -45,29 +45,61 @@ const upstreamBody = z.object({
 const pinBody = z.object({ name: z.string(), storePath: z.string(), ttl: z.string().optional() });
 const amount = z.union([z.string(), z.number().int().nonnegative(), z.null()]);
 const settingsBody = z.object({ retention: amount.optional(), quota: amount.optional() });
-const gcBody = z.object({ dryRun: z.boolean().optional(), grace: z.union([z.string(), z.number().int().nonnegative()]).optional() });
+const gcBody = z.object({
+  dryRun: z.boolean().optional(),
+  grace: z.union([z.string(), z.number().int().nonnegative()]).optional(),
+});
 
 export function storageRoutes(api: Hono<AppEnv>, deps: StorageDeps): void {
   const requireAdmin = deps.requireServerAdmin;
-  const body = async <T>(c: import('hono').Context<AppEnv>, schema: z.ZodType<T>): Promise<T> => parseBody(schema, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
+  const body = async <T>(c: import('hono').Context<AppEnv>, schema: z.ZodType<T>): Promise<T> =>
+    parseBody(schema, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
 
   // ---- upstreams (server-wide) ----
   api.get('/upstreams', async (c) => {
     requireAdmin(c.get('principal'), 'listing upstreams');
     const list = await deps.upstreams.list();
-    return c.json({ upstreams: list.map((u) => ({ name: u.name, url: u.url, publicKeys: u.publicKeys, pullThrough: u.pullThrough, priority: u.priority })) });
+    return c.json({
+      upstreams: list.map((u) => ({
+        name: u.name,
+        url: u.url,
+        publicKeys: u.publicKeys,
+        pullThrough: u.pullThrough,
+        priority: u.priority,
+      })),
+    });
   });
   api.post('/upstreams', async (c) => {
     requireAdmin(c.get('principal'), 'adding upstreams');
     const b = await body(c, upstreamBody);
-    const u = await deps.upstreams.add({ name: b.name, url: b.url, publicKeys: b.publicKeys, ...(b.pullThrough !== undefined ? { pullThrough: b.pullThrough } : {}), ...(b.priority !== undefined ? { priority: b.priority } : {}) });
-    await deps.audit.appendNow({ principal: c.get('principal'), action: 'upstream.add', target: `upstream ${u.name}`, orgId: null, detail: { url: u.url, publicKeys: u.publicKeys, pullThrough: u.pullThrough } });
-    return c.json({ name: u.name, url: u.url, publicKeys: u.publicKeys, pullThrough: u.pullThrough, priority: u.priority }, 201);
+    const u = await deps.upstreams.add({
+      name: b.name,
+      url: b.url,
+      publicKeys: b.publicKeys,
+      ...(b.pullThrough !== undefined ? { pullThrough: b.pullThrough } : {}),
+      ...(b.priority !== undefined ? { priority: b.priority } : {}),
+    });
+    await deps.audit.appendNow({
+      principal: c.get('principal'),
+      action: 'upstream.add',
+      target: `upstream ${u.name}`,
+      orgId: null,
+      detail: { url: u.url, publicKeys: u.publicKeys, pullThrough: u.pullThrough },
+    });
+    return c.json(
+      { name: u.name, url: u.url, publicKeys: u.publicKeys, pullThrough: u.pullThrough, priority: u.priority },
+      201,
+    );
   });
   api.delete('/upstreams/:name', async (c) => {
     requireAdmin(c.get('principal'), 'removing upstreams');
     await deps.upstreams.remove(c.req.param('name'));
-    await deps.audit.appendNow({ principal: c.get('principal'), action: 'upstream.remove', target: `upstream ${c.req.param('name')}`, orgId: null });
+    await deps.audit.appendNow({
+      principal: c.get('principal'),
+      action: 'upstream.remove',
+      target: `upstream ${c.req.param('name')}`,
+      orgId: null,
+    });
     return c.json({ name: c.req.param('name'), removed: true });
   });
 
@@ -87,13 +119,24 @@ export function storageRoutes(api: Hono<AppEnv>, deps: StorageDeps): void {
       ...(b.ttl ? { ttlSeconds: parseDuration(b.ttl, 'ttl') } : {}),
       createdBy: p.kind === 'token' ? p.subject : p.kind,
     });
-    await deps.audit.appendNow({ principal: p, action: 'pin.add', target: `pin ${org.name}/${b.name}`, orgId: org.id, detail: { storePath: `/nix/store/${storePath}`, ...(b.ttl ? { ttl: b.ttl } : {}) } });
+    await deps.audit.appendNow({
+      principal: p,
+      action: 'pin.add',
+      target: `pin ${org.name}/${b.name}`,
+      orgId: org.id,
+      detail: { storePath: `/nix/store/${storePath}`, ...(b.ttl ? { ttl: b.ttl } : {}) },
+    });
     return c.json(pin, 201);
   });
   api.delete('/orgs/:org/pins/:name', async (c) => {
     const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
     await deps.retention.unpin(org, c.req.param('name'));
-    await deps.audit.appendNow({ principal: c.get('principal'), action: 'pin.remove', target: `pin ${org.name}/${c.req.param('name')}`, orgId: org.id });
+    await deps.audit.appendNow({
+      principal: c.get('principal'),
+      action: 'pin.remove',
+      target: `pin ${org.name}/${c.req.param('name')}`,
+      orgId: org.id,
+    });
     return c.json({ name: c.req.param('name'), removed: true });
   });
 
@@ -105,7 +148,8 @@ export function storageRoutes(api: Hono<AppEnv>, deps: StorageDeps): void {
   api.get('/orgs/:org/usage/history', async (c) => {
     const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
     const days = Number(c.req.query('days') ?? 30);
-    if (!Number.isInteger(days) || days < 1 || days > 3660) throw new InvalidInput('days', 'a whole number of days from 1 to 3660');
+    if (!Number.isInteger(days) || days < 1 || days > 3660)
+      throw new InvalidInput('days', 'a whole number of days from 1 to 3660');
     return c.json({ org: org.name, days: await deps.history.history(org, days) });
   });
   api.patch('/orgs/:org/settings', async (c) => {
@@ -114,13 +158,21 @@ export function storageRoutes(api: Hono<AppEnv>, deps: StorageDeps): void {
     const b = await body(c, settingsBody);
     // Org admins choose how long their pushes stay; only the server admin hands out storage.
     if (b.quota !== undefined) requireAdmin(p, 'setting a quota');
-    const seconds = (v: string | number | null) => (v === null ? null : typeof v === 'number' ? v : parseDuration(v, 'retention'));
-    const bytes = (v: string | number | null) => (v === null ? null : typeof v === 'number' ? v : parseSize(v, 'quota'));
+    const seconds = (v: string | number | null) =>
+      v === null ? null : typeof v === 'number' ? v : parseDuration(v, 'retention');
+    const bytes = (v: string | number | null) =>
+      v === null ? null : typeof v === 'number' ? v : parseSize(v, 'quota');
     const settings = await deps.retention.updateSettings(org, {
       ...(b.retention !== undefined ? { retentionSeconds: seconds(b.retention) } : {}),
       ...(b.quota !== undefined ? { quotaBytes: bytes(b.quota) } : {}),
     });
-    await deps.audit.appendNow({ principal: p, action: 'org.settings', target: `org ${org.name}`, orgId: org.id, detail: { ...settings } });
+    await deps.audit.appendNow({
+      principal: p,
+      action: 'org.settings',
+      target: `org ${org.name}`,
+      orgId: org.id,
+      detail: { ...settings },
+    });
     return c.json({ org: org.name, ...settings });
   });
 
@@ -128,10 +180,29 @@ export function storageRoutes(api: Hono<AppEnv>, deps: StorageDeps): void {
   api.post('/gc', async (c) => {
     requireAdmin(c.get('principal'), 'garbage collection');
     const b = await body(c, gcBody);
-    const grace = b.grace === undefined ? deps.gcGraceSeconds : typeof b.grace === 'number' ? b.grace : parseDuration(b.grace, 'grace');
+    const grace =
+      b.grace === undefined
+        ? deps.gcGraceSeconds
+        : typeof b.grace === 'number'
+          ? b.grace
+          : parseDuration(b.grace, 'grace');
     if (grace > 365 * 86400) throw new InvalidInput('grace', 'at most a year');
     const report = await deps.gc.run({ dryRun: Boolean(b.dryRun), graceMs: grace * 1000 });
-    if (!b.dryRun) await deps.audit.appendNow({ principal: c.get('principal'), action: 'gc.run', target: 'garbage collection', orgId: null, detail: { graceSeconds: grace, roots: report.roots, paths: report.paths, nars: report.nars, orphanBlobs: report.orphanBlobs, expired: report.expired } });
+    if (!b.dryRun)
+      await deps.audit.appendNow({
+        principal: c.get('principal'),
+        action: 'gc.run',
+        target: 'garbage collection',
+        orgId: null,
+        detail: {
+          graceSeconds: grace,
+          roots: report.roots,
+          paths: report.paths,
+          nars: report.nars,
+          orphanBlobs: report.orphanBlobs,
+          expired: report.expired,
+        },
+      });
     return c.json(report);
   });
 }

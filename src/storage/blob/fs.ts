@@ -120,13 +120,19 @@ export class FsBlobStore implements BlobStore {
     const file = this.pathFor(key);
     const size = await this.size(key);
     if (size === undefined) return undefined;
-    const body = createReadStream(file, range ? { start: range.start, end: range.end, highWaterMark: 1024 * 1024 } : { highWaterMark: 1024 * 1024 });
+    const body = createReadStream(
+      file,
+      range ? { start: range.start, end: range.end, highWaterMark: 1024 * 1024 } : { highWaterMark: 1024 * 1024 },
+    );
     return { body, size };
   }
 
   /** Both directories must exist and be directories (a missing mount is not "empty"). */
   async check(): Promise<void> {
-    for (const [name, dir] of [['blobs', this.blobDir], ['tmp', this.tmpDir]] as const) {
+    for (const [name, dir] of [
+      ['blobs', this.blobDir],
+      ['tmp', this.tmpDir],
+    ] as const) {
       const ok = await stat(dir).then(
         (s) => s.isDirectory(),
         () => false,

@@ -11,7 +11,15 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { BlobInfo, BlobRead, BlobStore, BlobWriter } from '../types.js';
@@ -55,7 +63,11 @@ export class S3BlobStore implements BlobStore {
   ) {}
 
   static async open(config: S3BlobConfig): Promise<S3BlobStore> {
-    const clientConfig: S3ClientConfig = { region: config.region, forcePathStyle: config.forcePathStyle, requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS } };
+    const clientConfig: S3ClientConfig = {
+      region: config.region,
+      forcePathStyle: config.forcePathStyle,
+      requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS },
+    };
     if (config.endpoint) clientConfig.endpoint = config.endpoint;
     const client = new S3Client(clientConfig);
     try {
@@ -63,7 +75,10 @@ export class S3BlobStore implements BlobStore {
     } catch (err) {
       client.destroy();
       const why = isNotFound(err) ? 'the bucket does not exist' : (err as Error).message || (err as Error).name;
-      throw new Error(`cannot use S3 bucket ${JSON.stringify(config.bucket)}${config.endpoint ? ` at ${config.endpoint}` : ''}: ${why}. Check FLOE_S3_BUCKET, FLOE_S3_ENDPOINT and the AWS credentials.`, { cause: err });
+      throw new Error(
+        `cannot use S3 bucket ${JSON.stringify(config.bucket)}${config.endpoint ? ` at ${config.endpoint}` : ''}: ${why}. Check FLOE_S3_BUCKET, FLOE_S3_ENDPOINT and the AWS credentials.`,
+        { cause: err },
+      );
     }
     await mkdir(config.spoolDir, { recursive: true, mode: PRIVATE_DIR_MODE });
     await dropStaleSpool(config.spoolDir, config.sharedSpool);
@@ -103,7 +118,12 @@ export class S3BlobStore implements BlobStore {
           const exists = (await step('head', () => this.size(key))) !== undefined;
           const upload = new Upload({
             client: this.client,
-            params: { Bucket: this.config.bucket, Key: this.objectKey(exists ? scratch : key), Body: createReadStream(spool), ContentType: 'application/octet-stream' },
+            params: {
+              Bucket: this.config.bucket,
+              Key: this.objectKey(exists ? scratch : key),
+              Body: createReadStream(spool),
+              ContentType: 'application/octet-stream',
+            },
             partSize: 16 * 1024 * 1024,
             queueSize: 4,
           });
@@ -127,7 +147,11 @@ export class S3BlobStore implements BlobStore {
   async get(key: string, range?: { start: number; end: number }): Promise<BlobRead | undefined> {
     try {
       const res = await this.client.send(
-        new GetObjectCommand({ Bucket: this.config.bucket, Key: this.objectKey(key), ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }),
+        new GetObjectCommand({
+          Bucket: this.config.bucket,
+          Key: this.objectKey(key),
+          ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
+        }),
       );
       const total = range ? Number(/\/(\d+)$/.exec(res.ContentRange ?? '')?.[1] ?? NaN) : Number(res.ContentLength);
       return { body: res.Body as Readable, size: total };
@@ -139,7 +163,9 @@ export class S3BlobStore implements BlobStore {
 
   async size(key: string): Promise<number | undefined> {
     try {
-      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.config.bucket, Key: this.objectKey(key) }));
+      const res = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.config.bucket, Key: this.objectKey(key) }),
+      );
       return Number(res.ContentLength);
     } catch (err) {
       if (isNotFound(err)) return undefined;
@@ -148,17 +174,27 @@ export class S3BlobStore implements BlobStore {
   }
 
   async delete(key: string): Promise<void> {
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.config.bucket, Key: this.objectKey(key) })).catch((err: unknown) => {
-      throw unavailableOr(err);
-    });
+    await this.client
+      .send(new DeleteObjectCommand({ Bucket: this.config.bucket, Key: this.objectKey(key) }))
+      .catch((err: unknown) => {
+        throw unavailableOr(err);
+      });
   }
 
   async *list(): AsyncIterable<BlobInfo> {
     let token: string | undefined;
     do {
-      const res = await this.client.send(new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: this.config.prefix, ...(token ? { ContinuationToken: token } : {}) })).catch((err: unknown) => {
-        throw unavailableOr(err);
-      });
+      const res = await this.client
+        .send(
+          new ListObjectsV2Command({
+            Bucket: this.config.bucket,
+            Prefix: this.config.prefix,
+            ...(token ? { ContinuationToken: token } : {}),
+          }),
+        )
+        .catch((err: unknown) => {
+          throw unavailableOr(err);
+        });
       for (const o of res.Contents ?? []) {
         if (!o.Key) continue;
         const key = o.Key.slice(this.config.prefix.length);
@@ -172,7 +208,9 @@ export class S3BlobStore implements BlobStore {
 
   async redirectUrl(key: string): Promise<string | undefined> {
     if (this.config.presignSeconds <= 0) return undefined;
-    return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.config.bucket, Key: this.objectKey(key) }), { expiresIn: this.config.presignSeconds });
+    return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.config.bucket, Key: this.objectKey(key) }), {
+      expiresIn: this.config.presignSeconds,
+    });
   }
 
   traceCommits(observe: ((operation: string) => void) | undefined): void {

@@ -281,8 +281,14 @@ const migrations: Record<string, Migration> = {
     async up(db: Kysely<any>) {
       // Views: which slices a caller's `/cache` consults, in which order. Existing slices stay in
       // their org's view (as before the upgrade); new ones are created outside it.
-      await db.schema.alterTable('slices').addColumn('in_view', 'integer', (c) => c.notNull().defaultTo(1)).execute();
-      await db.schema.alterTable('slices').addColumn('priority', 'integer', (c) => c.notNull().defaultTo(100)).execute();
+      await db.schema
+        .alterTable('slices')
+        .addColumn('in_view', 'integer', (c) => c.notNull().defaultTo(1))
+        .execute();
+      await db.schema
+        .alterTable('slices')
+        .addColumn('priority', 'integer', (c) => c.notNull().defaultTo(100))
+        .execute();
       await db.schema.alterTable('slices').addColumn('global_priority', 'integer').execute();
       await db.schema
         .createTable('org_follows')
@@ -315,7 +321,10 @@ const migrations: Record<string, Migration> = {
         .execute();
       // Identity trusts are exclusive: the subject they claim, and whether an overlap awaits approval.
       await db.schema.alterTable('identity_trusts').addColumn('subject_key', 'text').execute();
-      await db.schema.alterTable('identity_trusts').addColumn('status', 'text', (c) => c.notNull().defaultTo('active')).execute();
+      await db.schema
+        .alterTable('identity_trusts')
+        .addColumn('status', 'text', (c) => c.notNull().defaultTo('active'))
+        .execute();
     },
   },
   '2026-12-01-400-realisations': {
@@ -331,7 +340,11 @@ const migrations: Record<string, Migration> = {
         .addPrimaryKeyConstraint('realisations_pk', ['slice_id', 'id'])
         .execute();
       await db.schema.createIndex('realisations_by_id').on('realisations').column('id').execute();
-      await db.schema.createIndex('realisations_by_out_path').on('realisations').columns(['slice_id', 'out_path']).execute();
+      await db.schema
+        .createIndex('realisations_by_out_path')
+        .on('realisations')
+        .columns(['slice_id', 'out_path'])
+        .execute();
     },
   },
   '2026-12-02-540-peers': {
@@ -374,7 +387,11 @@ const migrations: Record<string, Migration> = {
       // column stays nullable: a release published by an older replica during a rolling upgrade
       // has none, and resolution reads such rows too (see RegistryService.resolve).
       await db.schema.alterTable('releases').addColumn('version_sort', 'text').execute();
-      await db.schema.createIndex('releases_by_sort_key').on('releases').columns(['flake_id', 'version_sort']).execute();
+      await db.schema
+        .createIndex('releases_by_sort_key')
+        .on('releases')
+        .columns(['flake_id', 'version_sort'])
+        .execute();
       const rows: Array<{ id: string; version: string }> = await db
         .selectFrom('releases')
         .select(['id', 'version'])
@@ -467,6 +484,9 @@ export async function migrateToLatest(db: Kysely<any>): Promise<void> {
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {
-    throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${(error as Error)?.message ?? 'unknown error'}`, { cause: error });
+    throw new Error(
+      `database migration ${failed?.migrationName ?? ''} failed: ${(error as Error)?.message ?? 'unknown error'}`,
+      { cause: error },
+    );
   }
 }

@@ -58,7 +58,10 @@ export async function openPostgres(url: string, opts: { maxConnections?: number 
     const where = redactUrl(url);
     // The driver's own error, not the 503 text it was wrapped in (an AggregateError has no message).
     const cause = ((err as Error).cause ?? err) as NodeJS.ErrnoException;
-    throw new Error(`cannot connect to PostgreSQL at ${where}: ${cause.message || cause.code || String(cause)}. Check FLOE_DATABASE_URL and that the server is running.`, { cause: err });
+    throw new Error(
+      `cannot connect to PostgreSQL at ${where}: ${cause.message || cause.code || String(cause)}. Check FLOE_DATABASE_URL and that the server is running.`,
+      { cause: err },
+    );
   }
   return db;
 }
@@ -166,7 +169,12 @@ export class PgChangeFeed implements ChangeFeed {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, keepAlive: true, keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS });
+    const client = new pg.Client({
+      connectionString: this.url,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
+    });
     client.on('notification', (msg) => {
       if (msg.channel !== CHANNEL || !msg.payload) return;
       const colon = msg.payload.indexOf(':');

@@ -69,7 +69,8 @@ class ImmediateSqliteDialect extends SqliteDialect {
             raw.prepare('begin immediate').run();
             return;
           } catch (err) {
-            if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() - started > WRITE_LOCK_WAIT_MS) throw err;
+            if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() - started > WRITE_LOCK_WAIT_MS)
+              throw err;
           } finally {
             raw.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
           }

@@ -16,7 +16,12 @@ export function flakeCard(f: FlakeSummary): Html {
   </a>`;
 }
 
-export function homePage(ctx: PageContext, q: string, results: FlakeSummary[], orgs: Array<{ name: string; flakes: number }>): Html {
+export function homePage(
+  ctx: PageContext,
+  q: string,
+  results: FlakeSummary[],
+  orgs: Array<{ name: string; flakes: number }>,
+): Html {
   const searching = q.trim() !== '';
   return layout(
     ctx,
@@ -87,7 +92,9 @@ function inventoryTree(nodes: Record<string, InventoryNode>, depth = 0): Html {
 
 function inventoryOf(meta: ReleaseMetadata): Record<string, InventoryNode> {
   const outputs = meta.outputs as { inventory?: Record<string, InventoryNode> } | undefined;
-  return outputs && typeof outputs === 'object' && outputs.inventory && typeof outputs.inventory === 'object' ? outputs.inventory : {};
+  return outputs && typeof outputs === 'object' && outputs.inventory && typeof outputs.inventory === 'object'
+    ? outputs.inventory
+    : {};
 }
 
 function usage(publicUrl: string, org: string, flake: string, requirement: string): Html {
@@ -235,7 +242,7 @@ floe login github-action     # CI jobs: no stored secret</code></pre>
       </section>
       <section class="card"><h2>2. Substitute from the cache</h2>
         <pre><code>extra-substituters = ${publicUrl}/cache
-extra-trusted-public-keys = ${trustedKeys.length ? trustedKeys.join(' ') : '<your org\'s key: floe cache info>'}</code></pre>
+extra-trusted-public-keys = ${trustedKeys.length ? trustedKeys.join(' ') : "<your org's key: floe cache info>"}</code></pre>
         <p class="small muted">Each org signs its narinfos with its own key: trust exactly the keys of the sources you use (<code>floe cache use</code> writes them).</p>
       </section>
       <section class="card"><h2>3. Publish flakes from CI</h2>

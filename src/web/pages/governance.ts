@@ -35,7 +35,15 @@ export interface PolicyTest {
   error?: string;
 }
 
-export function policiesTab(ctx: PageContext, org: string, current: (PolicyVersion & { source: string }) | undefined, history: PolicyVersion[], form: PolicyForm, test: PolicyTest, slices: string[]): Html {
+export function policiesTab(
+  ctx: PageContext,
+  org: string,
+  current: (PolicyVersion & { source: string }) | undefined,
+  history: PolicyVersion[],
+  form: PolicyForm,
+  test: PolicyTest,
+  slices: string[],
+): Html {
   const problems = form.problems ?? [];
   return html`
     ${form.applied ? notice('ok', html`Version ${form.applied.version} is active${form.applied.policyIds.length ? html`: ${form.applied.policyIds.join(', ')}` : ' (no policies: the baseline alone decides)'}.`) : ''}
@@ -51,7 +59,8 @@ export function policiesTab(ctx: PageContext, org: string, current: (PolicyVersi
             ${
               problems.length
                 ? html`<div id="source-problems" role="alert" data-testid="policy-problems">${problems.map(
-                    (p) => html`<p class="error-text">${p.line ? html`Line ${p.line}${p.column ? `:${p.column}` : ''}: ` : ''}${p.policyId ? html`<code>${p.policyId}</code>: ` : ''}${p.message}</p>`,
+                    (p) =>
+                      html`<p class="error-text">${p.line ? html`Line ${p.line}${p.column ? `:${p.column}` : ''}: ` : ''}${p.policyId ? html`<code>${p.policyId}</code>: ` : ''}${p.message}</p>`,
                   )}</div>`
                 : ''
             }
@@ -71,7 +80,9 @@ export function policiesTab(ctx: PageContext, org: string, current: (PolicyVersi
           ${
             history.length
               ? html`<ul class="plain">${history.slice(0, 12).map(
-                  (v) => html`<li class="provider"><div><strong>v${v.version}</strong> <span class="small muted">${when(v.createdAt)}</span><div class="small muted">${v.message ?? v.createdBy}</div></div>
+                  (
+                    v,
+                  ) => html`<li class="provider"><div><strong>v${v.version}</strong> <span class="small muted">${when(v.createdAt)}</span><div class="small muted">${v.message ?? v.createdBy}</div></div>
                   ${
                     current && v.version !== current.version
                       ? html`<form method="post" action="/manage/${org}/policies/rollback" class="inline">${csrfField(ctx)}<input type="hidden" name="version" value="${v.version}"><button class="btn secondary small" type="submit" aria-label="Roll back to version ${v.version}">Roll back</button></form>`
@@ -115,7 +126,8 @@ export interface AuditFilters {
 }
 
 export function auditTab(org: string, entries: AuditEntry[], filters: AuditFilters, next: number | undefined): Html {
-  const q = (extra: Record<string, string>) => new URLSearchParams({ ...Object.fromEntries(Object.entries(filters).filter(([, v]) => v)), ...extra }).toString();
+  const q = (extra: Record<string, string>) =>
+    new URLSearchParams({ ...Object.fromEntries(Object.entries(filters).filter(([, v]) => v)), ...extra }).toString();
   return html`
     <form method="get" action="/manage/${org}/audit" class="card filters" aria-label="Filter the audit log">
       <div class="stats">

@@ -14,9 +14,24 @@ export interface ManageExtras {
   tabs: ManageTab[];
 }
 
-const TAB_LABELS: Record<ManageTab, string> = { usage: 'Cache usage', storage: 'Storage', members: 'Members & access', tokens: 'Tokens', slices: 'Slices', policies: 'Policies', audit: 'Audit log' };
+const TAB_LABELS: Record<ManageTab, string> = {
+  usage: 'Cache usage',
+  storage: 'Storage',
+  members: 'Members & access',
+  tokens: 'Tokens',
+  slices: 'Slices',
+  policies: 'Policies',
+  audit: 'Audit log',
+};
 
-export function managePage(ctx: PageContext, org: string, tab: ManageTab, tabs: ManageTab[], body: Html, flash?: Html): Html {
+export function managePage(
+  ctx: PageContext,
+  org: string,
+  tab: ManageTab,
+  tabs: ManageTab[],
+  body: Html,
+  flash?: Html,
+): Html {
   return layout(
     ctx,
     `${TAB_LABELS[tab]} · ${org}`,
@@ -41,7 +56,11 @@ export interface ServedStats {
 }
 
 /** The last `days` UTC days, oldest first, with the snapshot of each day or null. */
-function dailySeries(history: UsageSnapshot[], days: number, now = new Date()): Array<{ day: string; snap: UsageSnapshot | null }> {
+function dailySeries(
+  history: UsageSnapshot[],
+  days: number,
+  now = new Date(),
+): Array<{ day: string; snap: UsageSnapshot | null }> {
   const byDay = new Map(history.map((h) => [h.day, h]));
   const out: Array<{ day: string; snap: UsageSnapshot | null }> = [];
   for (let i = days - 1; i >= 0; i--) {
@@ -51,11 +70,18 @@ function dailySeries(history: UsageSnapshot[], days: number, now = new Date()): 
   return out;
 }
 
-export function usageTab(org: string, u: OrgUsage, served: ServedStats, publicUrl: string, history: UsageSnapshot[] = []): Html {
+export function usageTab(
+  org: string,
+  u: OrgUsage,
+  served: ServedStats,
+  publicUrl: string,
+  history: UsageSnapshot[] = [],
+): Html {
   const lookups = served.hits + served.misses;
   const hitRate = lookups ? served.hits / lookups : 0;
   const pushed30 = u.pushesPerDay.reduce((a, d) => a + d.paths, 0);
-  const shortDay = (d: string) => new Date(`${d}T00:00:00Z`).toLocaleDateString('en-GB', { month: 'short', day: 'numeric', timeZone: 'UTC' });
+  const shortDay = (d: string) =>
+    new Date(`${d}T00:00:00Z`).toLocaleDateString('en-GB', { month: 'short', day: 'numeric', timeZone: 'UTC' });
   const series = dailySeries(history, 30);
   return html`
     <div class="stats">
@@ -87,7 +113,13 @@ export function usageTab(org: string, u: OrgUsage, served: ServedStats, publicUr
       ${
         history.length
           ? lineChart(
-              series.map((d) => ({ label: shortDay(d.day), value: d.snap?.storedBytes ?? null, title: d.snap ? `${d.day}: ${bytes(d.snap.storedBytes)} stored (${bytes(d.snap.logicalBytes)} logical, ${count(d.snap.paths)} ${d.snap.paths === 1 ? 'path' : 'paths'})` : `${d.day}: no snapshot` })),
+              series.map((d) => ({
+                label: shortDay(d.day),
+                value: d.snap?.storedBytes ?? null,
+                title: d.snap
+                  ? `${d.day}: ${bytes(d.snap.storedBytes)} stored (${bytes(d.snap.logicalBytes)} logical, ${count(d.snap.paths)} ${d.snap.paths === 1 ? 'path' : 'paths'})`
+                  : `${d.day}: no snapshot`,
+              })),
               `Deduplicated stored bytes per day over the last ${series.length} days`,
               bytes,
               { width: 800, height: 150 },
@@ -100,7 +132,9 @@ export function usageTab(org: string, u: OrgUsage, served: ServedStats, publicUr
     <div class="card table-card"><table class="list">
       <thead><tr><th scope="col">Slice</th><th scope="col">Readable by</th><th scope="col" class="num">Paths</th><th scope="col" class="num">Stored</th><th scope="col">Share of the org</th></tr></thead>
       <tbody>${u.slices.map(
-        (s) => html`<tr><td><code>${s.slice}</code></td><td>${s.public ? 'anyone' : 'members'}</td><td class="num">${count(s.paths)}</td><td class="num">${bytes(s.narBytes)}</td>
+        (
+          s,
+        ) => html`<tr><td><code>${s.slice}</code></td><td>${s.public ? 'anyone' : 'members'}</td><td class="num">${count(s.paths)}</td><td class="num">${bytes(s.narBytes)}</td>
           <td>${meter(u.totalNarBytes ? s.narBytes / u.totalNarBytes : 0, `${s.slice}: share of stored bytes`)}</td></tr>`,
       )}</tbody></table></div>
     <div class="two">
@@ -108,7 +142,8 @@ export function usageTab(org: string, u: OrgUsage, served: ServedStats, publicUr
         <div class="card table-card">${
           u.recent.length
             ? html`<table class="list"><thead><tr><th scope="col">Path</th><th scope="col">By</th><th scope="col" class="num">Size</th></tr></thead><tbody>${u.recent.map(
-                (r) => html`<tr><td><code title="${r.storePath}">${r.storePath.replace(/^(\/nix\/store\/)?[a-z0-9]{32}-/, '')}</code><div class="small muted">${r.slice} · ${ago(r.at)}</div></td><td class="small"><div class="truncate" title="${r.uploadedBy}">${r.uploadedBy}</div></td><td class="num">${bytes(r.narSize)}</td></tr>`,
+                (r) =>
+                  html`<tr><td><code title="${r.storePath}">${r.storePath.replace(/^(\/nix\/store\/)?[a-z0-9]{32}-/, '')}</code><div class="small muted">${r.slice} · ${ago(r.at)}</div></td><td class="small"><div class="truncate" title="${r.uploadedBy}">${r.uploadedBy}</div></td><td class="num">${bytes(r.narSize)}</td></tr>`,
               )}</tbody></table>`
             : html`<p class="empty">Nothing pushed yet. <code>floe push ./result</code></p>`
         }</div>
@@ -117,7 +152,8 @@ export function usageTab(org: string, u: OrgUsage, served: ServedStats, publicUr
         <div class="card table-card">${
           u.topUploaders.length
             ? html`<table class="list"><thead><tr><th scope="col">Principal</th><th scope="col" class="num">Paths</th><th scope="col" class="num">Bytes</th></tr></thead><tbody>${u.topUploaders.map(
-                (t) => html`<tr><td class="small"><div class="truncate" title="${t.uploadedBy}">${t.uploadedBy}</div></td><td class="num">${count(t.paths)}</td><td class="num">${bytes(t.bytes)}</td></tr>`,
+                (t) =>
+                  html`<tr><td class="small"><div class="truncate" title="${t.uploadedBy}">${t.uploadedBy}</div></td><td class="num">${count(t.paths)}</td><td class="num">${bytes(t.bytes)}</td></tr>`,
               )}</tbody></table>`
             : html`<p class="empty">No uploads yet.</p>`
         }</div>
@@ -127,7 +163,8 @@ export function usageTab(org: string, u: OrgUsage, served: ServedStats, publicUr
       <div class="card table-card">${
         u.largest.length
           ? html`<table class="list"><thead><tr><th scope="col">Path</th><th scope="col">Slice</th><th scope="col" class="num">NAR size</th></tr></thead><tbody>${u.largest.map(
-              (l) => html`<tr><td><code title="${l.storePath}">${l.storePath.replace(/^(\/nix\/store\/)?[a-z0-9]{32}-/, '')}</code></td><td class="small">${l.slice}</td><td class="num">${bytes(l.narSize)}</td></tr>`,
+              (l) =>
+                html`<tr><td><code title="${l.storePath}">${l.storePath.replace(/^(\/nix\/store\/)?[a-z0-9]{32}-/, '')}</code></td><td class="small">${l.slice}</td><td class="num">${bytes(l.narSize)}</td></tr>`,
             )}</tbody></table>`
           : html`<p class="empty">Nothing stored yet.</p>`
       }</div>
@@ -152,7 +189,12 @@ function trustConditions(t: StoredTrust): string {
   return parts.join('; ');
 }
 
-export function membersTab(ctx: PageContext, org: string, trusts: StoredTrust[], form: { error?: string; which?: 'oidc' | 'json'; json?: string; oidc?: Record<string, string> } = {}): Html {
+export function membersTab(
+  ctx: PageContext,
+  org: string,
+  trusts: StoredTrust[],
+  form: { error?: string; which?: 'oidc' | 'json'; json?: string; oidc?: Record<string, string> } = {},
+): Html {
   const o = form.oidc ?? {};
   return html`
     <p class="lead">Who belongs to ${org}: people and CI jobs are trusted by their identity provider's claims, and get short-lived tokens with the scopes below.</p>
@@ -204,7 +246,13 @@ export function membersTab(ctx: PageContext, org: string, trusts: StoredTrust[],
 
 export type TokenRow = TokenRecord;
 
-export function tokensTab(ctx: PageContext, org: string, rows: TokenRow[], slices: string[], opts: { all: boolean; created?: { token: string; subject: string; expiresAt: string }; error?: string }): Html {
+export function tokensTab(
+  ctx: PageContext,
+  org: string,
+  rows: TokenRow[],
+  slices: string[],
+  opts: { all: boolean; created?: { token: string; subject: string; expiresAt: string }; error?: string },
+): Html {
   const now = new Date().toISOString();
   return html`
     ${
@@ -262,7 +310,13 @@ export function tokensTab(ctx: PageContext, org: string, rows: TokenRow[], slice
               ${slices.map((s) => html`<label><input type="checkbox" name="slices" value="${s}"> ${s}</label>`)}
             </div></fieldset>
             <div class="field"><label for="ttl">Lifetime</label><select id="ttl" name="ttl">
-              ${[['1d', '1 day'], ['7d', '7 days'], ['30d', '30 days'], ['90d', '90 days'], ['365d', '1 year']].map(([v, l]) => html`<option value="${v}"${v === '90d' ? html` selected` : ''}>${l}</option>`)}
+              ${[
+                ['1d', '1 day'],
+                ['7d', '7 days'],
+                ['30d', '30 days'],
+                ['90d', '90 days'],
+                ['365d', '1 year'],
+              ].map(([v, l]) => html`<option value="${v}"${v === '90d' ? html` selected` : ''}>${l}</option>`)}
             </select></div>
           </div>
         </div>
@@ -278,7 +332,12 @@ export interface SlicesView {
 }
 
 export function slicesTab(ctx: PageContext, org: string, publicUrl: string, view: SlicesView, error?: string): Html {
-  const ordered = [...view.slices].sort((a, b) => Number(b.name === 'default') - Number(a.name === 'default') || a.priority - b.priority || a.name.localeCompare(b.name));
+  const ordered = [...view.slices].sort(
+    (a, b) =>
+      Number(b.name === 'default') - Number(a.name === 'default') ||
+      a.priority - b.priority ||
+      a.name.localeCompare(b.name),
+  );
   return html`
     <p class="lead">Slices are separately readable parts of the cache. Every slice is closure-complete; <code>default</code> always exists.
     Members' <code>${publicUrl}/cache</code> consults the slices marked <em>in view</em> (default first) and the slices ${org} follows; every slice also answers at its own URL.</p>
@@ -286,13 +345,16 @@ export function slicesTab(ctx: PageContext, org: string, publicUrl: string, view
     <div class="card table-card"><table class="list">
       <thead><tr><th scope="col">Slice</th><th scope="col">Substituter</th><th scope="col">Readable by</th><th scope="col">On /cache</th><th scope="col">Takes references from</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
       <tbody>${ordered.map(
-        (s) => html`<tr><td><code>${s.name}</code></td><td class="small"><code>${publicUrl}/cache/${org}/${s.name}</code></td><td>${s.public ? html`<span class="badge ok">anyone</span>` : html`<span class="badge private">members</span>`}</td>
+        (
+          s,
+        ) => html`<tr><td><code>${s.name}</code></td><td class="small"><code>${publicUrl}/cache/${org}/${s.name}</code></td><td>${s.public ? html`<span class="badge ok">anyone</span>` : html`<span class="badge private">members</span>`}</td>
         <td>${s.inView ? html`<span class="badge ok">in view${s.name === 'default' ? '' : ` (${s.priority})`}</span>` : html`<span class="badge">own URL only</span>`}</td>
         <td class="small">${(s.name === 'default' ? s.trusts : ['default', ...s.trusts]).join(', ') || 'uploads only'}</td>
         <td><form method="post" action="/manage/${org}/slices/${s.name}/visibility" class="inline">${csrfField(ctx)}<input type="hidden" name="public" value="${s.public ? '0' : '1'}"><button class="btn secondary small" type="submit">Make ${s.public ? 'private' : 'public'}</button></form>
         ${s.name === 'default' ? '' : html`<form method="post" action="/manage/${org}/slices/${s.name}/view" class="inline">${csrfField(ctx)}<input type="hidden" name="inView" value="${s.inView ? '0' : '1'}"><button class="btn secondary small" type="submit">${s.inView ? 'Remove from view' : 'Add to view'}</button></form>`}</td></tr>`,
       )}${view.follows.map(
-        (f) => html`<tr><td><code>${f.org}/${f.slice}</code></td><td class="small"><code>${publicUrl}/cache/${f.org}/${f.slice}</code></td><td><span class="badge">followed</span></td><td><span class="badge ok">in view (${f.priority})</span></td><td class="small">never linked</td><td></td></tr>`,
+        (f) =>
+          html`<tr><td><code>${f.org}/${f.slice}</code></td><td class="small"><code>${publicUrl}/cache/${f.org}/${f.slice}</code></td><td><span class="badge">followed</span></td><td><span class="badge ok">in view (${f.priority})</span></td><td class="small">never linked</td><td></td></tr>`,
       )}</tbody></table></div>
     <section class="card" aria-labelledby="keys-title">
       <h2 id="keys-title">Signing keys</h2>

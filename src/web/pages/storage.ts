@@ -22,7 +22,12 @@ export interface StorageForms {
 
 /** Seconds as the shortest exact duration the forms accept (`30d`, `12h`, `90m`, `45s`). */
 export function durationText(seconds: number): string {
-  for (const [unit, n] of [['d', 86400], ['h', 3600], ['m', 60]] as const) if (seconds > 0 && seconds % n === 0) return `${seconds / n}${unit}`;
+  for (const [unit, n] of [
+    ['d', 86400],
+    ['h', 3600],
+    ['m', 60],
+  ] as const)
+    if (seconds > 0 && seconds % n === 0) return `${seconds / n}${unit}`;
   return `${seconds}s`;
 }
 
@@ -37,7 +42,13 @@ export function durationWords(seconds: number): string {
 
 /** Sizes as the quota form accepts them (`200G`), exact. */
 export function sizeText(n: number): string {
-  for (const [unit, m] of [['T', 2 ** 40], ['G', 2 ** 30], ['M', 2 ** 20], ['K', 2 ** 10]] as const) if (n > 0 && n % m === 0) return `${n / m}${unit}`;
+  for (const [unit, m] of [
+    ['T', 2 ** 40],
+    ['G', 2 ** 30],
+    ['M', 2 ** 20],
+    ['K', 2 ** 10],
+  ] as const)
+    if (n > 0 && n % m === 0) return `${n / m}${unit}`;
   return String(n);
 }
 
@@ -48,13 +59,23 @@ const DONE: Record<string, string> = {
   quota: 'Quota saved.',
 };
 
-const fieldError = (id: string, message: string | undefined) => (message ? html`<p class="error-text" id="${id}" role="alert">${message}</p>` : '');
+const fieldError = (id: string, message: string | undefined) =>
+  message ? html`<p class="error-text" id="${id}" role="alert">${message}</p>` : '';
 const invalid = (bad: boolean) => (bad ? html` aria-invalid="true"` : '');
 
-export function storageTab(ctx: PageContext, org: string, s: OrgStorage, pins: Pin[], opts: { canSetQuota: boolean; forms?: StorageForms }): Html {
+export function storageTab(
+  ctx: PageContext,
+  org: string,
+  s: OrgStorage,
+  pins: Pin[],
+  opts: { canSetQuota: boolean; forms?: StorageForms },
+): Html {
   const f = opts.forms ?? {};
   const quotaShare = s.quotaBytes ? s.storedBytes / s.quotaBytes : 0;
-  const rf = f.retention ?? { mode: s.retentionSeconds === null ? 'forever' : 'window', value: s.retentionSeconds === null ? '30d' : durationText(s.retentionSeconds) };
+  const rf = f.retention ?? {
+    mode: s.retentionSeconds === null ? 'forever' : 'window',
+    value: s.retentionSeconds === null ? '30d' : durationText(s.retentionSeconds),
+  };
   const qf = f.quota ?? { value: s.quotaBytes === null ? '' : sizeText(s.quotaBytes) };
   const pf = f.pin ?? { name: '', storePath: '', ttl: '' };
   const pe = pf.error;
@@ -74,7 +95,9 @@ export function storageTab(ctx: PageContext, org: string, s: OrgStorage, pins: P
     <div class="card table-card"><table class="list" data-testid="slice-storage">
       <thead><tr><th scope="col">Slice</th><th scope="col" class="num">Paths</th><th scope="col" class="num">Logical</th><th scope="col" class="num">Stored</th><th scope="col">Share of stored bytes</th></tr></thead>
       <tbody>${s.slices.map(
-        (x) => html`<tr><td><code>${x.name}</code></td><td class="num">${count(x.paths)}</td><td class="num">${bytes(x.logicalBytes)}</td><td class="num">${bytes(x.storedBytes)}</td>
+        (
+          x,
+        ) => html`<tr><td><code>${x.name}</code></td><td class="num">${count(x.paths)}</td><td class="num">${bytes(x.logicalBytes)}</td><td class="num">${bytes(x.storedBytes)}</td>
           <td>${meter(s.storedBytes ? Math.min(1, x.storedBytes / s.storedBytes) : 0, `${x.name}: share of stored bytes`)}</td></tr>`,
       )}</tbody></table></div>
     <p class="small muted">A NAR used by several slices counts in each slice's stored bytes but once for the org, so slices can add up to more than the org.</p>

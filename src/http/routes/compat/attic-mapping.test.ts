@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { atticCacheName, atticSubstituterPath, parseAtticCacheName, parsePreambleSize, uploadResultOf } from './attic-mapping.js';
+import {
+  atticCacheName,
+  atticSubstituterPath,
+  parseAtticCacheName,
+  parsePreambleSize,
+  uploadResultOf,
+} from './attic-mapping.js';
 import { derivedUuidV7 } from '../../../org/uuid-v7.js';
 import { decodeOnceMore, ownerRepoPair, simplifiedVersion, wantsJson } from './fh-mapping.js';
 
@@ -10,7 +16,8 @@ describe('attic mapping', () => {
     expect(parseAtticCacheName('acme/ci')).toEqual({ kind: 'slice', org: 'acme', slice: 'ci' });
     const o = '0190b7a2-1c3d-7e4f-8a5b-6c7d8e9f0a1b';
     expect(parseAtticCacheName(`${o}:${o.toUpperCase()}`)).toEqual({ kind: 'project', orgUuid: o, projectUuid: o });
-    for (const bad of ['', 'Acme', 'a+b+c', 'a/b/c', '../x', 'acme+', `${o}:nope`]) expect(parseAtticCacheName(bad)).toBeUndefined();
+    for (const bad of ['', 'Acme', 'a+b+c', 'a/b/c', '../x', 'acme+', `${o}:nope`])
+      expect(parseAtticCacheName(bad)).toBeUndefined();
     expect(atticCacheName('acme', 'default')).toBe('acme');
     expect(atticCacheName('acme', 'ci')).toBe('acme+ci');
   });
@@ -19,7 +26,8 @@ describe('attic mapping', () => {
     expect(atticSubstituterPath('/acme+ci/nix-cache-info')).toBe('/cache/acme/ci/nix-cache-info');
     expect(atticSubstituterPath('/acme+ci/nar/abc.nar.zst')).toBe('/cache/acme/ci/nar/abc.nar.zst');
     expect(atticSubstituterPath(`/acme+ci/${'a'.repeat(32)}.narinfo`)).toBe(`/cache/acme/ci/${'a'.repeat(32)}.narinfo`);
-    for (const other of ['/acme/nix-cache-info', '/flakes/acme', '/acme+ci/../x', '/acme+ci/nar/a/b']) expect(atticSubstituterPath(other)).toBeUndefined();
+    for (const other of ['/acme/nix-cache-info', '/flakes/acme', '/acme+ci/../x', '/acme+ci/nar/a/b'])
+      expect(atticSubstituterPath(other)).toBeUndefined();
   });
 
   it('bounds the preamble size and never says another tenant holds a NAR', () => {

@@ -60,7 +60,14 @@ export function atticSubstituterPath(pathname: string): string | undefined {
 }
 
 /** `CacheConfig` (attic/src/api/v1/cache_config.rs): the fields `attic use` and the pusher read. */
-export function cacheConfigOf(o: { substituterUrl: string; apiUrl: string; publicKey: string | undefined; isPublic: boolean; priority: number; upstreamKeyNames: string[] }) {
+export function cacheConfigOf(o: {
+  substituterUrl: string;
+  apiUrl: string;
+  publicKey: string | undefined;
+  isPublic: boolean;
+  priority: number;
+  upstreamKeyNames: string[];
+}) {
   return {
     substituter_endpoint: o.substituterUrl,
     api_endpoint: o.apiUrl,
@@ -72,7 +79,10 @@ export function cacheConfigOf(o: { substituterUrl: string; apiUrl: string; publi
   };
 }
 
-export const getMissingPathsBody = z.object({ cache: z.string().max(200), store_path_hashes: z.array(z.string().max(64)) });
+export const getMissingPathsBody = z.object({
+  cache: z.string().max(200),
+  store_path_hashes: z.array(z.string().max(64)),
+});
 
 export function parseStorePathHashes(hashes: string[]): StorePathHash[] {
   return hashes.map((h) => parseStorePathHash(h));
@@ -116,7 +126,8 @@ function storePathOf(text: string, field: string): StorePathBase {
 /** The Floe path metadata of an Attic upload, checked for self-consistency (hash part vs path). */
 export function metadataOfUpload(info: UploadNarInfo): PathMetadata {
   const storePath = storePathOf(info.store_path, 'store_path');
-  if (hashPartOf(storePath) !== info.store_path_hash) throw new InvalidInput('store_path_hash', 'does not match store_path');
+  if (hashPartOf(storePath) !== info.store_path_hash)
+    throw new InvalidInput('store_path_hash', 'does not match store_path');
   const narHash = parseHash(info.nar_hash, 'nar_hash');
   if (narHash.algo !== 'sha256') throw new InvalidInput('nar_hash', 'must be sha256');
   return {
@@ -135,7 +146,11 @@ export function metadataOfUpload(info: UploadNarInfo): PathMetadata {
  * see that anyway): whether another tenant holds the same NAR is never told, as on /cache.
  */
 export function uploadResultOf(result: 'created' | 'exists', narSize: number) {
-  return { kind: result === 'exists' ? 'Deduplicated' : 'Uploaded', file_size: narSize, frac_deduplicated: result === 'exists' ? 1 : 0 };
+  return {
+    kind: result === 'exists' ? 'Deduplicated' : 'Uploaded',
+    file_size: narSize,
+    frac_deduplicated: result === 'exists' ? 1 : 0,
+  };
 }
 
 /** Attic's error body (`StructuredApiError` in client/src/api/mod.rs): `{code, error, message}`. */

@@ -63,7 +63,10 @@ function atticRoute(log: Logger, fn: (c: Context<AppEnv>) => Promise<Response>) 
 }
 
 /** Reads exactly `size` bytes (the JSON preamble), then hands on the rest of the body as the NAR. */
-async function splitPreamble(req: IncomingMessage, size: number): Promise<{ head: string; rest: AsyncIterable<Buffer> }> {
+async function splitPreamble(
+  req: IncomingMessage,
+  size: number,
+): Promise<{ head: string; rest: AsyncIterable<Buffer> }> {
   const it = (req as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   let buf = Buffer.alloc(0);
   while (buf.length < size) {
@@ -97,66 +100,81 @@ export function atticRoutes(app: Hono<AppEnv>, deps: AtticDeps): void {
     return slice;
   };
 
-  app.get('/_api/v1/cache-config/:cache', atticRoute(deps.log, async (c) => {
-    const slice = await sliceOf(c.get('principal'), c.req.param('cache')!);
-    const keys = (await deps.cache.orgPublicKeys(slice.org.name)) ?? [];
-    const base = deps.publicUrl();
-    return c.json(
-      cacheConfigOf({
-        substituterUrl: `${base}/cache/${slice.org.name}/${slice.slice.name}`,
-        apiUrl: `${base}/`,
-        publicKey: keys[0],
-        isPublic: slice.slice.public,
-        priority: deps.priority,
-        upstreamKeyNames: await deps.upstreamKeyNames(),
-      }),
-      200,
-      { 'Cache-Control': 'no-store', 'X-Attic-Cache-Name': atticCacheName(slice.org.name, slice.slice.name) },
-    );
-  }));
+  app.get(
+    '/_api/v1/cache-config/:cache',
+    atticRoute(deps.log, async (c) => {
+      const slice = await sliceOf(c.get('principal'), c.req.param('cache')!);
+      const keys = (await deps.cache.orgPublicKeys(slice.org.name)) ?? [];
+      const base = deps.publicUrl();
+      return c.json(
+        cacheConfigOf({
+          substituterUrl: `${base}/cache/${slice.org.name}/${slice.slice.name}`,
+          apiUrl: `${base}/`,
+          publicKey: keys[0],
+          isPublic: slice.slice.public,
+          priority: deps.priority,
+          upstreamKeyNames: await deps.upstreamKeyNames(),
+        }),
+        200,
+        { 'Cache-Control': 'no-store', 'X-Attic-Cache-Name': atticCacheName(slice.org.name, slice.slice.name) },
+      );
+    }),
+  );
 
-  app.post('/_api/v1/get-missing-paths', atticRoute(deps.log, async (c) => {
-    const p = c.get('principal');
-    const raw = await readJson(c.env.incoming, 16 * deps.limits.maxSmallBodyBytes);
-    const parsed = getMissingPathsBody.safeParse(raw);
-    if (!parsed.success) throw new InvalidInput('body', 'expected {"cache": string, "store_path_hashes": [string]}');
-    if (parsed.data.store_path_hashes.length > deps.limits.maxBatchPaths) {
-      throw new InvalidInput('store_path_hashes', `at most ${deps.limits.maxBatchPaths} per request`);
-    }
-    const slice = await sliceOf(p, parsed.data.cache);
-    const target = await deps.cache.uploads.writeTarget(p, { kind: 'slice', slice });
-    const missing = await deps.cache.uploads.missingHashes(target, parseStorePathHashes(parsed.data.store_path_hashes));
-    return c.json({ missing_paths: missing });
-  }));
-
-  app.put('/_api/v1/upload-path', atticRoute(deps.log, async (c) => {
-    const p = c.get('principal');
-    const req = c.env.incoming;
-    const maxInfo = 4 * deps.limits.maxSmallBodyBytes;
-    const preamble = parsePreambleSize(c.req.header('x-attic-nar-info-preamble-size'), maxInfo);
-    let infoText: string;
-    let body: AsyncIterable<Buffer>;
-    if (preamble !== undefined) {
-      ({ head: infoText, rest: body } = await splitPreamble(req, preamble));
-    } else {
-      const header = c.req.header('x-attic-nar-info');
-      if (header === undefined) {
-        throw new InvalidInput('X-Attic-Nar-Info', 'send the path info in this header, or as a preamble sized by X-Attic-Nar-Info-Preamble-Size');
+  app.post(
+    '/_api/v1/get-missing-paths',
+    atticRoute(deps.log, async (c) => {
+      const p = c.get('principal');
+      const raw = await readJson(c.env.incoming, 16 * deps.limits.maxSmallBodyBytes);
+      const parsed = getMissingPathsBody.safeParse(raw);
+      if (!parsed.success) throw new InvalidInput('body', 'expected {"cache": string, "store_path_hashes": [string]}');
+      if (parsed.data.store_path_hashes.length > deps.limits.maxBatchPaths) {
+        throw new InvalidInput('store_path_hashes', `at most ${deps.limits.maxBatchPaths} per request`);
       }
-      if (header.length > maxInfo) throw new TooLarge(`X-Attic-Nar-Info longer than ${maxInfo} bytes`);
-      infoText = header;
-      body = req;
-    }
-    const info = parseUploadNarInfo(infoText);
-    const slice = await sliceOf(p, info.cache);
-    const meta = metadataOfUpload(info);
-    const controller = new AbortController();
-    req.once('close', () => {
-      if (!req.complete) controller.abort();
-    });
-    // Attic sends the NAR as `nix-store --dump` makes it; ingest sniffs any compression anyway.
-    const target = await deps.cache.uploads.writeTarget(p, { kind: 'slice', slice });
-    const { result, nar } = await deps.cache.uploads.uploadPath(p, target, meta, body, undefined, controller.signal);
-    return c.json(uploadResultOf(result, nar.narSize));
-  }));
+      const slice = await sliceOf(p, parsed.data.cache);
+      const target = await deps.cache.uploads.writeTarget(p, { kind: 'slice', slice });
+      const missing = await deps.cache.uploads.missingHashes(
+        target,
+        parseStorePathHashes(parsed.data.store_path_hashes),
+      );
+      return c.json({ missing_paths: missing });
+    }),
+  );
+
+  app.put(
+    '/_api/v1/upload-path',
+    atticRoute(deps.log, async (c) => {
+      const p = c.get('principal');
+      const req = c.env.incoming;
+      const maxInfo = 4 * deps.limits.maxSmallBodyBytes;
+      const preamble = parsePreambleSize(c.req.header('x-attic-nar-info-preamble-size'), maxInfo);
+      let infoText: string;
+      let body: AsyncIterable<Buffer>;
+      if (preamble !== undefined) {
+        ({ head: infoText, rest: body } = await splitPreamble(req, preamble));
+      } else {
+        const header = c.req.header('x-attic-nar-info');
+        if (header === undefined) {
+          throw new InvalidInput(
+            'X-Attic-Nar-Info',
+            'send the path info in this header, or as a preamble sized by X-Attic-Nar-Info-Preamble-Size',
+          );
+        }
+        if (header.length > maxInfo) throw new TooLarge(`X-Attic-Nar-Info longer than ${maxInfo} bytes`);
+        infoText = header;
+        body = req;
+      }
+      const info = parseUploadNarInfo(infoText);
+      const slice = await sliceOf(p, info.cache);
+      const meta = metadataOfUpload(info);
+      const controller = new AbortController();
+      req.once('close', () => {
+        if (!req.complete) controller.abort();
+      });
+      // Attic sends the NAR as `nix-store --dump` makes it; ingest sniffs any compression anyway.
+      const target = await deps.cache.uploads.writeTarget(p, { kind: 'slice', slice });
+      const { result, nar } = await deps.cache.uploads.uploadPath(p, target, meta, body, undefined, controller.signal);
+      return c.json(uploadResultOf(result, nar.narSize));
+    }),
+  );
 }

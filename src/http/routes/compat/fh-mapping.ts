@@ -20,11 +20,19 @@ export function decodeOnceMore(segment: string): string {
   try {
     return decodeURIComponent(segment);
   } catch {
-    throw new InvalidInput('version requirement', `malformed percent-encoding in ${JSON.stringify(segment.slice(0, 80))}`);
+    throw new InvalidInput(
+      'version requirement',
+      `malformed percent-encoding in ${JSON.stringify(segment.slice(0, 80))}`,
+    );
   }
 }
 
-export const searchResultOf = (f: FlakeSummary) => ({ org: f.org, project: f.flake, description: f.description, labels: f.labels });
+export const searchResultOf = (f: FlakeSummary) => ({
+  org: f.org,
+  project: f.flake,
+  description: f.description,
+  labels: f.labels,
+});
 export const flakeOf = (f: FlakeSummary) => ({ org: f.org, project: f.flake, labels: f.labels });
 export const projectOf = (f: FlakeSummary) => ({ organization_name: f.org, name: f.flake });
 
@@ -40,7 +48,10 @@ export function releaseRowOf(r: Release, updatedAt: string) {
   };
 }
 
-export const versionOf = (r: Release) => ({ version: r.version.text, simplified_version: simplifiedVersion(r.version.text) });
+export const versionOf = (r: Release) => ({
+  version: r.version.text,
+  simplified_version: simplifiedVersion(r.version.text),
+});
 
 /** `owner/repo` of a GitHub repository URL or pair, as FlakeHub names a flake's source. */
 export function ownerRepoPair(repo: string | undefined, fallback: string): string {

@@ -40,7 +40,8 @@ const LIST_LIMIT = 500;
 
 export function fhRoutes(app: Hono<AppEnv>, deps: FhDeps): void {
   const base = () => deps.publicUrl();
-  const list = (p: Principal, opts: { query?: string; org?: string } = {}) => deps.registry.listFlakes(p, { ...opts, limit: LIST_LIMIT });
+  const list = (p: Principal, opts: { query?: string; org?: string } = {}) =>
+    deps.registry.listFlakes(p, { ...opts, limit: LIST_LIMIT });
 
   app.get('/search', async (c) => {
     const q = c.req.query('q') ?? '';
@@ -58,7 +59,9 @@ export function fhRoutes(app: Hono<AppEnv>, deps: FhDeps): void {
     if (p.kind === 'token') names.add(p.org.name);
     return c.json([...names].sort().map((name) => ({ name })));
   });
-  app.get('/orgs/:org/projects', async (c) => c.json((await list(c.get('principal'), { org: c.req.param('org') })).map(projectOf)));
+  app.get('/orgs/:org/projects', async (c) =>
+    c.json((await list(c.get('principal'), { org: c.req.param('org') })).map(projectOf)),
+  );
 
   app.get('/f/:org/:flake/releases', async (c) => {
     const details = await deps.registry.details(c.get('principal'), c.req.param('org'), c.req.param('flake'));
@@ -106,8 +109,12 @@ export function fhRoutes(app: Hono<AppEnv>, deps: FhDeps): void {
     const p = c.get('principal');
     const [org, flake, req, attr] = [c.req.param('org'), c.req.param('flake'), c.req.param('req'), c.req.param('attr')];
     const { release, storePath } = await deps.registry.resolveOutput(p, org, flake, req, attr);
-    const answer: { attribute_path: string; store_path: string; token?: string } = { attribute_path: attr, store_path: storePath };
-    if (c.req.query('include_token') === 'true') answer.token = await scopedToken(p, org, flake, attr, simplifiedVersion(release.version.text));
+    const answer: { attribute_path: string; store_path: string; token?: string } = {
+      attribute_path: attr,
+      store_path: storePath,
+    };
+    if (c.req.query('include_token') === 'true')
+      answer.token = await scopedToken(p, org, flake, attr, simplifiedVersion(release.version.text));
     return c.json(answer);
   });
 
@@ -116,25 +123,47 @@ export function fhRoutes(app: Hono<AppEnv>, deps: FhDeps): void {
    * closure and resolves that output, nothing else. Only a token of the flake's own org can have
    * one made (a narrowing of what it may already read); it never outlives it.
    */
-  const scopedToken = async (p: Principal, org: string, flake: string, attr: string, version: string): Promise<string> => {
+  const scopedToken = async (
+    p: Principal,
+    org: string,
+    flake: string,
+    attr: string,
+    version: string,
+  ): Promise<string> => {
     if (p.kind !== 'token' || p.org.name !== org || !p.scopes.has('read')) {
-      throw new Unauthenticated(`a scoped token for ${org}/${flake}#${attr} needs a token of ${org} with the read scope`);
+      throw new Unauthenticated(
+        `a scoped token for ${org}/${flake}#${attr} needs a token of ${org} with the read scope`,
+      );
     }
-    if (p.slices) throw new Forbidden('a slice-limited token cannot have a deploy-only token made (it reads closures in every slice)');
+    if (p.slices)
+      throw new Forbidden(
+        'a slice-limited token cannot have a deploy-only token made (it reads closures in every slice)',
+      );
     const grant = { org, flake, requirement: `=${version}`, attr };
     const ttlSeconds = ttlWithinCreator(p, undefined, SCOPED_TOKEN_TTL_SECONDS, Math.floor(Date.now() / 1000));
     const minted = await deps.tokens.mint({
       subject: `fh-apply:${p.subject}`,
       ttlSeconds,
       description: `deploy-only (fh): ${org}/${flake}/=${version}#${attr}`,
-      grant: { org: p.org, scopes: ['read'], slices: null, deploy: [grant], ...(p.network ? { network: p.network } : {}) },
+      grant: {
+        org: p.org,
+        scopes: ['read'],
+        slices: null,
+        deploy: [grant],
+        ...(p.network ? { network: p.network } : {}),
+      },
     });
     await deps.audit.appendNow({
       principal: p,
       action: 'token.create',
       target: `token ${minted.id}`,
       orgId: p.org.id,
-      detail: { subject: `fh-apply:${p.subject}`, scopes: ['read'], deploy: [`${org}/${flake}/=${version}#${attr}`], expiresAt: minted.expiresAt.toISOString() },
+      detail: {
+        subject: `fh-apply:${p.subject}`,
+        scopes: ['read'],
+        deploy: [`${org}/${flake}/=${version}#${attr}`],
+        expiresAt: minted.expiresAt.toISOString(),
+      },
     });
     return minted.token;
   };
@@ -142,6 +171,8 @@ export function fhRoutes(app: Hono<AppEnv>, deps: FhDeps): void {
   app.get('/cli/status', (c) => {
     const p = c.get('principal');
     if (p.kind === 'anonymous') throw new Unauthenticated('send a Floe token as Bearer');
-    return c.json(cliStatusOf(p.subject, p.kind === 'token' ? p.expiresAt : undefined, p.kind === 'token' ? p.org.name : null));
+    return c.json(
+      cliStatusOf(p.subject, p.kind === 'token' ? p.expiresAt : undefined, p.kind === 'token' ? p.org.name : null),
+    );
   });
 }

@@ -42,7 +42,8 @@ export function magicNixCacheRoutes(app: Hono<AppEnv>, deps: MagicNixCacheDeps):
 
   app.get('/project', async (c) => {
     const p = c.get('principal');
-    if (p.kind !== 'token') throw new Unauthenticated('send a Floe token (or a CI identity token) as the netrc password or Bearer');
+    if (p.kind !== 'token')
+      throw new Unauthenticated('send a Floe token (or a CI identity token) as the netrc password or Bearer');
     return c.json(await answer(p.org.name, implicitProject(p)), 200, { 'Cache-Control': 'no-store' });
   });
 
@@ -51,7 +52,8 @@ export function magicNixCacheRoutes(app: Hono<AppEnv>, deps: MagicNixCacheDeps):
     const [orgName, flake] = [c.req.param('org'), c.req.param('flake')];
     // The flake need not be published yet (the push comes first): using the org's cache suffices.
     const slice = await deps.orgs.findSlice(orgName, DEFAULT_SLICE_NAME);
-    const allowed = (slice && deps.cache.mayUseSlice(p, slice)) || (await deps.registry.releases(p, orgName, flake)) !== undefined;
+    const allowed =
+      (slice && deps.cache.mayUseSlice(p, slice)) || (await deps.registry.releases(p, orgName, flake)) !== undefined;
     if (!allowed) throw new NotFound();
     return c.json(await answer(orgName, flake), 200, { 'Cache-Control': 'no-store' });
   });
