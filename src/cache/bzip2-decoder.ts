@@ -172,7 +172,10 @@ export class Bzip2Decoder extends Duplex {
     const data = new Uint8Array(chunk);
     this.worker.postMessage({ data } satisfies ToWorker, [data.buffer]);
     this.sent += chunk.length;
-    if (this.sent - this.consumed <= INPUT_AHEAD_BYTES) return cb();
+    if (this.sent - this.consumed <= INPUT_AHEAD_BYTES) {
+      cb();
+      return;
+    }
     this.writeWaiting = () => cb();
   }
 

@@ -38,7 +38,10 @@ export class ZstdDecoder extends Duplex {
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    if (this.inFrame) return cb(new Error('the zstd stream ends in the middle of a frame'));
+    if (this.inFrame) {
+      cb(new Error('the zstd stream ends in the middle of a frame'));
+      return;
+    }
     this.push(null);
     cb();
   }
@@ -53,7 +56,8 @@ export class ZstdDecoder extends Duplex {
       try {
         [ret, written, consumed] = this.dctx.decompressStream(out, this.input);
       } catch (err) {
-        return this.finishInput(err as Error);
+        this.finishInput(err as Error);
+        return;
       }
       this.input = this.input.subarray(consumed);
       let more = true;
@@ -63,7 +67,8 @@ export class ZstdDecoder extends Duplex {
       }
       if (this.input.length === 0 && (written < out.length || ret === 0)) {
         this.inFrame = ret !== 0;
-        return this.finishInput();
+        this.finishInput();
+        return;
       }
       if (!more) return; // _read resumes
       produced += written;
@@ -110,8 +115,14 @@ export class SlicedDecoder extends Duplex {
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     const feed = (rest: Buffer): void => {
-      if (this.destroyed) return cb();
-      if (rest.length === 0) return cb();
+      if (this.destroyed) {
+        cb();
+        return;
+      }
+      if (rest.length === 0) {
+        cb();
+        return;
+      }
       if (this.readableLength >= this.readableHighWaterMark) {
         this.waitingForRead = () => feed(rest);
         return;

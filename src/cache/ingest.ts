@@ -166,14 +166,12 @@ export async function ingestNar(
           .insertInto('nar_uploads')
           .values(row)
           .onConflict((oc) =>
-            oc
-              .columns(['slice_id', 'file_name'])
-              .doUpdateSet({
-                nar_hash: row.nar_hash,
-                nar_size: row.nar_size,
-                created_at: row.created_at,
-                expires_at: row.expires_at,
-              }),
+            oc.columns(['slice_id', 'file_name']).doUpdateSet({
+              nar_hash: row.nar_hash,
+              nar_size: row.nar_size,
+              created_at: row.created_at,
+              expires_at: row.expires_at,
+            }),
           )
           .execute();
       }

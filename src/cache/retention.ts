@@ -49,15 +49,13 @@ export class RetentionService {
       .insertInto('pins')
       .values(row)
       .onConflict((oc) =>
-        oc
-          .columns(['org_id', 'name'])
-          .doUpdateSet({
-            store_path: row.store_path,
-            hash_part: row.hash_part,
-            expires_at: row.expires_at,
-            created_by: row.created_by,
-            created_at: row.created_at,
-          }),
+        oc.columns(['org_id', 'name']).doUpdateSet({
+          store_path: row.store_path,
+          hash_part: row.hash_part,
+          expires_at: row.expires_at,
+          created_by: row.created_by,
+          created_at: row.created_at,
+        }),
       )
       .execute();
     return {

@@ -93,7 +93,10 @@ port.on('message', (m: ToVerifier) => {
 });
 
 function handle(m: ToVerifier): void {
-  if (m.kind === 'start') return start(m.job, m);
+  if (m.kind === 'start') {
+    start(m.job, m);
+    return;
+  }
   const job = jobs.get(m.job);
   if (!job) return; // finished or failed already
   switch (m.kind) {

@@ -17,8 +17,7 @@ export interface NixMode {
 export function nixMode(env: { NIX_REMOTE?: string | undefined }, socketPath: string, socketExists: boolean): NixMode {
   const remote = env.NIX_REMOTE?.trim();
   if (remote === 'daemon' || remote?.startsWith('unix://')) return { multiUser: true, reason: `NIX_REMOTE=${remote}` };
-  if (remote === 'local' || (remote && remote.startsWith('/')))
-    return { multiUser: false, reason: `NIX_REMOTE=${remote}` };
+  if (remote === 'local' || remote?.startsWith('/')) return { multiUser: false, reason: `NIX_REMOTE=${remote}` };
   if (socketExists) return { multiUser: true, reason: `the nix-daemon socket ${socketPath} exists` };
   return { multiUser: false, reason: `no nix-daemon socket at ${socketPath}` };
 }

@@ -157,7 +157,10 @@ async function uploadOne(
     else
       await pipeline(
         dumpPath(info.path),
-        counter((n) => (counts.read(n), counts.sent(n))),
+        counter((n) => {
+          counts.read(n);
+          counts.sent(n);
+        }),
         req,
       );
   } catch (err) {
@@ -223,7 +226,12 @@ export async function push(client: ClientOptions, targets: string[], opts: PushO
   const upload = async (path: string): Promise<boolean> => {
     const info = byPath.get(path)!;
     let sent = 0;
-    const counts = { read: onRead, sent: (n: number) => void (sent += n) };
+    const counts = {
+      read: onRead,
+      sent: (n: number): void => {
+        sent += n;
+      },
+    };
     try {
       await uploadOne(client, `${client.server}${prefix}/paths`, info, counts);
     } catch (err) {

@@ -64,14 +64,18 @@ export class PushQueue {
 
   done(rows: QueuedPath[]): void {
     const del = this.db.prepare('DELETE FROM queue WHERE path = ? AND slice = ?');
-    this.db.transaction(() => rows.forEach((r) => del.run(r.path, r.slice)))();
+    this.db.transaction(() => {
+      for (const r of rows) del.run(r.path, r.slice);
+    })();
   }
 
   failed(rows: Array<QueuedPath & { error: string }>): void {
     const upd = this.db.prepare(
       'UPDATE queue SET attempts = attempts + 1, last_error = ? WHERE path = ? AND slice = ?',
     );
-    this.db.transaction(() => rows.forEach((r) => upd.run(r.error.slice(0, 500), r.path, r.slice)))();
+    this.db.transaction(() => {
+      for (const r of rows) upd.run(r.error.slice(0, 500), r.path, r.slice);
+    })();
   }
 
   size(): number {

@@ -139,7 +139,10 @@ export class BodyWatchdog {
       req.destroy();
       socket.destroy();
     };
-    if (res.headersSent) return close();
+    if (res.headersSent) {
+      close();
+      return;
+    }
     const body = `${describeStall(stall, this.opts)}\n`;
     res.writeHead(408, {
       'Content-Type': 'text/plain; charset=UTF-8',

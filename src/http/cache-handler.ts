@@ -57,14 +57,16 @@ function viaSegments(handle: SegmentHandler, segments: (params: Record<string, s
   return async ({ req, res, principal, view, params }, deps) => {
     const io = {
       send: (status: number, headers: Headers, body?: string) => send(req, res, status, headers, body),
-      miss: () => miss(req, res),
+      miss: (): true => {
+        miss(req, res);
+        return true;
+      },
       acceptBody: () => acceptBody(req, res),
     };
     if (!(await handle({ req, res, principal, view, cache: deps.cache }, io, segments(params)))) miss(req, res);
   };
 }
 
-// prettier-ignore
 /** Every /cache route. Patterns are matched after the optional `<org>/<slice>` prefix. */
 const ROUTES: Array<[methods: Method[], pattern: string, handler: Handler]> = [
   [['GET', 'HEAD'], 'nix-cache-info', getCacheInfo],

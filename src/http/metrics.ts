@@ -87,13 +87,13 @@ export class Metrics {
 
   set(name: string, value: number, labels: Record<string, string> = {}): void {
     const m = this.metrics.get(name);
-    if (!m || m.type !== 'gauge') throw new Error(`unknown gauge ${name}`);
+    if (m?.type !== 'gauge') throw new Error(`unknown gauge ${name}`);
     m.values.set(labelKey(labels), value);
   }
 
   observe(name: string, labels: Record<string, string>, value: number): void {
     const m = this.metrics.get(name);
-    if (!m || m.type !== 'histogram') throw new Error(`unknown histogram ${name}`);
+    if (m?.type !== 'histogram') throw new Error(`unknown histogram ${name}`);
     const key = labelKey(labels);
     let v = m.values.get(key);
     if (!v) {

@@ -71,7 +71,10 @@ describe('closure order', () => {
         ['b', []],
       ],
       4,
-      async (p) => (ran.push(p), true),
+      async (p) => {
+        ran.push(p);
+        return true;
+      },
       (p) => givenUp.push(p),
       ['gone'],
     );

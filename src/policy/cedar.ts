@@ -142,7 +142,7 @@ function offsetsOf(source: string, policies: Record<string, string>): Record<str
   let cursor = 0;
   for (const [id, text] of Object.entries(policies)) {
     const at = source.indexOf(text, cursor);
-    out[id] = at < 0 ? 0 : at;
+    out[id] = Math.max(at, 0);
     if (at >= 0) cursor = at + text.length;
   }
   return out;

@@ -221,16 +221,16 @@ export async function verifyFlakeTarball(
   if (failure) throw failure;
   if (topDir === undefined) throw bad('empty archive');
   const top = root.entries[topDir];
-  if (!top || top.type !== 'directory') throw bad('the top-level entry must be a directory');
+  if (top?.type !== 'directory') throw bad('the top-level entry must be a directory');
   for (const link of links) {
-    const escape = linkEscape(top, link.inTree, link.target);
-    if (escape)
+    const escapes = linkEscape(top, link.inTree, link.target);
+    if (escapes)
       throw bad(
-        `symlink ${JSON.stringify(link.name)} points outside the tree (${JSON.stringify(link.target)}): ${escape}`,
+        `symlink ${JSON.stringify(link.name)} points outside the tree (${JSON.stringify(link.target)}): ${escapes}`,
       );
   }
   const flake = top.entries['flake.nix'];
-  if (!flake || flake.type !== 'regular') throw bad(`no flake.nix in ${topDir}/`);
+  if (flake?.type !== 'regular') throw bad(`no flake.nix in ${topDir}/`);
   const nar = serializeNar(top);
   return {
     topDir,

@@ -168,6 +168,8 @@ export function satisfies(version: Version, req: Requirement): boolean {
         return cmp < 0;
       case '<=':
         return cmp <= 0;
+      default:
+        return false;
     }
   });
 }

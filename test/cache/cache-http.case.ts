@@ -8,7 +8,7 @@ import { setupTwoOrgs } from '../helpers/tenants.js';
 import { createHash } from 'node:crypto';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, basicAuth, createOrg, createToken, type TestServer } from '../helpers/server.js';
+import { api, basicAuth, createToken, type TestServer } from '../helpers/server.js';
 import type { Backend } from '../helpers/backends.js';
 import { fakePath, killMidUpload, narInfoFor, nixStyleUpload, type FakePath } from '../helpers/paths.js';
 import { encodeNix32 } from '../../src/nix/nix32.js';

@@ -5,7 +5,7 @@
  * Written once, run on every storage backend.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, basicAuth, createOrg, createToken, type TestServer } from '../helpers/server.js';
+import { api, basicAuth, createToken, type TestServer } from '../helpers/server.js';
 import type { Backend } from '../helpers/backends.js';
 import { setupTenants } from '../helpers/tenants.js';
 import { fakePath, nixStyleUpload, type FakePath } from '../helpers/paths.js';

@@ -16,7 +16,7 @@ const component = await readFile(path.join(REPO_ROOT, 'ci/gitlab/templates/floe.
 /** A `- |` script block under `  <key>:` of the `.floe` job (both files keep to that shape). */
 function block(text: string, key: string): string {
   const lines = text.split('\n');
-  const start = lines.findIndex((l) => l === `  ${key}:`);
+  const start = lines.indexOf(`  ${key}:`);
   expect(start, key).toBeGreaterThan(0);
   expect(lines[start + 1]).toBe('    - |');
   const body: string[] = [];
@@ -30,7 +30,7 @@ function block(text: string, key: string): string {
 function variables(text: string): Record<string, string> {
   const lines = text.split('\n');
   const out: Record<string, string> = {};
-  for (const l of lines.slice(lines.findIndex((x) => x === '  variables:') + 1)) {
+  for (const l of lines.slice(lines.indexOf('  variables:') + 1)) {
     const m = /^ {4}(\w+): "(.*)"$/.exec(l);
     if (!m) break;
     out[m[1]!] = m[2]!;

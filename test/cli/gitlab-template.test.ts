@@ -27,7 +27,7 @@ const seed = () => `g${Date.now().toString(36)}${Math.random().toString(36).slic
 function parseTemplate(text: string): typeof template {
   const lines = text.split('\n');
   const block = (key: string) => {
-    const start = lines.findIndex((l) => l === `  ${key}:`);
+    const start = lines.indexOf(`  ${key}:`);
     expect(start, key).toBeGreaterThan(0);
     expect(lines[start + 1]).toBe('    - |');
     const body: string[] = [];
@@ -38,7 +38,7 @@ function parseTemplate(text: string): typeof template {
     return body.join('\n');
   };
   const variables: Record<string, string> = {};
-  const vStart = lines.findIndex((l) => l === '  variables:');
+  const vStart = lines.indexOf('  variables:');
   for (const l of lines.slice(vStart + 1)) {
     const m = /^ {4}(\w+): "(.*)"$/.exec(l);
     if (!m) break;

@@ -171,7 +171,10 @@ describe.skipIf(!version)('logins that renew themselves', () => {
       // Two renewals: the loop goes on after the first.
       await until(
         'two renewed tokens',
-        async () => (seen.add((await netrcToken(netrc)) ?? first), seen.size >= 3),
+        async () => {
+          seen.add((await netrcToken(netrc)) ?? first);
+          return seen.size >= 3;
+        },
         30_000,
       );
       const latest = (await netrcToken(netrc))!;

@@ -100,7 +100,10 @@ describe('floe slice delete', () => {
     const narinfo = (slice: string, hash: string) =>
       fetch(`${server.url}/cache/acme/${slice}/${hash}.narinfo`, {
         headers: { Authorization: `Bearer ${admin}` },
-      }).then(async (r) => (await r.text(), r.status));
+      }).then(async (r) => {
+        await r.text();
+        return r.status;
+      });
     expect((await floe(['slice', 'create', 'acme', 'kept'])).code).toBe(0);
     const kept = fakePath('kept-path');
     expect((await nixStyleUpload(`${server.url}/cache/acme/kept`, basicAuth(writer), kept)).narinfo).toBe(201);

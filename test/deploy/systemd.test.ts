@@ -40,6 +40,7 @@ function moduleHardening(): string[] {
     if (!m) throw new Error(`nix/module.nix: cannot read ${JSON.stringify(line)} (one \`Key = value;\` per line)`);
     const [, key, raw] = m as unknown as [string, string, string];
     const value = raw
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the Nix source text, not a template
       .replace('${toString cfg.shutdownGraceSeconds}', String(grace))
       .replace(/^cfg\.shutdownGraceSeconds \+ (\d+)$/, (_, n: string) => String(grace + Number(n)));
     const strings = (v: string) => [...v.matchAll(/"([^"]*)"/g)].map((s) => s[1]!);

@@ -163,12 +163,10 @@ describe('compression fuzz (through ingestNar)', () => {
     async () => {
       const arbCompressed = fc.oneof(
         arbCorpusEntry.map((e) => ({ bytes: new Uint8Array(e.bytes), declared: declaredOf(e.name) })),
-        fc
-          .tuple(arbNarTree, fc.constantFrom('gzip' as const, 'br' as const, 'zstd' as const))
-          .map(([t, k]) => ({
-            bytes: new Uint8Array(compressAs(k, serializeNar(t))),
-            declared: k as Compression | undefined,
-          })),
+        fc.tuple(arbNarTree, fc.constantFrom('gzip' as const, 'br' as const, 'zstd' as const)).map(([t, k]) => ({
+          bytes: new Uint8Array(compressAs(k, serializeNar(t))),
+          declared: k as Compression | undefined,
+        })),
       );
       await fc.assert(
         fc.asyncProperty(

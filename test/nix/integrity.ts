@@ -9,7 +9,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { api, basicAuth, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
+import { api, basicAuth, startFloe, type TestServer } from '../helpers/server.js';
 import { type NixRunner, fixtureDir, writeNetrc } from '../helpers/nix.js';
 import { setupTenants } from '../helpers/tenants.js';
 import { fakePath, nixStyleUpload, type FakePath } from '../helpers/paths.js';

@@ -109,11 +109,10 @@ run('web interface in Chromium', () => {
       slice_id: string;
       hash_part: string;
     }>;
-    rows.forEach((r, i) =>
-      db
-        .prepare('UPDATE paths SET created_at = ? WHERE slice_id = ? AND hash_part = ?')
-        .run(new Date(Date.now() - ((i * 7) % 24) * 86_400_000).toISOString(), r.slice_id, r.hash_part),
-    );
+    const setCreated = db.prepare('UPDATE paths SET created_at = ? WHERE slice_id = ? AND hash_part = ?');
+    for (const [i, r] of rows.entries()) {
+      setCreated.run(new Date(Date.now() - ((i * 7) % 24) * 86_400_000).toISOString(), r.slice_id, r.hash_part);
+    }
     // Storage over time: three weeks of earlier daily snapshots (the server writes today's).
     const acmeId = (db.prepare("SELECT id FROM orgs WHERE name = 'acme'").get() as { id: string }).id;
     const insert = db.prepare(

@@ -42,9 +42,9 @@ export async function handleDebugInfo(r: CacheRequest, io: CacheRouteIo, rest: r
   const method = r.req.method ?? 'GET';
   if (method === 'GET' || method === 'HEAD') {
     // Served as `<build id>` and, as Nix 2.8 names the upload, `<build id>.debug`.
-    if (!BUILD_ID.test(rest[1]!)) return (io.miss(), true);
+    if (!BUILD_ID.test(rest[1]!)) return io.miss();
     const doc = await r.cache.debugInfo.find(r.principal, r.view, rest[1]!.slice(0, 40));
-    if (doc === undefined) return (io.miss(), true);
+    if (doc === undefined) return io.miss();
     io.send(200, { 'Content-Type': 'application/json', 'Cache-Control': 'private, no-cache' }, doc);
     return true;
   }

@@ -19,11 +19,11 @@ export async function handleListing(r: CacheRequest, io: CacheRouteIo, rest: rea
     try {
       hash = parseStorePathHash(rest[0]!.slice(0, -'.ls'.length));
     } catch (err) {
-      if (err instanceof InvalidInput) return (io.miss(), true);
+      if (err instanceof InvalidInput) return io.miss();
       throw err;
     }
     const listing = await r.cache.listings.find(r.principal, r.view, hash);
-    if (listing === undefined) return (io.miss(), true);
+    if (listing === undefined) return io.miss();
     io.send(200, { 'Content-Type': 'application/json', 'Cache-Control': 'private, no-cache' }, listing);
     return true;
   }

@@ -15,7 +15,8 @@ import { contentEncoding, declaredLength } from '../body.js';
 
 export interface CacheRouteIo {
   send(status: number, headers: Record<string, string>, body?: string): void;
-  miss(): void;
+  /** Answers as for a missing path; returns true (handled) so a route can `return io.miss()`. */
+  miss(): true;
   /** Sends the deferred `100 Continue`: call once the upload is authorized. */
   acceptBody(): void;
 }
@@ -38,10 +39,10 @@ export async function handleBuildLog(r: CacheRequest, io: CacheRouteIo, rest: re
       found = await r.cache.logs.find(r.principal, r.view, parseLogName(rest[1]!));
     } catch (err) {
       // A malformed name is a miss like any other unknown file.
-      if (err instanceof InvalidInput) return (io.miss(), true);
+      if (err instanceof InvalidInput) return io.miss();
       throw err;
     }
-    if (!found) return (io.miss(), true);
+    if (!found) return io.miss();
     const headers = {
       'Content-Type': 'text/plain; charset=utf-8',
       'Content-Length': String(found.size),
@@ -52,7 +53,7 @@ export async function handleBuildLog(r: CacheRequest, io: CacheRouteIo, rest: re
       return true;
     }
     const text = await found.open();
-    if (!text) return (io.miss(), true);
+    if (!text) return io.miss();
     r.res.writeHead(200, headers);
     try {
       await pipeline(text, upTo(found.size), r.res);

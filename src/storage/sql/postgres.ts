@@ -79,6 +79,7 @@ class UnavailableAwareDialect implements Dialect {
   createDriver(): Driver {
     return new UnavailableAwareDriver(this.inner.createDriver());
   }
+  // biome-ignore lint/suspicious/noExplicitAny: Kysely's Dialect interface declares Kysely<any>
   createIntrospector(db: Kysely<any>): DatabaseIntrospector {
     return this.inner.createIntrospector(db);
   }

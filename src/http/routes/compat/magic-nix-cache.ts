@@ -24,7 +24,7 @@ export interface MagicNixCacheDeps {
 
 /** PURE: the project a CI identity pushes for when it names none (its repository, else its subject). */
 export function implicitProject(p: Principal & { kind: 'token' }): string {
-  const repo = p.identity?.claims['repository'] ?? p.identity?.claims['project_path'];
+  const repo = p.identity?.claims.repository ?? p.identity?.claims.project_path;
   return typeof repo === 'string' && repo ? repo : p.subject;
 }
 
