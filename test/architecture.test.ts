@@ -17,15 +17,15 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-/** [file relative to src, import specifier resolved relative to src (or the bare module)] */
-function imports(): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
+/** [file relative to src, import specifier resolved relative to src (or the bare module), type-only] */
+function imports(): Array<[string, string, boolean]> {
+  const out: Array<[string, string, boolean]> = [];
   for (const file of sourceFiles(SRC)) {
     const text = readFileSync(file, 'utf8');
-    for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]/g)) {
-      const spec = m[1]!;
+    for (const m of text.matchAll(/(?:^|\n)\s*(import|export)(\s+type)?[^'"]*?from\s+['"]([^'"]+)['"]/g)) {
+      const spec = m[3]!;
       const target = spec.startsWith('.') ? path.relative(SRC, path.resolve(path.dirname(file), spec)) : spec;
-      out.push([path.relative(SRC, file), target]);
+      out.push([path.relative(SRC, file), target, m[2] !== undefined]);
     }
   }
   return out;
@@ -84,6 +84,40 @@ describe('architecture', () => {
     expect(bad).toEqual([]);
     expect(from('cli/').some(([, t]) => t.startsWith('wire/'))).toBe(true);
     expect(from('http/').some(([, t]) => t.startsWith('wire/'))).toBe(true);
+  });
+
+  // The modules docs/ARCHITECTURE.md calls PURE: formats, decisions and plans, computed from their
+  // arguments. They may use node:crypto/node:buffer/node:util and each other, never I/O or services.
+  const PURE = [
+    /^nix\//,
+    /^wire\//,
+    /^policy\/(actions|authorize|cedar|guardrails|network|schema)\.ts$/,
+    /^org\/names\.ts$/,
+    /^cache\/blob-keys\.ts$/,
+    /^audit\/chain\.ts$/,
+    /^storage\/failures\.ts$/,
+    /^identity\/(credentials|trust|lifetime|destination)\.ts$/,
+    /^registry\/(version|inventory)\.ts$/,
+    /^cache\/(view|link-policy|render|upstream-verify|reachability|quota)\.ts$/,
+    /^http\/route-table\.ts$/,
+    /^cli\/(nix-setup|trust-spec|netrc|push-progress|errors)\.ts$/,
+    /^config-file\.ts$/,
+  ];
+  const isPure = (f: string) => PURE.some((re) => re.test(f));
+  const IO_MODULES =
+    /^(node:)?(fs|fs\/promises|net|http|https|http2|tls|dgram|dns|child_process|cluster|worker_threads|readline|os)$/;
+
+  it('the PURE modules import no I/O and only other pure modules (or errors); types may come from anywhere', () => {
+    expect(all.filter(([f]) => isPure(f)).length).toBeGreaterThan(30);
+    const local = (t: string) => t.replace(/\.js$/, '.ts');
+    const bad = all.filter(
+      ([f, t, typeOnly]) =>
+        isPure(f) &&
+        !typeOnly &&
+        (IO_MODULES.test(t) ||
+          (t.includes('/') && !t.startsWith('node:') && !t.startsWith('@') && !isPure(local(t)) && t !== 'errors.js')),
+    );
+    expect(bad).toEqual([]);
   });
 
   it('the CLI talks to servers over HTTP; only `serve` reaches the server composition root', () => {

@@ -7,6 +7,7 @@
  * and every decoded chunk is checked against the NAR's allowed size before it is used, so a
  * decompression bomb is refused after at most that size plus a slice, not expanded.
  */
+import { narBlobKey } from './blob-keys.js';
 import { finished } from 'node:stream/promises';
 import { FloeError, InsufficientStorage, InvalidInput, TooLarge } from '../errors.js';
 import { isStorageFull } from '../storage/failures.js';
@@ -42,9 +43,7 @@ export interface UploadRecord {
   expiresAt: Date;
 }
 
-export function narBlobKey(narHashNix32: string): string {
-  return `${narHashNix32}.nar.zst`;
-}
+export { narBlobKey };
 
 export { MAX_EXPANSION_RATIO, UNDECLARED_NAR_FLOOR_BYTES, narSizeProblem } from './verify-stream.js';
 

@@ -7,7 +7,7 @@ import { parseDigest, type Hash } from '../nix/hash.js';
 import { type NarInfoField, formatNarInfo } from '../nix/narinfo.js';
 import { fingerprintPath, signFingerprint, type SigningKey } from '../nix/signing.js';
 import type { StorePathBase } from '../nix/store-path.js';
-import { narBlobKey } from './ingest.js';
+import { narBlobKey } from './blob-keys.js';
 
 export interface RenderablePath {
   storePath: StorePathBase;

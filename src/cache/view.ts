@@ -11,7 +11,7 @@
  * it, and within a view the first source holding a path wins, whatever the upload order.
  */
 import type { Principal } from '../identity/principal.js';
-import { DEFAULT_SLICE } from '../org/service.js';
+import { DEFAULT_SLICE } from '../org/names.js';
 import type { SliceResource } from '../policy/actions.js';
 
 /** Where a /cache request looks: the caller's unified view, or one slice (its URL names it). */

@@ -4,14 +4,9 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-export class CliError extends Error {}
+import { CliError } from './errors.js';
 
-/** Ends a command with this exit status (after it printed what it had to say). */
-export class CliExit extends Error {
-  constructor(readonly code: number) {
-    super(`exit ${code}`);
-  }
-}
+export { CliError, CliExit } from './errors.js';
 
 export interface ClientOptions {
   server: string;

@@ -2,7 +2,7 @@
  * PURE: a trust spec (the JSON `POST /orgs/:org/trusts` takes) from `floe trust add` flags, so
  * nobody has to write JSON for the common cases. The server validates the result.
  */
-import { CliError } from './client.js';
+import { CliError } from './errors.js';
 
 export interface TrustFlags {
   provider?: string;

@@ -1,4 +1,7 @@
-/** PURE: "did you mean" for mistyped org names. */
+/** PURE: org and slice naming: the default slice, "did you mean" for mistyped names. */
+
+/** Every org has this slice; it cannot be deleted. */
+export const DEFAULT_SLICE = 'default';
 
 /** Levenshtein distance, stopping early past `limit` (names are short; this stays cheap). */
 export function editDistance(a: string, b: string, limit = 3): number {

@@ -4,7 +4,9 @@ import { Conflict, InvalidInput, NotFound } from '../errors.js';
 import type { Db } from '../storage/types.js';
 import type { SliceResource } from '../policy/actions.js';
 
-export const DEFAULT_SLICE = 'default';
+import { DEFAULT_SLICE } from './names.js';
+
+export { DEFAULT_SLICE };
 const NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 export function parseName(kind: 'org' | 'slice' | 'upstream' | 'pin', text: string): string {
