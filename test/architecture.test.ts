@@ -120,6 +120,11 @@ describe('architecture', () => {
     expect(bad).toEqual([]);
   });
 
+  it('CLI commands print through their io (so main() runs in-process), never console.*', () => {
+    const printing = sourceFiles(path.join(SRC, 'cli')).filter((f) => /\bconsole\.\w+\(/.test(readFileSync(f, 'utf8')));
+    expect(printing.map((f) => path.relative(SRC, f))).toEqual([]);
+  });
+
   it('the CLI talks to servers over HTTP; only `serve` reaches the server composition root', () => {
     const bad = from('cli/').filter(
       ([f, t]) => /^(cache|identity|policy|org|storage|http)\//.test(t) && !LOCAL_ADMIN.has(f),

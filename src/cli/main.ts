@@ -49,8 +49,8 @@ export function buildProgram(io: CliIo): Command {
   registerServerAdminCommands(program, ctx);
   registerPinCommands(program, ctx);
   registerCacheCommands(program, ctx);
-  registerPolicyCommands(program, ctx.serverOption);
-  registerSourceCommands(program, { serverOption: ctx.serverOption, keys, trust, slice });
+  registerPolicyCommands(program, ctx);
+  registerSourceCommands(program, ctx, { keys, trust, slice });
   registerWatchCommands(program, ctx.serverOption);
   registerBackupCommands(program);
   registerCompletionCommands(program, ctx);

@@ -1,7 +1,8 @@
 /** `floe policy …` and `floe audit …`: org policies as code, and the audit trail. */
 import { readFile } from 'node:fs/promises';
-import type { Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { CliError, CliExit, apiRequest, clientOptions } from './client.js';
+import type { CommandContext } from './commands/context.js';
 
 interface Problem {
   policyId?: string;
@@ -12,18 +13,12 @@ interface Problem {
 
 const orgPath = (org: string, rest: string) => `/api/v1/orgs/${encodeURIComponent(org)}${rest}`;
 
-async function readSource(file: string): Promise<string> {
+async function readSource(ctx: CommandContext, file: string): Promise<string> {
   try {
-    return file === '-' ? await readStdin() : await readFile(file, 'utf8');
+    return file === '-' ? await ctx.readStdin() : await readFile(file, 'utf8');
   } catch (err) {
     throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
   }
-}
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 function formatProblems(file: string, problems: Problem[]): string {
@@ -69,7 +64,8 @@ interface TestResult {
   pass?: boolean;
 }
 
-export function registerPolicyCommands(program: Command, serverOption: () => Option): void {
+export function registerPolicyCommands(program: Command, ctx: CommandContext): void {
+  const { serverOption } = ctx;
   const policy = program
     .command('policy')
     .description("an org's access policies (Cedar): validate, test, apply, explain, roll back");
@@ -83,7 +79,7 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
       const res = await fetch(`${client.server}/api/v1/policy/schema`).catch((err: Error) => {
         throw new CliError(`cannot reach ${client.server}: ${err.message}`);
       });
-      process.stdout.write(await res.text());
+      ctx.io.stdout.write(await res.text());
     });
 
   policy
@@ -92,8 +88,8 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
     .addOption(serverOption())
     .requiredOption('--org <org>', 'org')
     .action(async (file: string, opts: { server?: string; org: string }) => {
-      const ids = await validate(opts, opts.org, file, await readSource(file));
-      console.log(
+      const ids = await validate(opts, opts.org, file, await readSource(ctx, file));
+      ctx.out(
         `${file}: valid (${ids.length} ${ids.length === 1 ? 'policy' : 'policies'}: ${ids.join(', ') || 'none'})`,
       );
     });
@@ -106,7 +102,7 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
     .option('-m, --message <text>', 'why (kept in the history and the audit log)')
     .option('--json', 'print JSON')
     .action(async (file: string, opts: { server?: string; org: string; message?: string; json?: boolean }) => {
-      const source = await readSource(file);
+      const source = await readSource(ctx, file);
       await validate(opts, opts.org, file, source);
       const v = await apiRequest<{ version: number; sha256: string; policyIds: string[] }>(
         clientOptions(opts),
@@ -114,7 +110,7 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
         orgPath(opts.org, '/policies'),
         { source, ...(opts.message ? { message: opts.message } : {}) },
       );
-      console.log(
+      ctx.out(
         opts.json
           ? JSON.stringify(v)
           : `${opts.org}: policies version ${v.version} active (${v.policyIds.length} policies); every replica applies it within a second`,
@@ -133,9 +129,9 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
         'GET',
         orgPath(opts.org, opts.version ? `/policies/versions/${Number(opts.version)}` : '/policies'),
       );
-      process.stdout.write(res.source.endsWith('\n') || res.source === '' ? res.source : `${res.source}\n`);
+      ctx.io.stdout.write(res.source.endsWith('\n') || res.source === '' ? res.source : `${res.source}\n`);
       if (res.version === 0)
-        console.error(`floe: ${opts.org} has no policies: Floe's defaults apply (same-org tokens within their scopes)`);
+        ctx.err(`floe: ${opts.org} has no policies: Floe's defaults apply (same-org tokens within their scopes)`);
     });
 
   policy
@@ -154,9 +150,9 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
           policyIds: string[];
         }>;
       }>(clientOptions(opts), 'GET', orgPath(opts.org, '/policies/versions'));
-      if (opts.json) return console.log(JSON.stringify(res.versions));
+      if (opts.json) return ctx.out(JSON.stringify(res.versions));
       for (const v of res.versions)
-        console.log(
+        ctx.out(
           `v${v.version}  ${v.createdAt}  ${v.createdBy}  ${v.policyIds.length} policies${v.message ? `  ${v.message}` : ''}`,
         );
     });
@@ -175,7 +171,7 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
         orgPath(opts.org, '/policies/rollback'),
         { version: Number(version) },
       );
-      console.log(`${opts.org}: version ${version} is active again as version ${v.version}`);
+      ctx.out(`${opts.org}: version ${version} is active again as version ${v.version}`);
     });
 
   policy
@@ -190,13 +186,13 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
     .action(async (casesFile: string, opts: { server?: string; org: string; policies?: string; json?: boolean }) => {
       let cases: unknown;
       try {
-        const parsed = JSON.parse(await readSource(casesFile)) as unknown;
+        const parsed = JSON.parse(await readSource(ctx, casesFile)) as unknown;
         cases = Array.isArray(parsed) ? parsed : (parsed as { cases?: unknown }).cases;
       } catch (err) {
         throw new CliError(`${casesFile}: not JSON (${(err as Error).message})`);
       }
       if (!Array.isArray(cases)) throw new CliError(`${casesFile}: expected {"cases": [...]} or an array of cases`);
-      const source = opts.policies ? await readSource(opts.policies) : undefined;
+      const source = opts.policies ? await readSource(ctx, opts.policies) : undefined;
       if (source !== undefined) await validate(opts, opts.org, opts.policies!, source);
       const res = await apiRequest<{ passed: number; failed: number; results: TestResult[] }>(
         clientOptions(opts),
@@ -204,13 +200,13 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
         orgPath(opts.org, '/policies/test'),
         { cases, ...(source !== undefined ? { source } : {}) },
       );
-      if (opts.json) console.log(JSON.stringify(res));
+      if (opts.json) ctx.out(JSON.stringify(res));
       else {
         for (const r of res.results)
-          console.log(
+          ctx.out(
             `${r.pass === false ? 'FAIL' : r.pass ? 'ok  ' : '    '}  ${r.name}: ${r.decision}${r.expected && r.pass === false ? ` (expected ${r.expected})` : ''} by ${r.decidedBy.join(', ')}: ${r.reason}`,
           );
-        console.log(`${res.passed} passed, ${res.failed} failed`);
+        ctx.out(`${res.passed} passed, ${res.failed} failed`);
       }
       if (res.failed > 0) throw new CliExit(1);
     });
@@ -262,7 +258,7 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
                 ? { identity: { provider: opts.provider, issuer: 'explain', claims }, authMethod: opts.provider }
                 : {}),
             };
-        const source = opts.policies ? await readSource(opts.policies) : undefined;
+        const source = opts.policies ? await readSource(ctx, opts.policies) : undefined;
         const res = await apiRequest<{ results: TestResult[] }>(
           clientOptions(opts),
           'POST',
@@ -280,8 +276,8 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
           },
         );
         const r = res.results[0]!;
-        if (opts.json) return console.log(JSON.stringify(r));
-        console.log(`${r.decision.toUpperCase()}: ${r.reason}\ndecided by: ${r.decidedBy.join(', ')}`);
+        if (opts.json) return ctx.out(JSON.stringify(r));
+        ctx.out(`${r.decision.toUpperCase()}: ${r.reason}\ndecided by: ${r.decidedBy.join(', ')}`);
       },
     );
 
@@ -299,7 +295,7 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
       const s = await apiRequest<{ name: string }>(clientOptions(opts), 'POST', orgPath(opts.org, '/signers'), {
         publicKey,
       });
-      console.log(`${opts.org} trusts signatures by ${s.name}`);
+      ctx.out(`${opts.org} trusts signatures by ${s.name}`);
     });
   signer
     .command('list')
@@ -311,8 +307,8 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
       const res = await apiRequest<{
         signers: Array<{ name: string; publicKey: string; addedBy: string; createdAt: string }>;
       }>(clientOptions(opts), 'GET', orgPath(opts.org, '/signers'));
-      if (opts.json) return console.log(JSON.stringify(res.signers));
-      for (const s of res.signers) console.log(`${s.publicKey}  added ${s.createdAt} by ${s.addedBy}`);
+      if (opts.json) return ctx.out(JSON.stringify(res.signers));
+      for (const s of res.signers) ctx.out(`${s.publicKey}  added ${s.createdAt} by ${s.addedBy}`);
     });
   signer
     .command('remove <name>')
@@ -321,7 +317,7 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
     .requiredOption('--org <org>', 'org')
     .action(async (name: string, opts: { server?: string; org: string }) => {
       await apiRequest(clientOptions(opts), 'DELETE', orgPath(opts.org, `/signers/${encodeURIComponent(name)}`));
-      console.log(`${opts.org} no longer trusts ${name}`);
+      ctx.out(`${opts.org} no longer trusts ${name}`);
     });
 
   const audit = program.command('audit').description('the audit trail: who did what, what was refused, who read what');
@@ -378,7 +374,7 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
             next: number | null;
           }>(client, 'GET', `${base}?${q}`);
           for (const e of res.entries) {
-            console.log(
+            ctx.out(
               opts.jsonl
                 ? JSON.stringify(e)
                 : `#${e.seq}  ${e.at}  ${e.outcome.padEnd(5)}  ${e.action}  ${e.actor}  ${e.target}${e.reason ? `  (${e.reason})` : ''}${e.detail.ip ? `  from ${String(e.detail.ip)}${e.detail.country ? ` ${String(e.detail.country)}` : ''}` : ''}`,
@@ -417,7 +413,7 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
         throw new CliError(
           `audit log chain broken at entry ${res.break!.seq}: ${res.break!.problem} (${res.entries} entries before it verified)`,
         );
-      console.log(`audit log intact: ${res.entries} entries, head ${res.entries}:${res.headHash}`);
+      ctx.out(`audit log intact: ${res.entries} entries, head ${res.entries}:${res.headHash}`);
     });
   audit
     .command('reads')
@@ -442,9 +438,9 @@ export function registerPolicyCommands(program: Command, serverOption: () => Opt
           bytes: number;
         }>;
       }>(clientOptions(opts), 'GET', orgPath(opts.org, `/reads?${q}`));
-      if (opts.json) return console.log(JSON.stringify(res.reads));
+      if (opts.json) return ctx.out(JSON.stringify(res.reads));
       for (const r of res.reads)
-        console.log(
+        ctx.out(
           `${r.day}  ${r.actor}  ${r.storePath}  ${r.narinfoHits} narinfo, ${r.narDownloads} NAR, ${r.bytes} bytes`,
         );
     });

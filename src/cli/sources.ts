@@ -4,9 +4,9 @@
  * references from, the org's Nix keys and the server admin's approval of overlapping trusts.
  * Thin API calls.
  */
-import type { Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { CliError, apiRequest, clientOptions } from './client.js';
-import { orgAndArgs, orgOption } from './commands/context.js';
+import { type CommandContext, orgAndArgs, orgOption } from './commands/context.js';
 
 type ServerOpts = { server?: string; org?: string };
 
@@ -27,9 +27,10 @@ const enc = encodeURIComponent;
 
 export function registerSourceCommands(
   program: Command,
-  parts: { serverOption: () => Option; keys: Command; trust: Command; slice: Command },
+  ctx: CommandContext,
+  parts: { keys: Command; trust: Command; slice: Command },
 ): void {
-  const { serverOption } = parts;
+  const { serverOption } = ctx;
 
   const follow = program
     .command('follow')
@@ -53,7 +54,7 @@ export function registerSourceCommands(
           ...(opts.priority !== undefined ? { priority: parsePriority(opts.priority) } : {}),
         },
       );
-      console.log(
+      ctx.out(
         `${orgName} follows ${source} (priority ${res.priority}); run "floe cache use" again on machines to trust its key`,
       );
     });
@@ -65,7 +66,7 @@ export function registerSourceCommands(
       const [orgName, source] = orgAndArgs(opts.org, [a, b], ['source']) as [string, string];
       const { org, slice } = sourceArg(source);
       await apiRequest(clientOptions(opts), 'DELETE', `/api/v1/orgs/${enc(orgName)}/follows/${enc(org)}/${enc(slice)}`);
-      console.log(`${orgName} no longer follows ${source}`);
+      ctx.out(`${orgName} no longer follows ${source}`);
     });
 
   parts.slice
@@ -87,19 +88,19 @@ export function registerSourceCommands(
         }>;
         follows: Array<{ org: string; slice: string; priority: number }>;
       }>(clientOptions(opts), 'GET', `/api/v1/orgs/${enc(orgName)}/sources`);
-      if (opts.json) return console.log(JSON.stringify(res));
+      if (opts.json) return ctx.out(JSON.stringify(res));
       const inView = res.slices
         .filter((s) => s.inView)
         .sort((a, b) => a.priority - b.priority || a.name.localeCompare(b.name));
-      console.log(`view of ${orgName} on /cache (a slice-limited token sees its slices first):`);
+      ctx.out(`view of ${orgName} on /cache (a slice-limited token sees its slices first):`);
       for (const s of inView)
-        console.log(`  ${orgName}/${s.name}${s.name === 'default' ? '' : ` (priority ${s.priority})`}`);
-      for (const f of res.follows) console.log(`  ${f.org}/${f.slice} (followed, priority ${f.priority})`);
+        ctx.out(`  ${orgName}/${s.name}${s.name === 'default' ? '' : ` (priority ${s.priority})`}`);
+      for (const f of res.follows) ctx.out(`  ${f.org}/${f.slice} (followed, priority ${f.priority})`);
       const outside = res.slices.filter((s) => !s.inView);
-      if (outside.length) console.log(`only at their own URL: ${outside.map((s) => s.name).join(', ')}`);
+      if (outside.length) ctx.out(`only at their own URL: ${outside.map((s) => s.name).join(', ')}`);
       for (const s of res.slices) {
         const from = s.name === 'default' ? s.trusts : ['default', ...s.trusts];
-        console.log(
+        ctx.out(
           `${orgName}/${s.name} takes references from: ${from.length ? from.join(', ') : 'nothing but uploads'}${s.globalPriority !== null ? `; served to everyone (global priority ${s.globalPriority})` : ''}`,
         );
       }
@@ -117,7 +118,7 @@ export function registerSourceCommands(
       await apiRequest(clientOptions(opts), 'POST', `/api/v1/orgs/${enc(orgName)}/slices/${enc(name)}/trusts`, {
         from: opts.from,
       });
-      console.log(`${orgName}/${name} now takes references from ${orgName}/${opts.from}`);
+      ctx.out(`${orgName}/${name} now takes references from ${orgName}/${opts.from}`);
     });
   parts.slice
     .command('untrust [org] [slice]')
@@ -131,7 +132,7 @@ export function registerSourceCommands(
         'DELETE',
         `/api/v1/orgs/${enc(orgName)}/slices/${enc(name)}/trusts/${enc(opts.from)}`,
       );
-      console.log(`${orgName}/${name} no longer takes references from ${orgName}/${opts.from}`);
+      ctx.out(`${orgName}/${name} no longer takes references from ${orgName}/${opts.from}`);
     });
   parts.slice
     .command('global [org] [slice]')
@@ -147,7 +148,7 @@ export function registerSourceCommands(
         await apiRequest(clientOptions(opts), 'PUT', `/api/v1/orgs/${enc(orgName)}/slices/${enc(name)}/global`, {
           priority: opts.off ? null : parsePriority(opts.priority!),
         });
-        console.log(
+        ctx.out(
           opts.off
             ? `${orgName}/${name} is no longer served on /cache to everyone`
             : `${orgName}/${name} is served on /cache to everyone`,
@@ -165,8 +166,8 @@ export function registerSourceCommands(
       const res = await apiRequest<{
         keys: Array<{ name: string; publicKey: string; state: string; createdAt: string }>;
       }>(clientOptions(opts), 'GET', `/api/v1/orgs/${enc(opts.org)}/keys`);
-      if (opts.json) return console.log(JSON.stringify(res.keys));
-      for (const k of res.keys) console.log(`${k.state.padEnd(8)} ${k.publicKey}  (since ${k.createdAt})`);
+      if (opts.json) return ctx.out(JSON.stringify(res.keys));
+      for (const k of res.keys) ctx.out(`${k.state.padEnd(8)} ${k.publicKey}  (since ${k.createdAt})`);
     });
   parts.keys
     .command('retire <name>')
@@ -181,7 +182,7 @@ export function registerSourceCommands(
         'POST',
         `/api/v1/orgs/${enc(opts.org)}/keys/${enc(name)}/retire`,
       );
-      console.log(
+      ctx.out(
         `retired ${name}; ${res.resigned} narinfos re-signed; ${opts.org} is now signed by: ${res.keys.join(' ')}`,
       );
     });
@@ -192,7 +193,7 @@ export function registerSourceCommands(
     .addOption(serverOption())
     .action(async (opts: ServerOpts) => {
       const res = await apiRequest<{ trusts: unknown[] }>(clientOptions(opts), 'GET', '/api/v1/trusts/pending');
-      console.log(JSON.stringify(res.trusts, null, 2));
+      ctx.out(JSON.stringify(res.trusts, null, 2));
     });
   parts.trust
     .command('approve <id>')
@@ -202,6 +203,6 @@ export function registerSourceCommands(
     .addOption(serverOption())
     .action(async (id: string, opts: ServerOpts) => {
       const res = await apiRequest<{ org: string }>(clientOptions(opts), 'POST', `/api/v1/trusts/${enc(id)}/approve`);
-      console.log(`approved trust ${id} of ${res.org}`);
+      ctx.out(`approved trust ${id} of ${res.org}`);
     });
 }
