@@ -4,7 +4,15 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-export class CliError extends Error {}
+export class CliError extends Error {
+  /** The HTTP status when the server refused the request (a 401 lets a watcher renew its login). */
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
 
 /** Ends a command with this exit status (after it printed what it had to say). */
 export class CliExit extends Error {
@@ -136,7 +144,7 @@ export async function apiRequest<T>(opts: ClientOptions, method: string, path: s
     const message = (json as { message?: string } | undefined)?.message ?? text.trim() ?? res.statusText;
     const hint =
       res.status === 401 ? ' (set FLOE_TOKEN to a valid token, e.g. the admin token from <data-dir>/admin-token)' : '';
-    throw new CliError(`${method} ${path} failed with ${res.status}: ${message}${hint}`);
+    throw new CliError(`${method} ${path} failed with ${res.status}: ${message}${hint}`, res.status);
   }
   return json as T;
 }
