@@ -305,7 +305,20 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     // --force: the slice's paths go first (GC collects their blobs); a path landing meanwhile makes the delete a 409.
     if (force) await deps.orgs.checkDeletable(org, name);
     const slice = force ? await deps.orgs.findSlice(org.name, name) : undefined;
-    const paths = slice ? await deps.cache.emptySlice(slice.slice.id) : 0;
+    const { removed: paths, remaining } = slice
+      ? await deps.cache.emptySlice(slice.slice.id)
+      : { removed: 0, remaining: 0 };
+    if (remaining > 0) {
+      // A huge slice: this much is gone (committed); the caller asks again to go on (202, not yet deleted).
+      await deps.audit.appendNow({
+        principal: c.get('principal'),
+        action: 'slice.delete',
+        target: `slice ${org.name}/${name}`,
+        orgId: org.id,
+        detail: { force: true, paths, remaining, partial: true },
+      });
+      return c.json({ org: org.name, name, deleted: false, paths, remaining }, 202);
+    }
     const removed = await deps.orgs.deleteSlice(org, name);
     await deps.sources.sliceDeleted(org.id);
     const detail = { ...removed, ...(force ? { force: true, paths } : {}) };
