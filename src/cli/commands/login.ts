@@ -127,7 +127,16 @@ export function registerLoginCommands(program: Command, ctx: CommandContext): vo
   );
 
   loginOutput(
-    login.command('gitlab-pipeline').description('in a GitLab CI job with an id_token whose aud is this server'),
+    login
+      .command('gitlab-pipeline')
+      .description('in a GitLab CI job with an id_token whose aud is this server')
+      .addHelpText(
+        'after',
+        '\nNo --refresh: GitLab issues a job its id_tokens once, at the start, and Floe exchanges each once\n' +
+          '(a replayed login is refused), so nothing can log in again later in the job. Make the token last\n' +
+          "the job instead: the org's trust sets its lifetime (`floe trust add ... --ttl 3h`, at most 12h,\n" +
+          'default 1h) and --ttl here can only shorten it.',
+      ),
   )
     .option('--token-var <name>', 'CI/CD variable holding the id_token', 'FLOE_ID_TOKEN')
     .action(async (opts: LoginOpts & { tokenVar: string }) => {
@@ -152,6 +161,14 @@ export function registerLoginCommands(program: Command, ctx: CommandContext): vo
       .command('oidc')
       .description(
         'a person, through an OIDC provider (Entra ID, ...): browser (PKCE) or --device; or exchange --id-token-file',
+      )
+      .addHelpText(
+        'after',
+        '\nNo --refresh: Floe keeps no refresh token from the provider (a stolen laptop would keep a key\n' +
+          'that outlives the session), so the login ends with its token. Log in again when it expires\n' +
+          "(`floe status` says when); the trust's --ttl sets how long one lasts. For an unattended machine use\n" +
+          "its own identity (`floe login aws`, a CI login) or an org admin's `floe token create --ttl ...`\n" +
+          'saved with `floe login --token-file F`.',
       ),
   )
     .option('--issuer <url>', 'identity provider (default: the one the server offers)')
