@@ -53,13 +53,15 @@ export interface CliConfig {
   system?: { netrc: string; nixConf: string; include: string; createdNetrc: boolean };
   /** A login that can be repeated without a person (cli/refresh.ts), with the output options it was given. */
   login?: RenewableLogin;
+  /** `floe login --fh`: fh's auth file it wrote, and where the token that was there before went. */
+  fh?: { file: string; backup?: string };
 }
 
 export interface RenewableLogin {
   method: 'github-action' | 'aws';
   org?: string;
   ttl?: string;
-  output: { netrc?: string; nixConf?: string | false; system?: boolean };
+  output: { netrc?: string; nixConf?: string | false; system?: boolean; fh?: boolean };
 }
 
 export function cliConfigFile(): string {

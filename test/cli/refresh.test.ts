@@ -120,7 +120,7 @@ describe.skipIf(!version)('logins that renew themselves', () => {
       ACTIONS_ID_TOKEN_REQUEST_URL: gh.actionsRequestUrl,
       ACTIONS_ID_TOKEN_REQUEST_TOKEN: gh.actionsRequestToken,
     });
-    const login = await run(['login', 'github-action', '--org', 'acme', '--ttl', '5s', '--json'], env);
+    const login = await run(['login', 'github-action', '--org', 'acme', '--ttl', '5s', '--fh', '--json'], env);
     expect(login.code, login.stderr).toBe(0);
     const summary = JSON.parse(login.stdout) as { netrc: string; expiresAt: string };
     const first = (await netrcToken(summary.netrc))!;
@@ -145,6 +145,8 @@ describe.skipIf(!version)('logins that renew themselves', () => {
       const now = (await netrcToken(summary.netrc))!;
       expect(now).not.toBe(first);
       expect(await accepted(now)).toBe(true);
+      // fh's auth file (`--fh`) is renewed with the netrc.
+      expect((await readFile(path.join(env.XDG_CONFIG_HOME!, 'flakehub', 'auth'), 'utf8')).trim()).toBe(now);
       // A push that raced the expiry on a loaded machine is retried after the renewal (queued, not
       // lost: both paths are in the cache above); a renewal itself never fails here.
       expect(log).not.toMatch(/could not renew/);

@@ -17,6 +17,7 @@ type LoginOpts = {
   system?: boolean;
   print?: boolean;
   json?: boolean;
+  fh?: boolean;
 };
 
 const LOGIN_CHOICES = [
@@ -33,6 +34,7 @@ const outputOf = (o: LoginOpts): LoginOutputOptions => ({
   ...(o.system ? { system: true } : {}),
   ...(o.print ? { print: true } : {}),
   ...(o.json ? { json: true } : {}),
+  ...(o.fh ? { fh: true } : {}),
 });
 const exchangeOpts = (o: LoginOpts) => ({ ...(o.org ? { org: o.org } : {}), ...(o.ttl ? { ttl: o.ttl } : {}) });
 
@@ -50,6 +52,7 @@ export function registerLoginCommands(program: Command, ctx: CommandContext): vo
       .option('--no-nix-conf', 'do not touch nix.conf')
       .option('--system', 'multi-user Nix (as root): write the netrc and nix.conf include the nix-daemon reads')
       .option('--print', 'print the netrc and nix.conf lines instead of writing them')
+      .option('--fh', "also write the token to fh's auth file ($XDG_CONFIG_HOME/flakehub/auth), so fh works here")
       .option('--json', 'print a JSON summary');
 
   const login = loginOutput(
