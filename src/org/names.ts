@@ -35,7 +35,8 @@ export function noSliceNamed(org: string, wanted: readonly string[], known: read
   return wanted
     .map((w) => {
       const near = closestName(w, known);
-      return `no slice named ${JSON.stringify(w)} in org ${org}${near ? ` (did you mean ${JSON.stringify(near)}?)` : ''}`;
+      const hint = near ? ` (did you mean ${JSON.stringify(near)}?)` : '';
+      return `no slice named ${JSON.stringify(w)} in org ${org}${hint}`;
     })
     .join('; ');
 }

@@ -156,7 +156,7 @@ describe.skipIf(!version)('logins that renew themselves', () => {
     }
   });
 
-  it('a push answered 401 (the token revoked long before its renewal) renews the login at once and retries', async () => {
+  it('a push answered 401 (the token revoked long before its renewal) renews at once and retries', async () => {
     const env = await machine('gh401', {
       ACTIONS_ID_TOKEN_REQUEST_URL: gh.actionsRequestUrl,
       ACTIONS_ID_TOKEN_REQUEST_TOKEN: gh.actionsRequestToken,
