@@ -41,6 +41,16 @@ export class NotFound extends FloeError {
   }
 }
 
+/**
+ * A 404 that explains itself (API routes only): used once the caller may know what exists (a
+ * flake it may see, `noSliceNamed` for an org's own members).
+ */
+export class NotFoundWithReason extends FloeError {
+  constructor(message: string) {
+    super('not_found', message);
+  }
+}
+
 export class Unauthenticated extends FloeError {
   constructor(message: string) {
     super('unauthenticated', message);

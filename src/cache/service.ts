@@ -28,6 +28,7 @@ import type { SourceService } from './sources.js';
 import type { UpstreamService } from './upstream.js';
 import { Uploads } from './uploading.js';
 import { lockExclusiveForGc } from '../storage/locks.js';
+import { referrersFirst } from '../nix/closure-order.js';
 import type { CacheView } from './view.js';
 
 export type { CommitResult, PathMetadata } from './committing.js';
@@ -67,6 +68,15 @@ export interface CacheDeps {
 const UPLOAD_RECORD_TTL_MS = 24 * 3600 * 1000;
 /** Hash parts per `paths` notice (32 characters + comma each, under PostgreSQL's 8000 bytes). */
 const MAX_HASHES_PER_NOTICE = 200;
+
+/**
+ * `slice delete --force` batches: 1000 paths a transaction, answering after ~10 s so no request
+ * outlives a client's timeout (the CLI asks again). FLOE_TEST_SLICE_DELETE_BATCH (tests only):
+ * that many a transaction and one batch a request, to see a delete proceed, and stop, in steps.
+ */
+const SLICE_EMPTYING = process.env.FLOE_TEST_SLICE_DELETE_BATCH
+  ? { batch: Math.max(1, Number(process.env.FLOE_TEST_SLICE_DELETE_BATCH) || 1), budgetMs: 0 }
+  : { batch: 1000, budgetMs: 10_000 };
 
 export class CacheService {
   readonly reading: Reading;
@@ -181,23 +191,77 @@ export class CacheService {
   }
 
   /**
-   * Removes every path of one slice (with its realisations and build logs), under the GC lock as
-   * GC's sweep does, for `floe slice delete --force`; the NARs and blobs left without a path are
-   * GC's to collect after the grace period. Returns how many paths went.
+   * Removes the paths of one slice (with its realisations, build logs and debuginfo) for `floe
+   * slice delete --force`, in bounded batches, each its own transaction under the GC lock as GC's
+   * sweep does: a huge slice never holds the lock (or the SQLite writer) for long, and an
+   * interrupted run leaves a smaller slice that the next run finishes. Paths go referrers first, so
+   * what is left stays closed under references. Stops after the batch that passes `budgetMs` (0:
+   * one batch) and says how many are left; the NARs and blobs left without a path are GC's to
+   * collect after the grace period.
    */
-  async emptySlice(sliceId: string): Promise<number> {
+  async emptySlice(
+    sliceId: string,
+    opts: { batch: number; budgetMs: number } = SLICE_EMPTYING,
+  ): Promise<{ removed: number; remaining: number }> {
     const { db, dialect } = this.storage;
-    const hashes = await db.transaction().execute(async (trx) => {
-      await lockExclusiveForGc(trx, dialect);
-      const rows = await trx.selectFrom('paths').select('hash_part').where('slice_id', '=', sliceId).execute();
-      await trx.deleteFrom('realisations').where('slice_id', '=', sliceId).execute();
-      await trx.deleteFrom('build_logs').where('slice_id', '=', sliceId).execute();
-      await trx.deleteFrom('debuginfo').where('slice_id', '=', sliceId).execute();
-      await trx.deleteFrom('paths').where('slice_id', '=', sliceId).execute();
-      return rows.map((r) => r.hash_part);
-    });
-    await this.forget(hashes);
-    return hashes.length;
+    const began = Date.now();
+    const spent = () => Date.now() - began >= opts.budgetMs;
+    // What hangs off the paths first, by primary key within the slice.
+    const sides = [
+      ['realisations', 'id'],
+      ['build_logs', 'drv'],
+      ['debuginfo', 'build_id'],
+    ] as const;
+    for (const [table, key] of sides) {
+      for (;;) {
+        const n = await db.transaction().execute(async (trx) => {
+          await lockExclusiveForGc(trx, dialect);
+          const batch = trx.selectFrom(table).select(key).where('slice_id', '=', sliceId).limit(opts.batch);
+          const r = await trx
+            .deleteFrom(table)
+            .where('slice_id', '=', sliceId)
+            .where(key, 'in', batch)
+            .executeTakeFirst();
+          return Number(r.numDeletedRows);
+        });
+        if (n < opts.batch) break;
+        if (spent()) return { removed: 0, remaining: await this.slicePathCount(sliceId) };
+      }
+    }
+    const rows = await db.selectFrom('paths').select(['hash_part', 'refs']).where('slice_id', '=', sliceId).execute();
+    const order = referrersFirst(
+      rows.map(
+        (r) =>
+          [
+            r.hash_part,
+            r.refs
+              .split(' ')
+              .filter(Boolean)
+              .map((ref) => ref.slice(0, 32)),
+          ] as const,
+      ),
+    );
+    let removed = 0;
+    for (let i = 0; i < order.length; i += opts.batch) {
+      const hashes = order.slice(i, i + opts.batch);
+      await db.transaction().execute(async (trx) => {
+        await lockExclusiveForGc(trx, dialect);
+        await trx.deleteFrom('paths').where('slice_id', '=', sliceId).where('hash_part', 'in', hashes).execute();
+      });
+      await this.forget(hashes);
+      removed += hashes.length;
+      if (removed < order.length && spent()) break;
+    }
+    return { removed, remaining: order.length - removed };
+  }
+
+  private async slicePathCount(sliceId: string): Promise<number> {
+    const row = await this.storage.db
+      .selectFrom('paths')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('slice_id', '=', sliceId)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
   }
 
   /** Re-renders every narinfo of an org with its current signing keys (resign.ts). */

@@ -40,13 +40,15 @@ export interface CliConfig {
   system?: { netrc: string; nixConf: string; include: string; createdNetrc: boolean };
   /** A login that can be repeated without a person (cli/refresh.ts), with the output options it was given. */
   login?: RenewableLogin;
+  /** `floe login --fh`: fh's auth file it wrote, and where the token that was there before went. */
+  fh?: { file: string; backup?: string };
 }
 
 export interface RenewableLogin {
   method: 'github-action' | 'aws';
   org?: string;
   ttl?: string;
-  output: { netrc?: string; nixConf?: string | false; system?: boolean };
+  output: { netrc?: string; nixConf?: string | false; system?: boolean; fh?: boolean };
 }
 
 export function cliConfigFile(): string {
@@ -131,7 +133,7 @@ export async function apiRequest<T>(opts: ClientOptions, method: string, path: s
     const message = (json as { message?: string } | undefined)?.message ?? text.trim() ?? res.statusText;
     const hint =
       res.status === 401 ? ' (set FLOE_TOKEN to a valid token, e.g. the admin token from <data-dir>/admin-token)' : '';
-    throw new CliError(`${method} ${path} failed with ${res.status}: ${message}${hint}`);
+    throw new CliError(`${method} ${path} failed with ${res.status}: ${message}${hint}`, res.status);
   }
   return json as T;
 }

@@ -35,6 +35,8 @@ export interface LoginOutputOptions {
   system?: boolean;
   print?: boolean;
   json?: boolean;
+  /** Also write the token where `fh` (the FlakeHub CLI) reads its own: fh then works against Floe. */
+  fh?: boolean;
 }
 
 type Exchanged = import('./client.js').Exchanged;
@@ -127,6 +129,38 @@ async function writeCliConfig(config: CliConfig): Promise<void> {
   await writeAtomic(cliConfigFile(), `${JSON.stringify(config, null, 2)}\n`, 0o600);
 }
 
+/** Where fh reads its token when no determinate-nixd runs (fh `user_auth_token_read_path`). */
+export function fhAuthFile(): string {
+  return path.join(process.env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config'), 'flakehub', 'auth');
+}
+
+/**
+ * Writes `token` to fh's auth file (0600, atomically). A token already there that is not ours (a
+ * FlakeHub login) is moved aside once, for `floe logout` to put back byte for byte.
+ */
+async function saveFhToken(token: string, before: CliConfig['fh']): Promise<NonNullable<CliConfig['fh']>> {
+  const file = fhAuthFile();
+  const ours = before?.file === file;
+  let backup = ours ? before.backup : undefined;
+  if (!ours && existsSync(file)) {
+    backup = `${file}.before-floe`;
+    await rename(file, backup);
+  }
+  await writePrivate(file, `${token}\n`);
+  return { file, ...(backup ? { backup } : {}) };
+}
+
+/** Undoes `saveFhToken`: the file floe wrote goes, what was there before comes back. */
+async function removeFhToken(fh: NonNullable<CliConfig['fh']>): Promise<string | undefined> {
+  if (fh.backup && existsSync(fh.backup)) {
+    await rename(fh.backup, fh.file);
+    return `restored ${fh.file}`;
+  }
+  if (!existsSync(fh.file)) return undefined;
+  await unlink(fh.file);
+  return `deleted ${fh.file}`;
+}
+
 /**
  * Writes (or prints) the netrc entry and nix.conf lines for `token`, and remembers the server (and,
  * for a login that can be repeated, how: `renewable`, which the watchers and `--refresh` use).
@@ -193,6 +227,7 @@ export async function saveLogin(
     server: client.server,
     ...(result.org ? { org: result.org } : {}),
   };
+  if (opts.fh) config.fh = await saveFhToken(result.token, config.fh);
   delete config.login;
   if (renewable) {
     const output: RenewableLogin['output'] = {
@@ -201,6 +236,7 @@ export async function saveLogin(
         ? { nixConf: opts.nixConf === false ? (false as const) : path.resolve(opts.nixConf) }
         : {}),
       ...(opts.system ? { system: true } : {}),
+      ...(opts.fh ? { fh: true } : {}),
     };
     config.login = {
       method: renewable.method,
@@ -241,6 +277,13 @@ export async function saveLogin(
         `${result.scopes ? ` (${result.scopes.join(', ')})` : ''}${result.expiresAt ? `, until ${result.expiresAt}` : ''}\n` +
         `floe: token written to ${netrcFile}${joined ? ' (the file your netrc-file setting names)' : ''}` +
         `${include ? `; nix.conf includes ${include}` : nixConfFile ? `; nix.conf lines in ${nixConfFile}` : ''}`,
+    );
+  }
+  if (opts.fh && !opts.json) {
+    const api = client.server;
+    ctx.err(
+      `floe: token also written to ${config.fh!.file} for fh; point fh at this server with ` +
+        `FH_API_ADDR=${api} FH_FRONTEND_ADDR=${api} FH_CACHE_ADDR=${api}/cache`,
     );
   }
   if (opts.system) {
@@ -320,6 +363,10 @@ export async function logout(ctx: CommandContext, client: ClientOptions, opts: L
     if (await removeEntry(netrc, host, Boolean(mine.createdNetrc))) removed.push(`removed ${host} from ${netrc}`);
     const nixConf = path.resolve(opts.nixConf ?? mine.nixConf ?? path.join(nixConfigDir(), 'nix.conf'));
     if (await removeBlock(nixConf, host)) removed.push(`removed the cache lines from ${nixConf}`);
+  }
+  if (!opts.system && mine.fh) {
+    const done = await removeFhToken(mine.fh);
+    if (done) removed.push(done);
   }
   if (config.server === client.server) {
     const { system, ...user } = config;

@@ -35,7 +35,8 @@ export interface PushResult {
   /** Upstream copies the server refused (failed verification); uploaded from here instead. */
   refused: Array<{ path: string; reason: string }>;
   uploaded: number;
-  failed: Array<{ path: string; error: string }>;
+  /** `status`: the server's answer when it refused the upload (401: the token expired or was revoked). */
+  failed: Array<{ path: string; error: string; status?: number }>;
   /** NAR bytes of the uploaded paths (uncompressed). */
   bytes: number;
   /** NAR body bytes sent on the wire (zstd for large paths), the server's `floe_upload_bytes_total`. */
@@ -166,7 +167,10 @@ async function uploadOne(
   } catch (err) {
     req.destroy();
     const r = await response.catch(() => undefined);
-    throw new CliError(r ? `${r.status}: ${r.body.trim()}` : `upload interrupted: ${(err as Error).message}`);
+    throw new CliError(
+      r ? `${r.status}: ${r.body.trim()}` : `upload interrupted: ${(err as Error).message}`,
+      r?.status,
+    );
   }
   const r = await response;
   if (r.status !== 200 && r.status !== 201) {
@@ -176,7 +180,7 @@ async function uploadOne(
     } catch {
       /* plain text */
     }
-    throw new CliError(`HTTP ${r.status}: ${message}`);
+    throw new CliError(`HTTP ${r.status}: ${message}`, r.status);
   }
 }
 
@@ -235,7 +239,8 @@ export async function push(client: ClientOptions, targets: string[], opts: PushO
     try {
       await uploadOne(client, `${client.server}${prefix}/paths`, info, counts);
     } catch (err) {
-      result.failed.push({ path, error: (err as Error).message });
+      const status = err instanceof CliError ? err.status : undefined;
+      result.failed.push({ path, error: (err as Error).message, ...(status ? { status } : {}) });
       opts.progress(`failed ${path}: ${(err as Error).message}`, true);
       return false;
     }

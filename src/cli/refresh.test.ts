@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { renewalDelay, retryDelay, tokenTimes } from './refresh.js';
+import { forcedRenewalWait, renewalDelay, retryDelay, tokenTimes } from './refresh.js';
 
 const min = 60_000;
 const issued = (life: number) => ({ issuedAt: 0, expiresAt: life });
@@ -29,5 +29,15 @@ describe('login renewal timing', () => {
     });
     expect(tokenTimes('floe_bogus')).toBeUndefined();
     expect(tokenTimes(`floe_a.${Buffer.from('{"iat":1}').toString('base64url')}.b`)).toBeUndefined();
+  });
+});
+
+describe('renewals forced by a 401', () => {
+  it('go at once after a quiet minute, and back off (doubling, at most a minute) when they come in a row', () => {
+    expect(forcedRenewalWait(undefined, 5000)).toEqual({ waitMs: 0, backoff: 1000 });
+    expect(forcedRenewalWait({ at: 0, backoff: 1000 }, 60_000)).toEqual({ waitMs: 0, backoff: 1000 });
+    expect(forcedRenewalWait({ at: 0, backoff: 1000 }, 200)).toEqual({ waitMs: 800, backoff: 2000 });
+    expect(forcedRenewalWait({ at: 0, backoff: 8000 }, 9000)).toEqual({ waitMs: 0, backoff: 16_000 });
+    expect(forcedRenewalWait({ at: 0, backoff: 60_000 }, 100)).toEqual({ waitMs: 59_900, backoff: 60_000 });
   });
 });

@@ -82,6 +82,32 @@ function timesOf(r: Exchanged, now: number): { issuedAt: number; expiresAt: numb
 }
 
 /**
+ * PURE: how long a renewal forced by a 401 waits, and the backoff it leaves. The first in a while
+ * goes at once; one that follows a forced renewal within a minute (the new token was refused too:
+ * a revoked trust, a clock far off) waits, doubling up to a minute, so a server that keeps saying
+ * 401 is never asked in a tight loop.
+ */
+export function forcedRenewalWait(
+  last: { at: number; backoff: number } | undefined,
+  now: number,
+): { waitMs: number; backoff: number } {
+  if (!last || now - last.at >= 60_000) return { waitMs: 0, backoff: 1000 };
+  const backoff = Math.min(last.backoff * 2, 60_000);
+  return { waitMs: Math.max(0, last.at + last.backoff - now), backoff };
+}
+
+export interface FreshLogin {
+  /**
+   * The server answered 401 to a request made with `rejected` (expired early on a loaded machine,
+   * revoked): renew now instead of waiting for the schedule. Renewals already made since that
+   * request, or in flight, count (one renewal per burst of failures). True when `client.token`
+   * is now another token worth retrying with.
+   */
+  renewNow(rejected: string | undefined): Promise<boolean>;
+  stop(): void;
+}
+
+/**
  * Keeps `client.token` fresh in this process (the watchers read it for every request) and the
  * netrc with it. Its timer does not keep the process alive.
  */
@@ -89,28 +115,55 @@ export function keepLoginFresh(
   client: ClientOptions,
   login: RenewableLogin,
   first: { times: { issuedAt: number; expiresAt: number }; before: number; log: (line: string) => void },
-): { stop(): void } {
+): FreshLogin {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
-  const schedule = (delay: number, expiresAt: number) => {
+  let expiresAt = first.times.expiresAt;
+  let inFlight: Promise<boolean> | undefined;
+  let forced: Promise<boolean> | undefined;
+  let lastForced: { at: number; backoff: number } | undefined;
+  const schedule = (delay: number) => {
     if (stopped) return;
-    timer = setTimeout(() => void run(expiresAt), delay);
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => void renew('scheduled'), delay);
     timer.unref();
   };
-  const run = async (expiresAt: number) => {
-    try {
-      const result = await renewLogin(client, login);
-      client.token = result.token;
-      const next = timesOf(result, Date.now());
-      first.log(`renewed the ${login.method} login, valid until ${new Date(next.expiresAt).toISOString()}`);
-      schedule(renewalDelay(next, Date.now(), first.before), next.expiresAt);
-    } catch (err) {
-      first.log(`could not renew the ${login.method} login (${(err as Error).message}); trying again`);
-      schedule(retryDelay(expiresAt, Date.now()), expiresAt);
-    }
-  };
-  schedule(renewalDelay(first.times, Date.now(), first.before), first.times.expiresAt);
+  // Scheduled and forced renewals share one in flight: never two logins at once.
+  const renew = (why: 'scheduled' | 'forced'): Promise<boolean> =>
+    (inFlight ??= (async () => {
+      try {
+        const result = await renewLogin(client, login);
+        client.token = result.token;
+        const next = timesOf(result, Date.now());
+        expiresAt = next.expiresAt;
+        first.log(`renewed the ${login.method} login, valid until ${new Date(next.expiresAt).toISOString()}`);
+        schedule(renewalDelay(next, Date.now(), first.before));
+        return true;
+      } catch (err) {
+        first.log(`could not renew the ${login.method} login (${(err as Error).message}); trying again`);
+        // A failed forced renewal leaves the schedule as it was; a failed scheduled one retries soon.
+        if (why === 'scheduled') schedule(retryDelay(expiresAt, Date.now()));
+        return false;
+      }
+    })().finally(() => (inFlight = undefined)));
+  schedule(renewalDelay(first.times, Date.now(), first.before));
   return {
+    renewNow(rejected) {
+      if (stopped) return Promise.resolve(false);
+      if (client.token !== rejected) return Promise.resolve(true);
+      forced ??= (async () => {
+        // A scheduled renewal under way is this burst's renewal.
+        if (inFlight && (await inFlight)) return true;
+        const { waitMs, backoff } = forcedRenewalWait(lastForced, Date.now());
+        lastForced = { at: Date.now() + waitMs, backoff };
+        const when = waitMs ? `in ${Math.ceil(waitMs / 1000)} s` : 'now';
+        first.log(`the server refused the token (401); renewing the ${login.method} login ${when}`);
+        if (waitMs) await new Promise((r) => setTimeout(r, waitMs));
+        if (stopped) return false;
+        return client.token !== rejected || (await renew('forced'));
+      })().finally(() => (forced = undefined));
+      return forced;
+    },
     stop() {
       stopped = true;
       if (timer) clearTimeout(timer);

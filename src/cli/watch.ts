@@ -16,7 +16,7 @@ import path from 'node:path';
 import type { Command, Option } from 'commander';
 import { CliError, CliExit, clientOptions, type ClientOptions } from './client.js';
 import { push, runNixCommand } from './push.js';
-import { keepLoginFresh, rememberedRenewable, tokenTimes } from './refresh.js';
+import { keepLoginFresh, rememberedRenewable, tokenTimes, type FreshLogin } from './refresh.js';
 import { PushQueue, defaultQueueFile, keyOf, type QueuedPath } from './queue.js';
 
 const NIX32 = '0123456789abcdfghijklmnpqrsvwxyz';
@@ -114,7 +114,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function drainQueue(
   queue: PushQueue,
   client: ClientOptions,
-  opts: { jobs: number; maxAttempts?: number; log: (line: string) => void },
+  opts: {
+    jobs: number;
+    maxAttempts?: number;
+    log: (line: string) => void;
+    /** Renews the login after a 401 to a request made with this token (see `FreshLogin.renewNow`). */
+    renew?: (rejected: string | undefined) => Promise<boolean>;
+  },
 ): Promise<DrainSummary> {
   const maxAttempts = opts.maxAttempts ?? 3;
   const summary: DrainSummary = { pushed: 0, skipped: 0, failed: [], left: 0 };
@@ -124,6 +130,7 @@ export async function drainQueue(
     const rows = queue.pending(500, givenUp);
     if (rows.length === 0) break;
     let anyFailed = false;
+    let renewed = false;
     for (const [slice, group] of groupBySlice(rows)) {
       const invalid = await invalidPaths(group.map((r) => r.path));
       const gone = group.filter((r) => invalid.has(r.path));
@@ -132,6 +139,8 @@ export async function drainQueue(
       const live = group.filter((r) => !invalid.has(r.path));
       if (live.length === 0) continue;
       let errors: Map<string, string>;
+      let unauthorized = false;
+      const used = client.token;
       try {
         const result = await push(
           client,
@@ -141,10 +150,14 @@ export async function drainQueue(
         summary.pushed += result.uploaded;
         summary.skipped += result.present + result.mirrored;
         errors = new Map(result.failed.map((f) => [f.path, f.error]));
+        unauthorized = result.failed.some((f) => f.status === 401);
       } catch (err) {
         if (!(err instanceof CliError)) throw err;
         errors = new Map(live.map((r) => [r.path, err.message]));
+        unauthorized = err.status === 401;
       }
+      // The token died before its scheduled renewal: renew now, retry without the round's pause.
+      if (unauthorized && opts.renew && (await opts.renew(used))) renewed = true;
       queue.done(live.filter((r) => !errors.has(r.path)));
       const bad = live.filter((r) => errors.has(r.path)).map((r) => ({ ...r, error: errors.get(r.path)! }));
       if (bad.length === 0) continue;
@@ -161,7 +174,7 @@ export async function drainQueue(
         `${bad.length} path(s) failed (${bad[0]!.error})${bad.some((r) => !givenUp.has(keyOf(r))) ? '; retrying' : ''}`,
       );
     }
-    if (anyFailed) await sleep(Math.min(1000 * 2 ** round, 10_000));
+    if (anyFailed && !renewed) await sleep(Math.min(1000 * 2 ** round, 10_000));
   }
   summary.left = queue.size();
   return summary;
@@ -212,17 +225,23 @@ function report(cmd: string, s: DrainSummary, json: boolean | undefined): void {
 /**
  * A watcher outlives its token (a long CI job, a build machine): when the token came from a
  * remembered login that can be repeated (`floe login github-action` / `aws`), it logs in again
- * before expiry, pushes with the new token and rewrites the netrc for Nix. A FLOE_TOKEN from the
- * environment is the caller's to manage.
+ * before expiry, and at once when a push is answered 401 (the token expired early or was revoked),
+ * pushes with the new token and rewrites the netrc for Nix. A FLOE_TOKEN from the environment is
+ * the caller's to manage.
  */
-async function keepFresh(cmd: string, client: ClientOptions): Promise<{ stop(): void } | undefined> {
+async function keepFresh(cmd: string, client: ClientOptions): Promise<FreshLogin | undefined> {
   if (process.env.FLOE_TOKEN?.trim() || !client.token) return undefined;
   const login = rememberedRenewable(client.server);
   const times = tokenTimes(client.token);
   if (!login || !times) return undefined;
-  log(cmd)(`the ${login.method} login is renewed before it expires (${new Date(times.expiresAt).toISOString()})`);
+  log(cmd)(
+    `the ${login.method} login is renewed before it expires (${new Date(times.expiresAt).toISOString()}) and on a 401`,
+  );
   return keepLoginFresh(client, login, { times, before: 10 * 60_000, log: log(cmd) });
 }
+
+const renewing = (fresh: FreshLogin | undefined) =>
+  fresh ? { renew: (rejected: string | undefined) => fresh.renewNow(rejected) } : {};
 
 /** Drains with a deadline; on timeout the queue keeps what is left (uploads in flight are cut). */
 async function drainWithin(
@@ -231,11 +250,12 @@ async function drainWithin(
   client: ClientOptions,
   jobs: number,
   timeout: number,
+  fresh?: FreshLogin,
 ): Promise<DrainSummary | undefined> {
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), timeout)));
   try {
-    return await Promise.race([drainQueue(queue, client, { jobs, log: log(cmd) }), timedOut]);
+    return await Promise.race([drainQueue(queue, client, { jobs, log: log(cmd), ...renewing(fresh) }), timedOut]);
   } finally {
     clearTimeout(timer);
   }
@@ -253,6 +273,7 @@ function watchLoop(
   jobs: number,
   interval: number,
   baselineFile?: string,
+  fresh?: FreshLogin,
 ) {
   const diff = new StoreDiff(storeDir());
   let stopping = false;
@@ -272,7 +293,7 @@ function watchLoop(
     // A failing queue is retried every 30 s, not every poll.
     if (draining || queue.size() === 0 || (recorded === 0 && Date.now() - lastDrain < 30_000)) return;
     lastDrain = Date.now();
-    draining = drainQueue(queue, client, { jobs, log: log(cmd) })
+    draining = drainQueue(queue, client, { jobs, log: log(cmd), ...renewing(fresh) })
       .then((s) => {
         if (s.pushed + s.failed.length > 0)
           log(cmd)(`${s.pushed} pushed, ${s.skipped} skipped, ${s.failed.length} failed; ${s.left} left in the queue`);
@@ -354,7 +375,7 @@ export function registerWatchCommands(program: Command, serverOption: () => Opti
             );
         }
         log('watch-store')(`draining ${queue.size()} queued path(s) from ${file}`);
-        const s = await drainWithin('watch-store', queue, client, jobs, timeout);
+        const s = await drainWithin('watch-store', queue, client, jobs, timeout, fresh);
         if (!s) {
           log('watch-store')(
             `timed out after ${opts.timeout} with ${queue.size()} path(s) left in the queue: run \`floe watch-store --drain\` again`,
@@ -366,7 +387,7 @@ export function registerWatchCommands(program: Command, serverOption: () => Opti
         if (s.failed.length > 0) throw new CliExit(1);
         return;
       }
-      const watcher = watchLoop('watch-store', queue, client, opts.slice ?? '', jobs, interval, opts.baseline);
+      const watcher = watchLoop('watch-store', queue, client, opts.slice ?? '', jobs, interval, opts.baseline, fresh);
       const known = await watcher.start();
       log('watch-store')(
         `watching ${storeDir()} (${known} paths there already); queue ${file} (${queue.size()} waiting)`,
@@ -400,7 +421,7 @@ export function registerWatchCommands(program: Command, serverOption: () => Opti
         throw new CliError('pushing needs a token with the write scope: set FLOE_TOKEN or run `floe login`');
       const queue = PushQueue.open(opts.queue ?? defaultQueueFile());
       const fresh = await keepFresh('watch-exec', client);
-      const watcher = watchLoop('watch-exec', queue, client, opts.slice ?? '', jobs, interval, opts.baseline);
+      const watcher = watchLoop('watch-exec', queue, client, opts.slice ?? '', jobs, interval, opts.baseline, fresh);
       await watcher.start();
       const code = await new Promise<number>((resolve, reject) => {
         const child = spawn(command[0]!, command.slice(1), { stdio: 'inherit' });
@@ -419,7 +440,7 @@ export function registerWatchCommands(program: Command, serverOption: () => Opti
       });
       // What the command left (even if it failed: partial builds are worth keeping) is recorded, then drained.
       await watcher.stop(true);
-      const s = await drainWithin('watch-exec', queue, client, jobs, timeout);
+      const s = await drainWithin('watch-exec', queue, client, jobs, timeout, fresh);
       fresh?.stop();
       if (!s) {
         log('watch-exec')(

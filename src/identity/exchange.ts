@@ -6,6 +6,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Forbidden, InvalidInput, NotFound, Unauthenticated } from '../errors.js';
 import type { Db } from '../storage/types.js';
 import type { Org, OrgService } from '../org/service.js';
+import { noSliceNamed } from '../org/names.js';
 import type { OidcVerifier } from './oidc.js';
 import { unverifiedIssuer } from './oidc.js';
 import type { MintedToken, TokenService } from './tokens.js';
@@ -86,9 +87,10 @@ export class ExchangeService {
     }
     const spec = parsed.data;
     if (spec.slices) {
-      const known = new Set((await this.orgs.listSlices(org)).map((s) => s.name));
-      const unknown = spec.slices.filter((s) => !known.has(s));
-      if (unknown.length) throw new InvalidInput('trust.slices', `no such slice in ${org.name}: ${unknown.join(', ')}`);
+      // Only an org admin declares trusts: it may know every slice of the org.
+      const names = (await this.orgs.listSlices(org)).map((s) => s.name);
+      const unknown = spec.slices.filter((s) => !names.includes(s));
+      if (unknown.length) throw new InvalidInput('trust.slices', noSliceNamed(org.name, unknown, names));
     }
     const count = await this.db
       .selectFrom('identity_trusts')

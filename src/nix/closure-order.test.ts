@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ClosureOrder, inClosureOrder } from './closure-order.js';
+import { ClosureOrder, inClosureOrder, referrersFirst } from './closure-order.js';
 
 describe('closure order', () => {
   it('starts a path only after its references in the set succeeded; outside references count as present', () => {
@@ -80,5 +80,33 @@ describe('closure order', () => {
     );
     expect(givenUp).toEqual(['a']);
     expect(ran).toEqual(['b']);
+  });
+});
+
+describe('referrersFirst', () => {
+  it('removes referrers before what they reference, so every prefix leaves a closed set', () => {
+    const nodes = [
+      ['lib', ['lib']],
+      ['app', ['lib', 'tool', 'outside']],
+      ['tool', ['lib']],
+      ['alone', []],
+    ] as const;
+    const order = referrersFirst(nodes);
+    expect([...order].sort()).toEqual(['alone', 'app', 'lib', 'tool']);
+    for (let i = 0; i <= order.length; i++) {
+      const left = new Set(order.slice(i));
+      for (const [p, refs] of nodes)
+        if (left.has(p)) for (const r of refs) if (r !== 'outside') expect(left.has(r), `${p} -> ${r}`).toBe(true);
+    }
+  });
+
+  it('places a cycle (never in a Nix store) last instead of losing it', () => {
+    expect(
+      referrersFirst([
+        ['a', ['b']],
+        ['b', ['a']],
+        ['c', []],
+      ]),
+    ).toEqual(['c', 'a', 'b']);
   });
 });

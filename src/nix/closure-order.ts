@@ -107,3 +107,32 @@ export async function inClosureOrder(
     pump();
   });
 }
+
+/**
+ * PURE: the paths of a set in an order that removes referrers before what they reference, so that
+ * what is left after any prefix is still closed under references (a slice emptied in batches never
+ * serves a path whose references are gone). Kahn's algorithm on the reverse graph, O(paths + refs);
+ * self-references and references outside the set are ignored. A cycle (never in a Nix store) goes last.
+ */
+export function referrersFirst(nodes: Iterable<ClosureNode>): string[] {
+  const refs = new Map<string, readonly string[]>();
+  for (const [path, references] of nodes) refs.set(path, references);
+  const referrers = new Map<string, number>();
+  for (const [path, references] of refs)
+    for (const r of new Set(references)) if (r !== path && refs.has(r)) referrers.set(r, (referrers.get(r) ?? 0) + 1);
+  const order = [...refs.keys()].filter((p) => !referrers.get(p));
+  for (let i = 0; i < order.length; i++) {
+    const path = order[i]!;
+    for (const r of new Set(refs.get(path)!)) {
+      if (r === path || !refs.has(r)) continue;
+      const left = referrers.get(r)! - 1;
+      referrers.set(r, left);
+      if (left === 0) order.push(r);
+    }
+  }
+  if (order.length < refs.size) {
+    const placed = new Set(order);
+    for (const p of refs.keys()) if (!placed.has(p)) order.push(p);
+  }
+  return order;
+}

@@ -1,8 +1,9 @@
 /** Orgs and their cache slices. Every org has a private `default` slice from the moment it exists. */
 import { randomUUID } from 'node:crypto';
-import { Conflict, InvalidInput, NotFound } from '../errors.js';
+import { Conflict, InvalidInput, NotFoundWithReason } from '../errors.js';
 import type { Db } from '../storage/types.js';
 import type { SliceResource } from '../policy/actions.js';
+import { noSliceNamed } from './names.js';
 
 import { DEFAULT_SLICE } from './names.js';
 
@@ -134,7 +135,17 @@ export class OrgService {
         .where('org_id', '=', org.id)
         .where('name', '=', name)
         .executeTakeFirst();
-      if (!slice) throw new NotFound();
+      if (!slice) {
+        // Only an org admin deletes slices: it may know every slice of the org.
+        const names = await trx.selectFrom('slices').select('name').where('org_id', '=', org.id).execute();
+        throw new NotFoundWithReason(
+          noSliceNamed(
+            org.name,
+            [name],
+            names.map((r) => r.name),
+          ),
+        );
+      }
       const count = async (table: 'paths' | 'build_logs' | 'realisations') => {
         const row = await trx
           .selectFrom(table)

@@ -10,7 +10,7 @@ import { outputStorePath } from './inventory.js';
 import { randomUUID } from 'node:crypto';
 import { finished } from 'node:stream/promises';
 import { z } from 'zod';
-import { Conflict, FloeError, Forbidden, InvalidInput, NotFound, TooLarge } from '../errors.js';
+import { Conflict, Forbidden, InvalidInput, NotFound, NotFoundWithReason, TooLarge } from '../errors.js';
 import type { CacheService } from '../cache/service.js';
 import { hashPartOf, parseStorePath } from '../nix/store-path.js';
 import type { Principal } from '../identity/principal.js';
@@ -85,12 +85,8 @@ export interface Release {
   createdAt: string;
 }
 
-/** A 404 that explains itself: only used once the caller has been allowed to see the flake. */
-export class NotFoundWithReason extends FloeError {
-  constructor(message: string) {
-    super('not_found', message);
-  }
-}
+// Lives in errors.ts (slice names use it too); re-exported for the registry's importers.
+export { NotFoundWithReason } from '../errors.js';
 
 export interface FlakeDetails {
   org: string;

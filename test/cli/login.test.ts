@@ -4,7 +4,7 @@
  * then a GitLab pipeline identity substitutes what was pushed, with no static secret anywhere.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -261,6 +261,49 @@ describe('floe login remembers, joins and undoes', () => {
       env: { XDG_CONFIG_HOME: cfgHome, FLOE_SERVER: undefined, FLOE_TOKEN: undefined },
     });
     expect(again.code, again.stderr).toBe(0);
+  });
+
+  it("--fh writes the token where fh reads it (fh's own token moved aside), and logout puts fh back", async () => {
+    const h = await mkdtemp(path.join(os.tmpdir(), 'floe-fh-'));
+    const env = {
+      XDG_CONFIG_HOME: h,
+      ACTIONS_ID_TOKEN_REQUEST_URL: gh.actionsRequestUrl,
+      ACTIONS_ID_TOKEN_REQUEST_TOKEN: gh.actionsRequestToken,
+    };
+    const auth = path.join(h, 'flakehub', 'auth');
+    await mkdir(path.dirname(auth), { recursive: true });
+    const flakehubToken = 'flakehub1_a-token-of-flakehub.com\n';
+    await writeFile(auth, flakehubToken, { mode: 0o600 });
+    const r = await floe(['login', 'github-action', '--fh', '--no-nix-conf'], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(
+      `FH_API_ADDR=${server.url} FH_FRONTEND_ADDR=${server.url} FH_CACHE_ADDR=${server.url}/cache`,
+    );
+    expect((await stat(auth)).mode & 0o777).toBe(0o600);
+    // fh reads the file trimmed and sends it as a bearer token: its `fh status` call is answered.
+    const token = (await readFile(auth, 'utf8')).trim();
+    expect(token).toMatch(/^floe_/);
+    const netrc = await readFile(path.join(h, 'nix', 'netrc'), 'utf8');
+    expect(netrc).toContain(`password ${token}`);
+    const status = await fetch(`${server.url}/cli/status`, {
+      headers: { Authorization: `Bearer ${token}`, Accept: 'application/json', 'User-Agent': 'fh/0.1.22' },
+    });
+    expect(status.status).toBe(200);
+    expect(await status.json()).toMatchObject({ gh_name: expect.any(String), expires_at: expect.any(Number) });
+    // A second login rewrites only floe's token: fh's own stays aside, never overwritten by ours.
+    expect((await floe(['login', 'github-action', '--fh', '--no-nix-conf'], env)).code).toBe(0);
+    expect(await readFile(`${auth}.before-floe`, 'utf8')).toBe(flakehubToken);
+    const out = await floe(['logout'], env);
+    expect(out.code, out.stderr).toBe(0);
+    expect(out.stderr).toContain(`restored ${auth}`);
+    expect(await readFile(auth, 'utf8')).toBe(flakehubToken);
+    expect(existsSync(`${auth}.before-floe`)).toBe(false);
+    // With no fh token before, logout deletes the file login made.
+    await unlink(auth);
+    expect((await floe(['login', 'github-action', '--fh', '--no-nix-conf'], env)).code).toBe(0);
+    expect(existsSync(auth)).toBe(true);
+    expect((await floe(['logout'], env)).code).toBe(0);
+    expect(existsSync(auth)).toBe(false);
   });
 
   it('joins an existing netrc-file setting, and logout removes exactly what login added and revokes the token', async () => {

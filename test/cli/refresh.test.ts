@@ -4,7 +4,8 @@
  * the local issuer) keeps pushing what real Nix builds after the first token has expired, and the
  * netrc then holds the new token; `floe login aws --refresh` (SigV4 checked by a loopback STS)
  * rewrites the netrc with fresh tokens in the background. Tokens live 4-5 s here (the server's
- * minimum is 1 s), so the renewals happen within the test.
+ * minimum is 1 s), so the renewals happen within the test. A token revoked long before its renewal
+ * is due makes the next push fail with 401, which renews the login at once.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile } from 'node:fs/promises';
@@ -119,7 +120,7 @@ describe.skipIf(!version)('logins that renew themselves', () => {
       ACTIONS_ID_TOKEN_REQUEST_URL: gh.actionsRequestUrl,
       ACTIONS_ID_TOKEN_REQUEST_TOKEN: gh.actionsRequestToken,
     });
-    const login = await run(['login', 'github-action', '--org', 'acme', '--ttl', '5s', '--json'], env);
+    const login = await run(['login', 'github-action', '--org', 'acme', '--ttl', '5s', '--fh', '--json'], env);
     expect(login.code, login.stderr).toBe(0);
     const summary = JSON.parse(login.stdout) as { netrc: string; expiresAt: string };
     const first = (await netrcToken(summary.netrc))!;
@@ -144,8 +145,51 @@ describe.skipIf(!version)('logins that renew themselves', () => {
       const now = (await netrcToken(summary.netrc))!;
       expect(now).not.toBe(first);
       expect(await accepted(now)).toBe(true);
+      // fh's auth file (`--fh`) is renewed with the netrc.
+      expect((await readFile(path.join(env.XDG_CONFIG_HOME!, 'flakehub', 'auth'), 'utf8')).trim()).toBe(now);
       // A push that raced the expiry on a loaded machine is retried after the renewal (queued, not
       // lost: both paths are in the cache above); a renewal itself never fails here.
+      expect(log).not.toMatch(/could not renew/);
+    } finally {
+      watcher.kill('SIGTERM');
+      await new Promise((r) => watcher.once('close', r));
+    }
+  });
+
+  it('a push answered 401 (the token revoked long before its renewal) renews at once and retries', async () => {
+    const env = await machine('gh401', {
+      ACTIONS_ID_TOKEN_REQUEST_URL: gh.actionsRequestUrl,
+      ACTIONS_ID_TOKEN_REQUEST_TOKEN: gh.actionsRequestToken,
+    });
+    // An hour's token: its scheduled renewal is 50 minutes away, far beyond this test.
+    const login = await run(['login', 'github-action', '--org', 'acme', '--ttl', '1h', '--json'], env);
+    expect(login.code, login.stderr).toBe(0);
+    const netrc = (JSON.parse(login.stdout) as { netrc: string }).netrc;
+    const first = (await netrcToken(netrc))!;
+    const watcher: ChildProcess = spawn(
+      process.execPath,
+      [FLOE_BIN, 'watch-store', '--queue', path.join(dir, 'gh401-queue.sqlite'), '--interval', '200ms'],
+      { env, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let log = '';
+    watcher.stderr!.on('data', (d) => (log += d));
+    try {
+      await until('the watcher to start', () => /watching /.test(log));
+      const before = await buildClosure(hostNix, expr, seed(), path.join(dir, 'build'));
+      await until('the first path in the cache', () => inCache(before));
+      expect(log).not.toMatch(/renew(ed|ing) the github-action login/);
+      // The token ends itself, as `floe logout` or an admin's revoke would: the next push gets 401.
+      expect((await api(server, first, 'POST', '/api/v1/auth/logout')).status).toBe(200);
+      expect(await accepted(first)).toBe(false);
+      const after = await buildClosure(hostNix, expr, seed(), path.join(dir, 'build'));
+      await until('a path built after the revocation in the cache', () => inCache(after), 30_000);
+      expect(log).toMatch(/the server refused the token \(401\); renewing the github-action login now/);
+      expect(log).toMatch(/renewed the github-action login, valid until/);
+      // One renewal for the burst of 401s (every upload of the closure failed at once).
+      expect(log.match(/renewing the github-action login/g)).toHaveLength(1);
+      const now = (await netrcToken(netrc))!;
+      expect(now).not.toBe(first);
+      expect(await accepted(now)).toBe(true);
       expect(log).not.toMatch(/could not renew/);
     } finally {
       watcher.kill('SIGTERM');

@@ -17,6 +17,7 @@ type LoginOpts = {
   system?: boolean;
   print?: boolean;
   json?: boolean;
+  fh?: boolean;
 };
 
 const LOGIN_CHOICES = [
@@ -33,6 +34,7 @@ const outputOf = (o: LoginOpts): LoginOutputOptions => ({
   ...(o.system ? { system: true } : {}),
   ...(o.print ? { print: true } : {}),
   ...(o.json ? { json: true } : {}),
+  ...(o.fh ? { fh: true } : {}),
 });
 const exchangeOpts = (o: LoginOpts) => ({ ...(o.org ? { org: o.org } : {}), ...(o.ttl ? { ttl: o.ttl } : {}) });
 
@@ -50,6 +52,7 @@ export function registerLoginCommands(program: Command, ctx: CommandContext): vo
       .option('--no-nix-conf', 'do not touch nix.conf')
       .option('--system', 'multi-user Nix (as root): write the netrc and nix.conf include the nix-daemon reads')
       .option('--print', 'print the netrc and nix.conf lines instead of writing them')
+      .option('--fh', "also write the token to fh's auth file ($XDG_CONFIG_HOME/flakehub/auth), so fh works here")
       .option('--json', 'print a JSON summary');
 
   const login = loginOutput(
@@ -127,7 +130,16 @@ export function registerLoginCommands(program: Command, ctx: CommandContext): vo
   );
 
   loginOutput(
-    login.command('gitlab-pipeline').description('in a GitLab CI job with an id_token whose aud is this server'),
+    login
+      .command('gitlab-pipeline')
+      .description('in a GitLab CI job with an id_token whose aud is this server')
+      .addHelpText(
+        'after',
+        '\nNo --refresh: GitLab issues a job its id_tokens once, at the start, and Floe exchanges each once\n' +
+          '(a replayed login is refused), so nothing can log in again later in the job. Make the token last\n' +
+          "the job instead: the org's trust sets its lifetime (`floe trust add ... --ttl 3h`, at most 12h,\n" +
+          'default 1h) and --ttl here can only shorten it.',
+      ),
   )
     .option('--token-var <name>', 'CI/CD variable holding the id_token', 'FLOE_ID_TOKEN')
     .action(async (opts: LoginOpts & { tokenVar: string }) => {
@@ -152,6 +164,14 @@ export function registerLoginCommands(program: Command, ctx: CommandContext): vo
       .command('oidc')
       .description(
         'a person, through an OIDC provider (Entra ID, ...): browser (PKCE) or --device; or exchange --id-token-file',
+      )
+      .addHelpText(
+        'after',
+        '\nNo --refresh: Floe keeps no refresh token from the provider (a stolen laptop would keep a key\n' +
+          'that outlives the session), so the login ends with its token. Log in again when it expires\n' +
+          "(`floe status` says when); the trust's --ttl sets how long one lasts. For an unattended machine use\n" +
+          "its own identity (`floe login aws`, a CI login) or an org admin's `floe token create --ttl ...`\n" +
+          'saved with `floe login --token-file F`.',
       ),
   )
     .option('--issuer <url>', 'identity provider (default: the one the server offers)')

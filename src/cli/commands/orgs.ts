@@ -154,12 +154,26 @@ export function registerOrgCommands(program: Command, ctx: CommandContext): { or
       const joined = !opts.org && a?.includes('/') && b === undefined ? a.split('/') : undefined;
       if (joined && joined.length !== 2) throw new CliError('expected <org>/<slice>');
       const [orgName, name] = joined ? [joined[0]!, joined[1]!] : orgAndArgs(opts.org, [a, b], ['slice']);
-      const res = (await api(opts).deleteSlice(orgName, name!, Boolean(opts.force))) as {
+      type Answer = {
+        deleted: boolean;
         paths: number;
+        remaining?: number;
         uploads: number;
         trusts: number;
         follows: number;
       };
+      // A huge slice is emptied over several requests (each batch committed on the server): ask
+      // until it is gone, saying how far it got. Interrupted, the same command goes on from there.
+      const client = api(opts);
+      let removed = 0;
+      let res: Answer;
+      for (;;) {
+        res = (await client.deleteSlice(orgName, name!, Boolean(opts.force))) as Answer;
+        removed += res.paths;
+        if (res.deleted !== false) break;
+        ctx.err(`removed ${removed} path(s) of ${orgName}/${name}, ${res.remaining} left`);
+      }
+      res = { ...res, paths: removed };
       if (opts.json) return out(JSON.stringify(res));
       const paths = opts.force ? `${res.paths} path(s), ` : '';
       out(

@@ -29,7 +29,7 @@ import { type StorageDeps, storageRoutes } from './storage.js';
 import { sourceRoutes } from './sources.js';
 import type { SourceService } from '../../cache/sources.js';
 import type { OrgKeyService } from '../../org/keys.js';
-import { closestName } from '../../org/names.js';
+import { closestName, noSliceNamed, sliceNamesKnownTo } from '../../org/names.js';
 import { NotFoundWithReason } from '../../registry/service.js';
 import type { Metrics } from '../metrics.js';
 import { FloeError } from '../../errors.js';
@@ -160,11 +160,38 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
   };
 
   // One answer for "no such slice" and "not yours": a slice the caller may neither read nor write does not exist for it.
+  // The org's own members hear which slice is missing, with a hint among the slices they may use.
   const sliceView = async (p: Principal, org: string | undefined, slice: string | undefined): Promise<CacheView> => {
     if (org === undefined || slice === undefined) return { kind: 'unified' };
     const s = await deps.orgs.findSlice(org, slice);
-    if (!s || !deps.cache.mayUseSlice(p, s)) throw new NotFound();
-    return { kind: 'slice', slice: s };
+    if (s && deps.cache.mayUseSlice(p, s)) return { kind: 'slice', slice: s };
+    const o = await deps.orgs.findOrg(org);
+    const all = o ? await deps.orgs.listSlices(o) : [];
+    const known =
+      o &&
+      sliceNamesKnownTo(
+        p,
+        o.id,
+        all.map((x) => x.name),
+      );
+    if (!o || !known) throw new NotFound();
+    const usable = all.filter(
+      (x) =>
+        known.includes(x.name) &&
+        deps.cache.mayUseSlice(p, { type: 'slice', org: { id: o.id, name: o.name }, slice: x }),
+    );
+    throw new NotFoundWithReason(
+      noSliceNamed(
+        o.name,
+        [slice],
+        usable.map((x) => x.name),
+      ),
+    );
+  };
+  /** The 404 for a slice `org` lacks, told to a caller that passed `requireOrg` (it may know the org's slices). */
+  const noSuchSlice = async (p: Principal, org: Org, wanted: readonly string[]): Promise<NotFoundWithReason> => {
+    const names = (await deps.orgs.listSlices(org)).map((x) => x.name);
+    return new NotFoundWithReason(noSliceNamed(org.name, wanted, sliceNamesKnownTo(p, org.id, names) ?? []));
   };
 
   authRoutes(api, {
@@ -251,7 +278,7 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     const org = await requireOrg(c.get('principal'), c.req.param('org'), 'org.admin', [name]);
     const body = parseBody(updateSliceBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
     if (body.public !== undefined && !(await deps.orgs.setSliceVisibility(org, name, body.public)))
-      throw new NotFound();
+      throw await noSuchSlice(c.get('principal'), org, [name]);
     if (body.inView !== undefined || body.priority !== undefined) {
       await deps.sources.setSliceView(org, name, {
         ...(body.inView !== undefined ? { inView: body.inView } : {}),
@@ -266,7 +293,7 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
       detail: body,
     });
     const settings = (await deps.sources.sliceSettings(org)).find((x) => x.name === name);
-    if (!settings) throw new NotFound();
+    if (!settings) throw await noSuchSlice(c.get('principal'), org, [name]);
     return c.json({ org: org.name, ...settings });
   });
 
@@ -278,7 +305,20 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     // --force: the slice's paths go first (GC collects their blobs); a path landing meanwhile makes the delete a 409.
     if (force) await deps.orgs.checkDeletable(org, name);
     const slice = force ? await deps.orgs.findSlice(org.name, name) : undefined;
-    const paths = slice ? await deps.cache.emptySlice(slice.slice.id) : 0;
+    const { removed: paths, remaining } = slice
+      ? await deps.cache.emptySlice(slice.slice.id)
+      : { removed: 0, remaining: 0 };
+    if (remaining > 0) {
+      // A huge slice: this much is gone (committed); the caller asks again to go on (202, not yet deleted).
+      await deps.audit.appendNow({
+        principal: c.get('principal'),
+        action: 'slice.delete',
+        target: `slice ${org.name}/${name}`,
+        orgId: org.id,
+        detail: { force: true, paths, remaining, partial: true },
+      });
+      return c.json({ org: org.name, name, deleted: false, paths, remaining }, 202);
+    }
     const removed = await deps.orgs.deleteSlice(org, name);
     await deps.sources.sliceDeleted(org.id);
     const detail = { ...removed, ...(force ? { force: true, paths } : {}) };
@@ -302,9 +342,10 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     // an unlimited or deploy-only one (a deploy token reads closures in every slice).
     const org = await requireOrg(p, body.org, 'org.admin', slices && !body.deploy ? slices : undefined);
     if (slices) {
-      const known = new Set((await deps.orgs.listSlices(org)).map((s) => s.name));
-      const unknown = slices.filter((s) => !known.has(s));
-      if (unknown.length) throw new InvalidInput('slices', `no such slice in ${org.name}: ${unknown.join(', ')}`);
+      const names = (await deps.orgs.listSlices(org)).map((s) => s.name);
+      const unknown = slices.filter((s) => !names.includes(s));
+      if (unknown.length)
+        throw new InvalidInput('slices', noSliceNamed(org.name, unknown, sliceNamesKnownTo(p, org.id, names) ?? []));
     }
     // Never longer-lived than the caller's own token (the server admin excepted).
     const ttlSeconds = ttlWithinCreator(
