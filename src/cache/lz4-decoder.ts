@@ -150,12 +150,15 @@ export class Lz4Decoder extends Duplex {
         }
       }
     } catch (err) {
-      if (this.inputDone) return this.release(err as Error);
-      return void this.destroy(err as Error);
+      if (this.inputDone) this.release(err as Error);
+      else this.destroy(err as Error);
+      return;
     }
     if (this.ended) {
-      if (this.queued > 0 || this.state.at !== 'magic')
-        return this.release(new Lz4FormatError('the LZ4 stream ends in the middle of a frame'));
+      if (this.queued > 0 || this.state.at !== 'magic') {
+        this.release(new Lz4FormatError('the LZ4 stream ends in the middle of a frame'));
+        return;
+      }
       this.finished = true;
       this.push(null);
     }
@@ -239,7 +242,8 @@ export class Lz4Decoder extends Duplex {
     const src = block.subarray(4, 4 + size);
     // One scratch buffer per frame: [window | this block]; the output is copied out of it, so what
     // waits in the readable buffer is exactly its own size (a 1-byte block pins 1 byte, not 4 MiB).
-    const scratch = (this.scratch ??= Buffer.allocUnsafe(WINDOW + frame.blockMax));
+    this.scratch ??= Buffer.allocUnsafe(WINDOW + frame.blockMax);
+    const scratch = this.scratch;
     let end: number;
     if (stored) {
       src.copy(scratch, this.windowLength);
