@@ -9,8 +9,9 @@ import { CompressStream } from 'zstd-napi';
 import { InvalidInput } from '../errors.js';
 import { Bzip2Decoder } from './bzip2-decoder.js';
 import { SlicedDecoder, ZstdDecoder } from './decoders.js';
+import { Lz4Decoder } from './lz4-decoder.js';
 
-export type Compression = 'none' | 'xz' | 'zstd' | 'bzip2' | 'gzip' | 'br';
+export type Compression = 'none' | 'xz' | 'zstd' | 'bzip2' | 'gzip' | 'lz4' | 'br';
 
 /** Maps a narinfo `Compression` value or a file extension to a codec. */
 export function compressionFromName(name: string): Compression | undefined {
@@ -31,6 +32,8 @@ export function compressionFromName(name: string): Compression | undefined {
     case 'gzip':
     case 'gz':
       return 'gzip';
+    case 'lz4':
+      return 'lz4';
     case 'br':
       return 'br';
     default:
@@ -47,8 +50,16 @@ export function sniffCompression(head: Buffer, declared: Compression | undefined
   if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
   if (head.length >= 3 && head.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2';
   if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  // An LZ4 frame, or a skippable frame (0x184D2A5x) before one.
+  if (head.length >= 4 && (head.readUInt32LE(0) === 0x184d2204 || head.readUInt32LE(0) >>> 4 === 0x184d2a5))
+    return 'lz4';
   if (declared === 'br') return 'br';
-  throw new InvalidInput('NAR', 'body is neither a NAR nor compressed with xz, zstd, bzip2, gzip or brotli');
+  if (head.subarray(0, 4).toString('latin1') === 'LZIP')
+    throw new InvalidInput(
+      'NAR',
+      'lzip is not supported (no maintained lzip decoder for Node): upload with xz, zstd, bzip2, gzip, lz4, brotli or none',
+    );
+  throw new InvalidInput('NAR', 'body is neither a NAR nor compressed with xz, zstd, bzip2, gzip, lz4 or brotli');
 }
 
 /**
@@ -71,6 +82,8 @@ export function createDecompressor(kind: Compression): Duplex {
     case 'gzip':
       // zlib works on the threadpool and honours backpressure (and stops when destroyed).
       return zlib.createGunzip();
+    case 'lz4':
+      return new Lz4Decoder();
     case 'br':
       return zlib.createBrotliDecompress();
   }

@@ -3,6 +3,8 @@
  * served exactly where the narinfo is, the one miss for everyone else; uploads are accepted and
  * dropped. test/nix/protocol.ts reads them with `nix store ls`.
  */
+import { rename } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basicAuth, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
 import { fakePath, nixStyleUpload } from '../helpers/paths.js';
@@ -77,6 +79,30 @@ describe('NAR listings', () => {
         })
       ).status,
     ).toBe(403);
+  });
+
+  it('is made once per NAR: a second GET does not read the NAR blob again', async () => {
+    const p = fakePath('memo', { type: 'regular', contents: 'remember me\n' });
+    expect(await nixStyleUpload(cache, basicAuth(rw), p)).toMatchObject({ nar: 201, narinfo: 201 });
+    const first = await get(`${cache}/${p.hashPart}.ls`, read);
+    expect(first.status).toBe(200);
+    // Take the stored NAR away: only a memo can still answer.
+    const key = `${p.narHash.replace(/^sha256:/, '')}.nar.zst`;
+    const blob = path.join(server.dataDir, 'blobs', key.slice(0, 2), key);
+    const narStatus = async () =>
+      (await fetch(`${cache}/nar/${key}`, { headers: { Authorization: basicAuth(read) } })).status;
+    expect(await narStatus()).toBe(200);
+    await rename(blob, `${blob}.away`);
+    try {
+      const second = await get(`${cache}/${p.hashPart}.ls`, read);
+      expect(second).toEqual(first);
+      // The NAR itself is really gone (so the listing above did not come from it).
+      expect(await narStatus()).not.toBe(200);
+      // Access is still decided per request: the memo answers nobody else.
+      expect((await get(`${cache}/${p.hashPart}.ls`, otherRead)).status).toBe(404);
+    } finally {
+      await rename(`${blob}.away`, blob);
+    }
   });
 
   it('debuginfo uploads (index-debug-info=true) are checked and accepted; one whose NAR never got a narinfo reads as the one miss', async () => {

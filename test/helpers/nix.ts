@@ -24,8 +24,11 @@ export interface NixResult {
 export interface NixRunner {
   name: string;
   version(): Promise<string | undefined>;
-  /** Runs a Nix command; `cacheHome` separates simulated machines (Nix caches narinfo lookups per user). */
-  run(args: string[], opts: { cacheHome: string; input?: string }): Promise<NixResult>;
+  /**
+   * Runs a Nix command; `cacheHome` separates simulated machines (Nix caches narinfo lookups per
+   * user); `env` is added to the environment (e.g. `freshStoreEnv` for Nix 2.8).
+   */
+  run(args: string[], opts: { cacheHome: string; input?: string; env?: NodeJS.ProcessEnv }): Promise<NixResult>;
 }
 
 function spawnCollect(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<NixResult> {
@@ -55,9 +58,23 @@ export const hostNix: NixRunner = {
       ...process.env,
       NIX_CONFIG: BASE_NIX_CONFIG,
       XDG_CACHE_HOME: opts.cacheHome,
+      ...opts.env,
     });
   },
 };
+
+/**
+ * A brand-new machine for the host's Nix 2.8: its own store, state and log directories (a store
+ * outside /nix/store needs no sandbox to build, unlike a chroot store), so nothing fetched before
+ * is there. Pair it with a new `cacheHome`.
+ */
+export function freshStoreEnv(root: string): NodeJS.ProcessEnv {
+  return {
+    NIX_STORE_DIR: path.join(root, 'store'),
+    NIX_STATE_DIR: path.join(root, 'state'),
+    NIX_LOG_DIR: path.join(root, 'log'),
+  };
+}
 
 export const NIX_MODERN = path.resolve(REPO_ROOT, '../shared/tools/nix-modern');
 
@@ -78,6 +95,7 @@ export const modernNix: NixRunner = {
       ...process.env,
       NIX_CONFIG: 'substituters =',
       XDG_CACHE_HOME: opts.cacheHome,
+      ...opts.env,
     });
   },
 };

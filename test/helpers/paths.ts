@@ -103,6 +103,7 @@ const COMPRESSORS = {
   xz: ['xz', '-6', '-c', '-T1'],
   zstd: ['zstd', '-19', '-c', '-q'],
   gzip: ['gzip', '-9', '-c'],
+  lz4: ['lz4', '-9', '-c', '-q'],
 } as const;
 export type BombCodec = keyof typeof COMPRESSORS;
 

@@ -69,7 +69,7 @@ export function nixScenarios(nix: NixRunner): void {
     return { ...r, store };
   };
 
-  for (const compression of ['xz', 'zstd', 'bzip2', 'none']) {
+  for (const compression of ['xz', 'zstd', 'bzip2', 'lz4', 'none']) {
     it(`nix copy --to with ${compression}, then substitutes with signatures required`, async () => {
       const out = await buildClosure(nix, expr, seed(compression), newMachine());
       const pushed = await push(out, netrcAcmeRW, `${server.url}/cache?compression=${compression}`);
@@ -83,6 +83,18 @@ export function nixScenarios(nix: NixRunner): void {
       expect(await readFile(path.join(got.store, ref), 'utf8')).toMatch(/^dependency /);
     });
   }
+
+  it('nix copy --to with lzip fails with a clear message (no decoder), and uploads nothing', async () => {
+    const out = await buildClosure(nix, expr, seed('lzip'), newMachine());
+    const pushed = await push(out, netrcAcmeRW, `${server.url}/cache?compression=lzip`);
+    expect(pushed.code).not.toBe(0);
+    expect(pushed.stderr).toMatch(/lzip is not supported/);
+    const token = (await readFile(netrcAcmeRead, 'utf8')).split(' ').at(-1)!.trim();
+    const res = await fetch(`${server.url}/cache/${path.basename(out).slice(0, 32)}.narinfo`, {
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    expect(res.status).toBe(404);
+  });
 
   it('netrc auth: private paths are invisible anonymously and to other orgs, readable with a token', async () => {
     const out = await buildClosure(nix, expr, seed('private'), newMachine());

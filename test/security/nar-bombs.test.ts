@@ -68,7 +68,7 @@ const batch = (body: Buffer, meta: { narHash: string; narSize: number }) => () =
 };
 
 describe('NAR decompression bombs', () => {
-  const EXT: Record<BombCodec, string> = { bzip2: 'bz2', zstd: 'zst', xz: 'xz', gzip: 'gz' };
+  const EXT: Record<BombCodec, string> = { bzip2: 'bz2', zstd: 'zst', xz: 'xz', gzip: 'gz', lz4: 'lz4' };
   const big = zeroNar(256 << 20);
   for (const codec of ['bzip2', 'zstd', 'xz'] as const) {
     it(`PUT nar/: a tiny ${codec} NAR of 256 MiB is refused at the expansion cap; /healthz answers throughout`, async () => {
@@ -83,6 +83,17 @@ describe('NAR decompression bombs', () => {
       expect(r.peakGrowth).toBeLessThan(300 << 20);
     });
   }
+
+  it("PUT nar/: lz4 (at most ~255:1, under the expansion cap) stops at the server's NAR limit; /healthz answers throughout", async () => {
+    const huge = zeroNar(1 << 30);
+    const body = await compressParts('lz4', huge.parts);
+    expect(body.length).toBeLessThan(8 << 20);
+    const r = await underWatch(putNar(body, 'lz4'));
+    expect(r.status, r.text).toBe(413);
+    expect(r.text).toMatch(/NAR is larger than the limit of 536870912 bytes/);
+    expect(r.slowestHealthz).toBeLessThan(1000);
+    expect(r.peakGrowth).toBeLessThan(300 << 20);
+  });
 
   it('batch: a NAR larger than its claimed narSize is refused as soon as it passes the claim', async () => {
     const body = await compressParts('zstd', big.parts);
@@ -114,7 +125,7 @@ describe('NAR decompression bombs', () => {
 
   it('PUT nar/: an honest compressed NAR below the cap is accepted', async () => {
     const small = zeroNar(8 << 20);
-    for (const codec of ['bzip2', 'zstd', 'xz', 'gzip'] as const) {
+    for (const codec of ['bzip2', 'zstd', 'xz', 'gzip', 'lz4'] as const) {
       const r = await underWatch(putNar(await compressParts(codec, small.parts), EXT[codec]));
       expect(r.status, `${codec}: ${r.text}`).toBe(201);
     }

@@ -87,6 +87,26 @@ describe('web security', () => {
     expect(res.headers.get('x-frame-options')).toBe('DENY');
   });
 
+  it('flake and release pages offer Nix older than 2.17 the immutable release URL, with the reason', async () => {
+    // The URL Nix 2.17+ would lock through Link is the one the old-Nix snippet hands out.
+    const location = (await fetch(`${server.url}/f/acme/hello/0.1.tar.gz`, { redirect: 'manual' })).headers.get(
+      'location',
+    )!;
+    expect(location).toMatch(/\/f\/pinned\/acme\/hello\/0\.1\.3%2Brev-/);
+    for (const page of [
+      '/flakes/acme/hello',
+      `/flakes/acme/hello/releases/${encodeURIComponent(`0.1.3+rev-${REV(3)}`)}`,
+    ]) {
+      const text = await (await get(new CookieJar(), page)).text();
+      const snippet = /data-testid="old-nix-url">([^<]*)</.exec(text)?.[1];
+      expect(snippet, page).toBe(`inputs.hello.url = "${location}";`);
+      const note = /data-testid="old-nix-note">([\s\S]*?)<\/p>/.exec(text)?.[1] ?? '';
+      expect(note).toMatch(/Nix older than 2\.17 .*ignores the <code>Link<\/code> header/);
+      expect(note).toMatch(page.includes('releases') ? /if this release is yanked/ : /NAR hash mismatch/);
+    }
+    expect((await fetch(location)).status).toBe(200);
+  });
+
   it('denied and missing look the same; admin pages need sign-in', async () => {
     const jar = new CookieJar();
     const missing = await get(jar, '/flakes/acme/nope');

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { apply } from '../apply.js';
 import { CliError, FloeApi, clientOptions, parseFlakeRef, readCliConfig } from '../client.js';
-import { FlakeEditError, addFlakeInput } from '../flake-add.js';
+import { FlakeEditError, addFlakeInput, chooseInputUrl } from '../flake-add.js';
+import { localNixVersion } from '../nix-version.js';
 import { publishFlake } from '../publish.js';
 import type { CommandContext } from './context.js';
 
@@ -138,7 +139,9 @@ export function registerFlakeCommands(program: Command, ctx: CommandContext): vo
     .addOption(ctx.serverOption())
     .option('--dir <dir>', 'directory of the flake.nix to edit', '.')
     .option('--input-name <name>', 'name of the input (default: the flake name)')
-    .action(async (ref: string, opts: { server?: string; dir: string; inputName?: string }) => {
+    .option('--pin', 'write the exact release URL (default when the local Nix is older than 2.17)')
+    .option('--no-pin', 'write the requirement URL even for a Nix that ignores `Link` (its lock will drift)')
+    .action(async (ref: string, opts: { server?: string; dir: string; inputName?: string; pin?: boolean }) => {
       const m = /^([^/]+)\/([^/]+)(?:\/(.+))?$/.exec(ref);
       if (!m) throw new CliError('expected <org>/<flake>[/<requirement>]');
       const [, orgName, flake, req] = m;
@@ -147,7 +150,14 @@ export function registerFlakeCommands(program: Command, ctx: CommandContext): vo
       const latest = await new FloeApi(client).resolve(orgName!, flake!, req ?? '*');
       const [major, minor] = latest.version.split('.');
       const requirement = req ?? (major === '0' ? `0.${minor}` : major!);
-      const url = `${client.server}/f/${orgName}/${flake}/${requirement}.tar.gz`;
+      const choice = chooseInputUrl({
+        ref: `${orgName}/${flake}/${requirement}`,
+        requirementUrl: `${client.server}/f/${orgName}/${flake}/${requirement}.tar.gz`,
+        pinnedUrl: latest.url,
+        version: latest.version,
+        pin: opts.pin,
+        nix: opts.pin === true ? undefined : await localNixVersion(),
+      });
       const file = path.join(path.resolve(opts.dir), 'flake.nix');
       let text: string;
       try {
@@ -156,14 +166,18 @@ export function registerFlakeCommands(program: Command, ctx: CommandContext): vo
         throw new CliError(`no flake.nix in ${path.resolve(opts.dir)}`);
       }
       try {
-        await writeFile(file, addFlakeInput(text, opts.inputName ?? flake!.replace(/[^A-Za-z0-9_'-]/g, '-'), url));
+        await writeFile(
+          file,
+          addFlakeInput(text, opts.inputName ?? flake!.replace(/[^A-Za-z0-9_'-]/g, '-'), choice.url),
+        );
       } catch (e) {
         if (e instanceof FlakeEditError) throw new CliError(`${file}: ${e.message}`);
         throw e;
       }
       err(
-        `floe: added ${url} to ${file} (newest match today: ${latest.version}); add it to the outputs arguments and run \`nix flake lock\``,
+        `floe: added ${choice.url} to ${file} (newest match today: ${latest.version}); add it to the outputs arguments and run \`nix flake lock\``,
       );
+      for (const note of choice.notes) err(`floe: ${note}`);
     });
 
   program

@@ -9,6 +9,7 @@ import type { Context, Hono } from 'hono';
 import { InvalidInput, NotFound, Unauthenticated } from '../../errors.js';
 import { DEFAULT_TARBALL_LIMITS } from '../../registry/tarball.js';
 import type { Release, RegistryService } from '../../registry/service.js';
+import { pinnedUrl } from '../../registry/urls.js';
 import type { Limits } from '../../config.js';
 import type { AppEnv } from '../context.js';
 import { readJson, readSmallBody } from '../body.js';
@@ -19,10 +20,6 @@ export interface RegistryRouteDeps {
   registry: RegistryService;
   limits: Limits;
   publicUrl: () => string;
-}
-
-export function pinnedUrl(base: string, r: Release): string {
-  return `${base}/f/pinned/${encodeURIComponent(r.org)}/${encodeURIComponent(r.flake)}/${encodeURIComponent(r.version.text)}/${r.id}/source.tar.gz`;
 }
 
 function immutableLink(base: string, r: Release): string {

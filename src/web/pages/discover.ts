@@ -1,6 +1,7 @@
 /** Discover: the home page with search, org pages, flake pages and release pages. */
 import { html, raw } from 'hono/html';
 import type { FlakeDetails, FlakeSummary, ReleaseMetadata } from '../../registry/service.js';
+import { pinnedUrl } from '../../registry/urls.js';
 import { type Html, type PageContext, badge, bytes, labels, layout, when } from '../layout.js';
 
 /** Rolling versions carry a 40-character commit: show 7, like git does (the full one is in title). */
@@ -97,7 +98,13 @@ function inventoryOf(meta: ReleaseMetadata): Record<string, InventoryNode> {
     : {};
 }
 
-function usage(publicUrl: string, org: string, flake: string, requirement: string): Html {
+function usage(
+  publicUrl: string,
+  org: string,
+  flake: string,
+  requirement: string,
+  latest: FlakeDetails['releases'][number] | undefined,
+): Html {
   const inputName = /^[a-zA-Z_][a-zA-Z0-9_-]*$/.test(flake) ? flake : 'input';
   const url = `${publicUrl}/f/${org}/${flake}/${requirement}`;
   return html`<section class="card" aria-labelledby="use-title">
@@ -109,7 +116,24 @@ function usage(publicUrl: string, org: string, flake: string, requirement: strin
       <pre><code>floe add ${org}/${flake}</code></pre>
       <h3 class="small">As a flake input</h3>
       <pre><code>inputs.${inputName}.url = "${url}";</code></pre>
+      ${latest ? oldNixSnippet(publicUrl, inputName, latest, 'fails with “NAR hash mismatch” on a fresh machine once a newer matching release is published') : ''}
     </section>`;
+}
+
+/**
+ * A Nix that ignores `Link: rel="immutable"` locks a requirement URL by name, so its lock breaks
+ * (NAR hash mismatch) once a newer release matches: offer it the release's immutable URL, and say
+ * why where the URL is copied (`floe add` does the same on its own).
+ */
+function oldNixSnippet(
+  publicUrl: string,
+  inputName: string,
+  r: FlakeDetails['releases'][number],
+  breaks: string,
+): Html {
+  return html`<h3 class="small">With Nix older than 2.17 (e.g. 2.8)</h3>
+      <pre><code data-testid="old-nix-url">inputs.${inputName}.url = "${pinnedUrl(publicUrl, r)}";</code></pre>
+      <p class="hint" data-testid="old-nix-note">Nix older than 2.17 (but for 2.13.5+ and 2.15.2+) ignores the <code>Link</code> header that makes newer Nix lock an exact release: it locks the URL above by name, and that lock ${breaks}. This URL is exactly ${shortVersion(r.version.text)} and never changes; to update, copy a newer release's URL (or run <code>floe add</code>, which picks the right URL for your Nix).</p>`;
 }
 
 function releasesTable(d: FlakeDetails): Html {
@@ -160,7 +184,7 @@ export function flakePage(ctx: PageContext, publicUrl: string, d: FlakeDetails, 
         </section>
       </div>
       <aside class="side" aria-label="About this flake">
-        ${usage(publicUrl, d.org, d.flake, requirement)}
+        ${usage(publicUrl, d.org, d.flake, requirement, latest)}
         <section class="card">
           <h2>About</h2>
           <dl class="facts">
@@ -181,6 +205,7 @@ export function releasePage(ctx: PageContext, publicUrl: string, d: FlakeDetails
   const r = d.releases.find((x) => x.version.text === version);
   if (!r) return undefined;
   const pinned = `${publicUrl}/f/${d.org}/${d.flake}/=${r.version.text}`;
+  const inputName = /^[a-zA-Z_][a-zA-Z0-9_-]*$/.test(d.flake) ? d.flake : 'input';
   const inventory = inventoryOf(r.metadata);
   return layout(
     ctx,
@@ -207,7 +232,8 @@ export function releasePage(ctx: PageContext, publicUrl: string, d: FlakeDetails
         <h2 id="pin-title">Pin exactly this release</h2>
         <label for="pinned-url">Flake URL</label>
         <input id="pinned-url" type="text" readonly value="${pinned}">
-        <pre><code>inputs.${/^[a-zA-Z_][a-zA-Z0-9_-]*$/.test(d.flake) ? d.flake : 'input'}.url = "${pinned}";</code></pre>
+        <pre><code>inputs.${inputName}.url = "${pinned}";</code></pre>
+        ${oldNixSnippet(publicUrl, inputName, r, 'stops working on a fresh machine if this release is yanked')}
       </section>
     </div>
     <section aria-labelledby="outputs-title">
@@ -253,6 +279,7 @@ extra-trusted-public-keys = ${trustedKeys.length ? trustedKeys.join(' ') : "<you
         <pre><code>floe add acme/tools
 # or
 inputs.tools.url = "${publicUrl}/f/acme/tools/0.1";</code></pre>
+        <p class="small muted">Nix older than 2.17 (Debian's 2.8) ignores the <code>Link</code> header and locks that URL by name: its lock breaks (NAR hash mismatch) once a newer release matches. <code>floe add</code> writes the exact release URL for such a Nix; each flake page shows it too.</p>
       </section>
     </div>`,
   );

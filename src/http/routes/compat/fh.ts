@@ -13,7 +13,7 @@ import type { Principal } from '../../../identity/principal.js';
 import { ttlWithinCreator } from '../../../identity/lifetime.js';
 import { parseRequirement, satisfies } from '../../../registry/version.js';
 import type { AppEnv } from '../../context.js';
-import { pinnedUrl } from '../registry.js';
+import { pinnedUrl } from '../../../registry/urls.js';
 import {
   cliStatusOf,
   decodeOnceMore,
