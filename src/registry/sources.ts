@@ -173,12 +173,23 @@ export async function backfillReleaseSources(storage: Storage, log?: Logger): Pr
     .selectFrom('releases')
     .leftJoin('release_sources', 'release_sources.release_id', 'releases.id')
     .leftJoin('nars', 'nars.nar_hash', 'release_sources.nar_hash')
-    .select(['releases.id', 'releases.nar_hash', 'releases.tarball_key', 'release_sources.release_id as source'])
+    .select(['releases.id', 'releases.nar_hash', 'releases.tarball_key'])
     .where('nars.nar_hash', 'is', null)
     .execute();
   let stored = 0;
+  // Releases sharing a tarball (the same tree published again) share its source.
+  const byTarball = new Map<string, SourceNar>();
   for (const r of missing) {
     try {
+      const known = byTarball.get(r.tarball_key);
+      if (known) {
+        await db
+          .insertInto('release_sources')
+          .values(sourceRow(r.id, known))
+          .onConflict((oc) => oc.column('release_id').doNothing())
+          .execute();
+        continue;
+      }
       const read = await storage.blobs.get(r.tarball_key);
       if (!read) {
         log?.warn({ release: r.id, tarball: r.tarball_key }, 'release source: the tarball is missing');
@@ -192,6 +203,7 @@ export async function backfillReleaseSources(storage: Storage, log?: Logger): Pr
         continue;
       }
       const source = await storeSourceNar(storage, verified.nar);
+      byTarball.set(r.tarball_key, source);
       await db
         .insertInto('release_sources')
         .values(sourceRow(r.id, source))

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { api, basicAuth, createOrg, createToken, type TestServer } from '../helpers/server.js';
 import type { Backend } from '../helpers/backends.js';
 import { craftedTarball, flakehubPush } from '../helpers/flakes.js';
+import { fakePath } from '../helpers/paths.js';
 import { parseHash } from '../../src/nix/hash.js';
 import { encodeNix32 } from '../../src/nix/nix32.js';
 import { parseNarInfo } from '../../src/nix/narinfo.js';
@@ -153,6 +154,36 @@ export function sourceScenarios(backend: Backend): void {
     expect(gc.status).toBe(200);
     expect((await get(`/cache/${s.hashPart}.narinfo`)).status).toBe(200);
     expect((await get(`/cache/${info.url}`)).status).toBe(200);
+  });
+
+  it("the sweep of uncommitted uploads (which runs with GC off) leaves a release's source alone", async () => {
+    const swept = await backend.start({ FLOE_UPLOAD_EXPIRY: '1s', FLOE_GC_GRACE: '0s' });
+    try {
+      await createOrg(swept, 'acme');
+      const rw = (await createToken(swept, 'acme', ['read', 'write'])).token;
+      const pub = (await createToken(swept, 'acme', ['publish'])).token;
+      const pushed = await flakehubPush(swept, pub, 'acme', 'swept', '1.0.0', await tarball('swept', 'swept'));
+      expect(pushed, pushed.message).toMatchObject({ publish: 200 });
+      const { releases } = (
+        await api<{ releases: Array<{ narHash: string }> }>(swept, rw, 'GET', '/api/v1/flakes/acme/swept/releases')
+      ).body;
+      const hashPart = hashPartOf(sourceStorePath(parseHash(releases[0]!.narHash)));
+      // A NAR without a narinfo: the sweep collects it, and logs that it did, after the expiry.
+      const pending = fakePath('pending');
+      const put = await fetch(`${swept.url}/cache/nar/${pending.hashPart}.nar`, {
+        method: 'PUT',
+        headers: { Authorization: basicAuth(rw) },
+        body: new Uint8Array(pending.nar),
+      });
+      expect(put.status).toBe(201);
+      await expect.poll(() => swept.logs(), { timeout: 20_000 }).toMatch(/uncommitted uploads swept/);
+      const info = await fetch(`${swept.url}/cache/${hashPart}.narinfo`);
+      expect(info.status).toBe(200);
+      const url = parseNarInfo(await info.text()).url;
+      expect((await fetch(`${swept.url}/cache/${url}`)).status).toBe(200);
+    } finally {
+      await swept.cleanup();
+    }
   });
 
   it('releases published before sources were stored get theirs after a restart', async () => {
