@@ -134,6 +134,25 @@ export function sourceScenarios(backend: Backend): void {
     expect((await get(`/cache/${s.hashPart}.narinfo`, deploy.body.token)).status).toBe(404);
   });
 
+  it('the same tree published privately by one org and publicly by another: each reader gets a copy it may read', async () => {
+    const text = `twin ${randomBytes(8).toString('hex')}`;
+    const s = await publish('twin', '1.0.0', 'private', text);
+    const otherPublisher = (await createToken(server, 'other', ['publish'])).token;
+    const pushed = await flakehubPush(server, otherPublisher, 'other', 'twin', '1.0.0', await tarball('twin', text));
+    expect(pushed, pushed.message).toMatchObject({ publish: 200 });
+    const keyOf = async (org: string) => {
+      const k = (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=${org}`)).text()).trim();
+      return { name: k.split(':')[0]!, publicKey: Buffer.from(k.split(':')[1]!, 'base64') };
+    };
+    const otherKey = await keyOf('other');
+    const anonymous = parseNarInfo((await get(`/cache/${s.hashPart}.narinfo`)).body.toString());
+    expect(verifyFingerprint(otherKey, fingerprintPath(anonymous), anonymous.sigs.at(-1)!)).toBe(true);
+    // acme's own readers get acme's copy, signed with acme's key.
+    const own = parseNarInfo((await get(`/cache/${s.hashPart}.narinfo`, reader)).body.toString());
+    expect(verifyFingerprint(acmeKey, fingerprintPath(own), own.sigs.at(-1)!)).toBe(true);
+    expect(own.sigs.some((sig) => sig.startsWith(`${otherKey.name}:`))).toBe(false);
+  });
+
   it('sources are on the unified view only, not under slice URLs', async () => {
     const s = await publish('sliced', '1.0.0', 'public');
     expect((await get(`/cache/${s.hashPart}.narinfo`, reader)).status).toBe(200);
