@@ -31,6 +31,7 @@ const TABLES = [
   'identity_trusts',
   'flakes',
   'releases',
+  'release_sources',
   'org_policies',
   'audit_log',
   'read_summary',

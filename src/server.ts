@@ -37,6 +37,7 @@ import { ReadmeRenderer } from './web/readme-renderer.js';
 import { UsageService } from './cache/usage.js';
 import { UsageHistory } from './cache/usage-history.js';
 import { DeployScopes } from './registry/deploy.js';
+import { ReleaseSources, backfillReleaseSources } from './registry/sources.js';
 import { SignerService } from './cache/signers.js';
 import { SourceService } from './cache/sources.js';
 import { OrgKeyService } from './org/keys.js';
@@ -227,6 +228,7 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
     limits: { maxUploadBytes: config.limits.maxUploadBytes, maxNarBytes: config.limits.maxNarBytes },
     audit,
     deploy: new DeployScopes(storage.db),
+    releaseSources: new ReleaseSources(storage.db, authorizer, orgKeys),
     upstreams,
     signers,
     ingestSlots: config.ingest,
@@ -251,6 +253,17 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
     );
   const snapshotFirst = singletons ? setTimeout(() => snapshot('start'), 1000) : undefined;
   snapshotFirst?.unref();
+  // Releases published before their sources were stored in the cache get them, in the background.
+  const sourcesFirst = singletons
+    ? setTimeout(
+        () =>
+          void backfillReleaseSources(storage, log).catch((err) =>
+            log.warn({ err }, 'release sources backfill failed'),
+          ),
+        1000,
+      )
+    : undefined;
+  sourcesFirst?.unref();
   const snapshotDaily = singletons ? setInterval(() => snapshot('daily'), 86_400_000) : undefined;
   snapshotDaily?.unref();
   const gc = new GarbageCollector(
@@ -411,6 +424,7 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
       if (gcTimer) clearInterval(gcTimer);
       clearInterval(uploadSweep);
       clearTimeout(snapshotFirst);
+      clearTimeout(sourcesFirst);
       clearInterval(snapshotDaily);
       policies.stop();
       processMetrics.stop();

@@ -193,6 +193,16 @@ export class GarbageCollector {
             eb.not(
               eb.exists(
                 eb
+                  .selectFrom('release_sources')
+                  .select('release_sources.nar_hash')
+                  .whereRef('release_sources.nar_hash', '=', 'nars.nar_hash'),
+              ),
+            ),
+          )
+          .where((eb) =>
+            eb.not(
+              eb.exists(
+                eb
                   .selectFrom('nar_uploads')
                   .select('nar_uploads.nar_hash')
                   .whereRef('nar_uploads.nar_hash', '=', 'nars.nar_hash')
@@ -260,6 +270,13 @@ export class GarbageCollector {
         const now = Date.now();
         const stillNeeded = new Set<string>();
         for (const r of await trx.selectFrom('paths').select('nar_hash').where('nar_hash', 'in', batch).execute())
+          stillNeeded.add(r.nar_hash);
+        // A release's source lives while the release does.
+        for (const r of await trx
+          .selectFrom('release_sources')
+          .select('nar_hash')
+          .where('nar_hash', 'in', batch)
+          .execute())
           stillNeeded.add(r.nar_hash);
         for (const r of await trx
           .selectFrom('nar_uploads')
@@ -405,6 +422,7 @@ export class GarbageCollector {
       // Paths committed since the first mark count too.
       for (const r of await db.selectFrom('paths').select('nar_hash').distinct().execute()) needed.add(r.nar_hash);
     }
+    for (const r of await db.selectFrom('release_sources').select('nar_hash').execute()) needed.add(r.nar_hash);
     const iso = nowIso();
     for (const u of await db.selectFrom('nar_uploads').select('nar_hash').where('expires_at', '>', iso).execute())
       needed.add(u.nar_hash);

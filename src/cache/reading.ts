@@ -27,6 +27,18 @@ export interface ReadAudit {
   recordRead(p: Principal, orgId: string, storePath: string, kind: 'narinfo' | 'nar', bytes?: number): void;
 }
 
+/**
+ * Release source trees (registry/sources.ts): `<hash>-source` paths of published releases, served
+ * on the unified view to callers who may read the flake; undefined for missing and denied alike.
+ */
+export interface ReleaseSourceReads {
+  narInfo(
+    p: Principal,
+    hashPart: StorePathHash,
+  ): Promise<{ narinfo: string; orgId: string; storePath: string } | undefined>;
+  readableNar(p: Principal, narHashNix32: string): Promise<{ orgId: string; storePath: string } | undefined>;
+}
+
 export interface ServingSlice {
   sliceId: string;
   /** Its place in the caller's view (0 first). */
@@ -52,6 +64,7 @@ export interface ReadingDeps {
   sources: SourceService;
   audit: ReadAudit;
   deploy?: DeployClosures | undefined;
+  releaseSources?: ReleaseSourceReads | undefined;
 }
 
 const NO_FACTS: RequestFacts = {};
@@ -84,9 +97,15 @@ export class Reading {
   /** The narinfo this caller is served for `hashPart` in `view` (pull-through is the caller's next step). */
   async findNarInfo(p: Principal, view: CacheView, hashPart: StorePathHash): Promise<string | undefined> {
     const found = await this.servedRow(p, view, hashPart);
-    if (!found) return undefined;
-    this.deps.audit.recordRead(p, found.row.org_id, found.row.store_path, 'narinfo');
-    return found.row.narinfo;
+    if (found) {
+      this.deps.audit.recordRead(p, found.row.org_id, found.row.store_path, 'narinfo');
+      return found.row.narinfo;
+    }
+    // Slice URLs hold only their slice's paths; release sources are on the unified view.
+    const source = view.kind === 'unified' ? await this.deps.releaseSources?.narInfo(p, hashPart) : undefined;
+    if (!source) return undefined;
+    this.deps.audit.recordRead(p, source.orgId, source.storePath, 'narinfo');
+    return source.narinfo;
   }
 
   /**
@@ -151,6 +170,8 @@ export class Reading {
         return { narHash, orgId: row.org_id, storePath: row.store_path };
       }
     }
+    const source = view.kind === 'unified' ? await this.deps.releaseSources?.readableNar(p, narHash) : undefined;
+    if (source) return { narHash, ...source };
     if (rows[0]) authorizer.authorize(p, 'cache.read', resourceOf(rows[0]), factsOf(rows[0]));
     return undefined;
   }

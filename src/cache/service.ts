@@ -16,7 +16,7 @@ import { Committer } from './committing.js';
 import type { IngestLimits, UploadRecord } from './ingest.js';
 import { Linker } from './links.js';
 import { Mirroring } from './mirroring.js';
-import { type DeployClosures, Reading } from './reading.js';
+import { type DeployClosures, Reading, type ReleaseSourceReads } from './reading.js';
 import { RealisationService } from './realisations.js';
 import { BuildLogService } from './logs.js';
 import { DebugInfoService } from './debuginfo.js';
@@ -54,6 +54,8 @@ export interface CacheDeps {
   limits: IngestLimits;
   audit?: CacheAudit;
   deploy?: DeployClosures;
+  /** Release source trees, served on the unified view to readers of their flake. */
+  releaseSources?: ReleaseSourceReads;
   upstreams?: UpstreamService;
   signers?: SignerService;
   /** Concurrent NAR ingestions in all, per org and per token (default 16, 4 and 3). */
@@ -112,7 +114,8 @@ export class CacheService {
     const perToken = deps.ingestSlots?.slotsPerToken ?? Math.max(1, perOrg - 1);
     const ingestSlots = new FairSemaphore(deps.ingestSlots?.slots ?? 16, perOrg, perToken);
     const linker = new Linker(storage.db, authorizer, sources, deps.signers, deps.upstreams);
-    this.reading = new Reading({ storage, authorizer, sources, audit, deploy: deps.deploy });
+    const releaseSources = deps.releaseSources;
+    this.reading = new Reading({ storage, authorizer, sources, audit, deploy: deps.deploy, releaseSources });
     // Writes through other workers (and replicas) drop the memo here at once.
     storage.changes.subscribe('paths', (payload) => {
       if (payload === '*') this.reading.forgetAll();

@@ -20,6 +20,7 @@ import type { Org, OrgService } from '../org/service.js';
 import { isUniqueViolation, parseName } from '../org/service.js';
 import type { BlobRead, Storage } from '../storage/types.js';
 import { DEFAULT_TARBALL_LIMITS, type VerifiedTarball, verifyFlakeTarball } from './tarball.js';
+import { sourceRow, storeSourceNar } from './sources.js';
 import {
   MAX_README_BYTES,
   type RenderReadme,
@@ -368,6 +369,8 @@ export class RegistryService {
     const meta = this.parseMetadata(req.metadata);
     const verified = await verifyFlakeTarball(req.tarball);
     const key = await this.storeTarball(req.tarball, verified);
+    // The tree as a NAR, for Nix substituting the locked input from /cache (sources.ts).
+    const source = await storeSourceNar(this.storage, verified.nar);
     const visibility: Visibility = meta.visibility === 'hidden' ? 'unlisted' : meta.visibility;
     const now = new Date().toISOString();
     const binding = sourceBindingOf(p) ?? null;
@@ -436,6 +439,7 @@ export class RegistryService {
             created_at: now,
           })
           .execute();
+        await trx.insertInto('release_sources').values(sourceRow(id, source)).execute();
       });
       this.catalogueCache = undefined;
       this.audit.append({

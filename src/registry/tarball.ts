@@ -30,6 +30,8 @@ export interface VerifiedTarball {
   /** sha256 of the unpacked tree's NAR, SRI form (what flake.lock records). */
   narHash: string;
   narSize: number;
+  /** The NAR itself (what the release's source is served as on /cache). */
+  nar: Buffer;
   lastModified: number;
   files: number;
   /** sha256 of the compressed bytes, hex. */
@@ -236,6 +238,7 @@ export async function verifyFlakeTarball(
     topDir,
     narHash: `sha256-${createHash('sha256').update(nar).digest('base64')}`,
     narSize: nar.length,
+    nar,
     lastModified,
     files,
     sha256: createHash('sha256').update(bytes).digest('hex'),

@@ -19,6 +19,9 @@ import {
 import { postgresAvailable, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { startS3, type TestS3 } from '../helpers/s3.js';
 import { fakePath, narInfoFor, nixStyleUpload } from '../helpers/paths.js';
+import { parseHash } from '../../src/nix/hash.js';
+import { hashPartOf } from '../../src/nix/store-path.js';
+import { sourceStorePath } from '../../src/registry/sources.js';
 
 const exec = promisify(execFile);
 
@@ -124,6 +127,16 @@ describe.skipIf(!postgresAvailable() && !process.env.CI)('floe migrate', () => {
     // Registry data, policies and the audit trail move too.
     const publisher = (await createToken(before, 'acme', ['publish'])).token;
     const tarball = await publishTinyFlake(before, publisher);
+    // The release's source tree, served on /cache as the path Nix substitutes the locked input from.
+    const release = await api<{ releases: Array<{ narHash: string }> }>(
+      before,
+      read,
+      'GET',
+      '/api/v1/flakes/acme/hello/releases',
+    );
+    const source = hashPartOf(sourceStorePath(parseHash(release.body.releases[0]!.narHash)));
+    const sourceNarinfo = await (await fetch(`${before.url}/cache/${source}.narinfo`)).text();
+    expect(sourceNarinfo).toMatch(/^CA: fixed:r:sha256:/m);
     expect(
       (
         await api(before, before.adminToken, 'PUT', '/api/v1/orgs/acme/policies', {
@@ -139,9 +152,9 @@ describe.skipIf(!postgresAvailable() && !process.env.CI)('floe migrate', () => {
       env: { ...process.env, ...targetEnv },
     });
     expect(run.stderr).toMatch(
-      /verified: 1 orgs, 0 org_settings, 0 pins, 0 upstreams, 2 slices, 5 tokens, 2 server_keys, 4 nars, 4 paths, 0 identity_trusts, 1 flakes, 1 releases, 1 org_policies, \d+ audit_log, \d+ read_summary, 0 org_signers, \d+ usage_history, 1 org_keys, 0 org_follows, 0 slice_trusts, 0 realisations, 1 build_logs, \d+ peer_ids, 0 debuginfo; 6 blobs re-hashed/,
+      /verified: 1 orgs, 0 org_settings, 0 pins, 0 upstreams, 2 slices, 5 tokens, 2 server_keys, 5 nars, 4 paths, 0 identity_trusts, 1 flakes, 1 releases, 1 release_sources, 1 org_policies, \d+ audit_log, \d+ read_summary, 0 org_signers, \d+ usage_history, 1 org_keys, 0 org_follows, 0 slice_trusts, 0 realisations, 1 build_logs, \d+ peer_ids, 0 debuginfo; 7 blobs re-hashed/,
     );
-    expect(await s3.countObjects('migrated/')).toBe(6);
+    expect(await s3.countObjects('migrated/')).toBe(7);
 
     after = await startFloe({ dataDir: newDir, env: targetEnv });
     expect(after.logs()).toMatch(/PostgreSQL .*NARs in S3 bucket/);
@@ -152,6 +165,9 @@ describe.skipIf(!postgresAvailable() && !process.env.CI)('floe migrate', () => {
       });
       expect(await res.text()).toBe(narinfos[i]);
     }
+    expect(await (await fetch(`${after.url}/cache/${source}.narinfo`)).text()).toBe(sourceNarinfo);
+    const sourceNar = /URL: (.*)/.exec(sourceNarinfo)![1]!;
+    expect((await fetch(`${after.url}/cache/${sourceNar}`)).status).toBe(200);
     const log = await fetch(`${after.url}/cache/log/${drv}`, { headers: { Authorization: basicAuth(read) } });
     expect(await log.text()).toBe(logText);
     const url = /URL: (.*)/.exec(narinfos[1]!)![1]!;

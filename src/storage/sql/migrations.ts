@@ -430,6 +430,24 @@ const migrations: Record<string, Migration> = {
       await byArchive.columns(['slice_id', 'archive_file']).execute();
     },
   },
+  '2026-12-03-700-release-sources': {
+    async up(db) {
+      // Each release's source tree as a NAR (a `nars` row and blob), served on /cache under the
+      // fixed-output path Nix substitutes a locked `…-source` input from; releases published
+      // before this are filled in by the leader after start (registry/sources.ts).
+      await db.schema
+        .createTable('release_sources')
+        .addColumn('release_id', 'text', (c) => c.primaryKey().references('releases.id'))
+        .addColumn('hash_part', 'text', (c) => c.notNull())
+        .addColumn('store_path', 'text', (c) => c.notNull())
+        .addColumn('nar_hash', 'text', (c) => c.notNull())
+        .addColumn('nar_size', 'bigint', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('release_sources_by_hash').on('release_sources').column('hash_part').execute();
+      await db.schema.createIndex('release_sources_by_nar').on('release_sources').column('nar_hash').execute();
+    },
+  },
 };
 
 class StaticProvider implements MigrationProvider {

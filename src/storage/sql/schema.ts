@@ -285,6 +285,20 @@ export interface ReleasesTable {
   created_at: string;
 }
 
+/**
+ * A release's source tree as a NAR (`nars.nar_hash`, nix32), under the store path Nix computes
+ * for a locked tarball input: makeFixedOutputPath(recursive sha256, "source"), no references.
+ */
+export interface ReleaseSourcesTable {
+  release_id: string;
+  hash_part: string;
+  /** `<hash part>-source`. */
+  store_path: string;
+  nar_hash: string;
+  nar_size: number;
+  created_at: string;
+}
+
 /** flakehub-push's staged uploads: stage, PUT the tarball, publish. */
 export interface ReleaseUploadsTable {
   id: string;
@@ -351,6 +365,7 @@ export interface Schema {
   flakes: FlakesTable;
   releases: ReleasesTable;
   release_uploads: ReleaseUploadsTable;
+  release_sources: ReleaseSourcesTable;
   identity_trusts: IdentityTrustsTable;
   used_token_ids: UsedTokenIdsTable;
   orgs: OrgsTable;
