@@ -2,20 +2,18 @@
 import type { AuditLog } from '../../audit/log.js';
 import type { PolicyStore } from '../../org/policies.js';
 import type { SignerService } from '../../cache/signers.js';
-import { cidrWithin, isValidCidr } from '../../policy/network.js';
-import { parseDeployGrant } from '../../registry/deploy.js';
 import { policyRoutes } from './policy.js';
+import { InvalidInput, NotFound, TooLarge } from '../../errors.js';
+import { parseTtl, type TokenService } from '../../identity/tokens.js';
+import type { OrgService } from '../../org/service.js';
+import type { AdminServices } from '../../admin/index.js';
+import { adminOrg, routeGuards } from '../admin-guards.js';
 import type { IncomingMessage } from 'node:http';
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { Forbidden, InvalidInput, NotFound, TooLarge, Unauthenticated } from '../../errors.js';
-import type { Principal, Scope } from '../../identity/principal.js';
-import { boundByCreator, parseTtl, type TokenService } from '../../identity/tokens.js';
-import { ttlWithinCreator } from '../../identity/lifetime.js';
 import type { Authorizer } from '../../policy/authorize.js';
-import type { Action, OrgResource } from '../../policy/actions.js';
-import { type Org, type OrgService, parseName } from '../../org/service.js';
 import type { CacheService, CacheView } from '../../cache/service.js';
+import type { Principal } from '../../identity/principal.js';
 import { compressionFromName } from '../../cache/compression.js';
 import { formatNix32Hash, parseHash } from '../../nix/hash.js';
 import { parseStorePath, parseStorePathBase, type StorePathBase } from '../../nix/store-path.js';
@@ -29,8 +27,6 @@ import { type StorageDeps, storageRoutes } from './storage.js';
 import { sourceRoutes } from './sources.js';
 import type { SourceService } from '../../cache/sources.js';
 import type { OrgKeyService } from '../../org/keys.js';
-import { closestName } from '../../org/names.js';
-import { NotFoundWithReason } from '../../registry/service.js';
 import type { Metrics } from '../metrics.js';
 import { FloeError } from '../../errors.js';
 import { type PushedPathResult, missingRequest, pushedPath } from '../../wire/push.js';
@@ -45,7 +41,9 @@ export interface ApiDeps {
   publicUrl: () => string;
   sources: SourceService;
   orgKeys: OrgKeyService;
-  storage: Omit<StorageDeps, 'requireOrg' | 'requireServerAdmin' | 'limits' | 'audit'>;
+  storage: Omit<StorageDeps, 'admin' | 'guards' | 'limits'>;
+  /** Every administrative change: authorize → act → audit. */
+  admin: AdminServices;
   metrics: Metrics;
   audit: AuditLog;
   policies: PolicyStore;
@@ -115,49 +113,8 @@ async function splitFirstLine(
 
 export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
   const api = new Hono<AppEnv>();
-
-  /**
-   * The org, if the caller may `action` it. `slices`: the administration concerns only these slices
-   * of the org (without it, it is org-wide, which a slice-limited admin token may not do: the
-   * guardrails decide).
-   */
-  const requireOrg = async (
-    p: Principal,
-    orgName: string,
-    action: Action,
-    slices?: readonly string[],
-  ): Promise<Org> => {
-    const org = await deps.orgs.findOrg(orgName);
-    const resource: OrgResource | undefined = org && { type: 'org', org: { id: org.id, name: org.name } };
-    // A hint names only what the caller knows exists: its own token's org (anyone), or any org (the server admin).
-    const ownOrgHint = () => {
-      const mine = p.kind === 'token' ? closestName(orgName, [p.org.name]) : undefined;
-      return mine ? ` (did you mean ${JSON.stringify(mine)}, your token's org?)` : '';
-    };
-    if (!org || !resource) {
-      if (p.kind === 'server-admin') {
-        const near = closestName(orgName, await deps.orgs.orgNames());
-        throw new NotFoundWithReason(
-          `no org named ${JSON.stringify(orgName)}${near ? ` (did you mean ${JSON.stringify(near)}?)` : ''}`,
-        );
-      }
-      throw new Forbidden(`not allowed to manage org ${JSON.stringify(orgName)}${ownOrgHint()}`);
-    }
-    const d = deps.authorizer.authorize(p, action, resource, slices ? { adminSlices: slices } : {});
-    if (!d.allowed) {
-      // One message for "no such org" and "not yours"; the reason only for the org's own tokens.
-      const own = p.kind === 'token' && p.org.id === org.id;
-      throw new Forbidden(
-        `not allowed to manage org ${JSON.stringify(orgName)}${own ? `: ${d.reason}` : ownOrgHint()}`,
-      );
-    }
-    return org;
-  };
-
-  const requireServerAdmin = (p: Principal, what: string): void => {
-    const d = deps.authorizer.authorize(p, 'server.admin', { type: 'server' });
-    if (!d.allowed) throw new Forbidden(`${what} needs the server admin token: ${d.reason}`);
-  };
+  const { orgAdmin, serverAdmin, signedIn } = routeGuards(deps.admin.guard);
+  const guards = { orgAdmin, serverAdmin };
 
   // One answer for "no such slice" and "not yours": a slice the caller may neither read nor write does not exist for it.
   const sliceView = async (p: Principal, org: string | undefined, slice: string | undefined): Promise<CacheView> => {
@@ -170,50 +127,39 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
   authRoutes(api, {
     exchange: deps.exchange,
     tokens: deps.tokens,
+    access: deps.admin.access,
     limits: deps.limits,
     publicUrl: deps.publicUrl,
-    requireOrg,
-    requireServerAdmin,
+    guards,
     audit: deps.audit,
   });
   policyRoutes(api, {
     policies: deps.policies,
     signers: deps.signers,
+    governance: deps.admin.governance,
     audit: deps.audit,
     orgs: deps.orgs,
     limits: deps.limits,
-    requireOrg,
-    requireServerAdmin,
+    guards,
   });
-  storageRoutes(api, { ...deps.storage, limits: deps.limits, requireOrg, requireServerAdmin, audit: deps.audit });
+  storageRoutes(api, { ...deps.storage, admin: deps.admin.storage, limits: deps.limits, guards });
   sourceRoutes(api, {
     sources: deps.sources,
     keys: deps.orgKeys,
-    cache: deps.cache,
+    admin: deps.admin.orgs,
     limits: deps.limits,
-    audit: deps.audit,
-    requireOrg,
-    requireServerAdmin,
+    guards,
     findOrg: (name) => deps.orgs.findOrg(name),
-    findSlice: (org, slice) => deps.orgs.findSlice(org, slice),
-    mayRead: (p, slice) => deps.authorizer.authorize(p, 'cache.read', slice, {}, { quiet: true }).allowed,
   });
 
-  api.post('/orgs', async (c) => {
-    requireServerAdmin(c.get('principal'), 'creating orgs');
+  api.post('/orgs', serverAdmin('creating orgs'), async (c) => {
     const body = parseBody(createOrgBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
-    const org = await deps.orgs.createOrg(body.name);
-    await deps.audit.appendNow({
-      principal: c.get('principal'),
-      action: 'org.create',
-      target: `org ${org.name}`,
-      orgId: org.id,
-    });
+    const org = await deps.admin.orgs.createOrg(c.get('principal'), body.name);
     return c.json({ name: org.name, id: org.id, slices: ['default'] }, 201);
   });
 
-  api.get('/orgs/:org', async (c) => {
-    const org = await requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+  api.get('/orgs/:org', orgAdmin(), async (c) => {
+    const org = adminOrg(c);
     const slices = await deps.orgs.listSlices(org);
     return c.json({
       name: org.name,
@@ -223,183 +169,77 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     });
   });
 
-  api.post('/orgs/:org/slices', async (c) => {
-    const org = await requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+  api.post('/orgs/:org/slices', orgAdmin(), async (c) => {
+    const org = adminOrg(c);
     const body = parseBody(createSliceBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
-    const slice = await deps.orgs.createSlice(org, body.name, body.public ?? false, body.inView ?? false);
-    await deps.audit.appendNow({
-      principal: c.get('principal'),
-      action: 'slice.create',
-      target: `slice ${org.name}/${slice.name}`,
-      orgId: org.id,
-      detail: { public: slice.public, inView: body.inView ?? false },
+    const inView = body.inView ?? false;
+    const slice = await deps.admin.orgs.createSlice(c.get('principal'), org, {
+      name: body.name,
+      public: body.public ?? false,
+      inView,
     });
     return c.json(
       {
         org: org.name,
         name: slice.name,
         public: slice.public,
-        inView: body.inView ?? false,
+        inView,
         url: `${deps.publicUrl()}/cache/${org.name}/${slice.name}`,
       },
       201,
     );
   });
 
-  api.patch('/orgs/:org/slices/:slice', async (c) => {
+  api.patch('/orgs/:org/slices/:slice', orgAdmin('slice'), async (c) => {
+    const org = adminOrg(c);
     const name = c.req.param('slice');
-    const org = await requireOrg(c.get('principal'), c.req.param('org'), 'org.admin', [name]);
     const body = parseBody(updateSliceBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
-    if (body.public !== undefined && !(await deps.orgs.setSliceVisibility(org, name, body.public)))
-      throw new NotFound();
-    if (body.inView !== undefined || body.priority !== undefined) {
-      await deps.sources.setSliceView(org, name, {
-        ...(body.inView !== undefined ? { inView: body.inView } : {}),
-        ...(body.priority !== undefined ? { priority: body.priority } : {}),
-      });
-    }
-    await deps.audit.appendNow({
-      principal: c.get('principal'),
-      action: 'slice.update',
-      target: `slice ${org.name}/${name}`,
-      orgId: org.id,
-      detail: body,
-    });
+    await deps.admin.orgs.updateSlice(c.get('principal'), org, name, body);
     const settings = (await deps.sources.sliceSettings(org)).find((x) => x.name === name);
     if (!settings) throw new NotFound();
     return c.json({ org: org.name, ...settings });
   });
 
-  api.delete('/orgs/:org/slices/:slice', async (c) => {
+  api.delete('/orgs/:org/slices/:slice', orgAdmin('slice'), async (c) => {
+    const org = adminOrg(c);
     const name = c.req.param('slice');
-    // Administration of this one slice: a token limited to other slices is refused by the guardrails.
-    const org = await requireOrg(c.get('principal'), c.req.param('org'), 'org.admin', [name]);
-    const force = c.req.query('force') === '1';
-    // --force: the slice's paths go first (GC collects their blobs); a path landing meanwhile makes the delete a 409.
-    if (force) await deps.orgs.checkDeletable(org, name);
-    const slice = force ? await deps.orgs.findSlice(org.name, name) : undefined;
-    const paths = slice ? await deps.cache.emptySlice(slice.slice.id) : 0;
-    const removed = await deps.orgs.deleteSlice(org, name);
-    await deps.sources.sliceDeleted(org.id);
-    const detail = { ...removed, ...(force ? { force: true, paths } : {}) };
-    await deps.audit.appendNow({
-      principal: c.get('principal'),
-      action: 'slice.delete',
-      target: `slice ${org.name}/${name}`,
-      orgId: org.id,
-      detail,
-    });
-    return c.json({ org: org.name, name, deleted: true, paths, ...removed });
+    const result = await deps.admin.orgs.deleteSlice(c.get('principal'), org, name, c.req.query('force') === '1');
+    return c.json({ org: org.name, name, deleted: true, ...result });
   });
 
-  api.post('/tokens', async (c) => {
-    const p = c.get('principal');
-    // The org is in the body; refuse the anonymous before reading it.
-    if (p.kind === 'anonymous') throw new Unauthenticated('creating tokens needs an org admin token');
+  // The org is in the body: the anonymous is refused before it is read, the rest by the service.
+  api.post('/tokens', signedIn('creating tokens needs an org admin token'), async (c) => {
     const body = parseBody(createTokenBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
-    const slices = body.slices ? body.slices.map((s) => parseName('slice', s)) : null;
-    // A token limited to slices administers those slices: it mints tokens limited to them, never
-    // an unlimited or deploy-only one (a deploy token reads closures in every slice).
-    const org = await requireOrg(p, body.org, 'org.admin', slices && !body.deploy ? slices : undefined);
-    if (slices) {
-      const known = new Set((await deps.orgs.listSlices(org)).map((s) => s.name));
-      const unknown = slices.filter((s) => !known.has(s));
-      if (unknown.length) throw new InvalidInput('slices', `no such slice in ${org.name}: ${unknown.join(', ')}`);
-    }
-    // Never longer-lived than the caller's own token (the server admin excepted).
-    const ttlSeconds = ttlWithinCreator(
-      p,
-      body.ttl !== undefined ? parseTtl(body.ttl) : undefined,
-      parseTtl('24h'),
-      Math.floor(Date.now() / 1000),
-    );
-    const deploy = body.deploy?.map((g) => parseDeployGrant(g, org.name));
-    // A default subject that says who minted the token and what for, so logs and lists tell tokens apart.
-    const purpose = deploy ? 'deploy' : [...new Set(body.scopes)].join('+') + (slices ? ` on ${slices.join(',')}` : '');
-    const subject = body.subject ?? `created-by:${p.subject} for ${purpose}`;
-    if (deploy?.some((g) => g.org !== org.name))
-      throw new InvalidInput('deploy', `a device token of ${org.name} can only name ${org.name}'s flakes`);
-    // Deploy-only tokens read, nothing else, whatever scopes were asked for.
-    const scopes = deploy ? (['read'] as Scope[]) : ([...new Set(body.scopes)] as Scope[]);
-    const bad = (body.cidrs ?? []).filter((cidr) => !isValidCidr(cidr));
-    if (bad.length) throw new InvalidInput('cidrs', `not an address or CIDR: ${bad.join(', ')}`);
-    // Never wider than the caller's own token.
-    const network = boundByCreator(
-      p,
-      {
-        ...(body.cidrs || body.countries
-          ? { network: { cidrs: body.cidrs ?? [], countries: (body.countries ?? []).map((x) => x.toUpperCase()) } }
-          : {}),
-      },
-      cidrWithin,
-    );
-    const minted = await deps.tokens.mint({
-      subject,
-      ttlSeconds,
-      ...(body.description
-        ? { description: body.description }
-        : deploy
-          ? { description: `deploy-only: ${body.deploy!.join(', ')}` }
-          : {}),
-      grant: {
-        org: { id: org.id, name: org.name },
-        scopes,
-        slices: deploy ? null : slices,
-        ...(deploy ? { deploy } : {}),
-        ...(network ? { network } : {}),
-      },
-    });
-    await deps.audit.appendNow({
-      principal: p,
-      action: 'token.create',
-      target: `token ${minted.id}`,
-      orgId: org.id,
-      detail: {
-        subject,
-        scopes,
-        slices,
-        expiresAt: minted.expiresAt.toISOString(),
-        ...(deploy ? { deploy: body.deploy } : {}),
-        ...(network ? { network } : {}),
-      },
+    const t = await deps.admin.access.mintOrgToken(c.get('principal'), {
+      org: body.org,
+      scopes: body.scopes,
+      slices: body.slices ?? null,
+      ...(body.ttl !== undefined ? { ttlSeconds: parseTtl(body.ttl) } : {}),
+      defaultTtlSeconds: parseTtl('24h'),
+      ...(body.subject !== undefined ? { subject: body.subject } : {}),
+      ...(body.description ? { description: body.description } : {}),
+      ...(body.deploy ? { deploy: body.deploy } : {}),
+      ...(body.cidrs ? { cidrs: body.cidrs } : {}),
+      ...(body.countries ? { countries: body.countries } : {}),
     });
     return c.json(
       {
-        token: minted.token,
-        id: minted.id,
-        org: org.name,
-        scopes,
-        slices: deploy ? null : slices,
-        ...(deploy ? { deploy: body.deploy } : {}),
-        ...(network ? { network } : {}),
-        expiresAt: minted.expiresAt.toISOString(),
+        token: t.token,
+        id: t.id,
+        org: t.org.name,
+        scopes: t.scopes,
+        slices: t.slices,
+        ...(t.deploy ? { deploy: t.deploy } : {}),
+        ...(t.network ? { network: t.network } : {}),
+        expiresAt: t.expiresAt.toISOString(),
       },
       201,
     );
   });
 
   api.delete('/tokens/:id', async (c) => {
-    const p = c.get('principal');
     const id = c.req.param('id');
-    const row = await deps.tokens.describe(id);
-    if (!row) throw new NotFound();
-    if (p.kind !== 'server-admin') {
-      const org = row.org_id && p.kind === 'token' && p.org.id === row.org_id ? p.org : undefined;
-      // A slice-limited admin revokes only tokens limited to its slices.
-      const slices = row.slices ? (JSON.parse(row.slices) as string[]) : undefined;
-      const d = org
-        ? deps.authorizer.authorize(p, 'org.admin', { type: 'org', org }, slices ? { adminSlices: slices } : {})
-        : { allowed: false, reason: 'not your org' };
-      if (!d.allowed) throw new Forbidden(`not allowed to revoke this token: ${d.reason}`);
-    }
-    await deps.tokens.revoke(id);
-    await deps.audit.appendNow({
-      principal: p,
-      action: 'token.revoke',
-      target: `token ${id}`,
-      orgId: row.org_id,
-      detail: { subject: row.subject },
-    });
+    await deps.admin.access.revokeToken(c.get('principal'), id);
     return c.json({ id, revoked: true });
   });
 
