@@ -12,8 +12,8 @@ import type { IncomingMessage } from 'node:http';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Authorizer } from '../../policy/authorize.js';
-import type { CacheService, CacheView } from '../../cache/service.js';
-import type { Principal } from '../../identity/principal.js';
+import type { CacheService } from '../../cache/service.js';
+import type { WriteTarget } from '../../cache/uploading.js';
 import { compressionFromName } from '../../cache/compression.js';
 import { formatNix32Hash, parseHash } from '../../nix/hash.js';
 import { parseStorePath, parseStorePathBase, type StorePathBase } from '../../nix/store-path.js';
@@ -116,12 +116,15 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
   const { orgAdmin, serverAdmin, signedIn } = routeGuards(deps.admin.guard);
   const guards = { orgAdmin, serverAdmin };
 
-  // One answer for "no such slice" and "not yours": a slice the caller may neither read nor write does not exist for it.
-  const sliceView = async (p: Principal, org: string | undefined, slice: string | undefined): Promise<CacheView> => {
-    if (org === undefined || slice === undefined) return { kind: 'unified' };
-    const s = await deps.orgs.findSlice(org, slice);
-    if (!s || !deps.cache.mayUseSlice(p, s)) throw new NotFound();
-    return { kind: 'slice', slice: s };
+  // The write target, decided once, before the body: the org's default (or the token's only)
+  // slice on the unified URL; on a slice URL that slice, or the same 404 as for a missing slice
+  // when the caller may neither read nor write it.
+  const writeTarget = async (c: import('hono').Context<AppEnv>): Promise<WriteTarget> => {
+    const p = c.get('principal');
+    const org = c.req.param('org');
+    const slice = c.req.param('slice');
+    if (org === undefined || slice === undefined) return deps.cache.uploads.writeTarget(p, { kind: 'unified' });
+    return deps.cache.uploads.writeTargetAt(p, await deps.orgs.findSlice(org, slice));
   };
 
   authRoutes(api, {
@@ -259,8 +262,8 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     });
   });
 
-  const missing = async (c: import('hono').Context<AppEnv>, view: CacheView) => {
-    const target = await deps.cache.uploads.writeTarget(c.get('principal'), view); // refuse before reading the body
+  const missing = async (c: import('hono').Context<AppEnv>) => {
+    const target = await writeTarget(c); // refuse before reading the body
     const body = parseBody(missingRequest, await readJson(c.env.incoming, 16 * deps.limits.maxSmallBodyBytes));
     if (body.paths.length > deps.limits.maxBatchPaths)
       throw new InvalidInput('paths', `at most ${deps.limits.maxBatchPaths} per request`);
@@ -272,15 +275,13 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
       refused: plan.refused.map((r) => ({ path: `/nix/store/${r.path}`, reason: r.reason })),
     });
   };
-  api.post('/cache/missing', (c) => missing(c, { kind: 'unified' }));
-  api.post('/cache/:org/:slice/missing', async (c) =>
-    missing(c, await sliceView(c.get('principal'), c.req.param('org'), c.req.param('slice'))),
-  );
+  api.post('/cache/missing', missing);
+  api.post('/cache/:org/:slice/missing', missing);
 
-  const upload = async (c: import('hono').Context<AppEnv>, view: CacheView) => {
+  const upload = async (c: import('hono').Context<AppEnv>) => {
     const p = c.get('principal');
     // The slice-level write is decided here, once, before the body; the path itself at its commit.
-    const target = await deps.cache.uploads.writeTarget(p, view);
+    const target = await writeTarget(c);
     const req = c.env.incoming;
     const { line, rest } = await splitFirstLine(req, 4 * deps.limits.maxSmallBodyBytes);
     let json: unknown;
@@ -336,10 +337,8 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     };
     return c.json(answer, result === 'created' ? 201 : 200);
   };
-  api.put('/cache/paths', (c) => upload(c, { kind: 'unified' }));
-  api.put('/cache/:org/:slice/paths', async (c) =>
-    upload(c, await sliceView(c.get('principal'), c.req.param('org'), c.req.param('slice'))),
-  );
+  api.put('/cache/paths', upload);
+  api.put('/cache/:org/:slice/paths', upload);
 
   return api;
 }
