@@ -72,7 +72,7 @@ describe('AdminGuard', () => {
     expect(guard.mayAdminOrg(limited, acme)).toBe(false);
   });
 
-  it('refuses on its own what a service is handed without a route guard (defence in depth), and records the denial', async () => {
+  it('refuses without a route guard too (defence in depth), and records the denial', async () => {
     denials.length = 0;
     const writer = token(acme, ['write']);
     expect((await refusal(() => guard.assertOrgAdmin(writer, acme))).message).toMatch(

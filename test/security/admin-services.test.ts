@@ -88,7 +88,7 @@ describe('one minting path for the API and the web', () => {
 });
 
 describe('route guards', () => {
-  it('a member without admin rights gets the 404 of a missing org on every manage page, and changes nothing', async () => {
+  it('a member without admin rights gets the 404 of a missing org on manage pages, and changes nothing', async () => {
     const member = (await createToken(server, 'acme', ['read', 'write'])).token;
     const jar = await signedIn(member);
     const csrf = jar.cookies.get('floe_csrf')!;
