@@ -28,6 +28,7 @@ import { UpstreamService } from './cache/upstream.js';
 import { RetentionService } from './cache/retention.js';
 import { GarbageCollector } from './cache/gc.js';
 import { createApp } from './http/app.js';
+import { createAdminServices } from './admin/index.js';
 import { Metrics, areaOf } from './http/metrics.js';
 import { ProcessMetrics } from './http/process-metrics.js';
 import type { ReadinessCheck } from './http/app.js';
@@ -326,8 +327,25 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
   const registry = new RegistryService(storage, orgs, authorizer, cache, audit, (markdown) => readmes.render(markdown));
   // One edge for both HTTP stacks: authentication, the error table, access log and metrics.
   const edge = createEdge({ tokens, log, metrics, resolveClient });
+  // Every administrative change, for the API and the web alike: authorize → act → audit.
+  const admin = createAdminServices({
+    orgs,
+    authorizer,
+    audit,
+    tokens,
+    exchange,
+    sources,
+    cache,
+    keys: orgKeys,
+    upstreams,
+    retention,
+    gc,
+    policies,
+    signers,
+  });
   const app = createApp({
     edge,
+    admin,
     cachePriority: config.priority,
     audit,
     policies,

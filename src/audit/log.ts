@@ -13,13 +13,14 @@ import { describePrincipal, type Principal } from '../identity/principal.js';
 import type { Action, RequestFacts, Resource } from '../policy/actions.js';
 import type { AuditSink, Decision } from '../policy/authorize.js';
 import type { Db, Schema } from '../storage/types.js';
+import type { AuditAction } from './actions.js';
 import { DenialTally, OUTSIDE_CALLERS } from './denial-tally.js';
 import { type ChainBreak, type ChainedFields, entryHash, GENESIS_HASH, verifyChain } from './chain.js';
 
 export interface AuditEvent {
   principal: Principal;
-  /** e.g. cache.write, flake.publish, auth.login, token.create, token.revoke, policy.apply. */
-  action: string;
+  /** One of the closed set in `actions.ts` (cache.write, flake.publish, auth.login, token.create…). */
+  action: AuditAction;
   /** What was acted on, human-readable: `acme/default:/nix/store/...`, `acme/hello@1.2.3`, a token id. */
   target: string;
   orgId: string | null;

@@ -6,7 +6,7 @@
  * entry points take instead of deciding again; the commit then decides the one path, now that its
  * narinfo (and so its verified signers) is known (committing.ts).
  */
-import { Forbidden, InvalidInput, TooLarge, Unauthenticated } from '../errors.js';
+import { Forbidden, InvalidInput, NotFound, TooLarge, Unauthenticated } from '../errors.js';
 import type { Principal } from '../identity/principal.js';
 import { formatNix32Hash, hashesEqual } from '../nix/hash.js';
 import { parseNarInfo } from '../nix/narinfo.js';
@@ -97,6 +97,18 @@ export class Uploads {
       throw new Forbidden(`not allowed to write to ${target.org.name}/${target.slice.name}: ${decision.reason}`);
     }
     return target as WriteTarget;
+  }
+
+  /**
+   * The write target named by a slice URL (`undefined`: the URL names no slice), decided once: a
+   * caller allowed to write gets it on that one decision; a refused caller gets the refusal with its
+   * reason if it may see the slice, else the same 404 as for a slice that does not exist.
+   */
+  async writeTargetAt(p: Principal, slice: SliceResource | undefined): Promise<WriteTarget> {
+    if (slice && this.deps.authorizer.authorize(p, 'cache.write', slice, {}, { quiet: true }).allowed)
+      return slice as WriteTarget;
+    if (!slice || !this.deps.reading.mayUseSlice(p, slice)) throw new NotFound();
+    return this.writeTarget(p, { kind: 'slice', slice }); // refused again, recorded, with the reason
   }
 
   /**

@@ -18,6 +18,7 @@ import { CLIENT_CLOSED, missResponse } from './errors.js';
 import type { Edge } from './edge.js';
 import { contentEncoding, refuseContentEncoding } from './body.js';
 import { type ApiDeps, apiRoutes } from './routes/api.js';
+import { routeGuards } from './admin-guards.js';
 import { areaOf } from './metrics.js';
 import { registryRoutes } from './routes/registry.js';
 import { compatRoutes, RAW_CI_TOKEN_PATHS } from './routes/compat/index.js';
@@ -208,11 +209,9 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     }
     return c.text(`${keys.join(' ')}\n`, 200, { 'Cache-Control': 'no-store' });
   });
-  app.post('/api/v1/keys/rotate', async (c) => {
-    const d = deps.authorizer.authorize(c.get('principal'), 'server.admin', { type: 'server' });
-    if (!d.allowed) throw new Forbidden(`rotating keys needs the server admin token: ${d.reason}`);
-    return c.json({ kid: await deps.rotateKeys() });
-  });
+  app.post('/api/v1/keys/rotate', routeGuards(deps.admin.guard).serverAdmin('rotating keys'), async (c) =>
+    c.json({ kid: await deps.rotateKeys() }),
+  );
   compatRoutes(app, {
     cache: deps.cache,
     orgs: deps.orgs,

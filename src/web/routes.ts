@@ -5,18 +5,15 @@
  * through the same services (and so the same authorizer) as the API.
  */
 import type { Context, Hono, Next } from 'hono';
-import { cidrWithin } from '../policy/network.js';
 import { bodyLimit } from 'hono/body-limit';
 import { html } from 'hono/html';
 import { FloeError, Forbidden, NotFound, isClientError } from '../errors.js';
 import type { ExchangeService } from '../identity/exchange.js';
 import type { Principal, Scope } from '../identity/principal.js';
-import { boundByCreator, parseTtl, type TokenService } from '../identity/tokens.js';
-import { ttlWithinCreator } from '../identity/lifetime.js';
+import { parseTtl, type TokenService } from '../identity/tokens.js';
 import type { Authorizer } from '../policy/authorize.js';
 import { type Org, type OrgService, parseName } from '../org/service.js';
 import type { RegistryService } from '../registry/service.js';
-import { parseDeployGrant } from '../registry/deploy.js';
 import type { UsageService } from '../cache/usage.js';
 import type { RetentionService } from '../cache/retention.js';
 import type { UsageHistory } from '../cache/usage-history.js';
@@ -60,6 +57,7 @@ import { type PinForm, type StorageForms, storageTab } from './pages/storage.js'
 import type { CacheService } from '../cache/service.js';
 import type { SourceService } from '../cache/sources.js';
 import type { OrgKeyService } from '../org/keys.js';
+import type { AdminServices } from '../admin/index.js';
 
 export interface WebDeps {
   registry: RegistryService;
@@ -80,6 +78,8 @@ export interface WebDeps {
   /** The org's view and link sources, and its signing keys (the slices tab). */
   sources: SourceService;
   orgKeys: OrgKeyService;
+  /** Every change made on the org pages: authorize → act → audit, as for the API. */
+  admin: AdminServices;
 }
 
 /** Web sessions last at most this long, whatever the token they came from. */
@@ -433,26 +433,24 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
   });
 
   // ---- Run an org -----------------------------------------------------------------------------------
-  const requireAdmin = async (c: Ctx): Promise<Org | undefined> => {
-    const org = await deps.orgs.findOrg(c.req.param('org') ?? '');
-    if (!org) return undefined;
-    return deps.authorizer.authorize(c.get('principal'), 'org.admin', {
-      type: 'org',
-      org: { id: org.id, name: org.name },
-    }).allowed
-      ? org
-      : undefined;
-  };
   const tabs = (): ManageTab[] => ['usage', 'storage', 'members', 'tokens', 'slices', 'policies', 'audit'];
   /** Signed out: sign in first. Signed in without admin rights: the same 404 as a missing org. */
   const denied = async (c: Ctx) =>
     c.get('principal').kind === 'anonymous' && c.req.method === 'GET'
       ? c.redirect(`/login?return=${encodeURIComponent(c.req.path)}`, 303)
       : notFound(c);
+  // Every /manage/<org> page is for the org's admins: the guard as scoped middleware (the admin
+  // services authorize each change again).
+  app.use('/manage/:org/*', async (c, next) => {
+    const org = await deps.orgs.findOrg(c.req.param('org') ?? '');
+    if (!org || !deps.admin.guard.mayAdminOrg(c.get('principal'), org)) return denied(c);
+    c.set('org', org);
+    await next();
+  });
+  const managedOrg = (c: Ctx): Org => c.get('org')!;
 
   app.get('/manage/:org', async (c) => {
-    const org = await requireAdmin(c);
-    if (!org) return denied(c);
+    const org = managedOrg(c);
     const usage = await deps.usage.orgUsage(org);
     const history = await deps.history.history(org, 30);
     const m = deps.metrics;
@@ -472,7 +470,6 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
 
   // ---- Storage: usage, quota (server admin), retention and pins (org admins) -------------------------
   // The same service calls, authorization and audit entries as routes/storage.ts.
-  const isServerAdmin = (p: Principal) => deps.authorizer.authorize(p, 'server.admin', { type: 'server' });
   const storagePage = async (c: Ctx, org: Org, forms: StorageForms = {}, status = 200) => {
     const ctx = await ctxOf(c);
     const usage = await deps.usage.storage(org);
@@ -484,7 +481,10 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
         org.name,
         'storage',
         tabs(),
-        storageTab(ctx, org.name, usage, pins, { canSetQuota: isServerAdmin(c.get('principal')).allowed, forms }),
+        storageTab(ctx, org.name, usage, pins, {
+          canSetQuota: deps.admin.guard.isServerAdmin(c.get('principal')),
+          forms,
+        }),
       ),
       status,
     );
@@ -494,15 +494,12 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     return err.message;
   };
   app.get('/manage/:org/storage', async (c) => {
-    const org = await requireAdmin(c);
-    if (!org) return denied(c);
+    const org = managedOrg(c);
     const done = c.req.query('done');
     return storagePage(c, org, done ? { done } : {});
   });
   app.post('/manage/:org/storage/pins', async (c) => {
-    const org = await requireAdmin(c);
-    if (!org) return denied(c);
-    const p = c.get('principal');
+    const org = managedOrg(c);
     const form = await c.req.parseBody();
     const pin: PinForm = {
       name: String(form.name ?? '').trim(),
@@ -525,51 +522,33 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     const ttlSeconds = pin.ttl ? check('ttl', () => parseDuration(pin.ttl, 'expires after')) : undefined;
     if (!error && storePath) {
       // Refused when no slice of the org holds the path.
-      await deps.retention
-        .pin(org, {
+      await deps.admin.storage
+        .pin(c.get('principal'), org, {
           name: pin.name,
           storePath,
-          ...(ttlSeconds ? { ttlSeconds } : {}),
-          createdBy: p.kind === 'token' ? p.subject : p.kind,
+          ...(ttlSeconds ? { ttlSeconds, ttl: pin.ttl } : {}),
         })
         .catch((err: unknown) => {
           error = { field: 'storePath', message: formError(err) };
         });
     }
     if (error || !storePath) return storagePage(c, org, { pin: { ...pin, ...(error ? { error } : {}) } }, 400);
-    await deps.audit.appendNow({
-      principal: p,
-      action: 'pin.add',
-      target: `pin ${org.name}/${pin.name}`,
-      orgId: org.id,
-      detail: { storePath: `/nix/store/${storePath}`, ...(pin.ttl ? { ttl: pin.ttl } : {}) },
-    });
     return c.redirect(`/manage/${org.name}/storage?done=pin-added`, 303);
   });
   app.post('/manage/:org/storage/pins/:name/remove', async (c) => {
-    const org = await requireAdmin(c);
-    if (!org) return denied(c);
+    const org = managedOrg(c);
     const name = c.req.param('name');
-    const removed = await deps.retention.unpin(org, name).then(
+    const removed = await deps.admin.storage.unpin(c.get('principal'), org, name).then(
       () => true,
       (err: unknown) => {
         if (err instanceof NotFound) return false;
         throw err;
       },
     );
-    if (removed)
-      await deps.audit.appendNow({
-        principal: c.get('principal'),
-        action: 'pin.remove',
-        target: `pin ${org.name}/${name}`,
-        orgId: org.id,
-      });
     return c.redirect(`/manage/${org.name}/storage${removed ? '?done=pin-removed' : ''}`, 303);
   });
   app.post('/manage/:org/storage/retention', async (c) => {
-    const org = await requireAdmin(c);
-    if (!org) return denied(c);
-    const p = c.get('principal');
+    const org = managedOrg(c);
     const form = await c.req.parseBody();
     const retention = {
       mode: form.mode === 'forever' ? ('forever' as const) : ('window' as const),
@@ -581,23 +560,15 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     } catch (err) {
       return storagePage(c, org, { retention: { ...retention, error: formError(err) } }, 400);
     }
-    const settings = await deps.retention.updateSettings(org, { retentionSeconds });
-    await deps.audit.appendNow({
-      principal: p,
-      action: 'org.settings',
-      target: `org ${org.name}`,
-      orgId: org.id,
-      detail: { ...settings },
-    });
+    await deps.admin.storage.updateSettings(c.get('principal'), org, { retention: retentionSeconds });
     return c.redirect(`/manage/${org.name}/storage?done=retention`, 303);
   });
   app.post('/manage/:org/storage/quota', async (c) => {
-    const org = await requireAdmin(c);
-    if (!org) return denied(c);
+    const org = managedOrg(c);
     const p = c.get('principal');
-    // Org admins choose how long their pushes stay; only the server admin hands out storage.
-    const d = isServerAdmin(p);
-    if (!d.allowed) throw new Forbidden(`setting a quota needs the server admin token: ${d.reason}`);
+    // Org admins choose how long their pushes stay; only the server admin hands out storage
+    // (refused before the form is read, as the service would).
+    deps.admin.guard.serverAdmin(p, 'setting a quota');
     const value = String((await c.req.parseBody()).quota ?? '').trim();
     let quotaBytes: number | null;
     try {
@@ -605,14 +576,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     } catch (err) {
       return storagePage(c, org, { quota: { value, error: formError(err) } }, 400);
     }
-    const settings = await deps.retention.updateSettings(org, { quotaBytes });
-    await deps.audit.appendNow({
-      principal: p,
-      action: 'org.settings',
-      target: `org ${org.name}`,
-      orgId: org.id,
-      detail: { ...settings },
-    });
+    await deps.admin.storage.updateSettings(p, org, { quota: quotaBytes });
     return c.redirect(`/manage/${org.name}/storage?done=quota`, 303);
   });
 
@@ -636,29 +600,20 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       status,
     );
   app.get('/manage/:org/members', async (c) => {
-    const org = await requireAdmin(c);
-    return org ? membersPage(c, org) : denied(c);
+    return membersPage(c, managedOrg(c));
   });
   app.post('/manage/:org/members/oidc', async (c) => {
-    const org = await requireAdmin(c);
-    if (!org) return denied(c);
+    const org = managedOrg(c);
     const form = await c.req.parseBody({ all: true });
     const str = (k: string) => String(form[k] ?? '').trim();
     const scopes = ([] as unknown[]).concat(form.scopes ?? []).map(String);
     try {
-      const trust = await deps.exchange.addTrust(org, {
+      await deps.admin.access.addTrust(c.get('principal'), org, {
         provider: 'oidc',
         issuer: str('issuer'),
         clientId: str('clientId'),
         claims: { [str('claim')]: str('value') },
         scopes,
-      });
-      await deps.audit.appendNow({
-        principal: c.get('principal'),
-        action: 'trust.add',
-        target: `trust ${trust.id}`,
-        orgId: org.id,
-        detail: { provider: trust.spec.provider, issuer: trust.issuer },
       });
     } catch (err) {
       if (!isClientError(err)) throw err;
@@ -677,8 +632,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     return membersPage(c, org, {}, notice('ok', 'Trust added.'));
   });
   app.post('/manage/:org/members/json', async (c) => {
-    const org = await requireAdmin(c);
-    if (!org) return denied(c);
+    const org = managedOrg(c);
     const text = String((await c.req.parseBody()).spec ?? '');
     try {
       let spec: unknown;
@@ -687,14 +641,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       } catch (err) {
         throw new FloeError('invalid_input', `not JSON: ${(err as Error).message}`);
       }
-      const trust = await deps.exchange.addTrust(org, spec);
-      await deps.audit.appendNow({
-        principal: c.get('principal'),
-        action: 'trust.add',
-        target: `trust ${trust.id}`,
-        orgId: org.id,
-        detail: { provider: trust.spec.provider, issuer: trust.issuer },
-      });
+      await deps.admin.access.addTrust(c.get('principal'), org, spec);
     } catch (err) {
       if (!isClientError(err)) throw err;
       return membersPage(c, org, { error: err.message, which: 'json', json: text }, undefined, 400);
@@ -702,19 +649,9 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     return membersPage(c, org, {}, notice('ok', 'Trust added.'));
   });
   app.post('/manage/:org/members/:id/remove', async (c) => {
-    const org = await requireAdmin(c);
-    if (!org) return denied(c);
-    const removed = await deps.exchange.removeTrust(org, c.req.param('id')).then(
-      () => true,
-      () => false,
-    );
-    if (removed)
-      await deps.audit.appendNow({
-        principal: c.get('principal'),
-        action: 'trust.remove',
-        target: `trust ${c.req.param('id')}`,
-        orgId: org.id,
-      });
+    const org = managedOrg(c);
+    // A trust that is already gone leaves the page as it is.
+    await deps.admin.access.removeTrust(c.get('principal'), org, c.req.param('id')).catch(() => undefined);
     return c.redirect(`/manage/${org.name}/members`, 303);
   });
 
@@ -740,12 +677,10 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     );
   };
   app.get('/manage/:org/tokens', async (c) => {
-    const org = await requireAdmin(c);
-    return org ? tokensPage(c, org) : denied(c);
+    return tokensPage(c, managedOrg(c));
   });
   app.post('/manage/:org/tokens', async (c) => {
-    const org = await requireAdmin(c);
-    if (!org) return denied(c);
+    const org = managedOrg(c);
     const p = c.get('principal');
     const form = await c.req.parseBody({ all: true });
     const list = (k: string) => ([] as unknown[]).concat(form[k] ?? []).map(String);
@@ -759,61 +694,31 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       ) as Scope[];
       if (!scopes.length) throw new FloeError('invalid_input', 'choose at least one scope');
       const chosen = list('slices');
-      const slices = chosen.includes('*') || chosen.length === 0 ? null : chosen.map((s) => parseName('slice', s));
-      if (p.kind === 'token' && p.slices !== null && (slices === null || slices.some((s) => !p.slices!.includes(s)))) {
-        throw new Forbidden('you are limited to some slices and can only create tokens limited to those slices');
-      }
-      // Never past the session's (or pasted token's) own end, the server admin excepted: the
-      // lifetime chosen is shortened to it, and the page shows the expiry.
-      const ttlSeconds = ttlWithinCreator(
-        p,
-        undefined,
-        parseTtl(String(form.ttl ?? '90d')),
-        Math.floor(Date.now() / 1000),
-      );
-      const subject = `${device ? 'device' : 'token'}:${name}`;
-      const description =
-        String(form.description ?? '')
-          .trim()
-          .slice(0, 500) || `created in the web interface by ${describeShort(p)}`;
+      const slices = chosen.includes('*') || chosen.length === 0 ? null : chosen;
       // A device token may be deploy-only: it then reads exactly the closures of the named outputs.
-      const deployLines = device
+      const deploy = device
         ? String(form.deploy ?? '')
             .split(/\r?\n/)
             .map((l) => l.trim())
             .filter(Boolean)
             .slice(0, 50)
         : [];
-      const deploy = deployLines.length ? deployLines.map((g) => parseDeployGrant(g, org.name)) : undefined;
-      if (deploy?.some((g) => g.org !== org.name))
-        throw new FloeError('invalid_input', `a device token of ${org.name} can only name ${org.name}'s flakes`);
-      const network = boundByCreator(p, {}, cidrWithin);
-      const minted = await deps.tokens.mint({
-        subject,
-        ttlSeconds,
-        description:
-          deploy && !String(form.description ?? '').trim() ? `deploy-only: ${deployLines.join(', ')}` : description,
-        grant: {
-          org: { id: org.id, name: org.name },
-          scopes,
-          slices: deploy ? null : slices,
-          ...(deploy ? { deploy } : {}),
-          ...(network ? { network } : {}),
-        },
+      const description = String(form.description ?? '')
+        .trim()
+        .slice(0, 500);
+      // Never past the session's (or pasted token's) own end, the server admin excepted: the
+      // lifetime chosen is shortened to it, and the page shows the expiry.
+      const minted = await deps.admin.access.mintOrgToken(p, {
+        org: org.name,
+        scopes,
+        slices,
+        defaultTtlSeconds: parseTtl(String(form.ttl ?? '90d')),
+        subject: `${device ? 'device' : 'token'}:${name}`,
+        ...(description ? { description } : {}),
+        defaultDescription: `created in the web interface by ${describeShort(p)}`,
+        deploy,
       });
-      await deps.audit.appendNow({
-        principal: p,
-        action: 'token.create',
-        target: `token ${minted.id}`,
-        orgId: org.id,
-        detail: {
-          subject,
-          scopes,
-          slices: deploy ? null : slices,
-          expiresAt: minted.expiresAt.toISOString(),
-          ...(deploy ? { deploy: deployLines } : {}),
-        },
-      });
+      const subject = minted.subject;
       return tokensPage(
         c,
         org,
@@ -826,18 +731,14 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     }
   });
   app.post('/manage/:org/tokens/:id/revoke', async (c) => {
-    const org = await requireAdmin(c);
-    if (!org) return denied(c);
-    const row = await deps.tokens.describe(c.req.param('id'));
-    if (!row || row.org_id !== org.id) return notFound(c);
-    await deps.tokens.revoke(row.id);
-    await deps.audit.appendNow({
-      principal: c.get('principal'),
-      action: 'token.revoke',
-      target: `token ${row.id}`,
-      orgId: org.id,
-      detail: { subject: row.subject },
-    });
+    const org = managedOrg(c);
+    const revoked = await deps.admin.access
+      .revokeToken(c.get('principal'), c.req.param('id'), org)
+      .catch((err: unknown) => {
+        if (err instanceof NotFound) return undefined;
+        throw err;
+      });
+    if (!revoked) return notFound(c);
     return c.redirect(`/manage/${org.name}/tokens`, 303);
   });
 
@@ -854,26 +755,16 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     );
   };
   app.get('/manage/:org/slices', async (c) => {
-    const org = await requireAdmin(c);
-    return org ? slicesPage(c, org) : denied(c);
+    return slicesPage(c, managedOrg(c));
   });
   app.post('/manage/:org/slices', async (c) => {
-    const org = await requireAdmin(c);
-    if (!org) return denied(c);
+    const org = managedOrg(c);
     const form = await c.req.parseBody();
     try {
-      const slice = await deps.orgs.createSlice(
-        org,
-        String(form.name ?? '').trim(),
-        form.public === '1',
-        form.inView === '1',
-      );
-      await deps.audit.appendNow({
-        principal: c.get('principal'),
-        action: 'slice.create',
-        target: `slice ${org.name}/${slice.name}`,
-        orgId: org.id,
-        detail: { public: slice.public, inView: form.inView === '1' },
+      await deps.admin.orgs.createSlice(c.get('principal'), org, {
+        name: String(form.name ?? '').trim(),
+        public: form.public === '1',
+        inView: form.inView === '1',
       });
     } catch (err) {
       if (!isClientError(err)) throw err;
@@ -882,37 +773,25 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     return c.redirect(`/manage/${org.name}/slices`, 303);
   });
   app.post('/manage/:org/slices/:slice/visibility', async (c) => {
-    const org = await requireAdmin(c);
-    if (!org) return denied(c);
+    const org = managedOrg(c);
     const form = await c.req.parseBody();
-    if (await deps.orgs.setSliceVisibility(org, c.req.param('slice'), form.public === '1')) {
-      await deps.audit.appendNow({
-        principal: c.get('principal'),
-        action: 'slice.update',
-        target: `slice ${org.name}/${c.req.param('slice')}`,
-        orgId: org.id,
-        detail: { public: form.public === '1' },
+    // A slice that is not there leaves the page as it is.
+    await deps.admin.orgs
+      .updateSlice(c.get('principal'), org, c.req.param('slice'), { public: form.public === '1' })
+      .catch((err: unknown) => {
+        if (!(err instanceof NotFound)) throw err;
       });
-    }
     return c.redirect(`/manage/${org.name}/slices`, 303);
   });
   app.post('/manage/:org/slices/:slice/view', async (c) => {
-    const org = await requireAdmin(c);
-    if (!org) return denied(c);
+    const org = managedOrg(c);
     const form = await c.req.parseBody();
     try {
-      await deps.sources.setSliceView(org, c.req.param('slice'), { inView: form.inView === '1' });
+      await deps.admin.orgs.updateSlice(c.get('principal'), org, c.req.param('slice'), { inView: form.inView === '1' });
     } catch (err) {
       if (!isClientError(err)) throw err;
       return slicesPage(c, org, err.message, 400);
     }
-    await deps.audit.appendNow({
-      principal: c.get('principal'),
-      action: 'slice.update',
-      target: `slice ${org.name}/${c.req.param('slice')}`,
-      orgId: org.id,
-      detail: { inView: form.inView === '1' },
-    });
     return c.redirect(`/manage/${org.name}/slices`, 303);
   });
 
@@ -944,12 +823,10 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     );
   };
   app.get('/manage/:org/policies', async (c) => {
-    const org = await requireAdmin(c);
-    return org ? policiesPage(c, org) : denied(c);
+    return policiesPage(c, managedOrg(c));
   });
   app.post('/manage/:org/policies', async (c) => {
-    const org = await requireAdmin(c);
-    if (!org) return denied(c);
+    const org = managedOrg(c);
     const p = c.get('principal');
     const form = await c.req.parseBody();
     const source = String(form.source ?? '').replace(/\r\n/g, '\n');
@@ -977,47 +854,22 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       );
     }
     try {
-      const v = await deps.policies.apply(org, source, actorOf(p), message);
-      await deps.audit.appendNow({
-        principal: p,
-        action: 'policy.apply',
-        target: `${org.name} policies v${v.version}`,
-        orgId: org.id,
-        detail: { version: v.version, sha256: v.sha256, policyIds: v.policyIds, ...(message ? { message } : {}) },
-      });
+      const v = await deps.admin.governance.applyPolicies(p, org, source, message);
       return policiesPage(c, org, { source, applied: v });
     } catch (err) {
       if (!(err instanceof InvalidPolicy)) throw err;
-      deps.audit.append({
-        principal: p,
-        action: 'policy.apply',
-        target: `${org.name} policies`,
-        orgId: org.id,
-        outcome: 'deny',
-        reason: 'policies did not validate',
-        detail: { problems: err.problems.slice(0, 20) },
-      });
       return policiesPage(c, org, { source, ...(message ? { message } : {}), problems: err.problems }, undefined, 400);
     }
   });
   app.post('/manage/:org/policies/rollback', async (c) => {
-    const org = await requireAdmin(c);
-    if (!org) return denied(c);
+    const org = managedOrg(c);
     const p = c.get('principal');
     const version = Number((await c.req.parseBody()).version);
-    const v = await deps.policies.rollback(org, version, actorOf(p));
-    await deps.audit.appendNow({
-      principal: p,
-      action: 'policy.rollback',
-      target: `${org.name} policies v${v.version}`,
-      orgId: org.id,
-      detail: { version: v.version, from: version, sha256: v.sha256 },
-    });
+    await deps.admin.governance.rollbackPolicies(p, org, version);
     return c.redirect(`/manage/${org.name}/policies`, 303);
   });
   app.post('/manage/:org/policies/test', async (c) => {
-    const org = await requireAdmin(c);
-    if (!org) return denied(c);
+    const org = managedOrg(c);
     const form = await c.req.parseBody({ all: true });
     const one = (k: string, fallback: string) => String(([] as unknown[]).concat(form[k] ?? fallback)[0]);
     const test: PolicyTest = {
@@ -1087,8 +939,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     return { filters, query };
   };
   app.get('/manage/:org/audit/export', async (c) => {
-    const org = await requireAdmin(c);
-    if (!org) return denied(c);
+    const org = managedOrg(c);
     await deps.audit.flush();
     const entries = await deps.audit.query({ orgId: org.id, limit: 5000, ...auditFilters(c).query });
     return c.body(entries.map((e) => JSON.stringify(e)).join('\n') + (entries.length ? '\n' : ''), 200, {
@@ -1097,8 +948,7 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
     });
   });
   app.get('/manage/:org/audit', async (c) => {
-    const org = await requireAdmin(c);
-    if (!org) return denied(c);
+    const org = managedOrg(c);
     const { filters, query } = auditFilters(c);
     await deps.audit.flush();
     const PAGE = 50;
@@ -1114,14 +964,6 @@ export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {
       ),
     );
   });
-}
-
-function actorOf(p: Principal): string {
-  return p.kind === 'anonymous'
-    ? 'anonymous'
-    : p.kind === 'server-admin'
-      ? `server-admin:${p.subject}`
-      : `${p.org.name}:${p.subject}`;
 }
 
 function describeShort(p: Principal): string {

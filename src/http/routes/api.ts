@@ -2,20 +2,18 @@
 import type { AuditLog } from '../../audit/log.js';
 import type { PolicyStore } from '../../org/policies.js';
 import type { SignerService } from '../../cache/signers.js';
-import { cidrWithin, isValidCidr } from '../../policy/network.js';
-import { parseDeployGrant } from '../../registry/deploy.js';
 import { policyRoutes } from './policy.js';
+import { InvalidInput, NotFound, TooLarge } from '../../errors.js';
+import { parseTtl, type TokenService } from '../../identity/tokens.js';
+import type { OrgService } from '../../org/service.js';
+import type { AdminServices } from '../../admin/index.js';
+import { adminOrg, routeGuards } from '../admin-guards.js';
 import type { IncomingMessage } from 'node:http';
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { Forbidden, InvalidInput, NotFound, TooLarge, Unauthenticated } from '../../errors.js';
-import type { Principal, Scope } from '../../identity/principal.js';
-import { boundByCreator, parseTtl, type TokenService } from '../../identity/tokens.js';
-import { ttlWithinCreator } from '../../identity/lifetime.js';
 import type { Authorizer } from '../../policy/authorize.js';
-import type { Action, OrgResource } from '../../policy/actions.js';
-import { type Org, type OrgService, parseName } from '../../org/service.js';
-import type { CacheService, CacheView } from '../../cache/service.js';
+import type { CacheService } from '../../cache/service.js';
+import type { WriteTarget } from '../../cache/uploading.js';
 import { compressionFromName } from '../../cache/compression.js';
 import { formatNix32Hash, parseHash } from '../../nix/hash.js';
 import { parseStorePath, parseStorePathBase, type StorePathBase } from '../../nix/store-path.js';
@@ -29,8 +27,9 @@ import { type StorageDeps, storageRoutes } from './storage.js';
 import { sourceRoutes } from './sources.js';
 import type { SourceService } from '../../cache/sources.js';
 import type { OrgKeyService } from '../../org/keys.js';
-import { closestName, noSliceNamed, sliceNamesKnownTo } from '../../org/names.js';
-import { NotFoundWithReason } from '../../registry/service.js';
+import { noSliceNamed, sliceNamesKnownTo } from '../../org/names.js';
+import { NotFoundWithReason } from '../../errors.js';
+import type { Principal } from '../../identity/principal.js';
 import type { Metrics } from '../metrics.js';
 import { FloeError } from '../../errors.js';
 import { type PushedPathResult, missingRequest, pushedPath } from '../../wire/push.js';
@@ -45,7 +44,9 @@ export interface ApiDeps {
   publicUrl: () => string;
   sources: SourceService;
   orgKeys: OrgKeyService;
-  storage: Omit<StorageDeps, 'requireOrg' | 'requireServerAdmin' | 'limits' | 'audit'>;
+  storage: Omit<StorageDeps, 'admin' | 'guards' | 'limits'>;
+  /** Every administrative change: authorize → act → audit. */
+  admin: AdminServices;
   metrics: Metrics;
   audit: AuditLog;
   policies: PolicyStore;
@@ -115,57 +116,28 @@ async function splitFirstLine(
 
 export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
   const api = new Hono<AppEnv>();
+  const { orgAdmin, serverAdmin, signedIn } = routeGuards(deps.admin.guard);
+  const guards = { orgAdmin, serverAdmin };
 
-  /**
-   * The org, if the caller may `action` it. `slices`: the administration concerns only these slices
-   * of the org (without it, it is org-wide, which a slice-limited admin token may not do: the
-   * guardrails decide).
-   */
-  const requireOrg = async (
-    p: Principal,
-    orgName: string,
-    action: Action,
-    slices?: readonly string[],
-  ): Promise<Org> => {
-    const org = await deps.orgs.findOrg(orgName);
-    const resource: OrgResource | undefined = org && { type: 'org', org: { id: org.id, name: org.name } };
-    // A hint names only what the caller knows exists: its own token's org (anyone), or any org (the server admin).
-    const ownOrgHint = () => {
-      const mine = p.kind === 'token' ? closestName(orgName, [p.org.name]) : undefined;
-      return mine ? ` (did you mean ${JSON.stringify(mine)}, your token's org?)` : '';
-    };
-    if (!org || !resource) {
-      if (p.kind === 'server-admin') {
-        const near = closestName(orgName, await deps.orgs.orgNames());
-        throw new NotFoundWithReason(
-          `no org named ${JSON.stringify(orgName)}${near ? ` (did you mean ${JSON.stringify(near)}?)` : ''}`,
-        );
-      }
-      throw new Forbidden(`not allowed to manage org ${JSON.stringify(orgName)}${ownOrgHint()}`);
+  // The write target, decided once, before the body: the org's default (or the token's only)
+  // slice on the unified URL; on a slice URL that slice, or the same 404 as for a missing slice
+  // when the caller may neither read nor write it.
+  const writeTarget = async (c: import('hono').Context<AppEnv>): Promise<WriteTarget> => {
+    const p = c.get('principal');
+    const org = c.req.param('org');
+    const slice = c.req.param('slice');
+    if (org === undefined || slice === undefined) return deps.cache.uploads.writeTarget(p, { kind: 'unified' });
+    try {
+      return await deps.cache.uploads.writeTargetAt(p, await deps.orgs.findSlice(org, slice));
+    } catch (err) {
+      throw err instanceof NotFound ? await sliceMiss(p, org, slice, err) : err;
     }
-    const d = deps.authorizer.authorize(p, action, resource, slices ? { adminSlices: slices } : {});
-    if (!d.allowed) {
-      // One message for "no such org" and "not yours"; the reason only for the org's own tokens.
-      const own = p.kind === 'token' && p.org.id === org.id;
-      throw new Forbidden(
-        `not allowed to manage org ${JSON.stringify(orgName)}${own ? `: ${d.reason}` : ownOrgHint()}`,
-      );
-    }
-    return org;
   };
 
-  const requireServerAdmin = (p: Principal, what: string): void => {
-    const d = deps.authorizer.authorize(p, 'server.admin', { type: 'server' });
-    if (!d.allowed) throw new Forbidden(`${what} needs the server admin token: ${d.reason}`);
-  };
-
-  // One answer for "no such slice" and "not yours": a slice the caller may neither read nor write does not exist for it.
-  // The org's own members hear which slice is missing, with a hint among the slices they may use.
-  const sliceView = async (p: Principal, org: string | undefined, slice: string | undefined): Promise<CacheView> => {
-    if (org === undefined || slice === undefined) return { kind: 'unified' };
-    const s = await deps.orgs.findSlice(org, slice);
-    if (s && deps.cache.mayUseSlice(p, s)) return { kind: 'slice', slice: s };
-    const o = await deps.orgs.findOrg(org);
+  // A slice the caller may neither read nor write does not exist for it; the org's own members hear
+  // which slice is missing, with a hint among the slices they may use. Everyone else: the plain miss.
+  const sliceMiss = async (p: Principal, orgName: string, slice: string, plain: NotFound): Promise<Error> => {
+    const o = await deps.orgs.findOrg(orgName);
     const all = o ? await deps.orgs.listSlices(o) : [];
     const known =
       o &&
@@ -174,13 +146,12 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
         o.id,
         all.map((x) => x.name),
       );
-    if (!o || !known) throw new NotFound();
+    if (!o || !known) return plain;
+    const org = { id: o.id, name: o.name };
     const usable = all.filter(
-      (x) =>
-        known.includes(x.name) &&
-        deps.cache.mayUseSlice(p, { type: 'slice', org: { id: o.id, name: o.name }, slice: x }),
+      (x) => known.includes(x.name) && deps.cache.mayUseSlice(p, { type: 'slice', org, slice: x }),
     );
-    throw new NotFoundWithReason(
+    return new NotFoundWithReason(
       noSliceNamed(
         o.name,
         [slice],
@@ -188,59 +159,43 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
       ),
     );
   };
-  /** The 404 for a slice `org` lacks, told to a caller that passed `requireOrg` (it may know the org's slices). */
-  const noSuchSlice = async (p: Principal, org: Org, wanted: readonly string[]): Promise<NotFoundWithReason> => {
-    const names = (await deps.orgs.listSlices(org)).map((x) => x.name);
-    return new NotFoundWithReason(noSliceNamed(org.name, wanted, sliceNamesKnownTo(p, org.id, names) ?? []));
-  };
 
   authRoutes(api, {
     exchange: deps.exchange,
     tokens: deps.tokens,
+    access: deps.admin.access,
     limits: deps.limits,
     publicUrl: deps.publicUrl,
-    requireOrg,
-    requireServerAdmin,
+    guards,
     audit: deps.audit,
   });
   policyRoutes(api, {
     policies: deps.policies,
     signers: deps.signers,
+    governance: deps.admin.governance,
     audit: deps.audit,
     orgs: deps.orgs,
     limits: deps.limits,
-    requireOrg,
-    requireServerAdmin,
+    guards,
   });
-  storageRoutes(api, { ...deps.storage, limits: deps.limits, requireOrg, requireServerAdmin, audit: deps.audit });
+  storageRoutes(api, { ...deps.storage, admin: deps.admin.storage, limits: deps.limits, guards });
   sourceRoutes(api, {
     sources: deps.sources,
     keys: deps.orgKeys,
-    cache: deps.cache,
+    admin: deps.admin.orgs,
     limits: deps.limits,
-    audit: deps.audit,
-    requireOrg,
-    requireServerAdmin,
+    guards,
     findOrg: (name) => deps.orgs.findOrg(name),
-    findSlice: (org, slice) => deps.orgs.findSlice(org, slice),
-    mayRead: (p, slice) => deps.authorizer.authorize(p, 'cache.read', slice, {}, { quiet: true }).allowed,
   });
 
-  api.post('/orgs', async (c) => {
-    requireServerAdmin(c.get('principal'), 'creating orgs');
+  api.post('/orgs', serverAdmin('creating orgs'), async (c) => {
     const body = parseBody(createOrgBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
-    const org = await deps.orgs.createOrg(body.name);
-    await deps.audit.appendNow({
-      principal: c.get('principal'),
-      action: 'org.create',
-      target: `org ${org.name}`,
-      orgId: org.id,
-    });
+    const org = await deps.admin.orgs.createOrg(c.get('principal'), body.name);
     return c.json({ name: org.name, id: org.id, slices: ['default'] }, 201);
   });
 
-  api.get('/orgs/:org', async (c) => {
-    const org = await requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+  api.get('/orgs/:org', orgAdmin(), async (c) => {
+    const org = adminOrg(c);
     const slices = await deps.orgs.listSlices(org);
     return c.json({
       name: org.name,
@@ -250,197 +205,78 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     });
   });
 
-  api.post('/orgs/:org/slices', async (c) => {
-    const org = await requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+  api.post('/orgs/:org/slices', orgAdmin(), async (c) => {
+    const org = adminOrg(c);
     const body = parseBody(createSliceBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
-    const slice = await deps.orgs.createSlice(org, body.name, body.public ?? false, body.inView ?? false);
-    await deps.audit.appendNow({
-      principal: c.get('principal'),
-      action: 'slice.create',
-      target: `slice ${org.name}/${slice.name}`,
-      orgId: org.id,
-      detail: { public: slice.public, inView: body.inView ?? false },
+    const inView = body.inView ?? false;
+    const slice = await deps.admin.orgs.createSlice(c.get('principal'), org, {
+      name: body.name,
+      public: body.public ?? false,
+      inView,
     });
     return c.json(
       {
         org: org.name,
         name: slice.name,
         public: slice.public,
-        inView: body.inView ?? false,
+        inView,
         url: `${deps.publicUrl()}/cache/${org.name}/${slice.name}`,
       },
       201,
     );
   });
 
-  api.patch('/orgs/:org/slices/:slice', async (c) => {
+  api.patch('/orgs/:org/slices/:slice', orgAdmin('slice'), async (c) => {
+    const org = adminOrg(c);
     const name = c.req.param('slice');
-    const org = await requireOrg(c.get('principal'), c.req.param('org'), 'org.admin', [name]);
     const body = parseBody(updateSliceBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
-    if (body.public !== undefined && !(await deps.orgs.setSliceVisibility(org, name, body.public)))
-      throw await noSuchSlice(c.get('principal'), org, [name]);
-    if (body.inView !== undefined || body.priority !== undefined) {
-      await deps.sources.setSliceView(org, name, {
-        ...(body.inView !== undefined ? { inView: body.inView } : {}),
-        ...(body.priority !== undefined ? { priority: body.priority } : {}),
-      });
-    }
-    await deps.audit.appendNow({
-      principal: c.get('principal'),
-      action: 'slice.update',
-      target: `slice ${org.name}/${name}`,
-      orgId: org.id,
-      detail: body,
-    });
+    await deps.admin.orgs.updateSlice(c.get('principal'), org, name, body);
     const settings = (await deps.sources.sliceSettings(org)).find((x) => x.name === name);
-    if (!settings) throw await noSuchSlice(c.get('principal'), org, [name]);
+    if (!settings) throw await deps.admin.guard.noSuchSlice(c.get('principal'), org, [name]);
     return c.json({ org: org.name, ...settings });
   });
 
-  api.delete('/orgs/:org/slices/:slice', async (c) => {
+  api.delete('/orgs/:org/slices/:slice', orgAdmin('slice'), async (c) => {
+    const org = adminOrg(c);
     const name = c.req.param('slice');
-    // Administration of this one slice: a token limited to other slices is refused by the guardrails.
-    const org = await requireOrg(c.get('principal'), c.req.param('org'), 'org.admin', [name]);
-    const force = c.req.query('force') === '1';
-    // --force: the slice's paths go first (GC collects their blobs); a path landing meanwhile makes the delete a 409.
-    if (force) await deps.orgs.checkDeletable(org, name);
-    const slice = force ? await deps.orgs.findSlice(org.name, name) : undefined;
-    const { removed: paths, remaining } = slice
-      ? await deps.cache.emptySlice(slice.slice.id)
-      : { removed: 0, remaining: 0 };
-    if (remaining > 0) {
-      // A huge slice: this much is gone (committed); the caller asks again to go on (202, not yet deleted).
-      await deps.audit.appendNow({
-        principal: c.get('principal'),
-        action: 'slice.delete',
-        target: `slice ${org.name}/${name}`,
-        orgId: org.id,
-        detail: { force: true, paths, remaining, partial: true },
-      });
-      return c.json({ org: org.name, name, deleted: false, paths, remaining }, 202);
-    }
-    const removed = await deps.orgs.deleteSlice(org, name);
-    await deps.sources.sliceDeleted(org.id);
-    const detail = { ...removed, ...(force ? { force: true, paths } : {}) };
-    await deps.audit.appendNow({
-      principal: c.get('principal'),
-      action: 'slice.delete',
-      target: `slice ${org.name}/${name}`,
-      orgId: org.id,
-      detail,
-    });
-    return c.json({ org: org.name, name, deleted: true, paths, ...removed });
+    const result = await deps.admin.orgs.deleteSlice(c.get('principal'), org, name, c.req.query('force') === '1');
+    // 202: a huge slice, emptied in part (committed); the caller asks again to go on.
+    return c.json({ org: org.name, name, ...result }, result.deleted ? 200 : 202);
   });
 
-  api.post('/tokens', async (c) => {
-    const p = c.get('principal');
-    // The org is in the body; refuse the anonymous before reading it.
-    if (p.kind === 'anonymous') throw new Unauthenticated('creating tokens needs an org admin token');
+  // The org is in the body: the anonymous is refused before it is read, the rest by the service.
+  api.post('/tokens', signedIn('creating tokens needs an org admin token'), async (c) => {
     const body = parseBody(createTokenBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
-    const slices = body.slices ? body.slices.map((s) => parseName('slice', s)) : null;
-    // A token limited to slices administers those slices: it mints tokens limited to them, never
-    // an unlimited or deploy-only one (a deploy token reads closures in every slice).
-    const org = await requireOrg(p, body.org, 'org.admin', slices && !body.deploy ? slices : undefined);
-    if (slices) {
-      const names = (await deps.orgs.listSlices(org)).map((s) => s.name);
-      const unknown = slices.filter((s) => !names.includes(s));
-      if (unknown.length)
-        throw new InvalidInput('slices', noSliceNamed(org.name, unknown, sliceNamesKnownTo(p, org.id, names) ?? []));
-    }
-    // Never longer-lived than the caller's own token (the server admin excepted).
-    const ttlSeconds = ttlWithinCreator(
-      p,
-      body.ttl !== undefined ? parseTtl(body.ttl) : undefined,
-      parseTtl('24h'),
-      Math.floor(Date.now() / 1000),
-    );
-    const deploy = body.deploy?.map((g) => parseDeployGrant(g, org.name));
-    // A default subject that says who minted the token and what for, so logs and lists tell tokens apart.
-    const purpose = deploy ? 'deploy' : [...new Set(body.scopes)].join('+') + (slices ? ` on ${slices.join(',')}` : '');
-    const subject = body.subject ?? `created-by:${p.subject} for ${purpose}`;
-    if (deploy?.some((g) => g.org !== org.name))
-      throw new InvalidInput('deploy', `a device token of ${org.name} can only name ${org.name}'s flakes`);
-    // Deploy-only tokens read, nothing else, whatever scopes were asked for.
-    const scopes = deploy ? (['read'] as Scope[]) : ([...new Set(body.scopes)] as Scope[]);
-    const bad = (body.cidrs ?? []).filter((cidr) => !isValidCidr(cidr));
-    if (bad.length) throw new InvalidInput('cidrs', `not an address or CIDR: ${bad.join(', ')}`);
-    // Never wider than the caller's own token.
-    const network = boundByCreator(
-      p,
-      {
-        ...(body.cidrs || body.countries
-          ? { network: { cidrs: body.cidrs ?? [], countries: (body.countries ?? []).map((x) => x.toUpperCase()) } }
-          : {}),
-      },
-      cidrWithin,
-    );
-    const minted = await deps.tokens.mint({
-      subject,
-      ttlSeconds,
-      ...(body.description
-        ? { description: body.description }
-        : deploy
-          ? { description: `deploy-only: ${body.deploy!.join(', ')}` }
-          : {}),
-      grant: {
-        org: { id: org.id, name: org.name },
-        scopes,
-        slices: deploy ? null : slices,
-        ...(deploy ? { deploy } : {}),
-        ...(network ? { network } : {}),
-      },
-    });
-    await deps.audit.appendNow({
-      principal: p,
-      action: 'token.create',
-      target: `token ${minted.id}`,
-      orgId: org.id,
-      detail: {
-        subject,
-        scopes,
-        slices,
-        expiresAt: minted.expiresAt.toISOString(),
-        ...(deploy ? { deploy: body.deploy } : {}),
-        ...(network ? { network } : {}),
-      },
+    const t = await deps.admin.access.mintOrgToken(c.get('principal'), {
+      org: body.org,
+      scopes: body.scopes,
+      slices: body.slices ?? null,
+      ...(body.ttl !== undefined ? { ttlSeconds: parseTtl(body.ttl) } : {}),
+      defaultTtlSeconds: parseTtl('24h'),
+      ...(body.subject !== undefined ? { subject: body.subject } : {}),
+      ...(body.description ? { description: body.description } : {}),
+      ...(body.deploy ? { deploy: body.deploy } : {}),
+      ...(body.cidrs ? { cidrs: body.cidrs } : {}),
+      ...(body.countries ? { countries: body.countries } : {}),
     });
     return c.json(
       {
-        token: minted.token,
-        id: minted.id,
-        org: org.name,
-        scopes,
-        slices: deploy ? null : slices,
-        ...(deploy ? { deploy: body.deploy } : {}),
-        ...(network ? { network } : {}),
-        expiresAt: minted.expiresAt.toISOString(),
+        token: t.token,
+        id: t.id,
+        org: t.org.name,
+        scopes: t.scopes,
+        slices: t.slices,
+        ...(t.deploy ? { deploy: t.deploy } : {}),
+        ...(t.network ? { network: t.network } : {}),
+        expiresAt: t.expiresAt.toISOString(),
       },
       201,
     );
   });
 
   api.delete('/tokens/:id', async (c) => {
-    const p = c.get('principal');
     const id = c.req.param('id');
-    const row = await deps.tokens.describe(id);
-    if (!row) throw new NotFound();
-    if (p.kind !== 'server-admin') {
-      const org = row.org_id && p.kind === 'token' && p.org.id === row.org_id ? p.org : undefined;
-      // A slice-limited admin revokes only tokens limited to its slices.
-      const slices = row.slices ? (JSON.parse(row.slices) as string[]) : undefined;
-      const d = org
-        ? deps.authorizer.authorize(p, 'org.admin', { type: 'org', org }, slices ? { adminSlices: slices } : {})
-        : { allowed: false, reason: 'not your org' };
-      if (!d.allowed) throw new Forbidden(`not allowed to revoke this token: ${d.reason}`);
-    }
-    await deps.tokens.revoke(id);
-    await deps.audit.appendNow({
-      principal: p,
-      action: 'token.revoke',
-      target: `token ${id}`,
-      orgId: row.org_id,
-      detail: { subject: row.subject },
-    });
+    await deps.admin.access.revokeToken(c.get('principal'), id);
     return c.json({ id, revoked: true });
   });
 
@@ -460,8 +296,8 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     });
   });
 
-  const missing = async (c: import('hono').Context<AppEnv>, view: CacheView) => {
-    const target = await deps.cache.uploads.writeTarget(c.get('principal'), view); // refuse before reading the body
+  const missing = async (c: import('hono').Context<AppEnv>) => {
+    const target = await writeTarget(c); // refuse before reading the body
     const body = parseBody(missingRequest, await readJson(c.env.incoming, 16 * deps.limits.maxSmallBodyBytes));
     if (body.paths.length > deps.limits.maxBatchPaths)
       throw new InvalidInput('paths', `at most ${deps.limits.maxBatchPaths} per request`);
@@ -473,15 +309,13 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
       refused: plan.refused.map((r) => ({ path: `/nix/store/${r.path}`, reason: r.reason })),
     });
   };
-  api.post('/cache/missing', (c) => missing(c, { kind: 'unified' }));
-  api.post('/cache/:org/:slice/missing', async (c) =>
-    missing(c, await sliceView(c.get('principal'), c.req.param('org'), c.req.param('slice'))),
-  );
+  api.post('/cache/missing', missing);
+  api.post('/cache/:org/:slice/missing', missing);
 
-  const upload = async (c: import('hono').Context<AppEnv>, view: CacheView) => {
+  const upload = async (c: import('hono').Context<AppEnv>) => {
     const p = c.get('principal');
     // The slice-level write is decided here, once, before the body; the path itself at its commit.
-    const target = await deps.cache.uploads.writeTarget(p, view);
+    const target = await writeTarget(c);
     const req = c.env.incoming;
     const { line, rest } = await splitFirstLine(req, 4 * deps.limits.maxSmallBodyBytes);
     let json: unknown;
@@ -537,10 +371,8 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     };
     return c.json(answer, result === 'created' ? 201 : 200);
   };
-  api.put('/cache/paths', (c) => upload(c, { kind: 'unified' }));
-  api.put('/cache/:org/:slice/paths', async (c) =>
-    upload(c, await sliceView(c.get('principal'), c.req.param('org'), c.req.param('slice'))),
-  );
+  api.put('/cache/paths', upload);
+  api.put('/cache/:org/:slice/paths', upload);
 
   return api;
 }

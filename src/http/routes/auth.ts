@@ -6,22 +6,21 @@ import type { AuditLog } from '../../audit/log.js';
 import type { TokenService } from '../../identity/tokens.js';
 import { parseTtl } from '../../identity/tokens.js';
 import type { Principal } from '../../identity/principal.js';
-import type { Action } from '../../policy/actions.js';
-import type { Org } from '../../org/service.js';
+import type { AccessAdmin } from '../../admin/access.js';
+import { adminOrg, type RouteGuards } from '../admin-guards.js';
 import type { Limits } from '../../config.js';
 import type { AppEnv } from '../context.js';
 import { readJson } from '../body.js';
 import { parseBody } from '../validate.js';
-import { InvalidInput } from '../../errors.js';
-import { issuerUrlProblem } from '../../identity/destination.js';
 
 export interface AuthRouteDeps {
   exchange: ExchangeService;
   tokens: TokenService;
   limits: Limits;
   publicUrl: () => string;
-  requireOrg: (p: Principal, org: string, action: Action, slices?: readonly string[]) => Promise<Org>;
-  requireServerAdmin: (p: Principal, what: string) => void;
+  access: AccessAdmin;
+  guards: Pick<RouteGuards, 'orgAdmin' | 'serverAdmin'>;
+  /** Logins are recorded here, refused or not (a login is not an admin change). */
   audit: AuditLog;
 }
 
@@ -163,19 +162,8 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
   // `floe logout`: a token ends itself (an org admin's revoke route would refuse a member's own token).
   api.post('/auth/logout', async (c) => {
     const p = c.get('principal');
-    // The server admin token lives in the data dir and is not a login: it stays.
-    if (p.kind !== 'token') return c.json({ revoked: false });
-    await deps.tokens.revoke(p.tokenId);
-    deps.audit.append({
-      principal: p,
-      action: 'auth.logout',
-      target: p.subject,
-      orgId: p.org.id,
-      outcome: 'event',
-      reason: 'floe logout',
-      detail: { tokenId: p.tokenId },
-    });
-    return c.json({ revoked: true, id: p.tokenId });
+    const revoked = await deps.access.logout(p, 'floe logout');
+    return c.json(revoked && p.kind === 'token' ? { revoked: true, id: p.tokenId } : { revoked: false });
   });
 
   api.get('/auth/whoami', (c) => {
@@ -199,21 +187,10 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
     }
   });
 
-  api.post('/orgs/:org/trusts', async (c) => {
-    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+  const { orgAdmin, serverAdmin } = deps.guards;
+  api.post('/orgs/:org/trusts', orgAdmin(), async (c) => {
     const input = await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes);
-    // The server fetches `<issuer>/.well-known/openid-configuration`: a query or fragment would make that any URL.
-    const issuer = typeof input === 'object' && input !== null ? (input as { issuer?: unknown }).issuer : undefined;
-    const problem = typeof issuer === 'string' ? issuerUrlProblem(issuer) : undefined;
-    if (problem) throw new InvalidInput('trust.issuer', `the issuer URL ${problem}`);
-    const trust = await deps.exchange.addTrust(org, input);
-    await deps.audit.appendNow({
-      principal: c.get('principal'),
-      action: 'trust.add',
-      target: `trust ${trust.id}`,
-      orgId: org.id,
-      detail: { provider: trust.spec.provider, issuer: trust.issuer, status: trust.status },
-    });
+    const trust = await deps.access.addTrust(c.get('principal'), adminOrg(c), input);
     if (trust.status === 'pending') {
       return c.json(
         {
@@ -227,40 +204,22 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
     return c.json(showTrust(trust), 201);
   });
   // Server admin: overlapping trusts wait here; approving one means both orgs' logins must name their org.
-  api.get('/trusts/pending', async (c) => {
-    deps.requireServerAdmin(c.get('principal'), 'listing pending trusts');
-    return c.json({ trusts: (await deps.exchange.pendingTrusts()).map(showTrust) });
-  });
-  api.post('/trusts/:id/approve', async (c) => {
-    deps.requireServerAdmin(c.get('principal'), 'approving an overlapping trust');
-    const trust = await deps.exchange.approveTrust(c.req.param('id'));
-    await deps.audit.appendNow({
-      principal: c.get('principal'),
-      action: 'trust.approve',
-      target: `trust ${trust.id}`,
-      orgId: trust.orgId,
-      detail: { provider: trust.spec.provider, issuer: trust.issuer },
-    });
-    return c.json(showTrust(trust));
-  });
-  api.get('/orgs/:org/trusts', async (c) => {
-    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
-    return c.json({ trusts: (await deps.exchange.listTrusts(org)).map(showTrust) });
-  });
-  api.delete('/orgs/:org/trusts/:id', async (c) => {
-    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
-    await deps.exchange.removeTrust(org, c.req.param('id'));
-    await deps.audit.appendNow({
-      principal: c.get('principal'),
-      action: 'trust.remove',
-      target: `trust ${c.req.param('id')}`,
-      orgId: org.id,
-    });
+  api.get('/trusts/pending', serverAdmin('listing pending trusts'), async (c) =>
+    c.json({ trusts: (await deps.exchange.pendingTrusts()).map(showTrust) }),
+  );
+  api.post('/trusts/:id/approve', serverAdmin('approving an overlapping trust'), async (c) =>
+    c.json(showTrust(await deps.access.approveTrust(c.get('principal'), c.req.param('id')))),
+  );
+  api.get('/orgs/:org/trusts', orgAdmin(), async (c) =>
+    c.json({ trusts: (await deps.exchange.listTrusts(adminOrg(c))).map(showTrust) }),
+  );
+  api.delete('/orgs/:org/trusts/:id', orgAdmin(), async (c) => {
+    await deps.access.removeTrust(c.get('principal'), adminOrg(c), c.req.param('id'));
     return c.json({ id: c.req.param('id'), removed: true });
   });
 
-  api.get('/orgs/:org/tokens', async (c) => {
-    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+  api.get('/orgs/:org/tokens', orgAdmin(), async (c) => {
+    const org = adminOrg(c);
     const subject = c.req.query('subject');
     const rows = await deps.tokens.list(org.id, {
       ...(subject ? { subject } : {}),
@@ -280,17 +239,9 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
       })),
     });
   });
-  api.post('/orgs/:org/tokens/revoke', async (c) => {
-    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+  api.post('/orgs/:org/tokens/revoke', orgAdmin(), async (c) => {
     const body = parseBody(revokeBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
-    const revoked = await deps.tokens.revokeSubject(org.id, body.subject);
-    await deps.audit.appendNow({
-      principal: c.get('principal'),
-      action: 'token.revoke',
-      target: `subject ${body.subject}`,
-      orgId: org.id,
-      detail: { revoked },
-    });
+    const revoked = await deps.access.revokeSubject(c.get('principal'), adminOrg(c), body.subject);
     return c.json({ subject: body.subject, revoked });
   });
 }

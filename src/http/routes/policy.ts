@@ -11,11 +11,13 @@ import { decide, type OrgPolicySet } from '../../policy/authorize.js';
 import { CedarPolicySet, validatePolicyFile } from '../../policy/cedar.js';
 import { CEDAR_SCHEMA } from '../../policy/schema.js';
 import { isValidCidr } from '../../policy/network.js';
-import { describePrincipal, type Principal, type Scope } from '../../identity/principal.js';
+import type { Principal, Scope } from '../../identity/principal.js';
 import { InvalidPolicy, type PolicyStore } from '../../org/policies.js';
 import type { SignerService } from '../../cache/signers.js';
 import type { Org, OrgService } from '../../org/service.js';
 import type { Limits } from '../../config.js';
+import type { GovernanceAdmin } from '../../admin/governance.js';
+import { adminOrg, type RouteGuards } from '../admin-guards.js';
 import type { AppEnv } from '../context.js';
 import { readJson } from '../body.js';
 import { parseBody, queryInt, queryTime } from '../validate.js';
@@ -24,10 +26,10 @@ export interface PolicyRouteDeps {
   policies: PolicyStore;
   signers: SignerService;
   audit: AuditLog;
+  governance: GovernanceAdmin;
   orgs: OrgService;
   limits: Limits;
-  requireOrg: (p: Principal, org: string, action: Action) => Promise<Org>;
-  requireServerAdmin: (p: Principal, what: string) => void;
+  guards: Pick<RouteGuards, 'orgAdmin' | 'serverAdmin'>;
 }
 
 const MAX_POLICY_BODY = 512 * 1024;
@@ -97,16 +99,17 @@ const testBody = z.object({
 });
 
 export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
+  const { orgAdmin, serverAdmin } = deps.guards;
   api.get('/policy/schema', (c) => c.text(CEDAR_SCHEMA, 200, { 'Content-Type': 'text/plain; charset=utf-8' }));
 
-  api.get('/orgs/:org/policies', async (c) => {
-    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+  api.get('/orgs/:org/policies', orgAdmin(), async (c) => {
+    const org = adminOrg(c);
     const current = await deps.policies.current(org);
     return c.json(current ?? { version: 0, source: '', policyIds: [] });
   });
 
-  api.post('/orgs/:org/policies/validate', async (c) => {
-    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+  api.post('/orgs/:org/policies/validate', orgAdmin(), async (c) => {
+    const org = adminOrg(c);
     const body = parseBody(validateBody, await readJson(c.env.incoming, MAX_POLICY_BODY));
     const result = validatePolicyFile(body.source, org.name);
     return c.json({
@@ -116,49 +119,26 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
     });
   });
 
-  api.put('/orgs/:org/policies', async (c) => {
+  api.put('/orgs/:org/policies', orgAdmin(), async (c) => {
     const p = c.get('principal');
-    const org = await deps.requireOrg(p, c.req.param('org'), 'org.admin');
+    const org = adminOrg(c);
     const body = parseBody(applyBody, await readJson(c.env.incoming, MAX_POLICY_BODY));
     try {
-      const v = await deps.policies.apply(org, body.source, describePrincipal(p), body.message);
-      await deps.audit.appendNow({
-        principal: p,
-        action: 'policy.apply',
-        target: `${org.name} policies v${v.version}`,
-        orgId: org.id,
-        detail: {
-          version: v.version,
-          sha256: v.sha256,
-          policyIds: v.policyIds,
-          ...(body.message ? { message: body.message } : {}),
-        },
-      });
-      return c.json(v, 201);
+      return c.json(await deps.governance.applyPolicies(p, org, body.source, body.message), 201);
     } catch (err) {
-      if (err instanceof InvalidPolicy) {
-        deps.audit.append({
-          principal: p,
-          action: 'policy.apply',
-          target: `${org.name} policies`,
-          orgId: org.id,
-          outcome: 'deny',
-          reason: 'policies did not validate',
-          detail: { problems: err.problems.slice(0, 20) },
-        });
+      if (err instanceof InvalidPolicy)
         return c.json({ error: 'invalid_policy', message: err.message, problems: err.problems }, 400);
-      }
       throw err;
     }
   });
 
-  api.get('/orgs/:org/policies/versions', async (c) => {
-    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+  api.get('/orgs/:org/policies/versions', orgAdmin(), async (c) => {
+    const org = adminOrg(c);
     return c.json({ versions: await deps.policies.history(org) });
   });
 
-  api.get('/orgs/:org/policies/versions/:version', async (c) => {
-    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+  api.get('/orgs/:org/policies/versions/:version', orgAdmin(), async (c) => {
+    const org = adminOrg(c);
     const v = await deps.policies.get(org, Number(c.req.param('version')));
     if (!v)
       return c.json(
@@ -168,25 +148,18 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
     return c.json(v);
   });
 
-  api.post('/orgs/:org/policies/rollback', async (c) => {
+  api.post('/orgs/:org/policies/rollback', orgAdmin(), async (c) => {
     const p = c.get('principal');
-    const org = await deps.requireOrg(p, c.req.param('org'), 'org.admin');
+    const org = adminOrg(c);
     const body = parseBody(rollbackBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
-    const v = await deps.policies.rollback(org, body.version, describePrincipal(p));
-    await deps.audit.appendNow({
-      principal: p,
-      action: 'policy.rollback',
-      target: `${org.name} policies v${v.version}`,
-      orgId: org.id,
-      detail: { version: v.version, from: body.version, sha256: v.sha256 },
-    });
+    const v = await deps.governance.rollbackPolicies(p, org, body.version);
     return c.json(v, 201);
   });
 
   // Runs hypothetical requests through guardrails, baseline and the org's policies (active, or a
   // candidate text), reporting the decision and what decided it. Used by `floe policy test|explain`.
-  api.post('/orgs/:org/policies/test', async (c) => {
-    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+  api.post('/orgs/:org/policies/test', orgAdmin(), async (c) => {
+    const org = adminOrg(c);
     const body = parseBody(testBody, await readJson(c.env.incoming, MAX_POLICY_BODY));
     let orgSet: OrgPolicySet | undefined;
     if (body.source !== undefined) {
@@ -233,34 +206,21 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
 
   // ---- trusted signing keys (what `context.narinfoSignatures` verifies against) ----
 
-  api.get('/orgs/:org/signers', async (c) => {
-    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+  api.get('/orgs/:org/signers', orgAdmin(), async (c) => {
+    const org = adminOrg(c);
     return c.json({ signers: await deps.signers.list(org) });
   });
-  api.post('/orgs/:org/signers', async (c) => {
+  api.post('/orgs/:org/signers', orgAdmin(), async (c) => {
     const p = c.get('principal');
-    const org = await deps.requireOrg(p, c.req.param('org'), 'org.admin');
+    const org = adminOrg(c);
     const body = parseBody(signerBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
-    const signer = await deps.signers.add(org, body.publicKey, describePrincipal(p));
-    await deps.audit.appendNow({
-      principal: p,
-      action: 'signer.add',
-      target: `signer ${org.name}/${signer.name}`,
-      orgId: org.id,
-      detail: { publicKey: signer.publicKey },
-    });
+    const signer = await deps.governance.addSigner(p, org, body.publicKey);
     return c.json(signer, 201);
   });
-  api.delete('/orgs/:org/signers/:name', async (c) => {
+  api.delete('/orgs/:org/signers/:name', orgAdmin(), async (c) => {
     const p = c.get('principal');
-    const org = await deps.requireOrg(p, c.req.param('org'), 'org.admin');
-    await deps.signers.remove(org, c.req.param('name'));
-    await deps.audit.appendNow({
-      principal: p,
-      action: 'signer.remove',
-      target: `signer ${org.name}/${c.req.param('name')}`,
-      orgId: org.id,
-    });
+    const org = adminOrg(c);
+    await deps.governance.removeSigner(p, org, c.req.param('name'));
     return c.json({ name: c.req.param('name'), removed: true });
   });
 
@@ -296,16 +256,12 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
     return c.json({ entries, next: entries.length ? entries.at(-1)!.seq : null });
   };
 
-  api.get('/orgs/:org/audit', async (c) => {
-    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+  api.get('/orgs/:org/audit', orgAdmin(), async (c) => {
+    const org = adminOrg(c);
     return sendAudit(c, org.id);
   });
-  api.get('/audit', async (c) => {
-    deps.requireServerAdmin(c.get('principal'), 'the whole audit log');
-    return sendAudit(c, undefined);
-  });
-  api.get('/audit/verify', async (c) => {
-    deps.requireServerAdmin(c.get('principal'), 'verifying the audit chain');
+  api.get('/audit', serverAdmin('the whole audit log'), async (c) => sendAudit(c, undefined));
+  api.get('/audit/verify', serverAdmin('verifying the audit chain'), async (c) => {
     await deps.audit.flush();
     const seq = c.req.query('seq');
     const hash = c.req.query('hash');
@@ -314,8 +270,8 @@ export function policyRoutes(api: Hono<AppEnv>, deps: PolicyRouteDeps): void {
       throw new InvalidInput('anchor', 'seq is a number, hash 64 hex digits');
     return c.json(await deps.audit.verify(seq !== undefined ? { seq: Number(seq), hash: hash! } : undefined));
   });
-  api.get('/orgs/:org/reads', async (c) => {
-    const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
+  api.get('/orgs/:org/reads', orgAdmin(), async (c) => {
+    const org = adminOrg(c);
     await deps.audit.flush();
     const since = c.req.query('since');
     const actor = c.req.query('actor');
