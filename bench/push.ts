@@ -1,26 +1,55 @@
 /**
  * `floe push` against `nix copy --to` on the same closure, same server, same run: 200 small paths
- * plus one 32 MiB path. Each tool pushes to its own org, so neither finds the other's uploads.
+ * plus one 32 MiB path, and one 64 MiB path alone (base64 text: it compresses, as binaries do).
+ * Each tool pushes to its own org, so neither finds the other's uploads; every round builds new
+ * closures and alternates which tool goes first. Wall time, the client's CPU (its process and the
+ * children it waits for: `nix path-info`, for floe) and the server's CPU, as medians over
+ * BENCH_PUSH_ROUNDS rounds (default 3): the machine may be shared, a single run says little.
+ * `node dist/bench/push.js` runs only this part.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { FLOE_BIN } from '../test/helpers/server.js';
 import { serveForBench } from './serve.js';
 
 const NIX_CONFIG = 'experimental-features = nix-command flakes\nsandbox = false\nbuild-users-group =\nsubstituters =';
+const ROUNDS = Number(process.env.BENCH_PUSH_ROUNDS ?? 3);
+const TICK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** User + system seconds of a process (all its threads) and of the children it has waited for. */
+function cpuSeconds(pid: number | 'self'): { own: number; children: number } {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const at = (i: number) => Number(fields[i - 3]) / TICK;
+  return { own: at(14) + at(15), children: at(16) + at(17) };
+}
+
+interface Run {
+  wall: number;
+  client: number;
+  server: number;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export async function pushBench(work: string): Promise<string[][]> {
   const env = { ...process.env, NIX_CONFIG, XDG_CACHE_HOME: path.join(work, 'push-xdg') };
-  const expr = path.join(work, 'push-closure.nix');
   const tag = Date.now().toString(36);
+  const mixed = path.join(work, 'push-closure.nix');
   writeFileSync(
-    expr,
+    mixed,
     `{ who }: let leaf = i: derivation { name = "pb-${tag}-\${who}-\${toString i}"; builder = "/bin/sh"; args = [ "-c" "echo \${who} \${toString i} > $out" ]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; };
   big = derivation { name = "pb-${tag}-\${who}-big"; builder = "/bin/sh"; args = [ "-c" "head -c 33554432 /dev/urandom > $out" ]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; };
 in derivation { name = "pb-${tag}-\${who}-top"; builder = "/bin/sh"; args = [ "-c" "echo \${big} \${toString (builtins.genList leaf 200)} > $out" ]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; }\n`,
   );
-  const build = (who: string) =>
+  const large = path.join(work, 'push-large.nix');
+  writeFileSync(
+    large,
+    `{ who }: derivation { name = "pl-${tag}-\${who}"; builder = "/bin/sh"; args = [ "-c" "base64 /dev/urandom | head -c 67108864 > $out" ]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; }\n`,
+  );
+  const build = (expr: string, who: string) =>
     execFileSync('nix-build', [expr, '--argstr', 'who', who, '--no-out-link'], {
       env,
       encoding: 'utf8',
@@ -29,8 +58,6 @@ in derivation { name = "pb-${tag}-\${who}-top"; builder = "/bin/sh"; args = [ "-
       .trim()
       .split('\n')
       .at(-1)!;
-  const viaNix = build('nix');
-  const viaFloe = build('floe');
 
   const dataDir = path.join(work, 'push-data');
   const server = await serveForBench(dataDir);
@@ -49,36 +76,74 @@ in derivation { name = "pb-${tag}-\${who}-top"; builder = "/bin/sh"; args = [ "-
       await call('/api/v1/orgs', { name: org });
       return (await call('/api/v1/tokens', { org, scopes: ['read', 'write'] })).token!;
     };
-    const nixToken = await tokenFor('vianix');
-    const floeToken = await tokenFor('viafloe');
     const netrc = path.join(work, 'push-netrc');
-    writeFileSync(netrc, `machine 127.0.0.1 password ${nixToken}\n`, { mode: 0o600 });
-    const time = (f: () => void) => {
-      const t = process.hrtime.bigint();
+    const measure = (f: () => void): Run => {
+      const [c0, s0, t0] = [cpuSeconds('self').children, cpuSeconds(server.pid).own, process.hrtime.bigint()];
       f();
-      return Number(process.hrtime.bigint() - t) / 1e9;
+      const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+      return { wall, client: cpuSeconds('self').children - c0, server: cpuSeconds(server.pid).own - s0 };
     };
-    const nixSecs = time(() =>
-      execFileSync('nix', ['copy', '--option', 'netrc-file', netrc, '--to', `${url}/cache?compression=zstd`, viaNix], {
-        env,
-        stdio: 'ignore',
-      }),
-    );
-    const floeSecs = time(() =>
-      execFileSync(process.execPath, [FLOE_BIN, 'push', viaFloe], {
-        env: { ...env, FLOE_SERVER: url, FLOE_TOKEN: floeToken },
-        stdio: 'ignore',
-      }),
-    );
+    const nixCopy = (token: string, storePath: string) => {
+      writeFileSync(netrc, `machine 127.0.0.1 password ${token}\n`, { mode: 0o600 });
+      return measure(() =>
+        execFileSync(
+          'nix',
+          ['copy', '--option', 'netrc-file', netrc, '--to', `${url}/cache?compression=zstd`, storePath],
+          { env, stdio: 'ignore' },
+        ),
+      );
+    };
+    const floePush = (token: string, storePath: string) =>
+      measure(() =>
+        execFileSync(process.execPath, [FLOE_BIN, 'push', storePath], {
+          env: { ...env, FLOE_SERVER: url, FLOE_TOKEN: token },
+          stdio: 'ignore',
+        }),
+      );
+    const runs = { mixed: { nix: [] as Run[], floe: [] as Run[] }, large: { nix: [] as Run[], floe: [] as Run[] } };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [shape, expr] of [
+        ['mixed', mixed],
+        ['large', large],
+      ] as const) {
+        const tools = round % 2 === 0 ? (['nix', 'floe'] as const) : (['floe', 'nix'] as const);
+        for (const tool of tools) {
+          const who = `${tool}${shape}${round}`;
+          const storePath = build(expr, who);
+          const token = await tokenFor(who);
+          runs[shape][tool].push(tool === 'nix' ? nixCopy(token, storePath) : floePush(token, storePath));
+        }
+      }
+    }
+    const row = (label: string, rs: Run[], baseline?: Run[]) => {
+      const wall = median(rs.map((r) => r.wall));
+      const ratio = baseline ? `${(median(baseline.map((r) => r.wall)) / wall).toFixed(2)}x faster` : '';
+      const cpu = (k: 'client' | 'server') => median(rs.map((r) => r[k])).toFixed(2);
+      return [label, wall.toFixed(2), ratio, cpu('client'), cpu('server')];
+    };
     return [
-      ['push 202 paths (200 small + 32 MiB), nix copy --to (zstd)', nixSecs.toFixed(2), ''],
-      [
-        'push the same shape, floe push (4 parallel, zstd)',
-        floeSecs.toFixed(2),
-        `${(nixSecs / floeSecs).toFixed(2)}x faster`,
-      ],
+      row('push 202 paths (200 small + 32 MiB), nix copy --to (zstd)', runs.mixed.nix),
+      row('push the same shape, floe push (4 parallel)', runs.mixed.floe, runs.mixed.nix),
+      row('push one 64 MiB path (compressible), nix copy --to (zstd)', runs.large.nix),
+      row('push the same shape, floe push', runs.large.floe, runs.large.nix),
     ];
   } finally {
     server.stop();
+  }
+}
+
+/** The table's columns, after the measure's name. */
+export const PUSH_COLUMNS = ['seconds', 'vs nix copy', 'client CPU s', 'server CPU s'];
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const work = mkdtempSync(path.join(os.tmpdir(), 'floe-bench-push-'));
+  try {
+    console.log(`floe push against nix copy, medians of ${ROUNDS} rounds, load average ${os.loadavg()[0]!.toFixed(2)}`);
+    const rows = await pushBench(work);
+    console.log(`| measure | ${PUSH_COLUMNS.join(' | ')} |\n|---|${PUSH_COLUMNS.map(() => '---|').join('')}`);
+    for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+    console.log(`load average after: ${os.loadavg()[0]!.toFixed(2)}`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
   }
 }

@@ -18,7 +18,7 @@ import { FLOE_BIN, freePort } from '../test/helpers/server.js';
 import { postgresAvailable, startPostgres } from '../test/helpers/postgres.js';
 import { startS3 } from '../test/helpers/s3.js';
 import { registryBench } from './registry.js';
-import { pushBench } from './push.js';
+import { PUSH_COLUMNS, pushBench } from './push.js';
 import { policyBench } from './policy.js';
 import { uploadsBench } from './uploads.js';
 
@@ -495,7 +495,7 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
     if (spawnSync('sh', ['-c', 'command -v nix']).status === 0) {
       console.log('\nfloe push against nix copy (same server, same closure shape):');
       const rows = await pushBench(work);
-      const ph = ['measure', 'seconds', 'vs nix copy'];
+      const ph = ['measure', ...PUSH_COLUMNS];
       const pw = ph.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
       const pf = (r: string[]) => '| ' + r.map((c, i) => c.padEnd(pw[i]!)).join(' | ') + ' |';
       console.log(pf(ph));

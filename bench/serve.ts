@@ -5,7 +5,7 @@ import { FLOE_BIN, freePort } from '../test/helpers/server.js';
 export async function serveForBench(
   dataDir: string,
   env: Record<string, string> = {},
-): Promise<{ url: string; stop(): void }> {
+): Promise<{ url: string; pid: number; stop(): void }> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(process.execPath, [FLOE_BIN, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
@@ -14,7 +14,7 @@ export async function serveForBench(
   });
   for (let i = 0; i < 400; i++) {
     try {
-      if ((await fetch(`${url}/healthz`)).ok) return { url, stop: () => child.kill('SIGKILL') };
+      if ((await fetch(`${url}/healthz`)).ok) return { url, pid: child.pid!, stop: () => child.kill('SIGKILL') };
     } catch {
       /* starting */
     }

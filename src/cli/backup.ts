@@ -1,9 +1,10 @@
 /** `floe backup` and `floe restore`: the embedded backend's online backup (src/storage/backup.ts). */
 import path from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig } from '../config.js';
-import { backupDataDir, restoreDataDir } from '../storage/backup.js';
 import { CliError } from './client.js';
+
+// Loaded when a backup command runs, not on every `floe` start (see commands/serve.ts).
+const backupModules = async () => ({ ...(await import('../config.js')), ...(await import('../storage/backup.js')) });
 
 const say = (command: string) => (line: string) => process.stderr.write(`floe ${command}: ${line}\n`);
 
@@ -16,6 +17,7 @@ export function registerBackupCommands(program: Command): void {
     .requiredOption('--to <dir>', 'new or empty directory for the backup')
     .option('--data-dir <dir>', 'data directory to back up (default: $FLOE_DATA_DIR or ./floe-data)')
     .action(async (opts: { to: string; dataDir?: string }) => {
+      const { loadConfig, backupDataDir } = await backupModules();
       const config = loadConfig(opts.dataDir ? { dataDir: opts.dataDir } : {});
       if (config.databaseUrl || config.s3) {
         throw new CliError(
@@ -39,6 +41,7 @@ export function registerBackupCommands(program: Command): void {
     .requiredOption('--data-dir <dir>', 'new or empty data directory to create')
     .action(async (opts: { from: string; dataDir: string }) => {
       try {
+        const { restoreDataDir } = await backupModules();
         await restoreDataDir(path.resolve(opts.from), path.resolve(opts.dataDir), say('restore'));
       } catch (err) {
         throw new CliError(`restore failed: ${(err as Error).message}`);

@@ -49,12 +49,13 @@ async function* dumpNode(file: string): AsyncGenerator<Buffer> {
     const fh = await open(file, 'r');
     try {
       let left = st.size;
-      const buf = Buffer.alloc(Math.min(1 << 20, Math.max(st.size, 1)));
       while (left > 0) {
-        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, left));
+        // A fresh buffer per read: it is handed on as it is (no copy), and the reader keeps it.
+        const buf = Buffer.allocUnsafe(Math.min(1 << 20, left));
+        const { bytesRead } = await fh.read(buf, 0, buf.length);
         if (bytesRead === 0) throw new Error(`${file} shrank while being read`);
         left -= bytesRead;
-        yield Buffer.from(buf.subarray(0, bytesRead));
+        yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
       }
     } finally {
       await fh.close();

@@ -26,10 +26,16 @@ export class PushProgress {
   private lastLineAt = -Infinity;
 
   constructor(
-    readonly totalBytes: number,
-    readonly totalPaths: number,
+    public totalBytes: number,
+    public totalPaths: number,
     private readonly intervalMs: number,
   ) {}
+
+  /** More to upload: the server's answers to later missing-queries come in while uploads run. */
+  more(bytes: number, paths: number): void {
+    this.totalBytes += bytes;
+    this.totalPaths += paths;
+  }
 
   /** NAR bytes read; starts the clock at the first byte, so the server's "missing" answer does not lower the rate. */
   read(bytes: number, now: number): void {

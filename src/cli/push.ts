@@ -1,20 +1,23 @@
 /**
  * `floe push`: uploads closures with Floe's batch API. Asks the server which paths are missing (in
- * batches), then streams each missing path's NAR (`nix-store --dump`, zstd-compressed on the fly,
- * never whole in memory) with its metadata in one request, several at a time, dependencies first
- * (the server makes a path visible only once its references are there). Re-running after an
- * interruption uploads only what is still missing.
+ * batches, dependencies first) and starts uploading as soon as the first answer is in, while later
+ * batches are still being asked about. Each missing path's NAR streams from the store (never whole
+ * in memory) with its metadata in one request, zstd-compressed on libzstd's own threads when it is
+ * large and compresses; many small paths at a time, fewer large ones, each only once its references
+ * are in the cache (the server makes a path visible only then), over kept-alive connections.
+ * Re-running after an interruption uploads only what is still missing.
  */
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { availableParallelism } from 'node:os';
 import { spawn } from 'node:child_process';
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-import { Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { CompressStream } from 'zstd-napi';
+import { CompressStream, compress as zstdCompress } from 'zstd-napi';
 import { CliError, apiRequest, type ClientOptions } from './client.js';
 import { dumpPath } from './nar-dump.js';
 import { PushProgress, fmtBytes, fmtDuration } from './push-progress.js';
-import { inClosureOrder } from '../nix/closure-order.js';
+import { PushSchedule, dependencyOrder } from './push-schedule.js';
 import type { MissingRequest, MissingResponse, PushedPath } from '../wire/push.js';
 
 export interface PathInfo {
@@ -111,10 +114,69 @@ function counter(onBytes: (n: number) => void): Transform {
   });
 }
 
+/** Below this NAR size a path goes uncompressed (the server compresses for storage anyway). */
+const COMPRESS_FROM = 1 << 20;
+/** How much of a large NAR is compressed first to see whether compressing it pays. */
+const SAMPLE_BYTES = 1 << 20;
+/**
+ * Paths below this size are small for the scheduler: many of them may upload at once. Small paths
+ * cost the server a request and a commit each, not bandwidth.
+ */
+const SMALL_PATH_BYTES = 256 << 10;
+/** Small uploads in flight per `--jobs`. */
+const SMALL_PER_JOB = 4;
+/** Query batches: a small first one so uploads start at once, then large ones. */
+const FIRST_QUERY_BATCH = 100;
+const QUERY_BATCH = 1000;
+
+/**
+ * The NAR stream of `info`, and how it goes on the wire. Large NARs are sampled: random or already
+ * compressed content (zstd would win under 5 % of it) goes as it is, sparing both ends the work.
+ */
+async function narBody(info: PathInfo): Promise<{ nar: Readable; zstd: boolean }> {
+  const nar = dumpPath(info.path);
+  if (info.narSize < COMPRESS_FROM) return { nar, zstd: false };
+  const it = nar[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const head: Buffer[] = [];
+  let headBytes = 0;
+  while (headBytes < SAMPLE_BYTES) {
+    const r = await it.next();
+    if (r.done) break;
+    head.push(r.value);
+    headBytes += r.value.length;
+  }
+  const sample = Buffer.concat(head);
+  const zstd = zstdCompress(sample, { compressionLevel: 1 }).length < sample.length * 0.95;
+  async function* rest(): AsyncGenerator<Buffer> {
+    yield* head;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  }
+  return { nar: Readable.from(rest()), zstd };
+}
+
+/**
+ * zstd on libzstd's worker threads (the event loop only hands buffers over and keeps the other
+ * uploads moving); a large NAR gets several, so one big path uses every core.
+ */
+function zstdStream(narSize: number): CompressStream {
+  const nbWorkers = narSize >= 8 << 20 ? Math.min(4, Math.max(1, availableParallelism())) : 1;
+  return new CompressStream({ compressionLevel: 3, nbWorkers });
+}
+
+interface Connections {
+  http: HttpAgent;
+  https: HttpsAgent;
+}
+
 async function uploadOne(
   client: ClientOptions,
   endpoint: string,
   info: PathInfo,
+  agents: Connections,
   counts: { read: (n: number) => void; sent: (n: number) => void },
 ): Promise<void> {
   const url = new URL(endpoint);
@@ -127,14 +189,15 @@ async function uploadOne(
     ca: info.ca ?? null,
     sigs: info.signatures,
   };
-  // Small NARs go as they are (the server compresses for storage anyway); large ones as zstd.
-  const compress = info.narSize >= 1 << 20;
-  const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
+  const { nar, zstd } = await narBody(info);
+  const https = url.protocol === 'https:';
+  const req = (https ? httpsRequest : httpRequest)(url, {
     method: 'PUT',
+    agent: https ? agents.https : agents.http,
     headers: {
       Authorization: `Bearer ${client.token ?? ''}`,
       'Content-Type': 'application/x-floe-path',
-      'X-Floe-Compression': compress ? 'zstd' : 'none',
+      'X-Floe-Compression': zstd ? 'zstd' : 'none',
     },
   });
   const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
@@ -147,23 +210,14 @@ async function uploadOne(
   });
   req.write(JSON.stringify(meta) + '\n');
   try {
-    if (compress)
-      await pipeline(
-        dumpPath(info.path),
-        counter(counts.read),
-        new CompressStream({ compressionLevel: 3 }),
-        counter(counts.sent),
-        req,
-      );
-    else
-      await pipeline(
-        dumpPath(info.path),
-        counter((n) => {
-          counts.read(n);
-          counts.sent(n);
-        }),
-        req,
-      );
+    if (zstd) await pipeline(nar, counter(counts.read), zstdStream(info.narSize), counter(counts.sent), req);
+    else {
+      const both = (n: number) => {
+        counts.read(n);
+        counts.sent(n);
+      };
+      await pipeline(nar, counter(both), req);
+    }
   } catch (err) {
     req.destroy();
     const r = await response.catch(() => undefined);
@@ -190,54 +244,42 @@ export async function push(client: ClientOptions, targets: string[], opts: PushO
   const began = Date.now();
   const closure = await closureOf(targets);
   const prefix = opts.slice ? `/api/v1/cache/${opts.slice}` : '/api/v1/cache';
-  const missing = new Set<string>();
-  const mirrored = new Set<string>();
-  const refused: PushResult['refused'] = [];
-  for (let i = 0; i < closure.length; i += 1000) {
-    const ask: MissingRequest = { paths: closure.slice(i, i + 1000).map((p) => p.path) };
-    const res = await apiRequest<MissingResponse>(client, 'POST', `${prefix}/missing`, ask);
-    for (const m of res.missing) missing.add(m);
-    for (const m of res.mirrored ?? []) mirrored.add(m);
-    for (const r of res.refused ?? []) {
-      refused.push(r);
-      opts.progress(`the server refused the upstream copy of ${r.path}: ${r.reason}; uploading it from here`, true);
-    }
-  }
-  const todo = closure.filter((p) => missing.has(p.path));
+  const byPath = new Map(closure.map((p) => [p.path, p]));
   const result: PushResult = {
     total: closure.length,
-    present: closure.length - todo.length - mirrored.size,
-    mirrored: mirrored.size,
-    refused,
+    present: 0,
+    mirrored: 0,
+    refused: [],
     uploaded: 0,
     failed: [],
     bytes: 0,
     sentBytes: 0,
     durationMs: 0,
   };
-  const totalBytes = todo.reduce((n, p) => n + p.narSize, 0);
-  opts.progress(
-    `${closure.length} paths in the closure, ${result.present} already in the cache, ${mirrored.size} fetched by the server from upstream, ${todo.length} to upload (${fmtBytes(totalBytes)} uncompressed)`,
-    true,
-  );
-  const progress = new PushProgress(totalBytes, todo.length, opts.progressIntervalMs ?? 5000);
+  const smallJobs = opts.jobs * SMALL_PER_JOB;
+  const schedule = new PushSchedule(closure, { jobs: opts.jobs, smallJobs, smallBytes: SMALL_PATH_BYTES });
+  const agents: Connections = {
+    http: new HttpAgent({ keepAlive: true, maxSockets: smallJobs }),
+    https: new HttpsAgent({ keepAlive: true, maxSockets: smallJobs }),
+  };
+  const progress = new PushProgress(0, 0, opts.progressIntervalMs ?? 5000);
   const onRead = (n: number) => {
     const now = Date.now();
     progress.read(n, now);
     if (progress.due(now)) opts.progress(progress.line(now));
   };
-  const byPath = new Map(todo.map((p) => [p.path, p]));
+  const dependencyFailed = (path: string) => result.failed.push({ path, error: 'a dependency failed to upload' });
   const upload = async (path: string): Promise<boolean> => {
     const info = byPath.get(path)!;
     let sent = 0;
     const counts = {
       read: onRead,
-      sent: (n: number): void => {
+      sent: (n: number) => {
         sent += n;
       },
     };
     try {
-      await uploadOne(client, `${client.server}${prefix}/paths`, info, counts);
+      await uploadOne(client, `${client.server}${prefix}/paths`, info, agents, counts);
     } catch (err) {
       const status = err instanceof CliError ? err.status : undefined;
       result.failed.push({ path, error: (err as Error).message, ...(status ? { status } : {}) });
@@ -249,20 +291,81 @@ export async function push(client: ClientOptions, targets: string[], opts: PushO
     // Only what the server kept: the bytes of a refused upload are not in its upload counter either.
     result.sentBytes += sent;
     progress.pathsDone++;
-    opts.progress(
-      `[${result.uploaded}/${todo.length}] uploaded ${path} (${fmtBytes(info.narSize)}); ${progress.line(Date.now())}`,
-    );
+    const done = `[${result.uploaded}/${progress.totalPaths}] uploaded ${path} (${fmtBytes(info.narSize)})`;
+    opts.progress(`${done}; ${progress.line(Date.now())}`);
     return true;
   };
-  const dependencyFailed = (path: string) => result.failed.push({ path, error: 'a dependency failed to upload' });
-  // Dependencies first: the server makes a path visible only once its references are there.
-  const stuck = await inClosureOrder(
-    todo.map((p) => [p.path, p.references] as const),
-    opts.jobs,
-    upload,
-    dependencyFailed,
-  );
-  for (const path of stuck) dependencyFailed(path);
+
+  // Uploads start as paths become ready, whenever an answer or an upload comes in.
+  let queryError: unknown;
+  let wake: () => void = () => {};
+  const pump = (): void => {
+    if (queryError !== undefined) return;
+    for (const path of schedule.take()) {
+      upload(path).then(
+        (ok) => settle(path, ok),
+        () => settle(path, false),
+      );
+    }
+  };
+  const settle = (path: string, ok: boolean): void => {
+    if (ok) schedule.succeed(path);
+    else for (const p of schedule.fail(path)) dependencyFailed(p);
+    pump();
+    wake();
+  };
+
+  try {
+    const order = dependencyOrder(closure);
+    let toUpload = 0;
+    let toUploadBytes = 0;
+    for (let i = 0; i < order.length; ) {
+      const size = i === 0 ? FIRST_QUERY_BATCH : QUERY_BATCH;
+      const ask: MissingRequest = { paths: order.slice(i, i + size) };
+      i += size;
+      let res: MissingResponse;
+      try {
+        res = await apiRequest<MissingResponse>(client, 'POST', `${prefix}/missing`, ask);
+      } catch (err) {
+        queryError = err;
+        break;
+      }
+      const missing = new Set(res.missing);
+      const mirrored = new Set(res.mirrored ?? []);
+      for (const r of res.refused ?? []) {
+        result.refused.push(r);
+        opts.progress(`the server refused the upstream copy of ${r.path}: ${r.reason}; uploading it from here`, true);
+      }
+      for (const path of ask.paths) {
+        if (missing.has(path)) {
+          const info = byPath.get(path)!;
+          toUpload++;
+          toUploadBytes += info.narSize;
+          progress.more(info.narSize, 1);
+          if (schedule.missing(path)) dependencyFailed(path);
+        } else {
+          if (mirrored.has(path)) result.mirrored++;
+          else result.present++;
+          schedule.present(path);
+        }
+      }
+      if (i >= order.length)
+        opts.progress(
+          `${closure.length} paths in the closure, ${result.present} already in the cache, ` +
+            `${result.mirrored} fetched by the server from upstream, ` +
+            `${toUpload} to upload (${fmtBytes(toUploadBytes)} uncompressed)`,
+          true,
+        );
+      pump();
+    }
+    // Every answer is in (or a question failed): wait for the uploads running to finish.
+    while (schedule.running > 0) await new Promise<void>((resolve) => (wake = resolve));
+  } finally {
+    agents.http.destroy();
+    agents.https.destroy();
+  }
+  if (queryError !== undefined) throw queryError;
+  for (const path of schedule.stuck()) dependencyFailed(path);
   result.durationMs = Date.now() - began;
   return result;
 }

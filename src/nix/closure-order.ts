@@ -1,9 +1,10 @@
 /**
  * PURE: work over part of a closure, dependencies first. A path starts only once every reference
  * it has inside the set has succeeded (references outside the set are taken as present already);
- * a failure gives up every path that depends on it, transitively. Used by `floe push` (uploads)
- * and by the server's mirroring (fetches from upstreams): the server makes a path visible only
- * once its references are there, so both must order the same way.
+ * a failure gives up every path that depends on it, transitively. Used by the server's mirroring
+ * (fetches from upstreams): the server makes a path visible only once its references are there.
+ * `floe push` orders the same way, with the server's answers arriving as it goes
+ * (cli/push-schedule.ts).
  */
 
 /** A path and its references (base names or full paths, as long as both sides use the same form). */

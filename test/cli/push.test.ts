@@ -2,14 +2,16 @@
  * `floe push` with real Nix: a wide closure, part of it already in the cache, uploaded in
  * parallel with dependencies first; a push interrupted half way and resumed; the result
  * substitutes into a fresh store with signatures required; byte progress within one large path
- * and a summary whose byte totals are what the server counted.
+ * and a summary whose byte totals are what the server counted; a chain deeper than the first
+ * missing-query batch (uploads start while later batches are asked, and the server refuses any
+ * path that comes before its references); a path refused in the middle of a push.
  */
 import { execFile, spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FLOE_BIN, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
+import { FLOE_BIN, api, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
 import { BASE_NIX_CONFIG, fixtureDir, hostNix, requireNix, writeNetrc } from '../helpers/nix.js';
 
 const exec = promisify(execFile);
@@ -161,6 +163,76 @@ describe.skipIf(!version)('floe push', () => {
     expect(summary.durationMs).toBeGreaterThan(0);
     const plain = await exec(process.execPath, [FLOE_BIN, 'push', big], { env: floeEnv() });
     expect(plain.stderr).toMatch(/0 uploaded, 1 already present, 0 failed of 1 paths; 0 KiB \(0 KiB sent\) in \d+s/);
+  });
+
+  it('uploads a chain spanning several missing-queries, every path after its references', async () => {
+    // 130 paths, each referring to the one before: the first query batch holds the bottom 100, and
+    // the server answers 400 to any path whose references it does not hold yet.
+    const file = path.join(dir, 'chain.nix');
+    await writeFile(
+      file,
+      `let link = i: derivation { name = "chain-\${toString i}"; builder = "/bin/sh"; args = [ "-c" (if i == 0 then "echo 0 > $out" else "echo \${link (i - 1)} > $out") ]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; };
+in link 129\n`,
+    );
+    const built = await hostNix.run(['nix-build', file, '--no-out-link'], { cacheHome: path.join(dir, 'build') });
+    expect(built.code, built.stderr).toBe(0);
+    const top = built.stdout.trim().split('\n').at(-1)!;
+    const r = await exec(process.execPath, [FLOE_BIN, 'push', top, '--json', '--jobs', '2'], { env: floeEnv() });
+    expect(JSON.parse(r.stdout)).toMatchObject({ total: 130, present: 0, uploaded: 130, failed: [] });
+    expect(r.stderr).toMatch(
+      /130 paths in the closure, 0 already in the cache, 0 fetched by the server from upstream, 130 to upload/,
+    );
+    const narinfo = await fetch(`${server.url}/cache/${path.basename(top).slice(0, 32)}.narinfo`, {
+      headers: { Authorization: `Bearer ${rw}` },
+    });
+    expect(narinfo.status).toBe(200);
+  });
+
+  it('names the path the server refused, gives up what depends on it, keeps the rest, and exits non-zero', async () => {
+    await createOrg(server, 'tight');
+    const token = (await createToken(server, 'tight', ['read', 'write'])).token;
+    // The org may store 1 MiB: the small leaves fit, the 2 MiB one of random bytes does not.
+    const quota = await api(server, server.adminToken, 'PATCH', '/api/v1/orgs/tight/settings', { quota: 1 << 20 });
+    expect(quota.status, JSON.stringify(quota.body)).toBe(200);
+    const file = path.join(dir, 'refused.nix');
+    await writeFile(
+      file,
+      `let leaf = i: derivation { name = "fits-\${toString i}"; builder = "/bin/sh"; args = [ "-c" "echo refused \${toString i} > $out" ]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; };
+     big = derivation { name = "too-big"; builder = "/bin/sh"; args = [ "-c" "head -c 2097152 /dev/urandom > $out" ]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; };
+in derivation { name = "refused-top"; builder = "/bin/sh"; args = [ "-c" "echo \${big} \${toString (builtins.genList leaf 20)} > $out" ]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; }\n`,
+    );
+    const built = await hostNix.run(['nix-build', file, '--no-out-link'], { cacheHome: path.join(dir, 'build') });
+    expect(built.code, built.stderr).toBe(0);
+    const top = built.stdout.trim().split('\n').at(-1)!;
+    const failed = await exec(process.execPath, [FLOE_BIN, 'push', top, '--json'], {
+      env: { ...floeEnv(), FLOE_TOKEN: token },
+    }).then(
+      () => undefined,
+      (e: unknown) => e as { code: number; stdout: string; stderr: string },
+    );
+    expect(failed, 'the push must fail').toBeDefined();
+    expect(failed!.code).toBe(1);
+    const summary = JSON.parse(failed!.stdout) as { uploaded: number; failed: Array<{ path: string; error: string }> };
+    expect(summary.uploaded).toBe(20);
+    const big = summary.failed.find((f) => f.path.endsWith('-too-big'));
+    expect(big?.error, failed!.stderr).toMatch(/HTTP 4\d\d: .*quota/i);
+    expect(summary.failed.find((f) => f.path === top)?.error).toBe('a dependency failed to upload');
+    expect(summary.failed).toHaveLength(2);
+    expect(failed!.stderr).toMatch(/floe push: failed \/nix\/store\/\w{32}-too-big: HTTP 4\d\d/);
+    expect(failed!.stderr).toContain(`floe push: ${top}: a dependency failed to upload`);
+    const hash = (p: string) => path.basename(p).slice(0, 32);
+    const status = async (p: string) =>
+      (await fetch(`${server.url}/cache/${hash(p)}.narinfo`, { headers: { Authorization: `Bearer ${token}` } })).status;
+    expect(await status(top)).toBe(404);
+    expect(await status(big!.path)).toBe(404);
+    const leaves = (
+      await hostNix.run(['nix-store', '-q', '--references', top], { cacheHome: path.join(dir, 'build') })
+    ).stdout
+      .trim()
+      .split('\n')
+      .filter((p) => p !== big!.path);
+    expect(leaves).toHaveLength(20);
+    for (const leaf of leaves) expect(await status(leaf)).toBe(200);
   });
 
   it('explains a missing token and a path that is not in the store', async () => {
