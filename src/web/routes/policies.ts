@@ -1,0 +1,175 @@
+import type { Hono } from 'hono';
+import type { AppEnv } from '../../http/context.js';
+import { hypotheticalPrincipal, hypotheticalResource } from '../../http/routes/policy.js';
+import type { Principal, Scope } from '../../identity/principal.js';
+import { InvalidPolicy } from '../../org/policies.js';
+import type { Org } from '../../org/service.js';
+import { ACTIONS, type Action } from '../../policy/actions.js';
+import { decide, type OrgPolicySet } from '../../policy/authorize.js';
+import { validatePolicyFile } from '../../policy/cedar.js';
+import { EXAMPLE_POLICY, type PolicyForm, type PolicyTest, policiesTab } from '../pages/governance.js';
+import { managePage } from '../pages/manage.js';
+import type { WebDeps, Ctx, RouteKit } from '../route-kit.js';
+
+/** Policies: an org's Cedar policy files (validate, apply, roll back) and the what-if test. */
+export function policiesRoutes(app: Hono<AppEnv>, deps: WebDeps, kit: RouteKit): void {
+  const { ctxOf, page, requireAdmin, denied, tabs } = kit;
+  const defaultTest = (): PolicyTest => ({
+    subject: 'ci',
+    scopes: ['write'],
+    authMethod: 'github',
+    action: 'cache.write',
+    resourceKind: 'slice',
+    resourceName: 'default',
+    visibility: 'private',
+  });
+  const policiesPage = async (c: Ctx, org: Org, form?: PolicyForm, test?: PolicyTest, status = 200) => {
+    const current = await deps.policies.current(org);
+    const history = await deps.policies.history(org);
+    const slices = (await deps.orgs.listSlices(org)).map((s) => s.name);
+    const f = form ?? { source: current?.source ?? EXAMPLE_POLICY };
+    return page(
+      c,
+      managePage(
+        await ctxOf(c),
+        org.name,
+        'policies',
+        tabs(),
+        policiesTab(await ctxOf(c), org.name, current, history, f, test ?? defaultTest(), slices),
+      ),
+      status,
+    );
+  };
+  app.get('/manage/:org/policies', async (c) => {
+    const org = await requireAdmin(c);
+    return org ? policiesPage(c, org) : denied(c);
+  });
+  app.post('/manage/:org/policies', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const p = c.get('principal');
+    const form = await c.req.parseBody();
+    const source = String(form.source ?? '').replace(/\r\n/g, '\n');
+    const message = String(form.message ?? '').trim() || undefined;
+    if (source.length > 256 * 1024)
+      return policiesPage(
+        c,
+        org,
+        { source: '', problems: [{ message: 'at most 256 KiB of policies' }] },
+        undefined,
+        400,
+      );
+    if (form.intent === 'validate') {
+      const parsed = validatePolicyFile(source, org.name);
+      return policiesPage(
+        c,
+        org,
+        {
+          source,
+          ...(message ? { message } : {}),
+          ...(parsed.problems.length ? { problems: parsed.problems } : { validated: Object.keys(parsed.policies) }),
+        },
+        undefined,
+        parsed.problems.length ? 400 : 200,
+      );
+    }
+    try {
+      const v = await deps.policies.apply(org, source, actorOf(p), message);
+      await deps.audit.appendNow({
+        principal: p,
+        action: 'policy.apply',
+        target: `${org.name} policies v${v.version}`,
+        orgId: org.id,
+        detail: { version: v.version, sha256: v.sha256, policyIds: v.policyIds, ...(message ? { message } : {}) },
+      });
+      return policiesPage(c, org, { source, applied: v });
+    } catch (err) {
+      if (!(err instanceof InvalidPolicy)) throw err;
+      deps.audit.append({
+        principal: p,
+        action: 'policy.apply',
+        target: `${org.name} policies`,
+        orgId: org.id,
+        outcome: 'deny',
+        reason: 'policies did not validate',
+        detail: { problems: err.problems.slice(0, 20) },
+      });
+      return policiesPage(c, org, { source, ...(message ? { message } : {}), problems: err.problems }, undefined, 400);
+    }
+  });
+  app.post('/manage/:org/policies/rollback', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const p = c.get('principal');
+    const version = Number((await c.req.parseBody()).version);
+    const v = await deps.policies.rollback(org, version, actorOf(p));
+    await deps.audit.appendNow({
+      principal: p,
+      action: 'policy.rollback',
+      target: `${org.name} policies v${v.version}`,
+      orgId: org.id,
+      detail: { version: v.version, from: version, sha256: v.sha256 },
+    });
+    return c.redirect(`/manage/${org.name}/policies`, 303);
+  });
+  app.post('/manage/:org/policies/test', async (c) => {
+    const org = await requireAdmin(c);
+    if (!org) return denied(c);
+    const form = await c.req.parseBody({ all: true });
+    const one = (k: string, fallback: string) => String(([] as unknown[]).concat(form[k] ?? fallback)[0]);
+    const test: PolicyTest = {
+      subject: one('subject', 'test').slice(0, 200),
+      scopes: ([] as unknown[])
+        .concat(form.scopes ?? [])
+        .map(String)
+        .filter((s) => ['read', 'write', 'publish', 'admin'].includes(s)),
+      authMethod: ['token', 'device', 'github', 'gitlab', 'aws', 'oidc'].includes(one('authMethod', 'token'))
+        ? one('authMethod', 'token')
+        : 'token',
+      action: (ACTIONS as readonly string[]).includes(one('action', 'cache.read'))
+        ? one('action', 'cache.read')
+        : 'cache.read',
+      resourceKind: (['slice', 'flake', 'org'] as const).find((k) => k === one('resourceKind', 'slice')) ?? 'slice',
+      resourceName: one('resourceName', 'default').slice(0, 100),
+      visibility: ['public', 'unlisted', 'private'].includes(one('visibility', 'private'))
+        ? one('visibility', 'private')
+        : 'private',
+    };
+    if (!test.scopes.length) test.error = 'choose at least one scope';
+    else {
+      const orgSet: OrgPolicySet | undefined = deps.policies.forOrg(org.id);
+      const slices = new Map((await deps.orgs.listSlices(org)).map((s) => [s.name, s]));
+      const principal = hypotheticalPrincipal(
+        { subject: test.subject, scopes: test.scopes as Scope[], authMethod: test.authMethod as 'token' },
+        org,
+        new Map(),
+        undefined,
+        0,
+      );
+      const resource = hypotheticalResource(
+        test.resourceKind === 'slice'
+          ? { slice: test.resourceName }
+          : test.resourceKind === 'flake'
+            ? { flake: test.resourceName, visibility: test.visibility as 'private' }
+            : { org: true },
+        org,
+        slices,
+      );
+      const d = decide(principal, test.action as Action, resource, {}, orgSet);
+      test.result = {
+        decision: d.allowed ? 'allow' : 'deny',
+        reason: d.reason,
+        ...(d.decidedBy ? { decidedBy: d.decidedBy.join(', ') } : {}),
+      };
+    }
+    return policiesPage(c, org, undefined, test);
+  });
+}
+
+function actorOf(p: Principal): string {
+  return p.kind === 'anonymous'
+    ? 'anonymous'
+    : p.kind === 'server-admin'
+      ? `server-admin:${p.subject}`
+      : `${p.org.name}:${p.subject}`;
+}
