@@ -13,9 +13,13 @@ import { pipeline } from 'node:stream/promises';
 import { CompressStream } from 'zstd-napi';
 import { CliError, apiRequest, type ClientOptions } from './client.js';
 import { dumpPath } from './nar-dump.js';
-import { PushProgress, fmtBytes, fmtDuration } from './push-progress.js';
+import { PushProgress } from './push-progress.js';
+import { formatBytes, formatDuration } from '../units.js';
 import { inClosureOrder } from '../nix/closure-order.js';
 import type { MissingRequest, MissingResponse, PushedPath } from '../wire/push.js';
+
+/** Push output counts in whole KiB under 1 MiB, like the progress lines. */
+const KIB = { wholeKiB: true } as const;
 
 export interface PathInfo {
   path: string;
@@ -210,7 +214,7 @@ export async function push(client: ClientOptions, targets: string[], opts: PushO
   };
   const totalBytes = todo.reduce((n, p) => n + p.narSize, 0);
   opts.progress(
-    `${closure.length} paths in the closure, ${result.present} already in the cache, ${mirrored.size} fetched by the server from upstream, ${todo.length} to upload (${fmtBytes(totalBytes)} uncompressed)`,
+    `${closure.length} paths in the closure, ${result.present} already in the cache, ${mirrored.size} fetched by the server from upstream, ${todo.length} to upload (${formatBytes(totalBytes, KIB)} uncompressed)`,
     true,
   );
   const progress = new PushProgress(totalBytes, todo.length, opts.progressIntervalMs ?? 5000);
@@ -237,7 +241,7 @@ export async function push(client: ClientOptions, targets: string[], opts: PushO
     result.sentBytes += sent;
     progress.pathsDone++;
     opts.progress(
-      `[${result.uploaded}/${todo.length}] uploaded ${path} (${fmtBytes(info.narSize)}); ${progress.line(Date.now())}`,
+      `[${result.uploaded}/${todo.length}] uploaded ${path} (${formatBytes(info.narSize, KIB)}); ${progress.line(Date.now())}`,
     );
     return true;
   };
@@ -257,6 +261,6 @@ export async function push(client: ClientOptions, targets: string[], opts: PushO
 /** The closing line: counts, bytes and how long it took. */
 export function pushSummary(r: PushResult): string {
   const secs = r.durationMs / 1000;
-  const rate = secs > 0 ? `, ${fmtBytes(r.bytes / secs)}/s` : '';
-  return `${r.uploaded} uploaded, ${r.present} already present, ${r.failed.length} failed of ${r.total} paths; ${fmtBytes(r.bytes)} (${fmtBytes(r.sentBytes)} sent) in ${fmtDuration(secs)}${rate}`;
+  const rate = secs > 0 ? `, ${formatBytes(r.bytes / secs, KIB)}/s` : '';
+  return `${r.uploaded} uploaded, ${r.present} already present, ${r.failed.length} failed of ${r.total} paths; ${formatBytes(r.bytes, KIB)} (${formatBytes(r.sentBytes, KIB)} sent) in ${formatDuration(secs)}${rate}`;
 }

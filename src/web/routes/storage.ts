@@ -1,5 +1,5 @@
 import type { Hono } from 'hono';
-import { parseDuration, parseSize } from '../../config.js';
+import { parseDuration, parseSize } from '../../units.js';
 import { Forbidden, NotFound, isClientError } from '../../errors.js';
 import type { AppEnv } from '../../http/context.js';
 import type { Principal } from '../../identity/principal.js';
