@@ -3,6 +3,7 @@ import type { GcReport } from '../wire/gc.js';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { CreateTokenRequest, MintedTokenAnswer } from '../wire/tokens.js';
 
 export class CliError extends Error {}
 
@@ -170,11 +171,6 @@ export interface Exchanged {
   subject?: string;
   expiresAt?: string | null;
 }
-export interface MintedToken {
-  token: string;
-  id: string;
-  expiresAt: string;
-}
 export interface TokenRow {
   id: string;
   subject: string;
@@ -272,7 +268,7 @@ export class FloeApi {
       `/api/v1/orgs/${enc(org)}/sources`,
     );
 
-  createToken = (body: Record<string, unknown>) => this.call<MintedToken>('POST', '/api/v1/tokens', body);
+  createToken = (body: CreateTokenRequest) => this.call<MintedTokenAnswer>('POST', '/api/v1/tokens', body);
   revokeToken = (id: string) => this.call<unknown>('DELETE', `/api/v1/tokens/${enc(id)}`);
   revokeSubject = (org: string, subject: string) =>
     this.call<{ revoked: number }>('POST', `/api/v1/orgs/${enc(org)}/tokens/revoke`, { subject });

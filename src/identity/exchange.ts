@@ -9,7 +9,8 @@ import type { Org, OrgService } from '../org/service.js';
 import type { OidcVerifier } from './oidc.js';
 import { unverifiedIssuer } from './oidc.js';
 import type { MintedToken, TokenService } from './tokens.js';
-import type { SignedStsRequest, StsVerifier } from './aws-sts.js';
+import type { StsVerifier } from './aws-sts.js';
+import type { SignedStsRequest } from '../wire/aws.js';
 import {
   AWS_ISSUER,
   type TrustSpec,

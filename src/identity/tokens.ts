@@ -13,6 +13,7 @@ import type { ChangeFeed } from '../storage/changes.js';
 import type { AuthMethod, DeployGrant, NetworkLimits, OrgRef, Principal, Scope } from './principal.js';
 import type { KeyRing } from './server-keys.js';
 import { parseDuration } from '../units.js';
+import { AUTH_METHODS, SCOPES } from '../wire/access.js';
 
 export const TOKEN_PREFIX = 'floe_';
 export const MAX_TOKEN_TTL_SECONDS = 366 * 24 * 3600;
@@ -23,7 +24,7 @@ const floeClaims = z.union([
   z.object({
     org: z.string(),
     org_id: z.string(),
-    scopes: z.array(z.enum(['read', 'write', 'publish', 'admin'])).min(1),
+    scopes: z.array(z.enum(SCOPES)).min(1),
     slices: z.array(z.string()).nullable(),
     identity: z
       .object({
@@ -32,7 +33,7 @@ const floeClaims = z.union([
         claims: z.record(z.string(), z.union([z.string(), z.array(z.string())])),
       })
       .optional(),
-    auth: z.enum(['token', 'device', 'github', 'gitlab', 'aws', 'oidc']).optional(),
+    auth: z.enum(AUTH_METHODS).optional(),
     deploy: z
       .array(z.object({ org: z.string(), flake: z.string(), requirement: z.string(), attr: z.string() }))
       .optional(),

@@ -34,6 +34,7 @@ import { NotFoundWithReason } from '../../registry/service.js';
 import type { Metrics } from '../metrics.js';
 import { FloeError } from '../../errors.js';
 import { type PushedPathResult, missingRequest, pushedPath } from '../../wire/push.js';
+import { type MintedTokenAnswer, createTokenRequest } from '../../wire/tokens.js';
 
 export interface ApiDeps {
   exchange: ExchangeService;
@@ -68,22 +69,6 @@ const updateSliceBody = z
   .refine((b) => b.public !== undefined || b.inView !== undefined || b.priority !== undefined, {
     message: 'give public, inView or priority',
   });
-const createTokenBody = z.object({
-  org: z.string(),
-  scopes: z.array(z.enum(['read', 'write', 'publish', 'admin'])).min(1),
-  slices: z.array(z.string()).min(1).optional(),
-  ttl: z.string().optional(),
-  subject: z.string().min(1).max(200).optional(),
-  description: z.string().max(500).optional(),
-  /** Deploy-only device token: `org/flake/requirement#attr` outputs whose closures it may read. */
-  deploy: z.array(z.string().max(500)).min(1).max(50).optional(),
-  /** Network limits carried by the token itself. */
-  cidrs: z.array(z.string().max(64)).max(100).optional(),
-  countries: z
-    .array(z.string().regex(/^[A-Za-z]{2}$/, 'an ISO 3166 two-letter country code'))
-    .max(250)
-    .optional(),
-});
 /** Splits a `<JSON line>\n<NAR bytes>` body without buffering the NAR. */
 async function splitFirstLine(
   req: IncomingMessage,
@@ -296,7 +281,7 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     const p = c.get('principal');
     // The org is in the body; refuse the anonymous before reading it.
     if (p.kind === 'anonymous') throw new Unauthenticated('creating tokens needs an org admin token');
-    const body = parseBody(createTokenBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
+    const body = parseBody(createTokenRequest, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
     const slices = body.slices ? body.slices.map((s) => parseName('slice', s)) : null;
     // A token limited to slices administers those slices: it mints tokens limited to them, never
     // an unlimited or deploy-only one (a deploy token reads closures in every slice).
@@ -373,7 +358,7 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
         ...(deploy ? { deploy: body.deploy } : {}),
         ...(network ? { network } : {}),
         expiresAt: minted.expiresAt.toISOString(),
-      },
+      } satisfies MintedTokenAnswer,
       201,
     );
   });

@@ -6,6 +6,7 @@ import type { OrgUsage } from '../../cache/usage.js';
 import type { UsageSnapshot } from '../../cache/usage-history.js';
 import { type Html, type PageContext, ago, bytes, count, csrfField, layout, notice, when } from '../layout.js';
 import { barChart, lineChart, meter } from '../charts.js';
+import { SCOPES } from '../../wire/access.js';
 
 export type ManageTab = 'usage' | 'storage' | 'members' | 'tokens' | 'slices' | 'policies' | 'audit';
 
@@ -223,7 +224,7 @@ export function membersTab(
           <div class="field"><label for="claim">Required claim</label><input id="claim" name="claim" required value="${o.claim ?? ''}" placeholder="groups"></div>
           <div class="field"><label for="value">Claim value</label><input id="value" name="value" required value="${o.value ?? ''}" placeholder="engineers"></div>
           <fieldset><legend>Scopes</legend><div class="checks">
-            ${(['read', 'write', 'publish', 'admin'] as const).map((s) => html`<label><input type="checkbox" name="scopes" value="${s}"${s === 'read' ? html` checked` : ''}> ${s}</label>`)}
+            ${SCOPES.map((s) => html`<label><input type="checkbox" name="scopes" value="${s}"${s === 'read' ? html` checked` : ''}> ${s}</label>`)}
           </div></fieldset>
           ${form.error && form.which === 'oidc' ? html`<p class="error-text" role="alert">${form.error}</p>` : ''}
           <button class="btn" type="submit">Add trust</button>
@@ -303,7 +304,7 @@ export function tokensTab(
           </div>
           <div>
             <fieldset><legend>Scopes (API tokens)</legend><div class="checks">
-              ${(['read', 'write', 'publish', 'admin'] as const).map((s) => html`<label><input type="checkbox" name="scopes" value="${s}"${s === 'read' ? html` checked` : ''}> ${s}</label>`)}
+              ${SCOPES.map((s) => html`<label><input type="checkbox" name="scopes" value="${s}"${s === 'read' ? html` checked` : ''}> ${s}</label>`)}
             </div></fieldset>
             <fieldset><legend>Slices</legend><div class="checks">
               <label><input type="checkbox" name="slices" value="*" checked> all</label>

@@ -10,6 +10,7 @@ import { validatePolicyFile } from '../../policy/cedar.js';
 import { EXAMPLE_POLICY, type PolicyForm, type PolicyTest, policiesTab } from '../pages/governance.js';
 import { managePage } from '../pages/manage.js';
 import type { WebDeps, Ctx, RouteKit } from '../route-kit.js';
+import { AUTH_METHODS, SCOPES, VISIBILITIES, isOneOf } from '../../wire/access.js';
 
 /** Policies: an org's Cedar policy files (validate, apply, roll back) and the what-if test. */
 export function policiesRoutes(app: Hono<AppEnv>, deps: WebDeps, kit: RouteKit): void {
@@ -122,18 +123,14 @@ export function policiesRoutes(app: Hono<AppEnv>, deps: WebDeps, kit: RouteKit):
       scopes: ([] as unknown[])
         .concat(form.scopes ?? [])
         .map(String)
-        .filter((s) => ['read', 'write', 'publish', 'admin'].includes(s)),
-      authMethod: ['token', 'device', 'github', 'gitlab', 'aws', 'oidc'].includes(one('authMethod', 'token'))
-        ? one('authMethod', 'token')
-        : 'token',
+        .filter((s) => isOneOf(SCOPES, s)),
+      authMethod: isOneOf(AUTH_METHODS, one('authMethod', 'token')) ? one('authMethod', 'token') : 'token',
       action: (ACTIONS as readonly string[]).includes(one('action', 'cache.read'))
         ? one('action', 'cache.read')
         : 'cache.read',
       resourceKind: (['slice', 'flake', 'org'] as const).find((k) => k === one('resourceKind', 'slice')) ?? 'slice',
       resourceName: one('resourceName', 'default').slice(0, 100),
-      visibility: ['public', 'unlisted', 'private'].includes(one('visibility', 'private'))
-        ? one('visibility', 'private')
-        : 'private',
+      visibility: isOneOf(VISIBILITIES, one('visibility', 'private')) ? one('visibility', 'private') : 'private',
     };
     if (!test.scopes.length) test.error = 'choose at least one scope';
     else {

@@ -9,6 +9,7 @@ import { cidrWithin } from '../../policy/network.js';
 import { parseDeployGrant } from '../../registry/deploy.js';
 import { managePage, tokensTab } from '../pages/manage.js';
 import type { WebDeps, Ctx, RouteKit } from '../route-kit.js';
+import { SCOPES, isOneOf } from '../../wire/access.js';
 
 /** Tokens: an org's API and device tokens, made and revoked by its admins. */
 export function tokensRoutes(app: Hono<AppEnv>, deps: WebDeps, kit: RouteKit): void {
@@ -49,9 +50,7 @@ export function tokensRoutes(app: Hono<AppEnv>, deps: WebDeps, kit: RouteKit): v
       if (!/^[A-Za-z0-9._@:-]{1,100}$/.test(name))
         throw new FloeError('invalid_input', 'name: 1-100 letters, digits, ".", "_", "@", ":" or "-"');
       const device = form.kind !== 'api';
-      const scopes = (
-        device ? ['read'] : list('scopes').filter((s) => ['read', 'write', 'publish', 'admin'].includes(s))
-      ) as Scope[];
+      const scopes = (device ? ['read'] : list('scopes').filter((s) => isOneOf(SCOPES, s))) as Scope[];
       if (!scopes.length) throw new FloeError('invalid_input', 'choose at least one scope');
       const chosen = list('slices');
       const slices = chosen.includes('*') || chosen.length === 0 ? null : chosen.map((s) => parseName('slice', s));
