@@ -10,11 +10,6 @@ import { SCOPES } from '../../wire/access.js';
 
 export type ManageTab = 'usage' | 'storage' | 'members' | 'tokens' | 'slices' | 'policies' | 'audit';
 
-export interface ManageExtras {
-  /** Tabs that exist on this server (policies and audit need the policy engine). */
-  tabs: ManageTab[];
-}
-
 const TAB_LABELS: Record<ManageTab, string> = {
   usage: 'Cache usage',
   storage: 'Storage',
