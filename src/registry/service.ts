@@ -2,6 +2,8 @@
  * The flake registry: releases published from trusted CI, resolved by version requirement, served
  * as immutable tarballs. Reads return undefined for both "missing" and "not allowed" (a private
  * flake does not exist for those who may not read it). Listings and search are search.ts.
+ * Over 350 lines: staging, publishing, resolving and yanking releases share the flake rows, the
+ * publisher check and the tarball store, so they change together.
  */
 import type { AuditEvent } from '../audit/log.js';
 import type { RequestFacts } from '../policy/actions.js';
