@@ -3,7 +3,8 @@ import { FloeError, isClientError } from '../../errors.js';
 import type { AppEnv } from '../../http/context.js';
 import type { Org } from '../../org/service.js';
 import { type Html, notice } from '../layout.js';
-import { managePage, membersTab } from '../pages/manage.js';
+import { managePage } from '../pages/manage.js';
+import { membersTab } from '../pages/members.js';
 import type { WebDeps, Ctx, RouteKit } from '../route-kit.js';
 
 /** Members: the identity trusts that let people and machines of an org sign in. */

@@ -2,7 +2,8 @@ import type { Hono } from 'hono';
 import { isClientError } from '../../errors.js';
 import type { AppEnv } from '../../http/context.js';
 import type { Org } from '../../org/service.js';
-import { managePage, slicesTab } from '../pages/manage.js';
+import { managePage } from '../pages/manage.js';
+import { slicesTab } from '../pages/slices.js';
 import type { WebDeps, Ctx, RouteKit } from '../route-kit.js';
 
 /** Slices: an org's slices, their visibility and whether they are in the org's view. */

@@ -7,7 +7,8 @@ import { boundByCreator, parseTtl } from '../../identity/tokens.js';
 import { type Org, parseName } from '../../org/service.js';
 import { cidrWithin } from '../../policy/network.js';
 import { parseDeployGrant } from '../../registry/deploy.js';
-import { managePage, tokensTab } from '../pages/manage.js';
+import { managePage } from '../pages/manage.js';
+import { tokensTab } from '../pages/tokens.js';
 import type { WebDeps, Ctx, RouteKit } from '../route-kit.js';
 import { SCOPES, isOneOf } from '../../wire/access.js';
 

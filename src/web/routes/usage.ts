@@ -1,6 +1,7 @@
 import type { Hono } from 'hono';
 import type { AppEnv } from '../../http/context.js';
-import { managePage, usageTab } from '../pages/manage.js';
+import { managePage } from '../pages/manage.js';
+import { usageTab } from '../pages/usage.js';
 import type { WebDeps, RouteKit } from '../route-kit.js';
 
 /** The usage tab, the first page of an org's management. */
