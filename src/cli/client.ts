@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { CreateTokenRequest, MintedTokenAnswer } from '../wire/tokens.js';
+import type { OrgSources } from '../wire/slices.js';
 
 export class CliError extends Error {}
 
@@ -178,14 +179,6 @@ export interface TokenRow {
   expiresAt: string;
   revokedAt: string | null;
 }
-export interface SliceRow {
-  name: string;
-  public: boolean;
-  inView: boolean;
-  priority: number;
-  globalPriority: number | null;
-  trusts: string[];
-}
 export interface SliceUse {
   name: string;
   paths: number;
@@ -262,11 +255,7 @@ export class FloeApi {
     );
   deleteSlice = (org: string, slice: string, force = false) =>
     this.call<unknown>('DELETE', `/api/v1/orgs/${enc(org)}/slices/${enc(slice)}${force ? '?force=1' : ''}`);
-  sources = (org: string) =>
-    this.call<{ slices: SliceRow[]; follows: Array<{ org: string; slice: string; priority: number }> }>(
-      'GET',
-      `/api/v1/orgs/${enc(org)}/sources`,
-    );
+  sources = (org: string) => this.call<OrgSources>('GET', `/api/v1/orgs/${enc(org)}/sources`);
 
   createToken = (body: CreateTokenRequest) => this.call<MintedTokenAnswer>('POST', '/api/v1/tokens', body);
   revokeToken = (id: string) => this.call<unknown>('DELETE', `/api/v1/tokens/${enc(id)}`);

@@ -18,6 +18,7 @@ import type { AuditLog } from '../../audit/log.js';
 import { NotFound } from '../../errors.js';
 import { readJson } from '../body.js';
 import { parseBody } from '../validate.js';
+import type { OrgSources } from '../../wire/slices.js';
 
 export interface SourceRouteDeps {
   sources: SourceService;
@@ -58,7 +59,10 @@ export function sourceRoutes(api: Hono<AppEnv>, deps: SourceRouteDeps): void {
 
   api.get('/orgs/:org/sources', async (c) => {
     const org = await deps.requireOrg(c.get('principal'), c.req.param('org'), 'org.admin');
-    return c.json({ slices: await deps.sources.sliceSettings(org), follows: await deps.sources.listFollows(org) });
+    return c.json({
+      slices: await deps.sources.sliceSettings(org),
+      follows: await deps.sources.listFollows(org),
+    } satisfies OrgSources);
   });
 
   api.post('/orgs/:org/follows', async (c) => {
