@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { InvalidInput } from './errors.js';
 import { isValidCidr } from './policy/network.js';
+import { parseDuration, parseSize } from './units.js';
 import { verifyThreadsFromEnv } from './cache/verify-pool.js';
 
 export interface Limits {
@@ -77,22 +78,6 @@ export function parseListen(text: string): { host: string; port: number } {
   if (!m || port > 65535)
     throw new InvalidInput('listen', `expected HOST:PORT (e.g. 127.0.0.1:8080), got ${JSON.stringify(text)}`);
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
-}
-
-export function parseSize(text: string, field: string): number {
-  const m = /^(\d+)\s*([kmgt]?)(i?b)?$/i.exec(text.trim());
-  if (!m) throw new InvalidInput(field, `expected a size like 512M or 64G, got ${JSON.stringify(text)}`);
-  const mult = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[
-    m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g' | 't'
-  ];
-  return Number(m[1]) * mult;
-}
-
-/** `90`, `30s`, `15m`, `6h`, `30d`, `2w` -> seconds (0 allowed). */
-export function parseDuration(text: string, field: string): number {
-  const m = /^(\d{1,10})\s*([smhdw]?)$/.exec(text.trim());
-  if (!m) throw new InvalidInput(field, `expected a duration like 90s, 15m, 6h, 30d; got ${JSON.stringify(text)}`);
-  return Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[m[2] as '' | 's' | 'm' | 'h' | 'd' | 'w'];
 }
 
 function parseCount(text: string, field: string): number {

@@ -1,6 +1,7 @@
 /**
  * Composition root: config -> log -> storage -> keys -> identity/policy -> services -> HTTP.
  * The only module that wires concrete backends together.
+ * Long because every service is constructed and wired here and nowhere else.
  */
 import { atticSubstituterPath } from './http/routes/compat/attic-mapping.js';
 import { createServer, type Server } from 'node:http';

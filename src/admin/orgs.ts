@@ -5,7 +5,8 @@
  */
 import type { AuditLog } from '../audit/log.js';
 import type { CacheService } from '../cache/service.js';
-import type { Follow, SourceService } from '../cache/sources.js';
+import type { SourceService } from '../cache/sources.js';
+import type { Follow } from '../wire/slices.js';
 import { NotFound } from '../errors.js';
 import { describePrincipal, type Principal } from '../identity/principal.js';
 import type { OrgKeyInfo, OrgKeyService } from '../org/keys.js';

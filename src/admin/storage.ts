@@ -4,7 +4,7 @@
  * authorizes (AdminGuard), acts, then appends the audit entry.
  */
 import type { AuditLog } from '../audit/log.js';
-import { parseDuration, parseSize } from '../config.js';
+import { parseDuration, parseSize } from '../units.js';
 import type { GarbageCollector } from '../cache/gc.js';
 import type { OrgSettings, Pin, RetentionService } from '../cache/retention.js';
 import type { Upstream, UpstreamService } from '../cache/upstream.js';

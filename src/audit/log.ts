@@ -7,6 +7,8 @@
  * (one full entry per caller, action, resource and minute, then a count), so a flood of refused
  * requests costs a few rows and never crowds out the events. Replicas append concurrently: the
  * gapless `seq` primary key makes a racing batch fail and retry on top of the winner.
+ * Over 350 lines: appending, batching, querying and verifying share the chain's sequence and
+ * buffer, so they change together (the pure chain is chain.ts, the denial summary denial-tally.ts).
  */
 import type { Logger } from '../log.js';
 import { describePrincipal, type Principal } from '../identity/principal.js';

@@ -13,6 +13,8 @@
  * NAR rows and blobs go only when no path row and no unexpired upload record needs them and no
  * upload touched them within the grace period (re-checked under the lock too); blobs no row knows
  * (crash leftovers, expired tarball uploads) go once older than the grace period.
+ * Over 350 lines: mark, sweep and the expiries are one pass under one lock; the pure plans are
+ * reachability.ts.
  */
 import type { GcReport } from '../wire/gc.js';
 import type { Logger } from '../log.js';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatBytes, quotaFull, quotaViolation } from './quota.js';
+import { formatBytes } from '../units.js';
+import { quotaFull, quotaViolation } from './quota.js';
 
 describe('quota arithmetic', () => {
   it('no quota never refuses', () => {

@@ -1,11 +1,5 @@
 /** PURE quota arithmetic: an org's deduplicated stored bytes against its limit. */
-
-export function formatBytes(n: number): string {
-  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
-  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
-  if (n >= 2 ** 10) return `${(n / 2 ** 10).toFixed(1)} KiB`;
-  return `${n} B`;
-}
+import { formatBytes } from '../units.js';
 
 /**
  * Why a write that takes an org from `before` to `after` stored bytes is refused, or undefined.

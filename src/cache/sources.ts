@@ -14,22 +14,7 @@ import type { ChangeFeed } from '../storage/changes.js';
 import type { Db } from '../storage/types.js';
 import type { SliceResource } from '../policy/actions.js';
 import { type ViewSources, viewOrder } from './view.js';
-
-export interface Follow {
-  org: string;
-  slice: string;
-  priority: number;
-}
-
-export interface SliceViewSettings {
-  name: string;
-  public: boolean;
-  inView: boolean;
-  priority: number;
-  globalPriority: number | null;
-  /** Slices (of the same org) whose paths may be linked into this one, besides `default`. */
-  trusts: string[];
-}
+import type { Follow, SliceViewSettings } from '../wire/slices.js';
 
 const MAX_FOLLOWS = 50;
 const MEMO_MS = 2_000;

@@ -8,13 +8,7 @@ import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { CliError } from './client.js';
-
-export interface SignedStsRequest {
-  url: string;
-  method: string;
-  headers: Record<string, string>;
-  body: string;
-}
+import type { SignedStsRequest } from '../wire/aws.js';
 
 export async function signGetCallerIdentity(
   audience: string,

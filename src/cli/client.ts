@@ -3,6 +3,8 @@ import type { GcReport } from '../wire/gc.js';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { CreateTokenRequest, MintedTokenAnswer } from '../wire/tokens.js';
+import type { OrgSources } from '../wire/slices.js';
 
 import { CliError } from './errors.js';
 
@@ -167,25 +169,12 @@ export interface Exchanged {
   subject?: string;
   expiresAt?: string | null;
 }
-export interface MintedToken {
-  token: string;
-  id: string;
-  expiresAt: string;
-}
 export interface TokenRow {
   id: string;
   subject: string;
   scopes: string[];
   expiresAt: string;
   revokedAt: string | null;
-}
-export interface SliceRow {
-  name: string;
-  public: boolean;
-  inView: boolean;
-  priority: number;
-  globalPriority: number | null;
-  trusts: string[];
 }
 export interface SliceUse {
   name: string;
@@ -263,13 +252,9 @@ export class FloeApi {
     );
   deleteSlice = (org: string, slice: string, force = false) =>
     this.call<unknown>('DELETE', `/api/v1/orgs/${enc(org)}/slices/${enc(slice)}${force ? '?force=1' : ''}`);
-  sources = (org: string) =>
-    this.call<{ slices: SliceRow[]; follows: Array<{ org: string; slice: string; priority: number }> }>(
-      'GET',
-      `/api/v1/orgs/${enc(org)}/sources`,
-    );
+  sources = (org: string) => this.call<OrgSources>('GET', `/api/v1/orgs/${enc(org)}/sources`);
 
-  createToken = (body: Record<string, unknown>) => this.call<MintedToken>('POST', '/api/v1/tokens', body);
+  createToken = (body: CreateTokenRequest) => this.call<MintedTokenAnswer>('POST', '/api/v1/tokens', body);
   revokeToken = (id: string) => this.call<unknown>('DELETE', `/api/v1/tokens/${enc(id)}`);
   revokeSubject = (org: string, subject: string) =>
     this.call<{ revoked: number }>('POST', `/api/v1/orgs/${enc(org)}/tokens/revoke`, { subject });

@@ -12,6 +12,7 @@ import zlib from 'node:zlib';
 import tar from 'tar-stream';
 import { CliError, apiRequest, type ClientOptions } from './client.js';
 import { push } from './push.js';
+import type { Visibility } from '../wire/access.js';
 
 const exec = promisify(execFile);
 
@@ -22,7 +23,7 @@ export interface PublishOptions {
   rolling: boolean;
   rollingMinor: number;
   tag?: string;
-  visibility: 'public' | 'unlisted' | 'private';
+  visibility: Visibility;
   includeOutputs: string[];
   labels: string[];
   dryRun: boolean;

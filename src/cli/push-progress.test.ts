@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { PushProgress, fmtDuration } from './push-progress.js';
+import { formatDuration } from '../units.js';
+import { PushProgress } from './push-progress.js';
 
 describe('push progress', () => {
   it('reports bytes, percent, rate and ETA from the first byte, and throttles its lines', () => {
@@ -17,8 +18,8 @@ describe('push progress', () => {
   });
 
   it('formats durations', () => {
-    expect(fmtDuration(59.4)).toBe('59s');
-    expect(fmtDuration(61)).toBe('1m01s');
-    expect(fmtDuration(3 * 3600 + 5 * 60)).toBe('3h05m');
+    expect(formatDuration(59.4)).toBe('59s');
+    expect(formatDuration(61)).toBe('1m01s');
+    expect(formatDuration(3 * 3600 + 5 * 60)).toBe('3h05m');
   });
 });

@@ -4,19 +4,10 @@
  * the clock; `due` throttles the lines (a TTY redraws often, a CI log gets one every few seconds),
  * so a 4 GiB path moves on screen without printing a line per chunk.
  */
+import { formatBytes, formatDuration } from '../units.js';
 
-export function fmtBytes(n: number): string {
-  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
-  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
-  return `${(n / 1024).toFixed(0)} KiB`;
-}
-
-export function fmtDuration(secs: number): string {
-  const s = Math.max(0, Math.round(secs));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
-}
+/** Progress counts in whole KiB under 1 MiB: a line never shows bytes. */
+const KIB = { wholeKiB: true } as const;
 
 export class PushProgress {
   /** NAR bytes read from the store and sent (before compression). */
@@ -68,7 +59,7 @@ export class PushProgress {
     const pct = this.totalBytes > 0 ? Math.min(100, Math.floor((this.narBytes / this.totalBytes) * 100)) : 100;
     const rate = this.rate(now);
     const left = Math.max(0, this.totalBytes - this.narBytes);
-    const eta = rate > 0 ? `ETA ${fmtDuration(left / rate)}` : 'ETA unknown';
-    return `${fmtBytes(this.narBytes)} of ${fmtBytes(this.totalBytes)} (${pct}%), ${fmtBytes(rate)}/s, ${eta}, ${this.pathsDone}/${this.totalPaths} paths`;
+    const eta = rate > 0 ? `ETA ${formatDuration(left / rate)}` : 'ETA unknown';
+    return `${formatBytes(this.narBytes, KIB)} of ${formatBytes(this.totalBytes, KIB)} (${pct}%), ${formatBytes(rate, KIB)}/s, ${eta}, ${this.pathsDone}/${this.totalPaths} paths`;
   }
 }

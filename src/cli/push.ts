@@ -16,9 +16,13 @@ import { pipeline } from 'node:stream/promises';
 import { CompressStream, compress as zstdCompress } from 'zstd-napi';
 import { CliError, apiRequest, type ClientOptions } from './client.js';
 import { dumpPath } from './nar-dump.js';
-import { PushProgress, fmtBytes, fmtDuration } from './push-progress.js';
+import { PushProgress } from './push-progress.js';
+import { formatBytes, formatDuration } from '../units.js';
 import { PushSchedule, dependencyOrder } from './push-schedule.js';
 import type { MissingRequest, MissingResponse, PushedPath } from '../wire/push.js';
+
+/** Push output counts in whole KiB under 1 MiB, like the progress lines. */
+const KIB = { wholeKiB: true } as const;
 
 export interface PathInfo {
   path: string;
@@ -291,7 +295,7 @@ export async function push(client: ClientOptions, targets: string[], opts: PushO
     // Only what the server kept: the bytes of a refused upload are not in its upload counter either.
     result.sentBytes += sent;
     progress.pathsDone++;
-    const done = `[${result.uploaded}/${progress.totalPaths}] uploaded ${path} (${fmtBytes(info.narSize)})`;
+    const done = `[${result.uploaded}/${progress.totalPaths}] uploaded ${path} (${formatBytes(info.narSize, KIB)})`;
     opts.progress(`${done}; ${progress.line(Date.now())}`);
     return true;
   };
@@ -353,7 +357,7 @@ export async function push(client: ClientOptions, targets: string[], opts: PushO
         opts.progress(
           `${closure.length} paths in the closure, ${result.present} already in the cache, ` +
             `${result.mirrored} fetched by the server from upstream, ` +
-            `${toUpload} to upload (${fmtBytes(toUploadBytes)} uncompressed)`,
+            `${toUpload} to upload (${formatBytes(toUploadBytes, KIB)} uncompressed)`,
           true,
         );
       pump();
@@ -373,6 +377,6 @@ export async function push(client: ClientOptions, targets: string[], opts: PushO
 /** The closing line: counts, bytes and how long it took. */
 export function pushSummary(r: PushResult): string {
   const secs = r.durationMs / 1000;
-  const rate = secs > 0 ? `, ${fmtBytes(r.bytes / secs)}/s` : '';
-  return `${r.uploaded} uploaded, ${r.present} already present, ${r.failed.length} failed of ${r.total} paths; ${fmtBytes(r.bytes)} (${fmtBytes(r.sentBytes)} sent) in ${fmtDuration(secs)}${rate}`;
+  const rate = secs > 0 ? `, ${formatBytes(r.bytes / secs, KIB)}/s` : '';
+  return `${r.uploaded} uploaded, ${r.present} already present, ${r.failed.length} failed of ${r.total} paths; ${formatBytes(r.bytes, KIB)} (${formatBytes(r.sentBytes, KIB)} sent) in ${formatDuration(secs)}${rate}`;
 }

@@ -18,6 +18,7 @@ import { CliError, CliExit, clientOptions, type ClientOptions } from './client.j
 import { push, runNixCommand } from './push.js';
 import { keepLoginFresh, rememberedRenewable, tokenTimes, type FreshLogin } from './refresh.js';
 import { PushQueue, defaultQueueFile, keyOf, type QueuedPath } from './queue.js';
+import { WATCH_DURATION, parseDurationMs } from '../units.js';
 
 const NIX32 = '0123456789abcdfghijklmnpqrsvwxyz';
 const STORE_NAME = new RegExp(`^[${NIX32}]{32}-[A-Za-z0-9+\\-._?=]+$`);
@@ -29,14 +30,6 @@ const STORE_NAME = new RegExp(`^[${NIX32}]{32}-[A-Za-z0-9+\\-._?=]+$`);
  */
 export function isPushableName(name: string): boolean {
   return STORE_NAME.test(name) && !/\.(drv|lock|chroot|check)$/.test(name);
-}
-
-/** PURE: `250ms`, `1s`, `10m`, `1h`. */
-export function parseWatchDuration(text: string, what: string): number {
-  const m = /^(\d+)(ms|s|m|h)$/.exec(text);
-  if (!m || Number(m[1]) === 0)
-    throw new CliError(`${what}: expected a duration like 500ms, 90s, 10m or 1h, got ${JSON.stringify(text)}`);
-  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
 }
 
 export const storeDir = () => process.env.NIX_STORE_DIR || '/nix/store';
@@ -209,8 +202,8 @@ function checkOpts(opts: WatchOpts): { jobs: number; interval: number; timeout: 
     throw new CliError('--slice must look like org/slice');
   return {
     jobs,
-    interval: parseWatchDuration(opts.interval, '--interval'),
-    timeout: parseWatchDuration(opts.timeout, '--timeout'),
+    interval: parseDurationMs(opts.interval, '--interval', WATCH_DURATION),
+    timeout: parseDurationMs(opts.timeout, '--timeout', WATCH_DURATION),
   };
 }
 

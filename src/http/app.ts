@@ -25,7 +25,7 @@ import { compatRoutes, RAW_CI_TOKEN_PATHS } from './routes/compat/index.js';
 import { PeerIds } from '../org/uuid-v7.js';
 import { NotFoundWithReason, type RegistryService } from '../registry/service.js';
 import type { UsageService } from '../cache/usage.js';
-import { isWebPath, webErrorPage, webRoutes } from '../web/routes.js';
+import { isWebPath, webErrorPage, webRoutes } from '../web/app.js';
 
 export interface AppDeps extends ApiDeps {
   /** Authentication, error table, access log and metrics, shared with the /cache handler. */

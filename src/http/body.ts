@@ -6,7 +6,7 @@
  * called only after the upload was authorized.
  */
 import type { IncomingMessage } from 'node:http';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FloeError, InvalidInput, TooLarge } from '../errors.js';
 import { compressionFromName, createDecompressor } from '../cache/compression.js';
@@ -139,8 +139,4 @@ export function jsonDepth(value: unknown, stopAbove = Infinity): number {
       if (child !== null && typeof child === 'object') stack.push([child, inner]);
   }
   return deepest;
-}
-
-export function asIterable(req: IncomingMessage): AsyncIterable<Buffer> {
-  return req as Readable;
 }

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { Unauthenticated } from '../errors.js';
 import type { Db } from '../storage/types.js';
 import { isUniqueViolation } from '../org/service.js';
+import type { SignedStsRequest } from '../wire/aws.js';
 
 export const AWS_STS_ISSUER = 'https://sts.amazonaws.com';
 export const AUDIENCE_HEADER = 'x-floe-audience';
@@ -26,13 +27,6 @@ const ALLOWED_HEADERS = new Set([
 const REQUIRED_SIGNED = ['host', 'x-amz-date', AUDIENCE_HEADER];
 const MAX_SKEW_MS = 5 * 60_000;
 const STS_HOST = /^sts(\.[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d)?\.amazonaws\.com(\.cn)?$/;
-
-export interface SignedStsRequest {
-  url: string;
-  method: string;
-  headers: Record<string, string>;
-  body: string;
-}
 
 export interface AwsIdentity {
   arn: string;

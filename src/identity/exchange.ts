@@ -1,6 +1,8 @@
 /**
  * Trades a native identity (a CI or IdP token) for a short-lived Floe token. The org follows from
  * the identity: the trusts org admins declared decide which org, which scopes and slices.
+ * Over 350 lines: the exchange for each provider and the trusts that decide it (stored, listed,
+ * matched) change together.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { Forbidden, InvalidInput, NotFound, Unauthenticated } from '../errors.js';
@@ -10,7 +12,8 @@ import { noSliceNamed } from '../org/names.js';
 import type { OidcVerifier } from './oidc.js';
 import { unverifiedIssuer } from './oidc.js';
 import type { MintedToken, TokenService } from './tokens.js';
-import type { SignedStsRequest, StsVerifier } from './aws-sts.js';
+import type { StsVerifier } from './aws-sts.js';
+import type { SignedStsRequest } from '../wire/aws.js';
 import {
   AWS_ISSUER,
   type TrustSpec,

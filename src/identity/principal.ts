@@ -1,6 +1,7 @@
 /** Who is asking. Built once per request by the HTTP layer from a verified credential. */
-export type Scope = 'read' | 'write' | 'publish' | 'admin';
-export const SCOPES: readonly Scope[] = ['read', 'write', 'publish', 'admin'];
+import type { AuthMethod, Scope } from '../wire/access.js';
+
+export type { AuthMethod, Scope } from '../wire/access.js';
 
 export interface OrgRef {
   id: string;
@@ -33,9 +34,6 @@ export interface NetworkLimits {
   cidrs: string[];
   countries: string[];
 }
-
-/** How the token's holder authenticated: a plain Floe token, a device token or a federated login. */
-export type AuthMethod = 'token' | 'device' | 'github' | 'gitlab' | 'aws' | 'oidc';
 
 export type Principal =
   | { kind: 'anonymous'; client?: ClientInfo }

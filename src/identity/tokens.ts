@@ -12,6 +12,8 @@ import type { Db, Schema } from '../storage/types.js';
 import type { ChangeFeed } from '../storage/changes.js';
 import type { AuthMethod, DeployGrant, NetworkLimits, OrgRef, Principal, Scope } from './principal.js';
 import type { KeyRing } from './server-keys.js';
+import { parseDuration } from '../units.js';
+import { AUTH_METHODS, SCOPES } from '../wire/access.js';
 
 export const TOKEN_PREFIX = 'floe_';
 export const MAX_TOKEN_TTL_SECONDS = 366 * 24 * 3600;
@@ -22,7 +24,7 @@ const floeClaims = z.union([
   z.object({
     org: z.string(),
     org_id: z.string(),
-    scopes: z.array(z.enum(['read', 'write', 'publish', 'admin'])).min(1),
+    scopes: z.array(z.enum(SCOPES)).min(1),
     slices: z.array(z.string()).nullable(),
     identity: z
       .object({
@@ -31,7 +33,7 @@ const floeClaims = z.union([
         claims: z.record(z.string(), z.union([z.string(), z.array(z.string())])),
       })
       .optional(),
-    auth: z.enum(['token', 'device', 'github', 'gitlab', 'aws', 'oidc']).optional(),
+    auth: z.enum(AUTH_METHODS).optional(),
     deploy: z
       .array(z.object({ org: z.string(), flake: z.string(), requirement: z.string(), attr: z.string() }))
       .optional(),
@@ -71,10 +73,7 @@ export interface MintedToken {
 
 /** Parses `30s`, `15m`, `1h`, `7d`, `52w` or plain seconds. */
 export function parseTtl(text: string): number {
-  const m = /^(\d{1,9})([smhdw]?)$/.exec(text.trim());
-  if (!m) throw new InvalidInput('ttl', `expected a duration like 30m, 1h, 7d; got ${JSON.stringify(text)}`);
-  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[m[2] as '' | 's' | 'm' | 'h' | 'd' | 'w'];
-  const seconds = Number(m[1]) * unit;
+  const seconds = parseDuration(text, 'ttl');
   if (seconds < 1 || seconds > MAX_TOKEN_TTL_SECONDS)
     throw new InvalidInput('ttl', `must be between 1s and ${MAX_TOKEN_TTL_SECONDS / 86400}d`);
   return seconds;

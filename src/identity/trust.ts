@@ -11,6 +11,7 @@
  */
 import { z } from 'zod';
 import type { Scope } from './principal.js';
+import { SCOPES } from '../wire/access.js';
 
 export const GITHUB_ISSUER = 'https://token.actions.githubusercontent.com';
 export const GITLAB_ISSUER = 'https://gitlab.com';
@@ -22,7 +23,7 @@ const MAX_TRUST_TTL_SECONDS = 12 * 3600;
 const common = {
   issuer: z.string().url().optional(),
   audience: z.string().min(1).max(500).optional(),
-  scopes: z.array(z.enum(['read', 'write', 'publish', 'admin'])).min(1),
+  scopes: z.array(z.enum(SCOPES)).min(1),
   slices: z.array(SLICE_NAME).min(1).optional(),
   /** Lifetime of the Floe tokens this trust mints, in seconds (default 1 h, at most 12 h). */
   ttlSeconds: z.number().int().min(60).max(MAX_TRUST_TTL_SECONDS).optional(),

@@ -19,10 +19,6 @@ export function parseStorePathHash(text: string): StorePathHash {
   return text as StorePathHash;
 }
 
-export function isStorePathHash(text: string): text is StorePathHash {
-  return HASH_PART.test(text);
-}
-
 export function parseStorePathBase(text: string, field = 'store path'): StorePathBase {
   if (text.length < 34 || text[32] !== '-' || !HASH_PART.test(text.slice(0, 32))) {
     throw new InvalidInput(field, `expected "<32-char nix32 hash>-<name>", got ${JSON.stringify(text.slice(0, 80))}`);

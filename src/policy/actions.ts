@@ -1,3 +1,4 @@
+import type { Visibility } from '../wire/access.js';
 /** Every action Floe authorizes. A closed set: adding one forces a decision in `decide`. */
 export type Action = 'cache.read' | 'cache.write' | 'flake.read' | 'flake.publish' | 'org.admin' | 'server.admin';
 
@@ -16,7 +17,7 @@ export interface ServerResource {
 export interface FlakeResource {
   type: 'flake';
   org: { id: string; name: string };
-  flake: { name: string; visibility: 'public' | 'unlisted' | 'private' };
+  flake: { name: string; visibility: Visibility };
 }
 export type Resource = SliceResource | OrgResource | ServerResource | FlakeResource;
 

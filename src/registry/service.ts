@@ -1,7 +1,9 @@
 /**
  * The flake registry: releases published from trusted CI, resolved by version requirement, served
  * as immutable tarballs. Reads return undefined for both "missing" and "not allowed" (a private
- * flake does not exist for those who may not read it).
+ * flake does not exist for those who may not read it). Listings and search are search.ts.
+ * Over 350 lines: staging, publishing, resolving and yanking releases share the flake rows, the
+ * publisher check and the tarball store, so they change together.
  */
 import type { AuditEvent } from '../audit/log.js';
 import type { RequestFacts } from '../policy/actions.js';
@@ -19,6 +21,7 @@ import type { Authorizer } from '../policy/authorize.js';
 import type { Org, OrgService } from '../org/service.js';
 import { isUniqueViolation, parseName } from '../org/service.js';
 import type { BlobRead, Storage } from '../storage/types.js';
+import { type CatalogueQuery, FlakeCatalogue, type FlakeSummary, searchCatalogue } from './search.js';
 import { DEFAULT_TARBALL_LIMITS, type VerifiedTarball, verifyFlakeTarball } from './tarball.js';
 import { sourceRow, storeSourceNar } from './sources.js';
 import {
@@ -40,8 +43,9 @@ import {
 } from './version.js';
 import type { Selectable } from 'kysely';
 import type { Schema } from '../storage/types.js';
+import { type Visibility, VISIBILITIES } from '../wire/access.js';
 
-export type Visibility = 'public' | 'unlisted' | 'private';
+export type { Visibility } from '../wire/access.js';
 
 /** Release metadata as flakehub-push sends it (unknown fields are kept, not trusted). */
 export const releaseMetadataSchema = z
@@ -55,7 +59,7 @@ export const releaseMetadataSchema = z
       .regex(/^[0-9a-f]{40}$/, 'a 40-character git commit hash')
       .nullable()
       .optional(),
-    visibility: z.enum(['public', 'unlisted', 'private', 'hidden']),
+    visibility: z.enum([...VISIBILITIES, 'hidden']),
     source_subdirectory: z.string().max(500).optional(),
     spdx_identifier: z.string().max(200).nullable().optional(),
     labels: z
@@ -99,32 +103,6 @@ export interface FlakeDetails {
   updatedAt: string;
   releases: Array<Release & { metadata: ReleaseMetadata; publishedBy: string }>;
 }
-
-export interface FlakeSummary {
-  org: string;
-  flake: string;
-  visibility: Visibility;
-  description: string | null;
-  labels: string[];
-  updatedAt: string;
-  score: number;
-}
-
-interface CatalogueEntry {
-  orgId: string;
-  orgName: string;
-  name: string;
-  visibility: Visibility;
-  description: string | null;
-  labels: string[];
-  updatedAt: string;
-  lowerName: string;
-  lowerOrg: string;
-  lowerDescription: string;
-  haystack: string;
-}
-
-const CATALOGUE_TTL_MS = 5_000;
 
 interface FlakeRow {
   id: string;
@@ -181,7 +159,11 @@ export class RegistryService {
     private readonly cache: CacheService,
     private readonly audit: { append(e: AuditEvent): void } = { append() {} },
     private readonly renderReadme?: RenderReadme,
-  ) {}
+  ) {
+    this.catalogue = new FlakeCatalogue(storage.db);
+  }
+
+  private readonly catalogue: FlakeCatalogue;
 
   /**
    * `<org>/<flake>/<req>#<attr>` to the output's store path, from the outputs inventory published
@@ -441,7 +423,7 @@ export class RegistryService {
           .execute();
         await trx.insertInto('release_sources').values(sourceRow(id, source)).execute();
       });
-      this.catalogueCache = undefined;
+      this.catalogue.invalidate();
       this.audit.append({
         principal: p,
         action: 'flake.publish',
@@ -716,101 +698,21 @@ export class RegistryService {
    * Flakes the caller may see in listings and search: public ones, and private/unlisted ones of
    * the caller's own org when it may read them. Unlisted flakes never show to others.
    */
-  async listFlakes(p: Principal, opts: { org?: string; query?: string; limit?: number } = {}): Promise<FlakeSummary[]> {
-    const terms = (opts.query ?? '').toLowerCase().split(/\s+/).filter(Boolean).slice(0, 8);
+  async listFlakes(p: Principal, opts: CatalogueQuery = {}): Promise<FlakeSummary[]> {
     const memberOrg = p.kind === 'token' ? p.org.id : undefined;
-    const out: FlakeSummary[] = [];
-    for (const e of await this.catalogue()) {
-      if (opts.org !== undefined && e.orgName !== opts.org) continue;
-      if (e.visibility !== 'public' && e.orgId !== memberOrg) continue;
-      if (!terms.every((t) => e.haystack.includes(t))) continue;
-      if (
-        e.visibility !== 'public' &&
-        !this.authorizer.authorize(
-          p,
-          'flake.read',
-          this.resource({ id: e.orgId, name: e.orgName }, { name: e.name, visibility: e.visibility }),
-        ).allowed
-      )
-        continue;
-      let score = 0;
-      for (const t of terms) {
-        if (e.lowerName === t) score += 100;
-        else if (e.lowerName.startsWith(t)) score += 50;
-        else if (e.lowerName.includes(t) || e.lowerOrg.includes(t)) score += 20;
-        if (e.labels.includes(t)) score += 10;
-        if (e.lowerDescription.includes(t)) score += 5;
-      }
-      out.push({
-        org: e.orgName,
-        flake: e.name,
-        visibility: e.visibility,
-        description: e.description,
-        labels: e.labels,
-        updatedAt: e.updatedAt,
-        score,
-      });
-    }
-    return out
-      .sort(
-        (a, b) =>
-          b.score - a.score ||
-          (a.org < b.org ? -1 : a.org > b.org ? 1 : a.flake < b.flake ? -1 : a.flake > b.flake ? 1 : 0),
-      )
-      .slice(0, Math.min(Math.max(opts.limit ?? 50, 1), 500_000));
+    return searchCatalogue(
+      await this.catalogue.entries(),
+      opts,
+      (e) =>
+        e.visibility === 'public' ||
+        (e.orgId === memberOrg &&
+          this.authorizer.authorize(
+            p,
+            'flake.read',
+            this.resource({ id: e.orgId, name: e.orgName }, { name: e.name, visibility: e.visibility }),
+          ).allowed),
+    );
   }
-
-  /**
-   * The flake catalogue in memory for listings and search: small (a 10k-flake catalogue is a few
-   * MB) and read far more often than written. Reloaded after this replica publishes and at most
-   * `CATALOGUE_TTL_MS` after another replica did.
-   */
-  private async catalogue(): Promise<CatalogueEntry[]> {
-    if (this.catalogueCache && Date.now() - this.catalogueCache.at < CATALOGUE_TTL_MS)
-      return this.catalogueCache.entries;
-    this.catalogueLoad ??= (async () => {
-      try {
-        const rows = await this.storage.db
-          .selectFrom('flakes')
-          .innerJoin('orgs', 'orgs.id', 'flakes.org_id')
-          .select([
-            'flakes.name',
-            'flakes.visibility',
-            'flakes.description',
-            'flakes.labels',
-            'flakes.updated_at',
-            'orgs.id as org_id',
-            'orgs.name as org_name',
-          ])
-          .execute();
-        const entries = rows.map((r) => {
-          const labels = JSON.parse(r.labels) as string[];
-          const description = r.description ?? '';
-          return {
-            orgId: r.org_id,
-            orgName: r.org_name,
-            name: r.name,
-            visibility: r.visibility,
-            description: r.description,
-            labels,
-            updatedAt: r.updated_at,
-            lowerName: r.name.toLowerCase(),
-            lowerOrg: r.org_name.toLowerCase(),
-            lowerDescription: description.toLowerCase(),
-            haystack: `${r.org_name}/${r.name} ${description} ${labels.join(' ')}`.toLowerCase(),
-          };
-        });
-        this.catalogueCache = { at: Date.now(), entries };
-        return entries;
-      } finally {
-        this.catalogueLoad = undefined;
-      }
-    })();
-    return this.catalogueLoad;
-  }
-
-  private catalogueCache: { at: number; entries: CatalogueEntry[] } | undefined;
-  private catalogueLoad: Promise<CatalogueEntry[]> | undefined;
 
   private parseMetadata(input: unknown): ReleaseMetadata {
     const r = releaseMetadataSchema.safeParse(input);

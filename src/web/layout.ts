@@ -3,6 +3,7 @@ import { html, raw } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import type { Principal } from '../identity/principal.js';
 import { CSS_PATH } from './style.js';
+import { formatBytes } from '../units.js';
 
 export type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
@@ -108,15 +109,9 @@ export function notice(kind: 'error' | 'ok' | 'info', text: Html | string): Html
   return html`<div class="notice ${kind}" role="${kind === 'error' ? 'alert' : 'status'}">${text}</div>`;
 }
 
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+/** Sizes on pages: short (`5.0 GiB`, `123 MiB`). */
 export function bytes(n: number): string {
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < UNITS.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(v >= 100 ? 0 : 1)} ${UNITS[i]}`;
+  return formatBytes(n, { short: true });
 }
 
 export function count(n: number): string {

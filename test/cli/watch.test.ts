@@ -20,7 +20,8 @@ import {
   writeClosureExpr,
   writeNetrc,
 } from '../helpers/nix.js';
-import { isPushableName, parseWatchDuration } from '../../src/cli/watch.js';
+import { isPushableName } from '../../src/cli/watch.js';
+import { WATCH_DURATION, parseDurationMs } from '../../src/units.js';
 
 const exec = promisify(execFile);
 const version = await requireNix(hostNix);
@@ -122,9 +123,9 @@ describe('watch helpers', () => {
     expect(isPushableName('02rpsijy225rh569721194gzg7rgmalh-leaf.lock')).toBe(false);
     expect(isPushableName('.links')).toBe(false);
     expect(isPushableName('eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-not-nix32')).toBe(false);
-    expect(parseWatchDuration('250ms', 'x')).toBe(250);
-    expect(parseWatchDuration('10m', 'x')).toBe(600_000);
-    expect(() => parseWatchDuration('10', '--timeout')).toThrow(/--timeout: expected a duration/);
+    expect(parseDurationMs('250ms', 'x', WATCH_DURATION)).toBe(250);
+    expect(parseDurationMs('10m', 'x', WATCH_DURATION)).toBe(600_000);
+    expect(() => parseDurationMs('10', '--timeout', WATCH_DURATION)).toThrow(/--timeout: expected a duration/);
   });
 });
 

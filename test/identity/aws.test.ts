@@ -10,7 +10,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FLOE_BIN, api, createOrg, startFloe, type TestServer } from '../helpers/server.js';
 import { startFakeSts, type FakeSts } from '../helpers/fake-sts.js';
-import { signGetCallerIdentity, type SignedStsRequest } from '../../src/cli/aws.js';
+import { signGetCallerIdentity } from '../../src/cli/aws.js';
+import type { SignedStsRequest } from '../../src/wire/aws.js';
 
 const exec = promisify(execFile);
 const CI = {

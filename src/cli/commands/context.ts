@@ -75,15 +75,3 @@ export function orgAndArgs(
   if (args.length !== names.length + 1) throw new CliError(usage);
   return args as [string, ...string[]];
 }
-
-export function fmtSize(n: number): string {
-  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
-  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
-  return n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`;
-}
-
-export function parseDuration(text: string): number {
-  const m = /^(\d+)(s|m|h)$/.exec(text);
-  if (!m) throw new CliError(`expected a duration like 90s, 10m or 1h, got ${JSON.stringify(text)}`);
-  return Number(m[1]) * { s: 1000, m: 60_000, h: 3600_000 }[m[2] as 's' | 'm' | 'h'];
-}

@@ -8,8 +8,8 @@ import { FlakeEditError, addFlakeInput, chooseInputUrl } from '../flake-add.js';
 import { localNixVersion } from '../nix-version.js';
 import { publishFlake } from '../publish.js';
 import type { CommandContext } from './context.js';
+import { type Visibility, VISIBILITIES } from '../../wire/access.js';
 
-type Visibility = 'public' | 'unlisted' | 'private';
 type Verb = 'switch' | 'boot' | 'test' | 'dry-activate';
 
 export function registerFlakeCommands(program: Command, ctx: CommandContext): void {
@@ -58,9 +58,7 @@ export function registerFlakeCommands(program: Command, ctx: CommandContext): vo
     .option('--rolling', 'rolling release 0.<minor>.<commit count>+rev-<sha>')
     .option('--rolling-minor <n>', 'minor version of rolling releases', '1')
     .option('--tag <tag>', 'semver tag to publish (default: the CI tag)')
-    .addOption(
-      new Option('--visibility <v>', 'who can see it').choices(['public', 'unlisted', 'private']).default('private'),
-    )
+    .addOption(new Option('--visibility <v>', 'who can see it').choices(VISIBILITIES).default('private'))
     .option('--include-output <attr...>', 'build these outputs, push their closures and record their store paths')
     .option('--label <label...>', 'labels for search')
     .option('--dry-run', 'show what would be published')

@@ -6,7 +6,8 @@ import { CliError, FloeApi, clientOptions, readCliConfig } from '../client.js';
 import { exchangeIdentity, logout, saveLogin, type LoginOutputOptions } from '../login.js';
 import { obtainLogin, refreshForever, type RenewableMethod } from '../refresh.js';
 import { browserLogin, deviceLogin } from '../oidc-login.js';
-import { parseDuration, type CommandContext } from './context.js';
+import type { CommandContext } from './context.js';
+import { CLI_DURATION, parseDurationMs } from '../../units.js';
 
 type LoginOpts = {
   server?: string;
@@ -105,7 +106,7 @@ export function registerLoginCommands(program: Command, ctx: CommandContext): vo
       .action(async (opts: LoginOpts & { refresh?: boolean; refreshBefore: string; refreshLoop?: boolean }) => {
         const client = clientOptions(opts);
         const how = { method, ...exchangeOpts(opts) };
-        const before = parseDuration(opts.refreshBefore);
+        const before = parseDurationMs(opts.refreshBefore, '--refresh-before', CLI_DURATION);
         if (opts.refreshLoop) {
           // The login just saved is in the netrc: its token says when to renew.
           const output = { ...outputOf(opts), json: false, print: false };

@@ -2,7 +2,8 @@
 import { Option, type Command } from 'commander';
 import { CliError, FloeApi, clientOptions } from '../client.js';
 import { parsePriority } from '../sources.js';
-import { fmtSize, orgAndArgs, orgOption, type CommandContext } from './context.js';
+import { orgAndArgs, orgOption, type CommandContext } from './context.js';
+import { formatBytes } from '../../units.js';
 
 type ServerOpts = { server?: string; org?: string; json?: boolean };
 
@@ -40,7 +41,7 @@ export function registerOrgCommands(program: Command, ctx: CommandContext): { or
       out(
         opts.json
           ? JSON.stringify(res)
-          : `${orgName}: retention ${retention}, quota ${res.quotaBytes === null ? 'none' : fmtSize(res.quotaBytes)}`,
+          : `${orgName}: retention ${retention}, quota ${res.quotaBytes === null ? 'none' : formatBytes(res.quotaBytes)}`,
       );
     });
 
@@ -58,13 +59,15 @@ export function registerOrgCommands(program: Command, ctx: CommandContext): { or
       if (opts.json) return out(JSON.stringify(res));
       const quota =
         res.quotaBytes !== null
-          ? ` of ${fmtSize(res.quotaBytes)} quota (${Math.round((100 * res.storedBytes) / Math.max(res.quotaBytes, 1))}%)`
+          ? ` of ${formatBytes(res.quotaBytes)} quota (${Math.round((100 * res.storedBytes) / Math.max(res.quotaBytes, 1))}%)`
           : '';
       out(
-        `${res.org}: ${res.paths} paths, ${fmtSize(res.logicalBytes)} logical, ${fmtSize(res.storedBytes)} stored${quota}`,
+        `${res.org}: ${res.paths} paths, ${formatBytes(res.logicalBytes)} logical, ${formatBytes(res.storedBytes)} stored${quota}`,
       );
       for (const sl of res.slices)
-        out(`  ${sl.name}\t${sl.paths} paths\t${fmtSize(sl.logicalBytes)} logical\t${fmtSize(sl.storedBytes)} stored`);
+        out(
+          `  ${sl.name}\t${sl.paths} paths\t${formatBytes(sl.logicalBytes)} logical\t${formatBytes(sl.storedBytes)} stored`,
+        );
     });
 
   const slice = program.command('slice').description('manage cache slices of an org');

@@ -1,7 +1,8 @@
 /** Server admin: `floe upstream add|list|remove` and `floe gc`. */
 import type { Command } from 'commander';
 import { FloeApi, clientOptions } from '../client.js';
-import { fmtSize, type CommandContext } from './context.js';
+import type { CommandContext } from './context.js';
+import { formatBytes } from '../../units.js';
 
 type Opts = { server?: string; json?: boolean };
 
@@ -70,10 +71,10 @@ export function registerServerAdminCommands(program: Command, ctx: CommandContex
       if (opts.json) return out(JSON.stringify(r));
       const verb = r.dryRun ? 'would remove' : 'removed';
       out(
-        `${r.roots} roots; ${r.paths.kept} of ${r.paths.total} path rows kept; ${verb} ${r.paths.collected} path rows (${fmtSize(r.paths.logicalBytes)} logical)`,
+        `${r.roots} roots; ${r.paths.kept} of ${r.paths.total} path rows kept; ${verb} ${r.paths.collected} path rows (${formatBytes(r.paths.logicalBytes)} logical)`,
       );
       out(
-        `${verb} ${r.nars.collected} NARs (${fmtSize(r.nars.storedBytes)} stored) and ${r.orphanBlobs.collected} orphan blobs (${fmtSize(r.orphanBlobs.bytes)})`,
+        `${verb} ${r.nars.collected} NARs (${formatBytes(r.nars.storedBytes)} stored) and ${r.orphanBlobs.collected} orphan blobs (${formatBytes(r.orphanBlobs.bytes)})`,
       );
       if (!r.dryRun)
         out(

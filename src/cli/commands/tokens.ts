@@ -2,13 +2,13 @@
 import type { Command } from 'commander';
 import { CliError, FloeApi, clientOptions, readCliConfig } from '../client.js';
 import type { CommandContext } from './context.js';
+import { SCOPES, isOneOf } from '../../wire/access.js';
 
 const list = (text: string) =>
   text
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-const SCOPES = ['read', 'write', 'publish', 'admin'];
 
 interface CreateOpts {
   server?: string;
@@ -50,9 +50,10 @@ export function registerTokenCommands(program: Command, ctx: CommandContext): { 
     .option('--country <codes>', 'comma-separated ISO country codes the token may be used from')
     .option('--json', 'print JSON with id and expiry')
     .action(async (opts: CreateOpts) => {
-      const scopes = list(opts.scope);
-      const bad = scopes.filter((s) => !SCOPES.includes(s));
-      if (bad.length) throw new CliError(`unknown scope ${bad.join(', ')}: use read, write, publish or admin`);
+      const asked = list(opts.scope);
+      const bad = asked.filter((s) => !isOneOf(SCOPES, s));
+      if (bad.length) throw new CliError(`unknown scope ${bad.join(', ')}: use ${SCOPES.join(', ')}`);
+      const scopes = asked.filter((s) => isOneOf(SCOPES, s));
       const res = await new FloeApi(clientOptions(opts)).createToken({
         org: orgOf(opts.org),
         scopes,

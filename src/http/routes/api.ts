@@ -33,6 +33,7 @@ import type { Principal } from '../../identity/principal.js';
 import type { Metrics } from '../metrics.js';
 import { FloeError } from '../../errors.js';
 import { type PushedPathResult, missingRequest, pushedPath } from '../../wire/push.js';
+import { type MintedTokenAnswer, createTokenRequest } from '../../wire/tokens.js';
 
 export interface ApiDeps {
   exchange: ExchangeService;
@@ -69,22 +70,6 @@ const updateSliceBody = z
   .refine((b) => b.public !== undefined || b.inView !== undefined || b.priority !== undefined, {
     message: 'give public, inView or priority',
   });
-const createTokenBody = z.object({
-  org: z.string(),
-  scopes: z.array(z.enum(['read', 'write', 'publish', 'admin'])).min(1),
-  slices: z.array(z.string()).min(1).optional(),
-  ttl: z.string().optional(),
-  subject: z.string().min(1).max(200).optional(),
-  description: z.string().max(500).optional(),
-  /** Deploy-only device token: `org/flake/requirement#attr` outputs whose closures it may read. */
-  deploy: z.array(z.string().max(500)).min(1).max(50).optional(),
-  /** Network limits carried by the token itself. */
-  cidrs: z.array(z.string().max(64)).max(100).optional(),
-  countries: z
-    .array(z.string().regex(/^[A-Za-z]{2}$/, 'an ISO 3166 two-letter country code'))
-    .max(250)
-    .optional(),
-});
 /** Splits a `<JSON line>\n<NAR bytes>` body without buffering the NAR. */
 async function splitFirstLine(
   req: IncomingMessage,
@@ -246,7 +231,7 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
 
   // The org is in the body: the anonymous is refused before it is read, the rest by the service.
   api.post('/tokens', signedIn('creating tokens needs an org admin token'), async (c) => {
-    const body = parseBody(createTokenBody, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
+    const body = parseBody(createTokenRequest, await readJson(c.env.incoming, deps.limits.maxSmallBodyBytes));
     const t = await deps.admin.access.mintOrgToken(c.get('principal'), {
       org: body.org,
       scopes: body.scopes,
@@ -269,7 +254,7 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
         ...(t.deploy ? { deploy: t.deploy } : {}),
         ...(t.network ? { network: t.network } : {}),
         expiresAt: t.expiresAt.toISOString(),
-      },
+      } satisfies MintedTokenAnswer,
       201,
     );
   });

@@ -12,6 +12,7 @@ import type { Limits } from '../../config.js';
 import type { AppEnv } from '../context.js';
 import { readJson } from '../body.js';
 import { parseBody } from '../validate.js';
+import { signedStsRequest } from '../../wire/aws.js';
 
 export interface AuthRouteDeps {
   exchange: ExchangeService;
@@ -81,11 +82,7 @@ const exchangeBody = z.object({
   ttl: z.string().optional(),
 });
 const revokeBody = z.object({ subject: z.string().min(1) });
-const awsBody = z.object({
-  url: z.string().max(500),
-  method: z.string().max(10),
-  headers: z.record(z.string(), z.string().max(4096)),
-  body: z.string().max(1000),
+const awsBody = signedStsRequest.extend({
   org: z.string().optional(),
   ttl: z.string().optional(),
 });

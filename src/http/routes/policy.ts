@@ -21,6 +21,7 @@ import { adminOrg, type RouteGuards } from '../admin-guards.js';
 import type { AppEnv } from '../context.js';
 import { readJson } from '../body.js';
 import { parseBody, queryInt, queryTime } from '../validate.js';
+import { AUTH_METHODS, SCOPES, VISIBILITIES } from '../../wire/access.js';
 
 export interface PolicyRouteDeps {
   policies: PolicyStore;
@@ -51,12 +52,9 @@ const testPrincipal = z.union([
   z.object({
     org: z.string().optional(),
     subject: z.string().max(200).optional(),
-    scopes: z
-      .array(z.enum(['read', 'write', 'publish', 'admin']))
-      .min(1)
-      .optional(),
+    scopes: z.array(z.enum(SCOPES)).min(1).optional(),
     slices: z.array(z.string()).nullable().optional(),
-    authMethod: z.enum(['token', 'device', 'github', 'gitlab', 'aws', 'oidc']).optional(),
+    authMethod: z.enum(AUTH_METHODS).optional(),
     lifetimeSeconds: z.number().int().positive().optional(),
     identity: z
       .object({
@@ -77,7 +75,7 @@ const testCase = z.object({
   action: z.enum(ACTIONS as [Action, ...Action[]]),
   resource: z.union([
     z.object({ slice: z.string() }),
-    z.object({ flake: z.string(), visibility: z.enum(['public', 'unlisted', 'private']).optional() }),
+    z.object({ flake: z.string(), visibility: z.enum(VISIBILITIES).optional() }),
     z.object({ org: z.literal(true) }),
   ]),
   client: z.object({ ip: IP_ADDRESS.optional(), country: COUNTRY.optional() }).optional(),

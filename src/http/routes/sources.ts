@@ -16,6 +16,7 @@ import { NotFound } from '../../errors.js';
 import { readJson } from '../body.js';
 import { parseBody } from '../validate.js';
 import { adminOrg, type RouteGuards } from '../admin-guards.js';
+import type { OrgSources } from '../../wire/slices.js';
 
 export interface SourceRouteDeps {
   sources: SourceService;
@@ -38,7 +39,10 @@ export function sourceRoutes(api: Hono<AppEnv>, deps: SourceRouteDeps): void {
 
   api.get('/orgs/:org/sources', orgAdmin(), async (c) => {
     const org = adminOrg(c);
-    return c.json({ slices: await deps.sources.sliceSettings(org), follows: await deps.sources.listFollows(org) });
+    return c.json({
+      slices: await deps.sources.sliceSettings(org),
+      follows: await deps.sources.listFollows(org),
+    } satisfies OrgSources);
   });
 
   api.post('/orgs/:org/follows', orgAdmin(), async (c) => {

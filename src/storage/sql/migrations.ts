@@ -2,6 +2,7 @@
  * Date-stamped migrations, written with Kysely's schema builder so one list serves every dialect.
  * Never edit a migration after it lands; add a new one. Migrations take `Kysely<any>` (biome.json lets
  * this file): they run against the schema as it was at that date, not today's typed `Database`.
+ * Long and growing by design: an append-only list, one entry per schema change.
  */
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
 import { parseVersion, versionSortKey } from '../../registry/version.js';

@@ -1,6 +1,7 @@
 /**
  * The metadata schema, shared by every SQL dialect (SQLite now, PostgreSQL next). Times are ISO-8601
  * text and ids are random text so both dialects store them the same way.
+ * Long because it is the one list of every table's columns; it changes only with a migration.
  */
 
 export interface OrgsTable {

@@ -1,6 +1,7 @@
 /** Discover: the home page with search, org pages, flake pages and release pages. */
 import { html, raw } from 'hono/html';
-import type { FlakeDetails, FlakeSummary, ReleaseMetadata } from '../../registry/service.js';
+import type { FlakeSummary } from '../../registry/search.js';
+import type { FlakeDetails, ReleaseMetadata } from '../../registry/service.js';
 import { pinnedUrl } from '../../registry/urls.js';
 import { type Html, type PageContext, badge, bytes, labels, layout, when } from '../layout.js';
 

@@ -5,6 +5,7 @@ import type { PolicyVersion } from '../../org/policies.js';
 import type { PolicyProblem } from '../../policy/cedar.js';
 import { ACTIONS } from '../../policy/actions.js';
 import { type Html, type PageContext, csrfField, notice, when } from '../layout.js';
+import { AUTH_METHODS, SCOPES, VISIBILITIES } from '../../wire/access.js';
 
 export const EXAMPLE_POLICY = `// Org policies are Cedar. They can only narrow what tokens' scopes allow.
 // Example (uncomment to use): cache writes only from CI on the main branch.
@@ -98,13 +99,13 @@ export function policiesTab(
             ${csrfField(ctx)}
             <div class="field"><label for="t-subject">Subject</label><input id="t-subject" name="subject" value="${test.subject}"></div>
             <fieldset><legend>Scopes</legend><div class="checks">
-              ${(['read', 'write', 'publish', 'admin'] as const).map((s) => html`<label><input type="checkbox" name="scopes" value="${s}"${test.scopes.includes(s) ? html` checked` : ''}> ${s}</label>`)}
+              ${SCOPES.map((s) => html`<label><input type="checkbox" name="scopes" value="${s}"${test.scopes.includes(s) ? html` checked` : ''}> ${s}</label>`)}
             </div></fieldset>
-            <div class="field"><label for="t-auth">Signed in with</label><select id="t-auth" name="authMethod">${['token', 'device', 'github', 'gitlab', 'aws', 'oidc'].map((m) => html`<option${m === test.authMethod ? html` selected` : ''}>${m}</option>`)}</select></div>
+            <div class="field"><label for="t-auth">Signed in with</label><select id="t-auth" name="authMethod">${AUTH_METHODS.map((m) => html`<option${m === test.authMethod ? html` selected` : ''}>${m}</option>`)}</select></div>
             <div class="field"><label for="t-action">Action</label><select id="t-action" name="action">${ACTIONS.filter((a) => a !== 'server.admin').map((a) => html`<option${a === test.action ? html` selected` : ''}>${a}</option>`)}</select></div>
             <div class="field"><label for="t-kind">Resource</label><select id="t-kind" name="resourceKind">${(['slice', 'flake', 'org'] as const).map((k) => html`<option${k === test.resourceKind ? html` selected` : ''}>${k}</option>`)}</select></div>
             <div class="field"><label for="t-name">Slice or flake name</label><input id="t-name" name="resourceName" value="${test.resourceName}" list="slice-names"><datalist id="slice-names">${slices.map((s) => html`<option value="${s}">`)}</datalist></div>
-            <div class="field"><label for="t-vis">Flake visibility</label><select id="t-vis" name="visibility">${['public', 'unlisted', 'private'].map((v) => html`<option${v === test.visibility ? html` selected` : ''}>${v}</option>`)}</select></div>
+            <div class="field"><label for="t-vis">Flake visibility</label><select id="t-vis" name="visibility">${VISIBILITIES.map((v) => html`<option${v === test.visibility ? html` selected` : ''}>${v}</option>`)}</select></div>
             <button class="btn secondary" type="submit">Run test</button>
           </form>
           ${test.error ? html`<p class="error-text" role="alert">${test.error}</p>` : ''}

@@ -4,7 +4,8 @@
  * status/mod.rs; see docs/compat/fh.md), made from Floe's releases and flake summaries.
  */
 import { InvalidInput } from '../../../errors.js';
-import type { FlakeSummary, Release, ReleaseMetadata } from '../../../registry/service.js';
+import type { FlakeSummary } from '../../../registry/search.js';
+import type { Release, ReleaseMetadata } from '../../../registry/service.js';
 
 /** `0.1.2+rev-abc` → `0.1.2`: build metadata is not part of what fh shows as the simple version. */
 export function simplifiedVersion(text: string): string {
