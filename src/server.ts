@@ -29,6 +29,7 @@ import { UpstreamService } from './cache/upstream.js';
 import { RetentionService } from './cache/retention.js';
 import { GarbageCollector } from './cache/gc.js';
 import { createApp } from './http/app.js';
+import { webSurface } from './web/app.js';
 import { createAdminServices } from './admin/index.js';
 import { Metrics, areaOf } from './http/metrics.js';
 import { ProcessMetrics } from './http/process-metrics.js';
@@ -344,8 +345,29 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
     policies,
     signers,
   });
+  const usage = new UsageService(storage.db);
+  const web = webSurface({
+    registry,
+    orgs,
+    tokens,
+    exchange,
+    authorizer,
+    usage,
+    retention,
+    history,
+    metrics,
+    log,
+    publicUrl: () => publicUrl,
+    audit,
+    policies,
+    cache,
+    sources,
+    orgKeys,
+    admin,
+  });
   const app = createApp({
     edge,
+    web,
     admin,
     cachePriority: config.priority,
     audit,
@@ -353,7 +375,7 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
     signers,
     resolveClient,
     registry,
-    usage: new UsageService(storage.db),
+    usage,
     exchange,
     orgs,
     tokens,

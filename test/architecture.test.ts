@@ -80,6 +80,11 @@ describe('architecture', () => {
     expect(bad).toEqual([]);
   });
 
+  it('http/ never imports web/ (the composition root plugs the web in), web/ never imports http/routes/', () => {
+    expect(from('http/').filter(([, t]) => t.startsWith('web/'))).toEqual([]);
+    expect(from('web/').filter(([, t]) => t.startsWith('http/routes/'))).toEqual([]);
+  });
+
   it('src/wire is pure: the JSON contracts of CLI and server import nothing but zod', () => {
     const bad = from('wire/').filter(([, t]) => t !== 'zod' && !t.startsWith('wire/'));
     expect(bad).toEqual([]);
@@ -92,7 +97,7 @@ describe('architecture', () => {
   const PURE = [
     /^nix\//,
     /^wire\//,
-    /^policy\/(actions|authorize|cedar|guardrails|network|schema)\.ts$/,
+    /^policy\/(actions|authorize|cedar|guardrails|hypothetical|network|schema)\.ts$/,
     /^org\/names\.ts$/,
     /^cache\/blob-keys\.ts$/,
     /^audit\/chain\.ts$/,

@@ -25,9 +25,22 @@ import { compatRoutes, RAW_CI_TOKEN_PATHS } from './routes/compat/index.js';
 import { PeerIds } from '../org/uuid-v7.js';
 import { NotFoundWithReason, type RegistryService } from '../registry/service.js';
 import type { UsageService } from '../cache/usage.js';
-import { isWebPath, webErrorPage, webRoutes } from '../web/app.js';
+
+/**
+ * A browser-facing surface mounted on the same app (the web interface): the HTTP layer knows it
+ * only through this seam, so http/ never imports web/ (the composition root plugs it in).
+ */
+export interface WebSurface {
+  /** Paths it answers: their errors get its HTML page when the client accepts HTML. */
+  isPath(path: string): boolean;
+  errorPage(c: Context<AppEnv>, status: number, message: string): Promise<Response>;
+  /** Mounts its routes (before /api/v1's catch-all). */
+  mount(app: Hono<AppEnv>): void;
+}
 
 export interface AppDeps extends ApiDeps {
+  /** The web interface, if served. */
+  web?: WebSurface;
   /** Authentication, error table, access log and metrics, shared with the /cache handler. */
   edge: Edge;
   registry: RegistryService;
@@ -161,8 +174,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     const { body, headers } = failure;
     const status = body.status as ContentfulStatusCode;
     if (c.req.path.startsWith('/api/')) return c.json({ error: body.code, message: body.message }, status, headers);
-    if (isWebPath(c.req.path) && (c.req.header('accept') ?? '').includes('text/html')) {
-      return webErrorPage(c, deps.publicUrl(), body.status, body.message);
+    if (deps.web?.isPath(c.req.path) && (c.req.header('accept') ?? '').includes('text/html')) {
+      return deps.web.errorPage(c, body.status, body.message);
     }
     return c.text(`${body.message}\n`, status, headers);
   });
@@ -231,7 +244,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     audit: deps.audit,
   });
   registryRoutes(app, { registry: deps.registry, limits: deps.limits, publicUrl: deps.publicUrl });
-  webRoutes(app, { ...deps, usage: deps.usage, retention: deps.storage.retention, history: deps.storage.history });
+  deps.web?.mount(app);
   app.route('/api/v1', apiRoutes(deps));
   app.all('/api/*', () => {
     throw new NotFound();

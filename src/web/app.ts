@@ -5,7 +5,7 @@
  * through the same services (and so the same authorizer) as the API. This file only composes:
  * the session middleware, the stylesheet and one route group per page family (routes/).
  */
-import type { Hono } from 'hono';
+import type { Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { AppEnv } from '../http/context.js';
 import { type WebDeps, routeKit } from './route-kit.js';
@@ -22,7 +22,9 @@ import { sessionMiddleware } from './session-middleware.js';
 import { CSS, CSS_PATH } from './style.js';
 
 export type { WebDeps } from './route-kit.js';
-export { webErrorPage } from './error-page.js';
+import { webErrorPage } from './error-page.js';
+
+export { webErrorPage };
 
 const WEB_PATHS = ['/', '/docs', '/flakes/*', '/login', '/login/*', '/logout', '/manage/*'];
 
@@ -35,6 +37,16 @@ export function isWebPath(path: string): boolean {
     path === '/login' ||
     /^\/(flakes|login|manage)\//.test(path)
   );
+}
+
+/** The web interface as the HTTP app's browser surface (http/ knows it only by this shape). */
+export function webSurface(deps: WebDeps) {
+  return {
+    isPath: isWebPath,
+    errorPage: (c: Context<AppEnv>, status: number, message: string) =>
+      webErrorPage(c, deps.publicUrl(), status, message),
+    mount: (app: Hono<AppEnv>) => webRoutes(app, deps),
+  };
 }
 
 export function webRoutes(app: Hono<AppEnv>, deps: WebDeps): void {

@@ -1,6 +1,6 @@
 import type { Hono } from 'hono';
 import type { AppEnv } from '../../http/context.js';
-import { hypotheticalPrincipal, hypotheticalResource } from '../../http/routes/policy.js';
+import { hypotheticalPrincipal, hypotheticalResource } from '../../policy/hypothetical.js';
 import type { Scope } from '../../identity/principal.js';
 import { InvalidPolicy } from '../../org/policies.js';
 import type { Org } from '../../org/service.js';
