@@ -1,8 +1,8 @@
 /**
  * Verify-while-streaming NAR ingestion: bytes from the client are counted, sniffed, and handed to
  * a verifier thread (verify-pool.ts) that decompresses them, parses the NAR (structure check),
- * hashes it (NarHash/NarSize) and recompresses it with zstd; its output is written here to a
- * hidden temp blob. Only a fully verified NAR is committed, under its NarHash, so identical
+ * hashes it (NarHash/NarSize) and writes it, as zstd, to the blob writer's hidden spool file
+ * (a zstd upload as sent, anything else recompressed). Only a fully verified NAR is committed, under its NarHash, so identical
  * content is stored once whoever uploads it. Decoding follows the consumer (see compression.ts),
  * and every decoded chunk is checked against the NAR's allowed size before it is used, so a
  * decompression bomb is refused after at most that size plus a slice, not expanded.
@@ -107,8 +107,10 @@ export async function ingestNar(
         maxNarBytes: limits.maxNarBytes,
         ...(declaredNarSize !== undefined ? { declaredNarSize } : {}),
         ...(bodyBytes !== undefined ? { bodyBytes } : {}),
+        file: writer.file,
       };
-      verified = await verifier.verify(params, body(), writer.body, signal);
+      verified = await verifier.verify(params, body(), signal);
+      // Written by the verifier through the file: the stream is closed unwritten.
       writer.body.end();
       await finished(writer.body);
     } catch (err) {

@@ -2,15 +2,15 @@
  * Where NAR verification runs: a pool of verifier threads (verify-worker.ts), FLOE_VERIFY_THREADS
  * of them (default: one per core), so decoding, NAR parsing, hashing and recompression of uploads
  * proceed in parallel and never hold the event loop that answers narinfo requests. Each upload is
- * one job on the least busy thread; its bytes go there as transferred buffers, at most
- * IN_FLIGHT_BYTES ahead of what the thread has taken in, and the zstd output comes back the same
- * way, as fast as the blob store takes it. A job that fails fails its upload only. A thread that
- * dies (a crash in a native decoder, out of memory) fails the uploads it was verifying with a 503
- * and is replaced by the next upload; the process carries on.
+ * one job on the least busy thread; its bytes go there as transferred buffers (the request's own,
+ * not copies: copying made the event loop allocate, and collect, as much again as the upload),
+ * at most IN_FLIGHT_BYTES ahead of what the thread has taken in. The thread writes what is stored
+ * to the blob's spool file itself, so no output comes back. A job that fails fails its upload
+ * only. A thread that dies (a crash in a native decoder, out of memory) fails the uploads it was
+ * verifying with a 503 and is replaced by the next upload; the process carries on.
  */
 import { existsSync } from 'node:fs';
 import os from 'node:os';
-import type { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { FloeError, InvalidInput } from '../errors.js';
@@ -22,11 +22,12 @@ type Send = (m: ToVerifier, transfer?: ArrayBuffer[]) => void;
 
 export interface Verifier {
   /**
-   * Verifies `source` (the body after its first bytes were sniffed) and writes the zstd output to
-   * `sink` (not ended: the caller commits it). Rejects with the upload's error; the source is not
-   * read further after a failure.
+   * Verifies `source` (the body after its first bytes were sniffed) and writes what is stored to
+   * `params.file` (the caller commits it). Rejects with the upload's error; the source is not read
+   * further after a failure. Takes the source's chunks over: a chunk that is the only view of its
+   * memory is moved to the thread, so the caller must not use a chunk after yielding it.
    */
-  verify(params: VerifyParams, source: Source, sink: Writable, signal?: AbortSignal): Promise<VerifyResult>;
+  verify(params: VerifyParams, source: Source, signal?: AbortSignal): Promise<VerifyResult>;
   close(): Promise<void>;
 }
 
@@ -36,22 +37,17 @@ function abortError(signal: AbortSignal): Error {
 
 /**
  * One job's state on the calling side. Settles once: with the thread's result, or with the first
- * failure from the thread, the source, the sink or the signal.
+ * failure from the thread, the source or the signal.
  */
 class Job {
   private settle!: { resolve: (r: VerifyResult) => void; reject: (e: unknown) => void };
   readonly result = new Promise<VerifyResult>((resolve, reject) => (this.settle = { resolve, reject }));
-  failure: unknown;
   settled = false;
   inFlight = 0;
   private resumeInput: (() => void) | undefined;
-  /** Output chunks handed to the sink and not yet written. */
-  private writing = 0;
-  private allWritten: (() => void) | undefined;
 
   constructor(
     readonly id: number,
-    private readonly sink: Writable,
     private readonly send: Send,
   ) {
     this.result.catch(() => undefined);
@@ -60,7 +56,6 @@ class Job {
   fail(err: unknown, tellThread = true): void {
     if (this.settled) return;
     this.settled = true;
-    this.failure = err;
     if (tellThread) this.send({ kind: 'abort', job: this.id, message: String((err as Error)?.message ?? err) });
     this.wake();
     this.settle.reject(err);
@@ -84,38 +79,27 @@ class Job {
         this.inFlight -= m.bytes;
         if (this.inFlight <= IN_FLIGHT_BYTES) this.wake();
         return;
-      case 'out': {
-        // Written at once (the sink batches and orders them); the thread is told as each one is
-        // written, so what it may produce ahead stays bounded by IN_FLIGHT_BYTES.
-        const chunk = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
-        this.writing++;
-        this.sink.write(chunk, (err) => {
-          this.writing--;
-          if (err) return this.fail(err);
-          if (this.settled) return;
-          this.send({ kind: 'taken', job: this.id, bytes: chunk.length });
-          if (this.writing === 0) this.allWritten?.();
-        });
+      case 'done':
+        this.settled = true;
+        this.wake();
+        this.settle.resolve(m.result);
         return;
-      }
-      case 'done': {
-        const result = m.result;
-        // Done once every output chunk is written.
-        const finish = () => {
-          if (this.settled) return;
-          this.settled = true;
-          this.wake();
-          this.settle.resolve(result);
-        };
-        if (this.writing === 0) finish();
-        else this.allWritten = finish;
-        return;
-      }
       case 'failed':
         this.fail(new FloeError(m.error.code, m.error.message), false);
         return;
     }
   }
+}
+
+/**
+ * The bytes of `chunk` as a buffer that can be transferred: its own when it is the only view of
+ * all of it (a socket read, as the request hands it on), else a copy of just these bytes (a view
+ * into a larger or pooled buffer shares it with other data).
+ */
+export function transferable(chunk: Buffer): Uint8Array<ArrayBuffer> {
+  const whole =
+    chunk.buffer instanceof ArrayBuffer && chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength;
+  return whole ? new Uint8Array(chunk.buffer) : new Uint8Array(chunk);
 }
 
 /** Feeds the source to a job until it ends, the job settles, or the signal fires. */
@@ -126,8 +110,7 @@ async function feed(job: Job, source: Source, send: Send, signal?: AbortSignal):
     if (signal?.aborted) return onAbort();
     for await (const chunk of source) {
       if (job.settled) return;
-      // A copy of just these bytes, transferred (a view's buffer may be shared with other data).
-      const data = new Uint8Array(chunk);
+      const data = transferable(chunk);
       job.inFlight += data.byteLength;
       send({ kind: 'data', job: job.id, data }, [data.buffer]);
       await job.room();
@@ -193,11 +176,11 @@ export class ThreadVerifier implements Verifier {
     return this.spawn();
   }
 
-  async verify(params: VerifyParams, source: Source, sink: Writable, signal?: AbortSignal): Promise<VerifyResult> {
+  async verify(params: VerifyParams, source: Source, signal?: AbortSignal): Promise<VerifyResult> {
     if (this.closed) throw new Error('the verifier pool is closed');
     const thread = this.pick();
     const send: Send = (m, transfer) => thread.worker.postMessage(m, transfer);
-    const job = new Job(this.nextJob++, sink, send);
+    const job = new Job(this.nextJob++, send);
     thread.jobs.set(job.id, job);
     try {
       send({ kind: 'start', job: job.id, params });
@@ -222,10 +205,8 @@ export class ThreadVerifier implements Verifier {
 
 /** Verification in the calling thread: FLOE_VERIFY_THREADS=0, or code run from its TypeScript source. */
 export class InThreadVerifier implements Verifier {
-  async verify(params: VerifyParams, source: Source, sink: Writable, signal?: AbortSignal): Promise<VerifyResult> {
-    const verification = new NarVerification(params, (chunk, taken) =>
-      sink.write(chunk, (err) => (err ? verification.abort(err) : taken())),
-    );
+  async verify(params: VerifyParams, source: Source, signal?: AbortSignal): Promise<VerifyResult> {
+    const verification = new NarVerification(params);
     let failed = false;
     verification.result.catch(() => (failed = true));
     const onAbort = () => verification.abort(abortError(signal!));

@@ -7,17 +7,13 @@ export type ToVerifier =
   /** Compressed upload bytes; the buffer is transferred, not copied. */
   | { kind: 'data'; job: number; data: Uint8Array }
   | { kind: 'end'; job: number }
-  /** The caller took `bytes` of output: the thread may produce that much more. */
-  | { kind: 'taken'; job: number; bytes: number }
   | { kind: 'abort'; job: number; message: string };
 
 export type FromVerifier =
   /** The thread took `bytes` of input in: the caller may send that much more. */
   | { kind: 'consumed'; job: number; bytes: number }
-  /** zstd bytes for storage (transferred). */
-  | { kind: 'out'; job: number; data: Uint8Array }
   | { kind: 'done'; job: number; result: VerifyResult }
   | { kind: 'failed'; job: number; error: { code: ErrorCode; message: string } };
 
-/** Input sent to a thread and not yet taken in, per upload; output likewise. */
+/** Input sent to a thread and not yet taken in, per upload (the thread writes its output itself). */
 export const IN_FLIGHT_BYTES = 2 << 20;

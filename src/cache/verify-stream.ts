@@ -1,14 +1,18 @@
 /**
- * The CPU work of a NAR upload, as one stream with no I/O of its own: decompress (compression.ts),
- * check the NAR's structure (nix/nar.ts) and size, SHA-256 it (NarHash/NarSize), recompress it
- * with zstd for storage and hash that (FileHash/FileSize). It runs on a verifier thread
- * (verify-worker.ts) or, where no thread can be started, in the calling thread (verify-pool.ts);
- * either way the bytes it is given and the bytes it produces flow with backpressure.
+ * The CPU work of a NAR upload, as one stream: decompress (compression.ts), check the NAR's
+ * structure (nix/nar.ts) and size, SHA-256 it (NarHash/NarSize), and write what is stored to the
+ * blob's spool file, hashing that too (FileHash/FileSize). What is stored is zstd: a zstd upload
+ * is stored as sent (its decoded bytes are what was verified, and readers decode it with the same
+ * library), anything else is recompressed. It runs on a verifier thread (verify-worker.ts) or,
+ * where no thread can be started, in the calling thread (verify-pool.ts); either way the bytes
+ * it is given flow with backpressure, and its output never goes back through the event loop.
  */
 import { createHash } from 'node:crypto';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { PassThrough, Transform, type TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { FloeError, InvalidInput, TooLarge } from '../errors.js';
+import { FloeError, InsufficientStorage, InvalidInput, TooLarge } from '../errors.js';
+import { isStorageFull } from '../storage/failures.js';
 import { NarValidator } from '../nix/nar.js';
 import { type Compression, createDecompressor, createStorageCompressor } from './compression.js';
 
@@ -56,6 +60,8 @@ export interface VerifyParams {
   declaredNarSize?: number;
   /** The body's Content-Length, when no NarSize was declared (to pick the compressor). */
   bodyBytes?: number;
+  /** The blob writer's spool file (BlobWriter.file): it exists and is written from its start. */
+  file: string;
 }
 
 export interface VerifyResult {
@@ -100,18 +106,34 @@ class NarCheck extends Transform {
   }
 }
 
-/** Hands each output chunk on and waits until the taker says it was taken (backpressure). */
-class Output extends Writable {
+/**
+ * Hashes and counts the bytes that are stored and writes them to the spool file, taking the next
+ * chunk only once the file took this one; passes them on when they are also to be decoded.
+ */
+class Stored extends Transform {
   readonly sha = createHash('sha256');
   size = 0;
-  constructor(private readonly take: (chunk: Buffer, taken: () => void) => void) {
+  constructor(
+    private readonly file: WriteStream,
+    private readonly passOn: boolean,
+  ) {
     super();
   }
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.size += chunk.length;
     this.sha.update(chunk);
-    this.take(chunk, () => cb());
+    // Decoding this chunk overlaps with writing it; the next one waits for the write.
+    if (this.passOn) this.push(chunk);
+    this.file.write(chunk, (err) => cb(err));
   }
+  override _flush(cb: TransformCallback): void {
+    this.file.end((err?: Error | null) => cb(err));
+  }
+}
+
+/** The end of the pipeline when nothing further is done with the bytes. */
+function discard(): Writable {
+  return new Writable({ write: (_chunk, _enc, cb) => cb() });
 }
 
 /**
@@ -124,26 +146,38 @@ export class NarVerification {
   private received = 0;
   readonly result: Promise<VerifyResult>;
 
-  constructor(
-    params: VerifyParams,
-    take: (chunk: Buffer, taken: () => void) => void,
-    inspect?: (chunk: Buffer) => void,
-  ) {
+  constructor(params: VerifyParams, inspect?: (chunk: Buffer) => void) {
     const allowed = (size: number) => narSizeProblem(size, this.received, params.maxNarBytes, params.declaredNarSize);
     const check = new NarCheck(allowed, inspect);
-    const out = new Output(take);
-    const compressor = createStorageCompressor(params.declaredNarSize ?? params.bodyBytes);
-    const done = pipeline(this.input, createDecompressor(params.compression), check, compressor, out);
+    // Never created here: the writer made it, and an aborted upload's file must stay gone.
+    const file = createWriteStream(params.file, { flags: 'r+' });
+    file.on('error', () => undefined); // reported by the write or end that failed
+    const decoder = createDecompressor(params.compression);
+    let stored: Stored;
+    let done: Promise<void>;
+    if (params.compression === 'zstd') {
+      stored = new Stored(file, true);
+      done = pipeline(this.input, stored, decoder, check, discard());
+    } else {
+      stored = new Stored(file, false);
+      const compressor = createStorageCompressor(params.declaredNarSize ?? params.bodyBytes);
+      done = pipeline(this.input, decoder, check, compressor, stored, discard());
+    }
     this.result = done.then(
       () => ({
         narHash: new Uint8Array(check.sha.digest()),
         narSize: check.size,
-        fileHash: new Uint8Array(out.sha.digest()),
-        fileSize: out.size,
+        fileHash: new Uint8Array(stored.sha.digest()),
+        fileSize: stored.size,
       }),
       (err: unknown) => {
+        file.destroy();
         if (err instanceof FloeError) throw err;
         if (this.aborted) throw this.aborted;
+        // Our side failed (the spool's disk is full, an I/O error): the server's fault, not
+        // "could not decompress". System call errors carry `syscall`; decoders' do not.
+        if (isStorageFull(err)) throw new InsufficientStorage({ cause: err });
+        if (typeof (err as NodeJS.ErrnoException).syscall === 'string') throw err;
         // Decoder errors carry library-specific messages; say what failed in terms the client can act on.
         const why = (err as Error).message;
         throw new InvalidInput('NAR', `could not decompress the body as ${params.compression}: ${why}`);

@@ -13,13 +13,6 @@ import { NarVerification } from './verify-stream.js';
 /** How much lower than the event loop's the verifier threads' scheduling priority is. */
 const VERIFIER_NICE = 10;
 
-interface Job {
-  verification: NarVerification;
-  /** Output posted and not yet taken by the caller. */
-  outstanding: number;
-  resumeOutput: (() => void) | undefined;
-}
-
 const port = parentPort!;
 
 // Verification is background work next to the main thread's requests: on a saturated machine the
@@ -33,6 +26,13 @@ if (process.platform === 'linux') {
     // not permitted (a container without CAP_SYS_NICE may refuse even lowering): run as is
   }
 }
+interface Job {
+  verification: NarVerification;
+  /** Input taken in and not yet reported as consumed. */
+  unacked: number;
+}
+
+const ACK_BYTES = IN_FLIGHT_BYTES / 8;
 const jobs = new Map<number, Job>();
 const post = (m: FromVerifier, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
 
@@ -58,21 +58,9 @@ function fail(job: number, err: unknown): void {
 }
 
 function start(job: number, m: Extract<ToVerifier, { kind: 'start' }>): void {
-  const state: Job = { verification: undefined as unknown as NarVerification, outstanding: 0, resumeOutput: undefined };
-  state.verification = new NarVerification(
-    m.params,
-    (chunk, taken) => {
-      // A copy of just these bytes (posting a view would clone the whole buffer behind it).
-      const data = new Uint8Array(chunk);
-      post({ kind: 'out', job, data }, [data.buffer]);
-      state.outstanding += data.byteLength;
-      if (state.outstanding <= IN_FLIGHT_BYTES) taken();
-      else state.resumeOutput = taken;
-    },
-    inspect,
-  );
-  jobs.set(job, state);
-  state.verification.result.then(
+  const verification = new NarVerification(m.params, inspect);
+  jobs.set(job, { verification, unacked: 0 });
+  verification.result.then(
     (result) => {
       jobs.delete(job);
       const transfer = [result.narHash.buffer as ArrayBuffer, result.fileHash.buffer as ArrayBuffer];
@@ -103,7 +91,14 @@ function handle(m: ToVerifier): void {
     case 'data': {
       const bytes = m.data.byteLength;
       job.verification.write(Buffer.from(m.data.buffer, m.data.byteOffset, bytes)).then(
-        () => post({ kind: 'consumed', job: m.job, bytes }),
+        () => {
+          // Told in batches (a message per socket read was much of this thread's time); a batch
+          // far below IN_FLIGHT_BYTES, so the caller never waits for bytes taken in and not told.
+          job.unacked += bytes;
+          if (job.unacked < ACK_BYTES) return;
+          post({ kind: 'consumed', job: m.job, bytes: job.unacked });
+          job.unacked = 0;
+        },
         () => undefined, // reported through `result`
       );
       return;
@@ -111,15 +106,6 @@ function handle(m: ToVerifier): void {
     case 'end':
       void job.verification.end().catch(() => undefined);
       return;
-    case 'taken': {
-      job.outstanding -= m.bytes;
-      if (job.outstanding <= IN_FLIGHT_BYTES && job.resumeOutput) {
-        const resume = job.resumeOutput;
-        job.resumeOutput = undefined;
-        resume();
-      }
-      return;
-    }
     case 'abort':
       jobs.delete(m.job);
       job.verification.abort(new Error(m.message));

@@ -27,6 +27,12 @@ export interface BlobInfo {
 export interface BlobWriter {
   /** Stream the bytes here. Nothing is visible to readers until `commit` resolves. */
   readonly body: Writable;
+  /**
+   * The local spool file behind `body` (it exists, empty): code in another thread may write the
+   * bytes there instead, opening it without creating it (so the file of an aborted writer is never
+   * made again), and then ends `body` unwritten. One or the other, never both.
+   */
+  readonly file: string;
   /** Makes the written bytes readable under `key`; an existing blob of that key is kept (content addressing). */
   commit(key: string): Promise<void>;
   /** Discards what was written. Safe to call after a failure or twice. */

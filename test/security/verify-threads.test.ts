@@ -150,7 +150,7 @@ describe('verification off the event loop', () => {
     // And they yield to the event loop when the machine is saturated (verify-worker.ts).
     expect(cpuAfter.maxNice).toBe(10);
     // Generous: this machine is shared (load averages of 10+ on 2 cores are common here), and
-    // the main thread still writes the blobs and commits to SQLite. Before verification left the
+    // the main thread still commits to SQLite (the threads write the blobs' spool files). Before verification left the
     // event loop, one such bomb alone held it for seconds.
     expect(slowest).toBeLessThan(2000);
 

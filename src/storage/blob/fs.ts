@@ -8,8 +8,8 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { BlobInfo, BlobRead, BlobStore, BlobWriter } from '../types.js';
-import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../permissions.js';
-import { dropStaleSpool } from './spool.js';
+import { PRIVATE_DIR_MODE } from '../permissions.js';
+import { createSpoolFile, dropStaleSpool } from './spool.js';
 
 const KEY = /^[0-9a-z][0-9a-z._-]{1,200}$/;
 
@@ -56,7 +56,8 @@ export class FsBlobStore implements BlobStore {
 
   async begin(): Promise<BlobWriter> {
     const tmp = path.join(this.tmpDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
-    const body = createWriteStream(tmp, { flags: 'wx', mode: PRIVATE_FILE_MODE });
+    await createSpoolFile(tmp);
+    const body = createWriteStream(tmp, { flags: 'r+' });
     // Writers report errors through their pipeline or commit(); an abort that destroys the stream
     // under a pending write must not become an unhandled 'error' event that kills the process.
     body.on('error', () => undefined);
@@ -113,7 +114,7 @@ export class FsBlobStore implements BlobStore {
         throw err;
       }
     };
-    return { body, commit, abort };
+    return { body, file: tmp, commit, abort };
   }
 
   async get(key: string, range?: { start: number; end: number }): Promise<BlobRead | undefined> {

@@ -5,7 +5,7 @@
  * Range), or, when enabled, redirect the client to a short-lived presigned URL.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../permissions.js';
+import { PRIVATE_DIR_MODE } from '../permissions.js';
 import { mkdir, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -23,7 +23,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { BlobInfo, BlobRead, BlobStore, BlobWriter } from '../types.js';
-import { dropStaleSpool } from './spool.js';
+import { createSpoolFile, dropStaleSpool } from './spool.js';
 import { Unavailable } from '../../errors.js';
 import { isObjectStoreUnavailable } from '../failures.js';
 
@@ -91,12 +91,14 @@ export class S3BlobStore implements BlobStore {
 
   async begin(): Promise<BlobWriter> {
     const spool = path.join(this.config.spoolDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
-    const body = createWriteStream(spool, { flags: 'wx', mode: PRIVATE_FILE_MODE });
+    await createSpoolFile(spool);
+    const body = createWriteStream(spool, { flags: 'r+' });
     // Errors surface through the writer's pipeline or commit(); never as an unhandled 'error' event.
     body.on('error', () => undefined);
     let done = false;
     return {
       body,
+      file: spool,
       commit: async (key: string) => {
         if (done) throw new Error('blob writer already finished');
         done = true;

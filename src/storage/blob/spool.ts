@@ -1,7 +1,8 @@
 /** Spool directories of uploads in progress, shared by the processes of one data directory. */
 import cluster from 'node:cluster';
-import { readdir, rm, stat } from 'node:fs/promises';
+import { open, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { PRIVATE_FILE_MODE } from '../permissions.js';
 
 /** A spool file untouched for this long is from an upload that never committed (crash, kill). */
 const STALE_SPOOL_MS = 3600_000;
@@ -19,4 +20,13 @@ export async function dropStaleSpool(dir: string, shared: boolean = cluster.isWo
     const info = await stat(file).catch(() => undefined);
     if (info && info.mtimeMs < cutoff) await rm(file, { recursive: true, force: true });
   }
+}
+
+/**
+ * Creates an upload's empty spool file (private, never over an existing one). Writers open it
+ * without creating it, so one that starts after the upload was aborted (and its file removed)
+ * fails instead of leaving an orphan behind.
+ */
+export async function createSpoolFile(file: string): Promise<void> {
+  await (await open(file, 'wx', PRIVATE_FILE_MODE)).close();
 }
