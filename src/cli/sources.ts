@@ -4,6 +4,7 @@
  * references from, the org's Nix keys and the server admin's approval of overlapping trusts.
  * Thin API calls.
  */
+import type { OrgSources } from '../wire/slices.js';
 import type { Command } from 'commander';
 import { CliError, apiRequest, clientOptions } from './client.js';
 import { type CommandContext, orgAndArgs, orgOption } from './commands/context.js';
@@ -77,17 +78,7 @@ export function registerSourceCommands(
     .option('--json', 'print JSON')
     .action(async (a: string | undefined, opts: ServerOpts & { json?: boolean }) => {
       const [orgName] = orgAndArgs(opts.org, [a], []);
-      const res = await apiRequest<{
-        slices: Array<{
-          name: string;
-          public: boolean;
-          inView: boolean;
-          priority: number;
-          globalPriority: number | null;
-          trusts: string[];
-        }>;
-        follows: Array<{ org: string; slice: string; priority: number }>;
-      }>(clientOptions(opts), 'GET', `/api/v1/orgs/${enc(orgName)}/sources`);
+      const res = await apiRequest<OrgSources>(clientOptions(opts), 'GET', `/api/v1/orgs/${enc(orgName)}/sources`);
       if (opts.json) return ctx.out(JSON.stringify(res));
       const inView = res.slices
         .filter((s) => s.inView)

@@ -120,18 +120,7 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
         ...(body.ttl ? { ttlSeconds: parseTtl(body.ttl) } : {}),
       }),
     );
-    return c.json(
-      {
-        token: result.token,
-        id: result.id,
-        org: result.org,
-        scopes: result.scopes,
-        slices: result.slices,
-        subject: result.subject,
-        expiresAt: result.expiresAt.toISOString(),
-      },
-      201,
-    );
+    return c.json(exchangedAnswer(result), 201);
   });
 
   api.post('/auth/aws', async (c) => {
@@ -142,18 +131,7 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
         { ...(body.org ? { org: body.org } : {}), ...(body.ttl ? { ttlSeconds: parseTtl(body.ttl) } : {}) },
       ),
     );
-    return c.json(
-      {
-        token: result.token,
-        id: result.id,
-        org: result.org,
-        scopes: result.scopes,
-        slices: result.slices,
-        subject: result.subject,
-        expiresAt: result.expiresAt.toISOString(),
-      },
-      201,
-    );
+    return c.json(exchangedAnswer(result), 201);
   });
 
   // `floe logout`: a token ends itself (an org admin's revoke route would refuse a member's own token).
@@ -241,4 +219,17 @@ export function authRoutes(api: Hono<AppEnv>, deps: AuthRouteDeps): void {
     const revoked = await deps.access.revokeSubject(c.get('principal'), adminOrg(c), body.subject);
     return c.json({ subject: body.subject, revoked });
   });
+}
+
+/** The answer of every identity exchange: the minted token and what it grants. */
+function exchangedAnswer(result: Awaited<ReturnType<ExchangeService['exchange']>>) {
+  return {
+    token: result.token,
+    id: result.id,
+    org: result.org,
+    scopes: result.scopes,
+    slices: result.slices,
+    subject: result.subject,
+    expiresAt: result.expiresAt.toISOString(),
+  };
 }
