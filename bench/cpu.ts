@@ -97,12 +97,10 @@ function stopper(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): () =>
     });
 }
 
+type SeededFloe = Target & { narinfos: Map<string, string>; narBytes: Buffer };
+
 /** A Floe build with an org, a read-write token, 1000 small paths and one large NAR. */
-async function floeTarget(
-  bin: string,
-  dir: string,
-  narMib: number,
-): Promise<Target & { narinfos: Map<string, string> }> {
+async function floeTarget(bin: string, dir: string, narMib: number): Promise<SeededFloe> {
   const dataDir = path.join(dir, 'data');
   // Seeded through a first server; a fresh one, which has done nothing else, is measured (and profiled).
   let { url, child } = await serve(bin, dataDir, []);
@@ -151,6 +149,9 @@ async function floeTarget(
       const res = await fetch(`${url}/cache/${h}.narinfo`, { headers: { Authorization: auth } });
       narinfos.set(h, await res.text());
     }
+    // Fetched once here for the baselines' copies (one 64 MiB read per server, not one per baseline).
+    const narUrl = `${url}/cache/${parseNarInfo(narinfos.get(bigHash)!).url}`;
+    const narBytes = Buffer.from(await (await fetch(narUrl, { headers: { Authorization: auth } })).arrayBuffer());
     await stopper(child)();
     ({ url, child } = await serve(bin, dataDir, NODE_FLAGS));
     const files = writeFiles(dir, hashes, `/cache/${parseNarInfo(narinfos.get(bigHash)!).url}`);
@@ -161,6 +162,7 @@ async function floeTarget(
       auth,
       files,
       narinfos,
+      narBytes,
       stop: stopper(child),
       applyPolicies: async () => {
         const res = await fetch(`${url}/api/v1/orgs/cpu/policies`, {
@@ -197,7 +199,7 @@ function writeFiles(dir: string, hashes: string[], narPath: string): Target['fil
 }
 
 /** nginx with one worker serving the same narinfo and NAR files from disk (sendfile), no auth. */
-async function nginxTarget(dir: string, floe: Target & { narinfos: Map<string, string> }): Promise<Target | undefined> {
+async function nginxTarget(dir: string, floe: SeededFloe): Promise<Target | undefined> {
   if (spawnSync('sh', ['-c', 'command -v nginx']).status !== 0) return undefined;
   const root = path.join(dir, 'static');
   mkdirSync(path.join(root, 'cache/nar'), { recursive: true });
@@ -207,8 +209,7 @@ async function nginxTarget(dir: string, floe: Target & { narinfos: Map<string, s
     hashes.push(h);
   }
   const narPath = readFileSync(floe.files.nar, 'utf8').trim();
-  const nar = await fetch(`${floe.url}${narPath}`, { headers: { Authorization: floe.auth } });
-  writeFileSync(path.join(root, narPath), Buffer.from(await nar.arrayBuffer()));
+  writeFileSync(path.join(root, narPath), floe.narBytes);
   execFileSync('chmod', ['-R', 'a+rX', dir]);
   const port = await freePort();
   const conf = path.join(dir, 'nginx.conf');
@@ -250,11 +251,10 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
  * with fs.createReadStream), no authentication, logging or database. What is left between this and
  * Floe is Floe's own work per request.
  */
-async function nodeFloorTarget(dir: string, floe: Target & { narinfos: Map<string, string> }): Promise<Target> {
+async function nodeFloorTarget(dir: string, floe: SeededFloe): Promise<Target> {
   const narPath = readFileSync(floe.files.nar, 'utf8').trim();
   const narFile = path.join(dir, 'nar');
-  const nar = await fetch(`${floe.url}${narPath}`, { headers: { Authorization: floe.auth } });
-  writeFileSync(narFile, Buffer.from(await nar.arrayBuffer()));
+  writeFileSync(narFile, floe.narBytes);
   const table = path.join(dir, 'narinfos.json');
   writeFileSync(
     table,
@@ -334,7 +334,7 @@ export async function cpuBench(
 ): Promise<{ labels: string[]; rows: CpuRow[] }> {
   const targets: Target[] = [];
   try {
-    const floes: Array<Target & { narinfos: Map<string, string> }> = [];
+    const floes: Array<SeededFloe> = [];
     for (const [i, bin] of BINS.entries()) {
       const dir = path.join(work, `cpu-${i}`);
       mkdirSync(dir, { recursive: true });

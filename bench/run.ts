@@ -587,6 +587,6 @@ function rm(p: string): void {
 }
 
 main().catch((err) => {
-  console.error(`bench failed: ${(err as Error).stack ?? err}`);
+  console.error(`bench failed: ${(err as Error).stack ?? err}`, (err as Error).cause ?? '');
   process.exit(1);
 });
