@@ -21,6 +21,7 @@ import { registryBench } from './registry.js';
 import { PUSH_COLUMNS, pushBench } from './push.js';
 import { policyBench } from './policy.js';
 import { uploadsBench } from './uploads.js';
+import { cpuBench } from './cpu.js';
 
 const DURATION = process.env.BENCH_DURATION ?? '8s';
 const PATHS = Number(process.env.BENCH_PATHS ?? 2000);
@@ -200,9 +201,45 @@ async function registryOnly(): Promise<void> {
   }
 }
 
+/** `BENCH_ONLY=cpu`: the server's CPU time per request on the read paths (steadier than req/s on a busy machine). */
+async function cpuOnly(): Promise<void> {
+  const work = mkdtempSync(path.join(os.tmpdir(), 'floe-bench-'));
+  chmodSync(work, 0o755); // nginx's worker reads the files as another user
+  try {
+    const load = os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ');
+    console.log(`Server CPU per request (one process, embedded backend, wrk ${DURATION} per run, median of rounds)`);
+    console.log(`${new Date().toISOString()}, node ${process.version}, load average before: ${load}`);
+    const { labels, rows } = await cpuBench(work, DURATION, BIG_NAR_MIB);
+    const base = labels[0] === 'nginx' ? 0 : undefined;
+    const header = [
+      'measure',
+      'unit',
+      ...labels.flatMap((l, i) => (i === base ? [l] : [l, 'user', ...(base === 0 ? ['ratio'] : [])])),
+    ];
+    console.log(`| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|`);
+    for (const r of rows) {
+      const cells = r.values.flatMap((v, i) => {
+        const shown = Number.isNaN(v) ? '' : v.toFixed(1);
+        if (i === base) return [shown];
+        const user = Number.isNaN(v) ? '' : `${(r.userShares[i]! * 100).toFixed(0)}%`;
+        const ratio =
+          base === 0 && !Number.isNaN(v) && !Number.isNaN(r.values[0]!) ? `${(v / r.values[0]!).toFixed(1)}x` : '';
+        return [shown, user, ...(base === 0 ? [ratio] : [])];
+      });
+      console.log(`| ${[r.measure, r.unit, ...cells].join(' | ')} |`);
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   ensureTools();
   if (process.env.BENCH_ONLY === 'registry') return registryOnly();
+  if (process.env.BENCH_ONLY === 'cpu') return cpuOnly();
   const work = mkdtempSync(path.join(os.tmpdir(), 'floe-bench-'));
   chmodSync(work, 0o755);
   const children: ChildProcess[] = [];
@@ -550,6 +587,6 @@ function rm(p: string): void {
 }
 
 main().catch((err) => {
-  console.error(`bench failed: ${(err as Error).stack ?? err}`);
+  console.error(`bench failed: ${(err as Error).stack ?? err}`, (err as Error).cause ?? '');
   process.exit(1);
 });

@@ -243,7 +243,7 @@ export class AuditLog implements AuditSink {
 
   /** Counts a read for the summary (one row per day, org, principal and store path). */
   recordRead(principal: Principal, orgId: string, storePath: string, kind: 'narinfo' | 'nar', bytes = 0): void {
-    const day = new Date().toISOString().slice(0, 10);
+    const day = this.today();
     // Reads of an org's (public or followed) slices by other orgs' members are counted without
     // their names: who in acme substitutes from a partner's slice is acme's business.
     const actor =
@@ -260,6 +260,18 @@ export class AuditLog implements AuditSink {
       r.nar_downloads++;
       r.bytes += bytes;
     }
+  }
+
+  private day = { name: '', until: 0 };
+
+  /** The UTC day (YYYY-MM-DD), formatted once per day rather than once per read. */
+  private today(): string {
+    const now = Date.now();
+    if (now >= this.day.until || now < this.day.until - 86_400_000) {
+      const name = new Date(now).toISOString().slice(0, 10);
+      this.day = { name, until: Date.parse(`${name}T00:00:00.000Z`) + 86_400_000 };
+    }
+    return this.day.name;
   }
 
   /**

@@ -25,6 +25,7 @@ import { type Pattern, compilePattern, matchPattern, splitCachePath } from './ro
 import { handleBuildLog } from './cache-routes/logs.js';
 import { handleListing } from './cache-routes/listings.js';
 import { handleDebugInfo } from './cache-routes/debuginfo.js';
+import { sendFileRange } from './send-file.js';
 
 export interface CacheHandlerDeps {
   cache: CacheService;
@@ -258,7 +259,7 @@ async function getNar({ req, res, principal, view, params }: CacheRequest, deps:
     ...(range ? { 'Content-Range': `bytes ${range.start}-${range.end}/${found.size}` } : {}),
   });
   try {
-    await pipeline(read.body, res);
+    await (read.file ? sendFileRange(res, read.file) : pipeline(read.body, res));
     deps.metrics.inc('floe_nar_bytes_served_total', {}, length);
   } catch {
     // The client went away mid-download; nothing to clean up here.

@@ -14,20 +14,28 @@ export type ClientResolver = (req: IncomingMessage, requestId: string) => Client
 /** `trustedProxies`: addresses/CIDRs, or proxy-addr's names (loopback, linklocal, uniquelocal). */
 export function clientResolver(trustedProxies: readonly string[]): ClientResolver {
   const trust = proxyaddr.compile(trustedProxies.length ? [...trustedProxies] : []);
-  const countries = new Map<string, string | undefined>();
+  // Per address as seen (before normalizing): the normal form and the country, looked up once.
+  const known = new Map<string, { ip: string; country: string | undefined }>();
   return (req, requestId) => {
-    let ip: string;
+    let raw: string;
     try {
-      ip = normalizeIp(trustedProxies.length ? proxyaddr(req, trust) : (req.socket.remoteAddress ?? '0.0.0.0'));
+      raw = trustedProxies.length ? proxyaddr(req, trust) : (req.socket.remoteAddress ?? '0.0.0.0');
     } catch {
-      ip = '0.0.0.0'; // a malformed forwarded address from a trusted proxy: nobody
+      raw = '0.0.0.0'; // a malformed forwarded address from a trusted proxy: nobody
     }
-    let country = countries.get(ip);
-    if (country === undefined && !countries.has(ip)) {
-      country = geoip.lookup(ip)?.country || undefined;
-      if (countries.size > 50_000) countries.clear();
-      countries.set(ip, country);
+    let entry = known.get(raw);
+    if (!entry) {
+      let ip: string;
+      try {
+        ip = normalizeIp(raw);
+      } catch {
+        ip = '0.0.0.0';
+      }
+      entry = { ip, country: geoip.lookup(ip)?.country || undefined };
+      if (known.size > 50_000) known.clear();
+      known.set(raw, entry);
     }
+    const { ip, country } = entry;
     return { ip, ...(country ? { country } : {}), requestId };
   };
 }

@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FloeError } from '../errors.js';
 import { ANONYMOUS, describePrincipal, type Principal, withClient } from '../identity/principal.js';
 import type { TokenService } from '../identity/tokens.js';
-import type { Logger } from '../log.js';
+import { type Logger, infoLineWriter } from '../log.js';
 import type { ClientResolver } from './client-address.js';
 import { requestCredential } from './credential.js';
 import { type ErrorBody, clientWentAway, errorBody, logFailure } from './errors.js';
@@ -62,6 +62,7 @@ export interface Edge {
 
 export function createEdge(deps: EdgeDeps): Edge {
   const { log, metrics } = deps;
+  const accessLine = infoLineWriter(log);
   return {
     begin(req) {
       const requestId = nextRequestId();
@@ -104,7 +105,7 @@ export function createEdge(deps: EdgeDeps): Edge {
         const principal = describePrincipal(r.principal);
         const { method, path, status } = r;
         const client = start.principal.client?.ip;
-        log.info({ reqId: start.requestId, method, path, status, ms, principal, client }, 'request');
+        accessLine({ reqId: start.requestId, method, path, status, ms, principal, client }, 'request');
       }
     },
   };

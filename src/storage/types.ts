@@ -15,6 +15,11 @@ export interface BlobRead {
   body: Readable;
   /** Total size of the blob. */
   size: number;
+  /**
+   * Where the bytes are on the local disk (filesystem store only), for senders that read them
+   * into reused buffers instead of `body`; `body` is then never opened.
+   */
+  file?: { path: string; start: number; end: number };
 }
 
 export interface BlobInfo {

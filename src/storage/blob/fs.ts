@@ -6,6 +6,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { link, mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { BlobInfo, BlobRead, BlobStore, BlobWriter } from '../types.js';
 import { PRIVATE_DIR_MODE } from '../permissions.js';
@@ -121,11 +122,18 @@ export class FsBlobStore implements BlobStore {
     const file = this.pathFor(key);
     const size = await this.size(key);
     if (size === undefined) return undefined;
-    const body = createReadStream(
-      file,
-      range ? { start: range.start, end: range.end, highWaterMark: 1024 * 1024 } : { highWaterMark: 1024 * 1024 },
-    );
-    return { body, size };
+    const start = range?.start ?? 0;
+    const end = range?.end ?? size - 1;
+    // Opened only if read: the NAR route sends `file` itself (http/send-file.ts).
+    let body: Readable | undefined;
+    return {
+      get body() {
+        body ??= createReadStream(file, range ? { start, end, highWaterMark: 1 << 20 } : { highWaterMark: 1 << 20 });
+        return body;
+      },
+      size,
+      file: { path: file, start, end },
+    };
   }
 
   /** Both directories must exist and be directories (a missing mount is not "empty"). */
