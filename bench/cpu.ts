@@ -362,7 +362,7 @@ export async function cpuBench(
     ) => {
       const samples = of.map(() => [] as Sample[]);
       for (let r = 0; r < ROUNDS; r++)
-        of.forEach((t, i) => samples[i]!.push(measure(t, file, connections, duration, work)));
+        for (const [i, t] of of.entries()) samples[i]!.push(measure(t, file, connections, duration, work));
       const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
       const all = targets.map((t) => of.indexOf(t));
       rows.push({
