@@ -1,6 +1,8 @@
 /**
  * `floe login`: trade the machine's native identity for a short-lived Floe token, then write the
  * netrc entry (0600, only Floe's own entry is replaced) and the nix.conf lines that use it.
+ * Over 350 lines: every identity's login ends in the same file writes (netrc, nix.conf, the
+ * daemon's files with --system, fh's auth file) and `floe logout` undoes exactly those.
  */
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';

@@ -20,6 +20,7 @@ import { registerServerAdminCommands } from './commands/server-admin.js';
 import { registerTokenCommands } from './commands/tokens.js';
 import { registerTrustCommands } from './commands/trust.js';
 import { registerPolicyCommands } from './policy.js';
+import { registerAuditCommands } from './audit.js';
 import { registerSourceCommands } from './sources.js';
 import { registerWatchCommands } from './watch.js';
 import { registerBackupCommands } from './backup.js';
@@ -50,6 +51,7 @@ export function buildProgram(io: CliIo): Command {
   registerPinCommands(program, ctx);
   registerCacheCommands(program, ctx);
   registerPolicyCommands(program, ctx);
+  registerAuditCommands(program, ctx);
   registerSourceCommands(program, ctx, { keys, trust, slice });
   registerWatchCommands(program, ctx.serverOption);
   registerBackupCommands(program);

@@ -6,6 +6,8 @@
  * large and compresses; many small paths at a time, fewer large ones, each only once its references
  * are in the cache (the server makes a path visible only then), over kept-alive connections.
  * Re-running after an interruption uploads only what is still missing.
+ * Over 350 lines: the query, the schedule's driver and the upload stream share one push's state
+ * (the PURE scheduling is push-schedule.ts, progress push-progress.ts).
  */
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';

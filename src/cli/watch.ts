@@ -8,6 +8,8 @@
  * access to the daemon's database. Each new path goes into the local queue (queue.ts) before
  * anything is pushed, so a killed watcher loses nothing it had recorded; draining uses `floe push`,
  * whose missing query skips paths the cache has and paths the server mirrors from its upstreams.
+ * Over 350 lines: the two commands share the diff, the queue, the drain and the login renewal, so
+ * they change together.
  */
 import { spawn } from 'node:child_process';
 import { readFile, readdir, rename, writeFile } from 'node:fs/promises';

@@ -1,4 +1,9 @@
-/** Floe's own JSON API (`/api/v1`): orgs, slices, tokens, and batch cache operations for the CLI. */
+/**
+ * Floe's own JSON API (`/api/v1`): orgs, slices, tokens, and batch cache operations for the CLI.
+ * Routes only parse, call a service (src/admin authorizes and audits) and render; the groups with
+ * their own concerns are their own files (auth, storage, policy, sources, registry, compat/).
+ * Over 350 lines only by its route lines and their zod bodies: splitting them would scatter /api/v1.
+ */
 import type { AuditLog } from '../../audit/log.js';
 import type { PolicyStore } from '../../org/policies.js';
 import type { SignerService } from '../../cache/signers.js';
