@@ -48,7 +48,7 @@ function wrkLatency(
     });
     c.stdout.on('data', (d) => (out += d));
     c.on('error', reject);
-    c.on('exit', () => {
+    c.on('close', () => {
       const line = out.split('\n').find((l) => l.startsWith('RESULT '));
       if (!line) return reject(new Error(`unexpected wrk output:\n${out}`));
       const [p50, p99, errors] = line.slice(7).split(' ').map(Number);
@@ -73,7 +73,11 @@ function uploadFile(work: string, name: string, mib: number): string {
   return file;
 }
 
-/** 201 for a new path, 200 for one the slice holds already (the NAR is verified either way). */
+/**
+ * 201 for a new path, 200 for one the slice holds already (the NAR is verified either way).
+ * The status is read on 'close', not 'exit': a child may exit before its stdout is drained, and
+ * on a busy machine the bench then saw "answered nothing" for uploads the server had answered.
+ */
 function curlUpload(url: string, token: string, file: string): Promise<void> {
   return new Promise((resolve, reject) => {
     let status = '';
@@ -95,7 +99,7 @@ function curlUpload(url: string, token: string, file: string): Promise<void> {
     ]);
     c.stdout.on('data', (d) => (status += d));
     c.on('error', reject);
-    c.on('exit', () =>
+    c.on('close', () =>
       status === '201' || status === '200' ? resolve() : reject(new Error(`upload answered ${status || 'nothing'}`)),
     );
   });
