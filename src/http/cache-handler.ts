@@ -129,11 +129,12 @@ function send(
   body?: string,
   reason?: string,
 ): void {
-  const bytes = body === undefined ? undefined : Buffer.from(body);
-  const all = bytes ? { ...headers, 'Content-Length': String(bytes.length) } : headers;
+  const all = body === undefined ? headers : { ...headers, 'Content-Length': String(Buffer.byteLength(body)) };
   if (reason === undefined) res.writeHead(status, all);
   else res.writeHead(status, reason, all);
-  res.end(req.method === 'HEAD' ? undefined : bytes);
+  // A string body goes out with the header block in one write (a Buffer would be a second chunk).
+  if (req.method === 'HEAD' || body === undefined) res.end();
+  else res.end(body, 'utf8');
 }
 
 /** The one answer for "missing" and "denied read" (the same bytes as `missResponse`). */
