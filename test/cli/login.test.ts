@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFloe } from '../helpers/floe-cli.js';
 import { api, createOrg, startFloe, type TestServer } from '../helpers/server.js';
 import { githubClaims, gitlabClaims, startIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
-import { buildClosure, fixtureDir, hostNix, requireNix, writeClosureExpr } from '../helpers/nix.js';
+import { buildClosure, fixtureDir, hostNix, requireNix, writeClosureExpr, copyFromCacheArgs } from '../helpers/nix.js';
 
 const nixVersion = await requireNix(hostNix);
 let server: TestServer;
@@ -181,24 +181,15 @@ describe('floe login', () => {
       const conf = await readFile(JSON.parse(pull.stdout).nixConf, 'utf8');
       const setting = (name: string) => new RegExp(`^${name} = (.*)$`, 'm').exec(conf)![1]!;
       const got = await hostNix.run(
-        [
-          'nix',
-          'copy',
-          '--option',
-          'require-sigs',
-          'true',
-          '--option',
-          'trusted-public-keys',
-          setting('extra-trusted-public-keys'),
-          '--option',
-          'netrc-file',
-          setting('netrc-file'),
-          '--from',
-          setting('extra-substituters'),
-          '--to',
-          path.join(dir, 'store'),
+        copyFromCacheArgs(
+          {
+            key: setting('extra-trusted-public-keys'),
+            netrc: setting('netrc-file'),
+            from: setting('extra-substituters'),
+            to: path.join(dir, 'store'),
+          },
           out,
-        ],
+        ),
         { cacheHome: path.join(dir, 'm2') },
       );
       expect(got.code, got.stderr).toBe(0);

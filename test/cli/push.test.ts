@@ -12,7 +12,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FLOE_BIN, api, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
-import { BASE_NIX_CONFIG, fixtureDir, hostNix, requireNix, writeNetrc } from '../helpers/nix.js';
+import { BASE_NIX_CONFIG, fixtureDir, hostNix, requireNix, writeNetrc, copyFromCacheArgs } from '../helpers/nix.js';
 
 const exec = promisify(execFile);
 const version = await requireNix(hostNix);
@@ -67,24 +67,7 @@ describe.skipIf(!version)('floe push', () => {
     expect(JSON.parse(again.stdout)).toMatchObject({ present: 151, uploaded: 0 });
     const key = (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=acme`)).text()).trim();
     const got = await hostNix.run(
-      [
-        'nix',
-        'copy',
-        '--option',
-        'require-sigs',
-        'true',
-        '--option',
-        'trusted-public-keys',
-        key,
-        '--option',
-        'netrc-file',
-        netrc,
-        '--from',
-        `${server.url}/cache`,
-        '--to',
-        path.join(dir, 'store'),
-        top,
-      ],
+      copyFromCacheArgs({ key, netrc, from: `${server.url}/cache`, to: path.join(dir, 'store') }, top),
       { cacheHome: path.join(dir, 'sub') },
     );
     expect(got.code, got.stderr).toBe(0);

@@ -19,6 +19,7 @@ import {
   requireNix,
   writeClosureExpr,
   writeNetrc,
+  copyFromCacheArgs,
 } from '../helpers/nix.js';
 import { isPushableName } from '../../src/cli/watch.js';
 import { WATCH_DURATION, parseDurationMs } from '../../src/units.js';
@@ -77,24 +78,7 @@ async function substitutes(tag: string, paths: string[]): Promise<void> {
   const key = (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=acme`)).text()).trim();
   const netrc = await writeNetrc(dir, `netrc-${tag}`, rw);
   const got = await hostNix.run(
-    [
-      'nix',
-      'copy',
-      '--option',
-      'require-sigs',
-      'true',
-      '--option',
-      'trusted-public-keys',
-      key,
-      '--option',
-      'netrc-file',
-      netrc,
-      '--from',
-      `${server.url}/cache`,
-      '--to',
-      path.join(dir, `store-${tag}`),
-      ...paths,
-    ],
+    copyFromCacheArgs({ key, netrc, from: `${server.url}/cache`, to: path.join(dir, `store-${tag}`) }, ...paths),
     { cacheHome: path.join(dir, `machine-${tag}`) },
   );
   expect(got.code, got.stderr).toBe(0);

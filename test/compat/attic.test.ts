@@ -22,6 +22,7 @@ import {
   requireNix,
   writeClosureExpr,
   writeNetrc,
+  copyFromCacheArgs,
 } from '../helpers/nix.js';
 import { AtticApiClient, type UploadPathNarInfo } from './attic-client.js';
 
@@ -301,24 +302,7 @@ describe('attic API', () => {
     for (const nix of runners) {
       const store = path.join(dir, `store-${nix.name}`);
       const r = await nix.run(
-        [
-          'nix',
-          'copy',
-          '--option',
-          'require-sigs',
-          'true',
-          '--option',
-          'trusted-public-keys',
-          config.public_key,
-          '--option',
-          'netrc-file',
-          netrc,
-          '--from',
-          config.substituter_endpoint,
-          '--to',
-          store,
-          out,
-        ],
+        copyFromCacheArgs({ key: config.public_key, netrc, from: config.substituter_endpoint, to: store }, out),
         { cacheHome: home(`sub-${nix.name}`) },
       );
       expect(r.code, `${nix.name}: ${r.stderr}`).toBe(0);

@@ -15,7 +15,15 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, createOrg, createToken, freePort, type TestServer } from '../helpers/server.js';
-import { buildClosure, fixtureDir, hostNix, requireNix, writeClosureExpr, writeNetrc } from '../helpers/nix.js';
+import {
+  buildClosure,
+  fixtureDir,
+  hostNix,
+  requireNix,
+  writeClosureExpr,
+  writeNetrc,
+  copyFromCacheArgs,
+} from '../helpers/nix.js';
 
 const exec = promisify(execFile);
 const wanted = /^(1|true|yes)$/i.test(process.env.FLOE_TEST_CONTAINER ?? '');
@@ -192,27 +200,9 @@ describe.skipIf(!podmanWorks)('the container image', () => {
 
       const key = (await (await fetch(`${url}/.well-known/nix-cache-key?org=acme`)).text()).trim();
       const store = path.join(dir, 'store');
-      const down = await hostNix.run(
-        [
-          'nix',
-          'copy',
-          '--option',
-          'require-sigs',
-          'true',
-          '--option',
-          'trusted-public-keys',
-          key,
-          '--option',
-          'netrc-file',
-          netrc,
-          '--from',
-          `${url}/cache`,
-          '--to',
-          store,
-          top,
-        ],
-        { cacheHome: path.join(dir, 'substitute') },
-      );
+      const down = await hostNix.run(copyFromCacheArgs({ key, netrc, from: `${url}/cache`, to: store }, top), {
+        cacheHome: path.join(dir, 'substitute'),
+      });
       expect(down.code, down.stderr).toBe(0);
       expect(existsSync(path.join(store, top, 'data'))).toBe(true);
       const ref = (await readFile(path.join(store, top, 'ref'), 'utf8')).trim();

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
-import { BASE_NIX_CONFIG, hostNix, requireNix, writeNetrc } from '../helpers/nix.js';
+import { BASE_NIX_CONFIG, hostNix, requireNix, writeNetrc, copyFromCacheArgs } from '../helpers/nix.js';
 
 const exec = promisify(execFile);
 const nixVersion = await requireNix(hostNix);
@@ -125,24 +125,7 @@ describe('the packed package', () => {
       const key = (await (await fetch(`${server.url}/.well-known/nix-cache-key?org=acme`)).text()).trim();
       const netrc = await writeNetrc(work, 'netrc', rw);
       const got = await hostNix.run(
-        [
-          'nix',
-          'copy',
-          '--option',
-          'require-sigs',
-          'true',
-          '--option',
-          'trusted-public-keys',
-          key,
-          '--option',
-          'netrc-file',
-          netrc,
-          '--from',
-          `${server.url}/cache`,
-          '--to',
-          path.join(work, 'store'),
-          storePath,
-        ],
+        copyFromCacheArgs({ key, netrc, from: `${server.url}/cache`, to: path.join(work, 'store') }, storePath),
         { cacheHome: path.join(work, 'substitute') },
       );
       expect(got.code, got.stderr).toBe(0);

@@ -138,3 +138,16 @@ export async function writeNetrc(dir: string, name: string, token: string): Prom
   await writeFile(file, `machine 127.0.0.1 password ${token}\n`, { mode: 0o600 });
   return file;
 }
+
+/**
+ * `nix copy --from <cache> --to <store> <paths>`: substitution as a machine does it, signatures
+ * required (by `key`), authenticated by `netrc`.
+ */
+export function copyFromCacheArgs(
+  o: { key: string; netrc: string; from: string; to: string },
+  ...paths: string[]
+): string[] {
+  const config = ['require-sigs', 'true', 'trusted-public-keys', o.key, 'netrc-file', o.netrc];
+  const options = config.flatMap((v, i) => (i % 2 === 0 ? ['--option', v] : [v]));
+  return ['nix', 'copy', ...options, '--from', o.from, '--to', o.to, ...paths];
+}

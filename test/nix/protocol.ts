@@ -9,7 +9,14 @@ import { zstdDecompressSync } from 'node:zlib';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
-import { type NixRunner, buildClosure, fixtureDir, writeClosureExpr, writeNetrc } from '../helpers/nix.js';
+import {
+  type NixRunner,
+  buildClosure,
+  fixtureDir,
+  writeClosureExpr,
+  writeNetrc,
+  copyFromCacheArgs,
+} from '../helpers/nix.js';
 import { fakePath, narInfoFor, nixStyleUpload } from '../helpers/paths.js';
 
 export function protocolScenarios(nix: NixRunner): void {
@@ -45,27 +52,9 @@ export function protocolScenarios(nix: NixRunner): void {
 
   /** Substitutes into a new store on `machine` (its own disk cache); no TTL overrides. */
   const substituteOn = (machine: string, storePath: string, netrc: string) =>
-    nix.run(
-      [
-        'nix',
-        'copy',
-        '--option',
-        'require-sigs',
-        'true',
-        '--option',
-        'trusted-public-keys',
-        key,
-        '--option',
-        'netrc-file',
-        netrc,
-        '--from',
-        `${server.url}/cache`,
-        '--to',
-        fresh('store'),
-        storePath,
-      ],
-      { cacheHome: machine },
-    );
+    nix.run(copyFromCacheArgs({ key, netrc, from: `${server.url}/cache`, to: fresh('store') }, storePath), {
+      cacheHome: machine,
+    });
 
   it("an expired token on a machine that knows the cache fails loudly with Floe's message; a fresh token substitutes at once", async () => {
     const machine = fresh('machine');

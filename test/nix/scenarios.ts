@@ -6,7 +6,14 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
-import { type NixRunner, buildClosure, fixtureDir, writeClosureExpr, writeNetrc } from '../helpers/nix.js';
+import {
+  type NixRunner,
+  buildClosure,
+  fixtureDir,
+  writeClosureExpr,
+  writeNetrc,
+  copyFromCacheArgs,
+} from '../helpers/nix.js';
 
 export function nixScenarios(nix: NixRunner): void {
   let server: TestServer;
@@ -155,24 +162,15 @@ export function nixScenarios(nix: NixRunner): void {
     // Trusting only the uploader's key works too.
     const store = path.join(dir, `store-uploader-${machine}`);
     const r = await nix.run(
-      [
-        'nix',
-        'copy',
-        '--option',
-        'require-sigs',
-        'true',
-        '--option',
-        'trusted-public-keys',
-        (await readFile(`${keyFile}.pub`, 'utf8')).trim(),
-        '--option',
-        'netrc-file',
-        netrcAcmeRead,
-        '--from',
-        `${server.url}/cache`,
-        '--to',
-        store,
+      copyFromCacheArgs(
+        {
+          key: (await readFile(`${keyFile}.pub`, 'utf8')).trim(),
+          netrc: netrcAcmeRead,
+          from: `${server.url}/cache`,
+          to: store,
+        },
         out,
-      ],
+      ),
       { cacheHome: newMachine() },
     );
     expect(r.code, r.stderr).toBe(0);

@@ -9,7 +9,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, basicAuth, createToken, freePort, startFloe, type TestServer } from '../helpers/server.js';
 import { postgresAvailable, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { startS3, type TestS3 } from '../helpers/s3.js';
-import { buildClosure, fixtureDir, hostNix, requireNix, writeClosureExpr, writeNetrc } from '../helpers/nix.js';
+import {
+  buildClosure,
+  fixtureDir,
+  hostNix,
+  requireNix,
+  writeClosureExpr,
+  writeNetrc,
+  copyFromCacheArgs,
+} from '../helpers/nix.js';
 import { fakePath, killMidUpload } from '../helpers/paths.js';
 import { parseNarInfo } from '../../src/nix/narinfo.js';
 
@@ -91,24 +99,7 @@ describe.skipIf(!enabled)('three replicas on PostgreSQL + S3', () => {
     expect(pushed.code, pushed.stderr).toBe(0);
     const key = (await (await fetch(`${replicas[1]!.url}/.well-known/nix-cache-key?org=acme`)).text()).trim();
     const got = await hostNix.run(
-      [
-        'nix',
-        'copy',
-        '--option',
-        'require-sigs',
-        'true',
-        '--option',
-        'trusted-public-keys',
-        key,
-        '--option',
-        'netrc-file',
-        netrcRead,
-        '--from',
-        `${replicas[1]!.url}/cache`,
-        '--to',
-        path.join(dir, 'store'),
-        out,
-      ],
+      copyFromCacheArgs({ key, netrc: netrcRead, from: `${replicas[1]!.url}/cache`, to: path.join(dir, 'store') }, out),
       { cacheHome: path.join(dir, 'm2') },
     );
     expect(got.code, got.stderr).toBe(0);
