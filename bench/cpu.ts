@@ -12,6 +12,7 @@
  * FLOE_BENCH_NODE_FLAGS passes flags to the servers' node (`--cpu-prof --cpu-prof-dir=DIR`: the
  * profile of the measured server is written when it exits, after the measurements).
  */
+import { wrkScript } from './wrk.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -21,6 +22,7 @@ import { serializeNar } from '../src/nix/nar.js';
 import { parseNarInfo } from '../src/nix/narinfo.js';
 import { FLOE_BIN, freePort } from '../test/helpers/server.js';
 import { benchPolicies } from './policy.js';
+import { serveForBench } from './serve.js';
 
 const CLOCK_TICKS_PER_SECOND = 100;
 const BINS = (process.env.FLOE_BENCH_BIN ?? FLOE_BIN).split(',');
@@ -37,21 +39,9 @@ export function cpuTimes(pid: number): { user: number; system: number } {
   return { user: Number(fields[11]) / CLOCK_TICKS_PER_SECOND, system: Number(fields[12]) / CLOCK_TICKS_PER_SECOND };
 }
 
-const WRK_SCRIPT = `
-local paths = {}
-for line in io.lines(os.getenv("WRK_PATHS")) do paths[#paths + 1] = line end
-local auth = os.getenv("WRK_AUTH")
-local i = 0
-request = function()
-  i = i + 1
-  local headers = {}
-  if auth and auth ~= "" then headers["Authorization"] = auth end
-  return wrk.format("GET", paths[(i % #paths) + 1], headers)
-end
-done = function(summary, latency, requests)
+const WRK_SCRIPT = wrkScript(`done = function(summary, latency, requests)
   io.write(string.format("RESULT %d %d %d\\n", summary.requests, summary.bytes, summary.errors.status))
-end
-`;
+end`);
 
 /** A server under test: where it listens, the process whose CPU is counted, what to ask it. */
 interface Target {
@@ -64,29 +54,9 @@ interface Target {
   stop(): Promise<void>;
 }
 
-async function serve(bin: string, dataDir: string, flags: string[]): Promise<{ url: string; child: ChildProcess }> {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const child = spawn(
-    process.execPath,
-    [...flags, bin, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`],
-    {
-      // The access log is on, as in production (to /dev/null here).
-      stdio: 'ignore',
-      env: { ...process.env, FLOE_LOG_LEVEL: 'info', FLOE_WORKERS: '1', FLOE_PUBLIC_URL: 'http://floe-cpu.invalid' },
-    },
-  );
-  for (let i = 0; i < 400; i++) {
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) return { url, child };
-    } catch {
-      /* starting */
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  child.kill('SIGKILL');
-  throw new Error(`floe serve (${bin}) did not start for the CPU benchmark`);
-}
+/** The access log is on, as in production (to /dev/null here). */
+const serve = async (bin: string, dataDir: string, nodeFlags: readonly string[]) =>
+  serveForBench(dataDir, { FLOE_LOG_LEVEL: 'info', FLOE_PUBLIC_URL: 'http://floe-cpu.invalid' }, { bin, nodeFlags });
 
 function stopper(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): () => Promise<void> {
   return () =>

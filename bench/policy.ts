@@ -4,6 +4,7 @@
  * only, the allow-all build) and then with 100 org policies active. Target: within 20%.
  * Also the uncached price of one Cedar evaluation at 100 policies, in process.
  */
+import { wrkScript } from './wrk.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -100,14 +101,9 @@ export async function policyBench(work: string, duration: string): Promise<Row[]
     const script = path.join(work, 'policy.lua');
     writeFileSync(
       script,
-      `local paths = {}
-for line in io.lines(os.getenv("WRK_PATHS")) do paths[#paths + 1] = line end
-local auth = os.getenv("WRK_AUTH")
-local i = 0
-request = function() i = i + 1; return wrk.format("GET", paths[(i % #paths) + 1], { Authorization = auth }) end
-done = function(summary, latency)
+      wrkScript(`done = function(summary, latency)
   io.write(string.format("RESULT %f %f %f %d\\n", summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000, latency:percentile(99) / 1000, summary.errors.status))
-end\n`,
+end`),
     );
     const file = path.join(work, 'policy-paths.txt');
     writeFileSync(

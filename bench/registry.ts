@@ -4,6 +4,7 @@
  * tarballs through the API would measure tarball verification, not lookups); requests go over
  * HTTP to a real `floe serve`, driven by wrk.
  */
+import { wrkScript } from './wrk.js';
 import { randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -127,13 +128,9 @@ export async function registryBench(work: string, duration: string): Promise<str
     const script = path.join(work, 'registry.lua');
     writeFileSync(
       script,
-      `local paths = {}
-for line in io.lines(os.getenv("WRK_PATHS")) do paths[#paths + 1] = line end
-local i = 0
-request = function() i = i + 1; return wrk.format("GET", paths[(i % #paths) + 1]) end
-done = function(summary, latency)
+      wrkScript(`done = function(summary, latency)
   io.write(string.format("RESULT %f %f %f %d\\n", summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000, latency:percentile(99) / 1000, summary.errors.status))
-end\n`,
+end`),
     );
     const run = (label: string, paths: string[]) => {
       const file = path.join(work, `registry-${label.replace(/\W+/g, '-')}.txt`);

@@ -6,6 +6,7 @@
  * Load comes from wrk in a separate process. Numbers are for this machine only; the ratios are
  * what to compare across runs.
  */
+import { wrkScript } from './wrk.js';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -64,24 +65,12 @@ interface WrkResult {
   non2xx: number;
 }
 
-const WRK_SCRIPT = `
-local paths = {}
-for line in io.lines(os.getenv("WRK_PATHS")) do paths[#paths + 1] = line end
-local auth = os.getenv("WRK_AUTH")
-local i = 0
-request = function()
-  i = i + 1
-  local headers = {}
-  if auth and auth ~= "" then headers["Authorization"] = auth end
-  return wrk.format("GET", paths[(i % #paths) + 1], headers)
-end
-done = function(summary, latency, requests)
+const WRK_SCRIPT = wrkScript(`done = function(summary, latency, requests)
   io.write(string.format("RESULT %f %f %f %f %d\\n",
     summary.requests / (summary.duration / 1e6),
     latency:percentile(50) / 1000, latency:percentile(99) / 1000,
     summary.bytes / (summary.duration / 1e6), summary.errors.status))
-end
-`;
+end`);
 
 function wrk(baseUrl: string, pathsFile: string, auth: string, connections: number, workDir: string): WrkResult {
   const script = path.join(workDir, 'bench.lua');

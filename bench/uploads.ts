@@ -5,6 +5,7 @@
  * which is what the threads are for. Uploads are sent by curl processes, reads measured by wrk, so
  * the benchmark's own event loop measures nothing.
  */
+import { wrkScript } from './wrk.js';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -17,19 +18,9 @@ const CONCURRENT = 16;
 const SINGLE_MIB = Number(process.env.BENCH_NAR_MIB ?? 64);
 const EACH_MIB = 16;
 
-const LATENCY_SCRIPT = `
-local paths = {}
-for line in io.lines(os.getenv("WRK_PATHS")) do paths[#paths + 1] = line end
-local auth = os.getenv("WRK_AUTH")
-local i = 0
-request = function()
-  i = i + 1
-  return wrk.format("GET", paths[(i % #paths) + 1], { ["Authorization"] = auth })
-end
-done = function(summary, latency, requests)
+const LATENCY_SCRIPT = wrkScript(`done = function(summary, latency, requests)
   io.write(string.format("RESULT %f %f %d\\n", latency:percentile(50) / 1000, latency:percentile(99) / 1000, summary.errors.status))
-end
-`;
+end`);
 
 /** wrk, without blocking this process (its curl uploads keep running). Returns p50/p99 in ms. */
 function wrkLatency(
