@@ -141,13 +141,16 @@ export async function writeNetrc(dir: string, name: string, token: string): Prom
 
 /**
  * `nix copy --from <cache> --to <store> <paths>`: substitution as a machine does it, signatures
- * required (by `key`), authenticated by `netrc`.
+ * required (by `key`), authenticated by `netrc`; `noNegativeCache`: misses are not remembered.
  */
 export function copyFromCacheArgs(
-  o: { key: string; netrc: string; from: string; to: string },
+  o: { key: string; netrc: string; from: string; to: string; noNegativeCache?: boolean },
   ...paths: string[]
 ): string[] {
-  const config = ['require-sigs', 'true', 'trusted-public-keys', o.key, 'netrc-file', o.netrc];
+  const config = ['require-sigs', 'true', 'trusted-public-keys', o.key];
+  // A machine that asked before must not remember the miss (Nix caches negative answers).
+  if (o.noNegativeCache) config.push('narinfo-cache-negative-ttl', '0');
+  config.push('netrc-file', o.netrc);
   const options = config.flatMap((v, i) => (i % 2 === 0 ? ['--option', v] : [v]));
   return ['nix', 'copy', ...options, '--from', o.from, '--to', o.to, ...paths];
 }

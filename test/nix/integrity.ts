@@ -10,7 +10,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { api, basicAuth, startFloe, type TestServer } from '../helpers/server.js';
-import { type NixRunner, fixtureDir, writeNetrc } from '../helpers/nix.js';
+import { type NixRunner, fixtureDir, writeNetrc, copyFromCacheArgs } from '../helpers/nix.js';
 import { setupTenants } from '../helpers/tenants.js';
 import { fakePath, nixStyleUpload, type FakePath } from '../helpers/paths.js';
 import type { StorePathBase } from '../../src/nix/store-path.js';
@@ -89,27 +89,7 @@ export function integrityScenarios(nix: NixRunner): void {
   async function substitute(storePath: string, netrc: string, keys: string) {
     const store = path.join(dir, `store-${machine}`);
     const r = await nix.run(
-      [
-        'nix',
-        'copy',
-        '--option',
-        'require-sigs',
-        'true',
-        '--option',
-        'trusted-public-keys',
-        keys,
-        '--option',
-        'narinfo-cache-negative-ttl',
-        '0',
-        '--option',
-        'netrc-file',
-        netrc,
-        '--from',
-        `${server.url}/cache`,
-        '--to',
-        store,
-        storePath,
-      ],
+      copyFromCacheArgs({ key: keys, netrc, from: `${server.url}/cache`, to: store, noNegativeCache: true }, storePath),
       { cacheHome: newMachine() },
     );
     return { ...r, store };

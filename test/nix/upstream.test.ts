@@ -19,6 +19,7 @@ import {
   modernNix,
   requireNix,
   writeNetrc,
+  copyFromCacheArgs,
 } from '../helpers/nix.js';
 import { serveDirectory, type StaticServer } from '../helpers/static-server.js';
 
@@ -68,27 +69,10 @@ in { own = mk "own-${tag}" "mkdir $out; echo \${lib} > $out/lib; echo own ${tag}
 async function substitute(nix: NixRunner, storePath: string): Promise<{ code: number; stderr: string; store: string }> {
   const store = path.join(dir, `store-${n++}`);
   const r = await nix.run(
-    [
-      'nix',
-      'copy',
-      '--option',
-      'require-sigs',
-      'true',
-      '--option',
-      'trusted-public-keys',
-      floeKey,
-      '--option',
-      'narinfo-cache-negative-ttl',
-      '0',
-      '--option',
-      'netrc-file',
-      netrc,
-      '--from',
-      `${server.url}/cache`,
-      '--to',
-      store,
+    copyFromCacheArgs(
+      { key: floeKey, netrc, from: `${server.url}/cache`, to: store, noNegativeCache: true },
       storePath,
-    ],
+    ),
     { cacheHome: home() },
   );
   return { ...r, store };

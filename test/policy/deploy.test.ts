@@ -21,6 +21,7 @@ import {
   requireNix,
   writeClosureExpr,
   writeNetrc,
+  copyFromCacheArgs,
 } from '../helpers/nix.js';
 import { fakePath, nixStyleUpload } from '../helpers/paths.js';
 
@@ -82,27 +83,7 @@ async function substitute(storePath: string, token: string, nix: NixRunner = hos
   const netrc = await writeNetrc(dir, `n-${machine}`, token);
   const store = path.join(dir, `store-${machine}`);
   const r = await nix.run(
-    [
-      'nix',
-      'copy',
-      '--option',
-      'require-sigs',
-      'true',
-      '--option',
-      'trusted-public-keys',
-      key,
-      '--option',
-      'narinfo-cache-negative-ttl',
-      '0',
-      '--option',
-      'netrc-file',
-      netrc,
-      '--from',
-      `${server.url}/cache`,
-      '--to',
-      store,
-      storePath,
-    ],
+    copyFromCacheArgs({ key, netrc, from: `${server.url}/cache`, to: store, noNegativeCache: true }, storePath),
     { cacheHome: newMachine() },
   );
   return { ...r, store };
