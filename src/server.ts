@@ -231,7 +231,11 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
     limits: { maxUploadBytes: config.limits.maxUploadBytes, maxNarBytes: config.limits.maxNarBytes },
     audit,
     deploy: new DeployScopes(storage.db),
-    releaseSources: new ReleaseSources(storage.db, authorizer, orgKeys),
+    // "Not a source" is memoized only where every write is heard (as the narinfo miss memo, reading.ts).
+    releaseSources: new ReleaseSources(storage.db, authorizer, orgKeys, {
+      changes: storage.changes,
+      keepAbsent: storage.dialect === 'sqlite',
+    }),
     upstreams,
     signers,
     ingestSlots: config.ingest,

@@ -23,7 +23,7 @@ import { isUniqueViolation, parseName } from '../org/service.js';
 import type { BlobRead, Storage } from '../storage/types.js';
 import { type CatalogueQuery, FlakeCatalogue, type FlakeSummary, searchCatalogue } from './search.js';
 import { DEFAULT_TARBALL_LIMITS, type VerifiedTarball, verifyFlakeTarball } from './tarball.js';
-import { sourceRow, storeSourceNar } from './sources.js';
+import { announceSources, sourceRow, storeSourceNar } from './sources.js';
 import {
   MAX_README_BYTES,
   type RenderReadme,
@@ -424,6 +424,7 @@ export class RegistryService {
         await trx.insertInto('release_sources').values(sourceRow(id, source)).execute();
       });
       this.catalogue.invalidate();
+      await announceSources(this.storage, [source.hashPart]);
       this.audit.append({
         principal: p,
         action: 'flake.publish',

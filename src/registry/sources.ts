@@ -17,6 +17,7 @@ import { type StorePathBase, type StorePathHash, hashPartOf } from '../nix/store
 import type { OrgKeyService } from '../org/keys.js';
 import type { FlakeResource } from '../policy/actions.js';
 import type { Authorizer } from '../policy/authorize.js';
+import type { ChangeFeed } from '../storage/changes.js';
 import { prepareQuery } from '../storage/prepared.js';
 import type { Db, Storage } from '../storage/types.js';
 import { ingestNar } from '../cache/ingest.js';
@@ -72,6 +73,14 @@ export function sourceRow(releaseId: string, s: SourceNar) {
 }
 
 const QUIET = { quiet: true };
+/** How long "not a source" is believed without a change notice (the notices make it sooner). */
+const ABSENT_MEMO_MS = 10_000;
+const ABSENT_MEMO_MAX = 100_000;
+
+/** Tells every process that `hashParts` are now sources (their misses may be memoized there). */
+export async function announceSources(storage: Storage, hashParts: readonly string[]): Promise<void> {
+  if (hashParts.length) await storage.changes.notify('paths', hashParts.join(',')).catch(() => undefined);
+}
 
 interface SourceRowRead {
   store_path: string;
@@ -96,12 +105,28 @@ function flakeOf(r: SourceRowRead): FlakeResource {
 /** The /cache side: narinfos and NAR access for release sources, decided by `flake.read`. */
 export class ReleaseSources implements ReleaseSourceReads {
   private readonly q;
+  /**
+   * Hash parts known not to be sources, with when that was read: nearly every narinfo miss of the
+   * unified view asks, and a query per miss was most of a miss's cost. Kept only where this process
+   * hears every write (embedded SQLite: in process, or relayed between workers); a publish or
+   * backfill notifies `paths` with the source's hash part, which drops it here at once.
+   */
+  private readonly absent = new Map<string, number>();
+  /** Bumped by every invalidation: a probe in flight across one may be stale and is not kept. */
+  private epoch = 0;
 
   constructor(
     db: Db,
     private readonly authorizer: Authorizer,
     private readonly keys: OrgKeyService,
+    memo?: { changes: ChangeFeed; keepAbsent: boolean },
   ) {
+    this.keepAbsent = memo?.keepAbsent ?? false;
+    memo?.changes.subscribe('paths', (payload) => {
+      this.epoch++;
+      if (payload === '*') this.absent.clear();
+      else for (const h of payload.split(',')) this.absent.delete(h);
+    });
     // Only sources whose NAR is stored: a row waiting for the backfill is a miss.
     const rows = () =>
       db
@@ -130,8 +155,23 @@ export class ReleaseSources implements ReleaseSourceReads {
     };
   }
 
+  private readonly keepAbsent: boolean;
+
+  /** Whether `hashPart` may be a source (false: certainly not, as of at most ABSENT_MEMO_MS ago). */
+  private async mayBeSource(hashPart: string): Promise<boolean> {
+    const seen = this.absent.get(hashPart);
+    if (seen !== undefined && Date.now() - seen < ABSENT_MEMO_MS) return false;
+    const epoch = this.epoch;
+    const found = (await this.q.probe(hashPart)).length > 0;
+    if (!found && this.keepAbsent && epoch === this.epoch) {
+      if (this.absent.size >= ABSENT_MEMO_MAX) this.absent.clear();
+      this.absent.set(hashPart, Date.now());
+    }
+    return found;
+  }
+
   async narInfo(p: Principal, hashPart: StorePathHash) {
-    if ((await this.q.probe(hashPart)).length === 0) return undefined;
+    if (!(await this.mayBeSource(hashPart))) return undefined;
     const row = this.readable(p, (await this.q.byHash(hashPart)) as SourceRowRead[]);
     if (!row) return undefined;
     const narHash = parseDigest('sha256', row.nar_hash);
@@ -191,6 +231,7 @@ export async function backfillReleaseSources(storage: Storage, log?: Logger): Pr
           .values(sourceRow(r.id, known))
           .onConflict((oc) => oc.column('release_id').doNothing())
           .execute();
+        await announceSources(storage, [known.hashPart]);
         continue;
       }
       const read = await storage.blobs.get(r.tarball_key);
@@ -212,6 +253,7 @@ export async function backfillReleaseSources(storage: Storage, log?: Logger): Pr
         .values(sourceRow(r.id, source))
         .onConflict((oc) => oc.column('release_id').doNothing())
         .execute();
+      await announceSources(storage, [source.hashPart]);
       stored++;
     } catch (err) {
       log?.warn({ err, release: r.id }, 'release source: backfill failed');

@@ -18,6 +18,7 @@ import { parseNarInfo } from '../../src/nix/narinfo.js';
 import { fingerprintPath, verifyFingerprint } from '../../src/nix/signing.js';
 import { hashPartOf } from '../../src/nix/store-path.js';
 import { sourceStorePath } from '../../src/registry/sources.js';
+import { verifyFlakeTarball } from '../../src/registry/tarball.js';
 import { openStorage } from '../../src/storage/open.js';
 
 export function sourceScenarios(backend: Backend): void {
@@ -108,6 +109,18 @@ export function sourceScenarios(backend: Backend): void {
     expect((await get(`/cache/${s.hashPart}.narinfo`, otherReader)).status).toBe(200);
     const head = await fetch(`${server.url}/cache/${info.url}`, { method: 'HEAD' });
     expect(head.status).toBe(200);
+  });
+
+  it('a source asked for before its release exists is served as soon as the release is published', async () => {
+    // Misses of the unified view are memoized where every write is heard: publishing must drop that.
+    const tb = await tarball('early', randomBytes(8).toString('hex'));
+    const storePath = sourceStorePath(parseHash((await verifyFlakeTarball(tb)).narHash));
+    for (let i = 0; i < 2; i++) expect((await get(`/cache/${hashPartOf(storePath)}.narinfo`, reader)).status).toBe(404);
+    const pushed = await flakehubPush(server, publisher, 'acme', 'early', '1.0.0', tb, { visibility: 'public' });
+    expect(pushed, pushed.message).toMatchObject({ publish: 200 });
+    const res = await get(`/cache/${hashPartOf(storePath)}.narinfo`, reader);
+    expect(res.status, res.body.toString()).toBe(200);
+    expect(parseNarInfo(res.body.toString()).storePath).toBe(storePath);
   });
 
   it("a private release's source exists only for those who may read the flake", async () => {
