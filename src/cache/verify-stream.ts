@@ -3,7 +3,8 @@
  * structure (nix/nar.ts) and size, SHA-256 it (NarHash/NarSize), and write what is stored to the
  * blob's spool file, hashing that too (FileHash/FileSize). What is stored is zstd: a zstd upload
  * is stored as sent (its decoded bytes are what was verified, and readers decode it with the same
- * library), anything else is recompressed. It runs on a verifier thread (verify-worker.ts) or,
+ * library; skippable frames, which decoders ignore, are refused: zstd-frames.ts), anything else is
+ * recompressed. It runs on a verifier thread (verify-worker.ts) or,
  * where no thread can be started, in the calling thread (verify-pool.ts); either way the bytes
  * it is given flow with backpressure, and its output never goes back through the event loop.
  */
@@ -15,6 +16,7 @@ import { FloeError, InsufficientStorage, InvalidInput, TooLarge } from '../error
 import { isStorageFull } from '../storage/failures.js';
 import { NarValidator } from '../nix/nar.js';
 import { type Compression, createDecompressor, createStorageCompressor } from './compression.js';
+import { ZstdFrameWalker } from './zstd-frames.js';
 
 /**
  * When nobody declared the NAR's size (Nix's `PUT nar/…`), a NAR over UNDECLARED_NAR_FLOOR_BYTES
@@ -116,10 +118,17 @@ class Stored extends Transform {
   constructor(
     private readonly file: WriteStream,
     private readonly passOn: boolean,
+    /** For bytes stored as sent: only standard zstd frames (no skippable ones) may be kept. */
+    private readonly frames?: ZstdFrameWalker,
   ) {
     super();
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    try {
+      this.frames?.push(chunk);
+    } catch (err) {
+      return cb(err as Error);
+    }
     this.size += chunk.length;
     this.sha.update(chunk);
     // Decoding this chunk overlaps with writing it; the next one waits for the write.
@@ -127,6 +136,11 @@ class Stored extends Transform {
     this.file.write(chunk, (err) => cb(err));
   }
   override _flush(cb: TransformCallback): void {
+    try {
+      this.frames?.end();
+    } catch (err) {
+      return cb(err as Error);
+    }
     this.file.end((err?: Error | null) => cb(err));
   }
 }
@@ -156,7 +170,7 @@ export class NarVerification {
     let stored: Stored;
     let done: Promise<void>;
     if (params.compression === 'zstd') {
-      stored = new Stored(file, true);
+      stored = new Stored(file, true, new ZstdFrameWalker());
       done = pipeline(this.input, stored, decoder, check, discard());
     } else {
       stored = new Stored(file, false);
