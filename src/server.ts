@@ -46,6 +46,7 @@ import { SourceService } from './cache/sources.js';
 import { OrgKeyService } from './org/keys.js';
 import { createCacheHandler, markExpectsContinue } from './http/cache-handler.js';
 import { createEdge } from './http/edge.js';
+import { RateLimiter } from './http/rate-limit.js';
 import { ConnectionDrain } from './http/drain.js';
 import { BodyWatchdog } from './http/body-watchdog.js';
 import { limitConnectionsPerClient } from './http/connection-limit.js';
@@ -369,6 +370,8 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
     orgKeys,
     admin,
   });
+  // Logins, exchanges and raw CI tokens on /cache share one limit per client address.
+  const loginLimiter = new RateLimiter(config.authRateLimitPerMinute);
   const app = createApp({
     edge,
     web,
@@ -396,7 +399,7 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
     publicMetrics: config.publicMetrics,
     metricsToken: config.metricsToken,
     processMetrics,
-    authRateLimitPerMinute: config.authRateLimitPerMinute,
+    loginLimiter,
     readiness: async () =>
       connections.isDraining
         ? [{ backend: 'server', ok: false, ms: 0, error: 'shutting down: finishing the requests in flight' }]
@@ -425,7 +428,11 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
     limits: config.limits,
     priority: config.priority,
     metrics,
-    exchangeRawCiToken: (jwt) => exchange.exchangeReusable(jwt),
+    // A JWT as the Basic password trades at the IdP like a login: the same per-address limit, once per token.
+    exchangeRawCiToken: (jwt, ip) => {
+      if (!exchange.isReusableCached(jwt)) loginLimiter.limitLogin(ip);
+      return exchange.exchangeReusable(jwt);
+    },
   });
   const wireMarks = new WeakMap<import('node:net').Socket, { read: number; written: number }>();
   const workerName = String(process.pid);

@@ -7,13 +7,13 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { type Context, Hono } from 'hono';
 import { routePath } from 'hono/route';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { Forbidden, NotFound, TooManyRequests } from '../errors.js';
+import { Forbidden, NotFound } from '../errors.js';
 import { requestCredential } from './credential.js';
 import type { ClientResolver } from './client-address.js';
 import type { TokenService } from '../identity/tokens.js';
 import type { Logger } from '../log.js';
 import type { AppEnv } from './context.js';
-import { RateLimiter } from './rate-limit.js';
+import type { RateLimiter } from './rate-limit.js';
 import { CLIENT_CLOSED, missResponse } from './errors.js';
 import type { Edge } from './edge.js';
 import { contentEncoding, refuseContentEncoding } from './body.js';
@@ -57,8 +57,8 @@ export interface AppDeps extends ApiDeps {
   metricsToken?: string | undefined;
   /** Process metrics appended to /metrics (memory, event loop, GC, handles). */
   processMetrics?: { render(): Promise<string> };
-  /** Logins and identity exchanges per client address per minute (0 = unlimited). */
-  authRateLimitPerMinute: number;
+  /** Logins and identity exchanges per client address (shared with /cache's raw CI tokens). */
+  loginLimiter: RateLimiter;
   resolveClient: ClientResolver;
   /** nix-cache-info's Priority (Attic's cache priority too). */
   cachePriority?: number;
@@ -133,11 +133,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   });
 
   // Logins and exchanges are rate limited per client address (they reach out to IdPs and STS).
-  const loginLimiter = new RateLimiter(deps.authRateLimitPerMinute);
-  const limitLogin = (c: import('hono').Context<AppEnv>) => {
-    const wait = loginLimiter.take(c.get('principal').client?.ip ?? '?');
-    if (wait > 0) throw new TooManyRequests(`too many login attempts from your address; try again in ${wait} s`, wait);
-  };
+  const limitLogin = (c: import('hono').Context<AppEnv>) => deps.loginLimiter.limitLogin(c.get('principal').client?.ip);
   app.use('*', async (c, next) => {
     const path = c.req.path;
     if (

@@ -38,7 +38,7 @@ export interface CacheHandlerDeps {
    * A raw CI identity token (a JWT, not a floe_ token) as the credential, exchanged and memoized
    * per token: magic-nix-cache puts the job's token in the netrc Nix reads for this cache.
    */
-  exchangeRawCiToken?: (jwt: string) => Promise<string>;
+  exchangeRawCiToken?: (jwt: string, clientIp: string | undefined) => Promise<string>;
 }
 
 type Headers = Record<string, string>;
@@ -330,7 +330,7 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
         raw &&
         (async (credential: string) => {
           const ciToken = !credential.startsWith('floe_') && credential.split('.').length === 3;
-          return ciToken ? raw(credential) : credential;
+          return ciToken ? raw(credential, start.principal.client?.ip) : credential;
         });
       return await edge.authenticate(start, req.headers.authorization, exchange);
     } catch (err) {

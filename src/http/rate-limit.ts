@@ -4,6 +4,8 @@
  * endpoints or the STS through Floe. Per replica, in memory: behind N replicas the effective limit
  * is N times the setting, which is fine for what it protects.
  */
+import { TooManyRequests } from '../errors.js';
+
 export class RateLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
   private static readonly MAX_KEYS = 50_000;
@@ -28,6 +30,12 @@ export class RateLimiter {
       return 0;
     }
     return Math.max(1, Math.ceil((1 - b.tokens) / ratePerMs / 1000));
+  }
+
+  /** One login attempt from `ip`; throws the 429 (with Retry-After) once its address is over the limit. */
+  limitLogin(ip: string | undefined): void {
+    const wait = this.take(ip ?? '?');
+    if (wait > 0) throw new TooManyRequests(`too many login attempts from your address; try again in ${wait} s`, wait);
   }
 
   /** Drops buckets that have refilled completely (they carry no state worth keeping). */
