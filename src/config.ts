@@ -1,9 +1,10 @@
 /** Configuration from flags and environment, with zero-configuration defaults (embedded SQLite + files). */
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { InvalidInput } from './errors.js';
 import { isValidCidr } from './policy/network.js';
 import { parseDuration, parseSize } from './units.js';
-import { verifyThreadsFromEnv } from './cache/verify-pool.js';
+import { parseVerifyThreads } from './cache/verify-pool.js';
 
 export interface Limits {
   /** Largest NAR upload body (compressed, on the wire). */
@@ -62,6 +63,8 @@ export interface Config {
   ingest: { slots: number; slotsPerOrg: number; slotsPerToken?: number };
   /** Threads that verify uploaded NARs (FLOE_VERIFY_THREADS; 0 = on the event loop). */
   verifyThreads: number;
+  /** Processes sharing the port (FLOE_WORKERS, `--workers` wins; default one per core; 1 = a single process). */
+  workers: number;
   /** A request body that sends nothing for this long while the server waits is answered 408 (0 = never). */
   bodyIdleSeconds: number;
   /** ...or that arrives slower than this, averaged over twice the idle time (0 = no minimum). */
@@ -70,6 +73,20 @@ export interface Config {
   maxConnectionsPerClient: number;
   /** How long an uploaded NAR without a narinfo stays (and counts against its org's quota) before it is collected. */
   uploadExpirySeconds: number;
+}
+
+const MAX_WORKERS = 256;
+
+/** A number of worker processes, 1 to 256; unset or empty: one per core. */
+export function parseWorkers(text: string | undefined, field: string): number {
+  if (text === undefined || text === '') return availableParallelism();
+  const n = /^\d+$/.test(text.trim()) ? Number(text.trim()) : Number.NaN;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS)
+    throw new InvalidInput(
+      field,
+      `expected a number of processes from 1 to ${MAX_WORKERS}, got ${JSON.stringify(text)}`,
+    );
+  return n;
 }
 
 export function parseListen(text: string): { host: string; port: number } {
@@ -154,7 +171,8 @@ export function loadConfig(
         ? { slotsPerToken: positive(env.FLOE_INGEST_SLOTS_PER_TOKEN, 'FLOE_INGEST_SLOTS_PER_TOKEN') }
         : {}),
     },
-    verifyThreads: verifyThreadsFromEnv(env),
+    verifyThreads: parseVerifyThreads(env.FLOE_VERIFY_THREADS),
+    workers: parseWorkers(env.FLOE_WORKERS, 'FLOE_WORKERS'),
     bodyIdleSeconds: parseDuration(env.FLOE_BODY_IDLE_SECONDS ?? '30', 'FLOE_BODY_IDLE_SECONDS'),
     bodyMinBytesPerSecond: env.FLOE_BODY_MIN_RATE ? parseSize(env.FLOE_BODY_MIN_RATE, 'FLOE_BODY_MIN_RATE') : 512,
     maxConnectionsPerClient: parseCount(env.FLOE_MAX_CONNECTIONS_PER_CLIENT ?? '64', 'FLOE_MAX_CONNECTIONS_PER_CLIENT'),

@@ -9,9 +9,7 @@
  * drains every worker (http/drain.ts in each) before it exits.
  */
 import cluster, { type Worker } from 'node:cluster';
-import { availableParallelism } from 'node:os';
-import type { Config } from './config.js';
-import { InvalidInput } from './errors.js';
+import { type Config, parseWorkers } from './config.js';
 import type { Logger } from './log.js';
 import { migrateStorage } from './server.js';
 import { relayChangeNotices } from './storage/cluster-changes.js';
@@ -24,22 +22,13 @@ export interface WorkerReady {
   adminTokenFile: string;
 }
 
-const MAX_WORKERS = 256;
 /** A worker that ran this long before dying was healthy: its replacement starts without delay. */
 const HEALTHY_AFTER_MS = 30_000;
 const MAX_BACKOFF_MS = 30_000;
 
-/** `--workers`, else FLOE_WORKERS, else one per core. */
-export function workerCount(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): number {
-  const text = flag ?? env.FLOE_WORKERS;
-  if (text === undefined || text === '') return availableParallelism();
-  const n = /^\d+$/.test(text.trim()) ? Number(text.trim()) : NaN;
-  if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS)
-    throw new InvalidInput(
-      'workers',
-      `expected a number of processes from 1 to ${MAX_WORKERS}, got ${JSON.stringify(text)}`,
-    );
-  return n;
+/** `--workers`, else the configured count (FLOE_WORKERS or the config file's `workers`). */
+export function workerCount(flag: string | undefined, configured: number): number {
+  return flag === undefined ? configured : parseWorkers(flag, 'workers');
 }
 
 export function isReady(m: unknown): m is WorkerReady {

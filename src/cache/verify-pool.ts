@@ -230,9 +230,12 @@ export class InThreadVerifier implements Verifier {
   async close(): Promise<void> {}
 }
 
-/** FLOE_VERIFY_THREADS, else one thread per core. */
+/** FLOE_VERIFY_THREADS (or the config file's `verify_threads`), else one thread per core. */
 export function verifyThreadsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.FLOE_VERIFY_THREADS;
+  return parseVerifyThreads(env.FLOE_VERIFY_THREADS);
+}
+
+export function parseVerifyThreads(raw: string | undefined): number {
   if (raw === undefined || raw === '') return os.availableParallelism();
   const n = Number(raw);
   if (!/^\d{1,3}$/.test(raw.trim()) || n > 256) {

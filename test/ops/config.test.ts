@@ -5,6 +5,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { get } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -18,6 +19,15 @@ type Run = { code?: number; stdout: string; stderr: string };
 const floe = (args: string[], env: Record<string, string> = {}): Promise<Run> =>
   exec(process.execPath, [FLOE_BIN, ...args], { env: { PATH: process.env.PATH!, HOME: os.tmpdir(), ...env } }).catch(
     (e: Run) => e,
+  );
+
+/** The X-Floe-Worker that answered a request on a connection of its own. */
+const workerOf = (url: string) =>
+  new Promise<string>((resolve, reject) =>
+    get(url, { agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(String(res.headers['x-floe-worker'])));
+    }).on('error', reject),
   );
 
 let dir: string;
@@ -50,9 +60,12 @@ describe('floe serve --config', () => {
       gc_interval: '6h',
       metrics_public: true,
       data_dir: path.join(dir, 'data'),
+      workers: 3,
+      verify_threads: 2,
     });
     const r = await floe(['serve', '--config', file, '--print-config'], {
       FLOE_GC_INTERVAL: '1h',
+      FLOE_VERIFY_THREADS: '0',
       FLOE_LOG_LEVEL: 'warn',
     });
     expect(r.code, r.stderr).toBeUndefined();
@@ -67,6 +80,8 @@ describe('floe serve --config', () => {
       gc: { intervalSeconds: 3600 },
       limits: { maxNarBytes: 2 * 2 ** 30 },
       cacheKeyName: null,
+      workers: 3,
+      verifyThreads: 0,
     });
     expect(shown.databaseUrl).toBe('postgres://floe:***@db.internal/floe?sslmode=require');
     expect(r.stdout).not.toContain('hunter2secret');
@@ -117,15 +132,16 @@ describe('floe serve --config', () => {
     expect(env).toMatchObject({ code: 1, stderr: expect.stringMatching(/FLOE_MAX_NAR_SIZE: expected a size/) });
   });
 
-  it('serves from a file alone', async () => {
+  it('serves from a file alone, with as many worker processes as it says', async () => {
     const port = await freePort();
     const file = await write('serve.json', {
       listen: `127.0.0.1:${port}`,
       data_dir: path.join(dir, 'served'),
       log_level: 'warn',
+      workers: 3, // not this machine's core count (the default)
     });
     const child = spawn(process.execPath, [FLOE_BIN, 'serve', '--config', file], {
-      env: { PATH: process.env.PATH!, HOME: os.tmpdir() },
+      env: { PATH: process.env.PATH!, HOME: os.tmpdir(), FLOE_TEST_WORKER_HEADER: '1' },
       stdio: 'ignore',
     });
     try {
@@ -139,6 +155,13 @@ describe('floe serve --config', () => {
       }
       expect(ok).toBe(true);
       expect((await readFile(path.join(dir, 'served', 'admin-token'), 'utf8')).length).toBeGreaterThan(20);
+      // One connection per request: the primary hands them to its workers in turn.
+      const workers = new Set<string>();
+      for (let i = 0; i < 300 && workers.size < 3; i++) {
+        workers.add(await workerOf(`http://127.0.0.1:${port}/healthz`));
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(workers.size, [...workers].join(' ')).toBe(3);
     } finally {
       child.kill('SIGKILL');
     }

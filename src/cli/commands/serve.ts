@@ -51,7 +51,7 @@ export function registerServeCommands(program: Command, ctx: CommandContext): vo
       const { createLogger, startServer, installProcessGuard, superviseWorkers, workerCount, workerRole } =
         await serverModules();
       const log = createLogger(config.logLevel);
-      const workers = cluster.isWorker ? 1 : workerCount(workersFlag);
+      const workers = cluster.isWorker ? 1 : workerCount(workersFlag, config.workers);
       const cannotStart = (err: unknown) => {
         if (err instanceof FloeError) return err;
         return new CliError(`cannot start: ${(err as Error).message}`);
