@@ -127,7 +127,8 @@ class Stored extends Transform {
     try {
       this.frames?.push(chunk);
     } catch (err) {
-      return cb(err as Error);
+      cb(err as Error);
+      return;
     }
     this.size += chunk.length;
     this.sha.update(chunk);
@@ -139,7 +140,8 @@ class Stored extends Transform {
     try {
       this.frames?.end();
     } catch (err) {
-      return cb(err as Error);
+      cb(err as Error);
+      return;
     }
     this.file.end((err?: Error | null) => cb(err));
   }
