@@ -21,6 +21,7 @@ import type { ChangeFeed } from '../storage/changes.js';
 import { prepareQuery } from '../storage/prepared.js';
 import type { Db, Storage } from '../storage/types.js';
 import { ingestNar } from '../cache/ingest.js';
+import { ReadCache } from '../cache/read-cache.js';
 import type { ReleaseSourceReads } from '../cache/reading.js';
 import { renderNarInfo } from '../cache/render.js';
 import { verifyFlakeTarball } from './tarball.js';
@@ -73,9 +74,9 @@ export function sourceRow(releaseId: string, s: SourceNar) {
 }
 
 const QUIET = { quiet: true };
-/** How long "not a source" is believed without a change notice (the notices make it sooner). */
-const ABSENT_MEMO_MS = 10_000;
-const ABSENT_MEMO_MAX = 100_000;
+/** How long a probe's answer is believed without a change notice (the notices make it sooner). */
+const PROBE_MEMO_MS = 10_000;
+const PROBE_MEMO_MAX = 100_000;
 
 /** Tells every process that `hashParts` are now sources (their misses may be memoized there). */
 export async function announceSources(storage: Storage, hashParts: readonly string[]): Promise<void> {
@@ -106,26 +107,23 @@ function flakeOf(r: SourceRowRead): FlakeResource {
 export class ReleaseSources implements ReleaseSourceReads {
   private readonly q;
   /**
-   * Hash parts known not to be sources, with when that was read: nearly every narinfo miss of the
-   * unified view asks, and a query per miss was most of a miss's cost. Kept only where this process
-   * hears every write (embedded SQLite: in process, or relayed between workers); a publish or
-   * backfill notifies `paths` with the source's hash part, which drops it here at once.
+   * The probe's answers by hash part: nearly every narinfo miss of the unified view asks, and a
+   * query per miss was most of a miss's cost. "Not a source" is kept only where this process hears
+   * every write (`keepAbsent`: embedded SQLite, in process or relayed between workers); a publish
+   * or backfill notifies `paths` with the source's hash part, which drops it here at once.
    */
-  private readonly absent = new Map<string, number>();
-  /** Bumped by every invalidation: a probe in flight across one may be stale and is not kept. */
-  private epoch = 0;
+  private readonly probes: ReadCache<unknown[]>;
 
   constructor(
     db: Db,
     private readonly authorizer: Authorizer,
     private readonly keys: OrgKeyService,
-    memo?: { changes: ChangeFeed; keepAbsent: boolean },
+    memo: { changes: ChangeFeed; keepAbsent: boolean },
   ) {
-    this.keepAbsent = memo?.keepAbsent ?? false;
-    memo?.changes.subscribe('paths', (payload) => {
-      this.epoch++;
-      if (payload === '*') this.absent.clear();
-      else for (const h of payload.split(',')) this.absent.delete(h);
+    this.probes = new ReadCache(PROBE_MEMO_MS, PROBE_MEMO_MAX, memo.keepAbsent);
+    memo.changes.subscribe('paths', (payload) => {
+      if (payload === '*') this.probes.clear();
+      else for (const h of payload.split(',')) this.probes.invalidate(h);
     });
     // Only sources whose NAR is stored: a row waiting for the backfill is a miss.
     const rows = () =>
@@ -155,23 +153,8 @@ export class ReleaseSources implements ReleaseSourceReads {
     };
   }
 
-  private readonly keepAbsent: boolean;
-
-  /** Whether `hashPart` may be a source (false: certainly not, as of at most ABSENT_MEMO_MS ago). */
-  private async mayBeSource(hashPart: string): Promise<boolean> {
-    const seen = this.absent.get(hashPart);
-    if (seen !== undefined && Date.now() - seen < ABSENT_MEMO_MS) return false;
-    const epoch = this.epoch;
-    const found = (await this.q.probe(hashPart)).length > 0;
-    if (!found && this.keepAbsent && epoch === this.epoch) {
-      if (this.absent.size >= ABSENT_MEMO_MAX) this.absent.clear();
-      this.absent.set(hashPart, Date.now());
-    }
-    return found;
-  }
-
   async narInfo(p: Principal, hashPart: StorePathHash) {
-    if (!(await this.mayBeSource(hashPart))) return undefined;
+    if ((await this.probes.get(hashPart, '', () => this.q.probe(hashPart))).length === 0) return undefined;
     const row = this.readable(p, (await this.q.byHash(hashPart)) as SourceRowRead[]);
     if (!row) return undefined;
     const narHash = parseDigest('sha256', row.nar_hash);
