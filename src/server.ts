@@ -47,6 +47,7 @@ import { OrgKeyService } from './org/keys.js';
 import { createCacheHandler, markExpectsContinue } from './http/cache-handler.js';
 import { createEdge } from './http/edge.js';
 import { RateLimiter } from './http/rate-limit.js';
+import { rawCiTokenExchange } from './http/credential.js';
 import { ConnectionDrain } from './http/drain.js';
 import { BodyWatchdog } from './http/body-watchdog.js';
 import { limitConnectionsPerClient } from './http/connection-limit.js';
@@ -370,8 +371,9 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
     orgKeys,
     admin,
   });
-  // Logins, exchanges and raw CI tokens on /cache share one limit per client address.
+  // Logins, exchanges and raw CI tokens (on both stacks) share one limit per client address.
   const loginLimiter = new RateLimiter(config.authRateLimitPerMinute);
+  const exchangeRawCiToken = rawCiTokenExchange(exchange, loginLimiter);
   const app = createApp({
     edge,
     web,
@@ -400,6 +402,7 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
     metricsToken: config.metricsToken,
     processMetrics,
     loginLimiter,
+    exchangeRawCiToken,
     readiness: async () =>
       connections.isDraining
         ? [{ backend: 'server', ok: false, ms: 0, error: 'shutting down: finishing the requests in flight' }]
@@ -428,11 +431,7 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
     limits: config.limits,
     priority: config.priority,
     metrics,
-    // A JWT as the Basic password trades at the IdP like a login: the same per-address limit, once per token.
-    exchangeRawCiToken: (jwt, ip) => {
-      if (!exchange.isReusableCached(jwt)) loginLimiter.limitLogin(ip);
-      return exchange.exchangeReusable(jwt);
-    },
+    exchangeRawCiToken,
   });
   const wireMarks = new WeakMap<import('node:net').Socket, { read: number; written: number }>();
   const workerName = String(process.pid);

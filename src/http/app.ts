@@ -8,7 +8,7 @@ import { type Context, Hono } from 'hono';
 import { routePath } from 'hono/route';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { Forbidden, NotFound } from '../errors.js';
-import { requestCredential } from './credential.js';
+import { isRawCiToken, requestCredential } from './credential.js';
 import type { ClientResolver } from './client-address.js';
 import type { TokenService } from '../identity/tokens.js';
 import type { Logger } from '../log.js';
@@ -59,6 +59,8 @@ export interface AppDeps extends ApiDeps {
   processMetrics?: { render(): Promise<string> };
   /** Logins and identity exchanges per client address (shared with /cache's raw CI tokens). */
   loginLimiter: RateLimiter;
+  /** A raw CI token traded for a Floe token, under `loginLimiter` (credential.ts, shared with /cache). */
+  exchangeRawCiToken: (jwt: string, clientIp: string | undefined) => Promise<string>;
   resolveClient: ClientResolver;
   /** nix-cache-info's Priority (Attic's cache priority too). */
   cachePriority?: number;
@@ -147,14 +149,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     if (path === '/metrics' && isMetricsToken(deps.metricsToken, requestCredential(c.req.header('authorization'))))
       return next();
     // flakehub-push and magic-nix-cache send the CI identity token itself, on every call.
-    const exchangeCiToken = async (credential: string) => {
-      const ciToken =
-        !credential.startsWith('floe_') && RAW_CI_TOKEN_PATHS.test(path) && credential.split('.').length === 3;
-      if (!ciToken) return credential;
-      // Only real exchanges count against the login limit: a push sends the same token thousands of times.
-      if (!deps.exchange.isReusableCached(credential)) limitLogin(c);
-      return deps.exchange.exchangeReusable(credential);
-    };
+    const exchangeCiToken = async (credential: string) =>
+      RAW_CI_TOKEN_PATHS.test(path) && isRawCiToken(credential)
+        ? deps.exchangeRawCiToken(credential, c.get('principal').client?.ip)
+        : credential;
     c.set('principal', await deps.edge.authenticate(c.get('edge'), c.req.header('authorization'), exchangeCiToken));
     await next();
   });

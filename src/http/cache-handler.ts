@@ -17,6 +17,7 @@ import { parseStorePathHash } from '../nix/store-path.js';
 import type { CacheService, CacheView } from '../cache/service.js';
 import type { OrgService } from '../org/service.js';
 import type { Limits } from '../config.js';
+import { isRawCiToken } from './credential.js';
 import { declaredLength, discardSmallBody, readEncodedSmallBody, readJson } from './body.js';
 import { CLIENT_CLOSED, MISS_BODY, MISS_HEADERS, clientWentAway } from './errors.js';
 import type { Edge } from './edge.js';
@@ -329,8 +330,7 @@ export function createCacheHandler(deps: CacheHandlerDeps) {
       const exchange =
         raw &&
         (async (credential: string) => {
-          const ciToken = !credential.startsWith('floe_') && credential.split('.').length === 3;
-          return ciToken ? raw(credential, start.principal.client?.ip) : credential;
+          return isRawCiToken(credential) ? raw(credential, start.principal.client?.ip) : credential;
         });
       return await edge.authenticate(start, req.headers.authorization, exchange);
     } catch (err) {
