@@ -7,6 +7,13 @@
  * relays change notices between workers on the embedded backend (storage/cluster-changes.ts),
  * replaces a worker that dies (with backoff; a replaced leader's successor leads), and on SIGTERM
  * drains every worker (http/drain.ts in each) before it exits.
+ *
+ * The workers accept connections from the shared listening socket themselves (SCHED_NONE), not
+ * through the primary (node:cluster's round robin, its default): the primary accepted each
+ * connection and sent it to a worker over IPC, and one sent to a worker that had just died was
+ * lost, its client waiting forever (a few connections in a hundred opened as a worker dies). With
+ * the shared socket, a connection waits in the kernel's queue until a live worker takes it, and a
+ * busy primary is never on the path of a request.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { type Config, parseWorkers } from './config.js';
@@ -48,6 +55,8 @@ export async function superviseWorkers(
   onStopped: (code: number) => void,
 ): Promise<WorkerReady> {
   await migrateStorage(config);
+  // Before the first fork: the policy is fixed once cluster sets up.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
   const live = new Set<Worker>();
   const relay = relayChangeNotices(() => [...live]);
   let leader: Worker | undefined;

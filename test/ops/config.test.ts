@@ -155,7 +155,7 @@ describe('floe serve --config', () => {
       }
       expect(ok).toBe(true);
       expect((await readFile(path.join(dir, 'served', 'admin-token'), 'utf8')).length).toBeGreaterThan(20);
-      // One connection per request: the primary hands them to its workers in turn.
+      // One connection per request: whichever worker is free accepts it, so every worker gets some.
       const workers = new Set<string>();
       for (let i = 0; i < 300 && workers.size < 3; i++) {
         workers.add(await workerOf(`http://127.0.0.1:${port}/healthz`));
