@@ -2,10 +2,9 @@
  * Decompression of uploaded NARs. Nix 2.8 decodes anything but `none`/`br` by sniffing the content
  * (libarchive), so we sniff magic bytes too and only trust the declared name for brotli (no magic).
  */
-import { type Duplex, PassThrough, type Transform } from 'node:stream';
+import { type Duplex, PassThrough } from 'node:stream';
 import zlib from 'node:zlib';
 import lzma from 'lzma-native';
-import { CompressStream } from 'zstd-napi';
 import { InvalidInput } from '../errors.js';
 import { Bzip2Decoder } from './bzip2-decoder.js';
 import { SlicedDecoder, ZstdDecoder } from './decoders.js';
@@ -87,18 +86,4 @@ export function createDecompressor(kind: Compression): Duplex {
     case 'br':
       return zlib.createBrotliDecompress();
   }
-}
-
-/** NARs larger than this are compressed on zstd worker threads. */
-const THREADED_COMPRESSION_BYTES = 8 << 20;
-
-/**
- * How NARs are stored: zstd level 3 (fast, good ratio, readable by Nix >= 2.4). Large NARs are
- * compressed on zstd's worker threads, off the event loop, so narinfo requests stay fast while
- * they upload; small ones are not, because creating the thread pool costs more than compressing
- * them (it made a 200-path `nix copy` 3x slower).
- */
-export function createStorageCompressor(sizeHint?: number): Transform {
-  const threaded = sizeHint !== undefined && sizeHint >= THREADED_COMPRESSION_BYTES;
-  return new CompressStream({ compressionLevel: 3, ...(threaded ? { nbWorkers: 2 } : {}) });
 }

@@ -8,7 +8,6 @@
  * decompression bomb is refused after at most that size plus a slice, not expanded.
  */
 import { narBlobKey } from './blob-keys.js';
-import { finished } from 'node:stream/promises';
 import { FloeError, InsufficientStorage, InvalidInput, TooLarge } from '../errors.js';
 import { isStorageFull } from '../storage/failures.js';
 import type { Hash } from '../nix/hash.js';
@@ -108,11 +107,10 @@ export async function ingestNar(
         ...(declaredNarSize !== undefined ? { declaredNarSize } : {}),
         ...(bodyBytes !== undefined ? { bodyBytes } : {}),
         file: writer.file,
+        syncFile: writer.syncFile,
       };
+      // Written by the verifier through the file; `writer.body` is never opened.
       verified = await verifier.verify(params, body(), signal);
-      // Written by the verifier through the file: the stream is closed unwritten.
-      writer.body.end();
-      await finished(writer.body);
     } catch (err) {
       if (err instanceof FloeError) throw err;
       if ((err as Error).name === 'AbortError') throw err;

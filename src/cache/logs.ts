@@ -23,7 +23,8 @@ import { type StorePathBase, type StorePathHash, parseStorePathBase } from '../n
 import { lockSharedAgainstGc } from '../storage/locks.js';
 import type { Storage } from '../storage/types.js';
 import type { AuditEvent } from '../audit/log.js';
-import { createDecompressor, createStorageCompressor } from './compression.js';
+import { createDecompressor } from './compression.js';
+import { createStorageCompressor } from './storage-compressor.js';
 import type { Reading } from './reading.js';
 import type { Uploads } from './uploading.js';
 import type { CacheView } from './view.js';

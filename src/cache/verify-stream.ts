@@ -11,11 +11,12 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { PassThrough, Transform, type TransformCallback, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import { FloeError, InsufficientStorage, InvalidInput, TooLarge } from '../errors.js';
 import { isStorageFull } from '../storage/failures.js';
 import { NarValidator } from '../nix/nar.js';
-import { type Compression, createDecompressor, createStorageCompressor } from './compression.js';
+import { type Compression, createDecompressor } from './compression.js';
+import { createStorageCompressor } from './storage-compressor.js';
 import { ZstdFrameWalker } from './zstd-frames.js';
 
 /**
@@ -64,6 +65,8 @@ export interface VerifyParams {
   bodyBytes?: number;
   /** The blob writer's spool file (BlobWriter.file): it exists and is written from its start. */
   file: string;
+  /** BlobWriter.syncFile: fsync the file before the verification ends (it is linked into place as is). */
+  syncFile: boolean;
 }
 
 export interface VerifyResult {
@@ -143,7 +146,9 @@ class Stored extends Transform {
       cb(err as Error);
       return;
     }
-    this.file.end((err?: Error | null) => cb(err));
+    // Ended only once closed: with `flush` the fsync runs as the file closes.
+    this.file.end();
+    finished(this.file).then(() => cb(), cb);
   }
 }
 
@@ -166,7 +171,8 @@ export class NarVerification {
     const allowed = (size: number) => narSizeProblem(size, this.received, params.maxNarBytes, params.declaredNarSize);
     const check = new NarCheck(allowed, inspect);
     // Never created here: the writer made it, and an aborted upload's file must stay gone.
-    const file = createWriteStream(params.file, { flags: 'r+' });
+    // `flush`: fsynced as it closes, in this thread, so the store's commit need not open it again.
+    const file = createWriteStream(params.file, { flags: 'r+', flush: params.syncFile });
     file.on('error', () => undefined); // reported by the write or end that failed
     const decoder = createDecompressor(params.compression);
     let stored: Stored;

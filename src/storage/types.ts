@@ -35,9 +35,14 @@ export interface BlobWriter {
   /**
    * The local spool file behind `body` (it exists, empty): code in another thread may write the
    * bytes there instead, opening it without creating it (so the file of an aborted writer is never
-   * made again), and then ends `body` unwritten. One or the other, never both.
+   * made again), and leave `body` untouched (it is opened only when used). One or the other, never both.
    */
   readonly file: string;
+  /**
+   * Whether code writing `file` itself must fsync it before it is done (the filesystem store links
+   * that very file into place; the S3 store only uploads it). `body` does so by itself.
+   */
+  readonly syncFile: boolean;
   /** Makes the written bytes readable under `key`; an existing blob of that key is kept (content addressing). */
   commit(key: string): Promise<void>;
   /** Discards what was written. Safe to call after a failure or twice. */

@@ -2,8 +2,8 @@
  * Blobs on the local filesystem: `<root>/blobs/<ab>/<key>` with a two-character fan-out, written
  * to `<root>/tmp` first, fsynced, then linked into place, so a crash never exposes half a file.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { link, mkdir, open, readdir, rm, stat } from 'node:fs/promises';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { link, mkdir, open, readdir, rm, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -22,6 +22,13 @@ function checkKey(key: string): void {
 export function blobFile(root: string, key: string): string {
   checkKey(key);
   return path.join(root, 'blobs', key.slice(0, 2), key);
+}
+
+/** unlink(2), one trip through the threadpool (rm's force option costs an lstat first). */
+async function unlinkIfThere(p: string): Promise<void> {
+  await unlink(p).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
 }
 
 async function syncPath(p: string): Promise<void> {
@@ -58,27 +65,37 @@ export class FsBlobStore implements BlobStore {
   async begin(): Promise<BlobWriter> {
     const tmp = path.join(this.tmpDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
     await createSpoolFile(tmp);
-    const body = createWriteStream(tmp, { flags: 'r+' });
-    // Writers report errors through their pipeline or commit(); an abort that destroys the stream
-    // under a pending write must not become an unhandled 'error' event that kills the process.
-    body.on('error', () => undefined);
+    // Opened on first use: most NARs are written by a verifier thread straight to `tmp` (and
+    // fsynced there, see syncFile), and opening and closing an unused stream was two more trips
+    // through the threadpool per upload. `flush`: fsynced as it closes.
+    let body: WriteStream | undefined;
+    const openBody = (): WriteStream => {
+      if (!body) {
+        body = createWriteStream(tmp, { flags: 'r+', flush: true });
+        // Writers report errors through their pipeline or commit(); an abort that destroys the stream
+        // under a pending write must not become an unhandled 'error' event that kills the process.
+        body.on('error', () => undefined);
+      }
+      return body;
+    };
     let done = false;
     const abort = async () => {
       done = true;
       // The file is opened asynchronously: wait until the stream has closed (and so created the
       // file, if it was going to) before removing it, or a late open leaves an orphan behind.
-      if (!body.closed) {
-        const closed = new Promise<void>((resolve) => body.once('close', () => resolve()));
+      if (body && !body.closed) {
+        const closed = new Promise<void>((resolve) => body!.once('close', () => resolve()));
         body.destroy();
         await closed;
       }
-      await rm(tmp, { force: true });
+      await unlinkIfThere(tmp);
     };
     const commit = async (key: string) => {
       if (done) throw new Error('blob writer already finished');
       const target = this.pathFor(key);
-      if (!body.writableFinished) {
-        body.end();
+      if (body) {
+        // Waits for the close too: that is when a `flush` stream's fsync has run.
+        if (!body.writableEnded) body.end();
         await finished(body);
       }
       done = true;
@@ -91,12 +108,18 @@ export class FsBlobStore implements BlobStore {
       // hash and size are in the nars row and in served narinfos). So both cases make the same
       // calls: link(2) creates the target only if it is absent (atomic, unlike stat + rename);
       // a scratch name in the same directory makes the directory fsync write an entry either way.
+      // The data itself was fsynced by whoever wrote it (`flush` above, or the verifier thread).
       const dir = path.dirname(target);
       const scratch = `${target}.${randomBytes(8).toString('hex')}.dup`;
       try {
-        await step('fsync', () => syncPath(tmp));
-        await step('mkdir', () => mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE }));
-        await step('link scratch', () => link(tmp, scratch));
+        // The fan-out directory is made the first time a link finds it missing.
+        await step('link scratch', () =>
+          link(tmp, scratch).catch(async (err: NodeJS.ErrnoException) => {
+            if (err.code !== 'ENOENT') throw err;
+            await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+            await link(tmp, scratch);
+          }),
+        );
         await step('link', () =>
           // From the temp file, which GC never lists (a scratch name left by a crash is an orphan it collects).
           link(tmp, target).catch((err: NodeJS.ErrnoException) => {
@@ -104,18 +127,26 @@ export class FsBlobStore implements BlobStore {
             if (err.code !== 'EEXIST') throw err;
           }),
         );
-        await step('unlink scratch', () => rm(scratch, { force: true }));
+        await step('unlink scratch', () => unlinkIfThere(scratch));
         await step('fsync dir', () => syncPath(dir));
         // Frees the data only when the content was there already: the one residual difference
         // (a few extent records; see docs/ARCHITECTURE.md).
-        await step('unlink temp', () => rm(tmp, { force: true }));
+        await step('unlink temp', () => unlinkIfThere(tmp));
       } catch (err) {
-        await rm(scratch, { force: true });
-        await rm(tmp, { force: true });
+        await unlinkIfThere(scratch);
+        await unlinkIfThere(tmp);
         throw err;
       }
     };
-    return { body, file: tmp, commit, abort };
+    return {
+      get body() {
+        return openBody();
+      },
+      file: tmp,
+      syncFile: true,
+      commit,
+      abort,
+    };
   }
 
   async get(key: string, range?: { start: number; end: number }): Promise<BlobRead | undefined> {

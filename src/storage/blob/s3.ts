@@ -4,7 +4,7 @@
  * upload; a crash before commit leaves nothing in the bucket. Reads stream from GetObject (with
  * Range), or, when enabled, redirect the client to a short-lived presigned URL.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { PRIVATE_DIR_MODE } from '../permissions.js';
 import { mkdir, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -92,18 +92,30 @@ export class S3BlobStore implements BlobStore {
   async begin(): Promise<BlobWriter> {
     const spool = path.join(this.config.spoolDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
     await createSpoolFile(spool);
-    const body = createWriteStream(spool, { flags: 'r+' });
-    // Errors surface through the writer's pipeline or commit(); never as an unhandled 'error' event.
-    body.on('error', () => undefined);
+    // Opened on first use (a verifier thread usually writes the spool file itself).
+    let body: WriteStream | undefined;
+    const openBody = (): WriteStream => {
+      if (!body) {
+        body = createWriteStream(spool, { flags: 'r+' });
+        // Errors surface through the writer's pipeline or commit(); never as an unhandled 'error' event.
+        body.on('error', () => undefined);
+      }
+      return body;
+    };
     let done = false;
     return {
-      body,
+      get body() {
+        return openBody();
+      },
       file: spool,
+      // Uploaded, never linked into place: the object store's answer is what makes it durable.
+      syncFile: false,
       commit: async (key: string) => {
         if (done) throw new Error('blob writer already finished');
         done = true;
-        if (!body.writableFinished) {
-          body.end();
+        if (body) {
+          // Waits for the close too: that is when a `flush` stream's fsync has run.
+          if (!body.writableEnded) body.end();
           await finished(body);
         }
         // Whether some org already stores this content must not show in how long this takes, and
@@ -140,7 +152,12 @@ export class S3BlobStore implements BlobStore {
       },
       abort: async () => {
         done = true;
-        body.destroy();
+        // A stream still opening would create the file after the rm: wait until it has closed.
+        if (body && !body.closed) {
+          const closed = new Promise<void>((resolve) => body!.once('close', () => resolve()));
+          body.destroy();
+          await closed;
+        }
         await rm(spool, { force: true });
       },
     };
