@@ -60,7 +60,8 @@ class StorageCompressor extends Transform {
         const pinsMore = chunk.buffer.byteLength > 4 * chunk.length + 65_536;
         this.held.push(pinsMore ? Buffer.from(chunk) : chunk);
         this.heldBytes += chunk.length;
-        return done();
+        done();
+        return;
       }
       if (!this.stream) {
         this.stream = context(this.threaded ? 2 : 0);
