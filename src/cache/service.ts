@@ -26,7 +26,7 @@ import { FairSemaphore } from './semaphore.js';
 import type { SignerService } from './signers.js';
 import type { SourceService } from './sources.js';
 import type { UpstreamService } from './upstream.js';
-import { Uploads } from './uploading.js';
+import { SMALL_UPLOAD_SLOT_FACTOR, Uploads } from './uploading.js';
 import { lockExclusiveForGc } from '../storage/locks.js';
 import { referrersFirst } from '../nix/closure-order.js';
 import type { CacheView } from './view.js';
@@ -112,7 +112,11 @@ export class CacheService {
     const perOrg = deps.ingestSlots?.slotsPerOrg ?? 4;
     // One less per token than per org: a token's stalled uploads always leave its org a slot.
     const perToken = deps.ingestSlots?.slotsPerToken ?? Math.max(1, perOrg - 1);
-    const ingestSlots = new FairSemaphore(deps.ingestSlots?.slots ?? 16, perOrg, perToken);
+    const slots = deps.ingestSlots?.slots ?? 16;
+    const ingestSlots = new FairSemaphore(slots, perOrg, perToken);
+    // Small uploads (uploading.ts, SMALL_UPLOAD_NAR_BYTES) each hold little: four times as many run.
+    const n = SMALL_UPLOAD_SLOT_FACTOR;
+    const smallIngestSlots = new FairSemaphore(n * slots, n * perOrg, n * perToken);
     const linker = new Linker(storage.db, authorizer, sources, deps.signers, deps.upstreams);
     const releaseSources = deps.releaseSources;
     this.reading = new Reading({ storage, authorizer, sources, audit, deploy: deps.deploy, releaseSources });
@@ -144,6 +148,7 @@ export class CacheService {
       committer,
       mirroring: this.mirroring,
       ingestSlots,
+      smallIngestSlots,
       uploadRecord,
       refusedHoldMs: deps.uploads?.refusedHoldMs ?? 3600_000,
     });

@@ -53,6 +53,8 @@ export interface UploadsDeps {
    * Slots are shared fairly between orgs, so one org's stalled uploads cannot block another's.
    */
   ingestSlots: FairSemaphore;
+  /** The slots of batch uploads that declare a small NAR (SMALL_UPLOAD_NAR_BYTES), kept apart. */
+  smallIngestSlots: FairSemaphore;
   uploadRecord: (target: SliceResource, fileName: (narHashNix32: string) => string) => UploadRecord;
   /** How long the NAR of a refused batch upload still counts against its org's quota before GC may take it. */
   refusedHoldMs: number;
@@ -63,6 +65,18 @@ interface PendingUpload {
   narHash: string;
   narSize: number;
 }
+
+/**
+ * A batch upload declaring a NAR up to this size is small: it queues for a slot of its own pool,
+ * with SMALL_UPLOAD_SLOT_FACTOR times the slots. Its cost is bounded by what it declared (decoding
+ * stops once the NAR passes its declared size, and its body may not be much larger either), while
+ * its time in a slot is mostly waiting (a thread hop, two commits, fsyncs): with a pool shared
+ * with large uploads, a push of many small paths ran three at a time and left the cores idle.
+ */
+export const SMALL_UPLOAD_NAR_BYTES = 256 << 10;
+export const SMALL_UPLOAD_SLOT_FACTOR = 4;
+/** The body of a small upload: its NAR, compressed or not, with room for a codec's overhead. */
+const SMALL_UPLOAD_BODY_BYTES = 2 * SMALL_UPLOAD_NAR_BYTES + (64 << 10);
 
 const CLIENT_NAR_FILE = /^[0-9a-zA-Z][0-9a-zA-Z._+-]{0,200}$/;
 const NEEDS_WRITE_TOKEN = 'uploading needs a token with the write scope (netrc password or Bearer)';
@@ -207,7 +221,7 @@ export class Uploads {
     declared: Compression | undefined,
     signal?: AbortSignal,
   ) {
-    const { storage, limits, ingestSlots, uploadRecord } = this.deps;
+    const { storage, uploadRecord } = this.deps;
     // Refuse before reading the body when the org is already full and this path is new to the slice.
     // (Re-pushing a path the slice holds adds nothing: it passes even over quota.)
     const adds = async () => (await this.absentFrom(target, [meta.storePath])).length > 0;
@@ -215,7 +229,12 @@ export class Uploads {
     // Pending from the moment it is stored (so GC leaves it alone until the commit below).
     const fileName = (h: string) => `batch/${h}`;
     const record = uploadRecord(target, fileName);
-    const nar = await ingestSlots.run(
+    const small = meta.narSize <= SMALL_UPLOAD_NAR_BYTES;
+    const slots = small ? this.deps.smallIngestSlots : this.deps.ingestSlots;
+    const limits = small
+      ? { ...this.deps.limits, maxUploadBytes: Math.min(this.deps.limits.maxUploadBytes, SMALL_UPLOAD_BODY_BYTES) }
+      : this.deps.limits;
+    const nar = await slots.run(
       target.org.id,
       () => ingestNar(body, declared, storage, limits, signal, meta.narSize, undefined, record),
       ingestMember(p),

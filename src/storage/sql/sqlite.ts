@@ -127,6 +127,10 @@ class ImmediateSqliteDialect extends SqliteDialect {
 
   override createDriver(): SqliteDriver {
     const { raw, durable } = this;
+    // Compiled once: preparing them for every transaction cost more than running them.
+    const noWait = raw.prepare('pragma busy_timeout = 0');
+    const wait = raw.prepare(`pragma busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    const beginImmediate = raw.prepare('begin immediate');
     return new (class extends SqliteDriver {
       override async releaseConnection(): Promise<void> {
         const synced = durable();
@@ -137,15 +141,15 @@ class ImmediateSqliteDialect extends SqliteDialect {
       override async beginTransaction(_connection: DatabaseConnection): Promise<void> {
         const started = Date.now();
         for (let attempt = 0; ; attempt++) {
-          raw.pragma('busy_timeout = 0');
+          noWait.run();
           try {
-            raw.prepare('begin immediate').run();
+            beginImmediate.run();
             return;
           } catch (err) {
             if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() - started > WRITE_LOCK_WAIT_MS)
               throw err;
           } finally {
-            raw.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+            wait.run();
           }
           await sleep(Math.min(50, 1 + attempt * 2));
         }
