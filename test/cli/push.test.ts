@@ -174,15 +174,18 @@ in link 129\n`,
   it('names the path the server refused, gives up what depends on it, keeps the rest, and exits non-zero', async () => {
     await createOrg(server, 'tight');
     const token = (await createToken(server, 'tight', ['read', 'write'])).token;
-    // The org may store 1 MiB: the small leaves fit, the 2 MiB one of random bytes does not.
+    // The org may store 1 MiB: the small leaves fit, the 2 MiB one of random bytes does not. It
+    // refers to the leaves, so they upload before it: a refused NAR counts against the quota for a
+    // while, and leaves sent after it would be refused too.
     const quota = await api(server, server.adminToken, 'PATCH', '/api/v1/orgs/tight/settings', { quota: 1 << 20 });
     expect(quota.status, JSON.stringify(quota.body)).toBe(200);
     const file = path.join(dir, 'refused.nix');
     await writeFile(
       file,
       `let leaf = i: derivation { name = "fits-\${toString i}"; builder = "/bin/sh"; args = [ "-c" "echo refused \${toString i} > $out" ]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; };
-     big = derivation { name = "too-big"; builder = "/bin/sh"; args = [ "-c" "head -c 2097152 /dev/urandom > $out" ]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; };
-in derivation { name = "refused-top"; builder = "/bin/sh"; args = [ "-c" "echo \${big} \${toString (builtins.genList leaf 20)} > $out" ]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; }\n`,
+     leaves = toString (builtins.genList leaf 20);
+     big = derivation { name = "too-big"; builder = "/bin/sh"; args = [ "-c" "head -c 2097152 /dev/urandom > $out; echo \${leaves} >> $out" ]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; };
+in derivation { name = "refused-top"; builder = "/bin/sh"; args = [ "-c" "echo \${big} \${leaves} > $out" ]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; }\n`,
     );
     const built = await hostNix.run(['nix-build', file, '--no-out-link'], { cacheHome: path.join(dir, 'build') });
     expect(built.code, built.stderr).toBe(0);
