@@ -135,11 +135,15 @@ async function floeTarget(bin: string, dir: string, narMib: number): Promise<See
       narBytes,
       stop: stopper(child),
       applyPolicies: async () => {
-        const res = await fetch(`${url}/api/v1/orgs/cpu/policies`, {
-          method: 'PUT',
-          headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' },
-          body: JSON.stringify({ source: benchPolicies('cpu', 100) }),
-        });
+        const put = () =>
+          fetch(`${url}/api/v1/orgs/cpu/policies`, {
+            method: 'PUT',
+            headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' },
+            body: JSON.stringify({ source: benchPolicies('cpu', 100) }),
+          });
+        // fetch may reuse the kept-alive connection of the readiness check, which the server closes
+        // after its keep-alive timeout (65 s, about when the hit rounds end): "other side closed".
+        const res = await put().catch(() => put());
         if (res.status !== 201) throw new Error(`applying 100 policies: ${res.status} ${await res.text()}`);
       },
     };
