@@ -179,7 +179,7 @@ export class NarVerification {
     // `flush`: fsynced as it closes, in this thread, so the store's commit need not open it again.
     // Writes queue up to 1 MiB ahead of the disk (and go out together, as one writev).
     const file = createWriteStream(params.file, { flags: 'r+', flush: params.syncFile, highWaterMark: 1 << 20 });
-    file.on('error', () => undefined); // reported by the write or end that failed
+    file.on('error', () => undefined); // reported by Stored, which ends the verification with it
     const decoder = createDecompressor(params.compression);
     let stored: Stored;
     let done: Promise<void>;

@@ -2,15 +2,14 @@
  * Blobs on the local filesystem: `<root>/blobs/<ab>/<key>` with a two-character fan-out, written
  * to `<root>/tmp` first, fsynced, then linked into place, so a crash never exposes half a file.
  */
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { link, mkdir, open, readdir, rm, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { finished } from 'node:stream/promises';
 import type { BlobInfo, BlobRead, BlobStore, BlobWriter } from '../types.js';
 import { PRIVATE_DIR_MODE } from '../permissions.js';
-import { createSpoolFile, dropStaleSpool } from './spool.js';
+import { SpoolStream, createSpoolFile, dropStaleSpool } from './spool.js';
 
 const KEY = /^[0-9a-z][0-9a-z._-]{1,200}$/;
 
@@ -65,39 +64,18 @@ export class FsBlobStore implements BlobStore {
   async begin(): Promise<BlobWriter> {
     const tmp = path.join(this.tmpDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
     await createSpoolFile(tmp);
-    // Opened on first use: most NARs are written by a verifier thread straight to `tmp` (and
-    // fsynced there, see syncFile), and opening and closing an unused stream was two more trips
-    // through the threadpool per upload. `flush`: fsynced as it closes.
-    let body: WriteStream | undefined;
-    const openBody = (): WriteStream => {
-      if (!body) {
-        body = createWriteStream(tmp, { flags: 'r+', flush: true });
-        // Writers report errors through their pipeline or commit(); an abort that destroys the stream
-        // under a pending write must not become an unhandled 'error' event that kills the process.
-        body.on('error', () => undefined);
-      }
-      return body;
-    };
+    // The verifier thread fsyncs what it writes (syncFile); `body` does as it closes.
+    const spool = new SpoolStream(tmp, true);
     let done = false;
     const abort = async () => {
       done = true;
-      // The file is opened asynchronously: wait until the stream has closed (and so created the
-      // file, if it was going to) before removing it, or a late open leaves an orphan behind.
-      if (body && !body.closed) {
-        const closed = new Promise<void>((resolve) => body!.once('close', () => resolve()));
-        body.destroy();
-        await closed;
-      }
+      await spool.discard();
       await unlinkIfThere(tmp);
     };
     const commit = async (key: string) => {
       if (done) throw new Error('blob writer already finished');
       const target = this.pathFor(key);
-      if (body) {
-        // Waits for the close too: that is when a `flush` stream's fsync has run.
-        if (!body.writableEnded) body.end();
-        await finished(body);
-      }
+      await spool.settle();
       done = true;
       const step = async <T>(operation: string, work: () => Promise<T>): Promise<T> => {
         this.observe?.(operation);
@@ -140,7 +118,7 @@ export class FsBlobStore implements BlobStore {
     };
     return {
       get body() {
-        return openBody();
+        return spool.body;
       },
       file: tmp,
       syncFile: true,

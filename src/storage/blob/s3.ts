@@ -4,13 +4,12 @@
  * upload; a crash before commit leaves nothing in the bucket. Reads stream from GetObject (with
  * Range), or, when enabled, redirect the client to a short-lived presigned URL.
  */
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { PRIVATE_DIR_MODE } from '../permissions.js';
 import { mkdir, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { finished } from 'node:stream/promises';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -23,7 +22,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { BlobInfo, BlobRead, BlobStore, BlobWriter } from '../types.js';
-import { createSpoolFile, dropStaleSpool } from './spool.js';
+import { SpoolStream, createSpoolFile, dropStaleSpool } from './spool.js';
 import { Unavailable } from '../../errors.js';
 import { isObjectStoreUnavailable } from '../failures.js';
 
@@ -92,32 +91,19 @@ export class S3BlobStore implements BlobStore {
   async begin(): Promise<BlobWriter> {
     const spool = path.join(this.config.spoolDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
     await createSpoolFile(spool);
-    // Opened on first use (a verifier thread usually writes the spool file itself).
-    let body: WriteStream | undefined;
-    const openBody = (): WriteStream => {
-      if (!body) {
-        body = createWriteStream(spool, { flags: 'r+' });
-        // Errors surface through the writer's pipeline or commit(); never as an unhandled 'error' event.
-        body.on('error', () => undefined);
-      }
-      return body;
-    };
+    // Uploaded, never linked into place: no fsync (the object store's answer makes it durable).
+    const stream = new SpoolStream(spool, false);
     let done = false;
     return {
       get body() {
-        return openBody();
+        return stream.body;
       },
       file: spool,
-      // Uploaded, never linked into place: the object store's answer is what makes it durable.
       syncFile: false,
       commit: async (key: string) => {
         if (done) throw new Error('blob writer already finished');
         done = true;
-        if (body) {
-          // Waits for the close too: that is when a `flush` stream's fsync has run.
-          if (!body.writableEnded) body.end();
-          await finished(body);
-        }
+        await stream.settle();
         // Whether some org already stores this content must not show in how long this takes, and
         // the stored object must never be replaced (its hash and size are in the nars row and in
         // served narinfos). So both cases make the same requests: a HEAD, a multipart upload of
@@ -152,12 +138,7 @@ export class S3BlobStore implements BlobStore {
       },
       abort: async () => {
         done = true;
-        // A stream still opening would create the file after the rm: wait until it has closed.
-        if (body && !body.closed) {
-          const closed = new Promise<void>((resolve) => body!.once('close', () => resolve()));
-          body.destroy();
-          await closed;
-        }
+        await stream.discard();
         await rm(spool, { force: true });
       },
     };

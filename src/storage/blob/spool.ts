@@ -1,7 +1,9 @@
 /** Spool directories of uploads in progress, shared by the processes of one data directory. */
 import cluster from 'node:cluster';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { open, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { finished } from 'node:stream/promises';
 import { PRIVATE_FILE_MODE } from '../permissions.js';
 
 /** A spool file untouched for this long is from an upload that never committed (crash, kill). */
@@ -29,4 +31,48 @@ export async function dropStaleSpool(dir: string, shared: boolean = cluster.isWo
  */
 export async function createSpoolFile(file: string): Promise<void> {
   await (await open(file, 'wx', PRIVATE_FILE_MODE)).close();
+}
+
+/**
+ * The stream a blob writer's `body` writes its spool file through, opened on first use: most NARs
+ * are written by a verifier thread straight to the file, and opening and closing an unused stream
+ * was two more trips through the threadpool per upload. `flush`: fsynced as it closes.
+ */
+export class SpoolStream {
+  private stream: WriteStream | undefined;
+
+  constructor(
+    private readonly file: string,
+    private readonly flush: boolean,
+  ) {}
+
+  get body(): WriteStream {
+    if (!this.stream) {
+      // Never created here (createSpoolFile made it): a writer that starts after an abort fails.
+      this.stream = createWriteStream(this.file, { flags: 'r+', flush: this.flush });
+      // Writers report errors through their pipeline or commit(); an abort that destroys the stream
+      // under a pending write must not become an unhandled 'error' event that kills the process.
+      this.stream.on('error', () => undefined);
+    }
+    return this.stream;
+  }
+
+  /** Ends what was written through `body`, if anything; resolves once closed (and so, with `flush`, fsynced). */
+  async settle(): Promise<void> {
+    if (!this.stream) return;
+    if (!this.stream.writableEnded) this.stream.end();
+    await finished(this.stream);
+  }
+
+  /**
+   * Stops writing. The file is opened asynchronously: this waits until the stream has closed (and
+   * so created the file, if it was going to), or removing the file next would leave a late open's orphan.
+   */
+  async discard(): Promise<void> {
+    const stream = this.stream;
+    if (!stream || stream.closed) return;
+    const closed = new Promise<void>((resolve) => stream.once('close', () => resolve()));
+    stream.destroy();
+    await closed;
+  }
 }
