@@ -23,6 +23,7 @@ import { PUSH_COLUMNS, pushBench } from './push.js';
 import { policyBench } from './policy.js';
 import { uploadsBench } from './uploads.js';
 import { cpuBench } from './cpu.js';
+import { S3_READS_COLUMNS, s3ReadsBench } from './s3-reads.js';
 
 const DURATION = process.env.BENCH_DURATION ?? '8s';
 const PATHS = Number(process.env.BENCH_PATHS ?? 2000);
@@ -225,10 +226,34 @@ async function cpuOnly(): Promise<void> {
   }
 }
 
+/** Prints one table: a header row and its rows, columns padded. */
+function printTable(header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const fmt = (r: string[]) => '| ' + header.map((_, i) => (r[i] ?? '').padEnd(widths[i]!)).join(' | ') + ' |';
+  console.log(fmt(header));
+  console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
+  for (const r of rows) console.log(fmt(r));
+}
+
+const S3_READS_TITLE =
+  '\nNAR downloads from S3 through Floe (SQLite + s3rver behind a per-connection rate limit, curl, median of rounds):';
+
+/** `BENCH_ONLY=s3`: NAR downloads from S3, one stream against ranged GETs in flight. */
+async function s3Only(): Promise<void> {
+  const work = mkdtempSync(path.join(os.tmpdir(), 'floe-bench-'));
+  try {
+    console.log(S3_READS_TITLE);
+    printTable(['measure', ...S3_READS_COLUMNS], await s3ReadsBench(work));
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   ensureTools();
   if (process.env.BENCH_ONLY === 'registry') return registryOnly();
   if (process.env.BENCH_ONLY === 'cpu') return cpuOnly();
+  if (process.env.BENCH_ONLY === 's3') return s3Only();
   const work = mkdtempSync(path.join(os.tmpdir(), 'floe-bench-'));
   chmodSync(work, 0o755);
   const children: ChildProcess[] = [];
@@ -554,6 +579,18 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
         floe: 'floe 1p (SQLite+files)',
         value: Number.parseFloat(r[1]!),
         detail: r.slice(2).join(' '),
+      });
+    console.log(S3_READS_TITLE);
+    const s3Rows = await s3ReadsBench(work);
+    printTable(['measure', ...S3_READS_COLUMNS], s3Rows);
+    for (const r of s3Rows)
+      results.push({
+        measure: `s3 reads: ${r[0]}`,
+        unit: 'MiB/s',
+        processes: 1,
+        floe: 'floe 1p (SQLite+S3)',
+        value: Number(r[1]),
+        ...(r[2] ? { ratio: Number.parseFloat(r[2]) } : {}),
       });
     const meta = {
       at: new Date().toISOString(),

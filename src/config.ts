@@ -24,6 +24,8 @@ export interface S3Config {
   region: string;
   forcePathStyle: boolean;
   presignSeconds: number;
+  /** Ranged GETs in flight per NAR download streamed through Floe (1 = one at a time); unset: the store's default. */
+  readDepth?: number;
 }
 
 export interface Config {
@@ -221,6 +223,9 @@ function loadS3Config(env: NodeJS.ProcessEnv): S3Config | undefined {
   const presign = env.FLOE_S3_PRESIGN_SECONDS ? Number(env.FLOE_S3_PRESIGN_SECONDS) : 0;
   if (!Number.isInteger(presign) || presign < 0 || presign > 7 * 86400)
     throw new InvalidInput('FLOE_S3_PRESIGN_SECONDS', 'expected 0 (stream through Floe) up to 604800');
+  const readDepth = env.FLOE_S3_READ_DEPTH ? Number(env.FLOE_S3_READ_DEPTH) : undefined;
+  if (readDepth !== undefined && (!Number.isInteger(readDepth) || readDepth < 1 || readDepth > 32))
+    throw new InvalidInput('FLOE_S3_READ_DEPTH', 'expected 1 (one ranged GET at a time) up to 32');
   return {
     bucket,
     prefix,
@@ -228,5 +233,6 @@ function loadS3Config(env: NodeJS.ProcessEnv): S3Config | undefined {
     region: env.FLOE_S3_REGION ?? env.AWS_REGION ?? 'us-east-1',
     forcePathStyle: /^(1|true|yes)$/i.test(env.FLOE_S3_FORCE_PATH_STYLE ?? (endpoint ? 'true' : 'false')),
     presignSeconds: presign,
+    ...(readDepth !== undefined ? { readDepth } : {}),
   };
 }

@@ -62,6 +62,15 @@ async function fromEveryWorker(ask: () => Promise<Answer>): Promise<Map<string, 
   return seen;
 }
 
+/** `promise`, or a failure naming the step that never finished (instead of the test's own timeout). */
+function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 function batchBody(p: FakePath, references: string[] = []): Buffer {
   const meta = { storePath: `/nix/store/${p.base}`, narHash: p.narHash, narSize: p.narSize, references };
   return Buffer.concat([Buffer.from(JSON.stringify(meta) + '\n'), p.nar]);
@@ -271,7 +280,7 @@ export function describeWorkers(
           // Observed even if another upload's assertion fails first (no unhandled rejection).
           done.catch(() => undefined);
           req.flushHeaders();
-          await continued;
+          await within(20_000, `upload ${i}: 100 Continue from worker ${worker}`, continued);
           req.write(body.subarray(0, body.length / 2));
           uploads.push({ worker, done, rest: () => req.end(body.subarray(body.length / 2)) });
         }
@@ -280,9 +289,9 @@ export function describeWorkers(
         server.process.kill('SIGTERM');
         await new Promise((r) => setTimeout(r, 300));
         for (const u of uploads) u.rest();
-        for (const u of uploads) expect(await u.done).toBe(201);
+        for (const u of uploads) expect(await within(30_000, `upload on worker ${u.worker}`, u.done)).toBe(201);
         for (const a of agents) a.destroy();
-        expect(await exited).toBe(0);
+        expect(await within(30_000, 'the server exiting after SIGTERM', exited)).toBe(0);
         for (const u of uploads) expect(() => process.kill(Number(u.worker), 0)).toThrow();
       },
     );

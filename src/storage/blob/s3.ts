@@ -1,8 +1,9 @@
 /**
  * Blobs in an S3-compatible bucket. Uploads are spooled to a local temp file while they are
  * verified (the key is the NAR hash, known only at the end) and sent at commit with a multipart
- * upload; a crash before commit leaves nothing in the bucket. Reads stream from GetObject (with
- * Range), or, when enabled, redirect the client to a short-lived presigned URL.
+ * upload; a crash before commit leaves nothing in the bucket. Reads of more than one part are
+ * several ranged GetObjects in flight at once (ranged-read.ts), or, when enabled, a redirect of
+ * the client to a short-lived presigned URL.
  */
 import { createReadStream } from 'node:fs';
 import { PRIVATE_DIR_MODE } from '../permissions.js';
@@ -24,6 +25,15 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { BlobInfo, BlobRead, BlobStore, BlobWriter } from '../types.js';
 import { SpoolStream, createSpoolFile, dropStaleSpool } from './spool.js';
 import { Unavailable } from '../../errors.js';
+import {
+  type ByteRange,
+  PrefetchBudget,
+  READ_BUDGET_BYTES,
+  READ_DEPTH,
+  READ_PART_BYTES,
+  planParts,
+  rangedBody,
+} from './ranged-read.js';
 import { isObjectStoreUnavailable } from '../failures.js';
 
 export interface S3BlobConfig {
@@ -38,6 +48,12 @@ export interface S3BlobConfig {
   spoolDir: string;
   /** Seconds a presigned download URL stays valid; 0 = stream through Floe. */
   presignSeconds: number;
+  /** Ranged GETs in flight per download (1 = one part at a time). Default READ_DEPTH. */
+  readDepth?: number;
+  /** Bytes per ranged GET. Default READ_PART_BYTES. */
+  readPartBytes?: number;
+  /** Bytes all downloads may hold ahead of their clients. Default READ_BUDGET_BYTES. */
+  readBudgetBytes?: number;
 }
 
 /** An unreachable, timed-out or failing (5xx) object store is a 503 for the request that needed it. */
@@ -53,13 +69,21 @@ function isNotFound(err: unknown): boolean {
   return e?.name === 'NotFound' || e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404;
 }
 
+function isInvalidRange(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e?.name === 'InvalidRange' || e?.$metadata?.httpStatusCode === 416;
+}
+
 export class S3BlobStore implements BlobStore {
   private observe: ((operation: string) => void) | undefined;
+  private readonly budget: PrefetchBudget;
 
   private constructor(
     private readonly client: S3Client,
     private readonly config: S3BlobConfig,
-  ) {}
+  ) {
+    this.budget = new PrefetchBudget(config.readBudgetBytes ?? READ_BUDGET_BYTES);
+  }
 
   static async open(config: S3BlobConfig): Promise<S3BlobStore> {
     const clientConfig: S3ClientConfig = {
@@ -145,19 +169,77 @@ export class S3BlobStore implements BlobStore {
   }
 
   async get(key: string, range?: { start: number; end: number }): Promise<BlobRead | undefined> {
+    const partBytes = this.config.readPartBytes ?? READ_PART_BYTES;
+    try {
+      // The first part's answer also tells the object's size (and so how many parts follow).
+      const firstEnd = (range?.start ?? 0) + partBytes - 1;
+      const first = await this.getRange(key, {
+        start: range?.start ?? 0,
+        end: Math.min(firstEnd, range?.end ?? firstEnd),
+      });
+      if (!first) return undefined;
+      const { body, size, etag } = first;
+      if (first.whole) {
+        // A store that ignores Range sent every byte: fine for a whole read, wrong for a range.
+        if (range) throw new Error(`the object store ignored the Range of a read of ${key}`);
+        return { body, size };
+      }
+      const span = { start: range?.start ?? 0, end: Math.min(range?.end ?? size - 1, size - 1) };
+      const parts = planParts(span, partBytes);
+      if (parts.length <= 1) return { body, size };
+      const fetchRange = async (r: ByteRange, signal: AbortSignal) => {
+        // Same ETag, or the part fails: the parts of one download are of one object. (Keys are
+        // content addresses and objects are never replaced; a GC delete in between fails the part.)
+        const part = await this.getRange(key, r, signal, etag);
+        if (!part) throw new Error(`blob ${key} disappeared while it was being read`);
+        return part.body;
+      };
+      const depth = this.config.readDepth ?? READ_DEPTH;
+      return { body: rangedBody(body, parts, fetchRange, { depth, budget: this.budget }), size };
+    } catch (err) {
+      throw unavailableOr(err);
+    }
+  }
+
+  /** One ranged GetObject: its body, the object's whole size and ETag; undefined for a missing key. */
+  private async getRange(
+    key: string,
+    r: ByteRange,
+    signal?: AbortSignal,
+    etag?: string,
+  ): Promise<{ body: Readable; size: number; etag: string | undefined; whole: boolean } | undefined> {
     try {
       const res = await this.client.send(
         new GetObjectCommand({
           Bucket: this.config.bucket,
           Key: this.objectKey(key),
-          ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
+          Range: `bytes=${r.start}-${r.end}`,
+          ...(etag ? { IfMatch: etag } : {}),
         }),
+        signal ? { abortSignal: signal } : {},
       );
-      const total = range ? Number(/\/(\d+)$/.exec(res.ContentRange ?? '')?.[1] ?? NaN) : Number(res.ContentLength);
-      return { body: res.Body as Readable, size: total };
+      const total = /\/(\d+)$/.exec(res.ContentRange ?? '')?.[1];
+      const whole = total === undefined;
+      return { body: res.Body as Readable, size: Number(total ?? res.ContentLength), etag: res.ETag, whole };
     } catch (err) {
       if (isNotFound(err)) return undefined;
-      throw unavailableOr(err);
+      // An empty object has no byte 0 to ask for: read it whole.
+      if (isInvalidRange(err) && r.start === 0 && !etag) return this.getWhole(key);
+      throw err;
+    }
+  }
+
+  private async getWhole(
+    key: string,
+  ): Promise<{ body: Readable; size: number; etag: string | undefined; whole: boolean } | undefined> {
+    try {
+      const res = await this.client.send(
+        new GetObjectCommand({ Bucket: this.config.bucket, Key: this.objectKey(key) }),
+      );
+      return { body: res.Body as Readable, size: Number(res.ContentLength), etag: res.ETag, whole: true };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
     }
   }
 
@@ -211,6 +293,11 @@ export class S3BlobStore implements BlobStore {
     return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.config.bucket, Key: this.objectKey(key) }), {
       expiresIn: this.config.presignSeconds,
     });
+  }
+
+  /** Bytes downloads may still buffer ahead of their clients (tests: every read gives back what it took). */
+  get prefetchBytesLeft(): number {
+    return this.budget.left;
   }
 
   traceCommits(observe: ((operation: string) => void) | undefined): void {
