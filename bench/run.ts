@@ -249,11 +249,29 @@ async function s3Only(): Promise<void> {
   }
 }
 
+/** `BENCH_ONLY=policy`: the policy engine's cost on the narinfo hot path. */
+async function policyOnly(): Promise<void> {
+  const work = mkdtempSync(path.join(os.tmpdir(), 'floe-bench-'));
+  try {
+    console.log(POLICY_TITLE);
+    printTable(POLICY_HEADER, policyCells(await policyBench(work, DURATION)));
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+const POLICY_TITLE =
+  '\nPolicy engine cost on the narinfo hot path (same server, same paths, same token, alternating runs, medians), embedded backend:';
+const POLICY_HEADER = ['measure', 'no org policies', '100 org policies', 'ratio'];
+const policyCells = (pol: Awaited<ReturnType<typeof policyBench>>) =>
+  pol.map((r) => [r.label, r.without.toFixed(3), r.with.toFixed(3), `${(r.with / r.without).toFixed(2)}x`]);
+
 async function main(): Promise<void> {
   ensureTools();
   if (process.env.BENCH_ONLY === 'registry') return registryOnly();
   if (process.env.BENCH_ONLY === 'cpu') return cpuOnly();
   if (process.env.BENCH_ONLY === 's3') return s3Only();
+  if (process.env.BENCH_ONLY === 'policy') return policyOnly();
   const work = mkdtempSync(path.join(os.tmpdir(), 'floe-bench-'));
   chmodSync(work, 0o755);
   const children: ChildProcess[] = [];
@@ -516,22 +534,9 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
         rps: Number(r[1]),
       });
 
-    console.log(
-      '\nPolicy engine cost on the narinfo hot path (same server, same paths, same token), embedded backend:',
-    );
+    console.log(POLICY_TITLE);
     const pol = await policyBench(work, DURATION);
-    const ph2 = ['measure', 'no org policies', '100 org policies', 'ratio'];
-    const cells = pol.map((r) => [
-      r.label,
-      r.without.toFixed(3),
-      r.with.toFixed(3),
-      `${(r.with / r.without).toFixed(2)}x`,
-    ]);
-    const pw2 = ph2.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]!.length)));
-    const pf2 = (r: string[]) => '| ' + r.map((c, i) => c.padEnd(pw2[i]!)).join(' | ') + ' |';
-    console.log(pf2(ph2));
-    console.log('|' + pw2.map((w) => '-'.repeat(w + 2)).join('|') + '|');
-    for (const r of cells) console.log(pf2(r));
+    printTable(POLICY_HEADER, policyCells(pol));
     for (const r of pol)
       results.push({
         measure: `policies: ${r.label}`,
