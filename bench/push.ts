@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FLOE_BIN } from '../test/helpers/server.js';
-import { serveForBench } from './serve.js';
+import { benchOrgToken, serveForBench } from './serve.js';
 
 const NIX_CONFIG = 'experimental-features = nix-command flakes\nsandbox = false\nbuild-users-group =\nsubstituters =';
 const ROUNDS = Number(process.env.BENCH_PUSH_ROUNDS ?? 3);
@@ -63,19 +63,7 @@ in derivation { name = "pb-${tag}-\${who}-top"; builder = "/bin/sh"; args = [ "-
   const server = await serveForBench(dataDir);
   const url = server.url;
   try {
-    const admin = readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
-    const call = async (p: string, body: unknown) => {
-      const res = await fetch(`${url}${p}`, {
-        method: 'POST',
-        headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' },
-        body: JSON.stringify(body),
-      });
-      return (await res.json()) as Record<string, string>;
-    };
-    const tokenFor = async (org: string) => {
-      await call('/api/v1/orgs', { name: org });
-      return (await call('/api/v1/tokens', { org, scopes: ['read', 'write'] })).token!;
-    };
+    const tokenFor = async (org: string) => (await benchOrgToken(url, dataDir, org)).token;
     const netrc = path.join(work, 'push-netrc');
     const measure = (f: () => void): Run => {
       const [c0, s0, t0] = [cpuSeconds('self').children, cpuSeconds(server.pid).own, process.hrtime.bigint()];

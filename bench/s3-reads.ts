@@ -8,14 +8,13 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { encodeNix32 } from '../src/nix/nix32.js';
 import { serializeNar } from '../src/nix/nar.js';
 import { parseNarInfo } from '../src/nix/narinfo.js';
 import { freePort } from '../test/helpers/server.js';
 import { startS3 } from '../test/helpers/s3.js';
-import { serveForBench } from './serve.js';
+import { benchOrgToken, serveForBench } from './serve.js';
 
 const NAR_MIB = Number(process.env.BENCH_NAR_MIB ?? 64);
 const CONN_MIBS = Number(process.env.BENCH_S3_CONN_MIBS ?? 64);
@@ -76,18 +75,7 @@ export async function s3ReadsBench(work: string): Promise<string[][]> {
       };
       const server = await serveForBench(dataDir, env);
       try {
-        const admin = readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
-        const call = async (p: string, body: unknown) => {
-          const res = await fetch(`${server.url}${p}`, {
-            method: 'POST',
-            headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' },
-            body: JSON.stringify(body),
-          });
-          return (await res.json()) as Record<string, string>;
-        };
-        await call('/api/v1/orgs', { name: 'reads' });
-        const token = (await call('/api/v1/tokens', { org: 'reads', scopes: ['read', 'write'] })).token!;
-        const auth = `Basic ${Buffer.from(`:${token}`).toString('base64')}`;
+        const { auth } = await benchOrgToken(server.url, dataDir, 'reads');
         const put = await fetch(`${server.url}/api/v1/cache/paths`, {
           method: 'PUT',
           headers: { Authorization: auth },

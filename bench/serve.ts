@@ -1,4 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { FLOE_BIN, freePort } from '../test/helpers/server.js';
 
 /**
@@ -28,4 +30,25 @@ export async function serveForBench(
   }
   child.kill('SIGKILL');
   throw new Error(`floe serve (${bin}) did not start for the benchmark (data dir ${dataDir})`);
+}
+
+/** Makes `org` on a bench server (as its admin) and a read + write token of it; returns the token and its Basic header. */
+export async function benchOrgToken(
+  url: string,
+  dataDir: string,
+  org: string,
+): Promise<{ token: string; auth: string }> {
+  const admin = readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
+  const call = async (p: string, body: unknown) => {
+    const res = await fetch(`${url}${p}`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    if (!res.ok) throw new Error(`POST ${p}: ${res.status} ${await res.text()}`);
+    return (await res.json()) as Record<string, string>;
+  };
+  await call('/api/v1/orgs', { name: org });
+  const token = (await call('/api/v1/tokens', { org, scopes: ['read', 'write'] })).token!;
+  return { token, auth: `Basic ${Buffer.from(`:${token}`).toString('base64')}` };
 }

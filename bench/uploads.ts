@@ -12,7 +12,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { encodeNix32 } from '../src/nix/nix32.js';
 import { serializeNar } from '../src/nix/nar.js';
-import { serveForBench } from './serve.js';
+import { benchOrgToken, serveForBench } from './serve.js';
 
 const CONCURRENT = 16;
 const SINGLE_MIB = Number(process.env.BENCH_NAR_MIB ?? 64);
@@ -120,18 +120,7 @@ export async function uploadsBench(work: string, duration: string): Promise<stri
       threads === undefined ? slots : { ...slots, FLOE_VERIFY_THREADS: threads },
     );
     try {
-      const admin = readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
-      const call = async (p: string, body: unknown) => {
-        const res = await fetch(`${server.url}${p}`, {
-          method: 'POST',
-          headers: { Authorization: `Bearer ${admin}`, 'Content-Type': 'application/json' },
-          body: JSON.stringify(body),
-        });
-        return (await res.json()) as Record<string, string>;
-      };
-      await call('/api/v1/orgs', { name: 'uploads' });
-      const token = (await call('/api/v1/tokens', { org: 'uploads', scopes: ['read', 'write'] })).token!;
-      const auth = `Basic ${Buffer.from(`:${token}`).toString('base64')}`;
+      const { token, auth } = await benchOrgToken(server.url, dataDir, 'uploads');
       const hits: string[] = [];
       for (let i = 0; i < 200; i++) {
         const file = uploadFile(work, `hit-${i}`, 0);
