@@ -201,10 +201,13 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  /** One ranged GetObject: its body, the object's whole size and ETag; undefined for a missing key. */
+  /**
+   * One GetObject (ranged when `r` is given): its body, the object's whole size and ETag, and
+   * whether the body is the whole object; undefined for a missing key.
+   */
   private async getRange(
     key: string,
-    r: ByteRange,
+    r?: ByteRange,
     signal?: AbortSignal,
     etag?: string,
   ): Promise<{ body: Readable; size: number; etag: string | undefined; whole: boolean } | undefined> {
@@ -213,7 +216,7 @@ export class S3BlobStore implements BlobStore {
         new GetObjectCommand({
           Bucket: this.config.bucket,
           Key: this.objectKey(key),
-          Range: `bytes=${r.start}-${r.end}`,
+          ...(r ? { Range: `bytes=${r.start}-${r.end}` } : {}),
           ...(etag ? { IfMatch: etag } : {}),
         }),
         signal ? { abortSignal: signal } : {},
@@ -224,21 +227,7 @@ export class S3BlobStore implements BlobStore {
     } catch (err) {
       if (isNotFound(err)) return undefined;
       // An empty object has no byte 0 to ask for: read it whole.
-      if (isInvalidRange(err) && r.start === 0 && !etag) return this.getWhole(key);
-      throw err;
-    }
-  }
-
-  private async getWhole(
-    key: string,
-  ): Promise<{ body: Readable; size: number; etag: string | undefined; whole: boolean } | undefined> {
-    try {
-      const res = await this.client.send(
-        new GetObjectCommand({ Bucket: this.config.bucket, Key: this.objectKey(key) }),
-      );
-      return { body: res.Body as Readable, size: Number(res.ContentLength), etag: res.ETag, whole: true };
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
+      if (r && isInvalidRange(err) && r.start === 0 && !etag) return this.getRange(key);
       throw err;
     }
   }
