@@ -233,11 +233,8 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
     limits: { maxUploadBytes: config.limits.maxUploadBytes, maxNarBytes: config.limits.maxNarBytes },
     audit,
     deploy: new DeployScopes(storage.db),
-    // "Not a source" is memoized only where every write is heard (as the narinfo miss memo, reading.ts).
-    releaseSources: new ReleaseSources(storage.db, authorizer, orgKeys, {
-      changes: storage.changes,
-      keepAbsent: storage.dialect === 'sqlite',
-    }),
+    // "Not a source" is memoized only while every write is heard in time (as the narinfo miss memo, reading.ts).
+    releaseSources: new ReleaseSources(storage.db, authorizer, orgKeys, { changes: storage.changes }),
     upstreams,
     signers,
     ingestSlots: config.ingest,

@@ -79,9 +79,11 @@ export class Reading {
   constructor(private readonly deps: ReadingDeps) {
     const { storage } = deps;
     const candidates = () => candidateQuery(storage.db);
-    // Misses are memoized only on embedded SQLite, whose writers are this server's workers, all
-    // reached by acknowledged notices; why not on PostgreSQL: docs/ARCHITECTURE.md, "Replicas".
-    this.narinfoCache = new ReadCache(2_000, 50_000, storage.dialect === 'sqlite');
+    // Misses are memoized while the change feed says every writer waits for this process's
+    // acknowledgement (embedded workers; PostgreSQL replicas whose feed is connected): a path
+    // pushed through any of them is a hit here by the time its push answers. docs/ARCHITECTURE.md,
+    // "Replicas share only PostgreSQL and S3".
+    this.narinfoCache = new ReadCache(2_000, 50_000, () => storage.changes.acknowledgedEpoch());
     // The read path runs on every substitution: these are compiled once.
     const narinfo = () => candidates().select(['paths.narinfo', 'paths.store_path']).where('paths.hash_part', '=', '?');
     const byNarHash = () =>
@@ -200,12 +202,12 @@ export class Reading {
     return authorizer.authorize(p, 'cache.read', slice).allowed;
   }
 
-  /** Drops memoized narinfo lookups (after a commit or GC changed these hash parts). */
   /** Drops every memoized lookup (a notice too large to name its paths). */
   forgetAll(): void {
     this.narinfoCache.clear();
   }
 
+  /** Drops memoized narinfo lookups (after a commit or GC changed these hash parts). */
   forget(hashParts: Iterable<string>): void {
     for (const h of hashParts) this.narinfoCache.invalidate(h);
   }

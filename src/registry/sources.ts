@@ -108,9 +108,9 @@ export class ReleaseSources implements ReleaseSourceReads {
   private readonly q;
   /**
    * The probe's answers by hash part: nearly every narinfo miss of the unified view asks, and a
-   * query per miss was most of a miss's cost. "Not a source" is kept only where this process hears
-   * every write (`keepAbsent`: embedded SQLite, in process or relayed between workers); a publish
-   * or backfill notifies `paths` with the source's hash part, which drops it here at once.
+   * query per miss was most of a miss's cost. "Not a source" is kept only while this process hears
+   * every write before its writer answers (`changes.acknowledgedEpoch`, as the narinfo miss memo);
+   * a publish or backfill notifies `paths` with the source's hash part, which drops it here at once.
    */
   private readonly probes: ReadCache<unknown[]>;
 
@@ -118,9 +118,9 @@ export class ReleaseSources implements ReleaseSourceReads {
     db: Db,
     private readonly authorizer: Authorizer,
     private readonly keys: OrgKeyService,
-    memo: { changes: ChangeFeed; keepAbsent: boolean },
+    memo: { changes: ChangeFeed },
   ) {
-    this.probes = new ReadCache(PROBE_MEMO_MS, PROBE_MEMO_MAX, memo.keepAbsent);
+    this.probes = new ReadCache(PROBE_MEMO_MS, PROBE_MEMO_MAX, () => memo.changes.acknowledgedEpoch());
     memo.changes.subscribe('paths', (payload) => {
       if (payload === '*') this.probes.clear();
       else for (const h of payload.split(',')) this.probes.invalidate(h);

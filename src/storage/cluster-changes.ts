@@ -1,15 +1,14 @@
 /**
  * Change notices between the worker processes of one `floe serve --workers N` on the embedded
  * backend, relayed by the supervising primary over cluster IPC (PostgreSQL's LISTEN/NOTIFY plays
- * this part between replicas). Unlike a replica's notice, a worker's `notify` resolves only once
- * every other live worker has delivered it: a path committed or a token revoked through one
- * worker is seen by the next request on any worker, whatever connection it arrives on.
+ * this part between replicas, acknowledged the same way: storage/acks.ts). A worker's `notify`
+ * resolves only once every other live worker has delivered it (or ACK_TIMEOUT_MS passed): a path
+ * committed or a token revoked through one worker is seen by the next request on any worker,
+ * whatever connection it arrives on.
  */
 import type { Worker } from 'node:cluster';
+import { ACK_TIMEOUT_MS } from './acks.js';
 import { type ChangeFeed, type ChangeTopic, LocalChangeFeed } from './changes.js';
-
-/** A worker that does not answer within this long is dead or stuck: the notice goes on without it. */
-const ACK_TIMEOUT_MS = 500;
 
 type Message =
   | { floeChange: 'notify'; id: number; topic: ChangeTopic; payload: string }
@@ -59,6 +58,11 @@ export class ClusterChangeFeed implements ChangeFeed {
 
   subscribe(topic: ChangeTopic, onChange: (payload: string) => void): void {
     this.local.subscribe(topic, onChange);
+  }
+
+  /** Embedded: every writer is a worker of this server, and each waits for this one's answer. */
+  acknowledgedEpoch(): number | undefined {
+    return 0;
   }
 
   async close(): Promise<void> {
@@ -128,6 +132,11 @@ export class WorkersAndReplicasFeed implements ChangeFeed {
   subscribe(topic: ChangeTopic, onChange: (payload: string) => void): void {
     this.replicas.subscribe(topic, onChange);
     this.workers.subscribe(topic, onChange);
+  }
+
+  /** Each worker has its own PostgreSQL feed, acknowledged on its own: that feed decides. */
+  acknowledgedEpoch(): number | undefined {
+    return this.replicas.acknowledgedEpoch();
   }
 
   async close(): Promise<void> {

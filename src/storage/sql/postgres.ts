@@ -11,10 +11,24 @@ import {
   type TransactionSettings,
   sql,
 } from 'kysely';
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { Schema } from './schema.js';
 import { redactUrl } from '../../redact.js';
 import { type ChangeFeed, type ChangeTopic, LocalChangeFeed } from '../changes.js';
+import {
+  ACK_REQUEST_TOPIC,
+  ACK_TIMEOUT_MS,
+  AckBatch,
+  AckWaits,
+  FEED_APPLICATION_PREFIX,
+  ackChannel,
+  ackRequest,
+  feedApplicationName,
+  feedIdOf,
+  parseAckRequest,
+  parseAcks,
+} from '../acks.js';
 import { Unavailable } from '../../errors.js';
 import { isDatabaseUnavailable } from '../failures.js';
 
@@ -146,16 +160,41 @@ class UnavailableAwareDriver implements Driver {
 const CHANNEL = 'floe_changes';
 const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 4_000;
+/**
+ * How often a feed looks for listeners of an earlier release (their writers do not wait for
+ * acknowledgements) and proves its own connection alive; a check not answered within
+ * `CHECK_TIMEOUT_MS` counts as a lost connection.
+ */
+const CHECK_EVERY_MS = 2_000;
+const CHECK_TIMEOUT_MS = 2_000;
+
+/** The feeds listening now, by id (their connections' application_name). */
+const LISTENING_FEEDS = sql<{ application_name: string | null }>`
+  select distinct application_name from pg_stat_activity
+  where datname = current_database() and application_name like ${`${FEED_APPLICATION_PREFIX}%`}`;
 
 /**
- * LISTEN/NOTIFY on one dedicated connection. On a lost connection it reconnects (with backoff)
- * and tells every subscriber `*`, since notices sent meanwhile are gone.
+ * LISTEN/NOTIFY on one dedicated connection, named `floe-feed <id>` (a random id per feed). A
+ * notice resolves once every other feed listening has acknowledged it (storage/acks.ts), at most
+ * ACK_TIMEOUT_MS: its change holds on every replica before the request that made it is answered.
+ * On a lost connection it reconnects (with backoff) and tells every subscriber `*`, since notices
+ * sent meanwhile are gone; `acknowledgedEpoch` is undefined from the loss until then.
  */
 export class PgChangeFeed implements ChangeFeed {
   private readonly local = new LocalChangeFeed();
+  readonly id = randomBytes(8).toString('hex');
   private client: pg.Client | undefined;
   private closed = false;
   private retryTimer: NodeJS.Timeout | undefined;
+  private checkTimer: NodeJS.Timeout | undefined;
+  private readonly waits = new AckWaits();
+  private readonly answers = new AckBatch();
+  private answering = false;
+  private nextSeq = 1;
+  /** Set while connected with no listener of an earlier release seen; a new number for each such stretch. */
+  private epoch: number | undefined;
+  private nextEpoch = 1;
+  private legacyListeners = false;
 
   private constructor(
     private readonly url: string,
@@ -166,6 +205,7 @@ export class PgChangeFeed implements ChangeFeed {
   static async open(url: string, db: Kysely<Schema>, onError: (err: Error) => void = () => {}): Promise<PgChangeFeed> {
     const feed = new PgChangeFeed(url, db, onError);
     await feed.connect();
+    feed.scheduleCheck();
     return feed;
   }
 
@@ -175,11 +215,15 @@ export class PgChangeFeed implements ChangeFeed {
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       keepAlive: true,
       keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
+      application_name: feedApplicationName(this.id),
     });
     client.on('notification', (msg) => {
-      if (msg.channel !== CHANNEL || !msg.payload) return;
-      const colon = msg.payload.indexOf(':');
-      if (colon > 0) this.local.deliver(msg.payload.slice(0, colon) as ChangeTopic, msg.payload.slice(colon + 1));
+      if (!msg.payload) return;
+      if (msg.channel === CHANNEL) this.heard(msg.payload);
+      else if (msg.channel === ackChannel(this.id)) {
+        const acks = parseAcks(msg.payload);
+        if (acks) this.waits.acked(acks.listener, acks.seqs);
+      }
     });
     // Always listened to (an unhandled 'error' ends the process); only the current client's loss
     // means anything: a failed attempt is retried by its caller, a replaced client is gone anyway.
@@ -191,9 +235,11 @@ export class PgChangeFeed implements ChangeFeed {
     client.on('end', () => {
       if (this.client === client) this.reconnectSoon(RETRY_FIRST_MS);
     });
+    let legacy: boolean;
     try {
       await client.connect();
-      await client.query(`LISTEN ${CHANNEL}`);
+      await client.query(`LISTEN ${CHANNEL}; LISTEN ${ackChannel(this.id)}`);
+      legacy = await this.legacyListening(client);
     } catch (err) {
       void client.end().catch(() => undefined);
       throw err;
@@ -203,18 +249,106 @@ export class PgChangeFeed implements ChangeFeed {
       return;
     }
     this.client = client;
+    this.legacyListeners = legacy;
+  }
+
+  /** A notice on the shared channel: delivered, and acknowledged if its writer asks. */
+  private heard(notice: string): void {
+    const colon = notice.indexOf(':');
+    if (colon <= 0) return;
+    const topic = notice.slice(0, colon);
+    const rest = notice.slice(colon + 1);
+    if (topic !== ACK_REQUEST_TOPIC) {
+      this.local.deliver(topic as ChangeTopic, rest);
+      return;
+    }
+    // The notice it follows (same transaction, sent first) has been delivered by now.
+    const request = parseAckRequest(rest);
+    if (!request || request.writer === this.id) return;
+    this.answers.add(request.writer, request.seq);
+    if (!this.answering) {
+      this.answering = true;
+      setImmediate(() => this.sendAnswers());
+    }
+  }
+
+  /** Every acknowledgement held, in one statement on the feed's own connection. */
+  private sendAnswers(): void {
+    this.answering = false;
+    const client = this.client;
+    const answers = this.answers.take(this.id);
+    // Without a connection there is nothing to answer for: the notices it missed are `*` later.
+    if (!client || answers.length === 0) return;
+    client
+      .query('select pg_notify(c, p) from unnest($1::text[], $2::text[]) as t(c, p)', [
+        answers.map((a) => a.channel),
+        answers.map((a) => a.payload),
+      ])
+      .catch(() => undefined); // a lost connection is the 'error' handler's
+  }
+
+  /** Whether a connection without a feed's name is listening here: a replica of an earlier release. */
+  private async legacyListening(client: pg.Client): Promise<boolean> {
+    const { rows } = await client.query<{ legacy: boolean }>({
+      text: `select exists (select 1 from pg_stat_activity where datname = current_database()
+               and query = 'LISTEN ${CHANNEL}' and coalesce(application_name, '') not like $1) as legacy`,
+      values: [`${FEED_APPLICATION_PREFIX}%`],
+    });
+    return rows[0]?.legacy === true;
+  }
+
+  /** Also proves the connection alive: a check that fails or hangs is a lost connection. */
+  private scheduleCheck(): void {
+    if (this.closed) return;
+    this.updateEpoch();
+    this.checkTimer = setTimeout(() => {
+      const client = this.client;
+      if (!client) {
+        this.scheduleCheck();
+        return;
+      }
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('change feed: connection check timed out')), CHECK_TIMEOUT_MS);
+        timer.unref();
+      });
+      Promise.race([this.legacyListening(client), timeout]).then(
+        (legacy) => {
+          clearTimeout(timer);
+          if (this.client === client) this.legacyListeners = legacy;
+          this.scheduleCheck();
+        },
+        (err: Error) => {
+          clearTimeout(timer);
+          if (this.client === client) {
+            this.onError(err);
+            this.reconnectSoon(RETRY_FIRST_MS);
+          }
+          this.scheduleCheck();
+        },
+      );
+    }, CHECK_EVERY_MS);
+    this.checkTimer.unref();
+  }
+
+  private updateEpoch(): void {
+    const safe = this.client !== undefined && !this.legacyListeners && !this.closed;
+    if (!safe) this.epoch = undefined;
+    else if (this.epoch === undefined) this.epoch = this.nextEpoch++;
   }
 
   private reconnectSoon(delayMs: number): void {
     if (this.closed || this.retryTimer) return;
     const old = this.client;
     this.client = undefined;
+    this.updateEpoch();
     void old?.end().catch(() => undefined);
     this.retryTimer = setTimeout(() => {
       this.connect().then(
         () => {
           this.retryTimer = undefined;
           this.local.deliverAll();
+          this.updateEpoch();
         },
         (err: Error) => {
           this.retryTimer = undefined;
@@ -228,17 +362,46 @@ export class PgChangeFeed implements ChangeFeed {
     this.retryTimer.unref();
   }
 
+  /**
+   * Delivers here, sends the notice with its ack request (one transaction, in that order), then
+   * waits for the answers of the feeds listening after the commit (pg_stat_activity is read once
+   * the notice is committed: a feed not listed then either started listening later, so it says
+   * `*` before it memoizes again, or has lost its connection and memoizes nothing until it has).
+   */
   async notify(topic: ChangeTopic, payload: string): Promise<void> {
-    await sql`select pg_notify(${CHANNEL}, ${`${topic}:${payload}`})`.execute(this.db);
+    this.local.deliver(topic, payload);
+    const seq = this.nextSeq++;
+    this.waits.open(seq);
+    try {
+      await sql`select pg_notify(${CHANNEL}, n) from unnest(${[`${topic}:${payload}`, ackRequest(this.id, seq)]}::text[]) as n`.execute(
+        this.db,
+      );
+      const { rows } = await LISTENING_FEEDS.execute(this.db);
+      const expected: string[] = [];
+      for (const r of rows) {
+        const id = feedIdOf(r.application_name);
+        if (id && id !== this.id) expected.push(id);
+      }
+      await this.waits.wait(seq, expected, ACK_TIMEOUT_MS);
+    } finally {
+      this.waits.cancel(seq);
+    }
   }
 
   subscribe(topic: ChangeTopic, onChange: (payload: string) => void): void {
     this.local.subscribe(topic, onChange);
   }
 
+  acknowledgedEpoch(): number | undefined {
+    return this.epoch;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    this.epoch = undefined;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.checkTimer) clearTimeout(this.checkTimer);
+    this.waits.closeAll();
     await this.client?.end().catch(() => undefined);
     await this.local.close();
   }
