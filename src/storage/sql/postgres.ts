@@ -167,6 +167,12 @@ const RETRY_MAX_MS = 4_000;
  */
 const CHECK_EVERY_MS = 2_000;
 const CHECK_TIMEOUT_MS = 2_000;
+/**
+ * FLOE_TEST_FEED_DELAY_MS (tests only): every notice on the shared channel is handled this much
+ * later, as by a replica whose socket or event loop is slow; it is what makes a writer that does
+ * not wait for acknowledgements lose the race in a test on one machine.
+ */
+const TEST_DELAY_MS = Math.max(0, Number(process.env.FLOE_TEST_FEED_DELAY_MS) || 0);
 
 /** The feeds listening now, by id (their connections' application_name). */
 const LISTENING_FEEDS = sql<{ application_name: string | null }>`
@@ -219,9 +225,12 @@ export class PgChangeFeed implements ChangeFeed {
     });
     client.on('notification', (msg) => {
       if (!msg.payload) return;
-      if (msg.channel === CHANNEL) this.heard(msg.payload);
-      else if (msg.channel === ackChannel(this.id)) {
-        const acks = parseAcks(msg.payload);
+      const notice = msg.payload;
+      if (msg.channel === CHANNEL) {
+        if (TEST_DELAY_MS) setTimeout(() => this.heard(notice), TEST_DELAY_MS);
+        else this.heard(notice);
+      } else if (msg.channel === ackChannel(this.id)) {
+        const acks = parseAcks(notice);
         if (acks) this.waits.acked(acks.listener, acks.seqs);
       }
     });
