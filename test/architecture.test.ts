@@ -101,7 +101,7 @@ describe('architecture', () => {
     /^org\/names\.ts$/,
     /^cache\/blob-keys\.ts$/,
     /^audit\/chain\.ts$/,
-    /^storage\/failures\.ts$/,
+    /^storage\/(failures|acks)\.ts$/,
     /^identity\/(credentials|trust|lifetime|destination)\.ts$/,
     /^registry\/(version|inventory)\.ts$/,
     /^cache\/(view|link-policy|render|upstream-verify|reachability|quota)\.ts$/,
