@@ -137,27 +137,20 @@ export async function ingestNar(
     const fileHash = encodeNix32(Buffer.from(verified.fileHash));
     const existed = await deps.db.transaction().execute(async (trx) => {
       await lockSharedAgainstGc(trx, deps.dialect);
-      const existing = await trx
-        .selectFrom('nars')
-        .select('nar_hash')
-        .where('nar_hash', '=', narHashNix32)
-        .executeTakeFirst();
-      if (existing) {
-        await trx.updateTable('nars').set({ touched_at: now }).where('nar_hash', '=', narHashNix32).execute();
-      } else {
-        await trx
-          .insertInto('nars')
-          .values({
-            nar_hash: narHashNix32,
-            nar_size: verified.narSize,
-            file_hash: fileHash,
-            file_size: verified.fileSize,
-            created_at: now,
-            touched_at: now,
-          })
-          .onConflict((oc) => oc.column('nar_hash').doUpdateSet({ touched_at: now }))
-          .execute();
-      }
+      // One statement: a new row, or the touch of the one there (which then keeps its created_at).
+      const stored = await trx
+        .insertInto('nars')
+        .values({
+          nar_hash: narHashNix32,
+          nar_size: verified.narSize,
+          file_hash: fileHash,
+          file_size: verified.fileSize,
+          created_at: now,
+          touched_at: now,
+        })
+        .onConflict((oc) => oc.column('nar_hash').doUpdateSet({ touched_at: now }))
+        .returning('created_at')
+        .executeTakeFirstOrThrow();
       if (record) {
         const row = {
           slice_id: record.sliceId,
@@ -180,7 +173,8 @@ export async function ingestNar(
           )
           .execute();
       }
-      return existing !== undefined;
+      // Created at this very millisecond by another upload counts as new: that one commits its blob too.
+      return stored.created_at !== now;
     });
     const present = (await deps.blobs.size(blobKey)) !== undefined;
     // Whether some org already stores this content must not show in how long the upload takes
