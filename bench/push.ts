@@ -5,7 +5,9 @@
  * closures and alternates which tool goes first. Wall time, the client's CPU (its process and the
  * children it waits for: `nix path-info`, for floe) and the server's CPU, as medians over
  * BENCH_PUSH_ROUNDS rounds (default 3): the machine may be shared, a single run says little.
- * `node dist/bench/push.js` runs only this part.
+ * `node dist/bench/push.js` runs only this part. FLOE_BENCH_BIN=a/bin/floe.js,b/bin/floe.js compares
+ * builds in the same run: each build's server and client, each round alternating between them (and
+ * `nix copy` to each build's server), so whatever drifts on the machine lands on every side.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,6 +19,7 @@ import { benchOrgToken, serveForBench } from './serve.js';
 
 const NIX_CONFIG = 'experimental-features = nix-command flakes\nsandbox = false\nbuild-users-group =\nsubstituters =';
 const ROUNDS = Number(process.env.BENCH_PUSH_ROUNDS ?? 3);
+const BINS = (process.env.FLOE_BENCH_BIN ?? FLOE_BIN).split(',');
 const TICK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
 /** User + system seconds of a process (all its threads) and of the children it has waited for. */
@@ -59,47 +62,58 @@ in derivation { name = "pb-${tag}-\${who}-top"; builder = "/bin/sh"; args = [ "-
       .split('\n')
       .at(-1)!;
 
-  const dataDir = path.join(work, 'push-data');
-  const server = await serveForBench(dataDir);
-  const url = server.url;
+  const servers: Array<{ bin: string; url: string; dataDir: string; pid: number; stop(): void }> = [];
   try {
-    const tokenFor = async (org: string) => (await benchOrgToken(url, dataDir, org)).token;
+    for (const [i, bin] of BINS.entries()) {
+      const dataDir = path.join(work, `push-data-${i}`);
+      servers.push({ bin, dataDir, ...(await serveForBench(dataDir, {}, { bin })) });
+    }
     const netrc = path.join(work, 'push-netrc');
-    const measure = (f: () => void): Run => {
-      const [c0, s0, t0] = [cpuSeconds('self').children, cpuSeconds(server.pid).own, process.hrtime.bigint()];
+    const measure = (pid: number, f: () => void): Run => {
+      const [c0, s0, t0] = [cpuSeconds('self').children, cpuSeconds(pid).own, process.hrtime.bigint()];
       f();
       const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-      return { wall, client: cpuSeconds('self').children - c0, server: cpuSeconds(server.pid).own - s0 };
+      return { wall, client: cpuSeconds('self').children - c0, server: cpuSeconds(pid).own - s0 };
     };
-    const nixCopy = (token: string, storePath: string) => {
+    type Server = (typeof servers)[number];
+    const nixCopy = (server: Server, token: string, storePath: string) => {
       writeFileSync(netrc, `machine 127.0.0.1 password ${token}\n`, { mode: 0o600 });
-      return measure(() =>
+      return measure(server.pid, () =>
         execFileSync(
           'nix',
-          ['copy', '--option', 'netrc-file', netrc, '--to', `${url}/cache?compression=zstd`, storePath],
+          ['copy', '--option', 'netrc-file', netrc, '--to', `${server.url}/cache?compression=zstd`, storePath],
           { env, stdio: 'ignore' },
         ),
       );
     };
-    const floePush = (token: string, storePath: string) =>
-      measure(() =>
-        execFileSync(process.execPath, [FLOE_BIN, 'push', storePath], {
-          env: { ...env, FLOE_SERVER: url, FLOE_TOKEN: token },
+    const floePush = (server: Server, token: string, storePath: string) =>
+      measure(server.pid, () =>
+        execFileSync(process.execPath, [server.bin, 'push', storePath], {
+          env: { ...env, FLOE_SERVER: server.url, FLOE_TOKEN: token },
           stdio: 'ignore',
         }),
       );
-    const runs = { mixed: { nix: [] as Run[], floe: [] as Run[] }, large: { nix: [] as Run[], floe: [] as Run[] } };
+    const shapes = ['mixed', 'large'] as const;
+    const runs = servers.map(() => ({
+      mixed: { nix: [] as Run[], floe: [] as Run[] },
+      large: { nix: [] as Run[], floe: [] as Run[] },
+    }));
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [shape, expr] of [
-        ['mixed', mixed],
-        ['large', large],
-      ] as const) {
-        const tools = round % 2 === 0 ? (['nix', 'floe'] as const) : (['floe', 'nix'] as const);
-        for (const tool of tools) {
-          const who = `${tool}${shape}${round}`;
-          const storePath = build(expr, who);
-          const token = await tokenFor(who);
-          runs[shape][tool].push(tool === 'nix' ? nixCopy(token, storePath) : floePush(token, storePath));
+      for (const shape of shapes) {
+        const expr = shape === 'mixed' ? mixed : large;
+        // Every build and tool takes its turn first in some round.
+        const order = servers.map((_, i) => (i + round) % servers.length);
+        for (const s of order) {
+          const tools = (round + s) % 2 === 0 ? (['nix', 'floe'] as const) : (['floe', 'nix'] as const);
+          for (const tool of tools) {
+            const who = `${tool}${shape}${round}b${s}`;
+            const storePath = build(expr, who);
+            const server = servers[s]!;
+            const token = (await benchOrgToken(server.url, server.dataDir, who)).token;
+            runs[s]![shape][tool].push(
+              tool === 'nix' ? nixCopy(server, token, storePath) : floePush(server, token, storePath),
+            );
+          }
         }
       }
     }
@@ -109,14 +123,18 @@ in derivation { name = "pb-${tag}-\${who}-top"; builder = "/bin/sh"; args = [ "-
       const cpu = (k: 'client' | 'server') => median(rs.map((r) => r[k])).toFixed(2);
       return [label, wall.toFixed(2), ratio, cpu('client'), cpu('server')];
     };
-    return [
-      row('push 202 paths (200 small + 32 MiB), nix copy --to (zstd)', runs.mixed.nix),
-      row('push the same shape, floe push (4 parallel)', runs.mixed.floe, runs.mixed.nix),
-      row('push one 64 MiB path (compressible), nix copy --to (zstd)', runs.large.nix),
-      row('push the same shape, floe push', runs.large.floe, runs.large.nix),
-    ];
+    return servers.flatMap((server, i) => {
+      const r = runs[i]!;
+      const of = servers.length > 1 ? ` [${path.relative(process.cwd(), server.bin) || server.bin}]` : '';
+      return [
+        row(`push 202 paths (200 small + 32 MiB), nix copy --to (zstd)${of}`, r.mixed.nix),
+        row(`push the same shape, floe push (4 parallel)${of}`, r.mixed.floe, r.mixed.nix),
+        row(`push one 64 MiB path (compressible), nix copy --to (zstd)${of}`, r.large.nix),
+        row(`push the same shape, floe push${of}`, r.large.floe, r.large.nix),
+      ];
+    });
   } finally {
-    server.stop();
+    for (const server of servers) server.stop();
   }
 }
 

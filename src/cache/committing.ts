@@ -22,6 +22,7 @@ import type { Storage } from '../storage/types.js';
 import { orgStoredBytes } from './accounting.js';
 import { resolveDebugInfo } from './debuginfo.js';
 import { verifiedSignerNames } from './link-policy.js';
+import type { LinkContext } from './link-policy.js';
 import type { Linker, Linking } from './links.js';
 import { quotaViolation } from './quota.js';
 import { loadExtraFields, renderNarInfo, storeExtraFields } from './render.js';
@@ -113,13 +114,13 @@ export class Committer {
     // Signatures under the org's own key names are the server's to make, never the uploader's.
     const ownNames = await this.deps.keys.ownNames(target.org.id);
     const uploaderSigs = meta.sigs.filter((s) => !ownNames.has(parseSignatureLine(s).keyName));
-    const ctx = await this.deps.linker.context(target);
+    const partial = await this.deps.linker.signersAndUpstreams(target);
     const signingKeys = await this.deps.keys.signing(target.org.id);
     // Read before the transaction: on SQLite a query outside it would wait for it forever.
     const viewOrder = await this.deps.sources.viewOf(p);
     if (author.kind === 'caller') {
       // Only signatures that verify against a key the org trusts count.
-      const signers = verifiedSignerNames({ ...meta, sigs: uploaderSigs }, ctx.orgSigners);
+      const signers = verifiedSignerNames({ ...meta, sigs: uploaderSigs }, partial.orgSigners);
       const decision = this.deps.authorizer.authorize(p, 'cache.write', target, { narinfoSignatures: signers });
       if (!decision.allowed) {
         const where = `${target.org.name}/${target.slice.name}`;
@@ -133,8 +134,11 @@ export class Committer {
     try {
       for (let attempt = 1; ; attempt++) {
         try {
-          const linking = { ctx, signingKeys, viewOrder };
-          const result = await this.transaction(p, target, stored, hashPart, narHashNix32, touched, linking);
+          const result = await this.transaction(p, target, stored, hashPart, narHashNix32, touched, {
+            partial,
+            signingKeys,
+            viewOrder,
+          });
           if (result === 'created') this.audit(p, target, meta, narHashNix32, author);
           return result;
         } catch (err) {
@@ -167,10 +171,10 @@ export class Committer {
     hashPart: StorePathHash,
     narHashNix32: string,
     touched: Set<string>,
-    linking: Linking,
+    before: Omit<Linking, 'ctx'> & { partial: Omit<LinkContext, 'trustedSources'> },
   ): Promise<CommitResult> {
     const { storage, linker } = this.deps;
-    const { signingKeys } = linking;
+    const { signingKeys, viewOrder, partial } = before;
     const where = `${target.org.name}/${target.slice.name}`;
     return storage.db.transaction().execute(async (trx) => {
       await lockSharedAgainstGc(trx, storage.dialect);
@@ -228,6 +232,7 @@ export class Committer {
         for (const r of rows) present.set(r.hash_part, r.store_path);
       }
       const missing: string[] = [];
+      let linking: Linking | undefined;
       for (const ref of refs) {
         const inTarget = present.get(hashPartOf(ref));
         if (inTarget !== undefined) {
@@ -235,6 +240,8 @@ export class Committer {
           if (inTarget !== ref) missing.push(ref);
           continue;
         }
+        // The link context's trusted sources are read (in this transaction) only once needed.
+        linking ??= { ctx: await linker.withSources(trx, target, partial), signingKeys, viewOrder };
         const linked = await linker.linkClosure(trx, p, target, ref, touched, linking, describeUploader(p));
         if (!linked) missing.push(ref);
       }

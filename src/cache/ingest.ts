@@ -17,6 +17,7 @@ import type { BlobStore, Db } from '../storage/types.js';
 import { lockSharedAgainstGc } from '../storage/locks.js';
 import { type Compression, sniffCompression } from './compression.js';
 import { type Verifier, sharedVerifier } from './verify-pool.js';
+import { WHOLE_VERIFY_BYTES, narSizeProblem, verifyWhole } from './verify-stream.js';
 
 export interface IngestLimits {
   /** Largest request body accepted (compressed bytes on the wire). */
@@ -109,8 +110,13 @@ export async function ingestNar(
         file: writer.file,
         syncFile: writer.syncFile,
       };
-      // Written by the verifier through the file; `writer.body` is never opened.
-      verified = await verifier.verify(params, body(), signal);
+      // Written by the verifier through the file; `writer.body` is never opened. A small
+      // uncompressed NAR of declared size is read whole (never past that size) and verified here.
+      const whole =
+        compression === 'none' && declaredNarSize !== undefined && declaredNarSize <= WHOLE_VERIFY_BYTES
+          ? await readUpTo(body(), (n) => narSizeProblem(n, n, limits.maxNarBytes, declaredNarSize), signal)
+          : undefined;
+      verified = whole ? await verifyWhole(params, whole) : await verifier.verify(params, body(), signal);
     } catch (err) {
       if (err instanceof FloeError) throw err;
       if ((err as Error).name === 'AbortError') throw err;
@@ -131,27 +137,20 @@ export async function ingestNar(
     const fileHash = encodeNix32(Buffer.from(verified.fileHash));
     const existed = await deps.db.transaction().execute(async (trx) => {
       await lockSharedAgainstGc(trx, deps.dialect);
-      const existing = await trx
-        .selectFrom('nars')
-        .select('nar_hash')
-        .where('nar_hash', '=', narHashNix32)
-        .executeTakeFirst();
-      if (existing) {
-        await trx.updateTable('nars').set({ touched_at: now }).where('nar_hash', '=', narHashNix32).execute();
-      } else {
-        await trx
-          .insertInto('nars')
-          .values({
-            nar_hash: narHashNix32,
-            nar_size: verified.narSize,
-            file_hash: fileHash,
-            file_size: verified.fileSize,
-            created_at: now,
-            touched_at: now,
-          })
-          .onConflict((oc) => oc.column('nar_hash').doUpdateSet({ touched_at: now }))
-          .execute();
-      }
+      // One statement: a new row, or the touch of the one there (which then keeps its created_at).
+      const stored = await trx
+        .insertInto('nars')
+        .values({
+          nar_hash: narHashNix32,
+          nar_size: verified.narSize,
+          file_hash: fileHash,
+          file_size: verified.fileSize,
+          created_at: now,
+          touched_at: now,
+        })
+        .onConflict((oc) => oc.column('nar_hash').doUpdateSet({ touched_at: now }))
+        .returning('created_at')
+        .executeTakeFirstOrThrow();
       if (record) {
         const row = {
           slice_id: record.sliceId,
@@ -174,7 +173,8 @@ export async function ingestNar(
           )
           .execute();
       }
-      return existing !== undefined;
+      // Created at this very millisecond by another upload counts as new: that one commits its blob too.
+      return stored.created_at !== now;
     });
     const present = (await deps.blobs.size(blobKey)) !== undefined;
     // Whether some org already stores this content must not show in how long the upload takes
@@ -194,6 +194,27 @@ export async function ingestNar(
     if (isStorageFull(err) && !(err instanceof FloeError)) throw new InsufficientStorage({ cause: err });
     throw err;
   }
+}
+
+/**
+ * The whole of a body that is an uncompressed NAR of declared size: a chunk taking it past that
+ * size (or the server's limit) is the streaming verification's refusal, and nothing more is read.
+ */
+async function readUpTo(
+  source: AsyncIterable<Buffer>,
+  problem: (size: number) => FloeError | undefined,
+  signal?: AbortSignal,
+): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of source) {
+    length += chunk.length;
+    const refused = problem(length);
+    if (refused) throw refused;
+    parts.push(chunk);
+  }
+  signal?.throwIfAborted();
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, length);
 }
 
 /**

@@ -42,14 +42,32 @@ export class Linker {
 
   /** What decides links into `target`: its trusted source slices, its org's signers, the upstreams' keys. */
   async context(target: SliceResource): Promise<LinkContext> {
+    return this.withSources(this.db, target, await this.signersAndUpstreams(target));
+  }
+
+  /**
+   * The parts of the context a commit needs before its transaction (the org's signers decide the
+   * write itself); the trusted sources are read inside it, and only if a reference must be linked
+   * (`withSources`): most commits find every reference in the target already.
+   */
+  async signersAndUpstreams(target: SliceResource): Promise<Omit<LinkContext, 'trustedSources'>> {
     return {
-      trustedSources: await this.sources.trustedLinkSources(this.db, {
-        orgId: target.org.id,
-        sliceId: target.slice.id,
-      }),
       orgSigners: this.signers ? await this.signers.trustedKeys(target.org.id) : [],
       upstreamKeys: this.upstreams ? (await this.upstreams.list()).flatMap((u) => u.keys) : [],
     };
+  }
+
+  /** The whole context, its trusted sources read through `db` (a commit's transaction). */
+  async withSources(
+    db: Storage['db'],
+    target: SliceResource,
+    rest: Omit<LinkContext, 'trustedSources'>,
+  ): Promise<LinkContext> {
+    const trustedSources = await this.sources.trustedLinkSources(db, {
+      orgId: target.org.id,
+      sliceId: target.slice.id,
+    });
+    return { trustedSources, ...rest };
   }
 
   /**

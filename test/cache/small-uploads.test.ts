@@ -3,7 +3,11 @@
  * many as large ones get: many small paths upload at once, without taking the slots large uploads
  * wait for. What such an upload may cost stays bounded by what it declared, its body included.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { decompress } from 'zstd-napi';
+import { encodeNix32 } from '../../src/nix/nix32.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
 import { type FakePath, fakePath } from '../helpers/paths.js';
@@ -84,5 +88,59 @@ describe('small uploads', () => {
     // The same NAR in a body of a sensible size is taken.
     expect((await send(p.nar)).status).toBe(201);
     expect((await narinfo()).status).toBe(200);
+  });
+
+  it('small uncompressed NARs, verified without a thread, get every check of the streaming verification', async () => {
+    const upload = (p: FakePath, body: Buffer, narSize = p.narSize, narHash = p.narHash) =>
+      fetch(`${server.url}/api/v1/cache/paths`, {
+        method: 'PUT',
+        headers: { Authorization: `Bearer ${token}` },
+        body: new Uint8Array(
+          Buffer.concat([
+            Buffer.from(JSON.stringify({ storePath: `/nix/store/${p.base}`, narHash, narSize, references: [] }) + '\n'),
+            body,
+          ]),
+        ),
+      });
+    const narinfo = (p: FakePath) =>
+      fetch(`${server.url}/cache/${p.hashPart}.narinfo`, { headers: { Authorization: `Bearer ${token}` } });
+    const refused = async (res: Response, status: number, message: RegExp, p: FakePath) => {
+      expect(res.status).toBe(status);
+      expect(await res.text()).toMatch(message);
+      expect((await narinfo(p)).status).toBe(404);
+    };
+
+    const spool = () => readdir(path.join(server.dataDir, 'tmp'));
+    const spooled = (await spool()).length; // the stalled uploads' of the tests above
+    const bad = fakePath('bad-structure');
+    const broken = Buffer.from(bad.nar);
+    broken.write('regulax', broken.indexOf('regular'), 'latin1');
+    await refused(await upload(bad, broken), 400, /unknown node type .*regulax/, bad);
+    const truncated = fakePath('truncated');
+    await refused(await upload(truncated, truncated.nar.subarray(0, -8)), 400, /truncated archive/, truncated);
+    const longer = fakePath('longer');
+    const padded = Buffer.concat([longer.nar, Buffer.alloc(8)]);
+    await refused(await upload(longer, padded), 400, /larger than the declared \d+ bytes/, longer);
+    const other = fakePath('other-hash');
+    await refused(
+      await upload(other, other.nar, other.narSize, fakePath('x').narHash),
+      400,
+      /narHash: mismatch/,
+      other,
+    );
+
+    const good = fakePath('good', { type: 'regular', contents: randomBytes(20_000) });
+    expect((await upload(good, good.nar)).status).toBe(201);
+    const text = await (await narinfo(good)).text();
+    expect(text).toContain(`NarHash: ${good.narHash}`);
+    const file = await fetch(`${server.url}/cache/${/^URL: (.*)$/m.exec(text)![1]!}`, {
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    const stored = Buffer.from(await file.arrayBuffer());
+    expect(text).toContain(`FileHash: sha256:${encodeNix32(createHash('sha256').update(stored).digest())}`);
+    expect(text).toContain(`FileSize: ${stored.length}`);
+    expect(decompress(stored).equals(good.nar)).toBe(true);
+    // Refused uploads leave no spool file behind.
+    expect((await spool()).length).toBe(spooled);
   });
 });

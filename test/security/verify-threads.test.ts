@@ -168,7 +168,8 @@ describe('verification off the event loop', () => {
   }, 180_000);
 
   it('a verifier thread that dies fails only its upload, with a 503 saying so, and the next upload succeeds', async () => {
-    const doomed = fakePath('doomed', { type: 'regular', contents: `${CRASH_MARKER}\n` });
+    // Over WHOLE_VERIFY_BYTES: smaller uncompressed NARs are verified without a thread.
+    const doomed = fakePath('doomed', { type: 'regular', contents: `${CRASH_MARKER}\n${'x'.repeat(100_000)}` });
     const res = await batchUpload(server, writer, doomed);
     expect(res.status).toBe(503);
     expect(res.text).toMatch(/NAR verifier thread stopped \(exit code 70\).*nothing was stored, try again/);

@@ -4,12 +4,11 @@
  */
 import { createReadStream } from 'node:fs';
 import { link, mkdir, open, readdir, rm, stat, unlink } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { BlobInfo, BlobRead, BlobStore, BlobWriter } from '../types.js';
 import { PRIVATE_DIR_MODE } from '../permissions.js';
-import { SpoolStream, createSpoolFile, dropStaleSpool } from './spool.js';
+import { SpoolStream, createSpoolFile, dropStaleSpool, uniqueName } from './spool.js';
 
 const KEY = /^[0-9a-z][0-9a-z._-]{1,200}$/;
 
@@ -62,7 +61,7 @@ export class FsBlobStore implements BlobStore {
   }
 
   async begin(): Promise<BlobWriter> {
-    const tmp = path.join(this.tmpDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
+    const tmp = path.join(this.tmpDir, `${Date.now()}-${uniqueName()}`);
     await createSpoolFile(tmp);
     // The verifier thread fsyncs what it writes (syncFile); `body` does as it closes.
     const spool = new SpoolStream(tmp, true);
@@ -88,7 +87,7 @@ export class FsBlobStore implements BlobStore {
       // a scratch name in the same directory makes the directory fsync write an entry either way.
       // The data itself was fsynced by whoever wrote it (`flush` above, or the verifier thread).
       const dir = path.dirname(target);
-      const scratch = `${target}.${randomBytes(8).toString('hex')}.dup`;
+      const scratch = `${target}.${uniqueName()}.dup`;
       try {
         // The fan-out directory is made the first time a link finds it missing.
         await step('link scratch', () =>

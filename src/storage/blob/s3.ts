@@ -8,7 +8,6 @@
 import { createReadStream } from 'node:fs';
 import { PRIVATE_DIR_MODE } from '../permissions.js';
 import { mkdir, rm } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import {
@@ -23,7 +22,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { BlobInfo, BlobRead, BlobStore, BlobWriter } from '../types.js';
-import { SpoolStream, createSpoolFile, dropStaleSpool } from './spool.js';
+import { SpoolStream, createSpoolFile, dropStaleSpool, uniqueName } from './spool.js';
 import { Unavailable } from '../../errors.js';
 import {
   type ByteRange,
@@ -113,7 +112,7 @@ export class S3BlobStore implements BlobStore {
   }
 
   async begin(): Promise<BlobWriter> {
-    const spool = path.join(this.config.spoolDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
+    const spool = path.join(this.config.spoolDir, `${Date.now()}-${uniqueName()}`);
     await createSpoolFile(spool);
     // Uploaded, never linked into place: no fsync (the object store's answer makes it durable).
     const stream = new SpoolStream(spool, false);
@@ -133,7 +132,7 @@ export class S3BlobStore implements BlobStore {
         // served narinfos). So both cases make the same requests: a HEAD, a multipart upload of
         // the same bytes (to the key when it is absent, else to a scratch key) and a DELETE of the
         // scratch key (absent when the upload went to the key). Duplicates cost their bandwidth.
-        const scratch = `${key}.${randomBytes(8).toString('hex')}.dup`;
+        const scratch = `${key}.${uniqueName()}.dup`;
         const step = async <T>(operation: string, work: () => Promise<T>): Promise<T> => {
           this.observe?.(operation);
           return work();
