@@ -109,7 +109,7 @@ export async function copyBench(work: string): Promise<{ results: CopyResult[]; 
   };
 
   const sink = await startSink();
-  const servers: Array<{ stop(): void }> = [];
+  const servers: ChildProcess[] = [];
   const targets: Target[] = [
     { label: 'file://', to: (c, r) => `file://${path.join(work, `file-${c}-${r}`)}?compression=${c}` },
     { label: 'sink (floor)', to: (c) => `${sink.url}?compression=${c}` },
@@ -118,7 +118,7 @@ export async function copyBench(work: string): Promise<{ results: CopyResult[]; 
     for (const [i, bin] of BINS.entries()) {
       const dataDir = path.join(work, `floe-${i}`);
       const server = await serveForBench(dataDir, {}, { bin, nodeFlags: NODE_FLAGS });
-      servers.push(server);
+      servers.push(server.child);
       const { token } = await benchOrgToken(server.url, dataDir, 'bench');
       const netrc = path.join(work, `netrc-${i}`);
       writeFileSync(netrc, `machine 127.0.0.1 password ${token}\n`, { mode: 0o600 });
@@ -184,7 +184,18 @@ export async function copyBench(work: string): Promise<{ results: CopyResult[]; 
     }
     return { results: [...results.values()], timeline };
   } finally {
-    for (const s of servers) s.stop();
+    // SIGTERM and a wait, so a server run with --cpu-prof writes its profiles.
+    await Promise.all(
+      servers.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            const kill = setTimeout(() => c.kill('SIGKILL'), 10_000);
+            c.once('exit', () => (clearTimeout(kill), resolve()));
+            c.kill('SIGTERM');
+          }),
+      ),
+    );
     sink.child.kill('SIGKILL');
     for (const out of built) {
       try {
