@@ -12,20 +12,13 @@
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import { FloeError, InvalidInput } from '../errors.js';
-import { transferable } from './transferable.js';
-import {
-  IN_FLIGHT_BYTES,
-  SPLIT_BYTES,
-  SPLIT_IN_FLIGHT_BYTES,
-  type FromVerifier,
-  type ToVerifier,
-} from './verify-protocol.js';
-import { NarVerification, splittable, type VerifyParams, type VerifyResult } from './verify-stream.js';
+import { IN_FLIGHT_BYTES, type FromVerifier, type ToVerifier } from './verify-protocol.js';
+import { NarVerification, type VerifyParams, type VerifyResult } from './verify-stream.js';
 
 type Source = AsyncIterable<Buffer>;
-type Send = (m: ToVerifier, transfer?: Array<ArrayBuffer | MessagePort>) => void;
+type Send = (m: ToVerifier, transfer?: ArrayBuffer[]) => void;
 
 export interface Verifier {
   /**
@@ -52,42 +45,18 @@ class Job {
   settled = false;
   inFlight = 0;
   private resumeInput: (() => void) | undefined;
-  /** Halves still to answer `done` (a split job has two), and what those that did measured. */
-  private pending: number;
-  private partial: VerifyResult | undefined;
 
   constructor(
     readonly id: number,
-    /** Input goes to the first thread; an abort to every thread of the job. */
-    private readonly sends: readonly Send[],
-    readonly window: number,
+    private readonly send: Send,
   ) {
-    this.pending = sends.length;
     this.result.catch(() => undefined);
   }
 
-  get split(): boolean {
-    return this.sends.length > 1;
-  }
-
-  send(m: ToVerifier, transfer?: ArrayBuffer[]): void {
-    this.sends[0]!(m, transfer);
-  }
-
-  fail(err: unknown, tellThreads = true): void {
+  fail(err: unknown, tellThread = true): void {
     if (this.settled) return;
     this.settled = true;
-    // Both halves of a split job are told: the one that failed has forgotten it already.
-    if (tellThreads) {
-      const message = String((err as Error)?.message ?? err);
-      for (const send of this.sends) {
-        try {
-          send({ kind: 'abort', job: this.id, message });
-        } catch {
-          // a thread that has exited hears nothing
-        }
-      }
-    }
+    if (tellThread) this.send({ kind: 'abort', job: this.id, message: String((err as Error)?.message ?? err) });
     this.wake();
     this.settle.reject(err);
   }
@@ -98,9 +67,9 @@ class Job {
     resume?.();
   }
 
-  /** Waits while too much input is with the thread(s) and not yet taken in. */
+  /** Waits while too much input is with the thread and not yet taken in. */
   async room(): Promise<void> {
-    while (!this.settled && this.inFlight > this.window) await new Promise<void>((r) => (this.resumeInput = r));
+    while (!this.settled && this.inFlight > IN_FLIGHT_BYTES) await new Promise<void>((r) => (this.resumeInput = r));
   }
 
   onMessage(m: FromVerifier): void {
@@ -108,35 +77,33 @@ class Job {
     switch (m.kind) {
       case 'consumed':
         this.inFlight -= m.bytes;
-        if (this.inFlight <= this.window) this.wake();
+        if (this.inFlight <= IN_FLIGHT_BYTES) this.wake();
         return;
-      case 'done': {
-        this.partial = this.partial ? mergeHalves(this.partial, m.result) : m.result;
-        if (--this.pending > 0) return;
+      case 'done':
         this.settled = true;
         this.wake();
-        this.settle.resolve(this.partial);
+        this.settle.resolve(m.result);
         return;
-      }
       case 'failed':
-        // The other half of a split job (if any) is stopped too.
-        this.fail(new FloeError(m.error.code, m.error.message), this.split);
+        this.fail(new FloeError(m.error.code, m.error.message), false);
         return;
     }
   }
 }
 
-export { transferable };
-
-/** The two halves' results of a split job as one: each measured one side and left the other empty. */
-export function mergeHalves(a: VerifyResult, b: VerifyResult): VerifyResult {
-  const nar = a.narHash.byteLength > 0 ? a : b;
-  const file = a.fileHash.byteLength > 0 ? a : b;
-  return { narHash: nar.narHash, narSize: nar.narSize, fileHash: file.fileHash, fileSize: file.fileSize };
+/**
+ * The bytes of `chunk` as a buffer that can be transferred: its own when it is the only view of
+ * all of it (a socket read, as the request hands it on), else a copy of just these bytes (a view
+ * into a larger or pooled buffer shares it with other data).
+ */
+export function transferable(chunk: Buffer): Uint8Array<ArrayBuffer> {
+  const whole =
+    chunk.buffer instanceof ArrayBuffer && chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength;
+  return whole ? new Uint8Array(chunk.buffer) : new Uint8Array(chunk);
 }
 
 /** Feeds the source to a job until it ends, the job settles, or the signal fires. */
-async function feed(job: Job, source: Source, signal?: AbortSignal): Promise<void> {
+async function feed(job: Job, source: Source, send: Send, signal?: AbortSignal): Promise<void> {
   const onAbort = () => job.fail(abortError(signal!));
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
@@ -145,11 +112,11 @@ async function feed(job: Job, source: Source, signal?: AbortSignal): Promise<voi
       if (job.settled) return;
       const data = transferable(chunk);
       job.inFlight += data.byteLength;
-      job.send({ kind: 'data', job: job.id, data }, [data.buffer]);
+      send({ kind: 'data', job: job.id, data }, [data.buffer]);
       await job.room();
       if (job.settled) return;
     }
-    if (!job.settled) job.send({ kind: 'end', job: job.id });
+    if (!job.settled) send({ kind: 'end', job: job.id });
   } catch (err) {
     job.fail(err);
   } finally {
@@ -194,59 +161,34 @@ export class ThreadVerifier implements Verifier {
         `the NAR verifier thread stopped (exit code ${code}${why}) while verifying this upload; ` +
           'nothing was stored, try again',
       );
-      // The other half of a split job, on a thread that lives, is stopped.
-      for (const job of thread.jobs.values()) job.fail(err, job.split);
+      for (const job of thread.jobs.values()) job.fail(err, false);
       thread.jobs.clear();
     });
     this.threads.push(thread);
     return thread;
   }
 
-  /** The least busy thread (other than `not`), starting another while fewer than `size` run. */
-  private pick(not?: Thread): Thread {
+  /** The least busy thread, starting another while fewer than `size` run. */
+  private pick(): Thread {
     let best: Thread | undefined;
-    for (const t of this.threads) if (t !== not && (!best || t.jobs.size < best.jobs.size)) best = t;
+    for (const t of this.threads) if (!best || t.jobs.size < best.jobs.size) best = t;
     if (best && (best.jobs.size === 0 || this.threads.length >= this.size)) return best;
     return this.spawn();
   }
 
-  /**
-   * A large zstd or uncompressed upload is split over two threads when the pool has two: one
-   * upload's decoding, parsing, hashing (twice), compressing and writing on one thread were the
-   * wall of `nix copy` into Floe, with the other core idle (see verify-stream.ts, VerifyPart).
-   */
-  private split(params: VerifyParams): boolean {
-    const size = params.declaredNarSize ?? params.bodyBytes;
-    return this.size >= 2 && splittable(params.compression) && size !== undefined && size >= SPLIT_BYTES;
-  }
-
   async verify(params: VerifyParams, source: Source, signal?: AbortSignal): Promise<VerifyResult> {
     if (this.closed) throw new Error('the verifier pool is closed');
-    const first = this.pick();
-    const threads = this.split(params) ? [first, this.pick(first)] : [first];
-    const sends = threads.map(
-      (t): Send =>
-        (m, transfer) =>
-          t.worker.postMessage(m, transfer),
-    );
-    const job = new Job(this.nextJob++, sends, threads.length > 1 ? SPLIT_IN_FLIGHT_BYTES : IN_FLIGHT_BYTES);
-    for (const t of threads) t.jobs.set(job.id, job);
+    const thread = this.pick();
+    const send: Send = (m, transfer) => thread.worker.postMessage(m, transfer);
+    const job = new Job(this.nextJob++, send);
+    thread.jobs.set(job.id, job);
     try {
-      if (threads.length === 1) {
-        job.send({ kind: 'start', job: job.id, params, part: 'all', window: job.window });
-      } else {
-        // The halves' own channel: the first hands the bytes it is done with to the second.
-        const { port1, port2 } = new MessageChannel();
-        const start = (part: 'first' | 'second', port: MessagePort) =>
-          ({ kind: 'start', job: job.id, params, part, port, window: job.window }) satisfies ToVerifier;
-        sends[1]!(start('second', port2), [port2]);
-        sends[0]!(start('first', port1), [port1]);
-      }
+      send({ kind: 'start', job: job.id, params });
       // Not awaited: a failure answers at once, even while the client is between two chunks.
-      void feed(job, source, signal);
+      void feed(job, source, send, signal);
       return await job.result;
     } finally {
-      for (const t of threads) t.jobs.delete(job.id);
+      thread.jobs.delete(job.id);
     }
   }
 

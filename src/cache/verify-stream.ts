@@ -80,33 +80,6 @@ export interface VerifyResult {
   fileSize: number;
 }
 
-/**
- * One large upload's work can be split over two threads (verify-pool.ts). Both halves see the
- * upload's bytes as sent, the second one after the first is done with them:
- * - zstd (stored as sent): the first half walks the frames, hashes and writes the bytes (the
- *   file); the second decodes them and checks the NAR.
- * - none: the first half checks the NAR; the second compresses it, hashes and writes the result.
- * Each half's result holds what it measured; together they are one VerifyResult.
- */
-export type VerifyPart = 'all' | 'first' | 'second';
-
-/** What a first half does with the bytes it is done with: hands them to the second half, in order. */
-export interface HandOn {
-  chunk(chunk: Buffer): void;
-  /** Every chunk was handed on and the bytes were all good so far. */
-  end(): void;
-}
-
-/** The uploads whose work can be split (the others decode on one thread: xz, bzip2 … are rare). */
-export function splittable(compression: Compression): boolean {
-  return compression === 'zstd' || compression === 'none';
-}
-
-/** Which half writes the blob's file. */
-export function writesFile(compression: Compression, part: VerifyPart): boolean {
-  return part === 'all' || (compression === 'zstd') === (part === 'first');
-}
-
 class NarCheck extends Transform {
   readonly validator = new NarValidator();
   readonly sha = createHash('sha256');
@@ -114,8 +87,6 @@ class NarCheck extends Transform {
   constructor(
     private readonly problem: (size: number) => FloeError | undefined,
     private readonly inspect?: (chunk: Buffer) => void,
-    /** Where the checked bytes go instead of this stream's output (the other half of a split verification). */
-    private readonly handOn?: HandOn,
   ) {
     super();
   }
@@ -128,10 +99,7 @@ class NarCheck extends Transform {
       this.inspect?.(chunk);
       this.validator.push(chunk);
       this.sha.update(chunk);
-      if (this.handOn) {
-        this.handOn.chunk(chunk);
-        cb();
-      } else cb(null, chunk);
+      cb(null, chunk);
     } catch (err) {
       cb(err as Error);
     }
@@ -139,7 +107,6 @@ class NarCheck extends Transform {
   override _flush(cb: TransformCallback): void {
     try {
       this.validator.end();
-      this.handOn?.end();
       cb();
     } catch (err) {
       cb(err as Error);
@@ -154,9 +121,6 @@ class NarCheck extends Transform {
 class Stored extends Transform {
   readonly sha = createHash('sha256');
   size = 0;
-  /** Writes not yet done, when chunks are handed on once written. */
-  private writing = 0;
-  private flushed = false;
   /** Bytes written since the last early flush to disk was started, and that flush while it runs. */
   private unsynced = 0;
   private syncing: Promise<void> | undefined;
@@ -167,11 +131,6 @@ class Stored extends Transform {
     private readonly passOn: boolean,
     /** For bytes stored as sent: only standard zstd frames (no skippable ones) may be kept. */
     private readonly frames?: ZstdFrameWalker,
-    /**
-     * Where each chunk goes once the file has it (the other half of a split verification): not
-     * before, since handing it on moves its memory to another thread.
-     */
-    private readonly handOn?: HandOn,
   ) {
     super();
     // A failed write ends the verification (writes are not waited for one by one, see below).
@@ -190,7 +149,7 @@ class Stored extends Transform {
     // is full: waiting for every write made each 64 KiB chunk wait for a trip through the
     // threadpool, and a 64 MiB upload ran at a third of the disk's speed with every thread idle.
     if (this.passOn) this.push(chunk);
-    const room = this.handOn ? this.writeThenHandOn(chunk) : this.file.write(chunk);
+    const room = this.file.write(chunk);
     this.syncEarly(chunk.length);
     if (room) cb();
     else this.file.once('drain', () => cb());
@@ -200,7 +159,8 @@ class Stored extends Transform {
    * client waited (~30 ms for 64 MiB here). Every EARLY_SYNC_BYTES, a flush of what was written so
    * far starts in the background (one at a time, on the threadpool), so the disk works while the
    * rest arrives and the last fsync has only the tail left. The file is durable only after that
-   * last one, as before.
+   * last one, as before. (An abort closes the file at once: a flush still queued then syncs
+   * whatever file has its descriptor by then, which costs a sync and changes nothing.)
    */
   private syncEarly(bytes: number): void {
     if (!this.synced) return;
@@ -216,16 +176,6 @@ class Stored extends Transform {
       }),
     );
   }
-  private writeThenHandOn(chunk: Buffer): boolean {
-    const handOn = this.handOn!;
-    this.writing++;
-    return this.file.write(chunk, (err) => {
-      this.writing--;
-      if (err || this.destroyed) return;
-      handOn.chunk(chunk);
-      if (this.flushed && this.writing === 0) handOn.end();
-    });
-  }
   override _flush(cb: TransformCallback): void {
     try {
       this.frames?.end();
@@ -233,8 +183,6 @@ class Stored extends Transform {
       cb(err as Error);
       return;
     }
-    this.flushed = true;
-    if (this.handOn && this.writing === 0) this.handOn.end();
     // Never closed under a flush in flight (its descriptor could be another file's by then).
     const syncing = this.syncing ?? Promise.resolve();
     // Ended only once closed: with `flush` the fsync runs as the file closes.
@@ -260,61 +208,34 @@ export class NarVerification {
   private received = 0;
   readonly result: Promise<VerifyResult>;
 
-  constructor(
-    params: VerifyParams,
-    inspect?: (chunk: Buffer) => void,
-    /** A half of a split verification (see VerifyPart); `handOn` is the first half's. */
-    part: VerifyPart = 'all',
-    handOn?: HandOn,
-  ) {
-    if (part !== 'all' && !splittable(params.compression))
-      throw new Error(`a ${params.compression} upload is not split`);
-    if ((part === 'first') !== (handOn !== undefined)) throw new Error('the first half (only) hands its bytes on');
+  constructor(params: VerifyParams, inspect?: (chunk: Buffer) => void) {
     const allowed = (size: number) => narSizeProblem(size, this.received, params.maxNarBytes, params.declaredNarSize);
-    // The half that does not write the file measures only the NAR (or only the stored bytes).
-    const check =
-      part === 'all' || !writesFile(params.compression, part) ? new NarCheck(allowed, inspect, handOn) : undefined;
-    let file: WriteStream | undefined;
-    let stored: Stored | undefined;
+    const check = new NarCheck(allowed, inspect);
+    // Never created here: the writer made it, and an aborted upload's file must stay gone.
+    // `flush`: fsynced as it closes, in this thread, so the store's commit need not open it again.
+    // Writes queue up to 1 MiB ahead of the disk (and go out together, as one writev).
+    const file = createWriteStream(params.file, { flags: 'r+', flush: params.syncFile, highWaterMark: 1 << 20 });
+    file.on('error', () => undefined); // reported by Stored, which ends the verification with it
+    const decoder = createDecompressor(params.compression);
+    let stored: Stored;
     let done: Promise<void>;
-    if (writesFile(params.compression, part)) {
-      // Never created here: the writer made it, and an aborted upload's file must stay gone.
-      // `flush`: fsynced as it closes, in this thread, so the store's commit need not open it again.
-      // Writes queue up to 1 MiB ahead of the disk (and go out together, as one writev).
-      file = createWriteStream(params.file, { flags: 'r+', flush: params.syncFile, highWaterMark: 1 << 20 });
-      file.on('error', () => undefined); // reported by Stored, which ends the verification with it
-    }
     if (params.compression === 'zstd') {
-      if (part === 'all') {
-        stored = new Stored(file!, params.syncFile, true, new ZstdFrameWalker());
-        done = pipeline(this.input, stored, createDecompressor('zstd'), check!, discard());
-      } else if (part === 'first') {
-        stored = new Stored(file!, params.syncFile, false, new ZstdFrameWalker(), handOn);
-        done = pipeline(this.input, stored, discard());
-      } else {
-        done = pipeline(this.input, createDecompressor('zstd'), check!, discard());
-      }
-    } else if (part === 'all') {
-      stored = new Stored(file!, params.syncFile, false);
-      const compressor = createStorageCompressor(params.declaredNarSize ?? params.bodyBytes);
-      done = pipeline(this.input, createDecompressor(params.compression), check!, compressor, stored, discard());
-    } else if (part === 'first') {
-      // Uncompressed: nothing to decode.
-      done = pipeline(this.input, check!, discard());
+      stored = new Stored(file, params.syncFile, true, new ZstdFrameWalker());
+      done = pipeline(this.input, stored, decoder, check, discard());
     } else {
-      stored = new Stored(file!, params.syncFile, false);
+      stored = new Stored(file, params.syncFile, false);
       const compressor = createStorageCompressor(params.declaredNarSize ?? params.bodyBytes);
-      done = pipeline(this.input, compressor, stored, discard());
+      done = pipeline(this.input, decoder, check, compressor, stored, discard());
     }
     this.result = done.then(
       () => ({
-        narHash: check ? new Uint8Array(check.sha.digest()) : new Uint8Array(0),
-        narSize: check?.size ?? 0,
-        fileHash: stored ? new Uint8Array(stored.sha.digest()) : new Uint8Array(0),
-        fileSize: stored?.size ?? 0,
+        narHash: new Uint8Array(check.sha.digest()),
+        narSize: check.size,
+        fileHash: new Uint8Array(stored.sha.digest()),
+        fileSize: stored.size,
       }),
       (err: unknown) => {
-        file?.destroy();
+        file.destroy();
         if (err instanceof FloeError) throw err;
         if (this.aborted) throw this.aborted;
         // Our side failed (the spool's disk is full, an I/O error): the server's fault, not

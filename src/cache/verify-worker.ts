@@ -1,16 +1,14 @@
 /**
  * A verifier thread: runs NarVerification (verify-stream.ts) for any number of uploads at once,
- * each driven by messages from verify-pool.ts (or, for the second half of a split upload, from the
- * thread running its first half, on the job's own channel). A failing upload answers `failed` and leaves the
+ * each driven by messages from verify-pool.ts. A failing upload answers `failed` and leaves the
  * others running; the thread itself ends only if it is terminated or crashes (the pool then fails
  * the uploads it held and starts another).
  */
 import os from 'node:os';
-import { type MessagePort, parentPort } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { FloeError } from '../errors.js';
-import { transferable } from './transferable.js';
-import type { FromVerifier, ToVerifier } from './verify-protocol.js';
-import { type HandOn, NarVerification } from './verify-stream.js';
+import { IN_FLIGHT_BYTES, type FromVerifier, type ToVerifier } from './verify-protocol.js';
+import { NarVerification } from './verify-stream.js';
 
 /** How much lower than the event loop's the verifier threads' scheduling priority is. */
 const VERIFIER_NICE = 10;
@@ -32,12 +30,9 @@ interface Job {
   verification: NarVerification;
   /** Input taken in and not yet reported as consumed. */
   unacked: number;
-  /** Reports `consumed` every this many bytes (none: a split job's first half, whose second half does). */
-  ackBytes: number;
-  /** Of a split job, the channel between its halves (closed when this half ends). */
-  port?: MessagePort;
 }
 
+const ACK_BYTES = IN_FLIGHT_BYTES / 8;
 const jobs = new Map<number, Job>();
 const post = (m: FromVerifier, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
 
@@ -53,13 +48,8 @@ const inspect = crashMarker
     }
   : undefined;
 
-function forget(job: number): void {
-  jobs.get(job)?.port?.close();
-  jobs.delete(job);
-}
-
 function fail(job: number, err: unknown): void {
-  forget(job);
+  jobs.delete(job);
   const error =
     err instanceof FloeError
       ? { code: err.code, message: err.message }
@@ -67,27 +57,12 @@ function fail(job: number, err: unknown): void {
   post({ kind: 'failed', job, error });
 }
 
-/** The first half of a split job hands the bytes it is done with to the second, through the job's channel. */
-function handOnTo(job: number, to: MessagePort): HandOn {
-  return {
-    chunk(chunk) {
-      const data = transferable(chunk);
-      to.postMessage({ kind: 'data', job, data } satisfies ToVerifier, [data.buffer]);
-    },
-    end: () => to.postMessage({ kind: 'end', job } satisfies ToVerifier),
-  };
-}
-
 function start(job: number, m: Extract<ToVerifier, { kind: 'start' }>): void {
-  const handOn = m.part === 'first' ? handOnTo(job, m.port!) : undefined;
-  const verification = new NarVerification(m.params, inspect, m.part, handOn);
-  const ackBytes = m.part === 'first' ? Number.POSITIVE_INFINITY : m.window / 8;
-  jobs.set(job, { verification, unacked: 0, ackBytes, ...(m.port ? { port: m.port } : {}) });
-  // The second half's input comes from the first, on the job's channel.
-  if (m.part === 'second') m.port!.on('message', (d: ToVerifier) => receive(d));
+  const verification = new NarVerification(m.params, inspect);
+  jobs.set(job, { verification, unacked: 0 });
   verification.result.then(
     (result) => {
-      forget(job);
+      jobs.delete(job);
       const transfer = [result.narHash.buffer as ArrayBuffer, result.fileHash.buffer as ArrayBuffer];
       post({ kind: 'done', job, result }, transfer);
     },
@@ -95,7 +70,7 @@ function start(job: number, m: Extract<ToVerifier, { kind: 'start' }>): void {
   );
 }
 
-function receive(m: ToVerifier): void {
+port.on('message', (m: ToVerifier) => {
   // A throw here would end the thread and every upload on it: it fails this upload only.
   try {
     handle(m);
@@ -103,9 +78,7 @@ function receive(m: ToVerifier): void {
     jobs.get(m.job)?.verification.abort(err as Error);
     fail(m.job, err);
   }
-}
-
-port.on('message', receive);
+});
 
 function handle(m: ToVerifier): void {
   if (m.kind === 'start') {
@@ -120,9 +93,9 @@ function handle(m: ToVerifier): void {
       job.verification.write(Buffer.from(m.data.buffer, m.data.byteOffset, bytes)).then(
         () => {
           // Told in batches (a message per socket read was much of this thread's time); a batch
-          // far below the window, so the caller never waits for bytes taken in and not told.
+          // far below IN_FLIGHT_BYTES, so the caller never waits for bytes taken in and not told.
           job.unacked += bytes;
-          if (job.unacked < job.ackBytes) return;
+          if (job.unacked < ACK_BYTES) return;
           post({ kind: 'consumed', job: m.job, bytes: job.unacked });
           job.unacked = 0;
         },
@@ -134,7 +107,7 @@ function handle(m: ToVerifier): void {
       void job.verification.end().catch(() => undefined);
       return;
     case 'abort':
-      forget(m.job);
+      jobs.delete(m.job);
       job.verification.abort(new Error(m.message));
       return;
   }
