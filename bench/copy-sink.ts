@@ -21,7 +21,9 @@ const server = createServer((req, res) => {
   });
   req.on('end', () => {
     const end = Date.now();
-    process.stdout.write(`${JSON.stringify({ method: req.method, url: req.url, bytes, chunks, start, first, end, headers: req.headers })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ method: req.method, url: req.url, bytes, chunks, start, first, end, headers: req.headers })}\n`,
+    );
     if (req.method === 'GET' && req.url?.endsWith('/nix-cache-info')) {
       res.end('StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n');
     } else if (req.method === 'PUT') {

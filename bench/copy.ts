@@ -191,7 +191,10 @@ export async function copyBench(work: string): Promise<{ results: CopyResult[]; 
           new Promise<void>((resolve) => {
             if (c.exitCode !== null || c.signalCode !== null) return resolve();
             const kill = setTimeout(() => c.kill('SIGKILL'), 10_000);
-            c.once('exit', () => (clearTimeout(kill), resolve()));
+            c.once('exit', () => {
+              clearTimeout(kill);
+              resolve();
+            });
             c.kill('SIGTERM');
           }),
       ),
