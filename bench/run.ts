@@ -24,6 +24,7 @@ import { policyBench } from './policy.js';
 import { uploadsBench } from './uploads.js';
 import { cpuBench } from './cpu.js';
 import { S3_READS_COLUMNS, s3ReadsBench } from './s3-reads.js';
+import { copyBench, copyTitle, printCopy } from './copy.js';
 
 const DURATION = process.env.BENCH_DURATION ?? '8s';
 const PATHS = Number(process.env.BENCH_PATHS ?? 2000);
@@ -260,6 +261,17 @@ async function policyOnly(): Promise<void> {
   }
 }
 
+/** `BENCH_ONLY=copy`: `nix copy --to` of a large path, against file:// and a server that costs nothing (bench/copy.ts). */
+async function copyOnly(): Promise<void> {
+  const work = mkdtempSync(path.join(os.tmpdir(), 'floe-bench-'));
+  try {
+    console.log(copyTitle(execFileSync('nix', ['--version'], { encoding: 'utf8' }).trim()));
+    printCopy(await copyBench(work));
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
 const POLICY_TITLE =
   '\nPolicy engine cost on the narinfo hot path (same server, same paths, same token, alternating runs, medians), embedded backend:';
 const POLICY_HEADER = ['measure', 'no org policies', '100 org policies', 'ratio'];
@@ -267,6 +279,8 @@ const policyCells = (pol: Awaited<ReturnType<typeof policyBench>>) =>
   pol.map((r) => [r.label, r.without.toFixed(3), r.with.toFixed(3), `${(r.with / r.without).toFixed(2)}x`]);
 
 async function main(): Promise<void> {
+  // Needs only Nix, not nginx or wrk.
+  if (process.env.BENCH_ONLY === 'copy') return copyOnly();
   ensureTools();
   if (process.env.BENCH_ONLY === 'registry') return registryOnly();
   if (process.env.BENCH_ONLY === 'cpu') return cpuOnly();
