@@ -431,6 +431,18 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
     exchangeRawCiToken,
   });
   const wireMarks = new WeakMap<import('node:net').Socket, { read: number; written: number }>();
+  const wireCounterCache = new Map<string, { received: (by: number) => void; sent: (by: number) => void }>();
+  const wireCounters = (area: string) => {
+    let c = wireCounterCache.get(area);
+    if (!c) {
+      c = {
+        received: metrics.counter('floe_http_received_bytes_total', { area }),
+        sent: metrics.counter('floe_http_sent_bytes_total', { area }),
+      };
+      wireCounterCache.set(area, c);
+    }
+    return c;
+  };
   const workerName = String(process.pid);
   handler = (req, res) => {
     connections.track(req, res);
@@ -443,11 +455,15 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
     // on it ended. Requests on one connection are sequential, so that is this request's share.
     const socket = req.socket;
     res.once('close', () => {
-      const seen = wireMarks.get(socket) ?? { read: 0, written: 0 };
-      const area = areaOf(pathname);
-      metrics.inc('floe_http_received_bytes_total', { area }, Math.max(0, socket.bytesRead - seen.read));
-      metrics.inc('floe_http_sent_bytes_total', { area }, Math.max(0, socket.bytesWritten - seen.written));
-      wireMarks.set(socket, { read: socket.bytesRead, written: socket.bytesWritten });
+      const seen = wireMarks.get(socket);
+      const { bytesRead, bytesWritten } = socket;
+      const count = wireCounters(areaOf(pathname));
+      count.received(Math.max(0, bytesRead - (seen?.read ?? 0)));
+      count.sent(Math.max(0, bytesWritten - (seen?.written ?? 0)));
+      if (seen) {
+        seen.read = bytesRead;
+        seen.written = bytesWritten;
+      } else wireMarks.set(socket, { read: bytesRead, written: bytesWritten });
     });
     // Attic's substituter layout (`/<org>+<slice>/...`) is the slice URL under another name.
     const atticPath = atticSubstituterPath(pathname);

@@ -193,9 +193,23 @@ async function putCacheInfo({ req, res, principal, view }: CacheRequest, deps: C
   send(req, res, 204, {});
 }
 
+/** The lookup counters of one Metrics, resolved once (every substitution counts here). */
+const lookupCounters = new WeakMap<Metrics, { hit: () => void; miss: () => void }>();
+function narinfoLookups(metrics: Metrics) {
+  let c = lookupCounters.get(metrics);
+  if (!c) {
+    c = {
+      hit: metrics.counter('floe_narinfo_lookups_total', { result: 'hit' }),
+      miss: metrics.counter('floe_narinfo_lookups_total', { result: 'miss_or_denied' }),
+    };
+    lookupCounters.set(metrics, c);
+  }
+  return c;
+}
+
 async function getNarInfo({ req, res, principal, view, params }: CacheRequest, deps: CacheHandlerDeps): Promise<void> {
   const text = await deps.cache.findNarInfo(principal, view, parseStorePathHash(params.hash!));
-  deps.metrics.inc('floe_narinfo_lookups_total', { result: text === undefined ? 'miss_or_denied' : 'hit' });
+  narinfoLookups(deps.metrics)[text === undefined ? 'miss' : 'hit']();
   if (text === undefined) return miss(req, res);
   send(req, res, 200, { 'Content-Type': 'text/x-nix-narinfo', 'Cache-Control': 'private, no-cache' }, text);
 }

@@ -16,13 +16,7 @@ export function clientResolver(trustedProxies: readonly string[]): ClientResolve
   const trust = proxyaddr.compile(trustedProxies.length ? [...trustedProxies] : []);
   // Per address as seen (before normalizing): the normal form and the country, looked up once.
   const known = new Map<string, { ip: string; country: string | undefined }>();
-  return (req, requestId) => {
-    let raw: string;
-    try {
-      raw = trustedProxies.length ? proxyaddr(req, trust) : (req.socket.remoteAddress ?? '0.0.0.0');
-    } catch {
-      raw = '0.0.0.0'; // a malformed forwarded address from a trusted proxy: nobody
-    }
+  const lookup = (raw: string) => {
     let entry = known.get(raw);
     if (!entry) {
       let ip: string;
@@ -35,7 +29,28 @@ export function clientResolver(trustedProxies: readonly string[]): ClientResolve
       if (known.size > 50_000) known.clear();
       known.set(raw, entry);
     }
+    return entry;
+  };
+  // Without trusted proxies the address is the socket's, the same for every request on it.
+  const bySocket = new WeakMap<object, { ip: string; country: string | undefined }>();
+  return (req, requestId) => {
+    let entry: { ip: string; country: string | undefined } | undefined;
+    if (trustedProxies.length) {
+      let raw: string;
+      try {
+        raw = proxyaddr(req, trust);
+      } catch {
+        raw = '0.0.0.0'; // a malformed forwarded address from a trusted proxy: nobody
+      }
+      entry = lookup(raw);
+    } else {
+      entry = bySocket.get(req.socket);
+      if (!entry) {
+        entry = lookup(req.socket.remoteAddress ?? '0.0.0.0');
+        bySocket.set(req.socket, entry);
+      }
+    }
     const { ip, country } = entry;
-    return { ip, ...(country ? { country } : {}), requestId };
+    return country ? { ip, country, requestId } : { ip, requestId };
   };
 }

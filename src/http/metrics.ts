@@ -43,6 +43,7 @@ export type GcResult = 'ok' | 'failed';
 
 export class Metrics {
   private readonly metrics = new Map<string, Counter | Histogram>();
+  private readonly requestKeys = new Map<string, { total: string; duration: string }>();
 
   constructor() {
     this.define('floe_http_requests_total', 'HTTP requests by area and status class');
@@ -91,6 +92,20 @@ export class Metrics {
     m.values.set(key, (m.values.get(key) ?? 0) + by);
   }
 
+  /**
+   * An increment of one counter's one label set, resolved once: for the hot paths, which would
+   * otherwise build the same label key on every request.
+   */
+  counter(name: string, labels: Record<string, string> = {}): (by?: number) => void {
+    const m = this.metrics.get(name);
+    if (!m || m.type === 'histogram') throw new Error(`unknown counter ${name}`);
+    const key = labelKey(labels);
+    const values = m.values;
+    return (by = 1) => {
+      values.set(key, (values.get(key) ?? 0) + by);
+    };
+  }
+
   set(name: string, value: number, labels: Record<string, string> = {}): void {
     const m = this.metrics.get(name);
     if (m?.type !== 'gauge') throw new Error(`unknown gauge ${name}`);
@@ -100,7 +115,10 @@ export class Metrics {
   observe(name: string, labels: Record<string, string>, value: number): void {
     const m = this.metrics.get(name);
     if (m?.type !== 'histogram') throw new Error(`unknown histogram ${name}`);
-    const key = labelKey(labels);
+    this.observeKey(m, labelKey(labels), value);
+  }
+
+  private observeKey(m: Histogram, key: string, value: number): void {
     let v = m.values.get(key);
     if (!v) {
       v = { counts: new Array<number>(m.buckets.length).fill(0), sum: 0, count: 0 };
@@ -117,13 +135,22 @@ export class Metrics {
    * failure (5xx) nor a refusal (4xx).
    */
   request(area: string, method: string, route: string, status: number, seconds: number): void {
-    const statusClass = status === CLIENT_CLOSED ? 'client_closed' : `${Math.floor(status / 100)}xx`;
-    this.inc('floe_http_requests_total', { area, status: statusClass });
-    this.observe(
-      'floe_http_request_duration_seconds',
-      { method: normalMethod(method), route, status: statusClass },
-      seconds,
-    );
+    // Every request lands here: its two label keys are built once per (area, method, route, status).
+    const memo = `${area} ${method} ${route} ${status}`;
+    let keys = this.requestKeys.get(memo);
+    if (!keys) {
+      const statusClass = status === CLIENT_CLOSED ? 'client_closed' : `${Math.floor(status / 100)}xx`;
+      keys = {
+        total: labelKey({ area, status: statusClass }),
+        duration: labelKey({ method: normalMethod(method), route, status: statusClass }),
+      };
+      // Routes are templates, so the set is small; the bound only guards against a bug making it grow.
+      if (this.requestKeys.size >= 10_000) this.requestKeys.clear();
+      this.requestKeys.set(memo, keys);
+    }
+    const total = this.metrics.get('floe_http_requests_total') as Counter;
+    total.values.set(keys.total, (total.values.get(keys.total) ?? 0) + 1);
+    this.observeKey(this.metrics.get('floe_http_request_duration_seconds') as Histogram, keys.duration, seconds);
   }
 
   /** For the policy engine: the Authorizer's decision callback (wired in server.ts) calls this. */
