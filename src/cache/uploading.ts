@@ -6,7 +6,7 @@
  * entry points take instead of deciding again; the commit then decides the one path, now that its
  * narinfo (and so its verified signers) is known (committing.ts).
  */
-import { Forbidden, InvalidInput, NotFound, TooLarge, Unauthenticated } from '../errors.js';
+import { FloeError, Forbidden, InvalidInput, NotFound, TooLarge, Unauthenticated } from '../errors.js';
 import type { Principal } from '../identity/principal.js';
 import { formatNix32Hash, hashesEqual } from '../nix/hash.js';
 import { parseNarInfo } from '../nix/narinfo.js';
@@ -77,6 +77,14 @@ export const SMALL_UPLOAD_NAR_BYTES = 256 << 10;
 export const SMALL_UPLOAD_SLOT_FACTOR = 4;
 /** The body of a small upload: its NAR, compressed or not, with room for a codec's overhead. */
 const SMALL_UPLOAD_BODY_BYTES = 2 * SMALL_UPLOAD_NAR_BYTES + (64 << 10);
+
+/** The upload record's name of a batch upload's NAR. */
+const batchFileName = (narHashNix32: string) => `batch/${narHashNix32}`;
+
+/** A body already held whole. */
+async function* once(buf: Buffer): AsyncGenerator<Buffer> {
+  yield buf;
+}
 
 const CLIENT_NAR_FILE = /^[0-9a-zA-Z][0-9a-zA-Z._+-]{0,200}$/;
 const NEEDS_WRITE_TOKEN = 'uploading needs a token with the write scope (netrc password or Bearer)';
@@ -220,15 +228,72 @@ export class Uploads {
     body: AsyncIterable<Buffer>,
     declared: Compression | undefined,
     signal?: AbortSignal,
-  ) {
+  ): Promise<{ result: CommitResult; nar: IngestedNar }> {
+    const nar = await this.receivePath(p, target, meta, body, declared, signal);
+    return { result: await this.commitReceived(p, target, meta, nar), nar };
+  }
+
+  /**
+   * Several small paths of one request (`POST …/paths/batch`), each verified and committed exactly
+   * as `uploadPath` does it, by the same two steps: their NARs are received concurrently (each in a
+   * small-upload slot, each pending from the moment it is stored), then committed one by one, in
+   * the order given (a path may reference one before it). An entry refused at either step is
+   * refused alone, with its error; the others go on. Errors that are not the client's (not a
+   * FloeError) end the batch: the entries committed before it stay committed, each atomically.
+   */
+  async uploadPaths(
+    p: Principal,
+    target: WriteTarget,
+    entries: Array<{ meta: PathMetadata; nar: Buffer }>,
+    signal?: AbortSignal,
+  ): Promise<Array<{ result: CommitResult; nar: IngestedNar } | { refused: FloeError }>> {
+    const received = await Promise.all(
+      entries.map(async (e) => {
+        try {
+          return await this.receivePath(p, target, e.meta, once(e.nar), 'none', signal);
+        } catch (err) {
+          if (err instanceof FloeError) return err;
+          throw err;
+        }
+      }),
+    );
+    const out: Array<{ result: CommitResult; nar: IngestedNar } | { refused: FloeError }> = [];
+    for (const [i, e] of entries.entries()) {
+      const nar = received[i]!;
+      if (nar instanceof FloeError) {
+        out.push({ refused: nar });
+        continue;
+      }
+      try {
+        out.push({ result: await this.commitReceived(p, target, e.meta, nar), nar });
+      } catch (err) {
+        if (!(err instanceof FloeError)) throw err;
+        out.push({ refused: err });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The first step of a batch upload: refuse when the org is full, then verify and store the NAR
+   * (pending for this slice from the moment it is stored, so GC leaves it alone until its commit or
+   * the record's expiry) and check it against the metadata. A refusal here holds it as refused.
+   */
+  private async receivePath(
+    p: Principal,
+    target: WriteTarget,
+    meta: PathMetadata,
+    body: AsyncIterable<Buffer>,
+    declared: Compression | undefined,
+    signal?: AbortSignal,
+  ): Promise<IngestedNar> {
     const { storage, uploadRecord } = this.deps;
     // Refuse before reading the body when the org is already full and this path is new to the slice.
     // (Re-pushing a path the slice holds adds nothing: it passes even over quota.)
     const adds = async () => (await this.absentFrom(target, [meta.storePath])).length > 0;
     await this.refuseIfFull(target, 'NARs uploaded without a narinfo and recently refused uploads included', adds);
     // Pending from the moment it is stored (so GC leaves it alone until the commit below).
-    const fileName = (h: string) => `batch/${h}`;
-    const record = uploadRecord(target, fileName);
+    const record = uploadRecord(target, batchFileName);
     const small = meta.narSize <= SMALL_UPLOAD_NAR_BYTES;
     const slots = small ? this.deps.smallIngestSlots : this.deps.ingestSlots;
     const limits = small
@@ -249,22 +314,42 @@ export class Uploads {
         const why = `mismatch: claimed ${meta.narSize}, the uploaded NAR has ${nar.narSize} bytes`;
         throw new InvalidInput('narSize', why);
       }
-      await this.deps.mirroring.ensureReferences(p, target, meta);
-      const result = await this.deps.committer.commit(p, target, meta);
-      return { result, nar };
     } catch (err) {
-      // A refused upload's NAR still counts against the org for a while (else refused uploads
-      // would store bytes free of quota until GC), then GC takes it.
-      const expires = new Date(Date.now() + this.deps.refusedHoldMs).toISOString();
-      await storage.db
-        .updateTable('nar_uploads')
-        .set({ expires_at: expires })
-        .where('slice_id', '=', target.slice.id)
-        .where('file_name', '=', fileName(encodeNix32(nar.narHash.digest)))
-        .execute()
-        .catch(() => undefined);
+      await this.holdRefused(target, nar);
       throw err;
     }
+    return nar;
+  }
+
+  /** The second step: the references, then the commit (which authorizes the path); a refusal holds the NAR. */
+  private async commitReceived(
+    p: Principal,
+    target: WriteTarget,
+    meta: PathMetadata,
+    nar: IngestedNar,
+  ): Promise<CommitResult> {
+    try {
+      await this.deps.mirroring.ensureReferences(p, target, meta);
+      return await this.deps.committer.commit(p, target, meta);
+    } catch (err) {
+      await this.holdRefused(target, nar);
+      throw err;
+    }
+  }
+
+  /**
+   * A refused upload's NAR still counts against the org for a while (else refused uploads would
+   * store bytes free of quota until GC), then GC takes it.
+   */
+  private async holdRefused(target: WriteTarget, nar: IngestedNar): Promise<void> {
+    const expires = new Date(Date.now() + this.deps.refusedHoldMs).toISOString();
+    await this.deps.storage.db
+      .updateTable('nar_uploads')
+      .set({ expires_at: expires })
+      .where('slice_id', '=', target.slice.id)
+      .where('file_name', '=', batchFileName(encodeNix32(nar.narHash.digest)))
+      .execute()
+      .catch(() => undefined);
   }
 
   /**
