@@ -234,12 +234,13 @@ export class Uploads {
   }
 
   /**
-   * Several small paths of one request (`POST …/paths/batch`), each verified and committed exactly
-   * as `uploadPath` does it, by the same two steps: their NARs are received concurrently (each in a
-   * small-upload slot, each pending from the moment it is stored), then committed one by one, in
-   * the order given (a path may reference one before it). An entry refused at either step is
-   * refused alone, with its error; the others go on. Errors that are not the client's (not a
-   * FloeError) end the batch: the entries committed before it stay committed, each atomically.
+   * Several small paths of one request (`POST …/paths/batch`), each verified and committed as
+   * `uploadPath` does it, by the same steps: their NARs are received concurrently (each in a
+   * small-upload slot, pending for the slice from the moment it is stored, its blob committed
+   * before its step ends), then their references ensured and their commits made in the order given
+   * (a path may reference one before it), in one transaction when none is refused
+   * (`Committer.commitAll`). An entry refused at any step is refused alone, with its error; the
+   * others go on. Errors that are not the client's (not a FloeError) end the batch.
    */
   async uploadPaths(
     p: Principal,
@@ -247,29 +248,44 @@ export class Uploads {
     entries: Array<{ meta: PathMetadata; nar: Buffer }>,
     signal?: AbortSignal,
   ): Promise<Array<{ result: CommitResult; nar: IngestedNar } | { refused: FloeError }>> {
+    const refusal = (err: unknown): FloeError => {
+      if (err instanceof FloeError) return err;
+      throw err;
+    };
     const received = await Promise.all(
-      entries.map(async (e) => {
-        try {
-          return await this.receivePath(p, target, e.meta, once(e.nar), 'none', signal);
-        } catch (err) {
-          if (err instanceof FloeError) return err;
-          throw err;
-        }
-      }),
+      entries.map((e) => this.receivePath(p, target, e.meta, once(e.nar), 'none', signal).catch(refusal)),
     );
-    const out: Array<{ result: CommitResult; nar: IngestedNar } | { refused: FloeError }> = [];
+    // References to earlier entries are committed with them: only the others may need an upstream.
+    const earlier = new Set<string>();
+    const ready: Array<{ i: number; nar: IngestedNar }> = [];
     for (const [i, e] of entries.entries()) {
       const nar = received[i]!;
-      if (nar instanceof FloeError) {
-        out.push({ refused: nar });
-        continue;
+      if (!(nar instanceof FloeError)) {
+        const outside = e.meta.references.filter((r) => !earlier.has(r));
+        const ensured = await this.deps.mirroring
+          .ensureReferences(p, target, { ...e.meta, references: outside })
+          .catch(refusal);
+        if (ensured instanceof FloeError) {
+          received[i] = ensured;
+          await this.holdRefused(target, nar);
+        } else ready.push({ i, nar });
+        earlier.add(e.meta.storePath);
       }
-      try {
-        out.push({ result: await this.commitReceived(p, target, e.meta, nar), nar });
-      } catch (err) {
-        if (!(err instanceof FloeError)) throw err;
-        out.push({ refused: err });
-      }
+    }
+    const committed = await this.deps.committer.commitAll(
+      p,
+      target,
+      ready.map((x) => entries[x.i]!.meta),
+    );
+    const out: Array<{ result: CommitResult; nar: IngestedNar } | { refused: FloeError }> = received.map((x) =>
+      x instanceof FloeError ? { refused: x } : { refused: new InvalidInput('entry', 'not committed') },
+    );
+    for (const [k, x] of ready.entries()) {
+      const r = committed[k]!;
+      if (r instanceof FloeError) {
+        await this.holdRefused(target, x.nar);
+        out[x.i] = { refused: r };
+      } else out[x.i] = { result: r, nar: x.nar };
     }
     return out;
   }
