@@ -144,6 +144,36 @@ describe('batch uploads', () => {
     expect((await spool()).length).toBe(spooled);
   });
 
+  it('a refusal inside the shared commit leaves every other entry to commit alone, in order', async () => {
+    // The same store path with other content is a conflict, found inside the commit transaction.
+    const taken = fakePath('taken');
+    expect((await batch(entryBytes({ p: taken }))).status).toBe(200);
+    const impostor: FakePath = { ...fakePath('impostor'), base: taken.base, hashPart: taken.hashPart };
+    const a = fakePath('chain-a');
+    const b = fakePath('chain-b', undefined, [a.base]);
+    const r = await batch(Buffer.concat([entryBytes({ p: a }), entryBytes({ p: impostor }), entryBytes({ p: b })]));
+    expect(r.status, r.text).toBe(200);
+    const [ra, rc, rb] = r.json().results;
+    expect(ra).toMatchObject({ status: 'created' });
+    expect(rc).toMatchObject({ status: 'refused', httpStatus: 409, message: expect.stringMatching(/immutable/) });
+    expect(rb).toMatchObject({ status: 'created' });
+    await servedExactly(a);
+    await servedExactly(b);
+    await servedExactly(taken);
+    // A path after a refused one it references is refused too; nothing of either is visible.
+    const bad = fakePath('bad-dep');
+    const user = fakePath('uses-bad', undefined, [bad.base]);
+    const r2 = await batch(
+      Buffer.concat([entryBytes({ p: bad, narHash: fakePath('x').narHash }), entryBytes({ p: user })]),
+    );
+    expect(r2.json().results.map((x) => x.status)).toEqual(['refused', 'refused']);
+    expect(r2.json().results[1]).toMatchObject({
+      httpStatus: 400,
+      message: expect.stringMatching(/References: 1 missing/),
+    });
+    await absent(bad, user);
+  });
+
   it('refuse a malformed or oversized body whole, naming the entry, and store nothing of it', async () => {
     const first = () => fakePath('first');
     const cases: Array<{
