@@ -3,6 +3,7 @@
  * its references there (present, or linked in by links.ts). Paths are immutable: identical content
  * again merges signatures, different content is a conflict, because a write token must never
  * replace what others substitute. Quotas are checked inside the same transaction.
+ * Over 350 lines: one commit and a batch's shared transaction run the same prepare and apply steps.
  */
 import type { AuditEvent } from '../audit/log.js';
 import { Conflict, FloeError, Forbidden, InvalidInput, TooLarge } from '../errors.js';

@@ -5,6 +5,8 @@
  * read, so a refused upload is answered before it is sent) and hands out a `WriteTarget`, which the
  * entry points take instead of deciding again; the commit then decides the one path, now that its
  * narinfo (and so its verified signers) is known (committing.ts).
+ * Over 350 lines: every write entry point shares the admission, receive and refused-hold steps,
+ * and the batch upload must run through exactly those (not a copy of them).
  */
 import { FloeError, Forbidden, InvalidInput, NotFound, TooLarge, Unauthenticated } from '../errors.js';
 import type { Principal } from '../identity/principal.js';
