@@ -47,6 +47,12 @@ export async function pushBench(work: string): Promise<string[][]> {
   big = derivation { name = "pb-${tag}-\${who}-big"; builder = "/bin/sh"; args = [ "-c" "head -c 33554432 /dev/urandom > $out" ]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; };
 in derivation { name = "pb-${tag}-\${who}-top"; builder = "/bin/sh"; args = [ "-c" "echo \${big} \${toString (builtins.genList leaf 200)} > $out" ]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; }\n`,
   );
+  const small = path.join(work, 'push-small.nix');
+  writeFileSync(
+    small,
+    `{ who }: let leaf = i: derivation { name = "ps-${tag}-\${who}-\${toString i}"; builder = "/bin/sh"; args = [ "-c" "echo \${who} \${toString i} > $out" ]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; };
+in derivation { name = "ps-${tag}-\${who}-top"; builder = "/bin/sh"; args = [ "-c" "echo \${toString (builtins.genList leaf 200)} > $out" ]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; }\n`,
+  );
   const large = path.join(work, 'push-large.nix');
   writeFileSync(
     large,
@@ -93,14 +99,16 @@ in derivation { name = "pb-${tag}-\${who}-top"; builder = "/bin/sh"; args = [ "-
           stdio: 'ignore',
         }),
       );
-    const shapes = ['mixed', 'large'] as const;
+    // BENCH_PUSH_SHAPES=small,mixed,large picks shapes (default mixed,large); small: 201 small paths alone.
+    const shapes = (process.env.BENCH_PUSH_SHAPES ?? 'mixed,large').split(',') as Array<'mixed' | 'large' | 'small'>;
     const runs = servers.map(() => ({
       mixed: { nix: [] as Run[], floe: [] as Run[] },
       large: { nix: [] as Run[], floe: [] as Run[] },
+      small: { nix: [] as Run[], floe: [] as Run[] },
     }));
     for (let round = 0; round < ROUNDS; round++) {
       for (const shape of shapes) {
-        const expr = shape === 'mixed' ? mixed : large;
+        const expr = { mixed, large, small }[shape];
         // Every build and tool takes its turn first in some round.
         const order = servers.map((_, i) => (i + round) % servers.length);
         for (const s of order) {
@@ -126,12 +134,23 @@ in derivation { name = "pb-${tag}-\${who}-top"; builder = "/bin/sh"; args = [ "-
     return servers.flatMap((server, i) => {
       const r = runs[i]!;
       const of = servers.length > 1 ? ` [${path.relative(process.cwd(), server.bin) || server.bin}]` : '';
-      return [
-        row(`push 202 paths (200 small + 32 MiB), nix copy --to (zstd)${of}`, r.mixed.nix),
-        row(`push the same shape, floe push (4 parallel)${of}`, r.mixed.floe, r.mixed.nix),
-        row(`push one 64 MiB path (compressible), nix copy --to (zstd)${of}`, r.large.nix),
-        row(`push the same shape, floe push${of}`, r.large.floe, r.large.nix),
-      ];
+      const rows: string[][] = [];
+      if (r.mixed.nix.length)
+        rows.push(
+          row(`push 202 paths (200 small + 32 MiB), nix copy --to (zstd)${of}`, r.mixed.nix),
+          row(`push the same shape, floe push (4 parallel)${of}`, r.mixed.floe, r.mixed.nix),
+        );
+      if (r.small.nix.length)
+        rows.push(
+          row(`push 201 small paths, nix copy --to (zstd)${of}`, r.small.nix),
+          row(`push the same shape, floe push (4 parallel)${of}`, r.small.floe, r.small.nix),
+        );
+      if (r.large.nix.length)
+        rows.push(
+          row(`push one 64 MiB path (compressible), nix copy --to (zstd)${of}`, r.large.nix),
+          row(`push the same shape, floe push${of}`, r.large.floe, r.large.nix),
+        );
+      return rows;
     });
   } finally {
     for (const server of servers) server.stop();

@@ -5,8 +5,10 @@
  * read, so a refused upload is answered before it is sent) and hands out a `WriteTarget`, which the
  * entry points take instead of deciding again; the commit then decides the one path, now that its
  * narinfo (and so its verified signers) is known (committing.ts).
+ * Over 350 lines: every write entry point shares the admission, receive and refused-hold steps,
+ * and the batch upload must run through exactly those (not a copy of them).
  */
-import { Forbidden, InvalidInput, NotFound, TooLarge, Unauthenticated } from '../errors.js';
+import { FloeError, Forbidden, InvalidInput, NotFound, TooLarge, Unauthenticated } from '../errors.js';
 import type { Principal } from '../identity/principal.js';
 import { formatNix32Hash, hashesEqual } from '../nix/hash.js';
 import { parseNarInfo } from '../nix/narinfo.js';
@@ -77,6 +79,14 @@ export const SMALL_UPLOAD_NAR_BYTES = 256 << 10;
 export const SMALL_UPLOAD_SLOT_FACTOR = 4;
 /** The body of a small upload: its NAR, compressed or not, with room for a codec's overhead. */
 const SMALL_UPLOAD_BODY_BYTES = 2 * SMALL_UPLOAD_NAR_BYTES + (64 << 10);
+
+/** The upload record's name of a batch upload's NAR. */
+const batchFileName = (narHashNix32: string) => `batch/${narHashNix32}`;
+
+/** A body already held whole. */
+async function* once(buf: Buffer): AsyncGenerator<Buffer> {
+  yield buf;
+}
 
 const CLIENT_NAR_FILE = /^[0-9a-zA-Z][0-9a-zA-Z._+-]{0,200}$/;
 const NEEDS_WRITE_TOKEN = 'uploading needs a token with the write scope (netrc password or Bearer)';
@@ -220,15 +230,88 @@ export class Uploads {
     body: AsyncIterable<Buffer>,
     declared: Compression | undefined,
     signal?: AbortSignal,
-  ) {
+  ): Promise<{ result: CommitResult; nar: IngestedNar }> {
+    const nar = await this.receivePath(p, target, meta, body, declared, signal);
+    return { result: await this.commitReceived(p, target, meta, nar), nar };
+  }
+
+  /**
+   * Several small paths of one request (`POST …/paths/batch`), each verified and committed as
+   * `uploadPath` does it, by the same steps: their NARs are received concurrently (each in a
+   * small-upload slot, pending for the slice from the moment it is stored, its blob committed
+   * before its step ends), then their references ensured and their commits made in the order given
+   * (a path may reference one before it), in one transaction when none is refused
+   * (`Committer.commitAll`). An entry refused at any step is refused alone, with its error; the
+   * others go on. Errors that are not the client's (not a FloeError) end the batch.
+   */
+  async uploadPaths(
+    p: Principal,
+    target: WriteTarget,
+    entries: Array<{ meta: PathMetadata; nar: Buffer }>,
+    signal?: AbortSignal,
+  ): Promise<Array<{ result: CommitResult; nar: IngestedNar } | { refused: FloeError }>> {
+    const refusal = (err: unknown): FloeError => {
+      if (err instanceof FloeError) return err;
+      throw err;
+    };
+    const received = await Promise.all(
+      entries.map((e) => this.receivePath(p, target, e.meta, once(e.nar), 'none', signal).catch(refusal)),
+    );
+    // References to earlier entries are committed with them: only the others may need an upstream.
+    const earlier = new Set<string>();
+    const ready: Array<{ i: number; nar: IngestedNar }> = [];
+    for (const [i, e] of entries.entries()) {
+      const nar = received[i]!;
+      if (!(nar instanceof FloeError)) {
+        const outside = e.meta.references.filter((r) => !earlier.has(r));
+        const ensured = await this.deps.mirroring
+          .ensureReferences(p, target, { ...e.meta, references: outside })
+          .catch(refusal);
+        if (ensured instanceof FloeError) {
+          received[i] = ensured;
+          await this.holdRefused(target, nar);
+        } else ready.push({ i, nar });
+        earlier.add(e.meta.storePath);
+      }
+    }
+    const committed = await this.deps.committer.commitAll(
+      p,
+      target,
+      ready.map((x) => entries[x.i]!.meta),
+    );
+    const out: Array<{ result: CommitResult; nar: IngestedNar } | { refused: FloeError }> = received.map((x) =>
+      x instanceof FloeError ? { refused: x } : { refused: new InvalidInput('entry', 'not committed') },
+    );
+    for (const [k, x] of ready.entries()) {
+      const r = committed[k]!;
+      if (r instanceof FloeError) {
+        await this.holdRefused(target, x.nar);
+        out[x.i] = { refused: r };
+      } else out[x.i] = { result: r, nar: x.nar };
+    }
+    return out;
+  }
+
+  /**
+   * The first step of a batch upload: refuse when the org is full, then verify and store the NAR
+   * (pending for this slice from the moment it is stored, so GC leaves it alone until its commit or
+   * the record's expiry) and check it against the metadata. A refusal here holds it as refused.
+   */
+  private async receivePath(
+    p: Principal,
+    target: WriteTarget,
+    meta: PathMetadata,
+    body: AsyncIterable<Buffer>,
+    declared: Compression | undefined,
+    signal?: AbortSignal,
+  ): Promise<IngestedNar> {
     const { storage, uploadRecord } = this.deps;
     // Refuse before reading the body when the org is already full and this path is new to the slice.
     // (Re-pushing a path the slice holds adds nothing: it passes even over quota.)
     const adds = async () => (await this.absentFrom(target, [meta.storePath])).length > 0;
     await this.refuseIfFull(target, 'NARs uploaded without a narinfo and recently refused uploads included', adds);
     // Pending from the moment it is stored (so GC leaves it alone until the commit below).
-    const fileName = (h: string) => `batch/${h}`;
-    const record = uploadRecord(target, fileName);
+    const record = uploadRecord(target, batchFileName);
     const small = meta.narSize <= SMALL_UPLOAD_NAR_BYTES;
     const slots = small ? this.deps.smallIngestSlots : this.deps.ingestSlots;
     const limits = small
@@ -249,22 +332,42 @@ export class Uploads {
         const why = `mismatch: claimed ${meta.narSize}, the uploaded NAR has ${nar.narSize} bytes`;
         throw new InvalidInput('narSize', why);
       }
-      await this.deps.mirroring.ensureReferences(p, target, meta);
-      const result = await this.deps.committer.commit(p, target, meta);
-      return { result, nar };
     } catch (err) {
-      // A refused upload's NAR still counts against the org for a while (else refused uploads
-      // would store bytes free of quota until GC), then GC takes it.
-      const expires = new Date(Date.now() + this.deps.refusedHoldMs).toISOString();
-      await storage.db
-        .updateTable('nar_uploads')
-        .set({ expires_at: expires })
-        .where('slice_id', '=', target.slice.id)
-        .where('file_name', '=', fileName(encodeNix32(nar.narHash.digest)))
-        .execute()
-        .catch(() => undefined);
+      await this.holdRefused(target, nar);
       throw err;
     }
+    return nar;
+  }
+
+  /** The second step: the references, then the commit (which authorizes the path); a refusal holds the NAR. */
+  private async commitReceived(
+    p: Principal,
+    target: WriteTarget,
+    meta: PathMetadata,
+    nar: IngestedNar,
+  ): Promise<CommitResult> {
+    try {
+      await this.deps.mirroring.ensureReferences(p, target, meta);
+      return await this.deps.committer.commit(p, target, meta);
+    } catch (err) {
+      await this.holdRefused(target, nar);
+      throw err;
+    }
+  }
+
+  /**
+   * A refused upload's NAR still counts against the org for a while (else refused uploads would
+   * store bytes free of quota until GC), then GC takes it.
+   */
+  private async holdRefused(target: WriteTarget, nar: IngestedNar): Promise<void> {
+    const expires = new Date(Date.now() + this.deps.refusedHoldMs).toISOString();
+    await this.deps.storage.db
+      .updateTable('nar_uploads')
+      .set({ expires_at: expires })
+      .where('slice_id', '=', target.slice.id)
+      .where('file_name', '=', batchFileName(encodeNix32(nar.narHash.digest)))
+      .execute()
+      .catch(() => undefined);
   }
 
   /**

@@ -72,10 +72,10 @@ export class PushSchedule {
   private runningAll = 0;
   private unknownCount: number;
 
-  constructor(
-    nodes: Iterable<ScheduledPath>,
-    private readonly limits: ScheduleLimits,
-  ) {
+  private readonly limits: ScheduleLimits;
+
+  constructor(nodes: Iterable<ScheduledPath>, limits: ScheduleLimits) {
+    this.limits = { ...limits };
     for (const n of nodes) {
       this.nodes.set(n.path, n);
       this.state.set(n.path, 'unknown');
@@ -117,6 +117,11 @@ export class PushSchedule {
     this.state.set(path, 'missing');
     if (this.waiting.get(path) === 0) this.makeReady(path);
     return false;
+  }
+
+  /** From now on at most `n` uploads at once in all (paths running stay running). */
+  setSmallJobs(n: number): void {
+    this.limits.smallJobs = Math.max(n, this.limits.jobs);
   }
 
   /** Ready paths within the limits, now counted as running (large ones first, largest first). */

@@ -21,7 +21,13 @@ import { dumpPath } from './nar-dump.js';
 import { PushProgress } from './push-progress.js';
 import { formatBytes, formatDuration } from '../units.js';
 import { PushSchedule, dependencyOrder } from './push-schedule.js';
-import type { MissingRequest, MissingResponse, PushedPath } from '../wire/push.js';
+import {
+  BATCH_MAX_NAR_BYTES,
+  type MissingRequest,
+  type MissingResponse,
+  type PushedBatchResult,
+  type PushedPath,
+} from '../wire/push.js';
 
 /** Push output counts in whole KiB under 1 MiB, like the progress lines. */
 const KIB = { wholeKiB: true } as const;
@@ -148,6 +154,15 @@ const SAMPLE_BYTES = 1 << 20;
 const SMALL_PATH_BYTES = 256 << 10;
 /** Small uploads in flight per `--jobs`. */
 const SMALL_PER_JOB = 4;
+/**
+ * Paths with a NAR up to BATCH_MAX_NAR_BYTES go BATCH_PATHS to a request (`POST …/paths/batch`),
+ * BATCHES_PER_JOB requests per `--jobs` in flight: the server verifies and commits each as it would
+ * a single upload, minus a request, its authentication and its response each.
+ */
+const BATCH_PATHS = 32;
+const BATCHES_PER_JOB = 1;
+/** NAR bytes after which a batch goes (the server takes up to 16 MiB, path info lines included). */
+const BATCH_BODY_BYTES = 1 << 20;
 /** Query batches: a small first one so uploads start at once, then large ones. */
 const FIRST_QUERY_BATCH = 100;
 const QUERY_BATCH = 1000;
@@ -275,6 +290,92 @@ async function uploadOne(
   }
 }
 
+/** The answer of a request: status and body text. */
+function send(
+  client: ClientOptions,
+  endpoint: string,
+  agents: Connections,
+  body: Buffer,
+): Promise<{ status: number; body: string }> {
+  const url = new URL(endpoint);
+  const https = url.protocol === 'https:';
+  return new Promise((resolve, reject) => {
+    const req = (https ? httpsRequest : httpRequest)(url, {
+      method: 'POST',
+      agent: https ? agents.https : agents.http,
+      headers: {
+        Authorization: `Bearer ${client.token ?? ''}`,
+        'Content-Type': 'application/x-floe-paths',
+        'Content-Length': String(body.length),
+      },
+    });
+    req.on('response', (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** The message of an error answer (JSON `message`, or the text). */
+function answerMessage(body: string): string {
+  try {
+    return (JSON.parse(body) as { message?: string }).message ?? body.trim();
+  } catch {
+    return body.trim();
+  }
+}
+
+/**
+ * The answer to a batch of small paths: each path's own (`undefined`: uploaded, else why not),
+ * or `'unsupported'` when the server has no batch route (older servers: 404 or 405) or cannot take
+ * this batch whole (413): then the paths go one by one.
+ */
+async function uploadBatch(
+  client: ClientOptions,
+  endpoint: string,
+  infos: PathInfo[],
+  agents: Connections,
+): Promise<'unsupported' | Array<CliError | undefined>> {
+  const nars = await Promise.all(infos.map((info) => readWhole(dumpPath(info.path), info)));
+  const parts: Buffer[] = [];
+  for (const [i, info] of infos.entries()) {
+    const meta: PushedPath = {
+      storePath: info.path,
+      narHash: info.narHash,
+      narSize: info.narSize,
+      references: info.references,
+      deriver: info.deriver ?? null,
+      ca: info.ca ?? null,
+      sigs: info.signatures,
+    };
+    const nar = nars[i]!;
+    if (nar.length !== info.narSize)
+      throw new CliError(
+        `${info.path} has ${nar.length} NAR bytes, not the NarSize ${info.narSize} the local store records`,
+      );
+    parts.push(Buffer.from(JSON.stringify(meta) + '\n'), nar);
+  }
+  let r: { status: number; body: string };
+  try {
+    r = await send(client, endpoint, agents, Buffer.concat(parts));
+  } catch (err) {
+    throw new CliError(`upload interrupted: ${(err as Error).message}`);
+  }
+  if (r.status === 404 || r.status === 405 || r.status === 413) return 'unsupported';
+  if (r.status !== 200) throw new CliError(`HTTP ${r.status}: ${answerMessage(r.body)}`, r.status);
+  const answer = JSON.parse(r.body) as PushedBatchResult;
+  if (answer.results?.length !== infos.length)
+    throw new CliError(`the server answered ${answer.results?.length ?? 0} of the ${infos.length} paths of a batch`);
+  return answer.results.map((e) =>
+    e.status === 'refused' ? new CliError(`HTTP ${e.httpStatus}: ${e.message}`, e.httpStatus) : undefined,
+  );
+}
+
 export async function push(client: ClientOptions, targets: string[], opts: PushOptions): Promise<PushResult> {
   if (!client.token)
     throw new CliError('pushing needs a token with the write scope: set FLOE_TOKEN or run `floe login`');
@@ -294,7 +395,10 @@ export async function push(client: ClientOptions, targets: string[], opts: PushO
     durationMs: 0,
   };
   const smallJobs = opts.jobs * SMALL_PER_JOB;
-  const schedule = new PushSchedule(closure, { jobs: opts.jobs, smallJobs, smallBytes: SMALL_PATH_BYTES });
+  // Batches until the server shows it has no batch route: then one path a request, as before.
+  let batches = true;
+  const batchJobs = Math.max(smallJobs, opts.jobs * BATCHES_PER_JOB * BATCH_PATHS);
+  const schedule = new PushSchedule(closure, { jobs: opts.jobs, smallJobs: batchJobs, smallBytes: SMALL_PATH_BYTES });
   const agents: Connections = {
     http: new HttpAgent({ keepAlive: true, maxSockets: smallJobs }),
     https: new HttpsAgent({ keepAlive: true, maxSockets: smallJobs }),
@@ -306,6 +410,49 @@ export async function push(client: ClientOptions, targets: string[], opts: PushO
     if (progress.due(now)) opts.progress(progress.line(now));
   };
   const dependencyFailed = (path: string) => result.failed.push({ path, error: 'a dependency failed to upload' });
+  const uploaded = (info: PathInfo, sent: number): void => {
+    result.uploaded++;
+    result.bytes += info.narSize;
+    // Only what the server kept: the bytes of a refused upload are not in its upload counter either.
+    result.sentBytes += sent;
+    progress.pathsDone++;
+    const done = `[${result.uploaded}/${progress.totalPaths}] uploaded ${info.path} (${formatBytes(info.narSize, KIB)})`;
+    opts.progress(`${done}; ${progress.line(Date.now())}`);
+  };
+  const failed = (path: string, err: unknown): void => {
+    const status = err instanceof CliError ? err.status : undefined;
+    result.failed.push({ path, error: (err as Error).message, ...(status ? { status } : {}) });
+    opts.progress(`failed ${path}: ${(err as Error).message}`, true);
+  };
+  /** Small paths in one request; each path's outcome, or per-path uploads when the server has no batches. */
+  const uploadMany = async (paths: string[]): Promise<boolean[]> => {
+    const infos = paths.map((x) => byPath.get(x)!);
+    let answers: 'unsupported' | Array<CliError | undefined>;
+    try {
+      answers = await uploadBatch(client, `${client.server}${prefix}/paths/batch`, infos, agents);
+    } catch (err) {
+      for (const x of paths) failed(x, err);
+      return paths.map(() => false);
+    }
+    if (answers === 'unsupported') {
+      if (batches) {
+        batches = false;
+        schedule.setSmallJobs(smallJobs);
+        opts.progress('the server takes no batches of small paths: uploading them one by one', true);
+      }
+      return Promise.all(paths.map(upload));
+    }
+    return answers.map((err, i) => {
+      const info = infos[i]!;
+      if (err) {
+        failed(info.path, err);
+        return false;
+      }
+      onRead(info.narSize);
+      uploaded(info, info.narSize);
+      return true;
+    });
+  };
   const upload = async (path: string): Promise<boolean> => {
     const info = byPath.get(path)!;
     let sent = 0;
@@ -318,18 +465,10 @@ export async function push(client: ClientOptions, targets: string[], opts: PushO
     try {
       await uploadOne(client, `${client.server}${prefix}/paths`, info, agents, counts);
     } catch (err) {
-      const status = err instanceof CliError ? err.status : undefined;
-      result.failed.push({ path, error: (err as Error).message, ...(status ? { status } : {}) });
-      opts.progress(`failed ${path}: ${(err as Error).message}`, true);
+      failed(path, err);
       return false;
     }
-    result.uploaded++;
-    result.bytes += info.narSize;
-    // Only what the server kept: the bytes of a refused upload are not in its upload counter either.
-    result.sentBytes += sent;
-    progress.pathsDone++;
-    const done = `[${result.uploaded}/${progress.totalPaths}] uploaded ${path} (${formatBytes(info.narSize, KIB)})`;
-    opts.progress(`${done}; ${progress.line(Date.now())}`);
+    uploaded(info, sent);
     return true;
   };
 
@@ -338,16 +477,36 @@ export async function push(client: ClientOptions, targets: string[], opts: PushO
   let wake: () => void = () => {};
   const pump = (): void => {
     if (queryError !== undefined) return;
+    const batch: string[] = [];
+    let batchBytes = 0;
+    const flush = () => {
+      const paths = batch.splice(0);
+      batchBytes = 0;
+      uploadMany(paths).then(
+        (oks) => settle(paths, oks),
+        () => settle(paths, []),
+      );
+    };
     for (const path of schedule.take()) {
+      const info = byPath.get(path)!;
+      if (batches && info.narSize <= BATCH_MAX_NAR_BYTES) {
+        batch.push(path);
+        batchBytes += info.narSize;
+        if (batch.length >= BATCH_PATHS || batchBytes >= BATCH_BODY_BYTES) flush();
+        continue;
+      }
       upload(path).then(
-        (ok) => settle(path, ok),
-        () => settle(path, false),
+        (ok) => settle([path], [ok]),
+        () => settle([path], []),
       );
     }
+    if (batch.length > 0) flush();
   };
-  const settle = (path: string, ok: boolean): void => {
-    if (ok) schedule.succeed(path);
-    else for (const p of schedule.fail(path)) dependencyFailed(p);
+  const settle = (paths: string[], oks: boolean[]): void => {
+    for (const [i, path] of paths.entries()) {
+      if (oks[i]) schedule.succeed(path);
+      else for (const p of schedule.fail(path)) dependencyFailed(p);
+    }
     pump();
     wake();
   };

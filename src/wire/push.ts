@@ -42,3 +42,21 @@ export interface PushedPathResult {
   narSize: number;
   receivedBytes: number;
 }
+
+/**
+ * `POST /api/v1/cache[/<org>/<slice>]/paths/batch`: entries back to back, each a `pushedPath` JSON
+ * line, a newline, then exactly narSize bytes of uncompressed NAR; at most this many entries, each
+ * NAR at most this many bytes (the server verifies such NARs in its event loop thread).
+ */
+export const BATCH_MAX_ENTRIES = 64;
+export const BATCH_MAX_NAR_BYTES = 64 << 10;
+
+/** One entry's answer: `refused` carries the status and message a single upload would have had. */
+export type PushedBatchEntry =
+  | PushedPathResult
+  | { storePath: string; status: 'refused'; httpStatus: number; code: string; message: string };
+
+/** The answer to a batch (200 once the body was well formed), in the order of the entries. */
+export interface PushedBatchResult {
+  results: PushedBatchEntry[];
+}

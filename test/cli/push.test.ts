@@ -4,10 +4,12 @@
  * substitutes into a fresh store with signatures required; byte progress within one large path
  * and a summary whose byte totals are what the server counted; a chain deeper than the first
  * missing-query batch (uploads start while later batches are asked, and the server refuses any
- * path that comes before its references); a path refused in the middle of a push.
+ * path that comes before its references); a path refused in the middle of a push; small paths
+ * sent in batches, and one by one through a proxy that hides the batch route (an older server).
  */
 import { execFile, spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
+import { createServer, request, type Server } from 'node:http';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,6 +35,41 @@ in derivation { name = "top-${tag}"; builder = "/bin/sh"; args = [ "-c" "echo \$
   const top = r.stdout.trim().split('\n').at(-1)!;
   const refs = await hostNix.run(['nix-store', '-q', '--references', top], { cacheHome: path.join(dir, 'build') });
   return { top, leaves: refs.stdout.trim().split('\n') };
+}
+
+/**
+ * A proxy in front of the server that counts the requests by method and path (the part after the
+ * cache prefix), answering 404 to the batch route when `hideBatches`, as a server without it does.
+ */
+async function countingProxy(
+  hideBatches: boolean,
+): Promise<{ url: string; seen: Map<string, number>; server: Server }> {
+  const seen = new Map<string, number>();
+  const target = new URL(server.url);
+  const proxy = createServer((req, res) => {
+    const route = `${req.method} ${(req.url ?? '').replace(/^\/api\/v1\/cache/, '')}`;
+    seen.set(route, (seen.get(route) ?? 0) + 1);
+    if (hideBatches && req.url?.endsWith('/paths/batch')) {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(404, { 'Content-Type': 'application/json' });
+        res.end('{"status":404,"code":"not_found","message":"not found"}');
+      });
+      return;
+    }
+    const out = request(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    out.on('error', () => res.destroy());
+    req.pipe(out);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  const port = (proxy.address() as { port: number }).port;
+  return { url: `http://127.0.0.1:${port}`, seen, server: proxy };
 }
 
 const floeEnv = () => ({ ...process.env, NIX_CONFIG: BASE_NIX_CONFIG, FLOE_SERVER: server.url, FLOE_TOKEN: rw });
@@ -219,6 +256,42 @@ in derivation { name = "refused-top"; builder = "/bin/sh"; args = [ "-c" "echo \
       .filter((p) => p !== big!.path);
     expect(leaves).toHaveLength(20);
     for (const leaf of leaves) expect(await status(leaf)).toBe(200);
+  });
+
+  it('sends small paths in batches, and one by one to a server without the batch route', async () => {
+    for (const hide of [false, true]) {
+      const tag = hide ? 'unbatched' : 'batched';
+      const { top, leaves } = await wideClosure(tag, 70);
+      const proxy = await countingProxy(hide);
+      try {
+        const r = await exec(process.execPath, [FLOE_BIN, 'push', top, '--json', '--jobs', '2'], {
+          env: { ...floeEnv(), FLOE_SERVER: proxy.url },
+        });
+        expect(JSON.parse(r.stdout), r.stderr).toMatchObject({ total: 71, uploaded: 71, failed: [] });
+        const batches = proxy.seen.get('POST /paths/batch') ?? 0;
+        const singles = proxy.seen.get('PUT /paths') ?? 0;
+        if (hide) {
+          // Every path went alone after the batch route answered 404.
+          expect(batches).toBeGreaterThanOrEqual(1);
+          expect(singles).toBe(71);
+          expect(r.stderr).toMatch(/takes no batches of small paths: uploading them one by one/);
+        } else {
+          // At most 32 paths to a batch, and no path alone.
+          expect(batches).toBeGreaterThanOrEqual(3);
+          expect(batches).toBeLessThan(71 / 2);
+          expect(singles).toBe(0);
+        }
+      } finally {
+        proxy.server.closeAllConnections();
+        proxy.server.close();
+      }
+      for (const p of [top, ...leaves]) {
+        const res = await fetch(`${server.url}/cache/${path.basename(p).slice(0, 32)}.narinfo`, {
+          headers: { Authorization: `Bearer ${rw}` },
+        });
+        expect(res.status, p).toBe(200);
+      }
+    }
   });
 
   it('explains a missing token and a path that is not in the store', async () => {

@@ -24,7 +24,7 @@ import { formatNix32Hash, parseHash } from '../../nix/hash.js';
 import { parseStorePath, parseStorePathBase, type StorePathBase } from '../../nix/store-path.js';
 import type { Limits } from '../../config.js';
 import type { AppEnv } from '../context.js';
-import { readJson } from '../body.js';
+import { readJson, readSmallBody } from '../body.js';
 import { parseBody } from '../validate.js';
 import { authRoutes } from './auth.js';
 import type { ExchangeService } from '../../identity/exchange.js';
@@ -37,7 +37,18 @@ import { NotFoundWithReason } from '../../errors.js';
 import type { Principal } from '../../identity/principal.js';
 import type { Metrics } from '../metrics.js';
 import { FloeError } from '../../errors.js';
-import { type PushedPathResult, missingRequest, pushedPath } from '../../wire/push.js';
+import {
+  BATCH_MAX_ENTRIES,
+  BATCH_MAX_NAR_BYTES,
+  type PushedBatchEntry,
+  type PushedBatchResult,
+  type PushedPath,
+  type PushedPathResult,
+  missingRequest,
+  pushedPath,
+} from '../../wire/push.js';
+import type { PathMetadata } from '../../cache/committing.js';
+import { errorBody } from '../errors.js';
 import { type MintedTokenAnswer, createTokenRequest } from '../../wire/tokens.js';
 
 export interface ApiDeps {
@@ -102,6 +113,71 @@ async function splitFirstLine(
     if (r.done) throw new InvalidInput('body', 'expected a JSON line, a newline, then the NAR');
     buf = Buffer.concat([buf, r.value as Buffer]);
   }
+}
+
+/** The metadata of a pushed path as the committer takes it (its NarHash must be SHA-256). */
+function pathMetadata(info: PushedPath): PathMetadata {
+  const narHash = parseHash(info.narHash, 'narHash');
+  if (narHash.algo !== 'sha256') throw new InvalidInput('narHash', 'must be sha256');
+  return {
+    storePath: storePathArg(info.storePath),
+    narHash,
+    narSize: info.narSize,
+    references: info.references.map(storePathArg),
+    ...(info.deriver ? { deriver: storePathArg(info.deriver) } : {}),
+    ...(info.ca ? { ca: info.ca } : {}),
+    sigs: info.sigs ?? [],
+    ...(info.fields?.length ? { extraFields: info.fields } : {}),
+  };
+}
+
+/**
+ * The entries of a `POST …/paths/batch` body, held whole: each a JSON line (as the first line of
+ * `PUT …/paths`) and then exactly its narSize bytes of uncompressed NAR. Strict: at most
+ * BATCH_MAX_ENTRIES, each NAR at most BATCH_MAX_NAR_BYTES, nothing after the last NAR. A body that
+ * breaks any of that is refused whole, naming the entry, before any entry is looked at further.
+ */
+export function parseBatchBody(
+  body: Buffer,
+  maxLine: number,
+): Array<{ info: PushedPath; meta: PathMetadata; nar: Buffer }> {
+  const entries: Array<{ info: PushedPath; meta: PathMetadata; nar: Buffer }> = [];
+  let at = 0;
+  while (at < body.length) {
+    const n = entries.length;
+    if (n >= BATCH_MAX_ENTRIES) throw new TooLarge(`a batch holds at most ${BATCH_MAX_ENTRIES} paths`);
+    const what = `entry ${n}`;
+    const nl = body.indexOf(0x0a, at);
+    if ((nl < 0 ? body.length : nl) - at > maxLine)
+      throw new TooLarge(`${what}: path info line longer than ${maxLine} bytes`);
+    if (nl < 0) throw new InvalidInput(what, 'truncated: expected a JSON line and a newline');
+    let json: unknown;
+    try {
+      json = JSON.parse(body.subarray(at, nl).toString('utf8'));
+    } catch {
+      throw new InvalidInput(what, 'the path info line must be a JSON object');
+    }
+    let info: PushedPath;
+    let meta: PathMetadata;
+    try {
+      info = parseBody(pushedPath, json);
+      meta = pathMetadata(info);
+    } catch (err) {
+      if (err instanceof FloeError) throw new InvalidInput(what, err.message);
+      throw err;
+    }
+    if (info.narSize > BATCH_MAX_NAR_BYTES)
+      throw new TooLarge(
+        `${what}: a batched NAR is at most ${BATCH_MAX_NAR_BYTES} bytes (upload ${info.storePath} alone)`,
+      );
+    const end = nl + 1 + info.narSize;
+    if (end > body.length)
+      throw new InvalidInput(what, `truncated: ${body.length - nl - 1} of the declared ${info.narSize} NAR bytes`);
+    entries.push({ info, meta, nar: body.subarray(nl + 1, end) });
+    at = end;
+  }
+  if (entries.length === 0) throw new InvalidInput('body', 'a batch holds at least one path');
+  return entries;
 }
 
 export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
@@ -315,31 +391,13 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
       throw new InvalidInput('path info', 'first line must be a JSON object');
     }
     const info = parseBody(pushedPath, json);
-    const narHash = parseHash(info.narHash, 'narHash');
-    if (narHash.algo !== 'sha256') throw new InvalidInput('narHash', 'must be sha256');
     const controller = new AbortController();
     req.once('close', () => {
       if (!req.complete) controller.abort();
     });
     const declared = compressionFromName(String(c.req.header('x-floe-compression') ?? ''));
     const { result, nar } = await deps.cache.uploads
-      .uploadPath(
-        p,
-        target,
-        {
-          storePath: storePathArg(info.storePath),
-          narHash,
-          narSize: info.narSize,
-          references: info.references.map(storePathArg),
-          ...(info.deriver ? { deriver: storePathArg(info.deriver) } : {}),
-          ...(info.ca ? { ca: info.ca } : {}),
-          sigs: info.sigs ?? [],
-          ...(info.fields?.length ? { extraFields: info.fields } : {}),
-        },
-        rest,
-        declared,
-        controller.signal,
-      )
+      .uploadPath(p, target, pathMetadata(info), rest, declared, controller.signal)
       .catch((err: unknown) => {
         // The body watchdog answered 408 and closed the connection: a client matter, logged as one.
         if (c.env.outgoing.writableEnded && !(err instanceof FloeError))
@@ -363,6 +421,51 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
   };
   api.put('/cache/paths', upload);
   api.put('/cache/:org/:slice/paths', upload);
+
+  // Several small paths in one request; each entry is verified and committed as `upload` does it.
+  const uploadBatch = async (c: import('hono').Context<AppEnv>) => {
+    const p = c.get('principal');
+    const target = await writeTarget(c); // refuse before reading the body
+    const req = c.env.incoming;
+    const limit = Math.min(deps.limits.maxUploadBytes, 16 * deps.limits.maxSmallBodyBytes);
+    const entries = parseBatchBody(await readSmallBody(req, limit), 4 * deps.limits.maxSmallBodyBytes);
+    const controller = new AbortController();
+    req.once('close', () => {
+      if (!req.complete) controller.abort();
+    });
+    const results = await deps.cache.uploads.uploadPaths(
+      p,
+      target,
+      entries.map((e) => ({ meta: e.meta, nar: e.nar })),
+      controller.signal,
+    );
+    const requestId = c.get('requestId');
+    const answer: PushedBatchResult = {
+      results: results.map((r, i): PushedBatchEntry => {
+        const storePath = entries[i]!.info.storePath;
+        if ('refused' in r) {
+          deps.metrics.inc('floe_uploads_total', { result: 'rejected' });
+          const err = r.refused;
+          if (err.code !== 'unauthenticated' && err.code !== 'forbidden')
+            deps.metrics.uploadVerificationFailed(err.code);
+          const body = errorBody(err, requestId);
+          return { storePath, status: 'refused', httpStatus: body.status, code: body.code, message: body.message };
+        }
+        deps.metrics.inc('floe_uploads_total', { result: 'accepted' });
+        deps.metrics.inc('floe_upload_bytes_total', {}, r.nar.receivedBytes);
+        return {
+          storePath,
+          status: r.result,
+          narHash: formatNix32Hash(r.nar.narHash),
+          narSize: r.nar.narSize,
+          receivedBytes: r.nar.receivedBytes,
+        };
+      }),
+    };
+    return c.json(answer, 200);
+  };
+  api.post('/cache/paths/batch', uploadBatch);
+  api.post('/cache/:org/:slice/paths/batch', uploadBatch);
 
   return api;
 }
