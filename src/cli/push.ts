@@ -210,15 +210,9 @@ interface Connections {
   https: HttpsAgent;
 }
 
-async function uploadOne(
-  client: ClientOptions,
-  endpoint: string,
-  info: PathInfo,
-  agents: Connections,
-  counts: { read: (n: number) => void; sent: (n: number) => void },
-): Promise<void> {
-  const url = new URL(endpoint);
-  const meta: PushedPath = {
+/** The metadata line of an upload, as the server's `PUT …/paths` and its batch form read it. */
+function pushedPathOf(info: PathInfo): PushedPath {
+  return {
     storePath: info.path,
     narHash: info.narHash,
     narSize: info.narSize,
@@ -227,6 +221,17 @@ async function uploadOne(
     ca: info.ca ?? null,
     sigs: info.signatures,
   };
+}
+
+async function uploadOne(
+  client: ClientOptions,
+  endpoint: string,
+  info: PathInfo,
+  agents: Connections,
+  counts: { read: (n: number) => void; sent: (n: number) => void },
+): Promise<void> {
+  const url = new URL(endpoint);
+  const meta = pushedPathOf(info);
   const { nar, zstd } = await narBody(info);
   const metaLine = Buffer.from(JSON.stringify(meta) + '\n');
   // A small path goes as one buffer with its length: one write here, one read there, instead of a
@@ -344,15 +349,7 @@ async function uploadBatch(
   const nars = await Promise.all(infos.map((info) => readWhole(dumpPath(info.path), info)));
   const parts: Buffer[] = [];
   for (const [i, info] of infos.entries()) {
-    const meta: PushedPath = {
-      storePath: info.path,
-      narHash: info.narHash,
-      narSize: info.narSize,
-      references: info.references,
-      deriver: info.deriver ?? null,
-      ca: info.ca ?? null,
-      sigs: info.signatures,
-    };
+    const meta = pushedPathOf(info);
     const nar = nars[i]!;
     if (nar.length !== info.narSize)
       throw new CliError(
