@@ -431,18 +431,6 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
     exchangeRawCiToken,
   });
   const wireMarks = new WeakMap<import('node:net').Socket, { read: number; written: number }>();
-  const wireCounterCache = new Map<string, { received: (by: number) => void; sent: (by: number) => void }>();
-  const wireCounters = (area: string) => {
-    let c = wireCounterCache.get(area);
-    if (!c) {
-      c = {
-        received: metrics.counter('floe_http_received_bytes_total', { area }),
-        sent: metrics.counter('floe_http_sent_bytes_total', { area }),
-      };
-      wireCounterCache.set(area, c);
-    }
-    return c;
-  };
   const workerName = String(process.pid);
   handler = (req, res) => {
     connections.track(req, res);
@@ -457,9 +445,8 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
     res.once('close', () => {
       const seen = wireMarks.get(socket);
       const { bytesRead, bytesWritten } = socket;
-      const count = wireCounters(areaOf(pathname));
-      count.received(Math.max(0, bytesRead - (seen?.read ?? 0)));
-      count.sent(Math.max(0, bytesWritten - (seen?.written ?? 0)));
+      const received = Math.max(0, bytesRead - (seen?.read ?? 0));
+      metrics.wireBytes(areaOf(pathname), received, Math.max(0, bytesWritten - (seen?.written ?? 0)));
       if (seen) {
         seen.read = bytesRead;
         seen.written = bytesWritten;

@@ -193,23 +193,9 @@ async function putCacheInfo({ req, res, principal, view }: CacheRequest, deps: C
   send(req, res, 204, {});
 }
 
-/** The lookup counters of one Metrics, resolved once (every substitution counts here). */
-const lookupCounters = new WeakMap<Metrics, { hit: () => void; miss: () => void }>();
-function narinfoLookups(metrics: Metrics) {
-  let c = lookupCounters.get(metrics);
-  if (!c) {
-    c = {
-      hit: metrics.counter('floe_narinfo_lookups_total', { result: 'hit' }),
-      miss: metrics.counter('floe_narinfo_lookups_total', { result: 'miss_or_denied' }),
-    };
-    lookupCounters.set(metrics, c);
-  }
-  return c;
-}
-
 async function getNarInfo({ req, res, principal, view, params }: CacheRequest, deps: CacheHandlerDeps): Promise<void> {
   const text = await deps.cache.findNarInfo(principal, view, parseStorePathHash(params.hash!));
-  narinfoLookups(deps.metrics)[text === undefined ? 'miss' : 'hit']();
+  deps.metrics.narinfoLookup(text !== undefined);
   if (text === undefined) return miss(req, res);
   send(req, res, 200, { 'Content-Type': 'text/x-nix-narinfo', 'Cache-Control': 'private, no-cache' }, text);
 }
@@ -296,12 +282,9 @@ async function putNar({ req, res, principal, view, params }: CacheRequest, deps:
   acceptBody(req, res);
   try {
     const nar = await deps.cache.uploads.uploadNarFile(principal, target, params.file!, req, controller.signal, len);
-    deps.metrics.inc('floe_uploads_total', { result: 'accepted' });
-    deps.metrics.inc('floe_upload_bytes_total', {}, nar.receivedBytes);
+    deps.metrics.uploadAccepted(nar.receivedBytes);
   } catch (err) {
-    deps.metrics.inc('floe_uploads_total', { result: 'rejected' });
-    const refusedNar = err instanceof FloeError && err.code !== 'unauthenticated' && err.code !== 'forbidden';
-    if (refusedNar) deps.metrics.uploadVerificationFailed(err.code);
+    deps.metrics.uploadRejected(err);
     throw err;
   }
   send(req, res, 201, {});

@@ -7,6 +7,7 @@
  * or names people choose, so the number of series stays bounded.
  */
 
+import { FloeError } from '../errors.js';
 import { CLIENT_CLOSED } from './errors.js';
 
 /** Request latency buckets, seconds: narinfo hits are sub-millisecond, NAR uploads take minutes. */
@@ -75,6 +76,8 @@ export class Metrics {
     );
     this.define('floe_process_start_time_seconds', 'when this process started, seconds since the epoch', 'gauge');
     this.set('floe_process_start_time_seconds', Math.floor(Date.now() / 1000));
+    this.lookupHit = this.counter('floe_narinfo_lookups_total', { result: 'hit' });
+    this.lookupMiss = this.counter('floe_narinfo_lookups_total', { result: 'miss_or_denied' });
   }
 
   private define(name: string, help: string, type: 'counter' | 'gauge' = 'counter'): void {
@@ -96,7 +99,7 @@ export class Metrics {
    * An increment of one counter's one label set, resolved once: for the hot paths, which would
    * otherwise build the same label key on every request.
    */
-  counter(name: string, labels: Record<string, string> = {}): (by?: number) => void {
+  private counter(name: string, labels: Record<string, string> = {}): (by?: number) => void {
     const m = this.metrics.get(name);
     if (!m || m.type === 'histogram') throw new Error(`unknown counter ${name}`);
     const key = labelKey(labels);
@@ -104,6 +107,43 @@ export class Metrics {
     return (by = 1) => {
       values.set(key, (values.get(key) ?? 0) + by);
     };
+  }
+
+  /** Resolved in the constructor, once their counter is defined. */
+  private readonly lookupHit: () => void;
+  private readonly lookupMiss: () => void;
+  private readonly wireByArea = new Map<string, { received: (by: number) => void; sent: (by: number) => void }>();
+
+  /** One narinfo lookup (every substitution asks): served, or missing and denied alike. */
+  narinfoLookup(served: boolean): void {
+    (served ? this.lookupHit : this.lookupMiss)();
+  }
+
+  /** Bytes a request moved on its connection (heads and bodies), by area. */
+  wireBytes(area: string, received: number, sent: number): void {
+    let c = this.wireByArea.get(area);
+    if (!c) {
+      c = {
+        received: this.counter('floe_http_received_bytes_total', { area }),
+        sent: this.counter('floe_http_sent_bytes_total', { area }),
+      };
+      this.wireByArea.set(area, c);
+    }
+    c.received(received);
+    c.sent(sent);
+  }
+
+  /** A NAR upload verified and committed, whichever route it came by. */
+  uploadAccepted(receivedBytes: number): void {
+    this.inc('floe_uploads_total', { result: 'accepted' });
+    this.inc('floe_upload_bytes_total', {}, receivedBytes);
+  }
+
+  /** A NAR upload refused; a refusal of the NAR itself (not of the caller) is also counted by its reason. */
+  uploadRejected(err: unknown): void {
+    this.inc('floe_uploads_total', { result: 'rejected' });
+    if (err instanceof FloeError && err.code !== 'unauthenticated' && err.code !== 'forbidden')
+      this.uploadVerificationFailed(err.code);
   }
 
   set(name: string, value: number, labels: Record<string, string> = {}): void {

@@ -403,13 +403,10 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
         if (c.env.outgoing.writableEnded && !(err instanceof FloeError))
           throw new InvalidInput('body', 'stalled; answered 408 already');
         // Counted like `PUT nar/` uploads: `floe push` sends everything this way.
-        deps.metrics.inc('floe_uploads_total', { result: 'rejected' });
-        if (err instanceof FloeError && err.code !== 'unauthenticated' && err.code !== 'forbidden')
-          deps.metrics.uploadVerificationFailed(err.code);
+        deps.metrics.uploadRejected(err);
         throw err;
       });
-    deps.metrics.inc('floe_uploads_total', { result: 'accepted' });
-    deps.metrics.inc('floe_upload_bytes_total', {}, nar.receivedBytes);
+    deps.metrics.uploadAccepted(nar.receivedBytes);
     const answer: PushedPathResult = {
       storePath: info.storePath,
       status: result,
@@ -444,15 +441,11 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
       results: results.map((r, i): PushedBatchEntry => {
         const storePath = entries[i]!.info.storePath;
         if ('refused' in r) {
-          deps.metrics.inc('floe_uploads_total', { result: 'rejected' });
-          const err = r.refused;
-          if (err.code !== 'unauthenticated' && err.code !== 'forbidden')
-            deps.metrics.uploadVerificationFailed(err.code);
-          const body = errorBody(err, requestId);
+          deps.metrics.uploadRejected(r.refused);
+          const body = errorBody(r.refused, requestId);
           return { storePath, status: 'refused', httpStatus: body.status, code: body.code, message: body.message };
         }
-        deps.metrics.inc('floe_uploads_total', { result: 'accepted' });
-        deps.metrics.inc('floe_upload_bytes_total', {}, r.nar.receivedBytes);
+        deps.metrics.uploadAccepted(r.nar.receivedBytes);
         return {
           storePath,
           status: r.result,
