@@ -10,6 +10,7 @@
  * compares builds; BENCH_COPY_ROUNDS (default 5); BENCH_COPY_COMPRESSIONS (default zstd,none);
  * FLOE_BENCH_NODE_FLAGS passes flags to the servers' node (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
  */
+import { nixBuild } from './nix.js';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -96,14 +97,7 @@ export async function copyBench(work: string): Promise<{ results: CopyResult[]; 
       expr,
       `derivation { name = "${name}"; builder = "/bin/sh"; args = ["-c" "head -c ${MIB * 1048576} /dev/urandom > $out"]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; }`,
     );
-    const out = execFileSync('nix-build', [expr, '--no-out-link'], {
-      env,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    })
-      .trim()
-      .split('\n')
-      .at(-1)!;
+    const out = nixBuild(expr, env);
     built.push(out);
     return out;
   };

@@ -9,6 +9,7 @@
  * builds in the same run: each build's server and client, each round alternating between them (and
  * `nix copy` to each build's server), so whatever drifts on the machine lands on every side.
  */
+import { nixBuild } from './nix.js';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -58,15 +59,7 @@ in derivation { name = "ps-${tag}-\${who}-top"; builder = "/bin/sh"; args = [ "-
     large,
     `{ who }: derivation { name = "pl-${tag}-\${who}"; builder = "/bin/sh"; args = [ "-c" "base64 /dev/urandom | head -c 67108864 > $out" ]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; }\n`,
   );
-  const build = (expr: string, who: string) =>
-    execFileSync('nix-build', [expr, '--argstr', 'who', who, '--no-out-link'], {
-      env,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    })
-      .trim()
-      .split('\n')
-      .at(-1)!;
+  const build = (expr: string, who: string) => nixBuild(expr, env, ['--argstr', 'who', who]);
 
   const servers: Array<{ bin: string; url: string; dataDir: string; pid: number; stop(): void }> = [];
   try {

@@ -6,6 +6,7 @@
  * Load comes from wrk in a separate process. Numbers are for this machine only; the ratios are
  * what to compare across runs.
  */
+import { nixBuild } from './nix.js';
 import { wrkScript } from './wrk.js';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -457,14 +458,7 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
           expr,
           `derivation { name = "upload-bench-${tag}-${Date.now()}"; builder = "/bin/sh"; args = ["-c" "head -c ${BIG_NAR_MIB * 1048576} /dev/urandom > $out"]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; }`,
         );
-        return execFileSync('nix-build', [expr, '--no-out-link'], {
-          env: nixEnv,
-          encoding: 'utf8',
-          stdio: ['ignore', 'pipe', 'ignore'],
-        })
-          .trim()
-          .split('\n')
-          .at(-1)!;
+        return nixBuild(expr, nixEnv);
       };
       const time = (args: string[]) => {
         const t = process.hrtime.bigint();
