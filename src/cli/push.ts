@@ -210,6 +210,23 @@ interface Connections {
   https: HttpsAgent;
 }
 
+/** A request to the server on the push's kept-alive connections, with its token. */
+function openRequest(
+  client: ClientOptions,
+  endpoint: string,
+  agents: Connections,
+  method: 'PUT' | 'POST',
+  headers: Record<string, string>,
+) {
+  const url = new URL(endpoint);
+  const https = url.protocol === 'https:';
+  return (https ? httpsRequest : httpRequest)(url, {
+    method,
+    agent: https ? agents.https : agents.http,
+    headers: { Authorization: `Bearer ${client.token ?? ''}`, ...headers },
+  });
+}
+
 /** The metadata line of an upload, as the server's `PUT …/paths` and its batch form read it. */
 function pushedPathOf(info: PathInfo): PushedPath {
   return {
@@ -230,23 +247,16 @@ async function uploadOne(
   agents: Connections,
   counts: { read: (n: number) => void; sent: (n: number) => void },
 ): Promise<void> {
-  const url = new URL(endpoint);
   const meta = pushedPathOf(info);
   const { nar, zstd } = await narBody(info);
   const metaLine = Buffer.from(JSON.stringify(meta) + '\n');
   // A small path goes as one buffer with its length: one write here, one read there, instead of a
   // chunked body of several writes, each a system call and a message to the server's verifier.
   const whole = !zstd && info.narSize <= SMALL_PATH_BYTES ? await readWhole(nar, info) : undefined;
-  const https = url.protocol === 'https:';
-  const req = (https ? httpsRequest : httpRequest)(url, {
-    method: 'PUT',
-    agent: https ? agents.https : agents.http,
-    headers: {
-      Authorization: `Bearer ${client.token ?? ''}`,
-      'Content-Type': 'application/x-floe-path',
-      'X-Floe-Compression': zstd ? 'zstd' : 'none',
-      ...(whole ? { 'Content-Length': String(metaLine.length + whole.length) } : {}),
-    },
+  const req = openRequest(client, endpoint, agents, 'PUT', {
+    'Content-Type': 'application/x-floe-path',
+    'X-Floe-Compression': zstd ? 'zstd' : 'none',
+    ...(whole ? { 'Content-Length': String(metaLine.length + whole.length) } : {}),
   });
   const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
     req.on('response', (res) => {
@@ -302,17 +312,10 @@ function send(
   agents: Connections,
   body: Buffer,
 ): Promise<{ status: number; body: string }> {
-  const url = new URL(endpoint);
-  const https = url.protocol === 'https:';
   return new Promise((resolve, reject) => {
-    const req = (https ? httpsRequest : httpRequest)(url, {
-      method: 'POST',
-      agent: https ? agents.https : agents.http,
-      headers: {
-        Authorization: `Bearer ${client.token ?? ''}`,
-        'Content-Type': 'application/x-floe-paths',
-        'Content-Length': String(body.length),
-      },
+    const req = openRequest(client, endpoint, agents, 'POST', {
+      'Content-Type': 'application/x-floe-paths',
+      'Content-Length': String(body.length),
     });
     req.on('response', (res) => {
       let text = '';
