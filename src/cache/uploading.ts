@@ -279,17 +279,16 @@ export class Uploads {
       target,
       ready.map((x) => entries[x.i]!.meta),
     );
-    const out: Array<{ result: CommitResult; nar: IngestedNar } | { refused: FloeError }> = received.map((x) =>
-      x instanceof FloeError ? { refused: x } : { refused: new InvalidInput('entry', 'not committed') },
-    );
+    // Every entry is either refused before its commit (a FloeError in `received`) or ready.
+    const outcomes = new Map<number, { result: CommitResult; nar: IngestedNar } | { refused: FloeError }>();
     for (const [k, x] of ready.entries()) {
       const r = committed[k]!;
       if (r instanceof FloeError) {
         await this.holdRefused(target, x.nar);
-        out[x.i] = { refused: r };
-      } else out[x.i] = { result: r, nar: x.nar };
+        outcomes.set(x.i, { refused: r });
+      } else outcomes.set(x.i, { result: r, nar: x.nar });
     }
-    return out;
+    return received.map((x, i) => (x instanceof FloeError ? { refused: x } : outcomes.get(i)!));
   }
 
   /**
