@@ -44,6 +44,10 @@ describe('README login examples', () => {
         HOME: home,
         XDG_CONFIG_HOME: path.join(home, '.config'),
         npm_config_cache: path.join(home, '.npm'),
+        // With a fresh cache npx installs this checkout and runs its `prepare` (npm run build): that
+        // rewrote dist/ under the tests running beside this one (a floe serve started meanwhile
+        // loaded half-written modules). `npm test` has built dist/ already.
+        npm_config_ignore_scripts: 'true',
         FLOE_TOKEN: '',
         FLOE_SERVER: '',
       };
