@@ -5,11 +5,28 @@
  * FLOE_TEST_WORKER_HEADER turns on.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, basicAuth, createToken, startFloe, type TestServer } from '../helpers/server.js';
 import { fakePath, type FakePath } from '../helpers/paths.js';
 import { parseNarInfo } from '../../src/nix/narinfo.js';
+
+/**
+ * A process as the kernel knows it: its pid with its start time (/proc/<pid>/stat, field 22), so
+ * that a pid reused by another process once the first has gone (pid_max is 32768 here, and CI
+ * spawns thousands of processes beside this test) is not taken for the first one still running.
+ */
+function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+const stillRunning = (p: { pid: number; start: string | undefined }) =>
+  p.start !== undefined && processStart(p.pid) === p.start;
 
 const WORKERS = 2;
 
@@ -285,6 +302,8 @@ export function describeWorkers(
           uploads.push({ worker, done, rest: () => req.end(body.subarray(body.length / 2)) });
         }
         expect(uploads.length).toBe(WORKERS);
+        const workerProcesses = uploads.map((u) => ({ pid: Number(u.worker), start: processStart(Number(u.worker)) }));
+        for (const w of workerProcesses) expect(w.start, `worker ${w.pid} running before SIGTERM`).toBeDefined();
         const exited = new Promise<number | null>((r) => server.process.once('exit', (code) => r(code)));
         server.process.kill('SIGTERM');
         await new Promise((r) => setTimeout(r, 300));
@@ -292,7 +311,7 @@ export function describeWorkers(
         for (const u of uploads) expect(await within(30_000, `upload on worker ${u.worker}`, u.done)).toBe(201);
         for (const a of agents) a.destroy();
         expect(await within(30_000, 'the server exiting after SIGTERM', exited)).toBe(0);
-        for (const u of uploads) expect(() => process.kill(Number(u.worker), 0)).toThrow();
+        for (const w of workerProcesses) expect(stillRunning(w), `worker ${w.pid} still running`).toBe(false);
       },
     );
 
@@ -302,16 +321,10 @@ export function describeWorkers(
       });
       try {
         const pids = [...(await fromEveryWorker(() => send(other, 'GET', '/healthz'))).keys()].map(Number);
+        const workers = pids.map((pid) => ({ pid, start: processStart(pid) }));
+        for (const w of workers) expect(w.start, `worker ${w.pid} running`).toBeDefined();
         await other.stop('SIGKILL');
-        const alive = () =>
-          pids.filter((pid) => {
-            try {
-              process.kill(pid, 0);
-              return true;
-            } catch {
-              return false;
-            }
-          });
+        const alive = () => workers.filter(stillRunning).map((w) => w.pid);
         for (let i = 0; i < 100 && alive().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
         expect(alive()).toEqual([]);
       } finally {
