@@ -117,6 +117,9 @@ export class CacheService {
     // Small uploads (uploading.ts, SMALL_UPLOAD_NAR_BYTES) each hold little: four times as many run.
     const n = SMALL_UPLOAD_SLOT_FACTOR;
     const smallIngestSlots = new FairSemaphore(n * slots, n * perOrg, n * perToken);
+    // Whole batch requests, each holding its body (BATCH_MAX_BODY_BYTES at most): as many as ingest
+    // slots, so batches hold at most slots × 5 MiB, one org's at most perOrg × 5 MiB.
+    const batchSlots = new FairSemaphore(slots, perOrg, perToken);
     const linker = new Linker(storage.db, authorizer, sources, deps.signers, deps.upstreams);
     const releaseSources = deps.releaseSources;
     this.reading = new Reading({ storage, authorizer, sources, audit, deploy: deps.deploy, releaseSources });
@@ -149,6 +152,7 @@ export class CacheService {
       mirroring: this.mirroring,
       ingestSlots,
       smallIngestSlots,
+      batchSlots,
       uploadRecord,
       refusedHoldMs: deps.uploads?.refusedHoldMs ?? 3600_000,
     });

@@ -57,6 +57,13 @@ export interface UploadsDeps {
   ingestSlots: FairSemaphore;
   /** The slots of batch uploads that declare a small NAR (SMALL_UPLOAD_NAR_BYTES), kept apart. */
   smallIngestSlots: FairSemaphore;
+  /**
+   * The slots of whole batch requests (`POST …/paths/batch`), held from before the body is read to
+   * the answer: a batch body is held in memory whole, so these bound that memory per org, per token
+   * and in all. Apart from the ingest slots, which a batch's entries take while holding one of
+   * these (one pool for both would deadlock once every slot held a batch waiting for its entries).
+   */
+  batchSlots: FairSemaphore;
   uploadRecord: (target: SliceResource, fileName: (narHashNix32: string) => string) => UploadRecord;
   /** How long the NAR of a refused batch upload still counts against its org's quota before GC may take it. */
   refusedHoldMs: number;
@@ -233,6 +240,14 @@ export class Uploads {
   ): Promise<{ result: CommitResult; nar: IngestedNar }> {
     const nar = await this.receivePath(p, target, meta, body, declared, signal);
     return { result: await this.commitReceived(p, target, meta, nar), nar };
+  }
+
+  /**
+   * Runs `work` (reading a batch body, then `uploadPaths`) holding a batch slot of the target's
+   * org, as this token: queued, not refused, when the org's or the server's slots are all held.
+   */
+  inBatchSlot<T>(p: Principal, target: WriteTarget, work: () => Promise<T>): Promise<T> {
+    return this.deps.batchSlots.run(target.org.id, work, ingestMember(p));
   }
 
   /**

@@ -161,7 +161,7 @@ const SMALL_PER_JOB = 4;
  */
 const BATCH_PATHS = 32;
 const BATCHES_PER_JOB = 1;
-/** NAR bytes after which a batch goes (the server takes up to 16 MiB, path info lines included). */
+/** NAR bytes after which a batch goes (the server takes BATCH_MAX_BODY_BYTES, path info lines included). */
 const BATCH_BODY_BYTES = 1 << 20;
 /** Query batches: a small first one so uploads start at once, then large ones. */
 const FIRST_QUERY_BATCH = 100;

@@ -53,7 +53,8 @@ async function collect(source: AsyncIterable<Buffer>, limit: number, what: strin
  */
 export const MAX_JSON_DEPTH = 100;
 
-function checkDeclaredLength(req: IncomingMessage, limit: number): void {
+/** Refuses a body whose Content-Length is over `limit` before any of it is read. */
+export function checkDeclaredLength(req: IncomingMessage, limit: number): void {
   const len = declaredLength(req);
   if (len !== undefined && len > limit) throw new TooLarge(`body larger than ${limit} bytes`);
 }

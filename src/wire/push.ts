@@ -50,6 +50,12 @@ export interface PushedPathResult {
  */
 export const BATCH_MAX_ENTRIES = 64;
 export const BATCH_MAX_NAR_BYTES = 64 << 10;
+/**
+ * A batch body at most: every entry's NAR at its largest, and 1 MiB for the path info lines. The
+ * server holds a body whole while it verifies and commits it, so this (times the batch slots, see
+ * `Uploads.inBatchSlot`) bounds what batches hold in memory; a path with a longer line goes alone.
+ */
+export const BATCH_MAX_BODY_BYTES = BATCH_MAX_ENTRIES * BATCH_MAX_NAR_BYTES + (1 << 20);
 
 /** One entry's answer: `refused` carries the status and message a single upload would have had. */
 export type PushedBatchEntry =

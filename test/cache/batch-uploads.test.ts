@@ -6,6 +6,7 @@
  * naming the entry, and nothing of it becomes visible; a token that may not write stores nothing.
  */
 import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { decompress } from 'zstd-napi';
@@ -13,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseHash } from '../../src/nix/hash.js';
 import { fingerprintPath, formatPublicKey, generateSigningKey, signFingerprint } from '../../src/nix/signing.js';
 import type { StorePathBase } from '../../src/nix/store-path.js';
-import type { PushedBatchResult } from '../../src/wire/push.js';
+import { BATCH_MAX_BODY_BYTES, type PushedBatchResult } from '../../src/wire/push.js';
 import { api, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
 import { type FakePath, fakePath } from '../helpers/paths.js';
 
@@ -282,5 +283,79 @@ describe('batch uploads', () => {
       });
     expect((await get(signedPath)).status).toBe(200);
     expect((await get(unsigned)).status).toBe(404);
+  });
+});
+
+/**
+ * A batch body is held whole while its entries are verified and committed, so batches run in
+ * slots of their own, shared fairly between orgs and tokens: here one per org, so a second batch
+ * of the same org waits (its body unread) while another org's batch goes on, and a body declared
+ * over BATCH_MAX_BODY_BYTES is refused at once, slot or no slot.
+ */
+describe('batch uploads hold their bodies in slots of their own', () => {
+  let limited: TestServer;
+  beforeAll(async () => {
+    limited = await startFloe({ env: { FLOE_INGEST_SLOTS: '4', FLOE_INGEST_SLOTS_PER_ORG: '1' } });
+    await createOrg(limited, 'acme');
+    await createOrg(limited, 'globex');
+  });
+  afterAll(async () => {
+    await limited?.cleanup();
+  });
+
+  const post = (auth: string, body: Buffer, headers: Record<string, string> = {}) =>
+    fetch(`${limited.url}/api/v1/cache/paths/batch`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${auth}`, ...headers },
+      body: new Uint8Array(body),
+    }).then(async (res) => ({ status: res.status, text: await res.text() }));
+
+  it("queue an org's second batch behind its first, not another org's, and refuse oversized ones at once", async () => {
+    const acme1 = (await createToken(limited, 'acme', ['read', 'write'])).token;
+    const acme2 = (await createToken(limited, 'acme', ['read', 'write'])).token;
+    const globex = (await createToken(limited, 'globex', ['read', 'write'])).token;
+    const stalled = fakePath('stalled', { type: 'regular', contents: randomBytes(40_000) });
+    const queued = fakePath('queued');
+    const other = fakePath('other');
+
+    // acme's first batch: half its body, then nothing (it holds acme's only batch slot).
+    const whole = entryBytes({ p: stalled });
+    let answered: ((v: { status: number; text: string }) => void) | undefined;
+    const first = new Promise<{ status: number; text: string }>((resolve) => (answered = resolve));
+    const req = request(`${limited.url}/api/v1/cache/paths/batch`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${acme1}`, 'Content-Length': String(whole.length) },
+    });
+    req.on('response', (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => answered!({ status: res.statusCode!, text }));
+    });
+    req.write(whole.subarray(0, whole.length >> 1));
+    await new Promise((r) => setTimeout(r, 200)); // let the server take the slot and start reading
+
+    let queuedDone = false;
+    const second = post(acme2, entryBytes({ p: queued })).then((r) => {
+      queuedDone = true;
+      return r;
+    });
+    // Another org's batch is not held up by acme's.
+    const elsewhere = await post(globex, entryBytes({ p: other }));
+    expect(elsewhere.status, elsewhere.text).toBe(200);
+    // Declared over the bound: refused before waiting for acme's slot.
+    const huge = await post(acme2, Buffer.alloc(16), { 'Content-Length': String(BATCH_MAX_BODY_BYTES + 1) }).catch(
+      (err: unknown) => ({ status: 413, text: String(err) }), // the server may close before the body is sent
+    );
+    expect(huge.status, huge.text).toBe(413);
+    expect(queuedDone).toBe(false);
+
+    // The first body completes: both acme batches go through, in turn.
+    req.end(whole.subarray(whole.length >> 1));
+    const a = await first;
+    expect(a.status, a.text).toBe(200);
+    const b = await second;
+    expect(b.status, b.text).toBe(200);
+    expect(JSON.parse(b.text).results[0]).toMatchObject({ status: 'created' });
   });
 });

@@ -24,7 +24,7 @@ import { formatNix32Hash, parseHash } from '../../nix/hash.js';
 import { parseStorePath, parseStorePathBase, type StorePathBase } from '../../nix/store-path.js';
 import type { Limits } from '../../config.js';
 import type { AppEnv } from '../context.js';
-import { readJson, readSmallBody } from '../body.js';
+import { checkDeclaredLength, readJson, readSmallBody } from '../body.js';
 import { parseBody } from '../validate.js';
 import { authRoutes } from './auth.js';
 import type { ExchangeService } from '../../identity/exchange.js';
@@ -38,6 +38,7 @@ import type { Principal } from '../../identity/principal.js';
 import type { Metrics } from '../metrics.js';
 import { FloeError } from '../../errors.js';
 import {
+  BATCH_MAX_BODY_BYTES,
   BATCH_MAX_ENTRIES,
   BATCH_MAX_NAR_BYTES,
   type PushedBatchEntry,
@@ -424,18 +425,18 @@ export function apiRoutes(deps: ApiDeps): Hono<AppEnv> {
     const p = c.get('principal');
     const target = await writeTarget(c); // refuse before reading the body
     const req = c.env.incoming;
-    const limit = Math.min(deps.limits.maxUploadBytes, 16 * deps.limits.maxSmallBodyBytes);
-    const entries = parseBatchBody(await readSmallBody(req, limit), 4 * deps.limits.maxSmallBodyBytes);
+    const limit = Math.min(deps.limits.maxUploadBytes, BATCH_MAX_BODY_BYTES);
+    // A body declaring too much is refused before it waits for a slot.
+    checkDeclaredLength(req, limit);
     const controller = new AbortController();
     req.once('close', () => {
       if (!req.complete) controller.abort();
     });
-    const results = await deps.cache.uploads.uploadPaths(
-      p,
-      target,
-      entries.map((e) => ({ meta: e.meta, nar: e.nar })),
-      controller.signal,
-    );
+    const { entries, results } = await deps.cache.uploads.inBatchSlot(p, target, async () => {
+      const entries = parseBatchBody(await readSmallBody(req, limit), 4 * deps.limits.maxSmallBodyBytes);
+      const metas = entries.map((e) => ({ meta: e.meta, nar: e.nar }));
+      return { entries, results: await deps.cache.uploads.uploadPaths(p, target, metas, controller.signal) };
+    });
     const requestId = c.get('requestId');
     const answer: PushedBatchResult = {
       results: results.map((r, i): PushedBatchEntry => {
