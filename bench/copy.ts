@@ -8,9 +8,10 @@
  *
  * `BENCH_ONLY=copy` (from `npm run bench`, or `node dist/bench/copy.js`). FLOE_BENCH_BIN=a,b
  * compares builds; BENCH_COPY_ROUNDS (default 5); BENCH_COPY_COMPRESSIONS (default zstd,none);
- * FLOE_BENCH_NODE_FLAGS passes flags to the servers' node (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
+ * FLOE_BENCH_NODE_FLAGS passes flags to the servers' node (e.g. `--cpu-prof --cpu-prof-dir=DIR`);
+ * BENCH_NIX=modern copies with a current Nix (bench/nix.ts) instead of the host's 2.8.
  */
-import { nixBuild } from './nix.js';
+import { benchNix, nixBuild, nixVersion } from './nix.js';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -26,6 +27,7 @@ const NODE_FLAGS = (process.env.FLOE_BENCH_NODE_FLAGS ?? '').split(' ').filter(B
 const ROUNDS = Number(process.env.BENCH_COPY_ROUNDS ?? 5);
 const MIB = Number(process.env.BENCH_NAR_MIB ?? 64);
 const COMPRESSIONS = (process.env.BENCH_COPY_COMPRESSIONS ?? 'zstd,none').split(',');
+const NIX = benchNix();
 const TICK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
 const median = (xs: number[]) => {
@@ -97,7 +99,7 @@ export async function copyBench(work: string): Promise<{ results: CopyResult[]; 
       expr,
       `derivation { name = "${name}"; builder = "/bin/sh"; args = ["-c" "head -c ${MIB * 1048576} /dev/urandom > $out"]; PATH = "/usr/bin:/bin"; system = builtins.currentSystem; }`,
     );
-    const out = nixBuild(expr, env);
+    const out = nixBuild(expr, env, [], NIX.exec);
     built.push(out);
     return out;
   };
@@ -138,7 +140,7 @@ export async function copyBench(work: string): Promise<{ results: CopyResult[]; 
           const cpu0 = t.pid ? cpuSeconds(t.pid) : 0;
           const t0 = Date.now();
           const h0 = process.hrtime.bigint();
-          execFileSync('nix', args, { env, stdio: 'ignore' });
+          NIX.exec('nix', args, env);
           const secs = Number(process.hrtime.bigint() - h0) / 1e9;
           const key = `${t.label}\0${compression}`;
           const r = results.get(key) ?? { label: t.label, compression, seconds: [], serverCpu: [] };
@@ -164,7 +166,7 @@ export async function copyBench(work: string): Promise<{ results: CopyResult[]; 
             }
           }
         }
-        execFileSync('nix-store', ['--delete', out], { env, stdio: 'ignore' });
+        NIX.exec('nix-store', ['--delete', out], env);
         built.pop();
       }
     }
@@ -196,7 +198,7 @@ export async function copyBench(work: string): Promise<{ results: CopyResult[]; 
     sink.child.kill('SIGKILL');
     for (const out of built) {
       try {
-        execFileSync('nix-store', ['--delete', out], { env, stdio: 'ignore' });
+        NIX.exec('nix-store', ['--delete', out], env);
       } catch {
         /* still referenced, or gone */
       }
@@ -227,6 +229,9 @@ export function copyTable({ results }: { results: CopyResult[] }): { header: str
   return { header, rows };
 }
 
+/** The Nix the copies run with (BENCH_NIX), for the title. */
+export const copyNixVersion = () => nixVersion(NIX.exec);
+
 export const copyTitle = (nix: string) =>
   `nix copy --to of one fresh ${MIB} MiB random path (${nix}), ${ROUNDS} rounds, targets in rotated order, medians:`;
 
@@ -242,7 +247,7 @@ export function printCopy(r: Awaited<ReturnType<typeof copyBench>>): void {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const work = mkdtempSync(path.join(os.tmpdir(), 'floe-bench-copy-'));
   try {
-    const nix = execFileSync('nix', ['--version'], { encoding: 'utf8' }).trim();
+    const nix = nixVersion(NIX.exec);
     console.log(copyTitle(nix));
     console.log(`${new Date().toISOString()}, node ${process.version}, load average ${os.loadavg()[0]!.toFixed(2)}`);
     printCopy(await copyBench(work));

@@ -22,6 +22,7 @@ import { serializeNar } from '../src/nix/nar.js';
 import { parseNarInfo } from '../src/nix/narinfo.js';
 import { FLOE_BIN, freePort } from '../test/helpers/server.js';
 import { benchPolicies } from './policy.js';
+import { startNodeFloor } from './node-floor.js';
 import { serveForBench } from './serve.js';
 
 const CLOCK_TICKS_PER_SECOND = 100;
@@ -220,49 +221,12 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
   return { label: 'nginx', url, pid: worker, auth: '', files, stop: stopper(master) };
 }
 
-/**
- * Node's own floor: a bare node:http server answering the same narinfos from memory (and the NAR
- * with fs.createReadStream), no authentication, logging or database. What is left between this and
- * Floe is Floe's own work per request.
- */
+/** Node's own floor (node-floor.ts) with the same narinfos and NAR as `floe`. */
 async function nodeFloorTarget(dir: string, floe: SeededFloe): Promise<Target> {
   const narPath = readFileSync(floe.files.nar, 'utf8').trim();
-  const narFile = path.join(dir, 'nar');
-  writeFileSync(narFile, floe.narBytes);
-  const table = path.join(dir, 'narinfos.json');
-  writeFileSync(
-    table,
-    JSON.stringify(Object.fromEntries([...floe.narinfos].map(([h, t]) => [`/cache/${h}.narinfo`, t]))),
-  );
-  const port = await freePort();
-  const program = `
-const http = require('node:http'), fs = require('node:fs');
-const narinfos = new Map(Object.entries(JSON.parse(fs.readFileSync(${JSON.stringify(table)}, 'utf8'))));
-const size = fs.statSync(${JSON.stringify(narFile)}).size;
-http.createServer((req, res) => {
-  if (req.url === ${JSON.stringify(narPath)}) {
-    res.writeHead(200, { 'Content-Type': 'application/x-nix-nar', 'Content-Length': String(size) });
-    return fs.createReadStream(${JSON.stringify(narFile)}).pipe(res);
-  }
-  const text = narinfos.get(req.url);
-  if (text === undefined) { res.writeHead(404, { 'Content-Type': 'text/plain', 'Content-Length': '10' }); return res.end('not found\\n'); }
-  const body = Buffer.from(text);
-  res.writeHead(200, { 'Content-Type': 'text/x-nix-narinfo', 'Content-Length': String(body.length) });
-  res.end(body);
-}).listen(${port}, '127.0.0.1');`;
-  const child = spawn(process.execPath, ['-e', program], { stdio: 'ignore' });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    try {
-      await fetch(`${url}/`);
-      return { label: 'bare node:http', url, pid: child.pid!, auth: '', files: floe.files, stop: stopper(child) };
-    } catch {
-      /* starting */
-    }
-  }
-  child.kill('SIGKILL');
-  throw new Error('the bare node:http server did not start');
+  const narinfos = new Map([...floe.narinfos].map(([h, t]) => [`/cache/${h}.narinfo`, t]));
+  const floor = await startNodeFloor(dir, narinfos, { path: narPath, bytes: floe.narBytes });
+  return { label: 'bare node:http', url: floor.url, pid: floor.pid, auth: '', files: floe.files, stop: floor.stop };
 }
 
 interface Sample {

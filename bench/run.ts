@@ -25,7 +25,8 @@ import { policyBench } from './policy.js';
 import { uploadsBench } from './uploads.js';
 import { cpuBench } from './cpu.js';
 import { S3_READS_COLUMNS, s3ReadsBench } from './s3-reads.js';
-import { copyBench, copyTitle, printCopy } from './copy.js';
+import { copyBench, copyNixVersion, copyTitle, printCopy } from './copy.js';
+import { startNodeFloor } from './node-floor.js';
 
 const DURATION = process.env.BENCH_DURATION ?? '8s';
 const PATHS = Number(process.env.BENCH_PATHS ?? 2000);
@@ -266,7 +267,7 @@ async function policyOnly(): Promise<void> {
 async function copyOnly(): Promise<void> {
   const work = mkdtempSync(path.join(os.tmpdir(), 'floe-bench-'));
   try {
-    console.log(copyTitle(execFileSync('nix', ['--version'], { encoding: 'utf8' }).trim()));
+    console.log(copyTitle(copyNixVersion()));
     printCopy(await copyBench(work));
   } finally {
     rmSync(work, { recursive: true, force: true });
@@ -350,11 +351,14 @@ async function main(): Promise<void> {
     // --- The same files, as a static binary cache for nginx
     const staticRoot = path.join(work, 'static');
     mkdirSync(path.join(staticRoot, 'cache/nar'), { recursive: true });
+    const floorNarinfos = new Map<string, string>();
+    let floorNar: { path: string; bytes: Buffer } | undefined;
     for (const h of [...hashes, bigHash]) {
       const text = await (
         await fetch(`${floe.url}/cache/${h}.narinfo`, { headers: { Authorization: floe.auth } })
       ).text();
       writeFileSync(path.join(staticRoot, `cache/${h}.narinfo`), text);
+      floorNarinfos.set(`/cache/${h}.narinfo`, text);
       if (h === bigHash) {
         const url = parseNarInfo(text).url;
         const nar = Buffer.from(
@@ -362,8 +366,12 @@ async function main(): Promise<void> {
         );
         writeFileSync(path.join(staticRoot, 'cache', url), nar);
         writeFileSync(path.join(work, 'big-nar-path'), `/cache/${url}\n`);
+        floorNar = { path: `/cache/${url}`, bytes: nar };
       }
     }
+    // Node's own floor beside them (one process): what no node:http server can go below.
+    const floor = await startNodeFloor(work, floorNarinfos, floorNar!);
+    stops.push(() => floor.stop());
     execFileSync('chmod', ['-R', 'a+rX', work]);
     const nginxUrls = new Map<number, string>();
     for (const procs of PROCESSES) {
@@ -407,7 +415,9 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
           throw new Error(`${label}: ${inst.label} answered ${f.non2xx} error statuses`);
         return { inst, n, f };
       });
+      const bare = wrk(floor.url, file, '', conns, work);
       const row = (measureName: string, unit: string, pick: (r: WrkResult) => number, digits: number, scale = 1) => {
+        const nginx1 = pairs[0]!.n;
         rows.push([
           measureName,
           ...pairs.flatMap(({ n, f }) => [
@@ -415,7 +425,18 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
             (pick(f) / scale).toFixed(digits),
             (pick(f) / pick(n)).toFixed(2) + 'x',
           ]),
+          (pick(bare) / scale).toFixed(digits),
+          (pick(bare) / pick(nginx1)).toFixed(2) + 'x',
         ]);
+        results.push({
+          measure: measureName,
+          unit,
+          processes: 1,
+          floe: 'bare node:http (floor)',
+          baseline: pick(nginx1) / scale,
+          value: pick(bare) / scale,
+          ratio: pick(bare) / pick(nginx1),
+        });
         for (const { inst, n, f } of pairs)
           results.push({
             measure: measureName,
@@ -510,7 +531,12 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
       rows.push(['nix copy upload: skipped (nix not installed)', ...instances.flatMap(() => ['', '', ''])]);
     }
 
-    const header = ['measure', ...instances.flatMap((i) => [`nginx ${i.procs ?? 1}p`, i.label, 'ratio'])];
+    const header = [
+      'measure',
+      ...instances.flatMap((i) => [`nginx ${i.procs ?? 1}p`, i.label, 'ratio']),
+      'bare node:http 1p',
+      'vs nginx 1p',
+    ];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
     const fmt = (r: string[]) => '| ' + header.map((_, i) => (r[i] ?? '').padEnd(widths[i]!)).join(' | ') + ' |';
     console.log(
