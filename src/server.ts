@@ -33,6 +33,7 @@ import { webSurface } from './web/app.js';
 import { createAdminServices } from './admin/index.js';
 import { Metrics, areaOf } from './http/metrics.js';
 import { ProcessMetrics } from './http/process-metrics.js';
+import { reportFeedEvents } from './storage/feed-reporting.js';
 import type { ReadinessCheck } from './http/app.js';
 import { sql } from 'kysely';
 import { RegistryService } from './registry/service.js';
@@ -141,10 +142,12 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
         : `${f.path} is ${f.was} and readable by other local users, and this process cannot change it: make it private to the user running floe`,
     );
   }
+  const metrics = new Metrics();
   const storage = await openStorage({
     dataDir: config.dataDir,
     ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
     ...(config.s3 ? { s3: config.s3 } : {}),
+    feedEvents: reportFeedEvents(log, (n) => metrics.inc('floe_change_notices_unanswered_total', {}, n)),
   });
   log.info({ storage: storage.description }, 'storage ready');
 
@@ -207,7 +210,6 @@ export async function startServer(config: Config, log: Logger, role: ProcessRole
     'keys',
     () => void keyRing.reload(0).catch((err) => log.warn({ err }, 'reloading server keys failed')),
   );
-  const metrics = new Metrics();
   const processMetrics = new ProcessMetrics(server);
   const audit = new AuditLog(storage.db, log);
   audit.start();

@@ -67,6 +67,10 @@ export class Metrics {
       'uploads refused while verifying them, by reason (the error code)',
     );
     this.define('floe_policy_decisions_total', 'authorization decisions by outcome (allow, deny, error)');
+    this.define(
+      'floe_change_notices_unanswered_total',
+      'replicas that did not acknowledge a change notice in time (PostgreSQL: the write went on without them)',
+    );
     this.define('floe_gc_runs_total', 'garbage collection runs by result (ok, failed)');
     this.define('floe_gc_deleted_bytes_total', 'bytes deleted by garbage collection');
     this.define('floe_web_logins_total', 'web sign-ins by method and result');

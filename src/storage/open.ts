@@ -7,7 +7,7 @@ import { FsBlobStore } from './blob/fs.js';
 import { S3BlobStore, type S3BlobConfig } from './blob/s3.js';
 import { type MigrationStatus, knownMigrations, migrateToLatest, migrationStatus } from './sql/migrations.js';
 import { existsSync } from 'node:fs';
-import { PgChangeFeed, openPostgres, redactUrl } from './sql/postgres.js';
+import { type FeedEvents, PgChangeFeed, openPostgres, redactUrl } from './sql/postgres.js';
 import cluster from 'node:cluster';
 import { type ChangeFeed, LocalChangeFeed } from './changes.js';
 import { ClusterChangeFeed, WorkersAndReplicasFeed } from './cluster-changes.js';
@@ -21,6 +21,8 @@ export interface StorageConfig {
   databaseUrl?: string;
   /** S3 settings; undefined = files in dataDir. */
   s3?: Omit<S3BlobConfig, 'spoolDir'>;
+  /** What the PostgreSQL change feed reports (its connection's failures, replicas that did not answer). */
+  feedEvents?: FeedEvents;
 }
 
 export async function openStorage(config: StorageConfig): Promise<Storage> {
@@ -41,7 +43,7 @@ export async function openStorage(config: StorageConfig): Promise<Storage> {
   try {
     await migrateToLatest(db);
     if (config.databaseUrl) {
-      const replicas = await PgChangeFeed.open(config.databaseUrl, db);
+      const replicas = await PgChangeFeed.open(config.databaseUrl, db, config.feedEvents);
       changes = cluster.isWorker ? new WorkersAndReplicasFeed(replicas) : replicas;
     }
     if (config.s3) {

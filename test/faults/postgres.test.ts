@@ -141,7 +141,7 @@ describe.skipIf(!enabled)('PostgreSQL connection loss', () => {
     const url = await pgServer.createDatabase('feed');
     const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url }) }) });
     const errors: Error[] = [];
-    const listener = await PgChangeFeed.open(url, db, (err) => errors.push(err));
+    const listener = await PgChangeFeed.open(url, db, { error: (err) => errors.push(err) });
     const sender = await PgChangeFeed.open(url, db);
     try {
       const heard: string[] = [];

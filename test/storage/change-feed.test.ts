@@ -80,8 +80,9 @@ describe.skipIf(!postgresAvailable() && !process.env.CI)('PgChangeFeed', () => {
     for (let i = 0; i < 40; i++) for (const heard of [heardA, heardB, heardC]) expect(heard).toContain(`x${i}`);
   });
 
-  it('waits at most the bound for a listener that never answers, and not at all once it is gone', async () => {
-    const a = await PgChangeFeed.open(url, db);
+  it('waits at most the bound for a listener that never answers (and reports it), and not at all once it is gone', async () => {
+    const unanswered: string[][] = [];
+    const a = await PgChangeFeed.open(url, db, { unanswered: (ids) => unanswered.push(ids) });
     feeds.push(a);
     // Listed as a feed, listening, but hung: it never answers.
     const hung = new pg.Client({ connectionString: url, application_name: feedApplicationName('deadbeefdeadbeef') });
@@ -93,6 +94,7 @@ describe.skipIf(!postgresAvailable() && !process.env.CI)('PgChangeFeed', () => {
       const took = Date.now() - started;
       expect(took).toBeGreaterThanOrEqual(ACK_TIMEOUT_MS - 20);
       expect(took).toBeLessThan(ACK_TIMEOUT_MS + 1000);
+      expect(unanswered).toEqual([['deadbeefdeadbeef']]);
     } finally {
       await hung.end();
     }
@@ -104,6 +106,7 @@ describe.skipIf(!postgresAvailable() && !process.env.CI)('PgChangeFeed', () => {
       fast = Date.now() - started < ACK_TIMEOUT_MS / 2;
     }
     expect(fast).toBe(true);
+    expect(unanswered).toHaveLength(1);
   });
 
   it('memoizes absences only while connected and with no listener of an earlier release', async () => {

@@ -179,6 +179,17 @@ const LISTENING_FEEDS = sql<{ application_name: string | null }>`
   select distinct application_name from pg_stat_activity
   where datname = current_database() and application_name like ${`${FEED_APPLICATION_PREFIX}%`}`;
 
+/** What a feed reports to the process that runs it (logs, metrics); every member is optional. */
+export interface FeedEvents {
+  /** The feed's connection failed (it reconnects by itself) or a notice could not be answered. */
+  error?(err: Error): void;
+  /**
+   * These replicas (feed ids) did not acknowledge a notice within ACK_TIMEOUT_MS: the write went
+   * on without them, so they may serve a memoized miss of it until their memo expires.
+   */
+  unanswered?(listeners: string[]): void;
+}
+
 /**
  * LISTEN/NOTIFY on one dedicated connection, named `floe-feed <id>` (a random id per feed). A
  * notice resolves once every other feed listening has acknowledged it (storage/acks.ts), at most
@@ -202,14 +213,18 @@ export class PgChangeFeed implements ChangeFeed {
   private nextEpoch = 1;
   private legacyListeners = false;
 
+  private readonly onError: (err: Error) => void;
+
   private constructor(
     private readonly url: string,
     private readonly db: Kysely<Schema>,
-    private readonly onError: (err: Error) => void,
-  ) {}
+    private readonly events: FeedEvents,
+  ) {
+    this.onError = (err) => events.error?.(err);
+  }
 
-  static async open(url: string, db: Kysely<Schema>, onError: (err: Error) => void = () => {}): Promise<PgChangeFeed> {
-    const feed = new PgChangeFeed(url, db, onError);
+  static async open(url: string, db: Kysely<Schema>, events: FeedEvents = {}): Promise<PgChangeFeed> {
+    const feed = new PgChangeFeed(url, db, events);
     await feed.connect();
     feed.scheduleCheck();
     return feed;
@@ -391,7 +406,8 @@ export class PgChangeFeed implements ChangeFeed {
         const id = feedIdOf(r.application_name);
         if (id && id !== this.id) expected.push(id);
       }
-      await this.waits.wait(seq, expected, ACK_TIMEOUT_MS);
+      const silent = await this.waits.wait(seq, expected, ACK_TIMEOUT_MS);
+      if (silent.length > 0) this.events.unanswered?.(silent);
     } finally {
       this.waits.cancel(seq);
     }
