@@ -1,24 +1,25 @@
 /**
- * The CPU work of a NAR upload, as one stream: decompress (compression.ts), check the NAR's
- * structure (nix/nar.ts) and size, SHA-256 it (NarHash/NarSize), and write what is stored to the
- * blob's spool file, hashing that too (FileHash/FileSize). What is stored is zstd: a zstd upload
- * is stored as sent (its decoded bytes are what was verified, and readers decode it with the same
- * library; skippable frames, which decoders ignore, are refused: zstd-frames.ts), anything else is
- * recompressed. It runs on a verifier thread (verify-worker.ts) or,
+ * The CPU work of a NAR upload: decompress (compression.ts), check the NAR's structure
+ * (nix/nar.ts) and size, SHA-256 it (NarHash/NarSize), and write what is stored to the blob's
+ * spool file, hashing that too (FileHash/FileSize; verify-spool.ts). What is stored is zstd: a
+ * zstd upload is stored as sent (its decoded bytes are what was verified, and readers decode it
+ * with the same library; skippable frames, which decoders ignore, are refused: zstd-frames.ts), in
+ * one loop per chunk (verify-zstd.ts); anything else is decoded and recompressed through a chain
+ * of streams. It runs on a verifier thread (verify-worker.ts) or,
  * where no thread can be started, in the calling thread (verify-pool.ts); either way the bytes
  * it is given flow with backpressure, and its output never goes back through the event loop.
  */
 import { createHash } from 'node:crypto';
-import { createWriteStream, fdatasync, type WriteStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { PassThrough, Transform, type TransformCallback, Writable } from 'node:stream';
-import { finished, pipeline } from 'node:stream/promises';
+import { pipeline } from 'node:stream/promises';
 import { FloeError, InsufficientStorage, InvalidInput, TooLarge } from '../errors.js';
 import { isStorageFull } from '../storage/failures.js';
 import { NarValidator } from '../nix/nar.js';
 import { type Compression, createDecompressor } from './compression.js';
 import { compressWhole, createStorageCompressor } from './storage-compressor.js';
-import { ZstdFrameWalker } from './zstd-frames.js';
+import { Spool } from './verify-spool.js';
+import { ZstdAsSent } from './verify-zstd.js';
 
 /**
  * When nobody declared the NAR's size (Nix's `PUT nar/…`), a NAR over UNDECLARED_NAR_FLOOR_BYTES
@@ -28,8 +29,7 @@ import { ZstdFrameWalker } from './zstd-frames.js';
 export const UNDECLARED_NAR_FLOOR_BYTES = 64 << 20;
 export const MAX_EXPANSION_RATIO = 1000;
 
-/** A spool file that is fsynced as it closes is flushed early, in the background, every this many bytes. */
-export const EARLY_SYNC_BYTES = 16 << 20;
+export { EARLY_SYNC_BYTES } from './verify-spool.js';
 
 /**
  * The most NAR bytes an upload may decode to, given what was received so far: the server's limit,
@@ -116,81 +116,23 @@ class NarCheck extends Transform {
 }
 
 /**
- * Hashes and counts the bytes that are stored and writes them to the spool file, taking the next
- * chunk only once the file took this one; passes them on when they are also to be decoded.
+ * Writes the bytes that are stored to the spool file (which hashes and counts them), taking the
+ * next chunk only once the file took this one.
  */
 class Stored extends Transform {
-  readonly sha = createHash('sha256');
-  size = 0;
-  /** Bytes written since the last early flush to disk was started, and that flush while it runs. */
-  private unsynced = 0;
-  private syncing: Promise<void> | undefined;
-  constructor(
-    private readonly file: WriteStream,
-    /** Whether the file is fsynced as it closes: then most of it is flushed early (see `syncEarly`). */
-    private readonly synced: boolean,
-    private readonly passOn: boolean,
-    /** For bytes stored as sent: only standard zstd frames (no skippable ones) may be kept. */
-    private readonly frames?: ZstdFrameWalker,
-  ) {
+  constructor(readonly spool: Spool) {
     super();
-    // A failed write ends the verification (writes are not waited for one by one, see below).
-    file.once('error', (err) => this.destroy(err));
+    // A failed write ends the verification (writes are not waited for one by one, see Spool).
+    spool.onError((err) => this.destroy(err));
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    try {
-      this.frames?.push(chunk);
-    } catch (err) {
-      cb(err as Error);
-      return;
-    }
-    this.size += chunk.length;
-    this.sha.update(chunk);
-    // Decoding this chunk overlaps with writing it. The next one waits only when the file's buffer
-    // is full: waiting for every write made each 64 KiB chunk wait for a trip through the
-    // threadpool, and a 64 MiB upload ran at a third of the disk's speed with every thread idle.
-    if (this.passOn) this.push(chunk);
-    const room = this.file.write(chunk);
-    this.syncEarly(chunk.length);
-    if (room) cb();
-    else this.file.once('drain', () => cb());
-  }
-  /**
-   * The fsync as the file closes had to write all of a large file to disk at the end, while the
-   * client waited (~30 ms for 64 MiB here). Every EARLY_SYNC_BYTES, a flush of what was written so
-   * far starts in the background (one at a time, on the threadpool), so the disk works while the
-   * rest arrives and the last fsync has only the tail left. The file is durable only after that
-   * last one, as before. (An abort closes the file at once: a flush still queued then syncs
-   * whatever file has its descriptor by then, which costs a sync and changes nothing.)
-   */
-  private syncEarly(bytes: number): void {
-    if (!this.synced) return;
-    this.unsynced += bytes;
-    const { fd } = this.file as WriteStream & { fd: number | null };
-    if (this.unsynced < EARLY_SYNC_BYTES || this.syncing || typeof fd !== 'number') return;
-    this.unsynced = 0;
-    this.syncing = new Promise<void>((resolve) =>
-      fdatasync(fd, () => {
-        // A failure shows again in the fsync as the file closes.
-        this.syncing = undefined;
-        resolve();
-      }),
-    );
+    const written = this.spool.write(chunk);
+    if (written) written.then(() => cb(), cb);
+    else cb();
   }
   override _flush(cb: TransformCallback): void {
-    try {
-      this.frames?.end();
-    } catch (err) {
-      cb(err as Error);
-      return;
-    }
-    // Never closed under a flush in flight (its descriptor could be another file's by then).
-    const syncing = this.syncing ?? Promise.resolve();
     // Ended only once closed: with `flush` the fsync runs as the file closes.
-    void syncing.then(() => {
-      this.file.end();
-      finished(this.file).then(() => cb(), cb);
-    });
+    this.spool.close().then(() => cb(), cb);
   }
 }
 
@@ -251,65 +193,65 @@ export class NarVerification {
 
   constructor(params: VerifyParams, inspect?: (chunk: Buffer) => void) {
     const allowed = (size: number) => narSizeProblem(size, this.received, params.maxNarBytes, params.declaredNarSize);
-    const check = new NarCheck(allowed, inspect);
-    // Never created here: the writer made it, and an aborted upload's file must stay gone.
-    // `flush`: fsynced as it closes, in this thread, so the store's commit need not open it again.
-    // Writes queue up to 1 MiB ahead of the disk (and go out together, as one writev).
-    const file = createWriteStream(params.file, { flags: 'r+', flush: params.syncFile, highWaterMark: 1 << 20 });
-    file.on('error', () => undefined); // reported by Stored, which ends the verification with it
-    const decoder = createDecompressor(params.compression);
-    let stored: Stored;
-    let done: Promise<void>;
+    const spool = new Spool(params.file, params.syncFile);
+    let done: Promise<VerifyResult>;
     if (params.compression === 'zstd') {
-      stored = new Stored(file, params.syncFile, true, new ZstdFrameWalker());
-      done = pipeline(this.input, stored, decoder, check, discard());
+      // Stored as sent: one loop, no streams (verify-zstd.ts).
+      const direct = new ZstdAsSent(spool, allowed, inspect);
+      this.direct = direct;
+      done = direct.result;
     } else {
-      stored = new Stored(file, params.syncFile, false);
+      const check = new NarCheck(allowed, inspect);
       const compressor = createStorageCompressor(params.declaredNarSize ?? params.bodyBytes);
-      done = pipeline(this.input, decoder, check, compressor, stored, discard());
+      const stored = new Stored(spool);
+      done = pipeline(this.input, createDecompressor(params.compression), check, compressor, stored, discard()).then(
+        () => ({
+          narHash: new Uint8Array(check.sha.digest()),
+          narSize: check.size,
+          fileHash: new Uint8Array(spool.sha.digest()),
+          fileSize: spool.size,
+        }),
+      );
     }
-    this.result = done.then(
-      () => ({
-        narHash: new Uint8Array(check.sha.digest()),
-        narSize: check.size,
-        fileHash: new Uint8Array(stored.sha.digest()),
-        fileSize: stored.size,
-      }),
-      (err: unknown) => {
-        file.destroy();
-        if (err instanceof FloeError) throw err;
-        if (this.aborted) throw this.aborted;
-        // Our side failed (the spool's disk is full, an I/O error): the server's fault, not
-        // "could not decompress". System call errors carry `syscall`; decoders' do not.
-        if (isStorageFull(err)) throw new InsufficientStorage({ cause: err });
-        if (typeof (err as NodeJS.ErrnoException).syscall === 'string') throw err;
-        // Decoder errors carry library-specific messages; say what failed in terms the client can act on.
-        const why = (err as Error).message;
-        throw new InvalidInput('NAR', `could not decompress the body as ${params.compression}: ${why}`);
-      },
-    );
+    this.result = done.catch((err: unknown) => {
+      spool.destroy();
+      if (err instanceof FloeError) throw err;
+      if (this.aborted) throw this.aborted;
+      // Our side failed (the spool's disk is full, an I/O error): the server's fault, not
+      // "could not decompress". System call errors carry `syscall`; decoders' do not.
+      if (isStorageFull(err)) throw new InsufficientStorage({ cause: err });
+      if (typeof (err as NodeJS.ErrnoException).syscall === 'string') throw err;
+      // Decoder errors carry library-specific messages; say what failed in terms the client can act on.
+      const why = (err as Error).message;
+      throw new InvalidInput('NAR', `could not decompress the body as ${params.compression}: ${why}`);
+    });
     // Failures are reported through `result` (and `write`), never as an unhandled rejection.
     this.result.catch(() => undefined);
   }
 
+  /** The zstd path's loop (then `input` is unused). */
+  private readonly direct: ZstdAsSent | undefined;
   private aborted: Error | undefined;
 
   /** Resolves when the chunk was taken in; rejects once the verification has failed. */
   write(chunk: Buffer): Promise<void> {
     this.received += chunk.length;
+    if (this.direct) return this.direct.write(chunk).catch(() => this.result.then(() => undefined));
     return new Promise<void>((resolve, reject) => {
       this.input.write(chunk, (err) => (err ? this.result.then(() => reject(err), reject) : resolve()));
     });
   }
 
   end(): Promise<VerifyResult> {
-    this.input.end();
+    if (this.direct) void this.direct.end();
+    else this.input.end();
     return this.result;
   }
 
   /** Stops the work (the upload failed elsewhere, or its client went away). */
   abort(reason: Error): void {
     this.aborted ??= reason;
-    this.input.destroy(reason);
+    if (this.direct) this.direct.abort(reason);
+    else this.input.destroy(reason);
   }
 }

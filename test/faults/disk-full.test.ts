@@ -11,6 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compress } from 'zstd-napi';
 import { basicAuth, createOrg, createToken, startFloe, type TestServer } from '../helpers/server.js';
 import { countFiles } from '../helpers/backends.js';
 import { fakePath, nixStyleUpload, type FakePath } from '../helpers/paths.js';
@@ -100,6 +101,13 @@ describe.skipIf(Boolean(mountError))('disk full', () => {
     const nix = await nixStyleUpload(`${server.url}/cache`, basicAuth(rw), big);
     expect(nix.nar, nix.narText).toBe(507);
     expect(nix.narText).toMatch(/server's storage is full/);
+    // A zstd upload is stored as sent, through its own loop (verify-zstd.ts): the same answer.
+    const zst = await nixStyleUpload(`${server.url}/cache`, basicAuth(rw), big, {
+      fileName: `${big.hashPart}.nar.zst`,
+      body: compress(big.nar),
+    });
+    expect(zst.nar, zst.narText).toBe(507);
+    expect(zst.narText).toMatch(/server's storage is full/);
     // Nothing half-written: no temp file left, no path committed.
     expect(await countFiles(path.join(mountPoint, 'tmp'))).toBe(0);
     expect((await get(`/cache/${big.hashPart}.narinfo`)).status).toBe(404);
