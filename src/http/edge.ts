@@ -28,6 +28,8 @@ export interface RequestStart {
   started: number;
   /** Anonymous with the client address until `authenticate` says otherwise. */
   principal: Principal;
+  /** The request's connection (its socket), for what is the same for every request on it. */
+  connection: object;
 }
 
 /** How a failed request is answered: not at all (the client left), the one miss, or an error. */
@@ -60,6 +62,23 @@ export interface Edge {
   finish(start: RequestStart, r: Finished): void;
 }
 
+/**
+ * The credential last read from an Authorization header on each connection. A client sends the
+ * same header with every request of a connection (Nix: thousands per substitution); decoding it
+ * again (base64, a fresh string) also made the token service hash that fresh ~400-character
+ * string for its lookup on every request, where the same string object keeps its hash. Only the
+ * parsing is kept: every request's token is still verified (expiry, revocation) as it comes.
+ */
+const lastCredential = new WeakMap<object, { header: string; credential: string }>();
+
+function credentialOn(connection: object, header: string | undefined): string | undefined {
+  const last = header === undefined ? undefined : lastCredential.get(connection);
+  if (last && last.header === header) return last.credential;
+  const credential = requestCredential(header);
+  if (credential !== undefined && header !== undefined) lastCredential.set(connection, { header, credential });
+  return credential;
+}
+
 export function createEdge(deps: EdgeDeps): Edge {
   const { log, metrics } = deps;
   const accessLine = infoLineWriter(log);
@@ -67,11 +86,16 @@ export function createEdge(deps: EdgeDeps): Edge {
     begin(req) {
       const requestId = nextRequestId();
       const client = deps.resolveClient(req, requestId);
-      return { requestId, started: performance.now(), principal: withClient(ANONYMOUS, client) };
+      return {
+        requestId,
+        started: performance.now(),
+        principal: withClient(ANONYMOUS, client),
+        connection: req.socket,
+      };
     },
 
     async authenticate(start, authorization, exchange) {
-      let credential = requestCredential(authorization);
+      let credential = credentialOn(start.connection, authorization);
       if (credential === undefined) return start.principal;
       if (exchange) credential = await exchange(credential);
       return withClient(await deps.tokens.verify(credential), start.principal.client!);
