@@ -145,8 +145,14 @@ describe.skipIf(!version)('logins that renew themselves', () => {
       const now = (await netrcToken(summary.netrc))!;
       expect(now).not.toBe(first);
       expect(await accepted(now)).toBe(true);
-      // fh's auth file (`--fh`) is renewed with the netrc.
-      expect((await readFile(path.join(env.XDG_CONFIG_HOME!, 'flakehub', 'auth'), 'utf8')).trim()).toBe(now);
+      // fh's auth file (`--fh`) is renewed with the netrc. Renewals come every few seconds (a 5 s
+      // token), each writing the netrc and then fh's file: the two are read together until they
+      // agree, which they do between renewals.
+      const fhAuth = path.join(env.XDG_CONFIG_HOME!, 'flakehub', 'auth');
+      await until('fh’s auth file to hold the netrc’s token', async () => {
+        const [netrc, fh] = [await netrcToken(summary.netrc), (await readFile(fhAuth, 'utf8')).trim()];
+        return fh === netrc && netrc !== first;
+      });
       // A push that raced the expiry on a loaded machine is retried after the renewal (queued, not
       // lost: both paths are in the cache above); a renewal itself never fails here.
       expect(log).not.toMatch(/could not renew/);
