@@ -181,39 +181,73 @@ function discard(): Writable {
   return new Writable({ write: (_chunk, _enc, cb) => cb() });
 }
 
+/** The decoding and storing of one upload, fed chunk by chunk (ZstdAsSent, or StreamChain below). */
+interface VerificationWork {
+  readonly result: Promise<VerifyResult>;
+  /** Resolves once the chunk was taken in; rejects once the work has failed. */
+  write(chunk: Buffer): Promise<void>;
+  end(): void;
+  abort(reason: Error): void;
+}
+
+/** Any other compression: decoded, checked and recompressed through a chain of streams. */
+class StreamChain implements VerificationWork {
+  private readonly input = new PassThrough({ highWaterMark: 256 << 10 });
+  readonly result: Promise<VerifyResult>;
+
+  constructor(
+    compression: Compression,
+    sizeHint: number | undefined,
+    spool: Spool,
+    allowed: (size: number) => FloeError | undefined,
+    inspect?: (chunk: Buffer) => void,
+  ) {
+    const check = new NarCheck(allowed, inspect);
+    const compressor = createStorageCompressor(sizeHint);
+    const stored = new Stored(spool);
+    this.result = pipeline(this.input, createDecompressor(compression), check, compressor, stored, discard()).then(
+      () => ({
+        narHash: new Uint8Array(check.sha.digest()),
+        narSize: check.size,
+        fileHash: new Uint8Array(spool.sha.digest()),
+        fileSize: spool.size,
+      }),
+    );
+  }
+
+  write(chunk: Buffer): Promise<void> {
+    return new Promise<void>((resolve, reject) => this.input.write(chunk, (err) => (err ? reject(err) : resolve())));
+  }
+
+  end(): void {
+    this.input.end();
+  }
+
+  abort(reason: Error): void {
+    this.input.destroy(reason);
+  }
+}
+
 /**
  * One upload's verification. `write` resolves once the chunk has been taken in (so callers feed
  * no faster than decoding goes); `result` settles when the stream ends or fails. Errors are
  * FloeErrors with the message the client sees (decoder errors say what could not be decoded).
  */
 export class NarVerification {
-  private readonly input = new PassThrough({ highWaterMark: 256 << 10 });
   private received = 0;
+  private aborted: Error | undefined;
+  private readonly work: VerificationWork;
   readonly result: Promise<VerifyResult>;
 
   constructor(params: VerifyParams, inspect?: (chunk: Buffer) => void) {
     const allowed = (size: number) => narSizeProblem(size, this.received, params.maxNarBytes, params.declaredNarSize);
     const spool = new Spool(params.file, params.syncFile);
-    let done: Promise<VerifyResult>;
-    if (params.compression === 'zstd') {
-      // Stored as sent: one loop, no streams (verify-zstd.ts).
-      const direct = new ZstdAsSent(spool, allowed, inspect);
-      this.direct = direct;
-      done = direct.result;
-    } else {
-      const check = new NarCheck(allowed, inspect);
-      const compressor = createStorageCompressor(params.declaredNarSize ?? params.bodyBytes);
-      const stored = new Stored(spool);
-      done = pipeline(this.input, createDecompressor(params.compression), check, compressor, stored, discard()).then(
-        () => ({
-          narHash: new Uint8Array(check.sha.digest()),
-          narSize: check.size,
-          fileHash: new Uint8Array(spool.sha.digest()),
-          fileSize: spool.size,
-        }),
-      );
-    }
-    this.result = done.catch((err: unknown) => {
+    // zstd is stored as sent: one loop, no streams (verify-zstd.ts).
+    this.work =
+      params.compression === 'zstd'
+        ? new ZstdAsSent(spool, allowed, inspect)
+        : new StreamChain(params.compression, params.declaredNarSize ?? params.bodyBytes, spool, allowed, inspect);
+    this.result = this.work.result.catch((err: unknown) => {
       spool.destroy();
       if (err instanceof FloeError) throw err;
       if (this.aborted) throw this.aborted;
@@ -229,29 +263,24 @@ export class NarVerification {
     this.result.catch(() => undefined);
   }
 
-  /** The zstd path's loop (then `input` is unused). */
-  private readonly direct: ZstdAsSent | undefined;
-  private aborted: Error | undefined;
-
-  /** Resolves when the chunk was taken in; rejects once the verification has failed. */
+  /** Resolves when the chunk was taken in; rejects once the verification has failed (with its error). */
   write(chunk: Buffer): Promise<void> {
     this.received += chunk.length;
-    if (this.direct) return this.direct.write(chunk).catch(() => this.result.then(() => undefined));
-    return new Promise<void>((resolve, reject) => {
-      this.input.write(chunk, (err) => (err ? this.result.then(() => reject(err), reject) : resolve()));
-    });
+    return this.work.write(chunk).catch((err: unknown) =>
+      this.result.then(() => {
+        throw err;
+      }),
+    );
   }
 
   end(): Promise<VerifyResult> {
-    if (this.direct) void this.direct.end();
-    else this.input.end();
+    this.work.end();
     return this.result;
   }
 
   /** Stops the work (the upload failed elsewhere, or its client went away). */
   abort(reason: Error): void {
     this.aborted ??= reason;
-    if (this.direct) this.direct.abort(reason);
-    else this.input.destroy(reason);
+    this.work.abort(reason);
   }
 }

@@ -55,9 +55,9 @@ export class ZstdAsSent {
     return this.step(() => this.take(chunk));
   }
 
-  end(): Promise<VerifyResult> {
+  /** No more input: `result` settles once the last chunk is taken in and the file is closed. */
+  end(): void {
     void this.step(() => this.finish()).catch(() => undefined);
-    return this.result;
   }
 
   /** Stops the work: the chunk in hand stops at its next slice, and nothing more is taken. */

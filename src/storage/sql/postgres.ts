@@ -213,15 +213,11 @@ export class PgChangeFeed implements ChangeFeed {
   private nextEpoch = 1;
   private legacyListeners = false;
 
-  private readonly onError: (err: Error) => void;
-
   private constructor(
     private readonly url: string,
     private readonly db: Kysely<Schema>,
     private readonly events: FeedEvents,
-  ) {
-    this.onError = (err) => events.error?.(err);
-  }
+  ) {}
 
   static async open(url: string, db: Kysely<Schema>, events: FeedEvents = {}): Promise<PgChangeFeed> {
     const feed = new PgChangeFeed(url, db, events);
@@ -253,7 +249,7 @@ export class PgChangeFeed implements ChangeFeed {
     // means anything: a failed attempt is retried by its caller, a replaced client is gone anyway.
     client.on('error', (err) => {
       if (this.client !== client) return;
-      this.onError(err);
+      this.events.error?.(err);
       this.reconnectSoon(RETRY_FIRST_MS);
     });
     client.on('end', () => {
@@ -345,7 +341,7 @@ export class PgChangeFeed implements ChangeFeed {
         (err: Error) => {
           clearTimeout(timer);
           if (this.client === client) {
-            this.onError(err);
+            this.events.error?.(err);
             this.reconnectSoon(RETRY_FIRST_MS);
           }
           this.scheduleCheck();
@@ -376,7 +372,7 @@ export class PgChangeFeed implements ChangeFeed {
         },
         (err: Error) => {
           this.retryTimer = undefined;
-          this.onError(err);
+          this.events.error?.(err);
           // Capped low: the feed is what makes revocations reach every replica at once, so it
           // should be back within seconds of the database.
           this.reconnectSoon(Math.min(delayMs * 2, RETRY_MAX_MS));
